@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts the local services firstcome needs: MariaDB and Redis from
+# Debian's packages, then creates the database and the TCP user. Idempotent: run it as often as you
+# like. Kafka is not installed here: without KAFKA_BOOTSTRAP_SERVERS the service starts an embedded
+# Kafka-protocol broker (librdkafka's mock cluster) in process.
+#
+# Settings (environment): DB_NAME (firstcome), DB_USER (firstcome), DB_PASSWORD (firstcome),
+# DB_PORT (3306), REDIS_PORT (6379).
+set -euo pipefail
+
+DB_NAME=${DB_NAME:-firstcome}
+DB_USER=${DB_USER:-firstcome}
+DB_PASSWORD=${DB_PASSWORD:-firstcome}
+DB_PORT=${DB_PORT:-3306}
+REDIS_PORT=${REDIS_PORT:-6379}
+
+log() { echo "[services] $*" >&2; }
+
+sudo_if_needed() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_missing() {
+  local missing=()
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from Debian's packages"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+wait_for() { # wait_for <what> <seconds> <command...>
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 10))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "$what did not come up within ${secs}s"; return 1
+}
+
+start_mariadb() {
+  if sudo_if_needed mariadb-admin ping --silent >/dev/null 2>&1; then
+    log "MariaDB already running"
+  else
+    log "starting MariaDB on port $DB_PORT"
+    sudo_if_needed mkdir -p /run/mysqld
+    sudo_if_needed chown mysql:mysql /run/mysqld
+    # A flash sale is many short transactions on one hot row; these settings are the
+    # service's expectations for a local/CI database (see README, "Local services").
+    sudo_if_needed start-stop-daemon --start --oknodo --background \
+      --exec /usr/sbin/mariadbd -- --user=mysql --port="$DB_PORT" --bind-address=127.0.0.1 \
+      --max-connections=1000 --innodb-lock-wait-timeout=10
+    wait_for MariaDB 60 sudo_if_needed mariadb-admin ping --silent
+  fi
+  sudo_if_needed mariadb <<SQL
+CREATE DATABASE IF NOT EXISTS \`$DB_NAME\`;
+CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
+CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
+GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$DB_USER'@'localhost', '$DB_USER'@'127.0.0.1';
+-- The test suite creates one database per test, named test_<uuid>.
+GRANT ALL PRIVILEGES ON \`test\\_%\`.* TO '$DB_USER'@'localhost', '$DB_USER'@'127.0.0.1';
+FLUSH PRIVILEGES;
+SQL
+}
+
+start_redis() {
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    log "Redis already running"
+  else
+    log "starting Redis on port $REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+      --logfile /tmp/firstcome-redis.log
+    wait_for Redis 20 redis-cli -p "$REDIS_PORT" ping
+  fi
+}
+
+install_missing
+start_mariadb
+start_redis
+log "ready: DATABASE_URL=mysql://$DB_USER:***@127.0.0.1:$DB_PORT/$DB_NAME REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
