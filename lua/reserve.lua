@@ -1,0 +1,51 @@
+-- reserve.lua: the FCFS gate. One atomic step decides whether a request may open a MySQL
+-- transaction: window, per-user limit, one win per user, stock, and the FCFS sequence number.
+--
+-- KEYS[1]  campaign hash  "<prefix>{c:<id>}:meta"  fields: stock, starts_ms, ends_ms (0 = no end),
+--                                                         limit, seq, expire_ms (0 = keep)
+-- KEYS[2]  winners set    "<prefix>{c:<id>}:users" members: user ids holding a reservation or a win
+-- ARGV[1]  user id
+-- ARGV[2]  quantity (>= 1)
+-- ARGV[3]  now, milliseconds since the Unix epoch (the caller's clock, so every instance agrees
+--          with the window it checked in process)
+--
+-- Returns  {status, value}
+--   {"OK", sequence}        stock decremented by quantity, user recorded, sequence handed out
+--   {"MISSING", 0}          the campaign's keys are not loaded: load them (load.lua) and retry once
+--   {"NOT_OPEN", 0}         now < starts_ms
+--   {"ENDED", 0}            ends_ms > 0 and now >= ends_ms
+--   {"OVER_LIMIT", 0}       quantity > limit
+--   {"ALREADY", 0}          the user already holds a reservation or a win
+--   {"SOLD_OUT", stock}     fewer than quantity units left
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms')
+if not meta[1] then
+  return {'MISSING', 0}
+end
+
+local quantity = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+if now < tonumber(meta[2]) then
+  return {'NOT_OPEN', 0}
+end
+local ends = tonumber(meta[3])
+if ends > 0 and now >= ends then
+  return {'ENDED', 0}
+end
+if quantity > tonumber(meta[4]) then
+  return {'OVER_LIMIT', 0}
+end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return {'ALREADY', 0}
+end
+local stock = tonumber(meta[1])
+if stock < quantity then
+  return {'SOLD_OUT', stock}
+end
+
+redis.call('HINCRBY', KEYS[1], 'stock', -quantity)
+redis.call('SADD', KEYS[2], ARGV[1])
+local expire = tonumber(meta[5]) or 0
+if expire > 0 and redis.call('PTTL', KEYS[2]) == -1 then
+  redis.call('PEXPIREAT', KEYS[2], expire)
+end
+return {'OK', redis.call('HINCRBY', KEYS[1], 'seq', 1)}

@@ -1,0 +1,28 @@
+//! Admin authentication: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time so
+//! the comparison does not leak how much of a guess was right.
+
+use poem_openapi::{auth::Bearer, SecurityScheme};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use crate::config::Secret;
+
+/// The admin bearer token (`ADMIN_TOKEN`).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer")]
+pub struct AdminAuth(Bearer);
+
+impl AdminAuth {
+    /// Ok when the presented token is the configured one.
+    pub fn check(&self, expected: &Secret) -> Result<(), ApiError> {
+        let presented = self.0.token.as_bytes();
+        let expected = expected.expose().as_bytes();
+        // ct_eq on slices of different lengths is false without comparing contents; the length
+        // of the configured token is not a secret worth protecting.
+        if bool::from(presented.ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! `/api/v1/campaigns`: create (admin), list and get with live status (public).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    ApiResponse, Enum, Object, OpenApi,
+};
+
+use super::{auth::AdminAuth, error::ApiError, Tag};
+use crate::{
+    campaign::{
+        db_precision,
+        repo::{self, CampaignWithCount, NewCampaign},
+        CampaignState,
+    },
+    state::AppState,
+};
+
+pub const MAX_TOTAL_STOCK: i64 = 10_000_000;
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateCampaign {
+    /// 1 to 200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Units on sale, 1 to 10,000,000.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
+    pub total_stock: i64,
+    /// Most units one user may take in their one participation (default 1).
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
+    pub per_user_limit: Option<i32>,
+    /// Opening time (default: now).
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Closing time, exclusive (default: none). Must be after `startsAt`.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StateDto {
+    Scheduled,
+    Open,
+    SoldOut,
+    Ended,
+}
+
+impl From<CampaignState> for StateDto {
+    fn from(s: CampaignState) -> Self {
+        match s {
+            CampaignState::Scheduled => Self::Scheduled,
+            CampaignState::Open => Self::Open,
+            CampaignState::SoldOut => Self::SoldOut,
+            CampaignState::Ended => Self::Ended,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CampaignDto {
+    pub id: i64,
+    pub name: String,
+    pub total_stock: i64,
+    /// Live, from MySQL (the source of truth).
+    pub remaining_stock: i64,
+    /// Accepted participations so far.
+    pub accepted_count: i64,
+    pub per_user_limit: i32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub state: StateDto,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CampaignDto {
+    fn new(c: CampaignWithCount, now: DateTime<Utc>) -> Self {
+        let state = c.campaign.state(now).into();
+        let c2 = c.campaign;
+        Self {
+            id: c2.id,
+            name: c2.name,
+            total_stock: c2.total_stock,
+            remaining_stock: c2.remaining_stock,
+            accepted_count: c.accepted_count,
+            per_user_limit: c2.per_user_limit,
+            starts_at: c2.starts_at,
+            ends_at: c2.ends_at,
+            state,
+            created_at: c2.created_at,
+            updated_at: c2.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CampaignPage {
+    pub items: Vec<CampaignDto>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(ApiResponse)]
+pub enum Created {
+    #[oai(status = 201)]
+    Created(Json<CampaignDto>),
+}
+
+pub struct CampaignsApi;
+
+#[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Campaigns")]
+impl CampaignsApi {
+    /// Create a campaign (admin).
+    #[oai(path = "/", method = "post")]
+    async fn create(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<CreateCampaign>,
+    ) -> Result<Created, ApiError> {
+        auth.check(&state.admin_token)?;
+        let body = body.0;
+        let now = db_precision(Utc::now());
+        let starts_at = body.starts_at.map(db_precision).unwrap_or(now);
+        let ends_at = body.ends_at.map(db_precision);
+        if ends_at.is_some_and(|end| end <= starts_at) {
+            return Err(ApiError::validation("endsAt must be after startsAt"));
+        }
+        if body.name.trim().is_empty() {
+            return Err(ApiError::validation("name must not be blank"));
+        }
+        let per_user_limit = body.per_user_limit.unwrap_or(1);
+        if i64::from(per_user_limit) > body.total_stock {
+            return Err(ApiError::validation(
+                "perUserLimit must not exceed totalStock",
+            ));
+        }
+        let created = repo::insert(
+            &state.db,
+            &NewCampaign {
+                name: body.name.trim().to_string(),
+                total_stock: body.total_stock,
+                per_user_limit,
+                starts_at,
+                ends_at,
+            },
+        )
+        .await?;
+        state.participations.prime(&created.campaign).await;
+        tracing::info!(
+            campaign_id = created.campaign.id,
+            total_stock = body.total_stock,
+            "Campaign created."
+        );
+        Ok(Created::Created(Json(CampaignDto::new(created, now))))
+    }
+
+    /// List campaigns, newest first.
+    #[oai(path = "/", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        /// Page size, 1 to 100 (default 20).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// `nextCursor` of the previous page.
+        #[oai(validator(minimum(value = "1")))]
+        cursor: Query<Option<i64>>,
+    ) -> Result<Json<CampaignPage>, ApiError> {
+        let limit = limit.0.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+        let mut rows = repo::list(&state.db, cursor.0, limit + 1).await?;
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|c| c.campaign.id)
+        } else {
+            None
+        };
+        let now = Utc::now();
+        Ok(Json(CampaignPage {
+            items: rows.into_iter().map(|c| CampaignDto::new(c, now)).collect(),
+            next_cursor,
+        }))
+    }
+
+    /// A campaign with its live status.
+    #[oai(path = "/:id", method = "get")]
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+    ) -> Result<Json<CampaignDto>, ApiError> {
+        let found = repo::find(&state.db, id.0)
+            .await?
+            .ok_or_else(|| ApiError::campaign_not_found(id.0))?;
+        Ok(Json(CampaignDto::new(found, Utc::now())))
+    }
+}

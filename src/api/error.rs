@@ -1,0 +1,214 @@
+//! The one error response of the API: `{"code": "...", "message": "..."}` with a stable code
+//! (DESIGN.md §3), and the catcher that gives framework errors (bad JSON, wrong types, unknown
+//! routes, missing token) the same shape. 5xx are logged with their cause chain and never echo it.
+
+use poem::{http::StatusCode, Body, IntoResponse, Response};
+use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
+
+use crate::participation::JoinError;
+
+/// Stable error codes; clients switch on these, never on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    ValidationFailed,
+    Unauthorized,
+    CampaignNotFound,
+    ParticipationNotFound,
+    NotFound,
+    MethodNotAllowed,
+    AlreadyParticipated,
+    SoldOut,
+    CampaignNotOpen,
+    CampaignEnded,
+    PayloadTooLarge,
+    ServiceBusy,
+    DependencyUnavailable,
+    Internal,
+}
+
+#[derive(Debug, Clone, Object, serde::Serialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// With ALREADY_PARTICIPATED: the existing participation (absent while it is still being written).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participation_id: Option<i64>,
+}
+
+/// Seconds a client should wait after SERVICE_BUSY.
+const RETRY_AFTER_SECS: u32 = 1;
+
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// VALIDATION_FAILED: malformed JSON, wrong types, values out of range.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// UNAUTHORIZED: missing or wrong admin bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// CAMPAIGN_NOT_FOUND, PARTICIPATION_NOT_FOUND.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// PAYLOAD_TOO_LARGE.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// CAMPAIGN_NOT_OPEN (before `startsAt`), CAMPAIGN_ENDED.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// INTERNAL: a bug; the cause is in the logs.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// SERVICE_BUSY (with Retry-After), DEPENDENCY_UNAVAILABLE.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] Option<u32>),
+}
+
+fn body(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code,
+        message: message.into(),
+        participation_id: None,
+    })
+}
+
+impl ApiError {
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::BadRequest(body(ErrorCode::ValidationFailed, message))
+    }
+    pub fn unauthorized() -> Self {
+        Self::Unauthorized(body(
+            ErrorCode::Unauthorized,
+            "a valid admin bearer token is required",
+        ))
+    }
+    pub fn campaign_not_found(id: i64) -> Self {
+        Self::NotFound(body(
+            ErrorCode::CampaignNotFound,
+            format!("campaign {id} does not exist"),
+        ))
+    }
+    pub fn participation_not_found() -> Self {
+        Self::NotFound(body(
+            ErrorCode::ParticipationNotFound,
+            "this user has no participation in this campaign",
+        ))
+    }
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::PayloadTooLarge(body(
+            ErrorCode::PayloadTooLarge,
+            format!("request bodies are limited to {limit} bytes"),
+        ))
+    }
+    pub fn busy() -> Self {
+        Self::Unavailable(
+            body(
+                ErrorCode::ServiceBusy,
+                "the service is at capacity; retry shortly",
+            ),
+            Some(RETRY_AFTER_SECS),
+        )
+    }
+    /// Logs the cause (with its chain) and answers without it.
+    pub fn dependency(what: &str, cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %Chain(cause), "{what} is unavailable.");
+        Self::Unavailable(
+            body(
+                ErrorCode::DependencyUnavailable,
+                format!("{what} is unavailable; retry later"),
+            ),
+            None,
+        )
+    }
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %Chain(cause), "Internal error.");
+        Self::Internal(body(ErrorCode::Internal, "internal error"))
+    }
+}
+
+/// Formats an error with its sources: `a: b: c`.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        match JoinError::from(e) {
+            JoinError::Busy => Self::busy(),
+            other => Self::from(other),
+        }
+    }
+}
+
+impl From<JoinError> for ApiError {
+    fn from(e: JoinError) -> Self {
+        match &e {
+            JoinError::CampaignNotFound(id) => Self::campaign_not_found(*id),
+            JoinError::NotOpen(_) => {
+                Self::Unprocessable(body(ErrorCode::CampaignNotOpen, e.to_string()))
+            }
+            JoinError::Ended => Self::Unprocessable(body(ErrorCode::CampaignEnded, e.to_string())),
+            JoinError::OverLimit { .. } => Self::validation(e.to_string()),
+            JoinError::AlreadyParticipated { participation_id } => {
+                Self::Conflict(Json(ErrorBody {
+                    code: ErrorCode::AlreadyParticipated,
+                    message: e.to_string(),
+                    participation_id: *participation_id,
+                }))
+            }
+            JoinError::SoldOut => Self::Conflict(body(ErrorCode::SoldOut, e.to_string())),
+            JoinError::Busy => Self::busy(),
+            JoinError::Unavailable { what, .. } => Self::dependency(what, &e),
+        }
+    }
+}
+
+/// Turns errors raised by the framework (not by handlers) into the same JSON shape. Errors a
+/// handler returned already are responses and pass through unchanged.
+pub async fn catch_all(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let message = err.to_string();
+    let api = match status {
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized(),
+        StatusCode::NOT_FOUND => ApiError::NotFound(body(ErrorCode::NotFound, "no such route")),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(body(ErrorCode::PayloadTooLarge, message))
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            return json_response(
+                status,
+                &body(ErrorCode::MethodNotAllowed, "method not allowed").0,
+            )
+        }
+        s if s.is_client_error() => ApiError::validation(message),
+        _ => ApiError::internal(&err),
+    };
+    api.into_response()
+}
+
+fn json_response(status: StatusCode, body: &ErrorBody) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .body(Body::from_json(body).unwrap_or_else(|_| Body::empty()))
+}

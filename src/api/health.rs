@@ -1,0 +1,103 @@
+//! Liveness and readiness. Ready means MySQL and Redis answer; Kafka and the relay are reported
+//! in the body (the service keeps accepting participations while Kafka is down: that is the
+//! point of the outbox).
+
+use std::{sync::Arc, time::Duration};
+
+use poem::web::Data;
+use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
+use sea_orm::ConnectionTrait;
+
+use super::Tag;
+use crate::state::AppState;
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Live {
+    pub status: String,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Check {
+    pub ok: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Ready {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    pub mysql: Check,
+    pub redis: Check,
+    /// Kafka producer state, e.g. `connected`, `embedded (127.0.0.1:port)`, `disabled`.
+    pub kafka: String,
+    /// Relay state, e.g. `running`, `disabled`.
+    pub relay: String,
+}
+
+#[derive(ApiResponse)]
+pub enum ReadyResponse {
+    #[oai(status = 200)]
+    Ready(Json<Ready>),
+    #[oai(status = 503)]
+    NotReady(Json<Ready>),
+}
+
+/// How long a readiness probe waits for each dependency.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct HealthApi;
+
+#[OpenApi(prefix_path = "/health", tag = "Tag::Health")]
+impl HealthApi {
+    /// The process is up.
+    #[oai(path = "/live", method = "get")]
+    async fn live(&self) -> Json<Live> {
+        Json(Live {
+            status: "ok".into(),
+        })
+    }
+
+    /// MySQL and Redis are reachable (Kafka and relay state reported, not required).
+    #[oai(path = "/ready", method = "get")]
+    async fn ready(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
+        let mysql = check(state.db.execute_unprepared("SELECT 1")).await;
+        let redis = check(state.gate.ping()).await;
+        let components = state.components.snapshot();
+        let ok = mysql.ok && redis.ok;
+        let body = Ready {
+            status: if ok { "ready" } else { "not_ready" }.into(),
+            mysql,
+            redis,
+            kafka: components.kafka,
+            relay: components.relay,
+        };
+        if ok {
+            ReadyResponse::Ready(Json(body))
+        } else {
+            ReadyResponse::NotReady(Json(body))
+        }
+    }
+}
+
+async fn check<T, E: std::fmt::Display>(
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Check {
+    match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
+        Ok(Ok(_)) => Check {
+            ok: true,
+            error: None,
+        },
+        Ok(Err(e)) => Check {
+            ok: false,
+            error: Some(e.to_string()),
+        },
+        Err(_) => Check {
+            ok: false,
+            error: Some(format!("no answer within {CHECK_TIMEOUT:?}")),
+        },
+    }
+}

@@ -1,0 +1,108 @@
+//! The HTTP API (DESIGN.md §3): one poem-openapi `XxxApi` per resource, the shared error type,
+//! and the middleware every request passes (body limit, timeout, JSON errors).
+
+pub mod auth;
+pub mod campaigns;
+pub mod error;
+pub mod health;
+pub mod participations;
+
+use std::{sync::Arc, time::Duration};
+
+use poem::{
+    http::header::CONTENT_LENGTH, middleware::Tracing, Endpoint, EndpointExt, IntoResponse,
+    Request, Response, Route,
+};
+use poem_openapi::{OpenApiService, Tags};
+
+use self::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Tags)]
+pub enum Tag {
+    /// Create and inspect campaigns.
+    Campaigns,
+    /// Join a campaign and look participations up.
+    Participations,
+    /// Liveness and readiness.
+    Health,
+}
+
+type Apis = (
+    health::HealthApi,
+    campaigns::CampaignsApi,
+    participations::ParticipationsApi,
+);
+
+/// The OpenAPI service; it needs no state, so `firstcome openapi` can print the spec offline.
+pub fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (health::HealthApi, campaigns::CampaignsApi, participations::ParticipationsApi),
+        "firstcome",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "First-come-first-served campaigns on a transactional outbox. Errors are \
+         `{\"code\", \"message\"}` with a stable code; admin calls need `Authorization: Bearer <ADMIN_TOKEN>`.",
+    )
+}
+
+/// The spec as YAML (committed as `openapi/openapi.yaml`).
+pub fn openapi_yaml() -> String {
+    openapi_service().spec_yaml()
+}
+
+/// Limits the HTTP layer enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`.
+pub fn routes(state: Arc<AppState>, limits: Limits) -> impl Endpoint {
+    let service = openapi_service();
+    let ui = service.swagger_ui();
+    let spec = service.spec_endpoint();
+    Route::new()
+        .nest("/docs", ui)
+        .at("/openapi.json", spec)
+        .nest("/", service)
+        .data(state)
+        .around(move |ep, req| guard(ep, req, limits))
+        .catch_all_error(error::catch_all)
+        .with(Tracing)
+}
+
+/// Body limit and request timeout, answering in the API's JSON error shape.
+async fn guard<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    limits: Limits,
+) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limits.body_bytes) {
+        return Ok(ApiError::payload_too_large(limits.body_bytes).into_response());
+    }
+    // Bodies without Content-Length (chunked) are read up to the limit before parsing.
+    if declared.is_none() {
+        match req.take_body().into_bytes_limit(limits.body_bytes).await {
+            Ok(bytes) => req.set_body(bytes),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                return Ok(ApiError::payload_too_large(limits.body_bytes).into_response())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match tokio::time::timeout(limits.request_timeout, ep.call(req)).await {
+        Ok(result) => result.map(IntoResponse::into_response),
+        Err(_) => {
+            let cause = std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out");
+            Ok(ApiError::dependency("a dependency", &cause).into_response())
+        }
+    }
+}

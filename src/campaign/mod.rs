@@ -1,0 +1,101 @@
+//! Campaigns: the model with its live state, the MySQL repository, and the in-process cache the
+//! participation path reads instead of MySQL.
+
+mod cache;
+pub mod repo;
+
+use chrono::{DateTime, Utc};
+
+pub use cache::CampaignCache;
+
+/// A campaign as stored in MySQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub total_stock: i64,
+    pub remaining_stock: i64,
+    pub per_user_limit: i32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where `now` falls relative to a campaign's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    NotOpen,
+    Open,
+    Ended,
+}
+
+/// The live state reported by the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignState {
+    Scheduled,
+    Open,
+    SoldOut,
+    Ended,
+}
+
+impl Campaign {
+    /// The window is half-open: `[starts_at, ends_at)`.
+    pub fn window(&self, now: DateTime<Utc>) -> Window {
+        if now < self.starts_at {
+            Window::NotOpen
+        } else if self.ends_at.is_some_and(|end| now >= end) {
+            Window::Ended
+        } else {
+            Window::Open
+        }
+    }
+
+    pub fn state(&self, now: DateTime<Utc>) -> CampaignState {
+        match self.window(now) {
+            Window::Ended => CampaignState::Ended,
+            Window::NotOpen => CampaignState::Scheduled,
+            Window::Open if self.remaining_stock == 0 => CampaignState::SoldOut,
+            Window::Open => CampaignState::Open,
+        }
+    }
+}
+
+/// Truncates to the microsecond precision MySQL's `DATETIME(6)` keeps, so a value written and
+/// read back compares equal to the one the API returned.
+pub fn db_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn campaign(start: i64, end: Option<i64>, remaining: i64) -> Campaign {
+        let t0 = DateTime::from_timestamp(1_000_000, 0).expect("valid");
+        Campaign {
+            id: 1,
+            name: "c".into(),
+            total_stock: 10,
+            remaining_stock: remaining,
+            per_user_limit: 1,
+            starts_at: t0 + Duration::seconds(start),
+            ends_at: end.map(|e| t0 + Duration::seconds(e)),
+            created_at: t0,
+            updated_at: t0,
+        }
+    }
+
+    #[test]
+    fn window_is_half_open() {
+        let t0 = DateTime::from_timestamp(1_000_000, 0).expect("valid");
+        let c = campaign(0, Some(10), 5);
+        assert_eq!(c.window(t0 - Duration::milliseconds(1)), Window::NotOpen);
+        assert_eq!(c.window(t0), Window::Open);
+        assert_eq!(c.window(t0 + Duration::seconds(10)), Window::Ended);
+        assert_eq!(c.state(t0 + Duration::seconds(10)), CampaignState::Ended);
+        assert_eq!(campaign(0, None, 0).state(t0), CampaignState::SoldOut);
+        assert_eq!(campaign(5, None, 0).state(t0), CampaignState::Scheduled);
+    }
+}

@@ -1,0 +1,165 @@
+//! SQL for campaigns. Plain statements through sea-orm, so the reader sees exactly what runs.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+
+use super::{db_precision, Campaign};
+
+/// What an admin asks for; validated by the API layer.
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub name: String,
+    pub total_stock: i64,
+    pub per_user_limit: i32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// A campaign with how many participations it has accepted.
+#[derive(Debug, Clone)]
+pub struct CampaignWithCount {
+    pub campaign: Campaign,
+    pub accepted_count: i64,
+}
+
+#[derive(FromQueryResult)]
+struct Row {
+    id: i64,
+    name: String,
+    total_stock: i64,
+    remaining_stock: i64,
+    per_user_limit: i32,
+    starts_at: NaiveDateTime,
+    ends_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    accepted_count: i64,
+}
+
+impl From<Row> for CampaignWithCount {
+    fn from(r: Row) -> Self {
+        Self {
+            campaign: Campaign {
+                id: r.id,
+                name: r.name,
+                total_stock: r.total_stock,
+                remaining_stock: r.remaining_stock,
+                per_user_limit: r.per_user_limit,
+                starts_at: r.starts_at.and_utc(),
+                ends_at: r.ends_at.map(|t| t.and_utc()),
+                created_at: r.created_at.and_utc(),
+                updated_at: r.updated_at.and_utc(),
+            },
+            accepted_count: r.accepted_count,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, \
+     c.starts_at, c.ends_at, c.created_at, c.updated_at, \
+     (SELECT COUNT(*) FROM participation p WHERE p.campaign_id = c.id) AS accepted_count \
+     FROM campaign c";
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
+}
+
+pub fn naive(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc()
+}
+
+#[tracing::instrument(skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    new: &NewCampaign,
+) -> Result<CampaignWithCount, DbErr> {
+    let now = naive(db_precision(Utc::now()));
+    let res = db
+        .execute_raw(stmt(
+            "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, starts_at, ends_at, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                new.name.clone().into(),
+                new.total_stock.into(),
+                new.total_stock.into(),
+                new.per_user_limit.into(),
+                naive(db_precision(new.starts_at)).into(),
+                new.ends_at.map(|t| naive(db_precision(t))).into(),
+                now.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    let id = i64::try_from(res.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?;
+    find(db, id)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {id} vanished after insert")))
+}
+
+#[tracing::instrument(skip(db), err)]
+pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<CampaignWithCount>, DbErr> {
+    let row = Row::find_by_statement(stmt(&format!("{SELECT} WHERE c.id = ?"), vec![id.into()]))
+        .one(db)
+        .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Newest first; `before` is the cursor (the last id of the previous page).
+#[tracing::instrument(skip(db), err)]
+pub async fn list(
+    db: &impl ConnectionTrait,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<CampaignWithCount>, DbErr> {
+    let rows = Row::find_by_statement(stmt(
+        &format!("{SELECT} WHERE c.id < ? ORDER BY c.id DESC LIMIT ?"),
+        vec![before.unwrap_or(i64::MAX).into(), limit.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// What the Redis gate needs to rebuild a campaign's state: the stock MySQL holds and the highest
+/// sequence handed out so far.
+#[derive(Debug, Clone, Copy, FromQueryResult)]
+pub struct GateSeed {
+    pub remaining_stock: i64,
+    pub max_sequence: i64,
+}
+
+#[tracing::instrument(skip(db), err)]
+pub async fn gate_seed(db: &impl ConnectionTrait, id: i64) -> Result<Option<GateSeed>, DbErr> {
+    GateSeed::find_by_statement(stmt(
+        "SELECT c.remaining_stock, \
+         CAST(COALESCE((SELECT MAX(p.sequence) FROM participation p WHERE p.campaign_id = c.id), 0) AS SIGNED) \
+         AS max_sequence FROM campaign c WHERE c.id = ?",
+        vec![id.into()],
+    ))
+    .one(db)
+    .await
+}
+
+/// Every user that has won in a campaign (to rebuild the gate's winners set), read in pages by
+/// participation id so a large campaign does not build one huge result.
+#[tracing::instrument(skip(db), err)]
+pub async fn winners(db: &impl ConnectionTrait, id: i64) -> Result<Vec<i64>, DbErr> {
+    const PAGE: i64 = 10_000;
+    let mut users = Vec::new();
+    let mut after = 0_i64;
+    loop {
+        let rows = db
+            .query_all_raw(stmt(
+                "SELECT id, user_id FROM participation WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
+                vec![id.into(), after.into(), PAGE.into()],
+            ))
+            .await?;
+        for row in &rows {
+            after = row.try_get_by_index(0)?;
+            users.push(row.try_get_by_index(1)?);
+        }
+        if (rows.len() as i64) < PAGE {
+            return Ok(users);
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Typed configuration read from the environment (DESIGN.md §8).
+//!
+//! Every variable has a documented local default, so `firstcome` runs on a developer machine with
+//! none set. A value that does not parse or is out of range is a startup error that names the
+//! variable; secrets (the database password, the admin token) never appear in `Debug` output.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+/// A configuration problem, reported at startup with the variable's name.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pretty" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            _ => Err("expected `pretty` or `json`".into()),
+        }
+    }
+}
+
+/// A secret string: shown as `***` in logs and `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub kafka: KafkaSettings,
+    pub relay: RelaySettings,
+    /// `ADMIN_TOKEN`; `None` means "generate one at startup and log it once".
+    pub admin_token: Option<Secret>,
+    pub log_format: LogFormat,
+    /// `SHUTDOWN_TIMEOUT_MS`: how long SIGTERM waits for in-flight work before giving up.
+    pub shutdown_timeout: Duration,
+    /// `MIGRATE_ON_START`: `serve` applies pending migrations first (default true; turn it off
+    /// when several instances start at once and run `firstcome migrate` as a release step).
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// `HTTP_ADDR`; port 0 picks a free port (tests).
+    pub addr: SocketAddr,
+    /// `HTTP_BODY_LIMIT_BYTES`: larger request bodies get 413 PAYLOAD_TOO_LARGE.
+    pub body_limit: usize,
+    /// `HTTP_REQUEST_TIMEOUT_MS`: a request still running after this gets 503.
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL` (contains the password, hence `Secret`).
+    pub url: Secret,
+    /// `DB_MAX_CONNECTIONS`
+    pub max_connections: u32,
+    /// `DB_ACQUIRE_TIMEOUT_MS`: waiting longer than this for a pooled connection answers
+    /// 503 SERVICE_BUSY with Retry-After instead of queueing without bound.
+    pub acquire_timeout: Duration,
+    /// `DB_CONNECT_TIMEOUT_MS`: connecting at startup (and readiness checks).
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `REDIS_URL`
+    pub url: Secret,
+    /// `REDIS_KEY_PREFIX`: put in front of every key (tests use one per test). No braces: the
+    /// hash tag `{c:<id>}` that follows must be the first one in the key.
+    pub key_prefix: String,
+    /// `REDIS_TIMEOUT_MS`: a Redis call slower than this fails as DEPENDENCY_UNAVAILABLE.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BOOTSTRAP_SERVERS`; `None` starts the embedded broker.
+    pub bootstrap_servers: Option<String>,
+    /// `KAFKA_TOPIC`; the dead-letter topic is this plus `.dlq`.
+    pub topic: String,
+    /// `KAFKA_PARTITIONS`: partitions of the topics created on the embedded broker.
+    pub partitions: i32,
+    /// `KAFKA_MESSAGE_TIMEOUT_MS`: librdkafka's delivery timeout for one produce.
+    pub message_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// `RELAY_ENABLED`: `false` runs the API only (outbox rows stay PENDING).
+    pub enabled: bool,
+    /// `RELAY_WORKERS`
+    pub workers: usize,
+    /// `RELAY_CHANNEL_CAPACITY`: bound of each worker's queue.
+    pub channel_capacity: usize,
+    /// `RELAY_BATCH_SIZE`: rows claimed per claim query.
+    pub batch_size: u32,
+    /// `RELAY_MAX_ATTEMPTS`: failed produces before a row goes to the dead-letter topic.
+    pub max_attempts: u32,
+    /// `RELAY_BACKOFF_BASE_MS`
+    pub backoff_base: Duration,
+    /// `RELAY_BACKOFF_CAP_MS`
+    pub backoff_cap: Duration,
+    /// `RELAY_LEASE_MS`: how long claimed rows (and a shard's leadership) belong to one relay.
+    pub lease: Duration,
+    /// `RELAY_POLL_INTERVAL_MS`: polling for rows from other instances and retries coming due.
+    pub poll_interval: Duration,
+    /// `RELAY_SHARDS`: keys are split into this many shards, each with one active relay.
+    pub shards: u32,
+    /// `OUTBOX_RETENTION_HOURS`: PUBLISHED rows older than this are deleted.
+    pub retention: Duration,
+    /// `OUTBOX_CLEANUP_BATCH`: rows deleted per cleanup statement.
+    pub cleanup_batch: u32,
+}
+
+/// Looks variables up; the process environment in production, a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<const N: usize> Source for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+struct Reader<'a, S: Source + ?Sized>(&'a S);
+
+impl<S: Source + ?Sized> Reader<'_, S> {
+    fn parse<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.0.get(var) {
+            None => Ok(default),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    var,
+                    value: value.clone(),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    fn ranged<T>(&self, var: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+        T::Err: fmt::Display,
+    {
+        let value = self.parse(var, default)?;
+        if value < min || value > max {
+            return Err(ConfigError::Invalid {
+                var,
+                value: value.to_string(),
+                reason: format!("must be between {min} and {max}"),
+            });
+        }
+        Ok(value)
+    }
+
+    fn millis(
+        &self,
+        var: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.ranged(var, default, min, max)
+            .map(Duration::from_millis)
+    }
+
+    fn string(&self, var: &'static str, default: &str) -> String {
+        self.0.get(var).unwrap_or_else(|| default.to_string())
+    }
+}
+
+fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    pub fn from_source<S: Source + ?Sized>(source: &S) -> Result<Self, ConfigError> {
+        let r = Reader(source);
+
+        let database_url = r.string(
+            "DATABASE_URL",
+            "mysql://firstcome:firstcome@127.0.0.1:3306/firstcome",
+        );
+        if !database_url.starts_with("mysql://") {
+            return Err(invalid(
+                "DATABASE_URL",
+                "<redacted>",
+                "must start with mysql://",
+            ));
+        }
+        let redis_url = r.string("REDIS_URL", "redis://127.0.0.1:6379");
+        if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+            return Err(invalid(
+                "REDIS_URL",
+                "<redacted>",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        let key_prefix = r.string("REDIS_KEY_PREFIX", "firstcome:");
+        if key_prefix.contains(['{', '}']) {
+            return Err(invalid(
+                "REDIS_KEY_PREFIX",
+                &key_prefix,
+                "must not contain { or }",
+            ));
+        }
+        let admin_token = source.get("ADMIN_TOKEN").map(Secret::new);
+        if let Some(token) = &admin_token {
+            if token.expose().len() < 16 {
+                return Err(invalid(
+                    "ADMIN_TOKEN",
+                    "<redacted>",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        let topic = r.string("KAFKA_TOPIC", "campaign.participation.v1");
+        let topic_ok = !topic.is_empty()
+            && topic.len() <= 240
+            && topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !topic_ok {
+            return Err(invalid(
+                "KAFKA_TOPIC",
+                &topic,
+                "must be 1-240 characters of [a-zA-Z0-9._-]",
+            ));
+        }
+
+        Ok(Self {
+            http: HttpSettings {
+                addr: r.parse("HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+                body_limit: r.ranged("HTTP_BODY_LIMIT_BYTES", 16 * 1024, 256, 16 * 1024 * 1024)?,
+                request_timeout: r.millis("HTTP_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000)?,
+            },
+            database: DatabaseSettings {
+                url: Secret::new(database_url),
+                max_connections: r.ranged("DB_MAX_CONNECTIONS", 64, 1, 10_000)?,
+                acquire_timeout: r.millis("DB_ACQUIRE_TIMEOUT_MS", 2_000, 1, 600_000)?,
+                connect_timeout: r.millis("DB_CONNECT_TIMEOUT_MS", 5_000, 100, 600_000)?,
+            },
+            redis: RedisSettings {
+                url: Secret::new(redis_url),
+                key_prefix,
+                timeout: r.millis("REDIS_TIMEOUT_MS", 1_000, 10, 60_000)?,
+            },
+            kafka: KafkaSettings {
+                bootstrap_servers: source.get("KAFKA_BOOTSTRAP_SERVERS"),
+                topic,
+                partitions: r.ranged("KAFKA_PARTITIONS", 8, 1, 1024)?,
+                message_timeout: r.millis("KAFKA_MESSAGE_TIMEOUT_MS", 30_000, 1_000, 3_600_000)?,
+            },
+            relay: RelaySettings {
+                enabled: r.parse("RELAY_ENABLED", true)?,
+                workers: r.ranged("RELAY_WORKERS", 4, 1, 256)?,
+                channel_capacity: r.ranged("RELAY_CHANNEL_CAPACITY", 2_048, 1, 1_000_000)?,
+                batch_size: r.ranged("RELAY_BATCH_SIZE", 1_000, 1, 100_000)?,
+                max_attempts: r.ranged("RELAY_MAX_ATTEMPTS", 12, 1, 1_000)?,
+                backoff_base: r.millis("RELAY_BACKOFF_BASE_MS", 500, 1, 3_600_000)?,
+                backoff_cap: r.millis("RELAY_BACKOFF_CAP_MS", 60_000, 1, 86_400_000)?,
+                lease: r.millis("RELAY_LEASE_MS", 30_000, 100, 3_600_000)?,
+                poll_interval: r.millis("RELAY_POLL_INTERVAL_MS", 250, 10, 60_000)?,
+                shards: r.ranged("RELAY_SHARDS", 4, 1, 1_024)?,
+                retention: Duration::from_secs(
+                    3_600 * r.ranged("OUTBOX_RETENTION_HOURS", 72u64, 0, 100_000)?,
+                ),
+                cleanup_batch: r.ranged("OUTBOX_CLEANUP_BATCH", 1_000, 1, 100_000)?,
+            },
+            admin_token,
+            log_format: r.parse("LOG_FORMAT", LogFormat::Pretty)?,
+            shutdown_timeout: r.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 100, 600_000)?,
+            migrate_on_start: r.parse("MIGRATE_ON_START", true)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_environment() {
+        let s = Settings::from_source(&[]).expect("defaults are valid");
+        assert_eq!(s.http.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.kafka.topic, "campaign.participation.v1");
+        assert!(s.admin_token.is_none());
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let err = Settings::from_source(&[("RELAY_WORKERS", "zero")]).unwrap_err();
+        assert!(err.to_string().starts_with("RELAY_WORKERS="), "{err}");
+        let err = Settings::from_source(&[("RELAY_WORKERS", "0")]).unwrap_err();
+        assert!(err.to_string().contains("between 1 and 256"), "{err}");
+        let err = Settings::from_source(&[("REDIS_KEY_PREFIX", "a{b")]).unwrap_err();
+        assert!(err.to_string().starts_with("REDIS_KEY_PREFIX="), "{err}");
+        let err = Settings::from_source(&[("LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(err.to_string().starts_with("LOG_FORMAT="), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = Settings::from_source(&[
+            ("DATABASE_URL", "mysql://u:hunter2hunter2@h/db"),
+            ("ADMIN_TOKEN", "0123456789abcdef-secret"),
+        ])
+        .expect("valid");
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("hunter2"), "{dump}");
+        assert!(!dump.contains("secret"), "{dump}");
+        let err =
+            Settings::from_source(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+}

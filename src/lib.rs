@@ -1,0 +1,23 @@
+//! firstcome: first-come-first-served campaigns on a transactional outbox.
+//!
+//! A participation passes an atomic Redis Lua gate, then the win and its event commit to MySQL in
+//! one transaction (participation row + outbox row); a relay publishes outbox rows to Kafka.
+//!
+//! # Layout
+//! - [`config`]: typed settings from the environment.
+//! - [`telemetry`]: tracing set-up.
+//! - [`startup`]: `Application` (build / port / run_until_stopped) and the shutdown order.
+//! - [`state`]: what request handlers share.
+//! - [`api`]: poem-openapi resources, DTOs, the error type and HTTP middleware.
+//! - [`campaign`]: campaign model, repository and in-process cache.
+//! - [`participation`]: the Redis gate, the participation transaction, compensation.
+//! - [`kafka`]: the message contract (and the producer and embedded broker).
+
+pub mod api;
+pub mod campaign;
+pub mod config;
+pub mod kafka;
+pub mod participation;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

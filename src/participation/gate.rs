@@ -1,0 +1,202 @@
+//! Typed wrapper around the Lua gate in `lua/` (DESIGN.md §6 step 2).
+//!
+//! Each script is loaded once (`include_str!` + `redis::Script`) and called with EVALSHA
+//! (`invoke_async` falls back to EVAL after a Redis restart drops the script cache). All keys of a
+//! campaign share the hash tag `{c:<id>}`, so the scripts are Redis Cluster safe.
+
+use std::{sync::LazyLock, time::Duration};
+
+use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script};
+
+use crate::config::RedisSettings;
+
+static RESERVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/release.lua")));
+static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/load.lua")));
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("redis call failed")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis script answered {0:?}, which this version does not understand")]
+    Protocol(String),
+}
+
+/// What the gate decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Reserved: stock decremented, user recorded, FCFS `sequence` handed out.
+    Reserved {
+        sequence: i64,
+    },
+    /// The campaign's keys are not in Redis: load them and ask again.
+    Missing,
+    NotOpen,
+    Ended,
+    OverLimit,
+    AlreadyParticipated,
+    SoldOut,
+}
+
+/// How to undo a reservation whose transaction did not commit (see `lua/release.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Nothing was written: give the stock back and forget the user.
+    Undo,
+    /// MySQL already holds this user's win: give the stock back, keep the user recorded.
+    KeepUser,
+    /// MySQL's guard refused: forget the user and take MySQL's remaining stock.
+    SoldOut { remaining_stock: i64 },
+}
+
+/// The gate state of one campaign, rebuilt from MySQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Seed {
+    pub campaign_id: i64,
+    pub remaining_stock: i64,
+    pub starts_at_ms: i64,
+    /// 0 when the campaign has no end.
+    pub ends_at_ms: i64,
+    pub per_user_limit: i32,
+    pub max_sequence: i64,
+}
+
+/// Winners added to the set per SADD when rebuilding a campaign's state.
+const LOAD_CHUNK: usize = 5_000;
+
+/// How long a campaign's keys outlive its end.
+const KEEP_AFTER_END: Duration = Duration::from_secs(24 * 3600);
+
+/// The Redis side of the participation path. Cheap to clone: the connection manager multiplexes
+/// one connection and reconnects on its own.
+#[derive(Clone)]
+pub struct Gate {
+    conn: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl Gate {
+    /// Connects lazily: the service starts (and says it is not ready) while Redis is down.
+    pub fn new(settings: &RedisSettings) -> Result<Self, GateError> {
+        let client = Client::open(settings.url.expose())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            conn,
+            prefix: settings.key_prefix.clone(),
+            timeout: settings.timeout,
+        })
+    }
+
+    /// `<prefix>{c:<id>}:meta` and `<prefix>{c:<id>}:users`.
+    pub fn keys(&self, campaign_id: i64) -> [String; 2] {
+        let base = format!("{}{{c:{campaign_id}}}", self.prefix);
+        [format!("{base}:meta"), format!("{base}:users")]
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, GateError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(GateError::Timeout(self.timeout)),
+        }
+    }
+
+    #[tracing::instrument(skip(self), err(level = "warn"))]
+    pub async fn reserve(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        quantity: i32,
+        now_ms: i64,
+    ) -> Result<Decision, GateError> {
+        let [meta, users] = self.keys(campaign_id);
+        let mut inv = RESERVE.key(meta);
+        inv.key(users).arg(user_id).arg(quantity).arg(now_ms);
+        let (status, value): (String, i64) = self.run(inv).await?;
+        Ok(match status.as_str() {
+            "OK" => Decision::Reserved { sequence: value },
+            "MISSING" => Decision::Missing,
+            "NOT_OPEN" => Decision::NotOpen,
+            "ENDED" => Decision::Ended,
+            "OVER_LIMIT" => Decision::OverLimit,
+            "ALREADY" => Decision::AlreadyParticipated,
+            "SOLD_OUT" => Decision::SoldOut,
+            other => return Err(GateError::Protocol(other.to_string())),
+        })
+    }
+
+    /// Loads a campaign's state if it is absent; `true` when this call loaded it.
+    #[tracing::instrument(skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
+    pub async fn load(&self, seed: &Seed, winners: &[i64]) -> Result<bool, GateError> {
+        let [meta, users] = self.keys(seed.campaign_id);
+        for chunk in winners.chunks(LOAD_CHUNK) {
+            let mut conn = self.conn.clone();
+            let cmd = redis::cmd("SADD").arg(&users).arg(chunk).to_owned();
+            match tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(GateError::Timeout(self.timeout)),
+            };
+        }
+        let expire_ms = if seed.ends_at_ms > 0 {
+            seed.ends_at_ms + KEEP_AFTER_END.as_millis() as i64
+        } else {
+            0
+        };
+        let mut inv = LOAD.key(meta);
+        inv.key(users)
+            .arg(seed.remaining_stock)
+            .arg(seed.starts_at_ms)
+            .arg(seed.ends_at_ms)
+            .arg(seed.per_user_limit)
+            .arg(seed.max_sequence)
+            .arg(expire_ms);
+        let loaded: i64 = self.run(inv).await?;
+        Ok(loaded == 1)
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    pub async fn release(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        quantity: i32,
+        how: Release,
+    ) -> Result<(), GateError> {
+        let [meta, users] = self.keys(campaign_id);
+        let (mode, remaining) = match how {
+            Release::Undo => ("undo", 0),
+            Release::KeepUser => ("keep_user", 0),
+            Release::SoldOut { remaining_stock } => ("sold_out", remaining_stock),
+        };
+        let mut inv = RELEASE.key(meta);
+        inv.key(users)
+            .arg(user_id)
+            .arg(quantity)
+            .arg(mode)
+            .arg(remaining);
+        let _: i64 = self.run(inv).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), GateError> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        match tokio::time::timeout(self.timeout, cmd.query_async::<String>(&mut conn)).await {
+            Ok(r) => r.map(|_| ()).map_err(Into::into),
+            Err(_) => Err(GateError::Timeout(self.timeout)),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The outbox participation path (DESIGN.md §6): validate, pass the Redis gate, write the win and
+//! its event in one MySQL transaction, and compensate in Redis when anything after the gate fails.
+//!
+//! # Layout
+//! - [`gate`]: typed wrapper around the Lua scripts in `lua/`.
+//! - [`store`]: the participation transaction and participation lookups.
+//! - [`service`]: the path itself, tying the two together with compensation.
+
+pub mod gate;
+pub mod service;
+pub mod store;
+
+pub use service::{Accepted, JoinError, JoinRequest, ParticipationService};

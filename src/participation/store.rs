@@ -1,0 +1,164 @@
+//! SQL of the participation path: the one transaction that writes a win and its outbox event,
+//! and participation lookups.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, SqlErr, Statement,
+    TransactionTrait, Value,
+};
+use uuid::Uuid;
+
+use crate::{
+    campaign::repo::naive,
+    kafka::contract::{self, ParticipationAccepted},
+};
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
+}
+
+/// A win to write.
+#[derive(Debug, Clone)]
+pub struct NewParticipation<'a> {
+    pub campaign_id: i64,
+    pub user_id: i64,
+    pub quantity: i32,
+    pub sequence: i64,
+    pub accepted_at: DateTime<Utc>,
+    pub event_id: Uuid,
+    pub topic: &'a str,
+    pub traceparent: Option<&'a str>,
+}
+
+/// Why the transaction did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// UNIQUE(campaign_id, user_id): the user already won (Redis did not know, e.g. after a reload).
+    #[error("the user already has a participation in this campaign")]
+    Duplicate,
+    /// The guarded decrement matched no row: MySQL has less stock than Redis believed.
+    #[error("the campaign has {remaining_stock} units left in MySQL")]
+    SoldOut { remaining_stock: i64 },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Writes participation + outbox row and decrements the stock, in one transaction.
+///
+/// The guarded `UPDATE campaign` runs last: it takes the campaign row's lock, the one lock every
+/// concurrent winner queues on, so holding it only for the UPDATE and the commit keeps that queue
+/// short. The order inside the transaction is invisible to everyone else.
+#[tracing::instrument(skip_all, fields(campaign_id = p.campaign_id, user_id = p.user_id), err(level = "debug"))]
+pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<i64, WriteError> {
+    let txn = db.begin().await?;
+    let created_at = naive(p.accepted_at);
+
+    let inserted = txn
+        .execute_raw(stmt(
+            "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at) VALUES (?, ?, ?, ?, ?)",
+            vec![
+                p.campaign_id.into(),
+                p.user_id.into(),
+                p.quantity.into(),
+                p.sequence.into(),
+                created_at.into(),
+            ],
+        ))
+        .await;
+    let participation_id = match inserted {
+        Ok(res) => i64::try_from(res.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?,
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Err(WriteError::Duplicate)
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let event = ParticipationAccepted {
+        event_id: p.event_id,
+        event_type: contract::PARTICIPATION_ACCEPTED.into(),
+        occurred_at: p.accepted_at,
+        campaign_id: p.campaign_id,
+        participation_id,
+        user_id: p.user_id,
+        quantity: p.quantity,
+        sequence: p.sequence,
+    };
+    let payload = serde_json::to_string(&event).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let headers = contract::headers(p.event_id, contract::PARTICIPATION_ACCEPTED, p.traceparent);
+    let headers = serde_json::to_string(&headers).map_err(|e| DbErr::Custom(e.to_string()))?;
+    txn.execute_raw(stmt(
+        "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
+         headers, status, attempts, available_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 0, ?, ?)",
+        vec![
+            p.event_id.to_string().into(),
+            contract::AGGREGATE_PARTICIPATION.into(),
+            participation_id.to_string().into(),
+            contract::PARTICIPATION_ACCEPTED.into(),
+            p.topic.into(),
+            contract::message_key(p.campaign_id).into(),
+            payload.into(),
+            headers.into(),
+            created_at.into(),
+            created_at.into(),
+        ],
+    ))
+    .await?;
+
+    let updated = txn
+        .execute_raw(stmt(
+            "UPDATE campaign SET remaining_stock = remaining_stock - ?, updated_at = ? \
+             WHERE id = ? AND remaining_stock >= ?",
+            vec![
+                p.quantity.into(),
+                created_at.into(),
+                p.campaign_id.into(),
+                p.quantity.into(),
+            ],
+        ))
+        .await?;
+    if updated.rows_affected() == 0 {
+        let remaining_stock = txn
+            .query_one_raw(stmt(
+                "SELECT remaining_stock FROM campaign WHERE id = ?",
+                vec![p.campaign_id.into()],
+            ))
+            .await?
+            .map(|row| row.try_get_by_index::<i64>(0))
+            .transpose()?
+            .unwrap_or(0);
+        txn.rollback().await?;
+        return Err(WriteError::SoldOut { remaining_stock });
+    }
+
+    txn.commit().await?;
+    Ok(participation_id)
+}
+
+/// A stored participation with its event id (`None` once cleanup removed the outbox row).
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct StoredParticipation {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub user_id: i64,
+    pub quantity: i32,
+    pub sequence: i64,
+    pub created_at: NaiveDateTime,
+    pub event_id: Option<String>,
+}
+
+#[tracing::instrument(skip(db), err)]
+pub async fn find(
+    db: &impl ConnectionTrait,
+    campaign_id: i64,
+    user_id: i64,
+) -> Result<Option<StoredParticipation>, DbErr> {
+    StoredParticipation::find_by_statement(stmt(
+        "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, \
+         (SELECT o.event_id FROM outbox_event o WHERE o.aggregate_type = ? AND o.aggregate_id = CAST(p.id AS CHAR) \
+          LIMIT 1) AS event_id \
+         FROM participation p WHERE p.campaign_id = ? AND p.user_id = ?",
+        vec![contract::AGGREGATE_PARTICIPATION.into(), campaign_id.into(), user_id.into()],
+    ))
+    .one(db)
+    .await
+}

@@ -1,0 +1,155 @@
+//! Building and running the application: connect, migrate, bind, serve, shut down.
+//!
+//! `Application::build` binds the listener first, so tests can ask for port 0 and read the port
+//! back. Shutdown order, in one place (`run_until_stopped`):
+//! 1. the stop signal (SIGTERM / Ctrl-C, or the token in tests) cancels the root token;
+//! 2. the HTTP server stops accepting and waits for in-flight requests (bounded);
+//! 3. background tasks (the relay) see the same token, stop claiming, finish and flush;
+//! 4. connections close when the state is dropped.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use poem::{listener::TcpAcceptor, Server};
+use rand::Rng;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    api::{self, Limits},
+    campaign::CampaignCache,
+    config::{DatabaseSettings, Secret, Settings},
+    participation::{gate::Gate, ParticipationService},
+    state::{AppState, Components},
+};
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    limits: Limits,
+    /// Root of every background task's lifetime; cancelled once, on shutdown.
+    shutdown: CancellationToken,
+    /// Background tasks, awaited (bounded) after the HTTP server has drained.
+    tasks: TaskTracker,
+    shutdown_timeout: Duration,
+}
+
+/// Connects the MySQL pool with the configured bounds.
+pub async fn connect_db(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(settings.url.expose().to_string());
+    opts.max_connections(settings.max_connections)
+        .min_connections(1)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_timeout(settings.connect_timeout)
+        .sqlx_logging(false);
+    Database::connect(opts)
+        .await
+        .context("could not connect to MySQL (DATABASE_URL)")
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(settings.http.addr)
+            .await
+            .with_context(|| format!("could not bind HTTP_ADDR={}", settings.http.addr))?;
+        let addr = listener.local_addr()?;
+
+        let db = connect_db(&settings.database).await?;
+        if settings.migrate_on_start {
+            Migrator::up(&db, None)
+                .await
+                .context("could not apply migrations")?;
+        }
+        let gate = Gate::new(&settings.redis).context("invalid REDIS_URL")?;
+
+        let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
+            let token: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(32)
+                .map(char::from)
+                .collect();
+            tracing::warn!(admin_token = %token, "ADMIN_TOKEN is not set; generated one for this run.");
+            Secret::new(token)
+        });
+
+        let relay_wakeup = Arc::new(Notify::new());
+        let participations = ParticipationService::new(
+            db.clone(),
+            gate.clone(),
+            Arc::new(CampaignCache::default()),
+            &settings.kafka.topic,
+            relay_wakeup,
+        );
+        let state = Arc::new(AppState {
+            db,
+            gate,
+            participations,
+            admin_token,
+            components: Components::new("not started", "not started"),
+        });
+
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            limits: Limits {
+                body_bytes: settings.http.body_limit,
+                request_timeout: settings.http.request_timeout,
+            },
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Cancelling this token stops the application as SIGTERM does.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            addr,
+            state,
+            limits,
+            shutdown,
+            tasks,
+            shutdown_timeout,
+        } = self;
+        tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "Listening.");
+
+        let app = api::routes(state, limits);
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                shutdown.clone().cancelled_owned(),
+                Some(shutdown_timeout),
+            )
+            .await?;
+        tracing::info!("HTTP server stopped; waiting for background tasks.");
+
+        shutdown.cancel();
+        tasks.close();
+        if tokio::time::timeout(shutdown_timeout, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?shutdown_timeout, "Background tasks did not finish in time.");
+        }
+        tracing::info!("Stopped.");
+        Ok(())
+    }
+}

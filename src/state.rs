@@ -1,0 +1,50 @@
+//! What request handlers share: connections, services, the admin token and the reported state of
+//! background components.
+
+use std::sync::Mutex;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{config::Secret, participation::gate::Gate, participation::ParticipationService};
+
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub gate: Gate,
+    pub participations: ParticipationService,
+    pub admin_token: Secret,
+    pub components: Components,
+}
+
+/// Human-readable state of Kafka and the relay, written by their owners, read by `/health/ready`.
+pub struct Components {
+    inner: Mutex<ComponentReport>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComponentReport {
+    pub kafka: String,
+    pub relay: String,
+}
+
+impl Components {
+    pub fn new(kafka: &str, relay: &str) -> Self {
+        Self {
+            inner: Mutex::new(ComponentReport {
+                kafka: kafka.into(),
+                relay: relay.into(),
+            }),
+        }
+    }
+
+    pub fn snapshot(&self) -> ComponentReport {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_kafka(&self, state: impl Into<String>) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).kafka = state.into();
+    }
+
+    pub fn set_relay(&self, state: impl Into<String>) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).relay = state.into();
+    }
+}

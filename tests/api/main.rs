@@ -1,0 +1,9 @@
+//! Integration tests against real MariaDB and Redis (start them with `scripts/services.sh`).
+//! Each test has its own database and Redis key prefix; see `helpers.rs`.
+
+mod campaigns;
+mod helpers;
+mod openapi;
+mod participation_faults;
+mod participation_rules;
+mod validation;

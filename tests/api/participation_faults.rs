@@ -1,0 +1,217 @@
+//! Faults on the participation path: Redis losing a campaign's state mid-sale (DESIGN §2.1), and
+//! a MySQL failure after the gate, which must release the reservation (§2.6).
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use sea_orm::ConnectionTrait;
+
+use crate::helpers::{spawn_app, Reply, TestApp};
+
+fn winners(replies: &[Reply], users: &[i64]) -> Vec<i64> {
+    replies
+        .iter()
+        .zip(users)
+        .filter_map(|(r, u)| match r.status {
+            201 => Some(*u),
+            409 => None,
+            _ => panic!("unexpected reply {r:?}"),
+        })
+        .collect()
+}
+
+async fn burst(app: &TestApp, campaign: i64, users: &[i64]) -> Vec<Reply> {
+    join_all(users.iter().map(|&u| app.join(campaign, u, 1))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_losing_the_campaign_keys_mid_sale_neither_oversells_nor_lets_anyone_win_twice() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(40, 1).await;
+
+    let first: Vec<i64> = (1..=25).collect();
+    let mut won = winners(&burst(&app, campaign, &first).await, &first);
+    assert_eq!(won.len(), 25);
+
+    // Redis forgets the campaign: stock, winners, sequence.
+    app.drop_gate_keys(campaign).await;
+    assert_eq!(app.redis_stock(campaign).await, None);
+
+    // The second wave has every earlier winner again plus 60 new users, and loses the keys once
+    // more while it runs.
+    let second: Vec<i64> = (1..=25).chain(101..=160).collect();
+    let (replies, ()) = tokio::join!(burst(&app, campaign, &second), async {
+        tokio::task::yield_now().await;
+        app.drop_gate_keys(campaign).await;
+    });
+    let again = winners(&replies, &second);
+    assert!(
+        again.iter().all(|u| *u > 100),
+        "an earlier winner won twice: {again:?}"
+    );
+    won.extend(again);
+
+    let distinct: HashSet<_> = won.iter().collect();
+    assert_eq!(distinct.len(), won.len(), "no user twice");
+    assert_eq!(
+        won.len(),
+        40,
+        "exactly the stock is sold, even after the state was lost"
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 40);
+
+    // The state was rebuilt from MySQL, and late requests are refused by it.
+    let late = app.join(campaign, 999, 1).await;
+    assert_eq!(late.code(), "SOLD_OUT", "{late:?}");
+    assert!(
+        app.redis_stock(campaign).await.is_some(),
+        "the gate state was reloaded"
+    );
+    let repeat = app.join(campaign, 1, 1).await;
+    assert_eq!(repeat.code(), "ALREADY_PARTICIPATED", "{repeat:?}");
+    app.assert_outbox_matches_participations().await;
+}
+
+#[tokio::test]
+async fn the_gate_state_is_rebuilt_exactly_from_mysql() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(10, 2).await;
+    assert_eq!(app.join(campaign, 1, 2).await.status, 201);
+    assert_eq!(app.join(campaign, 2, 1).await.status, 201);
+    app.drop_gate_keys(campaign).await;
+
+    let next = app.join(campaign, 3, 1).await;
+    assert_eq!(next.status, 201, "{next:?}");
+    assert_eq!(
+        next.body["sequence"],
+        serde_json::json!(3),
+        "sequences continue after a reload"
+    );
+    assert_eq!(app.redis_stock(campaign).await, Some(6));
+    assert_eq!(app.remaining_stock(campaign).await, 6);
+}
+
+/// Makes every outbox insert for `user_id` fail inside the participation transaction, after the
+/// participation row was written: the transaction must roll back as a whole.
+async fn fail_outbox_inserts_for(app: &TestApp, user_id: i64) {
+    app.db
+        .execute_unprepared(&format!(
+            "CREATE TRIGGER inject_outbox_failure BEFORE INSERT ON outbox_event FOR EACH ROW \
+             BEGIN IF NEW.payload LIKE '%\"userId\":{user_id},%' THEN \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
+        ))
+        .await
+        .expect("create trigger");
+}
+
+#[tokio::test]
+async fn a_mysql_failure_after_the_gate_releases_the_reservation() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(1, 1).await;
+    fail_outbox_inserts_for(&app, 666).await;
+
+    let failed = app.join(campaign, 666, 1).await;
+    assert_eq!(
+        (failed.status, failed.code()),
+        (503, "DEPENDENCY_UNAVAILABLE"),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.body.to_string().contains("injected"),
+        "5xx bodies do not echo internals"
+    );
+
+    // Nothing half-done: no rows, stock and user given back in Redis, MySQL untouched.
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox_event").await, 0);
+    assert_eq!(app.remaining_stock(campaign).await, 1);
+    assert_eq!(app.redis_stock(campaign).await, Some(1));
+    assert!(!app.redis_has_user(campaign, 666).await);
+
+    // The released unit is still for sale, to the same user once the fault is gone.
+    app.db
+        .execute_unprepared("DROP TRIGGER inject_outbox_failure")
+        .await
+        .expect("drop trigger");
+    let retry = app.join(campaign, 666, 1).await;
+    assert_eq!(retry.status, 201, "{retry:?}");
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    app.assert_outbox_matches_participations().await;
+}
+
+/// Waits until a statement starting with `prefix` is running on the server (blocked on a lock).
+async fn wait_for_statement(app: &TestApp, prefix: &str) {
+    for _ in 0..1_000 {
+        let running = app
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '{prefix}%'"
+            ))
+            .await;
+        if running > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no statement `{prefix}…` started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
+    let mut settings = crate::helpers::test_settings().await;
+    settings.database.max_connections = 1;
+    settings.database.acquire_timeout = std::time::Duration::from_millis(200);
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let campaign = app.open_campaign(5, 1).await;
+
+    // Hold the campaign row, so the first participation blocks in its UPDATE while holding the
+    // pool's only connection.
+    use sea_orm::TransactionTrait;
+    let blocker = app.db.begin().await.expect("begin");
+    blocker
+        .execute_unprepared(&format!(
+            "SELECT id FROM campaign WHERE id = {campaign} FOR UPDATE"
+        ))
+        .await
+        .expect("lock the campaign row");
+    let first = tokio::spawn({
+        let client = app.client.clone();
+        let url = app.url(&format!("/api/v1/campaigns/{campaign}/participations"));
+        async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({"userId": 1}))
+                .send()
+                .await
+        }
+    });
+    wait_for_statement(&app, "UPDATE campaign").await;
+
+    let busy = app.join(campaign, 2, 1).await;
+    assert_eq!(
+        (busy.status, busy.code()),
+        (503, "SERVICE_BUSY"),
+        "{busy:?}"
+    );
+    assert_eq!(
+        busy.headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert!(
+        !app.redis_has_user(campaign, 2).await,
+        "the busy request's reservation was released"
+    );
+
+    blocker.commit().await.expect("release the row");
+    let first = first.await.expect("task").expect("response");
+    assert_eq!(first.status(), 201);
+    assert_eq!(
+        app.redis_stock(campaign).await,
+        Some(4),
+        "only the winner's unit is gone"
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 4);
+    app.stop().await.expect("clean shutdown");
+}

@@ -1,0 +1,173 @@
+//! The rules of the outbox participation path under concurrency: Exactly-N (DESIGN §2.1) and
+//! the atomic event (§2.2).
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_n_wins_under_a_concurrent_burst() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(50, 1).await;
+
+    // 400 requests from 300 distinct users: users 1..=300 once, and 100 of them a second time.
+    let users: Vec<i64> = (1..=300).chain((1..=100).map(|i| i * 3)).collect();
+    let replies = join_all(users.iter().map(|&u| app.join(campaign, u, 1))).await;
+
+    let mut winners = HashSet::new();
+    for (reply, user) in replies.iter().zip(&users) {
+        match reply.status {
+            201 => assert!(winners.insert(*user), "user {user} won twice"),
+            409 => assert!(
+                matches!(reply.code(), "SOLD_OUT" | "ALREADY_PARTICIPATED"),
+                "{reply:?}"
+            ),
+            _ => panic!("unexpected reply {reply:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 50, "exactly the stock is accepted");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 50);
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT user_id) FROM participation")
+            .await,
+        50
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox_event").await, 50);
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+    // FCFS sequences handed out by the gate are distinct.
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT sequence) FROM participation")
+            .await,
+        50
+    );
+    app.assert_outbox_matches_participations().await;
+
+    let status = app.get(&format!("/api/v1/campaigns/{campaign}")).await;
+    assert_eq!(status.body["remainingStock"], json!(0));
+    assert_eq!(status.body["acceptedCount"], json!(50));
+    assert_eq!(status.body["state"], json!("SOLD_OUT"));
+}
+
+#[tokio::test]
+async fn quantity_and_the_per_user_limit() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(10, 3).await;
+
+    let first = app.join(campaign, 1, 3).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(first.body["quantity"], json!(3));
+    assert_eq!(first.body["sequence"], json!(1));
+
+    // Over the limit: a validation error, nothing reserved.
+    let over = app.join(campaign, 2, 4).await;
+    assert_eq!(
+        (over.status, over.code()),
+        (400, "VALIDATION_FAILED"),
+        "{over:?}"
+    );
+    assert!(!app.redis_has_user(campaign, 2).await);
+
+    // A second participation of the same user, even within the limit, is refused with its id.
+    let again = app.join(campaign, 1, 1).await;
+    assert_eq!(
+        (again.status, again.code()),
+        (409, "ALREADY_PARTICIPATED"),
+        "{again:?}"
+    );
+    assert_eq!(again.body["participationId"], first.body["participationId"]);
+
+    assert_eq!(app.join(campaign, 3, 3).await.status, 201);
+    assert_eq!(app.join(campaign, 4, 3).await.status, 201);
+    // One unit left: asking for two is SOLD_OUT, asking for one wins.
+    let two = app.join(campaign, 5, 2).await;
+    assert_eq!((two.status, two.code()), (409, "SOLD_OUT"), "{two:?}");
+    assert!(
+        !app.redis_has_user(campaign, 5).await,
+        "a refused user can try again"
+    );
+    assert_eq!(app.join(campaign, 5, 1).await.status, 201);
+    assert_eq!(app.join(campaign, 6, 1).await.code(), "SOLD_OUT");
+
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(
+        app.scalar("SELECT CAST(SUM(quantity) AS SIGNED) FROM participation")
+            .await,
+        10
+    );
+    app.assert_outbox_matches_participations().await;
+}
+
+#[tokio::test]
+async fn the_window_is_enforced() {
+    let app = spawn_app().await;
+    let now = chrono::Utc::now();
+    let later = app
+        .create_campaign(
+            json!({"name": "later", "totalStock": 5, "startsAt": now + chrono::Duration::hours(1)}),
+        )
+        .await;
+    let reply = app.join(later["id"].as_i64().expect("id"), 1, 1).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (422, "CAMPAIGN_NOT_OPEN"),
+        "{reply:?}"
+    );
+    assert_eq!(later["state"], json!("SCHEDULED"));
+
+    let over = app
+        .create_campaign(json!({
+            "name": "over", "totalStock": 5,
+            "startsAt": now - chrono::Duration::hours(2), "endsAt": now - chrono::Duration::hours(1)
+        }))
+        .await;
+    let reply = app.join(over["id"].as_i64().expect("id"), 1, 1).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (422, "CAMPAIGN_ENDED"),
+        "{reply:?}"
+    );
+    assert_eq!(over["state"], json!("ENDED"));
+
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox_event").await, 0);
+    assert_eq!(
+        app.scalar("SELECT CAST(SUM(remaining_stock) AS SIGNED) FROM campaign")
+            .await,
+        10
+    );
+}
+
+#[tokio::test]
+async fn a_participation_can_be_looked_up() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(5, 1).await;
+    let won = app.join(campaign, 42, 1).await;
+    assert_eq!(won.status, 201);
+
+    let found = app
+        .get(&format!("/api/v1/campaigns/{campaign}/participations/42"))
+        .await;
+    assert_eq!(found.status, 200, "{found:?}");
+    for field in [
+        "participationId",
+        "campaignId",
+        "userId",
+        "quantity",
+        "sequence",
+        "eventId",
+        "acceptedAt",
+    ] {
+        assert_eq!(found.body[field], won.body[field], "{field}");
+    }
+    let missing = app
+        .get(&format!("/api/v1/campaigns/{campaign}/participations/43"))
+        .await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "PARTICIPATION_NOT_FOUND")
+    );
+}

@@ -1,0 +1,151 @@
+//! Bad input gets the documented 4xx JSON error and writes nothing (DESIGN §2.6).
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, Reply, TestApp, ADMIN_TOKEN};
+
+async fn raw_post(app: &TestApp, path: &str, body: &'static str) -> Reply {
+    app.send(
+        app.client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(body),
+    )
+    .await
+}
+
+fn assert_error(reply: &Reply, status: u16, code: &str) {
+    assert_eq!((reply.status, reply.code()), (status, code), "{reply:?}");
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_participation_requests_are_refused_and_write_nothing() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(5, 2).await;
+    let path = format!("/api/v1/campaigns/{campaign}/participations");
+    let path: &'static str = Box::leak(path.into_boxed_str());
+
+    assert_error(
+        &raw_post(&app, path, "{\"userId\": 1,").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &raw_post(&app, path, "not json").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &raw_post(&app, path, "{\"userId\": \"abc\"}").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &raw_post(&app, path, "{\"userId\": 1.5}").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(&raw_post(&app, path, "{}").await, 400, "VALIDATION_FAILED");
+    assert_error(
+        &raw_post(&app, path, "{\"userId\": 1, \"extra\": true}").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    for (user, quantity) in [(0, 1), (-5, 1), (1, 0), (1, -1), (1, 3)] {
+        let reply = app.join(campaign, user, quantity).await;
+        assert_error(&reply, 400, "VALIDATION_FAILED");
+    }
+    assert_error(
+        &raw_post(&app, path, "{\"userId\": 99999999999999999999}").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    let no_type = app
+        .send(app.client.post(app.url(path)).body("{\"userId\": 1}"))
+        .await;
+    assert_eq!(no_type.status / 100, 4, "{no_type:?}");
+    assert!(no_type.code() == "VALIDATION_FAILED", "{no_type:?}");
+
+    for bad_id in ["0", "-1", "abc"] {
+        let reply = app
+            .post_json(
+                &format!("/api/v1/campaigns/{bad_id}/participations"),
+                &json!({"userId": 1}),
+                None,
+            )
+            .await;
+        assert_error(&reply, 400, "VALIDATION_FAILED");
+    }
+    assert_error(&app.join(987_654, 1, 1).await, 404, "CAMPAIGN_NOT_FOUND");
+
+    let huge = format!("{{\"userId\": 1, \"pad\": \"{}\"}}", "x".repeat(64 * 1024));
+    let reply = app
+        .send(
+            app.client
+                .post(app.url(path))
+                .header("content-type", "application/json")
+                .body(huge),
+        )
+        .await;
+    assert_error(&reply, 413, "PAYLOAD_TOO_LARGE");
+
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM outbox_event").await, 0);
+    assert_eq!(app.remaining_stock(campaign).await, 5);
+    assert_eq!(
+        app.redis_stock(campaign).await.unwrap_or(5),
+        5,
+        "no reservation leaked"
+    );
+    for user in [0, 1, -5] {
+        assert!(!app.redis_has_user(campaign, user).await);
+    }
+}
+
+#[tokio::test]
+async fn bad_campaigns_are_refused_and_write_nothing() {
+    let app = spawn_app().await;
+    let now = chrono::Utc::now();
+    let bad: Vec<Value> = vec![
+        json!({"name": "x", "totalStock": 0}),
+        json!({"name": "x", "totalStock": -1}),
+        json!({"name": "x", "totalStock": 10_000_001}),
+        json!({"name": "", "totalStock": 1}),
+        json!({"name": "   ", "totalStock": 1}),
+        json!({"name": "x".repeat(201), "totalStock": 1}),
+        json!({"name": "x", "totalStock": 1, "perUserLimit": 0}),
+        json!({"name": "x", "totalStock": 1, "perUserLimit": 2}),
+        json!({"name": "x", "totalStock": 1, "startsAt": "yesterday"}),
+        json!({"name": "x", "totalStock": 1, "startsAt": now, "endsAt": now - chrono::Duration::seconds(1)}),
+        json!({"totalStock": 1}),
+    ];
+    for body in bad {
+        let reply = app
+            .post_json("/api/v1/campaigns", &body, Some(ADMIN_TOKEN))
+            .await;
+        assert_error(&reply, 400, "VALIDATION_FAILED");
+    }
+    assert_error(
+        &app.get("/api/v1/campaigns?limit=0").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &app.get("/api/v1/campaigns?limit=1000").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(
+        &app.get("/api/v1/campaigns/abc").await,
+        400,
+        "VALIDATION_FAILED",
+    );
+    assert_error(&app.get("/no/such/route").await, 404, "NOT_FOUND");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaign").await, 0);
+}
