@@ -115,6 +115,9 @@ pub struct KafkaSettings {
     pub partitions: i32,
     /// `KAFKA_MESSAGE_TIMEOUT_MS`: librdkafka's delivery timeout for one produce.
     pub message_timeout: Duration,
+    /// `KAFKA_MESSAGE_MAX_BYTES`: largest message the main producer sends; larger rows are
+    /// dead-lettered (the broker's own limit must be at least this).
+    pub message_max_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +169,9 @@ impl<const N: usize> Source for [(&str, &str); N] {
             .map(|(_, v)| v.to_string())
     }
 }
+
+/// How much longer than one delivery timeout a row lease must last.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 struct Reader<'a, S: Source + ?Sized>(&'a S);
 
@@ -288,7 +294,7 @@ impl Settings {
             ));
         }
 
-        Ok(Self {
+        let settings = Self {
             http: HttpSettings {
                 addr: r.parse("HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
                 body_limit: r.ranged("HTTP_BODY_LIMIT_BYTES", 16 * 1024, 256, 16 * 1024 * 1024)?,
@@ -309,7 +315,13 @@ impl Settings {
                 bootstrap_servers: source.get("KAFKA_BOOTSTRAP_SERVERS"),
                 topic,
                 partitions: r.ranged("KAFKA_PARTITIONS", 8, 1, 1024)?,
-                message_timeout: r.millis("KAFKA_MESSAGE_TIMEOUT_MS", 30_000, 1_000, 3_600_000)?,
+                message_timeout: r.millis("KAFKA_MESSAGE_TIMEOUT_MS", 10_000, 1_000, 3_600_000)?,
+                message_max_bytes: r.ranged(
+                    "KAFKA_MESSAGE_MAX_BYTES",
+                    1_000_000,
+                    1_000,
+                    100_000_000,
+                )?,
             },
             relay: RelaySettings {
                 enabled: r.parse("RELAY_ENABLED", true)?,
@@ -331,7 +343,29 @@ impl Settings {
             log_format: r.parse("LOG_FORMAT", LogFormat::Pretty)?,
             shutdown_timeout: r.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 100, 600_000)?,
             migrate_on_start: r.parse("MIGRATE_ON_START", true)?,
-        })
+        };
+        // A claimed row must still be leased when its delivery report arrives, or another
+        // relay could take it while it is in flight (a needless duplicate and a reordering).
+        let needed = settings.kafka.message_timeout + LEASE_MARGIN;
+        if settings.relay.lease < needed {
+            return Err(invalid(
+                "RELAY_LEASE_MS",
+                &settings.relay.lease.as_millis().to_string(),
+                &format!(
+                    "must be at least KAFKA_MESSAGE_TIMEOUT_MS + {} ms ({} ms)",
+                    LEASE_MARGIN.as_millis(),
+                    needed.as_millis()
+                ),
+            ));
+        }
+        if settings.relay.backoff_cap < settings.relay.backoff_base {
+            return Err(invalid(
+                "RELAY_BACKOFF_CAP_MS",
+                &settings.relay.backoff_cap.as_millis().to_string(),
+                "must not be below RELAY_BACKOFF_BASE_MS",
+            ));
+        }
+        Ok(settings)
     }
 }
 
@@ -357,6 +391,8 @@ mod tests {
         assert!(err.to_string().starts_with("REDIS_KEY_PREFIX="), "{err}");
         let err = Settings::from_source(&[("LOG_FORMAT", "xml")]).unwrap_err();
         assert!(err.to_string().starts_with("LOG_FORMAT="), "{err}");
+        let err = Settings::from_source(&[("RELAY_LEASE_MS", "1000")]).unwrap_err();
+        assert!(err.to_string().starts_with("RELAY_LEASE_MS="), "{err}");
     }
 
     #[test]

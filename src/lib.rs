@@ -11,13 +11,17 @@
 //! - [`api`]: poem-openapi resources, DTOs, the error type and HTTP middleware.
 //! - [`campaign`]: campaign model, repository and in-process cache.
 //! - [`participation`]: the Redis gate, the participation transaction, compensation.
-//! - [`kafka`]: the message contract (and the producer and embedded broker).
+//! - [`kafka`]: producers, the embedded broker and the message contract.
+//! - [`relay`]: claims outbox rows and publishes them to Kafka.
+//! - [`metrics`]: process-wide counters.
 
 pub mod api;
 pub mod campaign;
 pub mod config;
 pub mod kafka;
+pub mod metrics;
 pub mod participation;
+pub mod relay;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -21,7 +21,10 @@ use crate::{
     api::{self, Limits},
     campaign::CampaignCache,
     config::{DatabaseSettings, Secret, Settings},
+    kafka::{EmbeddedBroker, Producers},
+    metrics::Metrics,
     participation::{gate::Gate, ParticipationService},
+    relay::{self, RelayDeps, RelayHandle},
     state::{AppState, Components},
 };
 
@@ -35,6 +38,11 @@ pub struct Application {
     /// Background tasks, awaited (bounded) after the HTTP server has drained.
     tasks: TaskTracker,
     shutdown_timeout: Duration,
+    /// The in-process Kafka broker when `KAFKA_BOOTSTRAP_SERVERS` is unset; it must outlive the
+    /// producers, so it is dropped last (after `run_until_stopped` returns).
+    embedded: Option<Arc<EmbeddedBroker>>,
+    producers: Producers,
+    relay: Option<RelayHandle>,
 }
 
 /// Connects the MySQL pool with the configured bounds.
@@ -75,7 +83,56 @@ impl Application {
             Secret::new(token)
         });
 
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let components = Arc::new(Components::new("starting", "starting"));
+        let metrics = Arc::new(Metrics::default());
+
+        let topic = settings.kafka.topic.as_str();
+        let dlq_topic = format!("{topic}.dlq");
+        let (bootstrap, embedded) = match &settings.kafka.bootstrap_servers {
+            Some(servers) => {
+                components.set_kafka(format!("external ({servers})"));
+                (servers.clone(), None)
+            }
+            None => {
+                let broker = EmbeddedBroker::start(&[topic, &dlq_topic], settings.kafka.partitions)
+                    .context("could not start the embedded Kafka broker")?;
+                let servers = broker.bootstrap_servers().to_string();
+                tracing::info!(bootstrap_servers = %servers, topic, partitions = settings.kafka.partitions,
+                    "KAFKA_BOOTSTRAP_SERVERS is not set; started the embedded Kafka broker (for trying the service: \
+                     it keeps nothing across restarts and at most ~5 MiB per partition). Read it with: \
+                     kcat -b {servers} -C -t {topic}");
+                components.set_kafka(format!("embedded ({servers})"));
+                (servers, Some(Arc::new(broker)))
+            }
+        };
+        let producers = Producers::new(&bootstrap, &settings.kafka)
+            .context("could not create the Kafka producers")?;
+
         let relay_wakeup = Arc::new(Notify::new());
+        let relay = if settings.relay.enabled {
+            let handle = relay::start(
+                &settings.relay,
+                RelayDeps {
+                    db: db.clone(),
+                    producers: producers.clone(),
+                    wakeup: relay_wakeup.clone(),
+                    components: components.clone(),
+                    metrics: metrics.clone(),
+                    flush_timeout: settings.shutdown_timeout / 2,
+                },
+                shutdown.clone(),
+                &tasks,
+            )
+            .await
+            .context("could not start the outbox relay")?;
+            Some(handle)
+        } else {
+            components.set_relay("disabled (RELAY_ENABLED=false)");
+            None
+        };
+
         let participations = ParticipationService::new(
             db.clone(),
             gate.clone(),
@@ -88,7 +145,8 @@ impl Application {
             gate,
             participations,
             admin_token,
-            components: Components::new("not started", "not started"),
+            components,
+            metrics,
         });
 
         Ok(Self {
@@ -99,9 +157,12 @@ impl Application {
                 body_bytes: settings.http.body_limit,
                 request_timeout: settings.http.request_timeout,
             },
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
             shutdown_timeout: settings.shutdown_timeout,
+            embedded,
+            producers,
+            relay,
         })
     }
 
@@ -111,6 +172,16 @@ impl Application {
 
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
+    }
+
+    /// The embedded Kafka broker, when one was started (tests inject faults through it).
+    pub fn embedded_broker(&self) -> Option<Arc<EmbeddedBroker>> {
+        self.embedded.clone()
+    }
+
+    /// The running relay, when enabled.
+    pub fn relay(&self) -> Option<RelayHandle> {
+        self.relay.clone()
     }
 
     /// Cancelling this token stops the application as SIGTERM does.
@@ -127,6 +198,9 @@ impl Application {
             shutdown,
             tasks,
             shutdown_timeout,
+            embedded,
+            producers,
+            relay: _,
         } = self;
         tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "Listening.");
 
@@ -149,6 +223,8 @@ impl Application {
         {
             tracing::warn!(timeout = ?shutdown_timeout, "Background tasks did not finish in time.");
         }
+        drop(producers);
+        drop(embedded);
         tracing::info!("Stopped.");
         Ok(())
     }

@@ -1,18 +1,22 @@
 //! What request handlers share: connections, services, the admin token and the reported state of
 //! background components.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sea_orm::DatabaseConnection;
 
-use crate::{config::Secret, participation::gate::Gate, participation::ParticipationService};
+use crate::{
+    config::Secret, metrics::Metrics, participation::gate::Gate,
+    participation::ParticipationService,
+};
 
 pub struct AppState {
     pub db: DatabaseConnection,
     pub gate: Gate,
     pub participations: ParticipationService,
     pub admin_token: Secret,
-    pub components: Components,
+    pub components: Arc<Components>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Human-readable state of Kafka and the relay, written by their owners, read by `/health/ready`.

@@ -11,6 +11,8 @@ mod m20261121_000002_create_participation;
 mod m20261121_000003_create_outbox_event;
 mod m20261121_000004_index_outbox_claim;
 mod m20261121_000005_index_outbox_aggregate;
+mod m20261121_000006_create_relay_shard;
+mod m20261121_000007_index_outbox_key;
 
 pub struct Migrator;
 
@@ -23,6 +25,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_create_outbox_event::Migration),
             Box::new(m20261121_000004_index_outbox_claim::Migration),
             Box::new(m20261121_000005_index_outbox_aggregate::Migration),
+            Box::new(m20261121_000006_create_relay_shard::Migration),
+            Box::new(m20261121_000007_index_outbox_key::Migration),
         ]
     }
 }

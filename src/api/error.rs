@@ -16,6 +16,7 @@ pub enum ErrorCode {
     Unauthorized,
     CampaignNotFound,
     ParticipationNotFound,
+    EventNotFound,
     NotFound,
     MethodNotAllowed,
     AlreadyParticipated,
@@ -51,7 +52,7 @@ pub enum ApiError {
     /// UNAUTHORIZED: missing or wrong admin bearer token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
-    /// CAMPAIGN_NOT_FOUND, PARTICIPATION_NOT_FOUND.
+    /// CAMPAIGN_NOT_FOUND, PARTICIPATION_NOT_FOUND, EVENT_NOT_FOUND.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT.

@@ -1,6 +1,7 @@
 //! The HTTP API (DESIGN.md §3): one poem-openapi `XxxApi` per resource, the shared error type,
 //! and the middleware every request passes (body limit, timeout, JSON errors).
 
+pub mod admin;
 pub mod auth;
 pub mod campaigns;
 pub mod error;
@@ -24,6 +25,8 @@ pub enum Tag {
     Campaigns,
     /// Join a campaign and look participations up.
     Participations,
+    /// Outbox and relay operations (admin).
+    Admin,
     /// Liveness and readiness.
     Health,
 }
@@ -32,12 +35,18 @@ type Apis = (
     health::HealthApi,
     campaigns::CampaignsApi,
     participations::ParticipationsApi,
+    admin::AdminApi,
 );
 
 /// The OpenAPI service; it needs no state, so `firstcome openapi` can print the spec offline.
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (health::HealthApi, campaigns::CampaignsApi, participations::ParticipationsApi),
+        (
+            health::HealthApi,
+            campaigns::CampaignsApi,
+            participations::ParticipationsApi,
+            admin::AdminApi,
+        ),
         "firstcome",
         env!("CARGO_PKG_VERSION"),
     )

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
-    param::{Header, Path},
+    param::{Header, Path, Query},
     payload::Json,
     ApiResponse, Object, OpenApi,
 };
@@ -14,7 +14,10 @@ use uuid::Uuid;
 
 use super::{error::ApiError, Tag};
 use crate::{
-    participation::{Accepted, JoinRequest},
+    participation::{
+        store::{self, StoredParticipation},
+        Accepted, JoinRequest,
+    },
     state::AppState,
 };
 
@@ -57,6 +60,28 @@ impl From<Accepted> for ParticipationDto {
     }
 }
 
+impl From<StoredParticipation> for ParticipationDto {
+    fn from(p: StoredParticipation) -> Self {
+        Self {
+            participation_id: p.id,
+            campaign_id: p.campaign_id,
+            user_id: p.user_id,
+            quantity: p.quantity,
+            sequence: p.sequence,
+            event_id: p.event_id.and_then(|e| e.parse().ok()),
+            accepted_at: p.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ParticipationPage {
+    pub items: Vec<ParticipationDto>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
 #[derive(ApiResponse)]
 pub enum Joined {
     /// The win is committed; its event is in the outbox.
@@ -91,6 +116,39 @@ impl ParticipationsApi {
         Ok(Joined::Created(Json(accepted.into())))
     }
 
+    /// A campaign's participations in commit order, a page at a time.
+    #[oai(path = "/:id/participations", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<Option<u32>>,
+        /// `nextCursor` of the previous page.
+        #[oai(validator(minimum(value = "0")))]
+        cursor: Query<Option<i64>>,
+    ) -> Result<Json<ParticipationPage>, ApiError> {
+        if crate::campaign::repo::find(&state.db, id.0)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::campaign_not_found(id.0));
+        }
+        let limit = limit.0.unwrap_or(100);
+        let mut rows = store::list(&state.db, id.0, cursor.0.unwrap_or(0), limit + 1).await?;
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|p| p.id)
+        } else {
+            None
+        };
+        Ok(Json(ParticipationPage {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor,
+        }))
+    }
+
     /// A user's participation in a campaign.
     #[oai(path = "/:id/participations/:userId", method = "get")]
     async fn find(
@@ -99,17 +157,9 @@ impl ParticipationsApi {
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         #[oai(name = "userId", validator(minimum(value = "1")))] user_id: Path<i64>,
     ) -> Result<Json<ParticipationDto>, ApiError> {
-        let found = crate::participation::store::find(&state.db, id.0, user_id.0)
+        let found = store::find(&state.db, id.0, user_id.0)
             .await?
             .ok_or_else(ApiError::participation_not_found)?;
-        Ok(Json(ParticipationDto {
-            participation_id: found.id,
-            campaign_id: found.campaign_id,
-            user_id: found.user_id,
-            quantity: found.quantity,
-            sequence: found.sequence,
-            event_id: found.event_id.and_then(|e| e.parse().ok()),
-            accepted_at: found.created_at.and_utc(),
-        }))
+        Ok(Json(found.into()))
     }
 }

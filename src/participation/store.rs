@@ -88,7 +88,8 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
     let headers = serde_json::to_string(&headers).map_err(|e| DbErr::Custom(e.to_string()))?;
     txn.execute_raw(stmt(
         "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-         headers, status, attempts, available_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 0, ?, ?)",
+         headers, status, attempts, available_at, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 0, UTC_TIMESTAMP(6), ?)",
         vec![
             p.event_id.to_string().into(),
             contract::AGGREGATE_PARTICIPATION.into(),
@@ -98,7 +99,6 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
             contract::message_key(p.campaign_id).into(),
             payload.into(),
             headers.into(),
-            created_at.into(),
             created_at.into(),
         ],
     ))
@@ -146,6 +146,27 @@ pub struct StoredParticipation {
     pub event_id: Option<String>,
 }
 
+const SELECT: &str =
+    "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, \
+     (SELECT o.event_id FROM outbox_event o WHERE o.aggregate_type = 'participation' \
+      AND o.aggregate_id = CAST(p.id AS CHAR) LIMIT 1) AS event_id FROM participation p";
+
+/// A campaign's participations in id (commit) order, a page at a time.
+#[tracing::instrument(skip(db), err)]
+pub async fn list(
+    db: &impl ConnectionTrait,
+    campaign_id: i64,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<StoredParticipation>, DbErr> {
+    StoredParticipation::find_by_statement(stmt(
+        &format!("{SELECT} WHERE p.campaign_id = ? AND p.id > ? ORDER BY p.id LIMIT ?"),
+        vec![campaign_id.into(), after_id.into(), limit.into()],
+    ))
+    .all(db)
+    .await
+}
+
 #[tracing::instrument(skip(db), err)]
 pub async fn find(
     db: &impl ConnectionTrait,
@@ -153,11 +174,8 @@ pub async fn find(
     user_id: i64,
 ) -> Result<Option<StoredParticipation>, DbErr> {
     StoredParticipation::find_by_statement(stmt(
-        "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, \
-         (SELECT o.event_id FROM outbox_event o WHERE o.aggregate_type = ? AND o.aggregate_id = CAST(p.id AS CHAR) \
-          LIMIT 1) AS event_id \
-         FROM participation p WHERE p.campaign_id = ? AND p.user_id = ?",
-        vec![contract::AGGREGATE_PARTICIPATION.into(), campaign_id.into(), user_id.into()],
+        &format!("{SELECT} WHERE p.campaign_id = ? AND p.user_id = ?"),
+        vec![campaign_id.into(), user_id.into()],
     ))
     .one(db)
     .await

@@ -1,0 +1,169 @@
+// Flash sale: N looping VUs hammer one fresh campaign's participation endpoint.
+//
+// PATH_KIND=outbox → POST /api/v1/campaigns/{id}/participations       (Redis gate + outbox)
+// PATH_KIND=sync   → POST /api/v1/campaigns/{id}/participations/sync  (the synchronous baseline)
+//
+// setup() creates the campaign through the admin API; its id reaches handleSummary as
+// data.setup_data and lands in SUMMARY_FILE, so scripts/bench.sh can check the result through
+// the API afterwards. 201 (won) and 409 (SOLD_OUT, ALREADY_PARTICIPATED) are expected answers;
+// http_req_failed counts only the rest.
+//
+//   k6 run -e ADMIN_TOKEN=... -e PATH_KIND=outbox -e VUS=500 -e DURATION=30s k6/flash-sale.js
+//
+// Environment: BASE_URL, ADMIN_TOKEN, PATH_KIND, VUS, DURATION, STOCK, USERS, REPEAT_SHARE,
+// REQUEST_TIMEOUT, SUMMARY_FILE (see k6/README.md).
+
+import http from 'k6/http';
+import { Counter } from 'k6/metrics';
+import { env, envNumber, buildSummary, TREND_STATS } from './lib/summary.js';
+
+const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const ADMIN_TOKEN = env('ADMIN_TOKEN', '');
+const PATH_KIND = env('PATH_KIND', 'outbox');
+const VUS = envNumber('VUS', 500, 1, 100000);
+const DURATION = env('DURATION', '30s');
+const STOCK = envNumber('STOCK', 1000, 1, 10000000);
+const USERS = envNumber('USERS', 200000, 1, Number.MAX_SAFE_INTEGER);
+const REPEAT_SHARE = envNumber('REPEAT_SHARE', 0.1, 0, 1);
+const REQUEST_TIMEOUT = env('REQUEST_TIMEOUT', '30s');
+const SCENARIO = 'flash_sale';
+
+const SUFFIX = { outbox: '', sync: '/sync' };
+if (!(PATH_KIND in SUFFIX)) {
+  throw new Error(`PATH_KIND=${PATH_KIND}: expected "outbox" or "sync"`);
+}
+
+// Per PATH_KIND: the outbox path has the latency target of DESIGN.md §10; the sync baseline is
+// expected to be slow, so it only has to answer correctly.
+const THRESHOLDS = {
+  outbox: {
+    [`http_req_duration{scenario:${SCENARIO}}`]: [{ threshold: 'p(99)<100', abortOnFail: false }],
+    [`http_req_failed{scenario:${SCENARIO}}`]: [{ threshold: 'rate<0.01', abortOnFail: false }],
+    server_errors: [{ threshold: 'count<1', abortOnFail: false }],
+  },
+  sync: {
+    [`http_req_failed{scenario:${SCENARIO}}`]: [{ threshold: 'rate<0.01', abortOnFail: false }],
+  },
+};
+
+export const options = {
+  scenarios: {
+    [SCENARIO]: {
+      executor: 'constant-vus',
+      vus: VUS,
+      duration: DURATION,
+      gracefulStop: '10s',
+    },
+  },
+  thresholds: THRESHOLDS[PATH_KIND],
+  summaryTrendStats: TREND_STATS,
+  // Both paths answer in well under 1 KiB; keep the connection per VU (keep-alive is k6's default).
+  noCookiesReset: true,
+  userAgent: 'firstcome-k6/flash-sale',
+};
+
+const accepted = new Counter('accepted'); // 201: won
+const soldOut = new Counter('sold_out'); // 409 SOLD_OUT
+const alreadyParticipated = new Counter('already_participated'); // 409 ALREADY_PARTICIPATED
+const serverErrors = new Counter('server_errors'); // any 5xx
+
+http.setResponseCallback(http.expectedStatuses(201, 409));
+
+export function setup() {
+  if (ADMIN_TOKEN.length === 0) {
+    throw new Error('ADMIN_TOKEN is not set: setup() needs it to create the campaign');
+  }
+  const body = JSON.stringify({
+    name: `k6 flash sale (${PATH_KIND}) ${new Date().toISOString()}`,
+    totalStock: STOCK,
+    perUserLimit: 1,
+  });
+  const res = http.post(`${BASE_URL}/api/v1/campaigns`, body, {
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${ADMIN_TOKEN}` },
+    tags: { name: 'create campaign' },
+    timeout: '10s',
+  });
+  if (res.status !== 201) {
+    throw new Error(`creating the campaign failed: HTTP ${res.status} ${res.body}`);
+  }
+  const campaign = res.json();
+  console.log(`campaign ${campaign.id} created: stock ${STOCK}, ${PATH_KIND} path, ${VUS} VUs for ${DURATION}`);
+  return { campaignId: campaign.id, campaign, baseUrl: BASE_URL, pathKind: PATH_KIND };
+}
+
+// Each VU remembers its last few user ids; REPEAT_SHARE of the requests reuse one of them
+// (double clicks, retries), the rest draw a fresh id from [1, USERS].
+const RECENT_MAX = 32;
+const recent = [];
+
+function nextUserId() {
+  if (recent.length > 0 && Math.random() < REPEAT_SHARE) {
+    return recent[Math.floor(Math.random() * recent.length)];
+  }
+  const id = 1 + Math.floor(Math.random() * USERS);
+  if (recent.length < RECENT_MAX) recent.push(id);
+  else recent[Math.floor(Math.random() * RECENT_MAX)] = id;
+  return id;
+}
+
+const PARAMS = {
+  headers: { 'Content-Type': 'application/json' },
+  tags: { name: `participate (${PATH_KIND})` },
+  timeout: REQUEST_TIMEOUT,
+};
+
+export default function (data) {
+  const url = `${BASE_URL}/api/v1/campaigns/${data.campaignId}/participations${SUFFIX[PATH_KIND]}`;
+  const res = http.post(url, JSON.stringify({ userId: nextUserId(), quantity: 1 }), PARAMS);
+  if (res.status === 201) {
+    accepted.add(1);
+  } else if (res.status === 409) {
+    // A substring test is enough and costs the load generator far less than JSON parsing.
+    const b = typeof res.body === 'string' ? res.body : '';
+    if (b.indexOf('SOLD_OUT') >= 0) soldOut.add(1);
+    else if (b.indexOf('ALREADY_PARTICIPATED') >= 0) alreadyParticipated.add(1);
+  } else if (res.status >= 500) {
+    serverErrors.add(1);
+  }
+}
+
+function count(data, name) {
+  const m = data.metrics[name];
+  return m && m.values ? m.values.count || 0 : 0;
+}
+
+export function handleSummary(data) {
+  const setupData = data.setup_data || {};
+  const counts = {
+    accepted: count(data, 'accepted'),
+    soldOut: count(data, 'sold_out'),
+    alreadyParticipated: count(data, 'already_participated'),
+    serverErrors: count(data, 'server_errors'),
+  };
+  return buildSummary(
+    data,
+    SCENARIO,
+    {
+      script: 'flash-sale',
+      pathKind: PATH_KIND,
+      campaignId: setupData.campaignId === undefined ? null : setupData.campaignId,
+      setupData,
+      counts,
+      config: {
+        baseUrl: BASE_URL,
+        vus: VUS,
+        duration: DURATION,
+        stock: STOCK,
+        users: USERS,
+        repeatShare: REPEAT_SHARE,
+      },
+    },
+    [
+      `campaign ............ ${setupData.campaignId === undefined ? 'n/a (setup failed)' : setupData.campaignId}`,
+      `201 accepted ........ ${counts.accepted}`,
+      `409 SOLD_OUT ........ ${counts.soldOut}`,
+      `409 ALREADY_PART. ... ${counts.alreadyParticipated}`,
+      `5xx ................. ${counts.serverErrors}`,
+    ],
+  );
+}

@@ -1,0 +1,695 @@
+#!/usr/bin/env python3
+"""Correctness checks and the comparison report for scripts/bench.sh (Python standard library only).
+
+Two subcommands:
+
+  verify  After one flash-sale run: checks the campaign through the HTTP API (exactly STOCK
+          accepted, nobody twice, every event published) and writes the findings as JSON.
+          The admin token is read from the ADMIN_TOKEN environment variable, never from argv.
+
+  report  Reads the k6 summaries (health.json, outbox.json, sync.json) and the verify results
+          (verify-outbox.json, verify-sync.json) from a results directory and writes report.md
+          and report.svg there (plus copies elsewhere with --copy-md/--copy-svg). Prints the
+          markdown table to stdout.
+
+A check has one of three outcomes: pass, fail, or unavailable (the endpoint it needs answered
+404/405 or could not be reached; the report says so instead of crashing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HTTP_TIMEOUT_S = 10.0
+PATHS = ("health", "outbox", "sync")
+SCENARIOS = {"health": "health_live", "outbox": "flash_sale", "sync": "flash_sale"}
+
+# DESIGN.md §10, measured at 500 VUs, 30 s, stock 1,000.
+TARGET_LOAD = {"vus": 500, "duration": "30s", "stock": 1000}
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+# ---------------------------------------------------------------------------------------------
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int | None, Any, str]:
+    """GET url → (status or None when unreachable, parsed JSON or None, raw text or error)."""
+    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+            status, raw = resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as e:
+        return None, None, f"unreachable: {e}"
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    return status, body, raw
+
+
+def missing_endpoint(status: int | None) -> bool:
+    """The build under test does not have this endpoint (yet), or it cannot be reached."""
+    return status in (None, 404, 405, 501)
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------
+# verify
+# ---------------------------------------------------------------------------------------------
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, name: str, status: str, detail: str) -> None:
+        assert status in ("pass", "fail", "unavailable")
+        self.items.append({"name": name, "status": status, "detail": detail})
+        print(f"[verify] {status.upper():<11} {name}: {detail}", file=sys.stderr)
+
+    def expect(self, name: str, ok: bool, detail: str) -> None:
+        self.add(name, "pass" if ok else "fail", detail)
+
+    def ok(self) -> bool:
+        return all(c["status"] == "pass" for c in self.items)
+
+
+def verify_campaign(base: str, cid: int, stock: int, checks: Checks) -> dict | None:
+    status, body, raw = http_get(f"{base}/api/v1/campaigns/{cid}")
+    if status != 200 or not isinstance(body, dict):
+        checks.add("campaign status", "fail", f"GET /api/v1/campaigns/{cid} → HTTP {status}: {raw[:200]}")
+        return None
+    accepted, remaining = body.get("acceptedCount"), body.get("remainingStock")
+    checks.expect(
+        "acceptedCount == STOCK",
+        accepted == stock,
+        f"acceptedCount {accepted}, STOCK {stock}"
+        + ("" if accepted == stock else " (the run did not sell out, or sold too much)"),
+    )
+    checks.expect("remainingStock == 0", remaining == 0, f"remainingStock {remaining}")
+    checks.expect("state == SOLD_OUT", body.get("state") == "SOLD_OUT", f"state {body.get('state')}")
+    return body
+
+
+def verify_participations(base: str, cid: int, stock: int, checks: Checks) -> dict:
+    """Walks the paginated list; bounded by a page budget derived from STOCK."""
+    limit = 1000
+    max_pages = stock // 100 + 20  # enough even if the server caps pages at 100 items
+    users: dict[int, int] = {}
+    duplicates: list[int] = []
+    total_quantity = items_seen = pages = 0
+    wrong_campaign = 0
+    sequences: set[int] = set()
+    last_accepted: dt.datetime | None = None
+    cursor: Any = None
+    complete = False
+    while pages < max_pages:
+        url = f"{base}/api/v1/campaigns/{cid}/participations?limit={limit}"
+        if cursor is not None:
+            url += f"&cursor={cursor}"
+        status, body, raw = http_get(url)
+        if status == 400 and limit > 100 and pages == 0:
+            limit = 100  # the server caps the page size lower than the contract's 1000
+            continue
+        if missing_endpoint(status):
+            checks.add(
+                "participations list",
+                "unavailable",
+                f"GET /api/v1/campaigns/{cid}/participations → HTTP {status}: not in this build",
+            )
+            return {"available": False, "status": status}
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            checks.add("participations list", "fail", f"HTTP {status}: {raw[:200]}")
+            return {"available": True, "status": status}
+        pages += 1
+        for item in body["items"]:
+            items_seen += 1
+            uid = item.get("userId")
+            users[uid] = users.get(uid, 0) + 1
+            if users[uid] == 2:
+                duplicates.append(uid)
+            total_quantity += int(item.get("quantity") or 0)
+            if item.get("campaignId") != cid:
+                wrong_campaign += 1
+            if isinstance(item.get("sequence"), int):
+                sequences.add(item["sequence"])
+            t = parse_time(item.get("acceptedAt"))
+            if t and (last_accepted is None or t > last_accepted):
+                last_accepted = t
+        cursor = body.get("nextCursor")
+        if cursor is None or not body["items"]:
+            complete = True
+            break
+    if not complete:
+        checks.add("participations list", "fail", f"still paginating after {pages} pages (cursor loop?)")
+    checks.expect(
+        "no userId twice",
+        not duplicates,
+        f"{items_seen} items, {len(users)} distinct users"
+        + (f", duplicated: {duplicates[:10]}" if duplicates else ""),
+    )
+    checks.expect("sum(quantity) == STOCK", total_quantity == stock, f"sum {total_quantity}, STOCK {stock}")
+    checks.expect("items belong to the campaign", wrong_campaign == 0, f"{wrong_campaign} foreign items")
+    if sequences:
+        checks.expect(
+            "FCFS sequences unique",
+            len(sequences) == items_seen,
+            f"{len(sequences)} distinct sequences for {items_seen} items",
+        )
+    return {
+        "available": True,
+        "pages": pages,
+        "items": items_seen,
+        "distinctUsers": len(users),
+        "sumQuantity": total_quantity,
+        "duplicates": duplicates[:100],
+        "lastAcceptedAt": last_accepted.isoformat() if last_accepted else None,
+    }
+
+
+def outbox_stats(base: str, cid: int, token: str) -> tuple[int | None, Any, str]:
+    return http_get(f"{base}/api/v1/admin/outbox?campaignId={cid}", token)
+
+
+def verify_outbox_path(
+    base: str, cid: int, stock: int, token: str, k6_ended_at: float, wait_s: float,
+    accepted: int | None, last_accepted: str | None, checks: Checks,
+) -> dict:
+    """Polls the admin outbox endpoint (bounded by wait_s) until nothing is pending."""
+    deadline = time.monotonic() + wait_s
+    polls = 0
+    first_pending = None
+    status, body, raw = outbox_stats(base, cid, token)
+    while True:
+        polls += 1
+        if missing_endpoint(status):
+            checks.add("outbox drained", "unavailable",
+                       f"GET /api/v1/admin/outbox → HTTP {status}: not in this build")
+            return {"available": False, "status": status}
+        if status != 200 or not isinstance(body, dict):
+            checks.add("outbox drained", "fail", f"GET /api/v1/admin/outbox → HTTP {status}: {raw[:200]}")
+            return {"available": True, "status": status}
+        if first_pending is None:
+            first_pending = body.get("pending")
+        if body.get("pending") == 0 or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+        status, body, raw = outbox_stats(base, cid, token)
+    observed_at = time.time()
+    drained = body.get("pending") == 0
+    after_k6 = round(observed_at - k6_ended_at, 3) if k6_ended_at else None
+    checks.expect(
+        "outbox drained (pending == 0)",
+        drained,
+        f"pending {body.get('pending')} "
+        + (f"{after_k6}s after k6 ended" if drained else f"after waiting {wait_s:.0f}s"),
+    )
+    published = body.get("published")
+    checks.expect("published == STOCK", published == stock, f"published {published}, STOCK {stock}")
+    checks.expect("no DEAD rows", body.get("dead") == 0, f"dead {body.get('dead')}")
+    last_pub = parse_time(body.get("lastPublishedAt"))
+    last_win = parse_time(last_accepted)
+    lag_ms = round((last_pub - last_win).total_seconds() * 1000, 1) if last_pub and last_win else None
+    return {
+        "available": True,
+        "final": body,
+        "pendingAtFirstPoll": first_pending,
+        "polls": polls,
+        "drainedAfterK6EndS": after_k6 if drained else None,
+        "alreadyDrainedAtFirstPoll": drained and first_pending == 0,
+        "lastPublishedAt": body.get("lastPublishedAt"),
+        "lastPublishedAfterLastWinMs": lag_ms,
+        "eventsPublished": published,
+        "acceptedCount": accepted,
+    }
+
+
+def verify_sync_path(
+    base: str, cid: int, token: str, accepted: int | None, baseline_lost: int, checks: Checks,
+) -> dict:
+    status, body, raw = outbox_stats(base, cid, token)
+    if missing_endpoint(status):
+        checks.add("syncEventsLost reported", "unavailable",
+                   f"GET /api/v1/admin/outbox → HTTP {status}: not in this build")
+        return {"available": False, "status": status}
+    if status != 200 or not isinstance(body, dict) or not isinstance(body.get("syncEventsLost"), int):
+        checks.add("syncEventsLost reported", "fail", f"HTTP {status}: {raw[:200]}")
+        return {"available": True, "status": status}
+    lost = body["syncEventsLost"] - baseline_lost
+    checks.add("syncEventsLost reported", "pass",
+               f"{lost} events lost after commit during this run (process total {body['syncEventsLost']})")
+    rows = sum(int(body.get(k) or 0) for k in ("pending", "published", "dead"))
+    checks.expect("sync path wrote no outbox rows", rows == 0, f"{rows} outbox rows for the campaign")
+    return {
+        "available": True,
+        "final": body,
+        "syncEventsLost": lost,
+        "eventsPublished": (accepted - lost) if isinstance(accepted, int) else None,
+        "acceptedCount": accepted,
+    }
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    base = args.base_url.rstrip("/")
+    token = os.environ.get("ADMIN_TOKEN", "")
+    checks = Checks()
+    result: dict[str, Any] = {"pathKind": args.path_kind, "stock": args.stock, "checkedAt": now_iso()}
+    try:
+        summary = json.loads(Path(args.summary).read_text())
+    except (OSError, ValueError) as e:
+        summary = {}
+        checks.add("k6 summary", "fail", f"cannot read {args.summary}: {e}")
+    cid = summary.get("campaignId")
+    result["campaignId"] = cid
+    if not isinstance(cid, int):
+        checks.add("campaign created", "fail", "no campaign id in the k6 summary (setup() failed?)")
+    else:
+        campaign = verify_campaign(base, cid, args.stock, checks)
+        result["campaign"] = campaign
+        accepted = campaign.get("acceptedCount") if campaign else None
+        parts = verify_participations(base, cid, args.stock, checks)
+        result["participations"] = parts
+        if args.path_kind == "outbox":
+            result["outbox"] = verify_outbox_path(
+                base, cid, args.stock, token, args.k6_ended_at, args.outbox_wait, accepted,
+                parts.get("lastAcceptedAt"), checks,
+            )
+        else:
+            baseline = 0
+            if args.baseline:
+                try:
+                    prev = json.loads(Path(args.baseline).read_text())
+                    baseline = int(((prev.get("outbox") or {}).get("final") or {}).get("syncEventsLost") or 0)
+                except (OSError, ValueError, TypeError):
+                    baseline = 0
+            result["outbox"] = verify_sync_path(base, cid, token, accepted, baseline, checks)
+    result["checks"] = checks.items
+    result["ok"] = checks.ok()
+    Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return 0 if result["ok"] else 1
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def load_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def metric(summary: dict, name: str, scenario: str) -> dict:
+    metrics = summary.get("metrics") or {}
+    m = metrics.get(f"{name}{{scenario:{scenario}}}") or metrics.get(name) or {}
+    return m.get("values") or {}
+
+
+def row_for(kind: str, summary: dict | None, verify: dict | None) -> dict:
+    row: dict[str, Any] = {"kind": kind, "present": summary is not None}
+    if summary is None:
+        return row
+    sc = SCENARIOS[kind]
+    reqs, dur, failed = metric(summary, "http_reqs", sc), metric(summary, "http_req_duration", sc), metric(
+        summary, "http_req_failed", sc)
+    secs = float(summary.get("runSeconds") or 0) or 1.0
+    counts = summary.get("counts") or {}
+    row.update(
+        requests=int(reqs.get("count") or 0),
+        rps=(reqs.get("count") or 0) / secs,
+        p50=dur.get("med"), p95=dur.get("p(95)"), p99=dur.get("p(99)"),
+        error_rate=failed.get("rate"),
+        errors=int(failed.get("passes") or 0),
+        server_errors=int(counts.get("serverErrors") or 0),
+        accepted=counts.get("accepted"),
+        sold_out=counts.get("soldOut"),
+        already=counts.get("alreadyParticipated"),
+        thresholds_ok=summary.get("thresholdsOk"),
+        config=summary.get("config") or {},
+        campaign_id=summary.get("campaignId"),
+    )
+    ob = (verify or {}).get("outbox") or {}
+    row["events_published"] = ob.get("eventsPublished") if ob.get("available") else None
+    row["verify"] = verify
+    return row
+
+
+def fmt(v: Any, digits: int = 1, suffix: str = "") -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}{suffix}"
+    if isinstance(v, int):
+        return f"{v:,}{suffix}"
+    return f"{v}{suffix}"
+
+
+def ratio(a: Any, b: Any) -> float | None:
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b == 0:
+        return None
+    return a / b
+
+
+def machine_info() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except (OSError, ValueError):
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory": mem,
+        "os": f"{platform.system()} {platform.release()}",
+        "date": now_iso(),
+    }
+
+
+def check_lines(verify: dict | None, kind: str) -> list[str]:
+    if verify is None:
+        return [f"- {kind}: no verification results (the run did not get that far)"]
+    out = []
+    for c in verify.get("checks", []):
+        mark = {"pass": "PASS", "fail": "FAIL", "unavailable": "N/A "}[c["status"]]
+        out.append(f"- `{mark}` {kind} — {c['name']}: {c['detail']}")
+    return out
+
+
+def target_lines(rows: dict[str, dict], meta: dict) -> list[str]:
+    h, o, s = rows["health"], rows["outbox"], rows["sync"]
+    ov = o.get("verify") or {}
+    ob = ov.get("outbox") or {}
+    camp = ov.get("campaign") or {}
+    stock = (o.get("config") or {}).get("stock")
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+    acc = camp.get("acceptedCount")
+    lag = ob.get("lastPublishedAfterLastWinMs")
+    share = ratio(o.get("rps"), h.get("rps"))
+    tx = ratio(o.get("rps"), s.get("rps"))
+    p95x = ratio(s.get("p95"), o.get("p95"))
+    items = [
+        (f"outbox: exactly {fmt(stock)} accepted (API acceptedCount)", acc == stock if acc is not None else None,
+         fmt(acc)),
+        ("outbox: no 5xx", o.get("server_errors") == 0 if o.get("present") else None, fmt(o.get("server_errors"))),
+        ("outbox: p99 ≤ 100 ms", o["p99"] <= 100 if o.get("p99") is not None else None, fmt(o.get("p99"), 1, " ms")),
+        ("outbox: throughput ≥ 60 % of /health/live", share >= 0.6 if share is not None else None,
+         fmt(share * 100 if share is not None else None, 1, " %")),
+        ("outbox: all events on Kafka ≤ 1 s after the last win", lag <= 1000 if lag is not None else None,
+         fmt(lag, 0, " ms") + " (lastPublishedAt − last acceptedAt)"),
+        ("sync vs outbox: outbox ≥ 10× throughput", tx >= 10 if tx is not None else None, fmt(tx, 1, "×")),
+        ("sync vs outbox: outbox ≥ 20× lower p95", p95x >= 20 if p95x is not None else None, fmt(p95x, 1, "×")),
+    ]
+    out = ["| target (DESIGN.md §10) | result | measured |", "|---|---|---|"]
+    out += [f"| {name} | {verdict(ok)} | {measured} |" for name, ok, measured in items]
+    return out
+
+
+def build_markdown(rows: dict[str, dict], meta: dict, machine: dict) -> tuple[str, str]:
+    h = rows["health"]
+    header = ("| path | requests/s | p50 (ms) | p95 (ms) | p99 (ms) | error rate | 5xx | accepted "
+              "| events published | % of /health/live |")
+    table = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for kind in PATHS:
+        r = rows[kind]
+        if not r.get("present"):
+            table.append(f"| {kind} | n/a (no k6 summary) | | | | | | | | |")
+            continue
+        share = ratio(r.get("rps"), h.get("rps"))
+        label = {"health": "`/health/live` (ceiling)", "outbox": "outbox", "sync": "sync"}[kind]
+        table.append(
+            f"| {label} | {fmt(r['rps'])} | {fmt(r['p50'], 2)} | {fmt(r['p95'], 2)} | {fmt(r['p99'], 2)} "
+            f"| {fmt((r['error_rate'] or 0) * 100, 2, ' %')} | {fmt(r['server_errors'])} "
+            f"| {'—' if kind == 'health' else fmt(r.get('accepted'))} "
+            f"| {'—' if kind == 'health' else fmt(r.get('events_published'))} "
+            f"| {fmt(share * 100 if share is not None else None, 1, ' %')} |"
+        )
+    o, s = rows["outbox"], rows["sync"]
+    tx, p95x = ratio(o.get("rps"), s.get("rps")), ratio(s.get("p95"), o.get("p95"))
+    ratios = (f"**Outbox vs sync:** throughput **{fmt(tx, 1, '×')}**, "
+              f"p95 **{fmt(p95x, 1, '×')}** lower.")
+    table_text = "\n".join(table) + "\n\n" + ratios + "\n"
+
+    cfg = o.get("config") or s.get("config") or h.get("config") or {}
+    load = {"vus": cfg.get("vus"), "duration": cfg.get("duration"), "stock": cfg.get("stock")}
+    off_target = any(load[k] is not None and str(load[k]) != str(TARGET_LOAD[k]) for k in load)
+    ob = ((o.get("verify") or {}).get("outbox") or {})
+    sb = ((s.get("verify") or {}).get("outbox") or {})
+
+    lines = [
+        "# firstcome benchmark: sync vs outbox",
+        "",
+        f"Generated {machine['date']} by `scripts/bench.sh` "
+        "(numbers from the k6 summaries; correctness checked through the HTTP API afterwards).",
+        "",
+        "## Machine and load",
+        "",
+        f"- machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory']} RAM, {machine['os']}; "
+        "service, MariaDB, Redis, the embedded Kafka broker and k6 all on this one machine",
+        f"- load: {fmt(load['vus'])} VUs, {load['duration']} per run (constant-vus), stock {fmt(load['stock'])}, "
+        f"user ids drawn from 1..{fmt(cfg.get('users'))}, {fmt((cfg.get('repeatShare') or 0) * 100, 0)} % of "
+        "requests reuse a recent user id",
+    ]
+    for k in ("command", "binary", "commit", "k6"):
+        if meta.get(k):
+            lines.append(f"- {k}: `{meta[k]}`")
+    if off_target:
+        lines.append("- note: not the load of DESIGN.md §10 (500 VUs, 30s, stock 1000); the targets below are "
+                     "indicative only")
+    lines += [
+        "",
+        "## Results",
+        "",
+        table_text,
+        "![throughput and latency](report.svg)",
+        "",
+        "- requests/s: requests of the load scenario ÷ k6 test-run time; latencies are k6's "
+        "`http_req_duration` of the scenario (setup() excluded)",
+        "- error rate: share of responses other than 201/409 (flash sale) or 200 (health) — "
+        "`http_req_failed`; 409 SOLD_OUT / ALREADY_PARTICIPATED are expected answers",
+        "- accepted: 201s seen by k6; events published: outbox → the campaign's PUBLISHED outbox rows; "
+        "sync → accepted minus `syncEventsLost`",
+    ]
+    for kind in ("outbox", "sync"):
+        r = rows[kind]
+        if r.get("present"):
+            lines.append(f"- {kind}: campaign {r.get('campaign_id')}, {fmt(r.get('requests'))} requests: "
+                         f"{fmt(r.get('accepted'))} × 201, {fmt(r.get('sold_out'))} × SOLD_OUT, "
+                         f"{fmt(r.get('already'))} × ALREADY_PARTICIPATED, {fmt(r.get('errors'))} unexpected; "
+                         f"k6 thresholds {'passed' if r.get('thresholds_ok') else 'FAILED'}")
+    if ob.get("available"):
+        drained = ob.get("drainedAfterK6EndS")
+        first = " (already drained at the first poll)" if ob.get("alreadyDrainedAtFirstPoll") else ""
+        lines.append(f"- outbox relay: pending reached 0 ≤ {fmt(drained, 2)} s after k6 ended{first}; "
+                     f"lastPublishedAt {ob.get('lastPublishedAt')}; last publish "
+                     f"{fmt(ob.get('lastPublishedAfterLastWinMs'), 0)} ms after the last win")
+    if sb.get("available"):
+        lines.append(f"- sync: `syncEventsLost` during the run: {fmt(sb.get('syncEventsLost'))}")
+    lines += ["", "## Targets", ""] + target_lines(rows, meta)
+    lines += ["", "## Correctness (through the API)", ""]
+    for kind in ("outbox", "sync"):
+        lines += check_lines(rows[kind].get("verify"), kind)
+    lines += ["", "Reproduce: `scripts/bench.sh` (see k6/README.md).", ""]
+    return "\n".join(lines), table_text
+
+
+# ---------------------------------------------------------------------------------------------
+# SVG
+# ---------------------------------------------------------------------------------------------
+
+
+def esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+COLORS = {"health": "#9aa5b1", "outbox": "#2f9e44", "sync": "#e03131"}
+
+
+def nice_max(v: float) -> float:
+    if v <= 0:
+        return 1.0
+    mag = 10 ** math.floor(math.log10(v))
+    for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if v <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def build_svg(rows: dict[str, dict], machine: dict) -> str:
+    W, H = 960, 460
+    top, bottom = 70, 380  # plot area y range
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+        'font-family="Helvetica, Arial, sans-serif" font-size="13">',
+        f'<rect width="{W}" height="{H}" fill="#ffffff"/>',
+        f'<text x="{W / 2}" y="26" text-anchor="middle" font-size="18" font-weight="bold">'
+        "firstcome: sync vs outbox</text>",
+        f'<text x="{W / 2}" y="46" text-anchor="middle" fill="#555">'
+        f"{esc(str(machine['nproc']))} CPUs, {esc(machine['cpu'])}, {esc(machine['date'])}</text>",
+    ]
+
+    # Left panel: throughput, linear scale.
+    x0, x1 = 80, 430
+    parts.append(f'<text x="{(x0 + x1) / 2}" y="{top - 6}" text-anchor="middle" font-weight="bold">'
+                 "Throughput (requests/s, higher is better)</text>")
+    vals = [(k, rows[k].get("rps")) for k in PATHS]
+    vmax = nice_max(max([v for _, v in vals if v] or [1]))
+    for i in range(5):
+        v = vmax * i / 4
+        y = bottom - (bottom - top - 20) * i / 4
+        parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#e5e5e5"/>')
+        parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{v:,.0f}</text>')
+    slot = (x1 - x0) / len(vals)
+    for i, (k, v) in enumerate(vals):
+        bx = x0 + slot * i + slot * 0.2
+        bw = slot * 0.6
+        label = {"health": "/health/live", "outbox": "outbox", "sync": "sync"}[k]
+        parts.append(f'<text x="{bx + bw / 2:.1f}" y="{bottom + 18}" text-anchor="middle">{esc(label)}</text>')
+        if not v:
+            parts.append(f'<text x="{bx + bw / 2:.1f}" y="{bottom - 6}" text-anchor="middle" fill="#999">n/a</text>')
+            continue
+        h = (bottom - top - 20) * v / vmax
+        parts.append(f'<rect x="{bx:.1f}" y="{bottom - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
+                     f'fill="{COLORS[k]}"/>')
+        parts.append(f'<text x="{bx + bw / 2:.1f}" y="{bottom - h - 6:.1f}" text-anchor="middle" '
+                     f'font-weight="bold">{v:,.0f}</text>')
+    parts.append(f'<line x1="{x0}" y1="{bottom}" x2="{x1}" y2="{bottom}" stroke="#333"/>')
+
+    # Right panel: p95/p99 latency, log scale (sync can be orders of magnitude slower).
+    x0, x1 = 560, 920
+    parts.append(f'<text x="{(x0 + x1) / 2}" y="{top - 6}" text-anchor="middle" font-weight="bold">'
+                 "Latency (ms, log scale, lower is better)</text>")
+    lat = [(k, q, rows[k].get(q)) for k in ("outbox", "sync") for q in ("p95", "p99")]
+    present = [v for _, _, v in lat if v and v > 0]
+    lo = 10 ** math.floor(math.log10(min(present))) if present else 1.0
+    hi = 10 ** math.ceil(math.log10(max(present))) if present else 1000.0
+    if hi <= lo:
+        hi = lo * 10
+    span = math.log10(hi) - math.log10(lo)
+
+    def ly(v: float) -> float:
+        return bottom - (bottom - top - 20) * (math.log10(v) - math.log10(lo)) / span
+
+    d = lo
+    for _ in range(12):  # one gridline per decade, bounded
+        if d > hi * 1.0001:
+            break
+        y = ly(d)
+        parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#e5e5e5"/>')
+        parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{d:g}</text>')
+        d *= 10
+    group = (x1 - x0) / 2
+    for gi, k in enumerate(("outbox", "sync")):
+        gx = x0 + group * gi
+        parts.append(f'<text x="{gx + group / 2:.1f}" y="{bottom + 18}" text-anchor="middle">{k}</text>')
+        for qi, q in enumerate(("p95", "p99")):
+            v = rows[k].get(q)
+            bw = group * 0.3
+            bx = gx + group * 0.15 + qi * (bw + group * 0.1)
+            parts.append(f'<text x="{bx + bw / 2:.1f}" y="{bottom + 34}" text-anchor="middle" fill="#555" '
+                         f'font-size="11">{q}</text>')
+            if not v or v <= 0:
+                parts.append(f'<text x="{bx + bw / 2:.1f}" y="{bottom - 6}" text-anchor="middle" '
+                             'fill="#999">n/a</text>')
+                continue
+            y = ly(max(v, lo))
+            opacity = "1" if q == "p95" else "0.6"
+            parts.append(f'<rect x="{bx:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{bottom - y:.1f}" '
+                         f'fill="{COLORS[k]}" fill-opacity="{opacity}"/>')
+            parts.append(f'<text x="{bx + bw / 2:.1f}" y="{y - 6:.1f}" text-anchor="middle" '
+                         f'font-weight="bold">{v:,.1f}</text>')
+    parts.append(f'<line x1="{x0}" y1="{bottom}" x2="{x1}" y2="{bottom}" stroke="#333"/>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    d = Path(args.results_dir)
+    meta = dict(kv.split("=", 1) for kv in args.meta if "=" in kv)
+    rows = {k: row_for(k, load_json(d / f"{k}.json"), load_json(d / f"verify-{k}.json")) for k in PATHS}
+    machine = machine_info()
+    md, table = build_markdown(rows, meta, machine)
+    svg = build_svg(rows, machine)
+    (d / "report.md").write_text(md)
+    (d / "report.svg").write_text(svg)
+    if args.copy_md:
+        shutil.copyfile(d / "report.md", args.copy_md)
+    if args.copy_svg:
+        shutil.copyfile(d / "report.svg", args.copy_svg)
+    print(table)
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    v = sub.add_parser("verify", help="check one flash-sale run through the API")
+    v.add_argument("--base-url", required=True)
+    v.add_argument("--path-kind", choices=("outbox", "sync"), required=True)
+    v.add_argument("--summary", required=True, help="the run's k6 SUMMARY_FILE")
+    v.add_argument("--stock", type=int, required=True)
+    v.add_argument("--out", required=True)
+    v.add_argument("--k6-ended-at", type=float, default=0.0, help="epoch seconds when k6 exited")
+    v.add_argument("--outbox-wait", type=float, default=30.0, help="seconds to wait for pending == 0")
+    v.add_argument("--baseline", help="an earlier verify JSON whose syncEventsLost is subtracted")
+    v.set_defaults(func=cmd_verify)
+
+    r = sub.add_parser("report", help="write report.md and report.svg")
+    r.add_argument("--results-dir", required=True)
+    r.add_argument("--copy-md")
+    r.add_argument("--copy-svg")
+    r.add_argument("--meta", action="append", default=[], help="key=value shown in the report")
+    r.set_defaults(func=cmd_report)
+
+    args = p.parse_args()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+//! `/api/v1/admin/outbox`: the relay's state for operators (admin token required): counts by
+//! status, the age of the oldest due row, the dead-letter list, and redrive.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    Object, OpenApi,
+};
+
+use super::{
+    auth::AdminAuth,
+    error::{ApiError, ErrorBody, ErrorCode},
+    Tag,
+};
+use crate::{metrics::Metrics, relay::store, state::AppState};
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OutboxSummary {
+    pub pending: i64,
+    pub published: i64,
+    pub dead: i64,
+    /// How long the oldest due PENDING row has waited (absent when none is due).
+    pub oldest_due_pending_age_ms: Option<i64>,
+    pub last_published_at: Option<DateTime<Utc>>,
+    /// Counters of this instance since it started.
+    pub relay_published: u64,
+    pub relay_retried: u64,
+    pub relay_dead_lettered: u64,
+    pub relay_worker_restarts: u64,
+    /// Sync-path wins whose event was lost after commit (this instance).
+    pub sync_events_lost: u64,
+    pub relay: String,
+    pub kafka: String,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeadEvent {
+    pub event_id: String,
+    pub topic: String,
+    pub key: String,
+    pub event_type: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeadPage {
+    pub items: Vec<DeadEvent>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Redriven {
+    pub event_id: String,
+    pub status: String,
+}
+
+pub struct AdminApi;
+
+#[OpenApi(prefix_path = "/api/v1/admin/outbox", tag = "Tag::Admin")]
+impl AdminApi {
+    /// Outbox counts by status, oldest due pending age, last publish time (admin).
+    #[oai(path = "/", method = "get")]
+    async fn summary(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// Only this campaign's events.
+        #[oai(name = "campaignId", validator(minimum(value = "1")))]
+        campaign_id: Query<Option<i64>>,
+    ) -> Result<Json<OutboxSummary>, ApiError> {
+        auth.check(&state.admin_token)?;
+        let key = campaign_id.0.map(crate::kafka::contract::message_key);
+        let s = store::summary(&state.db, key.as_deref()).await?;
+        let m = &state.metrics;
+        let components = state.components.snapshot();
+        Ok(Json(OutboxSummary {
+            pending: s.pending,
+            published: s.published,
+            dead: s.dead,
+            oldest_due_pending_age_ms: s.oldest_due_pending_age_ms,
+            last_published_at: s.last_published_at.map(|t| t.and_utc()),
+            relay_published: Metrics::get(&m.published),
+            relay_retried: Metrics::get(&m.retried),
+            relay_dead_lettered: Metrics::get(&m.dead_lettered),
+            relay_worker_restarts: Metrics::get(&m.worker_restarts),
+            sync_events_lost: Metrics::get(&m.sync_events_lost),
+            relay: components.relay,
+            kafka: components.kafka,
+        }))
+    }
+
+    /// DEAD events with their attempts and last error, oldest first (admin).
+    #[oai(path = "/dead", method = "get")]
+    async fn dead(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// Page size, 1 to 500 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+        /// `nextCursor` of the previous page.
+        #[oai(validator(minimum(value = "0")))]
+        cursor: Query<Option<i64>>,
+    ) -> Result<Json<DeadPage>, ApiError> {
+        auth.check(&state.admin_token)?;
+        let limit = limit.0.unwrap_or(50);
+        let mut rows = store::dead(&state.db, cursor.0.unwrap_or(0), limit + 1).await?;
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(Json(DeadPage {
+            items: rows
+                .into_iter()
+                .map(|r| DeadEvent {
+                    event_id: r.event_id,
+                    topic: r.topic,
+                    key: r.msg_key,
+                    event_type: r.event_type,
+                    attempts: r.attempts,
+                    last_error: r.last_error,
+                    created_at: r.created_at.and_utc(),
+                })
+                .collect(),
+            next_cursor,
+        }))
+    }
+
+    /// Put a DEAD event back to PENDING with its attempts reset (admin).
+    #[oai(path = "/:eventId/redrive", method = "post")]
+    async fn redrive(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        #[oai(name = "eventId")] event_id: Path<uuid::Uuid>,
+    ) -> Result<Json<Redriven>, ApiError> {
+        auth.check(&state.admin_token)?;
+        let event_id = event_id.0.to_string();
+        if !store::redrive(&state.db, &event_id).await? {
+            return Err(ApiError::NotFound(Json(ErrorBody {
+                code: ErrorCode::EventNotFound,
+                message: "no DEAD event has this id".into(),
+                participation_id: None,
+            })));
+        }
+        tracing::info!(%event_id, "Dead event redriven.");
+        Ok(Json(Redriven {
+            event_id,
+            status: "PENDING".into(),
+        }))
+    }
+}

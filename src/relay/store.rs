@@ -1,0 +1,272 @@
+//! SQL of the relay: claim due rows with a lease, record outcomes in batches, release leases,
+//! clean up, and the admin views. Time comparisons use the database clock (`UTC_TIMESTAMP(6)`),
+//! so instances with skewed clocks still agree on leases and due times.
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
+    TransactionTrait, Value,
+};
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// `?, ?, …` for `n` values.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// A row handed to a worker.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct ClaimedRow {
+    pub id: i64,
+    pub event_id: String,
+    pub topic: String,
+    pub msg_key: String,
+    pub payload: String,
+    pub headers: String,
+    pub attempts: i32,
+}
+
+/// Which keys a claim may take: all, or those whose shard this instance leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shards {
+    All,
+    Only { total: u32, owned: Vec<u32> },
+}
+
+/// Claims up to `limit` due rows, in id order, and leases them to `owner`.
+///
+/// A row is taken only when no older unpublished row of its key is in backoff or leased (in
+/// flight here, or held by a relay that may still be publishing it): that is what keeps per-key
+/// order through retries and takeovers. Rows of other keys are never held up by it. `SKIP LOCKED`
+/// lets a concurrent claim pass over rows this one holds instead of waiting.
+#[tracing::instrument(skip(db), err(level = "warn"))]
+pub async fn claim(
+    db: &DatabaseConnection,
+    owner: &str,
+    shards: &Shards,
+    lease: Duration,
+    limit: u32,
+) -> Result<Vec<ClaimedRow>, DbErr> {
+    let mut values: Vec<Value> = Vec::new();
+    let shard_filter = match shards {
+        Shards::All => String::new(),
+        Shards::Only { owned, .. } if owned.is_empty() => return Ok(Vec::new()),
+        Shards::Only { total, owned } => {
+            values.push((*total).into());
+            values.extend(owned.iter().map(|s| Value::from(*s)));
+            format!(
+                " AND MOD(CRC32(o.msg_key), ?) IN ({})",
+                placeholders(owned.len())
+            )
+        }
+    };
+    values.push(limit.into());
+    let sql = format!(
+        "SELECT o.id, o.event_id, o.topic, o.msg_key, o.payload, o.headers, o.attempts \
+         FROM outbox_event o \
+         WHERE o.status = 'PENDING' AND o.available_at <= UTC_TIMESTAMP(6) \
+           AND (o.lease_until IS NULL OR o.lease_until < UTC_TIMESTAMP(6)){shard_filter} \
+           AND NOT EXISTS (SELECT 1 FROM outbox_event b \
+               WHERE b.msg_key = o.msg_key AND b.status = 'PENDING' AND b.id < o.id \
+                 AND (b.available_at > UTC_TIMESTAMP(6) OR b.lease_until >= UTC_TIMESTAMP(6))) \
+         ORDER BY o.id LIMIT ? FOR UPDATE SKIP LOCKED"
+    );
+    let txn = db.begin().await?;
+    let rows = ClaimedRow::find_by_statement(stmt(&sql, values))
+        .all(&txn)
+        .await?;
+    if !rows.is_empty() {
+        let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
+        values.extend(rows.iter().map(|r| Value::from(r.id)));
+        txn.execute_raw(stmt(
+            &format!(
+                "UPDATE outbox_event SET lease_owner = ?, \
+                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({})",
+                placeholders(rows.len())
+            ),
+            values,
+        ))
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(rows)
+}
+
+/// Marks rows PUBLISHED in one statement.
+pub async fn mark_published(db: &DatabaseConnection, ids: &[i64]) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
+    db.execute_raw(stmt(
+        &format!(
+            "UPDATE outbox_event SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
+             attempts = attempts + 1, last_error = NULL, lease_owner = NULL, lease_until = NULL \
+             WHERE status = 'PENDING' AND id IN ({})",
+            placeholders(ids.len())
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Schedules another attempt (persisted, so it survives restarts). Only while `owner` still
+/// holds the row: a relay whose lease expired does not overwrite its successor's work.
+pub async fn mark_retry(
+    db: &DatabaseConnection,
+    id: i64,
+    owner: &str,
+    after: Duration,
+    error: &str,
+) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "UPDATE outbox_event SET attempts = attempts + 1, last_error = ?, \
+         available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, lease_owner = NULL, lease_until = NULL \
+         WHERE id = ? AND status = 'PENDING' AND lease_owner = ?",
+        vec![truncate(error).into(), micros(after).into(), id.into(), owner.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Marks a dead-lettered row DEAD (after its DLQ message was acknowledged).
+pub async fn mark_dead(
+    db: &DatabaseConnection,
+    id: i64,
+    owner: &str,
+    error: &str,
+) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "UPDATE outbox_event SET status = 'DEAD', attempts = attempts + 1, last_error = ?, \
+         lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'PENDING' AND lease_owner = ?",
+        vec![truncate(error).into(), id.into(), owner.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Gives leases back without counting an attempt (shutdown, a restarted worker's rows).
+pub async fn release(
+    db: &DatabaseConnection,
+    owner: &str,
+    ids: Option<&[i64]>,
+) -> Result<u64, DbErr> {
+    let mut values: Vec<Value> = vec![owner.into()];
+    let filter = match ids {
+        None => String::new(),
+        Some([]) => return Ok(0),
+        Some(ids) => {
+            values.extend(ids.iter().map(|id| Value::from(*id)));
+            format!(" AND id IN ({})", placeholders(ids.len()))
+        }
+    };
+    let res = db
+        .execute_raw(stmt(
+            &format!(
+                "UPDATE outbox_event SET lease_owner = NULL, lease_until = NULL \
+                 WHERE status = 'PENDING' AND lease_owner = ?{filter}"
+            ),
+            values,
+        ))
+        .await?;
+    Ok(res.rows_affected())
+}
+
+/// Deletes up to `batch` PUBLISHED rows older than `retention`; returns how many.
+pub async fn delete_published(
+    db: &DatabaseConnection,
+    retention: Duration,
+    batch: u32,
+) -> Result<u64, DbErr> {
+    let res = db
+        .execute_raw(stmt(
+            "DELETE FROM outbox_event WHERE status = 'PUBLISHED' \
+             AND published_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND ORDER BY id LIMIT ?",
+            vec![micros(retention).into(), batch.into()],
+        ))
+        .await?;
+    Ok(res.rows_affected())
+}
+
+/// `last_error` is TEXT; keep it well inside.
+fn truncate(error: &str) -> String {
+    error.chars().take(4_000).collect()
+}
+
+/// Counts for the admin summary, optionally for one campaign (`msg_key`).
+#[derive(Debug, Clone, Default, FromQueryResult)]
+pub struct Summary {
+    pub pending: i64,
+    pub published: i64,
+    pub dead: i64,
+    pub oldest_due_pending_age_ms: Option<i64>,
+    pub last_published_at: Option<chrono::NaiveDateTime>,
+}
+
+pub async fn summary(db: &DatabaseConnection, key: Option<&str>) -> Result<Summary, DbErr> {
+    let (filter, values): (&str, Vec<Value>) = match key {
+        Some(k) => (" WHERE msg_key = ?", vec![k.into()]),
+        None => ("", vec![]),
+    };
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(status = 'PENDING'), 0) AS SIGNED) AS pending, \
+         CAST(COALESCE(SUM(status = 'PUBLISHED'), 0) AS SIGNED) AS published, \
+         CAST(COALESCE(SUM(status = 'DEAD'), 0) AS SIGNED) AS dead, \
+         CAST(TIMESTAMPDIFF(MICROSECOND, MIN(CASE WHEN status = 'PENDING' AND available_at <= UTC_TIMESTAMP(6) \
+              THEN available_at END), UTC_TIMESTAMP(6)) DIV 1000 AS SIGNED) AS oldest_due_pending_age_ms, \
+         MAX(published_at) AS last_published_at \
+         FROM outbox_event{filter}"
+    );
+    Ok(Summary::find_by_statement(stmt(&sql, values))
+        .one(db)
+        .await?
+        .unwrap_or_default())
+}
+
+/// A DEAD row, for the admin list.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct DeadRow {
+    pub id: i64,
+    pub event_id: String,
+    pub topic: String,
+    pub msg_key: String,
+    pub event_type: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+pub async fn dead(
+    db: &DatabaseConnection,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<DeadRow>, DbErr> {
+    DeadRow::find_by_statement(stmt(
+        "SELECT id, event_id, topic, msg_key, event_type, attempts, last_error, created_at FROM outbox_event \
+         WHERE status = 'DEAD' AND id > ? ORDER BY id LIMIT ?",
+        vec![after_id.into(), limit.into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// DEAD → PENDING with attempts reset; `false` when no DEAD row has this event id.
+pub async fn redrive(db: &DatabaseConnection, event_id: &str) -> Result<bool, DbErr> {
+    let res = db
+        .execute_raw(stmt(
+            "UPDATE outbox_event SET status = 'PENDING', attempts = 0, available_at = UTC_TIMESTAMP(6), \
+             lease_owner = NULL, lease_until = NULL WHERE event_id = ? AND status = 'DEAD'",
+            vec![event_id.into()],
+        ))
+        .await?;
+    Ok(res.rows_affected() == 1)
+}
