@@ -1,8 +1,9 @@
 -- load.lua: (re)builds a campaign's gate state from MySQL, only if it is absent (set-if-absent),
 -- so two instances loading at once, or a load racing live reservations, never overwrite state
--- that is already serving. The caller adds MySQL's winners to the winners set (SADD, in chunks)
--- before calling this, so by the time the hash appears, past winners are refused at the gate and
--- do not hold stock in passing. (A winner that commits after that read and asks again passes the
+-- that is already serving. MySQL's winners go into the winners set in the same step (ARGV[7..]),
+-- so from the moment the hash exists, past winners are refused at the gate and do not hold
+-- stock in passing. (A campaign with more winners than one call carries gets the rest by SADD
+-- just before this call.) (A winner that commits after that read and asks again passes the
 -- gate, is stopped by MySQL's UNIQUE(campaign_id, user_id) and recorded by release.lua keep_user.)
 --
 -- KEYS[1]  campaign hash "<prefix>{c:<id>}:meta"
@@ -13,10 +14,14 @@
 -- ARGV[4]  limit      (per_user_limit)
 -- ARGV[5]  seq        (MAX(participation.sequence), so sequences keep growing)
 -- ARGV[6]  expire_ms  (absolute expiry of the keys, 0 = keep)
+-- ARGV[7..] user ids of MySQL's winners (at most a few thousand per call)
 --
 -- Returns  1 when loaded, 0 when the state was already there
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
+end
+if #ARGV >= 7 then
+  redis.call('SADD', KEYS[2], unpack(ARGV, 7))
 end
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
   'limit', ARGV[4], 'seq', ARGV[5], 'expire_ms', ARGV[6])

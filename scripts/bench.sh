@@ -16,7 +16,13 @@
 #   ADMIN_TOKEN               admin token for the service started here (default: a fixed bench token)
 #   OUTBOX_WAIT (30)          seconds to wait for the outbox to drain after the outbox run
 #   RESULTS_DIR (k6/results)  where summaries, logs and the report go
+#   BENCH_COMMIT              label for the build in the report (default: git describe, or the
+#                             prebuilt binary's --version)
 #   SKIP_SERVICES=1           do not call scripts/services.sh (MariaDB/Redis managed elsewhere)
+#   BENCH_DB (firstcome_bench) the database used when DATABASE_URL is unset; it is dropped and
+#                             re-created on every run, so the dev database is never touched
+#   REDIS_KEY_PREFIX          default: a fresh firstcome-bench-<time>-<pid>: per run (campaign ids
+#                             restart in a fresh database); the keys are deleted at the end
 #   DATABASE_URL, REDIS_URL, DB_MAX_CONNECTIONS, KAFKA_BOOTSTRAP_SERVERS, ...  passed to the service
 set -euo pipefail
 
@@ -64,9 +70,30 @@ log "using $K6 ($("$K6" version 2>/dev/null | head -n1))"
 
 # --- the service ---------------------------------------------------------------------------------
 
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+BENCH_DB=${BENCH_DB:-firstcome_bench}
+case $BENCH_DB in '' | *[!A-Za-z0-9_]*) die "BENCH_DB=$BENCH_DB: letters, digits and _ only" ;; esac
+OWN_DB=0
+if [ -z "${DATABASE_URL:-}" ]; then
+  OWN_DB=1
+  export DATABASE_URL="mysql://firstcome:firstcome@127.0.0.1:${DB_PORT:-3306}/$BENCH_DB"
+fi
+OWN_PREFIX=0
+if [ -z "${REDIS_KEY_PREFIX:-}" ]; then
+  OWN_PREFIX=1
+  export REDIS_KEY_PREFIX="firstcome-bench-$(date +%s)-$$:"
+fi
+
 if [ "${SKIP_SERVICES:-0}" != 1 ]; then
   [ -x "$ROOT/scripts/services.sh" ] || die "$ROOT/scripts/services.sh not found"
-  "$ROOT/scripts/services.sh"
+  if [ $OWN_DB = 1 ]; then
+    DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
+    log "re-creating the benchmark database $BENCH_DB"
+    sudo_if_needed mariadb -e "DROP DATABASE IF EXISTS \`$BENCH_DB\`; CREATE DATABASE \`$BENCH_DB\`;"
+  else
+    "$ROOT/scripts/services.sh"
+  fi
 fi
 
 if [ -n "${FIRSTCOME_BIN:-}" ]; then
@@ -103,7 +130,14 @@ stop_service() {
   wait "$SERVICE_PID" 2>/dev/null || true
   SERVICE_PID=
 }
-trap stop_service EXIT
+cleanup_redis() { # deletes this run's keys (only when the prefix is our own); bounded by SCAN
+  [ $OWN_PREFIX = 1 ] && command -v redis-cli >/dev/null 2>&1 || return 0
+  local url=${REDIS_URL:-redis://127.0.0.1:6379}
+  timeout 30 redis-cli -u "$url" --scan --pattern "${REDIS_KEY_PREFIX}*" 2>/dev/null \
+    | timeout 30 xargs -r -n 500 redis-cli -u "$url" DEL >/dev/null 2>&1 || true
+}
+on_exit() { stop_service; cleanup_redis; }
+trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -163,7 +197,9 @@ stop_service
 
 # --- the report ----------------------------------------------------------------------------------
 
-if [ -n "${FIRSTCOME_BIN:-}" ]; then
+if [ -n "${BENCH_COMMIT:-}" ]; then
+  commit=$BENCH_COMMIT
+elif [ -n "${FIRSTCOME_BIN:-}" ]; then
   commit="prebuilt binary ($("$BIN" --version 2>/dev/null || echo unknown version))"
 else
   commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)

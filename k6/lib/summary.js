@@ -30,6 +30,8 @@ export function metricValues(data, name, scenario) {
   return (scoped || plain || {}).values || {};
 }
 
+const BOOKKEEPING = new Set(['count>=0', 'max>=0']);
+
 function fmtMs(v) {
   if (v === undefined || v === null) return 'n/a';
   return v >= 1000 ? `${(v / 1000).toFixed(2)}s` : `${v.toFixed(2)}ms`;
@@ -40,11 +42,15 @@ function fmtNum(v, digits) {
   return Number(v).toFixed(digits);
 }
 
-/** Every threshold of the run as `{metric, expression, ok}`. */
+/**
+ * Every threshold of the run as `{metric, expression, ok}`, without the always-true bookkeeping
+ * thresholds (`count>=0`, `max>=0`) that only make k6 compute a scenario's submetric.
+ */
 function thresholdResults(data) {
   const out = [];
   for (const [metric, m] of Object.entries(data.metrics)) {
     for (const [expression, t] of Object.entries(m.thresholds || {})) {
+      if (BOOKKEEPING.has(expression.replace(/\s/g, ''))) continue;
       out.push({ metric, expression, ok: t.ok });
     }
   }

@@ -1,7 +1,7 @@
 //! `participation`: one win. UNIQUE(campaign_id, user_id) is the last line of defence of "a user
-//! wins at most once", whatever Redis says. No foreign key to `campaign`: its shared lock on the
-//! hot campaign row would turn the later guarded UPDATE into a lock upgrade, and concurrent
-//! upgrades deadlock; the service only inserts rows for campaigns it has just read.
+//! wins at most once", whatever Redis says. No foreign key to `campaign`: every insert already
+//! follows the guarded UPDATE of its campaign row in the same transaction, and the check would
+//! only add work on the hottest row of a flash sale.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

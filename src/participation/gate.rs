@@ -142,7 +142,11 @@ impl Gate {
     #[tracing::instrument(skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
     pub async fn load(&self, seed: &Seed, winners: &[i64]) -> Result<bool, GateError> {
         let [meta, users] = self.keys(seed.campaign_id);
-        for chunk in winners.chunks(LOAD_CHUNK) {
+        // All winners but the last chunk go in first (harmless: they are real winners); the last
+        // chunk is added atomically with the campaign hash.
+        let last_chunk_at = winners.len().saturating_sub(1) / LOAD_CHUNK * LOAD_CHUNK;
+        let (early, last) = winners.split_at(last_chunk_at);
+        for chunk in early.chunks(LOAD_CHUNK) {
             let mut conn = self.conn.clone();
             let cmd = redis::cmd("SADD").arg(&users).arg(chunk).to_owned();
             match tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await {
@@ -162,7 +166,8 @@ impl Gate {
             .arg(seed.ends_at_ms)
             .arg(seed.per_user_limit)
             .arg(seed.max_sequence)
-            .arg(expire_ms);
+            .arg(expire_ms)
+            .arg(last);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)
     }

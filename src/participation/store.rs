@@ -45,13 +45,40 @@ pub enum WriteError {
 
 /// Writes participation + outbox row and decrements the stock, in one transaction.
 ///
-/// The guarded `UPDATE campaign` runs last: it takes the campaign row's lock, the one lock every
-/// concurrent winner queues on, so holding it only for the UPDATE and the commit keeps that queue
-/// short. The order inside the transaction is invisible to everyone else.
+/// The guarded `UPDATE campaign` runs first, as DESIGN.md §6 orders it: it takes the campaign
+/// row's lock, so a campaign's transactions take their ids and commit one after another, and
+/// its outbox rows become visible in id order (the relay then publishes them in exactly that
+/// order). A sold-out answer also costs no insert.
 #[tracing::instrument(skip_all, fields(campaign_id = p.campaign_id, user_id = p.user_id), err(level = "debug"))]
 pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<i64, WriteError> {
     let txn = db.begin().await?;
     let created_at = naive(p.accepted_at);
+
+    let updated = txn
+        .execute_raw(stmt(
+            "UPDATE campaign SET remaining_stock = remaining_stock - ?, updated_at = ? \
+             WHERE id = ? AND remaining_stock >= ?",
+            vec![
+                p.quantity.into(),
+                created_at.into(),
+                p.campaign_id.into(),
+                p.quantity.into(),
+            ],
+        ))
+        .await?;
+    if updated.rows_affected() == 0 {
+        let remaining_stock = txn
+            .query_one_raw(stmt(
+                "SELECT remaining_stock FROM campaign WHERE id = ?",
+                vec![p.campaign_id.into()],
+            ))
+            .await?
+            .map(|row| row.try_get_by_index::<i64>(0))
+            .transpose()?
+            .unwrap_or(0);
+        txn.rollback().await?;
+        return Err(WriteError::SoldOut { remaining_stock });
+    }
 
     let inserted = txn
         .execute_raw(stmt(
@@ -68,7 +95,8 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
     let participation_id = match inserted {
         Ok(res) => i64::try_from(res.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?,
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            return Err(WriteError::Duplicate)
+            txn.rollback().await?;
+            return Err(WriteError::Duplicate);
         }
         Err(e) => return Err(e.into()),
     };
@@ -103,32 +131,6 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
         ],
     ))
     .await?;
-
-    let updated = txn
-        .execute_raw(stmt(
-            "UPDATE campaign SET remaining_stock = remaining_stock - ?, updated_at = ? \
-             WHERE id = ? AND remaining_stock >= ?",
-            vec![
-                p.quantity.into(),
-                created_at.into(),
-                p.campaign_id.into(),
-                p.quantity.into(),
-            ],
-        ))
-        .await?;
-    if updated.rows_affected() == 0 {
-        let remaining_stock = txn
-            .query_one_raw(stmt(
-                "SELECT remaining_stock FROM campaign WHERE id = ?",
-                vec![p.campaign_id.into()],
-            ))
-            .await?
-            .map(|row| row.try_get_by_index::<i64>(0))
-            .transpose()?
-            .unwrap_or(0);
-        txn.rollback().await?;
-        return Err(WriteError::SoldOut { remaining_stock });
-    }
 
     txn.commit().await?;
     Ok(participation_id)

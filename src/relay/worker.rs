@@ -44,8 +44,8 @@ pub struct WorkerContext {
 /// Deliberate failure points for tests (inert unless set).
 #[derive(Default)]
 pub struct Faults {
-    /// A worker panics once when it meets this event id.
-    pub panic_on_event: Mutex<Option<String>>,
+    /// A worker panics once when it meets a row with this message key.
+    pub panic_on_key: Mutex<Option<String>>,
 }
 
 /// How long a worker waits before re-enqueueing after librdkafka's queue was full.
@@ -128,7 +128,7 @@ async fn process(ctx: &WorkerContext, batch: &[ClaimedRow]) {
     let producer = ctx.producers.main.get();
     let mut deliveries = Vec::with_capacity(batch.len());
     for row in batch {
-        ctx.faults.trip(&row.event_id);
+        ctx.faults.trip(&row.msg_key);
         let headers = kafka_headers(&row.headers, &[]);
         deliveries.push(
             enqueue(
@@ -250,15 +250,12 @@ async fn dead_letter(ctx: &WorkerContext, row: &ClaimedRow, reason: DeadReason, 
 }
 
 impl Faults {
-    fn trip(&self, event_id: &str) {
-        let mut slot = self
-            .panic_on_event
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if slot.as_deref() == Some(event_id) {
+    fn trip(&self, key: &str) {
+        let mut slot = self.panic_on_key.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_deref() == Some(key) {
             *slot = None;
             drop(slot);
-            panic!("injected relay worker panic at event {event_id}");
+            panic!("injected relay worker panic at key {key}");
         }
     }
 }

@@ -1,9 +1,20 @@
 //! Test harness: `spawn_app()` starts the real application on port 0 against its own MariaDB
 //! database (`test_<uuid>`) and its own Redis key prefix, so tests run in parallel.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
-use firstcome::{config::Settings, startup::Application};
+use firstcome::{
+    config::Settings, kafka::EmbeddedBroker, relay::RelayHandle, startup::Application,
+};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    message::{Headers, Message},
+    ClientConfig, Offset, TopicPartitionList,
+};
 use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::{json, Value};
@@ -31,6 +42,12 @@ pub struct TestApp {
     pub redis_prefix: String,
     pub shutdown: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The app's embedded broker (absent when the test gave it KAFKA_BOOTSTRAP_SERVERS).
+    pub broker: Option<Arc<EmbeddedBroker>>,
+    pub kafka_bootstrap: String,
+    pub topic: String,
+    pub relay: Option<RelayHandle>,
+    pub shards: u32,
 }
 
 /// A fresh, empty database for one test.
@@ -61,6 +78,18 @@ pub async fn test_settings() -> Settings {
     s
 }
 
+/// Relay settings for tests: fast polls and retries, a short delivery timeout.
+pub fn with_relay(mut s: Settings) -> Settings {
+    s.relay.enabled = true;
+    s.relay.poll_interval = Duration::from_millis(50);
+    s.relay.backoff_base = Duration::from_millis(50);
+    s.relay.backoff_cap = Duration::from_millis(400);
+    s.kafka.message_timeout = Duration::from_millis(1_000);
+    s.relay.lease = s.kafka.message_timeout + firstcome::config::LEASE_MARGIN;
+    s.kafka.partitions = 4;
+    s
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(test_settings().await).await
 }
@@ -75,6 +104,13 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         .expect("build application");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
+    let broker = app.embedded_broker();
+    let relay = app.relay();
+    let kafka_bootstrap = match (&broker, &settings.kafka.bootstrap_servers) {
+        (Some(b), _) => b.bootstrap_servers().to_string(),
+        (None, Some(servers)) => servers.clone(),
+        (None, None) => unreachable!("either embedded or configured"),
+    };
     let server = tokio::spawn(app.run_until_stopped());
     let db_url = settings.database.url.expose().to_string();
     let db = Database::connect(db_url.as_str())
@@ -97,7 +133,124 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         redis_prefix: settings.redis.key_prefix.clone(),
         shutdown,
         server,
+        broker,
+        kafka_bootstrap,
+        topic: settings.kafka.topic.clone(),
+        relay,
+        shards: settings.relay.shards,
     }
+}
+
+/// Polls `check` every 20 ms until it holds; panics after `timeout` naming `what`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A message read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub key: String,
+    pub payload: String,
+    pub headers: BTreeMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Consumed {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.payload).expect("payload is JSON")
+    }
+    pub fn event_id(&self) -> &str {
+        self.headers
+            .get("event_id")
+            .map(String::as_str)
+            .expect("event_id header")
+    }
+}
+
+/// Reads every message of `topic` from the beginning, until at least `expected` were read and
+/// every partition reached its end (so duplicates beyond `expected` are seen too).
+pub async fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    let bootstrap = bootstrap.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", format!("test-{}", Uuid::now_v7().simple()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .expect("metadata");
+        let partitions = metadata.topics()[0].partitions().len();
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            assignment
+                .add_partition_offset(&topic, p, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let deadline = std::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        let mut at_end = std::collections::HashSet::new();
+        while std::time::Instant::now() < deadline
+            && !(out.len() >= expected && at_end.len() == partitions)
+        {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    at_end.remove(&m.partition());
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_string(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push(Consumed {
+                        key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                        payload: String::from_utf8_lossy(m.payload().unwrap_or_default())
+                            .into_owned(),
+                        headers,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    });
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => panic!("consumer error: {e}"),
+                None => {}
+            }
+        }
+        out
+    })
+    .await
+    .expect("consumer task")
 }
 
 /// A response reduced to what tests look at.
@@ -193,6 +346,47 @@ impl TestApp {
             "SELECT remaining_stock FROM campaign WHERE id = {campaign_id}"
         ))
         .await
+    }
+
+    /// `RELAY_SHARDS` of this app.
+    pub fn settings_shards(&self) -> i64 {
+        i64::from(self.shards)
+    }
+
+    /// Outbox rows by status.
+    pub async fn outbox_count(&self, status: &str) -> i64 {
+        self.scalar(&format!(
+            "SELECT COUNT(*) FROM outbox_event WHERE status = '{status}'"
+        ))
+        .await
+    }
+
+    /// Waits until no outbox row is PENDING.
+    pub async fn wait_for_outbox_drained(&self, timeout: Duration) {
+        wait_until("every outbox row to leave PENDING", timeout, || async {
+            self.outbox_count("PENDING").await == 0
+        })
+        .await;
+    }
+
+    /// Outbox id of every event id (to check Kafka order against outbox order).
+    pub async fn outbox_ids(&self) -> HashMap<String, i64> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::MySql,
+                "SELECT event_id, id FROM outbox_event",
+            ))
+            .await
+            .expect("query");
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index::<String>(0).expect("event_id"),
+                    r.try_get_by_index::<i64>(1).expect("id"),
+                )
+            })
+            .collect()
     }
 
     pub fn gate_keys(&self, campaign_id: i64) -> (String, String) {

@@ -6,4 +6,6 @@ mod helpers;
 mod openapi;
 mod participation_faults;
 mod participation_rules;
+mod relay;
+mod relay_faults;
 mod validation;

@@ -1,0 +1,296 @@
+//! The relay end to end through librdkafka's mock cluster: no loss (DESIGN §2.3), the dedupe
+//! contract (§2.4), per-key order (§2.5), one publisher per key across instances, graceful
+//! shutdown (§2.7).
+
+use std::{collections::HashMap, time::Duration};
+
+use futures::future::join_all;
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp};
+
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Asserts that, per key, messages appear in ascending outbox id.
+fn assert_per_key_order(messages: &[crate::helpers::Consumed], outbox_ids: &HashMap<String, i64>) {
+    let mut last: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut sorted: Vec<_> = messages.iter().collect();
+    sorted.sort_by_key(|m| (m.partition, m.offset));
+    for m in sorted {
+        let id = outbox_ids[m.event_id()];
+        if let Some((prev, prev_offset)) = last.insert(&m.key, (id, m.offset)) {
+            assert!(
+                prev < id,
+                "key {}: outbox id {id} (offset {}) after {prev} (offset {prev_offset})",
+                m.key,
+                m.offset
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_accepted_participation_reaches_the_topic_once_with_its_contract() {
+    let app = spawn_app_with(with_relay(test_settings().await)).await;
+    let campaigns = [
+        app.open_campaign(30, 1).await,
+        app.open_campaign(30, 1).await,
+    ];
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let replies = join_all((1..=50).map(|u| {
+        let url = app.url(&format!(
+            "/api/v1/campaigns/{}/participations",
+            campaigns[u as usize % 2]
+        ));
+        app.send(
+            app.client
+                .post(url)
+                .header("traceparent", traceparent)
+                .json(&json!({"userId": u})),
+        )
+    }))
+    .await;
+    assert!(replies.iter().all(|r| r.status == 201), "{replies:?}");
+    app.wait_for_outbox_drained(DRAIN).await;
+    assert_eq!(app.outbox_count("PUBLISHED").await, 50);
+
+    let messages = read_topic(&app.kafka_bootstrap, &app.topic, 50, DRAIN).await;
+    let participations = app.scalar("SELECT COUNT(*) FROM participation").await as usize;
+    let distinct: std::collections::HashSet<_> =
+        messages.iter().map(|m| m.event_id().to_string()).collect();
+    assert_eq!(
+        distinct.len(),
+        participations,
+        "consumed distinct event ids == participation rows"
+    );
+    assert_eq!(
+        messages.len(),
+        participations,
+        "no duplicates while nothing failed"
+    );
+
+    let stored: HashMap<String, String> = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::MySql,
+            "SELECT event_id, payload FROM outbox_event",
+        ))
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).expect("id"),
+                r.try_get_by_index(1).expect("payload"),
+            )
+        })
+        .collect();
+    for m in &messages {
+        let value = m.json();
+        assert_eq!(m.key, value["campaignId"].to_string(), "key = campaign id");
+        assert_eq!(
+            value["eventId"],
+            json!(m.event_id()),
+            "event_id header = field"
+        );
+        assert_eq!(m.headers["event_type"], "ParticipationAccepted");
+        assert_eq!(m.headers["content-type"], "application/json");
+        assert_eq!(m.headers["traceparent"], traceparent);
+        assert_eq!(
+            m.payload,
+            stored[m.event_id()],
+            "the stored bytes are sent unchanged"
+        );
+    }
+    assert_per_key_order(&messages, &app.outbox_ids().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_campaigns_messages_keep_outbox_order() {
+    let mut settings = with_relay(test_settings().await);
+    settings.relay.batch_size = 16; // many claims, so keys interleave across batches and workers
+    let app = spawn_app_with(settings).await;
+    let mut campaigns = Vec::new();
+    for _ in 0..6 {
+        campaigns.push(app.open_campaign(1_000, 1).await);
+    }
+    // Interleaved bursts: every campaign gets users at the same time.
+    for wave in 0..4 {
+        join_all((0..120).map(|i| {
+            app.join(
+                campaigns[i % campaigns.len()],
+                (wave * 1_000 + i + 1) as i64,
+                1,
+            )
+        }))
+        .await;
+    }
+    app.wait_for_outbox_drained(DRAIN).await;
+    let total = app.scalar("SELECT COUNT(*) FROM outbox_event").await as usize;
+    assert_eq!(total, 480);
+    let messages = read_topic(&app.kafka_bootstrap, &app.topic, total, DRAIN).await;
+    assert_eq!(messages.len(), total);
+    assert_per_key_order(&messages, &app.outbox_ids().await);
+}
+
+/// Rows left leased by a relay that died: another relay publishes them once the lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_claimed_by_a_dead_relay_are_published_after_its_lease_expires() {
+    let settings = with_relay(test_settings().await);
+    // Write the rows first, without a relay.
+    let mut no_relay = settings.clone();
+    no_relay.relay.enabled = false;
+    let writer = spawn_app_with(no_relay).await;
+    let campaign = writer.open_campaign(10, 1).await;
+    for u in 1..=5 {
+        assert_eq!(writer.join(campaign, u, 1).await.status, 201);
+    }
+    // A relay "dead-relay" claimed them and every shard, then died without releasing anything.
+    writer
+        .db
+        .execute_unprepared(
+            "UPDATE outbox_event SET lease_owner = 'dead-relay', \
+             lease_until = UTC_TIMESTAMP(6) + INTERVAL 2 SECOND",
+        )
+        .await
+        .expect("lease rows");
+    writer.stop().await.expect("stop writer");
+
+    let app = spawn_app_with(settings).await;
+    // The new relay leads the shards (they were never taken) but must not touch leased rows.
+    let leased_until = app
+        .scalar(
+            "SELECT CAST(UNIX_TIMESTAMP(MAX(lease_until)) * 1000000 AS SIGNED) FROM outbox_event",
+        )
+        .await;
+    app.wait_for_outbox_drained(DRAIN).await;
+    let first_publish = app
+        .scalar(
+            "SELECT CAST(UNIX_TIMESTAMP(MIN(published_at)) * 1000000 AS SIGNED) FROM outbox_event",
+        )
+        .await;
+    assert!(
+        first_publish >= leased_until,
+        "published only after the dead relay's lease expired"
+    );
+    let messages = read_topic(&app.kafka_bootstrap, &app.topic, 5, DRAIN).await;
+    assert_eq!(messages.len(), 5);
+}
+
+async fn spawn_pair() -> (
+    TestApp,
+    TestApp,
+    std::sync::Arc<firstcome::kafka::EmbeddedBroker>,
+) {
+    let broker = std::sync::Arc::new(
+        firstcome::kafka::EmbeddedBroker::start(
+            &["campaign.participation.v1", "campaign.participation.v1.dlq"],
+            4,
+        )
+        .expect("broker"),
+    );
+    let mut a = with_relay(test_settings().await);
+    a.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
+    let mut b = a.clone();
+    b.http.addr = "127.0.0.1:0".parse().expect("addr");
+    (spawn_app_with(a).await, spawn_app_with(b).await, broker)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_on_one_database_never_publish_the_same_row_and_a_standby_takes_over() {
+    let (a, b, broker) = spawn_pair().await;
+    let owners = |app: &TestApp| app.relay.as_ref().expect("relay").owner.clone();
+    let (owner_a, owner_b) = (owners(&a), owners(&b));
+    let campaign = a.open_campaign(1_000, 1).await;
+    // Both instances accept participations (they share the database and the Redis gate).
+    let replies = join_all((1..=200).map(|u| {
+        if u % 2 == 0 {
+            a.join(campaign, u, 1)
+        } else {
+            b.join(campaign, u, 1)
+        }
+    }))
+    .await;
+    assert!(replies.iter().all(|r| r.status == 201));
+    a.wait_for_outbox_drained(DRAIN).await;
+
+    let shard_owners = a
+        .scalar(
+            "SELECT COUNT(DISTINCT owner) FROM relay_shard WHERE lease_until > UTC_TIMESTAMP(6)",
+        )
+        .await;
+    assert_eq!(
+        shard_owners, 1,
+        "while both are healthy, one instance leads (each shard has one owner)"
+    );
+    let messages = read_topic(broker.bootstrap_servers(), &a.topic, 200, DRAIN).await;
+    assert_eq!(messages.len(), 200, "no row was published by both");
+
+    // The leader stops (releasing its shards); the standby takes over and publishes new rows.
+    let leader_is_a = a
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM relay_shard WHERE owner = '{owner_a}'"
+        ))
+        .await
+        > 0;
+    let (leader, standby, standby_owner) = if leader_is_a {
+        (a, b, owner_b)
+    } else {
+        (b, a, owner_a)
+    };
+    leader.stop().await.expect("leader stops cleanly");
+    for u in 201..=210 {
+        assert_eq!(standby.join(campaign, u, 1).await.status, 201);
+    }
+    standby.wait_for_outbox_drained(DRAIN).await;
+    wait_until("the standby to lead every shard", DRAIN, || async {
+        standby
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM relay_shard WHERE owner = '{standby_owner}'"
+            ))
+            .await
+            == standby.settings_shards()
+    })
+    .await;
+    let messages = read_topic(broker.bootstrap_servers(), &standby.topic, 210, DRAIN).await;
+    assert_eq!(messages.len(), 210);
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_releases_every_lease() {
+    let app = spawn_app_with(with_relay(test_settings().await)).await;
+    let campaign = app.open_campaign(20, 1).await;
+    join_all((1..=20).map(|u| app.join(campaign, u, 1))).await;
+    let db = app.db.clone();
+    let stopped = tokio::time::timeout(Duration::from_secs(15), app.stop()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "stopped within the shutdown timeout: {stopped:?}"
+    );
+    let held = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::MySql,
+                    sql,
+                ))
+                .await
+                .expect("query")
+                .expect("row");
+            row.try_get_by_index::<i64>(0).expect("count")
+        }
+    };
+    assert_eq!(
+        held("SELECT COUNT(*) FROM relay_shard WHERE owner IS NOT NULL").await,
+        0,
+        "shard leases released"
+    );
+    assert_eq!(
+        held("SELECT COUNT(*) FROM outbox_event WHERE lease_owner IS NOT NULL").await,
+        0,
+        "row leases released"
+    );
+}
