@@ -23,7 +23,7 @@ use crate::{
     config::{DatabaseSettings, Secret, Settings},
     kafka::{EmbeddedBroker, Producers},
     metrics::Metrics,
-    participation::{gate::Gate, ParticipationService},
+    participation::{gate::Gate, sync::SyncParticipationService, ParticipationService},
     relay::{self, RelayDeps, RelayHandle},
     state::{AppState, Components},
 };
@@ -140,7 +140,15 @@ impl Application {
             &settings.kafka.topic,
             relay_wakeup,
         );
+        let sync = SyncParticipationService {
+            db: db.clone(),
+            campaigns: participations.campaigns(),
+            producers: producers.clone(),
+            topic: settings.kafka.topic.as_str().into(),
+            metrics: metrics.clone(),
+        };
         let state = Arc::new(AppState {
+            sync,
             db,
             gate,
             participations,

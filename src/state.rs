@@ -6,14 +6,17 @@ use std::sync::{Arc, Mutex};
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    config::Secret, metrics::Metrics, participation::gate::Gate,
-    participation::ParticipationService,
+    config::Secret,
+    metrics::Metrics,
+    participation::gate::Gate,
+    participation::{sync::SyncParticipationService, ParticipationService},
 };
 
 pub struct AppState {
     pub db: DatabaseConnection,
     pub gate: Gate,
     pub participations: ParticipationService,
+    pub sync: SyncParticipationService,
     pub admin_token: Secret,
     pub components: Arc<Components>,
     pub metrics: Arc<Metrics>,

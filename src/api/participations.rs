@@ -89,6 +89,15 @@ pub enum Joined {
     Created(Json<ParticipationDto>),
 }
 
+fn join_request(campaign_id: i64, body: JoinBody, traceparent: Option<String>) -> JoinRequest {
+    JoinRequest {
+        campaign_id,
+        user_id: body.user_id,
+        quantity: body.quantity.unwrap_or(1),
+        traceparent,
+    }
+}
+
 pub struct ParticipationsApi;
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Participations")]
@@ -106,12 +115,27 @@ impl ParticipationsApi {
     ) -> Result<Joined, ApiError> {
         let accepted = state
             .participations
-            .join(JoinRequest {
-                campaign_id: id.0,
-                user_id: body.0.user_id,
-                quantity: body.0.quantity.unwrap_or(1),
-                traceparent: traceparent.0,
-            })
+            .join(join_request(id.0, body.0, traceparent.0))
+            .await?;
+        Ok(Joined::Created(Json(accepted.into())))
+    }
+
+    /// Join a campaign (synchronous baseline, for comparison): no Redis; the campaign row is
+    /// locked for the check and the write; after the commit the event is produced to Kafka and
+    /// awaited. No outbox row: a Kafka failure after the commit loses the event (counted in
+    /// `syncEventsLost`).
+    #[oai(path = "/:id/participations/sync", method = "post")]
+    async fn join_sync(
+        &self,
+        state: Data<&Arc<AppState>>,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        body: Json<JoinBody>,
+        /// W3C trace context, forwarded to the Kafka message.
+        traceparent: Header<Option<String>>,
+    ) -> Result<Joined, ApiError> {
+        let accepted = state
+            .sync
+            .join(join_request(id.0, body.0, traceparent.0))
             .await?;
         Ok(Joined::Created(Json(accepted.into())))
     }

@@ -5,9 +5,11 @@
 //! - [`gate`]: typed wrapper around the Lua scripts in `lua/`.
 //! - [`store`]: the participation transaction and participation lookups.
 //! - [`service`]: the path itself, tying the two together with compensation.
+//! - [`sync`]: the naive synchronous baseline kept for comparison (no Redis, no outbox).
 
 pub mod gate;
 pub mod service;
 pub mod store;
+pub mod sync;
 
 pub use service::{Accepted, JoinError, JoinRequest, ParticipationService};

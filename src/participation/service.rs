@@ -81,6 +81,32 @@ impl From<GateError> for JoinError {
     }
 }
 
+/// The checks both participation paths make before anything is reserved or written: the
+/// campaign exists (cached), its window is open now, the quantity is within its limit.
+pub(crate) async fn admit(
+    campaigns: &CampaignCache,
+    db: &DatabaseConnection,
+    req: &JoinRequest,
+) -> Result<(Arc<Campaign>, DateTime<Utc>), JoinError> {
+    let campaign = campaigns
+        .get(db, req.campaign_id)
+        .await?
+        .ok_or(JoinError::CampaignNotFound(req.campaign_id))?;
+    let now = db_precision(Utc::now());
+    match campaign.window(now) {
+        Window::NotOpen => return Err(JoinError::NotOpen(campaign.starts_at)),
+        Window::Ended => return Err(JoinError::Ended),
+        Window::Open => {}
+    }
+    if req.quantity > campaign.per_user_limit {
+        return Err(JoinError::OverLimit {
+            quantity: req.quantity,
+            limit: campaign.per_user_limit,
+        });
+    }
+    Ok((campaign, now))
+}
+
 /// Cheap to clone; shared by all requests.
 #[derive(Clone)]
 pub struct ParticipationService {
@@ -118,24 +144,7 @@ impl ParticipationService {
 
     #[tracing::instrument(skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
-        let campaign = self
-            .campaigns
-            .get(&self.db, req.campaign_id)
-            .await?
-            .ok_or(JoinError::CampaignNotFound(req.campaign_id))?;
-        let now = db_precision(Utc::now());
-        match campaign.window(now) {
-            Window::NotOpen => return Err(JoinError::NotOpen(campaign.starts_at)),
-            Window::Ended => return Err(JoinError::Ended),
-            Window::Open => {}
-        }
-        if req.quantity > campaign.per_user_limit {
-            return Err(JoinError::OverLimit {
-                quantity: req.quantity,
-                limit: campaign.per_user_limit,
-            });
-        }
-
+        let (campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
         let sequence = match self.reserve(&campaign, &req, now).await? {
             Decision::Reserved { sequence } => sequence,
             Decision::AlreadyParticipated => return Err(self.already(&req).await),
@@ -331,7 +340,8 @@ impl ParticipationService {
         JoinError::AlreadyParticipated { participation_id }
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
+    /// The campaign cache this service reads (shared with the sync path).
+    pub fn campaigns(&self) -> Arc<CampaignCache> {
+        self.campaigns.clone()
     }
 }

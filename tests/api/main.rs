@@ -8,4 +8,5 @@ mod participation_faults;
 mod participation_rules;
 mod relay;
 mod relay_faults;
+mod sync_path;
 mod validation;

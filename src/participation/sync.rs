@@ -1,0 +1,207 @@
+//! The synchronous baseline (DESIGN.md §6), kept to show what the outbox fixes: no Redis, the
+//! campaign row locked with `SELECT … FOR UPDATE` for the whole check-and-write, commit, then a
+//! produce to Kafka awaited before answering. It writes no outbox row, so when Kafka fails after
+//! the commit the event is lost: that is logged and counted (`syncEventsLost`), never retried.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rdkafka::{
+    message::{Header, OwnedHeaders},
+    producer::FutureRecord,
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement, TransactionTrait,
+    Value,
+};
+use uuid::Uuid;
+
+use super::{
+    service::{admit, Accepted, JoinError, JoinRequest},
+    store::find,
+};
+use crate::{
+    campaign::{repo::naive, CampaignCache},
+    kafka::{
+        contract::{self, ParticipationAccepted},
+        Producers,
+    },
+    metrics::Metrics,
+};
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
+}
+
+#[derive(Clone)]
+pub struct SyncParticipationService {
+    pub db: DatabaseConnection,
+    pub campaigns: Arc<CampaignCache>,
+    pub producers: Producers,
+    pub topic: Arc<str>,
+    pub metrics: Arc<Metrics>,
+}
+
+enum Written {
+    Won {
+        participation_id: i64,
+        sequence: i64,
+    },
+    SoldOut,
+    Already(i64),
+}
+
+impl SyncParticipationService {
+    #[tracing::instrument(skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
+    pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
+        let (_campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
+        // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
+        let this = self.clone();
+        match tokio::spawn(async move { this.commit_then_produce(req, now).await }).await {
+            Ok(result) => result,
+            Err(e) => Err(JoinError::Unavailable {
+                what: "the participation task",
+                source: e.into(),
+            }),
+        }
+    }
+
+    async fn commit_then_produce(
+        &self,
+        req: JoinRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, JoinError> {
+        let (participation_id, sequence) = match self.write(&req, now).await {
+            Ok(Written::Won {
+                participation_id,
+                sequence,
+            }) => (participation_id, sequence),
+            Ok(Written::SoldOut) => return Err(JoinError::SoldOut),
+            Ok(Written::Already(id)) => {
+                return Err(JoinError::AlreadyParticipated {
+                    participation_id: Some(id),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let event_id = Uuid::now_v7();
+        let event = ParticipationAccepted {
+            event_id,
+            event_type: contract::PARTICIPATION_ACCEPTED.into(),
+            occurred_at: now,
+            campaign_id: req.campaign_id,
+            participation_id,
+            user_id: req.user_id,
+            quantity: req.quantity,
+            sequence,
+        };
+        if let Err(e) = self.produce(&event, req.traceparent.as_deref()).await {
+            // Committed, but the event is gone: nothing will ever send it again.
+            self.metrics
+                .sync_events_lost
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(%event_id, participation_id, error = %e,
+                "Sync path: the participation is committed but its event was lost (no outbox).");
+        }
+        Ok(Accepted {
+            participation_id,
+            campaign_id: req.campaign_id,
+            user_id: req.user_id,
+            quantity: req.quantity,
+            sequence,
+            event_id,
+            accepted_at: now,
+        })
+    }
+
+    /// Lock the campaign row, check, decrement, insert, commit.
+    async fn write(&self, req: &JoinRequest, now: DateTime<Utc>) -> Result<Written, DbErr> {
+        let txn = self.db.begin().await?;
+        let row = txn
+            .query_one_raw(stmt(
+                "SELECT total_stock, remaining_stock FROM campaign WHERE id = ? FOR UPDATE",
+                vec![req.campaign_id.into()],
+            ))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {}", req.campaign_id)))?;
+        let total: i64 = row.try_get_by_index(0)?;
+        let remaining: i64 = row.try_get_by_index(1)?;
+        if let Some(existing) = find(&txn, req.campaign_id, req.user_id).await? {
+            txn.rollback().await?;
+            return Ok(Written::Already(existing.id));
+        }
+        if remaining < i64::from(req.quantity) {
+            txn.rollback().await?;
+            return Ok(Written::SoldOut);
+        }
+        // FCFS rank by units sold before this one (no Redis sequence on this path).
+        let sequence = total - remaining + 1;
+        txn.execute_raw(stmt(
+            "UPDATE campaign SET remaining_stock = remaining_stock - ?, updated_at = ? WHERE id = ?",
+            vec![req.quantity.into(), naive(now).into(), req.campaign_id.into()],
+        ))
+        .await?;
+        let inserted = txn
+            .execute_raw(stmt(
+                "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at) VALUES (?, ?, ?, ?, ?)",
+                vec![
+                    req.campaign_id.into(),
+                    req.user_id.into(),
+                    req.quantity.into(),
+                    sequence.into(),
+                    naive(now).into(),
+                ],
+            ))
+            .await;
+        let participation_id = match inserted {
+            Ok(res) => {
+                i64::try_from(res.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                txn.rollback().await?;
+                let id = find(&self.db, req.campaign_id, req.user_id)
+                    .await?
+                    .map_or(0, |p| p.id);
+                return Ok(Written::Already(id));
+            }
+            Err(e) => return Err(e),
+        };
+        txn.commit().await?;
+        Ok(Written::Won {
+            participation_id,
+            sequence,
+        })
+    }
+
+    async fn produce(
+        &self,
+        event: &ParticipationAccepted,
+        traceparent: Option<&str>,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        let payload = serde_json::to_string(event).map_err(|e| {
+            tracing::error!(error = %e, "Could not serialize an event.");
+            rdkafka::error::KafkaError::Canceled
+        })?;
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in contract::headers(event.event_id, &event.event_type, traceparent) {
+            headers = headers.insert(Header {
+                key: &k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let key = contract::message_key(event.campaign_id);
+        let record = FutureRecord::to(&self.topic)
+            .key(&key)
+            .payload(&payload)
+            .headers(headers);
+        let producer = self.producers.main.get();
+        let timeout = rdkafka::util::Timeout::Never;
+        match producer.send(record, timeout).await {
+            Ok(_) => Ok(()),
+            Err((e, _)) => {
+                self.producers.main.replace_if_fatal(&producer);
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The synchronous baseline: the same Exactly-N rules as the outbox path, and the lost event it
+//! exists to demonstrate (a produce failure after commit).
+
+use std::{collections::HashSet, time::Duration};
+
+use futures::future::join_all;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use serde_json::json;
+
+use crate::helpers::{read_topic, spawn_app, Reply, TestApp, ADMIN_TOKEN};
+
+async fn join_sync(app: &TestApp, campaign: i64, user: i64) -> Reply {
+    app.post_json(
+        &format!("/api/v1/campaigns/{campaign}/participations/sync"),
+        &json!({"userId": user}),
+        None,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_path_exactly_n_wins_under_a_concurrent_burst() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(50, 1).await;
+    let users: Vec<i64> = (1..=300).chain((1..=100).map(|i| i * 3)).collect();
+    let replies = join_all(users.iter().map(|&u| join_sync(&app, campaign, u))).await;
+
+    let mut winners = HashSet::new();
+    for (reply, user) in replies.iter().zip(&users) {
+        match reply.status {
+            201 => assert!(winners.insert(*user), "user {user} won twice"),
+            409 => assert!(
+                matches!(reply.code(), "SOLD_OUT" | "ALREADY_PARTICIPATED"),
+                "{reply:?}"
+            ),
+            _ => panic!("unexpected reply {reply:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 50);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 50);
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT user_id) FROM participation")
+            .await,
+        50
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM outbox_event").await,
+        0,
+        "the sync path writes no outbox"
+    );
+    // Each win was produced (and acknowledged) before its 201.
+    let messages = read_topic(
+        &app.kafka_bootstrap,
+        &app.topic,
+        50,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(messages.len(), 50);
+    let again = join_sync(&app, campaign, 1).await;
+    assert_eq!(again.status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_failure_after_commit_loses_the_event_and_is_counted() {
+    let app = spawn_app().await;
+    let broker = app.broker.clone().expect("embedded broker");
+    let campaign = app.open_campaign(5, 1).await;
+    assert_eq!(join_sync(&app, campaign, 1).await.status, 201);
+
+    // Kafka refuses every produce (non-retriable inside librdkafka, so it fails at once).
+    broker.with_cluster(|c| {
+        c.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+        )
+    });
+    let lost = join_sync(&app, campaign, 2).await;
+    assert_eq!(lost.status, 201, "the participation is committed: {lost:?}");
+    broker.with_cluster(|c| c.clear_request_errors(RDKafkaApiKey::Produce));
+
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM participation").await,
+        2,
+        "both wins are in MySQL"
+    );
+    let summary = app
+        .send(
+            app.client
+                .get(app.url("/api/v1/admin/outbox"))
+                .bearer_auth(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(summary.body["syncEventsLost"], json!(1), "{summary:?}");
+    let messages = read_topic(&app.kafka_bootstrap, &app.topic, 1, Duration::from_secs(10)).await;
+    let users: Vec<_> = messages
+        .iter()
+        .map(|m| m.json()["userId"].clone())
+        .collect();
+    assert_eq!(
+        users,
+        vec![json!(1)],
+        "only the first win ever reached Kafka"
+    );
+}
