@@ -68,7 +68,7 @@ pub fn naive(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()
 }
 
-#[tracing::instrument(skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
+#[tracing::instrument(level = "debug", skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
 pub async fn insert(
     db: &impl ConnectionTrait,
     new: &NewCampaign,
@@ -96,7 +96,7 @@ pub async fn insert(
         .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {id} vanished after insert")))
 }
 
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<CampaignWithCount>, DbErr> {
     let row = Row::find_by_statement(stmt(&format!("{SELECT} WHERE c.id = ?"), vec![id.into()]))
         .one(db)
@@ -105,7 +105,7 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<CampaignW
 }
 
 /// Newest first; `before` is the cursor (the last id of the previous page).
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn list(
     db: &impl ConnectionTrait,
     before: Option<i64>,
@@ -128,7 +128,7 @@ pub struct GateSeed {
     pub max_sequence: i64,
 }
 
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn gate_seed(db: &impl ConnectionTrait, id: i64) -> Result<Option<GateSeed>, DbErr> {
     GateSeed::find_by_statement(stmt(
         "SELECT c.remaining_stock, \
@@ -142,7 +142,7 @@ pub async fn gate_seed(db: &impl ConnectionTrait, id: i64) -> Result<Option<Gate
 
 /// Every user that has won in a campaign (to rebuild the gate's winners set), read in pages by
 /// participation id so a large campaign does not build one huge result.
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn winners(db: &impl ConnectionTrait, id: i64) -> Result<Vec<i64>, DbErr> {
     const PAGE: i64 = 10_000;
     let mut users = Vec::new();

@@ -114,7 +114,7 @@ impl Gate {
         }
     }
 
-    #[tracing::instrument(skip(self), err(level = "warn"))]
+    #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn reserve(
         &self,
         campaign_id: i64,
@@ -139,7 +139,7 @@ impl Gate {
     }
 
     /// Loads a campaign's state if it is absent; `true` when this call loaded it.
-    #[tracing::instrument(skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
+    #[tracing::instrument(level = "debug", skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
     pub async fn load(&self, seed: &Seed, winners: &[i64]) -> Result<bool, GateError> {
         let [meta, users] = self.keys(seed.campaign_id);
         // All winners but the last chunk go in first (harmless: they are real winners); the last
@@ -172,7 +172,7 @@ impl Gate {
         Ok(loaded == 1)
     }
 
-    #[tracing::instrument(skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err)]
     pub async fn release(
         &self,
         campaign_id: i64,

@@ -107,6 +107,40 @@ pub(crate) async fn admit(
     Ok((campaign, now))
 }
 
+impl Accepted {
+    pub(crate) fn new(
+        req: &JoinRequest,
+        participation_id: i64,
+        sequence: i64,
+        event_id: Uuid,
+        accepted_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            participation_id,
+            campaign_id: req.campaign_id,
+            user_id: req.user_id,
+            quantity: req.quantity,
+            sequence,
+            event_id,
+            accepted_at,
+        }
+    }
+}
+
+/// Runs the part of a participation that must not stop halfway in its own task, so that a
+/// client hanging up (which drops the request's future) cannot cut it.
+pub(crate) async fn detached<F>(work: F) -> Result<Accepted, JoinError>
+where
+    F: std::future::Future<Output = Result<Accepted, JoinError>> + Send + 'static,
+{
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(JoinError::Unavailable {
+            what: "the participation task",
+            source: e.into(),
+        })
+    })
+}
+
 /// Cheap to clone; shared by all requests.
 #[derive(Clone)]
 pub struct ParticipationService {
@@ -142,7 +176,7 @@ impl ParticipationService {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         let (campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
         let sequence = match self.reserve(&campaign, &req, now).await? {
@@ -170,14 +204,7 @@ impl ParticipationService {
         // Past the gate, the work runs in its own task: a client that hangs up drops this future,
         // and the reservation must still be either committed or released.
         let this = self.clone();
-        let task = tokio::spawn(async move { this.commit_or_compensate(req, sequence, now).await });
-        match task.await {
-            Ok(result) => result,
-            Err(join_error) => Err(JoinError::Unavailable {
-                what: "the participation task",
-                source: join_error.into(),
-            }),
-        }
+        detached(async move { this.commit_or_compensate(req, sequence, now).await }).await
     }
 
     /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis restart),
@@ -277,15 +304,13 @@ impl ParticipationService {
         match written {
             Ok(participation_id) => {
                 self.relay_wakeup.notify_one();
-                Ok(Accepted {
+                Ok(Accepted::new(
+                    &req,
                     participation_id,
-                    campaign_id: req.campaign_id,
-                    user_id: req.user_id,
-                    quantity: req.quantity,
                     sequence,
                     event_id,
-                    accepted_at: now,
-                })
+                    now,
+                ))
             }
             Err(WriteError::Duplicate) => {
                 self.compensate(&req, Release::KeepUser).await;

@@ -49,7 +49,7 @@ pub enum WriteError {
 /// row's lock, so a campaign's transactions take their ids and commit one after another, and
 /// its outbox rows become visible in id order (the relay then publishes them in exactly that
 /// order). A sold-out answer also costs no insert.
-#[tracing::instrument(skip_all, fields(campaign_id = p.campaign_id, user_id = p.user_id), err(level = "debug"))]
+#[tracing::instrument(level = "debug", skip_all, fields(campaign_id = p.campaign_id, user_id = p.user_id), err(level = "debug"))]
 pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<i64, WriteError> {
     let txn = db.begin().await?;
     let created_at = naive(p.accepted_at);
@@ -154,7 +154,7 @@ const SELECT: &str =
       AND o.aggregate_id = CAST(p.id AS CHAR) LIMIT 1) AS event_id FROM participation p";
 
 /// A campaign's participations in id (commit) order, a page at a time.
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn list(
     db: &impl ConnectionTrait,
     campaign_id: i64,
@@ -169,7 +169,7 @@ pub async fn list(
     .await
 }
 
-#[tracing::instrument(skip(db), err)]
+#[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn find(
     db: &impl ConnectionTrait,
     campaign_id: i64,

@@ -17,7 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    service::{admit, Accepted, JoinError, JoinRequest},
+    service::{admit, detached, Accepted, JoinError, JoinRequest},
     store::find,
 };
 use crate::{
@@ -52,18 +52,12 @@ enum Written {
 }
 
 impl SyncParticipationService {
-    #[tracing::instrument(skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         let (_campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();
-        match tokio::spawn(async move { this.commit_then_produce(req, now).await }).await {
-            Ok(result) => result,
-            Err(e) => Err(JoinError::Unavailable {
-                what: "the participation task",
-                source: e.into(),
-            }),
-        }
+        detached(async move { this.commit_then_produce(req, now).await }).await
     }
 
     async fn commit_then_produce(
@@ -103,15 +97,13 @@ impl SyncParticipationService {
             tracing::error!(%event_id, participation_id, error = %e,
                 "Sync path: the participation is committed but its event was lost (no outbox).");
         }
-        Ok(Accepted {
+        Ok(Accepted::new(
+            &req,
             participation_id,
-            campaign_id: req.campaign_id,
-            user_id: req.user_id,
-            quantity: req.quantity,
             sequence,
             event_id,
-            accepted_at: now,
-        })
+            now,
+        ))
     }
 
     /// Lock the campaign row, check, decrement, insert, commit.

@@ -47,7 +47,7 @@ pub enum Shards {
 /// flight here, or held by a relay that may still be publishing it): that is what keeps per-key
 /// order through retries and takeovers. Rows of other keys are never held up by it. `SKIP LOCKED`
 /// lets a concurrent claim pass over rows this one holds instead of waiting.
-#[tracing::instrument(skip(db), err(level = "warn"))]
+#[tracing::instrument(level = "debug", skip(db), err(level = "warn"))]
 pub async fn claim(
     db: &DatabaseConnection,
     owner: &str,

@@ -123,7 +123,7 @@ async fn delivered(
     }
 }
 
-#[tracing::instrument(skip_all, fields(rows = batch.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(rows = batch.len()))]
 async fn process(ctx: &WorkerContext, batch: &[ClaimedRow]) {
     let producer = ctx.producers.main.get();
     let mut deliveries = Vec::with_capacity(batch.len());
