@@ -426,7 +426,7 @@ def check_lines(verify: dict | None, kind: str) -> list[str]:
     return out
 
 
-def target_lines(rows: dict[str, dict], meta: dict) -> list[str]:
+def target_lines(rows: dict[str, dict]) -> list[str]:
     h, o, s = rows["health"], rows["outbox"], rows["sync"]
     ov = o.get("verify") or {}
     ob = ov.get("outbox") or {}
@@ -539,7 +539,7 @@ def build_markdown(rows: dict[str, dict], meta: dict, machine: dict) -> tuple[st
                      f"{fmt(ob.get('lastPublishedAfterLastWinMs'), 0)} ms after the last win")
     if sb.get("available"):
         lines.append(f"- sync: `syncEventsLost` during the run: {fmt(sb.get('syncEventsLost'))}")
-    lines += ["", "## Targets", ""] + target_lines(rows, meta)
+    lines += ["", "## Targets", ""] + target_lines(rows)
     lines += ["", "## Correctness (through the API)", ""]
     for kind in ("outbox", "sync"):
         lines += check_lines(rows[kind].get("verify"), kind)
@@ -559,14 +559,22 @@ def esc(s: str) -> str:
 COLORS = {"health": "#9aa5b1", "outbox": "#2f9e44", "sync": "#e03131"}
 
 
-def nice_max(v: float) -> float:
+def nice_step(v: float) -> float:
+    """A round grid step (1, 2, 2.5 or 5 × 10^k) giving at most five steps up to v."""
     if v <= 0:
         return 1.0
-    mag = 10 ** math.floor(math.log10(v))
-    for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if v <= m * mag:
+    raw = v / 5
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * mag:
             return m * mag
     return 10 * mag
+
+
+def load_label(rows: dict[str, dict]) -> str:
+    cfg = next((rows[k].get("config") for k in ("outbox", "sync", "health") if rows[k].get("config")), {})
+    label = f"{cfg.get('vus', '?')} VUs × {cfg.get('duration', '?')}"
+    return label + (f", stock {cfg['stock']:,}" if isinstance(cfg.get("stock"), int) else "")
 
 
 def build_svg(rows: dict[str, dict], machine: dict) -> str:
@@ -579,18 +587,27 @@ def build_svg(rows: dict[str, dict], machine: dict) -> str:
         f'<text x="{W / 2}" y="26" text-anchor="middle" font-size="18" font-weight="bold">'
         "firstcome: sync vs outbox</text>",
         f'<text x="{W / 2}" y="46" text-anchor="middle" fill="#555">'
-        f"{esc(str(machine['nproc']))} CPUs, {esc(machine['cpu'])}, {esc(machine['date'])}</text>",
+        f"{esc(load_label(rows))} · {esc(str(machine['nproc']))} CPUs, {esc(machine['cpu'])} · "
+        f"{esc(machine['date'])}</text>",
     ]
+    tx = ratio(rows["outbox"].get("rps"), rows["sync"].get("rps"))
+    p95x = ratio(rows["sync"].get("p95"), rows["outbox"].get("p95"))
+    parts.append(f'<text x="{W / 2}" y="{H - 16}" text-anchor="middle" fill="#333">'
+                 f"outbox vs sync: {esc(fmt(tx, 1, '×'))} the throughput, "
+                 f"{esc(fmt(p95x, 1, '×'))} lower p95</text>")
 
     # Left panel: throughput, linear scale.
     x0, x1 = 80, 430
     parts.append(f'<text x="{(x0 + x1) / 2}" y="{top - 6}" text-anchor="middle" font-weight="bold">'
                  "Throughput (requests/s, higher is better)</text>")
     vals = [(k, rows[k].get("rps")) for k in PATHS]
-    vmax = nice_max(max([v for _, v in vals if v] or [1]))
-    for i in range(5):
-        v = vmax * i / 4
-        y = bottom - (bottom - top - 20) * i / 4
+    biggest = max([v for _, v in vals if v] or [1])
+    step = nice_step(biggest)
+    steps = max(1, math.ceil(biggest / step))
+    vmax = step * steps
+    for i in range(steps + 1):
+        v = step * i
+        y = bottom - (bottom - top - 20) * i / steps
         parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#e5e5e5"/>')
         parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{v:,.0f}</text>')
     slot = (x1 - x0) / len(vals)
@@ -615,7 +632,8 @@ def build_svg(rows: dict[str, dict], machine: dict) -> str:
                  "Latency (ms, log scale, lower is better)</text>")
     lat = [(k, q, rows[k].get(q)) for k in ("outbox", "sync") for q in ("p95", "p99")]
     present = [v for _, _, v in lat if v and v > 0]
-    lo = 10 ** math.floor(math.log10(min(present))) if present else 1.0
+    # One decade below the smallest value, so even the shortest bar is clearly visible.
+    lo = 10 ** (math.floor(math.log10(min(present))) - 1) if present else 1.0
     hi = 10 ** math.ceil(math.log10(max(present))) if present else 1000.0
     if hi <= lo:
         hi = lo * 10
@@ -630,7 +648,8 @@ def build_svg(rows: dict[str, dict], machine: dict) -> str:
             break
         y = ly(d)
         parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#e5e5e5"/>')
-        parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{d:g}</text>')
+        tick = f"{d:,.0f}" if d >= 1 else f"{d:g}"
+        parts.append(f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{tick}</text>')
         d *= 10
     group = (x1 - x0) / 2
     for gi, k in enumerate(("outbox", "sync")):
@@ -660,8 +679,13 @@ def build_svg(rows: dict[str, dict], machine: dict) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     d = Path(args.results_dir)
     meta = dict(kv.split("=", 1) for kv in args.meta if "=" in kv)
-    rows = {k: row_for(k, load_json(d / f"{k}.json"), load_json(d / f"verify-{k}.json")) for k in PATHS}
+    summaries = {k: load_json(d / f"{k}.json") for k in PATHS}
+    rows = {k: row_for(k, summaries[k], load_json(d / f"verify-{k}.json")) for k in PATHS}
     machine = machine_info()
+    # The run's date, not the rendering's: the newest k6 summary.
+    stamps = [str(s["generatedAt"]) for s in summaries.values() if s and s.get("generatedAt")]
+    if stamps:
+        machine["date"] = max(stamps)
     md, table = build_markdown(rows, meta, machine)
     svg = build_svg(rows, machine)
     (d / "report.md").write_text(md)

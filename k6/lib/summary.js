@@ -74,7 +74,7 @@ export function buildSummary(data, scenario, info, lines) {
 
   const text = [
     '',
-    `firstcome k6 ${info.script}${info.pathKind ? ` (${info.pathKind} path)` : ''}`,
+    `firstcome k6 ${info.script}${info.script === 'flash-sale' ? ` (${info.pathKind} path)` : ''}`,
     `  run time ............ ${fmtNum(runSeconds, 1)}s, ${info.config.vus} VUs for ${info.config.duration}`,
     `  requests ............ ${reqs.count || 0} (${fmtNum((reqs.count || 0) / runSeconds, 1)}/s)`,
     `  latency ............. avg ${fmtMs(dur.avg)}  p50 ${fmtMs(dur.med)}  p95 ${fmtMs(dur['p(95)'])}  p99 ${fmtMs(dur['p(99)'])}  max ${fmtMs(dur.max)}`,
