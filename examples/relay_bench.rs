@@ -1,18 +1,31 @@
-//! Relay benchmark (a script, not a test): drains pending outbox rows to the embedded broker and
-//! measures the commit→ack lag under a steady participation load. Prints a table.
+//! Relay benchmark (a script, not a test). Prints a table.
+//!
+//! 1. Steady load: participations through the HTTP API at a fixed rate, relay running; lag =
+//!    the outbox row's `created_at` (database clock, written inside the participation
+//!    transaction, so the commit time to within a statement) → `published_at` (set after Kafka's
+//!    ack): an upper bound of commit→ack.
+//! 2. Drain: BENCH_ROWS pending rows written while no relay runs, then a relay started; rows/s
+//!    from its start until nothing is pending.
 //!
 //! Run: `scripts/bench-relay.sh` (or `cargo run --release --example relay_bench`).
 //! Environment: BENCH_ROWS (100000), BENCH_KEYS (100), BENCH_RATE (participations/s, 1000),
-//! BENCH_SECONDS (10), plus the service's own variables (DATABASE_URL's server is used for a
-//! throw-away database `test_bench_<uuid>`; RELAY_* and KAFKA_* knobs apply).
+//! BENCH_SECONDS (10), BENCH_VERBOSE (lag per half second), plus the service's own variables
+//! (the server of DATABASE_URL gets a throw-away database `test_bench_<uuid>`; RELAY_* and
+//! KAFKA_* knobs apply).
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use firstcome::{config::Settings, startup::Application};
+use firstcome::{
+    config::{Secret, Settings},
+    startup::Application,
+};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "bench-admin-token-0123456789";
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -21,30 +34,215 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-async fn scalar(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
-    let row = db
-        .query_one_raw(Statement::from_string(DbBackend::MySql, sql))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no row"))?;
-    Ok(row.try_get_by_index::<Option<i64>>(0)?.unwrap_or(0))
+async fn query_i64s(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<i64>> {
+    let rows = db
+        .query_all_raw(Statement::from_string(DbBackend::MySql, sql))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get_by_index::<Option<i64>>(0))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|v| v.unwrap_or(0))
+        .collect())
 }
 
-async fn wait_drained(db: &DatabaseConnection, timeout: Duration) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    while scalar(
+async fn pending(db: &DatabaseConnection) -> anyhow::Result<i64> {
+    let counts = query_i64s(
         db,
         "SELECT COUNT(*) FROM outbox_event WHERE status = 'PENDING'",
     )
-    .await?
-        > 0
-    {
+    .await?;
+    Ok(counts.first().copied().unwrap_or(0))
+}
+
+async fn wait_drained(db: &DatabaseConnection, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while pending(db).await? > 0 {
         anyhow::ensure!(
             started.elapsed() < timeout,
             "not drained within {timeout:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Ok(started.elapsed())
+    Ok(())
+}
+
+/// A running application and how to stop it.
+struct Running {
+    port: u16,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(settings: &Settings, relay: bool) -> anyhow::Result<Running> {
+    let mut settings = settings.clone();
+    settings.relay.enabled = relay;
+    let app = Application::build(settings).await?;
+    let port = app.port();
+    let stop = app.shutdown_token();
+    let task = tokio::spawn(app.run_until_stopped());
+    Ok(Running { port, stop, task })
+}
+
+impl Running {
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await?
+    }
+}
+
+struct Steady {
+    offered: u64,
+    accepted: u64,
+    elapsed: Duration,
+    /// Sorted lags in microseconds.
+    lags: Vec<i64>,
+}
+
+async fn steady_load(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Steady> {
+    let app = start(settings, true).await?;
+    let client = Arc::new(reqwest::Client::new());
+    let base = format!("http://127.0.0.1:{}", app.port);
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"name": "steady", "totalStock": 10_000_000}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let campaign = created["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no campaign id: {created}"))?;
+    let offered = rate * seconds;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    let mut requests = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for user in 1..=offered {
+        tick.tick().await;
+        let client = client.clone();
+        let url = format!("{base}/api/v1/campaigns/{campaign}/participations");
+        requests.spawn(async move {
+            let sent = client
+                .post(url)
+                .json(&serde_json::json!({"userId": user}))
+                .send()
+                .await;
+            sent.map(|r| r.status().as_u16())
+        });
+    }
+    let mut accepted = 0;
+    while let Some(done) = requests.join_next().await {
+        if matches!(done, Ok(Ok(201))) {
+            accepted += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    wait_drained(db, Duration::from_secs(120)).await?;
+    let lags = query_i64s(
+        db,
+        &format!(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, created_at, published_at) FROM outbox_event \
+             WHERE msg_key = '{campaign}' AND status = 'PUBLISHED' ORDER BY 1"
+        ),
+    )
+    .await?;
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        let buckets = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::MySql,
+                format!(
+                    "SELECT FLOOR(TIMESTAMPDIFF(MICROSECOND, (SELECT MIN(created_at) FROM outbox_event), created_at) / 500000), \
+                     COUNT(*), CAST(MAX(TIMESTAMPDIFF(MICROSECOND, created_at, published_at)) AS SIGNED) \
+                     FROM outbox_event WHERE msg_key = '{campaign}' GROUP BY 1 ORDER BY 1"
+                ),
+            ))
+            .await?;
+        eprintln!("half-second bucket, rows, max lag (µs)");
+        for b in buckets {
+            eprintln!(
+                "{:?} {:?} {:?}",
+                b.try_get_by_index::<Option<i64>>(0)?,
+                b.try_get_by_index::<i64>(1)?,
+                b.try_get_by_index::<Option<i64>>(2)?
+            );
+        }
+    }
+    app.stop().await?;
+    Ok(Steady {
+        offered,
+        accepted,
+        elapsed,
+        lags,
+    })
+}
+
+/// Writes `rows` pending rows over `keys` keys with multi-row INSERTs.
+async fn write_pending(
+    db: &DatabaseConnection,
+    topic: &str,
+    rows: usize,
+    keys: usize,
+) -> anyhow::Result<()> {
+    let pad = "x".repeat(120);
+    let mut written = 0;
+    while written < rows {
+        let chunk = (rows - written).min(1_000);
+        let values: Vec<String> = (written..written + chunk)
+            .map(|n| {
+                let event_id = uuid::Uuid::now_v7();
+                let key = n % keys + 1;
+                format!(
+                    "('{event_id}','participation','{n}','ParticipationAccepted','{topic}','{key}',\
+                     '{{\"eventId\":\"{event_id}\",\"eventType\":\"ParticipationAccepted\",\"campaignId\":{key},\
+                     \"participationId\":{n},\"userId\":{n},\"quantity\":1,\"sequence\":{n},\"pad\":\"{pad}\"}}',\
+                     '{{\"event_id\":\"{event_id}\",\"event_type\":\"ParticipationAccepted\",\"content-type\":\"application/json\"}}',\
+                     'PENDING',0,UTC_TIMESTAMP(6),UTC_TIMESTAMP(6))"
+                )
+            })
+            .collect();
+        db.execute_unprepared(&format!(
+            "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
+             headers, status, attempts, available_at, created_at) VALUES {}",
+            values.join(",")
+        ))
+        .await?;
+        written += chunk;
+    }
+    Ok(())
+}
+
+async fn drain(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    rows: usize,
+    keys: usize,
+) -> anyhow::Result<Duration> {
+    write_pending(db, &settings.kafka.topic, rows, keys).await?;
+    let started = Instant::now();
+    let app = start(settings, true).await?;
+    wait_drained(db, Duration::from_secs(600)).await?;
+    let took = started.elapsed();
+    let published = query_i64s(db, "SELECT COUNT(*) FROM outbox_event WHERE status = 'PUBLISHED' AND aggregate_type = 'participation' AND event_type = 'ParticipationAccepted'").await?;
+    anyhow::ensure!(
+        published.first().copied().unwrap_or(0) as usize >= rows,
+        "not every row was published"
+    );
+    app.stop().await?;
+    Ok(took)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1_000.0
 }
 
 #[tokio::main]
@@ -55,142 +253,26 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = env("BENCH_SECONDS", 10);
 
     let mut settings = Settings::from_env()?;
-    let server = settings
-        .database
-        .url
-        .expose()
+    let url = settings.database.url.expose().to_string();
+    let (server, _) = url
         .rsplit_once('/')
-        .map(|(server, _)| server.to_string())
         .ok_or_else(|| anyhow::anyhow!("DATABASE_URL has no database part"))?;
     let name = format!("test_bench_{}", uuid::Uuid::now_v7().simple());
-    let admin = Database::connect(server.as_str()).await?;
+    let admin = Database::connect(server).await?;
     admin
         .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
         .await?;
-    settings.database.url = firstcome::config::Secret::new(format!("{server}/{name}"));
+    settings.database.url = Secret::new(format!("{server}/{name}"));
     settings.http.addr = "127.0.0.1:0".parse()?;
     settings.redis.key_prefix = format!("bench:{}:", uuid::Uuid::now_v7().simple());
-    settings.admin_token = Some(firstcome::config::Secret::new(
-        "bench-admin-token-0123456789",
-    ));
+    settings.admin_token = Some(Secret::new(TOKEN));
     settings.kafka.bootstrap_servers = None;
 
-    // Phase 1: pending rows written without a relay, then a relay started to drain them.
-    let mut writer_settings = settings.clone();
-    writer_settings.relay.enabled = false;
-    let writer = Application::build(writer_settings).await?;
-    drop(writer);
+    // Migrates the fresh database.
+    start(&settings, false).await?.stop().await?;
     let db = Database::connect(settings.database.url.expose()).await?;
-    let payload_pad = "x".repeat(120);
-    let mut id = 0usize;
-    while id < rows {
-        let chunk = (rows - id).min(1_000);
-        let mut sql = String::from(
-            "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-             headers, status, attempts, available_at, created_at) VALUES ",
-        );
-        for i in 0..chunk {
-            let n = id + i;
-            let event_id = uuid::Uuid::now_v7();
-            let key = n % keys + 1;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!(
-                "('{event_id}','participation','{n}','ParticipationAccepted','{topic}','{key}',\
-                 '{{\"eventId\":\"{event_id}\",\"eventType\":\"ParticipationAccepted\",\"campaignId\":{key},\
-                 \"participationId\":{n},\"userId\":{n},\"quantity\":1,\"sequence\":{n},\"pad\":\"{payload_pad}\"}}',\
-                 '{{\"event_id\":\"{event_id}\",\"event_type\":\"ParticipationAccepted\",\"content-type\":\"application/json\"}}',\
-                 'PENDING',0,UTC_TIMESTAMP(6),UTC_TIMESTAMP(6))",
-                topic = settings.kafka.topic
-            ));
-        }
-        db.execute_unprepared(&sql).await?;
-        id += chunk;
-    }
-
-    let mut relay_settings = settings.clone();
-    relay_settings.relay.enabled = true;
-    let started = Instant::now();
-    let app = Application::build(relay_settings).await?;
-    let port = app.port();
-    let stop = app.shutdown_token();
-    let server_task = tokio::spawn(app.run_until_stopped());
-    wait_drained(&db, Duration::from_secs(600)).await?;
-    let drain = started.elapsed();
-    let published = scalar(
-        &db,
-        "SELECT COUNT(*) FROM outbox_event WHERE status = 'PUBLISHED'",
-    )
-    .await?;
-    anyhow::ensure!(
-        published as usize == rows,
-        "published {published} of {rows}"
-    );
-
-    // Phase 2: a steady participation load through the HTTP API; lag = commit → row marked
-    // PUBLISHED after Kafka's ack (an upper bound of commit→ack).
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let created: serde_json::Value = client
-        .post(format!("{base}/api/v1/campaigns"))
-        .bearer_auth("bench-admin-token-0123456789")
-        .json(&serde_json::json!({"name": "steady", "totalStock": 10_000_000}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let campaign = created["id"]
-        .as_i64()
-        .ok_or_else(|| anyhow::anyhow!("no campaign id: {created}"))?;
-    let total = rate * seconds;
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    let client = Arc::new(client);
-    let mut requests = tokio::task::JoinSet::new();
-    let load_started = Instant::now();
-    for user in 1..=total {
-        tick.tick().await;
-        let client = client.clone();
-        let url = format!("{base}/api/v1/campaigns/{campaign}/participations");
-        requests.spawn(async move {
-            client
-                .post(url)
-                .json(&serde_json::json!({"userId": user}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        });
-    }
-    let mut accepted = 0u64;
-    while let Some(done) = requests.join_next().await {
-        if matches!(done, Ok(Ok(201))) {
-            accepted += 1;
-        }
-    }
-    let offered = load_started.elapsed();
-    wait_drained(&db, Duration::from_secs(120)).await?;
-    let lags = db
-        .query_all_raw(Statement::from_string(
-            DbBackend::MySql,
-            format!(
-                "SELECT TIMESTAMPDIFF(MICROSECOND, created_at, published_at) FROM outbox_event \
-                 WHERE msg_key = '{campaign}' AND status = 'PUBLISHED' ORDER BY 1"
-            ),
-        ))
-        .await?
-        .iter()
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .collect::<Result<Vec<_>, _>>()?;
-    let pct = |p: f64| -> f64 {
-        if lags.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((lags.len() as f64 - 1.0) * p).round() as usize;
-        lags[i] as f64 / 1_000.0
-    };
-
-    stop.cancel();
-    server_task.await??;
+    let steady = steady_load(&settings, &db, rate, seconds).await?;
+    let drained = drain(&settings, &db, rows, keys).await?;
     admin
         .execute_unprepared(&format!("DROP DATABASE `{name}`"))
         .await?;
@@ -203,35 +285,41 @@ async fn main() -> anyhow::Result<()> {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let lags = &steady.lags;
     println!("| relay benchmark | value |");
     println!("|---|---|");
     println!(
-        "| machine | {} cores, {cpu} |",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "| machine | {cores} cores, {cpu}; service, MariaDB, Redis and the embedded broker on it |"
     );
     println!(
-        "| relay | {} workers, batch {}, {} partitions |",
-        settings.relay.workers, settings.relay.batch_size, settings.kafka.partitions
-    );
-    println!("| drain: rows / keys | {rows} / {keys} |");
-    println!(
-        "| drain: time (incl. start-up) | {:.2} s |",
-        drain.as_secs_f64()
+        "| relay | {} workers, batch {}, queue {}, {} partitions |",
+        settings.relay.workers,
+        settings.relay.batch_size,
+        settings.relay.channel_capacity,
+        settings.kafka.partitions
     );
     println!(
-        "| drain: throughput | {:.0} rows/s |",
-        rows as f64 / drain.as_secs_f64()
-    );
-    println!(
-        "| steady load: offered / accepted | {total} at {rate}/s over {:.1} s / {accepted} |",
-        offered.as_secs_f64()
+        "| steady load: offered / accepted | {} at {rate}/s over {:.1} s / {} |",
+        steady.offered,
+        steady.elapsed.as_secs_f64(),
+        steady.accepted
     );
     println!(
         "| steady load: commit→published lag p50 / p95 / p99 / max | {:.1} / {:.1} / {:.1} / {:.1} ms |",
-        pct(0.50),
-        pct(0.95),
-        pct(0.99),
-        pct(1.0)
+        percentile(lags, 0.50),
+        percentile(lags, 0.95),
+        percentile(lags, 0.99),
+        percentile(lags, 1.0)
+    );
+    println!("| drain: rows / keys | {rows} / {keys} |");
+    println!(
+        "| drain: time (relay start → nothing pending) | {:.2} s |",
+        drained.as_secs_f64()
+    );
+    println!(
+        "| drain: throughput | {:.0} rows/s |",
+        rows as f64 / drained.as_secs_f64()
     );
     Ok(())
 }

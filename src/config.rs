@@ -326,8 +326,8 @@ impl Settings {
             relay: RelaySettings {
                 enabled: r.parse("RELAY_ENABLED", true)?,
                 workers: r.ranged("RELAY_WORKERS", 4, 1, 256)?,
-                channel_capacity: r.ranged("RELAY_CHANNEL_CAPACITY", 2_048, 1, 1_000_000)?,
-                batch_size: r.ranged("RELAY_BATCH_SIZE", 1_000, 1, 100_000)?,
+                channel_capacity: r.ranged("RELAY_CHANNEL_CAPACITY", 4_096, 1, 1_000_000)?,
+                batch_size: r.ranged("RELAY_BATCH_SIZE", 2_000, 1, 100_000)?,
                 max_attempts: r.ranged("RELAY_MAX_ATTEMPTS", 12, 1, 1_000)?,
                 backoff_base: r.millis("RELAY_BACKOFF_BASE_MS", 500, 1, 3_600_000)?,
                 backoff_cap: r.millis("RELAY_BACKOFF_CAP_MS", 60_000, 1, 86_400_000)?,

@@ -13,7 +13,7 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use poem::{listener::TcpAcceptor, Server};
 use rand::Rng;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -52,7 +52,17 @@ pub async fn connect_db(settings: &DatabaseSettings) -> anyhow::Result<DatabaseC
         .min_connections(1)
         .acquire_timeout(settings.acquire_timeout)
         .connect_timeout(settings.connect_timeout)
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // READ COMMITTED: a locking read (the relay's claim) locks the rows it returns and no
+        // gaps, so it never deadlocks with the participation transactions inserting outbox rows;
+        // nothing here relies on repeatable snapshots.
+        .after_connect(|conn| {
+            Box::pin(async move {
+                conn.execute_unprepared("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await
+                    .map(|_| ())
+            })
+        });
     Database::connect(opts)
         .await
         .context("could not connect to MySQL (DATABASE_URL)")

@@ -12,7 +12,8 @@ mod m20261121_000003_create_outbox_event;
 mod m20261121_000004_index_outbox_claim;
 mod m20261121_000005_index_outbox_aggregate;
 mod m20261121_000006_create_relay_shard;
-mod m20261121_000007_index_outbox_key;
+mod m20261121_000007_index_outbox_backoff;
+mod m20261121_000008_index_outbox_lease;
 
 pub struct Migrator;
 
@@ -26,7 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_index_outbox_claim::Migration),
             Box::new(m20261121_000005_index_outbox_aggregate::Migration),
             Box::new(m20261121_000006_create_relay_shard::Migration),
-            Box::new(m20261121_000007_index_outbox_key::Migration),
+            Box::new(m20261121_000007_index_outbox_backoff::Migration),
+            Box::new(m20261121_000008_index_outbox_lease::Migration),
         ]
     }
 }

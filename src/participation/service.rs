@@ -287,20 +287,21 @@ impl ParticipationService {
         now: DateTime<Utc>,
     ) -> Result<Accepted, JoinError> {
         let event_id = Uuid::now_v7();
-        let written = store::write(
-            &self.db,
-            &NewParticipation {
-                campaign_id: req.campaign_id,
-                user_id: req.user_id,
-                quantity: req.quantity,
-                sequence,
-                accepted_at: now,
-                event_id,
-                topic: &self.topic,
-                traceparent: req.traceparent.as_deref(),
-            },
-        )
-        .await;
+        let participation = NewParticipation {
+            campaign_id: req.campaign_id,
+            user_id: req.user_id,
+            quantity: req.quantity,
+            sequence,
+            accepted_at: now,
+            event_id,
+            topic: &self.topic,
+            traceparent: req.traceparent.as_deref(),
+        };
+        let mut written = store::write(&self.db, &participation).await;
+        if matches!(&written, Err(WriteError::Db(e)) if store::is_deadlock(e)) {
+            // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
+            written = store::write(&self.db, &participation).await;
+        }
         match written {
             Ok(participation_id) => {
                 self.relay_wakeup.notify_one();

@@ -114,10 +114,12 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
     let payload = serde_json::to_string(&event).map_err(|e| DbErr::Custom(e.to_string()))?;
     let headers = contract::headers(p.event_id, contract::PARTICIPATION_ACCEPTED, p.traceparent);
     let headers = serde_json::to_string(&headers).map_err(|e| DbErr::Custom(e.to_string()))?;
+    // The outbox row's created_at is the database's clock inside the transaction, after the
+    // campaign lock: the commit time to within a statement (the relay's lag is measured from it).
     txn.execute_raw(stmt(
         "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
          headers, status, attempts, available_at, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 0, UTC_TIMESTAMP(6), ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
         vec![
             p.event_id.to_string().into(),
             contract::AGGREGATE_PARTICIPATION.into(),
@@ -127,13 +129,19 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
             contract::message_key(p.campaign_id).into(),
             payload.into(),
             headers.into(),
-            created_at.into(),
         ],
     ))
     .await?;
 
     txn.commit().await?;
     Ok(participation_id)
+}
+
+/// MySQL error 1213 (SQLSTATE 40001): the transaction was rolled back to break a deadlock and
+/// can be run again as it is.
+pub fn is_deadlock(e: &DbErr) -> bool {
+    let text = e.to_string();
+    text.contains("1213") || text.contains("40001")
 }
 
 /// A stored participation with its event id (`None` once cleanup removed the outbox row).

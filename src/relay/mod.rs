@@ -86,6 +86,7 @@ pub async fn start(
             cap: settings.backoff_cap,
         },
         batch_size: settings.batch_size as usize,
+        hold_for: settings.lease,
         claimer_wakeup: deps.wakeup.clone(),
         faults: faults.clone(),
         metrics: deps.metrics.clone(),

@@ -41,12 +41,32 @@ pub enum Shards {
     Only { total: u32, owned: Vec<u32> },
 }
 
+/// Keys held back, with the smallest id that holds each back: rows in backoff (anyone's), and
+/// rows leased by another relay (it may still be publishing them). Both are short index ranges
+/// ((status, available_at), (status, lease_until)): normally empty, a few rows during faults.
+async fn held_back(txn: &impl ConnectionTrait, owner: &str) -> Result<Vec<(String, i64)>, DbErr> {
+    let rows = txn
+        .query_all_raw(stmt(
+            "SELECT msg_key, MIN(id) FROM outbox_event \
+             WHERE status = 'PENDING' AND available_at > UTC_TIMESTAMP(6) GROUP BY msg_key \
+             UNION ALL \
+             SELECT msg_key, MIN(id) FROM outbox_event \
+             WHERE status = 'PENDING' AND lease_until >= UTC_TIMESTAMP(6) AND lease_owner <> ? GROUP BY msg_key",
+            vec![owner.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+        .collect()
+}
+
 /// Claims up to `limit` due rows, in id order, and leases them to `owner`.
 ///
-/// A row is taken only when no older unpublished row of its key is in backoff or leased (in
-/// flight here, or held by a relay that may still be publishing it): that is what keeps per-key
-/// order through retries and takeovers. Rows of other keys are never held up by it. `SKIP LOCKED`
-/// lets a concurrent claim pass over rows this one holds instead of waiting.
+/// Per-key order: a row is not taken while an older row of its key is in backoff or leased by
+/// another relay. Rows of a key that this relay has in flight are taken: they go to the same
+/// worker queue behind their elders, and a worker that sees one of them fail holds back the
+/// rest (see `worker.rs`). Rows of other keys are never held up. `SKIP LOCKED` lets a claim pass
+/// over rows a concurrent transaction holds instead of waiting.
 #[tracing::instrument(level = "debug", skip(db), err(level = "warn"))]
 pub async fn claim(
     db: &DatabaseConnection,
@@ -56,30 +76,36 @@ pub async fn claim(
     limit: u32,
 ) -> Result<Vec<ClaimedRow>, DbErr> {
     let mut values: Vec<Value> = Vec::new();
-    let shard_filter = match shards {
-        Shards::All => String::new(),
+    let mut filter = String::new();
+    match shards {
+        Shards::All => {}
         Shards::Only { owned, .. } if owned.is_empty() => return Ok(Vec::new()),
         Shards::Only { total, owned } => {
             values.push((*total).into());
             values.extend(owned.iter().map(|s| Value::from(*s)));
-            format!(
-                " AND MOD(CRC32(o.msg_key), ?) IN ({})",
+            filter.push_str(&format!(
+                " AND MOD(CRC32(msg_key), ?) IN ({})",
                 placeholders(owned.len())
-            )
+            ));
         }
-    };
+    }
+    let txn = db.begin().await?;
+    let held = held_back(&txn, owner).await?;
+    if !held.is_empty() {
+        let terms = vec!["(msg_key = ? AND id > ?)"; held.len()].join(" OR ");
+        filter.push_str(&format!(" AND NOT ({terms})"));
+        for (key, id) in held {
+            values.push(key.into());
+            values.push(id.into());
+        }
+    }
     values.push(limit.into());
     let sql = format!(
-        "SELECT o.id, o.event_id, o.topic, o.msg_key, o.payload, o.headers, o.attempts \
-         FROM outbox_event o \
-         WHERE o.status = 'PENDING' AND o.available_at <= UTC_TIMESTAMP(6) \
-           AND (o.lease_until IS NULL OR o.lease_until < UTC_TIMESTAMP(6)){shard_filter} \
-           AND NOT EXISTS (SELECT 1 FROM outbox_event b \
-               WHERE b.msg_key = o.msg_key AND b.status = 'PENDING' AND b.id < o.id \
-                 AND (b.available_at > UTC_TIMESTAMP(6) OR b.lease_until >= UTC_TIMESTAMP(6))) \
-         ORDER BY o.id LIMIT ? FOR UPDATE SKIP LOCKED"
+        "SELECT id, event_id, topic, msg_key, payload, headers, attempts FROM outbox_event \
+         WHERE status = 'PENDING' AND available_at <= UTC_TIMESTAMP(6) \
+           AND (lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6)){filter} \
+         ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
     );
-    let txn = db.begin().await?;
     let rows = ClaimedRow::find_by_statement(stmt(&sql, values))
         .all(&txn)
         .await?;

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     store::{self, ClaimedRow},
-    worker::{self, WorkerContext},
+    worker::{self, Held, InFlight, WorkerContext},
 };
 
 /// Restarts slow down from this...
@@ -68,10 +68,17 @@ async fn supervise(
         max_elapsed_time: None,
         ..Default::default()
     };
+    // Survives restarts: keys held back by the crashed worker stay held for its successor.
+    let held: Held = Arc::default();
     loop {
-        let in_flight = Arc::new(Mutex::new(Vec::new()));
+        let in_flight: InFlight = Arc::new(Mutex::new(Vec::new()));
         let began = tokio::time::Instant::now();
-        let worker = tokio::spawn(worker::run(ctx.clone(), rx.clone(), in_flight.clone()));
+        let worker = tokio::spawn(worker::run(
+            ctx.clone(),
+            rx.clone(),
+            in_flight.clone(),
+            held.clone(),
+        ));
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
         }
@@ -85,16 +92,22 @@ async fn supervise(
             }
             Err(e) => {
                 ctx.metrics.worker_restarts.fetch_add(1, Ordering::Relaxed);
-                let held: Vec<i64> =
+                let rows: Vec<(i64, String)> =
                     std::mem::take(&mut *in_flight.lock().unwrap_or_else(|p| p.into_inner()));
-                if let Err(db) = store::release(&ctx.db, &ctx.owner, Some(&held)).await {
+                // The crashed batch goes back to the claim; the younger rows of its keys, queued
+                // behind it, must not overtake it.
+                for (id, key) in &rows {
+                    worker::hold(&held, key, *id);
+                }
+                let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+                if let Err(db) = store::release(&ctx.db, &ctx.owner, Some(&ids)).await {
                     tracing::warn!(error = %db, "Could not release a crashed worker's rows; they return after their lease.");
                 }
                 if began.elapsed() > HEALTHY_AFTER {
                     restarts.reset();
                 }
                 let delay = restarts.next_backoff().unwrap_or(RESTART_CAP);
-                tracing::error!(worker = index, error = %e, rows_released = held.len(), restart_in = ?delay,
+                tracing::error!(worker = index, error = %e, rows_released = ids.len(), restart_in = ?delay,
                     "Relay worker crashed; restarting it.");
                 tokio::time::sleep(delay).await;
                 ctx.claimer_wakeup.notify_one();

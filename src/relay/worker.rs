@@ -2,13 +2,16 @@
 //! of a batch is enqueued before any delivery report is awaited), classifies each result, sends
 //! dead letters, and records the outcomes in batches.
 //!
-//! Every key is always routed to the same worker, and the claim never hands out a row while an
-//! older row of its key is in flight or in backoff, so a worker is the only place a key's rows
-//! are being published.
+//! Every key is always routed to the same worker, so a worker sees a key's rows in id order.
+//! When one of them fails (retry), the younger rows of that key already queued behind it must
+//! not overtake it: the worker holds the key back, releasing those rows unsent, until the failed
+//! row comes back from the claim (its backoff over) or a lease's time has passed (by then the
+//! claim itself holds the key back, since the row's backoff is in the database).
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::Utc;
@@ -35,6 +38,8 @@ pub struct WorkerContext {
     pub owner: String,
     pub policy: RetryPolicy,
     pub batch_size: usize,
+    /// How long a held-back key stays held in the worker (the row lease).
+    pub hold_for: Duration,
     /// Wakes the claimer when a batch is recorded: the next rows of its keys are claimable now.
     pub claimer_wakeup: Arc<Notify>,
     pub faults: Arc<Faults>,
@@ -48,25 +53,68 @@ pub struct Faults {
     pub panic_on_key: Mutex<Option<String>>,
 }
 
+/// Keys a worker holds back: key → (the smallest id that failed or was released, since when).
+/// Owned by the worker slot; the supervisor seeds it when a worker crashes with rows in hand.
+pub type Held = Arc<Mutex<HashMap<String, (i64, Instant)>>>;
+
+/// Rows in a worker's hands: (id, key).
+pub type InFlight = Arc<Mutex<Vec<(i64, String)>>>;
+
+/// Holds `key` back from `id` on (keeping the smallest id already held).
+pub fn hold(held: &Held, key: &str, id: i64) {
+    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = held.entry(key.to_string()).or_insert((id, Instant::now()));
+    entry.0 = entry.0.min(id);
+}
+
 /// How long a worker waits before re-enqueueing after librdkafka's queue was full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 
-/// Runs until its queue is closed (shutdown) and drained. `in_flight` holds the ids of the batch
-/// being processed, so the supervisor can release them if this worker panics.
+/// Runs until its queue is closed (shutdown) and drained. `in_flight` holds the batch being
+/// processed, so the supervisor can release it if this worker panics.
 pub async fn run(
     ctx: Arc<WorkerContext>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<ClaimedRow>>>,
-    in_flight: Arc<Mutex<Vec<i64>>>,
+    in_flight: InFlight,
+    held: Held,
 ) {
     let mut rx = rx.lock().await;
     let mut batch = Vec::with_capacity(ctx.batch_size);
     while rx.recv_many(&mut batch, ctx.batch_size).await > 0 {
-        *in_flight.lock().unwrap_or_else(|p| p.into_inner()) = batch.iter().map(|r| r.id).collect();
-        process(&ctx, &batch).await;
+        *in_flight.lock().unwrap_or_else(|p| p.into_inner()) =
+            batch.iter().map(|r| (r.id, r.msg_key.clone())).collect();
+        let (send, release) = sort_out(&batch, &held, ctx.hold_for);
+        if !release.is_empty() {
+            if let Err(e) = store::release(&ctx.db, &ctx.owner, Some(&release)).await {
+                tracing::error!(error = %e, "Could not release held-back rows; they return after their lease.");
+            }
+        }
+        process(&ctx, &send, &held).await;
         in_flight.lock().unwrap_or_else(|p| p.into_inner()).clear();
         batch.clear();
         ctx.claimer_wakeup.notify_one();
     }
+}
+
+/// Splits a batch into rows to send and ids to release unsent (their key is held back).
+fn sort_out(batch: &[ClaimedRow], held: &Held, hold_for: Duration) -> (Vec<ClaimedRow>, Vec<i64>) {
+    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+    let mut send = Vec::with_capacity(batch.len());
+    let mut release = Vec::new();
+    for row in batch {
+        match held.get(&row.msg_key) {
+            Some(&(from, since)) if row.id > from && since.elapsed() < hold_for => {
+                release.push(row.id)
+            }
+            Some(_) => {
+                // The held-back row is back (or the hold is over): the key goes on.
+                held.remove(&row.msg_key);
+                send.push(row.clone());
+            }
+            None => send.push(row.clone()),
+        }
+    }
+    (send, release)
 }
 
 fn kafka_headers(stored: &str, extra: &[(&str, String)]) -> OwnedHeaders {
@@ -124,7 +172,10 @@ async fn delivered(
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(rows = batch.len()))]
-async fn process(ctx: &WorkerContext, batch: &[ClaimedRow]) {
+async fn process(ctx: &WorkerContext, batch: &[ClaimedRow], held: &Held) {
+    if batch.is_empty() {
+        return;
+    }
     let producer = ctx.producers.main.get();
     let mut deliveries = Vec::with_capacity(batch.len());
     for row in batch {
@@ -157,12 +208,17 @@ async fn process(ctx: &WorkerContext, batch: &[ClaimedRow]) {
                 ctx.metrics
                     .retried
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                hold(held, &row.msg_key, row.id);
                 record(
                     store::mark_retry(&ctx.db, row.id, &ctx.owner, after, &error).await,
                     row,
                 );
             }
-            Outcome::DeadLetter { reason, error } => dead_letter(ctx, row, reason, &error).await,
+            Outcome::DeadLetter { reason, error } => {
+                if !dead_letter(ctx, row, reason, &error).await {
+                    hold(held, &row.msg_key, row.id);
+                }
+            }
         }
     }
     let count = published.len() as u64;
@@ -185,8 +241,13 @@ fn record(result: Result<(), sea_orm::DbErr>, row: &ClaimedRow) {
 
 /// Publishes the row to `<topic>.dlq` with the `dlq_*` headers, then marks it DEAD. If the
 /// dead-letter topic refuses the value for its size, the value is left out (the row keeps it);
-/// if the DLQ cannot be reached, the row is retried later instead.
-async fn dead_letter(ctx: &WorkerContext, row: &ClaimedRow, reason: DeadReason, error: &str) {
+/// if the DLQ cannot be reached, the row is retried later instead (returns `false`).
+async fn dead_letter(
+    ctx: &WorkerContext,
+    row: &ClaimedRow,
+    reason: DeadReason,
+    error: &str,
+) -> bool {
     let attempts = row.attempts + 1;
     let dlq_topic = format!("{}.dlq", row.topic);
     let mut extra = vec![
@@ -235,6 +296,7 @@ async fn dead_letter(ctx: &WorkerContext, row: &ClaimedRow, reason: DeadReason, 
                 store::mark_dead(&ctx.db, row.id, &ctx.owner, error).await,
                 row,
             );
+            true
         }
         Err(dlq_error) => {
             ctx.producers.dlq.replace_if_fatal(&producer);
@@ -245,6 +307,7 @@ async fn dead_letter(ctx: &WorkerContext, row: &ClaimedRow, reason: DeadReason, 
                 store::mark_retry(&ctx.db, row.id, &ctx.owner, after, &text).await,
                 row,
             );
+            false
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Per-key order: the claim checks for an older unpublished row of the same key (in backoff or
-//! in flight) before taking a row; (msg_key, status, id) answers that with an index range.
+//! Per-key order: the claim looks up rows in backoff (`available_at` in the future) to hold back
+//! the younger rows of their keys; (status, available_at) makes that a short index range.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -10,7 +10,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::ddl(
             manager,
-            "CREATE INDEX ix_outbox_key_status_id ON outbox_event (msg_key, status, id)",
+            "CREATE INDEX ix_outbox_status_available ON outbox_event (status, available_at)",
         )
         .await
     }
@@ -18,7 +18,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::ddl(
             manager,
-            "DROP INDEX ix_outbox_key_status_id ON outbox_event",
+            "DROP INDEX ix_outbox_status_available ON outbox_event",
         )
         .await
     }
