@@ -9,14 +9,15 @@
 -- ARGV[3]  now, milliseconds since the Unix epoch (the caller's clock, so every instance agrees
 --          with the window it checked in process)
 --
--- Returns  {status, value}
+-- Returns  {status, value, winners}; winners is 0 except with SOLD_OUT
 --   {"OK", sequence}        stock decremented by quantity, user recorded, sequence handed out
 --   {"MISSING", 0}          the campaign's keys are not loaded: load them (load.lua) and retry once
 --   {"NOT_OPEN", 0}         now < starts_ms
 --   {"ENDED", 0}            ends_ms > 0 and now >= ends_ms
 --   {"OVER_LIMIT", 0}       quantity > limit
 --   {"ALREADY", 0}          the user already holds a reservation or a win
---   {"SOLD_OUT", stock}     fewer than quantity units left
+--   {"SOLD_OUT", stock, n}  fewer than quantity units left; n = SCARD of the winners set (lets
+--                           the caller tell whether its copy of the set is current)
 local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms')
 if not meta[1] then
   return {'MISSING', 0}
@@ -39,7 +40,7 @@ if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
 end
 local stock = tonumber(meta[1])
 if stock < quantity then
-  return {'SOLD_OUT', stock}
+  return {'SOLD_OUT', stock, redis.call('SCARD', KEYS[2])}
 end
 
 redis.call('HINCRBY', KEYS[1], 'stock', -quantity)

@@ -103,6 +103,9 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// `REDIS_TIMEOUT_MS`: a Redis call slower than this fails as DEPENDENCY_UNAVAILABLE.
     pub timeout: Duration,
+    /// `SOLD_OUT_MEMO_MS`: how long an instance answers SOLD_OUT for a campaign it saw with no
+    /// stock, without asking Redis (0 = always ask). Stock released later is seen this late.
+    pub sold_out_memo: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +313,7 @@ impl Settings {
                 url: Secret::new(redis_url),
                 key_prefix,
                 timeout: r.millis("REDIS_TIMEOUT_MS", 1_000, 10, 60_000)?,
+                sold_out_memo: r.millis("SOLD_OUT_MEMO_MS", 100, 0, 10_000)?,
             },
             kafka: KafkaSettings {
                 bootstrap_servers: source.get("KAFKA_BOOTSTRAP_SERVERS"),

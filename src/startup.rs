@@ -149,6 +149,7 @@ impl Application {
             Arc::new(CampaignCache::default()),
             &settings.kafka.topic,
             relay_wakeup,
+            settings.redis.sold_out_memo,
         );
         let sync = SyncParticipationService {
             db: db.clone(),

@@ -39,7 +39,12 @@ pub enum Decision {
     Ended,
     OverLimit,
     AlreadyParticipated,
-    SoldOut,
+    /// Fewer than the quantity left; `remaining` is what is left, `winners` the size of the
+    /// winners set (reservations included).
+    SoldOut {
+        remaining: i64,
+        winners: i64,
+    },
 }
 
 /// How to undo a reservation whose transaction did not commit (see `lua/release.lua`).
@@ -125,7 +130,17 @@ impl Gate {
         let [meta, users] = self.keys(campaign_id);
         let mut inv = RESERVE.key(meta);
         inv.key(users).arg(user_id).arg(quantity).arg(now_ms);
-        let (status, value): (String, i64) = self.run(inv).await?;
+        let reply: Vec<redis::Value> = self.run(inv).await?;
+        let int = |i: usize| match reply.get(i) {
+            Some(redis::Value::Int(n)) => *n,
+            _ => 0,
+        };
+        let status = match reply.first() {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            other => return Err(GateError::Protocol(format!("{other:?}"))),
+        };
+        let value = int(1);
         Ok(match status.as_str() {
             "OK" => Decision::Reserved { sequence: value },
             "MISSING" => Decision::Missing,
@@ -133,7 +148,10 @@ impl Gate {
             "ENDED" => Decision::Ended,
             "OVER_LIMIT" => Decision::OverLimit,
             "ALREADY" => Decision::AlreadyParticipated,
-            "SOLD_OUT" => Decision::SoldOut,
+            "SOLD_OUT" => Decision::SoldOut {
+                remaining: value,
+                winners: int(2),
+            },
             other => return Err(GateError::Protocol(other.to_string())),
         })
     }
@@ -194,6 +212,17 @@ impl Gate {
             .arg(remaining);
         let _: i64 = self.run(inv).await?;
         Ok(())
+    }
+
+    /// The winners set: users holding a win or a reservation.
+    pub async fn winners(&self, campaign_id: i64) -> Result<Vec<i64>, GateError> {
+        let [_, users] = self.keys(campaign_id);
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("SMEMBERS").arg(users).to_owned();
+        match tokio::time::timeout(self.timeout, cmd.query_async::<Vec<i64>>(&mut conn)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(GateError::Timeout(self.timeout)),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), GateError> {

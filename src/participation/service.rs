@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{
     gate::{Decision, Gate, GateError, Release, Seed},
+    sold_out::SoldOutMemo,
     store::{self, NewParticipation, WriteError},
 };
 use crate::campaign::{db_precision, repo, Campaign, CampaignCache, Window};
@@ -151,6 +152,7 @@ pub struct ParticipationService {
     /// Wakes the relay after each commit; owned by the application, which hands the other end to
     /// the relay. Notifying with no relay listening is a no-op.
     relay_wakeup: Arc<Notify>,
+    sold_out: Arc<SoldOutMemo>,
 }
 
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
@@ -166,6 +168,7 @@ impl ParticipationService {
         campaigns: Arc<CampaignCache>,
         topic: &str,
         relay_wakeup: Arc<Notify>,
+        sold_out_memo: Duration,
     ) -> Self {
         Self {
             db,
@@ -173,16 +176,25 @@ impl ParticipationService {
             campaigns,
             topic: topic.into(),
             relay_wakeup,
+            sold_out: Arc::new(SoldOutMemo::new(sold_out_memo)),
         }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         let (campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
+        if self.sold_out.refuses(campaign.id, req.user_id) {
+            return Err(JoinError::SoldOut);
+        }
         let sequence = match self.reserve(&campaign, &req, now).await? {
             Decision::Reserved { sequence } => sequence,
             Decision::AlreadyParticipated => return Err(self.already(&req).await),
-            Decision::SoldOut => return Err(JoinError::SoldOut),
+            Decision::SoldOut { remaining, winners } => {
+                if remaining <= 0 {
+                    self.remember_sold_out(campaign.id, winners).await;
+                }
+                return Err(JoinError::SoldOut);
+            }
             Decision::NotOpen => return Err(JoinError::NotOpen(campaign.starts_at)),
             Decision::Ended => return Err(JoinError::Ended),
             Decision::OverLimit => {
@@ -204,7 +216,7 @@ impl ParticipationService {
         // Past the gate, the work runs in its own task: a client that hangs up drops this future,
         // and the reservation must still be either committed or released.
         let this = self.clone();
-        detached(async move { this.commit_or_compensate(req, sequence, now).await }).await
+        detached(async move { this.commit_or_compensate(req, sequence).await }).await
     }
 
     /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis restart),
@@ -233,6 +245,20 @@ impl ParticipationService {
                 .await?;
         }
         Ok(Decision::Missing)
+    }
+
+    /// Notes a sold-out campaign in the memo, copying the winners set when it changed. Best
+    /// effort: without the copy the memo simply does not answer for the campaign.
+    async fn remember_sold_out(&self, campaign_id: i64, winners: i64) {
+        if self.sold_out.refresh(campaign_id, winners) {
+            return;
+        }
+        match self.gate.winners(campaign_id).await {
+            Ok(set) => self.sold_out.record(campaign_id, set),
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
+            }
+        }
     }
 
     /// Loads a campaign's gate state (set-if-absent).
@@ -284,7 +310,6 @@ impl ParticipationService {
         &self,
         req: JoinRequest,
         sequence: i64,
-        now: DateTime<Utc>,
     ) -> Result<Accepted, JoinError> {
         let event_id = Uuid::now_v7();
         let participation = NewParticipation {
@@ -292,7 +317,6 @@ impl ParticipationService {
             user_id: req.user_id,
             quantity: req.quantity,
             sequence,
-            accepted_at: now,
             event_id,
             topic: &self.topic,
             traceparent: req.traceparent.as_deref(),
@@ -303,14 +327,14 @@ impl ParticipationService {
             written = store::write(&self.db, &participation).await;
         }
         match written {
-            Ok(participation_id) => {
+            Ok((participation_id, accepted_at)) => {
                 self.relay_wakeup.notify_one();
                 Ok(Accepted::new(
                     &req,
                     participation_id,
                     sequence,
                     event_id,
-                    now,
+                    accepted_at,
                 ))
             }
             Err(WriteError::Duplicate) => {

@@ -24,7 +24,6 @@ pub struct NewParticipation<'a> {
     pub user_id: i64,
     pub quantity: i32,
     pub sequence: i64,
-    pub accepted_at: DateTime<Utc>,
     pub event_id: Uuid,
     pub topic: &'a str,
     pub traceparent: Option<&'a str>,
@@ -50,9 +49,12 @@ pub enum WriteError {
 /// its outbox rows become visible in id order (the relay then publishes them in exactly that
 /// order). A sold-out answer also costs no insert.
 #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = p.campaign_id, user_id = p.user_id), err(level = "debug"))]
-pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<i64, WriteError> {
+pub async fn write(
+    db: &DatabaseConnection,
+    p: &NewParticipation<'_>,
+) -> Result<(i64, DateTime<Utc>), WriteError> {
     let txn = db.begin().await?;
-    let created_at = naive(p.accepted_at);
+    let updated_at = naive(crate::campaign::db_precision(Utc::now()));
 
     let updated = txn
         .execute_raw(stmt(
@@ -60,7 +62,7 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
              WHERE id = ? AND remaining_stock >= ?",
             vec![
                 p.quantity.into(),
-                created_at.into(),
+                updated_at.into(),
                 p.campaign_id.into(),
                 p.quantity.into(),
             ],
@@ -79,6 +81,9 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
         txn.rollback().await?;
         return Err(WriteError::SoldOut { remaining_stock });
     }
+    // The win is the guarded decrement: its time is the participation's acceptedAt.
+    let accepted_at = crate::campaign::db_precision(Utc::now());
+    let created_at = naive(accepted_at);
 
     let inserted = txn
         .execute_raw(stmt(
@@ -104,7 +109,7 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
     let event = ParticipationAccepted {
         event_id: p.event_id,
         event_type: contract::PARTICIPATION_ACCEPTED.into(),
-        occurred_at: p.accepted_at,
+        occurred_at: accepted_at,
         campaign_id: p.campaign_id,
         participation_id,
         user_id: p.user_id,
@@ -134,7 +139,7 @@ pub async fn write(db: &DatabaseConnection, p: &NewParticipation<'_>) -> Result<
     .await?;
 
     txn.commit().await?;
-    Ok(participation_id)
+    Ok((participation_id, accepted_at))
 }
 
 /// MySQL error 1213 (SQLSTATE 40001): the transaction was rolled back to break a deadlock and

@@ -171,3 +171,58 @@ async fn a_participation_can_be_looked_up() {
         (404, "PARTICIPATION_NOT_FOUND")
     );
 }
+
+#[tokio::test]
+async fn after_a_sell_out_winners_still_hear_already_participated_and_released_stock_returns() {
+    let mut settings = crate::helpers::test_settings().await;
+    settings.redis.sold_out_memo = std::time::Duration::from_secs(2);
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let campaign = app.open_campaign(2, 1).await;
+    let winner = app.join(campaign, 1, 1).await;
+    assert_eq!(app.join(campaign, 2, 1).await.status, 201);
+    // Sold out: this instance now answers non-winners without asking Redis...
+    assert_eq!(app.join(campaign, 3, 1).await.code(), "SOLD_OUT");
+    // ...but a winner asking again still learns that they won.
+    let again = app.join(campaign, 1, 1).await;
+    assert_eq!(
+        (again.status, again.code()),
+        (409, "ALREADY_PARTICIPATED"),
+        "{again:?}"
+    );
+    assert_eq!(
+        again.body["participationId"],
+        winner.body["participationId"]
+    );
+
+    // A unit comes back, in MySQL and in Redis (as when a reservation is released after its
+    // transaction failed). Within the memo's time this instance still refuses; after it, the unit
+    // is sold.
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        &format!("UPDATE campaign SET total_stock = total_stock + 1, remaining_stock = remaining_stock + 1 WHERE id = {campaign}"),
+    )
+    .await
+    .expect("return a unit");
+    let (meta, _) = app.gate_keys(campaign);
+    let mut redis = app.redis.clone();
+    let _: i64 = redis::AsyncCommands::hincr(&mut redis, &meta, "stock", 1)
+        .await
+        .expect("HINCRBY");
+    assert_eq!(
+        app.join(campaign, 4, 1).await.code(),
+        "SOLD_OUT",
+        "answered from the memo"
+    );
+    crate::helpers::wait_until(
+        "the memo to expire and user 5 to win",
+        std::time::Duration::from_secs(10),
+        || async {
+            match app.join(campaign, 5, 1).await.status {
+                201 => true,
+                409 => false,
+                other => panic!("unexpected status {other}"),
+            }
+        },
+    )
+    .await;
+}
