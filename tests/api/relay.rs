@@ -294,3 +294,52 @@ async fn sigterm_stops_cleanly_and_releases_every_lease() {
         "row leases released"
     );
 }
+
+#[tokio::test]
+async fn cleanup_deletes_only_published_rows_past_the_retention_in_batches() {
+    let app = crate::helpers::spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+    for u in 1..=6 {
+        assert_eq!(app.join(campaign, u, 1).await.status, 201);
+    }
+    // Four rows published two days ago, one published just now, one DEAD, the rest PENDING.
+    app.db
+        .execute_unprepared(
+            "UPDATE outbox_event SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6) - INTERVAL 2 DAY \
+             ORDER BY id LIMIT 4",
+        )
+        .await
+        .expect("age rows");
+    app.db
+        .execute_unprepared(
+            "UPDATE outbox_event SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6) WHERE status = 'PENDING' \
+             ORDER BY id LIMIT 1",
+        )
+        .await
+        .expect("fresh row");
+    app.db
+        .execute_unprepared(
+            "UPDATE outbox_event SET status = 'DEAD' WHERE status = 'PENDING' ORDER BY id LIMIT 1",
+        )
+        .await
+        .expect("dead row");
+    let day = Duration::from_secs(24 * 3600);
+    let deleted = firstcome::relay::store::delete_published(&app.db, day, 3)
+        .await
+        .expect("cleanup");
+    assert_eq!(deleted, 3, "one batch at a time");
+    let deleted = firstcome::relay::store::delete_published(&app.db, day, 3)
+        .await
+        .expect("cleanup");
+    assert_eq!(deleted, 1);
+    assert_eq!(
+        app.outbox_count("PUBLISHED").await,
+        1,
+        "the fresh row stays"
+    );
+    assert_eq!(
+        app.outbox_count("DEAD").await,
+        1,
+        "DEAD rows stay until redriven"
+    );
+}
