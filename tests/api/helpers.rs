@@ -141,6 +141,27 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     }
 }
 
+/// 400 requests from 300 distinct users: users 1..=300 once, and 100 of them a second time.
+pub fn burst_users() -> Vec<i64> {
+    (1..=300).chain((1..=100).map(|i| i * 3)).collect()
+}
+
+/// The users that won, checking every reply is a win or a documented 409 and nobody won twice.
+pub fn winners(replies: &[Reply], users: &[i64]) -> std::collections::HashSet<i64> {
+    let mut winners = std::collections::HashSet::new();
+    for (reply, user) in replies.iter().zip(users) {
+        match reply.status {
+            201 => assert!(winners.insert(*user), "user {user} won twice"),
+            409 => assert!(
+                matches!(reply.code(), "SOLD_OUT" | "ALREADY_PARTICIPATED"),
+                "{reply:?}"
+            ),
+            _ => panic!("unexpected reply {reply:?}"),
+        }
+    }
+    winners
+}
+
 /// Polls `check` every 20 ms until it holds; panics after `timeout` naming `what`.
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
@@ -289,6 +310,12 @@ impl TestApp {
             body,
             headers,
         }
+    }
+
+    /// GET with the admin token.
+    pub async fn admin_get(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path)).bearer_auth(ADMIN_TOKEN))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {

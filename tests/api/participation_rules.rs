@@ -1,33 +1,19 @@
 //! The rules of the outbox participation path under concurrency: Exactly-N (DESIGN §2.1) and
 //! the atomic event (§2.2).
 
-use std::collections::HashSet;
-
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{burst_users, spawn_app, winners};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_n_wins_under_a_concurrent_burst() {
     let app = spawn_app().await;
     let campaign = app.open_campaign(50, 1).await;
 
-    // 400 requests from 300 distinct users: users 1..=300 once, and 100 of them a second time.
-    let users: Vec<i64> = (1..=300).chain((1..=100).map(|i| i * 3)).collect();
+    let users = burst_users();
     let replies = join_all(users.iter().map(|&u| app.join(campaign, u, 1))).await;
-
-    let mut winners = HashSet::new();
-    for (reply, user) in replies.iter().zip(&users) {
-        match reply.status {
-            201 => assert!(winners.insert(*user), "user {user} won twice"),
-            409 => assert!(
-                matches!(reply.code(), "SOLD_OUT" | "ALREADY_PARTICIPATED"),
-                "{reply:?}"
-            ),
-            _ => panic!("unexpected reply {reply:?}"),
-        }
-    }
+    let winners = winners(&replies, &users);
     assert_eq!(winners.len(), 50, "exactly the stock is accepted");
     assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 50);
     assert_eq!(

@@ -196,23 +196,11 @@ async fn a_poison_row_is_dead_lettered_without_blocking_anyone_and_can_be_redriv
     let main = read_topic(&app.kafka_bootstrap, &app.topic, 21, DRAIN).await;
     assert!(main.iter().any(|m| m.event_id() == after_poison));
 
-    let list = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/admin/outbox/dead"))
-                .bearer_auth(ADMIN_TOKEN),
-        )
-        .await;
+    let list = app.admin_get("/api/v1/admin/outbox/dead").await;
     assert_eq!(list.status, 200, "{list:?}");
     assert_eq!(list.body["items"][0]["eventId"], json!(poison));
     assert_eq!(list.body["items"][0]["attempts"], json!(1));
-    let summary = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/admin/outbox"))
-                .bearer_auth(ADMIN_TOKEN),
-        )
-        .await;
+    let summary = app.admin_get("/api/v1/admin/outbox").await;
     assert_eq!(
         (
             summary.body["dead"].clone(),
@@ -299,13 +287,7 @@ async fn a_panicking_worker_is_restarted_and_its_rows_are_still_published() {
         "the fault fired"
     );
     assert_eq!(app.outbox_count("PUBLISHED").await, 30);
-    let summary = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/admin/outbox"))
-                .bearer_auth(ADMIN_TOKEN),
-        )
-        .await;
+    let summary = app.admin_get("/api/v1/admin/outbox").await;
     assert_eq!(summary.body["relayWorkerRestarts"], json!(1), "{summary:?}");
     assert_order(&app, 30).await;
 }

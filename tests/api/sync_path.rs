@@ -1,13 +1,13 @@
 //! The synchronous baseline: the same Exactly-N rules as the outbox path, and the lost event it
 //! exists to demonstrate (a produce failure after commit).
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use futures::future::join_all;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::json;
 
-use crate::helpers::{read_topic, spawn_app, Reply, TestApp, ADMIN_TOKEN};
+use crate::helpers::{burst_users, read_topic, spawn_app, winners, Reply, TestApp};
 
 async fn join_sync(app: &TestApp, campaign: i64, user: i64) -> Reply {
     app.post_json(
@@ -22,20 +22,9 @@ async fn join_sync(app: &TestApp, campaign: i64, user: i64) -> Reply {
 async fn sync_path_exactly_n_wins_under_a_concurrent_burst() {
     let app = spawn_app().await;
     let campaign = app.open_campaign(50, 1).await;
-    let users: Vec<i64> = (1..=300).chain((1..=100).map(|i| i * 3)).collect();
+    let users = burst_users();
     let replies = join_all(users.iter().map(|&u| join_sync(&app, campaign, u))).await;
-
-    let mut winners = HashSet::new();
-    for (reply, user) in replies.iter().zip(&users) {
-        match reply.status {
-            201 => assert!(winners.insert(*user), "user {user} won twice"),
-            409 => assert!(
-                matches!(reply.code(), "SOLD_OUT" | "ALREADY_PARTICIPATED"),
-                "{reply:?}"
-            ),
-            _ => panic!("unexpected reply {reply:?}"),
-        }
-    }
+    let winners = winners(&replies, &users);
     assert_eq!(winners.len(), 50);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 50);
     assert_eq!(
@@ -85,13 +74,7 @@ async fn a_produce_failure_after_commit_loses_the_event_and_is_counted() {
         2,
         "both wins are in MySQL"
     );
-    let summary = app
-        .send(
-            app.client
-                .get(app.url("/api/v1/admin/outbox"))
-                .bearer_auth(ADMIN_TOKEN),
-        )
-        .await;
+    let summary = app.admin_get("/api/v1/admin/outbox").await;
     assert_eq!(summary.body["syncEventsLost"], json!(1), "{summary:?}");
     let messages = read_topic(&app.kafka_bootstrap, &app.topic, 1, Duration::from_secs(10)).await;
     let users: Vec<_> = messages
