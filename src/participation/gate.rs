@@ -68,6 +68,9 @@ pub struct Seed {
     pub ends_at_ms: i64,
     pub per_user_limit: i32,
     pub max_sequence: i64,
+    /// A campaign just created: its keys are replaced, whatever they hold (left over from an
+    /// earlier database whose ids are being reused).
+    pub new_campaign: bool,
 }
 
 /// Winners added to the set per SADD when rebuilding a campaign's state.
@@ -156,7 +159,8 @@ impl Gate {
         })
     }
 
-    /// Loads a campaign's state if it is absent; `true` when this call loaded it.
+    /// Loads a campaign's state if it is absent (or replaces it, for a new campaign); `true`
+    /// when this call loaded it.
     #[tracing::instrument(level = "debug", skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
     pub async fn load(&self, seed: &Seed, winners: &[i64]) -> Result<bool, GateError> {
         let [meta, users] = self.keys(seed.campaign_id);
@@ -185,6 +189,7 @@ impl Gate {
             .arg(seed.per_user_limit)
             .arg(seed.max_sequence)
             .arg(expire_ms)
+            .arg(if seed.new_campaign { "new" } else { "reload" })
             .arg(last);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)

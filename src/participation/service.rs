@@ -241,8 +241,14 @@ impl ParticipationService {
                 .await?
                 .ok_or(JoinError::CampaignNotFound(campaign.id))?;
             let winners = repo::winners(&self.db, campaign.id).await?;
-            self.load_gate(campaign, seed.remaining_stock, seed.max_sequence, &winners)
-                .await?;
+            self.load_gate(
+                campaign,
+                seed.remaining_stock,
+                seed.max_sequence,
+                &winners,
+                false,
+            )
+            .await?;
         }
         Ok(Decision::Missing)
     }
@@ -261,13 +267,15 @@ impl ParticipationService {
         }
     }
 
-    /// Loads a campaign's gate state (set-if-absent).
+    /// Loads a campaign's gate state: set-if-absent, or replacing whatever is there for a
+    /// campaign just created.
     async fn load_gate(
         &self,
         campaign: &Campaign,
         remaining_stock: i64,
         max_sequence: i64,
         winners: &[i64],
+        new_campaign: bool,
     ) -> Result<(), GateError> {
         let loaded = self
             .gate
@@ -279,6 +287,7 @@ impl ParticipationService {
                     ends_at_ms: campaign.ends_at.map_or(0, |t| t.timestamp_millis()),
                     per_user_limit: campaign.per_user_limit,
                     max_sequence,
+                    new_campaign,
                 },
                 winners,
             )
@@ -299,7 +308,7 @@ impl ParticipationService {
     pub async fn prime(&self, campaign: &Campaign) {
         self.campaigns.insert(campaign.clone()).await;
         if let Err(e) = self
-            .load_gate(campaign, campaign.remaining_stock, 0, &[])
+            .load_gate(campaign, campaign.remaining_stock, 0, &[], true)
             .await
         {
             tracing::warn!(campaign_id = campaign.id, error = %e, "Could not prime the gate; the first request will.");

@@ -215,3 +215,35 @@ async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
     assert_eq!(app.remaining_stock(campaign).await, 4);
     app.stop().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn a_new_campaign_replaces_gate_state_left_over_from_an_earlier_database() {
+    let app = spawn_app().await;
+    // Keys of a sold-out "campaign 1" from before a database reset (ids start again).
+    let (meta, users) = app.gate_keys(1);
+    let mut redis = app.redis.clone();
+    let _: () = redis::AsyncCommands::hset_multiple(
+        &mut redis,
+        &meta,
+        &[
+            ("stock", "0"),
+            ("starts_ms", "0"),
+            ("ends_ms", "0"),
+            ("limit", "1"),
+            ("seq", "9"),
+            ("expire_ms", "0"),
+        ],
+    )
+    .await
+    .expect("stale hash");
+    let _: () = redis::AsyncCommands::sadd(&mut redis, &users, 42)
+        .await
+        .expect("stale winner");
+
+    let campaign = app.open_campaign(3, 1).await;
+    assert_eq!(campaign, 1);
+    let won = app.join(campaign, 42, 1).await;
+    assert_eq!(won.status, 201, "{won:?}");
+    assert_eq!(won.body["sequence"], serde_json::json!(1));
+    assert_eq!(app.redis_stock(campaign).await, Some(2));
+}
