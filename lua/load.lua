@@ -10,6 +10,7 @@
 --
 -- KEYS[1]  campaign hash "<prefix>{c:<id>}:meta"
 -- KEYS[2]  winners set   "<prefix>{c:<id>}:users"
+-- KEYS[3]  open reservations "<prefix>{c:<id>}:pending" (only cleared, for a new campaign)
 -- ARGV[1]  stock      (campaign.remaining_stock)
 -- ARGV[2]  starts_ms
 -- ARGV[3]  ends_ms    (0 = no end)
@@ -21,7 +22,7 @@
 --
 -- Returns  1 when loaded, 0 when the state was already there
 if ARGV[7] == 'new' then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 elseif redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end

@@ -4,6 +4,9 @@
 -- KEYS[1]  campaign hash  "<prefix>{c:<id>}:meta"  fields: stock, starts_ms, ends_ms (0 = no end),
 --                                                         limit, seq, expire_ms (0 = keep)
 -- KEYS[2]  winners set    "<prefix>{c:<id>}:users" members: user ids holding a reservation or a win
+-- KEYS[3]  open reservations "<prefix>{c:<id>}:pending" user id -> "<reserved at ms>:<quantity>",
+--          removed when the transaction settles (commit or release); what is left there long
+--          after was leaked by a crash and is given back by the reconciler (release.lua expire)
 -- ARGV[1]  user id
 -- ARGV[2]  quantity (>= 1)
 -- ARGV[3]  now, milliseconds since the Unix epoch (the caller's clock, so every instance agrees
@@ -45,8 +48,10 @@ end
 
 redis.call('HINCRBY', KEYS[1], 'stock', -quantity)
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
 local expire = tonumber(meta[5]) or 0
 if expire > 0 and redis.call('PTTL', KEYS[2]) == -1 then
   redis.call('PEXPIREAT', KEYS[2], expire)
+  redis.call('PEXPIREAT', KEYS[3], expire)
 end
 return {'OK', redis.call('HINCRBY', KEYS[1], 'seq', 1)}

@@ -106,6 +106,9 @@ pub struct RedisSettings {
     /// `SOLD_OUT_MEMO_MS`: how long an instance answers SOLD_OUT for a campaign it saw with no
     /// stock, without asking Redis (0 = always ask). Stock released later is seen this late.
     pub sold_out_memo: Duration,
+    /// `RESERVATION_TIMEOUT_MS`: a gate reservation still open this long after it was made was
+    /// left by a crashed instance; the reconciler gives it back (unless MySQL has the win).
+    pub reservation_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +317,12 @@ impl Settings {
                 key_prefix,
                 timeout: r.millis("REDIS_TIMEOUT_MS", 1_000, 10, 60_000)?,
                 sold_out_memo: r.millis("SOLD_OUT_MEMO_MS", 100, 0, 10_000)?,
+                reservation_timeout: r.millis(
+                    "RESERVATION_TIMEOUT_MS",
+                    60_000,
+                    1_000,
+                    86_400_000,
+                )?,
             },
             kafka: KafkaSettings {
                 bootstrap_servers: source.get("KAFKA_BOOTSTRAP_SERVERS"),
@@ -360,6 +369,14 @@ impl Settings {
                     LEASE_MARGIN.as_millis(),
                     needed.as_millis()
                 ),
+            ));
+        }
+        // A reservation must outlive any request that could still commit it.
+        if settings.redis.reservation_timeout <= settings.http.request_timeout {
+            return Err(invalid(
+                "RESERVATION_TIMEOUT_MS",
+                &settings.redis.reservation_timeout.as_millis().to_string(),
+                "must be longer than HTTP_REQUEST_TIMEOUT_MS",
             ));
         }
         if settings.relay.backoff_cap < settings.relay.backoff_base {

@@ -68,6 +68,23 @@ pub async fn connect_db(settings: &DatabaseSettings) -> anyhow::Result<DatabaseC
         .context("could not connect to MySQL (DATABASE_URL)")
 }
 
+/// Gives back gate reservations left open by crashed instances, every tenth of the timeout.
+async fn reconcile(
+    participations: ParticipationService,
+    timeout: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(timeout / 10) => {}
+        }
+        if let Err(e) = participations.reconcile(timeout).await {
+            tracing::warn!(error = %e, "Reconciling open reservations failed; will try again.");
+        }
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(settings.http.addr)
@@ -158,6 +175,11 @@ impl Application {
             topic: settings.kafka.topic.as_str().into(),
             metrics: metrics.clone(),
         };
+        tasks.spawn(reconcile(
+            participations.clone(),
+            settings.redis.reservation_timeout,
+            shutdown.clone(),
+        ));
         let state = Arc::new(AppState {
             sync,
             db,

@@ -35,6 +35,11 @@ impl CampaignCache {
         Ok(Some(self.insert(found.campaign).await))
     }
 
+    /// The ids of the campaigns cached here (those this instance has served).
+    pub async fn ids(&self) -> Vec<i64> {
+        self.entries.read().await.keys().copied().collect()
+    }
+
     pub async fn insert(&self, campaign: Campaign) -> Arc<Campaign> {
         let campaign = Arc::new(campaign);
         let mut entries = self.entries.write().await;

@@ -47,8 +47,18 @@ pub enum Decision {
     },
 }
 
+/// A reservation whose transaction has not settled (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReservation {
+    pub user_id: i64,
+    pub reserved_at_ms: i64,
+    pub quantity: i32,
+    /// The stored value, which `Release::Expire` must match.
+    pub raw: String,
+}
+
 /// How to undo a reservation whose transaction did not commit (see `lua/release.lua`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Release {
     /// Nothing was written: give the stock back and forget the user.
     Undo,
@@ -56,6 +66,9 @@ pub enum Release {
     KeepUser,
     /// MySQL's guard refused: forget the user and take MySQL's remaining stock.
     SoldOut { remaining_stock: i64 },
+    /// A reservation left open by a crashed instance (MySQL has no win): undo it if it is still
+    /// exactly this one.
+    Expire { reservation: String },
 }
 
 /// The gate state of one campaign, rebuilt from MySQL.
@@ -105,10 +118,23 @@ impl Gate {
         })
     }
 
-    /// `<prefix>{c:<id>}:meta` and `<prefix>{c:<id>}:users`.
-    pub fn keys(&self, campaign_id: i64) -> [String; 2] {
+    /// `<prefix>{c:<id>}:meta`, `…:users` (winners) and `…:pending` (open reservations).
+    pub fn keys(&self, campaign_id: i64) -> [String; 3] {
         let base = format!("{}{{c:{campaign_id}}}", self.prefix);
-        [format!("{base}:meta"), format!("{base}:users")]
+        [
+            format!("{base}:meta"),
+            format!("{base}:users"),
+            format!("{base}:pending"),
+        ]
+    }
+
+    /// A plain command, bounded by the Redis timeout.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, GateError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(GateError::Timeout(self.timeout)),
+        }
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -130,9 +156,13 @@ impl Gate {
         quantity: i32,
         now_ms: i64,
     ) -> Result<Decision, GateError> {
-        let [meta, users] = self.keys(campaign_id);
+        let [meta, users, pending] = self.keys(campaign_id);
         let mut inv = RESERVE.key(meta);
-        inv.key(users).arg(user_id).arg(quantity).arg(now_ms);
+        inv.key(users)
+            .key(pending)
+            .arg(user_id)
+            .arg(quantity)
+            .arg(now_ms);
         let reply: Vec<redis::Value> = self.run(inv).await?;
         let int = |i: usize| match reply.get(i) {
             Some(redis::Value::Int(n)) => *n,
@@ -163,18 +193,15 @@ impl Gate {
     /// when this call loaded it.
     #[tracing::instrument(level = "debug", skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
     pub async fn load(&self, seed: &Seed, winners: &[i64]) -> Result<bool, GateError> {
-        let [meta, users] = self.keys(seed.campaign_id);
+        let [meta, users, pending] = self.keys(seed.campaign_id);
         // All winners but the last chunk go in first (harmless: they are real winners); the last
         // chunk is added atomically with the campaign hash.
         let last_chunk_at = winners.len().saturating_sub(1) / LOAD_CHUNK * LOAD_CHUNK;
         let (early, last) = winners.split_at(last_chunk_at);
         for chunk in early.chunks(LOAD_CHUNK) {
-            let mut conn = self.conn.clone();
-            let cmd = redis::cmd("SADD").arg(&users).arg(chunk).to_owned();
-            match tokio::time::timeout(self.timeout, cmd.query_async::<i64>(&mut conn)).await {
-                Ok(r) => r?,
-                Err(_) => return Err(GateError::Timeout(self.timeout)),
-            };
+            let _: i64 = self
+                .query(redis::cmd("SADD").arg(&users).arg(chunk).to_owned())
+                .await?;
         }
         let expire_ms = if seed.ends_at_ms > 0 {
             seed.ends_at_ms + KEEP_AFTER_END.as_millis() as i64
@@ -183,6 +210,7 @@ impl Gate {
         };
         let mut inv = LOAD.key(meta);
         inv.key(users)
+            .key(pending)
             .arg(seed.remaining_stock)
             .arg(seed.starts_at_ms)
             .arg(seed.ends_at_ms)
@@ -202,40 +230,65 @@ impl Gate {
         user_id: i64,
         quantity: i32,
         how: Release,
-    ) -> Result<(), GateError> {
-        let [meta, users] = self.keys(campaign_id);
-        let (mode, remaining) = match how {
-            Release::Undo => ("undo", 0),
-            Release::KeepUser => ("keep_user", 0),
-            Release::SoldOut { remaining_stock } => ("sold_out", remaining_stock),
+    ) -> Result<bool, GateError> {
+        let [meta, users, pending] = self.keys(campaign_id);
+        let (mode, extra) = match &how {
+            Release::Undo => ("undo", String::new()),
+            Release::KeepUser => ("keep_user", String::new()),
+            Release::SoldOut { remaining_stock } => ("sold_out", remaining_stock.to_string()),
+            Release::Expire { reservation } => ("expire", reservation.clone()),
         };
         let mut inv = RELEASE.key(meta);
         inv.key(users)
+            .key(pending)
             .arg(user_id)
             .arg(quantity)
             .arg(mode)
-            .arg(remaining);
-        let _: i64 = self.run(inv).await?;
+            .arg(extra);
+        let adjusted: i64 = self.run(inv).await?;
+        Ok(adjusted == 1)
+    }
+
+    /// The transaction of a reservation settled (committed): it is no longer open.
+    pub async fn settle(&self, campaign_id: i64, user_id: i64) -> Result<(), GateError> {
+        let [_, _, pending] = self.keys(campaign_id);
+        let _: i64 = self
+            .query(redis::cmd("HDEL").arg(pending).arg(user_id).to_owned())
+            .await?;
         Ok(())
+    }
+
+    /// A campaign's open reservations: (user id, the raw value, reserved at ms, quantity).
+    pub async fn open_reservations(
+        &self,
+        campaign_id: i64,
+    ) -> Result<Vec<OpenReservation>, GateError> {
+        let [_, _, pending] = self.keys(campaign_id);
+        let all: Vec<(i64, String)> = self
+            .query(redis::cmd("HGETALL").arg(pending).to_owned())
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(user_id, raw)| {
+                let (at, quantity) = raw.split_once(':')?;
+                Some(OpenReservation {
+                    user_id,
+                    reserved_at_ms: at.parse().ok()?,
+                    quantity: quantity.parse().ok()?,
+                    raw,
+                })
+            })
+            .collect())
     }
 
     /// The winners set: users holding a win or a reservation.
     pub async fn winners(&self, campaign_id: i64) -> Result<Vec<i64>, GateError> {
-        let [_, users] = self.keys(campaign_id);
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("SMEMBERS").arg(users).to_owned();
-        match tokio::time::timeout(self.timeout, cmd.query_async::<Vec<i64>>(&mut conn)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(GateError::Timeout(self.timeout)),
-        }
+        let [_, users, _] = self.keys(campaign_id);
+        self.query(redis::cmd("SMEMBERS").arg(users).to_owned())
+            .await
     }
 
     pub async fn ping(&self) -> Result<(), GateError> {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        match tokio::time::timeout(self.timeout, cmd.query_async::<String>(&mut conn)).await {
-            Ok(r) => r.map(|_| ()).map_err(Into::into),
-            Err(_) => Err(GateError::Timeout(self.timeout)),
-        }
+        self.query::<String>(redis::cmd("PING")).await.map(|_| ())
     }
 }

@@ -253,6 +253,47 @@ impl ParticipationService {
         Ok(Decision::Missing)
     }
 
+    /// Gives back reservations that instances which crashed between the gate and the commit
+    /// left open: any older than `older_than` whose user has no participation in MySQL. Ones
+    /// that did commit are only closed. Covers the campaigns this instance has served.
+    /// Returns how many were given back.
+    pub async fn reconcile(&self, older_than: Duration) -> Result<u64, JoinError> {
+        let cutoff = Utc::now().timestamp_millis()
+            - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let mut given_back = 0;
+        for campaign_id in self.campaigns.ids().await {
+            for open in self.gate.open_reservations(campaign_id).await? {
+                if open.reserved_at_ms > cutoff {
+                    continue;
+                }
+                if store::find(&self.db, campaign_id, open.user_id)
+                    .await?
+                    .is_some()
+                {
+                    self.gate.settle(campaign_id, open.user_id).await?;
+                    continue;
+                }
+                let how = Release::Expire {
+                    reservation: open.raw.clone(),
+                };
+                if self
+                    .gate
+                    .release(campaign_id, open.user_id, open.quantity, how)
+                    .await?
+                {
+                    given_back += 1;
+                    tracing::warn!(
+                        campaign_id,
+                        user_id = open.user_id,
+                        quantity = open.quantity,
+                        "Gave back a reservation a crashed instance left open."
+                    );
+                }
+            }
+        }
+        Ok(given_back)
+    }
+
     /// Notes a sold-out campaign in the memo, copying the winners set when it changed. Best
     /// effort: without the copy the memo simply does not answer for the campaign.
     async fn remember_sold_out(&self, campaign_id: i64, winners: i64) {
@@ -338,6 +379,11 @@ impl ParticipationService {
         match written {
             Ok((participation_id, accepted_at)) => {
                 self.relay_wakeup.notify_one();
+                // Best effort: a reservation left open after a commit is found settled by the
+                // reconciler (MySQL has the win) and only closed.
+                if let Err(e) = self.gate.settle(req.campaign_id, req.user_id).await {
+                    tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
+                }
                 Ok(Accepted::new(
                     &req,
                     participation_id,
@@ -371,13 +417,13 @@ impl ParticipationService {
         for attempt in 1..=RELEASE_ATTEMPTS {
             match self
                 .gate
-                .release(req.campaign_id, req.user_id, req.quantity, how)
+                .release(req.campaign_id, req.user_id, req.quantity, how.clone())
                 .await
             {
-                Ok(()) => return,
+                Ok(_) => return,
                 Err(e) if attempt == RELEASE_ATTEMPTS => {
                     tracing::error!(error = %e, campaign_id = req.campaign_id, user_id = req.user_id, ?how,
-                        "Compensation failed; the Redis reservation is leaked until the campaign's keys are rebuilt.");
+                        "Compensation failed; the reconciler gives the reservation back later.");
                 }
                 Err(_) => {
                     tokio::time::sleep(delay).await;

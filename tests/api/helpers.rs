@@ -48,6 +48,8 @@ pub struct TestApp {
     pub topic: String,
     pub relay: Option<RelayHandle>,
     pub shards: u32,
+    /// The application's shared state (to drive background work, e.g. the reconciler).
+    pub state: Arc<firstcome::state::AppState>,
 }
 
 /// A fresh, empty database for one test.
@@ -106,6 +108,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let shutdown = app.shutdown_token();
     let broker = app.embedded_broker();
     let relay = app.relay();
+    let state = app.state();
     let kafka_bootstrap = match (&broker, &settings.kafka.bootstrap_servers) {
         (Some(b), _) => b.bootstrap_servers().to_string(),
         (None, Some(servers)) => servers.clone(),
@@ -138,6 +141,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         topic: settings.kafka.topic.clone(),
         relay,
         shards: settings.relay.shards,
+        state,
     }
 }
 

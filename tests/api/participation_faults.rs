@@ -247,3 +247,82 @@ async fn a_new_campaign_replaces_gate_state_left_over_from_an_earlier_database()
     assert_eq!(won.body["sequence"], serde_json::json!(1));
     assert_eq!(app.redis_stock(campaign).await, Some(2));
 }
+
+#[tokio::test]
+async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
+    let app = spawn_app().await;
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let created = app
+        .create_campaign(serde_json::json!({"name": "c", "totalStock": 5, "startsAt": hour_ago}))
+        .await;
+    let campaign = created["id"].as_i64().expect("id");
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+
+    let (meta, users) = app.gate_keys(campaign);
+    let pending = meta.replace(":meta", ":pending");
+    let reserve = redis::Script::new(include_str!("../../lua/reserve.lua"));
+    let mut redis = app.redis.clone();
+    let two_minutes_ago = chrono::Utc::now().timestamp_millis() - 120_000;
+    // An instance reserved for user 77 two minutes ago and died before its transaction.
+    let reply: Vec<redis::Value> = reserve
+        .key(&meta)
+        .key(&users)
+        .key(&pending)
+        .arg(77)
+        .arg(1)
+        .arg(two_minutes_ago)
+        .invoke_async(&mut redis)
+        .await
+        .expect("reserve");
+    assert_eq!(reply[0], redis::Value::BulkString(b"OK".to_vec()));
+    // Another committed user 1's win but died before closing its reservation.
+    let _: () = redis::AsyncCommands::hset(&mut redis, &pending, 1, format!("{two_minutes_ago}:1"))
+        .await
+        .expect("open reservation");
+    // A fresh reservation, still in flight somewhere, is not touched.
+    let _: Vec<redis::Value> = reserve
+        .key(&meta)
+        .key(&users)
+        .key(&pending)
+        .arg(88)
+        .arg(1)
+        .arg(chrono::Utc::now().timestamp_millis())
+        .invoke_async(&mut redis)
+        .await
+        .expect("reserve");
+    assert_eq!(app.redis_stock(campaign).await, Some(2));
+
+    let given_back = app
+        .state
+        .participations
+        .reconcile(std::time::Duration::from_secs(60))
+        .await
+        .expect("reconcile");
+    assert_eq!(given_back, 1, "only the leaked reservation");
+    assert_eq!(app.redis_stock(campaign).await, Some(3));
+    assert!(
+        !app.redis_has_user(campaign, 77).await,
+        "user 77 may try again"
+    );
+    assert!(
+        app.redis_has_user(campaign, 1).await,
+        "the winner stays recorded"
+    );
+    let open: Vec<String> = redis::AsyncCommands::hkeys(&mut redis, &pending)
+        .await
+        .expect("HKEYS");
+    assert_eq!(open, vec!["88".to_string()]);
+    // Running it again gives nothing back twice.
+    let again = app
+        .state
+        .participations
+        .reconcile(std::time::Duration::from_secs(60))
+        .await
+        .expect("reconcile");
+    assert_eq!(again, 0);
+    assert_eq!(
+        app.join(campaign, 77, 1).await.status,
+        201,
+        "the unit is for sale again"
+    );
+}
