@@ -2,6 +2,7 @@
 //! Each test has its own database and Redis key prefix; see `helpers.rs`.
 
 mod campaigns;
+mod crash;
 mod helpers;
 mod openapi;
 mod participation_faults;

@@ -1,0 +1,238 @@
+//! The service killed with SIGKILL in the middle of a burst (DESIGN §2.1, §2.3): after a restart
+//! the sale still ends at exactly its stock, and every committed participation reaches Kafka.
+//! The service runs as a child process (the real binary); the Kafka broker lives in the test, so
+//! it outlives the kill.
+
+use std::{
+    collections::HashSet,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures::{stream::FuturesUnordered, StreamExt};
+use serde_json::json;
+
+use crate::helpers::{create_database, read_topic, wait_until, ADMIN_TOKEN};
+
+struct Service {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start(db_url: &str, prefix: &str, bootstrap: &str) -> Service {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", db_url)
+        .env(
+            "REDIS_URL",
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        )
+        .env("REDIS_KEY_PREFIX", prefix)
+        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+        .env("KAFKA_MESSAGE_TIMEOUT_MS", "1000")
+        .env("RELAY_LEASE_MS", "6000")
+        .env("RELAY_POLL_INTERVAL_MS", "50")
+        .env("HTTP_REQUEST_TIMEOUT_MS", "2000")
+        .env("RESERVATION_TIMEOUT_MS", "3000")
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the firstcome binary");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = format!("{base}/health/ready");
+    wait_until("the service to be ready", Duration::from_secs(30), || {
+        let (client, ready) = (client.clone(), ready.clone());
+        async move {
+            client
+                .get(ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    Service { child, base }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock() {
+    let broker = firstcome::kafka::EmbeddedBroker::start(
+        &["campaign.participation.v1", "campaign.participation.v1.dlq"],
+        4,
+    )
+    .expect("broker");
+    let db_url = create_database().await;
+    let prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+
+    let mut first = start(&db_url, &prefix, broker.bootstrap_servers()).await;
+    let created: serde_json::Value = client
+        .post(format!("{}/api/v1/campaigns", first.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "crash", "totalStock": 200}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("campaign");
+    let campaign = created["id"].as_i64().expect("id");
+
+    // A burst of 400 users; after 60 answers the process is killed with SIGKILL.
+    let url = format!("{}/api/v1/campaigns/{campaign}/participations", first.base);
+    let mut burst: FuturesUnordered<_> = (1..=400)
+        .map(|u| client.post(&url).json(&json!({"userId": u})).send())
+        .collect();
+    let mut answered = 0;
+    while let Some(reply) = burst.next().await {
+        if reply.is_ok() {
+            answered += 1;
+        }
+        if answered == 60 {
+            first.child.kill().expect("SIGKILL");
+            first.child.wait().expect("reaped");
+        }
+    }
+    assert!(answered >= 60);
+
+    let second = start(&db_url, &prefix, broker.bootstrap_servers()).await;
+    let db = sea_orm::Database::connect(db_url.as_str())
+        .await
+        .expect("db");
+    let scalar = |sql: String| {
+        let db = db.clone();
+        async move {
+            let row = sea_orm::ConnectionTrait::query_one_raw(
+                &db,
+                sea_orm::Statement::from_string(sea_orm::DbBackend::MySql, sql),
+            )
+            .await
+            .expect("query")
+            .expect("row");
+            row.try_get_by_index::<i64>(0).expect("int")
+        }
+    };
+    // The restarted instance serves the campaign, so its reconciler gives back what the killed
+    // one left reserved; wait until no reservation is open.
+    let probe = client
+        .get(format!("{}/api/v1/campaigns/{campaign}", second.base))
+        .send()
+        .await
+        .expect("probe");
+    assert_eq!(probe.status(), 200);
+    let second_url = format!("{}/api/v1/campaigns/{campaign}/participations", second.base);
+    let _ = client
+        .post(&second_url)
+        .json(&json!({"userId": 100_000}))
+        .send()
+        .await;
+    let redis = redis::Client::open(
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    )
+    .expect("redis")
+    .get_multiplexed_async_connection()
+    .await
+    .expect("redis");
+    let pending = format!("{prefix}{{c:{campaign}}}:pending");
+    wait_until(
+        "the leaked reservations to be given back",
+        Duration::from_secs(30),
+        || {
+            let (mut redis, pending) = (redis.clone(), pending.clone());
+            async move {
+                redis::AsyncCommands::hlen::<_, i64>(&mut redis, pending)
+                    .await
+                    .expect("HLEN")
+                    == 0
+            }
+        },
+    )
+    .await;
+
+    // Enough new users to sell whatever is left.
+    let rest: Vec<_> = (1_001..=1_400)
+        .map(|u| client.post(&second_url).json(&json!({"userId": u})).send())
+        .collect();
+    let replies = futures::future::join_all(rest).await;
+    assert!(replies.iter().all(|r| r
+        .as_ref()
+        .is_ok_and(|r| r.status() == 201 || r.status() == 409)));
+
+    let accepted = scalar(format!(
+        "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
+    ))
+    .await;
+    assert_eq!(accepted, 200, "exactly the stock, after a crash mid-burst");
+    assert_eq!(
+        scalar(format!(
+            "SELECT COUNT(DISTINCT user_id) FROM participation WHERE campaign_id = {campaign}"
+        ))
+        .await,
+        200
+    );
+    assert_eq!(
+        scalar(format!(
+            "SELECT remaining_stock FROM campaign WHERE id = {campaign}"
+        ))
+        .await,
+        0
+    );
+
+    // Every committed participation reaches Kafka, rows the killed relay held included.
+    wait_until("the outbox to drain", Duration::from_secs(60), || {
+        let scalar = &scalar;
+        async move {
+            scalar("SELECT COUNT(*) FROM outbox_event WHERE status <> 'PUBLISHED'".into()).await
+                == 0
+        }
+    })
+    .await;
+    let messages = read_topic(
+        broker.bootstrap_servers(),
+        "campaign.participation.v1",
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
+    let published: HashSet<_> = messages.iter().map(|m| m.event_id().to_string()).collect();
+    let rows = sea_orm::ConnectionTrait::query_all_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::MySql,
+            "SELECT event_id, payload FROM outbox_event",
+        ),
+    )
+    .await
+    .expect("outbox");
+    assert_eq!(rows.len(), 200, "one event per participation");
+    for row in rows {
+        let event_id: String = row.try_get_by_index(0).expect("event id");
+        assert!(
+            published.contains(&event_id),
+            "event {event_id} reached Kafka"
+        );
+        let payload: String = row.try_get_by_index(1).expect("payload");
+        for copy in messages.iter().filter(|m| m.event_id() == event_id) {
+            assert_eq!(copy.payload, payload, "a duplicate carries the same bytes");
+        }
+    }
+    let mut second = second;
+    second.child.kill().expect("stop");
+    let _ = second.child.wait();
+}
