@@ -16,7 +16,7 @@
 import http from 'k6/http';
 import { Counter } from 'k6/metrics';
 import exec from 'k6/execution';
-import { env, envNumber, buildSummary, TREND_STATS } from './lib/summary.js';
+import { env, envNumber, buildSummary, constantVus, TREND_STATS } from './lib/summary.js';
 
 const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const ADMIN_TOKEN = env('ADMIN_TOKEN', '');
@@ -53,14 +53,7 @@ const THRESHOLDS = {
 };
 
 export const options = {
-  scenarios: {
-    [SCENARIO]: {
-      executor: 'constant-vus',
-      vus: VUS,
-      duration: DURATION,
-      gracefulStop: '10s',
-    },
-  },
+  scenarios: constantVus(SCENARIO, VUS, DURATION),
   thresholds: THRESHOLDS[PATH_KIND],
   summaryTrendStats: TREND_STATS,
   userAgent: 'firstcome-k6/flash-sale',

@@ -8,7 +8,7 @@
 
 import http from 'k6/http';
 import { Counter } from 'k6/metrics';
-import { env, envNumber, buildSummary, TREND_STATS } from './lib/summary.js';
+import { env, envNumber, buildSummary, constantVus, TREND_STATS } from './lib/summary.js';
 
 const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const VUS = envNumber('VUS', 500, 1, 100000);
@@ -17,14 +17,7 @@ const REQUEST_TIMEOUT = env('REQUEST_TIMEOUT', '30s');
 const SCENARIO = 'health_live';
 
 export const options = {
-  scenarios: {
-    [SCENARIO]: {
-      executor: 'constant-vus',
-      vus: VUS,
-      duration: DURATION,
-      gracefulStop: '10s',
-    },
-  },
+  scenarios: constantVus(SCENARIO, VUS, DURATION),
   thresholds: {
     // Always true: they only make k6 compute the scenario's submetrics (see flash-sale.js).
     [`http_reqs{scenario:${SCENARIO}}`]: ['count>=0'],

@@ -21,6 +21,11 @@ export function envNumber(name, fallback, min, max) {
 }
 
 /** The trend statistics every script asks k6 to compute (p(50) is `med`). */
+/** The one load shape both scripts use: `vus` looping VUs for `duration`. */
+export function constantVus(name, vus, duration) {
+  return { [name]: { executor: 'constant-vus', vus, duration, gracefulStop: '10s' } };
+}
+
 export const TREND_STATS = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'];
 
 /** A metric's values, preferring the scenario-scoped submetric (excludes setup() requests). */
