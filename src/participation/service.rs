@@ -13,7 +13,10 @@ use super::{
     sold_out::SoldOutMemo,
     store::{self, NewParticipation, WriteError},
 };
-use crate::campaign::{db_precision, repo, Campaign, CampaignCache, Window};
+use crate::{
+    campaign::{db_precision, repo, Campaign, CampaignCache, Window},
+    db_error::{self, DbErrorKind},
+};
 
 /// One request to join a campaign, already validated for shape by the API layer.
 #[derive(Debug, Clone)]
@@ -372,7 +375,8 @@ impl ParticipationService {
             traceparent: req.traceparent.as_deref(),
         };
         let mut written = store::write(&self.db, &participation).await;
-        if matches!(&written, Err(WriteError::Db(e)) if store::is_deadlock(e)) {
+        if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
+        {
             // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
             written = store::write(&self.db, &participation).await;
         }

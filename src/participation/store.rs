@@ -3,13 +3,14 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, SqlErr, Statement,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
     TransactionTrait, Value,
 };
 use uuid::Uuid;
 
 use crate::{
     campaign::repo::naive,
+    db_error::{self, DbErrorKind},
     kafka::contract::{self, ParticipationAccepted},
 };
 
@@ -99,7 +100,7 @@ pub async fn write(
         .await;
     let participation_id = match inserted {
         Ok(res) => i64::try_from(res.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?,
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+        Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
             txn.rollback().await?;
             return Err(WriteError::Duplicate);
         }
@@ -140,13 +141,6 @@ pub async fn write(
 
     txn.commit().await?;
     Ok((participation_id, accepted_at))
-}
-
-/// MySQL error 1213 (SQLSTATE 40001): the transaction was rolled back to break a deadlock and
-/// can be run again as it is.
-pub fn is_deadlock(e: &DbErr) -> bool {
-    let text = e.to_string();
-    text.contains("1213") || text.contains("40001")
 }
 
 /// A stored participation with its event id (`None` once cleanup removed the outbox row).

@@ -11,8 +11,7 @@ use rdkafka::{
     producer::FutureRecord,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlErr, Statement, TransactionTrait,
-    Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
 };
 use uuid::Uuid;
 
@@ -22,6 +21,7 @@ use super::{
 };
 use crate::{
     campaign::{repo::naive, CampaignCache},
+    db_error::{self, DbErrorKind},
     kafka::{
         contract::{self, ParticipationAccepted},
         Producers,
@@ -149,7 +149,7 @@ impl SyncParticipationService {
             Ok(res) => {
                 i64::try_from(res.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?
             }
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
                 txn.rollback().await?;
                 let id = find(&self.db, req.campaign_id, req.user_id)
                     .await?
@@ -186,12 +186,12 @@ impl SyncParticipationService {
             .key(&key)
             .payload(&payload)
             .headers(headers);
-        let producer = self.producers.main.get();
+        let producer = self.producers.sync.get();
         let timeout = rdkafka::util::Timeout::Never;
         match producer.send(record, timeout).await {
             Ok(_) => Ok(()),
             Err((e, _)) => {
-                self.producers.main.replace_if_fatal(&producer);
+                self.producers.sync.replace_if_fatal(&producer);
                 Err(e)
             }
         }
