@@ -119,7 +119,10 @@ pub struct KafkaSettings {
     pub topic: String,
     /// `KAFKA_PARTITIONS`: partitions of the topics created on the embedded broker.
     pub partitions: i32,
-    /// `KAFKA_MESSAGE_TIMEOUT_MS`: librdkafka's delivery timeout for one produce.
+    /// `KAFKA_MESSAGE_TIMEOUT_MS`: delivery deadline of one produce on the sync path and to the
+    /// dead-letter topic. The relay's own produces have none: a message that timed out while a
+    /// younger one of its key got through would break per-key order, so the relay waits for
+    /// Kafka instead (bounded by `RELAY_MAX_IN_FLIGHT`) and reports the outage.
     pub message_timeout: Duration,
     /// `KAFKA_MESSAGE_MAX_BYTES`: largest message the main producer sends; larger rows are
     /// dead-lettered (the broker's own limit must be at least this).
@@ -152,6 +155,12 @@ pub struct RelaySettings {
     pub retention: Duration,
     /// `OUTBOX_CLEANUP_BATCH`: rows deleted per cleanup statement.
     pub cleanup_batch: u32,
+    /// `RELAY_MAX_IN_FLIGHT`: rows one worker may have sent and not yet settled. Bounds memory
+    /// through a Kafka outage (the relay then stops claiming until Kafka answers again).
+    pub max_in_flight: usize,
+    /// `RELAY_MAX_RETRY_AGE` (`24h`, `90m`, `3600s`, `2d`, or seconds): a row older than this
+    /// that still fails goes to the dead-letter topic, whatever the error.
+    pub max_retry_age: Duration,
 }
 
 /// Looks variables up; the process environment in production, a map in tests.
@@ -175,9 +184,6 @@ impl<const N: usize> Source for [(&str, &str); N] {
             .map(|(_, v)| v.to_string())
     }
 }
-
-/// How much longer than one delivery timeout a row lease must last.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 struct Reader<'a, S: Source + ?Sized>(&'a S);
 
@@ -230,6 +236,40 @@ impl<S: Source + ?Sized> Reader<'_, S> {
     fn string(&self, var: &'static str, default: &str) -> String {
         self.0.get(var).unwrap_or_else(|| default.to_string())
     }
+}
+
+/// A duration written as a number with a unit (`90s`, `30m`, `24h`, `7d`) or as plain seconds;
+/// between one second and a year.
+fn age<S: Source + ?Sized>(
+    source: &S,
+    var: &'static str,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = source.get(var).unwrap_or_else(|| default.to_string());
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text.as_str(), "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => {
+            return Err(invalid(
+                var,
+                &text,
+                "expected a number with s, m, h or d (e.g. 24h)",
+            ))
+        }
+    };
+    let secs = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|s| (1..=365 * 86_400).contains(s))
+        .ok_or_else(|| invalid(var, &text, "must be between 1s and 365d (e.g. 24h)"))?;
+    Ok(Duration::from_secs(secs))
 }
 
 fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
@@ -351,26 +391,14 @@ impl Settings {
                     3_600 * r.ranged("OUTBOX_RETENTION_HOURS", 72u64, 0, 100_000)?,
                 ),
                 cleanup_batch: r.ranged("OUTBOX_CLEANUP_BATCH", 1_000, 1, 100_000)?,
+                max_in_flight: r.ranged("RELAY_MAX_IN_FLIGHT", 10_000, 1, 1_000_000)?,
+                max_retry_age: age(r.0, "RELAY_MAX_RETRY_AGE", "24h")?,
             },
             admin_token,
             log_format: r.parse("LOG_FORMAT", LogFormat::Pretty)?,
             shutdown_timeout: r.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 100, 600_000)?,
             migrate_on_start: r.parse("MIGRATE_ON_START", true)?,
         };
-        // A claimed row must still be leased when its delivery report arrives, or another
-        // relay could take it while it is in flight (a needless duplicate and a reordering).
-        let needed = settings.kafka.message_timeout + LEASE_MARGIN;
-        if settings.relay.lease < needed {
-            return Err(invalid(
-                "RELAY_LEASE_MS",
-                &settings.relay.lease.as_millis().to_string(),
-                &format!(
-                    "must be at least KAFKA_MESSAGE_TIMEOUT_MS + {} ms ({} ms)",
-                    LEASE_MARGIN.as_millis(),
-                    needed.as_millis()
-                ),
-            ));
-        }
         // A reservation must outlive any request that could still commit it.
         if settings.redis.reservation_timeout <= settings.http.request_timeout {
             return Err(invalid(
@@ -412,8 +440,14 @@ mod tests {
         assert!(err.to_string().starts_with("REDIS_KEY_PREFIX="), "{err}");
         let err = Settings::from_source(&[("LOG_FORMAT", "xml")]).unwrap_err();
         assert!(err.to_string().starts_with("LOG_FORMAT="), "{err}");
-        let err = Settings::from_source(&[("RELAY_LEASE_MS", "1000")]).unwrap_err();
-        assert!(err.to_string().starts_with("RELAY_LEASE_MS="), "{err}");
+        let err = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "1w")]).unwrap_err();
+        assert!(err.to_string().starts_with("RELAY_MAX_RETRY_AGE="), "{err}");
+        let err = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "0h")]).unwrap_err();
+        assert!(err.to_string().starts_with("RELAY_MAX_RETRY_AGE="), "{err}");
+        let s = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "90m")]).expect("valid");
+        assert_eq!(s.relay.max_retry_age, Duration::from_secs(5_400));
+        let s = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "120")]).expect("valid");
+        assert_eq!(s.relay.max_retry_age, Duration::from_secs(120));
     }
 
     #[test]

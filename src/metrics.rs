@@ -10,6 +10,9 @@ pub struct Metrics {
     pub retried: AtomicU64,
     /// Rows sent to the dead-letter topic.
     pub dead_lettered: AtomicU64,
+    /// Rows delivered after an older row of their key failed (per-key order broken on the
+    /// topic). Zero unless librdkafka breaks its gap-less guarantee.
+    pub order_violations: AtomicU64,
     /// Relay workers restarted after a panic.
     pub worker_restarts: AtomicU64,
     /// Sync-path wins committed whose event never reached Kafka (what the outbox prevents).

@@ -1,11 +1,15 @@
 //! Building and running the application: connect, migrate, bind, serve, shut down.
 //!
 //! `Application::build` binds the listener first, so tests can ask for port 0 and read the port
-//! back. Shutdown order, in one place (`run_until_stopped`):
+//! back. Shutdown order, in one place (`run_until_stopped`), all within one deadline,
+//! `SHUTDOWN_TIMEOUT_MS` from the stop signal:
 //! 1. the stop signal (SIGTERM / Ctrl-C, or the token in tests) cancels the root token;
-//! 2. the HTTP server stops accepting and waits for in-flight requests (bounded);
-//! 3. background tasks (the relay) see the same token, stop claiming, finish and flush;
-//! 4. connections close when the state is dropped.
+//! 2. the HTTP server stops accepting and waits for in-flight requests;
+//! 3. background tasks see the same token: the relay stops claiming, waits for its deliveries
+//!    (at most half the timeout, then purges), writes its marks and releases its leases; the
+//!    reconciler stops;
+//! 4. whatever is left when the deadline passes is abandoned (leases expire on their own);
+//!    connections close when the state is dropped.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -69,6 +73,7 @@ pub async fn connect_db(settings: &DatabaseSettings) -> anyhow::Result<DatabaseC
 }
 
 /// Gives back gate reservations left open by crashed instances, every tenth of the timeout.
+#[tracing::instrument(name = "reconciler", skip_all)]
 async fn reconcile(
     participations: ParticipationService,
     timeout: Duration,
@@ -147,10 +152,10 @@ impl Application {
                     wakeup: relay_wakeup.clone(),
                     components: components.clone(),
                     metrics: metrics.clone(),
-                    flush_timeout: settings.shutdown_timeout / 2,
+                    drain_timeout: settings.shutdown_timeout / 2,
+                    stuck_after: settings.kafka.message_timeout,
                 },
-                shutdown.clone(),
-                &tasks,
+                &shutdown,
             )
             .await
             .context("could not start the outbox relay")?;
@@ -241,29 +246,45 @@ impl Application {
             shutdown_timeout,
             embedded,
             producers,
-            relay: _,
+            relay,
         } = self;
         tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "Listening.");
 
+        // One deadline for the whole shutdown, counted from the stop signal.
+        let signalled = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                tokio::time::Instant::now()
+            })
+        };
         let app = api::routes(state, limits);
         let acceptor = TcpAcceptor::from_tokio(listener)?;
-        Server::new_with_acceptor(acceptor)
+        let served = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(
                 app,
                 shutdown.clone().cancelled_owned(),
                 Some(shutdown_timeout),
             )
-            .await?;
+            .await;
+        shutdown.cancel();
+        let deadline = signalled
+            .await
+            .unwrap_or_else(|_| tokio::time::Instant::now())
+            + shutdown_timeout;
         tracing::info!("HTTP server stopped; waiting for background tasks.");
 
-        shutdown.cancel();
         tasks.close();
-        if tokio::time::timeout(shutdown_timeout, tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(timeout = ?shutdown_timeout, "Background tasks did not finish in time.");
+        let background = async {
+            if let Some(relay) = &relay {
+                relay.wait().await;
+            }
+            tasks.wait().await;
+        };
+        if tokio::time::timeout_at(deadline, background).await.is_err() {
+            tracing::warn!(timeout = ?shutdown_timeout, "Background tasks did not finish before the shutdown deadline.");
         }
+        served?;
         drop(producers);
         drop(embedded);
         tracing::info!("Stopped.");

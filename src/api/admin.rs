@@ -1,5 +1,6 @@
 //! `/api/v1/admin/outbox`: the relay's state for operators (admin token required): counts by
-//! status, the age of the oldest due row, the dead-letter list, and redrive.
+//! status, the age of the oldest due row, the dead-letter list, and redrive (one event, or every
+//! dead event of a campaign).
 
 use std::sync::Arc;
 
@@ -32,6 +33,9 @@ pub struct OutboxSummary {
     pub relay_retried: u64,
     pub relay_dead_lettered: u64,
     pub relay_worker_restarts: u64,
+    /// Rows delivered after an older row of their key failed; zero unless Kafka's client broke
+    /// its ordering guarantee.
+    pub relay_order_violations: u64,
     /// Sync-path wins whose event was lost after commit (this instance).
     pub sync_events_lost: u64,
     pub relay: String,
@@ -65,6 +69,14 @@ pub struct Redriven {
     pub status: String,
 }
 
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RedrivenCampaign {
+    pub campaign_id: i64,
+    /// How many DEAD events went back to PENDING (0 when there were none).
+    pub redriven: u64,
+}
+
 pub struct AdminApi;
 
 #[OpenApi(prefix_path = "/api/v1/admin/outbox", tag = "Tag::Admin")]
@@ -94,6 +106,7 @@ impl AdminApi {
             relay_retried: Metrics::get(&m.retried),
             relay_dead_lettered: Metrics::get(&m.dead_lettered),
             relay_worker_restarts: Metrics::get(&m.worker_restarts),
+            relay_order_violations: Metrics::get(&m.order_violations),
             sync_events_lost: Metrics::get(&m.sync_events_lost),
             relay: components.relay,
             kafka: components.kafka,
@@ -136,6 +149,31 @@ impl AdminApi {
                 })
                 .collect(),
             next_cursor,
+        }))
+    }
+
+    /// Put every DEAD event of a campaign back to PENDING with its attempts reset, in one call
+    /// (admin). They are published again in outbox order.
+    #[oai(path = "/redrive", method = "post")]
+    async fn redrive_campaign(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// The campaign whose dead events are redriven.
+        #[oai(name = "campaignId", validator(minimum(value = "1")))]
+        campaign_id: Query<i64>,
+    ) -> Result<Json<RedrivenCampaign>, ApiError> {
+        auth.check(&state.admin_token)?;
+        let key = crate::kafka::contract::message_key(campaign_id.0);
+        let redriven = store::redrive_key(&state.db, &key).await?;
+        tracing::info!(
+            campaign_id = campaign_id.0,
+            redriven,
+            "Dead events of a campaign redriven."
+        );
+        Ok(Json(RedrivenCampaign {
+            campaign_id: campaign_id.0,
+            redriven,
         }))
     }
 

@@ -1,9 +1,28 @@
-//! The relay's Kafka producers: idempotent (`enable.idempotence=true`, `acks=all`), batching,
-//! replaced when librdkafka reports a fatal error (after which every send fails).
+//! The Kafka producers: idempotent (`enable.idempotence=true`, `acks=all`), batching, replaced
+//! when librdkafka reports a fatal error (after which every send fails).
 //!
-//! Two producers share the configuration: the main one, bounded by `KAFKA_MESSAGE_MAX_BYTES`,
-//! and the dead-letter one, which allows the largest message Kafka clients accept so that a row
-//! refused for its size can still reach the DLQ.
+//! - **main** (the relay): no message timeout (`message.timeout.ms=0`) and the gap-less guarantee
+//!   (`enable.gapless.guarantee=true`). Together they make every failure in a partition a
+//!   suffix: a message never fails while a later one of the same partition is written, which
+//!   is what per-key order rests on (see `relay/order.rs`). librdkafka documents that timed-out
+//!   queued messages leave gaps (1, 4, 5 written after 2 and 3 timed out), hence no timeout; and
+//!   that without the gap-less guarantee a batch failing permanently lets later batches through.
+//!   librdkafka's own retries stay unlimited (its default): a batch whose retries run out fails
+//!   alone, a gap the gap-less guarantee does not cover (it covers permanent errors only; read
+//!   in librdkafka's `rd_kafka_handle_Produce_error`, and measured here: three rows of a key
+//!   failed with `NOT_ENOUGH_REPLICAS` after their retries while the next batch was written).
+//!   So a broker's retriable error (`NOT_ENOUGH_REPLICAS`, a leader moving) is retried in order
+//!   inside librdkafka; only a permanent refusal reaches the relay, and it fails the whole
+//!   series (a fatal error; the producer is replaced after every message it holds is reported).
+//!   One produce request in flight per broker (`max.in.flight.requests.per.connection=1`): with
+//!   several, a retried request can land after a later one that succeeded, and only the broker's
+//!   sequence check stops that; librdkafka's mock broker does not check sequences of
+//!   non-transactional producers (measured: an older row written right after a younger one), and
+//!   other Kafka-compatible brokers may not either. Batching keeps throughput: one request
+//!   carries every partition's batch.
+//! - **dlq**: allows the largest message Kafka clients accept, so that a row refused for its
+//!   size can still reach the DLQ; has a delivery deadline (`KAFKA_MESSAGE_TIMEOUT_MS`).
+//! - **sync** (the synchronous baseline): a delivery deadline, as a request must answer.
 
 use std::sync::{Arc, RwLock};
 
@@ -16,7 +35,15 @@ use crate::config::KafkaSettings;
 /// The dead-letter producer's `message.max.bytes` (the broker may still refuse less).
 const DLQ_MESSAGE_MAX_BYTES: usize = 100_000_000;
 
-fn config(bootstrap: &str, settings: &KafkaSettings, message_max_bytes: usize) -> ClientConfig {
+/// What a producer is for; it decides the settings that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Relay,
+    DeadLetter,
+    Sync,
+}
+
+fn config(bootstrap: &str, settings: &KafkaSettings, role: Role) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
@@ -26,38 +53,66 @@ fn config(bootstrap: &str, settings: &KafkaSettings, message_max_bytes: usize) -
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("compression.type", "lz4")
-        .set(
-            "message.timeout.ms",
-            settings.message_timeout.as_millis().to_string(),
-        )
-        .set("message.max.bytes", message_max_bytes.to_string())
         .set("log_level", "4");
+    let max_bytes = match role {
+        Role::DeadLetter => DLQ_MESSAGE_MAX_BYTES,
+        Role::Relay | Role::Sync => settings.message_max_bytes,
+    };
+    c.set("message.max.bytes", max_bytes.to_string());
+    match role {
+        Role::Relay => {
+            c.set("message.timeout.ms", "0")
+                .set("enable.gapless.guarantee", "true")
+                .set("max.in.flight.requests.per.connection", "1");
+        }
+        Role::DeadLetter | Role::Sync => {
+            c.set(
+                "message.timeout.ms",
+                settings.message_timeout.as_millis().to_string(),
+            );
+        }
+    }
     c
 }
 
 /// A producer that can be swapped for a new one; cloning the handle shares the slot.
 #[derive(Clone)]
 pub struct ProducerSlot {
-    current: Arc<RwLock<Arc<FutureProducer>>>,
+    /// The producer and its generation (incremented by each replacement).
+    current: Arc<RwLock<(Arc<FutureProducer>, u64)>>,
     config: Arc<ClientConfig>,
     name: &'static str,
+    /// When `purge` last purged.
+    last_purge: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl ProducerSlot {
     fn new(config: ClientConfig, name: &'static str) -> KafkaResult<Self> {
         let producer: FutureProducer = config.create()?;
         Ok(Self {
-            current: Arc::new(RwLock::new(Arc::new(producer))),
+            current: Arc::new(RwLock::new((Arc::new(producer), 0))),
             config: Arc::new(config),
             name,
+            last_purge: Arc::default(),
         })
     }
 
     pub fn get(&self) -> Arc<FutureProducer> {
+        self.current().0
+    }
+
+    /// The producer with its generation. A producer replaced after a fatal error lives on until
+    /// the last handle to it is dropped, so the relay keeps one with each message in flight:
+    /// every message it was given is reported before it goes.
+    pub fn current(&self) -> (Arc<FutureProducer>, u64) {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).1
     }
 
     /// Replaces `seen` if it is in a fatal state (and still the current producer: several
@@ -67,13 +122,13 @@ impl ProducerSlot {
             return false;
         };
         let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
-        if !Arc::ptr_eq(&slot, seen) {
+        if !Arc::ptr_eq(&slot.0, seen) {
             return false;
         }
         match self.config.create::<FutureProducer>() {
             Ok(fresh) => {
                 tracing::warn!(producer = self.name, ?code, %reason, "The Kafka producer hit a fatal error; replaced it.");
-                *slot = Arc::new(fresh);
+                *slot = (Arc::new(fresh), slot.1 + 1);
                 true
             }
             Err(e) => {
@@ -83,17 +138,33 @@ impl ProducerSlot {
         }
     }
 
+    /// Fails every message not yet acknowledged (queued and in flight) with a purge error, at
+    /// most once per `quiet`: several workers may find the same stall.
+    pub fn purge(&self, quiet: std::time::Duration) {
+        let now = std::time::Instant::now();
+        {
+            let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| now.duration_since(at) < quiet) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.get()
+            .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+    }
+
     /// Waits (bounded) for queued messages to be delivered.
     pub fn flush(&self, timeout: std::time::Duration) -> KafkaResult<()> {
         self.get().flush(timeout)
     }
 }
 
-/// The main and the dead-letter producers.
+/// The relay's, the dead-letter and the sync path's producers.
 #[derive(Clone)]
 pub struct Producers {
     pub main: ProducerSlot,
     pub dlq: ProducerSlot,
+    pub sync: ProducerSlot,
 }
 
 impl Producers {
@@ -101,11 +172,9 @@ impl Producers {
     /// rows wait in the outbox until it is back.
     pub fn new(bootstrap: &str, settings: &KafkaSettings) -> KafkaResult<Self> {
         Ok(Self {
-            main: ProducerSlot::new(
-                config(bootstrap, settings, settings.message_max_bytes),
-                "main",
-            )?,
-            dlq: ProducerSlot::new(config(bootstrap, settings, DLQ_MESSAGE_MAX_BYTES), "dlq")?,
+            main: ProducerSlot::new(config(bootstrap, settings, Role::Relay), "main")?,
+            dlq: ProducerSlot::new(config(bootstrap, settings, Role::DeadLetter), "dlq")?,
+            sync: ProducerSlot::new(config(bootstrap, settings, Role::Sync), "sync")?,
         })
     }
 }

@@ -1,7 +1,14 @@
 //! Shard leadership: keys are split into `RELAY_SHARDS` shards (CRC32 of the key), and each shard
 //! is published by the one instance holding its lease row in `relay_shard`. An instance renews
-//! its leases every third of `RELAY_LEASE_MS` and takes any shard whose lease expired, so a
-//! standby takes over from a dead relay within one lease.
+//! its leases every third of `RELAY_LEASE_MS`, takes any shard whose lease expired (so a standby
+//! takes over from a dead or paused relay within one lease), and extends the leases of the rows
+//! it has in flight in the shards it leads.
+//!
+//! Fencing (DESIGN §7) has three parts: the claim reads the led shards inside its own
+//! transaction (`store::claim`); a worker checks [`Leadership::leads`] before each send and
+//! drops rows of a shard it no longer leads; and [`Leadership::valid_until`] ends a little before
+//! the lease in MySQL does, so a paused instance that wakes up after its lease finds its
+//! leadership already over, before it can send anything.
 
 use std::time::Duration;
 
@@ -9,32 +16,36 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, 
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::store::Shards;
+use super::store::{self, Led};
 use crate::state::Components;
 
-/// What this instance may publish, and until when (after a failed renewal it stops claiming
+/// What this instance may publish, and until when (after a failed renewal it stops sending
 /// before its leases can have passed to another instance).
 #[derive(Debug, Clone)]
 pub struct Leadership {
-    pub shards: Shards,
+    pub led: Led,
     pub valid_until: Instant,
 }
 
 impl Leadership {
     pub fn none() -> Self {
         Self {
-            shards: Shards::Only {
+            led: Led {
                 total: 1,
-                owned: vec![],
+                shards: vec![],
             },
             valid_until: Instant::now(),
         }
     }
 
-    /// The shards to claim from now, if any.
-    pub fn current(&self) -> Option<&Shards> {
-        let owns_any = !matches!(&self.shards, Shards::Only { owned, .. } if owned.is_empty());
-        (owns_any && Instant::now() < self.valid_until).then_some(&self.shards)
+    /// Whether rows of `shard` may be sent now.
+    pub fn leads(&self, shard: u32) -> bool {
+        Instant::now() < self.valid_until && self.led.shards.contains(&shard)
+    }
+
+    /// Whether any shard is led now.
+    pub fn leads_any(&self) -> bool {
+        Instant::now() < self.valid_until && !self.led.shards.is_empty()
     }
 }
 
@@ -47,6 +58,8 @@ pub struct ShardLeases {
     pub owner: String,
     pub total: u32,
     pub lease: Duration,
+    /// A test pauses renewals through it, as it pauses the claim loop.
+    pub faults: std::sync::Arc<super::worker::Faults>,
 }
 
 impl ShardLeases {
@@ -109,6 +122,7 @@ impl ShardLeases {
         let safety = self.lease / 6;
         let mut last: Option<Vec<u32>> = None;
         loop {
+            drop(self.faults.pause.read().await);
             let started = Instant::now();
             match self.renew().await {
                 Ok(owned) => {
@@ -126,16 +140,18 @@ impl ShardLeases {
                         }
                         last = Some(owned.clone());
                     }
-                    let shards = if owned.len() as u32 == self.total {
-                        Shards::All
-                    } else {
-                        Shards::Only {
-                            total: self.total,
-                            owned,
-                        }
+                    let led = Led {
+                        total: self.total,
+                        shards: owned,
                     };
+                    // Rows in flight stay ours exactly as long as their shard does.
+                    if let Err(e) =
+                        store::renew_row_leases(&self.db, &self.owner, &led, self.lease).await
+                    {
+                        tracing::warn!(error = %e, "Could not extend the leases of rows in flight; they may be re-sent after their lease.");
+                    }
                     let _ = tx.send(Leadership {
-                        shards,
+                        led,
                         valid_until: started + self.lease - safety,
                     });
                 }
@@ -150,6 +166,7 @@ impl ShardLeases {
                 _ = tokio::time::sleep(period) => {}
             }
         }
+        // Stop sending at once: the shards are about to be released.
         let _ = tx.send(Leadership::none());
         if let Err(e) = self.release().await {
             tracing::warn!(error = %e, "Could not release relay shard leases; they expire on their own.");

@@ -1,71 +1,102 @@
 //! The outbox relay (DESIGN.md §7): publishes committed outbox rows to Kafka.
 //!
 //! # Layout
-//! - [`leadership`]: one active relay per shard, elected with lease rows in MySQL.
-//! - [`store`]: claim with `FOR UPDATE SKIP LOCKED` and a lease, batched outcome updates, admin SQL.
+//! - [`leadership`]: one active relay per shard, elected with lease rows in MySQL; row leases of
+//!   rows in flight are renewed with it.
+//! - [`claim`]: the claim loop: claims due rows of the led shards (fenced inside the claim
+//!   transaction) and hands them to workers.
+//! - [`order`]: per-key order through failures, lost leases and panics (the proof is there).
 //! - [`worker`]: pipelined produces, dead letters, outcome recording.
+//! - [`recorder`]: marks published rows in batches, off the workers' path.
 //! - [`supervisor`]: bounded queues, panic restarts with backoff, fail-fast start.
-//! - [`classify`]: the one error classifier (Published / Retry / DeadLetter).
+//! - [`classify`]: the one error classifier (Published / Wait / Retry / DeadLetter) and the
+//!   outage policy.
+//! - [`store`]: the SQL.
 //! - [`cleanup`]: deletes PUBLISHED rows past the retention.
 //!
-//! Wake-ups: the participation path notifies after each commit; polling (`RELAY_POLL_INTERVAL_MS`)
-//! finds rows of other instances and retries coming due; a worker notifies after recording a
-//! batch, since the next rows of its keys became claimable.
-//!
-//! Shutdown (in [`run`]): stop claiming → close the queues → workers drain and record → flush
-//! the producers → release row leases → release shard leases.
+//! [`start`] returns a [`RelayHandle`]; [`RelayHandle::shutdown`] stops it and
+//! [`RelayHandle::wait`] returns when it has stopped. The stop sequence, in one place
+//! ([`Relay::stop`]): stop claiming → close the queues → workers send what they hold and wait for
+//! its delivery reports (at most `drain_timeout`, then the producers' queues are purged and
+//! those rows go back to MySQL) → the recorder writes the last marks → release row leases →
+//! release shard leases.
 
+pub mod claim;
 pub mod classify;
 pub mod cleanup;
 pub mod leadership;
+pub mod order;
+pub mod recorder;
 pub mod store;
 pub mod supervisor;
 pub mod worker;
 
-use std::{
-    hash::{DefaultHasher, Hash, Hasher},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
+use rdkafka::producer::{Producer, PurgeConfig};
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 pub use crate::metrics::Metrics;
 use crate::{config::RelaySettings, kafka::Producers, state::Components};
+use claim::ClaimLoop;
 use classify::RetryPolicy;
 use leadership::{Leadership, ShardLeases};
-use store::ClaimedRow;
+use order::KeyOrder;
 use worker::{Faults, WorkerContext};
 
-/// What the application keeps of a running relay.
+/// Recorder queue bound, in batches of ids.
+const RECORDER_QUEUE: usize = 1_024;
+
+/// A running relay. Cloning shares it.
 #[derive(Clone)]
 pub struct RelayHandle {
     /// This instance's name in lease columns.
     pub owner: String,
     /// Failure points for tests.
     pub faults: Arc<Faults>,
+    /// Per-key pipeline state (tests read how many rows are in flight).
+    pub order: Arc<KeyOrder>,
+    /// Cancelled to stop the relay; a child of the application's root token.
+    stop: CancellationToken,
+    /// Every task of the relay; closed once started, so `wait` returns when they have all ended.
+    tasks: TaskTracker,
+}
+
+impl RelayHandle {
+    /// Starts the stop sequence (idempotent). The application's root token does the same.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Returns when every task of the relay has ended.
+    pub async fn wait(&self) {
+        self.tasks.wait().await;
+    }
 }
 
 pub struct RelayDeps {
     pub db: DatabaseConnection,
     pub producers: Producers,
-    /// Notified after each participation commit (and by workers after each batch).
+    /// Notified after each participation commit (and when a blocked key opens again).
     pub wakeup: Arc<Notify>,
     pub components: Arc<Components>,
     pub metrics: Arc<Metrics>,
-    /// How long shutdown may spend flushing the producers.
-    pub flush_timeout: Duration,
+    /// How long the stop sequence waits for delivery reports before purging the producers.
+    pub drain_timeout: Duration,
+    /// How long a row may wait for Kafka's answer before the producer is purged
+    /// (`KAFKA_MESSAGE_TIMEOUT_MS`).
+    pub stuck_after: Duration,
 }
 
-/// Starts the relay: workers first (an error if they cannot start), then the claim loop,
-/// leadership and cleanup, all tied to `stop`.
+/// Starts the relay: workers first (an error if they cannot start), then leadership, the claim
+/// loop and cleanup, all stopped by `parent` (or [`RelayHandle::shutdown`]).
 pub async fn start(
     settings: &RelaySettings,
     deps: RelayDeps,
-    stop: CancellationToken,
-    tasks: &TaskTracker,
+    parent: &CancellationToken,
 ) -> anyhow::Result<RelayHandle> {
     let owner = format!(
         "{}-{}",
@@ -75,7 +106,15 @@ pub async fn start(
     .chars()
     .take(64)
     .collect::<String>();
+    let stop = parent.child_token();
+    let tasks = TaskTracker::new();
     let faults = Arc::new(Faults::default());
+    let order = Arc::new(KeyOrder::new(deps.wakeup.clone()));
+    let (lead_tx, lead_rx) = watch::channel(Leadership::none());
+    let (recorder_tx, recorder_rx) = mpsc::channel(RECORDER_QUEUE);
+    // Workers stop on their own when their queue closes; this token only tells them that
+    // outcomes that cannot be written may now be left to the lease.
+    let workers_stopping = CancellationToken::new();
     let ctx = Arc::new(WorkerContext {
         db: deps.db.clone(),
         producers: deps.producers.clone(),
@@ -84,145 +123,153 @@ pub async fn start(
             max_attempts: settings.max_attempts,
             base: settings.backoff_base,
             cap: settings.backoff_cap,
+            max_age: settings.max_retry_age,
         },
         batch_size: settings.batch_size as usize,
-        hold_for: settings.lease,
-        claimer_wakeup: deps.wakeup.clone(),
+        max_in_flight: settings.max_in_flight,
+        stuck_after: deps.stuck_after,
+        order: order.clone(),
+        leadership: lead_rx.clone(),
+        recorder: recorder_tx,
+        stop: workers_stopping.clone(),
         faults: faults.clone(),
         metrics: deps.metrics.clone(),
     });
     let workers = TaskTracker::new();
     let senders =
         supervisor::start(ctx, settings.workers, settings.channel_capacity, &workers).await?;
+    workers.close();
 
     let leases = ShardLeases {
         db: deps.db.clone(),
         owner: owner.clone(),
         total: settings.shards,
         lease: settings.lease,
+        faults: faults.clone(),
     };
     leases.ensure_rows().await?;
-    let (lead_tx, lead_rx) = watch::channel(Leadership::none());
 
-    let loop_settings = ClaimLoop {
+    let claims = ClaimLoop {
         db: deps.db.clone(),
         owner: owner.clone(),
         lease: settings.lease,
         batch: settings.batch_size,
         poll: settings.poll_interval,
+        shards: settings.shards,
+        order: order.clone(),
+        wakeup: deps.wakeup.clone(),
+        leadership: lead_rx,
+        faults: faults.clone(),
     };
-    tasks.spawn(cleanup::run(
-        deps.db.clone(),
-        settings.retention,
-        settings.cleanup_batch,
-        stop.clone(),
-    ));
-    tasks.spawn(run(
-        loop_settings,
-        deps,
-        senders,
+    let recorder = tasks.spawn(
+        recorder::run(deps.db.clone(), recorder_rx)
+            .instrument(tracing::info_span!("relay_recorder")),
+    );
+    tasks.spawn(
+        cleanup::run(
+            deps.db.clone(),
+            settings.retention,
+            settings.cleanup_batch,
+            stop.clone(),
+        )
+        .instrument(tracing::info_span!("relay_cleanup")),
+    );
+    let leadership_stop = CancellationToken::new();
+    let leadership = tasks.spawn(
+        leases
+            .run(lead_tx, deps.components.clone(), leadership_stop.clone())
+            .instrument(tracing::info_span!("relay_leadership")),
+    );
+    let relay = Relay {
+        db: deps.db.clone(),
+        owner: owner.clone(),
+        producers: deps.producers.clone(),
+        components: deps.components.clone(),
+        drain_timeout: deps.drain_timeout,
         workers,
-        leases,
-        lead_tx,
-        lead_rx,
+        workers_stopping,
+        recorder,
+        leadership_stop,
+        leadership,
+    };
+    let claim_stop = stop.clone();
+    tasks.spawn(
+        async move {
+            claims.run(senders, claim_stop).await;
+            relay.stop().await;
+        }
+        .instrument(tracing::info_span!("relay_claims", owner = %owner)),
+    );
+    tasks.close();
+    Ok(RelayHandle {
+        owner,
+        faults,
+        order,
         stop,
-    ));
-    Ok(RelayHandle { owner, faults })
+        tasks,
+    })
 }
 
-struct ClaimLoop {
+/// What the stop sequence needs after the claim loop has ended.
+struct Relay {
     db: DatabaseConnection,
     owner: String,
-    lease: Duration,
-    batch: u32,
-    poll: Duration,
-}
-
-/// The worker a key always goes to.
-fn worker_for(key: &str, workers: usize) -> usize {
-    let mut h = DefaultHasher::new();
-    key.hash(&mut h);
-    (h.finish() % workers as u64) as usize
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    cl: ClaimLoop,
-    deps: RelayDeps,
-    senders: Vec<mpsc::Sender<ClaimedRow>>,
+    producers: Producers,
+    components: Arc<Components>,
+    drain_timeout: Duration,
+    /// The supervised workers; they end when their queues are closed and drained.
     workers: TaskTracker,
-    leases: ShardLeases,
-    lead_tx: watch::Sender<Leadership>,
-    mut lead_rx: watch::Receiver<Leadership>,
-    stop: CancellationToken,
-) {
-    // Leadership outlives the claim loop: shards are released only after the workers finished.
-    let leadership_stop = CancellationToken::new();
-    let leadership =
-        tokio::spawn(leases.run(lead_tx, deps.components.clone(), leadership_stop.clone()));
+    /// Tells workers that outcomes that cannot be written may be left to the lease.
+    workers_stopping: CancellationToken,
+    /// Ends when the last worker dropped its sender and the last marks are written.
+    recorder: tokio::task::JoinHandle<()>,
+    /// Leadership outlives everything that publishes: shards are released last.
+    leadership_stop: CancellationToken,
+    leadership: tokio::task::JoinHandle<()>,
+}
 
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            _ = deps.wakeup.notified() => {}
-            _ = lead_rx.changed() => {}
-            _ = tokio::time::sleep(cl.poll) => {}
-        }
-        let Some(shards) = lead_rx.borrow().current().cloned() else {
-            continue;
-        };
-        // Claim until a short batch: a burst drains without waiting for the next wake-up.
-        loop {
-            let rows = match store::claim(&cl.db, &cl.owner, &shards, cl.lease, cl.batch).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Claiming outbox rows failed; will retry at the next poll.");
-                    break;
-                }
-            };
-            let short = rows.len() < cl.batch as usize;
-            for row in rows {
-                let worker = worker_for(&row.msg_key, senders.len());
-                if senders[worker].send(row).await.is_err() {
-                    tracing::error!(
-                        worker,
-                        "A relay worker queue is closed; stopping the claim loop."
-                    );
-                    break;
-                }
-            }
-            if short || stop.is_cancelled() {
-                break;
+impl Relay {
+    /// The queues are closed (the claim loop dropped its senders): let the workers finish, purge
+    /// what Kafka did not acknowledge in time, write the last marks, give every lease back.
+    async fn stop(self) {
+        tracing::info!("Relay stopping: no more claims; waiting for deliveries in flight.");
+        if tokio::time::timeout(self.drain_timeout, self.workers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?self.drain_timeout,
+                "Kafka did not acknowledge every row in time; purging the producer, those rows go back to the outbox.");
+            self.workers_stopping.cancel();
+            let purge = PurgeConfig::default().queue().inflight();
+            self.producers.main.get().purge(purge);
+            self.producers.dlq.get().purge(purge);
+            if tokio::time::timeout(Duration::from_secs(2), self.workers.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("Relay workers did not stop after the purge; their rows return after their lease.");
             }
         }
-    }
-
-    tracing::info!("Relay stopping: no more claims; draining worker queues.");
-    drop(senders);
-    workers.close();
-    workers.wait().await;
-    let producers = deps.producers.clone();
-    let flush_timeout = deps.flush_timeout;
-    let flushed = tokio::task::spawn_blocking(move || {
-        producers
-            .main
-            .flush(flush_timeout)
-            .and_then(|()| producers.dlq.flush(flush_timeout))
-    })
-    .await;
-    if !matches!(flushed, Ok(Ok(()))) {
-        tracing::warn!("The Kafka producers did not flush in time; unacknowledged rows are retried after their lease.");
-    }
-    match store::release(&cl.db, &cl.owner, None).await {
-        Ok(n) if n > 0 => tracing::info!(rows = n, "Released row leases."),
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not release row leases; they expire on their own.")
+        self.workers_stopping.cancel();
+        // Published rows must be marked before the leases go, or they would be sent again.
+        if tokio::time::timeout(Duration::from_secs(5), self.recorder)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "The recorder did not finish; unmarked rows are re-sent after their lease."
+            );
         }
+        match store::release(&self.db, &self.owner, None).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "Released row leases."),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not release row leases; they expire on their own.")
+            }
+        }
+        self.leadership_stop.cancel();
+        let _ = self.leadership.await;
+        self.components.set_relay("stopped");
+        tracing::info!("Relay stopped.");
     }
-    leadership_stop.cancel();
-    let _ = leadership.await;
-    deps.components.set_relay("stopped");
-    tracing::info!("Relay stopped.");
 }

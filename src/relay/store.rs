@@ -1,6 +1,13 @@
 //! SQL of the relay: claim due rows with a lease, record outcomes in batches, release leases,
 //! clean up, and the admin views. Time comparisons use the database clock (`UTC_TIMESTAMP(6)`),
 //! so instances with skewed clocks still agree on leases and due times.
+//!
+//! Every UPDATE names its index (`FORCE INDEX`). Left to itself the optimizer reaches rows by
+//! `id` through the `status` index (PENDING rows are few), and so reads every PENDING row,
+//! including rows that participation transactions are still writing: the UPDATE then waits on
+//! their locks (up to `innodb_lock_wait_timeout`), and a long transaction stalls the relay.
+//! Through the primary key (rows by id) or `(status, lease_until)` (rows by owner, always
+//! leased) an UPDATE reads only the rows it changes.
 
 use std::time::Duration;
 
@@ -32,13 +39,18 @@ pub struct ClaimedRow {
     pub payload: String,
     pub headers: String,
     pub attempts: i32,
+    /// The shard of `msg_key` (`CRC32(msg_key) MOD RELAY_SHARDS`, computed by MySQL).
+    pub shard: u32,
+    /// When the row was written (its age bounds how long it may keep retrying).
+    pub created_at: chrono::NaiveDateTime,
 }
 
-/// Which keys a claim may take: all, or those whose shard this instance leads.
+/// The claim's view of what this instance leads: the shards whose lease row it holds, read and
+/// share-locked inside the claim transaction (fencing, DESIGN §7).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Shards {
-    All,
-    Only { total: u32, owned: Vec<u32> },
+pub struct Led {
+    pub total: u32,
+    pub shards: Vec<u32>,
 }
 
 /// Keys held back, with the smallest id that holds each back: rows in backoff (anyone's), and
@@ -60,36 +72,68 @@ async fn held_back(txn: &impl ConnectionTrait, owner: &str) -> Result<Vec<(Strin
         .collect()
 }
 
-/// Claims up to `limit` due rows, in id order, and leases them to `owner`.
+/// The shards `owner` holds a live lease on, share-locked until the transaction ends: a takeover
+/// by another instance cannot commit while this claim runs.
+async fn led_shards(
+    txn: &impl ConnectionTrait,
+    owner: &str,
+    total: u32,
+) -> Result<Vec<u32>, DbErr> {
+    let rows = txn
+        .query_all_raw(stmt(
+            "SELECT shard FROM relay_shard WHERE owner = ? AND shard < ? AND lease_until > UTC_TIMESTAMP(6) \
+             ORDER BY shard LOCK IN SHARE MODE",
+            vec![owner.into(), total.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get_by_index::<i32>(0).map(|s| s as u32))
+        .collect()
+}
+
+/// Claims up to `limit` due rows of the shards `owner` leads, in id order, and leases them.
+///
+/// Fencing: the shards come from `relay_shard` inside this transaction, so an instance whose
+/// lease ran out claims nothing, however late its claim loop runs.
 ///
 /// Per-key order: a row is not taken while an older row of its key is in backoff or leased by
-/// another relay. Rows of a key that this relay has in flight are taken: they go to the same
-/// worker queue behind their elders, and a worker that sees one of them fail holds back the
-/// rest (see `worker.rs`). Rows of other keys are never held up. `SKIP LOCKED` lets a claim pass
-/// over rows a concurrent transaction holds instead of waiting.
-#[tracing::instrument(level = "debug", skip(db), err(level = "warn"))]
+/// another relay, nor while its key is `blocked` in this relay (see `order.rs`). Rows of a key
+/// that this relay has in flight are leased, so only the younger ones are taken: they queue
+/// behind their elders in the key's worker. `SKIP LOCKED` passes over rows that a transaction
+/// still writing holds (a late commit is claimed once it is visible).
+#[tracing::instrument(level = "debug", skip(db, blocked), fields(blocked = blocked.len()), err(level = "warn"))]
 pub async fn claim(
     db: &DatabaseConnection,
     owner: &str,
-    shards: &Shards,
+    total: u32,
     lease: Duration,
     limit: u32,
-) -> Result<Vec<ClaimedRow>, DbErr> {
-    let mut values: Vec<Value> = Vec::new();
-    let mut filter = String::new();
-    match shards {
-        Shards::All => {}
-        Shards::Only { owned, .. } if owned.is_empty() => return Ok(Vec::new()),
-        Shards::Only { total, owned } => {
-            values.push((*total).into());
-            values.extend(owned.iter().map(|s| Value::from(*s)));
-            filter.push_str(&format!(
-                " AND MOD(CRC32(msg_key), ?) IN ({})",
-                placeholders(owned.len())
-            ));
-        }
-    }
+    blocked: &[String],
+) -> Result<(Led, Vec<ClaimedRow>), DbErr> {
     let txn = db.begin().await?;
+    let shards = led_shards(&txn, owner, total).await?;
+    let led = Led { total, shards };
+    if led.shards.is_empty() {
+        txn.commit().await?;
+        return Ok((led, Vec::new()));
+    }
+    let mut values: Vec<Value> = vec![total.into()];
+    let mut filter = String::new();
+    if led.shards.len() < total as usize {
+        values.push(total.into());
+        values.extend(led.shards.iter().map(|s| Value::from(*s)));
+        filter.push_str(&format!(
+            " AND MOD(CRC32(msg_key), ?) IN ({})",
+            placeholders(led.shards.len())
+        ));
+    }
+    if !blocked.is_empty() {
+        filter.push_str(&format!(
+            " AND msg_key NOT IN ({})",
+            placeholders(blocked.len())
+        ));
+        values.extend(blocked.iter().map(|k| Value::from(k.as_str())));
+    }
     let held = held_back(&txn, owner).await?;
     if !held.is_empty() {
         let terms = vec!["(msg_key = ? AND id > ?)"; held.len()].join(" OR ");
@@ -101,7 +145,8 @@ pub async fn claim(
     }
     values.push(limit.into());
     let sql = format!(
-        "SELECT id, event_id, topic, msg_key, payload, headers, attempts FROM outbox_event \
+        "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
+         CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at FROM outbox_event \
          WHERE status = 'PENDING' AND available_at <= UTC_TIMESTAMP(6) \
            AND (lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6)){filter} \
          ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
@@ -114,7 +159,7 @@ pub async fn claim(
         values.extend(rows.iter().map(|r| Value::from(r.id)));
         txn.execute_raw(stmt(
             &format!(
-                "UPDATE outbox_event SET lease_owner = ?, \
+                "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
                  lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({})",
                 placeholders(rows.len())
             ),
@@ -123,10 +168,40 @@ pub async fn claim(
         .await?;
     }
     txn.commit().await?;
-    Ok(rows)
+    Ok((led, rows))
 }
 
-/// Marks rows PUBLISHED in one statement.
+/// Extends the leases of the rows `owner` holds in the shards it leads (called with each shard
+/// lease renewal): a row in flight through a long Kafka outage stays this relay's, and stops
+/// being so together with its shard.
+pub async fn renew_row_leases(
+    db: &DatabaseConnection,
+    owner: &str,
+    led: &Led,
+    lease: Duration,
+) -> Result<u64, DbErr> {
+    if led.shards.is_empty() {
+        return Ok(0);
+    }
+    let mut values: Vec<Value> = vec![micros(lease).into(), owner.into(), led.total.into()];
+    values.extend(led.shards.iter().map(|s| Value::from(*s)));
+    let res = db
+        .execute_raw(stmt(
+            &format!(
+                "UPDATE outbox_event FORCE INDEX (ix_outbox_status_lease) \
+                 SET lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
+                 WHERE status = 'PENDING' AND lease_until IS NOT NULL AND lease_owner = ? \
+                 AND MOD(CRC32(msg_key), ?) IN ({})",
+                placeholders(led.shards.len())
+            ),
+            values,
+        ))
+        .await?;
+    Ok(res.rows_affected())
+}
+
+/// Marks rows PUBLISHED in one statement. A row that is delivered is published whoever holds
+/// its lease now, so this does not check the owner.
 pub async fn mark_published(db: &DatabaseConnection, ids: &[i64]) -> Result<(), DbErr> {
     if ids.is_empty() {
         return Ok(());
@@ -134,8 +209,8 @@ pub async fn mark_published(db: &DatabaseConnection, ids: &[i64]) -> Result<(), 
     let values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
     db.execute_raw(stmt(
         &format!(
-            "UPDATE outbox_event SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
-             attempts = attempts + 1, last_error = NULL, lease_owner = NULL, lease_until = NULL \
+            "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
+             last_error = NULL, lease_owner = NULL, lease_until = NULL \
              WHERE status = 'PENDING' AND id IN ({})",
             placeholders(ids.len())
         ),
@@ -145,20 +220,29 @@ pub async fn mark_published(db: &DatabaseConnection, ids: &[i64]) -> Result<(), 
     Ok(())
 }
 
-/// Schedules another attempt (persisted, so it survives restarts). Only while `owner` still
-/// holds the row: a relay whose lease expired does not overwrite its successor's work.
-pub async fn mark_retry(
+/// Puts a row back in backoff: due again `after` from now, lease released. `attempt` says
+/// whether the failure counts against `RELAY_MAX_ATTEMPTS` (a broker answered with an error) or
+/// not (no broker answered: the outage policy). Only while `owner` still holds the row: a relay
+/// whose lease expired does not overwrite its successor's work.
+pub async fn back_off(
     db: &DatabaseConnection,
     id: i64,
     owner: &str,
     after: Duration,
+    attempt: bool,
     error: &str,
 ) -> Result<(), DbErr> {
     db.execute_raw(stmt(
-        "UPDATE outbox_event SET attempts = attempts + 1, last_error = ?, \
+        "UPDATE outbox_event FORCE INDEX (PRIMARY) SET attempts = attempts + ?, last_error = ?, \
          available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, lease_owner = NULL, lease_until = NULL \
          WHERE id = ? AND status = 'PENDING' AND lease_owner = ?",
-        vec![truncate(error).into(), micros(after).into(), id.into(), owner.into()],
+        vec![
+            i32::from(attempt).into(),
+            truncate(error).into(),
+            micros(after).into(),
+            id.into(),
+            owner.into(),
+        ],
     ))
     .await?;
     Ok(())
@@ -169,36 +253,44 @@ pub async fn mark_dead(
     db: &DatabaseConnection,
     id: i64,
     owner: &str,
+    attempts: i32,
     error: &str,
 ) -> Result<(), DbErr> {
     db.execute_raw(stmt(
-        "UPDATE outbox_event SET status = 'DEAD', attempts = attempts + 1, last_error = ?, \
+        "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'DEAD', attempts = ?, last_error = ?, \
          lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'PENDING' AND lease_owner = ?",
-        vec![truncate(error).into(), id.into(), owner.into()],
+        vec![attempts.into(), truncate(error).into(), id.into(), owner.into()],
     ))
     .await?;
     Ok(())
 }
 
-/// Gives leases back without counting an attempt (shutdown, a restarted worker's rows).
+/// Gives leases back without counting an attempt (shutdown, dropped rows, a crashed worker's
+/// rows). `None` releases every row `owner` holds.
 pub async fn release(
     db: &DatabaseConnection,
     owner: &str,
     ids: Option<&[i64]>,
 ) -> Result<u64, DbErr> {
     let mut values: Vec<Value> = vec![owner.into()];
-    let filter = match ids {
-        None => String::new(),
+    let (index, filter) = match ids {
+        None => (
+            "ix_outbox_status_lease",
+            " AND lease_until IS NOT NULL".to_string(),
+        ),
         Some([]) => return Ok(0),
         Some(ids) => {
             values.extend(ids.iter().map(|id| Value::from(*id)));
-            format!(" AND id IN ({})", placeholders(ids.len()))
+            (
+                "PRIMARY",
+                format!(" AND id IN ({})", placeholders(ids.len())),
+            )
         }
     };
     let res = db
         .execute_raw(stmt(
             &format!(
-                "UPDATE outbox_event SET lease_owner = NULL, lease_until = NULL \
+                "UPDATE outbox_event FORCE INDEX ({index}) SET lease_owner = NULL, lease_until = NULL \
                  WHERE status = 'PENDING' AND lease_owner = ?{filter}"
             ),
             values,
@@ -283,6 +375,19 @@ pub async fn dead(
     ))
     .all(db)
     .await
+}
+
+/// Every DEAD row of one key (a campaign) → PENDING with attempts reset, in one statement;
+/// returns how many. They are published in id order like any other rows of the key.
+pub async fn redrive_key(db: &DatabaseConnection, key: &str) -> Result<u64, DbErr> {
+    let res = db
+        .execute_raw(stmt(
+            "UPDATE outbox_event SET status = 'PENDING', attempts = 0, available_at = UTC_TIMESTAMP(6), \
+             lease_owner = NULL, lease_until = NULL WHERE status = 'DEAD' AND msg_key = ?",
+            vec![key.into()],
+        ))
+        .await?;
+    Ok(res.rows_affected())
 }
 
 /// DEAD → PENDING with attempts reset; `false` when no DEAD row has this event id.

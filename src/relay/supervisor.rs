@@ -1,10 +1,15 @@
 //! Keeps the workers running: each worker slot owns a bounded queue; a worker that panics is
-//! restarted on the same queue after a backoff (counted in `worker_restarts`), and the rows it
-//! held are released so they are claimed again at once instead of after their lease.
+//! restarted on the same queue after a backoff (counted in `worker_restarts`). The rows it held
+//! (sent or not; their delivery reports died with it) block their keys, are released in MySQL
+//! and settled, exactly like rows that failed: the younger rows of those keys still queued are
+//! dropped by the successor, and the keys are claimed again from their oldest row once nothing
+//! of them is left in the pipeline (see `order.rs`). A row the crashed worker had already sent
+//! may reach the topic and then be sent again: a duplicate, never a reordering.
 //! A worker that does not start at boot fails the startup.
 
 use std::{
-    sync::{atomic::Ordering, Arc, Mutex},
+    collections::HashMap,
+    sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
@@ -14,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     store::{self, ClaimedRow},
-    worker::{self, Held, InFlight, WorkerContext},
+    worker::{self, InHand, WorkerContext},
 };
 
 /// Restarts slow down from this...
@@ -43,7 +48,11 @@ pub async fn start(
         started.push(ready_rx);
         let ctx = ctx.clone();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        tasks.spawn(supervise(index, ctx, rx, ready_tx));
+        let span = tracing::info_span!("relay_worker", worker = index);
+        tasks.spawn(tracing::Instrument::instrument(
+            supervise(index, ctx, rx, ready_tx),
+            span,
+        ));
     }
     for (index, ready) in started.into_iter().enumerate() {
         match tokio::time::timeout(START_TIMEOUT, ready).await {
@@ -68,17 +77,14 @@ async fn supervise(
         max_elapsed_time: None,
         ..Default::default()
     };
-    // Survives restarts: keys held back by the crashed worker stay held for its successor.
-    let held: Held = Arc::default();
     loop {
-        let in_flight: InFlight = Arc::new(Mutex::new(Vec::new()));
+        let in_hand: InHand = Arc::default();
         let began = tokio::time::Instant::now();
-        let worker = tokio::spawn(worker::run(
+        let worker = tokio::spawn(tracing::Instrument::in_current_span(worker::run(
             ctx.clone(),
             rx.clone(),
-            in_flight.clone(),
-            held.clone(),
-        ));
+            in_hand.clone(),
+        )));
         if let Some(ready) = ready.take() {
             let _ = ready.send(());
         }
@@ -92,16 +98,23 @@ async fn supervise(
             }
             Err(e) => {
                 ctx.metrics.worker_restarts.fetch_add(1, Ordering::Relaxed);
-                let rows: Vec<(i64, String)> =
-                    std::mem::take(&mut *in_flight.lock().unwrap_or_else(|p| p.into_inner()));
-                // The crashed batch goes back to the claim; the younger rows of its keys, queued
-                // behind it, must not overtake it.
+                let rows: HashMap<i64, String> =
+                    std::mem::take(&mut *in_hand.lock().unwrap_or_else(|p| p.into_inner()));
+                let ids: Vec<i64> = rows.keys().copied().collect();
                 for (id, key) in &rows {
-                    worker::hold(&held, key, *id);
+                    ctx.order.block(key, *id);
                 }
-                let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-                if let Err(db) = store::release(&ctx.db, &ctx.owner, Some(&ids)).await {
-                    tracing::warn!(error = %db, "Could not release a crashed worker's rows; they return after their lease.");
+                // Back in MySQL before the keys can open again.
+                worker::persist(&ctx, "release a crashed worker's rows", || {
+                    store::release(&ctx.db, &ctx.owner, Some(&ids))
+                })
+                .await;
+                let mut by_key: HashMap<&str, usize> = HashMap::new();
+                for key in rows.values() {
+                    *by_key.entry(key.as_str()).or_default() += 1;
+                }
+                for (key, n) in by_key {
+                    ctx.order.settled(key, n);
                 }
                 if began.elapsed() > HEALTHY_AFTER {
                     restarts.reset();
@@ -110,7 +123,6 @@ async fn supervise(
                 tracing::error!(worker = index, error = %e, rows_released = ids.len(), restart_in = ?delay,
                     "Relay worker crashed; restarting it.");
                 tokio::time::sleep(delay).await;
-                ctx.claimer_wakeup.notify_one();
             }
         }
     }

@@ -1,32 +1,46 @@
-//! A relay worker: takes claimed rows from its bounded queue, produces them pipelined (every row
-//! of a batch is enqueued before any delivery report is awaited), classifies each result, sends
-//! dead letters, and records the outcomes in batches.
+//! A relay worker: takes claimed rows from its bounded queue and produces each one at once,
+//! without waiting for earlier deliveries (a hot key's rows are pipelined: the next ones are in
+//! flight while earlier ones await their acks), up to `RELAY_MAX_IN_FLIGHT` rows. Delivery
+//! reports are settled as they arrive; published ids go to the recorder, which marks them in
+//! batches off this path.
 //!
-//! Every key is always routed to the same worker, so a worker sees a key's rows in id order.
-//! When one of them fails (retry), the younger rows of that key already queued behind it must
-//! not overtake it: the worker holds the key back, releasing those rows unsent, until the failed
-//! row comes back from the claim (its backoff over) or a lease's time has passed (by then the
-//! claim itself holds the key back, since the row's backoff is in the database).
+//! The relay's producer never times a message out (see `kafka/producer.rs`), so a worker watches
+//! for itself: when its oldest row has waited `KAFKA_MESSAGE_TIMEOUT_MS` for an answer (a broker
+//! outage, a topic whose metadata never comes), it purges the producer. Every unacknowledged
+//! message then fails at once (a suffix of each partition, never a gap) and goes back to the
+//! outbox without using an attempt.
+//!
+//! Every key is always routed to the same worker, so a worker sees a key's rows in id order and
+//! sends them in that order. Why that stays true through failures, lost leases and panics is
+//! written down in `order.rs`: a row that leaves the pipeline unpublished blocks its key, rows of
+//! a blocked key are dropped (their leases released) instead of sent, and the key is claimed
+//! again only when the pipeline holds none of its rows.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use chrono::Utc;
-use futures::future::join_all;
+use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use rdkafka::{
     error::KafkaError,
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
     types::RDKafkaErrorCode,
 };
-use sea_orm::DatabaseConnection;
-use tokio::sync::{mpsc, Notify};
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     classify::{classify, DeadReason, Outcome, RetryPolicy},
+    leadership::Leadership,
+    order::KeyOrder,
     store::{self, ClaimedRow},
 };
 use crate::kafka::{contract::Headers, Producers};
@@ -38,10 +52,18 @@ pub struct WorkerContext {
     pub owner: String,
     pub policy: RetryPolicy,
     pub batch_size: usize,
-    /// How long a held-back key stays held in the worker (the row lease).
-    pub hold_for: Duration,
-    /// Wakes the claimer when a batch is recorded: the next rows of its keys are claimable now.
-    pub claimer_wakeup: Arc<Notify>,
+    /// Rows one worker may have sent and not settled (bounds memory through a Kafka outage).
+    pub max_in_flight: usize,
+    /// How long the oldest row in flight may wait for an answer before the producer is purged.
+    pub stuck_after: Duration,
+    pub order: Arc<KeyOrder>,
+    /// What this instance leads; checked before every send (fencing).
+    pub leadership: watch::Receiver<Leadership>,
+    /// Published ids, marked in MySQL by the recorder.
+    pub recorder: mpsc::Sender<Vec<i64>>,
+    /// Cancelled when the relay stops: outcomes that cannot be written are then left to the
+    /// lease instead of retried.
+    pub stop: CancellationToken,
     pub faults: Arc<Faults>,
     pub metrics: Arc<super::Metrics>,
 }
@@ -51,73 +73,364 @@ pub struct WorkerContext {
 pub struct Faults {
     /// A worker panics once when it meets a row with this message key.
     pub panic_on_key: Mutex<Option<String>>,
+    /// Held for writing by a test, it freezes the claim loop (after a claim, before handing the
+    /// rows out) and the lease renewals: a paused instance.
+    pub pause: tokio::sync::RwLock<()>,
 }
 
-/// Keys a worker holds back: key → (the smallest id that failed or was released, since when).
-/// Owned by the worker slot; the supervisor seeds it when a worker crashes with rows in hand.
-pub type Held = Arc<Mutex<HashMap<String, (i64, Instant)>>>;
-
-/// Rows in a worker's hands: (id, key).
-pub type InFlight = Arc<Mutex<Vec<(i64, String)>>>;
-
-/// Holds `key` back from `id` on (keeping the smallest id already held).
-pub fn hold(held: &Held, key: &str, id: i64) {
-    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
-    let entry = held.entry(key.to_string()).or_insert((id, Instant::now()));
-    entry.0 = entry.0.min(id);
+impl Faults {
+    fn trip(&self, key: &str) {
+        let mut slot = self.panic_on_key.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_deref() == Some(key) {
+            *slot = None;
+            drop(slot);
+            panic!("injected relay worker panic at key {key}");
+        }
+    }
 }
+
+/// Rows a worker holds (taken from its queue, not settled): id → key. The supervisor settles
+/// them if the worker panics.
+pub type InHand = Arc<Mutex<HashMap<i64, String>>>;
 
 /// How long a worker waits before re-enqueueing after librdkafka's queue was full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
+/// Writing an outcome to MySQL is retried from this delay...
+const PERSIST_BASE: Duration = Duration::from_millis(50);
+/// ...up to this one.
+const PERSIST_CAP: Duration = Duration::from_secs(5);
 
-/// Runs until its queue is closed (shutdown) and drained. `in_flight` holds the batch being
-/// processed, so the supervisor can release it if this worker panics.
+/// A row in flight: resolves with the row, when and on which producer generation it was sent,
+/// and its delivery report.
+type Flight = BoxFuture<'static, (ClaimedRow, Sent, Result<(), KafkaError>)>;
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at: Instant,
+    generation: u64,
+}
+
+/// What a worker has sent and not settled.
+#[derive(Default)]
+struct InFlight {
+    flights: FuturesUnordered<Flight>,
+    /// (sent at, id) of every flight: the oldest says when to purge.
+    sent: BTreeSet<(Instant, i64)>,
+    /// Flights per producer generation.
+    generations: BTreeMap<u64, usize>,
+    /// No purge before this (one purge per `stuck_after` at most).
+    quiet_until: Option<Instant>,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.flights.len()
+    }
+
+    /// Whether rows may be sent on producer generation `current`: not while rows sent on an
+    /// older producer (replaced after a fatal error) are unreported. Their failures may still
+    /// be on the way, and a younger row of their key must not go out before they block it.
+    fn may_send_on(&self, current: u64) -> bool {
+        self.generations
+            .first_key_value()
+            .is_none_or(|(oldest, _)| *oldest >= current)
+    }
+
+    fn landed(&mut self, sent_at: Instant, id: i64, generation: u64) {
+        self.sent.remove(&(sent_at, id));
+        if let Some(n) = self.generations.get_mut(&generation) {
+            *n -= 1;
+            if *n == 0 {
+                self.generations.remove(&generation);
+            }
+        }
+    }
+
+    /// When the oldest row will have waited too long.
+    fn stuck_at(&self, stuck_after: Duration) -> Option<Instant> {
+        let oldest = self.sent.first()?.0 + stuck_after;
+        Some(self.quiet_until.map_or(oldest, |q| q.max(oldest)))
+    }
+}
+
+/// Runs until its queue is closed (shutdown) and every row sent is settled.
 pub async fn run(
     ctx: Arc<WorkerContext>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<ClaimedRow>>>,
-    in_flight: InFlight,
-    held: Held,
+    in_hand: InHand,
 ) {
     let mut rx = rx.lock().await;
+    let mut flying = InFlight::default();
     let mut batch = Vec::with_capacity(ctx.batch_size);
-    while rx.recv_many(&mut batch, ctx.batch_size).await > 0 {
-        *in_flight.lock().unwrap_or_else(|p| p.into_inner()) =
-            batch.iter().map(|r| (r.id, r.msg_key.clone())).collect();
-        let (send, release) = sort_out(&batch, &held, ctx.hold_for);
-        if !release.is_empty() {
-            if let Err(e) = store::release(&ctx.db, &ctx.owner, Some(&release)).await {
-                tracing::error!(error = %e, "Could not release held-back rows; they return after their lease.");
+    let mut open = true;
+    loop {
+        let room = ctx
+            .max_in_flight
+            .saturating_sub(flying.len())
+            .min(ctx.batch_size);
+        let stuck_at = flying.stuck_at(ctx.stuck_after);
+        let may_send = flying.may_send_on(ctx.producers.main.generation());
+        tokio::select! {
+            biased;
+            Some(first) = flying.flights.next(), if flying.len() > 0 => {
+                let mut done = vec![first];
+                while let Some(Some(more)) = flying.flights.next().now_or_never() {
+                    done.push(more);
+                }
+                for (row, sent, _) in &done {
+                    flying.landed(sent.at, row.id, sent.generation);
+                }
+                settle(&ctx, &in_hand, done).await;
             }
+            n = rx.recv_many(&mut batch, room), if open && room > 0 && may_send => {
+                if n == 0 {
+                    open = false;
+                } else {
+                    admit(&ctx, &in_hand, std::mem::take(&mut batch), &mut flying).await;
+                }
+            }
+            _ = tokio::time::sleep_until(stuck_at.unwrap_or_else(Instant::now)), if stuck_at.is_some() => {
+                tracing::warn!(rows = flying.len(), waited = ?ctx.stuck_after,
+                    "Kafka has not acknowledged this worker's oldest row in time; purging the producer. \
+                     Unacknowledged rows go back to the outbox without using an attempt.");
+                ctx.producers.main.purge(ctx.stuck_after);
+                flying.quiet_until = Some(Instant::now() + ctx.stuck_after);
+            }
+            else => break,
         }
-        process(&ctx, &send, &held).await;
-        in_flight.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        batch.clear();
-        ctx.claimer_wakeup.notify_one();
     }
 }
 
-/// Splits a batch into rows to send and ids to release unsent (their key is held back).
-fn sort_out(batch: &[ClaimedRow], held: &Held, hold_for: Duration) -> (Vec<ClaimedRow>, Vec<i64>) {
-    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
-    let mut send = Vec::with_capacity(batch.len());
-    let mut release = Vec::new();
-    for row in batch {
-        match held.get(&row.msg_key) {
-            Some(&(from, since)) if row.id > from && since.elapsed() < hold_for => {
-                release.push(row.id)
+/// Sends each row unless its key is blocked or its shard no longer led (then it is dropped and
+/// released, and a lost lease blocks the key).
+async fn admit(
+    ctx: &WorkerContext,
+    in_hand: &InHand,
+    rows: Vec<ClaimedRow>,
+    flying: &mut InFlight,
+) {
+    {
+        let mut hand = in_hand.lock().unwrap_or_else(|p| p.into_inner());
+        hand.extend(rows.iter().map(|r| (r.id, r.msg_key.clone())));
+    }
+    let (producer, generation) = ctx.producers.main.current();
+    let mut dropped = Vec::new();
+    for row in rows {
+        ctx.faults.trip(&row.msg_key);
+        if ctx.order.is_blocked(&row.msg_key) {
+            tracing::trace!(id = row.id, key = %row.msg_key, "Dropped: key blocked.");
+            dropped.push(row);
+            continue;
+        }
+        if !ctx.leadership.borrow().leads(row.shard) {
+            tracing::debug!(event_id = %row.event_id, shard = row.shard, "Shard lease lost; dropping the row unsent.");
+            ctx.order.block(&row.msg_key, row.id);
+            dropped.push(row);
+            continue;
+        }
+        match enqueue(
+            &producer,
+            &row.topic,
+            &row.msg_key,
+            row.payload.as_bytes(),
+            kafka_headers(&row.headers, &[]),
+        )
+        .await
+        {
+            Ok(delivery) => {
+                tracing::trace!(id = row.id, key = %row.msg_key, generation, "Sent.");
+                let sent = Sent {
+                    at: Instant::now(),
+                    generation,
+                };
+                flying.sent.insert((sent.at, row.id));
+                *flying.generations.entry(generation).or_default() += 1;
+                // The producer lives until this row is reported, even if it is replaced.
+                let producer = producer.clone();
+                flying.flights.push(
+                    async move {
+                        let result = delivered(delivery).await;
+                        drop(producer);
+                        (row, sent, result)
+                    }
+                    .boxed(),
+                );
             }
-            Some(_) => {
-                // The held-back row is back (or the hold is over): the key goes on.
-                held.remove(&row.msg_key);
-                send.push(row.clone());
+            // Refused before it was sent (e.g. too large): settled now, before any younger row
+            // of its key is sent.
+            Err(e) => {
+                settle_failed(ctx, &row, &e).await;
+                settled(ctx, in_hand, &[row]);
             }
-            None => send.push(row.clone()),
         }
     }
-    (send, release)
+    release_dropped(ctx, in_hand, dropped).await;
 }
 
-fn kafka_headers(stored: &str, extra: &[(&str, String)]) -> OwnedHeaders {
+/// Records the outcomes of finished deliveries. Within a key, librdkafka reports in send order
+/// (one partition); the first failure of a key blocks it, later ones go back with it.
+async fn settle(
+    ctx: &WorkerContext,
+    in_hand: &InHand,
+    mut done: Vec<(ClaimedRow, Sent, Result<(), KafkaError>)>,
+) {
+    // Reports of one key in id order, so the oldest failure is the one that blocks.
+    done.sort_by_key(|(row, _, _)| row.id);
+    let mut published = Vec::new();
+    let mut dropped = Vec::new();
+    let mut failed = Vec::new();
+    let mut replace = false;
+    for (row, _, result) in done {
+        tracing::trace!(id = row.id, key = %row.msg_key, ok = result.is_ok(), error = ?result.as_ref().err(), "Reported.");
+        match result {
+            Ok(()) => {
+                if ctx
+                    .order
+                    .blocked_from(&row.msg_key)
+                    .is_some_and(|from| row.id > from)
+                {
+                    // An older row of this key failed while this one was delivered: what the
+                    // producer settings exist to prevent. Counted and logged, never hidden.
+                    ctx.metrics
+                        .order_violations
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(event_id = %row.event_id, key = %row.msg_key,
+                        "A row was delivered after an older row of its key failed.");
+                }
+                published.push(row);
+            }
+            // The key already broke at an older row: this one goes back with it.
+            Err(_) if ctx.order.is_blocked(&row.msg_key) => dropped.push(row),
+            Err(e) => {
+                replace = true;
+                settle_failed(ctx, &row, &e).await;
+                failed.push(row);
+            }
+        }
+    }
+    if replace {
+        ctx.producers
+            .main
+            .replace_if_fatal(&ctx.producers.main.get());
+    }
+    if !published.is_empty() {
+        ctx.metrics
+            .published
+            .fetch_add(published.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let ids = published.iter().map(|r| r.id).collect();
+        // The recorder marks them; a full recorder queue slows this worker down (backpressure).
+        if ctx.recorder.send(ids).await.is_err() {
+            tracing::warn!("The relay recorder is gone; published rows stay leased and are re-sent after their lease.");
+        }
+    }
+    settled(ctx, in_hand, &published);
+    settled(ctx, in_hand, &failed);
+    release_dropped(ctx, in_hand, dropped).await;
+}
+
+/// The first failure of a key in the pipeline: block the key, then write the row's outcome.
+async fn settle_failed(ctx: &WorkerContext, row: &ClaimedRow, error: &KafkaError) {
+    let attempts_before = u32::try_from(row.attempts).unwrap_or(0);
+    let age = (Utc::now().naive_utc() - row.created_at)
+        .to_std()
+        .unwrap_or_default();
+    match classify(Err(error), attempts_before, age, &ctx.policy) {
+        Outcome::Published => {}
+        Outcome::Wait { after, error } => {
+            ctx.order.block(&row.msg_key, row.id);
+            tracing::debug!(event_id = %row.event_id, retry_in = ?after, %error,
+                "No broker answered; the row waits without using an attempt.");
+            back_off(ctx, row, after, false, &error).await;
+        }
+        Outcome::Retry { after, error } => {
+            ctx.order.block(&row.msg_key, row.id);
+            tracing::warn!(event_id = %row.event_id, attempts = attempts_before + 1, retry_in = ?after, %error,
+                "Publishing failed; will retry.");
+            ctx.metrics
+                .retried
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            back_off(ctx, row, after, true, &error).await;
+        }
+        Outcome::DeadLetter { reason, error } => {
+            if !dead_letter(ctx, row, reason, &error).await {
+                ctx.order.block(&row.msg_key, row.id);
+            }
+        }
+    }
+}
+
+async fn back_off(
+    ctx: &WorkerContext,
+    row: &ClaimedRow,
+    after: Duration,
+    attempt: bool,
+    error: &str,
+) {
+    persist(ctx, "put a row in backoff", || {
+        store::back_off(&ctx.db, row.id, &ctx.owner, after, attempt, error)
+    })
+    .await;
+}
+
+/// Releases rows that were not sent, then settles them (a blocked key opens only after its rows
+/// are back in MySQL).
+async fn release_dropped(ctx: &WorkerContext, in_hand: &InHand, rows: Vec<ClaimedRow>) {
+    if rows.is_empty() {
+        return;
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    persist(ctx, "release dropped rows", || {
+        store::release(&ctx.db, &ctx.owner, Some(&ids))
+    })
+    .await;
+    settled(ctx, in_hand, &rows);
+}
+
+fn settled(ctx: &WorkerContext, in_hand: &InHand, rows: &[ClaimedRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    {
+        let mut hand = in_hand.lock().unwrap_or_else(|p| p.into_inner());
+        for row in rows {
+            hand.remove(&row.id);
+            *by_key.entry(row.msg_key.as_str()).or_default() += 1;
+        }
+    }
+    for (key, n) in by_key {
+        ctx.order.settled(key, n);
+    }
+}
+
+/// Retries a write of an outcome until it succeeds (MySQL may be failing over) or the relay
+/// stops (then the row's lease expires and it is claimed again).
+pub(super) async fn persist<T, F, Fut>(ctx: &WorkerContext, what: &str, mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    let mut delay = PERSIST_BASE;
+    loop {
+        match write().await {
+            Ok(_) => return,
+            Err(e) if ctx.stop.is_cancelled() => {
+                tracing::warn!(error = %e, what, "Could not write a relay outcome while stopping; the lease will expire.");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, what, retry_in = ?delay, "Could not write a relay outcome; retrying.");
+                tokio::select! {
+                    _ = ctx.stop.cancelled() => {}
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(PERSIST_CAP);
+            }
+        }
+    }
+}
+
+pub fn kafka_headers(stored: &str, extra: &[(&str, String)]) -> OwnedHeaders {
     let parsed: Headers = serde_json::from_str(stored).unwrap_or_default();
     let mut headers = OwnedHeaders::new_with_capacity(parsed.len() + extra.len());
     for (k, v) in parsed.iter() {
@@ -160,10 +473,8 @@ async fn enqueue(
 }
 
 /// Awaits a delivery report.
-async fn delivered(
-    delivery: Result<rdkafka::producer::DeliveryFuture, KafkaError>,
-) -> Result<(), KafkaError> {
-    match delivery?.await {
+async fn delivered(delivery: rdkafka::producer::DeliveryFuture) -> Result<(), KafkaError> {
+    match delivery.await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err(e),
         // The producer was dropped with the message queued (replaced after a fatal error).
@@ -171,77 +482,20 @@ async fn delivered(
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(rows = batch.len()))]
-async fn process(ctx: &WorkerContext, batch: &[ClaimedRow], held: &Held) {
-    if batch.is_empty() {
-        return;
-    }
-    let producer = ctx.producers.main.get();
-    let mut deliveries = Vec::with_capacity(batch.len());
-    for row in batch {
-        ctx.faults.trip(&row.msg_key);
-        let headers = kafka_headers(&row.headers, &[]);
-        deliveries.push(
-            enqueue(
-                &producer,
-                &row.topic,
-                &row.msg_key,
-                row.payload.as_bytes(),
-                headers,
-            )
-            .await,
-        );
-    }
-    let results = join_all(deliveries.into_iter().map(delivered)).await;
-    if results.iter().any(|r| r.is_err()) {
-        ctx.producers.main.replace_if_fatal(&producer);
-    }
-
-    let mut published = Vec::with_capacity(batch.len());
-    for (row, result) in batch.iter().zip(&results) {
-        let attempts_before = u32::try_from(row.attempts).unwrap_or(0);
-        match classify(result.as_ref().map(|_| ()), attempts_before, &ctx.policy) {
-            Outcome::Published => published.push(row.id),
-            Outcome::Retry { after, error } => {
-                tracing::warn!(event_id = %row.event_id, attempts = attempts_before + 1, retry_in = ?after, %error,
-                    "Publishing failed; will retry.");
-                ctx.metrics
-                    .retried
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                hold(held, &row.msg_key, row.id);
-                record(
-                    store::mark_retry(&ctx.db, row.id, &ctx.owner, after, &error).await,
-                    row,
-                );
-            }
-            Outcome::DeadLetter { reason, error } => {
-                if !dead_letter(ctx, row, reason, &error).await {
-                    hold(held, &row.msg_key, row.id);
-                }
-            }
-        }
-    }
-    let count = published.len() as u64;
-    if let Err(e) = store::mark_published(&ctx.db, &published).await {
-        // The rows stay leased; when the lease expires they are published again (same event
-        // ids): the documented duplicate window.
-        tracing::error!(error = %e, rows = published.len(), "Could not mark published rows; they will be re-sent after their lease.");
-    } else {
-        ctx.metrics
-            .published
-            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-fn record(result: Result<(), sea_orm::DbErr>, row: &ClaimedRow) {
-    if let Err(e) = result {
-        tracing::error!(error = %e, event_id = %row.event_id, "Could not record a row's outcome; it is retried after its lease.");
-    }
+/// Sends one message and awaits its delivery report.
+async fn produce_once(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    headers: OwnedHeaders,
+) -> Result<(), KafkaError> {
+    delivered(enqueue(producer, topic, key, payload, headers).await?).await
 }
 
 /// Publishes the row to `<topic>.dlq` with the `dlq_*` headers, then marks it DEAD. If the
 /// dead-letter topic refuses the value for its size, the value is left out (the row keeps it);
-/// if the DLQ cannot be reached, the row is retried later instead (returns `false`).
+/// if the DLQ cannot be reached, the row backs off instead (returns `false`).
 async fn dead_letter(
     ctx: &WorkerContext,
     row: &ClaimedRow,
@@ -261,30 +515,19 @@ async fn dead_letter(
         ),
     ];
     let producer = ctx.producers.dlq.get();
-    let mut result = delivered(
-        enqueue(
-            &producer,
-            &dlq_topic,
-            &row.msg_key,
-            row.payload.as_bytes(),
-            kafka_headers(&row.headers, &extra),
-        )
-        .await,
+    let key = row.msg_key.as_str();
+    let mut result = produce_once(
+        &producer,
+        &dlq_topic,
+        key,
+        row.payload.as_bytes(),
+        kafka_headers(&row.headers, &extra),
     )
     .await;
     if matches!(&result, Err(e) if !super::classify::is_retriable(e)) {
         extra.push(("dlq_value_omitted", "true".to_string()));
-        result = delivered(
-            enqueue(
-                &producer,
-                &dlq_topic,
-                &row.msg_key,
-                b"",
-                kafka_headers(&row.headers, &extra),
-            )
-            .await,
-        )
-        .await;
+        let headers = kafka_headers(&row.headers, &extra);
+        result = produce_once(&producer, &dlq_topic, key, b"", headers).await;
     }
     match result {
         Ok(()) => {
@@ -292,10 +535,10 @@ async fn dead_letter(
             ctx.metrics
                 .dead_lettered
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            record(
-                store::mark_dead(&ctx.db, row.id, &ctx.owner, error).await,
-                row,
-            );
+            persist(ctx, "mark a row DEAD", || {
+                store::mark_dead(&ctx.db, row.id, &ctx.owner, attempts, error)
+            })
+            .await;
             true
         }
         Err(dlq_error) => {
@@ -303,22 +546,8 @@ async fn dead_letter(
             let after = ctx.policy.delay(u32::try_from(attempts).unwrap_or(1));
             let text = format!("{error}; dead-letter publish failed: {dlq_error}");
             tracing::warn!(event_id = %row.event_id, %text, retry_in = ?after, "Could not dead-letter a row; will retry.");
-            record(
-                store::mark_retry(&ctx.db, row.id, &ctx.owner, after, &text).await,
-                row,
-            );
+            back_off(ctx, row, after, false, &text).await;
             false
-        }
-    }
-}
-
-impl Faults {
-    fn trip(&self, key: &str) {
-        let mut slot = self.panic_on_key.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_deref() == Some(key) {
-            *slot = None;
-            drop(slot);
-            panic!("injected relay worker panic at key {key}");
         }
     }
 }

@@ -87,7 +87,7 @@ pub fn with_relay(mut s: Settings) -> Settings {
     s.relay.backoff_base = Duration::from_millis(50);
     s.relay.backoff_cap = Duration::from_millis(400);
     s.kafka.message_timeout = Duration::from_millis(1_000);
-    s.relay.lease = s.kafka.message_timeout + firstcome::config::LEASE_MARGIN;
+    s.relay.lease = Duration::from_secs(3);
     s.kafka.partitions = 4;
     s
 }
@@ -143,6 +143,25 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         shards: settings.relay.shards,
         state,
     }
+}
+
+/// Two instances with relays sharing one database, one Redis key prefix and one external broker,
+/// as two replicas of the service run.
+pub async fn spawn_pair() -> (TestApp, TestApp, Arc<EmbeddedBroker>) {
+    let broker = Arc::new(
+        EmbeddedBroker::start(
+            &["campaign.participation.v1", "campaign.participation.v1.dlq"],
+            4,
+        )
+        .expect("broker"),
+    );
+    let mut a = with_relay(test_settings().await);
+    a.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
+    let mut b = a.clone();
+    b.http.addr = "127.0.0.1:0".parse().expect("addr");
+    let a = spawn_app_with(a).await;
+    let b = spawn_app_with(b).await;
+    (a, b, broker)
 }
 
 /// 400 requests from 300 distinct users: users 1..=300 once, and 100 of them a second time.
@@ -278,6 +297,40 @@ pub async fn read_topic(
     .expect("consumer task")
 }
 
+/// Per-key order of first deliveries (DESIGN §2.5): reading each partition from its start, the
+/// first time each event appears its outbox id is above every event of its key seen before.
+/// Later copies (duplicates) are allowed. Returns how many distinct events were read.
+pub fn assert_first_deliveries_in_order(
+    messages: &[Consumed],
+    outbox_ids: &HashMap<String, i64>,
+) -> usize {
+    let mut sorted: Vec<&Consumed> = messages.iter().collect();
+    sorted.sort_by_key(|m| (m.partition, m.offset));
+    let mut seen = std::collections::HashSet::new();
+    let mut last: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut inversions = Vec::new();
+    for m in sorted {
+        if !seen.insert(m.event_id().to_string()) {
+            continue;
+        }
+        let id = outbox_ids[m.event_id()];
+        if let Some((prev, prev_offset)) = last.insert(&m.key, (id, m.offset)) {
+            if prev > id {
+                inversions.push(format!(
+                    "key {}: outbox id {id} (offset {}) first delivered after {prev} (offset {prev_offset})",
+                    m.key, m.offset
+                ));
+            }
+        }
+    }
+    assert!(
+        inversions.is_empty(),
+        "{} inversions: {inversions:#?}",
+        inversions.len()
+    );
+    seen.len()
+}
+
 /// A response reduced to what tests look at.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -398,6 +451,40 @@ impl TestApp {
             self.outbox_count("PENDING").await == 0
         })
         .await;
+    }
+
+    /// Writes `count` outbox rows of one key by hand, committed together (the relay publishes
+    /// whatever the outbox holds). Returns their event ids in id order.
+    pub async fn insert_rows(&self, key: &str, topic: &str, count: usize) -> Vec<String> {
+        let ids: Vec<String> = (0..count).map(|_| Uuid::now_v7().to_string()).collect();
+        let mut sql = String::from(
+            "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, \
+             payload, headers, status, attempts, available_at, created_at) VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::new();
+        for (n, event_id) in ids.iter().enumerate() {
+            if n > 0 {
+                sql.push(',');
+            }
+            sql.push_str("(?, 'participation', '0', 'ParticipationAccepted', ?, ?, ?, ?, 'PENDING', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))");
+            let headers = json!({"event_id": event_id, "event_type": "ParticipationAccepted", "content-type": "application/json"});
+            values.extend([
+                event_id.clone().into(),
+                topic.into(),
+                key.into(),
+                json!({"eventId": event_id, "n": n}).to_string().into(),
+                headers.to_string().into(),
+            ]);
+        }
+        self.db
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::MySql,
+                &sql,
+                values,
+            ))
+            .await
+            .expect("insert outbox rows");
+        ids
     }
 
     /// Outbox id of every event id (to check Kafka order against outbox order).

@@ -9,5 +9,6 @@ mod participation_faults;
 mod participation_rules;
 mod relay;
 mod relay_faults;
+mod relay_order;
 mod sync_path;
 mod validation;

@@ -8,7 +8,9 @@ use futures::future::join_all;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp};
+use crate::helpers::{
+    read_topic, spawn_app_with, spawn_pair, test_settings, wait_until, with_relay, TestApp,
+};
 
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -176,25 +178,6 @@ async fn rows_claimed_by_a_dead_relay_are_published_after_its_lease_expires() {
     );
     let messages = read_topic(&app.kafka_bootstrap, &app.topic, 5, DRAIN).await;
     assert_eq!(messages.len(), 5);
-}
-
-async fn spawn_pair() -> (
-    TestApp,
-    TestApp,
-    std::sync::Arc<firstcome::kafka::EmbeddedBroker>,
-) {
-    let broker = std::sync::Arc::new(
-        firstcome::kafka::EmbeddedBroker::start(
-            &["campaign.participation.v1", "campaign.participation.v1.dlq"],
-            4,
-        )
-        .expect("broker"),
-    );
-    let mut a = with_relay(test_settings().await);
-    a.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
-    let mut b = a.clone();
-    b.http.addr = "127.0.0.1:0".parse().expect("addr");
-    (spawn_app_with(a).await, spawn_app_with(b).await, broker)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

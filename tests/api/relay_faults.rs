@@ -1,6 +1,6 @@
 //! The relay through faults injected on librdkafka's mock cluster: retriable produce errors and
-//! an unreachable broker (DESIGN §2.3, §2.5), poison rows and exhausted attempts (dead letters,
-//! redrive), a panicking worker.
+//! an unreachable broker (DESIGN §2.3, §2.5, §2.9's outage policy), poison rows and exhausted
+//! attempts (dead letters, redrive one or a campaign's), a panicking worker.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,30 +10,17 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::helpers::{
-    read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp, ADMIN_TOKEN,
+    assert_first_deliveries_in_order, read_topic, spawn_app_with, test_settings, wait_until,
+    with_relay, TestApp, ADMIN_TOKEN,
 };
 
 const DRAIN: Duration = Duration::from_secs(60);
 
-/// Every key's messages in ascending outbox id.
+/// Every row on the topic, first deliveries in outbox order per key.
 async fn assert_order(app: &TestApp, expected: usize) -> Vec<crate::helpers::Consumed> {
-    let ids = app.outbox_ids().await;
-    let mut messages = read_topic(&app.kafka_bootstrap, &app.topic, expected, DRAIN).await;
-    messages.sort_by_key(|m| (m.partition, m.offset));
-    let mut last = std::collections::HashMap::new();
-    for m in &messages {
-        let id = ids[m.event_id()];
-        if let Some(prev) = last.insert(m.key.clone(), id) {
-            assert!(
-                prev <= id,
-                "key {}: outbox id {id} published after {prev}",
-                m.key
-            );
-        }
-    }
-    let distinct: std::collections::HashSet<_> =
-        messages.iter().map(|m| m.event_id().to_string()).collect();
-    assert_eq!(distinct.len(), expected, "every row reached the topic");
+    let messages = read_topic(&app.kafka_bootstrap, &app.topic, expected, DRAIN).await;
+    let distinct = assert_first_deliveries_in_order(&messages, &app.outbox_ids().await);
+    assert_eq!(distinct, expected, "every row reached the topic");
     messages
 }
 
@@ -43,15 +30,14 @@ async fn max_attempts(app: &TestApp) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn retriable_produce_errors_delay_publication_without_losing_or_reordering() {
+async fn retriable_produce_errors_delay_publication_without_losing_reordering_or_using_attempts() {
     let app = spawn_app_with(with_relay(test_settings().await)).await;
     let broker = app.broker.clone().expect("embedded broker");
     let campaigns = [
         app.open_campaign(100, 1).await,
         app.open_campaign(100, 1).await,
     ];
-    // Every Produce request fails (retriably) until cleared: longer than librdkafka's own
-    // retries (message.timeout.ms) and than the relay's first retries.
+    // Every Produce request fails with an error librdkafka retries itself, until cleared.
     broker.with_cluster(|c| {
         c.request_errors(
             RDKafkaApiKey::Produce,
@@ -63,29 +49,115 @@ async fn retriable_produce_errors_delay_publication_without_losing_or_reordering
         replies.iter().all(|r| r.status == 201),
         "participations do not wait for Kafka"
     );
-    wait_until("two failed attempts to be recorded", DRAIN, || async {
-        max_attempts(&app).await >= 2
+    // Not acknowledged within KAFKA_MESSAGE_TIMEOUT_MS: purged, back in the outbox.
+    wait_until("the rows to come back from a purge", DRAIN, || async {
+        app.scalar("SELECT COUNT(*) FROM outbox_event WHERE last_error IS NOT NULL")
+            .await
+            > 0
     })
     .await;
     assert_eq!(app.outbox_count("PUBLISHED").await, 0);
-    let last_error = app
-        .scalar("SELECT COUNT(*) FROM outbox_event WHERE last_error IS NOT NULL")
-        .await;
-    assert!(last_error > 0, "the failure is recorded on the rows");
 
     broker.with_cluster(|c| c.clear_request_errors(RDKafkaApiKey::Produce));
     app.wait_for_outbox_drained(DRAIN).await;
     assert_eq!(app.outbox_count("PUBLISHED").await, 60);
     assert_eq!(app.outbox_count("DEAD").await, 0);
-    assert!(
-        max_attempts(&app).await >= 3,
-        "attempts are recorded: failures plus the success"
+    assert_eq!(
+        max_attempts(&app).await,
+        0,
+        "retried by librdkafka: no attempt used"
     );
     assert_order(&app, 60).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kafka_unreachable_at_startup_participations_are_accepted_and_published_later() {
+async fn a_broker_refusing_produces_uses_attempts_and_loses_or_reorders_nothing() {
+    let mut settings = with_relay(test_settings().await);
+    settings.relay.max_attempts = 1_000;
+    let app = spawn_app_with(settings).await;
+    let broker = app.broker.clone().expect("embedded broker");
+    let campaigns = [
+        app.open_campaign(100, 1).await,
+        app.open_campaign(100, 1).await,
+    ];
+    // A refusal librdkafka does not retry (fixable by an operator): each one is an attempt.
+    broker.with_cluster(|c| {
+        c.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 5_000],
+        )
+    });
+    let replies = join_all((1..=60).map(|u| app.join(campaigns[u as usize % 2], u, 1))).await;
+    assert!(replies.iter().all(|r| r.status == 201));
+    wait_until("two failed attempts to be recorded", DRAIN, || async {
+        max_attempts(&app).await >= 2
+    })
+    .await;
+    assert_eq!(app.outbox_count("PUBLISHED").await, 0);
+    broker.with_cluster(|c| c.clear_request_errors(RDKafkaApiKey::Produce));
+    app.wait_for_outbox_drained(DRAIN).await;
+    assert_eq!(app.outbox_count("PUBLISHED").await, 60);
+    assert_eq!(app.outbox_count("DEAD").await, 0);
+    assert_order(&app, 60).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn while_the_oldest_row_of_a_key_is_in_backoff_its_younger_rows_wait() {
+    let mut settings = with_relay(test_settings().await);
+
+    // Long enough that the younger rows surely arrive while the oldest waits.
+    settings.relay.backoff_base = Duration::from_secs(2);
+    settings.relay.backoff_cap = Duration::from_secs(2);
+    let app = spawn_app_with(settings).await;
+    let broker = app.broker.clone().expect("embedded broker");
+    // Exactly one attempt fails: one refused Produce request.
+    broker.with_cluster(|c| {
+        c.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1],
+        )
+    });
+    let oldest = app.insert_rows("9001", &app.topic, 1).await.remove(0);
+    wait_until("the oldest row to be in backoff", DRAIN, || async {
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM outbox_event WHERE event_id = '{oldest}' AND attempts = 1 \
+             AND available_at > UTC_TIMESTAMP(6)"
+        ))
+        .await
+            == 1
+    })
+    .await;
+    app.insert_rows("9001", &app.topic, 20).await;
+    app.insert_rows("9002", &app.topic, 20).await;
+    app.wait_for_outbox_drained(DRAIN).await;
+    // Not one younger row of 9001 went out before the oldest; the other key did not wait.
+    let younger_first = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM outbox_event y JOIN outbox_event o ON o.event_id = '{oldest}' \
+             WHERE y.msg_key = '9001' AND y.id > o.id AND y.published_at < o.published_at"
+        ))
+        .await;
+    assert_eq!(younger_first, 0);
+    let other_key_first = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM outbox_event y JOIN outbox_event o ON o.event_id = '{oldest}' \
+             WHERE y.msg_key = '9002' AND y.published_at < o.published_at"
+        ))
+        .await;
+    assert_eq!(other_key_first, 20, "another key is never held up");
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT attempts FROM outbox_event WHERE event_id = '{oldest}'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(app.outbox_count("DEAD").await, 0);
+    assert_order(&app, 41).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_down_for_longer_than_every_attempt_dead_letters_nothing() {
     let broker = Arc::new(
         firstcome::kafka::EmbeddedBroker::start(
             &["campaign.participation.v1", "campaign.participation.v1.dlq"],
@@ -99,6 +171,10 @@ async fn kafka_unreachable_at_startup_participations_are_accepted_and_published_
         .expect("broker down");
     let mut settings = with_relay(test_settings().await);
     settings.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
+    // Under the old policy 2 attempts with a 100 ms cap dead-lettered within seconds.
+    settings.relay.max_attempts = 2;
+    settings.relay.backoff_base = Duration::from_millis(50);
+    settings.relay.backoff_cap = Duration::from_millis(100);
     let app = spawn_app_with(settings).await;
 
     let campaign = app.open_campaign(20, 1).await;
@@ -114,11 +190,30 @@ async fn kafka_unreachable_at_startup_participations_are_accepted_and_published_
         ready.status, 200,
         "readiness does not depend on Kafka: {ready:?}"
     );
-    wait_until("a failed attempt to be recorded", DRAIN, || async {
-        max_attempts(&app).await >= 1
+    // Rows go back to the outbox each time Kafka does not answer in time...
+    wait_until("rows to come back from a purge", DRAIN, || async {
+        app.scalar("SELECT COUNT(*) FROM outbox_event WHERE last_error IS NOT NULL")
+            .await
+            > 0
     })
     .await;
+    let first_back = app
+        .scalar("SELECT CAST(UNIX_TIMESTAMP(UTC_TIMESTAMP(6)) AS SIGNED)")
+        .await;
+    wait_until(
+        "the outage to outlast several purges and every attempt",
+        DRAIN,
+        || async {
+            app.scalar("SELECT CAST(UNIX_TIMESTAMP(UTC_TIMESTAMP(6)) AS SIGNED)")
+                .await
+                > first_back + 3
+        },
+    )
+    .await;
+    // ...without using an attempt or dead-lettering anything.
     assert_eq!(app.outbox_count("PUBLISHED").await, 0);
+    assert_eq!(app.outbox_count("DEAD").await, 0);
+    assert_eq!(max_attempts(&app).await, 0);
 
     broker
         .with_cluster(|c| c.broker_up(1))
@@ -247,29 +342,95 @@ async fn a_poison_row_is_dead_lettered_without_blocking_anyone_and_can_be_redriv
 async fn exhausted_attempts_go_to_the_dead_letter_topic() {
     let mut settings = with_relay(test_settings().await);
     settings.relay.max_attempts = 2;
+
     let app = spawn_app_with(settings).await;
     let broker = app.broker.clone().expect("embedded broker");
-    // Produce to this topic keeps failing, retriably; its dead-letter topic works.
-    broker
-        .with_cluster(|c| {
-            c.create_topic("blocked.v1", 1, 1)?;
-            c.create_topic("blocked.v1.dlq", 1, 1)?;
-            c.topic_error(
-                "blocked.v1",
-                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-            )
-        })
-        .expect("cluster")
-        .expect("topic error");
-    let event = insert_row(&app, "77", "blocked.v1", "{\"n\":1}").await;
+    // A broker refuses the produce for exactly two attempts of the relay (one request each);
+    // the dead-letter produce that follows goes through.
+    broker.with_cluster(|c| {
+        c.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 2],
+        )
+    });
+    let event = app.insert_rows("77", &app.topic, 1).await.remove(0);
     app.wait_for_outbox_drained(DRAIN).await;
     assert_eq!(app.outbox_count("DEAD").await, 1);
     assert_eq!(app.scalar("SELECT attempts FROM outbox_event").await, 2);
-    let dlq = read_topic(&app.kafka_bootstrap, "blocked.v1.dlq", 1, DRAIN).await;
+    let dlq = read_topic(
+        &app.kafka_bootstrap,
+        &format!("{}.dlq", app.topic),
+        1,
+        DRAIN,
+    )
+    .await;
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].event_id(), event);
     assert_eq!(dlq[0].headers["dlq_reason"], "attempts_exhausted");
     assert_eq!(dlq[0].headers["dlq_attempts"], "2");
+    assert!(
+        dlq[0].headers["dlq_error"].contains("uthoriz"),
+        "{:?}",
+        dlq[0].headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_dead_row_of_a_campaign_is_redriven_in_one_call_and_published_in_order() {
+    let app = spawn_app_with(with_relay(test_settings().await)).await;
+    // Dead rows of campaign 5555 (and one of another campaign), as an outage past
+    // RELAY_MAX_RETRY_AGE would leave them.
+    let dead = app.insert_rows("5555", &app.topic, 5).await;
+    let other = app.insert_rows("5556", &app.topic, 1).await;
+    app.db
+        .execute_unprepared(
+            "UPDATE outbox_event SET status = 'DEAD', attempts = 3, last_error = 'old outage'",
+        )
+        .await
+        .expect("dead rows");
+    let redrive = |campaign: &str| {
+        app.send(
+            app.client
+                .post(app.url(&format!(
+                    "/api/v1/admin/outbox/redrive?campaignId={campaign}"
+                )))
+                .bearer_auth(ADMIN_TOKEN),
+        )
+    };
+    let unauthorized = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/admin/outbox/redrive?campaignId=5555")),
+        )
+        .await;
+    assert_eq!(unauthorized.status, 401);
+    let reply = redrive("5555").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, json!({"campaignId": 5555, "redriven": 5}));
+    app.wait_for_outbox_drained(DRAIN).await;
+    assert_eq!(app.outbox_count("PUBLISHED").await, 5);
+    assert_eq!(
+        app.outbox_count("DEAD").await,
+        1,
+        "other campaigns stay DEAD"
+    );
+    assert_eq!(
+        app.scalar("SELECT MAX(attempts) FROM outbox_event WHERE status = 'PUBLISHED'")
+            .await,
+        0,
+        "attempts reset"
+    );
+    let messages = assert_order(&app, 5).await;
+    let published: Vec<&str> = messages.iter().map(|m| m.event_id()).collect();
+    assert_eq!(
+        published,
+        dead.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(!published.contains(&other[0].as_str()));
+    let none = redrive("5555").await;
+    assert_eq!(none.body["redriven"], json!(0), "nothing left to redrive");
+    let invalid = redrive("0").await;
+    assert_eq!(invalid.status, 400, "{invalid:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

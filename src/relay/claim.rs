@@ -1,0 +1,163 @@
+//! The claim loop: wakes on a commit (the participation path's notify), on a key unblocked, on a
+//! leadership change or on the poll interval; claims due rows of the shards it leads (checked
+//! inside the claim transaction) and hands each to its key's worker through a bounded queue.
+//!
+//! It claims again at once after a full batch, so a burst drains without waiting for the next
+//! wake-up. While a queue is full it keeps watching shutdown and its leadership: rows it can no
+//! longer hand out are given back to MySQL before anything younger of their keys can be claimed.
+
+use std::{
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::Arc,
+    time::Duration,
+};
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    leadership::Leadership,
+    order::KeyOrder,
+    store::{self, ClaimedRow, Led},
+    worker::Faults,
+};
+use crate::db_error::{self, DbErrorKind};
+
+pub struct ClaimLoop {
+    pub db: DatabaseConnection,
+    pub owner: String,
+    pub lease: Duration,
+    pub batch: u32,
+    pub poll: Duration,
+    pub shards: u32,
+    pub order: Arc<KeyOrder>,
+    /// Notified after each participation commit and when a key is unblocked.
+    pub wakeup: Arc<Notify>,
+    pub leadership: watch::Receiver<Leadership>,
+    pub faults: Arc<Faults>,
+}
+
+/// The worker a key always goes to.
+pub fn worker_for(key: &str, workers: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % workers as u64) as usize
+}
+
+impl ClaimLoop {
+    /// Runs until `stop`; dropping `senders` on the way out closes the workers' queues.
+    pub async fn run(mut self, senders: Vec<mpsc::Sender<ClaimedRow>>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                _ = self.wakeup.notified() => {}
+                _ = self.leadership.changed() => {}
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+            if !self.leadership.borrow().leads_any() {
+                continue;
+            }
+            // Claim until a short batch: a burst drains without waiting for the next wake-up.
+            loop {
+                let rows = match self.claim().await {
+                    Ok((_, rows)) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Claiming outbox rows failed; will retry at the next poll.");
+                        break;
+                    }
+                };
+                let short = rows.len() < self.batch as usize;
+                // A test's paused instance stops here, holding what it claimed.
+                let pause = self.faults.pause.read().await;
+                drop(pause);
+                if !self.dispatch(rows, &senders, &stop).await || short || stop.is_cancelled() {
+                    break;
+                }
+            }
+        }
+        tracing::debug!("Claim loop stopped.");
+    }
+
+    /// One claim, run again once if InnoDB picked it as a deadlock victim (it did nothing).
+    async fn claim(&self) -> Result<(Led, Vec<ClaimedRow>), sea_orm::DbErr> {
+        let blocked = self.order.blocked_keys();
+        let claim = || {
+            store::claim(
+                &self.db,
+                &self.owner,
+                self.shards,
+                self.lease,
+                self.batch,
+                &blocked,
+            )
+        };
+        match claim().await {
+            Err(e) if db_error::kind(&e) == DbErrorKind::Deadlock => claim().await,
+            other => other,
+        }
+    }
+
+    /// Hands rows to their workers in claim order. Returns `false` when it had to stop (shutdown,
+    /// a closed queue, or leadership lost while waiting): the rows not handed out are given back.
+    async fn dispatch(
+        &mut self,
+        rows: Vec<ClaimedRow>,
+        senders: &[mpsc::Sender<ClaimedRow>],
+        stop: &CancellationToken,
+    ) -> bool {
+        let mut rows = rows.into_iter();
+        while let Some(row) = rows.next() {
+            let tx = &senders[worker_for(&row.msg_key, senders.len())];
+            self.order.dispatched(&row.msg_key);
+            let permit = loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break None,
+                    permit = tx.reserve() => break permit.ok(),
+                    changed = self.leadership.changed() => {
+                        if changed.is_err() || !self.leadership.borrow().leads(row.shard) {
+                            break None;
+                        }
+                    }
+                }
+            };
+            match permit {
+                Some(permit) => permit.send(row),
+                None => {
+                    let rest: Vec<ClaimedRow> = std::iter::once(row).chain(rows).collect();
+                    self.give_back(rest, stop).await;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Releases rows that were claimed but not handed out. The first of them was already counted
+    /// in the pipeline: its key stays blocked until the release is in MySQL (a row left leased
+    /// here while younger rows of its key are claimed would be published out of order), so the
+    /// release is retried until it is written or the relay stops.
+    async fn give_back(&self, rows: Vec<ClaimedRow>, stop: &CancellationToken) {
+        let Some((counted, id)) = rows.first().map(|r| (r.msg_key.clone(), r.id)) else {
+            return;
+        };
+        self.order.block(&counted, id);
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut delay = Duration::from_millis(50);
+        while let Err(e) = store::release(&self.db, &self.owner, Some(&ids)).await {
+            if stop.is_cancelled() {
+                tracing::warn!(error = %e, rows = ids.len(), "Could not give back unclaimed rows while stopping; their lease will expire.");
+                break;
+            }
+            tracing::warn!(error = %e, rows = ids.len(), retry_in = ?delay, "Could not give back unclaimed rows; retrying.");
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        self.order.settled(&counted, 1);
+    }
+}

@@ -1,0 +1,172 @@
+//! Per-key order inside one relay: which keys have rows in the pipeline, and which keys are
+//! blocked because one of their rows left the pipeline unpublished.
+//!
+//! # The invariant
+//!
+//! For every key, the rows this relay has in its pipeline (claimed and handed to the key's
+//! worker, not yet recorded) are a run of the key's PENDING rows in id order, and they reach
+//! librdkafka in that order. librdkafka keeps a partition's order (idempotent producer, no
+//! message timeout, gap-less guarantee: a failure fails every later message of the partition
+//! too), so what reaches the topic is a prefix of that run.
+//!
+//! The run can only be broken by a row that leaves it unpublished: a produce failure, a row
+//! dropped because the shard lease was lost, a worker that panicked with rows in hand. Then the
+//! younger rows of that key behind it must not be sent before it. So:
+//!
+//! 1. The row that breaks the run **blocks** its key ([`KeyOrder::block`]) before anything else
+//!    of that key is sent, and its own outcome (backoff, release) is written to MySQL.
+//! 2. While a key is blocked, its worker sends none of its rows: each one reaching the worker
+//!    is dropped and its lease released in MySQL ([`KeyOrder::is_blocked`]).
+//! 3. The claim loop claims no row of a blocked key ([`KeyOrder::blocked_keys`]) and counts every
+//!    row it hands out ([`KeyOrder::dispatched`]); a worker uncounts a row only after its outcome
+//!    is in MySQL ([`KeyOrder::settled`]).
+//! 4. A blocked key is unblocked when its last row in the pipeline is settled. By then every row
+//!    of the key is back in MySQL in a consistent state (published, in backoff, DEAD, or plain
+//!    PENDING), so the next claim takes the key's rows again from its oldest, in id order, and
+//!    the claim's own rules (a row in backoff holds back its younger rows) do the rest.
+//!
+//! There is no timer in this: a block ends exactly when the pipeline holds nothing of the key,
+//! so it can neither end early (younger rows still queued) nor last forever (the rows drain).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::Notify;
+
+#[derive(Debug, Default)]
+struct KeyState {
+    /// Rows of the key handed to a worker and not yet settled.
+    in_pipeline: usize,
+    /// The smallest id of the key that left the pipeline unpublished; cleared with the entry
+    /// when `in_pipeline` reaches zero.
+    blocked_from: Option<i64>,
+}
+
+/// Shared by the claim loop (which dispatches) and the workers (which settle and block).
+#[derive(Debug)]
+pub struct KeyOrder {
+    keys: Mutex<HashMap<String, KeyState>>,
+    /// Wakes the claim loop when a key is unblocked: its rows are claimable again.
+    unblocked: Arc<Notify>,
+}
+
+impl KeyOrder {
+    pub fn new(unblocked: Arc<Notify>) -> Self {
+        Self {
+            keys: Mutex::default(),
+            unblocked,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeyState>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keys the claim must leave alone.
+    pub fn blocked_keys(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, s)| s.blocked_from.is_some())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The claim loop hands a row of `key` to its worker.
+    pub fn dispatched(&self, key: &str) {
+        let mut keys = self.lock();
+        match keys.get_mut(key) {
+            Some(state) => state.in_pipeline += 1,
+            None => {
+                keys.insert(
+                    key.to_string(),
+                    KeyState {
+                        in_pipeline: 1,
+                        blocked_from: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Row `id` of `key` left the pipeline unpublished: send nothing more of the key until the
+    /// pipeline holds none of its rows.
+    pub fn block(&self, key: &str, id: i64) {
+        if let Some(state) = self.lock().get_mut(key) {
+            state.blocked_from = Some(state.blocked_from.map_or(id, |from| from.min(id)));
+        }
+    }
+
+    pub fn is_blocked(&self, key: &str) -> bool {
+        self.blocked_from(key).is_some()
+    }
+
+    /// The smallest id of `key` that left the pipeline unpublished, while the key is blocked.
+    /// A younger row of the key that is delivered anyway broke per-key order on the topic.
+    pub fn blocked_from(&self, key: &str) -> Option<i64> {
+        self.lock().get(key).and_then(|s| s.blocked_from)
+    }
+
+    /// `rows` rows of `key` were settled (their outcome is in MySQL, or they were published).
+    pub fn settled(&self, key: &str, rows: usize) {
+        let mut keys = self.lock();
+        let Some(state) = keys.get_mut(key) else {
+            return;
+        };
+        state.in_pipeline = state.in_pipeline.saturating_sub(rows);
+        if state.in_pipeline == 0 {
+            let was_blocked = state.blocked_from.is_some();
+            keys.remove(key);
+            drop(keys);
+            if was_blocked {
+                self.unblocked.notify_one();
+            }
+        }
+    }
+
+    /// Rows in the pipeline, over all keys (for tests and the admin view).
+    pub fn in_pipeline(&self) -> usize {
+        self.lock().values().map(|s| s.in_pipeline).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_lasts_exactly_until_the_keys_last_row_is_settled() {
+        let order = KeyOrder::new(Arc::new(Notify::new()));
+        for _ in 0..3 {
+            order.dispatched("a");
+        }
+        order.dispatched("b");
+        order.block("a", 10);
+        order.block("a", 12);
+        assert_eq!(order.blocked_from("a"), Some(10));
+        assert!(order.is_blocked("a"));
+        assert!(!order.is_blocked("b"));
+        assert_eq!(order.blocked_keys(), vec!["a".to_string()]);
+        // A row dispatched while blocked (the claim raced the block) keeps the block alive.
+        order.dispatched("a");
+        order.settled("a", 3);
+        assert!(
+            order.is_blocked("a"),
+            "one row of `a` is still in the pipeline"
+        );
+        order.settled("a", 1);
+        assert!(!order.is_blocked("a"));
+        assert!(order.blocked_keys().is_empty());
+        assert_eq!(order.in_pipeline(), 1);
+    }
+
+    #[test]
+    fn blocking_a_key_with_nothing_in_the_pipeline_does_nothing() {
+        let order = KeyOrder::new(Arc::new(Notify::new()));
+        order.block("a", 1);
+        assert!(!order.is_blocked("a"));
+        order.settled("a", 1);
+        assert_eq!(order.in_pipeline(), 0);
+    }
+}
