@@ -82,8 +82,6 @@ pub struct ProducerSlot {
     current: Arc<RwLock<(Arc<FutureProducer>, u64)>>,
     config: Arc<ClientConfig>,
     name: &'static str,
-    /// When `purge` last purged.
-    last_purge: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl ProducerSlot {
@@ -93,7 +91,6 @@ impl ProducerSlot {
             current: Arc::new(RwLock::new((Arc::new(producer), 0))),
             config: Arc::new(config),
             name,
-            last_purge: Arc::default(),
         })
     }
 
@@ -136,21 +133,6 @@ impl ProducerSlot {
                 false
             }
         }
-    }
-
-    /// Fails every message not yet acknowledged (queued and in flight) with a purge error, at
-    /// most once per `quiet`: several workers may find the same stall.
-    pub fn purge(&self, quiet: std::time::Duration) {
-        let now = std::time::Instant::now();
-        {
-            let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|at| now.duration_since(at) < quiet) {
-                return;
-            }
-            *last = Some(now);
-        }
-        self.get()
-            .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
     }
 
     /// Waits (bounded) for queued messages to be delivered.

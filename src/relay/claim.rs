@@ -70,7 +70,7 @@ impl ClaimLoop {
                 };
                 let short = rows.len() < self.batch as usize;
                 // A test's paused instance stops here, holding what it claimed.
-                let pause = self.faults.pause.read().await;
+                let pause = self.faults.pause_claims.read().await;
                 drop(pause);
                 if !self.dispatch(rows, &senders, &stop).await || short || stop.is_cancelled() {
                     break;
@@ -80,9 +80,24 @@ impl ClaimLoop {
         tracing::debug!("Claim loop stopped.");
     }
 
-    /// One claim, run again once if InnoDB picked it as a deadlock victim (it did nothing).
+    /// One claim, run again once if InnoDB picked it as a deadlock victim (it did nothing). The
+    /// rows it returns are counted in the pipeline before anything else can happen to their keys.
     async fn claim(&self) -> Result<(Led, Vec<ClaimedRow>), sea_orm::DbErr> {
-        let blocked = self.order.blocked_keys();
+        let blocked = self.order.begin_claim();
+        let result = self.claim_once(&blocked).await;
+        let rows = result
+            .as_ref()
+            .map(|(_, rows)| rows.as_slice())
+            .unwrap_or(&[]);
+        self.order
+            .end_claim(rows.iter().map(|r| r.msg_key.as_str()));
+        result
+    }
+
+    async fn claim_once(
+        &self,
+        blocked: &[String],
+    ) -> Result<(Led, Vec<ClaimedRow>), sea_orm::DbErr> {
         let claim = || {
             store::claim(
                 &self.db,
@@ -90,7 +105,7 @@ impl ClaimLoop {
                 self.shards,
                 self.lease,
                 self.batch,
-                &blocked,
+                blocked,
             )
         };
         match claim().await {
@@ -110,7 +125,6 @@ impl ClaimLoop {
         let mut rows = rows.into_iter();
         while let Some(row) = rows.next() {
             let tx = &senders[worker_for(&row.msg_key, senders.len())];
-            self.order.dispatched(&row.msg_key);
             let permit = loop {
                 tokio::select! {
                     biased;
@@ -135,15 +149,17 @@ impl ClaimLoop {
         true
     }
 
-    /// Releases rows that were claimed but not handed out. The first of them was already counted
-    /// in the pipeline: its key stays blocked until the release is in MySQL (a row left leased
-    /// here while younger rows of its key are claimed would be published out of order), so the
-    /// release is retried until it is written or the relay stops.
+    /// Releases rows that were claimed but not handed out. They are counted in the pipeline:
+    /// their keys stay blocked until the release is in MySQL (a row left leased here while
+    /// younger rows of its key are claimed would be published out of order), so the release is
+    /// retried until it is written or the relay stops.
     async fn give_back(&self, rows: Vec<ClaimedRow>, stop: &CancellationToken) {
-        let Some((counted, id)) = rows.first().map(|r| (r.msg_key.clone(), r.id)) else {
+        if rows.is_empty() {
             return;
-        };
-        self.order.block(&counted, id);
+        }
+        for row in &rows {
+            self.order.block(&row.msg_key, row.id);
+        }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut delay = Duration::from_millis(50);
         while let Err(e) = store::release(&self.db, &self.owner, Some(&ids)).await {
@@ -158,6 +174,8 @@ impl ClaimLoop {
             }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
-        self.order.settled(&counted, 1);
+        for row in &rows {
+            self.order.settled(&row.msg_key, 1);
+        }
     }
 }

@@ -122,7 +122,7 @@ impl ShardLeases {
         let safety = self.lease / 6;
         let mut last: Option<Vec<u32>> = None;
         loop {
-            drop(self.faults.pause.read().await);
+            drop(self.faults.pause_renewals.read().await);
             let started = Instant::now();
             match self.renew().await {
                 Ok(owned) => {

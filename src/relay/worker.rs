@@ -27,7 +27,7 @@ use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt}
 use rdkafka::{
     error::KafkaError,
     message::{Header, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord},
+    producer::{FutureProducer, FutureRecord, Producer, PurgeConfig},
     types::RDKafkaErrorCode,
 };
 use sea_orm::{DatabaseConnection, DbErr};
@@ -73,9 +73,11 @@ pub struct WorkerContext {
 pub struct Faults {
     /// A worker panics once when it meets a row with this message key.
     pub panic_on_key: Mutex<Option<String>>,
-    /// Held for writing by a test, it freezes the claim loop (after a claim, before handing the
-    /// rows out) and the lease renewals: a paused instance.
-    pub pause: tokio::sync::RwLock<()>,
+    /// Held for writing by a test, it freezes the claim loop after its next claim, before it
+    /// hands the rows out. With `pause_renewals` too: a paused instance.
+    pub pause_claims: tokio::sync::RwLock<()>,
+    /// Held for writing by a test, it stops the lease renewals (the leases run out).
+    pub pause_renewals: tokio::sync::RwLock<()>,
 }
 
 impl Faults {
@@ -116,8 +118,8 @@ struct InFlight {
     flights: FuturesUnordered<Flight>,
     /// (sent at, id) of every flight: the oldest says when to purge.
     sent: BTreeSet<(Instant, i64)>,
-    /// Flights per producer generation.
-    generations: BTreeMap<u64, usize>,
+    /// Flights per producer generation, with that producer (to purge it).
+    generations: BTreeMap<u64, (Arc<FutureProducer>, usize)>,
     /// No purge before this (one purge per `stuck_after` at most).
     quiet_until: Option<Instant>,
 }
@@ -138,12 +140,22 @@ impl InFlight {
 
     fn landed(&mut self, sent_at: Instant, id: i64, generation: u64) {
         self.sent.remove(&(sent_at, id));
-        if let Some(n) = self.generations.get_mut(&generation) {
+        if let Some((_, n)) = self.generations.get_mut(&generation) {
             *n -= 1;
             if *n == 0 {
                 self.generations.remove(&generation);
             }
         }
+    }
+
+    /// Fails every unacknowledged message of every producer this worker has rows on: the
+    /// current one and any replaced one whose reports are still awaited. (Other workers' rows
+    /// on the same producer fail too and go back to the outbox: a suffix, never a gap.)
+    fn purge(&mut self, stuck_after: Duration) {
+        for (producer, _) in self.generations.values() {
+            producer.purge(PurgeConfig::default().queue().inflight());
+        }
+        self.quiet_until = Some(Instant::now() + stuck_after);
     }
 
     /// When the oldest row will have waited too long.
@@ -193,8 +205,7 @@ pub async fn run(
                 tracing::warn!(rows = flying.len(), waited = ?ctx.stuck_after,
                     "Kafka has not acknowledged this worker's oldest row in time; purging the producer. \
                      Unacknowledged rows go back to the outbox without using an attempt.");
-                ctx.producers.main.purge(ctx.stuck_after);
-                flying.quiet_until = Some(Instant::now() + ctx.stuck_after);
+                flying.purge(ctx.stuck_after);
             }
             else => break,
         }
@@ -244,7 +255,11 @@ async fn admit(
                     generation,
                 };
                 flying.sent.insert((sent.at, row.id));
-                *flying.generations.entry(generation).or_default() += 1;
+                flying
+                    .generations
+                    .entry(generation)
+                    .or_insert_with(|| (producer.clone(), 0))
+                    .1 += 1;
                 // The producer lives until this row is reported, even if it is replaced.
                 let producer = producer.clone();
                 flying.flights.push(
