@@ -157,10 +157,17 @@ pub async fn spawn_pair() -> (TestApp, TestApp, Arc<EmbeddedBroker>) {
     );
     let mut a = with_relay(test_settings().await);
     a.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
-    let mut b = a.clone();
-    b.http.addr = "127.0.0.1:0".parse().expect("addr");
-    let a = spawn_app_with(a).await;
-    let b = spawn_app_with(b).await;
+    // Migrated once up front, so both can start at the same moment and race for the shards.
+    let db = Database::connect(a.database.url.expose())
+        .await
+        .expect("connect to test database");
+    <migration::Migrator as migration::MigratorTrait>::up(&db, None)
+        .await
+        .expect("migrate");
+    db.close().await.ok();
+    a.migrate_on_start = false;
+    let b = a.clone();
+    let (a, b) = tokio::join!(spawn_app_with(a), spawn_app_with(b));
     (a, b, broker)
 }
 
@@ -456,6 +463,17 @@ impl TestApp {
     /// Writes `count` outbox rows of one key by hand, committed together (the relay publishes
     /// whatever the outbox holds). Returns their event ids in id order.
     pub async fn insert_rows(&self, key: &str, topic: &str, count: usize) -> Vec<String> {
+        self.insert_rows_as(key, topic, count, "PENDING").await
+    }
+
+    /// `insert_rows` with another status (e.g. DEAD rows no relay must touch).
+    pub async fn insert_rows_as(
+        &self,
+        key: &str,
+        topic: &str,
+        count: usize,
+        status: &str,
+    ) -> Vec<String> {
         let ids: Vec<String> = (0..count).map(|_| Uuid::now_v7().to_string()).collect();
         let mut sql = String::from(
             "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, \
@@ -466,7 +484,7 @@ impl TestApp {
             if n > 0 {
                 sql.push(',');
             }
-            sql.push_str("(?, 'participation', '0', 'ParticipationAccepted', ?, ?, ?, ?, 'PENDING', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))");
+            sql.push_str("(?, 'participation', '0', 'ParticipationAccepted', ?, ?, ?, ?, ?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))");
             let headers = json!({"event_id": event_id, "event_type": "ParticipationAccepted", "content-type": "application/json"});
             values.extend([
                 event_id.clone().into(),
@@ -474,6 +492,7 @@ impl TestApp {
                 key.into(),
                 json!({"eventId": event_id, "n": n}).to_string().into(),
                 headers.to_string().into(),
+                status.into(),
             ]);
         }
         self.db

@@ -136,7 +136,8 @@ async fn each_campaigns_messages_keep_outbox_order() {
     assert_per_key_order(&messages, &app.outbox_ids().await);
 }
 
-/// Rows left leased by a relay that died: another relay publishes them once the lease expires.
+/// Rows and shards left leased by a relay that died: another relay publishes them once the
+/// leases expire, not before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_claimed_by_a_dead_relay_are_published_after_its_lease_expires() {
     let settings = with_relay(test_settings().await);
@@ -148,19 +149,39 @@ async fn rows_claimed_by_a_dead_relay_are_published_after_its_lease_expires() {
     for u in 1..=5 {
         assert_eq!(writer.join(campaign, u, 1).await.status, 201);
     }
-    // A relay "dead-relay" claimed them and every shard, then died without releasing anything.
+    // A relay "dead-relay" led every shard and claimed the rows, then died without releasing
+    // anything.
+    let shard_rows: Vec<String> = (0..settings.relay.shards)
+        .map(|s| format!("({s}, 'dead-relay', UTC_TIMESTAMP(6) + INTERVAL 5 SECOND)"))
+        .collect();
+    writer
+        .db
+        .execute_unprepared(&format!(
+            "INSERT INTO relay_shard (shard, owner, lease_until) VALUES {}",
+            shard_rows.join(", ")
+        ))
+        .await
+        .expect("lease shards");
     writer
         .db
         .execute_unprepared(
             "UPDATE outbox_event SET lease_owner = 'dead-relay', \
-             lease_until = UTC_TIMESTAMP(6) + INTERVAL 2 SECOND",
+             lease_until = UTC_TIMESTAMP(6) + INTERVAL 5 SECOND",
         )
         .await
         .expect("lease rows");
     writer.stop().await.expect("stop writer");
 
     let app = spawn_app_with(settings).await;
-    // The new relay leads the shards (they were never taken) but must not touch leased rows.
+    // Not vacuous: the new relay is up while the dead relay's leases still run.
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM relay_shard WHERE owner = 'dead-relay' AND lease_until > UTC_TIMESTAMP(6)"
+        )
+        .await,
+        app.settings_shards(),
+        "the new relay started after the dead relay's leases expired; the test proves nothing"
+    );
     let leased_until = app
         .scalar(
             "SELECT CAST(UNIX_TIMESTAMP(MAX(lease_until)) * 1000000 AS SIGNED) FROM outbox_event",
@@ -174,17 +195,52 @@ async fn rows_claimed_by_a_dead_relay_are_published_after_its_lease_expires() {
         .await;
     assert!(
         first_publish >= leased_until,
-        "published only after the dead relay's lease expired"
+        "published only after the dead relay's leases expired"
+    );
+    let owner = app.relay.as_ref().expect("relay").owner.clone();
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM relay_shard WHERE owner = '{owner}'"
+        ))
+        .await,
+        app.settings_shards(),
+        "the new relay took the shards over"
     );
     let messages = read_topic(&app.kafka_bootstrap, &app.topic, 5, DRAIN).await;
     assert_eq!(messages.len(), 5);
 }
 
+/// Shards whose lease row `owner` holds now.
+async fn shards_led_by(app: &TestApp, owner: &str) -> i64 {
+    app.scalar(&format!(
+        "SELECT COUNT(*) FROM relay_shard WHERE owner = '{owner}' AND lease_until > UTC_TIMESTAMP(6)"
+    ))
+    .await
+}
+
+/// Whether `app`'s relay leads the shard of `key`.
+async fn leads_key(app: &TestApp, key: &str) -> bool {
+    let owner = app.relay.as_ref().expect("relay").owner.clone();
+    app.scalar(&format!(
+        "SELECT COUNT(*) FROM relay_shard WHERE owner = '{owner}' \
+         AND shard = MOD(CRC32('{key}'), {})",
+        app.settings_shards()
+    ))
+    .await
+        == 1
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_relays_on_one_database_never_publish_the_same_row_and_a_standby_takes_over() {
+async fn two_relays_compete_for_shards_never_publish_a_row_twice_and_take_over_after_a_lease_expires(
+) {
+    // Both start at the same moment and race for the same shard rows.
     let (a, b, broker) = spawn_pair().await;
-    let owners = |app: &TestApp| app.relay.as_ref().expect("relay").owner.clone();
-    let (owner_a, owner_b) = (owners(&a), owners(&b));
+    let owner = |app: &TestApp| app.relay.as_ref().expect("relay").owner.clone();
+    wait_until("every shard to be led", DRAIN, || async {
+        shards_led_by(&a, &owner(&a)).await + shards_led_by(&b, &owner(&b)).await
+            == a.settings_shards()
+    })
+    .await;
     let campaign = a.open_campaign(1_000, 1).await;
     // Both instances accept participations (they share the database and the Redis gate).
     let replies = join_all((1..=200).map(|u| {
@@ -198,47 +254,44 @@ async fn two_relays_on_one_database_never_publish_the_same_row_and_a_standby_tak
     assert!(replies.iter().all(|r| r.status == 201));
     a.wait_for_outbox_drained(DRAIN).await;
 
-    let shard_owners = a
-        .scalar(
-            "SELECT COUNT(DISTINCT owner) FROM relay_shard WHERE lease_until > UTC_TIMESTAMP(6)",
-        )
-        .await;
-    assert_eq!(
-        shard_owners, 1,
-        "while both are healthy, one instance leads (each shard has one owner)"
-    );
-    let messages = read_topic(broker.bootstrap_servers(), &a.topic, 200, DRAIN).await;
-    assert_eq!(messages.len(), 200, "no row was published by both");
-
-    // The leader stops (releasing its shards); the standby takes over and publishes new rows.
-    let leader_is_a = a
-        .scalar(&format!(
-            "SELECT COUNT(*) FROM relay_shard WHERE owner = '{owner_a}'"
-        ))
-        .await
-        > 0;
-    let (leader, standby, standby_owner) = if leader_is_a {
-        (a, b, owner_b)
+    // An instance that leads the campaign's shard freezes, as a stalled process would: it
+    // releases nothing, so the other takes over only when the leases expire.
+    let (leader, other) = if leads_key(&a, &campaign.to_string()).await {
+        (&a, &b)
     } else {
-        (b, a, owner_a)
+        (&b, &a)
     };
-    leader.stop().await.expect("leader stops cleanly");
-    for u in 201..=210 {
-        assert_eq!(standby.join(campaign, u, 1).await.status, 201);
+    let faults = leader.relay.as_ref().expect("relay").faults.clone();
+    let pause = (
+        faults.pause_claims.write().await,
+        faults.pause_renewals.write().await,
+    );
+    let frozen_at = other
+        .scalar("SELECT CAST(UNIX_TIMESTAMP(UTC_TIMESTAMP(6)) * 1000000 AS SIGNED)")
+        .await;
+    for u in 201..=260 {
+        assert_eq!(other.join(campaign, u, 1).await.status, 201);
     }
-    standby.wait_for_outbox_drained(DRAIN).await;
-    wait_until("the standby to lead every shard", DRAIN, || async {
-        standby
-            .scalar(&format!(
-                "SELECT COUNT(*) FROM relay_shard WHERE owner = '{standby_owner}'"
-            ))
-            .await
-            == standby.settings_shards()
+    wait_until("the other instance to lead every shard", DRAIN, || async {
+        shards_led_by(other, &owner(other)).await == other.settings_shards()
     })
     .await;
-    let messages = read_topic(broker.bootstrap_servers(), &standby.topic, 210, DRAIN).await;
-    assert_eq!(messages.len(), 210);
-    drop(broker);
+    other.wait_for_outbox_drained(DRAIN).await;
+    let first_new_publish = other
+        .scalar(
+            "SELECT CAST(UNIX_TIMESTAMP(MIN(published_at)) * 1000000 AS SIGNED) FROM \
+             (SELECT published_at FROM outbox_event ORDER BY id DESC LIMIT 60) AS new_rows",
+        )
+        .await;
+    let lease = 3_000_000; // with_relay's RELAY_LEASE_MS, in µs
+    assert!(
+        first_new_publish >= frozen_at + lease / 2,
+        "taken over only after the frozen leader's lease ran out"
+    );
+    let messages = read_topic(broker.bootstrap_servers(), &other.topic, 260, DRAIN).await;
+    assert_eq!(messages.len(), 260, "no row was published by both");
+    assert_per_key_order(&messages, &other.outbox_ids().await);
+    drop(pause);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -380,12 +380,10 @@ async fn every_dead_row_of_a_campaign_is_redriven_in_one_call_and_published_in_o
     let app = spawn_app_with(with_relay(test_settings().await)).await;
     // Dead rows of campaign 5555 (and one of another campaign), as an outage past
     // RELAY_MAX_RETRY_AGE would leave them.
-    let dead = app.insert_rows("5555", &app.topic, 5).await;
-    let other = app.insert_rows("5556", &app.topic, 1).await;
+    let dead = app.insert_rows_as("5555", &app.topic, 5, "DEAD").await;
+    let other = app.insert_rows_as("5556", &app.topic, 1, "DEAD").await;
     app.db
-        .execute_unprepared(
-            "UPDATE outbox_event SET status = 'DEAD', attempts = 3, last_error = 'old outage'",
-        )
+        .execute_unprepared("UPDATE outbox_event SET attempts = 3, last_error = 'old outage'")
         .await
         .expect("dead rows");
     let redrive = |campaign: &str| {

@@ -169,7 +169,8 @@ async fn rows_queued_behind_a_lost_lease_are_dropped_unsent_and_order_holds() {
     for key in ["8101", "8102", "8103"] {
         app.insert_rows(key, &app.topic, 40).await;
     }
-    // Two claims of 8: 4 rows in flight, 8 queued for the worker, 4 in the claim loop's hands.
+    // Two claims of 8: 4 rows in flight, 8 queued for the worker, 4 in the claim loop's hands
+    // waiting for room.
     wait_until("a backlog to queue up in the relay", DRAIN, || async {
         app.scalar("SELECT COUNT(*) FROM outbox_event WHERE lease_owner IS NOT NULL")
             .await
@@ -177,8 +178,8 @@ async fn rows_queued_behind_a_lost_lease_are_dropped_unsent_and_order_holds() {
     })
     .await;
 
-    // The instance freezes (no renewals, no claims) until its shard leases have expired.
-    let pause = relay.faults.pause.write().await;
+    // Renewals stop until the shard leases have expired; the rest of the relay goes on.
+    let pause = relay.faults.pause_renewals.write().await;
     wait_until("the shard leases to expire", DRAIN, || async {
         app.scalar("SELECT COUNT(*) FROM relay_shard WHERE lease_until > UTC_TIMESTAMP(6)")
             .await
@@ -236,15 +237,10 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
     }
     leader.wait_for_outbox_drained(DRAIN).await;
 
-    // The leader freezes: it claims rows, then holds them past its leases.
-    let pause = leader
-        .relay
-        .as_ref()
-        .expect("relay")
-        .faults
-        .pause
-        .write()
-        .await;
+    // The leader freezes: its claim loop claims rows and holds them, then its renewals stop and
+    // its leases run out.
+    let faults = leader.relay.as_ref().expect("relay").faults.clone();
+    let pause_claims = faults.pause_claims.write().await;
     for key in ["8201", "8202", "8203"] {
         leader.insert_rows(key, &leader.topic, 50).await;
     }
@@ -257,6 +253,7 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
             > 0
     })
     .await;
+    let pause_renewals = faults.pause_renewals.write().await;
     // The standby takes every shard once the leases expire, then the rows once theirs do.
     wait_until("the standby to lead every shard", DRAIN, || async {
         standby
@@ -270,7 +267,8 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
     standby.wait_for_outbox_drained(DRAIN).await;
 
     // The former leader wakes up with its claimed rows: it must send none of them.
-    drop(pause);
+    drop(pause_claims);
+    drop(pause_renewals);
     for key in ["8201", "8202", "8203"] {
         standby.insert_rows(key, &standby.topic, 20).await;
     }
