@@ -1,7 +1,10 @@
-//! The service killed with SIGKILL in the middle of a burst (DESIGN §2.1, §2.3): after a restart
-//! the sale still ends at exactly its stock, and every committed participation reaches Kafka.
-//! The service runs as a child process (the real binary); the Kafka broker lives in the test, so
-//! it outlives the kill.
+//! The real binary as a child process, stopped by signals in the middle of a burst:
+//! - SIGKILL (DESIGN §2.1, §2.3): after a restart the sale still ends at exactly its stock, and
+//!   every committed participation reaches Kafka;
+//! - SIGTERM (§2.7): in-flight requests are answered, new connections refused, what the relay
+//!   sent is delivered and marked, every lease is released, and the process exits 0 in time.
+//!
+//! The Kafka broker lives in the test, so it outlives the service.
 
 use std::{
     collections::HashSet,
@@ -235,4 +238,152 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
     let mut second = second;
     second.child.kill().expect("stop");
     let _ = second.child.wait();
+}
+
+/// Sends SIGTERM to a child process.
+fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
+    let broker = firstcome::kafka::EmbeddedBroker::start(
+        &["campaign.participation.v1", "campaign.participation.v1.dlq"],
+        4,
+    )
+    .expect("broker");
+    let db_url = create_database().await;
+    let prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
+    // A new connection per request: one accepted before the signal is served, a later one is
+    // refused (no kept-alive connection blurs the two).
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let mut service = start(&db_url, &prefix, broker.bootstrap_servers()).await;
+    let created: serde_json::Value = client
+        .post(format!("{}/api/v1/campaigns", service.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "sigterm", "totalStock": 1_000}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("campaign");
+    let campaign = created["id"].as_i64().expect("id");
+
+    // 300 users at once; SIGTERM after the first 30 answers, with the rest in flight.
+    let url = format!(
+        "{}/api/v1/campaigns/{campaign}/participations",
+        service.base
+    );
+    let mut burst: FuturesUnordered<_> = (1..=300i64)
+        .map(|u| {
+            let request = client.post(&url).json(&json!({"userId": u})).send();
+            async move { (u, request.await) }
+        })
+        .collect();
+    let mut won = HashSet::new();
+    let mut answered = 0;
+    let mut signalled = None;
+    while let Some((user, reply)) = burst.next().await {
+        if let Ok(reply) = reply {
+            answered += 1;
+            assert_eq!(reply.status(), 201, "user {user}: {reply:?}");
+            won.insert(user);
+        }
+        if answered == 30 && signalled.is_none() {
+            terminate(&service.child);
+            signalled = Some(std::time::Instant::now());
+        }
+    }
+    let signalled = signalled.expect("SIGTERM was sent");
+    let refused = client
+        .get(format!("{}/health/live", service.base))
+        .send()
+        .await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.is_connect()),
+        "a new connection after SIGTERM is refused: {refused:?}"
+    );
+
+    // Exits 0 within SHUTDOWN_TIMEOUT_MS (20 s by default).
+    let status = loop {
+        if let Some(status) = service.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(25),
+            "still running 25 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+
+    let db = sea_orm::Database::connect(db_url.as_str())
+        .await
+        .expect("db");
+    let column = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sea_orm::ConnectionTrait::query_all_raw(
+                &db,
+                sea_orm::Statement::from_string(sea_orm::DbBackend::MySql, sql),
+            )
+            .await
+            .expect("query")
+            .iter()
+            .map(|r| r.try_get_by_index::<i64>(0).expect("int"))
+            .collect::<Vec<i64>>()
+        }
+    };
+    // Every win in MySQL was answered 201: no request was cut off after it committed.
+    let winners: HashSet<i64> = column("SELECT user_id FROM participation")
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(winners, won, "the winners in MySQL are exactly the 201s");
+    assert_eq!(
+        column("SELECT COUNT(*) FROM relay_shard WHERE owner IS NOT NULL").await,
+        vec![0],
+        "shard leases released"
+    );
+    assert_eq!(
+        column("SELECT COUNT(*) FROM outbox_event WHERE lease_owner IS NOT NULL").await,
+        vec![0],
+        "row leases released"
+    );
+    // The producer was flushed and its acks recorded: whatever reached the topic is PUBLISHED
+    // in MySQL, and every PUBLISHED row is on the topic.
+    let published: HashSet<String> = sea_orm::ConnectionTrait::query_all_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::MySql,
+            "SELECT event_id FROM outbox_event WHERE status = 'PUBLISHED'",
+        ),
+    )
+    .await
+    .expect("published")
+    .iter()
+    .map(|r| r.try_get_by_index::<String>(0).expect("event id"))
+    .collect();
+    assert!(
+        !published.is_empty(),
+        "the relay published before the signal"
+    );
+    let messages = read_topic(
+        broker.bootstrap_servers(),
+        "campaign.participation.v1",
+        published.len(),
+        Duration::from_secs(30),
+    )
+    .await;
+    let on_topic: HashSet<String> = messages.iter().map(|m| m.event_id().to_string()).collect();
+    assert_eq!(on_topic, published);
 }
