@@ -14,6 +14,7 @@ mod m20261121_000005_index_outbox_aggregate;
 mod m20261121_000006_create_relay_shard;
 mod m20261121_000007_index_outbox_backoff;
 mod m20261121_000008_index_outbox_lease;
+mod m20261121_000009_index_outbox_lease_owner;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_create_relay_shard::Migration),
             Box::new(m20261121_000007_index_outbox_backoff::Migration),
             Box::new(m20261121_000008_index_outbox_lease::Migration),
+            Box::new(m20261121_000009_index_outbox_lease_owner::Migration),
         ]
     }
 }
