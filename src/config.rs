@@ -158,6 +158,10 @@ pub struct RelaySettings {
     /// `RELAY_MAX_IN_FLIGHT`: rows one worker may have sent and not yet settled. Bounds memory
     /// through a Kafka outage (the relay then stops claiming until Kafka answers again).
     pub max_in_flight: usize,
+    /// `RELAY_DB_MAX_CONNECTIONS`: the relay's own MySQL pool. Apart from the API's, so a hot
+    /// campaign (every API connection waiting on its row lock) cannot keep the relay from
+    /// claiming and marking.
+    pub db_max_connections: u32,
     /// `RELAY_MAX_RETRY_AGE` (`24h`, `90m`, `3600s`, `2d`, or seconds): a row older than this
     /// that still fails goes to the dead-letter topic, whatever the error.
     pub max_retry_age: Duration,
@@ -392,6 +396,7 @@ impl Settings {
                 ),
                 cleanup_batch: r.ranged("OUTBOX_CLEANUP_BATCH", 1_000, 1, 100_000)?,
                 max_in_flight: r.ranged("RELAY_MAX_IN_FLIGHT", 10_000, 1, 1_000_000)?,
+                db_max_connections: r.ranged("RELAY_DB_MAX_CONNECTIONS", 8, 2, 1_000)?,
                 max_retry_age: age(r.0, "RELAY_MAX_RETRY_AGE", "24h")?,
             },
             admin_token,

@@ -144,10 +144,16 @@ impl Application {
 
         let relay_wakeup = Arc::new(Notify::new());
         let relay = if settings.relay.enabled {
+            // The relay's own pool: API load on a hot campaign must not starve its claims.
+            let relay_db = connect_db(&DatabaseSettings {
+                max_connections: settings.relay.db_max_connections,
+                ..settings.database.clone()
+            })
+            .await?;
             let handle = relay::start(
                 &settings.relay,
                 RelayDeps {
-                    db: db.clone(),
+                    db: relay_db,
                     producers: producers.clone(),
                     wakeup: relay_wakeup.clone(),
                     components: components.clone(),
