@@ -154,10 +154,16 @@ async fn steady_load(
         });
     }
     let mut accepted = 0;
+    let mut other = std::collections::BTreeMap::new();
     while let Some(done) = requests.join_next().await {
-        if matches!(done, Ok(Ok(201))) {
-            accepted += 1;
+        match done {
+            Ok(Ok(201)) => accepted += 1,
+            Ok(Ok(status)) => *other.entry(status.to_string()).or_insert(0) += 1,
+            _ => *other.entry("no answer".to_string()).or_insert(0) += 1,
         }
+    }
+    if !other.is_empty() {
+        eprintln!("steady load, {campaigns} campaign(s): answers other than 201: {other:?}");
     }
     let elapsed = started.elapsed();
     wait_drained(db, Duration::from_secs(120)).await?;
@@ -174,7 +180,7 @@ async fn steady_load(
             .query_all_raw(Statement::from_string(
                 DbBackend::MySql,
                 format!(
-                    "SELECT FLOOR(TIMESTAMPDIFF(MICROSECOND, (SELECT MIN(created_at) FROM outbox_event), created_at) / 500000), \
+                    "SELECT CAST(FLOOR(TIMESTAMPDIFF(MICROSECOND, (SELECT MIN(created_at) FROM outbox_event), created_at) / 500000) AS SIGNED), \
                      COUNT(*), CAST(MAX(TIMESTAMPDIFF(MICROSECOND, created_at, published_at)) AS SIGNED) \
                      FROM outbox_event WHERE id > {watermark} GROUP BY 1 ORDER BY 1"
                 ),
