@@ -65,11 +65,14 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     let token = app.shutdown_token();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("Stop signal received; shutting down.");
-        token.cancel();
-    });
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            wait_for_signal().await;
+            tracing::info!("Stop signal received; shutting down.");
+            token.cancel();
+        },
+        tracing::info_span!("signals"),
+    ));
     app.run_until_stopped().await
 }
 

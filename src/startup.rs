@@ -259,10 +259,13 @@ impl Application {
         // One deadline for the whole shutdown, counted from the stop signal.
         let signalled = {
             let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                shutdown.cancelled().await;
-                tokio::time::Instant::now()
-            })
+            tokio::spawn(tracing::Instrument::instrument(
+                async move {
+                    shutdown.cancelled().await;
+                    tokio::time::Instant::now()
+                },
+                tracing::info_span!("shutdown_clock"),
+            ))
         };
         let app = api::routes(state, limits);
         let acceptor = TcpAcceptor::from_tokio(listener)?;

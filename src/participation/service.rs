@@ -137,12 +137,15 @@ pub(crate) async fn detached<F>(work: F) -> Result<Accepted, JoinError>
 where
     F: std::future::Future<Output = Result<Accepted, JoinError>> + Send + 'static,
 {
-    tokio::spawn(work).await.unwrap_or_else(|e| {
-        Err(JoinError::Unavailable {
-            what: "the participation task",
-            source: e.into(),
+    // It keeps the request's span, so its logs stay with the request.
+    tokio::spawn(tracing::Instrument::in_current_span(work))
+        .await
+        .unwrap_or_else(|e| {
+            Err(JoinError::Unavailable {
+                what: "the participation task",
+                source: e.into(),
+            })
         })
-    })
 }
 
 /// Cheap to clone; shared by all requests.
