@@ -70,6 +70,21 @@ async fn start(db_url: &str, prefix: &str, bootstrap: &str) -> Service {
     Service { child, base }
 }
 
+/// Creates an open campaign on the running binary; returns its id.
+async fn create_campaign(client: &reqwest::Client, base: &str, stock: i64) -> i64 {
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/v1/campaigns"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "signals", "totalStock": stock}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("campaign");
+    created["id"].as_i64().expect("id")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock() {
     let broker = firstcome::kafka::EmbeddedBroker::start(
@@ -85,17 +100,7 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
         .expect("client");
 
     let mut first = start(&db_url, &prefix, broker.bootstrap_servers()).await;
-    let created: serde_json::Value = client
-        .post(format!("{}/api/v1/campaigns", first.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "crash", "totalStock": 200}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("campaign");
-    let campaign = created["id"].as_i64().expect("id");
+    let campaign = create_campaign(&client, &first.base, 200).await;
 
     // A burst of 400 users; after 60 answers the process is killed with SIGKILL.
     let url = format!("{}/api/v1/campaigns/{campaign}/participations", first.base);
@@ -266,17 +271,7 @@ async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
         .build()
         .expect("client");
     let mut service = start(&db_url, &prefix, broker.bootstrap_servers()).await;
-    let created: serde_json::Value = client
-        .post(format!("{}/api/v1/campaigns", service.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "sigterm", "totalStock": 1_000}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("campaign");
-    let campaign = created["id"].as_i64().expect("id");
+    let campaign = create_campaign(&client, &service.base, 1_000).await;
 
     // 300 users at once; SIGTERM after the first 30 answers, with the rest in flight.
     let url = format!(

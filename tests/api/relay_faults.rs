@@ -29,45 +29,61 @@ async fn max_attempts(app: &TestApp) -> i64 {
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn retriable_produce_errors_delay_publication_without_losing_reordering_or_using_attempts() {
-    let app = spawn_app_with(with_relay(test_settings().await)).await;
+/// 60 participations over two campaigns while every Produce request is answered with `error`:
+/// all are accepted, none published until `seen` holds; then the errors stop and everything is
+/// published once, in order, with no dead letter.
+async fn through_produce_errors<F, Fut>(app: &TestApp, error: RDKafkaRespErr, what: &str, seen: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let broker = app.broker.clone().expect("embedded broker");
     let campaigns = [
         app.open_campaign(100, 1).await,
         app.open_campaign(100, 1).await,
     ];
-    // Every Produce request fails with an error librdkafka retries itself, until cleared.
-    broker.with_cluster(|c| {
-        c.request_errors(
-            RDKafkaApiKey::Produce,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 5_000],
-        )
-    });
+    broker.with_cluster(|c| c.request_errors(RDKafkaApiKey::Produce, &[error; 5_000]));
     let replies = join_all((1..=60).map(|u| app.join(campaigns[u as usize % 2], u, 1))).await;
     assert!(
         replies.iter().all(|r| r.status == 201),
         "participations do not wait for Kafka"
     );
-    // Not acknowledged within KAFKA_MESSAGE_TIMEOUT_MS: purged, back in the outbox.
-    wait_until("the rows to come back from a purge", DRAIN, || async {
+    wait_until(what, DRAIN, seen).await;
+    assert_eq!(app.outbox_count("PUBLISHED").await, 0);
+    assert!(
         app.scalar("SELECT COUNT(*) FROM outbox_event WHERE last_error IS NOT NULL")
             .await
-            > 0
-    })
-    .await;
-    assert_eq!(app.outbox_count("PUBLISHED").await, 0);
-
+            > 0,
+        "the failure is recorded on the rows"
+    );
     broker.with_cluster(|c| c.clear_request_errors(RDKafkaApiKey::Produce));
     app.wait_for_outbox_drained(DRAIN).await;
     assert_eq!(app.outbox_count("PUBLISHED").await, 60);
     assert_eq!(app.outbox_count("DEAD").await, 0);
+    assert_order(app, 60).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retriable_produce_errors_delay_publication_without_losing_reordering_or_using_attempts() {
+    let app = spawn_app_with(with_relay(test_settings().await)).await;
+    // An error librdkafka retries itself: not acknowledged within KAFKA_MESSAGE_TIMEOUT_MS, the
+    // rows are purged and go back to the outbox.
+    through_produce_errors(
+        &app,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        "the rows to come back from a purge",
+        || async {
+            app.scalar("SELECT COUNT(*) FROM outbox_event WHERE last_error IS NOT NULL")
+                .await
+                > 0
+        },
+    )
+    .await;
     assert_eq!(
         max_attempts(&app).await,
         0,
         "retried by librdkafka: no attempt used"
     );
-    assert_order(&app, 60).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -75,30 +91,14 @@ async fn a_broker_refusing_produces_uses_attempts_and_loses_or_reorders_nothing(
     let mut settings = with_relay(test_settings().await);
     settings.relay.max_attempts = 1_000;
     let app = spawn_app_with(settings).await;
-    let broker = app.broker.clone().expect("embedded broker");
-    let campaigns = [
-        app.open_campaign(100, 1).await,
-        app.open_campaign(100, 1).await,
-    ];
     // A refusal librdkafka does not retry (fixable by an operator): each one is an attempt.
-    broker.with_cluster(|c| {
-        c.request_errors(
-            RDKafkaApiKey::Produce,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 5_000],
-        )
-    });
-    let replies = join_all((1..=60).map(|u| app.join(campaigns[u as usize % 2], u, 1))).await;
-    assert!(replies.iter().all(|r| r.status == 201));
-    wait_until("two failed attempts to be recorded", DRAIN, || async {
-        max_attempts(&app).await >= 2
-    })
+    through_produce_errors(
+        &app,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        "two failed attempts to be recorded",
+        || async { max_attempts(&app).await >= 2 },
+    )
     .await;
-    assert_eq!(app.outbox_count("PUBLISHED").await, 0);
-    broker.with_cluster(|c| c.clear_request_errors(RDKafkaApiKey::Produce));
-    app.wait_for_outbox_drained(DRAIN).await;
-    assert_eq!(app.outbox_count("PUBLISHED").await, 60);
-    assert_eq!(app.outbox_count("DEAD").await, 0);
-    assert_order(&app, 60).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
