@@ -36,10 +36,22 @@ pub struct CreateCampaign {
     /// Most units one user may take in their one participation (default 1).
     #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
     pub per_user_limit: Option<i32>,
-    /// Opening time (default: now).
+    /// Opening time (default: now); years 1000 to 9999.
     pub starts_at: Option<DateTime<Utc>>,
-    /// Closing time, exclusive (default: none). Must be after `startsAt`.
+    /// Closing time, exclusive (default: none). Must be after `startsAt`; years 1000 to 9999.
     pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// A time MySQL's `DATETIME` can hold: years 1000 to 9999. RFC 3339 parsing accepts years far
+/// outside it (`-0001`, `+10000`), which the database would refuse (a 5xx for a client's input).
+fn storable(field: &str, at: Option<DateTime<Utc>>) -> Result<(), ApiError> {
+    use chrono::Datelike;
+    match at {
+        Some(t) if !(1000..=9999).contains(&t.year()) => Err(ApiError::validation(format!(
+            "{field} must be between 1000-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, Enum)]
@@ -129,6 +141,8 @@ impl CampaignsApi {
         auth.check(&state.admin_token)?;
         let body = body.0;
         let now = db_precision(Utc::now());
+        storable("startsAt", body.starts_at)?;
+        storable("endsAt", body.ends_at)?;
         let starts_at = body.starts_at.map(db_precision).unwrap_or(now);
         let ends_at = body.ends_at.map(db_precision);
         if ends_at.is_some_and(|end| end <= starts_at) {

@@ -149,3 +149,39 @@ async fn bad_campaigns_are_refused_and_write_nothing() {
     assert_error(&app.get("/no/such/route").await, 404, "NOT_FOUND");
     assert_eq!(app.scalar("SELECT COUNT(*) FROM campaign").await, 0);
 }
+
+#[tokio::test]
+async fn campaign_dates_outside_what_mysql_stores_are_refused_not_a_5xx() {
+    let app = spawn_app().await;
+    let create = |field: &'static str, value: &'static str| {
+        let body = json!({"name": "dates", "totalStock": 5, field: value});
+        let app = &app;
+        async move {
+            app.post_json("/api/v1/campaigns", &body, Some(ADMIN_TOKEN))
+                .await
+        }
+    };
+    // Valid RFC 3339 for the framework, but a year MySQL's DATETIME cannot hold.
+    for (field, value) in [
+        ("startsAt", "-0001-01-01T00:00:00Z"),
+        ("startsAt", "+10000-01-01T00:00:00Z"),
+        ("startsAt", "0999-12-31T23:59:59Z"),
+        ("endsAt", "+10000-01-01T00:00:00Z"),
+        ("endsAt", "-0001-01-01T00:00:00Z"),
+    ] {
+        let reply = create(field, value).await;
+        assert_error(&reply, 400, "VALIDATION_FAILED");
+        assert!(
+            reply.body["message"].as_str().unwrap_or("").contains(field),
+            "the message names the field: {reply:?}"
+        );
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM campaign").await,
+        0,
+        "nothing written"
+    );
+    // The edges themselves are fine.
+    assert_eq!(create("endsAt", "9999-12-31T23:59:59Z").await.status, 201);
+    assert_eq!(create("startsAt", "1000-01-01T00:00:00Z").await.status, 201);
+}
