@@ -271,9 +271,15 @@ async fn admit(
                     .boxed(),
                 );
             }
-            // Refused before it was sent (e.g. too large): settled now, before any younger row
-            // of its key is sent.
+            // Refused before it was sent (too large, or the producer is in a fatal state):
+            // settled now, before any younger row of its key is sent. A fatal producer refuses
+            // every send from then on, so it is replaced here too, not only when a delivery
+            // fails (measured: a producer that went fatal between deliveries refused the same
+            // row forever).
             Err(e) => {
+                if ctx.producers.main.replace_if_fatal(&producer) {
+                    tracing::info!("Replaced the fatal producer on a refused send.");
+                }
                 settle_failed(ctx, &row, &e).await;
                 settled(ctx, in_hand, &[row]);
             }
