@@ -70,6 +70,18 @@ async fn start(db_url: &str, prefix: &str, bootstrap: &str) -> Service {
     Service { child, base }
 }
 
+/// What the binary runs against: a broker in the test (it outlives the service), a fresh
+/// database and a Redis key prefix.
+async fn fixture() -> (firstcome::kafka::EmbeddedBroker, String, String) {
+    let broker = firstcome::kafka::EmbeddedBroker::start(
+        &["campaign.participation.v1", "campaign.participation.v1.dlq"],
+        4,
+    )
+    .expect("broker");
+    let prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
+    (broker, create_database().await, prefix)
+}
+
 /// Creates an open campaign on the running binary; returns its id.
 async fn create_campaign(client: &reqwest::Client, base: &str, stock: i64) -> i64 {
     let created: serde_json::Value = client
@@ -87,13 +99,7 @@ async fn create_campaign(client: &reqwest::Client, base: &str, stock: i64) -> i6
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock() {
-    let broker = firstcome::kafka::EmbeddedBroker::start(
-        &["campaign.participation.v1", "campaign.participation.v1.dlq"],
-        4,
-    )
-    .expect("broker");
-    let db_url = create_database().await;
-    let prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
+    let (broker, db_url, prefix) = fixture().await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -256,13 +262,7 @@ fn terminate(child: &Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
-    let broker = firstcome::kafka::EmbeddedBroker::start(
-        &["campaign.participation.v1", "campaign.participation.v1.dlq"],
-        4,
-    )
-    .expect("broker");
-    let db_url = create_database().await;
-    let prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
+    let (broker, db_url, prefix) = fixture().await;
     // A new connection per request: one accepted before the signal is served, a later one is
     // refused (no kept-alive connection blurs the two).
     let client = reqwest::Client::builder()
