@@ -5,9 +5,13 @@
 //!
 //! For every key, the rows this relay has in its pipeline (claimed and handed to the key's
 //! worker, not yet recorded) are a run of the key's PENDING rows in id order, and they reach
-//! librdkafka in that order. librdkafka keeps a partition's order (idempotent producer, no
-//! message timeout, gap-less guarantee: a failure fails every later message of the partition
-//! too), so what reaches the topic is a prefix of that run.
+//! librdkafka in that order. librdkafka keeps a partition's order, and the producer is set so
+//! that it never fails a message while a later one of the partition is written (no message
+//! timeout, unlimited retries, one request in flight, the gap-less guarantee for permanent
+//! errors; see `kafka/producer.rs`). The relay's own purge, when Kafka does not answer, fails
+//! every unacknowledged message at once, and rows sent on a producer replaced after a fatal
+//! error are all reported before the new one is used (`worker.rs`). So what reaches the topic
+//! is a prefix of that run.
 //!
 //! The run can only be broken by a row that leaves it unpublished: a produce failure, a row
 //! dropped because the shard lease was lost, a worker that panicked with rows in hand. Then the
