@@ -134,11 +134,6 @@ impl ProducerSlot {
             }
         }
     }
-
-    /// Waits (bounded) for queued messages to be delivered.
-    pub fn flush(&self, timeout: std::time::Duration) -> KafkaResult<()> {
-        self.get().flush(timeout)
-    }
 }
 
 /// The relay's, the dead-letter and the sync path's producers.

@@ -57,8 +57,6 @@ pub struct RelayHandle {
     pub owner: String,
     /// Failure points for tests.
     pub faults: Arc<Faults>,
-    /// Per-key pipeline state (tests read how many rows are in flight).
-    pub order: Arc<KeyOrder>,
     /// Cancelled to stop the relay; a child of the application's root token.
     stop: CancellationToken,
     /// Every task of the relay; closed once started, so `wait` returns when they have all ended.
@@ -156,7 +154,7 @@ pub async fn start(
         batch: settings.batch_size,
         poll: settings.poll_interval,
         shards: settings.shards,
-        order: order.clone(),
+        order,
         wakeup: deps.wakeup.clone(),
         leadership: lead_rx,
         faults: faults.clone(),
@@ -204,7 +202,6 @@ pub async fn start(
     Ok(RelayHandle {
         owner,
         faults,
-        order,
         stop,
         tasks,
     })

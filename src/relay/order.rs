@@ -149,8 +149,9 @@ impl KeyOrder {
         }
     }
 
-    /// Rows in the pipeline, over all keys (for tests and the admin view).
-    pub fn in_pipeline(&self) -> usize {
+    /// Rows in the pipeline, over all keys.
+    #[cfg(test)]
+    fn in_pipeline(&self) -> usize {
         self.lock().keys.values().map(|s| s.in_pipeline).sum()
     }
 }
