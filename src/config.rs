@@ -92,6 +92,10 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// `DB_CONNECT_TIMEOUT_MS`: connecting at startup (and readiness checks).
     pub connect_timeout: Duration,
+    /// `DB_STATEMENT_TIMEOUT_MS`: deadline of every statement, `BEGIN` and `COMMIT`, on the
+    /// client (the call fails, the connection is not reused unless it answers at once) and on the
+    /// server (`max_statement_time`/`max_execution_time`, `innodb_lock_wait_timeout`).
+    pub statement_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -355,6 +359,7 @@ impl Settings {
                 max_connections: r.ranged("DB_MAX_CONNECTIONS", 64, 1, 10_000)?,
                 acquire_timeout: r.millis("DB_ACQUIRE_TIMEOUT_MS", 2_000, 1, 600_000)?,
                 connect_timeout: r.millis("DB_CONNECT_TIMEOUT_MS", 5_000, 100, 600_000)?,
+                statement_timeout: r.millis("DB_STATEMENT_TIMEOUT_MS", 5_000, 100, 600_000)?,
             },
             redis: RedisSettings {
                 url: Secret::new(redis_url),

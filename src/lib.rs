@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`config`]: typed settings from the environment.
-//! - [`db_error`]: what a MySQL error means (deadlock, lock wait, duplicate, connection lost).
+//! - [`db`]: MySQL pools, the deadline on every call, and what a MySQL error means.
 //! - [`telemetry`]: tracing set-up.
 //! - [`startup`]: `Application` (build / port / run_until_stopped) and the shutdown order.
 //! - [`state`]: what request handlers share.
@@ -19,7 +19,7 @@
 pub mod api;
 pub mod campaign;
 pub mod config;
-pub mod db_error;
+pub mod db;
 pub mod kafka;
 pub mod metrics;
 pub mod participation;

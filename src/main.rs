@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use firstcome::{config::Settings, startup::Application, telemetry};
-use migration::{Migrator, MigratorTrait};
 
 #[derive(Parser)]
 #[command(
@@ -56,8 +55,7 @@ async fn main() -> ExitCode {
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let db = firstcome::startup::connect_db(&settings.database).await?;
-    Migrator::up(&db, None).await?;
+    firstcome::startup::migrate(&settings.database).await?;
     tracing::info!("Migrations applied.");
     Ok(())
 }

@@ -17,7 +17,6 @@ use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use poem::{listener::TcpAcceptor, Server};
 use rand::Rng;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -25,6 +24,7 @@ use crate::{
     api::{self, Limits},
     campaign::CampaignCache,
     config::{DatabaseSettings, Secret, Settings},
+    db,
     kafka::{EmbeddedBroker, Producers},
     metrics::Metrics,
     participation::{gate::Gate, sync::SyncParticipationService, ParticipationService},
@@ -49,45 +49,15 @@ pub struct Application {
     relay: Option<RelayHandle>,
 }
 
-/// Connects the MySQL pool with the configured bounds.
-pub async fn connect_db(settings: &DatabaseSettings) -> anyhow::Result<DatabaseConnection> {
-    let mut opts = ConnectOptions::new(settings.url.expose().to_string());
-    opts.max_connections(settings.max_connections)
-        .min_connections(1)
-        .acquire_timeout(settings.acquire_timeout)
-        .connect_timeout(settings.connect_timeout)
-        .sqlx_logging(false)
-        // READ COMMITTED: a locking read (the relay's claim) locks the rows it returns and no
-        // gaps, so it never deadlocks with the participation transactions inserting outbox rows;
-        // nothing here relies on repeatable snapshots.
-        .after_connect(|conn| {
-            Box::pin(async move {
-                conn.execute_unprepared("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                    .await
-                    .map(|_| ())
-            })
-        });
-    Database::connect(opts)
+/// Applies pending migrations on a connection of their own (no statement deadline: DDL may run
+/// long), closed afterwards.
+pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    let db = db::pool::connect_for_migrations(settings).await?;
+    Migrator::up(&db, None)
         .await
-        .context("could not connect to MySQL (DATABASE_URL)")
-}
-
-/// Gives back gate reservations left open by crashed instances, every tenth of the timeout.
-#[tracing::instrument(name = "reconciler", skip_all)]
-async fn reconcile(
-    participations: ParticipationService,
-    timeout: Duration,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(timeout / 10) => {}
-        }
-        if let Err(e) = participations.reconcile(timeout).await {
-            tracing::warn!(error = %e, "Reconciling open reservations failed; will try again.");
-        }
-    }
+        .context("could not apply migrations")?;
+    db.close().await.ok();
+    Ok(())
 }
 
 impl Application {
@@ -97,12 +67,10 @@ impl Application {
             .with_context(|| format!("could not bind HTTP_ADDR={}", settings.http.addr))?;
         let addr = listener.local_addr()?;
 
-        let db = connect_db(&settings.database).await?;
         if settings.migrate_on_start {
-            Migrator::up(&db, None)
-                .await
-                .context("could not apply migrations")?;
+            migrate(&settings.database).await?;
         }
+        let db = db::pool::connect(&settings.database).await?;
         let gate = Gate::new(&settings.redis).context("invalid REDIS_URL")?;
 
         let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
@@ -145,7 +113,7 @@ impl Application {
         let relay_wakeup = Arc::new(Notify::new());
         let relay = if settings.relay.enabled {
             // The relay's own pool: API load on a hot campaign must not starve its claims.
-            let relay_db = connect_db(&DatabaseSettings {
+            let relay_db = db::pool::connect(&DatabaseSettings {
                 max_connections: settings.relay.db_max_connections,
                 ..settings.database.clone()
             })
@@ -186,11 +154,11 @@ impl Application {
             topic: settings.kafka.topic.as_str().into(),
             metrics: metrics.clone(),
         };
-        tasks.spawn(reconcile(
-            participations.clone(),
-            settings.redis.reservation_timeout,
-            shutdown.clone(),
-        ));
+        tasks.spawn(
+            participations
+                .reconciler()
+                .run(settings.redis.reservation_timeout, shutdown.clone()),
+        );
         let state = Arc::new(AppState {
             sync,
             db,

@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use sea_orm::DatabaseConnection;
-
+use crate::db::Db;
 use crate::{
     config::Secret,
     metrics::Metrics,
@@ -13,7 +12,7 @@ use crate::{
 };
 
 pub struct AppState {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub gate: Gate,
     pub participations: ParticipationService,
     pub sync: SyncParticipationService,

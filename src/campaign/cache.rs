@@ -7,10 +7,11 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DbErr;
 use tokio::sync::RwLock;
 
 use super::{repo, Campaign};
+use crate::db::Db;
 
 /// Bound on cached campaigns; past it the cache starts over (campaigns are few and cheap to load).
 const MAX_ENTRIES: usize = 10_000;
@@ -21,11 +22,7 @@ pub struct CampaignCache {
 }
 
 impl CampaignCache {
-    pub async fn get(
-        &self,
-        db: &DatabaseConnection,
-        id: i64,
-    ) -> Result<Option<Arc<Campaign>>, DbErr> {
+    pub async fn get(&self, db: &Db, id: i64) -> Result<Option<Arc<Campaign>>, DbErr> {
         if let Some(c) = self.entries.read().await.get(&id) {
             return Ok(Some(c.clone()));
         }

@@ -12,7 +12,6 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -22,10 +21,11 @@ use super::{
     store::{self, ClaimedRow, Led},
     worker::Faults,
 };
-use crate::db_error::{self, DbErrorKind};
+use crate::db::error::{self as db_error, DbErrorKind};
+use crate::db::Db;
 
 pub struct ClaimLoop {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub owner: String,
     pub lease: Duration,
     pub batch: u32,

@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::store;
+use crate::db::Db;
 
 /// How often cleanup runs.
 const EVERY: Duration = Duration::from_secs(60);
 
-pub async fn run(db: DatabaseConnection, retention: Duration, batch: u32, stop: CancellationToken) {
+pub async fn run(db: Db, retention: Duration, batch: u32, stop: CancellationToken) {
     loop {
         let mut deleted = 0;
         loop {

@@ -12,11 +12,12 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::store::{self, Led};
+use crate::db::Db;
 use crate::state::Components;
 
 /// What this instance may publish, and until when (after a failed renewal it stops sending
@@ -54,7 +55,7 @@ fn stmt(sql: &str, values: Vec<Value>) -> Statement {
 }
 
 pub struct ShardLeases {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub owner: String,
     pub total: u32,
     pub lease: Duration,

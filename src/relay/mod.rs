@@ -34,11 +34,11 @@ pub mod worker;
 use std::{sync::Arc, time::Duration};
 
 use rdkafka::producer::{Producer, PurgeConfig};
-use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
+use crate::db::Db;
 pub use crate::metrics::Metrics;
 use crate::{config::RelaySettings, kafka::Producers, state::Components};
 use claim::ClaimLoop;
@@ -76,7 +76,7 @@ impl RelayHandle {
 }
 
 pub struct RelayDeps {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub producers: Producers,
     /// Notified after each participation commit (and when a blocked key opens again).
     pub wakeup: Arc<Notify>,
@@ -209,7 +209,7 @@ pub async fn start(
 
 /// What the stop sequence needs after the claim loop has ended.
 struct Relay {
-    db: DatabaseConnection,
+    db: Db,
     owner: String,
     producers: Producers,
     components: Arc<Components>,

@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 
 use super::store;
+use crate::db::Db;
 
 /// Rows marked per statement at most.
 const MARK_CHUNK: usize = 5_000;
@@ -23,7 +23,7 @@ const FINAL_TRIES: u32 = 3;
 
 /// Runs until every worker has dropped its sender and everything received is written (or given
 /// up on after [`FINAL_TRIES`] once the queue is closed).
-pub async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Vec<i64>>) {
+pub async fn run(db: Db, mut rx: mpsc::Receiver<Vec<i64>>) {
     let mut ids: Vec<i64> = Vec::new();
     let mut batches = Vec::new();
     while rx.recv_many(&mut batches, 1_024).await > 0 {
@@ -36,12 +36,7 @@ pub async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Vec<i64>>) {
 }
 
 /// Writes one chunk, retrying on failure; ids arriving meanwhile are gathered into `more`.
-async fn mark(
-    db: &DatabaseConnection,
-    chunk: &[i64],
-    rx: &mut mpsc::Receiver<Vec<i64>>,
-    more: &mut Vec<i64>,
-) {
+async fn mark(db: &Db, chunk: &[i64], rx: &mut mpsc::Receiver<Vec<i64>>, more: &mut Vec<i64>) {
     let mut delay = RETRY_BASE;
     let mut closed_tries = 0;
     loop {

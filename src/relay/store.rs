@@ -11,10 +11,8 @@
 
 use std::time::Duration;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
-    TransactionTrait, Value,
-};
+use crate::db::Db;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::MySql, sql, values)
@@ -104,7 +102,7 @@ async fn led_shards(
 /// still writing holds (a late commit is claimed once it is visible).
 #[tracing::instrument(level = "debug", skip(db, blocked), fields(blocked = blocked.len()), err(level = "warn"))]
 pub async fn claim(
-    db: &DatabaseConnection,
+    db: &Db,
     owner: &str,
     total: u32,
     lease: Duration,
@@ -191,7 +189,7 @@ pub async fn claim(
 /// lease renewal): a row in flight through a long Kafka outage stays this relay's, and stops
 /// being so together with its shard.
 pub async fn renew_row_leases(
-    db: &DatabaseConnection,
+    db: &Db,
     owner: &str,
     led: &Led,
     lease: Duration,
@@ -218,7 +216,7 @@ pub async fn renew_row_leases(
 
 /// Marks rows PUBLISHED in one statement. A row that is delivered is published whoever holds
 /// its lease now, so this does not check the owner.
-pub async fn mark_published(db: &DatabaseConnection, ids: &[i64]) -> Result<(), DbErr> {
+pub async fn mark_published(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -241,7 +239,7 @@ pub async fn mark_published(db: &DatabaseConnection, ids: &[i64]) -> Result<(), 
 /// not (no broker answered: the outage policy). Only while `owner` still holds the row: a relay
 /// whose lease expired does not overwrite its successor's work.
 pub async fn back_off(
-    db: &DatabaseConnection,
+    db: &Db,
     id: i64,
     owner: &str,
     after: Duration,
@@ -266,7 +264,7 @@ pub async fn back_off(
 
 /// Marks a dead-lettered row DEAD (after its DLQ message was acknowledged).
 pub async fn mark_dead(
-    db: &DatabaseConnection,
+    db: &Db,
     id: i64,
     owner: &str,
     attempts: i32,
@@ -283,11 +281,7 @@ pub async fn mark_dead(
 
 /// Gives leases back without counting an attempt (shutdown, dropped rows, a crashed worker's
 /// rows). `None` releases every row `owner` holds.
-pub async fn release(
-    db: &DatabaseConnection,
-    owner: &str,
-    ids: Option<&[i64]>,
-) -> Result<u64, DbErr> {
+pub async fn release(db: &Db, owner: &str, ids: Option<&[i64]>) -> Result<u64, DbErr> {
     let mut values: Vec<Value> = vec![owner.into()];
     let (index, filter) = match ids {
         None => (
@@ -316,11 +310,7 @@ pub async fn release(
 }
 
 /// Deletes up to `batch` PUBLISHED rows older than `retention`; returns how many.
-pub async fn delete_published(
-    db: &DatabaseConnection,
-    retention: Duration,
-    batch: u32,
-) -> Result<u64, DbErr> {
+pub async fn delete_published(db: &Db, retention: Duration, batch: u32) -> Result<u64, DbErr> {
     let res = db
         .execute_raw(stmt(
             "DELETE FROM outbox_event WHERE status = 'PUBLISHED' \
@@ -346,7 +336,7 @@ pub struct Summary {
     pub last_published_at: Option<chrono::NaiveDateTime>,
 }
 
-pub async fn summary(db: &DatabaseConnection, key: Option<&str>) -> Result<Summary, DbErr> {
+pub async fn summary(db: &Db, key: Option<&str>) -> Result<Summary, DbErr> {
     let (filter, values): (&str, Vec<Value>) = match key {
         Some(k) => (" WHERE msg_key = ?", vec![k.into()]),
         None => ("", vec![]),
@@ -379,11 +369,7 @@ pub struct DeadRow {
     pub created_at: chrono::NaiveDateTime,
 }
 
-pub async fn dead(
-    db: &DatabaseConnection,
-    after_id: i64,
-    limit: u32,
-) -> Result<Vec<DeadRow>, DbErr> {
+pub async fn dead(db: &Db, after_id: i64, limit: u32) -> Result<Vec<DeadRow>, DbErr> {
     DeadRow::find_by_statement(stmt(
         "SELECT id, event_id, topic, msg_key, event_type, attempts, last_error, created_at FROM outbox_event \
          WHERE status = 'DEAD' AND id > ? ORDER BY id LIMIT ?",
@@ -395,7 +381,7 @@ pub async fn dead(
 
 /// Every DEAD row of one key (a campaign) → PENDING with attempts reset, in one statement;
 /// returns how many. They are published in id order like any other rows of the key.
-pub async fn redrive_key(db: &DatabaseConnection, key: &str) -> Result<u64, DbErr> {
+pub async fn redrive_key(db: &Db, key: &str) -> Result<u64, DbErr> {
     let res = db
         .execute_raw(stmt(
             "UPDATE outbox_event SET status = 'PENDING', attempts = 0, available_at = UTC_TIMESTAMP(6), \
@@ -407,7 +393,7 @@ pub async fn redrive_key(db: &DatabaseConnection, key: &str) -> Result<u64, DbEr
 }
 
 /// DEAD → PENDING with attempts reset; `false` when no DEAD row has this event id.
-pub async fn redrive(db: &DatabaseConnection, event_id: &str) -> Result<bool, DbErr> {
+pub async fn redrive(db: &Db, event_id: &str) -> Result<bool, DbErr> {
     let res = db
         .execute_raw(stmt(
             "UPDATE outbox_event SET status = 'PENDING', attempts = 0, available_at = UTC_TIMESTAMP(6), \

@@ -30,7 +30,7 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord, Producer, PurgeConfig},
     types::RDKafkaErrorCode,
 };
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DbErr;
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
@@ -43,11 +43,12 @@ use super::{
     order::KeyOrder,
     store::{self, ClaimedRow},
 };
+use crate::db::Db;
 use crate::kafka::{contract::Headers, Producers};
 
 /// What every worker shares.
 pub struct WorkerContext {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub producers: Producers,
     pub owner: String,
     pub policy: RetryPolicy,

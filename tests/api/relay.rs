@@ -323,11 +323,11 @@ async fn cleanup_deletes_only_published_rows_past_the_retention_in_batches() {
         .await
         .expect("dead row");
     let day = Duration::from_secs(24 * 3600);
-    let deleted = firstcome::relay::store::delete_published(&app.db, day, 3)
+    let deleted = firstcome::relay::store::delete_published(&app.state.db, day, 3)
         .await
         .expect("cleanup");
     assert_eq!(deleted, 3, "one batch at a time");
-    let deleted = firstcome::relay::store::delete_published(&app.db, day, 3)
+    let deleted = firstcome::relay::store::delete_published(&app.state.db, day, 3)
         .await
         .expect("cleanup");
     assert_eq!(deleted, 1);

@@ -21,7 +21,9 @@ pub enum DbErrorKind {
     /// or the server going away (1053 shutdown, 1927 connection killed, 2006/2013 lost).
     ConnectionLost,
     /// 1317 `ER_QUERY_INTERRUPTED` / 3024 `ER_QUERY_TIMEOUT` / 1969 (MariaDB
-    /// `max_statement_time` exceeded): the server stopped the statement.
+    /// `max_statement_time` exceeded): the server stopped the statement; or the client's own
+    /// deadline ([`super::deadline`]) passed with no answer. Either way the statement may or
+    /// may not have been applied.
     StatementTimeout,
     /// Anything else (a bug, a schema problem, bad data).
     Other,
@@ -70,6 +72,9 @@ pub fn kind(e: &DbErr) -> DbErrorKind {
         };
     }
     match sqlx_error(e) {
+        Some(sqlx::Error::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => {
+            DbErrorKind::StatementTimeout
+        }
         Some(
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)

@@ -1,0 +1,146 @@
+//! A deadline on every database call (DESIGN.md §2.9).
+//!
+//! [`Db`] wraps the pool and [`Txn`] a transaction; both implement sea-orm's `ConnectionTrait`,
+//! so repositories take them wherever they took a `DatabaseConnection`, and every statement,
+//! `BEGIN`, `COMMIT` and `ROLLBACK` runs under `DB_STATEMENT_TIMEOUT_MS`. Past it the call fails
+//! with a `TimedOut` I/O error ([`super::error::DbErrorKind::StatementTimeout`]) and its future is
+//! dropped. What happens to the connection then is [`super::pool`]'s release probe: the pool
+//! closes it unless it answers a ping promptly, so a connection to a server that stopped
+//! answering is never handed out again. A transaction dropped unfinished is rolled back by
+//! sea-orm (the rollback is sent before the connection returns to the pool).
+//!
+//! The server enforces the same limit from its side (`max_statement_time` /
+//! `innodb_lock_wait_timeout`, set per session in [`super::pool`]), so a statement abandoned here
+//! also stops there and releases its locks.
+
+use std::{future::Future, io, sync::Arc, time::Duration};
+
+use sea_orm::{
+    sqlx, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, RuntimeErr, Statement, TransactionTrait,
+};
+
+/// The error a call gets when its deadline passes.
+pub fn elapsed(limit: Duration) -> DbErr {
+    DbErr::Conn(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("MySQL did not answer within {limit:?} (DB_STATEMENT_TIMEOUT_MS)"),
+        ),
+    ))))
+}
+
+async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, DbErr>>,
+) -> Result<T, DbErr> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or_else(|_| Err(elapsed(limit)))
+}
+
+/// The connection pool, with a deadline on each call. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: DatabaseConnection,
+    limit: Duration,
+}
+
+impl Db {
+    pub fn new(pool: DatabaseConnection, statement_timeout: Duration) -> Self {
+        Self {
+            pool,
+            limit: statement_timeout,
+        }
+    }
+
+    /// The deadline of one call.
+    pub fn statement_timeout(&self) -> Duration {
+        self.limit
+    }
+
+    /// Starts a transaction whose every statement has the same deadline.
+    pub async fn begin(&self) -> Result<Txn, DbErr> {
+        let inner = bounded(self.limit, self.pool.begin()).await?;
+        Ok(Txn {
+            inner,
+            limit: self.limit,
+        })
+    }
+
+    /// A round trip to the server, bounded.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        bounded(self.limit, self.pool.ping()).await
+    }
+
+    /// The pool without deadlines: for migrations, whose DDL may legitimately run long.
+    pub fn unbounded(&self) -> &DatabaseConnection {
+        &self.pool
+    }
+
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.pool.close().await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DbBackend {
+        self.pool.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        bounded(self.limit, self.pool.execute_raw(stmt)).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        bounded(self.limit, self.pool.execute_unprepared(sql)).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        bounded(self.limit, self.pool.query_one_raw(stmt)).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        bounded(self.limit, self.pool.query_all_raw(stmt)).await
+    }
+}
+
+/// A transaction with a deadline on each statement. Dropped without `commit`, it rolls back.
+pub struct Txn {
+    inner: DatabaseTransaction,
+    limit: Duration,
+}
+
+impl Txn {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        bounded(self.limit, self.inner.commit()).await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        bounded(self.limit, self.inner.rollback()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Txn {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        bounded(self.limit, self.inner.execute_raw(stmt)).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        bounded(self.limit, self.inner.execute_unprepared(sql)).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        bounded(self.limit, self.inner.query_one_raw(stmt)).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        bounded(self.limit, self.inner.query_all_raw(stmt)).await
+    }
+}

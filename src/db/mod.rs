@@ -1,0 +1,16 @@
+//! MySQL access shared by every part of the service: opening pools with their session settings,
+//! the deadline on every call, and what an error means.
+//!
+//! # Layout
+//! - [`pool`]: connecting; per-connection session settings; closing connections that stopped
+//!   answering.
+//! - [`deadline`]: [`Db`] and [`Txn`], the pool and a transaction with `DB_STATEMENT_TIMEOUT_MS`
+//!   on every call.
+//! - [`error`]: what a MySQL error means (deadlock, lock wait, duplicate, connection lost,
+//!   timeout).
+
+pub mod deadline;
+pub mod error;
+pub mod pool;
+
+pub use deadline::{Db, Txn};

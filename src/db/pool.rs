@@ -1,0 +1,112 @@
+//! Opening MySQL pools: the session settings every connection gets, and what the pool does with a
+//! connection that stopped answering (DESIGN.md §2.9).
+//!
+//! - Each new connection runs READ COMMITTED (a locking read, such as the relay's claim, locks
+//!   the rows it returns and no gaps, so it never deadlocks with participation transactions
+//!   inserting outbox rows) and the server-side statement limits: `max_statement_time` (MariaDB)
+//!   or `max_execution_time` (MySQL, SELECTs only), and `innodb_lock_wait_timeout`, all from
+//!   `DB_STATEMENT_TIMEOUT_MS`. These run per connection (sqlx's `after_connect`), not once per
+//!   pool.
+//! - The client side has the same deadline on every call ([`super::deadline`]). A call cut off
+//!   there leaves its connection mid-conversation; when it comes back to the pool, the release
+//!   probe gives it [`RELEASE_PROBE`] to finish and answer a ping, or closes it. A connection to a
+//!   host that black-holes traffic therefore never returns to the pool, and the pool opens new
+//!   ones (bounded by `DB_CONNECT_TIMEOUT_MS`) once the host answers again.
+//! - An idle connection is pinged before it is handed out, within `DB_ACQUIRE_TIMEOUT_MS`.
+//!
+//! sqlx 0.9 does not expose the socket, so TCP keepalive cannot be set on MySQL connections; the
+//! deadlines above are what detect a dead peer (on a connection in use, and on an idle one at its
+//! next use).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::{
+    sqlx::{self, AssertSqlSafe, Connection, Executor, MySqlConnection},
+    ConnectOptions, Database, DatabaseConnection,
+};
+
+use super::deadline::Db;
+use crate::config::DatabaseSettings;
+
+/// How long a connection coming back to the pool may take to answer a ping before it is closed.
+/// A healthy connection answers in well under a millisecond; one abandoned mid-statement answers
+/// once the server has finished or killed the statement.
+pub const RELEASE_PROBE: Duration = Duration::from_secs(1);
+
+/// MySQL's "unknown system variable": `max_statement_time` is MariaDB's name.
+const ER_UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
+
+/// The service's pool: bounded acquire, bounded statements, per-connection session settings.
+pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Db> {
+    let limit = settings.statement_timeout;
+    let mut opts = options(settings);
+    opts.map_sqlx_mysql_pool_opts(move |pool| {
+        pool.after_connect(move |conn, _| Box::pin(async move { session(conn, limit).await }))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    match tokio::time::timeout(RELEASE_PROBE, conn.ping()).await {
+                        Ok(answer) => answer.map(|()| true),
+                        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no answer to the release probe",
+                        ))),
+                    }
+                })
+            })
+    });
+    let pool = Database::connect(opts)
+        .await
+        .context("could not connect to MySQL (DATABASE_URL)")?;
+    Ok(Db::new(pool, limit))
+}
+
+/// A pool for migrations: no statement limit, since DDL on a big table may legitimately run
+/// long. Used by `firstcome migrate` and by `serve` before it opens its own pool.
+pub async fn connect_for_migrations(
+    settings: &DatabaseSettings,
+) -> anyhow::Result<DatabaseConnection> {
+    let mut opts = options(settings);
+    opts.max_connections(1).min_connections(0);
+    Database::connect(opts)
+        .await
+        .context("could not connect to MySQL (DATABASE_URL)")
+}
+
+fn options(settings: &DatabaseSettings) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(settings.url.expose().to_string());
+    opts.max_connections(settings.max_connections)
+        .min_connections(1)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_timeout(settings.connect_timeout)
+        .sqlx_logging(false);
+    opts
+}
+
+/// The session settings of one new connection (the numbers in the SQL are ours, not input).
+async fn session(conn: &mut MySqlConnection, limit: Duration) -> Result<(), sqlx::Error> {
+    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await?;
+    // InnoDB counts lock waits in whole seconds (at least 1).
+    let lock_wait_s = limit.as_secs_f64().ceil().max(1.0) as u64;
+    conn.execute(AssertSqlSafe(format!(
+        "SET SESSION innodb_lock_wait_timeout = {lock_wait_s}"
+    )))
+    .await?;
+    let mariadb = format!(
+        "SET SESSION max_statement_time = {:.3}",
+        limit.as_secs_f64()
+    );
+    let answer = conn.execute(AssertSqlSafe(mariadb)).await;
+    match answer {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e))
+            if e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|e| e.number() == ER_UNKNOWN_SYSTEM_VARIABLE) =>
+        {
+            let mysql = format!("SET SESSION max_execution_time = {}", limit.as_millis());
+            conn.execute(AssertSqlSafe(mysql)).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
