@@ -2,7 +2,7 @@
 -- transaction: window, per-user limit, one win per user, stock, and the FCFS sequence number.
 --
 -- KEYS[1]  campaign hash  "<prefix>{c:<id>}:meta"  fields: stock, starts_ms, ends_ms (0 = no end),
---                                                         limit, seq, expire_ms (0 = keep)
+--                                                         limit, seq, expire_ms (0 = keep), epoch
 -- KEYS[2]  winners set    "<prefix>{c:<id>}:users" members: user ids holding a reservation or a win
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending" user id -> "<reserved at ms>:<quantity>",
 --          removed when the transaction settles (commit or release); what is left there long
@@ -11,18 +11,20 @@
 -- ARGV[2]  quantity (>= 1)
 -- ARGV[3]  now, milliseconds since the Unix epoch (the caller's clock, so every instance agrees
 --          with the window it checked in process)
+-- ARGV[4]  epoch: the campaign's creation time in microseconds. Keys whose epoch differs belong
+--          to another campaign that had this id (a database reset) and count as missing.
 --
 -- Returns  {status, value, winners}; winners is 0 except with SOLD_OUT
 --   {"OK", sequence}        stock decremented by quantity, user recorded, sequence handed out
---   {"MISSING", 0}          the campaign's keys are not loaded: load them (load.lua) and retry once
+--   {"MISSING", 0}          the campaign's keys are not loaded (or are stale): load them and retry
 --   {"NOT_OPEN", 0}         now < starts_ms
 --   {"ENDED", 0}            ends_ms > 0 and now >= ends_ms
 --   {"OVER_LIMIT", 0}       quantity > limit
 --   {"ALREADY", 0}          the user already holds a reservation or a win
 --   {"SOLD_OUT", stock, n}  fewer than quantity units left; n = SCARD of the winners set (lets
 --                           the caller tell whether its copy of the set is current)
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms')
-if not meta[1] then
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch')
+if not meta[1] or meta[6] ~= ARGV[4] then
   return {'MISSING', 0}
 end
 

@@ -15,6 +15,8 @@ mod m20261121_000006_create_relay_shard;
 mod m20261121_000007_index_outbox_backoff;
 mod m20261121_000008_index_outbox_lease;
 mod m20261121_000009_index_outbox_lease_owner;
+mod m20261121_000010_index_participation_campaign_id;
+mod m20261121_000011_campaign_accepted_count;
 
 pub struct Migrator;
 
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000007_index_outbox_backoff::Migration),
             Box::new(m20261121_000008_index_outbox_lease::Migration),
             Box::new(m20261121_000009_index_outbox_lease_owner::Migration),
+            Box::new(m20261121_000010_index_participation_campaign_id::Migration),
+            Box::new(m20261121_000011_campaign_accepted_count::Migration),
         ]
     }
 }

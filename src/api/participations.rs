@@ -16,7 +16,7 @@ use super::{error::ApiError, Tag};
 use crate::{
     participation::{
         store::{self, StoredParticipation},
-        Accepted, JoinRequest,
+        Accepted, Entry, JoinRequest,
     },
     state::AppState,
 };
@@ -91,9 +91,11 @@ pub enum Joined {
 
 fn join_request(campaign_id: i64, body: JoinBody, traceparent: Option<String>) -> JoinRequest {
     JoinRequest {
-        campaign_id,
-        user_id: body.user_id,
-        quantity: body.quantity.unwrap_or(1),
+        entry: Entry {
+            campaign_id,
+            user_id: body.user_id,
+            quantity: body.quantity.unwrap_or(1),
+        },
         traceparent,
     }
 }

@@ -56,9 +56,7 @@ impl From<Row> for CampaignWithCount {
 }
 
 const SELECT: &str = "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, \
-     c.starts_at, c.ends_at, c.created_at, c.updated_at, \
-     (SELECT COUNT(*) FROM participation p WHERE p.campaign_id = c.id) AS accepted_count \
-     FROM campaign c";
+     c.starts_at, c.ends_at, c.created_at, c.updated_at, c.accepted_count FROM campaign c";
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::MySql, sql, values)
@@ -140,26 +138,22 @@ pub async fn gate_seed(db: &impl ConnectionTrait, id: i64) -> Result<Option<Gate
     .await
 }
 
-/// Every user that has won in a campaign (to rebuild the gate's winners set), read in pages by
-/// participation id so a large campaign does not build one huge result.
+/// One page of a campaign's winners, in participation id order after `after_id`: (participation
+/// id, user id). The gate rebuild reads a large campaign this way, a bounded page at a time.
 #[tracing::instrument(level = "debug", skip(db), err)]
-pub async fn winners(db: &impl ConnectionTrait, id: i64) -> Result<Vec<i64>, DbErr> {
-    const PAGE: i64 = 10_000;
-    let mut users = Vec::new();
-    let mut after = 0_i64;
-    loop {
-        let rows = db
-            .query_all_raw(stmt(
-                "SELECT id, user_id FROM participation WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
-                vec![id.into(), after.into(), PAGE.into()],
-            ))
-            .await?;
-        for row in &rows {
-            after = row.try_get_by_index(0)?;
-            users.push(row.try_get_by_index(1)?);
-        }
-        if (rows.len() as i64) < PAGE {
-            return Ok(users);
-        }
-    }
+pub async fn winners_page(
+    db: &impl ConnectionTrait,
+    id: i64,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<(i64, i64)>, DbErr> {
+    let rows = db
+        .query_all_raw(stmt(
+            "SELECT id, user_id FROM participation WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
+            vec![id.into(), after_id.into(), limit.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
 }

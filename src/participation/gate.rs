@@ -6,14 +6,22 @@
 
 use std::{sync::LazyLock, time::Duration};
 
-use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script};
+use redis::{
+    aio::ConnectionManager,
+    aio::ConnectionManagerConfig,
+    io::tcp::{socket2::TcpKeepalive, TcpSettings},
+    Client, IntoConnectionInfo, Script,
+};
 
+use super::entry::Entry;
 use crate::config::RedisSettings;
 
 static RESERVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/release.lua")));
+static PREPARE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/prepare.lua")));
 static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/load.lua")));
 
 #[derive(Debug, thiserror::Error)]
@@ -71,26 +79,44 @@ pub enum Release {
     Expire { reservation: String },
 }
 
-/// The gate state of one campaign, rebuilt from MySQL.
+/// The gate state of one campaign, rebuilt from MySQL (its winners go in first, by
+/// [`Gate::add_winners`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Seed {
     pub campaign_id: i64,
+    /// The campaign's creation time in microseconds: tells its keys from those of an earlier
+    /// campaign with the same id (see `lua/reserve.lua`).
+    pub epoch: i64,
     pub remaining_stock: i64,
     pub starts_at_ms: i64,
     /// 0 when the campaign has no end.
     pub ends_at_ms: i64,
+    /// When the keys expire (a day after the end), 0 for never.
+    pub expire_at_ms: i64,
     pub per_user_limit: i32,
     pub max_sequence: i64,
-    /// A campaign just created: its keys are replaced, whatever they hold (left over from an
-    /// earlier database whose ids are being reused).
-    pub new_campaign: bool,
 }
 
-/// Winners added to the set per SADD when rebuilding a campaign's state.
-const LOAD_CHUNK: usize = 5_000;
+/// How long unacknowledged data or silent keepalive probes may last before the kernel drops a
+/// Redis connection: a few call deadlines, at least 2 s.
+pub fn dead_peer_after(timeout: Duration) -> Duration {
+    (timeout * 4).max(Duration::from_secs(2))
+}
 
-/// How long a campaign's keys outlive its end.
-const KEEP_AFTER_END: Duration = Duration::from_secs(24 * 3600);
+fn tcp_settings(timeout: Duration) -> TcpSettings {
+    let dead = dead_peer_after(timeout);
+    // The kernel counts keepalive in whole seconds (0 is refused): idle half the time, then a
+    // probe a second for the other half.
+    let half_s = (dead.as_secs() / 2).max(1);
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(half_s))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(u32::try_from(half_s).unwrap_or(u32::MAX));
+    TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+        .set_user_timeout(dead)
+}
 
 /// The Redis side of the participation path. Cheap to clone: the connection manager multiplexes
 /// one connection and reconnects on its own.
@@ -103,8 +129,18 @@ pub struct Gate {
 
 impl Gate {
     /// Connects lazily: the service starts (and says it is not ready) while Redis is down.
+    ///
+    /// Every call is bounded by `REDIS_TIMEOUT_MS`. The socket has TCP keepalive and a
+    /// `TCP_USER_TIMEOUT` of [`dead_peer_after`] so that a Redis host that stopped answering
+    /// (black-holed, failed over to another address) breaks the connection within seconds, not
+    /// the kernel's ~15 minutes; the connection manager then reconnects on the next call.
     pub fn new(settings: &RedisSettings) -> Result<Self, GateError> {
-        let client = Client::open(settings.url.expose())?;
+        let info = settings
+            .url
+            .expose()
+            .into_connection_info()?
+            .set_tcp_settings(tcp_settings(settings.timeout));
+        let client = Client::open(info)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
             .set_response_timeout(Some(settings.timeout))
@@ -151,18 +187,18 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn reserve(
         &self,
-        campaign_id: i64,
-        user_id: i64,
-        quantity: i32,
+        entry: &Entry,
+        epoch: i64,
         now_ms: i64,
     ) -> Result<Decision, GateError> {
-        let [meta, users, pending] = self.keys(campaign_id);
+        let [meta, users, pending] = self.keys(entry.campaign_id);
         let mut inv = RESERVE.key(meta);
         inv.key(users)
             .key(pending)
-            .arg(user_id)
-            .arg(quantity)
-            .arg(now_ms);
+            .arg(entry.user_id)
+            .arg(entry.quantity)
+            .arg(now_ms)
+            .arg(epoch);
         let reply: Vec<redis::Value> = self.run(inv).await?;
         let int = |i: usize| match reply.get(i) {
             Some(redis::Value::Int(n)) => *n,
@@ -189,49 +225,49 @@ impl Gate {
         })
     }
 
-    /// Loads a campaign's state if it is absent (or replaces it, for a new campaign); `true`
-    /// when this call loaded it.
-    #[tracing::instrument(level = "debug", skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
-    pub async fn load(&self, seed: &Seed, winners: &[i64]) -> Result<bool, GateError> {
-        let [meta, users, pending] = self.keys(seed.campaign_id);
-        // All winners but the last chunk go in first (harmless: they are real winners); the last
-        // chunk is added atomically with the campaign hash.
-        let last_chunk_at = winners.len().saturating_sub(1) / LOAD_CHUNK * LOAD_CHUNK;
-        let (early, last) = winners.split_at(last_chunk_at);
-        for chunk in early.chunks(LOAD_CHUNK) {
-            let _: i64 = self
-                .query(redis::cmd("SADD").arg(&users).arg(chunk).to_owned())
-                .await?;
+    /// First step of a rebuild: `true` when the campaign's state is already loaded; otherwise
+    /// whatever an earlier campaign with this id left is gone and the caller loads.
+    pub async fn prepare(&self, campaign_id: i64, epoch: i64) -> Result<bool, GateError> {
+        let [meta, users, pending] = self.keys(campaign_id);
+        let mut inv = PREPARE.key(meta);
+        inv.key(users).key(pending).arg(epoch);
+        let loaded: i64 = self.run(inv).await?;
+        Ok(loaded == 1)
+    }
+
+    /// Adds past winners to the winners set (one bounded chunk per call).
+    pub async fn add_winners(&self, campaign_id: i64, users: &[i64]) -> Result<(), GateError> {
+        if users.is_empty() {
+            return Ok(());
         }
-        let expire_ms = if seed.ends_at_ms > 0 {
-            seed.ends_at_ms + KEEP_AFTER_END.as_millis() as i64
-        } else {
-            0
-        };
+        let [_, key, _] = self.keys(campaign_id);
+        let _: i64 = self
+            .query(redis::cmd("SADD").arg(key).arg(users).to_owned())
+            .await?;
+        Ok(())
+    }
+
+    /// Last step of a rebuild: writes the campaign hash if it is absent; `true` when this call
+    /// wrote it.
+    #[tracing::instrument(level = "debug", skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
+    pub async fn load(&self, seed: &Seed) -> Result<bool, GateError> {
+        let [meta, users, _] = self.keys(seed.campaign_id);
         let mut inv = LOAD.key(meta);
         inv.key(users)
-            .key(pending)
             .arg(seed.remaining_stock)
             .arg(seed.starts_at_ms)
             .arg(seed.ends_at_ms)
             .arg(seed.per_user_limit)
             .arg(seed.max_sequence)
-            .arg(expire_ms)
-            .arg(if seed.new_campaign { "new" } else { "reload" })
-            .arg(last);
+            .arg(seed.expire_at_ms)
+            .arg(seed.epoch);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)
     }
 
     #[tracing::instrument(level = "debug", skip(self), err)]
-    pub async fn release(
-        &self,
-        campaign_id: i64,
-        user_id: i64,
-        quantity: i32,
-        how: Release,
-    ) -> Result<bool, GateError> {
-        let [meta, users, pending] = self.keys(campaign_id);
+    pub async fn release(&self, entry: &Entry, how: Release) -> Result<bool, GateError> {
+        let [meta, users, pending] = self.keys(entry.campaign_id);
         let (mode, extra) = match &how {
             Release::Undo => ("undo", String::new()),
             Release::KeepUser => ("keep_user", String::new()),
@@ -241,8 +277,8 @@ impl Gate {
         let mut inv = RELEASE.key(meta);
         inv.key(users)
             .key(pending)
-            .arg(user_id)
-            .arg(quantity)
+            .arg(entry.user_id)
+            .arg(entry.quantity)
             .arg(mode)
             .arg(extra);
         let adjusted: i64 = self.run(inv).await?;

@@ -2,16 +2,23 @@
 //! its event in one MySQL transaction, and compensate in Redis when anything after the gate fails.
 //!
 //! # Layout
+//! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`gate`]: typed wrapper around the Lua scripts in `lua/`.
+//! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
 //! - [`store`]: the participation transaction and participation lookups.
 //! - [`service`]: the path itself, tying the two together with compensation.
+//! - [`reconcile`]: giving back reservations that crashed instances left open.
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 //! - [`sync`]: the naive synchronous baseline kept for comparison (no Redis, no outbox).
 
+pub mod entry;
 pub mod gate;
+pub mod loader;
+pub mod reconcile;
 pub mod service;
 pub mod sold_out;
 pub mod store;
 pub mod sync;
 
+pub use entry::Entry;
 pub use service::{Accepted, JoinError, JoinRequest, ParticipationService};

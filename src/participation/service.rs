@@ -4,26 +4,28 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DbErr;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    gate::{Decision, Gate, GateError, Release, Seed},
+    entry::Entry,
+    gate::{Decision, Gate, GateError, Release},
+    loader::{self, GateLoader, LoadError},
+    reconcile::Reconciler,
     sold_out::SoldOutMemo,
     store::{self, NewParticipation, WriteError},
 };
+use crate::db::Db;
 use crate::{
-    campaign::{db_precision, repo, Campaign, CampaignCache, Window},
-    db_error::{self, DbErrorKind},
+    campaign::{db_precision, Campaign, CampaignCache, Window},
+    db::error::{self as db_error, DbErrorKind},
 };
 
 /// One request to join a campaign, already validated for shape by the API layer.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
-    pub campaign_id: i64,
-    pub user_id: i64,
-    pub quantity: i32,
+    pub entry: Entry,
     pub traceparent: Option<String>,
 }
 
@@ -76,6 +78,26 @@ impl From<DbErr> for JoinError {
     }
 }
 
+impl From<LoadError> for JoinError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::CampaignGone(id) => JoinError::CampaignNotFound(id),
+            LoadError::Db(db)
+                if matches!(
+                    *db,
+                    DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
+                ) =>
+            {
+                JoinError::Busy
+            }
+            other => JoinError::Unavailable {
+                what: "the gate rebuild",
+                source: other.into(),
+            },
+        }
+    }
+}
+
 impl From<GateError> for JoinError {
     fn from(e: GateError) -> Self {
         JoinError::Unavailable {
@@ -89,22 +111,23 @@ impl From<GateError> for JoinError {
 /// campaign exists (cached), its window is open now, the quantity is within its limit.
 pub(crate) async fn admit(
     campaigns: &CampaignCache,
-    db: &DatabaseConnection,
+    db: &Db,
     req: &JoinRequest,
 ) -> Result<(Arc<Campaign>, DateTime<Utc>), JoinError> {
+    let entry = &req.entry;
     let campaign = campaigns
-        .get(db, req.campaign_id)
+        .get(db, entry.campaign_id)
         .await?
-        .ok_or(JoinError::CampaignNotFound(req.campaign_id))?;
+        .ok_or(JoinError::CampaignNotFound(entry.campaign_id))?;
     let now = db_precision(Utc::now());
     match campaign.window(now) {
         Window::NotOpen => return Err(JoinError::NotOpen(campaign.starts_at)),
         Window::Ended => return Err(JoinError::Ended),
         Window::Open => {}
     }
-    if req.quantity > campaign.per_user_limit {
+    if entry.quantity > campaign.per_user_limit {
         return Err(JoinError::OverLimit {
-            quantity: req.quantity,
+            quantity: entry.quantity,
             limit: campaign.per_user_limit,
         });
     }
@@ -121,9 +144,9 @@ impl Accepted {
     ) -> Self {
         Self {
             participation_id,
-            campaign_id: req.campaign_id,
-            user_id: req.user_id,
-            quantity: req.quantity,
+            campaign_id: req.entry.campaign_id,
+            user_id: req.entry.user_id,
+            quantity: req.entry.quantity,
             sequence,
             event_id,
             accepted_at,
@@ -151,7 +174,7 @@ where
 /// Cheap to clone; shared by all requests.
 #[derive(Clone)]
 pub struct ParticipationService {
-    db: DatabaseConnection,
+    db: Db,
     gate: Gate,
     campaigns: Arc<CampaignCache>,
     topic: Arc<str>,
@@ -159,6 +182,7 @@ pub struct ParticipationService {
     /// the relay. Notifying with no relay listening is a no-op.
     relay_wakeup: Arc<Notify>,
     sold_out: Arc<SoldOutMemo>,
+    loader: GateLoader,
 }
 
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
@@ -169,7 +193,7 @@ const RELEASE_ATTEMPTS: u32 = 3;
 
 impl ParticipationService {
     pub fn new(
-        db: DatabaseConnection,
+        db: Db,
         gate: Gate,
         campaigns: Arc<CampaignCache>,
         topic: &str,
@@ -177,19 +201,20 @@ impl ParticipationService {
         sold_out_memo: Duration,
     ) -> Self {
         Self {
-            db,
-            gate,
             campaigns,
             topic: topic.into(),
             relay_wakeup,
             sold_out: Arc::new(SoldOutMemo::new(sold_out_memo)),
+            loader: GateLoader::new(db.clone(), gate.clone()),
+            db,
+            gate,
         }
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         let (campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
-        if self.sold_out.refuses(campaign.id, req.user_id) {
+        if self.sold_out.refuses(campaign.id, req.entry.user_id) {
             return Err(JoinError::SoldOut);
         }
         let sequence = match self.reserve(&campaign, &req, now).await? {
@@ -205,7 +230,7 @@ impl ParticipationService {
             Decision::Ended => return Err(JoinError::Ended),
             Decision::OverLimit => {
                 return Err(JoinError::OverLimit {
-                    quantity: req.quantity,
+                    quantity: req.entry.quantity,
                     limit: campaign.per_user_limit,
                 })
             }
@@ -226,138 +251,72 @@ impl ParticipationService {
     }
 
     /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis restart),
-    /// rebuild them from MySQL (set-if-absent) and ask again. The keys can vanish again between
-    /// the load and the retry (another eviction), so a few rounds are allowed.
+    /// wait for the instance's one rebuild of them ([`GateLoader`]) and ask again. The keys can
+    /// vanish again between the rebuild and the retry (another eviction), so a few rounds are
+    /// allowed.
     async fn reserve(
         &self,
-        campaign: &Campaign,
+        campaign: &Arc<Campaign>,
         req: &JoinRequest,
         now: DateTime<Utc>,
     ) -> Result<Decision, JoinError> {
         let now_ms = now.timestamp_millis();
+        let epoch = loader::epoch(campaign);
         for _ in 0..LOAD_ROUNDS {
-            let decision = self
-                .gate
-                .reserve(campaign.id, req.user_id, req.quantity, now_ms)
-                .await?;
+            let decision = self.gate.reserve(&req.entry, epoch, now_ms).await?;
             if decision != Decision::Missing {
                 return Ok(decision);
             }
-            let seed = repo::gate_seed(&self.db, campaign.id)
-                .await?
-                .ok_or(JoinError::CampaignNotFound(campaign.id))?;
-            let winners = repo::winners(&self.db, campaign.id).await?;
-            self.load_gate(
-                campaign,
-                seed.remaining_stock,
-                seed.max_sequence,
-                &winners,
-                false,
-            )
-            .await?;
+            self.loader.ensure(campaign).await?;
         }
         Ok(Decision::Missing)
     }
 
-    /// Gives back reservations that instances which crashed between the gate and the commit
-    /// left open: any older than `older_than` whose user has no participation in MySQL. Ones
-    /// that did commit are only closed. Covers the campaigns this instance has served.
-    /// Returns how many were given back.
-    pub async fn reconcile(&self, older_than: Duration) -> Result<u64, JoinError> {
-        let cutoff = Utc::now().timestamp_millis()
-            - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-        let mut given_back = 0;
-        for campaign_id in self.campaigns.ids().await {
-            for open in self.gate.open_reservations(campaign_id).await? {
-                if open.reserved_at_ms > cutoff {
-                    continue;
-                }
-                if store::find(&self.db, campaign_id, open.user_id)
-                    .await?
-                    .is_some()
-                {
-                    self.gate.settle(campaign_id, open.user_id).await?;
-                    continue;
-                }
-                let how = Release::Expire {
-                    reservation: open.raw.clone(),
-                };
-                if self
-                    .gate
-                    .release(campaign_id, open.user_id, open.quantity, how)
-                    .await?
-                {
-                    given_back += 1;
-                    tracing::warn!(
-                        campaign_id,
-                        user_id = open.user_id,
-                        quantity = open.quantity,
-                        "Gave back a reservation a crashed instance left open."
-                    );
-                }
-            }
+    /// The reconciler of reservations left open by crashed instances, over the campaigns this
+    /// instance serves.
+    pub fn reconciler(&self) -> Reconciler {
+        Reconciler {
+            db: self.db.clone(),
+            gate: self.gate.clone(),
+            campaigns: self.campaigns.clone(),
         }
-        Ok(given_back)
     }
 
-    /// Notes a sold-out campaign in the memo, copying the winners set when it changed. Best
-    /// effort: without the copy the memo simply does not answer for the campaign.
+    /// One reconciler pass (see [`Reconciler::run_once`]); returns how many were given back.
+    pub async fn reconcile(&self, older_than: Duration) -> Result<u64, JoinError> {
+        self.reconciler().run_once(older_than).await
+    }
+
+    /// Gate rebuilds this instance has run that read MySQL.
+    pub fn gate_loads(&self) -> u64 {
+        self.loader.loads()
+    }
+
+    /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
+    /// caller at a time). Best effort: without the copy the memo simply does not answer for the
+    /// campaign.
     async fn remember_sold_out(&self, campaign_id: i64, winners: i64) {
         if self.sold_out.refresh(campaign_id, winners) {
             return;
         }
+        let Some(copy) = self.sold_out.start_copy(campaign_id) else {
+            return;
+        };
         match self.gate.winners(campaign_id).await {
-            Ok(set) => self.sold_out.record(campaign_id, set),
+            Ok(set) => copy.record(set),
             Err(e) => {
                 tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
             }
         }
     }
 
-    /// Loads a campaign's gate state: set-if-absent, or replacing whatever is there for a
-    /// campaign just created.
-    async fn load_gate(
-        &self,
-        campaign: &Campaign,
-        remaining_stock: i64,
-        max_sequence: i64,
-        winners: &[i64],
-        new_campaign: bool,
-    ) -> Result<(), GateError> {
-        let loaded = self
-            .gate
-            .load(
-                &Seed {
-                    campaign_id: campaign.id,
-                    remaining_stock,
-                    starts_at_ms: campaign.starts_at.timestamp_millis(),
-                    ends_at_ms: campaign.ends_at.map_or(0, |t| t.timestamp_millis()),
-                    per_user_limit: campaign.per_user_limit,
-                    max_sequence,
-                    new_campaign,
-                },
-                winners,
-            )
-            .await?;
-        if loaded {
-            tracing::info!(
-                campaign_id = campaign.id,
-                remaining_stock,
-                "Loaded the campaign's gate state into Redis."
-            );
-        }
-        Ok(())
-    }
-
     /// Readies a new campaign: cached here, gate state in Redis before the first request, so a
-    /// burst at opening does not all miss the keys at once. Best effort: the first request loads
-    /// whatever this could not.
+    /// burst at opening does not all miss the keys at once. Best effort: if Redis is down now,
+    /// the first request finds the keys missing (or left over from an earlier campaign with the
+    /// same id, which count as missing) and rebuilds them.
     pub async fn prime(&self, campaign: &Campaign) {
-        self.campaigns.insert(campaign.clone()).await;
-        if let Err(e) = self
-            .load_gate(campaign, campaign.remaining_stock, 0, &[], true)
-            .await
-        {
+        let campaign = self.campaigns.insert(campaign.clone()).await;
+        if let Err(e) = self.loader.ensure(&campaign).await {
             tracing::warn!(campaign_id = campaign.id, error = %e, "Could not prime the gate; the first request will.");
         }
     }
@@ -369,9 +328,7 @@ impl ParticipationService {
     ) -> Result<Accepted, JoinError> {
         let event_id = Uuid::now_v7();
         let participation = NewParticipation {
-            campaign_id: req.campaign_id,
-            user_id: req.user_id,
-            quantity: req.quantity,
+            entry: req.entry,
             sequence,
             event_id,
             topic: &self.topic,
@@ -388,7 +345,11 @@ impl ParticipationService {
                 self.relay_wakeup.notify_one();
                 // Best effort: a reservation left open after a commit is found settled by the
                 // reconciler (MySQL has the win) and only closed.
-                if let Err(e) = self.gate.settle(req.campaign_id, req.user_id).await {
+                if let Err(e) = self
+                    .gate
+                    .settle(req.entry.campaign_id, req.entry.user_id)
+                    .await
+                {
                     tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
                 }
                 Ok(Accepted::new(
@@ -409,7 +370,7 @@ impl ParticipationService {
                 Err(JoinError::SoldOut)
             }
             Err(WriteError::Db(e)) => {
-                tracing::warn!(error = %e, campaign_id = req.campaign_id, user_id = req.user_id,
+                tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
                 self.compensate(&req, Release::Undo).await;
                 Err(e.into())
@@ -422,14 +383,10 @@ impl ParticipationService {
     async fn compensate(&self, req: &JoinRequest, how: Release) {
         let mut delay = Duration::from_millis(20);
         for attempt in 1..=RELEASE_ATTEMPTS {
-            match self
-                .gate
-                .release(req.campaign_id, req.user_id, req.quantity, how.clone())
-                .await
-            {
+            match self.gate.release(&req.entry, how.clone()).await {
                 Ok(_) => return,
                 Err(e) if attempt == RELEASE_ATTEMPTS => {
-                    tracing::error!(error = %e, campaign_id = req.campaign_id, user_id = req.user_id, ?how,
+                    tracing::error!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, ?how,
                         "Compensation failed; the reconciler gives the reservation back later.");
                 }
                 Err(_) => {
@@ -442,13 +399,14 @@ impl ParticipationService {
 
     /// ALREADY_PARTICIPATED carries the existing participation id when it is committed.
     async fn already(&self, req: &JoinRequest) -> JoinError {
-        let participation_id = match store::find(&self.db, req.campaign_id, req.user_id).await {
-            Ok(found) => found.map(|p| p.id),
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not look up the existing participation.");
-                None
-            }
-        };
+        let participation_id =
+            match store::find(&self.db, req.entry.campaign_id, req.entry.user_id).await {
+                Ok(found) => found.map(|p| p.id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not look up the existing participation.");
+                    None
+                }
+            };
         JoinError::AlreadyParticipated { participation_id }
     }
 

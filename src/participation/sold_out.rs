@@ -8,19 +8,23 @@
 //! the set's size changes. Only "no stock left at all" is remembered, and only for
 //! `SOLD_OUT_MEMO_MS`: stock can come back (a reservation released after a failed transaction),
 //! and this instance sees it at most that long after Redis does. The memo never makes a win
-//! possible that Redis or MySQL would refuse. Campaigns with more than `MAX_WINNERS` winners are
-//! not memoized.
+//! possible that Redis or MySQL would refuse.
+//!
+//! Bounds: campaigns with more than [`MAX_WINNERS`] winners are not memoized, and at most
+//! [`MAX_ENTRIES`] campaigns are (a flash sale has one hot campaign), so the memo holds at most
+//! a few million ids. One caller at a time copies a campaign's set ([`SoldOutMemo::start_copy`]);
+//! the others meanwhile go to Redis as if there were no memo, instead of each running SMEMBERS.
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
 
 /// Largest winners set copied into the memo.
 pub const MAX_WINNERS: i64 = 100_000;
 /// Bound on remembered campaigns; past it the memo starts over.
-const MAX_ENTRIES: usize = 1_000;
+pub const MAX_ENTRIES: usize = 16;
 
 struct Entry {
     seen_at: Instant,
@@ -30,6 +34,8 @@ struct Entry {
 pub struct SoldOutMemo {
     ttl: Duration,
     entries: RwLock<HashMap<i64, Entry>>,
+    /// Campaigns whose winners set one caller is copying now.
+    copying: Mutex<HashSet<i64>>,
 }
 
 impl SoldOutMemo {
@@ -38,45 +44,81 @@ impl SoldOutMemo {
         Self {
             ttl,
             entries: RwLock::default(),
+            copying: Mutex::default(),
         }
     }
 
     /// True when the campaign was seen with no stock less than `ttl` ago and `user_id` is not
     /// among its winners: the request can be answered SOLD_OUT without Redis.
     pub fn refuses(&self, campaign_id: i64, user_id: i64) -> bool {
+        self.refuses_at(campaign_id, user_id, Instant::now())
+    }
+
+    fn refuses_at(&self, campaign_id: i64, user_id: i64, now: Instant) -> bool {
         if self.ttl.is_zero() {
             return false;
         }
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(&campaign_id)
-            .is_some_and(|e| e.seen_at.elapsed() < self.ttl && !e.winners.contains(&user_id))
+        entries.get(&campaign_id).is_some_and(|e| {
+            now.saturating_duration_since(e.seen_at) < self.ttl && !e.winners.contains(&user_id)
+        })
     }
 
     /// After Redis answered SOLD_OUT with no stock and `winners` set members: refreshes the
     /// entry if its copy of the set has that size and returns `true`; otherwise `false`, and the
-    /// caller fetches the set and calls [`SoldOutMemo::record`].
+    /// caller fetches the set (if [`SoldOutMemo::start_copy`] lets it) and calls
+    /// [`SoldOutMemo::record`].
     pub fn refresh(&self, campaign_id: i64, winners: i64) -> bool {
+        self.refresh_at(campaign_id, winners, Instant::now())
+    }
+
+    fn refresh_at(&self, campaign_id: i64, winners: i64, now: Instant) -> bool {
         if self.ttl.is_zero() || winners > MAX_WINNERS {
             return true;
         }
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         match entries.get_mut(&campaign_id) {
             Some(e) if e.winners.len() as i64 == winners => {
-                e.seen_at = Instant::now();
+                e.seen_at = now;
                 true
             }
             _ => false,
         }
     }
 
+    /// `Some` when the caller is the one to copy the campaign's winners set now; the copy ends
+    /// when the guard is recorded or dropped (a caller cancelled mid-copy does not block the
+    /// next one).
+    pub fn start_copy(&self, campaign_id: i64) -> Option<WinnersCopy<'_>> {
+        let started = self
+            .copying
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(campaign_id);
+        started.then_some(WinnersCopy {
+            memo: self,
+            campaign_id,
+        })
+    }
+
+    fn end_copy(&self, campaign_id: i64) {
+        self.copying
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&campaign_id);
+    }
+
     /// Records a sold-out campaign with its winners set.
     pub fn record(&self, campaign_id: i64, winners: impl IntoIterator<Item = i64>) {
+        self.record_at(campaign_id, winners, Instant::now());
+    }
+
+    fn record_at(&self, campaign_id: i64, winners: impl IntoIterator<Item = i64>, now: Instant) {
         if self.ttl.is_zero() {
             return;
         }
         let entry = Entry {
-            seen_at: Instant::now(),
+            seen_at: now,
             winners: Arc::new(winners.into_iter().collect()),
         };
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
@@ -87,29 +129,85 @@ impl SoldOutMemo {
     }
 }
 
+/// The right to copy one campaign's winners set; see [`SoldOutMemo::start_copy`].
+pub struct WinnersCopy<'a> {
+    memo: &'a SoldOutMemo,
+    campaign_id: i64,
+}
+
+impl WinnersCopy<'_> {
+    pub fn record(self, winners: impl IntoIterator<Item = i64>) {
+        self.memo.record(self.campaign_id, winners);
+    }
+}
+
+impl Drop for WinnersCopy<'_> {
+    fn drop(&mut self) {
+        self.memo.end_copy(self.campaign_id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn refuses_non_winners_for_the_ttl_only() {
-        let memo = SoldOutMemo::new(Duration::from_millis(30));
-        assert!(!memo.refuses(1, 7));
-        assert!(!memo.refresh(1, 2), "no copy of the winners yet");
-        memo.record(1, [5, 6]);
-        assert!(memo.refuses(1, 7));
+        let ttl = Duration::from_millis(30);
+        let memo = SoldOutMemo::new(ttl);
+        let t0 = Instant::now();
+        assert!(!memo.refuses_at(1, 7, t0));
+        assert!(!memo.refresh_at(1, 2, t0), "no copy of the winners yet");
+        memo.record_at(1, [5, 6], t0);
+        assert!(memo.refuses_at(1, 7, t0));
+        assert!(memo.refuses_at(1, 7, t0 + ttl - Duration::from_millis(1)));
         assert!(
-            !memo.refuses(1, 5),
+            !memo.refuses_at(1, 5, t0),
             "a winner is sent on to Redis (ALREADY_PARTICIPATED)"
         );
-        assert!(!memo.refuses(2, 7));
-        assert!(memo.refresh(1, 2));
+        assert!(!memo.refuses_at(2, 7, t0));
+        assert!(memo.refresh_at(1, 2, t0));
         assert!(
-            !memo.refresh(1, 3),
+            !memo.refresh_at(1, 3, t0),
             "the winners set changed: fetch it again"
         );
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(!memo.refuses(1, 7), "stale observations are not trusted");
+        assert!(
+            !memo.refuses_at(1, 7, t0 + ttl),
+            "stale observations are not trusted"
+        );
+        assert!(
+            memo.refresh_at(1, 2, t0 + ttl),
+            "seen again with the same set"
+        );
+        assert!(memo.refuses_at(1, 7, t0 + ttl));
+    }
+
+    #[test]
+    fn one_caller_at_a_time_copies_a_set() {
+        let memo = SoldOutMemo::new(Duration::from_secs(1));
+        let first = memo.start_copy(1).expect("nobody copies yet");
+        assert!(memo.start_copy(1).is_none(), "a copy is under way");
+        assert!(memo.start_copy(2).is_some(), "per campaign");
+        first.record([5]);
+        assert!(memo.refuses(1, 7));
+        let second = memo.start_copy(1).expect("the copy ended");
+        drop(second);
+        assert!(memo.start_copy(1).is_some(), "a dropped copy ends too");
+    }
+
+    #[test]
+    fn it_remembers_a_bounded_number_of_campaigns() {
+        let memo = SoldOutMemo::new(Duration::from_secs(60));
+        for id in 0..=MAX_ENTRIES as i64 {
+            memo.record(id, [1]);
+        }
+        let held = memo.entries.read().map(|e| e.len()).unwrap_or(0);
+        assert!(held <= MAX_ENTRIES, "{held} campaigns held");
+        assert!(
+            memo.refresh(99, MAX_WINNERS + 1),
+            "too many winners: nothing to fetch"
+        );
+        assert!(!memo.refuses(99, 7), "and nothing memoized");
     }
 
     #[test]

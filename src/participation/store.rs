@@ -1,16 +1,15 @@
 //! SQL of the participation path: the one transaction that writes a win and its outbox event,
 //! and participation lookups.
 
+use crate::db::Db;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement,
-    TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
+use super::entry::Entry;
 use crate::{
     campaign::repo::naive,
-    db_error::{self, DbErrorKind},
+    db::error::{self as db_error, DbErrorKind},
     kafka::contract::{self, ParticipationAccepted},
 };
 
@@ -21,9 +20,7 @@ fn stmt(sql: &str, values: Vec<Value>) -> Statement {
 /// A win to write.
 #[derive(Debug, Clone)]
 pub struct NewParticipation<'a> {
-    pub campaign_id: i64,
-    pub user_id: i64,
-    pub quantity: i32,
+    pub entry: Entry,
     pub sequence: i64,
     pub event_id: Uuid,
     pub topic: &'a str,
@@ -49,23 +46,20 @@ pub enum WriteError {
 /// row's lock, so a campaign's transactions take their ids and commit one after another, and
 /// its outbox rows become visible in id order (the relay then publishes them in exactly that
 /// order). A sold-out answer also costs no insert.
-#[tracing::instrument(level = "debug", skip_all, fields(campaign_id = p.campaign_id, user_id = p.user_id), err(level = "debug"))]
-pub async fn write(
-    db: &DatabaseConnection,
-    p: &NewParticipation<'_>,
-) -> Result<(i64, DateTime<Utc>), WriteError> {
+#[tracing::instrument(level = "debug", skip_all, fields(campaign_id = p.entry.campaign_id, user_id = p.entry.user_id), err(level = "debug"))]
+pub async fn write(db: &Db, p: &NewParticipation<'_>) -> Result<(i64, DateTime<Utc>), WriteError> {
     let txn = db.begin().await?;
     let updated_at = naive(crate::campaign::db_precision(Utc::now()));
 
     let updated = txn
         .execute_raw(stmt(
-            "UPDATE campaign SET remaining_stock = remaining_stock - ?, updated_at = ? \
+            "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + 1, updated_at = ? \
              WHERE id = ? AND remaining_stock >= ?",
             vec![
-                p.quantity.into(),
+                p.entry.quantity.into(),
                 updated_at.into(),
-                p.campaign_id.into(),
-                p.quantity.into(),
+                p.entry.campaign_id.into(),
+                p.entry.quantity.into(),
             ],
         ))
         .await?;
@@ -73,7 +67,7 @@ pub async fn write(
         let remaining_stock = txn
             .query_one_raw(stmt(
                 "SELECT remaining_stock FROM campaign WHERE id = ?",
-                vec![p.campaign_id.into()],
+                vec![p.entry.campaign_id.into()],
             ))
             .await?
             .map(|row| row.try_get_by_index::<i64>(0))
@@ -90,9 +84,9 @@ pub async fn write(
         .execute_raw(stmt(
             "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at) VALUES (?, ?, ?, ?, ?)",
             vec![
-                p.campaign_id.into(),
-                p.user_id.into(),
-                p.quantity.into(),
+                p.entry.campaign_id.into(),
+                p.entry.user_id.into(),
+                p.entry.quantity.into(),
                 p.sequence.into(),
                 created_at.into(),
             ],
@@ -111,10 +105,10 @@ pub async fn write(
         event_id: p.event_id,
         event_type: contract::PARTICIPATION_ACCEPTED.into(),
         occurred_at: accepted_at,
-        campaign_id: p.campaign_id,
+        campaign_id: p.entry.campaign_id,
         participation_id,
-        user_id: p.user_id,
-        quantity: p.quantity,
+        user_id: p.entry.user_id,
+        quantity: p.entry.quantity,
         sequence: p.sequence,
     };
     let payload = serde_json::to_string(&event).map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -132,7 +126,7 @@ pub async fn write(
             participation_id.to_string().into(),
             contract::PARTICIPATION_ACCEPTED.into(),
             p.topic.into(),
-            contract::message_key(p.campaign_id).into(),
+            contract::message_key(p.entry.campaign_id).into(),
             payload.into(),
             headers.into(),
         ],

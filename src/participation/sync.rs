@@ -10,18 +10,17 @@ use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::FutureRecord,
 };
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 use uuid::Uuid;
 
 use super::{
     service::{admit, detached, Accepted, JoinError, JoinRequest},
     store::find,
 };
+use crate::db::Db;
 use crate::{
     campaign::{repo::naive, CampaignCache},
-    db_error::{self, DbErrorKind},
+    db::error::{self as db_error, DbErrorKind},
     kafka::{
         contract::{self, ParticipationAccepted},
         Producers,
@@ -35,7 +34,7 @@ fn stmt(sql: &str, values: Vec<Value>) -> Statement {
 
 #[derive(Clone)]
 pub struct SyncParticipationService {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub campaigns: Arc<CampaignCache>,
     pub producers: Producers,
     pub topic: Arc<str>,
@@ -52,7 +51,7 @@ enum Written {
 }
 
 impl SyncParticipationService {
-    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, user_id = req.user_id, quantity = req.quantity))]
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         let (_campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
@@ -83,10 +82,10 @@ impl SyncParticipationService {
             event_id,
             event_type: contract::PARTICIPATION_ACCEPTED.into(),
             occurred_at: now,
-            campaign_id: req.campaign_id,
+            campaign_id: req.entry.campaign_id,
             participation_id,
-            user_id: req.user_id,
-            quantity: req.quantity,
+            user_id: req.entry.user_id,
+            quantity: req.entry.quantity,
             sequence,
         };
         if let Err(e) = self.produce(&event, req.traceparent.as_deref()).await {
@@ -112,34 +111,34 @@ impl SyncParticipationService {
         let row = txn
             .query_one_raw(stmt(
                 "SELECT total_stock, remaining_stock FROM campaign WHERE id = ? FOR UPDATE",
-                vec![req.campaign_id.into()],
+                vec![req.entry.campaign_id.into()],
             ))
             .await?
-            .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {}", req.campaign_id)))?;
+            .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {}", req.entry.campaign_id)))?;
         let total: i64 = row.try_get_by_index(0)?;
         let remaining: i64 = row.try_get_by_index(1)?;
-        if let Some(existing) = find(&txn, req.campaign_id, req.user_id).await? {
+        if let Some(existing) = find(&txn, req.entry.campaign_id, req.entry.user_id).await? {
             txn.rollback().await?;
             return Ok(Written::Already(existing.id));
         }
-        if remaining < i64::from(req.quantity) {
+        if remaining < i64::from(req.entry.quantity) {
             txn.rollback().await?;
             return Ok(Written::SoldOut);
         }
         // FCFS rank by units sold before this one (no Redis sequence on this path).
         let sequence = total - remaining + 1;
         txn.execute_raw(stmt(
-            "UPDATE campaign SET remaining_stock = remaining_stock - ?, updated_at = ? WHERE id = ?",
-            vec![req.quantity.into(), naive(now).into(), req.campaign_id.into()],
+            "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + 1, updated_at = ? WHERE id = ?",
+            vec![req.entry.quantity.into(), naive(now).into(), req.entry.campaign_id.into()],
         ))
         .await?;
         let inserted = txn
             .execute_raw(stmt(
                 "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at) VALUES (?, ?, ?, ?, ?)",
                 vec![
-                    req.campaign_id.into(),
-                    req.user_id.into(),
-                    req.quantity.into(),
+                    req.entry.campaign_id.into(),
+                    req.entry.user_id.into(),
+                    req.entry.quantity.into(),
                     sequence.into(),
                     naive(now).into(),
                 ],
@@ -151,7 +150,7 @@ impl SyncParticipationService {
             }
             Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
                 txn.rollback().await?;
-                let id = find(&self.db, req.campaign_id, req.user_id)
+                let id = find(&self.db, req.entry.campaign_id, req.entry.user_id)
                     .await?
                     .map_or(0, |p| p.id);
                 return Ok(Written::Already(id));

@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod crash;
+mod gate_rebuild;
 mod helpers;
 mod openapi;
 mod participation_faults;

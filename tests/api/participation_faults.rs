@@ -256,6 +256,10 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
         .create_campaign(serde_json::json!({"name": "c", "totalStock": 5, "startsAt": hour_ago}))
         .await;
     let campaign = created["id"].as_i64().expect("id");
+    let epoch =
+        chrono::DateTime::parse_from_rfc3339(created["createdAt"].as_str().expect("createdAt"))
+            .expect("a time")
+            .timestamp_micros();
     assert_eq!(app.join(campaign, 1, 1).await.status, 201);
 
     let (meta, users) = app.gate_keys(campaign);
@@ -271,6 +275,7 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
         .arg(77)
         .arg(1)
         .arg(two_minutes_ago)
+        .arg(epoch)
         .invoke_async(&mut redis)
         .await
         .expect("reserve");
@@ -287,6 +292,7 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
         .arg(88)
         .arg(1)
         .arg(chrono::Utc::now().timestamp_millis())
+        .arg(epoch)
         .invoke_async(&mut redis)
         .await
         .expect("reserve");

@@ -1,0 +1,20 @@
+-- prepare.lua: the first step of (re)building a campaign's gate state. Says whether the state is
+-- already there for this campaign, and deletes it when it belongs to another campaign that had
+-- the same id (ids start again after a database reset), so that the winners added next by SADD
+-- and the hash written by load.lua start from nothing.
+--
+-- KEYS[1]  campaign hash     "<prefix>{c:<id>}:meta"
+-- KEYS[2]  winners set       "<prefix>{c:<id>}:users"
+-- KEYS[3]  open reservations "<prefix>{c:<id>}:pending"
+-- ARGV[1]  epoch: the campaign's creation time in microseconds
+--
+-- Returns  1 when the state of this campaign is loaded (nothing to do), 0 when it must be loaded
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch == ARGV[1] then
+  return 1
+end
+if epoch or redis.call('EXISTS', KEYS[1]) == 1 then
+  -- another campaign's (or a version's without epochs): start from nothing
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+end
+return 0

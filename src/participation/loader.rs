@@ -1,0 +1,188 @@
+//! Rebuilding a campaign's gate state in Redis from MySQL: at creation (prime), and whenever a
+//! request finds the keys missing (eviction, a Redis restart or failover, a flush).
+//!
+//! One rebuild per campaign per instance at a time (single flight): the first request that finds
+//! the keys missing starts it in a task of its own, and every request arriving meanwhile waits
+//! for that same rebuild instead of starting another. A request that gives up waiting (its
+//! `HTTP_REQUEST_TIMEOUT_MS` passes: 503 with Retry-After) does not stop the rebuild. The rebuild
+//! reads the winners a page at a time ([`LOAD_CHUNK`]) and adds each page to the winners set
+//! before the campaign hash is written, so past winners stay refused from the first reservation
+//! on, and memory stays bounded however many winners a campaign has. A rebuild that finds the
+//! state already there (another instance, or a rebuild that just finished) reads nothing from
+//! MySQL; [`GateLoader::loads`] counts the ones that did.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use futures::{
+    future::{BoxFuture, Shared},
+    FutureExt,
+};
+use sea_orm::DbErr;
+use tracing::Instrument;
+
+use super::gate::{Gate, GateError, Seed};
+use crate::{
+    campaign::{repo, Campaign},
+    db::Db,
+};
+
+/// Winners read from MySQL and added to Redis per step of a rebuild.
+pub const LOAD_CHUNK: u32 = 5_000;
+
+/// How long a campaign's keys outlive its end.
+const KEEP_AFTER_END: Duration = Duration::from_secs(24 * 3600);
+
+/// Why a rebuild failed. Cloned to every request that waited for it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("MySQL failed during the gate rebuild")]
+    Db(#[source] Arc<DbErr>),
+    #[error("Redis failed during the gate rebuild")]
+    Gate(#[source] Arc<GateError>),
+    #[error("campaign {0} is gone from MySQL")]
+    CampaignGone(i64),
+    #[error("the gate rebuild task failed: {0}")]
+    Task(String),
+}
+
+impl From<DbErr> for LoadError {
+    fn from(e: DbErr) -> Self {
+        Self::Db(Arc::new(e))
+    }
+}
+
+impl From<GateError> for LoadError {
+    fn from(e: GateError) -> Self {
+        Self::Gate(Arc::new(e))
+    }
+}
+
+type Rebuild = Shared<BoxFuture<'static, Result<(), LoadError>>>;
+
+/// Cheap to clone; one per instance.
+#[derive(Clone)]
+pub struct GateLoader {
+    db: Db,
+    gate: Gate,
+    /// The rebuild running for each campaign; an entry is removed by its own task when done.
+    running: Arc<Mutex<HashMap<i64, Rebuild>>>,
+    loads: Arc<AtomicU64>,
+}
+
+impl GateLoader {
+    pub fn new(db: Db, gate: Gate) -> Self {
+        Self {
+            db,
+            gate,
+            running: Arc::default(),
+            loads: Arc::default(),
+        }
+    }
+
+    /// Rebuilds that read MySQL (not the ones that found the state already loaded).
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+
+    /// Makes sure the campaign's gate state is in Redis: joins the rebuild under way or starts
+    /// one, and waits for it.
+    pub async fn ensure(&self, campaign: &Arc<Campaign>) -> Result<(), LoadError> {
+        let rebuild = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running
+                .entry(campaign.id)
+                .or_insert_with(|| self.start(campaign.clone()))
+                .clone()
+        };
+        rebuild.await
+    }
+
+    fn start(&self, campaign: Arc<Campaign>) -> Rebuild {
+        let this = self.clone();
+        let span = tracing::info_span!("gate_rebuild", campaign_id = campaign.id);
+        let task = tokio::spawn(
+            async move {
+                let result = this.rebuild(&campaign).await;
+                this.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&campaign.id);
+                result
+            }
+            .instrument(span),
+        );
+        async move {
+            task.await
+                .unwrap_or_else(|e| Err(LoadError::Task(e.to_string())))
+        }
+        .boxed()
+        .shared()
+    }
+
+    async fn rebuild(&self, campaign: &Campaign) -> Result<(), LoadError> {
+        let epoch = epoch(campaign);
+        if self.gate.prepare(campaign.id, epoch).await? {
+            return Ok(());
+        }
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let seed = repo::gate_seed(&self.db, campaign.id)
+            .await?
+            .ok_or(LoadError::CampaignGone(campaign.id))?;
+        let mut after_id = 0;
+        let mut winners = 0_usize;
+        loop {
+            let page = repo::winners_page(&self.db, campaign.id, after_id, LOAD_CHUNK).await?;
+            let Some(&(last_id, _)) = page.last() else {
+                break;
+            };
+            let users: Vec<i64> = page.iter().map(|&(_, user)| user).collect();
+            self.gate.add_winners(campaign.id, &users).await?;
+            winners += users.len();
+            after_id = last_id;
+            if page.len() < LOAD_CHUNK as usize {
+                break;
+            }
+        }
+        let loaded = self
+            .gate
+            .load(&seed_of(campaign, seed.remaining_stock, seed.max_sequence))
+            .await?;
+        if loaded {
+            tracing::info!(
+                campaign_id = campaign.id,
+                remaining_stock = seed.remaining_stock,
+                winners,
+                "Loaded the campaign's gate state into Redis."
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What tells a campaign's Redis keys from those of an earlier campaign with the same id.
+pub fn epoch(campaign: &Campaign) -> i64 {
+    campaign.created_at.timestamp_micros()
+}
+
+fn seed_of(campaign: &Campaign, remaining_stock: i64, max_sequence: i64) -> Seed {
+    Seed {
+        campaign_id: campaign.id,
+        epoch: epoch(campaign),
+        remaining_stock,
+        starts_at_ms: campaign.starts_at.timestamp_millis(),
+        ends_at_ms: campaign.ends_at.map_or(0, |t| t.timestamp_millis()),
+        expire_at_ms: campaign.ends_at.map_or(0, |t| {
+            t.timestamp_millis()
+                .saturating_add(KEEP_AFTER_END.as_millis() as i64)
+        }),
+        per_user_limit: campaign.per_user_limit,
+        max_sequence,
+    }
+}

@@ -1,0 +1,86 @@
+//! Giving back gate reservations that crashed instances left open (DESIGN.md §2.1).
+//!
+//! A reservation is open from the gate until its transaction settles (commit or compensation).
+//! An instance that dies in between leaves it open: the stock stays taken in Redis although
+//! MySQL has no win. The reconciler looks at reservations older than `RESERVATION_TIMEOUT_MS` in
+//! the campaigns this instance has served: one whose user has a participation in MySQL committed
+//! and is only closed; any other is released (`lua/release.lua` "expire", which acts only if the
+//! reservation is still exactly the one read, so a retry that reserved again is left alone).
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    entry::Entry,
+    gate::{Gate, Release},
+    service::JoinError,
+    store,
+};
+use crate::{campaign::CampaignCache, db::Db};
+
+#[derive(Clone)]
+pub struct Reconciler {
+    pub db: Db,
+    pub gate: Gate,
+    pub campaigns: Arc<CampaignCache>,
+}
+
+impl Reconciler {
+    /// One pass: gives back the reservations older than `older_than` whose user has no
+    /// participation in MySQL. Returns how many were given back.
+    pub async fn run_once(&self, older_than: Duration) -> Result<u64, JoinError> {
+        let cutoff = Utc::now().timestamp_millis()
+            - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let mut given_back = 0;
+        for campaign_id in self.campaigns.ids().await {
+            for open in self.gate.open_reservations(campaign_id).await? {
+                if open.reserved_at_ms > cutoff {
+                    continue;
+                }
+                if store::find(&self.db, campaign_id, open.user_id)
+                    .await?
+                    .is_some()
+                {
+                    self.gate.settle(campaign_id, open.user_id).await?;
+                    continue;
+                }
+                let entry = Entry {
+                    campaign_id,
+                    user_id: open.user_id,
+                    quantity: open.quantity,
+                };
+                let how = Release::Expire {
+                    reservation: open.raw.clone(),
+                };
+                if self.gate.release(&entry, how).await? {
+                    given_back += 1;
+                    tracing::warn!(
+                        campaign_id,
+                        user_id = entry.user_id,
+                        quantity = entry.quantity,
+                        "Gave back a reservation a crashed instance left open."
+                    );
+                }
+            }
+        }
+        Ok(given_back)
+    }
+
+    /// Runs a pass every tenth of `timeout` until `stop`. A failed pass (Redis or MySQL down)
+    /// is logged and the next one tries again: every call in it has a deadline, so a dependency
+    /// that hangs delays the loop, never stops it.
+    #[tracing::instrument(name = "reconciler", skip_all)]
+    pub async fn run(self, timeout: Duration, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(timeout / 10) => {}
+            }
+            if let Err(e) = self.run_once(timeout).await {
+                tracing::warn!(error = %e, "Reconciling open reservations failed; will try again.");
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The gate rebuild (DESIGN.md §2.9, issue 8): a campaign with many past winners loses its Redis
+//! keys while a burst arrives. One rebuild per instance, every request answered (no 503 from a
+//! stampede of rebuilds), past winners still refused, no oversell.
+
+use std::{collections::HashSet, time::Duration};
+
+use futures::future::join_all;
+use sea_orm::ConnectionTrait;
+
+use crate::helpers::{spawn_app_with, test_settings, Reply, TestApp};
+
+const PAST_WINNERS: i64 = 100_000;
+const NEW_STOCK: i64 = 50;
+
+/// Writes `PAST_WINNERS` participations (users 1..=PAST_WINNERS) straight into MySQL, as a
+/// campaign that has already sold that many would have them, and takes their stock.
+async fn fill_past_winners(app: &TestApp, campaign: i64) {
+    let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL \
+                  SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL \
+                  SELECT 8 UNION ALL SELECT 9)";
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at) \
+             SELECT {campaign}, n + 1, 1, n + 1, UTC_TIMESTAMP(6) FROM \
+             (SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d AS n \
+              FROM {digits} a, {digits} b, {digits} c, {digits} e, {digits} f) s"
+        ))
+        .await
+        .expect("insert past winners");
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE campaign SET remaining_stock = remaining_stock - {PAST_WINNERS}, \
+             accepted_count = {PAST_WINNERS} WHERE id = {campaign}"
+        ))
+        .await
+        .expect("take their stock");
+}
+
+#[tokio::test]
+async fn a_campaign_with_100k_winners_rebuilds_once_under_a_burst_and_never_oversells() {
+    let mut settings = test_settings().await;
+    // "Within a few seconds": a request still waiting after this answers 503, which fails below.
+    settings.http.request_timeout = Duration::from_secs(5);
+    let app = spawn_app_with(settings).await;
+    let campaign = app.open_campaign(PAST_WINNERS + NEW_STOCK, 1).await;
+    fill_past_winners(&app, campaign).await;
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
+        ))
+        .await,
+        PAST_WINNERS
+    );
+
+    // The keys go (eviction, a Redis restart) and 300 requests arrive at once: 100 past winners
+    // spread over the whole range, 200 new users for 50 units.
+    app.drop_gate_keys(campaign).await;
+    let loads_before = app.state.participations.gate_loads();
+    let past: Vec<i64> = (0..100)
+        .map(|i| 1 + i * (PAST_WINNERS / 100) + i % 7)
+        .collect();
+    let new: Vec<i64> = (0..200).map(|i| PAST_WINNERS + 1_000 + i).collect();
+    let asks: Vec<i64> = past
+        .iter()
+        .zip(new.chunks(2))
+        .flat_map(|(p, n)| std::iter::once(*p).chain(n.iter().copied()))
+        .collect();
+    assert_eq!(asks.len(), 300);
+    let app = &app;
+    let replies: Vec<(i64, Reply)> = join_all(
+        asks.iter()
+            .map(|&user| async move { (user, app.join(campaign, user, 1).await) }),
+    )
+    .await;
+
+    assert_eq!(
+        app.state.participations.gate_loads() - loads_before,
+        1,
+        "one rebuild for the whole burst"
+    );
+    let past: HashSet<i64> = past.into_iter().collect();
+    let mut won = HashSet::new();
+    for (user, reply) in &replies {
+        match (past.contains(user), reply.status, reply.code()) {
+            (true, 409, "ALREADY_PARTICIPATED") => {}
+            (false, 201, _) => assert!(won.insert(*user), "user {user} won twice"),
+            (false, 409, "SOLD_OUT") => {}
+            other => panic!("user {user}: unexpected answer {other:?}: {reply:?}"),
+        }
+    }
+    assert_eq!(won.len() as i64, NEW_STOCK, "exactly the new stock is sold");
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
+        ))
+        .await,
+        PAST_WINNERS + NEW_STOCK
+    );
+    let accepted = app.get(&format!("/api/v1/campaigns/{campaign}")).await;
+    assert_eq!(
+        accepted.body["acceptedCount"].as_i64(),
+        Some(PAST_WINNERS + NEW_STOCK),
+        "{accepted:?}"
+    );
+}
