@@ -10,7 +10,7 @@ use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi,
 };
 
-use super::{auth::AdminAuth, error::ApiError, Tag};
+use super::{auth::AdminAuth, error::ApiError, json_string::JsonString, Tag};
 use crate::{
     campaign::{
         self, db_precision,
@@ -29,7 +29,7 @@ const MAX_PAGE: u32 = 100;
 pub struct CreateCampaign {
     /// 1 to 200 characters.
     #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: JsonString,
     /// Units on sale, 1 to 10,000,000.
     #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
     pub total_stock: i64,
@@ -147,7 +147,7 @@ impl CampaignsApi {
         if ends_at.is_some_and(|end| end <= starts_at) {
             return Err(ApiError::validation("endsAt must be after startsAt"));
         }
-        let name = body.name.trim();
+        let name = body.name.0.trim();
         if name.is_empty() {
             return Err(ApiError::validation("name must not be blank"));
         }
