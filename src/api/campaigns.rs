@@ -27,7 +27,8 @@ const MAX_PAGE: u32 = 100;
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateCampaign {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, without control characters (NUL, tab, newline, …); leading and
+    /// trailing whitespace is dropped.
     #[oai(validator(min_length = 1, max_length = 200))]
     pub name: JsonString,
     /// Units on sale, 1 to 10,000,000.
@@ -150,6 +151,12 @@ impl CampaignsApi {
         let name = body.name.0.trim();
         if name.is_empty() {
             return Err(ApiError::validation("name must not be blank"));
+        }
+        // A NUL or a newline in a name breaks the logs, exports and C clients that show it.
+        if name.chars().any(char::is_control) {
+            return Err(ApiError::validation(
+                "name must not contain control characters",
+            ));
         }
         let per_user_limit = body.per_user_limit.unwrap_or(1);
         if i64::from(per_user_limit) > body.total_stock {
