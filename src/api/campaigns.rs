@@ -10,10 +10,10 @@ use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi,
 };
 
-use super::{auth::AdminAuth, error::ApiError, Tag};
+use super::{auth::AdminAuth, error::ApiError, json_string::JsonString, Tag};
 use crate::{
     campaign::{
-        db_precision,
+        self, db_precision,
         repo::{self, CampaignWithCount, NewCampaign},
         CampaignState,
     },
@@ -27,9 +27,10 @@ const MAX_PAGE: u32 = 100;
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateCampaign {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, without control characters (NUL, tab, newline, …); leading and
+    /// trailing whitespace is dropped.
     #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: JsonString,
     /// Units on sale, 1 to 10,000,000.
     #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
     pub total_stock: i64,
@@ -42,15 +43,16 @@ pub struct CreateCampaign {
     pub ends_at: Option<DateTime<Utc>>,
 }
 
-/// A time MySQL's `DATETIME` can hold: years 1000 to 9999. RFC 3339 parsing accepts years far
-/// outside it (`-0001`, `+10000`), which the database would refuse (a 5xx for a client's input).
-fn storable(field: &str, at: Option<DateTime<Utc>>) -> Result<(), ApiError> {
-    use chrono::Datelike;
-    match at {
-        Some(t) if !(1000..=9999).contains(&t.year()) => Err(ApiError::validation(format!(
-            "{field} must be between 1000-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+/// `at` truncated to what the database keeps, refused unless MySQL's `DATETIME` can hold it:
+/// years 1000 to 9999. RFC 3339 parsing accepts years far outside it (`-0001`, `+10000`), and a
+/// leap second `9999-12-31T23:59:60Z` only leaves year 9999 once truncated, so the check runs
+/// on the truncated value.
+fn storable(field: &str, at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match at.map(db_precision) {
+        Some(t) if !campaign::storable(t) => Err(ApiError::validation(format!(
+            "{field} must be between 1000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z"
         ))),
-        _ => Ok(()),
+        t => Ok(t),
     }
 }
 
@@ -141,15 +143,20 @@ impl CampaignsApi {
         auth.check(&state.admin_token)?;
         let body = body.0;
         let now = db_precision(Utc::now());
-        storable("startsAt", body.starts_at)?;
-        storable("endsAt", body.ends_at)?;
-        let starts_at = body.starts_at.map(db_precision).unwrap_or(now);
-        let ends_at = body.ends_at.map(db_precision);
+        let starts_at = storable("startsAt", body.starts_at)?.unwrap_or(now);
+        let ends_at = storable("endsAt", body.ends_at)?;
         if ends_at.is_some_and(|end| end <= starts_at) {
             return Err(ApiError::validation("endsAt must be after startsAt"));
         }
-        if body.name.trim().is_empty() {
+        let name = body.name.0.trim();
+        if name.is_empty() {
             return Err(ApiError::validation("name must not be blank"));
+        }
+        // A NUL or a newline in a name breaks the logs, exports and C clients that show it.
+        if name.chars().any(char::is_control) {
+            return Err(ApiError::validation(
+                "name must not contain control characters",
+            ));
         }
         let per_user_limit = body.per_user_limit.unwrap_or(1);
         if i64::from(per_user_limit) > body.total_stock {
@@ -160,7 +167,7 @@ impl CampaignsApi {
         let created = repo::insert(
             &state.db,
             &NewCampaign {
-                name: body.name.trim().to_string(),
+                name: name.to_string(),
                 total_stock: body.total_stock,
                 per_user_limit,
                 starts_at,

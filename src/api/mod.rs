@@ -6,6 +6,7 @@ pub mod auth;
 pub mod campaigns;
 pub mod error;
 pub mod health;
+pub mod json_string;
 pub mod participations;
 
 use std::{sync::Arc, time::Duration};

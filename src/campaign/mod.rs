@@ -61,6 +61,15 @@ impl Campaign {
     }
 }
 
+/// Whether MySQL's `DATETIME` can hold `t`: years 1000 to 9999. Outside that range the binary
+/// protocol does not fail: MariaDB stores `0000-00-00 00:00:00` (NULL in a nullable column), a
+/// value that then cannot be read back. Check the value as it will be written, after
+/// [`db_precision`].
+pub fn storable(t: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (1000..=9999).contains(&t.year())
+}
+
 /// Truncates to the microsecond precision MySQL's `DATETIME(6)` keeps, so a value written and
 /// read back compares equal to the one the API returned.
 pub fn db_precision(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -97,5 +106,26 @@ mod tests {
         assert_eq!(c.state(t0 + Duration::seconds(10)), CampaignState::Ended);
         assert_eq!(campaign(0, None, 0).state(t0), CampaignState::SoldOut);
         assert_eq!(campaign(5, None, 0).state(t0), CampaignState::Scheduled);
+    }
+
+    #[test]
+    fn a_leap_second_at_the_end_of_9999_is_not_storable_once_truncated() {
+        let last = "9999-12-31T23:59:59.999999Z"
+            .parse::<DateTime<Utc>>()
+            .expect("valid");
+        assert!(storable(db_precision(last)));
+        let leap = "9999-12-31T23:59:60Z"
+            .parse::<DateTime<Utc>>()
+            .expect("valid");
+        assert!(storable(leap), "chrono keeps a leap second in its minute");
+        assert!(
+            !storable(db_precision(leap)),
+            "truncation carries it into 10000"
+        );
+        let first = "1000-01-01T00:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("valid");
+        assert!(storable(first));
+        assert!(!storable(first - Duration::microseconds(1)));
     }
 }

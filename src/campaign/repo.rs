@@ -72,6 +72,15 @@ pub async fn insert(
     new: &NewCampaign,
 ) -> Result<CampaignWithCount, DbErr> {
     let now = naive(db_precision(Utc::now()));
+    // MariaDB would store an unstorable time as a zero date that no read can decode; refuse it
+    // here too, in case a caller skipped the API's check.
+    for t in std::iter::once(new.starts_at).chain(new.ends_at) {
+        if !super::storable(db_precision(t)) {
+            return Err(DbErr::Custom(format!(
+                "campaign time {t} is outside DATETIME's range"
+            )));
+        }
+    }
     let res = db
         .execute_raw(stmt(
             "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, starts_at, ends_at, \
