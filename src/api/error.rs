@@ -117,7 +117,9 @@ impl ApiError {
             Some(RETRY_AFTER_SECS),
         )
     }
-    /// Logs the cause (with its chain) and answers without it.
+    /// Logs the cause (with its chain) and answers without it. Retry-After tells clients when
+    /// to try again (dependencies that fail over are back within seconds), so they do not
+    /// hammer a recovering service.
     pub fn dependency(what: &str, cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %Chain(cause), "{what} is unavailable.");
         Self::Unavailable(
@@ -125,7 +127,7 @@ impl ApiError {
                 ErrorCode::DependencyUnavailable,
                 format!("{what} is unavailable; retry later"),
             ),
-            None,
+            Some(RETRY_AFTER_SECS),
         )
     }
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {

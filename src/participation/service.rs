@@ -171,6 +171,16 @@ where
         })
 }
 
+/// A failure after which the transaction may or may not have committed: the client's deadline
+/// or a broken connection (not a pool that had no connection to give: nothing was sent).
+fn outcome_unknown(e: &DbErr) -> bool {
+    !matches!(e, DbErr::ConnectionAcquire(_))
+        && matches!(
+            db_error::kind(e),
+            DbErrorKind::StatementTimeout | DbErrorKind::ConnectionLost
+        )
+}
+
 /// Cheap to clone; shared by all requests.
 #[derive(Clone)]
 pub struct ParticipationService {
@@ -369,10 +379,62 @@ impl ParticipationService {
                     .await;
                 Err(JoinError::SoldOut)
             }
+            Err(WriteError::Db(e)) if outcome_unknown(&e) => self.resolve_unknown(req, e).await,
             Err(WriteError::Db(e)) => {
                 tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
                 self.compensate(&req, Release::Undo).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The transaction's answer was lost (deadline, broken connection): it may have committed.
+    /// MySQL says which. A win found there is the caller's win; no row means nothing was
+    /// written and the reservation is given back. If MySQL cannot say either (still down), the
+    /// reservation stays open and the reconciler decides once MySQL answers, so Redis never
+    /// gives back stock that MySQL has sold.
+    async fn resolve_unknown(&self, req: JoinRequest, e: DbErr) -> Result<Accepted, JoinError> {
+        let entry = req.entry;
+        match store::find(&self.db, entry.campaign_id, entry.user_id).await {
+            Ok(Some(found)) if found.quantity == entry.quantity => {
+                tracing::info!(
+                    campaign_id = entry.campaign_id,
+                    user_id = entry.user_id,
+                    "The participation committed although its answer was lost."
+                );
+                if let Err(e) = self.gate.settle(entry.campaign_id, entry.user_id).await {
+                    tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
+                }
+                let event_id = found
+                    .event_id
+                    .as_deref()
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .unwrap_or_default();
+                Ok(Accepted::new(
+                    &req,
+                    found.id,
+                    found.sequence,
+                    event_id,
+                    found.created_at.and_utc(),
+                ))
+            }
+            Ok(Some(other)) => {
+                // An earlier win of this user (the gate had lost track of it).
+                self.compensate(&req, Release::KeepUser).await;
+                Err(JoinError::AlreadyParticipated {
+                    participation_id: Some(other.id),
+                })
+            }
+            Ok(None) => {
+                tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation transaction failed; releasing the reservation.");
+                self.compensate(&req, Release::Undo).await;
+                Err(e.into())
+            }
+            Err(lookup) => {
+                tracing::warn!(error = %e, lookup = %lookup, campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation transaction's outcome is unknown; the reconciler settles its reservation.");
                 Err(e.into())
             }
         }

@@ -48,6 +48,10 @@ pub fn worker_for(key: &str, workers: usize) -> usize {
 impl ClaimLoop {
     /// Runs until `stop`; dropping `senders` on the way out closes the workers' queues.
     pub async fn run(mut self, senders: Vec<mpsc::Sender<ClaimedRow>>, stop: CancellationToken) {
+        // Set when a claim failed without saying whether it committed (its answer was lost):
+        // rows may be leased to this relay that nothing here holds, and the lease renewals would
+        // keep them so for ever. They are given back once the pipeline is empty.
+        let mut orphans = false;
         loop {
             tokio::select! {
                 biased;
@@ -59,11 +63,33 @@ impl ClaimLoop {
             if !self.leadership.borrow().leads_any() {
                 continue;
             }
+            if orphans {
+                if self.order.in_pipeline() > 0 {
+                    continue;
+                }
+                match store::release(&self.db, &self.owner, None).await {
+                    Ok(released) => {
+                        orphans = false;
+                        if released > 0 {
+                            tracing::warn!(released, "Gave back rows that a claim whose answer was lost had leased here.");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Could not give back rows a lost claim may have leased; will retry at the next poll.");
+                        continue;
+                    }
+                }
+            }
             // Claim until a short batch: a burst drains without waiting for the next wake-up.
             loop {
                 let rows = match self.claim().await {
                     Ok((_, rows)) => rows,
                     Err(e) => {
+                        let kind = db_error::kind(&e);
+                        orphans |= matches!(
+                            kind,
+                            DbErrorKind::StatementTimeout | DbErrorKind::ConnectionLost
+                        ) && !matches!(e, sea_orm::DbErr::ConnectionAcquire(_));
                         tracing::warn!(error = %e, "Claiming outbox rows failed; will retry at the next poll.");
                         break;
                     }

@@ -150,8 +150,7 @@ impl KeyOrder {
     }
 
     /// Rows in the pipeline, over all keys.
-    #[cfg(test)]
-    fn in_pipeline(&self) -> usize {
+    pub fn in_pipeline(&self) -> usize {
         self.lock().keys.values().map(|s| s.in_pipeline).sum()
     }
 }

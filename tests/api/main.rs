@@ -6,6 +6,7 @@ mod campaigns;
 mod crash;
 mod gate_rebuild;
 mod helpers;
+mod mysql_black_hole;
 mod openapi;
 mod participation_faults;
 mod participation_rules;
