@@ -153,6 +153,7 @@ impl Application {
             producers: producers.clone(),
             topic: settings.kafka.topic.as_str().into(),
             metrics: metrics.clone(),
+            send_timeout: settings.kafka.message_timeout,
         };
         tasks.spawn(
             participations

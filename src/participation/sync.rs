@@ -39,6 +39,9 @@ pub struct SyncParticipationService {
     pub producers: Producers,
     pub topic: Arc<str>,
     pub metrics: Arc<Metrics>,
+    /// `KAFKA_MESSAGE_TIMEOUT_MS`: bounds the wait for room in the producer's queue, as the
+    /// producer's own `message.timeout.ms` bounds the delivery.
+    pub send_timeout: std::time::Duration,
 }
 
 enum Written {
@@ -186,7 +189,7 @@ impl SyncParticipationService {
             .payload(&payload)
             .headers(headers);
         let producer = self.producers.sync.get();
-        let timeout = rdkafka::util::Timeout::Never;
+        let timeout = rdkafka::util::Timeout::After(self.send_timeout);
         match producer.send(record, timeout).await {
             Ok(_) => Ok(()),
             Err((e, _)) => {
