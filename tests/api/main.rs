@@ -7,6 +7,7 @@ mod helpers;
 mod openapi;
 mod participation_faults;
 mod participation_rules;
+mod proxy;
 mod relay;
 mod relay_faults;
 mod relay_order;
