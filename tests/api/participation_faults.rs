@@ -171,27 +171,26 @@ async fn a_mysql_failure_after_the_gate_releases_the_reservation() {
     app.assert_outbox_matches_participations().await;
 }
 
-/// Waits until a statement starting with `prefix` is running on the server (blocked on a lock).
-async fn wait_for_statement(app: &TestApp, prefix: &str) {
-    for _ in 0..1_000 {
-        let running = app
-            .scalar(&format!(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '{prefix}%'"
-            ))
-            .await;
-        if running > 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no statement `{prefix}…` started");
+/// Waits until the app's guarded stock UPDATE runs on this test's own database (blocked on the
+/// campaign row the test holds). Filtered by database, so another test's UPDATE on the same
+/// server cannot end the wait, and by the statement's exact opening.
+async fn wait_for_blocked_stock_update(app: &TestApp) {
+    let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+               WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
+               AND INFO LIKE 'UPDATE campaign SET remaining_stock = remaining_stock - %'";
+    wait_until(
+        "the participation's UPDATE to block on the campaign row",
+        Duration::from_secs(20),
+        || async { app.scalar(sql).await == 1 },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
     let mut settings = crate::helpers::test_settings().await;
     settings.database.max_connections = 1;
-    settings.database.acquire_timeout = std::time::Duration::from_millis(200);
+    settings.database.acquire_timeout = Duration::from_millis(200);
     let app = crate::helpers::spawn_app_with(settings).await;
     let campaign = app.open_campaign(5, 1).await;
 
@@ -216,7 +215,7 @@ async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
                 .await
         }
     });
-    wait_for_statement(&app, "UPDATE campaign").await;
+    wait_for_blocked_stock_update(&app).await;
 
     let busy = app.join(campaign, 2, 1).await;
     assert_eq!(
