@@ -280,7 +280,12 @@ async fn a_new_campaign_replaces_gate_state_left_over_from_an_earlier_database()
 
 #[tokio::test]
 async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
-    let app = spawn_app().await;
+    let mut settings = test_settings().await;
+    // The app's own reconciler runs every tenth of RESERVATION_TIMEOUT_MS: with a day, its first
+    // run is hours away, so the reconcile calls below are the only ones and their counts are
+    // exact (with the default minute it could give back user 77's reservation first).
+    settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
+    let app = spawn_app_with(settings).await;
     let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     let created = app
         .create_campaign(serde_json::json!({"name": "c", "totalStock": 5, "startsAt": hour_ago}))
@@ -325,7 +330,7 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
     let given_back = app
         .state
         .participations
-        .reconcile(std::time::Duration::from_secs(60))
+        .reconcile(Duration::from_secs(60))
         .await
         .expect("reconcile");
     assert_eq!(given_back, 1, "only the leaked reservation");
@@ -346,7 +351,7 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
     let again = app
         .state
         .participations
-        .reconcile(std::time::Duration::from_secs(60))
+        .reconcile(Duration::from_secs(60))
         .await
         .expect("reconcile");
     assert_eq!(again, 0);
