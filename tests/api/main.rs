@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod crash;
+mod dependency_faults;
 mod helpers;
 mod openapi;
 mod participation_faults;
