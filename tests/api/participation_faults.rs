@@ -1,9 +1,7 @@
 //! Faults on the participation path: Redis losing a campaign's state mid-sale (DESIGN §2.1), and
 //! a MySQL failure after the gate, which must release the reservation (§2.6).
 
-use std::collections::HashSet;
-
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use futures::{future::join_all, stream::FuturesUnordered, StreamExt};
 use redis::AsyncCommands;
@@ -22,7 +20,8 @@ async fn redis_losing_the_campaign_keys_mid_sale_neither_oversells_nor_lets_anyo
     let mut settings = test_settings().await;
     // Every request asks Redis: the sold-out memo copies the winners set after a SOLD_OUT, and a
     // copy taken just after the keys were deleted is empty, which would make it refuse earlier
-    // winners with SOLD_OUT instead of ALREADY_PARTICIPATED (see the report on issue 8).
+    // winners with SOLD_OUT instead of ALREADY_PARTICIPATED for SOLD_OUT_MEMO_MS (a memo
+    // limitation, not what this test is about).
     settings.redis.sold_out_memo = Duration::ZERO;
     let app = spawn_app_with(settings).await;
     let campaign = app.open_campaign(40, 1).await;
@@ -38,7 +37,7 @@ async fn redis_losing_the_campaign_keys_mid_sale_neither_oversells_nor_lets_anyo
     assert_eq!(app.redis_stock(campaign).await, None);
 
     // The second wave has every earlier winner again plus 60 new users. Its first answers
-    // rebuild the keys from MySQL; once 10 answers are back (75 requests still in flight), the
+    // rebuild the keys from MySQL; once 10 answers are back (75 not yet answered), the
     // keys are lost once more, and the DEL must find them there.
     let second: Vec<i64> = (1..=25).chain(101..=160).collect();
     let mut in_flight: FuturesUnordered<_> = second
