@@ -7,7 +7,7 @@
 //! The Kafka broker lives in the test, so it outlives the service.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -15,11 +15,23 @@ use std::{
 use futures::{stream::FuturesUnordered, StreamExt};
 use serde_json::json;
 
-use crate::helpers::{create_database, read_topic, wait_until, ADMIN_TOKEN};
+use crate::helpers::{create_database, read_topic, wait_until};
 
+/// A running binary. Dropping it kills and reaps the process, so a test that panics (a failed
+/// assertion, a timeout) leaves no service running on its database and ports.
 struct Service {
     child: Child,
     base: String,
+    /// This process's own admin token: only it answers admin calls made with it.
+    token: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // Errors mean it already exited and was reaped, which is what we want.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn free_port() -> u16 {
@@ -29,45 +41,75 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Starts the binary and waits until it is ready. The port is picked free but only bound by the
+/// child later, so another process (another test binary on this machine) can take it first:
+/// then the child exits and is started again on another port, and readiness is only believed
+/// when an admin call with this child's own token succeeds, never from whoever holds the port.
 async fn start(db_url: &str, prefix: &str, bootstrap: &str) -> Service {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
-        .arg("serve")
-        .env_clear()
-        .env("DATABASE_URL", db_url)
-        .env(
-            "REDIS_URL",
-            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        )
-        .env("REDIS_KEY_PREFIX", prefix)
-        .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-        .env("KAFKA_MESSAGE_TIMEOUT_MS", "1000")
-        .env("RELAY_LEASE_MS", "6000")
-        .env("RELAY_POLL_INTERVAL_MS", "50")
-        .env("HTTP_REQUEST_TIMEOUT_MS", "2000")
-        .env("RESERVATION_TIMEOUT_MS", "3000")
-        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the firstcome binary");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let ready = format!("{base}/health/ready");
-    wait_until("the service to be ready", Duration::from_secs(30), || {
-        let (client, ready) = (client.clone(), ready.clone());
-        async move {
-            client
-                .get(ready)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    for _attempt in 0..5 {
+        let port = free_port();
+        let token = format!("crash-{}", uuid::Uuid::now_v7().simple());
+        let child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", db_url)
+            .env(
+                "REDIS_URL",
+                std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            )
+            .env("REDIS_KEY_PREFIX", prefix)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .env("KAFKA_MESSAGE_TIMEOUT_MS", "1000")
+            .env("RELAY_LEASE_MS", "6000")
+            .env("RELAY_POLL_INTERVAL_MS", "50")
+            .env("HTTP_REQUEST_TIMEOUT_MS", "2000")
+            .env("RESERVATION_TIMEOUT_MS", "3000")
+            .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("ADMIN_TOKEN", &token)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the firstcome binary");
+        let mut service = Service {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            token,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if service.child.try_wait().expect("child status").is_some() {
+                break; // it could not start (port taken): another port
+            }
+            if is_ours_and_ready(&client, &service).await {
+                return service;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the service was not ready within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    })
-    .await;
-    Service { child, base }
+    }
+    panic!("the service did not start in 5 attempts");
+}
+
+async fn is_ours_and_ready(client: &reqwest::Client, service: &Service) -> bool {
+    let ours = client
+        .get(format!("{}/api/v1/admin/outbox", service.base))
+        .bearer_auth(&service.token)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200);
+    ours && client
+        .get(format!("{}/health/ready", service.base))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
 }
 
 /// What the binary runs against: a broker in the test (it outlives the service), a fresh
@@ -83,10 +125,10 @@ async fn fixture() -> (firstcome::kafka::EmbeddedBroker, String, String) {
 }
 
 /// Creates an open campaign on the running binary; returns its id.
-async fn create_campaign(client: &reqwest::Client, base: &str, stock: i64) -> i64 {
+async fn create_campaign(client: &reqwest::Client, service: &Service, stock: i64) -> i64 {
     let created: serde_json::Value = client
-        .post(format!("{base}/api/v1/campaigns"))
-        .bearer_auth(ADMIN_TOKEN)
+        .post(format!("{}/api/v1/campaigns", service.base))
+        .bearer_auth(&service.token)
         .json(&json!({"name": "signals", "totalStock": stock}))
         .send()
         .await
@@ -106,17 +148,35 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
         .expect("client");
 
     let mut first = start(&db_url, &prefix, broker.bootstrap_servers()).await;
-    let campaign = create_campaign(&client, &first.base, 200).await;
+    let campaign = create_campaign(&client, &first, 200).await;
 
-    // A burst of 400 users; after 60 answers the process is killed with SIGKILL.
+    // A burst of 400 users; after 60 answers the process is killed with SIGKILL. Every 201 a
+    // client read in full before that is remembered: participation id and user.
     let url = format!("{}/api/v1/campaigns/{campaign}/participations", first.base);
-    let mut burst: FuturesUnordered<_> = (1..=400)
-        .map(|u| client.post(&url).json(&json!({"userId": u})).send())
+    let mut burst: FuturesUnordered<_> = (1..=400i64)
+        .map(|u| {
+            let request = client.post(&url).json(&json!({"userId": u})).send();
+            async move {
+                let reply = request.await.ok()?;
+                let status = reply.status().as_u16();
+                let body: serde_json::Value = reply.json().await.ok()?;
+                Some((u, status, body))
+            }
+        })
         .collect();
     let mut answered = 0;
+    let mut seen_won = HashMap::new();
+    let mut statuses = std::collections::BTreeMap::new();
     while let Some(reply) = burst.next().await {
-        if reply.is_ok() {
-            answered += 1;
+        let Some((user, status, body)) = reply else {
+            continue;
+        };
+        answered += 1;
+        *statuses.entry(status).or_insert(0) += 1;
+        if status == 201 {
+            assert_eq!(body["userId"], json!(user), "{body}");
+            let id = body["participationId"].as_i64().expect("participationId");
+            assert!(seen_won.insert(id, user).is_none(), "id {id} given twice");
         }
         if answered == 60 {
             first.child.kill().expect("SIGKILL");
@@ -124,6 +184,11 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
         }
     }
     assert!(answered >= 60);
+    assert!(
+        !seen_won.is_empty(),
+        "some wins were answered before the kill: {statuses:?}"
+    );
+    drop(first);
 
     let second = start(&db_url, &prefix, broker.bootstrap_servers()).await;
     let db = sea_orm::Database::connect(db_url.as_str())
@@ -193,6 +258,32 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
     ))
     .await;
     assert_eq!(accepted, 200, "exactly the stock, after a crash mid-burst");
+    // Every win a client was told about before the kill was committed: same id, same user.
+    let rows = sea_orm::ConnectionTrait::query_all_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::MySql,
+            format!("SELECT id, user_id FROM participation WHERE campaign_id = {campaign}"),
+        ),
+    )
+    .await
+    .expect("participations");
+    let in_mysql: HashMap<i64, i64> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index::<i64>(0).expect("id"),
+                r.try_get_by_index::<i64>(1).expect("user_id"),
+            )
+        })
+        .collect();
+    for (id, user) in &seen_won {
+        assert_eq!(
+            in_mysql.get(id),
+            Some(user),
+            "participation {id} of user {user} was answered 201 before the kill"
+        );
+    }
     assert_eq!(
         scalar(format!(
             "SELECT COUNT(DISTINCT user_id) FROM participation WHERE campaign_id = {campaign}"
@@ -246,9 +337,7 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
             assert_eq!(copy.payload, payload, "a duplicate carries the same bytes");
         }
     }
-    let mut second = second;
-    second.child.kill().expect("stop");
-    let _ = second.child.wait();
+    drop(second);
 }
 
 /// Sends SIGTERM to a child process.
@@ -271,7 +360,7 @@ async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
         .build()
         .expect("client");
     let mut service = start(&db_url, &prefix, broker.bootstrap_servers()).await;
-    let campaign = create_campaign(&client, &service.base, 1_000).await;
+    let campaign = create_campaign(&client, &service, 1_000).await;
 
     // 300 users at once; SIGTERM after the first 30 answers, with the rest in flight.
     let url = format!(

@@ -4,6 +4,7 @@
 mod boundary_sweep;
 mod campaigns;
 mod crash;
+mod dependency_faults;
 mod gate_rebuild;
 mod helpers;
 mod mysql_black_hole;

@@ -1,0 +1,345 @@
+//! Dependencies failing under load, and instances sharing them (DESIGN §2.1, §2.9):
+//! - Redis stops answering mid-burst (black hole), then drops every connection (reset), then
+//!   comes back: every request is answered in bounded time, and the sale still ends at exactly
+//!   its stock with Redis agreeing with MySQL;
+//! - two instances on one database and one Redis prefix sell one campaign out together.
+//!
+//! Redis is reached through a `Proxy` the test controls; the test's own assertions read Redis
+//! directly.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{future::join_all, StreamExt};
+use redis::AsyncCommands;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    helpers::{burst_users, spawn_app_with, test_settings, wait_until, winners, Reply, TestApp},
+    proxy::Proxy,
+};
+
+/// The real Redis the proxy forwards to.
+async fn redis_addr() -> std::net::SocketAddr {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let host_port = url
+        .trim_start_matches("redis://")
+        .split(['/', '?'])
+        .next()
+        .expect("host:port")
+        .rsplit('@')
+        .next()
+        .expect("host:port")
+        .to_string();
+    tokio::net::lookup_host(host_port)
+        .await
+        .expect("resolve Redis")
+        .next()
+        .expect("an address for Redis")
+}
+
+/// One answer the burst got, with how long it took.
+#[derive(Debug)]
+struct Answer {
+    user: i64,
+    reply: Reply,
+    started: Instant,
+    elapsed: Duration,
+}
+
+/// `workers` clients, each sending one request for a fresh user at a time until `stop`.
+fn start_burst(
+    app: &TestApp,
+    campaign: i64,
+    workers: usize,
+    stop: CancellationToken,
+) -> (
+    mpsc::UnboundedReceiver<Answer>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let next_user = Arc::new(AtomicI64::new(1));
+    let url = app.url(&format!("/api/v1/campaigns/{campaign}/participations"));
+    let handles = (0..workers)
+        .map(|_| {
+            let (client, url, tx, stop, next_user) = (
+                app.client.clone(),
+                url.clone(),
+                tx.clone(),
+                stop.clone(),
+                next_user.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    let user = next_user.fetch_add(1, Ordering::SeqCst);
+                    let started = Instant::now();
+                    let resp = client
+                        .post(&url)
+                        .json(&json!({"userId": user}))
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("user {user}: no answer: {e}"));
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    let text = resp.text().await.expect("body read");
+                    let body = serde_json::from_str(&text).unwrap_or(json!(text));
+                    let answer = Answer {
+                        user,
+                        reply: Reply {
+                            status,
+                            body,
+                            headers,
+                        },
+                        started,
+                        elapsed: started.elapsed(),
+                    };
+                    if tx.send(answer).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    (rx, handles)
+}
+
+/// Collects answers into `all` until `count` of the ones received from now on satisfy `wanted`.
+async fn collect_until(
+    what: &str,
+    rx: &mut mpsc::UnboundedReceiver<Answer>,
+    all: &mut Vec<Answer>,
+    count: usize,
+    wanted: impl Fn(&Answer) -> bool,
+) {
+    let mut seen = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen < count {
+        let answer = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {count} answers: {what}"))
+            .expect("the burst runs until stopped");
+        if wanted(&answer) {
+            seen += 1;
+        }
+        all.push(answer);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_hanging_then_dropping_connections_mid_burst_never_hangs_a_request_and_the_sale_recovers(
+) {
+    let proxy = Proxy::start(redis_addr().await).await;
+    let mut settings = test_settings().await;
+    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+    let request_timeout = Duration::from_secs(2);
+    settings.http.request_timeout = request_timeout;
+    settings.redis.timeout = Duration::from_millis(300);
+    // The reconciler gives back reservations older than this, checking every tenth of it.
+    settings.redis.reservation_timeout = Duration::from_secs(3);
+    let app = spawn_app_with(settings).await;
+    let stock = 150;
+    let campaign = app.open_campaign(stock, 1).await;
+
+    // 16 clients keep asking, each for a new user, while Redis goes through its outage. Every
+    // phase ends on what the answers show, not on time:
+    let stop = CancellationToken::new();
+    let (mut rx, workers) = start_burst(&app, campaign, 16, stop.clone());
+    let mut all = Vec::new();
+    // healthy: 20 wins;
+    collect_until("wins before the outage", &mut rx, &mut all, 20, |a| {
+        a.reply.status == 201
+    })
+    .await;
+    // Redis stops answering (connections stay open): 503s;
+    proxy.black_hole();
+    let black_hole_at = Instant::now();
+    collect_until("refusals in the black hole", &mut rx, &mut all, 5, |a| {
+        a.started > black_hole_at && a.reply.status == 503
+    })
+    .await;
+    // its connections are reset (replies Redis had sent are lost) while it still does not
+    // answer new connections: 503s;
+    proxy.reset().await;
+    let reset_at = Instant::now();
+    collect_until("refusals after the reset", &mut rx, &mut all, 5, |a| {
+        a.started > reset_at && a.reply.status == 503
+    })
+    .await;
+    // Redis is back: the service reconnects by itself and sells again.
+    proxy.resume();
+    let resumed_at = Instant::now();
+    collect_until("wins after Redis came back", &mut rx, &mut all, 10, |a| {
+        a.started > resumed_at && a.reply.status == 201
+    })
+    .await;
+    stop.cancel();
+    for worker in workers {
+        worker.await.expect("burst worker");
+    }
+    while let Some(answer) = rx.recv().await {
+        all.push(answer);
+    }
+
+    // Every request was answered in bounded time, with a documented answer.
+    let mut won: HashSet<i64> = HashSet::new();
+    let mut unavailable = Vec::new();
+    for a in &all {
+        assert!(
+            a.elapsed <= request_timeout + Duration::from_millis(1_500),
+            "user {}: answered after {:?} (HTTP_REQUEST_TIMEOUT_MS is {request_timeout:?}): {:?}",
+            a.user,
+            a.elapsed,
+            a.reply
+        );
+        match (a.reply.status, a.reply.code()) {
+            (201, _) => assert!(won.insert(a.user), "user {} won twice", a.user),
+            // No 409: every user of the burst is new and stock remains, so a refusal here
+            // would be a timeout passed off as the gate's decision.
+            (503, "DEPENDENCY_UNAVAILABLE") => unavailable.push(a.user),
+            (503, "SERVICE_BUSY") => {
+                assert!(
+                    a.reply.headers.contains_key("retry-after"),
+                    "SERVICE_BUSY carries Retry-After: {:?}",
+                    a.reply
+                );
+                unavailable.push(a.user);
+            }
+            _ => panic!("user {}: unexpected answer {:?}", a.user, a.reply),
+        }
+    }
+
+    // Reservations whose replies the reset lost, and wins whose reservation could not be closed,
+    // are left open; the reconciler settles them once they are RESERVATION_TIMEOUT_MS old.
+    let (meta, _) = app.gate_keys(campaign);
+    let pending = meta.replace(":meta", ":pending");
+    let open_reservations = || {
+        let (mut redis, pending) = (app.redis.clone(), pending.clone());
+        async move { redis.hlen::<_, i64>(pending).await.expect("HLEN") }
+    };
+    wait_until(
+        "the reconciler to settle every open reservation",
+        Duration::from_secs(30),
+        || async { open_reservations().await == 0 },
+    )
+    .await;
+    let remaining = app.remaining_stock(campaign).await;
+    assert!(remaining > 0, "the outage came before the sell-out");
+    assert_eq!(
+        app.redis_stock(campaign).await,
+        Some(remaining),
+        "after the reconciler, Redis holds MySQL's stock"
+    );
+
+    // The sale continues to its end: the users refused in the outage try again, with enough
+    // new users to sell every unit left (32 at a time).
+    let fresh = 10_000..10_000 + stock;
+    let rest: Vec<i64> = unavailable.iter().copied().chain(fresh).collect();
+    let replies: Vec<Reply> = futures::stream::iter(rest.iter().map(|&u| app.join(campaign, u, 1)))
+        .buffered(32)
+        .collect()
+        .await;
+    // A retried user is ALREADY_PARTICIPATED only if the refused attempt committed after all
+    // (its answer was the HTTP timeout, not the gate's): MySQL then holds that win.
+    let mut committed_late = HashSet::new();
+    for (user, reply) in rest.iter().zip(&replies) {
+        if reply.code() == "ALREADY_PARTICIPATED" {
+            assert!(unavailable.contains(user), "user {user}: {reply:?}");
+            committed_late.insert(*user);
+        }
+    }
+    for user in winners(&replies, &rest) {
+        assert!(won.insert(user), "user {user} won twice");
+    }
+    assert!(won.is_disjoint(&committed_late));
+    won.extend(committed_late);
+
+    assert_eq!(won.len() as i64, stock, "exactly the stock was sold");
+    let rows = mysql_winners(&app, campaign).await;
+    assert_eq!(rows.len() as i64, stock, "one row per unit");
+    let in_mysql: HashSet<i64> = rows.into_iter().collect();
+    assert_eq!(
+        in_mysql, won,
+        "the wins in MySQL are exactly the 201s (and late commits)"
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+    assert_eq!(open_reservations().await, 0, "no reservation left open");
+    app.assert_outbox_matches_participations().await;
+}
+
+/// The user ids of a campaign's participations in MySQL, one per row.
+async fn mysql_winners(app: &TestApp, campaign: i64) -> Vec<i64> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    app.db
+        .query_all_raw(Statement::from_string(
+            DbBackend::MySql,
+            format!("SELECT user_id FROM participation WHERE campaign_id = {campaign}"),
+        ))
+        .await
+        .expect("participations")
+        .iter()
+        .map(|r| r.try_get_by_index::<i64>(0).expect("user_id"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_database_and_redis_sell_exactly_the_stock_together() {
+    let settings = test_settings().await;
+    let a = spawn_app_with(settings.clone()).await;
+    // Same database (already migrated by `a`), same Redis prefix: a second replica.
+    let mut second = settings;
+    second.migrate_on_start = false;
+    let b = spawn_app_with(second).await;
+    assert_eq!(a.redis_prefix, b.redis_prefix);
+
+    let stock = 100;
+    let campaign = a.open_campaign(stock, 1).await;
+    // Each instance sells before the burst: both serve the campaign (b never saw it created).
+    assert_eq!(a.join(campaign, 1, 1).await.status, 201);
+    assert_eq!(b.join(campaign, 2, 1).await.status, 201);
+
+    // 300 more users at once, 100 of them twice; each user's second request goes to the other
+    // instance than its first.
+    let users: Vec<i64> = burst_users().into_iter().map(|u| u + 2).collect();
+    let mut asked = HashSet::new();
+    let replies = join_all(users.iter().map(|&u| {
+        let first_time = asked.insert(u);
+        let app = if (u % 2 == 0) == first_time { &a } else { &b };
+        app.join(campaign, u, 1)
+    }))
+    .await;
+    let mut won = winners(&replies, &users);
+    assert!(won.insert(1) && won.insert(2), "nobody twice");
+    assert_eq!(
+        won.len() as i64,
+        stock,
+        "exactly the stock, across both instances"
+    );
+
+    let in_mysql = mysql_winners(&a, campaign).await;
+    assert_eq!(in_mysql.len() as i64, stock, "one row per win");
+    assert_eq!(
+        in_mysql.into_iter().collect::<HashSet<_>>(),
+        won,
+        "the wins in MySQL are exactly the 201s"
+    );
+    assert_eq!(a.remaining_stock(campaign).await, 0);
+    assert_eq!(a.redis_stock(campaign).await, Some(0));
+    a.assert_outbox_matches_participations().await;
+    // Both instances refuse what is left, whoever asks.
+    for app in [&a, &b] {
+        assert_eq!(
+            app.join(campaign, 1, 1).await.code(),
+            "ALREADY_PARTICIPATED"
+        );
+        assert_eq!(app.join(campaign, 100_000, 1).await.code(), "SOLD_OUT");
+    }
+}
