@@ -313,6 +313,16 @@ impl ParticipationService {
             return;
         };
         match self.gate.winners(campaign_id).await {
+            // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
+            // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
+            // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.
+            Ok(set) if (set.len() as i64) < winners => {
+                tracing::debug!(
+                    copied = set.len(),
+                    winners,
+                    "The winners set shrank while copied; no sold-out memo."
+                );
+            }
             Ok(set) => copy.record(set),
             Err(e) => {
                 tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
