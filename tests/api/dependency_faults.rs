@@ -343,3 +343,49 @@ async fn two_instances_on_one_database_and_redis_sell_exactly_the_stock_together
         assert_eq!(app.join(campaign, 100_000, 1).await.code(), "SOLD_OUT");
     }
 }
+
+/// Priming at creation fails while Redis does not answer, and the keys under the new campaign's
+/// id still hold an earlier campaign's state (ids start again after a database reset): the
+/// first request must not be served from that stale state.
+#[tokio::test]
+async fn a_campaign_created_while_redis_hangs_is_not_served_from_stale_keys() {
+    let proxy = Proxy::start(redis_addr().await).await;
+    let mut settings = test_settings().await;
+    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+    settings.redis.timeout = Duration::from_millis(300);
+    let app = spawn_app_with(settings).await;
+
+    proxy.black_hole();
+    let created = app
+        .create_campaign(json!({"name": "primed late", "totalStock": 5}))
+        .await;
+    let campaign = created["id"].as_i64().expect("id");
+    // An earlier campaign with this id, sold out, with user 42 among its winners.
+    let (meta, users) = app.gate_keys(campaign);
+    let mut redis = app.redis.clone();
+    let _: () = redis
+        .hset_multiple(
+            &meta,
+            &[
+                ("stock", "0"),
+                ("starts_ms", "0"),
+                ("ends_ms", "0"),
+                ("limit", "1"),
+                ("seq", "9"),
+                ("expire_ms", "0"),
+                ("epoch", "1"),
+            ],
+        )
+        .await
+        .expect("stale hash");
+    let _: () = redis.sadd(&users, 42).await.expect("stale winner");
+    // The connection drops with the priming commands still held: they never reach Redis.
+    proxy.reset().await;
+    proxy.resume();
+
+    let won = app.join(campaign, 42, 1).await;
+    assert_eq!(won.status, 201, "{won:?}");
+    assert_eq!(won.body["sequence"], json!(1), "a fresh sequence: {won:?}");
+    assert_eq!(app.redis_stock(campaign).await, Some(4));
+    app.assert_outbox_matches_participations().await;
+}
