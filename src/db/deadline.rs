@@ -1,7 +1,7 @@
 //! A deadline on every database call (DESIGN.md §2.9).
 //!
-//! [`Db`] wraps the pool and [`Txn`] a transaction; both implement sea-orm's `ConnectionTrait`,
-//! so repositories take them wherever they took a `DatabaseConnection`, and every statement,
+//! [`Db`] wraps the pool and [`Txn`] a transaction (both a [`Bounded`], which implements sea-orm's
+//! `ConnectionTrait`), so repositories take them wherever they took a `DatabaseConnection`, and every statement,
 //! `BEGIN`, `COMMIT` and `ROLLBACK` runs under `DB_STATEMENT_TIMEOUT_MS`. Past it the call fails
 //! with a `TimedOut` I/O error ([`super::error::DbErrorKind::StatementTimeout`]) and its future is
 //! dropped. What happens to the connection then is [`super::pool`]'s release probe: the pool
@@ -39,77 +39,35 @@ async fn bounded<T>(
         .unwrap_or_else(|_| Err(elapsed(limit)))
 }
 
-/// The connection pool, with a deadline on each call. Cheap to clone.
+/// A connection (the pool, or a transaction) with a deadline on each call.
 #[derive(Clone, Debug)]
-pub struct Db {
-    pool: DatabaseConnection,
+pub struct Bounded<C> {
+    inner: C,
     limit: Duration,
 }
+
+/// The connection pool, with a deadline on each call. Cheap to clone.
+pub type Db = Bounded<DatabaseConnection>;
+
+/// A transaction with a deadline on each statement. Dropped without `commit`, it rolls back.
+pub type Txn = Bounded<DatabaseTransaction>;
 
 impl Db {
     pub fn new(pool: DatabaseConnection, statement_timeout: Duration) -> Self {
         Self {
-            pool,
+            inner: pool,
             limit: statement_timeout,
         }
     }
 
-    /// The deadline of one call.
-    pub fn statement_timeout(&self) -> Duration {
-        self.limit
-    }
-
     /// Starts a transaction whose every statement has the same deadline.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
-        let inner = bounded(self.limit, self.pool.begin()).await?;
-        Ok(Txn {
+        let inner = bounded(self.limit, self.inner.begin()).await?;
+        Ok(Bounded {
             inner,
             limit: self.limit,
         })
     }
-
-    /// A round trip to the server, bounded.
-    pub async fn ping(&self) -> Result<(), DbErr> {
-        bounded(self.limit, self.pool.ping()).await
-    }
-
-    /// The pool without deadlines: for migrations, whose DDL may legitimately run long.
-    pub fn unbounded(&self) -> &DatabaseConnection {
-        &self.pool
-    }
-
-    pub async fn close(self) -> Result<(), DbErr> {
-        self.pool.close().await
-    }
-}
-
-#[async_trait::async_trait]
-impl ConnectionTrait for Db {
-    fn get_database_backend(&self) -> DbBackend {
-        self.pool.get_database_backend()
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        bounded(self.limit, self.pool.execute_raw(stmt)).await
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        bounded(self.limit, self.pool.execute_unprepared(sql)).await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        bounded(self.limit, self.pool.query_one_raw(stmt)).await
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        bounded(self.limit, self.pool.query_all_raw(stmt)).await
-    }
-}
-
-/// A transaction with a deadline on each statement. Dropped without `commit`, it rolls back.
-pub struct Txn {
-    inner: DatabaseTransaction,
-    limit: Duration,
 }
 
 impl Txn {
@@ -123,7 +81,7 @@ impl Txn {
 }
 
 #[async_trait::async_trait]
-impl ConnectionTrait for Txn {
+impl<C: ConnectionTrait + Send> ConnectionTrait for Bounded<C> {
     fn get_database_backend(&self) -> DbBackend {
         self.inner.get_database_backend()
     }

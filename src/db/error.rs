@@ -39,6 +39,17 @@ impl DbErrorKind {
     }
 }
 
+/// A failure after which the statement (or the transaction's COMMIT) may or may not have been
+/// applied: the deadline passed or the connection broke with the request sent. A pool that had
+/// no connection to give sent nothing.
+pub fn outcome_unknown(e: &DbErr) -> bool {
+    !matches!(e, DbErr::ConnectionAcquire(_))
+        && matches!(
+            kind(e),
+            DbErrorKind::StatementTimeout | DbErrorKind::ConnectionLost
+        )
+}
+
 fn sqlx_error(e: &DbErr) -> Option<&sqlx::Error> {
     match e {
         DbErr::Conn(RuntimeErr::SqlxError(e))

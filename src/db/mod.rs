@@ -13,4 +13,4 @@ pub mod deadline;
 pub mod error;
 pub mod pool;
 
-pub use deadline::{Db, Txn};
+pub use deadline::{Bounded, Db, Txn};

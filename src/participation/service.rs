@@ -66,10 +66,18 @@ pub enum JoinError {
     },
 }
 
+/// Every pooled connection stayed busy for `DB_ACQUIRE_TIMEOUT_MS`: SERVICE_BUSY, not an outage.
+fn pool_exhausted(e: &DbErr) -> bool {
+    matches!(
+        e,
+        DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
+    )
+}
+
 impl From<DbErr> for JoinError {
     fn from(e: DbErr) -> Self {
         match e {
-            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) => JoinError::Busy,
+            e if pool_exhausted(&e) => JoinError::Busy,
             other => JoinError::Unavailable {
                 what: "MySQL",
                 source: other.into(),
@@ -82,14 +90,7 @@ impl From<LoadError> for JoinError {
     fn from(e: LoadError) -> Self {
         match e {
             LoadError::CampaignGone(id) => JoinError::CampaignNotFound(id),
-            LoadError::Db(db)
-                if matches!(
-                    *db,
-                    DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
-                ) =>
-            {
-                JoinError::Busy
-            }
+            LoadError::Db(db) if pool_exhausted(&db) => JoinError::Busy,
             other => JoinError::Unavailable {
                 what: "the gate rebuild",
                 source: other.into(),
@@ -169,16 +170,6 @@ where
                 source: e.into(),
             })
         })
-}
-
-/// A failure after which the transaction may or may not have committed: the client's deadline
-/// or a broken connection (not a pool that had no connection to give: nothing was sent).
-fn outcome_unknown(e: &DbErr) -> bool {
-    !matches!(e, DbErr::ConnectionAcquire(_))
-        && matches!(
-            db_error::kind(e),
-            DbErrorKind::StatementTimeout | DbErrorKind::ConnectionLost
-        )
 }
 
 /// Cheap to clone; shared by all requests.
@@ -389,7 +380,9 @@ impl ParticipationService {
                     .await;
                 Err(JoinError::SoldOut)
             }
-            Err(WriteError::Db(e)) if outcome_unknown(&e) => self.resolve_unknown(req, e).await,
+            Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
+                self.resolve_unknown(req, e).await
+            }
             Err(WriteError::Db(e)) => {
                 tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");

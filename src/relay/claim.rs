@@ -85,11 +85,7 @@ impl ClaimLoop {
                 let rows = match self.claim().await {
                     Ok((_, rows)) => rows,
                     Err(e) => {
-                        let kind = db_error::kind(&e);
-                        orphans |= matches!(
-                            kind,
-                            DbErrorKind::StatementTimeout | DbErrorKind::ConnectionLost
-                        ) && !matches!(e, sea_orm::DbErr::ConnectionAcquire(_));
+                        orphans |= db_error::outcome_unknown(&e);
                         tracing::warn!(error = %e, "Claiming outbox rows failed; will retry at the next poll.");
                         break;
                     }

@@ -361,24 +361,7 @@ async fn a_campaign_created_while_redis_hangs_is_not_served_from_stale_keys() {
         .await;
     let campaign = created["id"].as_i64().expect("id");
     // An earlier campaign with this id, sold out, with user 42 among its winners.
-    let (meta, users) = app.gate_keys(campaign);
-    let mut redis = app.redis.clone();
-    let _: () = redis
-        .hset_multiple(
-            &meta,
-            &[
-                ("stock", "0"),
-                ("starts_ms", "0"),
-                ("ends_ms", "0"),
-                ("limit", "1"),
-                ("seq", "9"),
-                ("expire_ms", "0"),
-                ("epoch", "1"),
-            ],
-        )
-        .await
-        .expect("stale hash");
-    let _: () = redis.sadd(&users, 42).await.expect("stale winner");
+    app.plant_stale_gate_state(campaign, 42, Some(1)).await;
     // The connection drops with the priming commands still held: they never reach Redis.
     proxy.reset().await;
     proxy.resume();

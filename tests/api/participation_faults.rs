@@ -249,25 +249,7 @@ async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
 async fn a_new_campaign_replaces_gate_state_left_over_from_an_earlier_database() {
     let app = spawn_app().await;
     // Keys of a sold-out "campaign 1" from before a database reset (ids start again).
-    let (meta, users) = app.gate_keys(1);
-    let mut redis = app.redis.clone();
-    let _: () = redis::AsyncCommands::hset_multiple(
-        &mut redis,
-        &meta,
-        &[
-            ("stock", "0"),
-            ("starts_ms", "0"),
-            ("ends_ms", "0"),
-            ("limit", "1"),
-            ("seq", "9"),
-            ("expire_ms", "0"),
-        ],
-    )
-    .await
-    .expect("stale hash");
-    let _: () = redis::AsyncCommands::sadd(&mut redis, &users, 42)
-        .await
-        .expect("stale winner");
+    app.plant_stale_gate_state(1, 42, None).await;
 
     let campaign = app.open_campaign(3, 1).await;
     assert_eq!(campaign, 1);
