@@ -13,6 +13,7 @@
 //! - [`campaign`]: campaign model, repository and in-process cache.
 //! - [`participation`]: the Redis gate, the participation transaction, compensation.
 //! - [`kafka`]: producers, the embedded broker and the message contract.
+//! - [`outbox`]: the outbox table and the event contract (value, headers, dead letters).
 //! - [`relay`]: claims outbox rows and publishes them to Kafka.
 //! - [`metrics`]: process-wide counters.
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod db;
 pub mod kafka;
 pub mod metrics;
+pub mod outbox;
 pub mod participation;
 pub mod relay;
 pub mod startup;

@@ -89,7 +89,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
 
         let topic = settings.kafka.topic.as_str();
-        let dlq_topic = format!("{topic}.dlq");
+        let dlq_topic = crate::outbox::dlq::relay_topic(topic);
         let (bootstrap, embedded) = match &settings.kafka.bootstrap_servers {
             Some(servers) => {
                 components.set_kafka(format!("external ({servers})"));

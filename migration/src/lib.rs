@@ -17,6 +17,12 @@ mod m20261121_000008_index_outbox_lease;
 mod m20261121_000009_index_outbox_lease_owner;
 mod m20261121_000010_index_participation_campaign_id;
 mod m20261121_000011_campaign_accepted_count;
+mod m20261121_000012_campaign_reward_points;
+mod m20261121_000013_create_consumer_inbox;
+mod m20261121_000014_create_campaign_stats;
+mod m20261121_000015_create_campaign_daily_stats;
+mod m20261121_000016_create_reward_account;
+mod m20261121_000017_create_reward_grant;
 
 pub struct Migrator;
 
@@ -35,6 +41,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000009_index_outbox_lease_owner::Migration),
             Box::new(m20261121_000010_index_participation_campaign_id::Migration),
             Box::new(m20261121_000011_campaign_accepted_count::Migration),
+            Box::new(m20261121_000012_campaign_reward_points::Migration),
+            Box::new(m20261121_000013_create_consumer_inbox::Migration),
+            Box::new(m20261121_000014_create_campaign_stats::Migration),
+            Box::new(m20261121_000015_create_campaign_daily_stats::Migration),
+            Box::new(m20261121_000016_create_reward_account::Migration),
+            Box::new(m20261121_000017_create_reward_grant::Migration),
         ]
     }
 }

@@ -92,7 +92,7 @@ impl AdminApi {
         campaign_id: Query<Option<i64>>,
     ) -> Result<Json<OutboxSummary>, ApiError> {
         auth.check(&state.admin_token)?;
-        let key = campaign_id.0.map(crate::kafka::contract::message_key);
+        let key = campaign_id.0.map(crate::outbox::event::message_key);
         let s = store::summary(&state.db, key.as_deref()).await?;
         let m = &state.metrics;
         let components = state.components.snapshot();
@@ -164,7 +164,7 @@ impl AdminApi {
         campaign_id: Query<i64>,
     ) -> Result<Json<RedrivenCampaign>, ApiError> {
         auth.check(&state.admin_token)?;
-        let key = crate::kafka::contract::message_key(campaign_id.0);
+        let key = crate::outbox::event::message_key(campaign_id.0);
         let redriven = store::redrive_key(&state.db, &key).await?;
         tracing::info!(
             campaign_id = campaign_id.0,

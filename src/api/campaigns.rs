@@ -37,6 +37,9 @@ pub struct CreateCampaign {
     /// Most units one user may take in their one participation (default 1).
     #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
     pub per_user_limit: Option<i32>,
+    /// Points granted per unit won, by the rewards consumer (default 0, at most 1,000,000,000).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub reward_points: Option<i64>,
     /// Opening time (default: now); years 1000 to 9999.
     pub starts_at: Option<DateTime<Utc>>,
     /// Closing time, exclusive (default: none). Must be after `startsAt`; years 1000 to 9999.
@@ -87,6 +90,8 @@ pub struct CampaignDto {
     /// Accepted participations so far.
     pub accepted_count: i64,
     pub per_user_limit: i32,
+    /// Points granted per unit won.
+    pub reward_points: i64,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
     pub state: StateDto,
@@ -105,6 +110,7 @@ impl CampaignDto {
             remaining_stock: c2.remaining_stock,
             accepted_count: c.accepted_count,
             per_user_limit: c2.per_user_limit,
+            reward_points: c2.reward_points,
             starts_at: c2.starts_at,
             ends_at: c2.ends_at,
             state,
@@ -170,6 +176,7 @@ impl CampaignsApi {
                 name: name.to_string(),
                 total_stock: body.total_stock,
                 per_user_limit,
+                reward_points: body.reward_points.unwrap_or(0),
                 starts_at,
                 ends_at,
             },

@@ -16,6 +16,8 @@ pub struct Campaign {
     pub total_stock: i64,
     pub remaining_stock: i64,
     pub per_user_limit: i32,
+    /// Points per unit won, granted by the rewards consumer (carried in the event).
+    pub reward_points: i64,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -89,6 +91,7 @@ mod tests {
             total_stock: 10,
             remaining_stock: remaining,
             per_user_limit: 1,
+            reward_points: 0,
             starts_at: t0 + Duration::seconds(start),
             ends_at: end.map(|e| t0 + Duration::seconds(e)),
             created_at: t0,

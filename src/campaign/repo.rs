@@ -11,6 +11,7 @@ pub struct NewCampaign {
     pub name: String,
     pub total_stock: i64,
     pub per_user_limit: i32,
+    pub reward_points: i64,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
 }
@@ -29,6 +30,7 @@ struct Row {
     total_stock: i64,
     remaining_stock: i64,
     per_user_limit: i32,
+    reward_points: i64,
     starts_at: NaiveDateTime,
     ends_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
@@ -45,6 +47,7 @@ impl From<Row> for CampaignWithCount {
                 total_stock: r.total_stock,
                 remaining_stock: r.remaining_stock,
                 per_user_limit: r.per_user_limit,
+                reward_points: r.reward_points,
                 starts_at: r.starts_at.and_utc(),
                 ends_at: r.ends_at.map(|t| t.and_utc()),
                 created_at: r.created_at.and_utc(),
@@ -55,7 +58,8 @@ impl From<Row> for CampaignWithCount {
     }
 }
 
-const SELECT: &str = "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, \
+const SELECT: &str =
+    "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, c.reward_points, \
      c.starts_at, c.ends_at, c.created_at, c.updated_at, c.accepted_count FROM campaign c";
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
@@ -83,13 +87,14 @@ pub async fn insert(
     }
     let res = db
         .execute_raw(stmt(
-            "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, starts_at, ends_at, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, starts_at, \
+             ends_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 new.name.clone().into(),
                 new.total_stock.into(),
                 new.total_stock.into(),
                 new.per_user_limit.into(),
+                new.reward_points.into(),
                 naive(db_precision(new.starts_at)).into(),
                 new.ends_at.map(|t| naive(db_precision(t))).into(),
                 now.into(),

@@ -1,7 +1,6 @@
-//! Kafka: producer set-up, the embedded broker used when no Kafka is configured, and the message
-//! contract with consumers.
+//! Kafka: producer set-up and the embedded broker used when no Kafka is configured. The message
+//! contract lives with the outbox (`crate::outbox`).
 
-pub mod contract;
 pub mod embedded;
 pub mod producer;
 

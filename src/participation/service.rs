@@ -248,7 +248,11 @@ impl ParticipationService {
         // Past the gate, the work runs in its own task: a client that hangs up drops this future,
         // and the reservation must still be either committed or released.
         let this = self.clone();
-        detached(async move { this.commit_or_compensate(req, sequence).await }).await
+        detached(async move {
+            this.commit_or_compensate(req, sequence, campaign.reward_points)
+                .await
+        })
+        .await
     }
 
     /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis restart),
@@ -336,11 +340,13 @@ impl ParticipationService {
         &self,
         req: JoinRequest,
         sequence: i64,
+        reward_points: i64,
     ) -> Result<Accepted, JoinError> {
         let event_id = Uuid::now_v7();
         let participation = NewParticipation {
             entry: req.entry,
             sequence,
+            reward_points,
             event_id,
             topic: &self.topic,
             traceparent: req.traceparent.as_deref(),

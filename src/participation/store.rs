@@ -10,7 +10,7 @@ use super::entry::Entry;
 use crate::{
     campaign::repo::naive,
     db::error::{self as db_error, DbErrorKind},
-    kafka::contract::{self, ParticipationAccepted},
+    outbox::{self, event::PARTICIPATION_ACCEPTED, NewOutboxEvent, ParticipationAccepted},
 };
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
@@ -22,6 +22,8 @@ fn stmt(sql: &str, values: Vec<Value>) -> Statement {
 pub struct NewParticipation<'a> {
     pub entry: Entry,
     pub sequence: i64,
+    /// The campaign's points per unit, carried in the event.
+    pub reward_points: i64,
     pub event_id: Uuid,
     pub topic: &'a str,
     pub traceparent: Option<&'a str>,
@@ -103,34 +105,23 @@ pub async fn write(db: &Db, p: &NewParticipation<'_>) -> Result<(i64, DateTime<U
 
     let event = ParticipationAccepted {
         event_id: p.event_id,
-        event_type: contract::PARTICIPATION_ACCEPTED.into(),
+        event_type: PARTICIPATION_ACCEPTED.into(),
         occurred_at: accepted_at,
         campaign_id: p.entry.campaign_id,
         participation_id,
         user_id: p.entry.user_id,
         quantity: p.entry.quantity,
         sequence: p.sequence,
+        reward_points: p.reward_points,
     };
-    let payload = serde_json::to_string(&event).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let headers = contract::headers(p.event_id, contract::PARTICIPATION_ACCEPTED, p.traceparent);
-    let headers = serde_json::to_string(&headers).map_err(|e| DbErr::Custom(e.to_string()))?;
-    // The outbox row's created_at is the database's clock inside the transaction, after the
-    // campaign lock: the commit time to within a statement (the relay's lag is measured from it).
-    txn.execute_raw(stmt(
-        "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-         headers, status, attempts, available_at, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-        vec![
-            p.event_id.to_string().into(),
-            contract::AGGREGATE_PARTICIPATION.into(),
-            participation_id.to_string().into(),
-            contract::PARTICIPATION_ACCEPTED.into(),
-            p.topic.into(),
-            contract::message_key(p.entry.campaign_id).into(),
-            payload.into(),
-            headers.into(),
-        ],
-    ))
+    outbox::table::insert(
+        &txn,
+        &[NewOutboxEvent::participation_accepted(
+            &event,
+            p.topic,
+            p.traceparent,
+        )],
+    )
     .await?;
 
     txn.commit().await?;

@@ -6,10 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rdkafka::{
-    message::{Header, OwnedHeaders},
-    producer::FutureRecord,
-};
+use rdkafka::producer::FutureRecord;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 use uuid::Uuid;
 
@@ -21,11 +18,9 @@ use crate::db::Db;
 use crate::{
     campaign::{repo::naive, CampaignCache},
     db::error::{self as db_error, DbErrorKind},
-    kafka::{
-        contract::{self, ParticipationAccepted},
-        Producers,
-    },
+    kafka::Producers,
     metrics::Metrics,
+    outbox::{self, event::PARTICIPATION_ACCEPTED, ParticipationAccepted},
 };
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
@@ -56,16 +51,18 @@ enum Written {
 impl SyncParticipationService {
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
-        let (_campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
+        let (campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
+        let reward_points = campaign.reward_points;
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();
-        detached(async move { this.commit_then_produce(req, now).await }).await
+        detached(async move { this.commit_then_produce(req, now, reward_points).await }).await
     }
 
     async fn commit_then_produce(
         &self,
         req: JoinRequest,
         now: DateTime<Utc>,
+        reward_points: i64,
     ) -> Result<Accepted, JoinError> {
         let (participation_id, sequence) = match self.write(&req, now).await {
             Ok(Written::Won {
@@ -83,13 +80,14 @@ impl SyncParticipationService {
         let event_id = Uuid::now_v7();
         let event = ParticipationAccepted {
             event_id,
-            event_type: contract::PARTICIPATION_ACCEPTED.into(),
+            event_type: PARTICIPATION_ACCEPTED.into(),
             occurred_at: now,
             campaign_id: req.entry.campaign_id,
             participation_id,
             user_id: req.entry.user_id,
             quantity: req.entry.quantity,
             sequence,
+            reward_points,
         };
         if let Err(e) = self.produce(&event, req.traceparent.as_deref()).await {
             // Committed, but the event is gone: nothing will ever send it again.
@@ -172,18 +170,9 @@ impl SyncParticipationService {
         event: &ParticipationAccepted,
         traceparent: Option<&str>,
     ) -> Result<(), rdkafka::error::KafkaError> {
-        let payload = serde_json::to_string(event).map_err(|e| {
-            tracing::error!(error = %e, "Could not serialize an event.");
-            rdkafka::error::KafkaError::Canceled
-        })?;
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in contract::headers(event.event_id, &event.event_type, traceparent) {
-            headers = headers.insert(Header {
-                key: &k,
-                value: Some(v.as_bytes()),
-            });
-        }
-        let key = contract::message_key(event.campaign_id);
+        let payload = event.to_json();
+        let headers = outbox::headers::to_kafka(&event.headers(traceparent), &[]);
+        let key = event.message_key();
         let record = FutureRecord::to(&self.topic)
             .key(&key)
             .payload(&payload)

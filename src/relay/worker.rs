@@ -26,7 +26,7 @@ use chrono::Utc;
 use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use rdkafka::{
     error::KafkaError,
-    message::{Header, OwnedHeaders},
+    message::OwnedHeaders,
     producer::{FutureProducer, FutureRecord, Producer, PurgeConfig},
     types::RDKafkaErrorCode,
 };
@@ -44,7 +44,8 @@ use super::{
     store::{self, ClaimedRow},
 };
 use crate::db::Db;
-use crate::kafka::{contract::Headers, Producers};
+use crate::kafka::Producers;
+use crate::outbox::{self, dlq};
 
 /// What every worker shares.
 pub struct WorkerContext {
@@ -452,22 +453,9 @@ where
     }
 }
 
-pub fn kafka_headers(stored: &str, extra: &[(&str, String)]) -> OwnedHeaders {
-    let parsed: Headers = serde_json::from_str(stored).unwrap_or_default();
-    let mut headers = OwnedHeaders::new_with_capacity(parsed.len() + extra.len());
-    for (k, v) in parsed.iter() {
-        headers = headers.insert(Header {
-            key: k,
-            value: Some(v.as_bytes()),
-        });
-    }
-    for (k, v) in extra {
-        headers = headers.insert(Header {
-            key: k,
-            value: Some(v.as_bytes()),
-        });
-    }
-    headers
+/// The row's stored headers plus `extra`, as Kafka headers.
+fn kafka_headers(stored: &str, extra: &[(&str, String)]) -> OwnedHeaders {
+    outbox::headers::to_kafka(&outbox::headers::from_stored(stored), extra)
 }
 
 /// Enqueues one message, waiting while librdkafka's local queue is full.
@@ -525,17 +513,15 @@ async fn dead_letter(
     error: &str,
 ) -> bool {
     let attempts = row.attempts + 1;
-    let dlq_topic = format!("{}.dlq", row.topic);
-    let mut extra = vec![
-        ("dlq_reason", reason.as_str().to_string()),
-        ("dlq_error", error.to_string()),
-        ("dlq_attempts", attempts.to_string()),
-        ("dlq_original_topic", row.topic.clone()),
-        (
-            "dlq_failed_at",
-            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        ),
-    ];
+    let dlq_topic = dlq::relay_topic(&row.topic);
+    let mut extra = dlq::DeadLetter {
+        reason: reason.as_str(),
+        error,
+        attempts: i64::from(attempts),
+        original_topic: &row.topic,
+        consumer: None,
+    }
+    .headers();
     let producer = ctx.producers.dlq.get();
     let key = row.msg_key.as_str();
     let mut result = produce_once(
@@ -547,7 +533,7 @@ async fn dead_letter(
     )
     .await;
     if matches!(&result, Err(e) if !super::classify::is_retriable(e)) {
-        extra.push(("dlq_value_omitted", "true".to_string()));
+        extra.push((dlq::VALUE_OMITTED, "true".to_string()));
         let headers = kafka_headers(&row.headers, &extra);
         result = produce_once(&producer, &dlq_topic, key, b"", headers).await;
     }

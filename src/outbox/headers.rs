@@ -1,0 +1,116 @@
+//! Message headers: their names, the map stored in `outbox_event.headers`, and conversion to and
+//! from Kafka headers.
+
+use std::collections::BTreeMap;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use uuid::Uuid;
+
+/// The event's id (UUIDv7), equal to the value's `eventId`: the dedupe key.
+pub const EVENT_ID: &str = "event_id";
+/// The value's `eventType`.
+pub const EVENT_TYPE: &str = "event_type";
+pub const CONTENT_TYPE: &str = "content-type";
+/// W3C trace context of the request that produced the event.
+pub const TRACEPARENT: &str = "traceparent";
+/// The only content type in v1.
+pub const APPLICATION_JSON: &str = "application/json";
+
+/// Message headers, stored as a JSON object in `outbox_event.headers`.
+pub type Headers = BTreeMap<String, String>;
+
+/// The headers every message carries; `traceparent` only when the request had a valid one.
+pub fn build(event_id: Uuid, event_type: &str, traceparent: Option<&str>) -> Headers {
+    let mut h = Headers::new();
+    h.insert(EVENT_ID.into(), event_id.to_string());
+    h.insert(EVENT_TYPE.into(), event_type.into());
+    h.insert(CONTENT_TYPE.into(), APPLICATION_JSON.into());
+    if let Some(tp) = traceparent.filter(|tp| is_valid_traceparent(tp)) {
+        h.insert(TRACEPARENT.into(), tp.into());
+    }
+    h
+}
+
+/// The JSON text stored in `outbox_event.headers`.
+pub fn to_stored(headers: &Headers) -> String {
+    serde_json::to_string(headers).unwrap_or_else(|_| "{}".into())
+}
+
+/// Reads `outbox_event.headers`; a row whose headers are not a JSON object of strings is sent
+/// without them rather than not at all.
+pub fn from_stored(stored: &str) -> Headers {
+    serde_json::from_str(stored).unwrap_or_default()
+}
+
+/// Kafka headers: `headers`, then `extra` (the `dlq_*` headers of a dead letter).
+pub fn to_kafka(headers: &Headers, extra: &[(&str, String)]) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new_with_capacity(headers.len() + extra.len());
+    let all = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    for (key, value) in all {
+        out = out.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    }
+    out
+}
+
+/// The headers of a received message. A header that is not UTF-8 is kept lossily (the contract
+/// check then finds it wrong); a repeated name keeps its last value.
+pub fn from_kafka<H: rdkafka::message::Headers>(headers: Option<&H>) -> Headers {
+    let Some(headers) = headers else {
+        return Headers::new();
+    };
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.key.to_string(),
+                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// W3C trace context `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`. Anything else is dropped
+/// rather than forwarded to every consumer.
+pub fn is_valid_traceparent(tp: &str) -> bool {
+    let parts: Vec<&str> = tp.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_traceparents_are_forwarded() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            build(Uuid::nil(), "T", Some(good))
+                .get(TRACEPARENT)
+                .map(String::as_str),
+            Some(good)
+        );
+        assert!(!build(Uuid::nil(), "T", Some("evil\r\nheader")).contains_key(TRACEPARENT));
+        assert_eq!(build(Uuid::nil(), "T", None).len(), 3);
+    }
+
+    #[test]
+    fn stored_headers_round_trip_through_kafka_headers() {
+        let h = build(Uuid::nil(), "T", None);
+        let kafka = to_kafka(&from_stored(&to_stored(&h)), &[("dlq_reason", "x".into())]);
+        let back = from_kafka(Some(&kafka));
+        assert_eq!(back.len(), 4);
+        assert_eq!(back[EVENT_ID], Uuid::nil().to_string());
+        assert_eq!(back["dlq_reason"], "x");
+    }
+}

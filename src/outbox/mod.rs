@@ -1,0 +1,20 @@
+//! The outbox: the table every event is written to, and the contract of the events it carries
+//! (DESIGN.md §4, §5). One place for both, so the writer (the participation transaction and the
+//! sync path), the relay, the consumers, the tests and the benchmarks cannot drift apart:
+//! - [`event`]: `ParticipationAccepted`, the message value, and the contract check consumers run;
+//! - [`headers`]: header names, the stored header map, conversion to and from Kafka headers;
+//! - [`dlq`]: dead-letter topic names and the `dlq_*` headers (relay and consumers);
+//! - [`table`]: the `outbox_event` INSERT.
+//!
+//! The payload and headers are built once, in the writing transaction, and stored in the outbox
+//! row as text; the relay sends those bytes unchanged. That is what makes a duplicate (a
+//! re-publish after a crash or an expired lease) byte-identical to the original.
+
+pub mod dlq;
+pub mod event;
+pub mod headers;
+pub mod table;
+
+pub use event::{ContractError, ParticipationAccepted};
+pub use headers::Headers;
+pub use table::{NewOutboxEvent, OutboxStatus};
