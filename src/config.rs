@@ -6,6 +6,8 @@
 
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
+use crate::consumer::ConsumerName;
+
 /// A configuration problem, reported at startup with the variable's name.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -61,6 +63,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub kafka: KafkaSettings,
     pub relay: RelaySettings,
+    pub consumers: ConsumerSettings,
     /// `ADMIN_TOKEN`; `None` means "generate one at startup and log it once".
     pub admin_token: Option<Secret>,
     pub log_format: LogFormat,
@@ -171,9 +174,61 @@ pub struct RelaySettings {
     pub max_retry_age: Duration,
 }
 
+/// The group protocol of the consumers' Kafka groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic rebalance protocol (every Kafka version).
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`, Kafka 4.0+): members join without a group-wide pause.
+    Consumer,
+}
+
+impl FromStr for GroupProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "classic" => Ok(Self::Classic),
+            "consumer" => Ok(Self::Consumer),
+            _ => Err("expected `classic` or `consumer`".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// `CONSUMERS`: comma list of `stats`, `rewards` run inside `serve` (default both; empty:
+    /// none). `firstcome consume` runs the same list without the API.
+    pub enabled: Vec<ConsumerName>,
+    /// `CONSUMER_BATCH_SIZE`: most messages applied in one transaction (only what is already
+    /// waiting is batched; a lone message is applied at once).
+    pub batch_size: usize,
+    /// `CONSUMER_COMMIT_INTERVAL_MS`: offsets of applied messages are committed to Kafka at most
+    /// this often (0: after every batch), and always on a rebalance and at shutdown. A crash
+    /// redelivers at most this much, which the inbox then skips.
+    pub commit_interval: Duration,
+    /// `CONSUMER_RETRY_BACKOFF_BASE_MS` / `CONSUMER_RETRY_BACKOFF_CAP_MS`: a batch whose
+    /// transaction fails is retried after these (exponential, jittered), forever: a partition
+    /// waits for its database rather than skipping a message.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// `CONSUMER_GROUP_PROTOCOL` (`classic` | `consumer`); unset: `consumer` with the embedded
+    /// broker, `classic` with an external Kafka (KIP-848 needs Kafka 4.0+).
+    pub group_protocol: Option<GroupProtocol>,
+    /// `CONSUMER_DB_MAX_CONNECTIONS`: the consumers' own MySQL pool.
+    pub db_max_connections: u32,
+    /// `CONSUMER_INBOX_RETENTION_HOURS`: inbox rows older than this are deleted; a redelivery
+    /// older than it would be applied again, so keep it above Kafka's retention of the topic.
+    pub inbox_retention: Duration,
+}
+
 /// Looks variables up; the process environment in production, a map in tests.
 pub trait Source {
+    /// The value, `None` when unset or empty.
     fn get(&self, name: &str) -> Option<String>;
+    /// The value, `Some("")` when set to the empty string (`CONSUMERS=` means "none").
+    fn get_raw(&self, name: &str) -> Option<String> {
+        self.get(name)
+    }
 }
 
 /// The process environment.
@@ -182,6 +237,9 @@ pub struct Env;
 impl Source for Env {
     fn get(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+    fn get_raw(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
     }
 }
 
@@ -278,6 +336,23 @@ fn age<S: Source + ?Sized>(
         .filter(|s| (1..=365 * 86_400).contains(s))
         .ok_or_else(|| invalid(var, &text, "must be between 1s and 365d (e.g. 24h)"))?;
     Ok(Duration::from_secs(secs))
+}
+
+/// `CONSUMERS`: a comma list of consumer names; unset is every consumer, empty is none.
+fn consumer_names<S: Source + ?Sized>(source: &S) -> Result<Vec<ConsumerName>, ConfigError> {
+    let Some(text) = source.get_raw("CONSUMERS") else {
+        return Ok(ConsumerName::ALL.to_vec());
+    };
+    let mut names = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let name: ConsumerName = part
+            .parse()
+            .map_err(|reason: String| invalid("CONSUMERS", &text, &reason))?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
@@ -404,6 +479,21 @@ impl Settings {
                 db_max_connections: r.ranged("RELAY_DB_MAX_CONNECTIONS", 8, 2, 1_000)?,
                 max_retry_age: age(r.0, "RELAY_MAX_RETRY_AGE", "24h")?,
             },
+            consumers: ConsumerSettings {
+                enabled: consumer_names(r.0)?,
+                batch_size: r.ranged("CONSUMER_BATCH_SIZE", 1_000, 1, 50_000)?,
+                commit_interval: r.millis("CONSUMER_COMMIT_INTERVAL_MS", 500, 0, 86_400_000)?,
+                backoff_base: r.millis("CONSUMER_RETRY_BACKOFF_BASE_MS", 100, 1, 3_600_000)?,
+                backoff_cap: r.millis("CONSUMER_RETRY_BACKOFF_CAP_MS", 10_000, 1, 86_400_000)?,
+                group_protocol: match source.get("CONSUMER_GROUP_PROTOCOL") {
+                    None => None,
+                    Some(_) => Some(r.parse("CONSUMER_GROUP_PROTOCOL", GroupProtocol::Classic)?),
+                },
+                db_max_connections: r.ranged("CONSUMER_DB_MAX_CONNECTIONS", 4, 2, 1_000)?,
+                inbox_retention: Duration::from_secs(
+                    3_600 * r.ranged("CONSUMER_INBOX_RETENTION_HOURS", 168u64, 1, 100_000)?,
+                ),
+            },
             admin_token,
             log_format: r.parse("LOG_FORMAT", LogFormat::Pretty)?,
             shutdown_timeout: r.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 100, 600_000)?,
@@ -415,6 +505,13 @@ impl Settings {
                 "RESERVATION_TIMEOUT_MS",
                 &settings.redis.reservation_timeout.as_millis().to_string(),
                 "must be longer than HTTP_REQUEST_TIMEOUT_MS",
+            ));
+        }
+        if settings.consumers.backoff_cap < settings.consumers.backoff_base {
+            return Err(invalid(
+                "CONSUMER_RETRY_BACKOFF_CAP_MS",
+                &settings.consumers.backoff_cap.as_millis().to_string(),
+                "must not be below CONSUMER_RETRY_BACKOFF_BASE_MS",
             ));
         }
         if settings.relay.backoff_cap < settings.relay.backoff_base {
@@ -458,6 +555,24 @@ mod tests {
         assert_eq!(s.relay.max_retry_age, Duration::from_secs(5_400));
         let s = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "120")]).expect("valid");
         assert_eq!(s.relay.max_retry_age, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn consumers_are_a_feature_flag_each() {
+        let all = Settings::from_source(&[]).expect("valid");
+        assert_eq!(all.consumers.enabled, ConsumerName::ALL.to_vec());
+        let none = Settings::from_source(&[("CONSUMERS", "")]).expect("valid");
+        assert!(none.consumers.enabled.is_empty());
+        let one = Settings::from_source(&[("CONSUMERS", " rewards ,")]).expect("valid");
+        assert_eq!(one.consumers.enabled, vec![ConsumerName::Rewards]);
+        let err = Settings::from_source(&[("CONSUMERS", "stats,billing")]).unwrap_err();
+        assert!(err.to_string().starts_with("CONSUMERS="), "{err}");
+        assert!(err.to_string().contains("billing"), "{err}");
+        let err = Settings::from_source(&[("CONSUMER_GROUP_PROTOCOL", "eager")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("CONSUMER_GROUP_PROTOCOL="),
+            "{err}"
+        );
     }
 
     #[test]

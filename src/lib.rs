@@ -14,12 +14,14 @@
 //! - [`participation`]: the Redis gate, the participation transaction, compensation.
 //! - [`kafka`]: producers, the embedded broker and the message contract.
 //! - [`outbox`]: the outbox table and the event contract (value, headers, dead letters).
+//! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards consumers.
 //! - [`relay`]: claims outbox rows and publishes them to Kafka.
 //! - [`metrics`]: process-wide counters.
 
 pub mod api;
 pub mod campaign;
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod kafka;
 pub mod metrics;

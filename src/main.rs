@@ -1,4 +1,4 @@
-//! The `firstcome` binary: `serve` (default), `migrate`, `openapi`.
+//! The `firstcome` binary: `serve` (default), `consume`, `migrate`, `openapi`.
 
 use std::process::ExitCode;
 
@@ -18,8 +18,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API and the outbox relay (the default).
+    /// Run the HTTP API, the outbox relay and the consumers in `CONSUMERS` (the default).
     Serve,
+    /// Run only the consumers in `CONSUMERS` against `KAFKA_BOOTSTRAP_SERVERS`.
+    Consume,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI spec (YAML) to stdout.
@@ -43,6 +45,7 @@ async fn main() -> ExitCode {
     telemetry::init(settings.log_format);
     let result = match cli.command {
         Some(Command::Migrate) => migrate(&settings).await,
+        Some(Command::Consume) => consume(settings).await,
         _ => serve(settings).await,
     };
     match result {
@@ -60,9 +63,14 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings).await?;
-    let token = app.shutdown_token();
+async fn consume(settings: Settings) -> anyhow::Result<()> {
+    let token = tokio_util::sync::CancellationToken::new();
+    spawn_signal_handler(token.clone());
+    firstcome::startup::consume(settings, token).await
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+fn spawn_signal_handler(token: tokio_util::sync::CancellationToken) {
     tokio::spawn(tracing::Instrument::instrument(
         async move {
             wait_for_signal().await;
@@ -71,6 +79,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         },
         tracing::info_span!("signals"),
     ));
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    spawn_signal_handler(app.shutdown_token());
     app.run_until_stopped().await
 }
 

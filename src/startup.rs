@@ -7,7 +7,8 @@
 //! 2. the HTTP server stops accepting and waits for in-flight requests;
 //! 3. background tasks see the same token: the relay stops claiming, waits for its deliveries
 //!    (at most half the timeout, then purges), writes its marks and releases its leases; the
-//!    reconciler stops;
+//!    reconciler stops; each consumer finishes (or abandons, if it is retrying) its batch, commits
+//!    the offsets of what it applied and leaves its group;
 //! 4. whatever is left when the deadline passes is abandoned (leases expire on their own);
 //!    connections close when the state is dropped.
 
@@ -23,7 +24,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     api::{self, Limits},
     campaign::CampaignCache,
-    config::{DatabaseSettings, Secret, Settings},
+    config::{DatabaseSettings, GroupProtocol, Secret, Settings},
+    consumer::{self, ConsumerDeps, ConsumerHandle, ConsumerName},
     db,
     kafka::{EmbeddedBroker, Producers},
     metrics::Metrics,
@@ -60,6 +62,94 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every topic the service writes: the main topic, the relay's dead-letter topic and each
+/// consumer's (created up front on the embedded broker).
+fn all_topics(topic: &str) -> Vec<String> {
+    let mut topics = vec![topic.to_string(), crate::outbox::dlq::relay_topic(topic)];
+    topics.extend(
+        ConsumerName::ALL
+            .iter()
+            .map(|c| crate::outbox::dlq::consumer_topic(topic, c.as_str())),
+    );
+    topics
+}
+
+/// Starts the consumers `CONSUMERS` names, on a pool of their own (a slow consumer must not take
+/// the API's connections). KIP-848 groups on the embedded broker unless configured.
+async fn start_consumers(
+    settings: &Settings,
+    bootstrap: &str,
+    embedded: bool,
+    producers: &Producers,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<ConsumerHandle>> {
+    let names = &settings.consumers.enabled;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = db::pool::connect(&DatabaseSettings {
+        max_connections: settings.consumers.db_max_connections,
+        ..settings.database.clone()
+    })
+    .await?;
+    let deps = ConsumerDeps {
+        db,
+        dlq: producers.dlq.clone(),
+        dlq_timeout: settings.kafka.message_timeout,
+        bootstrap: bootstrap.to_string(),
+        topic: settings.kafka.topic.clone(),
+        settings: settings.consumers.clone(),
+        group_protocol: settings.consumers.group_protocol.unwrap_or(if embedded {
+            GroupProtocol::Consumer
+        } else {
+            GroupProtocol::Classic
+        }),
+    };
+    names
+        .iter()
+        .map(|name| {
+            consumer::runner::start(*name, &deps, tasks, shutdown.clone())
+                .with_context(|| format!("could not start the {name} consumer (CONSUMERS)"))
+        })
+        .collect()
+}
+
+/// `firstcome consume`: only the consumers, against `KAFKA_BOOTSTRAP_SERVERS`, until `shutdown`
+/// is cancelled; then they commit what they applied and leave their groups, within
+/// `SHUTDOWN_TIMEOUT_MS`.
+pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let Some(bootstrap) = settings.kafka.bootstrap_servers.clone() else {
+        anyhow::bail!(
+            "KAFKA_BOOTSTRAP_SERVERS must be set for `firstcome consume` (it reads the topic the service publishes to)"
+        );
+    };
+    if settings.consumers.enabled.is_empty() {
+        anyhow::bail!("CONSUMERS is empty: `firstcome consume` has nothing to run");
+    }
+    if settings.migrate_on_start {
+        migrate(&settings.database).await?;
+    }
+    let producers = Producers::new(&bootstrap, &settings.kafka)
+        .context("could not create the Kafka producers")?;
+    let tasks = TaskTracker::new();
+    let consumers =
+        start_consumers(&settings, &bootstrap, false, &producers, &tasks, &shutdown).await?;
+    tracing::info!(consumers = ?settings.consumers.enabled, %bootstrap, "Consuming.");
+    shutdown.cancelled().await;
+    tasks.close();
+    if tokio::time::timeout(settings.shutdown_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?settings.shutdown_timeout, "Consumers did not stop before the shutdown deadline.");
+    }
+    drop(consumers);
+    drop(producers);
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(settings.http.addr)
@@ -89,14 +179,13 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
 
         let topic = settings.kafka.topic.as_str();
-        let dlq_topic = crate::outbox::dlq::relay_topic(topic);
         let (bootstrap, embedded) = match &settings.kafka.bootstrap_servers {
             Some(servers) => {
                 components.set_kafka(format!("external ({servers})"));
                 (servers.clone(), None)
             }
             None => {
-                let broker = EmbeddedBroker::start(&[topic, &dlq_topic], settings.kafka.partitions)
+                let broker = EmbeddedBroker::start(&all_topics(topic), settings.kafka.partitions)
                     .context("could not start the embedded Kafka broker")?;
                 let servers = broker.bootstrap_servers().to_string();
                 tracing::info!(bootstrap_servers = %servers, topic, partitions = settings.kafka.partitions,
@@ -139,6 +228,16 @@ impl Application {
             None
         };
 
+        let consumers = start_consumers(
+            &settings,
+            &bootstrap,
+            embedded.is_some(),
+            &producers,
+            &tasks,
+            &shutdown,
+        )
+        .await?;
+
         let participations = ParticipationService::new(
             db.clone(),
             gate.clone(),
@@ -168,6 +267,7 @@ impl Application {
             admin_token,
             components,
             metrics,
+            consumers,
         });
 
         Ok(Self {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use crate::db::Db;
 use crate::{
     config::Secret,
+    consumer::ConsumerHandle,
     metrics::Metrics,
     participation::gate::Gate,
     participation::{sync::SyncParticipationService, ParticipationService},
@@ -19,6 +20,8 @@ pub struct AppState {
     pub admin_token: Secret,
     pub components: Arc<Components>,
     pub metrics: Arc<Metrics>,
+    /// The consumers running in this process (`CONSUMERS`), for `/health/ready`.
+    pub consumers: Vec<ConsumerHandle>,
 }
 
 /// Human-readable state of Kafka and the relay, written by their owners, read by `/health/ready`.

@@ -5,11 +5,14 @@
 use std::{sync::Arc, time::Duration};
 
 use poem::web::Data;
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
+use poem_openapi::{payload::Json, ApiResponse, Enum, Object, OpenApi};
 use sea_orm::ConnectionTrait;
 
 use super::Tag;
-use crate::state::AppState;
+use crate::{
+    consumer::{ConsumerHandle, ConsumerReport, ConsumerStatus},
+    state::AppState,
+};
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -36,6 +39,66 @@ pub struct Ready {
     pub kafka: String,
     /// Relay state, e.g. `running`, `disabled`.
     pub relay: String,
+    /// The consumers running in this process (`CONSUMERS`; empty when none).
+    pub consumers: Vec<ConsumerHealth>,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsumerState {
+    /// Joining its group.
+    Starting,
+    /// Applying events, or idle with none to apply.
+    Running,
+    /// Its last transaction failed (e.g. MySQL down); the same batch is being retried.
+    Retrying,
+    Stopped,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PartitionLag {
+    pub partition: i32,
+    /// Messages not yet applied.
+    pub lag: i64,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ConsumerHealth {
+    pub name: String,
+    pub state: ConsumerState,
+    /// Counters of this process since it started.
+    pub applied: u64,
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+    pub retries: u64,
+    /// Per assigned partition, refreshed every second.
+    pub lag: Vec<PartitionLag>,
+}
+
+impl From<&ConsumerHandle> for ConsumerHealth {
+    fn from(c: &ConsumerHandle) -> Self {
+        let r = &c.report;
+        Self {
+            name: r.name.as_str().into(),
+            state: match r.status() {
+                ConsumerStatus::Starting => ConsumerState::Starting,
+                ConsumerStatus::Running => ConsumerState::Running,
+                ConsumerStatus::Retrying => ConsumerState::Retrying,
+                ConsumerStatus::Stopped => ConsumerState::Stopped,
+            },
+            applied: ConsumerReport::get(&r.applied),
+            duplicates: ConsumerReport::get(&r.duplicates),
+            dead_lettered: ConsumerReport::get(&r.dead_lettered),
+            retries: ConsumerReport::get(&r.retries),
+            lag: r
+                .lag()
+                .into_iter()
+                .map(|(partition, lag)| PartitionLag { partition, lag })
+                .collect(),
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -74,6 +137,7 @@ impl HealthApi {
             redis,
             kafka: components.kafka,
             relay: components.relay,
+            consumers: state.consumers.iter().map(Into::into).collect(),
         };
         if ok {
             ReadyResponse::Ready(Json(body))

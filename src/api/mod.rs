@@ -8,6 +8,8 @@ pub mod error;
 pub mod health;
 pub mod json_string;
 pub mod participations;
+pub mod rewards;
+pub mod stats;
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,6 +28,10 @@ pub enum Tag {
     Campaigns,
     /// Join a campaign and look participations up.
     Participations,
+    /// Campaign statistics from the stats consumer.
+    Stats,
+    /// Reward points from the rewards consumer.
+    Rewards,
     /// Outbox and relay operations (admin).
     Admin,
     /// Liveness and readiness.
@@ -36,6 +42,8 @@ type Apis = (
     health::HealthApi,
     campaigns::CampaignsApi,
     participations::ParticipationsApi,
+    stats::StatsApi,
+    rewards::RewardsApi,
     admin::AdminApi,
 );
 
@@ -46,6 +54,8 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             health::HealthApi,
             campaigns::CampaignsApi,
             participations::ParticipationsApi,
+            stats::StatsApi,
+            rewards::RewardsApi,
             admin::AdminApi,
         ),
         "firstcome",

@@ -22,7 +22,7 @@ pub struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     /// Starts a one-broker cluster and creates `topics` with `partitions` partitions each.
-    pub fn start(topics: &[&str], partitions: i32) -> KafkaResult<Self> {
+    pub fn start<S: AsRef<str>>(topics: &[S], partitions: i32) -> KafkaResult<Self> {
         let holder: BaseProducer = ClientConfig::new()
             .set("test.mock.num.brokers", "1")
             .set("log_level", "3")
@@ -33,7 +33,7 @@ impl EmbeddedBroker {
                     rdkafka::error::KafkaError::MockCluster(rdkafka::types::RDKafkaErrorCode::Fail),
                 )?;
                 for topic in topics {
-                    cluster.create_topic(topic, partitions, 1)?;
+                    cluster.create_topic(topic.as_ref(), partitions, 1)?;
                 }
                 cluster.bootstrap_servers()
             };

@@ -66,7 +66,8 @@ pub async fn create_database() -> String {
     format!("{}/{name}", server_url())
 }
 
-/// Settings for a test: own database and key prefix, port 0, relay off unless a test turns it on.
+/// Settings for a test: own database and key prefix, port 0, relay and consumers off unless a test
+/// turns them on.
 pub async fn test_settings() -> Settings {
     let mut s = Settings::from_source(&[]).expect("default settings");
     s.http.addr = "127.0.0.1:0".parse().expect("addr");
@@ -76,6 +77,8 @@ pub async fn test_settings() -> Settings {
     s.redis.key_prefix = format!("test:{}:", Uuid::now_v7().simple());
     s.admin_token = Some(firstcome::config::Secret::new(ADMIN_TOKEN));
     s.relay.enabled = false;
+    // Consumers on only where a test asks (`consumer_helpers::with_consumers`).
+    s.consumers.enabled = Vec::new();
     s.shutdown_timeout = Duration::from_secs(10);
     s
 }

@@ -3,6 +3,8 @@
 
 mod boundary_sweep;
 mod campaigns;
+mod consumer_helpers;
+mod consumers;
 mod crash;
 mod dependency_faults;
 mod gate_rebuild;

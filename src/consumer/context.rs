@@ -1,0 +1,123 @@
+//! The Kafka client context of a consumer: follows the assignment, commits applied offsets
+//! before partitions are taken away, and turns librdkafka's statistics into lag per partition.
+//!
+//! librdkafka calls these from inside `recv()`, which the runner only awaits between batches:
+//! a rebalance never runs while a batch is being applied.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{Arc, Mutex},
+};
+
+use rdkafka::{
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance},
+    statistics::Statistics,
+    ClientContext, TopicPartitionList,
+};
+
+use super::report::ConsumerReport;
+
+pub struct GroupContext {
+    pub topic: String,
+    pub report: Arc<ConsumerReport>,
+    /// Partitions of `topic` this member holds; a batch drops messages of any other (revoked
+    /// while the batch was being collected: their new owner applies them).
+    assigned: Mutex<HashSet<i32>>,
+}
+
+impl GroupContext {
+    pub fn new(topic: &str, report: Arc<ConsumerReport>) -> Self {
+        Self {
+            topic: topic.into(),
+            report,
+            assigned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn holds(&self, partition: i32) -> bool {
+        self.assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&partition)
+    }
+
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+/// Messages after the applied position: from the stored offset when there is one, else the
+/// committed one, else (nothing consumed or committed yet) the whole partition.
+fn lag(p: &rdkafka::statistics::Partition) -> i64 {
+    if p.consumer_lag_stored >= 0 {
+        p.consumer_lag_stored
+    } else if p.consumer_lag >= 0 {
+        p.consumer_lag
+    } else {
+        (p.hi_offset - p.lo_offset.max(0)).max(0)
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let lag: BTreeMap<i32, i64> = topic
+            .partitions
+            .values()
+            .filter(|p| p.partition >= 0 && self.holds(p.partition))
+            .map(|p| (p.partition, lag(p)))
+            .collect();
+        self.report.set_lag(lag);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = self.partitions(tpl);
+            {
+                let mut assigned = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
+                for p in &revoked {
+                    assigned.remove(p);
+                }
+            }
+            // What was applied is committed before another member starts from the committed
+            // offset; what was not is redelivered there.
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => {}
+                // Nothing stored since the last commit.
+                Err(rdkafka::error::KafkaError::ConsumerCommit(
+                    rdkafka::types::RDKafkaErrorCode::NoOffset,
+                )) => {}
+                Err(e) => {
+                    tracing::warn!(consumer = %self.report.name, error = %e, ?revoked,
+                        "Could not commit offsets before giving partitions up; the new owner will skip what was applied.")
+                }
+            }
+            tracing::info!(consumer = %self.report.name, ?revoked, "Partitions revoked.");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let added = self.partitions(tpl);
+                self.assigned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(added.iter().copied());
+                tracing::info!(consumer = %self.report.name, ?added, "Partitions assigned.");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                tracing::warn!(consumer = %self.report.name, error = %e, "Rebalance failed.");
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The consumer framework (DESIGN.md §2.8, §11) and the two consumers built on it.
+//!
+//! Kafka delivers at least once; a consumer built here applies each event's effect exactly once:
+//! 1. [`runner`] reads the topic with a `StreamConsumer` (manual offsets), a batch at a time:
+//!    what is already waiting, up to `CONSUMER_BATCH_SIZE`; a lone message goes at once.
+//! 2. Each message passes the contract check (`outbox::ParticipationAccepted::from_message`);
+//!    one that fails is poison and goes to `<topic>.<name>.dlq` ([`dead_letter`]), never blocking
+//!    the messages behind it.
+//! 3. The rest are applied in one MySQL transaction: the [`inbox`] rows (`consumer_inbox`,
+//!    primary key `(consumer, event_id)`) and the [`Handler`]'s effect, for the events whose
+//!    inbox row did not exist yet. A redelivered event finds its row and is skipped.
+//! 4. Only after that commit are the batch's offsets stored; they reach Kafka every
+//!    `CONSUMER_COMMIT_INTERVAL_MS`, on a rebalance and at shutdown. A crash in between
+//!    redelivers, and step 3 skips what was applied.
+//! 5. A failed transaction is retried, the same batch, with backoff, forever: a database outage
+//!    blocks the consumer, it never skips. Partitions are read in order and batches applied one
+//!    after another, so a key's events are applied in their order.
+//!
+//! A new consumer is a [`Handler`] (a name and an `apply` on a batch of new events) and a line
+//! in [`ConsumerName`]; `docs/kafka-contract.md` walks through writing one.
+
+mod context;
+pub mod dead_letter;
+pub mod inbox;
+mod name;
+pub mod report;
+pub mod rewards;
+pub mod runner;
+pub mod stats;
+
+use async_trait::async_trait;
+use sea_orm::DbErr;
+
+pub use name::ConsumerName;
+pub use report::{ConsumerReport, ConsumerStatus};
+pub use runner::{ConsumerDeps, ConsumerHandle};
+
+use crate::{db::Txn, outbox::ParticipationAccepted};
+
+/// A received event that passed the contract check.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub event: ParticipationAccepted,
+    pub partition: i32,
+    pub offset: i64,
+    /// The message's `traceparent` header, when it had one.
+    pub traceparent: Option<String>,
+}
+
+/// What a consumer does with its events.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Applies the effect of `events` inside `txn`, the transaction that also writes their inbox
+    /// rows. Every event here is new to this consumer (duplicates were filtered out, also within
+    /// the batch), in the order they were read (per key, the order they were committed). An
+    /// error rolls the whole batch back and it is retried.
+    async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr>;
+}

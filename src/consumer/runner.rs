@@ -1,0 +1,363 @@
+//! The consumer loop: read a batch, dead-letter poison, apply the rest in one transaction (retried
+//! until it commits), then store the batch's offsets; commit offsets on a timer, on a rebalance
+//! (`context.rs`) and at shutdown.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    future::Future,
+    sync::Arc,
+    time::Duration,
+};
+
+use backoff::{backoff::Backoff, ExponentialBackoff};
+use futures::FutureExt;
+use rdkafka::{
+    config::ClientConfig,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::{KafkaError, KafkaResult},
+    message::{Message, OwnedMessage},
+    types::RDKafkaErrorCode,
+    Offset, TopicPartitionList,
+};
+use sea_orm::DbErr;
+use tokio::time::Instant;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::{
+    context::GroupContext, dead_letter, inbox, ConsumerName, ConsumerReport, ConsumerStatus,
+    Delivered, Handler,
+};
+use crate::{
+    config::{ConsumerSettings, GroupProtocol},
+    db::Db,
+    kafka::producer::ProducerSlot,
+    outbox::{headers, ParticipationAccepted},
+};
+
+/// How often old inbox rows are cleaned (one bounded DELETE each time).
+const CLEAN_EVERY: Duration = Duration::from_secs(60);
+const CLEAN_BATCH: u32 = 5_000;
+
+/// What every consumer of this process shares.
+#[derive(Clone)]
+pub struct ConsumerDeps {
+    /// The consumers' own pool.
+    pub db: Db,
+    /// Publishes poison messages (the dead-letter producer: it has a delivery deadline).
+    pub dlq: ProducerSlot,
+    pub dlq_timeout: Duration,
+    pub bootstrap: String,
+    pub topic: String,
+    pub settings: ConsumerSettings,
+    pub group_protocol: GroupProtocol,
+}
+
+/// A running consumer, as the rest of the application sees it.
+#[derive(Clone)]
+pub struct ConsumerHandle {
+    pub report: Arc<ConsumerReport>,
+}
+
+/// The client, subscribed. Fails (a startup error) when librdkafka refuses the configuration.
+fn subscribe(
+    name: ConsumerName,
+    deps: &ConsumerDeps,
+    report: Arc<ConsumerReport>,
+) -> KafkaResult<StreamConsumer<GroupContext>> {
+    let protocol = match deps.group_protocol {
+        GroupProtocol::Classic => "classic",
+        GroupProtocol::Consumer => "consumer",
+    };
+    let consumer: StreamConsumer<GroupContext> = ClientConfig::new()
+        .set("bootstrap.servers", &deps.bootstrap)
+        .set("group.id", name.group_id())
+        .set("client.id", name.group_id())
+        .set("group.protocol", protocol)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .set("statistics.interval.ms", "1000")
+        .set("log_level", "4")
+        .create_with_context(GroupContext::new(&deps.topic, report))?;
+    consumer.subscribe(&[&deps.topic])?;
+    Ok(consumer)
+}
+
+/// Starts consumer `name` as a tracked task that runs until `stop` is cancelled.
+pub fn start(
+    name: ConsumerName,
+    deps: &ConsumerDeps,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
+) -> KafkaResult<ConsumerHandle> {
+    let report = Arc::new(ConsumerReport::new(name));
+    let consumer = subscribe(name, deps, report.clone())?;
+    let runner = Runner {
+        name,
+        handler: name.handler(),
+        consumer,
+        deps: deps.clone(),
+        report: report.clone(),
+        stop,
+    };
+    tasks.spawn(
+        runner
+            .run()
+            .instrument(tracing::info_span!("consumer", consumer = name.as_str())),
+    );
+    tracing::info!(consumer = name.as_str(), group = %name.group_id(), topic = %deps.topic,
+        "Consumer started.");
+    Ok(ConsumerHandle { report })
+}
+
+/// Shutdown was asked for while a batch was still being retried; its offsets are not stored.
+struct Stopped;
+
+struct Runner {
+    name: ConsumerName,
+    handler: Arc<dyn Handler>,
+    consumer: StreamConsumer<GroupContext>,
+    deps: ConsumerDeps,
+    report: Arc<ConsumerReport>,
+    /// Cancelled once, at shutdown (the application's root token).
+    stop: CancellationToken,
+}
+
+impl Runner {
+    async fn run(self) {
+        self.report.set_status(ConsumerStatus::Running);
+        let interval = self.deps.settings.commit_interval;
+        let mut uncommitted = false;
+        let mut last_commit = Instant::now();
+        let mut last_clean = Instant::now();
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => break,
+                _ = tokio::time::sleep_until(last_commit + interval), if uncommitted => {
+                    self.commit(CommitMode::Async);
+                    uncommitted = false;
+                    last_commit = Instant::now();
+                    continue;
+                }
+                m = self.consumer.recv() => m.map(|m| m.detach()),
+            };
+            let first = match first {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kafka reported an error while consuming; continuing.");
+                    continue;
+                }
+            };
+            let batch = self.collect(first);
+            if self.process(batch).await.is_err() {
+                break;
+            }
+            uncommitted = true;
+            if last_commit.elapsed() >= interval {
+                self.commit(CommitMode::Async);
+                uncommitted = false;
+                last_commit = Instant::now();
+            }
+            if last_clean.elapsed() >= CLEAN_EVERY {
+                last_clean = Instant::now();
+                self.clean_inbox().await;
+            }
+        }
+        self.close().await;
+    }
+
+    /// `first` and whatever else is already waiting, up to the batch size.
+    fn collect(&self, first: OwnedMessage) -> Vec<OwnedMessage> {
+        let mut batch = vec![first];
+        while batch.len() < self.deps.settings.batch_size {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m.detach()),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Kafka reported an error while consuming; continuing.");
+                    break;
+                }
+                None => break,
+            }
+        }
+        batch
+    }
+
+    /// Dead-letters poison, applies the rest, then stores the batch's offsets.
+    async fn process(&self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
+        let context = self.consumer.context();
+        let batch: Vec<OwnedMessage> = batch
+            .into_iter()
+            .filter(|m| context.holds(m.partition()))
+            .collect();
+        let mut events = Vec::with_capacity(batch.len());
+        for message in &batch {
+            let headers = headers::from_kafka(message.headers());
+            match ParticipationAccepted::from_message(message.key(), message.payload(), &headers) {
+                Ok(event) => events.push(Delivered {
+                    event,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    traceparent: headers.get(headers::TRACEPARENT).cloned(),
+                }),
+                Err(error) => {
+                    self.retry("dead-letter a poison message", || {
+                        dead_letter::publish(
+                            &self.deps.dlq,
+                            self.name.as_str(),
+                            message,
+                            &error,
+                            self.deps.dlq_timeout,
+                        )
+                    })
+                    .await?;
+                    ConsumerReport::add(&self.report.dead_lettered, 1);
+                    tracing::warn!(partition = message.partition(), offset = message.offset(),
+                        reason = error.reason(), %error, "Poison message dead-lettered.");
+                }
+            }
+        }
+        if !events.is_empty() {
+            let (applied, duplicates) = self.retry("apply a batch", || self.apply(&events)).await?;
+            ConsumerReport::add(&self.report.applied, applied);
+            ConsumerReport::add(&self.report.duplicates, duplicates);
+            ConsumerReport::add(&self.report.batches, 1);
+        }
+        self.store(&batch);
+        Ok(())
+    }
+
+    /// One transaction: the inbox rows of the events not applied before, and their effect.
+    /// Returns (applied, skipped as duplicates).
+    async fn apply(&self, events: &[Delivered]) -> Result<(usize, usize), DbErr> {
+        let mut seen = HashSet::with_capacity(events.len());
+        let unique: Vec<&Delivered> = events
+            .iter()
+            .filter(|d| seen.insert(d.event.event_id))
+            .collect();
+        let ids: Vec<Uuid> = unique.iter().map(|d| d.event.event_id).collect();
+        let txn = self.deps.db.begin().await?;
+        let done = inbox::applied(&txn, self.name.as_str(), &ids).await?;
+        let fresh: Vec<Delivered> = unique
+            .into_iter()
+            .filter(|d| !done.contains(&d.event.event_id))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            txn.rollback().await?;
+            return Ok((0, events.len()));
+        }
+        let fresh_ids: Vec<Uuid> = fresh.iter().map(|d| d.event.event_id).collect();
+        inbox::record(&txn, self.name.as_str(), &fresh_ids).await?;
+        self.handler.apply(&txn, &fresh).await?;
+        txn.commit().await?;
+        Ok((fresh.len(), events.len() - fresh.len()))
+    }
+
+    /// Runs `attempt` until it succeeds, with exponential backoff; never gives up, except for
+    /// shutdown.
+    async fn retry<T, E, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, Stopped>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut policy = ExponentialBackoff {
+            initial_interval: self.deps.settings.backoff_base,
+            max_interval: self.deps.settings.backoff_cap,
+            max_elapsed_time: None,
+            ..ExponentialBackoff::default()
+        };
+        let mut failures = 0u32;
+        loop {
+            match attempt().await {
+                Ok(value) => {
+                    if failures > 0 {
+                        tracing::info!(what, failures, "Succeeded after retrying.");
+                        self.report.set_status(ConsumerStatus::Running);
+                    }
+                    return Ok(value);
+                }
+                Err(e) => {
+                    failures += 1;
+                    ConsumerReport::add(&self.report.retries, 1);
+                    self.report.set_status(ConsumerStatus::Retrying);
+                    let delay = policy
+                        .next_backoff()
+                        .unwrap_or(self.deps.settings.backoff_cap);
+                    tracing::warn!(what, failures, retry_in = ?delay, error = %e,
+                        "Could not {what}; retrying the same messages (nothing is skipped).");
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return Err(Stopped),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores the offset after each partition's last message of `batch`, for the next commit.
+    fn store(&self, batch: &[OwnedMessage]) {
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for m in batch {
+            let entry = next.entry(m.partition()).or_insert(0);
+            *entry = (*entry).max(m.offset() + 1);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in next {
+            if let Err(e) =
+                tpl.add_partition_offset(&self.deps.topic, partition, Offset::Offset(offset))
+            {
+                tracing::warn!(partition, error = %e, "Could not record an offset to store.");
+            }
+        }
+        if let Err(e) = self.consumer.store_offsets(&tpl) {
+            // A partition revoked meanwhile: its new owner starts from the committed offset.
+            tracing::debug!(error = %e, "Could not store offsets (partition revoked?).");
+        }
+    }
+
+    fn commit(&self, mode: CommitMode) {
+        match self.consumer.commit_consumer_state(mode) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not commit offsets; they are committed later.")
+            }
+        }
+    }
+
+    async fn clean_inbox(&self) {
+        match inbox::clean(
+            &self.deps.db,
+            self.name.as_str(),
+            self.deps.settings.inbox_retention,
+            CLEAN_BATCH,
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "Old inbox rows deleted."),
+            Err(e) => tracing::warn!(error = %e, "Could not clean old inbox rows; trying later."),
+        }
+    }
+
+    /// Commits what was applied and leaves the group (librdkafka's close blocks, so it runs on a
+    /// blocking thread).
+    async fn close(self) {
+        self.commit(CommitMode::Sync);
+        self.report.set_status(ConsumerStatus::Stopped);
+        let consumer = self.consumer;
+        let closed = tokio::task::spawn_blocking(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+        })
+        .await;
+        if let Err(e) = closed {
+            tracing::warn!(error = %e, "Closing the consumer failed.");
+        }
+        tracing::info!("Consumer stopped.");
+    }
+}

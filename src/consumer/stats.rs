@@ -1,0 +1,197 @@
+//! The stats consumer: per-campaign statistics (`campaign_stats`) and wins per campaign and UTC
+//! day (`campaign_daily_stats`), and the queries behind the stats endpoints, including the same
+//! daily figures computed from `participation` (the comparison the aggregate exists for).
+//!
+//! A batch is folded per campaign (and per campaign and day) first, so a batch of a thousand
+//! events of one hot campaign is three statements, not three thousand.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+
+use super::{Delivered, Handler};
+use crate::db::Txn;
+
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
+}
+
+fn naive(t: DateTime<Utc>) -> NaiveDateTime {
+    crate::campaign::db_precision(t).naive_utc()
+}
+
+pub struct StatsHandler;
+
+/// One campaign's share of a batch.
+#[derive(Debug, Clone, Copy)]
+struct Fold {
+    count: i64,
+    quantity: i64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    /// `occurredAt` of the campaign's last event in the batch (read order = commit order).
+    latest: DateTime<Utc>,
+}
+
+#[async_trait]
+impl Handler for StatsHandler {
+    async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr> {
+        let mut campaigns: BTreeMap<i64, Fold> = BTreeMap::new();
+        let mut days: BTreeMap<(i64, NaiveDate), (i64, i64)> = BTreeMap::new();
+        for d in events {
+            let e = &d.event;
+            let q = i64::from(e.quantity);
+            campaigns
+                .entry(e.campaign_id)
+                .and_modify(|f| {
+                    f.count += 1;
+                    f.quantity += q;
+                    f.first = f.first.min(e.occurred_at);
+                    f.last = f.last.max(e.occurred_at);
+                    f.latest = e.occurred_at;
+                })
+                .or_insert(Fold {
+                    count: 1,
+                    quantity: q,
+                    first: e.occurred_at,
+                    last: e.occurred_at,
+                    latest: e.occurred_at,
+                });
+            let day = days
+                .entry((e.campaign_id, e.occurred_at.date_naive()))
+                .or_insert((0, 0));
+            day.0 += 1;
+            day.1 += q;
+        }
+
+        let mut values: Vec<Value> = Vec::with_capacity(campaigns.len() * 6);
+        for (id, f) in &campaigns {
+            values.extend([
+                (*id).into(),
+                f.count.into(),
+                f.quantity.into(),
+                naive(f.first).into(),
+                naive(f.last).into(),
+                naive(f.latest).into(),
+            ]);
+        }
+        // VALUES() rather than MySQL 8's row alias: MariaDB has no row alias.
+        txn.execute_raw(stmt(
+            &format!(
+                "INSERT INTO campaign_stats (campaign_id, accepted_count, accepted_quantity, first_accepted_at, \
+                 last_accepted_at, last_event_at, updated_at) VALUES {} \
+                 ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
+                 accepted_quantity = accepted_quantity + VALUES(accepted_quantity), \
+                 first_accepted_at = LEAST(first_accepted_at, VALUES(first_accepted_at)), \
+                 last_accepted_at = GREATEST(last_accepted_at, VALUES(last_accepted_at)), \
+                 last_event_at = VALUES(last_event_at), updated_at = VALUES(updated_at)",
+                vec!["(?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))"; campaigns.len()].join(", ")
+            ),
+            values,
+        ))
+        .await?;
+
+        // Sold out: the first time the applied quantity reaches the campaign's stock, at the
+        // latest win applied (the one that took the last unit).
+        let ids: Vec<Value> = campaigns.keys().map(|id| Value::from(*id)).collect();
+        txn.execute_raw(stmt(
+            &format!(
+                "UPDATE campaign_stats s JOIN campaign c ON c.id = s.campaign_id \
+                 SET s.sold_out_at = s.last_accepted_at \
+                 WHERE s.campaign_id IN ({}) AND s.sold_out_at IS NULL AND s.accepted_quantity >= c.total_stock",
+                vec!["?"; ids.len()].join(", ")
+            ),
+            ids,
+        ))
+        .await?;
+
+        let mut values: Vec<Value> = Vec::with_capacity(days.len() * 4);
+        for ((id, day), (count, quantity)) in &days {
+            values.extend([
+                (*id).into(),
+                (*day).into(),
+                (*count).into(),
+                (*quantity).into(),
+            ]);
+        }
+        txn.execute_raw(stmt(
+            &format!(
+                "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity) VALUES {} \
+                 ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
+                 accepted_quantity = accepted_quantity + VALUES(accepted_quantity)",
+                vec!["(?, ?, ?, ?)"; days.len()].join(", ")
+            ),
+            values,
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+/// A campaign's statistics as the stats consumer keeps them.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct CampaignStats {
+    pub accepted_count: i64,
+    pub accepted_quantity: i64,
+    pub first_accepted_at: NaiveDateTime,
+    pub last_accepted_at: NaiveDateTime,
+    pub sold_out_at: Option<NaiveDateTime>,
+    pub last_event_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    /// Commit → applied of the latest event, in milliseconds.
+    pub lag_ms: i64,
+}
+
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn campaign(
+    db: &impl ConnectionTrait,
+    campaign_id: i64,
+) -> Result<Option<CampaignStats>, DbErr> {
+    CampaignStats::find_by_statement(stmt(
+        "SELECT accepted_count, accepted_quantity, first_accepted_at, last_accepted_at, sold_out_at, \
+         last_event_at, updated_at, \
+         CAST(GREATEST(TIMESTAMPDIFF(MICROSECOND, last_event_at, updated_at), 0) DIV 1000 AS SIGNED) AS lag_ms \
+         FROM campaign_stats WHERE campaign_id = ?",
+        vec![campaign_id.into()],
+    ))
+    .one(db)
+    .await
+}
+
+/// One campaign's wins on one day.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct DailyRow {
+    pub campaign_id: i64,
+    pub accepted_count: i64,
+    pub accepted_quantity: i64,
+}
+
+/// The day's figures from the aggregate table (one index range).
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn daily(db: &impl ConnectionTrait, day: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
+    DailyRow::find_by_statement(stmt(
+        "SELECT campaign_id, accepted_count, accepted_quantity FROM campaign_daily_stats \
+         WHERE day = ? ORDER BY campaign_id",
+        vec![day.into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// The same figures computed from `participation` (no index on `created_at`: the hot write
+/// path pays for every index, so this reads the whole table; that is the comparison).
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn daily_raw(db: &impl ConnectionTrait, day: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
+    let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let end = start + chrono::Duration::days(1);
+    DailyRow::find_by_statement(stmt(
+        "SELECT campaign_id, CAST(COUNT(*) AS SIGNED) AS accepted_count, \
+         CAST(SUM(quantity) AS SIGNED) AS accepted_quantity FROM participation \
+         WHERE created_at >= ? AND created_at < ? GROUP BY campaign_id ORDER BY campaign_id",
+        vec![start.into(), end.into()],
+    ))
+    .all(db)
+    .await
+}
