@@ -105,6 +105,10 @@ async fn start_consumers(
         } else {
             GroupProtocol::Classic
         }),
+        fetch_wait: settings
+            .consumers
+            .fetch_wait
+            .unwrap_or(Duration::from_millis(if embedded { 10 } else { 100 })),
     };
     names
         .iter()

@@ -52,6 +52,8 @@ pub struct ConsumerDeps {
     pub topic: String,
     pub settings: ConsumerSettings,
     pub group_protocol: GroupProtocol,
+    /// `fetch.wait.max.ms` (see `CONSUMER_FETCH_WAIT_MS`).
+    pub fetch_wait: Duration,
 }
 
 /// A running consumer, as the rest of the application sees it.
@@ -78,7 +80,7 @@ fn subscribe(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", deps.fetch_wait.as_millis().to_string())
         .set("statistics.interval.ms", "1000")
         .set("log_level", "4")
         .create_with_context(GroupContext::new(&deps.topic, report))?;
