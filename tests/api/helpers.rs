@@ -8,7 +8,15 @@ use std::{
 };
 
 use firstcome::{
-    config::Settings, kafka::EmbeddedBroker, relay::RelayHandle, startup::Application,
+    config::Settings,
+    kafka::EmbeddedBroker,
+    outbox::{
+        self,
+        event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
+        headers, NewOutboxEvent, OutboxStatus,
+    },
+    relay::RelayHandle,
+    startup::Application,
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
@@ -338,6 +346,23 @@ pub fn assert_first_deliveries_in_order(
     seen.len()
 }
 
+/// A PENDING outbox row written by hand, with the headers the service writes and a
+/// test-specific `payload` (the relay sends whatever the row holds). Write it with
+/// `outbox::table::insert`.
+pub fn outbox_row(event_id: Uuid, topic: &str, key: &str, payload: String) -> NewOutboxEvent {
+    NewOutboxEvent {
+        event_id,
+        aggregate_type: AGGREGATE_PARTICIPATION.into(),
+        aggregate_id: "0".into(),
+        event_type: PARTICIPATION_ACCEPTED.into(),
+        topic: topic.into(),
+        msg_key: key.into(),
+        payload,
+        headers: headers::to_stored(&headers::build(event_id, PARTICIPATION_ACCEPTED, None)),
+        status: OutboxStatus::Pending,
+    }
+}
+
 /// A response reduced to what tests look at.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -463,7 +488,8 @@ impl TestApp {
     /// Writes `count` outbox rows of one key by hand, committed together (the relay publishes
     /// whatever the outbox holds). Returns their event ids in id order.
     pub async fn insert_rows(&self, key: &str, topic: &str, count: usize) -> Vec<String> {
-        self.insert_rows_as(key, topic, count, "PENDING").await
+        self.insert_rows_as(key, topic, count, OutboxStatus::Pending)
+            .await
     }
 
     /// `insert_rows` with another status (e.g. DEAD rows no relay must touch).
@@ -472,38 +498,26 @@ impl TestApp {
         key: &str,
         topic: &str,
         count: usize,
-        status: &str,
+        status: OutboxStatus,
     ) -> Vec<String> {
-        let ids: Vec<String> = (0..count).map(|_| Uuid::now_v7().to_string()).collect();
-        let mut sql = String::from(
-            "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, \
-             payload, headers, status, attempts, available_at, created_at) VALUES ",
-        );
-        let mut values: Vec<sea_orm::Value> = Vec::new();
-        for (n, event_id) in ids.iter().enumerate() {
-            if n > 0 {
-                sql.push(',');
-            }
-            sql.push_str("(?, 'participation', '0', 'ParticipationAccepted', ?, ?, ?, ?, ?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))");
-            let headers = json!({"event_id": event_id, "event_type": "ParticipationAccepted", "content-type": "application/json"});
-            values.extend([
-                event_id.clone().into(),
-                topic.into(),
-                key.into(),
-                json!({"eventId": event_id, "n": n}).to_string().into(),
-                headers.to_string().into(),
-                status.into(),
-            ]);
-        }
-        self.db
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::MySql,
-                &sql,
-                values,
-            ))
+        let rows: Vec<NewOutboxEvent> = (0..count)
+            .map(|n| {
+                let event_id = Uuid::now_v7();
+                NewOutboxEvent {
+                    status,
+                    ..outbox_row(
+                        event_id,
+                        topic,
+                        key,
+                        json!({"eventId": event_id, "n": n}).to_string(),
+                    )
+                }
+            })
+            .collect();
+        outbox::table::insert(&self.db, &rows)
             .await
             .expect("insert outbox rows");
-        ids
+        rows.iter().map(|r| r.event_id.to_string()).collect()
     }
 
     /// Outbox id of every event id (to check Kafka order against outbox order).

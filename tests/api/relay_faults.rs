@@ -4,14 +4,15 @@
 
 use std::{sync::Arc, time::Duration};
 
+use firstcome::outbox::{self, OutboxStatus};
 use futures::future::join_all;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_first_deliveries_in_order, read_topic, spawn_app_with, test_settings, wait_until,
-    with_relay, TestApp, ADMIN_TOKEN,
+    assert_first_deliveries_in_order, outbox_row, read_topic, spawn_app_with, test_settings,
+    wait_until, with_relay, TestApp, ADMIN_TOKEN,
 };
 
 const DRAIN: Duration = Duration::from_secs(60);
@@ -226,25 +227,11 @@ async fn a_broker_down_for_longer_than_every_attempt_dead_letters_nothing() {
 
 /// Writes an outbox row by hand (the relay publishes whatever the outbox holds).
 async fn insert_row(app: &TestApp, key: &str, topic: &str, payload: &str) -> String {
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let headers = json!({"event_id": event_id, "event_type": "ParticipationAccepted", "content-type": "application/json"});
-    app.db
-        .execute_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::MySql,
-            "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-             headers, status, attempts, available_at, created_at) VALUES (?, 'participation', '0', \
-             'ParticipationAccepted', ?, ?, ?, ?, 'PENDING', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-            [
-                event_id.clone().into(),
-                topic.into(),
-                key.into(),
-                payload.into(),
-                headers.to_string().into(),
-            ],
-        ))
+    let row = outbox_row(uuid::Uuid::now_v7(), topic, key, payload.into());
+    outbox::table::insert(&app.db, std::slice::from_ref(&row))
         .await
         .expect("insert outbox row");
-    event_id
+    row.event_id.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -380,8 +367,12 @@ async fn every_dead_row_of_a_campaign_is_redriven_in_one_call_and_published_in_o
     let app = spawn_app_with(with_relay(test_settings().await)).await;
     // Dead rows of campaign 5555 (and one of another campaign), as an outage past
     // RELAY_MAX_RETRY_AGE would leave them.
-    let dead = app.insert_rows_as("5555", &app.topic, 5, "DEAD").await;
-    let other = app.insert_rows_as("5556", &app.topic, 1, "DEAD").await;
+    let dead = app
+        .insert_rows_as("5555", &app.topic, 5, OutboxStatus::Dead)
+        .await;
+    let other = app
+        .insert_rows_as("5556", &app.topic, 1, OutboxStatus::Dead)
+        .await;
     app.db
         .execute_unprepared("UPDATE outbox_event SET attempts = 3, last_error = 'old outage'")
         .await
