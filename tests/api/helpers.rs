@@ -11,7 +11,7 @@ use firstcome::{
     config::Settings,
     kafka::EmbeddedBroker,
     outbox::{
-        self,
+        self, dlq,
         event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
         headers, NewOutboxEvent, OutboxStatus,
     },
@@ -20,7 +20,7 @@ use firstcome::{
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    message::{Headers, Message},
+    message::Message,
     ClientConfig, Offset, TopicPartitionList,
 };
 use redis::AsyncCommands;
@@ -153,16 +153,20 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     }
 }
 
+/// A broker of its own (it outlives the apps that use it) with the default topic and that
+/// topic's dead-letter topic, 4 partitions each.
+pub fn start_broker() -> EmbeddedBroker {
+    let topic = Settings::from_source(&[])
+        .expect("default settings")
+        .kafka
+        .topic;
+    EmbeddedBroker::start(&[&topic, &dlq::relay_topic(&topic)], 4).expect("broker")
+}
+
 /// Two instances with relays sharing one database, one Redis key prefix and one external broker,
 /// as two replicas of the service run.
 pub async fn spawn_pair() -> (TestApp, TestApp, Arc<EmbeddedBroker>) {
-    let broker = Arc::new(
-        EmbeddedBroker::start(
-            &["campaign.participation.v1", "campaign.participation.v1.dlq"],
-            4,
-        )
-        .expect("broker"),
-    );
+    let broker = Arc::new(start_broker());
     let mut a = with_relay(test_settings().await);
     a.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
     // Migrated once up front, so both can start at the same moment and race for the shards.
@@ -232,7 +236,7 @@ impl Consumed {
     }
     pub fn event_id(&self) -> &str {
         self.headers
-            .get("event_id")
+            .get(headers::EVENT_ID)
             .map(String::as_str)
             .expect("event_id header")
     }
@@ -276,25 +280,11 @@ pub async fn read_topic(
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     at_end.remove(&m.partition());
-                    let headers = m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| {
-                                    (
-                                        h.key.to_string(),
-                                        String::from_utf8_lossy(h.value.unwrap_or_default())
-                                            .into_owned(),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
                     out.push(Consumed {
                         key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
                         payload: String::from_utf8_lossy(m.payload().unwrap_or_default())
                             .into_owned(),
-                        headers,
+                        headers: headers::from_kafka(m.headers()),
                         partition: m.partition(),
                         offset: m.offset(),
                     });
@@ -620,8 +610,8 @@ impl TestApp {
             let payload: Option<String> = row.try_get_by_index(5).expect("payload");
             let payload: Value = serde_json::from_str(&payload.expect("outbox row exists"))
                 .expect("payload is JSON");
-            let headers: String = row.try_get_by_index(6).expect("headers");
-            let headers: Value = serde_json::from_str(&headers).expect("headers are JSON");
+            let stored: String = row.try_get_by_index(6).expect("headers");
+            let stored = headers::from_stored(&stored);
             let event_id: String = row.try_get_by_index(7).expect("event_id");
             let key: String = row.try_get_by_index(8).expect("msg_key");
             let campaign_id: i64 = row.try_get_by_index(1).expect("campaign_id");
@@ -641,7 +631,7 @@ impl TestApp {
             );
             assert_eq!(payload["eventType"], json!("ParticipationAccepted"));
             assert_eq!(payload["eventId"], json!(event_id));
-            assert_eq!(headers["event_id"], json!(event_id));
+            assert_eq!(stored[headers::EVENT_ID], event_id);
             assert_eq!(key, campaign_id.to_string());
             assert!(seen.insert(event_id, id).is_none(), "event ids are unique");
         }

@@ -4,6 +4,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use firstcome::outbox::{event::PARTICIPATION_ACCEPTED, headers};
 use futures::future::join_all;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
@@ -96,9 +97,9 @@ async fn every_accepted_participation_reaches_the_topic_once_with_its_contract()
             json!(m.event_id()),
             "event_id header = field"
         );
-        assert_eq!(m.headers["event_type"], "ParticipationAccepted");
-        assert_eq!(m.headers["content-type"], "application/json");
-        assert_eq!(m.headers["traceparent"], traceparent);
+        assert_eq!(m.headers[headers::EVENT_TYPE], PARTICIPATION_ACCEPTED);
+        assert_eq!(m.headers[headers::CONTENT_TYPE], headers::APPLICATION_JSON);
+        assert_eq!(m.headers[headers::TRACEPARENT], traceparent);
         assert_eq!(
             m.payload,
             stored[m.event_id()],
