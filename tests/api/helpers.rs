@@ -420,11 +420,18 @@ impl TestApp {
 
     /// An open campaign with `stock` units and the given per-user limit.
     pub async fn open_campaign(&self, stock: i64, per_user_limit: i32) -> i64 {
-        let c = self
-            .create_campaign(
-                json!({"name": "flash", "totalStock": stock, "perUserLimit": per_user_limit}),
-            )
-            .await;
+        self.open_campaign_with(stock, per_user_limit, json!({}))
+            .await
+    }
+
+    /// `open_campaign` with more fields of the create request, e.g. `{"rewardPoints": 5}`.
+    pub async fn open_campaign_with(&self, stock: i64, per_user_limit: i32, extra: Value) -> i64 {
+        let mut body =
+            json!({"name": "flash", "totalStock": stock, "perUserLimit": per_user_limit});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let c = self.create_campaign(body).await;
         c["id"].as_i64().expect("id")
     }
 
