@@ -23,6 +23,11 @@ use std::{
 
 use firstcome::{
     config::{Secret, Settings},
+    outbox::{
+        self,
+        event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
+        headers, NewOutboxEvent, OutboxStatus,
+    },
     startup::Application,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
@@ -51,10 +56,13 @@ async fn query_i64s(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<i6
 }
 
 /// Outbox rows with `status`.
-async fn count(db: &DatabaseConnection, status: &str) -> anyhow::Result<i64> {
+async fn count(db: &DatabaseConnection, status: OutboxStatus) -> anyhow::Result<i64> {
     let counts = query_i64s(
         db,
-        &format!("SELECT COUNT(*) FROM outbox_event WHERE status = '{status}'"),
+        &format!(
+            "SELECT COUNT(*) FROM outbox_event WHERE status = '{}'",
+            status.as_str()
+        ),
     )
     .await?;
     Ok(counts.first().copied().unwrap_or(0))
@@ -62,7 +70,7 @@ async fn count(db: &DatabaseConnection, status: &str) -> anyhow::Result<i64> {
 
 async fn wait_drained(db: &DatabaseConnection, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
-    while count(db, "PENDING").await? > 0 {
+    while count(db, OutboxStatus::Pending).await? > 0 {
         anyhow::ensure!(
             started.elapsed() < timeout,
             "not drained within {timeout:?}"
@@ -214,7 +222,8 @@ async fn steady_load(
     })
 }
 
-/// Writes `rows` pending rows over `keys` keys with multi-row INSERTs.
+/// Writes `rows` pending rows over `keys` keys, 1,000 rows per INSERT, through the service's
+/// own outbox INSERT. The value is padded to about the size of a real event.
 async fn write_pending(
     db: &DatabaseConnection,
     topic: &str,
@@ -225,25 +234,38 @@ async fn write_pending(
     let mut written = 0;
     while written < rows {
         let chunk = (rows - written).min(1_000);
-        let values: Vec<String> = (written..written + chunk)
+        let batch: Vec<NewOutboxEvent> = (written..written + chunk)
             .map(|n| {
                 let event_id = uuid::Uuid::now_v7();
                 let key = n % keys + 1;
-                format!(
-                    "('{event_id}','participation','{n}','ParticipationAccepted','{topic}','{key}',\
-                     '{{\"eventId\":\"{event_id}\",\"eventType\":\"ParticipationAccepted\",\"campaignId\":{key},\
-                     \"participationId\":{n},\"userId\":{n},\"quantity\":1,\"sequence\":{n},\"pad\":\"{pad}\"}}',\
-                     '{{\"event_id\":\"{event_id}\",\"event_type\":\"ParticipationAccepted\",\"content-type\":\"application/json\"}}',\
-                     'PENDING',0,UTC_TIMESTAMP(6),UTC_TIMESTAMP(6))"
-                )
+                NewOutboxEvent {
+                    event_id,
+                    aggregate_type: AGGREGATE_PARTICIPATION.into(),
+                    aggregate_id: n.to_string(),
+                    event_type: PARTICIPATION_ACCEPTED.into(),
+                    topic: topic.into(),
+                    msg_key: key.to_string(),
+                    payload: serde_json::json!({
+                        "eventId": event_id,
+                        "eventType": PARTICIPATION_ACCEPTED,
+                        "campaignId": key,
+                        "participationId": n,
+                        "userId": n,
+                        "quantity": 1,
+                        "sequence": n,
+                        "pad": pad,
+                    })
+                    .to_string(),
+                    headers: headers::to_stored(&headers::build(
+                        event_id,
+                        PARTICIPATION_ACCEPTED,
+                        None,
+                    )),
+                    status: OutboxStatus::Pending,
+                }
             })
             .collect();
-        db.execute_unprepared(&format!(
-            "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-             headers, status, attempts, available_at, created_at) VALUES {}",
-            values.join(",")
-        ))
-        .await?;
+        outbox::table::insert(db, &batch).await?;
         written += chunk;
     }
     Ok(())
@@ -262,7 +284,7 @@ async fn drain(
     wait_drained(db, Duration::from_secs(600)).await?;
     let took = started.elapsed();
     anyhow::ensure!(
-        count(db, "PUBLISHED").await? as usize >= rows,
+        count(db, OutboxStatus::Published).await? as usize >= rows,
         "not every row was published"
     );
     app.stop().await?;

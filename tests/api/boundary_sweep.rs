@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use firstcome::outbox::OutboxStatus;
 use redis::AsyncCommands;
 use reqwest::{header::HeaderValue, Method};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -837,7 +838,9 @@ async fn admin_outbox_endpoints_with_every_bad_parameter_and_token() {
     let app = spawn_app().await;
     let campaign = app.open_campaign(5, 1).await;
     let key = campaign.to_string();
-    let dead = app.insert_rows_as(&key, &app.topic, 2, "DEAD").await;
+    let dead = app
+        .insert_rows_as(&key, &app.topic, 2, OutboxStatus::Dead)
+        .await;
     let ids = bad_ids();
     let mut cases = Vec::new();
 

@@ -14,6 +14,7 @@ async fn create_get_and_list_campaigns() {
     assert_eq!(created["remainingStock"], json!(3));
     assert_eq!(created["acceptedCount"], json!(0));
     assert_eq!(created["perUserLimit"], json!(1));
+    assert_eq!(created["rewardPoints"], json!(0), "no points unless asked");
     assert_eq!(created["state"], json!("OPEN"));
     let id = created["id"].as_i64().expect("id");
 
@@ -50,6 +51,35 @@ async fn create_get_and_list_campaigns() {
     assert_eq!(
         (missing.status, missing.code()),
         (404, "CAMPAIGN_NOT_FOUND")
+    );
+}
+
+#[tokio::test]
+async fn reward_points_are_stored_and_returned() {
+    let app = spawn_app().await;
+    for points in [0, 1_500, 1_000_000_000] {
+        let created = app
+            .create_campaign(json!({"name": "points", "totalStock": 5, "rewardPoints": points}))
+            .await;
+        assert_eq!(created["rewardPoints"], json!(points), "{created}");
+        let id = created["id"].as_i64().expect("id");
+        let got = app.get(&format!("/api/v1/campaigns/{id}")).await;
+        assert_eq!(got.status, 200, "{got:?}");
+        assert_eq!(got.body["rewardPoints"], json!(points));
+        assert_eq!(
+            app.scalar(&format!(
+                "SELECT reward_points FROM campaign WHERE id = {id}"
+            ))
+            .await,
+            points,
+            "stored"
+        );
+    }
+    let listed = app.get("/api/v1/campaigns").await;
+    assert_eq!(
+        listed.body["items"][0]["rewardPoints"],
+        json!(1_000_000_000),
+        "listed too: {listed:?}"
     );
 }
 

@@ -15,7 +15,7 @@ use std::{
 use futures::{stream::FuturesUnordered, StreamExt};
 use serde_json::json;
 
-use crate::helpers::{create_database, read_topic, wait_until};
+use crate::helpers::{create_database, read_topic, start_broker, wait_until};
 
 /// A running binary. Dropping it kills and reaps the process, so a test that panics (a failed
 /// assertion, a timeout) leaves no service running on its database and ports.
@@ -115,11 +115,7 @@ async fn is_ours_and_ready(client: &reqwest::Client, service: &Service) -> bool 
 /// What the binary runs against: a broker in the test (it outlives the service), a fresh
 /// database and a Redis key prefix.
 async fn fixture() -> (firstcome::kafka::EmbeddedBroker, String, String) {
-    let broker = firstcome::kafka::EmbeddedBroker::start(
-        &["campaign.participation.v1", "campaign.participation.v1.dlq"],
-        4,
-    )
-    .expect("broker");
+    let broker = start_broker();
     let prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
     (broker, create_database().await, prefix)
 }

@@ -8,11 +8,19 @@ use std::{
 };
 
 use firstcome::{
-    config::Settings, kafka::EmbeddedBroker, relay::RelayHandle, startup::Application,
+    config::Settings,
+    kafka::EmbeddedBroker,
+    outbox::{
+        self, dlq,
+        event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
+        headers, NewOutboxEvent, OutboxStatus,
+    },
+    relay::RelayHandle,
+    startup::Application,
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    message::{Headers, Message},
+    message::Message,
     ClientConfig, Offset, TopicPartitionList,
 };
 use redis::AsyncCommands;
@@ -148,16 +156,20 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     }
 }
 
+/// A broker of its own (it outlives the apps that use it) with the default topic and that
+/// topic's dead-letter topic, 4 partitions each.
+pub fn start_broker() -> EmbeddedBroker {
+    let topic = Settings::from_source(&[])
+        .expect("default settings")
+        .kafka
+        .topic;
+    EmbeddedBroker::start(&[&topic, &dlq::relay_topic(&topic)], 4).expect("broker")
+}
+
 /// Two instances with relays sharing one database, one Redis key prefix and one external broker,
 /// as two replicas of the service run.
 pub async fn spawn_pair() -> (TestApp, TestApp, Arc<EmbeddedBroker>) {
-    let broker = Arc::new(
-        EmbeddedBroker::start(
-            &["campaign.participation.v1", "campaign.participation.v1.dlq"],
-            4,
-        )
-        .expect("broker"),
-    );
+    let broker = Arc::new(start_broker());
     let mut a = with_relay(test_settings().await);
     a.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
     // Migrated once up front, so both can start at the same moment and race for the shards.
@@ -227,7 +239,7 @@ impl Consumed {
     }
     pub fn event_id(&self) -> &str {
         self.headers
-            .get("event_id")
+            .get(headers::EVENT_ID)
             .map(String::as_str)
             .expect("event_id header")
     }
@@ -271,25 +283,11 @@ pub async fn read_topic(
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     at_end.remove(&m.partition());
-                    let headers = m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| {
-                                    (
-                                        h.key.to_string(),
-                                        String::from_utf8_lossy(h.value.unwrap_or_default())
-                                            .into_owned(),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
                     out.push(Consumed {
                         key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
                         payload: String::from_utf8_lossy(m.payload().unwrap_or_default())
                             .into_owned(),
-                        headers,
+                        headers: headers::from_kafka(m.headers()),
                         partition: m.partition(),
                         offset: m.offset(),
                     });
@@ -339,6 +337,23 @@ pub fn assert_first_deliveries_in_order(
         inversions.len()
     );
     seen.len()
+}
+
+/// A PENDING outbox row written by hand, with the headers the service writes and a
+/// test-specific `payload` (the relay sends whatever the row holds). Write it with
+/// `outbox::table::insert`.
+pub fn outbox_row(event_id: Uuid, topic: &str, key: &str, payload: String) -> NewOutboxEvent {
+    NewOutboxEvent {
+        event_id,
+        aggregate_type: AGGREGATE_PARTICIPATION.into(),
+        aggregate_id: "0".into(),
+        event_type: PARTICIPATION_ACCEPTED.into(),
+        topic: topic.into(),
+        msg_key: key.into(),
+        payload,
+        headers: headers::to_stored(&headers::build(event_id, PARTICIPATION_ACCEPTED, None)),
+        status: OutboxStatus::Pending,
+    }
 }
 
 /// A response reduced to what tests look at.
@@ -408,11 +423,18 @@ impl TestApp {
 
     /// An open campaign with `stock` units and the given per-user limit.
     pub async fn open_campaign(&self, stock: i64, per_user_limit: i32) -> i64 {
-        let c = self
-            .create_campaign(
-                json!({"name": "flash", "totalStock": stock, "perUserLimit": per_user_limit}),
-            )
-            .await;
+        self.open_campaign_with(stock, per_user_limit, json!({}))
+            .await
+    }
+
+    /// `open_campaign` with more fields of the create request, e.g. `{"rewardPoints": 5}`.
+    pub async fn open_campaign_with(&self, stock: i64, per_user_limit: i32, extra: Value) -> i64 {
+        let mut body =
+            json!({"name": "flash", "totalStock": stock, "perUserLimit": per_user_limit});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let c = self.create_campaign(body).await;
         c["id"].as_i64().expect("id")
     }
 
@@ -466,7 +488,8 @@ impl TestApp {
     /// Writes `count` outbox rows of one key by hand, committed together (the relay publishes
     /// whatever the outbox holds). Returns their event ids in id order.
     pub async fn insert_rows(&self, key: &str, topic: &str, count: usize) -> Vec<String> {
-        self.insert_rows_as(key, topic, count, "PENDING").await
+        self.insert_rows_as(key, topic, count, OutboxStatus::Pending)
+            .await
     }
 
     /// `insert_rows` with another status (e.g. DEAD rows no relay must touch).
@@ -475,38 +498,26 @@ impl TestApp {
         key: &str,
         topic: &str,
         count: usize,
-        status: &str,
+        status: OutboxStatus,
     ) -> Vec<String> {
-        let ids: Vec<String> = (0..count).map(|_| Uuid::now_v7().to_string()).collect();
-        let mut sql = String::from(
-            "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, \
-             payload, headers, status, attempts, available_at, created_at) VALUES ",
-        );
-        let mut values: Vec<sea_orm::Value> = Vec::new();
-        for (n, event_id) in ids.iter().enumerate() {
-            if n > 0 {
-                sql.push(',');
-            }
-            sql.push_str("(?, 'participation', '0', 'ParticipationAccepted', ?, ?, ?, ?, ?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))");
-            let headers = json!({"event_id": event_id, "event_type": "ParticipationAccepted", "content-type": "application/json"});
-            values.extend([
-                event_id.clone().into(),
-                topic.into(),
-                key.into(),
-                json!({"eventId": event_id, "n": n}).to_string().into(),
-                headers.to_string().into(),
-                status.into(),
-            ]);
-        }
-        self.db
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::MySql,
-                &sql,
-                values,
-            ))
+        let rows: Vec<NewOutboxEvent> = (0..count)
+            .map(|n| {
+                let event_id = Uuid::now_v7();
+                NewOutboxEvent {
+                    status,
+                    ..outbox_row(
+                        event_id,
+                        topic,
+                        key,
+                        json!({"eventId": event_id, "n": n}).to_string(),
+                    )
+                }
+            })
+            .collect();
+        outbox::table::insert(&self.db, &rows)
             .await
             .expect("insert outbox rows");
-        ids
+        rows.iter().map(|r| r.event_id.to_string()).collect()
     }
 
     /// Outbox id of every event id (to check Kafka order against outbox order).
@@ -609,8 +620,8 @@ impl TestApp {
             let payload: Option<String> = row.try_get_by_index(5).expect("payload");
             let payload: Value = serde_json::from_str(&payload.expect("outbox row exists"))
                 .expect("payload is JSON");
-            let headers: String = row.try_get_by_index(6).expect("headers");
-            let headers: Value = serde_json::from_str(&headers).expect("headers are JSON");
+            let stored: String = row.try_get_by_index(6).expect("headers");
+            let stored = headers::from_stored(&stored);
             let event_id: String = row.try_get_by_index(7).expect("event_id");
             let key: String = row.try_get_by_index(8).expect("msg_key");
             let campaign_id: i64 = row.try_get_by_index(1).expect("campaign_id");
@@ -630,7 +641,7 @@ impl TestApp {
             );
             assert_eq!(payload["eventType"], json!("ParticipationAccepted"));
             assert_eq!(payload["eventId"], json!(event_id));
-            assert_eq!(headers["event_id"], json!(event_id));
+            assert_eq!(stored[headers::EVENT_ID], event_id);
             assert_eq!(key, campaign_id.to_string());
             assert!(seen.insert(event_id, id).is_none(), "event ids are unique");
         }

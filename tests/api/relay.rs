@@ -4,6 +4,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use firstcome::outbox::{event::PARTICIPATION_ACCEPTED, headers};
 use futures::future::join_all;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
@@ -35,9 +36,13 @@ fn assert_per_key_order(messages: &[crate::helpers::Consumed], outbox_ids: &Hash
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_accepted_participation_reaches_the_topic_once_with_its_contract() {
     let app = spawn_app_with(with_relay(test_settings().await)).await;
+    // Different points per campaign, so each event is checked against its own campaign's.
+    let reward_points = [250, 1_000_000_000];
     let campaigns = [
-        app.open_campaign(30, 1).await,
-        app.open_campaign(30, 1).await,
+        app.open_campaign_with(30, 1, json!({"rewardPoints": reward_points[0]}))
+            .await,
+        app.open_campaign_with(30, 1, json!({"rewardPoints": reward_points[1]}))
+            .await,
     ];
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let replies = join_all((1..=50).map(|u| {
@@ -91,14 +96,23 @@ async fn every_accepted_participation_reaches_the_topic_once_with_its_contract()
     for m in &messages {
         let value = m.json();
         assert_eq!(m.key, value["campaignId"].to_string(), "key = campaign id");
+        let campaign = campaigns
+            .iter()
+            .position(|c| value["campaignId"] == json!(c))
+            .expect("one of the test's campaigns");
+        assert_eq!(
+            value["rewardPoints"],
+            json!(reward_points[campaign]),
+            "the campaign's rewardPoints travel in the event"
+        );
         assert_eq!(
             value["eventId"],
             json!(m.event_id()),
             "event_id header = field"
         );
-        assert_eq!(m.headers["event_type"], "ParticipationAccepted");
-        assert_eq!(m.headers["content-type"], "application/json");
-        assert_eq!(m.headers["traceparent"], traceparent);
+        assert_eq!(m.headers[headers::EVENT_TYPE], PARTICIPATION_ACCEPTED);
+        assert_eq!(m.headers[headers::CONTENT_TYPE], headers::APPLICATION_JSON);
+        assert_eq!(m.headers[headers::TRACEPARENT], traceparent);
         assert_eq!(
             m.payload,
             stored[m.event_id()],

@@ -4,14 +4,15 @@
 
 use std::{sync::Arc, time::Duration};
 
+use firstcome::outbox::{self, dlq, OutboxStatus};
 use futures::future::join_all;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_first_deliveries_in_order, read_topic, spawn_app_with, test_settings, wait_until,
-    with_relay, TestApp, ADMIN_TOKEN,
+    assert_first_deliveries_in_order, outbox_row, read_topic, spawn_app_with, start_broker,
+    test_settings, wait_until, with_relay, TestApp, ADMIN_TOKEN,
 };
 
 const DRAIN: Duration = Duration::from_secs(60);
@@ -158,13 +159,7 @@ async fn while_the_oldest_row_of_a_key_is_in_backoff_its_younger_rows_wait() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_down_for_longer_than_every_attempt_dead_letters_nothing() {
-    let broker = Arc::new(
-        firstcome::kafka::EmbeddedBroker::start(
-            &["campaign.participation.v1", "campaign.participation.v1.dlq"],
-            4,
-        )
-        .expect("broker"),
-    );
+    let broker = Arc::new(start_broker());
     broker
         .with_cluster(|c| c.broker_down(1))
         .expect("cluster")
@@ -226,25 +221,11 @@ async fn a_broker_down_for_longer_than_every_attempt_dead_letters_nothing() {
 
 /// Writes an outbox row by hand (the relay publishes whatever the outbox holds).
 async fn insert_row(app: &TestApp, key: &str, topic: &str, payload: &str) -> String {
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let headers = json!({"event_id": event_id, "event_type": "ParticipationAccepted", "content-type": "application/json"});
-    app.db
-        .execute_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::MySql,
-            "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-             headers, status, attempts, available_at, created_at) VALUES (?, 'participation', '0', \
-             'ParticipationAccepted', ?, ?, ?, ?, 'PENDING', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-            [
-                event_id.clone().into(),
-                topic.into(),
-                key.into(),
-                payload.into(),
-                headers.to_string().into(),
-            ],
-        ))
+    let row = outbox_row(uuid::Uuid::now_v7(), topic, key, payload.into());
+    outbox::table::insert(&app.db, std::slice::from_ref(&row))
         .await
         .expect("insert outbox row");
-    event_id
+    row.event_id.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -269,7 +250,7 @@ async fn a_poison_row_is_dead_lettered_without_blocking_anyone_and_can_be_redriv
     );
     let dlq = read_topic(
         &app.kafka_bootstrap,
-        &format!("{}.dlq", app.topic),
+        &dlq::relay_topic(&app.topic),
         1,
         DRAIN,
     )
@@ -279,15 +260,15 @@ async fn a_poison_row_is_dead_lettered_without_blocking_anyone_and_can_be_redriv
     assert_eq!(dead.key, "999999");
     assert_eq!(dead.event_id(), poison);
     assert_eq!(dead.payload, big, "the DLQ keeps the original value");
-    assert_eq!(dead.headers["dlq_reason"], "non_retriable");
-    assert_eq!(dead.headers["dlq_attempts"], "1");
-    assert_eq!(dead.headers["dlq_original_topic"], app.topic);
+    assert_eq!(dead.headers[dlq::REASON], "non_retriable");
+    assert_eq!(dead.headers[dlq::ATTEMPTS], "1");
+    assert_eq!(dead.headers[dlq::ORIGINAL_TOPIC], app.topic);
     assert!(
-        dead.headers["dlq_error"].contains("too large"),
+        dead.headers[dlq::ERROR].contains("too large"),
         "{:?}",
         dead.headers
     );
-    assert!(chrono::DateTime::parse_from_rfc3339(&dead.headers["dlq_failed_at"]).is_ok());
+    assert!(chrono::DateTime::parse_from_rfc3339(&dead.headers[dlq::FAILED_AT]).is_ok());
     let main = read_topic(&app.kafka_bootstrap, &app.topic, 21, DRAIN).await;
     assert!(main.iter().any(|m| m.event_id() == after_poison));
 
@@ -359,17 +340,17 @@ async fn exhausted_attempts_go_to_the_dead_letter_topic() {
     assert_eq!(app.scalar("SELECT attempts FROM outbox_event").await, 2);
     let dlq = read_topic(
         &app.kafka_bootstrap,
-        &format!("{}.dlq", app.topic),
+        &dlq::relay_topic(&app.topic),
         1,
         DRAIN,
     )
     .await;
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].event_id(), event);
-    assert_eq!(dlq[0].headers["dlq_reason"], "attempts_exhausted");
-    assert_eq!(dlq[0].headers["dlq_attempts"], "2");
+    assert_eq!(dlq[0].headers[dlq::REASON], "attempts_exhausted");
+    assert_eq!(dlq[0].headers[dlq::ATTEMPTS], "2");
     assert!(
-        dlq[0].headers["dlq_error"].contains("uthoriz"),
+        dlq[0].headers[dlq::ERROR].contains("uthoriz"),
         "{:?}",
         dlq[0].headers
     );
@@ -380,8 +361,12 @@ async fn every_dead_row_of_a_campaign_is_redriven_in_one_call_and_published_in_o
     let app = spawn_app_with(with_relay(test_settings().await)).await;
     // Dead rows of campaign 5555 (and one of another campaign), as an outage past
     // RELAY_MAX_RETRY_AGE would leave them.
-    let dead = app.insert_rows_as("5555", &app.topic, 5, "DEAD").await;
-    let other = app.insert_rows_as("5556", &app.topic, 1, "DEAD").await;
+    let dead = app
+        .insert_rows_as("5555", &app.topic, 5, OutboxStatus::Dead)
+        .await;
+    let other = app
+        .insert_rows_as("5556", &app.topic, 1, OutboxStatus::Dead)
+        .await;
     app.db
         .execute_unprepared("UPDATE outbox_event SET attempts = 3, last_error = 'old outage'")
         .await

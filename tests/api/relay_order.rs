@@ -5,14 +5,15 @@
 
 use std::time::Duration;
 
+use firstcome::outbox;
 use futures::future::join_all;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use sea_orm::TransactionTrait;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_first_deliveries_in_order, read_topic, spawn_app_with, spawn_pair, test_settings,
-    wait_until, with_relay, TestApp,
+    assert_first_deliveries_in_order, outbox_row, read_topic, spawn_app_with, spawn_pair,
+    test_settings, wait_until, with_relay, TestApp,
 };
 
 const DRAIN: Duration = Duration::from_secs(90);
@@ -294,21 +295,12 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
 async fn a_late_commit_is_published_when_it_becomes_visible_never_skipped() {
     let app = spawn_app_with(with_relay(test_settings().await)).await;
     // A transaction takes a lower id of key 8301 and stays open...
-    let late = uuid::Uuid::now_v7().to_string();
+    let late = outbox_row(uuid::Uuid::now_v7(), &app.topic, "8301", "{}".into());
     let txn = app.db.begin().await.expect("begin");
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::MySql,
-        "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-         headers, status, attempts, available_at, created_at) VALUES (?, 'participation', '0', \
-         'ParticipationAccepted', ?, '8301', '{}', ?, 'PENDING', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-        [
-            late.clone().into(),
-            app.topic.clone().into(),
-            json!({"event_id": late}).to_string().into(),
-        ],
-    ))
-    .await
-    .expect("insert the late row");
+    outbox::table::insert(&txn, std::slice::from_ref(&late))
+        .await
+        .expect("insert the late row");
+    let late = late.event_id.to_string();
     // ...while higher ids of the same key commit and are published.
     app.insert_rows("8301", &app.topic, 3).await;
     wait_until("the committed rows to be published", DRAIN, || async {

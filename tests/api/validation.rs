@@ -124,6 +124,10 @@ async fn bad_campaigns_are_refused_and_write_nothing() {
         json!({"name": "x", "totalStock": 1, "startsAt": "yesterday"}),
         json!({"name": "x", "totalStock": 1, "startsAt": now, "endsAt": now - chrono::Duration::seconds(1)}),
         json!({"totalStock": 1}),
+        json!({"name": "x", "totalStock": 1, "rewardPoints": -1}),
+        json!({"name": "x", "totalStock": 1, "rewardPoints": 1_000_000_001}),
+        json!({"name": "x", "totalStock": 1, "rewardPoints": 1.5}),
+        json!({"name": "x", "totalStock": 1, "rewardPoints": "10"}),
     ];
     for body in bad {
         let reply = app
