@@ -8,6 +8,9 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use crate::consumer::ConsumerName;
 
+/// `KAFKA_TOPIC` when unset; also the topic `firstcome asyncapi` documents.
+pub const DEFAULT_TOPIC: &str = "campaign.participation.v1";
+
 /// A configuration problem, reported at startup with the variable's name.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -122,7 +125,8 @@ pub struct RedisSettings {
 pub struct KafkaSettings {
     /// `KAFKA_BOOTSTRAP_SERVERS`; `None` starts the embedded broker.
     pub bootstrap_servers: Option<String>,
-    /// `KAFKA_TOPIC`; the dead-letter topic is this plus `.dlq`.
+    /// `KAFKA_TOPIC`; the relay's dead-letter topic is this plus `.dlq`, a consumer's this plus
+    /// `.<consumer>.dlq`.
     pub topic: String,
     /// `KAFKA_PARTITIONS`: partitions of the topics created on the embedded broker.
     pub partitions: i32,
@@ -414,7 +418,7 @@ impl Settings {
                 ));
             }
         }
-        let topic = r.string("KAFKA_TOPIC", "campaign.participation.v1");
+        let topic = r.string("KAFKA_TOPIC", DEFAULT_TOPIC);
         let topic_ok = !topic.is_empty()
             && topic.len() <= 240
             && topic

@@ -1,4 +1,4 @@
-//! The `firstcome` binary: `serve` (default), `consume`, `migrate`, `openapi`.
+//! The `firstcome` binary: `serve` (default), `consume`, `migrate`, `openapi`, `asyncapi`.
 
 use std::process::ExitCode;
 
@@ -26,14 +26,24 @@ enum Command {
     Migrate,
     /// Print the OpenAPI spec (YAML) to stdout.
     Openapi,
+    /// Print the AsyncAPI document (YAML) of the default topic and its dead-letter topics.
+    Asyncapi,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Openapi) = cli.command {
-        print!("{}", firstcome::api::openapi_yaml());
-        return ExitCode::SUCCESS;
+    match cli.command {
+        Some(Command::Openapi) => {
+            print!("{}", firstcome::api::openapi_yaml());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Asyncapi) => {
+            let topic = firstcome::config::DEFAULT_TOPIC;
+            print!("{}", firstcome::outbox::asyncapi::asyncapi_yaml(topic));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     let settings = match Settings::from_env() {
         Ok(s) => s,

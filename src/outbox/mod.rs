@@ -4,12 +4,14 @@
 //! - [`event`]: `ParticipationAccepted`, the message value, and the contract check consumers run;
 //! - [`headers`]: header names, the stored header map, conversion to and from Kafka headers;
 //! - [`dlq`]: dead-letter topic names and the `dlq_*` headers (relay and consumers);
-//! - [`table`]: the `outbox_event` INSERT.
+//! - [`table`]: the `outbox_event` INSERT;
+//! - [`asyncapi`]: the AsyncAPI document of the topics, generated from the above.
 //!
 //! The payload and headers are built once, in the writing transaction, and stored in the outbox
 //! row as text; the relay sends those bytes unchanged. That is what makes a duplicate (a
 //! re-publish after a crash or an expired lease) byte-identical to the original.
 
+pub mod asyncapi;
 pub mod dlq;
 pub mod event;
 pub mod headers;

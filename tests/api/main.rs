@@ -1,6 +1,7 @@
 //! Integration tests against real MariaDB and Redis (start them with `scripts/services.sh`).
 //! Each test has its own database and Redis key prefix; see `helpers.rs`.
 
+mod asyncapi;
 mod boundary_sweep;
 mod campaigns;
 mod consumer_helpers;

@@ -1,0 +1,420 @@
+//! The AsyncAPI 3.0 document of the topic, the relay's dead-letter topic and each consumer's
+//! dead-letter topic. `firstcome asyncapi` prints it; it is committed as `docs/asyncapi.yaml` and a
+//! test fails when that file drifts from this generator.
+//!
+//! Generated, not hand-written, so it cannot promise what the code does not do: the payload comes
+//! from [`event::FIELDS`], the header names from [`headers`] and [`dlq`], the dead-letter reasons
+//! from the relay's and the contract check's own reason words, the consumers from
+//! [`ConsumerName::ALL`]. Descriptions repeat the doc comments of those items.
+//!
+//! serde_json keeps object keys sorted, so every map in the document is in alphabetical order.
+
+use chrono::NaiveDate;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::{
+    dlq,
+    event::{self, ContractError, ParticipationAccepted, PARTICIPATION_ACCEPTED},
+    headers,
+};
+use crate::{consumer::ConsumerName, relay::classify::DeadReason};
+
+/// Version of the AsyncAPI Kafka bindings used below.
+const KAFKA_BINDINGS: &str = "0.5.0";
+
+/// Fields a reader may find missing (added within v1); they read as their default.
+const OPTIONAL: &[&str] = &["rewardPoints"];
+
+/// The doc comments of `ParticipationAccepted`'s fields, written for readers of the value.
+const FIELD_DESCRIPTIONS: &[(&str, &str)] = &[
+    ("eventId", "UUIDv7, the same in every copy of the event: the dedupe key (= the event_id header)."),
+    ("eventType", "Always ParticipationAccepted (the only type in v1)."),
+    ("occurredAt", "When the win was committed (the response's acceptedAt): RFC 3339, UTC, ≤ 6 fraction digits."),
+    ("campaignId", "The campaign; also the message key."),
+    ("participationId", "The participation row; unique."),
+    ("userId", "The winner (positive)."),
+    ("quantity", "Units won (at least 1)."),
+    ("sequence", "FCFS rank from the Redis gate: increasing within a campaign, gaps are normal."),
+    ("rewardPoints", "Points per unit the campaign grants (added in v1; 0 in events written before it)."),
+];
+
+/// What each consumer does (the doc comments of [`ConsumerName`]).
+fn consumer_description(name: ConsumerName) -> &'static str {
+    match name {
+        ConsumerName::Stats => "Campaign statistics: campaign_stats and campaign_daily_stats.",
+        ConsumerName::Rewards => "Points for winners: rewardPoints × quantity per event.",
+    }
+}
+
+/// The message value's schema, one property per [`event::FIELDS`] entry.
+fn payload_schema() -> Value {
+    let mut properties = Map::new();
+    for &(name, json_type, format) in event::FIELDS {
+        let description = FIELD_DESCRIPTIONS.iter().find(|d| d.0 == name).map(|d| d.1);
+        let mut property = json!({ "type": json_type, "description": description });
+        if !format.is_empty() {
+            property["format"] = format.into();
+        }
+        properties.insert(name.into(), property);
+    }
+    let required: Vec<&str> = event::FIELDS
+        .iter()
+        .map(|f| f.0)
+        .filter(|name| !OPTIONAL.contains(name))
+        .collect();
+    let mut schema = json!({
+        "type": "object",
+        "description": "UTF-8 JSON, camelCase. Readers ignore fields they do not know: fields \
+                        are only ever added within v1.",
+        "required": required,
+        "properties": properties,
+        "additionalProperties": true,
+    });
+    // The rules the contract check (`ParticipationAccepted::from_message`) enforces.
+    let p = &mut schema["properties"];
+    p["eventType"]["const"] = PARTICIPATION_ACCEPTED.into();
+    p["userId"]["minimum"] = 1.into();
+    p["quantity"]["minimum"] = 1.into();
+    p["rewardPoints"]["minimum"] = 0.into();
+    p["rewardPoints"]["default"] = 0.into();
+    schema
+}
+
+/// The headers every message carries.
+fn headers_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "Header values are UTF-8 strings. Header order is not part of the contract.",
+        "required": [headers::EVENT_ID, headers::EVENT_TYPE, headers::CONTENT_TYPE],
+        "properties": {
+            (headers::EVENT_ID): { "type": "string", "format": "uuid",
+                "description": "The event's id (UUIDv7), equal to the value's eventId: the dedupe key." },
+            (headers::EVENT_TYPE): { "type": "string", "const": PARTICIPATION_ACCEPTED,
+                "description": "The value's eventType." },
+            (headers::CONTENT_TYPE): { "type": "string", "const": headers::APPLICATION_JSON,
+                "description": "The only content type in v1." },
+            (headers::TRACEPARENT): { "type": "string",
+                "pattern": "^[0-9a-fA-F]{2}-[0-9a-fA-F]{32}-[0-9a-fA-F]{16}-[0-9a-fA-F]{2}$",
+                "description": "W3C trace context of the request that produced the event; present \
+                                only when that request carried a valid one." },
+        },
+    })
+}
+
+/// The `dlq_*` headers every dead letter carries.
+const DLQ_REQUIRED: [&str; 5] = [
+    dlq::REASON,
+    dlq::ERROR,
+    dlq::ATTEMPTS,
+    dlq::ORIGINAL_TOPIC,
+    dlq::FAILED_AT,
+];
+
+/// Their schemas; `reasons` are the `dlq_reason` words, `attempts` the `dlq_attempts` schema.
+fn dlq_properties(reasons: &[&str], attempts: Value) -> Value {
+    json!({
+        (dlq::REASON): { "type": "string", "enum": reasons,
+            "description": "Why the message was dead-lettered (a stable, snake_case word)." },
+        (dlq::ERROR): { "type": "string",
+            "description": "The error, as text, for people (not a stable format)." },
+        (dlq::ATTEMPTS): attempts,
+        (dlq::ORIGINAL_TOPIC): { "type": "string",
+            "description": "The topic the message was meant for, or read from." },
+        (dlq::FAILED_AT): { "type": "string", "format": "date-time",
+            "description": "When it was dead-lettered: RFC 3339, UTC, milliseconds." },
+    })
+}
+
+/// The relay's dead letters: the original headers plus the `dlq_*` ones.
+fn relay_dlq_headers_schema() -> Value {
+    let reasons = [
+        DeadReason::NonRetriable,
+        DeadReason::AttemptsExhausted,
+        DeadReason::RetryAgeExceeded,
+    ]
+    .map(DeadReason::as_str);
+    let attempts = json!({ "type": "string", "pattern": "^[0-9]+$",
+        "description": "Produce attempts made, decimal." });
+    let mut properties = dlq_properties(&reasons, attempts);
+    properties[dlq::VALUE_OMITTED] = json!({ "type": "string", "const": "true",
+        "description": "Only when the dead-letter topic refused the value for its size: the \
+                        message then has an empty value (the outbox row keeps it)." });
+    json!({ "allOf": [
+        { "$ref": "#/components/schemas/Headers" },
+        { "type": "object", "required": DLQ_REQUIRED, "properties": properties },
+    ]})
+}
+
+/// A consumer's dead letters: the original headers, unchanged (poison may lack them), plus the
+/// `dlq_*` ones.
+fn consumer_dlq_headers_schema() -> Value {
+    let reasons = [
+        ContractError::NotJson(String::new()),
+        ContractError::UnknownEventType(String::new()),
+        ContractError::Invalid(String::new()),
+    ]
+    .map(|e| e.reason());
+    let attempts = json!({ "type": "string", "const": "1",
+        "description": "Always 1: a contract failure is not retried." });
+    let mut properties = dlq_properties(&reasons, attempts);
+    let names = ConsumerName::ALL.map(ConsumerName::as_str);
+    properties[dlq::CONSUMER] = json!({ "type": "string", "enum": names,
+        "description": "The consumer that gave up." });
+    properties[dlq::ORIGINAL_POSITION] = json!({ "type": "string", "pattern": "^[0-9]+:[0-9]+$",
+        "description": "Where the message came from: <partition>:<offset> of the original topic." });
+    let mut required = DLQ_REQUIRED.to_vec();
+    required.extend([dlq::CONSUMER, dlq::ORIGINAL_POSITION]);
+    json!({
+        "type": "object",
+        "description": "The original message's headers, unchanged (a poison message may lack or \
+                        mangle them), plus these.",
+        "required": required,
+        "properties": properties,
+    })
+}
+
+fn key_binding(description: &str) -> Value {
+    json!({ "kafka": { "bindingVersion": KAFKA_BINDINGS,
+        "key": { "type": "string", "pattern": "^[0-9]+$", "description": description } } })
+}
+
+/// A sample message, built by the same code the writer uses.
+fn example() -> Value {
+    let event = ParticipationAccepted {
+        event_id: Uuid::from_u128(0x0193a5f2_7c4e_7b21_9d3a_5e8f0c1b2a47),
+        event_type: PARTICIPATION_ACCEPTED.into(),
+        occurred_at: NaiveDate::from_ymd_opt(2026, 11, 21)
+            .and_then(|d| d.and_hms_micro_opt(9, 0, 0, 123_456))
+            .unwrap_or_default()
+            .and_utc(),
+        campaign_id: 42,
+        participation_id: 1001,
+        user_id: 7,
+        quantity: 1,
+        sequence: 17,
+        reward_points: 10,
+    };
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    json!({
+        "name": "aWin",
+        "headers": event.headers(Some(traceparent)),
+        "payload": serde_json::to_value(&event).unwrap_or_default(),
+    })
+}
+
+fn messages() -> Value {
+    let key = "The campaign id as a decimal string (UTF-8): a campaign's events share a \
+               partition, in order.";
+    json!({
+        "ParticipationAccepted": {
+            "name": PARTICIPATION_ACCEPTED,
+            "title": "A win",
+            "summary": "One accepted participation. Published at least once, in order per \
+                        campaign: dedupe on event_id.",
+            "contentType": headers::APPLICATION_JSON,
+            "correlationId": { "location": "$message.header#/event_id",
+                "description": "The dedupe key; the same in every copy of the event." },
+            "headers": { "$ref": "#/components/schemas/Headers" },
+            "payload": { "$ref": "#/components/schemas/ParticipationAccepted" },
+            "bindings": key_binding(key),
+            "examples": [example()],
+        },
+        "RelayDeadLetter": {
+            "name": "RelayDeadLetter",
+            "title": "An event the relay gave up on",
+            "summary": "The original key, value and headers plus the dlq_* headers; the outbox \
+                        row is marked DEAD. The value is empty when dlq_value_omitted is true.",
+            "contentType": headers::APPLICATION_JSON,
+            "headers": { "$ref": "#/components/schemas/RelayDeadLetterHeaders" },
+            "payload": { "$ref": "#/components/schemas/ParticipationAccepted" },
+            "bindings": key_binding(key),
+        },
+        "ConsumerDeadLetter": {
+            "name": "ConsumerDeadLetter",
+            "title": "A message a consumer could not read",
+            "summary": "The original key, value and headers, byte for byte, plus the dlq_* \
+                        headers. It failed the contract check, so the value may be anything.",
+            "headers": { "$ref": "#/components/schemas/ConsumerDeadLetterHeaders" },
+            "payload": { "description": "The original value, unchanged (possibly not JSON, or absent)." },
+            "bindings": key_binding("The original key, unchanged (possibly absent or not the campaign id)."),
+        },
+    })
+}
+
+/// A `$ref` to a channel.
+fn channel_ref(channel: &str) -> Value {
+    json!({ "$ref": format!("#/channels/{channel}") })
+}
+
+/// A `$ref` to a channel's message (operations must name messages of their channel).
+fn message_ref(channel: &str, message: &str) -> Value {
+    json!({ "$ref": format!("#/channels/{channel}/messages/{message}") })
+}
+
+/// The AsyncAPI document for `topic` (`KAFKA_TOPIC`), as YAML.
+pub fn asyncapi_yaml(topic: &str) -> String {
+    let mut channels = json!({
+        "participation": {
+            "address": topic,
+            "title": "Accepted participations",
+            "description": "One message per accepted participation (a win). Key: the campaign id.",
+            "messages": {
+                "participationAccepted": { "$ref": "#/components/messages/ParticipationAccepted" },
+            },
+        },
+        "relayDlq": {
+            "address": dlq::relay_topic(topic),
+            "title": "The relay's dead letters",
+            "description": format!("Events the relay could not publish to {topic}. An admin can \
+                                    redrive them to {topic}."),
+            "messages": { "deadLetter": { "$ref": "#/components/messages/RelayDeadLetter" } },
+        },
+    });
+    let mut operations = json!({
+        "relayPublish": {
+            "action": "send",
+            "channel": channel_ref("participation"),
+            "title": "The service publishes each win",
+            "description": "The relay publishes every outbox row at least once (idempotent \
+                            producer, acks=all), in outbox-id order per key among committed rows.",
+            "messages": [message_ref("participation", "participationAccepted")],
+        },
+        "relayDeadLetter": {
+            "action": "send",
+            "channel": channel_ref("relayDlq"),
+            "title": "The relay dead-letters an event",
+            "messages": [message_ref("relayDlq", "deadLetter")],
+        },
+    });
+    for name in ConsumerName::ALL {
+        let n = name.as_str();
+        let dlq_channel = format!("{n}Dlq");
+        channels[&dlq_channel] = json!({
+            "address": dlq::consumer_topic(topic, n),
+            "title": format!("The {n} consumer's dead letters"),
+            "description": format!("Messages of {topic} the {n} consumer could not read (they \
+                                    failed the contract check)."),
+            "messages": { "deadLetter": { "$ref": "#/components/messages/ConsumerDeadLetter" } },
+        });
+        operations[format!("{n}Receive")] = json!({
+            "action": "receive",
+            "channel": channel_ref("participation"),
+            "title": format!("The {n} consumer applies each event once"),
+            "description": consumer_description(name),
+            "messages": [message_ref("participation", "participationAccepted")],
+            "bindings": { "kafka": { "bindingVersion": KAFKA_BINDINGS,
+                "groupId": { "type": "string", "const": name.group_id() },
+                "clientId": { "type": "string", "const": name.group_id() } } },
+        });
+        operations[format!("{n}DeadLetter")] = json!({
+            "action": "send",
+            "channel": channel_ref(&dlq_channel),
+            "title": format!("The {n} consumer dead-letters a poison message"),
+            "messages": [message_ref(&dlq_channel, "deadLetter")],
+        });
+    }
+    let document = json!({
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "firstcome events",
+            "version": "1",
+            "description": "Events of firstcome's transactional outbox. Delivery is at least once \
+                            and ordered per campaign: dedupe on event_id. docs/kafka-contract.md \
+                            explains the guarantees and how to write a consumer.",
+        },
+        "defaultContentType": headers::APPLICATION_JSON,
+        "servers": {
+            "compose": { "host": "localhost:29092", "protocol": "kafka",
+                "description": "docker compose (kafka:9092 from other containers). Elsewhere: \
+                                the service's KAFKA_BOOTSTRAP_SERVERS." },
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": messages(),
+            "schemas": {
+                "ParticipationAccepted": payload_schema(),
+                "Headers": headers_schema(),
+                "RelayDeadLetterHeaders": relay_dlq_headers_schema(),
+                "ConsumerDeadLetterHeaders": consumer_dlq_headers_schema(),
+            },
+        },
+    });
+    // Serializing a `Value` to YAML cannot fail.
+    let yaml = serde_yaml::to_string(&document).unwrap_or_default();
+    format!("# Generated by `firstcome asyncapi`; do not edit (a test checks it).\n{yaml}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document() -> Value {
+        serde_yaml::from_str(&asyncapi_yaml("t")).expect("the document is YAML")
+    }
+
+    fn sample() -> Value {
+        example()["payload"].clone()
+    }
+
+    #[test]
+    fn the_payload_properties_are_the_serialized_fields() {
+        let doc = document();
+        let properties = doc["components"]["schemas"]["ParticipationAccepted"]["properties"]
+            .as_object()
+            .expect("properties");
+        let mut documented: Vec<&String> = properties.keys().collect();
+        let sample = sample();
+        let mut serialized: Vec<&String> = sample.as_object().expect("object").keys().collect();
+        documented.sort_unstable();
+        serialized.sort_unstable();
+        assert_eq!(documented, serialized);
+        for (name, p) in properties {
+            assert!(
+                p["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn required_is_what_serde_requires() {
+        let doc = document();
+        let required = &doc["components"]["schemas"]["ParticipationAccepted"]["required"];
+        for &(name, _, _) in event::FIELDS {
+            let mut value = sample();
+            value.as_object_mut().expect("object").remove(name);
+            let reads = serde_json::from_value::<ParticipationAccepted>(value).is_ok();
+            let listed = required.as_array().expect("list").contains(&name.into());
+            assert_eq!(reads, !listed, "{name}: reads without it = {reads}");
+        }
+    }
+
+    #[test]
+    fn every_ref_resolves_and_each_consumer_has_its_dead_letter_topic() {
+        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => m.iter().for_each(|(k, v)| match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r),
+                    _ => refs(v, out),
+                }),
+                Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 10);
+        for r in found {
+            let pointer = r.strip_prefix('#').expect("local ref");
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+        for name in ConsumerName::ALL {
+            let channel = &doc["channels"][format!("{name}Dlq")];
+            assert_eq!(channel["address"], format!("t.{name}.dlq"));
+        }
+        assert_eq!(doc["channels"]["relayDlq"]["address"], "t.dlq");
+    }
+}
