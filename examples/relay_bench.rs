@@ -16,13 +16,16 @@
 //! KAFKA_* knobs apply). The embedded broker keeps ~5 MiB a partition: a one-key drain of
 //! 100,000 rows overflows it, which is why success is read from the acks recorded in MySQL.
 
+mod bench_common;
+
+use bench_common::{env, fixed_rate_joins, machine, percentile, query_i64s, Scratch, TOKEN};
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use firstcome::{
-    config::{Secret, Settings},
+    config::Settings,
     outbox::{
         self,
         event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
@@ -32,28 +35,6 @@ use firstcome::{
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use tokio_util::sync::CancellationToken;
-
-const TOKEN: &str = "bench-admin-token-0123456789";
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-async fn query_i64s(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<i64>> {
-    let rows = db
-        .query_all_raw(Statement::from_string(DbBackend::MySql, sql))
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get_by_index::<Option<i64>>(0))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .map(|v| v.unwrap_or(0))
-        .collect())
-}
 
 /// Outbox rows with `status`.
 async fn count(db: &DatabaseConnection, status: OutboxStatus) -> anyhow::Result<i64> {
@@ -152,37 +133,7 @@ async fn steady_load(
         .first()
         .copied()
         .unwrap_or(0);
-    let offered = rate * seconds;
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    let mut requests = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for user in 1..=offered {
-        tick.tick().await;
-        let client = client.clone();
-        let campaign = ids[user as usize % ids.len()];
-        let url = format!("{base}/api/v1/campaigns/{campaign}/participations");
-        requests.spawn(async move {
-            let sent = client
-                .post(url)
-                .json(&serde_json::json!({"userId": user}))
-                .send()
-                .await;
-            sent.map(|r| r.status().as_u16())
-        });
-    }
-    let mut accepted = 0;
-    let mut other = std::collections::BTreeMap::new();
-    while let Some(done) = requests.join_next().await {
-        match done {
-            Ok(Ok(201)) => accepted += 1,
-            Ok(Ok(status)) => *other.entry(status.to_string()).or_insert(0) += 1,
-            _ => *other.entry("no answer".to_string()).or_insert(0) += 1,
-        }
-    }
-    if !other.is_empty() {
-        eprintln!("steady load, {campaigns} campaign(s): answers other than 201: {other:?}");
-    }
-    let elapsed = started.elapsed();
+    let load = fixed_rate_joins(&base, &ids, rate, seconds, 1).await;
     wait_drained(db, Duration::from_secs(120)).await?;
     let lags = query_i64s(
         db,
@@ -215,9 +166,9 @@ async fn steady_load(
     }
     app.stop().await?;
     Ok(Steady {
-        offered,
-        accepted,
-        elapsed,
+        offered: load.offered,
+        accepted: load.accepted,
+        elapsed: load.elapsed,
         lags,
     })
 }
@@ -291,13 +242,6 @@ async fn drain(
     Ok(took)
 }
 
-fn percentile(sorted: &[i64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1_000.0
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rows: usize = env("BENCH_ROWS", 100_000);
@@ -305,20 +249,7 @@ async fn main() -> anyhow::Result<()> {
     let rate: u64 = env("BENCH_RATE", 1_000);
     let seconds: u64 = env("BENCH_SECONDS", 10);
 
-    let mut settings = Settings::from_env()?;
-    let url = settings.database.url.expose().to_string();
-    let (server, _) = url
-        .rsplit_once('/')
-        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL has no database part"))?;
-    let name = format!("test_bench_{}", uuid::Uuid::now_v7().simple());
-    let admin = Database::connect(server).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
-        .await?;
-    settings.database.url = Secret::new(format!("{server}/{name}"));
-    settings.http.addr = "127.0.0.1:0".parse()?;
-    settings.redis.key_prefix = format!("bench:{}:", uuid::Uuid::now_v7().simple());
-    settings.admin_token = Some(Secret::new(TOKEN));
+    let (mut settings, scratch) = Scratch::settings().await?;
     settings.kafka.bootstrap_servers = None;
 
     // Migrates the fresh database.
@@ -328,23 +259,14 @@ async fn main() -> anyhow::Result<()> {
     let steady_many = steady_load(&settings, &db, rate, seconds, keys).await?;
     let drained_one = drain(&settings, &db, rows, 1).await?;
     let drained_many = drain(&settings, &db, rows, keys).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE `{name}`"))
-        .await?;
+    drop(db);
+    scratch.drop_database().await?;
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("| relay benchmark | value |");
     println!("|---|---|");
     println!(
-        "| machine | {cores} cores, {cpu}; service, MariaDB, Redis and the embedded broker on it |"
+        "| machine | {}; service, MariaDB, Redis and the embedded broker on it |",
+        machine()
     );
     println!(
         "| relay | {} workers, batch {}, queue {}, {} partitions |",
