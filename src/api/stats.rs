@@ -142,16 +142,7 @@ impl StatsApi {
         /// The UTC day, `YYYY-MM-DD` (default: today).
         date: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        auth.check(&state.admin_token)?;
-        let date = date.0.unwrap_or_else(|| Utc::now().date_naive());
-        let started = Instant::now();
-        let rows = stats::daily(&state.db, date).await?;
-        Ok(Json(DailyStats::new(
-            date,
-            DailySource::Aggregate,
-            rows,
-            started,
-        )))
+        day(auth, &state, date.0, DailySource::Aggregate).await
     }
 
     /// The same figures computed from `participation` at query time, for comparison (admin).
@@ -163,10 +154,23 @@ impl StatsApi {
         /// The UTC day, `YYYY-MM-DD` (default: today).
         date: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        auth.check(&state.admin_token)?;
-        let date = date.0.unwrap_or_else(|| Utc::now().date_naive());
-        let started = Instant::now();
-        let rows = stats::daily_raw(&state.db, date).await?;
-        Ok(Json(DailyStats::new(date, DailySource::Raw, rows, started)))
+        day(auth, &state, date.0, DailySource::Raw).await
     }
+}
+
+/// One day's figures from `source`, timed.
+async fn day(
+    auth: AdminAuth,
+    state: &AppState,
+    date: Option<NaiveDate>,
+    source: DailySource,
+) -> Result<Json<DailyStats>, ApiError> {
+    auth.check(&state.admin_token)?;
+    let date = date.unwrap_or_else(|| Utc::now().date_naive());
+    let started = Instant::now();
+    let rows = match source {
+        DailySource::Aggregate => stats::daily(&state.db, date).await?,
+        DailySource::Raw => stats::daily_raw(&state.db, date).await?,
+    };
+    Ok(Json(DailyStats::new(date, source, rows, started)))
 }
