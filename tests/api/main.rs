@@ -3,6 +3,7 @@
 
 mod boundary_sweep;
 mod campaigns;
+mod consumer_faults;
 mod consumer_helpers;
 mod consumers;
 mod crash;
