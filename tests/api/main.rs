@@ -4,6 +4,7 @@
 mod asyncapi;
 mod boundary_sweep;
 mod campaigns;
+mod consumer_faults;
 mod consumer_helpers;
 mod consumers;
 mod crash;
