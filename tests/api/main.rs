@@ -4,6 +4,7 @@
 mod boundary_sweep;
 mod campaigns;
 mod consumer_helpers;
+mod consumer_redelivery;
 mod consumers;
 mod crash;
 mod dependency_faults;
