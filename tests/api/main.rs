@@ -3,6 +3,7 @@
 
 mod boundary_sweep;
 mod campaigns;
+mod consumer_group;
 mod consumer_helpers;
 mod consumer_redelivery;
 mod consumers;
