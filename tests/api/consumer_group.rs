@@ -1,0 +1,230 @@
+//! DESIGN §2.8 with two consumer processes in one group (per consumer): the second joins while
+//! wins still flow (a rebalance hands it part of the partitions), then the first stops (a second
+//! rebalance hands the rest over), wins flowing all along. Every event is applied once across
+//! both members, and each campaign's events are applied in their order.
+//!
+//! Three instances share one database and a broker held by the test: one serves the API and runs
+//! the relay, two run only the consumers (as `firstcome consume` processes would). In process,
+//! so the test reads each member's report (what it applied, which partitions it holds).
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use firstcome::{
+    consumer::{ConsumerName, ConsumerReport},
+    kafka::EmbeddedBroker,
+    outbox::dlq,
+};
+use serde_json::json;
+
+use crate::{
+    consumer_helpers::with_consumers,
+    helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp},
+};
+
+const TOPIC: &str = "campaign.participation.v1";
+const PARTITIONS: i32 = 4;
+/// Keys: campaign ids 1..=12 (a fresh database), which hash to every one of the 4 partitions.
+const CAMPAIGNS: i64 = 12;
+/// Rebalances on the mock cluster take up to a KIP-848 heartbeat (3 s) per step.
+const STEP: Duration = Duration::from_secs(30);
+
+fn applied(report: &ConsumerReport) -> u64 {
+    ConsumerReport::get(&report.applied)
+}
+
+/// Both consumers' reports of one member.
+fn reports(app: &TestApp) -> [Arc<ConsumerReport>; 2] {
+    [
+        app.consumer(ConsumerName::Stats),
+        app.consumer(ConsumerName::Rewards),
+    ]
+}
+
+/// Partitions a member holds, by its report (librdkafka's statistics, once a second).
+fn held(report: &ConsumerReport) -> BTreeSet<i32> {
+    report.lag().keys().copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_consumer_processes_in_one_group_apply_every_event_once_and_each_campaign_in_order() {
+    let mut topics = vec![TOPIC.to_string(), dlq::relay_topic(TOPIC)];
+    topics.extend(["stats", "rewards"].map(|c| dlq::consumer_topic(TOPIC, c)));
+    let broker = EmbeddedBroker::start(&topics, PARTITIONS).expect("broker");
+
+    // The API and the relay, no consumers.
+    let mut settings = with_relay(test_settings().await);
+    settings.consumers.enabled = Vec::new();
+    settings.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
+    let api = spawn_app_with(settings.clone()).await;
+    // The consumer members: same database (migrated by `api`), both consumers, no relay, small
+    // batches (more transactions to interleave with the rebalances).
+    let mut member = with_consumers(settings);
+    member.relay.enabled = false;
+    member.migrate_on_start = false;
+    member.consumers.batch_size = 20;
+
+    let mut campaigns = Vec::new();
+    for n in 1..=CAMPAIGNS {
+        let c = api
+            .create_campaign(json!({"name": "group", "totalStock": 1_000_000,
+                "perUserLimit": 3, "rewardPoints": n}))
+            .await;
+        campaigns.push(c["id"].as_i64().expect("id"));
+    }
+
+    // Wins on every campaign, round after round, until the choreography below is done.
+    let done = AtomicBool::new(false);
+    let traffic = async {
+        let mut rounds = 0i64;
+        while !done.load(Ordering::Relaxed) {
+            let users = (rounds * 4 + 1)..=(rounds * 4 + 4);
+            let api = &api;
+            let replies = futures::future::join_all(campaigns.iter().flat_map(|&id| {
+                users
+                    .clone()
+                    .map(move |u| api.join(id, u, (u % 3 + 1) as i32))
+            }))
+            .await;
+            assert!(replies.iter().all(|r| r.status == 201), "{replies:?}");
+            rounds += 1;
+        }
+        rounds
+    };
+
+    let choreography = async {
+        // A backlog before any member runs.
+        wait_until("a backlog on the topic", STEP, || async {
+            api.outbox_count("PUBLISHED").await >= 200
+        })
+        .await;
+
+        // Member A alone: it holds every partition and applies part of what flows.
+        let a = spawn_app_with(member.clone()).await;
+        let a_reports = reports(&a);
+        wait_until("member A to apply events", STEP, || async {
+            a_reports.iter().all(|r| applied(r) > 0)
+        })
+        .await;
+
+        // Member B joins while wins flow: the group splits the partitions between them.
+        let b = spawn_app_with(member.clone()).await;
+        let b_reports = reports(&b);
+        wait_until(
+            "member B to take partitions from A and apply events",
+            STEP,
+            || async {
+                a_reports.iter().zip(&b_reports).all(|(a, b)| {
+                    let (held_a, held_b) = (held(a), held(b));
+                    !held_b.is_empty()
+                        && held_a.len() + held_b.len() == PARTITIONS as usize
+                        && held_a.is_disjoint(&held_b)
+                        && applied(b) > 0
+                })
+            },
+        )
+        .await;
+        let a_applied_with_b = a_reports.iter().map(|r| applied(r)).collect::<Vec<_>>();
+        wait_until(
+            "both members to apply events side by side",
+            STEP,
+            || async {
+                a_reports
+                    .iter()
+                    .zip(&a_applied_with_b)
+                    .all(|(r, before)| applied(r) > *before)
+            },
+        )
+        .await;
+
+        // A stops (commits what it applied, leaves the group) while wins flow: B takes over.
+        a.stop().await.expect("member A stops cleanly");
+        let b_applied_alone = b_reports.iter().map(|r| applied(r)).collect::<Vec<_>>();
+        wait_until(
+            "member B to hold every partition and apply more",
+            STEP,
+            || async {
+                b_reports.iter().zip(&b_applied_alone).all(|(r, before)| {
+                    held(r).len() == PARTITIONS as usize && applied(r) >= before + 100
+                })
+            },
+        )
+        .await;
+        done.store(true, Ordering::Relaxed);
+        (a_reports, b, b_reports)
+    };
+
+    let (rounds, (a_reports, b, b_reports)) = tokio::join!(traffic, choreography);
+    assert!(rounds > 0);
+
+    api.wait_for_outbox_drained(STEP).await;
+    api.wait_for_consumers(STEP).await;
+    // Totals exact: stats, daily stats, grants, balances, one inbox row per event.
+    api.assert_consumers_match_participations().await;
+    let events = api.scalar("SELECT COUNT(*) FROM outbox_event").await;
+    // Each event was applied by exactly one member (a redelivery to the other was skipped).
+    for (a, b) in a_reports.iter().zip(&b_reports) {
+        assert_eq!(
+            applied(a) + applied(b),
+            events as u64,
+            "{}: applied by A ({}) + by B ({})",
+            a.name,
+            applied(a),
+            applied(b)
+        );
+    }
+
+    // The keys covered every partition, so both rebalances moved partitions with events.
+    let messages = read_topic(
+        &api.kafka_bootstrap,
+        TOPIC,
+        events as usize,
+        Duration::from_secs(30),
+    )
+    .await;
+    let partitions: BTreeSet<i32> = messages.iter().map(|m| m.partition).collect();
+    assert_eq!(partitions.len(), PARTITIONS as usize, "{partitions:?}");
+
+    // Per campaign, in outbox order (the order the relay published them), each event was applied
+    // in the same transaction as the one before it or a later one.
+    for consumer in ["stats", "rewards"] {
+        let rows = api
+            .int_rows(&format!(
+                "SELECT CAST(o.msg_key AS SIGNED), o.id, \
+                 TIMESTAMPDIFF(MICROSECOND, '2000-01-01', i.processed_at) \
+                 FROM consumer_inbox i JOIN outbox_event o ON o.event_id = i.event_id \
+                 WHERE i.consumer = '{consumer}' ORDER BY 1, 2"
+            ))
+            .await;
+        assert_eq!(rows.len() as i64, events, "{consumer}: every event");
+        let mut last: HashMap<i64, (i64, i64)> = HashMap::new();
+        let mut inversions = Vec::new();
+        for row in &rows {
+            let [Some(key), Some(id), Some(at)] = row[..] else {
+                panic!("{row:?}");
+            };
+            if let Some((prev_id, prev_at)) = last.insert(key, (id, at)) {
+                if at < prev_at {
+                    inversions.push(format!(
+                        "campaign {key}: outbox id {id} applied at {at}, before id {prev_id} at {prev_at}"
+                    ));
+                }
+            }
+        }
+        assert!(
+            inversions.is_empty(),
+            "{consumer}: {} events applied before an earlier event of their campaign: {inversions:#?}",
+            inversions.len()
+        );
+        assert_eq!(last.len() as i64, CAMPAIGNS);
+    }
+
+    b.stop().await.expect("member B stops cleanly");
+    api.stop().await.expect("clean stop");
+}

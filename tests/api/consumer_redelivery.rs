@@ -1,0 +1,274 @@
+//! DESIGN §2.8 (effectively-once downstream) against the real `firstcome consume` binary: every
+//! event is on the topic twice (same key, value and headers: what a relay duplicate looks like),
+//! and the consumer process is killed with SIGKILL after its database commits but before any
+//! offset commit, so a restart redelivers everything once more. The inbox must absorb both: the
+//! stats, daily stats and reward totals equal `participation` exactly, one grant per event.
+//!
+//! The broker lives in the test, so it outlives the killed process with its topic and offsets.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use firstcome::{kafka::EmbeddedBroker, outbox::dlq};
+use serde_json::json;
+
+use crate::{
+    consumer_helpers::{committed_offsets, end_offsets, produce, Raw},
+    helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp},
+};
+
+const TOPIC: &str = "campaign.participation.v1";
+const GROUPS: [&str; 2] = ["firstcome-stats", "firstcome-rewards"];
+/// A restart after SIGKILL waits for the killed member's KIP-848 session to expire (30 s on the
+/// mock cluster) before its partitions are handed to the new member.
+const AFTER_RESTART: Duration = Duration::from_secs(90);
+
+/// The main topic, the relay's dead-letter topic and both consumers'.
+fn topics() -> Vec<String> {
+    vec![
+        TOPIC.to_string(),
+        dlq::relay_topic(TOPIC),
+        dlq::consumer_topic(TOPIC, "stats"),
+        dlq::consumer_topic(TOPIC, "rewards"),
+    ]
+}
+
+/// A running `firstcome consume`; dropping it kills and reaps the process, so a failed assertion
+/// leaves nothing consuming from the test's database.
+struct Consume {
+    child: Child,
+}
+
+impl Drop for Consume {
+    fn drop(&mut self) {
+        // Errors mean it already exited and was reaped.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Consume {
+    /// Starts both consumers (`CONSUMERS` unset) in their own process. `commit_interval_ms` is
+    /// `CONSUMER_COMMIT_INTERVAL_MS`. Logs go to the test's stderr with `TEST_LOG=1`.
+    fn start(db_url: &str, bootstrap: &str, commit_interval_ms: u64) -> Self {
+        let logs = || {
+            if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
+            .arg("consume")
+            .env_clear()
+            .env("DATABASE_URL", db_url)
+            .env(
+                "REDIS_URL",
+                std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            )
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .env("CONSUMER_GROUP_PROTOCOL", "consumer")
+            .env(
+                "CONSUMER_COMMIT_INTERVAL_MS",
+                commit_interval_ms.to_string(),
+            )
+            // Small batches: the second copy of an event is read in a later batch than the
+            // first, so it is the inbox (not the batch's own dedupe) that skips it.
+            .env("CONSUMER_BATCH_SIZE", "7")
+            .env("CONSUMER_RETRY_BACKOFF_BASE_MS", "20")
+            .env("CONSUMER_RETRY_BACKOFF_CAP_MS", "200")
+            .env("MIGRATE_ON_START", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(logs())
+            .stderr(logs())
+            .spawn()
+            .expect("start `firstcome consume`");
+        Self { child }
+    }
+
+    /// Panics if the process has exited (a startup error, a crash).
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("child status") {
+            panic!("`firstcome consume` exited: {status}");
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit.
+    async fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(25);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`firstcome consume` still running 25 s after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "exit status {status:?}");
+    }
+}
+
+/// Whether `committed` is at the end of every partition (an empty partition has nothing to
+/// commit).
+fn reached(committed: &BTreeMap<i32, i64>, end: &BTreeMap<i32, i64>) -> bool {
+    end.iter()
+        .all(|(p, end)| committed.get(p).copied().unwrap_or(0) == *end)
+}
+
+async fn inbox_rows(app: &TestApp, consumer: &str) -> i64 {
+    app.scalar(&format!(
+        "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{consumer}'"
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply_each_event_once() {
+    let broker = EmbeddedBroker::start(&topics(), 4).expect("broker");
+    let bootstrap = broker.bootstrap_servers().to_string();
+
+    // The service: API and relay, no consumers, publishing to the test's broker.
+    let mut settings = with_relay(test_settings().await);
+    settings.consumers.enabled = Vec::new();
+    settings.kafka.bootstrap_servers = Some(bootstrap.clone());
+    let db_url = settings.database.url.expose().to_string();
+    let app = spawn_app_with(settings).await;
+
+    // Wins over several campaigns with points; several units per user, quantities varying; the
+    // first campaign sells out.
+    for (stock, limit, points) in [(100, 3, 7), (150, 2, 1_000), (300, 4, 3)] {
+        let c = app
+            .create_campaign(json!({"name": "redelivery", "totalStock": stock,
+                "perUserLimit": limit, "rewardPoints": points}))
+            .await;
+        let id = c["id"].as_i64().expect("id");
+        let replies = futures::future::join_all(
+            (1..=60i64).map(|user| app.join(id, user, (user % limit + 1) as i32)),
+        )
+        .await;
+        assert!(
+            replies.iter().all(|r| matches!(r.status, 201 | 409)),
+            "{replies:?}"
+        );
+    }
+    app.wait_for_outbox_drained(Duration::from_secs(30)).await;
+    let events = app.scalar("SELECT COUNT(*) FROM outbox_event").await;
+    assert_eq!(
+        events,
+        app.scalar("SELECT COUNT(*) FROM participation").await
+    );
+    assert!(
+        events > 100,
+        "enough events to spread over batches: {events}"
+    );
+
+    // Every message once more, as it is: the topic now holds each event (at least) twice.
+    let published = read_topic(&bootstrap, TOPIC, events as usize, Duration::from_secs(30)).await;
+    let distinct: HashSet<&str> = published.iter().map(|m| m.event_id()).collect();
+    assert_eq!(distinct.len() as i64, events, "every event on the topic");
+    let copies: Vec<Raw> = published.iter().map(Raw::from).collect();
+    produce(&bootstrap, TOPIC, &copies).await;
+    let end = end_offsets(&bootstrap, TOPIC).await;
+    assert_eq!(
+        end.values().sum::<i64>(),
+        2 * published.len() as i64,
+        "each message twice on the topic: {end:?}"
+    );
+
+    // First run: it applies everything but commits no offset (the interval is an hour) ...
+    let mut first = Consume::start(&db_url, &bootstrap, 3_600_000);
+    wait_until(
+        "the first consumer process to apply every event",
+        Duration::from_secs(60),
+        || {
+            first.assert_running();
+            let app = &app;
+            async move {
+                inbox_rows(app, "stats").await == events
+                    && inbox_rows(app, "rewards").await == events
+            }
+        },
+    )
+    .await;
+    // ... and is killed between its database commits and its offset commit.
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    drop(first);
+    for group in GROUPS {
+        let committed = committed_offsets(&bootstrap, group, TOPIC).await;
+        assert!(
+            committed.is_empty(),
+            "{group}: nothing committed before the kill, so everything is redelivered: {committed:?}"
+        );
+    }
+    // Exact already: whatever copies the first run read before the kill were skipped.
+    app.assert_consumers_match_participations().await;
+
+    // Second run: every message is delivered again (both copies of each event); it commits
+    // offsets after its batches, so the group's position reaching the end of every partition
+    // shows it read (and skipped) all of them.
+    let mut second = Consume::start(&db_url, &bootstrap, 100);
+    for group in GROUPS {
+        wait_until(
+            &format!("{group} to commit the end of every partition"),
+            AFTER_RESTART,
+            || {
+                second.assert_running();
+                let bootstrap = &bootstrap;
+                let end = &end;
+                async move { reached(&committed_offsets(bootstrap, group, TOPIC).await, end) }
+            },
+        )
+        .await;
+    }
+    second.terminate().await;
+
+    app.assert_consumers_match_participations().await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM reward_grant").await,
+        events,
+        "one grant per event"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT event_id) FROM reward_grant")
+            .await,
+        events
+    );
+    // Each grant is the event it names.
+    let grants: BTreeMap<String, i64> = published
+        .iter()
+        .map(|m| {
+            let v = m.json();
+            (
+                m.event_id().to_string(),
+                v["rewardPoints"].as_i64().expect("rewardPoints")
+                    * v["quantity"].as_i64().expect("quantity"),
+            )
+        })
+        .collect();
+    assert!(
+        grants.values().all(|p| *p > 0),
+        "every win earns points here"
+    );
+    for (event_id, points) in &grants {
+        assert_eq!(
+            app.scalar(&format!(
+                "SELECT points FROM reward_grant WHERE event_id = '{event_id}'"
+            ))
+            .await,
+            *points,
+            "grant of {event_id}"
+        );
+    }
+    app.stop().await.expect("clean stop");
+}
