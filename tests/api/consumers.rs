@@ -148,3 +148,24 @@ async fn a_campaign_without_wins_has_empty_stats_and_consumers_can_be_turned_off
     assert_eq!(app.scalar("SELECT COUNT(*) FROM consumer_inbox").await, 0);
     app.stop().await.expect("clean stop");
 }
+
+/// The classic group protocol is the default with an external Kafka (KIP-848 needs Kafka 4.0+):
+/// its eager rebalance (revoke everything, assign everything) must also leave every partition
+/// applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_on_the_classic_group_protocol_apply_every_win_once() {
+    let mut settings = with_consumers(with_relay(test_settings().await));
+    settings.consumers.group_protocol = Some(firstcome::config::GroupProtocol::Classic);
+    let app = spawn_app_with(settings).await;
+    let campaigns = [
+        app.open_campaign(10, 1).await,
+        app.open_campaign(10, 1).await,
+    ];
+    for (n, id) in campaigns.iter().cycle().take(16).enumerate() {
+        assert_eq!(app.join(*id, n as i64 + 1, 1).await.status, 201);
+    }
+    app.wait_for_outbox_drained(APPLIED).await;
+    app.wait_for_consumers(APPLIED).await;
+    app.assert_consumers_match_participations().await;
+    app.stop().await.expect("clean stop");
+}
