@@ -27,7 +27,7 @@ use crate::{
     config::{DatabaseSettings, GroupProtocol, Secret, Settings},
     consumer::{self, ConsumerDeps, ConsumerHandle, ConsumerName},
     db,
-    kafka::{EmbeddedBroker, Producers},
+    kafka::{EmbeddedBroker, KafkaMode, KafkaReachability, Producers},
     metrics::Metrics,
     participation::{gate::Gate, sync::SyncParticipationService, ParticipationService},
     relay::{self, RelayDeps, RelayHandle},
@@ -134,7 +134,8 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
     if settings.migrate_on_start {
         migrate(&settings.database).await?;
     }
-    let producers = Producers::new(&bootstrap, &settings.kafka)
+    let reachability = KafkaReachability::new(KafkaMode::External, &bootstrap);
+    let producers = Producers::new(&bootstrap, &settings.kafka, &reachability)
         .context("could not create the Kafka producers")?;
     let tasks = TaskTracker::new();
     let consumers =
@@ -179,15 +180,11 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let components = Arc::new(Components::new("starting", "starting"));
         let metrics = Arc::new(Metrics::default());
 
         let topic = settings.kafka.topic.as_str();
         let (bootstrap, embedded) = match &settings.kafka.bootstrap_servers {
-            Some(servers) => {
-                components.set_kafka(format!("external ({servers})"));
-                (servers.clone(), None)
-            }
+            Some(servers) => (servers.clone(), None),
             None => {
                 let broker = EmbeddedBroker::start(&all_topics(topic), settings.kafka.partitions)
                     .context("could not start the embedded Kafka broker")?;
@@ -196,11 +193,16 @@ impl Application {
                     "KAFKA_BOOTSTRAP_SERVERS is not set; started the embedded Kafka broker (for trying the service: \
                      it keeps nothing across restarts and at most ~5 MiB per partition). Read it with: \
                      kcat -b {servers} -C -t {topic}");
-                components.set_kafka(format!("embedded ({servers})"));
                 (servers, Some(Arc::new(broker)))
             }
         };
-        let producers = Producers::new(&bootstrap, &settings.kafka)
+        let mode = if embedded.is_some() {
+            KafkaMode::Embedded
+        } else {
+            KafkaMode::External
+        };
+        let reachability = KafkaReachability::new(mode, &bootstrap);
+        let producers = Producers::new(&bootstrap, &settings.kafka, &reachability)
             .context("could not create the Kafka producers")?;
 
         let relay_wakeup = Arc::new(Notify::new());
@@ -217,7 +219,6 @@ impl Application {
                     db: relay_db,
                     producers: producers.clone(),
                     wakeup: relay_wakeup.clone(),
-                    components: components.clone(),
                     metrics: metrics.clone(),
                     drain_timeout: settings.shutdown_timeout / 2,
                     stuck_after: settings.kafka.message_timeout,
@@ -228,8 +229,12 @@ impl Application {
             .context("could not start the outbox relay")?;
             Some(handle)
         } else {
-            components.set_relay("disabled (RELAY_ENABLED=false)");
             None
+        };
+        let components = Components {
+            kafka: reachability,
+            relay: relay.as_ref().map(|r| r.leadership.clone()),
+            relay_shards: settings.relay.shards,
         };
 
         let consumers = start_consumers(

@@ -1,15 +1,17 @@
-//! What request handlers share: connections, services, the admin token and the reported state of
+//! What request handlers share: connections, services, the admin token and the live state of
 //! background components.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::db::Db;
 use crate::{
     config::Secret,
     consumer::ConsumerHandle,
+    kafka::KafkaReachability,
     metrics::Metrics,
     participation::gate::Gate,
     participation::{sync::SyncParticipationService, ParticipationService},
+    relay::leadership::LeadershipStatus,
 };
 
 pub struct AppState {
@@ -18,42 +20,18 @@ pub struct AppState {
     pub participations: ParticipationService,
     pub sync: SyncParticipationService,
     pub admin_token: Secret,
-    pub components: Arc<Components>,
+    pub components: Components,
     pub metrics: Arc<Metrics>,
     /// The consumers running in this process (`CONSUMERS`), for `/health/ready`.
     pub consumers: Vec<ConsumerHandle>,
 }
 
-/// Human-readable state of Kafka and the relay, written by their owners, read by `/health/ready`.
+/// The live state of Kafka and the relay, read by `/health/ready` and the admin summary.
 pub struct Components {
-    inner: Mutex<ComponentReport>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ComponentReport {
-    pub kafka: String,
-    pub relay: String,
-}
-
-impl Components {
-    pub fn new(kafka: &str, relay: &str) -> Self {
-        Self {
-            inner: Mutex::new(ComponentReport {
-                kafka: kafka.into(),
-                relay: relay.into(),
-            }),
-        }
-    }
-
-    pub fn snapshot(&self) -> ComponentReport {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn set_kafka(&self, state: impl Into<String>) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).kafka = state.into();
-    }
-
-    pub fn set_relay(&self, state: impl Into<String>) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).relay = state.into();
-    }
+    /// Written by the producers' contexts (`kafka/health.rs`).
+    pub kafka: Arc<KafkaReachability>,
+    /// `None` when the relay is off (`RELAY_ENABLED=false`).
+    pub relay: Option<Arc<LeadershipStatus>>,
+    /// `RELAY_SHARDS`, reported also when the relay is off.
+    pub relay_shards: u32,
 }

@@ -15,6 +15,7 @@ use poem_openapi::{
 use super::{
     auth::AdminAuth,
     error::{ApiError, ErrorBody, ErrorCode},
+    health::{KafkaHealth, RelayHealth},
     Tag,
 };
 use crate::{metrics::Metrics, relay::store, state::AppState};
@@ -38,8 +39,10 @@ pub struct OutboxSummary {
     pub relay_order_violations: u64,
     /// Sync-path wins whose event was lost after commit (this instance).
     pub sync_events_lost: u64,
-    pub relay: String,
-    pub kafka: String,
+    /// This instance's relay and the shards it leads (as in `/health/ready`).
+    pub relay: RelayHealth,
+    /// Kafka as this instance's producers see it (as in `/health/ready`).
+    pub kafka: KafkaHealth,
 }
 
 #[derive(Debug, Object)]
@@ -95,7 +98,6 @@ impl AdminApi {
         let key = campaign_id.0.map(crate::outbox::event::message_key);
         let s = store::summary(&state.db, key.as_deref()).await?;
         let m = &state.metrics;
-        let components = state.components.snapshot();
         Ok(Json(OutboxSummary {
             pending: s.pending,
             published: s.published,
@@ -108,8 +110,8 @@ impl AdminApi {
             relay_worker_restarts: Metrics::get(&m.worker_restarts),
             relay_order_violations: Metrics::get(&m.order_violations),
             sync_events_lost: Metrics::get(&m.sync_events_lost),
-            relay: components.relay,
-            kafka: components.kafka,
+            relay: (&state.components).into(),
+            kafka: (&state.components).into(),
         }))
     }
 

@@ -1,9 +1,11 @@
-//! Liveness and readiness. Ready means MySQL and Redis answer; Kafka and the relay are reported
-//! in the body (the service keeps accepting participations while Kafka is down: that is the
-//! point of the outbox).
+//! Liveness and readiness. Ready means MySQL and Redis answer; Kafka (from the producers' live
+//! view), the relay's shard leadership and the consumers are reported in the body as typed
+//! values (the service keeps accepting participations while Kafka is down: that is the point of
+//! the outbox).
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object, OpenApi};
 use sea_orm::ConnectionTrait;
@@ -11,7 +13,9 @@ use sea_orm::ConnectionTrait;
 use super::Tag;
 use crate::{
     consumer::{ConsumerHandle, ConsumerReport, ConsumerStatus},
-    state::AppState,
+    kafka::{health::Reachability, KafkaMode},
+    relay::leadership::LeadershipPhase,
+    state::{AppState, Components},
 };
 
 #[derive(Debug, Object)]
@@ -35,12 +39,141 @@ pub struct Ready {
     pub status: String,
     pub mysql: Check,
     pub redis: Check,
-    /// Kafka producer state, e.g. `connected`, `embedded (127.0.0.1:port)`, `disabled`.
-    pub kafka: String,
-    /// Relay state, e.g. `running`, `disabled`.
-    pub relay: String,
+    /// Kafka as this instance's producers see it (not part of `status`).
+    pub kafka: KafkaHealth,
+    /// This instance's relay and the shards it leads (not part of `status`).
+    pub relay: RelayHealth,
     /// The consumers running in this process (`CONSUMERS`; empty when none).
     pub consumers: Vec<ConsumerHealth>,
+}
+
+/// Kafka as the producers see it: `CONNECTING` (no broker has answered since start, none was
+/// reported down), `REACHABLE` (a broker connection is up), `UNREACHABLE` (every broker down,
+/// participations still accepted, their events wait in the outbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KafkaState {
+    /// Since start, no broker has answered yet and none has been reported down.
+    Connecting,
+    /// A producer has a broker connection up.
+    Reachable,
+    /// librdkafka reported every broker down, and no connection is up again yet. Participations
+    /// are still accepted; their events wait in the outbox.
+    Unreachable,
+}
+
+/// `EMBEDDED`: librdkafka's mock cluster in process (`KAFKA_BOOTSTRAP_SERVERS` unset);
+/// `EXTERNAL`: `KAFKA_BOOTSTRAP_SERVERS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KafkaKind {
+    /// librdkafka's mock cluster in process (`KAFKA_BOOTSTRAP_SERVERS` unset).
+    Embedded,
+    /// `KAFKA_BOOTSTRAP_SERVERS`.
+    External,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct KafkaHealth {
+    pub state: KafkaState,
+    /// When `state` last changed (the start, while `CONNECTING`).
+    pub since: DateTime<Utc>,
+    pub kind: KafkaKind,
+    pub bootstrap_servers: String,
+    /// librdkafka's last error, while not reachable.
+    #[oai(skip_serializing_if_is_none)]
+    pub last_error: Option<String>,
+}
+
+impl From<&Components> for KafkaHealth {
+    fn from(c: &Components) -> Self {
+        let k = c.kafka.snapshot();
+        Self {
+            state: match k.state {
+                Reachability::Connecting => KafkaState::Connecting,
+                Reachability::Reachable => KafkaState::Reachable,
+                Reachability::Unreachable => KafkaState::Unreachable,
+            },
+            since: k.since,
+            kind: match k.mode {
+                KafkaMode::Embedded => KafkaKind::Embedded,
+                KafkaMode::External => KafkaKind::External,
+            },
+            bootstrap_servers: k.bootstrap_servers,
+            last_error: k.last_error,
+        }
+    }
+}
+
+/// This instance's relay: `DISABLED` (`RELAY_ENABLED=false`), `STARTING` (before its first lease
+/// renewal), `LEADING` (publishes the shards in `shardsLed`), `STANDBY` (leads no shard: others
+/// lead them all, or its leases could not be renewed; takes over a shard whose lease expires),
+/// `STOPPED` (shut down, shards given back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RelayState {
+    /// `RELAY_ENABLED=false`: this instance publishes nothing.
+    Disabled,
+    /// Before its first lease renewal.
+    Starting,
+    /// Leads at least one shard and publishes its rows.
+    Leading,
+    /// Leads no shard: other instances lead them all, or its leases could not be renewed
+    /// (`renewError`). Takes over a shard whose lease expires.
+    Standby,
+    /// Stopped (shutting down); its shards were given back.
+    Stopped,
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RelayHealth {
+    pub enabled: bool,
+    pub state: RelayState,
+    /// The shards this instance publishes now.
+    pub shards_led: Vec<u32>,
+    pub shards_led_count: u32,
+    /// `RELAY_SHARDS`.
+    pub total_shards: u32,
+    /// This instance's name in the lease rows.
+    #[oai(skip_serializing_if_is_none)]
+    pub owner: Option<String>,
+    /// Why the last lease renewal failed, until one succeeds.
+    #[oai(skip_serializing_if_is_none)]
+    pub renew_error: Option<String>,
+}
+
+impl From<&Components> for RelayHealth {
+    fn from(c: &Components) -> Self {
+        let Some(relay) = &c.relay else {
+            return Self {
+                enabled: false,
+                state: RelayState::Disabled,
+                shards_led: Vec::new(),
+                shards_led_count: 0,
+                total_shards: c.relay_shards,
+                owner: None,
+                renew_error: None,
+            };
+        };
+        let r = relay.snapshot();
+        let state = match r.phase {
+            LeadershipPhase::Starting => RelayState::Starting,
+            LeadershipPhase::Stopped => RelayState::Stopped,
+            LeadershipPhase::Running if r.shards.is_empty() => RelayState::Standby,
+            LeadershipPhase::Running => RelayState::Leading,
+        };
+        Self {
+            enabled: true,
+            state,
+            shards_led_count: r.shards.len() as u32,
+            shards_led: r.shards,
+            total_shards: r.total,
+            owner: Some(r.owner),
+            renew_error: r.renew_error,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Enum)]
@@ -124,19 +257,20 @@ impl HealthApi {
         })
     }
 
-    /// MySQL and Redis are reachable (Kafka and relay state reported, not required).
+    /// MySQL and Redis are reachable (503 otherwise). Kafka's live state, the relay's shard
+    /// leadership and the consumers are reported, not required: wins are accepted while Kafka is
+    /// down.
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
         let mysql = check(state.db.execute_unprepared("SELECT 1")).await;
         let redis = check(state.gate.ping()).await;
-        let components = state.components.snapshot();
         let ok = mysql.ok && redis.ok;
         let body = Ready {
             status: if ok { "ready" } else { "not_ready" }.into(),
             mysql,
             redis,
-            kafka: components.kafka,
-            relay: components.relay,
+            kafka: (&state.components).into(),
+            relay: (&state.components).into(),
             consumers: state.consumers.iter().map(Into::into).collect(),
         };
         if ok {

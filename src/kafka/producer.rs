@@ -23,6 +23,10 @@
 //! - **dlq**: allows the largest message Kafka clients accept, so that a row refused for its
 //!   size can still reach the DLQ; has a delivery deadline (`KAFKA_MESSAGE_TIMEOUT_MS`).
 //! - **sync** (the synchronous baseline): a delivery deadline, as a request must answer.
+//!
+//! Each producer reports broker reachability through its context (`kafka/health.rs`): librdkafka
+//! statistics every [`STATISTICS_INTERVAL_MS`] and its error callback. Only observation; no
+//! setting that decides how a message is sent depends on it.
 
 use std::sync::{Arc, RwLock};
 
@@ -30,7 +34,11 @@ use rdkafka::{
     config::ClientConfig, error::KafkaResult, producer::FutureProducer, producer::Producer,
 };
 
+use super::health::{KafkaReachability, ReportingContext, STATISTICS_INTERVAL_MS};
 use crate::config::KafkaSettings;
+
+/// The service's producer type: a `FutureProducer` whose context reports reachability.
+pub type KafkaProducer = FutureProducer<ReportingContext>;
 
 /// The dead-letter producer's `message.max.bytes` (the broker may still refuse less).
 const DLQ_MESSAGE_MAX_BYTES: usize = 100_000_000;
@@ -53,6 +61,7 @@ fn config(bootstrap: &str, settings: &KafkaSettings, role: Role) -> ClientConfig
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("compression.type", "lz4")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string())
         .set("log_level", "4");
     let max_bytes = match role {
         Role::DeadLetter => DLQ_MESSAGE_MAX_BYTES,
@@ -79,29 +88,37 @@ fn config(bootstrap: &str, settings: &KafkaSettings, role: Role) -> ClientConfig
 #[derive(Clone)]
 pub struct ProducerSlot {
     /// The producer and its generation (incremented by each replacement).
-    current: Arc<RwLock<(Arc<FutureProducer>, u64)>>,
+    current: Arc<RwLock<(Arc<KafkaProducer>, u64)>>,
     config: Arc<ClientConfig>,
+    /// Given to each producer of the slot, replacements included.
+    context: ReportingContext,
     name: &'static str,
 }
 
 impl ProducerSlot {
-    fn new(config: ClientConfig, name: &'static str) -> KafkaResult<Self> {
-        let producer: FutureProducer = config.create()?;
+    fn new(
+        config: ClientConfig,
+        reachability: &Arc<KafkaReachability>,
+        name: &'static str,
+    ) -> KafkaResult<Self> {
+        let context = reachability.context(name);
+        let producer: KafkaProducer = config.create_with_context(context.clone())?;
         Ok(Self {
             current: Arc::new(RwLock::new((Arc::new(producer), 0))),
             config: Arc::new(config),
+            context,
             name,
         })
     }
 
-    pub fn get(&self) -> Arc<FutureProducer> {
+    pub fn get(&self) -> Arc<KafkaProducer> {
         self.current().0
     }
 
     /// The producer with its generation. A producer replaced after a fatal error lives on until
     /// the last handle to it is dropped, so the relay keeps one with each message in flight:
     /// every message it was given is reported before it goes.
-    pub fn current(&self) -> (Arc<FutureProducer>, u64) {
+    pub fn current(&self) -> (Arc<KafkaProducer>, u64) {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -114,7 +131,7 @@ impl ProducerSlot {
 
     /// Replaces `seen` if it is in a fatal state (and still the current producer: several
     /// workers may notice the same failure). Returns whether it replaced it.
-    pub fn replace_if_fatal(&self, seen: &Arc<FutureProducer>) -> bool {
+    pub fn replace_if_fatal(&self, seen: &Arc<KafkaProducer>) -> bool {
         let Some((code, reason)) = seen.client().fatal_error() else {
             return false;
         };
@@ -122,7 +139,10 @@ impl ProducerSlot {
         if !Arc::ptr_eq(&slot.0, seen) {
             return false;
         }
-        match self.config.create::<FutureProducer>() {
+        match self
+            .config
+            .create_with_context::<_, KafkaProducer>(self.context.clone())
+        {
             Ok(fresh) => {
                 tracing::warn!(producer = self.name, ?code, %reason, "The Kafka producer hit a fatal error; replaced it.");
                 *slot = (Arc::new(fresh), slot.1 + 1);
@@ -146,12 +166,18 @@ pub struct Producers {
 
 impl Producers {
     /// Creating a producer does not connect: this succeeds while Kafka is down, and the relay's
-    /// rows wait in the outbox until it is back.
-    pub fn new(bootstrap: &str, settings: &KafkaSettings) -> KafkaResult<Self> {
+    /// rows wait in the outbox until it is back. Each reports to `reachability`.
+    pub fn new(
+        bootstrap: &str,
+        settings: &KafkaSettings,
+        reachability: &Arc<KafkaReachability>,
+    ) -> KafkaResult<Self> {
+        let slot =
+            |role, name| ProducerSlot::new(config(bootstrap, settings, role), reachability, name);
         Ok(Self {
-            main: ProducerSlot::new(config(bootstrap, settings, Role::Relay), "main")?,
-            dlq: ProducerSlot::new(config(bootstrap, settings, Role::DeadLetter), "dlq")?,
-            sync: ProducerSlot::new(config(bootstrap, settings, Role::Sync), "sync")?,
+            main: slot(Role::Relay, "main")?,
+            dlq: slot(Role::DeadLetter, "dlq")?,
+            sync: slot(Role::Sync, "sync")?,
         })
     }
 }

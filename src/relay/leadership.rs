@@ -9,8 +9,14 @@
 //! drops rows of a shard it no longer leads; and [`Leadership::valid_until`] ends a little before
 //! the lease in MySQL does, so a paused instance that wakes up after its lease finds its
 //! leadership already over, before it can send anything.
+//!
+//! [`LeadershipStatus`] reports that same leadership to `/health/ready` and the admin summary,
+//! read from the watch channel the claim loop and the workers obey.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 use tokio::{sync::watch, time::Instant};
@@ -18,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::store::{self, Led};
 use crate::db::Db;
-use crate::state::Components;
 
 /// What this instance may publish, and until when (after a failed renewal it stops sending
 /// before its leases can have passed to another instance).
@@ -47,6 +52,78 @@ impl Leadership {
     /// Whether any shard is led now.
     pub fn leads_any(&self) -> bool {
         Instant::now() < self.valid_until && !self.led.shards.is_empty()
+    }
+}
+
+/// Where the leadership loop is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeadershipPhase {
+    /// Before the first renewal.
+    Starting,
+    /// Renewing (whether it leads shards or none).
+    Running,
+    /// The relay stopped and gave its shards back.
+    Stopped,
+}
+
+/// One reading of [`LeadershipStatus`].
+#[derive(Debug, Clone)]
+pub struct LeadershipSnapshot {
+    pub owner: String,
+    pub total: u32,
+    pub phase: LeadershipPhase,
+    /// The shards this instance may publish now (none once its leadership ran out).
+    pub shards: Vec<u32>,
+    /// Why the last renewal failed, until one succeeds.
+    pub renew_error: Option<String>,
+}
+
+/// This instance's shard leadership, live: the shards come from the same channel the claim
+/// loop and the workers read, checked against its validity, so a lease that ran out without
+/// renewal shows as no shard led at once.
+pub struct LeadershipStatus {
+    owner: String,
+    total: u32,
+    leadership: watch::Receiver<Leadership>,
+    /// Written by the leadership loop.
+    report: Mutex<(LeadershipPhase, Option<String>)>,
+}
+
+impl LeadershipStatus {
+    pub fn new(owner: &str, total: u32, leadership: watch::Receiver<Leadership>) -> Self {
+        Self {
+            owner: owner.into(),
+            total,
+            leadership,
+            report: Mutex::new((LeadershipPhase::Starting, None)),
+        }
+    }
+
+    pub fn snapshot(&self) -> LeadershipSnapshot {
+        let (phase, renew_error) = self
+            .report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let shards = {
+            let now = self.leadership.borrow();
+            if Instant::now() < now.valid_until {
+                now.led.shards.clone()
+            } else {
+                Vec::new()
+            }
+        };
+        LeadershipSnapshot {
+            owner: self.owner.clone(),
+            total: self.total,
+            phase,
+            shards,
+            renew_error,
+        }
+    }
+
+    fn set(&self, phase: LeadershipPhase, renew_error: Option<String>) {
+        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = (phase, renew_error);
     }
 }
 
@@ -115,7 +192,7 @@ impl ShardLeases {
     pub async fn run(
         self,
         tx: watch::Sender<Leadership>,
-        components: std::sync::Arc<Components>,
+        status: Arc<LeadershipStatus>,
         stop: CancellationToken,
     ) {
         let period = self.lease / 3;
@@ -130,14 +207,8 @@ impl ShardLeases {
                     if last.as_ref() != Some(&owned) {
                         if owned.is_empty() {
                             tracing::info!(owner = %self.owner, "Relay is standby: another instance leads every shard.");
-                            components.set_relay("standby".to_string());
                         } else {
                             tracing::info!(owner = %self.owner, shards = ?owned, "Relay leads shards.");
-                            components.set_relay(format!(
-                                "active ({} of {} shards)",
-                                owned.len(),
-                                self.total
-                            ));
                         }
                         last = Some(owned.clone());
                     }
@@ -155,10 +226,11 @@ impl ShardLeases {
                         led,
                         valid_until: started + self.lease - safety,
                     });
+                    status.set(LeadershipPhase::Running, None);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "Could not renew relay shard leases; will stop claiming when they run out.");
-                    components.set_relay("degraded (cannot renew leases)".to_string());
+                    status.set(LeadershipPhase::Running, Some(e.to_string()));
                     last = None;
                 }
             }
@@ -169,6 +241,7 @@ impl ShardLeases {
         }
         // Stop sending at once: the shards are about to be released.
         let _ = tx.send(Leadership::none());
+        status.set(LeadershipPhase::Stopped, None);
         if let Err(e) = self.release().await {
             tracing::warn!(error = %e, "Could not release relay shard leases; they expire on their own.");
         }

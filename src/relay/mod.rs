@@ -40,10 +40,10 @@ use tracing::Instrument;
 
 use crate::db::Db;
 pub use crate::metrics::Metrics;
-use crate::{config::RelaySettings, kafka::Producers, state::Components};
+use crate::{config::RelaySettings, kafka::Producers};
 use claim::ClaimLoop;
 use classify::RetryPolicy;
-use leadership::{Leadership, ShardLeases};
+use leadership::{Leadership, LeadershipStatus, ShardLeases};
 use order::KeyOrder;
 use worker::{Faults, WorkerContext};
 
@@ -57,6 +57,8 @@ pub struct RelayHandle {
     pub owner: String,
     /// Failure points for tests.
     pub faults: Arc<Faults>,
+    /// This instance's shard leadership, live (for `/health/ready` and the admin summary).
+    pub leadership: Arc<LeadershipStatus>,
     /// Cancelled to stop the relay; a child of the application's root token.
     stop: CancellationToken,
     /// Every task of the relay; closed once started, so `wait` returns when they have all ended.
@@ -80,7 +82,6 @@ pub struct RelayDeps {
     pub producers: Producers,
     /// Notified after each participation commit (and when a blocked key opens again).
     pub wakeup: Arc<Notify>,
-    pub components: Arc<Components>,
     pub metrics: Arc<Metrics>,
     /// How long the stop sequence waits for delivery reports before purging the producers.
     pub drain_timeout: Duration,
@@ -109,6 +110,11 @@ pub async fn start(
     let faults = Arc::new(Faults::default());
     let order = Arc::new(KeyOrder::new(deps.wakeup.clone()));
     let (lead_tx, lead_rx) = watch::channel(Leadership::none());
+    let leadership_status = Arc::new(LeadershipStatus::new(
+        &owner,
+        settings.shards,
+        lead_rx.clone(),
+    ));
     let (recorder_tx, recorder_rx) = mpsc::channel(RECORDER_QUEUE);
     // Workers stop on their own when their queue closes; this token only tells them that
     // outcomes that cannot be written may now be left to the lease.
@@ -175,14 +181,13 @@ pub async fn start(
     let leadership_stop = CancellationToken::new();
     let leadership = tasks.spawn(
         leases
-            .run(lead_tx, deps.components.clone(), leadership_stop.clone())
+            .run(lead_tx, leadership_status.clone(), leadership_stop.clone())
             .instrument(tracing::info_span!("relay_leadership")),
     );
     let relay = Relay {
         db: deps.db.clone(),
         owner: owner.clone(),
         producers: deps.producers.clone(),
-        components: deps.components.clone(),
         drain_timeout: deps.drain_timeout,
         workers,
         workers_stopping,
@@ -202,6 +207,7 @@ pub async fn start(
     Ok(RelayHandle {
         owner,
         faults,
+        leadership: leadership_status,
         stop,
         tasks,
     })
@@ -212,7 +218,6 @@ struct Relay {
     db: Db,
     owner: String,
     producers: Producers,
-    components: Arc<Components>,
     drain_timeout: Duration,
     /// The supervised workers; they end when their queues are closed and drained.
     workers: TaskTracker,
@@ -266,7 +271,6 @@ impl Relay {
         }
         self.leadership_stop.cancel();
         let _ = self.leadership.await;
-        self.components.set_relay("stopped");
         tracing::info!("Relay stopped.");
     }
 }

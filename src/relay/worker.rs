@@ -27,7 +27,7 @@ use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt}
 use rdkafka::{
     error::KafkaError,
     message::OwnedHeaders,
-    producer::{FutureProducer, FutureRecord, Producer, PurgeConfig},
+    producer::{FutureRecord, Producer, PurgeConfig},
     types::RDKafkaErrorCode,
 };
 use sea_orm::DbErr;
@@ -44,7 +44,7 @@ use super::{
     store::{self, ClaimedRow},
 };
 use crate::db::Db;
-use crate::kafka::Producers;
+use crate::kafka::{KafkaProducer, Producers};
 use crate::outbox::{self, dlq};
 
 /// What every worker shares.
@@ -121,7 +121,7 @@ struct InFlight {
     /// (sent at, id) of every flight: the oldest says when to purge.
     sent: BTreeSet<(Instant, i64)>,
     /// Flights per producer generation, with that producer (to purge it).
-    generations: BTreeMap<u64, (Arc<FutureProducer>, usize)>,
+    generations: BTreeMap<u64, (Arc<KafkaProducer>, usize)>,
     /// No purge before this (one purge per `stuck_after` at most).
     quiet_until: Option<Instant>,
 }
@@ -460,7 +460,7 @@ fn kafka_headers(stored: &str, extra: &[(&str, String)]) -> OwnedHeaders {
 
 /// Enqueues one message, waiting while librdkafka's local queue is full.
 async fn enqueue(
-    producer: &FutureProducer,
+    producer: &KafkaProducer,
     topic: &str,
     key: &str,
     payload: &[u8],
@@ -494,7 +494,7 @@ async fn delivered(delivery: rdkafka::producer::DeliveryFuture) -> Result<(), Ka
 
 /// Sends one message and awaits its delivery report.
 async fn produce_once(
-    producer: &FutureProducer,
+    producer: &KafkaProducer,
     topic: &str,
     key: &str,
     payload: &[u8],
