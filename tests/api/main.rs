@@ -12,6 +12,7 @@ mod consumers;
 mod crash;
 mod dependency_faults;
 mod gate_rebuild;
+mod health;
 mod helpers;
 mod mysql_black_hole;
 mod openapi;
