@@ -10,6 +10,7 @@ mod consumer_helpers;
 mod consumer_redelivery;
 mod consumers;
 mod crash;
+mod dashboard;
 mod dependency_faults;
 mod gate_rebuild;
 mod health;
