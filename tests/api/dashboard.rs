@@ -57,8 +57,9 @@ fn metric_names(text: &str) -> BTreeSet<String> {
         let end = rest[at..]
             .find(|c: char| !ident(c))
             .map_or(rest.len(), |n| at + n);
-        if !starts_ident {
-            let name = &rest[at..end];
+        let name = &rest[at..end];
+        // A bare prefix (`grep '^firstcome_'`) names no metric.
+        if !starts_ident && name.len() > "firstcome_".len() {
             let base = ["_bucket", "_sum", "_count"]
                 .iter()
                 .find_map(|s| name.strip_suffix(s))
@@ -90,7 +91,7 @@ fn exprs(v: &Value, out: &mut Vec<String>) {
 fn metric_names_are_found_in_promql() {
     let names = metric_names(
         "histogram_quantile(0.99, sum by (le) (rate(firstcome_relay_publish_lag_seconds_bucket[5m]))) \
-         / sum(firstcome_outbox_rows{status=\"dead\"}) + my_firstcome_x",
+         / sum(firstcome_outbox_rows{status=\"dead\"}) + my_firstcome_x + grep '^firstcome_'",
     );
     assert_eq!(
         names.into_iter().collect::<Vec<_>>(),
@@ -202,4 +203,22 @@ fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
         }
         assert_eq!(panel["datasource"]["uid"], uid, "{}", panel["title"]);
     }
+}
+
+#[test]
+fn the_readme_operating_section_documents_exactly_the_exported_metrics() {
+    let readme = read("README.md");
+    let start = readme.find("## Operating").expect("an Operating section");
+    let end = readme[start + 1..]
+        .find("\n## ")
+        .map_or(readme.len(), |n| start + 1 + n);
+    let named = metric_names(&readme[start..end]);
+    let exported: BTreeSet<String> = EXPORTED.iter().map(|s| s.to_string()).collect();
+    let unknown: Vec<_> = named.difference(&exported).collect();
+    let missing: Vec<_> = exported.difference(&named).collect();
+    assert!(
+        unknown.is_empty(),
+        "README names metrics not exported: {unknown:?}"
+    );
+    assert!(missing.is_empty(), "README does not document: {missing:?}");
 }
