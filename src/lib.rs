@@ -12,10 +12,10 @@
 //! - [`api`]: poem-openapi resources, DTOs, the error type and HTTP middleware.
 //! - [`campaign`]: campaign model, repository and in-process cache.
 //! - [`participation`]: the Redis gate, the participation transaction, compensation.
-//! - [`kafka`]: producers, the embedded broker and the message contract.
+//! - [`kafka`]: producers (and their live view of Kafka's reachability), the embedded broker.
 //! - [`outbox`]: the outbox table and the event contract (value, headers, dead letters).
 //! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards consumers.
-//! - [`relay`]: claims outbox rows and publishes them to Kafka.
+//! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership and its live status.
 //! - [`metrics`]: process-wide counters.
 
 pub mod api;

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`leadership`]: one active relay per shard, elected with lease rows in MySQL; row leases of
-//!   rows in flight are renewed with it.
+//!   rows in flight are renewed with it; its live status is what `/health/ready` reports.
 //! - [`claim`]: the claim loop: claims due rows of the led shards (fenced inside the claim
 //!   transaction) and hands them to workers.
 //! - [`order`]: per-key order through failures, lost leases and panics (the proof is there).
