@@ -125,9 +125,10 @@ async fn start_consumers(
     Ok((consumers, Some(db)))
 }
 
-/// `firstcome consume`: only the consumers, against `KAFKA_BOOTSTRAP_SERVERS`, until `shutdown`
-/// is cancelled; then they commit what they applied and leave their groups, within
-/// `SHUTDOWN_TIMEOUT_MS`.
+/// `firstcome consume`: only the consumers, against `KAFKA_BOOTSTRAP_SERVERS`, and a small HTTP
+/// listener on `HTTP_ADDR` (`/metrics`, `/health/live`, `/health/ready`), until `shutdown` is
+/// cancelled; then the listener drains and the consumers commit what they applied and leave their
+/// groups, within `SHUTDOWN_TIMEOUT_MS`.
 pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Some(bootstrap) = settings.kafka.bootstrap_servers.clone() else {
         anyhow::bail!(
@@ -137,6 +138,10 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
     if settings.consumers.enabled.is_empty() {
         anyhow::bail!("CONSUMERS is empty: `firstcome consume` has nothing to run");
     }
+    let listener = tokio::net::TcpListener::bind(settings.http.addr)
+        .await
+        .with_context(|| format!("could not bind HTTP_ADDR={}", settings.http.addr))?;
+    let addr = listener.local_addr()?;
     if settings.migrate_on_start {
         migrate(&settings.database).await?;
     }
@@ -144,11 +149,27 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
         .context("could not create the Kafka producers")?;
     let tasks = TaskTracker::new();
     let metrics = Arc::new(Metrics::new());
-    let (consumers, _) = start_consumers(
+    let (consumers, db) = start_consumers(
         &settings, &bootstrap, false, &producers, &metrics, &tasks, &shutdown,
     )
     .await?;
-    tracing::info!(consumers = ?settings.consumers.enabled, %bootstrap, "Consuming.");
+    let db = db.context("CONSUMERS is empty")?;
+    let app = api::consume::routes(db, consumers.clone(), metrics);
+    let server = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+        .run_with_graceful_shutdown(
+            app,
+            shutdown.clone().cancelled_owned(),
+            Some(settings.shutdown_timeout),
+        );
+    tasks.spawn(
+        async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "The HTTP listener failed; /metrics and /health are gone.");
+            }
+        }
+        .instrument(tracing::info_span!("consume_http")),
+    );
+    tracing::info!(consumers = ?settings.consumers.enabled, %bootstrap, %addr, "Consuming.");
     shutdown.cancelled().await;
     tasks.close();
     if tokio::time::timeout(settings.shutdown_timeout, tasks.wait())

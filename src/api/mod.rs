@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod campaigns;
+pub mod consume;
 pub mod error;
 pub mod health;
 pub mod json_string;
