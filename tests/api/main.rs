@@ -13,6 +13,7 @@ mod crash;
 mod dependency_faults;
 mod gate_rebuild;
 mod helpers;
+mod metrics;
 mod mysql_black_hole;
 mod openapi;
 mod participation_faults;
