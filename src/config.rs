@@ -67,6 +67,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub relay: RelaySettings,
     pub consumers: ConsumerSettings,
+    pub metrics: MetricsSettings,
     /// `ADMIN_TOKEN`; `None` means "generate one at startup and log it once".
     pub admin_token: Option<Secret>,
     pub log_format: LogFormat,
@@ -228,6 +229,13 @@ pub struct ConsumerSettings {
     /// `CONSUMER_INBOX_RETENTION_HOURS`: inbox rows older than this are deleted; a redelivery
     /// older than it would be applied again, so keep it above Kafka's retention of the topic.
     pub inbox_retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// `METRICS_OUTBOX_REFRESH_MS`: how often the outbox gauges of `/metrics` are read from MySQL
+    /// (one indexed query; scrapes never query).
+    pub outbox_refresh: Duration,
 }
 
 /// Looks variables up; the process environment in production, a map in tests.
@@ -506,6 +514,9 @@ impl Settings {
                 inbox_retention: Duration::from_secs(
                     3_600 * r.ranged("CONSUMER_INBOX_RETENTION_HOURS", 168u64, 1, 100_000)?,
                 ),
+            },
+            metrics: MetricsSettings {
+                outbox_refresh: r.millis("METRICS_OUTBOX_REFRESH_MS", 5_000, 100, 600_000)?,
             },
             admin_token,
             log_format: r.parse("LOG_FORMAT", LogFormat::Pretty)?,

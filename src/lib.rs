@@ -16,7 +16,8 @@
 //! - [`outbox`]: the outbox table and the event contract (value, headers, dead letters).
 //! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards consumers.
 //! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership and its live status.
-//! - [`metrics`]: process-wide counters.
+//! - [`metrics`]: Prometheus metrics (`GET /metrics`): one registry per application, the HTTP
+//!   middleware, the outbox gauges.
 
 pub mod api;
 pub mod campaign;

@@ -7,8 +7,8 @@
 //! 2. the HTTP server stops accepting and waits for in-flight requests;
 //! 3. background tasks see the same token: the relay stops claiming, waits for its deliveries
 //!    (at most half the timeout, then purges), writes its marks and releases its leases; the
-//!    reconciler stops; each consumer finishes (or abandons, if it is retrying) its batch, commits
-//!    the offsets of what it applied and leaves its group;
+//!    reconciler and the outbox gauges' refresher stop; each consumer finishes (or abandons, if it
+//!    is retrying) its batch, commits the offsets of what it applied and leaves its group;
 //! 4. whatever is left when the deadline passes is abandoned (leases expire on their own);
 //!    connections close when the state is dropped.
 
@@ -20,6 +20,7 @@ use poem::{listener::TcpAcceptor, Server};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 use crate::{
     api::{self, Limits},
@@ -75,26 +76,30 @@ fn all_topics(topic: &str) -> Vec<String> {
 }
 
 /// Starts the consumers `CONSUMERS` names, on a pool of their own (a slow consumer must not take
-/// the API's connections). KIP-848 groups on the embedded broker unless configured.
+/// the API's connections), and returns them with that pool (`None` when none runs). KIP-848
+/// groups on the embedded broker unless configured.
 async fn start_consumers(
     settings: &Settings,
     bootstrap: &str,
     embedded: bool,
     producers: &Producers,
+    metrics: &Arc<Metrics>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Vec<ConsumerHandle>> {
+) -> anyhow::Result<(Vec<ConsumerHandle>, Option<db::Db>)> {
     let names = &settings.consumers.enabled;
     if names.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let db = db::pool::connect(&DatabaseSettings {
         max_connections: settings.consumers.db_max_connections,
         ..settings.database.clone()
     })
     .await?;
+    metrics.watch_pool("consumers", &db);
     let deps = ConsumerDeps {
-        db,
+        db: db.clone(),
+        metrics: metrics.clone(),
         dlq: producers.dlq.clone(),
         dlq_timeout: settings.kafka.message_timeout,
         bootstrap: bootstrap.to_string(),
@@ -110,18 +115,20 @@ async fn start_consumers(
             .fetch_wait
             .unwrap_or(Duration::from_millis(if embedded { 10 } else { 100 })),
     };
-    names
+    let consumers = names
         .iter()
         .map(|name| {
             consumer::runner::start(*name, &deps, tasks, shutdown.clone())
                 .with_context(|| format!("could not start the {name} consumer (CONSUMERS)"))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((consumers, Some(db)))
 }
 
-/// `firstcome consume`: only the consumers, against `KAFKA_BOOTSTRAP_SERVERS`, until `shutdown`
-/// is cancelled; then they commit what they applied and leave their groups, within
-/// `SHUTDOWN_TIMEOUT_MS`.
+/// `firstcome consume`: only the consumers, against `KAFKA_BOOTSTRAP_SERVERS`, and a small HTTP
+/// listener on `HTTP_ADDR` (`/metrics`, `/health/live`, `/health/ready`), until `shutdown` is
+/// cancelled; then the listener drains and the consumers commit what they applied and leave their
+/// groups, within `SHUTDOWN_TIMEOUT_MS`.
 pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let Some(bootstrap) = settings.kafka.bootstrap_servers.clone() else {
         anyhow::bail!(
@@ -131,6 +138,10 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
     if settings.consumers.enabled.is_empty() {
         anyhow::bail!("CONSUMERS is empty: `firstcome consume` has nothing to run");
     }
+    let listener = tokio::net::TcpListener::bind(settings.http.addr)
+        .await
+        .with_context(|| format!("could not bind HTTP_ADDR={}", settings.http.addr))?;
+    let addr = listener.local_addr()?;
     if settings.migrate_on_start {
         migrate(&settings.database).await?;
     }
@@ -138,9 +149,28 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
     let producers = Producers::new(&bootstrap, &settings.kafka, &reachability)
         .context("could not create the Kafka producers")?;
     let tasks = TaskTracker::new();
-    let consumers =
-        start_consumers(&settings, &bootstrap, false, &producers, &tasks, &shutdown).await?;
-    tracing::info!(consumers = ?settings.consumers.enabled, %bootstrap, "Consuming.");
+    let metrics = Arc::new(Metrics::new());
+    let (consumers, db) = start_consumers(
+        &settings, &bootstrap, false, &producers, &metrics, &tasks, &shutdown,
+    )
+    .await?;
+    let db = db.context("CONSUMERS is empty")?;
+    let app = api::consume::routes(db, consumers.clone(), metrics);
+    let server = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+        .run_with_graceful_shutdown(
+            app,
+            shutdown.clone().cancelled_owned(),
+            Some(settings.shutdown_timeout),
+        );
+    tasks.spawn(
+        async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "The HTTP listener failed; /metrics and /health are gone.");
+            }
+        }
+        .instrument(tracing::info_span!("consume_http")),
+    );
+    tracing::info!(consumers = ?settings.consumers.enabled, %bootstrap, %addr, "Consuming.");
     shutdown.cancelled().await;
     tasks.close();
     if tokio::time::timeout(settings.shutdown_timeout, tasks.wait())
@@ -180,7 +210,8 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new());
+        metrics.watch_pool("api", &db);
 
         let topic = settings.kafka.topic.as_str();
         let (bootstrap, embedded) = match &settings.kafka.bootstrap_servers {
@@ -213,6 +244,7 @@ impl Application {
                 ..settings.database.clone()
             })
             .await?;
+            metrics.watch_pool("relay", &relay_db);
             let handle = relay::start(
                 &settings.relay,
                 RelayDeps {
@@ -237,11 +269,12 @@ impl Application {
             relay_shards: settings.relay.shards,
         };
 
-        let consumers = start_consumers(
+        let (consumers, _) = start_consumers(
             &settings,
             &bootstrap,
             embedded.is_some(),
             &producers,
+            &metrics,
             &tasks,
             &shutdown,
         )
@@ -254,6 +287,7 @@ impl Application {
             &settings.kafka.topic,
             relay_wakeup,
             settings.redis.sold_out_memo,
+            metrics.clone(),
         );
         let sync = SyncParticipationService {
             db: db.clone(),
@@ -267,6 +301,15 @@ impl Application {
             participations
                 .reconciler()
                 .run(settings.redis.reservation_timeout, shutdown.clone()),
+        );
+        tasks.spawn(
+            crate::metrics::outbox::run(
+                db.clone(),
+                metrics.clone(),
+                settings.metrics.outbox_refresh,
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("outbox_gauges")),
         );
         let state = Arc::new(AppState {
             sync,

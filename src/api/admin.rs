@@ -18,7 +18,7 @@ use super::{
     health::{KafkaHealth, RelayHealth},
     Tag,
 };
-use crate::{metrics::Metrics, relay::store, state::AppState};
+use crate::{relay::store, state::AppState};
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -104,12 +104,12 @@ impl AdminApi {
             dead: s.dead,
             oldest_due_pending_age_ms: s.oldest_due_pending_age_ms,
             last_published_at: s.last_published_at.map(|t| t.and_utc()),
-            relay_published: Metrics::get(&m.published),
-            relay_retried: Metrics::get(&m.retried),
-            relay_dead_lettered: Metrics::get(&m.dead_lettered),
-            relay_worker_restarts: Metrics::get(&m.worker_restarts),
-            relay_order_violations: Metrics::get(&m.order_violations),
-            sync_events_lost: Metrics::get(&m.sync_events_lost),
+            relay_published: m.relay_published.get(),
+            relay_retried: m.relay_retried.get(),
+            relay_dead_lettered: m.relay_dead_lettered.get(),
+            relay_worker_restarts: m.relay_worker_restarts.get(),
+            relay_order_violations: m.relay_order_violations.get(),
+            sync_events_lost: m.sync_events_lost.get(),
             relay: (&state.components).into(),
             kafka: (&state.components).into(),
         }))

@@ -2,7 +2,7 @@
 //! (DESIGN.md §3), and the catcher that gives framework errors (bad JSON, wrong types, unknown
 //! routes, missing token) the same shape. 5xx are logged with their cause chain and never echo it.
 
-use poem::{http::StatusCode, Body, IntoResponse, Response};
+use poem::{http::StatusCode, Body, IntoResponse, PathPattern, Response};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
 
 use crate::participation::JoinError;
@@ -27,6 +27,16 @@ pub enum ErrorCode {
     ServiceBusy,
     DependencyUnavailable,
     Internal,
+}
+
+impl ErrorCode {
+    /// The code as clients read it (`SOLD_OUT`), e.g. for a metric label.
+    pub fn name(self) -> String {
+        match poem_openapi::types::ToJSON::to_json(&self) {
+            Some(serde_json::Value::String(name)) => name,
+            _ => format!("{self:?}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -81,6 +91,20 @@ fn body(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
 }
 
 impl ApiError {
+    /// The error's stable code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest(b)
+            | Self::Unauthorized(b)
+            | Self::NotFound(b)
+            | Self::Conflict(b)
+            | Self::PayloadTooLarge(b)
+            | Self::Unprocessable(b)
+            | Self::Internal(b)
+            | Self::Unavailable(b, _) => b.code,
+        }
+    }
+
     pub fn validation(message: impl Into<String>) -> Self {
         Self::BadRequest(body(ErrorCode::ValidationFailed, message))
     }
@@ -184,8 +208,18 @@ impl From<JoinError> for ApiError {
 }
 
 /// Turns errors raised by the framework (not by handlers) into the same JSON shape. Errors a
-/// handler returned already are responses and pass through unchanged.
+/// handler returned already are responses and pass through unchanged. The route template the
+/// router attached stays on the response (the HTTP metrics label requests with it).
 pub async fn catch_all(err: poem::Error) -> Response {
+    let route = err.data::<PathPattern>().cloned();
+    let mut res = answer(err);
+    if let Some(route) = route {
+        res.set_data(route);
+    }
+    res
+}
+
+fn answer(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod campaigns;
+pub mod consume;
 pub mod error;
 pub mod health;
 pub mod json_string;
@@ -14,13 +15,16 @@ pub mod stats;
 use std::{sync::Arc, time::Duration};
 
 use poem::{
-    http::header::CONTENT_LENGTH, middleware::Tracing, Endpoint, EndpointExt, IntoResponse,
+    get, http::header::CONTENT_LENGTH, middleware::Tracing, Endpoint, EndpointExt, IntoResponse,
     Request, Response, Route,
 };
 use poem_openapi::{OpenApiService, Tags};
 
 use self::error::ApiError;
-use crate::state::AppState;
+use crate::{
+    metrics::{Exposition, HttpMetrics},
+    state::AppState,
+};
 
 #[derive(Tags)]
 pub enum Tag {
@@ -79,18 +83,22 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`.
+/// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`, Prometheus
+/// text at `/metrics`.
 pub fn routes(state: Arc<AppState>, limits: Limits) -> impl Endpoint {
     let service = openapi_service();
     let ui = service.swagger_ui();
     let spec = service.spec_endpoint();
+    let metrics = state.metrics.clone();
     Route::new()
         .nest("/docs", ui)
         .at("/openapi.json", spec)
+        .at("/metrics", get(Exposition::new(metrics.clone())))
         .nest("/", service)
         .data(state)
         .around(move |ep, req| guard(ep, req, limits))
         .catch_all_error(error::catch_all)
+        .with(HttpMetrics::new(&metrics).with_openapi::<Apis>())
         .with(Tracing)
 }
 

@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use super::{error::ApiError, Tag};
 use crate::{
+    metrics::ParticipationPath,
     participation::{
         store::{self, StoredParticipation},
-        Accepted, Entry, JoinRequest,
+        Accepted, Entry, JoinError, JoinRequest,
     },
     state::AppState,
 };
@@ -89,6 +90,21 @@ pub enum Joined {
     Created(Json<ParticipationDto>),
 }
 
+/// Counts the answer (`firstcome_participation_outcomes_total`) and gives it back.
+fn counted(
+    state: &AppState,
+    path: ParticipationPath,
+    result: Result<Accepted, JoinError>,
+) -> Result<Joined, ApiError> {
+    let result = result.map_err(ApiError::from);
+    let code = match &result {
+        Ok(_) => "CREATED".to_string(),
+        Err(e) => e.code().name(),
+    };
+    state.metrics.participation_outcome(path, code);
+    Ok(Joined::Created(Json(result?.into())))
+}
+
 fn join_request(campaign_id: i64, body: JoinBody, traceparent: Option<String>) -> JoinRequest {
     JoinRequest {
         entry: Entry {
@@ -115,11 +131,11 @@ impl ParticipationsApi {
         /// W3C trace context, forwarded to the Kafka message.
         traceparent: Header<Option<String>>,
     ) -> Result<Joined, ApiError> {
-        let accepted = state
+        let result = state
             .participations
             .join(join_request(id.0, body.0, traceparent.0))
-            .await?;
-        Ok(Joined::Created(Json(accepted.into())))
+            .await;
+        counted(&state, ParticipationPath::Outbox, result)
     }
 
     /// Join a campaign (synchronous baseline, for comparison): no Redis; the campaign row is
@@ -135,11 +151,11 @@ impl ParticipationsApi {
         /// W3C trace context, forwarded to the Kafka message.
         traceparent: Header<Option<String>>,
     ) -> Result<Joined, ApiError> {
-        let accepted = state
+        let result = state
             .sync
             .join(join_request(id.0, body.0, traceparent.0))
-            .await?;
-        Ok(Joined::Created(Json(accepted.into())))
+            .await;
+        counted(&state, ParticipationPath::Sync, result)
     }
 
     /// A campaign's participations in commit order, a page at a time.

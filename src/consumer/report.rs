@@ -1,15 +1,19 @@
 //! What a running consumer reports: its state, counters and lag per partition. Written by the
-//! runner and its Kafka context, read by `/health/ready`, the tests and (later) `/metrics`.
+//! runner and its Kafka context, read by `/health/ready` and the tests. The counters, the lag and
+//! the apply latency are the application's metrics (`firstcome_consumer_*`), labelled with this
+//! consumer's name: `/metrics` and this report read the same values.
 
-use std::{
-    collections::BTreeMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Mutex,
-    },
+use std::{collections::BTreeMap, sync::Mutex, time::Duration};
+
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };
 
 use super::ConsumerName;
+use crate::metrics::{
+    registry::{ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels},
+    Metrics,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumerStatus {
@@ -27,31 +31,47 @@ pub struct ConsumerReport {
     pub name: ConsumerName,
     status: Mutex<ConsumerStatus>,
     /// Events whose effect this process applied.
-    pub applied: AtomicU64,
+    pub applied: Counter,
     /// Events skipped because their inbox row existed (redeliveries).
-    pub duplicates: AtomicU64,
+    pub duplicates: Counter,
     /// Messages sent to the consumer's dead-letter topic.
-    pub dead_lettered: AtomicU64,
+    pub dead_lettered: Counter,
     /// Failed transactions (each retried).
-    pub retries: AtomicU64,
-    /// Batches committed.
-    pub batches: AtomicU64,
+    pub retries: Counter,
+    /// Batches committed (not exported).
+    pub batches: Counter,
+    /// Event `occurredAt` → this consumer's commit, per applied event.
+    pub apply_latency: Histogram,
     /// Messages behind the stored (applied) offset, per assigned partition, from librdkafka's
     /// statistics (once a second).
     lag: Mutex<BTreeMap<i32, i64>>,
+    /// The same lag as gauges (`firstcome_consumer_lag`); a partition given up loses its gauge.
+    lag_gauges: Family<ConsumerPartitionLabels, Gauge>,
 }
 
 impl ConsumerReport {
-    pub fn new(name: ConsumerName) -> Self {
+    pub fn new(name: ConsumerName, metrics: &Metrics) -> Self {
+        let consumer = name.as_str();
+        let events = |result| {
+            metrics
+                .consumer_events
+                .get_or_create_owned(&ConsumerEventLabels { consumer, result })
+        };
         Self {
             name,
             status: Mutex::new(ConsumerStatus::Starting),
-            applied: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
+            applied: events("applied"),
+            duplicates: events("duplicate"),
+            dead_lettered: events("dead_lettered"),
+            retries: metrics
+                .consumer_retries
+                .get_or_create_owned(&ConsumerLabels { consumer }),
+            batches: Counter::default(),
+            apply_latency: metrics
+                .consumer_apply_latency
+                .get_or_create_owned(&ConsumerLabels { consumer }),
             lag: Mutex::new(BTreeMap::new()),
+            lag_gauges: metrics.consumer_lag.clone(),
         }
     }
 
@@ -68,14 +88,35 @@ impl ConsumerReport {
     }
 
     pub(crate) fn set_lag(&self, lag: BTreeMap<i32, i64>) {
-        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
+        let mut current = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        let consumer = self.name.as_str();
+        for partition in current.keys().filter(|p| !lag.contains_key(p)) {
+            self.lag_gauges.remove(&ConsumerPartitionLabels {
+                consumer,
+                partition: *partition,
+            });
+        }
+        for (partition, messages) in &lag {
+            self.lag_gauges
+                .get_or_create(&ConsumerPartitionLabels {
+                    consumer,
+                    partition: *partition,
+                })
+                .set(*messages);
+        }
+        *current = lag;
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    /// Records the commit → applied latency of an event that occurred `age` ago.
+    pub(crate) fn applied_after(&self, age: Duration) {
+        self.apply_latency.observe(age.as_secs_f64());
     }
 
-    pub(crate) fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+    pub fn get(counter: &Counter) -> u64 {
+        counter.get()
+    }
+
+    pub(crate) fn add(counter: &Counter, n: usize) {
+        counter.inc_by(n as u64);
     }
 }

@@ -33,6 +33,7 @@ use crate::{
     config::{ConsumerSettings, GroupProtocol},
     db::Db,
     kafka::producer::ProducerSlot,
+    metrics::Metrics,
     outbox::{headers, ParticipationAccepted},
 };
 
@@ -54,6 +55,8 @@ pub struct ConsumerDeps {
     pub group_protocol: GroupProtocol,
     /// `fetch.wait.max.ms` (see `CONSUMER_FETCH_WAIT_MS`).
     pub fetch_wait: Duration,
+    /// The application's metrics; each consumer's report records into them.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A running consumer, as the rest of the application sees it.
@@ -95,7 +98,7 @@ pub fn start(
     tasks: &TaskTracker,
     stop: CancellationToken,
 ) -> KafkaResult<ConsumerHandle> {
-    let report = Arc::new(ConsumerReport::new(name));
+    let report = Arc::new(ConsumerReport::new(name, &deps.metrics));
     let consumer = subscribe(name, deps, report.clone())?;
     let runner = Runner {
         name,
@@ -256,6 +259,12 @@ impl Runner {
         inbox::record(&txn, self.name.as_str(), &fresh_ids).await?;
         self.handler.apply(&txn, &fresh).await?;
         txn.commit().await?;
+        let now = chrono::Utc::now();
+        for d in &fresh {
+            // A producer clock ahead of ours counts as no latency rather than a negative one.
+            self.report
+                .applied_after((now - d.event.occurred_at).to_std().unwrap_or_default());
+        }
         Ok((fresh.len(), events.len() - fresh.len()))
     }
 

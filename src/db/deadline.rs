@@ -60,6 +60,11 @@ impl Db {
         }
     }
 
+    /// The sqlx pool underneath, for its connection counts (`/metrics`).
+    pub fn mysql_pool(&self) -> &sqlx::MySqlPool {
+        self.inner.get_mysql_connection_pool()
+    }
+
     /// Starts a transaction whose every statement has the same deadline.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
         let inner = bounded(self.limit, self.inner.begin()).await?;

@@ -20,6 +20,7 @@ use crate::db::Db;
 use crate::{
     campaign::{db_precision, Campaign, CampaignCache, Window},
     db::error::{self as db_error, DbErrorKind},
+    metrics::{registry::PathLabels, Metrics, ParticipationPath},
 };
 
 /// One request to join a campaign, already validated for shape by the API layer.
@@ -184,6 +185,8 @@ pub struct ParticipationService {
     relay_wakeup: Arc<Notify>,
     sold_out: Arc<SoldOutMemo>,
     loader: GateLoader,
+    /// Gate and transaction latencies.
+    metrics: Arc<Metrics>,
 }
 
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
@@ -200,8 +203,10 @@ impl ParticipationService {
         topic: &str,
         relay_wakeup: Arc<Notify>,
         sold_out_memo: Duration,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            metrics,
             campaigns,
             topic: topic.into(),
             relay_wakeup,
@@ -268,7 +273,12 @@ impl ParticipationService {
         let now_ms = now.timestamp_millis();
         let epoch = loader::epoch(campaign);
         for _ in 0..LOAD_ROUNDS {
-            let decision = self.gate.reserve(&req.entry, epoch, now_ms).await?;
+            let started = std::time::Instant::now();
+            let decision = self.gate.reserve(&req.entry, epoch, now_ms).await;
+            self.metrics
+                .gate_duration
+                .observe(started.elapsed().as_secs_f64());
+            let decision = decision?;
             if decision != Decision::Missing {
                 return Ok(decision);
             }
@@ -351,11 +361,11 @@ impl ParticipationService {
             topic: &self.topic,
             traceparent: req.traceparent.as_deref(),
         };
-        let mut written = store::write(&self.db, &participation).await;
+        let mut written = self.write(&participation).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
         {
             // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
-            written = store::write(&self.db, &participation).await;
+            written = self.write(&participation).await;
         }
         match written {
             Ok((participation_id, accepted_at)) => {
@@ -396,6 +406,22 @@ impl ParticipationService {
                 Err(e.into())
             }
         }
+    }
+
+    /// One participation transaction, timed.
+    async fn write(
+        &self,
+        participation: &NewParticipation<'_>,
+    ) -> Result<(i64, DateTime<Utc>), WriteError> {
+        let started = std::time::Instant::now();
+        let written = store::write(&self.db, participation).await;
+        self.metrics
+            .transaction_duration
+            .get_or_create(&PathLabels {
+                path: ParticipationPath::Outbox.as_str(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        written
     }
 
     /// The transaction's answer was lost (deadline, broken connection): it may have committed.

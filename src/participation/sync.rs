@@ -19,7 +19,7 @@ use crate::{
     campaign::{repo::naive, CampaignCache},
     db::error::{self as db_error, DbErrorKind},
     kafka::Producers,
-    metrics::Metrics,
+    metrics::{registry::PathLabels, Metrics, ParticipationPath},
     outbox::{self, event::PARTICIPATION_ACCEPTED, ParticipationAccepted},
 };
 
@@ -64,7 +64,15 @@ impl SyncParticipationService {
         now: DateTime<Utc>,
         reward_points: i64,
     ) -> Result<Accepted, JoinError> {
-        let (participation_id, sequence) = match self.write(&req, now).await {
+        let started = std::time::Instant::now();
+        let written = self.write(&req, now).await;
+        self.metrics
+            .transaction_duration
+            .get_or_create(&PathLabels {
+                path: ParticipationPath::Sync.as_str(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        let (participation_id, sequence) = match written {
             Ok(Written::Won {
                 participation_id,
                 sequence,
@@ -91,9 +99,7 @@ impl SyncParticipationService {
         };
         if let Err(e) = self.produce(&event, req.traceparent.as_deref()).await {
             // Committed, but the event is gone: nothing will ever send it again.
-            self.metrics
-                .sync_events_lost
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.sync_events_lost.inc();
             tracing::error!(%event_id, participation_id, error = %e,
                 "Sync path: the participation is committed but its event was lost (no outbox).");
         }

@@ -138,6 +138,9 @@ pub struct ShardLeases {
     pub lease: Duration,
     /// A test pauses renewals through it, as it pauses the claim loop.
     pub faults: std::sync::Arc<super::worker::Faults>,
+    /// `firstcome_relay_shards_led`: the shards held at the last renewal; 0 after a failed one
+    /// (the leases may be passing to another instance) and once released.
+    pub shards_led: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl ShardLeases {
@@ -204,6 +207,8 @@ impl ShardLeases {
             let started = Instant::now();
             match self.renew().await {
                 Ok(owned) => {
+                    self.shards_led
+                        .set(i64::try_from(owned.len()).unwrap_or(i64::MAX));
                     if last.as_ref() != Some(&owned) {
                         if owned.is_empty() {
                             tracing::info!(owner = %self.owner, "Relay is standby: another instance leads every shard.");
@@ -231,6 +236,7 @@ impl ShardLeases {
                 Err(e) => {
                     tracing::warn!(error = %e, "Could not renew relay shard leases; will stop claiming when they run out.");
                     status.set(LeadershipPhase::Running, Some(e.to_string()));
+                    self.shards_led.set(0);
                     last = None;
                 }
             }
@@ -242,6 +248,7 @@ impl ShardLeases {
         // Stop sending at once: the shards are about to be released.
         let _ = tx.send(Leadership::none());
         status.set(LeadershipPhase::Stopped, None);
+        self.shards_led.set(0);
         if let Err(e) = self.release().await {
             tracing::warn!(error = %e, "Could not release relay shard leases; they expire on their own.");
         }

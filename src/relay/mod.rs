@@ -150,6 +150,7 @@ pub async fn start(
         total: settings.shards,
         lease: settings.lease,
         faults: faults.clone(),
+        shards_led: deps.metrics.relay_shards_led.clone(),
     };
     leases.ensure_rows().await?;
 

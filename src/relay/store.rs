@@ -356,6 +356,41 @@ pub async fn summary(db: &Db, key: Option<&str>) -> Result<Summary, DbErr> {
         .unwrap_or_default())
 }
 
+/// What the outbox gauges show (`firstcome_outbox_rows`, `firstcome_outbox_oldest_due_age_seconds`).
+#[derive(Debug, Clone, Default, FromQueryResult)]
+pub struct Backlog {
+    pub pending: i64,
+    pub published: i64,
+    pub dead: i64,
+    /// Microseconds the oldest due PENDING row has waited; `None` when none is due.
+    pub oldest_due_age_us: Option<i64>,
+}
+
+/// Counts by status and the oldest due row's age, read from the status-led indexes only (no
+/// table rows): PENDING and DEAD are short ranges of `(status, id)`, the oldest due row is the
+/// first entry of `(status, available_at)`. The PUBLISHED count walks that status's range of the
+/// index, which holds what `OUTBOX_RETENTION_HOURS` keeps; it runs on a timer, never per scrape.
+pub async fn backlog(db: &Db) -> Result<Backlog, DbErr> {
+    let count = |status: &str| {
+        format!(
+            "(SELECT COUNT(*) FROM outbox_event FORCE INDEX (ix_outbox_status_id) WHERE status = '{status}')"
+        )
+    };
+    let sql = format!(
+        "SELECT CAST({} AS SIGNED) AS pending, CAST({} AS SIGNED) AS published, CAST({} AS SIGNED) AS dead, \
+         CAST((SELECT TIMESTAMPDIFF(MICROSECOND, MIN(available_at), UTC_TIMESTAMP(6)) \
+               FROM outbox_event FORCE INDEX (ix_outbox_status_available) \
+               WHERE status = 'PENDING' AND available_at <= UTC_TIMESTAMP(6)) AS SIGNED) AS oldest_due_age_us",
+        count("PENDING"),
+        count("PUBLISHED"),
+        count("DEAD"),
+    );
+    Ok(Backlog::find_by_statement(stmt(&sql, vec![]))
+        .one(db)
+        .await?
+        .unwrap_or_default())
+}
+
 /// A DEAD row, for the admin list.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct DeadRow {

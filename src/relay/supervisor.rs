@@ -7,11 +7,7 @@
 //! may reach the topic and then be sent again: a duplicate, never a reordering.
 //! A worker that does not start at boot fails the startup.
 
-use std::{
-    collections::HashMap,
-    sync::{atomic::Ordering, Arc},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use backoff::backoff::Backoff;
 use tokio::sync::{mpsc, oneshot};
@@ -97,7 +93,7 @@ async fn supervise(
                 return;
             }
             Err(e) => {
-                ctx.metrics.worker_restarts.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.relay_worker_restarts.inc();
                 let rows: HashMap<i64, String> =
                     std::mem::take(&mut *in_hand.lock().unwrap_or_else(|p| p.into_inner()));
                 let ids: Vec<i64> = rows.keys().copied().collect();

@@ -314,12 +314,11 @@ async fn settle(
                 {
                     // An older row of this key failed while this one was delivered: what the
                     // producer settings exist to prevent. Counted and logged, never hidden.
-                    ctx.metrics
-                        .order_violations
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ctx.metrics.relay_order_violations.inc();
                     tracing::error!(event_id = %row.event_id, key = %row.msg_key,
                         "A row was delivered after an older row of its key failed.");
                 }
+                observe_lag(ctx, &row);
                 published.push(row);
             }
             // The key already broke at an older row: this one goes back with it.
@@ -337,9 +336,7 @@ async fn settle(
             .replace_if_fatal(&ctx.producers.main.get());
     }
     if !published.is_empty() {
-        ctx.metrics
-            .published
-            .fetch_add(published.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        ctx.metrics.relay_published.inc_by(published.len() as u64);
         let ids = published.iter().map(|r| r.id).collect();
         // The recorder marks them; a full recorder queue slows this worker down (backpressure).
         if ctx.recorder.send(ids).await.is_err() {
@@ -349,6 +346,15 @@ async fn settle(
     settled(ctx, in_hand, &published);
     settled(ctx, in_hand, &failed);
     release_dropped(ctx, in_hand, dropped).await;
+}
+
+/// Commit → ack of a row Kafka just acknowledged. `created_at` is the database's clock (UTC);
+/// a clock behind it counts as no lag rather than a negative one.
+fn observe_lag(ctx: &WorkerContext, row: &ClaimedRow) {
+    let lag = (Utc::now().naive_utc() - row.created_at)
+        .to_std()
+        .unwrap_or_default();
+    ctx.metrics.relay_publish_lag.observe(lag.as_secs_f64());
 }
 
 /// The first failure of a key in the pipeline: block the key, then write the row's outcome.
@@ -369,9 +375,7 @@ async fn settle_failed(ctx: &WorkerContext, row: &ClaimedRow, error: &KafkaError
             ctx.order.block(&row.msg_key, row.id);
             tracing::warn!(event_id = %row.event_id, attempts = attempts_before + 1, retry_in = ?after, %error,
                 "Publishing failed; will retry.");
-            ctx.metrics
-                .retried
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.metrics.relay_retried.inc();
             back_off(ctx, row, after, true, &error).await;
         }
         Outcome::DeadLetter { reason, error } => {
@@ -540,9 +544,7 @@ async fn dead_letter(
     match result {
         Ok(()) => {
             tracing::warn!(event_id = %row.event_id, reason = reason.as_str(), %error, "Row dead-lettered.");
-            ctx.metrics
-                .dead_lettered
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.metrics.relay_dead_lettered.inc();
             persist(ctx, "mark a row DEAD", || {
                 store::mark_dead(&ctx.db, row.id, &ctx.owner, attempts, error)
             })

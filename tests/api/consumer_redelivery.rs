@@ -81,6 +81,8 @@ impl Consume {
             .env("CONSUMER_RETRY_BACKOFF_BASE_MS", "20")
             .env("CONSUMER_RETRY_BACKOFF_CAP_MS", "200")
             .env("MIGRATE_ON_START", "false")
+            // Its HTTP listener (/metrics, /health) on any free port: a restart never waits for one.
+            .env("HTTP_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .stdout(logs())
             .stderr(logs())

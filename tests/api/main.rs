@@ -15,6 +15,7 @@ mod dependency_faults;
 mod gate_rebuild;
 mod health;
 mod helpers;
+mod metrics;
 mod mysql_black_hole;
 mod openapi;
 mod participation_faults;

@@ -1,0 +1,571 @@
+//! `GET /metrics` (DESIGN §12) after real traffic: the exposition parses, and each figure equals
+//! what the test counted or what the tables hold: outcomes by code, requests by route template,
+//! the outbox gauges, the publish-lag histogram, the consumers' events. `firstcome consume` serves
+//! the same endpoint.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use firstcome::{kafka::EmbeddedBroker, outbox::dlq};
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::{
+    consumer_helpers::with_consumers,
+    helpers::{
+        burst_users, spawn_app, spawn_app_with, test_settings, wait_until, with_relay, TestApp,
+    },
+};
+
+const SETTLED: Duration = Duration::from_secs(30);
+/// Route labels are the spec's paths.
+const PARTICIPATE: &str = "/api/v1/campaigns/{id}/participations";
+const PARTICIPATE_SYNC: &str = "/api/v1/campaigns/{id}/participations/sync";
+
+/// One sample line: `name{labels} value`.
+#[derive(Debug, Clone)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the text exposition (OpenMetrics, or Prometheus' 0.0.4 format), panicking on anything
+/// malformed: every sample belongs to a family declared by a `# TYPE` line before it, label
+/// values are quoted and escaped, values are numbers, and OpenMetrics ends with `# EOF`.
+fn parse(text: &str) -> Vec<Sample> {
+    let mut families: Vec<(String, String)> = Vec::new();
+    let mut samples = Vec::new();
+    let mut eof = false;
+    for line in text.lines() {
+        assert!(!eof, "a line after # EOF: {line:?}");
+        if line == "# EOF" {
+            eof = true;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(
+                matches!(
+                    kind,
+                    "counter" | "gauge" | "histogram" | "summary" | "unknown"
+                ),
+                "{line:?}"
+            );
+            families.push((name.to_string(), kind.to_string()));
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            assert!(
+                line.starts_with("# HELP ") || line.starts_with("# UNIT "),
+                "{line:?}"
+            );
+            continue;
+        }
+        let sample = parse_sample(line);
+        let (family, kind) = families.last().expect("a # TYPE before the first sample");
+        let suffixes: &[&str] = match kind.as_str() {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_sum", "_count", "_created"],
+            _ => &[""],
+        };
+        assert!(
+            suffixes
+                .iter()
+                .any(|s| sample.name == format!("{family}{s}")),
+            "sample {} outside its family {family} ({kind})",
+            sample.name
+        );
+        samples.push(sample);
+    }
+    assert!(eof, "the exposition ends with # EOF");
+    samples
+}
+
+fn parse_sample(line: &str) -> Sample {
+    let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("{line:?}"));
+    let name = &line[..name_end];
+    assert!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+        "metric name {name:?}"
+    );
+    let mut labels = BTreeMap::new();
+    let mut rest = &line[name_end..];
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices().peekable();
+        // `key="value"` pairs separated by `,`, up to `}`.
+        let end = loop {
+            match chars.peek() {
+                Some(&(i, '}')) => break i,
+                Some(_) => {}
+                None => panic!("unterminated labels: {line:?}"),
+            }
+            let key: String = chars
+                .by_ref()
+                .map(|(_, c)| c)
+                .take_while(|c| *c != '=')
+                .collect();
+            assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line:?}");
+            let mut value = String::new();
+            loop {
+                match chars.next().map(|(_, c)| c) {
+                    Some('"') => break,
+                    Some('\\') => match chars.next().map(|(_, c)| c) {
+                        Some('n') => value.push('\n'),
+                        Some(c @ ('\\' | '"')) => value.push(c),
+                        other => panic!("bad escape {other:?} in {line:?}"),
+                    },
+                    Some(c) => value.push(c),
+                    None => panic!("unterminated label value: {line:?}"),
+                }
+            }
+            assert!(
+                labels.insert(key, value).is_none(),
+                "duplicate label: {line:?}"
+            );
+            if let Some(&(_, ',')) = chars.peek() {
+                chars.next();
+            }
+        };
+        rest = &inner[end + 1..];
+    }
+    let value = rest
+        .trim()
+        .split(' ')
+        .next()
+        .expect("a value")
+        .parse::<f64>()
+        .unwrap_or_else(|e| panic!("value of {line:?}: {e}"));
+    Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    }
+}
+
+/// The sum of `name`'s samples whose labels include every pair of `filter`.
+fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && filter
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Whether any sample of `name` carries every pair of `filter`.
+fn has(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> bool {
+    samples.iter().any(|s| {
+        s.name == name
+            && filter
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+    })
+}
+
+async fn scrape_url(client: &reqwest::Client, url: &str) -> Vec<Sample> {
+    let resp = client.get(url).send().await.expect("GET /metrics");
+    assert_eq!(resp.status().as_u16(), 200);
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0")
+            || content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    parse(&resp.text().await.expect("body"))
+}
+
+async fn scrape(app: &TestApp) -> Vec<Sample> {
+    scrape_url(&app.client, &app.url("/metrics")).await
+}
+
+/// The code a reply counts under: `CREATED` or its error code.
+fn code(status: u16, body: &serde_json::Value) -> String {
+    if status == 201 {
+        "CREATED".into()
+    } else {
+        body["code"].as_str().expect("an error code").to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
+    let mut settings = with_consumers(with_relay(test_settings().await));
+    settings.metrics.outbox_refresh = Duration::from_millis(100);
+    let app = spawn_app_with(settings).await;
+    let outbox_campaign = app.open_campaign(120, 1).await;
+    let sync_campaign = app.open_campaign(10, 1).await;
+
+    // Outbox path: 400 requests from 300 users for 120 units (wins, SOLD_OUT, ALREADY_PARTICIPATED),
+    // plus a campaign that does not exist; sync path: 25 users for 10 units.
+    let users = burst_users();
+    let outbox = join_all(users.iter().map(|u| app.join(outbox_campaign, *u, 1))).await;
+    let missing = app.join(999_999, 1, 1).await;
+    let sync_path = format!("/api/v1/campaigns/{sync_campaign}/participations/sync");
+    let sync = join_all((1..=25).map(|u| {
+        let (app, path) = (&app, &sync_path);
+        async move { app.post_json(path, &json!({"userId": u}), None).await }
+    }))
+    .await;
+    let mut expected: HashMap<(&str, String), f64> = HashMap::new();
+    let mut by_status: HashMap<(&str, u16), f64> = HashMap::new();
+    for (path, route, reply) in outbox
+        .iter()
+        .chain([&missing])
+        .map(|r| ("outbox", PARTICIPATE, r))
+        .chain(sync.iter().map(|r| ("sync", PARTICIPATE_SYNC, r)))
+    {
+        *expected
+            .entry((path, code(reply.status, &reply.body)))
+            .or_default() += 1.0;
+        *by_status.entry((route, reply.status)).or_default() += 1.0;
+    }
+    assert!(expected[&("outbox", "SOLD_OUT".to_string())] > 0.0);
+    assert!(expected[&("outbox", "ALREADY_PARTICIPATED".to_string())] > 0.0);
+    assert_eq!(expected[&("outbox", "CAMPAIGN_NOT_FOUND".to_string())], 1.0);
+    assert_eq!(expected[&("sync", "CREATED".to_string())], 10.0);
+    let unknown = app.get("/no/such/route").await;
+    assert_eq!(unknown.status, 404);
+
+    app.wait_for_outbox_drained(SETTLED).await;
+    app.wait_for_consumers(SETTLED).await;
+    let published = app.outbox_count("PUBLISHED").await;
+    let wins = app.scalar("SELECT COUNT(*) FROM participation").await;
+    assert_eq!(published, 120);
+    assert_eq!(wins, 130);
+
+    // The outbox gauges equal the table once the refresher has run after the drain.
+    let table = [
+        ("PENDING", app.outbox_count("PENDING").await),
+        ("PUBLISHED", published),
+        ("DEAD", app.outbox_count("DEAD").await),
+    ];
+    wait_until("the outbox gauges to match the table", SETTLED, || async {
+        let m = scrape(&app).await;
+        table.iter().all(|(status, rows)| {
+            sum(&m, "firstcome_outbox_rows", &[("status", status)]) == *rows as f64
+        })
+    })
+    .await;
+    // The consumers' lag gauges come from librdkafka's statistics, once a second.
+    wait_until(
+        "every consumer's lag to be reported as 0",
+        SETTLED,
+        || async {
+            let m = scrape(&app).await;
+            ["stats", "rewards"].iter().all(|c| {
+                has(&m, "firstcome_consumer_lag", &[("consumer", c)])
+                    && sum(&m, "firstcome_consumer_lag", &[("consumer", c)]) == 0.0
+            })
+        },
+    )
+    .await;
+
+    let m = scrape(&app).await;
+    for (status, rows) in table {
+        assert_eq!(
+            sum(&m, "firstcome_outbox_rows", &[("status", status)]),
+            rows as f64,
+            "{status}"
+        );
+    }
+    assert_eq!(sum(&m, "firstcome_outbox_oldest_due_age_seconds", &[]), 0.0);
+
+    // Outcomes by path and code: exactly the replies, nothing else.
+    for ((path, code), n) in &expected {
+        assert_eq!(
+            sum(
+                &m,
+                "firstcome_participation_outcomes_total",
+                &[("path", path), ("code", code)]
+            ),
+            *n,
+            "{path} {code}"
+        );
+    }
+    assert_eq!(
+        sum(&m, "firstcome_participation_outcomes_total", &[]),
+        expected.values().sum::<f64>()
+    );
+
+    // Requests by route template and status; the raw path never appears.
+    for ((route, status), n) in &by_status {
+        let status = status.to_string();
+        assert_eq!(
+            sum(
+                &m,
+                "firstcome_http_requests_total",
+                &[("method", "POST"), ("route", route), ("status", &status)]
+            ),
+            *n,
+            "{route} {status}"
+        );
+    }
+    assert_eq!(
+        sum(
+            &m,
+            "firstcome_http_requests_total",
+            &[("method", "POST"), ("route", PARTICIPATE)]
+        ),
+        users.len() as f64 + 1.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "firstcome_http_request_duration_seconds_count",
+            &[("method", "POST"), ("route", PARTICIPATE)]
+        ),
+        users.len() as f64 + 1.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "firstcome_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ),
+        1.0
+    );
+    let raw = [format!("/{outbox_campaign}/"), "/999999/".to_string()];
+    assert!(
+        !m.iter().any(|s| s
+            .labels
+            .get("route")
+            .is_some_and(|r| raw.iter().any(|id| r.contains(id.as_str())))),
+        "a raw path in a route label"
+    );
+
+    // Relay: one lag observation per published row, and the admin summary reads the same values.
+    assert_eq!(
+        sum(&m, "firstcome_relay_publish_lag_seconds_count", &[]),
+        published as f64
+    );
+    assert_eq!(
+        sum(&m, "firstcome_relay_published_total", &[]),
+        published as f64
+    );
+    let summary = app.admin_get("/api/v1/admin/outbox").await;
+    assert_eq!(summary.body["relayPublished"], json!(published));
+    assert_eq!(
+        summary.body["relayRetried"],
+        json!(sum(&m, "firstcome_relay_retried_total", &[]) as i64)
+    );
+    assert_eq!(
+        sum(&m, "firstcome_relay_shards_led", &[]),
+        app.settings_shards() as f64
+    );
+
+    // Consumers: every win applied once by each (outbox and sync events alike), one latency
+    // observation per applied event.
+    for consumer in ["stats", "rewards"] {
+        let applied = [("consumer", consumer), ("result", "applied")];
+        assert_eq!(
+            sum(&m, "firstcome_consumer_events_total", &applied),
+            wins as f64,
+            "{consumer}"
+        );
+        assert_eq!(
+            sum(
+                &m,
+                "firstcome_consumer_apply_latency_seconds_count",
+                &[("consumer", consumer)]
+            ),
+            wins as f64,
+            "{consumer}"
+        );
+    }
+
+    // Latencies and pools.
+    assert!(sum(&m, "firstcome_gate_duration_seconds_count", &[]) >= 120.0);
+    assert_eq!(
+        sum(
+            &m,
+            "firstcome_participation_transaction_duration_seconds_count",
+            &[("path", "sync")]
+        ),
+        25.0
+    );
+    assert!(
+        sum(
+            &m,
+            "firstcome_participation_transaction_duration_seconds_count",
+            &[("path", "outbox")]
+        ) >= 120.0
+    );
+    for pool in ["api", "relay", "consumers"] {
+        for state in ["in_use", "idle"] {
+            assert!(
+                has(
+                    &m,
+                    "firstcome_db_pool_connections",
+                    &[("pool", pool), ("state", state)]
+                ),
+                "{pool} {state}"
+            );
+        }
+        assert!(sum(&m, "firstcome_db_pool_connections", &[("pool", pool)]) >= 1.0);
+    }
+    for family in firstcome::metrics::NAMES {
+        assert!(
+            m.iter().any(|s| s.name.starts_with(family)),
+            "{family} missing"
+        );
+    }
+}
+
+/// Each application counts only its own requests (one registry per application).
+#[tokio::test]
+async fn two_applications_in_one_process_count_their_own_requests() {
+    let (a, b) = tokio::join!(spawn_app(), spawn_app());
+    for _ in 0..3 {
+        assert_eq!(a.get("/health/live").await.status, 200);
+    }
+    assert_eq!(b.get("/health/live").await.status, 200);
+    let live = [("route", "/health/live"), ("status", "200")];
+    let count = |m: Vec<Sample>| sum(&m, "firstcome_http_requests_total", &live);
+    assert_eq!(count(scrape(&a).await), 3.0);
+    assert_eq!(count(scrape(&b).await), 1.0);
+}
+
+/// A running `firstcome consume`; dropping it kills and reaps the process.
+struct Consume {
+    child: Child,
+}
+
+impl Drop for Consume {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn firstcome_consume_serves_metrics_and_health() {
+    const TOPIC: &str = "campaign.participation.v1";
+    let topics = [
+        TOPIC.to_string(),
+        dlq::relay_topic(TOPIC),
+        dlq::consumer_topic(TOPIC, "stats"),
+        dlq::consumer_topic(TOPIC, "rewards"),
+    ];
+    let broker = EmbeddedBroker::start(&topics, 4).expect("broker");
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let mut settings = with_relay(test_settings().await);
+    settings.kafka.bootstrap_servers = Some(bootstrap.clone());
+    let db_url = settings.database.url.expose().to_string();
+    let app = spawn_app_with(settings).await;
+    let campaign = app.open_campaign(10, 1).await;
+    let replies = join_all((1..=10).map(|u| app.join(campaign, u, 1))).await;
+    assert!(replies.iter().all(|r| r.status == 201), "{replies:?}");
+    app.wait_for_outbox_drained(SETTLED).await;
+
+    // Any free port; the process says which in its "Consuming." log line (JSON).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
+        .arg("consume")
+        .env_clear()
+        .env("DATABASE_URL", &db_url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+        .env("CONSUMER_GROUP_PROTOCOL", "consumer")
+        .env("MIGRATE_ON_START", "false")
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start `firstcome consume`");
+    let stdout = child.stdout.take().expect("stdout");
+    let consume = Consume { child };
+    let addr = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .find(|v| v["message"] == "Consuming." || v["fields"]["message"] == "Consuming.")
+            .map(|v| {
+                v.get("addr")
+                    .or_else(|| v["fields"].get("addr"))
+                    .and_then(|a| a.as_str())
+                    .expect("the listening address")
+                    .to_string()
+            })
+            .expect("`firstcome consume` logs that it is consuming");
+        // Keep draining, so the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        addr
+    })
+    .await
+    .expect("log reader");
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+
+    let applied = |m: &[Sample], consumer: &str| {
+        sum(
+            m,
+            "firstcome_consumer_events_total",
+            &[("consumer", consumer), ("result", "applied")],
+        )
+    };
+    wait_until(
+        "the consumer process to apply every win",
+        Duration::from_secs(60),
+        || async {
+            let m = scrape_url(&client, &format!("{base}/metrics")).await;
+            applied(&m, "stats") == 10.0 && applied(&m, "rewards") == 10.0
+        },
+    )
+    .await;
+    let m = scrape_url(&client, &format!("{base}/metrics")).await;
+    assert!(has(
+        &m,
+        "firstcome_db_pool_connections",
+        &[("pool", "consumers")]
+    ));
+    assert!(has(
+        &m,
+        "firstcome_http_requests_total",
+        &[("route", "/metrics"), ("status", "200")]
+    ));
+
+    let live = client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(live.status().as_u16(), 200);
+    let ready = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status().as_u16(), 200);
+    let body: serde_json::Value = ready.json().await.expect("JSON");
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["mysql"]["ok"], true, "{body}");
+    let names: Vec<&str> = body["consumers"]
+        .as_array()
+        .expect("consumers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["stats", "rewards"], "{body}");
+    drop(consume);
+    app.stop().await.expect("clean stop");
+}
