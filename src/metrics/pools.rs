@@ -1,5 +1,5 @@
 //! `firstcome_db_pool_connections{pool, state}`: connections in use and idle in each MySQL pool of
-//! the process (`api`, `relay`, `consumers`), read from the pools when `/metrics` is scraped, so
+//! the process, and the pool's size limit (`state="max"`, for saturation alerts) (`api`, `relay`, `consumers`), read from the pools when `/metrics` is scraped, so
 //! the value is never older than the scrape.
 
 use std::sync::Mutex;
@@ -38,7 +38,7 @@ impl Collector for PoolGauges {
         let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut family = encoder.encode_descriptor(
             "firstcome_db_pool_connections",
-            "MySQL pool connections by pool (api, relay, consumers) and state (in_use, idle).",
+            "MySQL pool connections by pool (api, relay, consumers) and state (in_use, idle, max: the pool's limit).",
             None,
             MetricType::Gauge,
         )?;
@@ -46,7 +46,8 @@ impl Collector for PoolGauges {
             // Two reads of a moving pool: clamp so that in_use never shows negative.
             let idle = i64::try_from(conn.num_idle()).unwrap_or(i64::MAX);
             let in_use = (i64::from(conn.size()) - idle).max(0);
-            for (state, value) in [("in_use", in_use), ("idle", idle)] {
+            let max = i64::from(conn.options().get_max_connections());
+            for (state, value) in [("in_use", in_use), ("idle", idle), ("max", max)] {
                 ConstGauge::new(value)
                     .encode(family.encode_family(&PoolLabels { pool, state })?)?;
             }

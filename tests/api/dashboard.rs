@@ -6,30 +6,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-/// Every metric name the service exports (histograms without their `_bucket`/`_sum`/`_count`).
-// checked against /metrics once the metrics branch lands
-const EXPORTED: &[&str] = &[
-    "firstcome_http_requests_total",
-    "firstcome_http_request_duration_seconds",
-    "firstcome_participation_outcomes_total",
-    "firstcome_gate_duration_seconds",
-    "firstcome_participation_transaction_duration_seconds",
-    "firstcome_db_pool_connections",
-    "firstcome_outbox_rows",
-    "firstcome_outbox_oldest_due_age_seconds",
-    "firstcome_relay_publish_lag_seconds",
-    "firstcome_relay_published_total",
-    "firstcome_relay_retried_total",
-    "firstcome_relay_dead_lettered_total",
-    "firstcome_relay_worker_restarts_total",
-    "firstcome_relay_order_violations_total",
-    "firstcome_relay_shards_led",
-    "firstcome_consumer_events_total",
-    "firstcome_consumer_retries_total",
-    "firstcome_consumer_lag",
-    "firstcome_consumer_apply_latency_seconds",
-    "firstcome_sync_events_lost_total",
-];
+/// Every metric family the service exports (`metrics::tests` checks that each one is on
+/// `/metrics` after a burst); histograms without their `_bucket`/`_sum`/`_count`.
+const EXPORTED: &[&str] = firstcome::metrics::NAMES;
 
 fn read(path: &str) -> String {
     let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
