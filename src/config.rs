@@ -76,6 +76,9 @@ pub struct Settings {
     /// `MIGRATE_ON_START`: `serve` applies pending migrations first (default true; turn it off
     /// when several instances start at once and run `firstcome migrate` as a release step).
     pub migrate_on_start: bool,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the OTLP/HTTP collector's base URL (spans are POSTed to
+    /// `<endpoint>/v1/traces`); `None` exports nothing (`traceparent` is still propagated).
+    pub otlp_endpoint: Option<url::Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +375,40 @@ fn consumer_names<S: Source + ?Sized>(source: &S) -> Result<Vec<ConsumerName>, C
     Ok(names)
 }
 
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`: an `http` or `https` URL with a host and no credentials
+/// (those go in `OTEL_EXPORTER_OTLP_HEADERS`, which is never logged), query or fragment.
+fn otlp_endpoint<S: Source + ?Sized>(source: &S) -> Result<Option<url::Url>, ConfigError> {
+    const VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    let Some(text) = source.get(VAR) else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(text.trim()).map_err(|e| {
+        invalid(
+            VAR,
+            &text,
+            &format!("not a URL ({e}); e.g. http://localhost:4318"),
+        )
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            VAR,
+            "<redacted>",
+            "must not contain credentials; put them in OTEL_EXPORTER_OTLP_HEADERS",
+        ));
+    }
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(invalid(
+            VAR,
+            &text,
+            "must be an http:// or https:// URL with a host (OTLP/HTTP, e.g. http://localhost:4318)",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(VAR, &text, "must not have a query or a fragment"));
+    }
+    Ok(Some(url))
+}
+
 fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         var,
@@ -522,6 +559,7 @@ impl Settings {
             log_format: r.parse("LOG_FORMAT", LogFormat::Pretty)?,
             shutdown_timeout: r.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 100, 600_000)?,
             migrate_on_start: r.parse("MIGRATE_ON_START", true)?,
+            otlp_endpoint: otlp_endpoint(r.0)?,
         };
         // A reservation must outlive any request that could still commit it.
         if settings.redis.reservation_timeout <= settings.http.request_timeout {
@@ -597,6 +635,37 @@ mod tests {
             err.to_string().starts_with("CONSUMER_GROUP_PROTOCOL="),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_otlp_endpoint_is_an_http_url() {
+        assert!(Settings::from_source(&[])
+            .expect("valid")
+            .otlp_endpoint
+            .is_none());
+        let s = Settings::from_source(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318")])
+            .expect("valid");
+        assert_eq!(
+            s.otlp_endpoint.map(|u| u.to_string()).as_deref(),
+            Some("http://otel:4318/")
+        );
+        for bad in [
+            "otel:4318",
+            "localhost",
+            "grpc://otel:4317",
+            "http://",
+            "http://otel:4318/?x=1",
+        ] {
+            let err = Settings::from_source(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]).unwrap_err();
+            assert!(
+                err.to_string().starts_with("OTEL_EXPORTER_OTLP_ENDPOINT="),
+                "{bad}: {err}"
+            );
+        }
+        let err =
+            Settings::from_source(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://u:hunter2@otel")])
+                .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`config`]: typed settings from the environment.
 //! - [`db`]: MySQL pools, the deadline on every call, and what a MySQL error means.
-//! - [`telemetry`]: tracing set-up.
+//! - [`telemetry`]: log and trace-export set-up.
+//! - [`trace`]: W3C trace context (request → outbox row → Kafka → consumers) and OTLP export.
 //! - [`startup`]: `Application` (build / port / run_until_stopped) and the shutdown order.
 //! - [`state`]: what request handlers share.
 //! - [`api`]: poem-openapi resources, DTOs, the error type and HTTP middleware.
@@ -32,3 +33,4 @@ pub mod relay;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod trace;

@@ -53,11 +53,17 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
+    if let Err(e) = telemetry::init_traces(settings.otlp_endpoint.as_ref()) {
+        eprintln!("firstcome: OTEL_EXPORTER_OTLP_ENDPOINT: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Some(Command::Migrate) => migrate(&settings).await,
         Some(Command::Consume) => consume(settings).await,
         _ => serve(settings).await,
     };
+    // After everything else stopped: the spans of the last requests and events go out too.
+    telemetry::shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,6 +1,12 @@
-//! Tracing subscriber set-up: `RUST_LOG` filters (default `info`, per-request lines off: turn
-//! them on with `RUST_LOG=info,poem=info`), `LOG_FORMAT` picks pretty
-//! lines for people or JSON lines for log shippers.
+//! Tracing subscriber and trace export set-up.
+//!
+//! Logs: `RUST_LOG` filters (default `info`); `LOG_FORMAT` picks pretty lines for people or JSON
+//! lines for log shippers. Every line logged while a request runs carries its `request_id` and
+//! `trace_id` (the request span of `api/request_span.rs`); a request's own completion line is at
+//! `debug` unless it failed with a 5xx (`RUST_LOG=info,firstcome::http=debug` shows them all).
+//!
+//! Traces: `OTEL_EXPORTER_OTLP_ENDPOINT` installs the OTLP exporter of `trace/export.rs`;
+//! [`shutdown`] flushes it.
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -8,12 +14,30 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. Safe to call more than once (tests): later calls do nothing.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,sea_orm=warn,poem::middleware::tracing_mw=warn")
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let builder = fmt().with_env_filter(filter).with_target(true);
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Starts exporting spans to `endpoint` over OTLP/HTTP; without one, nothing is exported (the
+/// `traceparent` is propagated all the same).
+pub fn init_traces(endpoint: Option<&url::Url>) -> Result<(), crate::trace::export::ExportError> {
+    let Some(endpoint) = endpoint else {
+        return Ok(());
+    };
+    crate::trace::export::install(endpoint)?;
+    tracing::info!(endpoint = %crate::trace::export::traces_url(endpoint),
+        "Exporting traces over OTLP/HTTP.");
+    Ok(())
+}
+
+/// Flushes and stops the span exporter (the last step of a shutdown).
+pub async fn shutdown() {
+    if crate::trace::export::enabled() {
+        let _ = tokio::task::spawn_blocking(crate::trace::export::shutdown).await;
+    }
 }

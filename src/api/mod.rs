@@ -1,5 +1,6 @@
 //! The HTTP API (DESIGN.md §3): one poem-openapi `XxxApi` per resource, the shared error type,
-//! and the middleware every request passes (body limit, timeout, JSON errors).
+//! and the middleware every request passes (request id and trace span, body limit, timeout, JSON
+//! errors).
 
 pub mod admin;
 pub mod auth;
@@ -9,14 +10,15 @@ pub mod error;
 pub mod health;
 pub mod json_string;
 pub mod participations;
+pub mod request_span;
 pub mod rewards;
 pub mod stats;
 
 use std::{sync::Arc, time::Duration};
 
 use poem::{
-    get, http::header::CONTENT_LENGTH, middleware::Tracing, Endpoint, EndpointExt, IntoResponse,
-    Request, Response, Route,
+    get, http::header::CONTENT_LENGTH, Endpoint, EndpointExt, IntoResponse, Request, Response,
+    Route,
 };
 use poem_openapi::{OpenApiService, Tags};
 
@@ -67,7 +69,10 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
     )
     .description(
         "First-come-first-served campaigns on a transactional outbox. Errors are \
-         `{\"code\", \"message\"}` with a stable code; admin calls need `Authorization: Bearer <ADMIN_TOKEN>`.",
+         `{\"code\", \"message\"}` with a stable code; admin calls need `Authorization: Bearer <ADMIN_TOKEN>`. \
+         Every response carries `x-request-id` (the request's own when it is 1-128 characters of \
+         `[A-Za-z0-9-_.:+/=@]`, generated otherwise). A W3C `traceparent` on a request is continued \
+         by the service's own span, whose context the resulting Kafka event carries.",
     )
 }
 
@@ -99,7 +104,7 @@ pub fn routes(state: Arc<AppState>, limits: Limits) -> impl Endpoint {
         .around(move |ep, req| guard(ep, req, limits))
         .catch_all_error(error::catch_all)
         .with(HttpMetrics::new(&metrics).with_openapi::<Apis>())
-        .with(Tracing)
+        .with(request_span::RequestSpan)
 }
 
 /// Body limit and request timeout, answering in the API's JSON error shape.

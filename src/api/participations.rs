@@ -12,7 +12,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{error::ApiError, Tag};
+use super::{error::ApiError, request_span::ServerSpan, Tag};
 use crate::{
     metrics::ParticipationPath,
     participation::{
@@ -105,14 +105,14 @@ fn counted(
     Ok(Joined::Created(Json(result?.into())))
 }
 
-fn join_request(campaign_id: i64, body: JoinBody, traceparent: Option<String>) -> JoinRequest {
+fn join_request(campaign_id: i64, body: JoinBody, span: ServerSpan) -> JoinRequest {
     JoinRequest {
         entry: Entry {
             campaign_id,
             user_id: body.user_id,
             quantity: body.quantity.unwrap_or(1),
         },
-        traceparent,
+        trace: Some(span.0),
     }
 }
 
@@ -128,12 +128,15 @@ impl ParticipationsApi {
         state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         body: Json<JoinBody>,
-        /// W3C trace context, forwarded to the Kafka message.
-        traceparent: Header<Option<String>>,
+        /// W3C trace context. The service's span for this request continues it (a missing or
+        /// malformed one starts a new trace); the Kafka event's `traceparent` is that span's.
+        #[oai(name = "traceparent")]
+        _traceparent: Header<Option<String>>,
+        span: Data<&ServerSpan>,
     ) -> Result<Joined, ApiError> {
         let result = state
             .participations
-            .join(join_request(id.0, body.0, traceparent.0))
+            .join(join_request(id.0, body.0, *span.0))
             .await;
         counted(&state, ParticipationPath::Outbox, result)
     }
@@ -148,13 +151,13 @@ impl ParticipationsApi {
         state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         body: Json<JoinBody>,
-        /// W3C trace context, forwarded to the Kafka message.
-        traceparent: Header<Option<String>>,
+        /// W3C trace context. The service's span for this request continues it (a missing or
+        /// malformed one starts a new trace); the Kafka event's `traceparent` is that span's.
+        #[oai(name = "traceparent")]
+        _traceparent: Header<Option<String>>,
+        span: Data<&ServerSpan>,
     ) -> Result<Joined, ApiError> {
-        let result = state
-            .sync
-            .join(join_request(id.0, body.0, traceparent.0))
-            .await;
+        let result = state.sync.join(join_request(id.0, body.0, *span.0)).await;
         counted(&state, ParticipationPath::Sync, result)
     }
 

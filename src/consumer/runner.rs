@@ -35,6 +35,7 @@ use crate::{
     kafka::producer::ProducerSlot,
     metrics::Metrics,
     outbox::{headers, ParticipationAccepted},
+    trace::export::{self, ExportSpan, KeyValue, SpanKind},
 };
 
 /// How often old inbox rows are cleaned (one bounded DELETE each time).
@@ -226,13 +227,48 @@ impl Runner {
             }
         }
         if !events.is_empty() {
+            let spans = self.apply_spans(&events);
             let (applied, duplicates) = self.retry("apply a batch", || self.apply(&events)).await?;
+            spans.into_iter().for_each(ExportSpan::end);
             ConsumerReport::add(&self.report.applied, applied);
             ConsumerReport::add(&self.report.duplicates, duplicates);
             ConsumerReport::add(&self.report.batches, 1);
         }
         self.store(&batch);
         Ok(())
+    }
+
+    /// One span per event, from now to the batch's commit, each a child of the request span the
+    /// message's `traceparent` names. Only when spans are exported (otherwise empty and free).
+    fn apply_spans(&self, events: &[Delivered]) -> Vec<ExportSpan> {
+        if !export::enabled() {
+            return Vec::new();
+        }
+        events
+            .iter()
+            .map(|d| {
+                export::start_child_of(
+                    d.traceparent.as_deref(),
+                    "process",
+                    SpanKind::Consumer,
+                    || {
+                        vec![
+                            KeyValue::new("messaging.system", "kafka"),
+                            KeyValue::new("messaging.operation.type", "process"),
+                            KeyValue::new("messaging.destination.name", self.deps.topic.clone()),
+                            KeyValue::new("messaging.consumer.group.name", self.name.group_id()),
+                            KeyValue::new(
+                                "messaging.destination.partition.id",
+                                d.partition.to_string(),
+                            ),
+                            KeyValue::new("messaging.kafka.offset", d.offset),
+                            KeyValue::new("messaging.message.id", d.event.event_id.to_string()),
+                            KeyValue::new("firstcome.consumer", self.name.as_str()),
+                        ]
+                    },
+                )
+            })
+            .collect()
     }
 
     /// One transaction: the inbox rows of the events not applied before, and their effect.

@@ -95,9 +95,12 @@ fn headers_schema() -> Value {
             (headers::CONTENT_TYPE): { "type": "string", "const": headers::APPLICATION_JSON,
                 "description": "The only content type in v1." },
             (headers::TRACEPARENT): { "type": "string",
-                "pattern": "^[0-9a-fA-F]{2}-[0-9a-fA-F]{32}-[0-9a-fA-F]{16}-[0-9a-fA-F]{2}$",
-                "description": "W3C trace context of the request that produced the event; present \
-                                only when that request carried a valid one." },
+                "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "description": "W3C trace context of the service's own span for the request that \
+                                produced the event: the caller's trace when the request carried a \
+                                valid traceparent, a new trace otherwise. A consumer continues the \
+                                trace with a child span of it. Set on every event the API writes; \
+                                read it as optional." },
         },
     })
 }

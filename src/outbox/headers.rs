@@ -11,7 +11,8 @@ pub const EVENT_ID: &str = "event_id";
 /// The value's `eventType`.
 pub const EVENT_TYPE: &str = "event_type";
 pub const CONTENT_TYPE: &str = "content-type";
-/// W3C trace context of the request that produced the event.
+/// W3C trace context of the service's span for the request that produced the event (see
+/// `crate::trace`).
 pub const TRACEPARENT: &str = "traceparent";
 /// The only content type in v1.
 pub const APPLICATION_JSON: &str = "application/json";
@@ -19,7 +20,8 @@ pub const APPLICATION_JSON: &str = "application/json";
 /// Message headers, stored as a JSON object in `outbox_event.headers`.
 pub type Headers = BTreeMap<String, String>;
 
-/// The headers every message carries; `traceparent` only when the request had a valid one.
+/// The headers every message carries; `traceparent` when the event came from a request (always,
+/// through the API) and is a valid one.
 pub fn build(event_id: Uuid, event_type: &str, traceparent: Option<&str>) -> Headers {
     let mut h = Headers::new();
     h.insert(EVENT_ID.into(), event_id.to_string());
@@ -75,16 +77,10 @@ pub fn from_kafka<H: rdkafka::message::Headers>(headers: Option<&H>) -> Headers 
         .collect()
 }
 
-/// W3C trace context `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`. Anything else is dropped
-/// rather than forwarded to every consumer.
+/// W3C trace context `traceparent` (`crate::trace::TraceContext` reads it). Anything else is
+/// dropped rather than forwarded to every consumer.
 pub fn is_valid_traceparent(tp: &str) -> bool {
-    let parts: Vec<&str> = tp.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && hex(parts[1], 32)
-        && hex(parts[2], 16)
-        && hex(parts[3], 2)
+    crate::trace::TraceContext::parse(tp).is_some()
 }
 
 #[cfg(test)]

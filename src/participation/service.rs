@@ -17,6 +17,7 @@ use super::{
     store::{self, NewParticipation, WriteError},
 };
 use crate::db::Db;
+use crate::trace::TraceContext;
 use crate::{
     campaign::{db_precision, Campaign, CampaignCache, Window},
     db::error::{self as db_error, DbErrorKind},
@@ -27,7 +28,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
     pub entry: Entry,
-    pub traceparent: Option<String>,
+    /// The request's server span; its `traceparent` goes with the event (`None` outside HTTP).
+    pub trace: Option<TraceContext>,
 }
 
 /// A committed win.
@@ -353,13 +355,14 @@ impl ParticipationService {
         reward_points: i64,
     ) -> Result<Accepted, JoinError> {
         let event_id = Uuid::now_v7();
+        let traceparent = req.trace.map(|t| t.to_string());
         let participation = NewParticipation {
             entry: req.entry,
             sequence,
             reward_points,
             event_id,
             topic: &self.topic,
-            traceparent: req.traceparent.as_deref(),
+            traceparent: traceparent.as_deref(),
         };
         let mut written = self.write(&participation).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)

@@ -97,7 +97,8 @@ impl SyncParticipationService {
             sequence,
             reward_points,
         };
-        if let Err(e) = self.produce(&event, req.traceparent.as_deref()).await {
+        let traceparent = req.trace.map(|t| t.to_string());
+        if let Err(e) = self.produce(&event, traceparent.as_deref()).await {
             // Committed, but the event is gone: nothing will ever send it again.
             self.metrics.sync_events_lost.inc();
             tracing::error!(%event_id, participation_id, error = %e,

@@ -746,7 +746,8 @@ fn join_cases(join: Endpoint, campaign: i64, wide: i64, users: &mut i64) -> Vec<
         ));
     }
 
-    // traceparent: well-formed or not, it never refuses the join (a bad one is dropped).
+    // traceparent: well-formed or not, it never refuses the join (a bad one starts a new trace;
+    // tracing.rs checks what the message carries).
     for (tp, want) in [
         (
             b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_vec(),
@@ -773,6 +774,24 @@ fn join_cases(join: Endpoint, campaign: i64, wide: i64, users: &mut i64) -> Vec<
             want,
         );
         case.headers.push(("traceparent", tp));
+        cases.push(case);
+    }
+    // x-request-id: kept, or replaced when too long or odd; never a reason to refuse.
+    for id in [
+        b"req-1".to_vec(),
+        "x".repeat(8000).into_bytes(),
+        b"a b\"c".to_vec(),
+        b"\xff\xfe".to_vec(),
+    ] {
+        let shown: String = String::from_utf8_lossy(&id).chars().take(40).collect();
+        let mut case = post(
+            &path,
+            "x-request-id",
+            &shown,
+            object(&[("userId", user())]),
+            Ok,
+        );
+        case.headers.push(("x-request-id", id));
         cases.push(case);
     }
     cases

@@ -19,11 +19,11 @@ use crate::helpers::{create_database, read_topic, start_broker, wait_until};
 
 /// A running binary. Dropping it kills and reaps the process, so a test that panics (a failed
 /// assertion, a timeout) leaves no service running on its database and ports.
-struct Service {
-    child: Child,
-    base: String,
+pub(crate) struct Service {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     /// This process's own admin token: only it answers admin calls made with it.
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Drop for Service {
@@ -46,6 +46,19 @@ fn free_port() -> u16 {
 /// then the child exits and is started again on another port, and readiness is only believed
 /// when an admin call with this child's own token succeeds, never from whoever holds the port.
 async fn start(db_url: &str, prefix: &str, bootstrap: &str) -> Service {
+    start_with(db_url, prefix, bootstrap, &[], false).await
+}
+
+/// `start`, with `env` set on top of the usual variables (`None` unsets one) and, when
+/// `capture_logs`, the child's stdout (its log lines) piped for the test to read (it must then
+/// keep reading it).
+pub(crate) async fn start_with(
+    db_url: &str,
+    prefix: &str,
+    bootstrap: &str,
+    env: &[(&str, Option<&str>)],
+    capture_logs: bool,
+) -> Service {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
@@ -53,7 +66,8 @@ async fn start(db_url: &str, prefix: &str, bootstrap: &str) -> Service {
     for _attempt in 0..5 {
         let port = free_port();
         let token = format!("crash-{}", uuid::Uuid::now_v7().simple());
-        let child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_firstcome"));
+        command
             .arg("serve")
             .env_clear()
             .env("DATABASE_URL", db_url)
@@ -71,10 +85,19 @@ async fn start(db_url: &str, prefix: &str, bootstrap: &str) -> Service {
             .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("ADMIN_TOKEN", &token)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the firstcome binary");
+            .stdout(if capture_logs {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::null());
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let child = command.spawn().expect("start the firstcome binary");
         let mut service = Service {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -114,14 +137,18 @@ async fn is_ours_and_ready(client: &reqwest::Client, service: &Service) -> bool 
 
 /// What the binary runs against: a broker in the test (it outlives the service), a fresh
 /// database and a Redis key prefix.
-async fn fixture() -> (firstcome::kafka::EmbeddedBroker, String, String) {
+pub(crate) async fn fixture() -> (firstcome::kafka::EmbeddedBroker, String, String) {
     let broker = start_broker();
     let prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
     (broker, create_database().await, prefix)
 }
 
 /// Creates an open campaign on the running binary; returns its id.
-async fn create_campaign(client: &reqwest::Client, service: &Service, stock: i64) -> i64 {
+pub(crate) async fn create_campaign(
+    client: &reqwest::Client,
+    service: &Service,
+    stock: i64,
+) -> i64 {
     let created: serde_json::Value = client
         .post(format!("{}/api/v1/campaigns", service.base))
         .bearer_auth(&service.token)
@@ -337,7 +364,7 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
 }
 
 /// Sends SIGTERM to a child process.
-fn terminate(child: &Child) {
+pub(crate) fn terminate(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -25,4 +25,5 @@ mod relay;
 mod relay_faults;
 mod relay_order;
 mod sync_path;
+mod tracing;
 mod validation;

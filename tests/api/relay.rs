@@ -112,7 +112,24 @@ async fn every_accepted_participation_reaches_the_topic_once_with_its_contract()
         );
         assert_eq!(m.headers[headers::EVENT_TYPE], PARTICIPATION_ACCEPTED);
         assert_eq!(m.headers[headers::CONTENT_TYPE], headers::APPLICATION_JSON);
-        assert_eq!(m.headers[headers::TRACEPARENT], traceparent);
+        // The service's own span in the caller's trace: same trace id and flags, its own span id.
+        let sent = traceparent.split('-').collect::<Vec<_>>();
+        let carried = m.headers[headers::TRACEPARENT]
+            .split('-')
+            .collect::<Vec<_>>();
+        assert!(
+            headers::is_valid_traceparent(&m.headers[headers::TRACEPARENT]),
+            "{carried:?}"
+        );
+        assert_eq!(
+            (carried[1], carried[3]),
+            (sent[1], sent[3]),
+            "trace id and flags"
+        );
+        assert_ne!(
+            carried[2], sent[2],
+            "the service's span id, not the caller's"
+        );
         assert_eq!(
             m.payload,
             stored[m.event_id()],
