@@ -3,7 +3,7 @@
 //! consumers' state, counters and lag in the body, as `serve` reports them). Not in the OpenAPI
 //! spec: it is the ops surface of a process that serves no API.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use poem::{
     get, handler, http::StatusCode, web::Data, Endpoint, EndpointExt, IntoResponse, Response, Route,
@@ -17,9 +17,6 @@ use crate::{
     db::Db,
     metrics::{Exposition, HttpMetrics, Metrics},
 };
-
-/// How long the readiness probe waits for MySQL.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the handlers read: the consumers' pool and the consumers.
 struct ConsumeState {
@@ -55,21 +52,7 @@ fn live() -> Json<Live> {
 
 #[handler]
 async fn ready(state: Data<&Arc<ConsumeState>>) -> Response {
-    let mysql =
-        match tokio::time::timeout(CHECK_TIMEOUT, state.db.execute_unprepared("SELECT 1")).await {
-            Ok(Ok(_)) => Check {
-                ok: true,
-                error: None,
-            },
-            Ok(Err(e)) => Check {
-                ok: false,
-                error: Some(e.to_string()),
-            },
-            Err(_) => Check {
-                ok: false,
-                error: Some(format!("no answer within {CHECK_TIMEOUT:?}")),
-            },
-        };
+    let mysql = super::health::check(state.db.execute_unprepared("SELECT 1")).await;
     let ok = mysql.ok;
     let body = ConsumeReady {
         status: if ok { "ready" } else { "not_ready" }.into(),

@@ -281,7 +281,8 @@ impl HealthApi {
     }
 }
 
-async fn check<T, E: std::fmt::Display>(
+/// Runs one dependency probe with the readiness deadline.
+pub(crate) async fn check<T, E: std::fmt::Display>(
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Check {
     match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
