@@ -125,6 +125,21 @@ async fn start_consumers(
     Ok((consumers, Some(db)))
 }
 
+/// Binds `HTTP_ADDR` first (tests ask for port 0 and read the port back; a taken port fails
+/// before anything else starts), then applies migrations when `MIGRATE_ON_START`.
+async fn bind_and_migrate(
+    settings: &Settings,
+) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(settings.http.addr)
+        .await
+        .with_context(|| format!("could not bind HTTP_ADDR={}", settings.http.addr))?;
+    let addr = listener.local_addr()?;
+    if settings.migrate_on_start {
+        migrate(&settings.database).await?;
+    }
+    Ok((listener, addr))
+}
+
 /// `firstcome consume`: only the consumers, against `KAFKA_BOOTSTRAP_SERVERS`, and a small HTTP
 /// listener on `HTTP_ADDR` (`/metrics`, `/health/live`, `/health/ready`), until `shutdown` is
 /// cancelled; then the listener drains and the consumers commit what they applied and leave their
@@ -138,13 +153,7 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
     if settings.consumers.enabled.is_empty() {
         anyhow::bail!("CONSUMERS is empty: `firstcome consume` has nothing to run");
     }
-    let listener = tokio::net::TcpListener::bind(settings.http.addr)
-        .await
-        .with_context(|| format!("could not bind HTTP_ADDR={}", settings.http.addr))?;
-    let addr = listener.local_addr()?;
-    if settings.migrate_on_start {
-        migrate(&settings.database).await?;
-    }
+    let (listener, addr) = bind_and_migrate(&settings).await?;
     let reachability = KafkaReachability::new(KafkaMode::External, &bootstrap);
     let producers = Producers::new(&bootstrap, &settings.kafka, &reachability)
         .context("could not create the Kafka producers")?;
@@ -187,14 +196,7 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(settings.http.addr)
-            .await
-            .with_context(|| format!("could not bind HTTP_ADDR={}", settings.http.addr))?;
-        let addr = listener.local_addr()?;
-
-        if settings.migrate_on_start {
-            migrate(&settings.database).await?;
-        }
+        let (listener, addr) = bind_and_migrate(&settings).await?;
         let db = db::pool::connect(&settings.database).await?;
         let gate = Gate::new(&settings.redis).context("invalid REDIS_URL")?;
 

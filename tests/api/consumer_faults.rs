@@ -334,18 +334,28 @@ async fn failing_inserts_block_the_consumers_without_skipping_or_committing_past
         .execute_unprepared("DELETE FROM fault_flag")
         .await
         .expect("clear the fault");
+    for report in recovered(&app).await {
+        assert_eq!(ConsumerReport::get(&report.applied), 20, "{}", report.name);
+    }
+    app.stop().await.expect("clean stop");
+}
+
+/// After a fault: every event applied exactly once, every offset committed to the end, each
+/// consumer back to Running. Returns the consumers' reports.
+async fn recovered(app: &TestApp) -> Vec<std::sync::Arc<ConsumerReport>> {
     app.wait_for_consumers(APPLIED).await;
     app.assert_consumers_match_participations().await;
+    let mut reports = Vec::new();
     for name in ConsumerName::ALL {
         let report = app.consumer(name);
-        wait_for_commits_at_end(&app, name).await;
+        wait_for_commits_at_end(app, name).await;
         wait_until(&format!("{name} to report Running"), APPLIED, || async {
             report.status() == ConsumerStatus::Running
         })
         .await;
-        assert_eq!(ConsumerReport::get(&report.applied), 20, "{name}");
+        reports.push(report);
     }
-    app.stop().await.expect("clean stop");
+    reports
 }
 
 /// A trigger failing every insert into `table` while `fault_flag` has a row.
@@ -552,15 +562,8 @@ async fn killed_consumer_connections_mid_transaction_skip_nothing_and_apply_noth
         lock.txn.rollback().await.expect("release the rows");
     }
 
-    app.wait_for_consumers(APPLIED).await;
-    app.assert_consumers_match_participations().await;
-    for name in ConsumerName::ALL {
-        let report = app.consumer(name);
-        wait_for_commits_at_end(&app, name).await;
-        wait_until(&format!("{name} to report Running"), APPLIED, || async {
-            report.status() == ConsumerStatus::Running
-        })
-        .await;
+    for report in recovered(&app).await {
+        let name = report.name;
         assert_eq!(
             ConsumerReport::get(&report.applied),
             ROUNDS as u64 * WINS as u64,
