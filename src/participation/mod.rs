@@ -6,19 +6,26 @@
 //! - [`gate`]: typed wrapper around the Lua scripts in `lua/`.
 //! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
 //! - [`store`]: the participation transaction and participation lookups.
-//! - [`service`]: the path itself, tying the two together with compensation.
+//! - [`join`]: the request, the accepted win and the errors, shared by both paths.
+//! - [`admission`]: the campaign checks and the gate's reservation.
+//! - [`settlement`]: the transaction's outcome: settle the reservation, or compensate.
+//! - [`service`]: the path itself, in order: admission, then settlement in a task of its own.
 //! - [`reconcile`]: giving back reservations that crashed instances left open.
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 //! - [`sync`]: the naive synchronous baseline kept for comparison (no Redis, no outbox).
 
+pub mod admission;
 pub mod entry;
 pub mod gate;
+pub mod join;
 pub mod loader;
 pub mod reconcile;
 pub mod service;
+pub mod settlement;
 pub mod sold_out;
 pub mod store;
 pub mod sync;
 
 pub use entry::Entry;
-pub use service::{Accepted, JoinError, JoinRequest, ParticipationService};
+pub use join::{Accepted, JoinError, JoinRequest};
+pub use service::ParticipationService;

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     entry::Entry,
     gate::{Gate, Release},
-    service::JoinError,
+    join::JoinError,
     store,
 };
 use crate::{campaign::CampaignCache, db::Db};

@@ -1,201 +1,46 @@
-//! The outbox participation path: campaign lookup → Redis gate → MySQL transaction → wake the
-//! relay, with compensation in Redis on every failure after the gate (DESIGN.md §2.6, §6).
+//! The outbox participation path in order (DESIGN.md §2.6, §6): admission (campaign checks, the
+//! sold-out memo, the Redis gate: `admission.rs`), then, in a task a hang-up cannot cut,
+//! settlement (the MySQL transaction, then settle or compensate: `settlement.rs`).
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
-use sea_orm::DbErr;
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 use super::{
-    entry::Entry,
-    gate::{Decision, Gate, GateError, Release},
-    loader::{self, GateLoader, LoadError},
+    admission::admit,
+    gate::{Decision, Gate},
+    join::{detached, Accepted, JoinError, JoinRequest},
+    loader::GateLoader,
     reconcile::Reconciler,
     sold_out::SoldOutMemo,
-    store::{self, NewParticipation, WriteError},
 };
-use crate::db::Db;
-use crate::trace::TraceContext;
 use crate::{
-    campaign::{db_precision, Campaign, CampaignCache, Window},
-    db::error::{self as db_error, DbErrorKind},
-    metrics::{registry::PathLabels, Metrics, ParticipationPath},
+    campaign::{Campaign, CampaignCache},
+    db::Db,
+    metrics::Metrics,
 };
-
-/// One request to join a campaign, already validated for shape by the API layer.
-#[derive(Debug, Clone)]
-pub struct JoinRequest {
-    pub entry: Entry,
-    /// The request's server span; its `traceparent` goes with the event (`None` outside HTTP).
-    pub trace: Option<TraceContext>,
-}
-
-/// A committed win.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    pub participation_id: i64,
-    pub campaign_id: i64,
-    pub user_id: i64,
-    pub quantity: i32,
-    pub sequence: i64,
-    pub event_id: Uuid,
-    pub accepted_at: DateTime<Utc>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum JoinError {
-    #[error("campaign {0} does not exist")]
-    CampaignNotFound(i64),
-    #[error("the campaign opens at {0}")]
-    NotOpen(DateTime<Utc>),
-    #[error("the campaign has ended")]
-    Ended,
-    #[error("quantity {quantity} is above the campaign's per-user limit of {limit}")]
-    OverLimit { quantity: i32, limit: i32 },
-    /// `participation_id` is `None` while the first request of this user is still in flight.
-    #[error("the user already participated in this campaign")]
-    AlreadyParticipated { participation_id: Option<i64> },
-    #[error("the campaign is sold out")]
-    SoldOut,
-    #[error("all database connections are busy")]
-    Busy,
-    #[error("{what} is unavailable")]
-    Unavailable {
-        what: &'static str,
-        #[source]
-        source: anyhow::Error,
-    },
-}
-
-/// Every pooled connection stayed busy for `DB_ACQUIRE_TIMEOUT_MS`: SERVICE_BUSY, not an outage.
-fn pool_exhausted(e: &DbErr) -> bool {
-    matches!(
-        e,
-        DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
-    )
-}
-
-impl From<DbErr> for JoinError {
-    fn from(e: DbErr) -> Self {
-        match e {
-            e if pool_exhausted(&e) => JoinError::Busy,
-            other => JoinError::Unavailable {
-                what: "MySQL",
-                source: other.into(),
-            },
-        }
-    }
-}
-
-impl From<LoadError> for JoinError {
-    fn from(e: LoadError) -> Self {
-        match e {
-            LoadError::CampaignGone(id) => JoinError::CampaignNotFound(id),
-            LoadError::Db(db) if pool_exhausted(&db) => JoinError::Busy,
-            other => JoinError::Unavailable {
-                what: "the gate rebuild",
-                source: other.into(),
-            },
-        }
-    }
-}
-
-impl From<GateError> for JoinError {
-    fn from(e: GateError) -> Self {
-        JoinError::Unavailable {
-            what: "Redis",
-            source: e.into(),
-        }
-    }
-}
-
-/// The checks both participation paths make before anything is reserved or written: the
-/// campaign exists (cached), its window is open now, the quantity is within its limit.
-pub(crate) async fn admit(
-    campaigns: &CampaignCache,
-    db: &Db,
-    req: &JoinRequest,
-) -> Result<(Arc<Campaign>, DateTime<Utc>), JoinError> {
-    let entry = &req.entry;
-    let campaign = campaigns
-        .get(db, entry.campaign_id)
-        .await?
-        .ok_or(JoinError::CampaignNotFound(entry.campaign_id))?;
-    let now = db_precision(Utc::now());
-    match campaign.window(now) {
-        Window::NotOpen => return Err(JoinError::NotOpen(campaign.starts_at)),
-        Window::Ended => return Err(JoinError::Ended),
-        Window::Open => {}
-    }
-    if entry.quantity > campaign.per_user_limit {
-        return Err(JoinError::OverLimit {
-            quantity: entry.quantity,
-            limit: campaign.per_user_limit,
-        });
-    }
-    Ok((campaign, now))
-}
-
-impl Accepted {
-    pub(crate) fn new(
-        req: &JoinRequest,
-        participation_id: i64,
-        sequence: i64,
-        event_id: Uuid,
-        accepted_at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            participation_id,
-            campaign_id: req.entry.campaign_id,
-            user_id: req.entry.user_id,
-            quantity: req.entry.quantity,
-            sequence,
-            event_id,
-            accepted_at,
-        }
-    }
-}
-
-/// Runs the part of a participation that must not stop halfway in its own task, so that a
-/// client hanging up (which drops the request's future) cannot cut it.
-pub(crate) async fn detached<F>(work: F) -> Result<Accepted, JoinError>
-where
-    F: std::future::Future<Output = Result<Accepted, JoinError>> + Send + 'static,
-{
-    // It keeps the request's span, so its logs stay with the request.
-    tokio::spawn(tracing::Instrument::in_current_span(work))
-        .await
-        .unwrap_or_else(|e| {
-            Err(JoinError::Unavailable {
-                what: "the participation task",
-                source: e.into(),
-            })
-        })
-}
 
 /// Cheap to clone; shared by all requests.
 #[derive(Clone)]
 pub struct ParticipationService {
-    db: Db,
-    gate: Gate,
-    campaigns: Arc<CampaignCache>,
-    topic: Arc<str>,
+    pub(super) db: Db,
+    pub(super) gate: Gate,
+    pub(super) campaigns: Arc<CampaignCache>,
+    pub(super) topic: Arc<str>,
     /// Wakes the relay after each commit; owned by the application, which hands the other end to
     /// the relay. Notifying with no relay listening is a no-op.
-    relay_wakeup: Arc<Notify>,
-    sold_out: Arc<SoldOutMemo>,
-    loader: GateLoader,
+    pub(super) relay_wakeup: Arc<Notify>,
+    pub(super) sold_out: Arc<SoldOutMemo>,
+    pub(super) loader: GateLoader,
     /// Gate and transaction latencies.
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
-const LOAD_ROUNDS: u32 = 3;
+pub(super) const LOAD_ROUNDS: u32 = 3;
 
 /// Attempts at compensating before the reservation is given up as leaked (and logged as such).
-const RELEASE_ATTEMPTS: u32 = 3;
+pub(super) const RELEASE_ATTEMPTS: u32 = 3;
 
 impl ParticipationService {
     pub fn new(
@@ -262,33 +107,6 @@ impl ParticipationService {
         .await
     }
 
-    /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis restart),
-    /// wait for the instance's one rebuild of them ([`GateLoader`]) and ask again. The keys can
-    /// vanish again between the rebuild and the retry (another eviction), so a few rounds are
-    /// allowed.
-    async fn reserve(
-        &self,
-        campaign: &Arc<Campaign>,
-        req: &JoinRequest,
-        now: DateTime<Utc>,
-    ) -> Result<Decision, JoinError> {
-        let now_ms = now.timestamp_millis();
-        let epoch = loader::epoch(campaign);
-        for _ in 0..LOAD_ROUNDS {
-            let started = std::time::Instant::now();
-            let decision = self.gate.reserve(&req.entry, epoch, now_ms).await;
-            self.metrics
-                .gate_duration
-                .observe(started.elapsed().as_secs_f64());
-            let decision = decision?;
-            if decision != Decision::Missing {
-                return Ok(decision);
-            }
-            self.loader.ensure(campaign).await?;
-        }
-        Ok(Decision::Missing)
-    }
-
     /// The reconciler of reservations left open by crashed instances, over the campaigns this
     /// instance serves.
     pub fn reconciler(&self) -> Reconciler {
@@ -309,34 +127,6 @@ impl ParticipationService {
         self.loader.loads()
     }
 
-    /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
-    /// caller at a time). Best effort: without the copy the memo simply does not answer for the
-    /// campaign.
-    async fn remember_sold_out(&self, campaign_id: i64, winners: i64) {
-        if self.sold_out.refresh(campaign_id, winners) {
-            return;
-        }
-        let Some(copy) = self.sold_out.start_copy(campaign_id) else {
-            return;
-        };
-        match self.gate.winners(campaign_id).await {
-            // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
-            // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
-            // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.
-            Ok(set) if (set.len() as i64) < winners => {
-                tracing::debug!(
-                    copied = set.len(),
-                    winners,
-                    "The winners set shrank while copied; no sold-out memo."
-                );
-            }
-            Ok(set) => copy.record(set),
-            Err(e) => {
-                tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
-            }
-        }
-    }
-
     /// Readies a new campaign: cached here, gate state in Redis before the first request, so a
     /// burst at opening does not all miss the keys at once. Best effort: if Redis is down now,
     /// the first request finds the keys missing (or left over from an earlier campaign with the
@@ -346,168 +136,6 @@ impl ParticipationService {
         if let Err(e) = self.loader.ensure(&campaign).await {
             tracing::warn!(campaign_id = campaign.id, error = %e, "Could not prime the gate; the first request will.");
         }
-    }
-
-    async fn commit_or_compensate(
-        &self,
-        req: JoinRequest,
-        sequence: i64,
-        reward_points: i64,
-    ) -> Result<Accepted, JoinError> {
-        let event_id = Uuid::now_v7();
-        let traceparent = req.trace.map(|t| t.to_string());
-        let participation = NewParticipation {
-            entry: req.entry,
-            sequence,
-            reward_points,
-            event_id,
-            topic: &self.topic,
-            traceparent: traceparent.as_deref(),
-        };
-        let mut written = self.write(&participation).await;
-        if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
-        {
-            // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
-            written = self.write(&participation).await;
-        }
-        match written {
-            Ok((participation_id, accepted_at)) => {
-                self.relay_wakeup.notify_one();
-                // Best effort: a reservation left open after a commit is found settled by the
-                // reconciler (MySQL has the win) and only closed.
-                if let Err(e) = self
-                    .gate
-                    .settle(req.entry.campaign_id, req.entry.user_id)
-                    .await
-                {
-                    tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
-                }
-                Ok(Accepted::new(
-                    &req,
-                    participation_id,
-                    sequence,
-                    event_id,
-                    accepted_at,
-                ))
-            }
-            Err(WriteError::Duplicate) => {
-                self.compensate(&req, Release::KeepUser).await;
-                Err(self.already(&req).await)
-            }
-            Err(WriteError::SoldOut { remaining_stock }) => {
-                self.compensate(&req, Release::SoldOut { remaining_stock })
-                    .await;
-                Err(JoinError::SoldOut)
-            }
-            Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
-                self.resolve_unknown(req, e).await
-            }
-            Err(WriteError::Db(e)) => {
-                tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
-                    "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, Release::Undo).await;
-                Err(e.into())
-            }
-        }
-    }
-
-    /// One participation transaction, timed.
-    async fn write(
-        &self,
-        participation: &NewParticipation<'_>,
-    ) -> Result<(i64, DateTime<Utc>), WriteError> {
-        let started = std::time::Instant::now();
-        let written = store::write(&self.db, participation).await;
-        self.metrics
-            .transaction_duration
-            .get_or_create(&PathLabels {
-                path: ParticipationPath::Outbox.as_str(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-        written
-    }
-
-    /// The transaction's answer was lost (deadline, broken connection): it may have committed.
-    /// MySQL says which. A win found there is the caller's win; no row means nothing was
-    /// written and the reservation is given back. If MySQL cannot say either (still down), the
-    /// reservation stays open and the reconciler decides once MySQL answers, so Redis never
-    /// gives back stock that MySQL has sold.
-    async fn resolve_unknown(&self, req: JoinRequest, e: DbErr) -> Result<Accepted, JoinError> {
-        let entry = req.entry;
-        match store::find(&self.db, entry.campaign_id, entry.user_id).await {
-            Ok(Some(found)) if found.quantity == entry.quantity => {
-                tracing::info!(
-                    campaign_id = entry.campaign_id,
-                    user_id = entry.user_id,
-                    "The participation committed although its answer was lost."
-                );
-                if let Err(e) = self.gate.settle(entry.campaign_id, entry.user_id).await {
-                    tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
-                }
-                let event_id = found
-                    .event_id
-                    .as_deref()
-                    .and_then(|id| Uuid::parse_str(id).ok())
-                    .unwrap_or_default();
-                Ok(Accepted::new(
-                    &req,
-                    found.id,
-                    found.sequence,
-                    event_id,
-                    found.created_at.and_utc(),
-                ))
-            }
-            Ok(Some(other)) => {
-                // An earlier win of this user (the gate had lost track of it).
-                self.compensate(&req, Release::KeepUser).await;
-                Err(JoinError::AlreadyParticipated {
-                    participation_id: Some(other.id),
-                })
-            }
-            Ok(None) => {
-                tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
-                    "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, Release::Undo).await;
-                Err(e.into())
-            }
-            Err(lookup) => {
-                tracing::warn!(error = %e, lookup = %lookup, campaign_id = entry.campaign_id, user_id = entry.user_id,
-                    "The participation transaction's outcome is unknown; the reconciler settles its reservation.");
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Gives a reservation back. Retried a few times; if Redis stays unreachable the reservation
-    /// is leaked (Redis then undercounts the stock until its keys are rebuilt) and logged.
-    async fn compensate(&self, req: &JoinRequest, how: Release) {
-        let mut delay = Duration::from_millis(20);
-        for attempt in 1..=RELEASE_ATTEMPTS {
-            match self.gate.release(&req.entry, how.clone()).await {
-                Ok(_) => return,
-                Err(e) if attempt == RELEASE_ATTEMPTS => {
-                    tracing::error!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, ?how,
-                        "Compensation failed; the reconciler gives the reservation back later.");
-                }
-                Err(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                }
-            }
-        }
-    }
-
-    /// ALREADY_PARTICIPATED carries the existing participation id when it is committed.
-    async fn already(&self, req: &JoinRequest) -> JoinError {
-        let participation_id =
-            match store::find(&self.db, req.entry.campaign_id, req.entry.user_id).await {
-                Ok(found) => found.map(|p| p.id),
-                Err(e) => {
-                    tracing::warn!(error = %e, "Could not look up the existing participation.");
-                    None
-                }
-            };
-        JoinError::AlreadyParticipated { participation_id }
     }
 
     /// The campaign cache this service reads (shared with the sync path).

@@ -11,7 +11,8 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 use uuid::Uuid;
 
 use super::{
-    service::{admit, detached, Accepted, JoinError, JoinRequest},
+    admission::admit,
+    join::{detached, Accepted, JoinError, JoinRequest},
     store::find,
 };
 use crate::db::Db;
