@@ -11,7 +11,7 @@
 //   k6 run -e ADMIN_TOKEN=... -e PATH_KIND=outbox -e VUS=500 -e DURATION=30s k6/flash-sale.js
 //
 // Environment: BASE_URL, ADMIN_TOKEN, PATH_KIND, VUS, DURATION, STOCK, USERS, REPEAT_SHARE,
-// REQUEST_TIMEOUT, SUMMARY_FILE (see k6/README.md).
+// USER_IDS, REQUEST_TIMEOUT, SUMMARY_FILE (see k6/README.md).
 
 import http from 'k6/http';
 import { Counter } from 'k6/metrics';
@@ -26,6 +26,13 @@ const DURATION = env('DURATION', '30s');
 const STOCK = envNumber('STOCK', 1000, 1, 10000000);
 const USERS = envNumber('USERS', 200000, 1, Number.MAX_SAFE_INTEGER);
 const REPEAT_SHARE = envNumber('REPEAT_SHARE', 0.1, 0, 1);
+// USER_IDS=random (default): the flash sale's draw below. USER_IDS=distinct: every request has its
+// own user id (a big campaign / coupon drop, scripts/bench-big-campaign.sh); USERS and
+// REPEAT_SHARE are then ignored.
+const USER_IDS = env('USER_IDS', 'random');
+if (USER_IDS !== 'random' && USER_IDS !== 'distinct') {
+  throw new Error(`USER_IDS=${USER_IDS}: expected "random" or "distinct"`);
+}
 const REQUEST_TIMEOUT = env('REQUEST_TIMEOUT', '30s');
 const SCENARIO = 'flash_sale';
 
@@ -122,6 +129,8 @@ const RECENT_MAX = 32;
 const recent = [];
 
 function nextUserId() {
+  // __VU is 1..VUS and __ITER counts this VU's iterations from 0: ITER * VUS + VU never repeats.
+  if (USER_IDS === 'distinct') return __ITER * VUS + __VU;
   if (recent.length > 0 && Math.random() < REPEAT_SHARE) {
     return recent[Math.floor(Math.random() * recent.length)];
   }
@@ -184,6 +193,7 @@ export function handleSummary(data) {
         stock: STOCK,
         users: USERS,
         repeatShare: REPEAT_SHARE,
+        userIds: USER_IDS,
       },
     },
     [
