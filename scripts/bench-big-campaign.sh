@@ -6,7 +6,9 @@
 #      the project's own schema (`firstcome migrate`);
 #   2. the service (release binary, as scripts/bench.sh starts it) under k6/flash-sale.js with
 #      stock STOCK and every request a distinct user (USER_IDS=distinct), outbox path;
-#   3. a markdown table: mysqlslap tx/s, service wins/s, p50/p99, ratio, and the machine.
+#   3. a markdown table: mysqlslap tx/s, service wins/s, p50/p99, ratio, and the machine;
+#   4. where a win's time went: means of the service's own histograms read from /metrics just
+#      before it stops (HTTP request, Redis gate, MySQL transaction, commit → Kafka ack).
 # Settings: VUS (500), DURATION (30s), STOCK (1000000), PORT (8080), SLAP_CONCURRENCY (64),
 # SLAP_TX_PER_CONN (300), FIRSTCOME_BIN (target/release/firstcome), RESULTS_DIR (k6/results),
 # BENCH_DB (firstcome_bench_big), SLAP_DB (firstcome_slap); both databases are dropped and
@@ -118,6 +120,9 @@ rc=0
   -e SUMMARY_FILE="$SUMMARY" "$ROOT/k6/flash-sale.js" 2>&1 | tee "$RESULTS_DIR/k6-big-campaign.log" || rc=$?
 [ $rc = 0 ] || [ $rc = 99 ] || log "k6 exited with status $rc"
 kill -0 "$SERVICE_PID" 2>/dev/null || die "the service died during the run"
+# Where a win's time went, from the service's own histograms (issue 11, item 1: profile first).
+METRICS=$RESULTS_DIR/big-campaign-metrics.txt
+curl -sf "$BASE_URL/metrics" >"$METRICS" || log "could not read /metrics"
 stop_service
 
 # --- 3. the table ------------------------------------------------------------------------------
@@ -144,4 +149,23 @@ print(f"\nstock {int(stock):,}, distinct users, outbox path; {c.get('accepted')}
       f"{c.get('serverErrors')} 5xx in {secs:.1f} s; mysqlslap {int(slap_tx):,} tx in {slap_secs} s")
 print(f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']} RAM, {m['os']}; {m['date']}; "
       "service, MariaDB, Redis, embedded Kafka and k6 on this one machine")
+PY
+
+python3 - "$METRICS" <<'PY'
+import re, sys
+sums, counts = {}, {}
+for line in open(sys.argv[1]):
+    m = re.match(r'(firstcome_\w+?)_(sum|count)(\{.*\})? (\S+)$', line.strip())
+    if m:
+        (sums if m.group(2) == "sum" else counts)[m.group(1) + (m.group(3) or "")] = float(m.group(4))
+def mean_ms(key):
+    return 1000 * sums.get(key, 0) / counts[key] if counts.get(key) else float("nan")
+route = '{method="POST",route="/api/v1/campaigns/{id}/participations"}'
+print("\n| where a win's time went (service histograms, means) | ms |")
+print("|---|---:|")
+print(f"| HTTP request (participation route) | {mean_ms('firstcome_http_request_duration_seconds' + route):.1f} |")
+print(f"| Redis gate | {mean_ms('firstcome_gate_duration_seconds'):.1f} |")
+txn = 'firstcome_participation_transaction_duration_seconds{path="outbox"}'
+print(f"| MySQL transaction incl. pool wait and row lock (outbox) | {mean_ms(txn):.1f} |")
+print(f"| commit → Kafka ack (relay) | {mean_ms('firstcome_relay_publish_lag_seconds'):.1f} |")
 PY
