@@ -1,7 +1,8 @@
 //! SQL for campaigns. Plain statements through sea-orm, so the reader sees exactly what runs.
 
+use crate::db::sql::stmt;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use super::{db_precision, Campaign};
 
@@ -61,10 +62,6 @@ impl From<Row> for CampaignWithCount {
 const SELECT: &str =
     "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, c.reward_points, \
      c.starts_at, c.ends_at, c.created_at, c.updated_at, c.accepted_count FROM campaign c";
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
-}
 
 pub fn naive(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()

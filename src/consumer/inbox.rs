@@ -1,18 +1,11 @@
 //! `consumer_inbox`: the dedupe record (DESIGN §5). Written in the transaction that applies the
 //! effect, so "applied" and "recorded" cannot disagree.
 
+use crate::db::sql::{placeholders, stmt};
 use std::{collections::HashSet, time::Duration};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
 
 /// Rows per statement (keeps statements well under `max_allowed_packet`).
 const CHUNK: usize = 1_000;

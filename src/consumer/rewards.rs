@@ -2,18 +2,15 @@
 //! (`reward_grant`, one row per event, and the running balance in `reward_account`), and the
 //! query behind `GET /api/v1/users/{userId}/rewards`.
 
+use crate::db::sql::stmt;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::NaiveDateTime;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
 use super::{Delivered, Handler};
 use crate::db::Txn;
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
-}
 
 pub struct RewardsHandler;
 

@@ -5,22 +5,15 @@
 //! A batch is folded per campaign (and per campaign and day) first, so a batch of a thousand
 //! events of one hot campaign is three statements, not three thousand.
 
+use crate::db::sql::{datetime, placeholders, stmt};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
 use super::{Delivered, Handler};
 use crate::db::Txn;
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
-}
-
-fn naive(t: DateTime<Utc>) -> NaiveDateTime {
-    crate::campaign::db_precision(t).naive_utc()
-}
 
 pub struct StatsHandler;
 
@@ -72,9 +65,9 @@ impl Handler for StatsHandler {
                 (*id).into(),
                 f.count.into(),
                 f.quantity.into(),
-                naive(f.first).into(),
-                naive(f.last).into(),
-                naive(f.latest).into(),
+                datetime(f.first).into(),
+                datetime(f.last).into(),
+                datetime(f.latest).into(),
             ]);
         }
         // VALUES() rather than MySQL 8's row alias: MariaDB has no row alias.
@@ -101,7 +94,7 @@ impl Handler for StatsHandler {
                 "UPDATE campaign_stats s JOIN campaign c ON c.id = s.campaign_id \
                  SET s.sold_out_at = s.last_accepted_at \
                  WHERE s.campaign_id IN ({}) AND s.sold_out_at IS NULL AND s.accepted_quantity >= c.total_stock",
-                vec!["?"; ids.len()].join(", ")
+                placeholders(ids.len())
             ),
             ids,
         ))

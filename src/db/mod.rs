@@ -8,9 +8,11 @@
 //!   on every call.
 //! - [`error`]: what a MySQL error means (deadlock, lock wait, duplicate, connection lost,
 //!   timeout).
+//! - [`sql`]: statement helpers shared by the repositories.
 
 pub mod deadline;
 pub mod error;
 pub mod pool;
+pub mod sql;
 
 pub use deadline::{Bounded, Db, Txn};

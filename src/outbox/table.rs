@@ -1,8 +1,10 @@
 //! The `outbox_event` INSERT: the only place that writes outbox rows. The relay's claim and
 //! outcome SQL lives with the relay (`relay/store.rs`).
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
+
+use crate::db::sql::stmt;
 
 use super::{
     event::{ParticipationAccepted, AGGREGATE_PARTICIPATION},
@@ -93,11 +95,6 @@ pub async fn insert(conn: &impl ConnectionTrait, rows: &[NewOutboxEvent]) -> Res
             row.status.as_str().into(),
         ]);
     }
-    conn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::MySql,
-        &sql,
-        values,
-    ))
-    .await?;
+    conn.execute_raw(stmt(&sql, values)).await?;
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! SQL of the participation path: the one transaction that writes a win and its outbox event,
 //! and participation lookups.
 
+use crate::db::sql::stmt;
 use crate::db::Db;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use uuid::Uuid;
 
 use super::entry::Entry;
@@ -12,10 +13,6 @@ use crate::{
     db::error::{self as db_error, DbErrorKind},
     outbox::{self, event::PARTICIPATION_ACCEPTED, NewOutboxEvent, ParticipationAccepted},
 };
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
-}
 
 /// A win to write.
 #[derive(Debug, Clone)]

@@ -3,11 +3,12 @@
 //! produce to Kafka awaited before answering. It writes no outbox row, so when Kafka fails after
 //! the commit the event is lost: that is logged and counted (`syncEventsLost`), never retried.
 
+use crate::db::sql::stmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureRecord;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
 use super::{
@@ -23,10 +24,6 @@ use crate::{
     metrics::{registry::PathLabels, Metrics, ParticipationPath},
     outbox::{self, event::PARTICIPATION_ACCEPTED, ParticipationAccepted},
 };
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
-}
 
 #[derive(Clone)]
 pub struct SyncParticipationService {

@@ -13,12 +13,13 @@
 //! [`LeadershipStatus`] reports that same leadership to `/health/ready` and the admin summary,
 //! read from the watch channel the claim loop and the workers obey.
 
+use crate::db::sql::stmt;
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -125,10 +126,6 @@ impl LeadershipStatus {
     fn set(&self, phase: LeadershipPhase, renew_error: Option<String>) {
         *self.report.lock().unwrap_or_else(|p| p.into_inner()) = (phase, renew_error);
     }
-}
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
 }
 
 pub struct ShardLeases {

@@ -9,22 +9,14 @@
 //! Through the primary key (rows by id) or `(status, lease_until)` (rows by owner, always
 //! leased) an UPDATE reads only the rows it changes.
 
+use crate::db::sql::{placeholders, stmt};
 use std::time::Duration;
 
 use crate::db::Db;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::MySql, sql, values)
-}
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
-/// `?, ?, …` for `n` values.
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
 
 /// A row handed to a worker.
