@@ -38,8 +38,6 @@ pub struct ConsumerReport {
     pub dead_lettered: Counter,
     /// Failed transactions (each retried).
     pub retries: Counter,
-    /// Batches committed (not exported).
-    pub batches: Counter,
     /// Event `occurredAt` → this consumer's commit, per applied event.
     pub apply_latency: Histogram,
     /// Messages behind the stored (applied) offset, per assigned partition, from librdkafka's
@@ -66,7 +64,6 @@ impl ConsumerReport {
             retries: metrics
                 .consumer_retries
                 .get_or_create_owned(&ConsumerLabels { consumer }),
-            batches: Counter::default(),
             apply_latency: metrics
                 .consumer_apply_latency
                 .get_or_create_owned(&ConsumerLabels { consumer }),

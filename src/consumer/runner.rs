@@ -232,7 +232,6 @@ impl Runner {
             spans.into_iter().for_each(ExportSpan::end);
             ConsumerReport::add(&self.report.applied, applied);
             ConsumerReport::add(&self.report.duplicates, duplicates);
-            ConsumerReport::add(&self.report.batches, 1);
         }
         self.store(&batch);
         Ok(())

@@ -17,6 +17,20 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::helpers::{wait_until, Consumed, TestApp};
 
+/// A running `firstcome consume` child process. Dropping it kills and reaps the process, so a
+/// failed assertion leaves nothing consuming from the test's database.
+pub struct ConsumeProcess {
+    pub child: std::process::Child,
+}
+
+impl Drop for ConsumeProcess {
+    fn drop(&mut self) {
+        // Errors mean it already exited and was reaped.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Both consumers on, KIP-848 groups, fast retries, offsets committed after every batch.
 pub fn with_consumers(mut s: Settings) -> Settings {
     s.consumers.enabled = ConsumerName::ALL.to_vec();

@@ -8,7 +8,7 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -16,7 +16,7 @@ use firstcome::{kafka::EmbeddedBroker, outbox::dlq};
 use serde_json::json;
 
 use crate::{
-    consumer_helpers::{committed_offsets, end_offsets, produce, Raw},
+    consumer_helpers::{committed_offsets, end_offsets, produce, ConsumeProcess, Raw},
     helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp},
 };
 
@@ -36,21 +36,7 @@ fn topics() -> Vec<String> {
     ]
 }
 
-/// A running `firstcome consume`; dropping it kills and reaps the process, so a failed assertion
-/// leaves nothing consuming from the test's database.
-struct Consume {
-    child: Child,
-}
-
-impl Drop for Consume {
-    fn drop(&mut self) {
-        // Errors mean it already exited and was reaped.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Consume {
+impl ConsumeProcess {
     /// Starts both consumers (`CONSUMERS` unset) in their own process. `commit_interval_ms` is
     /// `CONSUMER_COMMIT_INTERVAL_MS`. Logs go to the test's stderr with `TEST_LOG=1`.
     fn start(db_url: &str, bootstrap: &str, commit_interval_ms: u64) -> Self {
@@ -188,7 +174,7 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
     );
 
     // First run: it applies everything but commits no offset (the interval is an hour) ...
-    let mut first = Consume::start(&db_url, &bootstrap, 3_600_000);
+    let mut first = ConsumeProcess::start(&db_url, &bootstrap, 3_600_000);
     wait_until(
         "the first consumer process to apply every event",
         Duration::from_secs(60),
@@ -219,7 +205,7 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
     // Second run: every message is delivered again (both copies of each event); it commits
     // offsets after its batches, so the group's position reaching the end of every partition
     // shows it read (and skipped) all of them.
-    let mut second = Consume::start(&db_url, &bootstrap, 100);
+    let mut second = ConsumeProcess::start(&db_url, &bootstrap, 100);
     for group in GROUPS {
         wait_until(
             &format!("{group} to commit the end of every partition"),

@@ -6,7 +6,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -15,7 +15,7 @@ use futures::future::join_all;
 use serde_json::json;
 
 use crate::{
-    consumer_helpers::with_consumers,
+    consumer_helpers::{with_consumers, ConsumeProcess},
     helpers::{
         burst_users, spawn_app, spawn_app_with, test_settings, wait_until, with_relay, TestApp,
     },
@@ -442,18 +442,6 @@ async fn two_applications_in_one_process_count_their_own_requests() {
     assert_eq!(count(scrape(&b).await), 1.0);
 }
 
-/// A running `firstcome consume`; dropping it kills and reaps the process.
-struct Consume {
-    child: Child,
-}
-
-impl Drop for Consume {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn firstcome_consume_serves_metrics_and_health() {
     const TOPIC: &str = "campaign.participation.v1";
@@ -491,7 +479,7 @@ async fn firstcome_consume_serves_metrics_and_health() {
         .spawn()
         .expect("start `firstcome consume`");
     let stdout = child.stdout.take().expect("stdout");
-    let consume = Consume { child };
+    let consume = ConsumeProcess { child };
     let addr = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
         let addr = lines
