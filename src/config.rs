@@ -106,6 +106,19 @@ pub struct DatabaseSettings {
     /// client (the call fails, the connection is not reused unless it answers at once) and on the
     /// server (`max_statement_time`/`max_execution_time`, `innodb_lock_wait_timeout`).
     pub statement_timeout: Duration,
+    pub group_commit: GroupCommitSettings,
+}
+
+/// Group commit of the outbox path (DESIGN.md §6 step 5).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommitSettings {
+    /// `GROUP_COMMIT_MAX_BATCH`: most wins of one campaign committed in one transaction
+    /// (1 = one transaction per win).
+    pub max_batch: usize,
+    /// `GROUP_COMMIT_WINDOW_MS`: while a campaign's wins queue behind its running transaction,
+    /// how long the next batch may wait for more before it closes (0 = it closes as soon as the
+    /// running one commits). A win that finds no queue never waits.
+    pub window: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -489,6 +502,10 @@ impl Settings {
                 acquire_timeout: r.millis("DB_ACQUIRE_TIMEOUT_MS", 2_000, 1, 600_000)?,
                 connect_timeout: r.millis("DB_CONNECT_TIMEOUT_MS", 5_000, 100, 600_000)?,
                 statement_timeout: r.millis("DB_STATEMENT_TIMEOUT_MS", 5_000, 100, 600_000)?,
+                group_commit: GroupCommitSettings {
+                    max_batch: r.ranged("GROUP_COMMIT_MAX_BATCH", 256, 1, 2_000)?,
+                    window: r.millis("GROUP_COMMIT_WINDOW_MS", 0, 0, 1_000)?,
+                },
             },
             redis: RedisSettings {
                 url: Secret::new(redis_url),

@@ -286,10 +286,9 @@ impl Application {
             db.clone(),
             gate.clone(),
             Arc::new(CampaignCache::default()),
-            &settings.kafka.topic,
             relay_wakeup,
-            settings.redis.sold_out_memo,
             metrics.clone(),
+            &settings,
         );
         let sync = SyncParticipationService {
             db: db.clone(),

@@ -27,6 +27,11 @@ const LAG_BUCKETS: [f64; 17] = [
     120.0, 300.0,
 ];
 
+/// Wins per group-commit transaction: 1 … 2,048.
+const BATCH_BUCKETS: [f64; 12] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
+];
+
 fn latency() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -46,6 +51,8 @@ pub const NAMES: &[&str] = &[
     "firstcome_participation_outcomes_total",
     "firstcome_gate_duration_seconds",
     "firstcome_participation_transaction_duration_seconds",
+    "firstcome_group_commit_batch_size",
+    "firstcome_group_commit_fallbacks_total",
     "firstcome_db_pool_connections",
     "firstcome_outbox_rows",
     "firstcome_outbox_oldest_due_age_seconds",
@@ -141,8 +148,13 @@ pub struct Metrics {
     pub participation_outcomes: Family<OutcomeLabels, Counter>,
     /// One Redis reserve call (EVALSHA of the gate script).
     pub gate_duration: Histogram,
-    /// The participation's MySQL write: `store::write` (outbox) or the locked write (sync).
+    /// The participation's MySQL write: queueing for its group commit and the transaction
+    /// (outbox), or the locked write (sync).
     pub transaction_duration: HistogramFamily<PathLabels>,
+    /// Wins per outbox-path transaction (1 when no win queued behind another).
+    pub group_commit_batch_size: Histogram,
+    /// Batches whose transaction was refused (guard or duplicate) and were written one by one.
+    pub group_commit_fallbacks: Counter,
 
     /// Written by [`super::outbox::run`].
     pub outbox_rows: Family<StatusLabels, Gauge>,
@@ -193,6 +205,8 @@ impl Metrics {
             participation_outcomes: Family::default(),
             gate_duration: latency(),
             transaction_duration: Family::new_with_constructor(latency),
+            group_commit_batch_size: Histogram::new(BATCH_BUCKETS),
+            group_commit_fallbacks: Counter::default(),
             outbox_rows: Family::default(),
             outbox_oldest_due_age: Gauge::default(),
             relay_publish_lag: lag(),
@@ -237,6 +251,16 @@ impl Metrics {
             "Latency of the participation's MySQL write by path",
             Unit::Seconds,
             m.transaction_duration.clone(),
+        );
+        r.register(
+            "firstcome_group_commit_batch_size",
+            "Wins committed per outbox-path transaction (group commit)",
+            m.group_commit_batch_size.clone(),
+        );
+        r.register(
+            "firstcome_group_commit_fallbacks",
+            "Group-commit batches refused by the stock guard or a duplicate and written one win per transaction",
+            m.group_commit_fallbacks.clone(),
         );
         r.register(
             "firstcome_outbox_rows",

@@ -5,7 +5,11 @@
 //! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`gate`]: typed wrapper around the Lua scripts in `lua/`.
 //! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
-//! - [`store`]: the participation transaction and participation lookups.
+//! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
+//!   with their outbox rows and the guarded stock decrement.
+//! - [`batcher`]: group commit: a campaign's wins that queue behind its running transaction
+//!   share the next one.
+//! - [`store`]: participation lookups.
 //! - [`join`]: the request, the accepted win and the errors, shared by both paths.
 //! - [`admission`]: the campaign checks and the gate's reservation.
 //! - [`settlement`]: the transaction's outcome: settle the reservation, or compensate.
@@ -15,6 +19,7 @@
 //! - [`sync`]: the naive synchronous baseline kept for comparison (no Redis, no outbox).
 
 pub mod admission;
+pub mod batcher;
 pub mod entry;
 pub mod gate;
 pub mod join;
@@ -25,6 +30,7 @@ pub mod settlement;
 pub mod sold_out;
 pub mod store;
 pub mod sync;
+pub mod transaction;
 
 pub use entry::Entry;
 pub use join::{Accepted, JoinError, JoinRequest};

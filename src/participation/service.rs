@@ -1,6 +1,7 @@
 //! The outbox participation path in order (DESIGN.md §2.6, §6): admission (campaign checks, the
 //! sold-out memo, the Redis gate: `admission.rs`), then, in a task a hang-up cannot cut,
-//! settlement (the MySQL transaction, then settle or compensate: `settlement.rs`).
+//! settlement (the MySQL transaction through the campaign's group commit, then settle or
+//! compensate: `settlement.rs`, `batcher.rs`, `transaction.rs`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,6 +9,7 @@ use tokio::sync::Notify;
 
 use super::{
     admission::admit,
+    batcher::GroupCommit,
     gate::{Decision, Gate},
     join::{detached, Accepted, JoinError, JoinRequest},
     loader::GateLoader,
@@ -16,6 +18,7 @@ use super::{
 };
 use crate::{
     campaign::{Campaign, CampaignCache},
+    config::Settings,
     db::Db,
     metrics::Metrics,
 };
@@ -27,6 +30,8 @@ pub struct ParticipationService {
     pub(super) gate: Gate,
     pub(super) campaigns: Arc<CampaignCache>,
     pub(super) topic: Arc<str>,
+    /// Writes the wins, several of a campaign per transaction under load.
+    pub(super) group_commit: Arc<GroupCommit>,
     /// Wakes the relay after each commit; owned by the application, which hands the other end to
     /// the relay. Notifying with no relay listening is a no-op.
     pub(super) relay_wakeup: Arc<Notify>,
@@ -43,21 +48,27 @@ pub(super) const LOAD_ROUNDS: u32 = 3;
 pub(super) const RELEASE_ATTEMPTS: u32 = 3;
 
 impl ParticipationService {
+    /// Reads the topic, `SOLD_OUT_MEMO_MS` and the group commit settings from `settings`.
     pub fn new(
         db: Db,
         gate: Gate,
         campaigns: Arc<CampaignCache>,
-        topic: &str,
         relay_wakeup: Arc<Notify>,
-        sold_out_memo: Duration,
         metrics: Arc<Metrics>,
+        settings: &Settings,
     ) -> Self {
         Self {
+            group_commit: GroupCommit::new(
+                db.clone(),
+                settings.database.group_commit,
+                settings.database.acquire_timeout,
+                metrics.clone(),
+            ),
             metrics,
             campaigns,
-            topic: topic.into(),
+            topic: settings.kafka.topic.as_str().into(),
             relay_wakeup,
-            sold_out: Arc::new(SoldOutMemo::new(sold_out_memo)),
+            sold_out: Arc::new(SoldOutMemo::new(settings.redis.sold_out_memo)),
             loader: GateLoader::new(db.clone(), gate.clone()),
             db,
             gate,
@@ -120,6 +131,11 @@ impl ParticipationService {
     /// One reconciler pass (see [`Reconciler::run_once`]); returns how many were given back.
     pub async fn reconcile(&self, older_than: Duration) -> Result<u64, JoinError> {
         self.reconciler().run_once(older_than).await
+    }
+
+    /// Wins of the campaign queued for its next group-commit transaction.
+    pub fn group_commit_queued(&self, campaign_id: i64) -> usize {
+        self.group_commit.queued(campaign_id)
     }
 
     /// Gate rebuilds this instance has run that read MySQL.

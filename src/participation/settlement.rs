@@ -1,11 +1,11 @@
 //! Settlement: after the gate, the reservation ends one way or the other before the client hears
-//! back. The win is written in its transaction ([`super::store`]); a commit settles the
+//! back. The win is written in its transaction ([`super::transaction`], shared with other wins
+//! of the campaign by [`super::batcher`]); a commit settles the
 //! reservation and wakes the relay; any failure compensates in Redis; a commit whose answer was
 //! lost is resolved by asking MySQL whether the win is there.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use uuid::Uuid;
 
@@ -13,7 +13,8 @@ use super::{
     gate::Release,
     join::{Accepted, JoinError, JoinRequest},
     service::{ParticipationService, RELEASE_ATTEMPTS},
-    store::{self, NewParticipation, WriteError},
+    store,
+    transaction::{NewParticipation, WriteError, Written},
 };
 use crate::{
     db::error::{self as db_error, DbErrorKind},
@@ -28,23 +29,25 @@ impl ParticipationService {
         reward_points: i64,
     ) -> Result<Accepted, JoinError> {
         let event_id = Uuid::now_v7();
-        let traceparent = req.trace.map(|t| t.to_string());
         let participation = NewParticipation {
             entry: req.entry,
             sequence,
             reward_points,
             event_id,
-            topic: &self.topic,
-            traceparent: traceparent.as_deref(),
+            topic: self.topic.clone(),
+            traceparent: req.trace.map(|t| t.to_string()),
         };
-        let mut written = self.write(&participation).await;
+        let mut written = self.write(participation.clone()).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
         {
             // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
-            written = self.write(&participation).await;
+            written = self.write(participation).await;
         }
         match written {
-            Ok((participation_id, accepted_at)) => {
+            Ok(Written {
+                participation_id,
+                accepted_at,
+            }) => {
                 self.relay_wakeup.notify_one();
                 // Best effort: a reservation left open after a commit is found settled by the
                 // reconciler (MySQL has the win) and only closed.
@@ -75,6 +78,10 @@ impl ParticipationService {
             Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
                 self.resolve_unknown(req, e).await
             }
+            Err(unanswered @ WriteError::Unanswered) => {
+                self.resolve_unknown(req, DbErr::Custom(unanswered.to_string()))
+                    .await
+            }
             Err(WriteError::Db(e)) => {
                 tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
@@ -84,13 +91,10 @@ impl ParticipationService {
         }
     }
 
-    /// One participation transaction, timed.
-    pub(super) async fn write(
-        &self,
-        participation: &NewParticipation<'_>,
-    ) -> Result<(i64, DateTime<Utc>), WriteError> {
+    /// One win's write through its campaign's group commit, timed from queueing to the answer.
+    pub(super) async fn write(&self, participation: NewParticipation) -> Result<Written, WriteError> {
         let started = std::time::Instant::now();
-        let written = store::write(&self.db, participation).await;
+        let written = self.group_commit.write(participation).await;
         self.metrics
             .transaction_duration
             .get_or_create(&PathLabels {

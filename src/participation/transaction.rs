@@ -1,0 +1,214 @@
+//! The participation transaction: one or more wins of one campaign, their outbox events and the
+//! guarded stock decrement, committed together or not at all (DESIGN.md §2.2, §6 steps 3 and 5).
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, Value};
+use uuid::Uuid;
+
+use super::entry::Entry;
+use crate::{
+    db::{
+        error::{self as db_error, DbErrorKind},
+        sql::{datetime, placeholders, stmt},
+        Db, Txn,
+    },
+    outbox::{self, event::PARTICIPATION_ACCEPTED, NewOutboxEvent, ParticipationAccepted},
+};
+
+/// A win to write: a reservation the gate made.
+#[derive(Debug, Clone)]
+pub struct NewParticipation {
+    pub entry: Entry,
+    pub sequence: i64,
+    /// The campaign's points per unit, carried in the event.
+    pub reward_points: i64,
+    pub event_id: Uuid,
+    pub topic: Arc<str>,
+    pub traceparent: Option<String>,
+}
+
+/// A committed win: its participation id and its `acceptedAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub participation_id: i64,
+    pub accepted_at: DateTime<Utc>,
+}
+
+/// Why the transaction did not commit.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// UNIQUE(campaign_id, user_id): the user (one of them, in a batch) already won (Redis did not
+    /// know, e.g. after a reload).
+    #[error("the user already has a participation in this campaign")]
+    Duplicate,
+    /// The guarded decrement matched no row: MySQL has less stock than Redis believed.
+    #[error("the campaign has {remaining_stock} units left in MySQL")]
+    SoldOut { remaining_stock: i64 },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// The batch's task ended before answering (a panic): the transaction may have committed.
+    #[error("the group commit ended without an answer")]
+    Unanswered,
+}
+
+/// Writes one win: [`write_all`] with one member.
+pub async fn write(db: &Db, p: &NewParticipation) -> Result<Written, WriteError> {
+    let written = write_all(db, std::slice::from_ref(p)).await?;
+    Ok(written[0])
+}
+
+/// Writes the wins of one campaign (`wins` is not empty, all of one campaign, distinct users) in
+/// one transaction: one guarded decrement of their total quantity, one multi-row insert of
+/// their participations, one of their outbox rows, one commit. All commit or none does; the
+/// answers come back in the order of `wins`.
+///
+/// The guarded `UPDATE campaign` runs first, as DESIGN.md §6 orders it: it takes the campaign
+/// row's lock, so a campaign's transactions take their ids and commit one after another, and
+/// its outbox rows become visible in id order (the relay then publishes them in exactly that
+/// order). A refused decrement also costs no insert.
+#[tracing::instrument(level = "debug", skip_all, fields(campaign_id = wins[0].entry.campaign_id, wins = wins.len()), err(level = "debug"))]
+pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written>, WriteError> {
+    let campaign_id = wins[0].entry.campaign_id;
+    debug_assert!(wins.iter().all(|w| w.entry.campaign_id == campaign_id));
+    let total: i64 = wins.iter().map(|w| i64::from(w.entry.quantity)).sum();
+    let count = i64::try_from(wins.len()).map_err(|e| DbErr::Custom(e.to_string()))?;
+
+    let txn = db.begin().await?;
+    let updated = txn
+        .execute_raw(stmt(
+            "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
+             WHERE id = ? AND remaining_stock >= ?",
+            vec![
+                total.into(),
+                count.into(),
+                datetime(Utc::now()).into(),
+                campaign_id.into(),
+                total.into(),
+            ],
+        ))
+        .await?;
+    if updated.rows_affected() == 0 {
+        let remaining_stock = remaining_stock(&txn, campaign_id).await?;
+        txn.rollback().await?;
+        return Err(WriteError::SoldOut { remaining_stock });
+    }
+    // The wins are the guarded decrement: its time is their acceptedAt.
+    let accepted_at = crate::campaign::db_precision(Utc::now());
+
+    let ids = match insert_participations(&txn, wins, accepted_at).await {
+        Ok(ids) => ids,
+        Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
+            txn.rollback().await?;
+            return Err(WriteError::Duplicate);
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let events: Vec<NewOutboxEvent> = wins
+        .iter()
+        .zip(&ids)
+        .map(|(w, &participation_id)| {
+            let event = ParticipationAccepted {
+                event_id: w.event_id,
+                event_type: PARTICIPATION_ACCEPTED.into(),
+                occurred_at: accepted_at,
+                campaign_id,
+                participation_id,
+                user_id: w.entry.user_id,
+                quantity: w.entry.quantity,
+                sequence: w.sequence,
+                reward_points: w.reward_points,
+            };
+            NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref())
+        })
+        .collect();
+    outbox::table::insert(&txn, &events).await?;
+
+    txn.commit().await?;
+    Ok(ids
+        .into_iter()
+        .map(|participation_id| Written {
+            participation_id,
+            accepted_at,
+        })
+        .collect())
+}
+
+/// The campaign's stock in MySQL as this transaction sees it (0 if the campaign is gone).
+async fn remaining_stock(txn: &Txn, campaign_id: i64) -> Result<i64, DbErr> {
+    Ok(txn
+        .query_one_raw(stmt(
+            "SELECT remaining_stock FROM campaign WHERE id = ?",
+            vec![campaign_id.into()],
+        ))
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// Inserts the participations in one statement and returns their ids in the order of `wins`.
+///
+/// One row: `LAST_INSERT_ID()`. Several: read back by (campaign, user) inside the transaction,
+/// rather than computed from the first id, which would assume `auto_increment_increment = 1`
+/// (Galera and multi-primary set-ups step by more) and consecutive allocation.
+async fn insert_participations(
+    txn: &Txn,
+    wins: &[NewParticipation],
+    accepted_at: DateTime<Utc>,
+) -> Result<Vec<i64>, DbErr> {
+    let campaign_id = wins[0].entry.campaign_id;
+    let created_at = datetime(accepted_at);
+    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 5);
+    for w in wins {
+        values.extend([
+            campaign_id.into(),
+            w.entry.user_id.into(),
+            w.entry.quantity.into(),
+            w.sequence.into(),
+            created_at.into(),
+        ]);
+    }
+    let rows = vec!["(?, ?, ?, ?, ?)"; wins.len()].join(", ");
+    let inserted = txn
+        .execute_raw(stmt(
+            &format!("INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at) VALUES {rows}"),
+            values,
+        ))
+        .await?;
+    if wins.len() == 1 {
+        let id = i64::try_from(inserted.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?;
+        return Ok(vec![id]);
+    }
+
+    let mut values: Vec<Value> = vec![campaign_id.into()];
+    values.extend(wins.iter().map(|w| Value::from(w.entry.user_id)));
+    let found = txn
+        .query_all_raw(stmt(
+            &format!(
+                "SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({})",
+                placeholders(wins.len())
+            ),
+            values,
+        ))
+        .await?;
+    let mut by_user = HashMap::with_capacity(found.len());
+    for row in found {
+        by_user.insert(
+            row.try_get_by_index::<i64>(0)?,
+            row.try_get_by_index::<i64>(1)?,
+        );
+    }
+    wins.iter()
+        .map(|w| {
+            by_user.get(&w.entry.user_id).copied().ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "participation of user {} not found right after its insert",
+                    w.entry.user_id
+                ))
+            })
+        })
+        .collect()
+}
