@@ -130,12 +130,16 @@ impl GroupCommit {
 
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
     pub fn queued(&self, campaign_id: i64) -> usize {
-        self.lock().get(&campaign_id).map_or(0, |lane| lane.queue.len())
+        self.lock()
+            .get(&campaign_id)
+            .map_or(0, |lane| lane.queue.len())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Lane>> {
         // A panic while the map is held cannot leave a lane half-changed (pushes and drains).
-        self.lanes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues `member`; true when its campaign had no lane, so the caller starts its task.

@@ -92,7 +92,10 @@ impl ParticipationService {
     }
 
     /// One win's write through its campaign's group commit, timed from queueing to the answer.
-    pub(super) async fn write(&self, participation: NewParticipation) -> Result<Written, WriteError> {
+    pub(super) async fn write(
+        &self,
+        participation: NewParticipation,
+    ) -> Result<Written, WriteError> {
         let started = std::time::Instant::now();
         let written = self.group_commit.write(participation).await;
         self.metrics

@@ -179,7 +179,8 @@ async fn insert_participations(
         ))
         .await?;
     if wins.len() == 1 {
-        let id = i64::try_from(inserted.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let id =
+            i64::try_from(inserted.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?;
         return Ok(vec![id]);
     }
 

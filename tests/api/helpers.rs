@@ -382,16 +382,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body read");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
-            status,
-            body,
-            headers,
-        }
+        reply(req).await
     }
 
     /// GET with the admin token.
@@ -436,6 +427,74 @@ impl TestApp {
         }
         let c = self.create_campaign(body).await;
         c["id"].as_i64().expect("id")
+    }
+
+    /// `join` in a task of its own: the request goes on while the test does something else.
+    pub fn spawn_join(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        quantity: i32,
+    ) -> tokio::task::JoinHandle<Reply> {
+        let req = self
+            .client
+            .post(self.url(&format!("/api/v1/campaigns/{campaign_id}/participations")))
+            .json(&json!({"userId": user_id, "quantity": quantity}));
+        tokio::spawn(reply(req))
+    }
+
+    /// Locks the campaign's row in a transaction of the test's own, so the service's guarded
+    /// stock UPDATEs wait for it until it ends.
+    pub async fn lock_campaign(&self, campaign_id: i64) -> sea_orm::DatabaseTransaction {
+        use sea_orm::TransactionTrait;
+        let blocker = self.db.begin().await.expect("begin");
+        blocker
+            .execute_unprepared(&format!(
+                "SELECT id FROM campaign WHERE id = {campaign_id} FOR UPDATE"
+            ))
+            .await
+            .expect("lock the campaign row");
+        blocker
+    }
+
+    /// Waits until `n` of the app's guarded stock UPDATEs run on this test's own database
+    /// (blocked on a campaign row the test holds). Filtered by database, so another test's
+    /// UPDATE on the same server cannot end the wait, and by the statement's exact opening.
+    pub async fn wait_for_blocked_stock_updates(&self, n: i64) {
+        let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                   WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
+                   AND INFO LIKE 'UPDATE campaign SET remaining_stock = remaining_stock - %'";
+        wait_until(
+            &format!("{n} participation UPDATEs to block on the campaign row"),
+            Duration::from_secs(20),
+            || async { self.scalar(sql).await == n },
+        )
+        .await;
+    }
+
+    /// Waits until `n` wins are queued in the app's group commit for `campaign_id`.
+    pub async fn wait_for_queued_wins(&self, campaign_id: i64, n: usize) {
+        wait_until(
+            &format!("{n} wins to queue for the next group commit"),
+            Duration::from_secs(20),
+            || async { self.state.participations.group_commit_queued(campaign_id) == n },
+        )
+        .await;
+    }
+
+    /// Transactions and wins the outbox path committed through group commit
+    /// (`firstcome_group_commit_batch_size` count and sum).
+    pub fn group_commits(&self) -> (u64, u64) {
+        let text = self.state.metrics.encode();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .map_or(0.0, |v| v.parse::<f64>().expect("a number")) as u64
+        };
+        (
+            value("firstcome_group_commit_batch_size_count"),
+            value("firstcome_group_commit_batch_size_sum"),
+        )
     }
 
     pub async fn join(&self, campaign_id: i64, user_id: i64, quantity: i32) -> Reply {
@@ -645,5 +704,19 @@ impl TestApp {
             assert_eq!(key, campaign_id.to_string());
             assert!(seen.insert(event_id, id).is_none(), "event ids are unique");
         }
+    }
+}
+
+/// Sends `req` and reads the reply (JSON body, or the text as a string).
+pub async fn reply(req: reqwest::RequestBuilder) -> Reply {
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("body read");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        body,
+        headers,
     }
 }

@@ -13,6 +13,7 @@ mod crash;
 mod dashboard;
 mod dependency_faults;
 mod gate_rebuild;
+mod group_commit;
 mod health;
 mod helpers;
 mod metrics;

@@ -7,9 +7,7 @@ use futures::{future::join_all, stream::FuturesUnordered, StreamExt};
 use redis::AsyncCommands;
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{
-    spawn_app, spawn_app_with, test_settings, wait_until, winners, Reply, TestApp,
-};
+use crate::helpers::{spawn_app, spawn_app_with, test_settings, winners, Reply, TestApp};
 
 async fn burst(app: &TestApp, campaign: i64, users: &[i64]) -> Vec<Reply> {
     join_all(users.iter().map(|&u| app.join(campaign, u, 1))).await
@@ -124,7 +122,7 @@ async fn the_gate_state_is_rebuilt_exactly_from_mysql() {
 
 /// Makes every outbox insert for `user_id` fail inside the participation transaction, after the
 /// participation row was written: the transaction must roll back as a whole.
-async fn fail_outbox_inserts_for(app: &TestApp, user_id: i64) {
+pub(crate) async fn fail_outbox_inserts_for(app: &TestApp, user_id: i64) {
     app.db
         .execute_unprepared(&format!(
             "CREATE TRIGGER inject_outbox_failure BEFORE INSERT ON outbox_event FOR EACH ROW \
@@ -170,21 +168,6 @@ async fn a_mysql_failure_after_the_gate_releases_the_reservation() {
     app.assert_outbox_matches_participations().await;
 }
 
-/// Waits until the app's guarded stock UPDATE runs on this test's own database (blocked on the
-/// campaign row the test holds). Filtered by database, so another test's UPDATE on the same
-/// server cannot end the wait, and by the statement's exact opening.
-async fn wait_for_blocked_stock_update(app: &TestApp) {
-    let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-               WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
-               AND INFO LIKE 'UPDATE campaign SET remaining_stock = remaining_stock - %'";
-    wait_until(
-        "the participation's UPDATE to block on the campaign row",
-        Duration::from_secs(20),
-        || async { app.scalar(sql).await == 1 },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
     let mut settings = crate::helpers::test_settings().await;
@@ -195,14 +178,7 @@ async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
 
     // Hold the campaign row, so the first participation blocks in its UPDATE while holding the
     // pool's only connection.
-    use sea_orm::TransactionTrait;
-    let blocker = app.db.begin().await.expect("begin");
-    blocker
-        .execute_unprepared(&format!(
-            "SELECT id FROM campaign WHERE id = {campaign} FOR UPDATE"
-        ))
-        .await
-        .expect("lock the campaign row");
+    let blocker = app.lock_campaign(campaign).await;
     let first = tokio::spawn({
         let client = app.client.clone();
         let url = app.url(&format!("/api/v1/campaigns/{campaign}/participations"));
@@ -214,7 +190,7 @@ async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
                 .await
         }
     });
-    wait_for_blocked_stock_update(&app).await;
+    app.wait_for_blocked_stock_updates(1).await;
 
     let busy = app.join(campaign, 2, 1).await;
     assert_eq!(

@@ -1,0 +1,313 @@
+//! Group commit (DESIGN.md §6 step 5) keeps every guarantee of §2: Exactly-N (§2.1) and the
+//! atomic event (§2.2) with many wins per transaction, the guard's fallback when MySQL has less
+//! stock than Redis, nothing half-done when a batch fails (§2.6), and per-key order (§2.5) with
+//! batches of two instances.
+//!
+//! Batches are made on purpose: the test holds the campaign row, so the first win's transaction
+//! waits for it and the wins behind it queue; the test waits until they have queued, then lets go.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::{stream, StreamExt};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::helpers::{
+    assert_first_deliveries_in_order, burst_users, read_topic, spawn_app, spawn_pair, winners,
+    Reply, TestApp,
+};
+
+/// Joins `users` (one unit each) with the campaign's row held by the test until `queued` wins
+/// wait behind the first, blocked one; returns the replies in the order of `users`.
+async fn burst_behind_a_held_row(
+    app: &TestApp,
+    campaign: i64,
+    users: &[i64],
+    queued: usize,
+) -> Vec<Reply> {
+    let blocker = app.lock_campaign(campaign).await;
+    let first = app.spawn_join(campaign, users[0], 1);
+    app.wait_for_blocked_stock_updates(1).await;
+    let rest: Vec<_> = users[1..]
+        .iter()
+        .map(|&u| app.spawn_join(campaign, u, 1))
+        .collect();
+    app.wait_for_queued_wins(campaign, queued).await;
+    blocker.commit().await.expect("release the row");
+    let mut replies = vec![first.await.expect("join task")];
+    for reply in rest {
+        replies.push(reply.await.expect("join task"));
+    }
+    replies
+}
+
+/// Each 201 carries its own participation id, sequence and event id.
+fn assert_distinct_wins(replies: &[Reply]) {
+    let won: Vec<&Reply> = replies.iter().filter(|r| r.status == 201).collect();
+    for field in ["participationId", "sequence", "eventId"] {
+        let distinct: HashSet<String> = won.iter().map(|r| r.body[field].to_string()).collect();
+        assert_eq!(distinct.len(), won.len(), "{field} is not unique per win");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_n_with_batched_wins_stock_50_burst_of_400_from_300_users() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(50, 1).await;
+    let users = burst_users();
+
+    // The first win waits on the held row; the other 49 winners queue behind it.
+    let replies = burst_behind_a_held_row(&app, campaign, &users, 49).await;
+
+    let winners = winners(&replies, &users);
+    assert_eq!(winners.len(), 50, "exactly the stock is accepted");
+    assert_distinct_wins(&replies);
+    assert_eq!(
+        app.group_commits(),
+        (2, 50),
+        "one transaction alone, then one for the 49 queued"
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 50);
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+    let status = app.get(&format!("/api/v1/campaigns/{campaign}")).await;
+    assert_eq!(status.body["acceptedCount"], json!(50));
+    app.assert_outbox_matches_participations().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_n_with_batched_wins_stock_5000_and_6000_distinct_users() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(5_000, 1).await;
+
+    // A first batch is made on purpose; after it, 200 requests in flight at a time form
+    // batches as they come.
+    let opening: Vec<i64> = (1..=101).collect();
+    let mut replies = burst_behind_a_held_row(&app, campaign, &opening, 100).await;
+    let rest: Vec<i64> = (102..=6_000).collect();
+    replies.extend(
+        stream::iter(rest.iter().map(|&u| app.join(campaign, u, 1)))
+            .buffered(200)
+            .collect::<Vec<_>>()
+            .await,
+    );
+    let users: Vec<i64> = opening.into_iter().chain(rest).collect();
+
+    let winners = winners(&replies, &users);
+    assert_eq!(winners.len(), 5_000, "exactly the stock is accepted");
+    assert_distinct_wins(&replies);
+    let (transactions, wins) = app.group_commits();
+    assert_eq!(wins, 5_000);
+    assert!(
+        transactions < 5_000,
+        "wins shared transactions: {transactions} for 5,000"
+    );
+    assert_eq!(
+        app.scalar("SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM participation")
+            .await,
+        5_000
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+    app.assert_outbox_matches_participations().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_the_guard_refuses_is_written_one_win_at_a_time() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+
+    // MySQL has 3 units while Redis believes 10 (e.g. a sale finished on MySQL by an operator).
+    let blocker = app.lock_campaign(campaign).await;
+    blocker
+        .execute_unprepared(&format!(
+            "UPDATE campaign SET remaining_stock = 3 WHERE id = {campaign}"
+        ))
+        .await
+        .expect("lower MySQL's stock");
+    let first = app.spawn_join(campaign, 1, 1);
+    app.wait_for_blocked_stock_updates(1).await;
+    let queued: Vec<_> = (2..=7).map(|u| app.spawn_join(campaign, u, 1)).collect();
+    app.wait_for_queued_wins(campaign, 6).await;
+    blocker.commit().await.expect("release the row");
+
+    let first = first.await.expect("join task");
+    assert_eq!(first.status, 201, "{first:?}");
+    let mut codes = Vec::new();
+    for reply in queued {
+        let reply = reply.await.expect("join task");
+        codes.push(match reply.status {
+            201 => "CREATED".to_string(),
+            _ => reply.code().to_string(),
+        });
+    }
+    codes.sort();
+    // The batch of 6 needed 6 of the 2 units left: refused, then one transaction per win.
+    assert_eq!(
+        codes,
+        ["CREATED", "CREATED", "SOLD_OUT", "SOLD_OUT", "SOLD_OUT", "SOLD_OUT"],
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM participation").await,
+        3,
+        "exactly MySQL's stock won"
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    // Compensated: Redis has MySQL's stock and none of the refused users.
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+    let won: HashSet<i64> = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::MySql,
+            "SELECT user_id FROM participation",
+        ))
+        .await
+        .expect("winners")
+        .iter()
+        .map(|row| row.try_get_by_index::<i64>(0).expect("user_id"))
+        .collect();
+    for user in 1..=7 {
+        assert_eq!(
+            app.redis_has_user(campaign, user).await,
+            won.contains(&user),
+            "user {user}"
+        );
+    }
+    let fallbacks = app
+        .state
+        .metrics
+        .encode()
+        .lines()
+        .any(|l| l == "firstcome_group_commit_fallbacks_total 1");
+    assert!(fallbacks, "the fallback is counted");
+    app.assert_outbox_matches_participations().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failure_mid_batch_writes_no_member_and_releases_every_reservation() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+    // The outbox insert fails for user 666's event, inside the batch's transaction, after the
+    // stock UPDATE and the participation insert ran.
+    crate::participation_faults::fail_outbox_inserts_for(&app, 666).await;
+
+    let blocker = app.lock_campaign(campaign).await;
+    let first = app.spawn_join(campaign, 1, 1);
+    app.wait_for_blocked_stock_updates(1).await;
+    let members = [2, 3, 666, 4, 5];
+    let batch: Vec<_> = members
+        .iter()
+        .map(|&u| app.spawn_join(campaign, u, 1))
+        .collect();
+    app.wait_for_queued_wins(campaign, members.len()).await;
+    blocker.commit().await.expect("release the row");
+
+    assert_eq!(first.await.expect("join task").status, 201);
+    for (reply, user) in batch.into_iter().zip(members) {
+        let reply = reply.await.expect("join task");
+        assert_eq!(
+            (reply.status, reply.code()),
+            (503, "DEPENDENCY_UNAVAILABLE"),
+            "user {user}: {reply:?}"
+        );
+        assert!(!app.redis_has_user(campaign, user).await, "user {user}");
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM participation").await,
+        1,
+        "no member of the failed batch was written"
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 9);
+    assert_eq!(
+        app.redis_stock(campaign).await,
+        Some(9),
+        "every reservation was released"
+    );
+    app.assert_outbox_matches_participations().await;
+
+    // The members may try again: the units are still for sale.
+    app.db
+        .execute_unprepared("DROP TRIGGER inject_outbox_failure")
+        .await
+        .expect("drop trigger");
+    assert_eq!(app.join(campaign, 666, 1).await.status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
+    let (a, b, broker) = spawn_pair().await;
+    let campaign = a.open_campaign(400, 1).await;
+
+    // Both instances form batches behind the held row, then race for it; more joins keep
+    // arriving at both while they commit.
+    let blocker = a.lock_campaign(campaign).await;
+    let firsts = [a.spawn_join(campaign, 1, 1), b.spawn_join(campaign, 2, 1)];
+    a.wait_for_blocked_stock_updates(2).await;
+    let queued: Vec<_> = (3..=102)
+        .map(|u| {
+            let app = if u % 2 == 0 { &a } else { &b };
+            app.spawn_join(campaign, u, 1)
+        })
+        .collect();
+    a.wait_for_queued_wins(campaign, 50).await;
+    b.wait_for_queued_wins(campaign, 50).await;
+    blocker.commit().await.expect("release the row");
+    let more = stream::iter((103..=400).map(|u| {
+        let app = if u % 2 == 0 { &a } else { &b };
+        app.join(campaign, u, 1)
+    }))
+    .buffer_unordered(100)
+    .collect::<Vec<_>>();
+    for reply in more.await {
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+    for reply in firsts.into_iter().chain(queued) {
+        assert_eq!(reply.await.expect("join task").status, 201);
+    }
+    for app in [&a, &b] {
+        let (transactions, wins) = app.group_commits();
+        assert!(
+            transactions < wins,
+            "batches formed: {transactions} for {wins}"
+        );
+    }
+
+    // Within the campaign, outbox ids and participation ids agree and acceptedAt never goes
+    // back: each transaction took its ids under the row lock, in commit order.
+    let rows =
+        a.db.query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::MySql,
+            "SELECT CAST(o.aggregate_id AS SIGNED), p.created_at FROM outbox_event o \
+             JOIN participation p ON p.id = CAST(o.aggregate_id AS SIGNED) ORDER BY o.id",
+        ))
+        .await
+        .expect("outbox rows");
+    assert_eq!(rows.len(), 400);
+    let mut last = None;
+    for row in &rows {
+        let participation: i64 = row.try_get_by_index(0).expect("participation id");
+        let at: chrono::NaiveDateTime = row.try_get_by_index(1).expect("created_at");
+        if let Some((prev_id, prev_at)) = last {
+            assert!(
+                participation > prev_id && at >= prev_at,
+                "participation {participation} at {at} follows {prev_id} at {prev_at} in outbox order"
+            );
+        }
+        last = Some((participation, at));
+    }
+
+    // And the relays of both instances publish the campaign in outbox id order.
+    a.wait_for_outbox_drained(Duration::from_secs(60)).await;
+    let messages = read_topic(
+        broker.bootstrap_servers(),
+        &a.topic,
+        400,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        assert_first_deliveries_in_order(&messages, &a.outbox_ids().await),
+        400
+    );
+}
