@@ -6,11 +6,31 @@
 #      the sync path, each on a fresh campaign at the same load,
 #   4. after each flash sale checks the result through the API (scripts/bench_report.py verify),
 #   5. writes k6/results/report.md + report.svg and copies them to k6/REPORT.md + k6/report.svg.
+#
+# `scripts/bench.sh rates`: the same comparison at equal offered load (open model) instead of
+# equal VUs. For each rate of RATES, ascending, k6/flash-sale.js with RATE=<rate> (k6's
+# constant-arrival-rate) on the outbox path, then on the sync path, each on a fresh campaign of
+# STOCK (1000, as in the closed run: it sells out within the first seconds even at the lowest
+# rate, and the rest of the run measures what a flash sale is mostly made of, refusals) and each
+# checked through the API as above; then k6/results/rates.md + rates.svg (achieved throughput,
+# p50/p95/p99, dropped iterations per path × rate), copied to k6/RATES.md + k6/rates.svg. With
+# the defaults: 7 rates × 2 paths × (30 s + checks), about 10 minutes.
+#
 # Exit status: 0 when every correctness check passed; 1 otherwise (k6 threshold results are in
 # the report but do not change the exit status).
 #
 # Settings (environment):
 #   VUS (500), DURATION (30s), STOCK (1000), USERS (200000), REPEAT_SHARE (0.1)  the load
+#                             (VUS: closed mode only; rates mode uses RATES and MAX_VUS)
+#   RATES ("1000 2000 4000 6000 8000 10000 12000")  rates mode: offered requests/s, one run per
+#                             path and rate (the sync path tops out near 2,000/s on 2 cores, the
+#                             outbox path near 10,000-12,000/s)
+#   MAX_VUS (2000)            rates mode: k6's VU pool, all allocated before the start (PRE_VUS
+#                             to allocate fewer); a request that finds every VU waiting for an
+#                             answer is dropped (k6's dropped_iterations), so past a path's ceiling
+#                             its latency is that of MAX_VUS users waiting in line
+#   RATES_HEALTH=1            rates mode: also offer each rate to /health/live (is the limit k6
+#                             and the machine, or the path?); adds a third of the run time
 #   PORT (8080)               the service listens on 127.0.0.1:$PORT
 #   FIRSTCOME_BIN             a prebuilt firstcome binary; skips `cargo build`
 #   ADMIN_TOKEN               admin token for the service started here (default: a fixed bench token)
@@ -27,12 +47,22 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODE=closed
+case ${1:-} in
+  '' | closed) ;;
+  rates) MODE=rates ;;
+  -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) echo "[bench] error: unknown mode '$1' (usage: scripts/bench.sh [closed|rates])" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "[bench] error: one mode at most (usage: scripts/bench.sh [closed|rates])" >&2; exit 2; }
 PORT=${PORT:-8080}
 VUS=${VUS:-500}
 DURATION=${DURATION:-30s}
 STOCK=${STOCK:-1000}
 USERS=${USERS:-200000}
 REPEAT_SHARE=${REPEAT_SHARE:-0.1}
+RATES=${RATES:-1000 2000 4000 6000 8000 10000 12000}
+MAX_VUS=${MAX_VUS:-2000}
 OUTBOX_WAIT=${OUTBOX_WAIT:-30}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/k6/results}
 export ADMIN_TOKEN=${ADMIN_TOKEN:-firstcome-bench-admin-token}
@@ -41,8 +71,27 @@ REPORT=$ROOT/scripts/bench_report.py
 
 log() { echo "[bench] $*" >&2; }
 die() { log "error: $*"; exit 1; }
+duration_seconds() { # "30s" → 30, "2m" → 120; empty for any other k6 duration ("1m30s", "500ms")
+  case $1 in
+    *[0-9]s) [[ ${1%s} =~ ^[0-9]+$ ]] && echo "${1%s}" ;;
+    *[0-9]m) [[ ${1%m} =~ ^[0-9]+$ ]] && echo $((${1%m} * 60)) ;;
+  esac
+  return 0
+}
 
 case $PORT in '' | *[!0-9]*) die "PORT=$PORT is not a port number" ;; esac
+if [ $MODE = rates ]; then
+  read -ra rates <<<"${RATES//,/ }"
+  [ ${#rates[@]} -gt 0 ] || die "RATES is empty"
+  for rate in "${rates[@]}"; do
+    case $rate in *[!0-9]* | 0*) die "RATES: '$rate' is not a whole number of requests/s above 0" ;; esac
+  done
+  RATES=$(printf '%s\n' "${rates[@]}" | sort -n -u | tr '\n' ' ')
+  RATES=${RATES% }
+  case $MAX_VUS in '' | *[!0-9]* | 0*) die "MAX_VUS=$MAX_VUS is not a whole number above 0" ;; esac
+  case ${PRE_VUS:-1} in *[!0-9]* | 0*) die "PRE_VUS=$PRE_VUS is not a whole number above 0" ;; esac
+  [ "${PRE_VUS:-$MAX_VUS}" -le "$MAX_VUS" ] || die "PRE_VUS=$PRE_VUS is above MAX_VUS=$MAX_VUS"
+fi
 [ ${#ADMIN_TOKEN} -ge 16 ] || die "ADMIN_TOKEN must be at least 16 characters"
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required"
@@ -82,7 +131,8 @@ fi
 OWN_PREFIX=0
 if [ -z "${REDIS_KEY_PREFIX:-}" ]; then
   OWN_PREFIX=1
-  export REDIS_KEY_PREFIX="firstcome-bench-$(date +%s)-$$:"
+  REDIS_KEY_PREFIX="firstcome-bench-$(date +%s)-$$:"
+  export REDIS_KEY_PREFIX
 fi
 
 if [ "${SKIP_SERVICES:-0}" != 1 ]; then
@@ -156,16 +206,19 @@ log "service ready"
 
 # --- the runs ------------------------------------------------------------------------------------
 
-rm -f "$RESULTS_DIR"/{health,outbox,sync}.json "$RESULTS_DIR"/verify-{outbox,sync}.json
+# Where run_k6 and flash_sale put their files, and the load they pass to k6 (set per mode below).
+RUN_DIR=$RESULTS_DIR
+LOAD=(-e VUS="$VUS")
+LOAD_DESC="$VUS VUs"
 
 run_k6() { # run_k6 <name> <script> [-e K=V ...]; never fails the script (thresholds may)
   local name=$1 script=$2 rc=0
   shift 2
-  log "k6: $name ($VUS VUs, $DURATION)"
+  log "k6: $name ($LOAD_DESC, $DURATION)"
   "$K6" run --quiet --no-color \
-    -e BASE_URL="$BASE_URL" -e VUS="$VUS" -e DURATION="$DURATION" \
-    -e SUMMARY_FILE="$RESULTS_DIR/$name.json" "$@" "$ROOT/k6/$script" 2>&1 \
-    | tee "$RESULTS_DIR/k6-$name.log" || rc=$? # pipefail: the status is k6's
+    -e BASE_URL="$BASE_URL" "${LOAD[@]}" -e DURATION="$DURATION" \
+    -e SUMMARY_FILE="$RUN_DIR/$name.json" "$@" "$ROOT/k6/$script" 2>&1 \
+    | tee "$RUN_DIR/k6-$name.log" || rc=$? # pipefail: the status is k6's
   case $rc in
     0) ;;
     99) log "k6 $name: some thresholds failed (see the report)" ;;
@@ -173,25 +226,53 @@ run_k6() { # run_k6 <name> <script> [-e K=V ...]; never fails the script (thresh
   esac
 }
 
-flash_sale() { # flash_sale <outbox|sync> [baseline verify JSON]
-  local kind=$1 ended baseline=()
-  [ -z "${2:-}" ] || baseline=(--baseline "$2")
-  run_k6 "$kind" flash-sale.js -e PATH_KIND="$kind" -e ADMIN_TOKEN="$ADMIN_TOKEN" \
+flash_sale() { # flash_sale <name> <outbox|sync> [baseline verify JSON]
+  local name=$1 kind=$2 ended baseline=()
+  [ -z "${3:-}" ] || baseline=(--baseline "$3")
+  run_k6 "$name" flash-sale.js -e PATH_KIND="$kind" -e ADMIN_TOKEN="$ADMIN_TOKEN" \
     -e STOCK="$STOCK" -e USERS="$USERS" -e REPEAT_SHARE="$REPEAT_SHARE"
   ended=$(date +%s.%N)
-  kill -0 "$SERVICE_PID" 2>/dev/null || { tail -n 20 "$SERVICE_LOG" >&2; die "the service died during the $kind run"; }
-  log "checking the $kind run through the API"
+  kill -0 "$SERVICE_PID" 2>/dev/null || { tail -n 20 "$SERVICE_LOG" >&2; die "the service died during the $name run"; }
+  log "checking the $name run through the API"
   python3 "$REPORT" verify --base-url "$BASE_URL" --path-kind "$kind" --stock "$STOCK" \
-    --summary "$RESULTS_DIR/$kind.json" --out "$RESULTS_DIR/verify-$kind.json" \
+    --summary "$RUN_DIR/$name.json" --out "$RUN_DIR/verify-$name.json" \
     --k6-ended-at "$ended" --outbox-wait "$OUTBOX_WAIT" \
     "${baseline[@]}" || true
 }
 
-run_k6 health health.js
-sleep 2
-flash_sale outbox
-sleep 2
-flash_sale sync "$RESULTS_DIR/verify-outbox.json"
+VERIFIED=() # the verify JSON of every flash sale run, for the exit status
+if [ $MODE = closed ]; then
+  rm -f "$RESULTS_DIR"/{health,outbox,sync}.json "$RESULTS_DIR"/verify-{outbox,sync}.json
+  run_k6 health health.js
+  sleep 2
+  flash_sale outbox outbox
+  sleep 2
+  flash_sale sync sync "$RESULTS_DIR/verify-outbox.json"
+  VERIFIED=("$RESULTS_DIR"/verify-{outbox,sync}.json)
+else
+  RUN_DIR=$RESULTS_DIR/rates
+  mkdir -p "$RUN_DIR"
+  rm -f "$RUN_DIR"/*.json "$RUN_DIR"/k6-*.log
+  secs=$(duration_seconds "$DURATION")
+  for rate in $RATES; do
+    LOAD=(-e RATE="$rate" -e MAX_VUS="$MAX_VUS")
+    [ -z "${PRE_VUS:-}" ] || LOAD+=(-e PRE_VUS="$PRE_VUS")
+    LOAD_DESC="$rate requests/s offered, at most $MAX_VUS VUs"
+    if [ -n "$secs" ] && [ $((rate * secs)) -lt $((2 * STOCK)) ]; then
+      log "warning: $rate requests/s for $DURATION offers $((rate * secs)) requests for stock $STOCK:" \
+        "the campaign may not sell out, and then its acceptedCount check fails"
+    fi
+    if [ "${RATES_HEALTH:-0}" = 1 ]; then
+      sleep 2
+      run_k6 "health-$rate" health.js
+    fi
+    sleep 2
+    flash_sale "outbox-$rate" outbox
+    sleep 2
+    flash_sale "sync-$rate" sync "$RUN_DIR/verify-outbox-$rate.json"
+    VERIFIED+=("$RUN_DIR"/verify-{outbox,sync}-"$rate".json)
+  done
+fi
 
 stop_service
 
@@ -204,26 +285,37 @@ elif [ -n "${FIRSTCOME_BIN:-}" ]; then
 else
   commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 fi
-python3 "$REPORT" report --results-dir "$RESULTS_DIR" \
-  --copy-md "$ROOT/k6/REPORT.md" --copy-svg "$ROOT/k6/report.svg" \
-  --meta "command=VUS=$VUS DURATION=$DURATION STOCK=$STOCK scripts/bench.sh" \
-  --meta "commit=$commit" \
-  --meta "k6=$("$K6" version 2>/dev/null | head -n1)"
-log "report: $RESULTS_DIR/report.md, $RESULTS_DIR/report.svg (copied to k6/REPORT.md, k6/report.svg)"
+K6_VERSION=$("$K6" version 2>/dev/null | head -n1)
+if [ $MODE = closed ]; then
+  python3 "$REPORT" report --results-dir "$RESULTS_DIR" \
+    --copy-md "$ROOT/k6/REPORT.md" --copy-svg "$ROOT/k6/report.svg" \
+    --meta "command=VUS=$VUS DURATION=$DURATION STOCK=$STOCK scripts/bench.sh" \
+    --meta "commit=$commit" --meta "k6=$K6_VERSION"
+  log "report: $RESULTS_DIR/report.md, $RESULTS_DIR/report.svg (copied to k6/REPORT.md, k6/report.svg)"
+  report_md=$RESULTS_DIR/report.md
+else
+  python3 "$REPORT" rates --results-dir "$RESULTS_DIR" --rates "$RATES" \
+    --copy-md "$ROOT/k6/RATES.md" --copy-svg "$ROOT/k6/rates.svg" \
+    --meta "command=RATES=\"$RATES\" DURATION=$DURATION STOCK=$STOCK MAX_VUS=$MAX_VUS${PRE_VUS:+ PRE_VUS=$PRE_VUS}${RATES_HEALTH:+ RATES_HEALTH=$RATES_HEALTH} scripts/bench.sh rates" \
+    --meta "commit=$commit" --meta "k6=$K6_VERSION"
+  log "report: $RESULTS_DIR/rates.md, $RESULTS_DIR/rates.svg (copied to k6/RATES.md, k6/rates.svg)"
+  report_md=$RESULTS_DIR/rates.md
+fi
 
-failed=0
-for kind in outbox sync; do
-  python3 - "$RESULTS_DIR/verify-$kind.json" <<'PY' || failed=1
-import json, sys
-try:
-    ok = json.load(open(sys.argv[1])).get("ok") is True
-except (OSError, ValueError):
-    ok = False
-sys.exit(0 if ok else 1)
+# Every flash sale run must have a verify result with "ok": true; name the ones that do not.
+failed=$(python3 - "${VERIFIED[@]}" <<'PY'
+import json, os, sys
+for path in sys.argv[1:]:
+    try:
+        ok = json.load(open(path)).get("ok") is True
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        print(os.path.basename(path)[len("verify-"):-len(".json")], end=" ")
 PY
-done
-if [ $failed = 1 ]; then
-  log "some correctness checks failed or could not run (see the report's Correctness section)"
+)
+if [ -n "$failed" ]; then
+  log "error: correctness checks failed or could not run for: ${failed% } (see the Correctness section of $report_md)"
   exit 1
 fi
-log "all correctness checks passed"
+log "all correctness checks passed (${#VERIFIED[@]} runs)"

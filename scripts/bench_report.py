@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Correctness checks and the comparison report for scripts/bench.sh (Python standard library only).
+"""Correctness checks and the comparison reports for scripts/bench.sh (Python standard library only).
 
-Two subcommands:
+Three subcommands:
 
   verify  After one flash-sale run: checks the campaign through the HTTP API (exactly STOCK
           accepted, nobody twice, every event published) and writes the findings as JSON.
@@ -11,6 +11,10 @@ Two subcommands:
           (verify-outbox.json, verify-sync.json) from a results directory and writes report.md
           and report.svg there (plus copies elsewhere with --copy-md/--copy-svg). Prints the
           markdown table to stdout.
+
+  rates   The same comparison at equal offered load: reads rates/<outbox|sync>-<rate>.json and
+          rates/verify-<outbox|sync>-<rate>.json from a results directory, writes rates.md and
+          rates.svg there (achieved throughput and p95/p99 vs offered rate), prints the table.
 
 A check has one of three outcomes: pass, fail, or unavailable (the endpoint it needs answered
 404/405 or could not be reached; the report says so instead of crashing).
@@ -367,7 +371,15 @@ def row_for(kind: str, summary: dict | None, verify: dict | None) -> dict:
         thresholds_ok=summary.get("thresholdsOk"),
         config=summary.get("config") or {},
         campaign_id=summary.get("campaignId"),
+        # Open model only: k6 creates dropped_iterations when it first drops one (absent = 0).
+        dropped=int(summary.get("droppedIterations")
+                    or ((summary.get("metrics") or {}).get("dropped_iterations") or {}).get("values", {}).get("count")
+                    or 0),
+        vus_busy_max=summary.get("vusBusyMax"),
     )
+    # Latency of the 201s alone (flash-sale.js asks k6 for that submetric; older summaries lack it).
+    wins = ((summary.get("metrics") or {}).get(f"http_req_duration{{scenario:{sc},status:201}}") or {})
+    row.update(win_p50=(wins.get("values") or {}).get("med"), win_p99=(wins.get("values") or {}).get("p(99)"))
     ob = (verify or {}).get("outbox") or {}
     row["events_published"] = ob.get("eventsPublished") if ob.get("available") else None
     row["verify"] = verify
@@ -698,6 +710,324 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# rates: sync vs outbox at equal offered load (open model, `scripts/bench.sh rates`)
+# ---------------------------------------------------------------------------------------------
+
+RATE_KINDS = ("outbox", "sync")  # always run; "health" joins them with RATES_HEALTH=1
+KIND_LABELS = {"health": "`/health/live`", "outbox": "outbox", "sync": "sync"}
+
+
+def parse_rates(text: str) -> list[int]:
+    """ "1000 2000,4000" → [1000, 2000, 4000] (sorted, unique); raises ValueError otherwise."""
+    rates = sorted({int(t) for t in text.replace(",", " ").split()})
+    if not rates or rates[0] < 1:
+        raise ValueError(f"expected positive whole requests/s, got {text!r}")
+    return rates
+
+
+def found_rates(d: Path) -> list[int]:
+    """The rates with a k6 summary in d (when bench.sh did not say which it ran)."""
+    rates = set()
+    for f in d.glob("*-*.json"):
+        kind, _, rate = f.stem.partition("-")
+        if kind in ("health",) + RATE_KINDS and rate.isdigit():
+            rates.add(int(rate))
+    return sorted(rates)
+
+
+def checks_verdict(kind: str, verify: dict | None) -> tuple[str, list[dict]]:
+    """One word for a run's API checks, and the checks that did not pass."""
+    if kind == "health":
+        return "—", []
+    if verify is None:
+        return "not run", []
+    items = verify.get("checks") or []
+    bad = [c for c in items if c.get("status") != "pass"]
+    if any(c.get("status") == "fail" for c in bad):
+        return f"FAIL ({len(bad)} of {len(items)})", bad
+    if bad:
+        return f"n/a ({len(bad)} of {len(items)} unavailable)", bad
+    return f"PASS ({len(items)})", []
+
+
+def rates_load(rows: dict[tuple[str, int], dict]) -> dict:
+    return next((r["config"] for r in rows.values() if r.get("config")), {})
+
+
+def build_rates_markdown(rows: dict[tuple[str, int], dict], kinds: tuple[str, ...], rates: list[int],
+                         meta: dict, machine: dict) -> tuple[str, str]:
+    table = [
+        "| offered (req/s) | path | achieved (req/s) | of offered | p50 (ms) | p95 (ms) | p99 (ms) "
+        "| wins p99 (ms) | dropped iterations | errors | busy VUs (peak) | API checks |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for rate in rates:
+        for kind in kinds:
+            r = rows[(kind, rate)]
+            verdict, _ = checks_verdict(kind, r.get("verify"))
+            if not r.get("present"):
+                why = "setup failed" if r.get("setup_error") else "no k6 summary"
+                table.append(f"| {rate:,} | {KIND_LABELS[kind]} | n/a ({why}) | | | | | | | | | {verdict} |")
+                continue
+            share = ratio(r.get("rps"), rate)
+            table.append(
+                f"| {rate:,} | {KIND_LABELS[kind]} | {fmt(r['rps'])} | {fmt(share * 100 if share is not None else None, 1, ' %')} "
+                f"| {fmt(r['p50'], 2)} | {fmt(r['p95'], 2)} | {fmt(r['p99'], 2)} "
+                f"| {'—' if kind == 'health' else fmt(r.get('win_p99'), 2)} | {fmt(r['dropped'])} "
+                f"| {fmt((r['error_rate'] or 0) * 100, 2, ' %')} | {fmt(r.get('vus_busy_max'))} | {verdict} |"
+            )
+    ratios = [
+        "| offered (req/s) | outbox ÷ sync throughput | sync p95 ÷ outbox p95 | sync p99 ÷ outbox p99 |",
+        "|---:|---:|---:|---:|",
+    ]
+    for rate in rates:
+        o, s = rows[("outbox", rate)], rows[("sync", rate)]
+        ratios.append(f"| {rate:,} | {fmt(ratio(o.get('rps'), s.get('rps')), 1, '×')} "
+                      f"| {fmt(ratio(s.get('p95'), o.get('p95')), 1, '×')} "
+                      f"| {fmt(ratio(s.get('p99'), o.get('p99')), 1, '×')} |")
+    table_text = "\n".join(table) + "\n\n" + "\n".join(ratios) + "\n"
+
+    cfg = rates_load(rows)
+    lines = [
+        "# firstcome benchmark: sync vs outbox at equal offered load",
+        "",
+        f"Generated {machine['date']} by `scripts/bench.sh rates` "
+        "(numbers from the k6 summaries; correctness checked through the HTTP API after every run). "
+        "The closed-model comparison (equal VUs) is in [REPORT.md](REPORT.md).",
+        "",
+        "## Machine and load",
+        "",
+        f"- machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory']} RAM, {machine['os']}; "
+        "service, MariaDB, Redis, the embedded Kafka broker and k6 all on this one machine",
+        f"- load: open model (k6 `constant-arrival-rate`), offered rates {', '.join(f'{r:,}' for r in rates)} "
+        f"requests/s, {cfg.get('duration', '?')} per run, each run on a fresh campaign of stock "
+        f"{fmt(cfg.get('stock'))}, outbox then sync at each rate; at most {fmt(cfg.get('maxVUs'))} VUs "
+        f"({fmt(cfg.get('preAllocatedVUs'))} allocated before the start); user ids drawn from "
+        f"1..{fmt(cfg.get('users'))}, {fmt((cfg.get('repeatShare') or 0) * 100, 0)} % of requests reuse a "
+        "recent user id",
+    ]
+    for k in ("command", "binary", "commit", "k6"):
+        if meta.get(k):
+            lines.append(f"- {k}: `{meta[k]}`")
+    lines += [
+        "",
+        "## Results",
+        "",
+        table_text,
+        "![achieved throughput and latency vs offered rate](rates.svg)",
+        "",
+        "- offered: the arrival rate k6 was asked for; achieved: requests of the scenario ÷ k6 test-run "
+        "time (as in REPORT.md; the run time includes setup() and the last answers' wait, so a path "
+        "that keeps up reads slightly under the offered rate)",
+        "- dropped iterations: requests k6 did not send because all its VUs were waiting for answers "
+        "(the pool is capped at MAX_VUS). Dropped iterations mean the path (or k6 itself) is past its "
+        "ceiling at that rate; its latencies then describe MAX_VUS users waiting in line, i.e. a closed "
+        "model of that many users, not the offered rate",
+        "- wins p99: the latency of the 201s alone. Only wins reach MySQL, and they are a small, "
+        "rate-dependent share of a run (stock 1,000 in 30 s: 3 % of the requests at 1,000 requests/s, "
+        "0.3 % at 12,000), so where they are more than 1 % they can set the overall p99 by themselves. "
+        "Wins that arrive faster than MySQL commits them wait for a pooled connection; past "
+        "DB_ACQUIRE_TIMEOUT_MS (2 s) the request gets 503 (errors column), its reservation is released "
+        "and the unit goes to a later request",
+        "- busy VUs (peak): the largest sample of k6's `vus` (VUs busy with a request, sampled about "
+        "once a second); by Little's law about achieved × mean latency",
+        "- errors: share of responses other than 201/409 (`http_req_failed`); latencies are k6's "
+        "`http_req_duration` of the scenario (setup() excluded)",
+        "- API checks: the checks of `bench_report.py verify` for that run's campaign "
+        "(acceptedCount == stock, nobody twice, outbox drained / syncEventsLost, …)",
+    ] + ([
+        "- `/health/live` (RATES_HEALTH=1): the same offered rate against an endpoint that touches "
+        "neither Redis nor MySQL; where it drops iterations too, the limit is k6 and the machine, not the path",
+    ] if "health" in kinds else []) + [
+        "",
+        "## Runs",
+        "",
+    ]
+    for rate in rates:
+        for kind in kinds:
+            r = rows[(kind, rate)]
+            head = f"- {kind} @ {rate:,}/s:"
+            if not r.get("present"):
+                lines.append(f"{head} no numbers ({r.get('setup_error') or 'no k6 summary'})")
+                continue
+            if kind == "health":
+                lines.append(f"{head} {fmt(r.get('requests'))} requests, {fmt(r.get('errors'))} unexpected, "
+                             f"{fmt(r.get('server_errors'))} × 5xx")
+                continue
+            line = (f"{head} campaign {r.get('campaign_id')}, {fmt(r.get('requests'))} requests: "
+                    f"{fmt(r.get('accepted'))} × 201, {fmt(r.get('sold_out'))} × SOLD_OUT, "
+                    f"{fmt(r.get('already'))} × ALREADY_PARTICIPATED, {fmt(r.get('errors'))} unexpected, "
+                    f"{fmt(r.get('server_errors'))} × 5xx; k6 thresholds "
+                    f"{'passed' if r.get('thresholds_ok') else 'FAILED'}")
+            ob = ((r.get("verify") or {}).get("outbox") or {})
+            if kind == "outbox" and ob.get("available"):
+                line += (f"; outbox drained ≤ {fmt(ob.get('drainedAfterK6EndS'), 2)} s after k6 ended, last "
+                         f"publish {fmt(ob.get('lastPublishedAfterLastWinMs'), 0)} ms after the last win")
+            if kind == "sync" and ob.get("available"):
+                line += f"; syncEventsLost {fmt(ob.get('syncEventsLost'))}"
+            lines.append(line)
+    lines += ["", "## Correctness (through the API)", ""]
+    for rate in rates:
+        for kind in RATE_KINDS:
+            verdict, bad = checks_verdict(kind, rows[(kind, rate)].get("verify"))
+            lines.append(f"- {kind} @ {rate:,}/s: {verdict}")
+            lines += [f"  - `{c.get('status', '?').upper()}` {c.get('name')}: {c.get('detail')}" for c in bad]
+    lines += ["", "Reproduce: `scripts/bench.sh rates` (see k6/README.md).", ""]
+    return "\n".join(lines), table_text
+
+
+def build_rates_svg(rows: dict[tuple[str, int], dict], kinds: tuple[str, ...], rates: list[int],
+                    machine: dict) -> str:
+    W, H = 960, 460
+    top, bottom = 70, 366  # plot area y range
+    cfg = rates_load(rows)
+    subtitle = (f"open model (constant-arrival-rate), {cfg.get('duration', '?')} per rate, stock "
+                f"{fmt(cfg.get('stock'))}, ≤ {fmt(cfg.get('maxVUs'))} VUs · {machine['nproc']} CPUs, "
+                f"{machine['cpu']} · {machine['date']}")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+        'font-family="Helvetica, Arial, sans-serif" font-size="13">',
+        f'<rect width="{W}" height="{H}" fill="#ffffff"/>',
+        f'<text x="{W / 2}" y="26" text-anchor="middle" font-size="18" font-weight="bold">'
+        "firstcome: sync vs outbox at equal offered load</text>",
+        f'<text x="{W / 2}" y="46" text-anchor="middle" fill="#555">{esc(subtitle)}</text>',
+    ]
+    best = {k: max([rows[(k, r)].get("rps") or 0 for r in rates] or [0]) for k in RATE_KINDS}
+    parts.append(f'<text x="{W / 2}" y="{H - 12}" text-anchor="middle" fill="#333">'
+                 f"highest achieved: outbox {best['outbox']:,.0f} requests/s, sync {best['sync']:,.0f} "
+                 "requests/s</text>")
+    # Legend, one row: colour = path, line style = percentile, hollow marker = dropped iterations.
+    solid, dashed = 'stroke-width="2.5"', 'stroke-width="1.5" stroke-dasharray="6,4" stroke-opacity="0.6"'
+    legend: list[tuple[str, str, str]] = [(COLORS[k], solid, KIND_LABELS[k].strip("`")) for k in kinds]
+    legend += [("#9aa5b1", 'stroke-width="1.5" stroke-dasharray="4,4"', "offered (left)"),
+               ("#333", solid, "p99"), ("#333", dashed, "p95 (right)")]
+    lx, ly = 40.0, H - 36
+    for color, style, label in legend:
+        parts.append(f'<line x1="{lx:.0f}" y1="{ly}" x2="{lx + 26:.0f}" y2="{ly}" stroke="{color}" {style}/>')
+        parts.append(f'<text x="{lx + 32:.0f}" y="{ly + 4}">{esc(label)}</text>')
+        lx += 32 + 7.2 * len(label) + 22  # ~7 px per character at 13 px
+    parts.append(f'<circle cx="{lx + 5:.0f}" cy="{ly}" r="4.5" fill="#ffffff" stroke="#333" stroke-width="2"/>')
+    parts.append(f'<text x="{lx + 16:.0f}" y="{ly + 4}">k6 dropped iterations (VU pool exhausted)</text>')
+    if not rates:
+        parts.append(f'<text x="{W / 2}" y="{(top + bottom) / 2}" text-anchor="middle" fill="#999">'
+                     "no runs</text></svg>")
+        return "\n".join(parts) + "\n"
+
+    xstep = nice_step(max(rates))
+    xmax = xstep * max(1, math.ceil(max(rates) / xstep))
+
+    def x_axis(x0: float, x1: float) -> tuple[list[str], Any]:
+        def px(v: float) -> float:
+            return x0 + (x1 - x0) * v / xmax
+        out = []
+        for i in range(int(round(xmax / xstep)) + 1):
+            v = xstep * i
+            out.append(f'<line x1="{px(v):.1f}" y1="{top}" x2="{px(v):.1f}" y2="{bottom}" stroke="#f0f0f0"/>')
+            out.append(f'<text x="{px(v):.1f}" y="{bottom + 16}" text-anchor="middle" fill="#555">{v:,.0f}</text>')
+        out.append(f'<text x="{(x0 + x1) / 2}" y="{bottom + 34}" text-anchor="middle" fill="#333">'
+                   "offered (requests/s)</text>")
+        out.append(f'<line x1="{x0}" y1="{bottom}" x2="{x1}" y2="{bottom}" stroke="#333"/>')
+        return out, px
+
+    def series(px: Any, py: Any, kind: str, key: str, is_solid: bool) -> list[str]:
+        pts = [(r, rows[(kind, r)].get(key), rows[(kind, r)].get("dropped") or 0) for r in rates]
+        pts = [(r, v, dropped) for r, v, dropped in pts if isinstance(v, (int, float)) and v > 0]
+        if not pts:
+            return []
+        out = [f'<polyline fill="none" stroke="{COLORS[kind]}" {solid if is_solid else dashed} points="'
+               + " ".join(f"{px(r):.1f},{py(v):.1f}" for r, v, _ in pts) + '"/>']
+        if is_solid:
+            for r, v, dropped in pts:
+                fill = "#ffffff" if dropped else COLORS[kind]
+                out.append(f'<circle cx="{px(r):.1f}" cy="{py(v):.1f}" r="4.5" fill="{fill}" '
+                           f'stroke="{COLORS[kind]}" stroke-width="2"><title>{esc(kind)} @ {r:,}/s: '
+                           f'{v:,.1f}{", " + format(dropped, ",") + " dropped" if dropped else ""}</title></circle>')
+        return out
+
+    # Left panel: achieved vs offered, linear; the dashed diagonal is "achieved == offered".
+    x0, x1 = 80, 430
+    parts.append(f'<text x="{(x0 + x1) / 2}" y="{top - 8}" text-anchor="middle" font-weight="bold">'
+                 "Achieved throughput (requests/s, higher is better)</text>")
+    biggest = max([xmax] + [rows[(k, r)].get("rps") or 0 for k in kinds for r in rates])
+    ystep = nice_step(biggest)
+    ymax = ystep * max(1, math.ceil(biggest / ystep))
+
+    def py_lin(v: float) -> float:
+        return bottom - (bottom - top - 10) * v / ymax
+
+    for i in range(int(round(ymax / ystep)) + 1):
+        v = ystep * i
+        parts.append(f'<line x1="{x0}" y1="{py_lin(v):.1f}" x2="{x1}" y2="{py_lin(v):.1f}" stroke="#e5e5e5"/>')
+        parts.append(f'<text x="{x0 - 6}" y="{py_lin(v) + 4:.1f}" text-anchor="end" fill="#555">{v:,.0f}</text>')
+    axis, px = x_axis(x0, x1)
+    parts += axis
+    parts.append(f'<line x1="{px(0):.1f}" y1="{py_lin(0):.1f}" x2="{px(xmax):.1f}" y2="{py_lin(xmax):.1f}" '
+                 'stroke="#9aa5b1" stroke-width="1.5" stroke-dasharray="4,4"/>')
+    for kind in kinds:
+        parts += series(px, py_lin, kind, "rps", True)
+
+    # Right panel: p99 (solid) and p95 (dashed) vs offered, log scale (sync is far slower).
+    x0, x1 = 560, 920
+    parts.append(f'<text x="{(x0 + x1) / 2}" y="{top - 8}" text-anchor="middle" font-weight="bold">'
+                 "Latency (ms, log scale, lower is better)</text>")
+    present = [v for k in kinds for r in rates for q in ("p95", "p99")
+               if isinstance(v := rows[(k, r)].get(q), (int, float)) and v > 0]
+    lo = 10 ** math.floor(math.log10(min(present))) if present else 1.0
+    hi = 10 ** math.ceil(math.log10(max(present))) if present else 1000.0
+    if hi <= lo:
+        hi = lo * 10
+    span = math.log10(hi) - math.log10(lo)
+
+    def py_log(v: float) -> float:
+        return bottom - (bottom - top - 10) * (math.log10(max(v, lo)) - math.log10(lo)) / span
+
+    d = lo
+    for _ in range(12):  # one gridline per decade, bounded
+        if d > hi * 1.0001:
+            break
+        parts.append(f'<line x1="{x0}" y1="{py_log(d):.1f}" x2="{x1}" y2="{py_log(d):.1f}" stroke="#e5e5e5"/>')
+        tick = f"{d:,.0f}" if d >= 1 else f"{d:g}"
+        parts.append(f'<text x="{x0 - 6}" y="{py_log(d) + 4:.1f}" text-anchor="end" fill="#555">{tick}</text>')
+        d *= 10
+    axis, px = x_axis(x0, x1)
+    parts += axis
+    for kind in kinds:
+        parts += series(px, py_log, kind, "p95", False)
+        parts += series(px, py_log, kind, "p99", True)
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def cmd_rates(args: argparse.Namespace) -> int:
+    d = Path(args.results_dir)
+    runs = d / "rates"
+    try:
+        rates = parse_rates(args.rates) if args.rates else found_rates(runs)
+    except ValueError as e:
+        print(f"bench_report.py rates: --rates: {e}", file=sys.stderr)
+        return 2
+    meta = dict(kv.split("=", 1) for kv in args.meta if "=" in kv)
+    with_health = any((runs / f"health-{r}.json").exists() for r in rates)
+    kinds = (("health",) if with_health else ()) + RATE_KINDS
+    rows = {(k, r): row_for(k, load_json(runs / f"{k}-{r}.json"), load_json(runs / f"verify-{k}-{r}.json"))
+            for r in rates for k in kinds}
+    summaries = [load_json(runs / f"{k}-{r}.json") for r in rates for k in kinds]
+    machine = machine_info()
+    stamps = [str(s["generatedAt"]) for s in summaries if s and s.get("generatedAt")]
+    if stamps:
+        machine["date"] = max(stamps)  # the run's date, not the rendering's
+    md, table = build_rates_markdown(rows, kinds, rates, meta, machine)
+    (d / "rates.md").write_text(md)
+    (d / "rates.svg").write_text(build_rates_svg(rows, kinds, rates, machine))
+    if args.copy_md:
+        shutil.copyfile(d / "rates.md", args.copy_md)
+    if args.copy_svg:
+        shutil.copyfile(d / "rates.svg", args.copy_svg)
+    print(table)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -719,6 +1049,14 @@ def main() -> int:
     r.add_argument("--copy-svg")
     r.add_argument("--meta", action="append", default=[], help="key=value shown in the report")
     r.set_defaults(func=cmd_report)
+
+    q = sub.add_parser("rates", help="write rates.md and rates.svg (equal offered load)")
+    q.add_argument("--results-dir", required=True, help="holds rates/<path>-<rate>.json and verify-*.json")
+    q.add_argument("--rates", help='the offered rates, e.g. "1000 2000 4000" (default: those found)')
+    q.add_argument("--copy-md")
+    q.add_argument("--copy-svg")
+    q.add_argument("--meta", action="append", default=[], help="key=value shown in the report")
+    q.set_defaults(func=cmd_rates)
 
     args = p.parse_args()
     return args.func(args)

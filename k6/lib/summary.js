@@ -20,12 +20,51 @@ export function envNumber(name, fallback, min, max) {
   return n;
 }
 
-/** The trend statistics every script asks k6 to compute (p(50) is `med`). */
-/** The one load shape both scripts use: `vus` looping VUs for `duration`. */
-export function constantVus(name, vus, duration) {
-  return { [name]: { executor: 'constant-vus', vus, duration, gracefulStop: '10s' } };
+/**
+ * The load shape every script uses, chosen by the environment:
+ *
+ * - closed model (default): `vus` looping VUs for `duration` (constant-vus). Each VU sends its
+ *   next request when the previous one is answered, so a slower path is offered less load.
+ * - open model (RATE set): RATE requests per second for `duration` (constant-arrival-rate),
+ *   whatever the answers' latency, so both paths are offered the same load. Each request runs
+ *   in a free VU of a pool of at most MAX_VUS (2000); a request that finds every VU waiting for
+ *   an answer is not sent and counts in k6's `dropped_iterations`. PRE_VUS (default MAX_VUS) are
+ *   allocated before the start: a VU costs ~0.2 MB and is quick to create, but creating them
+ *   mid-run would take CPU from the run being measured.
+ *
+ * Returns `scenarios` (for options), `config` (for the summary) and `vuIds`: the largest `__VU`
+ * a scenario iteration can see, so `__ITER * vuIds + __VU` never repeats.
+ */
+export function loadShape(name, vus, duration) {
+  const rate = envNumber('RATE', 0, 0, 1000000);
+  if (rate === 0) {
+    return {
+      scenarios: { [name]: { executor: 'constant-vus', vus, duration, gracefulStop: '10s' } },
+      config: { model: 'closed', vus, duration },
+      vuIds: vus,
+    };
+  }
+  if (!Number.isInteger(rate)) throw new Error(`RATE=${rate}: expected a whole number of requests per second`);
+  const maxVUs = envNumber('MAX_VUS', 2000, 1, 100000);
+  const preAllocatedVUs = envNumber('PRE_VUS', maxVUs, 1, maxVUs);
+  return {
+    scenarios: {
+      [name]: {
+        executor: 'constant-arrival-rate',
+        rate,
+        timeUnit: '1s',
+        duration,
+        preAllocatedVUs,
+        maxVUs,
+        gracefulStop: '10s',
+      },
+    },
+    config: { model: 'open', rate, duration, preAllocatedVUs, maxVUs },
+    vuIds: maxVUs,
+  };
 }
 
+/** The trend statistics every script asks k6 to compute (p(50) is `med`). */
 export const TREND_STATS = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'];
 
 /** A metric's values, preferring the scenario-scoped submetric (excludes setup() requests). */
@@ -76,12 +115,24 @@ export function buildSummary(data, scenario, info, lines) {
   const runSeconds = data.state.testRunDurationMs / 1000;
   const thresholds = thresholdResults(data);
   const allOk = thresholds.every((t) => t.ok);
+  // k6 only creates dropped_iterations when an arrival-rate scenario drops one: absent means 0.
+  const droppedIterations = (data.metrics.dropped_iterations || { values: {} }).values.count || 0;
+  // `vus` is sampled about once a second; under an arrival-rate executor it counts the VUs busy
+  // with a request, so its max says how close the pool came to MAX_VUS.
+  const vusBusyMax = (data.metrics.vus || { values: {} }).values.max || null;
+  const cfg = info.config;
+  const load =
+    cfg.model === 'open'
+      ? `${cfg.rate} requests/s for ${cfg.duration} (VUs: at most ${cfg.maxVUs}, ` +
+        `${vusBusyMax === null ? 'n/a' : vusBusyMax} busy at the peak sample)`
+      : `${cfg.vus} VUs for ${cfg.duration}`;
 
   const text = [
     '',
     `firstcome k6 ${info.script}${info.script === 'flash-sale' ? ` (${info.pathKind} path)` : ''}`,
-    `  run time ............ ${fmtNum(runSeconds, 1)}s, ${info.config.vus} VUs for ${info.config.duration}`,
+    `  run time ............ ${fmtNum(runSeconds, 1)}s, ${load}`,
     `  requests ............ ${reqs.count || 0} (${fmtNum((reqs.count || 0) / runSeconds, 1)}/s)`,
+    ...(cfg.model === 'open' ? [`  dropped iterations .. ${droppedIterations} (no free VU: not sent)`] : []),
     `  latency ............. avg ${fmtMs(dur.avg)}  p50 ${fmtMs(dur.med)}  p95 ${fmtMs(dur['p(95)'])}  p99 ${fmtMs(dur['p(99)'])}  max ${fmtMs(dur.max)}`,
     `  unexpected status ... ${fmtNum(100 * (failed.rate || 0), 3)}% (${failed.passes || 0} requests)`,
     ...(lines || []).map((l) => `  ${l}`),
@@ -94,6 +145,8 @@ export function buildSummary(data, scenario, info, lines) {
     generatedAt: new Date().toISOString(),
     scenario,
     runSeconds,
+    droppedIterations,
+    vusBusyMax,
     thresholds,
     thresholdsOk: allOk,
     metrics: data.metrics,
