@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use firstcome::{config::Settings, startup::Application, telemetry};
 
+/// glibc's malloc was a quarter of the service's CPU under a big campaign (perf: `_int_malloc`,
+/// `_int_free`, `malloc_consolidate`, `unlink_chunk`); mimalloc costs a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "firstcome",
