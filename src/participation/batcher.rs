@@ -34,12 +34,17 @@ use sea_orm::{error::ConnAcquireErr, DbErr};
 use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
-use super::transaction::{self, NewParticipation, WriteError, Written};
+use super::{
+    gate::Gate,
+    transaction::{self, NewParticipation, WriteError, Written},
+};
 use crate::{config::GroupCommitSettings, db::Db, metrics::Metrics};
 
 /// The campaigns' lanes; cheap to share.
 pub struct GroupCommit {
     db: Db,
+    /// Settles the reservations of a batch's committed wins, in one call.
+    gate: Gate,
     settings: GroupCommitSettings,
     /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a win waits in its lane for its transaction to
     /// start, as it would wait for a pooled connection; then it answers SERVICE_BUSY.
@@ -65,12 +70,14 @@ struct Member {
 impl GroupCommit {
     pub fn new(
         db: Db,
+        gate: Gate,
         settings: GroupCommitSettings,
         queue_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
+            gate,
             settings,
             queue_timeout,
             lanes: Mutex::new(HashMap::new()),
@@ -79,11 +86,17 @@ impl GroupCommit {
         })
     }
 
-    /// Writes one win, in a transaction of its own or shared with other wins of its campaign.
+    /// Writes one win, in a transaction of its own or shared with other wins of its campaign;
+    /// a committed win's reservation is settled in Redis before the answer (best effort).
     pub async fn write(self: &Arc<Self>, win: NewParticipation) -> Result<Written, WriteError> {
         if self.settings.max_batch <= 1 {
             self.metrics.group_commit_batch_size.observe(1.0);
-            return transaction::write(&self.db, &win).await;
+            let written = transaction::write(&self.db, &win).await;
+            if written.is_ok() {
+                self.settle(win.entry.campaign_id, &[win.entry.user_id])
+                    .await;
+            }
+            return written;
         }
         let campaign_id = win.entry.campaign_id;
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
@@ -223,10 +236,26 @@ impl GroupCommit {
                 Err(failed) => vec![Err(failed); wins.len()],
             },
         };
+        let committed: Vec<i64> = wins
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|(win, _)| win.entry.user_id)
+            .collect();
+        self.settle(wins[0].entry.campaign_id, &committed).await;
         for (answer, result) in answers.into_iter().zip(results) {
             // Nobody left to answer only when the runtime is shutting down; a committed win then
             // stands, and the reconciler closes its reservation.
             let _ = answer.send(result);
+        }
+    }
+
+    /// Closes committed wins' reservations. Best effort: one left open is found settled by the
+    /// reconciler (MySQL has the win) and only closed.
+    async fn settle(&self, campaign_id: i64, users: &[i64]) {
+        if let Err(e) = self.gate.settle(campaign_id, users).await {
+            tracing::debug!(error = %e, campaign_id, wins = users.len(),
+                "Could not close the reservations; the reconciler will.");
         }
     }
 }

@@ -285,11 +285,15 @@ impl Gate {
         Ok(adjusted == 1)
     }
 
-    /// The transaction of a reservation settled (committed): it is no longer open.
-    pub async fn settle(&self, campaign_id: i64, user_id: i64) -> Result<(), GateError> {
+    /// The transactions of these users' reservations settled (committed): they are no longer
+    /// open. One HDEL for all of them (a group commit's members settle together).
+    pub async fn settle(&self, campaign_id: i64, user_ids: &[i64]) -> Result<(), GateError> {
+        if user_ids.is_empty() {
+            return Ok(());
+        }
         let [_, _, pending] = self.keys(campaign_id);
         let _: i64 = self
-            .query(redis::cmd("HDEL").arg(pending).arg(user_id).to_owned())
+            .query(redis::cmd("HDEL").arg(pending).arg(user_ids).to_owned())
             .await?;
         Ok(())
     }

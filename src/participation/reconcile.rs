@@ -43,7 +43,7 @@ impl Reconciler {
                     .await?
                     .is_some()
                 {
-                    self.gate.settle(campaign_id, open.user_id).await?;
+                    self.gate.settle(campaign_id, &[open.user_id]).await?;
                     continue;
                 }
                 let entry = Entry {

@@ -60,6 +60,7 @@ impl ParticipationService {
         Self {
             group_commit: GroupCommit::new(
                 db.clone(),
+                gate.clone(),
                 settings.database.group_commit,
                 settings.database.acquire_timeout,
                 metrics.clone(),

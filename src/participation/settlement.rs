@@ -48,16 +48,8 @@ impl ParticipationService {
                 participation_id,
                 accepted_at,
             }) => {
+                // The batch settled the reservation in Redis already (see `batcher`).
                 self.relay_wakeup.notify_one();
-                // Best effort: a reservation left open after a commit is found settled by the
-                // reconciler (MySQL has the win) and only closed.
-                if let Err(e) = self
-                    .gate
-                    .settle(req.entry.campaign_id, req.entry.user_id)
-                    .await
-                {
-                    tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
-                }
                 Ok(Accepted::new(
                     &req,
                     participation_id,
@@ -125,7 +117,7 @@ impl ParticipationService {
                     user_id = entry.user_id,
                     "The participation committed although its answer was lost."
                 );
-                if let Err(e) = self.gate.settle(entry.campaign_id, entry.user_id).await {
+                if let Err(e) = self.gate.settle(entry.campaign_id, &[entry.user_id]).await {
                     tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
                 }
                 let event_id = found
