@@ -4,7 +4,7 @@
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
 
-use crate::db::sql::stmt;
+use crate::db::sql::insert_rows;
 
 use super::{
     event::{ParticipationAccepted, AGGREGATE_PARTICIPATION},
@@ -73,16 +73,8 @@ pub async fn insert(conn: &impl ConnectionTrait, rows: &[NewOutboxEvent]) -> Res
     if rows.is_empty() {
         return Ok(());
     }
-    let mut sql = String::from(
-        "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-         headers, status, attempts, available_at, created_at) VALUES ",
-    );
     let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 9);
-    for (n, row) in rows.iter().enumerate() {
-        if n > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))");
+    for row in rows {
         values.extend([
             row.event_id.to_string().into(),
             row.aggregate_type.clone().into(),
@@ -95,6 +87,14 @@ pub async fn insert(conn: &impl ConnectionTrait, rows: &[NewOutboxEvent]) -> Res
             row.status.as_str().into(),
         ]);
     }
-    conn.execute_raw(stmt(&sql, values)).await?;
+    insert_rows(
+        conn,
+        "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
+         headers, status, attempts, available_at, created_at)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+        "",
+        values,
+    )
+    .await?;
     Ok(())
 }

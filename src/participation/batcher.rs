@@ -4,9 +4,9 @@
 //! Each campaign with wins in flight has a lane: a queue and one task that commits it. A win that
 //! finds no lane opens one and its task commits it at once, alone (no added latency when there
 //! is no queue). Wins that arrive while that transaction runs queue; when it ends, the task takes
-//! up to `GROUP_COMMIT_MAX_BATCH` of them as the next batch (after up to
-//! `GROUP_COMMIT_WINDOW_MS` for more, if set and the lane is busy), so the batch size follows the
-//! load. The task ends with an empty queue.
+//! up to `GROUP_COMMIT_MAX_BATCH` of them, rounded down to a list size of `db::sql` (a statement
+//! text per size), as the next batch (after up to `GROUP_COMMIT_WINDOW_MS` for more, if set and
+//! the lane is busy), so the batch size follows the load. The task ends with an empty queue.
 //!
 //! A win still queued after `DB_ACQUIRE_TIMEOUT_MS` (the running transaction holds its campaign
 //! that long) leaves the queue and answers SERVICE_BUSY, as it would after waiting that long for
@@ -16,6 +16,9 @@
 //! (MySQL has less stock than Redis let through) or one member turns out to be a duplicate, it
 //! falls back to one transaction per member, in queue order, so exactly the right ones win. Any
 //! other failure is every member's failure (each compensates, as with one transaction per win).
+//!
+//! Settling a batch's reservations in Redis and answering its members happen in a task of their
+//! own, off the lane: the next batch does not wait for that round trip.
 //!
 //! Order: a lane commits one transaction at a time, and every transaction takes the campaign
 //! row's lock before it takes ids, so outbox ids of a campaign follow commit order across
@@ -38,7 +41,11 @@ use super::{
     gate::Gate,
     transaction::{self, NewParticipation, WriteError, Written},
 };
-use crate::{config::GroupCommitSettings, db::Db, metrics::Metrics};
+use crate::{
+    config::GroupCommitSettings,
+    db::{sql::size_at_most, Db},
+    metrics::Metrics,
+};
 
 /// The campaigns' lanes; cheap to share.
 pub struct GroupCommit {
@@ -93,8 +100,7 @@ impl GroupCommit {
             self.metrics.group_commit_batch_size.observe(1.0);
             let written = transaction::write(&self.db, &win).await;
             if written.is_ok() {
-                self.settle(win.entry.campaign_id, &[win.entry.user_id])
-                    .await;
+                settle(&self.gate, win.entry.campaign_id, &[win.entry.user_id]).await;
             }
             return written;
         }
@@ -193,7 +199,9 @@ impl GroupCommit {
                     lanes.remove(&campaign_id);
                     return;
                 }
-                let n = lane.queue.len().min(self.settings.max_batch);
+                // A list size (see `db::sql`): each size is one statement text, prepared once
+                // per connection; the rest waits for the next batch.
+                let n = size_at_most(lane.queue.len().min(self.settings.max_batch));
                 lane.queue.drain(..n).collect()
             };
             // More than one member means wins queued behind the previous transaction.
@@ -212,7 +220,7 @@ impl GroupCommit {
     }
 
     /// One batch: one transaction, or one per member when the batch's is refused; every member
-    /// gets its own answer.
+    /// gets its own answer, after its reservation is settled.
     async fn commit(&self, batch: Vec<Member>) {
         let (wins, answers): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|m| (m.win, m.answer)).unzip();
@@ -236,26 +244,33 @@ impl GroupCommit {
                 Err(failed) => vec![Err(failed); wins.len()],
             },
         };
+        let campaign_id = wins[0].entry.campaign_id;
         let committed: Vec<i64> = wins
             .iter()
             .zip(&results)
             .filter(|(_, result)| result.is_ok())
             .map(|(win, _)| win.entry.user_id)
             .collect();
-        self.settle(wins[0].entry.campaign_id, &committed).await;
-        for (answer, result) in answers.into_iter().zip(results) {
-            // Nobody left to answer only when the runtime is shutting down; a committed win then
-            // stands, and the reconciler closes its reservation.
-            let _ = answer.send(result);
-        }
+        let gate = self.gate.clone();
+        tokio::spawn(
+            async move {
+                settle(&gate, campaign_id, &committed).await;
+                for (answer, result) in answers.into_iter().zip(results) {
+                    // Nobody left to answer only when the runtime is shutting down; a committed
+                    // win then stands, and the reconciler closes its reservation.
+                    let _ = answer.send(result);
+                }
+            }
+            .instrument(tracing::debug_span!("group_commit_answers", campaign_id)),
+        );
     }
+}
 
-    /// Closes committed wins' reservations. Best effort: one left open is found settled by the
-    /// reconciler (MySQL has the win) and only closed.
-    async fn settle(&self, campaign_id: i64, users: &[i64]) {
-        if let Err(e) = self.gate.settle(campaign_id, users).await {
-            tracing::debug!(error = %e, campaign_id, wins = users.len(),
-                "Could not close the reservations; the reconciler will.");
-        }
+/// Closes committed wins' reservations. Best effort: one left open is found settled by the
+/// reconciler (MySQL has the win) and only closed.
+async fn settle(gate: &Gate, campaign_id: i64, users: &[i64]) {
+    if let Err(e) = gate.settle(campaign_id, users).await {
+        tracing::debug!(error = %e, campaign_id, wins = users.len(),
+            "Could not close the reservations; the reconciler will.");
     }
 }

@@ -11,7 +11,7 @@ use super::entry::Entry;
 use crate::{
     db::{
         error::{self as db_error, DbErrorKind},
-        sql::{datetime, placeholders, stmt},
+        sql::{datetime, in_list, insert_rows, stmt},
         Db, Txn,
     },
     outbox::{self, event::PARTICIPATION_ACCEPTED, NewOutboxEvent, ParticipationAccepted},
@@ -149,7 +149,8 @@ async fn remaining_stock(txn: &Txn, campaign_id: i64) -> Result<i64, DbErr> {
         .unwrap_or(0))
 }
 
-/// Inserts the participations in one statement and returns their ids in the order of `wins`.
+/// Inserts the participations (one statement when their number is one of the list sizes of
+/// [`crate::db::sql`], as a group commit's batch is) and returns their ids in the order of `wins`.
 ///
 /// One row: `LAST_INSERT_ID()`. Several: read back by (campaign, user) inside the transaction,
 /// rather than computed from the first id, which would assume `auto_increment_increment = 1`
@@ -171,27 +172,29 @@ async fn insert_participations(
             created_at.into(),
         ]);
     }
-    let rows = vec!["(?, ?, ?, ?, ?)"; wins.len()].join(", ");
-    let inserted = txn
-        .execute_raw(stmt(
-            &format!("INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at) VALUES {rows}"),
-            values,
-        ))
-        .await?;
-    if wins.len() == 1 {
-        let id =
-            i64::try_from(inserted.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let inserted = insert_rows(
+        txn,
+        "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at)",
+        "(?, ?, ?, ?, ?)",
+        "",
+        values,
+    )
+    .await?;
+    if let [one] = wins {
+        let id = i64::try_from(inserted[0].last_insert_id())
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        debug_assert_eq!(one.entry.campaign_id, campaign_id);
         return Ok(vec![id]);
     }
 
     let mut values: Vec<Value> = vec![campaign_id.into()];
-    values.extend(wins.iter().map(|w| Value::from(w.entry.user_id)));
+    let users = in_list(
+        &mut values,
+        wins.iter().map(|w| Value::from(w.entry.user_id)),
+    );
     let found = txn
         .query_all_raw(stmt(
-            &format!(
-                "SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({})",
-                placeholders(wins.len())
-            ),
+            &format!("SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({users})"),
             values,
         ))
         .await?;
