@@ -1,7 +1,7 @@
 //! `consumer_inbox`: the dedupe record (DESIGN §5). Written in the transaction that applies the
 //! effect, so "applied" and "recorded" cannot disagree.
 
-use crate::db::sql::{placeholders, stmt};
+use crate::db::sql::{in_list, insert_rows, stmt};
 use std::{collections::HashSet, time::Duration};
 
 use sea_orm::{ConnectionTrait, DbErr, Value};
@@ -19,12 +19,14 @@ pub async fn applied(
     let mut found = HashSet::new();
     for chunk in event_ids.chunks(CHUNK) {
         let mut values: Vec<Value> = vec![consumer.into()];
-        values.extend(chunk.iter().map(|id| Value::from(id.to_string())));
+        let ids = in_list(
+            &mut values,
+            chunk.iter().map(|id| Value::from(id.to_string())),
+        );
         let rows = conn
             .query_all_raw(stmt(
                 &format!(
-                    "SELECT event_id FROM consumer_inbox WHERE consumer = ? AND event_id IN ({})",
-                    placeholders(chunk.len())
+                    "SELECT event_id FROM consumer_inbox WHERE consumer = ? AND event_id IN ({ids})"
                 ),
                 values,
             ))
@@ -53,13 +55,13 @@ pub async fn record(
             values.push(consumer.into());
             values.push(id.to_string().into());
         }
-        conn.execute_raw(stmt(
-            &format!(
-                "INSERT INTO consumer_inbox (consumer, event_id, processed_at) VALUES {}",
-                vec!["(?, ?, UTC_TIMESTAMP(6))"; chunk.len()].join(", ")
-            ),
+        insert_rows(
+            conn,
+            "INSERT INTO consumer_inbox (consumer, event_id, processed_at)",
+            "(?, ?, UTC_TIMESTAMP(6))",
+            "",
             values,
-        ))
+        )
         .await?;
     }
     Ok(())

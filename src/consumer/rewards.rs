@@ -2,7 +2,7 @@
 //! (`reward_grant`, one row per event, and the running balance in `reward_account`), and the
 //! query behind `GET /api/v1/users/{userId}/rewards`.
 
-use crate::db::sql::stmt;
+use crate::db::sql::{insert_rows, stmt};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -39,26 +39,25 @@ impl Handler for RewardsHandler {
             let balance = per_user.entry(d.event.user_id).or_insert(0);
             *balance = balance.saturating_add(p);
         }
-        txn.execute_raw(stmt(
-            &format!(
-                "INSERT INTO reward_grant (event_id, user_id, campaign_id, points, granted_at) VALUES {}",
-                vec!["(?, ?, ?, ?, UTC_TIMESTAMP(6))"; events.len()].join(", ")
-            ),
+        insert_rows(
+            txn,
+            "INSERT INTO reward_grant (event_id, user_id, campaign_id, points, granted_at)",
+            "(?, ?, ?, ?, UTC_TIMESTAMP(6))",
+            "",
             values,
-        ))
+        )
         .await?;
         let mut values: Vec<Value> = Vec::with_capacity(per_user.len() * 2);
         for (user, p) in &per_user {
             values.extend([(*user).into(), (*p).into()]);
         }
-        txn.execute_raw(stmt(
-            &format!(
-                "INSERT INTO reward_account (user_id, points, updated_at) VALUES {} \
-                 ON DUPLICATE KEY UPDATE points = points + VALUES(points), updated_at = VALUES(updated_at)",
-                vec!["(?, ?, UTC_TIMESTAMP(6))"; per_user.len()].join(", ")
-            ),
+        insert_rows(
+            txn,
+            "INSERT INTO reward_account (user_id, points, updated_at)",
+            "(?, ?, UTC_TIMESTAMP(6))",
+            " ON DUPLICATE KEY UPDATE points = points + VALUES(points), updated_at = VALUES(updated_at)",
             values,
-        ))
+        )
         .await?;
         Ok(())
     }

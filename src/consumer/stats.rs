@@ -5,7 +5,7 @@
 //! A batch is folded per campaign (and per campaign and day) first, so a batch of a thousand
 //! events of one hot campaign is three statements, not three thousand.
 
-use crate::db::sql::{datetime, placeholders, stmt};
+use crate::db::sql::{datetime, in_list, insert_rows, stmt};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -71,30 +71,29 @@ impl Handler for StatsHandler {
             ]);
         }
         // VALUES() rather than MySQL 8's row alias: MariaDB has no row alias.
-        txn.execute_raw(stmt(
-            &format!(
-                "INSERT INTO campaign_stats (campaign_id, accepted_count, accepted_quantity, first_accepted_at, \
-                 last_accepted_at, last_event_at, updated_at) VALUES {} \
-                 ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
-                 accepted_quantity = accepted_quantity + VALUES(accepted_quantity), \
-                 first_accepted_at = LEAST(first_accepted_at, VALUES(first_accepted_at)), \
-                 last_accepted_at = GREATEST(last_accepted_at, VALUES(last_accepted_at)), \
-                 last_event_at = VALUES(last_event_at), updated_at = VALUES(updated_at)",
-                vec!["(?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))"; campaigns.len()].join(", ")
-            ),
+        insert_rows(
+            txn,
+            "INSERT INTO campaign_stats (campaign_id, accepted_count, accepted_quantity, first_accepted_at, \
+             last_accepted_at, last_event_at, updated_at)",
+            "(?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
+            " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
+             accepted_quantity = accepted_quantity + VALUES(accepted_quantity), \
+             first_accepted_at = LEAST(first_accepted_at, VALUES(first_accepted_at)), \
+             last_accepted_at = GREATEST(last_accepted_at, VALUES(last_accepted_at)), \
+             last_event_at = VALUES(last_event_at), updated_at = VALUES(updated_at)",
             values,
-        ))
+        )
         .await?;
 
         // Sold out: the first time the applied quantity reaches the campaign's stock, at the
         // latest win applied (the one that took the last unit).
-        let ids: Vec<Value> = campaigns.keys().map(|id| Value::from(*id)).collect();
+        let mut ids: Vec<Value> = Vec::new();
+        let list = in_list(&mut ids, campaigns.keys().map(|id| Value::from(*id)));
         txn.execute_raw(stmt(
             &format!(
                 "UPDATE campaign_stats s JOIN campaign c ON c.id = s.campaign_id \
                  SET s.sold_out_at = s.last_accepted_at \
-                 WHERE s.campaign_id IN ({}) AND s.sold_out_at IS NULL AND s.accepted_quantity >= c.total_stock",
-                placeholders(ids.len())
+                 WHERE s.campaign_id IN ({list}) AND s.sold_out_at IS NULL AND s.accepted_quantity >= c.total_stock"
             ),
             ids,
         ))
@@ -109,15 +108,14 @@ impl Handler for StatsHandler {
                 (*quantity).into(),
             ]);
         }
-        txn.execute_raw(stmt(
-            &format!(
-                "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity) VALUES {} \
-                 ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
-                 accepted_quantity = accepted_quantity + VALUES(accepted_quantity)",
-                vec!["(?, ?, ?, ?)"; days.len()].join(", ")
-            ),
+        insert_rows(
+            txn,
+            "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity)",
+            "(?, ?, ?, ?)",
+            " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
+             accepted_quantity = accepted_quantity + VALUES(accepted_quantity)",
             values,
-        ))
+        )
         .await?;
         Ok(())
     }

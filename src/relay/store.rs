@@ -9,7 +9,7 @@
 //! Through the primary key (rows by id) or `(status, lease_until)` (rows by owner, always
 //! leased) an UPDATE reads only the rows it changes.
 
-use crate::db::sql::{placeholders, stmt};
+use crate::db::sql::{in_list, size_at_least, stmt};
 use std::time::Duration;
 
 use crate::db::Db;
@@ -112,26 +112,25 @@ pub async fn claim(
     let mut filter = String::new();
     if led.shards.len() < total as usize {
         values.push(total.into());
-        values.extend(led.shards.iter().map(|s| Value::from(*s)));
-        filter.push_str(&format!(
-            " AND MOD(CRC32(msg_key), ?) IN ({})",
-            placeholders(led.shards.len())
-        ));
+        let shards = in_list(&mut values, led.shards.iter().map(|s| Value::from(*s)));
+        filter.push_str(&format!(" AND MOD(CRC32(msg_key), ?) IN ({shards})"));
     }
     if !blocked.is_empty() {
-        filter.push_str(&format!(
-            " AND msg_key NOT IN ({})",
-            placeholders(blocked.len())
-        ));
-        values.extend(blocked.iter().map(|k| Value::from(k.as_str())));
+        let keys = in_list(&mut values, blocked.iter().map(|k| Value::from(k.as_str())));
+        filter.push_str(&format!(" AND msg_key NOT IN ({keys})"));
     }
     let held = held_back(&txn, owner).await?;
     if !held.is_empty() {
-        let terms = vec!["(msg_key = ? AND id > ?)"; held.len()].join(" OR ");
-        filter.push_str(&format!(" AND NOT ({terms})"));
-        for (key, id) in held {
-            values.push(key.into());
-            values.push(id.into());
+        // Padded like an `IN` list (the last term repeated), for a shared statement text.
+        let n = size_at_least(held.len());
+        filter.push_str(&format!(
+            " AND NOT ({})",
+            vec!["(msg_key = ? AND id > ?)"; n].join(" OR ")
+        ));
+        let mut terms = held.iter().chain(std::iter::repeat(&held[held.len() - 1]));
+        for (key, id) in terms.by_ref().take(n) {
+            values.push(key.as_str().into());
+            values.push((*id).into());
         }
     }
     values.push(limit.into());
@@ -162,12 +161,11 @@ pub async fn claim(
     rows.truncate(limit as usize);
     if !rows.is_empty() {
         let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
-        values.extend(rows.iter().map(|r| Value::from(r.id)));
+        let ids = in_list(&mut values, rows.iter().map(|r| Value::from(r.id)));
         txn.execute_raw(stmt(
             &format!(
                 "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
-                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({})",
-                placeholders(rows.len())
+                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids})"
             ),
             values,
         ))
@@ -190,15 +188,14 @@ pub async fn renew_row_leases(
         return Ok(0);
     }
     let mut values: Vec<Value> = vec![micros(lease).into(), owner.into(), led.total.into()];
-    values.extend(led.shards.iter().map(|s| Value::from(*s)));
+    let shards = in_list(&mut values, led.shards.iter().map(|s| Value::from(*s)));
     let res = db
         .execute_raw(stmt(
             &format!(
                 "UPDATE outbox_event FORCE INDEX (ix_outbox_status_lease) \
                  SET lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
                  WHERE status = 'PENDING' AND lease_until IS NOT NULL AND lease_owner = ? \
-                 AND MOD(CRC32(msg_key), ?) IN ({})",
-                placeholders(led.shards.len())
+                 AND MOD(CRC32(msg_key), ?) IN ({shards})"
             ),
             values,
         ))
@@ -212,13 +209,13 @@ pub async fn mark_published(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
     if ids.is_empty() {
         return Ok(());
     }
-    let values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
+    let mut values: Vec<Value> = Vec::with_capacity(size_at_least(ids.len()));
+    let ids = in_list(&mut values, ids.iter().map(|id| Value::from(*id)));
     db.execute_raw(stmt(
         &format!(
             "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
              last_error = NULL, lease_owner = NULL, lease_until = NULL \
-             WHERE status = 'PENDING' AND id IN ({})",
-            placeholders(ids.len())
+             WHERE status = 'PENDING' AND id IN ({ids})"
         ),
         values,
     ))
@@ -282,11 +279,8 @@ pub async fn release(db: &Db, owner: &str, ids: Option<&[i64]>) -> Result<u64, D
         ),
         Some([]) => return Ok(0),
         Some(ids) => {
-            values.extend(ids.iter().map(|id| Value::from(*id)));
-            (
-                "PRIMARY",
-                format!(" AND id IN ({})", placeholders(ids.len())),
-            )
+            let ids = in_list(&mut values, ids.iter().map(|id| Value::from(*id)));
+            ("PRIMARY", format!(" AND id IN ({ids})"))
         }
     };
     let res = db
