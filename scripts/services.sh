@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the local services firstcome needs: MariaDB and Redis from
 # Debian's packages, then creates the database and the TCP user. Idempotent: run it as often as you
-# like. Kafka is not installed here: without KAFKA_BOOTSTRAP_SERVERS the service starts an embedded
+# like. It also installs what building firstcome needs beyond Rust: OpenSSL's headers and
+# pkg-config (librdkafka is built with TLS/SASL support) and the openssl command (the TLS tests
+# make throwaway certificates with it). Kafka is not installed here: without KAFKA_BOOTSTRAP_SERVERS the service starts an embedded
 # Kafka-protocol broker (librdkafka's mock cluster) in process.
 #
+# MariaDB also accepts TLS, with a throwaway CA and server certificate (for 127.0.0.1 and
+# localhost) made here once, in DB_TLS_DIR: the tests connect with
+# `?ssl-mode=VERIFY_IDENTITY&ssl-ca=$DB_TLS_DIR/ca.pem` (TLS stays optional for clients). A MariaDB
+# that was already running without it keeps running so; stop it (`mariadb-admin shutdown`) and
+# run this again to add TLS.
+#
 # Settings (environment): DB_NAME (firstcome), DB_USER (firstcome), DB_PASSWORD (firstcome),
-# DB_PORT (3306), REDIS_PORT (6379).
+# DB_PORT (3306), REDIS_PORT (6379), DB_TLS_DIR (/etc/mysql/firstcome-tls).
 set -euo pipefail
 
 DB_NAME=${DB_NAME:-firstcome}
@@ -13,6 +21,7 @@ DB_USER=${DB_USER:-firstcome}
 DB_PASSWORD=${DB_PASSWORD:-firstcome}
 DB_PORT=${DB_PORT:-3306}
 REDIS_PORT=${REDIS_PORT:-6379}
+DB_TLS_DIR=${DB_TLS_DIR:-/etc/mysql/firstcome-tls}
 
 log() { echo "[services] $*" >&2; }
 
@@ -25,6 +34,9 @@ install_missing() {
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} from Debian's packages"
     sudo_if_needed apt-get update -qq
@@ -41,10 +53,32 @@ wait_for() { # wait_for <what> <seconds> <command...>
   log "$what did not come up within ${secs}s"; return 1
 }
 
+# A CA and a server certificate for MariaDB, made once: throwaway, for local TLS only.
+make_db_certificates() {
+  [ -s "$DB_TLS_DIR/server.pem" ] && return 0
+  log "making a throwaway CA and MariaDB server certificate in $DB_TLS_DIR"
+  local tmp; tmp=$(mktemp -d)
+  (
+    cd "$tmp"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
+      -out ca.pem -days 3650 -subj "/CN=firstcome local MariaDB CA" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key \
+      -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+      -days 3650 -extfile server.ext 2>/dev/null
+  )
+  sudo_if_needed mkdir -p "$DB_TLS_DIR"
+  sudo_if_needed install -m 644 "$tmp/ca.pem" "$tmp/server.pem" "$DB_TLS_DIR/"
+  sudo_if_needed install -m 640 -g mysql "$tmp/server.key" "$DB_TLS_DIR/"
+  rm -rf "$tmp"
+}
+
 start_mariadb() {
   if sudo_if_needed mariadb-admin ping --silent >/dev/null 2>&1; then
     log "MariaDB already running"
   else
+    make_db_certificates
     log "starting MariaDB on port $DB_PORT"
     sudo_if_needed mkdir -p /run/mysqld
     sudo_if_needed chown mysql:mysql /run/mysqld
@@ -52,7 +86,8 @@ start_mariadb() {
     # service's expectations for a local/CI database (see README, "Local services").
     sudo_if_needed start-stop-daemon --start --oknodo --background \
       --exec /usr/sbin/mariadbd -- --user=mysql --port="$DB_PORT" --bind-address=127.0.0.1 \
-      --max-connections=1000 --innodb-lock-wait-timeout=10
+      --max-connections=1000 --innodb-lock-wait-timeout=10 \
+      --ssl-ca="$DB_TLS_DIR/ca.pem" --ssl-cert="$DB_TLS_DIR/server.pem" --ssl-key="$DB_TLS_DIR/server.key"
     wait_for MariaDB 60 sudo_if_needed mariadb-admin ping --silent
   fi
   sudo_if_needed mariadb <<SQL

@@ -4,7 +4,7 @@
 //! one transaction (participation row + outbox row); a relay publishes outbox rows to Kafka.
 //!
 //! # Layout
-//! - [`config`]: typed settings from the environment.
+//! - [`config`]: typed settings from the environment (clap arguments with `env`), `KAFKA_PROPERTIES`.
 //! - [`db`]: MySQL pools, the deadline on every call, and what a MySQL error means.
 //! - [`telemetry`]: log and trace-export set-up.
 //! - [`trace`]: W3C trace context (request → outbox row → Kafka → consumers) and OTLP export.

@@ -2,8 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use firstcome::{config::Settings, startup::Application, telemetry};
+use clap::{error::ErrorKind, CommandFactory, FromArgMatches, Parser, Subcommand};
+use firstcome::{
+    config::{args::ServeArgs, cli, ConfigError, Settings},
+    startup::Application,
+    telemetry,
+};
 
 /// glibc's malloc was a quarter of the service's CPU under a big campaign (perf: `_int_malloc`,
 /// `_int_free`, `malloc_consolidate`, `unlink_chunk`); mimalloc costs a fraction of that.
@@ -14,7 +18,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "firstcome",
     version,
-    about = "First-come-first-served campaigns on a transactional outbox"
+    about = "First-come-first-served campaigns on a transactional outbox",
+    after_help = "Every setting is an environment variable (also a flag of serve, consume and \
+                  migrate); `firstcome serve --help` lists them with their defaults."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,21 +30,42 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API, the outbox relay and the consumers in `CONSUMERS` (the default).
-    Serve,
+    Serve(ServeArgs),
     /// Run only the consumers in `CONSUMERS` against `KAFKA_BOOTSTRAP_SERVERS`.
-    Consume,
+    Consume(ServeArgs),
     /// Apply pending database migrations and exit.
-    Migrate,
+    Migrate(ServeArgs),
     /// Print the OpenAPI spec (YAML) to stdout.
     Openapi,
     /// Print the AsyncAPI document (YAML) of the default topic and its dead-letter topics.
     Asyncapi,
+    /// Print the README's configuration table (markdown), generated from the settings.
+    #[command(hide = true)]
+    ConfigTable,
+}
+
+enum Run {
+    Serve,
+    Consume,
+    Migrate,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    // Variables set to "" count as unset (see config::cli).
+    let cmd = cli::without_empty_env(Cli::command());
+    let parsed = cmd
+        .clone()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == ErrorKind::DisplayHelp || e.kind() == ErrorKind::DisplayVersion => {
+            e.exit()
+        }
+        Err(e) => return config_failure(&cli::config_error(&cmd, &e)),
+    };
+    let (run, settings) = match cli.command {
         Some(Command::Openapi) => {
             print!("{}", firstcome::api::openapi_yaml());
             return ExitCode::SUCCESS;
@@ -48,24 +75,28 @@ async fn main() -> ExitCode {
             print!("{}", firstcome::outbox::asyncapi::asyncapi_yaml(topic));
             return ExitCode::SUCCESS;
         }
-        _ => {}
-    }
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("firstcome: configuration error: {e}");
-            return ExitCode::from(2);
+        Some(Command::ConfigTable) => {
+            print!("{}", firstcome::config::reference::markdown());
+            return ExitCode::SUCCESS;
         }
+        Some(Command::Serve(args)) => (Run::Serve, args.into_settings()),
+        Some(Command::Consume(args)) => (Run::Consume, args.into_settings()),
+        Some(Command::Migrate(args)) => (Run::Migrate, args.into_settings()),
+        None => (Run::Serve, Settings::from_env()),
+    };
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => return config_failure(&e),
     };
     telemetry::init(settings.log_format);
     if let Err(e) = telemetry::init_traces(settings.otlp_endpoint.as_ref()) {
         eprintln!("firstcome: OTEL_EXPORTER_OTLP_ENDPOINT: {e}");
         return ExitCode::from(2);
     }
-    let result = match cli.command {
-        Some(Command::Migrate) => migrate(&settings).await,
-        Some(Command::Consume) => consume(settings).await,
-        _ => serve(settings).await,
+    let result = match run {
+        Run::Migrate => migrate(&settings).await,
+        Run::Consume => consume(settings).await,
+        Run::Serve => serve(settings).await,
     };
     // After everything else stopped: the spans of the last requests and events go out too.
     telemetry::shutdown().await;
@@ -76,6 +107,12 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Invalid configuration: one line naming the variable, exit status 2 (as clap's usage errors).
+fn config_failure(e: &ConfigError) -> ExitCode {
+    eprintln!("firstcome: configuration error: {e}");
+    ExitCode::from(2)
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {

@@ -103,6 +103,7 @@ async fn start_consumers(
         dlq: producers.dlq.clone(),
         dlq_timeout: settings.kafka.message_timeout,
         bootstrap: bootstrap.to_string(),
+        properties: settings.kafka.properties.clone(),
         topic: settings.kafka.topic.clone(),
         settings: settings.consumers.clone(),
         group_protocol: settings.consumers.group_protocol.unwrap_or(if embedded {
@@ -198,7 +199,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, addr) = bind_and_migrate(&settings).await?;
         let db = db::pool::connect(&settings.database).await?;
-        let gate = Gate::new(&settings.redis).context("invalid REDIS_URL")?;
+        let gate = Gate::new(&settings.redis).context("could not set up the Redis connection")?;
 
         let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
             let token: String = rand::rng()

@@ -30,7 +30,7 @@ use super::{
     Delivered, Handler,
 };
 use crate::{
-    config::{ConsumerSettings, GroupProtocol},
+    config::{ConsumerSettings, GroupProtocol, KafkaProperties},
     db::Db,
     kafka::producer::ProducerSlot,
     metrics::Metrics,
@@ -51,6 +51,8 @@ pub struct ConsumerDeps {
     pub dlq: ProducerSlot,
     pub dlq_timeout: Duration,
     pub bootstrap: String,
+    /// `KAFKA_PROPERTIES` (TLS, SASL, ...), set on every consumer.
+    pub properties: KafkaProperties,
     pub topic: String,
     pub settings: ConsumerSettings,
     pub group_protocol: GroupProtocol,
@@ -76,17 +78,22 @@ fn subscribe(
         GroupProtocol::Classic => "classic",
         GroupProtocol::Consumer => "consumer",
     };
-    let consumer: StreamConsumer<GroupContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &deps.bootstrap)
-        .set("group.id", name.group_id())
         .set("client.id", name.group_id())
+        .set("auto.offset.reset", "earliest")
+        .set("log_level", "4");
+    // Tuning and security from KAFKA_PROPERTIES (a client.id of its own, say); then what the
+    // framework rests on, which KAFKA_PROPERTIES may not set.
+    deps.properties.apply(&mut config);
+    let consumer: StreamConsumer<GroupContext> = config
+        .set("group.id", name.group_id())
         .set("group.protocol", protocol)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", deps.fetch_wait.as_millis().to_string())
         .set("statistics.interval.ms", "1000")
-        .set("log_level", "4")
         .create_with_context(GroupContext::new(&deps.topic, report))?;
     consumer.subscribe(&[&deps.topic])?;
     Ok(consumer)

@@ -61,8 +61,11 @@ fn config(bootstrap: &str, settings: &KafkaSettings, role: Role) -> ClientConfig
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("compression.type", "lz4")
-        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string())
         .set("log_level", "4");
+    // Tuning and security from KAFKA_PROPERTIES (compression, linger, client.id, TLS, SASL);
+    // then what the guarantees rest on, which KAFKA_PROPERTIES may not set.
+    settings.properties.apply(&mut c);
+    c.set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
     let max_bytes = match role {
         Role::DeadLetter => DLQ_MESSAGE_MAX_BYTES,
         Role::Relay | Role::Sync => settings.message_max_bytes,

@@ -77,7 +77,7 @@ pub async fn create_database() -> String {
 /// Settings for a test: own database and key prefix, port 0, relay and consumers off unless a test
 /// turns them on.
 pub async fn test_settings() -> Settings {
-    let mut s = Settings::from_source(&[]).expect("default settings");
+    let mut s = Settings::from_pairs(&[]).expect("default settings");
     s.http.addr = "127.0.0.1:0".parse().expect("addr");
     s.database.url = firstcome::config::Secret::new(create_database().await);
     s.database.max_connections = 32;
@@ -159,7 +159,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
 /// A broker of its own (it outlives the apps that use it) with the default topic and that
 /// topic's dead-letter topic, 4 partitions each.
 pub fn start_broker() -> EmbeddedBroker {
-    let topic = Settings::from_source(&[])
+    let topic = Settings::from_pairs(&[])
         .expect("default settings")
         .kafka
         .topic;

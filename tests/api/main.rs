@@ -4,6 +4,7 @@
 mod asyncapi;
 mod boundary_sweep;
 mod campaigns;
+mod configuration;
 mod consumer_faults;
 mod consumer_group;
 mod consumer_helpers;
@@ -18,6 +19,7 @@ mod health;
 mod helpers;
 mod metrics;
 mod mysql_black_hole;
+mod mysql_tls;
 mod openapi;
 mod participation_faults;
 mod participation_rules;

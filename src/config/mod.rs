@@ -2,9 +2,25 @@
 //!
 //! Every variable has a documented local default, so `firstcome` runs on a developer machine with
 //! none set. A value that does not parse or is out of range is a startup error that names the
-//! variable; secrets (the database password, the admin token) never appear in `Debug` output.
+//! variable; secrets (the database password, the admin token, Kafka's properties) never appear
+//! in `Debug` output or in errors.
+//!
+//! # Layout
+//! - this file: the typed [`Settings`] the service runs with, and the checks they share;
+//! - [`args`]: every variable as a clap argument (what `firstcome serve --help` lists);
+//! - [`cli`]: reading them: the process environment (and flags), or pairs in tests; clap's
+//!   errors turned into [`ConfigError`]s that name the variable;
+//! - [`kafka_properties`]: `KAFKA_PROPERTIES`, extra librdkafka settings;
+//! - [`reference`]: the README's configuration table, generated from [`args`].
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+pub mod args;
+pub mod cli;
+pub mod kafka_properties;
+pub mod reference;
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+pub use kafka_properties::KafkaProperties;
 
 use crate::consumer::ConsumerName;
 
@@ -16,10 +32,16 @@ pub const DEFAULT_TOPIC: &str = "campaign.participation.v1";
 pub enum ConfigError {
     #[error("{var}={value:?} is invalid: {reason}")]
     Invalid {
-        var: &'static str,
+        var: String,
         value: String,
         reason: String,
     },
+    /// `Settings::from_pairs` was given a variable that does not exist.
+    #[error("{0} is not a configuration variable")]
+    Unknown(String),
+    /// Anything else clap refused (an unknown flag, say), in its words.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// How log lines are written.
@@ -123,8 +145,12 @@ pub struct GroupCommitSettings {
 
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `REDIS_URL`
+    /// `REDIS_URL`: one URL, or with `cluster` the seed nodes separated by commas.
     pub url: Secret,
+    /// `REDIS_CLUSTER`: the URL lists nodes of a Redis Cluster.
+    pub cluster: bool,
+    /// `REDIS_TLS_*`: a private CA and a client certificate for `rediss://`.
+    pub tls: RedisTls,
     /// `REDIS_KEY_PREFIX`: put in front of every key (tests use one per test). No braces: the
     /// hash tag `{c:<id>}` that follows must be the first one in the key.
     pub key_prefix: String,
@@ -138,10 +164,56 @@ pub struct RedisSettings {
     pub reservation_timeout: Duration,
 }
 
+/// PEM files for Redis over TLS; all optional (`rediss://` alone trusts the system's roots).
+#[derive(Debug, Clone, Default)]
+pub struct RedisTls {
+    /// `REDIS_TLS_CA_FILE`
+    pub ca_file: Option<PathBuf>,
+    /// `REDIS_TLS_CERT_FILE` (with `key_file`): a client certificate, for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// `REDIS_TLS_KEY_FILE`
+    pub key_file: Option<PathBuf>,
+}
+
+impl RedisTls {
+    /// A certificate needs its key and the other way round; every named file must be readable.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(invalid(
+                if self.cert_file.is_some() {
+                    "REDIS_TLS_KEY_FILE"
+                } else {
+                    "REDIS_TLS_CERT_FILE"
+                },
+                "",
+                "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together",
+            ));
+        }
+        for (var, file) in [
+            ("REDIS_TLS_CA_FILE", &self.ca_file),
+            ("REDIS_TLS_CERT_FILE", &self.cert_file),
+            ("REDIS_TLS_KEY_FILE", &self.key_file),
+        ] {
+            if let Some(path) = file {
+                std::fs::metadata(path).map_err(|e| {
+                    invalid(
+                        var,
+                        &path.display().to_string(),
+                        &format!("cannot be read: {e}"),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
     /// `KAFKA_BOOTSTRAP_SERVERS`; `None` starts the embedded broker.
     pub bootstrap_servers: Option<String>,
+    /// `KAFKA_PROPERTIES`: extra librdkafka settings given to every client the service creates.
+    pub properties: KafkaProperties,
     /// `KAFKA_TOPIC`; the relay's dead-letter topic is this plus `.dlq`, a consumer's this plus
     /// `.<consumer>.dlq`.
     pub topic: String,
@@ -254,151 +326,79 @@ pub struct MetricsSettings {
     pub outbox_refresh: Duration,
 }
 
-/// Looks variables up; the process environment in production, a map in tests.
-pub trait Source {
-    /// The value, `None` when unset or empty.
-    fn get(&self, name: &str) -> Option<String>;
-    /// The value, `Some("")` when set to the empty string (`CONSUMERS=` means "none").
-    fn get_raw(&self, name: &str) -> Option<String> {
-        self.get(name)
+/// The error for `var`, whose value is `value` (write `<redacted>` for a secret).
+pub(crate) fn invalid(var: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var: var.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
     }
 }
 
-/// The process environment.
-pub struct Env;
-
-impl Source for Env {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
+/// `REDIS_URL`: a `redis://` or `rediss://` URL; with `cluster`, one or more separated by commas,
+/// all of the same scheme. The value is never echoed (it may hold a password).
+fn redis_urls(text: &str, cluster: bool) -> Result<(), ConfigError> {
+    let urls: Vec<&str> = text.split(',').map(str::trim).collect();
+    if urls.len() > 1 && !cluster {
+        return Err(invalid(
+            "REDIS_URL",
+            "<redacted>",
+            "lists several URLs; set REDIS_CLUSTER=true for a Redis Cluster",
+        ));
     }
-    fn get_raw(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl<const N: usize> Source for [(&str, &str); N] {
-    fn get(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    }
-}
-
-struct Reader<'a, S: Source + ?Sized>(&'a S);
-
-impl<S: Source + ?Sized> Reader<'_, S> {
-    fn parse<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T: FromStr,
-        T::Err: fmt::Display,
-    {
-        match self.0.get(var) {
-            None => Ok(default),
-            Some(value) => value
-                .trim()
-                .parse()
-                .map_err(|e: T::Err| ConfigError::Invalid {
-                    var,
-                    value: value.clone(),
-                    reason: e.to_string(),
-                }),
-        }
-    }
-
-    fn ranged<T>(&self, var: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
-    where
-        T: FromStr + PartialOrd + fmt::Display + Copy,
-        T::Err: fmt::Display,
-    {
-        let value = self.parse(var, default)?;
-        if value < min || value > max {
-            return Err(ConfigError::Invalid {
-                var,
-                value: value.to_string(),
-                reason: format!("must be between {min} and {max}"),
-            });
-        }
-        Ok(value)
-    }
-
-    fn millis(
-        &self,
-        var: &'static str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<Duration, ConfigError> {
-        self.ranged(var, default, min, max)
-            .map(Duration::from_millis)
-    }
-
-    fn string(&self, var: &'static str, default: &str) -> String {
-        self.0.get(var).unwrap_or_else(|| default.to_string())
-    }
-}
-
-/// A duration written as a number with a unit (`90s`, `30m`, `24h`, `7d`) or as plain seconds;
-/// between one second and a year.
-fn age<S: Source + ?Sized>(
-    source: &S,
-    var: &'static str,
-    default: &str,
-) -> Result<Duration, ConfigError> {
-    let text = source.get(var).unwrap_or_else(|| default.to_string());
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text.as_str(), "s"),
-    };
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => {
+    for url in &urls {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             return Err(invalid(
-                var,
-                &text,
-                "expected a number with s, m, h or d (e.g. 24h)",
-            ))
+                "REDIS_URL",
+                "<redacted>",
+                "must start with redis:// or rediss://",
+            ));
         }
-    };
-    let secs = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .filter(|s| (1..=365 * 86_400).contains(s))
-        .ok_or_else(|| invalid(var, &text, "must be between 1s and 365d (e.g. 24h)"))?;
-    Ok(Duration::from_secs(secs))
-}
-
-/// `CONSUMERS`: a comma list of consumer names; unset is every consumer, empty is none.
-fn consumer_names<S: Source + ?Sized>(source: &S) -> Result<Vec<ConsumerName>, ConfigError> {
-    let Some(text) = source.get_raw("CONSUMERS") else {
-        return Ok(ConsumerName::ALL.to_vec());
-    };
-    let mut names = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let name: ConsumerName = part
-            .parse()
-            .map_err(|reason: String| invalid("CONSUMERS", &text, &reason))?;
-        if !names.contains(&name) {
-            names.push(name);
+        if let Err(e) = redis::IntoConnectionInfo::into_connection_info(*url) {
+            return Err(invalid("REDIS_URL", "<redacted>", &e.to_string()));
         }
     }
-    Ok(names)
+    if urls.iter().any(|u| u.starts_with("rediss://"))
+        != urls.iter().all(|u| u.starts_with("rediss://"))
+    {
+        return Err(invalid(
+            "REDIS_URL",
+            "<redacted>",
+            "mixes redis:// and rediss:// nodes",
+        ));
+    }
+    Ok(())
+}
+
+/// `KAFKA_TOPIC`: what Kafka accepts as a topic name.
+fn check_topic(topic: &str) -> Result<(), ConfigError> {
+    let ok = !topic.is_empty()
+        && topic.len() <= 240
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "KAFKA_TOPIC",
+            topic,
+            "must be 1-240 characters of [a-zA-Z0-9._-]",
+        ))
+    }
 }
 
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`: an `http` or `https` URL with a host and no credentials
 /// (those go in `OTEL_EXPORTER_OTLP_HEADERS`, which is never logged), query or fragment.
-fn otlp_endpoint<S: Source + ?Sized>(source: &S) -> Result<Option<url::Url>, ConfigError> {
+fn otlp_endpoint(text: Option<&str>) -> Result<Option<url::Url>, ConfigError> {
     const VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-    let Some(text) = source.get(VAR) else {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Ok(None);
     };
     let url = url::Url::parse(text.trim()).map_err(|e| {
         invalid(
             VAR,
-            &text,
+            text,
             &format!("not a URL ({e}); e.g. http://localhost:4318"),
         )
     })?;
@@ -412,195 +412,54 @@ fn otlp_endpoint<S: Source + ?Sized>(source: &S) -> Result<Option<url::Url>, Con
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
         return Err(invalid(
             VAR,
-            &text,
+            text,
             "must be an http:// or https:// URL with a host (OTLP/HTTP, e.g. http://localhost:4318)",
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(VAR, &text, "must not have a query or a fragment"));
+        return Err(invalid(VAR, text, "must not have a query or a fragment"));
     }
     Ok(Some(url))
 }
 
-fn invalid(var: &'static str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
-        var,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
 impl Settings {
-    /// Reads the process environment.
+    /// Reads the process environment (the flags of the command line are not looked at; the
+    /// binary reads both through [`cli`]).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&Env)
+        cli::from_env()
     }
 
-    pub fn from_source<S: Source + ?Sized>(source: &S) -> Result<Self, ConfigError> {
-        let r = Reader(source);
+    /// Reads `pairs` of variable and value, and nothing from the process environment (tests).
+    /// An empty value counts as unset, except for `CONSUMERS` (empty: none).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        cli::from_pairs(pairs)
+    }
 
-        let database_url = r.string(
-            "DATABASE_URL",
-            "mysql://firstcome:firstcome@127.0.0.1:3306/firstcome",
-        );
-        if !database_url.starts_with("mysql://") {
-            return Err(invalid(
-                "DATABASE_URL",
-                "<redacted>",
-                "must start with mysql://",
-            ));
-        }
-        let redis_url = r.string("REDIS_URL", "redis://127.0.0.1:6379");
-        if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
-            return Err(invalid(
-                "REDIS_URL",
-                "<redacted>",
-                "must start with redis:// or rediss://",
-            ));
-        }
-        let key_prefix = r.string("REDIS_KEY_PREFIX", "firstcome:");
-        if key_prefix.contains(['{', '}']) {
-            return Err(invalid(
-                "REDIS_KEY_PREFIX",
-                &key_prefix,
-                "must not contain { or }",
-            ));
-        }
-        let admin_token = source.get("ADMIN_TOKEN").map(Secret::new);
-        if let Some(token) = &admin_token {
-            if token.expose().len() < 16 {
-                return Err(invalid(
-                    "ADMIN_TOKEN",
-                    "<redacted>",
-                    "must be at least 16 characters",
-                ));
-            }
-        }
-        let topic = r.string("KAFKA_TOPIC", DEFAULT_TOPIC);
-        let topic_ok = !topic.is_empty()
-            && topic.len() <= 240
-            && topic
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !topic_ok {
-            return Err(invalid(
-                "KAFKA_TOPIC",
-                &topic,
-                "must be 1-240 characters of [a-zA-Z0-9._-]",
-            ));
-        }
-
-        let settings = Self {
-            http: HttpSettings {
-                addr: r.parse("HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
-                body_limit: r.ranged("HTTP_BODY_LIMIT_BYTES", 16 * 1024, 256, 16 * 1024 * 1024)?,
-                request_timeout: r.millis("HTTP_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000)?,
-            },
-            database: DatabaseSettings {
-                url: Secret::new(database_url),
-                max_connections: r.ranged("DB_MAX_CONNECTIONS", 64, 1, 10_000)?,
-                acquire_timeout: r.millis("DB_ACQUIRE_TIMEOUT_MS", 2_000, 1, 600_000)?,
-                connect_timeout: r.millis("DB_CONNECT_TIMEOUT_MS", 5_000, 100, 600_000)?,
-                statement_timeout: r.millis("DB_STATEMENT_TIMEOUT_MS", 5_000, 100, 600_000)?,
-                group_commit: GroupCommitSettings {
-                    max_batch: r.ranged("GROUP_COMMIT_MAX_BATCH", 256, 1, 2_000)?,
-                    window: r.millis("GROUP_COMMIT_WINDOW_MS", 0, 0, 1_000)?,
-                },
-            },
-            redis: RedisSettings {
-                url: Secret::new(redis_url),
-                key_prefix,
-                timeout: r.millis("REDIS_TIMEOUT_MS", 1_000, 10, 60_000)?,
-                sold_out_memo: r.millis("SOLD_OUT_MEMO_MS", 100, 0, 10_000)?,
-                reservation_timeout: r.millis(
-                    "RESERVATION_TIMEOUT_MS",
-                    60_000,
-                    1_000,
-                    86_400_000,
-                )?,
-            },
-            kafka: KafkaSettings {
-                bootstrap_servers: source.get("KAFKA_BOOTSTRAP_SERVERS"),
-                topic,
-                partitions: r.ranged("KAFKA_PARTITIONS", 8, 1, 1024)?,
-                message_timeout: r.millis("KAFKA_MESSAGE_TIMEOUT_MS", 10_000, 1_000, 3_600_000)?,
-                message_max_bytes: r.ranged(
-                    "KAFKA_MESSAGE_MAX_BYTES",
-                    1_000_000,
-                    1_000,
-                    100_000_000,
-                )?,
-            },
-            relay: RelaySettings {
-                enabled: r.parse("RELAY_ENABLED", true)?,
-                workers: r.ranged("RELAY_WORKERS", 4, 1, 256)?,
-                channel_capacity: r.ranged("RELAY_CHANNEL_CAPACITY", 4_096, 1, 1_000_000)?,
-                batch_size: r.ranged("RELAY_BATCH_SIZE", 2_000, 1, 100_000)?,
-                max_attempts: r.ranged("RELAY_MAX_ATTEMPTS", 12, 1, 1_000)?,
-                backoff_base: r.millis("RELAY_BACKOFF_BASE_MS", 500, 1, 3_600_000)?,
-                backoff_cap: r.millis("RELAY_BACKOFF_CAP_MS", 60_000, 1, 86_400_000)?,
-                lease: r.millis("RELAY_LEASE_MS", 30_000, 100, 3_600_000)?,
-                poll_interval: r.millis("RELAY_POLL_INTERVAL_MS", 250, 10, 60_000)?,
-                shards: r.ranged("RELAY_SHARDS", 4, 1, 1_024)?,
-                retention: Duration::from_secs(
-                    3_600 * r.ranged("OUTBOX_RETENTION_HOURS", 72u64, 0, 100_000)?,
-                ),
-                cleanup_batch: r.ranged("OUTBOX_CLEANUP_BATCH", 1_000, 1, 100_000)?,
-                max_in_flight: r.ranged("RELAY_MAX_IN_FLIGHT", 10_000, 1, 1_000_000)?,
-                db_max_connections: r.ranged("RELAY_DB_MAX_CONNECTIONS", 8, 2, 1_000)?,
-                max_retry_age: age(r.0, "RELAY_MAX_RETRY_AGE", "24h")?,
-            },
-            consumers: ConsumerSettings {
-                enabled: consumer_names(r.0)?,
-                batch_size: r.ranged("CONSUMER_BATCH_SIZE", 1_000, 1, 50_000)?,
-                commit_interval: r.millis("CONSUMER_COMMIT_INTERVAL_MS", 500, 0, 86_400_000)?,
-                backoff_base: r.millis("CONSUMER_RETRY_BACKOFF_BASE_MS", 100, 1, 3_600_000)?,
-                backoff_cap: r.millis("CONSUMER_RETRY_BACKOFF_CAP_MS", 10_000, 1, 86_400_000)?,
-                group_protocol: match source.get("CONSUMER_GROUP_PROTOCOL") {
-                    None => None,
-                    Some(_) => Some(r.parse("CONSUMER_GROUP_PROTOCOL", GroupProtocol::Classic)?),
-                },
-                fetch_wait: match source.get("CONSUMER_FETCH_WAIT_MS") {
-                    None => None,
-                    Some(_) => Some(r.millis("CONSUMER_FETCH_WAIT_MS", 100, 1, 10_000)?),
-                },
-                db_max_connections: r.ranged("CONSUMER_DB_MAX_CONNECTIONS", 4, 2, 1_000)?,
-                inbox_retention: Duration::from_secs(
-                    3_600 * r.ranged("CONSUMER_INBOX_RETENTION_HOURS", 168u64, 1, 100_000)?,
-                ),
-            },
-            metrics: MetricsSettings {
-                outbox_refresh: r.millis("METRICS_OUTBOX_REFRESH_MS", 5_000, 100, 600_000)?,
-            },
-            admin_token,
-            log_format: r.parse("LOG_FORMAT", LogFormat::Pretty)?,
-            shutdown_timeout: r.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 100, 600_000)?,
-            migrate_on_start: r.parse("MIGRATE_ON_START", true)?,
-            otlp_endpoint: otlp_endpoint(r.0)?,
-        };
+    /// The checks between values.
+    fn check(&self) -> Result<(), ConfigError> {
         // A reservation must outlive any request that could still commit it.
-        if settings.redis.reservation_timeout <= settings.http.request_timeout {
+        if self.redis.reservation_timeout <= self.http.request_timeout {
             return Err(invalid(
                 "RESERVATION_TIMEOUT_MS",
-                &settings.redis.reservation_timeout.as_millis().to_string(),
+                &self.redis.reservation_timeout.as_millis().to_string(),
                 "must be longer than HTTP_REQUEST_TIMEOUT_MS",
             ));
         }
-        if settings.consumers.backoff_cap < settings.consumers.backoff_base {
+        if self.consumers.backoff_cap < self.consumers.backoff_base {
             return Err(invalid(
                 "CONSUMER_RETRY_BACKOFF_CAP_MS",
-                &settings.consumers.backoff_cap.as_millis().to_string(),
+                &self.consumers.backoff_cap.as_millis().to_string(),
                 "must not be below CONSUMER_RETRY_BACKOFF_BASE_MS",
             ));
         }
-        if settings.relay.backoff_cap < settings.relay.backoff_base {
+        if self.relay.backoff_cap < self.relay.backoff_base {
             return Err(invalid(
                 "RELAY_BACKOFF_CAP_MS",
-                &settings.relay.backoff_cap.as_millis().to_string(),
+                &self.relay.backoff_cap.as_millis().to_string(),
                 "must not be below RELAY_BACKOFF_BASE_MS",
             ));
         }
-        Ok(settings)
+        Ok(())
     }
 }
 
@@ -610,7 +469,7 @@ mod tests {
 
     #[test]
     fn defaults_need_no_environment() {
-        let s = Settings::from_source(&[]).expect("defaults are valid");
+        let s = Settings::from_pairs(&[]).expect("defaults are valid");
         assert_eq!(s.http.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.kafka.topic, "campaign.participation.v1");
         assert!(s.admin_token.is_none());
@@ -618,36 +477,36 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_variable() {
-        let err = Settings::from_source(&[("RELAY_WORKERS", "zero")]).unwrap_err();
+        let err = Settings::from_pairs(&[("RELAY_WORKERS", "zero")]).unwrap_err();
         assert!(err.to_string().starts_with("RELAY_WORKERS="), "{err}");
-        let err = Settings::from_source(&[("RELAY_WORKERS", "0")]).unwrap_err();
-        assert!(err.to_string().contains("between 1 and 256"), "{err}");
-        let err = Settings::from_source(&[("REDIS_KEY_PREFIX", "a{b")]).unwrap_err();
+        let err = Settings::from_pairs(&[("RELAY_WORKERS", "0")]).unwrap_err();
+        assert!(err.to_string().contains("1..=256"), "{err}");
+        let err = Settings::from_pairs(&[("REDIS_KEY_PREFIX", "a{b")]).unwrap_err();
         assert!(err.to_string().starts_with("REDIS_KEY_PREFIX="), "{err}");
-        let err = Settings::from_source(&[("LOG_FORMAT", "xml")]).unwrap_err();
+        let err = Settings::from_pairs(&[("LOG_FORMAT", "xml")]).unwrap_err();
         assert!(err.to_string().starts_with("LOG_FORMAT="), "{err}");
-        let err = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "1w")]).unwrap_err();
+        let err = Settings::from_pairs(&[("RELAY_MAX_RETRY_AGE", "1w")]).unwrap_err();
         assert!(err.to_string().starts_with("RELAY_MAX_RETRY_AGE="), "{err}");
-        let err = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "0h")]).unwrap_err();
+        let err = Settings::from_pairs(&[("RELAY_MAX_RETRY_AGE", "0h")]).unwrap_err();
         assert!(err.to_string().starts_with("RELAY_MAX_RETRY_AGE="), "{err}");
-        let s = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "90m")]).expect("valid");
+        let s = Settings::from_pairs(&[("RELAY_MAX_RETRY_AGE", "90m")]).expect("valid");
         assert_eq!(s.relay.max_retry_age, Duration::from_secs(5_400));
-        let s = Settings::from_source(&[("RELAY_MAX_RETRY_AGE", "120")]).expect("valid");
+        let s = Settings::from_pairs(&[("RELAY_MAX_RETRY_AGE", "120")]).expect("valid");
         assert_eq!(s.relay.max_retry_age, Duration::from_secs(120));
     }
 
     #[test]
     fn consumers_are_a_feature_flag_each() {
-        let all = Settings::from_source(&[]).expect("valid");
+        let all = Settings::from_pairs(&[]).expect("valid");
         assert_eq!(all.consumers.enabled, ConsumerName::ALL.to_vec());
-        let none = Settings::from_source(&[("CONSUMERS", "")]).expect("valid");
+        let none = Settings::from_pairs(&[("CONSUMERS", "")]).expect("valid");
         assert!(none.consumers.enabled.is_empty());
-        let one = Settings::from_source(&[("CONSUMERS", " rewards ,")]).expect("valid");
+        let one = Settings::from_pairs(&[("CONSUMERS", " rewards ,")]).expect("valid");
         assert_eq!(one.consumers.enabled, vec![ConsumerName::Rewards]);
-        let err = Settings::from_source(&[("CONSUMERS", "stats,billing")]).unwrap_err();
+        let err = Settings::from_pairs(&[("CONSUMERS", "stats,billing")]).unwrap_err();
         assert!(err.to_string().starts_with("CONSUMERS="), "{err}");
         assert!(err.to_string().contains("billing"), "{err}");
-        let err = Settings::from_source(&[("CONSUMER_GROUP_PROTOCOL", "eager")]).unwrap_err();
+        let err = Settings::from_pairs(&[("CONSUMER_GROUP_PROTOCOL", "eager")]).unwrap_err();
         assert!(
             err.to_string().starts_with("CONSUMER_GROUP_PROTOCOL="),
             "{err}"
@@ -656,11 +515,11 @@ mod tests {
 
     #[test]
     fn the_otlp_endpoint_is_an_http_url() {
-        assert!(Settings::from_source(&[])
+        assert!(Settings::from_pairs(&[])
             .expect("valid")
             .otlp_endpoint
             .is_none());
-        let s = Settings::from_source(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318")])
+        let s = Settings::from_pairs(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318")])
             .expect("valid");
         assert_eq!(
             s.otlp_endpoint.map(|u| u.to_string()).as_deref(),
@@ -673,21 +532,21 @@ mod tests {
             "http://",
             "http://otel:4318/?x=1",
         ] {
-            let err = Settings::from_source(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]).unwrap_err();
+            let err = Settings::from_pairs(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]).unwrap_err();
             assert!(
                 err.to_string().starts_with("OTEL_EXPORTER_OTLP_ENDPOINT="),
                 "{bad}: {err}"
             );
         }
         let err =
-            Settings::from_source(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://u:hunter2@otel")])
+            Settings::from_pairs(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://u:hunter2@otel")])
                 .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]
     fn secrets_are_not_printed() {
-        let s = Settings::from_source(&[
+        let s = Settings::from_pairs(&[
             ("DATABASE_URL", "mysql://u:hunter2hunter2@h/db"),
             ("ADMIN_TOKEN", "0123456789abcdef-secret"),
         ])
@@ -696,7 +555,7 @@ mod tests {
         assert!(!dump.contains("hunter2"), "{dump}");
         assert!(!dump.contains("secret"), "{dump}");
         let err =
-            Settings::from_source(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap_err();
+            Settings::from_pairs(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
     }
 }
