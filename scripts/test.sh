@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, against real MariaDB and Redis (installed and started by
-# scripts/services.sh) and librdkafka's mock cluster for Kafka. Extra arguments go to `cargo test`,
+# scripts/services.sh), a three-master Redis Cluster on loopback (scripts/redis-cluster.sh) and
+# librdkafka's mock cluster for Kafka. Extra arguments go to `cargo test`,
 # e.g. `scripts/test.sh exactly_n` runs the tests whose names contain "exactly_n".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/services.sh
+./scripts/redis-cluster.sh
 
 # Each test makes its own database (test_<uuid>) and Redis key prefix (test:<uuid>:). Clear what
 # earlier runs left behind, but only what is more than an hour old: the uuid is a UUIDv7, whose

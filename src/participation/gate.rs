@@ -6,14 +6,12 @@
 
 use std::{sync::LazyLock, time::Duration};
 
-use redis::{
-    aio::ConnectionManager,
-    aio::ConnectionManagerConfig,
-    io::tcp::{socket2::TcpKeepalive, TcpSettings},
-    Client, IntoConnectionInfo, Script,
-};
+use redis::Script;
 
-use super::entry::Entry;
+use super::{
+    entry::Entry,
+    redis_conn::{RedisConn, RedisSetupError},
+};
 use crate::config::RedisSettings;
 
 static RESERVE: LazyLock<Script> =
@@ -97,58 +95,21 @@ pub struct Seed {
     pub max_sequence: i64,
 }
 
-/// How long unacknowledged data or silent keepalive probes may last before the kernel drops a
-/// Redis connection: a few call deadlines, at least 2 s.
-fn dead_peer_after(timeout: Duration) -> Duration {
-    (timeout * 4).max(Duration::from_secs(2))
-}
-
-fn tcp_settings(timeout: Duration) -> TcpSettings {
-    let dead = dead_peer_after(timeout);
-    // The kernel counts keepalive in whole seconds (0 is refused): idle half the time, then a
-    // probe a second for the other half.
-    let half_s = (dead.as_secs() / 2).max(1);
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(half_s))
-        .with_interval(Duration::from_secs(1))
-        .with_retries(u32::try_from(half_s).unwrap_or(u32::MAX));
-    TcpSettings::default()
-        .set_nodelay(true)
-        .set_keepalive(keepalive)
-        .set_user_timeout(dead)
-}
-
-/// The Redis side of the participation path. Cheap to clone: the connection manager multiplexes
-/// one connection and reconnects on its own.
+/// The Redis side of the participation path. Cheap to clone: the connection (one node or a
+/// cluster, see `redis_conn`) multiplexes and reconnects on its own.
 #[derive(Clone)]
 pub struct Gate {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     timeout: Duration,
 }
 
 impl Gate {
     /// Connects lazily: the service starts (and says it is not ready) while Redis is down.
-    ///
-    /// Every call is bounded by `REDIS_TIMEOUT_MS`. The socket has TCP keepalive and a
-    /// `TCP_USER_TIMEOUT` of [`dead_peer_after`] so that a Redis host that stopped answering
-    /// (black-holed, failed over to another address) breaks the connection within seconds, not
-    /// the kernel's ~15 minutes; the connection manager then reconnects on the next call.
-    pub fn new(settings: &RedisSettings) -> Result<Self, GateError> {
-        let info = settings
-            .url
-            .expose()
-            .into_connection_info()?
-            .set_tcp_settings(tcp_settings(settings.timeout));
-        let client = Client::open(info)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+    /// Every call is bounded by `REDIS_TIMEOUT_MS`.
+    pub fn new(settings: &RedisSettings) -> Result<Self, RedisSetupError> {
         Ok(Self {
-            conn,
+            conn: RedisConn::new(settings)?,
             prefix: settings.key_prefix.clone(),
             timeout: settings.timeout,
         })

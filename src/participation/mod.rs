@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`gate`]: typed wrapper around the Lua scripts in `lua/`.
+//! - [`redis_conn`]: the gate's connection: one Redis node or a cluster, plain or TLS.
 //! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
 //! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
 //!   with their outbox rows and the guarded stock decrement.
@@ -25,6 +26,7 @@ pub mod gate;
 pub mod join;
 pub mod loader;
 pub mod reconcile;
+pub mod redis_conn;
 pub mod service;
 pub mod settlement;
 pub mod sold_out;

@@ -8,13 +8,14 @@ use std::{
 };
 
 use firstcome::{
-    config::Settings,
+    config::{RedisSettings, Settings},
     kafka::EmbeddedBroker,
     outbox::{
         self, dlq,
         event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
         headers, NewOutboxEvent, OutboxStatus,
     },
+    participation::redis_conn::RedisConn,
     relay::RelayHandle,
     startup::Application,
 };
@@ -46,7 +47,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// A connection to this test's own database, for assertions and fault injection.
     pub db: DatabaseConnection,
-    pub redis: redis::aio::MultiplexedConnection,
+    /// Straight to the app's Redis (not through a test's proxy): one node or its cluster.
+    pub redis: RedisConn,
     pub redis_prefix: String,
     pub shutdown: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -130,11 +132,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let db = Database::connect(db_url.as_str())
         .await
         .expect("connect to test database");
-    let redis = redis::Client::open(redis_url())
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect to Redis (run scripts/services.sh)");
+    let redis = helper_redis(&settings.redis);
     TestApp {
         address,
         client: reqwest::Client::builder()
@@ -154,6 +152,17 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         shards: settings.relay.shards,
         state,
     }
+}
+
+/// A connection for the test's own reads and writes: to the app's Redis Cluster or TLS Redis as
+/// configured, or else straight to the test Redis (the app may be behind a test's proxy).
+fn helper_redis(app: &RedisSettings) -> RedisConn {
+    let mut settings = app.clone();
+    if !(app.cluster || app.url.expose().starts_with("rediss://")) {
+        settings.url = firstcome::config::Secret::new(redis_url());
+    }
+    settings.timeout = Duration::from_secs(5);
+    RedisConn::new(&settings).expect("the test's Redis connection")
 }
 
 /// A broker of its own (it outlives the apps that use it) with the default topic and that

@@ -24,6 +24,8 @@ mod openapi;
 mod participation_faults;
 mod participation_rules;
 mod proxy;
+mod redis_cluster;
+mod redis_tls;
 mod relay;
 mod relay_faults;
 mod relay_order;

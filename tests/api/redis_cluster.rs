@@ -1,0 +1,241 @@
+//! `REDIS_CLUSTER=true` against a real Redis Cluster of three masters on loopback
+//! (scripts/redis-cluster.sh, which scripts/test.sh runs): guarantee 1 (exactly-N) with
+//! campaigns whose keys live on different masters, and with one master losing its keys in the
+//! middle of a sale (DESIGN.md §2.1, §13).
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use futures::{stream, StreamExt};
+use redis::AsyncCommands;
+
+use crate::helpers::{
+    burst_users, spawn_app_with, test_settings, wait_until, winners, Reply, TestApp,
+};
+
+/// `TEST_REDIS_CLUSTER_URL`: the cluster's seed nodes.
+fn cluster_url() -> String {
+    std::env::var("TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
+        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".into()
+    })
+}
+
+async fn spawn_cluster_app() -> TestApp {
+    let mut settings = test_settings().await;
+    settings.redis.url = firstcome::config::Secret::new(cluster_url());
+    settings.redis.cluster = true;
+    spawn_app_with(settings).await
+}
+
+/// The address (`host:port`) of the master that holds `key`, asked of the cluster itself.
+async fn master_of(app: &TestApp, key: &str) -> String {
+    let mut conn = app.redis.clone();
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .expect("CLUSTER KEYSLOT");
+    // CLUSTER SLOTS: [[first, last, [host, port, id], replicas…], …]
+    let ranges: Vec<(i64, i64, (String, i64))> = {
+        let raw: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut conn)
+            .await
+            .expect("CLUSTER SLOTS");
+        raw.into_iter()
+            .map(|range| {
+                let redis::Value::Array(parts) = range else {
+                    panic!("CLUSTER SLOTS entry: {range:?}")
+                };
+                let first: i64 = redis::from_redis_value(parts[0].clone()).expect("first slot");
+                let last: i64 = redis::from_redis_value(parts[1].clone()).expect("last slot");
+                let redis::Value::Array(master) = &parts[2] else {
+                    panic!("CLUSTER SLOTS master: {:?}", parts[2])
+                };
+                let host: String = redis::from_redis_value(master[0].clone()).expect("host");
+                let port: i64 = redis::from_redis_value(master[1].clone()).expect("port");
+                (first, last, (host, port))
+            })
+            .collect()
+    };
+    let (_, _, (host, port)) = ranges
+        .iter()
+        .find(|(first, last, _)| (*first..=*last).contains(&slot))
+        .unwrap_or_else(|| panic!("no master serves slot {slot}"));
+    format!("{host}:{port}")
+}
+
+/// Opens campaigns until `masters` different masters hold one each; returns (campaign, master).
+async fn campaigns_on_masters(app: &TestApp, masters: usize, stock: i64) -> Vec<(i64, String)> {
+    let mut chosen: Vec<(i64, String)> = Vec::new();
+    for _ in 0..40 {
+        let campaign = app.open_campaign(stock, 1).await;
+        let master = master_of(app, &app.gate_keys(campaign).0).await;
+        if !chosen.iter().any(|(_, m)| *m == master) {
+            chosen.push((campaign, master));
+        }
+        if chosen.len() == masters {
+            return chosen;
+        }
+    }
+    panic!("40 campaigns landed on fewer than {masters} masters: {chosen:?}");
+}
+
+async fn burst(app: &TestApp, campaign: i64, users: &[i64], concurrency: usize) -> Vec<Reply> {
+    stream::iter(users.iter().map(|&u| app.join(campaign, u, 1)))
+        .buffered(concurrency)
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_n_holds_with_campaigns_on_every_master_of_the_cluster() {
+    let app = spawn_cluster_app().await;
+    let campaigns = campaigns_on_masters(&app, 3, 40).await;
+
+    // Three bursts at once, one per master: 400 requests from 300 users each.
+    let users = burst_users();
+    let bursts = campaigns
+        .iter()
+        .map(|(campaign, _)| burst(&app, *campaign, &users, 64));
+    let replies = futures::future::join_all(bursts).await;
+
+    for ((campaign, master), replies) in campaigns.iter().zip(&replies) {
+        let won = winners(replies, &users);
+        assert_eq!(won.len(), 40, "campaign {campaign} on {master}");
+        assert_eq!(app.remaining_stock(*campaign).await, 0);
+        assert_eq!(
+            app.redis_stock(*campaign).await,
+            Some(0),
+            "campaign {campaign}"
+        );
+        for user in &won {
+            assert!(app.redis_has_user(*campaign, *user).await, "user {user}");
+        }
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 120);
+    app.assert_outbox_matches_participations().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_master_losing_its_keys_mid_sale_never_oversells_and_is_rebuilt() {
+    let app = spawn_cluster_app().await;
+    let campaigns = campaigns_on_masters(&app, 2, 150).await;
+    let (hit, hit_master) = campaigns[0].clone();
+    let (spared, _) = campaigns[1];
+    let loads_before = app.state.participations.gate_loads();
+
+    // Once 50 units of the hit campaign are sold, everything this test keeps on its master goes
+    // (the hit campaign's keys: the other campaign lives elsewhere). Only this test's keys: other
+    // tests share the cluster.
+    let flusher = {
+        let db = app.db.clone();
+        let prefix = app.redis_prefix.clone();
+        let master = hit_master.clone();
+        tokio::spawn(async move {
+            let sold = || async {
+                use sea_orm::ConnectionTrait;
+                let row = db
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::MySql,
+                        format!("SELECT COUNT(*) FROM participation WHERE campaign_id = {hit}"),
+                    ))
+                    .await
+                    .expect("count")
+                    .expect("a row");
+                row.try_get_by_index::<i64>(0).expect("count")
+            };
+            wait_until(
+                "50 units of the hit campaign to be sold",
+                Duration::from_secs(60),
+                || async { sold().await >= 50 },
+            )
+            .await;
+            let mut node = redis::Client::open(format!("redis://{master}"))
+                .expect("master url")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect to the master");
+            let keys: Vec<String> = node
+                .scan_match::<_, String>(format!("{prefix}*"))
+                .await
+                .expect("SCAN")
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("SCAN items");
+            assert!(!keys.is_empty(), "the hit campaign's keys are on {master}");
+            let _: () = node.del(&keys).await.expect("DEL");
+            sold().await
+        })
+    };
+
+    // 400 distinct users per campaign, both campaigns at once.
+    let users: Vec<i64> = (1..=400).collect();
+    let (hit_replies, spared_replies) = tokio::join!(
+        burst(&app, hit, &users, 32),
+        burst(&app, spared, &users, 32)
+    );
+    let sold_at_flush = flusher.await.expect("flusher");
+    assert!(
+        sold_at_flush < 150,
+        "the keys went in the middle of the sale ({sold_at_flush} of 150 sold)"
+    );
+
+    for (campaign, replies) in [(hit, &hit_replies), (spared, &spared_replies)] {
+        let won = winners(replies, &users);
+        assert_eq!(
+            won.len(),
+            150,
+            "campaign {campaign}: exactly the stock, no oversell"
+        );
+        assert_eq!(app.remaining_stock(campaign).await, 0);
+        assert_eq!(
+            app.redis_stock(campaign).await,
+            Some(0),
+            "campaign {campaign}"
+        );
+    }
+    assert!(
+        app.state.participations.gate_loads() > loads_before,
+        "the hit campaign's gate state was rebuilt from MySQL"
+    );
+    // Rebuilt: the winners set holds MySQL's winners again, at least all those sold before the
+    // keys went (a win whose reservation was made before and committed after the rebuild is
+    // in MySQL only; asking again, that user meets UNIQUE and gets ALREADY_PARTICIPATED).
+    let mut conn = app.redis.clone();
+    let in_redis: HashSet<i64> = conn.smembers(app.gate_keys(hit).1).await.expect("SMEMBERS");
+    let in_mysql: HashSet<i64> = winners(&hit_replies, &users);
+    assert!(
+        in_redis.is_subset(&in_mysql),
+        "only winners are in the rebuilt set"
+    );
+    assert!(
+        in_redis.len() as i64 >= sold_at_flush,
+        "{} in the rebuilt set, {sold_at_flush} sold before the keys went",
+        in_redis.len()
+    );
+    let per_campaign: HashMap<i64, i64> = [
+        (
+            hit,
+            app.scalar(&format!(
+                "SELECT COUNT(*) FROM participation WHERE campaign_id = {hit}"
+            ))
+            .await,
+        ),
+        (
+            spared,
+            app.scalar(&format!(
+                "SELECT COUNT(*) FROM participation WHERE campaign_id = {spared}"
+            ))
+            .await,
+        ),
+    ]
+    .into();
+    assert_eq!(per_campaign, [(hit, 150), (spared, 150)].into());
+    app.assert_outbox_matches_participations().await;
+}
