@@ -1,15 +1,18 @@
 # firstcome: multi-stage image.
 #   docker build -t firstcome .
 #   docker run --rm -p 8080:8080 -e DATABASE_URL=... -e REDIS_URL=... -e KAFKA_BOOTSTRAP_SERVERS=... firstcome
-# Subcommands: `serve` (default), `migrate`, `openapi`, e.g. `docker run --rm firstcome openapi`.
+# Subcommands (`docker run --rm firstcome --help`): `serve` (default), `consume`, `migrate`, `openapi`,
+# among others, e.g. `docker run --rm firstcome openapi`.
 
 # ---- builder ---------------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
 
 # rdkafka builds its bundled librdkafka with ./configure + make (no cmake); the `libz` feature
-# links the system zlib.
+# links the system zlib, the `ssl` feature the system OpenSSL (found through pkg-config), which
+# gives librdkafka TLS and SASL/SCRAM for a managed Kafka (security.protocol=SASL_SSL in
+# KAFKA_PROPERTIES).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /build
@@ -38,10 +41,14 @@ RUN find src migration/src -name '*.rs' -exec touch {} + \
 # ---- runtime ---------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
-# ca-certificates for TLS to managed MySQL/Redis/Kafka; curl for the container health check
-# (docker-compose.yml probes /health/ready); zlib1g is librdkafka's only shared library.
+# ca-certificates: the system's CA roots, trusted by librdkafka (through OpenSSL's default paths)
+# when KAFKA_PROPERTIES sets security.protocol=SSL or SASL_SSL, and by rediss:// without
+# REDIS_TLS_CA_FILE (a private CA is a mounted PEM file: ssl.ca.location in KAFKA_PROPERTIES,
+# REDIS_TLS_CA_FILE, ssl-ca in DATABASE_URL); curl for the container health check
+# (docker-compose.yml probes /health/ready); zlib1g and libssl3 (libssl and libcrypto) are
+# librdkafka's shared libraries.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates curl zlib1g libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 firstcome \
  && useradd --system --uid 10001 --gid firstcome --home-dir /app --no-create-home \

@@ -115,30 +115,49 @@ fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
     let compose = yaml("docker-compose.yml");
     let services = &compose["services"];
     // The service listens on all interfaces, so Prometheus's container reaches it.
-    let addr = services["app"]["environment"]["HTTP_ADDR"]
+    let addr = services["firstcome"]["environment"]["HTTP_ADDR"]
         .as_str()
-        .expect("app HTTP_ADDR");
+        .expect("firstcome HTTP_ADDR");
     let port = addr
         .strip_prefix("0.0.0.0:")
-        .unwrap_or_else(|| panic!("the app must listen on 0.0.0.0 in compose, not {addr}"));
+        .unwrap_or_else(|| panic!("firstcome must listen on 0.0.0.0 in compose, not {addr}"));
 
+    // Both instances (firstcome-2 is firstcome with another host port, through a YAML merge
+    // key, which serde_yaml leaves unresolved: only its presence is checked) are scraped.
+    assert!(
+        services["firstcome-2"].is_mapping(),
+        "compose runs a second instance"
+    );
     let prometheus = yaml("ops/prometheus/prometheus.yml");
     let job = &prometheus["scrape_configs"][0];
     assert_eq!(job["metrics_path"].as_str(), Some("/metrics"));
+    let targets: Vec<&str> = job["static_configs"][0]["targets"]
+        .as_sequence()
+        .expect("targets")
+        .iter()
+        .filter_map(serde_yaml::Value::as_str)
+        .collect();
     assert_eq!(
-        job["static_configs"][0]["targets"][0].as_str(),
-        Some(format!("app:{port}").as_str())
+        targets,
+        [format!("firstcome:{port}"), format!("firstcome-2:{port}")]
     );
 
-    // Images are pinned, and the configuration files they mount exist.
-    for name in ["prometheus", "grafana"] {
-        let service = &services[name];
-        let image = service["image"].as_str().expect("image");
+    // Every pulled image is pinned (the service's own, firstcome:local, is built).
+    for (name, service) in services.as_mapping().expect("services") {
+        let Some(image) = service["image"].as_str() else {
+            continue;
+        };
         let tag = image.rsplit_once(':').map(|(_, t)| t);
         assert!(
-            tag.is_some_and(|t| t != "latest" && t.chars().any(|c| c.is_ascii_digit())),
-            "{name} image is pinned to a version: {image}"
+            image == "firstcome:local"
+                || tag.is_some_and(|t| t != "latest" && t.chars().any(|c| c.is_ascii_digit())),
+            "{name:?} image is pinned to a version: {image}"
         );
+    }
+
+    // The configuration files Prometheus and Grafana mount exist.
+    for name in ["prometheus", "grafana"] {
+        let service = &services[name];
         for volume in service["volumes"].as_sequence().expect("volumes") {
             let volume = volume.as_str().expect("volume");
             if let Some(local) = volume.strip_prefix("./") {
