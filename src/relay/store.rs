@@ -108,7 +108,7 @@ pub async fn claim(
         txn.commit().await?;
         return Ok((led, Vec::new()));
     }
-    let mut values: Vec<Value> = vec![total.into()];
+    let mut values: Vec<Value> = Vec::new();
     let mut filter = String::new();
     if led.shards.len() < total as usize {
         values.push(total.into());
@@ -134,31 +134,76 @@ pub async fn claim(
         }
     }
     values.push(limit.into());
-    // Two index ranges of (status, lease_until, id): rows never leased (or released), read in
-    // id order without touching the rows in flight, and rows whose lease expired (normally
-    // none). The first `limit` of both together are the first `limit` claimable rows.
-    let select = |leases: &str| {
+
+    // 1. The candidates, by a plain (consistent, non-locking) read: two index ranges of
+    // (status, lease_until, id), rows never leased (or released) in id order without touching
+    // the rows in flight, and rows whose lease expired (normally none); the first `limit` of
+    // both together. What one transaction wrote is in it entirely or not at all.
+    let candidates_of = |leases: &str| {
         format!(
-            "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
-             CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
-             FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+            "SELECT id, msg_key FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
              WHERE status = 'PENDING' AND {leases} AND available_at <= UTC_TIMESTAMP(6){filter} \
-             ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
+             ORDER BY id LIMIT ?"
         )
     };
-    let mut rows = ClaimedRow::find_by_statement(stmt(
-        &select("lease_until IS NULL AND lease_owner IS NULL"),
-        values.clone(),
-    ))
-    .all(&txn)
-    .await?;
-    rows.extend(
-        ClaimedRow::find_by_statement(stmt(&select("lease_until < UTC_TIMESTAMP(6)"), values))
-            .all(&txn)
-            .await?,
+    let mut candidates: Vec<(i64, String)> = Vec::new();
+    for leases in [
+        "lease_until IS NULL AND lease_owner IS NULL",
+        "lease_until < UTC_TIMESTAMP(6)",
+    ] {
+        for row in txn
+            .query_all_raw(stmt(&candidates_of(leases), values.clone()))
+            .await?
+        {
+            candidates.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+        }
+    }
+    candidates.sort_by_key(|(id, _)| *id);
+    candidates.truncate(limit as usize);
+    if candidates.is_empty() {
+        txn.commit().await?;
+        return Ok((led, Vec::new()));
+    }
+
+    // 2. Lock them, still claimable. SKIP LOCKED passes over a row another transaction holds
+    // (the locking read sees each row's latest commit, not one moment: with a skipping scan,
+    // rows committed together could be taken partly, the younger ones first, as a commit landed
+    // between two rows). A key whose candidate was passed over keeps only the candidates before
+    // it: what a claim takes of a key is always the oldest of its visible rows.
+    let mut values: Vec<Value> = vec![total.into()];
+    let ids = in_list(
+        &mut values,
+        candidates.iter().map(|(id, _)| Value::from(*id)),
     );
-    rows.sort_by_key(|r| r.id);
-    rows.truncate(limit as usize);
+    let mut locked: std::collections::HashMap<i64, ClaimedRow> =
+        ClaimedRow::find_by_statement(stmt(
+            &format!(
+                "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
+             CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
+             FROM outbox_event FORCE INDEX (PRIMARY) WHERE id IN ({ids}) AND status = 'PENDING' \
+             AND ((lease_until IS NULL AND lease_owner IS NULL) OR lease_until < UTC_TIMESTAMP(6)) \
+             AND available_at <= UTC_TIMESTAMP(6) FOR UPDATE SKIP LOCKED"
+            ),
+            values,
+        ))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    let mut passed_over: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut rows = Vec::with_capacity(locked.len());
+    for (id, key) in candidates {
+        if passed_over.contains(&key) {
+            continue;
+        }
+        match locked.remove(&id) {
+            Some(row) => rows.push(row),
+            None => {
+                passed_over.insert(key);
+            }
+        }
+    }
     if !rows.is_empty() {
         let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
         let ids = in_list(&mut values, rows.iter().map(|r| Value::from(r.id)));

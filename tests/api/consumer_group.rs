@@ -188,6 +188,10 @@ async fn two_consumer_processes_in_one_group_apply_every_event_once_and_each_cam
         Duration::from_secs(30),
     )
     .await;
+    eprintln!(
+        "TOPIC ORDER CHECK: {}",
+        crate::helpers::assert_first_deliveries_in_order(&messages, &api.outbox_ids().await)
+    );
     let partitions: BTreeSet<i32> = messages.iter().map(|m| m.partition).collect();
     assert_eq!(partitions.len(), PARTITIONS as usize, "{partitions:?}");
 

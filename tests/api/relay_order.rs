@@ -8,7 +8,7 @@ use std::time::Duration;
 use firstcome::outbox;
 use futures::future::join_all;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use sea_orm::TransactionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
 use crate::helpers::{
@@ -315,4 +315,59 @@ async fn a_late_commit_is_published_when_it_becomes_visible_never_skipped() {
         messages.iter().any(|m| m.event_id() == late),
         "the late commit was published, not skipped"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_committed_row_another_transaction_holds_keeps_its_younger_rows_back() {
+    // The rows are written first, with no relay running; then a transaction holds the oldest
+    // row of key 8302 (as an admin's UPDATE or a long-running statement would), and a relay
+    // starts on the same database.
+    let mut settings = test_settings().await;
+    settings.relay.enabled = false;
+    let writer = spawn_app_with(settings.clone()).await;
+    let held = writer.insert_rows("8302", &writer.topic, 1).await;
+    writer.insert_rows("8302", &writer.topic, 2).await;
+    writer.insert_rows("other", &writer.topic, 1).await;
+    let holder = writer.db.begin().await.expect("begin");
+    holder
+        .execute_unprepared(&format!(
+            "SELECT id FROM outbox_event WHERE event_id = '{}' FOR UPDATE",
+            held[0]
+        ))
+        .await
+        .expect("hold the oldest row");
+
+    let mut relay = with_relay(settings);
+    relay.migrate_on_start = false;
+    let app = spawn_app_with(relay).await;
+    // The relay claims while the row is held. Each claim that takes the other key's row (its
+    // id is above 8302's) saw 8302's rows too; they are not taken ahead of the held one (a
+    // skipping locked read would lease the two younger ones in that claim and publish them).
+    let taken_of_8302 = || async {
+        app.scalar(
+            "SELECT COUNT(*) FROM outbox_event WHERE msg_key = '8302' \
+             AND (status <> 'PENDING' OR lease_owner IS NOT NULL)",
+        )
+        .await
+    };
+    for published in 1..=2 {
+        if published == 2 {
+            writer.insert_rows("other", &writer.topic, 1).await;
+        }
+        wait_until("the other key's row to be published", DRAIN, || async {
+            app.scalar("SELECT COUNT(*) FROM outbox_event WHERE msg_key = 'other' AND status = 'PUBLISHED'")
+                .await
+                == published
+        })
+        .await;
+        assert_eq!(
+            taken_of_8302().await,
+            0,
+            "8302's rows wait behind the held one"
+        );
+    }
+
+    holder.commit().await.expect("let the row go");
+    assert_all_published_in_order(&app, 5).await;
+    writer.stop().await.expect("clean stop");
 }
