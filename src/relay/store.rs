@@ -141,24 +141,27 @@ pub async fn claim(
     // both together. What one transaction wrote is in it entirely or not at all.
     let candidates_of = |leases: &str| {
         format!(
-            "SELECT id, msg_key FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+            "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
+             CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
+             FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
              WHERE status = 'PENDING' AND {leases} AND available_at <= UTC_TIMESTAMP(6){filter} \
              ORDER BY id LIMIT ?"
         )
     };
-    let mut candidates: Vec<(i64, String)> = Vec::new();
+    let mut candidates: Vec<ClaimedRow> = Vec::new();
     for leases in [
         "lease_until IS NULL AND lease_owner IS NULL",
         "lease_until < UTC_TIMESTAMP(6)",
     ] {
-        for row in txn
-            .query_all_raw(stmt(&candidates_of(leases), values.clone()))
-            .await?
-        {
-            candidates.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
-        }
+        let mut with_total = vec![Value::from(total)];
+        with_total.extend(values.iter().cloned());
+        candidates.extend(
+            ClaimedRow::find_by_statement(stmt(&candidates_of(leases), with_total))
+                .all(&txn)
+                .await?,
+        );
     }
-    candidates.sort_by_key(|(id, _)| *id);
+    candidates.sort_by_key(|r| r.id);
     candidates.truncate(limit as usize);
     if candidates.is_empty() {
         txn.commit().await?;
@@ -170,37 +173,36 @@ pub async fn claim(
     // rows committed together could be taken partly, the younger ones first, as a commit landed
     // between two rows). A key whose candidate was passed over keeps only the candidates before
     // it: what a claim takes of a key is always the oldest of its visible rows.
-    let mut values: Vec<Value> = vec![total.into()];
-    let ids = in_list(
-        &mut values,
-        candidates.iter().map(|(id, _)| Value::from(*id)),
-    );
-    let mut locked: std::collections::HashMap<i64, ClaimedRow> =
-        ClaimedRow::find_by_statement(stmt(
+    let mut values: Vec<Value> = Vec::with_capacity(size_at_least(candidates.len()));
+    let ids = in_list(&mut values, candidates.iter().map(|r| Value::from(r.id)));
+    // With each row's attempts as of the lock (the candidates' read may be a moment older).
+    let locked: std::collections::HashMap<i64, i32> = txn
+        .query_all_raw(stmt(
             &format!(
-                "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
-             CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
-             FROM outbox_event FORCE INDEX (PRIMARY) WHERE id IN ({ids}) AND status = 'PENDING' \
-             AND ((lease_until IS NULL AND lease_owner IS NULL) OR lease_until < UTC_TIMESTAMP(6)) \
-             AND available_at <= UTC_TIMESTAMP(6) FOR UPDATE SKIP LOCKED"
+                "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) WHERE id IN ({ids}) \
+                 AND status = 'PENDING' \
+                 AND ((lease_until IS NULL AND lease_owner IS NULL) OR lease_until < UTC_TIMESTAMP(6)) \
+                 AND available_at <= UTC_TIMESTAMP(6) FOR UPDATE SKIP LOCKED"
             ),
             values,
         ))
-        .all(&txn)
         .await?
-        .into_iter()
-        .map(|row| (row.id, row))
-        .collect();
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect::<Result<_, DbErr>>()?;
     let mut passed_over: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut rows = Vec::with_capacity(locked.len());
-    for (id, key) in candidates {
-        if passed_over.contains(&key) {
+    for mut row in candidates {
+        if passed_over.contains(&row.msg_key) {
             continue;
         }
-        match locked.remove(&id) {
-            Some(row) => rows.push(row),
+        match locked.get(&row.id) {
+            Some(&attempts) => {
+                row.attempts = attempts;
+                rows.push(row);
+            }
             None => {
-                passed_over.insert(key);
+                passed_over.insert(row.msg_key);
             }
         }
     }
