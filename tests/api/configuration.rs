@@ -2,60 +2,23 @@
 //! variable; an invalid one stops the process naming it (never echoing a secret); and
 //! `KAFKA_PROPERTIES` reaches the Kafka clients the service creates.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
-use crate::helpers::{spawn_app_with, start_broker, test_settings, wait_until, with_relay};
+use crate::helpers::{
+    run_firstcome, spawn_app_with, start_broker, test_settings, wait_until, with_relay,
+};
 
 /// Runs the real binary with `args` and only `env`; (exit code, stdout, stderr).
 async fn firstcome(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firstcome"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the firstcome binary");
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("firstcome exits by itself")
-        .expect("its output");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = run_firstcome(args, env).await;
+    (run.status.code(), run.stdout, run.stderr)
 }
 
 #[tokio::test]
 async fn serve_help_names_every_variable_of_the_design_with_its_default() {
     let (code, help, _) = firstcome(&["serve", "--help"], &[]).await;
     assert_eq!(code, Some(0));
-    for var in [
-        "DATABASE_URL",
-        "REDIS_URL",
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "HTTP_ADDR",
-        "ADMIN_TOKEN",
-        "RUST_LOG",
-        "LOG_FORMAT",
-        "RELAY_WORKERS",
-        "RELAY_CHANNEL_CAPACITY",
-        "RELAY_BATCH_SIZE",
-        "RELAY_MAX_ATTEMPTS",
-        "RELAY_BACKOFF_BASE_MS",
-        "RELAY_BACKOFF_CAP_MS",
-        "RELAY_LEASE_MS",
-        "OUTBOX_RETENTION_HOURS",
-        "RELAY_MAX_RETRY_AGE",
-        "CONSUMERS",
-        "DB_STATEMENT_TIMEOUT_MS",
-        "REDIS_CLUSTER",
-        "KAFKA_PROPERTIES",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ] {
+    for var in firstcome::config::reference::DESIGN_VARIABLES {
         assert!(
             help.contains(&format!("[env: {var}")),
             "{var} is missing:\n{help}"

@@ -6,7 +6,7 @@
 //! - `firstcome consume` (the real binary) refuses a configuration it cannot run, naming the
 //!   variable.
 
-use std::{collections::BTreeMap, process::Stdio, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use firstcome::{
@@ -580,25 +580,8 @@ async fn killed_consumer_connections_mid_transaction_skip_nothing_and_apply_noth
 /// Runs `firstcome consume` with `env` only; returns its exit status, stderr and stdout (where
 /// its log goes). It must exit by itself within 30 s.
 async fn consume_with(env: &[(&str, &str)]) -> (std::process::ExitStatus, String, String) {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firstcome"))
-        .arg("consume")
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the firstcome binary");
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("`firstcome consume` exits by itself")
-        .expect("its output");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let run = crate::helpers::run_firstcome(&["consume"], env).await;
+    (run.status, run.stderr, run.stdout)
 }
 
 #[tokio::test]

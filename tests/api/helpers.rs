@@ -154,6 +154,37 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     }
 }
 
+/// What the real binary did: its exit status, stdout (where its log goes) and stderr.
+pub struct BinaryRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real `firstcome` binary with `args` and only `env`; it must exit by itself within
+/// 30 s.
+pub async fn run_firstcome(args: &[&str], env: &[(&str, &str)]) -> BinaryRun {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firstcome"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the firstcome binary");
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("firstcome exits by itself")
+        .expect("its output");
+    BinaryRun {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// A connection for the test's own reads and writes: to the app's Redis Cluster or TLS Redis as
 /// configured, or else straight to the test Redis (the app may be behind a test's proxy).
 fn helper_redis(app: &RedisSettings) -> RedisConn {

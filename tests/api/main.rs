@@ -23,6 +23,7 @@ mod mysql_tls;
 mod openapi;
 mod participation_faults;
 mod participation_rules;
+mod pki;
 mod proxy;
 mod redis_cluster;
 mod redis_tls;

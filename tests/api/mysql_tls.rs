@@ -1,11 +1,12 @@
 //! MySQL over TLS through `DATABASE_URL` (`ssl-mode`, `ssl-ca`; DESIGN.md §8), against the local
 //! MariaDB, which scripts/services.sh starts with a throwaway CA and server certificate.
 
-use std::process::Command;
-
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{spawn_app_with, test_settings};
+use crate::{
+    helpers::{spawn_app_with, test_settings},
+    pki::Pki,
+};
 
 /// `TEST_MYSQL_SSL_CA`: the CA of the test MariaDB's certificate.
 fn ca() -> String {
@@ -40,40 +41,16 @@ async fn the_service_runs_on_mysql_over_verified_tls() {
 
 #[tokio::test]
 async fn a_server_certificate_from_another_ca_is_refused_at_startup() {
-    let dir = std::env::temp_dir().join(format!("firstcome-other-ca-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=other",
-        ])
-        .current_dir(&dir)
-        .output()
-        .expect("openssl");
-    assert!(status.status.success());
+    let other = Pki::new();
 
     let mut settings = test_settings().await;
     let plain = settings.database.url.expose().to_string();
     settings.database.url = firstcome::config::Secret::new(format!(
         "{plain}?ssl-mode=VERIFY_CA&ssl-ca={}",
-        dir.join("ca.pem").display()
+        other.path("ca.pem").display()
     ));
     settings.database.connect_timeout = std::time::Duration::from_secs(2);
     let built = firstcome::startup::Application::build(settings).await;
-    let _ = std::fs::remove_dir_all(&dir);
     let err = built
         .err()
         .expect("the server's certificate is not trusted");
