@@ -446,11 +446,10 @@ impl ServeArgs {
                 outbox_refresh: ms(ops.metrics_outbox_refresh_ms),
             },
             admin_token,
-            log_format: if ops.log_format == "json" {
-                LogFormat::Json
-            } else {
-                LogFormat::Pretty
-            },
+            log_format: ops
+                .log_format
+                .parse::<LogFormat>()
+                .map_err(|reason| invalid("LOG_FORMAT", &ops.log_format, &reason))?,
             shutdown_timeout: ms(ops.shutdown_timeout_ms),
             migrate_on_start: db.migrate_on_start,
             otlp_endpoint: super::otlp_endpoint(ops.otel_exporter_otlp_endpoint.as_deref())?,

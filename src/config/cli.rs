@@ -82,7 +82,7 @@ pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
 }
 
 /// Settings from a subcommand's (or the serve command's) matches.
-pub fn settings(cmd: &Command, matches: &clap::ArgMatches) -> Result<Settings, ConfigError> {
+fn settings(cmd: &Command, matches: &clap::ArgMatches) -> Result<Settings, ConfigError> {
     ServeArgs::from_arg_matches(matches)
         .map_err(|e| config_error(cmd, &e))?
         .into_settings()

@@ -121,6 +121,7 @@ impl KafkaProperties {
     }
 
     /// The value of `key`, if given.
+    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -128,6 +129,7 @@ impl KafkaProperties {
             .map(|(_, v)| v.as_str())
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -29,7 +29,7 @@ use crate::config::RedisSettings;
 
 /// How long unacknowledged data or silent keepalive probes may last before the kernel drops a
 /// Redis connection: a few call deadlines, at least 2 s.
-pub fn dead_peer_after(timeout: Duration) -> Duration {
+fn dead_peer_after(timeout: Duration) -> Duration {
     (timeout * 4).max(Duration::from_secs(2))
 }
 
