@@ -9,6 +9,8 @@
 //! - [`telemetry`]: log and trace-export set-up.
 //! - [`trace`]: W3C trace context (request → outbox row → Kafka → consumers) and OTLP export.
 //! - [`startup`]: `Application` (build / port / run_until_stopped) and the shutdown order.
+//! - [`shutdown`]: what keeps a shutdown bounded: the watchdog thread, blocking client calls off
+//!   the async workers, the names of what is still running.
 //! - [`state`]: what request handlers share.
 //! - [`api`]: poem-openapi resources, DTOs, the error type and HTTP middleware.
 //! - [`campaign`]: campaign model, repository and in-process cache.
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod participation;
 pub mod relay;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -1,13 +1,19 @@
 //! The `firstcome` binary: `serve` (default), `consume`, `migrate`, `openapi`, `asyncapi`.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
+use anyhow::Context;
 use clap::{error::ErrorKind, CommandFactory, FromArgMatches, Parser, Subcommand};
 use firstcome::{
     config::{args::ServeArgs, cli, ConfigError, Settings},
+    shutdown::watchdog,
     startup::Application,
     telemetry,
 };
+
+/// How long the runtime waits, once the application has stopped, for what is still on it (idle
+/// per-campaign loops are dropped; a worker stuck in a call is not waited for).
+const RUNTIME_EXIT: Duration = Duration::from_millis(500);
 
 /// glibc's malloc was a quarter of the service's CPU under a big campaign (perf: `_int_malloc`,
 /// `_int_free`, `malloc_consolidate`, `unlink_chunk`); mimalloc costs a fraction of that.
@@ -50,8 +56,7 @@ enum Run {
     Migrate,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // Variables set to "" count as unset (see config::cli).
     let cmd = cli::without_empty_env(Cli::command());
     let parsed = cmd
@@ -89,6 +94,24 @@ async fn main() -> ExitCode {
         Err(e) => return config_failure(&e),
     };
     telemetry::init(settings.log_format);
+    // Built by hand rather than with #[tokio::main], whose runtime waits without a bound for
+    // every task and blocking call still on it when `main` returns.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("firstcome: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run_command(run, settings));
+    runtime.shutdown_timeout(RUNTIME_EXIT);
+    code
+}
+
+async fn run_command(run: Run, settings: Settings) -> ExitCode {
     if let Err(e) = telemetry::init_traces(settings.otlp_endpoint.as_ref()) {
         eprintln!("firstcome: OTEL_EXPORTER_OTLP_ENDPOINT: {e}");
         return ExitCode::from(2);
@@ -123,46 +146,16 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 async fn consume(settings: Settings) -> anyhow::Result<()> {
     let token = tokio_util::sync::CancellationToken::new();
-    spawn_signal_handler(token.clone());
+    watchdog::start(token.clone(), settings.shutdown_timeout)
+        .context("could not start the shutdown watchdog")?;
     firstcome::startup::consume(settings, token).await
 }
 
-/// Cancels `token` on SIGTERM or Ctrl-C.
-fn spawn_signal_handler(token: tokio_util::sync::CancellationToken) {
-    tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            wait_for_signal().await;
-            tracing::info!("Stop signal received; shutting down.");
-            token.cancel();
-        },
-        tracing::info_span!("signals"),
-    ));
-}
-
+/// SIGTERM or Ctrl-C stops the application; the watchdog holds the shutdown to its deadline.
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let timeout = settings.shutdown_timeout;
     let app = Application::build(settings).await?;
-    spawn_signal_handler(app.shutdown_token());
+    watchdog::start(app.shutdown_token(), timeout)
+        .context("could not start the shutdown watchdog")?;
     app.run_until_stopped().await
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -9,8 +9,13 @@
 //!    (at most half the timeout, then purges), writes its marks and releases its leases; the
 //!    reconciler and the outbox gauges' refresher stop; each consumer finishes (or abandons, if it
 //!    is retrying) its batch, commits the offsets of what it applied and leaves its group;
-//! 4. whatever is left when the deadline passes is abandoned (leases expire on their own);
-//!    connections close when the state is dropped.
+//! 4. whatever is left when the deadline passes is abandoned (leases expire on their own) and
+//!    named in the log; connections close when the state is dropped; Kafka clients close on
+//!    threads of their own (`shutdown::off_runtime`).
+//!
+//! No step may block an async worker (a blocking client call would stop the timers that end
+//! every wait); and should one ever do, the watchdog of `shutdown::watchdog`, a thread outside the
+//! runtime, ends the process shortly after the deadline.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -32,6 +37,7 @@ use crate::{
     metrics::Metrics,
     participation::{gate::Gate, sync::SyncParticipationService, ParticipationService},
     relay::{self, RelayDeps, RelayHandle},
+    shutdown::{off_runtime, running},
     state::{AppState, Components},
 };
 
@@ -115,6 +121,7 @@ async fn start_consumers(
             .consumers
             .fetch_wait
             .unwrap_or(Duration::from_millis(if embedded { 10 } else { 100 })),
+        close_timeout: settings.shutdown_timeout / 2,
     };
     let consumers = names
         .iter()
@@ -172,14 +179,15 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
             shutdown.clone().cancelled_owned(),
             Some(settings.shutdown_timeout),
         );
-    tasks.spawn(
+    tasks.spawn(running::track(
+        "HTTP listener (consume)",
         async move {
             if let Err(e) = server.await {
                 tracing::error!(error = %e, "The HTTP listener failed; /metrics and /health are gone.");
             }
         }
         .instrument(tracing::info_span!("consume_http")),
-    );
+    ));
     tracing::info!(consumers = ?settings.consumers.enabled, %bootstrap, %addr, "Consuming.");
     shutdown.cancelled().await;
     tasks.close();
@@ -187,7 +195,8 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
         .await
         .is_err()
     {
-        tracing::warn!(timeout = ?settings.shutdown_timeout, "Consumers did not stop before the shutdown deadline.");
+        tracing::warn!(timeout = ?settings.shutdown_timeout, still_running = %running::describe(),
+            "Consumers did not stop before the shutdown deadline.");
     }
     drop(consumers);
     drop(producers);
@@ -299,12 +308,14 @@ impl Application {
             metrics: metrics.clone(),
             send_timeout: settings.kafka.message_timeout,
         };
-        tasks.spawn(
+        tasks.spawn(running::track(
+            "reservation reconciler",
             participations
                 .reconciler()
                 .run(settings.redis.reservation_timeout, shutdown.clone()),
-        );
-        tasks.spawn(
+        ));
+        tasks.spawn(running::track(
+            "outbox gauges",
             crate::metrics::outbox::run(
                 db.clone(),
                 metrics.clone(),
@@ -312,7 +323,7 @@ impl Application {
                 shutdown.clone(),
             )
             .instrument(tracing::info_span!("outbox_gauges")),
-        );
+        ));
         let state = Arc::new(AppState {
             sync,
             db,
@@ -392,13 +403,15 @@ impl Application {
         };
         let app = api::routes(state, limits);
         let acceptor = TcpAcceptor::from_tokio(listener)?;
-        let served = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
+        let served = running::track(
+            "HTTP server (in-flight requests)",
+            Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
                 app,
                 shutdown.clone().cancelled_owned(),
                 Some(shutdown_timeout),
-            )
-            .await;
+            ),
+        )
+        .await;
         shutdown.cancel();
         let deadline = signalled
             .await
@@ -414,11 +427,17 @@ impl Application {
             tasks.wait().await;
         };
         if tokio::time::timeout_at(deadline, background).await.is_err() {
-            tracing::warn!(timeout = ?shutdown_timeout, "Background tasks did not finish before the shutdown deadline.");
+            tracing::warn!(timeout = ?shutdown_timeout, still_running = %running::describe(),
+                "Background tasks did not finish before the shutdown deadline; exiting without them. \
+                 Rows Kafka did not acknowledge stay in the outbox (their leases expire).");
         }
         served?;
+        // Closing Kafka clients blocks (purge, flush, joining librdkafka's threads): the
+        // producers close on threads of their own when their last handle goes, the broker too.
         drop(producers);
-        drop(embedded);
+        if let Some(embedded) = embedded {
+            off_runtime::drop_detached("embedded Kafka broker: close", embedded);
+        }
         tracing::info!("Stopped.");
         Ok(())
     }

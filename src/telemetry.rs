@@ -35,9 +35,18 @@ pub fn init_traces(endpoint: Option<&url::Url>) -> Result<(), crate::trace::expo
     Ok(())
 }
 
-/// Flushes and stops the span exporter (the last step of a shutdown).
+/// Flushes and stops the span exporter (the last step of a shutdown). The flush blocks (at most
+/// the exporter's own timeout), so it runs off the async workers.
 pub async fn shutdown() {
     if crate::trace::export::enabled() {
-        let _ = tokio::task::spawn_blocking(crate::trace::export::shutdown).await;
+        let flushed = crate::shutdown::off_runtime::run(
+            "OTLP exporter: last spans",
+            crate::trace::export::SHUTDOWN_TIMEOUT + std::time::Duration::from_secs(1),
+            crate::trace::export::shutdown,
+        )
+        .await;
+        if let Err(e) = flushed {
+            tracing::warn!(error = %e, "Could not flush the OTLP span exporter at shutdown.");
+        }
     }
 }

@@ -88,8 +88,11 @@ impl ConsumerContext for GroupContext {
                 }
             }
             // What was applied is committed before another member starts from the committed
-            // offset; what was not is redelivered there.
-            match consumer.commit_consumer_state(CommitMode::Sync) {
+            // offset, asynchronously: this runs on an async worker (inside `recv()`), and a
+            // synchronous commit would hold the worker for as long as the coordinator does not
+            // answer (a partition is also revoked when the coordinator is lost). A commit that
+            // does not land first only means redelivery, which the inbox makes harmless.
+            match consumer.commit_consumer_state(CommitMode::Async) {
                 Ok(()) => {}
                 // Nothing stored since the last commit.
                 Err(rdkafka::error::KafkaError::ConsumerCommit(
@@ -97,7 +100,7 @@ impl ConsumerContext for GroupContext {
                 )) => {}
                 Err(e) => {
                     tracing::warn!(consumer = %self.report.name, error = %e, ?revoked,
-                        "Could not commit offsets before giving partitions up; the new owner will skip what was applied.")
+                        "Could not commit offsets before giving partitions up; the new owner gets what was applied again and skips it.")
                 }
             }
             tracing::info!(consumer = %self.report.name, ?revoked, "Partitions revoked.");

@@ -1,6 +1,7 @@
 //! The consumer loop: read a batch, dead-letter poison, apply the rest in one transaction (retried
 //! until it commits), then store the batch's offsets; commit offsets on a timer, on a rebalance
-//! (`context.rs`) and at shutdown.
+//! (`context.rs`) and at shutdown. No call here blocks an async worker: the blocking ones (the last
+//! commit, leaving the group) run off the runtime, bounded (`close`).
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -35,6 +36,7 @@ use crate::{
     kafka::producer::ProducerSlot,
     metrics::Metrics,
     outbox::{headers, ParticipationAccepted},
+    shutdown::{off_runtime, running},
     trace::export::{self, ExportSpan, KeyValue, SpanKind},
 };
 
@@ -60,6 +62,9 @@ pub struct ConsumerDeps {
     pub fetch_wait: Duration,
     /// The application's metrics; each consumer's report records into them.
     pub metrics: Arc<Metrics>,
+    /// How long the last offset commit and leaving the group may take at shutdown (half of
+    /// `SHUTDOWN_TIMEOUT_MS`): a coordinator that does not answer is not waited for beyond it.
+    pub close_timeout: Duration,
 }
 
 /// A running consumer, as the rest of the application sees it.
@@ -116,11 +121,12 @@ pub fn start(
         report: report.clone(),
         stop,
     };
-    tasks.spawn(
+    tasks.spawn(running::track(
+        format!("consumer {name}"),
         runner
             .run()
             .instrument(tracing::info_span!("consumer", consumer = name.as_str())),
-    );
+    ));
     tracing::info!(consumer = name.as_str(), group = %name.group_id(), topic = %deps.topic,
         "Consumer started.");
     Ok(ConsumerHandle { report })
@@ -151,7 +157,7 @@ impl Runner {
                 biased;
                 _ = self.stop.cancelled() => break,
                 _ = tokio::time::sleep_until(last_commit + interval), if uncommitted => {
-                    self.commit(CommitMode::Async);
+                    self.commit_async();
                     uncommitted = false;
                     last_commit = Instant::now();
                     continue;
@@ -171,7 +177,7 @@ impl Runner {
             }
             uncommitted = true;
             if last_commit.elapsed() >= interval {
-                self.commit(CommitMode::Async);
+                self.commit_async();
                 uncommitted = false;
                 last_commit = Instant::now();
             }
@@ -373,13 +379,9 @@ impl Runner {
         }
     }
 
-    fn commit(&self, mode: CommitMode) {
-        match self.consumer.commit_consumer_state(mode) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not commit offsets; they are committed later.")
-            }
-        }
+    /// Never blocks: an asynchronous commit only hands the offsets to librdkafka's thread.
+    fn commit_async(&self) {
+        commit(&self.consumer, CommitMode::Async);
     }
 
     async fn clean_inbox(&self) {
@@ -397,20 +399,51 @@ impl Runner {
         }
     }
 
-    /// Commits what was applied and leaves the group (librdkafka's close blocks, so it runs on a
-    /// blocking thread).
+    /// Commits what was applied and leaves the group, off the async workers and within
+    /// `close_timeout`: librdkafka's synchronous commit and close wait for the group coordinator,
+    /// without a deadline of their own. Offsets that could not be committed are harmless: the
+    /// events after the last commit are delivered again after a restart, and the inbox skips them.
     async fn close(self) {
-        self.commit(CommitMode::Sync);
         self.report.set_status(ConsumerStatus::Stopped);
         let consumer = self.consumer;
-        let closed = tokio::task::spawn_blocking(move || {
-            consumer.unsubscribe();
-            drop(consumer);
-        })
+        let limit = self.deps.close_timeout;
+        let closed = off_runtime::run(
+            format!(
+                "consumer {}: last offset commit, leaving the group",
+                self.name
+            ),
+            limit,
+            move || {
+                let committed = commit(&consumer, CommitMode::Sync);
+                consumer.unsubscribe();
+                drop(consumer);
+                committed
+            },
+        )
         .await;
-        if let Err(e) = closed {
-            tracing::warn!(error = %e, "Closing the consumer failed.");
+        match closed {
+            Ok(true) => tracing::info!("Consumer stopped; its offsets are committed."),
+            Ok(false) => tracing::warn!(
+                "Consumer stopped without committing its last offsets; the events applied since the \
+                 last commit are delivered again after a restart and skipped (consumer_inbox)."
+            ),
+            Err(e) => tracing::warn!(error = %e,
+                "Consumer stopped without its last offset commit and without leaving the group (Kafka \
+                 did not answer); the events applied since the last commit are delivered again after a \
+                 restart and skipped (consumer_inbox)."),
         }
-        tracing::info!("Consumer stopped.");
+    }
+}
+
+/// Commits the stored offsets; `false` when Kafka refused or could not be reached (nothing stored
+/// since the last commit counts as committed). `CommitMode::Sync` blocks until the coordinator
+/// answers, possibly forever: only ever on a thread of its own (`shutdown::off_runtime`).
+fn commit(consumer: &StreamConsumer<GroupContext>, mode: CommitMode) -> bool {
+    match consumer.commit_consumer_state(mode) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not commit offsets; they are committed later.");
+            false
+        }
     }
 }

@@ -28,17 +28,77 @@
 //! statistics every [`STATISTICS_INTERVAL_MS`] and its error callback. Only observation; no
 //! setting that decides how a message is sent depends on it.
 
-use std::sync::{Arc, RwLock};
+use std::{
+    ops::Deref,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use rdkafka::{
-    config::ClientConfig, error::KafkaResult, producer::FutureProducer, producer::Producer,
+    config::ClientConfig,
+    error::KafkaResult,
+    producer::{FutureProducer, Producer, PurgeConfig},
 };
 
 use super::health::{KafkaReachability, ReportingContext, STATISTICS_INTERVAL_MS};
-use crate::config::KafkaSettings;
+use crate::{config::KafkaSettings, shutdown::off_runtime};
 
-/// The service's producer type: a `FutureProducer` whose context reports reachability.
-pub type KafkaProducer = FutureProducer<ReportingContext>;
+/// The service's producer: a `FutureProducer` whose context reports reachability. Its destructor
+/// blocks (it purges, flushes for up to 500 ms and joins librdkafka's threads), and the last
+/// handle may go on an async worker (a relay worker letting go of a replaced producer, the
+/// application at shutdown), so it is closed on a thread of its own.
+pub struct KafkaProducer {
+    /// Always `Some` until dropped.
+    inner: Option<FutureProducer<ReportingContext>>,
+    name: &'static str,
+}
+
+impl KafkaProducer {
+    fn create(
+        config: &ClientConfig,
+        context: ReportingContext,
+        name: &'static str,
+    ) -> KafkaResult<Self> {
+        Ok(Self {
+            inner: Some(config.create_with_context(context)?),
+            name,
+        })
+    }
+}
+
+/// Fails every message `producer` holds, queued or in flight (each is reported as purged), and
+/// returns when librdkafka's threads have done so. `rd_kafka_purge` blocks until each broker
+/// thread of the client has purged its queues (its own threads, not the network), so it runs off
+/// the async workers; the caller awaits it, because sending more before the purge is done could
+/// let a younger message through while an older one fails (see `relay/order.rs`).
+pub async fn purge(producer: Arc<KafkaProducer>) {
+    let what = format!("Kafka producer {}: purge", producer.name);
+    let purged = off_runtime::run(what, Duration::MAX, move || {
+        producer.purge(PurgeConfig::default().queue().inflight());
+    })
+    .await;
+    if let Err(e) = purged {
+        tracing::error!(error = %e, "Could not purge a Kafka producer.");
+    }
+}
+
+impl Deref for KafkaProducer {
+    type Target = FutureProducer<ReportingContext>;
+
+    fn deref(&self) -> &Self::Target {
+        self.inner
+            .as_ref()
+            .expect("a KafkaProducer holds its producer until it is dropped")
+    }
+}
+
+impl Drop for KafkaProducer {
+    fn drop(&mut self) {
+        if let Some(producer) = self.inner.take() {
+            off_runtime::drop_detached(format!("Kafka producer {}: close", self.name), producer);
+        }
+    }
+}
 
 /// The dead-letter producer's `message.max.bytes` (the broker may still refuse less).
 const DLQ_MESSAGE_MAX_BYTES: usize = 100_000_000;
@@ -105,7 +165,7 @@ impl ProducerSlot {
         name: &'static str,
     ) -> KafkaResult<Self> {
         let context = reachability.context(name);
-        let producer: KafkaProducer = config.create_with_context(context.clone())?;
+        let producer = KafkaProducer::create(&config, context.clone(), name)?;
         Ok(Self {
             current: Arc::new(RwLock::new((Arc::new(producer), 0))),
             config: Arc::new(config),
@@ -142,10 +202,7 @@ impl ProducerSlot {
         if !Arc::ptr_eq(&slot.0, seen) {
             return false;
         }
-        match self
-            .config
-            .create_with_context::<_, KafkaProducer>(self.context.clone())
-        {
+        match KafkaProducer::create(&self.config, self.context.clone(), self.name) {
             Ok(fresh) => {
                 tracing::warn!(producer = self.name, ?code, %reason, "The Kafka producer hit a fatal error; replaced it.");
                 *slot = (Arc::new(fresh), slot.1 + 1);

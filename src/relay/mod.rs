@@ -33,14 +33,13 @@ pub mod worker;
 
 use std::{sync::Arc, time::Duration};
 
-use rdkafka::producer::{Producer, PurgeConfig};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::db::Db;
 pub use crate::metrics::Metrics;
-use crate::{config::RelaySettings, kafka::Producers};
+use crate::{config::RelaySettings, kafka::Producers, shutdown::running};
 use claim::ClaimLoop;
 use classify::RetryPolicy;
 use leadership::{Leadership, LeadershipStatus, ShardLeases};
@@ -166,11 +165,13 @@ pub async fn start(
         leadership: lead_rx,
         faults: faults.clone(),
     };
-    let recorder = tasks.spawn(
+    let recorder = tasks.spawn(running::track(
+        "relay recorder",
         recorder::run(deps.db.clone(), recorder_rx)
             .instrument(tracing::info_span!("relay_recorder")),
-    );
-    tasks.spawn(
+    ));
+    tasks.spawn(running::track(
+        "relay cleanup",
         cleanup::run(
             deps.db.clone(),
             settings.retention,
@@ -178,13 +179,14 @@ pub async fn start(
             stop.clone(),
         )
         .instrument(tracing::info_span!("relay_cleanup")),
-    );
+    ));
     let leadership_stop = CancellationToken::new();
-    let leadership = tasks.spawn(
+    let leadership = tasks.spawn(running::track(
+        "relay shard leadership",
         leases
             .run(lead_tx, leadership_status.clone(), leadership_stop.clone())
             .instrument(tracing::info_span!("relay_leadership")),
-    );
+    ));
     let relay = Relay {
         db: deps.db.clone(),
         owner: owner.clone(),
@@ -197,13 +199,14 @@ pub async fn start(
         leadership,
     };
     let claim_stop = stop.clone();
-    tasks.spawn(
+    tasks.spawn(running::track(
+        "relay claims, then the relay's stop sequence",
         async move {
             claims.run(senders, claim_stop).await;
             relay.stop().await;
         }
         .instrument(tracing::info_span!("relay_claims", owner = %owner)),
-    );
+    ));
     tasks.close();
     Ok(RelayHandle {
         owner,
@@ -243,9 +246,8 @@ impl Relay {
             tracing::warn!(timeout = ?self.drain_timeout,
                 "Kafka did not acknowledge every row in time; purging the producer, those rows go back to the outbox.");
             self.workers_stopping.cancel();
-            let purge = PurgeConfig::default().queue().inflight();
-            self.producers.main.get().purge(purge);
-            self.producers.dlq.get().purge(purge);
+            crate::kafka::producer::purge(self.producers.main.get()).await;
+            crate::kafka::producer::purge(self.producers.dlq.get()).await;
             if tokio::time::timeout(Duration::from_secs(2), self.workers.wait())
                 .await
                 .is_err()

@@ -45,9 +45,9 @@ pub async fn start(
         let ctx = ctx.clone();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let span = tracing::info_span!("relay_worker", worker = index);
-        tasks.spawn(tracing::Instrument::instrument(
-            supervise(index, ctx, rx, ready_tx),
-            span,
+        tasks.spawn(crate::shutdown::running::track(
+            format!("relay worker {index}"),
+            tracing::Instrument::instrument(supervise(index, ctx, rx, ready_tx), span),
         ));
     }
     for (index, ready) in started.into_iter().enumerate() {

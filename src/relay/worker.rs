@@ -25,10 +25,7 @@ use std::{
 use chrono::Utc;
 use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use rdkafka::{
-    error::KafkaError,
-    message::OwnedHeaders,
-    producer::{FutureRecord, Producer, PurgeConfig},
-    types::RDKafkaErrorCode,
+    error::KafkaError, message::OwnedHeaders, producer::FutureRecord, types::RDKafkaErrorCode,
 };
 use sea_orm::DbErr;
 use tokio::{
@@ -154,9 +151,9 @@ impl InFlight {
     /// Fails every unacknowledged message of every producer this worker has rows on: the
     /// current one and any replaced one whose reports are still awaited. (Other workers' rows
     /// on the same producer fail too and go back to the outbox: a suffix, never a gap.)
-    fn purge(&mut self, stuck_after: Duration) {
+    async fn purge(&mut self, stuck_after: Duration) {
         for (producer, _) in self.generations.values() {
-            producer.purge(PurgeConfig::default().queue().inflight());
+            crate::kafka::producer::purge(producer.clone()).await;
         }
         self.quiet_until = Some(Instant::now() + stuck_after);
     }
@@ -208,7 +205,7 @@ pub async fn run(
                 tracing::warn!(rows = flying.len(), waited = ?ctx.stuck_after,
                     "Kafka has not acknowledged this worker's oldest row in time; purging the producer. \
                      Unacknowledged rows go back to the outbox without using an attempt.");
-                flying.purge(ctx.stuck_after);
+                flying.purge(ctx.stuck_after).await;
             }
             else => break,
         }

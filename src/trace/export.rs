@@ -40,7 +40,7 @@ pub use opentelemetry::{trace::SpanKind, KeyValue};
 use super::TraceContext;
 
 /// How long shutdown waits for the last spans to reach the collector.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The installed exporter; set once per process, never unset (shutdown only stops it).
 static EXPORTER: OnceLock<Exporter> = OnceLock::new();
