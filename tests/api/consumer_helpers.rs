@@ -17,13 +17,13 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::helpers::{wait_until, Consumed, TestApp};
 
-/// A running `firstcome consume` child process. Dropping it kills and reaps the process, so a
-/// failed assertion leaves nothing consuming from the test's database.
-pub struct ConsumeProcess {
+/// A child process of a test (`firstcome consume`, a broker host, ...). Dropping it kills and
+/// reaps the process, so a failed assertion leaves nothing running on the test's database or ports.
+pub struct ChildProcess {
     pub child: std::process::Child,
 }
 
-impl Drop for ConsumeProcess {
+impl Drop for ChildProcess {
     fn drop(&mut self) {
         // Errors mean it already exited and was reaped.
         let _ = self.child.kill();
@@ -158,10 +158,35 @@ impl TestApp {
             .expect("the consumer runs in this app")
     }
 
+    /// Waits until both consumers applied every participation (by inbox rows).
+    pub async fn wait_for_consumers(&self, timeout: Duration) {
+        Tables(&self.db).wait_for_consumers(timeout).await
+    }
+
+    /// See [`Tables::assert_consumers_match_participations`].
+    pub async fn assert_consumers_match_participations(&self) {
+        Tables(&self.db)
+            .assert_consumers_match_participations()
+            .await
+    }
+
+    pub async fn int_rows(&self, sql: &str) -> Vec<Vec<Option<i64>>> {
+        Tables(&self.db).int_rows(sql).await
+    }
+}
+
+/// A test database's tables, read for assertions (an in-process app's or a child process's).
+pub struct Tables<'a>(pub &'a sea_orm::DatabaseConnection);
+
+impl Tables<'_> {
+    async fn scalar(&self, sql: &str) -> i64 {
+        crate::helpers::scalar(self.0, sql).await
+    }
+
     /// Rows of `sql` as vectors of integers (NULL as `None`), for comparing tables.
     pub async fn int_rows(&self, sql: &str) -> Vec<Vec<Option<i64>>> {
         let rows = self
-            .db
+            .0
             .query_all_raw(Statement::from_string(DbBackend::MySql, sql))
             .await
             .expect("query");

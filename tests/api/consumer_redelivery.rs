@@ -16,7 +16,7 @@ use firstcome::{kafka::EmbeddedBroker, outbox::dlq};
 use serde_json::json;
 
 use crate::{
-    consumer_helpers::{committed_offsets, end_offsets, produce, ConsumeProcess, Raw},
+    consumer_helpers::{committed_offsets, end_offsets, produce, ChildProcess, Raw},
     helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp},
 };
 
@@ -36,10 +36,10 @@ fn topics() -> Vec<String> {
     ]
 }
 
-impl ConsumeProcess {
+impl ChildProcess {
     /// Starts both consumers (`CONSUMERS` unset) in their own process. `commit_interval_ms` is
     /// `CONSUMER_COMMIT_INTERVAL_MS`. Logs go to the test's stderr with `TEST_LOG=1`.
-    fn start(db_url: &str, bootstrap: &str, commit_interval_ms: u64) -> Self {
+    fn consume(db_url: &str, bootstrap: &str, commit_interval_ms: u64) -> Self {
         let logs = || {
             if std::env::var_os("TEST_LOG").is_some() {
                 Stdio::inherit()
@@ -174,7 +174,7 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
     );
 
     // First run: it applies everything but commits no offset (the interval is an hour) ...
-    let mut first = ConsumeProcess::start(&db_url, &bootstrap, 3_600_000);
+    let mut first = ChildProcess::consume(&db_url, &bootstrap, 3_600_000);
     wait_until(
         "the first consumer process to apply every event",
         Duration::from_secs(60),
@@ -205,7 +205,7 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
     // Second run: every message is delivered again (both copies of each event); it commits
     // offsets after its batches, so the group's position reaching the end of every partition
     // shows it read (and skipped) all of them.
-    let mut second = ConsumeProcess::start(&db_url, &bootstrap, 100);
+    let mut second = ChildProcess::consume(&db_url, &bootstrap, 100);
     for group in GROUPS {
         wait_until(
             &format!("{group} to commit the end of every partition"),

@@ -547,13 +547,7 @@ impl TestApp {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(DbBackend::MySql, sql))
-            .await
-            .expect("query")
-            .expect("one row");
-        row.try_get_by_index::<i64>(0).expect("an integer")
+        scalar(&self.db, sql).await
     }
 
     pub async fn remaining_stock(&self, campaign_id: i64) -> i64 {
@@ -759,4 +753,14 @@ pub async fn reply(req: reqwest::RequestBuilder) -> Reply {
         body,
         headers,
     }
+}
+
+/// The one integer `sql` returns.
+pub async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::MySql, sql))
+        .await
+        .expect("query")
+        .expect("one row");
+    row.try_get_by_index::<i64>(0).expect("an integer")
 }

@@ -30,6 +30,7 @@ mod redis_tls;
 mod relay;
 mod relay_faults;
 mod relay_order;
+mod shutdown;
 mod sync_path;
 mod tracing;
 mod validation;

@@ -15,7 +15,7 @@ use futures::future::join_all;
 use serde_json::json;
 
 use crate::{
-    consumer_helpers::{with_consumers, ConsumeProcess},
+    consumer_helpers::{with_consumers, ChildProcess},
     helpers::{
         burst_users, spawn_app, spawn_app_with, test_settings, wait_until, with_relay, TestApp,
     },
@@ -479,7 +479,7 @@ async fn firstcome_consume_serves_metrics_and_health() {
         .spawn()
         .expect("start `firstcome consume`");
     let stdout = child.stdout.take().expect("stdout");
-    let consume = ConsumeProcess { child };
+    let consume = ChildProcess { child };
     let addr = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
         let addr = lines
