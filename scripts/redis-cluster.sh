@@ -12,16 +12,9 @@ set -euo pipefail
 PORTS=(${REDIS_CLUSTER_PORTS:-7001 7002 7003})
 DIR=${REDIS_CLUSTER_DIR:-/tmp/firstcome-redis-cluster}
 
-log() { echo "[redis-cluster] $*" >&2; }
-
-wait_for() { # wait_for <what> <seconds> <command...>
-  local what=$1 secs=$2; shift 2
-  for _ in $(seq 1 $((secs * 10))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  log "$what did not happen within ${secs}s"; return 1
-}
+LOG_TAG=redis-cluster
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 command -v redis-server >/dev/null || { log "redis-server is missing (scripts/services.sh installs it)"; exit 1; }
 
@@ -30,7 +23,7 @@ for port in "${PORTS[@]}"; do
   mkdir -p "$DIR/$port"
   redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
     --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 5000 \
-    --dir "$DIR/$port" --logfile "$DIR/$port/redis.log"
+    --dir "$DIR/$port" --logfile "$DIR/$port/redis.log" --pidfile "$DIR/$port/redis.pid"
   wait_for "Redis on port $port" 20 redis-cli -p "$port" ping
 done
 

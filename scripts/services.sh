@@ -7,13 +7,18 @@
 # Kafka-protocol broker (librdkafka's mock cluster) in process.
 #
 # MariaDB also accepts TLS, with a throwaway CA and server certificate (for 127.0.0.1 and
-# localhost) made here once, in DB_TLS_DIR: the tests connect with
+# localhost) made here once, in DB_TLS_DIR: connect with
 # `?ssl-mode=VERIFY_IDENTITY&ssl-ca=$DB_TLS_DIR/ca.pem` (TLS stays optional for clients). A MariaDB
 # that was already running without it keeps running so; stop it (`mariadb-admin shutdown`) and
 # run this again to add TLS.
 #
+# This is for running the service (scripts/run.sh, the benchmarks). The test suite does not use
+# these servers: scripts/test.sh starts private ones (scripts/test-services.sh) and only asks this
+# script to install the packages (`scripts/services.sh install`).
+#
 # Settings (environment): DB_NAME (firstcome), DB_USER (firstcome), DB_PASSWORD (firstcome),
 # DB_PORT (3306), REDIS_PORT (6379), DB_TLS_DIR (/etc/mysql/firstcome-tls).
+# Usage: scripts/services.sh [start|install]   (start: install what is missing, then start; the default)
 set -euo pipefail
 
 DB_NAME=${DB_NAME:-firstcome}
@@ -23,7 +28,9 @@ DB_PORT=${DB_PORT:-3306}
 REDIS_PORT=${REDIS_PORT:-6379}
 DB_TLS_DIR=${DB_TLS_DIR:-/etc/mysql/firstcome-tls}
 
-log() { echo "[services] $*" >&2; }
+LOG_TAG=services
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -44,30 +51,12 @@ install_missing() {
   fi
 }
 
-wait_for() { # wait_for <what> <seconds> <command...>
-  local what=$1 secs=$2; shift 2
-  for _ in $(seq 1 $((secs * 10))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  log "$what did not come up within ${secs}s"; return 1
-}
-
 # A CA and a server certificate for MariaDB, made once: throwaway, for local TLS only.
 make_db_certificates() {
   [ -s "$DB_TLS_DIR/server.pem" ] && return 0
   log "making a throwaway CA and MariaDB server certificate in $DB_TLS_DIR"
   local tmp; tmp=$(mktemp -d)
-  (
-    cd "$tmp"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
-      -out ca.pem -days 3650 -subj "/CN=firstcome local MariaDB CA" 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key \
-      -out server.csr -subj "/CN=localhost" 2>/dev/null
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
-      -days 3650 -extfile server.ext 2>/dev/null
-  )
+  make_server_certificates "$tmp" "firstcome local MariaDB CA"
   sudo_if_needed mkdir -p "$DB_TLS_DIR"
   sudo_if_needed install -m 644 "$tmp/ca.pem" "$tmp/server.pem" "$DB_TLS_DIR/"
   sudo_if_needed install -m 640 -g mysql "$tmp/server.key" "$DB_TLS_DIR/"
@@ -112,6 +101,11 @@ start_redis() {
   fi
 }
 
+case "${1:-start}" in
+  install) install_missing; exit 0 ;;
+  start) ;;
+  *) log "usage: scripts/services.sh [start|install]"; exit 2 ;;
+esac
 install_missing
 start_mariadb
 start_redis

@@ -1,0 +1,41 @@
+# Shell functions the scripts share; sourced, never run. Each script sets LOG_TAG first.
+
+log() { echo "[${LOG_TAG:-firstcome}] $*" >&2; }
+
+wait_for() { # wait_for <what> <seconds> <command...>: polls the command every 0.1 s
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 10))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  log "$what did not come up within ${secs}s"; return 1
+}
+
+# A throwaway CA and a server certificate for 127.0.0.1 and localhost, in <dir> (ca.pem,
+# server.pem, server.key), made with openssl. For local TLS only.
+make_server_certificates() { # make_server_certificates <dir> <CA name>
+  local dir=$1 name=$2
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
+      -out ca.pem -days 3650 -subj "/CN=$name" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key \
+      -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+      -days 3650 -extfile server.ext 2>/dev/null
+    rm -f server.csr server.ext ca.srl
+  )
+}
+
+# Fails, naming the cause, when something already listens on 127.0.0.1:<port>.
+port_free() { # port_free <port> <for what>
+  local port=$1 what=$2
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    local who=""
+    command -v ss >/dev/null && who=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:.*' | head -n 1)
+    log "port $port (for $what) is taken by another process${who:+: $who}; choose another with the variable shown in scripts/test-services.sh"
+    return 1
+  fi
+}
