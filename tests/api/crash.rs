@@ -369,6 +369,27 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
     drop(second);
 }
 
+/// Waits until `child` exits, at most `limit` from `since`; past it, fails with `context()`.
+pub(crate) async fn wait_for_exit(
+    child: &mut Child,
+    since: std::time::Instant,
+    limit: Duration,
+    context: impl Fn() -> String,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            since.elapsed() < limit,
+            "still running {:?} after the signal. {}",
+            since.elapsed(),
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Sends SIGTERM to a child process.
 pub(crate) fn terminate(child: &Child) {
     let status = Command::new("kill")
@@ -427,16 +448,13 @@ async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
     );
 
     // Exits 0 within SHUTDOWN_TIMEOUT_MS (20 s by default).
-    let status = loop {
-        if let Some(status) = service.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(25),
-            "still running 25 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_for_exit(
+        &mut service.child,
+        signalled,
+        Duration::from_secs(25),
+        String::new,
+    )
+    .await;
     assert!(status.success(), "exit status {status:?}");
 
     let db = sea_orm::Database::connect(db_url.as_str())

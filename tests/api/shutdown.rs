@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use crate::{
     consumer_helpers::{ChildProcess, Tables},
-    crash::{create_campaign, start_with, terminate, Service},
+    crash::{create_campaign, start_with, terminate, wait_for_exit, Service},
     helpers::{create_database, scalar, start_broker, wait_until},
 };
 
@@ -70,6 +70,15 @@ fn collect_lines(child: &mut std::process::Child) -> Arc<Mutex<Vec<String>>> {
         }
     });
     lines
+}
+
+fn count_lines(lines: &Mutex<Vec<String>>, pattern: &str) -> usize {
+    lines
+        .lock()
+        .expect("lines")
+        .iter()
+        .filter(|l| l.contains(pattern))
+        .count()
 }
 
 async fn wait_for_line(lines: &Arc<Mutex<Vec<String>>>, what: &str, pattern: &str) -> String {
@@ -260,15 +269,7 @@ async fn sigterm_while_kafka_is(outage: Outage, before: Before) {
         wait_until(
             "both consumers to lose their partitions",
             Duration::from_secs(60),
-            || {
-                let revoked = logs
-                    .lock()
-                    .expect("logs")
-                    .iter()
-                    .filter(|l| l.contains("Partitions revoked"))
-                    .count();
-                std::future::ready(revoked >= 2)
-            },
+            || std::future::ready(count_lines(&logs, "Partitions revoked") >= 2),
         )
         .await;
     }
@@ -290,33 +291,27 @@ async fn sigterm_while_kafka_is(outage: Outage, before: Before) {
 
     terminate(&service.child);
     let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = service.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < SHUTDOWN_TIMEOUT + Duration::from_secs(1),
-            "still running {:?} after SIGTERM with Kafka {outage:?}; last log lines: {:?}",
-            signalled.elapsed(),
-            logs.lock()
-                .expect("logs")
-                .iter()
-                .rev()
-                .take(20)
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_for_exit(
+        &mut service.child,
+        signalled,
+        SHUTDOWN_TIMEOUT + Duration::from_secs(1),
+        || {
+            let logs = logs.lock().expect("logs");
+            format!(
+                "Kafka {outage:?}; last log lines: {:?}",
+                logs.iter().rev().take(20).collect::<Vec<_>>()
+            )
+        },
+    )
+    .await;
     assert!(status.success(), "exit status {status:?}");
     if (outage, before) == (Outage::Hung, Before::Sigterm) {
         // The case of the bug: the last commit never got an answer, and the process went on.
-        let unanswered = logs
-            .lock()
-            .expect("logs")
-            .iter()
-            .filter(|l| l.contains("without its last offset commit"))
-            .count();
-        assert_eq!(unanswered, 2, "both consumers' last commits were given up");
+        assert_eq!(
+            count_lines(&logs, "without its last offset commit"),
+            2,
+            "both consumers' last commits were given up"
+        );
     }
 
     let db = sea_orm::Database::connect(db_url.as_str())
@@ -456,16 +451,10 @@ async fn the_watchdog_ends_a_shutdown_stuck_past_its_deadline_and_names_what_was
     wait_for_line(&lines, "the stuck process to start", "READY").await;
     signal(&child, "TERM");
     let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = child.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(20),
-            "the watchdog did not end the process"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_for_exit(&mut child.child, signalled, Duration::from_secs(20), || {
+        "the watchdog did not end the process".into()
+    })
+    .await;
     let elapsed = signalled.elapsed();
     let expected = Duration::from_millis(1_500) + firstcome::shutdown::watchdog::GRACE;
     assert!(
