@@ -415,8 +415,8 @@ async fn consumers_losing_their_session_to_a_hung_broker_starve_no_worker_and_re
 /// What the stuck process's tasks are called in the registry (and so in the watchdog's log).
 const STUCK: &str = "test task blocking its worker thread";
 
-/// A service whose two async workers are both blocked by a task as soon as the shutdown begins:
-/// no timer of the runtime fires after that, so only the watchdog can end it.
+/// A service whose async workers are blocked by two tasks as soon as the shutdown begins, for two
+/// minutes: only the watchdog can end it in time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a child process of the watchdog test"]
 async fn stuck_process() {
@@ -440,8 +440,10 @@ async fn stuck_process() {
         }));
     }
     println!("READY");
+    // The shutdown's timers need a free worker. Should the scheduler have put both stuck tasks on
+    // one worker, the shutdown returns, and the runtime's exit then waits for the blocked worker:
+    // either way the process cannot end by itself.
     let _ = app.run_until_stopped().await;
-    println!("RETURNED");
 }
 
 #[tokio::test]
@@ -466,8 +468,4 @@ async fn the_watchdog_ends_a_shutdown_stuck_past_its_deadline_and_names_what_was
     // taking the last lines from the pipe).
     let line = wait_for_line(&lines, "the watchdog's log line", "did not end within").await;
     assert!(line.contains(STUCK), "{line}");
-    assert!(
-        !lines.lock().expect("lines").iter().any(|l| l == "RETURNED"),
-        "the shutdown cannot have returned by itself"
-    );
 }
