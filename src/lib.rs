@@ -14,7 +14,10 @@
 //! - [`state`]: what request handlers share.
 //! - [`api`]: poem-openapi resources, DTOs, the error type and HTTP middleware.
 //! - [`campaign`]: campaign model, repository and in-process cache.
-//! - [`participation`]: the Redis gate, the participation transaction, compensation.
+//! - [`gate`]: the Redis gate: connection (node, cluster, TLS), typed Lua scripts, rebuild from
+//!   MySQL, the sold-out memo.
+//! - [`participation`]: the participation path: admission, the gate's reservation, the
+//!   transaction or group commit, settlement and compensation; the sync baseline.
 //! - [`kafka`]: producers (and their live view of Kafka's reachability), the embedded broker.
 //! - [`outbox`]: the outbox table and the event contract (value, headers, dead letters).
 //! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards consumers.
@@ -27,6 +30,7 @@ pub mod campaign;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod gate;
 pub mod kafka;
 pub mod metrics;
 pub mod outbox;

@@ -7,9 +7,9 @@ use crate::db::Db;
 use crate::{
     config::Secret,
     consumer::ConsumerHandle,
+    gate::Gate,
     kafka::KafkaReachability,
     metrics::Metrics,
-    participation::gate::Gate,
     participation::{sync::SyncParticipationService, ParticipationService},
     relay::leadership::LeadershipStatus,
 };

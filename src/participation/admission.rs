@@ -8,15 +8,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{
-    gate::Decision,
     join::{JoinError, JoinRequest},
-    loader,
     service::{ParticipationService, LOAD_ROUNDS},
     store,
 };
 use crate::{
     campaign::{db_precision, Campaign, CampaignCache, Window},
     db::Db,
+    gate::{loader, Decision},
 };
 
 /// The checks both participation paths make before anything is reserved or written: the

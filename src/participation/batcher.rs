@@ -1,4 +1,4 @@
-//! Group commit (DESIGN.md §6 step 5): the wins of one campaign that pass the gate while an
+//! Group commit (docs/design.md §6 step 5): the wins of one campaign that pass the gate while an
 //! earlier transaction of that campaign is running share the next transaction.
 //!
 //! Each campaign with wins in flight has a lane: a queue and one task that commits it. A win that
@@ -37,13 +37,11 @@ use sea_orm::{error::ConnAcquireErr, DbErr};
 use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
-use super::{
-    gate::Gate,
-    transaction::{self, NewParticipation, WriteError, Written},
-};
+use super::transaction::{self, NewParticipation, WriteError, Written};
 use crate::{
     config::GroupCommitSettings,
     db::{sql::size_at_most, Db},
+    gate::Gate,
     metrics::Metrics,
 };
 

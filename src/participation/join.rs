@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use uuid::Uuid;
 
-use super::{entry::Entry, gate::GateError, loader::LoadError};
+use crate::gate::{loader::LoadError, Entry, GateError};
 use crate::trace::TraceContext;
 
 /// One request to join a campaign, already validated for shape by the API layer.

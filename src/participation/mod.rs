@@ -1,11 +1,7 @@
-//! The outbox participation path (DESIGN.md §6): validate, pass the Redis gate, write the win and
+//! The outbox participation path (docs/design.md §6): validate, pass the Redis gate (`crate::gate`), write the win and
 //! its event in one MySQL transaction, and compensate in Redis when anything after the gate fails.
 //!
 //! # Layout
-//! - [`entry`]: who asks for how many units of which campaign, one typed value.
-//! - [`gate`]: typed wrapper around the Lua scripts in `lua/`.
-//! - [`redis_conn`]: the gate's connection: one Redis node or a cluster, plain or TLS.
-//! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
 //! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
 //!   with their outbox rows and the guarded stock decrement.
 //! - [`batcher`]: group commit: a campaign's wins that queue behind its running transaction
@@ -16,24 +12,18 @@
 //! - [`settlement`]: the transaction's outcome: settle the reservation, or compensate.
 //! - [`service`]: the path itself, in order: admission, then settlement in a task of its own.
 //! - [`reconcile`]: giving back reservations that crashed instances left open.
-//! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 //! - [`sync`]: the naive synchronous baseline kept for comparison (no Redis, no outbox).
 
 pub mod admission;
 pub mod batcher;
-pub mod entry;
-pub mod gate;
 pub mod join;
-pub mod loader;
 pub mod reconcile;
-pub mod redis_conn;
 pub mod service;
 pub mod settlement;
-pub mod sold_out;
 pub mod store;
 pub mod sync;
 pub mod transaction;
 
-pub use entry::Entry;
+pub use crate::gate::Entry;
 pub use join::{Accepted, JoinError, JoinRequest};
 pub use service::ParticipationService;

@@ -1,4 +1,4 @@
-//! Giving back gate reservations that crashed instances left open (DESIGN.md §2.1).
+//! Giving back gate reservations that crashed instances left open (docs/design.md §2.1).
 //!
 //! A reservation is open from the gate until its transaction settles (commit or compensation).
 //! An instance that dies in between leaves it open: the stock stays taken in Redis although
@@ -12,13 +12,12 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    entry::Entry,
-    gate::{Gate, Release},
-    join::JoinError,
-    store,
+use super::{join::JoinError, store};
+use crate::{
+    campaign::CampaignCache,
+    db::Db,
+    gate::{Entry, Gate, Release},
 };
-use crate::{campaign::CampaignCache, db::Db};
 
 #[derive(Clone)]
 pub struct Reconciler {

@@ -1,4 +1,4 @@
-//! The outbox participation path in order (DESIGN.md §2.6, §6): admission (campaign checks, the
+//! The outbox participation path in order (docs/design.md §2.6, §6): admission (campaign checks, the
 //! sold-out memo, the Redis gate: `admission.rs`), then, in a task a hang-up cannot cut,
 //! settlement (the MySQL transaction through the campaign's group commit, then settle or
 //! compensate: `settlement.rs`, `batcher.rs`, `transaction.rs`).
@@ -10,16 +10,14 @@ use tokio::sync::Notify;
 use super::{
     admission::admit,
     batcher::GroupCommit,
-    gate::{Decision, Gate},
     join::{detached, Accepted, JoinError, JoinRequest},
-    loader::GateLoader,
     reconcile::Reconciler,
-    sold_out::SoldOutMemo,
 };
 use crate::{
     campaign::{Campaign, CampaignCache},
     config::Settings,
     db::Db,
+    gate::{loader::GateLoader, sold_out::SoldOutMemo, Decision, Gate},
     metrics::Metrics,
 };
 

@@ -10,7 +10,6 @@ use sea_orm::DbErr;
 use uuid::Uuid;
 
 use super::{
-    gate::Release,
     join::{Accepted, JoinError, JoinRequest},
     service::{ParticipationService, RELEASE_ATTEMPTS},
     store,
@@ -18,6 +17,7 @@ use super::{
 };
 use crate::{
     db::error::{self as db_error, DbErrorKind},
+    gate::Release,
     metrics::{registry::PathLabels, ParticipationPath},
 };
 

@@ -1,4 +1,4 @@
-//! The synchronous baseline (DESIGN.md §6), kept to show what the outbox fixes: no Redis, the
+//! The synchronous baseline (docs/design.md §6), kept to show what the outbox fixes: no Redis, the
 //! campaign row locked with `SELECT … FOR UPDATE` for the whole check-and-write, commit, then a
 //! produce to Kafka awaited before answering. It writes no outbox row, so when Kafka fails after
 //! the commit the event is lost: that is logged and counted (`syncEventsLost`), never retried.

@@ -1,5 +1,5 @@
 //! The participation transaction: one or more wins of one campaign, their outbox events and the
-//! guarded stock decrement, committed together or not at all (DESIGN.md §2.2, §6 steps 3 and 5).
+//! guarded stock decrement, committed together or not at all (docs/design.md §2.2, §6 steps 3 and 5).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
 
-use super::entry::Entry;
+use crate::gate::Entry;
 use crate::{
     db::{
         error::{self as db_error, DbErrorKind},
@@ -64,7 +64,7 @@ pub async fn write(db: &Db, p: &NewParticipation) -> Result<Written, WriteError>
 /// their participations, one of their outbox rows, one commit. All commit or none does; the
 /// answers come back in the order of `wins`.
 ///
-/// The guarded `UPDATE campaign` runs first, as DESIGN.md §6 orders it: it takes the campaign
+/// The guarded `UPDATE campaign` runs first, as docs/design.md §6 orders it: it takes the campaign
 /// row's lock, so a campaign's transactions take their ids and commit one after another, and
 /// its outbox rows become visible in id order (the relay then publishes them in exactly that
 /// order). A refused decrement also costs no insert.

@@ -9,13 +9,13 @@ use std::{
 
 use firstcome::{
     config::{RedisSettings, Settings},
+    gate::connection::RedisConn,
     kafka::EmbeddedBroker,
     outbox::{
         self, dlq,
         event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
         headers, NewOutboxEvent, OutboxStatus,
     },
-    participation::redis_conn::RedisConn,
     relay::RelayHandle,
     startup::Application,
 };
@@ -32,14 +32,18 @@ use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+// The suite's own servers (scripts/test-services.sh sets these variables; the defaults are its
+// ports, never the machine's 3306 and 6379).
+
 /// `TEST_DATABASE_URL`: a server URL without database; the user needs rights on `test\_%`.
 fn server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "mysql://firstcome:firstcome@127.0.0.1:3306".into())
+        .unwrap_or_else(|_| "mysql://firstcome:firstcome@127.0.0.1:23306".into())
 }
 
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+/// `TEST_REDIS_URL`: the suite's Redis.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:26379".into())
 }
 
 pub struct TestApp {
@@ -345,7 +349,7 @@ pub async fn read_topic(
     .expect("consumer task")
 }
 
-/// Per-key order of first deliveries (DESIGN §2.5): reading each partition from its start, the
+/// Per-key order of first deliveries (docs/design.md §2.5): reading each partition from its start, the
 /// first time each event appears its outbox id is above every event of its key seen before.
 /// Later copies (duplicates) are allowed. Returns how many distinct events were read.
 pub fn assert_first_deliveries_in_order(

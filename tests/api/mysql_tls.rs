@@ -1,5 +1,5 @@
 //! MySQL over TLS through `DATABASE_URL` (`ssl-mode`, `ssl-ca`; DESIGN.md §8), against the local
-//! MariaDB, which scripts/services.sh starts with a throwaway CA and server certificate.
+//! MariaDB, which scripts/test-services.sh starts with a throwaway CA and server certificate.
 
 use sea_orm::ConnectionTrait;
 
@@ -10,7 +10,13 @@ use crate::{
 
 /// `TEST_MYSQL_SSL_CA`: the CA of the test MariaDB's certificate.
 fn ca() -> String {
-    std::env::var("TEST_MYSQL_SSL_CA").unwrap_or_else(|_| "/etc/mysql/firstcome-tls/ca.pem".into())
+    std::env::var("TEST_MYSQL_SSL_CA").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/test-services/tls/ca.pem"
+        )
+        .into()
+    })
 }
 
 #[tokio::test]

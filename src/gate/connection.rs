@@ -1,4 +1,4 @@
-//! The gate's Redis connection (DESIGN.md §8, §13): one node through a `ConnectionManager`, or a
+//! The gate's Redis connection (docs/design.md §8, §13): one node through a `ConnectionManager`, or a
 //! Redis Cluster through redis-rs's cluster connection (`REDIS_CLUSTER=true`), plain (`redis://`)
 //! or TLS (`rediss://`, rustls; `REDIS_TLS_CA_FILE` for a private CA, `REDIS_TLS_CERT_FILE` and
 //! `REDIS_TLS_KEY_FILE` for a client certificate).

@@ -26,14 +26,15 @@ pub const MAX_WINNERS: i64 = 100_000;
 /// Bound on remembered campaigns; past it the memo starts over.
 pub const MAX_ENTRIES: usize = 16;
 
-struct Entry {
+/// A campaign seen sold out: when, and its winners then.
+struct SoldOutCampaign {
     seen_at: Instant,
     winners: Arc<HashSet<i64>>,
 }
 
 pub struct SoldOutMemo {
     ttl: Duration,
-    entries: RwLock<HashMap<i64, Entry>>,
+    entries: RwLock<HashMap<i64, SoldOutCampaign>>,
     /// Campaigns whose winners set one caller is copying now.
     copying: Mutex<HashSet<i64>>,
 }
@@ -117,7 +118,7 @@ impl SoldOutMemo {
         if self.ttl.is_zero() {
             return;
         }
-        let entry = Entry {
+        let entry = SoldOutCampaign {
             seen_at: now,
             winners: Arc::new(winners.into_iter().collect()),
         };

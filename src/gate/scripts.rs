@@ -1,4 +1,4 @@
-//! Typed wrapper around the Lua gate in `lua/` (DESIGN.md §6 step 2).
+//! Typed wrapper around the Lua gate in `lua/` (docs/design.md §6 step 2).
 //!
 //! Each script is loaded once (`include_str!` + `redis::Script`) and called with EVALSHA
 //! (`invoke_async` falls back to EVAL after a Redis restart drops the script cache). All keys of a
@@ -9,8 +9,8 @@ use std::{sync::LazyLock, time::Duration};
 use redis::Script;
 
 use super::{
+    connection::{RedisConn, RedisSetupError},
     entry::Entry,
-    redis_conn::{RedisConn, RedisSetupError},
 };
 use crate::config::RedisSettings;
 

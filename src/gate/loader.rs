@@ -27,7 +27,7 @@ use futures::{
 use sea_orm::DbErr;
 use tracing::Instrument;
 
-use super::gate::{Gate, GateError, Seed};
+use super::scripts::{Gate, GateError, Seed};
 use crate::{
     campaign::{repo, Campaign},
     db::Db,

@@ -1,0 +1,19 @@
+//! The Redis gate in front of MySQL (docs/design.md §6): it keeps the flood (sold out, a second
+//! join, a closed window) away from the database. MySQL stays the source of truth; whatever the
+//! gate holds can be rebuilt from it. Nothing here knows the participation path that uses it.
+//!
+//! # Layout
+//! - [`entry`]: who asks for how many units of which campaign, one typed value.
+//! - [`connection`]: the Redis connection: one node or a cluster, plain or TLS.
+//! - [`scripts`]: [`Gate`], the typed wrappers of the Lua scripts in `lua/`.
+//! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
+//! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
+
+pub mod connection;
+pub mod entry;
+pub mod loader;
+pub mod scripts;
+pub mod sold_out;
+
+pub use entry::Entry;
+pub use scripts::{Decision, Gate, GateError, Release};
