@@ -44,6 +44,10 @@ install_missing() {
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+  # The test suite's API check (scripts/api-check.sh): Python tools in a venv, an npm package.
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} from Debian's packages"
     sudo_if_needed apt-get update -qq

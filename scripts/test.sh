@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite. It installs what is missing (MariaDB, Redis, OpenSSL's headers: through
-# scripts/services.sh install), then runs `cargo test` against servers of its own, started for the
-# run and stopped afterwards (scripts/test-services.sh: a private MariaDB on 127.0.0.1:23306, a
-# Redis on 26379 and a three-master Redis Cluster on 27001-27003, data in target/test-services).
-# The machine's own MariaDB and Redis, if any, are never touched. Kafka is librdkafka's mock
-# cluster, inside the tests. Extra arguments go to `cargo test`, e.g. `scripts/test.sh exactly_n`
-# runs the tests whose names contain "exactly_n".
+# The whole test suite. It installs what is missing (MariaDB, Redis, OpenSSL's headers, Python and
+# npm: through scripts/services.sh install), then, against servers of its own started for the run
+# and stopped afterwards (scripts/test-services.sh: a private MariaDB on 127.0.0.1:23306, a Redis
+# on 26379 and a three-master Redis Cluster on 27001-27003, data in target/test-services), runs
+#   1. `cargo test` (unit and integration tests; Kafka is librdkafka's mock cluster, inside them);
+#   2. scripts/api-check.sh (the OpenAPI and AsyncAPI documents checked by standard validators, a
+#      generated client driven through a short scenario against the running service).
+# The machine's own MariaDB and Redis, if any, are never touched. Extra arguments go to
+# `cargo test` and skip step 2, e.g. `scripts/test.sh exactly_n` runs the tests whose names
+# contain "exactly_n".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/services.sh install
+if [ "${1:-}" != "--with-test-services" ]; then
+  ./scripts/services.sh install
+  exec ./scripts/test-services.sh run "$0" --with-test-services "$@"
+fi
+shift
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
-exec ./scripts/test-services.sh run cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+if [ $# -eq 0 ]; then
+  ./scripts/api-check.sh
+fi

@@ -27,7 +27,9 @@ pub struct OutboxSummary {
     pub published: i64,
     pub dead: i64,
     /// How long the oldest due PENDING row has waited (absent when none is due).
+    #[oai(skip_serializing_if_is_none)]
     pub oldest_due_pending_age_ms: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
     pub last_published_at: Option<DateTime<Utc>>,
     /// Counters of this instance since it started.
     pub relay_published: u64,
@@ -53,6 +55,7 @@ pub struct DeadEvent {
     pub key: String,
     pub event_type: String,
     pub attempts: i32,
+    #[oai(skip_serializing_if_is_none)]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -62,6 +65,7 @@ pub struct DeadEvent {
 pub struct DeadPage {
     pub items: Vec<DeadEvent>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<i64>,
 }
 

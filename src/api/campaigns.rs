@@ -93,6 +93,7 @@ pub struct CampaignDto {
     /// Points granted per unit won.
     pub reward_points: i64,
     pub starts_at: DateTime<Utc>,
+    #[oai(skip_serializing_if_is_none)]
     pub ends_at: Option<DateTime<Utc>>,
     pub state: StateDto,
     pub created_at: DateTime<Utc>,
@@ -125,6 +126,7 @@ impl CampaignDto {
 pub struct CampaignPage {
     pub items: Vec<CampaignDto>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<i64>,
 }
 

@@ -1,5 +1,5 @@
 //! The one error response of the API: `{"code": "...", "message": "..."}` with a stable code
-//! (DESIGN.md §3), and the catcher that gives framework errors (bad JSON, wrong types, unknown
+//! (docs/design.md §3), and the catcher that gives framework errors (bad JSON, wrong types, unknown
 //! routes, missing token) the same shape. 5xx are logged with their cause chain and never echo it.
 
 use poem::{http::StatusCode, Body, IntoResponse, PathPattern, Response};

@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN.md §3): one poem-openapi `XxxApi` per resource, the shared error type,
+//! The HTTP API (docs/design.md §3): one poem-openapi `XxxApi` per resource, the shared error type,
 //! and the middleware every request passes (request id and trace span, body limit, timeout, JSON
 //! errors).
 

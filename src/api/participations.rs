@@ -43,6 +43,7 @@ pub struct ParticipationDto {
     /// FCFS order handed out by the gate.
     pub sequence: i64,
     /// The Kafka event's id (the dedupe key); absent once the outbox row was cleaned up.
+    #[oai(skip_serializing_if_is_none)]
     pub event_id: Option<Uuid>,
     pub accepted_at: DateTime<Utc>,
 }
@@ -80,6 +81,7 @@ impl From<StoredParticipation> for ParticipationDto {
 pub struct ParticipationPage {
     pub items: Vec<ParticipationDto>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<i64>,
 }
 

@@ -39,7 +39,7 @@ pub struct RewardsApi;
 #[OpenApi(prefix_path = "/api/v1/users", tag = "Tag::Rewards")]
 impl RewardsApi {
     /// A user's reward points and latest grants (eventually consistent with their wins).
-    #[oai(path = "/:user_id/rewards", method = "get")]
+    #[oai(path = "/:userId/rewards", method = "get")]
     async fn user(
         &self,
         state: Data<&Arc<AppState>>,

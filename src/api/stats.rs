@@ -28,15 +28,20 @@ pub struct CampaignStatsDto {
     pub accepted_count: i64,
     /// Units of those wins.
     pub accepted_quantity: i64,
+    #[oai(skip_serializing_if_is_none)]
     pub first_accepted_at: Option<DateTime<Utc>>,
+    #[oai(skip_serializing_if_is_none)]
     pub last_accepted_at: Option<DateTime<Utc>>,
     /// When the win that took the last unit was committed (absent until then).
+    #[oai(skip_serializing_if_is_none)]
     pub sold_out_at: Option<DateTime<Utc>>,
     /// Events the consumer applied for this campaign (each once, whatever Kafka redelivered).
     pub events_applied: i64,
     /// Commit → applied of the latest event applied, in milliseconds.
+    #[oai(skip_serializing_if_is_none)]
     pub lag_ms: Option<i64>,
     /// When the consumer last applied an event of this campaign.
+    #[oai(skip_serializing_if_is_none)]
     pub updated_at: Option<DateTime<Utc>>,
 }
 
