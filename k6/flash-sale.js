@@ -44,7 +44,7 @@ if (!(PATH_KIND in SUFFIX)) {
   throw new Error(`PATH_KIND=${PATH_KIND}: expected "outbox" or "sync"`);
 }
 
-// Per PATH_KIND: the outbox path has the targets of DESIGN.md §10 (p99, no 5xx); the sync
+// Per PATH_KIND: the outbox path has the targets of docs/design.md §10 (p99, no 5xx); the sync
 // baseline is expected to be slow, so it only has to answer correctly. The `count>=0` and
 // `max>=0` entries are always true: they only make k6 compute the scenario's submetrics, which
 // leave out the setup() requests; WINS is the latency of the 201s alone (a few in a thousand of

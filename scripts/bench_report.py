@@ -40,7 +40,7 @@ HTTP_TIMEOUT_S = 10.0
 PATHS = ("health", "outbox", "sync")
 SCENARIOS = {"health": "health_live", "outbox": "flash_sale", "sync": "flash_sale"}
 
-# DESIGN.md §10, measured at 500 VUs, 30 s, stock 1,000.
+# docs/design.md §10, measured at 500 VUs, 30 s, stock 1,000.
 TARGET_LOAD = {"vus": 500, "duration": "30s", "stock": 1000}
 
 
@@ -465,7 +465,7 @@ def target_lines(rows: dict[str, dict]) -> list[str]:
         ("sync vs outbox: outbox ≥ 10× throughput", tx >= 10 if tx is not None else None, fmt(tx, 1, "×")),
         ("sync vs outbox: outbox ≥ 20× lower p95", p95x >= 20 if p95x is not None else None, fmt(p95x, 1, "×")),
     ]
-    out = ["| target (DESIGN.md §10) | result | measured |", "|---|---|---|"]
+    out = ["| target (docs/design.md §10) | result | measured |", "|---|---|---|"]
     out += [f"| {name} | {verdict(ok)} | {measured} |" for name, ok, measured in items]
     return out
 
@@ -520,7 +520,7 @@ def build_markdown(rows: dict[str, dict], meta: dict, machine: dict) -> tuple[st
         if meta.get(k):
             lines.append(f"- {k}: `{meta[k]}`")
     if off_target:
-        lines.append("- note: not the load of DESIGN.md §10 (500 VUs, 30s, stock 1000); the targets below are "
+        lines.append("- note: not the load of docs/design.md §10 (500 VUs, 30s, stock 1000); the targets below are "
                      "indicative only")
     lines += [
         "",

@@ -1,4 +1,4 @@
-//! Schema of firstcome, one DDL change per migration (DESIGN.md §5).
+//! Schema of firstcome, one DDL change per migration (docs/design.md §5).
 //!
 //! The SQL is written for MySQL 8.0+ and MariaDB 10.6+. Timestamps are `DATETIME(6)` in UTC: the
 //! service always writes UTC and compares with UTC values it passes in, never with the server's

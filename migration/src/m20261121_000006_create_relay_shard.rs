@@ -1,5 +1,5 @@
 //! `relay_shard`: one row per relay shard; the instance whose lease is current publishes the
-//! shard's keys, so at most one instance publishes a given key at a time (DESIGN.md §7).
+//! shard's keys, so at most one instance publishes a given key at a time (docs/design.md §7).
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -1,4 +1,4 @@
-//! `consumer_inbox`: the dedupe record of every consumer (DESIGN §2.8). A consumer inserts
+//! `consumer_inbox`: the dedupe record of every consumer (docs/design.md §2.8). A consumer inserts
 //! `(consumer, event_id)` in the transaction that applies the event; a redelivered event finds
 //! its row and is skipped. `processed_at` lets old rows be cleaned after a retention.
 use sea_orm_migration::prelude::*;

@@ -1,5 +1,5 @@
 //! Every setting of `firstcome serve` (and `consume`, `migrate`) as a clap argument read from its
-//! environment variable (DESIGN.md §8): `firstcome serve --help` lists each one with its default,
+//! environment variable (docs/design.md §8): `firstcome serve --help` lists each one with its default,
 //! its range and its variable, and the README's configuration table is generated from the same
 //! definitions (`config::reference`). Each also works as a flag (`--relay-workers 8`), which
 //! wins over the environment.

@@ -1,4 +1,4 @@
-//! Typed configuration read from the environment (DESIGN.md §8).
+//! Typed configuration read from the environment (docs/design.md §8).
 //!
 //! Every variable has a documented local default, so `firstcome` runs on a developer machine with
 //! none set. A value that does not parse or is out of range is a startup error that names the
@@ -131,7 +131,7 @@ pub struct DatabaseSettings {
     pub group_commit: GroupCommitSettings,
 }
 
-/// Group commit of the outbox path (DESIGN.md §6 step 5).
+/// Group commit of the outbox path (docs/design.md §6 step 5).
 #[derive(Debug, Clone, Copy)]
 pub struct GroupCommitSettings {
     /// `GROUP_COMMIT_MAX_BATCH`: most wins of one campaign committed in one transaction

@@ -1,4 +1,4 @@
-//! `consumer_inbox`: the dedupe record (DESIGN §5). Written in the transaction that applies the
+//! `consumer_inbox`: the dedupe record (docs/design.md §5). Written in the transaction that applies the
 //! effect, so "applied" and "recorded" cannot disagree.
 
 use crate::db::sql::{in_list, insert_rows, stmt};

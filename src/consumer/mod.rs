@@ -1,4 +1,4 @@
-//! The consumer framework (DESIGN.md §2.8, §11) and the two consumers built on it.
+//! The consumer framework (docs/design.md §2.8, §11) and the two consumers built on it.
 //!
 //! Kafka delivers at least once; a consumer built here applies each event's effect exactly once:
 //! 1. [`runner`] reads the topic with a `StreamConsumer` (manual offsets), a batch at a time:

@@ -1,4 +1,4 @@
-//! A deadline on every database call (DESIGN.md §2.9).
+//! A deadline on every database call (docs/design.md §2.9).
 //!
 //! [`Db`] wraps the pool and [`Txn`] a transaction (both a [`Bounded`], which implements sea-orm's
 //! `ConnectionTrait`), so repositories take them wherever they took a `DatabaseConnection`, and every statement,

@@ -1,5 +1,5 @@
 //! Opening MySQL pools: the session settings every connection gets, and what the pool does with a
-//! connection that stopped answering (DESIGN.md §2.9).
+//! connection that stopped answering (docs/design.md §2.9).
 //!
 //! - Each new connection runs READ COMMITTED (a locking read, such as the relay's claim, locks
 //!   the rows it returns and no gaps, so it never deadlocks with participation transactions

@@ -1,4 +1,4 @@
-//! Prometheus metrics (DESIGN.md §12), served as text at `GET /metrics`.
+//! Prometheus metrics (docs/design.md §12), served as text at `GET /metrics`.
 //!
 //! Each application owns one [`Metrics`]: its own `prometheus-client` registry, no process-global
 //! recorder, so several applications in one process (the integration tests) each count only their

@@ -84,7 +84,7 @@ pub struct RouteLabels {
     pub route: String,
 }
 
-/// The two participation paths (DESIGN.md §6).
+/// The two participation paths (docs/design.md §6).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum ParticipationPath {
     Outbox,

@@ -1,4 +1,4 @@
-//! Dead-letter topics and the `dlq_*` headers (DESIGN.md §4). The relay dead-letters rows to
+//! Dead-letter topics and the `dlq_*` headers (docs/design.md §4). The relay dead-letters rows to
 //! `<topic>.dlq`; a consumer dead-letters messages it cannot read to `<topic>.<consumer>.dlq`.
 //! Both keep the original key, value and headers and add these.
 

@@ -1,5 +1,5 @@
 //! The outbox: the table every event is written to, and the contract of the events it carries
-//! (DESIGN.md §4, §5). One place for both, so the writer (the participation transaction and the
+//! (docs/design.md §4, §5). One place for both, so the writer (the participation transaction and the
 //! sync path), the relay, the consumers, the tests and the benchmarks cannot drift apart:
 //! - [`event`]: `ParticipationAccepted`, the message value, and the contract check consumers run;
 //! - [`headers`]: header names, the stored header map, conversion to and from Kafka headers;

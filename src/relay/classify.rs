@@ -1,4 +1,4 @@
-//! The one place that decides what a produce result means for an outbox row (DESIGN.md §7):
+//! The one place that decides what a produce result means for an outbox row (docs/design.md §7):
 //! published, waiting for a broker, retried later (exponential backoff with jitter, from the
 //! `backoff` crate), or dead-lettered. Like vector's Kafka sink, errors are split by what
 //! retrying could change; and, the outage policy, by whether a broker answered at all.

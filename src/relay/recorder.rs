@@ -5,7 +5,7 @@
 //!
 //! A mark that fails is retried with backoff (MySQL may be failing over); the rows stay leased
 //! meanwhile, so nobody re-sends them. If the relay stops before a mark succeeds, the rows are
-//! re-sent after their lease: the documented duplicate window (DESIGN §2.4).
+//! re-sent after their lease: the documented duplicate window (docs/design.md §2.4).
 
 use std::time::Duration;
 

@@ -36,7 +36,7 @@ pub struct ClaimedRow {
 }
 
 /// The claim's view of what this instance leads: the shards whose lease row it holds, read and
-/// share-locked inside the claim transaction (fencing, DESIGN §7).
+/// share-locked inside the claim transaction (fencing, docs/design.md §7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Led {
     pub total: u32,

@@ -1,4 +1,4 @@
-//! Stopping within a bounded time, whatever a dependency does (DESIGN §2.7).
+//! Stopping within a bounded time, whatever a dependency does (docs/design.md §2.7).
 //!
 //! The order of a shutdown is written down in `startup.rs`; this module holds what keeps it
 //! bounded:

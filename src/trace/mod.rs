@@ -1,4 +1,4 @@
-//! Distributed tracing (DESIGN.md §12): every request gets a server span in a W3C trace (the
+//! Distributed tracing (docs/design.md §12): every request gets a server span in a W3C trace (the
 //! caller's, or a new one); that span's `traceparent` is stored with the outbox row, published
 //! with the Kafka message, and continued by the relay and the consumers.
 //!

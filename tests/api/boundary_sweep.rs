@@ -1,5 +1,5 @@
 //! Boundary-value sweep over every field of every endpoint (issue 8, "no client-caused 5xx";
-//! DESIGN §2.6 and §3). Each case is one request; the invariant checked for all of them:
+//! docs/design.md §2.6 and §3). Each case is one request; the invariant checked for all of them:
 //! - never a 5xx, and never a dropped connection;
 //! - a refusal is a 4xx with the `{"code", "message"}` body and writes nothing: the rows the API
 //!   writes (counts, stock, outbox statuses and attempts, last update) are unchanged, and every

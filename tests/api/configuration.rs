@@ -1,4 +1,4 @@
-//! Configuration (DESIGN.md §8) as the binary reads it: `firstcome serve --help` lists every
+//! Configuration (docs/design.md §8) as the binary reads it: `firstcome serve --help` lists every
 //! variable; an invalid one stops the process naming it (never echoing a secret); and
 //! `KAFKA_PROPERTIES` reaches the Kafka clients the service creates.
 
@@ -18,7 +18,7 @@ async fn firstcome(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String,
 async fn serve_help_names_every_variable_of_the_design_with_its_default() {
     let (code, help, _) = firstcome(&["serve", "--help"], &[]).await;
     assert_eq!(code, Some(0));
-    for var in firstcome::config::reference::DESIGN_VARIABLES {
+    for var in firstcome::config::reference::CORE_VARIABLES {
         assert!(
             help.contains(&format!("[env: {var}")),
             "{var} is missing:\n{help}"

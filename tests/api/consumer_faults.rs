@@ -1,4 +1,4 @@
-//! The consumers through faults (DESIGN §2.8, §4, §11):
+//! The consumers through faults (docs/design.md §2.8, §4, §11):
 //! - poison (not JSON, an unknown `eventType`) goes to each consumer's dead-letter topic with its
 //!   key, value and headers and the `dlq_*` headers, and the messages behind it are applied;
 //! - MySQL failing (a trigger) or killing the consumers' connections mid-transaction blocks them:
@@ -122,7 +122,7 @@ async fn poison_goes_to_each_consumers_dead_letter_topic_and_its_partition_goes_
     // The premise: one partition, the poison between the first win and the others.
     let mut main = read_topic(&app.kafka_bootstrap, &app.topic, 8, APPLIED).await;
     main.sort_by_key(|m| (m.partition, m.offset));
-    // A relay duplicate (byte-identical, DESIGN §2.4) is not what this test is about.
+    // A relay duplicate (byte-identical, docs/design.md §2.4) is not what this test is about.
     let mut payloads = std::collections::HashSet::new();
     main.retain(|m| payloads.insert(m.payload.clone()));
     assert_eq!(main.len(), 8, "{main:#?}");

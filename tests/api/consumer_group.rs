@@ -1,4 +1,4 @@
-//! DESIGN §2.8 with two consumer processes in one group (per consumer): the second joins while
+//! docs/design.md §2.8 with two consumer processes in one group (per consumer): the second joins while
 //! wins still flow (a rebalance hands it part of the partitions), then the first stops (a second
 //! rebalance hands the rest over), wins flowing all along. Every event is applied once across
 //! both members, and each campaign's events are applied in their order.

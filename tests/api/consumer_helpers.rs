@@ -215,7 +215,7 @@ impl Tables<'_> {
         .await;
     }
 
-    /// DESIGN §2.8: every consumer table equals what `participation` says, exactly.
+    /// docs/design.md §2.8: every consumer table equals what `participation` says, exactly.
     /// - `campaign_stats`: count, quantity, first and last win per campaign;
     /// - `campaign_daily_stats`: count and quantity per campaign and UTC day;
     /// - `reward_grant`: one row per participation, with `rewardPoints × quantity`;

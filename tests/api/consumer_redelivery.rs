@@ -1,4 +1,4 @@
-//! DESIGN §2.8 (effectively-once downstream) against the real `firstcome consume` binary: every
+//! docs/design.md §2.8 (effectively-once downstream) against the real `firstcome consume` binary: every
 //! event is on the topic twice (same key, value and headers: what a relay duplicate looks like),
 //! and the consumer process is killed with SIGKILL after its database commits but before any
 //! offset commit, so a restart redelivers everything once more. The inbox must absorb both: the
@@ -51,10 +51,7 @@ impl ChildProcess {
             .arg("consume")
             .env_clear()
             .env("DATABASE_URL", db_url)
-            .env(
-                "REDIS_URL",
-                std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-            )
+            .env("REDIS_URL", crate::helpers::redis_url())
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
             .env("CONSUMER_GROUP_PROTOCOL", "consumer")
             .env(

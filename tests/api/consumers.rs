@@ -1,4 +1,4 @@
-//! The stats and rewards consumers end to end (DESIGN §2.8, §3, §11): wins through the relay and
+//! The stats and rewards consumers end to end (docs/design.md §2.8, §3, §11): wins through the relay and
 //! the embedded broker into both consumers, the stats and rewards endpoints, and `CONSUMERS`.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The real binary as a child process, stopped by signals in the middle of a burst:
-//! - SIGKILL (DESIGN §2.1, §2.3): after a restart the sale still ends at exactly its stock, and
+//! - SIGKILL (docs/design.md §2.1, §2.3): after a restart the sale still ends at exactly its stock, and
 //!   every committed participation reaches Kafka;
 //! - SIGTERM (§2.7): in-flight requests are answered, new connections refused, what the relay
 //!   sent is delivered and marked, every lease is released, and the process exits 0 in time.
@@ -71,10 +71,7 @@ pub(crate) async fn start_with(
             .arg("serve")
             .env_clear()
             .env("DATABASE_URL", db_url)
-            .env(
-                "REDIS_URL",
-                std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-            )
+            .env("REDIS_URL", crate::helpers::redis_url())
             .env("REDIS_KEY_PREFIX", prefix)
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
             .env("KAFKA_MESSAGE_TIMEOUT_MS", "1000")
@@ -250,13 +247,11 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
         .json(&json!({"userId": 100_000}))
         .send()
         .await;
-    let redis = redis::Client::open(
-        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-    )
-    .expect("redis")
-    .get_multiplexed_async_connection()
-    .await
-    .expect("redis");
+    let redis = redis::Client::open(crate::helpers::redis_url())
+        .expect("redis")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     let pending = format!("{prefix}{{c:{campaign}}}:pending");
     wait_until(
         "the leaked reservations to be given back",

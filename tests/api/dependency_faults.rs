@@ -1,4 +1,4 @@
-//! Dependencies failing under load, and instances sharing them (DESIGN §2.1, §2.9):
+//! Dependencies failing under load, and instances sharing them (docs/design.md §2.1, §2.9):
 //! - Redis stops answering mid-burst (black hole), then drops every connection (reset), then
 //!   comes back: every request is answered in bounded time, and the sale still ends at exactly
 //!   its stock with Redis agreeing with MySQL;
@@ -29,7 +29,7 @@ use crate::{
 
 /// The real Redis the proxy forwards to.
 async fn redis_addr() -> std::net::SocketAddr {
-    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = crate::helpers::redis_url();
     let host_port = url
         .trim_start_matches("redis://")
         .split(['/', '?'])

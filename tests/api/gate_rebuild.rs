@@ -1,4 +1,4 @@
-//! The gate rebuild (DESIGN.md §2.9, issue 8): a campaign with many past winners loses its Redis
+//! The gate rebuild (docs/design.md §2.9, issue 8): a campaign with many past winners loses its Redis
 //! keys while a burst arrives. One rebuild per instance, every request answered (no 503 from a
 //! stampede of rebuilds), past winners still refused, no oversell.
 

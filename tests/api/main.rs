@@ -1,4 +1,5 @@
-//! Integration tests against real MariaDB and Redis (start them with `scripts/services.sh`).
+//! Integration tests against real MariaDB and Redis: the suite's own servers, which
+//! `scripts/test.sh` starts and stops (`scripts/test-services.sh`).
 //! Each test has its own database and Redis key prefix; see `helpers.rs`.
 
 mod asyncapi;

@@ -1,4 +1,4 @@
-//! `GET /metrics` (DESIGN §12) after real traffic: the exposition parses, and each figure equals
+//! `GET /metrics` (docs/design.md §12) after real traffic: the exposition parses, and each figure equals
 //! what the test counted or what the tables hold: outcomes by code, requests by route template,
 //! the outbox gauges, the publish-lag histogram, the consumers' events. `firstcome consume` serves
 //! the same endpoint.

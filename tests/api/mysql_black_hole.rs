@@ -1,4 +1,4 @@
-//! MySQL stops answering mid-burst (DESIGN.md §2.9): the service reaches it through a TCP proxy
+//! MySQL stops answering mid-burst (docs/design.md §2.9): the service reaches it through a TCP proxy
 //! the test controls, which black-holes every connection (no RST, no FIN: the kernel would give
 //! up after minutes), then resets them, then forwards again.
 //!

@@ -1,4 +1,4 @@
-//! MySQL over TLS through `DATABASE_URL` (`ssl-mode`, `ssl-ca`; DESIGN.md §8), against the local
+//! MySQL over TLS through `DATABASE_URL` (`ssl-mode`, `ssl-ca`; docs/design.md §8), against the local
 //! MariaDB, which scripts/test-services.sh starts with a throwaway CA and server certificate.
 
 use sea_orm::ConnectionTrait;

@@ -1,4 +1,4 @@
-//! Faults on the participation path: Redis losing a campaign's state mid-sale (DESIGN §2.1), and
+//! Faults on the participation path: Redis losing a campaign's state mid-sale (docs/design.md §2.1), and
 //! a MySQL failure after the gate, which must release the reservation (§2.6).
 
 use std::{collections::HashSet, time::Duration};

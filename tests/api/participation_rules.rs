@@ -1,4 +1,4 @@
-//! The rules of the outbox participation path under concurrency: Exactly-N (DESIGN §2.1) and
+//! The rules of the outbox participation path under concurrency: Exactly-N (docs/design.md §2.1) and
 //! the atomic event (§2.2).
 
 use futures::future::join_all;

@@ -1,7 +1,7 @@
 //! `REDIS_CLUSTER=true` against a real Redis Cluster of three masters on loopback
 //! (scripts/redis-cluster.sh, which scripts/test.sh runs): guarantee 1 (exactly-N) with
 //! campaigns whose keys live on different masters, and with one master losing its keys in the
-//! middle of a sale (DESIGN.md §2.1, §13).
+//! middle of a sale (docs/design.md §2.1, §13).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -18,7 +18,7 @@ use crate::helpers::{
 /// `TEST_REDIS_CLUSTER_URL`: the cluster's seed nodes.
 fn cluster_url() -> String {
     std::env::var("TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
-        "redis://127.0.0.1:7001,redis://127.0.0.1:7002,redis://127.0.0.1:7003".into()
+        "redis://127.0.0.1:27001,redis://127.0.0.1:27002,redis://127.0.0.1:27003".into()
     })
 }
 

@@ -1,4 +1,4 @@
-//! Redis over TLS (`rediss://`, DESIGN.md §8): a Redis started here with `--tls-port` and a
+//! Redis over TLS (`rediss://`, docs/design.md §8): a Redis started here with `--tls-port` and a
 //! throwaway CA and certificates made with the `openssl` command. The service verifies the
 //! server's certificate against `REDIS_TLS_CA_FILE` (and refuses one it cannot verify), and
 //! presents a client certificate (`REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE`) to a Redis that

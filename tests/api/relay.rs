@@ -1,4 +1,4 @@
-//! The relay end to end through librdkafka's mock cluster: no loss (DESIGN §2.3), the dedupe
+//! The relay end to end through librdkafka's mock cluster: no loss (docs/design.md §2.3), the dedupe
 //! contract (§2.4), per-key order (§2.5), one publisher per key across instances (graceful
 //! shutdown of the real binary is in `crash.rs`).
 

@@ -1,5 +1,5 @@
 //! The relay through faults injected on librdkafka's mock cluster: retriable produce errors and
-//! an unreachable broker (DESIGN §2.3, §2.5, §2.9's outage policy), poison rows and exhausted
+//! an unreachable broker (docs/design.md §2.3, §2.5, §2.9's outage policy), poison rows and exhausted
 //! attempts (dead letters, redrive one or a campaign's), a panicking worker.
 
 use std::{sync::Arc, time::Duration};

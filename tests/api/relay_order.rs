@@ -1,4 +1,4 @@
-//! Per-key order with zero exceptions (DESIGN §2.5) through the faults that used to break it: a
+//! Per-key order with zero exceptions (docs/design.md §2.5) through the faults that used to break it: a
 //! broker outage and produce errors with a queued backlog, a worker panic with younger rows
 //! queued, a lease that expires while rows are queued, a paused former leader, and a late commit.
 //! Every check reads the topic from its start and compares first deliveries with outbox order.

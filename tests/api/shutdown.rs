@@ -1,4 +1,4 @@
-//! Shutdown within its deadline whatever Kafka does (DESIGN §2.7, §2.9), with the real binary:
+//! Shutdown within its deadline whatever Kafka does (docs/design.md §2.7, §2.9), with the real binary:
 //! - SIGTERM while the broker is hung (SIGSTOP) or gone (killed), consumers on and a relay
 //!   backlog pending: the process exits 0 within `SHUTDOWN_TIMEOUT_MS` plus a second, releases
 //!   its leases and loses nothing; restarted with a broker, it publishes every row and the

@@ -1,4 +1,4 @@
-//! Request ids and W3C traces (DESIGN §4 `traceparent`, §12):
+//! Request ids and W3C traces (docs/design.md §4 `traceparent`, §12):
 //! - the Kafka message carries the service's own span (same trace as the caller's, its own span
 //!   id, the caller's flags), or a new trace when the request had no valid `traceparent`, on the
 //!   outbox path through the relay and on the sync path;

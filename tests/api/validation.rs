@@ -1,4 +1,4 @@
-//! Bad input gets the documented 4xx JSON error and writes nothing (DESIGN §2.6).
+//! Bad input gets the documented 4xx JSON error and writes nothing (docs/design.md §2.6).
 
 use serde_json::{json, Value};
 
