@@ -16,10 +16,10 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    faults::Faults,
     leadership::Leadership,
     order::KeyOrder,
     store::{self, ClaimedRow, Led},
-    worker::Faults,
 };
 use crate::db::error::{self as db_error, DbErrorKind};
 use crate::db::Db;

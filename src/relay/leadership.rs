@@ -4,7 +4,7 @@
 //! takes over from a dead or paused relay within one lease), and extends the leases of the rows
 //! it has in flight in the shards it leads.
 //!
-//! Fencing (DESIGN §7) has three parts: the claim reads the led shards inside its own
+//! Fencing (docs/design.md §7) has three parts: the claim reads the led shards inside its own
 //! transaction (`store::claim`); a worker checks [`Leadership::leads`] before each send and
 //! drops rows of a shard it no longer leads; and [`Leadership::valid_until`] ends a little before
 //! the lease in MySQL does, so a paused instance that wakes up after its lease finds its
@@ -134,7 +134,7 @@ pub struct ShardLeases {
     pub total: u32,
     pub lease: Duration,
     /// A test pauses renewals through it, as it pauses the claim loop.
-    pub faults: std::sync::Arc<super::worker::Faults>,
+    pub faults: std::sync::Arc<super::faults::Faults>,
     /// `firstcome_relay_shards_led`: the shards held at the last renewal; 0 after a failed one
     /// (the leases may be passing to another instance) and once released.
     pub shards_led: prometheus_client::metrics::gauge::Gauge,

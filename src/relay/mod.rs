@@ -1,4 +1,4 @@
-//! The outbox relay (DESIGN.md §7): publishes committed outbox rows to Kafka.
+//! The outbox relay (docs/design.md §7): publishes committed outbox rows to Kafka.
 //!
 //! # Layout
 //! - [`leadership`]: one active relay per shard, elected with lease rows in MySQL; row leases of
@@ -13,6 +13,7 @@
 //!   outage policy.
 //! - [`store`]: the SQL.
 //! - [`cleanup`]: deletes PUBLISHED rows past the retention.
+//! - [`faults`]: failure points for tests (inert unless a test sets them).
 //!
 //! [`start`] returns a [`RelayHandle`]; [`RelayHandle::shutdown`] stops it and
 //! [`RelayHandle::wait`] returns when it has stopped. The stop sequence, in one place
@@ -24,6 +25,7 @@
 pub mod claim;
 pub mod classify;
 pub mod cleanup;
+pub mod faults;
 pub mod leadership;
 pub mod order;
 pub mod recorder;
@@ -42,9 +44,10 @@ pub use crate::metrics::Metrics;
 use crate::{config::RelaySettings, kafka::Producers, shutdown::running};
 use claim::ClaimLoop;
 use classify::RetryPolicy;
+use faults::Faults;
 use leadership::{Leadership, LeadershipStatus, ShardLeases};
 use order::KeyOrder;
-use worker::{Faults, WorkerContext};
+use worker::WorkerContext;
 
 /// Recorder queue bound, in batches of ids.
 const RECORDER_QUEUE: usize = 1_024;

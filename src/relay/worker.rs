@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     classify::{classify, DeadReason, Outcome, RetryPolicy},
+    faults::Faults,
     leadership::Leadership,
     order::KeyOrder,
     store::{self, ClaimedRow},
@@ -66,29 +67,6 @@ pub struct WorkerContext {
     pub stop: CancellationToken,
     pub faults: Arc<Faults>,
     pub metrics: Arc<super::Metrics>,
-}
-
-/// Deliberate failure points for tests (inert unless set).
-#[derive(Default)]
-pub struct Faults {
-    /// A worker panics once when it meets a row with this message key.
-    pub panic_on_key: Mutex<Option<String>>,
-    /// Held for writing by a test, it freezes the claim loop after its next claim, before it
-    /// hands the rows out. With `pause_renewals` too: a paused instance.
-    pub pause_claims: tokio::sync::RwLock<()>,
-    /// Held for writing by a test, it stops the lease renewals (the leases run out).
-    pub pause_renewals: tokio::sync::RwLock<()>,
-}
-
-impl Faults {
-    fn trip(&self, key: &str) {
-        let mut slot = self.panic_on_key.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_deref() == Some(key) {
-            *slot = None;
-            drop(slot);
-            panic!("injected relay worker panic at key {key}");
-        }
-    }
 }
 
 /// Rows a worker holds (taken from its queue, not settled): id → key. The supervisor settles
