@@ -13,7 +13,7 @@ use poem_openapi::{
 use super::{auth::AdminAuth, error::ApiError, json_string::JsonString, Tag};
 use crate::{
     campaign::{
-        self, db_precision,
+        self,
         repo::{self, CampaignWithCount, NewCampaign},
         CampaignState,
     },
@@ -51,7 +51,7 @@ pub struct CreateCampaign {
 /// leap second `9999-12-31T23:59:60Z` only leaves year 9999 once truncated, so the check runs
 /// on the truncated value.
 fn storable(field: &str, at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    match at.map(db_precision) {
+    match at.map(crate::db::time::precision) {
         Some(t) if !campaign::storable(t) => Err(ApiError::validation(format!(
             "{field} must be between 1000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z"
         ))),
@@ -150,7 +150,7 @@ impl CampaignsApi {
     ) -> Result<Created, ApiError> {
         auth.check(&state.admin_token)?;
         let body = body.0;
-        let now = db_precision(Utc::now());
+        let now = crate::db::time::precision(Utc::now());
         let starts_at = storable("startsAt", body.starts_at)?.unwrap_or(now);
         let ends_at = storable("endsAt", body.ends_at)?;
         if ends_at.is_some_and(|end| end <= starts_at) {

@@ -66,16 +66,10 @@ impl Campaign {
 /// Whether MySQL's `DATETIME` can hold `t`: years 1000 to 9999. Outside that range the binary
 /// protocol does not fail: MariaDB stores `0000-00-00 00:00:00` (NULL in a nullable column), a
 /// value that then cannot be read back. Check the value as it will be written, after
-/// [`db_precision`].
+/// [`crate::db::time::precision`].
 pub fn storable(t: DateTime<Utc>) -> bool {
     use chrono::Datelike;
     (1000..=9999).contains(&t.year())
-}
-
-/// Truncates to the microsecond precision MySQL's `DATETIME(6)` keeps, so a value written and
-/// read back compares equal to the one the API returned.
-pub fn db_precision(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
 #[cfg(test)]
@@ -116,13 +110,13 @@ mod tests {
         let last = "9999-12-31T23:59:59.999999Z"
             .parse::<DateTime<Utc>>()
             .expect("valid");
-        assert!(storable(db_precision(last)));
+        assert!(storable(crate::db::time::precision(last)));
         let leap = "9999-12-31T23:59:60Z"
             .parse::<DateTime<Utc>>()
             .expect("valid");
         assert!(storable(leap), "chrono keeps a leap second in its minute");
         assert!(
-            !storable(db_precision(leap)),
+            !storable(crate::db::time::precision(leap)),
             "truncation carries it into 10000"
         );
         let first = "1000-01-01T00:00:00Z"

@@ -4,7 +4,8 @@ use crate::db::sql::stmt;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use super::{db_precision, Campaign};
+use super::Campaign;
+use crate::db::time::{precision, to_db};
 
 /// What an admin asks for; validated by the API layer.
 #[derive(Debug, Clone)]
@@ -63,20 +64,16 @@ const SELECT: &str =
     "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, c.reward_points, \
      c.starts_at, c.ends_at, c.created_at, c.updated_at, c.accepted_count FROM campaign c";
 
-pub fn naive(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc()
-}
-
 #[tracing::instrument(level = "debug", skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
 pub async fn insert(
     db: &impl ConnectionTrait,
     new: &NewCampaign,
 ) -> Result<CampaignWithCount, DbErr> {
-    let now = naive(db_precision(Utc::now()));
+    let now = to_db(Utc::now());
     // MariaDB would store an unstorable time as a zero date that no read can decode; refuse it
     // here too, in case a caller skipped the API's check.
     for t in std::iter::once(new.starts_at).chain(new.ends_at) {
-        if !super::storable(db_precision(t)) {
+        if !super::storable(precision(t)) {
             return Err(DbErr::Custom(format!(
                 "campaign time {t} is outside DATETIME's range"
             )));
@@ -92,8 +89,8 @@ pub async fn insert(
                 new.total_stock.into(),
                 new.per_user_limit.into(),
                 new.reward_points.into(),
-                naive(db_precision(new.starts_at)).into(),
-                new.ends_at.map(|t| naive(db_precision(t))).into(),
+                to_db(new.starts_at).into(),
+                new.ends_at.map(to_db).into(),
                 now.into(),
                 now.into(),
             ],

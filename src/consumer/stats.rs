@@ -5,7 +5,10 @@
 //! A batch is folded per campaign (and per campaign and day) first, so a batch of a thousand
 //! events of one hot campaign is three statements, not three thousand.
 
-use crate::db::sql::{datetime, in_list, insert_rows, stmt};
+use crate::db::{
+    sql::{in_list, insert_rows, stmt},
+    time::to_db,
+};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -65,9 +68,9 @@ impl Handler for StatsHandler {
                 (*id).into(),
                 f.count.into(),
                 f.quantity.into(),
-                datetime(f.first).into(),
-                datetime(f.last).into(),
-                datetime(f.latest).into(),
+                to_db(f.first).into(),
+                to_db(f.last).into(),
+                to_db(f.latest).into(),
             ]);
         }
         // VALUES() rather than MySQL 8's row alias: MariaDB has no row alias.

@@ -9,10 +9,12 @@
 //! - [`error`]: what a MySQL error means (deadlock, lock wait, duplicate, connection lost,
 //!   timeout).
 //! - [`sql`]: statement helpers shared by the repositories.
+//! - [`time`]: times as `DATETIME(6)` keeps them (the one conversion).
 
 pub mod deadline;
 pub mod error;
 pub mod pool;
 pub mod sql;
+pub mod time;
 
 pub use deadline::{Bounded, Db, Txn};

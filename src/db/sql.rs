@@ -19,7 +19,6 @@
 
 use std::ops::Range;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, Statement, Value};
 
 /// A MySQL statement with positional values.
@@ -106,11 +105,6 @@ pub async fn insert_rows(
         results.push(conn.execute_raw(stmt(&sql, piece_values)).await?);
     }
     Ok(results)
-}
-
-/// `t` as a `DATETIME(6)` column stores it: UTC, truncated to the microsecond.
-pub fn datetime(t: DateTime<Utc>) -> NaiveDateTime {
-    crate::campaign::db_precision(t).naive_utc()
 }
 
 #[cfg(test)]

@@ -1,16 +1,17 @@
-//! The outbox participation path (docs/design.md §6): validate, pass the Redis gate (`crate::gate`), write the win and
-//! its event in one MySQL transaction, and compensate in Redis when anything after the gate fails.
+//! The outbox participation path (docs/design.md §6): validate, pass the Redis gate
+//! (`crate::gate`), write the win and its event in one MySQL transaction, and compensate in Redis
+//! when anything after the gate fails.
 //!
-//! # Layout
-//! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
-//!   with their outbox rows and the guarded stock decrement.
+//! # Layout, in the order a join meets it
+//! - [`join`]: the request, the accepted win and the errors, shared by both paths.
+//! - [`service`]: the path itself, top to bottom: admission and the gate's reservation, then,
+//!   in a task of its own, the write and settlement or compensation.
+//! - [`admission`]: the campaign checks both paths make.
 //! - [`batcher`]: group commit: a campaign's wins that queue behind its running transaction
 //!   share the next one.
+//! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
+//!   with their outbox rows and the guarded stock decrement.
 //! - [`store`]: participation lookups.
-//! - [`join`]: the request, the accepted win and the errors, shared by both paths.
-//! - [`admission`]: the campaign checks and the gate's reservation.
-//! - [`settlement`]: the transaction's outcome: settle the reservation, or compensate.
-//! - [`service`]: the path itself, in order: admission, then settlement in a task of its own.
 //! - [`reconcile`]: giving back reservations that crashed instances left open.
 //! - [`sync`]: the naive synchronous baseline kept for comparison (no Redis, no outbox).
 
@@ -19,7 +20,6 @@ pub mod batcher;
 pub mod join;
 pub mod reconcile;
 pub mod service;
-pub mod settlement;
 pub mod store;
 pub mod sync;
 pub mod transaction;

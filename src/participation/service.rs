@@ -1,49 +1,61 @@
-//! The outbox participation path in order (docs/design.md §2.6, §6): admission (campaign checks, the
-//! sold-out memo, the Redis gate: `admission.rs`), then, in a task a hang-up cannot cut,
-//! settlement (the MySQL transaction through the campaign's group commit, then settle or
-//! compensate: `settlement.rs`, `batcher.rs`, `transaction.rs`).
+//! The outbox participation path, top to bottom (docs/design.md §2.6, §6):
+//! 1. admission: the campaign checks (`admission.rs`), the sold-out memo, the Redis gate's
+//!    reservation (rebuilding the campaign's keys when they are missing), or the answer for a
+//!    user who already won;
+//! 2. then, in a task a hang-up cannot cut, settlement: the win is written through its
+//!    campaign's group commit (`batcher.rs`, `transaction.rs`); a commit wakes the relay, any
+//!    failure gives the reservation back in Redis (compensation), and a commit whose answer was
+//!    lost is resolved by asking MySQL whether the win is there.
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
+use sea_orm::DbErr;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use super::{
     admission::admit,
     batcher::GroupCommit,
     join::{detached, Accepted, JoinError, JoinRequest},
     reconcile::Reconciler,
+    store,
+    transaction::{NewParticipation, WriteError, Written},
 };
 use crate::{
     campaign::{Campaign, CampaignCache},
     config::Settings,
-    db::Db,
-    gate::{loader::GateLoader, sold_out::SoldOutMemo, Decision, Gate},
-    metrics::Metrics,
+    db::{
+        error::{self as db_error, DbErrorKind},
+        Db,
+    },
+    gate::{loader, loader::GateLoader, sold_out::SoldOutMemo, Decision, Gate, Release},
+    metrics::{registry::PathLabels, Metrics, ParticipationPath},
 };
 
 /// Cheap to clone; shared by all requests.
 #[derive(Clone)]
 pub struct ParticipationService {
-    pub(super) db: Db,
-    pub(super) gate: Gate,
-    pub(super) campaigns: Arc<CampaignCache>,
-    pub(super) topic: Arc<str>,
+    db: Db,
+    gate: Gate,
+    campaigns: Arc<CampaignCache>,
+    topic: Arc<str>,
     /// Writes the wins, several of a campaign per transaction under load.
-    pub(super) group_commit: Arc<GroupCommit>,
+    group_commit: Arc<GroupCommit>,
     /// Wakes the relay after each commit; owned by the application, which hands the other end to
     /// the relay. Notifying with no relay listening is a no-op.
-    pub(super) relay_wakeup: Arc<Notify>,
-    pub(super) sold_out: Arc<SoldOutMemo>,
-    pub(super) loader: GateLoader,
+    relay_wakeup: Arc<Notify>,
+    sold_out: Arc<SoldOutMemo>,
+    loader: GateLoader,
     /// Gate and transaction latencies.
-    pub(super) metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
 }
 
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
-pub(super) const LOAD_ROUNDS: u32 = 3;
+const LOAD_ROUNDS: u32 = 3;
 
 /// Attempts at compensating before the reservation is given up as leaked (and logged as such).
-pub(super) const RELEASE_ATTEMPTS: u32 = 3;
+const RELEASE_ATTEMPTS: u32 = 3;
 
 impl ParticipationService {
     /// Reads the topic, `SOLD_OUT_MEMO_MS` and the group commit settings from `settings`.
@@ -115,6 +127,220 @@ impl ParticipationService {
                 .await
         })
         .await
+    }
+
+    // Admission, on the gate: the reservation, the sold-out memo, a user who already won.
+    /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis restart),
+    /// wait for the instance's one rebuild of them ([`GateLoader`]) and ask again. The keys can
+    /// vanish again between the rebuild and the retry (another eviction), so a few rounds are
+    /// allowed.
+    async fn reserve(
+        &self,
+        campaign: &Arc<Campaign>,
+        req: &JoinRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, JoinError> {
+        let now_ms = now.timestamp_millis();
+        let epoch = loader::epoch(campaign);
+        for _ in 0..LOAD_ROUNDS {
+            let started = std::time::Instant::now();
+            let decision = self.gate.reserve(&req.entry, epoch, now_ms).await;
+            self.metrics
+                .gate_duration
+                .observe(started.elapsed().as_secs_f64());
+            let decision = decision?;
+            if decision != Decision::Missing {
+                return Ok(decision);
+            }
+            self.loader.ensure(campaign).await?;
+        }
+        Ok(Decision::Missing)
+    }
+
+    /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
+    /// caller at a time). Best effort: without the copy the memo simply does not answer for the
+    /// campaign.
+    async fn remember_sold_out(&self, campaign_id: i64, winners: i64) {
+        if self.sold_out.refresh(campaign_id, winners) {
+            return;
+        }
+        let Some(copy) = self.sold_out.start_copy(campaign_id) else {
+            return;
+        };
+        match self.gate.winners(campaign_id).await {
+            // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
+            // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
+            // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.
+            Ok(set) if (set.len() as i64) < winners => {
+                tracing::debug!(
+                    copied = set.len(),
+                    winners,
+                    "The winners set shrank while copied; no sold-out memo."
+                );
+            }
+            Ok(set) => copy.record(set),
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
+            }
+        }
+    }
+
+    /// ALREADY_PARTICIPATED carries the existing participation id when it is committed.
+    async fn already(&self, req: &JoinRequest) -> JoinError {
+        let participation_id =
+            match store::find(&self.db, req.entry.campaign_id, req.entry.user_id).await {
+                Ok(found) => found.map(|p| p.id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not look up the existing participation.");
+                    None
+                }
+            };
+        JoinError::AlreadyParticipated { participation_id }
+    }
+
+    // Settlement: the win is written (group commit), or the reservation is given back.
+    async fn commit_or_compensate(
+        &self,
+        req: JoinRequest,
+        sequence: i64,
+        reward_points: i64,
+    ) -> Result<Accepted, JoinError> {
+        let event_id = Uuid::now_v7();
+        let participation = NewParticipation {
+            entry: req.entry,
+            sequence,
+            reward_points,
+            event_id,
+            topic: self.topic.clone(),
+            traceparent: req.trace.map(|t| t.to_string()),
+        };
+        let mut written = self.write(participation.clone()).await;
+        if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
+        {
+            // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
+            written = self.write(participation).await;
+        }
+        match written {
+            Ok(Written {
+                participation_id,
+                accepted_at,
+            }) => {
+                // The batch settled the reservation in Redis already (see `batcher`).
+                self.relay_wakeup.notify_one();
+                Ok(Accepted::new(
+                    &req,
+                    participation_id,
+                    sequence,
+                    event_id,
+                    accepted_at,
+                ))
+            }
+            Err(WriteError::Duplicate) => {
+                self.compensate(&req, Release::KeepUser).await;
+                Err(self.already(&req).await)
+            }
+            Err(WriteError::SoldOut { remaining_stock }) => {
+                self.compensate(&req, Release::SoldOut { remaining_stock })
+                    .await;
+                Err(JoinError::SoldOut)
+            }
+            Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
+                self.resolve_unknown(req, e).await
+            }
+            Err(unanswered @ WriteError::Unanswered) => {
+                self.resolve_unknown(req, DbErr::Custom(unanswered.to_string()))
+                    .await
+            }
+            Err(WriteError::Db(e)) => {
+                tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
+                    "The participation transaction failed; releasing the reservation.");
+                self.compensate(&req, Release::Undo).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// One win's write through its campaign's group commit, timed from queueing to the answer.
+    async fn write(&self, participation: NewParticipation) -> Result<Written, WriteError> {
+        let started = std::time::Instant::now();
+        let written = self.group_commit.write(participation).await;
+        self.metrics
+            .transaction_duration
+            .get_or_create(&PathLabels {
+                path: ParticipationPath::Outbox.as_str(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        written
+    }
+
+    /// The transaction's answer was lost (deadline, broken connection): it may have committed.
+    /// MySQL says which. A win found there is the caller's win; no row means nothing was
+    /// written and the reservation is given back. If MySQL cannot say either (still down), the
+    /// reservation stays open and the reconciler decides once MySQL answers, so Redis never
+    /// gives back stock that MySQL has sold.
+    async fn resolve_unknown(&self, req: JoinRequest, e: DbErr) -> Result<Accepted, JoinError> {
+        let entry = req.entry;
+        match store::find(&self.db, entry.campaign_id, entry.user_id).await {
+            Ok(Some(found)) if found.quantity == entry.quantity => {
+                tracing::info!(
+                    campaign_id = entry.campaign_id,
+                    user_id = entry.user_id,
+                    "The participation committed although its answer was lost."
+                );
+                if let Err(e) = self.gate.settle(entry.campaign_id, &[entry.user_id]).await {
+                    tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
+                }
+                let event_id = found
+                    .event_id
+                    .as_deref()
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .unwrap_or_default();
+                Ok(Accepted::new(
+                    &req,
+                    found.id,
+                    found.sequence,
+                    event_id,
+                    found.created_at.and_utc(),
+                ))
+            }
+            Ok(Some(other)) => {
+                // An earlier win of this user (the gate had lost track of it).
+                self.compensate(&req, Release::KeepUser).await;
+                Err(JoinError::AlreadyParticipated {
+                    participation_id: Some(other.id),
+                })
+            }
+            Ok(None) => {
+                tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation transaction failed; releasing the reservation.");
+                self.compensate(&req, Release::Undo).await;
+                Err(e.into())
+            }
+            Err(lookup) => {
+                tracing::warn!(error = %e, lookup = %lookup, campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation transaction's outcome is unknown; the reconciler settles its reservation.");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Gives a reservation back. Retried a few times; if Redis stays unreachable the reservation
+    /// is leaked (Redis then undercounts the stock until its keys are rebuilt) and logged.
+    async fn compensate(&self, req: &JoinRequest, how: Release) {
+        let mut delay = Duration::from_millis(20);
+        for attempt in 1..=RELEASE_ATTEMPTS {
+            match self.gate.release(&req.entry, how.clone()).await {
+                Ok(_) => return,
+                Err(e) if attempt == RELEASE_ATTEMPTS => {
+                    tracing::error!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, ?how,
+                        "Compensation failed; the reconciler gives the reservation back later.");
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+            }
+        }
     }
 
     /// The reconciler of reservations left open by crashed instances, over the campaigns this

@@ -3,7 +3,7 @@
 //! produce to Kafka awaited before answering. It writes no outbox row, so when Kafka fails after
 //! the commit the event is lost: that is logged and counted (`syncEventsLost`), never retried.
 
-use crate::db::sql::stmt;
+use crate::db::{sql::stmt, time::to_db};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use super::{
 };
 use crate::db::Db;
 use crate::{
-    campaign::{repo::naive, CampaignCache},
+    campaign::CampaignCache,
     db::error::{self as db_error, DbErrorKind},
     kafka::Producers,
     metrics::{registry::PathLabels, Metrics, ParticipationPath},
@@ -135,7 +135,7 @@ impl SyncParticipationService {
         let sequence = total - remaining + 1;
         txn.execute_raw(stmt(
             "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + 1, updated_at = ? WHERE id = ?",
-            vec![req.entry.quantity.into(), naive(now).into(), req.entry.campaign_id.into()],
+            vec![req.entry.quantity.into(), to_db(now).into(), req.entry.campaign_id.into()],
         ))
         .await?;
         let inserted = txn
@@ -146,7 +146,7 @@ impl SyncParticipationService {
                     req.entry.user_id.into(),
                     req.entry.quantity.into(),
                     sequence.into(),
-                    naive(now).into(),
+                    to_db(now).into(),
                 ],
             ))
             .await;

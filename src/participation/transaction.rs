@@ -11,7 +11,8 @@ use crate::gate::Entry;
 use crate::{
     db::{
         error::{self as db_error, DbErrorKind},
-        sql::{datetime, in_list, insert_rows, stmt},
+        sql::{in_list, insert_rows, stmt},
+        time::to_db,
         Db, Txn,
     },
     outbox::{self, event::PARTICIPATION_ACCEPTED, NewOutboxEvent, ParticipationAccepted},
@@ -83,7 +84,7 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
             vec![
                 total.into(),
                 count.into(),
-                datetime(Utc::now()).into(),
+                to_db(Utc::now()).into(),
                 campaign_id.into(),
                 total.into(),
             ],
@@ -95,7 +96,7 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
         return Err(WriteError::SoldOut { remaining_stock });
     }
     // The wins are the guarded decrement: its time is their acceptedAt.
-    let accepted_at = crate::campaign::db_precision(Utc::now());
+    let accepted_at = crate::db::time::precision(Utc::now());
 
     let ids = match insert_participations(&txn, wins, accepted_at).await {
         Ok(ids) => ids,
@@ -161,7 +162,7 @@ async fn insert_participations(
     accepted_at: DateTime<Utc>,
 ) -> Result<Vec<i64>, DbErr> {
     let campaign_id = wins[0].entry.campaign_id;
-    let created_at = datetime(accepted_at);
+    let created_at = to_db(accepted_at);
     let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 5);
     for w in wins {
         values.extend([
