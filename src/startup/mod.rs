@@ -27,14 +27,20 @@ use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
+mod consumers;
+mod kafka;
+
+pub use consumers::consume;
+use consumers::start_consumers;
+use kafka::KafkaClients;
+
 use crate::{
     api::{self, Limits},
     campaign::CampaignCache,
-    config::{DatabaseSettings, GroupProtocol, Secret, Settings},
-    consumer::{self, ConsumerDeps, ConsumerHandle, ConsumerName},
+    config::{DatabaseSettings, Secret, Settings},
     db,
     gate::Gate,
-    kafka::{EmbeddedBroker, KafkaMode, KafkaReachability, Producers},
+    kafka::{EmbeddedBroker, Producers},
     metrics::Metrics,
     participation::{sync::SyncParticipationService, ParticipationService},
     relay::{self, RelayDeps, RelayHandle},
@@ -70,70 +76,6 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every topic the service writes: the main topic, the relay's dead-letter topic and each
-/// consumer's (created up front on the embedded broker).
-fn all_topics(topic: &str) -> Vec<String> {
-    let mut topics = vec![topic.to_string(), crate::outbox::dlq::relay_topic(topic)];
-    topics.extend(
-        ConsumerName::ALL
-            .iter()
-            .map(|c| crate::outbox::dlq::consumer_topic(topic, c.as_str())),
-    );
-    topics
-}
-
-/// Starts the consumers `CONSUMERS` names, on a pool of their own (a slow consumer must not take
-/// the API's connections), and returns them with that pool (`None` when none runs). KIP-848
-/// groups on the embedded broker unless configured.
-async fn start_consumers(
-    settings: &Settings,
-    bootstrap: &str,
-    embedded: bool,
-    producers: &Producers,
-    metrics: &Arc<Metrics>,
-    tasks: &TaskTracker,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<(Vec<ConsumerHandle>, Option<db::Db>)> {
-    let names = &settings.consumers.enabled;
-    if names.is_empty() {
-        return Ok((Vec::new(), None));
-    }
-    let db = db::pool::connect(&DatabaseSettings {
-        max_connections: settings.consumers.db_max_connections,
-        ..settings.database.clone()
-    })
-    .await?;
-    metrics.watch_pool("consumers", &db);
-    let deps = ConsumerDeps {
-        db: db.clone(),
-        metrics: metrics.clone(),
-        dlq: producers.dlq.clone(),
-        dlq_timeout: settings.kafka.message_timeout,
-        bootstrap: bootstrap.to_string(),
-        properties: settings.kafka.properties.clone(),
-        topic: settings.kafka.topic.clone(),
-        settings: settings.consumers.clone(),
-        group_protocol: settings.consumers.group_protocol.unwrap_or(if embedded {
-            GroupProtocol::Consumer
-        } else {
-            GroupProtocol::Classic
-        }),
-        fetch_wait: settings
-            .consumers
-            .fetch_wait
-            .unwrap_or(Duration::from_millis(if embedded { 10 } else { 100 })),
-        close_timeout: settings.shutdown_timeout / 2,
-    };
-    let consumers = names
-        .iter()
-        .map(|name| {
-            consumer::runner::start(*name, &deps, tasks, shutdown.clone())
-                .with_context(|| format!("could not start the {name} consumer (CONSUMERS)"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok((consumers, Some(db)))
-}
-
 /// Binds `HTTP_ADDR` first (tests ask for port 0 and read the port back; a taken port fails
 /// before anything else starts), then applies migrations when `MIGRATE_ON_START`.
 async fn bind_and_migrate(
@@ -149,144 +91,101 @@ async fn bind_and_migrate(
     Ok((listener, addr))
 }
 
-/// `firstcome consume`: only the consumers, against `KAFKA_BOOTSTRAP_SERVERS`, and a small HTTP
-/// listener on `HTTP_ADDR` (`/metrics`, `/health/live`, `/health/ready`), until `shutdown` is
-/// cancelled; then the listener drains and the consumers commit what they applied and leave their
-/// groups, within `SHUTDOWN_TIMEOUT_MS`.
-pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let Some(bootstrap) = settings.kafka.bootstrap_servers.clone() else {
-        anyhow::bail!(
-            "KAFKA_BOOTSTRAP_SERVERS must be set for `firstcome consume` (it reads the topic the service publishes to)"
-        );
-    };
-    if settings.consumers.enabled.is_empty() {
-        anyhow::bail!("CONSUMERS is empty: `firstcome consume` has nothing to run");
+/// `ADMIN_TOKEN`, or a random one generated for this run and logged once.
+fn admin_token(settings: &Settings) -> Secret {
+    settings.admin_token.clone().unwrap_or_else(|| {
+        let token: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect();
+        tracing::warn!(admin_token = %token, "ADMIN_TOKEN is not set; generated one for this run.");
+        Secret::new(token)
+    })
+}
+
+/// The relay on a pool of its own (API load on a hot campaign must not starve its claims), or
+/// `None` with `RELAY_ENABLED=false`.
+async fn start_relay(
+    settings: &Settings,
+    kafka: &KafkaClients,
+    wakeup: &Arc<Notify>,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<RelayHandle>> {
+    if !settings.relay.enabled {
+        return Ok(None);
     }
-    let (listener, addr) = bind_and_migrate(&settings).await?;
-    let reachability = KafkaReachability::new(KafkaMode::External, &bootstrap);
-    let producers = Producers::new(&bootstrap, &settings.kafka, &reachability)
-        .context("could not create the Kafka producers")?;
-    let tasks = TaskTracker::new();
-    let metrics = Arc::new(Metrics::new());
-    let (consumers, db) = start_consumers(
-        &settings, &bootstrap, false, &producers, &metrics, &tasks, &shutdown,
-    )
+    let relay_db = db::pool::connect(&DatabaseSettings {
+        max_connections: settings.relay.db_max_connections,
+        ..settings.database.clone()
+    })
     .await?;
-    let db = db.context("CONSUMERS is empty")?;
-    let app = api::consume::routes(db, consumers.clone(), metrics);
-    let server = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-        .run_with_graceful_shutdown(
-            app,
-            shutdown.clone().cancelled_owned(),
-            Some(settings.shutdown_timeout),
-        );
-    tasks.spawn(running::track(
-        "HTTP listener (consume)",
-        async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "The HTTP listener failed; /metrics and /health are gone.");
-            }
-        }
-        .instrument(tracing::info_span!("consume_http")),
-    ));
-    tracing::info!(consumers = ?settings.consumers.enabled, %bootstrap, %addr, "Consuming.");
-    shutdown.cancelled().await;
-    tasks.close();
-    if tokio::time::timeout(settings.shutdown_timeout, tasks.wait())
+    metrics.watch_pool("relay", &relay_db);
+    let deps = RelayDeps {
+        db: relay_db,
+        producers: kafka.producers.clone(),
+        wakeup: wakeup.clone(),
+        metrics: metrics.clone(),
+        drain_timeout: settings.shutdown_timeout / 2,
+        stuck_after: settings.kafka.message_timeout,
+    };
+    let handle = relay::start(&settings.relay, deps, shutdown)
         .await
-        .is_err()
-    {
-        tracing::warn!(timeout = ?settings.shutdown_timeout, still_running = %running::describe(),
-            "Consumers did not stop before the shutdown deadline.");
-    }
-    drop(consumers);
-    drop(producers);
-    tracing::info!("Stopped.");
-    Ok(())
+        .context("could not start the outbox relay")?;
+    Ok(Some(handle))
+}
+
+/// The application's own background loops: the reconciler of reservations crashed instances
+/// left open, and the outbox gauges' refresher. Both stop with `shutdown`.
+fn spawn_background(
+    tasks: &TaskTracker,
+    settings: &Settings,
+    participations: &ParticipationService,
+    db: &db::Db,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) {
+    tasks.spawn(running::track(
+        "reservation reconciler",
+        participations
+            .reconciler()
+            .run(settings.redis.reservation_timeout, shutdown.clone()),
+    ));
+    tasks.spawn(running::track(
+        "outbox gauges",
+        crate::metrics::outbox::run(
+            db.clone(),
+            metrics.clone(),
+            settings.metrics.outbox_refresh,
+            shutdown.clone(),
+        )
+        .instrument(tracing::info_span!("outbox_gauges")),
+    ));
 }
 
 impl Application {
+    /// Start-up in order: bind and migrate, connect MySQL and Redis, Kafka (the embedded broker
+    /// when none is configured) and its producers, the relay, the consumers, the participation
+    /// services and their background tasks. Nothing is served until `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, addr) = bind_and_migrate(&settings).await?;
         let db = db::pool::connect(&settings.database).await?;
         let gate = Gate::new(&settings.redis).context("could not set up the Redis connection")?;
-
-        let admin_token = settings.admin_token.clone().unwrap_or_else(|| {
-            let token: String = rand::rng()
-                .sample_iter(rand::distr::Alphanumeric)
-                .take(32)
-                .map(char::from)
-                .collect();
-            tracing::warn!(admin_token = %token, "ADMIN_TOKEN is not set; generated one for this run.");
-            Secret::new(token)
-        });
-
+        let admin_token = admin_token(&settings);
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let metrics = Arc::new(Metrics::new());
         metrics.watch_pool("api", &db);
 
-        let topic = settings.kafka.topic.as_str();
-        let (bootstrap, embedded) = match &settings.kafka.bootstrap_servers {
-            Some(servers) => (servers.clone(), None),
-            None => {
-                let broker = EmbeddedBroker::start(&all_topics(topic), settings.kafka.partitions)
-                    .context("could not start the embedded Kafka broker")?;
-                let servers = broker.bootstrap_servers().to_string();
-                tracing::info!(bootstrap_servers = %servers, topic, partitions = settings.kafka.partitions,
-                    "KAFKA_BOOTSTRAP_SERVERS is not set; started the embedded Kafka broker (for trying the service: \
-                     it keeps nothing across restarts and at most ~5 MiB per partition). Read it with: \
-                     kcat -b {servers} -C -t {topic}");
-                (servers, Some(Arc::new(broker)))
-            }
-        };
-        let mode = if embedded.is_some() {
-            KafkaMode::Embedded
-        } else {
-            KafkaMode::External
-        };
-        let reachability = KafkaReachability::new(mode, &bootstrap);
-        let producers = Producers::new(&bootstrap, &settings.kafka, &reachability)
-            .context("could not create the Kafka producers")?;
-
+        let kafka = KafkaClients::connect(&settings)?;
         let relay_wakeup = Arc::new(Notify::new());
-        let relay = if settings.relay.enabled {
-            // The relay's own pool: API load on a hot campaign must not starve its claims.
-            let relay_db = db::pool::connect(&DatabaseSettings {
-                max_connections: settings.relay.db_max_connections,
-                ..settings.database.clone()
-            })
-            .await?;
-            metrics.watch_pool("relay", &relay_db);
-            let handle = relay::start(
-                &settings.relay,
-                RelayDeps {
-                    db: relay_db,
-                    producers: producers.clone(),
-                    wakeup: relay_wakeup.clone(),
-                    metrics: metrics.clone(),
-                    drain_timeout: settings.shutdown_timeout / 2,
-                    stuck_after: settings.kafka.message_timeout,
-                },
-                &shutdown,
-            )
-            .await
-            .context("could not start the outbox relay")?;
-            Some(handle)
-        } else {
-            None
-        };
-        let components = Components {
-            kafka: reachability,
-            relay: relay.as_ref().map(|r| r.leadership.clone()),
-            relay_shards: settings.relay.shards,
-        };
-
+        let relay = start_relay(&settings, &kafka, &relay_wakeup, &metrics, &shutdown).await?;
         let (consumers, _) = start_consumers(
             &settings,
-            &bootstrap,
-            embedded.is_some(),
-            &producers,
+            &kafka.bootstrap,
+            kafka.embedded.is_some(),
+            &kafka.producers,
             &metrics,
             &tasks,
             &shutdown,
@@ -304,27 +203,17 @@ impl Application {
         let sync = SyncParticipationService {
             db: db.clone(),
             campaigns: participations.campaigns(),
-            producers: producers.clone(),
+            producers: kafka.producers.clone(),
             topic: settings.kafka.topic.as_str().into(),
             metrics: metrics.clone(),
             send_timeout: settings.kafka.message_timeout,
         };
-        tasks.spawn(running::track(
-            "reservation reconciler",
-            participations
-                .reconciler()
-                .run(settings.redis.reservation_timeout, shutdown.clone()),
-        ));
-        tasks.spawn(running::track(
-            "outbox gauges",
-            crate::metrics::outbox::run(
-                db.clone(),
-                metrics.clone(),
-                settings.metrics.outbox_refresh,
-                shutdown.clone(),
-            )
-            .instrument(tracing::info_span!("outbox_gauges")),
-        ));
+        spawn_background(&tasks, &settings, &participations, &db, &metrics, &shutdown);
+        let components = Components {
+            kafka: kafka.reachability,
+            relay: relay.as_ref().map(|r| r.leadership.clone()),
+            relay_shards: settings.relay.shards,
+        };
         let state = Arc::new(AppState {
             sync,
             db,
@@ -335,7 +224,6 @@ impl Application {
             metrics,
             consumers,
         });
-
         Ok(Self {
             listener,
             addr,
@@ -347,8 +235,8 @@ impl Application {
             shutdown,
             tasks,
             shutdown_timeout: settings.shutdown_timeout,
-            embedded,
-            producers,
+            embedded: kafka.embedded,
+            producers: kafka.producers,
             relay,
         })
     }
