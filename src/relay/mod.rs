@@ -99,75 +99,34 @@ pub async fn start(
     deps: RelayDeps,
     parent: &CancellationToken,
 ) -> anyhow::Result<RelayHandle> {
-    let owner = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "firstcome".into()),
-        uuid::Uuid::now_v7().simple()
-    )
-    .chars()
-    .take(64)
-    .collect::<String>();
+    let (lead_tx, lead_rx) = watch::channel(Leadership::none());
+    let shared = Shared {
+        owner: instance_name(),
+        faults: Arc::new(Faults::default()),
+        order: Arc::new(KeyOrder::new(deps.wakeup.clone())),
+        leadership: lead_rx,
+    };
+    let owner = shared.owner.clone();
     let stop = parent.child_token();
     let tasks = TaskTracker::new();
-    let faults = Arc::new(Faults::default());
-    let order = Arc::new(KeyOrder::new(deps.wakeup.clone()));
-    let (lead_tx, lead_rx) = watch::channel(Leadership::none());
     let leadership_status = Arc::new(LeadershipStatus::new(
         &owner,
         settings.shards,
-        lead_rx.clone(),
+        shared.leadership.clone(),
     ));
     let (recorder_tx, recorder_rx) = mpsc::channel(RECORDER_QUEUE);
     // Workers stop on their own when their queue closes; this token only tells them that
     // outcomes that cannot be written may now be left to the lease.
     let workers_stopping = CancellationToken::new();
-    let ctx = Arc::new(WorkerContext {
-        db: deps.db.clone(),
-        producers: deps.producers.clone(),
-        owner: owner.clone(),
-        policy: RetryPolicy {
-            max_attempts: settings.max_attempts,
-            base: settings.backoff_base,
-            cap: settings.backoff_cap,
-            max_age: settings.max_retry_age,
-        },
-        batch_size: settings.batch_size as usize,
-        max_in_flight: settings.max_in_flight,
-        stuck_after: deps.stuck_after,
-        order: order.clone(),
-        leadership: lead_rx.clone(),
-        recorder: recorder_tx,
-        stop: workers_stopping.clone(),
-        faults: faults.clone(),
-        metrics: deps.metrics.clone(),
-    });
+    let ctx = worker_context(settings, &deps, &shared, recorder_tx, &workers_stopping);
     let workers = TaskTracker::new();
     let senders =
         supervisor::start(ctx, settings.workers, settings.channel_capacity, &workers).await?;
     workers.close();
-
-    let leases = ShardLeases {
-        db: deps.db.clone(),
-        owner: owner.clone(),
-        total: settings.shards,
-        lease: settings.lease,
-        faults: faults.clone(),
-        shards_led: deps.metrics.relay_shards_led.clone(),
-    };
+    let leases = shard_leases(settings, &deps, &shared);
     leases.ensure_rows().await?;
+    let claims = claim_loop(settings, &deps, &shared);
 
-    let claims = ClaimLoop {
-        db: deps.db.clone(),
-        owner: owner.clone(),
-        lease: settings.lease,
-        batch: settings.batch_size,
-        poll: settings.poll_interval,
-        shards: settings.shards,
-        order,
-        wakeup: deps.wakeup.clone(),
-        leadership: lead_rx,
-        faults: faults.clone(),
-    };
     let recorder = tasks.spawn(running::track(
         "relay recorder",
         recorder::run(deps.db.clone(), recorder_rx)
@@ -191,9 +150,9 @@ pub async fn start(
             .instrument(tracing::info_span!("relay_leadership")),
     ));
     let relay = Relay {
-        db: deps.db.clone(),
+        db: deps.db,
         owner: owner.clone(),
-        producers: deps.producers.clone(),
+        producers: deps.producers,
         drain_timeout: deps.drain_timeout,
         workers,
         workers_stopping,
@@ -213,11 +172,88 @@ pub async fn start(
     tasks.close();
     Ok(RelayHandle {
         owner,
-        faults,
+        faults: shared.faults,
         leadership: leadership_status,
         stop,
         tasks,
     })
+}
+
+/// What every part of one relay instance shares.
+struct Shared {
+    /// This instance's name in lease columns.
+    owner: String,
+    faults: Arc<Faults>,
+    order: Arc<KeyOrder>,
+    /// The shards this instance leads, as the leadership task last saw them.
+    leadership: watch::Receiver<Leadership>,
+}
+
+/// `<HOSTNAME>-<uuid>`, at most 64 characters (the lease columns' width).
+fn instance_name() -> String {
+    format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "firstcome".into()),
+        uuid::Uuid::now_v7().simple()
+    )
+    .chars()
+    .take(64)
+    .collect()
+}
+
+fn worker_context(
+    settings: &RelaySettings,
+    deps: &RelayDeps,
+    shared: &Shared,
+    recorder: mpsc::Sender<Vec<i64>>,
+    stopping: &CancellationToken,
+) -> Arc<WorkerContext> {
+    Arc::new(WorkerContext {
+        db: deps.db.clone(),
+        producers: deps.producers.clone(),
+        owner: shared.owner.clone(),
+        policy: RetryPolicy {
+            max_attempts: settings.max_attempts,
+            base: settings.backoff_base,
+            cap: settings.backoff_cap,
+            max_age: settings.max_retry_age,
+        },
+        batch_size: settings.batch_size as usize,
+        max_in_flight: settings.max_in_flight,
+        stuck_after: deps.stuck_after,
+        order: shared.order.clone(),
+        leadership: shared.leadership.clone(),
+        recorder,
+        stop: stopping.clone(),
+        faults: shared.faults.clone(),
+        metrics: deps.metrics.clone(),
+    })
+}
+
+fn shard_leases(settings: &RelaySettings, deps: &RelayDeps, shared: &Shared) -> ShardLeases {
+    ShardLeases {
+        db: deps.db.clone(),
+        owner: shared.owner.clone(),
+        total: settings.shards,
+        lease: settings.lease,
+        faults: shared.faults.clone(),
+        shards_led: deps.metrics.relay_shards_led.clone(),
+    }
+}
+
+fn claim_loop(settings: &RelaySettings, deps: &RelayDeps, shared: &Shared) -> ClaimLoop {
+    ClaimLoop {
+        db: deps.db.clone(),
+        owner: shared.owner.clone(),
+        lease: settings.lease,
+        batch: settings.batch_size,
+        poll: settings.poll_interval,
+        shards: settings.shards,
+        order: shared.order.clone(),
+        wakeup: deps.wakeup.clone(),
+        leadership: shared.leadership.clone(),
+        faults: shared.faults.clone(),
+    }
 }
 
 /// What the stop sequence needs after the claim loop has ended.
