@@ -22,7 +22,7 @@ pub struct StatsHandler;
 
 /// One campaign's share of a batch.
 #[derive(Debug, Clone, Copy)]
-struct Fold {
+struct CampaignTotals {
     count: i64,
     quantity: i64,
     first: DateTime<Utc>,
@@ -34,7 +34,7 @@ struct Fold {
 #[async_trait]
 impl Handler for StatsHandler {
     async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr> {
-        let mut campaigns: BTreeMap<i64, Fold> = BTreeMap::new();
+        let mut campaigns: BTreeMap<i64, CampaignTotals> = BTreeMap::new();
         let mut days: BTreeMap<(i64, NaiveDate), (i64, i64)> = BTreeMap::new();
         for d in events {
             let e = &d.event;
@@ -48,7 +48,7 @@ impl Handler for StatsHandler {
                     f.last = f.last.max(e.occurred_at);
                     f.latest = e.occurred_at;
                 })
-                .or_insert(Fold {
+                .or_insert(CampaignTotals {
                     count: 1,
                     quantity: q,
                     first: e.occurred_at,

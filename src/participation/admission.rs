@@ -1,5 +1,5 @@
 //! Admission: the campaign checks both participation paths make before anything is reserved or
-//! written ([`admit`]: the campaign exists, its window is open, the quantity is within its limit).
+//! written ([`check_campaign`]: the campaign exists, its window is open, the quantity is within its limit).
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use crate::{
 
 /// The checks both participation paths make before anything is reserved or written: the
 /// campaign exists (cached), its window is open now, the quantity is within its limit.
-pub(crate) async fn admit(
+pub(crate) async fn check_campaign(
     campaigns: &CampaignCache,
     db: &Db,
     req: &JoinRequest,

@@ -54,13 +54,13 @@ pub struct GroupCommit {
     /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a win waits in its lane for its transaction to
     /// start, as it would wait for a pooled connection; then it answers SERVICE_BUSY.
     queue_timeout: Duration,
-    lanes: Mutex<HashMap<i64, Lane>>,
+    lanes: Mutex<HashMap<i64, CampaignQueue>>,
     tickets: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
 /// A campaign's wins waiting for the transaction after the running one.
-struct Lane {
+struct CampaignQueue {
     queue: Vec<Member>,
     /// Signalled when the queue holds a full batch, ending a window early.
     full: Arc<Notify>,
@@ -152,7 +152,7 @@ impl GroupCommit {
             .map_or(0, |lane| lane.queue.len())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Lane>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CampaignQueue>> {
         // A panic while the map is held cannot leave a lane half-changed (pushes and drains).
         self.lanes
             .lock()
@@ -172,7 +172,7 @@ impl GroupCommit {
                 false
             }
             Slot::Vacant(slot) => {
-                slot.insert(Lane {
+                slot.insert(CampaignQueue {
                     queue: vec![member],
                     full: Arc::new(Notify::new()),
                 });

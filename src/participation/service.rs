@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    admission::admit,
+    admission::check_campaign,
     batcher::GroupCommit,
     join::{detached, Accepted, JoinError, JoinRequest},
     reconcile::Reconciler,
@@ -88,7 +88,7 @@ impl ParticipationService {
 
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
-        let (campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
+        let (campaign, now) = check_campaign(&self.campaigns, &self.db, &req).await?;
         if self.sold_out.refuses(campaign.id, req.entry.user_id) {
             return Err(JoinError::SoldOut);
         }

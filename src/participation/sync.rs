@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
 use super::{
-    admission::admit,
+    admission::check_campaign,
     join::{detached, Accepted, JoinError, JoinRequest},
     store::find,
 };
@@ -37,7 +37,7 @@ pub struct SyncParticipationService {
     pub send_timeout: std::time::Duration,
 }
 
-enum Written {
+enum SyncOutcome {
     Won {
         participation_id: i64,
         sequence: i64,
@@ -49,7 +49,7 @@ enum Written {
 impl SyncParticipationService {
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
-        let (campaign, now) = admit(&self.campaigns, &self.db, &req).await?;
+        let (campaign, now) = check_campaign(&self.campaigns, &self.db, &req).await?;
         let reward_points = campaign.reward_points;
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();
@@ -71,12 +71,12 @@ impl SyncParticipationService {
             })
             .observe(started.elapsed().as_secs_f64());
         let (participation_id, sequence) = match written {
-            Ok(Written::Won {
+            Ok(SyncOutcome::Won {
                 participation_id,
                 sequence,
             }) => (participation_id, sequence),
-            Ok(Written::SoldOut) => return Err(JoinError::SoldOut),
-            Ok(Written::Already(id)) => {
+            Ok(SyncOutcome::SoldOut) => return Err(JoinError::SoldOut),
+            Ok(SyncOutcome::Already(id)) => {
                 return Err(JoinError::AlreadyParticipated {
                     participation_id: Some(id),
                 })
@@ -112,7 +112,7 @@ impl SyncParticipationService {
     }
 
     /// Lock the campaign row, check, decrement, insert, commit.
-    async fn write(&self, req: &JoinRequest, now: DateTime<Utc>) -> Result<Written, DbErr> {
+    async fn write(&self, req: &JoinRequest, now: DateTime<Utc>) -> Result<SyncOutcome, DbErr> {
         let txn = self.db.begin().await?;
         let row = txn
             .query_one_raw(stmt(
@@ -125,11 +125,11 @@ impl SyncParticipationService {
         let remaining: i64 = row.try_get_by_index(1)?;
         if let Some(existing) = find(&txn, req.entry.campaign_id, req.entry.user_id).await? {
             txn.rollback().await?;
-            return Ok(Written::Already(existing.id));
+            return Ok(SyncOutcome::Already(existing.id));
         }
         if remaining < i64::from(req.entry.quantity) {
             txn.rollback().await?;
-            return Ok(Written::SoldOut);
+            return Ok(SyncOutcome::SoldOut);
         }
         // FCFS rank by units sold before this one (no Redis sequence on this path).
         let sequence = total - remaining + 1;
@@ -159,12 +159,12 @@ impl SyncParticipationService {
                 let id = find(&self.db, req.entry.campaign_id, req.entry.user_id)
                     .await?
                     .map_or(0, |p| p.id);
-                return Ok(Written::Already(id));
+                return Ok(SyncOutcome::Already(id));
             }
             Err(e) => return Err(e),
         };
         txn.commit().await?;
-        Ok(Written::Won {
+        Ok(SyncOutcome::Won {
             participation_id,
             sequence,
         })

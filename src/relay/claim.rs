@@ -19,7 +19,7 @@ use super::{
     faults::Faults,
     leadership::Leadership,
     order::KeyOrder,
-    store::{self, ClaimedRow, Led},
+    store::{self, ClaimedRow, LedShards},
 };
 use crate::db::error::{self as db_error, DbErrorKind};
 use crate::db::Db;
@@ -104,7 +104,7 @@ impl ClaimLoop {
 
     /// One claim, run again once if InnoDB picked it as a deadlock victim (it did nothing). The
     /// rows it returns are counted in the pipeline before anything else can happen to their keys.
-    async fn claim(&self) -> Result<(Led, Vec<ClaimedRow>), sea_orm::DbErr> {
+    async fn claim(&self) -> Result<(LedShards, Vec<ClaimedRow>), sea_orm::DbErr> {
         let blocked = self.order.begin_claim();
         let result = self.claim_once(&blocked).await;
         let rows = result
@@ -119,7 +119,7 @@ impl ClaimLoop {
     async fn claim_once(
         &self,
         blocked: &[String],
-    ) -> Result<(Led, Vec<ClaimedRow>), sea_orm::DbErr> {
+    ) -> Result<(LedShards, Vec<ClaimedRow>), sea_orm::DbErr> {
         let claim = || {
             store::claim(
                 &self.db,

@@ -23,21 +23,21 @@ use sea_orm::{ConnectionTrait, DbErr, Value};
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::store::{self, Led};
+use super::store::{self, LedShards};
 use crate::db::Db;
 
 /// What this instance may publish, and until when (after a failed renewal it stops sending
 /// before its leases can have passed to another instance).
 #[derive(Debug, Clone)]
 pub struct Leadership {
-    pub led: Led,
+    pub led: LedShards,
     pub valid_until: Instant,
 }
 
 impl Leadership {
     pub fn none() -> Self {
         Self {
-            led: Led {
+            led: LedShards {
                 total: 1,
                 shards: vec![],
             },
@@ -214,7 +214,7 @@ impl ShardLeases {
                         }
                         last = Some(owned.clone());
                     }
-                    let led = Led {
+                    let led = LedShards {
                         total: self.total,
                         shards: owned,
                     };

@@ -53,7 +53,7 @@ struct KeyState {
 }
 
 #[derive(Debug, Default)]
-struct Book {
+struct KeyLedger {
     keys: HashMap<String, KeyState>,
     /// A claim is running: keys whose last row settles meanwhile stay blocked until it ends.
     claiming: bool,
@@ -63,7 +63,7 @@ struct Book {
 /// block).
 #[derive(Debug)]
 pub struct KeyOrder {
-    book: Mutex<Book>,
+    book: Mutex<KeyLedger>,
     /// Wakes the claim loop when a key is unblocked: its rows are claimable again.
     unblocked: Arc<Notify>,
 }
@@ -76,7 +76,7 @@ impl KeyOrder {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyLedger> {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -38,7 +38,7 @@ pub struct ClaimedRow {
 /// The claim's view of what this instance leads: the shards whose lease row it holds, read and
 /// share-locked inside the claim transaction (fencing, docs/design.md §7).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Led {
+pub struct LedShards {
     pub total: u32,
     pub shards: Vec<u32>,
 }
@@ -100,10 +100,10 @@ pub async fn claim(
     lease: Duration,
     limit: u32,
     blocked: &[String],
-) -> Result<(Led, Vec<ClaimedRow>), DbErr> {
+) -> Result<(LedShards, Vec<ClaimedRow>), DbErr> {
     let txn = db.begin().await?;
     let shards = led_shards(&txn, owner, total).await?;
-    let led = Led { total, shards };
+    let led = LedShards { total, shards };
     if led.shards.is_empty() {
         txn.commit().await?;
         return Ok((led, Vec::new()));
@@ -228,7 +228,7 @@ pub async fn claim(
 pub async fn renew_row_leases(
     db: &Db,
     owner: &str,
-    led: &Led,
+    led: &LedShards,
     lease: Duration,
 ) -> Result<u64, DbErr> {
     if led.shards.is_empty() {

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     store::{self, ClaimedRow},
-    worker::{self, InHand, WorkerContext},
+    worker::{self, RowsInHand, WorkerContext},
 };
 
 /// Restarts slow down from this...
@@ -74,7 +74,7 @@ async fn supervise(
         ..Default::default()
     };
     loop {
-        let in_hand: InHand = Arc::default();
+        let in_hand: RowsInHand = Arc::default();
         let began = tokio::time::Instant::now();
         let worker = tokio::spawn(tracing::Instrument::in_current_span(worker::run(
             ctx.clone(),

@@ -71,7 +71,7 @@ pub struct WorkerContext {
 
 /// Rows a worker holds (taken from its queue, not settled): id → key. The supervisor settles
 /// them if the worker panics.
-pub type InHand = Arc<Mutex<HashMap<i64, String>>>;
+pub type RowsInHand = Arc<Mutex<HashMap<i64, String>>>;
 
 /// How long a worker waits before re-enqueueing after librdkafka's queue was full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
@@ -82,10 +82,10 @@ const PERSIST_CAP: Duration = Duration::from_secs(5);
 
 /// A row in flight: resolves with the row, when and on which producer generation it was sent,
 /// and its delivery report.
-type Flight = BoxFuture<'static, (ClaimedRow, Sent, Result<(), KafkaError>)>;
+type PendingDelivery = BoxFuture<'static, (ClaimedRow, SendStamp, Result<(), KafkaError>)>;
 
 #[derive(Debug, Clone, Copy)]
-struct Sent {
+struct SendStamp {
     at: Instant,
     generation: u64,
 }
@@ -93,7 +93,7 @@ struct Sent {
 /// What a worker has sent and not settled.
 #[derive(Default)]
 struct InFlight {
-    flights: FuturesUnordered<Flight>,
+    flights: FuturesUnordered<PendingDelivery>,
     /// (sent at, id) of every flight: the oldest says when to purge.
     sent: BTreeSet<(Instant, i64)>,
     /// Flights per producer generation, with that producer (to purge it).
@@ -147,7 +147,7 @@ impl InFlight {
 pub async fn run(
     ctx: Arc<WorkerContext>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<ClaimedRow>>>,
-    in_hand: InHand,
+    in_hand: RowsInHand,
 ) {
     let mut rx = rx.lock().await;
     let mut flying = InFlight::default();
@@ -176,7 +176,7 @@ pub async fn run(
                 if n == 0 {
                     open = false;
                 } else {
-                    admit(&ctx, &in_hand, std::mem::take(&mut batch), &mut flying).await;
+                    send_rows(&ctx, &in_hand, std::mem::take(&mut batch), &mut flying).await;
                 }
             }
             _ = tokio::time::sleep_until(stuck_at.unwrap_or_else(Instant::now)), if stuck_at.is_some() => {
@@ -192,9 +192,9 @@ pub async fn run(
 
 /// Sends each row unless its key is blocked or its shard no longer led (then it is dropped and
 /// released, and a lost lease blocks the key).
-async fn admit(
+async fn send_rows(
     ctx: &WorkerContext,
-    in_hand: &InHand,
+    in_hand: &RowsInHand,
     rows: Vec<ClaimedRow>,
     flying: &mut InFlight,
 ) {
@@ -229,8 +229,8 @@ async fn admit(
         .await
         {
             Ok(delivery) => {
-                tracing::trace!(id = row.id, key = %row.msg_key, generation, "Sent.");
-                let sent = Sent {
+                tracing::trace!(id = row.id, key = %row.msg_key, generation, "SendStamp.");
+                let sent = SendStamp {
                     at: Instant::now(),
                     generation,
                 };
@@ -278,8 +278,8 @@ async fn admit(
 /// (one partition); the first failure of a key blocks it, later ones go back with it.
 async fn settle(
     ctx: &WorkerContext,
-    in_hand: &InHand,
-    mut done: Vec<(ClaimedRow, Sent, Result<(), KafkaError>)>,
+    in_hand: &RowsInHand,
+    mut done: Vec<(ClaimedRow, SendStamp, Result<(), KafkaError>)>,
 ) {
     // Reports of one key in id order, so the oldest failure is the one that blocks.
     done.sort_by_key(|(row, _, _)| row.id);
@@ -353,14 +353,14 @@ async fn settle_failed(ctx: &WorkerContext, row: &ClaimedRow, error: &KafkaError
             ctx.order.block(&row.msg_key, row.id);
             tracing::debug!(event_id = %row.event_id, retry_in = ?after, %error,
                 "No broker answered; the row waits without using an attempt.");
-            back_off(ctx, row, after, false, &error).await;
+            schedule_retry(ctx, row, after, false, &error).await;
         }
         Outcome::Retry { after, error } => {
             ctx.order.block(&row.msg_key, row.id);
             tracing::warn!(event_id = %row.event_id, attempts = attempts_before + 1, retry_in = ?after, %error,
                 "Publishing failed; will retry.");
             ctx.metrics.relay_retried.inc();
-            back_off(ctx, row, after, true, &error).await;
+            schedule_retry(ctx, row, after, true, &error).await;
         }
         Outcome::DeadLetter { reason, error } => {
             if !dead_letter(ctx, row, reason, &error).await {
@@ -370,7 +370,7 @@ async fn settle_failed(ctx: &WorkerContext, row: &ClaimedRow, error: &KafkaError
     }
 }
 
-async fn back_off(
+async fn schedule_retry(
     ctx: &WorkerContext,
     row: &ClaimedRow,
     after: Duration,
@@ -385,7 +385,7 @@ async fn back_off(
 
 /// Releases rows that were not sent, then settles them (a blocked key opens only after its rows
 /// are back in MySQL).
-async fn release_dropped(ctx: &WorkerContext, in_hand: &InHand, rows: Vec<ClaimedRow>) {
+async fn release_dropped(ctx: &WorkerContext, in_hand: &RowsInHand, rows: Vec<ClaimedRow>) {
     if rows.is_empty() {
         return;
     }
@@ -397,7 +397,7 @@ async fn release_dropped(ctx: &WorkerContext, in_hand: &InHand, rows: Vec<Claime
     settled(ctx, in_hand, &rows);
 }
 
-fn settled(ctx: &WorkerContext, in_hand: &InHand, rows: &[ClaimedRow]) {
+fn settled(ctx: &WorkerContext, in_hand: &RowsInHand, rows: &[ClaimedRow]) {
     if rows.is_empty() {
         return;
     }
@@ -559,7 +559,7 @@ async fn dead_letter(
             let after = ctx.policy.delay(u32::try_from(attempts).unwrap_or(1));
             let text = format!("{error}; dead-letter publish failed: {dlq_error}");
             tracing::warn!(event_id = %row.event_id, %text, retry_in = ?after, "Could not dead-letter a row; will retry.");
-            back_off(ctx, row, after, false, &text).await;
+            schedule_retry(ctx, row, after, false, &text).await;
             false
         }
     }
