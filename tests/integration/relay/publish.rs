@@ -1,6 +1,6 @@
 //! The relay end to end through librdkafka's mock cluster: no loss (docs/design.md §2.3), the dedupe
 //! contract (§2.4), per-key order (§2.5), one publisher per key across instances (graceful
-//! shutdown of the real binary is in `crash.rs`).
+//! shutdown of the real binary is in `faults/crash.rs`).
 
 use std::{collections::HashMap, time::Duration};
 

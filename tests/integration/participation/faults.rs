@@ -7,7 +7,9 @@ use futures::{future::join_all, stream::FuturesUnordered, StreamExt};
 use redis::AsyncCommands;
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{spawn_app, spawn_app_with, test_settings, winners, Reply, TestApp};
+use crate::helpers::{
+    fail_outbox_inserts_for, spawn_app, spawn_app_with, test_settings, winners, Reply, TestApp,
+};
 
 async fn burst(app: &TestApp, campaign: i64, users: &[i64]) -> Vec<Reply> {
     join_all(users.iter().map(|&u| app.join(campaign, u, 1))).await
@@ -118,19 +120,6 @@ async fn the_gate_state_is_rebuilt_exactly_from_mysql() {
     );
     assert_eq!(app.redis_stock(campaign).await, Some(6));
     assert_eq!(app.remaining_stock(campaign).await, 6);
-}
-
-/// Makes every outbox insert for `user_id` fail inside the participation transaction, after the
-/// participation row was written: the transaction must roll back as a whole.
-pub(crate) async fn fail_outbox_inserts_for(app: &TestApp, user_id: i64) {
-    app.db
-        .execute_unprepared(&format!(
-            "CREATE TRIGGER inject_outbox_failure BEFORE INSERT ON outbox_event FOR EACH ROW \
-             BEGIN IF NEW.payload LIKE '%\"userId\":{user_id},%' THEN \
-             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
-        ))
-        .await
-        .expect("create trigger");
 }
 
 #[tokio::test]
@@ -256,7 +245,7 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
 
     let (meta, users) = app.gate_keys(campaign);
     let pending = meta.replace(":meta", ":pending");
-    let reserve = redis::Script::new(include_str!("../../lua/reserve.lua"));
+    let reserve = redis::Script::new(include_str!("../../../lua/reserve.lua"));
     let mut redis = app.redis.clone();
     let two_minutes_ago = chrono::Utc::now().timestamp_millis() - 120_000;
     // An instance reserved for user 77 two minutes ago and died before its transaction.

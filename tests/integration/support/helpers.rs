@@ -768,3 +768,16 @@ pub async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
         .expect("one row");
     row.try_get_by_index::<i64>(0).expect("an integer")
 }
+
+/// Makes every outbox insert for `user_id` fail inside the participation transaction, after the
+/// participation row was written: the transaction must roll back as a whole.
+pub async fn fail_outbox_inserts_for(app: &TestApp, user_id: i64) {
+    app.db
+        .execute_unprepared(&format!(
+            "CREATE TRIGGER inject_outbox_failure BEFORE INSERT ON outbox_event FOR EACH ROW \
+             BEGIN IF NEW.payload LIKE '%\"userId\":{user_id},%' THEN \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF; END"
+        ))
+        .await
+        .expect("create trigger");
+}

@@ -18,7 +18,7 @@ use firstcome::{outbox::headers, trace::TraceContext};
 use futures::future::join_all;
 use serde_json::{json, Value};
 
-use crate::crash::{create_campaign, fixture, start_with, terminate};
+use crate::binary::{create_campaign, fixture, start_with, terminate};
 use crate::helpers::{
     read_topic, spawn_app, spawn_app_with, test_settings, wait_until, with_relay, Consumed, Reply,
     TestApp,

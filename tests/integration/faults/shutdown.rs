@@ -22,8 +22,8 @@ use std::{
 use serde_json::{json, Value};
 
 use crate::{
+    binary::{create_campaign, start_with, terminate, wait_for_exit, Service},
     consumer_helpers::{ChildProcess, Tables},
-    crash::{create_campaign, start_with, terminate, wait_for_exit, Service},
     helpers::{create_database, scalar, start_broker, wait_until},
 };
 
@@ -31,14 +31,17 @@ use crate::{
 /// without it (so `cargo test -- --ignored` does not hang on them).
 const CHILD: &str = "FIRSTCOME_TEST_CHILD";
 
-/// Starts this test binary again, running only the ignored test `name`, with `CHILD` set; its
-/// stdout (test harness lines and what the child prints) is piped.
+/// Starts this test binary again, running only the ignored test `name` of this module, with
+/// `CHILD` set; its stdout (test harness lines and what the child prints) is piped.
 fn child_test(name: &str, env: &[(&str, &str)]) -> ChildProcess {
+    // The test's path without the crate's name: `faults::shutdown::<name>`.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let test = format!("{module}::{name}");
     let mut command = Command::new(std::env::current_exe().expect("the test binary"));
     command
         .args([
             "--exact",
-            name,
+            &test,
             "--ignored",
             "--nocapture",
             "--test-threads=1",
@@ -98,7 +101,7 @@ async fn wait_for_line(lines: &Arc<Mutex<Vec<String>>>, what: &str, pattern: &st
 
 /// A Kafka broker in a process of its own (the embedded broker), and its address.
 async fn broker_process() -> (ChildProcess, String) {
-    let mut child = child_test("shutdown::host_a_broker", &[]);
+    let mut child = child_test("host_a_broker", &[]);
     let lines = collect_lines(&mut child.child);
     let line = wait_for_line(&lines, "the broker process to start", "BOOTSTRAP=").await;
     // The harness prints the test's name on the same line first.
@@ -448,7 +451,7 @@ async fn stuck_process() {
 
 #[tokio::test]
 async fn the_watchdog_ends_a_shutdown_stuck_past_its_deadline_and_names_what_was_stuck() {
-    let mut child = child_test("shutdown::stuck_process", &[]);
+    let mut child = child_test("stuck_process", &[]);
     let lines = collect_lines(&mut child.child);
     wait_for_line(&lines, "the stuck process to start", "READY").await;
     signal(&child, "TERM");

@@ -191,7 +191,7 @@ async fn a_failure_mid_batch_writes_no_member_and_releases_every_reservation() {
     let campaign = app.open_campaign(10, 1).await;
     // The outbox insert fails for user 666's event, inside the batch's transaction, after the
     // stock UPDATE and the participation insert ran.
-    crate::participation_faults::fail_outbox_inserts_for(&app, 666).await;
+    crate::helpers::fail_outbox_inserts_for(&app, 666).await;
 
     let blocker = app.lock_campaign(campaign).await;
     let first = app.spawn_join(campaign, 1, 1);

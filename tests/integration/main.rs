@@ -1,0 +1,15 @@
+//! Integration tests against real MariaDB and Redis: the suite's own servers, which
+//! `scripts/test.sh` starts and stops (`scripts/test-services.sh`), and librdkafka's mock
+//! cluster for Kafka. Each test has its own database and Redis key prefix (`support/helpers.rs`).
+//! Grouped by what they protect; docs/design.md §17 maps each guarantee to its tests.
+
+mod support;
+// The harness, under short paths for every test (`crate::helpers::spawn_app`, ...).
+use support::{binary, consumer_helpers, helpers, pki, proxy};
+
+mod api;
+mod consumers;
+mod faults;
+mod operations;
+mod participation;
+mod relay;

@@ -1,0 +1,11 @@
+//! Operating the service (docs/design.md §8, §12, §13): configuration, health, metrics, traces,
+//! the dashboard, Redis Cluster, TLS to Redis and MySQL.
+
+mod configuration;
+mod dashboard;
+mod health;
+mod metrics;
+mod mysql_tls;
+mod redis_cluster;
+mod redis_tls;
+mod tracing;

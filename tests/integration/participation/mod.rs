@@ -1,0 +1,8 @@
+//! The participation path and the gate (docs/design.md §2.1, §2.2, §2.6, §6): exactly-N,
+//! group commit, compensation, the gate's rebuild, the sync baseline.
+
+mod faults;
+mod gate_rebuild;
+mod group_commit;
+mod rules;
+mod sync_path;
