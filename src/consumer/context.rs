@@ -50,6 +50,21 @@ impl GroupContext {
     }
 }
 
+/// Commits the offsets stored so far. Nothing stored since the last commit counts as done.
+/// `CommitMode::Sync` waits for the group coordinator without a deadline: never on an async
+/// worker (the runner's last commit runs on a thread of its own, `shutdown::off_runtime`).
+pub(super) fn commit_stored<C: Consumer<GroupContext>>(
+    consumer: &C,
+    mode: CommitMode,
+) -> rdkafka::error::KafkaResult<()> {
+    match consumer.commit_consumer_state(mode) {
+        Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        )) => Ok(()),
+        other => other,
+    }
+}
+
 /// Messages after the applied position: from the stored offset when there is one, else the
 /// committed one, else (nothing consumed or committed yet) the whole partition.
 fn lag(p: &rdkafka::statistics::Partition) -> i64 {
@@ -92,16 +107,9 @@ impl ConsumerContext for GroupContext {
             // synchronous commit would hold the worker for as long as the coordinator does not
             // answer (a partition is also revoked when the coordinator is lost). A commit that
             // does not land first only means redelivery, which the inbox makes harmless.
-            match consumer.commit_consumer_state(CommitMode::Async) {
-                Ok(()) => {}
-                // Nothing stored since the last commit.
-                Err(rdkafka::error::KafkaError::ConsumerCommit(
-                    rdkafka::types::RDKafkaErrorCode::NoOffset,
-                )) => {}
-                Err(e) => {
-                    tracing::warn!(consumer = %self.report.name, error = %e, ?revoked,
-                        "Could not commit offsets before giving partitions up; the new owner gets what was applied again and skips it.")
-                }
+            if let Err(e) = commit_stored(consumer, CommitMode::Async) {
+                tracing::warn!(consumer = %self.report.name, error = %e, ?revoked,
+                    "Could not commit offsets before giving partitions up; the new owner gets what was applied again and skips it.")
             }
             tracing::info!(consumer = %self.report.name, ?revoked, "Partitions revoked.");
         }

@@ -15,9 +15,8 @@ use futures::FutureExt;
 use rdkafka::{
     config::ClientConfig,
     consumer::{CommitMode, Consumer, StreamConsumer},
-    error::{KafkaError, KafkaResult},
+    error::KafkaResult,
     message::{Message, OwnedMessage},
-    types::RDKafkaErrorCode,
     Offset, TopicPartitionList,
 };
 use sea_orm::DbErr;
@@ -27,8 +26,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
-    context::GroupContext, dead_letter, inbox, ConsumerName, ConsumerReport, ConsumerStatus,
-    Delivered, Handler,
+    context::{self, GroupContext},
+    dead_letter, inbox, ConsumerName, ConsumerReport, ConsumerStatus, Delivered, Handler,
 };
 use crate::{
     config::{ConsumerSettings, GroupProtocol, KafkaProperties},
@@ -435,12 +434,11 @@ impl Runner {
     }
 }
 
-/// Commits the stored offsets; `false` when Kafka refused or could not be reached (nothing stored
-/// since the last commit counts as committed). `CommitMode::Sync` blocks until the coordinator
-/// answers, possibly forever: only ever on a thread of its own (`shutdown::off_runtime`).
+/// Commits the stored offsets (see [`context::commit_stored`]); `false` when Kafka refused or
+/// could not be reached.
 fn commit(consumer: &StreamConsumer<GroupContext>, mode: CommitMode) -> bool {
-    match consumer.commit_consumer_state(mode) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => true,
+    match context::commit_stored(consumer, mode) {
+        Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "Could not commit offsets; they are committed later.");
             false
