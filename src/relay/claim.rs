@@ -91,9 +91,11 @@ impl ClaimLoop {
                     }
                 };
                 let short = rows.len() < self.batch as usize;
-                // A test's paused instance stops here, holding what it claimed.
-                let pause = self.faults.pause_claims.read().await;
-                drop(pause);
+                // A test's paused instance stops here, holding what it claimed (only a claim
+                // that took rows stops: one that found nothing would hold nothing).
+                if !rows.is_empty() {
+                    drop(self.faults.pause_claims.read().await);
+                }
                 if !self.dispatch(rows, &senders, &stop).await || short || stop.is_cancelled() {
                     break;
                 }

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 pub struct Faults {
     /// A worker panics once when it meets a row with this message key.
     pub panic_on_key: Mutex<Option<String>>,
-    /// Held for writing by a test, it freezes the claim loop after its next claim, before it
-    /// hands the rows out. With `pause_renewals` too: a paused instance.
+    /// Held for writing by a test, it freezes the claim loop after its next claim that takes
+    /// rows, before it hands them out. With `pause_renewals` too: a paused instance.
     pub pause_claims: tokio::sync::RwLock<()>,
     /// Held for writing by a test, it stops the lease renewals (the leases run out).
     pub pause_renewals: tokio::sync::RwLock<()>,
