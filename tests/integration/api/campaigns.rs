@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, ADMIN_TOKEN};
+use crate::spawn::{spawn_app, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn create_get_and_list_campaigns() {

@@ -1,6 +1,6 @@
 //! The committed spec matches the code, and the docs are served.
 
-use crate::helpers::spawn_app;
+use crate::spawn::spawn_app;
 
 #[test]
 fn committed_openapi_yaml_matches_the_code() {

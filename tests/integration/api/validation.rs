@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, Reply, TestApp, ADMIN_TOKEN};
+use crate::{
+    http::Reply,
+    spawn::{spawn_app, TestApp, ADMIN_TOKEN},
+};
 
 async fn raw_post(app: &TestApp, path: &str, body: &'static str) -> Reply {
     app.send(

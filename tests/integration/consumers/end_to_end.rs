@@ -8,7 +8,8 @@ use serde_json::json;
 
 use crate::{
     consumer_helpers::with_consumers,
-    helpers::{spawn_app_with, test_settings, wait_until, with_relay},
+    spawn::{spawn_app_with, test_settings, with_relay},
+    wait::wait_until,
 };
 
 const APPLIED: Duration = Duration::from_secs(30);

@@ -25,7 +25,9 @@ use uuid::Uuid;
 
 use crate::{
     consumer_helpers::{committed_offsets, end_offsets, produce, with_consumers, Raw},
-    helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp},
+    kafka::read_topic,
+    spawn::{spawn_app_with, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 const APPLIED: Duration = Duration::from_secs(30);
@@ -580,7 +582,7 @@ async fn killed_consumer_connections_mid_transaction_skip_nothing_and_apply_noth
 /// Runs `firstcome consume` with `env` only; returns its exit status, stderr and stdout (where
 /// its log goes). It must exit by itself within 30 s.
 async fn consume_with(env: &[(&str, &str)]) -> (std::process::ExitStatus, String, String) {
-    let run = crate::helpers::run_firstcome(&["consume"], env).await;
+    let run = crate::binary::run_firstcome(&["consume"], env).await;
     (run.status, run.stderr, run.stdout)
 }
 

@@ -25,7 +25,9 @@ use serde_json::json;
 
 use crate::{
     consumer_helpers::with_consumers,
-    helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp},
+    kafka::read_topic,
+    spawn::{spawn_app_with, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 const TOPIC: &str = "campaign.participation.v1";
@@ -190,7 +192,7 @@ async fn two_consumer_processes_in_one_group_apply_every_event_once_and_each_cam
     .await;
     eprintln!(
         "TOPIC ORDER CHECK: {}",
-        crate::helpers::assert_first_deliveries_in_order(&messages, &api.outbox_ids().await)
+        crate::kafka::assert_first_deliveries_in_order(&messages, &api.outbox_ids().await)
     );
     let partitions: BTreeSet<i32> = messages.iter().map(|m| m.partition).collect();
     assert_eq!(partitions.len(), PARTITIONS as usize, "{partitions:?}");

@@ -17,7 +17,9 @@ use serde_json::json;
 
 use crate::{
     consumer_helpers::{committed_offsets, end_offsets, produce, ChildProcess, Raw},
-    helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, TestApp},
+    kafka::read_topic,
+    spawn::{spawn_app_with, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 const TOPIC: &str = "campaign.participation.v1";
@@ -51,7 +53,7 @@ impl ChildProcess {
             .arg("consume")
             .env_clear()
             .env("DATABASE_URL", db_url)
-            .env("REDIS_URL", crate::helpers::redis_url())
+            .env("REDIS_URL", crate::spawn::redis_url())
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
             .env("CONSUMER_GROUP_PROTOCOL", "consumer")
             .env(

@@ -17,7 +17,8 @@ use serde_json::json;
 
 use crate::{
     binary::{create_campaign, fixture, start, terminate, wait_for_exit},
-    helpers::{read_topic, wait_until},
+    kafka::read_topic,
+    wait::wait_until,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -108,7 +109,7 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
         .json(&json!({"userId": 100_000}))
         .send()
         .await;
-    let redis = redis::Client::open(crate::helpers::redis_url())
+    let redis = redis::Client::open(crate::spawn::redis_url())
         .expect("redis")
         .get_multiplexed_async_connection()
         .await

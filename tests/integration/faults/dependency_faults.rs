@@ -23,13 +23,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    helpers::{burst_users, spawn_app_with, test_settings, wait_until, winners, Reply, TestApp},
+    http::{burst_users, winners, Reply},
     proxy::Proxy,
+    spawn::{spawn_app_with, test_settings, TestApp},
+    wait::wait_until,
 };
 
 /// The real Redis the proxy forwards to.
 async fn redis_addr() -> std::net::SocketAddr {
-    let url = crate::helpers::redis_url();
+    let url = crate::spawn::redis_url();
     let host_port = url
         .trim_start_matches("redis://")
         .split(['/', '?'])

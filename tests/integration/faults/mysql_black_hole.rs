@@ -18,8 +18,11 @@ use sea_orm::Database;
 use tokio::sync::Notify;
 
 use crate::{
-    helpers::{read_topic, spawn_app_with, test_settings, wait_until, with_relay, Reply, TestApp},
+    http::Reply,
+    kafka::read_topic,
     proxy::Proxy,
+    spawn::{spawn_app_with, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 const STOCK: i64 = 100;

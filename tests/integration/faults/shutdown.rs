@@ -24,7 +24,9 @@ use serde_json::{json, Value};
 use crate::{
     binary::{create_campaign, start_with, terminate, wait_for_exit, Service},
     consumer_helpers::{ChildProcess, Tables},
-    helpers::{create_database, scalar, start_broker, wait_until},
+    db::scalar,
+    spawn::{create_database, start_broker},
+    wait::wait_until,
 };
 
 /// Set in the environment of a child started by [`child_test`]; the child functions do nothing
@@ -427,7 +429,7 @@ async fn stuck_process() {
         return;
     }
     firstcome::telemetry::init(firstcome::config::LogFormat::Pretty);
-    let mut settings = crate::helpers::test_settings().await;
+    let mut settings = crate::spawn::test_settings().await;
     settings.shutdown_timeout = Duration::from_millis(1_500);
     let timeout = settings.shutdown_timeout;
     let app = firstcome::startup::Application::build(settings)

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use crate::helpers::{
-    run_firstcome, spawn_app_with, start_broker, test_settings, wait_until, with_relay,
+use crate::{
+    binary::run_firstcome,
+    spawn::{spawn_app_with, start_broker, test_settings, with_relay},
+    wait::wait_until,
 };
 
 /// Runs the real binary with `args` and only `env`; (exit code, stdout, stderr).

@@ -6,8 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::helpers::{
-    spawn_app, spawn_app_with, spawn_pair, test_settings, wait_until, with_relay, TestApp,
+use crate::{
+    spawn::{spawn_app, spawn_app_with, spawn_pair, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 /// How long a change of Kafka's state may take to show (the statistics come every second; a

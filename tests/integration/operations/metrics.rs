@@ -16,9 +16,9 @@ use serde_json::json;
 
 use crate::{
     consumer_helpers::{with_consumers, ChildProcess},
-    helpers::{
-        burst_users, spawn_app, spawn_app_with, test_settings, wait_until, with_relay, TestApp,
-    },
+    http::burst_users,
+    spawn::{spawn_app, spawn_app_with, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 const SETTLED: Duration = Duration::from_secs(30);

@@ -4,8 +4,8 @@
 use sea_orm::ConnectionTrait;
 
 use crate::{
-    helpers::{spawn_app_with, test_settings},
     pki::Pki,
+    spawn::{spawn_app_with, test_settings},
 };
 
 /// `TEST_MYSQL_SSL_CA`: the CA of the test MariaDB's certificate.

@@ -11,8 +11,10 @@ use std::{
 use futures::{stream, StreamExt};
 use redis::AsyncCommands;
 
-use crate::helpers::{
-    burst_users, spawn_app_with, test_settings, wait_until, winners, Reply, TestApp,
+use crate::{
+    http::{burst_users, winners, Reply},
+    spawn::{spawn_app_with, test_settings, TestApp},
+    wait::wait_until,
 };
 
 /// `TEST_REDIS_CLUSTER_URL`: the cluster's seed nodes.
@@ -126,7 +128,7 @@ async fn a_master_losing_its_keys_mid_sale_never_oversells_and_is_rebuilt() {
     let campaigns = campaigns_on_masters(&app, 2, 150).await;
     let (hit, hit_master) = campaigns[0].clone();
     let (spared, _) = campaigns[1];
-    let loads_before = app.state.participations.gate_loads();
+    let loads_before = app.gate_loads();
 
     // Once 50 units of the hit campaign are sold, everything this test keeps on its master goes
     // (the hit campaign's keys: the other campaign lives elsewhere). Only this test's keys: other
@@ -201,7 +203,7 @@ async fn a_master_losing_its_keys_mid_sale_never_oversells_and_is_rebuilt() {
         );
     }
     assert!(
-        app.state.participations.gate_loads() > loads_before,
+        app.gate_loads() > loads_before,
         "the hit campaign's gate state was rebuilt from MySQL"
     );
     // Rebuilt: the winners set holds MySQL's winners again, at least all those sold before the

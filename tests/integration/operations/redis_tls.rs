@@ -12,8 +12,9 @@ use std::{
 };
 
 use crate::{
-    helpers::{spawn_app_with, test_settings, wait_until, TestApp},
     pki::Pki,
+    spawn::{spawn_app_with, test_settings, TestApp},
+    wait::wait_until,
 };
 
 /// A redis-server with only a TLS port, killed on drop.

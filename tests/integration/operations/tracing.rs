@@ -19,9 +19,11 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 
 use crate::binary::{create_campaign, fixture, start_with, terminate};
-use crate::helpers::{
-    read_topic, spawn_app, spawn_app_with, test_settings, wait_until, with_relay, Consumed, Reply,
-    TestApp,
+use crate::{
+    http::Reply,
+    kafka::{read_topic, Consumed},
+    spawn::{spawn_app, spawn_app_with, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -7,8 +7,10 @@ use futures::{future::join_all, stream::FuturesUnordered, StreamExt};
 use redis::AsyncCommands;
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{
-    fail_outbox_inserts_for, spawn_app, spawn_app_with, test_settings, winners, Reply, TestApp,
+use crate::{
+    db::fail_outbox_inserts_for,
+    http::{winners, Reply},
+    spawn::{spawn_app, spawn_app_with, test_settings, TestApp},
 };
 
 async fn burst(app: &TestApp, campaign: i64, users: &[i64]) -> Vec<Reply> {
@@ -159,10 +161,10 @@ async fn a_mysql_failure_after_the_gate_releases_the_reservation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
-    let mut settings = crate::helpers::test_settings().await;
+    let mut settings = crate::spawn::test_settings().await;
     settings.database.max_connections = 1;
     settings.database.acquire_timeout = Duration::from_millis(200);
-    let app = crate::helpers::spawn_app_with(settings).await;
+    let app = crate::spawn::spawn_app_with(settings).await;
     let campaign = app.open_campaign(5, 1).await;
 
     // Hold the campaign row, so the first participation blocks in its UPDATE while holding the
@@ -279,12 +281,7 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
         .expect("reserve");
     assert_eq!(app.redis_stock(campaign).await, Some(2));
 
-    let given_back = app
-        .state
-        .participations
-        .reconcile(Duration::from_secs(60))
-        .await
-        .expect("reconcile");
+    let given_back = app.reconcile(Duration::from_secs(60)).await;
     assert_eq!(given_back, 1, "only the leaked reservation");
     assert_eq!(app.redis_stock(campaign).await, Some(3));
     assert!(
@@ -300,12 +297,7 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
         .expect("HKEYS");
     assert_eq!(open, vec!["88".to_string()]);
     // Running it again gives nothing back twice.
-    let again = app
-        .state
-        .participations
-        .reconcile(Duration::from_secs(60))
-        .await
-        .expect("reconcile");
+    let again = app.reconcile(Duration::from_secs(60)).await;
     assert_eq!(again, 0);
     assert_eq!(
         app.join(campaign, 77, 1).await.status,

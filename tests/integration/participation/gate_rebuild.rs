@@ -7,7 +7,10 @@ use std::{collections::HashSet, time::Duration};
 use futures::future::join_all;
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{spawn_app_with, test_settings, Reply, TestApp};
+use crate::{
+    http::Reply,
+    spawn::{spawn_app_with, test_settings, TestApp},
+};
 
 const PAST_WINNERS: i64 = 100_000;
 const NEW_STOCK: i64 = 50;
@@ -55,7 +58,7 @@ async fn a_campaign_with_100k_winners_rebuilds_once_under_a_burst_and_never_over
     // The keys go (eviction, a Redis restart) and 300 requests arrive at once: 100 past winners
     // spread over the whole range, 200 new users for 50 units.
     app.drop_gate_keys(campaign).await;
-    let loads_before = app.state.participations.gate_loads();
+    let loads_before = app.gate_loads();
     let past: Vec<i64> = (0..100)
         .map(|i| 1 + i * (PAST_WINNERS / 100) + i % 7)
         .collect();
@@ -74,7 +77,7 @@ async fn a_campaign_with_100k_winners_rebuilds_once_under_a_burst_and_never_over
     .await;
 
     assert_eq!(
-        app.state.participations.gate_loads() - loads_before,
+        app.gate_loads() - loads_before,
         1,
         "one rebuild for the whole burst"
     );

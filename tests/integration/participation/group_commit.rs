@@ -13,9 +13,10 @@ use futures::{stream, StreamExt};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{
-    assert_first_deliveries_in_order, burst_users, read_topic, spawn_app, spawn_pair, winners,
-    Reply, TestApp,
+use crate::{
+    http::{burst_users, winners, Reply},
+    kafka::{assert_first_deliveries_in_order, read_topic},
+    spawn::{spawn_app, spawn_pair, TestApp},
 };
 
 /// Joins `users` (one unit each) with the campaign's row held by the test until `queued` wins
@@ -191,7 +192,7 @@ async fn a_failure_mid_batch_writes_no_member_and_releases_every_reservation() {
     let campaign = app.open_campaign(10, 1).await;
     // The outbox insert fails for user 666's event, inside the batch's transaction, after the
     // stock UPDATE and the participation insert ran.
-    crate::helpers::fail_outbox_inserts_for(&app, 666).await;
+    crate::db::fail_outbox_inserts_for(&app, 666).await;
 
     let blocker = app.lock_campaign(campaign).await;
     let first = app.spawn_join(campaign, 1, 1);

@@ -4,7 +4,10 @@
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{burst_users, spawn_app, winners};
+use crate::{
+    http::{burst_users, winners},
+    spawn::spawn_app,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_n_wins_under_a_concurrent_burst() {
@@ -160,9 +163,9 @@ async fn a_participation_can_be_looked_up() {
 
 #[tokio::test]
 async fn after_a_sell_out_winners_still_hear_already_participated_and_released_stock_returns() {
-    let mut settings = crate::helpers::test_settings().await;
+    let mut settings = crate::spawn::test_settings().await;
     settings.redis.sold_out_memo = std::time::Duration::from_secs(2);
-    let app = crate::helpers::spawn_app_with(settings).await;
+    let app = crate::spawn::spawn_app_with(settings).await;
     let campaign = app.open_campaign(2, 1).await;
     let winner = app.join(campaign, 1, 1).await;
     assert_eq!(app.join(campaign, 2, 1).await.status, 201);
@@ -199,7 +202,7 @@ async fn after_a_sell_out_winners_still_hear_already_participated_and_released_s
         "SOLD_OUT",
         "answered from the memo"
     );
-    crate::helpers::wait_until(
+    crate::wait::wait_until(
         "the memo to expire and user 5 to win",
         std::time::Duration::from_secs(10),
         || async {

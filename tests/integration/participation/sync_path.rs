@@ -7,7 +7,11 @@ use futures::future::join_all;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use serde_json::json;
 
-use crate::helpers::{burst_users, read_topic, spawn_app, winners, Reply, TestApp};
+use crate::{
+    http::{burst_users, winners, Reply},
+    kafka::read_topic,
+    spawn::{spawn_app, TestApp},
+};
 
 async fn join_sync(app: &TestApp, campaign: i64, user: i64) -> Reply {
     app.post_json(

@@ -10,15 +10,17 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{
-    assert_first_deliveries_in_order, outbox_row, read_topic, spawn_app_with, start_broker,
-    test_settings, wait_until, with_relay, TestApp, ADMIN_TOKEN,
+use crate::{
+    db::outbox_row,
+    kafka::{assert_first_deliveries_in_order, read_topic},
+    spawn::{spawn_app_with, start_broker, test_settings, with_relay, TestApp, ADMIN_TOKEN},
+    wait::wait_until,
 };
 
 const DRAIN: Duration = Duration::from_secs(60);
 
 /// Every row on the topic, first deliveries in outbox order per key.
-async fn assert_order(app: &TestApp, expected: usize) -> Vec<crate::helpers::Consumed> {
+async fn assert_order(app: &TestApp, expected: usize) -> Vec<crate::kafka::Consumed> {
     let messages = read_topic(&app.kafka_bootstrap, &app.topic, expected, DRAIN).await;
     let distinct = assert_first_deliveries_in_order(&messages, &app.outbox_ids().await);
     assert_eq!(distinct, expected, "every row reached the topic");
@@ -420,16 +422,12 @@ async fn every_dead_row_of_a_campaign_is_redriven_in_one_call_and_published_in_o
 async fn a_panicking_worker_is_restarted_and_its_rows_are_still_published() {
     let app = spawn_app_with(with_relay(test_settings().await)).await;
     let campaign = app.open_campaign(30, 1).await;
-    let relay = app.relay.clone().expect("relay");
-    *relay.faults.panic_on_key.lock().expect("lock") = Some(campaign.to_string());
+    app.panic_relay_worker_at(&campaign.to_string());
 
     let replies = join_all((1..=30).map(|u| app.join(campaign, u, 1))).await;
     assert!(replies.iter().all(|r| r.status == 201));
     app.wait_for_outbox_drained(DRAIN).await;
-    assert!(
-        relay.faults.panic_on_key.lock().expect("lock").is_none(),
-        "the fault fired"
-    );
+    assert!(app.relay_worker_panicked(), "the fault fired");
     assert_eq!(app.outbox_count("PUBLISHED").await, 30);
     let summary = app.admin_get("/api/v1/admin/outbox").await;
     assert_eq!(summary.body["relayWorkerRestarts"], json!(1), "{summary:?}");

@@ -11,9 +11,11 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
-use crate::helpers::{
-    assert_first_deliveries_in_order, outbox_row, read_topic, spawn_app_with, spawn_pair,
-    test_settings, wait_until, with_relay, TestApp,
+use crate::{
+    db::outbox_row,
+    kafka::{assert_first_deliveries_in_order, read_topic},
+    spawn::{spawn_app_with, spawn_pair, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 const DRAIN: Duration = Duration::from_secs(90);
@@ -134,8 +136,7 @@ async fn a_worker_panic_with_younger_rows_queued_keeps_order() {
     settings.relay.workers = 1;
     settings.relay.batch_size = 8;
     let app = spawn_app_with(settings).await;
-    let relay = app.relay.clone().expect("relay");
-    *relay.faults.panic_on_key.lock().expect("lock") = Some("7001".into());
+    app.panic_relay_worker_at("7001");
 
     // 100 rows a key; the worker gets them 8 at a time, so when it meets key 7001 and panics,
     // younger rows of 7001 are queued behind the crashed batch.
@@ -143,10 +144,7 @@ async fn a_worker_panic_with_younger_rows_queued_keeps_order() {
         app.insert_rows(key, &app.topic, 100).await;
     }
     assert_all_published_in_order(&app, 400).await;
-    assert!(
-        relay.faults.panic_on_key.lock().expect("lock").is_none(),
-        "the fault fired"
-    );
+    assert!(app.relay_worker_panicked(), "the fault fired");
     let summary = app.admin_get("/api/v1/admin/outbox").await;
     assert_eq!(summary.body["relayWorkerRestarts"], json!(1), "{summary:?}");
 }
@@ -161,7 +159,6 @@ async fn rows_queued_behind_a_lost_lease_are_dropped_unsent_and_order_holds() {
     // No purge during the test: rows in flight wait for the broker.
     settings.kafka.message_timeout = Duration::from_secs(120);
     let app = spawn_app_with(settings).await;
-    let relay = app.relay.clone().expect("relay");
     let broker = app.broker.clone().expect("embedded broker");
     broker
         .with_cluster(|c| c.broker_down(1))
@@ -180,7 +177,7 @@ async fn rows_queued_behind_a_lost_lease_are_dropped_unsent_and_order_holds() {
     .await;
 
     // Renewals stop until the shard leases have expired; the rest of the relay goes on.
-    let pause = relay.faults.pause_renewals.write().await;
+    let pause = app.pause_relay_renewals().await;
     wait_until("the shard leases to expire", DRAIN, || async {
         app.scalar("SELECT COUNT(*) FROM relay_shard WHERE lease_until > UTC_TIMESTAMP(6)")
             .await
@@ -240,8 +237,7 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
 
     // The leader freezes: its claim loop claims rows and holds them, then its renewals stop and
     // its leases run out.
-    let faults = leader.relay.as_ref().expect("relay").faults.clone();
-    let pause_claims = faults.pause_claims.write().await;
+    let pause_claims = leader.pause_relay_claims().await;
     for key in ["8201", "8202", "8203"] {
         leader.insert_rows(key, &leader.topic, 50).await;
     }
@@ -254,7 +250,7 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
             > 0
     })
     .await;
-    let pause_renewals = faults.pause_renewals.write().await;
+    let pause_renewals = leader.pause_relay_renewals().await;
     // The standby takes every shard once the leases expire, then the rows once theirs do.
     wait_until("the standby to lead every shard", DRAIN, || async {
         standby

@@ -9,14 +9,16 @@ use futures::future::join_all;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{
-    read_topic, spawn_app_with, spawn_pair, test_settings, wait_until, with_relay, TestApp,
+use crate::{
+    kafka::read_topic,
+    spawn::{spawn_app_with, spawn_pair, test_settings, with_relay, TestApp},
+    wait::wait_until,
 };
 
 const DRAIN: Duration = Duration::from_secs(30);
 
 /// Asserts that, per key, messages appear in ascending outbox id.
-fn assert_per_key_order(messages: &[crate::helpers::Consumed], outbox_ids: &HashMap<String, i64>) {
+fn assert_per_key_order(messages: &[crate::kafka::Consumed], outbox_ids: &HashMap<String, i64>) {
     let mut last: HashMap<&str, (i64, i64)> = HashMap::new();
     let mut sorted: Vec<_> = messages.iter().collect();
     sorted.sort_by_key(|m| (m.partition, m.offset));
@@ -292,10 +294,9 @@ async fn two_relays_compete_for_shards_never_publish_a_row_twice_and_take_over_a
     } else {
         (&b, &a)
     };
-    let faults = leader.relay.as_ref().expect("relay").faults.clone();
     let pause = (
-        faults.pause_claims.write().await,
-        faults.pause_renewals.write().await,
+        leader.pause_relay_claims().await,
+        leader.pause_relay_renewals().await,
     );
     let frozen_at = other
         .scalar("SELECT CAST(UNIX_TIMESTAMP(UTC_TIMESTAMP(6)) * 1000000 AS SIGNED)")
@@ -327,7 +328,7 @@ async fn two_relays_compete_for_shards_never_publish_a_row_twice_and_take_over_a
 
 #[tokio::test]
 async fn cleanup_deletes_only_published_rows_past_the_retention_in_batches() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::spawn::spawn_app().await;
     let campaign = app.open_campaign(10, 1).await;
     for u in 1..=6 {
         assert_eq!(app.join(campaign, u, 1).await.status, 201);

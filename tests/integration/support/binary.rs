@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::json;
 
-use crate::helpers::{create_database, start_broker};
+use crate::spawn::{create_database, start_broker};
 
 /// A running binary. Dropping it kills and reaps the process, so a test that panics (a failed
 /// assertion, a timeout) leaves no service running on its database and ports.
@@ -66,7 +66,7 @@ pub async fn start_with(
             .arg("serve")
             .env_clear()
             .env("DATABASE_URL", db_url)
-            .env("REDIS_URL", crate::helpers::redis_url())
+            .env("REDIS_URL", crate::spawn::redis_url())
             .env("REDIS_KEY_PREFIX", prefix)
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
             .env("KAFKA_MESSAGE_TIMEOUT_MS", "1000")
@@ -178,4 +178,35 @@ pub fn terminate(child: &Child) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -TERM");
+}
+
+/// What the real binary did: its exit status, stdout (where its log goes) and stderr.
+pub struct BinaryRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real `firstcome` binary with `args` and only `env`; it must exit by itself within
+/// 30 s.
+pub async fn run_firstcome(args: &[&str], env: &[(&str, &str)]) -> BinaryRun {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firstcome"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the firstcome binary");
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("firstcome exits by itself")
+        .expect("its output");
+    BinaryRun {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }

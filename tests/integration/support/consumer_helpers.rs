@@ -15,7 +15,7 @@ use rdkafka::{
 };
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::helpers::{wait_until, Consumed, TestApp};
+use crate::{kafka::Consumed, spawn::TestApp, wait::wait_until};
 
 /// A child process of a test (`firstcome consume`, a broker host, ...). Dropping it kills and
 /// reaps the process, so a failed assertion leaves nothing running on the test's database or ports.
@@ -180,7 +180,7 @@ pub struct Tables<'a>(pub &'a sea_orm::DatabaseConnection);
 
 impl Tables<'_> {
     async fn scalar(&self, sql: &str) -> i64 {
-        crate::helpers::scalar(self.0, sql).await
+        crate::db::scalar(self.0, sql).await
     }
 
     /// Rows of `sql` as vectors of integers (NULL as `None`), for comparing tables.

@@ -27,7 +27,7 @@ use self::{
     read_cases::{admin_outbox_cases, campaign_read_cases, participation_read_cases},
     runner::{changed, ep, raw_http, snapshot, sweep},
 };
-use crate::helpers::{spawn_app, spawn_app_with, test_settings, TestApp, ADMIN_TOKEN};
+use crate::spawn::{spawn_app, spawn_app_with, test_settings, TestApp, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn campaign_create_fields_at_and_past_every_boundary() {

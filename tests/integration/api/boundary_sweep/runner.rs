@@ -8,7 +8,7 @@ use redis::AsyncCommands;
 use reqwest::{header::HeaderValue, Method};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::helpers::{TestApp, ADMIN_TOKEN};
+use crate::spawn::{TestApp, ADMIN_TOKEN};
 
 /// What a case must get back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,61 @@
+//! The test's own view of the app's Redis gate: a campaign's keys under the app's prefix, its
+//! stock and winners, and stale or missing keys planted as an eviction or a reset would leave
+//! them.
+
+use redis::AsyncCommands;
+
+use crate::spawn::TestApp;
+
+impl TestApp {
+    pub fn gate_keys(&self, campaign_id: i64) -> (String, String) {
+        let base = format!("{}{{c:{campaign_id}}}", self.redis_prefix);
+        (format!("{base}:meta"), format!("{base}:users"))
+    }
+
+    /// The gate's stock for a campaign, `None` when its keys are not loaded.
+    pub async fn redis_stock(&self, campaign_id: i64) -> Option<i64> {
+        let (meta, _) = self.gate_keys(campaign_id);
+        let mut conn = self.redis.clone();
+        conn.hget(meta, "stock").await.expect("HGET")
+    }
+
+    pub async fn redis_has_user(&self, campaign_id: i64, user_id: i64) -> bool {
+        let (_, users) = self.gate_keys(campaign_id);
+        let mut conn = self.redis.clone();
+        conn.sismember(users, user_id).await.expect("SISMEMBER")
+    }
+
+    /// Gate keys under `campaign_id` as a sold-out earlier campaign with that id left them (ids
+    /// start again after a database reset): no stock, `winner` among its winners. `epoch` is that
+    /// campaign's; `None` writes keys as versions without epochs did.
+    pub async fn plant_stale_gate_state(&self, campaign_id: i64, winner: i64, epoch: Option<i64>) {
+        let (meta, users) = self.gate_keys(campaign_id);
+        let mut fields: Vec<(&str, String)> = [
+            ("stock", "0"),
+            ("starts_ms", "0"),
+            ("ends_ms", "0"),
+            ("limit", "1"),
+            ("seq", "9"),
+            ("expire_ms", "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+        if let Some(epoch) = epoch {
+            fields.push(("epoch", epoch.to_string()));
+        }
+        let mut redis = self.redis.clone();
+        let _: () = redis
+            .hset_multiple(&meta, &fields)
+            .await
+            .expect("stale hash");
+        let _: () = redis.sadd(&users, winner).await.expect("stale winner");
+    }
+
+    /// Deletes a campaign's gate keys, as an eviction or a Redis restart would.
+    pub async fn drop_gate_keys(&self, campaign_id: i64) {
+        let (meta, users) = self.gate_keys(campaign_id);
+        let mut conn = self.redis.clone();
+        let _: () = conn.del(&[meta, users]).await.expect("DEL");
+    }
+}

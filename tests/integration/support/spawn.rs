@@ -1,0 +1,195 @@
+//! Spawning the application under test: `spawn_app()` starts the real application on port 0
+//! against its own MariaDB database (`test_<uuid>`) and its own Redis key prefix, so tests run in
+//! parallel; `TestApp` is what a test holds of it. Also the settings tests start from, a broker
+//! of a test's own and two replicas sharing one.
+
+use std::{sync::Arc, time::Duration};
+
+use firstcome::{
+    config::{RedisSettings, Settings},
+    gate::connection::RedisConn,
+    kafka::EmbeddedBroker,
+    outbox::dlq,
+    relay::RelayHandle,
+    startup::Application,
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+// The suite's own servers (scripts/test-services.sh sets these variables; the defaults are its
+// ports, never the machine's 3306 and 6379).
+
+/// `TEST_DATABASE_URL`: a server URL without database; the user needs rights on `test\_%`.
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "mysql://firstcome:firstcome@127.0.0.1:23306".into())
+}
+
+/// `TEST_REDIS_URL`: the suite's Redis.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:26379".into())
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// A connection to this test's own database, for assertions and fault injection.
+    pub db: DatabaseConnection,
+    /// Straight to the app's Redis (not through a test's proxy): one node or its cluster.
+    pub redis: RedisConn,
+    pub redis_prefix: String,
+    pub shutdown: CancellationToken,
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The app's embedded broker (absent when the test gave it KAFKA_BOOTSTRAP_SERVERS).
+    pub broker: Option<Arc<EmbeddedBroker>>,
+    pub kafka_bootstrap: String,
+    pub topic: String,
+    pub relay: Option<RelayHandle>,
+    pub shards: u32,
+    /// The application's shared state (to drive background work, e.g. the reconciler).
+    pub state: Arc<firstcome::state::AppState>,
+}
+
+/// A fresh, empty database for one test.
+pub async fn create_database() -> String {
+    let name = format!("test_{}", Uuid::now_v7().simple());
+    let server = Database::connect(server_url())
+        .await
+        .expect("connect to MariaDB (run scripts/services.sh)");
+    server
+        .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
+        .await
+        .expect("create test database");
+    server.close().await.ok();
+    format!("{}/{name}", server_url())
+}
+
+/// Settings for a test: own database and key prefix, port 0, relay and consumers off unless a test
+/// turns them on.
+pub async fn test_settings() -> Settings {
+    let mut s = Settings::from_pairs(&[]).expect("default settings");
+    s.http.addr = "127.0.0.1:0".parse().expect("addr");
+    s.database.url = firstcome::config::Secret::new(create_database().await);
+    s.database.max_connections = 32;
+    s.redis.url = firstcome::config::Secret::new(redis_url());
+    s.redis.key_prefix = format!("test:{}:", Uuid::now_v7().simple());
+    s.admin_token = Some(firstcome::config::Secret::new(ADMIN_TOKEN));
+    s.relay.enabled = false;
+    // Consumers on only where a test asks (`consumer_helpers::with_consumers`).
+    s.consumers.enabled = Vec::new();
+    s.shutdown_timeout = Duration::from_secs(10);
+    s
+}
+
+/// Relay settings for tests: fast polls and retries, a short delivery timeout.
+pub fn with_relay(mut s: Settings) -> Settings {
+    s.relay.enabled = true;
+    s.relay.poll_interval = Duration::from_millis(50);
+    s.relay.backoff_base = Duration::from_millis(50);
+    s.relay.backoff_cap = Duration::from_millis(400);
+    s.kafka.message_timeout = Duration::from_millis(1_000);
+    s.relay.lease = Duration::from_secs(3);
+    s.kafka.partitions = 4;
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_settings().await).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    // Logs only when asked for: `TEST_LOG=1 scripts/test.sh name_of_test`.
+    if std::env::var_os("TEST_LOG").is_some() {
+        firstcome::telemetry::init(settings.log_format);
+    }
+    let app = Application::build(settings.clone())
+        .await
+        .expect("build application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    let broker = crate::hooks::embedded_broker(&app);
+    let relay = app.relay();
+    let state = app.state();
+    let kafka_bootstrap = match (&broker, &settings.kafka.bootstrap_servers) {
+        (Some(b), _) => b.bootstrap_servers().to_string(),
+        (None, Some(servers)) => servers.clone(),
+        (None, None) => unreachable!("either embedded or configured"),
+    };
+    let server = tokio::spawn(app.run_until_stopped());
+    let db_url = settings.database.url.expose().to_string();
+    let db = Database::connect(db_url.as_str())
+        .await
+        .expect("connect to test database");
+    let redis = helper_redis(&settings.redis);
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client"),
+        db,
+        redis,
+        redis_prefix: settings.redis.key_prefix.clone(),
+        shutdown,
+        server,
+        broker,
+        kafka_bootstrap,
+        topic: settings.kafka.topic.clone(),
+        relay,
+        shards: settings.relay.shards,
+        state,
+    }
+}
+
+/// A connection for the test's own reads and writes: to the app's Redis Cluster or TLS Redis as
+/// configured, or else straight to the test Redis (the app may be behind a test's proxy).
+fn helper_redis(app: &RedisSettings) -> RedisConn {
+    let mut settings = app.clone();
+    if !(app.cluster || app.url.expose().starts_with("rediss://")) {
+        settings.url = firstcome::config::Secret::new(redis_url());
+    }
+    settings.timeout = Duration::from_secs(5);
+    RedisConn::new(&settings).expect("the test's Redis connection")
+}
+
+/// A broker of its own (it outlives the apps that use it) with the default topic and that
+/// topic's dead-letter topic, 4 partitions each.
+pub fn start_broker() -> EmbeddedBroker {
+    let topic = Settings::from_pairs(&[])
+        .expect("default settings")
+        .kafka
+        .topic;
+    EmbeddedBroker::start(&[&topic, &dlq::relay_topic(&topic)], 4).expect("broker")
+}
+
+/// Two instances with relays sharing one database, one Redis key prefix and one external broker,
+/// as two replicas of the service run.
+pub async fn spawn_pair() -> (TestApp, TestApp, Arc<EmbeddedBroker>) {
+    let broker = Arc::new(start_broker());
+    let mut a = with_relay(test_settings().await);
+    a.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
+    // Migrated once up front, so both can start at the same moment and race for the shards.
+    let db = Database::connect(a.database.url.expose())
+        .await
+        .expect("connect to test database");
+    <migration::Migrator as migration::MigratorTrait>::up(&db, None)
+        .await
+        .expect("migrate");
+    db.close().await.ok();
+    a.migrate_on_start = false;
+    let b = a.clone();
+    let (a, b) = tokio::join!(spawn_app_with(a), spawn_app_with(b));
+    (a, b, broker)
+}
+
+impl TestApp {
+    /// Stops the application as SIGTERM would and waits for it to exit.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await.expect("server task")
+    }
+}
