@@ -204,16 +204,15 @@ fn code(status: u16, body: &serde_json::Value) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
-    let mut settings = with_consumers(with_relay(test_settings().await));
-    settings.metrics.outbox_refresh = Duration::from_millis(100);
-    let app = spawn_app_with(settings).await;
-    let outbox_campaign = app.open_campaign(120, 1).await;
-    let sync_campaign = app.open_campaign(10, 1).await;
+/// Outcomes the replies of the burst call for, by path (`outbox`, `sync`) and code.
+type Outcomes = HashMap<(&'static str, String), f64>;
+/// Requests the burst sent, by route template and status.
+type Requests = HashMap<(&'static str, u16), f64>;
 
-    // Outbox path: 400 requests from 300 users for 120 units (wins, SOLD_OUT, ALREADY_PARTICIPATED),
-    // plus a campaign that does not exist; sync path: 25 users for 10 units.
+/// Outbox path: 400 requests from 300 users for 120 units (wins, SOLD_OUT, ALREADY_PARTICIPATED),
+/// plus a campaign that does not exist; sync path: 25 users for 10 units. Returns what the
+/// replies were, tallied as the metrics must count them.
+async fn burst(app: &TestApp, outbox_campaign: i64, sync_campaign: i64) -> (Outcomes, Requests) {
     let users = burst_users();
     let outbox = join_all(users.iter().map(|u| app.join(outbox_campaign, *u, 1))).await;
     let missing = app.join(999_999, 1, 1).await;
@@ -223,8 +222,8 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
         async move { app.post_json(path, &json!({"userId": u}), None).await }
     }))
     .await;
-    let mut expected: HashMap<(&str, String), f64> = HashMap::new();
-    let mut by_status: HashMap<(&str, u16), f64> = HashMap::new();
+    let mut expected: Outcomes = HashMap::new();
+    let mut by_status: Requests = HashMap::new();
     for (path, route, reply) in outbox
         .iter()
         .chain([&missing])
@@ -236,6 +235,18 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
             .or_default() += 1.0;
         *by_status.entry((route, reply.status)).or_default() += 1.0;
     }
+    (expected, by_status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
+    let mut settings = with_consumers(with_relay(test_settings().await));
+    settings.metrics.outbox_refresh = Duration::from_millis(100);
+    let app = spawn_app_with(settings).await;
+    let outbox_campaign = app.open_campaign(120, 1).await;
+    let sync_campaign = app.open_campaign(10, 1).await;
+
+    let (expected, by_status) = burst(&app, outbox_campaign, sync_campaign).await;
     assert!(expected[&("outbox", "SOLD_OUT".to_string())] > 0.0);
     assert!(expected[&("outbox", "ALREADY_PARTICIPATED".to_string())] > 0.0);
     assert_eq!(expected[&("outbox", "CAMPAIGN_NOT_FOUND".to_string())], 1.0);
@@ -256,26 +267,7 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
         ("PUBLISHED", published),
         ("DEAD", app.outbox_count("DEAD").await),
     ];
-    wait_until("the outbox gauges to match the table", SETTLED, || async {
-        let m = scrape(&app).await;
-        table.iter().all(|(status, rows)| {
-            sum(&m, "firstcome_outbox_rows", &[("status", status)]) == *rows as f64
-        })
-    })
-    .await;
-    // The consumers' lag gauges come from librdkafka's statistics, once a second.
-    wait_until(
-        "every consumer's lag to be reported as 0",
-        SETTLED,
-        || async {
-            let m = scrape(&app).await;
-            ["stats", "rewards"].iter().all(|c| {
-                has(&m, "firstcome_consumer_lag", &[("consumer", c)])
-                    && sum(&m, "firstcome_consumer_lag", &[("consumer", c)]) == 0.0
-            })
-        },
-    )
-    .await;
+    wait_for_settled_gauges(&app, &table).await;
 
     let m = scrape(&app).await;
     for (status, rows) in table {
@@ -286,12 +278,42 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
         );
     }
     assert_eq!(sum(&m, "firstcome_outbox_oldest_due_age_seconds", &[]), 0.0);
+    assert_outcomes_equal_the_replies(&m, &expected);
+    assert_requests_by_route(&m, &by_status, burst_users().len(), outbox_campaign);
+    assert_relay_and_consumers(&app, &m, published, wins).await;
+    assert_latencies_pools_and_families(&m);
+}
 
-    // Outcomes by path and code: exactly the replies, nothing else.
-    for ((path, code), n) in &expected {
+/// Waits until the outbox gauges equal `table` and the consumers' lag gauges, which come from
+/// librdkafka's statistics once a second, report 0.
+async fn wait_for_settled_gauges(app: &TestApp, table: &[(&str, i64)]) {
+    wait_until("the outbox gauges to match the table", SETTLED, || async {
+        let m = scrape(app).await;
+        table.iter().all(|(status, rows)| {
+            sum(&m, "firstcome_outbox_rows", &[("status", status)]) == *rows as f64
+        })
+    })
+    .await;
+    wait_until(
+        "every consumer's lag to be reported as 0",
+        SETTLED,
+        || async {
+            let m = scrape(app).await;
+            ["stats", "rewards"].iter().all(|c| {
+                has(&m, "firstcome_consumer_lag", &[("consumer", c)])
+                    && sum(&m, "firstcome_consumer_lag", &[("consumer", c)]) == 0.0
+            })
+        },
+    )
+    .await;
+}
+
+/// Outcomes by path and code: exactly the replies, nothing else.
+fn assert_outcomes_equal_the_replies(m: &[Sample], expected: &Outcomes) {
+    for ((path, code), n) in expected {
         assert_eq!(
             sum(
-                &m,
+                m,
                 "firstcome_participation_outcomes_total",
                 &[("path", path), ("code", code)]
             ),
@@ -300,16 +322,24 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
         );
     }
     assert_eq!(
-        sum(&m, "firstcome_participation_outcomes_total", &[]),
+        sum(m, "firstcome_participation_outcomes_total", &[]),
         expected.values().sum::<f64>()
     );
+}
 
-    // Requests by route template and status; the raw path never appears.
-    for ((route, status), n) in &by_status {
+/// Requests by route template and status; the raw path never appears. `joins` is how many
+/// requests the burst sent on the outbox path.
+fn assert_requests_by_route(
+    m: &[Sample],
+    by_status: &Requests,
+    joins: usize,
+    outbox_campaign: i64,
+) {
+    for ((route, status), n) in by_status {
         let status = status.to_string();
         assert_eq!(
             sum(
-                &m,
+                m,
                 "firstcome_http_requests_total",
                 &[("method", "POST"), ("route", route), ("status", &status)]
             ),
@@ -319,23 +349,23 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
     }
     assert_eq!(
         sum(
-            &m,
+            m,
             "firstcome_http_requests_total",
             &[("method", "POST"), ("route", PARTICIPATE)]
         ),
-        users.len() as f64 + 1.0
+        joins as f64 + 1.0
     );
     assert_eq!(
         sum(
-            &m,
+            m,
             "firstcome_http_request_duration_seconds_count",
             &[("method", "POST"), ("route", PARTICIPATE)]
         ),
-        users.len() as f64 + 1.0
+        joins as f64 + 1.0
     );
     assert_eq!(
         sum(
-            &m,
+            m,
             "firstcome_http_requests_total",
             &[("route", "unmatched"), ("status", "404")]
         ),
@@ -349,39 +379,41 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
             .is_some_and(|r| raw.iter().any(|id| r.contains(id.as_str())))),
         "a raw path in a route label"
     );
+}
 
-    // Relay: one lag observation per published row, and the admin summary reads the same values.
+/// Relay: one lag observation per published row, and the admin summary reads the same values.
+/// Consumers: every win applied once by each (outbox and sync events alike), one latency
+/// observation per applied event.
+async fn assert_relay_and_consumers(app: &TestApp, m: &[Sample], published: i64, wins: i64) {
     assert_eq!(
-        sum(&m, "firstcome_relay_publish_lag_seconds_count", &[]),
+        sum(m, "firstcome_relay_publish_lag_seconds_count", &[]),
         published as f64
     );
     assert_eq!(
-        sum(&m, "firstcome_relay_published_total", &[]),
+        sum(m, "firstcome_relay_published_total", &[]),
         published as f64
     );
     let summary = app.admin_get("/api/v1/admin/outbox").await;
     assert_eq!(summary.body["relayPublished"], json!(published));
     assert_eq!(
         summary.body["relayRetried"],
-        json!(sum(&m, "firstcome_relay_retried_total", &[]) as i64)
+        json!(sum(m, "firstcome_relay_retried_total", &[]) as i64)
     );
     assert_eq!(
-        sum(&m, "firstcome_relay_shards_led", &[]),
+        sum(m, "firstcome_relay_shards_led", &[]),
         app.settings_shards() as f64
     );
 
-    // Consumers: every win applied once by each (outbox and sync events alike), one latency
-    // observation per applied event.
     for consumer in ["stats", "rewards"] {
         let applied = [("consumer", consumer), ("result", "applied")];
         assert_eq!(
-            sum(&m, "firstcome_consumer_events_total", &applied),
+            sum(m, "firstcome_consumer_events_total", &applied),
             wins as f64,
             "{consumer}"
         );
         assert_eq!(
             sum(
-                &m,
+                m,
                 "firstcome_consumer_apply_latency_seconds_count",
                 &[("consumer", consumer)]
             ),
@@ -389,12 +421,14 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
             "{consumer}"
         );
     }
+}
 
-    // Latencies and pools.
-    assert!(sum(&m, "firstcome_gate_duration_seconds_count", &[]) >= 120.0);
+/// Latencies and pools, and every metric family the service declares is exported.
+fn assert_latencies_pools_and_families(m: &[Sample]) {
+    assert!(sum(m, "firstcome_gate_duration_seconds_count", &[]) >= 120.0);
     assert_eq!(
         sum(
-            &m,
+            m,
             "firstcome_participation_transaction_duration_seconds_count",
             &[("path", "sync")]
         ),
@@ -402,7 +436,7 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
     );
     assert!(
         sum(
-            &m,
+            m,
             "firstcome_participation_transaction_duration_seconds_count",
             &[("path", "outbox")]
         ) >= 120.0
@@ -411,14 +445,14 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
         for state in ["in_use", "idle"] {
             assert!(
                 has(
-                    &m,
+                    m,
                     "firstcome_db_pool_connections",
                     &[("pool", pool), ("state", state)]
                 ),
                 "{pool} {state}"
             );
         }
-        assert!(sum(&m, "firstcome_db_pool_connections", &[("pool", pool)]) >= 1.0);
+        assert!(sum(m, "firstcome_db_pool_connections", &[("pool", pool)]) >= 1.0);
     }
     for family in firstcome::metrics::NAMES {
         assert!(
