@@ -15,8 +15,12 @@ use std::{
 use futures::{stream::FuturesUnordered, StreamExt};
 use serde_json::json;
 
+use firstcome::kafka::EmbeddedBroker;
+use sea_orm::DatabaseConnection;
+
 use crate::{
-    binary::{create_campaign, fixture, start, terminate, wait_for_exit},
+    binary::{create_campaign, fixture, start, terminate, wait_for_exit, Service},
+    db::scalar,
     kafka::read_topic,
     wait::wait_until,
 };
@@ -31,10 +35,37 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
 
     let mut first = start(&db_url, &prefix, broker.bootstrap_servers()).await;
     let campaign = create_campaign(&client, &first, 200).await;
+    let seen_won = burst_until_killed(&client, &mut first, campaign).await;
+    drop(first);
 
-    // A burst of 400 users; after 60 answers (one of them a win) the process is killed with
-    // SIGKILL. Every 201 a
-    // client read in full before that is remembered: participation id and user.
+    let second = start(&db_url, &prefix, broker.bootstrap_servers()).await;
+    let db = sea_orm::Database::connect(db_url.as_str())
+        .await
+        .expect("db");
+    wait_for_leaked_reservations(&client, &second, campaign, &prefix).await;
+
+    // Enough new users to sell whatever is left.
+    let second_url = format!("{}/api/v1/campaigns/{campaign}/participations", second.base);
+    let rest: Vec<_> = (1_001..=1_400)
+        .map(|u| client.post(&second_url).json(&json!({"userId": u})).send())
+        .collect();
+    let replies = futures::future::join_all(rest).await;
+    assert!(replies.iter().all(|r| r
+        .as_ref()
+        .is_ok_and(|r| r.status() == 201 || r.status() == 409)));
+
+    assert_the_stock_sold_and_answered_wins_kept(&db, campaign, &seen_won).await;
+    assert_every_event_reached_kafka(&db, &broker).await;
+    drop(second);
+}
+
+/// A burst of 400 users; after 60 answers (one of them a win) the process is killed with
+/// SIGKILL. Every 201 a client read in full before that is remembered: participation id to user.
+async fn burst_until_killed(
+    client: &reqwest::Client,
+    first: &mut Service,
+    campaign: i64,
+) -> HashMap<i64, i64> {
     let url = format!("{}/api/v1/campaigns/{campaign}/participations", first.base);
     let mut burst: FuturesUnordered<_> = (1..=400i64)
         .map(|u| {
@@ -76,27 +107,17 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
         !seen_won.is_empty(),
         "some wins were answered before the kill: {statuses:?}"
     );
-    drop(first);
+    seen_won
+}
 
-    let second = start(&db_url, &prefix, broker.bootstrap_servers()).await;
-    let db = sea_orm::Database::connect(db_url.as_str())
-        .await
-        .expect("db");
-    let scalar = |sql: String| {
-        let db = db.clone();
-        async move {
-            let row = sea_orm::ConnectionTrait::query_one_raw(
-                &db,
-                sea_orm::Statement::from_string(sea_orm::DbBackend::MySql, sql),
-            )
-            .await
-            .expect("query")
-            .expect("row");
-            row.try_get_by_index::<i64>(0).expect("int")
-        }
-    };
-    // The restarted instance serves the campaign, so its reconciler gives back what the killed
-    // one left reserved; wait until no reservation is open.
+/// The restarted instance serves the campaign, so its reconciler gives back what the killed
+/// one left reserved; waits until no reservation is open.
+async fn wait_for_leaked_reservations(
+    client: &reqwest::Client,
+    second: &Service,
+    campaign: i64,
+    prefix: &str,
+) {
     let probe = client
         .get(format!("{}/api/v1/campaigns/{campaign}", second.base))
         .send()
@@ -129,24 +150,23 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
         },
     )
     .await;
+}
 
-    // Enough new users to sell whatever is left.
-    let rest: Vec<_> = (1_001..=1_400)
-        .map(|u| client.post(&second_url).json(&json!({"userId": u})).send())
-        .collect();
-    let replies = futures::future::join_all(rest).await;
-    assert!(replies.iter().all(|r| r
-        .as_ref()
-        .is_ok_and(|r| r.status() == 201 || r.status() == 409)));
-
-    let accepted = scalar(format!(
-        "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
-    ))
+/// Exactly the stock was sold, to distinct users, and every win a client was told about before
+/// the kill was committed: same id, same user.
+async fn assert_the_stock_sold_and_answered_wins_kept(
+    db: &DatabaseConnection,
+    campaign: i64,
+    seen_won: &HashMap<i64, i64>,
+) {
+    let accepted = scalar(
+        db,
+        &format!("SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"),
+    )
     .await;
     assert_eq!(accepted, 200, "exactly the stock, after a crash mid-burst");
-    // Every win a client was told about before the kill was committed: same id, same user.
     let rows = sea_orm::ConnectionTrait::query_all_raw(
-        &db,
+        db,
         sea_orm::Statement::from_string(
             sea_orm::DbBackend::MySql,
             format!("SELECT id, user_id FROM participation WHERE campaign_id = {campaign}"),
@@ -163,7 +183,7 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
             )
         })
         .collect();
-    for (id, user) in &seen_won {
+    for (id, user) in seen_won {
         assert_eq!(
             in_mysql.get(id),
             Some(user),
@@ -171,28 +191,40 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
         );
     }
     assert_eq!(
-        scalar(format!(
-            "SELECT COUNT(DISTINCT user_id) FROM participation WHERE campaign_id = {campaign}"
-        ))
+        scalar(
+            db,
+            &format!(
+                "SELECT COUNT(DISTINCT user_id) FROM participation WHERE campaign_id = {campaign}"
+            )
+        )
         .await,
         200
     );
     assert_eq!(
-        scalar(format!(
-            "SELECT remaining_stock FROM campaign WHERE id = {campaign}"
-        ))
+        scalar(
+            db,
+            &format!("SELECT remaining_stock FROM campaign WHERE id = {campaign}")
+        )
         .await,
         0
     );
+}
 
-    // Every committed participation reaches Kafka, rows the killed relay held included.
-    wait_until("the outbox to drain", Duration::from_secs(60), || {
-        let scalar = &scalar;
-        async move {
-            scalar("SELECT COUNT(*) FROM outbox_event WHERE status <> 'PUBLISHED'".into()).await
+/// Every committed participation reaches Kafka, rows the killed relay held included, and a
+/// duplicate carries the same bytes.
+async fn assert_every_event_reached_kafka(db: &DatabaseConnection, broker: &EmbeddedBroker) {
+    wait_until(
+        "the outbox to drain",
+        Duration::from_secs(60),
+        || async move {
+            scalar(
+                db,
+                "SELECT COUNT(*) FROM outbox_event WHERE status <> 'PUBLISHED'",
+            )
+            .await
                 == 0
-        }
-    })
+        },
+    )
     .await;
     let messages = read_topic(
         broker.bootstrap_servers(),
@@ -203,7 +235,7 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
     .await;
     let published: HashSet<_> = messages.iter().map(|m| m.event_id().to_string()).collect();
     let rows = sea_orm::ConnectionTrait::query_all_raw(
-        &db,
+        db,
         sea_orm::Statement::from_string(
             sea_orm::DbBackend::MySql,
             "SELECT event_id, payload FROM outbox_event",
@@ -223,7 +255,6 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
             assert_eq!(copy.payload, payload, "a duplicate carries the same bytes");
         }
     }
-    drop(second);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
