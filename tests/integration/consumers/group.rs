@@ -17,6 +17,7 @@ use std::{
 };
 
 use firstcome::{
+    config::Settings,
     consumer::{ConsumerName, ConsumerReport},
     kafka::EmbeddedBroker,
     outbox::dlq,
@@ -72,96 +73,12 @@ async fn two_consumer_processes_in_one_group_apply_every_event_once_and_each_cam
     member.migrate_on_start = false;
     member.consumers.batch_size = 20;
 
-    let mut campaigns = Vec::new();
-    for n in 1..=CAMPAIGNS {
-        let c = api
-            .create_campaign(json!({"name": "group", "totalStock": 1_000_000,
-                "perUserLimit": 3, "rewardPoints": n}))
-            .await;
-        campaigns.push(c["id"].as_i64().expect("id"));
-    }
+    let campaigns = open_campaigns(&api).await;
 
-    // Wins on every campaign, round after round, until the choreography below is done.
+    // Wins on every campaign, round after round, until the choreography is done.
     let done = AtomicBool::new(false);
-    let traffic = async {
-        let mut rounds = 0i64;
-        while !done.load(Ordering::Relaxed) {
-            let users = (rounds * 4 + 1)..=(rounds * 4 + 4);
-            let api = &api;
-            let replies = futures::future::join_all(campaigns.iter().flat_map(|&id| {
-                users
-                    .clone()
-                    .map(move |u| api.join(id, u, (u % 3 + 1) as i32))
-            }))
-            .await;
-            assert!(replies.iter().all(|r| r.status == 201), "{replies:?}");
-            rounds += 1;
-        }
-        rounds
-    };
-
-    let choreography = async {
-        // A backlog before any member runs.
-        wait_until("a backlog on the topic", STEP, || async {
-            api.outbox_count("PUBLISHED").await >= 200
-        })
-        .await;
-
-        // Member A alone: it holds every partition and applies part of what flows.
-        let a = spawn_app_with(member.clone()).await;
-        let a_reports = reports(&a);
-        wait_until("member A to apply events", STEP, || async {
-            a_reports.iter().all(|r| applied(r) > 0)
-        })
-        .await;
-
-        // Member B joins while wins flow: the group splits the partitions between them.
-        let b = spawn_app_with(member.clone()).await;
-        let b_reports = reports(&b);
-        wait_until(
-            "member B to take partitions from A and apply events",
-            STEP,
-            || async {
-                a_reports.iter().zip(&b_reports).all(|(a, b)| {
-                    let (held_a, held_b) = (held(a), held(b));
-                    !held_b.is_empty()
-                        && held_a.len() + held_b.len() == PARTITIONS as usize
-                        && held_a.is_disjoint(&held_b)
-                        && applied(b) > 0
-                })
-            },
-        )
-        .await;
-        let a_applied_with_b = a_reports.iter().map(|r| applied(r)).collect::<Vec<_>>();
-        wait_until(
-            "both members to apply events side by side",
-            STEP,
-            || async {
-                a_reports
-                    .iter()
-                    .zip(&a_applied_with_b)
-                    .all(|(r, before)| applied(r) > *before)
-            },
-        )
-        .await;
-
-        // A stops (commits what it applied, leaves the group) while wins flow: B takes over.
-        a.stop().await.expect("member A stops cleanly");
-        let b_applied_alone = b_reports.iter().map(|r| applied(r)).collect::<Vec<_>>();
-        wait_until(
-            "member B to hold every partition and apply more",
-            STEP,
-            || async {
-                b_reports.iter().zip(&b_applied_alone).all(|(r, before)| {
-                    held(r).len() == PARTITIONS as usize && applied(r) >= before + 100
-                })
-            },
-        )
-        .await;
-        done.store(true, Ordering::Relaxed);
-        (a_reports, b, b_reports)
-    };
-
+    let traffic = traffic(&api, &campaigns, &done);
+    let choreography = choreography(&api, &member, &done);
     let (rounds, (a_reports, b, b_reports)) = tokio::join!(traffic, choreography);
     assert!(rounds > 0);
 
@@ -182,7 +99,118 @@ async fn two_consumer_processes_in_one_group_apply_every_event_once_and_each_cam
         );
     }
 
-    // The keys covered every partition, so both rebalances moved partitions with events.
+    assert_topic_in_order_over_every_partition(&api, events).await;
+    for consumer in ["stats", "rewards"] {
+        assert_each_campaign_applied_in_order(&api, consumer, events).await;
+    }
+
+    b.stop().await.expect("member B stops cleanly");
+    api.stop().await.expect("clean stop");
+}
+
+/// `CAMPAIGNS` campaigns with stock for the whole test, each with its own reward points.
+async fn open_campaigns(api: &TestApp) -> Vec<i64> {
+    let mut campaigns = Vec::new();
+    for n in 1..=CAMPAIGNS {
+        let c = api
+            .create_campaign(json!({"name": "group", "totalStock": 1_000_000,
+                "perUserLimit": 3, "rewardPoints": n}))
+            .await;
+        campaigns.push(c["id"].as_i64().expect("id"));
+    }
+
+    campaigns
+}
+
+/// Wins on every campaign, round after round, until `done`; returns how many rounds ran.
+async fn traffic(api: &TestApp, campaigns: &[i64], done: &AtomicBool) -> i64 {
+    let mut rounds = 0i64;
+    while !done.load(Ordering::Relaxed) {
+        let users = (rounds * 4 + 1)..=(rounds * 4 + 4);
+        let replies = futures::future::join_all(campaigns.iter().flat_map(|&id| {
+            users
+                .clone()
+                .map(move |u| api.join(id, u, (u % 3 + 1) as i32))
+        }))
+        .await;
+        assert!(replies.iter().all(|r| r.status == 201), "{replies:?}");
+        rounds += 1;
+    }
+    rounds
+}
+
+/// A backlog, then member A alone, then member B joining while wins flow (the group splits the
+/// partitions), then A stopping (B takes over). Sets `done` at the end and returns both members'
+/// reports and member B, still running.
+async fn choreography(
+    api: &TestApp,
+    member: &Settings,
+    done: &AtomicBool,
+) -> ([Arc<ConsumerReport>; 2], TestApp, [Arc<ConsumerReport>; 2]) {
+    // A backlog before any member runs.
+    wait_until("a backlog on the topic", STEP, || async {
+        api.outbox_count("PUBLISHED").await >= 200
+    })
+    .await;
+
+    // Member A alone: it holds every partition and applies part of what flows.
+    let a = spawn_app_with(member.clone()).await;
+    let a_reports = reports(&a);
+    wait_until("member A to apply events", STEP, || async {
+        a_reports.iter().all(|r| applied(r) > 0)
+    })
+    .await;
+
+    // Member B joins while wins flow: the group splits the partitions between them.
+    let b = spawn_app_with(member.clone()).await;
+    let b_reports = reports(&b);
+    wait_until(
+        "member B to take partitions from A and apply events",
+        STEP,
+        || async {
+            a_reports.iter().zip(&b_reports).all(|(a, b)| {
+                let (held_a, held_b) = (held(a), held(b));
+                !held_b.is_empty()
+                    && held_a.len() + held_b.len() == PARTITIONS as usize
+                    && held_a.is_disjoint(&held_b)
+                    && applied(b) > 0
+            })
+        },
+    )
+    .await;
+    let a_applied_with_b = a_reports.iter().map(|r| applied(r)).collect::<Vec<_>>();
+    wait_until(
+        "both members to apply events side by side",
+        STEP,
+        || async {
+            a_reports
+                .iter()
+                .zip(&a_applied_with_b)
+                .all(|(r, before)| applied(r) > *before)
+        },
+    )
+    .await;
+
+    // A stops (commits what it applied, leaves the group) while wins flow: B takes over.
+    a.stop().await.expect("member A stops cleanly");
+    let b_applied_alone = b_reports.iter().map(|r| applied(r)).collect::<Vec<_>>();
+    wait_until(
+        "member B to hold every partition and apply more",
+        STEP,
+        || async {
+            b_reports.iter().zip(&b_applied_alone).all(|(r, before)| {
+                held(r).len() == PARTITIONS as usize && applied(r) >= before + 100
+            })
+        },
+    )
+    .await;
+    done.store(true, Ordering::Relaxed);
+    (a_reports, b, b_reports)
+}
+
+/// The keys covered every partition, so both rebalances moved partitions with events; the topic
+/// holds first deliveries in per-key order.
+async fn assert_topic_in_order_over_every_partition(api: &TestApp, events: i64) {
     let messages = read_topic(
         &api.kafka_bootstrap,
         TOPIC,
@@ -196,41 +224,38 @@ async fn two_consumer_processes_in_one_group_apply_every_event_once_and_each_cam
     );
     let partitions: BTreeSet<i32> = messages.iter().map(|m| m.partition).collect();
     assert_eq!(partitions.len(), PARTITIONS as usize, "{partitions:?}");
+}
 
-    // Per campaign, in outbox order (the order the relay published them), each event was applied
-    // in the same transaction as the one before it or a later one.
-    for consumer in ["stats", "rewards"] {
-        let rows = api
-            .int_rows(&format!(
-                "SELECT CAST(o.msg_key AS SIGNED), o.id, \
-                 TIMESTAMPDIFF(MICROSECOND, '2000-01-01', i.processed_at) \
-                 FROM consumer_inbox i JOIN outbox_event o ON o.event_id = i.event_id \
-                 WHERE i.consumer = '{consumer}' ORDER BY 1, 2"
-            ))
-            .await;
-        assert_eq!(rows.len() as i64, events, "{consumer}: every event");
-        let mut last: HashMap<i64, (i64, i64)> = HashMap::new();
-        let mut inversions = Vec::new();
-        for row in &rows {
-            let [Some(key), Some(id), Some(at)] = row[..] else {
-                panic!("{row:?}");
-            };
-            if let Some((prev_id, prev_at)) = last.insert(key, (id, at)) {
-                if at < prev_at {
-                    inversions.push(format!(
-                        "campaign {key}: outbox id {id} applied at {at}, before id {prev_id} at {prev_at}"
-                    ));
-                }
+/// Per campaign, in outbox order (the order the relay published them), each event was applied by
+/// `consumer` in the same transaction as the one before it or a later one.
+async fn assert_each_campaign_applied_in_order(api: &TestApp, consumer: &str, events: i64) {
+    let rows = api
+        .int_rows(&format!(
+            "SELECT CAST(o.msg_key AS SIGNED), o.id, \
+             TIMESTAMPDIFF(MICROSECOND, '2000-01-01', i.processed_at) \
+             FROM consumer_inbox i JOIN outbox_event o ON o.event_id = i.event_id \
+             WHERE i.consumer = '{consumer}' ORDER BY 1, 2"
+        ))
+        .await;
+    assert_eq!(rows.len() as i64, events, "{consumer}: every event");
+    let mut last: HashMap<i64, (i64, i64)> = HashMap::new();
+    let mut inversions = Vec::new();
+    for row in &rows {
+        let [Some(key), Some(id), Some(at)] = row[..] else {
+            panic!("{row:?}");
+        };
+        if let Some((prev_id, prev_at)) = last.insert(key, (id, at)) {
+            if at < prev_at {
+                inversions.push(format!(
+                    "campaign {key}: outbox id {id} applied at {at}, before id {prev_id} at {prev_at}"
+                ));
             }
         }
-        assert!(
-            inversions.is_empty(),
-            "{consumer}: {} events applied before an earlier event of their campaign: {inversions:#?}",
-            inversions.len()
-        );
-        assert_eq!(last.len() as i64, CAMPAIGNS);
     }
-
-    b.stop().await.expect("member B stops cleanly");
-    api.stop().await.expect("clean stop");
+    assert!(
+        inversions.is_empty(),
+        "{consumer}: {} events applied before an earlier event of their campaign: {inversions:#?}",
+        inversions.len()
+    );
+    assert_eq!(last.len() as i64, CAMPAIGNS);
 }
