@@ -8,20 +8,24 @@
 //! - [`db`]: MySQL pools, the deadline on every call, and what a MySQL error means.
 //! - [`telemetry`]: log and trace-export set-up.
 //! - [`trace`]: W3C trace context (request → outbox row → Kafka → consumers) and OTLP export.
-//! - [`startup`]: `Application` (build / port / run_until_stopped) and the shutdown order.
+//! - [`startup`]: `Application` (builder / port / run_until_stopped), the start-up and shutdown
+//!   order, and the API's resources built from the services.
 //! - [`shutdown`]: what keeps a shutdown bounded: the watchdog thread, blocking client calls off
 //!   the async workers, the names of what is still running.
-//! - [`state`]: what request handlers share.
-//! - [`api`]: poem-openapi resources, DTOs, the error type and HTTP middleware.
-//! - [`campaign`]: campaign model, repository and in-process cache.
+//! - [`state`]: the live state of Kafka and the relay that health and admin report.
+//! - [`api`]: poem-openapi resources (each holds the services it calls; HTTP concerns only), DTOs,
+//!   the error type and HTTP middleware.
+//! - [`campaign`]: campaign model, repository, service and in-process cache.
 //! - [`gate`]: the Redis gate: connection (node, cluster, TLS), typed Lua scripts, rebuild from
 //!   MySQL, the sold-out memo.
 //! - [`participation`]: the participation path: admission, the gate's reservation, the
 //!   transaction or group commit, settlement and compensation; the sync baseline.
 //! - [`kafka`]: producers (and their live view of Kafka's reachability), the embedded broker.
 //! - [`outbox`]: the outbox table and the event contract (value, headers, dead letters).
-//! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards consumers.
-//! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership and its live status.
+//! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards
+//!   consumers with the views the API reads.
+//! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership and its live
+//!   status; the outbox's admin operations.
 //! - [`metrics`]: Prometheus metrics (`GET /metrics`): one registry per application, the HTTP
 //!   middleware, the outbox gauges.
 

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
@@ -18,7 +17,7 @@ use super::{
     health::{KafkaHealth, RelayHealth},
     Tag,
 };
-use crate::{relay::store, state::AppState};
+use crate::{config::Secret, metrics::Metrics, relay::admin::OutboxAdmin, state::Components};
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -84,7 +83,14 @@ pub struct RedrivenCampaign {
     pub redriven: u64,
 }
 
-pub struct AdminApi;
+/// The admin resource: the outbox's admin operations, and this instance's counters and component
+/// states for the summary.
+pub struct AdminApi {
+    pub outbox: OutboxAdmin,
+    pub components: Components,
+    pub metrics: Arc<Metrics>,
+    pub admin_token: Secret,
+}
 
 #[OpenApi(prefix_path = "/api/v1/admin/outbox", tag = "Tag::Admin")]
 impl AdminApi {
@@ -93,15 +99,14 @@ impl AdminApi {
     async fn summary(
         &self,
         auth: AdminAuth,
-        state: Data<&Arc<AppState>>,
         /// Only this campaign's events.
         #[oai(name = "campaignId", validator(minimum(value = "1")))]
         campaign_id: Query<Option<i64>>,
     ) -> Result<Json<OutboxSummary>, ApiError> {
-        auth.check(&state.admin_token)?;
+        auth.check(&self.admin_token)?;
         let key = campaign_id.0.map(crate::outbox::event::message_key);
-        let s = store::summary(&state.db, key.as_deref()).await?;
-        let m = &state.metrics;
+        let s = self.outbox.summary(key.as_deref()).await?;
+        let m = &self.metrics;
         Ok(Json(OutboxSummary {
             pending: s.pending,
             published: s.published,
@@ -114,8 +119,8 @@ impl AdminApi {
             relay_worker_restarts: m.relay_worker_restarts.get(),
             relay_order_violations: m.relay_order_violations.get(),
             sync_events_lost: m.sync_events_lost.get(),
-            relay: (&state.components).into(),
-            kafka: (&state.components).into(),
+            relay: (&self.components).into(),
+            kafka: (&self.components).into(),
         }))
     }
 
@@ -124,7 +129,6 @@ impl AdminApi {
     async fn dead(
         &self,
         auth: AdminAuth,
-        state: Data<&Arc<AppState>>,
         /// Page size, 1 to 500 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
@@ -132,9 +136,9 @@ impl AdminApi {
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
     ) -> Result<Json<DeadPage>, ApiError> {
-        auth.check(&state.admin_token)?;
+        auth.check(&self.admin_token)?;
         let limit = limit.0.unwrap_or(50);
-        let mut rows = store::dead(&state.db, cursor.0.unwrap_or(0), limit + 1).await?;
+        let mut rows = self.outbox.dead(cursor.0.unwrap_or(0), limit + 1).await?;
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|r| r.id)
@@ -164,14 +168,13 @@ impl AdminApi {
     async fn redrive_campaign(
         &self,
         auth: AdminAuth,
-        state: Data<&Arc<AppState>>,
         /// The campaign whose dead events are redriven.
         #[oai(name = "campaignId", validator(minimum(value = "1")))]
         campaign_id: Query<i64>,
     ) -> Result<Json<RedrivenCampaign>, ApiError> {
-        auth.check(&state.admin_token)?;
+        auth.check(&self.admin_token)?;
         let key = crate::outbox::event::message_key(campaign_id.0);
-        let redriven = store::redrive_key(&state.db, &key).await?;
+        let redriven = self.outbox.redrive_key(&key).await?;
         tracing::info!(
             campaign_id = campaign_id.0,
             redriven,
@@ -188,12 +191,11 @@ impl AdminApi {
     async fn redrive(
         &self,
         auth: AdminAuth,
-        state: Data<&Arc<AppState>>,
         #[oai(name = "eventId")] event_id: Path<uuid::Uuid>,
     ) -> Result<Json<Redriven>, ApiError> {
-        auth.check(&state.admin_token)?;
+        auth.check(&self.admin_token)?;
         let event_id = event_id.0.to_string();
-        if !store::redrive(&state.db, &event_id).await? {
+        if !self.outbox.redrive(&event_id).await? {
             return Err(ApiError::NotFound(Json(ErrorBody {
                 code: ErrorCode::EventNotFound,
                 message: "no DEAD event has this id".into(),

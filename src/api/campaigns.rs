@@ -1,9 +1,6 @@
 //! `/api/v1/campaigns`: create (admin), list and get with live status (public).
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
@@ -14,10 +11,11 @@ use super::{auth::AdminAuth, error::ApiError, json_string::JsonString, Tag};
 use crate::{
     campaign::{
         self,
-        repo::{self, CampaignWithCount, NewCampaign},
-        CampaignState,
+        repo::{CampaignWithCount, NewCampaign},
+        CampaignService, CampaignState,
     },
-    state::AppState,
+    config::Secret,
+    participation::ParticipationService,
 };
 
 pub const MAX_TOTAL_STOCK: i64 = 10_000_000;
@@ -136,7 +134,12 @@ pub enum Created {
     Created(Json<CampaignDto>),
 }
 
-pub struct CampaignsApi;
+/// The campaigns resource: campaigns, and the participation service that readies a new one.
+pub struct CampaignsApi {
+    pub campaigns: CampaignService,
+    pub participations: ParticipationService,
+    pub admin_token: Secret,
+}
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Campaigns")]
 impl CampaignsApi {
@@ -145,10 +148,9 @@ impl CampaignsApi {
     async fn create(
         &self,
         auth: AdminAuth,
-        state: Data<&Arc<AppState>>,
         body: Json<CreateCampaign>,
     ) -> Result<Created, ApiError> {
-        auth.check(&state.admin_token)?;
+        auth.check(&self.admin_token)?;
         let body = body.0;
         let now = crate::db::time::precision(Utc::now());
         let starts_at = storable("startsAt", body.starts_at)?.unwrap_or(now);
@@ -172,19 +174,18 @@ impl CampaignsApi {
                 "perUserLimit must not exceed totalStock",
             ));
         }
-        let created = repo::insert(
-            &state.db,
-            &NewCampaign {
+        let created = self
+            .campaigns
+            .create(&NewCampaign {
                 name: name.to_string(),
                 total_stock: body.total_stock,
                 per_user_limit,
                 reward_points: body.reward_points.unwrap_or(0),
                 starts_at,
                 ends_at,
-            },
-        )
-        .await?;
-        state.participations.prime(&created.campaign).await;
+            })
+            .await?;
+        self.participations.prime(&created.campaign).await;
         tracing::info!(
             campaign_id = created.campaign.id,
             total_stock = body.total_stock,
@@ -197,7 +198,6 @@ impl CampaignsApi {
     #[oai(path = "/", method = "get")]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
         /// Page size, 1 to 100 (default 20).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
@@ -206,7 +206,7 @@ impl CampaignsApi {
         cursor: Query<Option<i64>>,
     ) -> Result<Json<CampaignPage>, ApiError> {
         let limit = limit.0.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
-        let mut rows = repo::list(&state.db, cursor.0, limit + 1).await?;
+        let mut rows = self.campaigns.page(cursor.0, limit + 1).await?;
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|c| c.campaign.id)
@@ -224,10 +224,11 @@ impl CampaignsApi {
     #[oai(path = "/:id", method = "get")]
     async fn get(
         &self,
-        state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        let found = repo::find(&state.db, id.0)
+        let found = self
+            .campaigns
+            .find(id.0)
             .await?
             .ok_or_else(|| ApiError::campaign_not_found(id.0))?;
         Ok(Json(CampaignDto::new(found, Utc::now())))

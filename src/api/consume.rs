@@ -9,7 +9,6 @@ use poem::{
     get, handler, http::StatusCode, web::Data, Endpoint, EndpointExt, IntoResponse, Response, Route,
 };
 use poem_openapi::{payload::Json, Object};
-use sea_orm::ConnectionTrait;
 
 use super::health::{Check, ConsumerHealth, Live};
 use crate::{
@@ -52,7 +51,7 @@ fn live() -> Json<Live> {
 
 #[handler]
 async fn ready(state: Data<&Arc<ConsumeState>>) -> Response {
-    let mysql = super::health::check(state.db.execute_unprepared("SELECT 1")).await;
+    let mysql = super::health::check(state.db.ping()).await;
     let ok = mysql.ok;
     let body = ConsumeReady {
         status: if ok { "ready" } else { "not_ready" }.into(),

@@ -3,19 +3,19 @@
 //! values (the service keeps accepting participations while Kafka is down: that is the point of
 //! the outbox).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object, OpenApi};
-use sea_orm::ConnectionTrait;
 
 use super::Tag;
 use crate::{
     consumer::{ConsumerHandle, ConsumerReport, ConsumerStatus},
+    db::Db,
+    gate::Gate,
     kafka::{health::Reachability, KafkaMode},
     relay::leadership::LeadershipPhase,
-    state::{AppState, Components},
+    state::Components,
 };
 
 #[derive(Debug, Object)]
@@ -245,7 +245,14 @@ pub enum ReadyResponse {
 /// How long a readiness probe waits for each dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub struct HealthApi;
+/// The health resource: what readiness probes, and what it reports.
+pub struct HealthApi {
+    pub db: Db,
+    pub gate: Gate,
+    pub components: Components,
+    /// The consumers running in this process (`CONSUMERS`).
+    pub consumers: Vec<ConsumerHandle>,
+}
 
 #[OpenApi(prefix_path = "/health", tag = "Tag::Health")]
 impl HealthApi {
@@ -261,17 +268,17 @@ impl HealthApi {
     /// leadership and the consumers are reported, not required: wins are accepted while Kafka is
     /// down.
     #[oai(path = "/ready", method = "get")]
-    async fn ready(&self, state: Data<&Arc<AppState>>) -> ReadyResponse {
-        let mysql = check(state.db.execute_unprepared("SELECT 1")).await;
-        let redis = check(state.gate.ping()).await;
+    async fn ready(&self) -> ReadyResponse {
+        let mysql = check(self.db.ping()).await;
+        let redis = check(self.gate.ping()).await;
         let ok = mysql.ok && redis.ok;
         let body = Ready {
             status: if ok { "ready" } else { "not_ready" }.into(),
             mysql,
             redis,
-            kafka: (&state.components).into(),
-            relay: (&state.components).into(),
-            consumers: state.consumers.iter().map(Into::into).collect(),
+            kafka: (&self.components).into(),
+            relay: (&self.components).into(),
+            consumers: self.consumers.iter().map(Into::into).collect(),
         };
         if ok {
             ReadyResponse::Ready(Json(body))

@@ -12,6 +12,7 @@ pub mod json_string;
 pub mod participations;
 pub mod request_span;
 pub mod rewards;
+mod spec_only;
 pub mod stats;
 
 use std::{sync::Arc, time::Duration};
@@ -20,13 +21,10 @@ use poem::{
     get, http::header::CONTENT_LENGTH, Endpoint, EndpointExt, IntoResponse, Request, Response,
     Route,
 };
-use poem_openapi::{OpenApiService, Tags};
+use poem_openapi::{OpenApi, OpenApiService, Tags};
 
-use self::error::ApiError;
-use crate::{
-    metrics::{Exposition, HttpMetrics},
-    state::AppState,
-};
+use self::{error::ApiError, spec_only::SpecOnly};
+use crate::metrics::{Exposition, HttpMetrics, Metrics};
 
 #[derive(Tags)]
 pub enum Tag {
@@ -44,7 +42,8 @@ pub enum Tag {
     Health,
 }
 
-type Apis = (
+/// Every resource, each holding the services it calls (built by `startup`).
+pub type Apis = (
     health::HealthApi,
     campaigns::CampaignsApi,
     participations::ParticipationsApi,
@@ -53,21 +52,9 @@ type Apis = (
     admin::AdminApi,
 );
 
-/// The OpenAPI service; it needs no state, so `firstcome openapi` can print the spec offline.
-pub fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            health::HealthApi,
-            campaigns::CampaignsApi,
-            participations::ParticipationsApi,
-            stats::StatsApi,
-            rewards::RewardsApi,
-            admin::AdminApi,
-        ),
-        "firstcome",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+/// The OpenAPI service over `apis`: the resources themselves, or [`SpecOnly`] for the document.
+fn openapi_service<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
+    OpenApiService::new(apis, "firstcome", env!("CARGO_PKG_VERSION")).description(
         "First-come-first-served campaigns on a transactional outbox. Errors are \
          `{\"code\", \"message\"}` with a stable code; admin calls need `Authorization: Bearer <ADMIN_TOKEN>`. \
          Every response carries `x-request-id` (the request's own when it is 1-128 characters of \
@@ -76,9 +63,9 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
     )
 }
 
-/// The spec as YAML (committed as `openapi/openapi.yaml`).
+/// The spec as YAML (committed as `openapi/openapi.yaml`); needs no connection.
 pub fn openapi_yaml() -> String {
-    openapi_service().spec_yaml()
+    openapi_service(SpecOnly::<Apis>::default()).spec_yaml()
 }
 
 /// Limits the HTTP layer enforces.
@@ -90,17 +77,15 @@ pub struct Limits {
 
 /// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`, Prometheus
 /// text at `/metrics`.
-pub fn routes(state: Arc<AppState>, limits: Limits) -> impl Endpoint {
-    let service = openapi_service();
+pub fn routes(apis: Apis, metrics: Arc<Metrics>, limits: Limits) -> impl Endpoint {
+    let service = openapi_service(apis);
     let ui = service.swagger_ui();
     let spec = service.spec_endpoint();
-    let metrics = state.metrics.clone();
     Route::new()
         .nest("/docs", ui)
         .at("/openapi.json", spec)
         .at("/metrics", get(Exposition::new(metrics.clone())))
         .nest("/", service)
-        .data(state)
         .around(move |ep, req| guard(ep, req, limits))
         .catch_all_error(error::catch_all)
         .with(HttpMetrics::new(&metrics).with_openapi::<Apis>())

@@ -14,12 +14,12 @@ use uuid::Uuid;
 
 use super::{error::ApiError, request_span::ServerSpan, Tag};
 use crate::{
-    metrics::ParticipationPath,
+    campaign::CampaignService,
+    metrics::{Metrics, ParticipationPath},
     participation::{
-        store::{self, StoredParticipation},
-        Accepted, Entry, JoinError, JoinRequest,
+        store::StoredParticipation, sync::SyncParticipationService, Accepted, Entry, JoinError,
+        JoinRequest, ParticipationService,
     },
-    state::AppState,
 };
 
 #[derive(Debug, Object)]
@@ -94,7 +94,7 @@ pub enum Joined {
 
 /// Counts the answer (`firstcome_participation_outcomes_total`) and gives it back.
 fn counted(
-    state: &AppState,
+    metrics: &Metrics,
     path: ParticipationPath,
     result: Result<Accepted, JoinError>,
 ) -> Result<Joined, ApiError> {
@@ -103,7 +103,7 @@ fn counted(
         Ok(_) => "CREATED".to_string(),
         Err(e) => e.code().name(),
     };
-    state.metrics.participation_outcome(path, code);
+    metrics.participation_outcome(path, code);
     Ok(Joined::Created(Json(result?.into())))
 }
 
@@ -118,7 +118,14 @@ fn join_request(campaign_id: i64, body: JoinBody, span: ServerSpan) -> JoinReque
     }
 }
 
-pub struct ParticipationsApi;
+/// The participations resource: the two join paths, and the campaigns a listing must name.
+pub struct ParticipationsApi {
+    pub participations: ParticipationService,
+    pub sync: SyncParticipationService,
+    pub campaigns: CampaignService,
+    /// Counts each join's answer.
+    pub metrics: Arc<Metrics>,
+}
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Participations")]
 impl ParticipationsApi {
@@ -127,7 +134,6 @@ impl ParticipationsApi {
     #[oai(path = "/:id/participations", method = "post")]
     async fn join(
         &self,
-        state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         body: Json<JoinBody>,
         /// W3C trace context. The service's span for this request continues it (a missing or
@@ -136,11 +142,11 @@ impl ParticipationsApi {
         _traceparent: Header<Option<String>>,
         span: Data<&ServerSpan>,
     ) -> Result<Joined, ApiError> {
-        let result = state
+        let result = self
             .participations
             .join(join_request(id.0, body.0, *span.0))
             .await;
-        counted(&state, ParticipationPath::Outbox, result)
+        counted(&self.metrics, ParticipationPath::Outbox, result)
     }
 
     /// Join a campaign (synchronous baseline, for comparison): no Redis; the campaign row is
@@ -150,7 +156,6 @@ impl ParticipationsApi {
     #[oai(path = "/:id/participations/sync", method = "post")]
     async fn join_sync(
         &self,
-        state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         body: Json<JoinBody>,
         /// W3C trace context. The service's span for this request continues it (a missing or
@@ -159,15 +164,14 @@ impl ParticipationsApi {
         _traceparent: Header<Option<String>>,
         span: Data<&ServerSpan>,
     ) -> Result<Joined, ApiError> {
-        let result = state.sync.join(join_request(id.0, body.0, *span.0)).await;
-        counted(&state, ParticipationPath::Sync, result)
+        let result = self.sync.join(join_request(id.0, body.0, *span.0)).await;
+        counted(&self.metrics, ParticipationPath::Sync, result)
     }
 
     /// A campaign's participations in commit order, a page at a time.
     #[oai(path = "/:id/participations", method = "get")]
     async fn list(
         &self,
-        state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         /// Page size, 1 to 1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
@@ -176,14 +180,14 @@ impl ParticipationsApi {
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
     ) -> Result<Json<ParticipationPage>, ApiError> {
-        if crate::campaign::repo::find(&state.db, id.0)
-            .await?
-            .is_none()
-        {
+        if !self.campaigns.exists(id.0).await? {
             return Err(ApiError::campaign_not_found(id.0));
         }
         let limit = limit.0.unwrap_or(100);
-        let mut rows = store::list(&state.db, id.0, cursor.0.unwrap_or(0), limit + 1).await?;
+        let mut rows = self
+            .participations
+            .page(id.0, cursor.0.unwrap_or(0), limit + 1)
+            .await?;
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|p| p.id)
@@ -200,11 +204,12 @@ impl ParticipationsApi {
     #[oai(path = "/:id/participations/:userId", method = "get")]
     async fn find(
         &self,
-        state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         #[oai(name = "userId", validator(minimum(value = "1")))] user_id: Path<i64>,
     ) -> Result<Json<ParticipationDto>, ApiError> {
-        let found = store::find(&state.db, id.0, user_id.0)
+        let found = self
+            .participations
+            .find(id.0, user_id.0)
             .await?
             .ok_or_else(ApiError::participation_not_found)?;
         Ok(Json(found.into()))

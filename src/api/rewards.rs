@@ -1,9 +1,6 @@
 //! `GET /api/v1/users/{userId}/rewards`: a user's points, kept by the rewards consumer.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
@@ -11,7 +8,7 @@ use poem_openapi::{
 };
 
 use super::{error::ApiError, Tag};
-use crate::{consumer::rewards, state::AppState};
+use crate::consumer::rewards::RewardsView;
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -34,7 +31,10 @@ pub struct UserRewards {
     pub grants: Vec<RewardGrant>,
 }
 
-pub struct RewardsApi;
+/// The rewards resource: the rewards consumer's tables.
+pub struct RewardsApi {
+    pub rewards: RewardsView,
+}
 
 #[OpenApi(prefix_path = "/api/v1/users", tag = "Tag::Rewards")]
 impl RewardsApi {
@@ -42,7 +42,6 @@ impl RewardsApi {
     #[oai(path = "/:userId/rewards", method = "get")]
     async fn user(
         &self,
-        state: Data<&Arc<AppState>>,
         /// The user, a positive int64.
         #[oai(name = "userId", validator(minimum(value = "1")))]
         user_id: Path<i64>,
@@ -50,7 +49,7 @@ impl RewardsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<UserRewards>, ApiError> {
-        let (points, grants) = rewards::user(&state.db, user_id.0, limit.0.unwrap_or(100)).await?;
+        let (points, grants) = self.rewards.user(user_id.0, limit.0.unwrap_or(100)).await?;
         Ok(Json(UserRewards {
             user_id: user_id.0,
             points,

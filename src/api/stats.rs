@@ -3,10 +3,9 @@
 //! (`/api/v1/admin/stats/daily`) or computed from `participation` (`/api/v1/admin/stats/raw`),
 //! each with how long its query took, so the two can be compared.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
@@ -15,9 +14,9 @@ use poem_openapi::{
 
 use super::{auth::AdminAuth, error::ApiError, Tag};
 use crate::{
-    campaign::repo,
-    consumer::stats::{self, DailyRow},
-    state::AppState,
+    campaign::CampaignService,
+    config::Secret,
+    consumer::stats::{DailyRow, StatsView},
 };
 
 #[derive(Debug, Object)]
@@ -93,7 +92,12 @@ impl DailyStats {
     }
 }
 
-pub struct StatsApi;
+/// The stats resource: the stats consumer's tables, and the campaigns they are about.
+pub struct StatsApi {
+    pub stats: StatsView,
+    pub campaigns: CampaignService,
+    pub admin_token: Secret,
+}
 
 #[OpenApi(tag = "Tag::Stats")]
 impl StatsApi {
@@ -101,16 +105,15 @@ impl StatsApi {
     #[oai(path = "/api/v1/campaigns/:id/stats", method = "get")]
     async fn campaign(
         &self,
-        state: Data<&Arc<AppState>>,
         /// Campaign id.
         #[oai(validator(minimum(value = "1")))]
         id: Path<i64>,
     ) -> Result<Json<CampaignStatsDto>, ApiError> {
         let id = id.0;
-        if repo::find(&state.db, id).await?.is_none() {
+        if !self.campaigns.exists(id).await? {
             return Err(ApiError::campaign_not_found(id));
         }
-        let s = stats::campaign(&state.db, id).await?;
+        let s = self.stats.campaign(id).await?;
         let utc = |t: chrono::NaiveDateTime| t.and_utc();
         Ok(Json(match s {
             Some(s) => CampaignStatsDto {
@@ -143,11 +146,10 @@ impl StatsApi {
     async fn daily(
         &self,
         auth: AdminAuth,
-        state: Data<&Arc<AppState>>,
         /// The UTC day, `YYYY-MM-DD` (default: today).
         date: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        day(auth, &state, date.0, DailySource::Aggregate).await
+        self.day(auth, date.0, DailySource::Aggregate).await
     }
 
     /// The same figures computed from `participation` at query time, for comparison (admin).
@@ -155,27 +157,28 @@ impl StatsApi {
     async fn raw(
         &self,
         auth: AdminAuth,
-        state: Data<&Arc<AppState>>,
         /// The UTC day, `YYYY-MM-DD` (default: today).
         date: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        day(auth, &state, date.0, DailySource::Raw).await
+        self.day(auth, date.0, DailySource::Raw).await
     }
 }
 
-/// One day's figures from `source`, timed.
-async fn day(
-    auth: AdminAuth,
-    state: &AppState,
-    date: Option<NaiveDate>,
-    source: DailySource,
-) -> Result<Json<DailyStats>, ApiError> {
-    auth.check(&state.admin_token)?;
-    let date = date.unwrap_or_else(|| Utc::now().date_naive());
-    let started = Instant::now();
-    let rows = match source {
-        DailySource::Aggregate => stats::daily(&state.db, date).await?,
-        DailySource::Raw => stats::daily_raw(&state.db, date).await?,
-    };
-    Ok(Json(DailyStats::new(date, source, rows, started)))
+impl StatsApi {
+    /// One day's figures from `source`, timed.
+    async fn day(
+        &self,
+        auth: AdminAuth,
+        date: Option<NaiveDate>,
+        source: DailySource,
+    ) -> Result<Json<DailyStats>, ApiError> {
+        auth.check(&self.admin_token)?;
+        let date = date.unwrap_or_else(|| Utc::now().date_naive());
+        let started = Instant::now();
+        let rows = match source {
+            DailySource::Aggregate => self.stats.daily(date).await?,
+            DailySource::Raw => self.stats.daily_raw(date).await?,
+        };
+        Ok(Json(DailyStats::new(date, source, rows, started)))
+    }
 }

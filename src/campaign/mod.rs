@@ -1,12 +1,14 @@
-//! Campaigns: the model with its live state, the MySQL repository, and the in-process cache the
-//! participation path reads instead of MySQL.
+//! Campaigns: the model with its live state, the MySQL repository, the service the API holds,
+//! and the in-process cache the participation path reads instead of MySQL.
 
 mod cache;
 pub mod repo;
+mod service;
 
 use chrono::{DateTime, Utc};
 
 pub use cache::CampaignCache;
+pub use service::CampaignService;
 
 /// A campaign as stored in MySQL.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
 use super::{Delivered, Handler};
-use crate::db::Txn;
+use crate::db::{Db, Txn};
 
 pub struct RewardsHandler;
 
@@ -63,6 +63,23 @@ impl Handler for RewardsHandler {
     }
 }
 
+/// The rewards endpoint's read, over the API's pool.
+#[derive(Clone)]
+pub struct RewardsView {
+    db: Db,
+}
+
+impl RewardsView {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// A user's balance (0 when unknown) and their latest `limit` grants.
+    pub async fn user(&self, user_id: i64, limit: u32) -> Result<(i64, Vec<Grant>), DbErr> {
+        user(&self.db, user_id, limit).await
+    }
+}
+
 /// One grant, newest first.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct Grant {
@@ -74,7 +91,7 @@ pub struct Grant {
 
 /// A user's balance (0 when unknown) and their latest `limit` grants.
 #[tracing::instrument(level = "debug", skip(db), err)]
-pub async fn user(
+async fn user(
     db: &impl ConnectionTrait,
     user_id: i64,
     limit: u32,

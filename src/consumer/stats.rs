@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
 use super::{Delivered, Handler};
-use crate::db::Txn;
+use crate::db::{Db, Txn};
 
 pub struct StatsHandler;
 
@@ -34,12 +34,28 @@ struct CampaignTotals {
 #[async_trait]
 impl Handler for StatsHandler {
     async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr> {
-        let mut campaigns: BTreeMap<i64, CampaignTotals> = BTreeMap::new();
-        let mut days: BTreeMap<(i64, NaiveDate), (i64, i64)> = BTreeMap::new();
+        let batch = BatchTotals::fold(events);
+        upsert_campaigns(txn, &batch.campaigns).await?;
+        mark_sold_out(txn, &batch.campaigns).await?;
+        upsert_days(txn, &batch.days).await
+    }
+}
+
+/// A batch folded per campaign, and per campaign and UTC day (wins, units).
+#[derive(Default)]
+struct BatchTotals {
+    campaigns: BTreeMap<i64, CampaignTotals>,
+    days: BTreeMap<(i64, NaiveDate), (i64, i64)>,
+}
+
+impl BatchTotals {
+    fn fold(events: &[Delivered]) -> Self {
+        let mut totals = Self::default();
         for d in events {
             let e = &d.event;
             let q = i64::from(e.quantity);
-            campaigns
+            totals
+                .campaigns
                 .entry(e.campaign_id)
                 .and_modify(|f| {
                     f.count += 1;
@@ -55,72 +71,115 @@ impl Handler for StatsHandler {
                     last: e.occurred_at,
                     latest: e.occurred_at,
                 });
-            let day = days
+            let day = totals
+                .days
                 .entry((e.campaign_id, e.occurred_at.date_naive()))
                 .or_insert((0, 0));
             day.0 += 1;
             day.1 += q;
         }
+        totals
+    }
+}
 
-        let mut values: Vec<Value> = Vec::with_capacity(campaigns.len() * 6);
-        for (id, f) in &campaigns {
-            values.extend([
-                (*id).into(),
-                f.count.into(),
-                f.quantity.into(),
-                to_db(f.first).into(),
-                to_db(f.last).into(),
-                to_db(f.latest).into(),
-            ]);
-        }
-        // VALUES() rather than MySQL 8's row alias: MariaDB has no row alias.
-        insert_rows(
-            txn,
-            "INSERT INTO campaign_stats (campaign_id, accepted_count, accepted_quantity, first_accepted_at, \
-             last_accepted_at, last_event_at, updated_at)",
-            "(?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
-            " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
-             accepted_quantity = accepted_quantity + VALUES(accepted_quantity), \
-             first_accepted_at = LEAST(first_accepted_at, VALUES(first_accepted_at)), \
-             last_accepted_at = GREATEST(last_accepted_at, VALUES(last_accepted_at)), \
-             last_event_at = VALUES(last_event_at), updated_at = VALUES(updated_at)",
-            values,
-        )
-        .await?;
+async fn upsert_campaigns(
+    txn: &Txn,
+    campaigns: &BTreeMap<i64, CampaignTotals>,
+) -> Result<(), DbErr> {
+    let mut values: Vec<Value> = Vec::with_capacity(campaigns.len() * 6);
+    for (id, f) in campaigns {
+        values.extend([
+            (*id).into(),
+            f.count.into(),
+            f.quantity.into(),
+            to_db(f.first).into(),
+            to_db(f.last).into(),
+            to_db(f.latest).into(),
+        ]);
+    }
+    // VALUES() rather than MySQL 8's row alias: MariaDB has no row alias.
+    insert_rows(
+        txn,
+        "INSERT INTO campaign_stats (campaign_id, accepted_count, accepted_quantity, first_accepted_at, \
+         last_accepted_at, last_event_at, updated_at)",
+        "(?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
+        " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
+         accepted_quantity = accepted_quantity + VALUES(accepted_quantity), \
+         first_accepted_at = LEAST(first_accepted_at, VALUES(first_accepted_at)), \
+         last_accepted_at = GREATEST(last_accepted_at, VALUES(last_accepted_at)), \
+         last_event_at = VALUES(last_event_at), updated_at = VALUES(updated_at)",
+        values,
+    )
+    .await?;
+    Ok(())
+}
 
-        // Sold out: the first time the applied quantity reaches the campaign's stock, at the
-        // latest win applied (the one that took the last unit).
-        let mut ids: Vec<Value> = Vec::new();
-        let list = in_list(&mut ids, campaigns.keys().map(|id| Value::from(*id)));
-        txn.execute_raw(stmt(
-            &format!(
-                "UPDATE campaign_stats s JOIN campaign c ON c.id = s.campaign_id \
-                 SET s.sold_out_at = s.last_accepted_at \
-                 WHERE s.campaign_id IN ({list}) AND s.sold_out_at IS NULL AND s.accepted_quantity >= c.total_stock"
-            ),
-            ids,
-        ))
-        .await?;
+/// Sold out: the first time the applied quantity reaches the campaign's stock, at the latest
+/// win applied (the one that took the last unit).
+async fn mark_sold_out(txn: &Txn, campaigns: &BTreeMap<i64, CampaignTotals>) -> Result<(), DbErr> {
+    let mut ids: Vec<Value> = Vec::new();
+    let list = in_list(&mut ids, campaigns.keys().map(|id| Value::from(*id)));
+    txn.execute_raw(stmt(
+        &format!(
+            "UPDATE campaign_stats s JOIN campaign c ON c.id = s.campaign_id \
+             SET s.sold_out_at = s.last_accepted_at \
+             WHERE s.campaign_id IN ({list}) AND s.sold_out_at IS NULL AND s.accepted_quantity >= c.total_stock"
+        ),
+        ids,
+    ))
+    .await?;
+    Ok(())
+}
 
-        let mut values: Vec<Value> = Vec::with_capacity(days.len() * 4);
-        for ((id, day), (count, quantity)) in &days {
-            values.extend([
-                (*id).into(),
-                (*day).into(),
-                (*count).into(),
-                (*quantity).into(),
-            ]);
-        }
-        insert_rows(
-            txn,
-            "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity)",
-            "(?, ?, ?, ?)",
-            " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
-             accepted_quantity = accepted_quantity + VALUES(accepted_quantity)",
-            values,
-        )
-        .await?;
-        Ok(())
+async fn upsert_days(
+    txn: &Txn,
+    days: &BTreeMap<(i64, NaiveDate), (i64, i64)>,
+) -> Result<(), DbErr> {
+    let mut values: Vec<Value> = Vec::with_capacity(days.len() * 4);
+    for ((id, day), (count, quantity)) in days {
+        values.extend([
+            (*id).into(),
+            (*day).into(),
+            (*count).into(),
+            (*quantity).into(),
+        ]);
+    }
+    insert_rows(
+        txn,
+        "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity)",
+        "(?, ?, ?, ?)",
+        " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
+         accepted_quantity = accepted_quantity + VALUES(accepted_quantity)",
+        values,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The stats endpoints' reads, over the API's pool.
+#[derive(Clone)]
+pub struct StatsView {
+    db: Db,
+}
+
+impl StatsView {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// `None` until the consumer has applied a win of the campaign.
+    pub async fn campaign(&self, campaign_id: i64) -> Result<Option<CampaignStats>, DbErr> {
+        campaign(&self.db, campaign_id).await
+    }
+
+    /// The day's wins per campaign, from the aggregate table.
+    pub async fn daily(&self, day: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
+        daily(&self.db, day).await
+    }
+
+    /// The same figures counted from `participation`.
+    pub async fn daily_raw(&self, day: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
+        daily_raw(&self.db, day).await
     }
 }
 
@@ -139,7 +198,7 @@ pub struct CampaignStats {
 }
 
 #[tracing::instrument(level = "debug", skip(db), err)]
-pub async fn campaign(
+async fn campaign(
     db: &impl ConnectionTrait,
     campaign_id: i64,
 ) -> Result<Option<CampaignStats>, DbErr> {

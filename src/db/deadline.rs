@@ -73,6 +73,12 @@ impl Db {
             limit: self.limit,
         })
     }
+
+    /// One round trip (`SELECT 1`): the readiness probes' check that MySQL answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        use sea_orm::ConnectionTrait;
+        self.execute_unprepared("SELECT 1").await.map(|_| ())
+    }
 }
 
 impl Txn {

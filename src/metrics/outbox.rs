@@ -1,5 +1,5 @@
 //! Keeps `firstcome_outbox_rows{status}` and `firstcome_outbox_oldest_due_age_seconds` current:
-//! one indexed query ([`crate::relay::store::backlog`]) every `METRICS_OUTBOX_REFRESH_MS`, so a
+//! one indexed query ([`crate::relay::admin::backlog`]) every `METRICS_OUTBOX_REFRESH_MS`, so a
 //! scrape costs MySQL nothing and many scrapers cost no more than one.
 
 use std::{sync::Arc, time::Duration};
@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 use super::{registry::StatusLabels, Metrics};
-use crate::{db::Db, relay::store};
+use crate::{db::Db, relay::admin};
 
 /// Refreshes the gauges now and every `every` until `stop` is cancelled. A failed read keeps the
 /// last values (logged once per outage).
@@ -16,7 +16,7 @@ pub async fn run(db: Db, metrics: Arc<Metrics>, every: Duration, stop: Cancellat
     loop {
         let read = tokio::select! {
             _ = stop.cancelled() => break,
-            read = store::backlog(&db) => read,
+            read = admin::backlog(&db) => read,
         };
         match read {
             Ok(b) => {

@@ -255,8 +255,9 @@ fn message_ref(channel: &str, message: &str) -> Value {
     json!({ "$ref": format!("#/channels/{channel}/messages/{message}") })
 }
 
-/// The AsyncAPI document for `topic` (`KAFKA_TOPIC`), as YAML.
-pub fn asyncapi_yaml(topic: &str) -> String {
+/// The channels and operations of the main topic, the relay's dead letters, and each consumer
+/// (its receive and its own dead-letter topic).
+fn channels_and_operations(topic: &str) -> (Value, Value) {
     let mut channels = json!({
         "participation": {
             "address": topic,
@@ -317,6 +318,12 @@ pub fn asyncapi_yaml(topic: &str) -> String {
             "messages": [message_ref(&dlq_channel, "deadLetter")],
         });
     }
+    (channels, operations)
+}
+
+/// The AsyncAPI document for `topic` (`KAFKA_TOPIC`), as YAML.
+pub fn asyncapi_yaml(topic: &str) -> String {
+    let (channels, operations) = channels_and_operations(topic);
     let document = json!({
         "asyncapi": "3.0.0",
         "info": {

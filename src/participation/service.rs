@@ -19,7 +19,7 @@ use super::{
     batcher::GroupCommit,
     join::{detached, Accepted, JoinError, JoinRequest},
     reconcile::Reconciler,
-    store,
+    store::{self, StoredParticipation},
     transaction::{NewParticipation, WriteError, Written},
 };
 use crate::{
@@ -353,18 +353,16 @@ impl ParticipationService {
         }
     }
 
-    /// One reconciler pass (see [`Reconciler::run_once`]); returns how many were given back.
-    pub async fn reconcile(&self, older_than: Duration) -> Result<u64, JoinError> {
-        self.reconciler().run_once(older_than).await
-    }
-
-    /// Wins of the campaign queued for its next group-commit transaction.
-    pub fn group_commit_queued(&self, campaign_id: i64) -> usize {
+    /// Wins of the campaign queued for its next group-commit transaction (tests synchronize on
+    /// it, through `startup::testing`).
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn group_commit_queued(&self, campaign_id: i64) -> usize {
         self.group_commit.queued(campaign_id)
     }
 
-    /// Gate rebuilds this instance has run that read MySQL.
-    pub fn gate_loads(&self) -> u64 {
+    /// Gate rebuilds this instance has run that read MySQL (for the tests, as above).
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn gate_loads(&self) -> u64 {
         self.loader.loads()
     }
 
@@ -377,6 +375,25 @@ impl ParticipationService {
         if let Err(e) = self.loader.ensure(&campaign).await {
             tracing::warn!(campaign_id = campaign.id, error = %e, "Could not prime the gate; the first request will.");
         }
+    }
+
+    /// Up to `limit` of a campaign's participations after `after_id`, in commit order.
+    pub async fn page(
+        &self,
+        campaign_id: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredParticipation>, DbErr> {
+        store::list(&self.db, campaign_id, after_id, limit).await
+    }
+
+    /// A user's participation in a campaign, as stored.
+    pub async fn find(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+    ) -> Result<Option<StoredParticipation>, DbErr> {
+        store::find(&self.db, campaign_id, user_id).await
     }
 
     /// The campaign cache this service reads (shared with the sync path).

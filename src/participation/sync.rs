@@ -15,10 +15,12 @@ use super::{
     admission::check_campaign,
     join::{detached, Accepted, JoinError, JoinRequest},
     store::find,
+    ParticipationService,
 };
 use crate::db::Db;
 use crate::{
     campaign::CampaignCache,
+    config::Settings,
     db::error::{self as db_error, DbErrorKind},
     kafka::Producers,
     metrics::{registry::PathLabels, Metrics, ParticipationPath},
@@ -35,6 +37,27 @@ pub struct SyncParticipationService {
     /// `KAFKA_MESSAGE_TIMEOUT_MS`: bounds the wait for room in the producer's queue, as the
     /// producer's own `message.timeout.ms` bounds the delivery.
     pub send_timeout: std::time::Duration,
+}
+
+impl SyncParticipationService {
+    /// Beside the outbox path: the same pool and campaign cache, the main producer, and
+    /// `KAFKA_MESSAGE_TIMEOUT_MS` as its send deadline.
+    pub fn new(
+        db: &Db,
+        outbox_path: &ParticipationService,
+        producers: &Producers,
+        metrics: &Arc<Metrics>,
+        settings: &Settings,
+    ) -> Self {
+        Self {
+            db: db.clone(),
+            campaigns: outbox_path.campaigns(),
+            producers: producers.clone(),
+            topic: settings.kafka.topic.as_str().into(),
+            metrics: metrics.clone(),
+            send_timeout: settings.kafka.message_timeout,
+        }
+    }
 }
 
 enum SyncOutcome {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    faults::Faults,
+    hooks::RelayHooks,
     leadership::Leadership,
     order::KeyOrder,
     store::{self, ClaimedRow, LedShards},
@@ -35,7 +35,8 @@ pub struct ClaimLoop {
     /// Notified after each participation commit and when a key is unblocked.
     pub wakeup: Arc<Notify>,
     pub leadership: watch::Receiver<Leadership>,
-    pub faults: Arc<Faults>,
+    /// Test hooks (none in production).
+    pub hooks: Arc<dyn RelayHooks>,
 }
 
 /// The worker a key always goes to.
@@ -94,7 +95,7 @@ impl ClaimLoop {
                 // A test's paused instance stops here, holding what it claimed (only a claim
                 // that took rows stops: one that found nothing would hold nothing).
                 if !rows.is_empty() {
-                    drop(self.faults.pause_claims.read().await);
+                    self.hooks.after_claim().await;
                 }
                 if !self.dispatch(rows, &senders, &stop).await || short || stop.is_cancelled() {
                     break;

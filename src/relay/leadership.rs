@@ -134,7 +134,8 @@ pub struct ShardLeases {
     pub total: u32,
     pub lease: Duration,
     /// A test pauses renewals through it, as it pauses the claim loop.
-    pub faults: std::sync::Arc<super::faults::Faults>,
+    /// Test hooks (none in production).
+    pub hooks: std::sync::Arc<dyn super::hooks::RelayHooks>,
     /// `firstcome_relay_shards_led`: the shards held at the last renewal; 0 after a failed one
     /// (the leases may be passing to another instance) and once released.
     pub shards_led: prometheus_client::metrics::gauge::Gauge,
@@ -200,7 +201,7 @@ impl ShardLeases {
         let safety = self.lease / 6;
         let mut last: Option<Vec<u32>> = None;
         loop {
-            drop(self.faults.pause_renewals.read().await);
+            self.hooks.before_renewal().await;
             let started = Instant::now();
             match self.renew().await {
                 Ok(owned) => {

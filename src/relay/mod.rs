@@ -6,28 +6,33 @@
 //! - [`claim`]: the claim loop: claims due rows of the led shards (fenced inside the claim
 //!   transaction) and hands them to workers.
 //! - [`order`]: per-key order through failures, lost leases and panics (the proof is there).
-//! - [`worker`]: pipelined produces, dead letters, outcome recording.
+//! - [`worker`]: pipelined produces, dead letters, outcome recording; `in_flight.rs` tracks
+//!   what a worker has sent, `produce.rs` produces one row.
 //! - [`recorder`]: marks published rows in batches, off the workers' path.
 //! - [`supervisor`]: bounded queues, panic restarts with backoff, fail-fast start.
 //! - [`classify`]: the one error classifier (Published / Wait / Retry / DeadLetter) and the
 //!   outage policy.
-//! - [`store`]: the SQL.
+//! - [`store`]: the SQL of claiming, recording and releasing.
+//! - [`admin`]: the outbox as operators see it (summary, dead letters, redrive).
 //! - [`cleanup`]: deletes PUBLISHED rows past the retention.
-//! - [`faults`]: failure points for tests (inert unless a test sets them).
+//! - [`hooks`]: where a test may step into a running relay (nothing happens in production).
 //!
-//! [`start`] returns a [`RelayHandle`]; [`RelayHandle::shutdown`] stops it and
+//! [`RelayBuilder::start`] returns a [`RelayHandle`]; [`RelayHandle::shutdown`] stops it and
 //! [`RelayHandle::wait`] returns when it has stopped. The stop sequence, in one place
 //! ([`Relay::stop`]): stop claiming → close the queues → workers send what they hold and wait for
 //! its delivery reports (at most `drain_timeout`, then the producers' queues are purged and
 //! those rows go back to MySQL) → the recorder writes the last marks → release row leases →
 //! release shard leases.
 
+pub mod admin;
 pub mod claim;
 pub mod classify;
 pub mod cleanup;
-pub mod faults;
+pub mod hooks;
+mod in_flight;
 pub mod leadership;
 pub mod order;
+mod produce;
 pub mod recorder;
 pub mod store;
 pub mod supervisor;
@@ -44,7 +49,7 @@ pub use crate::metrics::Metrics;
 use crate::{config::RelaySettings, kafka::Producers, shutdown::running};
 use claim::ClaimLoop;
 use classify::RetryPolicy;
-use faults::Faults;
+use hooks::RelayHooks;
 use leadership::{Leadership, LeadershipStatus, ShardLeases};
 use order::KeyOrder;
 use worker::WorkerContext;
@@ -57,8 +62,6 @@ const RECORDER_QUEUE: usize = 1_024;
 pub struct RelayHandle {
     /// This instance's name in lease columns.
     pub owner: String,
-    /// Failure points for tests.
-    pub faults: Arc<Faults>,
     /// This instance's shard leadership, live (for `/health/ready` and the admin summary).
     pub leadership: Arc<LeadershipStatus>,
     /// Cancelled to stop the relay; a child of the application's root token.
@@ -92,98 +95,117 @@ pub struct RelayDeps {
     pub stuck_after: Duration,
 }
 
-/// Starts the relay: workers first (an error if they cannot start), then leadership, the claim
-/// loop and cleanup, all stopped by `parent` (or [`RelayHandle::shutdown`]).
-pub async fn start(
-    settings: &RelaySettings,
+/// Builds a relay and starts it: `RelayBuilder::new(settings, deps).start(&parent)`, with
+/// [`RelayBuilder::hooks`] for a test that steps into it.
+pub struct RelayBuilder<'a> {
+    settings: &'a RelaySettings,
     deps: RelayDeps,
-    parent: &CancellationToken,
-) -> anyhow::Result<RelayHandle> {
-    let (lead_tx, lead_rx) = watch::channel(Leadership::none());
-    let shared = Shared {
-        owner: instance_name(),
-        faults: Arc::new(Faults::default()),
-        order: Arc::new(KeyOrder::new(deps.wakeup.clone())),
-        leadership: lead_rx,
-    };
-    let owner = shared.owner.clone();
-    let stop = parent.child_token();
-    let tasks = TaskTracker::new();
-    let leadership_status = Arc::new(LeadershipStatus::new(
-        &owner,
-        settings.shards,
-        shared.leadership.clone(),
-    ));
-    let (recorder_tx, recorder_rx) = mpsc::channel(RECORDER_QUEUE);
-    // Workers stop on their own when their queue closes; this token only tells them that
-    // outcomes that cannot be written may now be left to the lease.
-    let workers_stopping = CancellationToken::new();
-    let ctx = worker_context(settings, &deps, &shared, recorder_tx, &workers_stopping);
-    let workers = TaskTracker::new();
-    let senders =
-        supervisor::start(ctx, settings.workers, settings.channel_capacity, &workers).await?;
-    workers.close();
-    let leases = shard_leases(settings, &deps, &shared);
-    leases.ensure_rows().await?;
-    let claims = claim_loop(settings, &deps, &shared);
+    hooks: Arc<dyn RelayHooks>,
+}
 
-    let recorder = tasks.spawn(running::track(
-        "relay recorder",
-        recorder::run(deps.db.clone(), recorder_rx)
-            .instrument(tracing::info_span!("relay_recorder")),
-    ));
-    tasks.spawn(running::track(
-        "relay cleanup",
-        cleanup::run(
-            deps.db.clone(),
-            settings.retention,
-            settings.cleanup_batch,
-            stop.clone(),
-        )
-        .instrument(tracing::info_span!("relay_cleanup")),
-    ));
-    let leadership_stop = CancellationToken::new();
-    let leadership = tasks.spawn(running::track(
-        "relay shard leadership",
-        leases
-            .run(lead_tx, leadership_status.clone(), leadership_stop.clone())
-            .instrument(tracing::info_span!("relay_leadership")),
-    ));
-    let relay = Relay {
-        db: deps.db,
-        owner: owner.clone(),
-        producers: deps.producers,
-        drain_timeout: deps.drain_timeout,
-        workers,
-        workers_stopping,
-        recorder,
-        leadership_stop,
-        leadership,
-    };
-    let claim_stop = stop.clone();
-    tasks.spawn(running::track(
-        "relay claims, then the relay's stop sequence",
-        async move {
-            claims.run(senders, claim_stop).await;
-            relay.stop().await;
+impl<'a> RelayBuilder<'a> {
+    pub fn new(settings: &'a RelaySettings, deps: RelayDeps) -> Self {
+        Self {
+            settings,
+            deps,
+            hooks: hooks::none(),
         }
-        .instrument(tracing::info_span!("relay_claims", owner = %owner)),
-    ));
-    tasks.close();
-    Ok(RelayHandle {
-        owner,
-        faults: shared.faults,
-        leadership: leadership_status,
-        stop,
-        tasks,
-    })
+    }
+
+    /// The points where a test steps in (none by default).
+    pub fn hooks(mut self, hooks: Arc<dyn RelayHooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Starts the relay: workers first (an error if they cannot start), then leadership, the
+    /// claim loop and cleanup, all stopped by `parent` (or [`RelayHandle::shutdown`]).
+    pub async fn start(self, parent: &CancellationToken) -> anyhow::Result<RelayHandle> {
+        let (settings, deps) = (self.settings, &self.deps);
+        let (lead_tx, lead_rx) = watch::channel(Leadership::none());
+        let shared = Shared {
+            owner: instance_name(),
+            hooks: self.hooks.clone(),
+            order: Arc::new(KeyOrder::new(deps.wakeup.clone())),
+            leadership: lead_rx,
+        };
+        let status = Arc::new(LeadershipStatus::new(
+            &shared.owner,
+            settings.shards,
+            shared.leadership.clone(),
+        ));
+        let (recorder_tx, recorder_rx) = mpsc::channel(RECORDER_QUEUE);
+        // Workers stop on their own when their queue closes; this token only tells them that
+        // outcomes that cannot be written may now be left to the lease.
+        let workers_stopping = CancellationToken::new();
+        let ctx = worker_context(settings, deps, &shared, recorder_tx, &workers_stopping);
+        let workers = TaskTracker::new();
+        let senders =
+            supervisor::start(ctx, settings.workers, settings.channel_capacity, &workers).await?;
+        workers.close();
+        let leases = shard_leases(settings, deps, &shared);
+        leases.ensure_rows().await?;
+        let claims = claim_loop(settings, deps, &shared);
+
+        let stop = parent.child_token();
+        let tasks = TaskTracker::new();
+        let recorder = tasks.spawn(running::track(
+            "relay recorder",
+            recorder::run(deps.db.clone(), recorder_rx)
+                .instrument(tracing::info_span!("relay_recorder")),
+        ));
+        tasks.spawn(running::track(
+            "relay cleanup",
+            cleanup::run(
+                deps.db.clone(),
+                settings.retention,
+                settings.cleanup_batch,
+                stop.clone(),
+            )
+            .instrument(tracing::info_span!("relay_cleanup")),
+        ));
+        let leadership_stop = CancellationToken::new();
+        let leadership = tasks.spawn(running::track(
+            "relay shard leadership",
+            leases
+                .run(lead_tx, status.clone(), leadership_stop.clone())
+                .instrument(tracing::info_span!("relay_leadership")),
+        ));
+        let relay = Relay {
+            db: self.deps.db,
+            owner: shared.owner.clone(),
+            producers: self.deps.producers,
+            drain_timeout: self.deps.drain_timeout,
+            workers,
+            workers_stopping,
+            recorder,
+            leadership_stop,
+            leadership,
+        };
+        let claim_stop = stop.clone();
+        tasks.spawn(running::track(
+            "relay claims, then the relay's stop sequence",
+            async move {
+                claims.run(senders, claim_stop).await;
+                relay.stop().await;
+            }
+            .instrument(tracing::info_span!("relay_claims", owner = %shared.owner)),
+        ));
+        tasks.close();
+        Ok(RelayHandle {
+            owner: shared.owner.clone(),
+            leadership: status,
+            stop,
+            tasks,
+        })
+    }
 }
 
 /// What every part of one relay instance shares.
 struct Shared {
     /// This instance's name in lease columns.
     owner: String,
-    faults: Arc<Faults>,
+    hooks: Arc<dyn RelayHooks>,
     order: Arc<KeyOrder>,
     /// The shards this instance leads, as the leadership task last saw them.
     leadership: watch::Receiver<Leadership>,
@@ -225,7 +247,7 @@ fn worker_context(
         leadership: shared.leadership.clone(),
         recorder,
         stop: stopping.clone(),
-        faults: shared.faults.clone(),
+        hooks: shared.hooks.clone(),
         metrics: deps.metrics.clone(),
     })
 }
@@ -236,7 +258,7 @@ fn shard_leases(settings: &RelaySettings, deps: &RelayDeps, shared: &Shared) -> 
         owner: shared.owner.clone(),
         total: settings.shards,
         lease: settings.lease,
-        faults: shared.faults.clone(),
+        hooks: shared.hooks.clone(),
         shards_led: deps.metrics.relay_shards_led.clone(),
     }
 }
@@ -252,7 +274,7 @@ fn claim_loop(settings: &RelaySettings, deps: &RelayDeps, shared: &Shared) -> Cl
         order: shared.order.clone(),
         wakeup: deps.wakeup.clone(),
         leadership: shared.leadership.clone(),
-        faults: shared.faults.clone(),
+        hooks: shared.hooks.clone(),
     }
 }
 

@@ -1,5 +1,5 @@
 //! SQL of the relay: claim due rows with a lease, record outcomes in batches, release leases,
-//! clean up, and the admin views. Time comparisons use the database clock (`UTC_TIMESTAMP(6)`),
+//! and clean up (the admin views are in `admin.rs`). Time comparisons use the database clock (`UTC_TIMESTAMP(6)`),
 //! so instances with skewed clocks still agree on leases and due times.
 //!
 //! Every UPDATE names its index (`FORCE INDEX`). Left to itself the optimizer reaches rows by
@@ -10,7 +10,10 @@
 //! leased) an UPDATE reads only the rows it changes.
 
 use crate::db::sql::{in_list, size_at_least, stmt};
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use crate::db::Db;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
@@ -108,75 +111,116 @@ pub async fn claim(
         txn.commit().await?;
         return Ok((led, Vec::new()));
     }
-    let mut values: Vec<Value> = Vec::new();
-    let mut filter = String::new();
-    if led.shards.len() < total as usize {
-        values.push(total.into());
-        let shards = in_list(&mut values, led.shards.iter().map(|s| Value::from(*s)));
-        filter.push_str(&format!(" AND MOD(CRC32(msg_key), ?) IN ({shards})"));
-    }
-    if !blocked.is_empty() {
-        let keys = in_list(&mut values, blocked.iter().map(|k| Value::from(k.as_str())));
-        filter.push_str(&format!(" AND msg_key NOT IN ({keys})"));
-    }
     let held = held_back(&txn, owner).await?;
-    if !held.is_empty() {
-        // Padded like an `IN` list (the last term repeated), for a shared statement text.
-        let n = size_at_least(held.len());
-        filter.push_str(&format!(
-            " AND NOT ({})",
-            vec!["(msg_key = ? AND id > ?)"; n].join(" OR ")
-        ));
-        let mut terms = held.iter().chain(std::iter::repeat(&held[held.len() - 1]));
-        for (key, id) in terms.by_ref().take(n) {
-            values.push(key.as_str().into());
-            values.push((*id).into());
-        }
+    let filter = ClaimFilter::new(&led, blocked, &held);
+    let candidates = candidates(&txn, total, &filter, limit).await?;
+    if candidates.is_empty() {
+        txn.commit().await?;
+        return Ok((led, Vec::new()));
     }
-    values.push(limit.into());
+    let rows = lock_claimable(&txn, candidates).await?;
+    if !rows.is_empty() {
+        let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
+        let ids = in_list(&mut values, rows.iter().map(|r| Value::from(r.id)));
+        txn.execute_raw(stmt(
+            &format!(
+                "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
+                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids})"
+            ),
+            values,
+        ))
+        .await?;
+    }
+    txn.commit().await?;
+    Ok((led, rows))
+}
 
-    // 1. The candidates, by a plain (consistent, non-locking) read: two index ranges of
-    // (status, lease_until, id), rows never leased (or released) in id order without touching
-    // the rows in flight, and rows whose lease expired (normally none); the first `limit` of
-    // both together. What one transaction wrote is in it entirely or not at all.
-    let candidates_of = |leases: &str| {
-        format!(
-            "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
-             CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
-             FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
-             WHERE status = 'PENDING' AND {leases} AND available_at <= UTC_TIMESTAMP(6){filter} \
-             ORDER BY id LIMIT ?"
-        )
-    };
+/// The claim's conditions beyond "due": the led shards (when not all), keys blocked in this
+/// relay, and the keys held back (only rows older than the holding one may be taken).
+struct ClaimFilter {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl ClaimFilter {
+    fn new(led: &LedShards, blocked: &[String], held: &[(String, i64)]) -> Self {
+        let mut values: Vec<Value> = Vec::new();
+        let mut sql = String::new();
+        if led.shards.len() < led.total as usize {
+            values.push(led.total.into());
+            let shards = in_list(&mut values, led.shards.iter().map(|s| Value::from(*s)));
+            sql.push_str(&format!(" AND MOD(CRC32(msg_key), ?) IN ({shards})"));
+        }
+        if !blocked.is_empty() {
+            let keys = in_list(&mut values, blocked.iter().map(|k| Value::from(k.as_str())));
+            sql.push_str(&format!(" AND msg_key NOT IN ({keys})"));
+        }
+        if let Some(last) = held.last() {
+            // Padded like an `IN` list (the last term repeated), for a shared statement text.
+            let n = size_at_least(held.len());
+            sql.push_str(&format!(
+                " AND NOT ({})",
+                vec!["(msg_key = ? AND id > ?)"; n].join(" OR ")
+            ));
+            for (key, id) in held.iter().chain(std::iter::repeat(last)).take(n) {
+                values.push(key.as_str().into());
+                values.push((*id).into());
+            }
+        }
+        Self { sql, values }
+    }
+}
+
+/// Step 1 of a claim: the candidates, by a plain (consistent, non-locking) read: two index ranges of
+/// (status, lease_until, id), rows never leased (or released) in id order without touching the
+/// rows in flight, and rows whose lease expired (normally none); the first `limit` of both
+/// together. What one transaction wrote is in it entirely or not at all.
+async fn candidates(
+    txn: &impl ConnectionTrait,
+    total: u32,
+    filter: &ClaimFilter,
+    limit: u32,
+) -> Result<Vec<ClaimedRow>, DbErr> {
     let mut candidates: Vec<ClaimedRow> = Vec::new();
     for leases in [
         "lease_until IS NULL AND lease_owner IS NULL",
         "lease_until < UTC_TIMESTAMP(6)",
     ] {
-        let mut with_total = vec![Value::from(total)];
-        with_total.extend(values.iter().cloned());
+        let sql = format!(
+            "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
+             CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
+             FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+             WHERE status = 'PENDING' AND {leases} AND available_at <= UTC_TIMESTAMP(6){} \
+             ORDER BY id LIMIT ?",
+            filter.sql
+        );
+        let mut values = vec![Value::from(total)];
+        values.extend(filter.values.iter().cloned());
+        values.push(limit.into());
         candidates.extend(
-            ClaimedRow::find_by_statement(stmt(&candidates_of(leases), with_total))
-                .all(&txn)
+            ClaimedRow::find_by_statement(stmt(&sql, values))
+                .all(txn)
                 .await?,
         );
     }
     candidates.sort_by_key(|r| r.id);
     candidates.truncate(limit as usize);
-    if candidates.is_empty() {
-        txn.commit().await?;
-        return Ok((led, Vec::new()));
-    }
+    Ok(candidates)
+}
 
-    // 2. Lock them, still claimable. SKIP LOCKED passes over a row another transaction holds
-    // (the locking read sees each row's latest commit, not one moment: with a skipping scan,
-    // rows committed together could be taken partly, the younger ones first, as a commit landed
-    // between two rows). A key whose candidate was passed over keeps only the candidates before
-    // it: what a claim takes of a key is always the oldest of its visible rows.
+/// Step 2 of a claim: locks the candidates that are still claimable. SKIP LOCKED passes over a row another
+/// transaction holds (the locking read sees each row's latest commit, not one moment: with a
+/// skipping scan, rows committed together could be taken partly, the younger ones first, as a
+/// commit landed between two rows). A key whose candidate was passed over keeps only the
+/// candidates before it: what a claim takes of a key is always the oldest of its visible rows.
+async fn lock_claimable(
+    txn: &impl ConnectionTrait,
+    candidates: Vec<ClaimedRow>,
+) -> Result<Vec<ClaimedRow>, DbErr> {
     let mut values: Vec<Value> = Vec::with_capacity(size_at_least(candidates.len()));
     let ids = in_list(&mut values, candidates.iter().map(|r| Value::from(r.id)));
     // With each row's attempts as of the lock (the candidates' read may be a moment older).
-    let locked: std::collections::HashMap<i64, i32> = txn
+    let locked: HashMap<i64, i32> = txn
         .query_all_raw(stmt(
             &format!(
                 "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) WHERE id IN ({ids}) \
@@ -190,7 +234,7 @@ pub async fn claim(
         .iter()
         .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
         .collect::<Result<_, DbErr>>()?;
-    let mut passed_over: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut passed_over: HashSet<String> = HashSet::new();
     let mut rows = Vec::with_capacity(locked.len());
     for mut row in candidates {
         if passed_over.contains(&row.msg_key) {
@@ -206,20 +250,7 @@ pub async fn claim(
             }
         }
     }
-    if !rows.is_empty() {
-        let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
-        let ids = in_list(&mut values, rows.iter().map(|r| Value::from(r.id)));
-        txn.execute_raw(stmt(
-            &format!(
-                "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
-                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids})"
-            ),
-            values,
-        ))
-        .await?;
-    }
-    txn.commit().await?;
-    Ok((led, rows))
+    Ok(rows)
 }
 
 /// Extends the leases of the rows `owner` holds in the shards it leads (called with each shard
@@ -357,117 +388,4 @@ pub async fn delete_published(db: &Db, retention: Duration, batch: u32) -> Resul
 /// `last_error` is TEXT; keep it well inside.
 fn truncate(error: &str) -> String {
     error.chars().take(4_000).collect()
-}
-
-/// Counts for the admin summary, optionally for one campaign (`msg_key`).
-#[derive(Debug, Clone, Default, FromQueryResult)]
-pub struct Summary {
-    pub pending: i64,
-    pub published: i64,
-    pub dead: i64,
-    pub oldest_due_pending_age_ms: Option<i64>,
-    pub last_published_at: Option<chrono::NaiveDateTime>,
-}
-
-pub async fn summary(db: &Db, key: Option<&str>) -> Result<Summary, DbErr> {
-    let (filter, values): (&str, Vec<Value>) = match key {
-        Some(k) => (" WHERE msg_key = ?", vec![k.into()]),
-        None => ("", vec![]),
-    };
-    let sql = format!(
-        "SELECT CAST(COALESCE(SUM(status = 'PENDING'), 0) AS SIGNED) AS pending, \
-         CAST(COALESCE(SUM(status = 'PUBLISHED'), 0) AS SIGNED) AS published, \
-         CAST(COALESCE(SUM(status = 'DEAD'), 0) AS SIGNED) AS dead, \
-         CAST(TIMESTAMPDIFF(MICROSECOND, MIN(CASE WHEN status = 'PENDING' AND available_at <= UTC_TIMESTAMP(6) \
-              THEN available_at END), UTC_TIMESTAMP(6)) DIV 1000 AS SIGNED) AS oldest_due_pending_age_ms, \
-         MAX(published_at) AS last_published_at \
-         FROM outbox_event{filter}"
-    );
-    Ok(Summary::find_by_statement(stmt(&sql, values))
-        .one(db)
-        .await?
-        .unwrap_or_default())
-}
-
-/// What the outbox gauges show (`firstcome_outbox_rows`, `firstcome_outbox_oldest_due_age_seconds`).
-#[derive(Debug, Clone, Default, FromQueryResult)]
-pub struct Backlog {
-    pub pending: i64,
-    pub published: i64,
-    pub dead: i64,
-    /// Microseconds the oldest due PENDING row has waited; `None` when none is due.
-    pub oldest_due_age_us: Option<i64>,
-}
-
-/// Counts by status and the oldest due row's age, read from the status-led indexes only (no
-/// table rows): PENDING and DEAD are short ranges of `(status, id)`, the oldest due row is the
-/// first entry of `(status, available_at)`. The PUBLISHED count walks that status's range of the
-/// index, which holds what `OUTBOX_RETENTION_HOURS` keeps; it runs on a timer, never per scrape.
-pub async fn backlog(db: &Db) -> Result<Backlog, DbErr> {
-    let count = |status: &str| {
-        format!(
-            "(SELECT COUNT(*) FROM outbox_event FORCE INDEX (ix_outbox_status_id) WHERE status = '{status}')"
-        )
-    };
-    let sql = format!(
-        "SELECT CAST({} AS SIGNED) AS pending, CAST({} AS SIGNED) AS published, CAST({} AS SIGNED) AS dead, \
-         CAST((SELECT TIMESTAMPDIFF(MICROSECOND, MIN(available_at), UTC_TIMESTAMP(6)) \
-               FROM outbox_event FORCE INDEX (ix_outbox_status_available) \
-               WHERE status = 'PENDING' AND available_at <= UTC_TIMESTAMP(6)) AS SIGNED) AS oldest_due_age_us",
-        count("PENDING"),
-        count("PUBLISHED"),
-        count("DEAD"),
-    );
-    Ok(Backlog::find_by_statement(stmt(&sql, vec![]))
-        .one(db)
-        .await?
-        .unwrap_or_default())
-}
-
-/// A DEAD row, for the admin list.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct DeadRow {
-    pub id: i64,
-    pub event_id: String,
-    pub topic: String,
-    pub msg_key: String,
-    pub event_type: String,
-    pub attempts: i32,
-    pub last_error: Option<String>,
-    pub created_at: chrono::NaiveDateTime,
-}
-
-pub async fn dead(db: &Db, after_id: i64, limit: u32) -> Result<Vec<DeadRow>, DbErr> {
-    DeadRow::find_by_statement(stmt(
-        "SELECT id, event_id, topic, msg_key, event_type, attempts, last_error, created_at FROM outbox_event \
-         WHERE status = 'DEAD' AND id > ? ORDER BY id LIMIT ?",
-        vec![after_id.into(), limit.into()],
-    ))
-    .all(db)
-    .await
-}
-
-/// Every DEAD row of one key (a campaign) → PENDING with attempts reset, in one statement;
-/// returns how many. They are published in id order like any other rows of the key.
-pub async fn redrive_key(db: &Db, key: &str) -> Result<u64, DbErr> {
-    let res = db
-        .execute_raw(stmt(
-            "UPDATE outbox_event SET status = 'PENDING', attempts = 0, available_at = UTC_TIMESTAMP(6), \
-             lease_owner = NULL, lease_until = NULL WHERE status = 'DEAD' AND msg_key = ?",
-            vec![key.into()],
-        ))
-        .await?;
-    Ok(res.rows_affected())
-}
-
-/// DEAD → PENDING with attempts reset; `false` when no DEAD row has this event id.
-pub async fn redrive(db: &Db, event_id: &str) -> Result<bool, DbErr> {
-    let res = db
-        .execute_raw(stmt(
-            "UPDATE outbox_event SET status = 'PENDING', attempts = 0, available_at = UTC_TIMESTAMP(6), \
-             lease_owner = NULL, lease_until = NULL WHERE event_id = ? AND status = 'DEAD'",
-            vec![event_id.into()],
-        ))
-        .await?;
-    Ok(res.rows_affected() == 1)
 }

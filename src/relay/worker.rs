@@ -17,16 +17,14 @@
 //! again only when the pipeline holds none of its rows.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use chrono::Utc;
-use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
-use rdkafka::{
-    error::KafkaError, message::OwnedHeaders, producer::FutureRecord, types::RDKafkaErrorCode,
-};
+use futures::{FutureExt, StreamExt};
+use rdkafka::error::KafkaError;
 use sea_orm::DbErr;
 use tokio::{
     sync::{mpsc, watch},
@@ -36,15 +34,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     classify::{classify, DeadReason, Outcome, RetryPolicy},
-    faults::Faults,
+    hooks::RelayHooks,
+    in_flight::{InFlight, SendStamp},
     leadership::Leadership,
     order::KeyOrder,
+    produce::{enqueue, kafka_headers, produce_once, publish_span},
     store::{self, ClaimedRow},
 };
 use crate::db::Db;
-use crate::kafka::{KafkaProducer, Producers};
+use crate::kafka::Producers;
 use crate::outbox::{self, dlq};
-use crate::trace::export::{self, ExportSpan, KeyValue, SpanKind};
 
 /// What every worker shares.
 pub struct WorkerContext {
@@ -65,7 +64,8 @@ pub struct WorkerContext {
     /// Cancelled when the relay stops: outcomes that cannot be written are then left to the
     /// lease instead of retried.
     pub stop: CancellationToken,
-    pub faults: Arc<Faults>,
+    /// Test hooks (none in production).
+    pub hooks: Arc<dyn RelayHooks>,
     pub metrics: Arc<super::Metrics>,
 }
 
@@ -73,75 +73,10 @@ pub struct WorkerContext {
 /// them if the worker panics.
 pub type RowsInHand = Arc<Mutex<HashMap<i64, String>>>;
 
-/// How long a worker waits before re-enqueueing after librdkafka's queue was full.
-const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 /// Writing an outcome to MySQL is retried from this delay...
 const PERSIST_BASE: Duration = Duration::from_millis(50);
 /// ...up to this one.
 const PERSIST_CAP: Duration = Duration::from_secs(5);
-
-/// A row in flight: resolves with the row, when and on which producer generation it was sent,
-/// and its delivery report.
-type PendingDelivery = BoxFuture<'static, (ClaimedRow, SendStamp, Result<(), KafkaError>)>;
-
-#[derive(Debug, Clone, Copy)]
-struct SendStamp {
-    at: Instant,
-    generation: u64,
-}
-
-/// What a worker has sent and not settled.
-#[derive(Default)]
-struct InFlight {
-    flights: FuturesUnordered<PendingDelivery>,
-    /// (sent at, id) of every flight: the oldest says when to purge.
-    sent: BTreeSet<(Instant, i64)>,
-    /// Flights per producer generation, with that producer (to purge it).
-    generations: BTreeMap<u64, (Arc<KafkaProducer>, usize)>,
-    /// No purge before this (one purge per `stuck_after` at most).
-    quiet_until: Option<Instant>,
-}
-
-impl InFlight {
-    fn len(&self) -> usize {
-        self.flights.len()
-    }
-
-    /// Whether rows may be sent on producer generation `current`: not while rows sent on an
-    /// older producer (replaced after a fatal error) are unreported. Their failures may still
-    /// be on the way, and a younger row of their key must not go out before they block it.
-    fn may_send_on(&self, current: u64) -> bool {
-        self.generations
-            .first_key_value()
-            .is_none_or(|(oldest, _)| *oldest >= current)
-    }
-
-    fn landed(&mut self, sent_at: Instant, id: i64, generation: u64) {
-        self.sent.remove(&(sent_at, id));
-        if let Some((_, n)) = self.generations.get_mut(&generation) {
-            *n -= 1;
-            if *n == 0 {
-                self.generations.remove(&generation);
-            }
-        }
-    }
-
-    /// Fails every unacknowledged message of every producer this worker has rows on: the
-    /// current one and any replaced one whose reports are still awaited. (Other workers' rows
-    /// on the same producer fail too and go back to the outbox: a suffix, never a gap.)
-    async fn purge(&mut self, stuck_after: Duration) {
-        for (producer, _) in self.generations.values() {
-            crate::kafka::producer::purge(producer.clone()).await;
-        }
-        self.quiet_until = Some(Instant::now() + stuck_after);
-    }
-
-    /// When the oldest row will have waited too long.
-    fn stuck_at(&self, stuck_after: Duration) -> Option<Instant> {
-        let oldest = self.sent.first()?.0 + stuck_after;
-        Some(self.quiet_until.map_or(oldest, |q| q.max(oldest)))
-    }
-}
 
 /// Runs until its queue is closed (shutdown) and every row sent is settled.
 pub async fn run(
@@ -205,7 +140,7 @@ async fn send_rows(
     let (producer, generation) = ctx.producers.main.current();
     let mut dropped = Vec::new();
     for row in rows {
-        ctx.faults.trip(&row.msg_key);
+        ctx.hooks.before_send(&row.msg_key);
         if ctx.order.is_blocked(&row.msg_key) {
             tracing::trace!(id = row.id, key = %row.msg_key, "Dropped: key blocked.");
             dropped.push(row);
@@ -229,31 +164,8 @@ async fn send_rows(
         .await
         {
             Ok(delivery) => {
-                tracing::trace!(id = row.id, key = %row.msg_key, generation, "SendStamp.");
-                let sent = SendStamp {
-                    at: Instant::now(),
-                    generation,
-                };
-                flying.sent.insert((sent.at, row.id));
-                flying
-                    .generations
-                    .entry(generation)
-                    .or_insert_with(|| (producer.clone(), 0))
-                    .1 += 1;
-                // The producer lives until this row is reported, even if it is replaced.
-                let producer = producer.clone();
-                flying.flights.push(
-                    async move {
-                        let result = delivered(delivery).await;
-                        drop(producer);
-                        if let Err(e) = &result {
-                            span.set_error(e.to_string());
-                        }
-                        span.end();
-                        (row, sent, result)
-                    }
-                    .boxed(),
-                );
+                tracing::trace!(id = row.id, key = %row.msg_key, generation, "Sent.");
+                flying.add(row, &producer, generation, delivery, span);
             }
             // Refused before it was sent (too large, or the producer is in a fatal state):
             // settled now, before any younger row of its key is sent. A fatal producer refuses
@@ -439,75 +351,6 @@ where
             }
         }
     }
-}
-
-/// The row's publish span, from send to the broker's report: a child of the request span whose
-/// `traceparent` the row carries. Built only when spans are exported and the trace is sampled;
-/// otherwise inert and free (no span per row at 20k rows/s for nobody to see).
-fn publish_span(row: &ClaimedRow, headers: &outbox::headers::Headers) -> ExportSpan {
-    let traceparent = headers
-        .get(outbox::headers::TRACEPARENT)
-        .map(String::as_str);
-    export::start_child_of(traceparent, "publish", SpanKind::Producer, || {
-        vec![
-            KeyValue::new("messaging.system", "kafka"),
-            KeyValue::new("messaging.operation.type", "send"),
-            KeyValue::new("messaging.destination.name", row.topic.clone()),
-            KeyValue::new("messaging.kafka.message.key", row.msg_key.clone()),
-            KeyValue::new("messaging.message.id", row.event_id.to_string()),
-            KeyValue::new("firstcome.outbox_id", row.id),
-        ]
-    })
-}
-
-/// The row's stored headers plus `extra`, as Kafka headers.
-fn kafka_headers(stored: &str, extra: &[(&str, String)]) -> OwnedHeaders {
-    outbox::headers::to_kafka(&outbox::headers::from_stored(stored), extra)
-}
-
-/// Enqueues one message, waiting while librdkafka's local queue is full.
-async fn enqueue(
-    producer: &KafkaProducer,
-    topic: &str,
-    key: &str,
-    payload: &[u8],
-    headers: OwnedHeaders,
-) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
-    let mut record = FutureRecord::to(topic)
-        .key(key)
-        .payload(payload)
-        .headers(headers);
-    loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
-}
-
-/// Awaits a delivery report.
-async fn delivered(delivery: rdkafka::producer::DeliveryFuture) -> Result<(), KafkaError> {
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e),
-        // The producer was dropped with the message queued (replaced after a fatal error).
-        Err(_) => Err(KafkaError::Canceled),
-    }
-}
-
-/// Sends one message and awaits its delivery report.
-async fn produce_once(
-    producer: &KafkaProducer,
-    topic: &str,
-    key: &str,
-    payload: &[u8],
-    headers: OwnedHeaders,
-) -> Result<(), KafkaError> {
-    delivered(enqueue(producer, topic, key, payload, headers).await?).await
 }
 
 /// Publishes the row to `<topic>.dlq` with the `dlq_*` headers, then marks it DEAD. If the

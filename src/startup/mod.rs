@@ -29,13 +29,17 @@ use tracing::Instrument;
 
 mod consumers;
 mod kafka;
+mod resources;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
 
 pub use consumers::consume;
 use consumers::start_consumers;
 use kafka::KafkaClients;
+use resources::Resources;
 
 use crate::{
-    api::{self, Limits},
+    api::{self, Apis, Limits},
     campaign::CampaignCache,
     config::{DatabaseSettings, Secret, Settings},
     db,
@@ -43,15 +47,17 @@ use crate::{
     kafka::{EmbeddedBroker, Producers},
     metrics::Metrics,
     participation::{sync::SyncParticipationService, ParticipationService},
-    relay::{self, RelayDeps, RelayHandle},
+    relay::{hooks::RelayHooks, RelayBuilder, RelayDeps, RelayHandle},
     shutdown::{off_runtime, running},
-    state::{AppState, Components},
+    state::Components,
 };
 
 pub struct Application {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
-    state: Arc<AppState>,
+    /// The API's resources, each holding its services.
+    apis: Apis,
+    metrics: Arc<Metrics>,
     limits: Limits,
     /// Root of every background task's lifetime; cancelled once, on shutdown.
     shutdown: CancellationToken,
@@ -108,6 +114,7 @@ fn admin_token(settings: &Settings) -> Secret {
 /// `None` with `RELAY_ENABLED=false`.
 async fn start_relay(
     settings: &Settings,
+    hooks: Arc<dyn RelayHooks>,
     kafka: &KafkaClients,
     wakeup: &Arc<Notify>,
     metrics: &Arc<Metrics>,
@@ -130,7 +137,9 @@ async fn start_relay(
         drain_timeout: settings.shutdown_timeout / 2,
         stuck_after: settings.kafka.message_timeout,
     };
-    let handle = relay::start(&settings.relay, deps, shutdown)
+    let handle = RelayBuilder::new(&settings.relay, deps)
+        .hooks(hooks)
+        .start(shutdown)
         .await
         .context("could not start the outbox relay")?;
     Ok(Some(handle))
@@ -164,23 +173,45 @@ fn spawn_background(
     ));
 }
 
-impl Application {
+/// Builds an [`Application`]: `Application::builder(settings).build()`, with
+/// [`ApplicationBuilder::relay_hooks`] for a test that steps into the relay.
+pub struct ApplicationBuilder {
+    settings: Settings,
+    relay_hooks: Arc<dyn RelayHooks>,
+}
+
+impl ApplicationBuilder {
+    /// The points where a test steps into the relay (none by default).
+    pub fn relay_hooks(mut self, hooks: Arc<dyn RelayHooks>) -> Self {
+        self.relay_hooks = hooks;
+        self
+    }
+
     /// Start-up in order: bind and migrate, connect MySQL and Redis, Kafka (the embedded broker
     /// when none is configured) and its producers, the relay, the consumers, the participation
-    /// services and their background tasks. Nothing is served until `run_until_stopped`.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    /// services and their background tasks, the API's resources. Nothing is served until
+    /// [`Application::run_until_stopped`].
+    pub async fn build(self) -> anyhow::Result<Application> {
+        let settings = self.settings;
         let (listener, addr) = bind_and_migrate(&settings).await?;
         let db = db::pool::connect(&settings.database).await?;
         let gate = Gate::new(&settings.redis).context("could not set up the Redis connection")?;
-        let admin_token = admin_token(&settings);
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let metrics = Arc::new(Metrics::new());
         metrics.watch_pool("api", &db);
 
         let kafka = KafkaClients::connect(&settings)?;
-        let relay_wakeup = Arc::new(Notify::new());
-        let relay = start_relay(&settings, &kafka, &relay_wakeup, &metrics, &shutdown).await?;
+        let wakeup = Arc::new(Notify::new());
+        let relay = start_relay(
+            &settings,
+            self.relay_hooks,
+            &kafka,
+            &wakeup,
+            &metrics,
+            &shutdown,
+        );
+        let relay = relay.await?;
         let (consumers, _) = start_consumers(
             &settings,
             &kafka.bootstrap,
@@ -192,42 +223,44 @@ impl Application {
         )
         .await?;
 
+        let campaigns = Arc::new(CampaignCache::default());
         let participations = ParticipationService::new(
             db.clone(),
             gate.clone(),
-            Arc::new(CampaignCache::default()),
-            relay_wakeup,
+            campaigns,
+            wakeup,
             metrics.clone(),
             &settings,
         );
-        let sync = SyncParticipationService {
-            db: db.clone(),
-            campaigns: participations.campaigns(),
-            producers: kafka.producers.clone(),
-            topic: settings.kafka.topic.as_str().into(),
-            metrics: metrics.clone(),
-            send_timeout: settings.kafka.message_timeout,
-        };
+        let sync = SyncParticipationService::new(
+            &db,
+            &participations,
+            &kafka.producers,
+            &metrics,
+            &settings,
+        );
         spawn_background(&tasks, &settings, &participations, &db, &metrics, &shutdown);
         let components = Components {
-            kafka: kafka.reachability,
+            kafka: kafka.reachability.clone(),
             relay: relay.as_ref().map(|r| r.leadership.clone()),
             relay_shards: settings.relay.shards,
         };
-        let state = Arc::new(AppState {
-            sync,
+        let apis = Resources {
             db,
             gate,
             participations,
-            admin_token,
+            sync,
             components,
-            metrics,
             consumers,
-        });
-        Ok(Self {
+            metrics: metrics.clone(),
+            admin_token: admin_token(&settings),
+        }
+        .into_apis();
+        Ok(Application {
             listener,
             addr,
-            state,
+            apis,
+            metrics,
             limits: Limits {
                 body_bytes: settings.http.body_limit,
                 request_timeout: settings.http.request_timeout,
@@ -240,23 +273,23 @@ impl Application {
             relay,
         })
     }
+}
+
+impl Application {
+    pub fn builder(settings: Settings) -> ApplicationBuilder {
+        ApplicationBuilder {
+            settings,
+            relay_hooks: crate::relay::hooks::none(),
+        }
+    }
+
+    /// [`Application::builder`] with nothing injected.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::builder(settings).build().await
+    }
 
     pub fn port(&self) -> u16 {
         self.addr.port()
-    }
-
-    pub fn state(&self) -> Arc<AppState> {
-        self.state.clone()
-    }
-
-    /// The embedded Kafka broker, when one was started (tests inject faults through it).
-    pub fn embedded_broker(&self) -> Option<Arc<EmbeddedBroker>> {
-        self.embedded.clone()
-    }
-
-    /// The running relay, when enabled.
-    pub fn relay(&self) -> Option<RelayHandle> {
-        self.relay.clone()
     }
 
     /// Cancelling this token stops the application as SIGTERM does.
@@ -268,7 +301,8 @@ impl Application {
         let Self {
             listener,
             addr,
-            state,
+            apis,
+            metrics,
             limits,
             shutdown,
             tasks,
@@ -290,7 +324,7 @@ impl Application {
                 tracing::info_span!("shutdown_clock"),
             ))
         };
-        let app = api::routes(state, limits);
+        let app = api::routes(apis, metrics, limits);
         let acceptor = TcpAcceptor::from_tokio(listener)?;
         let served = running::track(
             "HTTP server (in-flight requests)",

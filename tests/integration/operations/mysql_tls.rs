@@ -31,8 +31,8 @@ async fn the_service_runs_on_mysql_over_verified_tls() {
 
     // The service's own pool speaks TLS.
     let row = app
-        .state
-        .db
+        .probe
+        .api_pool()
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::MySql,
             "SHOW SESSION STATUS LIKE 'Ssl_cipher'",

@@ -177,9 +177,8 @@ async fn a_batch_the_guard_refuses_is_written_one_win_at_a_time() {
         );
     }
     let fallbacks = app
-        .state
-        .metrics
-        .encode()
+        .probe
+        .metrics_text()
         .lines()
         .any(|l| l == "firstcome_group_commit_fallbacks_total 1");
     assert!(fallbacks, "the fallback is counted");

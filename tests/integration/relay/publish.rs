@@ -355,11 +355,13 @@ async fn cleanup_deletes_only_published_rows_past_the_retention_in_batches() {
         .await
         .expect("dead row");
     let day = Duration::from_secs(24 * 3600);
-    let deleted = firstcome::relay::store::delete_published(&app.state.db, day, 3)
+    // The relay's own statement, on the test's connection with a statement deadline.
+    let db = firstcome::db::Db::new(app.db.clone(), Duration::from_secs(10));
+    let deleted = firstcome::relay::store::delete_published(&db, day, 3)
         .await
         .expect("cleanup");
     assert_eq!(deleted, 3, "one batch at a time");
-    let deleted = firstcome::relay::store::delete_published(&app.state.db, day, 3)
+    let deleted = firstcome::relay::store::delete_published(&db, day, 3)
         .await
         .expect("cleanup");
     assert_eq!(deleted, 1);

@@ -150,11 +150,8 @@ pub async fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
 impl TestApp {
     /// The report of a consumer running in this app.
     pub fn consumer(&self, name: ConsumerName) -> std::sync::Arc<ConsumerReport> {
-        self.state
-            .consumers
-            .iter()
-            .find(|c| c.report.name == name)
-            .map(|c| c.report.clone())
+        self.probe
+            .consumer(name)
             .expect("the consumer runs in this app")
     }
 

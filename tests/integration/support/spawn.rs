@@ -11,11 +11,13 @@ use firstcome::{
     kafka::EmbeddedBroker,
     outbox::dlq,
     relay::RelayHandle,
-    startup::Application,
+    startup::testing::Probe,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::hooks::Faults;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -48,9 +50,11 @@ pub struct TestApp {
     pub kafka_bootstrap: String,
     pub topic: String,
     pub relay: Option<RelayHandle>,
+    /// The relay's failure points (inert unless a test sets them; `hooks.rs`).
+    pub faults: Arc<Faults>,
     pub shards: u32,
-    /// The application's shared state (to drive background work, e.g. the reconciler).
-    pub state: Arc<firstcome::state::AppState>,
+    /// Counters inside the application and its reconciler (`hooks.rs`).
+    pub probe: Probe,
 }
 
 /// A fresh, empty database for one test.
@@ -105,14 +109,10 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         firstcome::telemetry::init(settings.log_format);
     }
-    let app = Application::build(settings.clone())
-        .await
-        .expect("build application");
+    let (app, inside) = crate::hooks::build(settings.clone()).await;
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
-    let broker = crate::hooks::embedded_broker(&app);
-    let relay = app.relay();
-    let state = app.state();
+    let broker = inside.broker;
     let kafka_bootstrap = match (&broker, &settings.kafka.bootstrap_servers) {
         (Some(b), _) => b.bootstrap_servers().to_string(),
         (None, Some(servers)) => servers.clone(),
@@ -139,9 +139,10 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         broker,
         kafka_bootstrap,
         topic: settings.kafka.topic.clone(),
-        relay,
+        relay: inside.relay,
+        faults: inside.faults,
         shards: settings.relay.shards,
-        state,
+        probe: inside.probe,
     }
 }
 

@@ -1,0 +1,71 @@
+//! The API's resources, each given the services it calls: what start-up hands the HTTP layer.
+
+use std::sync::Arc;
+
+use crate::{
+    api::{
+        admin::AdminApi, campaigns::CampaignsApi, health::HealthApi,
+        participations::ParticipationsApi, rewards::RewardsApi, stats::StatsApi, Apis,
+    },
+    campaign::CampaignService,
+    config::Secret,
+    consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
+    db::Db,
+    gate::Gate,
+    metrics::Metrics,
+    participation::{sync::SyncParticipationService, ParticipationService},
+    relay::admin::OutboxAdmin,
+    state::Components,
+};
+
+/// What the resources are built from: the API's pool and gate, the services, the live state of
+/// Kafka, the relay and the consumers, and the admin token.
+pub(super) struct Resources {
+    pub db: Db,
+    pub gate: Gate,
+    pub participations: ParticipationService,
+    pub sync: SyncParticipationService,
+    pub components: Components,
+    pub consumers: Vec<ConsumerHandle>,
+    pub metrics: Arc<Metrics>,
+    pub admin_token: Secret,
+}
+
+impl Resources {
+    pub fn into_apis(self) -> Apis {
+        let campaigns = CampaignService::new(self.db.clone());
+        (
+            HealthApi {
+                db: self.db.clone(),
+                gate: self.gate,
+                components: self.components.clone(),
+                consumers: self.consumers,
+            },
+            CampaignsApi {
+                campaigns: campaigns.clone(),
+                participations: self.participations.clone(),
+                admin_token: self.admin_token.clone(),
+            },
+            ParticipationsApi {
+                participations: self.participations,
+                sync: self.sync,
+                campaigns: campaigns.clone(),
+                metrics: self.metrics.clone(),
+            },
+            StatsApi {
+                stats: StatsView::new(self.db.clone()),
+                campaigns,
+                admin_token: self.admin_token.clone(),
+            },
+            RewardsApi {
+                rewards: RewardsView::new(self.db.clone()),
+            },
+            AdminApi {
+                outbox: OutboxAdmin::new(self.db),
+                components: self.components,
+                metrics: self.metrics,
+                admin_token: self.admin_token,
+            },
+        )
+    }
+}

@@ -1,0 +1,85 @@
+//! What the crate's own tests read from a built application, and nothing else does (feature
+//! `test-hooks`, which only the crate's dev-dependency on itself turns on): the embedded broker
+//! they inject Kafka faults through, the relay whose owner they compare, and a [`Probe`] of the
+//! counters they synchronize on and a reconciler pass, which outlives the application being moved into its server.
+
+use std::sync::Arc;
+
+use super::Application;
+use crate::{
+    consumer::{ConsumerHandle, ConsumerName, ConsumerReport},
+    db::Db,
+    kafka::EmbeddedBroker,
+    metrics::Metrics,
+    participation::ParticipationService,
+    relay::RelayHandle,
+};
+
+impl Application {
+    /// The embedded Kafka broker, when one was started.
+    pub fn embedded_broker(&self) -> Option<Arc<EmbeddedBroker>> {
+        self.embedded.clone()
+    }
+
+    /// The running relay, when enabled.
+    pub fn relay(&self) -> Option<RelayHandle> {
+        self.relay.clone()
+    }
+
+    pub fn probe(&self) -> Probe {
+        Probe {
+            participations: self.apis.2.participations.clone(),
+            metrics: self.metrics.clone(),
+            db: self.apis.0.db.clone(),
+            consumers: self.apis.0.consumers.clone(),
+        }
+    }
+}
+
+/// Reads inside a running application. Cheap to clone.
+#[derive(Clone)]
+pub struct Probe {
+    participations: ParticipationService,
+    metrics: Arc<Metrics>,
+    db: Db,
+    consumers: Vec<ConsumerHandle>,
+}
+
+impl Probe {
+    /// Gate rebuilds this instance has run that read MySQL.
+    pub fn gate_loads(&self) -> u64 {
+        self.participations.gate_loads()
+    }
+
+    /// Wins of the campaign queued for its next group-commit transaction.
+    pub fn group_commit_queued(&self, campaign_id: i64) -> usize {
+        self.participations.group_commit_queued(campaign_id)
+    }
+
+    /// One pass of the reconciler over reservations older than `older_than`; how many it gave
+    /// back.
+    pub async fn reconcile(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<u64, crate::participation::JoinError> {
+        self.participations.reconciler().run_once(older_than).await
+    }
+
+    /// The API's own pool (to check how its connections are set up).
+    pub fn api_pool(&self) -> Db {
+        self.db.clone()
+    }
+
+    /// The live report of a consumer running in the application.
+    pub fn consumer(&self, name: ConsumerName) -> Option<Arc<ConsumerReport>> {
+        self.consumers
+            .iter()
+            .find(|c| c.report.name == name)
+            .map(|c| c.report.clone())
+    }
+
+    /// The application's metrics, as `/metrics` shows them.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.encode()
+    }
+}
