@@ -23,6 +23,7 @@ pub enum ErrorCode {
     SoldOut,
     CampaignNotOpen,
     CampaignEnded,
+    IdempotencyKeyReused,
     PayloadTooLarge,
     ServiceBusy,
     DependencyUnavailable,
@@ -71,7 +72,8 @@ pub enum ApiError {
     /// PAYLOAD_TOO_LARGE.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
-    /// CAMPAIGN_NOT_OPEN (before `startsAt`), CAMPAIGN_ENDED.
+    /// CAMPAIGN_NOT_OPEN (before `startsAt`), CAMPAIGN_ENDED, IDEMPOTENCY_KEY_REUSED (the key
+    /// wrote this user's win with another request body).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
     /// INTERNAL: a bug; the cause is in the logs.
@@ -201,6 +203,9 @@ impl From<JoinError> for ApiError {
                 }))
             }
             JoinError::SoldOut => Self::Conflict(body(ErrorCode::SoldOut, e.to_string())),
+            JoinError::IdempotencyKeyReused { .. } => {
+                Self::Unprocessable(body(ErrorCode::IdempotencyKeyReused, e.to_string()))
+            }
             JoinError::Busy => Self::busy(),
             JoinError::Unavailable { what, .. } => Self::dependency(what, &e),
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
+use poem::{web::Data, Request};
 use poem_openapi::{
     param::{Header, Path, Query},
     payload::Json,
@@ -56,7 +56,7 @@ impl From<Accepted> for ParticipationDto {
             user_id: a.user_id,
             quantity: a.quantity,
             sequence: a.sequence,
-            event_id: Some(a.event_id),
+            event_id: a.event_id,
             accepted_at: a.accepted_at,
         }
     }
@@ -92,6 +92,20 @@ pub enum Joined {
     Created(Json<ParticipationDto>),
 }
 
+/// The key as declared, or 400 for a header the declaration could not read at all: bytes that
+/// are not visible ASCII (poem-openapi reads such a header as absent, which would silently run
+/// the join without its key).
+fn checked_key(declared: Option<String>, http: &Request) -> Result<Option<String>, ApiError> {
+    if declared.is_none() && http.headers().contains_key(IDEMPOTENCY_KEY) {
+        return Err(ApiError::validation(
+            "Idempotency-Key must be 1 to 128 visible ASCII characters",
+        ));
+    }
+    Ok(declared)
+}
+
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
 /// Counts the answer (`firstcome_participation_outcomes_total`) and gives it back.
 fn counted(
     metrics: &Metrics,
@@ -107,7 +121,12 @@ fn counted(
     Ok(Joined::Created(Json(result?.into())))
 }
 
-fn join_request(campaign_id: i64, body: JoinBody, span: ServerSpan) -> JoinRequest {
+fn join_request(
+    campaign_id: i64,
+    body: JoinBody,
+    span: ServerSpan,
+    idempotency_key: Option<String>,
+) -> JoinRequest {
     JoinRequest {
         entry: Entry {
             campaign_id,
@@ -115,6 +134,7 @@ fn join_request(campaign_id: i64, body: JoinBody, span: ServerSpan) -> JoinReque
             quantity: body.quantity.unwrap_or(1),
         },
         trace: Some(span.0),
+        idempotency_key,
     }
 }
 
@@ -140,12 +160,21 @@ impl ParticipationsApi {
         /// malformed one starts a new trace); the Kafka event's `traceparent` is that span's.
         #[oai(name = "traceparent")]
         _traceparent: Header<Option<String>>,
+        /// Makes a retry safe: the same key again, by the same user with the same body, answers
+        /// the win it wrote (201, the original body), also when the first answer was lost. The
+        /// same key with another quantity: 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII
+        /// characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
         span: Data<&ServerSpan>,
+        http: &Request,
     ) -> Result<Joined, ApiError> {
-        let result = self
-            .participations
-            .join(join_request(id.0, body.0, *span.0))
-            .await;
+        let key = checked_key(idempotency_key.0, http)?;
+        let req = join_request(id.0, body.0, *span.0, key);
+        let result = self.participations.join(req).await;
         counted(&self.metrics, ParticipationPath::Outbox, result)
     }
 
@@ -162,9 +191,19 @@ impl ParticipationsApi {
         /// malformed one starts a new trace); the Kafka event's `traceparent` is that span's.
         #[oai(name = "traceparent")]
         _traceparent: Header<Option<String>>,
+        /// As on the outbox path: a retry with the same key answers the win it wrote (the sync
+        /// path keeps no event id, so the replayed answer has none).
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
         span: Data<&ServerSpan>,
+        http: &Request,
     ) -> Result<Joined, ApiError> {
-        let result = self.sync.join(join_request(id.0, body.0, *span.0)).await;
+        let key = checked_key(idempotency_key.0, http)?;
+        let req = join_request(id.0, body.0, *span.0, key);
+        let result = self.sync.join(req).await;
         counted(&self.metrics, ParticipationPath::Sync, result)
     }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use uuid::Uuid;
 
+use super::store::StoredParticipation;
 use crate::gate::{loader::LoadError, Entry, GateError};
 use crate::trace::TraceContext;
 
@@ -15,6 +16,8 @@ pub struct JoinRequest {
     pub entry: Entry,
     /// The request's server span; its `traceparent` goes with the event (`None` outside HTTP).
     pub trace: Option<TraceContext>,
+    /// `Idempotency-Key`: a retry with the same key answers the win this key wrote.
+    pub idempotency_key: Option<String>,
 }
 
 /// A committed win.
@@ -25,7 +28,9 @@ pub struct Accepted {
     pub user_id: i64,
     pub quantity: i32,
     pub sequence: i64,
-    pub event_id: Uuid,
+    /// The event's id; `None` when a win read back from MySQL has no outbox row any more
+    /// (cleaned up) or never had one (the sync path).
+    pub event_id: Option<Uuid>,
     pub accepted_at: DateTime<Utc>,
 }
 
@@ -44,6 +49,9 @@ pub enum JoinError {
     AlreadyParticipated { participation_id: Option<i64> },
     #[error("the campaign is sold out")]
     SoldOut,
+    /// The key already wrote this user's win here, with another request body.
+    #[error("this Idempotency-Key was used for another request (quantity {stored})")]
+    IdempotencyKeyReused { stored: i32 },
     #[error("all database connections are busy")]
     Busy,
     #[error("{what} is unavailable")]
@@ -101,7 +109,7 @@ impl Accepted {
         req: &JoinRequest,
         participation_id: i64,
         sequence: i64,
-        event_id: Uuid,
+        event_id: Option<Uuid>,
         accepted_at: DateTime<Utc>,
     ) -> Self {
         Self {
@@ -113,6 +121,40 @@ impl Accepted {
             event_id,
             accepted_at,
         }
+    }
+}
+
+/// The answer to a join by a user who already has a win in the campaign (`found`, read back from
+/// MySQL): the same request again, carrying the `Idempotency-Key` that wrote the win, gets that
+/// win (a retry after a lost answer); the same key with another quantity is refused; anything else
+/// is ALREADY_PARTICIPATED. `None`: the first request is still in flight.
+pub(crate) fn existing(
+    req: &JoinRequest,
+    found: Option<StoredParticipation>,
+) -> Result<Accepted, JoinError> {
+    let Some(found) = found else {
+        return Err(JoinError::AlreadyParticipated {
+            participation_id: None,
+        });
+    };
+    let same_key = req.idempotency_key.is_some() && req.idempotency_key == found.idempotency_key;
+    match same_key {
+        true if found.quantity == req.entry.quantity => Ok(Accepted::new(
+            req,
+            found.id,
+            found.sequence,
+            found
+                .event_id
+                .as_deref()
+                .and_then(|e| Uuid::parse_str(e).ok()),
+            found.created_at.and_utc(),
+        )),
+        true => Err(JoinError::IdempotencyKeyReused {
+            stored: found.quantity,
+        }),
+        false => Err(JoinError::AlreadyParticipated {
+            participation_id: Some(found.id),
+        }),
     }
 }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{
     admission::check_campaign,
     batcher::GroupCommit,
-    join::{detached, Accepted, JoinError, JoinRequest},
+    join::{detached, existing, Accepted, JoinError, JoinRequest},
     reconcile::Reconciler,
     store::{self, StoredParticipation},
     transaction::{NewParticipation, WriteError, Written},
@@ -53,6 +53,10 @@ pub struct ParticipationService {
 
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
 const LOAD_ROUNDS: u32 = 3;
+
+/// Lookups of a win still being written, for a retry with an `Idempotency-Key` (25 ms doubling:
+/// about 1.5 s in all, past a group commit's transaction under load).
+const IN_FLIGHT_LOOKUPS: u32 = 6;
 
 /// Attempts at compensating before the reservation is given up as leaked (and logged as such).
 const RELEASE_ATTEMPTS: u32 = 3;
@@ -94,7 +98,7 @@ impl ParticipationService {
         }
         let sequence = match self.reserve(&campaign, &req, now).await? {
             Decision::Reserved { sequence } => sequence,
-            Decision::AlreadyParticipated => return Err(self.already(&req).await),
+            Decision::AlreadyParticipated => return self.already(&req).await,
             Decision::SoldOut { remaining, winners } => {
                 if remaining <= 0 {
                     self.remember_sold_out(campaign.id, winners).await;
@@ -185,17 +189,28 @@ impl ParticipationService {
         }
     }
 
-    /// ALREADY_PARTICIPATED carries the existing participation id when it is committed.
-    async fn already(&self, req: &JoinRequest) -> JoinError {
-        let participation_id =
+    /// The gate knows the user: their win (a retry with its `Idempotency-Key`), or
+    /// ALREADY_PARTICIPATED with the existing participation id when it is committed. A retry
+    /// with a key that finds nothing yet may have overtaken its first request (whose answer the
+    /// client gave up on): the lookup is repeated for a moment, until that write has settled.
+    async fn already(&self, req: &JoinRequest) -> Result<Accepted, JoinError> {
+        let mut delay = Duration::from_millis(25);
+        for round in 0..=IN_FLIGHT_LOOKUPS {
             match store::find(&self.db, req.entry.campaign_id, req.entry.user_id).await {
-                Ok(found) => found.map(|p| p.id),
+                Ok(None) if req.idempotency_key.is_some() && round < IN_FLIGHT_LOOKUPS => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Ok(found) => return existing(req, found),
                 Err(e) => {
                     tracing::warn!(error = %e, "Could not look up the existing participation.");
-                    None
+                    break;
                 }
-            };
-        JoinError::AlreadyParticipated { participation_id }
+            }
+        }
+        Err(JoinError::AlreadyParticipated {
+            participation_id: None,
+        })
     }
 
     // Settlement: the win is written (group commit), or the reservation is given back.
@@ -213,6 +228,7 @@ impl ParticipationService {
             event_id,
             topic: self.topic.clone(),
             traceparent: req.trace.map(|t| t.to_string()),
+            idempotency_key: req.idempotency_key.clone(),
         };
         let mut written = self.write(participation.clone()).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
@@ -231,13 +247,13 @@ impl ParticipationService {
                     &req,
                     participation_id,
                     sequence,
-                    event_id,
+                    Some(event_id),
                     accepted_at,
                 ))
             }
             Err(WriteError::Duplicate) => {
                 self.compensate(&req, Release::KeepUser).await;
-                Err(self.already(&req).await)
+                self.already(&req).await
             }
             Err(WriteError::SoldOut { remaining_stock }) => {
                 self.compensate(&req, Release::SoldOut { remaining_stock })
@@ -293,8 +309,7 @@ impl ParticipationService {
                 let event_id = found
                     .event_id
                     .as_deref()
-                    .and_then(|id| Uuid::parse_str(id).ok())
-                    .unwrap_or_default();
+                    .and_then(|id| Uuid::parse_str(id).ok());
                 Ok(Accepted::new(
                     &req,
                     found.id,

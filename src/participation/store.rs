@@ -16,10 +16,12 @@ pub struct StoredParticipation {
     pub sequence: i64,
     pub created_at: NaiveDateTime,
     pub event_id: Option<String>,
+    /// The `Idempotency-Key` of the join that wrote it, if it had one.
+    pub idempotency_key: Option<String>,
 }
 
 const SELECT: &str =
-    "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, \
+    "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, p.idempotency_key, \
      (SELECT o.event_id FROM outbox_event o WHERE o.aggregate_type = 'participation' \
       AND o.aggregate_id = CAST(p.id AS CHAR) LIMIT 1) AS event_id FROM participation p";
 

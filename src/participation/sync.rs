@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::{
     admission::check_campaign,
-    join::{detached, Accepted, JoinError, JoinRequest},
-    store::find,
+    join::{detached, existing, Accepted, JoinError, JoinRequest},
+    store::{find, StoredParticipation},
     ParticipationService,
 };
 use crate::db::Db;
@@ -66,7 +66,8 @@ enum SyncOutcome {
         sequence: i64,
     },
     SoldOut,
-    Already(i64),
+    /// The user's existing win, read back (`None` if it vanished since the duplicate key).
+    Already(Option<StoredParticipation>),
 }
 
 impl SyncParticipationService {
@@ -99,11 +100,7 @@ impl SyncParticipationService {
                 sequence,
             }) => (participation_id, sequence),
             Ok(SyncOutcome::SoldOut) => return Err(JoinError::SoldOut),
-            Ok(SyncOutcome::Already(id)) => {
-                return Err(JoinError::AlreadyParticipated {
-                    participation_id: Some(id),
-                })
-            }
+            Ok(SyncOutcome::Already(found)) => return existing(&req, found),
             Err(e) => return Err(e.into()),
         };
         let event_id = Uuid::now_v7();
@@ -129,7 +126,7 @@ impl SyncParticipationService {
             &req,
             participation_id,
             sequence,
-            event_id,
+            Some(event_id),
             now,
         ))
     }
@@ -146,9 +143,9 @@ impl SyncParticipationService {
             .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {}", req.entry.campaign_id)))?;
         let total: i64 = row.try_get_by_index(0)?;
         let remaining: i64 = row.try_get_by_index(1)?;
-        if let Some(existing) = find(&txn, req.entry.campaign_id, req.entry.user_id).await? {
+        if let Some(found) = find(&txn, req.entry.campaign_id, req.entry.user_id).await? {
             txn.rollback().await?;
-            return Ok(SyncOutcome::Already(existing.id));
+            return Ok(SyncOutcome::Already(Some(found)));
         }
         if remaining < i64::from(req.entry.quantity) {
             txn.rollback().await?;
@@ -163,13 +160,15 @@ impl SyncParticipationService {
         .await?;
         let inserted = txn
             .execute_raw(stmt(
-                "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, idempotency_key) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
                 vec![
                     req.entry.campaign_id.into(),
                     req.entry.user_id.into(),
                     req.entry.quantity.into(),
                     sequence.into(),
                     to_db(now).into(),
+                    req.idempotency_key.clone().into(),
                 ],
             ))
             .await;
@@ -179,10 +178,8 @@ impl SyncParticipationService {
             }
             Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
                 txn.rollback().await?;
-                let id = find(&self.db, req.entry.campaign_id, req.entry.user_id)
-                    .await?
-                    .map_or(0, |p| p.id);
-                return Ok(SyncOutcome::Already(id));
+                let found = find(&self.db, req.entry.campaign_id, req.entry.user_id).await?;
+                return Ok(SyncOutcome::Already(found));
             }
             Err(e) => return Err(e),
         };

@@ -28,6 +28,7 @@ pub struct NewParticipation {
     pub event_id: Uuid,
     pub topic: Arc<str>,
     pub traceparent: Option<String>,
+    pub idempotency_key: Option<String>,
 }
 
 /// A committed win: its participation id and its `acceptedAt`.
@@ -163,7 +164,7 @@ async fn insert_participations(
 ) -> Result<Vec<i64>, DbErr> {
     let campaign_id = wins[0].entry.campaign_id;
     let created_at = to_db(accepted_at);
-    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 5);
+    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 6);
     for w in wins {
         values.extend([
             campaign_id.into(),
@@ -171,12 +172,13 @@ async fn insert_participations(
             w.entry.quantity.into(),
             w.sequence.into(),
             created_at.into(),
+            w.idempotency_key.clone().into(),
         ]);
     }
     let inserted = insert_rows(
         txn,
-        "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at)",
-        "(?, ?, ?, ?, ?)",
+        "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, idempotency_key)",
+        "(?, ?, ?, ?, ?, ?)",
         "",
         values,
     )

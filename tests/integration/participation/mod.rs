@@ -1,8 +1,9 @@
 //! The participation path and the gate (docs/design.md §2.1, §2.2, §2.6, §6): exactly-N,
-//! group commit, compensation, the gate's rebuild, the sync baseline.
+//! group commit, compensation, the gate's rebuild, the sync baseline, `Idempotency-Key`.
 
 mod faults;
 mod gate_rebuild;
 mod group_commit;
+mod idempotency;
 mod rules;
 mod sync_path;
