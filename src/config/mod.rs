@@ -208,6 +208,25 @@ mod tests {
     }
 
     #[test]
+    fn blank_optional_values_are_unset() {
+        let s = Settings::from_pairs(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "  "),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", " "),
+        ])
+        .expect("valid");
+        assert!(s.kafka.bootstrap_servers.is_none());
+        assert!(s.otlp_endpoint.is_none());
+        assert!(s.admin_token.is_none());
+        assert!(s.kafka.properties.is_empty());
+        let s = Settings::from_pairs(&[("KAFKA_BOOTSTRAP_SERVERS", " k:9092")]).expect("valid");
+        assert_eq!(s.kafka.bootstrap_servers.as_deref(), Some(" k:9092"));
+        let err = Settings::from_pairs(&[("ADMIN_TOKEN", " ")]).unwrap_err();
+        assert!(err.to_string().starts_with("ADMIN_TOKEN="), "{err}");
+        let err = Settings::from_pairs(&[("RELAY_WORKERS", "-1")]).unwrap_err();
+        assert!(err.to_string().contains("-1 is not in 1..=256"), "{err}");
+    }
+
+    #[test]
     fn the_otlp_endpoint_is_an_http_url() {
         assert!(Settings::from_pairs(&[])
             .expect("valid")

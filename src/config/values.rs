@@ -12,7 +12,9 @@
 
 use std::{convert::Infallible, fmt, ops::RangeInclusive, str::FromStr, time::Duration};
 
-use clap::builder::{PossibleValuesParser, RangedU64ValueParser, TypedValueParser};
+use clap::builder::{
+    PossibleValuesParser, RangedI64ValueParser, RangedU64ValueParser, TypedValueParser,
+};
 
 use super::{invalid, ConfigError, KafkaProperties};
 use crate::consumer::ConsumerName;
@@ -74,23 +76,28 @@ impl FromStr for GroupProtocol {
     }
 }
 
-/// A whole number in `range`, as `T` (`usize`, `u32`, `u64`).
-pub(super) fn number<T>(range: RangeInclusive<u64>) -> RangedU64ValueParser<T>
+/// A whole number in `range`, as `T` (`usize`, `u32`). Read as clap reads a `u32` (through
+/// `i64`), so `-1` is "not in 1..=256" rather than "invalid digit".
+pub(super) fn number<T>(range: RangeInclusive<i64>) -> RangedI64ValueParser<T>
 where
-    T: TryFrom<u64> + Clone + Send + Sync + 'static,
-    <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+    T: TryFrom<i64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<i64>>::Error: std::error::Error + Send + Sync + 'static,
 {
-    RangedU64ValueParser::new().range(range)
+    RangedI64ValueParser::new().range(range)
 }
 
-/// Milliseconds in `range`, as a `Duration`.
+/// Milliseconds in `range`, as a `Duration` (read as clap reads a `u64`).
 pub(super) fn millis(range: RangeInclusive<u64>) -> impl TypedValueParser<Value = Duration> {
-    number::<u64>(range).map(Duration::from_millis)
+    RangedU64ValueParser::<u64>::new()
+        .range(range)
+        .map(Duration::from_millis)
 }
 
-/// Hours in `range`, as a `Duration`.
+/// Hours in `range`, as a `Duration` (read as clap reads a `u64`).
 pub(super) fn hours(range: RangeInclusive<u64>) -> impl TypedValueParser<Value = Duration> {
-    number::<u64>(range).map(|hours| Duration::from_secs(3_600 * hours))
+    RangedU64ValueParser::<u64>::new()
+        .range(range)
+        .map(|hours| Duration::from_secs(3_600 * hours))
 }
 
 /// A duration written as a number with a unit (`90s`, `30m`, `24h`, `7d`) or as plain seconds;
