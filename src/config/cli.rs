@@ -90,6 +90,10 @@ fn settings(cmd: &Command, matches: &clap::ArgMatches) -> Result<Settings, Confi
 
 /// Turns clap's error about a value into one that names its variable.
 pub fn config_error(cmd: &Command, err: &clap::Error) -> ConfigError {
+    // A parser that chose what of the value may be shown said everything itself.
+    if let Some(own) = own_error(err) {
+        return own;
+    }
     let context = |kind| match err.get(kind) {
         Some(ContextValue::String(s)) => Some(s.clone()),
         Some(ContextValue::Strings(v)) => Some(v.join(", ")),
@@ -121,6 +125,15 @@ pub fn config_error(cmd: &Command, err: &clap::Error) -> ConfigError {
             }
         }
         _ => ConfigError::Other(err.render().to_string().trim().to_string()),
+    }
+}
+
+/// The [`ConfigError`] a value parser returned (see [`super::values`]), as it is.
+fn own_error(err: &clap::Error) -> Option<ConfigError> {
+    match std::error::Error::source(err)?.downcast_ref::<ConfigError>()? {
+        ConfigError::Invalid { var, value, reason } => Some(super::invalid(var, value, reason)),
+        ConfigError::Unknown(var) => Some(ConfigError::Unknown(var.clone())),
+        ConfigError::Other(text) => Some(ConfigError::Other(text.clone())),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The README's configuration table, generated from the arguments in [`super::args`], so that
+//! The README's configuration table, generated from the declarations of the settings (the
+//! fields of [`super::Settings`] and its groups, as [`super::args::ServeArgs`] holds them), so that
 //! the README, `firstcome serve --help` and the code cannot disagree: a test compares the
 //! README's table with [`markdown`], and `firstcome config-table` prints it.
 

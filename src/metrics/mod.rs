@@ -6,7 +6,8 @@
 //! `/metrics` and the admin outbox summary read those same values.
 //!
 //! # Layout
-//! - [`registry`]: [`Metrics`], every family with its labels and buckets, and [`NAMES`].
+//! - [`registry`]: [`Metrics`], every family declared once with its buckets, and [`NAMES`].
+//! - [`labels`]: the families' label sets.
 //! - [`pools`]: MySQL pool connections, read from the pools when scraped.
 //! - [`http`]: the middleware counting requests and timing them by route template.
 //! - [`outbox`]: the task that refreshes the outbox gauges from MySQL on a timer.
@@ -14,6 +15,7 @@
 
 pub mod exposition;
 pub mod http;
+pub mod labels;
 pub mod outbox;
 mod pools;
 pub mod registry;

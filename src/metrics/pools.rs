@@ -11,6 +11,9 @@ use prometheus_client::{
 };
 use sea_orm::sqlx::MySqlPool;
 
+/// The family's name (in [`super::NAMES`] too).
+pub(super) const NAME: &str = "firstcome_db_pool_connections";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     pool: &'static str,
@@ -37,7 +40,7 @@ impl Collector for PoolGauges {
         // Cloning a pool is an Arc clone; the lock is not held while encoding.
         let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut family = encoder.encode_descriptor(
-            "firstcome_db_pool_connections",
+            NAME,
             "MySQL pool connections by pool (api, relay, consumers) and state (in_use, idle, max: the pool's limit).",
             None,
             MetricType::Gauge,

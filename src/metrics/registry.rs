@@ -2,18 +2,26 @@
 //!
 //! The fields are the handles the recording code uses (`metrics.relay_published.inc()`); each is a
 //! cheap clone of atomics the registry also holds, so the text exposition, the admin summary and
-//! the consumer reports read one set of values. Names are spelled out in full (`firstcome_…`) so
-//! that a name on a dashboard can be found here with grep; [`NAMES`] lists them.
+//! the consumer reports read one set of values.
+//!
+//! Each metric is declared once, in the `declare_metrics!` list below: its field, type and
+//! constructor, its name as Prometheus exports it, its help and its unit. The struct, its
+//! registration and [`NAMES`] are generated from that list. Names are spelled out in full
+//! (`firstcome_…_total`, `…_seconds`) so that a name on a dashboard can be found here with grep.
 
 use std::sync::{atomic::AtomicU64, Arc};
 
 use prometheus_client::{
-    encoding::{text, EncodeLabelSet},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
-    registry::{Registry, Unit},
+    encoding::text,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, MetricType},
+    registry::{Metric, Registry, Unit},
 };
 
-use super::pools::PoolGauges;
+pub use super::labels::{
+    ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels, HttpLabels, OutcomeLabels,
+    ParticipationPath, PathLabels, RouteLabels, StatusLabels,
+};
+use super::pools::{self, PoolGauges};
 use crate::db::Db;
 
 /// Request, gate and transaction latencies: 0.5 ms … 10 s.
@@ -42,150 +50,165 @@ fn lag() -> Histogram {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// Every metric family the service exports, as Prometheus names its series: counters with their
-/// `_total`, histograms by their base name (the series add `_bucket`, `_sum`, `_count`). A family
-/// with labels appears in `/metrics` once it has a first value.
-pub const NAMES: &[&str] = &[
-    "firstcome_http_requests_total",
-    "firstcome_http_request_duration_seconds",
-    "firstcome_participation_outcomes_total",
-    "firstcome_gate_duration_seconds",
-    "firstcome_participation_transaction_duration_seconds",
-    "firstcome_group_commit_batch_size",
-    "firstcome_group_commit_fallbacks_total",
-    "firstcome_db_pool_connections",
-    "firstcome_outbox_rows",
-    "firstcome_outbox_oldest_due_age_seconds",
-    "firstcome_relay_publish_lag_seconds",
-    "firstcome_relay_published_total",
-    "firstcome_relay_retried_total",
-    "firstcome_relay_dead_lettered_total",
-    "firstcome_relay_worker_restarts_total",
-    "firstcome_relay_order_violations_total",
-    "firstcome_relay_shards_led",
-    "firstcome_consumer_events_total",
-    "firstcome_consumer_retries_total",
-    "firstcome_consumer_lag",
-    "firstcome_consumer_apply_latency_seconds",
-    "firstcome_sync_events_lost_total",
-];
-
-/// `method`, `route` (the template, `unmatched` when no route matched), `status`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HttpLabels {
-    pub method: &'static str,
-    pub route: String,
-    pub status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub method: &'static str,
-    pub route: String,
-}
-
-/// The two participation paths (docs/design.md §6).
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum ParticipationPath {
-    Outbox,
-    Sync,
-}
-
-impl ParticipationPath {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Outbox => "outbox",
-            Self::Sync => "sync",
+/// Generates [`Metrics`] (a field per entry, plus the registry and the pools), [`Metrics::new`]
+/// (each metric built and registered, in the order listed) and [`NAMES`], from one entry per
+/// metric: `field: Type = constructor, "exported_name", "help" [, unit];`.
+macro_rules! declare_metrics {
+    ($(
+        $(#[$doc:meta])*
+        $field:ident: $ty:ty = $init:expr, $name:literal, $help:literal $(, $unit:expr)?;
+    )*) => {
+        /// One application's metrics. Shared as `Arc<Metrics>`; the registry is complete once built.
+        #[derive(Debug)]
+        pub struct Metrics {
+            registry: Registry,
+            /// The pools read at scrape time (registered by whoever opens one).
+            pools: Arc<PoolGauges>,
+            $($(#[$doc])* pub $field: $ty,)*
         }
-    }
+
+        /// Every metric family the service exports, as Prometheus names its series: counters with
+        /// their `_total`, histograms by their base name (the series add `_bucket`, `_sum`,
+        /// `_count`). A family with labels appears in `/metrics` once it has a first value.
+        pub const NAMES: &[&str] = &[$($name,)* pools::NAME];
+
+        impl Metrics {
+            pub fn new() -> Self {
+                let pools = Arc::new(PoolGauges::default());
+                let mut registry = Registry::default();
+                registry.register_collector(Box::new(pools.clone()));
+                $(
+                    let $field: $ty = $init;
+                    register(
+                        &mut registry,
+                        $name,
+                        $help,
+                        declare_metrics!(@unit $($unit)?),
+                        $field.clone(),
+                    );
+                )*
+                let m = Self { registry, pools, $($field,)* };
+                for status in ["PENDING", "PUBLISHED", "DEAD"] {
+                    m.outbox_rows.get_or_create(&StatusLabels { status }).set(0);
+                }
+                m
+            }
+        }
+    };
+    (@unit) => { None };
+    (@unit $unit:expr) => { Some($unit) };
 }
 
-/// `path`, and `code`: `CREATED` or the error code of the response.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub path: &'static str,
-    pub code: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PathLabels {
-    pub path: &'static str,
-}
-
-/// `status`: `PENDING`, `PUBLISHED` or `DEAD`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
-    pub status: &'static str,
-}
-
-/// `consumer`, `result`: `applied`, `duplicate` or `dead_lettered`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConsumerEventLabels {
-    pub consumer: &'static str,
-    pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConsumerLabels {
-    pub consumer: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConsumerPartitionLabels {
-    pub consumer: &'static str,
-    pub partition: i32,
-}
-
-/// One application's metrics. Shared as `Arc<Metrics>`; the registry is complete once built.
-#[derive(Debug)]
-pub struct Metrics {
-    registry: Registry,
-    /// The pools read at scrape time (registered by whoever opens one).
-    pools: Arc<PoolGauges>,
-
-    pub http_requests: Family<HttpLabels, Counter>,
-    pub http_duration: HistogramFamily<RouteLabels>,
-    pub participation_outcomes: Family<OutcomeLabels, Counter>,
+declare_metrics! {
+    http_requests: Family<HttpLabels, Counter> = Family::default(),
+        "firstcome_http_requests_total",
+        "HTTP requests by method, route template and status";
+    http_duration: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency),
+        "firstcome_http_request_duration_seconds",
+        "HTTP request latency by method and route template", Unit::Seconds;
+    participation_outcomes: Family<OutcomeLabels, Counter> = Family::default(),
+        "firstcome_participation_outcomes_total",
+        "Participation answers by path (outbox, sync) and code (CREATED or the error code)";
     /// One Redis reserve call (EVALSHA of the gate script).
-    pub gate_duration: Histogram,
+    gate_duration: Histogram = latency(),
+        "firstcome_gate_duration_seconds",
+        "Latency of one Redis gate reserve call", Unit::Seconds;
     /// The participation's MySQL write: queueing for its group commit and the transaction
     /// (outbox), or the locked write (sync).
-    pub transaction_duration: HistogramFamily<PathLabels>,
+    transaction_duration: HistogramFamily<PathLabels> = Family::new_with_constructor(latency),
+        "firstcome_participation_transaction_duration_seconds",
+        "Latency of the participation's MySQL write by path", Unit::Seconds;
     /// Wins per outbox-path transaction (1 when no win queued behind another).
-    pub group_commit_batch_size: Histogram,
+    group_commit_batch_size: Histogram = Histogram::new(BATCH_BUCKETS),
+        "firstcome_group_commit_batch_size",
+        "Wins committed per outbox-path transaction (group commit)";
     /// Batches whose transaction was refused (guard or duplicate) and were written one by one.
-    pub group_commit_fallbacks: Counter,
+    group_commit_fallbacks: Counter = Counter::default(),
+        "firstcome_group_commit_fallbacks_total",
+        "Group-commit batches refused by the stock guard or a duplicate and written one win per transaction";
 
     /// Written by [`super::outbox::run`].
-    pub outbox_rows: Family<StatusLabels, Gauge>,
-    pub outbox_oldest_due_age: Gauge<f64, AtomicU64>,
+    outbox_rows: Family<StatusLabels, Gauge> = Family::default(),
+        "firstcome_outbox_rows",
+        "Outbox rows by status (refreshed on a timer)";
+    outbox_oldest_due_age: Gauge<f64, AtomicU64> = Gauge::default(),
+        "firstcome_outbox_oldest_due_age_seconds",
+        "How long the oldest due PENDING outbox row has waited (0 when none is due)", Unit::Seconds;
 
     /// Outbox row written (`created_at`, database clock) → Kafka's ack, per published row.
-    pub relay_publish_lag: Histogram,
+    relay_publish_lag: Histogram = lag(),
+        "firstcome_relay_publish_lag_seconds",
+        "Outbox row committed to its Kafka ack, per published row", Unit::Seconds;
     /// Outbox rows the relay published.
-    pub relay_published: Counter,
+    relay_published: Counter = Counter::default(),
+        "firstcome_relay_published_total",
+        "Outbox rows the relay published";
     /// Produce attempts that failed and were scheduled again.
-    pub relay_retried: Counter,
+    relay_retried: Counter = Counter::default(),
+        "firstcome_relay_retried_total",
+        "Relay produces that failed and were scheduled again";
     /// Rows sent to the dead-letter topic.
-    pub relay_dead_lettered: Counter,
+    relay_dead_lettered: Counter = Counter::default(),
+        "firstcome_relay_dead_lettered_total",
+        "Outbox rows sent to the dead-letter topic";
     /// Relay workers restarted after a panic.
-    pub relay_worker_restarts: Counter,
+    relay_worker_restarts: Counter = Counter::default(),
+        "firstcome_relay_worker_restarts_total",
+        "Relay workers restarted after a panic";
     /// Rows delivered after an older row of their key failed (per-key order broken on the
     /// topic). Zero unless librdkafka breaks its gap-less guarantee.
-    pub relay_order_violations: Counter,
+    relay_order_violations: Counter = Counter::default(),
+        "firstcome_relay_order_violations_total",
+        "Rows delivered after an older row of their key failed (zero unless Kafka's client broke its ordering guarantee)";
     /// Shards this instance's relay held at its last lease renewal.
-    pub relay_shards_led: Gauge,
+    relay_shards_led: Gauge = Gauge::default(),
+        "firstcome_relay_shards_led",
+        "Relay shards this instance led at its last lease renewal";
 
-    pub consumer_events: Family<ConsumerEventLabels, Counter>,
+    consumer_events: Family<ConsumerEventLabels, Counter> = Family::default(),
+        "firstcome_consumer_events_total",
+        "Consumer events by result (applied, duplicate, dead_lettered)";
     /// Failed consumer transactions (and dead-letter publishes), each retried.
-    pub consumer_retries: Family<ConsumerLabels, Counter>,
+    consumer_retries: Family<ConsumerLabels, Counter> = Family::default(),
+        "firstcome_consumer_retries_total",
+        "Consumer transactions that failed and were retried";
     /// Messages not yet applied, per assigned partition.
-    pub consumer_lag: Family<ConsumerPartitionLabels, Gauge>,
+    consumer_lag: Family<ConsumerPartitionLabels, Gauge> = Family::default(),
+        "firstcome_consumer_lag",
+        "Messages not yet applied per assigned partition";
     /// Event's `occurredAt` → the consumer's commit, per applied event.
-    pub consumer_apply_latency: HistogramFamily<ConsumerLabels>,
+    consumer_apply_latency: HistogramFamily<ConsumerLabels> = Family::new_with_constructor(lag),
+        "firstcome_consumer_apply_latency_seconds",
+        "Event occurredAt to the consumer's commit, per applied event", Unit::Seconds;
 
     /// Sync-path wins committed whose event never reached Kafka (what the outbox prevents).
-    pub sync_events_lost: Counter,
+    sync_events_lost: Counter = Counter::default(),
+        "firstcome_sync_events_lost_total",
+        "Sync-path wins committed whose event never reached Kafka";
+}
+
+/// Registers `metric` under `exported`, its name as Prometheus exports it, less what the registry
+/// adds back when encoding: a counter's `_total` and the unit's suffix (`_seconds`).
+/// The test `names_list_every_exported_family` checks that the result is `exported` again.
+fn register(
+    registry: &mut Registry,
+    exported: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: impl Metric,
+) {
+    let mut name = exported;
+    if matches!(metric.metric_type(), MetricType::Counter) {
+        name = name.strip_suffix("_total").unwrap_or(name);
+    }
+    match unit {
+        Some(unit) => {
+            let suffix = format!("_{}", unit.as_str());
+            let name = name.strip_suffix(suffix.as_str()).unwrap_or(name);
+            registry.register_with_unit(name, help, unit, metric);
+        }
+        None => registry.register(name, help, metric),
+    }
 }
 
 impl Default for Metrics {
@@ -195,152 +218,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
-        let pools = Arc::new(PoolGauges::default());
-        let mut m = Self {
-            registry: Registry::default(),
-            pools: pools.clone(),
-            http_requests: Family::default(),
-            http_duration: Family::new_with_constructor(latency),
-            participation_outcomes: Family::default(),
-            gate_duration: latency(),
-            transaction_duration: Family::new_with_constructor(latency),
-            group_commit_batch_size: Histogram::new(BATCH_BUCKETS),
-            group_commit_fallbacks: Counter::default(),
-            outbox_rows: Family::default(),
-            outbox_oldest_due_age: Gauge::default(),
-            relay_publish_lag: lag(),
-            relay_published: Counter::default(),
-            relay_retried: Counter::default(),
-            relay_dead_lettered: Counter::default(),
-            relay_worker_restarts: Counter::default(),
-            relay_order_violations: Counter::default(),
-            relay_shards_led: Gauge::default(),
-            consumer_events: Family::default(),
-            consumer_retries: Family::default(),
-            consumer_lag: Family::default(),
-            consumer_apply_latency: Family::new_with_constructor(lag),
-            sync_events_lost: Counter::default(),
-        };
-        let r = &mut m.registry;
-        r.register_collector(Box::new(pools));
-        r.register(
-            "firstcome_http_requests",
-            "HTTP requests by method, route template and status",
-            m.http_requests.clone(),
-        );
-        r.register_with_unit(
-            "firstcome_http_request_duration",
-            "HTTP request latency by method and route template",
-            Unit::Seconds,
-            m.http_duration.clone(),
-        );
-        r.register(
-            "firstcome_participation_outcomes",
-            "Participation answers by path (outbox, sync) and code (CREATED or the error code)",
-            m.participation_outcomes.clone(),
-        );
-        r.register_with_unit(
-            "firstcome_gate_duration",
-            "Latency of one Redis gate reserve call",
-            Unit::Seconds,
-            m.gate_duration.clone(),
-        );
-        r.register_with_unit(
-            "firstcome_participation_transaction_duration",
-            "Latency of the participation's MySQL write by path",
-            Unit::Seconds,
-            m.transaction_duration.clone(),
-        );
-        r.register(
-            "firstcome_group_commit_batch_size",
-            "Wins committed per outbox-path transaction (group commit)",
-            m.group_commit_batch_size.clone(),
-        );
-        r.register(
-            "firstcome_group_commit_fallbacks",
-            "Group-commit batches refused by the stock guard or a duplicate and written one win per transaction",
-            m.group_commit_fallbacks.clone(),
-        );
-        r.register(
-            "firstcome_outbox_rows",
-            "Outbox rows by status (refreshed on a timer)",
-            m.outbox_rows.clone(),
-        );
-        r.register_with_unit(
-            "firstcome_outbox_oldest_due_age",
-            "How long the oldest due PENDING outbox row has waited (0 when none is due)",
-            Unit::Seconds,
-            m.outbox_oldest_due_age.clone(),
-        );
-        r.register_with_unit(
-            "firstcome_relay_publish_lag",
-            "Outbox row committed to its Kafka ack, per published row",
-            Unit::Seconds,
-            m.relay_publish_lag.clone(),
-        );
-        r.register(
-            "firstcome_relay_published",
-            "Outbox rows the relay published",
-            m.relay_published.clone(),
-        );
-        r.register(
-            "firstcome_relay_retried",
-            "Relay produces that failed and were scheduled again",
-            m.relay_retried.clone(),
-        );
-        r.register(
-            "firstcome_relay_dead_lettered",
-            "Outbox rows sent to the dead-letter topic",
-            m.relay_dead_lettered.clone(),
-        );
-        r.register(
-            "firstcome_relay_worker_restarts",
-            "Relay workers restarted after a panic",
-            m.relay_worker_restarts.clone(),
-        );
-        r.register(
-            "firstcome_relay_order_violations",
-            "Rows delivered after an older row of their key failed (zero unless Kafka's client broke its ordering guarantee)",
-            m.relay_order_violations.clone(),
-        );
-        r.register(
-            "firstcome_relay_shards_led",
-            "Relay shards this instance led at its last lease renewal",
-            m.relay_shards_led.clone(),
-        );
-        r.register(
-            "firstcome_consumer_events",
-            "Consumer events by result (applied, duplicate, dead_lettered)",
-            m.consumer_events.clone(),
-        );
-        r.register(
-            "firstcome_consumer_retries",
-            "Consumer transactions that failed and were retried",
-            m.consumer_retries.clone(),
-        );
-        r.register(
-            "firstcome_consumer_lag",
-            "Messages not yet applied per assigned partition",
-            m.consumer_lag.clone(),
-        );
-        r.register_with_unit(
-            "firstcome_consumer_apply_latency",
-            "Event occurredAt to the consumer's commit, per applied event",
-            Unit::Seconds,
-            m.consumer_apply_latency.clone(),
-        );
-        r.register(
-            "firstcome_sync_events_lost",
-            "Sync-path wins committed whose event never reached Kafka",
-            m.sync_events_lost.clone(),
-        );
-        for status in ["PENDING", "PUBLISHED", "DEAD"] {
-            m.outbox_rows.get_or_create(&StatusLabels { status }).set(0);
-        }
-        m
-    }
-
     /// Reports `db`'s connections as `firstcome_db_pool_connections{pool=name}` from now on.
     pub fn watch_pool(&self, name: &'static str, db: &Db) {
         self.pools.watch(name, db.mysql_pool().clone());

@@ -1,0 +1,55 @@
+//! The `MySQL` settings: the API's pool, its deadlines, and the outbox path's group commit.
+//! (`MIGRATE_ON_START`, listed under the same heading, is a field of [`super::Settings`].)
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::values::{millis, mysql_url, number, Secret};
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// MySQL 8 / MariaDB 10.6+; TLS with `?ssl-mode=REQUIRED|VERIFY_CA|VERIFY_IDENTITY&ssl-ca=<pem>`
+    // A `Secret`: the URL holds the password.
+    #[arg(id = "DATABASE_URL", long = "database-url", env, hide_env_values = true,
+          default_value = "mysql://firstcome:firstcome@127.0.0.1:3306/firstcome",
+          value_parser = mysql_url)]
+    pub url: Secret,
+    /// The API's pool (1–10000)
+    #[arg(id = "DB_MAX_CONNECTIONS", long = "db-max-connections", env,
+          default_value_t = 64, value_parser = number::<u32>(1..=10_000))]
+    pub max_connections: u32,
+    /// Waiting longer for a pooled connection answers 503 SERVICE_BUSY (1–600000)
+    // With Retry-After, instead of queueing without bound.
+    #[arg(id = "DB_ACQUIRE_TIMEOUT_MS", long = "db-acquire-timeout-ms", env,
+          default_value = "2000", value_parser = millis(1..=600_000))]
+    pub acquire_timeout: Duration,
+    /// Connecting, at startup and after a connection was dropped (100–600000)
+    // Also bounds the readiness check.
+    #[arg(id = "DB_CONNECT_TIMEOUT_MS", long = "db-connect-timeout-ms", env,
+          default_value = "5000", value_parser = millis(100..=600_000))]
+    pub connect_timeout: Duration,
+    /// Deadline of every statement, BEGIN and COMMIT, on the client and the server (100–600000)
+    // On the client the call fails (the connection is not reused unless it answers at once); on
+    // the server it is `max_statement_time`/`max_execution_time` and `innodb_lock_wait_timeout`.
+    #[arg(id = "DB_STATEMENT_TIMEOUT_MS", long = "db-statement-timeout-ms", env,
+          default_value = "5000", value_parser = millis(100..=600_000))]
+    pub statement_timeout: Duration,
+    #[command(flatten)]
+    pub group_commit: GroupCommitSettings,
+}
+
+/// Group commit of the outbox path (docs/design.md §6 step 5).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GroupCommitSettings {
+    /// Most wins of one campaign per transaction; 1 = one transaction per win (1–2000)
+    #[arg(id = "GROUP_COMMIT_MAX_BATCH", long = "group-commit-max-batch", env,
+          default_value_t = 256, value_parser = number::<usize>(1..=2_000))]
+    pub max_batch: usize,
+    /// How long a busy campaign's next batch may wait for more wins (0–1000)
+    // While a campaign's wins queue behind its running transaction; 0: the next batch closes as
+    // soon as the running one commits. A win that finds no queue never waits.
+    #[arg(id = "GROUP_COMMIT_WINDOW_MS", long = "group-commit-window-ms", env,
+          default_value = "0", value_parser = millis(0..=1_000))]
+    pub window: Duration,
+}

@@ -1,0 +1,245 @@
+//! The typed values of the settings and the clap value parsers that read them, so that a
+//! setting's declaration (its `#[arg(...)]`) yields the type the service uses: `millis(100..=600_000)`
+//! is a `Duration`, `number(1..=256)` a count in its range, `secret` a [`Secret`].
+//!
+//! A parser's error is clap's (`0 is not in 1..=256`) or a sentence; [`super::cli`] prefixes the
+//! variable's name (and redacts the value of a secret). A parser that has to choose what of the
+//! value may be shown returns a whole [`ConfigError`], which is reported as it is.
+//!
+//! A setting whose empty value means "unset" but which must not be a plain `Option` for clap
+//! (clap would not let its parser see the text) is typed `std::option::Option<T>` (which clap does
+//! not treat as optional), with `default_value = ""` hidden from `--help`.
+
+use std::{convert::Infallible, fmt, ops::RangeInclusive, str::FromStr, time::Duration};
+
+use clap::builder::{
+    PossibleValuesParser, RangedI64ValueParser, RangedU64ValueParser, TypedValueParser,
+};
+
+use super::{invalid, ConfigError, KafkaProperties};
+use crate::consumer::ConsumerName;
+
+/// A secret string: shown as `***` in logs and `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pretty" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            _ => Err("expected `pretty` or `json`".into()),
+        }
+    }
+}
+
+/// The group protocol of the consumers' Kafka groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic rebalance protocol (every Kafka version).
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`, Kafka 4.0+): members join without a group-wide pause.
+    Consumer,
+}
+
+impl FromStr for GroupProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "classic" => Ok(Self::Classic),
+            "consumer" => Ok(Self::Consumer),
+            _ => Err("expected `classic` or `consumer`".into()),
+        }
+    }
+}
+
+/// A whole number in `range`, as `T` (`usize`, `u32`). Read as clap reads a `u32` (through
+/// `i64`), so `-1` is "not in 1..=256" rather than "invalid digit".
+pub(super) fn number<T>(range: RangeInclusive<i64>) -> RangedI64ValueParser<T>
+where
+    T: TryFrom<i64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<i64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    RangedI64ValueParser::new().range(range)
+}
+
+/// Milliseconds in `range`, as a `Duration` (read as clap reads a `u64`).
+pub(super) fn millis(range: RangeInclusive<u64>) -> impl TypedValueParser<Value = Duration> {
+    RangedU64ValueParser::<u64>::new()
+        .range(range)
+        .map(Duration::from_millis)
+}
+
+/// Hours in `range`, as a `Duration` (read as clap reads a `u64`).
+pub(super) fn hours(range: RangeInclusive<u64>) -> impl TypedValueParser<Value = Duration> {
+    RangedU64ValueParser::<u64>::new()
+        .range(range)
+        .map(|hours| Duration::from_secs(3_600 * hours))
+}
+
+/// A duration written as a number with a unit (`90s`, `30m`, `24h`, `7d`) or as plain seconds;
+/// between one second and a year.
+pub(super) fn age(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err("expected a number with s, m, h or d (e.g. 24h)".into()),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|s| (1..=365 * 86_400).contains(s))
+        .map(Duration::from_secs)
+        .ok_or_else(|| "must be between 1s and 365d (e.g. 24h)".into())
+}
+
+/// Any text, kept as a [`Secret`].
+pub(super) fn secret(text: &str) -> Result<Secret, Infallible> {
+    Ok(Secret::new(text))
+}
+
+/// `DATABASE_URL`: a `mysql://` URL (the value is a secret: it holds the password).
+pub(super) fn mysql_url(text: &str) -> Result<Secret, String> {
+    if text.starts_with("mysql://") {
+        Ok(Secret::new(text))
+    } else {
+        Err("must start with mysql://".into())
+    }
+}
+
+/// `REDIS_KEY_PREFIX`: no braces, so the hash tag `{c:<id>}` that follows is the key's first.
+pub(super) fn key_prefix(text: &str) -> Result<String, String> {
+    if text.contains(['{', '}']) {
+        Err("must not contain { or }".into())
+    } else {
+        Ok(text.to_string())
+    }
+}
+
+/// `ADMIN_TOKEN`: empty is unset; otherwise 16 characters or more.
+pub(super) fn admin_token(text: &str) -> Result<Option<Secret>, String> {
+    match text {
+        "" => Ok(None),
+        t if t.len() < 16 => Err("must be at least 16 characters".into()),
+        t => Ok(Some(Secret::new(t))),
+    }
+}
+
+/// Text that is unset when blank (`KAFKA_BOOTSTRAP_SERVERS`).
+pub(super) fn unless_blank(text: &str) -> Result<Option<String>, Infallible> {
+    Ok(Some(text.to_string()).filter(|t| !t.trim().is_empty()))
+}
+
+/// `KAFKA_TOPIC`: what Kafka accepts as a topic name.
+pub(super) fn topic(topic: &str) -> Result<String, String> {
+    let ok = !topic.is_empty()
+        && topic.len() <= 240
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(topic.to_string())
+    } else {
+        Err("must be 1-240 characters of [a-zA-Z0-9._-]".into())
+    }
+}
+
+/// `KAFKA_PROPERTIES` (see [`KafkaProperties::parse`], which chooses what may be shown).
+pub(super) fn kafka_properties(text: &str) -> Result<KafkaProperties, ConfigError> {
+    KafkaProperties::parse(text)
+}
+
+/// `CONSUMERS`: the names in order, without repeats; empty is none.
+pub(super) fn consumers(text: &str) -> Result<Vec<ConsumerName>, String> {
+    let mut names = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let name: ConsumerName = part.parse()?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// `CONSUMER_GROUP_PROTOCOL`
+pub(super) fn group_protocol(text: &str) -> Result<GroupProtocol, String> {
+    text.trim().parse()
+}
+
+/// `LOG_FORMAT`: one of the listed values (`--help` shows them).
+pub(super) fn log_format() -> impl TypedValueParser<Value = LogFormat> {
+    PossibleValuesParser::new(["pretty", "json"]).try_map(|name| name.parse::<LogFormat>())
+}
+
+/// `RUST_LOG`: a filter tracing's `EnvFilter` accepts.
+pub(super) fn log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`: blank is unset; otherwise an `http` or `https` URL with a host
+/// and no credentials (those go in `OTEL_EXPORTER_OTLP_HEADERS`, which is never logged), query or
+/// fragment.
+pub(super) fn otlp_endpoint(text: &str) -> Result<Option<url::Url>, ConfigError> {
+    const VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let url = url::Url::parse(text.trim()).map_err(|e| {
+        invalid(
+            VAR,
+            text,
+            &format!("not a URL ({e}); e.g. http://localhost:4318"),
+        )
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            VAR,
+            "<redacted>",
+            "must not contain credentials; put them in OTEL_EXPORTER_OTLP_HEADERS",
+        ));
+    }
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(invalid(
+            VAR,
+            text,
+            "must be an http:// or https:// URL with a host (OTLP/HTTP, e.g. http://localhost:4318)",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(VAR, text, "must not have a query or a fragment"));
+    }
+    Ok(Some(url))
+}
