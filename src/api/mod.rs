@@ -75,6 +75,16 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
+impl Limits {
+    /// `HTTP_BODY_LIMIT_BYTES` and `HTTP_REQUEST_TIMEOUT_MS`.
+    pub fn of(http: &crate::config::HttpSettings) -> Self {
+        Self {
+            body_bytes: http.body_limit,
+            request_timeout: http.request_timeout,
+        }
+    }
+}
+
 /// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`, Prometheus
 /// text at `/metrics`.
 pub fn routes(apis: Apis, metrics: Arc<Metrics>, limits: Limits) -> impl Endpoint {

@@ -203,19 +203,13 @@ impl ApplicationBuilder {
 
         let kafka = KafkaClients::connect(&settings)?;
         let wakeup = Arc::new(Notify::new());
-        let relay = start_relay(
-            &settings,
-            self.relay_hooks,
-            &kafka,
-            &wakeup,
-            &metrics,
-            &shutdown,
-        );
-        let relay = relay.await?;
+        let hooks = self.relay_hooks;
+        let relay = start_relay(&settings, hooks, &kafka, &wakeup, &metrics, &shutdown).await?;
+        let embedded = kafka.embedded.is_some();
         let (consumers, _) = start_consumers(
             &settings,
             &kafka.bootstrap,
-            kafka.embedded.is_some(),
+            embedded,
             &kafka.producers,
             &metrics,
             &tasks,
@@ -223,11 +217,11 @@ impl ApplicationBuilder {
         )
         .await?;
 
-        let campaigns = Arc::new(CampaignCache::default());
+        let cache = Arc::new(CampaignCache::default());
         let participations = ParticipationService::new(
             db.clone(),
             gate.clone(),
-            campaigns,
+            cache,
             wakeup,
             metrics.clone(),
             &settings,
@@ -261,10 +255,7 @@ impl ApplicationBuilder {
             addr,
             apis,
             metrics,
-            limits: Limits {
-                body_bytes: settings.http.body_limit,
-                request_timeout: settings.http.request_timeout,
-            },
+            limits: Limits::of(&settings.http),
             shutdown,
             tasks,
             shutdown_timeout: settings.shutdown_timeout,
