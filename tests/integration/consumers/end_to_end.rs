@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     consumer_helpers::with_consumers,
-    spawn::{spawn_app_with, test_settings, with_relay},
+    spawn::{spawn_app_with, test_settings, with_relay, TestApp},
     wait::wait_until,
 };
 
@@ -17,6 +17,29 @@ const APPLIED: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_over_several_campaigns_is_applied_once_and_both_stats_endpoints_agree() {
     let app = spawn_app_with(with_consumers(with_relay(test_settings().await))).await;
+    let campaigns = burst_over_three_campaigns(&app).await;
+    app.wait_for_outbox_drained(APPLIED).await;
+    app.wait_for_consumers(APPLIED).await;
+    app.assert_consumers_match_participations().await;
+
+    assert_campaign_stats_match_the_table(&app, &campaigns).await;
+    assert_daily_aggregate_and_raw_agree(&app).await;
+    assert_rewards_of_a_winner_and_of_nobody(&app).await;
+
+    let ready = app.get("/health/ready").await;
+    let names: Vec<&str> = ready.body["consumers"]
+        .as_array()
+        .expect("consumers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["stats", "rewards"]);
+    app.stop().await.expect("clean stop");
+}
+
+/// Three campaigns (one without points), then 3 × 50 requests at once: users overlap across
+/// campaigns (rewards add up per user), quantities vary. Returns each campaign's id and stock.
+async fn burst_over_three_campaigns(app: &TestApp) -> Vec<(i64, i64)> {
     let mut campaigns = Vec::new();
     for (stock, points) in [(40, 7), (25, 0), (60, 1_000)] {
         let c = app
@@ -24,9 +47,7 @@ async fn a_burst_over_several_campaigns_is_applied_once_and_both_stats_endpoints
             .await;
         campaigns.push((c["id"].as_i64().expect("id"), stock));
     }
-    // 3 × 50 requests: users overlap across campaigns (rewards add up per user), quantities vary.
     let replies = join_all(campaigns.iter().flat_map(|(id, _)| {
-        let app = &app;
         (1..=50i64).map(move |user| async move { app.join(*id, user, (user % 3 + 1) as i32).await })
     }))
     .await;
@@ -34,12 +55,12 @@ async fn a_burst_over_several_campaigns_is_applied_once_and_both_stats_endpoints
         replies.iter().all(|r| matches!(r.status, 201 | 409)),
         "{replies:?}"
     );
-    app.wait_for_outbox_drained(APPLIED).await;
-    app.wait_for_consumers(APPLIED).await;
-    app.assert_consumers_match_participations().await;
+    campaigns
+}
 
-    // The campaign endpoint reports what the table holds, and a sold-out time once sold out.
-    for (id, stock) in &campaigns {
+/// The campaign endpoint reports what the table holds, and a sold-out time once sold out.
+async fn assert_campaign_stats_match_the_table(app: &TestApp, campaigns: &[(i64, i64)]) {
+    for (id, stock) in campaigns {
         let stats = app.get(&format!("/api/v1/campaigns/{id}/stats")).await;
         assert_eq!(stats.status, 200, "{stats:?}");
         let quantity = app
@@ -63,8 +84,11 @@ async fn a_burst_over_several_campaigns_is_applied_once_and_both_stats_endpoints
             assert_eq!(stats.body["soldOutAt"], stats.body["lastAcceptedAt"]);
         }
     }
+}
 
-    // Daily figures: the aggregate and the raw table agree, for today and for an empty day.
+/// Daily figures: the aggregate and the raw table agree, for today and for an empty day; the
+/// endpoint lists the three campaigns, needs the admin token and refuses a bad date.
+async fn assert_daily_aggregate_and_raw_agree(app: &TestApp) {
     let today = chrono::Utc::now().date_naive();
     for date in [today, today - chrono::Duration::days(1)] {
         let daily = app
@@ -89,8 +113,11 @@ async fn a_burst_over_several_campaigns_is_applied_once_and_both_stats_endpoints
             .status,
         400
     );
+}
 
-    // A winner's points: the sum of rewardPoints × quantity over their wins, one grant each.
+/// A winner's points: the sum of rewardPoints × quantity over their wins, one grant each;
+/// nobody's are empty; a bad user or an unknown campaign is refused.
+async fn assert_rewards_of_a_winner_and_of_nobody(app: &TestApp) {
     let user = app.get("/api/v1/users/3/rewards").await;
     assert_eq!(user.status, 200);
     let expected = app
@@ -112,16 +139,6 @@ async fn a_burst_over_several_campaigns_is_applied_once_and_both_stats_endpoints
     );
     assert_eq!(app.get("/api/v1/users/0/rewards").await.status, 400);
     assert_eq!(app.get("/api/v1/campaigns/999999/stats").await.status, 404);
-
-    let ready = app.get("/health/ready").await;
-    let names: Vec<&str> = ready.body["consumers"]
-        .as_array()
-        .expect("consumers")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    assert_eq!(names, ["stats", "rewards"]);
-    app.stop().await.expect("clean stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

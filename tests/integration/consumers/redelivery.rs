@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::{
     consumer_helpers::{committed_offsets, end_offsets, produce, ChildProcess, Raw},
-    kafka::read_topic,
+    kafka::{read_topic, Consumed},
     spawn::{spawn_app_with, test_settings, with_relay, TestApp},
     wait::wait_until,
 };
@@ -131,8 +131,22 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
     let db_url = settings.database.url.expose().to_string();
     let app = spawn_app_with(settings).await;
 
-    // Wins over several campaigns with points; several units per user, quantities varying; the
-    // first campaign sells out.
+    let events = win_over_three_campaigns(&app).await;
+    let (published, end) = put_every_message_on_the_topic_twice(&bootstrap, events).await;
+    first_run_applies_everything_and_is_killed_before_its_offset_commit(
+        &app, &db_url, &bootstrap, events,
+    )
+    .await;
+    second_run_reads_every_message_again(&db_url, &bootstrap, &end).await;
+
+    app.assert_consumers_match_participations().await;
+    assert_one_grant_per_event(&app, events, &published).await;
+    app.stop().await.expect("clean stop");
+}
+
+/// Wins over several campaigns with points; several units per user, quantities varying; the
+/// first campaign sells out. Returns how many events the relay published (one per win, over 100).
+async fn win_over_three_campaigns(app: &TestApp) -> i64 {
     for (stock, limit, points) in [(100, 3, 7), (150, 2, 1_000), (300, 4, 3)] {
         let c = app
             .create_campaign(json!({"name": "redelivery", "totalStock": stock,
@@ -158,28 +172,43 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
         events > 100,
         "enough events to spread over batches: {events}"
     );
+    events
+}
 
-    // Every message once more, as it is: the topic now holds each event (at least) twice.
-    let published = read_topic(&bootstrap, TOPIC, events as usize, Duration::from_secs(30)).await;
+/// Every message once more, as it is: the topic now holds each event (at least) twice. Returns
+/// the messages the relay published and the topic's end offsets.
+async fn put_every_message_on_the_topic_twice(
+    bootstrap: &str,
+    events: i64,
+) -> (Vec<Consumed>, BTreeMap<i32, i64>) {
+    let published = read_topic(bootstrap, TOPIC, events as usize, Duration::from_secs(30)).await;
     let distinct: HashSet<&str> = published.iter().map(|m| m.event_id()).collect();
     assert_eq!(distinct.len() as i64, events, "every event on the topic");
     let copies: Vec<Raw> = published.iter().map(Raw::from).collect();
-    produce(&bootstrap, TOPIC, &copies).await;
-    let end = end_offsets(&bootstrap, TOPIC).await;
+    produce(bootstrap, TOPIC, &copies).await;
+    let end = end_offsets(bootstrap, TOPIC).await;
     assert_eq!(
         end.values().sum::<i64>(),
         2 * published.len() as i64,
         "each message twice on the topic: {end:?}"
     );
+    (published, end)
+}
 
-    // First run: it applies everything but commits no offset (the interval is an hour) ...
-    let mut first = ChildProcess::consume(&db_url, &bootstrap, 3_600_000);
+/// First run: it applies everything but commits no offset (the interval is an hour), and is
+/// killed between its database commits and its offset commit. The tables are exact already.
+async fn first_run_applies_everything_and_is_killed_before_its_offset_commit(
+    app: &TestApp,
+    db_url: &str,
+    bootstrap: &str,
+    events: i64,
+) {
+    let mut first = ChildProcess::consume(db_url, bootstrap, 3_600_000);
     wait_until(
         "the first consumer process to apply every event",
         Duration::from_secs(60),
         || {
             first.assert_running();
-            let app = &app;
             async move {
                 inbox_rows(app, "stats").await == events
                     && inbox_rows(app, "rewards").await == events
@@ -187,12 +216,11 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
         },
     )
     .await;
-    // ... and is killed between its database commits and its offset commit.
     first.child.kill().expect("SIGKILL");
     first.child.wait().expect("reaped");
     drop(first);
     for group in GROUPS {
-        let committed = committed_offsets(&bootstrap, group, TOPIC).await;
+        let committed = committed_offsets(bootstrap, group, TOPIC).await;
         assert!(
             committed.is_empty(),
             "{group}: nothing committed before the kill, so everything is redelivered: {committed:?}"
@@ -200,27 +228,33 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
     }
     // Exact already: whatever copies the first run read before the kill were skipped.
     app.assert_consumers_match_participations().await;
+}
 
-    // Second run: every message is delivered again (both copies of each event); it commits
-    // offsets after its batches, so the group's position reaching the end of every partition
-    // shows it read (and skipped) all of them.
-    let mut second = ChildProcess::consume(&db_url, &bootstrap, 100);
+/// Second run: every message is delivered again (both copies of each event); it commits offsets
+/// after its batches, so the group's position reaching the end of every partition shows it read
+/// (and skipped) all of them. Then SIGTERM and a clean exit.
+async fn second_run_reads_every_message_again(
+    db_url: &str,
+    bootstrap: &str,
+    end: &BTreeMap<i32, i64>,
+) {
+    let mut second = ChildProcess::consume(db_url, bootstrap, 100);
     for group in GROUPS {
         wait_until(
             &format!("{group} to commit the end of every partition"),
             AFTER_RESTART,
             || {
                 second.assert_running();
-                let bootstrap = &bootstrap;
-                let end = &end;
                 async move { reached(&committed_offsets(bootstrap, group, TOPIC).await, end) }
             },
         )
         .await;
     }
     second.terminate().await;
+}
 
-    app.assert_consumers_match_participations().await;
+/// One grant per event, and each grant is the event it names (points times quantity).
+async fn assert_one_grant_per_event(app: &TestApp, events: i64, published: &[Consumed]) {
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM reward_grant").await,
         events,
@@ -231,7 +265,6 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
             .await,
         events
     );
-    // Each grant is the event it names.
     let grants: BTreeMap<String, i64> = published
         .iter()
         .map(|m| {
@@ -257,5 +290,4 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
             "grant of {event_id}"
         );
     }
-    app.stop().await.expect("clean stop");
 }

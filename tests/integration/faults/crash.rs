@@ -9,7 +9,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::{stream::FuturesUnordered, StreamExt};
@@ -270,32 +270,7 @@ async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
     let mut service = start(&db_url, &prefix, broker.bootstrap_servers()).await;
     let campaign = create_campaign(&client, &service, 1_000).await;
 
-    // 300 users at once; SIGTERM after the first 30 answers, with the rest in flight.
-    let url = format!(
-        "{}/api/v1/campaigns/{campaign}/participations",
-        service.base
-    );
-    let mut burst: FuturesUnordered<_> = (1..=300i64)
-        .map(|u| {
-            let request = client.post(&url).json(&json!({"userId": u})).send();
-            async move { (u, request.await) }
-        })
-        .collect();
-    let mut won = HashSet::new();
-    let mut answered = 0;
-    let mut signalled = None;
-    while let Some((user, reply)) = burst.next().await {
-        if let Ok(reply) = reply {
-            answered += 1;
-            assert_eq!(reply.status(), 201, "user {user}: {reply:?}");
-            won.insert(user);
-        }
-        if answered == 30 && signalled.is_none() {
-            terminate(&service.child);
-            signalled = Some(std::time::Instant::now());
-        }
-    }
-    let signalled = signalled.expect("SIGTERM was sent");
+    let (won, signalled) = burst_with_sigterm_after_thirty(&client, &service, campaign).await;
     let refused = client
         .get(format!("{}/health/live", service.base))
         .send()
@@ -318,6 +293,47 @@ async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
     let db = sea_orm::Database::connect(db_url.as_str())
         .await
         .expect("db");
+    assert_wins_answered_and_leases_released(&db, &won).await;
+    assert_published_rows_are_exactly_the_topic(&db, &broker).await;
+}
+
+/// 300 users at once; SIGTERM after the first 30 answers, with the rest in flight. Every answer
+/// is a 201; returns the users who won and when the signal was sent.
+async fn burst_with_sigterm_after_thirty(
+    client: &reqwest::Client,
+    service: &Service,
+    campaign: i64,
+) -> (HashSet<i64>, Instant) {
+    let url = format!(
+        "{}/api/v1/campaigns/{campaign}/participations",
+        service.base
+    );
+    let mut burst: FuturesUnordered<_> = (1..=300i64)
+        .map(|u| {
+            let request = client.post(&url).json(&json!({"userId": u})).send();
+            async move { (u, request.await) }
+        })
+        .collect();
+    let mut won = HashSet::new();
+    let mut answered = 0;
+    let mut signalled = None;
+    while let Some((user, reply)) = burst.next().await {
+        if let Ok(reply) = reply {
+            answered += 1;
+            assert_eq!(reply.status(), 201, "user {user}: {reply:?}");
+            won.insert(user);
+        }
+        if answered == 30 && signalled.is_none() {
+            terminate(&service.child);
+            signalled = Some(Instant::now());
+        }
+    }
+    (won, signalled.expect("SIGTERM was sent"))
+}
+
+/// Every win in MySQL was answered 201 (no request was cut off after it committed), and every
+/// shard and row lease was released.
+async fn assert_wins_answered_and_leases_released(db: &DatabaseConnection, won: &HashSet<i64>) {
     let column = |sql: &'static str| {
         let db = db.clone();
         async move {
@@ -332,12 +348,11 @@ async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
             .collect::<Vec<i64>>()
         }
     };
-    // Every win in MySQL was answered 201: no request was cut off after it committed.
     let winners: HashSet<i64> = column("SELECT user_id FROM participation")
         .await
         .into_iter()
         .collect();
-    assert_eq!(winners, won, "the winners in MySQL are exactly the 201s");
+    assert_eq!(&winners, won, "the winners in MySQL are exactly the 201s");
     assert_eq!(
         column("SELECT COUNT(*) FROM relay_shard WHERE owner IS NOT NULL").await,
         vec![0],
@@ -348,10 +363,16 @@ async fn sigterm_with_requests_in_flight_answers_them_flushes_and_exits_zero() {
         vec![0],
         "row leases released"
     );
-    // The producer was flushed and its acks recorded: whatever reached the topic is PUBLISHED
-    // in MySQL, and every PUBLISHED row is on the topic.
+}
+
+/// The producer was flushed and its acks recorded: whatever reached the topic is PUBLISHED in
+/// MySQL, and every PUBLISHED row is on the topic.
+async fn assert_published_rows_are_exactly_the_topic(
+    db: &DatabaseConnection,
+    broker: &EmbeddedBroker,
+) {
     let published: HashSet<String> = sea_orm::ConnectionTrait::query_all_raw(
-        &db,
+        db,
         sea_orm::Statement::from_string(
             sea_orm::DbBackend::MySql,
             "SELECT event_id FROM outbox_event WHERE status = 'PUBLISHED'",

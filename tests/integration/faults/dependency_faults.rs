@@ -150,10 +150,22 @@ async fn redis_hanging_then_dropping_connections_mid_burst_never_hangs_a_request
     let stock = 150;
     let campaign = app.open_campaign(stock, 1).await;
 
-    // 16 clients keep asking, each for a new user, while Redis goes through its outage. Every
-    // phase ends on what the answers show, not on time:
+    let all = burst_through_the_redis_outage(&app, campaign, &proxy).await;
+    let (mut won, unavailable) = check_every_answer(&all, request_timeout);
+    wait_for_the_reconciler_to_restore_the_stock(&app, campaign).await;
+    sell_the_rest(&app, campaign, stock, &unavailable, &mut won).await;
+    assert_exactly_the_stock_sold_everywhere(&app, campaign, stock, &won).await;
+}
+
+/// 16 clients keep asking, each for a new user, while Redis goes through its outage; returns
+/// every answer. Every phase ends on what the answers show, not on time.
+async fn burst_through_the_redis_outage(
+    app: &TestApp,
+    campaign: i64,
+    proxy: &Proxy,
+) -> Vec<Answer> {
     let stop = CancellationToken::new();
-    let (mut rx, workers) = start_burst(&app, campaign, 16, stop.clone());
+    let (mut rx, workers) = start_burst(app, campaign, 16, stop.clone());
     let mut all = Vec::new();
     // healthy: 20 wins;
     collect_until("wins before the outage", &mut rx, &mut all, 20, |a| {
@@ -189,11 +201,15 @@ async fn redis_hanging_then_dropping_connections_mid_burst_never_hangs_a_request
     while let Some(answer) = rx.recv().await {
         all.push(answer);
     }
+    all
+}
 
-    // Every request was answered in bounded time, with a documented answer.
+/// Every request was answered in bounded time, with a documented answer; returns the users who
+/// won and those answered 503.
+fn check_every_answer(all: &[Answer], request_timeout: Duration) -> (HashSet<i64>, Vec<i64>) {
     let mut won: HashSet<i64> = HashSet::new();
     let mut unavailable = Vec::new();
-    for a in &all {
+    for a in all {
         assert!(
             a.elapsed <= request_timeout + Duration::from_millis(1_500),
             "user {}: answered after {:?} (HTTP_REQUEST_TIMEOUT_MS is {request_timeout:?}): {:?}",
@@ -217,19 +233,25 @@ async fn redis_hanging_then_dropping_connections_mid_burst_never_hangs_a_request
             _ => panic!("user {}: unexpected answer {:?}", a.user, a.reply),
         }
     }
+    (won, unavailable)
+}
 
-    // Reservations whose replies the reset lost, and wins whose reservation could not be closed,
-    // are left open; the reconciler settles them once they are RESERVATION_TIMEOUT_MS old.
+/// How many reservations of the campaign are open in Redis.
+async fn open_reservations(app: &TestApp, campaign: i64) -> i64 {
     let (meta, _) = app.gate_keys(campaign);
     let pending = meta.replace(":meta", ":pending");
-    let open_reservations = || {
-        let (mut redis, pending) = (app.redis.clone(), pending.clone());
-        async move { redis.hlen::<_, i64>(pending).await.expect("HLEN") }
-    };
+    let mut redis = app.redis.clone();
+    redis.hlen::<_, i64>(pending).await.expect("HLEN")
+}
+
+/// Reservations whose replies the reset lost, and wins whose reservation could not be closed,
+/// are left open; the reconciler settles them once they are RESERVATION_TIMEOUT_MS old, and
+/// Redis then holds MySQL's stock (some of it left: the outage came before the sell-out).
+async fn wait_for_the_reconciler_to_restore_the_stock(app: &TestApp, campaign: i64) {
     wait_until(
         "the reconciler to settle every open reservation",
         Duration::from_secs(30),
-        || async { open_reservations().await == 0 },
+        || async { open_reservations(app, campaign).await == 0 },
     )
     .await;
     let remaining = app.remaining_stock(campaign).await;
@@ -239,9 +261,17 @@ async fn redis_hanging_then_dropping_connections_mid_burst_never_hangs_a_request
         Some(remaining),
         "after the reconciler, Redis holds MySQL's stock"
     );
+}
 
-    // The sale continues to its end: the users refused in the outage try again, with enough
-    // new users to sell every unit left (32 at a time).
+/// The sale continues to its end: the users refused in the outage try again, with enough new
+/// users to sell every unit left (32 at a time). Adds the new wins (and late commits) to `won`.
+async fn sell_the_rest(
+    app: &TestApp,
+    campaign: i64,
+    stock: i64,
+    unavailable: &[i64],
+    won: &mut HashSet<i64>,
+) {
     let fresh = 10_000..10_000 + stock;
     let rest: Vec<i64> = unavailable.iter().copied().chain(fresh).collect();
     let replies: Vec<Reply> = futures::stream::iter(rest.iter().map(|&u| app.join(campaign, u, 1)))
@@ -262,18 +292,31 @@ async fn redis_hanging_then_dropping_connections_mid_burst_never_hangs_a_request
     }
     assert!(won.is_disjoint(&committed_late));
     won.extend(committed_late);
+}
 
+/// Exactly the stock was sold, the wins in MySQL are exactly the 201s (and late commits), and
+/// MySQL, Redis and the outbox agree with nothing left open.
+async fn assert_exactly_the_stock_sold_everywhere(
+    app: &TestApp,
+    campaign: i64,
+    stock: i64,
+    won: &HashSet<i64>,
+) {
     assert_eq!(won.len() as i64, stock, "exactly the stock was sold");
-    let rows = mysql_winners(&app, campaign).await;
+    let rows = mysql_winners(app, campaign).await;
     assert_eq!(rows.len() as i64, stock, "one row per unit");
     let in_mysql: HashSet<i64> = rows.into_iter().collect();
     assert_eq!(
-        in_mysql, won,
+        &in_mysql, won,
         "the wins in MySQL are exactly the 201s (and late commits)"
     );
     assert_eq!(app.remaining_stock(campaign).await, 0);
     assert_eq!(app.redis_stock(campaign).await, Some(0));
-    assert_eq!(open_reservations().await, 0, "no reservation left open");
+    assert_eq!(
+        open_reservations(app, campaign).await,
+        0,
+        "no reservation left open"
+    );
     app.assert_outbox_matches_participations().await;
 }
 

@@ -71,6 +71,26 @@ fn check_answers(replies: &[(i64, Reply)], winners: &mut HashSet<i64>) -> usize 
 
 #[tokio::test]
 async fn mysql_black_holed_mid_burst_every_request_answers_and_the_service_recovers() {
+    let (app, proxy) = spawn_app_behind_a_proxy().await;
+    let campaign = app.open_campaign(STOCK, 1).await;
+    let mut winners = HashSet::new();
+
+    black_hole_mysql_mid_burst(&app, campaign, &proxy, &mut winners).await;
+    while_black_holed_every_join_is_unavailable(&app, campaign, &mut winners).await;
+
+    // The connections are reset, then MySQL answers again.
+    proxy.reset().await;
+    proxy.resume();
+
+    wait_for_the_reconciler(&app, campaign).await;
+    sell_what_is_left(&app, campaign, &mut winners).await;
+    assert_exactly_the_stock_sold_and_on_the_topic(&app, campaign, &winners).await;
+}
+
+/// The app with its MySQL reached through a proxy the test controls, short database, request and
+/// reservation deadlines, a direct connection for the test, and a client that waits longer than
+/// the service's deadline.
+async fn spawn_app_behind_a_proxy() -> (TestApp, Proxy) {
     let mut settings = with_relay(test_settings().await);
     let direct_url = settings.database.url.expose().to_string();
     let mut url = reqwest::Url::parse(&direct_url).expect("database url");
@@ -108,37 +128,48 @@ async fn mysql_black_holed_mid_burst_every_request_answers_and_the_service_recov
         .timeout(REQUEST_TIMEOUT + Duration::from_secs(5))
         .build()
         .expect("client");
-    let campaign = app.open_campaign(STOCK, 1).await;
-    let mut winners = HashSet::new();
+    (app, proxy)
+}
 
-    // Burst 1: MySQL black-holes after the first 10 answers, with the rest in flight.
+/// Burst 1: MySQL black-holes after the first 10 answers, with the rest in flight; every answer
+/// is a real one and some joins went through before the black hole.
+async fn black_hole_mysql_mid_burst(
+    app: &TestApp,
+    campaign: i64,
+    proxy: &Proxy,
+    winners: &mut HashSet<i64>,
+) {
     let black_hole = Notify::new();
-    let (replies, ()) = tokio::join!(burst(&app, campaign, 1..=60, 10, &black_hole), async {
+    let (replies, ()) = tokio::join!(burst(app, campaign, 1..=60, 10, &black_hole), async {
         black_hole.notified().await;
         proxy.black_hole();
     });
-    check_answers(&replies, &mut winners);
+    check_answers(&replies, winners);
     assert!(
         !winners.is_empty(),
         "some joins went through before the black hole"
     );
+}
 
-    // While it lasts, new requests are answered 503 within the deadline, not held.
+/// While it lasts, new requests are answered 503 within the deadline, not held.
+async fn while_black_holed_every_join_is_unavailable(
+    app: &TestApp,
+    campaign: i64,
+    winners: &mut HashSet<i64>,
+) {
     let nothing = Notify::new();
-    let during = burst(&app, campaign, 1_001..=1_020, usize::MAX, &nothing).await;
-    let unavailable = check_answers(&during, &mut winners);
+    let during = burst(app, campaign, 1_001..=1_020, usize::MAX, &nothing).await;
+    let unavailable = check_answers(&during, winners);
     assert_eq!(
         unavailable,
         during.len(),
         "MySQL is unreachable: {during:?}"
     );
+}
 
-    // The connections are reset, then MySQL answers again.
-    proxy.reset().await;
-    proxy.resume();
-
-    // Reservations whose transaction outcome the outage hid stay open until MySQL can say; the
-    // reconciler settles them by itself (RESERVATION_TIMEOUT_MS is 1 s here).
+/// Reservations whose transaction outcome the outage hid stay open until MySQL can say; the
+/// reconciler settles them by itself (RESERVATION_TIMEOUT_MS is 1 s here).
+async fn wait_for_the_reconciler(app: &TestApp, campaign: i64) {
     let (meta, _) = app.gate_keys(campaign);
     let pending = meta.replace(":meta", ":pending");
     wait_until(
@@ -151,8 +182,12 @@ async fn mysql_black_holed_mid_burst_every_request_answers_and_the_service_recov
         },
     )
     .await;
+}
 
-    // Burst 2 sells what is left; users of burst 1 who got 503 may try again.
+/// Burst 2, in rounds until the stock is gone, sells what is left; users of burst 1 who got 503
+/// may try again.
+async fn sell_what_is_left(app: &TestApp, campaign: i64, winners: &mut HashSet<i64>) {
+    let nothing = Notify::new();
     let mut round = 0;
     while app.remaining_stock(campaign).await > 0 {
         round += 1;
@@ -161,7 +196,7 @@ async fn mysql_black_holed_mid_burst_every_request_answers_and_the_service_recov
             "the sale does not finish after MySQL came back"
         );
         let users = (1..=60).chain((0..100).map(|i| 10_000 * round + i));
-        let replies = burst(&app, campaign, users, usize::MAX, &nothing).await;
+        let replies = burst(app, campaign, users, usize::MAX, &nothing).await;
         for (user, reply) in &replies {
             if reply.code() == "ALREADY_PARTICIPATED" {
                 // A winner, or one whose win committed while its answer was lost (503).
@@ -173,10 +208,17 @@ async fn mysql_black_holed_mid_burst_every_request_answers_and_the_service_recov
             .into_iter()
             .filter(|(_, r)| r.code() != "ALREADY_PARTICIPATED")
             .collect();
-        check_answers(&fresh, &mut winners);
+        check_answers(&fresh, winners);
     }
+}
 
-    // Exactly-N, nobody twice (UNIQUE holds it in MySQL; the count says none was lost).
+/// Exactly-N, nobody twice (UNIQUE holds it in MySQL; the count says none was lost), and the
+/// relay resumed by itself: every win reaches the topic.
+async fn assert_exactly_the_stock_sold_and_on_the_topic(
+    app: &TestApp,
+    campaign: i64,
+    winners: &HashSet<i64>,
+) {
     let sold = app
         .scalar(&format!(
             "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
@@ -188,7 +230,6 @@ async fn mysql_black_holed_mid_burst_every_request_answers_and_the_service_recov
 
     assert_eq!(app.redis_stock(campaign).await, Some(0));
 
-    // The relay resumed by itself: every win reaches the topic.
     app.wait_for_outbox_drained(Duration::from_secs(60)).await;
     let events = read_topic(
         &app.kafka_bootstrap,

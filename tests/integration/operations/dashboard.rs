@@ -114,7 +114,15 @@ fn every_metric_the_dashboard_queries_is_exported() {
 fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
     let compose = yaml("docker-compose.yml");
     let services = &compose["services"];
-    // The service listens on all interfaces, so Prometheus's container reaches it.
+    assert_prometheus_scrapes_both_instances(services);
+    assert_every_pulled_image_is_pinned(services);
+    assert_mounted_configuration_exists(services);
+    assert_grafana_uses_the_provisioned_data_source(services);
+}
+
+/// The service listens on all interfaces, so Prometheus's container reaches it, and both
+/// instances are scraped on that port.
+fn assert_prometheus_scrapes_both_instances(services: &serde_yaml::Value) {
     let addr = services["firstcome"]["environment"]["HTTP_ADDR"]
         .as_str()
         .expect("firstcome HTTP_ADDR");
@@ -122,8 +130,8 @@ fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
         .strip_prefix("0.0.0.0:")
         .unwrap_or_else(|| panic!("firstcome must listen on 0.0.0.0 in compose, not {addr}"));
 
-    // Both instances (firstcome-2 is firstcome with another host port, through a YAML merge
-    // key, which serde_yaml leaves unresolved: only its presence is checked) are scraped.
+    // firstcome-2 is firstcome with another host port, through a YAML merge key, which
+    // serde_yaml leaves unresolved: only its presence is checked.
     assert!(
         services["firstcome-2"].is_mapping(),
         "compose runs a second instance"
@@ -141,8 +149,10 @@ fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
         targets,
         [format!("firstcome:{port}"), format!("firstcome-2:{port}")]
     );
+}
 
-    // Every pulled image is pinned (the service's own, firstcome:local, is built).
+/// Every pulled image is pinned (the service's own, firstcome:local, is built).
+fn assert_every_pulled_image_is_pinned(services: &serde_yaml::Value) {
     for (name, service) in services.as_mapping().expect("services") {
         let Some(image) = service["image"].as_str() else {
             continue;
@@ -154,8 +164,10 @@ fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
             "{name:?} image is pinned to a version: {image}"
         );
     }
+}
 
-    // The configuration files Prometheus and Grafana mount exist.
+/// The configuration files Prometheus and Grafana mount exist.
+fn assert_mounted_configuration_exists(services: &serde_yaml::Value) {
     for name in ["prometheus", "grafana"] {
         let service = &services[name];
         for volume in service["volumes"].as_sequence().expect("volumes") {
@@ -170,7 +182,11 @@ fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
             }
         }
     }
+}
 
+/// Grafana's data source is Prometheus, its dashboards folder is mounted where the provider
+/// reads, and every panel and query uses the provisioned data source.
+fn assert_grafana_uses_the_provisioned_data_source(services: &serde_yaml::Value) {
     let datasources = yaml("ops/grafana/provisioning/datasources/prometheus.yml");
     let source = &datasources["datasources"][0];
     assert_eq!(source["type"].as_str(), Some("prometheus"));
@@ -192,7 +208,6 @@ fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
         "the dashboards folder is mounted where the provider reads ({path})"
     );
 
-    // Every panel and query uses the provisioned data source.
     let dash = dashboard();
     let panels = dash["panels"].as_array().expect("panels");
     for panel in panels.iter().filter(|p| p["type"] != "row") {

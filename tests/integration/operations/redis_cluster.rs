@@ -130,52 +130,7 @@ async fn a_master_losing_its_keys_mid_sale_never_oversells_and_is_rebuilt() {
     let (spared, _) = campaigns[1];
     let loads_before = app.gate_loads();
 
-    // Once 50 units of the hit campaign are sold, everything this test keeps on its master goes
-    // (the hit campaign's keys: the other campaign lives elsewhere). Only this test's keys: other
-    // tests share the cluster.
-    let flusher = {
-        let db = app.db.clone();
-        let prefix = app.redis_prefix.clone();
-        let master = hit_master.clone();
-        tokio::spawn(async move {
-            let sold = || async {
-                use sea_orm::ConnectionTrait;
-                let row = db
-                    .query_one_raw(sea_orm::Statement::from_string(
-                        sea_orm::DbBackend::MySql,
-                        format!("SELECT COUNT(*) FROM participation WHERE campaign_id = {hit}"),
-                    ))
-                    .await
-                    .expect("count")
-                    .expect("a row");
-                row.try_get_by_index::<i64>(0).expect("count")
-            };
-            wait_until(
-                "50 units of the hit campaign to be sold",
-                Duration::from_secs(60),
-                || async { sold().await >= 50 },
-            )
-            .await;
-            let mut node = redis::Client::open(format!("redis://{master}"))
-                .expect("master url")
-                .get_multiplexed_async_connection()
-                .await
-                .expect("connect to the master");
-            let keys: Vec<String> = node
-                .scan_match::<_, String>(format!("{prefix}*"))
-                .await
-                .expect("SCAN")
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()
-                .expect("SCAN items");
-            assert!(!keys.is_empty(), "the hit campaign's keys are on {master}");
-            let _: () = node.del(&keys).await.expect("DEL");
-            sold().await
-        })
-    };
-
+    let flusher = flush_the_master_once_fifty_are_sold(&app, hit, hit_master);
     // 400 distinct users per campaign, both campaigns at once.
     let users: Vec<i64> = (1..=400).collect();
     let (hit_replies, spared_replies) = tokio::join!(
@@ -206,12 +161,73 @@ async fn a_master_losing_its_keys_mid_sale_never_oversells_and_is_rebuilt() {
         app.gate_loads() > loads_before,
         "the hit campaign's gate state was rebuilt from MySQL"
     );
-    // Rebuilt: the winners set holds MySQL's winners again, at least all those sold before the
-    // keys went (a win whose reservation was made before and committed after the rebuild is
-    // in MySQL only; asking again, that user meets UNIQUE and gets ALREADY_PARTICIPATED).
+    assert_the_winners_set_was_rebuilt(&app, hit, &hit_replies, &users, sold_at_flush).await;
+    assert_mysql_holds_each_campaigns_stock(&app, hit, spared).await;
+    app.assert_outbox_matches_participations().await;
+}
+
+/// Spawned: once 50 units of the hit campaign are sold, everything this test keeps on its
+/// master goes (the hit campaign's keys: the other campaign lives elsewhere). Only this test's
+/// keys: other tests share the cluster. Returns how many were sold right after the flush.
+fn flush_the_master_once_fifty_are_sold(
+    app: &TestApp,
+    hit: i64,
+    master: String,
+) -> tokio::task::JoinHandle<i64> {
+    let db = app.db.clone();
+    let prefix = app.redis_prefix.clone();
+    tokio::spawn(async move {
+        let sold = || async {
+            use sea_orm::ConnectionTrait;
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::MySql,
+                    format!("SELECT COUNT(*) FROM participation WHERE campaign_id = {hit}"),
+                ))
+                .await
+                .expect("count")
+                .expect("a row");
+            row.try_get_by_index::<i64>(0).expect("count")
+        };
+        wait_until(
+            "50 units of the hit campaign to be sold",
+            Duration::from_secs(60),
+            || async { sold().await >= 50 },
+        )
+        .await;
+        let mut node = redis::Client::open(format!("redis://{master}"))
+            .expect("master url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the master");
+        let keys: Vec<String> = node
+            .scan_match::<_, String>(format!("{prefix}*"))
+            .await
+            .expect("SCAN")
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("SCAN items");
+        assert!(!keys.is_empty(), "the hit campaign's keys are on {master}");
+        let _: () = node.del(&keys).await.expect("DEL");
+        sold().await
+    })
+}
+
+/// Rebuilt: the winners set holds MySQL's winners again, at least all those sold before the
+/// keys went (a win whose reservation was made before and committed after the rebuild is in
+/// MySQL only; asking again, that user meets UNIQUE and gets ALREADY_PARTICIPATED).
+async fn assert_the_winners_set_was_rebuilt(
+    app: &TestApp,
+    hit: i64,
+    hit_replies: &[Reply],
+    users: &[i64],
+    sold_at_flush: i64,
+) {
     let mut conn = app.redis.clone();
     let in_redis: HashSet<i64> = conn.smembers(app.gate_keys(hit).1).await.expect("SMEMBERS");
-    let in_mysql: HashSet<i64> = winners(&hit_replies, &users);
+    let in_mysql: HashSet<i64> = winners(hit_replies, users);
     assert!(
         in_redis.is_subset(&in_mysql),
         "only winners are in the rebuilt set"
@@ -221,6 +237,10 @@ async fn a_master_losing_its_keys_mid_sale_never_oversells_and_is_rebuilt() {
         "{} in the rebuilt set, {sold_at_flush} sold before the keys went",
         in_redis.len()
     );
+}
+
+/// MySQL holds exactly 150 participations for each campaign.
+async fn assert_mysql_holds_each_campaigns_stock(app: &TestApp, hit: i64, spared: i64) {
     let per_campaign: HashMap<i64, i64> = [
         (
             hit,
@@ -239,5 +259,4 @@ async fn a_master_losing_its_keys_mid_sale_never_oversells_and_is_rebuilt() {
     ]
     .into();
     assert_eq!(per_campaign, [(hit, 150), (spared, 150)].into());
-    app.assert_outbox_matches_participations().await;
 }

@@ -35,6 +35,9 @@ fn assert_per_key_order(messages: &[crate::kafka::Consumed], outbox_ids: &HashMa
     }
 }
 
+/// The caller's trace context every request of the contract test carries.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_accepted_participation_reaches_the_topic_once_with_its_contract() {
     let app = spawn_app_with(with_relay(test_settings().await)).await;
@@ -46,7 +49,18 @@ async fn every_accepted_participation_reaches_the_topic_once_with_its_contract()
         app.open_campaign_with(30, 1, json!({"rewardPoints": reward_points[1]}))
             .await,
     ];
-    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    fifty_wins_with_a_traceparent(&app, &campaigns).await;
+    let messages = read_each_event_once(&app).await;
+    let stored = stored_payloads(&app).await;
+    for m in &messages {
+        assert_the_message_keeps_the_contract(m, &campaigns, &reward_points, &stored);
+    }
+    assert_per_key_order(&messages, &app.outbox_ids().await);
+}
+
+/// 50 users win across the two campaigns, each request with [`TRACEPARENT`]; the relay
+/// publishes all 50.
+async fn fifty_wins_with_a_traceparent(app: &TestApp, campaigns: &[i64; 2]) {
     let replies = join_all((1..=50).map(|u| {
         let url = app.url(&format!(
             "/api/v1/campaigns/{}/participations",
@@ -55,7 +69,7 @@ async fn every_accepted_participation_reaches_the_topic_once_with_its_contract()
         app.send(
             app.client
                 .post(url)
-                .header("traceparent", traceparent)
+                .header("traceparent", TRACEPARENT)
                 .json(&json!({"userId": u})),
         )
     }))
@@ -63,7 +77,11 @@ async fn every_accepted_participation_reaches_the_topic_once_with_its_contract()
     assert!(replies.iter().all(|r| r.status == 201), "{replies:?}");
     app.wait_for_outbox_drained(DRAIN).await;
     assert_eq!(app.outbox_count("PUBLISHED").await, 50);
+}
 
+/// The topic holds one message per participation: every event, no duplicate while nothing
+/// failed.
+async fn read_each_event_once(app: &TestApp) -> Vec<crate::kafka::Consumed> {
     let messages = read_topic(&app.kafka_bootstrap, &app.topic, 50, DRAIN).await;
     let participations = app.scalar("SELECT COUNT(*) FROM participation").await as usize;
     let distinct: std::collections::HashSet<_> =
@@ -78,9 +96,12 @@ async fn every_accepted_participation_reaches_the_topic_once_with_its_contract()
         participations,
         "no duplicates while nothing failed"
     );
+    messages
+}
 
-    let stored: HashMap<String, String> = app
-        .db
+/// The outbox's payloads by event id.
+async fn stored_payloads(app: &TestApp) -> HashMap<String, String> {
+    app.db
         .query_all_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::MySql,
             "SELECT event_id, payload FROM outbox_event",
@@ -94,51 +115,59 @@ async fn every_accepted_participation_reaches_the_topic_once_with_its_contract()
                 r.try_get_by_index(1).expect("payload"),
             )
         })
-        .collect();
-    for m in &messages {
-        let value = m.json();
-        assert_eq!(m.key, value["campaignId"].to_string(), "key = campaign id");
-        let campaign = campaigns
-            .iter()
-            .position(|c| value["campaignId"] == json!(c))
-            .expect("one of the test's campaigns");
-        assert_eq!(
-            value["rewardPoints"],
-            json!(reward_points[campaign]),
-            "the campaign's rewardPoints travel in the event"
-        );
-        assert_eq!(
-            value["eventId"],
-            json!(m.event_id()),
-            "event_id header = field"
-        );
-        assert_eq!(m.headers[headers::EVENT_TYPE], PARTICIPATION_ACCEPTED);
-        assert_eq!(m.headers[headers::CONTENT_TYPE], headers::APPLICATION_JSON);
-        // The service's own span in the caller's trace: same trace id and flags, its own span id.
-        let sent = traceparent.split('-').collect::<Vec<_>>();
-        let carried = m.headers[headers::TRACEPARENT]
-            .split('-')
-            .collect::<Vec<_>>();
-        assert!(
-            headers::is_valid_traceparent(&m.headers[headers::TRACEPARENT]),
-            "{carried:?}"
-        );
-        assert_eq!(
-            (carried[1], carried[3]),
-            (sent[1], sent[3]),
-            "trace id and flags"
-        );
-        assert_ne!(
-            carried[2], sent[2],
-            "the service's span id, not the caller's"
-        );
-        assert_eq!(
-            m.payload,
-            stored[m.event_id()],
-            "the stored bytes are sent unchanged"
-        );
-    }
-    assert_per_key_order(&messages, &app.outbox_ids().await);
+        .collect()
+}
+
+/// One message against the contract: keyed by its campaign, its campaign's points, the event id
+/// header equal to the field, the type and content-type headers, the service's span in the
+/// caller's trace, and the stored bytes unchanged.
+fn assert_the_message_keeps_the_contract(
+    m: &crate::kafka::Consumed,
+    campaigns: &[i64; 2],
+    reward_points: &[i64; 2],
+    stored: &HashMap<String, String>,
+) {
+    let value = m.json();
+    assert_eq!(m.key, value["campaignId"].to_string(), "key = campaign id");
+    let campaign = campaigns
+        .iter()
+        .position(|c| value["campaignId"] == json!(c))
+        .expect("one of the test's campaigns");
+    assert_eq!(
+        value["rewardPoints"],
+        json!(reward_points[campaign]),
+        "the campaign's rewardPoints travel in the event"
+    );
+    assert_eq!(
+        value["eventId"],
+        json!(m.event_id()),
+        "event_id header = field"
+    );
+    assert_eq!(m.headers[headers::EVENT_TYPE], PARTICIPATION_ACCEPTED);
+    assert_eq!(m.headers[headers::CONTENT_TYPE], headers::APPLICATION_JSON);
+    // The service's own span in the caller's trace: same trace id and flags, its own span id.
+    let sent = TRACEPARENT.split('-').collect::<Vec<_>>();
+    let carried = m.headers[headers::TRACEPARENT]
+        .split('-')
+        .collect::<Vec<_>>();
+    assert!(
+        headers::is_valid_traceparent(&m.headers[headers::TRACEPARENT]),
+        "{carried:?}"
+    );
+    assert_eq!(
+        (carried[1], carried[3]),
+        (sent[1], sent[3]),
+        "trace id and flags"
+    );
+    assert_ne!(
+        carried[2], sent[2],
+        "the service's span id, not the caller's"
+    );
+    assert_eq!(
+        m.payload,
+        stored[m.event_id()],
+        "the stored bytes are sent unchanged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,6 +7,9 @@
 //!   ids Kafka carried, flushed at shutdown, and puts the request id on a request's log lines
 //!   while logging nothing per successful request at the default level.
 
+mod collector;
+mod export;
+
 use std::{
     collections::{HashMap, HashSet},
     io::BufRead,
@@ -19,12 +22,14 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 
 use crate::binary::{create_campaign, fixture, start_with, terminate};
+
 use crate::{
     http::Reply,
     kafka::{read_topic, Consumed},
     spawn::{spawn_app, spawn_app_with, test_settings, with_relay, TestApp},
-    wait::wait_until,
 };
+
+use collector::start_collector;
 
 const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const WAIT: Duration = Duration::from_secs(30);
@@ -195,62 +200,6 @@ async fn request_ids_are_echoed_generated_or_replaced() {
     assert!(!id_of(&reply).is_empty());
 }
 
-/// A minimal OTLP/HTTP collector: every span POSTed to `/v1/traces` (protobuf), kept in order.
-struct Collector {
-    endpoint: String,
-    spans: Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>,
-}
-
-#[poem::handler]
-async fn receive_traces(
-    spans: poem::web::Data<&Arc<Mutex<Vec<opentelemetry_proto::tonic::trace::v1::Span>>>>,
-    body: Vec<u8>,
-) -> poem::Response {
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-    };
-    use prost::Message;
-    let Ok(request) = ExportTraceServiceRequest::decode(body.as_slice()) else {
-        return poem::Response::builder()
-            .status(poem::http::StatusCode::BAD_REQUEST)
-            .finish();
-    };
-    let mut kept = spans.lock().expect("spans");
-    for resource in request.resource_spans {
-        for scope in resource.scope_spans {
-            kept.extend(scope.spans);
-        }
-    }
-    poem::Response::builder()
-        .content_type("application/x-protobuf")
-        .body(ExportTraceServiceResponse::default().encode_to_vec())
-}
-
-async fn start_collector() -> Collector {
-    use poem::{listener::Acceptor, listener::Listener, EndpointExt};
-    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .expect("bind the collector");
-    let port = acceptor.local_addr()[0]
-        .as_socket_addr()
-        .expect("a TCP address")
-        .port();
-    let spans = Arc::new(Mutex::new(Vec::new()));
-    let app = poem::Route::new()
-        .at("/v1/traces", poem::post(receive_traces))
-        .data(spans.clone());
-    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
-    Collector {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        spans,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Reads the child's log lines (stdout) into `lines` until it closes.
 fn collect_lines(
     stdout: std::process::ChildStdout,
@@ -289,63 +238,10 @@ async fn the_binary_exports_spans_with_the_propagated_ids_and_flushes_them_at_sh
         .build()
         .expect("client");
     let campaign = create_campaign(&client, &service, 10).await;
-    let url = format!(
-        "{}/api/v1/campaigns/{campaign}/participations",
-        service.base
-    );
-    let reply = client
-        .post(&url)
-        .header("traceparent", CALLER)
-        .json(&json!({"userId": 7}))
-        .send()
-        .await
-        .expect("join");
-    assert_eq!(reply.status(), 201);
-    let fresh = client
-        .post(&url)
-        .json(&json!({"userId": 8}))
-        .send()
-        .await
-        .expect("join");
-    assert_eq!(fresh.status(), 201);
-    let fresh: Value = fresh.json().await.expect("body");
 
-    // Both events published and applied by both consumers.
-    let base = service.base.clone();
-    wait_until("both events applied by both consumers", WAIT, || {
-        let client = client.clone();
-        let base = base.clone();
-        async move {
-            let get = |path: String| {
-                let client = client.clone();
-                async move {
-                    match client.get(path).send().await {
-                        Ok(r) => r.json::<Value>().await.unwrap_or_default(),
-                        Err(_) => Value::Null,
-                    }
-                }
-            };
-            let stats = get(format!("{base}/api/v1/campaigns/{campaign}/stats")).await;
-            let seven = get(format!("{base}/api/v1/users/7/rewards")).await;
-            let eight = get(format!("{base}/api/v1/users/8/rewards")).await;
-            stats["eventsApplied"] == json!(2)
-                && seven["grants"].as_array().is_some_and(|g| g.len() == 1)
-                && eight["grants"].as_array().is_some_and(|g| g.len() == 1)
-        }
-    })
-    .await;
-    let messages = read_topic(
-        broker.bootstrap_servers(),
-        firstcome::config::DEFAULT_TOPIC,
-        2,
-        WAIT,
-    )
-    .await;
-    let fresh_id = fresh["eventId"].as_str().expect("eventId");
-    let (fresh_msg, continued): (Vec<&Consumed>, Vec<&Consumed>) =
-        messages.iter().partition(|m| m.event_id() == fresh_id);
-    let server = carried(continued[0]);
-    let fresh_server = carried(fresh_msg[0]);
+    let fresh_id = export::join_with_and_without_a_traceparent(&client, &service, campaign).await;
+    export::wait_until_both_consumers_applied_both(&client, &service, campaign).await;
+    let (server, fresh_server) = export::carried_contexts(&broker, &fresh_id).await;
     assert!(
         fresh_server.sampled(),
         "with an exporter a new trace is recorded"
@@ -355,76 +251,10 @@ async fn the_binary_exports_spans_with_the_propagated_ids_and_flushes_them_at_sh
         "nothing exported before the batch delay or the shutdown"
     );
 
-    terminate(&service.child);
-    let deadline = std::time::Instant::now() + WAIT;
-    while service.child.try_wait().expect("status").is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
+    export::sigterm_and_wait_for_exit(&mut service).await;
     let spans = collector.spans.lock().expect("spans").clone();
-    let of_trace = |trace: &TraceContext| {
-        let id = format!("{:032x}", trace.trace_id());
-        spans
-            .iter()
-            .filter(|s| hex(&s.trace_id) == id)
-            .collect::<Vec<_>>()
-    };
-    let caller = TraceContext::parse(CALLER).expect("valid");
-    let in_trace = of_trace(&caller);
-    let server_span = in_trace
-        .iter()
-        .find(|s| hex(&s.span_id) == format!("{:016x}", server.span_id()))
-        .unwrap_or_else(|| panic!("no exported span with the message's span id: {in_trace:#?}"));
-    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-    assert_eq!(server_span.kind, SpanKind::Server as i32);
-    assert_eq!(
-        hex(&server_span.parent_span_id),
-        format!("{:016x}", caller.span_id()),
-        "the server span's parent is the caller's span"
-    );
-    // Named by method and route template (poem-openapi's, e.g. `:param0`), never by the id.
-    assert!(
-        server_span.name.starts_with("POST /api/v1/campaigns/")
-            && server_span.name.ends_with("/participations")
-            && !server_span.name.contains(&format!("/{campaign}/")),
-        "{}",
-        server_span.name
-    );
-    let children = |kind: SpanKind| {
-        in_trace
-            .iter()
-            .filter(|s| s.kind == kind as i32)
-            .inspect(|s| {
-                assert_eq!(
-                    s.parent_span_id, server_span.span_id,
-                    "{} continues the request's span",
-                    s.name
-                );
-            })
-            .count()
-    };
-    assert_eq!(
-        children(SpanKind::Producer),
-        1,
-        "one publish span: {in_trace:#?}"
-    );
-    assert_eq!(
-        children(SpanKind::Consumer),
-        2,
-        "stats and rewards each apply it"
-    );
-    // The request without a traceparent: a new trace, exported with its own server span.
-    let fresh_trace = of_trace(&fresh_server);
-    assert!(
-        fresh_trace.iter().any(|s| s.kind == SpanKind::Server as i32
-            && s.parent_span_id.is_empty()
-            && hex(&s.span_id) == format!("{:016x}", fresh_server.span_id())),
-        "{fresh_trace:#?}"
-    );
+    export::assert_the_request_span_and_its_children(&spans, &server, campaign);
+    export::assert_the_fresh_trace_is_exported(&spans, &fresh_server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

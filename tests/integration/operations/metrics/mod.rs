@@ -3,197 +3,28 @@
 //! the outbox gauges, the publish-lag histogram, the consumers' events. `firstcome consume` serves
 //! the same endpoint.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+mod consume_process;
+mod exposition;
+
+use std::{collections::HashMap, time::Duration};
 
 use firstcome::{kafka::EmbeddedBroker, outbox::dlq};
 use futures::future::join_all;
 use serde_json::json;
 
 use crate::{
-    consumer_helpers::{with_consumers, ChildProcess},
+    consumer_helpers::with_consumers,
     http::burst_users,
     spawn::{spawn_app, spawn_app_with, test_settings, with_relay, TestApp},
     wait::wait_until,
 };
 
+use exposition::{has, scrape, sum, Sample};
+
 const SETTLED: Duration = Duration::from_secs(30);
 /// Route labels are the spec's paths.
 const PARTICIPATE: &str = "/api/v1/campaigns/{id}/participations";
 const PARTICIPATE_SYNC: &str = "/api/v1/campaigns/{id}/participations/sync";
-
-/// One sample line: `name{labels} value`.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the text exposition (OpenMetrics, or Prometheus' 0.0.4 format), panicking on anything
-/// malformed: every sample belongs to a family declared by a `# TYPE` line before it, label
-/// values are quoted and escaped, values are numbers, and OpenMetrics ends with `# EOF`.
-fn parse(text: &str) -> Vec<Sample> {
-    let mut families: Vec<(String, String)> = Vec::new();
-    let mut samples = Vec::new();
-    let mut eof = false;
-    for line in text.lines() {
-        assert!(!eof, "a line after # EOF: {line:?}");
-        if line == "# EOF" {
-            eof = true;
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
-            assert!(
-                matches!(
-                    kind,
-                    "counter" | "gauge" | "histogram" | "summary" | "unknown"
-                ),
-                "{line:?}"
-            );
-            families.push((name.to_string(), kind.to_string()));
-            continue;
-        }
-        if line.starts_with('#') || line.is_empty() {
-            assert!(
-                line.starts_with("# HELP ") || line.starts_with("# UNIT "),
-                "{line:?}"
-            );
-            continue;
-        }
-        let sample = parse_sample(line);
-        let (family, kind) = families.last().expect("a # TYPE before the first sample");
-        let suffixes: &[&str] = match kind.as_str() {
-            "counter" => &["_total", "_created"],
-            "histogram" => &["_bucket", "_sum", "_count", "_created"],
-            _ => &[""],
-        };
-        assert!(
-            suffixes
-                .iter()
-                .any(|s| sample.name == format!("{family}{s}")),
-            "sample {} outside its family {family} ({kind})",
-            sample.name
-        );
-        samples.push(sample);
-    }
-    assert!(eof, "the exposition ends with # EOF");
-    samples
-}
-
-fn parse_sample(line: &str) -> Sample {
-    let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("{line:?}"));
-    let name = &line[..name_end];
-    assert!(
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-        "metric name {name:?}"
-    );
-    let mut labels = BTreeMap::new();
-    let mut rest = &line[name_end..];
-    if let Some(inner) = rest.strip_prefix('{') {
-        let mut chars = inner.char_indices().peekable();
-        // `key="value"` pairs separated by `,`, up to `}`.
-        let end = loop {
-            match chars.peek() {
-                Some(&(i, '}')) => break i,
-                Some(_) => {}
-                None => panic!("unterminated labels: {line:?}"),
-            }
-            let key: String = chars
-                .by_ref()
-                .map(|(_, c)| c)
-                .take_while(|c| *c != '=')
-                .collect();
-            assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line:?}");
-            let mut value = String::new();
-            loop {
-                match chars.next().map(|(_, c)| c) {
-                    Some('"') => break,
-                    Some('\\') => match chars.next().map(|(_, c)| c) {
-                        Some('n') => value.push('\n'),
-                        Some(c @ ('\\' | '"')) => value.push(c),
-                        other => panic!("bad escape {other:?} in {line:?}"),
-                    },
-                    Some(c) => value.push(c),
-                    None => panic!("unterminated label value: {line:?}"),
-                }
-            }
-            assert!(
-                labels.insert(key, value).is_none(),
-                "duplicate label: {line:?}"
-            );
-            if let Some(&(_, ',')) = chars.peek() {
-                chars.next();
-            }
-        };
-        rest = &inner[end + 1..];
-    }
-    let value = rest
-        .trim()
-        .split(' ')
-        .next()
-        .expect("a value")
-        .parse::<f64>()
-        .unwrap_or_else(|e| panic!("value of {line:?}: {e}"));
-    Sample {
-        name: name.to_string(),
-        labels,
-        value,
-    }
-}
-
-/// The sum of `name`'s samples whose labels include every pair of `filter`.
-fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && filter
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-        .sum()
-}
-
-/// Whether any sample of `name` carries every pair of `filter`.
-fn has(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> bool {
-    samples.iter().any(|s| {
-        s.name == name
-            && filter
-                .iter()
-                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-    })
-}
-
-async fn scrape_url(client: &reqwest::Client, url: &str) -> Vec<Sample> {
-    let resp = client.get(url).send().await.expect("GET /metrics");
-    assert_eq!(resp.status().as_u16(), 200);
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        content_type.starts_with("application/openmetrics-text; version=1.0.0")
-            || content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
-    parse(&resp.text().await.expect("body"))
-}
-
-async fn scrape(app: &TestApp) -> Vec<Sample> {
-    scrape_url(&app.client, &app.url("/metrics")).await
-}
 
 /// The code a reply counts under: `CREATED` or its error code.
 fn code(status: u16, body: &serde_json::Value) -> String {
@@ -496,98 +327,11 @@ async fn firstcome_consume_serves_metrics_and_health() {
     assert!(replies.iter().all(|r| r.status == 201), "{replies:?}");
     app.wait_for_outbox_drained(SETTLED).await;
 
-    // Any free port; the process says which in its "Consuming." log line (JSON).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firstcome"))
-        .arg("consume")
-        .env_clear()
-        .env("DATABASE_URL", &db_url)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
-        .env("CONSUMER_GROUP_PROTOCOL", "consumer")
-        .env("MIGRATE_ON_START", "false")
-        .env("HTTP_ADDR", "127.0.0.1:0")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start `firstcome consume`");
-    let stdout = child.stdout.take().expect("stdout");
-    let consume = ChildProcess { child };
-    let addr = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
-            .find(|v| v["message"] == "Consuming." || v["fields"]["message"] == "Consuming.")
-            .map(|v| {
-                v.get("addr")
-                    .or_else(|| v["fields"].get("addr"))
-                    .and_then(|a| a.as_str())
-                    .expect("the listening address")
-                    .to_string()
-            })
-            .expect("`firstcome consume` logs that it is consuming");
-        // Keep draining, so the process never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        addr
-    })
-    .await
-    .expect("log reader");
-    let base = format!("http://{addr}");
+    let (consume, base) = consume_process::start(&db_url, &bootstrap).await;
     let client = reqwest::Client::new();
-
-    let applied = |m: &[Sample], consumer: &str| {
-        sum(
-            m,
-            "firstcome_consumer_events_total",
-            &[("consumer", consumer), ("result", "applied")],
-        )
-    };
-    wait_until(
-        "the consumer process to apply every win",
-        Duration::from_secs(60),
-        || async {
-            let m = scrape_url(&client, &format!("{base}/metrics")).await;
-            applied(&m, "stats") == 10.0 && applied(&m, "rewards") == 10.0
-        },
-    )
-    .await;
-    let m = scrape_url(&client, &format!("{base}/metrics")).await;
-    assert!(has(
-        &m,
-        "firstcome_db_pool_connections",
-        &[("pool", "consumers")]
-    ));
-    assert!(has(
-        &m,
-        "firstcome_http_requests_total",
-        &[("route", "/metrics"), ("status", "200")]
-    ));
-
-    let live = client
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .expect("live");
-    assert_eq!(live.status().as_u16(), 200);
-    let ready = client
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .expect("ready");
-    assert_eq!(ready.status().as_u16(), 200);
-    let body: serde_json::Value = ready.json().await.expect("JSON");
-    assert_eq!(body["status"], "ready", "{body}");
-    assert_eq!(body["mysql"]["ok"], true, "{body}");
-    let names: Vec<&str> = body["consumers"]
-        .as_array()
-        .expect("consumers")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    assert_eq!(names, ["stats", "rewards"], "{body}");
+    consume_process::wait_until_every_win_is_applied(&client, &base).await;
+    consume_process::assert_its_metrics(&client, &base).await;
+    consume_process::assert_its_health(&client, &base).await;
     drop(consume);
     app.stop().await.expect("clean stop");
 }
