@@ -71,18 +71,13 @@ fn main() -> ExitCode {
         Err(e) => return config_failure(&cli::config_error(&cmd, &e)),
     };
     let (run, settings) = match cli.command {
-        Some(Command::Openapi) => {
-            print!("{}", firstcome::api::openapi_yaml());
-            return ExitCode::SUCCESS;
-        }
+        Some(Command::Openapi) => return print_document(&firstcome::api::openapi_yaml()),
         Some(Command::Asyncapi) => {
             let topic = firstcome::config::DEFAULT_TOPIC;
-            print!("{}", firstcome::outbox::asyncapi::asyncapi_yaml(topic));
-            return ExitCode::SUCCESS;
+            return print_document(&firstcome::outbox::asyncapi::asyncapi_yaml(topic));
         }
         Some(Command::ConfigTable) => {
-            print!("{}", firstcome::config::reference::markdown());
-            return ExitCode::SUCCESS;
+            return print_document(&firstcome::config::reference::markdown())
         }
         Some(Command::Serve(args)) => (Run::Serve, args.into_settings()),
         Some(Command::Consume(args)) => (Run::Consume, args.into_settings()),
@@ -93,7 +88,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
     };
-    telemetry::init(settings.log_format);
+    telemetry::init(settings.log_format, settings.rust_log.as_deref());
     // Built by hand rather than with #[tokio::main], whose runtime waits without a bound for
     // every task and blocking call still on it when `main` returns.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -127,6 +122,20 @@ async fn run_command(run: Run, settings: Settings) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "firstcome stopped with an error.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes a generated document to stdout. A reader that stops early (`| head`) closes the pipe:
+/// that ends the output quietly, where `print!` would panic.
+fn print_document(text: &str) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: could not write the document: {e}");
             ExitCode::FAILURE
         }
     }

@@ -118,3 +118,48 @@ async fn kafka_properties_reach_the_relay_producer() {
     tls.stop().await.expect("clean stop");
     plain.stop().await.expect("clean stop");
 }
+
+/// `RUST_LOG` filters the log, as the variable or as `--rust-log`: `migrate` logs "Migrations
+/// applied." at info, which `warn` hides.
+#[tokio::test]
+async fn rust_log_filters_the_log_as_a_variable_and_as_a_flag() {
+    let url = crate::spawn::create_database().await;
+    let env = [("DATABASE_URL", url.as_str())];
+    let (code, stdout, stderr) = firstcome(&["migrate"], &env).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Migrations applied."),
+        "info by default: {stdout}"
+    );
+    for (args, env) in [
+        (vec!["migrate", "--rust-log", "warn"], env.to_vec()),
+        (vec!["migrate"], vec![env[0], ("RUST_LOG", "warn")]),
+    ] {
+        let (code, stdout, stderr) = firstcome(&args, &env).await;
+        assert_eq!(code, Some(0), "{args:?}: {stdout}{stderr}");
+        assert!(
+            !stdout.contains("Migrations applied."),
+            "{args:?}: {stdout}"
+        );
+    }
+}
+
+/// A reader that closes the pipe early (`firstcome openapi | head`) ends the output quietly: exit
+/// 0 and no panic message.
+#[tokio::test]
+async fn a_closed_stdout_ends_a_printed_document_quietly() {
+    for command in ["openapi", "asyncapi", "config-table"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firstcome"))
+            .arg(command)
+            .env_clear()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start firstcome");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("firstcome exits");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{command}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+    }
+}

@@ -107,7 +107,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     // Logs only when asked for: `TEST_LOG=1 scripts/test.sh name_of_test`.
     if std::env::var_os("TEST_LOG").is_some() {
-        firstcome::telemetry::init(settings.log_format);
+        firstcome::telemetry::init(settings.log_format, settings.rust_log.as_deref());
     }
     let (app, inside) = crate::hooks::build(settings.clone()).await;
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -96,7 +96,7 @@ async fn stuck_process() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
-    firstcome::telemetry::init(firstcome::config::LogFormat::Pretty);
+    firstcome::telemetry::init(firstcome::config::LogFormat::Pretty, None);
     let mut settings = crate::spawn::test_settings().await;
     settings.shutdown_timeout = Duration::from_millis(1_500);
     let timeout = settings.shutdown_timeout;
