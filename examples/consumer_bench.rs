@@ -36,7 +36,10 @@ use firstcome::{
     config::{GroupProtocol, Settings},
     consumer::{stats, ConsumerName},
     kafka::EmbeddedBroker,
-    outbox::{event::PARTICIPATION_ACCEPTED, headers, ParticipationAccepted},
+    outbox::{
+        event::{WinStatus, PARTICIPATION_ACCEPTED},
+        headers, ParticipationAccepted,
+    },
     startup::Application,
 };
 use rdkafka::{
@@ -121,6 +124,8 @@ async fn produce_backlog(
             quantity: 1,
             sequence,
             reward_points: 10,
+            status: WinStatus::Confirmed,
+            hold_expires_at: None,
         };
         index.insert(event.event_id, (campaign_id, sequence));
         let key = event.message_key();

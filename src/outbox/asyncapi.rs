@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     dlq,
-    event::{self, ContractError, ParticipationAccepted, PARTICIPATION_ACCEPTED},
+    event::{self, ContractError, ParticipationAccepted, WinStatus, PARTICIPATION_ACCEPTED},
     headers,
 };
 use crate::{consumer::ConsumerName, relay::classify::DeadReason};
@@ -24,7 +24,7 @@ use crate::{consumer::ConsumerName, relay::classify::DeadReason};
 const KAFKA_BINDINGS: &str = "0.5.0";
 
 /// Fields a reader may find missing (added within v1); they read as their default.
-const OPTIONAL: &[&str] = &["rewardPoints"];
+const OPTIONAL: &[&str] = &["rewardPoints", "status"];
 
 /// The doc comments of `ParticipationAccepted`'s fields, written for readers of the value.
 const FIELD_DESCRIPTIONS: &[(&str, &str)] = &[
@@ -37,6 +37,7 @@ const FIELD_DESCRIPTIONS: &[(&str, &str)] = &[
     ("quantity", "Units won (at least 1)."),
     ("sequence", "FCFS rank from the Redis gate: increasing within a campaign, gaps are normal."),
     ("rewardPoints", "Points per unit the campaign grants (added in v1; 0 in events written before it)."),
+    ("status", "HELD (the campaign has a confirmation window) or CONFIRMED (added in v1; CONFIRMED in events written before it)."),
 ];
 
 /// What each consumer does (the doc comments of [`ConsumerName`]).
@@ -78,6 +79,8 @@ fn payload_schema() -> Value {
     p["quantity"]["minimum"] = 1.into();
     p["rewardPoints"]["minimum"] = 0.into();
     p["rewardPoints"]["default"] = 0.into();
+    p["status"]["enum"] = json!([WinStatus::Held.as_str(), WinStatus::Confirmed.as_str()]);
+    p["status"]["default"] = WinStatus::Confirmed.as_str().into();
     schema
 }
 
@@ -197,6 +200,8 @@ fn example() -> Value {
         quantity: 1,
         sequence: 17,
         reward_points: 10,
+        status: WinStatus::Confirmed,
+        hold_expires_at: None,
     };
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     json!({

@@ -36,6 +36,33 @@ pub struct ParticipationAccepted {
     /// Points per unit the campaign grants (added in v1; 0 in events written before it).
     #[serde(default)]
     pub reward_points: i64,
+    /// `HELD` when the campaign has a confirmation window, else `CONFIRMED` (added in v1: an
+    /// event without it is `CONFIRMED`).
+    #[serde(default)]
+    pub status: WinStatus,
+    /// When a held win expires unless confirmed (absent when `CONFIRMED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a win is when it is accepted, or was when it was cancelled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WinStatus {
+    /// Waiting for its confirmation, until `holdExpiresAt`.
+    Held,
+    /// Final (a campaign without a window, or confirmed).
+    #[default]
+    Confirmed,
+}
+
+impl WinStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "HELD",
+            Self::Confirmed => "CONFIRMED",
+        }
+    }
 }
 
 /// The fields of the value, in order, with their JSON Schema types: the AsyncAPI document is
@@ -50,6 +77,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("quantity", "integer", "int32"),
     ("sequence", "integer", "int64"),
     ("rewardPoints", "integer", "int64"),
+    ("status", "string", ""),
 ];
 
 /// Why a message does not satisfy the contract (it goes to the consumer's dead-letter topic).
@@ -155,6 +183,8 @@ mod tests {
             quantity: 1,
             sequence: 4,
             reward_points: 10,
+            status: WinStatus::Confirmed,
+            hold_expires_at: None,
         }
     }
 

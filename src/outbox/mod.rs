@@ -2,6 +2,7 @@
 //! (docs/design.md §4, §5). One place for both, so the writer (the participation transaction and the
 //! sync path), the relay, the consumers, the tests and the benchmarks cannot drift apart:
 //! - [`event`]: `ParticipationAccepted`, the message value, and the contract check consumers run;
+//! - [`lifecycle`]: the later events of a win (`ParticipationConfirmed`, `ParticipationCancelled`);
 //! - [`headers`]: header names, the stored header map, conversion to and from Kafka headers;
 //! - [`dlq`]: dead-letter topic names and the `dlq_*` headers (relay and consumers);
 //! - [`table`]: the `outbox_event` INSERT;
@@ -15,6 +16,7 @@ pub mod asyncapi;
 pub mod dlq;
 pub mod event;
 pub mod headers;
+pub mod lifecycle;
 pub mod table;
 
 pub use event::{ContractError, ParticipationAccepted};

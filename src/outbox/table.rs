@@ -9,6 +9,7 @@ use crate::db::sql::insert_rows;
 use super::{
     event::{ParticipationAccepted, AGGREGATE_PARTICIPATION},
     headers,
+    lifecycle::ParticipationMessage,
 };
 
 /// `outbox_event.status`.
@@ -52,15 +53,25 @@ impl NewOutboxEvent {
         topic: &str,
         traceparent: Option<&str>,
     ) -> Self {
+        Self::participation(event, topic, traceparent)
+    }
+
+    /// The row of any event of a participation (accepted, confirmed, cancelled): its JSON and
+    /// headers, keyed by campaign, aggregated under the participation.
+    pub fn participation(
+        event: &impl ParticipationMessage,
+        topic: &str,
+        traceparent: Option<&str>,
+    ) -> Self {
         Self {
-            event_id: event.event_id,
+            event_id: event.event_id(),
             aggregate_type: AGGREGATE_PARTICIPATION.into(),
-            aggregate_id: event.participation_id.to_string(),
-            event_type: event.event_type.clone(),
+            aggregate_id: event.participation_id().to_string(),
+            event_type: event.event_type().into(),
             topic: topic.into(),
-            msg_key: event.message_key(),
-            payload: event.to_json(),
-            headers: headers::to_stored(&event.headers(traceparent)),
+            msg_key: event.key(),
+            payload: event.json(),
+            headers: headers::to_stored(&event.message_headers(traceparent)),
             status: OutboxStatus::Pending,
         }
     }

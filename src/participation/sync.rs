@@ -24,7 +24,11 @@ use crate::{
     db::error::{self as db_error, DbErrorKind},
     kafka::Producers,
     metrics::{registry::PathLabels, Metrics, ParticipationPath},
-    outbox::{self, event::PARTICIPATION_ACCEPTED, ParticipationAccepted},
+    outbox::{
+        self,
+        event::{WinStatus, PARTICIPATION_ACCEPTED},
+        ParticipationAccepted,
+    },
 };
 
 #[derive(Clone)]
@@ -114,6 +118,8 @@ impl SyncParticipationService {
             quantity: req.entry.quantity,
             sequence,
             reward_points,
+            status: WinStatus::Confirmed,
+            hold_expires_at: None,
         };
         let traceparent = req.trace.map(|t| t.to_string());
         if let Err(e) = self.produce(&event, traceparent.as_deref()).await {

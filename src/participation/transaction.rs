@@ -15,7 +15,11 @@ use crate::{
         time::to_db,
         Db, Txn,
     },
-    outbox::{self, event::PARTICIPATION_ACCEPTED, NewOutboxEvent, ParticipationAccepted},
+    outbox::{
+        self,
+        event::{WinStatus, PARTICIPATION_ACCEPTED},
+        NewOutboxEvent, ParticipationAccepted,
+    },
 };
 
 /// A win to write: a reservation the gate made.
@@ -122,6 +126,8 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
                 quantity: w.entry.quantity,
                 sequence: w.sequence,
                 reward_points: w.reward_points,
+                status: WinStatus::Confirmed,
+                hold_expires_at: None,
             };
             NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref())
         })
