@@ -83,6 +83,7 @@ async fn create_campaigns(
                 total_stock: stock,
                 per_user_limit: 1,
                 reward_points: 10,
+                confirm_within_seconds: 0,
                 starts_at: Utc::now(),
                 ends_at: None,
             },

@@ -8,6 +8,7 @@
 --
 -- KEYS[1]  campaign hash "<prefix>{c:<id>}:meta"
 -- KEYS[2]  winners set   "<prefix>{c:<id>}:users"
+-- KEYS[3]  returned set  "<prefix>{c:<id>}:returned"
 -- ARGV[1]  stock      (campaign.remaining_stock)
 -- ARGV[2]  starts_ms
 -- ARGV[3]  ends_ms    (0 = no end)
@@ -15,6 +16,9 @@
 -- ARGV[5]  seq        (MAX(participation.sequence), so sequences keep growing)
 -- ARGV[6]  expire_ms  (absolute expiry of the keys, 0 = keep)
 -- ARGV[7]  epoch      (the campaign's creation time in microseconds; see reserve.lua)
+-- ARGV[8…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
+--          snapshot: their units are in that stock already, so return.lua must not add them again
+--          (written here, with the hash, so a load that loses the race writes none of them)
 --
 -- Returns  1 when loaded, 0 when the state was already there
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -22,11 +26,17 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
   'limit', ARGV[4], 'seq', ARGV[5], 'expire_ms', ARGV[6], 'epoch', ARGV[7])
+redis.call('DEL', KEYS[3])
+for i = 8, #ARGV do
+  redis.call('SADD', KEYS[3], ARGV[i])
+end
 local expire = tonumber(ARGV[6])
 if expire > 0 then
   redis.call('PEXPIREAT', KEYS[1], expire)
-  if redis.call('EXISTS', KEYS[2]) == 1 then
-    redis.call('PEXPIREAT', KEYS[2], expire)
+  for k = 2, 3 do
+    if redis.call('EXISTS', KEYS[k]) == 1 then
+      redis.call('PEXPIREAT', KEYS[k], expire)
+    end
   end
 end
 return 1

@@ -24,6 +24,10 @@ mod m20261121_000015_create_campaign_daily_stats;
 mod m20261121_000016_create_reward_account;
 mod m20261121_000017_create_reward_grant;
 mod m20261122_000018_participation_idempotency_key;
+mod m20261122_000019_campaign_confirm_window;
+mod m20261122_000020_participation_lifecycle;
+mod m20261122_000021_index_participation_hold;
+mod m20261122_000022_create_gate_return;
 
 pub struct Migrator;
 
@@ -49,6 +53,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000016_create_reward_account::Migration),
             Box::new(m20261121_000017_create_reward_grant::Migration),
             Box::new(m20261122_000018_participation_idempotency_key::Migration),
+            Box::new(m20261122_000019_campaign_confirm_window::Migration),
+            Box::new(m20261122_000020_participation_lifecycle::Migration),
+            Box::new(m20261122_000021_index_participation_hold::Migration),
+            Box::new(m20261122_000022_create_gate_return::Migration),
         ]
     }
 }

@@ -12,6 +12,25 @@ use crate::config::Secret;
 #[oai(ty = "bearer")]
 pub struct AdminAuth(Bearer);
 
+/// Whether the request carries the admin token, for an operation open to everyone that lets an
+/// admin do more (cancelling a confirmed win). No `Authorization` header: `false`; a bearer token
+/// that is not the admin token: 401, never a silent downgrade to the public call.
+pub fn admin_presented(req: &poem::Request, expected: &Secret) -> Result<bool, ApiError> {
+    let Some(value) = req.headers().get(poem::http::header::AUTHORIZATION) else {
+        return Ok(false);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::unauthorized)?;
+    if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        Ok(true)
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
 impl AdminAuth {
     /// Ok when the presented token is the configured one.
     pub fn check(&self, expected: &Secret) -> Result<(), ApiError> {

@@ -38,6 +38,10 @@ pub struct CreateCampaign {
     /// Points granted per unit won, by the rewards consumer (default 0, at most 1,000,000,000).
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
     pub reward_points: Option<i64>,
+    /// Seconds a win stays `HELD` for its confirmation before it expires and its units go back
+    /// to the sale, 0 to 86,400 (default 0: a win is `CONFIRMED` at once).
+    #[oai(validator(minimum(value = "0"), maximum(value = "86400")))]
+    pub confirm_within_seconds: Option<i32>,
     /// Opening time (default: now); years 1000 to 9999.
     pub starts_at: Option<DateTime<Utc>>,
     /// Closing time, exclusive (default: none). Must be after `startsAt`; years 1000 to 9999.
@@ -90,6 +94,8 @@ pub struct CampaignDto {
     pub per_user_limit: i32,
     /// Points granted per unit won.
     pub reward_points: i64,
+    /// Seconds a win stays `HELD` for its confirmation (0: final at once).
+    pub confirm_within_seconds: i32,
     pub starts_at: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]
     pub ends_at: Option<DateTime<Utc>>,
@@ -110,6 +116,7 @@ impl CampaignDto {
             accepted_count: c.accepted_count,
             per_user_limit: c2.per_user_limit,
             reward_points: c2.reward_points,
+            confirm_within_seconds: c2.confirm_within_seconds,
             starts_at: c2.starts_at,
             ends_at: c2.ends_at,
             state,
@@ -181,6 +188,7 @@ impl CampaignsApi {
                 total_stock: body.total_stock,
                 per_user_limit,
                 reward_points: body.reward_points.unwrap_or(0),
+                confirm_within_seconds: body.confirm_within_seconds.unwrap_or(0),
                 starts_at,
                 ends_at,
             })

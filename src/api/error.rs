@@ -5,7 +5,7 @@
 use poem::{http::StatusCode, Body, IntoResponse, PathPattern, Response};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
 
-use crate::participation::JoinError;
+use crate::participation::{lifecycle::LifecycleError, JoinError};
 
 /// Stable error codes; clients switch on these, never on messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
@@ -21,6 +21,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     AlreadyParticipated,
     SoldOut,
+    HoldExpired,
+    ParticipationCancelled,
+    AlreadyConfirmed,
     CampaignNotOpen,
     CampaignEnded,
     IdempotencyKeyReused,
@@ -66,7 +69,9 @@ pub enum ApiError {
     /// CAMPAIGN_NOT_FOUND, PARTICIPATION_NOT_FOUND, EVENT_NOT_FOUND.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
-    /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT.
+    /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT; on confirm and cancel:
+    /// HOLD_EXPIRED, PARTICIPATION_CANCELLED, ALREADY_CONFIRMED (a confirmed win is cancelled by
+    /// an admin only).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// PAYLOAD_TOO_LARGE.
@@ -208,6 +213,22 @@ impl From<JoinError> for ApiError {
             }
             JoinError::Busy => Self::busy(),
             JoinError::Unavailable { what, .. } => Self::dependency(what, &e),
+        }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        let code = match &e {
+            LifecycleError::NotFound => return Self::participation_not_found(),
+            LifecycleError::HoldExpired => ErrorCode::HoldExpired,
+            LifecycleError::Cancelled => ErrorCode::ParticipationCancelled,
+            LifecycleError::AlreadyConfirmed => ErrorCode::AlreadyConfirmed,
+            LifecycleError::Db(_) => ErrorCode::Internal,
+        };
+        match e {
+            LifecycleError::Db(db) => Self::from(db),
+            other => Self::Conflict(body(code, other.to_string())),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod consume;
 pub mod error;
 pub mod health;
 pub mod json_string;
+pub mod lifecycle;
 pub mod participations;
 pub mod request_span;
 pub mod rewards;
@@ -49,6 +50,7 @@ pub type Apis = (
     participations::ParticipationsApi,
     stats::StatsApi,
     rewards::RewardsApi,
+    lifecycle::LifecycleApi,
     admin::AdminApi,
 );
 

@@ -8,7 +8,7 @@ use poem::{web::Data, Request};
 use poem_openapi::{
     param::{Header, Path, Query},
     payload::Json,
-    ApiResponse, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi,
 };
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::{
     metrics::{Metrics, ParticipationPath},
     participation::{
         store::StoredParticipation, sync::SyncParticipationService, Accepted, Entry, JoinError,
-        JoinRequest, ParticipationService,
+        JoinRequest, ParticipationService, ParticipationStatus,
     },
 };
 
@@ -46,6 +46,37 @@ pub struct ParticipationDto {
     #[oai(skip_serializing_if_is_none)]
     pub event_id: Option<Uuid>,
     pub accepted_at: DateTime<Utc>,
+    /// `HELD` (waiting for its confirmation until `holdExpiresAt`), `CONFIRMED`, `CANCELLED` or
+    /// `EXPIRED`.
+    pub status: StatusDto,
+    /// When a held win expires unless confirmed (absent unless `HELD`).
+    #[oai(skip_serializing_if_is_none)]
+    pub hold_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StatusDto {
+    Held,
+    Confirmed,
+    Cancelled,
+    Expired,
+}
+
+impl From<ParticipationStatus> for StatusDto {
+    fn from(s: ParticipationStatus) -> Self {
+        match s {
+            ParticipationStatus::Held => Self::Held,
+            ParticipationStatus::Confirmed => Self::Confirmed,
+            ParticipationStatus::Cancelled => Self::Cancelled,
+            ParticipationStatus::Expired => Self::Expired,
+        }
+    }
+}
+
+/// The deadline is shown while it matters: on a held win.
+fn deadline(status: ParticipationStatus, at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    at.filter(|_| status == ParticipationStatus::Held)
 }
 
 impl From<Accepted> for ParticipationDto {
@@ -58,12 +89,15 @@ impl From<Accepted> for ParticipationDto {
             sequence: a.sequence,
             event_id: a.event_id,
             accepted_at: a.accepted_at,
+            status: a.status.into(),
+            hold_expires_at: deadline(a.status, a.hold_expires_at),
         }
     }
 }
 
 impl From<StoredParticipation> for ParticipationDto {
     fn from(p: StoredParticipation) -> Self {
+        let status = ParticipationStatus::parse(&p.status);
         Self {
             participation_id: p.id,
             campaign_id: p.campaign_id,
@@ -72,6 +106,8 @@ impl From<StoredParticipation> for ParticipationDto {
             sequence: p.sequence,
             event_id: p.event_id.and_then(|e| e.parse().ok()),
             accepted_at: p.created_at.and_utc(),
+            status: status.into(),
+            hold_expires_at: deadline(status, p.hold_expires_at.map(|t| t.and_utc())),
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct Campaign {
     pub per_user_limit: i32,
     /// Points per unit won, granted by the rewards consumer (carried in the event).
     pub reward_points: i64,
+    /// How long a win stays held for its confirmation; 0: a win is final at once.
+    pub confirm_within_seconds: i32,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -88,6 +90,7 @@ mod tests {
             remaining_stock: remaining,
             per_user_limit: 1,
             reward_points: 0,
+            confirm_within_seconds: 0,
             starts_at: t0 + Duration::seconds(start),
             ends_at: end.map(|e| t0 + Duration::seconds(e)),
             created_at: t0,

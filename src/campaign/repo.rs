@@ -14,6 +14,7 @@ pub struct NewCampaign {
     pub total_stock: i64,
     pub per_user_limit: i32,
     pub reward_points: i64,
+    pub confirm_within_seconds: i32,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
 }
@@ -33,6 +34,7 @@ struct Row {
     remaining_stock: i64,
     per_user_limit: i32,
     reward_points: i64,
+    confirm_within_seconds: i32,
     starts_at: NaiveDateTime,
     ends_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
@@ -50,6 +52,7 @@ impl From<Row> for CampaignWithCount {
                 remaining_stock: r.remaining_stock,
                 per_user_limit: r.per_user_limit,
                 reward_points: r.reward_points,
+                confirm_within_seconds: r.confirm_within_seconds,
                 starts_at: r.starts_at.and_utc(),
                 ends_at: r.ends_at.map(|t| t.and_utc()),
                 created_at: r.created_at.and_utc(),
@@ -61,7 +64,7 @@ impl From<Row> for CampaignWithCount {
 }
 
 const SELECT: &str =
-    "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, c.reward_points, \
+    "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, c.reward_points, c.confirm_within_seconds, \
      c.starts_at, c.ends_at, c.created_at, c.updated_at, c.accepted_count FROM campaign c";
 
 #[tracing::instrument(level = "debug", skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
@@ -81,14 +84,15 @@ pub async fn insert(
     }
     let res = db
         .execute_raw(stmt(
-            "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, starts_at, \
-             ends_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, \
+             confirm_within_seconds, starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 new.name.clone().into(),
                 new.total_stock.into(),
                 new.total_stock.into(),
                 new.per_user_limit.into(),
                 new.reward_points.into(),
+                new.confirm_within_seconds.into(),
                 to_db(new.starts_at).into(),
                 new.ends_at.map(to_db).into(),
                 now.into(),
@@ -144,6 +148,18 @@ pub async fn gate_seed(db: &impl ConnectionTrait, id: i64) -> Result<Option<Gate
     ))
     .one(db)
     .await
+}
+
+/// The campaign's cancelled and expired wins: their units are back in `remaining_stock`.
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn returned_ids(db: &impl ConnectionTrait, id: i64) -> Result<Vec<i64>, DbErr> {
+    let rows = db
+        .query_all_raw(stmt(
+            "SELECT id FROM participation WHERE campaign_id = ? AND status IN ('CANCELLED', 'EXPIRED')",
+            vec![id.into()],
+        ))
+        .await?;
+    rows.iter().map(|row| row.try_get_by_index(0)).collect()
 }
 
 /// One page of a campaign's winners, in participation id order after `after_id`: (participation

@@ -132,9 +132,14 @@ impl GateLoader {
             return Ok(());
         }
         self.loads.fetch_add(1, Ordering::Relaxed);
-        let seed = repo::gate_seed(&self.db, campaign.id)
+        // The stock and the wins whose units it holds back already, in one snapshot: a unit
+        // returned in between is in both or in neither (see lua/load.lua, lua/return.lua).
+        let txn = self.db.begin().await?;
+        let seed = repo::gate_seed(&txn, campaign.id)
             .await?
             .ok_or(LoadError::CampaignGone(campaign.id))?;
+        let returned = repo::returned_ids(&txn, campaign.id).await?;
+        txn.commit().await?;
         let mut after_id = 0;
         let mut winners = 0_usize;
         loop {
@@ -152,7 +157,12 @@ impl GateLoader {
         }
         let loaded = self
             .gate
-            .load(&seed_of(campaign, seed.remaining_stock, seed.max_sequence))
+            .load(&seed_of(
+                campaign,
+                seed.remaining_stock,
+                seed.max_sequence,
+                returned,
+            ))
             .await?;
         if loaded {
             tracing::info!(
@@ -171,7 +181,12 @@ pub fn epoch(campaign: &Campaign) -> i64 {
     campaign.created_at.timestamp_micros()
 }
 
-fn seed_of(campaign: &Campaign, remaining_stock: i64, max_sequence: i64) -> Seed {
+fn seed_of(
+    campaign: &Campaign,
+    remaining_stock: i64,
+    max_sequence: i64,
+    returned: Vec<i64>,
+) -> Seed {
     Seed {
         campaign_id: campaign.id,
         epoch: epoch(campaign),
@@ -184,5 +199,6 @@ fn seed_of(campaign: &Campaign, remaining_stock: i64, max_sequence: i64) -> Seed
         }),
         per_user_limit: campaign.per_user_limit,
         max_sequence,
+        returned,
     }
 }

@@ -16,4 +16,4 @@ pub mod scripts;
 pub mod sold_out;
 
 pub use entry::Entry;
-pub use scripts::{Decision, Gate, GateError, Release};
+pub use scripts::{Decision, Gate, GateError, Release, Returned};

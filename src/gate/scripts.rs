@@ -21,6 +21,8 @@ static RELEASE: LazyLock<Script> =
 static PREPARE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/prepare.lua")));
 static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/load.lua")));
+static RETURN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/return.lua")));
 
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
@@ -79,7 +81,7 @@ pub enum Release {
 
 /// The gate state of one campaign, rebuilt from MySQL (its winners go in first, by
 /// [`Gate::add_winners`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Seed {
     pub campaign_id: i64,
     /// The campaign's creation time in microseconds: tells its keys from those of an earlier
@@ -93,6 +95,19 @@ pub struct Seed {
     pub expire_at_ms: i64,
     pub per_user_limit: i32,
     pub max_sequence: i64,
+    /// The campaign's cancelled and expired wins, read in the same snapshot as the stock.
+    pub returned: Vec<i64>,
+}
+
+/// What [`Gate::return_units`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    /// The units are back in the gate's stock.
+    Added,
+    /// They were back already (an earlier run, or the rebuild that read them from MySQL).
+    AlreadyBack,
+    /// The campaign's state is not loaded: nothing to add to; the next rebuild reads MySQL.
+    NotLoaded,
 }
 
 /// The Redis side of the participation path. Cheap to clone: the connection (one node or a
@@ -123,6 +138,11 @@ impl Gate {
             format!("{base}:users"),
             format!("{base}:pending"),
         ]
+    }
+
+    /// `<prefix>{c:<id>}:returned`: the wins whose units are back in the gate (same hash tag).
+    fn returned_key(&self, campaign_id: i64) -> String {
+        format!("{}{{c:{campaign_id}}}:returned", self.prefix)
     }
 
     /// A plain command, bounded by the Redis timeout.
@@ -191,7 +211,10 @@ impl Gate {
     pub async fn prepare(&self, campaign_id: i64, epoch: i64) -> Result<bool, GateError> {
         let [meta, users, pending] = self.keys(campaign_id);
         let mut inv = PREPARE.key(meta);
-        inv.key(users).key(pending).arg(epoch);
+        inv.key(users)
+            .key(pending)
+            .key(self.returned_key(campaign_id))
+            .arg(epoch);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)
     }
@@ -215,15 +238,41 @@ impl Gate {
         let [meta, users, _] = self.keys(seed.campaign_id);
         let mut inv = LOAD.key(meta);
         inv.key(users)
+            .key(self.returned_key(seed.campaign_id))
             .arg(seed.remaining_stock)
             .arg(seed.starts_at_ms)
             .arg(seed.ends_at_ms)
             .arg(seed.per_user_limit)
             .arg(seed.max_sequence)
             .arg(seed.expire_at_ms)
-            .arg(seed.epoch);
+            .arg(seed.epoch)
+            .arg(&seed.returned);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)
+    }
+
+    /// Gives a closed win's units back to the campaign's stock, once however often it is called
+    /// (`lua/return.lua`).
+    #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
+    pub async fn return_units(
+        &self,
+        campaign_id: i64,
+        participation_id: i64,
+        quantity: i32,
+        epoch: i64,
+    ) -> Result<Returned, GateError> {
+        let [meta, _, _] = self.keys(campaign_id);
+        let mut inv = RETURN.key(meta);
+        inv.key(self.returned_key(campaign_id))
+            .arg(participation_id)
+            .arg(quantity)
+            .arg(epoch);
+        let answer: i64 = self.run(inv).await?;
+        Ok(match answer {
+            1 => Returned::Added,
+            0 => Returned::AlreadyBack,
+            _ => Returned::NotLoaded,
+        })
     }
 
     #[tracing::instrument(level = "debug", skip(self), err)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use uuid::Uuid;
 
-use super::store::StoredParticipation;
+use super::{status::ParticipationStatus, store::StoredParticipation};
 use crate::gate::{loader::LoadError, Entry, GateError};
 use crate::trace::TraceContext;
 
@@ -32,6 +32,10 @@ pub struct Accepted {
     /// (cleaned up) or never had one (the sync path).
     pub event_id: Option<Uuid>,
     pub accepted_at: DateTime<Utc>,
+    /// `Held` in a campaign with a confirmation window, else `Confirmed` (a win read back may
+    /// since have been cancelled or expired).
+    pub status: ParticipationStatus,
+    pub hold_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +124,39 @@ impl Accepted {
             sequence,
             event_id,
             accepted_at,
+            status: ParticipationStatus::Confirmed,
+            hold_expires_at: None,
         }
+    }
+
+    /// The win's state when it is not final at once.
+    pub(crate) fn with_status(
+        mut self,
+        status: ParticipationStatus,
+        hold_expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        self.status = status;
+        self.hold_expires_at = hold_expires_at;
+        self
+    }
+
+    /// `req`'s win as MySQL has it.
+    pub(crate) fn stored(req: &JoinRequest, found: &StoredParticipation) -> Self {
+        let event_id = found
+            .event_id
+            .as_deref()
+            .and_then(|e| Uuid::parse_str(e).ok());
+        Self::new(
+            req,
+            found.id,
+            found.sequence,
+            event_id,
+            found.created_at.and_utc(),
+        )
+        .with_status(
+            ParticipationStatus::parse(&found.status),
+            found.hold_expires_at.map(|t| t.and_utc()),
+        )
     }
 }
 
@@ -139,16 +175,7 @@ pub(crate) fn existing(
     };
     let same_key = req.idempotency_key.is_some() && req.idempotency_key == found.idempotency_key;
     match same_key {
-        true if found.quantity == req.entry.quantity => Ok(Accepted::new(
-            req,
-            found.id,
-            found.sequence,
-            found
-                .event_id
-                .as_deref()
-                .and_then(|e| Uuid::parse_str(e).ok()),
-            found.created_at.and_utc(),
-        )),
+        true if found.quantity == req.entry.quantity => Ok(Accepted::stored(req, &found)),
         true => Err(JoinError::IdempotencyKeyReused {
             stored: found.quantity,
         }),

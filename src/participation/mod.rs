@@ -11,15 +11,22 @@
 //!   share the next one.
 //! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
 //!   with their outbox rows and the guarded stock decrement.
+//! - [`lifecycle`]: a win after its acceptance: confirm, cancel, expire, units back to the sale;
+//!   [`state_change`] is its SQL, [`expiry`] the sweeper of holds past their deadline.
+//! - [`status`]: the states of a participation (held, confirmed, cancelled, expired).
 //! - [`store`]: participation lookups.
 //! - [`reconcile`]: giving back reservations that crashed instances left open.
 //! - [`sync`]: the naive synchronous baseline kept for comparison (no Redis, no outbox).
 
 pub mod admission;
 pub mod batcher;
+pub mod expiry;
 pub mod join;
+pub mod lifecycle;
 pub mod reconcile;
 pub mod service;
+pub mod state_change;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod transaction;
@@ -27,3 +34,4 @@ pub mod transaction;
 pub use crate::gate::Entry;
 pub use join::{Accepted, JoinError, JoinRequest};
 pub use service::ParticipationService;
+pub use status::ParticipationStatus;

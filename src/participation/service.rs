@@ -126,11 +126,7 @@ impl ParticipationService {
         // Past the gate, the work runs in its own task: a client that hangs up drops this future,
         // and the reservation must still be either committed or released.
         let this = self.clone();
-        detached(async move {
-            this.commit_or_compensate(req, sequence, campaign.reward_points)
-                .await
-        })
-        .await
+        detached(async move { this.commit_or_compensate(req, sequence, &campaign).await }).await
     }
 
     // Admission, on the gate: the reservation, the sold-out memo, a user who already won.
@@ -218,17 +214,18 @@ impl ParticipationService {
         &self,
         req: JoinRequest,
         sequence: i64,
-        reward_points: i64,
+        campaign: &Campaign,
     ) -> Result<Accepted, JoinError> {
         let event_id = Uuid::now_v7();
         let participation = NewParticipation {
             entry: req.entry,
             sequence,
-            reward_points,
+            reward_points: campaign.reward_points,
             event_id,
             topic: self.topic.clone(),
             traceparent: req.trace.map(|t| t.to_string()),
             idempotency_key: req.idempotency_key.clone(),
+            confirm_within_seconds: campaign.confirm_within_seconds,
         };
         let mut written = self.write(participation.clone()).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
@@ -240,6 +237,8 @@ impl ParticipationService {
             Ok(Written {
                 participation_id,
                 accepted_at,
+                status,
+                hold_expires_at,
             }) => {
                 // The batch settled the reservation in Redis already (see `batcher`).
                 self.relay_wakeup.notify_one();
@@ -249,7 +248,8 @@ impl ParticipationService {
                     sequence,
                     Some(event_id),
                     accepted_at,
-                ))
+                )
+                .with_status(status.into(), hold_expires_at))
             }
             Err(WriteError::Duplicate) => {
                 self.compensate(&req, Release::KeepUser).await;
@@ -306,17 +306,7 @@ impl ParticipationService {
                 if let Err(e) = self.gate.settle(entry.campaign_id, &[entry.user_id]).await {
                     tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
                 }
-                let event_id = found
-                    .event_id
-                    .as_deref()
-                    .and_then(|id| Uuid::parse_str(id).ok());
-                Ok(Accepted::new(
-                    &req,
-                    found.id,
-                    found.sequence,
-                    event_id,
-                    found.created_at.and_utc(),
-                ))
+                Ok(Accepted::stored(&req, &found))
             }
             Ok(Some(other)) => {
                 // An earlier win of this user (the gate had lost track of it).

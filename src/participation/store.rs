@@ -18,10 +18,13 @@ pub struct StoredParticipation {
     pub event_id: Option<String>,
     /// The `Idempotency-Key` of the join that wrote it, if it had one.
     pub idempotency_key: Option<String>,
+    /// `HELD`, `CONFIRMED`, `CANCELLED` or `EXPIRED` (see `ParticipationStatus`).
+    pub status: String,
+    pub hold_expires_at: Option<NaiveDateTime>,
 }
 
 const SELECT: &str =
-    "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, p.idempotency_key, \
+    "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, p.idempotency_key, p.status, p.hold_expires_at, \
      (SELECT o.event_id FROM outbox_event o WHERE o.aggregate_type = 'participation' \
       AND o.aggregate_id = CAST(p.id AS CHAR) LIMIT 1) AS event_id FROM participation p";
 

@@ -14,12 +14,13 @@ use uuid::Uuid;
 use super::{
     admission::check_campaign,
     join::{detached, existing, Accepted, JoinError, JoinRequest},
+    status::at_acceptance,
     store::{find, StoredParticipation},
     ParticipationService,
 };
 use crate::db::Db;
 use crate::{
-    campaign::CampaignCache,
+    campaign::{Campaign, CampaignCache},
     config::Settings,
     db::error::{self as db_error, DbErrorKind},
     kafka::Producers,
@@ -78,20 +79,21 @@ impl SyncParticipationService {
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         let (campaign, now) = check_campaign(&self.campaigns, &self.db, &req).await?;
-        let reward_points = campaign.reward_points;
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();
-        detached(async move { this.commit_then_produce(req, now, reward_points).await }).await
+        detached(async move { this.commit_then_produce(req, now, &campaign).await }).await
     }
 
     async fn commit_then_produce(
         &self,
         req: JoinRequest,
         now: DateTime<Utc>,
-        reward_points: i64,
+        campaign: &Campaign,
     ) -> Result<Accepted, JoinError> {
+        let reward_points = campaign.reward_points;
+        let (status, hold_expires_at) = at_acceptance(campaign.confirm_within_seconds, now);
         let started = std::time::Instant::now();
-        let written = self.write(&req, now).await;
+        let written = self.write(&req, now, (status, hold_expires_at)).await;
         self.metrics
             .transaction_duration
             .get_or_create(&PathLabels {
@@ -118,8 +120,8 @@ impl SyncParticipationService {
             quantity: req.entry.quantity,
             sequence,
             reward_points,
-            status: WinStatus::Confirmed,
-            hold_expires_at: None,
+            status,
+            hold_expires_at,
         };
         let traceparent = req.trace.map(|t| t.to_string());
         if let Err(e) = self.produce(&event, traceparent.as_deref()).await {
@@ -128,17 +130,19 @@ impl SyncParticipationService {
             tracing::error!(%event_id, participation_id, error = %e,
                 "Sync path: the participation is committed but its event was lost (no outbox).");
         }
-        Ok(Accepted::new(
-            &req,
-            participation_id,
-            sequence,
-            Some(event_id),
-            now,
-        ))
+        Ok(
+            Accepted::new(&req, participation_id, sequence, Some(event_id), now)
+                .with_status(status.into(), hold_expires_at),
+        )
     }
 
     /// Lock the campaign row, check, decrement, insert, commit.
-    async fn write(&self, req: &JoinRequest, now: DateTime<Utc>) -> Result<SyncOutcome, DbErr> {
+    async fn write(
+        &self,
+        req: &JoinRequest,
+        now: DateTime<Utc>,
+        (status, hold_expires_at): (WinStatus, Option<DateTime<Utc>>),
+    ) -> Result<SyncOutcome, DbErr> {
         let txn = self.db.begin().await?;
         let row = txn
             .query_one_raw(stmt(
@@ -166,8 +170,8 @@ impl SyncParticipationService {
         .await?;
         let inserted = txn
             .execute_raw(stmt(
-                "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, idempotency_key) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, idempotency_key, \
+                 status, hold_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     req.entry.campaign_id.into(),
                     req.entry.user_id.into(),
@@ -175,6 +179,8 @@ impl SyncParticipationService {
                     sequence.into(),
                     to_db(now).into(),
                     req.idempotency_key.clone().into(),
+                    status.as_str().into(),
+                    hold_expires_at.map(to_db).into(),
                 ],
             ))
             .await;

@@ -33,6 +33,16 @@ pub struct NewParticipation {
     pub topic: Arc<str>,
     pub traceparent: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The campaign's confirmation window in seconds; 0: the win is final at once.
+    pub confirm_within_seconds: i32,
+}
+
+impl NewParticipation {
+    /// What the win is when it commits at `accepted_at`: held until the end of the campaign's
+    /// window, or confirmed at once.
+    pub fn status_at(&self, accepted_at: DateTime<Utc>) -> (WinStatus, Option<DateTime<Utc>>) {
+        super::status::at_acceptance(self.confirm_within_seconds, accepted_at)
+    }
 }
 
 /// A committed win: its participation id and its `acceptedAt`.
@@ -40,6 +50,8 @@ pub struct NewParticipation {
 pub struct Written {
     pub participation_id: i64,
     pub accepted_at: DateTime<Utc>,
+    pub status: WinStatus,
+    pub hold_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Why the transaction did not commit.
@@ -126,8 +138,8 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
                 quantity: w.entry.quantity,
                 sequence: w.sequence,
                 reward_points: w.reward_points,
-                status: WinStatus::Confirmed,
-                hold_expires_at: None,
+                status: w.status_at(accepted_at).0,
+                hold_expires_at: w.status_at(accepted_at).1,
             };
             NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref())
         })
@@ -135,11 +147,17 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
     outbox::table::insert(&txn, &events).await?;
 
     txn.commit().await?;
-    Ok(ids
-        .into_iter()
-        .map(|participation_id| Written {
-            participation_id,
-            accepted_at,
+    Ok(wins
+        .iter()
+        .zip(ids)
+        .map(|(w, participation_id)| {
+            let (status, hold_expires_at) = w.status_at(accepted_at);
+            Written {
+                participation_id,
+                accepted_at,
+                status,
+                hold_expires_at,
+            }
         })
         .collect())
 }
@@ -170,8 +188,9 @@ async fn insert_participations(
 ) -> Result<Vec<i64>, DbErr> {
     let campaign_id = wins[0].entry.campaign_id;
     let created_at = to_db(accepted_at);
-    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 6);
+    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 8);
     for w in wins {
+        let (status, hold_expires_at) = w.status_at(accepted_at);
         values.extend([
             campaign_id.into(),
             w.entry.user_id.into(),
@@ -179,12 +198,15 @@ async fn insert_participations(
             w.sequence.into(),
             created_at.into(),
             w.idempotency_key.clone().into(),
+            status.as_str().into(),
+            hold_expires_at.map(to_db).into(),
         ]);
     }
     let inserted = insert_rows(
         txn,
-        "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, idempotency_key)",
-        "(?, ?, ?, ?, ?, ?)",
+        "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, idempotency_key, \
+         status, hold_expires_at)",
+        "(?, ?, ?, ?, ?, ?, ?, ?)",
         "",
         values,
     )

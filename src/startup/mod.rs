@@ -46,7 +46,9 @@ use crate::{
     gate::Gate,
     kafka::{EmbeddedBroker, Producers},
     metrics::Metrics,
-    participation::{sync::SyncParticipationService, ParticipationService},
+    participation::{
+        expiry, lifecycle::LifecycleService, sync::SyncParticipationService, ParticipationService,
+    },
     relay::{hooks::RelayHooks, RelayBuilder, RelayDeps, RelayHandle},
     shutdown::{off_runtime, running},
     state::Components,
@@ -150,7 +152,7 @@ async fn start_relay(
 fn spawn_background(
     tasks: &TaskTracker,
     settings: &Settings,
-    participations: &ParticipationService,
+    (participations, lifecycle): (&ParticipationService, &LifecycleService),
     db: &db::Db,
     metrics: &Arc<Metrics>,
     shutdown: &CancellationToken,
@@ -160,6 +162,11 @@ fn spawn_background(
         participations
             .reconciler()
             .run(settings.redis.reservation_timeout, shutdown.clone()),
+    ));
+    tasks.spawn(running::track(
+        "expiry sweeper",
+        expiry::run(lifecycle.clone(), db.clone(), shutdown.clone())
+            .instrument(tracing::info_span!("expiry_sweeper")),
     ));
     tasks.spawn(running::track(
         "outbox gauges",
@@ -218,6 +225,13 @@ impl ApplicationBuilder {
         .await?;
 
         let cache = Arc::new(CampaignCache::default());
+        let lifecycle = LifecycleService::new(
+            db.clone(),
+            gate.clone(),
+            cache.clone(),
+            &settings.kafka.topic,
+            wakeup.clone(),
+        );
         let participations = ParticipationService::new(
             db.clone(),
             gate.clone(),
@@ -233,7 +247,8 @@ impl ApplicationBuilder {
             &metrics,
             &settings,
         );
-        spawn_background(&tasks, &settings, &participations, &db, &metrics, &shutdown);
+        let background = (&participations, &lifecycle);
+        spawn_background(&tasks, &settings, background, &db, &metrics, &shutdown);
         let components = Components {
             kafka: kafka.reachability.clone(),
             relay: relay.as_ref().map(|r| r.leadership.clone()),
@@ -243,6 +258,7 @@ impl ApplicationBuilder {
             db,
             gate,
             participations,
+            lifecycle,
             sync,
             components,
             consumers,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     api::{
-        admin::AdminApi, campaigns::CampaignsApi, health::HealthApi,
+        admin::AdminApi, campaigns::CampaignsApi, health::HealthApi, lifecycle::LifecycleApi,
         participations::ParticipationsApi, rewards::RewardsApi, stats::StatsApi, Apis,
     },
     campaign::CampaignService,
@@ -13,7 +13,9 @@ use crate::{
     db::Db,
     gate::Gate,
     metrics::Metrics,
-    participation::{sync::SyncParticipationService, ParticipationService},
+    participation::{
+        lifecycle::LifecycleService, sync::SyncParticipationService, ParticipationService,
+    },
     relay::admin::OutboxAdmin,
     state::Components,
 };
@@ -24,6 +26,7 @@ pub(super) struct Resources {
     pub db: Db,
     pub gate: Gate,
     pub participations: ParticipationService,
+    pub lifecycle: LifecycleService,
     pub sync: SyncParticipationService,
     pub components: Components,
     pub consumers: Vec<ConsumerHandle>,
@@ -59,6 +62,10 @@ impl Resources {
             },
             RewardsApi {
                 rewards: RewardsView::new(self.db.clone()),
+            },
+            LifecycleApi {
+                lifecycle: self.lifecycle,
+                admin_token: self.admin_token.clone(),
             },
             AdminApi {
                 outbox: OutboxAdmin::new(self.db),
