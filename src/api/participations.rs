@@ -46,14 +46,16 @@ pub struct ParticipationDto {
     #[oai(skip_serializing_if_is_none)]
     pub event_id: Option<Uuid>,
     pub accepted_at: DateTime<Utc>,
-    /// `HELD` (waiting for its confirmation until `holdExpiresAt`), `CONFIRMED`, `CANCELLED` or
-    /// `EXPIRED`.
+    // No doc comment: poem-openapi would wrap the enum's $ref in an allOf with it, which
+    // generated clients cannot read; the enum carries the description.
     pub status: StatusDto,
     /// When a held win expires unless confirmed (absent unless `HELD`).
     #[oai(skip_serializing_if_is_none)]
     pub hold_expires_at: Option<DateTime<Utc>>,
 }
 
+/// Where a participation is: `HELD` (waiting for its confirmation until `holdExpiresAt`),
+/// `CONFIRMED`, `CANCELLED` (by the user, or refunded by an admin) or `EXPIRED`.
 #[derive(Debug, Clone, Copy, Enum)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StatusDto {

@@ -26,7 +26,8 @@ pub struct StoredParticipation {
 const SELECT: &str =
     "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, p.idempotency_key, p.status, p.hold_expires_at, \
      (SELECT o.event_id FROM outbox_event o WHERE o.aggregate_type = 'participation' \
-      AND o.aggregate_id = CAST(p.id AS CHAR) LIMIT 1) AS event_id FROM participation p";
+      AND o.aggregate_id = CAST(p.id AS CHAR) \
+      AND o.event_type = 'ParticipationAccepted' LIMIT 1) AS event_id FROM participation p";
 
 /// A campaign's participations in id (commit) order, a page at a time.
 #[tracing::instrument(level = "debug", skip(db), err)]

@@ -5,5 +5,6 @@ mod faults;
 mod gate_rebuild;
 mod group_commit;
 mod idempotency;
+mod lifecycle;
 mod rules;
 mod sync_path;
