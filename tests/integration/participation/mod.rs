@@ -6,5 +6,6 @@ mod gate_rebuild;
 mod group_commit;
 mod idempotency;
 mod lifecycle;
+mod lifecycle_storm;
 mod rules;
 mod sync_path;
