@@ -286,3 +286,37 @@ async fn a_rebuild_after_returns_neither_resells_a_held_unit_nor_lets_a_cancelle
     assert_eq!(status(&app.join(campaign, 4, 1).await), is(201, "HELD"));
     assert_eq!(status(&app.join(campaign, 5, 1).await), is(409, "SOLD_OUT"));
 }
+
+/// An instance that committed a cancellation and died before telling the gate leaves the units
+/// in MySQL and a `gate_return` marker: the instances still running give the gate the units,
+/// exactly once, and the next user buys them.
+#[tokio::test]
+async fn units_of_a_win_closed_by_an_instance_that_died_before_the_gate_come_back_once() {
+    let app = spawn_app().await;
+    let campaign = campaign_with_window(&app, 1, 600).await;
+    assert_eq!(status(&app.join(campaign, 1, 1).await), is(201, "HELD"));
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+    // What the dead instance committed: the state change, the stock, the marker.
+    for sql in [
+        format!("UPDATE participation SET status = 'CANCELLED', cancel_reason = 'USER', cancelled_at = UTC_TIMESTAMP(6) WHERE campaign_id = {campaign}"),
+        format!("UPDATE campaign SET remaining_stock = remaining_stock + 1 WHERE id = {campaign}"),
+        format!("INSERT INTO gate_return (participation_id, campaign_id, quantity, created_at) SELECT id, campaign_id, quantity, UTC_TIMESTAMP(6) FROM participation WHERE campaign_id = {campaign}"),
+    ] {
+        app.db.execute_unprepared(&sql).await.expect("the dead instance's commit");
+    }
+    wait_until("the marker settled", Duration::from_secs(5), || async {
+        app.scalar("SELECT COUNT(*) FROM gate_return").await == 0
+    })
+    .await;
+    assert_eq!(
+        app.redis_stock(campaign).await,
+        Some(1),
+        "the unit is back, once"
+    );
+    assert_eq!(status(&app.join(campaign, 2, 1).await), is(201, "HELD"));
+    assert_eq!(status(&app.join(campaign, 3, 1).await), is(409, "SOLD_OUT"));
+    assert_eq!(
+        status(&app.join(campaign, 1, 1).await),
+        is(409, "ALREADY_PARTICIPATED")
+    );
+}
