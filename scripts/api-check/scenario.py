@@ -1,5 +1,6 @@
 """A short scenario through a client generated from openapi/openapi.yaml (openapi-python-client),
-against a running service: create a campaign, join it, read the campaign, wait for the stats and
+against a running service: create a campaign, join it, read the campaign and the win, confirm it
+(and fail to cancel it without the admin token), wait for the stats and
 the rewards consumers. Usage: python scenario.py <base url> <admin token>. Exits non-zero on any
 difference from what the API promises.
 """
@@ -13,10 +14,19 @@ from firstcome_client.api.campaigns import get_api_v1_campaigns_id, post_api_v1_
 from firstcome_client.api.participations import (
     get_api_v_1_campaigns_id_participations_user_id,
     post_api_v1_campaigns_id_participations,
+    post_api_v_1_campaigns_id_participations_user_id_cancel,
+    post_api_v_1_campaigns_id_participations_user_id_confirm,
 )
 from firstcome_client.api.rewards import get_api_v_1_users_user_id_rewards
 from firstcome_client.api.stats import get_api_v1_campaigns_id_stats
-from firstcome_client.models import CampaignDto, CreateCampaign, ErrorBody, JoinBody, StateDto
+from firstcome_client.models import (
+    CampaignDto,
+    CreateCampaign,
+    ErrorBody,
+    JoinBody,
+    StateDto,
+    StatusDto,
+)
 
 
 def expect(condition, what):
@@ -68,6 +78,20 @@ def main(base, token):
     )
     mine = get_api_v_1_campaigns_id_participations_user_id.sync(campaign, user, client=public)
     expect(getattr(mine, "user_id", None) == user, f"the user's participation is found: {mine}")
+    confirmed = post_api_v_1_campaigns_id_participations_user_id_confirm.sync(
+        campaign, user, client=public
+    )
+    expect(
+        getattr(confirmed, "status", None) == StatusDto.CONFIRMED,
+        f"confirming a win of a campaign without a window answers it as it is: {confirmed}",
+    )
+    refused = post_api_v_1_campaigns_id_participations_user_id_cancel.sync(
+        campaign, user, client=public
+    )
+    expect(
+        isinstance(refused, ErrorBody) and refused.code.value == "ALREADY_CONFIRMED",
+        f"only an admin cancels a confirmed win: {refused}",
+    )
 
     stats = until(
         "the stats consumer",
