@@ -24,6 +24,7 @@ mod m20261121_000015_create_campaign_daily_stats;
 mod m20261121_000016_create_reward_account;
 mod m20261121_000017_create_reward_grant;
 mod m20261122_000018_participation_idempotency_key;
+mod m20261122_000023_campaign_stats_lifecycle;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000016_create_reward_account::Migration),
             Box::new(m20261121_000017_create_reward_grant::Migration),
             Box::new(m20261122_000018_participation_idempotency_key::Migration),
+            Box::new(m20261122_000023_campaign_stats_lifecycle::Migration),
         ]
     }
 }
