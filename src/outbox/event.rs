@@ -70,7 +70,8 @@ impl WinStatus {
 }
 
 /// The fields of the value, in order, with their JSON Schema types: the AsyncAPI document is
-/// generated from this list, and a test checks it against the serialized type.
+/// generated from this list, and a test checks it against the serialized type (`holdExpiresAt`
+/// is serialized only when set: on a `HELD` win).
 pub const FIELDS: &[(&str, &str, &str)] = &[
     ("eventId", "string", "uuid"),
     ("eventType", "string", ""),
@@ -82,6 +83,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("sequence", "integer", "int64"),
     ("rewardPoints", "integer", "int64"),
     ("status", "string", ""),
+    ("holdExpiresAt", "string", "date-time"),
 ];
 
 pub use super::contract::ContractError;
@@ -145,7 +147,12 @@ mod tests {
 
     #[test]
     fn the_documented_fields_are_exactly_the_serialized_ones() {
-        let json = serde_json::to_value(sample()).expect("serializes");
+        let held = ParticipationAccepted {
+            status: WinStatus::Held,
+            hold_expires_at: Some(DateTime::from_timestamp(60, 0).expect("a valid time")),
+            ..sample()
+        };
+        let json = serde_json::to_value(held).expect("serializes");
         let keys: Vec<&str> = json
             .as_object()
             .expect("object")
