@@ -28,6 +28,8 @@ mod m20261122_000019_campaign_confirm_window;
 mod m20261122_000020_participation_lifecycle;
 mod m20261122_000021_index_participation_hold;
 mod m20261122_000022_create_gate_return;
+mod m20261122_000023_campaign_stats_lifecycle;
+mod m20261122_000024_campaign_stats_backfill;
 
 pub struct Migrator;
 
@@ -57,6 +59,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000020_participation_lifecycle::Migration),
             Box::new(m20261122_000021_index_participation_hold::Migration),
             Box::new(m20261122_000022_create_gate_return::Migration),
+            Box::new(m20261122_000023_campaign_stats_lifecycle::Migration),
+            Box::new(m20261122_000024_campaign_stats_backfill::Migration),
         ]
     }
 }

@@ -23,18 +23,29 @@ use crate::{
 #[oai(rename_all = "camelCase")]
 pub struct CampaignStatsDto {
     pub campaign_id: i64,
-    /// Wins applied by the stats consumer.
+    /// Wins applied by the stats consumer (every win ever, whatever became of it).
     pub accepted_count: i64,
     /// Units of those wins.
     pub accepted_quantity: i64,
+    /// Wins confirmed: at acceptance (a campaign without a confirmation window) or later. A
+    /// refunded win stays counted here and is counted in `cancelledCount` too.
+    pub confirmed_count: i64,
+    /// Wins cancelled by their user (a hold) or an admin (a refund).
+    pub cancelled_count: i64,
+    /// Holds that ran out unconfirmed.
+    pub expired_count: i64,
+    /// Units held or confirmed now: `acceptedQuantity` minus the units cancelled or expired.
+    pub active_quantity: i64,
     #[oai(skip_serializing_if_is_none)]
     pub first_accepted_at: Option<DateTime<Utc>>,
     #[oai(skip_serializing_if_is_none)]
     pub last_accepted_at: Option<DateTime<Utc>>,
-    /// When the win that took the last unit was committed (absent until then).
+    /// When the win that took the last unit was committed, the first time the campaign sold out
+    /// (absent until then).
     #[oai(skip_serializing_if_is_none)]
     pub sold_out_at: Option<DateTime<Utc>>,
-    /// Events the consumer applied for this campaign (each once, whatever Kafka redelivered).
+    /// Events of every type the consumer applied for this campaign (each once, whatever Kafka
+    /// redelivered).
     pub events_applied: i64,
     /// Commit → applied of the latest event applied, in milliseconds.
     #[oai(skip_serializing_if_is_none)]
@@ -120,10 +131,14 @@ impl StatsApi {
                 campaign_id: id,
                 accepted_count: s.accepted_count,
                 accepted_quantity: s.accepted_quantity,
-                first_accepted_at: Some(utc(s.first_accepted_at)),
-                last_accepted_at: Some(utc(s.last_accepted_at)),
+                confirmed_count: s.confirmed_count,
+                cancelled_count: s.cancelled_count,
+                expired_count: s.expired_count,
+                active_quantity: s.active_quantity,
+                first_accepted_at: s.first_accepted_at.map(utc),
+                last_accepted_at: s.last_accepted_at.map(utc),
                 sold_out_at: s.sold_out_at.map(utc),
-                events_applied: s.accepted_count,
+                events_applied: s.events_applied,
                 lag_ms: Some(s.lag_ms),
                 updated_at: Some(utc(s.updated_at)),
             },
@@ -131,6 +146,10 @@ impl StatsApi {
                 campaign_id: id,
                 accepted_count: 0,
                 accepted_quantity: 0,
+                confirmed_count: 0,
+                cancelled_count: 0,
+                expired_count: 0,
+                active_quantity: 0,
                 first_accepted_at: None,
                 last_accepted_at: None,
                 sold_out_at: None,

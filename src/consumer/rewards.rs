@@ -1,6 +1,18 @@
-//! The rewards consumer: grants `rewardPoints × quantity` to each winner, once per event
-//! (`reward_grant`, one row per event, and the running balance in `reward_account`), and the
-//! query behind `GET /api/v1/users/{userId}/rewards`.
+//! The rewards consumer: grants `rewardPoints × quantity` to each winner once the win is final,
+//! and takes it back when a final win is refunded (docs/design.md §11, §14), once per event
+//! (`reward_grant`, one row per event that moves points, and the running balance in
+//! `reward_account`), and the query behind `GET /api/v1/users/{userId}/rewards`.
+//!
+//! What moves points:
+//! - `ParticipationAccepted` with status `CONFIRMED` (a campaign without a confirmation window):
+//!   grants. A `HELD` win grants nothing yet;
+//! - `ParticipationConfirmed`: grants (the held win is final now);
+//! - `ParticipationCancelled` with `previousStatus` `CONFIRMED` (an admin's refund): a grant of
+//!   minus the points, keyed by the cancelling event's id. A cancelled or expired hold takes
+//!   nothing back: nothing was granted.
+//!
+//! Exactly once: the inbox skips a redelivered event, and `reward_grant`'s primary key is the
+//! event id, so even outside the inbox an event cannot move points twice.
 
 use crate::db::sql::{insert_rows, stmt};
 use std::collections::BTreeMap;
@@ -10,33 +22,54 @@ use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
 use super::{Delivered, Handler};
-use crate::db::{Db, Txn};
+use crate::{
+    db::{Db, Txn},
+    outbox::{event::WinStatus, ParticipationEvent},
+};
 
 pub struct RewardsHandler;
 
-/// Points of one event. The API bounds both factors (≤ 10⁹ points per unit, ≤ 10⁷ units), so
-/// the product fits; saturating keeps a hand-made event from failing the batch forever.
-fn points(d: &Delivered) -> i64 {
-    d.event
-        .reward_points
-        .saturating_mul(i64::from(d.event.quantity))
+/// The points `event` moves: positive to grant, negative to take back, `None` when it moves
+/// none (no grant row either). The API bounds both factors (≤ 10⁹ points per unit, ≤ 10⁷
+/// units), so the product fits; saturating keeps a hand-made event from failing the batch
+/// forever.
+fn points(event: &ParticipationEvent) -> Option<i64> {
+    let total = event
+        .reward_points()
+        .saturating_mul(i64::from(event.quantity()));
+    match event {
+        ParticipationEvent::Accepted(e) if e.status == WinStatus::Confirmed => Some(total),
+        // Held: granted on its confirmation, if it comes.
+        ParticipationEvent::Accepted(_) => None,
+        ParticipationEvent::Confirmed(_) => Some(total),
+        // A refund takes back what the confirmation (or the final win) granted. The contract
+        // keeps both factors non-negative, so the negation cannot overflow.
+        ParticipationEvent::Cancelled(e) if e.previous_status == WinStatus::Confirmed => {
+            Some(-total)
+        }
+        ParticipationEvent::Cancelled(_) => None,
+    }
 }
 
 #[async_trait]
 impl Handler for RewardsHandler {
     async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr> {
-        // Every event gets its grant row, also at 0 points: "granted" is then a fact per event.
+        // Every event that moves points gets its grant row, also at 0 points (a campaign without
+        // rewards): "granted" is then a fact per final win.
         let mut values: Vec<Value> = Vec::with_capacity(events.len() * 4);
         let mut per_user: BTreeMap<i64, i64> = BTreeMap::new();
         for d in events {
-            let p = points(d);
+            let Some(p) = points(&d.event) else {
+                continue;
+            };
+            let e = &d.event;
             values.extend([
-                d.event.event_id.to_string().into(),
-                d.event.user_id.into(),
-                d.event.campaign_id.into(),
+                e.event_id().to_string().into(),
+                e.user_id().into(),
+                e.campaign_id().into(),
                 p.into(),
             ]);
-            let balance = per_user.entry(d.event.user_id).or_insert(0);
+            let balance = per_user.entry(e.user_id()).or_insert(0);
             *balance = balance.saturating_add(p);
         }
         insert_rows(
@@ -113,4 +146,81 @@ async fn user(
     .all(db)
     .await?;
     Ok((balance, grants))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::outbox::{
+        event::PARTICIPATION_ACCEPTED,
+        lifecycle::{
+            CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
+            PARTICIPATION_CONFIRMED,
+        },
+        ParticipationAccepted,
+    };
+
+    fn accepted(status: WinStatus) -> ParticipationEvent {
+        ParticipationEvent::Accepted(ParticipationAccepted {
+            event_id: Uuid::now_v7(),
+            event_type: PARTICIPATION_ACCEPTED.into(),
+            occurred_at: DateTime::default(),
+            campaign_id: 1,
+            participation_id: 2,
+            user_id: 3,
+            quantity: 2,
+            sequence: 1,
+            reward_points: 10,
+            status,
+            hold_expires_at: None,
+        })
+    }
+
+    fn cancelled(reason: CancelReason, previous_status: WinStatus) -> ParticipationEvent {
+        ParticipationEvent::Cancelled(ParticipationCancelled {
+            event_id: Uuid::now_v7(),
+            event_type: PARTICIPATION_CANCELLED.into(),
+            occurred_at: DateTime::default(),
+            campaign_id: 1,
+            participation_id: 2,
+            user_id: 3,
+            quantity: 2,
+            reason,
+            previous_status,
+            reward_points: 10,
+        })
+    }
+
+    #[test]
+    fn points_move_when_a_win_becomes_final_and_back_when_a_final_win_is_refunded() {
+        let confirmed = ParticipationEvent::Confirmed(ParticipationConfirmed {
+            event_id: Uuid::now_v7(),
+            event_type: PARTICIPATION_CONFIRMED.into(),
+            occurred_at: DateTime::default(),
+            campaign_id: 1,
+            participation_id: 2,
+            user_id: 3,
+            quantity: 2,
+            reward_points: 10,
+        });
+        assert_eq!(points(&accepted(WinStatus::Confirmed)), Some(20));
+        assert_eq!(points(&accepted(WinStatus::Held)), None);
+        assert_eq!(points(&confirmed), Some(20));
+        let refund = cancelled(CancelReason::Admin, WinStatus::Confirmed);
+        assert_eq!(points(&refund), Some(-20));
+        for reason in [
+            CancelReason::User,
+            CancelReason::Admin,
+            CancelReason::Expired,
+        ] {
+            assert_eq!(
+                points(&cancelled(reason, WinStatus::Held)),
+                None,
+                "{reason:?}"
+            );
+        }
+    }
 }

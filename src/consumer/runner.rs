@@ -34,7 +34,7 @@ use crate::{
     db::Db,
     kafka::producer::ProducerSlot,
     metrics::Metrics,
-    outbox::{headers, ParticipationAccepted},
+    outbox::{headers, ParticipationEvent},
     shutdown::{off_runtime, running},
     trace::export::{self, ExportSpan, KeyValue, SpanKind},
 };
@@ -214,7 +214,7 @@ impl Runner {
         let mut events = Vec::with_capacity(batch.len());
         for message in &batch {
             let headers = headers::from_kafka(message.headers());
-            match ParticipationAccepted::from_message(message.key(), message.payload(), &headers) {
+            match ParticipationEvent::from_message(message.key(), message.payload(), &headers) {
                 Ok(event) => events.push(Delivered {
                     event,
                     partition: message.partition(),
@@ -273,7 +273,7 @@ impl Runner {
                                 d.partition.to_string(),
                             ),
                             KeyValue::new("messaging.kafka.offset", d.offset),
-                            KeyValue::new("messaging.message.id", d.event.event_id.to_string()),
+                            KeyValue::new("messaging.message.id", d.event.event_id().to_string()),
                             KeyValue::new("firstcome.consumer", self.name.as_str()),
                         ]
                     },
@@ -288,21 +288,21 @@ impl Runner {
         let mut seen = HashSet::with_capacity(events.len());
         let unique: Vec<&Delivered> = events
             .iter()
-            .filter(|d| seen.insert(d.event.event_id))
+            .filter(|d| seen.insert(d.event.event_id()))
             .collect();
-        let ids: Vec<Uuid> = unique.iter().map(|d| d.event.event_id).collect();
+        let ids: Vec<Uuid> = unique.iter().map(|d| d.event.event_id()).collect();
         let txn = self.deps.db.begin().await?;
         let done = inbox::applied(&txn, self.name.as_str(), &ids).await?;
         let fresh: Vec<Delivered> = unique
             .into_iter()
-            .filter(|d| !done.contains(&d.event.event_id))
+            .filter(|d| !done.contains(&d.event.event_id()))
             .cloned()
             .collect();
         if fresh.is_empty() {
             txn.rollback().await?;
             return Ok((0, events.len()));
         }
-        let fresh_ids: Vec<Uuid> = fresh.iter().map(|d| d.event.event_id).collect();
+        let fresh_ids: Vec<Uuid> = fresh.iter().map(|d| d.event.event_id()).collect();
         inbox::record(&txn, self.name.as_str(), &fresh_ids).await?;
         self.handler.apply(&txn, &fresh).await?;
         txn.commit().await?;
@@ -310,7 +310,7 @@ impl Runner {
         for d in &fresh {
             // A producer clock ahead of ours counts as no latency rather than a negative one.
             self.report
-                .applied_after((now - d.event.occurred_at).to_std().unwrap_or_default());
+                .applied_after((now - d.event.occurred_at()).to_std().unwrap_or_default());
         }
         Ok((fresh.len(), events.len() - fresh.len()))
     }

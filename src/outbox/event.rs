@@ -1,11 +1,15 @@
-//! `ParticipationAccepted`: the value of a `campaign.participation.v1` message, how the writer
-//! builds it, and the contract check a consumer runs before applying it.
+//! `ParticipationAccepted`: the value of a win's `campaign.participation.v1` message and how the
+//! writer builds it. The contract check consumers run on it (and on the later events of a win) is
+//! in [`super::contract`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::headers::{self, Headers};
+use super::{
+    contract::ParticipationEvent,
+    headers::{self, Headers},
+};
 
 /// `eventType` (and the `event_type` header) of a win.
 pub const PARTICIPATION_ACCEPTED: &str = "ParticipationAccepted";
@@ -66,7 +70,8 @@ impl WinStatus {
 }
 
 /// The fields of the value, in order, with their JSON Schema types: the AsyncAPI document is
-/// generated from this list, and a test checks it against the serialized type.
+/// generated from this list, and a test checks it against the serialized type (`holdExpiresAt`
+/// is serialized only when set: on a `HELD` win).
 pub const FIELDS: &[(&str, &str, &str)] = &[
     ("eventId", "string", "uuid"),
     ("eventType", "string", ""),
@@ -78,29 +83,10 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("sequence", "integer", "int64"),
     ("rewardPoints", "integer", "int64"),
     ("status", "string", ""),
+    ("holdExpiresAt", "string", "date-time"),
 ];
 
-/// Why a message does not satisfy the contract (it goes to the consumer's dead-letter topic).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContractError {
-    #[error("the value is not a ParticipationAccepted JSON object: {0}")]
-    NotJson(String),
-    #[error("unknown event type {0:?}")]
-    UnknownEventType(String),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl ContractError {
-    /// The `dlq_reason` of a consumer dead letter.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::NotJson(_) => "not_json",
-            Self::UnknownEventType(_) => "unknown_event_type",
-            Self::Invalid(_) => "contract_violation",
-        }
-    }
-}
+pub use super::contract::ContractError;
 
 impl ParticipationAccepted {
     /// The message key: the campaign id as a decimal string (all of a campaign's events share a
@@ -120,46 +106,17 @@ impl ParticipationAccepted {
         headers::build(self.event_id, &self.event_type, traceparent)
     }
 
-    /// The contract check a consumer runs on a received message: the value is a
-    /// `ParticipationAccepted`, the `event_id` header (when present) and the key agree with it,
-    /// and its numbers are in range. Anything else is poison for every consumer.
+    /// The contract check of [`ParticipationEvent::from_message`], for a reader that takes
+    /// only wins: the later events of a win are an `unknown_event_type` here.
     pub fn from_message(
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &Headers,
     ) -> Result<Self, ContractError> {
-        let value =
-            value.ok_or_else(|| ContractError::NotJson("the message has no value".into()))?;
-        let json: serde_json::Value =
-            serde_json::from_slice(value).map_err(|e| ContractError::NotJson(e.to_string()))?;
-        match json.get("eventType").and_then(serde_json::Value::as_str) {
-            Some(PARTICIPATION_ACCEPTED) => {}
-            Some(other) => return Err(ContractError::UnknownEventType(other.into())),
-            None => return Err(ContractError::UnknownEventType(String::new())),
+        match ParticipationEvent::from_message(key, value, headers)? {
+            ParticipationEvent::Accepted(event) => Ok(event),
+            other => Err(ContractError::UnknownEventType(other.event_type().into())),
         }
-        let event: Self =
-            serde_json::from_value(json).map_err(|e| ContractError::Invalid(e.to_string()))?;
-        if let Some(id) = headers.get(headers::EVENT_ID) {
-            if *id != event.event_id.to_string() {
-                return Err(ContractError::Invalid(format!(
-                    "header event_id {id:?} differs from eventId {}",
-                    event.event_id
-                )));
-            }
-        }
-        if key != Some(event.message_key().as_bytes()) {
-            return Err(ContractError::Invalid(format!(
-                "the key {:?} is not campaignId {}",
-                key.map(String::from_utf8_lossy),
-                event.campaign_id
-            )));
-        }
-        if event.user_id <= 0 || event.quantity <= 0 || event.reward_points < 0 {
-            return Err(ContractError::Invalid(
-                "userId and quantity must be positive, rewardPoints not negative".into(),
-            ));
-        }
-        Ok(event)
     }
 }
 
@@ -190,7 +147,12 @@ mod tests {
 
     #[test]
     fn the_documented_fields_are_exactly_the_serialized_ones() {
-        let json = serde_json::to_value(sample()).expect("serializes");
+        let held = ParticipationAccepted {
+            status: WinStatus::Held,
+            hold_expires_at: Some(DateTime::from_timestamp(60, 0).expect("a valid time")),
+            ..sample()
+        };
+        let json = serde_json::to_value(held).expect("serializes");
         let keys: Vec<&str> = json
             .as_object()
             .expect("object")

@@ -33,6 +33,34 @@ pub struct ParticipationConfirmed {
     pub reward_points: i64,
 }
 
+/// The fields of a [`ParticipationConfirmed`] value, in order, with their JSON Schema types
+/// (type, format): the AsyncAPI document is generated from this list, and a test checks it
+/// against the serialized type.
+pub const CONFIRMED_FIELDS: &[(&str, &str, &str)] = &[
+    ("eventId", "string", "uuid"),
+    ("eventType", "string", ""),
+    ("occurredAt", "string", "date-time"),
+    ("campaignId", "integer", "int64"),
+    ("participationId", "integer", "int64"),
+    ("userId", "integer", "int64"),
+    ("quantity", "integer", "int32"),
+    ("rewardPoints", "integer", "int64"),
+];
+
+/// The fields of a [`ParticipationCancelled`] value, as [`CONFIRMED_FIELDS`].
+pub const CANCELLED_FIELDS: &[(&str, &str, &str)] = &[
+    ("eventId", "string", "uuid"),
+    ("eventType", "string", ""),
+    ("occurredAt", "string", "date-time"),
+    ("campaignId", "integer", "int64"),
+    ("participationId", "integer", "int64"),
+    ("userId", "integer", "int64"),
+    ("quantity", "integer", "int32"),
+    ("reason", "string", ""),
+    ("previousStatus", "string", ""),
+    ("rewardPoints", "integer", "int64"),
+];
+
 /// Why a win was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -46,6 +74,8 @@ pub enum CancelReason {
 }
 
 impl CancelReason {
+    pub const ALL: [Self; 3] = [Self::User, Self::Admin, Self::Expired];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "USER",

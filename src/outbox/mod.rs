@@ -1,8 +1,10 @@
 //! The outbox: the table every event is written to, and the contract of the events it carries
 //! (docs/design.md §4, §5). One place for both, so the writer (the participation transaction and the
 //! sync path), the relay, the consumers, the tests and the benchmarks cannot drift apart:
-//! - [`event`]: `ParticipationAccepted`, the message value, and the contract check consumers run;
+//! - [`event`]: `ParticipationAccepted`, the value of a win's message;
 //! - [`lifecycle`]: the later events of a win (`ParticipationConfirmed`, `ParticipationCancelled`);
+//! - [`contract`]: the check consumers run on every message, dispatching on `eventType`
+//!   ([`ParticipationEvent`]);
 //! - [`headers`]: header names, the stored header map, conversion to and from Kafka headers;
 //! - [`dlq`]: dead-letter topic names and the `dlq_*` headers (relay and consumers);
 //! - [`table`]: the `outbox_event` INSERT;
@@ -13,12 +15,14 @@
 //! re-publish after a crash or an expired lease) byte-identical to the original.
 
 pub mod asyncapi;
+pub mod contract;
 pub mod dlq;
 pub mod event;
 pub mod headers;
 pub mod lifecycle;
 pub mod table;
 
-pub use event::{ContractError, ParticipationAccepted};
+pub use contract::{ContractError, ParticipationEvent};
+pub use event::ParticipationAccepted;
 pub use headers::Headers;
 pub use table::{NewOutboxEvent, OutboxStatus};

@@ -4,4 +4,5 @@
 mod end_to_end;
 mod faults;
 mod group;
+mod lifecycle;
 mod redelivery;

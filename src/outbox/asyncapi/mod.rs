@@ -2,86 +2,37 @@
 //! dead-letter topic. `firstcome asyncapi` prints it; it is committed as `docs/asyncapi.yaml` and a
 //! test fails when that file drifts from this generator.
 //!
-//! Generated, not hand-written, so it cannot promise what the code does not do: the payload comes
-//! from [`event::FIELDS`], the header names from [`headers`] and [`dlq`], the dead-letter reasons
+//! Generated, not hand-written, so it cannot promise what the code does not do: the payloads of
+//! the three event types come from their field lists ([`payloads`]), the header names from [`headers`] and [`dlq`], the dead-letter reasons
 //! from the relay's and the contract check's own reason words, the consumers from
 //! [`ConsumerName::ALL`]. Descriptions repeat the doc comments of those items.
 //!
 //! serde_json keeps object keys sorted, so every map in the document is in alphabetical order.
 
-use chrono::NaiveDate;
-use serde_json::{json, Map, Value};
-use uuid::Uuid;
+mod payloads;
 
-use super::{
-    dlq,
-    event::{self, ContractError, ParticipationAccepted, WinStatus, PARTICIPATION_ACCEPTED},
-    headers,
-};
+use serde_json::{json, Value};
+
+use super::{dlq, headers, lifecycle::ParticipationMessage, ContractError};
 use crate::{consumer::ConsumerName, relay::classify::DeadReason};
 
 /// Version of the AsyncAPI Kafka bindings used below.
 const KAFKA_BINDINGS: &str = "0.5.0";
 
-/// Fields a reader may find missing (added within v1); they read as their default.
-const OPTIONAL: &[&str] = &["rewardPoints", "status"];
-
-/// The doc comments of `ParticipationAccepted`'s fields, written for readers of the value.
-const FIELD_DESCRIPTIONS: &[(&str, &str)] = &[
-    ("eventId", "UUIDv7, the same in every copy of the event: the dedupe key (= the event_id header)."),
-    ("eventType", "Always ParticipationAccepted (the only type in v1)."),
-    ("occurredAt", "When the win was committed (the response's acceptedAt): RFC 3339, UTC, ≤ 6 fraction digits."),
-    ("campaignId", "The campaign; also the message key."),
-    ("participationId", "The participation row; unique."),
-    ("userId", "The winner (positive)."),
-    ("quantity", "Units won (at least 1)."),
-    ("sequence", "FCFS rank from the Redis gate: increasing within a campaign, gaps are normal."),
-    ("rewardPoints", "Points per unit the campaign grants (added in v1; 0 in events written before it)."),
-    ("status", "HELD (the campaign has a confirmation window) or CONFIRMED (added in v1; CONFIRMED in events written before it)."),
-];
-
 /// What each consumer does (the doc comments of [`ConsumerName`]).
 fn consumer_description(name: ConsumerName) -> &'static str {
     match name {
-        ConsumerName::Stats => "Campaign statistics: campaign_stats and campaign_daily_stats.",
-        ConsumerName::Rewards => "Points for winners: rewardPoints × quantity per event.",
-    }
-}
-
-/// The message value's schema, one property per [`event::FIELDS`] entry.
-fn payload_schema() -> Value {
-    let mut properties = Map::new();
-    for &(name, json_type, format) in event::FIELDS {
-        let description = FIELD_DESCRIPTIONS.iter().find(|d| d.0 == name).map(|d| d.1);
-        let mut property = json!({ "type": json_type, "description": description });
-        if !format.is_empty() {
-            property["format"] = format.into();
+        ConsumerName::Stats => {
+            "Campaign statistics: campaign_stats (wins, confirmed, cancelled, \
+                                expired, units held or confirmed now) and campaign_daily_stats \
+                                (wins per day)."
         }
-        properties.insert(name.into(), property);
+        ConsumerName::Rewards => {
+            "Points for winners: rewardPoints × quantity when a win is final \
+                                  (an accepted CONFIRMED win, or its confirmation), taken back \
+                                  when a CONFIRMED win is cancelled."
+        }
     }
-    let required: Vec<&str> = event::FIELDS
-        .iter()
-        .map(|f| f.0)
-        .filter(|name| !OPTIONAL.contains(name))
-        .collect();
-    let mut schema = json!({
-        "type": "object",
-        "description": "UTF-8 JSON, camelCase. Readers ignore fields they do not know: fields \
-                        are only ever added within v1.",
-        "required": required,
-        "properties": properties,
-        "additionalProperties": true,
-    });
-    // The rules the contract check (`ParticipationAccepted::from_message`) enforces.
-    let p = &mut schema["properties"];
-    p["eventType"]["const"] = PARTICIPATION_ACCEPTED.into();
-    p["userId"]["minimum"] = 1.into();
-    p["quantity"]["minimum"] = 1.into();
-    p["rewardPoints"]["minimum"] = 0.into();
-    p["rewardPoints"]["default"] = 0.into();
-    p["status"]["enum"] = json!([WinStatus::Held.as_str(), WinStatus::Confirmed.as_str()]);
-    p["status"]["default"] = WinStatus::Confirmed.as_str().into();
-    schema
 }
 
 /// The headers every message carries.
@@ -93,7 +44,8 @@ fn headers_schema() -> Value {
         "properties": {
             (headers::EVENT_ID): { "type": "string", "format": "uuid",
                 "description": "The event's id (UUIDv7), equal to the value's eventId: the dedupe key." },
-            (headers::EVENT_TYPE): { "type": "string", "const": PARTICIPATION_ACCEPTED,
+            (headers::EVENT_TYPE): { "type": "string",
+                "enum": payloads::ALL.map(|p| p.event_type),
                 "description": "The value's eventType." },
             (headers::CONTENT_TYPE): { "type": "string", "const": headers::APPLICATION_JSON,
                 "description": "The only content type in v1." },
@@ -185,49 +137,49 @@ fn key_binding(description: &str) -> Value {
         "key": { "type": "string", "pattern": "^[0-9]+$", "description": description } } })
 }
 
-/// A sample message, built by the same code the writer uses.
-fn example() -> Value {
-    let event = ParticipationAccepted {
-        event_id: Uuid::from_u128(0x0193a5f2_7c4e_7b21_9d3a_5e8f0c1b2a47),
-        event_type: PARTICIPATION_ACCEPTED.into(),
-        occurred_at: NaiveDate::from_ymd_opt(2026, 11, 21)
-            .and_then(|d| d.and_hms_micro_opt(9, 0, 0, 123_456))
-            .unwrap_or_default()
-            .and_utc(),
-        campaign_id: 42,
-        participation_id: 1001,
-        user_id: 7,
-        quantity: 1,
-        sequence: 17,
-        reward_points: 10,
-        status: WinStatus::Confirmed,
-        hold_expires_at: None,
-    };
+/// A sample message of `event`, with the headers the writer builds.
+fn example<E: ParticipationMessage>(name: &str, event: &E) -> Value {
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     json!({
-        "name": "aWin",
-        "headers": event.headers(Some(traceparent)),
-        "payload": serde_json::to_value(&event).unwrap_or_default(),
+        "name": name,
+        "headers": event.message_headers(Some(traceparent)),
+        "payload": serde_json::to_value(event).unwrap_or_default(),
+    })
+}
+
+/// The message key of every event type.
+const KEY: &str = "The campaign id as a decimal string (UTF-8): a campaign's events share a \
+                   partition, in order, so a win's later events always follow it.";
+
+/// The component message of one event type.
+fn event_message(payload: &payloads::Payload, title: &str, example: Value) -> Value {
+    json!({
+        "name": payload.event_type,
+        "title": title,
+        "summary": format!("{} Published at least once, in order per campaign: dedupe on \
+                            event_id.", payload.summary),
+        "contentType": headers::APPLICATION_JSON,
+        "correlationId": { "location": "$message.header#/event_id",
+            "description": "The dedupe key; the same in every copy of the event." },
+        "headers": { "$ref": "#/components/schemas/Headers" },
+        "payload": { "$ref": format!("#/components/schemas/{}", payload.event_type) },
+        "bindings": key_binding(KEY),
+        "examples": [example],
     })
 }
 
 fn messages() -> Value {
-    let key = "The campaign id as a decimal string (UTF-8): a campaign's events share a \
-               partition, in order.";
+    let any_event: Vec<Value> = payloads::ALL
+        .iter()
+        .map(|p| json!({ "$ref": format!("#/components/schemas/{}", p.event_type) }))
+        .collect();
     json!({
-        "ParticipationAccepted": {
-            "name": PARTICIPATION_ACCEPTED,
-            "title": "A win",
-            "summary": "One accepted participation. Published at least once, in order per \
-                        campaign: dedupe on event_id.",
-            "contentType": headers::APPLICATION_JSON,
-            "correlationId": { "location": "$message.header#/event_id",
-                "description": "The dedupe key; the same in every copy of the event." },
-            "headers": { "$ref": "#/components/schemas/Headers" },
-            "payload": { "$ref": "#/components/schemas/ParticipationAccepted" },
-            "bindings": key_binding(key),
-            "examples": [example()],
-        },
+        (payloads::ACCEPTED.event_type): event_message(&payloads::ACCEPTED, "A win",
+            example("aHeldWin", &payloads::accepted())),
+        (payloads::CONFIRMED.event_type): event_message(&payloads::CONFIRMED,
+            "A held win confirmed", example("itsConfirmation", &payloads::confirmed())),
+        (payloads::CANCELLED.event_type): event_message(&payloads::CANCELLED,
+            "A win cancelled or expired", example("itsRefund", &payloads::cancelled())),
         "RelayDeadLetter": {
             "name": "RelayDeadLetter",
             "title": "An event the relay gave up on",
@@ -235,8 +187,8 @@ fn messages() -> Value {
                         row is marked DEAD. The value is empty when dlq_value_omitted is true.",
             "contentType": headers::APPLICATION_JSON,
             "headers": { "$ref": "#/components/schemas/RelayDeadLetterHeaders" },
-            "payload": { "$ref": "#/components/schemas/ParticipationAccepted" },
-            "bindings": key_binding(key),
+            "payload": { "oneOf": any_event },
+            "bindings": key_binding(KEY),
         },
         "ConsumerDeadLetter": {
             "name": "ConsumerDeadLetter",
@@ -248,6 +200,21 @@ fn messages() -> Value {
             "bindings": key_binding("The original key, unchanged (possibly absent or not the campaign id)."),
         },
     })
+}
+
+/// The channel's messages, by their names in the channel.
+const CHANNEL_MESSAGES: [(&str, &str); 3] = [
+    ("participationAccepted", "ParticipationAccepted"),
+    ("participationConfirmed", "ParticipationConfirmed"),
+    ("participationCancelled", "ParticipationCancelled"),
+];
+
+/// `$ref`s to each event type of the participation channel, for an operation.
+fn participation_messages() -> Vec<Value> {
+    CHANNEL_MESSAGES
+        .iter()
+        .map(|(name, _)| message_ref("participation", name))
+        .collect()
 }
 
 /// A `$ref` to a channel.
@@ -263,14 +230,22 @@ fn message_ref(channel: &str, message: &str) -> Value {
 /// The channels and operations of the main topic, the relay's dead letters, and each consumer
 /// (its receive and its own dead-letter topic).
 fn channels_and_operations(topic: &str) -> (Value, Value) {
+    let messages: serde_json::Map<String, Value> = CHANNEL_MESSAGES
+        .iter()
+        .map(|(name, component)| {
+            let r = json!({ "$ref": format!("#/components/messages/{component}") });
+            ((*name).to_string(), r)
+        })
+        .collect();
     let mut channels = json!({
         "participation": {
             "address": topic,
-            "title": "Accepted participations",
-            "description": "One message per accepted participation (a win). Key: the campaign id.",
-            "messages": {
-                "participationAccepted": { "$ref": "#/components/messages/ParticipationAccepted" },
-            },
+            "title": "Participations and their lifecycle",
+            "description": "A win (ParticipationAccepted), then, for a win, at most a \
+                            ParticipationConfirmed and at most one ParticipationCancelled, in \
+                            that order. Key: the campaign id, so a win's events share a \
+                            partition and arrive in the order they were committed.",
+            "messages": messages,
         },
         "relayDlq": {
             "address": dlq::relay_topic(topic),
@@ -284,10 +259,10 @@ fn channels_and_operations(topic: &str) -> (Value, Value) {
         "relayPublish": {
             "action": "send",
             "channel": channel_ref("participation"),
-            "title": "The service publishes each win",
+            "title": "The service publishes each win and each change of a win",
             "description": "The relay publishes every outbox row at least once (idempotent \
                             producer, acks=all), in outbox-id order per key among committed rows.",
-            "messages": [message_ref("participation", "participationAccepted")],
+            "messages": participation_messages(),
         },
         "relayDeadLetter": {
             "action": "send",
@@ -311,7 +286,7 @@ fn channels_and_operations(topic: &str) -> (Value, Value) {
             "channel": channel_ref("participation"),
             "title": format!("The {n} consumer applies each event once"),
             "description": consumer_description(name),
-            "messages": [message_ref("participation", "participationAccepted")],
+            "messages": participation_messages(),
             "bindings": { "kafka": { "bindingVersion": KAFKA_BINDINGS,
                 "groupId": { "type": "string", "const": name.group_id() },
                 "clientId": { "type": "string", "const": name.group_id() } } },
@@ -349,7 +324,9 @@ pub fn asyncapi_yaml(topic: &str) -> String {
         "components": {
             "messages": messages(),
             "schemas": {
-                "ParticipationAccepted": payload_schema(),
+                (payloads::ACCEPTED.event_type): payloads::ACCEPTED.schema(),
+                (payloads::CONFIRMED.event_type): payloads::CONFIRMED.schema(),
+                (payloads::CANCELLED.event_type): payloads::CANCELLED.schema(),
                 "Headers": headers_schema(),
                 "RelayDeadLetterHeaders": relay_dlq_headers_schema(),
                 "ConsumerDeadLetterHeaders": consumer_dlq_headers_schema(),
@@ -369,41 +346,20 @@ mod tests {
         serde_yaml::from_str(&asyncapi_yaml("t")).expect("the document is YAML")
     }
 
-    fn sample() -> Value {
-        example()["payload"].clone()
-    }
-
     #[test]
-    fn the_payload_properties_are_the_serialized_fields() {
+    fn the_channel_and_every_operation_on_it_carry_the_three_event_types() {
         let doc = document();
-        let properties = doc["components"]["schemas"]["ParticipationAccepted"]["properties"]
+        let channel = doc["channels"]["participation"]["messages"]
             .as_object()
-            .expect("properties");
-        let mut documented: Vec<&String> = properties.keys().collect();
-        let sample = sample();
-        let mut serialized: Vec<&String> = sample.as_object().expect("object").keys().collect();
-        documented.sort_unstable();
-        serialized.sort_unstable();
-        assert_eq!(documented, serialized);
-        for (name, p) in properties {
-            assert!(
-                p["description"].as_str().is_some_and(|d| !d.is_empty()),
-                "{name}"
-            );
+            .expect("messages");
+        assert_eq!(channel.len(), 3);
+        for (_, op) in doc["operations"].as_object().expect("operations") {
+            if op["channel"]["$ref"] == "#/channels/participation" {
+                assert_eq!(op["messages"].as_array().expect("list").len(), 3, "{op}");
+            }
         }
-    }
-
-    #[test]
-    fn required_is_what_serde_requires() {
-        let doc = document();
-        let required = &doc["components"]["schemas"]["ParticipationAccepted"]["required"];
-        for &(name, _, _) in event::FIELDS {
-            let mut value = sample();
-            value.as_object_mut().expect("object").remove(name);
-            let reads = serde_json::from_value::<ParticipationAccepted>(value).is_ok();
-            let listed = required.as_array().expect("list").contains(&name.into());
-            assert_eq!(reads, !listed, "{name}: reads without it = {reads}");
-        }
+        let types = &doc["components"]["schemas"]["Headers"]["properties"]["event_type"]["enum"];
+        assert_eq!(types.as_array().expect("list").len(), 3);
     }
 
     #[test]
