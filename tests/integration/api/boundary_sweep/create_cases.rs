@@ -30,6 +30,7 @@ pub fn create_cases(body_limit: usize) -> Vec<Case> {
     let mut cases = name_cases(body_limit);
     cases.extend(total_stock_cases());
     cases.extend(per_user_limit_cases());
+    cases.extend(confirm_window_cases());
     cases.extend(date_field_cases());
     cases.extend(whole_body_cases(body_limit, &valid));
     cases.extend(ep("POST", PATH, true).auth(PATH, Some(&valid)));
@@ -89,6 +90,27 @@ fn per_user_limit_cases() -> Vec<Case> {
     let small: &[(&str, &str)] = &[("name", "\"sweep\""), ("totalStock", "3")];
     cases.push(set(small, "perUserLimit", "3", Ok)); // = totalStock
     cases.push(set(small, "perUserLimit", "4", Refused)); // > totalStock
+    cases
+}
+
+/// `confirmWithinSeconds`: 0 to 86,400 seconds.
+fn confirm_window_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for raw in ["0", "1", "86400", "null"] {
+        cases.push(set(BASE, "confirmWithinSeconds", raw, Ok));
+    }
+    let beyond = [
+        "-1",
+        "86401",
+        "2147483647",
+        "2147483648",
+        "-2147483649",
+        "1e30",
+    ];
+    let not_null = NOT_INTEGERS.into_iter().filter(|v| *v != "null");
+    for raw in beyond.into_iter().chain(not_null) {
+        cases.push(set(BASE, "confirmWithinSeconds", raw, Refused));
+    }
     cases
 }
 

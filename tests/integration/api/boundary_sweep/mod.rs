@@ -24,7 +24,9 @@ use firstcome::outbox::OutboxStatus;
 use self::{
     create_cases::create_cases,
     join_cases::{join_cases, Users},
-    read_cases::{admin_outbox_cases, campaign_read_cases, participation_read_cases},
+    read_cases::{
+        admin_outbox_cases, campaign_read_cases, lifecycle_cases, participation_read_cases,
+    },
     runner::{changed, ep, raw_http, snapshot, sweep},
 };
 use crate::spawn::{spawn_app, spawn_app_with, test_settings, TestApp, ADMIN_TOKEN};
@@ -106,6 +108,14 @@ async fn participation_reads_with_every_bad_id_limit_and_cursor() {
     let campaign = app.open_campaign(5, 1).await;
     assert_eq!(app.join(campaign, 7, 1).await.status, 201);
     sweep(&app, participation_read_cases(campaign)).await;
+}
+
+#[tokio::test]
+async fn confirm_and_cancel_with_every_bad_id() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(5, 1).await;
+    assert_eq!(app.join(campaign, 7, 1).await.status, 201);
+    sweep(&app, lifecycle_cases(campaign)).await;
 }
 
 #[tokio::test]

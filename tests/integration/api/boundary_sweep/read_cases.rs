@@ -84,6 +84,41 @@ pub fn participation_read_cases(campaign: i64) -> Vec<Case> {
     cases
 }
 
+/// Confirm and cancel on `campaign` (no confirmation window), where user 7 won and user 8 did
+/// not take part: every bad id refused; user 7's win confirms (it is final already) and a cancel
+/// without the admin token is refused (ALREADY_CONFIRMED).
+pub fn lifecycle_cases(campaign: i64) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (action, template) in [
+        (
+            "confirm",
+            "/api/v1/campaigns/{id}/participations/{userId}/confirm",
+        ),
+        (
+            "cancel",
+            "/api/v1/campaigns/{id}/participations/{userId}/cancel",
+        ),
+    ] {
+        let one = ep("POST", template, false);
+        for id in bad_ids().into_iter().chain([I64_MAX.to_string()]) {
+            let p = format!("/api/v1/campaigns/{id}/participations/7/{action}");
+            cases.push(one.case(p, "id", &id, Want::Refused));
+            let p = format!("/api/v1/campaigns/{campaign}/participations/{id}/{action}");
+            cases.push(one.case(p, "userId", &id, Want::Refused));
+        }
+        let want_7 = if action == "confirm" {
+            Want::Ok
+        } else {
+            Want::Refused
+        };
+        for (user, want) in [(7, want_7), (8, Want::Refused)] {
+            let p = format!("/api/v1/campaigns/{campaign}/participations/{user}/{action}");
+            cases.push(one.case(p, "userId", &user.to_string(), want));
+        }
+    }
+    cases
+}
+
 /// The admin outbox endpoints on `campaign`, whose DEAD rows are `dead`. Every refusal first;
 /// the two redrives that move the DEAD rows come last.
 pub fn admin_outbox_cases(campaign: i64, dead: &[String]) -> Vec<Case> {
