@@ -320,3 +320,18 @@ async fn units_of_a_win_closed_by_an_instance_that_died_before_the_gate_come_bac
         is(409, "ALREADY_PARTICIPATED")
     );
 }
+
+/// The synchronous baseline writes the same states: a held win, confirmed like any other.
+#[tokio::test]
+async fn the_sync_path_holds_a_win_of_a_campaign_with_a_window() {
+    let app = spawn_app().await;
+    let campaign = campaign_with_window(&app, 1, 600).await;
+    let path = format!("/api/v1/campaigns/{campaign}/participations/sync");
+    let held = app.post_json(&path, &json!({"userId": 4}), None).await;
+    assert_eq!(status(&held), is(201, "HELD"));
+    assert!(held.body["holdExpiresAt"].is_string(), "{held:?}");
+    assert_eq!(
+        status(&act(&app, campaign, 4, "confirm", false).await),
+        is(200, "CONFIRMED")
+    );
+}

@@ -147,3 +147,36 @@ async fn a_cancel_storm_racing_a_join_burst_never_oversells_and_resells_every_un
         .await;
     assert_eq!(users, rows, "nobody twice");
 }
+
+/// Two instances sweep the same expired holds: each expires exactly once (one event, one unit
+/// back), and the gate ends with the whole stock again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sweeping_instances_expire_each_hold_once() {
+    let (a, b) = two_instances().await;
+    let holds = 40;
+    let campaign = a
+        .open_campaign_with(holds, 1, json!({"confirmWithinSeconds": 1}))
+        .await;
+    let joins = (1..=holds).map(|u| {
+        let app = if u % 2 == 0 { a.clone() } else { b.clone() };
+        async move { app.join(campaign, u, 1).await.status }
+    });
+    assert!(join_all(joins).await.iter().all(|&s| s == 201));
+    wait_until("every hold expired", Duration::from_secs(15), || async {
+        a.scalar("SELECT COUNT(*) FROM participation WHERE status = 'EXPIRED'")
+            .await
+            == holds
+    })
+    .await;
+    let events = a
+        .scalar("SELECT COUNT(*) FROM outbox_event WHERE event_type = 'ParticipationCancelled'")
+        .await;
+    assert_eq!(events, holds, "one expiry event per hold");
+    assert_eq!(a.remaining_stock(campaign).await, holds);
+    wait_until(
+        "the gate to have every unit back",
+        Duration::from_secs(5),
+        || async { a.redis_stock(campaign).await == Some(holds) },
+    )
+    .await;
+}
