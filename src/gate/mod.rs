@@ -6,9 +6,12 @@
 //! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`connection`]: the Redis connection: one node or a cluster, plain or TLS.
 //! - [`scripts`]: [`Gate`], the typed wrappers of the Lua scripts in `lua/`.
+//! - [`audit`]: the drift audit's atomic read of a campaign's stock and open reservations, and
+//!   its guarded repair of the stock.
 //! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 
+pub mod audit;
 pub mod connection;
 pub mod entry;
 pub mod loader;

@@ -154,7 +154,8 @@ impl Gate {
         }
     }
 
-    async fn run<T: redis::FromRedisValue>(
+    /// A script invocation, bounded by the Redis timeout.
+    pub(super) async fn run<T: redis::FromRedisValue>(
         &self,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T, GateError> {

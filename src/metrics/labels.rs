@@ -69,3 +69,9 @@ pub struct ConsumerPartitionLabels {
     pub consumer: &'static str,
     pub partition: i32,
 }
+
+/// `campaign`: the campaign's id.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CampaignLabels {
+    pub campaign: i64,
+}

@@ -22,4 +22,4 @@ pub mod registry;
 
 pub use exposition::Exposition;
 pub use http::HttpMetrics;
-pub use registry::{Metrics, ParticipationPath, NAMES};
+pub use registry::{CampaignLabels, Metrics, ParticipationPath, NAMES};

@@ -18,8 +18,8 @@ use prometheus_client::{
 };
 
 pub use super::labels::{
-    ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels, HttpLabels, OutcomeLabels,
-    ParticipationPath, PathLabels, RouteLabels, StatusLabels,
+    CampaignLabels, ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels, HttpLabels,
+    OutcomeLabels, ParticipationPath, PathLabels, RouteLabels, StatusLabels,
 };
 use super::pools::{self, PoolGauges};
 use crate::db::Db;
@@ -181,6 +181,13 @@ declare_metrics! {
         "firstcome_consumer_apply_latency_seconds",
         "Event occurredAt to the consumer's commit, per applied event", Unit::Seconds;
 
+    /// Written by [`crate::participation::drift`]: gate stock + open-reservation units +
+    /// `gate_return` marker units − `remaining_stock`, per open campaign whose gate state is
+    /// loaded, at the last audit (docs/design.md §14).
+    gate_drift: Family<CampaignLabels, Gauge> = Family::default(),
+        "firstcome_gate_drift_units",
+        "Gate stock plus units in open reservations and return markers, minus MySQL's remaining stock, per campaign at the last audit";
+
     /// Sync-path wins committed whose event never reached Kafka (what the outbox prevents).
     sync_events_lost: Counter = Counter::default(),
         "firstcome_sync_events_lost_total",
@@ -288,6 +295,9 @@ mod tests {
         m.consumer_apply_latency
             .get_or_create(&ConsumerLabels { consumer })
             .observe(0.1);
+        m.gate_drift
+            .get_or_create(&CampaignLabels { campaign: 1 })
+            .set(0);
         let text = m.encode();
         let mut exported: Vec<String> = text
             .lines()

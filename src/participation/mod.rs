@@ -13,6 +13,8 @@
 //!   with their outbox rows and the guarded stock decrement.
 //! - [`lifecycle`]: a win after its acceptance: confirm, cancel, expire, units back to the sale;
 //!   [`state_change`] is its SQL, [`expiry`] the sweeper of holds past their deadline.
+//! - [`drift`]: the audit comparing each open campaign's gate with MySQL, repairing what it can
+//!   prove.
 //! - [`status`]: the states of a participation (held, confirmed, cancelled, expired).
 //! - [`store`]: participation lookups.
 //! - [`reconcile`]: giving back reservations that crashed instances left open.
@@ -20,6 +22,7 @@
 
 pub mod admission;
 pub mod batcher;
+pub mod drift;
 pub mod expiry;
 pub mod join;
 pub mod lifecycle;

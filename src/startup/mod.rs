@@ -7,8 +7,9 @@
 //! 2. the HTTP server stops accepting and waits for in-flight requests;
 //! 3. background tasks see the same token: the relay stops claiming, waits for its deliveries
 //!    (at most half the timeout, then purges), writes its marks and releases its leases; the
-//!    reconciler and the outbox gauges' refresher stop; each consumer finishes (or abandons, if it
-//!    is retrying) its batch, commits the offsets of what it applied and leaves its group;
+//!    reconciler, the expiry sweeper, the drift audit and the outbox gauges' refresher stop;
+//!    each consumer finishes (or abandons, if it is retrying) its batch, commits the offsets of
+//!    what it applied and leaves its group;
 //! 4. whatever is left when the deadline passes is abandoned (leases expire on their own) and
 //!    named in the log; connections close when the state is dropped; Kafka clients close on
 //!    threads of their own (`shutdown::off_runtime`).
@@ -47,7 +48,8 @@ use crate::{
     kafka::{EmbeddedBroker, Producers},
     metrics::Metrics,
     participation::{
-        expiry, lifecycle::LifecycleService, sync::SyncParticipationService, ParticipationService,
+        drift::DriftAudit, expiry, lifecycle::LifecycleService, sync::SyncParticipationService,
+        ParticipationService,
     },
     relay::{hooks::RelayHooks, RelayBuilder, RelayDeps, RelayHandle},
     shutdown::{off_runtime, running},
@@ -148,11 +150,12 @@ async fn start_relay(
 }
 
 /// The application's own background loops: the reconciler of reservations crashed instances
-/// left open, and the outbox gauges' refresher. Both stop with `shutdown`.
+/// left open, the expiry sweeper, the drift audit and the outbox gauges' refresher. All stop
+/// with `shutdown`.
 fn spawn_background(
     tasks: &TaskTracker,
     settings: &Settings,
-    (participations, lifecycle): (&ParticipationService, &LifecycleService),
+    (participations, lifecycle, drift): (&ParticipationService, &LifecycleService, DriftAudit),
     db: &db::Db,
     metrics: &Arc<Metrics>,
     shutdown: &CancellationToken,
@@ -167,6 +170,12 @@ fn spawn_background(
         "expiry sweeper",
         expiry::run(lifecycle.clone(), db.clone(), shutdown.clone())
             .instrument(tracing::info_span!("expiry_sweeper")),
+    ));
+    tasks.spawn(running::track(
+        "drift audit",
+        drift
+            .run(shutdown.clone())
+            .instrument(tracing::info_span!("drift_audit")),
     ));
     tasks.spawn(running::track(
         "outbox gauges",
@@ -232,6 +241,7 @@ impl ApplicationBuilder {
             &settings.kafka.topic,
             wakeup.clone(),
         );
+        let drift = DriftAudit::new(db.clone(), gate.clone(), cache.clone(), metrics.clone());
         let participations = ParticipationService::new(
             db.clone(),
             gate.clone(),
@@ -247,7 +257,7 @@ impl ApplicationBuilder {
             &metrics,
             &settings,
         );
-        let background = (&participations, &lifecycle);
+        let background = (&participations, &lifecycle, drift);
         spawn_background(&tasks, &settings, background, &db, &metrics, &shutdown);
         let components = Components {
             kafka: kafka.reachability.clone(),

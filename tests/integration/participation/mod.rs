@@ -1,6 +1,8 @@
 //! The participation path and the gate (docs/design.md §2.1, §2.2, §2.6, §6): exactly-N,
-//! group commit, compensation, the gate's rebuild, the sync baseline, `Idempotency-Key`.
+//! group commit, compensation, the gate's rebuild and its drift audit, the sync baseline,
+//! `Idempotency-Key`.
 
+mod drift;
 mod faults;
 mod gate_rebuild;
 mod group_commit;

@@ -99,8 +99,18 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
         ("DEAD", app.outbox_count("DEAD").await),
     ];
     wait_for_settled_gauges(&app, &table).await;
+    // The drift audit runs every few seconds: its gauge appears once it has seen the campaign.
+    let drift_of = [("campaign", outbox_campaign.to_string())];
+    let drift_of: Vec<(&str, &str)> = drift_of.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    wait_until(
+        "the drift audit to report the campaign",
+        SETTLED,
+        || async { has(&scrape(&app).await, "firstcome_gate_drift_units", &drift_of) },
+    )
+    .await;
 
     let m = scrape(&app).await;
+    assert_eq!(sum(&m, "firstcome_gate_drift_units", &drift_of), 0.0);
     for (status, rows) in table {
         assert_eq!(
             sum(&m, "firstcome_outbox_rows", &[("status", status)]),
