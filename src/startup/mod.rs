@@ -26,11 +26,11 @@ use poem::{listener::TcpAcceptor, Server};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::Instrument;
 
 mod consumers;
 mod kafka;
 mod resources;
+mod services;
 #[cfg(feature = "test-hooks")]
 pub mod testing;
 
@@ -38,19 +38,15 @@ pub use consumers::consume;
 use consumers::start_consumers;
 use kafka::KafkaClients;
 use resources::Resources;
+use services::Services;
 
 use crate::{
     api::{self, Apis, Limits},
-    campaign::CampaignCache,
     config::{DatabaseSettings, Secret, Settings},
     db,
     gate::Gate,
     kafka::{EmbeddedBroker, Producers},
     metrics::Metrics,
-    participation::{
-        drift::DriftAudit, expiry, lifecycle::LifecycleService, sync::SyncParticipationService,
-        ParticipationService,
-    },
     relay::{hooks::RelayHooks, RelayBuilder, RelayDeps, RelayHandle},
     shutdown::{off_runtime, running},
     state::Components,
@@ -149,46 +145,6 @@ async fn start_relay(
     Ok(Some(handle))
 }
 
-/// The application's own background loops: the reconciler of reservations crashed instances
-/// left open, the expiry sweeper, the drift audit and the outbox gauges' refresher. All stop
-/// with `shutdown`.
-fn spawn_background(
-    tasks: &TaskTracker,
-    settings: &Settings,
-    (participations, lifecycle, drift): (&ParticipationService, &LifecycleService, DriftAudit),
-    db: &db::Db,
-    metrics: &Arc<Metrics>,
-    shutdown: &CancellationToken,
-) {
-    tasks.spawn(running::track(
-        "reservation reconciler",
-        participations
-            .reconciler()
-            .run(settings.redis.reservation_timeout, shutdown.clone()),
-    ));
-    tasks.spawn(running::track(
-        "expiry sweeper",
-        expiry::run(lifecycle.clone(), db.clone(), shutdown.clone())
-            .instrument(tracing::info_span!("expiry_sweeper")),
-    ));
-    tasks.spawn(running::track(
-        "drift audit",
-        drift
-            .run(shutdown.clone())
-            .instrument(tracing::info_span!("drift_audit")),
-    ));
-    tasks.spawn(running::track(
-        "outbox gauges",
-        crate::metrics::outbox::run(
-            db.clone(),
-            metrics.clone(),
-            settings.metrics.outbox_refresh,
-            shutdown.clone(),
-        )
-        .instrument(tracing::info_span!("outbox_gauges")),
-    ));
-}
-
 /// Builds an [`Application`]: `Application::builder(settings).build()`, with
 /// [`ApplicationBuilder::relay_hooks`] for a test that steps into the relay.
 pub struct ApplicationBuilder {
@@ -233,32 +189,8 @@ impl ApplicationBuilder {
         )
         .await?;
 
-        let cache = Arc::new(CampaignCache::default());
-        let lifecycle = LifecycleService::new(
-            db.clone(),
-            gate.clone(),
-            cache.clone(),
-            &settings.kafka.topic,
-            wakeup.clone(),
-        );
-        let drift = DriftAudit::new(db.clone(), gate.clone(), cache.clone(), metrics.clone());
-        let participations = ParticipationService::new(
-            db.clone(),
-            gate.clone(),
-            cache,
-            wakeup,
-            metrics.clone(),
-            &settings,
-        );
-        let sync = SyncParticipationService::new(
-            &db,
-            &participations,
-            &kafka.producers,
-            &metrics,
-            &settings,
-        );
-        let background = (&participations, &lifecycle, drift);
-        spawn_background(&tasks, &settings, background, &db, &metrics, &shutdown);
+        let services = Services::new(&settings, &db, &gate, &kafka.producers, wakeup, &metrics);
+        services.spawn_background(&tasks, &settings, &db, &metrics, &shutdown);
         let components = Components {
             kafka: kafka.reachability.clone(),
             relay: relay.as_ref().map(|r| r.leadership.clone()),
@@ -267,9 +199,9 @@ impl ApplicationBuilder {
         let apis = Resources {
             db,
             gate,
-            participations,
-            lifecycle,
-            sync,
+            participations: services.participations,
+            lifecycle: services.lifecycle,
+            sync: services.sync,
             components,
             consumers,
             metrics: metrics.clone(),

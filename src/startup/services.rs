@@ -1,0 +1,108 @@
+//! The participation side's services, over the API's pool and the gate: the outbox path, the
+//! sync baseline, the lifecycle of a win and the drift audit, sharing one campaign cache; and the
+//! background loops they run.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use crate::{
+    campaign::CampaignCache,
+    config::Settings,
+    db::Db,
+    gate::Gate,
+    kafka::Producers,
+    metrics::Metrics,
+    participation::{
+        drift::DriftAudit, expiry, lifecycle::LifecycleService, sync::SyncParticipationService,
+        ParticipationService,
+    },
+    shutdown::running,
+};
+
+pub(super) struct Services {
+    pub participations: ParticipationService,
+    pub sync: SyncParticipationService,
+    pub lifecycle: LifecycleService,
+    pub drift: DriftAudit,
+}
+
+impl Services {
+    /// `wakeup` is notified after each commit that wrote an outbox row (the relay listens).
+    pub fn new(
+        settings: &Settings,
+        db: &Db,
+        gate: &Gate,
+        producers: &Producers,
+        wakeup: Arc<Notify>,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
+        let cache = Arc::new(CampaignCache::default());
+        let topic = &settings.kafka.topic;
+        let lifecycle = LifecycleService::new(
+            db.clone(),
+            gate.clone(),
+            cache.clone(),
+            topic,
+            wakeup.clone(),
+        );
+        let drift = DriftAudit::new(db.clone(), gate.clone(), cache.clone(), metrics.clone());
+        let participations = ParticipationService::new(
+            db.clone(),
+            gate.clone(),
+            cache,
+            wakeup,
+            metrics.clone(),
+            settings,
+        );
+        let sync = SyncParticipationService::new(db, &participations, producers, metrics, settings);
+        Self {
+            participations,
+            sync,
+            lifecycle,
+            drift,
+        }
+    }
+
+    /// The application's own background loops: the reconciler of reservations crashed instances
+    /// left open, the expiry sweeper, the drift audit and the outbox gauges' refresher. All stop
+    /// with `shutdown`.
+    pub fn spawn_background(
+        &self,
+        tasks: &TaskTracker,
+        settings: &Settings,
+        db: &Db,
+        metrics: &Arc<Metrics>,
+        shutdown: &CancellationToken,
+    ) {
+        let reconciler = self.participations.reconciler();
+        tasks.spawn(running::track(
+            "reservation reconciler",
+            reconciler.run(settings.redis.reservation_timeout, shutdown.clone()),
+        ));
+        tasks.spawn(running::track(
+            "expiry sweeper",
+            expiry::run(self.lifecycle.clone(), db.clone(), shutdown.clone())
+                .instrument(tracing::info_span!("expiry_sweeper")),
+        ));
+        tasks.spawn(running::track(
+            "drift audit",
+            self.drift
+                .clone()
+                .run(shutdown.clone())
+                .instrument(tracing::info_span!("drift_audit")),
+        ));
+        tasks.spawn(running::track(
+            "outbox gauges",
+            crate::metrics::outbox::run(
+                db.clone(),
+                metrics.clone(),
+                settings.metrics.outbox_refresh,
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("outbox_gauges")),
+        ));
+    }
+}
