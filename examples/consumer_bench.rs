@@ -51,6 +51,8 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use firstcome::outbox::lifecycle::ParticipationMessage;
+
 /// One backlog scenario.
 struct Scenario {
     name: String,
@@ -129,12 +131,12 @@ async fn produce_backlog(
             hold_expires_at: None,
         };
         index.insert(event.event_id, (campaign_id, sequence));
-        let key = event.message_key();
-        let value = event.to_json();
+        let key = event.key();
+        let value = event.json();
         let record = FutureRecord::to(topic)
             .key(&key)
             .payload(&value)
-            .headers(headers::to_kafka(&event.headers(None), &[]));
+            .headers(headers::to_kafka(&event.message_headers(None), &[]));
         acks.push(producer.send_result(record).map_err(|(e, _)| e)?);
     }
     for ack in acks {

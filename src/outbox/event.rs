@@ -6,10 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{
-    contract::ParticipationEvent,
-    headers::{self, Headers},
-};
+use super::{contract::ParticipationEvent, headers::Headers};
 
 /// `eventType` (and the `event_type` header) of a win.
 pub const PARTICIPATION_ACCEPTED: &str = "ParticipationAccepted";
@@ -88,24 +85,9 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
 
 pub use super::contract::ContractError;
 
+/// Its key, JSON and headers come from [`ParticipationMessage`], as for every participation
+/// event.
 impl ParticipationAccepted {
-    /// The message key: the campaign id as a decimal string (all of a campaign's events share a
-    /// partition, so consumers see them in order).
-    pub fn message_key(&self) -> String {
-        message_key(self.campaign_id)
-    }
-
-    /// The value's JSON text.
-    pub fn to_json(&self) -> String {
-        // Serializing plain fields into a String cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// The message headers.
-    pub fn headers(&self, traceparent: Option<&str>) -> Headers {
-        headers::build(self.event_id, &self.event_type, traceparent)
-    }
-
     /// The contract check of [`ParticipationEvent::from_message`], for a reader that takes
     /// only wins: the later events of a win are an `unknown_event_type` here.
     pub fn from_message(
@@ -128,6 +110,7 @@ pub fn message_key(campaign_id: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::{headers, lifecycle::ParticipationMessage};
 
     fn sample() -> ParticipationAccepted {
         ParticipationAccepted {
@@ -171,8 +154,8 @@ mod tests {
         let e = sample();
         let got = ParticipationAccepted::from_message(
             Some(b"1"),
-            Some(e.to_json().as_bytes()),
-            &e.headers(None),
+            Some(e.json().as_bytes()),
+            &e.message_headers(None),
         );
         assert_eq!(got, Ok(e));
     }
@@ -206,12 +189,12 @@ mod tests {
         );
         let e = sample();
         let wrong_key =
-            ParticipationAccepted::from_message(Some(b"2"), Some(e.to_json().as_bytes()), &h);
+            ParticipationAccepted::from_message(Some(b"2"), Some(e.json().as_bytes()), &h);
         assert!(matches!(wrong_key, Err(ContractError::Invalid(_))));
-        let mut other = e.headers(None);
+        let mut other = e.message_headers(None);
         other.insert(headers::EVENT_ID.into(), Uuid::nil().to_string());
         let wrong_id =
-            ParticipationAccepted::from_message(Some(b"1"), Some(e.to_json().as_bytes()), &other);
+            ParticipationAccepted::from_message(Some(b"1"), Some(e.json().as_bytes()), &other);
         assert!(matches!(wrong_id, Err(ContractError::Invalid(_))));
     }
 }

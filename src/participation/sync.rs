@@ -11,6 +11,8 @@ use rdkafka::producer::FutureRecord;
 use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
+use crate::outbox::lifecycle::ParticipationMessage;
+
 use super::{
     admission::check_campaign,
     join::{detached, existing, Accepted, JoinError, JoinRequest},
@@ -207,9 +209,9 @@ impl SyncParticipationService {
         event: &ParticipationAccepted,
         traceparent: Option<&str>,
     ) -> Result<(), rdkafka::error::KafkaError> {
-        let payload = event.to_json();
-        let headers = outbox::headers::to_kafka(&event.headers(traceparent), &[]);
-        let key = event.message_key();
+        let payload = event.json();
+        let headers = outbox::headers::to_kafka(&event.message_headers(traceparent), &[]);
+        let key = event.key();
         let record = FutureRecord::to(&self.topic)
             .key(&key)
             .payload(&payload)
