@@ -40,10 +40,13 @@ pub struct NewParticipation {
 impl NewParticipation {
     /// What the win is when it commits at `accepted_at`: held until the end of the campaign's
     /// window, or confirmed at once.
-    pub fn status_at(&self, accepted_at: DateTime<Utc>) -> (WinStatus, Option<DateTime<Utc>>) {
+    pub fn status_at(&self, accepted_at: DateTime<Utc>) -> WinState {
         super::status::at_acceptance(self.confirm_within_seconds, accepted_at)
     }
 }
+
+/// A win's state at its acceptance, and the hold's deadline when it is held.
+type WinState = (WinStatus, Option<DateTime<Utc>>);
 
 /// A committed win: its participation id and its `acceptedAt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +118,9 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
     // The wins are the guarded decrement: its time is their acceptedAt.
     let accepted_at = crate::db::time::precision(Utc::now());
 
-    let ids = match insert_participations(&txn, wins, accepted_at).await {
+    // What each win is at its acceptance: held until its deadline, or confirmed.
+    let states: Vec<WinState> = wins.iter().map(|w| w.status_at(accepted_at)).collect();
+    let ids = match insert_participations(&txn, wins, &states, accepted_at).await {
         Ok(ids) => ids,
         Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
             txn.rollback().await?;
@@ -126,8 +131,8 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
 
     let events: Vec<NewOutboxEvent> = wins
         .iter()
-        .zip(&ids)
-        .map(|(w, &participation_id)| {
+        .zip(ids.iter().zip(&states))
+        .map(|(w, (&participation_id, &(status, hold_expires_at)))| {
             let event = ParticipationAccepted {
                 event_id: w.event_id,
                 event_type: PARTICIPATION_ACCEPTED.into(),
@@ -138,8 +143,8 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
                 quantity: w.entry.quantity,
                 sequence: w.sequence,
                 reward_points: w.reward_points,
-                status: w.status_at(accepted_at).0,
-                hold_expires_at: w.status_at(accepted_at).1,
+                status,
+                hold_expires_at,
             };
             NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref())
         })
@@ -147,17 +152,14 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
     outbox::table::insert(&txn, &events).await?;
 
     txn.commit().await?;
-    Ok(wins
-        .iter()
-        .zip(ids)
-        .map(|(w, participation_id)| {
-            let (status, hold_expires_at) = w.status_at(accepted_at);
-            Written {
-                participation_id,
-                accepted_at,
-                status,
-                hold_expires_at,
-            }
+    Ok(ids
+        .into_iter()
+        .zip(states)
+        .map(|(participation_id, (status, hold_expires_at))| Written {
+            participation_id,
+            accepted_at,
+            status,
+            hold_expires_at,
         })
         .collect())
 }
@@ -184,13 +186,13 @@ async fn remaining_stock(txn: &Txn, campaign_id: i64) -> Result<i64, DbErr> {
 async fn insert_participations(
     txn: &Txn,
     wins: &[NewParticipation],
+    states: &[WinState],
     accepted_at: DateTime<Utc>,
 ) -> Result<Vec<i64>, DbErr> {
     let campaign_id = wins[0].entry.campaign_id;
     let created_at = to_db(accepted_at);
     let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 8);
-    for w in wins {
-        let (status, hold_expires_at) = w.status_at(accepted_at);
+    for (w, &(status, hold_expires_at)) in wins.iter().zip(states) {
         values.extend([
             campaign_id.into(),
             w.entry.user_id.into(),
