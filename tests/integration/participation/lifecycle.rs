@@ -244,6 +244,27 @@ async fn a_confirm_at_the_deadline_and_the_sweeper_agree_on_one_outcome() {
     assert_eq!(app.remaining_stock(campaign).await, expired);
 }
 
+/// A `gate_return` marker for `user`'s win, as a crash right after its closing commit leaves it.
+async fn plant_return_marker(app: &TestApp, campaign: i64, user: i64) {
+    let sql = format!(
+        "INSERT INTO gate_return (participation_id, campaign_id, quantity, created_at) \
+         SELECT id, campaign_id, quantity, UTC_TIMESTAMP(6) FROM participation \
+         WHERE campaign_id = {campaign} AND user_id = {user}"
+    );
+    app.db
+        .execute_unprepared(&sql)
+        .await
+        .expect("plant a marker");
+}
+
+/// Waits until the marker loop has settled every `gate_return` marker.
+async fn wait_for_markers_settled(app: &TestApp) {
+    wait_until("the markers settled", Duration::from_secs(5), || async {
+        app.scalar("SELECT COUNT(*) FROM gate_return").await == 0
+    })
+    .await;
+}
+
 /// The gate loses the campaign between cancellations: the rebuild counts only held and confirmed
 /// units as sold, keeps the cancelled user refused, and a late replay of a marker adds nothing.
 #[tokio::test]
@@ -259,12 +280,7 @@ async fn a_rebuild_after_returns_neither_resells_a_held_unit_nor_lets_a_cancelle
     );
     app.drop_gate_keys(campaign).await;
     // A marker for the unit already back (as a crash right after the commit would leave it).
-    app.db.execute_unprepared(&format!(
-        "INSERT INTO gate_return (participation_id, campaign_id, quantity, created_at) \
-         SELECT id, campaign_id, quantity, UTC_TIMESTAMP(6) FROM participation WHERE user_id = 1 AND campaign_id = {campaign}"
-    ))
-    .await
-    .expect("plant a marker");
+    plant_return_marker(&app, campaign, 1).await;
     assert_eq!(
         status(&app.join(campaign, 1, 1).await),
         is(409, "ALREADY_PARTICIPATED")
@@ -274,10 +290,7 @@ async fn a_rebuild_after_returns_neither_resells_a_held_unit_nor_lets_a_cancelle
         Some(1),
         "rebuilt: 3 - 2 held"
     );
-    wait_until("the marker settled", Duration::from_secs(5), || async {
-        app.scalar("SELECT COUNT(*) FROM gate_return").await == 0
-    })
-    .await;
+    wait_for_markers_settled(&app).await;
     assert_eq!(
         app.redis_stock(campaign).await,
         Some(1),
@@ -300,14 +313,11 @@ async fn units_of_a_win_closed_by_an_instance_that_died_before_the_gate_come_bac
     for sql in [
         format!("UPDATE participation SET status = 'CANCELLED', cancel_reason = 'USER', cancelled_at = UTC_TIMESTAMP(6) WHERE campaign_id = {campaign}"),
         format!("UPDATE campaign SET remaining_stock = remaining_stock + 1 WHERE id = {campaign}"),
-        format!("INSERT INTO gate_return (participation_id, campaign_id, quantity, created_at) SELECT id, campaign_id, quantity, UTC_TIMESTAMP(6) FROM participation WHERE campaign_id = {campaign}"),
     ] {
         app.db.execute_unprepared(&sql).await.expect("the dead instance's commit");
     }
-    wait_until("the marker settled", Duration::from_secs(5), || async {
-        app.scalar("SELECT COUNT(*) FROM gate_return").await == 0
-    })
-    .await;
+    plant_return_marker(&app, campaign, 1).await;
+    wait_for_markers_settled(&app).await;
     assert_eq!(
         app.redis_stock(campaign).await,
         Some(1),
