@@ -143,6 +143,12 @@ impl DriftAudit {
         tracing::debug!("Drift audit stopped.");
     }
 
+    /// One audit of every campaign, measured and exported, none repaired (tests run it on demand).
+    #[cfg(feature = "test-hooks")]
+    pub(crate) async fn audit_once(&self) {
+        self.audit_all(&HashMap::new()).await;
+    }
+
     /// One audit of every open campaign cached here; returns the observations made.
     async fn audit_all(&self, last: &HashMap<i64, Observation>) -> HashMap<i64, Observation> {
         let mut observed = HashMap::new();

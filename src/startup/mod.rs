@@ -69,6 +69,9 @@ pub struct Application {
     embedded: Option<Arc<EmbeddedBroker>>,
     producers: Producers,
     relay: Option<RelayHandle>,
+    /// The drift audit, for tests to run one on demand (`startup::testing`).
+    #[cfg(feature = "test-hooks")]
+    drift: crate::participation::drift::DriftAudit,
 }
 
 /// Applies pending migrations on a connection of their own (no statement deadline: DDL may run
@@ -196,6 +199,8 @@ impl ApplicationBuilder {
             relay: relay.as_ref().map(|r| r.leadership.clone()),
             relay_shards: settings.relay.shards,
         };
+        #[cfg(feature = "test-hooks")]
+        let drift = services.drift.clone();
         let apis = Resources {
             db,
             gate,
@@ -220,6 +225,8 @@ impl ApplicationBuilder {
             embedded: kafka.embedded,
             producers: kafka.producers,
             relay,
+            #[cfg(feature = "test-hooks")]
+            drift,
         })
     }
 }
@@ -259,6 +266,7 @@ impl Application {
             embedded,
             producers,
             relay,
+            ..
         } = self;
         tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "Listening.");
 

@@ -11,7 +11,7 @@ use crate::{
     db::Db,
     kafka::EmbeddedBroker,
     metrics::Metrics,
-    participation::ParticipationService,
+    participation::{drift::DriftAudit, ParticipationService},
     relay::RelayHandle,
 };
 
@@ -32,6 +32,7 @@ impl Application {
             metrics: self.metrics.clone(),
             db: self.apis.0.db.clone(),
             consumers: self.apis.0.consumers.clone(),
+            drift: self.drift.clone(),
         }
     }
 }
@@ -43,6 +44,7 @@ pub struct Probe {
     metrics: Arc<Metrics>,
     db: Db,
     consumers: Vec<ConsumerHandle>,
+    drift: DriftAudit,
 }
 
 impl Probe {
@@ -78,8 +80,44 @@ impl Probe {
             .map(|c| c.report.clone())
     }
 
+    /// One drift audit of every campaign now, as the audit loop runs one: it sets
+    /// `firstcome_gate_drift_units` and repairs nothing (a repair needs two audits in a row).
+    pub async fn audit_drift(&self) {
+        self.drift.audit_once().await;
+    }
+
     /// The application's metrics, as `/metrics` shows them.
     pub fn metrics_text(&self) -> String {
         self.metrics.encode()
+    }
+}
+
+/// Where a test may have this process killed, between two steps that a crash can separate. The
+/// process kills itself with SIGKILL at the first point named by `FIRSTCOME_TEST_CRASH_AT`
+/// (read once), so a test of the real binary can stop it exactly there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// A state change that closed a win committed; its units are not yet back in the gate.
+    BeforeGateReturn,
+}
+
+impl CrashPoint {
+    fn name(self) -> &'static str {
+        match self {
+            CrashPoint::BeforeGateReturn => "before-gate-return",
+        }
+    }
+
+    /// SIGKILL now if the test asked for this point.
+    pub fn reached(self) {
+        static ASKED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let asked = ASKED.get_or_init(|| std::env::var("FIRSTCOME_TEST_CRASH_AT").ok());
+        if asked.as_deref() == Some(self.name()) {
+            tracing::warn!(
+                point = self.name(),
+                "Crash point reached: SIGKILL (test hook)."
+            );
+            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
+        }
     }
 }

@@ -21,6 +21,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     binary::{create_campaign, fixture, start, terminate, wait_for_exit, Service},
     db::scalar,
+    drift::assert_no_drift_at,
     kafka::read_topic,
     wait::wait_until,
 };
@@ -56,6 +57,7 @@ async fn sigkill_mid_burst_loses_no_event_and_the_sale_still_reaches_its_stock()
 
     assert_the_stock_sold_and_answered_wins_kept(&db, campaign, &seen_won).await;
     assert_every_event_reached_kafka(&db, &broker).await;
+    assert_no_drift_at(&client, &second.base, campaign).await;
     drop(second);
 }
 

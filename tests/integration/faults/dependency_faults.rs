@@ -155,6 +155,7 @@ async fn redis_hanging_then_dropping_connections_mid_burst_never_hangs_a_request
     wait_for_the_reconciler_to_restore_the_stock(&app, campaign).await;
     sell_the_rest(&app, campaign, stock, &unavailable, &mut won).await;
     assert_exactly_the_stock_sold_everywhere(&app, campaign, stock, &won).await;
+    app.assert_no_drift(campaign).await;
 }
 
 /// 16 clients keep asking, each for a new user, while Redis goes through its outage; returns
@@ -387,6 +388,7 @@ async fn two_instances_on_one_database_and_redis_sell_exactly_the_stock_together
         );
         assert_eq!(app.join(campaign, 100_000, 1).await.code(), "SOLD_OUT");
     }
+    a.assert_no_drift(campaign).await;
 }
 
 /// Priming at creation fails while Redis does not answer, and the keys under the new campaign's
@@ -416,4 +418,5 @@ async fn a_campaign_created_while_redis_hangs_is_not_served_from_stale_keys() {
     assert_eq!(won.body["sequence"], json!(1), "a fresh sequence: {won:?}");
     assert_eq!(app.redis_stock(campaign).await, Some(4));
     app.assert_outbox_matches_participations().await;
+    app.assert_no_drift(campaign).await;
 }

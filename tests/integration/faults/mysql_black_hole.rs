@@ -85,6 +85,7 @@ async fn mysql_black_holed_mid_burst_every_request_answers_and_the_service_recov
     wait_for_the_reconciler(&app, campaign).await;
     sell_what_is_left(&app, campaign, &mut winners).await;
     assert_exactly_the_stock_sold_and_on_the_topic(&app, campaign, &winners).await;
+    app.assert_no_drift(campaign).await;
 }
 
 /// The app with its MySQL reached through a proxy the test controls, short database, request and

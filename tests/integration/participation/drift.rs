@@ -10,6 +10,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 
 use crate::{
+    drift::drift_in,
     http::winners,
     spawn::{spawn_app, TestApp},
     wait::wait_until,
@@ -25,11 +26,10 @@ fn three_audits() -> Duration {
 async fn drift_gauge(app: &TestApp, campaign: i64) -> Option<i64> {
     let reply = app.get("/metrics").await;
     assert_eq!(reply.status, 200);
-    let text = reply.body.as_str().expect("the exposition is text");
-    let series = format!("firstcome_gate_drift_units{{campaign=\"{campaign}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series.as_str()))
-        .map(|value| value.trim().parse().expect("an integer gauge"))
+    drift_in(
+        reply.body.as_str().expect("the exposition is text"),
+        campaign,
+    )
 }
 
 #[tokio::test]

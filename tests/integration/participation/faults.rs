@@ -103,6 +103,7 @@ async fn redis_losing_the_campaign_keys_mid_sale_neither_oversells_nor_lets_anyo
     assert_eq!(late.code(), "SOLD_OUT", "{late:?}");
     assert_eq!(app.redis_stock(campaign).await, Some(0));
     app.assert_outbox_matches_participations().await;
+    app.assert_no_drift(campaign).await;
 }
 
 #[tokio::test]
@@ -122,6 +123,7 @@ async fn the_gate_state_is_rebuilt_exactly_from_mysql() {
     );
     assert_eq!(app.redis_stock(campaign).await, Some(6));
     assert_eq!(app.remaining_stock(campaign).await, 6);
+    app.assert_no_drift(campaign).await;
 }
 
 #[tokio::test]
@@ -157,6 +159,7 @@ async fn a_mysql_failure_after_the_gate_releases_the_reservation() {
     assert_eq!(retry.status, 201, "{retry:?}");
     assert_eq!(app.remaining_stock(campaign).await, 0);
     app.assert_outbox_matches_participations().await;
+    app.assert_no_drift(campaign).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,6 +212,7 @@ async fn an_exhausted_pool_answers_service_busy_and_releases_the_reservation() {
         "only the winner's unit is gone"
     );
     assert_eq!(app.remaining_stock(campaign).await, 4);
+    app.assert_no_drift(campaign).await;
     app.stop().await.expect("clean shutdown");
 }
 
@@ -224,6 +228,7 @@ async fn a_new_campaign_replaces_gate_state_left_over_from_an_earlier_database()
     assert_eq!(won.status, 201, "{won:?}");
     assert_eq!(won.body["sequence"], serde_json::json!(1));
     assert_eq!(app.redis_stock(campaign).await, Some(2));
+    app.assert_no_drift(campaign).await;
 }
 
 #[tokio::test]
@@ -304,4 +309,5 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
         201,
         "the unit is for sale again"
     );
+    app.assert_no_drift(campaign).await;
 }

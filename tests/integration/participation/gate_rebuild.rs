@@ -107,4 +107,5 @@ async fn a_campaign_with_100k_winners_rebuilds_once_under_a_burst_and_never_over
         Some(PAST_WINNERS + NEW_STOCK),
         "{accepted:?}"
     );
+    app.assert_no_drift(campaign).await;
 }

@@ -191,6 +191,7 @@ async fn expired_holds_return_their_units_and_a_second_wave_buys_them_all() {
         5,
         "one per hold"
     );
+    app.assert_no_drift(campaign).await;
 }
 
 /// A confirm at the deadline races the sweeper: each win ends confirmed or expired, never both,
@@ -242,6 +243,7 @@ async fn a_confirm_at_the_deadline_and_the_sweeper_agree_on_one_outcome() {
     let expired = users.len() as i64 - confirmed;
     assert_eq!(events_of(&app, "ParticipationCancelled").await, expired);
     assert_eq!(app.remaining_stock(campaign).await, expired);
+    app.assert_no_drift(campaign).await;
 }
 
 /// A `gate_return` marker for `user`'s win, as a crash right after its closing commit leaves it.
@@ -298,6 +300,7 @@ async fn a_rebuild_after_returns_neither_resells_a_held_unit_nor_lets_a_cancelle
     );
     assert_eq!(status(&app.join(campaign, 4, 1).await), is(201, "HELD"));
     assert_eq!(status(&app.join(campaign, 5, 1).await), is(409, "SOLD_OUT"));
+    app.assert_no_drift(campaign).await;
 }
 
 /// An instance that committed a cancellation and died before telling the gate leaves the units
@@ -329,6 +332,7 @@ async fn units_of_a_win_closed_by_an_instance_that_died_before_the_gate_come_bac
         status(&app.join(campaign, 1, 1).await),
         is(409, "ALREADY_PARTICIPATED")
     );
+    app.assert_no_drift(campaign).await;
 }
 
 /// The synchronous baseline writes the same states: a held win, confirmed like any other.

@@ -146,6 +146,7 @@ async fn a_cancel_storm_racing_a_join_burst_never_oversells_and_resells_every_un
         .scalar("SELECT COUNT(DISTINCT user_id) FROM participation")
         .await;
     assert_eq!(users, rows, "nobody twice");
+    a.assert_no_drift(campaign).await;
 }
 
 /// Two instances sweep the same expired holds: each expires exactly once (one event, one unit
@@ -179,4 +180,5 @@ async fn two_sweeping_instances_expire_each_hold_once() {
         || async { a.redis_stock(campaign).await == Some(holds) },
     )
     .await;
+    a.assert_no_drift(campaign).await;
 }

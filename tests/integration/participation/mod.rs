@@ -1,6 +1,7 @@
 //! The participation path and the gate (docs/design.md §2.1, §2.2, §2.6, §6): exactly-N,
 //! group commit, compensation, the gate's rebuild and its drift audit, the sync baseline,
-//! `Idempotency-Key`.
+//! `Idempotency-Key`, a win's lifecycle (§14) with its storms and a crash between a commit and
+//! the gate.
 
 mod drift;
 mod faults;
@@ -8,6 +9,7 @@ mod gate_rebuild;
 mod group_commit;
 mod idempotency;
 mod lifecycle;
+mod lifecycle_crash;
 mod lifecycle_storm;
 mod rules;
 mod sync_path;
