@@ -301,6 +301,8 @@ impl LifecycleService {
 
     /// After the commit: the units to the gate at once (the marker's loop retries a failure).
     async fn give_back(&self, win: &Locked, campaign: &Campaign) {
+        #[cfg(feature = "test-hooks")]
+        crate::startup::testing::CrashPoint::BeforeGateReturn.reached();
         let epoch = loader::epoch(campaign);
         match self
             .gate
