@@ -1,6 +1,7 @@
 //! The relay (docs/design.md §2.3–§2.5, §7): every row published, per-key order, failures,
-//! dead letters, shard leadership.
+//! dead letters, shard leadership; a win's later events after it through an outage.
 
 mod faults;
+mod lifecycle_order;
 mod order;
 mod publish;

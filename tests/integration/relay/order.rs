@@ -18,7 +18,7 @@ use crate::{
     wait::wait_until,
 };
 
-const DRAIN: Duration = Duration::from_secs(90);
+pub(super) const DRAIN: Duration = Duration::from_secs(90);
 
 /// Users `users` join the campaigns round-robin; every join must win.
 async fn joins(app: &TestApp, campaigns: &[i64], users: std::ops::Range<i64>) {
@@ -40,7 +40,7 @@ async fn open_campaigns(app: &TestApp, n: usize) -> Vec<i64> {
 }
 
 /// Every row on the topic, first deliveries in outbox order per key, no DEAD row.
-async fn assert_all_published_in_order(app: &TestApp, total: usize) {
+pub(super) async fn assert_all_published_in_order(app: &TestApp, total: usize) {
     app.wait_for_outbox_drained(DRAIN).await;
     assert_eq!(
         app.outbox_count("DEAD").await,
@@ -59,7 +59,9 @@ async fn assert_all_published_in_order(app: &TestApp, total: usize) {
 }
 
 /// One worker for every key, small batches and queues: a backlog queues up behind the outage.
-fn one_worker_settings(mut s: firstcome::config::Settings) -> firstcome::config::Settings {
+pub(super) fn one_worker_settings(
+    mut s: firstcome::config::Settings,
+) -> firstcome::config::Settings {
     s.relay.workers = 1;
     s.relay.batch_size = 16;
     s.relay.channel_capacity = 32;
