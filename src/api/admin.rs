@@ -12,12 +12,12 @@ use poem_openapi::{
 };
 
 use super::{
-    auth::AdminAuth,
+    auth::{AdminAuth, AdminTokens},
     error::{ApiError, ErrorBody, ErrorCode},
     health::{KafkaHealth, RelayHealth},
     Tag,
 };
-use crate::{config::Secret, metrics::Metrics, relay::admin::OutboxAdmin, state::Components};
+use crate::{metrics::Metrics, relay::admin::OutboxAdmin, state::Components};
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -73,6 +73,8 @@ pub struct DeadPage {
 pub struct Redriven {
     pub event_id: String,
     pub status: String,
+    /// The name of the admin token that asked (`ADMIN_TOKENS`; `admin` for `ADMIN_TOKEN`).
+    pub redriven_by: String,
 }
 
 #[derive(Debug, Object)]
@@ -81,6 +83,8 @@ pub struct RedrivenCampaign {
     pub campaign_id: i64,
     /// How many DEAD events went back to PENDING (0 when there were none).
     pub redriven: u64,
+    /// The name of the admin token that asked (`ADMIN_TOKENS`; `admin` for `ADMIN_TOKEN`).
+    pub redriven_by: String,
 }
 
 /// The admin resource: the outbox's admin operations, and this instance's counters and component
@@ -89,7 +93,7 @@ pub struct AdminApi {
     pub outbox: OutboxAdmin,
     pub components: Components,
     pub metrics: Arc<Metrics>,
-    pub admin_token: Secret,
+    pub admin: AdminTokens,
 }
 
 #[OpenApi(prefix_path = "/api/v1/admin/outbox", tag = "Tag::Admin")]
@@ -103,7 +107,7 @@ impl AdminApi {
         #[oai(name = "campaignId", validator(minimum(value = "1")))]
         campaign_id: Query<Option<i64>>,
     ) -> Result<Json<OutboxSummary>, ApiError> {
-        auth.check(&self.admin_token)?;
+        auth.check(&self.admin)?;
         let key = campaign_id.0.map(crate::outbox::event::message_key);
         let s = self.outbox.summary(key.as_deref()).await?;
         let m = &self.metrics;
@@ -136,7 +140,7 @@ impl AdminApi {
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
     ) -> Result<Json<DeadPage>, ApiError> {
-        auth.check(&self.admin_token)?;
+        auth.check(&self.admin)?;
         let limit = limit.0.unwrap_or(50);
         let mut rows = self.outbox.dead(cursor.0.unwrap_or(0), limit + 1).await?;
         let next_cursor = if rows.len() > limit as usize {
@@ -172,17 +176,19 @@ impl AdminApi {
         #[oai(name = "campaignId", validator(minimum(value = "1")))]
         campaign_id: Query<i64>,
     ) -> Result<Json<RedrivenCampaign>, ApiError> {
-        auth.check(&self.admin_token)?;
+        let admin = auth.check(&self.admin)?;
         let key = crate::outbox::event::message_key(campaign_id.0);
         let redriven = self.outbox.redrive_key(&key).await?;
         tracing::info!(
             campaign_id = campaign_id.0,
             redriven,
+            %admin,
             "Dead events of a campaign redriven."
         );
         Ok(Json(RedrivenCampaign {
             campaign_id: campaign_id.0,
             redriven,
+            redriven_by: admin.to_string(),
         }))
     }
 
@@ -193,7 +199,7 @@ impl AdminApi {
         auth: AdminAuth,
         #[oai(name = "eventId")] event_id: Path<uuid::Uuid>,
     ) -> Result<Json<Redriven>, ApiError> {
-        auth.check(&self.admin_token)?;
+        let admin = auth.check(&self.admin)?;
         let event_id = event_id.0.to_string();
         if !self.outbox.redrive(&event_id).await? {
             return Err(ApiError::NotFound(Json(ErrorBody {
@@ -202,10 +208,11 @@ impl AdminApi {
                 participation_id: None,
             })));
         }
-        tracing::info!(%event_id, "Dead event redriven.");
+        tracing::info!(%event_id, %admin, "Dead event redriven.");
         Ok(Json(Redriven {
             event_id,
             status: "PENDING".into(),
+            redriven_by: admin.to_string(),
         }))
     }
 }

@@ -7,14 +7,18 @@ use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi,
 };
 
-use super::{auth::AdminAuth, error::ApiError, json_string::JsonString, Tag};
+use super::{
+    auth::{AdminAuth, AdminTokens},
+    error::ApiError,
+    json_string::JsonString,
+    Tag,
+};
 use crate::{
     campaign::{
         self,
         repo::{CampaignWithCount, NewCampaign},
         CampaignService, CampaignState,
     },
-    config::Secret,
     participation::ParticipationService,
 };
 
@@ -145,7 +149,7 @@ pub enum Created {
 pub struct CampaignsApi {
     pub campaigns: CampaignService,
     pub participations: ParticipationService,
-    pub admin_token: Secret,
+    pub admin: AdminTokens,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Campaigns")]
@@ -157,7 +161,7 @@ impl CampaignsApi {
         auth: AdminAuth,
         body: Json<CreateCampaign>,
     ) -> Result<Created, ApiError> {
-        auth.check(&self.admin_token)?;
+        auth.check(&self.admin)?;
         let body = body.0;
         let now = crate::db::time::precision(Utc::now());
         let starts_at = storable("startsAt", body.starts_at)?.unwrap_or(now);

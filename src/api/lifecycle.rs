@@ -6,18 +6,18 @@ use poem::{web::Data, Request};
 use poem_openapi::{param::Path, payload::Json, OpenApi};
 
 use super::{
-    auth::admin_presented, error::ApiError, participations::ParticipationDto,
-    request_span::ServerSpan, Tag,
+    auth::{admin_presented, AdminTokens},
+    error::ApiError,
+    participations::ParticipationDto,
+    request_span::ServerSpan,
+    Tag,
 };
-use crate::{
-    config::Secret,
-    participation::lifecycle::{Caller, LifecycleService},
-};
+use crate::participation::lifecycle::{Caller, LifecycleService};
 
 /// The lifecycle resource: confirm and cancel.
 pub struct LifecycleApi {
     pub lifecycle: LifecycleService,
-    pub admin_token: Secret,
+    pub admin: AdminTokens,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Participations")]
@@ -54,9 +54,10 @@ impl LifecycleApi {
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<ParticipationDto>, ApiError> {
-        let caller = match admin_presented(http, &self.admin_token)? {
-            true => Caller::Admin,
-            false => Caller::User,
+        let admin = admin_presented(http, &self.admin)?;
+        let caller = match admin {
+            Some(_) => Caller::Admin,
+            None => Caller::User,
         };
         let trace = Some(span.0 .0.to_string());
         let stored = self
@@ -67,6 +68,7 @@ impl LifecycleApi {
             campaign_id = id.0,
             user_id = user_id.0,
             ?caller,
+            admin = admin.as_ref().map(tracing::field::display),
             "Participation cancelled."
         );
         Ok(Json(stored.into()))

@@ -12,10 +12,13 @@ use poem_openapi::{
     Enum, Object, OpenApi,
 };
 
-use super::{auth::AdminAuth, error::ApiError, Tag};
+use super::{
+    auth::{AdminAuth, AdminTokens},
+    error::ApiError,
+    Tag,
+};
 use crate::{
     campaign::CampaignService,
-    config::Secret,
     consumer::stats::{DailyRow, StatsView},
 };
 
@@ -107,7 +110,7 @@ impl DailyStats {
 pub struct StatsApi {
     pub stats: StatsView,
     pub campaigns: CampaignService,
-    pub admin_token: Secret,
+    pub admin: AdminTokens,
 }
 
 #[OpenApi(tag = "Tag::Stats")]
@@ -191,7 +194,7 @@ impl StatsApi {
         date: Option<NaiveDate>,
         source: DailySource,
     ) -> Result<Json<DailyStats>, ApiError> {
-        auth.check(&self.admin_token)?;
+        auth.check(&self.admin)?;
         let date = date.unwrap_or_else(|| Utc::now().date_naive());
         let started = Instant::now();
         let rows = match source {

@@ -1,6 +1,6 @@
 //! The checks that one variable cannot make alone (each variable's own range and form are checked
 //! by its value parser): Redis's URLs against `REDIS_CLUSTER` and its TLS files, and the
-//! durations that must be ordered.
+//! durations that must be ordered, the admin tokens.
 
 use super::{invalid, ConfigError, Settings};
 
@@ -8,6 +8,7 @@ impl Settings {
     /// The checks between values; a failure names the variable to change.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         self.redis.check()?;
+        self.check_admin_tokens()?;
         // A reservation must outlive any request that could still commit it.
         if self.redis.reservation_timeout <= self.http.request_timeout {
             return Err(invalid(
@@ -29,6 +30,30 @@ impl Settings {
                 &self.relay.backoff_cap.as_millis().to_string(),
                 "must not be below RELAY_BACKOFF_BASE_MS",
             ));
+        }
+        Ok(())
+    }
+
+    /// `ADMIN_TOKEN` is the token named `admin`: no other may have that name or that token.
+    fn check_admin_tokens(&self) -> Result<(), ConfigError> {
+        let Some(single) = &self.admin_token else {
+            return Ok(());
+        };
+        for named in &self.admin_tokens {
+            if named.name == "admin" {
+                return Err(invalid(
+                    "ADMIN_TOKENS",
+                    "<redacted>",
+                    "names a token `admin`, which ADMIN_TOKEN already is",
+                ));
+            }
+            if named.token.expose() == single.expose() {
+                return Err(invalid(
+                    "ADMIN_TOKENS",
+                    "<redacted>",
+                    &format!("the token of {} is ADMIN_TOKEN's", named.name),
+                ));
+            }
         }
         Ok(())
     }

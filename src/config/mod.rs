@@ -48,9 +48,9 @@ pub use kafka::KafkaSettings;
 pub use kafka_properties::KafkaProperties;
 pub use redis::{RedisSettings, RedisTls};
 pub use relay::RelaySettings;
-pub use values::{GroupProtocol, LogFormat, Secret};
+pub use values::{GroupProtocol, LogFormat, NamedToken, Secret};
 
-use values::{admin_token, log_filter, log_format, millis, otlp_endpoint};
+use values::{admin_token, admin_tokens, log_filter, log_format, millis, otlp_endpoint};
 
 /// `KAFKA_TOPIC` when unset; also the topic `firstcome asyncapi` documents.
 pub const DEFAULT_TOPIC: &str = "campaign.participation.v1";
@@ -100,6 +100,11 @@ pub struct Settings {
           help_heading = "Operations", default_value = "", hide_default_value = true,
           value_parser = admin_token)]
     pub admin_token: std::option::Option<Secret>,
+    /// Named admin tokens, `name:token,…` (names [a-z0-9_.-], tokens 16+ characters); each call records the name of the token it came with. ADMIN_TOKEN, if set too, is one more, named `admin`
+    #[arg(id = "ADMIN_TOKENS", long = "admin-tokens", env, hide_env_values = true,
+          help_heading = "Operations", default_value = "", hide_default_value = true,
+          value_parser = admin_tokens)]
+    pub admin_tokens: std::vec::Vec<NamedToken>,
     /// Log filter (tracing's EnvFilter); unset: `info`, with sqlx and sea_orm at `warn`
     // Only checked here: `telemetry` reads the filter from the environment itself.
     #[arg(id = "RUST_LOG", long = "rust-log", env, help_heading = "Operations",
@@ -224,6 +229,50 @@ mod tests {
         assert!(err.to_string().starts_with("ADMIN_TOKEN="), "{err}");
         let err = Settings::from_pairs(&[("RELAY_WORKERS", "-1")]).unwrap_err();
         assert!(err.to_string().contains("-1 is not in 1..=256"), "{err}");
+    }
+
+    #[test]
+    fn named_admin_tokens_are_checked_one_by_one_and_against_admin_token() {
+        let s = Settings::from_pairs(&[(
+            "ADMIN_TOKENS",
+            "alice:alice-token-0123456789, bob:bob-token-0123456789",
+        )])
+        .expect("valid");
+        let names: Vec<&str> = s.admin_tokens.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        for (value, says) in [
+            ("alice", "name:token"),
+            ("alice:short", "at least 16 characters"),
+            ("Alice:alice-token-0123456789", "[a-z0-9_.-]"),
+            (
+                "a:alice-token-0123456789,a:bob-token-0123456789",
+                "given twice",
+            ),
+            (
+                "a:same-token-0123456789,b:same-token-0123456789",
+                "also another",
+            ),
+        ] {
+            let err = Settings::from_pairs(&[("ADMIN_TOKENS", value)]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with("ADMIN_TOKENS="), "{text}");
+            assert!(text.contains(says), "{value}: {text}");
+            assert!(
+                !text.contains("0123456789"),
+                "a token is never echoed: {text}"
+            );
+        }
+        for tokens in [
+            "admin:other-token-0123456789",
+            "ops:single-token-0123456789",
+        ] {
+            let err = Settings::from_pairs(&[
+                ("ADMIN_TOKEN", "single-token-0123456789"),
+                ("ADMIN_TOKENS", tokens),
+            ])
+            .unwrap_err();
+            assert!(err.to_string().starts_with("ADMIN_TOKENS="), "{err}");
+        }
     }
 
     #[test]

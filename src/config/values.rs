@@ -156,6 +156,50 @@ pub(super) fn admin_token(text: &str) -> Result<Option<Secret>, String> {
     }
 }
 
+/// One entry of `ADMIN_TOKENS`: the name the service records for what the token does.
+#[derive(Debug, Clone)]
+pub struct NamedToken {
+    pub name: String,
+    pub token: Secret,
+}
+
+/// `ADMIN_TOKENS`: `name:token,…`; empty is none. Names are 1–32 characters of `[a-z0-9_.-]`,
+/// each once; tokens 16 characters or more, without `,` (the separator), each once.
+pub(super) fn admin_tokens(text: &str) -> Result<Vec<NamedToken>, String> {
+    let mut tokens: Vec<NamedToken> = Vec::new();
+    for entry in text.split(',').filter(|e| !e.trim().is_empty()) {
+        let (name, token) = entry
+            .split_once(':')
+            .ok_or("each entry must be name:token")?;
+        let name = name.trim();
+        let name_ok = (1..=32).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        if !name_ok {
+            return Err(format!(
+                "token name {name:?}: 1-32 characters of [a-z0-9_.-]"
+            ));
+        }
+        if token.len() < 16 {
+            return Err(format!(
+                "the token of {name}: must be at least 16 characters"
+            ));
+        }
+        if tokens.iter().any(|t| t.name == name) {
+            return Err(format!("the name {name} is given twice"));
+        }
+        if tokens.iter().any(|t| t.token.expose() == token) {
+            return Err(format!("the token of {name} is also another name's"));
+        }
+        tokens.push(NamedToken {
+            name: name.to_string(),
+            token: Secret::new(token),
+        });
+    }
+    Ok(tokens)
+}
+
 /// Text that is unset when blank (`KAFKA_BOOTSTRAP_SERVERS`).
 pub(super) fn unless_blank(text: &str) -> Result<Option<String>, Infallible> {
     Ok(Some(text.to_string()).filter(|t| !t.trim().is_empty()))

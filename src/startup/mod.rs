@@ -23,7 +23,6 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use poem::{listener::TcpAcceptor, Server};
-use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -42,7 +41,7 @@ use services::Services;
 
 use crate::{
     api::{self, Apis, Limits},
-    config::{DatabaseSettings, Secret, Settings},
+    config::{DatabaseSettings, Settings},
     db,
     gate::Gate,
     kafka::{EmbeddedBroker, Producers},
@@ -98,19 +97,6 @@ async fn bind_and_migrate(
         migrate(&settings.database).await?;
     }
     Ok((listener, addr))
-}
-
-/// `ADMIN_TOKEN`, or a random one generated for this run and logged once.
-fn admin_token(settings: &Settings) -> Secret {
-    settings.admin_token.clone().unwrap_or_else(|| {
-        let token: String = rand::rng()
-            .sample_iter(rand::distr::Alphanumeric)
-            .take(32)
-            .map(char::from)
-            .collect();
-        tracing::warn!(admin_token = %token, "ADMIN_TOKEN is not set; generated one for this run.");
-        Secret::new(token)
-    })
 }
 
 /// The relay on a pool of its own (API load on a hot campaign must not starve its claims), or
@@ -210,7 +196,7 @@ impl ApplicationBuilder {
             components,
             consumers,
             metrics: metrics.clone(),
-            admin_token: admin_token(&settings),
+            admin: crate::api::auth::AdminTokens::from_settings(&settings),
         }
         .into_apis();
         Ok(Application {

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use crate::{
     api::{
-        admin::AdminApi, campaigns::CampaignsApi, health::HealthApi, lifecycle::LifecycleApi,
-        participations::ParticipationsApi, rewards::RewardsApi, stats::StatsApi, Apis,
+        admin::AdminApi, auth::AdminTokens, campaigns::CampaignsApi, health::HealthApi,
+        lifecycle::LifecycleApi, participations::ParticipationsApi, rewards::RewardsApi,
+        stats::StatsApi, Apis,
     },
     campaign::CampaignService,
-    config::Secret,
     consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
     db::Db,
     gate::Gate,
@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// What the resources are built from: the API's pool and gate, the services, the live state of
-/// Kafka, the relay and the consumers, and the admin token.
+/// Kafka, the relay and the consumers, and the admin tokens.
 pub(super) struct Resources {
     pub db: Db,
     pub gate: Gate,
@@ -31,7 +31,7 @@ pub(super) struct Resources {
     pub components: Components,
     pub consumers: Vec<ConsumerHandle>,
     pub metrics: Arc<Metrics>,
-    pub admin_token: Secret,
+    pub admin: AdminTokens,
 }
 
 impl Resources {
@@ -47,7 +47,7 @@ impl Resources {
             CampaignsApi {
                 campaigns: campaigns.clone(),
                 participations: self.participations.clone(),
-                admin_token: self.admin_token.clone(),
+                admin: self.admin.clone(),
             },
             ParticipationsApi {
                 participations: self.participations,
@@ -58,20 +58,20 @@ impl Resources {
             StatsApi {
                 stats: StatsView::new(self.db.clone()),
                 campaigns,
-                admin_token: self.admin_token.clone(),
+                admin: self.admin.clone(),
             },
             RewardsApi {
                 rewards: RewardsView::new(self.db.clone()),
             },
             LifecycleApi {
                 lifecycle: self.lifecycle,
-                admin_token: self.admin_token.clone(),
+                admin: self.admin.clone(),
             },
             AdminApi {
                 outbox: OutboxAdmin::new(self.db),
                 components: self.components,
                 metrics: self.metrics,
-                admin_token: self.admin_token,
+                admin: self.admin,
             },
         )
     }

@@ -1,6 +1,7 @@
-//! The HTTP API as clients see it: campaigns, validation and every boundary, the committed
+//! The HTTP API as clients see it: campaigns, named admin tokens, validation and every boundary, the committed
 //! OpenAPI and AsyncAPI documents.
 
+mod admin_tokens;
 mod asyncapi;
 mod boundary_sweep;
 mod campaigns;

@@ -391,7 +391,10 @@ async fn every_dead_row_of_a_campaign_is_redriven_in_one_call_and_published_in_o
     assert_eq!(unauthorized.status, 401);
     let reply = redrive("5555").await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.body, json!({"campaignId": 5555, "redriven": 5}));
+    assert_eq!(
+        reply.body,
+        json!({"campaignId": 5555, "redriven": 5, "redrivenBy": "admin"})
+    );
     app.wait_for_outbox_drained(DRAIN).await;
     assert_eq!(app.outbox_count("PUBLISHED").await, 5);
     assert_eq!(

@@ -257,15 +257,22 @@ async fn the_binary_exports_spans_with_the_propagated_ids_and_flushes_them_at_sh
     export::assert_the_fresh_trace_is_exported(&spans, &fresh_server);
 }
 
+/// A named admin token of the logging test (`ADMIN_TOKENS=ops:…`).
+const OPS_TOKEN: &str = "ops-token-0123456789abcdef";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn log_lines_of_a_request_carry_its_id_and_successes_log_nothing_by_default() {
+async fn log_lines_of_a_request_carry_its_id_and_its_admin_and_successes_log_nothing_by_default() {
     let (broker, db_url, prefix) = fixture().await;
     // `RUST_LOG` unset: the default filter, as in production.
     let mut service = start_with(
         &db_url,
         &prefix,
         broker.bootstrap_servers(),
-        &[("RUST_LOG", None), ("LOG_FORMAT", Some("json"))],
+        &[
+            ("RUST_LOG", None),
+            ("LOG_FORMAT", Some("json")),
+            ("ADMIN_TOKENS", Some(&format!("ops:{OPS_TOKEN}"))),
+        ],
         true,
     )
     .await;
@@ -276,10 +283,11 @@ async fn log_lines_of_a_request_carry_its_id_and_successes_log_nothing_by_defaul
         .build()
         .expect("client");
 
-    // Creating a campaign logs "Campaign created." at info, inside the request.
+    // Creating a campaign logs "Campaign created." at info, inside the request, after the line
+    // that names the admin token it came with.
     let created = client
         .post(format!("{}/api/v1/campaigns", service.base))
-        .bearer_auth(&service.token)
+        .bearer_auth(OPS_TOKEN)
         .header("x-request-id", "create-req-1")
         .header("traceparent", CALLER)
         .json(&json!({"name": "logs", "totalStock": 10}))
@@ -337,6 +345,14 @@ async fn log_lines_of_a_request_carry_its_id_and_successes_log_nothing_by_defaul
         line["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
         "{line}"
     );
+    let admin = logged
+        .iter()
+        .find(|l| {
+            l["span"]["request_id"] == "create-req-1"
+                && (l["fields"]["message"] == "Admin call." || l["message"] == "Admin call.")
+        })
+        .unwrap_or_else(|| panic!("no admin line in {logged:#?}"));
+    assert_eq!(admin["admin"], "ops", "{admin}");
     // Joins that won or were refused log nothing at the default level (no line per request).
     let per_request: Vec<&Value> = logged
         .iter()
