@@ -227,7 +227,8 @@ impl Tables<'_> {
             .collect()
     }
 
-    /// Waits until both consumers applied every event `participation` implies (by inbox rows).
+    /// Waits until both consumers applied every event `participation` implies (by inbox rows),
+    /// as it stands when called: a hold expiring meanwhile adds an event not waited for.
     pub async fn wait_for_consumers(&self, timeout: Duration) {
         let events = self.events().await;
         wait_until("both consumers to apply every event", timeout, || async {
