@@ -155,9 +155,14 @@ impl TestApp {
             .expect("the consumer runs in this app")
     }
 
-    /// Waits until both consumers applied every participation (by inbox rows).
+    /// See [`Tables::wait_for_consumers`].
     pub async fn wait_for_consumers(&self, timeout: Duration) {
         Tables(&self.db).wait_for_consumers(timeout).await
+    }
+
+    /// See [`Tables::events`].
+    pub async fn participation_events(&self) -> i64 {
+        Tables(&self.db).events().await
     }
 
     /// See [`Tables::assert_consumers_match_participations`].
@@ -170,6 +175,31 @@ impl TestApp {
     pub async fn int_rows(&self, sql: &str) -> Vec<Vec<Option<i64>>> {
         Tables(&self.db).int_rows(sql).await
     }
+}
+
+/// A `participation` row's win was confirmed, at acceptance (no window: no deadline) or later
+/// (`confirmed_at`, set only when a held win is confirmed). Such a win earned its points; a
+/// refund (the only way out of CONFIRMED) keeps it counted as confirmed.
+const EVER_CONFIRMED: &str = "(p.hold_expires_at IS NULL OR p.confirmed_at IS NOT NULL)";
+
+/// The events a `participation` row stands for: its acceptance, its later confirmation, and its
+/// closing (cancelled or expired). Each is one outbox row, in the transaction that changed the row.
+const EVENTS_OF_A_WIN: &str =
+    "(1 + (p.confirmed_at IS NOT NULL) + (p.status IN ('CANCELLED', 'EXPIRED')))";
+
+/// The grants `participation` implies (campaign, user, points): `rewardPoints × quantity` for
+/// each win ever confirmed (`ParticipationAccepted` CONFIRMED or `ParticipationConfirmed`), and
+/// its negation for each of those now cancelled (`ParticipationCancelled` with `previousStatus`
+/// CONFIRMED). Held wins cancelled or expired moved no points.
+fn implied_grants() -> String {
+    let confirmed = format!(
+        "SELECT p.campaign_id, p.user_id, p.status, p.quantity * c.reward_points AS points \
+         FROM participation p JOIN campaign c ON c.id = p.campaign_id WHERE {EVER_CONFIRMED}"
+    );
+    format!(
+        "SELECT campaign_id, user_id, points FROM ({confirmed}) granted UNION ALL \
+         SELECT campaign_id, user_id, -points FROM ({confirmed}) refunded WHERE status = 'CANCELLED'"
+    )
 }
 
 /// A test database's tables, read for assertions (an in-process app's or a child process's).
@@ -197,43 +227,79 @@ impl Tables<'_> {
             .collect()
     }
 
-    /// Waits until both consumers applied every participation (by inbox rows).
+    /// Waits until both consumers applied every event `participation` implies (by inbox rows),
+    /// as it stands when called: a hold expiring meanwhile adds an event not waited for.
     pub async fn wait_for_consumers(&self, timeout: Duration) {
-        let wins = self.scalar("SELECT COUNT(*) FROM participation").await;
-        wait_until("both consumers to apply every win", timeout, || async {
-            self.scalar("SELECT COUNT(*) FROM consumer_inbox WHERE consumer = 'stats'")
-                .await
-                == wins
-                && self
-                    .scalar("SELECT COUNT(*) FROM consumer_inbox WHERE consumer = 'rewards'")
-                    .await
-                    == wins
+        let events = self.events().await;
+        wait_until("both consumers to apply every event", timeout, || async {
+            self.inbox_rows("stats").await == events && self.inbox_rows("rewards").await == events
         })
         .await;
     }
 
-    /// docs/design.md §2.8: every consumer table equals what `participation` says, exactly.
-    /// - `campaign_stats`: count, quantity, first and last win per campaign;
-    /// - `campaign_daily_stats`: count and quantity per campaign and UTC day;
-    /// - `reward_grant`: one row per participation, with `rewardPoints × quantity`;
+    /// The events `participation` implies, over every campaign (see [`EVENTS_OF_A_WIN`]).
+    pub async fn events(&self) -> i64 {
+        self.scalar(&format!(
+            "SELECT CAST(COALESCE(SUM({EVENTS_OF_A_WIN}), 0) AS SIGNED) FROM participation p"
+        ))
+        .await
+    }
+
+    async fn inbox_rows(&self, consumer: &str) -> i64 {
+        self.scalar(&format!(
+            "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{consumer}'"
+        ))
+        .await
+    }
+
+    /// docs/design.md §2.8, §11, §14: every consumer table equals what `participation` says,
+    /// exactly, whatever happened to the wins since (confirmed, cancelled, expired):
+    /// - `campaign_stats`: per campaign, wins and units, wins ever confirmed, cancelled, expired,
+    ///   units held or confirmed now, events applied ([`EVENTS_OF_A_WIN`]), first and last win;
+    /// - `campaign_daily_stats`: wins and units per campaign and UTC day (of the win);
+    /// - `reward_grant`: `rewardPoints × quantity` for each win ever confirmed, and its negation
+    ///   for each of those cancelled since (a refund);
     /// - `reward_account`: each user's sum of grants;
     /// - `consumer_inbox`: one row per event per consumer.
     pub async fn assert_consumers_match_participations(&self) {
+        self.assert_campaign_stats().await;
+        self.assert_daily_stats().await;
+        self.assert_rewards().await;
+        let events = self.events().await;
+        for consumer in ["stats", "rewards"] {
+            assert_eq!(
+                self.inbox_rows(consumer).await,
+                events,
+                "{consumer}: one inbox row per event"
+            );
+        }
+    }
+
+    async fn assert_campaign_stats(&self) {
         let stats = self
             .int_rows(
-                "SELECT campaign_id, accepted_count, accepted_quantity, \
+                "SELECT campaign_id, accepted_count, accepted_quantity, confirmed_count, \
+                 cancelled_count, expired_count, active_quantity, events_applied, \
                  TIMESTAMPDIFF(MICROSECOND, '2000-01-01', first_accepted_at), TIMESTAMPDIFF(MICROSECOND, '2000-01-01', last_accepted_at) \
                  FROM campaign_stats ORDER BY campaign_id",
             )
             .await;
         let truth = self
-            .int_rows(
+            .int_rows(&format!(
                 "SELECT campaign_id, COUNT(*), CAST(SUM(quantity) AS SIGNED), \
+                 CAST(SUM({EVER_CONFIRMED}) AS SIGNED), CAST(SUM(status = 'CANCELLED') AS SIGNED), \
+                 CAST(SUM(status = 'EXPIRED') AS SIGNED), \
+                 CAST(SUM(IF(status IN ('HELD', 'CONFIRMED'), quantity, 0)) AS SIGNED), \
+                 CAST(SUM({EVENTS_OF_A_WIN}) AS SIGNED), \
                  TIMESTAMPDIFF(MICROSECOND, '2000-01-01', MIN(created_at)), TIMESTAMPDIFF(MICROSECOND, '2000-01-01', MAX(created_at)) \
-                 FROM participation GROUP BY campaign_id ORDER BY campaign_id",
-            )
+                 FROM participation p GROUP BY campaign_id ORDER BY campaign_id"
+            ))
             .await;
         assert_eq!(stats, truth, "campaign_stats differs from participation");
+    }
+
+    /// Wins per day, whatever became of them: the stats consumer counts only acceptances per day.
+    async fn assert_daily_stats(&self) {
         let daily = self
             .int_rows(
                 "SELECT campaign_id, TO_DAYS(day), accepted_count, accepted_quantity \
@@ -250,36 +316,32 @@ impl Tables<'_> {
             daily, truth,
             "campaign_daily_stats differs from participation"
         );
+    }
+
+    async fn assert_rewards(&self) {
         let grants = self
-            .int_rows("SELECT g.campaign_id, g.user_id, g.points FROM reward_grant g ORDER BY 1, 2")
+            .int_rows("SELECT campaign_id, user_id, points FROM reward_grant ORDER BY 1, 2, 3")
             .await;
         let truth = self
-            .int_rows(
-                "SELECT p.campaign_id, p.user_id, p.quantity * c.reward_points FROM participation p \
-                 JOIN campaign c ON c.id = p.campaign_id ORDER BY 1, 2",
-            )
+            .int_rows(&format!(
+                "SELECT * FROM ({}) g ORDER BY 1, 2, 3",
+                implied_grants()
+            ))
             .await;
-        assert_eq!(grants, truth, "reward_grant is not one row per win");
+        assert_eq!(
+            grants, truth,
+            "reward_grant is not a grant per confirmed win and a refund per cancelled one"
+        );
         let accounts = self
             .int_rows("SELECT user_id, points FROM reward_account ORDER BY user_id")
             .await;
         let truth = self
-            .int_rows(
-                "SELECT p.user_id, CAST(SUM(p.quantity * c.reward_points) AS SIGNED) FROM participation p \
-                 JOIN campaign c ON c.id = p.campaign_id GROUP BY p.user_id ORDER BY p.user_id",
-            )
+            .int_rows(&format!(
+                "SELECT user_id, CAST(SUM(points) AS SIGNED) FROM ({}) g \
+                 GROUP BY user_id ORDER BY user_id",
+                implied_grants()
+            ))
             .await;
-        assert_eq!(accounts, truth, "reward_account differs from the wins");
-        let wins = self.scalar("SELECT COUNT(*) FROM participation").await;
-        for consumer in ["stats", "rewards"] {
-            assert_eq!(
-                self.scalar(&format!(
-                    "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{consumer}'"
-                ))
-                .await,
-                wins,
-                "{consumer}: one inbox row per event"
-            );
-        }
+        assert_eq!(accounts, truth, "reward_account differs from the grants");
     }
 }

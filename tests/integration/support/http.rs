@@ -1,6 +1,6 @@
 //! Talking to the app over HTTP: `Reply` (a response reduced to what tests look at), the
-//! request helpers on `TestApp` (get, post, create and open a campaign, join), and the burst of
-//! users many tests send with the check of its winners.
+//! request helpers on `TestApp` (get, post, create and open a campaign, join, confirm or cancel
+//! a win), and the burst of users many tests send with the check of its winners.
 
 use serde_json::{json, Value};
 
@@ -65,6 +65,20 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         self.send(req).await
+    }
+
+    /// POST `…/participations/{user}/{action}` (`confirm` or `cancel`, docs/design.md §14), with
+    /// the admin token when `admin` (a refund needs it).
+    pub async fn act_on_win(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        action: &str,
+        admin: bool,
+    ) -> Reply {
+        let path = format!("/api/v1/campaigns/{campaign_id}/participations/{user_id}/{action}");
+        self.post_json(&path, &json!({}), admin.then_some(ADMIN_TOKEN))
+            .await
     }
 
     /// Creates a campaign through the admin API; panics unless 201.

@@ -1,10 +1,13 @@
-//! docs/design.md §2.8 (effectively-once downstream) against the real `firstcome consume` binary: every
-//! event is on the topic twice (same key, value and headers: what a relay duplicate looks like),
-//! and the consumer process is killed with SIGKILL after its database commits but before any
-//! offset commit, so a restart redelivers everything once more. The inbox must absorb both: the
-//! stats, daily stats and reward totals equal `participation` exactly, one grant per event.
+//! docs/design.md §2.8 (effectively-once downstream) against the real `firstcome consume` binary:
+//! wins and their lifecycle events (§14: confirmations, cancellations, refunds, expiries) are
+//! each on the topic twice (same key, value and headers: what a relay duplicate looks like), and
+//! the consumer process is killed with SIGKILL after its database commits but before any offset
+//! commit, so a restart redelivers everything once more. The inbox must absorb both: the stats,
+//! daily stats and reward totals equal `participation` exactly, one grant per granting event.
 //!
 //! The broker lives in the test, so it outlives the killed process with its topic and offsets.
+
+mod traffic;
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -13,7 +16,7 @@ use std::{
 };
 
 use firstcome::{kafka::EmbeddedBroker, outbox::dlq};
-use serde_json::json;
+use traffic::{assert_one_grant_per_granting_event, win_and_change_wins_over_four_campaigns};
 
 use crate::{
     consumer_helpers::{committed_offsets, end_offsets, produce, ChildProcess, Raw},
@@ -120,7 +123,8 @@ async fn inbox_rows(app: &TestApp, consumer: &str) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply_each_event_once() {
+async fn wins_and_their_lifecycle_events_redelivered_and_a_kill_before_the_offset_commit_apply_once(
+) {
     let broker = EmbeddedBroker::start(&topics(), 4).expect("broker");
     let bootstrap = broker.bootstrap_servers().to_string();
 
@@ -131,7 +135,7 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
     let db_url = settings.database.url.expose().to_string();
     let app = spawn_app_with(settings).await;
 
-    let events = win_over_three_campaigns(&app).await;
+    let events = win_and_change_wins_over_four_campaigns(&app).await;
     let (published, end) = put_every_message_on_the_topic_twice(&bootstrap, events).await;
     first_run_applies_everything_and_is_killed_before_its_offset_commit(
         &app, &db_url, &bootstrap, events,
@@ -140,39 +144,8 @@ async fn every_event_redelivered_and_a_kill_before_the_offset_commit_still_apply
     second_run_reads_every_message_again(&db_url, &bootstrap, &end).await;
 
     app.assert_consumers_match_participations().await;
-    assert_one_grant_per_event(&app, events, &published).await;
+    assert_one_grant_per_granting_event(&app, &published).await;
     app.stop().await.expect("clean stop");
-}
-
-/// Wins over several campaigns with points; several units per user, quantities varying; the
-/// first campaign sells out. Returns how many events the relay published (one per win, over 100).
-async fn win_over_three_campaigns(app: &TestApp) -> i64 {
-    for (stock, limit, points) in [(100, 3, 7), (150, 2, 1_000), (300, 4, 3)] {
-        let c = app
-            .create_campaign(json!({"name": "redelivery", "totalStock": stock,
-                "perUserLimit": limit, "rewardPoints": points}))
-            .await;
-        let id = c["id"].as_i64().expect("id");
-        let replies = futures::future::join_all(
-            (1..=60i64).map(|user| app.join(id, user, (user % limit + 1) as i32)),
-        )
-        .await;
-        assert!(
-            replies.iter().all(|r| matches!(r.status, 201 | 409)),
-            "{replies:?}"
-        );
-    }
-    app.wait_for_outbox_drained(Duration::from_secs(30)).await;
-    let events = app.scalar("SELECT COUNT(*) FROM outbox_event").await;
-    assert_eq!(
-        events,
-        app.scalar("SELECT COUNT(*) FROM participation").await
-    );
-    assert!(
-        events > 100,
-        "enough events to spread over batches: {events}"
-    );
-    events
 }
 
 /// Every message once more, as it is: the topic now holds each event (at least) twice. Returns
@@ -251,43 +224,4 @@ async fn second_run_reads_every_message_again(
         .await;
     }
     second.terminate().await;
-}
-
-/// One grant per event, and each grant is the event it names (points times quantity).
-async fn assert_one_grant_per_event(app: &TestApp, events: i64, published: &[Consumed]) {
-    assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM reward_grant").await,
-        events,
-        "one grant per event"
-    );
-    assert_eq!(
-        app.scalar("SELECT COUNT(DISTINCT event_id) FROM reward_grant")
-            .await,
-        events
-    );
-    let grants: BTreeMap<String, i64> = published
-        .iter()
-        .map(|m| {
-            let v = m.json();
-            (
-                m.event_id().to_string(),
-                v["rewardPoints"].as_i64().expect("rewardPoints")
-                    * v["quantity"].as_i64().expect("quantity"),
-            )
-        })
-        .collect();
-    assert!(
-        grants.values().all(|p| *p > 0),
-        "every win earns points here"
-    );
-    for (event_id, points) in &grants {
-        assert_eq!(
-            app.scalar(&format!(
-                "SELECT points FROM reward_grant WHERE event_id = '{event_id}'"
-            ))
-            .await,
-            *points,
-            "grant of {event_id}"
-        );
-    }
 }
