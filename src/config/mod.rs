@@ -18,7 +18,7 @@
 //! - [`values`]: the value types ([`Secret`], [`LogFormat`], [`GroupProtocol`]) and parsers;
 //! - [`check`]: the checks that involve more than one variable;
 //! - [`args`]: [`args::ServeArgs`], what `serve`, `consume` and `migrate` were given, checked
-//!   into [`Settings`];
+//!   into [`Settings`]; [`token_args`]: what `firstcome token` was given;
 //! - [`cli`]: reading them: the process environment (and flags), or pairs in tests; clap's
 //!   errors turned into [`ConfigError`]s that name the variable;
 //! - [`kafka_properties`]: `KAFKA_PROPERTIES`, extra librdkafka settings;
@@ -35,6 +35,7 @@ pub mod kafka_properties;
 pub mod redis;
 pub mod reference;
 pub mod relay;
+pub mod token_args;
 pub mod user_auth;
 pub mod values;
 
