@@ -15,6 +15,8 @@
 //! - [`state`]: the live state of Kafka and the relay that health and admin report.
 //! - [`api`]: poem-openapi resources (each holds the services it calls; HTTP concerns only), DTOs,
 //!   the error type and HTTP middleware.
+//! - [`identity`]: verified user identity (`USER_AUTH=jwt`): the JWT verifier, its keys (a JWKS
+//!   file or URL kept current), `firstcome token`.
 //! - [`campaign`]: campaign model, repository, service and in-process cache.
 //! - [`gate`]: the Redis gate: connection (node, cluster, TLS), typed Lua scripts, rebuild from
 //!   MySQL, the sold-out memo.
@@ -35,6 +37,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod gate;
+pub mod identity;
 pub mod kafka;
 pub mod metrics;
 pub mod outbox;

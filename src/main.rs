@@ -1,11 +1,11 @@
-//! The `firstcome` binary: `serve` (default), `consume`, `migrate`, `openapi`, `asyncapi`.
+//! The `firstcome` binary: `serve` (default), `consume`, `migrate`, `openapi`, `asyncapi`, `token`.
 
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{error::ErrorKind, CommandFactory, FromArgMatches, Parser, Subcommand};
 use firstcome::{
-    config::{args::ServeArgs, cli, ConfigError, Settings},
+    config::{args::ServeArgs, cli, token_args::TokenArgs, ConfigError, Settings},
     shutdown::watchdog,
     startup::Application,
     telemetry,
@@ -45,6 +45,8 @@ enum Command {
     Openapi,
     /// Print the AsyncAPI document (YAML) of the default topic and its dead-letter topics.
     Asyncapi,
+    /// Print an HS256 token for a user, signed with JWT_SECRET (for trying USER_AUTH=jwt, for k6).
+    Token(TokenArgs),
     /// Print the README's configuration table (markdown), generated from the settings.
     #[command(hide = true)]
     ConfigTable,
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
             let topic = firstcome::config::DEFAULT_TOPIC;
             return print_document(&firstcome::outbox::asyncapi::asyncapi_yaml(topic));
         }
+        Some(Command::Token(args)) => return token(&args),
         Some(Command::ConfigTable) => {
             return print_document(&firstcome::config::reference::markdown())
         }
@@ -136,6 +139,29 @@ fn print_document(text: &str) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: could not write the document: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `firstcome token`: the token alone on stdout (`TOKEN=$(firstcome token --user 42)`).
+fn token(args: &TokenArgs) -> ExitCode {
+    let secret = match args.secret() {
+        Ok(secret) => secret,
+        Err(e) => return config_failure(&e),
+    };
+    let minted = firstcome::identity::token::mint(
+        secret,
+        args.user,
+        args.ttl,
+        args.issuer.as_deref(),
+        args.audience.as_deref(),
+        &args.user_claim,
+    );
+    match minted {
+        Ok(token) => print_document(&format!("{token}\n")),
+        Err(e) => {
+            eprintln!("firstcome token: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,6 @@
 //! The checks that one variable cannot make alone (each variable's own range and form are checked
-//! by its value parser): Redis's URLs against `REDIS_CLUSTER` and its TLS files, and the
-//! durations that must be ordered, the admin tokens.
+//! by its value parser): Redis's URLs against `REDIS_CLUSTER` and its TLS files, the key source
+//! `USER_AUTH=jwt` needs for its algorithm, the admin tokens, and the durations that must be ordered.
 
 use super::{invalid, ConfigError, Settings};
 
@@ -9,6 +9,7 @@ impl Settings {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         self.redis.check()?;
         self.check_admin_tokens()?;
+        self.user_auth.check()?;
         // A reservation must outlive any request that could still commit it.
         if self.redis.reservation_timeout <= self.http.request_timeout {
             return Err(invalid(

@@ -2,8 +2,8 @@
 //!
 //! Every variable has a documented local default, so `firstcome` runs on a developer machine with
 //! none set. A value that does not parse or is out of range is a startup error that names the
-//! variable; secrets (the database password, the admin token, Kafka's properties) never appear
-//! in `Debug` output or in errors.
+//! variable; secrets (the database password, the admin token, `JWT_SECRET`, Kafka's properties)
+//! never appear in `Debug` output or in errors.
 //!
 //! Each variable is declared once, as a field of [`Settings`] or of one of its groups: the doc
 //! comment is its `--help` text (and the README's), the `#[arg(...)]` its variable and flag
@@ -14,11 +14,11 @@
 //! # Layout
 //! - this file: [`Settings`], the `Operations` variables, and [`ConfigError`];
 //! - one file per `--help` heading: [`http`], [`database`], [`redis`], [`kafka`], [`relay`],
-//!   [`consumers`];
+//!   [`consumers`], [`user_auth`];
 //! - [`values`]: the value types ([`Secret`], [`LogFormat`], [`GroupProtocol`]) and parsers;
 //! - [`check`]: the checks that involve more than one variable;
 //! - [`args`]: [`args::ServeArgs`], what `serve`, `consume` and `migrate` were given, checked
-//!   into [`Settings`];
+//!   into [`Settings`]; [`token_args`]: what `firstcome token` was given;
 //! - [`cli`]: reading them: the process environment (and flags), or pairs in tests; clap's
 //!   errors turned into [`ConfigError`]s that name the variable;
 //! - [`kafka_properties`]: `KAFKA_PROPERTIES`, extra librdkafka settings;
@@ -35,6 +35,8 @@ pub mod kafka_properties;
 pub mod redis;
 pub mod reference;
 pub mod relay;
+pub mod token_args;
+pub mod user_auth;
 pub mod values;
 
 use std::time::Duration;
@@ -48,6 +50,7 @@ pub use kafka::KafkaSettings;
 pub use kafka_properties::KafkaProperties;
 pub use redis::{RedisSettings, RedisTls};
 pub use relay::RelaySettings;
+pub use user_auth::{JwtAlgorithm, UserAuthMode, UserAuthSettings};
 pub use values::{GroupProtocol, LogFormat, NamedToken, Secret};
 
 use values::{admin_token, admin_tokens, log_filter, log_format, millis, otlp_endpoint};
@@ -94,6 +97,8 @@ pub struct Settings {
     pub relay: RelaySettings,
     #[command(flatten, next_help_heading = "Consumers")]
     pub consumers: ConsumerSettings,
+    #[command(flatten, next_help_heading = "User identity")]
+    pub user_auth: UserAuthSettings,
     /// Bearer token of the admin API, 16+ characters; unset: generated and logged once
     // `None` means "generate one at startup and log it once".
     #[arg(id = "ADMIN_TOKEN", long = "admin-token", env, hide_env_values = true,
@@ -310,12 +315,13 @@ mod tests {
     fn secrets_are_not_printed() {
         let s = Settings::from_pairs(&[
             ("DATABASE_URL", "mysql://u:hunter2hunter2@h/db"),
-            ("ADMIN_TOKEN", "0123456789abcdef-secret"),
+            ("ADMIN_TOKEN", "0123456789abcdef-sesame"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef-opensesame"),
         ])
         .expect("valid");
         let dump = format!("{s:?}");
         assert!(!dump.contains("hunter2"), "{dump}");
-        assert!(!dump.contains("secret"), "{dump}");
+        assert!(!dump.contains("sesame"), "{dump}");
         let err =
             Settings::from_pairs(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"));

@@ -16,7 +16,11 @@ use clap::builder::{
     PossibleValuesParser, RangedI64ValueParser, RangedU64ValueParser, TypedValueParser,
 };
 
-use super::{invalid, ConfigError, KafkaProperties};
+use super::{
+    invalid,
+    user_auth::{JwtAlgorithm, UserAuthMode},
+    ConfigError, KafkaProperties,
+};
 use crate::consumer::ConsumerName;
 
 /// A secret string: shown as `***` in logs and `Debug`.
@@ -103,6 +107,16 @@ pub(super) fn hours(range: RangeInclusive<u64>) -> impl TypedValueParser<Value =
 /// A duration written as a number with a unit (`90s`, `30m`, `24h`, `7d`) or as plain seconds;
 /// between one second and a year.
 pub(super) fn age(text: &str) -> Result<Duration, String> {
+    with_unit(text, 365).map_err(|()| "must be between 1s and 365d (e.g. 24h)".into())
+}
+
+/// `firstcome token --ttl`: as [`age`], up to 366 days (a year's test token, leap years too).
+pub fn token_ttl(text: &str) -> Result<Duration, String> {
+    with_unit(text, 366).map_err(|()| "must be between 1s and 366d (e.g. 30s, 15m, 1h, 7d)".into())
+}
+
+/// A number with a unit (`s`, `m`, `h`, `d`) or plain seconds, from one second to `max_days`.
+fn with_unit(text: &str, max_days: u64) -> Result<Duration, ()> {
     let text = text.trim();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
@@ -113,15 +127,22 @@ pub(super) fn age(text: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3_600,
         "d" => 86_400,
-        _ => return Err("expected a number with s, m, h or d (e.g. 24h)".into()),
+        _ => return Err(()),
     };
     digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(scale))
-        .filter(|s| (1..=365 * 86_400).contains(s))
+        .filter(|s| (1..=max_days * 86_400).contains(s))
         .map(Duration::from_secs)
-        .ok_or_else(|| "must be between 1s and 365d (e.g. 24h)".into())
+        .ok_or(())
+}
+
+/// Whole seconds in `range`, as a `Duration` (read as clap reads a `u64`).
+pub(super) fn seconds(range: RangeInclusive<u64>) -> impl TypedValueParser<Value = Duration> {
+    RangedU64ValueParser::<u64>::new()
+        .range(range)
+        .map(Duration::from_secs)
 }
 
 /// Any text, kept as a [`Secret`].
@@ -198,6 +219,55 @@ pub(super) fn admin_tokens(text: &str) -> Result<Vec<NamedToken>, String> {
         });
     }
     Ok(tokens)
+}
+
+/// `JWT_SECRET`: empty is unset; otherwise 32 bytes or more (RFC 7518 §3.2: an HS256 key at
+/// least as long as the hash).
+pub(super) fn jwt_secret(text: &str) -> Result<Option<Secret>, String> {
+    match text {
+        "" => Ok(None),
+        t if t.len() < 32 => Err("must be at least 32 bytes".into()),
+        t => Ok(Some(Secret::new(t))),
+    }
+}
+
+/// `USER_AUTH`: one of the listed values (`--help` shows them).
+pub(super) fn user_auth_mode() -> impl TypedValueParser<Value = UserAuthMode> {
+    PossibleValuesParser::new(["none", "jwt"]).map(|name| match name.as_str() {
+        "jwt" => UserAuthMode::Jwt,
+        _ => UserAuthMode::None,
+    })
+}
+
+/// `JWT_ALGORITHM`: one of the listed values (`--help` shows them).
+pub(super) fn jwt_algorithm() -> impl TypedValueParser<Value = JwtAlgorithm> {
+    PossibleValuesParser::new(["HS256", "RS256", "ES256"]).map(|name| match name.as_str() {
+        "RS256" => JwtAlgorithm::Rs256,
+        "ES256" => JwtAlgorithm::Es256,
+        _ => JwtAlgorithm::Hs256,
+    })
+}
+
+/// `JWT_JWKS_URL`: an `http` or `https` URL with a host and no credentials (the URL is logged
+/// when a fetch fails).
+pub(super) fn jwks_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    Ok(url)
+}
+
+/// `JWT_USER_CLAIM`: a claim's name, not blank.
+pub(super) fn claim_name(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("must name a claim (e.g. sub)".into())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 /// Text that is unset when blank (`KAFKA_BOOTSTRAP_SERVERS`).

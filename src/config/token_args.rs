@@ -1,0 +1,62 @@
+//! What `firstcome token` is given: the user and the lifetime as flags, the signing settings
+//! from the same variables (and parsers) as `serve`'s, so a token minted beside a running
+//! service verifies there.
+
+use std::time::Duration;
+
+use clap::{builder::RangedI64ValueParser, Args};
+
+use super::{
+    invalid,
+    user_auth::JwtAlgorithm,
+    values::{claim_name, jwt_algorithm, jwt_secret, token_ttl},
+    ConfigError, Secret,
+};
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user id the token names (1–9223372036854775807)
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = RangedI64ValueParser::<i64>::new().range(1..))]
+    pub user: i64,
+    /// How long the token is valid: 30s, 15m, 1h, 7d (1s–366d)
+    #[arg(long, default_value = "1h", value_parser = token_ttl)]
+    pub ttl: Duration,
+    /// Must be HS256: the token is signed with JWT_SECRET
+    #[arg(id = "JWT_ALGORITHM", long = "jwt-algorithm", env, default_value = "HS256",
+          value_parser = jwt_algorithm())]
+    pub algorithm: JwtAlgorithm,
+    /// The HS256 key, 32 bytes or more
+    #[arg(id = "JWT_SECRET", long = "jwt-secret", env, hide_env_values = true,
+          default_value = "", hide_default_value = true, value_parser = jwt_secret)]
+    pub secret: std::option::Option<Secret>,
+    /// `iss` of the token; unset: none
+    #[arg(id = "JWT_ISSUER", long = "jwt-issuer", env)]
+    pub issuer: Option<String>,
+    /// `aud` of the token; unset: none
+    #[arg(id = "JWT_AUDIENCE", long = "jwt-audience", env)]
+    pub audience: Option<String>,
+    /// Claim the user id goes in
+    #[arg(id = "JWT_USER_CLAIM", long = "jwt-user-claim", env, default_value = "sub",
+          value_parser = claim_name)]
+    pub user_claim: String,
+}
+
+impl TokenArgs {
+    /// The key to sign with: `JWT_SECRET`, with `JWT_ALGORITHM` HS256 (a token the service
+    /// would refuse is not worth printing).
+    pub fn secret(&self) -> Result<&Secret, ConfigError> {
+        if self.algorithm != JwtAlgorithm::Hs256 {
+            return Err(invalid(
+                "JWT_ALGORITHM",
+                self.algorithm.name(),
+                "`firstcome token` signs HS256 tokens only (with JWT_SECRET)",
+            ));
+        }
+        self.secret.as_ref().ok_or_else(|| {
+            ConfigError::Other(
+                "JWT_SECRET is not set: `firstcome token` signs with it (32 bytes or more)".into(),
+            )
+        })
+    }
+}
