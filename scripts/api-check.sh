@@ -5,9 +5,10 @@
 #   2. @asyncapi/parser on docs/asyncapi.yaml;
 #   3. openapi-python-client generates a client, without a warning; every operation of the spec
 #      must have its module;
-#   4. the built binary (target/debug/firstcome, embedded Kafka) runs against the test suite's
-#      servers, and scripts/api-check/scenario.py creates a campaign, joins it, reads it and waits
-#      for the stats and rewards consumers, all through the generated client.
+#   4. the built binary (target/debug/firstcome, embedded Kafka, USER_AUTH=jwt) runs against the
+#      test suite's servers, and scripts/api-check/scenario.py creates a campaign, joins it (with a
+#      user token from `firstcome token`, and refused without one), reads it and waits for the
+#      stats and rewards consumers, all through the generated client.
 # scripts/test.sh runs it after `cargo test`, inside scripts/test-services.sh (which sets
 # TEST_DATABASE_URL and TEST_REDIS_URL). The tools are installed once into target/api-check.
 set -euo pipefail
@@ -78,13 +79,17 @@ else
 fi
 port=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 token=apicheck-$suffix-$suffix
+jwt_secret=apicheck-jwt-secret-$suffix-$suffix-$suffix
+user=$(( (RANDOM << 15 | RANDOM) + 1 ))
+user_token=$(JWT_SECRET=$jwt_secret "$ROOT/target/debug/firstcome" token --user "$user" --ttl 10m)
 DATABASE_URL=$TEST_DATABASE_URL/$database REDIS_URL=$TEST_REDIS_URL REDIS_KEY_PREFIX="test:apicheck-$suffix:" \
-  HTTP_ADDR=127.0.0.1:$port ADMIN_TOKEN=$token RUST_LOG=warn \
+  HTTP_ADDR=127.0.0.1:$port ADMIN_TOKEN=$token USER_AUTH=jwt JWT_SECRET=$jwt_secret RUST_LOG=warn \
   "$ROOT/target/debug/firstcome" serve >"$WORK/service.log" 2>&1 &
 service=$!
 trap 'kill "$service" 2>/dev/null || true; wait "$service" 2>/dev/null || true' EXIT
 ready() { "$WORK/venv/bin/python" -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:$port/health/ready', timeout=2).status != 200)"; }
 wait_for "the service on port $port" 60 ready ||
   die "the service did not become ready; the end of $WORK/service.log: $(tail -n 5 "$WORK/service.log")"
-PYTHONPATH=$WORK "$WORK/venv/bin/python" "$ROOT/scripts/api-check/scenario.py" "http://127.0.0.1:$port" "$token"
+PYTHONPATH=$WORK "$WORK/venv/bin/python" "$ROOT/scripts/api-check/scenario.py" "http://127.0.0.1:$port" "$token" \
+  "$user" "$user_token"
 log "ok"

@@ -1,13 +1,13 @@
 """A short scenario through a client generated from openapi/openapi.yaml (openapi-python-client),
-against a running service: create a campaign, join it, read the campaign and the win, confirm it
-(and fail to cancel it without the admin token), wait for the stats and
-the rewards consumers. Usage: python scenario.py <base url> <admin token>. Exits non-zero on any
-difference from what the API promises.
+against a running service with USER_AUTH=jwt: create a campaign (admin token), join it with the
+user's token (and be refused without one, or for another user), read the campaign and the win,
+confirm it (and fail to cancel it without an admin token), wait for the stats and the rewards
+consumers. Usage: python scenario.py <base url> <admin token> <user id> <the user's JWT>. Exits
+non-zero on any difference from what the API promises.
 """
 
 import sys
 import time
-import uuid
 
 from firstcome_client import AuthenticatedClient, Client
 from firstcome_client.api.campaigns import get_api_v1_campaigns_id, post_api_v1_campaigns
@@ -45,10 +45,10 @@ def until(what, check, seconds=30):
     sys.exit(f"api-check scenario: timed out waiting for {what}")
 
 
-def main(base, token):
+def main(base, token, user, user_token):
     admin = AuthenticatedClient(base_url=base, token=token)
-    public = Client(base_url=base)
-    user = int(uuid.uuid4().int % 1_000_000_000) + 1
+    anonymous = Client(base_url=base)
+    the_user = AuthenticatedClient(base_url=base, token=user_token)
 
     created = post_api_v1_campaigns.sync(
         client=admin, body=CreateCampaign(name="api-check", total_stock=2, reward_points=50)
@@ -56,19 +56,28 @@ def main(base, token):
     expect(isinstance(created, CampaignDto), f"a campaign is created: {created}")
     campaign = created.id
 
+    attempts = [(anonymous, user, "UNAUTHENTICATED"), (the_user, user + 1, "USER_MISMATCH")]
+    for client, other, code in attempts:
+        refused = post_api_v1_campaigns_id_participations.sync(
+            campaign, client=client, body=JoinBody(user_id=other)
+        )
+        expect(
+            isinstance(refused, ErrorBody) and refused.code.value == code,
+            f"a join without the user's own token is refused ({code}): {refused}",
+        )
     joined = post_api_v1_campaigns_id_participations.sync_detailed(
-        campaign, client=public, body=JoinBody(user_id=user)
+        campaign, client=the_user, body=JoinBody(user_id=user)
     )
     expect(joined.status_code == 201, f"the join is accepted (201): {joined.status_code}")
     again = post_api_v1_campaigns_id_participations.sync(
-        campaign, client=public, body=JoinBody(user_id=user)
+        campaign, client=the_user, body=JoinBody(user_id=user)
     )
     expect(
         isinstance(again, ErrorBody) and again.code.value == "ALREADY_PARTICIPATED",
         f"a second join by the same user is refused: {again}",
     )
 
-    read = get_api_v1_campaigns_id.sync(campaign, client=public)
+    read = get_api_v1_campaigns_id.sync(campaign, client=the_user)
     expect(
         isinstance(read, CampaignDto)
         and read.remaining_stock == 1
@@ -76,17 +85,17 @@ def main(base, token):
         and read.state == StateDto.OPEN,
         f"the campaign shows the win: {read}",
     )
-    mine = get_api_v_1_campaigns_id_participations_user_id.sync(campaign, user, client=public)
+    mine = get_api_v_1_campaigns_id_participations_user_id.sync(campaign, user, client=the_user)
     expect(getattr(mine, "user_id", None) == user, f"the user's participation is found: {mine}")
     confirmed = post_api_v_1_campaigns_id_participations_user_id_confirm.sync(
-        campaign, user, client=public
+        campaign, user, client=the_user
     )
     expect(
         getattr(confirmed, "status", None) == StatusDto.CONFIRMED,
         f"confirming a win of a campaign without a window answers it as it is: {confirmed}",
     )
     refused = post_api_v_1_campaigns_id_participations_user_id_cancel.sync(
-        campaign, user, client=public
+        campaign, user, client=the_user
     )
     expect(
         isinstance(refused, ErrorBody) and refused.code.value == "ALREADY_CONFIRMED",
@@ -97,7 +106,7 @@ def main(base, token):
         "the stats consumer",
         lambda: (
             lambda s: s if getattr(s, "events_applied", 0) == 1 else None
-        )(get_api_v1_campaigns_id_stats.sync(campaign, client=public)),
+        )(get_api_v1_campaigns_id_stats.sync(campaign, client=the_user)),
     )
     expect(stats.accepted_count == 1, f"the stats count the win: {stats}")
 
@@ -105,10 +114,10 @@ def main(base, token):
         "the rewards consumer",
         lambda: (
             lambda r: r if getattr(r, "points", 0) == 50 else None
-        )(get_api_v_1_users_user_id_rewards.sync(user, client=public)),
+        )(get_api_v_1_users_user_id_rewards.sync(user, client=the_user)),
     )
     expect(len(rewards.grants) == 1, f"one grant for the win: {rewards}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])

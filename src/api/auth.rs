@@ -100,25 +100,6 @@ pub fn bearer(req: &poem::Request) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// Whether the request carries an admin token, for an operation open to everyone that lets an
-/// admin do more (cancelling a confirmed win). No `Authorization` header: `None`; a bearer token
-/// that is not an admin token: 401, never a silent downgrade to the public call.
-pub fn admin_presented(
-    req: &poem::Request,
-    tokens: &AdminTokens,
-) -> Result<Option<AdminName>, ApiError> {
-    if req
-        .headers()
-        .get(poem::http::header::AUTHORIZATION)
-        .is_none()
-    {
-        return Ok(None);
-    }
-    let admin = tokens.in_header(req).ok_or_else(ApiError::unauthorized)?;
-    tracing::info!(admin = %admin, "Admin call.");
-    Ok(Some(admin))
-}
-
 impl AdminAuth {
     /// The name of the admin token presented; 401 when it is none of them. The call's log line
     /// names the admin.

@@ -14,6 +14,8 @@ use crate::participation::{lifecycle::LifecycleError, JoinError};
 pub enum ErrorCode {
     ValidationFailed,
     Unauthorized,
+    Unauthenticated,
+    UserMismatch,
     CampaignNotFound,
     ParticipationNotFound,
     EventNotFound,
@@ -63,9 +65,13 @@ pub enum ApiError {
     /// VALIDATION_FAILED: malformed JSON, wrong types, values out of range.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// UNAUTHORIZED: missing or wrong admin bearer token.
+    /// UNAUTHORIZED: missing or wrong admin bearer token. UNAUTHENTICATED (`USER_AUTH=jwt`): a
+    /// user's call without a valid JWT.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// USER_MISMATCH (`USER_AUTH=jwt`): a valid JWT of another user than the one the call names.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
     /// CAMPAIGN_NOT_FOUND, PARTICIPATION_NOT_FOUND, EVENT_NOT_FOUND.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -103,6 +109,7 @@ impl ApiError {
         match self {
             Self::BadRequest(b)
             | Self::Unauthorized(b)
+            | Self::Forbidden(b)
             | Self::NotFound(b)
             | Self::Conflict(b)
             | Self::PayloadTooLarge(b)
@@ -120,6 +127,15 @@ impl ApiError {
             ErrorCode::Unauthorized,
             "a valid admin bearer token is required",
         ))
+    }
+    pub fn unauthenticated() -> Self {
+        Self::Unauthorized(body(
+            ErrorCode::Unauthenticated,
+            "a valid bearer token (JWT) of the user is required",
+        ))
+    }
+    pub fn user_mismatch() -> Self {
+        Self::Forbidden(body(ErrorCode::UserMismatch, "the token is another user's"))
     }
     pub fn campaign_not_found(id: i64) -> Self {
         Self::NotFound(body(

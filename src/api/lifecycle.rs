@@ -1,15 +1,16 @@
 //! `…/participations/{userId}/confirm` and `…/cancel`: a win after its acceptance (docs/design.md
-//! §14). Public, like join (the caller's identity is the gateway's job); cancelling a confirmed win
-//! (a refund) takes the admin token.
+//! §14). For the user, like join (with `USER_AUTH=jwt` the user's own token; with `none` anyone:
+//! the gateway's job); cancelling a confirmed win (a refund) takes an admin token.
 
 use poem::{web::Data, Request};
 use poem_openapi::{param::Path, payload::Json, OpenApi};
 
 use super::{
-    auth::{admin_presented, AdminTokens},
+    auth::{AdminName, AdminTokens},
     error::ApiError,
     participations::ParticipationDto,
     request_span::ServerSpan,
+    user_auth::{AdminOrUserToken, UserAuthority, UserToken},
     Tag,
 };
 use crate::participation::lifecycle::{Caller, LifecycleService};
@@ -18,6 +19,33 @@ use crate::participation::lifecycle::{Caller, LifecycleService};
 pub struct LifecycleApi {
     pub lifecycle: LifecycleService,
     pub admin: AdminTokens,
+    /// Who may confirm or cancel for a user (`USER_AUTH`).
+    pub users: UserAuthority,
+}
+
+impl LifecycleApi {
+    /// Who asks for a cancellation: an admin (its token names it), else the user (with
+    /// `USER_AUTH=jwt`, proven by the user's token). With `none`, a bearer token that is no admin
+    /// token is 401, never a silent downgrade to the user's call.
+    fn canceller(
+        &self,
+        http: &Request,
+        user_id: i64,
+    ) -> Result<(Caller, Option<AdminName>), ApiError> {
+        if let Some(admin) = self.admin.in_header(http) {
+            tracing::info!(admin = %admin, "Admin call.");
+            return Ok((Caller::Admin, Some(admin)));
+        }
+        if self.users.enabled() {
+            self.users.authorize(http, user_id)?;
+        } else if http
+            .headers()
+            .contains_key(poem::http::header::AUTHORIZATION)
+        {
+            return Err(ApiError::unauthorized());
+        }
+        Ok((Caller::User, None))
+    }
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Participations")]
@@ -31,7 +59,10 @@ impl LifecycleApi {
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         #[oai(name = "userId", validator(minimum(value = "1")))] user_id: Path<i64>,
         span: Data<&ServerSpan>,
+        _token: UserToken,
+        http: &Request,
     ) -> Result<Json<ParticipationDto>, ApiError> {
+        self.users.authorize(http, user_id.0)?;
         let trace = Some(span.0 .0.to_string());
         let stored = self.lifecycle.confirm(id.0, user_id.0, trace).await?;
         tracing::info!(
@@ -42,9 +73,9 @@ impl LifecycleApi {
         Ok(Json(stored.into()))
     }
 
-    /// Cancel a win: its units go back to the sale. A held win, by anyone (`reason` USER); a
-    /// confirmed win only with `Authorization: Bearer <ADMIN_TOKEN>` (a refund, `reason` ADMIN),
-    /// else 409 ALREADY_CONFIRMED. Cancelling a cancelled win answers it again; an expired hold:
+    /// Cancel a win: its units go back to the sale. A held win, by its user (`reason` USER) or an
+    /// admin (`reason` ADMIN); a confirmed win only with an admin token (a refund, `reason`
+    /// ADMIN), else 409 ALREADY_CONFIRMED. Cancelling a cancelled win answers it again; an expired hold:
     /// 409 HOLD_EXPIRED. The user stays refused for this campaign.
     #[oai(path = "/:id/participations/:userId/cancel", method = "post")]
     async fn cancel(
@@ -52,13 +83,10 @@ impl LifecycleApi {
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         #[oai(name = "userId", validator(minimum(value = "1")))] user_id: Path<i64>,
         span: Data<&ServerSpan>,
+        _token: AdminOrUserToken,
         http: &Request,
     ) -> Result<Json<ParticipationDto>, ApiError> {
-        let admin = admin_presented(http, &self.admin)?;
-        let caller = match admin {
-            Some(_) => Caller::Admin,
-            None => Caller::User,
-        };
+        let (caller, admin) = self.canceller(http, user_id.0)?;
         let trace = Some(span.0 .0.to_string());
         let stored = self
             .lifecycle

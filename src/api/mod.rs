@@ -15,6 +15,7 @@ pub mod request_span;
 pub mod rewards;
 mod spec_only;
 pub mod stats;
+pub mod user_auth;
 
 use std::{sync::Arc, time::Duration};
 

@@ -12,7 +12,12 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{error::ApiError, request_span::ServerSpan, Tag};
+use super::{
+    error::ApiError,
+    request_span::ServerSpan,
+    user_auth::{UserAuthority, UserToken},
+    Tag,
+};
 use crate::{
     campaign::CampaignService,
     metrics::{Metrics, ParticipationPath},
@@ -144,6 +149,20 @@ fn checked_key(declared: Option<String>, http: &Request) -> Result<Option<String
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
+impl ParticipationsApi {
+    /// `USER_AUTH`'s check, counted like any other answer when it refuses.
+    fn authorize(
+        &self,
+        http: &Request,
+        user_id: i64,
+        path: ParticipationPath,
+    ) -> Result<(), ApiError> {
+        self.users.authorize(http, user_id).inspect_err(|e| {
+            self.metrics.participation_outcome(path, e.code().name());
+        })
+    }
+}
+
 /// Counts the answer (`firstcome_participation_outcomes_total`) and gives it back.
 fn counted(
     metrics: &Metrics,
@@ -183,6 +202,8 @@ pub struct ParticipationsApi {
     pub campaigns: CampaignService,
     /// Counts each join's answer.
     pub metrics: Arc<Metrics>,
+    /// Who may join for a user (`USER_AUTH`).
+    pub users: UserAuthority,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Participations")]
@@ -208,12 +229,15 @@ impl ParticipationsApi {
         )]
         idempotency_key: Header<Option<String>>,
         span: Data<&ServerSpan>,
+        _token: UserToken,
         http: &Request,
     ) -> Result<Joined, ApiError> {
+        let path = ParticipationPath::Outbox;
+        self.authorize(http, body.user_id, path)?;
         let key = checked_key(idempotency_key.0, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.participations.join(req).await;
-        counted(&self.metrics, ParticipationPath::Outbox, result)
+        counted(&self.metrics, path, result)
     }
 
     /// Join a campaign (synchronous baseline, for comparison): no Redis; the campaign row is
@@ -237,12 +261,15 @@ impl ParticipationsApi {
         )]
         idempotency_key: Header<Option<String>>,
         span: Data<&ServerSpan>,
+        _token: UserToken,
         http: &Request,
     ) -> Result<Joined, ApiError> {
+        let path = ParticipationPath::Sync;
+        self.authorize(http, body.user_id, path)?;
         let key = checked_key(idempotency_key.0, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.sync.join(req).await;
-        counted(&self.metrics, ParticipationPath::Sync, result)
+        counted(&self.metrics, path, result)
     }
 
     /// A campaign's participations in commit order, a page at a time.

@@ -7,7 +7,11 @@ use poem_openapi::{
     Object, OpenApi,
 };
 
-use super::{error::ApiError, Tag};
+use super::{
+    error::ApiError,
+    user_auth::{UserAuthority, UserToken},
+    Tag,
+};
 use crate::consumer::rewards::RewardsView;
 
 #[derive(Debug, Object)]
@@ -34,6 +38,8 @@ pub struct UserRewards {
 /// The rewards resource: the rewards consumer's tables.
 pub struct RewardsApi {
     pub rewards: RewardsView,
+    /// Who may read a user's rewards (`USER_AUTH`).
+    pub users: UserAuthority,
 }
 
 #[OpenApi(prefix_path = "/api/v1/users", tag = "Tag::Rewards")]
@@ -48,7 +54,10 @@ impl RewardsApi {
         /// Grants to return, 1 to 1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
+        _token: UserToken,
+        http: &poem::Request,
     ) -> Result<Json<UserRewards>, ApiError> {
+        self.users.authorize(http, user_id.0)?;
         let (points, grants) = self.rewards.user(user_id.0, limit.0.unwrap_or(100)).await?;
         Ok(Json(UserRewards {
             user_id: user_id.0,

@@ -178,6 +178,10 @@ impl ApplicationBuilder {
         )
         .await?;
 
+        let verifier =
+            crate::identity::UserVerifier::start(&settings.user_auth, shutdown.clone(), &tasks)
+                .await
+                .context("could not set up USER_AUTH")?;
         let services = Services::new(&settings, &db, &gate, &kafka.producers, wakeup, &metrics);
         services.spawn_background(&tasks, &settings, &db, &metrics, &shutdown);
         let components = Components {
@@ -197,6 +201,7 @@ impl ApplicationBuilder {
             consumers,
             metrics: metrics.clone(),
             admin: crate::api::auth::AdminTokens::from_settings(&settings),
+            users: crate::api::user_auth::UserAuthority::new(verifier),
         }
         .into_apis();
         Ok(Application {

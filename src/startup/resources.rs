@@ -6,7 +6,7 @@ use crate::{
     api::{
         admin::AdminApi, auth::AdminTokens, campaigns::CampaignsApi, health::HealthApi,
         lifecycle::LifecycleApi, participations::ParticipationsApi, rewards::RewardsApi,
-        stats::StatsApi, Apis,
+        stats::StatsApi, user_auth::UserAuthority, Apis,
     },
     campaign::CampaignService,
     consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// What the resources are built from: the API's pool and gate, the services, the live state of
-/// Kafka, the relay and the consumers, and the admin tokens.
+/// Kafka, the relay and the consumers, the admin tokens and the check of `USER_AUTH`.
 pub(super) struct Resources {
     pub db: Db,
     pub gate: Gate,
@@ -32,6 +32,7 @@ pub(super) struct Resources {
     pub consumers: Vec<ConsumerHandle>,
     pub metrics: Arc<Metrics>,
     pub admin: AdminTokens,
+    pub users: UserAuthority,
 }
 
 impl Resources {
@@ -54,6 +55,7 @@ impl Resources {
                 sync: self.sync,
                 campaigns: campaigns.clone(),
                 metrics: self.metrics.clone(),
+                users: self.users.clone(),
             },
             StatsApi {
                 stats: StatsView::new(self.db.clone()),
@@ -62,10 +64,12 @@ impl Resources {
             },
             RewardsApi {
                 rewards: RewardsView::new(self.db.clone()),
+                users: self.users.clone(),
             },
             LifecycleApi {
                 lifecycle: self.lifecycle,
                 admin: self.admin.clone(),
+                users: self.users,
             },
             AdminApi {
                 outbox: OutboxAdmin::new(self.db),

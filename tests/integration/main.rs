@@ -5,7 +5,9 @@
 
 mod support;
 // The harness, under short paths for every test (`crate::spawn::spawn_app`, ...).
-use support::{binary, consumer_helpers, db, drift, hooks, http, kafka, pki, proxy, spawn, wait};
+use support::{
+    binary, consumer_helpers, db, drift, hooks, http, jwt, kafka, pki, proxy, spawn, wait,
+};
 
 mod api;
 mod consumers;

@@ -1,9 +1,10 @@
-//! The HTTP API as clients see it: campaigns, named admin tokens, validation and every boundary, the committed
-//! OpenAPI and AsyncAPI documents.
+//! The HTTP API as clients see it: campaigns, named admin tokens, verified users, validation and
+//! every boundary, the committed OpenAPI and AsyncAPI documents.
 
 mod admin_tokens;
 mod asyncapi;
-mod boundary_sweep;
+pub(crate) mod boundary_sweep;
 mod campaigns;
 mod openapi;
+mod user_auth;
 mod validation;

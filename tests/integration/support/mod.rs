@@ -2,7 +2,7 @@
 //! (`http`), its database and Redis gate as the test sees them (`db`, `gate`), reading Kafka
 //! back (`kafka`), the gate's drift after a test (`drift`), polling for a condition (`wait`), the one place that reaches into production
 //! internals for tests (`hooks`), the consumers' helpers, the real binary as a child process
-//! (`binary`), a TCP proxy for faults, a throwaway PKI.
+//! (`binary`), a TCP proxy for faults, a throwaway PKI, user tokens (`jwt`).
 
 pub mod binary;
 pub mod consumer_helpers;
@@ -11,6 +11,7 @@ pub mod drift;
 pub mod gate;
 pub mod hooks;
 pub mod http;
+pub mod jwt;
 pub mod kafka;
 pub mod pki;
 pub mod proxy;

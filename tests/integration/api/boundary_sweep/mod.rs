@@ -14,7 +14,7 @@
 mod create_cases;
 mod join_cases;
 mod read_cases;
-mod runner;
+pub(crate) mod runner;
 mod values;
 
 use std::collections::HashSet;
