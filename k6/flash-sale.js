@@ -13,9 +13,14 @@
 //   k6 run -e ADMIN_TOKEN=... -e PATH_KIND=sync -e RATE=2000 -e DURATION=30s k6/flash-sale.js
 //
 // Environment: BASE_URL, ADMIN_TOKEN, PATH_KIND, VUS, RATE, PRE_VUS, MAX_VUS, DURATION, STOCK,
-// USERS, REPEAT_SHARE, USER_IDS, REQUEST_TIMEOUT, SUMMARY_FILE (see k6/README.md).
+// USERS, REPEAT_SHARE, USER_IDS, REQUEST_TIMEOUT, SUMMARY_FILE, TOKENS_FILE (see k6/README.md).
+//
+// TOKENS_FILE: for a service with USER_AUTH=jwt, one token per line, line N for user N (minted
+// before the run: `firstcome token --user 1 --count 200000 > tokens.txt`, or
+// scripts/mint-es256.py); each join carries its user's token. User ids past the file's end abort.
 
 import http from 'k6/http';
+import { SharedArray } from 'k6/data';
 import { Counter } from 'k6/metrics';
 import exec from 'k6/execution';
 import { env, envNumber, buildSummary, loadShape, TREND_STATS } from './lib/summary.js';
@@ -36,6 +41,11 @@ if (USER_IDS !== 'random' && USER_IDS !== 'distinct') {
   throw new Error(`USER_IDS=${USER_IDS}: expected "random" or "distinct"`);
 }
 const REQUEST_TIMEOUT = env('REQUEST_TIMEOUT', '30s');
+const TOKENS_FILE = env('TOKENS_FILE', '');
+// One copy for every VU (SharedArray), read once in the init context.
+const TOKENS = TOKENS_FILE
+  ? new SharedArray('tokens', () => open(TOKENS_FILE).split('\n').filter((line) => line.length > 0))
+  : null;
 const SCENARIO = 'flash_sale';
 const SHAPE = loadShape(SCENARIO, VUS, DURATION); // closed model, or open with RATE
 
@@ -155,10 +165,21 @@ const PARAMS = {
   timeout: REQUEST_TIMEOUT,
 };
 
+// The request's parameters: PARAMS, with the user's token when TOKENS_FILE is set.
+function paramsFor(userId) {
+  if (TOKENS === null) return PARAMS;
+  if (userId > TOKENS.length) exec.test.abort(`TOKENS_FILE has ${TOKENS.length} tokens; user ${userId} has none`);
+  return {
+    ...PARAMS,
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKENS[userId - 1]}` },
+  };
+}
+
 export default function (data) {
   if (data.error) exec.test.abort(`setup failed: ${data.error}`);
-  const body = JSON.stringify({ userId: nextUserId(), quantity: 1 });
-  const res = http.post(participationUrl(data.campaignId), body, PARAMS);
+  const userId = nextUserId();
+  const body = JSON.stringify({ userId, quantity: 1 });
+  const res = http.post(participationUrl(data.campaignId), body, paramsFor(userId));
   if (res.status === 201) {
     accepted.add(1);
   } else if (res.status === 409) {
@@ -204,6 +225,7 @@ export function handleSummary(data) {
         users: USERS,
         repeatShare: REPEAT_SHARE,
         userIds: USER_IDS,
+        tokens: TOKENS === null ? 'none' : `${TOKENS.length} from ${TOKENS_FILE}`,
       },
     },
     [

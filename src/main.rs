@@ -144,27 +144,35 @@ fn print_document(text: &str) -> ExitCode {
     }
 }
 
-/// `firstcome token`: the token alone on stdout (`TOKEN=$(firstcome token --user 42)`).
+/// `firstcome token`: the token alone on stdout (`TOKEN=$(firstcome token --user 42)`), or one
+/// per line for `--count` users.
 fn token(args: &TokenArgs) -> ExitCode {
-    let secret = match args.secret() {
-        Ok(secret) => secret,
+    let (secret, users) = match args.secret().and_then(|s| Ok((s, args.users()?))) {
+        Ok(both) => both,
         Err(e) => return config_failure(&e),
     };
-    let minted = firstcome::identity::token::mint(
-        secret,
-        args.user,
-        args.ttl,
-        args.issuer.as_deref(),
-        args.audience.as_deref(),
-        &args.user_claim,
-    );
-    match minted {
-        Ok(token) => print_document(&format!("{token}\n")),
-        Err(e) => {
-            eprintln!("firstcome token: {e:#}");
-            ExitCode::FAILURE
+    let mut out = String::new();
+    for user in users {
+        let minted = firstcome::identity::token::mint(
+            secret,
+            user,
+            args.ttl,
+            args.issuer.as_deref(),
+            args.audience.as_deref(),
+            &args.user_claim,
+        );
+        match minted {
+            Ok(token) => {
+                out.push_str(&token);
+                out.push('\n');
+            }
+            Err(e) => {
+                eprintln!("firstcome token: {e:#}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    print_document(&out)
 }
 
 /// Invalid configuration: one line naming the variable, exit status 2 (as clap's usage errors).

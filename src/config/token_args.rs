@@ -19,6 +19,10 @@ pub struct TokenArgs {
     #[arg(long, allow_negative_numbers = true,
           value_parser = RangedI64ValueParser::<i64>::new().range(1..))]
     pub user: i64,
+    /// Tokens for this many users, --user and the ones after it, one per line (1–1000000; for k6)
+    #[arg(long, default_value_t = 1,
+          value_parser = RangedI64ValueParser::<i64>::new().range(1..=1_000_000))]
+    pub count: i64,
     /// How long the token is valid: 30s, 15m, 1h, 7d (1s–366d)
     #[arg(long, default_value = "1h", value_parser = token_ttl)]
     pub ttl: Duration,
@@ -43,6 +47,17 @@ pub struct TokenArgs {
 }
 
 impl TokenArgs {
+    /// The users to sign for: `--user` and the `--count − 1` after it, all within i64.
+    pub fn users(&self) -> Result<std::ops::RangeInclusive<i64>, ConfigError> {
+        let last = self.user.checked_add(self.count - 1).ok_or_else(|| {
+            ConfigError::Other(format!(
+                "--user {} --count {} goes past the largest user id",
+                self.user, self.count
+            ))
+        })?;
+        Ok(self.user..=last)
+    }
+
     /// The key to sign with: `JWT_SECRET`, with `JWT_ALGORITHM` HS256 (a token the service
     /// would refuse is not worth printing).
     pub fn secret(&self) -> Result<&Secret, ConfigError> {

@@ -1,4 +1,5 @@
-//! `firstcome token` (the real binary): what it signs, the service accepts for that user only;
+//! `firstcome token` (the real binary): what it signs, the service accepts for that user only
+//! (one token, or one per user with `--count`);
 //! every argument or setting outside its bounds is refused with a message and a non-zero exit,
 //! never a panic and never a token.
 
@@ -35,6 +36,20 @@ async fn a_minted_token_acts_for_its_user_only() {
     assert_eq!(app.send(rewards(42)).await.status, 200);
     let other = app.send(rewards(43)).await;
     assert_eq!((other.status, other.code()), (403, "USER_MISMATCH"));
+
+    // --count: one token per line, each for its own user, as k6 reads them.
+    let run = run_firstcome(&["token", "--user", "100", "--count", "3"], &ENV).await;
+    assert!(run.status.success(), "{}", run.stderr);
+    let tokens: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(tokens.len(), 3, "{:?}", run.stdout);
+    for (i, token) in tokens.iter().enumerate() {
+        let user = 100 + i as i64;
+        let mine = app
+            .client
+            .get(app.url(&format!("/api/v1/users/{user}/rewards")))
+            .bearer_auth(token);
+        assert_eq!(app.send(mine).await.status, 200, "user {user}");
+    }
 }
 
 #[tokio::test]
@@ -47,6 +62,12 @@ async fn arguments_and_settings_out_of_bounds_are_refused_without_a_token() {
         (vec!["--user", ""], ENV.to_vec()),
         (vec![], ENV.to_vec()),
         (vec!["--user", "1", "--ttl", "0s"], ENV.to_vec()),
+        (vec!["--user", "1", "--count", "0"], ENV.to_vec()),
+        (vec!["--user", "1", "--count", "1000001"], ENV.to_vec()),
+        (
+            vec!["--user", "9223372036854775807", "--count", "2"],
+            ENV.to_vec(),
+        ),
         (vec!["--user", "1", "--ttl", "367d"], ENV.to_vec()),
         (vec!["--user", "1", "--ttl", "1x"], ENV.to_vec()),
         (
