@@ -7,14 +7,15 @@
 //! - a valid boundary value (a name of exactly 200 characters, `totalStock` 10,000,000, a body of
 //!   exactly the size limit) succeeds.
 //!
-//! The cases are tables (`create_cases`, `join_cases`, `read_cases`, built from `values`); one
-//! runner (`runner::sweep`) sends them and reports every failure together, each with its
-//! endpoint, field and value.
+//! The cases are tables (`create_cases`, `join_cases`, `read_cases`, `user_token_cases`, built
+//! from `values`); one runner (`runner::sweep`) sends them and reports every failure together,
+//! each with its endpoint, field and value.
 
 mod create_cases;
 mod join_cases;
 mod read_cases;
 pub(crate) mod runner;
+mod user_token_cases;
 mod values;
 
 use std::collections::HashSet;
@@ -28,6 +29,7 @@ use self::{
         admin_outbox_cases, campaign_read_cases, lifecycle_cases, participation_read_cases,
     },
     runner::{changed, ep, raw_http, snapshot, sweep},
+    user_token_cases::user_token_cases,
 };
 use crate::spawn::{spawn_app, spawn_app_with, test_settings, TestApp, ADMIN_TOKEN};
 
@@ -211,4 +213,24 @@ async fn chunked_bodies_past_the_limit_or_broken_are_refused_and_write_nothing()
     let request = chunked(&join, false, chunk("{\"userId\":1}").as_bytes());
     let (got, body) = raw_http(&app, &request).await;
     assert_eq!(got, 201, "{body}");
+}
+
+#[tokio::test]
+async fn user_calls_with_every_authorization_under_user_auth_jwt() {
+    let app = spawn_app_with(crate::jwt::with_jwt(test_settings().await)).await;
+    let campaign = app
+        .open_campaign_with(5, 1, serde_json::json!({"confirmWithinSeconds": 600}))
+        .await;
+    let own = format!("Bearer {}", crate::jwt::token(7));
+    let joined = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/campaigns/{campaign}/participations")))
+                .header("authorization", own)
+                .json(&serde_json::json!({"userId": 7})),
+        )
+        .await;
+    assert_eq!(joined.status, 201, "{joined:?}");
+    let n = sweep(&app, user_token_cases(campaign)).await;
+    assert!(n >= 48, "{n} cases");
 }
