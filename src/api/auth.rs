@@ -53,7 +53,7 @@ impl AdminTokens {
                 .map(char::from)
                 .collect();
             tracing::warn!(admin_token = %token,
-                "Neither ADMIN_TOKEN nor ADMIN_TOKENS is set; generated one, named `admin`, for this run.");
+                "Neither ADMIN_TOKEN nor ADMIN_TOKENS is set; generated one, named admin, for this run.");
             tokens.push(NamedToken {
                 name: "admin".into(),
                 token: Secret::new(token),

@@ -52,9 +52,12 @@ async fn a_minted_token_acts_for_its_user_only() {
     }
 }
 
+/// The environment of one run.
+type Env = Vec<(&'static str, &'static str)>;
+
 #[tokio::test]
 async fn arguments_and_settings_out_of_bounds_are_refused_without_a_token() {
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<(Vec<&str>, Env)> = vec![
         (vec!["--user", "0"], ENV.to_vec()),
         (vec!["--user", "-1"], ENV.to_vec()),
         (vec!["--user", "9223372036854775808"], ENV.to_vec()),
