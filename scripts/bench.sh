@@ -39,6 +39,8 @@
 #   BENCH_COMMIT              label for the build in the report (default: git describe, or the
 #                             prebuilt binary's --version)
 #   SKIP_SERVICES=1           do not call scripts/services.sh (MariaDB/Redis managed elsewhere)
+#   COPY_REPORT=0             leave k6/REPORT.md (RATES.md) and its SVG alone: the report stays
+#                             in RESULTS_DIR (what scripts/bench-user-auth.sh sets)
 #   BENCH_DB (firstcome_bench) the database used when DATABASE_URL is unset; it is dropped and
 #                             re-created on every run, so the dev database is never touched
 #   REDIS_KEY_PREFIX          default: a fresh firstcome-bench-<time>-<pid>: per run (campaign ids
@@ -286,19 +288,24 @@ else
   commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 fi
 K6_VERSION=$("$K6" version 2>/dev/null | head -n1)
+# The committed reports are replaced only by a run of the default settings' shape (COPY_REPORT=0:
+# a wrapper's runs, e.g. scripts/bench-user-auth.sh, keep theirs in RESULTS_DIR alone).
+COPY=()
+if [ "${COPY_REPORT:-1}" = 1 ]; then
+  if [ $MODE = closed ]; then COPY=(--copy-md "$ROOT/k6/REPORT.md" --copy-svg "$ROOT/k6/report.svg")
+  else COPY=(--copy-md "$ROOT/k6/RATES.md" --copy-svg "$ROOT/k6/rates.svg"); fi
+fi
 if [ $MODE = closed ]; then
-  python3 "$REPORT" report --results-dir "$RESULTS_DIR" \
-    --copy-md "$ROOT/k6/REPORT.md" --copy-svg "$ROOT/k6/report.svg" \
+  python3 "$REPORT" report --results-dir "$RESULTS_DIR" "${COPY[@]}" \
     --meta "command=VUS=$VUS DURATION=$DURATION STOCK=$STOCK scripts/bench.sh" \
     --meta "commit=$commit" --meta "k6=$K6_VERSION"
-  log "report: $RESULTS_DIR/report.md, $RESULTS_DIR/report.svg (copied to k6/REPORT.md, k6/report.svg)"
+  log "report: $RESULTS_DIR/report.md, $RESULTS_DIR/report.svg${COPY[0]:+ (copied to k6/REPORT.md, k6/report.svg)}"
   report_md=$RESULTS_DIR/report.md
 else
-  python3 "$REPORT" rates --results-dir "$RESULTS_DIR" --rates "$RATES" \
-    --copy-md "$ROOT/k6/RATES.md" --copy-svg "$ROOT/k6/rates.svg" \
+  python3 "$REPORT" rates --results-dir "$RESULTS_DIR" --rates "$RATES" "${COPY[@]}" \
     --meta "command=RATES=\"$RATES\" DURATION=$DURATION STOCK=$STOCK MAX_VUS=$MAX_VUS${PRE_VUS:+ PRE_VUS=$PRE_VUS}${RATES_HEALTH:+ RATES_HEALTH=$RATES_HEALTH} scripts/bench.sh rates" \
     --meta "commit=$commit" --meta "k6=$K6_VERSION"
-  log "report: $RESULTS_DIR/rates.md, $RESULTS_DIR/rates.svg (copied to k6/RATES.md, k6/rates.svg)"
+  log "report: $RESULTS_DIR/rates.md, $RESULTS_DIR/rates.svg${COPY[0]:+ (copied to k6/RATES.md, k6/rates.svg)}"
   report_md=$RESULTS_DIR/rates.md
 fi
 

@@ -190,21 +190,27 @@ async fn every_protected_call_refuses_each_attack_with_its_code_and_writes_nothi
         "nothing reserved for user 3"
     );
 
-    // The rightful users still can.
-    let confirmed = call(&app, campaign, "confirm", VICTIM, Some(&victim)).await;
+    rightful_users_still_can(&app, campaign, &victim).await;
+}
+
+/// After the attacks: the victim confirms, a new user joins and cancels, rewards read, and an
+/// admin still refunds anyone's win.
+async fn rightful_users_still_can(app: &TestApp, campaign: i64, victim: &str) {
+    let victim = victim.to_string();
+    let confirmed = call(app, campaign, "confirm", VICTIM, Some(&victim)).await;
     assert_eq!(
         (confirmed.status, confirmed.body["status"].clone()),
         (200, json!("CONFIRMED"))
     );
     let third = format!("Bearer {}", token(3));
-    let joined = call(&app, campaign, "join", 3, Some(&third)).await;
+    let joined = call(app, campaign, "join", 3, Some(&third)).await;
     assert_eq!(joined.status, 201, "{joined:?}");
-    let cancelled = call(&app, campaign, "cancel", 3, Some(&third)).await;
+    let cancelled = call(app, campaign, "cancel", 3, Some(&third)).await;
     assert_eq!(
         (cancelled.status, cancelled.body["status"].clone()),
         (200, json!("CANCELLED"))
     );
-    let rewards = call(&app, campaign, "rewards", VICTIM, Some(&victim)).await;
+    let rewards = call(app, campaign, "rewards", VICTIM, Some(&victim)).await;
     assert_eq!(rewards.status, 200, "{rewards:?}");
     // An admin still refunds anyone's win.
     let refund = app
