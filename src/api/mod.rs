@@ -59,9 +59,12 @@ pub type Apis = (
 fn openapi_service<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
     OpenApiService::new(apis, "firstcome", env!("CARGO_PKG_VERSION")).description(
         "First-come-first-served campaigns on a transactional outbox. Errors are \
-         `{\"code\", \"message\"}` with a stable code; admin calls need `Authorization: Bearer <ADMIN_TOKEN>`. \
-         Every response carries `x-request-id` (the request's own when it is 1-128 characters of \
-         `[A-Za-z0-9-_.:+/=@]`, generated otherwise). A W3C `traceparent` on a request is continued \
+         `{\"code\", \"message\"}` with a stable code. Admin calls need an admin token \
+         (`Authorization: Bearer <token>`, scheme AdminAuth); calls that act for a user (join, \
+         confirm, cancel, rewards) need that user's JWT (scheme UserJwt) when the service runs \
+         with `USER_AUTH=jwt`, and nothing with `USER_AUTH=none`. Every response carries \
+         `x-request-id` (the request's own when it is 1-128 characters of `[A-Za-z0-9-_.:+/=@]`, \
+         generated otherwise). A W3C `traceparent` on a request is continued \
          by the service's own span, whose context the resulting Kafka event carries.",
     )
 }
