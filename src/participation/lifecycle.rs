@@ -259,7 +259,7 @@ impl LifecycleService {
                 return answer;
             }
             Decision::Confirm => {
-                state_change::confirm(&txn, win.id).await?;
+                state_change::confirm(&txn, &win).await?;
                 let event = confirmed_event(&win, &campaign);
                 let row = NewOutboxEvent::participation(&event, &self.topic, traceparent);
                 table::insert(&txn, &[row]).await?;

@@ -64,16 +64,24 @@ pub async fn lock_by_id(txn: &Txn, id: i64) -> Result<Option<Locked>, DbErr> {
     Ok(locked(row))
 }
 
-/// HELD → CONFIRMED.
-pub async fn confirm(txn: &Txn, id: i64) -> Result<(), DbErr> {
+/// HELD → CONFIRMED. The campaign row is locked first, as every transaction that writes an
+/// event of the campaign does before it takes an outbox id (docs/design.md §2.5): a campaign's
+/// ids then commit in id order, which the relay's per-key order rests on. Without it, two
+/// confirmations (or a confirmation and a join) could commit their ids out of order.
+pub async fn confirm(txn: &Txn, win: &Locked) -> Result<(), DbErr> {
+    txn.execute_raw(stmt(
+        "SELECT id FROM campaign WHERE id = ? FOR UPDATE",
+        vec![win.campaign_id.into()],
+    ))
+    .await?;
     let res = txn
         .execute_raw(stmt(
             "UPDATE participation SET status = 'CONFIRMED', confirmed_at = UTC_TIMESTAMP(6) \
              WHERE id = ? AND status = 'HELD'",
-            vec![id.into()],
+            vec![win.id.into()],
         ))
         .await?;
-    expect_one(res.rows_affected(), id)
+    expect_one(res.rows_affected(), win.id)
 }
 
 /// HELD or CONFIRMED → `to` (CANCELLED or EXPIRED): the units go back to the campaign's stock and
