@@ -7,11 +7,11 @@
 use std::{os::unix::process::ExitStatusExt, time::Duration};
 
 use futures::future::join_all;
-use redis::AsyncCommands;
+use redis::{aio::MultiplexedConnection, AsyncCommands};
 use serde_json::json;
 
 use crate::{
-    binary::{fixture, start, start_with, wait_for_exit, Service},
+    binary::{create_campaign_with, fixture, start, start_with, wait_for_exit, Service},
     db::scalar,
     drift::assert_no_drift_at,
     wait::wait_until,
@@ -32,6 +32,12 @@ async fn a_hold_expired_by_an_instance_killed_before_the_gate_returns_once_and_s
     let db = sea_orm::Database::connect(db_url.as_str())
         .await
         .expect("db");
+    // One connection for the test: the waits below poll the gate's stock.
+    let redis = redis::Client::open(crate::spawn::redis_url())
+        .expect("redis")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
     let crash = [("FIRSTCOME_TEST_CRASH_AT", Some("before-gate-return"))];
     let mut first = start_with(&db_url, &prefix, broker.bootstrap_servers(), &crash, false).await;
     let campaign = create_with_window(&client, &first).await;
@@ -60,14 +66,14 @@ async fn a_hold_expired_by_an_instance_killed_before_the_gate_returns_once_and_s
         "one hold expired before the kill"
     );
     assert_eq!(
-        gate_stock(&prefix, campaign).await,
+        gate_stock(&redis, &prefix, campaign).await,
         Some(0),
         "the gate lacks that unit"
     );
 
     let second = start(&db_url, &prefix, broker.bootstrap_servers()).await;
     wait_until("every hold expired and returned", Duration::from_secs(30), || {
-        let (count, marker, prefix) = (&count, marker.clone(), prefix.clone());
+        let (count, marker, prefix, redis) = (&count, marker.clone(), prefix.clone(), &redis);
         async move {
             count(format!(
                 "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign} AND status = 'EXPIRED'"
@@ -75,7 +81,7 @@ async fn a_hold_expired_by_an_instance_killed_before_the_gate_returns_once_and_s
             .await
                 == STOCK
                 && count(marker).await == 0
-                && gate_stock(&prefix, campaign).await == Some(STOCK)
+                && gate_stock(redis, &prefix, campaign).await == Some(STOCK)
         }
     })
     .await;
@@ -90,7 +96,7 @@ async fn a_hold_expired_by_an_instance_killed_before_the_gate_returns_once_and_s
     // Every unit once more, to new users only; the first wave stays refused.
     let second_wave = join_wave(&client, &second, campaign, 1_001..=1_000 + 2 * STOCK).await;
     assert_eq!(second_wave, [STOCK, STOCK], "exactly the stock sells again");
-    assert_eq!(gate_stock(&prefix, campaign).await, Some(0));
+    assert_eq!(gate_stock(&redis, &prefix, campaign).await, Some(0));
     let again = join_wave(&client, &second, campaign, 1..=3).await;
     assert_eq!(again, [0, 3], "a user whose hold expired stays refused");
     assert_no_drift_at(&client, &second.base, campaign).await;
@@ -99,20 +105,9 @@ async fn a_hold_expired_by_an_instance_killed_before_the_gate_returns_once_and_s
 
 /// A campaign of [`STOCK`] units, one per user, held for [`WINDOW_SECONDS`].
 async fn create_with_window(client: &reqwest::Client, service: &Service) -> i64 {
-    let created: serde_json::Value = client
-        .post(format!("{}/api/v1/campaigns", service.base))
-        .bearer_auth(&service.token)
-        .json(
-            &json!({"name": "crash between commit and gate", "totalStock": STOCK,
-            "confirmWithinSeconds": WINDOW_SECONDS}),
-        )
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("campaign");
-    created["id"].as_i64().expect("id")
+    let body = json!({"name": "crash between commit and gate", "totalStock": STOCK,
+        "confirmWithinSeconds": WINDOW_SECONDS});
+    create_campaign_with(client, service, &body).await
 }
 
 /// `users` join at once; returns [wins (201, HELD), refusals (409)]. Anything else fails.
@@ -151,13 +146,9 @@ async fn join_wave(
 }
 
 /// The gate's stock for the campaign, straight from Redis.
-async fn gate_stock(prefix: &str, campaign: i64) -> Option<i64> {
-    let mut redis = redis::Client::open(crate::spawn::redis_url())
-        .expect("redis")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+async fn gate_stock(redis: &MultiplexedConnection, prefix: &str, campaign: i64) -> Option<i64> {
     redis
+        .clone()
         .hget(format!("{prefix}{{c:{campaign}}}:meta"), "stock")
         .await
         .expect("HGET")

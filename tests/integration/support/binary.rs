@@ -137,10 +137,24 @@ pub async fn fixture() -> (firstcome::kafka::EmbeddedBroker, String, String) {
 
 /// Creates an open campaign on the running binary; returns its id.
 pub async fn create_campaign(client: &reqwest::Client, service: &Service, stock: i64) -> i64 {
+    create_campaign_with(
+        client,
+        service,
+        &json!({"name": "signals", "totalStock": stock}),
+    )
+    .await
+}
+
+/// Creates a campaign from `body` (as the API takes it) on the running binary; returns its id.
+pub async fn create_campaign_with(
+    client: &reqwest::Client,
+    service: &Service,
+    body: &serde_json::Value,
+) -> i64 {
     let created: serde_json::Value = client
         .post(format!("{}/api/v1/campaigns", service.base))
         .bearer_auth(&service.token)
-        .json(&json!({"name": "signals", "totalStock": stock}))
+        .json(body)
         .send()
         .await
         .expect("create")
