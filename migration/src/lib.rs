@@ -30,6 +30,10 @@ mod m20261122_000021_index_participation_hold;
 mod m20261122_000022_create_gate_return;
 mod m20261122_000023_campaign_stats_lifecycle;
 mod m20261122_000024_campaign_stats_backfill;
+mod m20261123_000025_campaign_controls;
+mod m20261123_000026_create_campaign_control;
+mod m20261123_000027_create_gate_control;
+mod m20261123_000028_campaign_stats_controls;
 
 pub struct Migrator;
 
@@ -61,6 +65,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000022_create_gate_return::Migration),
             Box::new(m20261122_000023_campaign_stats_lifecycle::Migration),
             Box::new(m20261122_000024_campaign_stats_backfill::Migration),
+            Box::new(m20261123_000025_campaign_controls::Migration),
+            Box::new(m20261123_000026_create_campaign_control::Migration),
+            Box::new(m20261123_000027_create_gate_control::Migration),
+            Box::new(m20261123_000028_campaign_stats_controls::Migration),
         ]
     }
 }

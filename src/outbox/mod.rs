@@ -3,6 +3,7 @@
 //! sync path), the relay, the consumers, the tests and the benchmarks cannot drift apart:
 //! - [`event`]: `ParticipationAccepted`, the value of a win's message;
 //! - [`lifecycle`]: the later events of a win (`ParticipationConfirmed`, `ParticipationCancelled`);
+//! - [`control`]: the events of a campaign's live controls (`CampaignStockChanged`, …);
 //! - [`contract`]: the check consumers run on every message, dispatching on `eventType`
 //!   ([`ParticipationEvent`]);
 //! - [`headers`]: header names, the stored header map, conversion to and from Kafka headers;
@@ -16,6 +17,7 @@
 
 pub mod asyncapi;
 pub mod contract;
+pub mod control;
 pub mod dlq;
 pub mod event;
 pub mod headers;

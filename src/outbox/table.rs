@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::db::sql::insert_rows;
 
 use super::{
+    control::{CampaignChanged, AGGREGATE_CAMPAIGN},
     event::{ParticipationAccepted, AGGREGATE_PARTICIPATION},
     headers,
     lifecycle::ParticipationMessage,
@@ -68,6 +69,22 @@ impl NewOutboxEvent {
             aggregate_type: AGGREGATE_PARTICIPATION.into(),
             aggregate_id: event.participation_id().to_string(),
             event_type: event.event_type().into(),
+            topic: topic.into(),
+            msg_key: event.key(),
+            payload: event.json(),
+            headers: headers::to_stored(&event.message_headers(traceparent)),
+            status: OutboxStatus::Pending,
+        }
+    }
+
+    /// The row of a campaign control's event: keyed by campaign like its participations' events
+    /// (so it keeps its place among them), aggregated under the campaign.
+    pub fn campaign(event: &CampaignChanged, topic: &str, traceparent: Option<&str>) -> Self {
+        Self {
+            event_id: event.event_id,
+            aggregate_type: AGGREGATE_CAMPAIGN.into(),
+            aggregate_id: event.campaign_id.to_string(),
+            event_type: event.event_type.clone(),
             topic: topic.into(),
             msg_key: event.key(),
             payload: event.json(),
