@@ -9,6 +9,8 @@
 -- KEYS[1]  campaign hash "<prefix>{c:<id>}:meta"
 -- KEYS[2]  winners set   "<prefix>{c:<id>}:users"
 -- KEYS[3]  returned set  "<prefix>{c:<id>}:returned"
+-- KEYS[4]  stock changes "<prefix>{c:<id>}:controls" (see control.lua; emptied: the stock read
+--          from MySQL includes every control up to ARGV[9])
 -- ARGV[1]  stock      (campaign.remaining_stock)
 -- ARGV[2]  starts_ms
 -- ARGV[3]  ends_ms    (0 = no end)
@@ -16,7 +18,9 @@
 -- ARGV[5]  seq        (MAX(participation.sequence), so sequences keep growing)
 -- ARGV[6]  expire_ms  (absolute expiry of the keys, 0 = keep)
 -- ARGV[7]  epoch      (the campaign's creation time in microseconds; see reserve.lua)
--- ARGV[8…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
+-- ARGV[8]  state      (open | paused | closed, from MySQL in the same snapshot as the stock)
+-- ARGV[9]  ctl        (campaign.control_seq: the last control the stock and state include)
+-- ARGV[10…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
 --          snapshot: their units are in that stock already, so return.lua must not add them again
 --          (written here, with the hash, so a load that loses the race writes none of them)
 --
@@ -25,9 +29,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
-  'limit', ARGV[4], 'seq', ARGV[5], 'expire_ms', ARGV[6], 'epoch', ARGV[7])
-redis.call('DEL', KEYS[3])
-for i = 8, #ARGV do
+  'limit', ARGV[4], 'seq', ARGV[5], 'expire_ms', ARGV[6], 'epoch', ARGV[7],
+  'state', ARGV[8], 'ctl', ARGV[9], 'state_seq', ARGV[9])
+redis.call('DEL', KEYS[3], KEYS[4])
+for i = 10, #ARGV do
   redis.call('SADD', KEYS[3], ARGV[i])
 end
 local expire = tonumber(ARGV[6])

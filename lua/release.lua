@@ -6,12 +6,13 @@
 -- KEYS[1]  campaign hash "<prefix>{c:<id>}:meta"
 -- KEYS[2]  winners set   "<prefix>{c:<id>}:users"
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending"
+-- KEYS[4]  stock changes "<prefix>{c:<id>}:controls" (see control.lua)
 -- ARGV[1]  user id
 -- ARGV[2]  quantity that was reserved
 -- ARGV[3]  mode:
 --          "undo"      nothing was written: give the stock back, forget the user
 --          "keep_user" MySQL already has this user's win: give the stock back, keep the user
---          "sold_out"  MySQL's guard refused: forget the user, set stock to ARGV[4]
+--          "sold_out"  MySQL's guard refused: forget the user, set stock to ARGV[4] (see below)
 --          "expire"    a leaked reservation (its instance died; MySQL has no win for the user):
 --                      like "undo", but only if the open reservation is still ARGV[4] (so two
 --                      reconcilers, or a late settle, never give the same units back twice)
@@ -19,6 +20,10 @@
 --          than the truth while other reservations are in flight (never lower), so it can only
 --          send extra requests to the MySQL guard, never refuse stock that exists.
 --          with "expire": the open reservation's value as the reconciler read it
+-- ARGV[5]  with "sold_out": campaign.control_seq read with ARGV[4]. That stock includes every
+--          control up to it, and none after: the stock set is ARGV[4] plus the stock changes the
+--          gate applied above it (control.lua), and `ctl` moves to it, so no control is counted
+--          twice or lost. A reading older than the gate's `ctl` only gives the units back.
 --
 -- Returns  1 when stock was adjusted, 0 otherwise
 local mode = ARGV[3]
@@ -33,7 +38,21 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
 if mode == 'sold_out' then
-  redis.call('HSET', KEYS[1], 'stock', ARGV[4])
+  local seen = tonumber(ARGV[5]) or 0
+  if seen < (tonumber(redis.call('HGET', KEYS[1], 'ctl')) or 0) then
+    redis.call('HINCRBY', KEYS[1], 'stock', tonumber(ARGV[2]))
+    return 1
+  end
+  local stock = tonumber(ARGV[4])
+  local applied = redis.call('HGETALL', KEYS[4])
+  for i = 1, #applied, 2 do
+    if tonumber(applied[i]) > seen then
+      stock = stock + tonumber(applied[i + 1])
+    else
+      redis.call('HDEL', KEYS[4], applied[i])
+    end
+  end
+  redis.call('HSET', KEYS[1], 'stock', stock, 'ctl', seen)
 else
   redis.call('HINCRBY', KEYS[1], 'stock', tonumber(ARGV[2]))
 end

@@ -2,7 +2,8 @@
 -- transaction: window, per-user limit, one win per user, stock, and the FCFS sequence number.
 --
 -- KEYS[1]  campaign hash  "<prefix>{c:<id>}:meta"  fields: stock, starts_ms, ends_ms (0 = no end),
---                                                         limit, seq, expire_ms (0 = keep), epoch
+--                                                         limit, seq, expire_ms (0 = keep), epoch,
+--                                                         state (open | paused | closed; absent = open)
 -- KEYS[2]  winners set    "<prefix>{c:<id>}:users" members: user ids holding a reservation or a win
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending" user id -> "<reserved at ms>:<quantity>",
 --          removed when the transaction settles (commit or release); what is left there long
@@ -17,15 +18,19 @@
 -- Returns  {status, value, winners}; winners is 0 except with SOLD_OUT
 --   {"OK", sequence}        stock decremented by quantity, user recorded, sequence handed out
 --   {"MISSING", 0}          the campaign's keys are not loaded (or are stale): load them and retry
+--   {"ENDED", 0}            closed early (state closed), or ends_ms > 0 and now >= ends_ms
 --   {"NOT_OPEN", 0}         now < starts_ms
---   {"ENDED", 0}            ends_ms > 0 and now >= ends_ms
+--   {"PAUSED", 0}           paused by an admin (docs/design.md §15)
 --   {"OVER_LIMIT", 0}       quantity > limit
 --   {"ALREADY", 0}          the user already holds a reservation or a win
 --   {"SOLD_OUT", stock, n}  fewer than quantity units left; n = SCARD of the winners set (lets
 --                           the caller tell whether its copy of the set is current)
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch', 'state')
 if not meta[1] or meta[6] ~= ARGV[4] then
   return {'MISSING', 0}
+end
+if meta[7] == 'closed' then
+  return {'ENDED', 0}
 end
 
 local quantity = tonumber(ARGV[2])
@@ -36,6 +41,9 @@ end
 local ends = tonumber(meta[3])
 if ends > 0 and now >= ends then
   return {'ENDED', 0}
+end
+if meta[7] == 'paused' then
+  return {'PAUSED', 0}
 end
 if quantity > tonumber(meta[4]) then
   return {'OVER_LIMIT', 0}

@@ -206,6 +206,7 @@ impl AdminApi {
                 code: ErrorCode::EventNotFound,
                 message: "no DEAD event has this id".into(),
                 participation_id: None,
+                free_stock: None,
             })));
         }
         tracing::info!(%event_id, %admin, "Dead event redriven.");

@@ -22,7 +22,6 @@ use crate::{
     participation::ParticipationService,
 };
 
-pub const MAX_TOTAL_STOCK: i64 = 10_000_000;
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
@@ -70,6 +69,8 @@ fn storable(field: &str, at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Ut
 pub enum StateDto {
     Scheduled,
     Open,
+    /// Paused by an admin: joins answer CAMPAIGN_PAUSED until it is resumed.
+    Paused,
     SoldOut,
     Ended,
 }
@@ -79,6 +80,7 @@ impl From<CampaignState> for StateDto {
         match s {
             CampaignState::Scheduled => Self::Scheduled,
             CampaignState::Open => Self::Open,
+            CampaignState::Paused => Self::Paused,
             CampaignState::SoldOut => Self::SoldOut,
             CampaignState::Ended => Self::Ended,
         }
@@ -103,13 +105,20 @@ pub struct CampaignDto {
     pub starts_at: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]
     pub ends_at: Option<DateTime<Utc>>,
+    /// When an admin closed the campaign early (it has ended since).
+    #[oai(skip_serializing_if_is_none)]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Paused by an admin (the state shows it while the window is open).
+    pub paused: bool,
+    /// Live controls applied so far (the audit trail at `/api/v1/admin/campaigns/{id}/events`).
+    pub control_count: i64,
     pub state: StateDto,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl CampaignDto {
-    fn new(c: CampaignWithCount, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(c: CampaignWithCount, now: DateTime<Utc>) -> Self {
         let state = c.campaign.state(now).into();
         let c2 = c.campaign;
         Self {
@@ -123,6 +132,9 @@ impl CampaignDto {
             confirm_within_seconds: c2.confirm_within_seconds,
             starts_at: c2.starts_at,
             ends_at: c2.ends_at,
+            closed_at: c2.closed_at,
+            paused: c2.paused,
+            control_count: c2.control_seq,
             state,
             created_at: c2.created_at,
             updated_at: c2.updated_at,

@@ -5,7 +5,10 @@
 use poem::{http::StatusCode, Body, IntoResponse, PathPattern, Response};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
 
-use crate::participation::{lifecycle::LifecycleError, JoinError};
+use crate::{
+    campaign::control::ControlError,
+    participation::{lifecycle::LifecycleError, JoinError},
+};
 
 /// Stable error codes; clients switch on these, never on messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
@@ -28,6 +31,8 @@ pub enum ErrorCode {
     AlreadyConfirmed,
     CampaignNotOpen,
     CampaignEnded,
+    CampaignPaused,
+    StockInUse,
     IdempotencyKeyReused,
     PayloadTooLarge,
     ServiceBusy,
@@ -55,6 +60,10 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub participation_id: Option<i64>,
+    /// With STOCK_IN_USE: the unsold units, the most a withdrawal can take now.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_stock: Option<i64>,
 }
 
 /// Seconds a client should wait after SERVICE_BUSY.
@@ -77,14 +86,14 @@ pub enum ApiError {
     NotFound(Json<ErrorBody>),
     /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT; on confirm and cancel:
     /// HOLD_EXPIRED, PARTICIPATION_CANCELLED, ALREADY_CONFIRMED (a confirmed win is cancelled by
-    /// an admin only).
+    /// an admin only); on a campaign control: STOCK_IN_USE (with `freeStock`), CAMPAIGN_ENDED.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// PAYLOAD_TOO_LARGE.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
-    /// CAMPAIGN_NOT_OPEN (before `startsAt`), CAMPAIGN_ENDED, IDEMPOTENCY_KEY_REUSED (the key
-    /// wrote this user's win with another request body).
+    /// CAMPAIGN_NOT_OPEN (before `startsAt`), CAMPAIGN_ENDED, CAMPAIGN_PAUSED,
+    /// IDEMPOTENCY_KEY_REUSED (the key wrote this user's win with another request body).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
     /// INTERNAL: a bug; the cause is in the logs.
@@ -100,6 +109,7 @@ fn body(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
         code,
         message: message.into(),
         participation_id: None,
+        free_stock: None,
     })
 }
 
@@ -215,12 +225,16 @@ impl From<JoinError> for ApiError {
                 Self::Unprocessable(body(ErrorCode::CampaignNotOpen, e.to_string()))
             }
             JoinError::Ended => Self::Unprocessable(body(ErrorCode::CampaignEnded, e.to_string())),
+            JoinError::Paused => {
+                Self::Unprocessable(body(ErrorCode::CampaignPaused, e.to_string()))
+            }
             JoinError::OverLimit { .. } => Self::validation(e.to_string()),
             JoinError::AlreadyParticipated { participation_id } => {
                 Self::Conflict(Json(ErrorBody {
                     code: ErrorCode::AlreadyParticipated,
                     message: e.to_string(),
                     participation_id: *participation_id,
+                    free_stock: None,
                 }))
             }
             JoinError::SoldOut => Self::Conflict(body(ErrorCode::SoldOut, e.to_string())),
@@ -245,6 +259,23 @@ impl From<LifecycleError> for ApiError {
         match e {
             LifecycleError::Db(db) => Self::from(db),
             other => Self::Conflict(body(code, other.to_string())),
+        }
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound(id) => Self::campaign_not_found(id),
+            ControlError::Ended => Self::Conflict(body(ErrorCode::CampaignEnded, e.to_string())),
+            ControlError::StockInUse { free, .. } => Self::Conflict(Json(ErrorBody {
+                code: ErrorCode::StockInUse,
+                message: e.to_string(),
+                participation_id: None,
+                free_stock: Some(free),
+            })),
+            ControlError::TooMuchStock { .. } => Self::validation(e.to_string()),
+            ControlError::Db(db) => Self::from(db),
         }
     }
 }

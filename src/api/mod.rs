@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod campaigns;
 pub mod consume;
+pub mod controls;
 pub mod error;
 pub mod health;
 pub mod json_string;
@@ -38,7 +39,7 @@ pub enum Tag {
     Stats,
     /// Reward points from the rewards consumer.
     Rewards,
-    /// Outbox and relay operations (admin).
+    /// Outbox and relay operations, and live campaign controls (admin).
     Admin,
     /// Liveness and readiness.
     Health,
@@ -53,6 +54,7 @@ pub type Apis = (
     rewards::RewardsApi,
     lifecycle::LifecycleApi,
     admin::AdminApi,
+    controls::ControlsApi,
 );
 
 /// The OpenAPI service over `apis`: the resources themselves, or [`SpecOnly`] for the document.

@@ -1,7 +1,9 @@
 //! Campaigns: the model with its live state, the MySQL repository, the service the API holds,
-//! and the in-process cache the participation path reads instead of MySQL.
+//! the live controls (stock, pause, resume, close), and the in-process cache the participation
+//! path reads instead of MySQL.
 
 mod cache;
+pub mod control;
 pub mod repo;
 mod service;
 
@@ -9,6 +11,9 @@ use chrono::{DateTime, Utc};
 
 pub use cache::CampaignCache;
 pub use service::CampaignService;
+
+/// Most units a campaign may have in all, at its creation and after units are added.
+pub const MAX_TOTAL_STOCK: i64 = 10_000_000;
 
 /// A campaign as stored in MySQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +29,12 @@ pub struct Campaign {
     pub confirm_within_seconds: i32,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
+    /// Paused by an admin: joins are refused until a resume (docs/design.md §15).
+    pub paused: bool,
+    /// Closed early by an admin: the campaign has ended, whatever `ends_at` says.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Live controls applied so far; the last one's number.
+    pub control_seq: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -41,14 +52,17 @@ pub enum Window {
 pub enum CampaignState {
     Scheduled,
     Open,
+    Paused,
     SoldOut,
     Ended,
 }
 
 impl Campaign {
-    /// The window is half-open: `[starts_at, ends_at)`.
+    /// The window is half-open: `[starts_at, ends_at)`; a campaign closed early has ended.
     pub fn window(&self, now: DateTime<Utc>) -> Window {
-        if now < self.starts_at {
+        if self.closed_at.is_some() {
+            Window::Ended
+        } else if now < self.starts_at {
             Window::NotOpen
         } else if self.ends_at.is_some_and(|end| now >= end) {
             Window::Ended
@@ -61,6 +75,7 @@ impl Campaign {
         match self.window(now) {
             Window::Ended => CampaignState::Ended,
             Window::NotOpen => CampaignState::Scheduled,
+            Window::Open if self.paused => CampaignState::Paused,
             Window::Open if self.remaining_stock == 0 => CampaignState::SoldOut,
             Window::Open => CampaignState::Open,
         }
@@ -93,6 +108,9 @@ mod tests {
             confirm_within_seconds: 0,
             starts_at: t0 + Duration::seconds(start),
             ends_at: end.map(|e| t0 + Duration::seconds(e)),
+            paused: false,
+            closed_at: None,
+            control_seq: 0,
             created_at: t0,
             updated_at: t0,
         }
@@ -108,6 +126,35 @@ mod tests {
         assert_eq!(c.state(t0 + Duration::seconds(10)), CampaignState::Ended);
         assert_eq!(campaign(0, None, 0).state(t0), CampaignState::SoldOut);
         assert_eq!(campaign(5, None, 0).state(t0), CampaignState::Scheduled);
+    }
+
+    #[test]
+    fn a_closed_campaign_has_ended_and_a_paused_one_says_so_while_open() {
+        let t0 = DateTime::from_timestamp(1_000_000, 0).expect("valid");
+        let paused = Campaign {
+            paused: true,
+            ..campaign(0, None, 5)
+        };
+        assert_eq!(paused.state(t0), CampaignState::Paused);
+        assert_eq!(
+            Campaign {
+                paused: true,
+                ..campaign(5, None, 5)
+            }
+            .state(t0),
+            CampaignState::Scheduled
+        );
+        let closed = Campaign {
+            closed_at: Some(t0),
+            ..paused
+        };
+        assert_eq!(closed.window(t0), Window::Ended);
+        assert_eq!(closed.state(t0), CampaignState::Ended);
+        let closed_before_opening = Campaign {
+            closed_at: Some(t0),
+            ..campaign(5, None, 5)
+        };
+        assert_eq!(closed_before_opening.state(t0), CampaignState::Ended);
     }
 
     #[test]

@@ -37,6 +37,9 @@ struct Row {
     confirm_within_seconds: i32,
     starts_at: NaiveDateTime,
     ends_at: Option<NaiveDateTime>,
+    paused: bool,
+    closed_at: Option<NaiveDateTime>,
+    control_seq: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     accepted_count: i64,
@@ -55,6 +58,9 @@ impl From<Row> for CampaignWithCount {
                 confirm_within_seconds: r.confirm_within_seconds,
                 starts_at: r.starts_at.and_utc(),
                 ends_at: r.ends_at.map(|t| t.and_utc()),
+                paused: r.paused,
+                closed_at: r.closed_at.map(|t| t.and_utc()),
+                control_seq: r.control_seq,
                 created_at: r.created_at.and_utc(),
                 updated_at: r.updated_at.and_utc(),
             },
@@ -65,7 +71,8 @@ impl From<Row> for CampaignWithCount {
 
 const SELECT: &str =
     "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, c.reward_points, c.confirm_within_seconds, \
-     c.starts_at, c.ends_at, c.created_at, c.updated_at, c.accepted_count FROM campaign c";
+     c.starts_at, c.ends_at, c.paused, c.closed_at, c.control_seq, c.created_at, c.updated_at, c.accepted_count \
+     FROM campaign c";
 
 #[tracing::instrument(level = "debug", skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
 pub async fn insert(
@@ -130,12 +137,16 @@ pub async fn list(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// What the Redis gate needs to rebuild a campaign's state: the stock MySQL holds and the highest
-/// sequence handed out so far.
-#[derive(Debug, Clone, Copy, FromQueryResult)]
+/// What the Redis gate needs to rebuild a campaign's state: the stock MySQL holds, the highest
+/// sequence handed out so far, and the live controls' state with the number of the last control
+/// (docs/design.md §15), all in one read.
+#[derive(Debug, Clone, FromQueryResult)]
 pub struct GateSeed {
     pub remaining_stock: i64,
     pub max_sequence: i64,
+    pub paused: bool,
+    pub closed_at: Option<NaiveDateTime>,
+    pub control_seq: i64,
 }
 
 #[tracing::instrument(level = "debug", skip(db), err)]
@@ -143,7 +154,8 @@ pub async fn gate_seed(db: &impl ConnectionTrait, id: i64) -> Result<Option<Gate
     GateSeed::find_by_statement(stmt(
         "SELECT c.remaining_stock, \
          CAST(COALESCE((SELECT MAX(p.sequence) FROM participation p WHERE p.campaign_id = c.id), 0) AS SIGNED) \
-         AS max_sequence FROM campaign c WHERE c.id = ?",
+         AS max_sequence, c.paused, c.closed_at, c.control_seq \
+         FROM campaign c WHERE c.id = ?",
         vec![id.into()],
     ))
     .one(db)

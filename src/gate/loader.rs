@@ -27,7 +27,7 @@ use futures::{
 use sea_orm::DbErr;
 use tracing::Instrument;
 
-use super::scripts::{Gate, GateError, Seed};
+use super::scripts::{Gate, GateError, GateState, Seed};
 use crate::{
     campaign::{repo, Campaign},
     db::Db,
@@ -155,15 +155,7 @@ impl GateLoader {
                 break;
             }
         }
-        let loaded = self
-            .gate
-            .load(&seed_of(
-                campaign,
-                seed.remaining_stock,
-                seed.max_sequence,
-                returned,
-            ))
-            .await?;
+        let loaded = self.gate.load(&seed_of(campaign, &seed, returned)).await?;
         if loaded {
             tracing::info!(
                 campaign_id = campaign.id,
@@ -181,16 +173,16 @@ pub fn epoch(campaign: &Campaign) -> i64 {
     campaign.created_at.timestamp_micros()
 }
 
-fn seed_of(
-    campaign: &Campaign,
-    remaining_stock: i64,
-    max_sequence: i64,
-    returned: Vec<i64>,
-) -> Seed {
+fn seed_of(campaign: &Campaign, read: &repo::GateSeed, returned: Vec<i64>) -> Seed {
+    let state = match (read.closed_at.is_some(), read.paused) {
+        (true, _) => GateState::Closed,
+        (false, true) => GateState::Paused,
+        (false, false) => GateState::Open,
+    };
     Seed {
         campaign_id: campaign.id,
         epoch: epoch(campaign),
-        remaining_stock,
+        remaining_stock: read.remaining_stock,
         starts_at_ms: campaign.starts_at.timestamp_millis(),
         ends_at_ms: campaign.ends_at.map_or(0, |t| t.timestamp_millis()),
         expire_at_ms: campaign.ends_at.map_or(0, |t| {
@@ -198,7 +190,9 @@ fn seed_of(
                 .saturating_add(KEEP_AFTER_END.as_millis() as i64)
         }),
         per_user_limit: campaign.per_user_limit,
-        max_sequence,
+        max_sequence: read.max_sequence,
         returned,
+        state,
+        control_seq: read.control_seq,
     }
 }

@@ -6,6 +6,7 @@
 //! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`connection`]: the Redis connection: one node or a cluster, plain or TLS.
 //! - [`scripts`]: [`Gate`], the typed wrappers of the Lua scripts in `lua/`.
+//! - [`control`]: applying a committed live control (stock, pause, resume, close) once.
 //! - [`audit`]: the drift audit's atomic read of a campaign's stock and open reservations, and
 //!   its guarded repair of the stock.
 //! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
@@ -13,10 +14,12 @@
 
 pub mod audit;
 pub mod connection;
+pub mod control;
 pub mod entry;
 pub mod loader;
 pub mod scripts;
 pub mod sold_out;
 
+pub use control::{Applied, GateControl};
 pub use entry::Entry;
-pub use scripts::{Decision, Gate, GateError, Release, Returned};
+pub use scripts::{Decision, Gate, GateError, GateState, Release, Returned};

@@ -45,6 +45,8 @@ pub enum Decision {
     Missing,
     NotOpen,
     Ended,
+    /// Paused by an admin (docs/design.md §15).
+    Paused,
     OverLimit,
     AlreadyParticipated,
     /// Fewer than the quantity left; `remaining` is what is left, `winners` the size of the
@@ -72,8 +74,12 @@ pub enum Release {
     Undo,
     /// MySQL already holds this user's win: give the stock back, keep the user recorded.
     KeepUser,
-    /// MySQL's guard refused: forget the user and take MySQL's remaining stock.
-    SoldOut { remaining_stock: i64 },
+    /// MySQL's guard refused: forget the user and take MySQL's remaining stock, read with the
+    /// campaign's `control_seq` (the controls that stock includes; see `lua/release.lua`).
+    SoldOut {
+        remaining_stock: i64,
+        control_seq: i64,
+    },
     /// A reservation left open by a crashed instance (MySQL has no win): undo it if it is still
     /// exactly this one.
     Expire { reservation: String },
@@ -97,6 +103,29 @@ pub struct Seed {
     pub max_sequence: i64,
     /// The campaign's cancelled and expired wins, read in the same snapshot as the stock.
     pub returned: Vec<i64>,
+    /// Open, paused or closed (docs/design.md §15), in the same snapshot.
+    pub state: GateState,
+    /// The campaign's `control_seq` in the same snapshot: the controls the stock includes.
+    pub control_seq: i64,
+}
+
+/// Whether the gate lets joins through (docs/design.md §15). A window that has not opened or has
+/// ended is checked apart, against the request's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateState {
+    Open,
+    Paused,
+    Closed,
+}
+
+impl GateState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Paused => "paused",
+            Self::Closed => "closed",
+        }
+    }
 }
 
 /// What [`Gate::return_units`] did.
@@ -143,6 +172,12 @@ impl Gate {
     /// `<prefix>{c:<id>}:returned`: the wins whose units are back in the gate (same hash tag).
     fn returned_key(&self, campaign_id: i64) -> String {
         format!("{}{{c:{campaign_id}}}:returned", self.prefix)
+    }
+
+    /// `<prefix>{c:<id>}:controls`: stock changes applied above the hash's `ctl` (see
+    /// `lua/control.lua`; same hash tag).
+    pub(super) fn controls_key(&self, campaign_id: i64) -> String {
+        format!("{}{{c:{campaign_id}}}:controls", self.prefix)
     }
 
     /// A plain command, bounded by the Redis timeout.
@@ -197,6 +232,7 @@ impl Gate {
             "MISSING" => Decision::Missing,
             "NOT_OPEN" => Decision::NotOpen,
             "ENDED" => Decision::Ended,
+            "PAUSED" => Decision::Paused,
             "OVER_LIMIT" => Decision::OverLimit,
             "ALREADY" => Decision::AlreadyParticipated,
             "SOLD_OUT" => Decision::SoldOut {
@@ -215,6 +251,7 @@ impl Gate {
         inv.key(users)
             .key(pending)
             .key(self.returned_key(campaign_id))
+            .key(self.controls_key(campaign_id))
             .arg(epoch);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)
@@ -240,6 +277,7 @@ impl Gate {
         let mut inv = LOAD.key(meta);
         inv.key(users)
             .key(self.returned_key(seed.campaign_id))
+            .key(self.controls_key(seed.campaign_id))
             .arg(seed.remaining_stock)
             .arg(seed.starts_at_ms)
             .arg(seed.ends_at_ms)
@@ -247,6 +285,8 @@ impl Gate {
             .arg(seed.max_sequence)
             .arg(seed.expire_at_ms)
             .arg(seed.epoch)
+            .arg(seed.state.as_str())
+            .arg(seed.control_seq)
             .arg(&seed.returned);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)
@@ -279,19 +319,24 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err)]
     pub async fn release(&self, entry: &Entry, how: Release) -> Result<bool, GateError> {
         let [meta, users, pending] = self.keys(entry.campaign_id);
-        let (mode, extra) = match &how {
-            Release::Undo => ("undo", String::new()),
-            Release::KeepUser => ("keep_user", String::new()),
-            Release::SoldOut { remaining_stock } => ("sold_out", remaining_stock.to_string()),
-            Release::Expire { reservation } => ("expire", reservation.clone()),
+        let (mode, extra, seen) = match &how {
+            Release::Undo => ("undo", String::new(), 0),
+            Release::KeepUser => ("keep_user", String::new(), 0),
+            Release::SoldOut {
+                remaining_stock,
+                control_seq,
+            } => ("sold_out", remaining_stock.to_string(), *control_seq),
+            Release::Expire { reservation } => ("expire", reservation.clone(), 0),
         };
         let mut inv = RELEASE.key(meta);
         inv.key(users)
             .key(pending)
+            .key(self.controls_key(entry.campaign_id))
             .arg(entry.user_id)
             .arg(entry.quantity)
             .arg(mode)
-            .arg(extra);
+            .arg(extra)
+            .arg(seen);
         let adjusted: i64 = self.run(inv).await?;
         Ok(adjusted == 1)
     }

@@ -109,6 +109,15 @@ impl SoldOutMemo {
             .remove(&campaign_id);
     }
 
+    /// Drops what is remembered of the campaign: stock came back here (an admin added units or
+    /// resumed it), so this instance asks Redis again at once.
+    pub fn forget(&self, campaign_id: i64) {
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&campaign_id);
+    }
+
     /// Records a sold-out campaign with its winners set.
     pub fn record(&self, campaign_id: i64, winners: impl IntoIterator<Item = i64>) {
         self.record_at(campaign_id, winners, Instant::now());

@@ -2,7 +2,8 @@
 //! campaign this instance serves whose gate state is loaded, it compares what the gate holds with
 //! MySQL and exports the difference as `firstcome_gate_drift_units{campaign}`:
 //!
-//! drift = gate stock + units in open reservations + units in `gate_return` markers − `remaining_stock`.
+//! drift = gate stock + units in open reservations + units in `gate_return` markers + units of
+//! stock changes in `gate_control` markers − `remaining_stock`.
 //!
 //! In a quiet, consistent state it is 0. Redis is read first (stock and the pending hash in one
 //! script), then MySQL (the stock and the markers in one statement), so anything that moves
@@ -44,8 +45,10 @@ pub enum DriftError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromQueryResult)]
 pub struct Ledger {
     pub remaining_stock: i64,
-    /// `gate_return` rows of the campaign.
+    /// `gate_return` and `gate_control` rows of the campaign.
     pub markers: i64,
+    /// Units MySQL moved that the gate may not have yet: returned units, and stock added
+    /// (positive) or withdrawn (negative) by controls.
     pub marker_units: i64,
 }
 
@@ -101,8 +104,10 @@ pub fn verdict(previous: Option<&Observation>, now: &Observation) -> Verdict {
 async fn ledger(db: &Db, campaign_id: i64) -> Result<Option<Ledger>, DbErr> {
     Ledger::find_by_statement(stmt(
         "SELECT c.remaining_stock, \
-         CAST((SELECT COUNT(*) FROM gate_return g WHERE g.campaign_id = c.id) AS SIGNED) AS markers, \
-         CAST(COALESCE((SELECT SUM(g.quantity) FROM gate_return g WHERE g.campaign_id = c.id), 0) AS SIGNED) \
+         CAST((SELECT COUNT(*) FROM gate_return g WHERE g.campaign_id = c.id) \
+           + (SELECT COUNT(*) FROM gate_control k WHERE k.campaign_id = c.id) AS SIGNED) AS markers, \
+         CAST(COALESCE((SELECT SUM(g.quantity) FROM gate_return g WHERE g.campaign_id = c.id), 0) \
+           + COALESCE((SELECT SUM(k.delta) FROM gate_control k WHERE k.campaign_id = c.id), 0) AS SIGNED) \
          AS marker_units FROM campaign c WHERE c.id = ?",
         vec![campaign_id.into()],
     ))

@@ -1,14 +1,15 @@
 //! The expiry sweeper, on every instance (docs/design.md §14): every quarter second, held wins
 //! past their deadline become EXPIRED (each by its own guarded transaction, so a win expires once
 //! however many instances sweep), and units MySQL took back that the gate may still lack are
-//! given to it (the `gate_return` markers a crash or a Redis failure left).
+//! given to it (the `gate_return` markers a crash or a Redis failure left), as are the live
+//! controls it may lack (the `gate_control` markers, docs/design.md §15).
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{lifecycle::LifecycleService, state_change};
-use crate::db::Db;
+use crate::{campaign::control::CampaignControls, db::Db};
 
 /// How often a sweep runs: a hold expires at most about this late.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -17,13 +18,21 @@ pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
 const SWEEP_BATCH: u32 = 200;
 
 /// Sweeps until `stop`.
-pub async fn run(lifecycle: LifecycleService, db: Db, stop: CancellationToken) {
+pub async fn run(
+    lifecycle: LifecycleService,
+    controls: CampaignControls,
+    db: Db,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
         }
         sweep(&lifecycle, &db).await;
+        if let Err(e) = controls.apply_pending(SWEEP_BATCH).await {
+            tracing::warn!(error = %e, "Could not read the controls the gate may lack.");
+        }
     }
     tracing::debug!("Expiry sweeper stopped.");
 }

@@ -46,6 +46,9 @@ pub enum JoinError {
     NotOpen(DateTime<Utc>),
     #[error("the campaign has ended")]
     Ended,
+    /// An admin paused the campaign (docs/design.md §15); a resume opens it again.
+    #[error("the campaign is paused")]
+    Paused,
     #[error("quantity {quantity} is above the campaign's per-user limit of {limit}")]
     OverLimit { quantity: i32, limit: i32 },
     /// `participation_id` is `None` while the first request of this user is still in flight.

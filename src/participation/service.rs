@@ -107,6 +107,7 @@ impl ParticipationService {
             }
             Decision::NotOpen => return Err(JoinError::NotOpen(campaign.starts_at)),
             Decision::Ended => return Err(JoinError::Ended),
+            Decision::Paused => return Err(JoinError::Paused),
             Decision::OverLimit => {
                 return Err(JoinError::OverLimit {
                     quantity: req.entry.quantity,
@@ -255,9 +256,18 @@ impl ParticipationService {
                 self.compensate(&req, Release::KeepUser).await;
                 self.already(&req).await
             }
-            Err(WriteError::SoldOut { remaining_stock }) => {
-                self.compensate(&req, Release::SoldOut { remaining_stock })
-                    .await;
+            Err(WriteError::SoldOut {
+                remaining_stock,
+                control_seq,
+            }) => {
+                self.compensate(
+                    &req,
+                    Release::SoldOut {
+                        remaining_stock,
+                        control_seq,
+                    },
+                )
+                .await;
                 Err(JoinError::SoldOut)
             }
             Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
@@ -399,6 +409,11 @@ impl ParticipationService {
         user_id: i64,
     ) -> Result<Option<StoredParticipation>, DbErr> {
         store::find(&self.db, campaign_id, user_id).await
+    }
+
+    /// The sold-out memo (a live control that brings stock back clears its campaign's entry).
+    pub fn sold_out_memo(&self) -> Arc<SoldOutMemo> {
+        self.sold_out.clone()
     }
 
     /// The campaign cache this service reads (shared with the sync path).

@@ -73,6 +73,10 @@ enum SyncOutcome {
         sequence: i64,
     },
     SoldOut,
+    /// Paused by an admin (the cached campaign may not know it yet; the locked row does).
+    Paused,
+    /// Closed early by an admin.
+    Closed,
     /// The user's existing win, read back (`None` if it vanished since the duplicate key).
     Already(Option<StoredParticipation>),
 }
@@ -108,6 +112,8 @@ impl SyncParticipationService {
                 sequence,
             }) => (participation_id, sequence),
             Ok(SyncOutcome::SoldOut) => return Err(JoinError::SoldOut),
+            Ok(SyncOutcome::Paused) => return Err(JoinError::Paused),
+            Ok(SyncOutcome::Closed) => return Err(JoinError::Ended),
             Ok(SyncOutcome::Already(found)) => return existing(&req, found),
             Err(e) => return Err(e.into()),
         };
@@ -148,13 +154,24 @@ impl SyncParticipationService {
         let txn = self.db.begin().await?;
         let row = txn
             .query_one_raw(stmt(
-                "SELECT total_stock, remaining_stock FROM campaign WHERE id = ? FOR UPDATE",
+                "SELECT total_stock, remaining_stock, paused, closed_at IS NOT NULL \
+                 FROM campaign WHERE id = ? FOR UPDATE",
                 vec![req.entry.campaign_id.into()],
             ))
             .await?
             .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {}", req.entry.campaign_id)))?;
         let total: i64 = row.try_get_by_index(0)?;
         let remaining: i64 = row.try_get_by_index(1)?;
+        let paused: bool = row.try_get_by_index(2)?;
+        let closed: i64 = row.try_get_by_index(3)?;
+        if closed != 0 || paused {
+            txn.rollback().await?;
+            return Ok(if closed != 0 {
+                SyncOutcome::Closed
+            } else {
+                SyncOutcome::Paused
+            });
+        }
         if let Some(found) = find(&txn, req.entry.campaign_id, req.entry.user_id).await? {
             txn.rollback().await?;
             return Ok(SyncOutcome::Already(Some(found)));

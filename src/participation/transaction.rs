@@ -64,9 +64,13 @@ pub enum WriteError {
     /// know, e.g. after a reload).
     #[error("the user already has a participation in this campaign")]
     Duplicate,
-    /// The guarded decrement matched no row: MySQL has less stock than Redis believed.
+    /// The guarded decrement matched no row: MySQL has less stock than Redis believed. The
+    /// stock is read with the campaign's `control_seq` (the live controls it includes).
     #[error("the campaign has {remaining_stock} units left in MySQL")]
-    SoldOut { remaining_stock: i64 },
+    SoldOut {
+        remaining_stock: i64,
+        control_seq: i64,
+    },
     #[error(transparent)]
     Db(#[from] DbErr),
     /// The batch's task ended before answering (a panic): the transaction may have committed.
@@ -111,9 +115,12 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
         ))
         .await?;
     if updated.rows_affected() == 0 {
-        let remaining_stock = remaining_stock(&txn, campaign_id).await?;
+        let (remaining_stock, control_seq) = remaining_stock(&txn, campaign_id).await?;
         txn.rollback().await?;
-        return Err(WriteError::SoldOut { remaining_stock });
+        return Err(WriteError::SoldOut {
+            remaining_stock,
+            control_seq,
+        });
     }
     // The wins are the guarded decrement: its time is their acceptedAt.
     let accepted_at = crate::db::time::precision(Utc::now());
@@ -164,17 +171,19 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
         .collect())
 }
 
-/// The campaign's stock in MySQL as this transaction sees it (0 if the campaign is gone).
-async fn remaining_stock(txn: &Txn, campaign_id: i64) -> Result<i64, DbErr> {
-    Ok(txn
+/// The campaign's stock in MySQL as this transaction sees it, with the number of the last live
+/// control it includes, in one read ((0, 0) if the campaign is gone).
+async fn remaining_stock(txn: &Txn, campaign_id: i64) -> Result<(i64, i64), DbErr> {
+    let Some(row) = txn
         .query_one_raw(stmt(
-            "SELECT remaining_stock FROM campaign WHERE id = ?",
+            "SELECT remaining_stock, control_seq FROM campaign WHERE id = ?",
             vec![campaign_id.into()],
         ))
         .await?
-        .map(|row| row.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0))
+    else {
+        return Ok((0, 0));
+    };
+    Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?))
 }
 
 /// Inserts the participations (one statement when their number is one of the list sizes of

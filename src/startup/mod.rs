@@ -196,6 +196,7 @@ impl ApplicationBuilder {
             gate,
             participations: services.participations,
             lifecycle: services.lifecycle,
+            controls: services.controls,
             sync: services.sync,
             components,
             consumers,

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use crate::{
     api::{
-        admin::AdminApi, auth::AdminTokens, campaigns::CampaignsApi, health::HealthApi,
-        lifecycle::LifecycleApi, participations::ParticipationsApi, rewards::RewardsApi,
-        stats::StatsApi, user_auth::UserAuthority, Apis,
+        admin::AdminApi, auth::AdminTokens, campaigns::CampaignsApi, controls::ControlsApi,
+        health::HealthApi, lifecycle::LifecycleApi, participations::ParticipationsApi,
+        rewards::RewardsApi, stats::StatsApi, user_auth::UserAuthority, Apis,
     },
-    campaign::CampaignService,
+    campaign::{control::CampaignControls, CampaignService},
     consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
     db::Db,
     gate::Gate,
@@ -27,6 +27,7 @@ pub(super) struct Resources {
     pub gate: Gate,
     pub participations: ParticipationService,
     pub lifecycle: LifecycleService,
+    pub controls: CampaignControls,
     pub sync: SyncParticipationService,
     pub components: Components,
     pub consumers: Vec<ConsumerHandle>,
@@ -75,6 +76,10 @@ impl Resources {
                 outbox: OutboxAdmin::new(self.db),
                 components: self.components,
                 metrics: self.metrics,
+                admin: self.admin.clone(),
+            },
+            ControlsApi {
+                controls: self.controls,
                 admin: self.admin,
             },
         )

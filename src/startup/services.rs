@@ -1,6 +1,6 @@
 //! The participation side's services, over the API's pool and the gate: the outbox path, the
-//! sync baseline, the lifecycle of a win and the drift audit, sharing one campaign cache; and the
-//! background loops they run.
+//! sync baseline, the lifecycle of a win, the campaigns' live controls and the drift audit,
+//! sharing one campaign cache; and the background loops they run.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
-    campaign::CampaignCache,
+    campaign::{control::CampaignControls, CampaignCache},
     config::Settings,
     db::Db,
     gate::Gate,
@@ -26,6 +26,7 @@ pub(super) struct Services {
     pub participations: ParticipationService,
     pub sync: SyncParticipationService,
     pub lifecycle: LifecycleService,
+    pub controls: CampaignControls,
     pub drift: DriftAudit,
 }
 
@@ -52,22 +53,32 @@ impl Services {
         let participations = ParticipationService::new(
             db.clone(),
             gate.clone(),
-            cache,
-            wakeup,
+            cache.clone(),
+            wakeup.clone(),
             metrics.clone(),
             settings,
+        );
+        let controls = CampaignControls::new(
+            db.clone(),
+            gate.clone(),
+            cache,
+            participations.sold_out_memo(),
+            topic,
+            wakeup,
         );
         let sync = SyncParticipationService::new(db, &participations, producers, metrics, settings);
         Self {
             participations,
             sync,
             lifecycle,
+            controls,
             drift,
         }
     }
 
     /// The application's own background loops: the reconciler of reservations crashed instances
-    /// left open, the expiry sweeper, the drift audit and the outbox gauges' refresher. All stop
+    /// left open, the expiry sweeper (which also gives the gate the controls it may lack), the
+    /// drift audit and the outbox gauges' refresher. All stop
     /// with `shutdown`.
     pub fn spawn_background(
         &self,
@@ -84,8 +95,13 @@ impl Services {
         ));
         tasks.spawn(running::track(
             "expiry sweeper",
-            expiry::run(self.lifecycle.clone(), db.clone(), shutdown.clone())
-                .instrument(tracing::info_span!("expiry_sweeper")),
+            expiry::run(
+                self.lifecycle.clone(),
+                self.controls.clone(),
+                db.clone(),
+                shutdown.clone(),
+            )
+            .instrument(tracing::info_span!("expiry_sweeper")),
         ));
         tasks.spawn(running::track(
             "drift audit",

@@ -99,12 +99,15 @@ impl Probe {
 pub enum CrashPoint {
     /// A state change that closed a win committed; its units are not yet back in the gate.
     BeforeGateReturn,
+    /// A live control committed; the gate does not have it yet.
+    BeforeGateControl,
 }
 
 impl CrashPoint {
     fn name(self) -> &'static str {
         match self {
             CrashPoint::BeforeGateReturn => "before-gate-return",
+            CrashPoint::BeforeGateControl => "before-gate-control",
         }
     }
 

@@ -1,0 +1,224 @@
+//! `/api/v1/admin/campaigns/{id}/…`: live controls of a running campaign (docs/design.md §15),
+//! admin only: add or withdraw stock, pause, resume, close, and the audit trail of what was done,
+//! by which admin token, when.
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    Enum, Object, OpenApi,
+};
+
+use super::{
+    auth::{AdminAuth, AdminTokens},
+    campaigns::CampaignDto,
+    error::ApiError,
+    request_span::ServerSpan,
+    Tag,
+};
+use crate::{
+    campaign::{
+        control::{CampaignControls, Control, HistoryRow},
+        MAX_TOTAL_STOCK,
+    },
+    outbox::control::ControlKind,
+};
+
+const DEFAULT_PAGE: u32 = 50;
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StockChange {
+    /// Units to add (positive) or withdraw (negative), not 0. The total stays at most
+    /// 10,000,000; a withdrawal takes unsold units only.
+    #[oai(validator(minimum(value = "-10000000"), maximum(value = "10000000")))]
+    pub delta: i64,
+}
+
+/// What a control did.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ControlKindDto {
+    StockChanged,
+    Paused,
+    Resumed,
+    Closed,
+}
+
+impl From<ControlKind> for ControlKindDto {
+    fn from(k: ControlKind) -> Self {
+        match k {
+            ControlKind::StockChanged => Self::StockChanged,
+            ControlKind::Paused => Self::Paused,
+            ControlKind::Resumed => Self::Resumed,
+            ControlKind::Closed => Self::Closed,
+        }
+    }
+}
+
+/// One control in a campaign's audit trail.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ControlEvent {
+    /// The control's number within the campaign: 1, 2, … in commit order.
+    pub seq: i64,
+    pub kind: ControlKindDto,
+    /// The event's `eventType` on the topic (`CampaignStockChanged`, …).
+    pub event_type: String,
+    /// The event's id on the topic.
+    pub event_id: String,
+    /// Units added or withdrawn (stock changes only).
+    #[oai(skip_serializing_if_is_none)]
+    pub delta: Option<i64>,
+    /// The campaign's stock right after the control.
+    pub total_stock: i64,
+    pub remaining_stock: i64,
+    /// The name of the admin token that asked (`ADMIN_TOKENS`; `admin` for `ADMIN_TOKEN`).
+    pub changed_by: String,
+    pub at: DateTime<Utc>,
+}
+
+impl ControlEvent {
+    fn from_row(r: HistoryRow) -> Option<Self> {
+        let kind = ControlKind::parse(&r.kind)?;
+        Some(Self {
+            seq: r.seq,
+            kind: kind.into(),
+            event_type: kind.event_type().into(),
+            event_id: r.event_id,
+            delta: r.delta,
+            total_stock: r.total_stock,
+            remaining_stock: r.remaining_stock,
+            changed_by: r.admin,
+            at: r.created_at.and_utc(),
+        })
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ControlPage {
+    pub items: Vec<ControlEvent>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<i64>,
+}
+
+/// The controls resource.
+pub struct ControlsApi {
+    pub controls: CampaignControls,
+    pub admin: AdminTokens,
+}
+
+impl ControlsApi {
+    async fn run(
+        &self,
+        auth: AdminAuth,
+        id: i64,
+        control: Control,
+        span: &ServerSpan,
+    ) -> Result<Json<CampaignDto>, ApiError> {
+        let admin = auth.check(&self.admin)?;
+        let trace = Some(span.0.to_string());
+        let campaign = self.controls.apply(id, control, &admin.0, trace).await?;
+        Ok(Json(CampaignDto::new(campaign, Utc::now())))
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/admin/campaigns", tag = "Tag::Admin")]
+impl ControlsApi {
+    /// Add units to a campaign (sellable on every instance within about a second; a sold-out
+    /// campaign opens again) or withdraw unsold ones (409 STOCK_IN_USE with `freeStock` when
+    /// fewer are unsold). `totalStock` and `remainingStock` both move by `delta`. Answers the
+    /// campaign (admin).
+    #[oai(path = "/:id/stock", method = "post")]
+    async fn stock(
+        &self,
+        auth: AdminAuth,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        body: Json<StockChange>,
+        span: Data<&ServerSpan>,
+    ) -> Result<Json<CampaignDto>, ApiError> {
+        let delta = body.0.delta;
+        if delta == 0 {
+            return Err(ApiError::validation("delta must not be 0"));
+        }
+        debug_assert!(delta.abs() <= MAX_TOTAL_STOCK);
+        self.run(auth, id.0, Control::Stock(delta), span.0).await
+    }
+
+    /// Pause a campaign: joins answer 422 CAMPAIGN_PAUSED on every instance within about a second;
+    /// confirm and cancel keep working. Pausing a paused campaign answers it again; an ended one:
+    /// 409 CAMPAIGN_ENDED (admin).
+    #[oai(path = "/:id/pause", method = "post")]
+    async fn pause(
+        &self,
+        auth: AdminAuth,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        span: Data<&ServerSpan>,
+    ) -> Result<Json<CampaignDto>, ApiError> {
+        self.run(auth, id.0, Control::Pause, span.0).await
+    }
+
+    /// Resume a paused campaign. Resuming a running campaign answers it again; an ended one: 409
+    /// CAMPAIGN_ENDED (admin).
+    #[oai(path = "/:id/resume", method = "post")]
+    async fn resume(
+        &self,
+        auth: AdminAuth,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        span: Data<&ServerSpan>,
+    ) -> Result<Json<CampaignDto>, ApiError> {
+        self.run(auth, id.0, Control::Resume, span.0).await
+    }
+
+    /// Close a campaign now: it has ended (joins answer 422 CAMPAIGN_ENDED on every instance
+    /// within about a second; confirm and cancel keep working). Final: it cannot be resumed.
+    /// Closing an ended campaign answers it again (admin).
+    #[oai(path = "/:id/close", method = "post")]
+    async fn close(
+        &self,
+        auth: AdminAuth,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        span: Data<&ServerSpan>,
+    ) -> Result<Json<CampaignDto>, ApiError> {
+        self.run(auth, id.0, Control::Close, span.0).await
+    }
+
+    /// The campaign's controls, oldest first: what, by which admin, when, and the stock after
+    /// each (admin).
+    #[oai(path = "/:id/events", method = "get")]
+    async fn events(
+        &self,
+        auth: AdminAuth,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        /// Page size, 1 to 500 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+        /// `nextCursor` of the previous page.
+        #[oai(validator(minimum(value = "0")))]
+        cursor: Query<Option<i64>>,
+    ) -> Result<Json<ControlPage>, ApiError> {
+        auth.check(&self.admin)?;
+        let limit = limit.0.unwrap_or(DEFAULT_PAGE);
+        let mut rows = self
+            .controls
+            .history(id.0, cursor.0.unwrap_or(0), limit + 1)
+            .await?
+            .ok_or_else(|| ApiError::campaign_not_found(id.0))?;
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.seq)
+        } else {
+            None
+        };
+        Ok(Json(ControlPage {
+            items: rows
+                .into_iter()
+                .filter_map(ControlEvent::from_row)
+                .collect(),
+            next_cursor,
+        }))
+    }
+}

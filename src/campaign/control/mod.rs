@@ -1,0 +1,427 @@
+//! Live controls of a running campaign (docs/design.md §15): add or withdraw stock, pause,
+//! resume, close. Each is one transaction on the locked campaign row that takes the campaign's
+//! next control number, writes the audit row (`campaign_control`), the gate's marker
+//! (`gate_control`) and the outbox event; after the commit the gate gets the control
+//! (`lua/control.lua`, exactly once, in any order), and the marker loop of every instance retries
+//! what a crash or a Redis failure left. MySQL's guard keeps Exactly-N whatever the gate believes
+//! meanwhile: a withdrawal takes only units that are unsold at its commit.
+
+mod store;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use sea_orm::DbErr;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+pub use store::HistoryRow;
+use store::{ControlRow, LockedCampaign, RowChange};
+
+use super::{
+    repo::{self, CampaignWithCount},
+    CampaignCache, Window, MAX_TOTAL_STOCK,
+};
+use crate::{
+    db::Db,
+    gate::{loader, sold_out::SoldOutMemo, Applied, Gate, GateControl},
+    outbox::{
+        control::{CampaignChanged, ControlKind},
+        table, NewOutboxEvent,
+    },
+};
+
+/// What an admin asks of a running campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Add (positive) or withdraw (negative) units; never 0.
+    Stock(i64),
+    Pause,
+    Resume,
+    Close,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("campaign {0} does not exist")]
+    NotFound(i64),
+    #[error("the campaign has ended; only close may be asked again")]
+    Ended,
+    #[error("only {free} units are unsold now; {asked} cannot be withdrawn")]
+    StockInUse { free: i64, asked: i64 },
+    #[error("totalStock would become {total}, above the limit of {MAX_TOTAL_STOCK}")]
+    TooMuchStock { total: i64 },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// What a control decided on the locked row.
+enum Decision {
+    /// Already so (pausing a paused campaign, closing an ended one): no change, no event.
+    Keep,
+    Change(RowChange, ControlKind, Option<i64>),
+}
+
+/// Runs the controls and hands the gate what they committed. Cheap to clone.
+#[derive(Clone)]
+pub struct CampaignControls {
+    db: Db,
+    gate: Gate,
+    campaigns: Arc<CampaignCache>,
+    sold_out: Arc<SoldOutMemo>,
+    topic: Arc<str>,
+    relay_wakeup: Arc<Notify>,
+}
+
+impl CampaignControls {
+    pub fn new(
+        db: Db,
+        gate: Gate,
+        campaigns: Arc<CampaignCache>,
+        sold_out: Arc<SoldOutMemo>,
+        topic: &str,
+        relay_wakeup: Arc<Notify>,
+    ) -> Self {
+        Self {
+            db,
+            gate,
+            campaigns,
+            sold_out,
+            topic: topic.into(),
+            relay_wakeup,
+        }
+    }
+
+    /// Applies `control` for the admin named `admin`; answers the campaign as stored after it.
+    /// Asking for what is already so (pause a paused campaign, resume a running one, close an
+    /// ended one) answers the campaign and writes nothing.
+    #[tracing::instrument(level = "debug", skip(self, traceparent))]
+    pub async fn apply(
+        &self,
+        campaign_id: i64,
+        control: Control,
+        admin: &str,
+        traceparent: Option<String>,
+    ) -> Result<CampaignWithCount, ControlError> {
+        let now = crate::db::time::precision(Utc::now());
+        let txn = self.db.begin().await?;
+        let locked = store::lock(&txn, campaign_id)
+            .await?
+            .ok_or(ControlError::NotFound(campaign_id))?;
+        let (change, kind, delta) = match decide(&locked, control, now)? {
+            Decision::Keep => {
+                txn.rollback().await?;
+                return self.current(campaign_id).await;
+            }
+            Decision::Change(change, kind, delta) => (change, kind, delta),
+        };
+        let seq = locked.control_seq + 1;
+        store::change(&txn, campaign_id, seq, change).await?;
+        let moved = delta.unwrap_or(0);
+        let event = CampaignChanged {
+            event_id: Uuid::now_v7(),
+            event_type: kind.event_type().into(),
+            occurred_at: now,
+            campaign_id,
+            control_seq: seq,
+            changed_by: admin.into(),
+            delta,
+            total_stock: locked.total_stock + moved,
+            remaining_stock: locked.remaining_stock + moved,
+        };
+        store::record(
+            &txn,
+            &ControlRow {
+                campaign_id,
+                seq,
+                kind: kind.as_str(),
+                delta,
+                total_stock: event.total_stock,
+                remaining_stock: event.remaining_stock,
+                admin: admin.into(),
+                event_id: event.event_id.to_string(),
+                at: now,
+            },
+        )
+        .await?;
+        let row = NewOutboxEvent::campaign(&event, &self.topic, traceparent.as_deref());
+        table::insert(&txn, &[row]).await?;
+        txn.commit().await?;
+        self.relay_wakeup.notify_one();
+        tracing::info!(
+            campaign_id,
+            seq,
+            kind = kind.as_str(),
+            delta,
+            admin,
+            "Campaign control applied."
+        );
+
+        #[cfg(feature = "test-hooks")]
+        crate::startup::testing::CrashPoint::BeforeGateControl.reached();
+        let campaign = self.current(campaign_id).await?;
+        self.to_gate(campaign_id, seq, gate_control(kind, moved), &campaign)
+            .await;
+        if matches!(control, Control::Stock(1..) | Control::Resume) {
+            self.sold_out.forget(campaign_id);
+        }
+        Ok(campaign)
+    }
+
+    /// Up to `limit` of the campaign's controls after number `after`, oldest first; `None` when
+    /// the campaign does not exist.
+    pub async fn history(
+        &self,
+        campaign_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Option<Vec<HistoryRow>>, DbErr> {
+        if repo::find(&self.db, campaign_id).await?.is_none() {
+            return Ok(None);
+        }
+        store::history(&self.db, campaign_id, after, limit)
+            .await
+            .map(Some)
+    }
+
+    /// Gives the gate up to `limit` committed controls it may not have yet (markers a crash or a
+    /// Redis failure left behind); returns how many markers were settled.
+    pub async fn apply_pending(&self, limit: u32) -> Result<usize, DbErr> {
+        let mut settled = 0;
+        for marker in store::pending(&self.db, limit).await? {
+            let Some(kind) = ControlKind::parse(&marker.kind) else {
+                tracing::error!(
+                    kind = marker.kind,
+                    campaign_id = marker.campaign_id,
+                    "A gate_control marker of an unknown kind; dropped."
+                );
+                store::forget(&self.db, marker.campaign_id, marker.seq).await?;
+                continue;
+            };
+            let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
+                store::forget(&self.db, marker.campaign_id, marker.seq).await?;
+                continue;
+            };
+            let control = gate_control(kind, marker.delta);
+            let epoch = loader::epoch(&campaign);
+            match self
+                .gate
+                .apply_control(campaign.id, marker.seq, control, epoch)
+                .await
+            {
+                Ok(Applied::Applied | Applied::AlreadyApplied) => {
+                    store::forget(&self.db, campaign.id, marker.seq).await?;
+                    settled += 1;
+                }
+                // Not loaded: kept until the keys are back (a rebuild that read MySQL before
+                // the control needs it), or the campaign is over.
+                Ok(Applied::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
+                    store::forget(&self.db, campaign.id, marker.seq).await?;
+                    settled += 1;
+                }
+                Ok(Applied::NotLoaded) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "Could not apply a control to the gate; will retry.");
+                    break;
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    /// The campaign as stored now; this instance's cache takes it too.
+    async fn current(&self, campaign_id: i64) -> Result<CampaignWithCount, ControlError> {
+        let found = repo::find(&self.db, campaign_id)
+            .await?
+            .ok_or(ControlError::NotFound(campaign_id))?;
+        self.campaigns.insert(found.campaign.clone()).await;
+        Ok(found)
+    }
+
+    /// After the commit: the control to the gate at once (the marker loop retries a failure).
+    async fn to_gate(
+        &self,
+        campaign_id: i64,
+        seq: i64,
+        control: GateControl,
+        campaign: &CampaignWithCount,
+    ) {
+        let epoch = loader::epoch(&campaign.campaign);
+        match self
+            .gate
+            .apply_control(campaign_id, seq, control, epoch)
+            .await
+        {
+            Ok(Applied::Applied | Applied::AlreadyApplied) => {
+                if let Err(e) = store::forget(&self.db, campaign_id, seq).await {
+                    tracing::debug!(error = %e, "Could not delete a settled gate_control marker.");
+                }
+            }
+            Ok(Applied::NotLoaded) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, campaign_id, seq,
+                    "Could not give a control to the gate; the gate_control loop will.");
+            }
+        }
+    }
+}
+
+/// What `control` does to the locked campaign at `now`.
+fn decide(
+    locked: &LockedCampaign,
+    control: Control,
+    now: chrono::DateTime<Utc>,
+) -> Result<Decision, ControlError> {
+    if locked.ended(now) {
+        return match control {
+            Control::Close => Ok(Decision::Keep),
+            _ => Err(ControlError::Ended),
+        };
+    }
+    Ok(match control {
+        Control::Stock(delta) if delta < 0 && locked.remaining_stock < -delta => {
+            return Err(ControlError::StockInUse {
+                free: locked.remaining_stock,
+                asked: -delta,
+            })
+        }
+        Control::Stock(delta) if locked.total_stock.saturating_add(delta) > MAX_TOTAL_STOCK => {
+            return Err(ControlError::TooMuchStock {
+                total: locked.total_stock.saturating_add(delta),
+            })
+        }
+        Control::Stock(0) => Decision::Keep,
+        Control::Stock(delta) => Decision::Change(
+            RowChange::Stock(delta),
+            ControlKind::StockChanged,
+            Some(delta),
+        ),
+        Control::Pause if locked.paused => Decision::Keep,
+        Control::Pause => Decision::Change(RowChange::Paused(true), ControlKind::Paused, None),
+        Control::Resume if !locked.paused => Decision::Keep,
+        Control::Resume => Decision::Change(RowChange::Paused(false), ControlKind::Resumed, None),
+        Control::Close => Decision::Change(RowChange::Closed(now), ControlKind::Closed, None),
+    })
+}
+
+/// The gate's side of a control of `kind` (`delta` for a stock change).
+fn gate_control(kind: ControlKind, delta: i64) -> GateControl {
+    match kind {
+        ControlKind::StockChanged => GateControl::Stock(delta),
+        ControlKind::Paused => GateControl::Pause,
+        ControlKind::Resumed => GateControl::Resume,
+        ControlKind::Closed => GateControl::Close,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Duration};
+
+    fn row(remaining: i64, paused: bool, ends_in: Option<i64>) -> (LockedCampaign, DateTime<Utc>) {
+        let now = DateTime::from_timestamp(1_000_000, 0).expect("valid");
+        (
+            LockedCampaign {
+                total_stock: 10,
+                remaining_stock: remaining,
+                paused,
+                closed_at: None,
+                ends_at: ends_in.map(|s| (now + Duration::seconds(s)).naive_utc()),
+                control_seq: 3,
+            },
+            now,
+        )
+    }
+
+    fn kind(d: Result<Decision, ControlError>) -> Option<ControlKind> {
+        match d.expect("allowed") {
+            Decision::Keep => None,
+            Decision::Change(_, kind, _) => Some(kind),
+        }
+    }
+
+    #[test]
+    fn a_withdrawal_takes_unsold_units_only() {
+        let (c, now) = row(4, false, None);
+        assert_eq!(
+            kind(decide(&c, Control::Stock(-4), now)),
+            Some(ControlKind::StockChanged)
+        );
+        assert!(matches!(
+            decide(&c, Control::Stock(-5), now),
+            Err(ControlError::StockInUse { free: 4, asked: 5 })
+        ));
+        assert!(matches!(
+            decide(&c, Control::Stock(i64::MIN + 1), now),
+            Err(ControlError::StockInUse { .. })
+        ));
+    }
+
+    #[test]
+    fn adding_stops_at_the_total_limit() {
+        let (c, now) = row(4, false, None);
+        assert_eq!(
+            kind(decide(&c, Control::Stock(MAX_TOTAL_STOCK - 10), now)),
+            Some(ControlKind::StockChanged)
+        );
+        assert!(matches!(
+            decide(&c, Control::Stock(MAX_TOTAL_STOCK - 9), now),
+            Err(ControlError::TooMuchStock { total }) if total == MAX_TOTAL_STOCK + 1
+        ));
+        assert!(matches!(
+            decide(&c, Control::Stock(i64::MAX), now),
+            Err(ControlError::TooMuchStock { .. })
+        ));
+    }
+
+    #[test]
+    fn what_is_already_so_changes_nothing() {
+        let (running, now) = row(4, false, None);
+        let (paused, _) = row(4, true, None);
+        assert_eq!(kind(decide(&running, Control::Resume, now)), None);
+        assert_eq!(kind(decide(&paused, Control::Pause, now)), None);
+        assert_eq!(
+            kind(decide(&running, Control::Pause, now)),
+            Some(ControlKind::Paused)
+        );
+        assert_eq!(
+            kind(decide(&paused, Control::Resume, now)),
+            Some(ControlKind::Resumed)
+        );
+        assert_eq!(
+            kind(decide(&paused, Control::Close, now)),
+            Some(ControlKind::Closed)
+        );
+    }
+
+    #[test]
+    fn an_ended_campaign_only_answers_close() {
+        let (ended, now) = row(4, false, Some(0));
+        assert_eq!(kind(decide(&ended, Control::Close, now)), None);
+        for control in [
+            Control::Stock(1),
+            Control::Stock(-1),
+            Control::Pause,
+            Control::Resume,
+        ] {
+            assert!(matches!(
+                decide(&ended, control, now),
+                Err(ControlError::Ended)
+            ));
+        }
+        let (open, _) = row(4, false, Some(1));
+        assert_eq!(
+            kind(decide(&open, Control::Close, now)),
+            Some(ControlKind::Closed)
+        );
+        let closed = LockedCampaign {
+            closed_at: Some(now.naive_utc()),
+            ..open
+        };
+        assert!(matches!(
+            decide(&closed, Control::Pause, now),
+            Err(ControlError::Ended)
+        ));
+    }
+}

@@ -1,0 +1,177 @@
+//! The SQL of live controls (docs/design.md §15): lock the campaign row, change it and take the
+//! next control number, write the audit row and the gate's marker; and the marker loop's and the
+//! audit trail's reads.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+
+use crate::db::{sql::stmt, time::to_db, Db, Txn};
+
+/// The campaign row as a control locks it.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct LockedCampaign {
+    pub total_stock: i64,
+    pub remaining_stock: i64,
+    pub paused: bool,
+    pub closed_at: Option<NaiveDateTime>,
+    pub ends_at: Option<NaiveDateTime>,
+    pub control_seq: i64,
+}
+
+impl LockedCampaign {
+    /// Closed early, or past its window's end at `now`.
+    pub fn ended(&self, now: DateTime<Utc>) -> bool {
+        self.closed_at.is_some() || self.ends_at.is_some_and(|end| end.and_utc() <= now)
+    }
+}
+
+/// The campaign, locked until the transaction ends (every writer of a campaign's events takes
+/// this lock before its outbox id: docs/design.md §2.5).
+pub async fn lock(txn: &Txn, campaign_id: i64) -> Result<Option<LockedCampaign>, DbErr> {
+    LockedCampaign::find_by_statement(stmt(
+        "SELECT total_stock, remaining_stock, paused, closed_at, ends_at, control_seq \
+         FROM campaign WHERE id = ? FOR UPDATE",
+        vec![campaign_id.into()],
+    ))
+    .one(txn)
+    .await
+}
+
+/// What a control writes to the campaign row.
+#[derive(Debug, Clone, Copy)]
+pub enum RowChange {
+    /// Both totals move by the delta; guarded so that the stock never goes below zero.
+    Stock(i64),
+    Paused(bool),
+    Closed(DateTime<Utc>),
+}
+
+/// Changes the locked row and sets its control number to `seq`.
+pub async fn change(txn: &Txn, campaign_id: i64, seq: i64, change: RowChange) -> Result<(), DbErr> {
+    let (set, mut values): (&str, Vec<sea_orm::Value>) = match change {
+        RowChange::Stock(delta) => (
+            "total_stock = total_stock + ?, remaining_stock = remaining_stock + ?",
+            vec![delta.into(), delta.into()],
+        ),
+        RowChange::Paused(paused) => ("paused = ?", vec![paused.into()]),
+        RowChange::Closed(at) => ("closed_at = ?", vec![to_db(at).into()]),
+    };
+    values.extend([seq.into(), campaign_id.into()]);
+    let sql = format!(
+        "UPDATE campaign SET {set}, control_seq = ?, updated_at = UTC_TIMESTAMP(6) \
+         WHERE id = ? AND remaining_stock >= 0"
+    );
+    let res = txn.execute_raw(stmt(&sql, values)).await?;
+    match res.rows_affected() {
+        1 => Ok(()),
+        n => Err(DbErr::Custom(format!(
+            "campaign {campaign_id}: the locked control matched {n} rows"
+        ))),
+    }
+}
+
+/// One control, as the audit trail and the gate's marker keep it.
+#[derive(Debug, Clone)]
+pub struct ControlRow {
+    pub campaign_id: i64,
+    pub seq: i64,
+    /// `ControlKind::as_str`.
+    pub kind: &'static str,
+    /// Units added or withdrawn (stock changes only).
+    pub delta: Option<i64>,
+    pub total_stock: i64,
+    pub remaining_stock: i64,
+    pub admin: String,
+    pub event_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The audit row and the gate's marker, in the control's transaction.
+pub async fn record(txn: &Txn, row: &ControlRow) -> Result<(), DbErr> {
+    txn.execute_raw(stmt(
+        "INSERT INTO campaign_control (campaign_id, seq, kind, delta, total_stock, remaining_stock, \
+         admin, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            row.campaign_id.into(),
+            row.seq.into(),
+            row.kind.into(),
+            row.delta.into(),
+            row.total_stock.into(),
+            row.remaining_stock.into(),
+            row.admin.clone().into(),
+            row.event_id.clone().into(),
+            to_db(row.at).into(),
+        ],
+    ))
+    .await?;
+    txn.execute_raw(stmt(
+        "INSERT INTO gate_control (campaign_id, seq, kind, delta, created_at) \
+         VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))",
+        vec![
+            row.campaign_id.into(),
+            row.seq.into(),
+            row.kind.into(),
+            row.delta.unwrap_or(0).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A `gate_control` marker: a committed control the gate may not have yet.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct PendingControl {
+    pub campaign_id: i64,
+    pub seq: i64,
+    pub kind: String,
+    pub delta: i64,
+}
+
+/// The oldest `limit` markers.
+pub async fn pending(db: &Db, limit: u32) -> Result<Vec<PendingControl>, DbErr> {
+    PendingControl::find_by_statement(stmt(
+        "SELECT campaign_id, seq, kind, delta FROM gate_control ORDER BY created_at, seq LIMIT ?",
+        vec![limit.into()],
+    ))
+    .all(db)
+    .await
+}
+
+/// The gate has the control: forget its marker.
+pub async fn forget(db: &Db, campaign_id: i64, seq: i64) -> Result<(), DbErr> {
+    db.execute_raw(stmt(
+        "DELETE FROM gate_control WHERE campaign_id = ? AND seq = ?",
+        vec![campaign_id.into(), seq.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// One row of a campaign's audit trail.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct HistoryRow {
+    pub seq: i64,
+    pub kind: String,
+    pub delta: Option<i64>,
+    pub total_stock: i64,
+    pub remaining_stock: i64,
+    pub admin: String,
+    pub event_id: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// Up to `limit` controls of the campaign after number `after`, oldest first.
+pub async fn history(
+    db: &Db,
+    campaign_id: i64,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<HistoryRow>, DbErr> {
+    HistoryRow::find_by_statement(stmt(
+        "SELECT seq, kind, delta, total_stock, remaining_stock, admin, event_id, created_at \
+         FROM campaign_control WHERE campaign_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        vec![campaign_id.into(), after.into(), limit.into()],
+    ))
+    .all(db)
+    .await
+}

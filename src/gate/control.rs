@@ -1,0 +1,78 @@
+//! The gate's side of a live control (docs/design.md §15): applying a committed control to a
+//! campaign's Redis state, once however often it is called and in whatever order controls arrive
+//! (`lua/control.lua`).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::scripts::{Gate, GateError};
+
+static CONTROL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/control.lua")));
+
+/// What a control changes at the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateControl {
+    /// Units added (positive) or withdrawn (negative).
+    Stock(i64),
+    Pause,
+    Resume,
+    Close,
+}
+
+impl GateControl {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Stock(_) => "stock",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Close => "close",
+        }
+    }
+
+    fn delta(self) -> i64 {
+        match self {
+            Self::Stock(delta) => delta,
+            _ => 0,
+        }
+    }
+}
+
+/// What [`Gate::apply_control`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The gate has the control now.
+    Applied,
+    /// It had it already (an earlier run, a rebuild that read it from MySQL, or a later state
+    /// control that supersedes it).
+    AlreadyApplied,
+    /// The campaign's state is not loaded: the next rebuild reads MySQL, where the control is.
+    NotLoaded,
+}
+
+impl Gate {
+    /// Applies control number `seq` of the campaign to its gate state.
+    #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
+    pub async fn apply_control(
+        &self,
+        campaign_id: i64,
+        seq: i64,
+        control: GateControl,
+        epoch: i64,
+    ) -> Result<Applied, GateError> {
+        let [meta, _, _] = self.keys(campaign_id);
+        let mut inv = CONTROL.key(meta);
+        inv.key(self.controls_key(campaign_id))
+            .arg(seq)
+            .arg(control.kind())
+            .arg(control.delta())
+            .arg(epoch);
+        let answer: i64 = self.run(inv).await?;
+        Ok(match answer {
+            1 => Applied::Applied,
+            0 => Applied::AlreadyApplied,
+            _ => Applied::NotLoaded,
+        })
+    }
+}
