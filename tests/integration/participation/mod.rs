@@ -3,6 +3,8 @@
 //! `Idempotency-Key`, a win's lifecycle (§14) with its storms and a crash between a commit and
 //! the gate.
 
+mod controls;
+mod controls_gate;
 mod drift;
 mod faults;
 mod gate_rebuild;

@@ -1,0 +1,168 @@
+//! The gate's side of live controls, step by step against a real Redis (docs/design.md §15,
+//! `lua/control.lua`, `lua/release.lua`): a control is applied once however often it arrives,
+//! stock changes add up in any order, the latest pause/resume/close wins and a close is final,
+//! and a sold-out release (which sets the stock MySQL read) counts each control exactly once,
+//! whether it ran before or after the control reached the gate. These interleavings are what a
+//! burst racing a withdrawal produces by chance; here each one is forced.
+
+use firstcome::{
+    config::{Secret, Settings},
+    gate::{
+        scripts::Seed, Applied, Decision, Entry, Gate, GateControl, GateState, Release,
+    },
+};
+use uuid::Uuid;
+
+const CAMPAIGN: i64 = 7;
+const EPOCH: i64 = 1_700_000_000_000_000;
+
+/// A gate over the test Redis with a key prefix of its own, and the campaign loaded with
+/// `stock` at control number `ctl`.
+async fn loaded(stock: i64, ctl: i64) -> Gate {
+    let mut settings = Settings::from_pairs(&[]).expect("default settings");
+    settings.redis.url = Secret::new(crate::spawn::redis_url());
+    settings.redis.key_prefix = format!("test:{}:", Uuid::now_v7().simple());
+    let gate = Gate::new(&settings.redis).expect("gate");
+    assert!(!gate.prepare(CAMPAIGN, EPOCH).await.expect("prepare"));
+    let seed = Seed {
+        campaign_id: CAMPAIGN,
+        epoch: EPOCH,
+        remaining_stock: stock,
+        starts_at_ms: 0,
+        ends_at_ms: 0,
+        expire_at_ms: 0,
+        per_user_limit: 1,
+        max_sequence: 0,
+        returned: Vec::new(),
+        state: GateState::Open,
+        control_seq: ctl,
+    };
+    assert!(gate.load(&seed).await.expect("load"));
+    gate
+}
+
+async fn apply(gate: &Gate, seq: i64, control: GateControl) -> Applied {
+    gate.apply_control(CAMPAIGN, seq, control, EPOCH)
+        .await
+        .expect("control")
+}
+
+/// The stock the gate would sell: reserve with a fresh user and read what SOLD_OUT says, or
+/// count the units a reservation left.
+async fn stock(gate: &Gate) -> i64 {
+    let holding = gate
+        .holding(CAMPAIGN, EPOCH)
+        .await
+        .expect("audit read")
+        .expect("loaded");
+    holding.stock
+}
+
+fn entry(user: i64) -> Entry {
+    Entry {
+        campaign_id: CAMPAIGN,
+        user_id: user,
+        quantity: 1,
+    }
+}
+
+#[tokio::test]
+async fn a_stock_change_is_applied_once_and_changes_add_up_in_any_order() {
+    let gate = loaded(10, 0).await;
+    assert_eq!(apply(&gate, 2, GateControl::Stock(-4)).await, Applied::Applied);
+    assert_eq!(apply(&gate, 1, GateControl::Stock(5)).await, Applied::Applied);
+    assert_eq!(apply(&gate, 1, GateControl::Stock(5)).await, Applied::AlreadyApplied);
+    assert_eq!(apply(&gate, 2, GateControl::Stock(-4)).await, Applied::AlreadyApplied);
+    assert_eq!(stock(&gate).await, 11);
+    // A rebuild at control 3 includes everything up to it: older numbers are no-ops.
+    let rebuilt = loaded(20, 3).await;
+    assert_eq!(apply(&rebuilt, 3, GateControl::Stock(1)).await, Applied::AlreadyApplied);
+    assert_eq!(apply(&rebuilt, 4, GateControl::Stock(1)).await, Applied::Applied);
+    assert_eq!(stock(&rebuilt).await, 21);
+    let wrong_epoch = gate
+        .apply_control(CAMPAIGN, 9, GateControl::Stock(1), EPOCH + 1)
+        .await
+        .expect("control");
+    assert_eq!(wrong_epoch, Applied::NotLoaded);
+}
+
+#[tokio::test]
+async fn the_latest_state_control_decides_and_a_close_is_final() {
+    let gate = loaded(10, 0).await;
+    let reserve = |user| {
+        let gate = gate.clone();
+        async move { gate.reserve(&entry(user), EPOCH, 1).await.expect("reserve") }
+    };
+    assert_eq!(apply(&gate, 2, GateControl::Resume).await, Applied::Applied);
+    // The pause (1) arrives after the resume (2) that followed it: superseded.
+    assert_eq!(apply(&gate, 1, GateControl::Pause).await, Applied::AlreadyApplied);
+    assert!(matches!(reserve(1).await, Decision::Reserved { .. }));
+    assert_eq!(apply(&gate, 3, GateControl::Pause).await, Applied::Applied);
+    assert_eq!(reserve(2).await, Decision::Paused);
+    assert_eq!(apply(&gate, 5, GateControl::Close).await, Applied::Applied);
+    assert_eq!(reserve(3).await, Decision::Ended);
+    assert_eq!(apply(&gate, 6, GateControl::Resume).await, Applied::AlreadyApplied);
+    assert_eq!(apply(&gate, 4, GateControl::Resume).await, Applied::AlreadyApplied);
+    assert_eq!(reserve(4).await, Decision::Ended, "closed for good");
+}
+
+/// A withdrawal of 4 (control 1) commits while a reservation is in flight; MySQL's guard refuses
+/// the reservation, whose release sets the stock MySQL read (with control 1 in it). Whichever
+/// of the release and the control reaches the gate first, the withdrawal counts once.
+#[tokio::test]
+async fn a_sold_out_release_counts_a_withdrawal_once_whichever_comes_first() {
+    for control_first in [true, false] {
+        let gate = loaded(5, 0).await;
+        assert!(matches!(
+            gate.reserve(&entry(1), EPOCH, 1).await.expect("reserve"),
+            Decision::Reserved { .. }
+        ));
+        // MySQL: 5 − 4 withdrawn = 1 unsold, read at control 1; the reservation's guard asks
+        // for 1 of them and is refused only if another win took it: say one did.
+        let refused = Release::SoldOut {
+            remaining_stock: 0,
+            control_seq: 1,
+        };
+        if control_first {
+            assert_eq!(apply(&gate, 1, GateControl::Stock(-4)).await, Applied::Applied);
+            gate.release(&entry(1), refused).await.expect("release");
+        } else {
+            gate.release(&entry(1), refused).await.expect("release");
+            assert_eq!(apply(&gate, 1, GateControl::Stock(-4)).await, Applied::AlreadyApplied);
+        }
+        assert_eq!(stock(&gate).await, 0, "control first: {control_first}");
+    }
+}
+
+/// A release whose MySQL read predates a control the gate already applied adds that control to
+/// the stock it sets; one whose read is older than the gate's own base only gives its unit back.
+#[tokio::test]
+async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
+    let gate = loaded(3, 0).await;
+    assert!(matches!(
+        gate.reserve(&entry(1), EPOCH, 1).await.expect("reserve"),
+        Decision::Reserved { .. }
+    ));
+    assert_eq!(apply(&gate, 1, GateControl::Stock(-1)).await, Applied::Applied);
+    assert_eq!(apply(&gate, 2, GateControl::Stock(10)).await, Applied::Applied);
+    assert_eq!(stock(&gate).await, 11);
+    // MySQL read 1 unsold at control 1 (the +10 of control 2 not committed yet).
+    let read_at_1 = Release::SoldOut {
+        remaining_stock: 1,
+        control_seq: 1,
+    };
+    gate.release(&entry(1), read_at_1).await.expect("release");
+    assert_eq!(stock(&gate).await, 11, "1 read + 10 of control 2");
+    assert_eq!(apply(&gate, 2, GateControl::Stock(10)).await, Applied::AlreadyApplied);
+
+    assert!(matches!(
+        gate.reserve(&entry(2), EPOCH, 1).await.expect("reserve"),
+        Decision::Reserved { .. }
+    ));
+    let read_at_0 = Release::SoldOut {
+        remaining_stock: 0,
+        control_seq: 0,
+    };
+    gate.release(&entry(2), read_at_0).await.expect("release");
+    assert_eq!(stock(&gate).await, 11, "an older read only gives its unit back");
+}
