@@ -75,3 +75,9 @@ pub struct ConsumerPartitionLabels {
 pub struct CampaignLabels {
     pub campaign: i64,
 }
+
+/// `kind`: which live control (`STOCK_CHANGED`, `PAUSED`, `RESUMED`, `CLOSED`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControlLabels {
+    pub kind: &'static str,
+}

@@ -18,8 +18,8 @@ use prometheus_client::{
 };
 
 pub use super::labels::{
-    CampaignLabels, ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels, HttpLabels,
-    OutcomeLabels, ParticipationPath, PathLabels, RouteLabels, StatusLabels,
+    CampaignLabels, ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels, ControlLabels,
+    HttpLabels, OutcomeLabels, ParticipationPath, PathLabels, RouteLabels, StatusLabels,
 };
 use super::pools::{self, PoolGauges};
 use crate::db::Db;
@@ -188,6 +188,11 @@ declare_metrics! {
         "firstcome_gate_drift_units",
         "Gate stock plus units in open reservations and return markers, minus MySQL's remaining stock, per campaign at the last audit";
 
+    /// Live controls this instance committed (docs/design.md §15), by kind.
+    campaign_controls: Family<ControlLabels, Counter> = Family::default(),
+        "firstcome_campaign_controls_total",
+        "Live campaign controls committed by this instance, by kind (STOCK_CHANGED, PAUSED, RESUMED, CLOSED)";
+
     /// Sync-path wins committed whose event never reached Kafka (what the outbox prevents).
     sync_events_lost: Counter = Counter::default(),
         "firstcome_sync_events_lost_total",
@@ -298,6 +303,9 @@ mod tests {
         m.gate_drift
             .get_or_create(&CampaignLabels { campaign: 1 })
             .set(0);
+        m.campaign_controls
+            .get_or_create(&ControlLabels { kind: "PAUSED" })
+            .inc();
         let text = m.encode();
         let mut exported: Vec<String> = text
             .lines()

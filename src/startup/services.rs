@@ -65,6 +65,7 @@ impl Services {
             participations.sold_out_memo(),
             topic,
             wakeup,
+            metrics.clone(),
         );
         let sync = SyncParticipationService::new(db, &participations, producers, metrics, settings);
         Self {

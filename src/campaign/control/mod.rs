@@ -25,6 +25,7 @@ use super::{
 use crate::{
     db::Db,
     gate::{loader, sold_out::SoldOutMemo, Applied, Gate, GateControl},
+    metrics::{registry::ControlLabels, Metrics},
     outbox::{
         control::{CampaignChanged, ControlKind},
         table, NewOutboxEvent,
@@ -71,9 +72,11 @@ pub struct CampaignControls {
     sold_out: Arc<SoldOutMemo>,
     topic: Arc<str>,
     relay_wakeup: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl CampaignControls {
+    /// `campaigns` and `sold_out` are the participation path's: a control updates both here.
     pub fn new(
         db: Db,
         gate: Gate,
@@ -81,7 +84,18 @@ impl CampaignControls {
         sold_out: Arc<SoldOutMemo>,
         topic: &str,
         relay_wakeup: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Self {
+        // Every kind's series from the start, at 0, so a rate over it is defined before the
+        // first control.
+        for kind in ControlKind::ALL {
+            metrics
+                .campaign_controls
+                .get_or_create(&ControlLabels {
+                    kind: kind.as_str(),
+                })
+                .inc_by(0);
+        }
         Self {
             db,
             gate,
@@ -89,6 +103,7 @@ impl CampaignControls {
             sold_out,
             topic: topic.into(),
             relay_wakeup,
+            metrics,
         }
     }
 
@@ -148,6 +163,12 @@ impl CampaignControls {
         table::insert(&txn, &[row]).await?;
         txn.commit().await?;
         self.relay_wakeup.notify_one();
+        self.metrics
+            .campaign_controls
+            .get_or_create(&ControlLabels {
+                kind: kind.as_str(),
+            })
+            .inc();
         tracing::info!(
             campaign_id,
             seq,

@@ -60,7 +60,9 @@ async fn sell_the_rest(a: &TestApp, b: &TestApp, campaign: i64, first_user: i64)
     let (mut user, mut wins) = (first_user, 0);
     loop {
         let owed = a
-            .scalar("SELECT (SELECT COUNT(*) FROM gate_control) + (SELECT COUNT(*) FROM gate_return)")
+            .scalar(
+                "SELECT (SELECT COUNT(*) FROM gate_control) + (SELECT COUNT(*) FROM gate_return)",
+            )
             .await;
         if a.remaining_stock(campaign).await == 0 && owed == 0 {
             return wins;
@@ -127,9 +129,11 @@ async fn stock_added_to_a_sold_out_campaign_during_a_burst_on_two_instances_sell
         }
     });
     let add = async {
-        wait_until("a third of the wave answered", Duration::from_secs(30), || async {
-            answered.load(Ordering::Relaxed) >= 200
-        })
+        wait_until(
+            "a third of the wave answered",
+            Duration::from_secs(30),
+            || async { answered.load(Ordering::Relaxed) >= 200 },
+        )
         .await;
         control(&b, campaign, "stock", json!({"delta": ADDED})).await
     };
@@ -147,7 +151,10 @@ async fn stock_added_to_a_sold_out_campaign_during_a_burst_on_two_instances_sell
     let late = sell_the_rest(&a, &b, campaign, 5_000).await;
     assert_eq!(wave_wins + late, ADDED, "exactly the added units sold");
     let (active, remaining, total) = ledger(&a, campaign).await;
-    assert_eq!((active, remaining, total), (STOCK + ADDED, 0, STOCK + ADDED));
+    assert_eq!(
+        (active, remaining, total),
+        (STOCK + ADDED, 0, STOCK + ADDED)
+    );
     let users = a
         .scalar(&format!(
             "SELECT COUNT(DISTINCT user_id) - COUNT(*) FROM participation WHERE campaign_id = {campaign}"
@@ -161,8 +168,7 @@ async fn stock_added_to_a_sold_out_campaign_during_a_burst_on_two_instances_sell
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn withdrawals_racing_a_burst_never_oversell_and_take_only_what_was_unsold_at_their_commit()
-{
+async fn withdrawals_racing_a_burst_never_oversell_and_take_only_what_was_unsold_at_their_commit() {
     const STOCK: i64 = 200;
     let (a, b) = two_instances().await;
     let campaign = a.open_campaign(STOCK, 1).await;
@@ -233,16 +239,22 @@ async fn withdrawals_racing_a_burst_never_oversell_and_take_only_what_was_unsold
     let late = sell_the_rest(&a, &b, campaign, 5_000).await;
     let wins = replies.iter().filter(|r| r.status == 201).count() as i64 + late;
     let (active, remaining, total) = ledger(&a, campaign).await;
-    assert_eq!(total, STOCK - withdrawn, "each withdrawal moved the total once");
+    assert_eq!(
+        total,
+        STOCK - withdrawn,
+        "each withdrawal moved the total once"
+    );
     assert_eq!(
         (active, remaining),
         (wins, 0),
         "the wins are every unit left after the withdrawals"
     );
     assert_eq!(wins + withdrawn, STOCK, "no unit sold and withdrawn both");
-    wait_until("the gate to hold nothing", Duration::from_secs(5), || async {
-        a.redis_stock(campaign).await == Some(0)
-    })
+    wait_until(
+        "the gate to hold nothing",
+        Duration::from_secs(5),
+        || async { a.redis_stock(campaign).await == Some(0) },
+    )
     .await;
     assert_each_control_has_its_event(&a, campaign).await;
     a.assert_no_drift(campaign).await;
@@ -286,9 +298,11 @@ async fn a_pause_mid_burst_stops_the_wins_a_resume_restores_them_and_a_close_end
     let answered = std::time::Instant::now();
     assert_eq!(paused.status, 200, "{paused:?}");
     assert_eq!(paused.body["state"], json!("PAUSED"));
-    wait_until("joins refused for a while", Duration::from_secs(30), || async {
-        next_user.load(Ordering::Relaxed) > 2_000
-    })
+    wait_until(
+        "joins refused for a while",
+        Duration::from_secs(30),
+        || async { next_user.load(Ordering::Relaxed) > 2_000 },
+    )
     .await;
     let at_pause = wins().await;
     stop.store(true, Ordering::Relaxed);
@@ -299,7 +313,10 @@ async fn a_pause_mid_burst_stops_the_wins_a_resume_restores_them_and_a_close_end
         .collect();
     // Every join sent after the pause's answer was refused CAMPAIGN_PAUSED on both instances:
     // the gate had it before the admin heard back.
-    let after: Vec<_> = replies.iter().filter(|(sent, _)| *sent > answered).collect();
+    let after: Vec<_> = replies
+        .iter()
+        .filter(|(sent, _)| *sent > answered)
+        .collect();
     assert!(after.len() > 100, "the burst went on after the pause");
     for (_, r) in &after {
         assert_eq!((r.status, r.code()), (422, "CAMPAIGN_PAUSED"), "{r:?}");
@@ -317,7 +334,10 @@ async fn a_pause_mid_burst_stops_the_wins_a_resume_restores_them_and_a_close_end
     assert_eq!(wins().await, at_pause, "and none since");
 
     let resumed = control(&b, campaign, "resume", json!({})).await;
-    assert_eq!((resumed.status, &resumed.body["state"]), (200, &json!("OPEN")));
+    assert_eq!(
+        (resumed.status, &resumed.body["state"]),
+        (200, &json!("OPEN"))
+    );
     let after_resume = join_all((100_001..=100_010).map(|u| {
         let app = if u % 2 == 0 { a.clone() } else { b.clone() };
         async move { app.join(campaign, u, 1).await.status }
@@ -326,7 +346,10 @@ async fn a_pause_mid_burst_stops_the_wins_a_resume_restores_them_and_a_close_end
     assert!(after_resume.iter().all(|&s| s == 201), "{after_resume:?}");
 
     let closed = control(&a, campaign, "close", json!({})).await;
-    assert_eq!((closed.status, &closed.body["state"]), (200, &json!("ENDED")));
+    assert_eq!(
+        (closed.status, &closed.body["state"]),
+        (200, &json!("ENDED"))
+    );
     for app in [&a, &b] {
         let r = app.join(campaign, 200_000, 1).await;
         assert_eq!((r.status, r.code()), (422, "CAMPAIGN_ENDED"), "{r:?}");
@@ -352,13 +375,27 @@ async fn a_gate_rebuilt_after_controls_reads_their_stock_and_state_from_mysql() 
         .await
         .iter()
         .all(|r| r.status == 201));
-    assert_eq!(control(&a, campaign, "stock", json!({"delta": 5})).await.status, 200);
-    assert_eq!(control(&a, campaign, "stock", json!({"delta": -3})).await.status, 200);
+    assert_eq!(
+        control(&a, campaign, "stock", json!({"delta": 5}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        control(&a, campaign, "stock", json!({"delta": -3}))
+            .await
+            .status,
+        200
+    );
     assert_eq!(control(&a, campaign, "pause", json!({})).await.status, 200);
 
     a.drop_gate_keys(campaign).await;
     let r = b.join(campaign, 50, 1).await;
-    assert_eq!((r.status, r.code()), (422, "CAMPAIGN_PAUSED"), "rebuilt paused");
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "CAMPAIGN_PAUSED"),
+        "rebuilt paused"
+    );
     assert_eq!(a.redis_stock(campaign).await, Some(8), "10 − 4 + 5 − 3");
 
     assert_eq!(control(&b, campaign, "resume", json!({})).await.status, 200);

@@ -7,9 +7,7 @@
 
 use firstcome::{
     config::{Secret, Settings},
-    gate::{
-        scripts::Seed, Applied, Decision, Entry, Gate, GateControl, GateState, Release,
-    },
+    gate::{scripts::Seed, Applied, Decision, Entry, Gate, GateControl, GateState, Release},
 };
 use uuid::Uuid;
 
@@ -69,15 +67,33 @@ fn entry(user: i64) -> Entry {
 #[tokio::test]
 async fn a_stock_change_is_applied_once_and_changes_add_up_in_any_order() {
     let gate = loaded(10, 0).await;
-    assert_eq!(apply(&gate, 2, GateControl::Stock(-4)).await, Applied::Applied);
-    assert_eq!(apply(&gate, 1, GateControl::Stock(5)).await, Applied::Applied);
-    assert_eq!(apply(&gate, 1, GateControl::Stock(5)).await, Applied::AlreadyApplied);
-    assert_eq!(apply(&gate, 2, GateControl::Stock(-4)).await, Applied::AlreadyApplied);
+    assert_eq!(
+        apply(&gate, 2, GateControl::Stock(-4)).await,
+        Applied::Applied
+    );
+    assert_eq!(
+        apply(&gate, 1, GateControl::Stock(5)).await,
+        Applied::Applied
+    );
+    assert_eq!(
+        apply(&gate, 1, GateControl::Stock(5)).await,
+        Applied::AlreadyApplied
+    );
+    assert_eq!(
+        apply(&gate, 2, GateControl::Stock(-4)).await,
+        Applied::AlreadyApplied
+    );
     assert_eq!(stock(&gate).await, 11);
     // A rebuild at control 3 includes everything up to it: older numbers are no-ops.
     let rebuilt = loaded(20, 3).await;
-    assert_eq!(apply(&rebuilt, 3, GateControl::Stock(1)).await, Applied::AlreadyApplied);
-    assert_eq!(apply(&rebuilt, 4, GateControl::Stock(1)).await, Applied::Applied);
+    assert_eq!(
+        apply(&rebuilt, 3, GateControl::Stock(1)).await,
+        Applied::AlreadyApplied
+    );
+    assert_eq!(
+        apply(&rebuilt, 4, GateControl::Stock(1)).await,
+        Applied::Applied
+    );
     assert_eq!(stock(&rebuilt).await, 21);
     let wrong_epoch = gate
         .apply_control(CAMPAIGN, 9, GateControl::Stock(1), EPOCH + 1)
@@ -95,14 +111,23 @@ async fn the_latest_state_control_decides_and_a_close_is_final() {
     };
     assert_eq!(apply(&gate, 2, GateControl::Resume).await, Applied::Applied);
     // The pause (1) arrives after the resume (2) that followed it: superseded.
-    assert_eq!(apply(&gate, 1, GateControl::Pause).await, Applied::AlreadyApplied);
+    assert_eq!(
+        apply(&gate, 1, GateControl::Pause).await,
+        Applied::AlreadyApplied
+    );
     assert!(matches!(reserve(1).await, Decision::Reserved { .. }));
     assert_eq!(apply(&gate, 3, GateControl::Pause).await, Applied::Applied);
     assert_eq!(reserve(2).await, Decision::Paused);
     assert_eq!(apply(&gate, 5, GateControl::Close).await, Applied::Applied);
     assert_eq!(reserve(3).await, Decision::Ended);
-    assert_eq!(apply(&gate, 6, GateControl::Resume).await, Applied::AlreadyApplied);
-    assert_eq!(apply(&gate, 4, GateControl::Resume).await, Applied::AlreadyApplied);
+    assert_eq!(
+        apply(&gate, 6, GateControl::Resume).await,
+        Applied::AlreadyApplied
+    );
+    assert_eq!(
+        apply(&gate, 4, GateControl::Resume).await,
+        Applied::AlreadyApplied
+    );
     assert_eq!(reserve(4).await, Decision::Ended, "closed for good");
 }
 
@@ -124,11 +149,17 @@ async fn a_sold_out_release_counts_a_withdrawal_once_whichever_comes_first() {
             control_seq: 1,
         };
         if control_first {
-            assert_eq!(apply(&gate, 1, GateControl::Stock(-4)).await, Applied::Applied);
+            assert_eq!(
+                apply(&gate, 1, GateControl::Stock(-4)).await,
+                Applied::Applied
+            );
             gate.release(&entry(1), refused).await.expect("release");
         } else {
             gate.release(&entry(1), refused).await.expect("release");
-            assert_eq!(apply(&gate, 1, GateControl::Stock(-4)).await, Applied::AlreadyApplied);
+            assert_eq!(
+                apply(&gate, 1, GateControl::Stock(-4)).await,
+                Applied::AlreadyApplied
+            );
         }
         assert_eq!(stock(&gate).await, 0, "control first: {control_first}");
     }
@@ -143,8 +174,14 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
         gate.reserve(&entry(1), EPOCH, 1).await.expect("reserve"),
         Decision::Reserved { .. }
     ));
-    assert_eq!(apply(&gate, 1, GateControl::Stock(-1)).await, Applied::Applied);
-    assert_eq!(apply(&gate, 2, GateControl::Stock(10)).await, Applied::Applied);
+    assert_eq!(
+        apply(&gate, 1, GateControl::Stock(-1)).await,
+        Applied::Applied
+    );
+    assert_eq!(
+        apply(&gate, 2, GateControl::Stock(10)).await,
+        Applied::Applied
+    );
     assert_eq!(stock(&gate).await, 11);
     // MySQL read 1 unsold at control 1 (the +10 of control 2 not committed yet).
     let read_at_1 = Release::SoldOut {
@@ -153,7 +190,10 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
     };
     gate.release(&entry(1), read_at_1).await.expect("release");
     assert_eq!(stock(&gate).await, 11, "1 read + 10 of control 2");
-    assert_eq!(apply(&gate, 2, GateControl::Stock(10)).await, Applied::AlreadyApplied);
+    assert_eq!(
+        apply(&gate, 2, GateControl::Stock(10)).await,
+        Applied::AlreadyApplied
+    );
 
     assert!(matches!(
         gate.reserve(&entry(2), EPOCH, 1).await.expect("reserve"),
@@ -164,5 +204,9 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
         control_seq: 0,
     };
     gate.release(&entry(2), read_at_0).await.expect("release");
-    assert_eq!(stock(&gate).await, 11, "an older read only gives its unit back");
+    assert_eq!(
+        stock(&gate).await,
+        11,
+        "an older read only gives its unit back"
+    );
 }
