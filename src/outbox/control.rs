@@ -34,7 +34,12 @@ pub enum ControlKind {
 }
 
 impl ControlKind {
-    pub const ALL: [Self; 4] = [Self::StockChanged, Self::Paused, Self::Resumed, Self::Closed];
+    pub const ALL: [Self; 4] = [
+        Self::StockChanged,
+        Self::Paused,
+        Self::Resumed,
+        Self::Closed,
+    ];
 
     /// The event's `eventType`.
     pub fn event_type(self) -> &'static str {
