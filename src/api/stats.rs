@@ -47,9 +47,25 @@ pub struct CampaignStatsDto {
     /// (absent until then).
     #[oai(skip_serializing_if_is_none)]
     pub sold_out_at: Option<DateTime<Utc>>,
-    /// Events of every type the consumer applied for this campaign (each once, whatever Kafka
-    /// redelivered).
+    /// Events of every type the consumer applied for this campaign, its controls included (each
+    /// once, whatever Kafka redelivered).
     pub events_applied: i64,
+    /// Units added to the stock by live controls (`CampaignStockChanged` with a positive
+    /// `delta`), summed.
+    pub stock_added: i64,
+    /// Units withdrawn from the stock by live controls (a negative `delta`), summed, as a
+    /// positive number.
+    pub stock_withdrawn: i64,
+    /// Whether the latest pause or resume applied left the campaign paused (joins are refused
+    /// while it is). False for a campaign never paused.
+    pub paused: bool,
+    /// When an admin closed the campaign early (the `CampaignClosed` event's `occurredAt`);
+    /// absent unless it was.
+    #[oai(skip_serializing_if_is_none)]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Live controls of every kind applied (stock changes, pauses, resumes, closes); each also
+    /// counts in `eventsApplied`.
+    pub controls_applied: i64,
     /// Commit → applied of the latest event applied, in milliseconds.
     #[oai(skip_serializing_if_is_none)]
     pub lag_ms: Option<i64>,
@@ -142,6 +158,11 @@ impl StatsApi {
                 last_accepted_at: s.last_accepted_at.map(utc),
                 sold_out_at: s.sold_out_at.map(utc),
                 events_applied: s.events_applied,
+                stock_added: s.stock_added,
+                stock_withdrawn: s.stock_withdrawn,
+                paused: s.paused,
+                closed_at: s.closed_at.map(utc),
+                controls_applied: s.controls_applied,
                 lag_ms: Some(s.lag_ms),
                 updated_at: Some(utc(s.updated_at)),
             },
@@ -157,6 +178,11 @@ impl StatsApi {
                 last_accepted_at: None,
                 sold_out_at: None,
                 events_applied: 0,
+                stock_added: 0,
+                stock_withdrawn: 0,
+                paused: false,
+                closed_at: None,
+                controls_applied: 0,
                 lag_ms: None,
                 updated_at: None,
             },

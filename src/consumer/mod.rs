@@ -4,9 +4,9 @@
 //! 1. [`runner`] reads the topic with a `StreamConsumer` (manual offsets), a batch at a time:
 //!    what is already waiting, up to `CONSUMER_BATCH_SIZE`; a lone message goes at once.
 //! 2. Each message passes the contract check (`outbox::ParticipationEvent::from_message`, which
-//!    dispatches on `eventType`: a win, its confirmation or its cancellation); one that fails,
-//!    an unknown `eventType` included, is poison and goes to `<topic>.<name>.dlq`
-//!    ([`dead_letter`]), never blocking the messages behind it.
+//!    dispatches on `eventType`: a win, its confirmation or its cancellation, or a campaign's
+//!    control); one that fails, an unknown `eventType` included, is poison and goes to
+//!    `<topic>.<name>.dlq` ([`dead_letter`]), never blocking the messages behind it.
 //! 3. The rest are applied in one MySQL transaction: the [`inbox`] rows (`consumer_inbox`,
 //!    primary key `(consumer, event_id)`) and the [`Handler`]'s effect, for the events whose
 //!    inbox row did not exist yet. A redelivered event finds its row and is skipped.
@@ -41,7 +41,8 @@ use crate::{db::Txn, outbox::ParticipationEvent};
 /// A received event that passed the contract check.
 #[derive(Debug, Clone)]
 pub struct Delivered {
-    /// Any of the topic's event types; a win's events arrive in the order they committed.
+    /// Any of the topic's event types; a campaign's events (its wins' and its controls') arrive
+    /// in the order they committed.
     pub event: ParticipationEvent,
     pub partition: i32,
     pub offset: i64,

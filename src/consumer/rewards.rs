@@ -11,6 +11,10 @@
 //!   minus the points, keyed by the cancelling event's id. A cancelled or expired hold takes
 //!   nothing back: nothing was granted.
 //!
+//! A campaign's controls (`CampaignStockChanged`, `CampaignPaused`, `CampaignResumed`,
+//! `CampaignClosed`) move nothing and write no grant row: they are about no win. Like every event
+//! applied, they still get their inbox row (the framework writes it).
+//!
 //! Exactly once: the inbox skips a redelivered event, and `reward_grant`'s primary key is the
 //! event id, so even outside the inbox an event cannot move points twice.
 
@@ -34,9 +38,9 @@ pub struct RewardsHandler;
 /// units), so the product fits; saturating keeps a hand-made event from failing the batch
 /// forever.
 fn points(event: &ParticipationEvent) -> Option<i64> {
-    let total = event
-        .reward_points()
-        .saturating_mul(i64::from(event.quantity()));
+    // A control is about no win: it moves nothing.
+    let win = event.participation()?;
+    let total = win.reward_points.saturating_mul(i64::from(win.quantity));
     match event {
         ParticipationEvent::Accepted(e) if e.status == WinStatus::Confirmed => Some(total),
         // Held: granted on its confirmation, if it comes.
@@ -48,6 +52,7 @@ fn points(event: &ParticipationEvent) -> Option<i64> {
             Some(-total)
         }
         ParticipationEvent::Cancelled(_) => None,
+        ParticipationEvent::Campaign(_) => None,
     }
 }
 
@@ -59,17 +64,17 @@ impl Handler for RewardsHandler {
         let mut values: Vec<Value> = Vec::with_capacity(events.len() * 4);
         let mut per_user: BTreeMap<i64, i64> = BTreeMap::new();
         for d in events {
-            let Some(p) = points(&d.event) else {
+            let e = &d.event;
+            let (Some(p), Some(win)) = (points(e), e.participation()) else {
                 continue;
             };
-            let e = &d.event;
             values.extend([
                 e.event_id().to_string().into(),
-                e.user_id().into(),
+                win.user_id.into(),
                 e.campaign_id().into(),
                 p.into(),
             ]);
-            let balance = per_user.entry(e.user_id()).or_insert(0);
+            let balance = per_user.entry(win.user_id).or_insert(0);
             *balance = balance.saturating_add(p);
         }
         insert_rows(
@@ -155,6 +160,7 @@ mod tests {
 
     use super::*;
     use crate::outbox::{
+        control::{CampaignChanged, ControlKind},
         event::PARTICIPATION_ACCEPTED,
         lifecycle::{
             CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
@@ -221,6 +227,30 @@ mod tests {
                 None,
                 "{reason:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_campaign_control_moves_no_points() {
+        for (kind, delta) in [
+            (ControlKind::StockChanged, Some(5)),
+            (ControlKind::StockChanged, Some(-5)),
+            (ControlKind::Paused, None),
+            (ControlKind::Resumed, None),
+            (ControlKind::Closed, None),
+        ] {
+            let control = ParticipationEvent::Campaign(CampaignChanged {
+                event_id: Uuid::now_v7(),
+                event_type: kind.event_type().into(),
+                occurred_at: DateTime::default(),
+                campaign_id: 1,
+                control_seq: 1,
+                changed_by: "ops".into(),
+                delta,
+                total_stock: 10,
+                remaining_stock: 5,
+            });
+            assert_eq!(points(&control), None, "{kind:?}");
         }
     }
 }

@@ -6,13 +6,21 @@
 //! - `ParticipationAccepted`: a win (count, units, the day's figures); `CONFIRMED` ones (a
 //!   campaign without a confirmation window) are also confirmed;
 //! - `ParticipationConfirmed`: a confirmed win;
-//! - `ParticipationCancelled`: cancelled (reason `USER` or `ADMIN`) or expired (`EXPIRED`).
+//! - `ParticipationCancelled`: cancelled (reason `USER` or `ADMIN`) or expired (`EXPIRED`);
+//! - a campaign's controls, each a control applied: `CampaignStockChanged` adds its `delta` to
+//!   the units added (a positive one) or withdrawn (a negative one); `CampaignPaused` and
+//!   `CampaignResumed` set whether the campaign is paused (the latest of them decides);
+//!   `CampaignClosed` sets when it closed. A control is no win, confirmation or cancellation, and
+//!   no day's figure.
+//!
+//! Every event, whatever its type, counts as an event applied and moves `last_event_at`.
 //!
 //! The active quantity (units held or confirmed now) is the units won minus the units cancelled
 //! or expired. A refunded win counts as confirmed and as cancelled.
 //!
 //! A batch is folded per campaign (and per campaign and day) first, so a batch of a thousand
-//! events of one hot campaign is three statements, not three thousand.
+//! events of one hot campaign is three statements, not three thousand (one or two more when it
+//! pauses or resumes a campaign: see [`set_paused`]).
 
 use crate::db::{
     sql::{in_list, insert_rows, stmt},
@@ -28,6 +36,7 @@ use super::{Delivered, Handler};
 use crate::{
     db::{Db, Txn},
     outbox::{
+        control::{CampaignChanged, ControlKind},
         event::WinStatus,
         lifecycle::{CancelReason, ParticipationCancelled},
         ParticipationEvent,
@@ -54,6 +63,16 @@ struct CampaignTotals {
     last: Option<DateTime<Utc>>,
     /// `occurredAt` of the campaign's last event in the batch (read order = commit order).
     latest: DateTime<Utc>,
+    /// Controls of every kind.
+    controls: i64,
+    /// Units added and withdrawn by stock changes (both positive).
+    stock_added: i64,
+    stock_withdrawn: i64,
+    /// Whether the campaign's last pause or resume in the batch paused it; `None` when the batch
+    /// has neither, which leaves the stored state alone.
+    paused: Option<bool>,
+    /// The earliest close in the batch (a campaign closes once; the earliest is the one kept).
+    closed_at: Option<DateTime<Utc>>,
 }
 
 impl CampaignTotals {
@@ -69,17 +88,22 @@ impl CampaignTotals {
             first: None,
             last: None,
             latest,
+            controls: 0,
+            stock_added: 0,
+            stock_withdrawn: 0,
+            paused: None,
+            closed_at: None,
         }
     }
 
     /// Adds one event of the campaign, read after every event already added.
     fn add(&mut self, event: &ParticipationEvent) {
         let at = event.occurred_at();
-        let q = i64::from(event.quantity());
         self.events += 1;
         self.latest = at;
         match event {
             ParticipationEvent::Accepted(e) => {
+                let q = i64::from(e.quantity);
                 self.count += 1;
                 self.quantity += q;
                 self.active += q;
@@ -88,13 +112,39 @@ impl CampaignTotals {
                 self.last = Some(self.last.map_or(at, |l| l.max(at)));
             }
             ParticipationEvent::Confirmed(_) => self.confirmed += 1,
-            ParticipationEvent::Cancelled(ParticipationCancelled { reason, .. }) => {
-                self.active -= q;
+            ParticipationEvent::Cancelled(ParticipationCancelled {
+                reason, quantity, ..
+            }) => {
+                self.active -= i64::from(*quantity);
                 match reason {
                     CancelReason::User | CancelReason::Admin => self.cancelled += 1,
                     CancelReason::Expired => self.expired += 1,
                 }
             }
+            ParticipationEvent::Campaign(control) => self.add_control(control),
+        }
+    }
+
+    /// Adds one control of the campaign. Saturating: the contract bounds no `delta`, and a
+    /// hand-made one must not overflow the fold.
+    fn add_control(&mut self, control: &CampaignChanged) {
+        self.controls += 1;
+        match (control.kind(), control.delta) {
+            (Some(ControlKind::StockChanged), Some(delta)) if delta > 0 => {
+                self.stock_added = self.stock_added.saturating_add(delta);
+            }
+            (Some(ControlKind::StockChanged), Some(delta)) => {
+                self.stock_withdrawn = self.stock_withdrawn.saturating_sub(delta);
+            }
+            (Some(ControlKind::Paused), _) => self.paused = Some(true),
+            (Some(ControlKind::Resumed), _) => self.paused = Some(false),
+            (Some(ControlKind::Closed), _) => {
+                let at = control.occurred_at;
+                self.closed_at = Some(self.closed_at.map_or(at, |c| c.min(at)));
+            }
+            // The contract check lets neither through: a stock change has a delta, and every
+            // `Campaign` event is one of the four kinds.
+            (Some(ControlKind::StockChanged), None) | (None, _) => {}
         }
     }
 }
@@ -104,6 +154,7 @@ impl Handler for StatsHandler {
     async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr> {
         let batch = BatchTotals::fold(events);
         upsert_campaigns(txn, &batch.campaigns).await?;
+        set_paused(txn, &batch.campaigns).await?;
         mark_sold_out(txn, &batch.campaigns).await?;
         upsert_days(txn, &batch.days).await
     }
@@ -144,7 +195,7 @@ async fn upsert_campaigns(
     txn: &Txn,
     campaigns: &BTreeMap<i64, CampaignTotals>,
 ) -> Result<(), DbErr> {
-    let mut values: Vec<Value> = Vec::with_capacity(campaigns.len() * 11);
+    let mut values: Vec<Value> = Vec::with_capacity(campaigns.len() * 17);
     for (id, f) in campaigns {
         values.extend([
             (*id).into(),
@@ -158,16 +209,24 @@ async fn upsert_campaigns(
             f.first.map(to_db).into(),
             f.last.map(to_db).into(),
             to_db(f.latest).into(),
+            f.stock_added.into(),
+            f.stock_withdrawn.into(),
+            // A new row's state; an existing row's is [`set_paused`]'s.
+            f.paused.unwrap_or(false).into(),
+            f.closed_at.map(to_db).into(),
+            f.controls.into(),
         ]);
     }
     // VALUES() rather than MySQL 8's row alias: MariaDB has no row alias. LEAST and GREATEST are
-    // NULL when either side is (a row or a batch without wins): COALESCE keeps the other side.
+    // NULL when either side is (a row or a batch without wins or closes): COALESCE keeps the
+    // other side. `paused` is left to `set_paused`: VALUES() cannot say "unchanged".
     insert_rows(
         txn,
         "INSERT INTO campaign_stats (campaign_id, accepted_count, accepted_quantity, confirmed_count, \
          cancelled_count, expired_count, active_quantity, events_applied, first_accepted_at, \
-         last_accepted_at, last_event_at, updated_at)",
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
+         last_accepted_at, last_event_at, stock_added, stock_withdrawn, paused, closed_at, \
+         controls_applied, updated_at)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
         " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
          accepted_quantity = accepted_quantity + VALUES(accepted_quantity), \
          confirmed_count = confirmed_count + VALUES(confirmed_count), \
@@ -179,10 +238,39 @@ async fn upsert_campaigns(
          first_accepted_at, VALUES(first_accepted_at)), \
          last_accepted_at = COALESCE(GREATEST(last_accepted_at, VALUES(last_accepted_at)), \
          last_accepted_at, VALUES(last_accepted_at)), \
+         stock_added = stock_added + VALUES(stock_added), \
+         stock_withdrawn = stock_withdrawn + VALUES(stock_withdrawn), \
+         closed_at = COALESCE(LEAST(closed_at, VALUES(closed_at)), closed_at, VALUES(closed_at)), \
+         controls_applied = controls_applied + VALUES(controls_applied), \
          last_event_at = VALUES(last_event_at), updated_at = VALUES(updated_at)",
         values,
     )
     .await?;
+    Ok(())
+}
+
+/// Whether each campaign paused or resumed in the batch is paused now: the state its last pause
+/// or resume left (read order = commit order). Apart from the upsert because a multi-row
+/// `VALUES()` cannot carry "no pause or resume in this batch, keep the stored state": the column
+/// is NOT NULL, so NULL is refused, and any sentinel would be stored as is in a new row. One
+/// statement per state, and none in the usual batch that neither pauses nor resumes.
+async fn set_paused(txn: &Txn, campaigns: &BTreeMap<i64, CampaignTotals>) -> Result<(), DbErr> {
+    for state in [true, false] {
+        let mut values: Vec<Value> = vec![state.into()];
+        let ids = campaigns
+            .iter()
+            .filter(|(_, f)| f.paused == Some(state))
+            .map(|(id, _)| Value::from(*id));
+        let list = in_list(&mut values, ids);
+        if list.is_empty() {
+            continue;
+        }
+        txn.execute_raw(stmt(
+            &format!("UPDATE campaign_stats SET paused = ? WHERE campaign_id IN ({list})"),
+            values,
+        ))
+        .await?;
+    }
     Ok(())
 }
 
@@ -240,7 +328,7 @@ impl StatsView {
         Self { db }
     }
 
-    /// `None` until the consumer has applied a win of the campaign.
+    /// `None` until the consumer has applied an event of the campaign.
     pub async fn campaign(&self, campaign_id: i64) -> Result<Option<CampaignStats>, DbErr> {
         campaign(&self.db, campaign_id).await
     }
@@ -276,6 +364,15 @@ pub struct CampaignStats {
     pub first_accepted_at: Option<NaiveDateTime>,
     pub last_accepted_at: Option<NaiveDateTime>,
     pub sold_out_at: Option<NaiveDateTime>,
+    /// Units added, and withdrawn, by stock changes (both positive).
+    pub stock_added: i64,
+    pub stock_withdrawn: i64,
+    /// Whether the latest pause or resume applied left the campaign paused.
+    pub paused: bool,
+    /// When the campaign was closed early (`None` unless a close was applied).
+    pub closed_at: Option<NaiveDateTime>,
+    /// Controls of every kind applied.
+    pub controls_applied: i64,
     pub last_event_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// Commit → applied of the latest event, in milliseconds.
@@ -289,7 +386,8 @@ async fn campaign(
 ) -> Result<Option<CampaignStats>, DbErr> {
     CampaignStats::find_by_statement(stmt(
         "SELECT accepted_count, accepted_quantity, confirmed_count, cancelled_count, expired_count, \
-         active_quantity, events_applied, first_accepted_at, last_accepted_at, sold_out_at, last_event_at, updated_at, \
+         active_quantity, events_applied, first_accepted_at, last_accepted_at, sold_out_at, \
+         stock_added, stock_withdrawn, paused, closed_at, controls_applied, last_event_at, updated_at, \
          CAST(GREATEST(TIMESTAMPDIFF(MICROSECOND, last_event_at, updated_at), 0) DIV 1000 AS SIGNED) AS lag_ms \
          FROM campaign_stats WHERE campaign_id = ?",
         vec![campaign_id.into()],
@@ -427,6 +525,80 @@ mod tests {
         );
         // Only wins count per day.
         assert_eq!(batch.days.values().copied().collect::<Vec<_>>(), [(4, 8)]);
+    }
+
+    fn control(kind: ControlKind, delta: Option<i64>, secs: i64) -> Delivered {
+        delivered(ParticipationEvent::Campaign(CampaignChanged {
+            event_id: Uuid::now_v7(),
+            event_type: kind.event_type().into(),
+            occurred_at: at(secs),
+            campaign_id: 1,
+            control_seq: secs,
+            changed_by: "ops".into(),
+            delta,
+            total_stock: 100,
+            remaining_stock: 50,
+        }))
+    }
+
+    #[test]
+    fn controls_are_counted_as_controls_and_as_events_only() {
+        use ControlKind::{Closed, Paused, Resumed, StockChanged};
+        let events = [
+            win(1, WinStatus::Confirmed, 10),
+            control(StockChanged, Some(5), 11),
+            control(Paused, None, 12),
+            win(2, WinStatus::Held, 13),
+            control(StockChanged, Some(-2), 14),
+            control(Resumed, None, 15),
+            control(StockChanged, Some(-1), 16),
+            control(Paused, None, 17),
+            control(Closed, None, 18),
+        ];
+        let batch = BatchTotals::fold(&events);
+        let t = batch.campaigns[&1];
+        assert_eq!((t.controls, t.events), (7, 9));
+        assert_eq!((t.stock_added, t.stock_withdrawn), (5, 3));
+        // The last pause or resume decides.
+        assert_eq!(t.paused, Some(true));
+        assert_eq!((t.closed_at, t.latest), (Some(at(18)), at(18)));
+        // No win, confirmation or cancellation among them, and no day's figure.
+        assert_eq!((t.count, t.quantity, t.active), (2, 4, 4));
+        assert_eq!((t.confirmed, t.cancelled, t.expired), (1, 0, 0));
+        assert_eq!((t.first, t.last), (Some(at(10)), Some(at(13))));
+        assert_eq!(batch.days.values().copied().collect::<Vec<_>>(), [(2, 4)]);
+    }
+
+    #[test]
+    fn a_resume_after_a_pause_leaves_the_campaign_running_and_the_earliest_close_is_kept() {
+        let batch = BatchTotals::fold(&[
+            control(ControlKind::Paused, None, 1),
+            control(ControlKind::Resumed, None, 2),
+            control(ControlKind::Closed, None, 4),
+            control(ControlKind::Closed, None, 3),
+        ]);
+        let t = batch.campaigns[&1];
+        assert_eq!(t.paused, Some(false));
+        assert_eq!(t.closed_at, Some(at(3)));
+        assert_eq!((t.first, t.last, t.latest), (None, None, at(3)));
+        assert!(batch.days.is_empty());
+    }
+
+    #[test]
+    fn a_batch_without_a_pause_or_resume_leaves_the_paused_state_alone() {
+        let batch = BatchTotals::fold(&[
+            win(1, WinStatus::Held, 1),
+            control(ControlKind::StockChanged, Some(3), 2),
+        ]);
+        let t = batch.campaigns[&1];
+        assert_eq!((t.paused, t.closed_at), (None, None));
+        assert_eq!((t.controls, t.stock_added, t.events), (1, 3, 2));
+        let batch = BatchTotals::fold(&[win(1, WinStatus::Held, 1)]);
+        let t = batch.campaigns[&1];
+        assert_eq!(
+            (t.paused, t.controls, t.stock_added, t.stock_withdrawn),
+            (None, 0, 0, 0)
+        );
     }
 
     #[test]

@@ -2,13 +2,21 @@
 //! (docs/design.md §4): which event it is ([`ParticipationEvent`], dispatched on `eventType`), and
 //! why a message that is none of them is poison ([`ContractError`]).
 //!
-//! The three event types share the topic and the key (the campaign id), so one check serves them
-//! all, and a consumer reads a win's events in the order they were committed.
+//! Seven event types share the topic and the key (the campaign id): the three of a win
+//! (`ParticipationAccepted`, `ParticipationConfirmed`, `ParticipationCancelled`) and the four of a
+//! campaign's live controls (`CampaignStockChanged`, `CampaignPaused`, `CampaignResumed`,
+//! `CampaignClosed`, one shape: [`CampaignChanged`]). One check serves them all, and a consumer
+//! reads a campaign's events, wins and controls alike, in the order they were committed. A
+//! consumer that has nothing to do for a type skips it; an `eventType` outside the seven is
+//! poison.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
+    control::{
+        CampaignChanged, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED, CAMPAIGN_STOCK_CHANGED,
+    },
     event::{message_key, ParticipationAccepted, PARTICIPATION_ACCEPTED},
     headers::{self, Headers},
     lifecycle::{
@@ -48,6 +56,22 @@ pub enum ParticipationEvent {
     Confirmed(ParticipationConfirmed),
     /// A win was cancelled (by the user or an admin) or its hold expired.
     Cancelled(ParticipationCancelled),
+    /// A live control changed the campaign (stock added or withdrawn, paused, resumed, closed).
+    /// It is about no win: [`ParticipationEvent::participation`] is `None`.
+    Campaign(CampaignChanged),
+}
+
+/// What every event of a win carries about the win, whichever of the three it is: the fields a
+/// consumer of wins needs without matching on the type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Participation {
+    pub participation_id: i64,
+    /// The winner (positive).
+    pub user_id: i64,
+    /// The win's units (won, confirmed, or given back; positive).
+    pub quantity: i32,
+    /// Points per unit the campaign grants (not negative).
+    pub reward_points: i64,
 }
 
 /// The same expression on whichever event `$self` holds (the types share these fields).
@@ -57,6 +81,7 @@ macro_rules! each {
             ParticipationEvent::Accepted($e) => $body,
             ParticipationEvent::Confirmed($e) => $body,
             ParticipationEvent::Cancelled($e) => $body,
+            ParticipationEvent::Campaign($e) => $body,
         }
     };
 }
@@ -66,11 +91,21 @@ fn parse<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T, C
     serde_json::from_value(json).map_err(|e| ContractError::Invalid(e.to_string()))
 }
 
+/// A rule of the contract: `Ok` when `holds`, else a violation saying which.
+fn rule(holds: bool, what: &str) -> Result<(), ContractError> {
+    if holds {
+        Ok(())
+    } else {
+        Err(ContractError::Invalid(what.into()))
+    }
+}
+
 impl ParticipationEvent {
     /// The contract check: the value is one of the topic's event types (by `eventType`), the
     /// `event_id` header (when present) and the key agree with it, and its numbers are in range
-    /// (positive `userId` and `quantity`, `rewardPoints` not negative). Anything else is poison
-    /// for every consumer, an `eventType` it does not know included.
+    /// (for a win's events: positive `userId` and `quantity`, `rewardPoints` not negative; for a
+    /// control: see [`check_control`]). Anything else is poison for every consumer, an
+    /// `eventType` it does not know included.
     pub fn from_message(
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -88,13 +123,16 @@ impl ParticipationEvent {
             PARTICIPATION_ACCEPTED => Self::Accepted(parse(json)?),
             PARTICIPATION_CONFIRMED => Self::Confirmed(parse(json)?),
             PARTICIPATION_CANCELLED => Self::Cancelled(parse(json)?),
+            CAMPAIGN_STOCK_CHANGED | CAMPAIGN_PAUSED | CAMPAIGN_RESUMED | CAMPAIGN_CLOSED => {
+                Self::Campaign(parse(json)?)
+            }
             other => return Err(ContractError::UnknownEventType(other.into())),
         };
         event.check(key, headers)?;
         Ok(event)
     }
 
-    /// The rules every event type shares, beyond its shape.
+    /// The rules every event type shares (header, key), then its own, beyond its shape.
     fn check(&self, key: Option<&[u8]>, headers: &Headers) -> Result<(), ContractError> {
         if let Some(id) = headers.get(headers::EVENT_ID) {
             if *id != self.event_id().to_string() {
@@ -111,12 +149,10 @@ impl ParticipationEvent {
                 self.campaign_id()
             )));
         }
-        if self.user_id() <= 0 || self.quantity() <= 0 || self.reward_points() < 0 {
-            return Err(ContractError::Invalid(
-                "userId and quantity must be positive, rewardPoints not negative".into(),
-            ));
+        match self {
+            Self::Campaign(control) => check_control(control),
+            _ => self.participation().map_or(Ok(()), check_participation),
         }
-        Ok(())
     }
 
     /// The dedupe key (the same in every copy of the event).
@@ -124,7 +160,7 @@ impl ParticipationEvent {
         each!(self, e => e.event_id)
     }
 
-    /// `eventType`: which of the three it is.
+    /// `eventType`: which of the seven it is.
     pub fn event_type(&self) -> &str {
         each!(self, e => &e.event_type)
     }
@@ -139,23 +175,51 @@ impl ParticipationEvent {
         each!(self, e => e.campaign_id)
     }
 
-    pub fn participation_id(&self) -> i64 {
-        each!(self, e => e.participation_id)
+    /// The win the event is about, with what its events all carry; `None` for a campaign
+    /// control, which is about no win (so a consumer cannot mistake it for one of zero units).
+    pub fn participation(&self) -> Option<Participation> {
+        let (participation_id, user_id, quantity, reward_points) = match self {
+            Self::Accepted(e) => (e.participation_id, e.user_id, e.quantity, e.reward_points),
+            Self::Confirmed(e) => (e.participation_id, e.user_id, e.quantity, e.reward_points),
+            Self::Cancelled(e) => (e.participation_id, e.user_id, e.quantity, e.reward_points),
+            Self::Campaign(_) => return None,
+        };
+        Some(Participation {
+            participation_id,
+            user_id,
+            quantity,
+            reward_points,
+        })
     }
+}
 
-    pub fn user_id(&self) -> i64 {
-        each!(self, e => e.user_id)
-    }
+/// The rules of a win's events: a user, some units, and no negative points (what the rewards
+/// consumer multiplies).
+fn check_participation(win: Participation) -> Result<(), ContractError> {
+    rule(
+        win.user_id > 0 && win.quantity > 0 && win.reward_points >= 0,
+        "userId and quantity must be positive, rewardPoints not negative",
+    )
+}
 
-    /// The win's units (won, confirmed, or given back).
-    pub fn quantity(&self) -> i32 {
-        each!(self, e => e.quantity)
+/// A control's own rules: it is numbered from 1, the stock it reports is a possible one
+/// (`0 <= remainingStock <= totalStock`, as the campaign table's CHECK keeps it), `delta` is
+/// there, and not 0, exactly on a stock change (a change of nothing is not written), and it
+/// names who asked.
+fn check_control(c: &CampaignChanged) -> Result<(), ContractError> {
+    rule(c.control_seq >= 1, "controlSeq must be at least 1")?;
+    rule(c.total_stock >= 0, "totalStock must not be negative")?;
+    rule(
+        0 <= c.remaining_stock && c.remaining_stock <= c.total_stock,
+        "remainingStock must be between 0 and totalStock",
+    )?;
+    match (c.event_type == CAMPAIGN_STOCK_CHANGED, c.delta) {
+        (true, Some(delta)) => rule(delta != 0, "delta must not be 0")?,
+        (true, None) => rule(false, "a CampaignStockChanged must have a delta")?,
+        (false, Some(_)) => rule(false, "only a CampaignStockChanged has a delta")?,
+        (false, None) => {}
     }
-
-    /// Points per unit the campaign grants.
-    pub fn reward_points(&self) -> i64 {
-        each!(self, e => e.reward_points)
-    }
+    rule(!c.changed_by.is_empty(), "changedBy must not be empty")
 }
 
 #[cfg(test)]
@@ -235,10 +299,109 @@ mod tests {
         assert_eq!(got.event_id(), x.event_id);
         assert_eq!(got.event_type(), PARTICIPATION_CANCELLED);
         assert_eq!(got.occurred_at(), x.occurred_at);
+        let win = got.participation().expect("a win's event");
         assert_eq!(
-            (got.user_id(), got.quantity(), got.reward_points()),
-            (3, 2, 10)
+            (
+                win.participation_id,
+                win.user_id,
+                win.quantity,
+                win.reward_points
+            ),
+            (2, 3, 2, 10)
         );
+    }
+
+    fn control(event_type: &str, delta: Option<i64>) -> CampaignChanged {
+        CampaignChanged {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            occurred_at: at(3),
+            campaign_id: 1,
+            control_seq: 1,
+            changed_by: "ops".into(),
+            delta,
+            total_stock: 10,
+            remaining_stock: 4,
+        }
+    }
+
+    /// The four controls, each as it is written.
+    fn controls() -> [CampaignChanged; 4] {
+        [
+            control(CAMPAIGN_STOCK_CHANGED, Some(-2)),
+            control(CAMPAIGN_PAUSED, None),
+            control(CAMPAIGN_RESUMED, None),
+            control(CAMPAIGN_CLOSED, None),
+        ]
+    }
+
+    /// The message the relay would send for the control `c`, with the key `key`.
+    fn check_control(c: &CampaignChanged, key: &str) -> Result<ParticipationEvent, ContractError> {
+        ParticipationEvent::from_message(
+            Some(key.as_bytes()),
+            Some(c.json().as_bytes()),
+            &c.message_headers(None),
+        )
+    }
+
+    #[test]
+    fn each_control_is_read_as_a_campaign_event_about_no_win() {
+        for c in controls() {
+            let got = check_control(&c, "1").expect("valid");
+            assert_eq!(got, ParticipationEvent::Campaign(c.clone()));
+            assert_eq!(
+                (got.event_id(), got.event_type(), got.occurred_at()),
+                (c.event_id, c.event_type.as_str(), c.occurred_at)
+            );
+            assert_eq!(got.campaign_id(), 1);
+            assert_eq!(got.participation(), None, "{}", c.event_type);
+        }
+        let added = control(CAMPAIGN_STOCK_CHANGED, Some(5));
+        assert!(check_control(&added, "1").is_ok());
+    }
+
+    #[test]
+    fn each_rule_of_a_control_is_checked() {
+        let reason = |r: Result<ParticipationEvent, ContractError>| r.expect_err("poison").reason();
+        let [stock, paused, _, closed] = controls();
+        assert_eq!(reason(check_control(&paused, "2")), "contract_violation");
+        let mut other = paused.message_headers(None);
+        other.insert(headers::EVENT_ID.into(), Uuid::nil().to_string());
+        let wrong_id =
+            ParticipationEvent::from_message(Some(b"1"), Some(paused.json().as_bytes()), &other);
+        assert_eq!(reason(wrong_id), "contract_violation");
+        // Each broken control, the field its violation names, and what breaks it.
+        type Break = fn(&mut CampaignChanged);
+        let broken: [(&CampaignChanged, &str, Break); 9] = [
+            (&closed, "controlSeq", |c| c.control_seq = 0),
+            (&closed, "totalStock", |c| {
+                (c.total_stock, c.remaining_stock) = (-1, 0)
+            }),
+            (&closed, "remainingStock", |c| c.remaining_stock = -1),
+            (&stock, "remainingStock", |c| c.remaining_stock = 11),
+            (&stock, "delta", |c| c.delta = Some(0)),
+            (&stock, "delta", |c| c.delta = None),
+            (&paused, "delta", |c| c.delta = Some(1)),
+            (&closed, "delta", |c| c.delta = Some(-1)),
+            (&paused, "changedBy", |c| c.changed_by.clear()),
+        ];
+        for (valid, field, break_it) in broken {
+            let mut c = valid.clone();
+            break_it(&mut c);
+            let err = check_control(&c, "1").expect_err("poison");
+            assert_eq!(err.reason(), "contract_violation", "{c:?}");
+            assert!(err.to_string().contains(field), "{err} for {c:?}");
+        }
+        for field in ["controlSeq", "changedBy", "totalStock", "remainingStock"] {
+            let mut json = serde_json::to_value(&paused).expect("serializes");
+            json.as_object_mut().expect("object").remove(field);
+            let got = ParticipationEvent::from_message(
+                Some(b"1"),
+                Some(json.to_string().as_bytes()),
+                &Headers::new(),
+            );
+            assert_eq!(reason(got), "contract_violation", "without {field}");
+        }
     }
 
     #[test]
@@ -304,10 +467,19 @@ mod tests {
         assert_eq!(reason(b"not json"), "not_json");
         assert_eq!(reason(br#"{"eventType":"Refunded"}"#), "unknown_event_type");
         assert_eq!(reason(br#"{"no":"type"}"#), "unknown_event_type");
+        // A control's type in another case is not a control.
+        assert_eq!(
+            reason(br#"{"eventType":"campaignPaused"}"#),
+            "unknown_event_type"
+        );
         for t in [
             PARTICIPATION_ACCEPTED,
             PARTICIPATION_CONFIRMED,
             PARTICIPATION_CANCELLED,
+            CAMPAIGN_STOCK_CHANGED,
+            CAMPAIGN_PAUSED,
+            CAMPAIGN_RESUMED,
+            CAMPAIGN_CLOSED,
         ] {
             let value = format!(r#"{{"eventType":"{t}"}}"#);
             assert_eq!(reason(value.as_bytes()), "contract_violation", "{t}");

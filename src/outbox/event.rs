@@ -89,7 +89,8 @@ pub use super::contract::ContractError;
 /// event.
 impl ParticipationAccepted {
     /// The contract check of [`ParticipationEvent::from_message`], for a reader that takes
-    /// only wins: the later events of a win are an `unknown_event_type` here.
+    /// only wins: the later events of a win and a campaign's controls are an
+    /// `unknown_event_type` here.
     pub fn from_message(
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -183,6 +184,15 @@ mod tests {
         };
         assert_eq!(reason(b"not json"), "not_json");
         assert_eq!(reason(br#"{"eventType":"Refunded"}"#), "unknown_event_type");
+        let closed = serde_json::json!({
+            "eventId": Uuid::nil(), "eventType": "CampaignClosed", "occurredAt": "2026-11-21T09:00:00Z",
+            "campaignId": 1, "controlSeq": 1, "changedBy": "ops", "totalStock": 1, "remainingStock": 0,
+        });
+        assert_eq!(
+            reason(closed.to_string().as_bytes()),
+            "unknown_event_type",
+            "a valid control is not a win"
+        );
         assert_eq!(
             reason(br#"{"eventType":"ParticipationAccepted"}"#),
             "contract_violation"

@@ -3,7 +3,8 @@
 //! test fails when that file drifts from this generator.
 //!
 //! Generated, not hand-written, so it cannot promise what the code does not do: the payloads of
-//! the three event types come from their field lists ([`payloads`]), the header names from [`headers`] and [`dlq`], the dead-letter reasons
+//! the seven event types (a win's three, and the four controls' one shape) come from their field
+//! lists ([`payloads`]), the header names from [`headers`] and [`dlq`], the dead-letter reasons
 //! from the relay's and the contract check's own reason words, the consumers from
 //! [`ConsumerName::ALL`]. Descriptions repeat the doc comments of those items.
 //!
@@ -13,7 +14,7 @@ mod payloads;
 
 use serde_json::{json, Value};
 
-use super::{dlq, headers, lifecycle::ParticipationMessage, ContractError};
+use super::{dlq, headers, lifecycle::ParticipationMessage, ContractError, Headers};
 use crate::{consumer::ConsumerName, relay::classify::DeadReason};
 
 /// Version of the AsyncAPI Kafka bindings used below.
@@ -24,13 +25,14 @@ fn consumer_description(name: ConsumerName) -> &'static str {
     match name {
         ConsumerName::Stats => {
             "Campaign statistics: campaign_stats (wins, confirmed, cancelled, \
-                                expired, units held or confirmed now) and campaign_daily_stats \
-                                (wins per day)."
+                                expired, units held or confirmed now; the live controls: units \
+                                added and withdrawn, paused, closed, controls applied) and \
+                                campaign_daily_stats (wins per day)."
         }
         ConsumerName::Rewards => {
             "Points for winners: rewardPoints × quantity when a win is final \
                                   (an accepted CONFIRMED win, or its confirmation), taken back \
-                                  when a CONFIRMED win is cancelled."
+                                  when a CONFIRMED win is cancelled. A control moves nothing."
         }
     }
 }
@@ -45,7 +47,7 @@ fn headers_schema() -> Value {
             (headers::EVENT_ID): { "type": "string", "format": "uuid",
                 "description": "The event's id (UUIDv7), equal to the value's eventId: the dedupe key." },
             (headers::EVENT_TYPE): { "type": "string",
-                "enum": payloads::ALL.map(|p| p.event_type),
+                "enum": payloads::event_types(),
                 "description": "The value's eventType." },
             (headers::CONTENT_TYPE): { "type": "string", "const": headers::APPLICATION_JSON,
                 "description": "The only content type in v1." },
@@ -137,24 +139,42 @@ fn key_binding(description: &str) -> Value {
         "key": { "type": "string", "pattern": "^[0-9]+$", "description": description } } })
 }
 
-/// A sample message of `event`, with the headers the writer builds.
-fn example<E: ParticipationMessage>(name: &str, event: &E) -> Value {
-    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// The examples' `traceparent`.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// A sample message: its value and the headers the writer builds for it.
+fn example(name: &str, headers: Headers, value: &impl serde::Serialize) -> Value {
     json!({
         "name": name,
-        "headers": event.message_headers(Some(traceparent)),
-        "payload": serde_json::to_value(event).unwrap_or_default(),
+        "headers": headers,
+        "payload": serde_json::to_value(value).unwrap_or_default(),
     })
+}
+
+/// A sample message of a win's `event`.
+fn win_example<E: ParticipationMessage>(name: &str, event: &E) -> Value {
+    example(name, event.message_headers(Some(TRACEPARENT)), event)
+}
+
+/// The sample messages of the controls, one of each kind.
+fn control_examples() -> Vec<Value> {
+    let names = ["stockAdded", "paused", "resumed", "closedEarly"];
+    payloads::controls()
+        .iter()
+        .zip(names)
+        .map(|(c, name)| example(name, c.message_headers(Some(TRACEPARENT)), c))
+        .collect()
 }
 
 /// The message key of every event type.
 const KEY: &str = "The campaign id as a decimal string (UTF-8): a campaign's events share a \
-                   partition, in order, so a win's later events always follow it.";
+                   partition, in order, so a win's later events always follow it and a control \
+                   keeps its place among the wins.";
 
-/// The component message of one event type.
-fn event_message(payload: &payloads::Payload, title: &str, example: Value) -> Value {
+/// The component message of one shape of value.
+fn event_message(payload: &payloads::Payload, title: &str, examples: Vec<Value>) -> Value {
     json!({
-        "name": payload.event_type,
+        "name": payload.name,
         "title": title,
         "summary": format!("{} Published at least once, in order per campaign: dedupe on \
                             event_id.", payload.summary),
@@ -162,24 +182,26 @@ fn event_message(payload: &payloads::Payload, title: &str, example: Value) -> Va
         "correlationId": { "location": "$message.header#/event_id",
             "description": "The dedupe key; the same in every copy of the event." },
         "headers": { "$ref": "#/components/schemas/Headers" },
-        "payload": { "$ref": format!("#/components/schemas/{}", payload.event_type) },
+        "payload": { "$ref": format!("#/components/schemas/{}", payload.name) },
         "bindings": key_binding(KEY),
-        "examples": [example],
+        "examples": examples,
     })
 }
 
 fn messages() -> Value {
     let any_event: Vec<Value> = payloads::ALL
         .iter()
-        .map(|p| json!({ "$ref": format!("#/components/schemas/{}", p.event_type) }))
+        .map(|p| json!({ "$ref": format!("#/components/schemas/{}", p.name) }))
         .collect();
     json!({
-        (payloads::ACCEPTED.event_type): event_message(&payloads::ACCEPTED, "A win",
-            example("aHeldWin", &payloads::accepted())),
-        (payloads::CONFIRMED.event_type): event_message(&payloads::CONFIRMED,
-            "A held win confirmed", example("itsConfirmation", &payloads::confirmed())),
-        (payloads::CANCELLED.event_type): event_message(&payloads::CANCELLED,
-            "A win cancelled or expired", example("itsRefund", &payloads::cancelled())),
+        (payloads::ACCEPTED.name): event_message(&payloads::ACCEPTED, "A win",
+            vec![win_example("aHeldWin", &payloads::accepted())]),
+        (payloads::CONFIRMED.name): event_message(&payloads::CONFIRMED,
+            "A held win confirmed", vec![win_example("itsConfirmation", &payloads::confirmed())]),
+        (payloads::CANCELLED.name): event_message(&payloads::CANCELLED,
+            "A win cancelled or expired", vec![win_example("itsRefund", &payloads::cancelled())]),
+        (payloads::CONTROL.name): event_message(&payloads::CONTROL,
+            "A live control of the campaign", control_examples()),
         "RelayDeadLetter": {
             "name": "RelayDeadLetter",
             "title": "An event the relay gave up on",
@@ -203,10 +225,11 @@ fn messages() -> Value {
 }
 
 /// The channel's messages, by their names in the channel.
-const CHANNEL_MESSAGES: [(&str, &str); 3] = [
+const CHANNEL_MESSAGES: [(&str, &str); 4] = [
     ("participationAccepted", "ParticipationAccepted"),
     ("participationConfirmed", "ParticipationConfirmed"),
     ("participationCancelled", "ParticipationCancelled"),
+    ("campaignChanged", payloads::CAMPAIGN_CHANGED),
 ];
 
 /// `$ref`s to each event type of the participation channel, for an operation.
@@ -240,11 +263,14 @@ fn channels_and_operations(topic: &str) -> (Value, Value) {
     let mut channels = json!({
         "participation": {
             "address": topic,
-            "title": "Participations and their lifecycle",
+            "title": "Participations, their lifecycle, and the campaigns' live controls",
             "description": "A win (ParticipationAccepted), then, for a win, at most a \
                             ParticipationConfirmed and at most one ParticipationCancelled, in \
-                            that order. Key: the campaign id, so a win's events share a \
-                            partition and arrive in the order they were committed.",
+                            that order; and, among them, the campaign's live controls \
+                            (CampaignChanged: CampaignStockChanged, CampaignPaused, \
+                            CampaignResumed, CampaignClosed). Key: the campaign id, so a \
+                            campaign's events share a partition and arrive in the order they \
+                            were committed. Any other eventType is poison.",
             "messages": messages,
         },
         "relayDlq": {
@@ -259,7 +285,7 @@ fn channels_and_operations(topic: &str) -> (Value, Value) {
         "relayPublish": {
             "action": "send",
             "channel": channel_ref("participation"),
-            "title": "The service publishes each win and each change of a win",
+            "title": "The service publishes each win, each change of a win and each control",
             "description": "The relay publishes every outbox row at least once (idempotent \
                             producer, acks=all), in outbox-id order per key among committed rows.",
             "messages": participation_messages(),
@@ -324,9 +350,10 @@ pub fn asyncapi_yaml(topic: &str) -> String {
         "components": {
             "messages": messages(),
             "schemas": {
-                (payloads::ACCEPTED.event_type): payloads::ACCEPTED.schema(),
-                (payloads::CONFIRMED.event_type): payloads::CONFIRMED.schema(),
-                (payloads::CANCELLED.event_type): payloads::CANCELLED.schema(),
+                (payloads::ACCEPTED.name): payloads::ACCEPTED.schema(),
+                (payloads::CONFIRMED.name): payloads::CONFIRMED.schema(),
+                (payloads::CANCELLED.name): payloads::CANCELLED.schema(),
+                (payloads::CONTROL.name): payloads::CONTROL.schema(),
                 "Headers": headers_schema(),
                 "RelayDeadLetterHeaders": relay_dlq_headers_schema(),
                 "ConsumerDeadLetterHeaders": consumer_dlq_headers_schema(),
@@ -341,25 +368,46 @@ pub fn asyncapi_yaml(topic: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::{
+        control::ControlKind,
+        event::PARTICIPATION_ACCEPTED,
+        lifecycle::{PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED},
+    };
 
     fn document() -> Value {
         serde_yaml::from_str(&asyncapi_yaml("t")).expect("the document is YAML")
     }
 
     #[test]
-    fn the_channel_and_every_operation_on_it_carry_the_three_event_types() {
+    fn the_channel_and_every_operation_on_it_carry_every_event_type() {
         let doc = document();
         let channel = doc["channels"]["participation"]["messages"]
             .as_object()
             .expect("messages");
-        assert_eq!(channel.len(), 3);
+        assert_eq!(
+            channel.len(),
+            4,
+            "a win's three types and the controls' shape"
+        );
         for (_, op) in doc["operations"].as_object().expect("operations") {
             if op["channel"]["$ref"] == "#/channels/participation" {
-                assert_eq!(op["messages"].as_array().expect("list").len(), 3, "{op}");
+                assert_eq!(op["messages"].as_array().expect("list").len(), 4, "{op}");
             }
         }
         let types = &doc["components"]["schemas"]["Headers"]["properties"]["event_type"]["enum"];
-        assert_eq!(types.as_array().expect("list").len(), 3);
+        let mut expected = vec![
+            PARTICIPATION_ACCEPTED,
+            PARTICIPATION_CONFIRMED,
+            PARTICIPATION_CANCELLED,
+        ];
+        expected.extend(ControlKind::ALL.map(ControlKind::event_type));
+        assert_eq!(types, &json!(expected));
+        let examples = &doc["components"]["messages"]["CampaignChanged"]["examples"];
+        assert_eq!(
+            examples.as_array().expect("list").len(),
+            4,
+            "one per control"
+        );
     }
 
     #[test]

@@ -1,14 +1,19 @@
-//! The payload schemas and examples of the topic's three event types, for the AsyncAPI document:
-//! one JSON Schema per type, generated from its field list ([`event::FIELDS`],
-//! [`lifecycle::CONFIRMED_FIELDS`], [`lifecycle::CANCELLED_FIELDS`]), with the rules the contract
-//! check (`ParticipationEvent::from_message`) enforces. Tests check each schema against what serde
-//! writes and requires.
+//! The payload schemas and examples of the topic's seven event types, for the AsyncAPI document:
+//! one JSON Schema per shape, generated from its field list ([`event::FIELDS`],
+//! [`lifecycle::CONFIRMED_FIELDS`], [`lifecycle::CANCELLED_FIELDS`], [`control::FIELDS`]), with the
+//! rules the contract check (`ParticipationEvent::from_message`) enforces. A win's three event
+//! types have a shape each; the four controls share one, `CampaignChanged`. Tests check each
+//! schema against what serde writes and requires.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::outbox::{
+    control::{
+        self, CampaignChanged, ControlKind, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED,
+        CAMPAIGN_STOCK_CHANGED,
+    },
     event::{self, ParticipationAccepted, WinStatus, PARTICIPATION_ACCEPTED},
     lifecycle::{
         self, CancelReason, ParticipationCancelled, ParticipationConfirmed,
@@ -16,10 +21,13 @@ use crate::outbox::{
     },
 };
 
-/// One event type's value, as the document describes it.
+/// One shape of value, as the document describes it.
 pub struct Payload {
-    /// `eventType`, also the schema's and the message's name.
-    pub event_type: &'static str,
+    /// The schema's and the message's name: the `eventType` of a win's event, `CampaignChanged`
+    /// for the controls.
+    pub name: &'static str,
+    /// The `eventType`s of this shape (one, but for the controls).
+    pub event_types: &'static [&'static str],
     fields: &'static [(&'static str, &'static str, &'static str)],
     /// Fields a reader may find missing (added within v1, or set only sometimes).
     optional: &'static [&'static str],
@@ -28,7 +36,7 @@ pub struct Payload {
     pub summary: &'static str,
 }
 
-/// Descriptions of the fields every type has.
+/// Descriptions of the fields every type has (the last four: every event of a win).
 const SHARED: &[(&str, &str)] = &[
     ("eventId", "UUIDv7, the same in every copy of the event: the dedupe key (= the event_id header)."),
     ("occurredAt", "When the change committed: RFC 3339, UTC, ≤ 6 fraction digits."),
@@ -40,7 +48,8 @@ const SHARED: &[(&str, &str)] = &[
 ];
 
 pub const ACCEPTED: Payload = Payload {
-    event_type: PARTICIPATION_ACCEPTED,
+    name: PARTICIPATION_ACCEPTED,
+    event_types: &[PARTICIPATION_ACCEPTED],
     fields: event::FIELDS,
     optional: &["rewardPoints", "status", "holdExpiresAt"],
     descriptions: &[
@@ -56,7 +65,8 @@ pub const ACCEPTED: Payload = Payload {
 };
 
 pub const CONFIRMED: Payload = Payload {
-    event_type: PARTICIPATION_CONFIRMED,
+    name: PARTICIPATION_CONFIRMED,
+    event_types: &[PARTICIPATION_CONFIRMED],
     fields: lifecycle::CONFIRMED_FIELDS,
     optional: &[],
     descriptions: &[
@@ -75,7 +85,8 @@ pub const CONFIRMED: Payload = Payload {
 };
 
 pub const CANCELLED: Payload = Payload {
-    event_type: PARTICIPATION_CANCELLED,
+    name: PARTICIPATION_CANCELLED,
+    event_types: &[PARTICIPATION_CANCELLED],
     fields: lifecycle::CANCELLED_FIELDS,
     optional: &[],
     descriptions: &[
@@ -91,8 +102,41 @@ pub const CANCELLED: Payload = Payload {
               nothing follows it.",
 };
 
-/// The three, in the order a win's events can come.
-pub const ALL: [&Payload; 3] = [&ACCEPTED, &CONFIRMED, &CANCELLED];
+/// The schema's name for the controls' one shape.
+pub const CAMPAIGN_CHANGED: &str = "CampaignChanged";
+
+pub const CONTROL: Payload = Payload {
+    name: CAMPAIGN_CHANGED,
+    event_types: &[
+        CAMPAIGN_STOCK_CHANGED,
+        CAMPAIGN_PAUSED,
+        CAMPAIGN_RESUMED,
+        CAMPAIGN_CLOSED,
+    ],
+    fields: control::FIELDS,
+    optional: &["delta"],
+    descriptions: &[
+        ("eventType", "Which control: CampaignStockChanged (units added or withdrawn), CampaignPaused (joins are refused until a resume), CampaignResumed, CampaignClosed (the campaign ended early)."),
+        ("occurredAt", "When the control committed: RFC 3339, UTC, ≤ 6 fraction digits."),
+        ("controlSeq", "The control's number within its campaign: 1, 2, … in commit order."),
+        ("changedBy", "The name of the admin token that asked (not empty)."),
+        ("delta", "Present on CampaignStockChanged only, and never 0 there: units added (positive) or withdrawn (negative). Absent on the other three."),
+        ("totalStock", "The campaign's stock after the control."),
+        ("remainingStock", "Units still for sale after the control (0 ≤ remainingStock ≤ totalStock)."),
+    ],
+    summary: "A live control changed the campaign: stock added or withdrawn, paused, resumed or \
+              closed early. About no win: a consumer with nothing to do for it skips it.",
+};
+
+/// The four, the win's three in the order a win's events can come, then the controls.
+pub const ALL: [&Payload; 4] = [&ACCEPTED, &CONFIRMED, &CANCELLED, &CONTROL];
+
+/// Every `eventType` of the topic.
+pub fn event_types() -> Vec<&'static str> {
+    ALL.iter()
+        .flat_map(|p| p.event_types.iter().copied())
+        .collect()
+}
 
 impl Payload {
     fn description(&self, field: &str) -> Option<&'static str> {
@@ -127,14 +171,30 @@ impl Payload {
             "properties": properties,
             "additionalProperties": true,
         });
-        // The rules the contract check enforces on every type.
+        // The rules the contract check enforces.
         let p = &mut schema["properties"];
-        p["eventType"]["const"] = self.event_type.into();
+        match self.event_types {
+            [one] => p["eventType"]["const"] = (*one).into(),
+            several => p["eventType"]["enum"] = json!(several),
+        }
+        if self.name == CAMPAIGN_CHANGED {
+            p["controlSeq"]["minimum"] = 1.into();
+            p["changedBy"]["minLength"] = 1.into();
+            p["delta"]["not"] = json!({ "const": 0 });
+            p["totalStock"]["minimum"] = 0.into();
+            p["remainingStock"]["minimum"] = 0.into();
+            // delta on a stock change, and only there.
+            schema["if"] =
+                json!({ "properties": { "eventType": { "const": CAMPAIGN_STOCK_CHANGED } } });
+            schema["then"] = json!({ "required": ["delta"] });
+            schema["else"] = json!({ "not": { "required": ["delta"] } });
+            return schema;
+        }
         p["userId"]["minimum"] = 1.into();
         p["quantity"]["minimum"] = 1.into();
         p["rewardPoints"]["minimum"] = 0.into();
         let statuses = json!([WinStatus::Held.as_str(), WinStatus::Confirmed.as_str()]);
-        match self.event_type {
+        match self.name {
             PARTICIPATION_ACCEPTED => {
                 p["rewardPoints"]["default"] = 0.into();
                 p["status"]["enum"] = statuses;
@@ -153,25 +213,30 @@ impl Payload {
     /// events), for the tests.
     #[cfg(test)]
     fn example(&self) -> Value {
-        let value = match self.event_type {
+        let value = match self.name {
             PARTICIPATION_ACCEPTED => serde_json::to_value(accepted()),
             PARTICIPATION_CONFIRMED => serde_json::to_value(confirmed()),
-            _ => serde_json::to_value(cancelled()),
+            PARTICIPATION_CANCELLED => serde_json::to_value(cancelled()),
+            // The stock change: the one control with every field.
+            _ => serde_json::to_value(&controls()[0]),
         };
         value.unwrap_or_default()
     }
 
-    /// Whether serde reads `value` as this type.
+    /// Whether serde reads `value` as this shape.
     #[cfg(test)]
     fn reads(&self, value: Value) -> bool {
-        match self.event_type {
+        match self.name {
             PARTICIPATION_ACCEPTED => {
                 serde_json::from_value::<ParticipationAccepted>(value).is_ok()
             }
             PARTICIPATION_CONFIRMED => {
                 serde_json::from_value::<ParticipationConfirmed>(value).is_ok()
             }
-            _ => serde_json::from_value::<ParticipationCancelled>(value).is_ok(),
+            PARTICIPATION_CANCELLED => {
+                serde_json::from_value::<ParticipationCancelled>(value).is_ok()
+            }
+            _ => serde_json::from_value::<CampaignChanged>(value).is_ok(),
         }
     }
 }
@@ -231,6 +296,29 @@ pub fn cancelled() -> ParticipationCancelled {
     }
 }
 
+/// The examples' controls, one of each kind, on the example win's campaign: 50 units added
+/// while it sells, a pause and a resume, then an early close.
+pub fn controls() -> [CampaignChanged; 4] {
+    let control =
+        |seq: i64, kind: ControlKind, minute: u32, delta: Option<i64>, remaining| CampaignChanged {
+            event_id: Uuid::from_u128(0x0193a5fa_0000_7e24_a06d_8b1c3f4e5d70 + seq as u128),
+            event_type: kind.event_type().into(),
+            occurred_at: at(minute, 250_000),
+            campaign_id: 42,
+            control_seq: seq,
+            changed_by: "ops".into(),
+            delta,
+            total_stock: 150,
+            remaining_stock: remaining,
+        };
+    [
+        control(1, ControlKind::StockChanged, 5, Some(50), 80),
+        control(2, ControlKind::Paused, 20, None, 61),
+        control(3, ControlKind::Resumed, 25, None, 61),
+        control(4, ControlKind::Closed, 40, None, 44),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,10 +334,10 @@ mod tests {
                 example.as_object().expect("object").keys().collect();
             documented.sort_unstable();
             serialized.sort_unstable();
-            assert_eq!(documented, serialized, "{}", payload.event_type);
+            assert_eq!(documented, serialized, "{}", payload.name);
             for (name, p) in properties {
                 let described = p["description"].as_str().is_some_and(|d| !d.is_empty());
-                assert!(described, "{}.{name}", payload.event_type);
+                assert!(described, "{}.{name}", payload.name);
             }
         }
     }
@@ -267,7 +355,7 @@ mod tests {
                 assert_eq!(
                     reads, !listed,
                     "{}.{name}: reads without it = {reads}",
-                    payload.event_type
+                    payload.name
                 );
             }
         }
@@ -288,5 +376,48 @@ mod tests {
         assert_eq!(check(&accepted()), PARTICIPATION_ACCEPTED);
         assert_eq!(check(&confirmed()), PARTICIPATION_CONFIRMED);
         assert_eq!(check(&cancelled()), PARTICIPATION_CANCELLED);
+        for c in controls() {
+            let event = ParticipationEvent::from_message(
+                Some(c.key().as_bytes()),
+                Some(c.json().as_bytes()),
+                &c.message_headers(None),
+            )
+            .expect("valid");
+            assert_eq!(event, ParticipationEvent::Campaign(c.clone()));
+        }
+        let kinds = controls().map(|c| c.kind());
+        assert_eq!(
+            kinds,
+            ControlKind::ALL.map(Some),
+            "one example of each control"
+        );
+    }
+
+    #[test]
+    fn the_control_schema_puts_delta_on_a_stock_change_only() {
+        let schema = CONTROL.schema();
+        let types = schema["properties"]["eventType"]["enum"]
+            .as_array()
+            .expect("enum");
+        let kinds: Vec<&str> = ControlKind::ALL.map(ControlKind::event_type).to_vec();
+        assert_eq!(types, &kinds);
+        assert_eq!(
+            schema["if"]["properties"]["eventType"]["const"],
+            CAMPAIGN_STOCK_CHANGED
+        );
+        assert_eq!(schema["then"]["required"], json!(["delta"]));
+        assert_eq!(schema["else"]["not"]["required"], json!(["delta"]));
+        for c in controls() {
+            let has_delta = serde_json::to_value(&c)
+                .expect("serializes")
+                .get("delta")
+                .is_some();
+            assert_eq!(
+                has_delta,
+                c.event_type == CAMPAIGN_STOCK_CHANGED,
+                "{}",
+                c.event_type
+            );
+        }
     }
 }

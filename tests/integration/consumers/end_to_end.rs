@@ -156,6 +156,16 @@ async fn a_campaign_without_wins_has_empty_stats_and_consumers_can_be_turned_off
         "no consumer runs: {stats:?}"
     );
     assert!(stats.body["soldOutAt"].is_null());
+    // No stats row: the controls' figures read as none applied.
+    for (field, none) in [
+        ("stockAdded", json!(0)),
+        ("stockWithdrawn", json!(0)),
+        ("paused", json!(false)),
+        ("controlsApplied", json!(0)),
+    ] {
+        assert_eq!(stats.body[field], none, "{field}: {stats:?}");
+    }
+    assert!(stats.body.get("closedAt").is_none(), "{stats:?}");
     let ready = app.get("/health/ready").await;
     assert_eq!(ready.body["consumers"], json!([]));
     // Nothing applies the published win, however long one waits for the relay's next rounds.

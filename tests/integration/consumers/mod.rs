@@ -1,6 +1,7 @@
 //! The consumers (docs/design.md §2.8, §11): effectively once through redeliveries, kills,
 //! rebalances, poison and database outages.
 
+mod controls;
 mod end_to_end;
 mod faults;
 mod group;
