@@ -13,6 +13,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::campaign::MAX_TOTAL_STOCK;
+
 use super::{
     control::{
         CampaignChanged, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED, CAMPAIGN_STOCK_CHANGED,
@@ -203,18 +205,25 @@ fn check_participation(win: Participation) -> Result<(), ContractError> {
 }
 
 /// A control's own rules: it is numbered from 1, the stock it reports is a possible one
-/// (`0 <= remainingStock <= totalStock`, as the campaign table's CHECK keeps it), `delta` is
-/// there, and not 0, exactly on a stock change (a change of nothing is not written), and it
-/// names who asked.
+/// (`0 <= remainingStock <= totalStock <= 10,000,000`, as the campaign table's CHECK and the API
+/// keep it), `delta` is there, not 0 and at most the largest total in size, exactly on a stock
+/// change (a change of nothing is not written), and it names who asked. The bounds keep a
+/// hand-made event from overflowing a consumer's sums, which would fail its batch forever.
 fn check_control(c: &CampaignChanged) -> Result<(), ContractError> {
     rule(c.control_seq >= 1, "controlSeq must be at least 1")?;
-    rule(c.total_stock >= 0, "totalStock must not be negative")?;
+    rule(
+        (0..=MAX_TOTAL_STOCK).contains(&c.total_stock),
+        "totalStock must be between 0 and 10,000,000",
+    )?;
     rule(
         0 <= c.remaining_stock && c.remaining_stock <= c.total_stock,
         "remainingStock must be between 0 and totalStock",
     )?;
     match (c.event_type == CAMPAIGN_STOCK_CHANGED, c.delta) {
-        (true, Some(delta)) => rule(delta != 0, "delta must not be 0")?,
+        (true, Some(delta)) => rule(
+            delta != 0 && (-MAX_TOTAL_STOCK..=MAX_TOTAL_STOCK).contains(&delta),
+            "delta must not be 0 and at most 10,000,000 in size",
+        )?,
         (true, None) => rule(false, "a CampaignStockChanged must have a delta")?,
         (false, Some(_)) => rule(false, "only a CampaignStockChanged has a delta")?,
         (false, None) => {}
@@ -372,7 +381,12 @@ mod tests {
         assert_eq!(reason(wrong_id), "contract_violation");
         // Each broken control, the field its violation names, and what breaks it.
         type Break = fn(&mut CampaignChanged);
-        let broken: [(&CampaignChanged, &str, Break); 9] = [
+        let broken: [(&CampaignChanged, &str, Break); 12] = [
+            (&stock, "totalStock", |c| {
+                c.total_stock = MAX_TOTAL_STOCK + 1
+            }),
+            (&stock, "delta", |c| c.delta = Some(MAX_TOTAL_STOCK + 1)),
+            (&stock, "delta", |c| c.delta = Some(i64::MIN)),
             (&closed, "controlSeq", |c| c.control_seq = 0),
             (&closed, "totalStock", |c| {
                 (c.total_stock, c.remaining_stock) = (-1, 0)

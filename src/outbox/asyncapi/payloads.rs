@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::campaign::MAX_TOTAL_STOCK;
 use crate::outbox::{
     control::{
         self, CampaignChanged, ControlKind, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED,
@@ -120,7 +121,7 @@ pub const CONTROL: Payload = Payload {
         ("occurredAt", "When the control committed: RFC 3339, UTC, ≤ 6 fraction digits."),
         ("controlSeq", "The control's number within its campaign: 1, 2, … in commit order."),
         ("changedBy", "The name of the admin token that asked (not empty)."),
-        ("delta", "Present on CampaignStockChanged only, and never 0 there: units added (positive) or withdrawn (negative). Absent on the other three."),
+        ("delta", "Present on CampaignStockChanged only, and never 0 there: units added (positive) or withdrawn (negative), at most 10,000,000 either way. Absent on the other three."),
         ("totalStock", "The campaign's stock after the control."),
         ("remainingStock", "Units still for sale after the control (0 ≤ remainingStock ≤ totalStock)."),
     ],
@@ -181,7 +182,10 @@ impl Payload {
             p["controlSeq"]["minimum"] = 1.into();
             p["changedBy"]["minLength"] = 1.into();
             p["delta"]["not"] = json!({ "const": 0 });
+            p["delta"]["minimum"] = (-MAX_TOTAL_STOCK).into();
+            p["delta"]["maximum"] = MAX_TOTAL_STOCK.into();
             p["totalStock"]["minimum"] = 0.into();
+            p["totalStock"]["maximum"] = MAX_TOTAL_STOCK.into();
             p["remainingStock"]["minimum"] = 0.into();
             // delta on a stock change, and only there.
             schema["if"] =
