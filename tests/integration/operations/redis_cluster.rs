@@ -260,3 +260,39 @@ async fn assert_mysql_holds_each_campaigns_stock(app: &TestApp, hit: i64, spared
     .into();
     assert_eq!(per_campaign, [(hit, 150), (spared, 150)].into());
 }
+
+/// Live controls on a cluster (docs/design.md §15): the control and release scripts touch only
+/// keys of the campaign's own hash tag, so on every master a withdrawal, an addition and a pause
+/// reach the gate, and the sale sells exactly the stock after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_controls_reach_the_gate_on_every_master_of_the_cluster() {
+    let app = spawn_cluster_app().await;
+    let campaigns = campaigns_on_masters(&app, 3, 40).await;
+    let control = |campaign: i64, action: &'static str, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let path = format!("/api/v1/admin/campaigns/{campaign}/{action}");
+            let reply = app
+                .post_json(&path, &body, Some(crate::spawn::ADMIN_TOKEN))
+                .await;
+            assert_eq!(reply.status, 200, "{action} on {campaign}: {reply:?}");
+        }
+    };
+    let users = burst_users();
+    for (campaign, master) in &campaigns {
+        control(*campaign, "stock", serde_json::json!({"delta": -15})).await;
+        control(*campaign, "stock", serde_json::json!({"delta": 5})).await;
+        control(*campaign, "pause", serde_json::json!({})).await;
+        let refused = app.join(*campaign, 1, 1).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (422, "CAMPAIGN_PAUSED"),
+            "campaign {campaign} on {master}"
+        );
+        control(*campaign, "resume", serde_json::json!({})).await;
+        let won = winners(&burst(&app, *campaign, &users, 64).await, &users);
+        assert_eq!(won.len(), 30, "40 − 15 + 5, campaign {campaign} on {master}");
+        assert_eq!(app.redis_stock(*campaign).await, Some(0));
+        app.assert_no_drift(*campaign).await;
+    }
+}
