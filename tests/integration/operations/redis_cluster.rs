@@ -291,7 +291,11 @@ async fn live_controls_reach_the_gate_on_every_master_of_the_cluster() {
         );
         control(*campaign, "resume", serde_json::json!({})).await;
         let won = winners(&burst(&app, *campaign, &users, 64).await, &users);
-        assert_eq!(won.len(), 30, "40 − 15 + 5, campaign {campaign} on {master}");
+        assert_eq!(
+            won.len(),
+            30,
+            "40 − 15 + 5, campaign {campaign} on {master}"
+        );
         assert_eq!(app.redis_stock(*campaign).await, Some(0));
         app.assert_no_drift(*campaign).await;
     }
