@@ -17,18 +17,9 @@ use serde_json::{json, Value};
 
 use crate::{
     http::Reply,
-    spawn::{spawn_app_with, test_settings, TestApp, ADMIN_TOKEN},
+    spawn::{two_instances, TestApp, ADMIN_TOKEN},
     wait::wait_until,
 };
-
-async fn two_instances() -> (Arc<TestApp>, Arc<TestApp>) {
-    let settings = test_settings().await;
-    let a = spawn_app_with(settings.clone()).await;
-    let mut second = settings;
-    second.migrate_on_start = false;
-    let b = spawn_app_with(second).await;
-    (Arc::new(a), Arc::new(b))
-}
 
 /// An admin control on `app`: `action` is `stock`, `pause`, `resume` or `close`.
 async fn control(app: &TestApp, campaign: i64, action: &str, body: Value) -> Reply {

@@ -15,7 +15,7 @@ use futures::future::join_all;
 use serde_json::json;
 
 use crate::{
-    spawn::{spawn_app_with, test_settings, TestApp},
+    spawn::{two_instances, TestApp},
     wait::wait_until,
 };
 
@@ -56,15 +56,6 @@ fn spawn_sampler(
         }
         (samples, broken)
     })
-}
-
-async fn two_instances() -> (Arc<TestApp>, Arc<TestApp>) {
-    let settings = test_settings().await;
-    let a = spawn_app_with(settings.clone()).await;
-    let mut second = settings;
-    second.migrate_on_start = false;
-    let b = spawn_app_with(second).await;
-    (Arc::new(a), Arc::new(b))
 }
 
 /// POST cancel for `user` on `app`.

@@ -104,6 +104,17 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(test_settings().await).await
 }
 
+/// Two instances on one database and one Redis key prefix (without relays), as two replicas of
+/// the service serve one sale.
+pub async fn two_instances() -> (Arc<TestApp>, Arc<TestApp>) {
+    let settings = test_settings().await;
+    let a = spawn_app_with(settings.clone()).await;
+    let mut second = settings;
+    second.migrate_on_start = false;
+    let b = spawn_app_with(second).await;
+    (Arc::new(a), Arc::new(b))
+}
+
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     // Logs only when asked for: `TEST_LOG=1 scripts/test.sh name_of_test`.
     if std::env::var_os("TEST_LOG").is_some() {
