@@ -169,6 +169,50 @@ async fn a_pause_by_an_instance_killed_before_the_gate_reaches_it_from_the_marke
     assert_no_drift_at(&t.client, &second.base, campaign).await;
 }
 
+/// Campaigns whose gate state Redis lost, each with a control since: their markers wait,
+/// legitimately, for a rebuild to read MySQL. More than the marker loop reads in one sweep (200).
+const UNLOADED_BACKLOG: i64 = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_marker_left_by_a_crash_reaches_the_gate_behind_more_waiting_markers_than_a_sweep_reads()
+{
+    const STOCK: i64 = 10;
+    const ADDED: i64 = 3;
+    let t = Crash::start().await;
+    let second = t.start_second().await;
+    // Quiet campaigns whose keys Redis lost (an eviction, a restart), then got units: each
+    // control's marker waits for the campaign's next join to rebuild its gate state.
+    let quiet = join_all((0..UNLOADED_BACKLOG).map(|_| async {
+        let id = create_campaign(&t.client, &second, 5).await;
+        t.drop_gate_state(id).await;
+        let added = control(&t.client, &second, id, "stock", json!({"delta": 1})).await;
+        assert_eq!(added.0, 200, "{}", added.1);
+    }));
+    quiet.await;
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM gate_control").await,
+        UNLOADED_BACKLOG,
+        "the quiet campaigns' markers wait for their gate state"
+    );
+
+    let campaign = create_campaign(&t.client, &t.first, STOCK).await;
+    assert_eq!(
+        join_wave(&t.client, &t.first, campaign, 1..=2 * STOCK).await,
+        [STOCK, STOCK]
+    );
+    let t = t
+        .kill_first_with(campaign, "stock", json!({"delta": ADDED}))
+        .await;
+    assert_eq!(t.gate_field(campaign, "stock").await.as_deref(), Some("0"));
+    t.wait_for_marker_applied(campaign, "stock", &ADDED.to_string())
+        .await;
+    assert_eq!(
+        join_wave(&t.client, &second, campaign, 1_001..=1_000 + 3 * ADDED).await,
+        [ADDED, 2 * ADDED]
+    );
+    assert_no_drift_at(&t.client, &second.base, campaign).await;
+}
+
 /// One test's world: a broker, a database, a key prefix, the instance started with the crash
 /// hook, and the test's own connections.
 struct Crash {
@@ -282,6 +326,15 @@ impl Crash {
             .hget(format!("{}{{c:{campaign}}}:meta", self.prefix), field)
             .await
             .expect("HGET")
+    }
+
+    /// Deletes the campaign's gate state, as Redis losing its keys would.
+    async fn drop_gate_state(&self, campaign: i64) {
+        let keys: Vec<String> = ["meta", "users", "pending", "returned", "controls"]
+            .iter()
+            .map(|k| format!("{}{{c:{campaign}}}:{k}", self.prefix))
+            .collect();
+        let _: () = self.redis.clone().del(keys).await.expect("DEL");
     }
 
     /// Waits until no marker of the campaign is left and the gate's `field` reads `value`.
