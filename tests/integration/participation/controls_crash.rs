@@ -5,6 +5,8 @@
 //! control; another instance gives it to the gate from the durable marker, exactly once (a
 //! marker run again adds nothing), so a wave of new users wins exactly the units added, a pause
 //! refuses joins on that instance and a resume opens the sale again; the gate shows no drift.
+//! The marker gets there also from behind more waiting markers (campaigns whose keys Redis lost)
+//! than the marker loop reads in one sweep.
 
 use std::{os::unix::process::ExitStatusExt, time::Duration};
 
