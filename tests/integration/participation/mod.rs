@@ -3,6 +3,7 @@
 //! `Idempotency-Key`, a win's lifecycle (§14) with its storms and a crash between a commit and
 //! the gate, and a live control (§15) across the same crash.
 
+mod closed_markers;
 mod controls_crash;
 mod drift;
 mod faults;
