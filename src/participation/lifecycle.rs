@@ -17,7 +17,7 @@ use super::{
     store::{self, StoredParticipation},
 };
 use crate::{
-    campaign::{Campaign, CampaignCache},
+    campaign::{Campaign, CampaignCache, Window},
     db::{
         error::{self as db_error, DbErrorKind},
         Db, Txn,
@@ -201,8 +201,9 @@ impl LifecycleService {
                     settled += 1;
                 }
                 // Not loaded: no stock to add to; kept until the keys are back (a rebuild that
-                // read MySQL before the return needs it), or the campaign is over.
-                Ok(Returned::NotLoaded) if campaign.ends_at.is_some_and(|e| e < Utc::now()) => {
+                // read MySQL before the return needs it), or the campaign is over (past its end
+                // or closed early: nothing loads its keys again).
+                Ok(Returned::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
                     state_change::forget_return(&self.db, marker.participation_id).await?;
                     settled += 1;
                 }

@@ -8,7 +8,7 @@
 
 mod store;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use sea_orm::DbErr;
@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use store::HistoryRow;
-use store::{ControlRow, LockedCampaign, RowChange};
+use store::{ControlRow, LockedCampaign, MarkerKey, PendingControl, RowChange};
 
 use super::{
     repo::{self, CampaignWithCount},
@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     db::Db,
-    gate::{loader, sold_out::SoldOutMemo, Applied, Gate, GateControl},
+    gate::{loader, sold_out::SoldOutMemo, Applied, Gate, GateControl, GateError},
     metrics::{registry::ControlLabels, Metrics},
     outbox::{
         control::{CampaignChanged, ControlKind},
@@ -56,6 +56,18 @@ pub enum ControlError {
     Db(#[from] DbErr),
 }
 
+/// What the marker loop did with one marker.
+enum MarkerOutcome {
+    /// The gate has the control (or the campaign is over): marker deleted.
+    Settled,
+    /// An unknown kind, or a campaign that no longer exists: marker deleted, nothing applied.
+    Dropped,
+    /// The campaign's gate state is not loaded: the marker stays.
+    Kept,
+    /// Redis failed: the marker stays, and the loop stops until its next sweep.
+    GateFailed(GateError),
+}
+
 /// What a control decided on the locked row.
 enum Decision {
     /// Already so (pausing a paused campaign, closing an ended one): no change, no event.
@@ -73,6 +85,11 @@ pub struct CampaignControls {
     topic: Arc<str>,
     relay_wakeup: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// Where this instance's marker loop reads next: after the last marker it visited, or from
+    /// the oldest. Markers of campaigns whose gate state is not loaded stay (a rebuild needs
+    /// them); read always from the oldest, enough of them would fill every batch and a marker
+    /// behind them would never reach the gate. Owned by the marker loop (the expiry sweeper).
+    pending_from: Arc<Mutex<Option<MarkerKey>>>,
 }
 
 impl CampaignControls {
@@ -104,6 +121,7 @@ impl CampaignControls {
             topic: topic.into(),
             relay_wakeup,
             metrics,
+            pending_from: Arc::default(),
         }
     }
 
@@ -206,48 +224,80 @@ impl CampaignControls {
     }
 
     /// Gives the gate up to `limit` committed controls it may not have yet (markers a crash or a
-    /// Redis failure left behind); returns how many markers were settled.
+    /// Redis failure left behind); returns how many markers were settled. Each call reads the
+    /// `limit` markers after those the previous call visited, and starts from the oldest again
+    /// once it reached the last, so every marker is visited however many wait for their gate
+    /// state to be loaded.
     pub async fn apply_pending(&self, limit: u32) -> Result<usize, DbErr> {
+        let from = self.read_pending_from();
+        let markers = store::pending(&self.db, from.as_ref(), limit).await?;
+        let reached_the_last = markers.len() < limit as usize;
+        let mut visited = from;
         let mut settled = 0;
-        for marker in store::pending(&self.db, limit).await? {
-            let Some(kind) = ControlKind::parse(&marker.kind) else {
-                tracing::error!(
-                    kind = marker.kind,
-                    campaign_id = marker.campaign_id,
-                    "A gate_control marker of an unknown kind; dropped."
-                );
-                store::forget(&self.db, marker.campaign_id, marker.seq).await?;
-                continue;
-            };
-            let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
-                store::forget(&self.db, marker.campaign_id, marker.seq).await?;
-                continue;
-            };
-            let control = gate_control(kind, marker.delta);
-            let epoch = loader::epoch(&campaign);
-            match self
-                .gate
-                .apply_control(campaign.id, marker.seq, control, epoch)
-                .await
-            {
-                Ok(Applied::Applied | Applied::AlreadyApplied) => {
-                    store::forget(&self.db, campaign.id, marker.seq).await?;
-                    settled += 1;
-                }
-                // Not loaded: kept until the keys are back (a rebuild that read MySQL before
-                // the control needs it), or the campaign is over.
-                Ok(Applied::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
-                    store::forget(&self.db, campaign.id, marker.seq).await?;
-                    settled += 1;
-                }
-                Ok(Applied::NotLoaded) => {}
-                Err(e) => {
+        let mut stopped = false;
+        for marker in markers {
+            match self.settle(&marker).await? {
+                MarkerOutcome::Settled => settled += 1,
+                MarkerOutcome::Dropped | MarkerOutcome::Kept => {}
+                MarkerOutcome::GateFailed(e) => {
                     tracing::debug!(error = %e, "Could not apply a control to the gate; will retry.");
+                    stopped = true;
                     break;
                 }
             }
+            visited = Some(marker.key());
         }
+        let next = if reached_the_last && !stopped {
+            None
+        } else {
+            visited
+        };
+        *self.pending_from.lock().unwrap_or_else(|p| p.into_inner()) = next;
         Ok(settled)
+    }
+
+    fn read_pending_from(&self) -> Option<MarkerKey> {
+        self.pending_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Gives the gate one marker's control.
+    async fn settle(&self, marker: &PendingControl) -> Result<MarkerOutcome, DbErr> {
+        let Some(kind) = ControlKind::parse(&marker.kind) else {
+            tracing::error!(
+                kind = marker.kind,
+                campaign_id = marker.campaign_id,
+                "A gate_control marker of an unknown kind; dropped."
+            );
+            store::forget(&self.db, marker.campaign_id, marker.seq).await?;
+            return Ok(MarkerOutcome::Dropped);
+        };
+        let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
+            store::forget(&self.db, marker.campaign_id, marker.seq).await?;
+            return Ok(MarkerOutcome::Dropped);
+        };
+        let control = gate_control(kind, marker.delta);
+        let epoch = loader::epoch(&campaign);
+        match self
+            .gate
+            .apply_control(campaign.id, marker.seq, control, epoch)
+            .await
+        {
+            Ok(Applied::Applied | Applied::AlreadyApplied) => {
+                store::forget(&self.db, campaign.id, marker.seq).await?;
+                Ok(MarkerOutcome::Settled)
+            }
+            // Not loaded: kept until the keys are back (a rebuild that read MySQL before the
+            // control needs it), or the campaign is over.
+            Ok(Applied::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
+                store::forget(&self.db, campaign.id, marker.seq).await?;
+                Ok(MarkerOutcome::Settled)
+            }
+            Ok(Applied::NotLoaded) => Ok(MarkerOutcome::Kept),
+            Err(e) => Ok(MarkerOutcome::GateFailed(e)),
+        }
     }
 
     /// The campaign as stored now; this instance's cache takes it too.

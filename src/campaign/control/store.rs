@@ -125,16 +125,41 @@ pub struct PendingControl {
     pub seq: i64,
     pub kind: String,
     pub delta: i64,
+    pub created_at: NaiveDateTime,
 }
 
-/// The oldest `limit` markers.
-pub async fn pending(db: &Db, limit: u32) -> Result<Vec<PendingControl>, DbErr> {
-    PendingControl::find_by_statement(stmt(
-        "SELECT campaign_id, seq, kind, delta FROM gate_control ORDER BY created_at, seq LIMIT ?",
-        vec![limit.into()],
-    ))
-    .all(db)
-    .await
+/// Where a marker sits in the order the marker loop reads them: `(created_at, campaign_id, seq)`,
+/// unique (the key is `(campaign_id, seq)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkerKey(NaiveDateTime, i64, i64);
+
+impl PendingControl {
+    pub fn key(&self) -> MarkerKey {
+        MarkerKey(self.created_at, self.campaign_id, self.seq)
+    }
+}
+
+/// The first `limit` markers after `after` (from the oldest without it).
+pub async fn pending(
+    db: &Db,
+    after: Option<&MarkerKey>,
+    limit: u32,
+) -> Result<Vec<PendingControl>, DbErr> {
+    const SELECT: &str = "SELECT campaign_id, seq, kind, delta, created_at FROM gate_control";
+    const ORDER: &str = "ORDER BY created_at, campaign_id, seq LIMIT ?";
+    let statement = match after {
+        None => stmt(&format!("{SELECT} {ORDER}"), vec![limit.into()]),
+        Some(MarkerKey(at, campaign_id, seq)) => stmt(
+            &format!("{SELECT} WHERE (created_at, campaign_id, seq) > (?, ?, ?) {ORDER}"),
+            vec![
+                (*at).into(),
+                (*campaign_id).into(),
+                (*seq).into(),
+                limit.into(),
+            ],
+        ),
+    };
+    PendingControl::find_by_statement(statement).all(db).await
 }
 
 /// The gate has the control: forget its marker.

@@ -1,10 +1,11 @@
-//! The HTTP API as clients see it: campaigns, named admin tokens, verified users, validation and
-//! every boundary, the committed OpenAPI and AsyncAPI documents.
+//! The HTTP API as clients see it: campaigns and their live controls, named admin tokens,
+//! verified users, validation and every boundary, the committed OpenAPI and AsyncAPI documents.
 
 mod admin_tokens;
 mod asyncapi;
 pub(crate) mod boundary_sweep;
 mod campaigns;
+mod controls;
 mod openapi;
 mod user_auth;
 mod validation;

@@ -91,7 +91,7 @@ async fn a_cancel_storm_racing_a_join_burst_never_oversells_and_resells_every_un
     let (cancelled, joined) = tokio::join!(join_all(cancels), join_all(joins));
     assert!(
         cancelled.iter().all(|&s| s == 200),
-        "every cancel answered 200"
+        "every cancel answered 200: {cancelled:?}"
     );
 
     // Units that came back after the burst's last join: more users until none is left.

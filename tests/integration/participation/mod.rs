@@ -1,9 +1,11 @@
 //! The participation path and the gate (docs/design.md §2.1, §2.2, §2.6, §6): exactly-N,
 //! group commit, compensation, the gate's rebuild and its drift audit, the sync baseline,
 //! `Idempotency-Key`, a win's lifecycle (§14) with its storms and a crash between a commit and
-//! the gate.
+//! the gate, and a live control (§15) across the same crash.
 
+mod closed_markers;
 mod controls;
+mod controls_crash;
 mod controls_gate;
 mod drift;
 mod faults;

@@ -7,10 +7,12 @@
 //! - a valid boundary value (a name of exactly 200 characters, `totalStock` 10,000,000, a body of
 //!   exactly the size limit) succeeds.
 //!
-//! The cases are tables (`create_cases`, `join_cases`, `read_cases`, `user_token_cases`, built
-//! from `values`); one runner (`runner::sweep`) sends them and reports every failure together,
-//! each with its endpoint, field and value.
+//! The cases are tables (`create_cases`, `join_cases`, `read_cases`, `control_cases`,
+//! `user_token_cases`, built from `values`); one runner (`runner::sweep`) sends them and reports
+//! every failure together, each with its endpoint, field and value. A case names the status it
+//! must get (a 2xx, a 4xx) or, where the contract fixes them, the exact status and code.
 
+mod control_cases;
 mod create_cases;
 mod join_cases;
 mod read_cases;
@@ -23,6 +25,7 @@ use std::collections::HashSet;
 use firstcome::outbox::OutboxStatus;
 
 use self::{
+    control_cases::control_cases,
     create_cases::create_cases,
     join_cases::{join_cases, Users},
     read_cases::{
@@ -129,6 +132,24 @@ async fn admin_outbox_endpoints_with_every_bad_parameter_and_token() {
         .await;
     sweep(&app, admin_outbox_cases(campaign, &dead)).await;
     assert_eq!(app.outbox_count("DEAD").await, 0, "the valid redrives ran");
+}
+
+#[tokio::test]
+async fn campaign_controls_with_every_bad_delta_body_id_token_and_page() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(5, 1).await;
+    assert_eq!(app.join(campaign, 7, 1).await.status, 201);
+    let n = sweep(&app, control_cases(campaign)).await;
+    assert!(n > 200, "{n} cases");
+    // The valid controls ran, in order: the stock's four, one pause, one resume, the close.
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT control_seq FROM campaign WHERE id = {campaign}"
+        ))
+        .await,
+        7
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 4);
 }
 
 /// A chunked POST of `path` written by hand; `token` adds the admin token.

@@ -19,6 +19,8 @@ pub enum Want {
     Refused,
     /// Either of the above (the contract does not say which), but never a 5xx.
     Either,
+    /// Exactly this status and, for a 4xx, this `code` (and, like any refusal, nothing written).
+    Exactly(u16, &'static str),
 }
 
 /// One row of a case table: one request and what it must get back.
@@ -151,8 +153,12 @@ impl Endpoint {
 }
 
 /// The rows of every table the API writes, one summary line each.
-const TABLE_SNAPSHOTS: [(&str, &str); 3] = [
+const TABLE_SNAPSHOTS: [(&str, &str); 6] = [
     ("campaign", "SELECT CAST(COUNT(*) AS CHAR), CAST(COALESCE(SUM(remaining_stock), 0) AS CHAR), CAST(COALESCE(MAX(updated_at), '') AS CHAR) FROM campaign"),
+    // What a live control changes on the campaign row (docs/design.md §15).
+    ("campaign controls", "SELECT CAST(COALESCE(SUM(total_stock), 0) AS CHAR), CAST(COALESCE(SUM(control_seq), 0) AS CHAR), CONCAT(COALESCE(SUM(paused), 0), ':', COUNT(closed_at)) FROM campaign"),
+    ("campaign_control", "SELECT CAST(COUNT(*) AS CHAR), CAST(COALESCE(SUM(seq), 0) AS CHAR), COALESCE(MAX(event_id), '') FROM campaign_control"),
+    ("gate_control", "SELECT CAST(COUNT(*) AS CHAR), CAST(COALESCE(SUM(seq), 0) AS CHAR), CAST(COALESCE(SUM(delta), 0) AS CHAR) FROM gate_control"),
     ("participation", "SELECT CAST(COUNT(*) AS CHAR), CAST(COALESCE(MAX(id), 0) AS CHAR), '' FROM participation"),
     ("outbox_event", "SELECT CAST(COUNT(*) AS CHAR), COALESCE(GROUP_CONCAT(status, ':', attempts ORDER BY id), ''), CAST(COALESCE(MAX(available_at), '') AS CHAR) FROM outbox_event"),
 ];
@@ -239,6 +245,10 @@ fn problem(want: Want, status: u16, body: &str, wrote: &[String]) -> Option<&'st
         && json["message"].as_str().is_some_and(|m| !m.is_empty());
     match (want, status) {
         (_, s) if s >= 500 => Some("a 5xx"),
+        (Want::Exactly(w, _), s) if w != s => Some("not the status the contract names"),
+        (Want::Exactly(_, code), s) if (400..500).contains(&s) && json["code"] != code => {
+            Some("not the code the contract names")
+        }
         (Want::Ok, s) if !(200..300).contains(&s) => Some("not a 2xx for a valid value"),
         (Want::Refused, s) if !(400..500).contains(&s) => Some("not a 4xx for an invalid value"),
         (Want::Either, s) if !(200..500).contains(&s) || (300..400).contains(&s) => {

@@ -1,0 +1,401 @@
+//! Live campaign controls as an admin sees them (docs/design.md §3, §15): units added and
+//! withdrawn, pause, resume and close, each recorded once with the name of the admin token that
+//! asked, its event id and the totals it left, in an audit trail read page by page; what is
+//! already so writes nothing; a withdrawal takes unsold units only (409 STOCK_IN_USE with
+//! `freeStock`); an ended campaign refuses every control but close. Joins on both paths are
+//! refused while paused (CAMPAIGN_PAUSED) and after the close (CAMPAIGN_ENDED), while held wins
+//! are still confirmed and cancelled.
+
+use firstcome::config::{NamedToken, Secret};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{json, Value};
+
+use super::boundary_sweep::runner::{changed, snapshot};
+use crate::{
+    http::Reply,
+    spawn::{spawn_app_with, test_settings, TestApp, ADMIN_TOKEN},
+};
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789";
+const STOCK: i64 = 10;
+
+async fn spawn_with_named_tokens() -> TestApp {
+    let mut settings = test_settings().await;
+    settings.admin_tokens = [("alice", ALICE), ("bob", BOB)]
+        .map(|(name, token)| NamedToken {
+            name: name.into(),
+            token: Secret::new(token),
+        })
+        .to_vec();
+    spawn_app_with(settings).await
+}
+
+/// POST control `path` (`stock`, `pause`, …) of the campaign with `token`.
+async fn control(app: &TestApp, campaign: i64, path: &str, body: Value, token: &str) -> Reply {
+    let path = format!("/api/v1/admin/campaigns/{campaign}/{path}");
+    app.post_json(&path, &body, Some(token)).await
+}
+
+/// A control that must change the campaign: 200 and the campaign as it left it.
+async fn changes(app: &TestApp, campaign: i64, path: &str, body: Value, token: &str) -> Value {
+    let reply = control(app, campaign, path, body, token).await;
+    assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    reply.body
+}
+
+/// A control that must change nothing, in MySQL or Redis: `status` with `code` (none on a 200),
+/// and for a 200 the campaign as it was.
+async fn writes_nothing(
+    app: &TestApp,
+    campaign: i64,
+    path: &str,
+    body: Value,
+    token: &str,
+    want: (u16, &str),
+) -> Reply {
+    let before = snapshot(app).await;
+    let reply = control(app, campaign, path, body.clone(), token).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        want,
+        "{path} {body}: {reply:?}"
+    );
+    assert_eq!(
+        changed(&before, &snapshot(app).await),
+        Vec::<String>::new(),
+        "{path} {body} wrote"
+    );
+    reply
+}
+
+/// A join on the outbox path and on the sync path by `user`: both answer `want`.
+async fn joins_answer(app: &TestApp, campaign: i64, user: i64, want: (u16, &str)) {
+    let outbox = app.join(campaign, user, 1).await;
+    let sync = app
+        .post_json(
+            &format!("/api/v1/campaigns/{campaign}/participations/sync"),
+            &json!({"userId": user}),
+            None,
+        )
+        .await;
+    for reply in [outbox, sync] {
+        assert_eq!((reply.status, reply.code()), want, "{reply:?}");
+    }
+}
+
+/// `(state, paused, controlCount, closedAt)` of the campaign as GET shows it.
+async fn shown(app: &TestApp, campaign: i64) -> (String, bool, i64, Option<String>) {
+    let c = app.get(&format!("/api/v1/campaigns/{campaign}")).await.body;
+    (
+        c["state"].as_str().expect("state").into(),
+        c["paused"].as_bool().expect("paused"),
+        c["controlCount"].as_i64().expect("controlCount"),
+        c["closedAt"].as_str().map(String::from),
+    )
+}
+
+fn totals(c: &Value) -> (i64, i64) {
+    (
+        c["totalStock"].as_i64().expect("totalStock"),
+        c["remainingStock"].as_i64().expect("remainingStock"),
+    )
+}
+
+#[tokio::test]
+async fn each_control_is_recorded_once_with_its_admin_and_an_ended_campaign_refuses_all_but_close()
+{
+    let app = spawn_with_named_tokens().await;
+    let campaign = app
+        .open_campaign_with(STOCK, 1, json!({"confirmWithinSeconds": 600}))
+        .await;
+    for user in 1..=4 {
+        let won = app.join(campaign, user, 1).await;
+        assert_eq!(
+            (won.status, won.body["status"].as_str()),
+            (201, Some("HELD"))
+        );
+    }
+
+    let added = changes(&app, campaign, "stock", json!({"delta": 5}), ALICE).await;
+    assert_eq!(totals(&added), (15, 11), "{added}");
+    assert_eq!(added["controlCount"], 1);
+    let withdrawn = changes(&app, campaign, "stock", json!({"delta": -3}), BOB).await;
+    assert_eq!(totals(&withdrawn), (12, 8), "{withdrawn}");
+
+    let paused = changes(&app, campaign, "pause", json!({}), ALICE).await;
+    assert_eq!(
+        (&paused["state"], &paused["paused"], &paused["controlCount"]),
+        (&json!("PAUSED"), &json!(true), &json!(3))
+    );
+    assert_eq!(
+        shown(&app, campaign).await,
+        ("PAUSED".into(), true, 3, None)
+    );
+    let again = writes_nothing(&app, campaign, "pause", json!({}), BOB, (200, "")).await;
+    assert_eq!(again.body["controlCount"], 3, "{again:?}");
+    joins_answer(&app, campaign, 50, (422, "CAMPAIGN_PAUSED")).await;
+    // A held win is still confirmed, and cancelled, while the sale is paused.
+    assert_eq!(
+        app.act_on_win(campaign, 1, "confirm", false).await.body["status"],
+        "CONFIRMED"
+    );
+    assert_eq!(
+        app.act_on_win(campaign, 2, "cancel", false).await.body["status"],
+        "CANCELLED"
+    );
+    assert_eq!(
+        app.remaining_stock(campaign).await,
+        9,
+        "the cancelled unit is back"
+    );
+
+    let resumed = changes(&app, campaign, "resume", json!({}), BOB).await;
+    assert_eq!(
+        (
+            &resumed["state"],
+            &resumed["paused"],
+            &resumed["controlCount"]
+        ),
+        (&json!("OPEN"), &json!(false), &json!(4))
+    );
+    writes_nothing(&app, campaign, "resume", json!({}), ALICE, (200, "")).await;
+    assert_eq!(app.join(campaign, 5, 1).await.status, 201, "open again");
+
+    // Withdrawing more than is unsold: refused with what could be withdrawn.
+    let in_use = writes_nothing(
+        &app,
+        campaign,
+        "stock",
+        json!({"delta": -9}),
+        BOB,
+        (409, "STOCK_IN_USE"),
+    )
+    .await;
+    assert_eq!(in_use.body["freeStock"], 8, "{in_use:?}");
+
+    let closed = changes(&app, campaign, "close", json!({}), ALICE).await;
+    assert_eq!(
+        (&closed["state"], &closed["paused"], &closed["controlCount"]),
+        (&json!("ENDED"), &json!(false), &json!(5))
+    );
+    let closed_at = closed["closedAt"].as_str().expect("closedAt").to_string();
+    let again = writes_nothing(&app, campaign, "close", json!({}), BOB, (200, "")).await;
+    assert_eq!(
+        again.body["closedAt"],
+        closed_at.as_str(),
+        "the first close stays"
+    );
+    assert_eq!(
+        shown(&app, campaign).await,
+        ("ENDED".into(), false, 5, Some(closed_at))
+    );
+    for (path, body) in [
+        ("pause", json!({})),
+        ("resume", json!({})),
+        ("stock", json!({"delta": 1})),
+        ("stock", json!({"delta": -1})),
+    ] {
+        writes_nothing(&app, campaign, path, body, BOB, (409, "CAMPAIGN_ENDED")).await;
+    }
+    joins_answer(&app, campaign, 51, (422, "CAMPAIGN_ENDED")).await;
+    // Held wins are still confirmed and cancelled once the sale has ended.
+    assert_eq!(
+        app.act_on_win(campaign, 3, "confirm", false).await.body["status"],
+        "CONFIRMED"
+    );
+    assert_eq!(
+        app.act_on_win(campaign, 4, "cancel", false).await.body["status"],
+        "CANCELLED"
+    );
+    assert_eq!(
+        app.act_on_win(campaign, 5, "cancel", false).await.body["status"],
+        "CANCELLED"
+    );
+
+    let trail = [
+        (
+            "STOCK_CHANGED",
+            "CampaignStockChanged",
+            Some(5),
+            15,
+            11,
+            "alice",
+        ),
+        (
+            "STOCK_CHANGED",
+            "CampaignStockChanged",
+            Some(-3),
+            12,
+            8,
+            "bob",
+        ),
+        ("PAUSED", "CampaignPaused", None, 12, 8, "alice"),
+        ("RESUMED", "CampaignResumed", None, 12, 9, "bob"),
+        ("CLOSED", "CampaignClosed", None, 12, 8, "alice"),
+    ];
+    let events = event_ids(&app, campaign).await;
+    assert_eq!(
+        events.len(),
+        trail.len(),
+        "one event per control that changed something"
+    );
+    let items = read_trail(&app, campaign, 2).await;
+    assert_eq!(items.len(), trail.len(), "{items:#?}");
+    for (n, (item, (kind, event_type, delta, total, remaining, by))) in
+        items.iter().zip(trail).enumerate()
+    {
+        let mut want = json!({
+            "seq": n + 1,
+            "kind": kind,
+            "eventType": event_type,
+            "eventId": events[n],
+            "totalStock": total,
+            "remainingStock": remaining,
+            "changedBy": by,
+            "at": item["at"],
+        });
+        if let Some(d) = delta {
+            want["delta"] = json!(d);
+        }
+        assert_eq!(item, &want, "control {}", n + 1);
+        assert!(item["at"].is_string(), "{item}");
+    }
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM campaign_control WHERE campaign_id = {campaign}"
+        ))
+        .await,
+        5
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM gate_control").await,
+        0,
+        "every control reached the gate at once"
+    );
+}
+
+/// The event ids of the campaign's control events, in outbox order.
+async fn event_ids(app: &TestApp, campaign: i64) -> Vec<String> {
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(
+            DbBackend::MySql,
+            format!(
+                "SELECT event_id FROM outbox_event WHERE aggregate_type = 'campaign' \
+                 AND aggregate_id = '{campaign}' AND msg_key = '{campaign}' ORDER BY id"
+            ),
+        ))
+        .await
+        .expect("outbox");
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("event_id"))
+        .collect()
+}
+
+/// The whole audit trail, `limit` items a page, following `nextCursor`; each page but the last
+/// is full and names the cursor of its last item.
+async fn read_trail(app: &TestApp, campaign: i64, limit: usize) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .admin_get(&format!(
+                "/api/v1/admin/campaigns/{campaign}/events?limit={limit}{cursor}"
+            ))
+            .await;
+        assert_eq!(page.status, 200, "{page:?}");
+        let got = page.body["items"].as_array().expect("items").clone();
+        items.extend(got.iter().cloned());
+        match page.body["nextCursor"].as_i64() {
+            Some(next) => {
+                assert_eq!(got.len(), limit, "a page with a next one is full");
+                assert_eq!(Some(next), got.last().and_then(|i| i["seq"].as_i64()));
+                cursor = format!("&cursor={next}");
+            }
+            None => break,
+        }
+    }
+    items
+}
+
+#[tokio::test]
+async fn the_trail_pages_by_limit_and_cursor_and_needs_an_admin_token_and_a_campaign() {
+    let app = spawn_with_named_tokens().await;
+    let campaign = app.open_campaign(STOCK, 1).await;
+    for delta in 1..=4 {
+        changes(
+            &app,
+            campaign,
+            "stock",
+            json!({"delta": delta}),
+            ADMIN_TOKEN,
+        )
+        .await;
+    }
+    let all = read_trail(&app, campaign, 50).await;
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|i| i["changedBy"] == "admin"), "{all:#?}");
+    assert_eq!(read_trail(&app, campaign, 1).await, all);
+    assert_eq!(read_trail(&app, campaign, 2).await, all);
+    assert_eq!(
+        read_trail(&app, campaign, 4).await,
+        all,
+        "an exact last page"
+    );
+    let deltas: Vec<i64> = all
+        .iter()
+        .map(|i| i["delta"].as_i64().expect("delta"))
+        .collect();
+    assert_eq!(deltas, [1, 2, 3, 4]);
+    let past = app
+        .admin_get(&format!(
+            "/api/v1/admin/campaigns/{campaign}/events?cursor=4"
+        ))
+        .await;
+    assert_eq!(past.body, json!({"items": []}), "{past:?}");
+    let other = app.open_campaign(STOCK, 1).await;
+    let empty = app
+        .admin_get(&format!("/api/v1/admin/campaigns/{other}/events"))
+        .await;
+    assert_eq!((empty.status, &empty.body), (200, &json!({"items": []})));
+
+    let unknown = other + 1;
+    let before = snapshot(&app).await;
+    let events = format!("/api/v1/admin/campaigns/{unknown}/events");
+    let missing = app.admin_get(&events).await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "CAMPAIGN_NOT_FOUND")
+    );
+    for (path, body) in [
+        ("stock", json!({"delta": 1})),
+        ("pause", json!({})),
+        ("resume", json!({})),
+        ("close", json!({})),
+    ] {
+        let reply = control(&app, unknown, path, body.clone(), ALICE).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (404, "CAMPAIGN_NOT_FOUND"),
+            "{path}"
+        );
+        for token in [None, Some("alice"), Some(&ALICE[1..])] {
+            let path = format!("/api/v1/admin/campaigns/{campaign}/{path}");
+            let reply = app.post_json(&path, &body, token).await;
+            assert_eq!(
+                (reply.status, reply.code()),
+                (401, "UNAUTHORIZED"),
+                "{path} {token:?}"
+            );
+        }
+    }
+    let anonymous = app
+        .get(&format!("/api/v1/admin/campaigns/{campaign}/events"))
+        .await;
+    assert_eq!((anonymous.status, anonymous.code()), (401, "UNAUTHORIZED"));
+    assert_eq!(
+        changed(&before, &snapshot(&app).await),
+        Vec::<String>::new()
+    );
+}
