@@ -1,6 +1,7 @@
 //! `campaign_control`: the audit trail of live controls (docs/design.md §15), one row per control
 //! that changed something: what, by which admin, when, and the campaign's stock after it. Kept
-//! for good (outbox rows are deleted after their retention).
+//! for good (outbox rows are deleted after their retention). `idempotency_key` is the admin's
+//! `Idempotency-Key`: a retried control finds its row and is not applied twice.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -20,8 +21,10 @@ impl MigrationTrait for Migration {
                 remaining_stock BIGINT      NOT NULL,
                 admin           VARCHAR(64) NOT NULL,
                 event_id        CHAR(36)    NOT NULL,
+                idempotency_key VARCHAR(128) NULL,
                 created_at      DATETIME(6) NOT NULL,
-                PRIMARY KEY (campaign_id, seq)
+                PRIMARY KEY (campaign_id, seq),
+                UNIQUE KEY uq_campaign_control_key (campaign_id, idempotency_key)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"#,
         )
         .await

@@ -3,22 +3,23 @@
 //! by which admin token, when.
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
+use poem::{web::Data, Request};
 use poem_openapi::{
-    param::{Path, Query},
+    param::{Header, Path, Query},
     payload::Json,
     Enum, Object, OpenApi,
 };
 
 use super::{
-    auth::{AdminAuth, AdminTokens},
+    auth::{AdminAuth, AdminName, AdminTokens},
     campaigns::CampaignDto,
     error::ApiError,
+    participations::checked_key,
     request_span::ServerSpan,
     Tag,
 };
 use crate::{
-    campaign::control::{CampaignControls, Control, HistoryRow},
+    campaign::control::{CampaignControls, Control, ControlRequest, HistoryRow},
     outbox::control::ControlKind,
 };
 
@@ -108,17 +109,34 @@ pub struct ControlsApi {
     pub admin: AdminTokens,
 }
 
+/// What every control call carries besides its control: the `Idempotency-Key` header as
+/// declared, the raw request (to tell an unreadable key from none) and the request's span.
+struct Call<'a> {
+    key: Option<String>,
+    http: &'a Request,
+    span: &'a ServerSpan,
+}
+
 impl ControlsApi {
+    /// Runs `control` for `admin` (already checked).
     async fn run(
         &self,
-        auth: AdminAuth,
+        admin: AdminName,
         id: i64,
         control: Control,
-        span: &ServerSpan,
+        call: Call<'_>,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        let admin = auth.check(&self.admin)?;
-        let trace = Some(span.0.to_string());
-        let campaign = self.controls.apply(id, control, &admin.0, trace).await?;
+        let idempotency_key = checked_key(call.key, call.http)?;
+        let campaign = self
+            .controls
+            .apply(ControlRequest {
+                campaign_id: id,
+                control,
+                admin: admin.to_string(),
+                idempotency_key,
+                traceparent: Some(call.span.0.to_string()),
+            })
+            .await?;
         Ok(Json(CampaignDto::new(campaign, Utc::now())))
     }
 }
@@ -135,13 +153,28 @@ impl ControlsApi {
         auth: AdminAuth,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         body: Json<StockChange>,
+        /// Makes a retry safe: a control already applied to this campaign with this key is
+        /// answered (200, the campaign now), not applied again; the same key with another control:
+        /// 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
         span: Data<&ServerSpan>,
+        http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
+        let admin = auth.check(&self.admin)?;
         let delta = body.0.delta;
         if delta == 0 {
             return Err(ApiError::validation("delta must not be 0"));
         }
-        self.run(auth, id.0, Control::Stock(delta), span.0).await
+        let call = Call {
+            key: idempotency_key.0,
+            http,
+            span: span.0,
+        };
+        self.run(admin, id.0, Control::Stock(delta), call).await
     }
 
     /// Pause a campaign: joins answer 422 CAMPAIGN_PAUSED on every instance within about a second;
@@ -152,9 +185,24 @@ impl ControlsApi {
         &self,
         auth: AdminAuth,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        /// Makes a retry safe: a control already applied to this campaign with this key is
+        /// answered (200, the campaign now), not applied again; the same key with another control:
+        /// 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
         span: Data<&ServerSpan>,
+        http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        self.run(auth, id.0, Control::Pause, span.0).await
+        let admin = auth.check(&self.admin)?;
+        let call = Call {
+            key: idempotency_key.0,
+            http,
+            span: span.0,
+        };
+        self.run(admin, id.0, Control::Pause, call).await
     }
 
     /// Resume a paused campaign. Resuming a running campaign answers it again; an ended one: 409
@@ -164,9 +212,24 @@ impl ControlsApi {
         &self,
         auth: AdminAuth,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        /// Makes a retry safe: a control already applied to this campaign with this key is
+        /// answered (200, the campaign now), not applied again; the same key with another control:
+        /// 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
         span: Data<&ServerSpan>,
+        http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        self.run(auth, id.0, Control::Resume, span.0).await
+        let admin = auth.check(&self.admin)?;
+        let call = Call {
+            key: idempotency_key.0,
+            http,
+            span: span.0,
+        };
+        self.run(admin, id.0, Control::Resume, call).await
     }
 
     /// Close a campaign now: it has ended (joins answer 422 CAMPAIGN_ENDED on every instance
@@ -177,9 +240,24 @@ impl ControlsApi {
         &self,
         auth: AdminAuth,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        /// Makes a retry safe: a control already applied to this campaign with this key is
+        /// answered (200, the campaign now), not applied again; the same key with another control:
+        /// 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII characters.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
+        )]
+        idempotency_key: Header<Option<String>>,
         span: Data<&ServerSpan>,
+        http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        self.run(auth, id.0, Control::Close, span.0).await
+        let admin = auth.check(&self.admin)?;
+        let call = Call {
+            key: idempotency_key.0,
+            http,
+            span: span.0,
+        };
+        self.run(admin, id.0, Control::Close, call).await
     }
 
     /// The campaign's controls, oldest first: what, by which admin, when, and the stock after

@@ -93,7 +93,8 @@ pub enum ApiError {
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
     /// CAMPAIGN_NOT_OPEN (before `startsAt`), CAMPAIGN_ENDED, CAMPAIGN_PAUSED,
-    /// IDEMPOTENCY_KEY_REUSED (the key wrote this user's win with another request body).
+    /// IDEMPOTENCY_KEY_REUSED (the key wrote this user's win, or applied a control, with another
+    /// request).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
     /// INTERNAL: a bug; the cause is in the logs.
@@ -275,6 +276,9 @@ impl From<ControlError> for ApiError {
                 free_stock: Some(free),
             })),
             ControlError::TooMuchStock { .. } => Self::validation(e.to_string()),
+            ControlError::KeyReused { .. } => {
+                Self::Unprocessable(body(ErrorCode::IdempotencyKeyReused, e.to_string()))
+            }
             ControlError::Db(db) => Self::from(db),
         }
     }

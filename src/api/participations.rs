@@ -138,7 +138,10 @@ pub enum Joined {
 /// The key as declared, or 400 for a header the declaration could not read at all: bytes that
 /// are not visible ASCII (poem-openapi reads such a header as absent, which would silently run
 /// the join without its key).
-fn checked_key(declared: Option<String>, http: &Request) -> Result<Option<String>, ApiError> {
+pub(crate) fn checked_key(
+    declared: Option<String>,
+    http: &Request,
+) -> Result<Option<String>, ApiError> {
     if declared.is_none() && http.headers().contains_key(IDEMPOTENCY_KEY) {
         return Err(ApiError::validation(
             "Idempotency-Key must be 1 to 128 visible ASCII characters",

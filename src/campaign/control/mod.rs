@@ -42,6 +42,32 @@ pub enum Control {
     Close,
 }
 
+impl Control {
+    /// The kind and delta its audit row records.
+    fn recorded(self) -> (&'static str, Option<i64>) {
+        match self {
+            Self::Stock(delta) => (ControlKind::StockChanged.as_str(), Some(delta)),
+            Self::Pause => (ControlKind::Paused.as_str(), None),
+            Self::Resume => (ControlKind::Resumed.as_str(), None),
+            Self::Close => (ControlKind::Closed.as_str(), None),
+        }
+    }
+}
+
+/// One control as an admin asked for it.
+#[derive(Debug, Clone)]
+pub struct ControlRequest {
+    pub campaign_id: i64,
+    pub control: Control,
+    /// The name of the admin token that asked.
+    pub admin: String,
+    /// Makes a retry safe: a control already applied with this key is answered, not applied
+    /// again.
+    pub idempotency_key: Option<String>,
+    /// The request's span, carried by the event.
+    pub traceparent: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("campaign {0} does not exist")]
@@ -52,6 +78,9 @@ pub enum ControlError {
     StockInUse { free: i64, asked: i64 },
     #[error("totalStock would become {total}, above the limit of {MAX_TOTAL_STOCK}")]
     TooMuchStock { total: i64 },
+    /// The `Idempotency-Key` already applied another control to this campaign.
+    #[error("this Idempotency-Key was used for another control of this campaign ({kind})")]
+    KeyReused { kind: String },
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -128,20 +157,32 @@ impl CampaignControls {
     /// Applies `control` for the admin named `admin`; answers the campaign as stored after it.
     /// Asking for what is already so (pause a paused campaign, resume a running one, close an
     /// ended one) answers the campaign and writes nothing.
-    #[tracing::instrument(level = "debug", skip(self, traceparent))]
-    pub async fn apply(
-        &self,
-        campaign_id: i64,
-        control: Control,
-        admin: &str,
-        traceparent: Option<String>,
-    ) -> Result<CampaignWithCount, ControlError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, control = ?req.control, admin = %req.admin))]
+    pub async fn apply(&self, req: ControlRequest) -> Result<CampaignWithCount, ControlError> {
+        let ControlRequest {
+            campaign_id,
+            control,
+            admin,
+            idempotency_key,
+            traceparent,
+        } = req;
+        let admin = admin.as_str();
         let now = crate::db::time::precision(Utc::now());
         let txn = self.db.begin().await?;
         let locked = store::lock(&txn, campaign_id)
             .await?
             .ok_or(ControlError::NotFound(campaign_id))?;
-        let (change, kind, delta) = match decide(&locked, control, now)? {
+        let replayed = match &idempotency_key {
+            Some(key) => store::by_key(&txn, campaign_id, key).await?,
+            None => None,
+        };
+        let decision = match replayed {
+            // A retry of a control that was applied (its answer may have been lost).
+            Some((kind, delta)) if (kind.as_str(), delta) == control.recorded() => Decision::Keep,
+            Some((kind, _)) => return Err(ControlError::KeyReused { kind }),
+            None => decide(&locked, control, now)?,
+        };
+        let (change, kind, delta) = match decision {
             Decision::Keep => {
                 txn.rollback().await?;
                 return self.current(campaign_id).await;
@@ -173,6 +214,7 @@ impl CampaignControls {
                 remaining_stock: event.remaining_stock,
                 admin: admin.into(),
                 event_id: event.event_id.to_string(),
+                idempotency_key,
                 at: now,
             },
         )

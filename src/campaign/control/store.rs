@@ -83,6 +83,8 @@ pub struct ControlRow {
     pub remaining_stock: i64,
     pub admin: String,
     pub event_id: String,
+    /// The admin's `Idempotency-Key`, when the call had one.
+    pub idempotency_key: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -90,7 +92,7 @@ pub struct ControlRow {
 pub async fn record(txn: &Txn, row: &ControlRow) -> Result<(), DbErr> {
     txn.execute_raw(stmt(
         "INSERT INTO campaign_control (campaign_id, seq, kind, delta, total_stock, remaining_stock, \
-         admin, event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         admin, event_id, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         vec![
             row.campaign_id.into(),
             row.seq.into(),
@@ -100,6 +102,7 @@ pub async fn record(txn: &Txn, row: &ControlRow) -> Result<(), DbErr> {
             row.remaining_stock.into(),
             row.admin.clone().into(),
             row.event_id.clone().into(),
+            row.idempotency_key.clone().into(),
             to_db(row.at).into(),
         ],
     ))
@@ -116,6 +119,22 @@ pub async fn record(txn: &Txn, row: &ControlRow) -> Result<(), DbErr> {
     ))
     .await?;
     Ok(())
+}
+
+/// What an earlier control of the campaign with this `Idempotency-Key` did: its kind and delta.
+pub async fn by_key(
+    txn: &Txn,
+    campaign_id: i64,
+    key: &str,
+) -> Result<Option<(String, Option<i64>)>, DbErr> {
+    let row = txn
+        .query_one_raw(stmt(
+            "SELECT kind, delta FROM campaign_control WHERE campaign_id = ? AND idempotency_key = ?",
+            vec![campaign_id.into(), key.into()],
+        ))
+        .await?;
+    row.map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+        .transpose()
 }
 
 /// A `gate_control` marker: a committed control the gate may not have yet.

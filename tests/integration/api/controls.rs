@@ -399,3 +399,77 @@ async fn the_trail_pages_by_limit_and_cursor_and_needs_an_admin_token_and_a_camp
         Vec::<String>::new()
     );
 }
+
+/// A control sent with `Idempotency-Key` and retried (its answer lost) is applied once: the retry
+/// answers the campaign as it is and writes nothing; the key with another control of the same
+/// campaign is 422 IDEMPOTENCY_KEY_REUSED; the same key is free on another campaign; an
+/// unreadable key is 400.
+#[tokio::test]
+async fn a_control_retried_with_its_idempotency_key_is_applied_once() {
+    let app = spawn_with_named_tokens().await;
+    let campaign = app.open_campaign(10, 1).await;
+    let other = app.open_campaign(10, 1).await;
+    let keyed = |campaign: i64, path: &'static str, body: Value, key: &'static str| {
+        let app = &app;
+        async move {
+            let url = app.url(&format!("/api/v1/admin/campaigns/{campaign}/{path}"));
+            app.send(
+                app.client
+                    .post(url)
+                    .bearer_auth(ALICE)
+                    .header("Idempotency-Key", key)
+                    .json(&body),
+            )
+            .await
+        }
+    };
+    let first = keyed(campaign, "stock", json!({"delta": 5}), "add-5").await;
+    assert_eq!((first.status, totals(&first.body)), (200, (15, 15)));
+    let before = snapshot(&app).await;
+    let retry = keyed(campaign, "stock", json!({"delta": 5}), "add-5").await;
+    assert_eq!((retry.status, totals(&retry.body)), (200, (15, 15)));
+    assert_eq!(
+        changed(&before, &snapshot(&app).await),
+        Vec::<String>::new()
+    );
+
+    for (path, body) in [("stock", json!({"delta": 6})), ("pause", json!({}))] {
+        let reused = keyed(campaign, path, body, "add-5").await;
+        assert_eq!(
+            (reused.status, reused.code()),
+            (422, "IDEMPOTENCY_KEY_REUSED"),
+            "{path}: {reused:?}"
+        );
+    }
+    assert_eq!(
+        changed(&before, &snapshot(&app).await),
+        Vec::<String>::new()
+    );
+
+    let elsewhere = keyed(other, "stock", json!({"delta": 5}), "add-5").await;
+    assert_eq!((elsewhere.status, totals(&elsewhere.body)), (200, (15, 15)));
+
+    let paused = keyed(campaign, "pause", json!({}), "pause-1").await;
+    assert_eq!(paused.status, 200);
+    let resumed = changes(&app, campaign, "resume", json!({}), ALICE).await;
+    assert_eq!(resumed["state"], json!("OPEN"));
+    // A retry of the pause after a resume answers the campaign as it is now: the pause it
+    // stands for was applied, and is not applied again.
+    let late_retry = keyed(campaign, "pause", json!({}), "pause-1").await;
+    assert_eq!(
+        (late_retry.status, &late_retry.body["state"]),
+        (200, &json!("OPEN"))
+    );
+
+    let url = app.url(&format!("/api/v1/admin/campaigns/{campaign}/pause"));
+    let unreadable = app
+        .send(app.client.post(url).bearer_auth(ALICE).header(
+            "Idempotency-Key",
+            reqwest::header::HeaderValue::from_bytes(b"\xff").expect("bytes"),
+        ))
+        .await;
+    assert_eq!(
+        (unreadable.status, unreadable.code()),
+        (400, "VALIDATION_FAILED")
+    );
+}

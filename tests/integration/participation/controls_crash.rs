@@ -27,6 +27,9 @@ const CRASH: [(&str, Option<&str>); 1] = [("FIRSTCOME_TEST_CRASH_AT", Some("befo
 /// control a crash left: the contract says about a second; this leaves room for a loaded machine.
 const MARKER_APPLIED_WITHIN: Duration = Duration::from_secs(5);
 
+/// The `Idempotency-Key` of the control the first instance dies in: the admin's retry carries it.
+const RETRY_KEY: &str = "control-the-first-instance-died-in";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn units_added_by_an_instance_killed_before_the_gate_reach_it_once_and_sell_exactly_once() {
     const STOCK: i64 = 10;
@@ -68,6 +71,23 @@ async fn units_added_by_an_instance_killed_before_the_gate_reach_it_once_and_sel
     let second = t.start_second().await;
     t.wait_for_marker_applied(campaign, "stock", &ADDED.to_string())
         .await;
+    // The admin heard nothing and retries with the key: answered, not applied a second time.
+    let retried = t
+        .client
+        .post(format!(
+            "{}/api/v1/admin/campaigns/{campaign}/stock",
+            second.base
+        ))
+        .bearer_auth(&second.token)
+        .header("Idempotency-Key", RETRY_KEY)
+        .json(&json!({"delta": ADDED}))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(retried.status().as_u16(), 200);
+    let retried: Value = retried.json().await.expect("JSON");
+    assert_eq!(retried["totalStock"], json!(STOCK + ADDED), "{retried}");
+    assert_eq!(t.stock_row(campaign).await, [STOCK + ADDED, ADDED, 1]);
     // The same control run again (as two instances' loops running one marker at once would):
     // the gate already counts it.
     t.replant_marker(campaign, 1, "STOCK_CHANGED", ADDED).await;
@@ -263,6 +283,7 @@ impl Crash {
                 self.first.base
             ))
             .bearer_auth(&self.first.token)
+            .header("Idempotency-Key", RETRY_KEY)
             .json(&body)
             .send()
             .await;
