@@ -9,6 +9,7 @@
 //! - [`control`]: applying a committed live control (stock, pause, resume, close) once.
 //! - [`audit`]: the drift audit's atomic read of a campaign's stock and open reservations, and
 //!   its guarded repair of the stock.
+//! - [`marker_cursor`]: where a loop over the `gate_return` / `gate_control` markers reads next.
 //! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 
@@ -17,6 +18,7 @@ pub mod connection;
 pub mod control;
 pub mod entry;
 pub mod loader;
+pub mod marker_cursor;
 pub mod scripts;
 pub mod sold_out;
 

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    state_change::{self, Locked},
+    state_change::{self, Locked, ReturnKey},
     status::ParticipationStatus,
     store::{self, StoredParticipation},
 };
@@ -22,7 +22,7 @@ use crate::{
         error::{self as db_error, DbErrorKind},
         Db, Txn,
     },
-    gate::{loader, Gate, Returned},
+    gate::{loader, marker_cursor::MarkerCursor, Gate, Returned},
     outbox::{
         event::WinStatus,
         lifecycle::{
@@ -76,6 +76,8 @@ pub struct LifecycleService {
     campaigns: Arc<CampaignCache>,
     topic: Arc<str>,
     relay_wakeup: Arc<Notify>,
+    /// Where this instance's `gate_return` loop reads next (owned by the expiry sweeper).
+    returns_from: Arc<MarkerCursor<ReturnKey>>,
 }
 
 impl LifecycleService {
@@ -92,6 +94,7 @@ impl LifecycleService {
             campaigns,
             topic: topic.into(),
             relay_wakeup,
+            returns_from: Arc::default(),
         }
     }
 
@@ -182,12 +185,19 @@ impl LifecycleService {
     }
 
     /// Gives the gate the units of up to `limit` closed wins it may not have yet (markers left by
-    /// a crash or a Redis failure after the commit); returns how many markers were settled.
+    /// a crash or a Redis failure after the commit); returns how many markers were settled. Each
+    /// call reads on after the markers the previous one visited ([`MarkerCursor`]), so markers
+    /// waiting for their campaign's keys never hide the ones behind them.
     pub async fn return_pending(&self, limit: u32) -> Result<usize, DbErr> {
-        let mut settled = 0;
-        for marker in state_change::pending_returns(&self.db, limit).await? {
+        let from = self.returns_from.after();
+        let markers = state_change::pending_returns(&self.db, from.as_ref(), limit).await?;
+        let read = markers.len();
+        let (mut visited, mut settled, mut stopped) = (from, 0, false);
+        for marker in markers {
+            let key = marker.key();
             let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
                 state_change::forget_return(&self.db, marker.participation_id).await?;
+                visited = Some(key);
                 continue;
             };
             let epoch = loader::epoch(&campaign);
@@ -210,10 +220,13 @@ impl LifecycleService {
                 Ok(Returned::NotLoaded) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "Could not return units to the gate; will retry.");
+                    stopped = true;
                     break;
                 }
             }
+            visited = Some(key);
         }
+        self.returns_from.passed(visited, read, limit, stopped);
         Ok(settled)
     }
 

@@ -4,6 +4,7 @@
 //! hold is compared with the database's clock, so the confirm endpoint and every instance's
 //! sweeper agree on which side of it they are.
 
+use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use super::status::ParticipationStatus;
@@ -143,16 +144,37 @@ pub struct PendingReturn {
     pub participation_id: i64,
     pub campaign_id: i64,
     pub quantity: i32,
+    pub created_at: NaiveDateTime,
 }
 
-/// The oldest `limit` markers.
-pub async fn pending_returns(db: &Db, limit: u32) -> Result<Vec<PendingReturn>, DbErr> {
-    PendingReturn::find_by_statement(stmt(
-        "SELECT participation_id, campaign_id, quantity FROM gate_return ORDER BY created_at LIMIT ?",
-        vec![limit.into()],
-    ))
-    .all(db)
-    .await
+/// Where a marker sits in the order the loop reads them: `(created_at, participation_id)`,
+/// unique (the key is `participation_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnKey(NaiveDateTime, i64);
+
+impl PendingReturn {
+    pub fn key(&self) -> ReturnKey {
+        ReturnKey(self.created_at, self.participation_id)
+    }
+}
+
+/// The first `limit` markers after `after` (from the oldest without it).
+pub async fn pending_returns(
+    db: &Db,
+    after: Option<&ReturnKey>,
+    limit: u32,
+) -> Result<Vec<PendingReturn>, DbErr> {
+    const SELECT: &str =
+        "SELECT participation_id, campaign_id, quantity, created_at FROM gate_return";
+    const ORDER: &str = "ORDER BY created_at, participation_id LIMIT ?";
+    let statement = match after {
+        None => stmt(&format!("{SELECT} {ORDER}"), vec![limit.into()]),
+        Some(ReturnKey(at, id)) => stmt(
+            &format!("{SELECT} WHERE (created_at, participation_id) > (?, ?) {ORDER}"),
+            vec![(*at).into(), (*id).into(), limit.into()],
+        ),
+    };
+    PendingReturn::find_by_statement(statement).all(db).await
 }
 
 /// The gate has the marker's units: forget it.

@@ -8,7 +8,7 @@
 
 mod store;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::DbErr;
@@ -24,7 +24,10 @@ use super::{
 };
 use crate::{
     db::Db,
-    gate::{loader, sold_out::SoldOutMemo, Applied, Gate, GateControl, GateError},
+    gate::{
+        loader, marker_cursor::MarkerCursor, sold_out::SoldOutMemo, Applied, Gate, GateControl,
+        GateError,
+    },
     metrics::{registry::ControlLabels, Metrics},
     outbox::{
         control::{CampaignChanged, ControlKind},
@@ -114,11 +117,8 @@ pub struct CampaignControls {
     topic: Arc<str>,
     relay_wakeup: Arc<Notify>,
     metrics: Arc<Metrics>,
-    /// Where this instance's marker loop reads next: after the last marker it visited, or from
-    /// the oldest. Markers of campaigns whose gate state is not loaded stay (a rebuild needs
-    /// them); read always from the oldest, enough of them would fill every batch and a marker
-    /// behind them would never reach the gate. Owned by the marker loop (the expiry sweeper).
-    pending_from: Arc<Mutex<Option<MarkerKey>>>,
+    /// Where this instance's marker loop reads next (owned by the expiry sweeper).
+    pending_from: Arc<MarkerCursor<MarkerKey>>,
 }
 
 impl CampaignControls {
@@ -271,12 +271,10 @@ impl CampaignControls {
     /// once it reached the last, so every marker is visited however many wait for their gate
     /// state to be loaded.
     pub async fn apply_pending(&self, limit: u32) -> Result<usize, DbErr> {
-        let from = self.read_pending_from();
+        let from = self.pending_from.after();
         let markers = store::pending(&self.db, from.as_ref(), limit).await?;
-        let reached_the_last = markers.len() < limit as usize;
-        let mut visited = from;
-        let mut settled = 0;
-        let mut stopped = false;
+        let read = markers.len();
+        let (mut visited, mut settled, mut stopped) = (from, 0, false);
         for marker in markers {
             match self.settle(&marker).await? {
                 MarkerOutcome::Settled => settled += 1,
@@ -289,20 +287,8 @@ impl CampaignControls {
             }
             visited = Some(marker.key());
         }
-        let next = if reached_the_last && !stopped {
-            None
-        } else {
-            visited
-        };
-        *self.pending_from.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        self.pending_from.passed(visited, read, limit, stopped);
         Ok(settled)
-    }
-
-    fn read_pending_from(&self) -> Option<MarkerKey> {
-        self.pending_from
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Gives the gate one marker's control.

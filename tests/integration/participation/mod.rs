@@ -3,7 +3,6 @@
 //! `Idempotency-Key`, a win's lifecycle (§14) with its storms and a crash between a commit and
 //! the gate, and a live control (§15) across the same crash.
 
-mod closed_markers;
 mod controls;
 mod controls_crash;
 mod controls_gate;
@@ -15,5 +14,6 @@ mod idempotency;
 mod lifecycle;
 mod lifecycle_crash;
 mod lifecycle_storm;
+mod return_markers;
 mod rules;
 mod sync_path;
