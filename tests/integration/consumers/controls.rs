@@ -5,11 +5,8 @@
 //! control that breaks the contract is poison for both; every message delivered again changes
 //! nothing.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use firstcome::{
-    consumer::{ConsumerName, ConsumerReport},
     db::time::precision,
     outbox::{
         control::{CampaignChanged, ControlKind},
@@ -24,10 +21,8 @@ use uuid::Uuid;
 use crate::{
     consumer_helpers::{produce, with_consumers, Raw},
     spawn::{spawn_app_with, test_settings, TestApp},
-    wait::wait_until,
 };
 
-const APPLIED: Duration = Duration::from_secs(30);
 /// Points per unit of the test's campaign.
 const POINTS: i64 = 7;
 
@@ -81,33 +76,6 @@ fn raw(c: &CampaignChanged) -> Raw {
         value: Some(c.json().into_bytes()),
         headers: c.message_headers(None),
     }
-}
-
-async fn inbox_rows(app: &TestApp, consumer: &str) -> i64 {
-    app.scalar(&format!(
-        "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{consumer}'"
-    ))
-    .await
-}
-
-/// Waits until both consumers have `applied` inbox rows and each counted `duplicates`
-/// duplicates and `dead` dead letters.
-async fn wait_for(app: &TestApp, applied: i64, duplicates: u64, dead: u64) {
-    wait_until(
-        "both consumers to apply the events",
-        APPLIED,
-        || async move {
-            let mut done = true;
-            for name in ConsumerName::ALL {
-                let report = app.consumer(name);
-                done &= inbox_rows(app, name.as_str()).await == applied
-                    && ConsumerReport::get(&report.duplicates) == duplicates
-                    && ConsumerReport::get(&report.dead_lettered) == dead;
-            }
-            done
-        },
-    )
-    .await;
 }
 
 /// What the stats endpoint says of the campaign's wins and controls.
@@ -214,7 +182,7 @@ async fn controls_are_counted_by_stats_skipped_by_rewards_and_broken_ones_are_po
         raw(&c(5, Paused, None)),
     ];
     produce(&app.kafka_bootstrap, &app.topic, &first).await;
-    wait_for(&app, 7, 0, 3).await;
+    app.wait_for_both_consumers(7, 0, 3).await;
     let mut expected = Seen {
         wins: [2, 3, 1, 0, 0, 3, 7],
         controls: [5, 2, 5],
@@ -228,7 +196,7 @@ async fn controls_are_counted_by_stats_skipped_by_rewards_and_broken_ones_are_po
     // A later batch without a pause or resume leaves the stored state alone.
     let second = vec![raw(&c(6, StockChanged, Some(-1)))];
     produce(&app.kafka_bootstrap, &app.topic, &second).await;
-    wait_for(&app, 8, 0, 3).await;
+    app.wait_for_both_consumers(8, 0, 3).await;
     expected.wins[6] = 8;
     expected.controls = [5, 3, 6];
     assert_eq!(seen(&app, campaign).await, expected);
@@ -236,7 +204,7 @@ async fn controls_are_counted_by_stats_skipped_by_rewards_and_broken_ones_are_po
     // A resume of the stored row, then the close.
     let third = vec![raw(&c(7, Resumed, None)), raw(&c(8, Closed, None))];
     produce(&app.kafka_bootstrap, &app.topic, &third).await;
-    wait_for(&app, 10, 0, 3).await;
+    app.wait_for_both_consumers(10, 0, 3).await;
     expected.wins[6] = 10;
     expected.controls = [5, 3, 8];
     expected.paused = false;
@@ -247,7 +215,7 @@ async fn controls_are_counted_by_stats_skipped_by_rewards_and_broken_ones_are_po
     // Every message again, as it was (a relay duplicate, a redelivery): nothing changes.
     let all: Vec<Raw> = [first, second, third].concat();
     produce(&app.kafka_bootstrap, &app.topic, &all).await;
-    wait_for(&app, 10, 10, 6).await;
+    app.wait_for_both_consumers(10, 10, 6).await;
     assert_eq!(seen(&app, campaign).await, expected);
     assert_rewards(&app).await;
     app.stop().await.expect("clean stop");

@@ -3,20 +3,15 @@
 //! counted by stats and granted (or taken back) by rewards exactly; every message delivered
 //! again changes nothing; an unknown `eventType` among them still goes to the dead-letter topics.
 
-use std::time::Duration;
-
 use chrono::Utc;
-use firstcome::{
-    consumer::{ConsumerName, ConsumerReport},
-    outbox::{
-        event::{WinStatus, PARTICIPATION_ACCEPTED},
-        headers,
-        lifecycle::{
-            CancelReason, ParticipationCancelled, ParticipationConfirmed, ParticipationMessage,
-            PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED,
-        },
-        ParticipationAccepted,
+use firstcome::outbox::{
+    event::{WinStatus, PARTICIPATION_ACCEPTED},
+    headers,
+    lifecycle::{
+        CancelReason, ParticipationCancelled, ParticipationConfirmed, ParticipationMessage,
+        PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED,
     },
+    ParticipationAccepted,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -24,10 +19,8 @@ use uuid::Uuid;
 use crate::{
     consumer_helpers::{produce, with_consumers, Raw},
     spawn::{spawn_app_with, test_settings, TestApp},
-    wait::wait_until,
 };
 
-const APPLIED: Duration = Duration::from_secs(30);
 /// Points per unit of the test's campaign.
 const POINTS: i64 = 7;
 
@@ -134,33 +127,6 @@ fn unknown_type(campaign: i64) -> Raw {
     }
 }
 
-async fn inbox_rows(app: &TestApp, consumer: &str) -> i64 {
-    app.scalar(&format!(
-        "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{consumer}'"
-    ))
-    .await
-}
-
-/// Waits until both consumers have `applied` inbox rows and each counted `duplicates`
-/// duplicates and `dead` dead letters.
-async fn wait_for(app: &TestApp, applied: i64, duplicates: u64, dead: u64) {
-    wait_until(
-        "both consumers to apply the events",
-        APPLIED,
-        || async move {
-            let mut done = true;
-            for name in ConsumerName::ALL {
-                let report = app.consumer(name);
-                done &= inbox_rows(app, name.as_str()).await == applied
-                    && ConsumerReport::get(&report.duplicates) == duplicates
-                    && ConsumerReport::get(&report.dead_lettered) == dead;
-            }
-            done
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wins_later_events_are_counted_and_granted_once_and_unknown_types_are_poison() {
     let app = spawn_app_with(with_consumers(test_settings().await)).await;
@@ -176,9 +142,9 @@ async fn a_wins_later_events_are_counted_and_granted_once_and_unknown_types_are_
     // The wins first, applied on their own: the later events then come in batches without a
     // win, which must leave the win times alone.
     produce(&app.kafka_bootstrap, &app.topic, &wins).await;
-    wait_for(&app, 5, 0, 0).await;
+    app.wait_for_both_consumers(5, 0, 0).await;
     produce(&app.kafka_bootstrap, &app.topic, &later).await;
-    wait_for(&app, 9, 0, 1).await;
+    app.wait_for_both_consumers(9, 0, 1).await;
     let refund = refund_id(&later);
     assert_stats(&app, campaign).await;
     assert_rewards(&app, &refund).await;
@@ -186,7 +152,7 @@ async fn a_wins_later_events_are_counted_and_granted_once_and_unknown_types_are_
     // Every message again, as it was (a relay duplicate, a redelivery): nothing changes.
     let all: Vec<Raw> = wins.iter().chain(&later).cloned().collect();
     produce(&app.kafka_bootstrap, &app.topic, &all).await;
-    wait_for(&app, 9, 9, 2).await;
+    app.wait_for_both_consumers(9, 9, 2).await;
     assert_stats(&app, campaign).await;
     assert_rewards(&app, &refund).await;
     app.stop().await.expect("clean stop");

@@ -421,35 +421,14 @@ async fn get_campaign(client: &reqwest::Client, service: &Service, campaign: i64
         .expect("JSON")
 }
 
-/// `users` join at once, one unit each; returns [wins (201), SOLD_OUT (409)]. Anything else
-/// fails.
+/// `users` join at once; returns [wins (201), refusals (409 SOLD_OUT)]. Anything else fails.
 async fn join_wave(
     client: &reqwest::Client,
     service: &Service,
     campaign: i64,
     users: std::ops::RangeInclusive<i64>,
 ) -> [i64; 2] {
-    let url = format!(
-        "{}/api/v1/campaigns/{campaign}/participations",
-        service.base
-    );
-    let replies = join_all(users.map(|u| {
-        let request = client.post(&url).json(&json!({"userId": u})).send();
-        async move {
-            let reply = request.await.expect("an answer");
-            let status = reply.status().as_u16();
-            let body: Value = reply.json().await.expect("JSON");
-            (status, body)
-        }
-    }))
-    .await;
-    let mut tally = [0, 0];
-    for (status, body) in replies {
-        match (status, body["code"].as_str()) {
-            (201, _) => tally[0] += 1,
-            (409, Some("SOLD_OUT")) => tally[1] += 1,
-            _ => panic!("{status}: {body}"),
-        }
-    }
-    tally
+    let (wins, refused) = crate::binary::join_wave(client, service, campaign, users).await;
+    assert!(refused.iter().all(|c| c == "SOLD_OUT"), "{refused:?}");
+    [wins.len() as i64, refused.len() as i64]
 }

@@ -6,7 +6,6 @@
 
 use std::{os::unix::process::ExitStatusExt, time::Duration};
 
-use futures::future::join_all;
 use redis::{aio::MultiplexedConnection, AsyncCommands};
 use serde_json::json;
 
@@ -117,32 +116,11 @@ async fn join_wave(
     campaign: i64,
     users: std::ops::RangeInclusive<i64>,
 ) -> [i64; 2] {
-    let url = format!(
-        "{}/api/v1/campaigns/{campaign}/participations",
-        service.base
-    );
-    let replies = join_all(users.map(|u| {
-        let request = client.post(&url).json(&json!({"userId": u})).send();
-        async move {
-            let reply = request.await.expect("an answer");
-            let status = reply.status().as_u16();
-            let body: serde_json::Value = reply.json().await.expect("JSON");
-            (status, body)
-        }
-    }))
-    .await;
-    let mut tally = [0, 0];
-    for (status, body) in replies {
-        match status {
-            201 => {
-                assert_eq!(body["status"], "HELD", "{body}");
-                tally[0] += 1;
-            }
-            409 => tally[1] += 1,
-            _ => panic!("{status}: {body}"),
-        }
+    let (wins, refused) = crate::binary::join_wave(client, service, campaign, users).await;
+    for win in &wins {
+        assert_eq!(win["status"], "HELD", "{win}");
     }
-    tally
+    [wins.len() as i64, refused.len() as i64]
 }
 
 /// The gate's stock for the campaign, straight from Redis.

@@ -224,3 +224,39 @@ pub async fn run_firstcome(args: &[&str], env: &[(&str, &str)]) -> BinaryRun {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// `users` join the campaign at once on `service`, one unit each: the bodies of the wins (201)
+/// and the codes of the refusals (409). Any other answer fails the test.
+pub async fn join_wave(
+    client: &reqwest::Client,
+    service: &Service,
+    campaign: i64,
+    users: std::ops::RangeInclusive<i64>,
+) -> (Vec<serde_json::Value>, Vec<String>) {
+    let url = format!(
+        "{}/api/v1/campaigns/{campaign}/participations",
+        service.base
+    );
+    let replies = futures::future::join_all(users.map(|u| {
+        let request = client
+            .post(&url)
+            .json(&serde_json::json!({"userId": u}))
+            .send();
+        async move {
+            let reply = request.await.expect("an answer");
+            let status = reply.status().as_u16();
+            let body: serde_json::Value = reply.json().await.expect("JSON");
+            (status, body)
+        }
+    }))
+    .await;
+    let (mut wins, mut refused) = (Vec::new(), Vec::new());
+    for (status, body) in replies {
+        match (status, body["code"].as_str()) {
+            (201, _) => wins.push(body),
+            (409, Some(code)) => refused.push(code.to_string()),
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    (wins, refused)
+}

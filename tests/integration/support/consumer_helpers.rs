@@ -155,6 +155,32 @@ impl TestApp {
             .expect("the consumer runs in this app")
     }
 
+    /// Waits (up to 30 s) until both consumers have `applied` inbox rows and each counted
+    /// `duplicates` duplicates and `dead` dead letters.
+    pub async fn wait_for_both_consumers(&self, applied: i64, duplicates: u64, dead: u64) {
+        wait_until(
+            "both consumers to apply the events",
+            Duration::from_secs(30),
+            || async move {
+                let mut done = true;
+                for name in ConsumerName::ALL {
+                    let report = self.consumer(name);
+                    let rows = self
+                        .scalar(&format!(
+                            "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{}'",
+                            name.as_str()
+                        ))
+                        .await;
+                    done &= rows == applied
+                        && ConsumerReport::get(&report.duplicates) == duplicates
+                        && ConsumerReport::get(&report.dead_lettered) == dead;
+                }
+                done
+            },
+        )
+        .await;
+    }
+
     /// See [`Tables::wait_for_consumers`].
     pub async fn wait_for_consumers(&self, timeout: Duration) {
         Tables(&self.db).wait_for_consumers(timeout).await
