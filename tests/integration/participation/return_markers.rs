@@ -77,20 +77,17 @@ async fn a_marker_behind_more_waiting_markers_than_a_sweep_reads_reaches_the_gat
     assert_eq!(app.join(live, 1, 1).await.status, 201);
     let path = format!("/api/v1/campaigns/{live}/participations/1/cancel");
     assert_eq!(app.post_json(&path, &json!({}), None).await.status, 200);
-    wait_until(
-        "the cancel's own return",
-        Duration::from_secs(5),
-        || async {
-            app.redis_stock(live).await == Some(1)
-                && app
-                    .scalar(&format!(
-                        "SELECT COUNT(*) FROM gate_return WHERE campaign_id = {live}"
-                    ))
-                    .await
-                    == 0
-        },
-    )
-    .await;
+    // The gate has the unit and no marker of the campaign is left.
+    let back = || async {
+        app.redis_stock(live).await == Some(1)
+            && app
+                .scalar(&format!(
+                    "SELECT COUNT(*) FROM gate_return WHERE campaign_id = {live}"
+                ))
+                .await
+                == 0
+    };
+    wait_until("the cancel's own return", Duration::from_secs(5), back).await;
     // As a crash between the commit and the gate leaves it: the unit back in MySQL, its marker
     // written, the gate without it.
     let id = app
@@ -116,15 +113,7 @@ async fn a_marker_behind_more_waiting_markers_than_a_sweep_reads_reaches_the_gat
     wait_until(
         "the marker behind the waiting ones",
         Duration::from_secs(10),
-        || async {
-            app.redis_stock(live).await == Some(1)
-                && app
-                    .scalar(&format!(
-                        "SELECT COUNT(*) FROM gate_return WHERE campaign_id = {live}"
-                    ))
-                    .await
-                    == 0
-        },
+        back,
     )
     .await;
     assert_eq!(app.scalar(&waiting).await, WAITING, "those still wait");
