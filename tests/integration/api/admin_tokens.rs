@@ -7,10 +7,11 @@ use serde_json::json;
 
 use crate::spawn::{spawn_app_with, test_settings, TestApp, ADMIN_TOKEN};
 
-const ALICE: &str = "alice-token-0123456789";
-const BOB: &str = "bob-token-0123456789";
+pub(super) const ALICE: &str = "alice-token-0123456789";
+pub(super) const BOB: &str = "bob-token-0123456789";
 
-async fn spawn_with_named_tokens() -> TestApp {
+/// An app with the admin tokens `alice` ([`ALICE`]) and `bob` ([`BOB`]) beside `ADMIN_TOKEN`.
+pub(super) async fn spawn_with_named_tokens() -> TestApp {
     let mut settings = test_settings().await;
     settings.admin_tokens = [("alice", ALICE), ("bob", BOB)]
         .map(|(name, token)| NamedToken {

@@ -6,30 +6,19 @@
 //! refused while paused (CAMPAIGN_PAUSED) and after the close (CAMPAIGN_ENDED), while held wins
 //! are still confirmed and cancelled.
 
-use firstcome::config::{NamedToken, Secret};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{json, Value};
 
-use super::boundary_sweep::runner::{changed, snapshot};
+use super::{
+    admin_tokens::{spawn_with_named_tokens, ALICE, BOB},
+    boundary_sweep::runner::{changed, snapshot},
+};
 use crate::{
     http::Reply,
-    spawn::{spawn_app_with, test_settings, TestApp, ADMIN_TOKEN},
+    spawn::{TestApp, ADMIN_TOKEN},
 };
 
-const ALICE: &str = "alice-token-0123456789";
-const BOB: &str = "bob-token-0123456789";
 const STOCK: i64 = 10;
-
-async fn spawn_with_named_tokens() -> TestApp {
-    let mut settings = test_settings().await;
-    settings.admin_tokens = [("alice", ALICE), ("bob", BOB)]
-        .map(|(name, token)| NamedToken {
-            name: name.into(),
-            token: Secret::new(token),
-        })
-        .to_vec();
-    spawn_app_with(settings).await
-}
 
 /// POST control `path` (`stock`, `pause`, …) of the campaign with `token`.
 async fn control(app: &TestApp, campaign: i64, path: &str, body: Value, token: &str) -> Reply {

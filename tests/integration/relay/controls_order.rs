@@ -12,22 +12,15 @@ use futures::future::join_all;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{json, Value};
 
-use super::order::{assert_all_published_in_order, one_worker_settings, DRAIN};
+use super::{
+    lifecycle_order::wins,
+    order::{assert_all_published_in_order, one_worker_settings, DRAIN},
+};
 use crate::{
     kafka::{read_topic, Consumed},
     spawn::{spawn_app_with, test_settings, with_relay, TestApp, ADMIN_TOKEN},
     wait::wait_until,
 };
-
-/// `users` join `campaign` at once, one unit each; every join must win.
-async fn wins(app: &TestApp, campaign: i64, users: std::ops::Range<i64>) {
-    let replies = join_all(users.map(|u| app.join(campaign, u, 1))).await;
-    assert!(
-        replies.iter().all(|r| r.status == 201),
-        "{:?}",
-        replies.iter().find(|r| r.status != 201)
-    );
-}
 
 /// `users` join `campaign` at once on both paths; every join gets `status` with `code`.
 async fn refused(app: &TestApp, campaign: i64, users: std::ops::Range<i64>, want: (u16, &str)) {

@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// `users` join `campaign`, one unit each; every join must win.
-async fn wins(app: &TestApp, campaign: i64, users: std::ops::Range<i64>) {
+pub(super) async fn wins(app: &TestApp, campaign: i64, users: std::ops::Range<i64>) {
     let replies = join_all(users.map(|u| app.join(campaign, u, 1))).await;
     assert!(
         replies.iter().all(|r| r.status == 201),
