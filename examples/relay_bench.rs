@@ -7,18 +7,24 @@
 //!    transaction, so the commit time to within a statement) → `published_at` (set after Kafka's
 //!    ack): an upper bound of commit→ack.
 //! 2. Drain: BENCH_ROWS pending rows written while no relay runs, then a relay started; rows/s
-//!    from its start until nothing is pending.
+//!    from its start until nothing is pending. Each drain is followed by its limit measured in
+//!    the same run: the same rows drained by MySQL alone with the relay's statements of the same
+//!    shape, one after the other, no Kafka ([`raw_drain`]); the table gives the ratio, since
+//!    absolute rates on this machine swing 2x from day to day. BENCH_RUNS rounds, interleaved.
 //!
-//! Run: `scripts/bench-relay.sh` (or `cargo run --release --example relay_bench`).
-//! Environment: BENCH_ROWS (100000), BENCH_KEYS (100), BENCH_RATE (participations/s, 1000),
-//! BENCH_SECONDS (10), BENCH_VERBOSE (lag per half second), plus the service's own variables
-//! (the server of DATABASE_URL gets a throw-away database `test_bench_<uuid>`; RELAY_* and
-//! KAFKA_* knobs apply). The embedded broker keeps ~5 MiB a partition: a one-key drain of
-//! 100,000 rows overflows it, which is why success is read from the acks recorded in MySQL.
+//! Run: `scripts/bench-relay.sh` (PROFILE=1 there adds MariaDB's per-statement times and CPU
+//! per process). Environment: BENCH_ROWS (100000), BENCH_KEYS (100), BENCH_RUNS (3),
+//! BENCH_RATE (participations/s, 1000), BENCH_SECONDS (10), BENCH_PHASES (`steady,drain`),
+//! BENCH_VERBOSE (lag per half second), plus the service's own variables (the server of
+//! DATABASE_URL gets a throw-away database `test_bench_<uuid>`; RELAY_* and KAFKA_* knobs
+//! apply). The embedded broker keeps ~5 MiB a partition: a one-key drain of 100,000 rows
+//! overflows it, which is why success is read from the acks recorded in MySQL.
 
 mod bench_common;
 
-use bench_common::{env, fixed_rate_joins, machine, percentile, query_i64s, Scratch, TOKEN};
+use bench_common::{
+    env, fixed_rate_joins, machine, percentile, query_i64s, spread, Scratch, TOKEN,
+};
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -49,9 +55,20 @@ async fn count(db: &DatabaseConnection, status: OutboxStatus) -> anyhow::Result<
     Ok(counts.first().copied().unwrap_or(0))
 }
 
+/// Whether any row is still pending: one index probe (a `COUNT(*)` every 10 ms scanned the
+/// table and took about a core of MariaDB from the relay it was measuring).
+async fn pending_left(db: &DatabaseConnection) -> anyhow::Result<bool> {
+    let first = query_i64s(
+        db,
+        "SELECT id FROM outbox_event FORCE INDEX (ix_outbox_status_lease) WHERE status = 'PENDING' LIMIT 1",
+    )
+    .await?;
+    Ok(!first.is_empty())
+}
+
 async fn wait_drained(db: &DatabaseConnection, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
-    while count(db, OutboxStatus::Pending).await? > 0 {
+    while pending_left(db).await? {
         anyhow::ensure!(
             started.elapsed() < timeout,
             "not drained within {timeout:?}"
@@ -242,10 +259,57 @@ async fn drain(
     Ok(took)
 }
 
+/// The limit a drain is measured against: the same rows drained by MySQL alone, with the relay's
+/// own statements of the same shape one after the other on one connection (read 2,000 unleased
+/// rows with their payloads in id order, lease them, mark them PUBLISHED), no Kafka and no
+/// locking read. What the relay adds to that is its price.
+async fn raw_drain(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    rows: usize,
+    keys: usize,
+) -> anyhow::Result<Duration> {
+    fresh_outbox(db).await?;
+    write_pending(db, &settings.kafka.topic, rows, keys).await?;
+    let started = Instant::now();
+    loop {
+        let ids = query_i64s(
+            db,
+            "SELECT id FROM (SELECT id, msg_key, payload, headers FROM outbox_event \
+             FORCE INDEX (ix_outbox_status_lease) WHERE status = 'PENDING' AND lease_until IS NULL \
+             AND lease_owner IS NULL ORDER BY id LIMIT 2000) AS batch",
+        )
+        .await?;
+        if ids.is_empty() {
+            break;
+        }
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        db.execute_unprepared(&format!(
+            "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = '0123456789ab', \
+             lease_until = UTC_TIMESTAMP(6) + INTERVAL 30 SECOND WHERE id IN ({list})"
+        ))
+        .await?;
+        db.execute_unprepared(&format!(
+            "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', \
+             published_at = UTC_TIMESTAMP(6), lease_owner = NULL, lease_until = NULL \
+             WHERE status = 'PENDING' AND id IN ({list})"
+        ))
+        .await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// One drain and its limit, in rows per second.
+struct Drained {
+    relay: f64,
+    raw: f64,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rows: usize = env("BENCH_ROWS", 100_000);
     let keys: usize = env("BENCH_KEYS", 100);
+    let runs: usize = env("BENCH_RUNS", 3);
     let rate: u64 = env("BENCH_RATE", 1_000);
     let seconds: u64 = env("BENCH_SECONDS", 10);
 
@@ -255,10 +319,28 @@ async fn main() -> anyhow::Result<()> {
     // Migrates the fresh database.
     start(&settings, false).await?.stop().await?;
     let db = Database::connect(settings.database.url.expose()).await?;
-    let steady_one = steady_load(&settings, &db, rate, seconds, 1).await?;
-    let steady_many = steady_load(&settings, &db, rate, seconds, keys).await?;
-    let drained_one = drain(&settings, &db, rows, 1).await?;
-    let drained_many = drain(&settings, &db, rows, keys).await?;
+    let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "steady,drain".into());
+    let (mut steady_one, mut steady_many) = (None, None);
+    let (mut drained_one, mut drained_many): (Vec<Drained>, Vec<Drained>) =
+        (Vec::new(), Vec::new());
+    if phases.contains("steady") {
+        steady_one = Some(steady_load(&settings, &db, rate, seconds, 1).await?);
+        steady_many = Some(steady_load(&settings, &db, rate, seconds, keys).await?);
+    }
+    if phases.contains("drain") {
+        // Interleaved, so a slow spell of the machine lands on the relay and on its limit alike.
+        for _ in 0..runs {
+            for (n, into) in [(1, &mut drained_one), (keys, &mut drained_many)] {
+                let relay = drain(&settings, &db, rows, n).await?;
+                let raw = raw_drain(&settings, &db, rows, n).await?;
+                into.push(Drained {
+                    relay: rows as f64 / relay.as_secs_f64(),
+                    raw: rows as f64 / raw.as_secs_f64(),
+                });
+            }
+        }
+    }
+
     drop(db);
     scratch.drop_database().await?;
 
@@ -279,6 +361,7 @@ async fn main() -> anyhow::Result<()> {
         ("1 campaign", &steady_one),
         (&*format!("{keys} campaigns"), &steady_many),
     ] {
+        let Some(steady) = steady else { continue };
         let lags = &steady.lags;
         println!(
             "| steady, {what}: offered / accepted | {} at {rate}/s over {:.1} s / {} |",
@@ -294,14 +377,37 @@ async fn main() -> anyhow::Result<()> {
             percentile(lags, 1.0)
         );
     }
-    for (what, took) in [
-        ("1 key", drained_one),
-        (&*format!("{keys} keys"), drained_many),
+    for (what, drained) in [
+        ("1 key", &drained_one),
+        (&*format!("{keys} keys"), &drained_many),
     ] {
+        if drained.is_empty() {
+            continue;
+        }
+        let relay: Vec<f64> = drained.iter().map(|d| d.relay).collect();
+        let raw: Vec<f64> = drained.iter().map(|d| d.raw).collect();
+        let ratio: Vec<f64> = drained.iter().map(|d| d.relay / d.raw).collect();
+        let each = |v: &[f64], digits: usize| {
+            v.iter()
+                .map(|x| format!("{x:.digits$}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
-            "| drain, {rows} rows of {what}: time (relay start → nothing pending) / throughput | {:.2} s / {:.0} rows/s |",
-            took.as_secs_f64(),
-            rows as f64 / took.as_secs_f64()
+            "| drain, {rows} rows of {what}: relay rows/s, {} runs (min / median / max; each) | {} ({}) |",
+            drained.len(),
+            spread(&relay, 0),
+            each(&relay, 0)
+        );
+        println!(
+            "| drain, {what}: MySQL alone, the relay's statements without Kafka (rows/s) | {} ({}) |",
+            spread(&raw, 0),
+            each(&raw, 0)
+        );
+        println!(
+            "| drain, {what}: relay ÷ MySQL alone, same run | {} ({}) |",
+            spread(&ratio, 2),
+            each(&ratio, 2)
         );
     }
     Ok(())
