@@ -34,6 +34,7 @@ mod m20261123_000025_campaign_controls;
 mod m20261123_000026_create_campaign_control;
 mod m20261123_000027_create_gate_control;
 mod m20261123_000028_campaign_stats_controls;
+mod m20261123_000029_drop_outbox_status_id;
 
 pub struct Migrator;
 
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000026_create_campaign_control::Migration),
             Box::new(m20261123_000027_create_gate_control::Migration),
             Box::new(m20261123_000028_campaign_stats_controls::Migration),
+            Box::new(m20261123_000029_drop_outbox_status_id::Migration),
         ]
     }
 }

@@ -79,13 +79,13 @@ pub struct Backlog {
 }
 
 /// Counts by status and the oldest due row's age, read from the status-led indexes only (no
-/// table rows): PENDING and DEAD are short ranges of `(status, id)`, the oldest due row is the
+/// table rows): PENDING and DEAD are short ranges of `(status, lease_until, lease_owner)`, the oldest due row is the
 /// first entry of `(status, available_at)`. The PUBLISHED count walks that status's range of the
 /// index, which holds what `OUTBOX_RETENTION_HOURS` keeps; it runs on a timer, never per scrape.
 pub async fn backlog(db: &Db) -> Result<Backlog, DbErr> {
     let count = |status: &str| {
         format!(
-            "(SELECT COUNT(*) FROM outbox_event FORCE INDEX (ix_outbox_status_id) WHERE status = '{status}')"
+            "(SELECT COUNT(*) FROM outbox_event FORCE INDEX (ix_outbox_status_lease) WHERE status = '{status}')"
         )
     };
     let sql = format!(
