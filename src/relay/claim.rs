@@ -19,7 +19,7 @@ use super::{
     hooks::RelayHooks,
     leadership::Leadership,
     order::KeyOrder,
-    store::{self, ClaimedRow, LedShards},
+    store::{self, ClaimedRow, LeaseMode, LedShards},
 };
 use crate::db::error::{self as db_error, DbErrorKind};
 use crate::db::Db;
@@ -37,6 +37,8 @@ pub struct ClaimLoop {
     pub leadership: watch::Receiver<Leadership>,
     /// Test hooks (none in production).
     pub hooks: Arc<dyn RelayHooks>,
+    /// How claims lease rows, asked of the server before the first claim.
+    pub lease_mode: tokio::sync::OnceCell<LeaseMode>,
 }
 
 /// The worker a key always goes to.
@@ -123,6 +125,10 @@ impl ClaimLoop {
         &self,
         blocked: &[String],
     ) -> Result<(LedShards, Vec<ClaimedRow>), sea_orm::DbErr> {
+        let mode = *self
+            .lease_mode
+            .get_or_try_init(|| store::lease_mode(&self.db))
+            .await?;
         let claim = || {
             store::claim(
                 &self.db,
@@ -131,6 +137,7 @@ impl ClaimLoop {
                 self.lease,
                 self.batch,
                 blocked,
+                mode,
             )
         };
         match claim().await {

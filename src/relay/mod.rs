@@ -275,6 +275,7 @@ fn claim_loop(settings: &RelaySettings, deps: &RelayDeps, shared: &Shared) -> Cl
         wakeup: deps.wakeup.clone(),
         leadership: shared.leadership.clone(),
         hooks: shared.hooks.clone(),
+        lease_mode: tokio::sync::OnceCell::new(),
     }
 }
 

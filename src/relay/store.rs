@@ -15,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use crate::db::error::{self as db_error, DbErrorKind};
 use crate::db::Db;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
@@ -103,6 +104,7 @@ pub async fn claim(
     lease: Duration,
     limit: u32,
     blocked: &[String],
+    mode: LeaseMode,
 ) -> Result<(LedShards, Vec<ClaimedRow>), DbErr> {
     let txn = db.begin().await?;
     let shards = led_shards(&txn, owner, total).await?;
@@ -113,27 +115,98 @@ pub async fn claim(
     }
     let held = held_back(&txn, owner).await?;
     let filter = ClaimFilter::new(&led, blocked, &held);
-    let candidates = candidates(&txn, total, &filter, limit).await?;
-    if candidates.is_empty() {
-        txn.commit().await?;
-        return Ok((led, Vec::new()));
+    let found = candidates(&txn, total, &filter, limit).await?;
+    let rows = if found.rows.is_empty() {
+        found.rows
+    } else if found.any_expired || mode == LeaseMode::LockFirst {
+        lock_then_lease(&txn, owner, lease, found.rows).await?
+    } else {
+        match lease_unleased(&txn, owner, lease, &found.rows).await {
+            Err(e) if db_error::kind(&e) == DbErrorKind::LockWaitTimeout => {
+                lock_then_lease(&txn, owner, lease, found.rows).await?
+            }
+            leased => leased?.unwrap_or(found.rows),
+        }
+    };
+    txn.commit().await?;
+    Ok((led, rows))
+}
+
+/// How a claim leases its candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseMode {
+    /// One UPDATE that fails at once on a row another transaction holds (MariaDB's
+    /// `SET STATEMENT innodb_lock_wait_timeout = 0 FOR`); the locking read only when it did.
+    NoWait,
+    /// The locking read with `SKIP LOCKED` first, always: MySQL (no per-statement lock wait), or
+    /// a server that rolls back the whole transaction on a lock wait timeout
+    /// (`innodb_rollback_on_timeout`), which would take the claim's fence with it.
+    LockFirst,
+}
+
+/// Which [`LeaseMode`] the server allows.
+pub async fn lease_mode(db: &Db) -> Result<LeaseMode, DbErr> {
+    let nowait = db
+        .query_all_raw(stmt(
+            "SELECT CAST(@@version LIKE '%MariaDB%' AND @@innodb_rollback_on_timeout = 0 AS SIGNED)",
+            vec![],
+        ))
+        .await?
+        .first()
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        == Some(1);
+    Ok(if nowait {
+        LeaseMode::NoWait
+    } else {
+        LeaseMode::LockFirst
+    })
+}
+
+/// Leases the candidates the locking read took ([`lock_claimable`]).
+async fn lock_then_lease(
+    txn: &impl ConnectionTrait,
+    owner: &str,
+    lease: Duration,
+    candidates: Vec<ClaimedRow>,
+) -> Result<Vec<ClaimedRow>, DbErr> {
+    let rows = lock_claimable(txn, candidates).await?;
+    lease_rows(txn, owner, lease, &rows, "").await?;
+    Ok(rows)
+}
+
+/// The claim's one UPDATE: leases `rows` to `owner`, each only while it is still claimable
+/// (PENDING, due, its lease free or expired). `prefix` goes before the statement. Returns how
+/// many it leased.
+async fn lease_rows(
+    txn: &impl ConnectionTrait,
+    owner: &str,
+    lease: Duration,
+    rows: &[ClaimedRow],
+    prefix: &str,
+) -> Result<u64, DbErr> {
+    if rows.is_empty() {
+        return Ok(0);
     }
-    let rows = lock_claimable(&txn, candidates).await?;
-    if !rows.is_empty() {
-        let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
-        let ids = in_list(&mut values, rows.iter().map(|r| Value::from(r.id)));
-        txn.execute_raw(stmt(
+    let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
+    let ids = in_list(&mut values, rows.iter().map(|r| Value::from(r.id)));
+    let res = txn
+        .execute_raw(stmt(
             &format!(
-                "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
-                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids})"
+                "{prefix}UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
+                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids}) \
+                 AND {CLAIMABLE}"
             ),
             values,
         ))
         .await?;
-    }
-    txn.commit().await?;
-    Ok((led, rows))
+    Ok(res.rows_affected())
 }
+
+/// What a row must be to be claimed, checked again by the statements that lock it.
+const CLAIMABLE: &str = "status = 'PENDING' \
+     AND ((lease_until IS NULL AND lease_owner IS NULL) OR lease_until < UTC_TIMESTAMP(6)) \
+     AND available_at <= UTC_TIMESTAMP(6)";
 
 /// The claim's conditions beyond "due": the led shards (when not all), keys blocked in this
 /// relay, and the keys held back (only rows older than the holding one may be taken).
@@ -180,12 +253,16 @@ async fn candidates(
     total: u32,
     filter: &ClaimFilter,
     limit: u32,
-) -> Result<Vec<ClaimedRow>, DbErr> {
+) -> Result<Candidates, DbErr> {
     let mut candidates: Vec<ClaimedRow> = Vec::new();
-    for leases in [
+    let mut never_leased = 0;
+    for (range, leases) in [
         "lease_until IS NULL AND lease_owner IS NULL",
         "lease_until < UTC_TIMESTAMP(6)",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let sql = format!(
             "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
              CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
@@ -202,45 +279,129 @@ async fn candidates(
                 .all(txn)
                 .await?,
         );
+        if range == 0 {
+            never_leased = candidates.len();
+        }
     }
+    let expired: HashSet<i64> = candidates[never_leased..].iter().map(|r| r.id).collect();
     candidates.sort_by_key(|r| r.id);
     candidates.truncate(limit as usize);
-    Ok(candidates)
+    let any_expired = candidates.iter().any(|r| expired.contains(&r.id));
+    Ok(Candidates {
+        rows: candidates,
+        any_expired,
+    })
 }
 
-/// Step 2 of a claim: locks the candidates that are still claimable. SKIP LOCKED passes over a row another
-/// transaction holds (the locking read sees each row's latest commit, not one moment: with a
-/// skipping scan, rows committed together could be taken partly, the younger ones first, as a
-/// commit landed between two rows). A key whose candidate was passed over keeps only the
-/// candidates before it: what a claim takes of a key is always the oldest of its visible rows.
+/// The candidates of a claim, in id order.
+struct Candidates {
+    rows: Vec<ClaimedRow>,
+    /// Whether any of them comes from an expired lease (its previous holder may still be
+    /// writing its outcome: backoff, with a new attempt count).
+    any_expired: bool,
+}
+
+/// Step 2 of a claim, when every candidate was never leased (or was released) and the server
+/// allows [`LeaseMode::NoWait`]: one UPDATE leases those still claimable, and fails at once
+/// (`LockWaitTimeout`, nothing changed) if another transaction holds one of them (an admin's
+/// statement; the caller then takes the locking read's way). Normally it leases every candidate,
+/// with the attempt count the read saw: only a lease holder changes it, and a committed, unleased
+/// row of a shard this relay leads has none while the claim holds the shard's lease row (a
+/// takeover waits for the claim). Returns `None` then. If it leased fewer (a row published,
+/// redriven or deleted since the read), the claim keeps what [`oldest_runs`] keeps, with the
+/// attempts read as of its own lock, and gives the rest back in the same transaction.
+async fn lease_unleased(
+    txn: &impl ConnectionTrait,
+    owner: &str,
+    lease: Duration,
+    candidates: &[ClaimedRow],
+) -> Result<Option<Vec<ClaimedRow>>, DbErr> {
+    let nowait = "SET STATEMENT innodb_lock_wait_timeout = 0 FOR ";
+    if lease_rows(txn, owner, lease, candidates, nowait).await? == candidates.len() as u64 {
+        return Ok(None);
+    }
+    let mut values: Vec<Value> = vec![owner.into()];
+    let ids = in_list(&mut values, candidates.iter().map(|r| Value::from(r.id)));
+    let leased = attempts_of(
+        txn,
+        stmt(
+            &format!(
+                "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) \
+                 WHERE lease_owner = ? AND status = 'PENDING' AND id IN ({ids})"
+            ),
+            values,
+        ),
+    )
+    .await?;
+    let (rows, give_back) = oldest_runs(candidates.to_vec(), &leased);
+    if !give_back.is_empty() {
+        let mut values: Vec<Value> = Vec::new();
+        let ids = in_list(&mut values, give_back.into_iter().map(Value::from));
+        txn.execute_raw(stmt(
+            &format!(
+                "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = NULL, lease_until = NULL \
+                 WHERE id IN ({ids})"
+            ),
+            values,
+        ))
+        .await?;
+    }
+    Ok(Some(rows))
+}
+
+/// Step 2 of a claim when some candidate's lease expired (its holder may have written a backoff
+/// since the read), when another transaction holds a candidate, or always in
+/// [`LeaseMode::LockFirst`]: locks the candidates that are still claimable, reading their
+/// attempts as of the lock. SKIP LOCKED passes over a row another transaction holds (the
+/// locking read sees each row's latest commit, not one moment: with a skipping scan, rows
+/// committed together could be taken partly, the younger ones first, as a commit landed between
+/// two rows, which is why the candidates come from the consistent read).
 async fn lock_claimable(
     txn: &impl ConnectionTrait,
     candidates: Vec<ClaimedRow>,
 ) -> Result<Vec<ClaimedRow>, DbErr> {
     let mut values: Vec<Value> = Vec::with_capacity(size_at_least(candidates.len()));
     let ids = in_list(&mut values, candidates.iter().map(|r| Value::from(r.id)));
-    // With each row's attempts as of the lock (the candidates' read may be a moment older).
-    let locked: HashMap<i64, i32> = txn
-        .query_all_raw(stmt(
+    let locked = attempts_of(
+        txn,
+        stmt(
             &format!(
                 "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) WHERE id IN ({ids}) \
-                 AND status = 'PENDING' \
-                 AND ((lease_until IS NULL AND lease_owner IS NULL) OR lease_until < UTC_TIMESTAMP(6)) \
-                 AND available_at <= UTC_TIMESTAMP(6) FOR UPDATE SKIP LOCKED"
+                 AND {CLAIMABLE} FOR UPDATE SKIP LOCKED"
             ),
             values,
-        ))
+        ),
+    )
+    .await?;
+    Ok(oldest_runs(candidates, &locked).0)
+}
+
+/// `id → attempts` of the rows a statement selects.
+async fn attempts_of(
+    txn: &impl ConnectionTrait,
+    statement: sea_orm::Statement,
+) -> Result<HashMap<i64, i32>, DbErr> {
+    txn.query_all_raw(statement)
         .await?
         .iter()
         .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-        .collect::<Result<_, DbErr>>()?;
+        .collect()
+}
+
+/// What a claim keeps of its candidates once it knows which ones it `took` (with their attempts
+/// as of then): a key whose candidate was not taken keeps only the candidates before it, so what a
+/// claim takes of a key is always the oldest of its visible rows. Returns the kept rows, in id
+/// order, and the ids taken but not kept.
+fn oldest_runs(
+    candidates: Vec<ClaimedRow>,
+    took: &HashMap<i64, i32>,
+) -> (Vec<ClaimedRow>, Vec<i64>) {
     let mut passed_over: HashSet<String> = HashSet::new();
-    let mut rows = Vec::with_capacity(locked.len());
+    let mut rows = Vec::with_capacity(took.len());
+    let mut not_kept = Vec::new();
     for mut row in candidates {
-        if passed_over.contains(&row.msg_key) {
-            continue;
-        }
-        match locked.get(&row.id) {
+        match took.get(&row.id) {
+            Some(_) if passed_over.contains(&row.msg_key) => not_kept.push(row.id),
             Some(&attempts) => {
                 row.attempts = attempts;
                 rows.push(row);
@@ -250,7 +411,7 @@ async fn lock_claimable(
             }
         }
     }
-    Ok(rows)
+    (rows, not_kept)
 }
 
 /// Extends the leases of the rows `owner` holds in the shards it leads (called with each shard
@@ -388,4 +549,53 @@ pub async fn delete_published(db: &Db, retention: Duration, batch: u32) -> Resul
 /// `last_error` is TEXT; keep it well inside.
 fn truncate(error: &str) -> String {
     error.chars().take(4_000).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, key: &str) -> ClaimedRow {
+        ClaimedRow {
+            id,
+            event_id: format!("e{id}"),
+            topic: "t".into(),
+            msg_key: key.into(),
+            payload: String::new(),
+            headers: String::new(),
+            attempts: 0,
+            shard: 0,
+            created_at: chrono::NaiveDateTime::default(),
+        }
+    }
+
+    #[test]
+    fn a_key_keeps_only_the_rows_before_its_first_row_not_taken_and_the_rest_is_given_back() {
+        let candidates = vec![
+            row(1, "a"),
+            row(2, "b"),
+            row(3, "a"),
+            row(4, "a"),
+            row(5, "b"),
+        ];
+        // Row 3 of "a" was not taken (held, published or gone since the read); 4 was.
+        let took: HashMap<i64, i32> = [(1, 0), (2, 1), (4, 2), (5, 0)].into();
+        let (kept, give_back) = oldest_runs(candidates, &took);
+        let kept: Vec<(i64, i32)> = kept.iter().map(|r| (r.id, r.attempts)).collect();
+        assert_eq!(
+            kept,
+            vec![(1, 0), (2, 1), (5, 0)],
+            "attempts as of the lock"
+        );
+        assert_eq!(give_back, vec![4], "a's row after its hole goes back");
+    }
+
+    #[test]
+    fn all_taken_keeps_all_in_order_and_gives_nothing_back() {
+        let candidates = vec![row(7, "a"), row(8, "b"), row(9, "a")];
+        let took: HashMap<i64, i32> = [(7, 0), (8, 0), (9, 0)].into();
+        let (kept, give_back) = oldest_runs(candidates, &took);
+        assert_eq!(kept.iter().map(|r| r.id).collect::<Vec<_>>(), vec![7, 8, 9]);
+        assert!(give_back.is_empty());
+    }
 }

@@ -2,6 +2,7 @@
 //! dead letters, shard leadership; a win's later events after it, and a campaign's live
 //! controls among its wins, through an outage.
 
+mod claim;
 mod controls_order;
 mod faults;
 mod lifecycle_order;

@@ -1,0 +1,117 @@
+//! The claim's two ways of leasing rows (`relay::store::claim`), called directly on a real
+//! MariaDB: the one-UPDATE way the server allows (`LeaseMode::NoWait`) and the locking read first
+//! (`LeaseMode::LockFirst`, MySQL's). Guarantee §2.5 (per-key order): whichever way, a row that
+//! another transaction holds is passed over together with its key's younger rows, other keys'
+//! rows are taken, and once the row is free the key is taken from its oldest row.
+
+use std::time::Duration;
+
+use firstcome::{
+    db::pool,
+    relay::store::{self, LeaseMode},
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+
+use crate::spawn::{spawn_app_with, test_settings};
+
+const OWNER: &str = "claimtest001";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_lease_modes_pass_over_a_held_row_with_its_younger_rows_and_take_them_once_free() {
+    let mut settings = test_settings().await;
+    settings.relay.enabled = false;
+    let app = spawn_app_with(settings.clone()).await;
+    let db = pool::connect(&settings.database).await.expect("pool");
+    let held = app.insert_rows("held-key", &app.topic, 1).await;
+    app.insert_rows("held-key", &app.topic, 2).await;
+    app.insert_rows("free-key", &app.topic, 2).await;
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO relay_shard (shard, owner, lease_until) \
+             VALUES (0, '{OWNER}', UTC_TIMESTAMP(6) + INTERVAL 10 MINUTE)"
+        ))
+        .await
+        .expect("lead the one shard");
+    let (held_ids, free_ids) = (
+        ids_of(&app.db, "held-key").await,
+        ids_of(&app.db, "free-key").await,
+    );
+
+    let server_mode = store::lease_mode(&db).await.expect("lease mode");
+    assert_eq!(
+        server_mode,
+        LeaseMode::NoWait,
+        "MariaDB allows the one-UPDATE claim, so this test covers it"
+    );
+    let holder = app.db.begin().await.expect("begin");
+    holder
+        .execute_unprepared(&format!(
+            "SELECT id FROM outbox_event WHERE event_id = '{}' FOR UPDATE",
+            held[0]
+        ))
+        .await
+        .expect("hold the oldest row of held-key");
+    for mode in [LeaseMode::NoWait, LeaseMode::LockFirst] {
+        let (_, rows) = store::claim(&db, OWNER, 1, Duration::from_secs(60), 100, &[], mode)
+            .await
+            .expect("claim while a row is held");
+        let taken: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        assert_eq!(
+            taken, free_ids,
+            "{mode:?}: only the free key's rows, none of the held key's younger rows"
+        );
+        assert_eq!(
+            app.scalar(&format!(
+                "SELECT COUNT(*) FROM outbox_event WHERE lease_owner = '{OWNER}' AND msg_key = 'held-key'"
+            ))
+            .await,
+            0,
+            "{mode:?}: nothing of the held key is leased"
+        );
+        store::release(&db, OWNER, None)
+            .await
+            .expect("give the leases back for the next mode");
+    }
+    holder.commit().await.expect("let the row go");
+
+    for mode in [LeaseMode::NoWait, LeaseMode::LockFirst] {
+        let (_, rows) = store::claim(&db, OWNER, 1, Duration::from_secs(60), 100, &[], mode)
+            .await
+            .expect("claim once the row is free");
+        let mut taken: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut all = [held_ids.clone(), free_ids.clone()].concat();
+        all.sort_unstable();
+        assert!(
+            taken.windows(2).all(|w| w[0] < w[1]),
+            "{mode:?}: in id order"
+        );
+        taken.sort_unstable();
+        assert_eq!(
+            taken, all,
+            "{mode:?}: every row, the held key from its oldest"
+        );
+        let again = store::claim(&db, OWNER, 1, Duration::from_secs(60), 100, &[], mode)
+            .await
+            .expect("claim again")
+            .1;
+        assert!(
+            again.is_empty(),
+            "{mode:?}: a leased row is not claimed twice"
+        );
+        store::release(&db, OWNER, None).await.expect("release");
+    }
+    app.stop().await.expect("clean stop");
+}
+
+/// The ids of `key`'s rows, in id order.
+async fn ids_of(db: &DatabaseConnection, key: &str) -> Vec<i64> {
+    db.query_all_raw(Statement::from_string(
+        DbBackend::MySql,
+        format!("SELECT id FROM outbox_event WHERE msg_key = '{key}' ORDER BY id"),
+    ))
+    .await
+    .expect("ids")
+    .iter()
+    .map(|r| r.try_get_by_index::<i64>(0).expect("id"))
+    .collect()
+}
