@@ -108,6 +108,8 @@ struct Steady {
     elapsed: Duration,
     /// Sorted lags in microseconds.
     lags: Vec<i64>,
+    /// Sorted join answer times in microseconds: how much of the lag is the write path's.
+    answers: Vec<i64>,
 }
 
 /// Empties the outbox, so every phase starts from the same table (with 100,000s of earlier rows
@@ -187,6 +189,7 @@ async fn steady_load(
         accepted: load.accepted,
         elapsed: load.elapsed,
         lags,
+        answers: load.latencies_us,
     })
 }
 
@@ -375,6 +378,11 @@ async fn main() -> anyhow::Result<()> {
             percentile(lags, 0.95),
             percentile(lags, 0.99),
             percentile(lags, 1.0)
+        );
+        println!(
+            "| steady, {what}: join answer time p50 / p99 (the write path's share of the lag) | {:.1} / {:.1} ms |",
+            percentile(&steady.answers, 0.50),
+            percentile(&steady.answers, 0.99),
         );
     }
     for (what, drained) in [

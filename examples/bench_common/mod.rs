@@ -118,6 +118,8 @@ pub struct Load {
     pub offered: u64,
     pub accepted: u64,
     pub elapsed: Duration,
+    /// Each request's time to its answer, sorted (µs).
+    pub latencies_us: Vec<i64>,
 }
 
 /// `rate` joins per second for `seconds` through the HTTP API, round-robin over `campaigns`,
@@ -141,18 +143,23 @@ pub async fn fixed_rate_joins(
         let url = format!("{base}/api/v1/campaigns/{campaign}/participations");
         let user = first_user + n;
         requests.spawn(async move {
+            let at = Instant::now();
             let sent = client
                 .post(url)
                 .json(&serde_json::json!({"userId": user}))
                 .send()
                 .await;
-            sent.map(|r| r.status().as_u16())
+            (sent.map(|r| r.status().as_u16()), at.elapsed())
         });
     }
     let mut accepted = 0;
     let mut other = std::collections::BTreeMap::new();
+    let mut latencies_us = Vec::with_capacity(offered as usize);
     while let Some(done) = requests.join_next().await {
-        match done {
+        if let Ok((_, took)) = &done {
+            latencies_us.push(took.as_micros() as i64);
+        }
+        match done.map(|(status, _)| status) {
             Ok(Ok(201)) => accepted += 1,
             Ok(Ok(status)) => *other.entry(status.to_string()).or_insert(0) += 1,
             _ => *other.entry("no answer".to_string()).or_insert(0) += 1,
@@ -161,9 +168,11 @@ pub async fn fixed_rate_joins(
     if !other.is_empty() {
         eprintln!("fixed-rate load: answers other than 201: {other:?}");
     }
+    latencies_us.sort_unstable();
     Load {
         offered,
         accepted,
         elapsed: started.elapsed(),
+        latencies_us,
     }
 }
