@@ -242,14 +242,24 @@ async fn write_pending(
     Ok(())
 }
 
+/// An empty outbox, then `rows` pending rows over `keys` keys: where every drain starts.
+async fn refill(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    rows: usize,
+    keys: usize,
+) -> anyhow::Result<()> {
+    fresh_outbox(db).await?;
+    write_pending(db, &settings.kafka.topic, rows, keys).await
+}
+
 async fn drain(
     settings: &Settings,
     db: &DatabaseConnection,
     rows: usize,
     keys: usize,
 ) -> anyhow::Result<Duration> {
-    fresh_outbox(db).await?;
-    write_pending(db, &settings.kafka.topic, rows, keys).await?;
+    refill(settings, db, rows, keys).await?;
     let started = Instant::now();
     let app = start(settings, true).await?;
     wait_drained(db, Duration::from_secs(600)).await?;
@@ -272,8 +282,7 @@ async fn raw_drain(
     rows: usize,
     keys: usize,
 ) -> anyhow::Result<Duration> {
-    fresh_outbox(db).await?;
-    write_pending(db, &settings.kafka.topic, rows, keys).await?;
+    refill(settings, db, rows, keys).await?;
     let started = Instant::now();
     loop {
         let ids = query_i64s(
