@@ -94,8 +94,10 @@ async fn led_shards(
 /// Per-key order: a row is not taken while an older row of its key is in backoff or leased by
 /// another relay, nor while its key is `blocked` in this relay (see `order.rs`). Rows of a key
 /// that this relay has in flight are leased, so only the younger ones are taken: they queue
-/// behind their elders in the key's worker. `SKIP LOCKED` passes over rows that a transaction
-/// still writing holds (a late commit is claimed once it is visible).
+/// behind their elders in the key's worker. Candidates come from a consistent read, so a row a
+/// transaction is still writing is not among them (a late commit is claimed once it is
+/// visible); a candidate another transaction holds is passed over with its key's younger rows,
+/// by the lease UPDATE failing at once ([`LeaseMode::NoWait`]) or by `SKIP LOCKED`.
 #[tracing::instrument(level = "debug", skip(db, blocked), fields(blocked = blocked.len()), err(level = "warn"))]
 pub async fn claim(
     db: &Db,
