@@ -88,7 +88,10 @@ cpu_ticks() { # cpu_ticks <process name>
   local pid; pid=$(pgrep -x "$1" | head -n 1) || true
   if [ -n "$pid" ]; then awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0; else echo 0; fi
 }
-PROCS="k6 firstcome mariadbd redis-server"
+# The service by its binary's name (a copy named firstcome-<label> is sampled too; /proc keeps
+# the first 15 characters of a name).
+SERVICE_PROC=$(basename "$BIN" | cut -c1-15)
+PROCS="k6 $SERVICE_PROC mariadbd redis-server"
 
 # --- one run: mysqlslap, then the service under k6 ---------------------------------------------
 one_run() { # one_run <n>
