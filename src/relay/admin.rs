@@ -79,9 +79,10 @@ pub struct Backlog {
 }
 
 /// Counts by status and the oldest due row's age, read from the status-led indexes only (no
-/// table rows): PENDING and DEAD are short ranges of `(status, lease_until, lease_owner)`, the oldest due row is the
-/// first entry of `(status, available_at)`. The PUBLISHED count walks that status's range of the
-/// index, which holds what `OUTBOX_RETENTION_HOURS` keeps; it runs on a timer, never per scrape.
+/// table rows): PENDING and DEAD are short ranges of `(status, lease_until, lease_owner)`, the
+/// oldest due row is the first entry of `(status, available_at)`. The PUBLISHED count walks that
+/// status's range of the index, which holds what `OUTBOX_RETENTION_HOURS` keeps; it runs on a
+/// timer, never per scrape.
 pub async fn backlog(db: &Db) -> Result<Backlog, DbErr> {
     let count = |status: &str| {
         format!(
