@@ -336,18 +336,7 @@ async fn lease_unleased(
     )
     .await?;
     let (rows, give_back) = oldest_runs(candidates.to_vec(), &leased);
-    if !give_back.is_empty() {
-        let mut values: Vec<Value> = Vec::new();
-        let ids = in_list(&mut values, give_back.into_iter().map(Value::from));
-        txn.execute_raw(stmt(
-            &format!(
-                "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = NULL, lease_until = NULL \
-                 WHERE id IN ({ids})"
-            ),
-            values,
-        ))
-        .await?;
-    }
+    release(txn, owner, Some(&give_back)).await?;
     Ok(Some(rows))
 }
 
@@ -510,8 +499,13 @@ pub async fn mark_dead(
 }
 
 /// Gives leases back without counting an attempt (shutdown, dropped rows, a crashed worker's
-/// rows). `None` releases every row `owner` holds.
-pub async fn release(db: &Db, owner: &str, ids: Option<&[i64]>) -> Result<u64, DbErr> {
+/// rows, and inside a claim the rows it took but does not keep). `None` releases every row
+/// `owner` holds.
+pub async fn release(
+    db: &impl ConnectionTrait,
+    owner: &str,
+    ids: Option<&[i64]>,
+) -> Result<u64, DbErr> {
     let mut values: Vec<Value> = vec![owner.into()];
     let (index, filter) = match ids {
         None => (
