@@ -77,8 +77,11 @@ start_mariadb() {
     sudo_if_needed chown mysql:mysql /run/mysqld
     # A flash sale is many short transactions on one hot row; these settings are the
     # service's expectations for a local/CI database (see README, "Local services").
+    # Matched by its pid file, not its executable: the test suite's private mariadbd
+    # (scripts/test-services.sh) runs the same binary and must not count as this server.
     sudo_if_needed start-stop-daemon --start --oknodo --background \
-      --exec /usr/sbin/mariadbd -- --user=mysql --port="$DB_PORT" --bind-address=127.0.0.1 \
+      --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd -- --user=mysql \
+      --pid-file=/run/mysqld/mysqld.pid --port="$DB_PORT" --bind-address=127.0.0.1 \
       --max-connections=1000 --innodb-lock-wait-timeout=10 \
       --ssl-ca="$DB_TLS_DIR/ca.pem" --ssl-cert="$DB_TLS_DIR/server.pem" --ssl-key="$DB_TLS_DIR/server.key"
     wait_for MariaDB 60 sudo_if_needed mariadb-admin ping --silent
