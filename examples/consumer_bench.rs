@@ -88,6 +88,8 @@ async fn create_campaigns(
                 confirm_within_seconds: 0,
                 starts_at: Utc::now(),
                 ends_at: None,
+                admission: firstcome::campaign::Admission::Open,
+                admission_rate_per_second: 0,
             },
         )
         .await?;

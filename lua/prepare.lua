@@ -8,6 +8,7 @@
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending"
 -- KEYS[4]  returned set      "<prefix>{c:<id>}:returned"
 -- KEYS[5]  stock changes     "<prefix>{c:<id>}:controls"
+-- KEYS[6…] the waiting room's keys (see queue.lua), deleted with the rest
 -- ARGV[1]  epoch: the campaign's creation time in microseconds
 --
 -- Returns  1 when the state of this campaign is loaded (nothing to do), 0 when it must be loaded
@@ -17,6 +18,6 @@ if epoch == ARGV[1] then
 end
 if epoch or redis.call('EXISTS', KEYS[1]) == 1 then
   -- another campaign's (or a version's without epochs): start from nothing
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  redis.call('DEL', unpack(KEYS))
 end
 return 0

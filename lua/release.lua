@@ -7,6 +7,8 @@
 -- KEYS[2]  winners set   "<prefix>{c:<id>}:users"
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending"
 -- KEYS[4]  stock changes "<prefix>{c:<id>}:controls" (see control.lua)
+-- KEYS[5]  waiting-room tickets "<prefix>{c:<id>}:qt" (see queue.lua)
+-- KEYS[6]  admissions "<prefix>{c:<id>}:qadm" (see queue.lua)
 -- ARGV[1]  user id
 -- ARGV[2]  quantity that was reserved
 -- ARGV[3]  mode:
@@ -24,6 +26,8 @@
 --          control up to it, and none after: the stock set is ARGV[4] plus the stock changes the
 --          gate applied above it (control.lua), and `ctl` moves to it, so no control is counted
 --          twice or lost. A reading older than the gate's `ctl` only gives the units back.
+-- ARGV[6]  the admission token's ticket the reservation used, or "": with "undo" and "sold_out"
+--          (nothing was written) the admission is live again until ARGV[7], its expiry in ms
 --
 -- Returns  1 when stock was adjusted, 0 otherwise
 local mode = ARGV[3]
@@ -31,6 +35,15 @@ if mode == 'expire' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[4] then
   return 0
 end
 redis.call('HDEL', KEYS[3], ARGV[1])
+local ticket = ARGV[6] or ''
+if ticket ~= '' and (mode == 'undo' or mode == 'sold_out') then
+  local raw = redis.call('HGET', KEYS[5], ticket)
+  local queued = raw and string.match(raw, '^U:' .. ARGV[1] .. ':(%d+)$')
+  if queued then
+    redis.call('HSET', KEYS[5], ticket, 'A:' .. ARGV[1] .. ':' .. queued)
+    redis.call('ZADD', KEYS[6], tonumber(ARGV[7]), ticket)
+  end
+end
 if mode ~= 'keep_user' then
   redis.call('SREM', KEYS[2], ARGV[1])
 end

@@ -8,10 +8,14 @@
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending" user id -> "<reserved at ms>:<quantity>",
 --          removed when the transaction settles (commit or release); what is left there long
 --          after was leaked by a crash and is given back by the reconciler (release.lua expire)
+-- KEYS[4]  waiting-room tickets "<prefix>{c:<id>}:qt" (see queue.lua)
+-- KEYS[5]  admissions "<prefix>{c:<id>}:qadm": ticket -> token expiry ms (see queue.lua)
 -- ARGV[1]  user id
 -- ARGV[2]  quantity (>= 1)
 -- ARGV[3]  now, milliseconds since the Unix epoch (the caller's clock, so every instance agrees
 --          with the window it checked in process)
+-- ARGV[5]  the admission token's ticket, or "" when the campaign has no waiting room
+-- ARGV[6]  the admission token's expiry, ms (its signature was checked by the caller)
 -- ARGV[4]  epoch: the campaign's creation time in microseconds. Keys whose epoch differs belong
 --          to another campaign that had this id (a database reset) and count as missing.
 --
@@ -23,6 +27,9 @@
 --   {"PAUSED", 0}           paused by an admin (docs/design.md §15)
 --   {"OVER_LIMIT", 0}       quantity > limit
 --   {"ALREADY", 0}          the user already holds a reservation or a win
+--   {"TOKEN_INVALID", 0}    the ticket is not this user's, or not the admission it was signed for
+--   {"TOKEN_USED", 0}       the admission was used already
+--   {"TOKEN_EXPIRED", 0}    the admission expired (now >= its expiry) or was forgotten
 --   {"SOLD_OUT", stock, n}  fewer than quantity units left; n = SCARD of the winners set (lets
 --                           the caller tell whether its copy of the set is current)
 local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch', 'state')
@@ -51,6 +58,30 @@ end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return {'ALREADY', 0}
 end
+-- The waiting room's admission, checked with the stock in this one step and used only by a
+-- win. It comes after ALREADY: a retry of a win (Idempotency-Key) carries the used token.
+local ticket = ARGV[5] or ''
+local queued
+if ticket ~= '' then
+  local raw = redis.call('HGET', KEYS[4], ticket)
+  local state, owner
+  if raw then
+    state, owner, queued = string.match(raw, '^(%a):(%d+):(%d+)$')
+  end
+  if not state or owner ~= ARGV[1] then
+    return {'TOKEN_INVALID', 0}
+  end
+  if state == 'U' then
+    return {'TOKEN_USED', 0}
+  end
+  local expires = tonumber(redis.call('ZSCORE', KEYS[5], ticket))
+  if state ~= 'A' or not expires or now >= expires then
+    return {'TOKEN_EXPIRED', 0}
+  end
+  if expires ~= tonumber(ARGV[6]) then
+    return {'TOKEN_INVALID', 0}
+  end
+end
 local stock = tonumber(meta[1])
 if stock < quantity then
   return {'SOLD_OUT', stock, redis.call('SCARD', KEYS[2])}
@@ -59,6 +90,10 @@ end
 redis.call('HINCRBY', KEYS[1], 'stock', -quantity)
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
+if ticket ~= '' then
+  redis.call('ZREM', KEYS[5], ticket)
+  redis.call('HSET', KEYS[4], ticket, 'U:' .. ARGV[1] .. ':' .. queued)
+end
 local expire = tonumber(meta[5]) or 0
 if expire > 0 and redis.call('PTTL', KEYS[2]) == -1 then
   redis.call('PEXPIREAT', KEYS[2], expire)

@@ -20,6 +20,8 @@
 //! - [`campaign`]: campaign model, repository, service and in-process cache.
 //! - [`gate`]: the Redis gate: connection (node, cluster, TLS), typed Lua scripts, rebuild from
 //!   MySQL, the sold-out memo.
+//! - [`waiting_room`]: the waiting room of `QUEUE` and `RAFFLE` campaigns: tickets, admission at
+//!   a rate, signed single-use admission tokens.
 //! - [`participation`]: the participation path: admission, the gate's reservation, the
 //!   transaction or group commit, settlement and compensation; the sync baseline.
 //! - [`kafka`]: producers (and their live view of Kafka's reachability), the embedded broker.
@@ -48,3 +50,4 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod trace;
+pub mod waiting_room;

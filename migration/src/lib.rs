@@ -35,6 +35,7 @@ mod m20261123_000026_create_campaign_control;
 mod m20261123_000027_create_gate_control;
 mod m20261123_000028_campaign_stats_controls;
 mod m20261123_000029_drop_outbox_status_id;
+mod m20261123_000030_campaign_admission;
 
 pub struct Migrator;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000027_create_gate_control::Migration),
             Box::new(m20261123_000028_campaign_stats_controls::Migration),
             Box::new(m20261123_000029_drop_outbox_status_id::Migration),
+            Box::new(m20261123_000030_campaign_admission::Migration),
         ]
     }
 }

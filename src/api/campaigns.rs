@@ -17,7 +17,7 @@ use crate::{
     campaign::{
         self,
         repo::{CampaignWithCount, NewCampaign},
-        CampaignService, CampaignState,
+        Admission, CampaignService, CampaignState, MAX_ADMISSION_RATE,
     },
     participation::ParticipationService,
 };
@@ -49,6 +49,63 @@ pub struct CreateCampaign {
     pub starts_at: Option<DateTime<Utc>>,
     /// Closing time, exclusive (default: none). Must be after `startsAt`; years 1000 to 9999.
     pub ends_at: Option<DateTime<Utc>>,
+    /// `OPEN` (default): anyone may join, first come first served. `QUEUE`: users queue at
+    /// `…/queue` and join with the admission token they are given, in arrival order. `RAFFLE`:
+    /// like `QUEUE`, but everyone who queues before `startsAt` gets a random place; later
+    /// arrivals queue behind them.
+    pub admission: Option<AdmissionDto>,
+    /// With `QUEUE` or `RAFFLE`: users admitted per second while stock lasts, 1 to 10,000
+    /// (default 100). Not allowed with `OPEN`.
+    #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+    pub admission_rate_per_second: Option<i32>,
+}
+
+/// Users admitted per second by a waiting room created without a rate.
+const DEFAULT_ADMISSION_RATE: i32 = 100;
+
+/// How a campaign lets joins in (docs/design.md §16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AdmissionDto {
+    Open,
+    Queue,
+    Raffle,
+}
+
+impl From<AdmissionDto> for Admission {
+    fn from(a: AdmissionDto) -> Self {
+        match a {
+            AdmissionDto::Open => Self::Open,
+            AdmissionDto::Queue => Self::Queue,
+            AdmissionDto::Raffle => Self::Raffle,
+        }
+    }
+}
+
+impl From<Admission> for AdmissionDto {
+    fn from(a: Admission) -> Self {
+        match a {
+            Admission::Open => Self::Open,
+            Admission::Queue => Self::Queue,
+            Admission::Raffle => Self::Raffle,
+        }
+    }
+}
+
+/// The admission and its rate a create request asks for, checked together.
+fn admission(body: &CreateCampaign) -> Result<(Admission, i32), ApiError> {
+    let admission: Admission = body.admission.map_or(Admission::Open, Into::into);
+    match (admission.queued(), body.admission_rate_per_second) {
+        (false, Some(_)) => Err(ApiError::validation(
+            "admissionRatePerSecond applies to QUEUE and RAFFLE campaigns only",
+        )),
+        (false, None) => Ok((admission, 0)),
+        (true, rate) => Ok((
+            admission,
+            rate.unwrap_or(DEFAULT_ADMISSION_RATE)
+                .min(MAX_ADMISSION_RATE),
+        )),
+    }
 }
 
 /// `at` truncated to what the database keeps, refused unless MySQL's `DATETIME` can hold it:
@@ -113,6 +170,10 @@ pub struct CampaignDto {
     /// Live controls applied so far (the audit trail at `/api/v1/admin/campaigns/{id}/events`).
     pub control_count: i64,
     pub state: StateDto,
+    /// How joins are let in: `OPEN`, or through the waiting room (`QUEUE`, `RAFFLE`).
+    pub admission: AdmissionDto,
+    /// Users the waiting room admits per second (0 with `OPEN`).
+    pub admission_rate_per_second: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -136,6 +197,8 @@ impl CampaignDto {
             paused: c2.paused,
             control_count: c2.control_seq,
             state,
+            admission: c2.admission.into(),
+            admission_rate_per_second: c2.admission_rate_per_second,
             created_at: c2.created_at,
             updated_at: c2.updated_at,
         }
@@ -191,6 +254,7 @@ impl CampaignsApi {
                 "name must not contain control characters",
             ));
         }
+        let (admission, admission_rate_per_second) = admission(&body)?;
         let per_user_limit = body.per_user_limit.unwrap_or(1);
         if i64::from(per_user_limit) > body.total_stock {
             return Err(ApiError::validation(
@@ -207,6 +271,8 @@ impl CampaignsApi {
                 confirm_within_seconds: body.confirm_within_seconds.unwrap_or(0),
                 starts_at,
                 ends_at,
+                admission,
+                admission_rate_per_second,
             })
             .await?;
         self.participations.prime(&created.campaign).await;

@@ -7,7 +7,8 @@ use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
 
 use crate::{
     campaign::control::ControlError,
-    participation::{lifecycle::LifecycleError, JoinError},
+    participation::{lifecycle::LifecycleError, AdmissionRefusal, JoinError},
+    waiting_room::RoomError,
 };
 
 /// Stable error codes; clients switch on these, never on messages.
@@ -32,6 +33,12 @@ pub enum ErrorCode {
     CampaignNotOpen,
     CampaignEnded,
     CampaignPaused,
+    NoWaitingRoom,
+    TicketNotFound,
+    AdmissionRequired,
+    AdmissionTokenInvalid,
+    AdmissionTokenUsed,
+    AdmissionTokenExpired,
     StockInUse,
     IdempotencyKeyReused,
     PayloadTooLarge,
@@ -79,20 +86,25 @@ pub enum ApiError {
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
     /// USER_MISMATCH (`USER_AUTH=jwt`): a valid JWT of another user than the one the call names.
+    /// ADMISSION_REQUIRED: a join of a campaign with a waiting room without an admission token
+    /// (or on the sync path, which has none); ADMISSION_TOKEN_INVALID: forged, altered, or
+    /// another campaign's or user's token.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
-    /// CAMPAIGN_NOT_FOUND, PARTICIPATION_NOT_FOUND, EVENT_NOT_FOUND.
+    /// CAMPAIGN_NOT_FOUND, PARTICIPATION_NOT_FOUND, EVENT_NOT_FOUND, TICKET_NOT_FOUND.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT; on confirm and cancel:
     /// HOLD_EXPIRED, PARTICIPATION_CANCELLED, ALREADY_CONFIRMED (a confirmed win is cancelled by
-    /// an admin only); on a campaign control: STOCK_IN_USE (with `freeStock`), CAMPAIGN_ENDED.
+    /// an admin only); on a campaign control: STOCK_IN_USE (with `freeStock`), CAMPAIGN_ENDED;
+    /// on a join with an admission token: ADMISSION_TOKEN_USED, ADMISSION_TOKEN_EXPIRED.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// PAYLOAD_TOO_LARGE.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
-    /// CAMPAIGN_NOT_OPEN (before `startsAt`), CAMPAIGN_ENDED, CAMPAIGN_PAUSED,
+    /// CAMPAIGN_NOT_OPEN (before `startsAt`), CAMPAIGN_ENDED, CAMPAIGN_PAUSED, NO_WAITING_ROOM
+    /// (queueing for an `OPEN` campaign),
     /// IDEMPOTENCY_KEY_REUSED (the key wrote this user's win, or applied a control, with another
     /// request).
     #[oai(status = 422)]
@@ -239,11 +251,43 @@ impl From<JoinError> for ApiError {
                 }))
             }
             JoinError::SoldOut => Self::Conflict(body(ErrorCode::SoldOut, e.to_string())),
+            JoinError::Admission(why) => {
+                let message = e.to_string();
+                match why {
+                    AdmissionRefusal::Required => {
+                        Self::Forbidden(body(ErrorCode::AdmissionRequired, message))
+                    }
+                    AdmissionRefusal::Invalid => {
+                        Self::Forbidden(body(ErrorCode::AdmissionTokenInvalid, message))
+                    }
+                    AdmissionRefusal::Used => {
+                        Self::Conflict(body(ErrorCode::AdmissionTokenUsed, message))
+                    }
+                    AdmissionRefusal::Expired => {
+                        Self::Conflict(body(ErrorCode::AdmissionTokenExpired, message))
+                    }
+                }
+            }
             JoinError::IdempotencyKeyReused { .. } => {
                 Self::Unprocessable(body(ErrorCode::IdempotencyKeyReused, e.to_string()))
             }
             JoinError::Busy => Self::busy(),
             JoinError::Unavailable { what, .. } => Self::dependency(what, &e),
+        }
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        let message = e.to_string();
+        match e {
+            RoomError::CampaignNotFound(id) => Self::campaign_not_found(id),
+            RoomError::NoWaitingRoom(_) => {
+                Self::Unprocessable(body(ErrorCode::NoWaitingRoom, message))
+            }
+            RoomError::Ended => Self::Unprocessable(body(ErrorCode::CampaignEnded, message)),
+            RoomError::TicketNotFound => Self::NotFound(body(ErrorCode::TicketNotFound, message)),
+            RoomError::Unavailable { what, ref source } => Self::dependency(what, source.as_ref()),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod health;
 pub mod json_string;
 pub mod lifecycle;
 pub mod participations;
+pub mod queue;
 pub mod request_span;
 pub mod rewards;
 mod spec_only;
@@ -33,6 +34,8 @@ use crate::metrics::{Exposition, HttpMetrics, Metrics};
 pub enum Tag {
     /// Create and inspect campaigns.
     Campaigns,
+    /// The waiting room of `QUEUE` and `RAFFLE` campaigns: queue, poll, get an admission token.
+    Queue,
     /// Join a campaign and look participations up.
     Participations,
     /// Campaign statistics from the stats consumer.
@@ -55,6 +58,7 @@ pub type Apis = (
     lifecycle::LifecycleApi,
     admin::AdminApi,
     controls::ControlsApi,
+    queue::QueueApi,
 );
 
 /// The OpenAPI service over `apis`: the resources themselves, or [`SpecOnly`] for the document.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{
     error::ApiError,
+    json_string::JsonString,
     request_span::ServerSpan,
     user_auth::{UserAuthority, UserToken},
     Tag,
@@ -36,6 +37,10 @@ pub struct JoinBody {
     /// Units to take (default 1); at most the campaign's `perUserLimit`.
     #[oai(validator(minimum(value = "1"), maximum(value = "10000000")))]
     pub quantity: Option<i32>,
+    /// Required by a campaign with a waiting room (`QUEUE`, `RAFFLE`): the token its queue gave
+    /// this user (`…/queue/{ticket}` once `ADMITTED`). Single use; ignored by an `OPEN` campaign.
+    #[oai(validator(max_length = 256))]
+    pub admission_token: Option<JsonString>,
 }
 
 #[derive(Debug, Object)]
@@ -195,6 +200,7 @@ fn join_request(
         },
         trace: Some(span.0),
         idempotency_key,
+        admission_token: body.admission_token.map(|t| t.0),
     }
 }
 

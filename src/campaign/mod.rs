@@ -35,9 +35,52 @@ pub struct Campaign {
     pub closed_at: Option<DateTime<Utc>>,
     /// Live controls applied so far; the last one's number.
     pub control_seq: i64,
+    /// How joins are let in: by the gate alone, or through the waiting room (docs/design.md §16).
+    pub admission: Admission,
+    /// Users the waiting room admits per second (0 for [`Admission::Open`]).
+    pub admission_rate_per_second: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// How a campaign lets joins in (docs/design.md §16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Anyone may join; the gate decides (first come, first served).
+    Open,
+    /// Users queue first and are admitted in arrival order, at the campaign's rate.
+    Queue,
+    /// Users who queue before `starts_at` get a random place; later arrivals queue behind them.
+    Raffle,
+}
+
+impl Admission {
+    /// As stored in `campaign.admission` and written in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Queue => "QUEUE",
+            Self::Raffle => "RAFFLE",
+        }
+    }
+
+    /// The stored text; anything unknown reads as `OPEN` (a newer version's value).
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "QUEUE" => Self::Queue,
+            "RAFFLE" => Self::Raffle,
+            _ => Self::Open,
+        }
+    }
+
+    /// Whether joins need an admission token from the waiting room.
+    pub fn queued(self) -> bool {
+        self != Self::Open
+    }
+}
+
+/// Most users a waiting room may admit per second.
+pub const MAX_ADMISSION_RATE: i32 = 10_000;
 
 /// Where `now` falls relative to a campaign's window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +154,8 @@ mod tests {
             paused: false,
             closed_at: None,
             control_seq: 0,
+            admission: Admission::Open,
+            admission_rate_per_second: 0,
             created_at: t0,
             updated_at: t0,
         }

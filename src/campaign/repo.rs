@@ -4,7 +4,7 @@ use crate::db::sql::stmt;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use super::Campaign;
+use super::{Admission, Campaign};
 use crate::db::time::{precision, to_db};
 
 /// What an admin asks for; validated by the API layer.
@@ -17,6 +17,9 @@ pub struct NewCampaign {
     pub confirm_within_seconds: i32,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
+    pub admission: Admission,
+    /// 0 for [`Admission::Open`].
+    pub admission_rate_per_second: i32,
 }
 
 /// A campaign with how many participations it has accepted.
@@ -40,6 +43,8 @@ struct Row {
     paused: bool,
     closed_at: Option<NaiveDateTime>,
     control_seq: i64,
+    admission: String,
+    admission_rate_per_second: i32,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     accepted_count: i64,
@@ -61,6 +66,8 @@ impl From<Row> for CampaignWithCount {
                 paused: r.paused,
                 closed_at: r.closed_at.map(|t| t.and_utc()),
                 control_seq: r.control_seq,
+                admission: Admission::parse(&r.admission),
+                admission_rate_per_second: r.admission_rate_per_second,
                 created_at: r.created_at.and_utc(),
                 updated_at: r.updated_at.and_utc(),
             },
@@ -71,7 +78,7 @@ impl From<Row> for CampaignWithCount {
 
 const SELECT: &str =
     "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, c.reward_points, c.confirm_within_seconds, \
-     c.starts_at, c.ends_at, c.paused, c.closed_at, c.control_seq, c.created_at, c.updated_at, c.accepted_count \
+     c.starts_at, c.ends_at, c.paused, c.closed_at, c.control_seq, c.admission, c.admission_rate_per_second, c.created_at, c.updated_at, c.accepted_count \
      FROM campaign c";
 
 #[tracing::instrument(level = "debug", skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
@@ -92,7 +99,8 @@ pub async fn insert(
     let res = db
         .execute_raw(stmt(
             "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, \
-             confirm_within_seconds, starts_at, ends_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             confirm_within_seconds, starts_at, ends_at, admission, admission_rate_per_second, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 new.name.clone().into(),
                 new.total_stock.into(),
@@ -102,6 +110,8 @@ pub async fn insert(
                 new.confirm_within_seconds.into(),
                 to_db(new.starts_at).into(),
                 new.ends_at.map(to_db).into(),
+                new.admission.as_str().into(),
+                new.admission_rate_per_second.into(),
                 now.into(),
                 now.into(),
             ],

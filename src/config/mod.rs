@@ -14,7 +14,7 @@
 //! # Layout
 //! - this file: [`Settings`], the `Operations` variables, and [`ConfigError`];
 //! - one file per `--help` heading: [`http`], [`database`], [`redis`], [`kafka`], [`relay`],
-//!   [`consumers`], [`user_auth`];
+//!   [`consumers`], [`user_auth`], [`waiting_room`];
 //! - [`values`]: the value types ([`Secret`], [`LogFormat`], [`GroupProtocol`]) and parsers;
 //! - [`check`]: the checks that involve more than one variable;
 //! - [`args`]: [`args::ServeArgs`], what `serve`, `consume` and `migrate` were given, checked
@@ -38,6 +38,7 @@ pub mod relay;
 pub mod token_args;
 pub mod user_auth;
 pub mod values;
+pub mod waiting_room;
 
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ pub use redis::{RedisSettings, RedisTls};
 pub use relay::RelaySettings;
 pub use user_auth::{JwtAlgorithm, UserAuthMode, UserAuthSettings};
 pub use values::{GroupProtocol, LogFormat, NamedToken, Secret};
+pub use waiting_room::WaitingRoomSettings;
 
 use values::{admin_token, admin_tokens, log_filter, log_format, millis, otlp_endpoint};
 
@@ -99,6 +101,8 @@ pub struct Settings {
     pub consumers: ConsumerSettings,
     #[command(flatten, next_help_heading = "User identity")]
     pub user_auth: UserAuthSettings,
+    #[command(flatten, next_help_heading = "Waiting room")]
+    pub waiting_room: WaitingRoomSettings,
     /// Bearer token of the admin API, 16+ characters; unset: generated and logged once
     // `None` means "generate one at startup and log it once".
     #[arg(id = "ADMIN_TOKEN", long = "admin-token", env, hide_env_values = true,

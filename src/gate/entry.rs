@@ -1,6 +1,6 @@
 //! [`Entry`]: who asks for how many units of which campaign. One typed value travels from the
 //! request through the gate, the transaction and compensation, so the three numbers are never
-//! passed (and swapped) positionally.
+//! passed (and swapped) positionally. [`AdmissionPass`]: the waiting room's admission it carries.
 
 /// One user's entry into a campaign. The API layer has checked the ranges: ids ≥ 1, quantity ≥ 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -8,4 +8,13 @@ pub struct Entry {
     pub campaign_id: i64,
     pub user_id: i64,
     pub quantity: i32,
+}
+
+/// The waiting room's admission a join presents (docs/design.md §16): its ticket and the expiry
+/// its token was signed with. The signature is checked before the gate; the gate checks that the
+/// admission is live, this user's and unused, in the same step as the stock.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AdmissionPass {
+    pub ticket: String,
+    pub expires_ms: i64,
 }

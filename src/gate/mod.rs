@@ -6,6 +6,7 @@
 //! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`connection`]: the Redis connection: one node or a cluster, plain or TLS.
 //! - [`scripts`]: [`Gate`], the typed wrappers of the Lua scripts in `lua/`.
+//! - [`queue`]: the waiting room's queue and admissions (`lua/queue.lua`).
 //! - [`control`]: applying a committed live control (stock, pause, resume, close) once.
 //! - [`audit`]: the drift audit's atomic read of a campaign's stock and open reservations, and
 //!   its guarded repair of the stock.
@@ -19,9 +20,10 @@ pub mod control;
 pub mod entry;
 pub mod loader;
 pub mod marker_cursor;
+pub mod queue;
 pub mod scripts;
 pub mod sold_out;
 
 pub use control::{Applied, GateControl};
-pub use entry::Entry;
+pub use entry::{AdmissionPass, Entry};
 pub use scripts::{Decision, Gate, GateError, GateState, Release, Returned};

@@ -10,7 +10,7 @@ use redis::Script;
 
 use super::{
     connection::{RedisConn, RedisSetupError},
-    entry::Entry,
+    entry::{AdmissionPass, Entry},
 };
 use crate::config::RedisSettings;
 
@@ -49,6 +49,12 @@ pub enum Decision {
     Paused,
     OverLimit,
     AlreadyParticipated,
+    /// The admission token's ticket is not this user's, or not the admission it was signed for.
+    TokenInvalid,
+    /// The admission was used by a win already.
+    TokenUsed,
+    /// The admission expired, or the waiting room forgot it.
+    TokenExpired,
     /// Fewer than the quantity left; `remaining` is what is left, `winners` the size of the
     /// winners set (reservations included).
     SoldOut {
@@ -169,6 +175,13 @@ impl Gate {
         ]
     }
 
+    /// The waiting room's keys (see `lua/queue.lua`; same hash tag): `…:q` (waiting), `…:qt`
+    /// (tickets), `…:qu` (users), `…:qseen` (last polls), `…:qadm` (admissions), `…:qroom`.
+    pub fn room_keys(&self, campaign_id: i64) -> [String; 6] {
+        let base = format!("{}{{c:{campaign_id}}}", self.prefix);
+        ["q", "qt", "qu", "qseen", "qadm", "qroom"].map(|k| format!("{base}:{k}"))
+    }
+
     /// `<prefix>{c:<id>}:returned`: the wins whose units are back in the gate (same hash tag).
     fn returned_key(&self, campaign_id: i64) -> String {
         format!("{}{{c:{campaign_id}}}:returned", self.prefix)
@@ -201,21 +214,27 @@ impl Gate {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
+    #[tracing::instrument(level = "debug", skip(self, pass), err(level = "warn"))]
     pub async fn reserve(
         &self,
         entry: &Entry,
+        pass: Option<&AdmissionPass>,
         epoch: i64,
         now_ms: i64,
     ) -> Result<Decision, GateError> {
         let [meta, users, pending] = self.keys(entry.campaign_id);
+        let [_, tickets, _, _, admissions, _] = self.room_keys(entry.campaign_id);
         let mut inv = RESERVE.key(meta);
         inv.key(users)
             .key(pending)
+            .key(tickets)
+            .key(admissions)
             .arg(entry.user_id)
             .arg(entry.quantity)
             .arg(now_ms)
-            .arg(epoch);
+            .arg(epoch)
+            .arg(pass.map_or("", |p| p.ticket.as_str()))
+            .arg(pass.map_or(0, |p| p.expires_ms));
         let reply: Vec<redis::Value> = self.run(inv).await?;
         let int = |i: usize| match reply.get(i) {
             Some(redis::Value::Int(n)) => *n,
@@ -235,6 +254,9 @@ impl Gate {
             "PAUSED" => Decision::Paused,
             "OVER_LIMIT" => Decision::OverLimit,
             "ALREADY" => Decision::AlreadyParticipated,
+            "TOKEN_INVALID" => Decision::TokenInvalid,
+            "TOKEN_USED" => Decision::TokenUsed,
+            "TOKEN_EXPIRED" => Decision::TokenExpired,
             "SOLD_OUT" => Decision::SoldOut {
                 remaining: value,
                 winners: int(2),
@@ -251,8 +273,11 @@ impl Gate {
         inv.key(users)
             .key(pending)
             .key(self.returned_key(campaign_id))
-            .key(self.controls_key(campaign_id))
-            .arg(epoch);
+            .key(self.controls_key(campaign_id));
+        for key in self.room_keys(campaign_id) {
+            inv.key(key);
+        }
+        inv.arg(epoch);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)
     }
@@ -316,9 +341,16 @@ impl Gate {
         })
     }
 
-    #[tracing::instrument(level = "debug", skip(self), err)]
-    pub async fn release(&self, entry: &Entry, how: Release) -> Result<bool, GateError> {
+    #[tracing::instrument(level = "debug", skip(self, pass), err)]
+    /// `pass`: the admission the reservation used, live again when nothing was written.
+    pub async fn release(
+        &self,
+        entry: &Entry,
+        pass: Option<&AdmissionPass>,
+        how: Release,
+    ) -> Result<bool, GateError> {
         let [meta, users, pending] = self.keys(entry.campaign_id);
+        let [_, tickets, _, _, admissions, _] = self.room_keys(entry.campaign_id);
         let (mode, extra, seen) = match &how {
             Release::Undo => ("undo", String::new(), 0),
             Release::KeepUser => ("keep_user", String::new(), 0),
@@ -332,11 +364,15 @@ impl Gate {
         inv.key(users)
             .key(pending)
             .key(self.controls_key(entry.campaign_id))
+            .key(tickets)
+            .key(admissions)
             .arg(entry.user_id)
             .arg(entry.quantity)
             .arg(mode)
             .arg(extra)
-            .arg(seen);
+            .arg(seen)
+            .arg(pass.map_or("", |p| p.ticket.as_str()))
+            .arg(pass.map_or(0, |p| p.expires_ms));
         let adjusted: i64 = self.run(inv).await?;
         Ok(adjusted == 1)
     }

@@ -76,6 +76,12 @@ pub struct CampaignLabels {
     pub campaign: i64,
 }
 
+/// `reason`: why a join's admission token was refused (`REQUIRED`, `INVALID`, `USED`, `EXPIRED`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 /// `kind`: which live control (`STOCK_CHANGED`, `PAUSED`, `RESUMED`, `CLOSED`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControlLabels {

@@ -19,7 +19,8 @@ use prometheus_client::{
 
 pub use super::labels::{
     CampaignLabels, ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels, ControlLabels,
-    HttpLabels, OutcomeLabels, ParticipationPath, PathLabels, RouteLabels, StatusLabels,
+    HttpLabels, OutcomeLabels, ParticipationPath, PathLabels, ReasonLabels, RouteLabels,
+    StatusLabels,
 };
 use super::pools::{self, PoolGauges};
 use crate::db::Db;
@@ -193,6 +194,22 @@ declare_metrics! {
         "firstcome_campaign_controls_total",
         "Live campaign controls committed by this instance, by kind (STOCK_CHANGED, PAUSED, RESUMED, CLOSED)";
 
+    /// Waiting tickets per campaign, as this instance's last call to the room saw them
+    /// (docs/design.md §16).
+    queue_length: Family<CampaignLabels, Gauge> = Family::default(),
+        "firstcome_queue_length",
+        "Waiting tickets of a campaign's waiting room, as this instance last saw them";
+    /// Users admitted by calls of this instance (every call admits what is due, whoever asks).
+    queue_admitted: Family<CampaignLabels, Counter> = Family::default(),
+        "firstcome_queue_admitted_total",
+        "Users the waiting room admitted, per campaign (divide the wait by it for the mean wait)";
+    queue_wait: Family<CampaignLabels, Counter<f64, AtomicU64>> = Family::default(),
+        "firstcome_queue_wait_seconds_total",
+        "Time admitted users waited in the queue, summed, per campaign", Unit::Seconds;
+    admission_refused: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_admission_refused_total",
+        "Joins of a campaign with a waiting room refused for their admission token, by reason";
+
     /// Sync-path wins committed whose event never reached Kafka (what the outbox prevents).
     sync_events_lost: Counter = Counter::default(),
         "firstcome_sync_events_lost_total",
@@ -305,6 +322,13 @@ mod tests {
             .set(0);
         m.campaign_controls
             .get_or_create(&ControlLabels { kind: "PAUSED" })
+            .inc();
+        let campaign = CampaignLabels { campaign: 1 };
+        m.queue_length.get_or_create(&campaign).set(3);
+        m.queue_admitted.get_or_create(&campaign).inc();
+        m.queue_wait.get_or_create(&campaign).inc_by(0.5);
+        m.admission_refused
+            .get_or_create(&ReasonLabels { reason: "USED" })
             .inc();
         let text = m.encode();
         let mut exported: Vec<String> = text

@@ -18,6 +18,49 @@ pub struct JoinRequest {
     pub trace: Option<TraceContext>,
     /// `Idempotency-Key`: a retry with the same key answers the win this key wrote.
     pub idempotency_key: Option<String>,
+    /// The waiting room's admission token (campaigns with `QUEUE` or `RAFFLE` admission).
+    pub admission_token: Option<String>,
+}
+
+/// Why a join of a campaign with a waiting room was refused for its admission (docs/design.md
+/// §16). Nothing is reserved or written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionRefusal {
+    #[error(
+        "this campaign has a waiting room: queue first and join with the admission token it gives"
+    )]
+    Required,
+    #[error("the admission token is not valid for this campaign and user")]
+    Invalid,
+    #[error("the admission token was used already")]
+    Used,
+    #[error("the admission token has expired; queue again")]
+    Expired,
+}
+
+impl AdmissionRefusal {
+    pub const ALL: [Self; 4] = [Self::Required, Self::Invalid, Self::Used, Self::Expired];
+
+    /// Counts one refusal in `firstcome_admission_refused_total{reason}` and gives it back.
+    pub(crate) fn counted(self, metrics: &crate::metrics::Metrics) -> Self {
+        metrics
+            .admission_refused
+            .get_or_create(&crate::metrics::registry::ReasonLabels {
+                reason: self.as_str(),
+            })
+            .inc();
+        self
+    }
+
+    /// The metric label (`firstcome_admission_refused_total{reason}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "REQUIRED",
+            Self::Invalid => "INVALID",
+            Self::Used => "USED",
+            Self::Expired => "EXPIRED",
+        }
+    }
 }
 
 /// A committed win.
@@ -56,6 +99,9 @@ pub enum JoinError {
     AlreadyParticipated { participation_id: Option<i64> },
     #[error("the campaign is sold out")]
     SoldOut,
+    /// The waiting room's admission is missing or refused.
+    #[error(transparent)]
+    Admission(#[from] AdmissionRefusal),
     /// The key already wrote this user's win here, with another request body.
     #[error("this Idempotency-Key was used for another request (quantity {stored})")]
     IdempotencyKeyReused { stored: i32 },

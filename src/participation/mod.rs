@@ -35,6 +35,6 @@ pub mod sync;
 pub mod transaction;
 
 pub use crate::gate::Entry;
-pub use join::{Accepted, JoinError, JoinRequest};
+pub use join::{Accepted, AdmissionRefusal, JoinError, JoinRequest};
 pub use service::ParticipationService;
 pub use status::ParticipationStatus;

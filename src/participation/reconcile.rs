@@ -53,7 +53,7 @@ impl Reconciler {
                 let how = Release::Expire {
                     reservation: open.raw.clone(),
                 };
-                if self.gate.release(&entry, how).await? {
+                if self.gate.release(&entry, None, how).await? {
                     given_back += 1;
                     tracing::warn!(
                         campaign_id,

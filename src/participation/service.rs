@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{
     admission::check_campaign,
     batcher::GroupCommit,
-    join::{detached, existing, Accepted, JoinError, JoinRequest},
+    join::{detached, existing, Accepted, AdmissionRefusal, JoinError, JoinRequest},
     reconcile::Reconciler,
     store::{self, StoredParticipation},
     transaction::{NewParticipation, WriteError, Written},
@@ -29,8 +29,14 @@ use crate::{
         error::{self as db_error, DbErrorKind},
         Db,
     },
-    gate::{loader, loader::GateLoader, sold_out::SoldOutMemo, Decision, Gate, Release},
-    metrics::{registry::PathLabels, Metrics, ParticipationPath},
+    gate::{
+        loader, loader::GateLoader, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, Release,
+    },
+    metrics::{
+        registry::{PathLabels, ReasonLabels},
+        Metrics, ParticipationPath,
+    },
+    waiting_room::{AdmissionSigner, TokenRefusal},
 };
 
 /// Cheap to clone; shared by all requests.
@@ -47,6 +53,8 @@ pub struct ParticipationService {
     relay_wakeup: Arc<Notify>,
     sold_out: Arc<SoldOutMemo>,
     loader: GateLoader,
+    /// Checks the signature of a waiting room's admission token (docs/design.md §16).
+    signer: Arc<AdmissionSigner>,
     /// Gate and transaction latencies.
     metrics: Arc<Metrics>,
 }
@@ -69,8 +77,18 @@ impl ParticipationService {
         campaigns: Arc<CampaignCache>,
         relay_wakeup: Arc<Notify>,
         metrics: Arc<Metrics>,
+        signer: Arc<AdmissionSigner>,
         settings: &Settings,
     ) -> Self {
+        // Every reason's series from the start, at 0 (a rate over it is defined at once).
+        for why in AdmissionRefusal::ALL {
+            metrics
+                .admission_refused
+                .get_or_create(&ReasonLabels {
+                    reason: why.as_str(),
+                })
+                .inc_by(0);
+        }
         Self {
             group_commit: GroupCommit::new(
                 db.clone(),
@@ -85,6 +103,7 @@ impl ParticipationService {
             relay_wakeup,
             sold_out: Arc::new(SoldOutMemo::new(settings.redis.sold_out_memo)),
             loader: GateLoader::new(db.clone(), gate.clone()),
+            signer,
             db,
             gate,
         }
@@ -93,11 +112,15 @@ impl ParticipationService {
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         let (campaign, now) = check_campaign(&self.campaigns, &self.db, &req).await?;
+        let pass = self.admission(&campaign, &req)?;
         if self.sold_out.refuses(campaign.id, req.entry.user_id) {
             return Err(JoinError::SoldOut);
         }
-        let sequence = match self.reserve(&campaign, &req, now).await? {
+        let sequence = match self.reserve(&campaign, &req, pass.as_ref(), now).await? {
             Decision::Reserved { sequence } => sequence,
+            Decision::TokenInvalid => return Err(self.refused(AdmissionRefusal::Invalid)),
+            Decision::TokenUsed => return Err(self.refused(AdmissionRefusal::Used)),
+            Decision::TokenExpired => return Err(self.refused(AdmissionRefusal::Expired)),
             Decision::AlreadyParticipated => return self.already(&req).await,
             Decision::SoldOut { remaining, winners } => {
                 if remaining <= 0 {
@@ -127,7 +150,38 @@ impl ParticipationService {
         // Past the gate, the work runs in its own task: a client that hangs up drops this future,
         // and the reservation must still be either committed or released.
         let this = self.clone();
-        detached(async move { this.commit_or_compensate(req, sequence, &campaign).await }).await
+        detached(async move {
+            this.commit_or_compensate(req, pass, sequence, &campaign)
+                .await
+        })
+        .await
+    }
+
+    /// The admission a join of a campaign with a waiting room carries, its signature checked
+    /// (whether it is live and unused is the gate's to say); `None` for an `OPEN` campaign.
+    fn admission(
+        &self,
+        campaign: &Campaign,
+        req: &JoinRequest,
+    ) -> Result<Option<AdmissionPass>, JoinError> {
+        if !campaign.admission.queued() {
+            return Ok(None);
+        }
+        let token = req
+            .admission_token
+            .as_deref()
+            .ok_or_else(|| self.refused(AdmissionRefusal::Required))?;
+        match self.signer.verify(token, campaign.id, req.entry.user_id) {
+            Ok(pass) => Ok(Some(pass)),
+            Err(TokenRefusal::Invalid | TokenRefusal::NotYours) => {
+                Err(self.refused(AdmissionRefusal::Invalid))
+            }
+        }
+    }
+
+    /// Counts a refused admission and gives the error.
+    fn refused(&self, why: AdmissionRefusal) -> JoinError {
+        JoinError::Admission(why.counted(&self.metrics))
     }
 
     // Admission, on the gate: the reservation, the sold-out memo, a user who already won.
@@ -139,13 +193,14 @@ impl ParticipationService {
         &self,
         campaign: &Arc<Campaign>,
         req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
         now: DateTime<Utc>,
     ) -> Result<Decision, JoinError> {
         let now_ms = now.timestamp_millis();
         let epoch = loader::epoch(campaign);
         for _ in 0..LOAD_ROUNDS {
             let started = std::time::Instant::now();
-            let decision = self.gate.reserve(&req.entry, epoch, now_ms).await;
+            let decision = self.gate.reserve(&req.entry, pass, epoch, now_ms).await;
             self.metrics
                 .gate_duration
                 .observe(started.elapsed().as_secs_f64());
@@ -214,9 +269,11 @@ impl ParticipationService {
     async fn commit_or_compensate(
         &self,
         req: JoinRequest,
+        pass: Option<AdmissionPass>,
         sequence: i64,
         campaign: &Campaign,
     ) -> Result<Accepted, JoinError> {
+        let pass = pass.as_ref();
         let event_id = Uuid::now_v7();
         let participation = NewParticipation {
             entry: req.entry,
@@ -253,7 +310,7 @@ impl ParticipationService {
                 .with_status(status.into(), hold_expires_at))
             }
             Err(WriteError::Duplicate) => {
-                self.compensate(&req, Release::KeepUser).await;
+                self.compensate(&req, pass, Release::KeepUser).await;
                 self.already(&req).await
             }
             Err(WriteError::SoldOut {
@@ -262,6 +319,7 @@ impl ParticipationService {
             }) => {
                 self.compensate(
                     &req,
+                    pass,
                     Release::SoldOut {
                         remaining_stock,
                         control_seq,
@@ -271,16 +329,16 @@ impl ParticipationService {
                 Err(JoinError::SoldOut)
             }
             Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
-                self.resolve_unknown(req, e).await
+                self.resolve_unknown(req, pass, e).await
             }
             Err(unanswered @ WriteError::Unanswered) => {
-                self.resolve_unknown(req, DbErr::Custom(unanswered.to_string()))
+                self.resolve_unknown(req, pass, DbErr::Custom(unanswered.to_string()))
                     .await
             }
             Err(WriteError::Db(e)) => {
                 tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, Release::Undo).await;
+                self.compensate(&req, pass, Release::Undo).await;
                 Err(e.into())
             }
         }
@@ -304,7 +362,12 @@ impl ParticipationService {
     /// written and the reservation is given back. If MySQL cannot say either (still down), the
     /// reservation stays open and the reconciler decides once MySQL answers, so Redis never
     /// gives back stock that MySQL has sold.
-    async fn resolve_unknown(&self, req: JoinRequest, e: DbErr) -> Result<Accepted, JoinError> {
+    async fn resolve_unknown(
+        &self,
+        req: JoinRequest,
+        pass: Option<&AdmissionPass>,
+        e: DbErr,
+    ) -> Result<Accepted, JoinError> {
         let entry = req.entry;
         match store::find(&self.db, entry.campaign_id, entry.user_id).await {
             Ok(Some(found)) if found.quantity == entry.quantity => {
@@ -320,7 +383,7 @@ impl ParticipationService {
             }
             Ok(Some(other)) => {
                 // An earlier win of this user (the gate had lost track of it).
-                self.compensate(&req, Release::KeepUser).await;
+                self.compensate(&req, pass, Release::KeepUser).await;
                 Err(JoinError::AlreadyParticipated {
                     participation_id: Some(other.id),
                 })
@@ -328,7 +391,7 @@ impl ParticipationService {
             Ok(None) => {
                 tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, Release::Undo).await;
+                self.compensate(&req, pass, Release::Undo).await;
                 Err(e.into())
             }
             Err(lookup) => {
@@ -341,10 +404,11 @@ impl ParticipationService {
 
     /// Gives a reservation back. Retried a few times; if Redis stays unreachable the reservation
     /// is leaked (Redis then undercounts the stock until its keys are rebuilt) and logged.
-    async fn compensate(&self, req: &JoinRequest, how: Release) {
+    /// The admission `pass` the reservation used is live again when nothing was written.
+    async fn compensate(&self, req: &JoinRequest, pass: Option<&AdmissionPass>, how: Release) {
         let mut delay = Duration::from_millis(20);
         for attempt in 1..=RELEASE_ATTEMPTS {
-            match self.gate.release(&req.entry, how.clone()).await {
+            match self.gate.release(&req.entry, pass, how.clone()).await {
                 Ok(_) => return,
                 Err(e) if attempt == RELEASE_ATTEMPTS => {
                     tracing::error!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, ?how,
@@ -414,6 +478,11 @@ impl ParticipationService {
     /// The sold-out memo (a live control that brings stock back clears its campaign's entry).
     pub fn sold_out_memo(&self) -> Arc<SoldOutMemo> {
         self.sold_out.clone()
+    }
+
+    /// The instance's gate rebuilds (shared with the waiting room).
+    pub fn loader(&self) -> GateLoader {
+        self.loader.clone()
     }
 
     /// The campaign cache this service reads (shared with the sync path).

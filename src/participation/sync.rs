@@ -15,7 +15,7 @@ use crate::outbox::lifecycle::ParticipationMessage;
 
 use super::{
     admission::check_campaign,
-    join::{detached, existing, Accepted, JoinError, JoinRequest},
+    join::{detached, existing, Accepted, AdmissionRefusal, JoinError, JoinRequest},
     status::at_acceptance,
     store::{find, StoredParticipation},
     ParticipationService,
@@ -85,6 +85,11 @@ impl SyncParticipationService {
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         let (campaign, now) = check_campaign(&self.campaigns, &self.db, &req).await?;
+        // The waiting room's admissions live in Redis, which this path does not use: a campaign
+        // with one is joined through the outbox path only.
+        if campaign.admission.queued() {
+            return Err(AdmissionRefusal::Required.counted(&self.metrics).into());
+        }
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();
         detached(async move { this.commit_then_produce(req, now, &campaign).await }).await

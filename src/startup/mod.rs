@@ -198,6 +198,7 @@ impl ApplicationBuilder {
             lifecycle: services.lifecycle,
             controls: services.controls,
             sync: services.sync,
+            waiting_room: services.waiting_room,
             components,
             consumers,
             metrics: metrics.clone(),

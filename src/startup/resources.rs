@@ -6,7 +6,7 @@ use crate::{
     api::{
         admin::AdminApi, auth::AdminTokens, campaigns::CampaignsApi, controls::ControlsApi,
         health::HealthApi, lifecycle::LifecycleApi, participations::ParticipationsApi,
-        rewards::RewardsApi, stats::StatsApi, user_auth::UserAuthority, Apis,
+        queue::QueueApi, rewards::RewardsApi, stats::StatsApi, user_auth::UserAuthority, Apis,
     },
     campaign::{control::CampaignControls, CampaignService},
     consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
@@ -18,6 +18,7 @@ use crate::{
     },
     relay::admin::OutboxAdmin,
     state::Components,
+    waiting_room::WaitingRoom,
 };
 
 /// What the resources are built from: the API's pool and gate, the services, the live state of
@@ -29,6 +30,7 @@ pub(super) struct Resources {
     pub lifecycle: LifecycleService,
     pub controls: CampaignControls,
     pub sync: SyncParticipationService,
+    pub waiting_room: WaitingRoom,
     pub components: Components,
     pub consumers: Vec<ConsumerHandle>,
     pub metrics: Arc<Metrics>,
@@ -70,7 +72,7 @@ impl Resources {
             LifecycleApi {
                 lifecycle: self.lifecycle,
                 admin: self.admin.clone(),
-                users: self.users,
+                users: self.users.clone(),
             },
             AdminApi {
                 outbox: OutboxAdmin::new(self.db),
@@ -81,6 +83,10 @@ impl Resources {
             ControlsApi {
                 controls: self.controls,
                 admin: self.admin,
+            },
+            QueueApi {
+                room: self.waiting_room,
+                users: self.users,
             },
         )
     }

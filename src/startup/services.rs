@@ -20,6 +20,7 @@ use crate::{
         ParticipationService,
     },
     shutdown::running,
+    waiting_room::{AdmissionSigner, WaitingRoom},
 };
 
 pub(super) struct Services {
@@ -28,6 +29,7 @@ pub(super) struct Services {
     pub lifecycle: LifecycleService,
     pub controls: CampaignControls,
     pub drift: DriftAudit,
+    pub waiting_room: WaitingRoom,
 }
 
 impl Services {
@@ -50,13 +52,24 @@ impl Services {
             wakeup.clone(),
         );
         let drift = DriftAudit::new(db.clone(), gate.clone(), cache.clone(), metrics.clone());
+        let signer = Arc::new(admission_signer(settings));
         let participations = ParticipationService::new(
             db.clone(),
             gate.clone(),
             cache.clone(),
             wakeup.clone(),
             metrics.clone(),
+            signer.clone(),
             settings,
+        );
+        let waiting_room = WaitingRoom::new(
+            db.clone(),
+            gate.clone(),
+            cache.clone(),
+            participations.loader(),
+            signer,
+            &settings.waiting_room,
+            metrics.clone(),
         );
         let controls = CampaignControls::new(
             db.clone(),
@@ -74,6 +87,7 @@ impl Services {
             lifecycle,
             controls,
             drift,
+            waiting_room,
         }
     }
 
@@ -121,5 +135,20 @@ impl Services {
             )
             .instrument(tracing::info_span!("outbox_gauges")),
         ));
+    }
+}
+
+/// The signer of the waiting room's admission tokens: `ADMISSION_SECRET`, or a key of this
+/// process's own (said once in the log: its tokens work only here).
+fn admission_signer(settings: &Settings) -> AdmissionSigner {
+    match &settings.waiting_room.secret {
+        Some(secret) => AdmissionSigner::new(secret.expose().as_bytes()),
+        None => {
+            tracing::info!(
+                "ADMISSION_SECRET is unset: admission tokens are signed with a key of this process \
+                 and work only on this instance; set it, the same on every instance, to run several."
+            );
+            AdmissionSigner::random()
+        }
     }
 }

@@ -15,3 +15,4 @@ mod faults;
 mod operations;
 mod participation;
 mod relay;
+mod waiting_room;

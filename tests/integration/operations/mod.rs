@@ -4,7 +4,7 @@
 mod configuration;
 mod dashboard;
 mod health;
-mod metrics;
+pub(crate) mod metrics;
 mod mysql_tls;
 mod redis_cluster;
 mod redis_tls;

@@ -107,7 +107,11 @@ async fn the_latest_state_control_decides_and_a_close_is_final() {
     let gate = loaded(10, 0).await;
     let reserve = |user| {
         let gate = gate.clone();
-        async move { gate.reserve(&entry(user), EPOCH, 1).await.expect("reserve") }
+        async move {
+            gate.reserve(&entry(user), None, EPOCH, 1)
+                .await
+                .expect("reserve")
+        }
     };
     assert_eq!(apply(&gate, 2, GateControl::Resume).await, Applied::Applied);
     // The pause (1) arrives after the resume (2) that followed it: superseded.
@@ -139,7 +143,9 @@ async fn a_sold_out_release_counts_a_withdrawal_once_whichever_comes_first() {
     for control_first in [true, false] {
         let gate = loaded(5, 0).await;
         assert!(matches!(
-            gate.reserve(&entry(1), EPOCH, 1).await.expect("reserve"),
+            gate.reserve(&entry(1), None, EPOCH, 1)
+                .await
+                .expect("reserve"),
             Decision::Reserved { .. }
         ));
         // MySQL: 5 − 4 withdrawn = 1 unsold, read at control 1; the reservation's guard asks
@@ -153,9 +159,13 @@ async fn a_sold_out_release_counts_a_withdrawal_once_whichever_comes_first() {
                 apply(&gate, 1, GateControl::Stock(-4)).await,
                 Applied::Applied
             );
-            gate.release(&entry(1), refused).await.expect("release");
+            gate.release(&entry(1), None, refused)
+                .await
+                .expect("release");
         } else {
-            gate.release(&entry(1), refused).await.expect("release");
+            gate.release(&entry(1), None, refused)
+                .await
+                .expect("release");
             assert_eq!(
                 apply(&gate, 1, GateControl::Stock(-4)).await,
                 Applied::AlreadyApplied
@@ -171,7 +181,9 @@ async fn a_sold_out_release_counts_a_withdrawal_once_whichever_comes_first() {
 async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
     let gate = loaded(3, 0).await;
     assert!(matches!(
-        gate.reserve(&entry(1), EPOCH, 1).await.expect("reserve"),
+        gate.reserve(&entry(1), None, EPOCH, 1)
+            .await
+            .expect("reserve"),
         Decision::Reserved { .. }
     ));
     assert_eq!(
@@ -188,7 +200,9 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
         remaining_stock: 1,
         control_seq: 1,
     };
-    gate.release(&entry(1), read_at_1).await.expect("release");
+    gate.release(&entry(1), None, read_at_1)
+        .await
+        .expect("release");
     assert_eq!(stock(&gate).await, 11, "1 read + 10 of control 2");
     assert_eq!(
         apply(&gate, 2, GateControl::Stock(10)).await,
@@ -196,14 +210,18 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
     );
 
     assert!(matches!(
-        gate.reserve(&entry(2), EPOCH, 1).await.expect("reserve"),
+        gate.reserve(&entry(2), None, EPOCH, 1)
+            .await
+            .expect("reserve"),
         Decision::Reserved { .. }
     ));
     let read_at_0 = Release::SoldOut {
         remaining_stock: 0,
         control_seq: 0,
     };
-    gate.release(&entry(2), read_at_0).await.expect("release");
+    gate.release(&entry(2), None, read_at_0)
+        .await
+        .expect("release");
     assert_eq!(
         stock(&gate).await,
         11,

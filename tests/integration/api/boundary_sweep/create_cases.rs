@@ -31,6 +31,7 @@ pub fn create_cases(body_limit: usize) -> Vec<Case> {
     cases.extend(total_stock_cases());
     cases.extend(per_user_limit_cases());
     cases.extend(confirm_window_cases());
+    cases.extend(admission_cases());
     cases.extend(date_field_cases());
     cases.extend(whole_body_cases(body_limit, &valid));
     cases.extend(ep("POST", PATH, true).auth(PATH, Some(&valid)));
@@ -111,6 +112,47 @@ fn confirm_window_cases() -> Vec<Case> {
     for raw in beyond.into_iter().chain(not_null) {
         cases.push(set(BASE, "confirmWithinSeconds", raw, Refused));
     }
+    cases
+}
+
+/// `admission` and `admissionRatePerSecond` (1 to 10,000, only with `QUEUE` or `RAFFLE`).
+fn admission_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for raw in ["\"OPEN\"", "\"QUEUE\"", "\"RAFFLE\"", "null"] {
+        cases.push(set(BASE, "admission", raw, Ok));
+    }
+    for raw in [
+        "\"open\"",
+        "\"LOTTERY\"",
+        "\"\"",
+        "\" QUEUE\"",
+        "1",
+        "true",
+        "[]",
+        "{}",
+    ] {
+        cases.push(set(BASE, "admission", raw, Refused));
+    }
+    let queued: &[(&str, &str)] = &[
+        ("name", "\"sweep\""),
+        ("totalStock", "10"),
+        ("admission", "\"QUEUE\""),
+    ];
+    for raw in ["1", "10000", "null"] {
+        cases.push(set(queued, "admissionRatePerSecond", raw, Ok));
+    }
+    let not_null = NOT_INTEGERS.into_iter().filter(|v| *v != "null");
+    for raw in out_of_range("10001").into_iter().chain(not_null) {
+        cases.push(set(queued, "admissionRatePerSecond", raw, Refused));
+    }
+    // Not allowed without a waiting room.
+    cases.push(set(BASE, "admissionRatePerSecond", "5", Refused));
+    let open: &[(&str, &str)] = &[
+        ("name", "\"sweep\""),
+        ("totalStock", "10"),
+        ("admission", "\"OPEN\""),
+    ];
+    cases.push(set(open, "admissionRatePerSecond", "5", Refused));
     cases
 }
 

@@ -8,13 +8,14 @@
 //!   exactly the size limit) succeeds.
 //!
 //! The cases are tables (`create_cases`, `join_cases`, `read_cases`, `control_cases`,
-//! `user_token_cases`, built from `values`); one runner (`runner::sweep`) sends them and reports
+//! `queue_cases`, `user_token_cases`, built from `values`); one runner (`runner::sweep`) sends them and reports
 //! every failure together, each with its endpoint, field and value. A case names the status it
 //! must get (a 2xx, a 4xx) or, where the contract fixes them, the exact status and code.
 
 mod control_cases;
 mod create_cases;
 mod join_cases;
+mod queue_cases;
 mod read_cases;
 pub(crate) mod runner;
 mod user_token_cases;
@@ -28,6 +29,7 @@ use self::{
     control_cases::control_cases,
     create_cases::create_cases,
     join_cases::{join_cases, Users},
+    queue_cases::queue_cases,
     read_cases::{
         admin_outbox_cases, campaign_read_cases, lifecycle_cases, participation_read_cases,
     },
@@ -150,6 +152,26 @@ async fn campaign_controls_with_every_bad_delta_body_id_token_and_page() {
         7
     );
     assert_eq!(app.remaining_stock(campaign).await, 4);
+}
+
+#[tokio::test]
+async fn waiting_room_endpoints_with_every_bad_user_ticket_id_and_token() {
+    let app = spawn_app().await;
+    let queued = app
+        .open_campaign_with(5, 1, serde_json::json!({"admission": "QUEUE"}))
+        .await;
+    let open = app.open_campaign(5, 1).await;
+    let first = app
+        .post_json(
+            &format!("/api/v1/campaigns/{queued}/queue"),
+            &serde_json::json!({"userId": 7}),
+            None,
+        )
+        .await;
+    let ticket = first.body["ticket"].as_str().expect("ticket").to_string();
+    let n = sweep(&app, queue_cases(queued, open, &ticket)).await;
+    assert!(n > 80, "{n} cases");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
 }
 
 /// A chunked POST of `path` written by hand; `token` adds the admin token.

@@ -4,7 +4,7 @@
 //! the same endpoint.
 
 mod consume_process;
-mod exposition;
+pub(crate) mod exposition;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -76,6 +76,18 @@ async fn after_a_burst_metrics_equal_the_responses_and_the_tables() {
     let app = spawn_app_with(settings).await;
     let outbox_campaign = app.open_campaign(120, 1).await;
     let sync_campaign = app.open_campaign(10, 1).await;
+    // One user through a waiting room, for its families (counted in `waiting_room::tokens`).
+    let queued = app
+        .open_campaign_with(5, 1, json!({"admission": "QUEUE"}))
+        .await;
+    let ticket = app
+        .post_json(
+            &format!("/api/v1/campaigns/{queued}/queue"),
+            &json!({"userId": 1}),
+            None,
+        )
+        .await;
+    assert_eq!(ticket.body["state"], "ADMITTED", "{ticket:?}");
 
     let (expected, by_status) = burst(&app, outbox_campaign, sync_campaign).await;
     assert!(expected[&("outbox", "SOLD_OUT".to_string())] > 0.0);

@@ -1,0 +1,191 @@
+-- queue.lua: a campaign's waiting room (docs/design.md §16). One atomic step: forget tickets
+-- nobody polled for a while and admissions whose token expired unused; enqueue a user
+-- (`enqueue`: at the back, or at a raffle place); admit from the head of the queue as many
+-- users as the rate allows since the last admission and the free stock covers; answer the
+-- user's ticket, or the one asked for (`poll`).
+--
+-- A slot is one unit of stock set aside for an admitted user until their token is used or
+-- expires: the room never admits more users than the gate's stock minus the live admissions,
+-- so units that come back (a cancel, an expiry, a withdrawal undone) go to the next admissions.
+--
+-- KEYS[1]  campaign hash  "<prefix>{c:<id>}:meta"   stock, starts_ms, epoch, state (reserve.lua)
+-- KEYS[2]  waiting        "<prefix>{c:<id>}:q"      zset ticket -> place (lowest first)
+-- KEYS[3]  tickets        "<prefix>{c:<id>}:qt"     hash ticket -> "<state>:<user>:<queued ms>"
+--          state W waiting, A admitted (token live), U used (the user joined), X expired
+-- KEYS[4]  users          "<prefix>{c:<id>}:qu"     hash user -> ticket (one per user)
+-- KEYS[5]  last polls     "<prefix>{c:<id>}:qseen"  zset waiting ticket -> last poll ms
+-- KEYS[6]  admissions     "<prefix>{c:<id>}:qadm"   zset admitted ticket -> token expiry ms
+-- KEYS[7]  room           "<prefix>{c:<id>}:qroom"  hash: epoch, last_ms, credit (admissions
+--          due, a fraction carried), arrivals (a counter), admitted (in all), wait_ms (their waits)
+-- KEYS[8]  winners        "<prefix>{c:<id>}:users"  the gate's winners set (reserve.lua)
+-- ARGV[1]  op: "enqueue" or "poll"
+-- ARGV[2]  now, ms since the Unix epoch (the caller's clock, as reserve.lua)
+-- ARGV[3]  epoch (see reserve.lua): other keys than this campaign's count as missing
+-- ARGV[4]  admissions per second (>= 1)
+-- ARGV[5]  token lifetime, ms
+-- ARGV[6]  a waiting ticket not polled for this long is dropped, ms
+-- ARGV[7]  enqueue: the user id;  poll: the ticket
+-- ARGV[8]  enqueue: a fresh ticket id, used if the user holds none
+-- ARGV[9]  enqueue: the place of a raffle arrival before the start (0 <= place < 2^48), or ""
+--          to queue behind everyone already there
+--
+-- Returns  {status, ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting}
+--   {"MISSING"}   the campaign's keys are not loaded (or are stale): load them and retry
+--   {"UNKNOWN"}   poll: no such ticket (never issued, or the room's keys were lost)
+--   {"OK", ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting}
+--          state: WAITING (position >= 1), ADMITTED (expires_ms: the token's expiry), USED,
+--          EXPIRED, SOLD_OUT (waiting while the gate's stock is 0; it may come back);
+--          admitted_now / waited_ms: how many this call admitted and the sum of their waits;
+--          waiting: the queue's length
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'epoch', 'state', 'expire_ms')
+if not meta[1] or meta[3] ~= ARGV[3] then
+  return {'MISSING'}
+end
+-- Polling a ticket the room never issued changes nothing.
+if ARGV[1] == 'poll' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 0 then
+  return {'UNKNOWN'}
+end
+-- A room left by another campaign that had this id (a database reset) starts again empty.
+local room_epoch = redis.call('HGET', KEYS[7], 'epoch')
+if room_epoch ~= ARGV[3] then
+  if room_epoch then
+    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+  end
+  redis.call('HSET', KEYS[7], 'epoch', ARGV[3])
+end
+local now = tonumber(ARGV[2])
+local rate = tonumber(ARGV[4])
+
+local function record(ticket)
+  local raw = redis.call('HGET', KEYS[3], ticket)
+  if not raw then
+    return nil
+  end
+  local state, user, queued = string.match(raw, '^(%a):(%d+):(%d+)$')
+  return state, user, tonumber(queued)
+end
+
+local function set_state(ticket, state, user, queued)
+  redis.call('HSET', KEYS[3], ticket, state .. ':' .. user .. ':' .. queued)
+end
+
+-- Forget: tickets nobody polled within the idle time, and admissions whose token expired.
+-- Each ticket is forgotten once, so the work is bounded by what arrived.
+local function forget(ticket)
+  local _, user, queued = record(ticket)
+  if user then
+    set_state(ticket, 'X', user, queued)
+    -- The user may queue again (at the back).
+    if redis.call('HGET', KEYS[4], user) == ticket then
+      redis.call('HDEL', KEYS[4], user)
+    end
+  end
+end
+local idle = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - tonumber(ARGV[6])))
+for _, ticket in ipairs(idle) do
+  redis.call('ZREM', KEYS[2], ticket)
+  redis.call('ZREM', KEYS[5], ticket)
+  forget(ticket)
+end
+-- A token is valid while now < expiry (reserve.lua decides the same way).
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
+for _, ticket in ipairs(lapsed) do
+  redis.call('ZREM', KEYS[6], ticket)
+  forget(ticket)
+end
+
+-- Enqueue before admitting: a newcomer to a room with free slots is admitted at once.
+local ticket
+if ARGV[1] == 'enqueue' then
+  local user = ARGV[7]
+  ticket = redis.call('HGET', KEYS[4], user)
+  -- A used admission whose user holds no win (its reservation was undone after a crash, when
+  -- the token could not be given back) does not keep the user out: they queue again.
+  if ticket and string.sub(redis.call('HGET', KEYS[3], ticket) or '', 1, 1) == 'U'
+      and redis.call('SISMEMBER', KEYS[8], user) == 0 then
+    ticket = nil
+  end
+  if not ticket then
+    ticket = ARGV[8]
+    local place
+    if ARGV[9] ~= '' then
+      place = tonumber(ARGV[9])
+    else
+      place = 281474976710656 + redis.call('HINCRBY', KEYS[7], 'arrivals', 1)
+    end
+    redis.call('HSET', KEYS[4], user, ticket)
+    set_state(ticket, 'W', user, now)
+    redis.call('ZADD', KEYS[2], place, ticket)
+    redis.call('ZADD', KEYS[5], now, ticket)
+    -- The room's keys go when the gate's do (a day after the campaign's end).
+    local expire = tonumber(meta[5]) or 0
+    if expire > 0 then
+      for k = 2, 7 do
+        redis.call('PEXPIREAT', KEYS[k], expire)
+      end
+    end
+  end
+else
+  ticket = ARGV[7]
+end
+
+-- Admit: the rate fills a bucket of one second's admissions; nothing accrues before the start,
+-- while paused or closed, or from a clock behind the last caller's.
+local room = redis.call('HMGET', KEYS[7], 'last_ms', 'credit')
+local last = tonumber(room[1])
+local credit = tonumber(room[2]) or rate
+local starts = tonumber(meta[2])
+local running = now >= starts and (meta[4] == false or meta[4] == 'open')
+if last and running and now > last then
+  local from = math.max(last, starts)
+  if now > from then
+    credit = credit + (now - from) * rate / 1000
+  end
+end
+credit = math.min(credit, rate)
+local stock = tonumber(meta[1])
+local admitted_now, waited = 0, 0
+if running then
+  local free = stock - redis.call('ZCARD', KEYS[6])
+  local n = math.min(math.floor(credit), free)
+  if n > 0 then
+    local head = redis.call('ZPOPMIN', KEYS[2], n)
+    for i = 1, #head, 2 do
+      local ticket = head[i]
+      redis.call('ZREM', KEYS[5], ticket)
+      local _, user, queued = record(ticket)
+      if user then
+        redis.call('ZADD', KEYS[6], now + tonumber(ARGV[5]), ticket)
+        set_state(ticket, 'A', user, queued)
+        admitted_now = admitted_now + 1
+        waited = waited + (now - queued)
+      end
+    end
+    credit = credit - admitted_now
+    if admitted_now > 0 then
+      redis.call('HINCRBY', KEYS[7], 'admitted', admitted_now)
+      redis.call('HINCRBY', KEYS[7], 'wait_ms', waited)
+    end
+  end
+end
+redis.call('HSET', KEYS[7], 'last_ms', math.max(last or now, now), 'credit', tostring(credit))
+
+local state, user = record(ticket)
+if not state then
+  return {'UNKNOWN'}
+end
+local position, expires = 0, 0
+local name
+if state == 'W' then
+  redis.call('ZADD', KEYS[5], now, ticket)
+  position = redis.call('ZRANK', KEYS[2], ticket) + 1
+  name = stock <= 0 and 'SOLD_OUT' or 'WAITING'
+elseif state == 'A' then
+  expires = tonumber(redis.call('ZSCORE', KEYS[6], ticket)) or 0
+  name = 'ADMITTED'
+elseif state == 'U' then
+  name = 'USED'
+else
+  name = 'EXPIRED'
+end
+return {'OK', ticket, name, user, position, expires, admitted_now, waited, redis.call('ZCARD', KEYS[2])}

@@ -1,0 +1,174 @@
+//! The waiting room's step in Redis (`lua/queue.lua`, docs/design.md §16): forget abandoned
+//! tickets and lapsed admissions, admit at the campaign's rate while free stock lasts, then
+//! enqueue a user or read a ticket. The room's keys share the campaign's hash tag, so the join's
+//! gate step (`lua/reserve.lua`) checks an admission in the same atomic step as the stock.
+
+use std::{sync::LazyLock, time::Duration};
+
+use redis::Script;
+
+use super::{Gate, GateError};
+
+static QUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/queue.lua")));
+
+/// What one call asks of the room.
+#[derive(Debug, Clone)]
+pub enum RoomOp {
+    /// Queue `user_id` (or find the ticket they hold). `ticket` is used if they hold none;
+    /// `raffle_place` places an arrival before a raffle's start (below every later arrival).
+    Enqueue {
+        user_id: i64,
+        ticket: String,
+        raffle_place: Option<u64>,
+    },
+    /// Read one ticket.
+    Poll { ticket: String },
+}
+
+/// The campaign's side of a call: who it is (`epoch`, see `lua/reserve.lua`) and its room's pace.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomPace {
+    pub epoch: i64,
+    /// Admissions per second (≥ 1).
+    pub rate_per_second: i32,
+    /// How long an admission token stays valid.
+    pub token_lifetime: Duration,
+    /// A waiting ticket not polled for this long is dropped.
+    pub idle_timeout: Duration,
+}
+
+/// Where a ticket stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketState {
+    /// In the queue at `position` (1 = next).
+    Waiting { position: i64 },
+    /// Waiting while the campaign has no free stock; units that come back move the queue again.
+    SoldOut { position: i64 },
+    /// Admitted: the token is valid until `expires_ms`.
+    Admitted { expires_ms: i64 },
+    /// The admission was used by a win.
+    Used,
+    /// Abandoned (not polled), or admitted and not used in time.
+    Expired,
+}
+
+/// The room's answer about one ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub ticket: String,
+    pub user_id: i64,
+    pub state: TicketState,
+}
+
+/// What a call found, with what it admitted on the way (for the metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomAnswer {
+    /// The campaign's gate keys are not loaded: load them and call again.
+    Missing,
+    /// No such ticket.
+    Unknown,
+    Found {
+        ticket: Ticket,
+        /// Users this call admitted, and the sum of their waits.
+        admitted: i64,
+        waited: Duration,
+        /// Tickets waiting after this call.
+        waiting: i64,
+    },
+}
+
+impl Gate {
+    /// One step of `campaign_id`'s waiting room at `now_ms` (see `lua/queue.lua`).
+    #[tracing::instrument(level = "debug", skip(self, op), err(level = "warn"))]
+    pub async fn room(
+        &self,
+        campaign_id: i64,
+        pace: RoomPace,
+        now_ms: i64,
+        op: &RoomOp,
+    ) -> Result<RoomAnswer, GateError> {
+        let [meta, winners, _] = self.keys(campaign_id);
+        let mut inv = QUEUE.key(meta);
+        for key in self.room_keys(campaign_id) {
+            inv.key(key);
+        }
+        inv.key(winners);
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        inv.arg(match op {
+            RoomOp::Enqueue { .. } => "enqueue",
+            RoomOp::Poll { .. } => "poll",
+        })
+        .arg(now_ms)
+        .arg(pace.epoch)
+        .arg(pace.rate_per_second.max(1))
+        .arg(millis(pace.token_lifetime))
+        .arg(millis(pace.idle_timeout));
+        match op {
+            RoomOp::Enqueue {
+                user_id,
+                ticket,
+                raffle_place,
+            } => {
+                inv.arg(*user_id)
+                    .arg(ticket)
+                    .arg(raffle_place.map_or(String::new(), |p| p.to_string()));
+            }
+            RoomOp::Poll { ticket } => {
+                inv.arg(ticket).arg("").arg("");
+            }
+        }
+        let reply: Vec<redis::Value> = self.run(inv).await?;
+        parse(&reply)
+    }
+}
+
+fn text(v: Option<&redis::Value>) -> Option<String> {
+    match v? {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn int(v: Option<&redis::Value>) -> Option<i64> {
+    match v? {
+        redis::Value::Int(n) => Some(*n),
+        other => text(Some(other))?.parse().ok(),
+    }
+}
+
+fn parse(reply: &[redis::Value]) -> Result<RoomAnswer, GateError> {
+    let protocol = || GateError::Protocol(format!("{reply:?}"));
+    match text(reply.first()).as_deref() {
+        Some("MISSING") => return Ok(RoomAnswer::Missing),
+        Some("UNKNOWN") => return Ok(RoomAnswer::Unknown),
+        Some("OK") => {}
+        _ => return Err(protocol()),
+    }
+    let ticket = text(reply.get(1)).ok_or_else(protocol)?;
+    let position = int(reply.get(4)).ok_or_else(protocol)?;
+    let state = match text(reply.get(2)).as_deref() {
+        Some("WAITING") => TicketState::Waiting { position },
+        Some("SOLD_OUT") => TicketState::SoldOut { position },
+        Some("ADMITTED") => TicketState::Admitted {
+            expires_ms: int(reply.get(5)).ok_or_else(protocol)?,
+        },
+        Some("USED") => TicketState::Used,
+        Some("EXPIRED") => TicketState::Expired,
+        _ => return Err(protocol()),
+    };
+    let user_id = int(reply.get(3)).ok_or_else(protocol)?;
+    let admitted = int(reply.get(6)).ok_or_else(protocol)?;
+    let waited =
+        Duration::from_millis(u64::try_from(int(reply.get(7)).ok_or_else(protocol)?).unwrap_or(0));
+    Ok(RoomAnswer::Found {
+        ticket: Ticket {
+            ticket,
+            user_id,
+            state,
+        },
+        admitted,
+        waited,
+        waiting: int(reply.get(8)).ok_or_else(protocol)?,
+    })
+}

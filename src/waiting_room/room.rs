@@ -1,0 +1,258 @@
+//! [`WaitingRoom`]: queue a user, read a ticket (docs/design.md §16). Each call runs the room's
+//! one Redis step (`lua/queue.lua`), which also admits whoever is due, so the room moves while
+//! anyone polls it, on any instance; an admitted ticket is answered with its signed token.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+use super::token::{new_ticket, AdmissionSigner};
+use crate::{
+    campaign::{Admission, Campaign, CampaignCache, Window},
+    config::WaitingRoomSettings,
+    db::Db,
+    gate::{
+        loader::{self, GateLoader, LoadError},
+        queue::{RoomAnswer, RoomOp, RoomPace, Ticket, TicketState},
+        AdmissionPass, Gate, GateError,
+    },
+    metrics::{CampaignLabels, Metrics},
+};
+
+/// Rounds of "call the room, find the keys missing, load them" before giving up (as the join).
+const LOAD_ROUNDS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error("campaign {0} does not exist")]
+    CampaignNotFound(i64),
+    #[error("campaign {0} has no waiting room: join it directly")]
+    NoWaitingRoom(i64),
+    #[error("the campaign has ended")]
+    Ended,
+    #[error("no such ticket in this campaign's waiting room")]
+    TicketNotFound,
+    #[error("{what} is unavailable")]
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl From<GateError> for RoomError {
+    fn from(e: GateError) -> Self {
+        Self::Unavailable {
+            what: "Redis",
+            source: e.into(),
+        }
+    }
+}
+
+impl From<LoadError> for RoomError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::CampaignGone(id) => Self::CampaignNotFound(id),
+            other => Self::Unavailable {
+                what: "the gate rebuild",
+                source: other.into(),
+            },
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for RoomError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Unavailable {
+            what: "MySQL",
+            source: e.into(),
+        }
+    }
+}
+
+/// A ticket as its holder sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueView {
+    pub ticket: String,
+    pub user_id: i64,
+    pub state: TicketState,
+    /// Seconds until admission at the room's rate, while waiting.
+    pub estimated_wait_seconds: Option<i64>,
+    /// While admitted: the token a join carries, and its expiry.
+    pub admission: Option<(String, DateTime<Utc>)>,
+}
+
+/// Cheap to clone; shared by the queue endpoints.
+#[derive(Clone)]
+pub struct WaitingRoom {
+    db: Db,
+    gate: Gate,
+    campaigns: Arc<CampaignCache>,
+    loader: GateLoader,
+    signer: Arc<AdmissionSigner>,
+    token_lifetime: Duration,
+    idle_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl WaitingRoom {
+    /// `loader` and `campaigns` are the participation path's, so one rebuild serves both.
+    pub fn new(
+        db: Db,
+        gate: Gate,
+        campaigns: Arc<CampaignCache>,
+        loader: GateLoader,
+        signer: Arc<AdmissionSigner>,
+        settings: &WaitingRoomSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            db,
+            gate,
+            campaigns,
+            loader,
+            signer,
+            token_lifetime: settings.token_lifetime,
+            idle_timeout: settings.idle_timeout,
+            metrics,
+        }
+    }
+
+    /// Queues `user_id`, or answers the ticket they hold (one per user and campaign, until it
+    /// expires).
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
+    pub async fn enqueue(&self, campaign_id: i64, user_id: i64) -> Result<QueueView, RoomError> {
+        let campaign = self.campaign(campaign_id).await?;
+        let now = Utc::now();
+        let before_start = now < campaign.starts_at;
+        let raffle_place = (campaign.admission == Admission::Raffle && before_start)
+            .then(|| self.signer.raffle_place(campaign_id, user_id));
+        let op = RoomOp::Enqueue {
+            user_id,
+            ticket: new_ticket(),
+            raffle_place,
+        };
+        self.step(&campaign, now, &op).await
+    }
+
+    /// Where `ticket` stands (polling also keeps it in the queue).
+    #[tracing::instrument(level = "debug", skip(self, ticket), err(level = "debug"))]
+    pub async fn poll(&self, campaign_id: i64, ticket: &str) -> Result<QueueView, RoomError> {
+        // Tickets are base64url of 16 bytes; anything else was never issued.
+        if ticket.len() != 22
+            || !ticket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(RoomError::TicketNotFound);
+        }
+        let campaign = self.campaign(campaign_id).await?;
+        let op = RoomOp::Poll {
+            ticket: ticket.to_string(),
+        };
+        self.step(&campaign, Utc::now(), &op).await
+    }
+
+    async fn campaign(&self, campaign_id: i64) -> Result<Arc<Campaign>, RoomError> {
+        let campaign = self
+            .campaigns
+            .get(&self.db, campaign_id)
+            .await?
+            .ok_or(RoomError::CampaignNotFound(campaign_id))?;
+        if !campaign.admission.queued() {
+            return Err(RoomError::NoWaitingRoom(campaign_id));
+        }
+        // A queue that will never admit anyone again is not touched.
+        if campaign.window(Utc::now()) == Window::Ended {
+            return Err(RoomError::Ended);
+        }
+        Ok(campaign)
+    }
+
+    /// The room's step, loading the campaign's gate keys when they are missing.
+    async fn step(
+        &self,
+        campaign: &Arc<Campaign>,
+        now: DateTime<Utc>,
+        op: &RoomOp,
+    ) -> Result<QueueView, RoomError> {
+        let pace = RoomPace {
+            epoch: loader::epoch(campaign),
+            rate_per_second: campaign.admission_rate_per_second,
+            token_lifetime: self.token_lifetime,
+            idle_timeout: self.idle_timeout,
+        };
+        for _ in 0..LOAD_ROUNDS {
+            match self
+                .gate
+                .room(campaign.id, pace, now.timestamp_millis(), op)
+                .await?
+            {
+                RoomAnswer::Missing => self.loader.ensure(campaign).await?,
+                RoomAnswer::Unknown => return Err(RoomError::TicketNotFound),
+                RoomAnswer::Found {
+                    ticket,
+                    admitted,
+                    waited,
+                    waiting,
+                } => {
+                    self.record(campaign.id, admitted, waited, waiting);
+                    return Ok(self.view(campaign, now, ticket));
+                }
+            }
+        }
+        Err(RoomError::Unavailable {
+            what: "Redis",
+            source: anyhow::anyhow!(
+                "the campaign's keys vanished right after each of {LOAD_ROUNDS} loads"
+            ),
+        })
+    }
+
+    fn record(&self, campaign: i64, admitted: i64, waited: Duration, waiting: i64) {
+        let labels = CampaignLabels { campaign };
+        self.metrics
+            .queue_length
+            .get_or_create(&labels)
+            .set(waiting);
+        if admitted > 0 {
+            self.metrics
+                .queue_admitted
+                .get_or_create(&labels)
+                .inc_by(admitted as u64);
+            self.metrics
+                .queue_wait
+                .get_or_create(&labels)
+                .inc_by(waited.as_secs_f64());
+        }
+    }
+
+    fn view(&self, campaign: &Campaign, now: DateTime<Utc>, ticket: Ticket) -> QueueView {
+        let rate = i64::from(campaign.admission_rate_per_second.max(1));
+        let mut view = QueueView {
+            ticket: ticket.ticket.clone(),
+            user_id: ticket.user_id,
+            state: ticket.state,
+            estimated_wait_seconds: None,
+            admission: None,
+        };
+        match ticket.state {
+            TicketState::Waiting { position } => {
+                // Admission starts at the opening; then `rate` a second.
+                let until_start = (campaign.starts_at - now).num_seconds().max(0);
+                view.estimated_wait_seconds = Some(until_start + (position + rate - 1) / rate);
+            }
+            TicketState::Admitted { expires_ms } => {
+                let pass = AdmissionPass {
+                    ticket: ticket.ticket,
+                    expires_ms,
+                };
+                let token = self.signer.sign(campaign.id, ticket.user_id, &pass);
+                let expires = DateTime::from_timestamp_millis(expires_ms).unwrap_or(now);
+                view.admission = Some((token, expires));
+            }
+            TicketState::SoldOut { .. } | TicketState::Used | TicketState::Expired => {}
+        }
+        view
+    }
+}

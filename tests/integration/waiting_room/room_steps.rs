@@ -1,0 +1,352 @@
+//! The waiting room's Redis step (`lua/queue.lua`) and the join's gate step (`lua/reserve.lua`)
+//! against a real Redis, at instants the test chooses: nothing here waits on a clock.
+
+use std::time::Duration;
+
+use firstcome::{
+    config::{Secret, Settings},
+    gate::{
+        queue::{RoomAnswer, RoomOp, RoomPace, TicketState},
+        scripts::Seed,
+        AdmissionPass, Decision, Entry, Gate, GateState, Release,
+    },
+};
+use uuid::Uuid;
+
+const CAMPAIGN: i64 = 9;
+const EPOCH: i64 = 1_700_000_000_000_000;
+/// The campaign opens at this instant (ms); the test's clock starts there.
+const T0: i64 = 1_800_000_000_000;
+
+fn pace(rate: i32) -> RoomPace {
+    RoomPace {
+        epoch: EPOCH,
+        rate_per_second: rate,
+        token_lifetime: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(30),
+    }
+}
+
+/// A gate over the test Redis with a prefix of its own, the campaign loaded with `stock`.
+async fn loaded(stock: i64) -> Gate {
+    let mut settings = Settings::from_pairs(&[]).expect("default settings");
+    settings.redis.url = Secret::new(crate::spawn::redis_url());
+    settings.redis.key_prefix = format!("test:{}:", Uuid::now_v7().simple());
+    let gate = Gate::new(&settings.redis).expect("gate");
+    assert!(!gate.prepare(CAMPAIGN, EPOCH).await.expect("prepare"));
+    let seed = Seed {
+        campaign_id: CAMPAIGN,
+        epoch: EPOCH,
+        remaining_stock: stock,
+        starts_at_ms: T0,
+        ends_at_ms: 0,
+        expire_at_ms: 0,
+        per_user_limit: 1,
+        max_sequence: 0,
+        returned: Vec::new(),
+        state: GateState::Open,
+        control_seq: 0,
+    };
+    assert!(gate.load(&seed).await.expect("load"));
+    gate
+}
+
+/// What the room says about a ticket after one step at `now`.
+async fn step(gate: &Gate, pace: RoomPace, now: i64, op: RoomOp) -> (String, TicketState) {
+    match gate.room(CAMPAIGN, pace, now, &op).await.expect("room") {
+        RoomAnswer::Found { ticket, .. } => (ticket.ticket, ticket.state),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn enqueue(gate: &Gate, pace: RoomPace, now: i64, user: i64) -> (String, TicketState) {
+    let op = RoomOp::Enqueue {
+        user_id: user,
+        ticket: Uuid::now_v7().simple().to_string(),
+        raffle_place: None,
+    };
+    step(gate, pace, now, op).await
+}
+
+async fn poll(gate: &Gate, pace: RoomPace, now: i64, ticket: &str) -> TicketState {
+    let op = RoomOp::Poll {
+        ticket: ticket.to_string(),
+    };
+    step(gate, pace, now, op).await.1
+}
+
+fn entry(user: i64) -> Entry {
+    Entry {
+        campaign_id: CAMPAIGN,
+        user_id: user,
+        quantity: 1,
+    }
+}
+
+fn admitted(state: TicketState) -> Option<i64> {
+    match state {
+        TicketState::Admitted { expires_ms } => Some(expires_ms),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn the_queue_admits_in_arrival_order_at_its_rate_and_never_past_the_free_stock() {
+    let gate = loaded(1_000).await;
+    let pace = pace(5);
+    // 20 arrivals at the opening: the bucket holds one second's admissions (5).
+    let mut tickets = Vec::new();
+    for user in 1..=20 {
+        tickets.push(enqueue(&gate, pace, T0, user).await.0);
+    }
+    let states = |gate: Gate, at: i64, tickets: Vec<String>| async move {
+        let mut out = Vec::new();
+        // Polled from the back: a later arrival admitted before an earlier one would show.
+        for t in tickets.iter().rev() {
+            out.push(poll(&gate, pace, at, t).await);
+        }
+        out.reverse();
+        out
+    };
+    let now = states(gate.clone(), T0, tickets.clone()).await;
+    let admitted_now = now.iter().filter(|s| admitted(**s).is_some()).count();
+    assert_eq!(admitted_now, 5, "{now:?}");
+    for (i, s) in now.iter().enumerate().skip(5) {
+        assert_eq!(
+            *s,
+            TicketState::Waiting {
+                position: i as i64 - 4
+            }
+        );
+    }
+    // 200 ms later one more is due, and it is the next arrival. 1.4 s later five more, not
+    // seven: unclaimed admissions accrue up to one second's worth (the bucket), no further.
+    let later = states(gate.clone(), T0 + 200, tickets.clone()).await;
+    assert!(
+        admitted(later[5]).is_some() && admitted(later[6]).is_none(),
+        "{later:?}"
+    );
+    let later = states(gate.clone(), T0 + 1_600, tickets.clone()).await;
+    let prefix = later.iter().take_while(|s| admitted(**s).is_some()).count();
+    assert_eq!(prefix, 11, "{later:?}");
+    assert!(later[11..]
+        .iter()
+        .all(|s| matches!(s, TicketState::Waiting { .. })));
+
+    // Slots: with 2 units, only 2 are admitted while their tokens live, however many are due.
+    let small = loaded(2).await;
+    let mut tickets = Vec::new();
+    for user in 1..=5 {
+        tickets.push(enqueue(&small, pace, T0, user).await.0);
+    }
+    let far = states(small.clone(), T0 + 5_000, tickets.clone()).await;
+    assert_eq!(
+        far.iter().filter(|s| admitted(**s).is_some()).count(),
+        2,
+        "{far:?}"
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_admitted_before_the_opening_and_the_bucket_does_not_fill_while_closed_to_it() {
+    let gate = loaded(1_000).await;
+    let pace = pace(5);
+    for user in 1..=3 {
+        let (_, state) = enqueue(&gate, pace, T0 - 20_000, user).await;
+        assert!(matches!(state, TicketState::Waiting { .. }), "{state:?}");
+    }
+    // Twenty seconds of waiting before the opening accrue nothing beyond the one-second bucket.
+    let mut tickets = Vec::new();
+    for user in 4..=12 {
+        tickets.push(enqueue(&gate, pace, T0, user).await.0);
+    }
+    let last = poll(&gate, pace, T0, tickets.last().expect("ticket")).await;
+    assert_eq!(last, TicketState::Waiting { position: 7 });
+}
+
+#[tokio::test]
+async fn abandoned_tickets_leave_the_queue_and_positions_never_count_them() {
+    let gate = loaded(1).await;
+    let pace = RoomPace {
+        idle_timeout: Duration::from_secs(1),
+        ..pace(100)
+    };
+    let mut tickets = Vec::new();
+    for user in 1..=5 {
+        tickets.push(enqueue(&gate, pace, T0, user).await.0);
+    }
+    // User 1 holds the one slot; 2..5 wait. Only user 4 polls within the idle time.
+    assert_eq!(
+        poll(&gate, pace, T0 + 900, &tickets[3]).await,
+        TicketState::Waiting { position: 3 }
+    );
+    assert_eq!(
+        poll(&gate, pace, T0 + 1_500, &tickets[3]).await,
+        TicketState::Waiting { position: 1 }
+    );
+    assert_eq!(
+        poll(&gate, pace, T0 + 1_500, &tickets[1]).await,
+        TicketState::Expired
+    );
+    // A dropped user may queue again, behind user 4, with a new ticket.
+    let (again, state) = enqueue(&gate, pace, T0 + 1_600, 2).await;
+    assert_ne!(again, tickets[1]);
+    assert_eq!(state, TicketState::Waiting { position: 2 });
+    // Queueing again while holding a live ticket answers that ticket.
+    let (same, _) = enqueue(&gate, pace, T0 + 1_700, 4).await;
+    assert_eq!(same, tickets[3]);
+}
+
+#[tokio::test]
+async fn an_admission_that_lapses_unused_frees_its_slot_for_the_next_in_line() {
+    let gate = loaded(1).await;
+    let pace = pace(100);
+    let (first, state) = enqueue(&gate, pace, T0, 1).await;
+    let expires = admitted(state).expect("admitted at once");
+    assert_eq!(expires, T0 + 10_000);
+    let (second, _) = enqueue(&gate, pace, T0, 2).await;
+    assert_eq!(
+        poll(&gate, pace, expires - 1, &second).await,
+        TicketState::Waiting { position: 1 }
+    );
+    // At its expiry instant the first admission is gone and the slot passes on.
+    assert_eq!(
+        admitted(poll(&gate, pace, expires, &second).await),
+        Some(expires + 10_000)
+    );
+    assert_eq!(
+        poll(&gate, pace, expires, &first).await,
+        TicketState::Expired
+    );
+}
+
+#[tokio::test]
+async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_stock() {
+    let gate = loaded(5).await;
+    let pace = pace(100);
+    let (ticket, state) = enqueue(&gate, pace, T0, 1).await;
+    let expires_ms = admitted(state).expect("admitted");
+    let pass = AdmissionPass {
+        ticket: ticket.clone(),
+        expires_ms,
+    };
+    let stock_before = gate
+        .holding(CAMPAIGN, EPOCH)
+        .await
+        .expect("read")
+        .expect("loaded")
+        .stock;
+    // At the instant it expires: refused, nothing taken.
+    assert_eq!(
+        gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms)
+            .await
+            .expect("reserve"),
+        Decision::TokenExpired
+    );
+    // Another user presenting it, or a pass whose expiry differs from the admission's: refused.
+    assert_eq!(
+        gate.reserve(&entry(2), Some(&pass), EPOCH, expires_ms - 1)
+            .await
+            .expect("reserve"),
+        Decision::TokenInvalid
+    );
+    let stretched = AdmissionPass {
+        expires_ms: expires_ms + 60_000,
+        ..pass.clone()
+    };
+    assert_eq!(
+        gate.reserve(&entry(1), Some(&stretched), EPOCH, expires_ms - 1)
+            .await
+            .expect("reserve"),
+        Decision::TokenInvalid
+    );
+    let after = gate
+        .holding(CAMPAIGN, EPOCH)
+        .await
+        .expect("read")
+        .expect("loaded")
+        .stock;
+    assert_eq!(after, stock_before, "refusals took no stock");
+    // One millisecond before: the win takes the stock and the admission together.
+    assert!(matches!(
+        gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms - 1)
+            .await
+            .expect("reserve"),
+        Decision::Reserved { .. }
+    ));
+    assert_eq!(
+        poll(&gate, pace, expires_ms - 1, &ticket).await,
+        TicketState::Used
+    );
+    // The transaction fails: the reservation is undone and the admission is live again.
+    gate.release(&entry(1), Some(&pass), Release::Undo)
+        .await
+        .expect("release");
+    assert_eq!(
+        admitted(poll(&gate, pace, expires_ms - 1, &ticket).await),
+        Some(expires_ms)
+    );
+    assert!(matches!(
+        gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms - 1)
+            .await
+            .expect("reserve"),
+        Decision::Reserved { .. }
+    ));
+    // Its user forgotten by the gate (as a lost winners set would), the used token still never
+    // wins twice.
+    let users = gate.keys(CAMPAIGN)[1].clone();
+    gate.release(&entry(1), None, Release::KeepUser)
+        .await
+        .expect("settle-like");
+    redis_srem(&users, 1).await;
+    assert_eq!(
+        gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms - 1)
+            .await
+            .expect("reserve"),
+        Decision::TokenUsed
+    );
+}
+
+/// Removes `member` from the set `key` in the test Redis.
+async fn redis_srem(key: &str, member: i64) {
+    let mut conn = redis::Client::open(crate::spawn::redis_url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let _: i64 = redis::cmd("SREM")
+        .arg(key)
+        .arg(member)
+        .query_async(&mut conn)
+        .await
+        .expect("SREM");
+}
+
+#[tokio::test]
+async fn a_user_whose_used_admission_was_undone_without_it_may_queue_again() {
+    let gate = loaded(5).await;
+    let pace = pace(100);
+    let (ticket, state) = enqueue(&gate, pace, T0, 1).await;
+    let pass = AdmissionPass {
+        ticket: ticket.clone(),
+        expires_ms: admitted(state).expect("admitted"),
+    };
+    assert!(matches!(
+        gate.reserve(&entry(1), Some(&pass), EPOCH, T0 + 1)
+            .await
+            .expect("reserve"),
+        Decision::Reserved { .. }
+    ));
+    // While the reservation stands, queueing again answers the used ticket.
+    assert_eq!(
+        enqueue(&gate, pace, T0 + 2, 1).await,
+        (ticket.clone(), TicketState::Used)
+    );
+    // The reconciler undoes a crashed instance's reservation; it does not know the admission.
+    gate.release(&entry(1), None, Release::Undo)
+        .await
+        .expect("release");
+    let (again, state) = enqueue(&gate, pace, T0 + 3, 1).await;
+    assert_ne!(again, ticket);
+    assert!(admitted(state).is_some(), "{state:?}");
+}
