@@ -6,6 +6,6 @@ mod dashboard;
 mod health;
 pub(crate) mod metrics;
 mod mysql_tls;
-mod redis_cluster;
+pub(crate) mod redis_cluster;
 mod redis_tls;
 mod tracing;

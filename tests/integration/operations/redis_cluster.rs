@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// `TEST_REDIS_CLUSTER_URL`: the cluster's seed nodes.
-fn cluster_url() -> String {
+pub(crate) fn cluster_url() -> String {
     std::env::var("TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
         "redis://127.0.0.1:27001,redis://127.0.0.1:27002,redis://127.0.0.1:27003".into()
     })

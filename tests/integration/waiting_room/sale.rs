@@ -14,7 +14,21 @@ use crate::{spawn::spawn_app_with, wait::wait_until};
 #[tokio::test]
 async fn exactly_the_stock_wins_through_a_queue_on_two_instances_and_sold_out_reaches_every_waiting_ticket(
 ) {
-    let settings = room_settings().await;
+    sale_on_two_instances(room_settings().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_the_stock_wins_through_a_queue_on_two_instances_over_a_redis_cluster() {
+    let mut settings = room_settings().await;
+    settings.redis.url =
+        firstcome::config::Secret::new(crate::operations::redis_cluster::cluster_url());
+    settings.redis.cluster = true;
+    sale_on_two_instances(settings).await;
+}
+
+/// 60 users for 20 units through a `QUEUE` campaign served by two instances with `settings`:
+/// each user queues on one instance, polls and joins on the other.
+async fn sale_on_two_instances(settings: firstcome::config::Settings) {
     let a = Arc::new(spawn_app_with(settings.clone()).await);
     let b = Arc::new(
         spawn_app_with(firstcome::config::Settings {
