@@ -2,7 +2,8 @@
 against a running service with USER_AUTH=jwt: create a campaign (admin token), join it with the
 user's token (and be refused without one, or for another user), read the campaign and the win,
 confirm it (and fail to cancel it without an admin token), wait for the stats and the rewards
-consumers. Usage: python scenario.py <base url> <admin token> <user id> <the user's JWT>. Exits
+consumers; then queue for a campaign with a waiting room, poll the ticket, and join with the
+admission token it gives (and be refused without one). Usage: python scenario.py <base url> <admin token> <user id> <the user's JWT>. Exits
 non-zero on any difference from what the API promises.
 """
 
@@ -17,14 +18,22 @@ from firstcome_client.api.participations import (
     post_api_v_1_campaigns_id_participations_user_id_cancel,
     post_api_v_1_campaigns_id_participations_user_id_confirm,
 )
+from firstcome_client.api.queue import (
+    get_api_v1_campaigns_id_queue_ticket,
+    post_api_v1_campaigns_id_queue,
+)
 from firstcome_client.api.rewards import get_api_v_1_users_user_id_rewards
 from firstcome_client.api.stats import get_api_v1_campaigns_id_stats
 from firstcome_client.models import (
+    AdmissionDto,
     CampaignDto,
     CreateCampaign,
     ErrorBody,
     JoinBody,
+    QueueBody,
     StateDto,
+    TicketDto,
+    TicketStateDto,
     StatusDto,
 )
 
@@ -117,6 +126,43 @@ def main(base, token, user, user_token):
         )(get_api_v_1_users_user_id_rewards.sync(user, client=the_user)),
     )
     expect(len(rewards.grants) == 1, f"one grant for the win: {rewards}")
+
+    queued = post_api_v1_campaigns.sync(
+        client=admin,
+        body=CreateCampaign(
+            name="api-check queue",
+            total_stock=1,
+            admission=AdmissionDto.QUEUE,
+            admission_rate_per_second=10,
+        ),
+    )
+    expect(
+        isinstance(queued, CampaignDto) and queued.admission == AdmissionDto.QUEUE,
+        f"a campaign with a waiting room is created: {queued}",
+    )
+    refused = post_api_v1_campaigns_id_participations.sync(
+        queued.id, client=the_user, body=JoinBody(user_id=user)
+    )
+    expect(
+        isinstance(refused, ErrorBody) and refused.code.value == "ADMISSION_REQUIRED",
+        f"a join without an admission token is refused: {refused}",
+    )
+    ticket = post_api_v1_campaigns_id_queue.sync(
+        queued.id, client=the_user, body=QueueBody(user_id=user)
+    )
+    expect(isinstance(ticket, TicketDto), f"the user queues: {ticket}")
+    admitted = until(
+        "the admission",
+        lambda: (
+            lambda t: t if getattr(t, "state", None) == TicketStateDto.ADMITTED else None
+        )(get_api_v1_campaigns_id_queue_ticket.sync(queued.id, ticket.ticket, client=the_user)),
+    )
+    joined = post_api_v1_campaigns_id_participations.sync_detailed(
+        queued.id,
+        client=the_user,
+        body=JoinBody(user_id=user, admission_token=admitted.admission_token),
+    )
+    expect(joined.status_code == 201, f"the admitted user joins (201): {joined.status_code}")
 
 
 if __name__ == "__main__":

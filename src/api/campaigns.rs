@@ -49,10 +49,8 @@ pub struct CreateCampaign {
     pub starts_at: Option<DateTime<Utc>>,
     /// Closing time, exclusive (default: none). Must be after `startsAt`; years 1000 to 9999.
     pub ends_at: Option<DateTime<Utc>>,
-    /// `OPEN` (default): anyone may join, first come first served. `QUEUE`: users queue at
-    /// `…/queue` and join with the admission token they are given, in arrival order. `RAFFLE`:
-    /// like `QUEUE`, but everyone who queues before `startsAt` gets a random place; later
-    /// arrivals queue behind them.
+    // No doc comment: poem-openapi would wrap the enum's $ref in an allOf with it, which
+    // generated clients cannot read; the enum carries the description (default `OPEN`).
     pub admission: Option<AdmissionDto>,
     /// With `QUEUE` or `RAFFLE`: users admitted per second while stock lasts, 1 to 10,000
     /// (default 100). Not allowed with `OPEN`.
@@ -63,7 +61,10 @@ pub struct CreateCampaign {
 /// Users admitted per second by a waiting room created without a rate.
 const DEFAULT_ADMISSION_RATE: i32 = 100;
 
-/// How a campaign lets joins in (docs/design.md §16).
+/// How a campaign lets joins in. `OPEN` (the default): anyone may join, first come first
+/// served. `QUEUE`: users queue at `…/queue` and join with the admission token they are given,
+/// in arrival order, at `admissionRatePerSecond`. `RAFFLE`: like `QUEUE`, but everyone who
+/// queues before `startsAt` gets a random place; later arrivals queue behind them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AdmissionDto {
@@ -170,7 +171,7 @@ pub struct CampaignDto {
     /// Live controls applied so far (the audit trail at `/api/v1/admin/campaigns/{id}/events`).
     pub control_count: i64,
     pub state: StateDto,
-    /// How joins are let in: `OPEN`, or through the waiting room (`QUEUE`, `RAFFLE`).
+    // No doc comment (see `CreateCampaign::admission`).
     pub admission: AdmissionDto,
     /// Users the waiting room admits per second (0 with `OPEN`).
     pub admission_rate_per_second: i32,

@@ -42,6 +42,7 @@ pub enum ErrorCode {
     StockInUse,
     IdempotencyKeyReused,
     PayloadTooLarge,
+    RateLimited,
     ServiceBusy,
     DependencyUnavailable,
     Internal,
@@ -109,6 +110,10 @@ pub enum ApiError {
     /// request).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
+    /// RATE_LIMITED: this user or client IP made too many calls; `Retry-After` says when a call
+    /// will be let through again.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] Option<u32>),
     /// INTERNAL: a bug; the cause is in the logs.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -138,6 +143,7 @@ impl ApiError {
             | Self::PayloadTooLarge(b)
             | Self::Unprocessable(b)
             | Self::Internal(b)
+            | Self::TooManyRequests(b, _)
             | Self::Unavailable(b, _) => b.code,
         }
     }
@@ -177,6 +183,15 @@ impl ApiError {
             ErrorCode::PayloadTooLarge,
             format!("request bodies are limited to {limit} bytes"),
         ))
+    }
+    pub fn rate_limited(retry_after_secs: u32) -> Self {
+        Self::TooManyRequests(
+            body(
+                ErrorCode::RateLimited,
+                format!("too many calls; retry in {retry_after_secs} s"),
+            ),
+            Some(retry_after_secs),
+        )
     }
     pub fn busy() -> Self {
         Self::Unavailable(

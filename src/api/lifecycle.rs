@@ -21,6 +21,8 @@ pub struct LifecycleApi {
     pub admin: AdminTokens,
     /// Who may confirm or cancel for a user (`USER_AUTH`).
     pub users: UserAuthority,
+    /// Per-user and per-IP limits (docs/design.md §16).
+    pub limits: super::rate_limit::RateLimits,
 }
 
 impl LifecycleApi {
@@ -63,6 +65,7 @@ impl LifecycleApi {
         http: &Request,
     ) -> Result<Json<ParticipationDto>, ApiError> {
         self.users.authorize(http, user_id.0)?;
+        self.limits.check(http, id.0, user_id.0).await?;
         let trace = Some(span.0 .0.to_string());
         let stored = self.lifecycle.confirm(id.0, user_id.0, trace).await?;
         tracing::info!(
@@ -87,6 +90,9 @@ impl LifecycleApi {
         http: &Request,
     ) -> Result<Json<ParticipationDto>, ApiError> {
         let (caller, admin) = self.canceller(http, user_id.0)?;
+        if admin.is_none() {
+            self.limits.check(http, id.0, user_id.0).await?;
+        }
         let trace = Some(span.0 .0.to_string());
         let stored = self
             .lifecycle

@@ -13,6 +13,7 @@ pub mod json_string;
 pub mod lifecycle;
 pub mod participations;
 pub mod queue;
+pub mod rate_limit;
 pub mod request_span;
 pub mod rewards;
 mod spec_only;
@@ -99,7 +100,12 @@ impl Limits {
 
 /// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`, Prometheus
 /// text at `/metrics`.
-pub fn routes(apis: Apis, metrics: Arc<Metrics>, limits: Limits) -> impl Endpoint {
+pub fn routes(
+    apis: Apis,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    rate_limits: rate_limit::RateLimits,
+) -> impl Endpoint {
     let service = openapi_service(apis);
     let ui = service.swagger_ui();
     let spec = service.spec_endpoint();
@@ -109,6 +115,7 @@ pub fn routes(apis: Apis, metrics: Arc<Metrics>, limits: Limits) -> impl Endpoin
         .at("/metrics", get(Exposition::new(metrics.clone())))
         .nest("/", service)
         .around(move |ep, req| guard(ep, req, limits))
+        .around(move |ep, req| rate_limit::limit_ips(ep, req, rate_limits.clone()))
         .catch_all_error(error::catch_all)
         .with(HttpMetrics::new(&metrics).with_openapi::<Apis>())
         .with(request_span::RequestSpan)

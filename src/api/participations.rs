@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{
     error::ApiError,
     json_string::JsonString,
+    rate_limit::RateLimits,
     request_span::ServerSpan,
     user_auth::{UserAuthority, UserToken},
     Tag,
@@ -169,6 +170,22 @@ impl ParticipationsApi {
             self.metrics.participation_outcome(path, e.code().name());
         })
     }
+
+    /// The caller's rate limits (docs/design.md §16), a refusal counted like any answer.
+    async fn limited(
+        &self,
+        http: &Request,
+        campaign_id: i64,
+        user_id: i64,
+        path: ParticipationPath,
+    ) -> Result<(), ApiError> {
+        self.limits
+            .check(http, campaign_id, user_id)
+            .await
+            .inspect_err(|e| {
+                self.metrics.participation_outcome(path, e.code().name());
+            })
+    }
 }
 
 /// Counts the answer (`firstcome_participation_outcomes_total`) and gives it back.
@@ -213,6 +230,8 @@ pub struct ParticipationsApi {
     pub metrics: Arc<Metrics>,
     /// Who may join for a user (`USER_AUTH`).
     pub users: UserAuthority,
+    /// Per-user and per-IP limits (docs/design.md §16).
+    pub limits: RateLimits,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Participations")]
@@ -245,6 +264,7 @@ impl ParticipationsApi {
     ) -> Result<Joined, ApiError> {
         let path = ParticipationPath::Outbox;
         self.authorize(http, body.user_id, path)?;
+        self.limited(http, id.0, body.user_id, path).await?;
         let key = checked_key(idempotency_key.0, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.participations.join(req).await;
@@ -279,6 +299,7 @@ impl ParticipationsApi {
     ) -> Result<Joined, ApiError> {
         let path = ParticipationPath::Sync;
         self.authorize(http, body.user_id, path)?;
+        self.limited(http, id.0, body.user_id, path).await?;
         let key = checked_key(idempotency_key.0, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.sync.join(req).await;

@@ -8,6 +8,7 @@ use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenAp
 
 use super::{
     error::ApiError,
+    rate_limit::RateLimits,
     user_auth::{UserAuthority, UserToken},
     Tag,
 };
@@ -95,6 +96,8 @@ pub struct QueueApi {
     pub room: WaitingRoom,
     /// Who may queue or poll for a user (`USER_AUTH`).
     pub users: UserAuthority,
+    /// Per-user and per-IP limits (docs/design.md §16): on by default here.
+    pub limits: RateLimits,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Queue")]
@@ -110,6 +113,7 @@ impl QueueApi {
         http: &Request,
     ) -> Result<Queued, ApiError> {
         self.users.authorize(http, body.user_id)?;
+        self.limits.check(http, id.0, body.user_id).await?;
         let view = self.room.enqueue(id.0, body.user_id).await?;
         Ok(Queued::Accepted(Json(view.into())))
     }
@@ -124,8 +128,10 @@ impl QueueApi {
         _token: UserToken,
         http: &Request,
     ) -> Result<Json<TicketDto>, ApiError> {
+        self.limits.check_ip(http, id.0).await?;
         let view = self.room.poll(id.0, &ticket.0).await?;
         self.users.authorize(http, view.user_id)?;
+        self.limits.check_user_in(id.0, view.user_id).await?;
         Ok(Json(view.into()))
     }
 }

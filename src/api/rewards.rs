@@ -40,6 +40,8 @@ pub struct RewardsApi {
     pub rewards: RewardsView,
     /// Who may read a user's rewards (`USER_AUTH`).
     pub users: UserAuthority,
+    /// A configured per-user limit (docs/design.md §16).
+    pub limits: super::rate_limit::RateLimits,
 }
 
 #[OpenApi(prefix_path = "/api/v1/users", tag = "Tag::Rewards")]
@@ -58,6 +60,7 @@ impl RewardsApi {
         http: &poem::Request,
     ) -> Result<Json<UserRewards>, ApiError> {
         self.users.authorize(http, user_id.0)?;
+        self.limits.check_user(user_id.0).await?;
         let (points, grants) = self.rewards.user(user_id.0, limit.0.unwrap_or(100)).await?;
         Ok(Json(UserRewards {
             user_id: user_id.0,

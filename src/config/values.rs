@@ -357,3 +357,11 @@ pub(super) fn otlp_endpoint(text: &str) -> Result<Option<url::Url>, ConfigError>
     }
     Ok(Some(url))
 }
+
+/// `TRUSTED_PROXY_HEADER`: an HTTP header name (lower-cased), e.g. `x-forwarded-for`.
+pub(super) fn header_name(text: &str) -> Result<String, String> {
+    let name = text.trim().to_ascii_lowercase();
+    poem::http::HeaderName::from_bytes(name.as_bytes())
+        .map(|_| name.clone())
+        .map_err(|_| "must be an HTTP header name, e.g. x-forwarded-for".to_string())
+}

@@ -7,6 +7,7 @@
 //! - [`connection`]: the Redis connection: one node or a cluster, plain or TLS.
 //! - [`scripts`]: [`Gate`], the typed wrappers of the Lua scripts in `lua/`.
 //! - [`queue`]: the waiting room's queue and admissions (`lua/queue.lua`).
+//! - [`rate_limit`]: the per-user and per-IP token buckets (`lua/rate_limit.lua`).
 //! - [`control`]: applying a committed live control (stock, pause, resume, close) once.
 //! - [`audit`]: the drift audit's atomic read of a campaign's stock and open reservations, and
 //!   its guarded repair of the stock.
@@ -21,6 +22,7 @@ pub mod entry;
 pub mod loader;
 pub mod marker_cursor;
 pub mod queue;
+pub mod rate_limit;
 pub mod scripts;
 pub mod sold_out;
 

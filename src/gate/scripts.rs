@@ -150,7 +150,7 @@ pub enum Returned {
 #[derive(Clone)]
 pub struct Gate {
     conn: RedisConn,
-    prefix: String,
+    pub(super) prefix: String,
     timeout: Duration,
 }
 

@@ -58,6 +58,8 @@ pub struct Application {
     apis: Apis,
     metrics: Arc<Metrics>,
     limits: Limits,
+    /// The per-IP limit of every public call (`RATE_LIMIT_IP_PER_SECOND`), in front of the API.
+    rate_limits: crate::api::rate_limit::RateLimits,
     /// Root of every background task's lifetime; cancelled once, on shutdown.
     shutdown: CancellationToken,
     /// Background tasks, awaited (bounded) after the HTTP server has drained.
@@ -191,7 +193,14 @@ impl ApplicationBuilder {
         };
         #[cfg(feature = "test-hooks")]
         let drift = services.drift.clone();
+        let rate_limits = crate::api::rate_limit::RateLimits::new(
+            gate.clone(),
+            db.clone(),
+            services.participations.campaigns(),
+            &settings.rate_limits,
+        );
         let apis = Resources {
+            rate_limits: rate_limits.clone(),
             db,
             gate,
             participations: services.participations,
@@ -212,6 +221,7 @@ impl ApplicationBuilder {
             apis,
             metrics,
             limits: Limits::of(&settings.http),
+            rate_limits,
             shutdown,
             tasks,
             shutdown_timeout: settings.shutdown_timeout,
@@ -253,6 +263,7 @@ impl Application {
             apis,
             metrics,
             limits,
+            rate_limits,
             shutdown,
             tasks,
             shutdown_timeout,
@@ -274,7 +285,7 @@ impl Application {
                 tracing::info_span!("shutdown_clock"),
             ))
         };
-        let app = api::routes(apis, metrics, limits);
+        let app = api::routes(apis, metrics, limits, rate_limits);
         let acceptor = TcpAcceptor::from_tokio(listener)?;
         let served = running::track(
             "HTTP server (in-flight requests)",

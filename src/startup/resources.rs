@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::api::rate_limit::RateLimits;
 use crate::{
     api::{
         admin::AdminApi, auth::AdminTokens, campaigns::CampaignsApi, controls::ControlsApi,
@@ -36,6 +37,8 @@ pub(super) struct Resources {
     pub metrics: Arc<Metrics>,
     pub admin: AdminTokens,
     pub users: UserAuthority,
+    /// Per-user and per-IP limits (docs/design.md §16).
+    pub rate_limits: RateLimits,
 }
 
 impl Resources {
@@ -59,6 +62,7 @@ impl Resources {
                 campaigns: campaigns.clone(),
                 metrics: self.metrics.clone(),
                 users: self.users.clone(),
+                limits: self.rate_limits.clone(),
             },
             StatsApi {
                 stats: StatsView::new(self.db.clone()),
@@ -68,11 +72,13 @@ impl Resources {
             RewardsApi {
                 rewards: RewardsView::new(self.db.clone()),
                 users: self.users.clone(),
+                limits: self.rate_limits.clone(),
             },
             LifecycleApi {
                 lifecycle: self.lifecycle,
                 admin: self.admin.clone(),
                 users: self.users.clone(),
+                limits: self.rate_limits.clone(),
             },
             AdminApi {
                 outbox: OutboxAdmin::new(self.db),
@@ -87,6 +93,7 @@ impl Resources {
             QueueApi {
                 room: self.waiting_room,
                 users: self.users,
+                limits: self.rate_limits,
             },
         )
     }

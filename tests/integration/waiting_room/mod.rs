@@ -2,8 +2,10 @@
 //! interleavings at chosen instants (`room_steps`: FIFO at the rate, slots bounded by the stock,
 //! abandoned tickets, lapsed admissions, a token at the instant it expires), and the service
 //! end to end over HTTP (`tokens`: every refused token writes nothing; `sale`: exactly-N on two
-//! instances with sold-out reaching every waiting ticket, the raffle's draw).
+//! instances with sold-out reaching every waiting ticket, the raffle's draw; `rate_limits`: the
+//! per-user and per-IP buckets, shared by instances, with an honest `Retry-After`).
 
+mod rate_limits;
 mod room_steps;
 mod sale;
 mod tokens;
@@ -21,10 +23,14 @@ use crate::{
 /// `ADMISSION_SECRET` of these tests (fixed: the raffle's draw is then the same every run).
 const SECRET: &str = "waiting-room-test-secret-0123456789abcdef";
 
-/// Test settings with the shared admission secret.
+/// Test settings with the shared admission secret, and no rate limits: every client of a test
+/// is 127.0.0.1, and a sale of many users from one address would meet the per-IP default
+/// (`rate_limits` tests the limits).
 async fn room_settings() -> firstcome::config::Settings {
     let mut s = test_settings().await;
     s.waiting_room.secret = Some(firstcome::config::Secret::new(SECRET));
+    s.rate_limits.user_per_second = Some(0);
+    s.rate_limits.ip_per_second = Some(0);
     s
 }
 

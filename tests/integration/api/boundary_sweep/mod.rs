@@ -156,7 +156,11 @@ async fn campaign_controls_with_every_bad_delta_body_id_token_and_page() {
 
 #[tokio::test]
 async fn waiting_room_endpoints_with_every_bad_user_ticket_id_and_token() {
-    let app = spawn_app().await;
+    // One client sends every case: the waiting room's default rate limits would refuse it.
+    let mut settings = test_settings().await;
+    settings.rate_limits.user_per_second = Some(0);
+    settings.rate_limits.ip_per_second = Some(0);
+    let app = spawn_app_with(settings).await;
     let queued = app
         .open_campaign_with(5, 1, serde_json::json!({"admission": "QUEUE"}))
         .await;

@@ -71,7 +71,12 @@ fn ticket_cases(queued: i64, ticket: &str) -> Vec<Case> {
     let mut cases = vec![POLL.case(format!("{base}/{ticket}"), "ticket", ticket, POLLED)];
     let unknown = [
         "AAAAAAAAAAAAAAAAAAAAAA".to_string(),
-        format!("{}A", &ticket[..21]),
+        // The last character changed (to one it is not).
+        format!(
+            "{}{}",
+            &ticket[..21],
+            if ticket.ends_with('A') { 'B' } else { 'A' }
+        ),
         ticket[..21].to_string(),
         format!("{ticket}A"),
         "x".to_string(),

@@ -1,0 +1,173 @@
+//! Per-client limits at the door (docs/design.md §16): a token bucket per user and per client IP,
+//! shared by every instance through Redis (`gate::rate_limit`), answered with 429 `RATE_LIMITED`
+//! and an honest `Retry-After` (waiting that long finds a token).
+//!
+//! Configured rates apply everywhere: the IP's to every public call (the middleware
+//! [`limit_ips`]), the user's to every call that names a user. Unset rates apply only to the calls
+//! of a campaign with a waiting room (its queue, polls and joins), at the defaults of
+//! `config::rate_limit`. A limiter that cannot reach Redis lets the call through: the gate behind
+//! it then answers for itself.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use super::error::ApiError;
+use crate::{
+    campaign::CampaignCache,
+    config::{rate_limit::Limit, RateLimitSettings},
+    db::Db,
+    gate::{rate_limit::Bucket, Gate},
+};
+
+/// Cheap to clone; shared by the middleware and the resources that name a user.
+#[derive(Clone)]
+pub struct RateLimits {
+    gate: Gate,
+    db: Db,
+    /// The participation path's cache: whether a campaign has a waiting room.
+    campaigns: Arc<CampaignCache>,
+    settings: Arc<RateLimitSettings>,
+}
+
+impl RateLimits {
+    pub fn new(
+        gate: Gate,
+        db: Db,
+        campaigns: Arc<CampaignCache>,
+        settings: &RateLimitSettings,
+    ) -> Self {
+        Self {
+            gate,
+            db,
+            campaigns,
+            settings: Arc::new(settings.clone()),
+        }
+    }
+
+    /// The limits of a call acting for `user_id` on `campaign_id`: the user's bucket, and the
+    /// IP's where the middleware did not take from it already (a waiting room's default).
+    pub async fn check(
+        &self,
+        req: &Request,
+        campaign_id: i64,
+        user_id: i64,
+    ) -> Result<(), ApiError> {
+        self.check_user_in(campaign_id, user_id).await?;
+        self.check_ip(req, campaign_id).await
+    }
+
+    /// The user's bucket on a call of `campaign_id`.
+    pub async fn check_user_in(&self, campaign_id: i64, user_id: i64) -> Result<(), ApiError> {
+        let queued = self.queued(campaign_id).await;
+        match self.settings.user(queued) {
+            Some(limit) => self.take(Bucket::User(user_id), limit).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The IP's bucket on a call of `campaign_id`, unless the middleware took from it already.
+    pub async fn check_ip(&self, req: &Request, campaign_id: i64) -> Result<(), ApiError> {
+        if self.settings.ip_everywhere().is_some() {
+            return Ok(());
+        }
+        let queued = self.queued(campaign_id).await;
+        match self.settings.ip(queued) {
+            Some(limit) => {
+                let ip = self.client_ip(req);
+                self.take(Bucket::Ip(&ip), limit).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A call acting for `user_id` outside a campaign (rewards): only a configured user rate.
+    pub async fn check_user(&self, user_id: i64) -> Result<(), ApiError> {
+        match self.settings.user(false) {
+            Some(limit) => self.take(Bucket::User(user_id), limit).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn queued(&self, campaign_id: i64) -> bool {
+        match self.campaigns.get(&self.db, campaign_id).await {
+            Ok(Some(campaign)) => campaign.admission.queued(),
+            // Unknown (404 follows) or unreadable (the service answers for MySQL).
+            _ => false,
+        }
+    }
+
+    async fn take(&self, bucket: Bucket<'_>, limit: Limit) -> Result<(), ApiError> {
+        match self.gate.take_token(bucket, limit).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(ApiError::rate_limited(retry_after(wait))),
+            Err(e) => {
+                tracing::debug!(error = %e, "The rate limiter could not reach Redis; the call goes through.");
+                Ok(())
+            }
+        }
+    }
+
+    /// The client's address: the last address of `TRUSTED_PROXY_HEADER` (what the proxy in front
+    /// saw) when it is set and present, else the connection's peer.
+    fn client_ip(&self, req: &Request) -> String {
+        let forwarded = self
+            .settings
+            .trusted_proxy_header
+            .as_deref()
+            .and_then(|name| req.headers().get(name))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+        match forwarded {
+            Some(ip) => ip.to_string(),
+            None => req
+                .remote_addr()
+                .as_socket_addr()
+                .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string()),
+        }
+    }
+}
+
+/// Whole seconds to wait, rounded up (at least 1): waiting that long finds a token.
+fn retry_after(wait: Duration) -> u32 {
+    u32::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u32::MAX)
+}
+
+/// Whether `req` is a public call: the API's, less the admin's (their token is the limit).
+fn public(req: &Request) -> bool {
+    let path = req.uri().path();
+    path.starts_with("/api/")
+        && !path.starts_with("/api/v1/admin/")
+        && !(req.method() == poem::http::Method::POST
+            && path.trim_end_matches('/') == "/api/v1/campaigns")
+}
+
+/// The middleware of a configured `RATE_LIMIT_IP_PER_SECOND`: every public call takes a token
+/// from its client IP's bucket first.
+pub async fn limit_ips<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    limits: RateLimits,
+) -> poem::Result<Response> {
+    if let Some(limit) = limits.settings.ip_everywhere().filter(|_| public(&req)) {
+        let ip = limits.client_ip(&req);
+        if let Err(refused) = limits.take(Bucket::Ip(&ip), limit).await {
+            return Ok(refused.into_response());
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after(Duration::from_millis(1_000)), 1);
+        assert_eq!(retry_after(Duration::from_millis(1_001)), 2);
+        assert_eq!(retry_after(Duration::ZERO), 1);
+    }
+}
