@@ -1,7 +1,8 @@
 //! A sale through the waiting room, end to end over HTTP (docs/design.md §2.1, §16): exactly the
 //! stock wins on two instances, each user queueing on one and joining on the other, and every
-//! ticket still waiting is told SOLD_OUT; a raffle places its pre-start arrivals by lot and the
-//! later ones behind them in arrival order; the room's own answers and refusals.
+//! ticket still waiting is told SOLD_OUT; a unit that comes back goes to the next in line; a
+//! raffle places its pre-start arrivals by lot and the later ones behind them in arrival order;
+//! the room's own answers and refusals.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -187,4 +188,33 @@ async fn the_room_answers_one_ticket_per_user_and_refuses_what_it_does_not_serve
             "{body}: {reply:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_unit_that_comes_back_is_admitted_to_the_next_in_line() {
+    let app = spawn_app_with(room_settings().await).await;
+    let campaign = room_campaign(&app, "QUEUE", 1, 100, json!({})).await;
+    let first = enqueue(&app, campaign, 1).await;
+    let token = first.body["admissionToken"]
+        .as_str()
+        .expect("admitted")
+        .to_string();
+    let second = enqueue(&app, campaign, 2).await;
+    assert_eq!(second.body["state"], "WAITING", "{second:?}");
+    let ticket = second.body["ticket"].as_str().expect("ticket").to_string();
+    assert_eq!(join_with(&app, campaign, 1, Some(&token)).await.status, 201);
+    assert_eq!(
+        poll(&app, campaign, &ticket).await.body["state"],
+        "SOLD_OUT"
+    );
+    // A refund gives the unit back to the sale; the waiting user is admitted to it and wins.
+    let refund = app.act_on_win(campaign, 1, "cancel", true).await;
+    assert_eq!(refund.status, 200, "{refund:?}");
+    let admitted = poll_until(&app, campaign, &ticket, &["ADMITTED"]).await;
+    let token = admitted.body["admissionToken"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    assert_eq!(join_with(&app, campaign, 2, Some(&token)).await.status, 201);
+    assert_eq!(app.remaining_stock(campaign).await, 0);
 }
