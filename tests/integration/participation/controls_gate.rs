@@ -5,11 +5,9 @@
 //! whether it ran before or after the control reached the gate. These interleavings are what a
 //! burst racing a withdrawal produces by chance; here each one is forced.
 
-use firstcome::{
-    config::{Secret, Settings},
-    gate::{scripts::Seed, Applied, Decision, Entry, Gate, GateControl, GateState, Release},
+use firstcome::gate::{
+    scripts::Seed, Applied, Decision, Entry, Gate, GateControl, GateState, Release,
 };
-use uuid::Uuid;
 
 const CAMPAIGN: i64 = 7;
 const EPOCH: i64 = 1_700_000_000_000_000;
@@ -17,11 +15,6 @@ const EPOCH: i64 = 1_700_000_000_000_000;
 /// A gate over the test Redis with a key prefix of its own, and the campaign loaded with
 /// `stock` at control number `ctl`.
 async fn loaded(stock: i64, ctl: i64) -> Gate {
-    let mut settings = Settings::from_pairs(&[]).expect("default settings");
-    settings.redis.url = Secret::new(crate::spawn::redis_url());
-    settings.redis.key_prefix = format!("test:{}:", Uuid::now_v7().simple());
-    let gate = Gate::new(&settings.redis).expect("gate");
-    assert!(!gate.prepare(CAMPAIGN, EPOCH).await.expect("prepare"));
     let seed = Seed {
         campaign_id: CAMPAIGN,
         epoch: EPOCH,
@@ -35,8 +28,7 @@ async fn loaded(stock: i64, ctl: i64) -> Gate {
         state: GateState::Open,
         control_seq: ctl,
     };
-    assert!(gate.load(&seed).await.expect("load"));
-    gate
+    crate::support::gate::loaded_gate(&seed).await
 }
 
 async fn apply(gate: &Gate, seq: i64, control: GateControl) -> Applied {

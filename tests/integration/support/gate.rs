@@ -59,3 +59,18 @@ impl TestApp {
         let _: () = conn.del(&[meta, users]).await.expect("DEL");
     }
 }
+
+/// A gate of its own over the test Redis (a fresh key prefix), with `seed`'s campaign loaded:
+/// for the tests that drive the Lua scripts step by step, without an application.
+pub async fn loaded_gate(seed: &firstcome::gate::scripts::Seed) -> firstcome::gate::Gate {
+    let mut settings = firstcome::config::Settings::from_pairs(&[]).expect("default settings");
+    settings.redis.url = firstcome::config::Secret::new(crate::spawn::redis_url());
+    settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
+    let gate = firstcome::gate::Gate::new(&settings.redis).expect("gate");
+    assert!(!gate
+        .prepare(seed.campaign_id, seed.epoch)
+        .await
+        .expect("prepare"));
+    assert!(gate.load(seed).await.expect("load"));
+    gate
+}

@@ -3,13 +3,10 @@
 
 use std::time::Duration;
 
-use firstcome::{
-    config::{Secret, Settings},
-    gate::{
-        queue::{RoomAnswer, RoomOp, RoomPace, TicketState},
-        scripts::Seed,
-        AdmissionPass, Decision, Entry, Gate, GateState, Release,
-    },
+use firstcome::gate::{
+    queue::{RoomAnswer, RoomOp, RoomPace, TicketState},
+    scripts::Seed,
+    AdmissionPass, Decision, Entry, Gate, GateState, Release,
 };
 use uuid::Uuid;
 
@@ -29,11 +26,6 @@ fn pace(rate: i32) -> RoomPace {
 
 /// A gate over the test Redis with a prefix of its own, the campaign loaded with `stock`.
 async fn loaded(stock: i64) -> Gate {
-    let mut settings = Settings::from_pairs(&[]).expect("default settings");
-    settings.redis.url = Secret::new(crate::spawn::redis_url());
-    settings.redis.key_prefix = format!("test:{}:", Uuid::now_v7().simple());
-    let gate = Gate::new(&settings.redis).expect("gate");
-    assert!(!gate.prepare(CAMPAIGN, EPOCH).await.expect("prepare"));
     let seed = Seed {
         campaign_id: CAMPAIGN,
         epoch: EPOCH,
@@ -47,8 +39,7 @@ async fn loaded(stock: i64) -> Gate {
         state: GateState::Open,
         control_seq: 0,
     };
-    assert!(gate.load(&seed).await.expect("load"));
-    gate
+    crate::support::gate::loaded_gate(&seed).await
 }
 
 /// What the room says about a ticket after one step at `now`.
