@@ -32,6 +32,11 @@ impl CampaignCache {
         Ok(Some(self.insert(found.campaign).await))
     }
 
+    /// The campaign if it is cached here; never reads MySQL.
+    pub async fn cached(&self, id: i64) -> Option<Arc<Campaign>> {
+        self.entries.read().await.get(&id).cloned()
+    }
+
     /// The ids of the campaigns cached here (those this instance has served).
     pub async fn ids(&self) -> Vec<i64> {
         self.entries.read().await.keys().copied().collect()

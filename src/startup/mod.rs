@@ -195,7 +195,6 @@ impl ApplicationBuilder {
         let drift = services.drift.clone();
         let rate_limits = crate::api::rate_limit::RateLimits::new(
             gate.clone(),
-            db.clone(),
             services.participations.campaigns(),
             &settings.rate_limits,
         );
