@@ -45,25 +45,34 @@ impl RateLimits {
         campaign_id: i64,
         user_id: i64,
     ) -> Result<(), ApiError> {
-        self.check_user_in(campaign_id, user_id).await?;
-        self.check_ip(req, campaign_id).await
+        let queued = self.queued(campaign_id).await;
+        self.user_bucket(queued, user_id).await?;
+        self.ip_bucket(queued, req).await
     }
 
     /// The user's bucket on a call of `campaign_id`.
     pub async fn check_user_in(&self, campaign_id: i64, user_id: i64) -> Result<(), ApiError> {
         let queued = self.queued(campaign_id).await;
+        self.user_bucket(queued, user_id).await
+    }
+
+    /// The IP's bucket on a call of `campaign_id`, unless the middleware took from it already.
+    pub async fn check_ip(&self, req: &Request, campaign_id: i64) -> Result<(), ApiError> {
+        let queued = self.queued(campaign_id).await;
+        self.ip_bucket(queued, req).await
+    }
+
+    async fn user_bucket(&self, queued: bool, user_id: i64) -> Result<(), ApiError> {
         match self.settings.user(queued) {
             Some(limit) => self.take(Bucket::User(user_id), limit).await,
             None => Ok(()),
         }
     }
 
-    /// The IP's bucket on a call of `campaign_id`, unless the middleware took from it already.
-    pub async fn check_ip(&self, req: &Request, campaign_id: i64) -> Result<(), ApiError> {
+    async fn ip_bucket(&self, queued: bool, req: &Request) -> Result<(), ApiError> {
         if self.settings.ip_everywhere().is_some() {
             return Ok(());
         }
-        let queued = self.queued(campaign_id).await;
         match self.settings.ip(queued) {
             Some(limit) => {
                 let ip = self.client_ip(req);
