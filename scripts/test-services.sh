@@ -14,7 +14,10 @@
 #   scripts/test-services.sh stop        stop them
 #
 # Settings (environment): TEST_SERVICES_DIR (target/test-services), TEST_DB_PORT (23306),
-# TEST_REDIS_PORT (26379), TEST_REDIS_CLUSTER_PORTS ("27001 27002 27003").
+# TEST_REDIS_PORT (26379), TEST_REDIS_CLUSTER_PORTS ("22001 22002 22003"). A cluster node also
+# listens on its port + 10,000 (the cluster bus): the defaults keep those (32001–32003) below
+# Linux's ephemeral range (32768 and up), where an outgoing connection (a load test's, say) could
+# hold the port and stop the node from starting.
 # The MariaDB data directory is initialised once (about 10 s) and reused; each start drops the
 # test databases earlier runs left and empties the Redis servers.
 set -euo pipefail
@@ -23,7 +26,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${TEST_SERVICES_DIR:-$ROOT/target/test-services}
 DB_PORT=${TEST_DB_PORT:-23306}
 REDIS_PORT=${TEST_REDIS_PORT:-26379}
-CLUSTER_PORTS=${TEST_REDIS_CLUSTER_PORTS:-27001 27002 27003}
+CLUSTER_PORTS=${TEST_REDIS_CLUSTER_PORTS:-22001 22002 22003}
 DB_USER=firstcome
 DB_PASSWORD=firstcome
 ME=$(id -un)
@@ -127,7 +130,10 @@ start_all() {
   # The cluster nodes start empty each time (no state kept), so the cluster is created anew.
   rm -rf "$DIR/cluster"
   local port
-  for port in $CLUSTER_PORTS; do port_free "$port" "a node of the tests' Redis Cluster"; done
+  for port in $CLUSTER_PORTS; do
+    port_free "$port" "a node of the tests' Redis Cluster"
+    port_free $((port + 10000)) "the cluster bus of node $port"
+  done
   REDIS_CLUSTER_PORTS="$CLUSTER_PORTS" REDIS_CLUSTER_DIR="$DIR/cluster" "$ROOT/scripts/redis-cluster.sh" 9>&-
   local cluster_url
   cluster_url=$(for port in $CLUSTER_PORTS; do printf 'redis://127.0.0.1:%s,' "$port"; done | sed 's/,$//')

@@ -20,7 +20,7 @@ use crate::{
 /// `TEST_REDIS_CLUSTER_URL`: the cluster's seed nodes.
 pub(crate) fn cluster_url() -> String {
     std::env::var("TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
-        "redis://127.0.0.1:27001,redis://127.0.0.1:27002,redis://127.0.0.1:27003".into()
+        "redis://127.0.0.1:22001,redis://127.0.0.1:22002,redis://127.0.0.1:22003".into()
     })
 }
 
