@@ -351,8 +351,9 @@ async fn daily_queries(
         written += chunk;
     }
     db.execute_unprepared(
-        "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity) \
-         SELECT campaign_id, DATE(created_at), COUNT(*), SUM(quantity) FROM participation GROUP BY 1, 2",
+        "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity, \
+         confirmed_count) SELECT campaign_id, DATE(created_at), COUNT(*), SUM(quantity), COUNT(*) \
+         FROM participation GROUP BY 1, 2",
     )
     .await?;
     let day =
@@ -360,10 +361,10 @@ async fn daily_queries(
     let (mut aggregated, mut raw) = (Vec::new(), Vec::new());
     for _ in 0..10 {
         let t = Instant::now();
-        let a = stats::daily(db, day).await?;
+        let a = stats::daily(db, day, day).await?;
         aggregated.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        let r = stats::daily_raw(db, day).await?;
+        let r = stats::daily_raw(db, day, day).await?;
         raw.push(t.elapsed().as_secs_f64() * 1e3);
         anyhow::ensure!(a == r, "the aggregate and the raw figures differ");
     }

@@ -30,6 +30,9 @@
 //!   consumers with the views the API reads.
 //! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership and its live
 //!   status; the outbox's admin operations.
+//! - [`refusal`]: refused joins counted per campaign, day and reason, across instances.
+//! - [`live`]: the live view: one snapshot per watched campaign and second, shared by its
+//!   watchers (the stream behind the console).
 //! - [`metrics`]: Prometheus metrics (`GET /metrics`): one registry per application, the HTTP
 //!   middleware, the outbox gauges.
 
@@ -41,9 +44,11 @@ pub mod db;
 pub mod gate;
 pub mod identity;
 pub mod kafka;
+pub mod live;
 pub mod metrics;
 pub mod outbox;
 pub mod participation;
+pub mod refusal;
 pub mod relay;
 pub mod shutdown;
 pub mod startup;

@@ -36,6 +36,8 @@ mod m20261123_000027_create_gate_control;
 mod m20261123_000028_campaign_stats_controls;
 mod m20261123_000029_drop_outbox_status_id;
 mod m20261123_000030_campaign_admission;
+mod m20261123_000031_create_campaign_refusal;
+mod m20261123_000032_daily_stats_lifecycle;
 
 pub struct Migrator;
 
@@ -73,6 +75,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000028_campaign_stats_controls::Migration),
             Box::new(m20261123_000029_drop_outbox_status_id::Migration),
             Box::new(m20261123_000030_campaign_admission::Migration),
+            Box::new(m20261123_000031_create_campaign_refusal::Migration),
+            Box::new(m20261123_000032_daily_stats_lifecycle::Migration),
         ]
     }
 }

@@ -1,5 +1,7 @@
 //! `/api/v1/campaigns`: create (admin), list and get with live status (public).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use poem_openapi::{
     param::{Path, Query},
@@ -19,7 +21,9 @@ use crate::{
         repo::{CampaignWithCount, NewCampaign},
         Admission, CampaignService, CampaignState, MAX_ADMISSION_RATE,
     },
+    live::snapshot::usage_rate,
     participation::ParticipationService,
+    refusal::{RefusalTotals, RefusalView},
 };
 
 const DEFAULT_PAGE: u32 = 20;
@@ -175,6 +179,15 @@ pub struct CampaignDto {
     pub admission: AdmissionDto,
     /// Users the waiting room admits per second (0 with `OPEN`).
     pub admission_rate_per_second: i32,
+    /// Joins refused so far, by every instance (current within about a second; statistics: an
+    /// instance killed mid-second may lose that second's counts).
+    pub refused_count: i64,
+    /// `refusedCount` by the error code the joins were answered with (`SOLD_OUT`,
+    /// `ALREADY_PARTICIPATED`, `CAMPAIGN_NOT_OPEN`, `CAMPAIGN_ENDED`, `CAMPAIGN_PAUSED`,
+    /// `RATE_LIMITED`, `ADMISSION_…`); codes never answered are absent.
+    pub refused_by_reason: BTreeMap<String, i64>,
+    /// Held and confirmed units over `totalStock`, 0 to 1.
+    pub stock_usage_rate: f64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -200,9 +213,19 @@ impl CampaignDto {
             state,
             admission: c2.admission.into(),
             admission_rate_per_second: c2.admission_rate_per_second,
+            refused_count: 0,
+            refused_by_reason: BTreeMap::new(),
+            stock_usage_rate: usage_rate(c2.total_stock, c2.remaining_stock),
             created_at: c2.created_at,
             updated_at: c2.updated_at,
         }
+    }
+
+    /// With the campaign's refusals.
+    pub(crate) fn with_refusals(mut self, refusals: RefusalTotals) -> Self {
+        self.refused_count = refusals.total;
+        self.refused_by_reason = refusals.by_reason;
+        self
     }
 }
 
@@ -226,6 +249,8 @@ pub struct CampaignsApi {
     pub campaigns: CampaignService,
     pub participations: ParticipationService,
     pub admin: AdminTokens,
+    /// Refused joins per campaign (docs/design.md §18).
+    pub refusals: RefusalView,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Campaigns")]
@@ -304,9 +329,17 @@ impl CampaignsApi {
         } else {
             None
         };
+        let ids: Vec<i64> = rows.iter().map(|c| c.campaign.id).collect();
+        let mut refusals = self.refusals.totals(&ids).await?;
         let now = Utc::now();
         Ok(Json(CampaignPage {
-            items: rows.into_iter().map(|c| CampaignDto::new(c, now)).collect(),
+            items: rows
+                .into_iter()
+                .map(|c| {
+                    let refused = refusals.remove(&c.campaign.id).unwrap_or_default();
+                    CampaignDto::new(c, now).with_refusals(refused)
+                })
+                .collect(),
             next_cursor,
         }))
     }
@@ -322,6 +355,9 @@ impl CampaignsApi {
             .find(id.0)
             .await?
             .ok_or_else(|| ApiError::campaign_not_found(id.0))?;
-        Ok(Json(CampaignDto::new(found, Utc::now())))
+        let refused = self.refusals.one(id.0).await?;
+        Ok(Json(
+            CampaignDto::new(found, Utc::now()).with_refusals(refused),
+        ))
     }
 }

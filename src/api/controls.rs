@@ -21,6 +21,7 @@ use super::{
 use crate::{
     campaign::control::{CampaignControls, Control, ControlRequest, HistoryRow},
     outbox::control::ControlKind,
+    refusal::RefusalView,
 };
 
 const DEFAULT_PAGE: u32 = 50;
@@ -107,6 +108,8 @@ pub struct ControlPage {
 pub struct ControlsApi {
     pub controls: CampaignControls,
     pub admin: AdminTokens,
+    /// The refusals the answered campaign shows.
+    pub refusals: RefusalView,
 }
 
 /// What every control call carries besides its control: the `Idempotency-Key` header as
@@ -137,7 +140,10 @@ impl ControlsApi {
                 traceparent: Some(call.span.0.to_string()),
             })
             .await?;
-        Ok(Json(CampaignDto::new(campaign, Utc::now())))
+        let refused = self.refusals.one(id).await?;
+        Ok(Json(
+            CampaignDto::new(campaign, Utc::now()).with_refusals(refused),
+        ))
     }
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod health;
 pub mod json_string;
 pub mod lifecycle;
+pub mod live;
 pub mod participations;
 pub mod queue;
 pub mod rate_limit;
@@ -60,6 +61,7 @@ pub type Apis = (
     admin::AdminApi,
     controls::ControlsApi,
     queue::QueueApi,
+    live::LiveApi,
 );
 
 /// The OpenAPI service over `apis`: the resources themselves, or [`SpecOnly`] for the document.

@@ -27,6 +27,7 @@ use crate::{
         store::StoredParticipation, sync::SyncParticipationService, Accepted, Entry, JoinError,
         JoinRequest, ParticipationService, ParticipationStatus,
     },
+    refusal::RefusalCounter,
 };
 
 #[derive(Debug, Object)]
@@ -183,14 +184,18 @@ impl ParticipationsApi {
             .check(http, campaign_id, user_id)
             .await
             .inspect_err(|e| {
-                self.metrics.participation_outcome(path, e.code().name());
+                let code = e.code().name();
+                self.refusals.record_code(campaign_id, &code);
+                self.metrics.participation_outcome(path, code);
             })
     }
 }
 
-/// Counts the answer (`firstcome_participation_outcomes_total`) and gives it back.
+/// Counts the answer (`firstcome_participation_outcomes_total`, and a refusal of the campaign)
+/// and gives it back.
 fn counted(
-    metrics: &Metrics,
+    api: &ParticipationsApi,
+    campaign_id: i64,
     path: ParticipationPath,
     result: Result<Accepted, JoinError>,
 ) -> Result<Joined, ApiError> {
@@ -199,7 +204,8 @@ fn counted(
         Ok(_) => "CREATED".to_string(),
         Err(e) => e.code().name(),
     };
-    metrics.participation_outcome(path, code);
+    api.refusals.record_code(campaign_id, &code);
+    api.metrics.participation_outcome(path, code);
     Ok(Joined::Created(Json(result?.into())))
 }
 
@@ -232,6 +238,8 @@ pub struct ParticipationsApi {
     pub users: UserAuthority,
     /// Per-user and per-IP limits (docs/design.md §16).
     pub limits: RateLimits,
+    /// Refused joins, counted per campaign (docs/design.md §18).
+    pub refusals: Arc<RefusalCounter>,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Participations")]
@@ -268,7 +276,7 @@ impl ParticipationsApi {
         let key = checked_key(idempotency_key.0, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.participations.join(req).await;
-        counted(&self.metrics, path, result)
+        counted(self, id.0, path, result)
     }
 
     /// Join a campaign (synchronous baseline, for comparison): no Redis; the campaign row is
@@ -303,7 +311,7 @@ impl ParticipationsApi {
         let key = checked_key(idempotency_key.0, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.sync.join(req).await;
-        counted(&self.metrics, path, result)
+        counted(self, id.0, path, result)
     }
 
     /// A campaign's participations in commit order, a page at a time.

@@ -17,6 +17,7 @@ use crate::{
     campaign::CampaignCache,
     config::{rate_limit::Limit, RateLimitSettings},
     gate::{rate_limit::Bucket, Gate},
+    refusal::RefusalCounter,
 };
 
 /// Cheap to clone; shared by the middleware and the resources that name a user.
@@ -26,14 +27,22 @@ pub struct RateLimits {
     /// The participation path's cache: whether a campaign has a waiting room.
     campaigns: Arc<CampaignCache>,
     settings: Arc<RateLimitSettings>,
+    /// Where the middleware counts the joins it refuses (docs/design.md §18).
+    refusals: Arc<RefusalCounter>,
 }
 
 impl RateLimits {
-    pub fn new(gate: Gate, campaigns: Arc<CampaignCache>, settings: &RateLimitSettings) -> Self {
+    pub fn new(
+        gate: Gate,
+        campaigns: Arc<CampaignCache>,
+        settings: &RateLimitSettings,
+        refusals: Arc<RefusalCounter>,
+    ) -> Self {
         Self {
             gate,
             campaigns,
             settings: Arc::new(settings.clone()),
+            refusals,
         }
     }
 
@@ -147,6 +156,20 @@ fn public(req: &Request) -> bool {
             && path.trim_end_matches('/') == "/api/v1/campaigns")
 }
 
+/// The campaign a join names (`POST /api/v1/campaigns/{id}/participations[/sync]`), if `req` is
+/// one; a join refused at the door counts among its campaign's refusals.
+fn joined_campaign(req: &Request) -> Option<i64> {
+    if req.method() != poem::http::Method::POST {
+        return None;
+    }
+    let rest = req.uri().path().strip_prefix("/api/v1/campaigns/")?;
+    let (id, tail) = rest.split_once('/')?;
+    matches!(tail, "participations" | "participations/sync")
+        .then(|| id.parse().ok())
+        .flatten()
+        .filter(|id| *id > 0)
+}
+
 /// The middleware of a configured `RATE_LIMIT_IP_PER_SECOND`: every public call takes a token
 /// from its client IP's bucket first.
 pub async fn limit_ips<E: Endpoint>(
@@ -157,6 +180,11 @@ pub async fn limit_ips<E: Endpoint>(
     if let Some(limit) = limits.settings.ip_everywhere().filter(|_| public(&req)) {
         let ip = limits.client_ip(&req);
         if let Err(refused) = limits.take(Bucket::Ip(&ip), limit).await {
+            if let Some(campaign_id) = joined_campaign(&req) {
+                limits
+                    .refusals
+                    .record_code(campaign_id, &refused.code().name());
+            }
             return Ok(refused.into_response());
         }
     }
@@ -166,6 +194,40 @@ pub async fn limit_ips<E: Endpoint>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_join_names_its_campaign_and_nothing_else_does() {
+        let req = |method: &str, path: &str| {
+            Request::builder()
+                .method(method.parse().expect("a method"))
+                .uri(path.parse().expect("a path"))
+                .finish()
+        };
+        assert_eq!(
+            joined_campaign(&req("POST", "/api/v1/campaigns/7/participations")),
+            Some(7)
+        );
+        assert_eq!(
+            joined_campaign(&req("POST", "/api/v1/campaigns/7/participations/sync")),
+            Some(7)
+        );
+        assert_eq!(
+            joined_campaign(&req("GET", "/api/v1/campaigns/7/participations")),
+            None
+        );
+        assert_eq!(
+            joined_campaign(&req("POST", "/api/v1/campaigns/7/queue")),
+            None
+        );
+        assert_eq!(
+            joined_campaign(&req("POST", "/api/v1/campaigns/0/participations")),
+            None
+        );
+        assert_eq!(
+            joined_campaign(&req("POST", "/api/v1/campaigns/x/participations")),
+            None
+        );
+    }
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {

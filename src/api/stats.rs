@@ -1,9 +1,10 @@
 //! Campaign statistics kept by the stats consumer: `GET /api/v1/campaigns/{id}/stats` (public),
-//! and per-day figures for campaign teams (admin) from the aggregate table
-//! (`/api/v1/admin/stats/daily`) or computed from `participation` (`/api/v1/admin/stats/raw`),
-//! each with how long its query took, so the two can be compared.
+//! and per-day figures for campaign teams (admin), for one day or a period of up to 366, from the
+//! aggregate table (`/api/v1/admin/stats/daily`) or computed from `participation`
+//! (`/api/v1/admin/stats/raw`), each with how long its query took, so the two can be compared.
+//! Both carry the day's refused joins (`campaign_refusal`, docs/design.md §18).
 
-use std::time::Instant;
+use std::{collections::BTreeMap, time::Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::{
@@ -20,7 +21,11 @@ use super::{
 use crate::{
     campaign::CampaignService,
     consumer::stats::{DailyRow, StatsView},
+    refusal::{store::RefusalRow, RefusalView},
 };
+
+/// The longest period one call reads, in days (both ends included).
+const MAX_DAYS: i64 = 366;
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -84,42 +89,108 @@ pub enum DailySource {
     Raw,
 }
 
+/// One campaign on one UTC day.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct DailyCampaign {
+    /// The UTC day.
+    pub date: NaiveDate,
     pub campaign_id: i64,
+    /// Wins accepted that day, and their units.
     pub accepted_count: i64,
     pub accepted_quantity: i64,
+    /// Wins confirmed that day (a win without a confirmation window: on its acceptance's day).
+    pub confirmed_count: i64,
+    /// Wins cancelled that day by their user or an admin.
+    pub cancelled_count: i64,
+    /// Holds that ran out that day.
+    pub expired_count: i64,
+    /// Joins refused that day (the same counts in both sources), and by code.
+    pub refused_count: i64,
+    pub refused_by_reason: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct DailyStats {
-    /// The UTC day.
+    /// The first UTC day (one day asked with `date`: that day).
     pub date: NaiveDate,
+    pub from: NaiveDate,
+    /// The last UTC day, included.
+    pub to: NaiveDate,
     pub source: DailySource,
-    /// Campaigns with wins that day, by id.
+    /// One row per day and campaign with anything that day, by day then campaign id.
     pub campaigns: Vec<DailyCampaign>,
-    /// How long the database query took, in milliseconds.
+    /// How long the database queries took, in milliseconds.
     pub query_time_ms: f64,
 }
 
-impl DailyStats {
-    fn new(date: NaiveDate, source: DailySource, rows: Vec<DailyRow>, started: Instant) -> Self {
-        Self {
-            date,
-            source,
-            campaigns: rows
-                .into_iter()
-                .map(|r| DailyCampaign {
-                    campaign_id: r.campaign_id,
-                    accepted_count: r.accepted_count,
-                    accepted_quantity: r.accepted_quantity,
-                })
-                .collect(),
-            query_time_ms: started.elapsed().as_secs_f64() * 1_000.0,
+/// The period asked: `date` alone, or `from` and `to` (either alone: that one day); default
+/// today. At most [`MAX_DAYS`] days, `from` not after `to`.
+fn period(
+    date: Option<NaiveDate>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let (from, to) = match (date, from, to) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(ApiError::validation(
+                "give either date, or from and to, not both",
+            ))
         }
+        (Some(day), None, None) => (day, day),
+        (None, None, None) => {
+            let today = Utc::now().date_naive();
+            (today, today)
+        }
+        (None, from, to) => {
+            let (from, to) = (from.or(to), to.or(from));
+            (from.unwrap_or_default(), to.unwrap_or_default())
+        }
+    };
+    if from > to {
+        return Err(ApiError::validation("from must not be after to"));
     }
+    if (to - from).num_days() >= MAX_DAYS {
+        return Err(ApiError::validation(format!(
+            "a period is at most {MAX_DAYS} days"
+        )));
+    }
+    Ok((from, to))
+}
+
+/// The rows of both tables, one per day and campaign present in either.
+fn merge(rows: Vec<DailyRow>, refused: Vec<RefusalRow>) -> Vec<DailyCampaign> {
+    let mut days: BTreeMap<(NaiveDate, i64), DailyCampaign> = BTreeMap::new();
+    let blank = |date: NaiveDate, campaign_id: i64| DailyCampaign {
+        date,
+        campaign_id,
+        accepted_count: 0,
+        accepted_quantity: 0,
+        confirmed_count: 0,
+        cancelled_count: 0,
+        expired_count: 0,
+        refused_count: 0,
+        refused_by_reason: BTreeMap::new(),
+    };
+    for r in rows {
+        let d = days
+            .entry((r.day, r.campaign_id))
+            .or_insert_with(|| blank(r.day, r.campaign_id));
+        d.accepted_count = r.accepted_count;
+        d.accepted_quantity = r.accepted_quantity;
+        d.confirmed_count = r.confirmed_count;
+        d.cancelled_count = r.cancelled_count;
+        d.expired_count = r.expired_count;
+    }
+    for r in refused {
+        let d = days
+            .entry((r.day, r.campaign_id))
+            .or_insert_with(|| blank(r.day, r.campaign_id));
+        d.refused_count += r.refused_count;
+        d.refused_by_reason.insert(r.reason, r.refused_count);
+    }
+    days.into_values().collect()
 }
 
 /// The stats resource: the stats consumer's tables, and the campaigns they are about.
@@ -127,6 +198,8 @@ pub struct StatsApi {
     pub stats: StatsView,
     pub campaigns: CampaignService,
     pub admin: AdminTokens,
+    /// The refused joins per day.
+    pub refusals: RefusalView,
 }
 
 #[OpenApi(tag = "Tag::Stats")]
@@ -189,15 +262,23 @@ impl StatsApi {
         }))
     }
 
-    /// Wins per campaign on one UTC day, from the pre-aggregated table (admin).
+    /// Each campaign's figures per UTC day, for one day or a period of up to 366 days: wins,
+    /// units, confirmations, cancellations, expiries and refused joins, from the pre-aggregated
+    /// table (admin).
     #[oai(path = "/api/v1/admin/stats/daily", method = "get")]
     async fn daily(
         &self,
         auth: AdminAuth,
-        /// The UTC day, `YYYY-MM-DD` (default: today).
+        /// One UTC day, `YYYY-MM-DD` (default: today). Not with `from` or `to`.
         date: Query<Option<NaiveDate>>,
+        /// The period's first UTC day.
+        from: Query<Option<NaiveDate>>,
+        /// The period's last UTC day, included; at most 365 days after `from`.
+        to: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        self.day(auth, date.0, DailySource::Aggregate).await
+        auth.check(&self.admin)?;
+        let (from, to) = period(date.0, from.0, to.0)?;
+        self.days(from, to, DailySource::Aggregate).await
     }
 
     /// The same figures computed from `participation` at query time, for comparison (admin).
@@ -205,28 +286,66 @@ impl StatsApi {
     async fn raw(
         &self,
         auth: AdminAuth,
-        /// The UTC day, `YYYY-MM-DD` (default: today).
+        /// One UTC day, `YYYY-MM-DD` (default: today). Not with `from` or `to`.
         date: Query<Option<NaiveDate>>,
+        /// The period's first UTC day.
+        from: Query<Option<NaiveDate>>,
+        /// The period's last UTC day, included; at most 365 days after `from`.
+        to: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        self.day(auth, date.0, DailySource::Raw).await
+        auth.check(&self.admin)?;
+        let (from, to) = period(date.0, from.0, to.0)?;
+        self.days(from, to, DailySource::Raw).await
     }
 }
 
 impl StatsApi {
-    /// One day's figures from `source`, timed.
-    async fn day(
+    /// The period's figures from `source` and its refusals, timed.
+    async fn days(
         &self,
-        auth: AdminAuth,
-        date: Option<NaiveDate>,
+        from: NaiveDate,
+        to: NaiveDate,
         source: DailySource,
     ) -> Result<Json<DailyStats>, ApiError> {
-        auth.check(&self.admin)?;
-        let date = date.unwrap_or_else(|| Utc::now().date_naive());
         let started = Instant::now();
         let rows = match source {
-            DailySource::Aggregate => self.stats.daily(date).await?,
-            DailySource::Raw => self.stats.daily_raw(date).await?,
+            DailySource::Aggregate => self.stats.daily(from, to).await?,
+            DailySource::Raw => self.stats.daily_raw(from, to).await?,
         };
-        Ok(Json(DailyStats::new(date, source, rows, started)))
+        let refused = self.refusals.days(from, to).await?;
+        Ok(Json(DailyStats {
+            date: from,
+            from,
+            to,
+            source,
+            campaigns: merge(rows, refused),
+            query_time_ms: started.elapsed().as_secs_f64() * 1_000.0,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("a date")
+    }
+
+    #[test]
+    fn a_period_is_one_day_or_from_to_of_at_most_366_days() {
+        let d = day("2026-11-20");
+        assert_eq!(period(Some(d), None, None).ok(), Some((d, d)));
+        assert_eq!(period(None, Some(d), None).ok(), Some((d, d)));
+        assert_eq!(period(None, None, Some(d)).ok(), Some((d, d)));
+        assert_eq!(
+            period(None, Some(day("2025-11-21")), Some(day("2026-11-21"))).ok(),
+            Some((day("2025-11-21"), day("2026-11-21")))
+        );
+        assert!(period(None, Some(day("2025-11-20")), Some(day("2026-11-21"))).is_err());
+        assert!(period(None, Some(day("2026-11-21")), Some(d)).is_err());
+        assert!(period(Some(d), Some(d), None).is_err());
+        let today = Utc::now().date_naive();
+        assert!(period(None, None, None).is_ok_and(|(f, t)| f == t && t >= today));
     }
 }

@@ -14,7 +14,7 @@
 //! # Layout
 //! - this file: [`Settings`], the `Operations` variables, and [`ConfigError`];
 //! - one file per `--help` heading: [`http`], [`database`], [`redis`], [`kafka`], [`relay`],
-//!   [`consumers`], [`user_auth`], [`waiting_room`], [`rate_limit`];
+//!   [`consumers`], [`user_auth`], [`waiting_room`], [`rate_limit`], [`live`];
 //! - [`values`]: the value types ([`Secret`], [`LogFormat`], [`GroupProtocol`]) and parsers;
 //! - [`check`]: the checks that involve more than one variable;
 //! - [`args`]: [`args::ServeArgs`], what `serve`, `consume` and `migrate` were given, checked
@@ -32,6 +32,7 @@ pub mod database;
 pub mod http;
 pub mod kafka;
 pub mod kafka_properties;
+pub mod live;
 pub mod rate_limit;
 pub mod redis;
 pub mod reference;
@@ -50,6 +51,7 @@ pub use database::{DatabaseSettings, GroupCommitSettings};
 pub use http::HttpSettings;
 pub use kafka::KafkaSettings;
 pub use kafka_properties::KafkaProperties;
+pub use live::LiveSettings;
 pub use rate_limit::RateLimitSettings;
 pub use redis::{RedisSettings, RedisTls};
 pub use relay::RelaySettings;
@@ -107,6 +109,8 @@ pub struct Settings {
     pub waiting_room: WaitingRoomSettings,
     #[command(flatten, next_help_heading = "Rate limits")]
     pub rate_limits: RateLimitSettings,
+    #[command(flatten, next_help_heading = "Live view")]
+    pub live: LiveSettings,
     /// Bearer token of the admin API, 16+ characters; unset: generated and logged once
     // `None` means "generate one at startup and log it once".
     #[arg(id = "ADMIN_TOKEN", long = "admin-token", env, hide_env_values = true,

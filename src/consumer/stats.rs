@@ -160,11 +160,40 @@ impl Handler for StatsHandler {
     }
 }
 
-/// A batch folded per campaign, and per campaign and UTC day (wins, units).
+/// One campaign's figures of one UTC day: its wins and their units, and the wins confirmed,
+/// cancelled and expired that day (a win confirmed at acceptance, on its acceptance's day).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayTotals {
+    pub count: i64,
+    pub quantity: i64,
+    pub confirmed: i64,
+    pub cancelled: i64,
+    pub expired: i64,
+}
+
+impl DayTotals {
+    fn add(&mut self, event: &ParticipationEvent) {
+        match event {
+            ParticipationEvent::Accepted(win) => {
+                self.count += 1;
+                self.quantity += i64::from(win.quantity);
+                self.confirmed += i64::from(win.status == WinStatus::Confirmed);
+            }
+            ParticipationEvent::Confirmed(_) => self.confirmed += 1,
+            ParticipationEvent::Cancelled(c) => match c.reason {
+                CancelReason::User | CancelReason::Admin => self.cancelled += 1,
+                CancelReason::Expired => self.expired += 1,
+            },
+            ParticipationEvent::Campaign(_) => {}
+        }
+    }
+}
+
+/// A batch folded per campaign, and per campaign and UTC day.
 #[derive(Default)]
 struct BatchTotals {
     campaigns: BTreeMap<i64, CampaignTotals>,
-    days: BTreeMap<(i64, NaiveDate), (i64, i64)>,
+    days: BTreeMap<(i64, NaiveDate), DayTotals>,
 }
 
 impl BatchTotals {
@@ -177,14 +206,14 @@ impl BatchTotals {
                 .entry(e.campaign_id())
                 .or_insert_with(|| CampaignTotals::new(e.occurred_at()))
                 .add(e);
-            // The daily figures are wins per day, as `participation` counts them.
-            if let ParticipationEvent::Accepted(win) = e {
-                let day = totals
+            // The daily figures are a win's steps on the day each happened, as `participation`
+            // dates them; controls have none.
+            if !matches!(e, ParticipationEvent::Campaign(_)) {
+                totals
                     .days
-                    .entry((win.campaign_id, win.occurred_at.date_naive()))
-                    .or_insert((0, 0));
-                day.0 += 1;
-                day.1 += i64::from(win.quantity);
+                    .entry((e.campaign_id(), e.occurred_at().date_naive()))
+                    .or_default()
+                    .add(e);
             }
         }
         totals
@@ -292,25 +321,29 @@ async fn mark_sold_out(txn: &Txn, campaigns: &BTreeMap<i64, CampaignTotals>) -> 
     Ok(())
 }
 
-async fn upsert_days(
-    txn: &Txn,
-    days: &BTreeMap<(i64, NaiveDate), (i64, i64)>,
-) -> Result<(), DbErr> {
-    let mut values: Vec<Value> = Vec::with_capacity(days.len() * 4);
-    for ((id, day), (count, quantity)) in days {
+async fn upsert_days(txn: &Txn, days: &BTreeMap<(i64, NaiveDate), DayTotals>) -> Result<(), DbErr> {
+    let mut values: Vec<Value> = Vec::with_capacity(days.len() * 7);
+    for ((id, day), t) in days {
         values.extend([
             (*id).into(),
             (*day).into(),
-            (*count).into(),
-            (*quantity).into(),
+            t.count.into(),
+            t.quantity.into(),
+            t.confirmed.into(),
+            t.cancelled.into(),
+            t.expired.into(),
         ]);
     }
     insert_rows(
         txn,
-        "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity)",
-        "(?, ?, ?, ?)",
+        "INSERT INTO campaign_daily_stats (campaign_id, day, accepted_count, accepted_quantity, \
+         confirmed_count, cancelled_count, expired_count)",
+        "(?, ?, ?, ?, ?, ?, ?)",
         " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
-         accepted_quantity = accepted_quantity + VALUES(accepted_quantity)",
+         accepted_quantity = accepted_quantity + VALUES(accepted_quantity), \
+         confirmed_count = confirmed_count + VALUES(confirmed_count), \
+         cancelled_count = cancelled_count + VALUES(cancelled_count), \
+         expired_count = expired_count + VALUES(expired_count)",
         values,
     )
     .await?;
@@ -333,14 +366,15 @@ impl StatsView {
         campaign(&self.db, campaign_id).await
     }
 
-    /// The day's wins per campaign, from the aggregate table.
-    pub async fn daily(&self, day: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
-        daily(&self.db, day).await
+    /// Each day's figures per campaign from `from` to `to` (both included), from the aggregate
+    /// table.
+    pub async fn daily(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
+        daily(&self.db, from, to).await
     }
 
     /// The same figures counted from `participation`.
-    pub async fn daily_raw(&self, day: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
-        daily_raw(&self.db, day).await
+    pub async fn daily_raw(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
+        daily_raw(&self.db, from, to).await
     }
 }
 
@@ -380,7 +414,7 @@ pub struct CampaignStats {
 }
 
 #[tracing::instrument(level = "debug", skip(db), err)]
-async fn campaign(
+pub async fn campaign(
     db: &impl ConnectionTrait,
     campaign_id: i64,
 ) -> Result<Option<CampaignStats>, DbErr> {
@@ -396,37 +430,64 @@ async fn campaign(
     .await
 }
 
-/// One campaign's wins on one day.
+/// One campaign's figures on one day.
 #[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
 pub struct DailyRow {
     pub campaign_id: i64,
+    pub day: NaiveDate,
     pub accepted_count: i64,
     pub accepted_quantity: i64,
+    pub confirmed_count: i64,
+    pub cancelled_count: i64,
+    pub expired_count: i64,
 }
 
-/// The day's figures from the aggregate table (one index range).
+/// The days' figures from the aggregate table (one index range per day: the key is
+/// `(campaign_id, day)`, so a range of days reads each campaign's range).
 #[tracing::instrument(level = "debug", skip(db), err)]
-pub async fn daily(db: &impl ConnectionTrait, day: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
+pub async fn daily(
+    db: &impl ConnectionTrait,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DailyRow>, DbErr> {
     DailyRow::find_by_statement(stmt(
-        "SELECT campaign_id, accepted_count, accepted_quantity FROM campaign_daily_stats \
-         WHERE day = ? ORDER BY campaign_id",
-        vec![day.into()],
+        "SELECT campaign_id, day, accepted_count, accepted_quantity, confirmed_count, \
+         cancelled_count, expired_count FROM campaign_daily_stats \
+         WHERE day >= ? AND day <= ? ORDER BY day, campaign_id",
+        vec![from.into(), to.into()],
     ))
     .all(db)
     .await
 }
 
-/// The same figures computed from `participation` (no index on `created_at`: the hot write
-/// path pays for every index, so this reads the whole table; that is the comparison).
+/// The same figures computed from `participation` (no index on its times: the hot write path
+/// pays for every index, so this reads the whole table; that is the comparison). A win counts on
+/// the day it was accepted, its confirmation on `confirmed_at`'s day (a win without a
+/// confirmation window: on its acceptance's), its cancellation or expiry on `cancelled_at`'s.
 #[tracing::instrument(level = "debug", skip(db), err)]
-pub async fn daily_raw(db: &impl ConnectionTrait, day: NaiveDate) -> Result<Vec<DailyRow>, DbErr> {
-    let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    let end = start + chrono::Duration::days(1);
+pub async fn daily_raw(
+    db: &impl ConnectionTrait,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DailyRow>, DbErr> {
+    let start = from.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let end = to.and_hms_opt(0, 0, 0).unwrap_or_default() + chrono::Duration::days(1);
+    let values: Vec<Value> = (0..4).flat_map(|_| [start.into(), end.into()]).collect();
     DailyRow::find_by_statement(stmt(
-        "SELECT campaign_id, CAST(COUNT(*) AS SIGNED) AS accepted_count, \
-         CAST(SUM(quantity) AS SIGNED) AS accepted_quantity FROM participation \
-         WHERE created_at >= ? AND created_at < ? GROUP BY campaign_id ORDER BY campaign_id",
-        vec![start.into(), end.into()],
+        "SELECT campaign_id, day, CAST(SUM(a) AS SIGNED) AS accepted_count, \
+         CAST(SUM(q) AS SIGNED) AS accepted_quantity, CAST(SUM(c) AS SIGNED) AS confirmed_count, \
+         CAST(SUM(x) AS SIGNED) AS cancelled_count, CAST(SUM(e) AS SIGNED) AS expired_count FROM ( \
+           SELECT campaign_id, DATE(created_at) AS day, 1 AS a, quantity AS q, 0 AS c, 0 AS x, 0 AS e \
+           FROM participation WHERE created_at >= ? AND created_at < ? \
+           UNION ALL \
+           SELECT campaign_id, DATE(COALESCE(confirmed_at, created_at)), 0, 0, 1, 0, 0 \
+           FROM participation WHERE (confirmed_at >= ? AND confirmed_at < ?) \
+             OR (confirmed_at IS NULL AND hold_expires_at IS NULL AND created_at >= ? AND created_at < ?) \
+           UNION ALL \
+           SELECT campaign_id, DATE(cancelled_at), 0, 0, 0, cancel_reason <> 'EXPIRED', cancel_reason = 'EXPIRED' \
+           FROM participation WHERE cancelled_at >= ? AND cancelled_at < ? \
+         ) steps GROUP BY campaign_id, day ORDER BY day, campaign_id",
+        values,
     ))
     .all(db)
     .await
@@ -523,8 +584,17 @@ mod tests {
             (t.first, t.last, t.latest),
             (Some(at(10)), Some(at(16)), at(17))
         );
-        // Only wins count per day.
-        assert_eq!(batch.days.values().copied().collect::<Vec<_>>(), [(4, 8)]);
+        // Per day: the wins, and each confirmation, cancellation and expiry.
+        assert_eq!(
+            batch.days.values().copied().collect::<Vec<_>>(),
+            [DayTotals {
+                count: 4,
+                quantity: 8,
+                confirmed: 2,
+                cancelled: 2,
+                expired: 1
+            }]
+        );
     }
 
     fn control(kind: ControlKind, delta: Option<i64>, secs: i64) -> Delivered {
@@ -566,7 +636,16 @@ mod tests {
         assert_eq!((t.count, t.quantity, t.active), (2, 4, 4));
         assert_eq!((t.confirmed, t.cancelled, t.expired), (1, 0, 0));
         assert_eq!((t.first, t.last), (Some(at(10)), Some(at(13))));
-        assert_eq!(batch.days.values().copied().collect::<Vec<_>>(), [(2, 4)]);
+        let day = batch.days.values().copied().collect::<Vec<_>>();
+        assert_eq!(
+            day,
+            [DayTotals {
+                count: 2,
+                quantity: 4,
+                confirmed: 1,
+                ..DayTotals::default()
+            }]
+        );
     }
 
     #[test]

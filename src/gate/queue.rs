@@ -172,3 +172,27 @@ fn parse(reply: &[redis::Value]) -> Result<RoomAnswer, GateError> {
         waiting: int(reply.get(8)).ok_or_else(protocol)?,
     })
 }
+
+/// The waiting room's figures the live view shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomFigures {
+    /// Tickets in the queue.
+    pub waiting: i64,
+    /// Admissions since the room was opened.
+    pub admitted: i64,
+}
+
+impl Gate {
+    /// `campaign_id`'s queue length and admissions so far (two reads of its keys, no step).
+    pub async fn room_figures(&self, campaign_id: i64) -> Result<RoomFigures, GateError> {
+        let [queue, _, _, _, _, room] = self.room_keys(campaign_id);
+        let waiting: i64 = self.query(redis::cmd("ZCARD").arg(queue).clone()).await?;
+        let admitted: Option<i64> = self
+            .query(redis::cmd("HGET").arg(room).arg("admitted").clone())
+            .await?;
+        Ok(RoomFigures {
+            waiting,
+            admitted: admitted.unwrap_or(0),
+        })
+    }
+}

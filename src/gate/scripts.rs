@@ -194,7 +194,10 @@ impl Gate {
     }
 
     /// A plain command, bounded by the Redis timeout.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, GateError> {
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<T, GateError> {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
             Ok(r) => Ok(r?),

@@ -210,6 +210,24 @@ declare_metrics! {
         "firstcome_admission_refused_total",
         "Joins of a campaign with a waiting room refused for their admission token, by reason";
 
+    /// Refused joins this instance counted (the per-campaign counts are in MySQL, refusal::flush).
+    refusals: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_refusals_total",
+        "Joins refused by this instance, by the error code they were answered with";
+    /// Live-stream watchers this instance serves (docs/design.md §18).
+    live_watchers: Gauge = Gauge::default(),
+        "firstcome_live_watchers",
+        "Live-stream watchers this instance serves now";
+    live_watchers_dropped: Counter = Counter::default(),
+        "firstcome_live_watchers_dropped_total",
+        "Live-stream watchers dropped because they stopped reading";
+    live_snapshots: Counter = Counter::default(),
+        "firstcome_live_snapshots_total",
+        "Live snapshots taken (one per watched campaign and interval, whatever the watchers)";
+    live_queries: Counter = Counter::default(),
+        "firstcome_live_queries_total",
+        "MySQL queries run for live snapshots";
+
     /// Sync-path wins committed whose event never reached Kafka (what the outbox prevents).
     sync_events_lost: Counter = Counter::default(),
         "firstcome_sync_events_lost_total",

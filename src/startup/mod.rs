@@ -26,6 +26,8 @@ use poem::{listener::TcpAcceptor, Server};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use crate::live::{LiveHub, LiveSource};
+
 mod consumers;
 mod kafka;
 mod resources;
@@ -197,9 +199,19 @@ impl ApplicationBuilder {
             gate.clone(),
             services.participations.campaigns(),
             &settings.rate_limits,
+            services.refusals.clone(),
+        );
+        let live = LiveHub::new(
+            LiveSource::new(db.clone(), gate.clone(), metrics.clone()),
+            &settings.live,
+            metrics.clone(),
+            tasks.clone(),
+            shutdown.clone(),
         );
         let apis = Resources {
             rate_limits: rate_limits.clone(),
+            refusals: services.refusals,
+            live,
             db,
             gate,
             participations: services.participations,

@@ -6,17 +6,20 @@ use crate::api::rate_limit::RateLimits;
 use crate::{
     api::{
         admin::AdminApi, auth::AdminTokens, campaigns::CampaignsApi, controls::ControlsApi,
-        health::HealthApi, lifecycle::LifecycleApi, participations::ParticipationsApi,
-        queue::QueueApi, rewards::RewardsApi, stats::StatsApi, user_auth::UserAuthority, Apis,
+        health::HealthApi, lifecycle::LifecycleApi, live::LiveApi,
+        participations::ParticipationsApi, queue::QueueApi, rewards::RewardsApi, stats::StatsApi,
+        user_auth::UserAuthority, Apis,
     },
     campaign::{control::CampaignControls, CampaignService},
     consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
     db::Db,
     gate::Gate,
+    live::LiveHub,
     metrics::Metrics,
     participation::{
         lifecycle::LifecycleService, sync::SyncParticipationService, ParticipationService,
     },
+    refusal::{RefusalCounter, RefusalView},
     relay::admin::OutboxAdmin,
     state::Components,
     waiting_room::WaitingRoom,
@@ -39,11 +42,16 @@ pub(super) struct Resources {
     pub users: UserAuthority,
     /// Per-user and per-IP limits (docs/design.md §16).
     pub rate_limits: RateLimits,
+    /// Refused joins counted per campaign (docs/design.md §18).
+    pub refusals: Arc<RefusalCounter>,
+    /// The live view's feeds (docs/design.md §18).
+    pub live: LiveHub,
 }
 
 impl Resources {
     pub fn into_apis(self) -> Apis {
         let campaigns = CampaignService::new(self.db.clone());
+        let refusals = RefusalView::new(self.db.clone());
         (
             HealthApi {
                 db: self.db.clone(),
@@ -55,6 +63,7 @@ impl Resources {
                 campaigns: campaigns.clone(),
                 participations: self.participations.clone(),
                 admin: self.admin.clone(),
+                refusals: refusals.clone(),
             },
             ParticipationsApi {
                 participations: self.participations,
@@ -63,11 +72,13 @@ impl Resources {
                 metrics: self.metrics.clone(),
                 users: self.users.clone(),
                 limits: self.rate_limits.clone(),
+                refusals: self.refusals,
             },
             StatsApi {
                 stats: StatsView::new(self.db.clone()),
-                campaigns,
+                campaigns: campaigns.clone(),
                 admin: self.admin.clone(),
+                refusals: refusals.clone(),
             },
             RewardsApi {
                 rewards: RewardsView::new(self.db.clone()),
@@ -89,11 +100,16 @@ impl Resources {
             ControlsApi {
                 controls: self.controls,
                 admin: self.admin,
+                refusals,
             },
             QueueApi {
                 room: self.waiting_room,
                 users: self.users,
                 limits: self.rate_limits,
+            },
+            LiveApi {
+                hub: self.live,
+                campaigns,
             },
         )
     }

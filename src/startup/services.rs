@@ -19,6 +19,7 @@ use crate::{
         drift::DriftAudit, expiry, lifecycle::LifecycleService, sync::SyncParticipationService,
         ParticipationService,
     },
+    refusal::{self, RefusalCounter},
     shutdown::running,
     waiting_room::{AdmissionSigner, WaitingRoom},
 };
@@ -30,6 +31,8 @@ pub(super) struct Services {
     pub controls: CampaignControls,
     pub drift: DriftAudit,
     pub waiting_room: WaitingRoom,
+    /// Refused joins counted in memory, flushed to MySQL by a background loop.
+    pub refusals: Arc<RefusalCounter>,
 }
 
 impl Services {
@@ -88,13 +91,14 @@ impl Services {
             controls,
             drift,
             waiting_room,
+            refusals: Arc::new(RefusalCounter::new(metrics.clone())),
         }
     }
 
     /// The application's own background loops: the reconciler of reservations crashed instances
     /// left open, the expiry sweeper (which also gives the gate the controls it may lack), the
-    /// drift audit and the outbox gauges' refresher. All stop
-    /// with `shutdown`.
+    /// drift audit, the outbox gauges' refresher and the refusal counts' flush. All stop with
+    /// `shutdown` (the flush writes once more first).
     pub fn spawn_background(
         &self,
         tasks: &TaskTracker,
@@ -134,6 +138,11 @@ impl Services {
                 shutdown.clone(),
             )
             .instrument(tracing::info_span!("outbox_gauges")),
+        ));
+        tasks.spawn(running::track(
+            "refusal counts",
+            refusal::flush::run(db.clone(), self.refusals.clone(), shutdown.clone())
+                .instrument(tracing::info_span!("refusal_flush")),
         ));
     }
 }

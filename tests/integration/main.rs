@@ -12,6 +12,7 @@ use support::{
 mod api;
 mod consumers;
 mod faults;
+mod live_view;
 mod operations;
 mod participation;
 mod relay;

@@ -1,0 +1,230 @@
+//! [`LiveHub`]: one feed per watched campaign on this instance, each a task that takes a
+//! snapshot every `LIVE_INTERVAL_MS` and hands the same snapshot to every watcher.
+//!
+//! A watcher is a bounded channel of [`WATCHER_BUFFER`] snapshots. The feed never waits for a
+//! watcher: one whose channel is full (it stopped reading, or reads slower than a snapshot a
+//! second) is dropped there, its stream ends, and the gauge and counter say so. A feed ends with
+//! its last watcher, when its campaign is gone, or at shutdown (which ends every stream, so that
+//! open streams do not hold the shutdown up).
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::Stream;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use super::{reading::Reading, LiveSource, Snapshot};
+use crate::{config::LiveSettings, metrics::Metrics, shutdown::running};
+
+/// Snapshots that may wait for one watcher before it is dropped.
+pub const WATCHER_BUFFER: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WatchError {
+    #[error("this instance serves {0} live watchers already")]
+    Busy(usize),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
+/// Cheap to clone; every clone is the same hub.
+#[derive(Clone)]
+pub struct LiveHub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: LiveSource,
+    interval: Duration,
+    max_watchers: usize,
+    feeds: Mutex<HashMap<i64, Feed>>,
+    watchers: Mutex<usize>,
+    metrics: Arc<Metrics>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+#[derive(Default)]
+struct Feed {
+    /// Each watcher's channel, and its seat: dropping a watcher here frees its seat at once,
+    /// whatever its connection still holds (at most [`WATCHER_BUFFER`] snapshots).
+    watchers: Vec<(mpsc::Sender<Arc<Snapshot>>, Seat)>,
+    /// The latest snapshot, given at once to a watcher that joins between two.
+    last: Option<Arc<Snapshot>>,
+}
+
+impl LiveHub {
+    pub fn new(
+        source: LiveSource,
+        settings: &LiveSettings,
+        metrics: Arc<Metrics>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                source,
+                interval: settings.interval,
+                max_watchers: settings.max_watchers as usize,
+                feeds: Mutex::default(),
+                watchers: Mutex::new(0),
+                metrics,
+                tasks,
+                shutdown,
+            }),
+        }
+    }
+
+    /// A new watcher of `campaign_id` (which the caller found to exist): its stream yields the
+    /// latest snapshot at once when there is one, then each new one.
+    pub fn watch(&self, campaign_id: i64) -> Result<Watcher, WatchError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(WatchError::ShuttingDown);
+        }
+        let seat = Seat::take(&self.inner)?;
+        let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
+        let mut feeds = lock(&self.inner.feeds);
+        match feeds.get_mut(&campaign_id) {
+            Some(feed) => {
+                if let Some(last) = &feed.last {
+                    // A fresh channel has room.
+                    let _ = tx.try_send(last.clone());
+                }
+                feed.watchers.push((tx, seat));
+            }
+            None => {
+                feeds.insert(
+                    campaign_id,
+                    Feed {
+                        watchers: vec![(tx, seat)],
+                        last: None,
+                    },
+                );
+                let inner = self.inner.clone();
+                self.inner.tasks.spawn(running::track(
+                    format!("live feed of campaign {campaign_id}"),
+                    feed(inner, campaign_id)
+                        .instrument(tracing::info_span!("live_feed", campaign_id)),
+                ));
+            }
+        }
+        Ok(Watcher { rx })
+    }
+
+    /// Watchers served now.
+    pub fn watchers(&self) -> usize {
+        *lock(&self.inner.watchers)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One campaign's feed: a snapshot every interval to its watchers, until none is left.
+async fn feed(inner: Arc<Inner>, campaign_id: i64) {
+    let mut ticker = tokio::time::interval(inner.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut before: Option<Reading> = None;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let snapshot = match inner.source.read(campaign_id).await {
+            Ok(Some(now)) => {
+                if failing {
+                    tracing::info!("The live view reads its campaign again.");
+                    failing = false;
+                }
+                let snapshot = Arc::new(Snapshot::new(&now, before.as_ref()));
+                before = Some(now);
+                inner.metrics.live_snapshots.inc();
+                Some(snapshot)
+            }
+            Ok(None) => break,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "Could not read the campaign for its live view; its watchers wait for the next snapshot.");
+                    failing = true;
+                }
+                None
+            }
+        };
+        let mut feeds = lock(&inner.feeds);
+        let Some(feed) = feeds.get_mut(&campaign_id) else {
+            return;
+        };
+        if let Some(snapshot) = snapshot {
+            let dropped = &inner.metrics.live_watchers_dropped;
+            feed.watchers
+                .retain(|(tx, _)| match tx.try_send(snapshot.clone()) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_)) => {
+                        dropped.inc();
+                        tracing::debug!("A live watcher stopped reading; it is dropped.");
+                        false
+                    }
+                    Err(TrySendError::Closed(_)) => false,
+                });
+            feed.last = Some(snapshot);
+        } else {
+            feed.watchers.retain(|(tx, _)| !tx.is_closed());
+        }
+        if feed.watchers.is_empty() {
+            feeds.remove(&campaign_id);
+            return;
+        }
+    }
+    // Shutdown, or the campaign is gone: every watcher's stream ends.
+    lock(&inner.feeds).remove(&campaign_id);
+}
+
+/// A watcher's place among `LIVE_MAX_WATCHERS`, given back when its feed lets it go.
+struct Seat {
+    inner: Arc<Inner>,
+}
+
+impl Seat {
+    fn take(inner: &Arc<Inner>) -> Result<Self, WatchError> {
+        let mut n = lock(&inner.watchers);
+        if *n >= inner.max_watchers {
+            return Err(WatchError::Busy(inner.max_watchers));
+        }
+        *n += 1;
+        inner.metrics.live_watchers.set(*n as i64);
+        Ok(Self {
+            inner: inner.clone(),
+        })
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut n = lock(&self.inner.watchers);
+        *n = n.saturating_sub(1);
+        self.inner.metrics.live_watchers.set(*n as i64);
+    }
+}
+
+/// One watcher's snapshots; ends when the feed drops it or stops. A watcher that hangs up is
+/// let go at the feed's next snapshot.
+pub struct Watcher {
+    rx: mpsc::Receiver<Arc<Snapshot>>,
+}
+
+impl Stream for Watcher {
+    type Item = Arc<Snapshot>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,21 @@
+//! The live view of a running sale (docs/design.md §18): a snapshot of one campaign a second,
+//! streamed to its watchers as Server-Sent Events (`GET /api/v1/campaigns/{id}/live`) and drawn by
+//! the console (`/console`).
+//!
+//! Each instance takes one snapshot per watched campaign per `LIVE_INTERVAL_MS` and hands the
+//! same snapshot to every watcher of that campaign, so a thousand watchers cost MySQL what one
+//! does. A watcher that stops reading is dropped once a few snapshots wait for it: nothing is
+//! buffered for it without bound.
+//!
+//! # Layout
+//! - [`reading`]: what one snapshot reads (MySQL, and Redis for a waiting room), counted.
+//! - [`snapshot`]: [`Snapshot`], a reading with the rates since the one before it.
+//! - [`hub`]: [`LiveHub`], the feeds (one task per watched campaign) and their watchers.
+
+pub mod hub;
+pub mod reading;
+pub mod snapshot;
+
+pub use hub::{LiveHub, WatchError, Watcher};
+pub use reading::LiveSource;
+pub use snapshot::{QueueFigures, Snapshot};

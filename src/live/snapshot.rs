@@ -1,0 +1,129 @@
+//! [`Snapshot`]: one campaign as the live view shows it, a reading with the rates since the
+//! reading before it (wins, refusals and admissions per second).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::reading::Reading;
+use crate::campaign::CampaignState;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueFigures {
+    /// Tickets in the queue (abandoned ones leave it at the room's next step).
+    pub length: i64,
+    pub admitted_per_second: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub campaign_id: i64,
+    pub at: DateTime<Utc>,
+    pub name: String,
+    pub state: CampaignState,
+    pub paused: bool,
+    pub total_stock: i64,
+    /// Units of confirmed wins.
+    pub confirmed_stock: i64,
+    /// Units of wins waiting for their confirmation.
+    pub held_stock: i64,
+    /// Units still on sale.
+    pub free_stock: i64,
+    pub accepted_count: i64,
+    pub wins_per_second: f64,
+    pub refused_count: i64,
+    pub refused_by_reason: BTreeMap<String, i64>,
+    pub refused_per_second: BTreeMap<String, f64>,
+    /// Held and confirmed units over the total.
+    pub stock_usage_rate: f64,
+    pub holds_expiring_soon: i64,
+    pub queue: Option<QueueFigures>,
+    pub relay_lag_ms: Option<i64>,
+    pub dead_events: Option<i64>,
+    /// Wins committed that the stats consumer has not applied yet.
+    pub consumer_lag_events: Option<i64>,
+    pub consumer_lag_ms: Option<i64>,
+}
+
+/// Held and confirmed units over the total; 0 for an empty total (a campaign withdrawn to 0).
+pub fn usage_rate(total: i64, remaining: i64) -> f64 {
+    match total {
+        t if t > 0 => (t - remaining).clamp(0, t) as f64 / t as f64,
+        _ => 0.0,
+    }
+}
+
+impl Snapshot {
+    /// `now` as a snapshot, with its rates since `before` (none for the first reading).
+    pub fn new(now: &Reading, before: Option<&Reading>) -> Self {
+        let c = &now.campaign;
+        let used = c.total_stock - c.remaining_stock;
+        let seconds = before
+            .map(|b| (now.at - b.at).num_milliseconds() as f64 / 1_000.0)
+            .filter(|s| *s > 0.0);
+        let rate = |now_count: i64, before_count: i64| match seconds {
+            Some(s) => (now_count - before_count).max(0) as f64 / s,
+            None => 0.0,
+        };
+        let refused_per_second = now
+            .refusals
+            .by_reason
+            .iter()
+            .map(|(reason, n)| {
+                let was = before
+                    .and_then(|b| b.refusals.by_reason.get(reason))
+                    .copied()
+                    .unwrap_or(*n);
+                (reason.clone(), rate(*n, was))
+            })
+            .collect();
+        let queue = now.room.map(|room| QueueFigures {
+            length: room.waiting,
+            admitted_per_second: before
+                .and_then(|b| b.room)
+                .map_or(0.0, |was| rate(room.admitted, was.admitted)),
+        });
+        Self {
+            campaign_id: c.id,
+            at: now.at,
+            name: c.name.clone(),
+            state: c.state(now.at),
+            paused: c.paused,
+            total_stock: c.total_stock,
+            confirmed_stock: (used - now.held.held).max(0),
+            held_stock: now.held.held,
+            free_stock: c.remaining_stock,
+            accepted_count: now.accepted_count,
+            wins_per_second: before.map_or(0.0, |b| rate(now.accepted_count, b.accepted_count)),
+            refused_count: now.refusals.total,
+            refused_by_reason: now.refusals.by_reason.clone(),
+            refused_per_second,
+            stock_usage_rate: usage_rate(c.total_stock, c.remaining_stock),
+            holds_expiring_soon: now.held.expiring_soon,
+            queue,
+            relay_lag_ms: now
+                .outbox
+                .as_ref()
+                .map(|o| o.oldest_pending_ms.unwrap_or(0).max(0)),
+            dead_events: now.outbox.as_ref().map(|o| o.dead),
+            consumer_lag_events: now
+                .applied
+                .as_ref()
+                .map(|a| (now.accepted_count - a.accepted_count).max(0)),
+            consumer_lag_ms: now.applied.as_ref().map(|a| a.lag_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_the_share_of_the_total_taken() {
+        assert_eq!(usage_rate(1_000, 1_000), 0.0);
+        assert_eq!(usage_rate(1_000, 250), 0.75);
+        assert_eq!(usage_rate(1_000, 0), 1.0);
+        assert_eq!(usage_rate(0, 0), 0.0);
+    }
+}

@@ -1,0 +1,43 @@
+//! The task that adds this instance's refusal counts to `campaign_refusal` about once a second,
+//! and once more when the service stops. A failed write keeps the counts for the next try (logged
+//! once per outage): MySQL down for a minute delays the counts, it does not lose them.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{store, RefusalCounter};
+use crate::db::Db;
+
+/// How often the counts move to MySQL: what "current within about a second" rests on.
+pub const EVERY: Duration = Duration::from_secs(1);
+
+pub async fn run(db: Db, counter: Arc<RefusalCounter>, stop: CancellationToken) {
+    let mut failing = false;
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = tokio::time::sleep(EVERY) => false,
+        };
+        let counts = counter.take();
+        match store::add(&db, &counts).await {
+            Ok(()) if failing => {
+                tracing::info!("Refusal counts are written again.");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "Could not write the refusal counts; they are kept for the next try.");
+                    failing = true;
+                }
+                if !stopping {
+                    counter.restore(counts);
+                }
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+}
