@@ -57,7 +57,9 @@ pub struct LiveSnapshot {
     pub holds_expiring_soon: i64,
     /// `null` without a waiting room, or when Redis did not answer.
     pub queue: Option<LiveQueue>,
-    /// How long the campaign's oldest unpublished event has waited since its commit (0: none).
+    /// How far behind the relay is: how long the outbox's oldest due event (of any campaign;
+    /// the relay publishes in commit order) has waited, as the outbox gauges last read it
+    /// (every `METRICS_OUTBOX_REFRESH_MS`). 0: nothing waits.
     pub relay_lag_ms: Option<i64>,
     /// The campaign's dead-lettered events (redrive them from the console or the admin API).
     pub dead_events: Option<i64>,

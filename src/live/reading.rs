@@ -1,6 +1,8 @@
 //! What one snapshot reads: the campaign row, its held units and the holds about to expire, its
-//! refusals, its outbox backlog, what the stats consumer has applied, and the waiting room's
-//! figures from Redis. Every query is counted (`firstcome_live_queries_total`), so a test can
+//! refusals, its dead-lettered events, what the stats consumer has applied, and the waiting
+//! room's figures from Redis. The relay's lag is the outbox gauges' (all campaigns, refreshed
+//! every `METRICS_OUTBOX_REFRESH_MS`): a campaign's own oldest PENDING row has no index to find
+//! it by, and a backlog of a million rows must not cost a scan a second per watched campaign. Every query is counted (`firstcome_live_queries_total`), so a test can
 //! show that watchers do not multiply them. A part that cannot be read is `None`; the snapshot
 //! still goes out (Redis restarting blanks the queue's figures, not the stream).
 
@@ -30,7 +32,10 @@ pub struct Reading {
     pub accepted_count: i64,
     pub held: HeldUnits,
     pub refusals: RefusalTotals,
-    pub outbox: Option<OutboxFigures>,
+    /// The campaign's DEAD events; `None` when they could not be read.
+    pub dead_events: Option<i64>,
+    /// Seconds the outbox's oldest due event (any campaign's) has waited, from the gauges.
+    pub relay_lag_seconds: f64,
     /// `None` when it could not be read.
     pub applied: Option<Applied>,
     /// `None` for a campaign without a waiting room, or when Redis did not answer.
@@ -45,12 +50,9 @@ pub struct HeldUnits {
     pub expiring_soon: i64,
 }
 
-/// The campaign's outbox rows still to publish, and the dead ones.
 #[derive(Debug, Clone, Default, FromQueryResult)]
-pub struct OutboxFigures {
-    pub dead: i64,
-    /// Milliseconds since the oldest PENDING row was committed; `None` when none is pending.
-    pub oldest_pending_ms: Option<i64>,
+struct DeadEvents {
+    dead: i64,
 }
 
 /// What the stats consumer has applied of the campaign (zeros before its first event).
@@ -85,10 +87,10 @@ impl LiveSource {
             return Ok(None);
         };
         let ids = [campaign_id];
-        let (held, refusals, outbox, applied) = tokio::join!(
+        let (held, refusals, dead, applied) = tokio::join!(
             held_units(&self.db, campaign_id),
             store::totals(&self.db, &ids),
-            outbox_figures(&self.db, campaign_id),
+            dead_events(&self.db, campaign_id),
             stats::campaign(&self.db, campaign_id),
         );
         let room = match found.campaign.admission.queued() {
@@ -101,7 +103,8 @@ impl LiveSource {
             campaign: found.campaign,
             held: held?,
             refusals: refusals?.remove(&campaign_id).unwrap_or_default(),
-            outbox: outbox.ok(),
+            dead_events: dead.ok(),
+            relay_lag_seconds: self.metrics.outbox_oldest_due_age.get(),
             applied: match applied {
                 Ok(Some(s)) => Some(Applied {
                     accepted_count: s.accepted_count,
@@ -129,17 +132,16 @@ async fn held_units(db: &Db, campaign_id: i64) -> Result<HeldUnits, DbErr> {
     .unwrap_or_default())
 }
 
-/// The campaign's PENDING and DEAD rows, from the status index (what is left to publish).
-async fn outbox_figures(db: &Db, campaign_id: i64) -> Result<OutboxFigures, DbErr> {
-    Ok(OutboxFigures::find_by_statement(stmt(
-        "SELECT CAST(COALESCE(SUM(status = 'DEAD'), 0) AS SIGNED) AS dead, \
-         CAST(TIMESTAMPDIFF(MICROSECOND, MIN(CASE WHEN status = 'PENDING' THEN created_at END), \
-              UTC_TIMESTAMP(6)) DIV 1000 AS SIGNED) AS oldest_pending_ms \
-         FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
-         WHERE status IN ('PENDING', 'DEAD') AND msg_key = ?",
+/// The campaign's DEAD rows, from the status index (dead letters are few: each is an operator's
+/// to redrive).
+async fn dead_events(db: &Db, campaign_id: i64) -> Result<i64, DbErr> {
+    Ok(DeadEvents::find_by_statement(stmt(
+        "SELECT CAST(COUNT(*) AS SIGNED) AS dead FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+         WHERE status = 'DEAD' AND msg_key = ?",
         vec![message_key(campaign_id).into()],
     ))
     .one(db)
     .await?
-    .unwrap_or_default())
+    .unwrap_or_default()
+    .dead)
 }

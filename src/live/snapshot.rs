@@ -101,11 +101,8 @@ impl Snapshot {
             stock_usage_rate: usage_rate(c.total_stock, c.remaining_stock),
             holds_expiring_soon: now.held.expiring_soon,
             queue,
-            relay_lag_ms: now
-                .outbox
-                .as_ref()
-                .map(|o| o.oldest_pending_ms.unwrap_or(0).max(0)),
-            dead_events: now.outbox.as_ref().map(|o| o.dead),
+            relay_lag_ms: Some((now.relay_lag_seconds.max(0.0) * 1_000.0).round() as i64),
+            dead_events: now.dead_events,
             consumer_lag_events: now
                 .applied
                 .as_ref()
