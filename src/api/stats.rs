@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
@@ -148,6 +148,12 @@ fn period(
             (from.unwrap_or_default(), to.unwrap_or_default())
         }
     };
+    let storable = |d: NaiveDate| (1000..=9999).contains(&d.year());
+    if !storable(from) || !storable(to) {
+        return Err(ApiError::validation(
+            "days must be between 1000-01-01 and 9999-12-31",
+        ));
+    }
     if from > to {
         return Err(ApiError::validation("from must not be after to"));
     }
@@ -345,6 +351,8 @@ mod tests {
         assert!(period(None, Some(day("2025-11-20")), Some(day("2026-11-21"))).is_err());
         assert!(period(None, Some(day("2026-11-21")), Some(d)).is_err());
         assert!(period(Some(d), Some(d), None).is_err());
+        assert!(period(Some(day("0999-12-31")), None, None).is_err());
+        assert!(period(None, Some(day("9999-01-01")), Some(day("9999-12-31"))).is_ok());
         let today = Utc::now().date_naive();
         assert!(period(None, None, None).is_ok_and(|(f, t)| f == t && t >= today));
     }

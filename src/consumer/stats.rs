@@ -470,22 +470,20 @@ pub async fn daily_raw(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<DailyRow>, DbErr> {
-    let start = from.and_hms_opt(0, 0, 0).unwrap_or_default();
-    let end = to.and_hms_opt(0, 0, 0).unwrap_or_default() + chrono::Duration::days(1);
-    let values: Vec<Value> = (0..4).flat_map(|_| [start.into(), end.into()]).collect();
+    let values: Vec<Value> = (0..4).flat_map(|_| [from.into(), to.into()]).collect();
     DailyRow::find_by_statement(stmt(
         "SELECT campaign_id, day, CAST(SUM(a) AS SIGNED) AS accepted_count, \
          CAST(SUM(q) AS SIGNED) AS accepted_quantity, CAST(SUM(c) AS SIGNED) AS confirmed_count, \
          CAST(SUM(x) AS SIGNED) AS cancelled_count, CAST(SUM(e) AS SIGNED) AS expired_count FROM ( \
            SELECT campaign_id, DATE(created_at) AS day, 1 AS a, quantity AS q, 0 AS c, 0 AS x, 0 AS e \
-           FROM participation WHERE created_at >= ? AND created_at < ? \
+           FROM participation WHERE DATE(created_at) BETWEEN ? AND ? \
            UNION ALL \
            SELECT campaign_id, DATE(COALESCE(confirmed_at, created_at)), 0, 0, 1, 0, 0 \
-           FROM participation WHERE (confirmed_at >= ? AND confirmed_at < ?) \
-             OR (confirmed_at IS NULL AND hold_expires_at IS NULL AND created_at >= ? AND created_at < ?) \
+           FROM participation WHERE DATE(confirmed_at) BETWEEN ? AND ? \
+             OR (confirmed_at IS NULL AND hold_expires_at IS NULL AND DATE(created_at) BETWEEN ? AND ?) \
            UNION ALL \
            SELECT campaign_id, DATE(cancelled_at), 0, 0, 0, cancel_reason <> 'EXPIRED', cancel_reason = 'EXPIRED' \
-           FROM participation WHERE cancelled_at >= ? AND cancelled_at < ? \
+           FROM participation WHERE DATE(cancelled_at) BETWEEN ? AND ? \
          ) steps GROUP BY campaign_id, day ORDER BY day, campaign_id",
         values,
     ))
@@ -686,6 +684,14 @@ mod tests {
         let t = batch.campaigns[&1];
         assert_eq!((t.first, t.last, t.latest), (None, None, at(5)));
         assert_eq!((t.count, t.cancelled, t.active, t.events), (0, 1, -2, 1));
-        assert!(batch.days.is_empty());
+        // The cancellation counts on its own day, with no win that day.
+        let days: Vec<DayTotals> = batch.days.values().copied().collect();
+        assert_eq!(
+            days,
+            [DayTotals {
+                cancelled: 1,
+                ..DayTotals::default()
+            }]
+        );
     }
 }

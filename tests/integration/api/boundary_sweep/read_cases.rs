@@ -34,7 +34,46 @@ pub fn campaign_read_cases(campaign: i64) -> Vec<Case> {
             ep(method, one.template, false).case(exists.clone(), "method", method, Want::Refused);
         cases.push(case);
     }
+    // The live stream of a campaign that exists would not end: only its refusals are swept.
+    let live = ep("GET", "/api/v1/campaigns/{id}/live", false);
+    let unknown = [I64_MAX.to_string(), (campaign + 1).to_string()];
+    for id in bad_ids().into_iter().chain(unknown) {
+        let path = format!("/api/v1/campaigns/{id}/live");
+        cases.push(live.case(path, "id", &id, Want::Refused));
+    }
     cases.extend(route_cases());
+    cases.extend(period_cases());
+    cases
+}
+
+/// The daily statistics' period, on both sources: `date`, or `from` and `to`, at most 366 days.
+fn period_cases() -> Vec<Case> {
+    let invalid = Want::Exactly(400, "VALIDATION_FAILED");
+    let mut cases = Vec::new();
+    for template in ["/api/v1/admin/stats/daily", "/api/v1/admin/stats/raw"] {
+        let stats = ep("GET", template, true);
+        for (query, want) in [
+            ("from=2026-11-20&to=2026-11-21", Want::Ok),
+            ("from=2025-11-21&to=2026-11-21", Want::Ok),
+            ("from=2026-11-21", Want::Ok),
+            ("to=2026-11-21", Want::Ok),
+            ("from=1000-01-01&to=1000-12-31", Want::Ok),
+            ("from=9999-01-01&to=9999-12-31", Want::Ok),
+            ("from=2025-11-20&to=2026-11-21", invalid),
+            ("from=0001-01-01&to=9999-12-31", invalid),
+            ("from=0999-12-31&to=1000-01-01", invalid),
+            ("date=0001-01-01", invalid),
+            ("from=2026-11-21&to=2026-11-20", invalid),
+            ("date=2026-11-21&from=2026-11-21", invalid),
+            ("date=2026-11-21&to=2026-11-21", invalid),
+            ("from=2026-02-30", invalid),
+            ("from=2026-11-21T00:00:00Z", invalid),
+            ("to=", invalid),
+            ("from=%00", invalid),
+        ] {
+            cases.push(stats.case(format!("{template}?{query}"), "period", query, want));
+        }
+    }
     cases
 }
 
