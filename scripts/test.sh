@@ -5,9 +5,11 @@
 # on 26379 and a three-master Redis Cluster on 27001-27003, data in target/test-services), runs
 #   1. `cargo test` (unit and integration tests; Kafka is librdkafka's mock cluster, inside them);
 #   2. scripts/api-check.sh (the OpenAPI and AsyncAPI documents checked by standard validators, a
-#      generated client driven through a short scenario against the running service).
+#      generated client driven through a short scenario against the running service);
+#   3. scripts/console-check.sh (the live console in Debian's Chromium during a k6 burst; its
+#      screenshots go to target/console-check/, docs/console.png is one of them, committed).
 # The machine's own MariaDB and Redis, if any, are never touched. Extra arguments go to
-# `cargo test` and skip step 2, e.g. `scripts/test.sh exactly_n` runs the tests whose names
+# `cargo test` and skip steps 2 and 3, e.g. `scripts/test.sh exactly_n` runs the tests whose names
 # contain "exactly_n".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +23,5 @@ export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
 cargo test --workspace --locked "$@"
 if [ $# -eq 0 ]; then
   ./scripts/api-check.sh
+  ./scripts/console-check.sh target/console-check/console.png
 fi

@@ -33,12 +33,14 @@
 //! - [`refusal`]: refused joins counted per campaign, day and reason, across instances.
 //! - [`live`]: the live view: one snapshot per watched campaign and second, shared by its
 //!   watchers (the stream behind the console).
+//! - [`console`]: the live sale console at `/console`, its files compiled in.
 //! - [`metrics`]: Prometheus metrics (`GET /metrics`): one registry per application, the HTTP
 //!   middleware, the outbox gauges.
 
 pub mod api;
 pub mod campaign;
 pub mod config;
+pub mod console;
 pub mod consumer;
 pub mod db;
 pub mod gate;

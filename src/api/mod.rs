@@ -101,7 +101,7 @@ impl Limits {
 }
 
 /// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`, Prometheus
-/// text at `/metrics`.
+/// text at `/metrics`, the live console at `/console`.
 pub fn routes(
     apis: Apis,
     metrics: Arc<Metrics>,
@@ -115,6 +115,7 @@ pub fn routes(
         .nest("/docs", ui)
         .at("/openapi.json", spec)
         .at("/metrics", get(Exposition::new(metrics.clone())))
+        .nest("/console", crate::console::routes())
         .nest("/", service)
         .around(move |ep, req| guard(ep, req, limits))
         .around(move |ep, req| rate_limit::limit_ips(ep, req, rate_limits.clone()))

