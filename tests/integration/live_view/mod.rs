@@ -3,6 +3,7 @@
 //! campaign's watchers. The console drawn from them is checked in a real browser by
 //! `scripts/console-check.sh` (run by `scripts/test.sh`).
 
+mod console;
 mod period;
 mod refusals;
 mod stream;
