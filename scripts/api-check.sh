@@ -26,14 +26,7 @@ die() { log "$*"; exit 1; }
 PY_TOOLS="openapi-spec-validator==0.9.0 openapi-python-client==0.29.1"
 NODE_TOOLS="@asyncapi/parser@3.6.3"
 mkdir -p "$WORK"
-if [ "$(cat "$WORK/venv/tools" 2>/dev/null)" != "$PY_TOOLS" ]; then
-  log "installing $PY_TOOLS into $WORK/venv"
-  rm -rf "$WORK/venv"
-  python3 -m venv "$WORK/venv"
-  # shellcheck disable=SC2086
-  "$WORK/venv/bin/pip" install -q $PY_TOOLS
-  echo "$PY_TOOLS" >"$WORK/venv/tools"
-fi
+python_tools "$WORK/venv" "$PY_TOOLS"
 if [ "$(cat "$WORK/node/tools" 2>/dev/null)" != "$NODE_TOOLS" ]; then
   log "installing $NODE_TOOLS into $WORK/node"
   rm -rf "$WORK/node"
@@ -71,12 +64,7 @@ log "the generated client covers all $operations operations"
 # 4: the service, driven through the client.
 suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 database=test_apicheck_$suffix
-if [[ $TEST_DATABASE_URL =~ ^mysql://([^:]+):([^@]+)@([^:/]+):([0-9]+) ]]; then
-  mariadb -h "${BASH_REMATCH[3]}" -P "${BASH_REMATCH[4]}" -u "${BASH_REMATCH[1]}" -p"${BASH_REMATCH[2]}" \
-    -e "CREATE DATABASE $database"
-else
-  die "TEST_DATABASE_URL is not of the form mysql://user:password@host:port"
-fi
+create_test_database "$database" || die "could not create the database $database"
 port=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 token=apicheck-$suffix-$suffix
 jwt_secret=apicheck-jwt-secret-$suffix-$suffix-$suffix

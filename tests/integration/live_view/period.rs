@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use firstcome::outbox::{
     event::{WinStatus, PARTICIPATION_ACCEPTED},
     lifecycle::{
-        CancelReason, ParticipationCancelled, ParticipationConfirmed, ParticipationMessage,
-        PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED,
+        CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
+        PARTICIPATION_CONFIRMED,
     },
     ParticipationAccepted,
 };
@@ -29,14 +29,6 @@ enum Then {
     Confirmed,
     Cancelled(CancelReason),
     Nothing,
-}
-
-fn raw<E: ParticipationMessage>(event: &E) -> Raw {
-    Raw {
-        key: Some(event.key().into_bytes()),
-        value: Some(event.json().into_bytes()),
-        headers: event.message_headers(None),
-    }
 }
 
 fn sql_time(at: DateTime<Utc>) -> String {
@@ -69,10 +61,10 @@ async fn story(
         status,
         hold_expires_at: hold_until,
     };
-    let mut messages = vec![raw(&win)];
+    let mut messages = vec![Raw::of(&win)];
     let (row_status, confirmed_at, cancelled_at, reason) = match then {
         Then::Confirmed => {
-            messages.push(raw(&ParticipationConfirmed {
+            messages.push(Raw::of(&ParticipationConfirmed {
                 event_id: Uuid::now_v7(),
                 event_type: PARTICIPATION_CONFIRMED.into(),
                 occurred_at: then_at,
@@ -85,7 +77,7 @@ async fn story(
             ("CONFIRMED", sql_time(then_at), "NULL".into(), "NULL".into())
         }
         Then::Cancelled(reason) => {
-            messages.push(raw(&ParticipationCancelled {
+            messages.push(Raw::of(&ParticipationCancelled {
                 event_id: Uuid::now_v7(),
                 event_type: PARTICIPATION_CANCELLED.into(),
                 occurred_at: then_at,

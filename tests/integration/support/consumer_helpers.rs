@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Duration};
 use firstcome::{
     config::{GroupProtocol, Settings},
     consumer::{ConsumerName, ConsumerReport},
-    outbox::{headers, Headers},
+    outbox::{headers, lifecycle::ParticipationMessage, Headers},
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
@@ -47,6 +47,17 @@ pub struct Raw {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Headers,
+}
+
+impl Raw {
+    /// The message the relay would send for `event`.
+    pub fn of<E: ParticipationMessage>(event: &E) -> Self {
+        Self {
+            key: Some(event.key().into_bytes()),
+            value: Some(event.json().into_bytes()),
+            headers: event.message_headers(None),
+        }
+    }
 }
 
 impl From<&Consumed> for Raw {
