@@ -1,5 +1,5 @@
 //! Refused joins per campaign, UTC day and reason (docs/design.md §18): statistics flushed by every
-//! instance about once a second (`refusal::flush`), read by `GET /api/v1/campaigns/{id}`, the
+//! instance twice a second (`refusal::flush`), read by `GET /api/v1/campaigns/{id}`, the
 //! live stream and the period statistics. A count lost with an instance's last second is a lost
 //! statistic, never a lost win.
 use sea_orm_migration::prelude::*;

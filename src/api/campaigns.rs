@@ -180,7 +180,7 @@ pub struct CampaignDto {
     /// Users the waiting room admits per second (0 with `OPEN`).
     pub admission_rate_per_second: i32,
     /// Joins refused so far, by every instance (current within about a second; statistics: an
-    /// instance killed mid-second may lose that second's counts).
+    /// instance killed may lose its last half second of counts).
     pub refused_count: i64,
     /// `refusedCount` by the error code the joins were answered with (`SOLD_OUT`,
     /// `ALREADY_PARTICIPATED`, `CAMPAIGN_NOT_OPEN`, `CAMPAIGN_ENDED`, `CAMPAIGN_PAUSED`,

@@ -2,9 +2,9 @@
 //! "1,000 units, 48,213 people turned away".
 //!
 //! A refusal costs its request no round trip: the API counts each refused join in this process's
-//! memory ([`RefusalCounter`]), and one task per instance adds what it counted to MySQL about once
-//! a second ([`flush`]), where every instance's counts meet. Counts are statistics: an instance
-//! killed mid-second loses that second's counts, never a win.
+//! memory ([`RefusalCounter`]), and one task per instance adds what it counted to MySQL twice a
+//! second ([`flush`]), where every instance's counts meet. Counts are statistics: an instance
+//! killed between two flushes loses what it counted since the last, never a win.
 //!
 //! # Layout
 //! - [`reason`]: which answers count as refusals, by their error code.

@@ -14,7 +14,8 @@ use crate::{
     wait::wait_until,
 };
 
-/// How long the counts may take to show: a flush a second, and a margin for a loaded machine.
+/// How long the counts may take to show: a flush every half second, and a margin for a loaded
+/// machine.
 const CURRENT_WITHIN: Duration = Duration::from_secs(3);
 
 /// The codes of the refused replies, counted.
