@@ -21,7 +21,6 @@ use crate::{
         repo::{CampaignWithCount, NewCampaign},
         Admission, CampaignService, CampaignState, MAX_ADMISSION_RATE,
     },
-    live::snapshot::usage_rate,
     participation::ParticipationService,
     refusal::{RefusalTotals, RefusalView},
 };
@@ -195,6 +194,7 @@ pub struct CampaignDto {
 impl CampaignDto {
     pub(crate) fn new(c: CampaignWithCount, now: DateTime<Utc>) -> Self {
         let state = c.campaign.state(now).into();
+        let stock_usage_rate = c.campaign.stock_usage_rate();
         let c2 = c.campaign;
         Self {
             id: c2.id,
@@ -215,7 +215,7 @@ impl CampaignDto {
             admission_rate_per_second: c2.admission_rate_per_second,
             refused_count: 0,
             refused_by_reason: BTreeMap::new(),
-            stock_usage_rate: usage_rate(c2.total_stock, c2.remaining_stock),
+            stock_usage_rate,
             created_at: c2.created_at,
             updated_at: c2.updated_at,
         }

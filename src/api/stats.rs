@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
@@ -148,7 +148,7 @@ fn period(
             (from.unwrap_or_default(), to.unwrap_or_default())
         }
     };
-    let storable = |d: NaiveDate| (1000..=9999).contains(&d.year());
+    let storable = |d: NaiveDate| crate::campaign::storable(d.and_time(NaiveTime::MIN).and_utc());
     if !storable(from) || !storable(to) {
         return Err(ApiError::validation(
             "days must be between 1000-01-01 and 9999-12-31",

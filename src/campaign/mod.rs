@@ -114,6 +114,15 @@ impl Campaign {
         }
     }
 
+    /// Held and confirmed units over the total (what is no longer on sale), 0 to 1; 0 for a
+    /// total withdrawn to nothing.
+    pub fn stock_usage_rate(&self) -> f64 {
+        match self.total_stock {
+            t if t > 0 => (t - self.remaining_stock).clamp(0, t) as f64 / t as f64,
+            _ => 0.0,
+        }
+    }
+
     pub fn state(&self, now: DateTime<Utc>) -> CampaignState {
         match self.window(now) {
             Window::Ended => CampaignState::Ended,
@@ -159,6 +168,18 @@ mod tests {
             created_at: t0,
             updated_at: t0,
         }
+    }
+
+    #[test]
+    fn usage_is_the_share_of_the_total_taken() {
+        let with = |total: i64, remaining: i64| Campaign {
+            total_stock: total,
+            ..campaign(0, None, remaining)
+        };
+        assert_eq!(with(1_000, 1_000).stock_usage_rate(), 0.0);
+        assert_eq!(with(1_000, 250).stock_usage_rate(), 0.75);
+        assert_eq!(with(1_000, 0).stock_usage_rate(), 1.0);
+        assert_eq!(with(0, 0).stock_usage_rate(), 0.0);
     }
 
     #[test]

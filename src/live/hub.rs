@@ -51,7 +51,6 @@ struct Inner {
     shutdown: CancellationToken,
 }
 
-#[derive(Default)]
 struct Feed {
     /// Each watcher's channel, and its seat: dropping a watcher here frees its seat at once,
     /// whatever its connection still holds (at most [`WATCHER_BUFFER`] snapshots).
@@ -116,11 +115,6 @@ impl LiveHub {
             }
         }
         Ok(Watcher { rx })
-    }
-
-    /// Watchers served now.
-    pub fn watchers(&self) -> usize {
-        *lock(&self.inner.watchers)
     }
 }
 

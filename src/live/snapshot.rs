@@ -45,14 +45,6 @@ pub struct Snapshot {
     pub consumer_lag_ms: Option<i64>,
 }
 
-/// Held and confirmed units over the total; 0 for an empty total (a campaign withdrawn to 0).
-pub fn usage_rate(total: i64, remaining: i64) -> f64 {
-    match total {
-        t if t > 0 => (t - remaining).clamp(0, t) as f64 / t as f64,
-        _ => 0.0,
-    }
-}
-
 impl Snapshot {
     /// `now` as a snapshot, with its rates since `before` (none for the first reading).
     pub fn new(now: &Reading, before: Option<&Reading>) -> Self {
@@ -98,7 +90,7 @@ impl Snapshot {
             refused_count: now.refusals.total,
             refused_by_reason: now.refusals.by_reason.clone(),
             refused_per_second,
-            stock_usage_rate: usage_rate(c.total_stock, c.remaining_stock),
+            stock_usage_rate: c.stock_usage_rate(),
             holds_expiring_soon: now.held.expiring_soon,
             queue,
             relay_lag_ms: Some((now.relay_lag_seconds.max(0.0) * 1_000.0).round() as i64),
@@ -109,18 +101,5 @@ impl Snapshot {
                 .map(|a| (now.accepted_count - a.accepted_count).max(0)),
             consumer_lag_ms: now.applied.as_ref().map(|a| a.lag_ms),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usage_is_the_share_of_the_total_taken() {
-        assert_eq!(usage_rate(1_000, 1_000), 0.0);
-        assert_eq!(usage_rate(1_000, 250), 0.75);
-        assert_eq!(usage_rate(1_000, 0), 1.0);
-        assert_eq!(usage_rate(0, 0), 0.0);
     }
 }

@@ -15,12 +15,17 @@ pub const EVERY: Duration = Duration::from_millis(500);
 
 pub async fn run(db: Db, counter: Arc<RefusalCounter>, stop: CancellationToken) {
     let mut failing = false;
+    let mut dropped = 0;
     loop {
         let stopping = tokio::select! {
             _ = stop.cancelled() => true,
             _ = tokio::time::sleep(EVERY) => false,
         };
         let counts = counter.take();
+        if counter.dropped() > dropped {
+            dropped = counter.dropped();
+            tracing::warn!(dropped, "Refusals of more campaigns than the counter keeps between two flushes were not counted.");
+        }
         match store::add(&db, &counts).await {
             Ok(()) if failing => {
                 tracing::info!("Refusal counts are written again.");
