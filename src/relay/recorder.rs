@@ -12,10 +12,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::store;
-use crate::db::Db;
+use crate::db::{sql::MAX_IDS, Db};
 
-/// Rows marked per statement at most.
-const MARK_CHUNK: usize = 5_000;
+/// Rows marked per statement at most: an `IN` list within the statement budget (`db::sql`).
+const MARK_CHUNK: usize = MAX_IDS;
 const RETRY_BASE: Duration = Duration::from_millis(50);
 const RETRY_CAP: Duration = Duration::from_secs(5);
 /// How long, after the workers are gone, the recorder keeps trying to write its last marks.

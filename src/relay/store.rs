@@ -9,7 +9,7 @@
 //! Through the primary key (rows by id) or `(status, lease_until)` (rows by owner, always
 //! leased) an UPDATE reads only the rows it changes.
 
-use crate::db::sql::{in_list, size_at_least, stmt};
+use crate::db::sql::{in_list, size_at_least, stmt, MAX_IDS};
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
@@ -177,9 +177,9 @@ async fn lock_then_lease(
     Ok(rows)
 }
 
-/// The claim's one UPDATE: leases `rows` to `owner`, each only while it is still claimable
-/// (PENDING, due, its lease free or expired). `prefix` goes before the statement. Returns how
-/// many it leased.
+/// The claim's UPDATE: leases `rows` to `owner`, each only while it is still claimable
+/// (PENDING, due, its lease free or expired), [`MAX_IDS`] rows a statement. `prefix` goes before
+/// each statement. Returns how many it leased.
 async fn lease_rows(
     txn: &impl ConnectionTrait,
     owner: &str,
@@ -187,22 +187,23 @@ async fn lease_rows(
     rows: &[ClaimedRow],
     prefix: &str,
 ) -> Result<u64, DbErr> {
-    if rows.is_empty() {
-        return Ok(0);
+    let mut leased = 0;
+    for chunk in rows.chunks(MAX_IDS) {
+        let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
+        let ids = in_list(&mut values, chunk.iter().map(|r| Value::from(r.id)));
+        let res = txn
+            .execute_raw(stmt(
+                &format!(
+                    "{prefix}UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
+                     lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids}) \
+                     AND {CLAIMABLE}"
+                ),
+                values,
+            ))
+            .await?;
+        leased += res.rows_affected();
     }
-    let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
-    let ids = in_list(&mut values, rows.iter().map(|r| Value::from(r.id)));
-    let res = txn
-        .execute_raw(stmt(
-            &format!(
-                "{prefix}UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
-                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids}) \
-                 AND {CLAIMABLE}"
-            ),
-            values,
-        ))
-        .await?;
-    Ok(res.rows_affected())
+    Ok(leased)
 }
 
 /// What a row must be to be claimed, checked again by the statements that lock it.
@@ -322,17 +323,16 @@ async fn lease_unleased(
     if lease_rows(txn, owner, lease, candidates, nowait).await? == candidates.len() as u64 {
         return Ok(None);
     }
-    let mut values: Vec<Value> = vec![owner.into()];
-    let ids = in_list(&mut values, candidates.iter().map(|r| Value::from(r.id)));
     let leased = attempts_of(
         txn,
-        stmt(
-            &format!(
+        candidates,
+        |ids| {
+            format!(
                 "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) \
-                 WHERE lease_owner = ? AND status = 'PENDING' AND id IN ({ids})"
-            ),
-            values,
-        ),
+             WHERE lease_owner = ? AND status = 'PENDING' AND id IN ({ids})"
+            )
+        },
+        &[owner.into()],
     )
     .await?;
     let (rows, give_back) = oldest_runs(candidates.to_vec(), &leased);
@@ -351,32 +351,38 @@ async fn lock_claimable(
     txn: &impl ConnectionTrait,
     candidates: Vec<ClaimedRow>,
 ) -> Result<Vec<ClaimedRow>, DbErr> {
-    let mut values: Vec<Value> = Vec::with_capacity(size_at_least(candidates.len()));
-    let ids = in_list(&mut values, candidates.iter().map(|r| Value::from(r.id)));
     let locked = attempts_of(
         txn,
-        stmt(
-            &format!(
+        &candidates,
+        |ids| {
+            format!(
                 "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) WHERE id IN ({ids}) \
-                 AND {CLAIMABLE} FOR UPDATE SKIP LOCKED"
-            ),
-            values,
-        ),
+             AND {CLAIMABLE} FOR UPDATE SKIP LOCKED"
+            )
+        },
+        &[],
     )
     .await?;
     Ok(oldest_runs(candidates, &locked).0)
 }
 
-/// `id → attempts` of the rows a statement selects.
+/// `id → attempts` of the rows that `sql` (given the `IN` list's placeholders, after `values`)
+/// selects among `rows`, [`MAX_IDS`] ids a statement.
 async fn attempts_of(
     txn: &impl ConnectionTrait,
-    statement: sea_orm::Statement,
+    rows: &[ClaimedRow],
+    sql: impl Fn(&str) -> String,
+    values: &[Value],
 ) -> Result<HashMap<i64, i32>, DbErr> {
-    txn.query_all_raw(statement)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-        .collect()
+    let mut found = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(MAX_IDS) {
+        let mut chunk_values: Vec<Value> = values.to_vec();
+        let ids = in_list(&mut chunk_values, chunk.iter().map(|r| Value::from(r.id)));
+        for row in txn.query_all_raw(stmt(&sql(&ids), chunk_values)).await? {
+            found.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        }
+    }
+    Ok(found)
 }
 
 /// What a claim keeps of its candidates once it knows which ones it `took` (with their attempts
@@ -433,23 +439,23 @@ pub async fn renew_row_leases(
     Ok(res.rows_affected())
 }
 
-/// Marks rows PUBLISHED in one statement. A row that is delivered is published whoever holds
-/// its lease now, so this does not check the owner.
+/// Marks rows PUBLISHED, [`MAX_IDS`] a statement (the recorder hands over at most that many at
+/// once). A row that is delivered is published whoever holds its lease now, so this does not
+/// check the owner.
 pub async fn mark_published(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
+    for chunk in ids.chunks(MAX_IDS) {
+        let mut values: Vec<Value> = Vec::with_capacity(size_at_least(chunk.len()));
+        let ids = in_list(&mut values, chunk.iter().map(|id| Value::from(*id)));
+        db.execute_raw(stmt(
+            &format!(
+                "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
+                 last_error = NULL, lease_owner = NULL, lease_until = NULL \
+                 WHERE status = 'PENDING' AND id IN ({ids})"
+            ),
+            values,
+        ))
+        .await?;
     }
-    let mut values: Vec<Value> = Vec::with_capacity(size_at_least(ids.len()));
-    let ids = in_list(&mut values, ids.iter().map(|id| Value::from(*id)));
-    db.execute_raw(stmt(
-        &format!(
-            "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
-             last_error = NULL, lease_owner = NULL, lease_until = NULL \
-             WHERE status = 'PENDING' AND id IN ({ids})"
-        ),
-        values,
-    ))
-    .await?;
     Ok(())
 }
 
@@ -499,35 +505,38 @@ pub async fn mark_dead(
 }
 
 /// Gives leases back without counting an attempt (shutdown, dropped rows, a crashed worker's
-/// rows, and inside a claim the rows it took but does not keep). `None` releases every row
-/// `owner` holds.
+/// rows, and inside a claim the rows it took but does not keep), [`MAX_IDS`] ids a statement.
+/// `None` releases every row `owner` holds.
 pub async fn release(
     db: &impl ConnectionTrait,
     owner: &str,
     ids: Option<&[i64]>,
 ) -> Result<u64, DbErr> {
-    let mut values: Vec<Value> = vec![owner.into()];
-    let (index, filter) = match ids {
-        None => (
-            "ix_outbox_status_lease",
-            " AND lease_until IS NOT NULL".to_string(),
-        ),
-        Some([]) => return Ok(0),
-        Some(ids) => {
-            let ids = in_list(&mut values, ids.iter().map(|id| Value::from(*id)));
-            ("PRIMARY", format!(" AND id IN ({ids})"))
-        }
-    };
-    let res = db
-        .execute_raw(stmt(
+    let release = |index: &str, filter: String, values: Vec<Value>| {
+        stmt(
             &format!(
                 "UPDATE outbox_event FORCE INDEX ({index}) SET lease_owner = NULL, lease_until = NULL \
                  WHERE status = 'PENDING' AND lease_owner = ?{filter}"
             ),
             values,
-        ))
-        .await?;
-    Ok(res.rows_affected())
+        )
+    };
+    let Some(ids) = ids else {
+        let all = release(
+            "ix_outbox_status_lease",
+            " AND lease_until IS NOT NULL".into(),
+            vec![owner.into()],
+        );
+        return Ok(db.execute_raw(all).await?.rows_affected());
+    };
+    let mut released = 0;
+    for chunk in ids.chunks(MAX_IDS) {
+        let mut values: Vec<Value> = vec![owner.into()];
+        let list = in_list(&mut values, chunk.iter().map(|id| Value::from(*id)));
+        let some = release("PRIMARY", format!(" AND id IN ({list})"), values);
+        released += db.execute_raw(some).await?.rows_affected();
+    }
+    Ok(released)
 }
 
 /// Deletes up to `batch` PUBLISHED rows older than `retention`; returns how many.
