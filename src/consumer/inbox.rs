@@ -1,13 +1,13 @@
 //! `consumer_inbox`: the dedupe record (docs/design.md §5). Written in the transaction that applies the
 //! effect, so "applied" and "recorded" cannot disagree.
 
-use crate::db::sql::{in_list, insert_rows, stmt};
+use crate::db::sql::{fits, in_list, insert_rows, stmt, value_bytes};
 use std::{collections::HashSet, time::Duration};
 
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
 
-/// Rows per statement (keeps statements well under `max_allowed_packet`).
+/// Rows recorded per call of `insert_rows` (which cuts them again by bytes).
 const CHUNK: usize = 1_000;
 
 /// Which of `event_ids` this consumer already applied.
@@ -17,7 +17,9 @@ pub async fn applied(
     event_ids: &[Uuid],
 ) -> Result<HashSet<Uuid>, DbErr> {
     let mut found = HashSet::new();
-    for chunk in event_ids.chunks(CHUNK) {
+    // Event ids as text, as many as fit one statement's bytes (`db::sql`): 256 a statement.
+    let per_statement = fits(value_bytes(&Value::from(Uuid::nil().to_string())));
+    for chunk in event_ids.chunks(per_statement) {
         let mut values: Vec<Value> = vec![consumer.into()];
         let ids = in_list(
             &mut values,
