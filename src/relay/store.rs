@@ -305,9 +305,11 @@ struct Candidates {
 }
 
 /// Step 2 of a claim, when every candidate was never leased (or was released) and the server
-/// allows [`LeaseMode::NoWait`]: one UPDATE leases those still claimable, and fails at once
-/// (`LockWaitTimeout`, nothing changed) if another transaction holds one of them (an admin's
-/// statement; the caller then takes the locking read's way). Normally it leases every candidate,
+/// allows [`LeaseMode::NoWait`]: the lease UPDATE (one statement per [`MAX_IDS`] candidates)
+/// leases those still claimable, and fails at once (`LockWaitTimeout`) if another transaction
+/// holds one of them (an admin's statement; the caller then takes the locking read's way). A
+/// failure takes back what every statement of it leased (a savepoint: a later chunk failing
+/// must not leave an earlier one's rows leased here, held by nothing and out of the pipeline). Normally it leases every candidate,
 /// with the attempt count the read saw: only a lease holder changes it, and a committed, unleased
 /// row of a shard this relay leads has none while the claim holds the shard's lease row (a
 /// takeover waits for the claim). Returns `None` then. If it leased fewer (a row published,
@@ -320,7 +322,16 @@ async fn lease_unleased(
     candidates: &[ClaimedRow],
 ) -> Result<Option<Vec<ClaimedRow>>, DbErr> {
     let nowait = "SET STATEMENT innodb_lock_wait_timeout = 0 FOR ";
-    if lease_rows(txn, owner, lease, candidates, nowait).await? == candidates.len() as u64 {
+    txn.execute_unprepared("SAVEPOINT lease_unleased").await?;
+    let leased = match lease_rows(txn, owner, lease, candidates, nowait).await {
+        Ok(leased) => leased,
+        Err(e) => {
+            txn.execute_unprepared("ROLLBACK TO SAVEPOINT lease_unleased")
+                .await?;
+            return Err(e);
+        }
+    };
+    if leased == candidates.len() as u64 {
         return Ok(None);
     }
     let leased = attempts_of(
@@ -512,7 +523,7 @@ pub async fn release(
     owner: &str,
     ids: Option<&[i64]>,
 ) -> Result<u64, DbErr> {
-    let release = |index: &str, filter: String, values: Vec<Value>| {
+    let statement = |index: &str, filter: String, values: Vec<Value>| {
         stmt(
             &format!(
                 "UPDATE outbox_event FORCE INDEX ({index}) SET lease_owner = NULL, lease_until = NULL \
@@ -522,7 +533,7 @@ pub async fn release(
         )
     };
     let Some(ids) = ids else {
-        let all = release(
+        let all = statement(
             "ix_outbox_status_lease",
             " AND lease_until IS NOT NULL".into(),
             vec![owner.into()],
@@ -533,7 +544,7 @@ pub async fn release(
     for chunk in ids.chunks(MAX_IDS) {
         let mut values: Vec<Value> = vec![owner.into()];
         let list = in_list(&mut values, chunk.iter().map(|id| Value::from(*id)));
-        let some = release("PRIMARY", format!(" AND id IN ({list})"), values);
+        let some = statement("PRIMARY", format!(" AND id IN ({list})"), values);
         released += db.execute_raw(some).await?.rows_affected();
     }
     Ok(released)

@@ -103,6 +103,64 @@ async fn both_lease_modes_pass_over_a_held_row_with_its_younger_rows_and_take_th
     app.stop().await.expect("clean stop");
 }
 
+/// A claim larger than one lease statement (`db::sql::MAX_IDS` ids): a held row in its second
+/// statement fails that statement, and what the first one leased must go back with it, or those
+/// rows would stay leased here, held by nothing, while the claim passed over their key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_row_past_the_first_lease_statement_leaves_nothing_leased_that_the_claim_does_not_return(
+) {
+    let mut settings = test_settings().await;
+    settings.relay.enabled = false;
+    let app = spawn_app_with(settings.clone()).await;
+    let db = pool::connect(&settings.database).await.expect("pool");
+    let rows = firstcome::db::sql::MAX_IDS + 100;
+    let held_at = firstcome::db::sql::MAX_IDS + 20;
+    let events = app.insert_rows("big-key", &app.topic, rows).await;
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO relay_shard (shard, owner, lease_until) \
+             VALUES (0, '{OWNER}', UTC_TIMESTAMP(6) + INTERVAL 10 MINUTE)"
+        ))
+        .await
+        .expect("lead the one shard");
+    let ids = ids_of(&app.db, "big-key").await;
+    let holder = app.db.begin().await.expect("begin");
+    holder
+        .execute_unprepared(&format!(
+            "SELECT id FROM outbox_event WHERE event_id = '{}' FOR UPDATE",
+            events[held_at]
+        ))
+        .await
+        .expect("hold a row of the second lease statement");
+    let (_, claimed) = store::claim(
+        &db,
+        OWNER,
+        1,
+        Duration::from_secs(60),
+        2_000,
+        &[],
+        LeaseMode::NoWait,
+    )
+    .await
+    .expect("claim while a row is held");
+    let taken: Vec<i64> = claimed.iter().map(|r| r.id).collect();
+    assert_eq!(
+        taken,
+        ids[..held_at],
+        "the key's rows before the held one, in order"
+    );
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM outbox_event WHERE lease_owner = '{OWNER}'"
+        ))
+        .await,
+        held_at as i64,
+        "leased in MySQL: exactly the rows the claim returned"
+    );
+    holder.commit().await.expect("let the row go");
+    app.stop().await.expect("clean stop");
+}
+
 /// The ids of `key`'s rows, in id order.
 async fn ids_of(db: &DatabaseConnection, key: &str) -> Vec<i64> {
     db.query_all_raw(Statement::from_string(
