@@ -6,6 +6,9 @@
 #      the sync path, each on a fresh campaign at the same load,
 #   4. after each flash sale checks the result through the API (scripts/bench_report.py verify),
 #   5. writes k6/results/report.md + report.svg and copies them to k6/REPORT.md + k6/report.svg.
+#      Beside each k6 run it takes the CPU the service and k6 spent (the service's from /proc, k6's
+#      from bash's `time`), so the report splits a request's cost between the two: on 2 cores
+#      the ratio to /health/live moves with the load generator's own cost per request too.
 #
 # `scripts/bench.sh rates`: the same comparison at equal offered load (open model) instead of
 # equal VUs. For each rate of RATES, ascending, k6/flash-sale.js with RATE=<rate> (k6's
@@ -213,14 +216,27 @@ RUN_DIR=$RESULTS_DIR
 LOAD=(-e VUS="$VUS")
 LOAD_DESC="$VUS VUs"
 
+# The CPU time (utime + stime, in seconds) the service has used so far. The fields after the
+# command name's closing parenthesis, so a name with spaces cannot shift them.
+service_cpu() {
+  local stat
+  stat=$(cat "/proc/$SERVICE_PID/stat" 2>/dev/null) || { echo 0; return; }
+  echo "${stat##*) }" | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}'
+}
+
 run_k6() { # run_k6 <name> <script> [-e K=V ...]; never fails the script (thresholds may)
-  local name=$1 script=$2 rc=0
+  local name=$1 script=$2 rc=0 before after k6_cpu TIMEFORMAT='%U %S'
   shift 2
   log "k6: $name ($LOAD_DESC, $DURATION)"
-  "$K6" run --quiet --no-color \
+  before=$(service_cpu)
+  { time { "$K6" run --quiet --no-color \
     -e BASE_URL="$BASE_URL" "${LOAD[@]}" -e DURATION="$DURATION" \
     -e SUMMARY_FILE="$RUN_DIR/$name.json" "$@" "$ROOT/k6/$script" 2>&1 \
-    | tee "$RUN_DIR/k6-$name.log" || rc=$? # pipefail: the status is k6's
+    | tee "$RUN_DIR/k6-$name.log" || rc=$?; }; } 2>"$RUN_DIR/k6-time-$name.txt" # pipefail: k6's status
+  after=$(service_cpu)
+  k6_cpu=$(awk '{printf "%.2f", $1 + $2}' "$RUN_DIR/k6-time-$name.txt")
+  printf '{"serviceSeconds": %s, "k6Seconds": %s}\n' "$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a - b}')" \
+    "${k6_cpu:-0}" >"$RUN_DIR/cpu-$name.json"
   case $rc in
     0) ;;
     99) log "k6 $name: some thresholds failed (see the report)" ;;

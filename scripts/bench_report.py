@@ -346,7 +346,7 @@ def metric(summary: dict, name: str, scenario: str) -> dict:
     return m.get("values") or {}
 
 
-def row_for(kind: str, summary: dict | None, verify: dict | None) -> dict:
+def row_for(kind: str, summary: dict | None, verify: dict | None, cpu: dict | None = None) -> dict:
     row: dict[str, Any] = {"kind": kind, "present": summary is not None, "verify": verify}
     if summary is None:
         return row
@@ -383,6 +383,10 @@ def row_for(kind: str, summary: dict | None, verify: dict | None) -> dict:
     ob = (verify or {}).get("outbox") or {}
     row["events_published"] = ob.get("eventsPublished") if ob.get("available") else None
     row["verify"] = verify
+    # CPU per request of the service and of k6 (scripts/bench.sh: /proc and bash's `time`).
+    for key, field in (("service_us", "serviceSeconds"), ("k6_us", "k6Seconds")):
+        secs = (cpu or {}).get(field)
+        row[key] = secs / row["requests"] * 1e6 if secs and row["requests"] else None
     return row
 
 
@@ -495,6 +499,16 @@ def build_markdown(rows: dict[str, dict], meta: dict, machine: dict) -> tuple[st
     ratios = (f"**Outbox vs sync:** throughput **{fmt(tx, 1, '×')}** (outbox ÷ sync requests/s), "
               f"p95 **{fmt(p95x, 1, '×')}** lower (sync p95 ÷ outbox p95).")
     table_text = "\n".join(table) + "\n\n" + ratios + "\n"
+    if h.get("service_us") is not None:
+        cpu = ["| CPU per request (µs, same run) | service | k6 | together |", "|---|---:|---:|---:|"]
+        for kind in PATHS:
+            r = rows[kind]
+            if r.get("service_us") is not None and r.get("k6_us") is not None:
+                cpu.append(f"| {kind} | {fmt(r['service_us'])} | {fmt(r['k6_us'])} "
+                           f"| {fmt(r['service_us'] + r['k6_us'])} |")
+        table_text += ("\n" + "\n".join(cpu) + "\n\nOn this machine the service and k6 share the cores: "
+                       "a request's share of /health/live's throughput is about the ratio of the "
+                       "\"together\" column, so the service's own part is its column alone.\n")
 
     cfg = o.get("config") or s.get("config") or h.get("config") or {}
     load = {"vus": cfg.get("vus"), "duration": cfg.get("duration"), "stock": cfg.get("stock")}
@@ -692,7 +706,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     d = Path(args.results_dir)
     meta = dict(kv.split("=", 1) for kv in args.meta if "=" in kv)
     summaries = {k: load_json(d / f"{k}.json") for k in PATHS}
-    rows = {k: row_for(k, summaries[k], load_json(d / f"verify-{k}.json")) for k in PATHS}
+    rows = {k: row_for(k, summaries[k], load_json(d / f"verify-{k}.json"), load_json(d / f"cpu-{k}.json"))
+            for k in PATHS}
     machine = machine_info()
     # The run's date, not the rendering's: the newest k6 summary.
     stamps = [str(s["generatedAt"]) for s in summaries.values() if s and s.get("generatedAt")]
