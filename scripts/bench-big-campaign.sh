@@ -83,15 +83,19 @@ INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, to
 COMMIT
 SQL
 
-# CPU seconds (user + system) a process has used so far, from /proc; 0 when it is not running.
-cpu_ticks() { # cpu_ticks <process name>
-  local pid; pid=$(pgrep -x "$1" | head -n 1) || true
-  if [ -n "$pid" ]; then awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0; else echo 0; fi
+# CPU ticks (user + system) a process has used so far, from /proc; 0 when it is not running.
+pid_ticks() { # pid_ticks <pid>
+  if [ -n "$1" ]; then awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; else echo 0; fi
 }
-# The service by its binary's name (a copy named firstcome-<label> is sampled too; /proc keeps
-# the first 15 characters of a name).
-SERVICE_PROC=$(basename "$BIN" | cut -c1-15)
-PROCS="k6 $SERVICE_PROC mariadbd redis-server"
+cpu_ticks() { # cpu_ticks <process name>
+  pid_ticks "$(pgrep -x "$1" | head -n 1 || true)"
+}
+# One line per process, the service by the pid this script started (whatever its binary is
+# called: a copy named firstcome-<label> has a longer name than the 15 characters /proc keeps).
+cpu_sample() {
+  echo "firstcome $(pid_ticks "$SERVICE_PID")"
+  for p in k6 mariadbd redis-server; do echo "$p $(cpu_ticks "$p")"; done
+}
 
 # --- one run: mysqlslap, then the service under k6 ---------------------------------------------
 one_run() { # one_run <n>
@@ -144,9 +148,9 @@ one_run() { # one_run <n>
   local k6_pid=$!
   # CPU use from 5 s into the run (k6 has created the campaign and ramped up) for 15 s.
   sleep 5
-  { echo "seconds 15"; for p in $PROCS; do echo "$p $(cpu_ticks "$p")"; done; } >"$cpu"
+  { echo "seconds 15"; cpu_sample; } >"$cpu"
   sleep 15
-  for p in $PROCS; do echo "$p $(cpu_ticks "$p")"; done >>"$cpu"
+  cpu_sample >>"$cpu"
   wait "$k6_pid" || rc=$?
   [ $rc = 0 ] || [ $rc = 99 ] || log "k6 exited with status $rc (see $RESULTS_DIR/k6-big-campaign-$n.log)"
   kill -0 "$SERVICE_PID" 2>/dev/null || die "the service died during the run"
