@@ -309,12 +309,13 @@ struct Candidates {
 /// leases those still claimable, and fails at once (`LockWaitTimeout`) if another transaction
 /// holds one of them (an admin's statement; the caller then takes the locking read's way). A
 /// failure takes back what every statement of it leased (a savepoint: a later chunk failing
-/// must not leave an earlier one's rows leased here, held by nothing and out of the pipeline). Normally it leases every candidate,
-/// with the attempt count the read saw: only a lease holder changes it, and a committed, unleased
-/// row of a shard this relay leads has none while the claim holds the shard's lease row (a
-/// takeover waits for the claim). Returns `None` then. If it leased fewer (a row published,
-/// redriven or deleted since the read), the claim keeps what [`oldest_runs`] keeps, with the
-/// attempts read as of its own lock, and gives the rest back in the same transaction.
+/// must not leave an earlier one's rows leased here, held by nothing and out of the pipeline).
+/// Normally it leases every candidate, with the attempt count the read saw: only a lease holder
+/// changes it, and a committed, unleased row of a shard this relay leads has none while the
+/// claim holds the shard's lease row (a takeover waits for the claim). Returns `None` then. If
+/// it leased fewer (a row published, redriven or deleted since the read), the claim keeps what
+/// [`oldest_runs`] keeps, with the attempts read as of its own lock, and gives the rest back in
+/// the same transaction.
 async fn lease_unleased(
     txn: &impl ConnectionTrait,
     owner: &str,
@@ -340,7 +341,7 @@ async fn lease_unleased(
         |ids| {
             format!(
                 "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) \
-             WHERE lease_owner = ? AND status = 'PENDING' AND id IN ({ids})"
+                 WHERE lease_owner = ? AND status = 'PENDING' AND id IN ({ids})"
             )
         },
         &[owner.into()],
@@ -368,7 +369,7 @@ async fn lock_claimable(
         |ids| {
             format!(
                 "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) WHERE id IN ({ids}) \
-             AND {CLAIMABLE} FOR UPDATE SKIP LOCKED"
+                 AND {CLAIMABLE} FOR UPDATE SKIP LOCKED"
             )
         },
         &[],
