@@ -25,13 +25,7 @@ async fn both_lease_modes_pass_over_a_held_row_with_its_younger_rows_and_take_th
     let held = app.insert_rows("held-key", &app.topic, 1).await;
     app.insert_rows("held-key", &app.topic, 2).await;
     app.insert_rows("free-key", &app.topic, 2).await;
-    app.db
-        .execute_unprepared(&format!(
-            "INSERT INTO relay_shard (shard, owner, lease_until) \
-             VALUES (0, '{OWNER}', UTC_TIMESTAMP(6) + INTERVAL 10 MINUTE)"
-        ))
-        .await
-        .expect("lead the one shard");
+    lead_the_one_shard(&app.db).await;
     let (held_ids, free_ids) = (
         ids_of(&app.db, "held-key").await,
         ids_of(&app.db, "free-key").await,
@@ -116,13 +110,7 @@ async fn a_held_row_past_the_first_lease_statement_leaves_nothing_leased_that_th
     let rows = firstcome::db::sql::MAX_IDS + 100;
     let held_at = firstcome::db::sql::MAX_IDS + 20;
     let events = app.insert_rows("big-key", &app.topic, rows).await;
-    app.db
-        .execute_unprepared(&format!(
-            "INSERT INTO relay_shard (shard, owner, lease_until) \
-             VALUES (0, '{OWNER}', UTC_TIMESTAMP(6) + INTERVAL 10 MINUTE)"
-        ))
-        .await
-        .expect("lead the one shard");
+    lead_the_one_shard(&app.db).await;
     let ids = ids_of(&app.db, "big-key").await;
     let holder = app.db.begin().await.expect("begin");
     holder
@@ -159,6 +147,16 @@ async fn a_held_row_past_the_first_lease_statement_leaves_nothing_leased_that_th
     );
     holder.commit().await.expect("let the row go");
     app.stop().await.expect("clean stop");
+}
+
+/// Makes [`OWNER`] the leader of the one shard for ten minutes, as its relay would be.
+async fn lead_the_one_shard(db: &DatabaseConnection) {
+    db.execute_unprepared(&format!(
+        "INSERT INTO relay_shard (shard, owner, lease_until) \
+         VALUES (0, '{OWNER}', UTC_TIMESTAMP(6) + INTERVAL 10 MINUTE)"
+    ))
+    .await
+    .expect("lead the one shard");
 }
 
 /// The ids of `key`'s rows, in id order.
