@@ -184,14 +184,24 @@ async fn withdrawals_racing_a_burst_never_oversell_and_take_only_what_was_unsold
             (samples, broken)
         })
     };
-    let burst = (1..=400).map(|u| {
-        let app = if u % 2 == 0 { a.clone() } else { b.clone() };
-        async move { app.join(campaign, u, 1).await }
-    });
+    let wave = |users: std::ops::RangeInclusive<i64>| {
+        users.map(|u| {
+            let app = if u % 2 == 0 { a.clone() } else { b.clone() };
+            async move { app.join(campaign, u, 1).await }
+        })
+    };
+    // A first wave sells at most half the stock, and a first withdrawal, which nothing races
+    // yet, must succeed; the rest of the burst then races the next withdrawals. (Racing from the
+    // first join, a fast write path could sell all 200 units before any withdrawal committed,
+    // and the test would check nothing.)
+    let mut replies = join_all(wave(1..=100)).await;
+    let first = control(&a, campaign, "stock", json!({"delta": -15})).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let first = first.body["totalStock"].as_i64().expect("total");
     // Withdrawals of 15 units from both instances, one after another, until one is refused.
     let withdraw = async {
-        let mut taken = Vec::new();
-        for i in 0.. {
+        let mut taken = vec![first];
+        for i in 1.. {
             let app = if i % 2 == 0 { &a } else { &b };
             let reply = control(app, campaign, "stock", json!({"delta": -15})).await;
             match reply.status {
@@ -210,7 +220,8 @@ async fn withdrawals_racing_a_burst_never_oversell_and_take_only_what_was_unsold
         }
         unreachable!()
     };
-    let (replies, (taken, _refused)) = tokio::join!(join_all(burst), withdraw);
+    let (rest, (taken, _refused)) = tokio::join!(join_all(wave(101..=400)), withdraw);
+    replies.extend(rest);
     done.store(true, Ordering::Relaxed);
     let (samples, broken) = sampler.await.expect("sampler");
     assert!(
