@@ -31,6 +31,8 @@
 
 use std::ops::Range;
 
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, Statement, Value};
+
 /// The most bytes of values one statement should carry: below the 16 KiB a new socket writes at
 /// once, with room for the SQL text and the packet's own header.
 pub const STATEMENT_BYTES: usize = 12 * 1024;
@@ -55,8 +57,6 @@ pub fn value_bytes(value: &Value) -> usize {
 pub fn fits(bytes: usize) -> usize {
     size_at_most((STATEMENT_BYTES / bytes.max(1)).max(1))
 }
-
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, Statement, Value};
 
 /// A MySQL statement with positional values.
 pub fn stmt(sql: &str, values: Vec<Value>) -> Statement {
