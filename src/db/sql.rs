@@ -109,6 +109,28 @@ pub fn in_list(values: &mut Vec<Value>, items: impl IntoIterator<Item = Value>) 
     placeholders(values.len() - start)
 }
 
+/// Runs `sql` (given an `IN` list's placeholders, its values after `values`) once per
+/// [`MAX_IDS`] of `ids`, so no statement passes [`STATEMENT_BYTES`]; returns the rows affected
+/// by all of them. Not atomic by itself: inside a transaction, the caller decides what a failure
+/// between two statements leaves.
+pub async fn execute_for_ids(
+    conn: &impl ConnectionTrait,
+    ids: &[i64],
+    values: &[Value],
+    sql: impl Fn(&str) -> String,
+) -> Result<u64, DbErr> {
+    let mut affected = 0;
+    for chunk in ids.chunks(MAX_IDS) {
+        let mut chunk_values = values.to_vec();
+        let list = in_list(&mut chunk_values, chunk.iter().map(|id| Value::from(*id)));
+        affected += conn
+            .execute_raw(stmt(&sql(&list), chunk_values))
+            .await?
+            .rows_affected();
+    }
+    Ok(affected)
+}
+
 /// `0..n` cut into consecutive ranges whose lengths are list sizes, largest first (a thousand
 /// rows: 768, 192, 32, 8).
 pub fn pieces(n: usize) -> impl Iterator<Item = Range<usize>> {

@@ -9,7 +9,7 @@
 //! Through the primary key (rows by id) or `(status, lease_until)` (rows by owner, always
 //! leased) an UPDATE reads only the rows it changes.
 
-use crate::db::sql::{in_list, size_at_least, stmt, MAX_IDS};
+use crate::db::sql::{execute_for_ids, in_list, size_at_least, stmt, MAX_IDS};
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
@@ -187,23 +187,15 @@ async fn lease_rows(
     rows: &[ClaimedRow],
     prefix: &str,
 ) -> Result<u64, DbErr> {
-    let mut leased = 0;
-    for chunk in rows.chunks(MAX_IDS) {
-        let mut values: Vec<Value> = vec![owner.into(), micros(lease).into()];
-        let ids = in_list(&mut values, chunk.iter().map(|r| Value::from(r.id)));
-        let res = txn
-            .execute_raw(stmt(
-                &format!(
-                    "{prefix}UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
-                     lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids}) \
-                     AND {CLAIMABLE}"
-                ),
-                values,
-            ))
-            .await?;
-        leased += res.rows_affected();
-    }
-    Ok(leased)
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    execute_for_ids(txn, &ids, &[owner.into(), micros(lease).into()], |ids| {
+        format!(
+            "{prefix}UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
+                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids}) \
+                 AND {CLAIMABLE}"
+        )
+    })
+    .await
 }
 
 /// What a row must be to be claimed, checked again by the statements that lock it.
@@ -323,12 +315,18 @@ async fn lease_unleased(
     candidates: &[ClaimedRow],
 ) -> Result<Option<Vec<ClaimedRow>>, DbErr> {
     let nowait = "SET STATEMENT innodb_lock_wait_timeout = 0 FOR ";
-    txn.execute_unprepared("SAVEPOINT lease_unleased").await?;
+    // One statement changes nothing when it fails; only several need the savepoint.
+    let several = candidates.len() > MAX_IDS;
+    if several {
+        txn.execute_unprepared("SAVEPOINT lease_unleased").await?;
+    }
     let leased = match lease_rows(txn, owner, lease, candidates, nowait).await {
         Ok(leased) => leased,
         Err(e) => {
-            txn.execute_unprepared("ROLLBACK TO SAVEPOINT lease_unleased")
-                .await?;
+            if several {
+                txn.execute_unprepared("ROLLBACK TO SAVEPOINT lease_unleased")
+                    .await?;
+            }
             return Err(e);
         }
     };
@@ -455,19 +453,14 @@ pub async fn renew_row_leases(
 /// once). A row that is delivered is published whoever holds its lease now, so this does not
 /// check the owner.
 pub async fn mark_published(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
-    for chunk in ids.chunks(MAX_IDS) {
-        let mut values: Vec<Value> = Vec::with_capacity(size_at_least(chunk.len()));
-        let ids = in_list(&mut values, chunk.iter().map(|id| Value::from(*id)));
-        db.execute_raw(stmt(
-            &format!(
-                "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
-                 last_error = NULL, lease_owner = NULL, lease_until = NULL \
-                 WHERE status = 'PENDING' AND id IN ({ids})"
-            ),
-            values,
-        ))
-        .await?;
-    }
+    execute_for_ids(db, ids, &[], |ids| {
+        format!(
+            "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
+             last_error = NULL, lease_owner = NULL, lease_until = NULL \
+             WHERE status = 'PENDING' AND id IN ({ids})"
+        )
+    })
+    .await?;
     Ok(())
 }
 
@@ -524,31 +517,26 @@ pub async fn release(
     owner: &str,
     ids: Option<&[i64]>,
 ) -> Result<u64, DbErr> {
-    let statement = |index: &str, filter: String, values: Vec<Value>| {
-        stmt(
-            &format!(
-                "UPDATE outbox_event FORCE INDEX ({index}) SET lease_owner = NULL, lease_until = NULL \
-                 WHERE status = 'PENDING' AND lease_owner = ?{filter}"
-            ),
-            values,
+    let statement = |index: &str, filter: String| {
+        format!(
+            "UPDATE outbox_event FORCE INDEX ({index}) SET lease_owner = NULL, lease_until = NULL \
+             WHERE status = 'PENDING' AND lease_owner = ?{filter}"
         )
     };
     let Some(ids) = ids else {
         let all = statement(
             "ix_outbox_status_lease",
             " AND lease_until IS NOT NULL".into(),
-            vec![owner.into()],
         );
-        return Ok(db.execute_raw(all).await?.rows_affected());
+        return Ok(db
+            .execute_raw(stmt(&all, vec![owner.into()]))
+            .await?
+            .rows_affected());
     };
-    let mut released = 0;
-    for chunk in ids.chunks(MAX_IDS) {
-        let mut values: Vec<Value> = vec![owner.into()];
-        let list = in_list(&mut values, chunk.iter().map(|id| Value::from(*id)));
-        let some = statement("PRIMARY", format!(" AND id IN ({list})"), values);
-        released += db.execute_raw(some).await?.rows_affected();
-    }
-    Ok(released)
+    execute_for_ids(db, ids, &[owner.into()], |list| {
+        statement("PRIMARY", format!(" AND id IN ({list})"))
+    })
+    .await
 }
 
 /// Deletes up to `batch` PUBLISHED rows older than `retention`; returns how many.
