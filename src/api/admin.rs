@@ -103,11 +103,12 @@ impl AdminApi {
     async fn summary(
         &self,
         auth: AdminAuth,
+        req: &poem::Request,
         /// Only this campaign's events.
         #[oai(name = "campaignId", validator(minimum(value = "1")))]
         campaign_id: Query<Option<i64>>,
     ) -> Result<Json<OutboxSummary>, ApiError> {
-        auth.check(&self.admin)?;
+        auth.check(&self.admin, req)?;
         let key = campaign_id.0.map(crate::outbox::event::message_key);
         let s = self.outbox.summary(key.as_deref()).await?;
         let m = &self.metrics;
@@ -133,6 +134,7 @@ impl AdminApi {
     async fn dead(
         &self,
         auth: AdminAuth,
+        req: &poem::Request,
         /// Page size, 1 to 500 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
@@ -140,7 +142,7 @@ impl AdminApi {
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
     ) -> Result<Json<DeadPage>, ApiError> {
-        auth.check(&self.admin)?;
+        auth.check(&self.admin, req)?;
         let limit = limit.0.unwrap_or(50);
         let mut rows = self.outbox.dead(cursor.0.unwrap_or(0), limit + 1).await?;
         let next_cursor = if rows.len() > limit as usize {
@@ -172,11 +174,12 @@ impl AdminApi {
     async fn redrive_campaign(
         &self,
         auth: AdminAuth,
+        req: &poem::Request,
         /// The campaign whose dead events are redriven.
         #[oai(name = "campaignId", validator(minimum(value = "1")))]
         campaign_id: Query<i64>,
     ) -> Result<Json<RedrivenCampaign>, ApiError> {
-        let admin = auth.check(&self.admin)?;
+        let admin = auth.check(&self.admin, req)?;
         let key = crate::outbox::event::message_key(campaign_id.0);
         let redriven = self.outbox.redrive_key(&key).await?;
         tracing::info!(
@@ -197,9 +200,10 @@ impl AdminApi {
     async fn redrive(
         &self,
         auth: AdminAuth,
+        req: &poem::Request,
         #[oai(name = "eventId")] event_id: Path<uuid::Uuid>,
     ) -> Result<Json<Redriven>, ApiError> {
-        let admin = auth.check(&self.admin)?;
+        let admin = auth.check(&self.admin, req)?;
         let event_id = event_id.0.to_string();
         if !self.outbox.redrive(&event_id).await? {
             return Err(ApiError::NotFound(Json(ErrorBody {

@@ -260,9 +260,10 @@ impl CampaignsApi {
     async fn create(
         &self,
         auth: AdminAuth,
+        req: &poem::Request,
         body: Json<CreateCampaign>,
     ) -> Result<Created, ApiError> {
-        auth.check(&self.admin)?;
+        auth.check(&self.admin, req)?;
         let body = body.0;
         let now = crate::db::time::precision(Utc::now());
         let starts_at = storable("startsAt", body.starts_at)?.unwrap_or(now);

@@ -170,7 +170,7 @@ impl ControlsApi {
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        let admin = auth.check(&self.admin)?;
+        let admin = auth.check(&self.admin, http)?;
         let delta = body.0.delta;
         if delta == 0 {
             return Err(ApiError::validation("delta must not be 0"));
@@ -202,7 +202,7 @@ impl ControlsApi {
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        let admin = auth.check(&self.admin)?;
+        let admin = auth.check(&self.admin, http)?;
         let call = Call {
             key: idempotency_key.0,
             http,
@@ -229,7 +229,7 @@ impl ControlsApi {
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        let admin = auth.check(&self.admin)?;
+        let admin = auth.check(&self.admin, http)?;
         let call = Call {
             key: idempotency_key.0,
             http,
@@ -257,7 +257,7 @@ impl ControlsApi {
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        let admin = auth.check(&self.admin)?;
+        let admin = auth.check(&self.admin, http)?;
         let call = Call {
             key: idempotency_key.0,
             http,
@@ -272,6 +272,7 @@ impl ControlsApi {
     async fn events(
         &self,
         auth: AdminAuth,
+        req: &poem::Request,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         /// Page size, 1 to 500 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
@@ -280,7 +281,7 @@ impl ControlsApi {
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
     ) -> Result<Json<ControlPage>, ApiError> {
-        auth.check(&self.admin)?;
+        auth.check(&self.admin, req)?;
         let limit = limit.0.unwrap_or(DEFAULT_PAGE);
         let mut rows = self
             .controls

@@ -34,7 +34,7 @@ impl LifecycleApi {
         http: &Request,
         user_id: i64,
     ) -> Result<(Caller, Option<AdminName>), ApiError> {
-        if let Some(admin) = self.admin.in_header(http) {
+        if let Some(admin) = self.admin.in_header(http)? {
             tracing::info!(admin = %admin, "Admin call.");
             return Ok((Caller::Admin, Some(admin)));
         }
@@ -44,7 +44,8 @@ impl LifecycleApi {
             .headers()
             .contains_key(poem::http::header::AUTHORIZATION)
         {
-            return Err(ApiError::unauthorized());
+            // With `none`, a bearer here can only be meant as an admin token: a failed attempt.
+            return Err(self.admin.failed(http));
         }
         Ok((Caller::User, None))
     }

@@ -3,10 +3,13 @@
 //! errors).
 
 pub mod admin;
+mod admin_door;
 pub mod auth;
 pub mod campaigns;
+pub mod client_ip;
 pub mod consume;
 pub mod controls;
+pub mod cors;
 pub mod error;
 pub mod health;
 pub mod json_string;
@@ -107,6 +110,8 @@ pub fn routes(
     metrics: Arc<Metrics>,
     limits: Limits,
     rate_limits: rate_limit::RateLimits,
+    proxies: client_ip::TrustedProxies,
+    cors: cors::Cors,
 ) -> impl Endpoint {
     let service = openapi_service(apis);
     let ui = service.swagger_ui();
@@ -119,7 +124,9 @@ pub fn routes(
         .nest("/", service)
         .around(move |ep, req| guard(ep, req, limits))
         .around(move |ep, req| rate_limit::limit_ips(ep, req, rate_limits.clone()))
+        .around(move |ep, req| client_ip::resolve(ep, req, proxies.clone()))
         .catch_all_error(error::catch_all)
+        .around(move |ep, req| cors::cors(ep, req, cors.clone()))
         .with(HttpMetrics::new(&metrics).with_openapi::<Apis>())
         .with(request_span::RequestSpan)
 }

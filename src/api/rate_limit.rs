@@ -6,19 +6,30 @@
 //! [`limit_ips`]), the user's to every call that names a user. Unset rates apply only to the calls
 //! of a campaign with a waiting room (its queue, polls and joins), at the defaults of
 //! `config::rate_limit`. A limiter that cannot reach Redis lets the call through: the gate behind
-//! it then answers for itself.
+//! it then answers for itself. Each such call is counted (`firstcome_rate_limit_unavailable_total`)
+//! and a WARN line says so, at most once per [`UNAVAILABLE_LOG_EVERY`].
+//!
+//! The client IP is the one `api::client_ip` resolved (the peer, or a trusted proxy's word).
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use super::error::ApiError;
+use super::{client_ip, error::ApiError};
 use crate::{
     campaign::CampaignCache,
     config::{rate_limit::Limit, RateLimitSettings},
     gate::{rate_limit::Bucket, Gate},
+    metrics::Metrics,
     refusal::RefusalCounter,
 };
+
+/// The least time between two WARN lines about a limiter that cannot reach Redis (each call is
+/// counted in the metric all the same).
+pub const UNAVAILABLE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Cheap to clone; shared by the middleware and the resources that name a user.
 #[derive(Clone)]
@@ -29,6 +40,9 @@ pub struct RateLimits {
     settings: Arc<RateLimitSettings>,
     /// Where the middleware counts the joins it refuses (docs/design.md §18).
     refusals: Arc<RefusalCounter>,
+    metrics: Arc<Metrics>,
+    /// When the last WARN about an unreachable Redis was written (`None`: never).
+    unavailable_logged: Arc<Mutex<Option<Instant>>>,
 }
 
 impl RateLimits {
@@ -37,12 +51,15 @@ impl RateLimits {
         campaigns: Arc<CampaignCache>,
         settings: &RateLimitSettings,
         refusals: Arc<RefusalCounter>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             gate,
             campaigns,
             settings: Arc::new(settings.clone()),
             refusals,
+            metrics,
+            unavailable_logged: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -115,35 +132,38 @@ impl RateLimits {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(ApiError::rate_limited(retry_after(wait))),
             Err(e) => {
-                tracing::debug!(error = %e, "The rate limiter could not reach Redis; the call goes through.");
+                self.metrics.rate_limit_unavailable.inc();
+                if self.time_to_warn(Instant::now()) {
+                    tracing::warn!(error = %e, "The rate limiter could not reach Redis; calls go through unlimited until it can (firstcome_rate_limit_unavailable_total counts them).");
+                }
                 Ok(())
             }
         }
     }
 
-    /// The client's address: the last address of `TRUSTED_PROXY_HEADER` (what the proxy in front
-    /// saw) when it is set and present, else the connection's peer.
-    fn client_ip(&self, req: &Request) -> String {
-        let forwarded = self
-            .settings
-            .trusted_proxy_header
-            .as_deref()
-            .and_then(|name| req.headers().get(name))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
-        match forwarded {
-            Some(ip) => ip.to_string(),
-            None => req
-                .remote_addr()
-                .as_socket_addr()
-                .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string()),
+    /// Whether a WARN about an unreachable Redis is due at `now` (and, if so, that it is written).
+    fn time_to_warn(&self, now: Instant) -> bool {
+        let mut last = self
+            .unavailable_logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *last {
+            Some(at) if now.duration_since(at) < UNAVAILABLE_LOG_EVERY => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
         }
+    }
+
+    /// The client's key: its address, or its IPv6 /64 (`api::client_ip`).
+    fn client_ip(&self, req: &Request) -> String {
+        client_ip::of(req).key()
     }
 }
 
 /// Whole seconds to wait, rounded up (at least 1): waiting that long finds a token.
-fn retry_after(wait: Duration) -> u32 {
+pub(crate) fn retry_after(wait: Duration) -> u32 {
     u32::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u32::MAX)
 }
 

@@ -275,6 +275,7 @@ impl StatsApi {
     async fn daily(
         &self,
         auth: AdminAuth,
+        req: &poem::Request,
         /// One UTC day, `YYYY-MM-DD` (default: today). Not with `from` or `to`.
         date: Query<Option<NaiveDate>>,
         /// The period's first UTC day.
@@ -282,7 +283,7 @@ impl StatsApi {
         /// The period's last UTC day, included; at most 365 days after `from`.
         to: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        auth.check(&self.admin)?;
+        auth.check(&self.admin, req)?;
         let (from, to) = period(date.0, from.0, to.0)?;
         self.days(from, to, DailySource::Aggregate).await
     }
@@ -292,6 +293,7 @@ impl StatsApi {
     async fn raw(
         &self,
         auth: AdminAuth,
+        req: &poem::Request,
         /// One UTC day, `YYYY-MM-DD` (default: today). Not with `from` or `to`.
         date: Query<Option<NaiveDate>>,
         /// The period's first UTC day.
@@ -299,7 +301,7 @@ impl StatsApi {
         /// The period's last UTC day, included; at most 365 days after `from`.
         to: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        auth.check(&self.admin)?;
+        auth.check(&self.admin, req)?;
         let (from, to) = period(date.0, from.0, to.0)?;
         self.days(from, to, DailySource::Raw).await
     }

@@ -14,7 +14,8 @@
 //! # Layout
 //! - this file: [`Settings`], the `Operations` variables, and [`ConfigError`];
 //! - one file per `--help` heading: [`http`], [`database`], [`redis`], [`kafka`], [`relay`],
-//!   [`consumers`], [`user_auth`], [`waiting_room`], [`rate_limit`], [`live`];
+//!   [`consumers`], [`user_auth`], [`waiting_room`], [`rate_limit`] (with [`cidr`]), [`live`],
+//!   [`cors`];
 //! - [`values`]: the value types ([`Secret`], [`LogFormat`], [`GroupProtocol`]) and parsers;
 //! - [`check`]: the checks that involve more than one variable;
 //! - [`args`]: [`args::ServeArgs`], what `serve`, `consume` and `migrate` were given, checked
@@ -26,8 +27,10 @@
 
 pub mod args;
 mod check;
+pub mod cidr;
 pub mod cli;
 pub mod consumers;
+pub mod cors;
 pub mod database;
 pub mod http;
 pub mod kafka;
@@ -47,6 +50,7 @@ use std::time::Duration;
 use clap::{builder::BoolishValueParser, ArgAction, Args};
 
 pub use consumers::ConsumerSettings;
+pub use cors::CorsSettings;
 pub use database::{DatabaseSettings, GroupCommitSettings};
 pub use http::HttpSettings;
 pub use kafka::KafkaSettings;
@@ -59,7 +63,7 @@ pub use user_auth::{JwtAlgorithm, UserAuthMode, UserAuthSettings};
 pub use values::{GroupProtocol, LogFormat, NamedToken, Secret};
 pub use waiting_room::WaitingRoomSettings;
 
-use values::{admin_token, admin_tokens, log_filter, log_format, millis, otlp_endpoint};
+use values::{admin_token, admin_tokens, log_filter, log_format, millis, number, otlp_endpoint};
 
 /// `KAFKA_TOPIC` when unset; also the topic `firstcome asyncapi` documents.
 pub const DEFAULT_TOPIC: &str = "campaign.participation.v1";
@@ -111,13 +115,15 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     #[command(flatten, next_help_heading = "Live view")]
     pub live: LiveSettings,
-    /// Bearer token of the admin API, 16+ characters; unset: generated and logged once
+    #[command(flatten, next_help_heading = "Browsers")]
+    pub cors: CorsSettings,
+    /// Bearer token of the admin API, 16+ characters, not one character repeated nor an example of the documentation; unset: generated and printed once to stderr
     // `None` means "generate one at startup and log it once".
     #[arg(id = "ADMIN_TOKEN", long = "admin-token", env, hide_env_values = true,
           help_heading = "Operations", default_value = "", hide_default_value = true,
           value_parser = admin_token)]
     pub admin_token: std::option::Option<Secret>,
-    /// Named admin tokens, `name:token,…` (names [a-z0-9_.-], tokens 16+ characters); each call records the name of the token it came with. ADMIN_TOKEN, if set too, is one more, named `admin`
+    /// Named admin tokens, `name:token,…` (names [a-z0-9_.-], tokens as ADMIN_TOKEN's); each call records the name of the token it came with. ADMIN_TOKEN, if set too, is one more, named `admin`
     #[arg(id = "ADMIN_TOKENS", long = "admin-tokens", env, hide_env_values = true,
           help_heading = "Operations", default_value = "", hide_default_value = true,
           value_parser = admin_tokens)]
@@ -139,11 +145,26 @@ pub struct Settings {
           value_parser = otlp_endpoint)]
     pub otlp_endpoint: std::option::Option<url::Url>,
     #[command(flatten, next_help_heading = "Operations")]
+    pub admin_door: AdminDoorSettings,
+    #[command(flatten, next_help_heading = "Operations")]
     pub metrics: MetricsSettings,
     /// How long SIGTERM waits for in-flight work before giving up (100–600000)
     #[arg(id = "SHUTDOWN_TIMEOUT_MS", long = "shutdown-timeout-ms", env, default_value = "20000",
           value_parser = millis(100..=600_000))]
     pub shutdown_timeout: Duration,
+}
+
+/// The limit on guessing admin tokens (docs/design.md §17), per client IP and instance.
+#[derive(Debug, Clone, Args)]
+pub struct AdminDoorSettings {
+    /// Failed admin attempts a client IP may make in a row before it is answered 429 without its token being compared (1–10000)
+    #[arg(id = "ADMIN_FAILED_ATTEMPTS_BURST", long = "admin-failed-attempts-burst", env,
+          default_value_t = 10, value_parser = number::<u32>(1..=10_000))]
+    pub burst: u32,
+    /// Failed admin attempts given back to a client IP per minute (1–60000)
+    #[arg(id = "ADMIN_FAILED_ATTEMPTS_PER_MINUTE", long = "admin-failed-attempts-per-minute", env,
+          default_value_t = 6, value_parser = number::<u32>(1..=60_000))]
+    pub per_minute: u32,
 }
 
 #[derive(Debug, Clone, Args)]

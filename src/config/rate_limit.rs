@@ -2,13 +2,21 @@
 //! the door, shared by every instance through Redis, and which header names the client's IP when
 //! a proxy stands in front.
 //!
+//! The client's address is the connection's peer, unless `TRUSTED_PROXY_HEADER` names a header
+//! and the peer is in `TRUSTED_PROXIES` (`api::client_ip` reads it).
+//!
 //! Each rate is unset (the default: on for the calls of a campaign with a waiting room, at
 //! values an honest client polling once a second never meets; off elsewhere), 0 (off
 //! everywhere) or a number (on every public call).
 
 use clap::Args;
 
-use super::values::{header_name, number};
+use super::{
+    cidr::{cidr_list, Cidr},
+    invalid,
+    values::{header_name, number},
+    ConfigError,
+};
 
 /// A bucket: tokens added per second and the most it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +54,33 @@ pub struct RateLimitSettings {
     #[arg(id = "RATE_LIMIT_IP_BURST", long = "rate-limit-ip-burst", env,
           value_parser = number::<u32>(1..=10_000_000))]
     pub ip_burst: Option<u32>,
-    /// Header a proxy in front sets to the client's address (e.g. x-forwarded-for: its last address is used); unset: the connection's peer address. Never set it without such a proxy: clients could pick their own IP
+    /// Header a proxy in front sets to the client's address: `x-forwarded-for` (or another of its form), or `forwarded` (RFC 7239). Honoured only from TRUSTED_PROXIES; the client is the right-most address that is not itself a trusted proxy. Unset: the connection's peer address
     #[arg(id = "TRUSTED_PROXY_HEADER", long = "trusted-proxy-header", env,
           value_parser = header_name)]
     pub trusted_proxy_header: Option<String>,
+    /// The proxies in front, as CIDRs or addresses (`10.0.0.0/8,::1`): only their connections may name the client in TRUSTED_PROXY_HEADER (required with it), and they are exempt from the per-client connection cap
+    #[arg(id = "TRUSTED_PROXIES", long = "trusted-proxies", env, default_value = "",
+          hide_default_value = true, value_parser = cidr_list)]
+    pub trusted_proxies: std::vec::Vec<Cidr>,
 }
 
 impl RateLimitSettings {
+    /// A header is only as trustworthy as the peers it is taken from: it needs their list.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        match &self.trusted_proxy_header {
+            Some(header) if self.trusted_proxies.is_empty() => Err(invalid(
+                "TRUSTED_PROXIES",
+                "",
+                &format!(
+                    "must list the proxies in front (e.g. TRUSTED_PROXIES=10.0.0.0/8) when \
+                     TRUSTED_PROXY_HEADER={header} is set: from any other peer the header is \
+                     whatever the client wrote"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The user's bucket on a call of a campaign with (`queued`) or without a waiting room.
     pub fn user(&self, queued: bool) -> Option<Limit> {
         resolve(self.user_per_second, self.user_burst, queued, QUEUED_USER)
@@ -87,6 +115,24 @@ fn resolve(rate: Option<u32>, burst: Option<u32>, queued: bool, default: Limit) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn a_proxy_header_needs_the_proxies_it_comes_from() {
+        let err = Settings::from_pairs(&[("TRUSTED_PROXY_HEADER", "X-Forwarded-For")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("TRUSTED_PROXIES="), "{err}");
+        assert!(err.contains("x-forwarded-for"), "{err}");
+        let s = Settings::from_pairs(&[
+            ("TRUSTED_PROXY_HEADER", "forwarded"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+        ])
+        .expect("valid");
+        assert_eq!(s.rate_limits.trusted_proxies.len(), 2);
+        let err = Settings::from_pairs(&[("TRUSTED_PROXIES", "10.0.0.1/8")]).unwrap_err();
+        assert!(err.to_string().starts_with("TRUSTED_PROXIES="), "{err}");
+    }
 
     #[test]
     fn unset_limits_apply_to_queued_campaigns_only_and_zero_turns_them_off() {

@@ -168,12 +168,41 @@ pub(super) fn key_prefix(text: &str) -> Result<String, String> {
     }
 }
 
-/// `ADMIN_TOKEN`: empty is unset; otherwise 16 characters or more.
+/// Tokens the project's own documentation and scripts have shown as examples: whoever copied one
+/// runs an admin API anyone who read the same page can call.
+const EXAMPLE_TOKENS: [&str; 3] = [
+    "change-me-local-admin-token",
+    "my-local-admin-token-123",
+    "firstcome-bench-admin-token",
+];
+
+/// Why `token` may not be an admin token, if it may not: fewer than 16 characters, one character
+/// repeated, or an example of the documentation.
+fn weak_admin_token(token: &str) -> Option<&'static str> {
+    if token.len() < 16 {
+        return Some("must be at least 16 characters");
+    }
+    let mut chars = token.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Some("must not be one character repeated");
+    }
+    if EXAMPLE_TOKENS.contains(&token) {
+        return Some(
+            "is an example of the documentation; generate one (e.g. `openssl rand -hex 24`)",
+        );
+    }
+    None
+}
+
+/// `ADMIN_TOKEN`: empty is unset; otherwise a token [`weak_admin_token`] accepts.
 pub(super) fn admin_token(text: &str) -> Result<Option<Secret>, String> {
     match text {
         "" => Ok(None),
-        t if t.len() < 16 => Err("must be at least 16 characters".into()),
-        t => Ok(Some(Secret::new(t))),
+        t => match weak_admin_token(t) {
+            Some(reason) => Err(reason.into()),
+            None => Ok(Some(Secret::new(t))),
+        },
     }
 }
 
@@ -202,10 +231,8 @@ pub(super) fn admin_tokens(text: &str) -> Result<Vec<NamedToken>, String> {
                 "token name {name:?}: 1-32 characters of [a-z0-9_.-]"
             ));
         }
-        if token.len() < 16 {
-            return Err(format!(
-                "the token of {name}: must be at least 16 characters"
-            ));
+        if let Some(reason) = weak_admin_token(token) {
+            return Err(format!("the token of {name}: {reason}"));
         }
         if tokens.iter().any(|t| t.name == name) {
             return Err(format!("the name {name} is given twice"));

@@ -232,6 +232,29 @@ declare_metrics! {
     sync_events_lost: Counter = Counter::default(),
         "firstcome_sync_events_lost_total",
         "Sync-path wins committed whose event never reached Kafka";
+
+    /// The door (docs/design.md §17): connections, client addresses, admin attempts.
+    connections_open: Gauge = Gauge::default(),
+        "firstcome_connections_open",
+        "HTTP connections this instance holds open now";
+    connections_refused: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_connections_refused_total",
+        "HTTP connections answered 503 and closed at once, by the cap they met (per_client, total)";
+    connections_timed_out: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_connections_timed_out_total",
+        "HTTP connections closed by a client deadline, by which (idle, header)";
+    client_ip_unparseable: Counter = Counter::default(),
+        "firstcome_client_ip_unparseable_total",
+        "Requests from a trusted proxy whose client-address header could not be read (the peer counted as the client)";
+    admin_auth_failures: Counter = Counter::default(),
+        "firstcome_admin_auth_failures_total",
+        "Admin calls refused for their token (401), and those refused before the comparison (429) among them";
+    rate_limit_unavailable: Counter = Counter::default(),
+        "firstcome_rate_limit_unavailable_total",
+        "Calls let through because the rate limiter could not reach Redis";
+    live_streams_refused: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_live_streams_refused_total",
+        "Live-stream requests refused by a watcher cap, by which (per_client, total)";
 }
 
 /// Registers `metric` under `exported`, its name as Prometheus exports it, less what the registry

@@ -62,6 +62,10 @@ pub struct Application {
     limits: Limits,
     /// The per-IP limit of every public call (`RATE_LIMIT_IP_PER_SECOND`), in front of the API.
     rate_limits: crate::api::rate_limit::RateLimits,
+    /// Who the client of a request is (`TRUSTED_PROXIES`), in front of every limit.
+    proxies: crate::api::client_ip::TrustedProxies,
+    /// `CORS_ALLOWED_ORIGINS`.
+    cors: crate::api::cors::Cors,
     /// Root of every background task's lifetime; cancelled once, on shutdown.
     shutdown: CancellationToken,
     /// Background tasks, awaited (bounded) after the HTTP server has drained.
@@ -200,7 +204,10 @@ impl ApplicationBuilder {
             services.participations.campaigns(),
             &settings.rate_limits,
             services.refusals.clone(),
+            metrics.clone(),
         );
+        let proxies =
+            crate::api::client_ip::TrustedProxies::new(&settings.rate_limits, metrics.clone());
         let live = LiveHub::new(
             LiveSource::new(db.clone(), gate.clone(), metrics.clone()),
             &settings.live,
@@ -222,7 +229,7 @@ impl ApplicationBuilder {
             components,
             consumers,
             metrics: metrics.clone(),
-            admin: crate::api::auth::AdminTokens::from_settings(&settings),
+            admin: crate::api::auth::AdminTokens::from_settings(&settings, metrics.clone()),
             users: crate::api::user_auth::UserAuthority::new(verifier),
         }
         .into_apis();
@@ -233,6 +240,8 @@ impl ApplicationBuilder {
             metrics,
             limits: Limits::of(&settings.http),
             rate_limits,
+            proxies,
+            cors: crate::api::cors::Cors::new(&settings.cors),
             shutdown,
             tasks,
             shutdown_timeout: settings.shutdown_timeout,
@@ -275,6 +284,8 @@ impl Application {
             metrics,
             limits,
             rate_limits,
+            proxies,
+            cors,
             shutdown,
             tasks,
             shutdown_timeout,
@@ -296,7 +307,7 @@ impl Application {
                 tracing::info_span!("shutdown_clock"),
             ))
         };
-        let app = api::routes(apis, metrics, limits, rate_limits);
+        let app = api::routes(apis, metrics, limits, rate_limits, proxies, cors);
         let acceptor = TcpAcceptor::from_tokio(listener)?;
         let served = running::track(
             "HTTP server (in-flight requests)",

@@ -6,6 +6,7 @@ mod asyncapi;
 pub(crate) mod boundary_sweep;
 mod campaigns;
 mod controls;
+mod door;
 mod openapi;
 mod user_auth;
 mod validation;
