@@ -26,7 +26,7 @@ SLAP_CONCURRENCY=${SLAP_CONCURRENCY:-64} SLAP_TX_PER_CONN=${SLAP_TX_PER_CONN:-30
 BENCH_DB=${BENCH_DB:-firstcome_bench_big} SLAP_DB=${SLAP_DB:-firstcome_slap}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/k6/results}
 BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
-export ADMIN_TOKEN=${ADMIN_TOKEN:-firstcome-bench-admin-token}
+export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d " \n")}
 export REDIS_KEY_PREFIX=${REDIS_KEY_PREFIX:-firstcome-bench-big-$(date +%s)-$$:}
 BASE_URL="http://127.0.0.1:$PORT" DBURL="mysql://firstcome:firstcome@127.0.0.1:${DB_PORT:-3306}"
 

@@ -70,7 +70,7 @@ RATES=${RATES:-1000 2000 4000 6000 8000 10000 12000}
 MAX_VUS=${MAX_VUS:-2000}
 OUTBOX_WAIT=${OUTBOX_WAIT:-30}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/k6/results}
-export ADMIN_TOKEN=${ADMIN_TOKEN:-firstcome-bench-admin-token}
+export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d " \n")}
 BASE_URL="http://127.0.0.1:$PORT"
 REPORT=$ROOT/scripts/bench_report.py
 
