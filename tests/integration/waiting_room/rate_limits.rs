@@ -85,6 +85,8 @@ async fn a_configured_ip_limit_covers_public_calls_and_trusts_only_the_named_pro
     settings.rate_limits.ip_per_second = Some(1);
     settings.rate_limits.ip_burst = Some(1);
     settings.rate_limits.trusted_proxy_header = Some("x-forwarded-for".into());
+    // The test's own client, on loopback, is the proxy in front.
+    settings.rate_limits.trusted_proxies = vec!["127.0.0.1".parse().expect("a CIDR")];
     let app = spawn_app_with(settings).await;
     let get = |from: &'static str| {
         app.send(
