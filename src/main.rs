@@ -91,6 +91,10 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
     };
+    // Protected mode: only `serve` listens, so only `serve` can be exposed.
+    if let (Run::Serve, Err(e)) = (&run, settings.check_protected_mode()) {
+        return config_failure(&e);
+    }
     telemetry::init(settings.log_format, settings.rust_log.as_deref());
     // Built by hand rather than with #[tokio::main], whose runtime waits without a bound for
     // every task and blocking call still on it when `main` returns.

@@ -4,6 +4,10 @@
 //! The algorithm is pinned here, never read from a token: a token whose header names another one
 //! is refused, which is what stops `alg: none` and an HS256 token signed with an RS256 setup's
 //! public key.
+//!
+//! `USER_AUTH` unset is not `none`: it behaves as `none`, but protected mode
+//! ([`super::Settings::check_protected_mode`], docs/design.md §17) refuses it on an address other
+//! hosts can reach, where `none` must be said out loud.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -18,10 +22,28 @@ use super::{
 /// `USER_AUTH`: who a join, confirm, cancel, queue or rewards call acts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserAuthMode {
+    /// Not set: as [`Self::None`], and allowed by protected mode on a loopback `HTTP_ADDR` only.
+    Unset,
     /// The `userId` of the path or body is trusted (a gateway in front already authenticated).
     None,
     /// Each call carries `Authorization: Bearer <JWT>`, verified here.
     Jwt,
+}
+
+impl UserAuthMode {
+    /// Whether user calls carry a token that is verified (`jwt`); `none` and unset trust the
+    /// `userId` of the request.
+    pub fn verifies(self) -> bool {
+        self == Self::Jwt
+    }
+
+    /// As written in `USER_AUTH`; unset is `none`, which is how it behaves.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unset | Self::None => "none",
+            Self::Jwt => "jwt",
+        }
+    }
 }
 
 /// `JWT_ALGORITHM`: the one algorithm a token may be signed with.
@@ -48,9 +70,10 @@ impl JwtAlgorithm {
 
 #[derive(Debug, Clone, Args)]
 pub struct UserAuthSettings {
-    /// `none`: the userId of the request is trusted; `jwt`: user calls need a verified Bearer JWT
-    #[arg(id = "USER_AUTH", long = "user-auth", env, default_value = "none",
-          value_parser = user_auth_mode())]
+    /// `none`: the userId of the request is trusted (a gateway in front authenticates users); `jwt`: user calls need a verified Bearer JWT. Unset: as `none`, and only on a loopback HTTP_ADDR (protected mode)
+    // Unset is told apart from `none` (`UserAuthMode::Unset`): see `Settings::check_protected_mode`.
+    #[arg(id = "USER_AUTH", long = "user-auth", env, default_value = "",
+          hide_default_value = true, value_parser = user_auth_mode())]
     pub mode: UserAuthMode,
     /// The one algorithm a token may use (never read from the token): HS256, RS256 or ES256
     #[arg(id = "JWT_ALGORITHM", long = "jwt-algorithm", env, default_value = "HS256",
@@ -63,7 +86,7 @@ pub struct UserAuthSettings {
     /// JWKS file of the RS256/ES256 public keys; re-read when it changes
     #[arg(id = "JWT_JWKS_FILE", long = "jwt-jwks-file", env)]
     pub jwks_file: Option<PathBuf>,
-    /// JWKS URL of the RS256/ES256 public keys, fetched in the background (never on a request)
+    /// JWKS URL of the RS256/ES256 public keys, fetched in the background (never on a request); https unless its host is loopback; redirects are not followed
     #[arg(id = "JWT_JWKS_URL", long = "jwt-jwks-url", env, value_parser = jwks_url)]
     pub jwks_url: Option<url::Url>,
     /// How often JWT_JWKS_URL is fetched (1000–86400000)
@@ -77,7 +100,7 @@ pub struct UserAuthSettings {
     /// Required `iss` of a token; unset: not checked
     #[arg(id = "JWT_ISSUER", long = "jwt-issuer", env)]
     pub issuer: Option<String>,
-    /// Required `aud` of a token; unset: not checked
+    /// Required `aud` of a token: this service's name at the identity provider. Required with a JWKS (JWT_JWKS_FILE, JWT_JWKS_URL); unset with HS256: not checked
     #[arg(id = "JWT_AUDIENCE", long = "jwt-audience", env)]
     pub audience: Option<String>,
     /// Claim holding the user id: a JSON integer or a decimal string, 1 or more
@@ -91,10 +114,10 @@ pub struct UserAuthSettings {
 }
 
 impl UserAuthSettings {
-    /// The checks between the `JWT_*` values; with `USER_AUTH=none` they are not used, so not
-    /// checked either (a shared environment file may carry them for other instances).
+    /// The checks between the `JWT_*` values; with `USER_AUTH=none` (or unset) they are not used,
+    /// so not checked either (a shared environment file may carry them for other instances).
     pub(super) fn check(&self) -> Result<(), ConfigError> {
-        if self.mode == UserAuthMode::None {
+        if !self.mode.verifies() {
             return Ok(());
         }
         let algorithm = self.algorithm.name();
@@ -105,13 +128,8 @@ impl UserAuthSettings {
                 "must be set with USER_AUTH=jwt and JWT_ALGORITHM=HS256",
             )),
             JwtAlgorithm::Hs256 if self.jwks_file.is_some() || self.jwks_url.is_some() => {
-                let var = if self.jwks_file.is_some() {
-                    "JWT_JWKS_FILE"
-                } else {
-                    "JWT_JWKS_URL"
-                };
                 Err(invalid(
-                    var,
+                    self.jwks_variable(),
                     "",
                     "must not be set with JWT_ALGORITHM=HS256 (its key is JWT_SECRET); \
                      set JWT_ALGORITHM=RS256 or ES256 to use a JWKS",
@@ -140,7 +158,27 @@ impl UserAuthSettings {
                     ),
                 ))
             }
+            // An identity provider signs tokens for every application it serves with the same
+            // keys: without an audience, a token it issued for another one would act here.
+            JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 if self.audience.is_none() => Err(invalid(
+                "JWT_AUDIENCE",
+                "",
+                &format!(
+                    "must be set with {} (this service's name at the identity provider): \
+                     its keys also sign the tokens of other applications",
+                    self.jwks_variable()
+                ),
+            )),
             JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => Ok(()),
+        }
+    }
+
+    /// The JWKS variable that is set (the file's when both are).
+    fn jwks_variable(&self) -> &'static str {
+        if self.jwks_file.is_some() {
+            "JWT_JWKS_FILE"
+        } else {
+            "JWT_JWKS_URL"
         }
     }
 }
@@ -161,7 +199,10 @@ mod tests {
     fn defaults_are_no_verification() {
         let s = Settings::from_pairs(&[]).expect("defaults are valid");
         let a = s.user_auth;
-        assert_eq!(a.mode, UserAuthMode::None);
+        // Unset behaves as `none`, but is told apart from it (protected mode).
+        assert_eq!(a.mode, UserAuthMode::Unset);
+        assert!(!a.mode.verifies());
+        assert_eq!(a.mode.name(), "none");
         assert_eq!(a.algorithm, JwtAlgorithm::Hs256);
         assert!(a.secret.is_none() && a.jwks_file.is_none() && a.jwks_url.is_none());
         assert_eq!(a.jwks_refresh, Duration::from_secs(60));
@@ -209,9 +250,60 @@ mod tests {
                 ("JWT_JWKS_FILE", "/etc/jwks.json"),
                 ("JWT_JWKS_URL", "https://idp.example/jwks.json"),
             ] {
-                Settings::from_pairs(&[("USER_AUTH", "jwt"), ("JWT_ALGORITHM", alg), source])
-                    .expect("valid");
+                let audience = ("JWT_AUDIENCE", "firstcome");
+                Settings::from_pairs(&[
+                    ("USER_AUTH", "jwt"),
+                    ("JWT_ALGORITHM", alg),
+                    source,
+                    audience,
+                ])
+                .expect("valid");
             }
+        }
+    }
+
+    #[test]
+    fn a_jwks_needs_an_audience() {
+        for source in [
+            ("JWT_JWKS_FILE", "/etc/jwks.json"),
+            ("JWT_JWKS_URL", "https://idp.example/jwks.json"),
+        ] {
+            for alg in ["RS256", "ES256"] {
+                let err = error(&[("USER_AUTH", "jwt"), ("JWT_ALGORITHM", alg), source]);
+                assert!(err.starts_with("JWT_AUDIENCE="), "{err}");
+                assert!(err.contains(source.0), "{err}");
+            }
+        }
+        // HS256's key is this service's own: its audience stays optional.
+        let s =
+            Settings::from_pairs(&[("USER_AUTH", "jwt"), ("JWT_SECRET", SECRET)]).expect("valid");
+        assert!(s.user_auth.audience.is_none());
+    }
+
+    #[test]
+    fn a_jwks_url_is_https_unless_its_host_is_loopback() {
+        for url in [
+            "http://idp.example/jwks.json",
+            "http://10.0.0.7/jwks.json",
+            "http://[2001:db8::1]/jwks.json",
+            "http://localhost.idp.example/jwks.json",
+            "ftp://idp.example/jwks.json",
+        ] {
+            let err = error(&[("JWT_JWKS_URL", url)]);
+            assert!(err.starts_with("JWT_JWKS_URL="), "{url}: {err}");
+            assert!(err.contains("https://"), "{url}: {err}");
+        }
+        for url in [
+            "https://idp.example/jwks.json",
+            "https://10.0.0.7:8443/jwks.json",
+            "http://localhost:8080/jwks.json",
+            "http://LOCALHOST/jwks.json",
+            "http://127.0.0.1:9000/jwks.json",
+            "http://127.8.9.10/jwks.json",
+            "http://[::1]:9000/jwks.json",
+        ] {
+            let s = Settings::from_pairs(&[("JWT_JWKS_URL", url)]).expect(url);
+            assert!(s.user_auth.jwks_url.is_some());
         }
     }
 
@@ -223,7 +315,11 @@ mod tests {
             ("JWT_ISSUER", "https://idp.example"),
         ])
         .expect("valid");
+        assert_eq!(s.user_auth.mode, UserAuthMode::Unset);
+        let s = Settings::from_pairs(&[("USER_AUTH", "none"), ("JWT_ALGORITHM", "RS256")])
+            .expect("valid");
         assert_eq!(s.user_auth.mode, UserAuthMode::None);
+        assert_eq!(s.user_auth.mode.name(), "none");
     }
 
     #[test]

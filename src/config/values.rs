@@ -258,12 +258,18 @@ pub(super) fn jwt_secret(text: &str) -> Result<Option<Secret>, String> {
     }
 }
 
-/// `USER_AUTH`: one of the listed values (`--help` shows them).
+/// `USER_AUTH`: one of the listed values (`--help` shows them); empty is unset.
 pub(super) fn user_auth_mode() -> impl TypedValueParser<Value = UserAuthMode> {
-    PossibleValuesParser::new(["none", "jwt"]).map(|name| match name.as_str() {
-        "jwt" => UserAuthMode::Jwt,
-        _ => UserAuthMode::None,
-    })
+    // "" is the (hidden) default: how the settings tell "unset" from `none` said out loud.
+    use clap::builder::PossibleValue;
+    let unset = PossibleValue::new("").hide(true);
+    PossibleValuesParser::new([PossibleValue::new("none"), PossibleValue::new("jwt"), unset]).map(
+        |name| match name.as_str() {
+            "jwt" => UserAuthMode::Jwt,
+            "none" => UserAuthMode::None,
+            _ => UserAuthMode::Unset,
+        },
+    )
 }
 
 /// `JWT_ALGORITHM`: one of the listed values (`--help` shows them).
@@ -275,15 +281,29 @@ pub(super) fn jwt_algorithm() -> impl TypedValueParser<Value = JwtAlgorithm> {
     })
 }
 
-/// `JWT_JWKS_URL`: an `http` or `https` URL with a host and no credentials (the URL is logged
-/// when a fetch fails).
+/// `JWT_JWKS_URL`: an `https` URL with a host and no credentials (the URL is logged when a fetch
+/// fails); `http` only to a loopback host (`localhost`, 127.0.0.0/8, ::1), where nobody between
+/// could swap the keys.
 pub(super) fn jwks_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-        return Err("must be an http:// or https:// URL with a host".into());
+        return Err("must be an https:// URL with a host".into());
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain credentials".into());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(
+            "must be https:// (whoever is on the path of an http:// fetch could hand \
+                    over keys of their own); http:// is allowed to a loopback host only"
+                .into(),
+        );
     }
     Ok(url)
 }

@@ -7,6 +7,9 @@
 //! - `JWT_JWKS_URL` is fetched every `JWT_JWKS_REFRESH_MS`, each fetch bounded by
 //!   `JWT_JWKS_TIMEOUT_MS` (a hanging identity provider only delays the next refresh). A failed
 //!   fetch keeps the keys in force; while no fetch has succeeded yet, it is retried sooner.
+//!   Redirects are not followed (a 3xx is a failed fetch): the URL's `https` (config checks it)
+//!   is what vouches for the keys, and a redirect could lead to a plain `http` host or anywhere
+//!   else.
 
 use std::{
     path::{Path, PathBuf},
@@ -137,6 +140,7 @@ impl JwksUrl {
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("could not build the JWKS HTTP client")?;
         Ok(Self {
@@ -167,6 +171,19 @@ impl JwksUrl {
             .send()
             .await?
             .error_for_status()?;
+        // Not followed (see the module's comment); error_for_status lets a 3xx through.
+        if response.status().is_redirection() {
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            anyhow::bail!(
+                "answered {} (a redirect to {to:?}, not followed)",
+                response.status()
+            );
+        }
         let mut document = Vec::new();
         while let Some(chunk) = response.chunk().await? {
             if document.len() + chunk.len() > MAX_DOCUMENT {

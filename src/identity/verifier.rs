@@ -4,8 +4,11 @@
 //! - the header's algorithm must be `JWT_ALGORITHM` (jsonwebtoken's `Validation::new` with the
 //!   pinned one): `alg: none` and an HS256 token "signed" with an RS256 setup's public key fail;
 //! - `exp` is required, `exp` and `nbf` are checked with `JWT_LEEWAY_SECONDS` of clock skew;
-//! - `iss` and `aud` when configured, then required too (an unconfigured audience is not checked
-//!   at all, so a gateway's token with an `aud` still passes);
+//! - `iss` and `aud` when configured, then required too. A JWKS setup must configure its audience
+//!   (`JWT_AUDIENCE`): an identity provider signs the tokens of all its applications with the
+//!   same keys, and only `aud` tells a token for this service from one for another. With HS256
+//!   the key is this service's own, and an unconfigured audience is not checked at all (a
+//!   gateway's token with an `aud` still passes);
 //! - the user id is `JWT_USER_CLAIM`, a JSON integer or a decimal string in 1..=i64::MAX;
 //! - a token over 8 KiB is refused before any parsing (a 64 KiB header costs nothing).
 
@@ -23,7 +26,7 @@ use super::{
     IdentityError,
 };
 use crate::{
-    config::{JwtAlgorithm, UserAuthMode, UserAuthSettings},
+    config::{JwtAlgorithm, UserAuthSettings},
     shutdown::running,
 };
 
@@ -60,7 +63,7 @@ impl std::fmt::Debug for UserVerifier {
 }
 
 impl UserVerifier {
-    /// `None` when `USER_AUTH=none`. Loads `JWT_JWKS_FILE` (an unreadable file or one without a
+    /// `None` when `USER_AUTH=none` (or unset). Loads `JWT_JWKS_FILE` (an unreadable file or one without a
     /// usable key refuses the start: that is a deployment mistake) and fetches `JWT_JWKS_URL`
     /// once (a failure only warns: the identity provider may come up after this service), then
     /// keeps both current on `tasks` until `stop`.
@@ -69,7 +72,7 @@ impl UserVerifier {
         stop: CancellationToken,
         tasks: &TaskTracker,
     ) -> anyhow::Result<Option<UserVerifier>> {
-        if settings.mode == UserAuthMode::None {
+        if !settings.mode.verifies() {
             return Ok(None);
         }
         let algorithm = settings.algorithm;
@@ -81,6 +84,11 @@ impl UserVerifier {
             let keys = Keys::Secret(DecodingKey::from_secret(secret.expose().as_bytes()));
             return Ok(Some(Self::new(settings, keys, None)));
         }
+        // The settings' check refuses this too; settings built by hand (tests) come here as well.
+        anyhow::ensure!(
+            settings.audience.is_some(),
+            "JWT_AUDIENCE must be set with a JWKS: its keys also sign other applications' tokens"
+        );
         let store = Arc::new(KeyStore::default());
         let file = match &settings.jwks_file {
             Some(path) => {
@@ -138,6 +146,7 @@ impl UserVerifier {
                 validation.set_audience(&[audience]);
                 required.push("aud");
             }
+            // HS256 only (`start` refuses a JWKS without an audience): the key is ours alone.
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);

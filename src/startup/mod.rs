@@ -162,6 +162,7 @@ impl ApplicationBuilder {
     /// [`Application::run_until_stopped`].
     pub async fn build(self) -> anyhow::Result<Application> {
         let settings = self.settings;
+        settings.warn_if_identity_is_off();
         let (listener, addr) = bind_and_migrate(&settings).await?;
         let db = db::pool::connect(&settings.database).await?;
         let gate = Gate::new(&settings.redis).context("could not set up the Redis connection")?;

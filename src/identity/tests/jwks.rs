@@ -1,7 +1,14 @@
 //! RS256 and ES256 with a JWKS: the keys of a file and of a URL, the `kid`, the pinned algorithm
-//! against a public key used as an HMAC secret, rotation without a restart.
+//! against a public key used as an HMAC secret, rotation without a restart, the audience that
+//! tells this service's tokens from other applications', a URL's redirect that is not followed.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use serde_json::json;
 use tokio::{
@@ -10,6 +17,28 @@ use tokio::{
 };
 
 use super::*;
+use crate::{
+    config::JwtAlgorithm,
+    identity::{jwks::JwksUrl, keys::KeyStore},
+};
+
+/// This service's name at the identity provider: a JWKS setup must have one.
+const AUDIENCE: &str = "firstcome";
+
+// `verifier` and `claims` of this file shadow the module's: a JWKS setup with its audience, and
+// tokens issued for it.
+
+/// [`super::verifier`] with `JWT_AUDIENCE`, which a JWKS requires.
+async fn verifier(pairs: &[(&str, &str)]) -> anyhow::Result<UserVerifier> {
+    let mut all = vec![("JWT_AUDIENCE", AUDIENCE)];
+    all.extend_from_slice(pairs);
+    super::verifier(&all).await
+}
+
+/// [`super::claims`] of a token issued for this service.
+fn claims(user: Value) -> Value {
+    with(super::claims(user), "aud", json!(AUDIENCE))
+}
 
 #[tokio::test]
 async fn es256_and_rs256_tokens_verify_with_the_keys_of_a_jwks_file() {
@@ -139,6 +168,17 @@ async fn a_jwks_file_without_a_usable_key_refuses_the_start() {
 
 /// Serves `body` as the answer to every request on a local port.
 async fn serve_once(body: String) -> String {
+    serve("200 OK", "content-type: application/json\r\n", body, None).await
+}
+
+/// Answers every request on a local port with `status`, `headers` (each line ending in CRLF)
+/// and `body`, counting the requests in `requests`; the URL of `/jwks.json` there.
+async fn serve(
+    status: &'static str,
+    headers: &'static str,
+    body: String,
+    requests: Option<Arc<AtomicUsize>>,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let addr = listener.local_addr().expect("has an address");
     tokio::spawn(async move {
@@ -152,9 +192,12 @@ async fn serve_once(body: String) -> String {
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
+            if let Some(requests) = &requests {
+                requests.fetch_add(1, Ordering::SeqCst);
+            }
             let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 connection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n\
+                 {body}",
                 body.len()
             );
             let _ = socket.write_all(response.as_bytes()).await;
@@ -199,4 +242,100 @@ async fn a_jwks_url_that_hangs_delays_the_start_only_by_its_timeout() {
     let token = EcKey::generate(Some("u1")).sign(Some("u1"), &claims(json!(9)));
     assert!(is_invalid(v.verify(Some(&bearer(&token)))));
     drop(listener);
+}
+
+#[tokio::test]
+async fn a_token_for_another_application_of_the_same_provider_is_refused() {
+    // The provider signs every application's tokens with the same keys: only `aud` differs.
+    let ec = EcKey::generate(Some("idp"));
+    let file = JwksFile::new(&[&ec.jwk]);
+    let url = serve_once(json!({ "keys": [ec.jwk] }).to_string()).await;
+    for source in [
+        ("JWT_JWKS_FILE", file.path()),
+        ("JWT_JWKS_URL", url.as_str()),
+    ] {
+        let v = verifier(&[("JWT_ALGORITHM", "ES256"), source])
+            .await
+            .expect("starts");
+        let verify = |claims: Value| v.verify(Some(&bearer(&ec.sign(Some("idp"), &claims))));
+        assert_eq!(verify(claims(json!(7))).ok(), Some(7), "{source:?}");
+        assert_eq!(
+            verify(with(claims(json!(7)), "aud", json!(["billing", AUDIENCE]))).ok(),
+            Some(7),
+            "{source:?}: one of its audiences is enough"
+        );
+        for aud in [json!("billing"), json!(["billing", "crm"]), Value::Null] {
+            let token = with(claims(json!(7)), "aud", aud.clone());
+            assert!(is_invalid(verify(token)), "{source:?}: aud={aud}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_setup_without_an_audience_does_not_start() {
+    let ec = EcKey::generate(Some("idp"));
+    let file = JwksFile::new(&[&ec.jwk]);
+    let pairs = [
+        ("USER_AUTH", "jwt"),
+        ("JWT_ALGORITHM", "ES256"),
+        ("JWT_JWKS_FILE", file.path()),
+    ];
+    let err = Settings::from_pairs(&pairs).unwrap_err().to_string();
+    assert!(err.starts_with("JWT_AUDIENCE="), "{err}");
+    // Settings put together by hand (as tests and embedders do) skip that check: the verifier
+    // refuses too.
+    let mut settings = Settings::from_pairs(&[]).expect("valid");
+    settings.user_auth.mode = crate::config::UserAuthMode::Jwt;
+    settings.user_auth.algorithm = JwtAlgorithm::Es256;
+    settings.user_auth.jwks_file = Some(file.0.clone());
+    let err = UserVerifier::start(
+        &settings.user_auth,
+        CancellationToken::new(),
+        &TaskTracker::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("JWT_AUDIENCE"), "{err:#}");
+}
+
+#[tokio::test]
+async fn a_redirect_of_the_jwks_url_is_not_followed() {
+    // Where the redirect leads: a JWKS with the key that signs the token.
+    let ec = EcKey::generate(Some("swapped"));
+    let followed = Arc::new(AtomicUsize::new(0));
+    let target = serve(
+        "200 OK",
+        "content-type: application/json\r\n",
+        json!({ "keys": [ec.jwk] }).to_string(),
+        Some(followed.clone()),
+    )
+    .await;
+    let location: &'static str = format!("location: {target}\r\n").leak();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let url = serve("302 Found", location, String::new(), Some(asked.clone())).await;
+
+    // The start only warns (the provider may come up later)...
+    let v = verifier(&[("JWT_ALGORITHM", "ES256"), ("JWT_JWKS_URL", &url)])
+        .await
+        .expect("starts without keys");
+    let token = ec.sign(Some("swapped"), &claims(json!(9)));
+    assert!(is_invalid(v.verify(Some(&bearer(&token)))));
+    assert!(asked.load(Ordering::SeqCst) >= 1, "the URL was fetched");
+    assert_eq!(
+        followed.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+
+    // ...and the fetch fails, saying why.
+    let source = JwksUrl::new(
+        url.parse().expect("a URL"),
+        JwtAlgorithm::Es256,
+        Duration::from_secs(2),
+        Arc::new(KeyStore::default()),
+    )
+    .expect("a client");
+    let err = format!("{:#}", source.refresh().await.unwrap_err());
+    assert!(err.contains("302") && err.contains("not followed"), "{err}");
+    assert_eq!(followed.load(Ordering::SeqCst), 0);
 }
