@@ -65,6 +65,31 @@
     return m ? Number(m[1]) : null;
   }
 
+  // ---- user identity ----------------------------------------------------------------------
+
+  // /health/ready says whether user calls are checked (`identity.userAuth`) and whether other
+  // hosts can make them (`identity.exposed`). With `none` any caller acts for any userId: the
+  // operator must see it (docs/design.md §17). A 503 (not ready) carries the same body.
+  async function loadIdentity() {
+    const el = $('identity');
+    try {
+      const response = await fetch('/health/ready', { headers: { Accept: 'application/json' } });
+      const identity = ((await readJson(response)) || {}).identity;
+      if (!identity) return;
+      const off = identity.userAuth === 'none';
+      el.dataset.exposed = String(identity.exposed === true);
+      el.textContent = !off
+        ? ''
+        : identity.exposed
+          ? 'User identity off: USER_AUTH=none on an address other hosts reach; any caller can act for any userId'
+          : 'User identity off (USER_AUTH=none, this host only)';
+      el.title = off ? 'Only safe behind a gateway that authenticates users and sets the userId itself.' : '';
+      el.hidden = !off;
+    } catch (_) {
+      // The service is not answering: the live view says so; the badge stays as it was.
+    }
+  }
+
   // ---- campaign list ----------------------------------------------------------------------
 
   async function loadCampaigns() {
@@ -623,6 +648,7 @@
     else window.addEventListener('resize', drawChart);
 
     showControls();
+    loadIdentity();
     loadCampaigns();
     const id = hashCampaign();
     if (id !== null) openCampaign(id, false);
