@@ -1,10 +1,15 @@
-//! The `HTTP` settings: where the API listens and what one request may take.
+//! The `HTTP` settings: where the API listens, what one request may take, and the deadlines and
+//! caps that keep slow or idle clients from holding connections (docs/design.md §17).
 
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
 
-use super::values::{millis, number};
+use super::{
+    invalid,
+    values::{millis, number},
+    ConfigError,
+};
 
 #[derive(Debug, Clone, Args)]
 pub struct HttpSettings {
@@ -24,4 +29,56 @@ pub struct HttpSettings {
     #[arg(id = "HTTP_REQUEST_TIMEOUT_MS", long = "http-request-timeout-ms", env,
           default_value = "10000", value_parser = millis(100..=600_000))]
     pub request_timeout: Duration,
+    /// A request's head (request line and headers) must arrive within this, on a fresh connection or between requests on a kept-alive one; otherwise the connection is closed (100–600000)
+    #[arg(id = "HTTP_HEADER_TIMEOUT_MS", long = "http-header-timeout-ms", env,
+          default_value = "10000", value_parser = millis(100..=600_000))]
+    pub header_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed; must be longer than HTTP_REQUEST_TIMEOUT_MS (100–3600000)
+    #[arg(id = "HTTP_IDLE_TIMEOUT_MS", long = "http-idle-timeout-ms", env,
+          default_value = "60000", value_parser = millis(100..=3_600_000))]
+    pub idle_timeout: Duration,
+    /// Open connections in all; one more is answered 503 SERVICE_BUSY and closed (1–1000000)
+    #[arg(id = "HTTP_MAX_CONNECTIONS", long = "http-max-connections", env,
+          default_value_t = 10_000, value_parser = number::<usize>(1..=1_000_000))]
+    pub max_connections: usize,
+    /// Open connections per client address (an IPv6 client by its /64); one more is answered 503 SERVICE_BUSY and closed. TRUSTED_PROXIES are exempt (1–1000000)
+    #[arg(id = "HTTP_MAX_CONNECTIONS_PER_CLIENT", long = "http-max-connections-per-client", env,
+          default_value_t = 256, value_parser = number::<usize>(1..=1_000_000))]
+    pub max_connections_per_client: usize,
+}
+
+impl HttpSettings {
+    /// The idle deadline must not cut a request short: a handler may be silent on the wire for
+    /// up to `HTTP_REQUEST_TIMEOUT_MS` before its answer (the 503 of the request deadline
+    /// included), and every request gets that answer (docs/design.md §2.9). Streams are not
+    /// concerned: the live view writes every second.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.idle_timeout <= self.request_timeout {
+            return Err(invalid(
+                "HTTP_IDLE_TIMEOUT_MS",
+                &self.idle_timeout.as_millis().to_string(),
+                "must be longer than HTTP_REQUEST_TIMEOUT_MS",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+
+    #[test]
+    fn the_idle_deadline_must_outlast_the_request_deadline() {
+        let mut http = Settings::from_pairs(&[]).expect("defaults").http;
+        assert!(http.check().is_ok(), "the defaults hold");
+        http.idle_timeout = http.request_timeout;
+        let err = http
+            .check()
+            .expect_err("an idle deadline no longer than a request's");
+        assert!(
+            err.to_string().starts_with("HTTP_IDLE_TIMEOUT_MS="),
+            "{err}"
+        );
+    }
 }
