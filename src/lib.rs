@@ -10,6 +10,8 @@
 //! - [`trace`]: W3C trace context (request → outbox row → Kafka → consumers) and OTLP export.
 //! - [`startup`]: `Application` (builder / port / run_until_stopped), the start-up and shutdown
 //!   order, and the API's resources built from the services.
+//! - [`server`]: the HTTP server: connection caps, client deadlines (head, body, idle), the
+//!   accept loop and its graceful shutdown, the open-file limit.
 //! - [`shutdown`]: what keeps a shutdown bounded: the watchdog thread, blocking client calls off
 //!   the async workers, the names of what is still running.
 //! - [`state`]: the live state of Kafka and the relay that health and admin report.
@@ -52,6 +54,7 @@ pub mod outbox;
 pub mod participation;
 pub mod refusal;
 pub mod relay;
+pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

@@ -22,7 +22,6 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use poem::{listener::TcpAcceptor, Server};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -71,6 +70,9 @@ pub struct Application {
     /// Background tasks, awaited (bounded) after the HTTP server has drained.
     tasks: TaskTracker,
     shutdown_timeout: Duration,
+    /// The client deadlines and connection caps of the HTTP server (`HTTP_HEADER_TIMEOUT_MS`,
+    /// `HTTP_IDLE_TIMEOUT_MS`, `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_CONNECTIONS_PER_CLIENT`).
+    server: crate::server::ServerSettings,
     /// The in-process Kafka broker when `KAFKA_BOOTSTRAP_SERVERS` is unset; it must outlive the
     /// producers, so it is dropped last (after `run_until_stopped` returns).
     embedded: Option<Arc<EmbeddedBroker>>,
@@ -246,6 +248,7 @@ impl ApplicationBuilder {
             shutdown,
             tasks,
             shutdown_timeout: settings.shutdown_timeout,
+            server: crate::server::ServerSettings::of(&settings.http),
             embedded: kafka.embedded,
             producers: kafka.producers,
             relay,
@@ -290,11 +293,13 @@ impl Application {
             shutdown,
             tasks,
             shutdown_timeout,
+            server,
             embedded,
             producers,
             relay,
             ..
         } = self;
+        crate::server::raise_open_files_limit(server.max_connections);
         tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "Listening.");
 
         // One deadline for the whole shutdown, counted from the stop signal.
@@ -308,15 +313,11 @@ impl Application {
                 tracing::info_span!("shutdown_clock"),
             ))
         };
+        let http = crate::server::Server::new(listener, server, proxies.clone(), metrics.clone());
         let app = api::routes(apis, metrics, limits, rate_limits, proxies, cors);
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
-        let served = running::track(
+        running::track(
             "HTTP server (in-flight requests)",
-            Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
-                app,
-                shutdown.clone().cancelled_owned(),
-                Some(shutdown_timeout),
-            ),
+            http.run(app, shutdown.clone(), shutdown_timeout),
         )
         .await;
         shutdown.cancel();
@@ -338,7 +339,6 @@ impl Application {
                 "Background tasks did not finish before the shutdown deadline; exiting without them. \
                  Rows Kafka did not acknowledge stay in the outbox (their leases expire).");
         }
-        served?;
         // Closing Kafka clients blocks (purge, flush, joining librdkafka's threads): the
         // producers close on threads of their own when their last handle goes, the broker too.
         drop(producers);
