@@ -145,18 +145,23 @@ async fn guard<E: Endpoint>(
     if declared.is_some_and(|len| len > limits.body_bytes) {
         return Ok(ApiError::payload_too_large(limits.body_bytes).into_response());
     }
-    // Bodies without Content-Length (chunked) are read up to the limit before parsing.
-    if declared.is_none() {
-        match req.take_body().into_bytes_limit(limits.body_bytes).await {
-            Ok(bytes) => req.set_body(bytes),
-            Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-                return Ok(ApiError::payload_too_large(limits.body_bytes).into_response())
+    // One deadline for reading the body and answering: a client trickling its body holds the
+    // request no longer than a slow dependency would (docs/design.md §17).
+    let answer = async {
+        // Bodies without Content-Length (chunked) are read up to the limit before parsing.
+        if declared.is_none() {
+            match req.take_body().into_bytes_limit(limits.body_bytes).await {
+                Ok(bytes) => req.set_body(bytes),
+                Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                    return Ok(ApiError::payload_too_large(limits.body_bytes).into_response())
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
-    }
-    match tokio::time::timeout(limits.request_timeout, ep.call(req)).await {
-        Ok(result) => result.map(IntoResponse::into_response),
+        ep.call(req).await.map(IntoResponse::into_response)
+    };
+    match tokio::time::timeout(limits.request_timeout, answer).await {
+        Ok(result) => result,
         Err(_) => {
             let cause = std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out");
             Ok(ApiError::dependency("a dependency", &cause).into_response())
