@@ -8,5 +8,6 @@ mod campaigns;
 mod controls;
 mod door;
 mod openapi;
+mod slow_clients;
 mod user_auth;
 mod validation;

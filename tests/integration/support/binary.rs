@@ -75,6 +75,8 @@ pub async fn start_with(
             .env("HTTP_REQUEST_TIMEOUT_MS", "2000")
             .env("RESERVATION_TIMEOUT_MS", "3000")
             .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+            // Hundreds of the test's connections at once, all from 127.0.0.1.
+            .env("HTTP_MAX_CONNECTIONS_PER_CLIENT", "1000000")
             .env("ADMIN_TOKEN", &token)
             .env("RUST_LOG", "warn")
             .stdout(if capture_logs {

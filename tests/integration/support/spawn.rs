@@ -85,6 +85,9 @@ pub async fn test_settings() -> Settings {
     // Consumers on only where a test asks (`consumer_helpers::with_consumers`).
     s.consumers.enabled = Vec::new();
     s.shutdown_timeout = Duration::from_secs(10);
+    // Every client of the suite is 127.0.0.1, hundreds at once in some tests: one client to the
+    // per-client connection cap (its own tests set it).
+    s.http.max_connections_per_client = 1_000_000;
     s
 }
 
