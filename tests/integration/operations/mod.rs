@@ -6,6 +6,7 @@ mod dashboard;
 mod health;
 pub(crate) mod metrics;
 mod mysql_tls;
+mod protected_mode;
 pub(crate) mod redis_cluster;
 mod redis_tls;
 mod tracing;
