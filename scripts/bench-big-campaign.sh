@@ -27,6 +27,9 @@ BENCH_DB=${BENCH_DB:-firstcome_bench_big} SLAP_DB=${SLAP_DB:-firstcome_slap}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/k6/results}
 BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
 export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d " \n")}
+# k6 runs on this machine: all its virtual users are one client address (127.0.0.1), which
+# the per-client connection cap (256 by default) would otherwise stop at 256 connections.
+export HTTP_MAX_CONNECTIONS_PER_CLIENT=${HTTP_MAX_CONNECTIONS_PER_CLIENT:-1000000}
 export REDIS_KEY_PREFIX=${REDIS_KEY_PREFIX:-firstcome-bench-big-$(date +%s)-$$:}
 BASE_URL="http://127.0.0.1:$PORT" DBURL="mysql://firstcome:firstcome@127.0.0.1:${DB_PORT:-3306}"
 

@@ -12,6 +12,7 @@ impl Settings {
         self.check_admin_tokens()?;
         self.user_auth.check()?;
         self.rate_limits.check()?;
+        self.http.check()?;
         // A reservation must outlive any request that could still commit it.
         if self.redis.reservation_timeout <= self.http.request_timeout {
             return Err(invalid(
