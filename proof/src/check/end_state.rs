@@ -1,0 +1,415 @@
+//! The model's end against the final state: MySQL (campaign row, participations, control audit),
+//! the gate in Redis once settled, and the consumers' tables. O(n) with hash lookups.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::check::Ctx;
+use crate::event::{ControlKind, Envelope, Event};
+use crate::final_state::{Campaign, FinalState};
+use crate::model::{StatsFigures, WinState};
+use crate::report::{AnomalyKind, Report};
+
+use super::replay::{event_ref, Replay};
+
+/// The stock the campaign was created with: as the harness recorded it, else MySQL's total less
+/// the audit's stock changes (the audit is kept for good), else less the order's.
+pub fn initial_stock(row: &Campaign, state: &FinalState, order: &[Envelope]) -> i64 {
+    if let Some(stock) = row.initial_stock {
+        return stock;
+    }
+    let changed: i64 = match &state.controls {
+        Some(rows) => rows
+            .iter()
+            .filter(|c| c.campaign == row.id && c.kind == "STOCK")
+            .map(|c| c.delta)
+            .sum(),
+        None => order
+            .iter()
+            .filter_map(|e| match e.event {
+                Event::Control {
+                    kind: ControlKind::Stock(d),
+                    ..
+                } => Some(d),
+                _ => None,
+            })
+            .sum(),
+    };
+    row.total_stock - changed
+}
+
+pub fn campaign(ctx: &Ctx, state: &FinalState, report: &mut Report) {
+    mysql(ctx, state, report);
+    audit(ctx, state, report);
+    gate(ctx, state, report);
+    stats(ctx, state, report);
+}
+
+fn mysql(ctx: &Ctx, state: &FinalState, report: &mut Report) {
+    let (c, m) = (ctx.campaign, &ctx.replay.model);
+    if let Some(row) = ctx.row {
+        let (mine, theirs) = (
+            (m.total, m.free, m.paused, m.closed),
+            (row.total_stock, row.remaining_stock, row.paused, row.closed),
+        );
+        if mine != theirs {
+            report.push(
+                AnomalyKind::DatabaseMismatch,
+                Some(c),
+                format!("campaign row (total, remaining, paused, closed) {theirs:?}, the model {mine:?}"),
+            );
+        }
+        let live: i64 = state
+            .participations
+            .iter()
+            .filter(|p| p.campaign == c && matches!(p.status.as_str(), "HELD" | "CONFIRMED"))
+            .map(|p| p.quantity)
+            .sum();
+        if live > row.total_stock {
+            report.push(
+                AnomalyKind::Oversell,
+                Some(c),
+                format!(
+                    "MySQL holds {live} unit(s) held or confirmed of {}",
+                    row.total_stock
+                ),
+            );
+        } else if live != row.total_stock - row.remaining_stock {
+            report.push(
+                AnomalyKind::DatabaseMismatch,
+                Some(c),
+                format!(
+                    "MySQL: {live} held or confirmed, but total − remaining = {}",
+                    row.total_stock - row.remaining_stock
+                ),
+            );
+        }
+    }
+    let mut rows: HashMap<i64, &crate::final_state::Participation> = state
+        .participations
+        .iter()
+        .filter(|p| p.campaign == c)
+        .map(|p| (p.id, p))
+        .collect();
+    for win in m.wins() {
+        let Some(row) = rows.remove(&win.participation) else {
+            report.push(
+                AnomalyKind::DatabaseMismatch,
+                Some(c),
+                format!(
+                    "participation {} is in the order, not in MySQL",
+                    win.participation
+                ),
+            );
+            continue;
+        };
+        let rank = |s: &str| match s {
+            "HELD" => 0,
+            "CONFIRMED" => 1,
+            _ => 2,
+        };
+        let reason = win.cancel_reason.map(|r| r.name());
+        let detail = if row.status != win.state.name() {
+            let kind = if rank(&row.status) > rank(win.state.name()) {
+                AnomalyKind::MissingOrDuplicatedEvent
+            } else {
+                AnomalyKind::DatabaseMismatch
+            };
+            Some((
+                kind,
+                format!(
+                    "status {} in MySQL, {} in the order",
+                    row.status,
+                    win.state.name()
+                ),
+            ))
+        } else if (row.user, row.quantity) != (win.user, win.quantity) {
+            Some((
+                AnomalyKind::DatabaseMismatch,
+                format!(
+                    "user/quantity {:?} in MySQL, {:?} in the order",
+                    (row.user, row.quantity),
+                    (win.user, win.quantity)
+                ),
+            ))
+        } else if win.state != WinState::Held
+            && win.state != WinState::Confirmed
+            && row.cancel_reason.as_deref() != reason
+        {
+            Some((
+                AnomalyKind::DatabaseMismatch,
+                format!(
+                    "cancel reason {:?} in MySQL, {reason:?} in the order",
+                    row.cancel_reason
+                ),
+            ))
+        } else if row.hold_expires_at.is_some()
+            && win.hold_expires_at.is_some()
+            && row.hold_expires_at != win.hold_expires_at
+        {
+            Some((
+                AnomalyKind::DatabaseMismatch,
+                "holdExpiresAt differs between MySQL and the order".to_owned(),
+            ))
+        } else {
+            None
+        };
+        if let Some((kind, detail)) = detail {
+            report.push(
+                kind,
+                Some(c),
+                format!("participation {}: {detail}", win.participation),
+            );
+        }
+    }
+    for p in rows.values() {
+        report.push(
+            AnomalyKind::MissingOrDuplicatedEvent,
+            Some(c),
+            format!("MySQL has participation {} (user {}), the topic has no ParticipationAccepted of it", p.id, p.user),
+        );
+    }
+}
+
+/// The control audit against the order's control events, by event id.
+fn audit(ctx: &Ctx, state: &FinalState, report: &mut Report) {
+    let Some(rows) = &state.controls else {
+        note(report, "the control audit (final state has no `controls`)");
+        return;
+    };
+    let c = ctx.campaign;
+    let mut by_id: HashMap<&str, &crate::final_state::ControlRow> = rows
+        .iter()
+        .filter(|r| r.campaign == c)
+        .map(|r| (r.event_id.as_str(), r))
+        .collect();
+    for (pos, e) in ctx.order.iter().enumerate() {
+        let Event::Control {
+            kind,
+            seq,
+            total_stock,
+            remaining_stock,
+        } = e.event
+        else {
+            continue;
+        };
+        let Some(row) = by_id.remove(e.event_id.as_str()) else {
+            report
+                .push(
+                    AnomalyKind::MissingOrDuplicatedEvent,
+                    Some(c),
+                    format!("control {seq} on the topic has no audit row"),
+                )
+                .events
+                .push(event_ref(e, pos));
+            continue;
+        };
+        let delta = match kind {
+            ControlKind::Stock(d) => d,
+            _ => 0,
+        };
+        if (
+            row.seq,
+            row.kind.as_str(),
+            row.delta,
+            row.total_stock,
+            row.remaining_stock,
+        ) != (seq, kind.audit_name(), delta, total_stock, remaining_stock)
+        {
+            report
+                .push(
+                    AnomalyKind::DatabaseMismatch,
+                    Some(c),
+                    format!("control {seq}: the audit row differs from its event"),
+                )
+                .events
+                .push(event_ref(e, pos));
+        }
+    }
+    for row in by_id.values() {
+        report.push(
+            AnomalyKind::MissingOrDuplicatedEvent,
+            Some(c),
+            format!(
+                "audit row {} ({}) has no event on the topic",
+                row.seq, row.kind
+            ),
+        );
+    }
+}
+
+fn gate(ctx: &Ctx, state: &FinalState, report: &mut Report) {
+    let Some(gates) = &state.gates else {
+        note(report, "the gate (final state has no `gates`)");
+        return;
+    };
+    let (c, m) = (ctx.campaign, &ctx.replay.model);
+    // A closed campaign's markers are dropped (§14): its gate stock no longer follows returns.
+    let Some(g) = gates.iter().find(|g| g.campaign == c) else {
+        return;
+    };
+    let mut drift = |detail: String| {
+        report.push(AnomalyKind::GateDrift, Some(c), detail);
+    };
+    if let (Some(stock), false) = (g.stock, m.closed) {
+        if stock != m.free {
+            drift(format!(
+                "gate stock {stock}, the order leaves {} free",
+                m.free
+            ));
+        }
+    }
+    if let Some(n) = g.pending.filter(|&n| n > 0) {
+        drift(format!("{n} reservation(s) still open once settled"));
+    }
+    if let (Some(users), true) = (&g.users, g.stock.is_some()) {
+        let users: std::collections::HashSet<i64> = users.iter().copied().collect();
+        let missing = m.wins().filter(|w| !users.contains(&w.user)).count();
+        if missing > 0 {
+            drift(format!("{missing} past winner(s) missing from the gate's users: it would let them win again"));
+        }
+    }
+    if let (Some(returned), false) = (&g.returned, m.closed) {
+        let returned: std::collections::HashSet<i64> = returned.iter().copied().collect();
+        for w in m.wins() {
+            let closed = matches!(w.state, WinState::Cancelled | WinState::Expired);
+            if closed != returned.contains(&w.participation) {
+                drift(format!(
+                    "participation {} is {} but {} the gate's returned set",
+                    w.participation,
+                    w.state.name(),
+                    if closed { "missing from" } else { "in" }
+                ));
+            }
+        }
+    }
+}
+
+fn stats(ctx: &Ctx, state: &FinalState, report: &mut Report) {
+    let Some(rows) = &state.stats else {
+        note(report, "the stats consumer (final state has no `stats`)");
+        return;
+    };
+    let c = ctx.campaign;
+    let Some(row) = rows.iter().find(|s| s.campaign == c) else {
+        if !ctx.order.is_empty() {
+            report.push(
+                AnomalyKind::ConsumerMismatch,
+                Some(c),
+                "no stats row for a campaign with events",
+            );
+        }
+        return;
+    };
+    let m = &ctx.replay.model;
+    let StatsFigures {
+        accepted_count,
+        accepted_quantity,
+        confirmed_count,
+        cancelled_count,
+        expired_count,
+        active_quantity,
+        stock_added,
+        stock_withdrawn,
+        controls_applied,
+    } = m.stats;
+    let expected = [
+        ("acceptedCount", row.accepted_count, accepted_count),
+        ("acceptedQuantity", row.accepted_quantity, accepted_quantity),
+        ("confirmedCount", row.confirmed_count, confirmed_count),
+        ("cancelledCount", row.cancelled_count, cancelled_count),
+        ("expiredCount", row.expired_count, expired_count),
+        ("activeQuantity", row.active_quantity, active_quantity),
+        ("stockAdded", row.stock_added, stock_added),
+        ("stockWithdrawn", row.stock_withdrawn, stock_withdrawn),
+        ("controlsApplied", row.controls_applied, controls_applied),
+        ("eventsApplied", row.events_applied, ctx.order.len() as i64),
+        ("paused", row.paused.map(i64::from), i64::from(m.paused)),
+        ("closed", row.closed.map(i64::from), i64::from(m.closed)),
+    ];
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter_map(|&(name, theirs, mine)| {
+            theirs
+                .filter(|&t| t != mine)
+                .map(|t| format!("{name} {t} (model {mine})"))
+        })
+        .collect();
+    if !wrong.is_empty() {
+        report.push(
+            AnomalyKind::ConsumerMismatch,
+            Some(c),
+            format!("stats: {}", wrong.join(", ")),
+        );
+    }
+}
+
+/// Points per user over every campaign, and the grants per event, against the rewards consumer.
+pub fn rewards(ends: &[Replay], state: &FinalState, report: &mut Report) {
+    let mut points: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut grants: HashMap<&str, (i64, i64)> = HashMap::new();
+    for (event_id, user, moved) in ends.iter().flat_map(|r| r.grants.iter()) {
+        *points.entry(*user).or_default() += moved;
+        grants.insert(event_id.as_str(), (*user, *moved));
+    }
+    match &state.rewards {
+        None => note(
+            report,
+            "the rewards balances (final state has no `rewards`)",
+        ),
+        Some(accounts) => {
+            let mut theirs: BTreeMap<i64, i64> =
+                accounts.iter().map(|a| (a.user, a.points)).collect();
+            for (user, mine) in &points {
+                let t = theirs.remove(user).unwrap_or(0);
+                if t != *mine {
+                    report.push(
+                        AnomalyKind::ConsumerMismatch,
+                        None,
+                        format!("rewards: user {user} has {t} point(s), the model {mine}"),
+                    );
+                }
+            }
+            for (user, t) in theirs.into_iter().filter(|(_, t)| *t != 0) {
+                report.push(
+                    AnomalyKind::ConsumerMismatch,
+                    None,
+                    format!("rewards: user {user} has {t} point(s), the model 0"),
+                );
+            }
+        }
+    }
+    match &state.grants {
+        None => note(report, "the reward grants (final state has no `grants`)"),
+        Some(rows) => {
+            for row in rows.iter().filter(|g| g.points != 0) {
+                match grants.remove(row.event_id.as_str()) {
+                    Some((user, moved)) if (user, moved) == (row.user, row.points) => {}
+                    other => {
+                        report.push(
+                            AnomalyKind::ConsumerMismatch,
+                            Some(row.campaign),
+                            format!(
+                                "grant for event {}: {} point(s) to user {}, the model {other:?}",
+                                row.event_id, row.points, row.user
+                            ),
+                        );
+                    }
+                }
+            }
+            for (event_id, (user, moved)) in grants {
+                report.push(
+                    AnomalyKind::ConsumerMismatch,
+                    None,
+                    format!("no grant for event {event_id} ({moved} point(s) to user {user})"),
+                );
+            }
+        }
+    }
+}
+
+fn note(report: &mut Report, what: &str) {
+    let s = format!("{what}: not compared");
+    if !report.skipped.contains(&s) {
+        report.skipped.push(s);
+    }
+}

@@ -1,0 +1,241 @@
+//! Every `fail` against the order: a refusal is justified when the model refuses the same at some
+//! prefix real time allows during the operation (`[A(invoke), B(complete)]`, see
+//! [`super::timeline`]). What the relaxations allow is counted apart; the rest are unjustified
+//! refusals, each with the mechanism that may have given it when the history shows one.
+//!
+//! | f | code | justified when, at some allowed prefix |
+//! |---|---|---|
+//! | join | `SOLD_OUT` | fewer free units than asked |
+//! | join | `ALREADY_PARTICIPATED` | the user has a win |
+//! | join | `CAMPAIGN_PAUSED` | paused |
+//! | join, controls | `CAMPAIGN_ENDED` | closed (or the campaign has an `endsAt`: not judged) |
+//! | join | `CAMPAIGN_NOT_OPEN` | no win yet |
+//! | confirm, cancel, refund | `HOLD_EXPIRED` | the hold expired |
+//! | confirm | `PARTICIPATION_CANCELLED` | the win cancelled |
+//! | cancel | `ALREADY_CONFIRMED` | the win confirmed (and not closed) |
+//! | confirm, cancel, refund | `PARTICIPATION_NOT_FOUND` | the user has no win |
+//! | stock | `STOCK_IN_USE` | fewer free units than withdrawn |
+//!
+//! Other codes (validation, rate limits, tokens, idempotency keys, 5xx recorded as `fail`) are
+//! counted as not judged; that they wrote nothing is still checked (a refused operation never
+//! explains an event).
+//!
+//! Relaxations: a `SOLD_OUT` justified only by widening the window back by `SOLD_OUT_MEMO_MS`
+//! (the sold-out memo, §2.1: an instance keeps answering SOLD_OUT that long after it saw the
+//! campaign sold out); an `ALREADY_PARTICIPATED` while another join of the same user was in flight
+//! (§3: the gate holds the user from the reservation on, and a retry that finds no row yet answers
+//! without an id).
+
+use crate::check::Ctx;
+use crate::event::CancelReason;
+use crate::history::{Func, Op, Outcome};
+use crate::report::{AnomalyKind, Report};
+
+pub const MEMO: &str = "sold-out memo (SOLD_OUT_MEMO_MS)";
+pub const SAME_USER: &str = "ALREADY_PARTICIPATED while the same user's join was in flight";
+
+enum Verdict {
+    Justified,
+    NotJudged,
+    Relaxed(&'static str, String),
+    Unjustified(String),
+}
+
+pub fn check(ctx: &Ctx, report: &mut Report) {
+    for &i in &ctx.index.all {
+        let op = &ctx.ops[i];
+        if op.outcome != Outcome::Fail {
+            continue;
+        }
+        let Some(code) = op.code() else {
+            report
+                .push(
+                    AnomalyKind::MalformedInput,
+                    Some(ctx.campaign),
+                    "a fail without a code",
+                )
+                .ops
+                .push(op.clone());
+            continue;
+        };
+        match judge(ctx, op, code) {
+            Verdict::Justified => {}
+            Verdict::NotJudged => {
+                *report
+                    .refusals_not_judged
+                    .entry(code.to_owned())
+                    .or_default() += 1
+            }
+            Verdict::Relaxed(relaxation, mechanism) => report.relax(relaxation, mechanism, op),
+            Verdict::Unjustified(mechanism) => {
+                let a = report.push(
+                    AnomalyKind::UnjustifiedRefusal,
+                    Some(ctx.campaign),
+                    format!("{} refused {code}: {mechanism}", op.f.name()),
+                );
+                a.ops.push(op.clone());
+            }
+        }
+    }
+}
+
+fn judge(ctx: &Ctx, op: &Op, code: &str) -> Verdict {
+    let end = op.complete.unwrap_or(i64::MAX);
+    let Some((a, b)) = ctx.windows.range(op.invoke, end) else {
+        // Real time allows no prefix: an inversion around it, reported by that pass.
+        return Verdict::Justified;
+    };
+    let r = ctx.replay;
+    let line = op.user().and_then(|u| r.users.get(&u));
+    let verdict = |ok: bool, why: &dyn Fn() -> String| {
+        if ok {
+            Verdict::Justified
+        } else {
+            Verdict::Unjustified(why())
+        }
+    };
+    match (op.f, code) {
+        (Func::Join, "SOLD_OUT") => sold_out(ctx, op, op.quantity(), (a, b)),
+        (Func::Stock, "STOCK_IN_USE") => {
+            let asked = -op.value.delta.unwrap_or(0);
+            let min = ctx.free.query(a, b).map_or(i64::MAX, |m| m.0);
+            verdict(min < asked, &|| {
+                format!("at least {min} unit(s) free throughout, {asked} withdrawn")
+            })
+        }
+        (Func::Join, "ALREADY_PARTICIPATED") => already(ctx, op, b),
+        (Func::Join, "CAMPAIGN_PAUSED") => verdict(r.paused_in(a, b), &|| {
+            let before = ctx
+                .windows
+                .earliest(op.invoke.saturating_sub(ctx.opts.lookback));
+            if r.paused_in(before, a) {
+                "paused only shortly before the invoke (a pause the gate kept too long?)".to_owned()
+            } else {
+                "never paused while it ran".to_owned()
+            }
+        }),
+        (_, "CAMPAIGN_ENDED") if ctx.row.is_some_and(|c| c.ends_at.is_some()) => Verdict::NotJudged,
+        (_, "CAMPAIGN_ENDED") => verdict(r.closed_by(b), &|| "not closed while it ran".to_owned()),
+        (Func::Join, "CAMPAIGN_NOT_OPEN") => verdict(r.first_win.is_none_or(|w| w > a), &|| {
+            "a win was committed before it began".to_owned()
+        }),
+        (_, "CAMPAIGN_NOT_FOUND") => verdict(ctx.row.is_none() || a == 0, &|| {
+            "the campaign had events before it began".to_owned()
+        }),
+        (Func::Confirm | Func::Cancel | Func::Refund, "HOLD_EXPIRED") => {
+            let expired = line
+                .and_then(|l| l.closed)
+                .filter(|c| c.1 == CancelReason::Expired);
+            verdict(expired.is_some_and(|(x, _)| x < b), &|| match expired {
+                Some(_) => "the order expires the hold only after the answer".to_owned(),
+                None => "the order never expires the hold".to_owned(),
+            })
+        }
+        (Func::Confirm, "PARTICIPATION_CANCELLED") => {
+            let cancelled = line
+                .and_then(|l| l.closed)
+                .filter(|c| c.1 != CancelReason::Expired);
+            verdict(cancelled.is_some_and(|(x, _)| x < b), &|| {
+                "not cancelled while it ran".to_owned()
+            })
+        }
+        (Func::Cancel, "ALREADY_CONFIRMED") => {
+            // Confirmed at prefixes c + 1 ..= x.
+            let ok = line.and_then(|l| {
+                l.confirmed
+                    .map(|c| (c, l.closed.map_or(usize::MAX, |x| x.0)))
+            });
+            verdict(ok.is_some_and(|(c, x)| a.max(c + 1) <= b.min(x)), &|| {
+                "not confirmed while it ran".to_owned()
+            })
+        }
+        (Func::Confirm | Func::Cancel | Func::Refund, "PARTICIPATION_NOT_FOUND") => {
+            verdict(line.is_none_or(|l| l.accepted >= a), &|| {
+                "the user's win was committed before it began".to_owned()
+            })
+        }
+        _ => Verdict::NotJudged,
+    }
+}
+
+fn sold_out(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict {
+    let min_free = |from: usize| ctx.free.query(from, b).map_or(i64::MAX, |m| m.0);
+    if min_free(a) < asked {
+        return Verdict::Justified;
+    }
+    let memo_from = ctx
+        .windows
+        .earliest(op.invoke.saturating_sub(ctx.opts.sold_out_memo));
+    if min_free(memo_from) < asked {
+        return Verdict::Relaxed(
+            MEMO,
+            "sold out within the memo window before the invoke, units back since".to_owned(),
+        );
+    }
+    Verdict::Unjustified(explain_sold_out(ctx, op, asked, (a, b)))
+}
+
+/// Which mechanism may have answered SOLD_OUT while the order had units free throughout.
+fn explain_sold_out(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> String {
+    let (min, max) = ctx.free.query(a, b).unwrap_or((0, 0));
+    let mut why = vec![format!(
+        "{min}..={max} unit(s) free throughout, {asked} asked"
+    )];
+    let look_from = ctx
+        .windows
+        .earliest(op.invoke.saturating_sub(ctx.opts.lookback));
+    if ctx.free.query(look_from, a).is_some_and(|m| m.0 < asked) {
+        why.push(format!(
+            "sold out within {} ms before the invoke: a sold-out memo after a return or a stock addition",
+            ctx.opts.lookback / 1_000_000
+        ));
+    }
+    let in_flight = ctx.in_flight.quantity(op) - asked;
+    if in_flight > max - asked {
+        why.push(format!(
+            "{in_flight} unit(s) asked by joins in flight at the same time: reservations still in flight (the gate takes units before MySQL commits)"
+        ));
+    }
+    let from = op.invoke.saturating_sub(ctx.opts.lookback);
+    let to = op.complete.unwrap_or(i64::MAX);
+    for f in ctx.faults {
+        if f.start <= to && f.end.unwrap_or(i64::MAX) >= from {
+            why.push(format!("during or just after fault {}: a gate rebuilt from an older snapshot or a lost return?", f.kind));
+        }
+    }
+    if why.len() == 1 {
+        why.push("no mechanism identified".to_owned());
+    }
+    why.join("; ")
+}
+
+fn already(ctx: &Ctx, op: &Op, b: usize) -> Verdict {
+    let user = op.user().unwrap_or_default();
+    let line = ctx.replay.users.get(&user);
+    if line.is_some_and(|l| l.accepted < b) {
+        let answered = op.value.participation_id;
+        if answered.is_some_and(|p| line.is_some_and(|l| l.participation != p)) {
+            return Verdict::Unjustified(format!(
+                "answered participation {answered:?}, not the user's win"
+            ));
+        }
+        return Verdict::Justified;
+    }
+    let end = op.complete.unwrap_or(i64::MAX);
+    let concurrent = crate::check::index::CampaignOps::of_user(&ctx.index.joins, user)
+        .iter()
+        .map(|&j| &ctx.ops[j])
+        .any(|other| {
+            other.id != op.id && other.invoke < end && ctx.in_flight_until(other) > op.invoke
+        });
+    if concurrent {
+        return Verdict::Relaxed(
+            SAME_USER,
+            "another join of the user overlapped it".to_owned(),
+        );
+    }
+    Verdict::Unjustified(match line {
+        Some(_) => "the user's win was committed only after the answer".to_owned(),
+        None => "the user never won (a reservation released, or a stale gate user set?)".to_owned(),
+    })
+}

@@ -1,0 +1,480 @@
+//! The history format: what the harness writes while a sale runs, one JSON object per line
+//! (JSON Lines), in Jepsen's shape, and the reader that pairs its entries into operations.
+//!
+//! # Format
+//!
+//! Every line is one entry:
+//!
+//! ```json
+//! {"type": "invoke", "process": 3, "time": 1200345, "f": "join",
+//!  "value": {"campaign": 1, "user": 77, "quantity": 1, "idempotencyKey": "k-77-1"}}
+//! {"type": "ok", "process": 3, "time": 1900002, "f": "join",
+//!  "value": {"campaign": 1, "user": 77, "quantity": 1, "participationId": 5, "status": "HELD"}}
+//! ```
+//!
+//! - `type`: `invoke` (the client sends the request), then one of `ok` (a definite success: a
+//!   2xx answer), `fail` (a definite refusal: a 4xx answer with its `code`) or `info`
+//!   (indeterminate: a timeout, a reset connection, a 5xx; it may or may not have taken effect,
+//!   now or later).
+//! - `process`: the logical client, a non-negative integer. A process runs one operation at a
+//!   time, so its completion is the next entry of the same process after its `invoke`, with the
+//!   same `f`. An `invoke` with no completion by the end of the file counts as `info`. The fault
+//!   injector writes `"process": "nemesis"`.
+//! - `time`: nanoseconds on one monotonic clock of the harness (not wall time; only its order and
+//!   differences mean something). Entries are written in time order.
+//! - `f`: `join`, `confirm`, `cancel` (the user's), `refund` (an admin's cancel: of a confirmed
+//!   win, or of a held one), `stock`, `pause`, `resume`, `close`, or `nemesis` (a fault).
+//! - `value`: the arguments on `invoke`, the arguments and the answer on a completion (fields
+//!   absent on the completion are taken from the `invoke`). See [`Value`] for each field.
+//!
+//! A fault is `{"type": "info", "process": "nemesis", "time": …, "f": "nemesis",
+//! "value": {"fault": "kill", "phase": "start", "target": "instance-1"}}`, and the healing of a
+//! lasting fault the same with `"phase": "stop"`. A fault with no `stop` lasts to the end; one
+//! with no phase is instantaneous (a SIGKILL). The `type` of nemesis entries is not interpreted.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use serde::{Deserialize, Serialize};
+
+/// One line of the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(rename = "type")]
+    pub kind: EntryType,
+    pub process: Process,
+    /// Nanoseconds on the harness's monotonic clock.
+    pub time: u64,
+    pub f: Func,
+    #[serde(default)]
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// A client (one operation at a time) or the fault injector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Process {
+    Client(u64),
+    Nemesis(NemesisTag),
+}
+
+/// The string `"nemesis"`, the only process that is not a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NemesisTag {
+    #[serde(rename = "nemesis")]
+    Nemesis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Func {
+    Join,
+    Confirm,
+    Cancel,
+    Refund,
+    Stock,
+    Pause,
+    Resume,
+    Close,
+    Nemesis,
+}
+
+impl Func {
+    pub const CLIENT: [Func; 8] = [
+        Func::Join,
+        Func::Confirm,
+        Func::Cancel,
+        Func::Refund,
+        Func::Stock,
+        Func::Pause,
+        Func::Resume,
+        Func::Close,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Join => "join",
+            Func::Confirm => "confirm",
+            Func::Cancel => "cancel",
+            Func::Refund => "refund",
+            Func::Stock => "stock",
+            Func::Pause => "pause",
+            Func::Resume => "resume",
+            Func::Close => "close",
+            Func::Nemesis => "nemesis",
+        }
+    }
+
+    /// The live controls of §15, whose answer is the campaign.
+    pub fn is_control(self) -> bool {
+        matches!(self, Func::Stock | Func::Pause | Func::Resume | Func::Close)
+    }
+}
+
+/// Arguments and answer of an operation, or a fault's description. Every field is optional; the
+/// ones an operation needs are listed with it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Value {
+    /// Every client operation: the campaign id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<i64>,
+    /// join, confirm, cancel, refund: the user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<i64>,
+    /// join: units asked (1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i64>,
+    /// join: the `Idempotency-Key` header sent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// stock: units added (positive) or withdrawn (negative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<i64>,
+    /// Answer of join, confirm, cancel, refund: the participation id (also carried by an
+    /// `ALREADY_PARTICIPATED` refusal once the win is committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participation_id: Option<i64>,
+    /// Answer of join, confirm, cancel, refund: the participation's status (`HELD`,
+    /// `CONFIRMED`, `CANCELLED`, `EXPIRED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Answer of cancel, refund: the cancel reason (`USER`, `ADMIN`, `EXPIRED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Answer of join: the gate's FCFS sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
+    /// Answer of a control (the campaign's `controlCount`): the number of the last control the
+    /// answer includes. Recording it lets the checker tie the answer to its event exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_seq: Option<i64>,
+    /// Answer of a control: the campaign's `totalStock` and `remainingStock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_stock: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_stock: Option<i64>,
+    /// `fail`: the error's `code` (`SOLD_OUT`, `ALREADY_PARTICIPATED`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// `info`: what made it indeterminate (`timeout`, `reset`, `503 DEPENDENCY_UNAVAILABLE`, …),
+    /// for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// nemesis: the fault's kind (`kill`, `stop`, `term`, `broker-hang`, `broker-kill`,
+    /// `redis-flush`, `redis-restart`, `redis-hang`, `mysql-blackhole`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// nemesis: `start` or `stop` (absent: an instantaneous fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// nemesis: what it hit (an instance's name, `kafka`, `redis`, `mysql`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Fail,
+    Info,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+        }
+    }
+}
+
+/// One client operation: an `invoke` paired with its completion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Op {
+    /// Position in the list of operations (in invocation order).
+    pub id: usize,
+    pub process: u64,
+    pub f: Func,
+    pub invoke: i64,
+    /// The completion's time; `None` for an operation never completed. An `info` has its time
+    /// here too, but it may take effect after it (the server may still be working on it).
+    pub complete: Option<i64>,
+    pub outcome: Outcome,
+    /// The invoke's value overlaid with the completion's.
+    pub value: Value,
+}
+
+impl Op {
+    pub fn campaign(&self) -> Option<i64> {
+        self.value.campaign
+    }
+    pub fn user(&self) -> Option<i64> {
+        self.value.user
+    }
+    pub fn quantity(&self) -> i64 {
+        self.value.quantity.unwrap_or(1)
+    }
+    pub fn code(&self) -> Option<&str> {
+        self.value.code.as_deref()
+    }
+    /// When the operation could last have taken effect: its completion if definite, never
+    /// otherwise.
+    pub fn definite_end(&self) -> i64 {
+        match (self.outcome, self.complete) {
+            (Outcome::Info, _) | (_, None) => i64::MAX,
+            (_, Some(t)) => t,
+        }
+    }
+}
+
+/// A fault of the nemesis, with the span it lasted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fault {
+    pub kind: String,
+    pub target: Option<String>,
+    pub start: i64,
+    /// `None`: not healed within the history (or instantaneous: then `start`).
+    pub end: Option<i64>,
+}
+
+/// A history read and paired.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct History {
+    pub ops: Vec<Op>,
+    pub faults: Vec<Fault>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("line {line}: {source}")]
+    Parse {
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("reading the history: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("line {line}: process {process} completes {f} without an invoke")]
+    Unpaired {
+        line: usize,
+        process: u64,
+        f: &'static str,
+    },
+    #[error("line {line}: process {process} invokes {f} while its {pending} is still open")]
+    Overlapping {
+        line: usize,
+        process: u64,
+        f: &'static str,
+        pending: &'static str,
+    },
+    #[error("line {line}: process {process} completes {f} but invoked {pending}")]
+    WrongFunction {
+        line: usize,
+        process: u64,
+        f: &'static str,
+        pending: &'static str,
+    },
+    #[error("line {line}: a client entry with f \"nemesis\"")]
+    ClientNemesis { line: usize },
+    #[error("line {line}: time {time} does not fit in i64 nanoseconds")]
+    Time { line: usize, time: u64 },
+}
+
+/// Reads a JSON Lines history (blank lines skipped) and pairs it.
+pub fn read(reader: impl BufRead) -> Result<History, HistoryError> {
+    let mut entries = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry = serde_json::from_str(&line).map_err(|source| HistoryError::Parse {
+            line: index + 1,
+            source,
+        })?;
+        entries.push((index + 1, entry));
+    }
+    pair(entries)
+}
+
+/// Pairs entries (with their line numbers) into operations and faults. Operations are ordered
+/// by invocation.
+pub fn pair(entries: Vec<(usize, Entry)>) -> Result<History, HistoryError> {
+    let mut history = History::default();
+    // process → index in `history.ops` of its open operation.
+    let mut open: HashMap<u64, usize> = HashMap::new();
+    let mut open_faults: HashMap<(String, Option<String>), usize> = HashMap::new();
+    for (line, entry) in entries {
+        let time = i64::try_from(entry.time).map_err(|_| HistoryError::Time {
+            line,
+            time: entry.time,
+        })?;
+        let process = match entry.process {
+            Process::Nemesis(_) => {
+                record_fault(&mut history.faults, &mut open_faults, entry.value, time);
+                continue;
+            }
+            Process::Client(p) => p,
+        };
+        if entry.f == Func::Nemesis {
+            return Err(HistoryError::ClientNemesis { line });
+        }
+        let f = entry.f.name();
+        match (entry.kind, open.get(&process).copied()) {
+            (EntryType::Invoke, Some(pending)) => {
+                return Err(HistoryError::Overlapping {
+                    line,
+                    process,
+                    f,
+                    pending: history.ops[pending].f.name(),
+                })
+            }
+            (EntryType::Invoke, None) => {
+                open.insert(process, history.ops.len());
+                history.ops.push(Op {
+                    id: history.ops.len(),
+                    process,
+                    f: entry.f,
+                    invoke: time,
+                    complete: None,
+                    outcome: Outcome::Info,
+                    value: entry.value,
+                });
+            }
+            (_, None) => return Err(HistoryError::Unpaired { line, process, f }),
+            (kind, Some(pending)) => {
+                let op = &mut history.ops[pending];
+                if op.f != entry.f {
+                    return Err(HistoryError::WrongFunction {
+                        line,
+                        process,
+                        f,
+                        pending: op.f.name(),
+                    });
+                }
+                op.complete = Some(time);
+                op.outcome = match kind {
+                    EntryType::Ok => Outcome::Ok,
+                    EntryType::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                overlay(&mut op.value, entry.value);
+                open.remove(&process);
+            }
+        }
+    }
+    Ok(history)
+}
+
+fn record_fault(
+    faults: &mut Vec<Fault>,
+    open: &mut HashMap<(String, Option<String>), usize>,
+    value: Value,
+    time: i64,
+) {
+    let kind = value.fault.unwrap_or_else(|| "unnamed".to_owned());
+    let key = (kind.clone(), value.target.clone());
+    match value.phase.as_deref() {
+        Some("stop") => match open.remove(&key) {
+            Some(i) => faults[i].end = Some(time),
+            // A heal with no start: the fault began before the history did.
+            None => faults.push(Fault {
+                kind,
+                target: value.target,
+                start: i64::MIN,
+                end: Some(time),
+            }),
+        },
+        Some("start") => {
+            // A repeated start (Jepsen writes invoke then info) keeps the first.
+            if let std::collections::hash_map::Entry::Vacant(slot) = open.entry(key) {
+                slot.insert(faults.len());
+                faults.push(Fault {
+                    kind,
+                    target: value.target,
+                    start: time,
+                    end: None,
+                });
+            }
+        }
+        _ => faults.push(Fault {
+            kind,
+            target: value.target,
+            start: time,
+            end: Some(time),
+        }),
+    }
+}
+
+/// The completion's fields win; the invoke's fill what the completion left out.
+fn overlay(base: &mut Value, answer: Value) {
+    macro_rules! take {
+        ($($field:ident),*) => { $( if answer.$field.is_some() { base.$field = answer.$field; } )* };
+    }
+    take!(
+        campaign,
+        user,
+        quantity,
+        idempotency_key,
+        delta,
+        participation_id,
+        status,
+        reason,
+        sequence,
+        control_seq,
+        total_stock,
+        remaining_stock,
+        code,
+        error,
+        fault,
+        phase,
+        target
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_per_process_and_leaves_open_invokes_as_info() {
+        let text = r#"
+{"type":"invoke","process":1,"time":10,"f":"join","value":{"campaign":1,"user":5}}
+{"type":"invoke","process":2,"time":11,"f":"join","value":{"campaign":1,"user":6}}
+{"type":"info","process":"nemesis","time":12,"f":"nemesis","value":{"fault":"kill","phase":"start"}}
+{"type":"ok","process":1,"time":20,"f":"join","value":{"participationId":9,"status":"HELD"}}
+{"type":"info","process":"nemesis","time":25,"f":"nemesis","value":{"fault":"kill","phase":"stop"}}
+"#;
+        let h = read(text.as_bytes()).unwrap();
+        assert_eq!(h.ops.len(), 2);
+        assert_eq!(h.ops[0].outcome, Outcome::Ok);
+        assert_eq!(h.ops[0].value.user, Some(5));
+        assert_eq!(h.ops[0].value.participation_id, Some(9));
+        assert_eq!(h.ops[1].outcome, Outcome::Info);
+        assert_eq!(h.ops[1].complete, None);
+        assert_eq!(h.faults.len(), 1);
+        assert_eq!(h.faults[0].end, Some(25));
+    }
+
+    #[test]
+    fn a_second_invoke_of_a_busy_process_is_an_error() {
+        let text = r#"{"type":"invoke","process":1,"time":10,"f":"join","value":{}}
+{"type":"invoke","process":1,"time":11,"f":"join","value":{}}"#;
+        assert!(matches!(
+            read(text.as_bytes()),
+            Err(HistoryError::Overlapping { line: 2, .. })
+        ));
+    }
+}

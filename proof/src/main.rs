@@ -1,0 +1,123 @@
+//! `firstcome-proof`: `check HISTORY FINAL` judges recorded files; `run` (the harness that records
+//! them under faults) is not built yet and says so. Exit status: 0 clean, 1 anomalies, 2 the
+//! input could not be read or the command is not available.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use firstcome_proof::check::{self, Options};
+use firstcome_proof::model::ModelParams;
+use firstcome_proof::{final_state, history};
+
+#[derive(Parser)]
+#[command(
+    name = "firstcome-proof",
+    about = "Record a sale's history under faults and check it against a model of the contract"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a recorded history against a final state.
+    Check {
+        /// The history, JSON Lines.
+        history: PathBuf,
+        /// The final state, one JSON document.
+        final_state: PathBuf,
+        /// The run's SOLD_OUT_MEMO_MS: SOLD_OUT answers justified only that far back are
+        /// counted as the memo's, apart.
+        #[arg(long, default_value_t = 0)]
+        sold_out_memo_ms: u64,
+        /// How far back an unjustified refusal's explanation looks, and how long a timed-out
+        /// operation is taken to stay in flight.
+        #[arg(long, default_value_t = 2000)]
+        lookback_ms: u64,
+        /// How far an expiry may precede, or a confirmation follow, a hold's deadline.
+        #[arg(long, default_value_t = 100)]
+        deadline_tolerance_ms: i64,
+        /// How long after a pause or close a win may still commit (§15 documents 1 s).
+        #[arg(long, default_value_t = 1000)]
+        control_grace_ms: i64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Anomalies spelled out per kind in the table.
+        #[arg(long, default_value_t = 20)]
+        details: usize,
+    },
+    /// Run a workload with faults against the service, then check it (not built yet).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("firstcome-proof: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { .. } => {
+            eprintln!(
+                "firstcome-proof run: the harness (clients, nemesis, final-state capture) is not built yet \
+                 (issue 38). Record a history and a final state by other means and use \
+                 `firstcome-proof check HISTORY FINAL`."
+            );
+            Ok(ExitCode::from(2))
+        }
+        Command::Check {
+            history,
+            final_state,
+            sold_out_memo_ms,
+            lookback_ms,
+            deadline_tolerance_ms,
+            control_grace_ms,
+            json,
+            details,
+        } => {
+            let h = history::read(BufReader::new(open(&history)?))
+                .with_context(|| format!("reading {}", history.display()))?;
+            let s = final_state::read(BufReader::new(open(&final_state)?))
+                .with_context(|| format!("reading {}", final_state.display()))?;
+            let ms = |v: u64| i64::try_from(v.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+            let opts = Options {
+                sold_out_memo: ms(sold_out_memo_ms),
+                lookback: ms(lookback_ms),
+                model: ModelParams {
+                    deadline_tolerance: chrono::Duration::milliseconds(deadline_tolerance_ms),
+                    control_grace: chrono::Duration::milliseconds(control_grace_ms),
+                },
+            };
+            let report = check::check(&h, &s, &opts);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render(details));
+            }
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn open(path: &PathBuf) -> anyhow::Result<File> {
+    File::open(path).with_context(|| format!("opening {}", path.display()))
+}

@@ -1,0 +1,277 @@
+//! The checker's verdict: anomalies by kind with the operations and events involved, the counts a
+//! run reports (operations by function and outcome, faults by kind, relaxations used), and its
+//! rendering as a table for people or JSON for tools.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::history::Op;
+
+/// The kinds of anomaly, in the order the table lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    /// More units held and confirmed than the stock, at some point of the committed order or in
+    /// MySQL at the end.
+    Oversell,
+    /// An acknowledged write (an `ok` join above all) that the order or MySQL does not have, or
+    /// has otherwise than answered.
+    LostWin,
+    /// Something in the order that no operation invoked (or only refused ones).
+    PhantomWin,
+    /// A user who won twice in one campaign.
+    DoubleWin,
+    /// A step the model forbids (confirm after cancel, expiry before the deadline, …).
+    IllegalTransition,
+    /// A refusal the order does not justify at any prefix real time allows, outside the
+    /// relaxations.
+    UnjustifiedRefusal,
+    /// The order contradicts real time: an operation that completed before another was invoked
+    /// has its event after the other's.
+    RealTimeInversion,
+    /// An event MySQL committed that the topic lacks, or a duplicate whose payload differs.
+    MissingOrDuplicatedEvent,
+    /// MySQL's end differs from the model's.
+    DatabaseMismatch,
+    /// A consumer's tables differ from the model's.
+    ConsumerMismatch,
+    /// The gate's stock or sets in Redis differ from the model's once settled.
+    GateDrift,
+    /// An input the checker cannot read as the contract says (an unknown event type, a
+    /// missing field).
+    MalformedInput,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 12] = [
+        AnomalyKind::Oversell,
+        AnomalyKind::LostWin,
+        AnomalyKind::PhantomWin,
+        AnomalyKind::DoubleWin,
+        AnomalyKind::IllegalTransition,
+        AnomalyKind::UnjustifiedRefusal,
+        AnomalyKind::RealTimeInversion,
+        AnomalyKind::MissingOrDuplicatedEvent,
+        AnomalyKind::DatabaseMismatch,
+        AnomalyKind::ConsumerMismatch,
+        AnomalyKind::GateDrift,
+        AnomalyKind::MalformedInput,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AnomalyKind::Oversell => "oversell",
+            AnomalyKind::LostWin => "lost win",
+            AnomalyKind::PhantomWin => "phantom win",
+            AnomalyKind::DoubleWin => "double win",
+            AnomalyKind::IllegalTransition => "illegal transition",
+            AnomalyKind::UnjustifiedRefusal => "unjustified refusal",
+            AnomalyKind::RealTimeInversion => "real-time inversion",
+            AnomalyKind::MissingOrDuplicatedEvent => "missing or duplicated event",
+            AnomalyKind::DatabaseMismatch => "database mismatch",
+            AnomalyKind::ConsumerMismatch => "consumer mismatch",
+            AnomalyKind::GateDrift => "gate drift",
+            AnomalyKind::MalformedInput => "malformed input",
+        }
+    }
+}
+
+/// An event of the order, as an anomaly cites it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRef {
+    pub event_id: String,
+    pub event_type: &'static str,
+    /// Position in the campaign's deduplicated order.
+    pub position: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<i64>,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<Op>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventRef>,
+}
+
+/// A refusal or answer accepted only through a documented relaxation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Relaxed {
+    pub relaxation: &'static str,
+    pub mechanism: String,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// f → outcome → count.
+    pub operations: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// Fault kind → times injected.
+    pub faults: BTreeMap<String, u64>,
+    pub campaigns: usize,
+    /// Distinct events in the orders, and copies beyond the first.
+    pub events: usize,
+    pub duplicate_events: usize,
+    /// Refusal codes the model does not judge (rate limits, validation, …) → count.
+    pub refusals_not_judged: BTreeMap<String, u64>,
+    /// Relaxation → count.
+    pub relaxations: BTreeMap<&'static str, u64>,
+    pub relaxed: Vec<Relaxed>,
+    /// Comparisons skipped because the final state lacked their part.
+    pub skipped: Vec<String>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.anomalies.is_empty()
+    }
+
+    pub fn count(&self, kind: AnomalyKind) -> usize {
+        self.anomalies.iter().filter(|a| a.kind == kind).count()
+    }
+
+    pub fn push(
+        &mut self,
+        kind: AnomalyKind,
+        campaign: Option<i64>,
+        detail: impl Into<String>,
+    ) -> &mut Anomaly {
+        self.anomalies.push(Anomaly {
+            kind,
+            campaign,
+            detail: detail.into(),
+            ops: Vec::new(),
+            events: Vec::new(),
+        });
+        let last = self.anomalies.len() - 1;
+        &mut self.anomalies[last]
+    }
+
+    pub fn relax(&mut self, relaxation: &'static str, mechanism: String, op: &Op) {
+        *self.relaxations.entry(relaxation).or_default() += 1;
+        self.relaxed.push(Relaxed {
+            relaxation,
+            mechanism,
+            op: op.clone(),
+        });
+    }
+
+    /// The table for people; at most `details` anomalies of each kind are spelled out.
+    pub fn render(&self, details: usize) -> String {
+        let mut out = String::new();
+        let total_ops: u64 = self.operations.values().flat_map(|m| m.values()).sum();
+        let _ = writeln!(
+            out,
+            "firstcome-proof check: {total_ops} operations, {} campaigns, {} events ({} duplicate copies)",
+            self.campaigns, self.events, self.duplicate_events
+        );
+        let _ = writeln!(
+            out,
+            "\n{:<10} {:>10} {:>10} {:>10}",
+            "operation", "ok", "fail", "info"
+        );
+        for (f, by) in &self.operations {
+            let n = |o: &str| by.get(o).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{f:<10} {:>10} {:>10} {:>10}",
+                n("ok"),
+                n("fail"),
+                n("info")
+            );
+        }
+        let list = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(out, "\nfaults injected: {}", or_none(list(&self.faults)));
+        let relaxations: BTreeMap<String, u64> = self
+            .relaxations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        let _ = writeln!(out, "relaxations used: {}", or_none(list(&relaxations)));
+        let _ = writeln!(
+            out,
+            "refusals not judged: {}",
+            or_none(list(&self.refusals_not_judged))
+        );
+        for s in &self.skipped {
+            let _ = writeln!(out, "skipped: {s}");
+        }
+        let _ = writeln!(out, "\n{:<28} {:>8}", "anomaly", "count");
+        for kind in AnomalyKind::ALL {
+            let _ = writeln!(out, "{:<28} {:>8}", kind.label(), self.count(kind));
+        }
+        for kind in AnomalyKind::ALL {
+            let of_kind: Vec<_> = self.anomalies.iter().filter(|a| a.kind == kind).collect();
+            for a in of_kind.iter().take(details) {
+                render_anomaly(&mut out, a);
+            }
+            if of_kind.len() > details {
+                let _ = writeln!(out, "  … {} more {}", of_kind.len() - details, kind.label());
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{}",
+            if self.is_clean() {
+                "no anomalies"
+            } else {
+                "ANOMALIES FOUND"
+            }
+        );
+        out
+    }
+}
+
+fn or_none(s: String) -> String {
+    if s.is_empty() {
+        "none".to_owned()
+    } else {
+        s
+    }
+}
+
+fn render_anomaly(out: &mut String, a: &Anomaly) {
+    let campaign = a
+        .campaign
+        .map(|c| format!(" campaign {c}:"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "\n[{}]{campaign} {}", a.kind.label(), a.detail);
+    for op in &a.ops {
+        let value = serde_json::to_string(&op.value).unwrap_or_default();
+        let complete = op
+            .complete
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "-".to_owned());
+        let _ = writeln!(
+            out,
+            "  op process {} {} {} invoked {} completed {} {value}",
+            op.process,
+            op.f.name(),
+            op.outcome.name(),
+            op.invoke,
+            complete
+        );
+    }
+    for e in &a.events {
+        let _ = writeln!(
+            out,
+            "  event #{} {} {}",
+            e.position, e.event_type, e.event_id
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Crafted histories of a correct service: the checker must pass each of them.
+
+mod support;
+
+use firstcome_proof::check::{Options, MEMO, SAME_USER};
+use firstcome_proof::history::{Func, Value};
+use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
+
+#[test]
+fn a_sale_to_the_last_unit_then_sold_out() {
+    let mut s = Sale::new(2);
+    s.join(1, 10);
+    s.join(2, 11);
+    s.join_refused(3, 12, "SOLD_OUT");
+    s.join_refused(1, 10, "ALREADY_PARTICIPATED");
+    let r = s.check();
+    assert_clean(&r);
+    assert_eq!(r.operations["join"]["ok"], 2);
+    assert_eq!(r.operations["join"]["fail"], 2);
+}
+
+#[test]
+fn indeterminate_joins_that_did_and_did_not_take_effect() {
+    let mut s = Sale::new(3);
+    // Took effect: committed, but the client timed out.
+    s.invoke_join(1, 10);
+    s.commit_win(10, 1);
+    s.info(1, Func::Join);
+    // Did not: nothing committed.
+    s.invoke_join(2, 11);
+    s.info(2, Func::Join);
+    // Never completed at all, and took effect after the client gave up on it.
+    s.invoke_join(3, 12);
+    s.sleep_ms(5);
+    s.commit_win(12, 1);
+    s.join(4, 13);
+    assert_clean(&s.check());
+}
+
+#[test]
+fn duplicated_events_with_the_same_payload_are_allowed() {
+    let mut s = Sale::new(2);
+    s.join(1, 10);
+    let copy = s.records[0].payload.clone();
+    s.join(2, 11);
+    s.publish(copy);
+    let mut state = s.final_state();
+    // The stats consumer counted distinct events.
+    state.stats.as_mut().unwrap()[0].events_applied = Some(2);
+    let r = support::check(&s.history(), &state);
+    assert_clean(&r);
+    assert_eq!(r.duplicate_events, 1);
+}
+
+#[test]
+fn holds_that_expire_give_their_units_to_someone_new() {
+    let mut s = Sale::new(1).with_holds(3);
+    s.join(1, 10);
+    s.join_refused(2, 11, "SOLD_OUT");
+    s.sleep_ms(3_500);
+    s.commit_cancel(10, "EXPIRED");
+    s.invoke(
+        1,
+        Func::Confirm,
+        Value {
+            campaign: Some(CAMPAIGN),
+            user: Some(10),
+            ..Value::default()
+        },
+    );
+    s.fail(1, Func::Confirm, "HOLD_EXPIRED");
+    s.join(2, 11);
+    s.confirm(2, 11);
+    s.join_refused(1, 10, "ALREADY_PARTICIPATED");
+    assert_clean(&s.check());
+}
+
+#[test]
+fn a_refund_returns_the_unit_and_the_points() {
+    let mut s = Sale::new(1);
+    s.join(1, 10);
+    s.cancel(9, 10, Func::Refund);
+    s.invoke(
+        1,
+        Func::Cancel,
+        Value {
+            campaign: Some(CAMPAIGN),
+            user: Some(10),
+            ..Value::default()
+        },
+    );
+    s.ok(
+        1,
+        Func::Cancel,
+        Value {
+            status: Some("CANCELLED".into()),
+            ..Value::default()
+        },
+    );
+    s.join(2, 11);
+    let r = s.check();
+    assert_clean(&r);
+}
+
+#[test]
+fn a_user_cancel_of_a_held_win_and_already_confirmed() {
+    let mut s = Sale::new(2).with_holds(60);
+    s.join(1, 10);
+    s.cancel(1, 10, Func::Cancel);
+    s.join(2, 11);
+    s.confirm(2, 11);
+    s.invoke(
+        2,
+        Func::Cancel,
+        Value {
+            campaign: Some(CAMPAIGN),
+            user: Some(11),
+            ..Value::default()
+        },
+    );
+    s.fail(2, Func::Cancel, "ALREADY_CONFIRMED");
+    s.invoke(
+        3,
+        Func::Confirm,
+        Value {
+            campaign: Some(CAMPAIGN),
+            user: Some(10),
+            ..Value::default()
+        },
+    );
+    s.fail(3, Func::Confirm, "PARTICIPATION_CANCELLED");
+    s.invoke(
+        3,
+        Func::Confirm,
+        Value {
+            campaign: Some(CAMPAIGN),
+            user: Some(99),
+            ..Value::default()
+        },
+    );
+    s.fail(3, Func::Confirm, "PARTICIPATION_NOT_FOUND");
+    assert_clean(&s.check());
+}
+
+#[test]
+fn stock_added_then_withdrawn_and_refusals_around_it() {
+    let mut s = Sale::new(1);
+    s.join(1, 10);
+    s.invoke_join(2, 11);
+    s.control(9, Func::Stock, 3);
+    s.fail(2, Func::Join, "SOLD_OUT");
+    s.join(3, 12);
+    s.control(9, Func::Stock, -1);
+    s.invoke(
+        9,
+        Func::Stock,
+        Value {
+            campaign: Some(CAMPAIGN),
+            delta: Some(-5),
+            ..Value::default()
+        },
+    );
+    s.fail(9, Func::Stock, "STOCK_IN_USE");
+    s.join(4, 13);
+    s.join_refused(5, 14, "SOLD_OUT");
+    assert_clean(&s.check());
+}
+
+#[test]
+fn pause_and_resume() {
+    let mut s = Sale::new(5);
+    s.join(1, 10);
+    s.control(9, Func::Pause, 0);
+    s.join_refused(2, 11, "CAMPAIGN_PAUSED");
+    // A pause of a paused campaign answers the campaign and writes nothing.
+    s.invoke(
+        8,
+        Func::Pause,
+        Value {
+            campaign: Some(CAMPAIGN),
+            ..Value::default()
+        },
+    );
+    s.ok(
+        8,
+        Func::Pause,
+        Value {
+            control_seq: Some(1),
+            ..Value::default()
+        },
+    );
+    s.control(9, Func::Resume, 0);
+    s.join(2, 11);
+    s.control(9, Func::Close, 0);
+    s.join_refused(3, 12, "CAMPAIGN_ENDED");
+    s.invoke(
+        9,
+        Func::Stock,
+        Value {
+            campaign: Some(CAMPAIGN),
+            delta: Some(1),
+            ..Value::default()
+        },
+    );
+    s.fail(9, Func::Stock, "CAMPAIGN_ENDED");
+    assert_clean(&s.check());
+}
+
+#[test]
+fn faults_are_counted() {
+    let mut s = Sale::new(1);
+    s.nemesis("kill", None);
+    s.nemesis("redis-hang", Some("start"));
+    s.join(1, 10);
+    s.nemesis("redis-hang", Some("stop"));
+    let r = s.check();
+    assert_clean(&r);
+    assert_eq!(r.faults["kill"], 1);
+    assert_eq!(r.faults["redis-hang"], 1);
+}
+
+/// The sold-out memo: a SOLD_OUT shortly after a return is counted apart with the memo's window,
+/// and is an anomaly without it.
+#[test]
+fn a_sold_out_within_the_memo_after_a_return() {
+    let mut s = Sale::new(1);
+    s.join(1, 10);
+    s.cancel(9, 10, Func::Refund);
+    s.join_refused(2, 11, "SOLD_OUT");
+    let memo = Options {
+        sold_out_memo: 100_000_000,
+        ..Options::default()
+    };
+    let r = s.check_with(&memo);
+    assert_clean(&r);
+    assert_eq!(r.relaxations[MEMO], 1);
+    let strict = s.check();
+    assert_flags(
+        &strict,
+        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+    );
+    let said = &strict.anomalies[0].detail;
+    assert!(said.contains("memo after a return"), "{said}");
+}
+
+#[test]
+fn already_participated_while_the_same_users_join_is_in_flight() {
+    let mut s = Sale::new(2);
+    s.invoke_join(1, 10);
+    s.invoke_join(2, 10);
+    s.fail(2, Func::Join, "ALREADY_PARTICIPATED");
+    // …and the first one timed out without effect (its reservation released): no win.
+    s.info(1, Func::Join);
+    let r = s.check();
+    assert_clean(&r);
+    assert_eq!(r.relaxations[SAME_USER], 1);
+}
