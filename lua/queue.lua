@@ -2,7 +2,13 @@
 -- nobody polled for a while and admissions whose token expired unused; enqueue a user
 -- (`enqueue`: at the back, or at a raffle place); admit from the head of the queue as many
 -- users as the rate allows since the last admission and the free stock covers; answer the
--- user's ticket, or the one asked for (`poll`).
+-- user's ticket, or the one asked for (`poll`). And one read that changes nothing (`holder`):
+-- who holds a ticket, which a poll's checks (the caller's token, the holder's rate limit) need
+-- before its step may move the room.
+--
+-- A poll names the ticket and its holder as the caller's checks found it: a ticket this room
+-- never issued, or another user's, is answered UNKNOWN before anything is written, so a refused
+-- poll neither refreshes a ticket nor admits anyone.
 --
 -- A slot is one unit of stock set aside for an admitted user until their token is used or
 -- expires: the room never admits more users than the gate's stock minus the live admissions,
@@ -18,35 +24,51 @@
 -- KEYS[7]  room           "<prefix>{c:<id>}:qroom"  hash: epoch, last_ms, credit (admissions
 --          due, a fraction carried), arrivals (a counter), admitted (in all), wait_ms (their waits)
 -- KEYS[8]  winners        "<prefix>{c:<id>}:users"  the gate's winners set (reserve.lua)
--- ARGV[1]  op: "enqueue" or "poll"
+-- ARGV[1]  op: "enqueue", "poll" or "holder" (a read: only ARGV[3] and ARGV[7] are used)
 -- ARGV[2]  now, ms since the Unix epoch (the caller's clock, as reserve.lua)
 -- ARGV[3]  epoch (see reserve.lua): other keys than this campaign's count as missing
 -- ARGV[4]  admissions per second (>= 1)
 -- ARGV[5]  token lifetime, ms
 -- ARGV[6]  a waiting ticket not polled for this long is dropped, ms
--- ARGV[7]  enqueue: the user id;  poll: the ticket
--- ARGV[8]  enqueue: a fresh ticket id, used if the user holds none
+-- ARGV[7]  enqueue: the user id;  poll, holder: the ticket
+-- ARGV[8]  enqueue: a fresh ticket id, used if the user holds none;  poll: the ticket's holder
 -- ARGV[9]  enqueue: the place of a raffle arrival before the start (0 <= place < 2^48), or ""
 --          to queue behind everyone already there
 --
 -- Returns  {status, ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting}
+--   {"HOLDER", user}  holder: the user the ticket was issued to
 --   {"MISSING"}   the campaign's keys are not loaded (or are stale): load them and retry
---   {"UNKNOWN"}   poll: no such ticket (never issued, or the room's keys were lost)
+--   {"UNKNOWN"}   poll, holder: no such ticket in this campaign's room (never issued, left by
+--          another campaign with this id, or the room's keys were lost); poll: not the named
+--          holder's
 --   {"OK", ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting}
 --          state: WAITING (position >= 1), ADMITTED (expires_ms: the token's expiry), USED,
 --          EXPIRED, SOLD_OUT (waiting while the gate's stock is 0; it may come back);
 --          admitted_now / waited_ms: how many this call admitted and the sum of their waits;
 --          waiting: the queue's length
+-- The holder of a ticket of this campaign's room (a room left by another campaign that had this
+-- id holds none of its tickets), read before anything else: nothing below runs for a poll of a
+-- ticket the room never issued or of another user's.
+local room_epoch = redis.call('HGET', KEYS[7], 'epoch')
+local function holder(ticket)
+  local raw = room_epoch == ARGV[3] and redis.call('HGET', KEYS[3], ticket)
+  return raw and string.match(raw, '^%a:(%d+):')
+end
+if ARGV[1] == 'holder' then
+  local user = holder(ARGV[7])
+  if not user then
+    return {'UNKNOWN'}
+  end
+  return {'HOLDER', user}
+end
+if ARGV[1] == 'poll' and holder(ARGV[7]) ~= ARGV[8] then
+  return {'UNKNOWN'}
+end
 local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'epoch', 'state', 'expire_ms')
 if not meta[1] or meta[3] ~= ARGV[3] then
   return {'MISSING'}
 end
--- Polling a ticket the room never issued changes nothing.
-if ARGV[1] == 'poll' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 0 then
-  return {'UNKNOWN'}
-end
 -- A room left by another campaign that had this id (a database reset) starts again empty.
-local room_epoch = redis.call('HGET', KEYS[7], 'epoch')
 if room_epoch ~= ARGV[3] then
   if room_epoch then
     redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])

@@ -128,10 +128,14 @@ impl QueueApi {
         _token: UserToken,
         http: &Request,
     ) -> Result<Json<TicketDto>, ApiError> {
+        // Every check before the room's step, which moves the room (refreshes the ticket, admits
+        // whoever is due): the client's bucket, the ticket (read, nothing written), the holder's
+        // token and bucket. A refused poll leaves the room as it was.
         self.limits.check_ip(http, id.0).await?;
-        let view = self.room.poll(id.0, &ticket.0).await?;
-        self.users.authorize(http, view.user_id)?;
-        self.limits.check_user_in(id.0, view.user_id).await?;
+        let held = self.room.find(id.0, &ticket.0).await?;
+        self.users.authorize(http, held.user_id)?;
+        self.limits.check_user_in(id.0, held.user_id).await?;
+        let view = self.room.poll(&held).await?;
         Ok(Json(view.into()))
     }
 }

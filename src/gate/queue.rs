@@ -2,6 +2,11 @@
 //! tickets and lapsed admissions, admit at the campaign's rate while free stock lasts, then
 //! enqueue a user or read a ticket. The room's keys share the campaign's hash tag, so the join's
 //! gate step (`lua/reserve.lua`) checks an admission in the same atomic step as the stock.
+//!
+//! A poll is checked before its step moves anything: [`Gate::ticket_holder`] reads who holds the
+//! ticket (a read, nothing written), the caller checks that user's token and rate limit, and the
+//! step ([`RoomOp::Poll`]) names that holder, so that a ticket the room never issued or another
+//! user's is answered [`RoomAnswer::Unknown`] before the script writes anything.
 
 use std::{sync::LazyLock, time::Duration};
 
@@ -21,8 +26,9 @@ pub enum RoomOp {
         ticket: String,
         raffle_place: Option<u64>,
     },
-    /// Read one ticket.
-    Poll { ticket: String },
+    /// Read one ticket, held by `user_id` (as [`Gate::ticket_holder`] found it, and the caller
+    /// checked): the step runs only for that ticket of that user.
+    Poll { ticket: String, user_id: i64 },
 }
 
 /// The campaign's side of a call: who it is (`epoch`, see `lua/reserve.lua`) and its room's pace.
@@ -113,13 +119,57 @@ impl Gate {
                     .arg(ticket)
                     .arg(raffle_place.map_or(String::new(), |p| p.to_string()));
             }
-            RoomOp::Poll { ticket } => {
-                inv.arg(ticket).arg("").arg("");
+            RoomOp::Poll { ticket, user_id } => {
+                inv.arg(ticket).arg(*user_id).arg("");
             }
         }
         let reply: Vec<redis::Value> = self.run(inv).await?;
         parse(&reply)
     }
+
+    /// The user `ticket` was issued to in `campaign_id`'s room of `epoch` (see `lua/queue.lua`),
+    /// `None` when the room never issued it. A read: nothing in the room moves, whatever the
+    /// answer, and the campaign's gate keys need not be loaded.
+    #[tracing::instrument(level = "debug", skip(self, ticket), err(level = "warn"))]
+    pub async fn ticket_holder(
+        &self,
+        campaign_id: i64,
+        epoch: i64,
+        ticket: &str,
+    ) -> Result<Option<i64>, GateError> {
+        let [meta, winners, _] = self.keys(campaign_id);
+        let mut inv = QUEUE.key(meta);
+        for key in self.room_keys(campaign_id) {
+            inv.key(key);
+        }
+        inv.key(winners);
+        inv.arg("holder")
+            .arg(0)
+            .arg(epoch)
+            .arg(1)
+            .arg(0)
+            .arg(0)
+            .arg(ticket)
+            .arg("")
+            .arg("");
+        let reply: Vec<redis::Value> = self.run(inv).await?;
+        match text(reply.first()).as_deref() {
+            Some("UNKNOWN") => Ok(None),
+            Some("HOLDER") => int(reply.get(1))
+                .map(Some)
+                .ok_or_else(|| protocol("HOLDER", &reply)),
+            _ => Err(protocol("?", &reply)),
+        }
+    }
+}
+
+/// A reply the script never gives, described without its contents: it may carry a ticket, which
+/// is its holder's secret and must not reach a log line.
+fn protocol(status: &str, reply: &[redis::Value]) -> GateError {
+    GateError::Protocol(format!(
+        "queue.lua answered {status} with {} values in an unexpected shape",
+        reply.len()
+    ))
 }
 
 fn text(v: Option<&redis::Value>) -> Option<String> {
@@ -138,29 +188,30 @@ fn int(v: Option<&redis::Value>) -> Option<i64> {
 }
 
 fn parse(reply: &[redis::Value]) -> Result<RoomAnswer, GateError> {
-    let protocol = || GateError::Protocol(format!("{reply:?}"));
+    let unexpected = || protocol("OK", reply);
     match text(reply.first()).as_deref() {
         Some("MISSING") => return Ok(RoomAnswer::Missing),
         Some("UNKNOWN") => return Ok(RoomAnswer::Unknown),
         Some("OK") => {}
-        _ => return Err(protocol()),
+        _ => return Err(protocol("?", reply)),
     }
-    let ticket = text(reply.get(1)).ok_or_else(protocol)?;
-    let position = int(reply.get(4)).ok_or_else(protocol)?;
+    let ticket = text(reply.get(1)).ok_or_else(unexpected)?;
+    let position = int(reply.get(4)).ok_or_else(unexpected)?;
     let state = match text(reply.get(2)).as_deref() {
         Some("WAITING") => TicketState::Waiting { position },
         Some("SOLD_OUT") => TicketState::SoldOut { position },
         Some("ADMITTED") => TicketState::Admitted {
-            expires_ms: int(reply.get(5)).ok_or_else(protocol)?,
+            expires_ms: int(reply.get(5)).ok_or_else(unexpected)?,
         },
         Some("USED") => TicketState::Used,
         Some("EXPIRED") => TicketState::Expired,
-        _ => return Err(protocol()),
+        _ => return Err(unexpected()),
     };
-    let user_id = int(reply.get(3)).ok_or_else(protocol)?;
-    let admitted = int(reply.get(6)).ok_or_else(protocol)?;
-    let waited =
-        Duration::from_millis(u64::try_from(int(reply.get(7)).ok_or_else(protocol)?).unwrap_or(0));
+    let user_id = int(reply.get(3)).ok_or_else(unexpected)?;
+    let admitted = int(reply.get(6)).ok_or_else(unexpected)?;
+    let waited = Duration::from_millis(
+        u64::try_from(int(reply.get(7)).ok_or_else(unexpected)?).unwrap_or(0),
+    );
     Ok(RoomAnswer::Found {
         ticket: Ticket {
             ticket,
@@ -169,7 +220,7 @@ fn parse(reply: &[redis::Value]) -> Result<RoomAnswer, GateError> {
         },
         admitted,
         waited,
-        waiting: int(reply.get(8)).ok_or_else(protocol)?,
+        waiting: int(reply.get(8)).ok_or_else(unexpected)?,
     })
 }
 

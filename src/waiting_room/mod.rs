@@ -6,10 +6,11 @@
 //!
 //! # Layout
 //! - [`token`]: signing and checking admission tokens, raffle places, ticket ids.
-//! - [`room`]: [`WaitingRoom`], the service the queue endpoints hold: enqueue, poll, metrics.
+//! - [`room`]: [`WaitingRoom`], the service the queue endpoints hold: enqueue, find and poll a
+//!   ticket (its checks in between), metrics.
 
 pub mod room;
 pub mod token;
 
-pub use room::{QueueView, RoomError, WaitingRoom};
+pub use room::{HeldTicket, QueueView, RoomError, WaitingRoom};
 pub use token::{AdmissionSigner, TokenRefusal};

@@ -1,6 +1,11 @@
 //! [`WaitingRoom`]: queue a user, read a ticket (docs/design.md §16). Each call runs the room's
 //! one Redis step (`lua/queue.lua`), which also admits whoever is due, so the room moves while
 //! anyone polls it, on any instance; an admitted ticket is answered with its signed token.
+//!
+//! A poll comes in two halves so that its checks run in between: [`WaitingRoom::find`] reads
+//! whose ticket it is (nothing moves), the caller checks that user's token and rate limit, and
+//! only then [`WaitingRoom::poll`] runs the step, for that ticket of that user. A refused poll
+//! never refreshes a ticket or admits anyone.
 
 use std::{sync::Arc, time::Duration};
 
@@ -82,6 +87,17 @@ pub struct QueueView {
     pub admission: Option<(String, DateTime<Utc>)>,
 }
 
+/// A ticket of a campaign's room and the user it was issued to, found without changing
+/// anything ([`WaitingRoom::find`]): whom a poll's checks are made for before
+/// [`WaitingRoom::poll`] moves the room.
+#[derive(Debug, Clone)]
+pub struct HeldTicket {
+    campaign: Arc<Campaign>,
+    ticket: String,
+    /// The user the ticket was issued to.
+    pub user_id: i64,
+}
+
 /// Cheap to clone; shared by the queue endpoints.
 #[derive(Clone)]
 pub struct WaitingRoom {
@@ -135,9 +151,10 @@ impl WaitingRoom {
         self.step(&campaign, now, &op).await
     }
 
-    /// Where `ticket` stands (polling also keeps it in the queue).
+    /// `ticket` of `campaign_id`'s room and its holder, read without moving the room (or loading
+    /// the campaign's gate keys): `TicketNotFound` when the room never issued it.
     #[tracing::instrument(level = "debug", skip(self, ticket), err(level = "debug"))]
-    pub async fn poll(&self, campaign_id: i64, ticket: &str) -> Result<QueueView, RoomError> {
+    pub async fn find(&self, campaign_id: i64, ticket: &str) -> Result<HeldTicket, RoomError> {
         // Tickets are base64url of 16 bytes; anything else was never issued.
         if ticket.len() != 22
             || !ticket
@@ -147,10 +164,32 @@ impl WaitingRoom {
             return Err(RoomError::TicketNotFound);
         }
         let campaign = self.campaign(campaign_id).await?;
-        let op = RoomOp::Poll {
+        let user_id = self
+            .gate
+            .ticket_holder(campaign_id, loader::epoch(&campaign), ticket)
+            .await?
+            .ok_or(RoomError::TicketNotFound)?;
+        Ok(HeldTicket {
+            campaign,
             ticket: ticket.to_string(),
+            user_id,
+        })
+    }
+
+    /// Where `held` stands (polling also keeps it in the queue, and admits whoever is due). Call
+    /// it once the poll's checks passed for `held.user_id`.
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(campaign_id = held.campaign.id, user_id = held.user_id),
+        err(level = "debug")
+    )]
+    pub async fn poll(&self, held: &HeldTicket) -> Result<QueueView, RoomError> {
+        let op = RoomOp::Poll {
+            ticket: held.ticket.clone(),
+            user_id: held.user_id,
         };
-        self.step(&campaign, Utc::now(), &op).await
+        self.step(&held.campaign, Utc::now(), &op).await
     }
 
     async fn campaign(&self, campaign_id: i64) -> Result<Arc<Campaign>, RoomError> {

@@ -3,8 +3,10 @@
 //! abandoned tickets, lapsed admissions, a token at the instant it expires), and the service
 //! end to end over HTTP (`tokens`: every refused token writes nothing; `sale`: exactly-N on two
 //! instances with sold-out reaching every waiting ticket, the raffle's draw; `rate_limits`: the
-//! per-user and per-IP buckets, shared by instances, with an honest `Retry-After`).
+//! per-user and per-IP buckets, shared by instances, with an honest `Retry-After`; `polls`: a
+//! poll refused for its token, ticket or rate limit moves nothing in Redis).
 
+mod polls;
 mod rate_limits;
 mod room_steps;
 mod sale;

@@ -59,9 +59,16 @@ async fn enqueue(gate: &Gate, pace: RoomPace, now: i64, user: i64) -> (String, T
     step(gate, pace, now, op).await
 }
 
+/// A poll as the service makes it: the ticket's holder read first, then the step for them.
 async fn poll(gate: &Gate, pace: RoomPace, now: i64, ticket: &str) -> TicketState {
+    let user_id = gate
+        .ticket_holder(CAMPAIGN, pace.epoch, ticket)
+        .await
+        .expect("holder")
+        .expect("a ticket of this room");
     let op = RoomOp::Poll {
         ticket: ticket.to_string(),
+        user_id,
     };
     step(gate, pace, now, op).await.1
 }
