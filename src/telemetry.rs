@@ -4,6 +4,8 @@
 //! lines for log shippers. Every line logged while a request runs carries its `request_id` and
 //! `trace_id` (the request span of `api/request_span.rs`); a request's own completion line is at
 //! `debug` unless it failed with a 5xx (`RUST_LOG=info,firstcome::http=debug` shows them all).
+//! Secrets stay out of both: a request's path is logged and exported with a waiting-room ticket
+//! replaced (`api::request_span::loggable_path`), its query string not at all.
 //!
 //! Traces: `OTEL_EXPORTER_OTLP_ENDPOINT` installs the OTLP exporter of `trace/export.rs`;
 //! [`shutdown`] flushes it.

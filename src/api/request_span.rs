@@ -11,8 +11,11 @@
 //!   `trace_id`, so every line logged while the request runs has them. The completion line is
 //!   `debug` for everything below 500 (at 10k requests/s an info line each would flood the
 //!   logs), `warn` for a 5xx, `error` for a 500.
+//! - Secrets: the path in the span and the exported `url.path` is [`loggable_path`]'s, a
+//!   waiting-room ticket replaced by `{ticket}` (whoever holds a ticket polls it and is handed
+//!   its admission token); the query string is neither logged nor exported.
 
-use std::time::Instant;
+use std::{borrow::Cow, time::Instant};
 
 use poem::{
     http::{HeaderValue, StatusCode},
@@ -65,9 +68,10 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
         };
         req.set_data(ServerSpan(ctx));
         let method = req.method().clone();
+        let path = loggable_path(req.uri().path()).into_owned();
         let span = tracing::info_span!(target: "firstcome::http", "request",
             %request_id, trace_id = %format_args!("{:032x}", ctx.trace_id()), %method,
-            path = %req.uri().path());
+            path = %path);
         // Built only when exported (no allocation per request otherwise).
         let mut otel = if export::enabled() {
             export::start(
@@ -77,7 +81,7 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
                 parent,
                 vec![
                     KeyValue::new("http.request.method", method.to_string()),
-                    KeyValue::new("url.path", req.uri().path().to_owned()),
+                    KeyValue::new("url.path", path),
                     KeyValue::new("firstcome.request_id", request_id.clone()),
                 ],
             )
@@ -132,6 +136,35 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The segment a waiting-room ticket takes in a logged path.
+pub const TICKET: &str = "{ticket}";
+
+/// `path` as logs, spans and traces may carry it: the segment after `queue` (a waiting room's
+/// ticket, `/api/v1/campaigns/{id}/queue/{ticket}`) replaced by [`TICKET`]. Borrowed when there
+/// is nothing to hide (every other path). Whoever else logs a request's path uses this too.
+pub fn loggable_path(path: &str) -> Cow<'_, str> {
+    // The router matches segments as written: only a literal `queue` routes to a poll.
+    let Some(at) = path.find("/queue/") else {
+        return Cow::Borrowed(path);
+    };
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    let mut next = Some(at);
+    while let Some(at) = next {
+        let ticket_at = at + "/queue/".len();
+        out.push_str(&rest[..ticket_at]);
+        let tail = &rest[ticket_at..];
+        let end = tail.find('/').unwrap_or(tail.len());
+        if end > 0 {
+            out.push_str(TICKET);
+        }
+        rest = &tail[end..];
+        next = rest.find("/queue/");
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// Whether a client's request id is kept as it is.
 fn acceptable_request_id(id: &str) -> bool {
     (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
@@ -158,5 +191,34 @@ mod tests {
         assert!(!acceptable_request_id("é"));
         assert!(!acceptable_request_id(&"x".repeat(MAX_REQUEST_ID_LEN + 1)));
         assert!(acceptable_request_id(&"x".repeat(MAX_REQUEST_ID_LEN)));
+    }
+
+    #[test]
+    fn a_ticket_never_reaches_a_logged_path() {
+        for (path, logged) in [
+            (
+                "/api/v1/campaigns/7/queue/AAAAAAAAAAAAAAAAAAAAAA",
+                "/api/v1/campaigns/7/queue/{ticket}",
+            ),
+            (
+                "/api/v1/campaigns/7/queue/secret/more",
+                "/api/v1/campaigns/7/queue/{ticket}/more",
+            ),
+            (
+                "/api/v1/campaigns/7/queue/a/queue/b",
+                "/api/v1/campaigns/7/queue/{ticket}/queue/{ticket}",
+            ),
+            ("//queue/x", "//queue/{ticket}"),
+            ("/api/v1/campaigns/7/queue", "/api/v1/campaigns/7/queue"),
+            ("/api/v1/campaigns/7/queue/", "/api/v1/campaigns/7/queue/"),
+            ("/api/v1/campaigns/7/live", "/api/v1/campaigns/7/live"),
+            ("/", "/"),
+        ] {
+            assert_eq!(loggable_path(path), logged, "{path}");
+        }
+        assert!(matches!(
+            loggable_path("/api/v1/campaigns/7/participations"),
+            Cow::Borrowed(_)
+        ));
     }
 }

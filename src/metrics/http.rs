@@ -2,7 +2,8 @@
 //! `firstcome_http_request_duration_seconds{method,route}`.
 //!
 //! `route` is the template the router matched, never the raw path, so the label's values are as
-//! few as the routes: poem's router attaches it to the response as [`PathPattern`]. poem-openapi
+//! few as the routes and carry no path parameter's value (a waiting-room ticket is its holder's
+//! secret): poem's router attaches it to the response as [`PathPattern`]. poem-openapi
 //! registers its operations under renamed parameters (`/api/v1/campaigns/:param0/participations`);
 //! [`HttpMetrics::with_openapi`] labels them with the spec's path instead
 //! (`/api/v1/campaigns/{id}/participations`). A response without one (no route matched, or answered before

@@ -5,10 +5,12 @@
 //! - `x-request-id` is echoed, generated when absent, replaced when oversized or odd;
 //! - the real binary exports its spans over OTLP/HTTP (to a collector in this test) with the
 //!   ids Kafka carried, flushed at shutdown, and puts the request id on a request's log lines
-//!   while logging nothing per successful request at the default level.
+//!   while logging nothing per successful request at the default level;
+//! - a waiting-room ticket in a request's path reaches no log line, span or metric (`redaction`).
 
 mod collector;
 mod export;
+mod redaction;
 
 use std::{
     collections::{HashMap, HashSet},
