@@ -13,19 +13,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_firstcome-proof");
 /// Writes the sale's history (JSON Lines) and final state into a fresh directory.
 fn write(sale: &Sale, name: &str) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("firstcome-proof-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
     let history: String = sale
         .entries
         .iter()
-        .map(|(_, e)| serde_json::to_string(e).unwrap() + "\n")
+        .map(|(_, e)| serde_json::to_string(e).expect("an entry serializes") + "\n")
         .collect();
     let (h, f) = (dir.join("history.jsonl"), dir.join("final.json"));
-    std::fs::write(&h, history).unwrap();
+    std::fs::write(&h, history).expect("the history written");
     std::fs::write(
         &f,
-        serde_json::to_string_pretty(&sale.final_state()).unwrap(),
+        serde_json::to_string_pretty(&sale.final_state()).expect("the state serializes"),
     )
-    .unwrap();
+    .expect("the final state written");
     (h, f)
 }
 

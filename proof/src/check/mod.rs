@@ -6,13 +6,15 @@
 //!    time ([`timeline`]);
 //! 4. checks every `ok` ([`answers`]) and every `fail` ([`refusals`]) against the prefixes real
 //!    time allows;
-//! 5. compares the model's end with MySQL, the gate and the consumers ([`end_state`]).
+//! 5. compares the model's end with MySQL and the gate ([`end_state`]) and the consumers
+//!    ([`consumers`]).
 //!
 //! Cost: sorting the records and the spans, O(n log n); replay and the inversion pass, O(n); each
 //! operation O(log n) (two binary searches and a segment-tree query). Memory is O(n). A million
 //! operations check in a few seconds in release (the `scale` test measures it).
 
 mod answers;
+mod consumers;
 mod end_state;
 mod index;
 mod order;
@@ -201,7 +203,7 @@ pub fn check(history: &History, state: &FinalState, opts: &Options) -> Report {
         end_state::campaign(&ctx, state, &mut report);
         ends.push(replay);
     }
-    end_state::rewards(&ends, state, &mut report);
+    consumers::rewards(&ends, state, &mut report);
     report
 }
 
