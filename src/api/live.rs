@@ -1,24 +1,51 @@
 //! `GET /api/v1/campaigns/{id}/live`: a campaign's live view as Server-Sent Events, one
 //! `snapshot` event per `LIVE_INTERVAL_MS` (docs/design.md §18). Every watcher of a campaign on an
 //! instance gets the same snapshot (`live::LiveHub`); the console at `/console` draws it.
+//!
+//! Who sees what: anyone sees the sale (stock, wins, refusals, the waiting room). The service's
+//! own figures (`operations`: relay and consumer lag, dead events), which
+//! `/api/v1/admin/outbox` keeps behind an admin token, come only with one, in the
+//! `Authorization: Bearer` header: the console reads the stream with `fetch`, which can send it
+//! (a browser's `EventSource` cannot, and a token in the query string would land in logs). A
+//! request with an `Authorization` header that is not an admin token is a failed admin attempt,
+//! 401, rather than a silent public view. Streams are capped per client IP and per instance
+//! (`live::hub`).
 
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use poem::web::sse::Event;
+use poem::{web::sse::Event, Request};
 use poem_openapi::{
-    param::Path, payload::EventStream, types::ToJSON, ApiResponse, Object, OpenApi,
+    param::Path, payload::EventStream, types::ToJSON, ApiResponse, Object, OpenApi, SecurityScheme,
 };
 
-use super::{campaigns::StateDto, error::ApiError, Tag};
+use super::{
+    auth::{AdminAuth, AdminTokens},
+    campaigns::StateDto,
+    client_ip,
+    error::ApiError,
+    Tag,
+};
 use crate::{
     campaign::CampaignService,
-    live::{LiveHub, QueueFigures, Snapshot, WatchError},
+    live::{LiveHub, Operations, QueueFigures, Snapshot, Viewer, WatchError},
 };
 
 /// Comment lines between snapshots, so proxies keep an idle stream open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// `Retry-After` of a client over its cap of streams: one of its streams has to end first, which
+/// the service cannot foresee; a few seconds is what a console's reconnection waits anyway.
+const CLIENT_BUSY_RETRY_AFTER_SECS: u32 = 5;
+
+/// An admin token for the operational figures, or nothing for the public view.
+#[derive(SecurityScheme)]
+pub enum LiveViewer {
+    AdminAuth(AdminAuth),
+    #[oai(fallback)]
+    Public,
+}
 
 /// The waiting room's figures (`QUEUE` and `RAFFLE` campaigns).
 #[derive(Debug, Clone, Object)]
@@ -57,6 +84,17 @@ pub struct LiveSnapshot {
     pub holds_expiring_soon: i64,
     /// `null` without a waiting room, or when Redis did not answer.
     pub queue: Option<LiveQueue>,
+    // No doc comment: poem-openapi would wrap the $ref in an allOf with it, which generated
+    // clients read badly; `LiveOperations` says when it is there.
+    #[oai(skip_serializing_if_is_none)]
+    pub operations: Option<LiveOperations>,
+}
+
+/// How the service keeps up with the sale: in a snapshot as `operations` only on a stream opened
+/// with an admin token (absent otherwise). A figure that could not be read this time is `null`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct LiveOperations {
     /// How far behind the relay is: how long the outbox's oldest due event (of any campaign;
     /// the relay publishes in commit order) has waited, as the outbox gauges last read it
     /// (every `METRICS_OUTBOX_REFRESH_MS`). 0: nothing waits.
@@ -69,8 +107,20 @@ pub struct LiveSnapshot {
     pub consumer_lag_ms: Option<i64>,
 }
 
-impl From<&Snapshot> for LiveSnapshot {
-    fn from(s: &Snapshot) -> Self {
+impl From<&Operations> for LiveOperations {
+    fn from(o: &Operations) -> Self {
+        Self {
+            relay_lag_ms: o.relay_lag_ms,
+            dead_events: o.dead_events,
+            consumer_lag_events: o.consumer_lag_events,
+            consumer_lag_ms: o.consumer_lag_ms,
+        }
+    }
+}
+
+impl LiveSnapshot {
+    /// `s` as a watcher sees it: with the service's own figures for an admin only.
+    pub fn new(s: &Snapshot, admin: bool) -> Self {
         Self {
             campaign_id: s.campaign_id,
             at: s.at,
@@ -92,10 +142,7 @@ impl From<&Snapshot> for LiveSnapshot {
                 length: q.length,
                 admitted_per_second: q.admitted_per_second,
             }),
-            relay_lag_ms: s.relay_lag_ms,
-            dead_events: s.dead_events,
-            consumer_lag_events: s.consumer_lag_events,
-            consumer_lag_ms: s.consumer_lag_ms,
+            operations: admin.then(|| LiveOperations::from(&s.operations)),
         }
     }
 }
@@ -113,24 +160,59 @@ pub enum LiveStream {
 pub struct LiveApi {
     pub hub: LiveHub,
     pub campaigns: CampaignService,
+    /// Who may see the operational figures.
+    pub admin: AdminTokens,
+}
+
+impl LiveApi {
+    /// Whether `req` is an admin's: no `Authorization` header is the public view; one that is
+    /// an admin's bearer token, the admin's; anything else a failed admin attempt (401), and
+    /// 429 once the client has none left.
+    fn admin(&self, req: &Request) -> Result<bool, ApiError> {
+        if !req
+            .headers()
+            .contains_key(poem::http::header::AUTHORIZATION)
+        {
+            return Ok(false);
+        }
+        match self.admin.in_header(req)? {
+            Some(admin) => {
+                tracing::debug!(admin = %admin, "An admin watches a live stream.");
+                Ok(true)
+            }
+            None => Err(self.admin.failed(req)),
+        }
+    }
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Campaigns")]
 impl LiveApi {
     /// A campaign's live view, as Server-Sent Events: stock sold, held and free, wins and
-    /// refusals per second, holds expiring soon, the waiting room, relay and consumer lag.
+    /// refusals per second, holds expiring soon, the waiting room; with an admin token, the
+    /// relay's and the consumer's lag and the dead events too (`operations`). A wrong token is
+    /// 401. Streams per client IP are capped (`LIVE_MAX_WATCHERS_PER_CLIENT`, then 429
+    /// RATE_LIMITED), and per instance (`LIVE_MAX_WATCHERS`, then 503 SERVICE_BUSY; an admin's
+    /// stream is let in past it).
     #[oai(path = "/:id/live", method = "get")]
     async fn live(
         &self,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        _viewer: LiveViewer,
+        http: &Request,
     ) -> Result<LiveStream, ApiError> {
+        let admin = self.admin(http)?;
         if !self.campaigns.exists(id.0).await? {
             return Err(ApiError::campaign_not_found(id.0));
         }
-        let watcher = self.hub.watch(id.0).map_err(|e| match e {
+        let viewer = Viewer {
+            client: client_ip::of(http).key(),
+            admin,
+        };
+        let watcher = self.hub.watch(id.0, &viewer).map_err(|e| match e {
+            WatchError::ClientBusy(_) => ApiError::rate_limited(CLIENT_BUSY_RETRY_AFTER_SECS),
             WatchError::Busy(_) | WatchError::ShuttingDown => ApiError::busy(),
         })?;
-        let snapshots = watcher.map(|s| LiveSnapshot::from(&*s)).boxed();
+        let snapshots = watcher.map(move |s| LiveSnapshot::new(&s, admin)).boxed();
         Ok(LiveStream::Stream(
             EventStream::new(snapshots)
                 .keep_alive(KEEP_ALIVE)

@@ -6,11 +6,20 @@
 //! second) is dropped there, its stream ends, and the gauge and counter say so. A feed ends with
 //! its last watcher, when its campaign is gone, or at shutdown (which ends every stream, so that
 //! open streams do not hold the shutdown up).
+//!
+//! Each watcher holds a [`Seat`]: one of `LIVE_MAX_WATCHERS` on the instance (an admin's is let
+//! in past that total) and one of `LIVE_MAX_WATCHERS_PER_CLIENT` of its client IP. The feed's
+//! entry and the watcher's stream share it, and whichever goes first gives it back: the feed
+//! dropping a slow watcher, or the stream ending however it ends (the client hung up, the
+//! response was dropped, the service stops).
 
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -21,7 +30,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use super::{reading::Reading, LiveSource, Snapshot};
-use crate::{config::LiveSettings, metrics::Metrics, shutdown::running};
+use crate::{
+    config::LiveSettings,
+    metrics::{registry::ReasonLabels, Metrics},
+    shutdown::running,
+};
 
 /// Snapshots that may wait for one watcher before it is dropped.
 pub const WATCHER_BUFFER: usize = 4;
@@ -30,8 +43,19 @@ pub const WATCHER_BUFFER: usize = 4;
 pub enum WatchError {
     #[error("this instance serves {0} live watchers already")]
     Busy(usize),
+    #[error("this client holds {0} live streams on this instance already")]
+    ClientBusy(usize),
     #[error("the service is shutting down")]
     ShuttingDown,
+}
+
+/// Whom a new watcher counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    /// Its client's key (`api::client_ip`): what the per-client cap counts by.
+    pub client: String,
+    /// An admin's stream: let in past `LIVE_MAX_WATCHERS`, never past its client's cap.
+    pub admin: bool,
 }
 
 /// Cheap to clone; every clone is the same hub.
@@ -44,17 +68,25 @@ struct Inner {
     source: LiveSource,
     interval: Duration,
     max_watchers: usize,
+    max_per_client: usize,
     feeds: Mutex<HashMap<i64, Feed>>,
-    watchers: Mutex<usize>,
+    seats: Mutex<Seats>,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
 
+/// The seats taken: in all, and by client (a client without a seat has no entry).
+#[derive(Default)]
+struct Seats {
+    total: usize,
+    per_client: HashMap<String, usize>,
+}
+
 struct Feed {
     /// Each watcher's channel, and its seat: dropping a watcher here frees its seat at once,
     /// whatever its connection still holds (at most [`WATCHER_BUFFER`] snapshots).
-    watchers: Vec<(mpsc::Sender<Arc<Snapshot>>, Seat)>,
+    watchers: Vec<(mpsc::Sender<Arc<Snapshot>>, SeatHold)>,
     /// The latest snapshot, given at once to a watcher that joins between two.
     last: Option<Arc<Snapshot>>,
 }
@@ -72,8 +104,9 @@ impl LiveHub {
                 source,
                 interval: settings.interval,
                 max_watchers: settings.max_watchers as usize,
+                max_per_client: settings.max_watchers_per_client as usize,
                 feeds: Mutex::default(),
-                watchers: Mutex::new(0),
+                seats: Mutex::default(),
                 metrics,
                 tasks,
                 shutdown,
@@ -81,14 +114,21 @@ impl LiveHub {
         }
     }
 
-    /// A new watcher of `campaign_id` (which the caller found to exist): its stream yields the
-    /// latest snapshot at once when there is one, then each new one.
-    pub fn watch(&self, campaign_id: i64) -> Result<Watcher, WatchError> {
+    /// A new watcher of `campaign_id` (which the caller found to exist) for `viewer`: its stream
+    /// yields the latest snapshot at once when there is one, then each new one. Refused past
+    /// the viewer's client's cap or the instance's (counted in
+    /// `firstcome_live_streams_refused_total`).
+    pub fn watch(&self, campaign_id: i64, viewer: &Viewer) -> Result<Watcher, WatchError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(WatchError::ShuttingDown);
         }
-        let seat = Seat::take(&self.inner)?;
+        let seat = Arc::new(Seat::take(&self.inner, viewer)?);
         let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
+        let watcher = Watcher {
+            rx,
+            _seat: SeatHold(seat.clone()),
+        };
+        let seat = SeatHold(seat);
         let mut feeds = lock(&self.inner.feeds);
         match feeds.get_mut(&campaign_id) {
             Some(feed) => {
@@ -114,7 +154,7 @@ impl LiveHub {
                 ));
             }
         }
-        Ok(Watcher { rx })
+        Ok(watcher)
     }
 }
 
@@ -182,37 +222,74 @@ async fn feed(inner: Arc<Inner>, campaign_id: i64) {
     lock(&inner.feeds).remove(&campaign_id);
 }
 
-/// A watcher's place among `LIVE_MAX_WATCHERS`, given back when its feed lets it go.
+/// A watcher's place among `LIVE_MAX_WATCHERS` and among its client's
+/// `LIVE_MAX_WATCHERS_PER_CLIENT`, given back once ([`Seat::free`]).
 struct Seat {
     inner: Arc<Inner>,
+    client: String,
+    freed: AtomicBool,
 }
 
 impl Seat {
-    fn take(inner: &Arc<Inner>) -> Result<Self, WatchError> {
-        let mut n = lock(&inner.watchers);
-        if *n >= inner.max_watchers {
-            return Err(WatchError::Busy(inner.max_watchers));
+    fn take(inner: &Arc<Inner>, viewer: &Viewer) -> Result<Self, WatchError> {
+        let mut seats = lock(&inner.seats);
+        let refused = |reason: &'static str, e: WatchError| {
+            inner
+                .metrics
+                .live_streams_refused
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+            Err(e)
+        };
+        let held = seats.per_client.get(&viewer.client).copied().unwrap_or(0);
+        if held >= inner.max_per_client {
+            return refused("per_client", WatchError::ClientBusy(inner.max_per_client));
         }
-        *n += 1;
-        inner.metrics.live_watchers.set(*n as i64);
+        if !viewer.admin && seats.total >= inner.max_watchers {
+            return refused("total", WatchError::Busy(inner.max_watchers));
+        }
+        seats.total += 1;
+        seats.per_client.insert(viewer.client.clone(), held + 1);
+        inner.metrics.live_watchers.set(seats.total as i64);
         Ok(Self {
             inner: inner.clone(),
+            client: viewer.client.clone(),
+            freed: AtomicBool::new(false),
         })
     }
-}
 
-impl Drop for Seat {
-    fn drop(&mut self) {
-        let mut n = lock(&self.inner.watchers);
-        *n = n.saturating_sub(1);
-        self.inner.metrics.live_watchers.set(*n as i64);
+    /// Gives the seat back; only the first call counts.
+    fn free(&self) {
+        if self.freed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut seats = lock(&self.inner.seats);
+        seats.total = seats.total.saturating_sub(1);
+        if let Some(held) = seats.per_client.get_mut(&self.client) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                seats.per_client.remove(&self.client);
+            }
+        }
+        self.inner.metrics.live_watchers.set(seats.total as i64);
     }
 }
 
-/// One watcher's snapshots; ends when the feed drops it or stops. A watcher that hangs up is
-/// let go at the feed's next snapshot.
+/// One of a seat's two holders (the feed's entry, the watcher's stream): dropping either frees
+/// the seat.
+struct SeatHold(Arc<Seat>);
+
+impl Drop for SeatHold {
+    fn drop(&mut self) {
+        self.0.free();
+    }
+}
+
+/// One watcher's snapshots; ends when the feed drops it or stops. Dropping it (its client hung
+/// up) gives its seat back at once; the feed lets its channel go at its next snapshot.
 pub struct Watcher {
     rx: mpsc::Receiver<Arc<Snapshot>>,
+    _seat: SeatHold,
 }
 
 impl Stream for Watcher {

@@ -5,7 +5,8 @@
 //! Each instance takes one snapshot per watched campaign per `LIVE_INTERVAL_MS` and hands the
 //! same snapshot to every watcher of that campaign, so a thousand watchers cost MySQL what one
 //! does. A watcher that stops reading is dropped once a few snapshots wait for it: nothing is
-//! buffered for it without bound.
+//! buffered for it without bound. Watchers are capped per instance and per client IP, so one
+//! client cannot take every seat; the service's own figures go to admins only.
 //!
 //! # Layout
 //! - [`reading`]: what one snapshot reads (MySQL, and Redis for a waiting room), counted.
@@ -16,6 +17,6 @@ pub mod hub;
 pub mod reading;
 pub mod snapshot;
 
-pub use hub::{LiveHub, WatchError, Watcher};
+pub use hub::{LiveHub, Viewer, WatchError, Watcher};
 pub use reading::LiveSource;
-pub use snapshot::{QueueFigures, Snapshot};
+pub use snapshot::{Operations, QueueFigures, Snapshot};

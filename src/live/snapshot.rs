@@ -1,5 +1,7 @@
 //! [`Snapshot`]: one campaign as the live view shows it, a reading with the rates since the
-//! reading before it (wins, refusals and admissions per second).
+//! reading before it (wins, refusals and admissions per second). The sale's figures are anyone's
+//! to watch; the service's own ([`Operations`]: the relay's and the consumer's lag, dead events)
+//! go only to a watcher with an admin token, as on `/api/v1/admin/outbox`.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +40,15 @@ pub struct Snapshot {
     pub stock_usage_rate: f64,
     pub holds_expiring_soon: i64,
     pub queue: Option<QueueFigures>,
+    /// For admins only.
+    pub operations: Operations,
+}
+
+/// How the service's own machinery keeps up with the sale: the outbox relay, the dead letters,
+/// the stats consumer. An admin's to see (it tells an outsider how loaded the service is and
+/// what fails). `None`: could not be read this time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operations {
     pub relay_lag_ms: Option<i64>,
     pub dead_events: Option<i64>,
     /// Wins committed that the stats consumer has not applied yet.
@@ -93,13 +104,15 @@ impl Snapshot {
             stock_usage_rate: c.stock_usage_rate(),
             holds_expiring_soon: now.held.expiring_soon,
             queue,
-            relay_lag_ms: Some((now.relay_lag_seconds.max(0.0) * 1_000.0).round() as i64),
-            dead_events: now.dead_events,
-            consumer_lag_events: now
-                .applied
-                .as_ref()
-                .map(|a| (now.accepted_count - a.accepted_count).max(0)),
-            consumer_lag_ms: now.applied.as_ref().map(|a| a.lag_ms),
+            operations: Operations {
+                relay_lag_ms: Some((now.relay_lag_seconds.max(0.0) * 1_000.0).round() as i64),
+                dead_events: now.dead_events,
+                consumer_lag_events: now
+                    .applied
+                    .as_ref()
+                    .map(|a| (now.accepted_count - a.accepted_count).max(0)),
+                consumer_lag_ms: now.applied.as_ref().map(|a| a.lag_ms),
+            },
         }
     }
 }

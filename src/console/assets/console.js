@@ -1,6 +1,9 @@
 // firstcome live sale console: the campaign list, one campaign's live stream (Server-Sent
 // Events, one `snapshot` a second) drawn as figures, a stock bar and a 5-minute chart, and the
 // admin controls. Plain ES2020, no dependency. Server data is only ever set with textContent.
+// The stream is read with fetch, not EventSource: only fetch sends the admin token (in the
+// Authorization header; a token in the URL would land in logs), which adds the operational
+// figures (relay and consumer lag, dead events) to the snapshots.
 'use strict';
 
 (() => {
@@ -8,6 +11,8 @@
   const MIN_SPAN_MS = 60 * 1000;
   const MAX_POINTS = 300;
   const STALE_MS = 5000;
+  const RECONNECT_MS = 2000; // after a stream that ended (EventSource waits about as long)
+  const RETRY_MS = 5000; // after a refusal without a Retry-After
   const TOKEN_KEY = 'firstcome.console.adminToken';
 
   const $ = (id) => document.getElementById(id);
@@ -17,8 +22,8 @@
   const view = {
     id: null, // the campaign watched
     name: '',
-    source: null, // its EventSource
-    retry: null, // a timer to open a new EventSource after the old one closed
+    source: null, // its stream: {controller (an AbortController), admin (sent with the token)}
+    retry: null, // a timer to open a new stream after the old one ended or was refused
     points: [], // {t, wins, refused}
     lastAt: 0, // Date.now() of the last snapshot
     status: 'idle',
@@ -162,59 +167,128 @@
   }
 
   function closeStream() {
-    if (view.source) view.source.close();
+    if (view.source) view.source.controller.abort();
     view.source = null;
     clearTimeout(view.retry);
     view.retry = null;
   }
 
+  // Opens the campaign's stream, with the admin token when one is set.
   function openStream() {
     const id = view.id;
+    const token = getToken();
+    const stream = { controller: new AbortController(), admin: Boolean(token) };
+    view.source = stream;
     setConnection('connecting', 'Connecting…');
-    const source = new EventSource(`/api/v1/campaigns/${id}/live`);
-    view.source = source;
-    source.addEventListener('snapshot', (event) => {
-      if (view.source !== source) return;
-      let snapshot;
+    const headers = { Accept: 'text/event-stream' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const current = () => view.source === stream;
+    (async () => {
+      let response;
       try {
-        snapshot = JSON.parse(event.data);
+        response = await fetch(`/api/v1/campaigns/${id}/live`, {
+          headers, cache: 'no-store', signal: stream.controller.signal,
+        });
       } catch (_) {
+        if (current()) retryLater(id, 'Service unreachable', RETRY_MS);
         return;
       }
-      if (snapshot.campaignId !== undefined && Number(snapshot.campaignId) !== id) return;
-      view.lastAt = Date.now();
-      setConnection('live', 'Live');
-      render(snapshot);
-    });
-    source.addEventListener('error', () => {
-      if (view.source !== source) return;
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (an answer that is not a stream: 404, 503 SERVICE_BUSY, ...).
-        source.close();
-        view.source = null;
-        explainClosed(id);
-      } else {
-        setConnection('reconnecting', 'Reconnecting…');
+      if (!response.ok) {
+        if (current()) refused(id, stream, response);
+        return;
       }
-    });
+      try {
+        await readEvents(response.body, (type, data) => {
+          if (current() && type === 'snapshot') onSnapshot(id, data);
+        });
+      } catch (_) {
+        // Cut, or aborted by closeStream.
+      }
+      if (current()) retryLater(id, 'Disconnected', RECONNECT_MS);
+    })();
   }
 
-  async function explainClosed(id) {
-    let text = 'Disconnected; retrying in 5 s';
-    try {
-      const response = await fetch(`/api/v1/campaigns/${id}`, { headers: { Accept: 'application/json' } });
-      if (response.status === 404) {
-        if (view.id === id) setConnection('closed', `Campaign ${id} not found`);
-        return;
+  // Calls onEvent(type, data) for each Server-Sent Event of body; comments (keep-alives) are
+  // skipped. Resolves when the stream ends.
+  async function readEvents(body, onEvent) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let pending = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      pending += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      let end = pending.indexOf('\n\n');
+      while (end >= 0) {
+        const block = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        end = pending.indexOf('\n\n');
+        let type = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (!line || line.startsWith(':')) continue;
+          const colon = line.indexOf(':');
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let text = colon < 0 ? '' : line.slice(colon + 1);
+          if (text.startsWith(' ')) text = text.slice(1);
+          if (field === 'event') type = text;
+          else if (field === 'data') data.push(text);
+        }
+        if (data.length) onEvent(type, data.join('\n'));
       }
-    } catch (_) {
-      text = 'Service unreachable; retrying in 5 s';
     }
+  }
+
+  function onSnapshot(id, data) {
+    let snapshot;
+    try {
+      snapshot = JSON.parse(data);
+    } catch (_) {
+      return;
+    }
+    if (snapshot.campaignId !== undefined && Number(snapshot.campaignId) !== id) return;
+    view.lastAt = Date.now();
+    setConnection('live', 'Live');
+    render(snapshot);
+  }
+
+  // The stream was answered with an error instead: say why, and try again when it may help.
+  async function refused(id, stream, response) {
+    const body = await readJson(response).catch(() => null);
+    if (view.source !== stream) return;
+    view.source = null;
+    const code = (body && body.code) || `HTTP ${response.status}`;
+    if (response.status === 404) {
+      setConnection('closed', `Campaign ${id} not found`);
+      return;
+    }
+    if (response.status === 401 && stream.admin) {
+      // A wrong token: forgotten, and the public view instead.
+      setToken(null);
+      answer('error', `${code}: the admin token was refused, and forgotten. The live view shows the public figures; enter the right token for the rest.`);
+      openStream();
+      return;
+    }
+    const seconds = Number(response.headers.get('Retry-After'));
+    const wait = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : RETRY_MS;
+    retryLater(id, `Refused (${code})`, wait);
+  }
+
+  function retryLater(id, why, ms) {
     if (view.id !== id) return;
-    setConnection('closed', text);
+    view.source = null;
+    setConnection('closed', `${why}; retrying in ${Math.round(ms / 1000)} s`);
+    clearTimeout(view.retry);
     view.retry = setTimeout(() => {
       if (view.id === id && !view.source) openStream();
-    }, 5000);
+    }, ms);
+  }
+
+  // A new token, or none: the stream again, so that it shows what this token may see.
+  function reopenStream() {
+    if (view.id === null) return;
+    closeStream();
+    openStream();
   }
 
   function resetFigures() {
@@ -223,6 +297,7 @@
       'confirmed-stock', 'held-stock', 'free-stock', 'total-stock']) {
       setNumber(id, null);
     }
+    for (const el of document.querySelectorAll('.figures .operations')) el.hidden = true;
     $('state').textContent = '—';
     $('state').dataset.state = '';
     $('snapshot-at').textContent = '—';
@@ -278,14 +353,19 @@
     setNumber('queue-length', queue ? queue.length : null);
     setNumber('queue-admitted', queue ? queue.admittedPerSecond : null,
       queue ? fmtRate.format(queue.admittedPerSecond) : undefined);
-    setNumber('relay-lag', s.relayLagMs, `${fmt.format(s.relayLagMs)} ms`);
+    // The service's own figures come with an admin token only.
+    const ops = s.operations || null;
+    for (const el of document.querySelectorAll('.figures .operations')) el.hidden = !ops;
+    $('operations-note').hidden = Boolean(ops);
+    const o = ops || {};
+    setNumber('relay-lag', o.relayLagMs, `${fmt.format(o.relayLagMs)} ms`);
     const consumer = [];
-    if (s.consumerLagMs !== null && s.consumerLagMs !== undefined) consumer.push(`${fmt.format(s.consumerLagMs)} ms`);
-    if (s.consumerLagEvents !== null && s.consumerLagEvents !== undefined) consumer.push(`${fmt.format(s.consumerLagEvents)} events`);
-    setNumber('consumer-lag', s.consumerLagMs !== null && s.consumerLagMs !== undefined ? s.consumerLagMs : s.consumerLagEvents,
+    if (o.consumerLagMs !== null && o.consumerLagMs !== undefined) consumer.push(`${fmt.format(o.consumerLagMs)} ms`);
+    if (o.consumerLagEvents !== null && o.consumerLagEvents !== undefined) consumer.push(`${fmt.format(o.consumerLagEvents)} events`);
+    setNumber('consumer-lag', o.consumerLagMs !== null && o.consumerLagMs !== undefined ? o.consumerLagMs : o.consumerLagEvents,
       consumer.join(' · '));
-    setNumber('dead-events', s.deadEvents);
-    $('dead-events').dataset.alert = String(Number(s.deadEvents) > 0);
+    setNumber('dead-events', o.deadEvents);
+    $('dead-events').dataset.alert = String(Number(o.deadEvents) > 0);
 
     renderReasons(s.refusedByReason || {}, s.refusedPerSecond || {});
 
@@ -458,8 +538,8 @@
     $('controls').hidden = !has;
     $('token-forget').hidden = !has;
     $('token-status').textContent = has
-      ? 'A token is set for this tab (sessionStorage). Controls act on the campaign shown.'
-      : 'Enter an admin token to use the controls. It is kept in this tab only (sessionStorage).';
+      ? 'A token is set for this tab (sessionStorage). Controls act on the campaign shown; the live view shows the operational figures.'
+      : 'Enter an admin token to use the controls and see the operational figures. It is kept in this tab only (sessionStorage).';
   }
 
   function answer(kind, text) {
@@ -611,11 +691,13 @@
       input.value = '';
       setToken(token);
       answer('ok', 'Token set for this tab.');
+      reopenStream();
     });
     $('token-forget').addEventListener('click', () => {
       setToken(null);
       answer('ok', 'Token forgotten.');
       $('admin-token').focus();
+      reopenStream();
     });
 
     $('add-form').addEventListener('submit', (e) => {

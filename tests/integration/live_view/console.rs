@@ -9,7 +9,11 @@ async fn the_console_and_its_assets_are_served_with_a_strict_policy() {
     let app = spawn_app().await;
     for (path, content_type, needle) in [
         ("/console", "text/html", "/console/console.js"),
-        ("/console/console.js", "text/javascript", "EventSource"),
+        (
+            "/console/console.js",
+            "text/javascript",
+            "text/event-stream",
+        ),
         ("/console/console.css", "text/css", "{"),
     ] {
         let response = app

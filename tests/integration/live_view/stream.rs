@@ -19,33 +19,48 @@ use crate::{
 };
 
 /// A reader of one `…/live` stream.
-struct Watch {
+pub(super) struct Watch {
     response: reqwest::Response,
     pending: String,
 }
 
 impl Watch {
     async fn open(app: &TestApp, campaign_id: i64) -> Self {
+        match Self::open_with(app, campaign_id, &[]).await {
+            Ok(watch) => watch,
+            Err(refused) => panic!("the live stream was refused: {refused:?}"),
+        }
+    }
+
+    /// The stream requested with `headers`; the response when it is not a stream.
+    pub(super) async fn open_with(
+        app: &TestApp,
+        campaign_id: i64,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, reqwest::Response> {
         // A client of its own: the app's has a request timeout, and a stream lasts.
-        let response = reqwest::Client::new()
-            .get(app.url(&format!("/api/v1/campaigns/{campaign_id}/live")))
-            .send()
-            .await
-            .expect("open the live stream");
-        assert_eq!(response.status(), 200);
+        let mut request =
+            reqwest::Client::new().get(app.url(&format!("/api/v1/campaigns/{campaign_id}/live")));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("open the live stream");
+        if response.status() != 200 {
+            return Err(response);
+        }
         let content_type = response.headers()["content-type"].to_str().unwrap_or("");
         assert!(
             content_type.starts_with("text/event-stream"),
             "{content_type}"
         );
-        Self {
+        Ok(Self {
             response,
             pending: String::new(),
-        }
+        })
     }
 
     /// The next `snapshot` event's data; `None` when the stream ended.
-    async fn next(&mut self) -> Option<Value> {
+    pub(super) async fn next(&mut self) -> Option<Value> {
         loop {
             if let Some(end) = self.pending.find("\n\n") {
                 let event: String = self.pending.drain(..end + 2).collect();
@@ -67,7 +82,7 @@ impl Watch {
     }
 }
 
-async fn app_with_interval(ms: &str) -> TestApp {
+pub(super) async fn app_with_interval(ms: &str) -> TestApp {
     let mut settings = test_settings().await;
     settings.live.interval = Duration::from_millis(ms.parse().expect("ms"));
     spawn_app_with(settings).await
@@ -79,7 +94,11 @@ async fn metric(app: &TestApp, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_watchers_cost_the_database_what_one_does() {
-    let app = app_with_interval("200").await;
+    // 500 watchers from one address: past the per-client cap (`access` tests it).
+    let mut settings = test_settings().await;
+    settings.live.interval = Duration::from_millis(200);
+    settings.live.max_watchers_per_client = 500;
+    let app = spawn_app_with(settings).await;
     let id = app.open_campaign(100, 1).await;
     for user in 1..=30 {
         app.join(id, user, 1).await;
