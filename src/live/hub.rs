@@ -39,6 +39,11 @@ use crate::{
 /// Snapshots that may wait for one watcher before it is dropped.
 pub const WATCHER_BUFFER: usize = 4;
 
+/// `reason` of `firstcome_live_streams_refused_total`: the client's own cap.
+const PER_CLIENT: &str = "per_client";
+/// `reason` of `firstcome_live_streams_refused_total`: the instance's cap in all.
+const TOTAL: &str = "total";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WatchError {
     #[error("this instance serves {0} live watchers already")]
@@ -99,6 +104,13 @@ impl LiveHub {
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
+        // Exported at zero from the start, so that a rate over them is defined before the first.
+        for reason in [PER_CLIENT, TOTAL] {
+            metrics
+                .live_streams_refused
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
         Self {
             inner: Arc::new(Inner {
                 source,
@@ -243,10 +255,10 @@ impl Seat {
         };
         let held = seats.per_client.get(&viewer.client).copied().unwrap_or(0);
         if held >= inner.max_per_client {
-            return refused("per_client", WatchError::ClientBusy(inner.max_per_client));
+            return refused(PER_CLIENT, WatchError::ClientBusy(inner.max_per_client));
         }
         if !viewer.admin && seats.total >= inner.max_watchers {
-            return refused("total", WatchError::Busy(inner.max_watchers));
+            return refused(TOTAL, WatchError::Busy(inner.max_watchers));
         }
         seats.total += 1;
         seats.per_client.insert(viewer.client.clone(), held + 1);
