@@ -112,7 +112,7 @@ impl AdminTokens {
             None => Ok(()),
             Some(wait) => {
                 self.metrics.admin_auth_failures.inc();
-                tracing::debug!(%client, path = %req.uri().path(), "An admin call refused before its token was compared: the client's failed attempts are used up.");
+                tracing::debug!(%client, path = %super::request_span::loggable_path(req.uri().path()), "An admin call refused before its token was compared: the client's failed attempts are used up.");
                 Err(ApiError::rate_limited(retry_after(wait)))
             }
         }
@@ -148,7 +148,7 @@ impl AdminTokens {
             client = %client.0,
             peer = ?client_ip::peer(req),
             method = %req.method(),
-            path = %req.uri().path(),
+            path = %super::request_span::loggable_path(req.uri().path()),
             "An admin call with a token that is no admin token was refused."
         );
         ApiError::unauthorized()

@@ -374,6 +374,15 @@ mod tests {
         m.refusals
             .get_or_create(&ReasonLabels { reason: "SOLD_OUT" })
             .inc();
+        for family in [
+            &m.connections_refused,
+            &m.connections_timed_out,
+            &m.live_streams_refused,
+        ] {
+            family
+                .get_or_create(&ReasonLabels { reason: "total" })
+                .inc();
+        }
         let text = m.encode();
         let mut exported: Vec<String> = text
             .lines()

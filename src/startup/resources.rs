@@ -99,7 +99,7 @@ impl Resources {
             },
             ControlsApi {
                 controls: self.controls,
-                admin: self.admin,
+                admin: self.admin.clone(),
                 refusals,
             },
             QueueApi {
@@ -110,6 +110,7 @@ impl Resources {
             LiveApi {
                 hub: self.live,
                 campaigns,
+                admin: self.admin,
             },
         )
     }
