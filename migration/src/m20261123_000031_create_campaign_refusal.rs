@@ -1,4 +1,4 @@
-//! Refused joins per campaign, UTC day and reason (docs/design.md §18): statistics flushed by every
+//! Refused joins per campaign, UTC day and reason (docs/design.md §20): statistics flushed by every
 //! instance twice a second (`refusal::flush`), read by `GET /api/v1/campaigns/{id}`, the
 //! live stream and the period statistics. A count lost with an instance's last second is a lost
 //! statistic, never a lost win.

@@ -1,4 +1,4 @@
-//! The lifecycle per day (docs/design.md §18): wins confirmed, cancelled (by their user or an
+//! The lifecycle per day (docs/design.md §20): wins confirmed, cancelled (by their user or an
 //! admin) and expired on each UTC day, kept by the stats consumer beside the day's wins. Days
 //! before this migration keep 0 in them (the consumer counts from its next event on); the raw
 //! read (`/api/v1/admin/stats/raw`) counts every day from `participation`.

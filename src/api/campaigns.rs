@@ -249,7 +249,7 @@ pub struct CampaignsApi {
     pub campaigns: CampaignService,
     pub participations: ParticipationService,
     pub admin: AdminTokens,
-    /// Refused joins per campaign (docs/design.md §18).
+    /// Refused joins per campaign (docs/design.md §20).
     pub refusals: RefusalView,
 }
 

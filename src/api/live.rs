@@ -1,5 +1,5 @@
 //! `GET /api/v1/campaigns/{id}/live`: a campaign's live view as Server-Sent Events, one
-//! `snapshot` event per `LIVE_INTERVAL_MS` (docs/design.md §18). Every watcher of a campaign on an
+//! `snapshot` event per `LIVE_INTERVAL_MS` (docs/design.md §20). Every watcher of a campaign on an
 //! instance gets the same snapshot (`live::LiveHub`); the console at `/console` draws it.
 //!
 //! Who sees what: anyone sees the sale (stock, wins, refusals, the waiting room). The service's

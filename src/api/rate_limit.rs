@@ -38,7 +38,7 @@ pub struct RateLimits {
     /// The participation path's cache: whether a campaign has a waiting room.
     campaigns: Arc<CampaignCache>,
     settings: Arc<RateLimitSettings>,
-    /// Where the middleware counts the joins it refuses (docs/design.md §18).
+    /// Where the middleware counts the joins it refuses (docs/design.md §20).
     refusals: Arc<RefusalCounter>,
     metrics: Arc<Metrics>,
     /// When the last WARN about an unreachable Redis was written (`None`: never).

@@ -2,7 +2,7 @@
 //! and per-day figures for campaign teams (admin), for one day or a period of up to 366, from the
 //! aggregate table (`/api/v1/admin/stats/daily`) or computed from `participation`
 //! (`/api/v1/admin/stats/raw`), each with how long its query took, so the two can be compared.
-//! Both carry the day's refused joins (`campaign_refusal`, docs/design.md §18).
+//! Both carry the day's refused joins (`campaign_refusal`, docs/design.md §20).
 
 use std::{collections::BTreeMap, time::Instant};
 

@@ -1,4 +1,4 @@
-//! The live sale console at `/console` (docs/design.md §18): one page that lists the campaigns,
+//! The live sale console at `/console` (docs/design.md §20): one page that lists the campaigns,
 //! draws a campaign's live stream (`GET /api/v1/campaigns/{id}/live`) and, with an admin token
 //! the operator types in (kept for the tab only), runs its controls through the admin API.
 //!

@@ -1,4 +1,4 @@
-//! The live view of a running sale (docs/design.md §18): a snapshot of one campaign a second,
+//! The live view of a running sale (docs/design.md §20): a snapshot of one campaign a second,
 //! streamed to its watchers as Server-Sent Events (`GET /api/v1/campaigns/{id}/live`) and drawn by
 //! the console (`/console`).
 //!

@@ -214,7 +214,7 @@ declare_metrics! {
     refusals: Family<ReasonLabels, Counter> = Family::default(),
         "firstcome_refusals_total",
         "Joins refused by this instance, by the error code they were answered with";
-    /// Live-stream watchers this instance serves (docs/design.md §18).
+    /// Live-stream watchers this instance serves (docs/design.md §20).
     live_watchers: Gauge = Gauge::default(),
         "firstcome_live_watchers",
         "Live-stream watchers this instance serves now";

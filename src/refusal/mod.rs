@@ -1,4 +1,4 @@
-//! Refused joins counted per campaign, UTC day and reason, across instances (docs/design.md §18):
+//! Refused joins counted per campaign, UTC day and reason, across instances (docs/design.md §20):
 //! "1,000 units, 48,213 people turned away".
 //!
 //! A refusal costs its request no round trip: the API counts each refused join in this process's

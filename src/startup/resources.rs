@@ -42,9 +42,9 @@ pub(super) struct Resources {
     pub users: UserAuthority,
     /// Per-user and per-IP limits (docs/design.md §16).
     pub rate_limits: RateLimits,
-    /// Refused joins counted per campaign (docs/design.md §18).
+    /// Refused joins counted per campaign (docs/design.md §20).
     pub refusals: Arc<RefusalCounter>,
-    /// The live view's feeds (docs/design.md §18).
+    /// The live view's feeds (docs/design.md §20).
     pub live: LiveHub,
 }
 

@@ -1,4 +1,4 @@
-//! Who may watch what (docs/design.md §18): the sale's figures are public, the service's own
+//! Who may watch what (docs/design.md §20): the sale's figures are public, the service's own
 //! (`operations`: relay and consumer lag, dead events) come only with an admin token in the
 //! `Authorization` header, and any other `Authorization` is a failed admin attempt (401). Streams
 //! are capped per client IP below the cap in all, a stream's end gives its seat back, and an

@@ -1,5 +1,5 @@
 //! The console's files are served by the service itself, compiled in, under a strict
-//! Content-Security-Policy (docs/design.md §18). The page in a real browser is
+//! Content-Security-Policy (docs/design.md §20). The page in a real browser is
 //! `scripts/console-check.sh`'s.
 
 use crate::spawn::spawn_app;

@@ -1,4 +1,4 @@
-//! The live view of a sale (docs/design.md §18): refused joins counted per campaign across
+//! The live view of a sale (docs/design.md §20): refused joins counted per campaign across
 //! instances, and the Server-Sent Events stream that shares one snapshot a second among all of a
 //! campaign's watchers; who sees the service's own figures, and the caps on streams
 //! (`access`). The console drawn from them is checked in a real browser by

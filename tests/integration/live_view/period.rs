@@ -1,4 +1,4 @@
-//! Statistics over a period (docs/design.md §18): the aggregate kept by the stats consumer and
+//! Statistics over a period (docs/design.md §20): the aggregate kept by the stats consumer and
 //! the figures counted from `participation` agree day by day over a range that crosses midnight
 //! UTC, wins, confirmations, cancellations, expiries and refused joins each on the day it
 //! happened; a period is checked before it is read.

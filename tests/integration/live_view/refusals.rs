@@ -1,4 +1,4 @@
-//! Refused joins per campaign (docs/design.md §18): every instance counts what it refuses in
+//! Refused joins per campaign (docs/design.md §20): every instance counts what it refuses in
 //! memory and adds it to MySQL about once a second, so `GET /api/v1/campaigns/{id}` shows the
 //! refusals of every instance, split by the code each refused join was answered with.
 

@@ -1,4 +1,4 @@
-//! The live stream (docs/design.md §18): one snapshot per campaign and interval on each instance,
+//! The live stream (docs/design.md §20): one snapshot per campaign and interval on each instance,
 //! whatever the number of watchers; a watcher that stops reading is dropped while the others go
 //! on; the stream outlives a Redis restart.
 

@@ -1,5 +1,5 @@
 //! The one place where tests reach inside a running application, through the two doors it has
-//! for them (docs/design.md §17): the relay's hooks, injected at build as [`Faults`] (a worker
+//! for them (docs/design.md §19): the relay's hooks, injected at build as [`Faults`] (a worker
 //! panic at a key, a frozen claim loop, stopped lease renewals), and `startup::testing` (feature
 //! `test-hooks`): the embedded broker, the relay's handle, and a probe of the participation
 //! service's counters, its reconciler and the metrics registry.
