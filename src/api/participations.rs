@@ -238,7 +238,7 @@ pub struct ParticipationsApi {
     pub users: UserAuthority,
     /// Per-user and per-IP limits (docs/design.md §16).
     pub limits: RateLimits,
-    /// Refused joins, counted per campaign (docs/design.md §18).
+    /// Refused joins, counted per campaign (docs/design.md §20).
     pub refusals: Arc<RefusalCounter>,
 }
 
