@@ -1,7 +1,9 @@
 //! Liveness and readiness. Ready means MySQL and Redis answer; Kafka (from the producers' live
 //! view), the relay's shard leadership and the consumers are reported in the body as typed
 //! values (the service keeps accepting participations while Kafka is down: that is the point of
-//! the outbox).
+//! the outbox). So is whether user identity is checked (`USER_AUTH`) and whether the address is
+//! reachable from other hosts: protected mode lets `USER_AUTH=none` through there when said out
+//! loud, and this is where an operator (and the console) sees it.
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use poem_openapi::{payload::Json, ApiResponse, Enum, Object, OpenApi};
 
 use super::Tag;
 use crate::{
+    config::Settings,
     consumer::{ConsumerHandle, ConsumerReport, ConsumerStatus},
     db::Db,
     gate::Gate,
@@ -45,6 +48,46 @@ pub struct Ready {
     pub relay: RelayHealth,
     /// The consumers running in this process (`CONSUMERS`; empty when none).
     pub consumers: Vec<ConsumerHealth>,
+    /// Whether user calls are checked, and whether other hosts can call them (not part of
+    /// `status`).
+    pub identity: IdentityHealth,
+}
+
+/// `USER_AUTH` in force: `none` (the `userId` of a request is trusted: a gateway in front
+/// authenticates users, or nobody does) or `jwt` (user calls carry a verified JWT). Unset counts
+/// as `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum UserAuth {
+    /// The `userId` of a request is trusted: any caller can act for any user.
+    None,
+    /// User calls carry a JWT, verified here.
+    Jwt,
+}
+
+/// Who user calls act for, and who can make them: `userAuth` `none` with `exposed` is identity
+/// off on an address other hosts reach (allowed when `USER_AUTH=none` is said out loud; safe only
+/// behind a gateway that authenticates users).
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct IdentityHealth {
+    pub user_auth: UserAuth,
+    /// `HTTP_ADDR` is not a loopback address: other hosts can call this service.
+    pub exposed: bool,
+}
+
+impl IdentityHealth {
+    /// As `settings` run the service.
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            user_auth: if settings.user_auth.mode.verifies() {
+                UserAuth::Jwt
+            } else {
+                UserAuth::None
+            },
+            exposed: settings.listens_beyond_loopback(),
+        }
+    }
 }
 
 /// Kafka as the producers see it: `CONNECTING` (no broker has answered since start, none was
@@ -252,6 +295,8 @@ pub struct HealthApi {
     pub components: Components,
     /// The consumers running in this process (`CONSUMERS`).
     pub consumers: Vec<ConsumerHandle>,
+    /// `USER_AUTH` and `HTTP_ADDR`, as reported.
+    pub identity: IdentityHealth,
 }
 
 #[OpenApi(prefix_path = "/health", tag = "Tag::Health")]
@@ -266,7 +311,8 @@ impl HealthApi {
 
     /// MySQL and Redis are reachable (503 otherwise). Kafka's live state, the relay's shard
     /// leadership and the consumers are reported, not required: wins are accepted while Kafka is
-    /// down.
+    /// down. So is user identity: `identity.userAuth` `none` means any caller can act for any
+    /// user (`exposed`: from other hosts too).
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self) -> ReadyResponse {
         let mysql = check(self.db.ping()).await;
@@ -279,6 +325,7 @@ impl HealthApi {
             kafka: (&self.components).into(),
             relay: (&self.components).into(),
             consumers: self.consumers.iter().map(Into::into).collect(),
+            identity: self.identity.clone(),
         };
         if ok {
             ReadyResponse::Ready(Json(body))

@@ -1,5 +1,9 @@
 //! `/api/v1/campaigns/{id}/participations`: join through the outbox path, and look a user's
 //! participation up.
+//!
+//! The reads follow `USER_AUTH` (docs/design.md §3): with `none` they are public, as the joins
+//! trust the `userId`; with `jwt` a user's participation is for that user (or an admin) only, and
+//! the list, which names every winner, for an admin only.
 
 use std::sync::Arc;
 
@@ -8,16 +12,17 @@ use poem::{web::Data, Request};
 use poem_openapi::{
     param::{Header, Path, Query},
     payload::Json,
-    ApiResponse, Enum, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi, SecurityScheme,
 };
 use uuid::Uuid;
 
 use super::{
+    auth::{bearer, AdminAuth, AdminTokens},
     error::ApiError,
     json_string::JsonString,
     rate_limit::RateLimits,
     request_span::ServerSpan,
-    user_auth::{UserAuthority, UserToken},
+    user_auth::{AdminOrUserToken, UserAuthority, UserToken},
     Tag,
 };
 use crate::{
@@ -135,6 +140,14 @@ pub struct ParticipationPage {
     pub next_cursor: Option<i64>,
 }
 
+/// An admin token, required when the service runs with `USER_AUTH=jwt`; nothing with `none`.
+#[derive(SecurityScheme)]
+pub enum AdminTokenUnderJwt {
+    AdminAuth(AdminAuth),
+    #[oai(fallback)]
+    NoToken,
+}
+
 #[derive(ApiResponse)]
 pub enum Joined {
     /// The win is committed; its event is in the outbox.
@@ -170,6 +183,32 @@ impl ParticipationsApi {
         self.users.authorize(http, user_id).inspect_err(|e| {
             self.metrics.participation_outcome(path, e.code().name());
         })
+    }
+
+    /// Who may read `user_id`'s participation: with `USER_AUTH=jwt`, an admin (named) or that
+    /// user; with `none`, anyone (as before: the joins trust the `userId` too).
+    fn reader(&self, http: &Request, user_id: i64) -> Result<(), ApiError> {
+        if !self.users.enabled() {
+            return Ok(());
+        }
+        // A user's JWT is no admin token: it is not a failed admin attempt either.
+        if let Some(admin) = self.admin.in_header(http)? {
+            tracing::info!(admin = %admin, "Admin call.");
+            return Ok(());
+        }
+        self.users.authorize(http, user_id)
+    }
+
+    /// Who may list a campaign's participations: with `USER_AUTH=jwt`, an admin only (the list
+    /// names every winner); with `none`, anyone.
+    fn lister(&self, http: &Request) -> Result<(), ApiError> {
+        if !self.users.enabled() {
+            return Ok(());
+        }
+        // As the admin API answers a call without a token: 401, not a failed attempt.
+        let presented = bearer(http).ok_or_else(ApiError::unauthorized)?;
+        self.admin.check(http, presented)?;
+        Ok(())
     }
 
     /// The caller's rate limits (docs/design.md §16), a refusal counted like any answer.
@@ -234,8 +273,10 @@ pub struct ParticipationsApi {
     pub campaigns: CampaignService,
     /// Counts each join's answer.
     pub metrics: Arc<Metrics>,
-    /// Who may join for a user (`USER_AUTH`).
+    /// Who may join for a user, and read a user's participation (`USER_AUTH`).
     pub users: UserAuthority,
+    /// Who may read every user's participations under `USER_AUTH=jwt`.
+    pub admin: AdminTokens,
     /// Per-user and per-IP limits (docs/design.md §16).
     pub limits: RateLimits,
     /// Refused joins, counted per campaign (docs/design.md §20).
@@ -315,6 +356,10 @@ impl ParticipationsApi {
     }
 
     /// A campaign's participations in commit order, a page at a time.
+    ///
+    /// Who may read it follows `USER_AUTH`. With `none`: anyone. With `jwt`: an admin only (an
+    /// admin token; no token, a user's JWT or any other: 401 UNAUTHORIZED, counted as a failed
+    /// admin attempt when a token was sent), since the list names every user who won.
     #[oai(path = "/:id/participations", method = "get")]
     async fn list(
         &self,
@@ -325,7 +370,10 @@ impl ParticipationsApi {
         /// `nextCursor` of the previous page.
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
+        _token: AdminTokenUnderJwt,
+        http: &Request,
     ) -> Result<Json<ParticipationPage>, ApiError> {
+        self.lister(http)?;
         if !self.campaigns.exists(id.0).await? {
             return Err(ApiError::campaign_not_found(id.0));
         }
@@ -347,12 +395,19 @@ impl ParticipationsApi {
     }
 
     /// A user's participation in a campaign.
+    ///
+    /// Who may read it follows `USER_AUTH`. With `none`: anyone. With `jwt`: that user (their
+    /// JWT) or an admin (an admin token); no token or an invalid one: 401 UNAUTHENTICATED;
+    /// another user's valid JWT: 403 USER_MISMATCH.
     #[oai(path = "/:id/participations/:userId", method = "get")]
     async fn find(
         &self,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
         #[oai(name = "userId", validator(minimum(value = "1")))] user_id: Path<i64>,
+        _token: AdminOrUserToken,
+        http: &Request,
     ) -> Result<Json<ParticipationDto>, ApiError> {
+        self.reader(http, user_id.0)?;
         let found = self
             .participations
             .find(id.0, user_id.0)

@@ -234,6 +234,7 @@ impl ApplicationBuilder {
             metrics: metrics.clone(),
             admin: crate::api::auth::AdminTokens::from_settings(&settings, metrics.clone()),
             users: crate::api::user_auth::UserAuthority::new(verifier),
+            identity: crate::api::health::IdentityHealth::of(&settings),
         }
         .into_apis();
         Ok(Application {

@@ -46,6 +46,8 @@ pub(super) struct Resources {
     pub refusals: Arc<RefusalCounter>,
     /// The live view's feeds (docs/design.md §20).
     pub live: LiveHub,
+    /// `USER_AUTH` and whether `HTTP_ADDR` is exposed, as `/health/ready` reports them.
+    pub identity: crate::api::health::IdentityHealth,
 }
 
 impl Resources {
@@ -58,6 +60,7 @@ impl Resources {
                 gate: self.gate,
                 components: self.components.clone(),
                 consumers: self.consumers,
+                identity: self.identity,
             },
             CampaignsApi {
                 campaigns: campaigns.clone(),
@@ -71,6 +74,7 @@ impl Resources {
                 campaigns: campaigns.clone(),
                 metrics: self.metrics.clone(),
                 users: self.users.clone(),
+                admin: self.admin.clone(),
                 limits: self.rate_limits.clone(),
                 refusals: self.refusals,
             },

@@ -45,3 +45,30 @@ async fn the_console_and_its_assets_are_served_with_a_strict_policy() {
         "no third party"
     );
 }
+
+#[tokio::test]
+async fn the_console_shows_when_user_identity_is_off_from_the_ready_body() {
+    // The page's badge is filled from `/health/ready`'s `identity` (a browser runs it in
+    // `scripts/console-check.sh`); here, that the two sides name the same things.
+    let app = spawn_app().await;
+    let page = app.get("/console").await;
+    let html = page.body.as_str().unwrap_or_default();
+    assert!(
+        html.contains(r#"id="identity""#),
+        "the badge is on the page"
+    );
+    let script = app.get("/console/console.js").await;
+    let script = script.body.as_str().unwrap_or_default();
+    for needle in [
+        "'/health/ready'",
+        ".identity",
+        "userAuth",
+        "exposed",
+        "$('identity')",
+    ] {
+        assert!(script.contains(needle), "the script reads {needle}");
+    }
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.body["identity"]["userAuth"], "none", "{ready:?}");
+    assert_eq!(ready.body["identity"]["exposed"], false, "{ready:?}");
+}

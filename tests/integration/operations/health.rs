@@ -1,5 +1,6 @@
-//! `/health/ready` reports Kafka's live state (from the producers), the relay's shard leadership
-//! and the consumers as typed values, while readiness itself stays MySQL + Redis only.
+//! `/health/ready` reports Kafka's live state (from the producers), the relay's shard leadership,
+//! the consumers and whether user identity is checked as typed values, while readiness itself
+//! stays MySQL + Redis only.
 
 use std::time::Duration;
 
@@ -181,4 +182,20 @@ async fn ready_reports_a_disabled_relay() {
         "{body}"
     );
     app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn ready_reports_whether_user_identity_is_checked() {
+    // Loopback, USER_AUTH unset: identity off, which only this host can use.
+    let app = spawn_app().await;
+    assert_eq!(
+        ready(&app).await["identity"],
+        serde_json::json!({"userAuth": "none", "exposed": false})
+    );
+    let app = spawn_app_with(crate::jwt::with_jwt(test_settings().await)).await;
+    assert_eq!(
+        ready(&app).await["identity"],
+        serde_json::json!({"userAuth": "jwt", "exposed": false})
+    );
+    // An address other hosts reach: tests/integration/operations/protected_mode.rs (the binary).
 }

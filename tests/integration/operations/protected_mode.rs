@@ -1,7 +1,8 @@
 //! Protected mode (docs/design.md §17) as the real binary applies it: `serve` on an address other
 //! hosts can reach refuses to start until `USER_AUTH` is said out loud and `ADMISSION_SECRET` is
 //! set, naming the variable and the fix; `migrate` (which listens on nothing) is not held to it;
-//! and `USER_AUTH=none` said out loud starts, with a WARN.
+//! and `USER_AUTH=none` said out loud starts, with a WARN and `/health/ready` saying identity is
+//! off.
 
 use std::{process::Stdio, time::Duration};
 
@@ -55,7 +56,7 @@ async fn migrate_listens_on_nothing_and_is_not_held_to_it() {
 }
 
 #[tokio::test]
-async fn user_auth_none_said_out_loud_starts_with_a_warning() {
+async fn user_auth_none_said_out_loud_starts_with_a_warning_and_ready_says_identity_is_off() {
     let (broker, db_url, prefix) = fixture().await;
     let redis_url = crate::spawn::redis_url();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firstcome"))
@@ -110,9 +111,16 @@ async fn user_auth_none_said_out_loud_starts_with_a_warning() {
         "{message}"
     );
 
-    let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
+    let ready: Value = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
         .await
-        .expect("an answer");
-    assert_eq!(ready.status(), 200);
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        ready["identity"],
+        json!({"userAuth": "none", "exposed": true}),
+        "{ready}"
+    );
     child.kill().await.ok();
 }
