@@ -40,7 +40,7 @@ for run in $(seq 1 "$RUNS"); do
         "$ROOT/scripts/bench.sh" >"$dir.log" 2>&1 || true ;;
       hs256) USER_AUTH=jwt JWT_ALGORITHM=HS256 JWT_SECRET=$secret TOKENS_FILE=$RESULTS/tokens-hs256.txt \
         RESULTS_DIR="$dir" "$ROOT/scripts/bench.sh" >"$dir.log" 2>&1 || true ;;
-      es256) USER_AUTH=jwt JWT_ALGORITHM=ES256 JWT_JWKS_FILE=$RESULTS/jwks.json \
+      es256) USER_AUTH=jwt JWT_ALGORITHM=ES256 JWT_JWKS_FILE=$RESULTS/jwks.json JWT_AUDIENCE=firstcome-bench \
         TOKENS_FILE=$RESULTS/tokens-es256.txt RESULTS_DIR="$dir" "$ROOT/scripts/bench.sh" >"$dir.log" 2>&1 || true ;;
       *) log "unknown mode $mode (MODES: none none-sent hs256 es256)"; exit 2 ;;
     esac

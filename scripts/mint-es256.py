@@ -17,6 +17,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+# The audience the service is started with (a JWKS requires JWT_AUDIENCE: docs/design.md §17).
+AUDIENCE = "firstcome-bench"
+
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -35,7 +38,7 @@ def main(jwks_path: str, first: int, count: int, ttl: int) -> None:
     expires = int(time.time()) + ttl
     lines = []
     for user in range(first, first + count):
-        claims = b64(json.dumps({"sub": str(user), "exp": expires}).encode())
+        claims = b64(json.dumps({"sub": str(user), "exp": expires, "aud": AUDIENCE}).encode())
         signing_input = f"{header}.{claims}".encode()
         r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
         signature = b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))

@@ -74,7 +74,9 @@ fn openapi_service<T: OpenApi>(apis: T) -> OpenApiService<T, ()> {
          `{\"code\", \"message\"}` with a stable code. Admin calls need an admin token \
          (`Authorization: Bearer <token>`, scheme AdminAuth); calls that act for a user (join, \
          confirm, cancel, rewards) need that user's JWT (scheme UserJwt) when the service runs \
-         with `USER_AUTH=jwt`, and nothing with `USER_AUTH=none`. Every response carries \
+         with `USER_AUTH=jwt`, and nothing with `USER_AUTH=none`; with `jwt` a user's \
+         participation is read with that user's JWT or an admin token, and a campaign's list of \
+         participations with an admin token. Every response carries \
          `x-request-id` (the request's own when it is 1-128 characters of `[A-Za-z0-9-_.:+/=@]`, \
          generated otherwise). A W3C `traceparent` on a request is continued \
          by the service's own span, whose context the resulting Kafka event carries.",

@@ -32,8 +32,8 @@ pub enum UserToken {
     NoToken,
 }
 
-/// An admin token (a refund), a user's JWT, or nothing when the service runs with
-/// `USER_AUTH=none`.
+/// An admin token (a refund; a read of any user's win), a user's JWT, or nothing when the
+/// service runs with `USER_AUTH=none`.
 #[derive(SecurityScheme)]
 pub enum AdminOrUserToken {
     AdminAuth(AdminAuth),
