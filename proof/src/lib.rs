@@ -47,6 +47,7 @@
 pub mod check;
 pub mod event;
 pub mod final_state;
+pub mod harness;
 pub mod history;
 pub mod model;
 pub mod report;

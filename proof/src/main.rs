@@ -1,6 +1,6 @@
-//! `firstcome-proof`: `check HISTORY FINAL` judges recorded files; `run` (the harness that records
-//! them under faults) is not built yet and says so. Exit status: 0 clean, 1 anomalies, 2 the
-//! input could not be read or the command is not available.
+//! `firstcome-proof`: `run` records a sale under faults and checks it; `check HISTORY FINAL`
+//! judges recorded files; `broker` (hidden) is the Kafka broker process `run` starts. Exit
+//! status: 0 clean, 1 anomalies, 2 the run or the input failed.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use firstcome_proof::check::{self, Options};
+use firstcome_proof::harness::{self, RunOptions};
 use firstcome_proof::model::ModelParams;
 use firstcome_proof::{final_state, history};
 
@@ -53,10 +54,16 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         details: usize,
     },
-    /// Run a workload with faults against the service, then check it (not built yet).
-    Run {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
+    /// Run a workload with faults against two instances of the service, then check it.
+    Run(Box<RunOptions>),
+    /// The Kafka broker of a run (librdkafka's mock cluster): prints its bootstrap address,
+    /// takes `down` / `up` on stdin, exits when stdin closes.
+    #[command(hide = true)]
+    Broker {
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
     },
 }
 
@@ -72,13 +79,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { .. } => {
-            eprintln!(
-                "firstcome-proof run: the harness (clients, nemesis, final-state capture) is not built yet \
-                 (issue 38). Record a history and a final state by other means and use \
-                 `firstcome-proof check HISTORY FINAL`."
-            );
-            Ok(ExitCode::from(2))
+        Command::Run(opts) => harness::run(*opts),
+        Command::Broker { partitions, topics } => {
+            harness::broker::serve(partitions, &topics)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Check {
             history,

@@ -1,4 +1,5 @@
-//! The binary: `check` reads the two files and exits 0 or 1; `run` says it is not built.
+//! The binary: `check` reads the two files and exits 0 or 1; `run` refuses bad options before
+//! starting anything.
 
 mod support;
 
@@ -65,13 +66,31 @@ fn check_exits_0_on_a_clean_history_and_1_on_an_anomaly() {
 }
 
 #[test]
-fn run_is_not_built_yet_and_says_so() {
+fn run_without_a_service_binary_exits_2_before_starting_anything() {
     let out = Command::new(BIN)
-        .args(["run", "--duration", "30s"])
+        .args(["run", "--service-bin", "/nonexistent/firstcome"])
+        .args(["--database-url", "mysql://u:p@127.0.0.1:1"])
+        .args(["--out"])
+        .arg(std::env::temp_dir().join(format!("firstcome-proof-nobin-{}", std::process::id())))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no service binary"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn run_refuses_an_unknown_fault_kind() {
+    let out = Command::new(BIN)
+        .args(["run", "--faults", "kill,meteor"])
+        .args(["--database-url", "mysql://u:p@127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("meteor"));
 }
 
 #[test]
