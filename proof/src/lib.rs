@@ -43,6 +43,14 @@
 //! every `ok` must be in the order as answered, every `fail` justified at a prefix real time
 //! allows, every `info` in it at most once, and nothing in it uninvoked. Relaxations (the
 //! sold-out memo) are parameters, counted apart. The verdict is a [`report::Report`].
+//!
+//! # The harness
+//!
+//! [`harness`] records such a history: `firstcome-proof run` starts two instances of the real
+//! `firstcome` binary, the run's own Redis, a mock Kafka broker in a child process and a TCP
+//! proxy in front of MySQL; runs seeded clients and a nemesis that injects every fault kind;
+//! settles; takes the final state; and checks both files (`scripts/proof.sh` runs it with
+//! defaults). It reaches the service only over HTTP and by signals.
 
 pub mod check;
 pub mod event;
