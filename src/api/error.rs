@@ -42,6 +42,7 @@ pub enum ErrorCode {
     StockInUse,
     IdempotencyKeyReused,
     PayloadTooLarge,
+    RequestTimeout,
     RateLimited,
     ServiceBusy,
     DependencyUnavailable,
@@ -377,6 +378,28 @@ fn answer(err: poem::Error) -> Response {
         _ => ApiError::internal(&err),
     };
     api.into_response()
+}
+
+/// 408 REQUEST_TIMEOUT: the request's body did not arrive within the request deadline (a slow or
+/// stalled client, not a dependency). The connection is closed after it: the rest of the body
+/// may still be on its way.
+pub fn request_timeout(deadline: std::time::Duration) -> Response {
+    let mut res = json_response(
+        StatusCode::REQUEST_TIMEOUT,
+        &body(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} ms",
+                deadline.as_millis()
+            ),
+        )
+        .0,
+    );
+    res.headers_mut().insert(
+        poem::http::header::CONNECTION,
+        poem::http::HeaderValue::from_static("close"),
+    );
+    res
 }
 
 fn json_response(status: StatusCode, body: &ErrorBody) -> Response {

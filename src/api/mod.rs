@@ -147,23 +147,24 @@ async fn guard<E: Endpoint>(
     if declared.is_some_and(|len| len > limits.body_bytes) {
         return Ok(ApiError::payload_too_large(limits.body_bytes).into_response());
     }
-    // One deadline for reading the body and answering: a client trickling its body holds the
-    // request no longer than a slow dependency would (docs/design.md §17).
-    let answer = async {
-        // Bodies without Content-Length (chunked) are read up to the limit before parsing.
-        if declared.is_none() {
-            match req.take_body().into_bytes_limit(limits.body_bytes).await {
-                Ok(bytes) => req.set_body(bytes),
-                Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-                    return Ok(ApiError::payload_too_large(limits.body_bytes).into_response())
-                }
-                Err(e) => return Err(e.into()),
-            }
+    // One deadline for reading the body and answering (docs/design.md §17). The body (at most
+    // HTTP_BODY_LIMIT_BYTES) is read whole first, so a client trickling it is told so (408) and
+    // not mistaken for a slow dependency, which would log an ERROR per slow client.
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
+    let body = req.take_body().into_bytes_limit(limits.body_bytes);
+    match tokio::time::timeout_at(deadline, body).await {
+        Ok(Ok(bytes)) => req.set_body(bytes),
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {
+            return Ok(ApiError::payload_too_large(limits.body_bytes).into_response())
         }
-        ep.call(req).await.map(IntoResponse::into_response)
-    };
-    match tokio::time::timeout(limits.request_timeout, answer).await {
-        Ok(result) => result,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => {
+            tracing::debug!(timeout = ?limits.request_timeout, "A request body did not arrive within the request deadline.");
+            return Ok(error::request_timeout(limits.request_timeout));
+        }
+    }
+    match tokio::time::timeout_at(deadline, ep.call(req)).await {
+        Ok(result) => result.map(IntoResponse::into_response),
         Err(_) => {
             let cause = std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out");
             Ok(ApiError::dependency("a dependency", &cause).into_response())
