@@ -2,17 +2,14 @@
 //! stand in front (against the real per-IP limiter on Redis), failed admin attempts limited and
 //! logged without the token, a limiter without Redis counted, and CORS for a shop's own pages.
 
-use std::{
-    io::{BufRead, BufReader},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use firstcome::config::{cidr::Cidr, Settings};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::{
-    binary::{fixture, run_firstcome, start_with},
+    binary::{collect_lines, fixture, run_firstcome, start_with},
+    operations::metrics::exposition::{scrape, scrape_url, sum},
     proxy::Proxy,
     spawn::{spawn_app_with, test_settings, TestApp},
 };
@@ -168,16 +165,7 @@ async fn failed_admin_attempts_are_limited_per_client_and_logged_without_the_tok
         ("LOG_FORMAT", Some("json")),
     ];
     let mut service = start_with(&db_url, &prefix, broker.bootstrap_servers(), &env, true).await;
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stdout = service.child.stdout.take().expect("piped stdout");
-    let reader = {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                lines.lock().expect("lines").push(line);
-            }
-        })
-    };
+    let lines = collect_lines(&mut service.child);
     let client = reqwest::Client::new();
     let call = |token: String| {
         client
@@ -198,26 +186,12 @@ async fn failed_admin_attempts_are_limited_per_client_and_logged_without_the_tok
         .parse()
         .expect("seconds");
     assert!((1..=60).contains(&wait), "{wait}");
-    let metrics = client
-        .get(format!("{}/metrics", service.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("firstcome_admin_auth_failures_total 4"),
-        "{}",
-        metrics
-            .lines()
-            .filter(|l| l.contains("admin_auth"))
-            .collect::<Vec<_>>()
-            .join("\n")
+    let samples = scrape_url(&client, &format!("{}/metrics", service.base)).await;
+    assert_eq!(
+        sum(&samples, "firstcome_admin_auth_failures_total", &[]),
+        4.0
     );
-    let _ = service.child.kill();
-    let _ = service.child.wait();
-    reader.join().expect("the reader");
+    // Each failure's log line was written before its answer was sent.
     let log = lines.lock().expect("lines").join("\n");
     let failures = log
         .lines()
@@ -270,20 +244,11 @@ async fn a_limiter_that_cannot_reach_redis_lets_calls_through_and_counts_them() 
         let reply = app.get("/api/v1/campaigns").await;
         assert_eq!(reply.status, 200, "let through without Redis: {reply:?}");
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let counted: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("firstcome_rate_limit_unavailable_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("the counter is exported");
+    let counted = sum(
+        &scrape(&app).await,
+        "firstcome_rate_limit_unavailable_total",
+        &[],
+    );
     assert!(counted >= 3.0, "{counted}");
     proxy.resume();
 }

@@ -4,6 +4,7 @@
 //! dropped.
 
 use std::{
+    io::BufRead,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -261,4 +262,27 @@ pub async fn join_wave(
         }
     }
     (wins, refused)
+}
+
+/// Collects a child's stdout lines on a thread of its own (a pipe must be read, or the child
+/// blocks when it fills); with `TEST_LOG=1` they are also copied to the test's stderr.
+pub fn collect_lines(
+    child: &mut std::process::Child,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let echo = std::env::var_os("TEST_LOG").is_some();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if echo {
+                eprintln!("{line}");
+            }
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    lines
 }

@@ -1,34 +1,16 @@
-//! The shutdown tests' child processes seen from the test: their stdout lines collected and
-//! searched, signals sent to them, and the broker process started and its address read.
+//! The shutdown tests' child processes seen from the test: their stdout lines (collected by
+//! `binary::collect_lines`) searched, signals sent to them, and the broker process started and its address read.
 
 use std::{
-    io::{BufRead, BufReader},
     process::Command,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+pub use crate::binary::collect_lines;
 use crate::{consumer_helpers::ChildProcess, wait::wait_until};
 
 use super::child_test;
-
-/// Collects a child's stdout lines on a thread of its own (a pipe must be read, or the child
-/// blocks when it fills); with `TEST_LOG=1` they are also copied to the test's stderr.
-pub fn collect_lines(child: &mut std::process::Child) -> Arc<Mutex<Vec<String>>> {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let echo = std::env::var_os("TEST_LOG").is_some();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if echo {
-                eprintln!("{line}");
-            }
-            sink.lock().expect("lines").push(line);
-        }
-    });
-    lines
-}
 
 pub fn count_lines(lines: &Mutex<Vec<String>>, pattern: &str) -> usize {
     lines
