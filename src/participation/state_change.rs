@@ -103,7 +103,7 @@ pub async fn close(
     expect_one(res.rows_affected(), win.id)?;
     txn.execute_raw(stmt(
         "UPDATE campaign SET remaining_stock = remaining_stock + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
-        vec![win.quantity.into(), win.campaign_id.into()],
+        vec![returned_units(win.quantity).into(), win.campaign_id.into()],
     ))
     .await?;
     txn.execute_raw(stmt(
@@ -113,6 +113,17 @@ pub async fn close(
     ))
     .await?;
     Ok(())
+}
+
+/// The units a return gives back to MySQL: the win's quantity (twice it only under the proof
+/// run's planted bug, `startup::planted`, in a `test-hooks` build).
+fn returned_units(quantity: i32) -> i32 {
+    #[cfg(feature = "test-hooks")]
+    if crate::startup::planted::planted() == Some(crate::startup::planted::PlantedBug::ReturnTwice)
+    {
+        return quantity * 2;
+    }
+    quantity
 }
 
 /// The row was locked in the state the guard names; anything else is a bug worth an error.

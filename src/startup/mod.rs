@@ -29,6 +29,8 @@ use crate::live::{LiveHub, LiveSource};
 
 mod consumers;
 mod kafka;
+#[cfg(feature = "test-hooks")]
+pub mod planted;
 mod resources;
 mod services;
 #[cfg(feature = "test-hooks")]
