@@ -159,69 +159,19 @@ impl CampaignControls {
     /// ended one) answers the campaign and writes nothing.
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, control = ?req.control, admin = %req.admin))]
     pub async fn apply(&self, req: ControlRequest) -> Result<CampaignWithCount, ControlError> {
-        let ControlRequest {
-            campaign_id,
-            control,
-            admin,
-            idempotency_key,
-            traceparent,
-        } = req;
-        let admin = admin.as_str();
-        let now = crate::db::time::precision(Utc::now());
-        let txn = self.db.begin().await?;
-        let locked = store::lock(&txn, campaign_id)
-            .await?
-            .ok_or(ControlError::NotFound(campaign_id))?;
-        let replayed = match &idempotency_key {
-            Some(key) => store::by_key(&txn, campaign_id, key).await?,
-            None => None,
+        let control = req.control;
+        let campaign_id = req.campaign_id;
+        let committed = match self.commit(req).await? {
+            Committed::Replayed => return self.current(campaign_id).await,
+            Committed::Applied(committed) => committed,
         };
-        let decision = match replayed {
-            // A retry of a control that was applied (its answer may have been lost).
-            Some((kind, delta)) if (kind.as_str(), delta) == control.recorded() => Decision::Keep,
-            Some((kind, _)) => return Err(ControlError::KeyReused { kind }),
-            None => decide(&locked, control, now)?,
-        };
-        let (change, kind, delta) = match decision {
-            Decision::Keep => {
-                txn.rollback().await?;
-                return self.current(campaign_id).await;
-            }
-            Decision::Change(change, kind, delta) => (change, kind, delta),
-        };
-        let seq = locked.control_seq + 1;
-        store::change(&txn, campaign_id, seq, change).await?;
-        let moved = delta.unwrap_or(0);
-        let event = CampaignChanged {
-            event_id: Uuid::now_v7(),
-            event_type: kind.event_type().into(),
-            occurred_at: now,
-            campaign_id,
-            control_seq: seq,
-            changed_by: admin.into(),
+        let ControlCommit {
+            seq,
+            kind,
             delta,
-            total_stock: locked.total_stock + moved,
-            remaining_stock: locked.remaining_stock + moved,
-        };
-        store::record(
-            &txn,
-            &ControlRow {
-                campaign_id,
-                seq,
-                kind: kind.as_str(),
-                delta,
-                total_stock: event.total_stock,
-                remaining_stock: event.remaining_stock,
-                admin: admin.into(),
-                event_id: event.event_id.to_string(),
-                idempotency_key,
-                at: now,
-            },
-        )
-        .await?;
-        let row = NewOutboxEvent::campaign(&event, &self.topic, traceparent.as_deref());
-        table::insert(&txn, &[row]).await?;
-        txn.commit().await?;
+            admin,
+            answer,
+        } = *committed;
         self.relay_wakeup.notify_one();
         self.metrics
             .campaign_controls
@@ -240,13 +190,94 @@ impl CampaignControls {
 
         #[cfg(feature = "test-hooks")]
         crate::startup::testing::CrashPoint::BeforeGateControl.reached();
-        let campaign = self.current(campaign_id).await?;
-        self.to_gate(campaign_id, seq, gate_control(kind, moved), &campaign)
+        // The cache and the gate take the campaign as it is now (a later control may have
+        // committed since); the answer is the campaign as this control left it.
+        let latest = self.current(campaign_id).await?;
+        let moved = delta.unwrap_or(0);
+        self.to_gate(campaign_id, seq, gate_control(kind, moved), &latest)
             .await;
         if matches!(control, Control::Stock(1..) | Control::Resume) {
             self.sold_out.forget(campaign_id);
         }
-        Ok(campaign)
+        Ok(answer)
+    }
+
+    /// The control's transaction: the campaign row locked, the decision, the change, the audit
+    /// row and the outbox event, and the campaign read back before the commit — so the answer
+    /// is this control's result (its `controlCount` its own number), never a later one's.
+    async fn commit(&self, req: ControlRequest) -> Result<Committed, ControlError> {
+        let ControlRequest {
+            campaign_id,
+            control,
+            admin,
+            idempotency_key,
+            traceparent,
+        } = req;
+        let now = crate::db::time::precision(Utc::now());
+        let txn = self.db.begin().await?;
+        let locked = store::lock(&txn, campaign_id)
+            .await?
+            .ok_or(ControlError::NotFound(campaign_id))?;
+        let replayed = match &idempotency_key {
+            Some(key) => store::by_key(&txn, campaign_id, key).await?,
+            None => None,
+        };
+        let decision = match replayed {
+            // A retry of a control that was applied (its answer may have been lost).
+            Some((kind, delta)) if (kind.as_str(), delta) == control.recorded() => Decision::Keep,
+            Some((kind, _)) => return Err(ControlError::KeyReused { kind }),
+            None => decide(&locked, control, now)?,
+        };
+        let (change, kind, delta) = match decision {
+            Decision::Keep => {
+                txn.rollback().await?;
+                return Ok(Committed::Replayed);
+            }
+            Decision::Change(change, kind, delta) => (change, kind, delta),
+        };
+        let seq = locked.control_seq + 1;
+        store::change(&txn, campaign_id, seq, change).await?;
+        let moved = delta.unwrap_or(0);
+        let event = CampaignChanged {
+            event_id: Uuid::now_v7(),
+            event_type: kind.event_type().into(),
+            occurred_at: now,
+            campaign_id,
+            control_seq: seq,
+            changed_by: admin.as_str().into(),
+            delta,
+            total_stock: locked.total_stock + moved,
+            remaining_stock: locked.remaining_stock + moved,
+        };
+        store::record(
+            &txn,
+            &ControlRow {
+                campaign_id,
+                seq,
+                kind: kind.as_str(),
+                delta,
+                total_stock: event.total_stock,
+                remaining_stock: event.remaining_stock,
+                admin: admin.as_str().into(),
+                event_id: event.event_id.to_string(),
+                idempotency_key,
+                at: now,
+            },
+        )
+        .await?;
+        let row = NewOutboxEvent::campaign(&event, &self.topic, traceparent.as_deref());
+        table::insert(&txn, &[row]).await?;
+        let answer = repo::find(&txn, campaign_id)
+            .await?
+            .ok_or(ControlError::NotFound(campaign_id))?;
+        txn.commit().await?;
+        Ok(Committed::Applied(Box::new(ControlCommit {
+            seq,
+            kind,
+            delta,
+            admin: admin.as_str().to_string(),
+            answer,
+        })))
     }
 
     /// Up to `limit` of the campaign's controls after number `after`, oldest first; `None` when
@@ -411,6 +442,22 @@ fn gate_control(kind: ControlKind, delta: i64) -> GateControl {
         ControlKind::Resumed => GateControl::Resume,
         ControlKind::Closed => GateControl::Close,
     }
+}
+
+/// What a control's transaction did.
+enum Committed {
+    /// A retry of a control already applied (same idempotency key and request): nothing written.
+    Replayed,
+    Applied(Box<ControlCommit>),
+}
+
+/// A control committed: its number, kind and delta, who applied it, and the campaign as it left it.
+struct ControlCommit {
+    seq: i64,
+    kind: ControlKind,
+    delta: Option<i64>,
+    admin: String,
+    answer: CampaignWithCount,
 }
 
 #[cfg(test)]

@@ -462,3 +462,43 @@ async fn a_control_retried_with_its_idempotency_key_is_applied_once() {
         (400, "VALIDATION_FAILED")
     );
 }
+
+/// Found by the proof run (issue 38): a control's answer was read after its commit, so a
+/// control committed just after it showed through (`controlCount` one ahead, the totals of
+/// both). Concurrent stock changes on two instances, each of its own size: every answer's
+/// `controlCount` names the audit row of its own change, and its totals are that row's.
+#[tokio::test]
+async fn each_controls_answer_is_the_campaign_as_that_control_left_it() {
+    let (a, b) = crate::spawn::two_instances().await;
+    let campaign = a.open_campaign(1_000, 1).await;
+    let deltas: Vec<i64> = (1..=24).collect();
+    let answers = futures::future::join_all(deltas.iter().map(|&delta| {
+        let app = if delta % 2 == 0 { a.clone() } else { b.clone() };
+        async move {
+            let body = changes(
+                &app,
+                campaign,
+                "stock",
+                json!({ "delta": delta }),
+                ADMIN_TOKEN,
+            )
+            .await;
+            (delta, body)
+        }
+    }))
+    .await;
+    let trail = read_trail(&a, campaign, 100).await;
+    for (delta, answer) in answers {
+        let seq = answer["controlCount"].as_i64().expect("controlCount");
+        let row = trail
+            .iter()
+            .find(|row| row["seq"].as_i64() == Some(seq))
+            .unwrap_or_else(|| panic!("no control {seq} in the trail"));
+        assert_eq!(
+            row["delta"].as_i64(),
+            Some(delta),
+            "answer {answer} names control {row}"
+        );
+        assert_eq!(answer["totalStock"], row["totalStock"], "{answer} vs {row}");
+    }
+}
