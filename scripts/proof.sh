@@ -3,6 +3,8 @@
 # workload and every fault kind, then the checker on the recorded history and final state.
 #
 #   scripts/proof.sh [run options...]     e.g. scripts/proof.sh --seed 7 --duration 120
+#   scripts/proof.sh --planted-bug return-twice     a service with a bug planted (startup::planted):
+#                                                   the run must exit 1 with anomalies
 #
 # Builds the service and firstcome-proof in the debug profile: the test suite builds the same
 # debug artefacts (dependencies at opt-level 1), so this usually compiles only what changed,
@@ -27,7 +29,9 @@ command -v redis-server >/dev/null 2>&1 ||
   { say "redis-server is missing (scripts/services.sh install installs it)"; exit 2; }
 
 say "building the service and firstcome-proof (debug)"
-cargo build --bin firstcome
+# test-hooks: what `cargo test` builds too (so nothing recompiles), and what --planted-bug needs;
+# its hooks are inert unless a test or FIRSTCOME_PLANTED_BUG arms them.
+cargo build --bin firstcome --features test-hooks
 cargo build -p firstcome-proof
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then

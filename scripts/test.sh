@@ -7,7 +7,11 @@
 #   2. scripts/api-check.sh (the OpenAPI and AsyncAPI documents checked by standard validators, a
 #      generated client driven through a short scenario against the running service);
 #   3. scripts/console-check.sh (the live console in Debian's Chromium during a k6 burst; its
-#      screenshots go to target/console-check/, docs/console.png is one of them, committed).
+#      screenshots go to target/console-check/, docs/console.png is one of them, committed);
+#   4. the proof run against a service with a bug planted (scripts/proof.sh --planted-bug
+#      return-twice, docs/design.md §18): two instances, every fault kind, then the checker,
+#      which must exit 1 and find the oversell. A checker is believed once it has failed a
+#      service known to be wrong.
 # The machine's own MariaDB and Redis, if any, are never touched. Extra arguments go to
 # `cargo test` and skip steps 2 and 3, e.g. `scripts/test.sh exactly_n` runs the tests whose names
 # contain "exactly_n".
@@ -24,4 +28,5 @@ cargo test --workspace --locked "$@"
 if [ $# -eq 0 ]; then
   ./scripts/api-check.sh
   ./scripts/console-check.sh target/console-check/console.png
+  ./scripts/proof-planted.sh
 fi

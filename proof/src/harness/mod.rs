@@ -121,6 +121,10 @@ pub struct RunOptions {
     /// The instances' CONSUMER_GROUP_PROTOCOL (`consumer`: the mock broker's fast path).
     #[arg(long, default_value = "consumer")]
     pub group_protocol: String,
+    /// A bug to plant in the instances (`FIRSTCOME_PLANTED_BUG`, e.g. `return-twice`): the run
+    /// must then find anomalies. Needs a service built with the `test-hooks` feature.
+    #[arg(long)]
+    pub planted_bug: Option<String>,
     /// How long settling may take, s.
     #[arg(long, default_value_t = 90)]
     pub settle_timeout: u64,
@@ -275,6 +279,7 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
         ),
         sold_out_memo_ms: opts.sold_out_memo_ms,
         group_protocol: opts.group_protocol.clone(),
+        planted_bug: opts.planted_bug.clone(),
         log_dir: out.clone(),
     };
     let http = reqwest::Client::builder()

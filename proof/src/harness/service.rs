@@ -24,6 +24,8 @@ pub struct ServiceEnv {
     pub admission_secret: String,
     pub sold_out_memo_ms: u64,
     pub group_protocol: String,
+    /// `FIRSTCOME_PLANTED_BUG` of every instance (a `test-hooks` build only).
+    pub planted_bug: Option<String>,
     pub log_dir: PathBuf,
 }
 
@@ -111,6 +113,11 @@ impl Instance {
                 .env("CONSUMER_GROUP_PROTOCOL", &e.group_protocol)
                 .env("SHUTDOWN_TIMEOUT_MS", "5000")
                 .env("RUST_LOG", "warn")
+                .envs(
+                    e.planted_bug
+                        .iter()
+                        .map(|bug| ("FIRSTCOME_PLANTED_BUG", bug)),
+                )
                 .stdin(Stdio::null())
                 .stdout(out.try_clone()?)
                 .stderr(out),
