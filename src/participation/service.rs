@@ -1,8 +1,9 @@
 //! The outbox participation path, top to bottom (docs/design.md §2.6, §6):
-//! 1. admission: the campaign checks (`admission.rs`), the sold-out memo, the Redis gate's
-//!    reservation (rebuilding the campaign's keys when they are missing), or the answer for a
-//!    user who already won;
-//! 2. then, in a task a hang-up cannot cut, settlement: the win is written through its
+//! 1. admission: the campaign checks (`admission.rs`), the sold-out memo, then, in a task
+//!    neither a hang-up nor the request deadline can cut, the Redis gate's reservation
+//!    (rebuilding the campaign's keys when they are missing), or the answer for a user who
+//!    already won;
+//! 2. then, in that same task, settlement: the win is written through its
 //!    campaign's group commit (`batcher.rs`, `transaction.rs`); a commit wakes the relay, any
 //!    failure gives the reservation back in Redis (compensation), and a commit whose answer was
 //!    lost is resolved by asking MySQL whether the win is there.
@@ -116,6 +117,26 @@ impl ParticipationService {
         if self.sold_out.refuses(campaign.id, req.entry.user_id) {
             return Err(JoinError::SoldOut);
         }
+        // From the gate on, the work runs in its own task. A request cut off (its client hangs
+        // up, or its deadline passes) drops this future, and a reservation Redis makes must still
+        // be committed or given back: dropped while the gate's answer was on its way, the
+        // reservation would keep its units out of the sale until the reconciler gives them back
+        // (`RESERVATION_TIMEOUT_MS`), and joins would be refused SOLD_OUT meanwhile although
+        // MySQL has the units (an instance resumed after a SIGSTOP, serving the requests its
+        // clients gave up on, did exactly that).
+        let this = self.clone();
+        detached(async move { this.gate_and_settle(req, pass, campaign, now).await }).await
+    }
+
+    /// The gate's decision, then, past it, the win's settlement: committed, or the reservation
+    /// given back. Runs in a task of its own ([`detached`]).
+    async fn gate_and_settle(
+        &self,
+        req: JoinRequest,
+        pass: Option<AdmissionPass>,
+        campaign: Arc<Campaign>,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, JoinError> {
         let sequence = match self.reserve(&campaign, &req, pass.as_ref(), now).await? {
             Decision::Reserved { sequence } => sequence,
             Decision::TokenInvalid => return Err(self.refused(AdmissionRefusal::Invalid)),
@@ -146,15 +167,8 @@ impl ParticipationService {
                 })
             }
         };
-
-        // Past the gate, the work runs in its own task: a client that hangs up drops this future,
-        // and the reservation must still be either committed or released.
-        let this = self.clone();
-        detached(async move {
-            this.commit_or_compensate(req, pass, sequence, &campaign)
-                .await
-        })
-        .await
+        self.commit_or_compensate(req, pass, sequence, &campaign)
+            .await
     }
 
     /// The admission a join of a campaign with a waiting room carries, its signature checked

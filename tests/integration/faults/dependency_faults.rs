@@ -420,3 +420,61 @@ async fn a_campaign_created_while_redis_hangs_is_not_served_from_stale_keys() {
     app.assert_outbox_matches_participations().await;
     app.assert_no_drift(campaign).await;
 }
+
+/// A join cut off while its reservation is on its way to Redis (here its request deadline
+/// passes while Redis is slow to answer; a client hanging up does the same) must still settle
+/// that reservation: commit the win or give the units back. Left open, the units stay out of
+/// the gate until the reconciler gives them back (`RESERVATION_TIMEOUT_MS`), and the gate
+/// refuses joins SOLD_OUT meanwhile although MySQL has the units: the proof run's unjustified
+/// refusals after an instance resumed from a SIGSTOP served the requests its clients had
+/// given up on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_cut_off_while_its_reservation_is_in_flight_still_settles_it() {
+    let proxy = Proxy::start(redis_addr().await).await;
+    let mut settings = test_settings().await;
+    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+    settings.http.request_timeout = Duration::from_secs(1);
+    // Redis answers within its deadline: only the request is cut off.
+    settings.redis.timeout = Duration::from_secs(8);
+    // The reconciler would give the units back after this: far past the test.
+    settings.redis.reservation_timeout = Duration::from_secs(600);
+    let app = spawn_app_with(settings).await;
+    let campaign = app.open_campaign(2, 1).await;
+    assert_eq!(
+        app.join(campaign, 1, 1).await.status,
+        201,
+        "the gate is loaded"
+    );
+
+    // The reservation's script waits in the proxy while the request's deadline passes.
+    proxy.black_hole();
+    let cut = app.join(campaign, 2, 1).await;
+    assert_eq!(cut.status, 503, "the request deadline: {cut:?}");
+    proxy.resume();
+
+    // Redis runs the script now, after the request was answered: the reservation is settled
+    // (here committed: MySQL has the unit), not left open with the unit out of the sale.
+    wait_until(
+        "the cut-off join's reservation to settle",
+        Duration::from_secs(10),
+        || async { open_reservations(&app, campaign).await == 0 },
+    )
+    .await;
+    let remaining = app.remaining_stock(campaign).await;
+    assert_eq!(
+        app.redis_stock(campaign).await,
+        Some(remaining),
+        "the gate holds MySQL's stock"
+    );
+    let again = app.join(campaign, 3, 1).await;
+    if remaining == 0 {
+        assert_eq!(again.code(), "SOLD_OUT", "{again:?}");
+        assert_eq!(
+            app.join(campaign, 2, 1).await.code(),
+            "ALREADY_PARTICIPATED"
+        );
+    } else {
+        assert_eq!(again.status, 201, "the unit is sold again: {again:?}");
+    }
+    app.assert_no_drift(campaign).await;
+}
