@@ -342,6 +342,16 @@ impl ParticipationService {
                 .await;
                 Err(JoinError::SoldOut)
             }
+            // A pause or close the gate had not received: MySQL refuses the win, and the
+            // reservation goes back whole (units and user).
+            Err(WriteError::Paused) => {
+                self.compensate(&req, pass, Release::Undo).await;
+                Err(JoinError::Paused)
+            }
+            Err(WriteError::Closed) => {
+                self.compensate(&req, pass, Release::Undo).await;
+                Err(JoinError::Ended)
+            }
             Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
                 self.resolve_unknown(req, pass, e).await
             }

@@ -71,6 +71,13 @@ pub enum WriteError {
         remaining_stock: i64,
         control_seq: i64,
     },
+    /// The campaign is paused in MySQL (a pause the gate has not received yet: it reaches the
+    /// gate within ~1 s, longer when Redis is slow, and MySQL decides meanwhile).
+    #[error("the campaign is paused")]
+    Paused,
+    /// The campaign was closed in MySQL (likewise).
+    #[error("the campaign is closed")]
+    Closed,
     #[error(transparent)]
     Db(#[from] DbErr),
     /// The batch's task ended before answering (a panic): the transaction may have committed.
@@ -104,7 +111,7 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
     let updated = txn
         .execute_raw(stmt(
             "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
-             WHERE id = ? AND remaining_stock >= ?",
+             WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
             vec![
                 total.into(),
                 count.into(),
@@ -115,12 +122,9 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
         ))
         .await?;
     if updated.rows_affected() == 0 {
-        let (remaining_stock, control_seq) = remaining_stock(&txn, campaign_id).await?;
+        let refused = refusal(&txn, campaign_id).await?;
         txn.rollback().await?;
-        return Err(WriteError::SoldOut {
-            remaining_stock,
-            control_seq,
-        });
+        return Err(refused);
     }
     // The wins are the guarded decrement: its time is their acceptedAt.
     let accepted_at = crate::db::time::precision(Utc::now());
@@ -173,17 +177,33 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
 
 /// The campaign's stock in MySQL as this transaction sees it, with the number of the last live
 /// control it includes, in one read ((0, 0) if the campaign is gone).
-async fn remaining_stock(txn: &Txn, campaign_id: i64) -> Result<(i64, i64), DbErr> {
+/// Why the guarded decrement matched no row: the campaign is closed, paused, or has fewer units
+/// than asked (read with its `control_seq`, the live controls it includes).
+async fn refusal(txn: &Txn, campaign_id: i64) -> Result<WriteError, DbErr> {
     let Some(row) = txn
         .query_one_raw(stmt(
-            "SELECT remaining_stock, control_seq FROM campaign WHERE id = ?",
+            "SELECT remaining_stock, control_seq, CAST(paused <> 0 AS SIGNED), \
+             CAST(closed_at IS NOT NULL AS SIGNED) FROM campaign WHERE id = ?",
             vec![campaign_id.into()],
         ))
         .await?
     else {
-        return Ok((0, 0));
+        return Ok(WriteError::SoldOut {
+            remaining_stock: 0,
+            control_seq: 0,
+        });
     };
-    Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?))
+    let (paused, closed): (i64, i64) = (row.try_get_by_index(2)?, row.try_get_by_index(3)?);
+    Ok(if closed != 0 {
+        WriteError::Closed
+    } else if paused != 0 {
+        WriteError::Paused
+    } else {
+        WriteError::SoldOut {
+            remaining_stock: row.try_get_by_index(0)?,
+            control_seq: row.try_get_by_index(1)?,
+        }
+    })
 }
 
 /// Inserts the participations (one statement when their number is one of the list sizes of

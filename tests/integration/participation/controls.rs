@@ -412,3 +412,38 @@ async fn a_gate_rebuilt_after_controls_reads_their_stock_and_state_from_mysql() 
     assert_eq!((active, remaining, total), (12, 0, 12));
     a.assert_no_drift(campaign).await;
 }
+
+/// Found by the proof run (issue 38): a pause acknowledged while Redis hung reached the gate
+/// only after Redis came back, and joins kept winning for ~3.8 s after it, because MySQL's
+/// guard checked the stock only. A pause or a close the gate has not received yet (here: made
+/// in MySQL behind its back) refuses the join in MySQL, and the reservation goes back whole.
+#[tokio::test]
+async fn mysql_refuses_a_win_on_a_paused_or_closed_campaign_the_gate_does_not_know_of() {
+    use sea_orm::ConnectionTrait;
+    let (a, _b) = two_instances().await;
+    let campaign = a.open_campaign(10, 1).await;
+    assert_eq!(a.join(campaign, 1, 1).await.status, 201);
+    let gate_before = a.redis_stock(campaign).await;
+    for (column, code) in [
+        ("paused = 1", "CAMPAIGN_PAUSED"),
+        ("paused = 0, closed_at = UTC_TIMESTAMP(6)", "CAMPAIGN_ENDED"),
+    ] {
+        a.db.execute_unprepared(&format!(
+            "UPDATE campaign SET {column} WHERE id = {campaign}"
+        ))
+        .await
+        .expect("the campaign changed behind the gate's back");
+        let refused = a.join(campaign, 2, 1).await;
+        assert_eq!((refused.status, refused.code()), (422, code), "{refused:?}");
+        assert_eq!(ledger(&a, campaign).await, (1, 9, 10), "no win was written");
+        assert_eq!(
+            a.redis_stock(campaign).await,
+            gate_before,
+            "the reservation went back"
+        );
+        assert!(
+            !a.redis_has_user(campaign, 2).await,
+            "the user may try again"
+        );
+    }
+}
