@@ -58,3 +58,55 @@ pub async fn shutdown() {
         }
     }
 }
+
+/// A WARN that would otherwise repeat on every failure (Redis unreachable behind every call,
+/// descriptors short on every accept) is written at most once per interval, and says how many
+/// occurrences it stands for. Cheap to share (one uncontended lock per occurrence).
+#[derive(Debug)]
+pub struct Throttle {
+    every: std::time::Duration,
+    /// When the last line was written, and the occurrences counted since.
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl Throttle {
+    pub const fn new(every: std::time::Duration) -> Self {
+        Self {
+            every,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// Counts one occurrence; `Some(n)` when a line is due now, `n` the occurrences it stands
+    /// for (this one included).
+    pub fn hit(&self) -> Option<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, count) = &mut *state;
+        *count += 1;
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < self.every) {
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_writes_the_first_line_then_counts_until_the_interval_passes() {
+        let throttle = Throttle::new(std::time::Duration::from_secs(3600));
+        assert_eq!(throttle.hit(), Some(1));
+        assert_eq!(throttle.hit(), None);
+        assert_eq!(throttle.hit(), None);
+        let now = Throttle::new(std::time::Duration::ZERO);
+        assert_eq!(now.hit(), Some(1));
+        assert_eq!(now.hit(), Some(1));
+    }
+}

@@ -11,10 +11,7 @@
 //!
 //! The client IP is the one `api::client_ip` resolved (the peer, or a trusted proxy's word).
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 
@@ -25,6 +22,7 @@ use crate::{
     gate::{rate_limit::Bucket, Gate},
     metrics::Metrics,
     refusal::RefusalCounter,
+    telemetry::Throttle,
 };
 
 /// The least time between two WARN lines about a limiter that cannot reach Redis (each call is
@@ -41,8 +39,8 @@ pub struct RateLimits {
     /// Where the middleware counts the joins it refuses (docs/design.md §20).
     refusals: Arc<RefusalCounter>,
     metrics: Arc<Metrics>,
-    /// When the last WARN about an unreachable Redis was written (`None`: never).
-    unavailable_logged: Arc<Mutex<Option<Instant>>>,
+    /// The WARN about an unreachable Redis, at most once per [`UNAVAILABLE_LOG_EVERY`].
+    unavailable_logged: Arc<Throttle>,
 }
 
 impl RateLimits {
@@ -59,7 +57,7 @@ impl RateLimits {
             settings: Arc::new(settings.clone()),
             refusals,
             metrics,
-            unavailable_logged: Arc::new(Mutex::new(None)),
+            unavailable_logged: Arc::new(Throttle::new(UNAVAILABLE_LOG_EVERY)),
         }
     }
 
@@ -133,25 +131,10 @@ impl RateLimits {
             Ok(Some(wait)) => Err(ApiError::rate_limited(retry_after(wait))),
             Err(e) => {
                 self.metrics.rate_limit_unavailable.inc();
-                if self.time_to_warn(Instant::now()) {
-                    tracing::warn!(error = %e, "The rate limiter could not reach Redis; calls go through unlimited until it can (firstcome_rate_limit_unavailable_total counts them).");
+                if let Some(calls) = self.unavailable_logged.hit() {
+                    tracing::warn!(error = %e, calls, "The rate limiter could not reach Redis; calls go through unlimited until it can (firstcome_rate_limit_unavailable_total counts them).");
                 }
                 Ok(())
-            }
-        }
-    }
-
-    /// Whether a WARN about an unreachable Redis is due at `now` (and, if so, that it is written).
-    fn time_to_warn(&self, now: Instant) -> bool {
-        let mut last = self
-            .unavailable_logged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *last {
-            Some(at) if now.duration_since(at) < UNAVAILABLE_LOG_EVERY => false,
-            _ => {
-                *last = Some(now);
-                true
             }
         }
     }

@@ -18,13 +18,15 @@ mod refuse;
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use poem::Endpoint;
-use tokio::{net::TcpListener, task::JoinSet, time::Instant};
+use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::{caps::Caps, connection::Serving, refuse::Refuser};
 pub use self::{connection::Deadlines, open_files::raise_open_files_limit};
-use crate::{api::client_ip::TrustedProxies, config::HttpSettings, metrics::Metrics};
+use crate::{
+    api::client_ip::TrustedProxies, config::HttpSettings, metrics::Metrics, telemetry::Throttle,
+};
 
 /// What the server takes of the settings.
 #[derive(Debug, Clone, Copy)]
@@ -163,11 +165,18 @@ async fn drain(mut connections: JoinSet<()>, timeout: Duration) {
 /// of buffers), accepting again at once would fail again at once: wait, doubling from
 /// [`AcceptBackoff::FIRST`] to [`AcceptBackoff::MAX`], and warn at most once per
 /// [`AcceptBackoff::WARN_EVERY`] with how many failed since.
-#[derive(Default)]
 struct AcceptBackoff {
     delay: Option<Duration>,
-    last_warned: Option<Instant>,
-    unreported: u64,
+    warnings: Throttle,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        Self {
+            delay: None,
+            warnings: Throttle::new(Self::WARN_EVERY),
+        }
+    }
 }
 
 impl AcceptBackoff {
@@ -190,17 +199,11 @@ impl AcceptBackoff {
             tracing::debug!(%error, "A connection went away before it was accepted.");
             return;
         }
-        self.unreported += 1;
         let delay = self.delay.map_or(Self::FIRST, |d| (d * 2).min(Self::MAX));
         self.delay = Some(delay);
-        if self
-            .last_warned
-            .is_none_or(|at| at.elapsed() >= Self::WARN_EVERY)
-        {
-            tracing::warn!(%error, failures = self.unreported, retry_in = ?delay,
+        if let Some(failures) = self.warnings.hit() {
+            tracing::warn!(%error, failures, retry_in = ?delay,
                 "Could not accept connections; retrying after a pause.");
-            self.last_warned = Some(Instant::now());
-            self.unreported = 0;
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
