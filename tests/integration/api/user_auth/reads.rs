@@ -23,8 +23,9 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-#[tokio::test]
-async fn under_jwt_a_users_participation_is_read_with_that_users_token_or_an_admins() {
+/// An app with `USER_AUTH=jwt` and a campaign that user 1 joined with its own token; the
+/// campaign and that token's `Authorization` value.
+async fn app_with_a_win() -> (TestApp, i64, String) {
     let app = spawn_app_with(with_jwt(test_settings().await)).await;
     let campaign = app.open_campaign(5, 1).await;
     let own = bearer(&token(1));
@@ -37,6 +38,12 @@ async fn under_jwt_a_users_participation_is_read_with_that_users_token_or_an_adm
         )
         .await;
     assert_eq!(joined.status, 201, "{joined:?}");
+    (app, campaign, own)
+}
+
+#[tokio::test]
+async fn under_jwt_a_users_participation_is_read_with_that_users_token_or_an_admins() {
+    let (app, campaign, own) = app_with_a_win().await;
     let path = format!("/api/v1/campaigns/{campaign}/participations/1");
 
     let mut expired = claims(1);
@@ -91,18 +98,7 @@ async fn under_jwt_a_users_participation_is_read_with_that_users_token_or_an_adm
 
 #[tokio::test]
 async fn under_jwt_the_list_of_participations_is_for_admins_only() {
-    let app = spawn_app_with(with_jwt(test_settings().await)).await;
-    let campaign = app.open_campaign(5, 1).await;
-    let own = bearer(&token(1));
-    let joined = app
-        .send(
-            app.client
-                .post(app.url(&format!("/api/v1/campaigns/{campaign}/participations")))
-                .header("authorization", &own)
-                .json(&json!({"userId": 1})),
-        )
-        .await;
-    assert_eq!(joined.status, 201, "{joined:?}");
+    let (app, campaign, own) = app_with_a_win().await;
     let path = format!("/api/v1/campaigns/{campaign}/participations");
 
     for (name, auth) in [
