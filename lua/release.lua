@@ -26,6 +26,11 @@
 --          control up to it, and none after: the stock set is ARGV[4] plus the stock changes the
 --          gate applied above it (control.lua), and `ctl` moves to it, so no control is counted
 --          twice or lost. A reading older than the gate's `ctl` only gives the units back.
+-- ARGV[8]  with "sold_out": the campaign's `rets` when the reservation was made (reserve.lua).
+--          A return applied since (return.lua counts them) may have come after MySQL's reading,
+--          and setting the stock would erase its units from the sale until the drift audit put
+--          them back: then the units of the reservation are only given back, like a reading
+--          older than `ctl`.
 -- ARGV[6]  the admission token's ticket the reservation used, or "": with "undo" and "sold_out"
 --          (nothing was written) the admission is live again until ARGV[7], its expiry in ms
 --
@@ -52,7 +57,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 if mode == 'sold_out' then
   local seen = tonumber(ARGV[5]) or 0
-  if seen < (tonumber(redis.call('HGET', KEYS[1], 'ctl')) or 0) then
+  local rets = tonumber(redis.call('HGET', KEYS[1], 'rets')) or 0
+  if seen < (tonumber(redis.call('HGET', KEYS[1], 'ctl')) or 0) or rets ~= tonumber(ARGV[8]) then
     redis.call('HINCRBY', KEYS[1], 'stock', tonumber(ARGV[2]))
     return 1
   end

@@ -20,7 +20,7 @@
 --          to another campaign that had this id (a database reset) and count as missing.
 --
 -- Returns  {status, value, winners}; winners is 0 except with SOLD_OUT
---   {"OK", sequence}        stock decremented by quantity, user recorded, sequence handed out
+--   {"OK", sequence, rets}  stock decremented by quantity, user recorded, sequence handed out
 --   {"MISSING", 0}          the campaign's keys are not loaded (or are stale): load them and retry
 --   {"ENDED", 0}            closed early (state closed), or ends_ms > 0 and now >= ends_ms
 --   {"NOT_OPEN", 0}         now < starts_ms
@@ -30,8 +30,13 @@
 --   {"TOKEN_INVALID", 0}    the ticket is not this user's, or not the admission it was signed for
 --   {"TOKEN_USED", 0}       the admission was used already
 --   {"TOKEN_EXPIRED", 0}    the admission expired (now >= its expiry) or was forgotten
---   {"SOLD_OUT", stock, n}  fewer than quantity units left; n = SCARD of the winners set (lets
---                           the caller tell whether its copy of the set is current)
+--   {"SOLD_OUT", stock, n, p}  fewer than quantity units left; n = SCARD of the winners set
+--                           (lets the caller tell whether its copy of the set is current); p =
+--                           the open reservations (HLEN of KEYS[3]): units may yet come back, or
+--                           the wins holding them may not be committed yet, so the caller asks
+--                           again once they settle (docs/design.md §6)
+-- The OK answer carries a third value, the campaign's `rets` (returns applied so far, see
+-- return.lua): a MySQL refusal of this reservation hands it back to release.lua.
 local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch', 'state')
 if not meta[1] or meta[6] ~= ARGV[4] then
   return {'MISSING', 0}
@@ -84,7 +89,7 @@ if ticket ~= '' then
 end
 local stock = tonumber(meta[1])
 if stock < quantity then
-  return {'SOLD_OUT', stock, redis.call('SCARD', KEYS[2])}
+  return {'SOLD_OUT', stock, redis.call('SCARD', KEYS[2]), redis.call('HLEN', KEYS[3])}
 end
 
 redis.call('HINCRBY', KEYS[1], 'stock', -quantity)
@@ -99,4 +104,4 @@ if expire > 0 and redis.call('PTTL', KEYS[2]) == -1 then
   redis.call('PEXPIREAT', KEYS[2], expire)
   redis.call('PEXPIREAT', KEYS[3], expire)
 end
-return {'OK', redis.call('HINCRBY', KEYS[1], 'seq', 1)}
+return {'OK', redis.call('HINCRBY', KEYS[1], 'seq', 1), tonumber(redis.call('HGET', KEYS[1], 'rets')) or 0}

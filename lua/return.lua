@@ -21,6 +21,9 @@ if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'stock', tonumber(ARGV[2]))
+-- Counts the returns applied: a reservation refused by MySQL sets the stock from MySQL's reading
+-- only if no return came in since it was made (release.lua, "sold_out").
+redis.call('HINCRBY', KEYS[1], 'rets', 1)
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)

@@ -37,9 +37,11 @@ pub enum GateError {
 /// What the gate decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Reserved: stock decremented, user recorded, FCFS `sequence` handed out.
+    /// Reserved: stock decremented, user recorded, FCFS `sequence` handed out. `returns_seen`:
+    /// the campaign's count of returns applied then, for [`Release::SoldOut`].
     Reserved {
         sequence: i64,
+        returns_seen: i64,
     },
     /// The campaign's keys are not in Redis: load them and ask again.
     Missing,
@@ -56,10 +58,12 @@ pub enum Decision {
     /// The admission expired, or the waiting room forgot it.
     TokenExpired,
     /// Fewer than the quantity left; `remaining` is what is left, `winners` the size of the
-    /// winners set (reservations included).
+    /// winners set (reservations included), `in_flight` the open reservations (their
+    /// transactions have not settled: they may commit, or give their units back).
     SoldOut {
         remaining: i64,
         winners: i64,
+        in_flight: i64,
     },
 }
 
@@ -81,10 +85,13 @@ pub enum Release {
     /// MySQL already holds this user's win: give the stock back, keep the user recorded.
     KeepUser,
     /// MySQL's guard refused: forget the user and take MySQL's remaining stock, read with the
-    /// campaign's `control_seq` (the controls that stock includes; see `lua/release.lua`).
+    /// campaign's `control_seq` (the controls that stock includes; see `lua/release.lua`),
+    /// unless a return reached the gate since the reservation (`returns_seen`, from
+    /// [`Decision::Reserved`]): then only the units go back.
     SoldOut {
         remaining_stock: i64,
         control_seq: i64,
+        returns_seen: i64,
     },
     /// A reservation left open by a crashed instance (MySQL has no win): undo it if it is still
     /// exactly this one.
@@ -250,7 +257,10 @@ impl Gate {
         };
         let value = int(1);
         Ok(match status.as_str() {
-            "OK" => Decision::Reserved { sequence: value },
+            "OK" => Decision::Reserved {
+                sequence: value,
+                returns_seen: int(2),
+            },
             "MISSING" => Decision::Missing,
             "NOT_OPEN" => Decision::NotOpen,
             "ENDED" => Decision::Ended,
@@ -263,6 +273,7 @@ impl Gate {
             "SOLD_OUT" => Decision::SoldOut {
                 remaining: value,
                 winners: int(2),
+                in_flight: int(3),
             },
             other => return Err(GateError::Protocol(other.to_string())),
         })
@@ -354,14 +365,20 @@ impl Gate {
     ) -> Result<bool, GateError> {
         let [meta, users, pending] = self.keys(entry.campaign_id);
         let [_, tickets, _, _, admissions, _] = self.room_keys(entry.campaign_id);
-        let (mode, extra, seen) = match &how {
-            Release::Undo => ("undo", String::new(), 0),
-            Release::KeepUser => ("keep_user", String::new(), 0),
+        let (mode, extra, seen, returns_seen) = match &how {
+            Release::Undo => ("undo", String::new(), 0, 0),
+            Release::KeepUser => ("keep_user", String::new(), 0, 0),
             Release::SoldOut {
                 remaining_stock,
                 control_seq,
-            } => ("sold_out", remaining_stock.to_string(), *control_seq),
-            Release::Expire { reservation } => ("expire", reservation.clone(), 0),
+                returns_seen,
+            } => (
+                "sold_out",
+                remaining_stock.to_string(),
+                *control_seq,
+                *returns_seen,
+            ),
+            Release::Expire { reservation } => ("expire", reservation.clone(), 0, 0),
         };
         let mut inv = RELEASE.key(meta);
         inv.key(users)
@@ -375,7 +392,8 @@ impl Gate {
             .arg(extra)
             .arg(seen)
             .arg(pass.map_or("", |p| p.ticket.as_str()))
-            .arg(pass.map_or(0, |p| p.expires_ms));
+            .arg(pass.map_or(0, |p| p.expires_ms))
+            .arg(returns_seen);
         let adjusted: i64 = self.run(inv).await?;
         Ok(adjusted == 1)
     }

@@ -15,6 +15,10 @@ use sea_orm::DbErr;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod gate_step;
+
+use gate_step::{Reserved, LOAD_ROUNDS};
+
 use super::{
     admission::check_campaign,
     batcher::GroupCommit,
@@ -30,9 +34,7 @@ use crate::{
         error::{self as db_error, DbErrorKind},
         Db,
     },
-    gate::{
-        loader, loader::GateLoader, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, Release,
-    },
+    gate::{loader::GateLoader, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, Release},
     metrics::{
         registry::{PathLabels, ReasonLabels},
         Metrics, ParticipationPath,
@@ -59,9 +61,6 @@ pub struct ParticipationService {
     /// Gate and transaction latencies.
     metrics: Arc<Metrics>,
 }
-
-/// Rounds of "reserve, find the keys missing, load them" before giving up.
-const LOAD_ROUNDS: u32 = 3;
 
 /// Lookups of a win still being written, for a retry with an `Idempotency-Key` (25 ms doubling:
 /// about 1.5 s in all, past a group commit's transaction under load).
@@ -115,6 +114,7 @@ impl ParticipationService {
         let (campaign, now) = check_campaign(&self.campaigns, &self.db, &req).await?;
         let pass = self.admission(&campaign, &req)?;
         if self.sold_out.refuses(campaign.id, req.entry.user_id) {
+            tracing::debug!("SOLD_OUT from the sold-out memo");
             return Err(JoinError::SoldOut);
         }
         // From the gate on, the work runs in its own task. A request cut off (its client hangs
@@ -137,13 +137,24 @@ impl ParticipationService {
         campaign: Arc<Campaign>,
         now: DateTime<Utc>,
     ) -> Result<Accepted, JoinError> {
-        let sequence = match self.reserve(&campaign, &req, pass.as_ref(), now).await? {
-            Decision::Reserved { sequence } => sequence,
+        let reserved = match self.reserve(&campaign, &req, pass.as_ref(), now).await? {
+            Decision::Reserved {
+                sequence,
+                returns_seen,
+            } => Reserved {
+                sequence,
+                returns_seen,
+            },
             Decision::TokenInvalid => return Err(self.refused(AdmissionRefusal::Invalid)),
             Decision::TokenUsed => return Err(self.refused(AdmissionRefusal::Used)),
             Decision::TokenExpired => return Err(self.refused(AdmissionRefusal::Expired)),
             Decision::AlreadyParticipated => return self.already(&req).await,
-            Decision::SoldOut { remaining, winners } => {
+            Decision::SoldOut {
+                remaining,
+                winners,
+                in_flight,
+            } => {
+                tracing::debug!(remaining, winners, in_flight, "SOLD_OUT from the gate");
                 if remaining <= 0 {
                     self.remember_sold_out(campaign.id, winners).await;
                 }
@@ -167,7 +178,7 @@ impl ParticipationService {
                 })
             }
         };
-        self.commit_or_compensate(req, pass, sequence, &campaign)
+        self.commit_or_compensate(req, pass, reserved, &campaign)
             .await
     }
 
@@ -196,63 +207,6 @@ impl ParticipationService {
     /// Counts a refused admission and gives the error.
     fn refused(&self, why: AdmissionRefusal) -> JoinError {
         JoinError::Admission(why.counted(&self.metrics))
-    }
-
-    // Admission, on the gate: the reservation, the sold-out memo, a user who already won.
-    /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis restart),
-    /// wait for the instance's one rebuild of them ([`GateLoader`]) and ask again. The keys can
-    /// vanish again between the rebuild and the retry (another eviction), so a few rounds are
-    /// allowed.
-    async fn reserve(
-        &self,
-        campaign: &Arc<Campaign>,
-        req: &JoinRequest,
-        pass: Option<&AdmissionPass>,
-        now: DateTime<Utc>,
-    ) -> Result<Decision, JoinError> {
-        let now_ms = now.timestamp_millis();
-        let epoch = loader::epoch(campaign);
-        for _ in 0..LOAD_ROUNDS {
-            let started = std::time::Instant::now();
-            let decision = self.gate.reserve(&req.entry, pass, epoch, now_ms).await;
-            self.metrics
-                .gate_duration
-                .observe(started.elapsed().as_secs_f64());
-            let decision = decision?;
-            if decision != Decision::Missing {
-                return Ok(decision);
-            }
-            self.loader.ensure(campaign).await?;
-        }
-        Ok(Decision::Missing)
-    }
-
-    /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
-    /// caller at a time). Best effort: without the copy the memo simply does not answer for the
-    /// campaign.
-    async fn remember_sold_out(&self, campaign_id: i64, winners: i64) {
-        if self.sold_out.refresh(campaign_id, winners) {
-            return;
-        }
-        let Some(copy) = self.sold_out.start_copy(campaign_id) else {
-            return;
-        };
-        match self.gate.winners(campaign_id).await {
-            // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
-            // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
-            // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.
-            Ok(set) if (set.len() as i64) < winners => {
-                tracing::debug!(
-                    copied = set.len(),
-                    winners,
-                    "The winners set shrank while copied; no sold-out memo."
-                );
-            }
-            Ok(set) => copy.record(set),
-            Err(e) => {
-                tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
-            }
-        }
     }
 
     /// The gate knows the user: their win (a retry with its `Idempotency-Key`), or
@@ -284,9 +238,13 @@ impl ParticipationService {
         &self,
         req: JoinRequest,
         pass: Option<AdmissionPass>,
-        sequence: i64,
+        reserved: Reserved,
         campaign: &Campaign,
     ) -> Result<Accepted, JoinError> {
+        let Reserved {
+            sequence,
+            returns_seen,
+        } = reserved;
         let pass = pass.as_ref();
         let event_id = Uuid::now_v7();
         let participation = NewParticipation {
@@ -337,6 +295,7 @@ impl ParticipationService {
                     Release::SoldOut {
                         remaining_stock,
                         control_seq,
+                        returns_seen,
                     },
                 )
                 .await;

@@ -2,7 +2,8 @@
 //! `lua/control.lua`, `lua/release.lua`): a control is applied once however often it arrives,
 //! stock changes add up in any order, the latest pause/resume/close wins and a close is final,
 //! and a sold-out release (which sets the stock MySQL read) counts each control exactly once,
-//! whether it ran before or after the control reached the gate. These interleavings are what a
+//! whether it ran before or after the control reached the gate, and never erases a return that
+//! reached the gate after MySQL's reading. These interleavings are what a
 //! burst racing a withdrawal produces by chance; here each one is forced.
 
 use firstcome::gate::{
@@ -145,6 +146,7 @@ async fn a_sold_out_release_counts_a_withdrawal_once_whichever_comes_first() {
         let refused = Release::SoldOut {
             remaining_stock: 0,
             control_seq: 1,
+            returns_seen: 0,
         };
         if control_first {
             assert_eq!(
@@ -191,6 +193,7 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
     let read_at_1 = Release::SoldOut {
         remaining_stock: 1,
         control_seq: 1,
+        returns_seen: 0,
     };
     gate.release(&entry(1), None, read_at_1)
         .await
@@ -210,6 +213,7 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
     let read_at_0 = Release::SoldOut {
         remaining_stock: 0,
         control_seq: 0,
+        returns_seen: 0,
     };
     gate.release(&entry(2), None, read_at_0)
         .await
@@ -218,5 +222,59 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
         stock(&gate).await,
         11,
         "an older read only gives its unit back"
+    );
+}
+
+/// MySQL refused a reservation with the stock it read (0), and a win closed just after that
+/// reading gave its unit back to the gate before the release ran: setting the stock read would
+/// erase the returned unit from the sale until the drift audit noticed (the proof run saw joins
+/// refused SOLD_OUT meanwhile). The release sees the return since its reservation and only gives
+/// its own unit back; with no return since, it sets the stock read.
+#[tokio::test]
+async fn a_sold_out_release_never_erases_a_return_that_came_after_its_reading() {
+    let gate = loaded(1, 0).await;
+    let Decision::Reserved { returns_seen, .. } = gate
+        .reserve(&entry(1), None, EPOCH, 1)
+        .await
+        .expect("reserve")
+    else {
+        panic!("the unit is free");
+    };
+    gate.return_units(CAMPAIGN, 41, 1, EPOCH)
+        .await
+        .expect("return");
+    let read_before_the_return = Release::SoldOut {
+        remaining_stock: 0,
+        control_seq: 0,
+        returns_seen,
+    };
+    gate.release(&entry(1), None, read_before_the_return)
+        .await
+        .expect("release");
+    assert_eq!(
+        stock(&gate).await,
+        2,
+        "the returned unit and the reservation's"
+    );
+
+    let Decision::Reserved { returns_seen, .. } = gate
+        .reserve(&entry(2), None, EPOCH, 1)
+        .await
+        .expect("reserve")
+    else {
+        panic!("units are free");
+    };
+    let read_now = Release::SoldOut {
+        remaining_stock: 1,
+        control_seq: 0,
+        returns_seen,
+    };
+    gate.release(&entry(2), None, read_now)
+        .await
+        .expect("release");
+    assert_eq!(
+        stock(&gate).await,
+        1,
+        "no return since: the stock MySQL read"
     );
 }

@@ -1,7 +1,8 @@
 //! The participation path and the gate (docs/design.md §2.1, §2.2, §2.6, §6): exactly-N,
 //! group commit, compensation, the gate's rebuild and its drift audit, the sync baseline,
 //! `Idempotency-Key`, a win's lifecycle (§14) with its storms and a crash between a commit and
-//! the gate, and a live control (§15) across the same crash.
+//! the gate, a live control (§15) across the same crash, and a SOLD_OUT that waits for the
+//! reservations in flight.
 
 mod controls;
 mod controls_crash;
@@ -11,6 +12,7 @@ mod faults;
 mod gate_rebuild;
 mod group_commit;
 mod idempotency;
+mod in_flight;
 mod lifecycle;
 mod lifecycle_crash;
 mod lifecycle_storm;

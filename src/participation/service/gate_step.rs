@@ -1,0 +1,123 @@
+//! The gate's step of a join (docs/design.md §6): one `lua/reserve.lua` call, with the
+//! campaign's keys rebuilt when they are missing, and a SOLD_OUT asked again while reservations
+//! are in flight; and the sold-out memo it feeds.
+//!
+//! Why a SOLD_OUT waits for the reservations in flight: the gate takes a win's units when it
+//! reserves them, MySQL when the win commits, a few milliseconds later. A join the gate refuses
+//! in between, while a return or a refused reservation gives units back, would be told
+//! SOLD_OUT although MySQL's committed order had the units free the whole time (the proof run
+//! found such answers, docs/design.md §18). Asked again once the reservations settled, the
+//! gate either has the units (the join wins) or its SOLD_OUT stands after the wins holding them
+//! committed. After a sell-out nothing is in flight, so the flood of refusals pays nothing.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+use super::ParticipationService;
+use crate::{
+    campaign::Campaign,
+    gate::{loader, AdmissionPass, Decision},
+    participation::join::{JoinError, JoinRequest},
+};
+
+/// Rounds of "reserve, find the keys missing, load them" before giving up.
+pub(super) const LOAD_ROUNDS: u32 = 3;
+
+/// A SOLD_OUT with reservations in flight is asked again after 5, 10, 20, 40 and 80 ms (155 ms
+/// at most: a group commit settles well within it; a reservation a crashed instance leaked
+/// stays open until the reconciler, and the SOLD_OUT is then answered after the last round).
+const IN_FLIGHT_ROUNDS: u32 = 5;
+const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_millis(5);
+
+/// A reservation the gate made: the win's FCFS sequence, and the campaign's count of returns
+/// then (a MySQL refusal hands it to `lua/release.lua`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reserved {
+    pub sequence: i64,
+    pub returns_seen: i64,
+}
+
+impl ParticipationService {
+    /// The gate's decision; a SOLD_OUT with reservations in flight is asked again until they
+    /// settle (see the module's documentation).
+    pub(super) async fn reserve(
+        &self,
+        campaign: &Arc<Campaign>,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, JoinError> {
+        let mut wait = IN_FLIGHT_FIRST_WAIT;
+        let mut round = 0;
+        loop {
+            let decision = self.reserve_once(campaign, req, pass, now).await?;
+            match decision {
+                Decision::SoldOut { in_flight, .. }
+                    if in_flight > 0 && round < IN_FLIGHT_ROUNDS =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    round += 1;
+                }
+                _ => return Ok(decision),
+            }
+        }
+    }
+
+    /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis
+    /// restart), wait for the instance's one rebuild of them ([`loader::GateLoader`]) and ask
+    /// again. The keys can vanish again between the rebuild and the retry (another eviction), so
+    /// a few rounds are allowed.
+    async fn reserve_once(
+        &self,
+        campaign: &Arc<Campaign>,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, JoinError> {
+        let now_ms = now.timestamp_millis();
+        let epoch = loader::epoch(campaign);
+        for _ in 0..LOAD_ROUNDS {
+            let started = std::time::Instant::now();
+            let decision = self.gate.reserve(&req.entry, pass, epoch, now_ms).await;
+            self.metrics
+                .gate_duration
+                .observe(started.elapsed().as_secs_f64());
+            let decision = decision?;
+            if decision != Decision::Missing {
+                return Ok(decision);
+            }
+            self.loader.ensure(campaign).await?;
+        }
+        Ok(Decision::Missing)
+    }
+
+    /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
+    /// caller at a time). Best effort: without the copy the memo simply does not answer for the
+    /// campaign.
+    pub(super) async fn remember_sold_out(&self, campaign_id: i64, winners: i64) {
+        if self.sold_out.refresh(campaign_id, winners) {
+            return;
+        }
+        let Some(copy) = self.sold_out.start_copy(campaign_id) else {
+            return;
+        };
+        match self.gate.winners(campaign_id).await {
+            // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
+            // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
+            // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.
+            Ok(set) if (set.len() as i64) < winners => {
+                tracing::debug!(
+                    copied = set.len(),
+                    winners,
+                    "The winners set shrank while copied; no sold-out memo."
+                );
+            }
+            Ok(set) => copy.record(set),
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! A SOLD_OUT is not answered while reservations in flight may still give their units back
+//! (docs/design.md §6, `participation/service/gate_step.rs`): the proof run found joins refused
+//! while MySQL's committed order had units free for the whole request, because another join's
+//! reservation held them in the gate and then went back.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use redis::AsyncCommands;
+
+use crate::spawn::{spawn_app, TestApp};
+
+/// How often the gate has been asked (`firstcome_gate_duration_seconds` count).
+fn gate_calls(app: &TestApp) -> u64 {
+    let text = app.probe.metrics_text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("firstcome_gate_duration_seconds_count "))
+        .map_or(0.0, |v| v.parse::<f64>().expect("a number")) as u64
+}
+
+/// The last unit is held in the gate by another user's reservation, as a join between its
+/// reservation and its transaction holds it; MySQL has the unit free. A join the gate refuses
+/// then is asked again once that reservation settles: here it is given back, and the join wins
+/// the unit instead of being told SOLD_OUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_back() {
+    let app = Arc::new(spawn_app().await);
+    let campaign = app.open_campaign(2, 1).await;
+    assert_eq!(
+        app.join(campaign, 1, 1).await.status,
+        201,
+        "the gate is loaded"
+    );
+
+    // User 99's reservation of the last unit, its transaction not settled.
+    let (meta, users) = app.gate_keys(campaign);
+    let pending = meta.replace(":meta", ":pending");
+    let mut redis = app.redis.clone();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let _: i64 = redis.hincr(&meta, "stock", -1).await.expect("HINCRBY");
+    let _: i64 = redis.sadd(&users, 99).await.expect("SADD");
+    let _: i64 = redis
+        .hset(&pending, 99, format!("{now_ms}:1"))
+        .await
+        .expect("HSET");
+
+    let before = gate_calls(&app);
+    let join = {
+        let app = app.clone();
+        tokio::spawn(async move { app.join(campaign, 2, 1).await })
+    };
+    // Once the gate has refused user 2, the reservation goes back (MySQL refused it, say).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gate_calls(&app) == before {
+        assert!(Instant::now() < deadline, "the join never reached the gate");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let _: i64 = redis.hdel(&pending, 99).await.expect("HDEL");
+    let _: i64 = redis.srem(&users, 99).await.expect("SREM");
+    let _: i64 = redis.hincr(&meta, "stock", 1).await.expect("HINCRBY");
+
+    let reply = join.await.expect("join task");
+    assert_eq!(reply.status, 201, "the unit given back is sold: {reply:?}");
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    app.assert_no_drift(campaign).await;
+}
