@@ -270,6 +270,17 @@ impl LifecycleService {
         let answer = match decide(&win) {
             Decision::Keep(answer) => {
                 txn.rollback().await?;
+                // A closed win answered again (a repeated cancel, a confirm too late): its units
+                // reach the gate before the answer, as they do after the change that closed it.
+                // The call that closed it may still be between its commit and its gate call,
+                // and this answer must not tell the client the units are back before the sale
+                // has them (a join after it would be told SOLD_OUT; the proof run saw it).
+                if matches!(
+                    win.status,
+                    ParticipationStatus::Cancelled | ParticipationStatus::Expired
+                ) {
+                    self.give_back(&win, &campaign).await;
+                }
                 return answer;
             }
             Decision::Confirm => {

@@ -335,6 +335,42 @@ async fn units_of_a_win_closed_by_an_instance_that_died_before_the_gate_come_bac
     app.assert_no_drift(campaign).await;
 }
 
+/// A cancel answered again while the call that closed the win is between its commit and its
+/// gate call: the repeated answer comes only once the gate has the unit, so nobody is told
+/// SOLD_OUT after it while MySQL has the unit free (the proof run saw it: a repeated cancel
+/// answered 75 ms before the first call's gate call ran).
+#[tokio::test]
+async fn a_repeated_cancel_answers_only_once_the_gate_has_the_units() {
+    let app = spawn_app().await;
+    let campaign = campaign_with_window(&app, 1, 600).await;
+    assert_eq!(status(&app.join(campaign, 1, 1).await), is(201, "HELD"));
+    // The first cancel's commit (its marker aside: the marker loop would give the unit back
+    // later, which is not what this answer may wait for).
+    for sql in [
+        format!("UPDATE participation SET status = 'CANCELLED', cancel_reason = 'USER', cancelled_at = UTC_TIMESTAMP(6) WHERE campaign_id = {campaign}"),
+        format!("UPDATE campaign SET remaining_stock = remaining_stock + 1 WHERE id = {campaign}"),
+    ] {
+        app.db.execute_unprepared(&sql).await.expect("the first cancel's commit");
+    }
+    assert_eq!(
+        app.redis_stock(campaign).await,
+        Some(0),
+        "not in the gate yet"
+    );
+    assert_eq!(
+        status(&act(&app, campaign, 1, "cancel", false).await),
+        is(200, "CANCELLED")
+    );
+    assert_eq!(
+        app.redis_stock(campaign).await,
+        Some(1),
+        "back before the answer"
+    );
+    assert_eq!(status(&app.join(campaign, 2, 1).await), is(201, "HELD"));
+    assert_eq!(status(&app.join(campaign, 3, 1).await), is(409, "SOLD_OUT"));
+    app.assert_no_drift(campaign).await;
+}
+
 /// The synchronous baseline writes the same states: a held win, confirmed like any other.
 #[tokio::test]
 async fn the_sync_path_holds_a_win_of_a_campaign_with_a_window() {
