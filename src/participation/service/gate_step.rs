@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use super::ParticipationService;
 use crate::{
     campaign::Campaign,
-    gate::{loader, AdmissionPass, Decision},
+    gate::{loader, AdmissionPass, Decision, Release},
     participation::join::{JoinError, JoinRequest},
 };
 
@@ -29,6 +29,11 @@ pub(super) const LOAD_ROUNDS: u32 = 3;
 /// stays open until the reconciler, and the SOLD_OUT is then answered after the last round).
 const IN_FLIGHT_ROUNDS: u32 = 5;
 const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_millis(5);
+
+/// A failed reservation call is undone once Redis has answered the undo this many times (each
+/// "nothing to undo"), or given up after this long (the reconciler then has it).
+const IN_DOUBT_ANSWERS: u32 = 3;
+const IN_DOUBT_GIVE_UP: Duration = Duration::from_secs(60);
 
 /// A reservation the gate made: the win's FCFS sequence, and the campaign's count of returns
 /// then (a MySQL refusal hands it to `lua/release.lua`).
@@ -84,6 +89,9 @@ impl ParticipationService {
             self.metrics
                 .gate_duration
                 .observe(started.elapsed().as_secs_f64());
+            if decision.is_err() {
+                self.undo_in_doubt(req, now_ms);
+            }
             let decision = decision?;
             if decision != Decision::Missing {
                 return Ok(decision);
@@ -91,6 +99,43 @@ impl ParticipationService {
             self.loader.ensure(campaign).await?;
         }
         Ok(Decision::Missing)
+    }
+
+    /// The reservation call failed (a timeout, a reset): the script may still run, or may have
+    /// run with its answer lost. A Redis that hung runs the scripts queued in it when it
+    /// resumes, and their units would stay out of the sale until the reconciler gives them back
+    /// (`RESERVATION_TIMEOUT_MS`; the proof run saw joins refused SOLD_OUT meanwhile). Nothing
+    /// was written to MySQL for this request, so its reservation, if Redis makes it, is undone at
+    /// once: `lua/release.lua` "expire" removes exactly this request's entry (`<now>:<quantity>`)
+    /// and nothing else. Redis keeps one connection's commands in order, but the call may be
+    /// retried on a new connection, so it is asked again a few times after Redis answers.
+    fn undo_in_doubt(&self, req: &JoinRequest, now_ms: i64) {
+        let gate = self.gate.clone();
+        let entry = req.entry;
+        let reservation = Release::Expire {
+            reservation: format!("{now_ms}:{}", entry.quantity),
+        };
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            let (mut answered, mut waited) = (0, Duration::ZERO);
+            while answered < IN_DOUBT_ANSWERS && waited < IN_DOUBT_GIVE_UP {
+                match gate.release(&entry, None, reservation.clone()).await {
+                    Ok(true) => {
+                        tracing::debug!(
+                            campaign_id = entry.campaign_id,
+                            user_id = entry.user_id,
+                            "Undid a reservation Redis made after its call had failed."
+                        );
+                        return;
+                    }
+                    Ok(false) => answered += 1,
+                    Err(_) => {}
+                }
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+        });
     }
 
     /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one

@@ -238,6 +238,46 @@ fn check_every_answer(all: &[Answer], request_timeout: Duration) -> (HashSet<i64
 }
 
 /// How many reservations of the campaign are open in Redis.
+/// A reservation call that times out while Redis hangs: Redis runs the queued script when it
+/// resumes, after the join was answered 503, and nothing would settle the reservation until
+/// the reconciler (far past this test). The service undoes exactly that reservation once Redis
+/// answers, and the unit is sold again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reservation_redis_makes_after_its_call_timed_out_is_undone_at_once() {
+    let proxy = Proxy::start(redis_addr().await).await;
+    let mut settings = test_settings().await;
+    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+    settings.redis.timeout = Duration::from_millis(300);
+    settings.redis.reservation_timeout = Duration::from_secs(600);
+    let app = spawn_app_with(settings).await;
+    let campaign = app.open_campaign(2, 1).await;
+    assert_eq!(
+        app.join(campaign, 1, 1).await.status,
+        201,
+        "the gate is loaded"
+    );
+
+    proxy.black_hole();
+    let timed_out = app.join(campaign, 2, 1).await;
+    assert_eq!(timed_out.status, 503, "Redis did not answer: {timed_out:?}");
+    proxy.resume();
+
+    wait_until(
+        "the late reservation to be undone",
+        Duration::from_secs(10),
+        || async { open_reservations(&app, campaign).await == 0 },
+    )
+    .await;
+    assert_eq!(app.redis_stock(campaign).await, Some(1), "the unit is back");
+    assert_eq!(app.join(campaign, 3, 1).await.status, 201, "and sold");
+    assert_eq!(
+        app.join(campaign, 2, 1).await.code(),
+        "SOLD_OUT",
+        "user 2 holds nothing: refused for the stock only"
+    );
+    app.assert_no_drift(campaign).await;
+}
+
 async fn open_reservations(app: &TestApp, campaign: i64) -> i64 {
     let (meta, _) = app.gate_keys(campaign);
     let pending = meta.replace(":meta", ":pending");
