@@ -2,7 +2,7 @@
 
 mod support;
 
-use firstcome_proof::check::{Options, MEMO, SAME_USER};
+use firstcome_proof::check::{Options, IN_DOUBT, MEMO, SAME_USER};
 use firstcome_proof::history::{Func, Value};
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
@@ -254,4 +254,28 @@ fn already_participated_while_the_same_users_join_is_in_flight() {
     let r = s.check();
     assert_clean(&r);
     assert_eq!(r.relaxations[SAME_USER], 1);
+}
+
+/// A join that ended indeterminate (its commit in doubt: MySQL did not answer) holds the last
+/// unit in the gate, and it never commits: a SOLD_OUT meanwhile is counted apart as the in-doubt
+/// relaxation; after the lookback, the same SOLD_OUT is an anomaly.
+#[test]
+fn a_sold_out_while_a_join_in_doubt_held_the_unit() {
+    let mut s = Sale::new(1);
+    s.invoke_join(1, 10);
+    s.info(1, Func::Join);
+    s.join_refused(2, 11, "SOLD_OUT");
+    let r = s.check();
+    assert_clean(&r);
+    assert_eq!(r.relaxations[IN_DOUBT], 1);
+
+    let mut late = Sale::new(1);
+    late.invoke_join(1, 10);
+    late.info(1, Func::Join);
+    late.sleep_ms(2_500);
+    late.join_refused(2, 11, "SOLD_OUT");
+    assert_flags(
+        &late.check(),
+        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+    );
 }

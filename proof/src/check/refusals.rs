@@ -22,7 +22,9 @@
 //!
 //! Relaxations: a `SOLD_OUT` justified only by widening the window back by `SOLD_OUT_MEMO_MS`
 //! (the sold-out memo, §2.1: an instance keeps answering SOLD_OUT that long after it saw the
-//! campaign sold out); an `ALREADY_PARTICIPATED` while another join of the same user was in flight
+//! campaign sold out); a `SOLD_OUT` justified only by counting the units of joins that ended
+//! indeterminate and were in doubt meanwhile (§18: the gate keeps a reservation whose commit is
+//! in doubt until the service learns its fate, since selling its units could oversell); an `ALREADY_PARTICIPATED` while another join of the same user was in flight
 //! (§3: the gate holds the user from the reservation on, and a retry that finds no row yet answers
 //! without an id).
 
@@ -33,6 +35,7 @@ use crate::report::{AnomalyKind, Report};
 
 pub const MEMO: &str = "sold-out memo (SOLD_OUT_MEMO_MS)";
 pub const SAME_USER: &str = "ALREADY_PARTICIPATED while the same user's join was in flight";
+pub const IN_DOUBT: &str = "SOLD_OUT while joins in doubt held the units";
 
 enum Verdict {
     Justified,
@@ -172,7 +175,39 @@ fn sold_out(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict {
             "sold out within the memo window before the invoke, units back since".to_owned(),
         );
     }
+    let in_doubt = in_doubt_units(ctx, op, a);
+    if in_doubt > 0 && min_free(a) - in_doubt < asked {
+        return Verdict::Relaxed(
+            IN_DOUBT,
+            format!("{in_doubt} unit(s) reserved by joins that ended indeterminate, not committed by then"),
+        );
+    }
     Verdict::Unjustified(explain_sold_out(ctx, op, asked, (a, b)))
+}
+
+/// Units of the campaign's joins that ended indeterminate (`info`: a timeout, a reset, a 5xx),
+/// in doubt at some moment of `op` (invoked before it completed, and within the lookback of
+/// their give-up when it began), whose win is not in the order before `a`: the gate holds such a
+/// join's units until the service learns whether its commit landed, however long MySQL takes
+/// to say (§18: selling them meanwhile could oversell).
+fn in_doubt_units(ctx: &Ctx, op: &Op, a: usize) -> i64 {
+    let end = op.complete.unwrap_or(i64::MAX);
+    ctx.index
+        .joins
+        .values()
+        .flatten()
+        .map(|&j| &ctx.ops[j])
+        .filter(|j| j.outcome == Outcome::Info && j.id != op.id)
+        .filter(|j| j.invoke < end && ctx.in_flight_until(j) > op.invoke)
+        .filter(|j| {
+            let won_before = j
+                .user()
+                .and_then(|u| ctx.replay.users.get(&u))
+                .is_some_and(|l| l.accepted < a);
+            !won_before
+        })
+        .map(|j| j.quantity())
+        .sum()
 }
 
 /// Which mechanism may have answered SOLD_OUT while the order had units free throughout.

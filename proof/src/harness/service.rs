@@ -112,7 +112,10 @@ impl Instance {
                 .env("SOLD_OUT_MEMO_MS", e.sold_out_memo_ms.to_string())
                 .env("CONSUMER_GROUP_PROTOCOL", &e.group_protocol)
                 .env("SHUTDOWN_TIMEOUT_MS", "5000")
-                .env("RUST_LOG", "warn")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("PROOF_SERVICE_LOG").unwrap_or_else(|_| "warn".into()),
+                )
                 .envs(
                     e.planted_bug
                         .iter()
