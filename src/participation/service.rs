@@ -155,7 +155,10 @@ impl ParticipationService {
                 in_flight,
             } => {
                 tracing::debug!(remaining, winners, in_flight, "SOLD_OUT from the gate");
-                if remaining <= 0 {
+                // Only a sell-out with nothing in flight is remembered: reservations still open
+                // past the wait (an instance died holding them, MySQL hangs) may give units
+                // back any moment, and the memo would refuse them for its whole window.
+                if remaining <= 0 && in_flight == 0 {
                     self.remember_sold_out(campaign.id, winners).await;
                 }
                 return Err(JoinError::SoldOut);

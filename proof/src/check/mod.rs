@@ -72,11 +72,21 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Until when an operation may still act on the server: its completion, or for a timed-out
-    /// one its give-up time plus the lookback.
+    /// one its give-up time plus the lookback, counted from the end of an instance's stop that
+    /// overlapped it (a stopped instance serves the requests it holds when it resumes).
     pub fn in_flight_until(&self, op: &Op) -> i64 {
         match (op.outcome, op.complete) {
             (_, None) => i64::MAX,
-            (Outcome::Info, Some(t)) => t.saturating_add(self.opts.lookback),
+            (Outcome::Info, Some(t)) => {
+                let resumed = self
+                    .faults
+                    .iter()
+                    .filter(|f| f.kind == "stop" && f.start <= t)
+                    .filter_map(|f| f.end)
+                    .filter(|&end| end >= op.invoke)
+                    .fold(t, i64::max);
+                resumed.saturating_add(self.opts.lookback)
+            }
             (_, Some(t)) => t,
         }
     }
