@@ -237,25 +237,16 @@ fn check_every_answer(all: &[Answer], request_timeout: Duration) -> (HashSet<i64
     (won, unavailable)
 }
 
-/// How many reservations of the campaign are open in Redis.
 /// A reservation call that times out while Redis hangs: Redis runs the queued script when it
 /// resumes, after the join was answered 503, and nothing would settle the reservation until
 /// the reconciler (far past this test). The service undoes exactly that reservation once Redis
 /// answers, and the unit is sold again at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reservation_redis_makes_after_its_call_timed_out_is_undone_at_once() {
-    let proxy = Proxy::start(redis_addr().await).await;
-    let mut settings = test_settings().await;
-    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
-    settings.redis.timeout = Duration::from_millis(300);
-    settings.redis.reservation_timeout = Duration::from_secs(600);
-    let app = spawn_app_with(settings).await;
-    let campaign = app.open_campaign(2, 1).await;
-    assert_eq!(
-        app.join(campaign, 1, 1).await.status,
-        201,
-        "the gate is loaded"
-    );
+    let (proxy, app, campaign) = one_unit_left_behind_a_proxy(|s| {
+        s.redis.timeout = Duration::from_millis(300);
+    })
+    .await;
 
     proxy.black_hole();
     let timed_out = app.join(campaign, 2, 1).await;
@@ -278,6 +269,28 @@ async fn a_reservation_redis_makes_after_its_call_timed_out_is_undone_at_once() 
     app.assert_no_drift(campaign).await;
 }
 
+/// An app whose Redis is behind a proxy the test can black-hole, `tweak`ed, with the reconciler
+/// far past the test (it would give reservations back after RESERVATION_TIMEOUT_MS); a campaign
+/// of 2 units, one sold (so the gate is loaded), one left.
+async fn one_unit_left_behind_a_proxy(
+    tweak: impl FnOnce(&mut firstcome::config::Settings),
+) -> (Proxy, TestApp, i64) {
+    let proxy = Proxy::start(redis_addr().await).await;
+    let mut settings = test_settings().await;
+    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+    settings.redis.reservation_timeout = Duration::from_secs(600);
+    tweak(&mut settings);
+    let app = spawn_app_with(settings).await;
+    let campaign = app.open_campaign(2, 1).await;
+    assert_eq!(
+        app.join(campaign, 1, 1).await.status,
+        201,
+        "the gate is loaded"
+    );
+    (proxy, app, campaign)
+}
+
+/// How many reservations of the campaign are open in Redis.
 async fn open_reservations(app: &TestApp, campaign: i64) -> i64 {
     let (meta, _) = app.gate_keys(campaign);
     let pending = meta.replace(":meta", ":pending");
@@ -470,21 +483,12 @@ async fn a_campaign_created_while_redis_hangs_is_not_served_from_stale_keys() {
 /// given up on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_join_cut_off_while_its_reservation_is_in_flight_still_settles_it() {
-    let proxy = Proxy::start(redis_addr().await).await;
-    let mut settings = test_settings().await;
-    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
-    settings.http.request_timeout = Duration::from_secs(1);
-    // Redis answers within its deadline: only the request is cut off.
-    settings.redis.timeout = Duration::from_secs(8);
-    // The reconciler would give the units back after this: far past the test.
-    settings.redis.reservation_timeout = Duration::from_secs(600);
-    let app = spawn_app_with(settings).await;
-    let campaign = app.open_campaign(2, 1).await;
-    assert_eq!(
-        app.join(campaign, 1, 1).await.status,
-        201,
-        "the gate is loaded"
-    );
+    let (proxy, app, campaign) = one_unit_left_behind_a_proxy(|s| {
+        s.http.request_timeout = Duration::from_secs(1);
+        // Redis answers within its deadline: only the request is cut off.
+        s.redis.timeout = Duration::from_secs(8);
+    })
+    .await;
 
     // The reservation's script waits in the proxy while the request's deadline passes.
     proxy.black_hole();
