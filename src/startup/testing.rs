@@ -28,6 +28,7 @@ impl Application {
 
     pub fn probe(&self) -> Probe {
         Probe {
+            kept_control: self.apis.7.controls.kept_answer_hold(),
             participations: self.apis.2.participations.clone(),
             metrics: self.metrics.clone(),
             db: self.apis.0.db.clone(),
@@ -40,6 +41,7 @@ impl Application {
 /// Reads inside a running application. Cheap to clone.
 #[derive(Clone)]
 pub struct Probe {
+    kept_control: Arc<HoldPoint>,
     participations: ParticipationService,
     metrics: Arc<Metrics>,
     db: Db,
@@ -86,9 +88,49 @@ impl Probe {
         self.drift.audit_once().await;
     }
 
+    /// Where a live control that changed nothing waits before it answers, once armed.
+    pub fn kept_control_hold(&self) -> Arc<HoldPoint> {
+        self.kept_control.clone()
+    }
+
     /// The application's metrics, as `/metrics` shows them.
     pub fn metrics_text(&self) -> String {
         self.metrics.encode()
+    }
+}
+
+/// A point where a test holds one request of a running application (in this process) until it
+/// lets it go: the next request to reach it once armed waits there, and only that one. Two
+/// steps that real time could interleave are thereby put in the order a test needs.
+#[derive(Default)]
+pub struct HoldPoint {
+    armed: std::sync::atomic::AtomicBool,
+    reached: tokio::sync::Notify,
+    released: tokio::sync::Notify,
+}
+
+impl HoldPoint {
+    /// The next request to reach the point waits there.
+    pub fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Called by the service at the point: waits for [`HoldPoint::release`] if armed.
+    pub async fn reached(&self) {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.reached.notify_one();
+            self.released.notified().await;
+        }
+    }
+
+    /// Until a request waits at the point.
+    pub async fn wait_reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets the waiting request go on.
+    pub fn release(&self) {
+        self.released.notify_one();
     }
 }
 

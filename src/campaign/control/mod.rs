@@ -6,6 +6,7 @@
 //! what a crash or a Redis failure left. MySQL's guard keeps Exactly-N whatever the gate believes
 //! meanwhile: a withdrawal takes only units that are unsold at its commit.
 
+mod markers;
 mod store;
 
 use std::sync::Arc;
@@ -16,17 +17,16 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use store::HistoryRow;
-use store::{ControlRow, LockedCampaign, MarkerKey, PendingControl, RowChange};
+use store::{ControlRow, LockedCampaign, MarkerKey, RowChange};
 
 use super::{
     repo::{self, CampaignWithCount},
-    CampaignCache, Window, MAX_TOTAL_STOCK,
+    CampaignCache, MAX_TOTAL_STOCK,
 };
 use crate::{
     db::Db,
     gate::{
         loader, marker_cursor::MarkerCursor, sold_out::SoldOutMemo, Applied, Gate, GateControl,
-        GateError,
     },
     metrics::{registry::ControlLabels, Metrics},
     outbox::{
@@ -88,18 +88,6 @@ pub enum ControlError {
     Db(#[from] DbErr),
 }
 
-/// What the marker loop did with one marker.
-enum MarkerOutcome {
-    /// The gate has the control (or the campaign is over): marker deleted.
-    Settled,
-    /// An unknown kind, or a campaign that no longer exists: marker deleted, nothing applied.
-    Dropped,
-    /// The campaign's gate state is not loaded: the marker stays.
-    Kept,
-    /// Redis failed: the marker stays, and the loop stops until its next sweep.
-    GateFailed(GateError),
-}
-
 /// What a control decided on the locked row.
 enum Decision {
     /// Already so (pausing a paused campaign, closing an ended one): no change, no event.
@@ -119,6 +107,9 @@ pub struct CampaignControls {
     metrics: Arc<Metrics>,
     /// Where this instance's marker loop reads next (owned by the expiry sweeper).
     pending_from: Arc<MarkerCursor<MarkerKey>>,
+    /// Where a test holds a control that changed nothing, before it answers.
+    #[cfg(feature = "test-hooks")]
+    kept_answer: Arc<crate::startup::testing::HoldPoint>,
 }
 
 impl CampaignControls {
@@ -151,55 +142,80 @@ impl CampaignControls {
             relay_wakeup,
             metrics,
             pending_from: Arc::default(),
+            #[cfg(feature = "test-hooks")]
+            kept_answer: Arc::default(),
         }
     }
 
-    /// Applies `control` for the admin named `admin`; answers the campaign as stored after it.
-    /// Asking for what is already so (pause a paused campaign, resume a running one, close an
-    /// ended one) answers the campaign and writes nothing.
+    /// Applies `control` for the admin named `admin`; answers the campaign as this control left
+    /// it. Asking for what is already so (pause a paused campaign, resume a running one, close an
+    /// ended one), or retrying with an applied `Idempotency-Key`, writes nothing and answers the
+    /// campaign as it was when that was decided (read under the row lock, so a control that
+    /// commits just after is never in the answer of one that did nothing).
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, control = ?req.control, admin = %req.admin))]
     pub async fn apply(&self, req: ControlRequest) -> Result<CampaignWithCount, ControlError> {
         let control = req.control;
         let campaign_id = req.campaign_id;
         let committed = match self.commit(req).await? {
-            Committed::Replayed => return self.current(campaign_id).await,
-            Committed::Applied(committed) => committed,
+            Committed::Kept(answer) => {
+                #[cfg(feature = "test-hooks")]
+                self.kept_answer.reached().await;
+                self.campaigns.insert(answer.campaign.clone()).await;
+                return Ok(answer);
+            }
+            Committed::Applied(committed) => *committed,
         };
+        self.applied(&committed);
+        #[cfg(feature = "test-hooks")]
+        crate::startup::testing::CrashPoint::BeforeGateControl.reached();
         let ControlCommit {
             seq,
             kind,
             delta,
-            admin,
             answer,
-        } = *committed;
+            ..
+        } = committed;
+        let epoch = loader::epoch(&answer.campaign);
+        self.to_gate(
+            campaign_id,
+            seq,
+            gate_control(kind, delta.unwrap_or(0)),
+            epoch,
+        )
+        .await;
+        if matches!(control, Control::Stock(1..) | Control::Resume) {
+            self.sold_out.forget(campaign_id);
+        }
+        // The cache takes the campaign as it is now (a later control may have committed since).
+        match repo::find(&self.db, campaign_id).await {
+            Ok(Some(latest)) => {
+                self.campaigns.insert(latest.campaign).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, campaign_id, "Could not refresh the cached campaign after a control.")
+            }
+        }
+        Ok(answer)
+    }
+
+    /// A committed control's wake-up of the relay, its count and its log line.
+    fn applied(&self, committed: &ControlCommit) {
         self.relay_wakeup.notify_one();
         self.metrics
             .campaign_controls
             .get_or_create(&ControlLabels {
-                kind: kind.as_str(),
+                kind: committed.kind.as_str(),
             })
             .inc();
         tracing::info!(
-            campaign_id,
-            seq,
-            kind = kind.as_str(),
-            delta,
-            admin,
+            campaign_id = committed.answer.campaign.id,
+            seq = committed.seq,
+            kind = committed.kind.as_str(),
+            delta = committed.delta,
+            admin = committed.admin,
             "Campaign control applied."
         );
-
-        #[cfg(feature = "test-hooks")]
-        crate::startup::testing::CrashPoint::BeforeGateControl.reached();
-        // The cache and the gate take the campaign as it is now (a later control may have
-        // committed since); the answer is the campaign as this control left it.
-        let latest = self.current(campaign_id).await?;
-        let moved = delta.unwrap_or(0);
-        self.to_gate(campaign_id, seq, gate_control(kind, moved), &latest)
-            .await;
-        if matches!(control, Control::Stock(1..) | Control::Resume) {
-            self.sold_out.forget(campaign_id);
-        }
-        Ok(answer)
     }
 
     /// The control's transaction: the campaign row locked, the decision, the change, the audit
@@ -230,8 +246,11 @@ impl CampaignControls {
         };
         let (change, kind, delta) = match decision {
             Decision::Keep => {
+                let answer = repo::find(&txn, campaign_id)
+                    .await?
+                    .ok_or(ControlError::NotFound(campaign_id))?;
                 txn.rollback().await?;
-                return Ok(Committed::Replayed);
+                return Ok(Committed::Kept(answer));
             }
             Decision::Change(change, kind, delta) => (change, kind, delta),
         };
@@ -296,87 +315,14 @@ impl CampaignControls {
             .map(Some)
     }
 
-    /// Gives the gate up to `limit` committed controls it may not have yet (markers a crash or a
-    /// Redis failure left behind); returns how many markers were settled. Each call reads the
-    /// `limit` markers after those the previous call visited, and starts from the oldest again
-    /// once it reached the last, so every marker is visited however many wait for their gate
-    /// state to be loaded.
-    pub async fn apply_pending(&self, limit: u32) -> Result<usize, DbErr> {
-        let from = self.pending_from.after();
-        let markers = store::pending(&self.db, from.as_ref(), limit).await?;
-        let read = markers.len();
-        let (mut visited, mut settled, mut stopped) = (from, 0, false);
-        for marker in markers {
-            match self.settle(&marker).await? {
-                MarkerOutcome::Settled => settled += 1,
-                MarkerOutcome::Dropped | MarkerOutcome::Kept => {}
-                MarkerOutcome::GateFailed(e) => {
-                    tracing::debug!(error = %e, "Could not apply a control to the gate; will retry.");
-                    stopped = true;
-                    break;
-                }
-            }
-            visited = Some(marker.key());
-        }
-        self.pending_from.passed(visited, read, limit, stopped);
-        Ok(settled)
-    }
-
-    /// Gives the gate one marker's control.
-    async fn settle(&self, marker: &PendingControl) -> Result<MarkerOutcome, DbErr> {
-        let Some(kind) = ControlKind::parse(&marker.kind) else {
-            tracing::error!(
-                kind = marker.kind,
-                campaign_id = marker.campaign_id,
-                "A gate_control marker of an unknown kind; dropped."
-            );
-            store::forget(&self.db, marker.campaign_id, marker.seq).await?;
-            return Ok(MarkerOutcome::Dropped);
-        };
-        let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
-            store::forget(&self.db, marker.campaign_id, marker.seq).await?;
-            return Ok(MarkerOutcome::Dropped);
-        };
-        let control = gate_control(kind, marker.delta);
-        let epoch = loader::epoch(&campaign);
-        match self
-            .gate
-            .apply_control(campaign.id, marker.seq, control, epoch)
-            .await
-        {
-            Ok(Applied::Applied | Applied::AlreadyApplied) => {
-                store::forget(&self.db, campaign.id, marker.seq).await?;
-                Ok(MarkerOutcome::Settled)
-            }
-            // Not loaded: kept until the keys are back (a rebuild that read MySQL before the
-            // control needs it), or the campaign is over.
-            Ok(Applied::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
-                store::forget(&self.db, campaign.id, marker.seq).await?;
-                Ok(MarkerOutcome::Settled)
-            }
-            Ok(Applied::NotLoaded) => Ok(MarkerOutcome::Kept),
-            Err(e) => Ok(MarkerOutcome::GateFailed(e)),
-        }
-    }
-
-    /// The campaign as stored now; this instance's cache takes it too.
-    async fn current(&self, campaign_id: i64) -> Result<CampaignWithCount, ControlError> {
-        let found = repo::find(&self.db, campaign_id)
-            .await?
-            .ok_or(ControlError::NotFound(campaign_id))?;
-        self.campaigns.insert(found.campaign.clone()).await;
-        Ok(found)
+    /// Where a test holds a control that changed nothing, before it answers.
+    #[cfg(feature = "test-hooks")]
+    pub fn kept_answer_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.kept_answer.clone()
     }
 
     /// After the commit: the control to the gate at once (the marker loop retries a failure).
-    async fn to_gate(
-        &self,
-        campaign_id: i64,
-        seq: i64,
-        control: GateControl,
-        campaign: &CampaignWithCount,
-    ) {
-        let epoch = loader::epoch(&campaign.campaign);
+    async fn to_gate(&self, campaign_id: i64, seq: i64, control: GateControl, epoch: i64) {
         match self
             .gate
             .apply_control(campaign_id, seq, control, epoch)
@@ -446,8 +392,9 @@ fn gate_control(kind: ControlKind, delta: i64) -> GateControl {
 
 /// What a control's transaction did.
 enum Committed {
-    /// A retry of a control already applied (same idempotency key and request): nothing written.
-    Replayed,
+    /// Nothing written: the control was already so, or is a retry of one applied (same
+    /// idempotency key and request). The campaign as read under the lock.
+    Kept(CampaignWithCount),
     Applied(Box<ControlCommit>),
 }
 

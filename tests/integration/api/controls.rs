@@ -502,3 +502,33 @@ async fn each_controls_answer_is_the_campaign_as_that_control_left_it() {
         assert_eq!(answer["totalStock"], row["totalStock"], "{answer} vs {row}");
     }
 }
+
+/// Found by the proof run (issue 38): a control that changed nothing (a resume of a running
+/// campaign) read its answer after its transaction, so a pause committed in between showed
+/// through: "resumed", with the campaign paused. The resume is held after its decision until a
+/// pause has committed; its answer is still the running campaign it decided on.
+#[tokio::test]
+async fn a_control_that_changed_nothing_answers_the_campaign_it_decided_on() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(STOCK, 1).await;
+    let hold = app.probe.kept_control_hold();
+    hold.arm();
+    let (resumed, paused) = tokio::join!(
+        control(&app, campaign, "resume", json!({}), ADMIN_TOKEN),
+        async {
+            hold.wait_reached().await;
+            let paused = changes(&app, campaign, "pause", json!({}), ADMIN_TOKEN).await;
+            hold.release();
+            paused
+        }
+    );
+    assert_eq!(paused["paused"], true, "{paused}");
+    assert_eq!(resumed.status, 200, "{resumed:?}");
+    assert_eq!(resumed.body["paused"], false, "{:?}", resumed.body);
+    assert_eq!(
+        resumed.body["controlCount"].as_i64(),
+        paused["controlCount"].as_i64().map(|n| n - 1),
+        "the resume answers the campaign before the pause: {:?}",
+        resumed.body
+    );
+}
