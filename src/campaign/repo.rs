@@ -184,6 +184,45 @@ pub async fn returned_ids(db: &impl ConnectionTrait, id: i64) -> Result<Vec<i64>
     rows.iter().map(|row| row.try_get_by_index(0)).collect()
 }
 
+/// What MySQL committed that the campaign's gate may not have: its `gate_return` markers
+/// (participation id, quantity) and its `gate_control` markers (number, kind, delta) in number
+/// order. A rebuild gives them to the state it loaded (see `gate::loader`).
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn owed_to_gate(db: &impl ConnectionTrait, id: i64) -> Result<OwedToGate, DbErr> {
+    let returns = db
+        .query_all_raw(stmt(
+            "SELECT participation_id, quantity FROM gate_return WHERE campaign_id = ?",
+            vec![id.into()],
+        ))
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect::<Result<_, DbErr>>()?;
+    let controls = db
+        .query_all_raw(stmt(
+            "SELECT seq, kind, delta FROM gate_control WHERE campaign_id = ? ORDER BY seq",
+            vec![id.into()],
+        ))
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+            ))
+        })
+        .collect::<Result<_, DbErr>>()?;
+    Ok(OwedToGate { returns, controls })
+}
+
+/// See [`owed_to_gate`].
+#[derive(Debug, Default)]
+pub struct OwedToGate {
+    pub returns: Vec<(i64, i32)>,
+    pub controls: Vec<(i64, String, i64)>,
+}
+
 /// One page of a campaign's winners, in participation id order after `after_id`: (participation
 /// id, user id). The gate rebuild reads a large campaign this way, a bounded page at a time.
 #[tracing::instrument(level = "debug", skip(db), err)]

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::scripts::{Gate, GateError};
+use crate::outbox::control::ControlKind;
 
 static CONTROL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/control.lua")));
@@ -22,6 +23,16 @@ pub enum GateControl {
 }
 
 impl GateControl {
+    /// The gate's side of a committed control of `kind` (`delta` for a stock change).
+    pub fn of(kind: ControlKind, delta: i64) -> Self {
+        match kind {
+            ControlKind::StockChanged => Self::Stock(delta),
+            ControlKind::Paused => Self::Pause,
+            ControlKind::Resumed => Self::Resume,
+            ControlKind::Closed => Self::Close,
+        }
+    }
+
     fn kind(self) -> &'static str {
         match self {
             Self::Stock(_) => "stock",

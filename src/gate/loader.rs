@@ -10,6 +10,12 @@
 //! on, and memory stays bounded however many winners a campaign has. A rebuild that finds the
 //! state already there (another instance, or a rebuild that just finished) reads nothing from
 //! MySQL; [`GateLoader::loads`] counts the ones that did.
+//!
+//! A return or a control that commits after the rebuild's snapshot, while the keys are missing,
+//! finds no state to apply to, and its marker waits for the marker loops (about a second). The
+//! rebuild that loaded the state gives it those markers at once ([`GateLoader::settle_owed`]),
+//! before any request waiting for it goes on: otherwise the gate would refuse units MySQL has
+//! free meanwhile (the proof run found such SOLD_OUTs after Redis restarts).
 
 use std::{
     collections::HashMap,
@@ -27,10 +33,14 @@ use futures::{
 use sea_orm::DbErr;
 use tracing::Instrument;
 
-use super::scripts::{Gate, GateError, GateState, Seed};
+use super::{
+    control::GateControl,
+    scripts::{Gate, GateError, GateState, Seed},
+};
 use crate::{
     campaign::{repo, Campaign},
     db::Db,
+    outbox::control::ControlKind,
 };
 
 /// Winners read from MySQL and added to Redis per step of a rebuild.
@@ -74,6 +84,9 @@ pub struct GateLoader {
     /// The rebuild running for each campaign; an entry is removed by its own task when done.
     running: Arc<Mutex<HashMap<i64, Rebuild>>>,
     loads: Arc<AtomicU64>,
+    /// Where a test holds a rebuild between its MySQL snapshot and its load.
+    #[cfg(feature = "test-hooks")]
+    after_snapshot: Arc<crate::startup::testing::HoldPoint>,
 }
 
 impl GateLoader {
@@ -83,7 +96,15 @@ impl GateLoader {
             gate,
             running: Arc::default(),
             loads: Arc::default(),
+            #[cfg(feature = "test-hooks")]
+            after_snapshot: Arc::default(),
         }
+    }
+
+    /// Where a test holds a rebuild between its MySQL snapshot and its load.
+    #[cfg(feature = "test-hooks")]
+    pub fn after_snapshot_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.after_snapshot.clone()
     }
 
     /// Rebuilds that read MySQL (not the ones that found the state already loaded).
@@ -140,6 +161,8 @@ impl GateLoader {
             .ok_or(LoadError::CampaignGone(campaign.id))?;
         let returned = repo::returned_ids(&txn, campaign.id).await?;
         txn.commit().await?;
+        #[cfg(feature = "test-hooks")]
+        self.after_snapshot.reached().await;
         let mut after_id = 0;
         let mut winners = 0_usize;
         loop {
@@ -163,8 +186,37 @@ impl GateLoader {
                 winners,
                 "Loaded the campaign's gate state into Redis."
             );
+            self.settle_owed(campaign).await;
         }
         Ok(())
+    }
+
+    /// Gives the state just loaded the returns and controls MySQL has markers for: those that
+    /// committed after the snapshot found no state to apply to. `lua/return.lua` and
+    /// `lua/control.lua` apply each once, so the ones the snapshot or their own call already
+    /// counted change nothing; the markers stay for the marker loops to delete. Best effort: on
+    /// a failure the loops apply them within about a second, as they would have anyway.
+    async fn settle_owed(&self, campaign: &Campaign) {
+        let (id, epoch) = (campaign.id, epoch(campaign));
+        let settled = async {
+            let owed = repo::owed_to_gate(&self.db, id).await?;
+            for (participation_id, quantity) in owed.returns {
+                self.gate
+                    .return_units(id, participation_id, quantity, epoch)
+                    .await?;
+            }
+            for (seq, kind, delta) in owed.controls {
+                if let Some(kind) = ControlKind::parse(&kind) {
+                    let control = GateControl::of(kind, delta);
+                    self.gate.apply_control(id, seq, control, epoch).await?;
+                }
+            }
+            Ok::<_, LoadError>(())
+        };
+        if let Err(e) = settled.await {
+            tracing::warn!(error = %e, campaign_id = id,
+                "Could not give the rebuilt gate what MySQL owes it; the marker loops will.");
+        }
     }
 }
 

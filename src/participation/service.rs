@@ -431,6 +431,12 @@ impl ParticipationService {
         self.loader.loads()
     }
 
+    /// Where a test holds a gate rebuild between its MySQL snapshot and its load.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn rebuild_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.loader.after_snapshot_hold()
+    }
+
     /// Readies a new campaign: cached here, gate state in Redis before the first request, so a
     /// burst at opening does not all miss the keys at once. Best effort: if Redis is down now,
     /// the first request finds the keys missing (or left over from an earlier campaign with the

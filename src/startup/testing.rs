@@ -88,6 +88,11 @@ impl Probe {
         self.drift.audit_once().await;
     }
 
+    /// Where a gate rebuild waits between its MySQL snapshot and its load, once armed.
+    pub fn rebuild_hold(&self) -> Arc<HoldPoint> {
+        self.participations.rebuild_hold()
+    }
+
     /// Where a live control that changed nothing waits before it answers, once armed.
     pub fn kept_control_hold(&self) -> Arc<HoldPoint> {
         self.kept_control.clone()

@@ -6,10 +6,10 @@
 use chrono::Utc;
 use sea_orm::DbErr;
 
-use super::{gate_control, store, store::PendingControl, CampaignControls};
+use super::{store, store::PendingControl, CampaignControls};
 use crate::{
     campaign::Window,
-    gate::{loader, Applied, GateError},
+    gate::{loader, Applied, GateControl, GateError},
     outbox::control::ControlKind,
 };
 
@@ -67,7 +67,7 @@ impl CampaignControls {
             store::forget(&self.db, marker.campaign_id, marker.seq).await?;
             return Ok(MarkerOutcome::Dropped);
         };
-        let control = gate_control(kind, marker.delta);
+        let control = GateControl::of(kind, marker.delta);
         let epoch = loader::epoch(&campaign);
         match self
             .gate

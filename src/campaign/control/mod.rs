@@ -179,7 +179,7 @@ impl CampaignControls {
         self.to_gate(
             campaign_id,
             seq,
-            gate_control(kind, delta.unwrap_or(0)),
+            GateControl::of(kind, delta.unwrap_or(0)),
             epoch,
         )
         .await;
@@ -378,16 +378,6 @@ fn decide(
         Control::Resume => Decision::Change(RowChange::Paused(false), ControlKind::Resumed, None),
         Control::Close => Decision::Change(RowChange::Closed(now), ControlKind::Closed, None),
     })
-}
-
-/// The gate's side of a control of `kind` (`delta` for a stock change).
-fn gate_control(kind: ControlKind, delta: i64) -> GateControl {
-    match kind {
-        ControlKind::StockChanged => GateControl::Stock(delta),
-        ControlKind::Paused => GateControl::Pause,
-        ControlKind::Resumed => GateControl::Resume,
-        ControlKind::Closed => GateControl::Close,
-    }
 }
 
 /// What a control's transaction did.

@@ -109,3 +109,37 @@ async fn a_campaign_with_100k_winners_rebuilds_once_under_a_burst_and_never_over
     );
     app.assert_no_drift(campaign).await;
 }
+
+/// Found by the proof run (issue 38): a return that commits after a rebuild's MySQL snapshot,
+/// while the keys are missing, finds no state to give its units to; the rebuilt gate then
+/// refused them (SOLD_OUT with a unit free in MySQL) until the marker loop ran, about a second
+/// later. The rebuild is held after its snapshot while a refund commits; the join that started
+/// the rebuild wins the refunded unit.
+#[tokio::test]
+async fn a_unit_returned_while_the_gate_is_rebuilt_is_sold_by_the_rebuilt_gate() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(1, 1).await;
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    app.drop_gate_keys(campaign).await;
+    let hold = app.probe.rebuild_hold();
+    hold.arm();
+    let refund_path = format!("/api/v1/campaigns/{campaign}/participations/1/cancel");
+    let (joined, refunded) = tokio::join!(app.join(campaign, 2, 1), async {
+        hold.wait_reached().await;
+        let refunded = app
+            .post_json(
+                &refund_path,
+                &serde_json::json!({}),
+                Some(crate::spawn::ADMIN_TOKEN),
+            )
+            .await;
+        hold.release();
+        refunded
+    });
+    assert_eq!(refunded.status, 200, "{refunded:?}");
+    assert_eq!(
+        joined.status, 201,
+        "the refunded unit is sold by the rebuilt gate: {joined:?}"
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+}
