@@ -41,6 +41,10 @@ enum Command {
         /// operation is taken to stay in flight.
         #[arg(long, default_value_t = 2000)]
         lookback_ms: u64,
+        /// The run's RESERVATION_TIMEOUT_MS: how long a reservation a dead instance left open
+        /// may hold units before the reconciler gives them back (0: only the lookback).
+        #[arg(long, default_value_t = 0)]
+        reservation_timeout_ms: u64,
         /// How far an expiry may precede, or a confirmation follow, a hold's deadline.
         #[arg(long, default_value_t = 100)]
         deadline_tolerance_ms: i64,
@@ -89,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             final_state,
             sold_out_memo_ms,
             lookback_ms,
+            reservation_timeout_ms,
             deadline_tolerance_ms,
             control_grace_ms,
             json,
@@ -102,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opts = Options {
                 sold_out_memo: ms(sold_out_memo_ms),
                 lookback: ms(lookback_ms),
+                reservation_timeout: ms(reservation_timeout_ms),
                 model: ModelParams {
                     deadline_tolerance: chrono::Duration::milliseconds(deadline_tolerance_ms),
                     control_grace: chrono::Duration::milliseconds(control_grace_ms),

@@ -2,7 +2,7 @@
 
 mod support;
 
-use firstcome_proof::check::{Options, IN_DOUBT, MEMO, SAME_USER};
+use firstcome_proof::check::{Options, ARRIVING, IN_DOUBT, MEMO, SAME_USER};
 use firstcome_proof::history::{Func, Value};
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
@@ -276,6 +276,75 @@ fn a_sold_out_while_a_join_in_doubt_held_the_unit() {
     late.join_refused(2, 11, "SOLD_OUT");
     assert_flags(
         &late.check(),
+        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+    );
+}
+
+/// A stock addition commits, and a win after it takes the unit the gate had; the addition's
+/// units reach the gate only before its answer. A SOLD_OUT from a join that began before that
+/// answer is counted apart as the arriving-units relaxation; the same SOLD_OUT after the
+/// addition was answered is an anomaly.
+#[test]
+fn a_sold_out_while_an_unanswered_stock_addition_brought_units() {
+    let sale = |answered_first: bool| {
+        let mut s = Sale::new(2);
+        s.join(1, 10);
+        s.invoke(
+            5,
+            Func::Stock,
+            Value {
+                campaign: Some(CAMPAIGN),
+                delta: Some(1),
+                ..Value::default()
+            },
+        );
+        let seq = s.commit_control("STOCK", 1);
+        s.join(2, 11);
+        let answer = Value {
+            control_seq: Some(seq),
+            ..Value::default()
+        };
+        if answered_first {
+            s.ok(5, Func::Stock, answer.clone());
+        }
+        s.join_refused(3, 12, "SOLD_OUT");
+        if !answered_first {
+            s.ok(5, Func::Stock, answer);
+        }
+        s
+    };
+    let r = sale(false).check();
+    assert_clean(&r);
+    assert_eq!(r.relaxations[ARRIVING], 1);
+    assert_flags(
+        &sale(true).check(),
+        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+    );
+}
+
+/// A join that ended indeterminate because its instance died leaves its reservation until the
+/// reconciler gives it back, RESERVATION_TIMEOUT_MS after it was made: a SOLD_OUT 2.5 s later
+/// (past the lookback) is in doubt with the run's reservation timeout of 3 s, and an anomaly
+/// once the reconciler had it back.
+#[test]
+fn a_sold_out_while_a_dead_instances_reservation_held_the_unit() {
+    let sale = |wait_ms: u64| {
+        let mut s = Sale::new(1);
+        s.invoke_join(1, 10);
+        s.info(1, Func::Join);
+        s.sleep_ms(wait_ms);
+        s.join_refused(2, 11, "SOLD_OUT");
+        s
+    };
+    let opts = Options {
+        reservation_timeout: 3_000_000_000,
+        ..Options::default()
+    };
+    let r = sale(2_500).check_with(&opts);
+    assert_clean(&r);
+    assert_eq!(r.relaxations[IN_DOUBT], 1);
+    assert_flags(
+        &sale(4_000).check_with(&opts),
         firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
     );
 }

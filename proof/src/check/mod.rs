@@ -30,7 +30,7 @@ use crate::history::{Fault, Func, History, Op, Outcome};
 use crate::model::ModelParams;
 use crate::report::{AnomalyKind, Report};
 
-pub use refusals::{IN_DOUBT, MEMO, SAME_USER};
+pub use refusals::{ARRIVING, IN_DOUBT, MEMO, SAME_USER};
 
 /// The checker's parameters.
 #[derive(Debug, Clone, Copy)]
@@ -41,14 +41,23 @@ pub struct Options {
     /// How far back (ns) the explanation of an unjustified refusal looks for a sold-out moment, a
     /// pause or a fault, and how long a timed-out operation is taken to stay in flight.
     pub lookback: i64,
+    /// `RESERVATION_TIMEOUT_MS` of the run, in ns: a join that ended indeterminate may hold its
+    /// reservation at the gate this long after its invoke, plus the reconciler's period (a tenth
+    /// of it) and [`RECONCILER_PASS`], when the instance that made it died (§2.9: the reconciler
+    /// gives it back).
+    pub reservation_timeout: i64,
     pub model: ModelParams,
 }
+
+/// What one pass of the service's reconciler may take, ns.
+pub const RECONCILER_PASS: i64 = 500_000_000;
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             sold_out_memo: 0,
             lookback: 2_000_000_000,
+            reservation_timeout: 0,
             model: ModelParams::default(),
         }
     }
@@ -89,6 +98,18 @@ impl Ctx<'_> {
             }
             (_, Some(t)) => t,
         }
+    }
+
+    /// Until when a join's reservation may hold units at the gate: while it may still act on
+    /// the server ([`Ctx::in_flight_until`]), and for one that ended indeterminate until the
+    /// reconciler gives back what a dead instance left open.
+    pub fn reserved_until(&self, op: &Op) -> i64 {
+        let acting = self.in_flight_until(op);
+        if op.outcome != Outcome::Info || self.opts.reservation_timeout == 0 {
+            return acting;
+        }
+        let t = self.opts.reservation_timeout;
+        acting.max(op.invoke.saturating_add(t + t / 10 + RECONCILER_PASS))
     }
 }
 

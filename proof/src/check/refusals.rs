@@ -24,7 +24,11 @@
 //! (the sold-out memo, §2.1: an instance keeps answering SOLD_OUT that long after it saw the
 //! campaign sold out); a `SOLD_OUT` justified only by counting the units of joins that ended
 //! indeterminate and were in doubt meanwhile (§18: the gate keeps a reservation whose commit is
-//! in doubt until the service learns its fate, since selling its units could oversell); an `ALREADY_PARTICIPATED` while another join of the same user was in flight
+//! in doubt until the service learns its fate, since selling its units could oversell); a
+//! `SOLD_OUT` justified only without the units that a stock addition, a cancel or a refund not
+//! yet answered when the join began brought back (§14–15: the gate gets them after MySQL's
+//! commit, before the answer, so the change may take effect for sale after the join); an
+//! `ALREADY_PARTICIPATED` while another join of the same user was in flight
 //! (§3: the gate holds the user from the reservation on, and a retry that finds no row yet answers
 //! without an id).
 
@@ -36,6 +40,8 @@ use crate::report::{AnomalyKind, Report};
 pub const MEMO: &str = "sold-out memo (SOLD_OUT_MEMO_MS)";
 pub const SAME_USER: &str = "ALREADY_PARTICIPATED while the same user's join was in flight";
 pub const IN_DOUBT: &str = "SOLD_OUT while joins in doubt held the units";
+pub const ARRIVING: &str =
+    "SOLD_OUT while units an unanswered stock addition or cancel brought back reached the gate";
 
 enum Verdict {
     Justified,
@@ -182,14 +188,58 @@ fn sold_out(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict {
             format!("{in_doubt} unit(s) reserved by joins that ended indeterminate, not committed by then"),
         );
     }
+    let arriving = arriving_units(ctx, op, b);
+    if arriving > 0 && min_free(a) - arriving < asked {
+        return Verdict::Relaxed(
+            ARRIVING,
+            format!("{arriving} unit(s) brought back by operations not answered when it began"),
+        );
+    }
     Verdict::Unjustified(explain_sold_out(ctx, op, asked, (a, b)))
 }
 
+/// Units that answered stock additions, cancels and refunds put back in the order before `b`
+/// while they were still running when `op` began: MySQL has them from the commit, the gate from
+/// the call after it, and the operation answers only then (§14–15). Until that answer the
+/// units may reach the sale after `op`'s refusal, as if the operation came later.
+fn arriving_units(ctx: &Ctx, op: &Op, b: usize) -> i64 {
+    let end = op.complete.unwrap_or(i64::MAX);
+    let running =
+        |o: &Op| o.outcome == Outcome::Ok && o.invoke < end && ctx.in_flight_until(o) > op.invoke;
+    let added: i64 = ctx
+        .index
+        .controls
+        .iter()
+        .filter(|(kind, _)| matches!(kind, crate::event::ControlKind::Stock(d) if *d > 0))
+        .flat_map(|(_, ops)| ops.iter().map(|&i| &ctx.ops[i]))
+        .filter(|o| running(o))
+        .filter_map(|o| {
+            let pos = *ctx.replay.controls.get(&o.value.control_seq?)?;
+            (pos < b).then_some(o.value.delta.unwrap_or(0))
+        })
+        .sum();
+    let returned: i64 = ctx
+        .index
+        .cancels
+        .values()
+        .flatten()
+        .map(|&i| &ctx.ops[i])
+        .filter(|o| running(o))
+        .filter_map(|o| {
+            let line = ctx.replay.users.get(&o.user()?)?;
+            let (pos, reason) = line.closed?;
+            (pos < b && reason != CancelReason::Expired).then_some(line.quantity)
+        })
+        .sum();
+    added + returned
+}
+
 /// Units of the campaign's joins that ended indeterminate (`info`: a timeout, a reset, a 5xx),
-/// in doubt at some moment of `op` (invoked before it completed, and within the lookback of
-/// their give-up when it began), whose win is not in the order before `a`: the gate holds such a
-/// join's units until the service learns whether its commit landed, however long MySQL takes
-/// to say (§18: selling them meanwhile could oversell).
+/// in doubt at some moment of `op` (invoked before it completed, and still holding their
+/// reservation when it began: [`Ctx::reserved_until`]), whose win is not in the order before
+/// `a`: the gate holds such a join's units until the service learns whether its commit landed,
+/// however long MySQL takes to say, or, when its instance died, until the reconciler gives them
+/// back (§18: selling them meanwhile could oversell).
 fn in_doubt_units(ctx: &Ctx, op: &Op, a: usize) -> i64 {
     let end = op.complete.unwrap_or(i64::MAX);
     ctx.index
@@ -198,7 +248,7 @@ fn in_doubt_units(ctx: &Ctx, op: &Op, a: usize) -> i64 {
         .flatten()
         .map(|&j| &ctx.ops[j])
         .filter(|j| j.outcome == Outcome::Info && j.id != op.id)
-        .filter(|j| j.invoke < end && ctx.in_flight_until(j) > op.invoke)
+        .filter(|j| j.invoke < end && ctx.reserved_until(j) > op.invoke)
         .filter(|j| {
             let won_before = j
                 .user()

@@ -421,6 +421,7 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let check_opts = Options {
         sold_out_memo: ms(opts.sold_out_memo_ms),
         lookback: ms(opts.lookback_ms),
+        reservation_timeout: ms(service::RESERVATION_TIMEOUT_MS),
         model: ModelParams {
             deadline_tolerance: chrono::Duration::milliseconds(opts.deadline_tolerance_ms),
             control_grace: chrono::Duration::milliseconds(opts.control_grace_ms),
@@ -430,12 +431,14 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     print!("{}", report.render(opts.details));
     println!(
-        "run took {:.1} s; files in {} (re-check: firstcome-proof check {} {} --sold-out-memo-ms {})",
+        "run took {:.1} s; files in {} (re-check: firstcome-proof check {} {} --sold-out-memo-ms {} \
+         --reservation-timeout-ms {})",
         started.elapsed().as_secs_f64(),
         out.display(),
         history_path.display(),
         final_path.display(),
-        opts.sold_out_memo_ms
+        opts.sold_out_memo_ms,
+        service::RESERVATION_TIMEOUT_MS
     );
     Ok(if report.is_clean() {
         ExitCode::SUCCESS

@@ -12,6 +12,10 @@ use anyhow::Context;
 
 use super::procs::{free_port, Proc, Signal};
 
+/// The instances' RESERVATION_TIMEOUT_MS (above their 2 s request timeout, as the service
+/// requires); the checker is told it.
+pub const RESERVATION_TIMEOUT_MS: u64 = 3_000;
+
 /// What every instance is started with.
 #[derive(Debug, Clone)]
 pub struct ServiceEnv {
@@ -108,7 +112,7 @@ impl Instance {
                 .env("RELAY_POLL_INTERVAL_MS", "50")
                 .env("KAFKA_MESSAGE_TIMEOUT_MS", "2000")
                 .env("HTTP_REQUEST_TIMEOUT_MS", "2000")
-                .env("RESERVATION_TIMEOUT_MS", "3000")
+                .env("RESERVATION_TIMEOUT_MS", RESERVATION_TIMEOUT_MS.to_string())
                 .env("SOLD_OUT_MEMO_MS", e.sold_out_memo_ms.to_string())
                 .env("CONSUMER_GROUP_PROTOCOL", &e.group_protocol)
                 .env("SHUTDOWN_TIMEOUT_MS", "5000")
