@@ -188,24 +188,39 @@ fn sold_out(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict {
             format!("{in_doubt} unit(s) reserved by joins that ended indeterminate, not committed by then"),
         );
     }
-    let arriving = arriving_units(ctx, op, b);
+    let arriving = arriving_units(ctx, op, op.invoke, b);
     if arriving > 0 && min_free(a) - arriving < asked {
         return Verdict::Relaxed(
             ARRIVING,
             format!("{arriving} unit(s) brought back by operations not answered when it began"),
         );
     }
+    // The memo repeats a sold-out its instance saw up to SOLD_OUT_MEMO_MS before: one given
+    // while units were on their way to the gate is repeated too (another instance's cancel or
+    // stock addition clears only its own memo).
+    let seen = op.invoke.saturating_sub(ctx.opts.sold_out_memo);
+    let arriving_then = arriving_units(ctx, op, seen, b);
+    if ctx.opts.sold_out_memo > 0
+        && arriving_then > 0
+        && min_free(memo_from) - arriving_then < asked
+    {
+        return Verdict::Relaxed(
+            MEMO,
+            format!("the memo of a sold-out while {arriving_then} unit(s) were on their way to the gate"),
+        );
+    }
     Verdict::Unjustified(explain_sold_out(ctx, op, asked, (a, b)))
 }
 
 /// Units that answered stock additions, cancels and refunds put back in the order before `b`
-/// while they were still running when `op` began: MySQL has them from the commit, the gate from
-/// the call after it, and the operation answers only then (§14–15). Until that answer the
-/// units may reach the sale after `op`'s refusal, as if the operation came later.
-fn arriving_units(ctx: &Ctx, op: &Op, b: usize) -> i64 {
+/// while they were still running at `since` (`op`'s invoke, or earlier for a memo's answer):
+/// MySQL has them from the commit, the gate from the call after it, and the operation answers
+/// only then (§14–15). Until that answer the units may reach the sale after `op`'s refusal, as
+/// if the operation came later.
+fn arriving_units(ctx: &Ctx, op: &Op, since: i64, b: usize) -> i64 {
     let end = op.complete.unwrap_or(i64::MAX);
     let running =
-        |o: &Op| o.outcome == Outcome::Ok && o.invoke < end && ctx.in_flight_until(o) > op.invoke;
+        |o: &Op| o.outcome == Outcome::Ok && o.invoke < end && ctx.in_flight_until(o) > since;
     let added: i64 = ctx
         .index
         .controls
