@@ -11,7 +11,9 @@
 #   4. the proof run against a service with a bug planted (scripts/proof.sh --planted-bug
 #      return-twice, docs/design.md §18): two instances, every fault kind, then the checker,
 #      which must exit 1 and find the oversell. A checker is believed once it has failed a
-#      service known to be wrong.
+#      service known to be wrong;
+#   5. the short proof run against the service as built (scripts/proof-short.sh: 75 s, seed 13,
+#      every fault kind), which must find no anomaly.
 # The machine's own MariaDB and Redis, if any, are never touched. Extra arguments go to
 # `cargo test` and skip steps 2 and 3, e.g. `scripts/test.sh exactly_n` runs the tests whose names
 # contain "exactly_n".
@@ -29,4 +31,5 @@ if [ $# -eq 0 ]; then
   ./scripts/api-check.sh
   ./scripts/console-check.sh target/console-check/console.png
   ./scripts/proof-planted.sh
+  ./scripts/proof-short.sh
 fi
