@@ -280,6 +280,29 @@ fn a_sold_out_while_a_join_in_doubt_held_the_unit() {
     );
 }
 
+/// Two units, one sold; then process 5 adds one unit (committed, not yet answered) and a win
+/// after it takes the unit the gate had. Returns the sale and the addition's answer.
+fn addition_committed_unanswered() -> (Sale, Value) {
+    let mut s = Sale::new(2);
+    s.join(1, 10);
+    s.invoke(
+        5,
+        Func::Stock,
+        Value {
+            campaign: Some(CAMPAIGN),
+            delta: Some(1),
+            ..Value::default()
+        },
+    );
+    let seq = s.commit_control("STOCK", 1);
+    s.join(2, 11);
+    let answer = Value {
+        control_seq: Some(seq),
+        ..Value::default()
+    };
+    (s, answer)
+}
+
 /// A stock addition commits, and a win after it takes the unit the gate had; the addition's
 /// units reach the gate only before its answer. A SOLD_OUT from a join that began before that
 /// answer is counted apart as the arriving-units relaxation; the same SOLD_OUT after the
@@ -287,23 +310,7 @@ fn a_sold_out_while_a_join_in_doubt_held_the_unit() {
 #[test]
 fn a_sold_out_while_an_unanswered_stock_addition_brought_units() {
     let sale = |answered_first: bool| {
-        let mut s = Sale::new(2);
-        s.join(1, 10);
-        s.invoke(
-            5,
-            Func::Stock,
-            Value {
-                campaign: Some(CAMPAIGN),
-                delta: Some(1),
-                ..Value::default()
-            },
-        );
-        let seq = s.commit_control("STOCK", 1);
-        s.join(2, 11);
-        let answer = Value {
-            control_seq: Some(seq),
-            ..Value::default()
-        };
+        let (mut s, answer) = addition_committed_unanswered();
         if answered_first {
             s.ok(5, Func::Stock, answer.clone());
         }
@@ -355,28 +362,9 @@ fn a_sold_out_while_a_dead_instances_reservation_held_the_unit() {
 #[test]
 fn the_memo_of_a_sold_out_while_units_were_arriving() {
     let sale = |memo_ms: u64| {
-        let mut s = Sale::new(2);
-        s.join(1, 10);
-        s.invoke(
-            5,
-            Func::Stock,
-            Value {
-                campaign: Some(CAMPAIGN),
-                delta: Some(1),
-                ..Value::default()
-            },
-        );
-        let seq = s.commit_control("STOCK", 1);
-        s.join(2, 11);
+        let (mut s, answer) = addition_committed_unanswered();
         s.join_refused(3, 12, "SOLD_OUT");
-        s.ok(
-            5,
-            Func::Stock,
-            Value {
-                control_seq: Some(seq),
-                ..Value::default()
-            },
-        );
+        s.ok(5, Func::Stock, answer);
         s.sleep_ms(50);
         s.join_refused(4, 13, "SOLD_OUT");
         let opts = Options {
