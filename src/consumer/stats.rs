@@ -23,7 +23,7 @@
 //! pauses or resumes a campaign: see [`set_paused`]).
 
 use crate::db::{
-    sql::{in_list, insert_rows, stmt},
+    sql::{in_list, insert_rows, size_at_least, stmt},
     time::to_db,
 };
 use std::collections::BTreeMap;
@@ -305,17 +305,51 @@ async fn set_paused(txn: &Txn, campaigns: &BTreeMap<i64, CampaignTotals>) -> Res
 
 /// Sold out: the first time the units held or confirmed reach the campaign's stock, at the
 /// latest win applied (the one that took the last unit). Units given back and won again are not
-/// counted twice; once set, it stays (the first sell-out).
+/// counted twice; once set, it stays (the first sell-out). Only a win or a stock withdrawal can
+/// sell a campaign out, so only the campaigns with one in the batch are looked at.
+///
+/// The stock comes from a plain (consistent, non-locking) read of `campaign`, not from a join in
+/// the UPDATE: InnoDB reads the other tables of a multi-table UPDATE with shared locks, held to
+/// the consumer's commit, and a hot campaign's row is the one every win's transaction updates —
+/// the consumer then waited for the write path and the write path for the consumer's commit.
 async fn mark_sold_out(txn: &Txn, campaigns: &BTreeMap<i64, CampaignTotals>) -> Result<(), DbErr> {
     let mut ids: Vec<Value> = Vec::new();
-    let list = in_list(&mut ids, campaigns.keys().map(|id| Value::from(*id)));
+    let may_sell_out = campaigns
+        .iter()
+        .filter(|(_, f)| f.count > 0 || f.stock_withdrawn > 0);
+    let list = in_list(&mut ids, may_sell_out.map(|(id, _)| Value::from(*id)));
+    if list.is_empty() {
+        return Ok(());
+    }
+    let stocks = txn
+        .query_all_raw(stmt(
+            &format!("SELECT id, total_stock FROM campaign WHERE id IN ({list})"),
+            ids,
+        ))
+        .await?;
+    let mut stock: Vec<(i64, i64)> = Vec::with_capacity(stocks.len());
+    for row in &stocks {
+        stock.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+    }
+    if stock.is_empty() {
+        return Ok(());
+    }
+    // The `IN` list lets the UPDATE reach (and lock) only these campaigns' rows by primary key.
+    // Both lists padded like an `IN` list (the last term repeated), for a shared statement text.
+    let mut values: Vec<Value> = Vec::with_capacity(stock.len() * 3);
+    let list = in_list(&mut values, stock.iter().map(|(id, _)| Value::from(*id)));
+    let n = size_at_least(stock.len());
+    let last = stock[stock.len() - 1];
+    for (id, total) in stock.iter().chain(std::iter::repeat(&last)).take(n) {
+        values.extend([Value::from(*id), Value::from(*total)]);
+    }
+    let terms = vec!["(campaign_id = ? AND active_quantity >= ?)"; n].join(" OR ");
     txn.execute_raw(stmt(
         &format!(
-            "UPDATE campaign_stats s JOIN campaign c ON c.id = s.campaign_id \
-             SET s.sold_out_at = s.last_accepted_at \
-             WHERE s.campaign_id IN ({list}) AND s.sold_out_at IS NULL AND s.active_quantity >= c.total_stock"
+            "UPDATE campaign_stats SET sold_out_at = last_accepted_at \
+             WHERE campaign_id IN ({list}) AND sold_out_at IS NULL AND ({terms})"
         ),
-        ids,
+        values,
     ))
     .await?;
     Ok(())

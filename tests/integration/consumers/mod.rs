@@ -5,5 +5,6 @@ mod controls;
 mod end_to_end;
 mod faults;
 mod group;
+mod hot_campaign;
 mod lifecycle;
 mod redelivery;
