@@ -74,13 +74,46 @@ pub async fn connect_for_migrations(
 }
 
 fn options(settings: &DatabaseSettings) -> ConnectOptions {
-    let mut opts = ConnectOptions::new(settings.url.expose().to_string());
+    let mut opts = ConnectOptions::new(plain_on_loopback(settings.url.expose()));
     opts.max_connections(settings.max_connections)
         .min_connections(1)
         .acquire_timeout(settings.acquire_timeout)
         .connect_timeout(settings.connect_timeout)
         .sqlx_logging(false);
     opts
+}
+
+/// `url` with `ssl-mode=DISABLED` when it names a loopback host and no `ssl-*` parameter.
+///
+/// sqlx's default (`PREFERRED`) encrypts whenever the server offers TLS, without checking its
+/// certificate: on loopback that protects nothing (the traffic never leaves the machine) and
+/// costs both sides CPU on every statement. A URL that asks for TLS keeps it, on any host.
+fn plain_on_loopback(url: &str) -> String {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    // A `mysql://` URL's host is opaque to the parser: an IPv4 address comes as a domain.
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    // `ssl-mode`, or a CA or client certificate given without it: TLS was asked for.
+    let chosen = parsed
+        .query_pairs()
+        .any(|(k, _)| k.to_ascii_lowercase().starts_with("ssl"));
+    if !loopback || chosen {
+        return url.to_string();
+    }
+    let mut plain = parsed;
+    plain.query_pairs_mut().append_pair("ssl-mode", "DISABLED");
+    plain.to_string()
 }
 
 /// The session settings of one new connection (the numbers in the SQL are ours, not input).
@@ -108,5 +141,35 @@ async fn session(conn: &mut MySqlConnection, limit: Duration) -> Result<(), sqlx
             conn.execute(AssertSqlSafe(mysql)).await.map(|_| ())
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_on_loopback;
+
+    #[test]
+    fn loopback_without_a_choice_goes_plain_and_every_other_url_is_left_as_it_is() {
+        assert_eq!(
+            plain_on_loopback("mysql://u:p@127.0.0.1:3306/db"),
+            "mysql://u:p@127.0.0.1:3306/db?ssl-mode=DISABLED"
+        );
+        assert_eq!(
+            plain_on_loopback("mysql://u:p@localhost/db?charset=utf8mb4"),
+            "mysql://u:p@localhost/db?charset=utf8mb4&ssl-mode=DISABLED"
+        );
+        assert_eq!(
+            plain_on_loopback("mysql://u:p@[::1]:3306/db"),
+            "mysql://u:p@[::1]:3306/db?ssl-mode=DISABLED"
+        );
+        for kept in [
+            "mysql://u:p@127.0.0.1:3306/db?ssl-mode=VERIFY_IDENTITY&ssl-ca=/ca.pem",
+            "mysql://u:p@localhost/db?sslmode=required",
+            "mysql://u:p@127.0.0.1/db?ssl-ca=/ca.pem",
+            "mysql://u:p@db.example.com:3306/db",
+            "mysql://u:p@10.0.0.5:3306/db",
+        ] {
+            assert_eq!(plain_on_loopback(kept), kept);
+        }
     }
 }
