@@ -31,12 +31,27 @@ export function envNumber(name, fallback, min, max) {
  *   an answer is not sent and counts in k6's `dropped_iterations`. PRE_VUS (default MAX_VUS) are
  *   allocated before the start: a VU costs ~0.2 MB and is quick to create, but creating them
  *   mid-run would take CPU from the run being measured.
+ * - a fixed amount of work (ITERATIONS set): exactly ITERATIONS requests shared by `vus` VUs
+ *   (shared-iterations), `duration` bounding them; scripts/bench-cpu-per-win.sh sends one join
+ *   per unit, so every request wins.
  *
  * Returns `scenarios` (for options), `config` (for the summary) and `vuIds`: the largest `__VU`
  * a scenario iteration can see, so `__ITER * vuIds + __VU` never repeats.
  */
 export function loadShape(name, vus, duration) {
   const rate = envNumber('RATE', 0, 0, 1000000);
+  // ITERATIONS: exactly that many iterations shared by the VUS, then stop (DURATION bounds them).
+  const iterations = envNumber('ITERATIONS', 0, 0, 100000000);
+  if (iterations > 0) {
+    if (rate > 0) throw new Error('RATE and ITERATIONS exclude each other');
+    return {
+      scenarios: {
+        [name]: { executor: 'shared-iterations', vus, iterations, maxDuration: duration, gracefulStop: '10s' },
+      },
+      config: { model: 'closed', vus, iterations, maxDuration: duration },
+      vuIds: vus,
+    };
+  }
   if (rate === 0) {
     return {
       scenarios: { [name]: { executor: 'constant-vus', vus, duration, gracefulStop: '10s' } },

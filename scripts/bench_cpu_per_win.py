@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""CPU per win (docs/design.md §10, the principal figure): the CPU the service and MariaDB spend per
+win until it is published and applied by both consumers, read from /proc. Run it through
+scripts/bench-cpu-per-win.sh (it starts the services, builds the release binary and installs k6).
+
+Each run: a fresh database, `firstcome serve` as it runs by default (relay, both consumers and
+the embedded broker in process), one big campaign of WINS units joined by WINS distinct users
+(k6/flash-sale.js with ITERATIONS=WINS, so no request is refused and nothing but wins is paid
+for), then a wait until the outbox is drained and both consumers have applied every event.
+CPU ticks of the service and of mariadbd are taken at the first request and once everything is
+applied; MariaDB's own counters (statements, rows, redo bytes) over the same span give the
+statements and rows per win. Then the retention's share: the published outbox rows and the inbox
+rows are deleted by the statements the service's cleanups run (they run hours later in a real
+sale, so they are measured apart and added).
+
+Output: one row per run and the range over runs (min–max), as a markdown table.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = os.environ
+RUNS = int(ENV.get("RUNS", "3"))
+WINS = int(ENV.get("WINS", "50000"))
+VUS = int(ENV.get("VUS", "200"))
+PORT = int(ENV.get("PORT", "8080"))
+DB = ENV.get("BENCH_DB", "firstcome_cpu")
+BIN = ENV["FIRSTCOME_BIN"]
+K6 = ENV["K6"]
+RESULTS = Path(ENV.get("RESULTS_DIR", ROOT / "k6" / "results"))
+PROFILE = ENV.get("PROFILE", "0") == "1"
+PERF = ENV.get("PERF", "0") == "1"
+TICK = os.sysconf("SC_CLK_TCK")
+BASE = f"http://127.0.0.1:{PORT}"
+# MariaDB's counters taken around each phase (SHOW GLOBAL STATUS; this server serves nothing else
+# during the run: the test suite's MariaDB is another process).
+COUNTERS = [
+    "Questions", "Com_select", "Com_insert", "Com_update", "Com_delete", "Com_commit",
+    "Com_rollback", "Handler_write", "Handler_update", "Handler_delete", "Handler_read_key",
+    "Handler_read_next", "Innodb_os_log_written", "Innodb_data_written", "Innodb_data_fsyncs",
+]
+
+
+def log(msg):
+    print(f"[bench-cpu] {msg}", file=sys.stderr, flush=True)
+
+
+def sql(query, db=None):
+    """Runs `query` as root over the unix socket (sudo when not root); returns the rows."""
+    cmd = ([] if os.geteuid() == 0 else ["sudo"]) + ["mariadb", "-N", "-B"] + ([db] if db else []) + ["-e", query]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def status():
+    names = ",".join(f"'{n}'" for n in COUNTERS)
+    return {k: int(v) for k, v in sql(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})")}
+
+
+def ticks(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def mariadb_pid():
+    return int(Path("/run/mysqld/mysqld.pid").read_text().strip())
+
+
+def get(path, timeout=2.0):
+    with urllib.request.urlopen(BASE + path, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def applied(metrics, consumer):
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith("firstcome_consumer_events_total{") and f'consumer="{consumer}"' in line \
+                and 'result="applied"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+class Sample:
+    def __init__(self, service_pid, db_pid):
+        self.at = time.monotonic()
+        self.service = ticks(service_pid)
+        self.mariadb = ticks(db_pid)
+        self.status = status()
+
+    def minus(self, earlier):
+        return {
+            "seconds": self.at - earlier.at,
+            "service": (self.service - earlier.service) / TICK,
+            "mariadb": (self.mariadb - earlier.mariadb) / TICK,
+            "status": {k: self.status[k] - earlier.status[k] for k in COUNTERS},
+        }
+
+
+def start_service(n):
+    sql(f"DROP DATABASE IF EXISTS `{DB}`; CREATE DATABASE `{DB}`")
+    env = dict(ENV)
+    env.update({
+        "DATABASE_URL": f"mysql://firstcome:firstcome@127.0.0.1:{ENV.get('DB_PORT', '3306')}/{DB}",
+        "HTTP_ADDR": f"127.0.0.1:{PORT}",
+        "RUST_LOG": ENV.get("RUST_LOG", "warn"),
+        "REDIS_KEY_PREFIX": f"firstcome-bench-cpu-{os.getpid()}-{n}:",
+        # k6's VUs are all one client address.
+        "HTTP_MAX_CONNECTIONS_PER_CLIENT": "1000000",
+    })
+    logf = open(RESULTS / f"cpu-per-win-service-{n}.log", "w")
+    proc = subprocess.Popen([BIN, "serve"], env=env, stdout=logf, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        if proc.poll() is not None:
+            sys.exit(f"the service exited during start-up (see {logf.name})")
+        try:
+            get("/health/ready")
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("the service was not ready within 60 s")
+
+
+def stop_service(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_applied(wins, timeout=300.0):
+    """Until the outbox has nothing pending and both consumers applied `wins` events."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = int(sql("SELECT COUNT(*) FROM outbox_event WHERE status = 'PENDING'", DB)[0][0])
+        if pending == 0:
+            m = get("/metrics")
+            if applied(m, "stats") >= wins and applied(m, "rewards") >= wins:
+                return
+        time.sleep(0.2)
+    sys.exit(f"not everything was published and applied within {timeout:.0f} s")
+
+
+def retention(service_pid, db_pid):
+    """The cleanups' statements (relay/store.rs delete_published, consumer/inbox.rs clean), with
+    a retention of 0, in their batch sizes, until nothing is left."""
+    before = Sample(service_pid, db_pid)
+    batches = [
+        "DELETE FROM outbox_event WHERE status = 'PUBLISHED' "
+        "AND published_at < UTC_TIMESTAMP(6) ORDER BY id LIMIT 1000",
+        "DELETE FROM consumer_inbox WHERE consumer = 'stats' "
+        "AND processed_at < UTC_TIMESTAMP(6) LIMIT 1000",
+        "DELETE FROM consumer_inbox WHERE consumer = 'rewards' "
+        "AND processed_at < UTC_TIMESTAMP(6) LIMIT 1000",
+    ]
+    for stmt in batches:
+        while True:
+            n = sql(f"{stmt}; SELECT ROW_COUNT()", DB)
+            if int(n[-1][0]) == 0:
+                break
+    return Sample(service_pid, db_pid).minus(before)
+
+
+def start_perf(service_pid, db_pid, n):
+    """perf samples of the service and mariadbd, by symbol (no call graphs: the release build
+    has no frame pointers), until [`stop_perf`]."""
+    data = RESULTS / f"cpu-per-win-perf-{n}.data"
+    return subprocess.Popen(["perf", "record", "-q", "-F", "499", "-p", f"{service_pid},{db_pid}",
+                             "-o", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_perf(perf, n):
+    perf.send_signal(2)  # SIGINT: perf writes its file and exits
+    perf.wait(timeout=60)
+    data = RESULTS / f"cpu-per-win-perf-{n}.data"
+    out = RESULTS / f"cpu-per-win-perf-{n}.txt"
+    with open(out, "w") as f:
+        for sort in ("comm,dso", "comm,dso,sym"):
+            f.write(subprocess.run(
+                ["perf", "report", "-i", str(data), "--stdio", "--no-children", "--percent-limit",
+                 "0.5", "--sort", sort], capture_output=True, text=True).stdout)
+    log(f"perf report: {out}")
+
+
+def one_run(n):
+    proc = start_service(n)
+    db_pid = mariadb_pid()
+    slow = None
+    try:
+        if PROFILE:
+            slow = f"/tmp/firstcome-cpu-slow-{os.getpid()}-{n}.log"
+            sql(f"SET GLOBAL slow_query_log_file = '{slow}'; SET GLOBAL log_slow_verbosity = ''; "
+                "SET GLOBAL long_query_time = 0; SET GLOBAL slow_query_log = 1")
+        summary = RESULTS / f"cpu-per-win-k6-{n}.json"
+        log(f"run {n}/{RUNS}: {WINS} wins by {WINS} distinct users, {VUS} VUs")
+        perf = start_perf(proc.pid, db_pid, n) if PERF else None
+        before = Sample(proc.pid, db_pid)
+        k6 = subprocess.run(
+            [K6, "run", "--quiet", "--no-color", "-e", f"BASE_URL={BASE}", "-e", f"VUS={VUS}",
+             "-e", f"ITERATIONS={WINS}", "-e", f"STOCK={WINS}", "-e", "USER_IDS=distinct",
+             "-e", "PATH_KIND=outbox", "-e", f"ADMIN_TOKEN={ENV['ADMIN_TOKEN']}",
+             "-e", f"SUMMARY_FILE={summary}", str(ROOT / "k6" / "flash-sale.js")],
+            capture_output=True, text=True)
+        if k6.returncode not in (0, 99):
+            sys.exit(f"k6 failed ({k6.returncode}): {k6.stderr[-2000:]}")
+        wins = int(sql("SELECT COUNT(*) FROM participation", DB)[0][0])
+        load_end = time.monotonic()
+        wait_applied(wins)
+        load = Sample(proc.pid, db_pid).minus(before)
+        load["drain"] = time.monotonic() - load_end
+        if perf:
+            stop_perf(perf, n)
+        if slow:
+            sql("SET GLOBAL slow_query_log = 0; SET GLOBAL long_query_time = 10")
+        ret = retention(proc.pid, db_pid)
+        refused = WINS - wins
+        return {"wins": wins, "refused": refused, "load": load, "retention": ret, "slow": slow}
+    finally:
+        if slow:
+            sql("SET GLOBAL slow_query_log = 0; SET GLOBAL long_query_time = 10")
+        stop_service(proc)
+
+
+def us(seconds, wins):
+    return 1e6 * seconds / wins
+
+
+def main():
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in range(1, RUNS + 1):
+        r = one_run(n)
+        w = r["wins"]
+        load, ret = r["load"], r["retention"]
+        row = {
+            "wins": w,
+            "refused": r["refused"],
+            "wins_per_s": w / (load["seconds"] - load["drain"]),
+            "drain_s": load["drain"],
+            "service": us(load["service"], w),
+            "mariadb": us(load["mariadb"], w),
+            "retention": us(ret["mariadb"] + ret["service"], w),
+        }
+        row["total"] = row["service"] + row["mariadb"] + row["retention"]
+        per_win = {k: (load["status"][k] + ret["status"][k]) / w for k in COUNTERS}
+        row["per_win"] = per_win
+        rows.append(row)
+        (RESULTS / f"cpu-per-win-{n}.json").write_text(json.dumps(r | {"row": row}, indent=1))
+        if r["slow"]:
+            out = subprocess.run([sys.executable, str(ROOT / "scripts" / "mysql-statements.py"),
+                                  r["slow"], "40", str(w)], capture_output=True, text=True).stdout
+            (RESULTS / f"cpu-per-win-statements-{n}.md").write_text(out)
+            os.remove(r["slow"])
+            log(f"statements per win: {RESULTS}/cpu-per-win-statements-{n}.md")
+        log(f"run {n}: {row['total']:.0f} µs per win (service {row['service']:.0f}, "
+            f"MariaDB {row['mariadb']:.0f}, retention {row['retention']:.0f})")
+    report(rows)
+
+
+def span(values, fmt):
+    lo, hi = min(values), max(values)
+    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+
+def report(rows):
+    note = " (PROFILE=1: the slow log's cost is in these figures)" if PROFILE else ""
+    print(f"\nCPU per win, {len(rows)} runs of {WINS} wins, {VUS} VUs{note}:\n")
+    print("| run | wins (refused) | wins/s | drain s | service µs | MariaDB µs | retention µs | **total µs** |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for i, r in enumerate(rows, 1):
+        print(f"| {i} | {r['wins']} ({r['refused']}) | {r['wins_per_s']:.0f} | {r['drain_s']:.1f} | "
+              f"{r['service']:.0f} | {r['mariadb']:.0f} | {r['retention']:.0f} | **{r['total']:.0f}** |")
+    print(f"| range | | {span([r['wins_per_s'] for r in rows], '{:.0f}')} | "
+          f"{span([r['drain_s'] for r in rows], '{:.1f}')} | "
+          f"{span([r['service'] for r in rows], '{:.0f}')} | {span([r['mariadb'] for r in rows], '{:.0f}')} | "
+          f"{span([r['retention'] for r in rows], '{:.0f}')} | **{span([r['total'] for r in rows], '{:.0f}')}** |")
+    print("\nMariaDB's work per win (SHOW GLOBAL STATUS over the load and the retention, "
+          "mean of the runs):\n")
+    print("| counter | per win |")
+    print("|---|---:|")
+    for k in COUNTERS:
+        v = sum(r["per_win"][k] for r in rows) / len(rows)
+        print(f"| {k} | {v:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
