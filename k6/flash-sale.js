@@ -3,6 +3,9 @@
 //
 // PATH_KIND=outbox → POST /api/v1/campaigns/{id}/participations       (Redis gate + outbox)
 // PATH_KIND=sync   → POST /api/v1/campaigns/{id}/participations/sync  (the synchronous baseline)
+// CEILING=1        → the same iteration (draw the user, build the body, send it, read and count
+//                    the answer) sent as GET /health/live: the ceiling of docs/design.md §10,
+//                    measured with the join's own client work (no campaign is created)
 //
 // setup() creates the campaign through the admin API; its id reaches handleSummary as
 // data.setup_data and lands in SUMMARY_FILE, so scripts/bench.sh can check the result through
@@ -13,7 +16,8 @@
 //   k6 run -e ADMIN_TOKEN=... -e PATH_KIND=sync -e RATE=2000 -e DURATION=30s k6/flash-sale.js
 //
 // Environment: BASE_URL, ADMIN_TOKEN, PATH_KIND, VUS, RATE, PRE_VUS, MAX_VUS, DURATION, STOCK,
-// USERS, REPEAT_SHARE, USER_IDS, REQUEST_TIMEOUT, SUMMARY_FILE, TOKENS_FILE (see k6/README.md).
+// USERS, REPEAT_SHARE, USER_IDS, REQUEST_TIMEOUT, SUMMARY_FILE, TOKENS_FILE, CEILING (see
+// k6/README.md).
 //
 // TOKENS_FILE: for a service with USER_AUTH=jwt, one token per line, line N for user N (minted
 // before the run: `firstcome token --user 1 --count 200000 > tokens.txt`, or
@@ -28,6 +32,7 @@ import { env, envNumber, buildSummary, loadShape, TREND_STATS } from './lib/summ
 const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const ADMIN_TOKEN = env('ADMIN_TOKEN', '');
 const PATH_KIND = env('PATH_KIND', 'outbox');
+const CEILING = env('CEILING', '0') === '1';
 const VUS = envNumber('VUS', 500, 1, 100000);
 const DURATION = env('DURATION', '30s');
 const STOCK = envNumber('STOCK', 1000, 1, 10000000);
@@ -78,7 +83,8 @@ const THRESHOLDS = {
 
 export const options = {
   scenarios: SHAPE.scenarios,
-  thresholds: THRESHOLDS[PATH_KIND],
+  // The ceiling is judged like the outbox path it is the limit of.
+  thresholds: THRESHOLDS[CEILING ? 'outbox' : PATH_KIND],
   summaryTrendStats: TREND_STATS,
   userAgent: 'firstcome-k6/flash-sale',
 };
@@ -87,13 +93,19 @@ const accepted = new Counter('accepted'); // 201: won
 const soldOut = new Counter('sold_out'); // 409 SOLD_OUT
 const alreadyParticipated = new Counter('already_participated'); // 409 ALREADY_PARTICIPATED
 const serverErrors = new Counter('server_errors'); // any 5xx
+const healthOk = new Counter('health_ok'); // CEILING=1: 200 {"status":"ok"}
 
-http.setResponseCallback(http.expectedStatuses(201, 409));
+http.setResponseCallback(CEILING ? http.expectedStatuses(200) : http.expectedStatuses(201, 409));
+const HEALTH_URL = `${BASE_URL}/health/live`;
 
 // setup() reports problems by returning { error } instead of throwing: the first iteration then
 // aborts the test, and handleSummary still receives the message (and the campaign id, if any)
 // through data.setup_data, so the summary file says why there are no numbers.
 export function setup() {
+  if (CEILING) {
+    console.log(`ceiling: the join's iteration sent to GET ${HEALTH_URL}`);
+    return { ceiling: true, baseUrl: BASE_URL, pathKind: PATH_KIND };
+  }
   if (ADMIN_TOKEN.length === 0) {
     return { error: 'ADMIN_TOKEN is not set: setup() needs it to create the campaign' };
   }
@@ -161,7 +173,7 @@ function nextUserId() {
 
 const PARAMS = {
   headers: { 'Content-Type': 'application/json' },
-  tags: { name: `participate (${PATH_KIND})` },
+  tags: { name: CEILING ? 'ceiling (health live)' : `participate (${PATH_KIND})` },
   timeout: REQUEST_TIMEOUT,
 };
 
@@ -179,14 +191,18 @@ export default function (data) {
   if (data.error) exec.test.abort(`setup failed: ${data.error}`);
   const userId = nextUserId();
   const body = JSON.stringify({ userId, quantity: 1 });
-  const res = http.post(participationUrl(data.campaignId), body, paramsFor(userId));
+  const res = CEILING
+    ? http.request('GET', HEALTH_URL, body, paramsFor(userId))
+    : http.post(participationUrl(data.campaignId), body, paramsFor(userId));
   if (res.status === 201) {
     accepted.add(1);
-  } else if (res.status === 409) {
-    // A substring test is enough and costs the load generator far less than JSON parsing.
+  } else if (res.status === 409 || (CEILING && res.status === 200)) {
+    // A substring test is enough and costs the load generator far less than JSON parsing. The
+    // ceiling's answer goes through the same tests (and then its own counter).
     const b = typeof res.body === 'string' ? res.body : '';
     if (b.indexOf('SOLD_OUT') >= 0) soldOut.add(1);
     else if (b.indexOf('ALREADY_PARTICIPATED') >= 0) alreadyParticipated.add(1);
+    else if (CEILING && b.indexOf('"ok"') >= 0) healthOk.add(1);
   } else if (res.status >= 500) {
     serverErrors.add(1);
   }
@@ -206,13 +222,14 @@ export function handleSummary(data) {
     soldOut: count(data, 'sold_out'),
     alreadyParticipated: count(data, 'already_participated'),
     serverErrors: count(data, 'server_errors'),
+    healthOk: count(data, 'health_ok'),
   };
   return buildSummary(
     data,
     SCENARIO,
     {
       script: 'flash-sale',
-      pathKind: PATH_KIND,
+      pathKind: CEILING ? 'ceiling' : PATH_KIND,
       campaignId: setupData.campaignId === undefined ? null : setupData.campaignId,
       setupError: setupData.error || (data.setup_data === undefined ? 'setup() did not return' : null),
       endpointMissing: setupData.endpointMissing === true,
@@ -235,6 +252,7 @@ export function handleSummary(data) {
       `409 SOLD_OUT ........ ${counts.soldOut}`,
       `409 ALREADY_PART. ... ${counts.alreadyParticipated}`,
       `5xx ................. ${counts.serverErrors}`,
+      ...(CEILING ? [`200 health (ceiling)  ${counts.healthOk}`] : []),
     ],
   );
 }
