@@ -1,22 +1,18 @@
 //! Taking the final state (`crate::final_state`) once settled: MySQL's rows of the run's
-//! campaigns, each gate in the run's Redis, every record of the topic read from the broker (each
-//! partition from its start to its high watermark), and the consumers' tables. Names of tables,
+//! campaigns, each gate in the run's Redis, every record of the topic (read all along by
+//! [`TopicTail`], to each partition's high watermark), and the consumers' tables. Names of tables,
 //! columns and keys are the service's (its migrations and Lua scripts), read, not imported.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use sqlx::{AssertSqlSafe, MySqlPool};
 
+use super::topic_tail::TopicTail;
 use crate::final_state::{
     Campaign, ControlRow, FinalState, Gate, Participation, RewardAccount, RewardGrant, Stats,
-    TopicRecord,
 };
 
 fn utc(t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
@@ -31,8 +27,7 @@ pub async fn take(
     pool: &MySqlPool,
     redis_url: &str,
     prefix: &str,
-    bootstrap: &str,
-    topic: &str,
+    topic: TopicTail,
     campaigns: &HashMap<i64, i64>,
 ) -> anyhow::Result<(FinalState, Vec<String>)> {
     let mut ids: Vec<i64> = campaigns.keys().copied().collect();
@@ -49,10 +44,9 @@ pub async fn take(
             None
         }
     };
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    let (events, topic_notes) = tokio::task::spawn_blocking(move || read_topic(&bootstrap, &topic))
+    let (events, topic_notes) = tokio::task::spawn_blocking(move || topic.finish())
         .await
-        .context("the topic reader panicked")??;
+        .context("the topic reader's task panicked")??;
     notes.extend(topic_notes);
     let (stats, rewards, grants) = consumers(pool, &list).await?;
     Ok((
@@ -297,86 +291,4 @@ async fn gates(redis_url: &str, prefix: &str, ids: &[i64]) -> anyhow::Result<Vec
         });
     }
     Ok(out)
-}
-
-/// Every record of `topic`, each partition from offset 0 to its high watermark, in partition
-/// then offset order. A partition whose low watermark is above 0 lost records to the mock
-/// broker's retention cap (KAFKA-NOTES.md): said in the notes, since the checker would then see
-/// missing events that the service did send.
-fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<(Vec<TopicRecord>, Vec<String>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set(
-            "group.id",
-            format!("firstcome-proof-{}", uuid::Uuid::now_v7()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("log_level", "3")
-        .create()
-        .context("creating the topic reader")?;
-    let timeout = Duration::from_secs(10);
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .context("reading the topic's metadata")?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
-    let mut notes = Vec::new();
-    let mut high: HashMap<i32, i64> = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for &p in &partitions {
-        let (low, hi) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .with_context(|| format!("watermarks of partition {p}"))?;
-        if low > 0 {
-            notes.push(format!(
-                "partition {p} starts at offset {low}: the mock broker evicted records (its ~5 MiB cap)"
-            ));
-        }
-        if hi > low {
-            high.insert(p, hi);
-            assignment.add_partition_offset(topic, p, Offset::Beginning)?;
-        }
-    }
-    let mut records = Vec::new();
-    if high.is_empty() {
-        return Ok((records, notes));
-    }
-    consumer.assign(&assignment)?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    while high
-        .iter()
-        .any(|(p, h)| next.get(p).copied().unwrap_or(0) < *h)
-    {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the topic was not read to its high watermarks within 120 s"
-        );
-        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
-        };
-        let m = message.context("reading the topic")?;
-        let payload = match m.payload() {
-            Some(bytes) => serde_json::from_slice(bytes).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(bytes).into())
-            }),
-            None => serde_json::Value::Null,
-        };
-        next.insert(m.partition(), m.offset() + 1);
-        records.push(TopicRecord {
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            payload,
-        });
-    }
-    records.sort_by_key(|r| (r.partition, r.offset));
-    records.dedup_by_key(|r| (r.partition, r.offset));
-    Ok((records, notes))
 }

@@ -30,6 +30,7 @@ mod recorder;
 mod redis_server;
 mod service;
 mod settle;
+mod topic_tail;
 pub mod workload;
 
 use std::collections::HashMap;
@@ -261,6 +262,8 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let redis_url = redis.url();
     let broker = broker::Broker::start(opts.partitions, &opts.topic)?;
     let bootstrap = broker.bootstrap.clone();
+    // Read from now on: the mock broker evicts a partition's oldest records past ~5 MiB.
+    let topic_tail = topic_tail::TopicTail::start(&bootstrap, &opts.topic)?;
     let proxy = proxy::Proxy::start(mysql_addr.clone()).await?;
     let proxied = server_url.replacen(&mysql_addr, &format!("127.0.0.1:{}", proxy.port), 1);
     let prefix = "proof:".to_owned();
@@ -384,15 +387,7 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
             settled.waiting_for.join("; ")
         );
     }
-    let (state, notes) = capture::take(
-        &pool,
-        &redis_url,
-        &prefix,
-        &bootstrap,
-        &opts.topic,
-        &campaigns,
-    )
-    .await?;
+    let (state, notes) = capture::take(&pool, &redis_url, &prefix, topic_tail, &campaigns).await?;
     for note in &notes {
         println!("final state: {note}");
     }
