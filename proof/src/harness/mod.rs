@@ -387,6 +387,10 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
             settled.waiting_for.join("; ")
         );
     }
+    println!(
+        "topic: {} record(s) read while the run went on",
+        topic_tail.records_read()
+    );
     let (state, notes) = capture::take(&pool, &redis_url, &prefix, topic_tail, &campaigns).await?;
     for note in &notes {
         println!("final state: {note}");

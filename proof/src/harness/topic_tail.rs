@@ -10,7 +10,7 @@
 //! missing that the service did send.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,6 +28,8 @@ type Read = (Vec<TopicRecord>, Vec<String>);
 
 pub struct TopicTail {
     stop: Arc<AtomicBool>,
+    /// Records read so far (the reader's progress, for tests).
+    read: Arc<AtomicUsize>,
     reader: JoinHandle<anyhow::Result<Read>>,
 }
 
@@ -36,13 +38,19 @@ impl TopicTail {
     pub fn start(bootstrap: &str, topic: &str) -> anyhow::Result<Self> {
         let consumer = subscribe(bootstrap, topic)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let read = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (Arc::clone(&stop), Arc::clone(&read));
         let topic = topic.to_owned();
         let reader = std::thread::Builder::new()
             .name("topic-tail".into())
-            .spawn(move || follow(&consumer, &topic, &flag))
+            .spawn(move || follow(&consumer, &topic, &flag, &count))
             .context("starting the topic reader")?;
-        Ok(Self { stop, reader })
+        Ok(Self { stop, read, reader })
+    }
+
+    /// How many records it has read so far.
+    pub fn records_read(&self) -> usize {
+        self.read.load(Ordering::SeqCst)
     }
 
     /// Reads on to the partitions' high watermarks of this moment (within 120 s), then returns
@@ -96,6 +104,7 @@ fn follow(
     (consumer, partitions): &(BaseConsumer, Vec<i32>),
     topic: &str,
     stop: &AtomicBool,
+    read: &AtomicUsize,
 ) -> anyhow::Result<Read> {
     let mut records = Vec::new();
     let mut notes = Vec::new();
@@ -136,6 +145,7 @@ fn follow(
                 }
                 next.insert(m.partition(), m.offset() + 1);
                 records.push(record(&m));
+                read.store(records.len(), Ordering::SeqCst);
             }
         }
     }
@@ -171,5 +181,63 @@ fn record(m: &BorrowedMessage<'_>) -> TopicRecord {
         offset: m.offset(),
         key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
         payload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    /// Twice the mock broker's cap through one partition, each slice read before the next is
+    /// sent: the broker evicts the oldest records, the tail still has every one.
+    #[test]
+    fn every_record_is_read_though_the_broker_evicts_the_oldest() {
+        let holder: BaseProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", "1")
+            .set("log_level", "3")
+            .create()
+            .expect("mock cluster");
+        let cluster = holder.client().mock_cluster().expect("mock cluster");
+        cluster.create_topic("t", 1, 1).expect("topic");
+        let bootstrap = cluster.bootstrap_servers();
+        let tail = TopicTail::start(&bootstrap, "t").expect("tail");
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("log_level", "3")
+            .create()
+            .expect("producer");
+        let value = vec![b'x'; 16 * 1024];
+        let (slices, per_slice) = (20, 32); // 10 MiB in slices of 512 KiB
+        for slice in 1..=slices {
+            for _ in 0..per_slice {
+                producer
+                    .send(BaseRecord::to("t").key("k").payload(&value))
+                    .map_err(|(e, _)| e)
+                    .expect("send");
+            }
+            producer.flush(Duration::from_secs(10)).expect("flush");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while tail.records_read() < slice * per_slice {
+                assert!(
+                    Instant::now() < deadline,
+                    "the tail stopped at {}",
+                    tail.records_read()
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let (low, high) = producer
+            .client()
+            .fetch_watermarks("t", 0, Duration::from_secs(10))
+            .expect("watermarks");
+        assert!(
+            low > 0,
+            "the broker evicted nothing (low {low}, high {high}): the test proves nothing"
+        );
+        let (records, notes) = tail.finish().expect("finish");
+        assert!(notes.is_empty(), "{notes:?}");
+        let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (0..high).collect::<Vec<_>>());
     }
 }
