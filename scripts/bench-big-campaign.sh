@@ -74,8 +74,8 @@ tr '\n' ' ' >"$SLAP_SQL" <<'SQL'
 START TRANSACTION;
 UPDATE campaign SET remaining_stock = remaining_stock - 1, accepted_count = accepted_count + 1,
   updated_at = UTC_TIMESTAMP(6) WHERE id = 1 AND remaining_stock >= 1;
-INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at)
-  VALUES (1, UUID_SHORT(), 1, CONNECTION_ID(), UTC_TIMESTAMP(6));
+INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, event_id)
+  VALUES (1, UUID_SHORT(), 1, CONNECTION_ID(), UTC_TIMESTAMP(6), UUID());
 INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key,
   payload, headers, status, attempts, available_at, created_at) VALUES (UUID(), 'campaign', '1',
   'ParticipationAccepted', 'firstcome.participation', '1', CONCAT('{"eventId":"', UUID(),

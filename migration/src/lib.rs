@@ -38,6 +38,9 @@ mod m20261123_000029_drop_outbox_status_id;
 mod m20261123_000030_campaign_admission;
 mod m20261123_000031_create_campaign_refusal;
 mod m20261123_000032_daily_stats_lifecycle;
+mod m20261124_000033_participation_event_id;
+mod m20261124_000034_backfill_participation_event_id;
+mod m20261124_000035_drop_outbox_aggregate;
 
 pub struct Migrator;
 
@@ -77,6 +80,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000030_campaign_admission::Migration),
             Box::new(m20261123_000031_create_campaign_refusal::Migration),
             Box::new(m20261123_000032_daily_stats_lifecycle::Migration),
+            Box::new(m20261124_000033_participation_event_id::Migration),
+            Box::new(m20261124_000034_backfill_participation_event_id::Migration),
+            Box::new(m20261124_000035_drop_outbox_aggregate::Migration),
         ]
     }
 }

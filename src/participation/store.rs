@@ -6,7 +6,9 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use crate::db::sql::stmt;
 
-/// A stored participation with its event id (`None` once cleanup removed the outbox row).
+/// A stored participation with the id of the event that announced it (`None` for a win of the
+/// synchronous baseline, which writes no outbox row, and for a win older than the column whose
+/// outbox row cleanup had removed).
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct StoredParticipation {
     pub id: i64,
@@ -25,9 +27,7 @@ pub struct StoredParticipation {
 
 const SELECT: &str =
     "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, p.idempotency_key, p.status, p.hold_expires_at, \
-     (SELECT o.event_id FROM outbox_event o WHERE o.aggregate_type = 'participation' \
-      AND o.aggregate_id = CAST(p.id AS CHAR) \
-      AND o.event_type = 'ParticipationAccepted' LIMIT 1) AS event_id FROM participation p";
+     p.event_id FROM participation p";
 
 /// A campaign's participations in id (commit) order, a page at a time.
 #[tracing::instrument(level = "debug", skip(db), err)]

@@ -220,7 +220,7 @@ async fn insert_participations(
 ) -> Result<Vec<i64>, DbErr> {
     let campaign_id = wins[0].entry.campaign_id;
     let created_at = to_db(accepted_at);
-    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 8);
+    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 9);
     for (w, &(status, hold_expires_at)) in wins.iter().zip(states) {
         values.extend([
             campaign_id.into(),
@@ -231,13 +231,14 @@ async fn insert_participations(
             w.idempotency_key.clone().into(),
             status.as_str().into(),
             hold_expires_at.map(to_db).into(),
+            w.event_id.to_string().into(),
         ]);
     }
     let inserted = insert_rows(
         txn,
         "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, idempotency_key, \
-         status, hold_expires_at)",
-        "(?, ?, ?, ?, ?, ?, ?, ?)",
+         status, hold_expires_at, event_id)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "",
         values,
     )

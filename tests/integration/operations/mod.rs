@@ -5,6 +5,7 @@ mod configuration;
 mod dashboard;
 mod health;
 pub(crate) mod metrics;
+mod migrations;
 mod mysql_tls;
 mod protected_mode;
 pub(crate) mod redis_cluster;

@@ -2,6 +2,7 @@
 //! the atomic event (§2.2).
 
 use futures::future::join_all;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::{
@@ -152,6 +153,16 @@ async fn a_participation_can_be_looked_up() {
     ] {
         assert_eq!(found.body[field], won.body[field], "{field}");
     }
+    assert!(won.body["eventId"].is_string(), "{won:?}");
+    // The win keeps its event id once the outbox row is gone (cleanup after the retention).
+    app.db
+        .execute_unprepared("DELETE FROM outbox_event")
+        .await
+        .expect("clean the outbox");
+    let later = app
+        .get(&format!("/api/v1/campaigns/{campaign}/participations/42"))
+        .await;
+    assert_eq!(later.body["eventId"], won.body["eventId"], "{later:?}");
     let missing = app
         .get(&format!("/api/v1/campaigns/{campaign}/participations/43"))
         .await;
