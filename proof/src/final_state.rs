@@ -46,6 +46,10 @@ pub struct FinalState {
     pub gates: Option<Vec<Gate>>,
     /// Every record of the main topic, in partition then offset order.
     pub events: Vec<TopicRecord>,
+    /// The outbox rows of the campaigns' events (the key is the campaign): their ids give the
+    /// order §2.5 promises on the topic. Absent: not taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<Vec<OutboxRow>>,
     /// The stats consumer's `campaign_stats` rows; absent: not taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<Vec<Stats>>,
@@ -133,6 +137,14 @@ pub struct Gate {
     /// Entries of `…:pending` (open reservations); 0 once settled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<i64>,
+}
+
+/// One `outbox_event` row: the id that orders a campaign's events, and the event it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxRow {
+    pub id: i64,
+    pub event_id: String,
 }
 
 /// One record of the topic.

@@ -31,6 +31,9 @@ pub enum AnomalyKind {
     /// The order contradicts real time: an operation that completed before another was invoked
     /// has its event after the other's.
     RealTimeInversion,
+    /// A campaign's events first delivered out of outbox id order (design §2.5): the topic is
+    /// not the committed order.
+    OrderBreach,
     /// An event MySQL committed that the topic lacks, or a duplicate whose payload differs.
     MissingOrDuplicatedEvent,
     /// MySQL's end differs from the model's.
@@ -45,7 +48,7 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 12] = [
+    pub const ALL: [AnomalyKind; 13] = [
         AnomalyKind::Oversell,
         AnomalyKind::LostWin,
         AnomalyKind::PhantomWin,
@@ -53,6 +56,7 @@ impl AnomalyKind {
         AnomalyKind::IllegalTransition,
         AnomalyKind::UnjustifiedRefusal,
         AnomalyKind::RealTimeInversion,
+        AnomalyKind::OrderBreach,
         AnomalyKind::MissingOrDuplicatedEvent,
         AnomalyKind::DatabaseMismatch,
         AnomalyKind::ConsumerMismatch,
@@ -69,6 +73,7 @@ impl AnomalyKind {
             AnomalyKind::IllegalTransition => "illegal transition",
             AnomalyKind::UnjustifiedRefusal => "unjustified refusal",
             AnomalyKind::RealTimeInversion => "real-time inversion",
+            AnomalyKind::OrderBreach => "order breach",
             AnomalyKind::MissingOrDuplicatedEvent => "missing or duplicated event",
             AnomalyKind::DatabaseMismatch => "database mismatch",
             AnomalyKind::ConsumerMismatch => "consumer mismatch",

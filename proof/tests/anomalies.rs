@@ -2,6 +2,7 @@
 
 mod support;
 
+use firstcome_proof::final_state::OutboxRow;
 use firstcome_proof::history::{Func, Value};
 use firstcome_proof::report::AnomalyKind;
 use support::{assert_flags, Sale, CAMPAIGN};
@@ -220,6 +221,40 @@ fn real_time_inversion_of_two_acknowledged_wins() {
     state.events[1].offset = 1;
     let r = support::check(&s.history(), &state);
     assert_flags(&r, AnomalyKind::RealTimeInversion);
+}
+
+/// The topic in the order real time allows, the outbox ids the other way round: a campaign's
+/// events must be first delivered in ascending outbox id (design §2.5), and only the ids say so
+/// when no answer orders the two. In order, the same sale is clean.
+#[test]
+fn order_breach_against_the_outbox_ids() {
+    let mut s = Sale::new(2);
+    s.join(1, 10);
+    s.join(2, 11);
+    let rows = |ids: [i64; 2]| {
+        let state = s.final_state();
+        Some(
+            state
+                .events
+                .iter()
+                .zip(ids)
+                .map(|(record, id)| OutboxRow {
+                    id,
+                    event_id: record.payload["eventId"]
+                        .as_str()
+                        .expect("eventId")
+                        .to_owned(),
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut state = s.final_state();
+    state.outbox = rows([5, 6]);
+    support::assert_clean(&support::check(&s.history(), &state));
+    state.outbox = rows([6, 5]);
+    let r = support::check(&s.history(), &state);
+    assert_flags(&r, AnomalyKind::OrderBreach);
+    assert_eq!(r.count(AnomalyKind::OrderBreach), 1, "{}", r.render(10));
 }
 
 #[test]

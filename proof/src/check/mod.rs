@@ -163,6 +163,9 @@ pub fn check(history: &History, state: &FinalState, opts: &Options) -> Report {
     let mut report = Report::default();
     count(history, &mut report);
     let orders = order::build(&state.events, &mut report);
+    if let Some(outbox) = &state.outbox {
+        order::against_outbox(&orders, outbox, &mut report);
+    }
     let (by_campaign, without) = index::by_campaign(&history.ops);
     for i in without {
         report

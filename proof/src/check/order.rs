@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::replay::event_ref;
 use crate::event::{self, Envelope};
-use crate::final_state::TopicRecord;
+use crate::final_state::{OutboxRow, TopicRecord};
 use crate::report::{AnomalyKind, Report};
 
 /// Builds each campaign's deduplicated order. O(n log n) for the sort, O(n) otherwise.
@@ -76,4 +77,36 @@ pub fn build(records: &[TopicRecord], report: &mut Report) -> BTreeMap<i64, Vec<
     }
     report.events = seen.len();
     orders
+}
+
+/// Each campaign's order against its outbox ids (design §2.5: a key's events are first
+/// delivered in ascending outbox id). An event delivered after an event with a higher id is a
+/// breach, cited with the highest-id event before it. Events without a row (none in a run:
+/// cleanup runs after hours) are passed over. O(n).
+pub fn against_outbox(
+    orders: &BTreeMap<i64, Vec<Envelope>>,
+    outbox: &[OutboxRow],
+    report: &mut Report,
+) {
+    let id_of: HashMap<&str, i64> = outbox.iter().map(|r| (r.event_id.as_str(), r.id)).collect();
+    for (&campaign, order) in orders {
+        let mut highest: Option<(i64, usize)> = None;
+        for (position, envelope) in order.iter().enumerate() {
+            let Some(&id) = id_of.get(envelope.event_id.as_str()) else {
+                continue;
+            };
+            match highest {
+                Some((top, at)) if id < top => {
+                    let anomaly = report.push(
+                        AnomalyKind::OrderBreach,
+                        Some(campaign),
+                        format!("outbox row {id} delivered after row {top} of the same campaign"),
+                    );
+                    anomaly.events.push(event_ref(&order[at], at));
+                    anomaly.events.push(event_ref(envelope, position));
+                }
+                _ => highest = Some((id, position)),
+            }
+        }
+    }
 }

@@ -12,7 +12,8 @@ use sqlx::{AssertSqlSafe, MySqlPool};
 
 use super::topic_tail::TopicTail;
 use crate::final_state::{
-    Campaign, ControlRow, FinalState, Gate, Participation, RewardAccount, RewardGrant, Stats,
+    Campaign, ControlRow, FinalState, Gate, OutboxRow, Participation, RewardAccount, RewardGrant,
+    Stats,
 };
 
 fn utc(t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
@@ -48,6 +49,7 @@ pub async fn take(
         .await
         .context("the topic reader's task panicked")??;
     notes.extend(topic_notes);
+    let outbox = mysql_outbox(pool, &ids).await?;
     let (stats, rewards, grants) = consumers(pool, &list).await?;
     Ok((
         FinalState {
@@ -56,6 +58,7 @@ pub async fn take(
             controls: Some(controls),
             gates,
             events,
+            outbox: Some(outbox),
             stats: Some(stats),
             rewards: Some(rewards),
             grants: Some(grants),
@@ -138,6 +141,26 @@ async fn mysql_participations(pool: &MySqlPool, list: &str) -> anyhow::Result<Ve
             hold_expires_at: utc(r.6),
             cancel_reason: r.7,
         })
+        .collect())
+}
+
+/// The outbox rows of the campaigns' events (`msg_key` is the campaign id as text). The run's
+/// retention keeps them all (`OUTBOX_RETENTION_HOURS` is hours; a run is minutes).
+async fn mysql_outbox(pool: &MySqlPool, ids: &[i64]) -> anyhow::Result<Vec<OutboxRow>> {
+    let keys = ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows: Vec<(i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT id, event_id FROM outbox_event WHERE msg_key IN ({keys}) ORDER BY id"
+    )))
+    .fetch_all(pool)
+    .await
+    .context("reading outbox_event")?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, event_id)| OutboxRow { id, event_id })
         .collect())
 }
 

@@ -464,6 +464,7 @@ impl Sale {
                 pending: Some(0),
             }]),
             events: self.records.clone(),
+            outbox: None,
             stats: Some(vec![stats]),
             rewards: Some(
                 self.points
