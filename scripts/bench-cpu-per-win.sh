@@ -10,7 +10,12 @@
 #                                                  cpu-per-win-statements-1.md; it costs CPU)
 #   PERF=1 RUNS=1 scripts/bench-cpu-per-win.sh     also `perf record` of the service and mariadbd
 #                                                  over the load, reported by process, library and
-#                                                  symbol (k6/results/cpu-per-win-perf-1.txt)
+#                                                  symbol, and the service's time by function
+#                                                  inclusive of its callees (k6/results/
+#                                                  cpu-per-win-perf-1.txt). Call graphs need frame
+#                                                  pointers: PERF=1 builds target/prof/release/
+#                                                  firstcome with them and line tables (a full
+#                                                  release build of its own, once)
 #
 # Settings: RUNS (3), WINS (50000), VUS (200), PORT (8080), BENCH_DB (firstcome_cpu, dropped and
 # re-created each run), FIRSTCOME_BIN (target/release/firstcome, built when missing), RESULTS_DIR
@@ -27,6 +32,12 @@ export BENCH_DB=${BENCH_DB:-firstcome_cpu}
 case $BENCH_DB in '' | *[!A-Za-z0-9_]*) log "BENCH_DB=$BENCH_DB: letters, digits and _ only"; exit 1 ;; esac
 DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
 
+if [ "${PERF:-0}" = 1 ] && [ -z "${FIRSTCOME_BIN:-}" ]; then
+  log "building firstcome with frame pointers and line tables (target/prof)"
+  (cd "$ROOT" && RUSTFLAGS="-C force-frame-pointers=yes" CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+    cargo build --release --locked --bin firstcome --target-dir "$ROOT/target/prof")
+  FIRSTCOME_BIN=$ROOT/target/prof/release/firstcome
+fi
 export FIRSTCOME_BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
 if [ ! -x "$FIRSTCOME_BIN" ]; then
   log "building firstcome (release)"

@@ -170,11 +170,12 @@ def retention(service_pid, db_pid):
 
 
 def start_perf(service_pid, db_pid, n):
-    """perf samples of the service and mariadbd, by symbol (no call graphs: the release build
-    has no frame pointers), until [`stop_perf`]."""
+    """perf samples of the service and mariadbd until [`stop_perf`], with call graphs (frame
+    pointers: meaningful for a build with them, see scripts/bench-cpu-per-win.sh)."""
     data = RESULTS / f"cpu-per-win-perf-{n}.data"
-    return subprocess.Popen(["perf", "record", "-q", "-F", "499", "-p", f"{service_pid},{db_pid}",
-                             "-o", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(["perf", "record", "-q", "-F", "999", "--call-graph", "fp", "-p",
+                             f"{service_pid},{db_pid}", "-o", str(data)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_perf(perf, n):
@@ -183,10 +184,13 @@ def stop_perf(perf, n):
     data = RESULTS / f"cpu-per-win-perf-{n}.data"
     out = RESULTS / f"cpu-per-win-perf-{n}.txt"
     with open(out, "w") as f:
-        for sort in ("comm,dso", "comm,dso,sym"):
+        # Self time by process and library, then by symbol; then the service's time inclusive of
+        # what each function calls (where the time goes, by the code that spends it).
+        for args in (["--no-children", "--sort", "comm,dso"], ["--no-children", "--sort", "comm,dso,sym"],
+                     ["--children", "--comm", "tokio-rt-worker", "--sort", "sym", "-g", "none"]):
             f.write(subprocess.run(
-                ["perf", "report", "-i", str(data), "--stdio", "--no-children", "--percent-limit",
-                 "0.5", "--sort", sort], capture_output=True, text=True).stdout)
+                ["perf", "report", "-i", str(data), "--stdio", "--percent-limit", "0.5"] + args,
+                capture_output=True, text=True).stdout)
     log(f"perf report: {out}")
 
 
