@@ -5,7 +5,6 @@
 
 use chrono::Utc;
 use firstcome::outbox::{event::WinStatus, event::PARTICIPATION_ACCEPTED, ParticipationAccepted};
-use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -23,13 +22,7 @@ async fn the_stats_consumer_sells_a_campaign_out_while_a_win_holds_its_row() {
         .as_i64()
         .expect("id");
     // What a participation transaction holds while it commits: the campaign row, locked.
-    let writer = app.db.begin().await.expect("begin");
-    writer
-        .execute_unprepared(&format!(
-            "UPDATE campaign SET updated_at = updated_at WHERE id = {campaign}"
-        ))
-        .await
-        .expect("lock the campaign row");
+    let writer = app.lock_campaign(campaign).await;
 
     let wins: Vec<Raw> = (1..=2)
         .map(|user| {
