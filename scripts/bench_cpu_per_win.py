@@ -197,12 +197,13 @@ def stop_perf(perf, n):
 def one_run(n):
     proc = start_service(n)
     db_pid = mariadb_pid()
-    slow = None
+    slow = f"/tmp/firstcome-cpu-slow-{os.getpid()}-{n}.log" if PROFILE else None
+    slow_on = False  # whether this run turned MariaDB's slow log on and has not turned it off
     try:
-        if PROFILE:
-            slow = f"/tmp/firstcome-cpu-slow-{os.getpid()}-{n}.log"
+        if slow:
             sql(f"SET GLOBAL slow_query_log_file = '{slow}'; SET GLOBAL log_slow_verbosity = ''; "
                 "SET GLOBAL long_query_time = 0; SET GLOBAL slow_query_log = 1")
+            slow_on = True
         summary = RESULTS / f"cpu-per-win-k6-{n}.json"
         log(f"run {n}/{RUNS}: {WINS} wins by {WINS} distinct users, {VUS} VUs")
         perf = start_perf(proc.pid, db_pid, n) if PERF else None
@@ -222,15 +223,22 @@ def one_run(n):
         load["drain"] = time.monotonic() - load_end
         if perf:
             stop_perf(perf, n)
-        if slow:
-            sql("SET GLOBAL slow_query_log = 0; SET GLOBAL long_query_time = 10")
+        # The retention's statements stay out of the profile.
+        if slow_on:
+            slow_on = slow_log_off()
         ret = retention(proc.pid, db_pid)
         refused = WINS - wins
         return {"wins": wins, "refused": refused, "load": load, "retention": ret, "slow": slow}
     finally:
-        if slow:
-            sql("SET GLOBAL slow_query_log = 0; SET GLOBAL long_query_time = 10")
+        if slow_on:
+            slow_log_off()
         stop_service(proc)
+
+
+def slow_log_off():
+    """Turns MariaDB's slow log off again; returns False (no longer logging)."""
+    sql("SET GLOBAL slow_query_log = 0; SET GLOBAL long_query_time = 10")
+    return False
 
 
 def us(seconds, wins):
