@@ -9,7 +9,7 @@
 //! Through the primary key (rows by id) or `(status, lease_until)` (rows by owner, always
 //! leased) an UPDATE reads only the rows it changes.
 
-use crate::db::sql::{execute_for_ids, in_list, size_at_least, stmt, MAX_IDS};
+use crate::db::sql::{execute_for_ids, in_list, stmt, MAX_IDS};
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
@@ -47,26 +47,6 @@ pub struct LedShards {
     pub shards: Vec<u32>,
 }
 
-/// Keys held back, with the smallest id that holds each back: rows in backoff (anyone's), and
-/// rows leased by another relay (it may still be publishing them). Both are short index ranges
-/// ((status, available_at), (status, lease_until, lease_owner)): normally empty, a few rows
-/// during faults; this relay's own rows in flight are passed over inside the index.
-async fn held_back(txn: &impl ConnectionTrait, owner: &str) -> Result<Vec<(String, i64)>, DbErr> {
-    let rows = txn
-        .query_all_raw(stmt(
-            "SELECT msg_key, MIN(id) FROM outbox_event \
-             WHERE status = 'PENDING' AND available_at > UTC_TIMESTAMP(6) GROUP BY msg_key \
-             UNION ALL \
-             SELECT msg_key, MIN(id) FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
-             WHERE status = 'PENDING' AND lease_until >= UTC_TIMESTAMP(6) AND lease_owner <> ? GROUP BY msg_key",
-            vec![owner.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
-        .collect()
-}
-
 /// The shards `owner` holds a live lease on, share-locked until the transaction ends: a takeover
 /// by another instance cannot commit while this claim runs.
 async fn led_shards(
@@ -94,9 +74,9 @@ async fn led_shards(
 /// Per-key order: a row is not taken while an older row of its key is in backoff or leased by
 /// another relay, nor while its key is `blocked` in this relay (see `order.rs`). Rows of a key
 /// that this relay has in flight are leased, so only the younger ones are taken: they queue
-/// behind their elders in the key's worker. Candidates come from a consistent read, so a row a
-/// transaction is still writing is not among them (a late commit is claimed once it is
-/// visible); a candidate another transaction holds is passed over with its key's younger rows,
+/// behind their elders in the key's worker. Candidates and held-back keys come from one
+/// consistent read ([`candidates`]), so a row a transaction is still writing is not among them
+/// (a late commit is claimed once it is visible); a candidate another transaction holds is passed over with its key's younger rows,
 /// by the lease UPDATE failing at once ([`LeaseMode::NoWait`]) or by `SKIP LOCKED`.
 #[tracing::instrument(level = "debug", skip(db, blocked), fields(blocked = blocked.len()), err(level = "warn"))]
 pub async fn claim(
@@ -115,9 +95,8 @@ pub async fn claim(
         txn.commit().await?;
         return Ok((led, Vec::new()));
     }
-    let held = held_back(&txn, owner).await?;
-    let filter = ClaimFilter::new(&led, blocked, &held);
-    let found = candidates(&txn, total, &filter, limit).await?;
+    let filter = ClaimFilter::new(&led, blocked);
+    let found = candidates(&txn, owner, total, &filter, limit).await?;
     let rows = if found.rows.is_empty() {
         found.rows
     } else if found.any_expired || mode == LeaseMode::LockFirst {
@@ -203,15 +182,15 @@ const CLAIMABLE: &str = "status = 'PENDING' \
      AND ((lease_until IS NULL AND lease_owner IS NULL) OR lease_until < UTC_TIMESTAMP(6)) \
      AND available_at <= UTC_TIMESTAMP(6)";
 
-/// The claim's conditions beyond "due": the led shards (when not all), keys blocked in this
-/// relay, and the keys held back (only rows older than the holding one may be taken).
+/// The claim's conditions beyond "due": the led shards (when not all) and the keys blocked in
+/// this relay.
 struct ClaimFilter {
     sql: String,
     values: Vec<Value>,
 }
 
 impl ClaimFilter {
-    fn new(led: &LedShards, blocked: &[String], held: &[(String, i64)]) -> Self {
+    fn new(led: &LedShards, blocked: &[String]) -> Self {
         let mut values: Vec<Value> = Vec::new();
         let mut sql = String::new();
         if led.shards.len() < led.total as usize {
@@ -223,67 +202,80 @@ impl ClaimFilter {
             let keys = in_list(&mut values, blocked.iter().map(|k| Value::from(k.as_str())));
             sql.push_str(&format!(" AND msg_key NOT IN ({keys})"));
         }
-        if let Some(last) = held.last() {
-            // Padded like an `IN` list (the last term repeated), for a shared statement text.
-            let n = size_at_least(held.len());
-            sql.push_str(&format!(
-                " AND NOT ({})",
-                vec!["(msg_key = ? AND id > ?)"; n].join(" OR ")
-            ));
-            for (key, id) in held.iter().chain(std::iter::repeat(last)).take(n) {
-                values.push(key.as_str().into());
-                values.push((*id).into());
-            }
-        }
         Self { sql, values }
     }
 }
 
-/// Step 1 of a claim: the candidates, by a plain (consistent, non-locking) read: two index ranges of
-/// (status, lease_until, id), rows never leased (or released) in id order without touching the
-/// rows in flight, and rows whose lease expired (normally none); the first `limit` of both
-/// together. What one transaction wrote is in it entirely or not at all.
+/// Keys held back, with the smallest id that holds each back: rows in backoff (anyone's), and
+/// rows leased by another relay (it may still be publishing them); only a key's rows older than
+/// that one may be taken. Both are short index ranges ((status, available_at), (status,
+/// lease_until, lease_owner)): normally empty, a few rows during faults; this relay's own rows in
+/// flight are passed over inside the index.
+const HELD_BACK: &str = "WITH held AS (\
+     SELECT msg_key, MIN(id) AS from_id FROM outbox_event FORCE INDEX (ix_outbox_status_available) \
+     WHERE status = 'PENDING' AND available_at > UTC_TIMESTAMP(6) GROUP BY msg_key \
+     UNION ALL \
+     SELECT msg_key, MIN(id) FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+     WHERE status = 'PENDING' AND lease_until >= UTC_TIMESTAMP(6) AND lease_owner <> ? GROUP BY msg_key) ";
+
+/// A candidate and the range it came from.
+#[derive(Debug, FromQueryResult)]
+struct Candidate {
+    /// 1 when its lease had expired (its previous holder may still be writing its outcome).
+    expired: i32,
+    #[sea_orm(nested)]
+    row: ClaimedRow,
+}
+
+/// Step 1 of a claim: the candidates, by one plain (consistent, non-locking) read: two index
+/// ranges of (status, lease_until, id), rows never leased (or released) in id order without
+/// touching the rows in flight, and rows whose lease expired (normally none), less the rows of
+/// held-back keys ([`HELD_BACK`]); the first `limit` of both together.
+///
+/// One statement, so one snapshot (the pool runs READ COMMITTED, where each statement reads its
+/// own): what one transaction wrote is in it entirely or not at all, and every row is seen in the
+/// same state by the held-back keys and by the ranges. Read apart, a row could pass from "leased
+/// by another relay, lease expired" (not holding its key, a candidate) to "in backoff" (holding
+/// it, not a candidate) between the reads and be neither, its younger rows taken ahead of it: a
+/// former leader writing its outcome late does exactly that (measured in a proof run, and by
+/// `relay::claim::a_former_leaders_late_backoff_…`).
 async fn candidates(
     txn: &impl ConnectionTrait,
+    owner: &str,
     total: u32,
     filter: &ClaimFilter,
     limit: u32,
 ) -> Result<Candidates, DbErr> {
-    let mut candidates: Vec<ClaimedRow> = Vec::new();
-    let mut never_leased = 0;
-    for (range, leases) in [
-        "lease_until IS NULL AND lease_owner IS NULL",
-        "lease_until < UTC_TIMESTAMP(6)",
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let sql = format!(
-            "SELECT id, event_id, topic, msg_key, payload, headers, attempts, \
-             CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
-             FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+    let range = |expired: u8, leases: &str| {
+        format!(
+            "SELECT * FROM (SELECT {expired} AS expired, id, event_id, topic, msg_key, payload, headers, \
+             attempts, CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
+             FROM outbox_event o FORCE INDEX (ix_outbox_status_lease) \
              WHERE status = 'PENDING' AND {leases} AND available_at <= UTC_TIMESTAMP(6){} \
-             ORDER BY id LIMIT ?",
+             AND NOT EXISTS (SELECT 1 FROM held WHERE held.msg_key = o.msg_key AND held.from_id < o.id) \
+             ORDER BY id LIMIT ?) r{expired}",
             filter.sql
-        );
-        let mut values = vec![Value::from(total)];
+        )
+    };
+    let sql = format!(
+        "{HELD_BACK}{} UNION ALL {}",
+        range(0, "lease_until IS NULL AND lease_owner IS NULL"),
+        range(1, "lease_until < UTC_TIMESTAMP(6)"),
+    );
+    let mut values = vec![Value::from(owner)];
+    for _ in 0..2 {
+        values.push(total.into());
         values.extend(filter.values.iter().cloned());
         values.push(limit.into());
-        candidates.extend(
-            ClaimedRow::find_by_statement(stmt(&sql, values))
-                .all(txn)
-                .await?,
-        );
-        if range == 0 {
-            never_leased = candidates.len();
-        }
     }
-    let expired: HashSet<i64> = candidates[never_leased..].iter().map(|r| r.id).collect();
-    candidates.sort_by_key(|r| r.id);
-    candidates.truncate(limit as usize);
-    let any_expired = candidates.iter().any(|r| expired.contains(&r.id));
+    let mut found = Candidate::find_by_statement(stmt(&sql, values))
+        .all(txn)
+        .await?;
+    found.sort_by_key(|c| c.row.id);
+    found.truncate(limit as usize);
+    let any_expired = found.iter().any(|c| c.expired != 0);
     Ok(Candidates {
-        rows: candidates,
+        rows: found.into_iter().map(|c| c.row).collect(),
         any_expired,
     })
 }

@@ -149,6 +149,113 @@ async fn a_held_row_past_the_first_lease_statement_leaves_nothing_leased_that_th
     app.stop().await.expect("clean stop");
 }
 
+/// The former leader of a shard writes its outcome for a row after its lease ran out (it was
+/// paused with the row in flight, a proof run's trace): the row goes from "leased, lease
+/// expired" straight to "in backoff". A claim that saw it in the first state in one read and in
+/// the second in another would find it neither holding its key back nor claimable, and take the
+/// key's younger rows ahead of it (guarantee §2.5). Seen in a 30-minute proof run; here the
+/// former leader flips the row between the two states as fast as it can while this relay
+/// claims: no claim may ever return the younger row without the older one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_leaders_late_backoff_never_lets_a_younger_row_of_its_key_ahead() {
+    let mut settings = test_settings().await;
+    settings.relay.enabled = false;
+    let app = spawn_app_with(settings.clone()).await;
+    let db = pool::connect(&settings.database).await.expect("pool");
+    app.insert_rows("race-key", &app.topic, 2).await;
+    lead_the_one_shard(&app.db).await;
+    let ids = ids_of(&app.db, "race-key").await;
+    let (older, younger) = (ids[0], ids[1]);
+    let former = "formerleader";
+    let leased_expired = format!(
+        "UPDATE outbox_event SET lease_owner = '{former}', \
+         lease_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND, \
+         available_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE id = {older}"
+    );
+    app.db
+        .execute_unprepared(&leased_expired)
+        .await
+        .expect("the former leader's expired lease");
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let flipper = {
+        let (db, stop) = (
+            pool::connect(&settings.database).await.expect("pool"),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut flips = 0u64;
+            while !stop.is_cancelled() {
+                retry_deadlocks(|| {
+                    store::back_off(
+                        &db,
+                        older,
+                        former,
+                        Duration::from_secs(3600),
+                        false,
+                        "purged",
+                    )
+                })
+                .await;
+                retry_deadlocks(|| db.execute_unprepared(&leased_expired)).await;
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let (mut claims, mut breaches) = (0u64, Vec::new());
+    while claims < 1_000 && tokio::time::Instant::now() < deadline {
+        let (_, rows) = retry_deadlocks(|| {
+            store::claim(
+                &db,
+                OWNER,
+                1,
+                Duration::from_secs(60),
+                100,
+                &[],
+                LeaseMode::NoWait,
+            )
+        })
+        .await;
+        let taken: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        if taken.contains(&younger) && !taken.contains(&older) {
+            breaches.push(claims);
+        }
+        retry_deadlocks(|| store::release(&db, OWNER, None)).await;
+        claims += 1;
+    }
+    stop.cancel();
+    let flips = flipper.await.expect("flipper");
+    assert!(
+        flips > 100,
+        "the race ran ({flips} flips in {claims} claims)"
+    );
+    assert!(
+        breaches.is_empty(),
+        "{} of {claims} claims took row {younger} without the older row {older} of its key \
+         (first at claim {})",
+        breaches.len(),
+        breaches[0]
+    );
+    app.stop().await.expect("clean stop");
+}
+
+/// Runs `op` again while InnoDB picks it as a deadlock victim (it did nothing then).
+async fn retry_deadlocks<T, F, Fut>(mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sea_orm::DbErr>>,
+{
+    loop {
+        match op().await {
+            Ok(value) => return value,
+            Err(e) if e.to_string().contains("1213") => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Makes [`OWNER`] the leader of the one shard for ten minutes, as its relay would be.
 async fn lead_the_one_shard(db: &DatabaseConnection) {
     db.execute_unprepared(&format!(
