@@ -2,7 +2,7 @@
 
 mod support;
 
-use firstcome_proof::check::{Options, ARRIVING, IN_DOUBT, MEMO, SAME_USER};
+use firstcome_proof::check::{Options, ARRIVING, IN_DOUBT, MEMO, RESUMING, SAME_USER};
 use firstcome_proof::history::{Func, Value};
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
@@ -323,6 +323,50 @@ fn a_sold_out_while_an_unanswered_stock_addition_brought_units() {
     let r = sale(false).check();
     assert_clean(&r);
     assert_eq!(r.relaxations[ARRIVING], 1);
+    assert_flags(
+        &sale(true).check(),
+        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+    );
+}
+
+/// A resume commits and applies to the gate before it answers (§15): a join that began before
+/// that answer may still find the gate paused, even after a win committed after the resume has
+/// answered: counted apart as the resuming relaxation (seen in a proof run with no
+/// fault at all); the same refusal after the resume's answer is an anomaly.
+#[test]
+fn a_paused_refusal_while_an_unanswered_resume_reached_the_gate() {
+    let sale = |answered_first: bool| {
+        let mut s = Sale::new(5);
+        s.join(1, 10);
+        s.control(9, Func::Pause, 0);
+        s.invoke(
+            5,
+            Func::Resume,
+            Value {
+                campaign: Some(CAMPAIGN),
+                ..Value::default()
+            },
+        );
+        let seq = s.commit_control("RESUME", 0);
+        // A win commits after the resume and answers before the join begins: no prefix
+        // before the resume is left for the refusal.
+        s.join(4, 13);
+        let answer = Value {
+            control_seq: Some(seq),
+            ..Value::default()
+        };
+        if answered_first {
+            s.ok(5, Func::Resume, answer.clone());
+        }
+        s.join_refused(3, 12, "CAMPAIGN_PAUSED");
+        if !answered_first {
+            s.ok(5, Func::Resume, answer);
+        }
+        s
+    };
+    let r = sale(false).check();
+    assert_clean(&r);
+    assert_eq!(r.relaxations[RESUMING], 1);
     assert_flags(
         &sale(true).check(),
         firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,

@@ -30,7 +30,7 @@ use crate::history::{Fault, Func, History, Op, Outcome};
 use crate::model::ModelParams;
 use crate::report::{AnomalyKind, Report};
 
-pub use refusals::{ARRIVING, IN_DOUBT, MEMO, SAME_USER};
+pub use refusals::{ARRIVING, IN_DOUBT, MEMO, RESUMING, SAME_USER};
 
 /// The checker's parameters.
 #[derive(Debug, Clone, Copy)]

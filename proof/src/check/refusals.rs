@@ -27,7 +27,9 @@
 //! in doubt until the service learns its fate, since selling its units could oversell); a
 //! `SOLD_OUT` justified only without the units that a stock addition, a cancel or a refund not
 //! yet answered when the join began brought back (§14–15: the gate gets them after MySQL's
-//! commit, before the answer, so the change may take effect for sale after the join); an
+//! commit, before the answer, so the change may take effect for sale after the join); a
+//! `CAMPAIGN_PAUSED` while a resume not yet answered when the join began reached the gate (§15,
+//! the same way); an
 //! `ALREADY_PARTICIPATED` while another join of the same user was in flight
 //! (§3: the gate holds the user from the reservation on, and a retry that finds no row yet answers
 //! without an id).
@@ -42,6 +44,7 @@ pub const SAME_USER: &str = "ALREADY_PARTICIPATED while the same user's join was
 pub const IN_DOUBT: &str = "SOLD_OUT while joins in doubt held the units";
 pub const ARRIVING: &str =
     "SOLD_OUT while units an unanswered stock addition or cancel brought back reached the gate";
+pub const RESUMING: &str = "CAMPAIGN_PAUSED while an unanswered resume reached the gate";
 
 enum Verdict {
     Justified,
@@ -113,16 +116,7 @@ fn judge(ctx: &Ctx, op: &Op, code: &str) -> Verdict {
             })
         }
         (Func::Join, "ALREADY_PARTICIPATED") => already(ctx, op, b),
-        (Func::Join, "CAMPAIGN_PAUSED") => verdict(r.paused_in(a, b), &|| {
-            let before = ctx
-                .windows
-                .earliest(op.invoke.saturating_sub(ctx.opts.lookback));
-            if r.paused_in(before, a) {
-                "paused only shortly before the invoke (a pause the gate kept too long?)".to_owned()
-            } else {
-                "never paused while it ran".to_owned()
-            }
-        }),
+        (Func::Join, "CAMPAIGN_PAUSED") => paused(ctx, op, (a, b)),
         (_, "CAMPAIGN_ENDED") if ctx.row.is_some_and(|c| c.ends_at.is_some()) => Verdict::NotJudged,
         (_, "CAMPAIGN_ENDED") => verdict(r.closed_by(b), &|| "not closed while it ran".to_owned()),
         (Func::Join, "CAMPAIGN_NOT_OPEN") => verdict(r.first_win.is_none_or(|w| w > a), &|| {
@@ -210,6 +204,46 @@ fn sold_out(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict {
         );
     }
     Verdict::Unjustified(explain_sold_out(ctx, op, asked, (a, b)))
+}
+
+fn paused(ctx: &Ctx, op: &Op, (a, b): (usize, usize)) -> Verdict {
+    let r = ctx.replay;
+    if r.paused_in(a, b) {
+        return Verdict::Justified;
+    }
+    if resuming(ctx, op, b) {
+        return Verdict::Relaxed(
+            RESUMING,
+            "paused until a resume not answered when it began".to_owned(),
+        );
+    }
+    let before = ctx
+        .windows
+        .earliest(op.invoke.saturating_sub(ctx.opts.lookback));
+    Verdict::Unjustified(if r.paused_in(before, a) {
+        "paused only shortly before the invoke (a pause the gate kept too long?)".to_owned()
+    } else {
+        "never paused while it ran".to_owned()
+    })
+}
+
+/// Whether a resume that was still running when `op` began (answered `ok` later, §15: MySQL
+/// has it from the commit, the gate from the call after it, then the answer) is in the order
+/// before `b`, and the campaign was paused just before it: until that answer, the gate may
+/// still say paused.
+fn resuming(ctx: &Ctx, op: &Op, b: usize) -> bool {
+    let end = op.complete.unwrap_or(i64::MAX);
+    let Some(resumes) = ctx.index.controls.get(&crate::event::ControlKind::Resume) else {
+        return false;
+    };
+    resumes
+        .iter()
+        .map(|&i| &ctx.ops[i])
+        .filter(|o| {
+            o.outcome == Outcome::Ok && o.invoke < end && ctx.in_flight_until(o) > op.invoke
+        })
+        .filter_map(|o| ctx.replay.controls.get(&o.value.control_seq?).copied())
+        .any(|pos| pos < b && ctx.replay.paused_in(pos, pos))
 }
 
 /// Units that answered stock additions, cancels and refunds put back in the order before `b`
