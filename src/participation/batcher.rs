@@ -229,7 +229,11 @@ impl GroupCommit {
             [one] => vec![transaction::write(&self.db, one).await],
             _ => match transaction::write_all(&self.db, &wins).await {
                 Ok(written) => written.into_iter().map(Ok).collect(),
-                Err(refused @ (WriteError::SoldOut { .. } | WriteError::Duplicate)) => {
+                Err(
+                    refused @ (WriteError::SoldOut { .. }
+                    | WriteError::Duplicate
+                    | WriteError::Stale),
+                ) => {
                     tracing::info!(campaign_id = wins[0].entry.campaign_id, wins = wins.len(), reason = %refused,
                         "A batch was refused; committing its wins one by one.");
                     self.metrics.group_commit_fallbacks.inc();

@@ -6,6 +6,8 @@
 //! the campaigns this instance has served: one whose user has a participation in MySQL committed
 //! and is only closed; any other is released (`lua/release.lua` "expire", which acts only if the
 //! reservation is still exactly the one read, so a retry that reserved again is left alone).
+//! Each decision is taken under the campaign row's lock, which a join's transaction holds from
+//! its guarded decrement to its commit (see [`Reconciler::give_back`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::{join::JoinError, store};
 use crate::{
     campaign::CampaignCache,
-    db::Db,
-    gate::{Entry, Gate, Release},
+    db::{sql::stmt, Db},
+    gate::{scripts::OpenReservation, Entry, Gate, Release},
 };
+use sea_orm::ConnectionTrait;
 
 #[derive(Clone)]
 pub struct Reconciler {
@@ -38,33 +41,55 @@ impl Reconciler {
                 if open.reserved_at_ms > cutoff {
                     continue;
                 }
-                if store::find(&self.db, campaign_id, open.user_id)
-                    .await?
-                    .is_some()
-                {
-                    self.gate.settle(campaign_id, &[open.user_id]).await?;
-                    continue;
-                }
-                let entry = Entry {
-                    campaign_id,
-                    user_id: open.user_id,
-                    quantity: open.quantity,
-                };
-                let how = Release::Expire {
-                    reservation: open.raw.clone(),
-                };
-                if self.gate.release(&entry, None, how).await? {
+                if self.give_back(campaign_id, &open).await? {
                     given_back += 1;
                     tracing::warn!(
                         campaign_id,
-                        user_id = entry.user_id,
-                        quantity = entry.quantity,
+                        user_id = open.user_id,
+                        quantity = open.quantity,
                         "Gave back a reservation a crashed instance left open."
                     );
                 }
             }
         }
         Ok(given_back)
+    }
+
+    /// Settles or gives back one old reservation, deciding under the campaign row's lock: a
+    /// join's transaction holds that lock from its guarded decrement to its commit, and checks
+    /// its commit deadline once it has it (`transaction::write_all`). So the user's win is
+    /// either committed when this reads it, or will not be: a join that was stopped or stalled
+    /// past its deadline (an instance resumed after a SIGSTOP) no longer commits a win whose
+    /// reservation was given back, which counted its units twice and took its user out of the
+    /// winners set (found by the proof run). Returns whether units went back.
+    async fn give_back(&self, campaign_id: i64, open: &OpenReservation) -> Result<bool, JoinError> {
+        let txn = self.db.begin().await?;
+        txn.execute_raw(stmt(
+            "SELECT id FROM campaign WHERE id = ? FOR UPDATE",
+            vec![campaign_id.into()],
+        ))
+        .await?;
+        if store::find(&txn, campaign_id, open.user_id)
+            .await?
+            .is_some()
+        {
+            txn.commit().await?;
+            self.gate.settle(campaign_id, &[open.user_id]).await?;
+            return Ok(false);
+        }
+        let entry = Entry {
+            campaign_id,
+            user_id: open.user_id,
+            quantity: open.quantity,
+        };
+        let how = Release::Expire {
+            reservation: open.raw.clone(),
+        };
+        // The lock is held until Redis has answered: a join that takes it next finds its
+        // deadline passed.
+        let released = self.gate.release(&entry, None, how).await;
+        txn.commit().await?;
+        Ok(released?)
     }
 
     /// Runs a pass every tenth of `timeout` until `stop`. A failed pass (Redis or MySQL down)

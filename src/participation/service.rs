@@ -60,6 +60,9 @@ pub struct ParticipationService {
     signer: Arc<AdmissionSigner>,
     /// Gate and transaction latencies.
     metrics: Arc<Metrics>,
+    /// How long after the gate a win may still commit: `RESERVATION_TIMEOUT_MS` less a quarter
+    /// for clocks (the reconciler may give the reservation back after the whole timeout).
+    commit_within: Duration,
 }
 
 /// Lookups of a win still being written, for a retry with an `Idempotency-Key` (25 ms doubling:
@@ -68,6 +71,13 @@ const IN_FLIGHT_LOOKUPS: u32 = 6;
 
 /// Attempts at compensating before the reservation is given up as leaked (and logged as such).
 const RELEASE_ATTEMPTS: u32 = 3;
+
+/// A win's commit deadline after its gate call: `RESERVATION_TIMEOUT_MS` less a quarter, the
+/// allowance for the instances' clocks (the reconciler measures the reservation's age with its
+/// own).
+fn commit_within(reservation_timeout: Duration) -> Duration {
+    reservation_timeout - reservation_timeout / 4
+}
 
 impl ParticipationService {
     /// Reads the topic, `SOLD_OUT_MEMO_MS` and the group commit settings from `settings`.
@@ -106,11 +116,14 @@ impl ParticipationService {
             signer,
             db,
             gate,
+            commit_within: commit_within(settings.redis.reservation_timeout),
         }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, quantity = req.entry.quantity))]
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
+        // Before `now`, which stamps the reservation: the win's commit deadline counts from here.
+        let commit_by = std::time::Instant::now() + self.commit_within;
         let (campaign, now) = check_campaign(&self.campaigns, &self.db, &req).await?;
         let pass = self.admission(&campaign, &req)?;
         if self.sold_out.refuses(campaign.id, req.entry.user_id) {
@@ -125,7 +138,11 @@ impl ParticipationService {
         // MySQL has the units (an instance resumed after a SIGSTOP, serving the requests its
         // clients gave up on, did exactly that).
         let this = self.clone();
-        detached(async move { this.gate_and_settle(req, pass, campaign, now).await }).await
+        detached(async move {
+            this.gate_and_settle(req, pass, campaign, now, commit_by)
+                .await
+        })
+        .await
     }
 
     /// The gate's decision, then, past it, the win's settlement: committed, or the reservation
@@ -136,6 +153,7 @@ impl ParticipationService {
         pass: Option<AdmissionPass>,
         campaign: Arc<Campaign>,
         now: DateTime<Utc>,
+        commit_by: std::time::Instant,
     ) -> Result<Accepted, JoinError> {
         let reserved = match self.reserve(&campaign, &req, pass.as_ref(), now).await? {
             Decision::Reserved {
@@ -144,6 +162,8 @@ impl ParticipationService {
             } => Reserved {
                 sequence,
                 returns_seen,
+                reserved_at_ms: now.timestamp_millis(),
+                commit_by,
             },
             Decision::TokenInvalid => return Err(self.refused(AdmissionRefusal::Invalid)),
             Decision::TokenUsed => return Err(self.refused(AdmissionRefusal::Used)),
@@ -247,6 +267,8 @@ impl ParticipationService {
         let Reserved {
             sequence,
             returns_seen,
+            reserved_at_ms,
+            commit_by,
         } = reserved;
         let pass = pass.as_ref();
         let event_id = Uuid::now_v7();
@@ -259,6 +281,7 @@ impl ParticipationService {
             traceparent: req.trace.map(|t| t.to_string()),
             idempotency_key: req.idempotency_key.clone(),
             confirm_within_seconds: campaign.confirm_within_seconds,
+            commit_by,
         };
         let mut written = self.write(participation.clone()).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
@@ -313,6 +336,19 @@ impl ParticipationService {
             Err(WriteError::Closed) => {
                 self.compensate(&req, pass, Release::Undo).await;
                 Err(JoinError::Ended)
+            }
+            // Too late to commit: the reconciler may have given the reservation back already,
+            // so it is given back only if it is still exactly this request's.
+            Err(stale @ WriteError::Stale) => {
+                let reservation = format!("{reserved_at_ms}:{}", req.entry.quantity);
+                tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
+                    "A win reached MySQL past its commit deadline; not written, its reservation given back.");
+                self.compensate(&req, pass, Release::Expire { reservation })
+                    .await;
+                Err(JoinError::Unavailable {
+                    what: "MySQL",
+                    source: stale.into(),
+                })
             }
             Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
                 self.resolve_unknown(req, pass, e).await

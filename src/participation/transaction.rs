@@ -35,6 +35,10 @@ pub struct NewParticipation {
     pub idempotency_key: Option<String>,
     /// The campaign's confirmation window in seconds; 0: the win is final at once.
     pub confirm_within_seconds: i32,
+    /// Past this moment the win must not commit: its reservation may be given back by the
+    /// reconciler (`RESERVATION_TIMEOUT_MS` after it was made, less a margin for clocks). Checked
+    /// under the campaign row's lock, which the reconciler takes too (docs/design.md §2.1).
+    pub commit_by: std::time::Instant,
 }
 
 impl NewParticipation {
@@ -83,6 +87,10 @@ pub enum WriteError {
     /// The batch's task ended before answering (a panic): the transaction may have committed.
     #[error("the group commit ended without an answer")]
     Unanswered,
+    /// A win reached the campaign row's lock past its `commit_by` (its instance was stopped, or
+    /// MySQL stalled): the reconciler may have given its reservation back, so it is not written.
+    #[error("the reservation outlived its commit deadline")]
+    Stale,
 }
 
 /// Writes one win: [`write_all`] with one member.
@@ -125,6 +133,13 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
         let refused = refusal(&txn, campaign_id).await?;
         txn.rollback().await?;
         return Err(refused);
+    }
+    // The campaign row's lock is held from here to the commit; the reconciler takes it before
+    // it gives a reservation back. A win past its deadline may have lost its reservation already.
+    let now = std::time::Instant::now();
+    if wins.iter().any(|w| now > w.commit_by) {
+        txn.rollback().await?;
+        return Err(WriteError::Stale);
     }
     // The wins are the guarded decrement: its time is their acceptedAt.
     let accepted_at = crate::db::time::precision(Utc::now());

@@ -41,6 +41,10 @@ const IN_DOUBT_GIVE_UP: Duration = Duration::from_secs(60);
 pub(super) struct Reserved {
     pub sequence: i64,
     pub returns_seen: i64,
+    /// The time the reservation carries in Redis (`<reserved at ms>:<quantity>`).
+    pub reserved_at_ms: i64,
+    /// Past it the win must not commit (`NewParticipation::commit_by`).
+    pub commit_by: std::time::Instant,
 }
 
 impl ParticipationService {

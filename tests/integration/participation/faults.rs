@@ -311,3 +311,129 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
     );
     app.assert_no_drift(campaign).await;
 }
+
+/// An instance stopped (SIGSTOP) between its gate call and its commit resumes after the
+/// reconciler's timeout: the reconciler must not give back a reservation whose transaction
+/// holds the campaign row (the proof run found winners missing from the gate's set, and their
+/// units counted twice, after `stop` faults). Here the "stopped" transaction holds the row; the
+/// reconciler waits for it, finds the win it committed, and only closes the reservation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_waits_for_a_transaction_holding_the_campaign_and_keeps_its_win() {
+    let mut settings = test_settings().await;
+    settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
+    let app = spawn_app_with(settings).await;
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let created = app
+        .create_campaign(serde_json::json!({"name": "c", "totalStock": 5, "startsAt": hour_ago}))
+        .await;
+    let campaign = created["id"].as_i64().expect("id");
+    let epoch =
+        chrono::DateTime::parse_from_rfc3339(created["createdAt"].as_str().expect("createdAt"))
+            .expect("a time")
+            .timestamp_micros();
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    let (meta, users) = app.gate_keys(campaign);
+    let pending = meta.replace(":meta", ":pending");
+    let two_minutes_ago = chrono::Utc::now().timestamp_millis() - 120_000;
+    let mut redis = app.redis.clone();
+    let reply: Vec<redis::Value> = redis::Script::new(include_str!("../../../lua/reserve.lua"))
+        .key(&meta)
+        .key(&users)
+        .key(&pending)
+        .arg(77)
+        .arg(1)
+        .arg(two_minutes_ago)
+        .arg(epoch)
+        .invoke_async(&mut redis)
+        .await
+        .expect("reserve");
+    assert_eq!(reply[0], redis::Value::BulkString(b"OK".to_vec()));
+    assert_eq!(app.redis_stock(campaign).await, Some(3));
+
+    // User 77's transaction, its instance stopped: it holds the campaign row.
+    let stopped = app.lock_campaign(campaign).await;
+    let resume = async {
+        crate::wait::wait_until(
+            "the reconciler to wait for the campaign row",
+            Duration::from_secs(20),
+            || async {
+                app.scalar(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
+                     AND INFO LIKE 'SELECT id FROM campaign WHERE id = % FOR UPDATE'",
+                )
+                .await
+                    == 1
+            },
+        )
+        .await;
+        // It resumes and commits the win.
+        stopped
+            .execute_unprepared(&format!(
+                "UPDATE campaign SET remaining_stock = remaining_stock - 1, \
+                 accepted_count = accepted_count + 1 WHERE id = {campaign}"
+            ))
+            .await
+            .expect("decrement");
+        stopped
+            .execute_unprepared(&format!(
+                "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, status) \
+                 VALUES ({campaign}, 77, 1, 2, UTC_TIMESTAMP(6), 'CONFIRMED')"
+            ))
+            .await
+            .expect("the win");
+        stopped.commit().await.expect("commit");
+    };
+    let (given_back, ()) = tokio::join!(app.reconcile(Duration::from_secs(60)), resume);
+    assert_eq!(given_back, 0, "a win is kept");
+    assert_eq!(
+        app.redis_stock(campaign).await,
+        Some(3),
+        "no unit given back"
+    );
+    assert!(
+        app.redis_has_user(campaign, 77).await,
+        "the winner stays recorded"
+    );
+    let open: Vec<String> = redis.hkeys(&pending).await.expect("HKEYS");
+    assert!(open.is_empty(), "the reservation is closed: {open:?}");
+    app.assert_no_drift(campaign).await;
+}
+
+/// The other half: a win that reaches the campaign row past its commit deadline is not written
+/// (its reservation may have been given back meanwhile), and the stock is untouched.
+#[tokio::test]
+async fn a_win_past_its_commit_deadline_is_not_written() {
+    use firstcome::participation::transaction::{self, NewParticipation, WriteError};
+    let settings = test_settings().await;
+    let app = spawn_app_with(settings.clone()).await;
+    let db = firstcome::db::pool::connect(&settings.database)
+        .await
+        .expect("pool");
+    let campaign = app.open_campaign(5, 1).await;
+    let late = NewParticipation {
+        entry: firstcome::gate::Entry {
+            campaign_id: campaign,
+            user_id: 9,
+            quantity: 1,
+        },
+        sequence: 1,
+        reward_points: 0,
+        event_id: uuid::Uuid::now_v7(),
+        topic: app.topic.as_str().into(),
+        traceparent: None,
+        idempotency_key: None,
+        confirm_within_seconds: 0,
+        commit_by: std::time::Instant::now() - Duration::from_millis(1),
+    };
+    let written = transaction::write_all(&db, &[late]).await;
+    assert!(matches!(written, Err(WriteError::Stale)), "{written:?}");
+    assert_eq!(app.remaining_stock(campaign).await, 5);
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
+        ))
+        .await,
+        0
+    );
+}
