@@ -197,26 +197,36 @@ impl GateLoader {
     /// counted change nothing; the markers stay for the marker loops to delete. Best effort: on
     /// a failure the loops apply them within about a second, as they would have anyway.
     async fn settle_owed(&self, campaign: &Campaign) {
-        let (id, epoch) = (campaign.id, epoch(campaign));
-        let settled = async {
-            let owed = repo::owed_to_gate(&self.db, id).await?;
-            for (participation_id, quantity) in owed.returns {
-                self.gate
-                    .return_units(id, participation_id, quantity, epoch)
-                    .await?;
-            }
-            for (seq, kind, delta) in owed.controls {
-                if let Some(kind) = ControlKind::parse(&kind) {
-                    let control = GateControl::of(kind, delta);
-                    self.gate.apply_control(id, seq, control, epoch).await?;
-                }
-            }
-            Ok::<_, LoadError>(())
-        };
-        if let Err(e) = settled.await {
-            tracing::warn!(error = %e, campaign_id = id,
+        if let Err(e) = self.give_owed(campaign).await {
+            tracing::warn!(error = %e, campaign_id = campaign.id,
                 "Could not give the rebuilt gate what MySQL owes it; the marker loops will.");
         }
+    }
+
+    /// Gives the gate every return and control MySQL has a marker for (committed, and not yet
+    /// known to have reached the gate); returns whether any of them changed the gate now. A
+    /// join the gate refused SOLD_OUT with nothing in flight asks this before it answers: units
+    /// an expiry, a cancel or a stock addition gave back in MySQL reach the gate only after the
+    /// commit, and MySQL's committed order has them free meanwhile.
+    pub async fn give_owed(&self, campaign: &Campaign) -> Result<bool, LoadError> {
+        let (id, epoch) = (campaign.id, epoch(campaign));
+        let owed = repo::owed_to_gate(&self.db, id).await?;
+        let mut changed = false;
+        for (participation_id, quantity) in owed.returns {
+            let returned = self
+                .gate
+                .return_units(id, participation_id, quantity, epoch)
+                .await?;
+            changed |= returned == super::scripts::Returned::Added;
+        }
+        for (seq, kind, delta) in owed.controls {
+            if let Some(kind) = ControlKind::parse(&kind) {
+                let control = GateControl::of(kind, delta);
+                let applied = self.gate.apply_control(id, seq, control, epoch).await?;
+                changed |= applied == super::control::Applied::Applied;
+            }
+        }
+        Ok(changed)
     }
 }
 

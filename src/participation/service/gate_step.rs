@@ -9,6 +9,11 @@
 //! found such answers, docs/design.md §18). Asked again once the reservations settled, the
 //! gate either has the units (the join wins) or its SOLD_OUT stands after the wins holding them
 //! committed. After a sell-out nothing is in flight, so the flood of refusals pays nothing.
+//!
+//! A SOLD_OUT with nothing in flight first gives the gate the returns and controls MySQL has
+//! markers for ([`loader::GateLoader::give_owed`]) and asks again if any changed it: an expiry's
+//! or a cancel's units reach the gate by a call after their commit, and MySQL has them free
+//! meanwhile.
 
 use std::{sync::Arc, time::Duration};
 
@@ -59,6 +64,7 @@ impl ParticipationService {
     ) -> Result<Decision, JoinError> {
         let mut wait = IN_FLIGHT_FIRST_WAIT;
         let mut round = 0;
+        let mut owed_asked = false;
         loop {
             let decision = self.reserve_once(campaign, req, pass, now).await?;
             match decision {
@@ -69,7 +75,36 @@ impl ParticipationService {
                     wait *= 2;
                     round += 1;
                 }
+                Decision::SoldOut { in_flight: 0, .. } if !owed_asked => {
+                    owed_asked = true;
+                    if !self.gave_owed(campaign).await {
+                        return Ok(decision);
+                    }
+                }
                 _ => return Ok(decision),
+            }
+        }
+    }
+
+    /// Before a SOLD_OUT with nothing in flight: whether MySQL owed the gate units (returns and
+    /// stock additions committed, their gate call not made yet) and they are in it now. One
+    /// read of the campaign's markers; after a sell-out the memo answers most refusals, so this
+    /// runs about once per `SOLD_OUT_MEMO_MS` and instance. A failure answers as before.
+    async fn gave_owed(&self, campaign: &Campaign) -> bool {
+        match self.loader.give_owed(campaign).await {
+            Ok(changed) => {
+                if changed {
+                    tracing::debug!(
+                        campaign_id = campaign.id,
+                        "The gate was owed units MySQL had given back; asking it again."
+                    );
+                }
+                changed
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, campaign_id = campaign.id,
+                    "Could not read what MySQL owes the gate; answering SOLD_OUT.");
+                false
             }
         }
     }

@@ -66,3 +66,44 @@ async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_
     assert_eq!(app.remaining_stock(campaign).await, 0);
     app.assert_no_drift(campaign).await;
 }
+
+/// A unit MySQL has taken back (a cancel or an expiry committed with its `gate_return`
+/// marker) reaches the gate only after the commit. A join the gate refuses meanwhile, with
+/// nothing in flight, first gives the gate what MySQL owes it and asks again: it wins the unit
+/// instead of being told SOLD_OUT (the proof run found such SOLD_OUTs after expiries, with every
+/// kind of fault and without). The marker loop would give the unit within a quarter second; the
+/// join here comes within milliseconds of the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_refused_while_a_return_is_on_its_way_to_the_gate_wins_the_unit() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let mut settings = crate::spawn::test_settings().await;
+    settings.redis.sold_out_memo = Duration::ZERO;
+    let app = crate::spawn::spawn_app_with(settings).await;
+    let campaign = app.open_campaign(1, 1).await;
+    let won = app.join(campaign, 1, 1).await;
+    assert_eq!(won.status, 201, "{won:?}");
+    let participation = won.body["participationId"].as_i64().expect("id");
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+
+    // The win is cancelled in MySQL; the gate's call after the commit has not happened yet.
+    let txn = app.db.begin().await.expect("begin");
+    for sql in [
+        format!(
+            "UPDATE participation SET status = 'CANCELLED', cancel_reason = 'USER', \
+             cancelled_at = UTC_TIMESTAMP(6) WHERE id = {participation}"
+        ),
+        format!("UPDATE campaign SET remaining_stock = remaining_stock + 1 WHERE id = {campaign}"),
+        format!(
+            "INSERT INTO gate_return (participation_id, campaign_id, quantity, created_at) \
+             VALUES ({participation}, {campaign}, 1, UTC_TIMESTAMP(6))"
+        ),
+    ] {
+        txn.execute_unprepared(&sql).await.expect("the cancel");
+    }
+    txn.commit().await.expect("commit");
+
+    let reply = app.join(campaign, 2, 1).await;
+    assert_eq!(reply.status, 201, "the unit MySQL has is sold: {reply:?}");
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    assert_eq!(app.redis_stock(campaign).await, Some(0));
+}
