@@ -65,22 +65,20 @@ impl SoldOutMemo {
         })
     }
 
-    /// After Redis answered SOLD_OUT with no stock and `winners` set members: refreshes the
-    /// entry if its copy of the set has that size and returns `true`; otherwise `false`, and the
-    /// caller fetches the set (if [`SoldOutMemo::start_copy`] lets it) and calls
-    /// [`SoldOutMemo::record`].
-    pub fn refresh(&self, campaign_id: i64, winners: i64) -> bool {
-        self.refresh_at(campaign_id, winners, Instant::now())
-    }
-
-    fn refresh_at(&self, campaign_id: i64, winners: i64, now: Instant) -> bool {
+    /// After Redis answered SOLD_OUT with no stock and `winners` set members, to a call made at
+    /// `asked_at`: refreshes the entry if its copy of the set has that size and returns `true`;
+    /// otherwise `false`, and the caller fetches the set (if [`SoldOutMemo::start_copy`] lets it)
+    /// and records it. The memo's window counts from `asked_at`, the earliest moment the
+    /// answer can describe, never from when it was noted (after the copy, or after a busy
+    /// runtime got to it): a sold-out is repeated at most `SOLD_OUT_MEMO_MS` after Redis saw it.
+    pub fn refresh(&self, campaign_id: i64, winners: i64, asked_at: Instant) -> bool {
         if self.ttl.is_zero() || winners > MAX_WINNERS {
             return true;
         }
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         match entries.get_mut(&campaign_id) {
             Some(e) if e.winners.len() as i64 == winners => {
-                e.seen_at = now;
+                e.seen_at = e.seen_at.max(asked_at);
                 true
             }
             _ => false,
@@ -118,11 +116,7 @@ impl SoldOutMemo {
             .remove(&campaign_id);
     }
 
-    /// Records a sold-out campaign with its winners set.
-    pub fn record(&self, campaign_id: i64, winners: impl IntoIterator<Item = i64>) {
-        self.record_at(campaign_id, winners, Instant::now());
-    }
-
+    /// Records a sold-out campaign with its winners set, seen by a call made at `seen_at`.
     fn record_at(&self, campaign_id: i64, winners: impl IntoIterator<Item = i64>, now: Instant) {
         if self.ttl.is_zero() {
             return;
@@ -146,8 +140,9 @@ pub struct WinnersCopy<'a> {
 }
 
 impl WinnersCopy<'_> {
-    pub fn record(self, winners: impl IntoIterator<Item = i64>) {
-        self.memo.record(self.campaign_id, winners);
+    /// Records the copy for a sold-out Redis answered to a call made at `asked_at`.
+    pub fn record(self, winners: impl IntoIterator<Item = i64>, asked_at: Instant) {
+        self.memo.record_at(self.campaign_id, winners, asked_at);
     }
 }
 
@@ -167,7 +162,7 @@ mod tests {
         let memo = SoldOutMemo::new(ttl);
         let t0 = Instant::now();
         assert!(!memo.refuses_at(1, 7, t0));
-        assert!(!memo.refresh_at(1, 2, t0), "no copy of the winners yet");
+        assert!(!memo.refresh(1, 2, t0), "no copy of the winners yet");
         memo.record_at(1, [5, 6], t0);
         assert!(memo.refuses_at(1, 7, t0));
         assert!(memo.refuses_at(1, 7, t0 + ttl - Duration::from_millis(1)));
@@ -176,20 +171,37 @@ mod tests {
             "a winner is sent on to Redis (ALREADY_PARTICIPATED)"
         );
         assert!(!memo.refuses_at(2, 7, t0));
-        assert!(memo.refresh_at(1, 2, t0));
+        assert!(memo.refresh(1, 2, t0));
         assert!(
-            !memo.refresh_at(1, 3, t0),
+            !memo.refresh(1, 3, t0),
             "the winners set changed: fetch it again"
         );
         assert!(
             !memo.refuses_at(1, 7, t0 + ttl),
             "stale observations are not trusted"
         );
-        assert!(
-            memo.refresh_at(1, 2, t0 + ttl),
-            "seen again with the same set"
-        );
+        assert!(memo.refresh(1, 2, t0 + ttl), "seen again with the same set");
         assert!(memo.refuses_at(1, 7, t0 + ttl));
+    }
+
+    #[test]
+    fn the_window_counts_from_the_call_that_saw_the_sell_out_not_from_the_note() {
+        let ttl = Duration::from_millis(100);
+        let memo = SoldOutMemo::new(ttl);
+        let asked = Instant::now();
+        // Noted 80 ms after the call (a slow copy of the winners set): 20 ms are left.
+        memo.record_at(1, [5], asked);
+        let noted = asked + Duration::from_millis(80);
+        assert!(memo.refuses_at(1, 7, noted));
+        assert!(
+            !memo.refuses_at(1, 7, asked + ttl),
+            "over 100 ms after Redis saw it"
+        );
+        // A refresh for an older call never moves the window back.
+        assert!(memo.refresh(1, 1, asked + Duration::from_millis(50)));
+        assert!(memo.refresh(1, 1, asked));
+        assert!(memo.refuses_at(1, 7, asked + ttl));
+        assert!(!memo.refuses_at(1, 7, asked + Duration::from_millis(150)));
     }
 
     #[test]
@@ -198,7 +210,7 @@ mod tests {
         let first = memo.start_copy(1).expect("nobody copies yet");
         assert!(memo.start_copy(1).is_none(), "a copy is under way");
         assert!(memo.start_copy(2).is_some(), "per campaign");
-        first.record([5]);
+        first.record([5], Instant::now());
         assert!(memo.refuses(1, 7));
         let second = memo.start_copy(1).expect("the copy ended");
         drop(second);
@@ -209,12 +221,12 @@ mod tests {
     fn it_remembers_a_bounded_number_of_campaigns() {
         let memo = SoldOutMemo::new(Duration::from_secs(60));
         for id in 0..=MAX_ENTRIES as i64 {
-            memo.record(id, [1]);
+            memo.record_at(id, [1], Instant::now());
         }
         let held = memo.entries.read().map(|e| e.len()).unwrap_or(0);
         assert!(held <= MAX_ENTRIES, "{held} campaigns held");
         assert!(
-            memo.refresh(99, MAX_WINNERS + 1),
+            memo.refresh(99, MAX_WINNERS + 1, Instant::now()),
             "too many winners: nothing to fetch"
         );
         assert!(!memo.refuses(99, 7), "and nothing memoized");
@@ -223,7 +235,7 @@ mod tests {
     #[test]
     fn a_zero_ttl_disables_it() {
         let memo = SoldOutMemo::new(Duration::ZERO);
-        memo.record(1, []);
+        memo.record_at(1, [], Instant::now());
         assert!(!memo.refuses(1, 7));
     }
 }

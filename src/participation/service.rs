@@ -155,6 +155,8 @@ impl ParticipationService {
         now: DateTime<Utc>,
         commit_by: std::time::Instant,
     ) -> Result<Accepted, JoinError> {
+        // When the gate was first asked: a sold-out it answers is remembered from here.
+        let asked_at = std::time::Instant::now();
         let reserved = match self.reserve(&campaign, &req, pass.as_ref(), now).await? {
             Decision::Reserved {
                 sequence,
@@ -179,7 +181,7 @@ impl ParticipationService {
                 // past the wait (an instance died holding them, MySQL hangs) may give units
                 // back any moment, and the memo would refuse them for its whole window.
                 if remaining <= 0 && in_flight == 0 {
-                    self.remember_sold_out(campaign.id, winners).await;
+                    self.remember_sold_out(campaign.id, winners, asked_at).await;
                 }
                 return Err(JoinError::SoldOut);
             }

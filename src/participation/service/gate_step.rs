@@ -180,8 +180,13 @@ impl ParticipationService {
     /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
     /// caller at a time). Best effort: without the copy the memo simply does not answer for the
     /// campaign.
-    pub(super) async fn remember_sold_out(&self, campaign_id: i64, winners: i64) {
-        if self.sold_out.refresh(campaign_id, winners) {
+    pub(super) async fn remember_sold_out(
+        &self,
+        campaign_id: i64,
+        winners: i64,
+        asked_at: std::time::Instant,
+    ) {
+        if self.sold_out.refresh(campaign_id, winners, asked_at) {
             return;
         }
         let Some(copy) = self.sold_out.start_copy(campaign_id) else {
@@ -198,7 +203,7 @@ impl ParticipationService {
                     "The winners set shrank while copied; no sold-out memo."
                 );
             }
-            Ok(set) => copy.record(set),
+            Ok(set) => copy.record(set, asked_at),
             Err(e) => {
                 tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
             }
