@@ -20,7 +20,11 @@
 -- ARGV[7]  epoch      (the campaign's creation time in microseconds; see reserve.lua)
 -- ARGV[8]  state      (open | paused | closed, from MySQL in the same snapshot as the stock)
 -- ARGV[9]  ctl        (campaign.control_seq: the last control the stock and state include)
--- ARGV[10…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
+-- ARGV[10] rets       where this state's count of applied returns starts (return.lua): a random
+--          value per load, far from any other load's, so a reservation made on keys an earlier
+--          load wrote never finds the count it saw (release.lua "sold_out" then only gives its
+--          units back instead of setting the stock from a MySQL reading older than this load's)
+-- ARGV[11…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
 --          snapshot: their units are in that stock already, so return.lua must not add them again
 --          (written here, with the hash, so a load that loses the race writes none of them)
 --
@@ -30,9 +34,9 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
   'limit', ARGV[4], 'seq', ARGV[5], 'expire_ms', ARGV[6], 'epoch', ARGV[7],
-  'state', ARGV[8], 'ctl', ARGV[9], 'state_seq', ARGV[9])
+  'state', ARGV[8], 'ctl', ARGV[9], 'state_seq', ARGV[9], 'rets', ARGV[10])
 redis.call('DEL', KEYS[3], KEYS[4])
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   redis.call('SADD', KEYS[3], ARGV[i])
 end
 local expire = tonumber(ARGV[6])

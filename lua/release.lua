@@ -31,6 +31,8 @@
 --          and setting the stock would erase its units from the sale until the drift audit put
 --          them back: then the units of the reservation are only given back, like a reading
 --          older than `ctl`.
+--          Each load starts `rets` at a random value (load.lua), so a reservation made on keys a
+--          reload replaced never matches the new count.
 -- ARGV[6]  the admission token's ticket the reservation used, or "": with "undo" and "sold_out"
 --          (nothing was written) the admission is live again until ARGV[7], its expiry in ms
 --

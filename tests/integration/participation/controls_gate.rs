@@ -16,7 +16,11 @@ const EPOCH: i64 = 1_700_000_000_000_000;
 /// A gate over the test Redis with a key prefix of its own, and the campaign loaded with
 /// `stock` at control number `ctl`.
 async fn loaded(stock: i64, ctl: i64) -> Gate {
-    let seed = Seed {
+    crate::support::gate::loaded_gate(&seed(stock, ctl)).await
+}
+
+fn seed(stock: i64, ctl: i64) -> Seed {
+    Seed {
         campaign_id: CAMPAIGN,
         epoch: EPOCH,
         remaining_stock: stock,
@@ -28,8 +32,7 @@ async fn loaded(stock: i64, ctl: i64) -> Gate {
         returned: Vec::new(),
         state: GateState::Open,
         control_seq: ctl,
-    };
-    crate::support::gate::loaded_gate(&seed).await
+    }
 }
 
 async fn apply(gate: &Gate, seq: i64, control: GateControl) -> Applied {
@@ -47,6 +50,19 @@ async fn stock(gate: &Gate) -> i64 {
         .expect("audit read")
         .expect("loaded");
     holding.stock
+}
+
+/// Reserves one unit for `user`; returns the count of returns the reservation saw, which a
+/// sold-out release hands back (as the service does).
+async fn reserved(gate: &Gate, user: i64) -> i64 {
+    match gate
+        .reserve(&entry(user), None, EPOCH, 1)
+        .await
+        .expect("reserve")
+    {
+        Decision::Reserved { returns_seen, .. } => returns_seen,
+        other => panic!("not reserved: {other:?}"),
+    }
 }
 
 fn entry(user: i64) -> Entry {
@@ -135,18 +151,13 @@ async fn the_latest_state_control_decides_and_a_close_is_final() {
 async fn a_sold_out_release_counts_a_withdrawal_once_whichever_comes_first() {
     for control_first in [true, false] {
         let gate = loaded(5, 0).await;
-        assert!(matches!(
-            gate.reserve(&entry(1), None, EPOCH, 1)
-                .await
-                .expect("reserve"),
-            Decision::Reserved { .. }
-        ));
+        let returns_seen = reserved(&gate, 1).await;
         // MySQL: 5 − 4 withdrawn = 1 unsold, read at control 1; the reservation's guard asks
         // for 1 of them and is refused only if another win took it: say one did.
         let refused = Release::SoldOut {
             remaining_stock: 0,
             control_seq: 1,
-            returns_seen: 0,
+            returns_seen,
         };
         if control_first {
             assert_eq!(
@@ -174,12 +185,7 @@ async fn a_sold_out_release_counts_a_withdrawal_once_whichever_comes_first() {
 #[tokio::test]
 async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
     let gate = loaded(3, 0).await;
-    assert!(matches!(
-        gate.reserve(&entry(1), None, EPOCH, 1)
-            .await
-            .expect("reserve"),
-        Decision::Reserved { .. }
-    ));
+    let returns_seen = reserved(&gate, 1).await;
     assert_eq!(
         apply(&gate, 1, GateControl::Stock(-1)).await,
         Applied::Applied
@@ -193,7 +199,7 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
     let read_at_1 = Release::SoldOut {
         remaining_stock: 1,
         control_seq: 1,
-        returns_seen: 0,
+        returns_seen,
     };
     gate.release(&entry(1), None, read_at_1)
         .await
@@ -204,16 +210,11 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
         Applied::AlreadyApplied
     );
 
-    assert!(matches!(
-        gate.reserve(&entry(2), None, EPOCH, 1)
-            .await
-            .expect("reserve"),
-        Decision::Reserved { .. }
-    ));
+    let returns_seen = reserved(&gate, 2).await;
     let read_at_0 = Release::SoldOut {
         remaining_stock: 0,
         control_seq: 0,
-        returns_seen: 0,
+        returns_seen,
     };
     gate.release(&entry(2), None, read_at_0)
         .await
@@ -276,5 +277,57 @@ async fn a_sold_out_release_never_erases_a_return_that_came_after_its_reading() 
         stock(&gate).await,
         1,
         "no return since: the stock MySQL read"
+    );
+}
+
+/// A reservation made on keys that a Redis flush then replaced: the new keys were loaded from
+/// a MySQL snapshot newer than the reservation's guard reading (returns committed in between
+/// are in the new stock, and their ids in the new returned set). The release must not set the
+/// stock from that older reading. Every load used to start its count of returns at 0, so a
+/// reservation made before any return found "no return since" on the new keys and erased the
+/// units (a proof run with Redis faults lost two units for good this way). Now each load starts
+/// the count at a random value: the release only gives its unit back.
+#[tokio::test]
+async fn a_sold_out_release_after_the_keys_were_reloaded_never_lowers_the_new_stock() {
+    let gate = loaded(1, 0).await;
+    let returns_seen = reserved(&gate, 1).await;
+    // Redis loses the keys; they are loaded again with the 3 units MySQL has now (2 wins
+    // closed since the reservation's reading, the reservation's own unit not committed).
+    let mut redis = redis::Client::open(crate::spawn::redis_url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let [meta, users, pending] = gate.keys(CAMPAIGN);
+    let doomed = [
+        meta.replace(":meta", ":returned"),
+        meta.replace(":meta", ":controls"),
+        meta,
+        users,
+        pending,
+    ];
+    let _: () = redis::AsyncCommands::del(&mut redis, &doomed)
+        .await
+        .expect("DEL");
+    let seed = Seed {
+        remaining_stock: 3,
+        returned: vec![101, 102],
+        ..seed(1, 0)
+    };
+    assert!(!gate.prepare(CAMPAIGN, EPOCH).await.expect("prepare"));
+    assert!(gate.load(&seed).await.expect("load"));
+    // MySQL's guard read 0 before those wins closed.
+    let refused = Release::SoldOut {
+        remaining_stock: 0,
+        control_seq: 0,
+        returns_seen,
+    };
+    gate.release(&entry(1), None, refused)
+        .await
+        .expect("release");
+    assert_eq!(
+        stock(&gate).await,
+        4,
+        "its unit given back on top of the reload: higher than MySQL, never lower"
     );
 }
