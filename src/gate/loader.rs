@@ -43,6 +43,9 @@ use crate::{
     outbox::control::ControlKind,
 };
 
+/// A campaign's markers are read for refused joins at most this often per instance.
+pub const OWED_READ_EVERY: Duration = Duration::from_millis(50);
+
 /// Winners read from MySQL and added to Redis per step of a rebuild.
 pub const LOAD_CHUNK: u32 = 5_000;
 
@@ -84,6 +87,8 @@ pub struct GateLoader {
     /// The rebuild running for each campaign; an entry is removed by its own task when done.
     running: Arc<Mutex<HashMap<i64, Rebuild>>>,
     loads: Arc<AtomicU64>,
+    /// When each campaign's markers were last read for a refused join ([`Self::give_owed`]).
+    owed_read: Arc<Mutex<HashMap<i64, std::time::Instant>>>,
     /// Where a test holds a rebuild between its MySQL snapshot and its load.
     #[cfg(feature = "test-hooks")]
     after_snapshot: Arc<crate::startup::testing::HoldPoint>,
@@ -96,6 +101,7 @@ impl GateLoader {
             gate,
             running: Arc::default(),
             loads: Arc::default(),
+            owed_read: Arc::default(),
             #[cfg(feature = "test-hooks")]
             after_snapshot: Arc::default(),
         }
@@ -197,18 +203,37 @@ impl GateLoader {
     /// counted change nothing; the markers stay for the marker loops to delete. Best effort: on
     /// a failure the loops apply them within about a second, as they would have anyway.
     async fn settle_owed(&self, campaign: &Campaign) {
-        if let Err(e) = self.give_owed(campaign).await {
+        if let Err(e) = self.apply_owed(campaign).await {
             tracing::warn!(error = %e, campaign_id = campaign.id,
                 "Could not give the rebuilt gate what MySQL owes it; the marker loops will.");
         }
     }
 
-    /// Gives the gate every return and control MySQL has a marker for (committed, and not yet
-    /// known to have reached the gate); returns whether any of them changed the gate now. A
-    /// join the gate refused SOLD_OUT with nothing in flight asks this before it answers: units
-    /// an expiry, a cancel or a stock addition gave back in MySQL reach the gate only after the
-    /// commit, and MySQL's committed order has them free meanwhile.
+    /// For a join the gate refused (SOLD_OUT with nothing in flight, or paused): gives the gate
+    /// every return and control MySQL has a marker for, and says whether any of them changed it
+    /// now. Units an expiry, a cancel or a stock addition gave back, and a resume, reach the
+    /// gate by a call after their commit (and, when Redis failed, by the marker loops a quarter
+    /// second after it answers again); MySQL's committed order has them meanwhile. At most one
+    /// read per campaign and [`OWED_READ_EVERY`] on an instance, so a flood of refusals (a
+    /// paused campaign, a sold-out one without the memo) costs MySQL little; a join that comes
+    /// sooner answers as the gate did.
     pub async fn give_owed(&self, campaign: &Campaign) -> Result<bool, LoadError> {
+        let now = std::time::Instant::now();
+        {
+            let mut read = self.owed_read.lock().unwrap_or_else(|p| p.into_inner());
+            if read
+                .get(&campaign.id)
+                .is_some_and(|at| now.duration_since(*at) < OWED_READ_EVERY)
+            {
+                return Ok(false);
+            }
+            read.insert(campaign.id, now);
+        }
+        self.apply_owed(campaign).await
+    }
+
+    /// Applies every marker of the campaign; whether any changed the gate.
+    async fn apply_owed(&self, campaign: &Campaign) -> Result<bool, LoadError> {
         let (id, epoch) = (campaign.id, epoch(campaign));
         let owed = repo::owed_to_gate(&self.db, id).await?;
         let mut changed = false;

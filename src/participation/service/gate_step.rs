@@ -10,10 +10,10 @@
 //! gate either has the units (the join wins) or its SOLD_OUT stands after the wins holding them
 //! committed. After a sell-out nothing is in flight, so the flood of refusals pays nothing.
 //!
-//! A SOLD_OUT with nothing in flight first gives the gate the returns and controls MySQL has
-//! markers for ([`loader::GateLoader::give_owed`]) and asks again if any changed it: an expiry's
-//! or a cancel's units reach the gate by a call after their commit, and MySQL has them free
-//! meanwhile.
+//! A SOLD_OUT with nothing in flight, or a CAMPAIGN_PAUSED, first gives the gate the returns
+//! and controls MySQL has markers for ([`loader::GateLoader::give_owed`]) and asks again if any
+//! changed it: an expiry's or a cancel's units, or a resume, reach the gate by a call after their
+//! commit, and MySQL has them meanwhile.
 
 use std::{sync::Arc, time::Duration};
 
@@ -75,7 +75,7 @@ impl ParticipationService {
                     wait *= 2;
                     round += 1;
                 }
-                Decision::SoldOut { in_flight: 0, .. } if !owed_asked => {
+                Decision::SoldOut { in_flight: 0, .. } | Decision::Paused if !owed_asked => {
                     owed_asked = true;
                     if !self.gave_owed(campaign).await {
                         return Ok(decision);
@@ -86,10 +86,10 @@ impl ParticipationService {
         }
     }
 
-    /// Before a SOLD_OUT with nothing in flight: whether MySQL owed the gate units (returns and
-    /// stock additions committed, their gate call not made yet) and they are in it now. One
-    /// read of the campaign's markers; after a sell-out the memo answers most refusals, so this
-    /// runs about once per `SOLD_OUT_MEMO_MS` and instance. A failure answers as before.
+    /// Before a SOLD_OUT with nothing in flight, or a CAMPAIGN_PAUSED: whether MySQL owed the
+    /// gate units or a resume (committed, their gate call not made yet, or failed while Redis
+    /// hung) and they are in it now. One read of the campaign's markers, at most every
+    /// `loader::OWED_READ_EVERY` per campaign. A failure answers as before.
     async fn gave_owed(&self, campaign: &Campaign) -> bool {
         match self.loader.give_owed(campaign).await {
             Ok(changed) => {

@@ -107,3 +107,53 @@ async fn a_join_refused_while_a_return_is_on_its_way_to_the_gate_wins_the_unit()
     assert_eq!(app.remaining_stock(campaign).await, 0);
     assert_eq!(app.redis_stock(campaign).await, Some(0));
 }
+
+/// The same for a resume: committed in MySQL with its `gate_control` marker, not yet in the
+/// gate (its call failed while Redis hung; the marker loop gives it within a quarter second of
+/// Redis answering again). A join the gate refuses CAMPAIGN_PAUSED meanwhile first gives the
+/// gate what MySQL owes it, and wins (a 30-minute proof run found 8 such refusals right after
+/// a Redis hang).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_refused_paused_while_a_resume_is_on_its_way_to_the_gate_wins() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(5, 1).await;
+    assert_eq!(
+        app.join(campaign, 1, 1).await.status,
+        201,
+        "the gate is loaded"
+    );
+    let paused = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/admin/campaigns/{campaign}/pause")))
+                .bearer_auth(crate::spawn::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(paused.status, 200, "{paused:?}");
+    let (meta, _) = app.gate_keys(campaign);
+    let mut redis = app.redis.clone();
+    let state: String = redis.hget(&meta, "state").await.expect("HGET");
+    assert_eq!(state, "paused", "the gate has the pause");
+
+    // The resume commits in MySQL; its gate call has not happened.
+    let txn = app.db.begin().await.expect("begin");
+    for sql in [
+        format!(
+            "UPDATE campaign SET paused = 0, control_seq = control_seq + 1 WHERE id = {campaign}"
+        ),
+        format!(
+            "INSERT INTO gate_control (campaign_id, seq, kind, delta, created_at) \
+             SELECT id, control_seq, 'RESUMED', 0, UTC_TIMESTAMP(6) FROM campaign WHERE id = {campaign}"
+        ),
+    ] {
+        txn.execute_unprepared(&sql).await.expect("the resume");
+    }
+    txn.commit().await.expect("commit");
+
+    let reply = app.join(campaign, 3, 1).await;
+    assert_eq!(
+        reply.status, 201,
+        "the campaign is open in MySQL: {reply:?}"
+    );
+}
