@@ -98,6 +98,17 @@ pub enum Release {
     Expire { reservation: String },
 }
 
+impl Release {
+    /// [`Release::Expire`] of the reservation a request made itself: `quantity` units stamped
+    /// `reserved_at_ms` (the `<reserved at ms>:<quantity>` value `lua/reserve.lua` stores), so
+    /// only that reservation goes back, whoever else may have given it back already.
+    pub fn own(reserved_at_ms: i64, quantity: i32) -> Self {
+        Release::Expire {
+            reservation: format!("{reserved_at_ms}:{quantity}"),
+        }
+    }
+}
+
 /// The gate state of one campaign, rebuilt from MySQL (its winners go in first, by
 /// [`Gate::add_winners`]).
 #[derive(Debug, Clone)]

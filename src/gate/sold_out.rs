@@ -117,12 +117,17 @@ impl SoldOutMemo {
     }
 
     /// Records a sold-out campaign with its winners set, seen by a call made at `seen_at`.
-    fn record_at(&self, campaign_id: i64, winners: impl IntoIterator<Item = i64>, now: Instant) {
+    fn record_at(
+        &self,
+        campaign_id: i64,
+        winners: impl IntoIterator<Item = i64>,
+        seen_at: Instant,
+    ) {
         if self.ttl.is_zero() {
             return;
         }
         let entry = SoldOutCampaign {
-            seen_at: now,
+            seen_at,
             winners: Arc::new(winners.into_iter().collect()),
         };
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());

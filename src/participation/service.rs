@@ -342,11 +342,10 @@ impl ParticipationService {
             // Too late to commit: the reconciler may have given the reservation back already,
             // so it is given back only if it is still exactly this request's.
             Err(stale @ WriteError::Stale) => {
-                let reservation = format!("{reserved_at_ms}:{}", req.entry.quantity);
                 tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "A win reached MySQL past its commit deadline; not written, its reservation given back.");
-                self.compensate(&req, pass, Release::Expire { reservation })
-                    .await;
+                let own = Release::own(reserved_at_ms, req.entry.quantity);
+                self.compensate(&req, pass, own).await;
                 Err(JoinError::Unavailable {
                     what: "MySQL",
                     source: stale.into(),

@@ -76,8 +76,9 @@ async fn led_shards(
 /// that this relay has in flight are leased, so only the younger ones are taken: they queue
 /// behind their elders in the key's worker. Candidates and held-back keys come from one
 /// consistent read ([`candidates`]), so a row a transaction is still writing is not among them
-/// (a late commit is claimed once it is visible); a candidate another transaction holds is passed over with its key's younger rows,
-/// by the lease UPDATE failing at once ([`LeaseMode::NoWait`]) or by `SKIP LOCKED`.
+/// (a late commit is claimed once it is visible); a candidate another transaction holds is
+/// passed over with its key's younger rows, by the lease UPDATE failing at once
+/// ([`LeaseMode::NoWait`]) or by `SKIP LOCKED`.
 #[tracing::instrument(level = "debug", skip(db, blocked), fields(blocked = blocked.len()), err(level = "warn"))]
 pub async fn claim(
     db: &Db,

@@ -151,9 +151,7 @@ impl ParticipationService {
     fn undo_in_doubt(&self, req: &JoinRequest, now_ms: i64) {
         let gate = self.gate.clone();
         let entry = req.entry;
-        let reservation = Release::Expire {
-            reservation: format!("{now_ms}:{}", entry.quantity),
-        };
+        let reservation = Release::own(now_ms, entry.quantity);
         tokio::spawn(async move {
             let mut wait = Duration::from_millis(100);
             let (mut answered, mut waited) = (0, Duration::ZERO);
