@@ -309,24 +309,11 @@ fn addition_committed_unanswered() -> (Sale, Value) {
 /// addition was answered is an anomaly.
 #[test]
 fn a_sold_out_while_an_unanswered_stock_addition_brought_units() {
-    let sale = |answered_first: bool| {
+    relaxed_only_until_answered(ARRIVING, |answered_first| {
         let (mut s, answer) = addition_committed_unanswered();
-        if answered_first {
-            s.ok(5, Func::Stock, answer.clone());
-        }
-        s.join_refused(3, 12, "SOLD_OUT");
-        if !answered_first {
-            s.ok(5, Func::Stock, answer);
-        }
+        refused_around_the_answer(&mut s, answered_first, (Func::Stock, answer), "SOLD_OUT");
         s
-    };
-    let r = sale(false).check();
-    assert_clean(&r);
-    assert_eq!(r.relaxations[ARRIVING], 1);
-    assert_flags(
-        &sale(true).check(),
-        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
-    );
+    });
 }
 
 /// A resume commits and applies to the gate before it answers (§15): a join that began before
@@ -355,18 +342,40 @@ fn a_paused_refusal_while_an_unanswered_resume_reached_the_gate() {
             control_seq: Some(seq),
             ..Value::default()
         };
-        if answered_first {
-            s.ok(5, Func::Resume, answer.clone());
-        }
-        s.join_refused(3, 12, "CAMPAIGN_PAUSED");
-        if !answered_first {
-            s.ok(5, Func::Resume, answer);
-        }
+        refused_around_the_answer(
+            &mut s,
+            answered_first,
+            (Func::Resume, answer),
+            "CAMPAIGN_PAUSED",
+        );
         s
     };
+    relaxed_only_until_answered(RESUMING, sale);
+}
+
+/// Process 5's control is answered with `answer`, and a join of user 12 (process 3) refused
+/// `code`, the answer first or the refusal first.
+fn refused_around_the_answer(
+    s: &mut Sale,
+    answered_first: bool,
+    (f, answer): (Func, Value),
+    code: &str,
+) {
+    if answered_first {
+        s.ok(5, f, answer.clone());
+    }
+    s.join_refused(3, 12, code);
+    if !answered_first {
+        s.ok(5, f, answer);
+    }
+}
+
+/// The refusal `sale(false)` holds (before the operation's answer) is counted apart as
+/// `relaxation` and nothing else is flagged; `sale(true)`'s (after it) is an anomaly.
+fn relaxed_only_until_answered(relaxation: &str, sale: impl Fn(bool) -> Sale) {
     let r = sale(false).check();
     assert_clean(&r);
-    assert_eq!(r.relaxations[RESUMING], 1);
+    assert_eq!(r.relaxations[relaxation], 1);
     assert_flags(
         &sale(true).check(),
         firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,

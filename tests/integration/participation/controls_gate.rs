@@ -234,13 +234,7 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
 #[tokio::test]
 async fn a_sold_out_release_never_erases_a_return_that_came_after_its_reading() {
     let gate = loaded(1, 0).await;
-    let Decision::Reserved { returns_seen, .. } = gate
-        .reserve(&entry(1), None, EPOCH, 1)
-        .await
-        .expect("reserve")
-    else {
-        panic!("the unit is free");
-    };
+    let returns_seen = reserved(&gate, 1).await;
     gate.return_units(CAMPAIGN, 41, 1, EPOCH)
         .await
         .expect("return");
@@ -258,13 +252,7 @@ async fn a_sold_out_release_never_erases_a_return_that_came_after_its_reading() 
         "the returned unit and the reservation's"
     );
 
-    let Decision::Reserved { returns_seen, .. } = gate
-        .reserve(&entry(2), None, EPOCH, 1)
-        .await
-        .expect("reserve")
-    else {
-        panic!("units are free");
-    };
+    let returns_seen = reserved(&gate, 2).await;
     let read_now = Release::SoldOut {
         remaining_stock: 1,
         control_seq: 0,

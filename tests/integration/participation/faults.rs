@@ -233,57 +233,25 @@ async fn a_new_campaign_replaces_gate_state_left_over_from_an_earlier_database()
 
 #[tokio::test]
 async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
-    let mut settings = test_settings().await;
-    // The app's own reconciler runs every tenth of RESERVATION_TIMEOUT_MS: with a day, its first
-    // run is hours away, so the reconcile calls below are the only ones and their counts are
-    // exact (with the default minute it could give back user 77's reservation first).
-    settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
-    let app = spawn_app_with(settings).await;
-    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
-    let created = app
-        .create_campaign(serde_json::json!({"name": "c", "totalStock": 5, "startsAt": hour_ago}))
-        .await;
-    let campaign = created["id"].as_i64().expect("id");
-    let epoch =
-        chrono::DateTime::parse_from_rfc3339(created["createdAt"].as_str().expect("createdAt"))
-            .expect("a time")
-            .timestamp_micros();
-    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
-
-    let (meta, users) = app.gate_keys(campaign);
-    let pending = meta.replace(":meta", ":pending");
-    let reserve = redis::Script::new(include_str!("../../../lua/reserve.lua"));
+    let (app, campaign, epoch) = reconciled_sale().await;
+    let pending = app.gate_keys(campaign).0.replace(":meta", ":pending");
     let mut redis = app.redis.clone();
     let two_minutes_ago = chrono::Utc::now().timestamp_millis() - 120_000;
     // An instance reserved for user 77 two minutes ago and died before its transaction.
-    let reply: Vec<redis::Value> = reserve
-        .key(&meta)
-        .key(&users)
-        .key(&pending)
-        .arg(77)
-        .arg(1)
-        .arg(two_minutes_ago)
-        .arg(epoch)
-        .invoke_async(&mut redis)
-        .await
-        .expect("reserve");
-    assert_eq!(reply[0], redis::Value::BulkString(b"OK".to_vec()));
+    reserve_directly(&app, campaign, epoch, 77, two_minutes_ago).await;
     // Another committed user 1's win but died before closing its reservation.
     let _: () = redis::AsyncCommands::hset(&mut redis, &pending, 1, format!("{two_minutes_ago}:1"))
         .await
         .expect("open reservation");
     // A fresh reservation, still in flight somewhere, is not touched.
-    let _: Vec<redis::Value> = reserve
-        .key(&meta)
-        .key(&users)
-        .key(&pending)
-        .arg(88)
-        .arg(1)
-        .arg(chrono::Utc::now().timestamp_millis())
-        .arg(epoch)
-        .invoke_async(&mut redis)
-        .await
-        .expect("reserve");
+    reserve_directly(
+        &app,
+        campaign,
+        epoch,
+        88,
+        chrono::Utc::now().timestamp_millis(),
+    )
+    .await;
     assert_eq!(app.redis_stock(campaign).await, Some(2));
 
     let given_back = app.reconcile(Duration::from_secs(60)).await;
@@ -319,35 +287,11 @@ async fn reservations_left_open_by_a_crashed_instance_are_given_back() {
 /// reconciler waits for it, finds the win it committed, and only closes the reservation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reconciler_waits_for_a_transaction_holding_the_campaign_and_keeps_its_win() {
-    let mut settings = test_settings().await;
-    settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
-    let app = spawn_app_with(settings).await;
-    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
-    let created = app
-        .create_campaign(serde_json::json!({"name": "c", "totalStock": 5, "startsAt": hour_ago}))
-        .await;
-    let campaign = created["id"].as_i64().expect("id");
-    let epoch =
-        chrono::DateTime::parse_from_rfc3339(created["createdAt"].as_str().expect("createdAt"))
-            .expect("a time")
-            .timestamp_micros();
-    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
-    let (meta, users) = app.gate_keys(campaign);
-    let pending = meta.replace(":meta", ":pending");
-    let two_minutes_ago = chrono::Utc::now().timestamp_millis() - 120_000;
+    let (app, campaign, epoch) = reconciled_sale().await;
+    let pending = app.gate_keys(campaign).0.replace(":meta", ":pending");
     let mut redis = app.redis.clone();
-    let reply: Vec<redis::Value> = redis::Script::new(include_str!("../../../lua/reserve.lua"))
-        .key(&meta)
-        .key(&users)
-        .key(&pending)
-        .arg(77)
-        .arg(1)
-        .arg(two_minutes_ago)
-        .arg(epoch)
-        .invoke_async(&mut redis)
-        .await
-        .expect("reserve");
-    assert_eq!(reply[0], redis::Value::BulkString(b"OK".to_vec()));
+    let two_minutes_ago = chrono::Utc::now().timestamp_millis() - 120_000;
+    reserve_directly(&app, campaign, epoch, 77, two_minutes_ago).await;
     assert_eq!(app.redis_stock(campaign).await, Some(3));
 
     // User 77's transaction, its instance stopped: it holds the campaign row.
@@ -436,4 +380,46 @@ async fn a_win_past_its_commit_deadline_is_not_written() {
         .await,
         0
     );
+}
+
+/// A sale of 5 units that opened an hour ago, user 1's win in it, on an app whose own
+/// reconciler runs every tenth of RESERVATION_TIMEOUT_MS: with a day, its first run is hours
+/// away, so the test's reconcile calls are the only ones and their counts are exact (with the
+/// default minute it could give back a planted reservation first). Returns the campaign and its
+/// epoch.
+async fn reconciled_sale() -> (TestApp, i64, i64) {
+    let mut settings = test_settings().await;
+    settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
+    let app = spawn_app_with(settings).await;
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let created = app
+        .create_campaign(serde_json::json!({"name": "c", "totalStock": 5, "startsAt": hour_ago}))
+        .await;
+    let campaign = created["id"].as_i64().expect("id");
+    let epoch =
+        chrono::DateTime::parse_from_rfc3339(created["createdAt"].as_str().expect("createdAt"))
+            .expect("a time")
+            .timestamp_micros();
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    (app, campaign, epoch)
+}
+
+/// Reserves one unit for `user` with `lua/reserve.lua` itself, stamped `at_ms`, as an instance
+/// that then died (or stopped) before its transaction would have left it.
+async fn reserve_directly(app: &TestApp, campaign: i64, epoch: i64, user: i64, at_ms: i64) {
+    let (meta, users) = app.gate_keys(campaign);
+    let pending = meta.replace(":meta", ":pending");
+    let mut redis = app.redis.clone();
+    let reply: Vec<redis::Value> = redis::Script::new(include_str!("../../../lua/reserve.lua"))
+        .key(&meta)
+        .key(&users)
+        .key(&pending)
+        .arg(user)
+        .arg(1)
+        .arg(at_ms)
+        .arg(epoch)
+        .invoke_async(&mut redis)
+        .await
+        .expect("reserve");
+    assert_eq!(reply[0], redis::Value::BulkString(b"OK".to_vec()));
 }

@@ -7,21 +7,18 @@
 use std::time::Duration;
 
 use firstcome::{
-    db::pool,
+    db::{pool, Db},
     relay::store::{self, LeaseMode},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
-use crate::spawn::{spawn_app_with, test_settings};
+use crate::spawn::{spawn_app_with, test_settings, TestApp};
 
 const OWNER: &str = "claimtest001";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_lease_modes_pass_over_a_held_row_with_its_younger_rows_and_take_them_once_free() {
-    let mut settings = test_settings().await;
-    settings.relay.enabled = false;
-    let app = spawn_app_with(settings.clone()).await;
-    let db = pool::connect(&settings.database).await.expect("pool");
+    let (app, db) = app_without_relay().await;
     let held = app.insert_rows("held-key", &app.topic, 1).await;
     app.insert_rows("held-key", &app.topic, 2).await;
     app.insert_rows("free-key", &app.topic, 2).await;
@@ -103,10 +100,7 @@ async fn both_lease_modes_pass_over_a_held_row_with_its_younger_rows_and_take_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_row_past_the_first_lease_statement_leaves_nothing_leased_that_the_claim_does_not_return(
 ) {
-    let mut settings = test_settings().await;
-    settings.relay.enabled = false;
-    let app = spawn_app_with(settings.clone()).await;
-    let db = pool::connect(&settings.database).await.expect("pool");
+    let (app, db) = app_without_relay().await;
     let rows = firstcome::db::sql::MAX_IDS + 100;
     let held_at = firstcome::db::sql::MAX_IDS + 20;
     let events = app.insert_rows("big-key", &app.topic, rows).await;
@@ -158,10 +152,7 @@ async fn a_held_row_past_the_first_lease_statement_leaves_nothing_leased_that_th
 /// claims: no claim may ever return the younger row without the older one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_former_leaders_late_backoff_never_lets_a_younger_row_of_its_key_ahead() {
-    let mut settings = test_settings().await;
-    settings.relay.enabled = false;
-    let app = spawn_app_with(settings.clone()).await;
-    let db = pool::connect(&settings.database).await.expect("pool");
+    let (app, db) = app_without_relay().await;
     app.insert_rows("race-key", &app.topic, 2).await;
     lead_the_one_shard(&app.db).await;
     let ids = ids_of(&app.db, "race-key").await;
@@ -179,10 +170,7 @@ async fn a_former_leaders_late_backoff_never_lets_a_younger_row_of_its_key_ahead
 
     let stop = tokio_util::sync::CancellationToken::new();
     let flipper = {
-        let (db, stop) = (
-            pool::connect(&settings.database).await.expect("pool"),
-            stop.clone(),
-        );
+        let (db, stop) = (db.clone(), stop.clone());
         tokio::spawn(async move {
             let mut flips = 0u64;
             while !stop.is_cancelled() {
@@ -239,6 +227,16 @@ async fn a_former_leaders_late_backoff_never_lets_a_younger_row_of_its_key_ahead
         breaches[0]
     );
     app.stop().await.expect("clean stop");
+}
+
+/// An app whose relay does not run (the test claims itself), and a pool of the service's own
+/// kind on its database.
+async fn app_without_relay() -> (TestApp, Db) {
+    let mut settings = test_settings().await;
+    settings.relay.enabled = false;
+    let app = spawn_app_with(settings.clone()).await;
+    let db = pool::connect(&settings.database).await.expect("pool");
+    (app, db)
 }
 
 /// Runs `op` again while InnoDB picks it as a deadlock victim (it did nothing then).
