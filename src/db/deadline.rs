@@ -16,8 +16,8 @@
 use std::{future::Future, io, sync::Arc, time::Duration};
 
 use sea_orm::{
-    sqlx, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
-    QueryResult, RuntimeErr, Statement, TransactionTrait,
+    sqlx, AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ExecResult, IsolationLevel, QueryResult, RuntimeErr, Statement, TransactionTrait,
 };
 
 /// The error a call gets when its deadline passes.
@@ -68,6 +68,25 @@ impl Db {
     /// Starts a transaction whose every statement has the same deadline.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
         let inner = bounded(self.limit, self.inner.begin()).await?;
+        Ok(Bounded {
+            inner,
+            limit: self.limit,
+        })
+    }
+
+    /// Starts a read-only transaction whose statements all read one snapshot (REPEATABLE READ,
+    /// taken at its first read). The pool's sessions run READ COMMITTED, where each statement
+    /// reads a snapshot of its own: reads that must agree with each other (a gate rebuild's stock
+    /// and the returned wins it includes) take this instead.
+    pub async fn begin_snapshot(&self) -> Result<Txn, DbErr> {
+        let inner = bounded(
+            self.limit,
+            self.inner.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            ),
+        )
+        .await?;
         Ok(Bounded {
             inner,
             limit: self.limit,

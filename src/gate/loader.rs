@@ -89,9 +89,9 @@ pub struct GateLoader {
     loads: Arc<AtomicU64>,
     /// When each campaign's markers were last read for a refused join ([`Self::give_owed`]).
     owed_read: Arc<Mutex<HashMap<i64, std::time::Instant>>>,
-    /// Where a test holds a rebuild between its MySQL snapshot and its load.
+    /// Where a test holds a rebuild inside its MySQL snapshot, between its two reads.
     #[cfg(feature = "test-hooks")]
-    after_snapshot: Arc<crate::startup::testing::HoldPoint>,
+    in_snapshot: Arc<crate::startup::testing::HoldPoint>,
 }
 
 impl GateLoader {
@@ -103,14 +103,14 @@ impl GateLoader {
             loads: Arc::default(),
             owed_read: Arc::default(),
             #[cfg(feature = "test-hooks")]
-            after_snapshot: Arc::default(),
+            in_snapshot: Arc::default(),
         }
     }
 
-    /// Where a test holds a rebuild between its MySQL snapshot and its load.
+    /// Where a test holds a rebuild inside its MySQL snapshot, between its two reads.
     #[cfg(feature = "test-hooks")]
-    pub fn after_snapshot_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.after_snapshot.clone()
+    pub fn in_snapshot_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.in_snapshot.clone()
     }
 
     /// Rebuilds that read MySQL (not the ones that found the state already loaded).
@@ -160,15 +160,18 @@ impl GateLoader {
         }
         self.loads.fetch_add(1, Ordering::Relaxed);
         // The stock and the wins whose units it holds back already, in one snapshot: a unit
-        // returned in between is in both or in neither (see lua/load.lua, lua/return.lua).
-        let txn = self.db.begin().await?;
+        // returned in between is in both or in neither (see lua/load.lua, lua/return.lua). Two
+        // statements of a READ COMMITTED transaction read two snapshots: a return committed
+        // between them was in the returned set and not in the stock, and `lua/return.lua` then
+        // never gave its units to the gate (the proof run's drift repairs).
+        let txn = self.db.begin_snapshot().await?;
         let seed = repo::gate_seed(&txn, campaign.id)
             .await?
             .ok_or(LoadError::CampaignGone(campaign.id))?;
+        #[cfg(feature = "test-hooks")]
+        self.in_snapshot.reached().await;
         let returned = repo::returned_ids(&txn, campaign.id).await?;
         txn.commit().await?;
-        #[cfg(feature = "test-hooks")]
-        self.after_snapshot.reached().await;
         let mut after_id = 0;
         let mut winners = 0_usize;
         loop {

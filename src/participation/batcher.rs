@@ -37,7 +37,7 @@ use sea_orm::{error::ConnAcquireErr, DbErr};
 use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
-use super::transaction::{self, NewParticipation, WriteError, Written};
+use super::transaction::{self, NewParticipation, WriteError, WriteHooks, Written};
 use crate::{
     config::GroupCommitSettings,
     db::{sql::size_at_most, Db},
@@ -57,6 +57,7 @@ pub struct GroupCommit {
     lanes: Mutex<HashMap<i64, CampaignQueue>>,
     tickets: AtomicU64,
     metrics: Arc<Metrics>,
+    hooks: WriteHooks,
 }
 
 /// A campaign's wins waiting for the transaction after the running one.
@@ -88,6 +89,7 @@ impl GroupCommit {
             lanes: Mutex::new(HashMap::new()),
             tickets: AtomicU64::new(0),
             metrics,
+            hooks: WriteHooks::default(),
         })
     }
 
@@ -96,7 +98,7 @@ impl GroupCommit {
     pub async fn write(self: &Arc<Self>, win: NewParticipation) -> Result<Written, WriteError> {
         if self.settings.max_batch <= 1 {
             self.metrics.group_commit_batch_size.observe(1.0);
-            let written = transaction::write(&self.db, &win).await;
+            let written = transaction::write(&self.db, &win, &self.hooks).await;
             if written.is_ok() {
                 settle(&self.gate, win.entry.campaign_id, &[win.entry.user_id]).await;
             }
@@ -143,6 +145,12 @@ impl GroupCommit {
             }
             None => false,
         }
+    }
+
+    /// Where a test holds a write whose guarded decrement matched no row.
+    #[cfg(feature = "test-hooks")]
+    pub fn refusal_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.hooks.refused.clone()
     }
 
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
@@ -226,8 +234,8 @@ impl GroupCommit {
             .group_commit_batch_size
             .observe(wins.len() as f64);
         let results: Vec<Result<Written, WriteError>> = match wins.as_slice() {
-            [one] => vec![transaction::write(&self.db, one).await],
-            _ => match transaction::write_all(&self.db, &wins).await {
+            [one] => vec![transaction::write(&self.db, one, &self.hooks).await],
+            _ => match transaction::write_all(&self.db, &wins, &self.hooks).await {
                 Ok(written) => written.into_iter().map(Ok).collect(),
                 Err(
                     refused @ (WriteError::SoldOut { .. }
@@ -239,7 +247,7 @@ impl GroupCommit {
                     self.metrics.group_commit_fallbacks.inc();
                     let mut results = Vec::with_capacity(wins.len());
                     for win in &wins {
-                        results.push(transaction::write(&self.db, win).await);
+                        results.push(transaction::write(&self.db, win, &self.hooks).await);
                     }
                     results
                 }

@@ -468,10 +468,16 @@ impl ParticipationService {
         self.loader.loads()
     }
 
-    /// Where a test holds a gate rebuild between its MySQL snapshot and its load.
+    /// Where a test holds a win's write whose guarded decrement matched no row.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn refusal_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.group_commit.refusal_hold()
+    }
+
+    /// Where a test holds a gate rebuild inside its MySQL snapshot, between its two reads.
     #[cfg(feature = "test-hooks")]
     pub(crate) fn rebuild_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.loader.after_snapshot_hold()
+        self.loader.in_snapshot_hold()
     }
 
     /// Readies a new campaign: cached here, gate state in Redis before the first request, so a

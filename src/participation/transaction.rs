@@ -93,9 +93,21 @@ pub enum WriteError {
     Stale,
 }
 
+/// Where a test holds a write (`test-hooks` builds; empty otherwise).
+#[derive(Clone, Default)]
+pub struct WriteHooks {
+    /// Between a guarded decrement that matched no row and the read that says why.
+    #[cfg(feature = "test-hooks")]
+    pub refused: Arc<crate::startup::testing::HoldPoint>,
+}
+
 /// Writes one win: [`write_all`] with one member.
-pub async fn write(db: &Db, p: &NewParticipation) -> Result<Written, WriteError> {
-    let written = write_all(db, std::slice::from_ref(p)).await?;
+pub async fn write(
+    db: &Db,
+    p: &NewParticipation,
+    hooks: &WriteHooks,
+) -> Result<Written, WriteError> {
+    let written = write_all(db, std::slice::from_ref(p), hooks).await?;
     Ok(written[0])
 }
 
@@ -109,28 +121,18 @@ pub async fn write(db: &Db, p: &NewParticipation) -> Result<Written, WriteError>
 /// its outbox rows become visible in id order (the relay then publishes them in exactly that
 /// order). A refused decrement also costs no insert.
 #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = wins[0].entry.campaign_id, wins = wins.len()), err(level = "debug"))]
-pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written>, WriteError> {
+pub async fn write_all(
+    db: &Db,
+    wins: &[NewParticipation],
+    hooks: &WriteHooks,
+) -> Result<Vec<Written>, WriteError> {
     let campaign_id = wins[0].entry.campaign_id;
     debug_assert!(wins.iter().all(|w| w.entry.campaign_id == campaign_id));
     let total: i64 = wins.iter().map(|w| i64::from(w.entry.quantity)).sum();
     let count = i64::try_from(wins.len()).map_err(|e| DbErr::Custom(e.to_string()))?;
 
     let txn = db.begin().await?;
-    let updated = txn
-        .execute_raw(stmt(
-            "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
-             WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
-            vec![
-                total.into(),
-                count.into(),
-                to_db(Utc::now()).into(),
-                campaign_id.into(),
-                total.into(),
-            ],
-        ))
-        .await?;
-    if updated.rows_affected() == 0 {
-        let refused = refusal(&txn, campaign_id).await?;
+    if let Err(refused) = guarded_decrement(&txn, campaign_id, total, count, hooks).await {
         txn.rollback().await?;
         return Err(refused);
     }
@@ -190,11 +192,59 @@ pub async fn write_all(db: &Db, wins: &[NewParticipation]) -> Result<Vec<Written
         .collect())
 }
 
-/// The campaign's stock in MySQL as this transaction sees it, with the number of the last live
-/// control it includes, in one read ((0, 0) if the campaign is gone).
-/// Why the guarded decrement matched no row: the campaign is closed, paused, or has fewer units
-/// than asked (read with its `control_seq`, the live controls it includes).
-async fn refusal(txn: &Txn, campaign_id: i64) -> Result<WriteError, DbErr> {
+/// How often the guarded decrement is tried again when the read that explains its refusal finds
+/// the campaign open with the units (a resume or a return committed between the two).
+const GUARD_ATTEMPTS: u32 = 4;
+
+/// The guarded decrement of the campaign's stock by `total` units for `count` wins; on a refusal,
+/// why (closed, paused, or fewer units than asked, read with its `control_seq`).
+///
+/// The pool runs READ COMMITTED: the read that explains a refusal sees a newer state than the
+/// decrement did. A campaign that was paused for the decrement and resumed for the read would
+/// answer SOLD_OUT with its units free (or set the gate's stock from that read): when the read
+/// finds nothing to refuse, the decrement is tried again instead.
+async fn guarded_decrement(
+    txn: &Txn,
+    campaign_id: i64,
+    total: i64,
+    count: i64,
+    hooks: &WriteHooks,
+) -> Result<(), WriteError> {
+    for _ in 0..GUARD_ATTEMPTS {
+        let updated = txn
+            .execute_raw(stmt(
+                "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
+                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
+                vec![
+                    total.into(),
+                    count.into(),
+                    to_db(Utc::now()).into(),
+                    campaign_id.into(),
+                    total.into(),
+                ],
+            ))
+            .await?;
+        if updated.rows_affected() > 0 {
+            return Ok(());
+        }
+        #[cfg(feature = "test-hooks")]
+        hooks.refused.reached().await;
+        #[cfg(not(feature = "test-hooks"))]
+        let _ = hooks;
+        if let Some(refused) = refusal(txn, campaign_id, total).await? {
+            return Err(refused);
+        }
+    }
+    Err(WriteError::Db(DbErr::Custom(format!(
+        "campaign {campaign_id} changed under its guarded decrement {GUARD_ATTEMPTS} times"
+    ))))
+}
+
+/// Why the guarded decrement matched no row, read now: the campaign is closed, paused, or has
+/// fewer than `total` units (read with its `control_seq`, the live controls that stock includes);
+/// `None` when it is open with the units (it changed since the decrement read it). A campaign
+/// that is gone has no units: SOLD_OUT at (0, 0).
+async fn refusal(txn: &Txn, campaign_id: i64, total: i64) -> Result<Option<WriteError>, DbErr> {
     let Some(row) = txn
         .query_one_raw(stmt(
             "SELECT remaining_stock, control_seq, CAST(paused <> 0 AS SIGNED), \
@@ -203,21 +253,24 @@ async fn refusal(txn: &Txn, campaign_id: i64) -> Result<WriteError, DbErr> {
         ))
         .await?
     else {
-        return Ok(WriteError::SoldOut {
+        return Ok(Some(WriteError::SoldOut {
             remaining_stock: 0,
             control_seq: 0,
-        });
+        }));
     };
     let (paused, closed): (i64, i64) = (row.try_get_by_index(2)?, row.try_get_by_index(3)?);
+    let remaining_stock: i64 = row.try_get_by_index(0)?;
     Ok(if closed != 0 {
-        WriteError::Closed
+        Some(WriteError::Closed)
     } else if paused != 0 {
-        WriteError::Paused
-    } else {
-        WriteError::SoldOut {
-            remaining_stock: row.try_get_by_index(0)?,
+        Some(WriteError::Paused)
+    } else if remaining_stock < total {
+        Some(WriteError::SoldOut {
+            remaining_stock,
             control_seq: row.try_get_by_index(1)?,
-        }
+        })
+    } else {
+        None
     })
 }
 

@@ -88,9 +88,16 @@ impl Probe {
         self.drift.audit_once().await;
     }
 
-    /// Where a gate rebuild waits between its MySQL snapshot and its load, once armed.
+    /// Where a gate rebuild waits inside its MySQL snapshot, between reading the stock and
+    /// reading the returned wins, once armed.
     pub fn rebuild_hold(&self) -> Arc<HoldPoint> {
         self.participations.rebuild_hold()
+    }
+
+    /// Where a win's write waits after its guarded decrement matched no row, before it reads
+    /// why, once armed.
+    pub fn refusal_hold(&self) -> Arc<HoldPoint> {
+        self.participations.refusal_hold()
     }
 
     /// Where a live control that changed nothing waits before it answers, once armed.

@@ -447,3 +447,36 @@ async fn mysql_refuses_a_win_on_a_paused_or_closed_campaign_the_gate_does_not_kn
         );
     }
 }
+
+/// Found reading the proof run's refusals (issue 38): the pool runs READ COMMITTED, so the read
+/// that explains a refused guard sees a newer state than the guard did. A join refused by a
+/// pause that was resumed before that read was answered SOLD_OUT with the units free (and the
+/// gate's stock was set from that read). The write is held between the refused guard and its
+/// read while the campaign resumes; the join wins.
+#[tokio::test]
+async fn a_join_refused_by_a_pause_that_ends_before_the_refusal_is_read_wins() {
+    use sea_orm::ConnectionTrait;
+    let (a, _b) = two_instances().await;
+    let campaign = a.open_campaign(10, 1).await;
+    let set_paused = |paused: u8| {
+        let db = a.db.clone();
+        async move {
+            db.execute_unprepared(&format!(
+                "UPDATE campaign SET paused = {paused} WHERE id = {campaign}"
+            ))
+            .await
+            .expect("the campaign changed behind the gate's back");
+        }
+    };
+    set_paused(1).await;
+    let hold = a.probe.refusal_hold();
+    hold.arm();
+    let (joined, ()) = tokio::join!(a.join(campaign, 1, 1), async {
+        hold.wait_reached().await;
+        set_paused(0).await;
+        hold.release();
+    });
+    assert_eq!(joined.status, 201, "{joined:?}");
+    assert_eq!(ledger(&a, campaign).await, (1, 9, 10));
+    a.assert_no_drift(campaign).await;
+}

@@ -370,7 +370,7 @@ async fn a_win_past_its_commit_deadline_is_not_written() {
         confirm_within_seconds: 0,
         commit_by: std::time::Instant::now() - Duration::from_millis(1),
     };
-    let written = transaction::write_all(&db, &[late]).await;
+    let written = transaction::write_all(&db, &[late], &Default::default()).await;
     assert!(matches!(written, Err(WriteError::Stale)), "{written:?}");
     assert_eq!(app.remaining_stock(campaign).await, 5);
     assert_eq!(

@@ -115,6 +115,11 @@ async fn a_campaign_with_100k_winners_rebuilds_once_under_a_burst_and_never_over
 /// refused them (SOLD_OUT with a unit free in MySQL) until the marker loop ran, about a second
 /// later. The rebuild is held after its snapshot while a refund commits; the join that started
 /// the rebuild wins the refunded unit.
+///
+/// The hold is inside the snapshot, between its read of the stock and its read of the returned
+/// wins: when those were two READ COMMITTED statements, the refund was in the second and not in
+/// the first, so the gate counted it returned and never got its unit (the proof run's drift
+/// repairs, a join refused SOLD_OUT here).
 #[tokio::test]
 async fn a_unit_returned_while_the_gate_is_rebuilt_is_sold_by_the_rebuilt_gate() {
     let app = crate::spawn::spawn_app().await;
