@@ -80,6 +80,13 @@ impl Gate {
             .arg(control.delta())
             .arg(epoch);
         let answer: i64 = self.run(inv).await?;
+        tracing::debug!(
+            campaign_id,
+            seq,
+            ?control,
+            answer,
+            "Gave a control to the gate (1 applied, 0 had it, -1 not loaded)."
+        );
         Ok(match answer {
             1 => Applied::Applied,
             0 => Applied::AlreadyApplied,

@@ -360,6 +360,13 @@ impl Gate {
             .arg(quantity)
             .arg(epoch);
         let answer: i64 = self.run(inv).await?;
+        tracing::debug!(
+            campaign_id,
+            participation_id,
+            quantity,
+            answer,
+            "Gave a closed win's units to the gate (1 added, 0 back already, -1 not loaded)."
+        );
         Ok(match answer {
             1 => Returned::Added,
             0 => Returned::AlreadyBack,
@@ -407,6 +414,14 @@ impl Gate {
             .arg(pass.map_or(0, |p| p.expires_ms))
             .arg(returns_seen);
         let adjusted: i64 = self.run(inv).await?;
+        tracing::debug!(
+            campaign_id = entry.campaign_id,
+            user_id = entry.user_id,
+            quantity = entry.quantity,
+            ?how,
+            adjusted,
+            "Released a reservation at the gate."
+        );
         Ok(adjusted == 1)
     }
 

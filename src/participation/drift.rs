@@ -172,6 +172,17 @@ impl DriftAudit {
             };
             match self.observe(&campaign).await {
                 Ok(Some(now)) => {
+                    tracing::trace!(
+                        campaign_id = id,
+                        gate_stock = now.gate.stock,
+                        open_reservations = now.gate.open_reservations,
+                        reserved_units = now.gate.reserved_units,
+                        markers = now.ledger.markers,
+                        marker_units = now.ledger.marker_units,
+                        remaining_stock = now.ledger.remaining_stock,
+                        drift = now.drift(),
+                        "Audited a campaign's gate."
+                    );
                     self.metrics
                         .gate_drift
                         .get_or_create(&labels)
