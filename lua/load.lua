@@ -11,6 +11,7 @@
 -- KEYS[3]  returned set  "<prefix>{c:<id>}:returned"
 -- KEYS[4]  stock changes "<prefix>{c:<id>}:controls" (see control.lua; emptied: the stock read
 --          from MySQL includes every control up to ARGV[9])
+-- KEYS[5]  rebuilds under way "<prefix>{c:<id>}:building" (see prepare.lua; deleted once loaded)
 -- ARGV[1]  stock      (campaign.remaining_stock)
 -- ARGV[2]  starts_ms
 -- ARGV[3]  ends_ms    (0 = no end)
@@ -24,19 +25,27 @@
 --          value per load, far from any other load's, so a reservation made on keys an earlier
 --          load wrote never finds the count it saw (release.lua "sold_out" then only gives its
 --          units back instead of setting the stock from a MySQL reading older than this load's)
--- ARGV[11…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
+-- ARGV[11] this rebuild's token (prepare.lua). If it is gone, the keys were flushed (or Redis
+--          restarted) during the rebuild, and the winners set lacks the past winners added
+--          before that: nothing is written, and the rebuild starts again.
+-- ARGV[12…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
 --          snapshot: their units are in that stock already, so return.lua must not add them again
 --          (written here, with the hash, so a load that loses the race writes none of them)
 --
--- Returns  1 when loaded, 0 when the state was already there
+-- Returns  1 when loaded, 0 when the state was already there, -1 when the rebuild was
+--          interrupted (its token is gone)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
+if redis.call('SISMEMBER', KEYS[5], ARGV[11]) == 0 then
+  return -1
+end
+redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
   'limit', ARGV[4], 'seq', ARGV[5], 'expire_ms', ARGV[6], 'epoch', ARGV[7],
   'state', ARGV[8], 'ctl', ARGV[9], 'state_seq', ARGV[9], 'rets', ARGV[10])
 redis.call('DEL', KEYS[3], KEYS[4])
-for i = 11, #ARGV do
+for i = 12, #ARGV do
   redis.call('SADD', KEYS[3], ARGV[i])
 end
 local expire = tonumber(ARGV[6])

@@ -8,8 +8,13 @@
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending"
 -- KEYS[4]  returned set      "<prefix>{c:<id>}:returned"
 -- KEYS[5]  stock changes     "<prefix>{c:<id>}:controls"
--- KEYS[6…] the waiting room's keys (see queue.lua), deleted with the rest
+-- KEYS[6]  rebuilds under way "<prefix>{c:<id>}:building" (a set of their tokens)
+-- KEYS[7…] the waiting room's keys (see queue.lua), deleted with the rest
 -- ARGV[1]  epoch: the campaign's creation time in microseconds
+-- ARGV[2]  this rebuild's token: load.lua writes the hash only if it is still in KEYS[6], so a
+--          flush or a restart during the rebuild (which empties the winners set it was filling)
+--          makes the rebuild start again instead of serving a winners set missing past winners
+-- ARGV[3]  how long the token lives, ms (a rebuild that died leaves it behind)
 --
 -- Returns  1 when the state of this campaign is loaded (nothing to do), 0 when it must be loaded
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -20,4 +25,6 @@ if epoch or redis.call('EXISTS', KEYS[1]) == 1 then
   -- another campaign's (or a version's without epochs): start from nothing
   redis.call('DEL', unpack(KEYS))
 end
+redis.call('SADD', KEYS[6], ARGV[2])
+redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[3]))
 return 0

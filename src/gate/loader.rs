@@ -9,7 +9,10 @@
 //! before the campaign hash is written, so past winners stay refused from the first reservation
 //! on, and memory stays bounded however many winners a campaign has. A rebuild that finds the
 //! state already there (another instance, or a rebuild that just finished) reads nothing from
-//! MySQL; [`GateLoader::loads`] counts the ones that did.
+//! MySQL; [`GateLoader::loads`] counts the ones that did. A flush or a Redis restart during a
+//! rebuild empties the winners set it was filling; the rebuild's token (registered by
+//! `lua/prepare.lua`) goes with it, `lua/load.lua` then writes nothing, and the rebuild starts
+//! again (up to `REBUILD_ATTEMPTS` times).
 //!
 //! A return or a control that commits after the rebuild's snapshot, while the keys are missing,
 //! finds no state to apply to, and its marker waits for the marker loops (about a second). The
@@ -35,7 +38,7 @@ use tracing::Instrument;
 
 use super::{
     control::GateControl,
-    scripts::{Gate, GateError, GateState, Seed},
+    scripts::{Gate, GateError, GateState, Loaded, RebuildToken, Seed},
 };
 use crate::{
     campaign::{repo, Campaign},
@@ -45,6 +48,9 @@ use crate::{
 
 /// A campaign's markers are read for refused joins at most this often per instance.
 pub const OWED_READ_EVERY: Duration = Duration::from_millis(50);
+
+/// Rebuilds tried in a row when the keys are flushed during each.
+const REBUILD_ATTEMPTS: u32 = 3;
 
 /// Winners read from MySQL and added to Redis per step of a rebuild.
 pub const LOAD_CHUNK: u32 = 5_000;
@@ -63,6 +69,8 @@ pub enum LoadError {
     CampaignGone(i64),
     #[error("the gate rebuild task failed: {0}")]
     Task(String),
+    #[error("the campaign's keys were flushed during each of {0} gate rebuilds")]
+    Interrupted(u32),
 }
 
 impl From<DbErr> for LoadError {
@@ -92,6 +100,9 @@ pub struct GateLoader {
     /// Where a test holds a rebuild inside its MySQL snapshot, between its two reads.
     #[cfg(feature = "test-hooks")]
     in_snapshot: Arc<crate::startup::testing::HoldPoint>,
+    /// Where a test holds a rebuild after it filled the winners set, before its load.
+    #[cfg(feature = "test-hooks")]
+    before_load: Arc<crate::startup::testing::HoldPoint>,
 }
 
 impl GateLoader {
@@ -104,6 +115,8 @@ impl GateLoader {
             owed_read: Arc::default(),
             #[cfg(feature = "test-hooks")]
             in_snapshot: Arc::default(),
+            #[cfg(feature = "test-hooks")]
+            before_load: Arc::default(),
         }
     }
 
@@ -111,6 +124,12 @@ impl GateLoader {
     #[cfg(feature = "test-hooks")]
     pub fn in_snapshot_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
         self.in_snapshot.clone()
+    }
+
+    /// Where a test holds a rebuild after it filled the winners set, before its load.
+    #[cfg(feature = "test-hooks")]
+    pub fn before_load_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.before_load.clone()
     }
 
     /// Rebuilds that read MySQL (not the ones that found the state already loaded).
@@ -153,10 +172,27 @@ impl GateLoader {
         .shared()
     }
 
+    /// Rebuilds until the state is loaded: a rebuild during which the keys were flushed (or
+    /// Redis restarted) filled a winners set that is gone, and starts again.
     async fn rebuild(&self, campaign: &Campaign) -> Result<(), LoadError> {
+        for attempt in 1..=REBUILD_ATTEMPTS {
+            match self.rebuild_once(campaign).await? {
+                Loaded::Written | Loaded::AlreadyThere => return Ok(()),
+                Loaded::Interrupted => tracing::warn!(
+                    campaign_id = campaign.id,
+                    attempt,
+                    "The campaign's keys were flushed during its gate rebuild; rebuilding again."
+                ),
+            }
+        }
+        Err(LoadError::Interrupted(REBUILD_ATTEMPTS))
+    }
+
+    async fn rebuild_once(&self, campaign: &Campaign) -> Result<Loaded, LoadError> {
         let epoch = epoch(campaign);
-        if self.gate.prepare(campaign.id, epoch).await? {
-            return Ok(());
+        let token = RebuildToken::new();
+        if self.gate.prepare(campaign.id, epoch, &token).await? {
+            return Ok(Loaded::AlreadyThere);
         }
         self.loads.fetch_add(1, Ordering::Relaxed);
         // The stock and the wins whose units it holds back already, in one snapshot: a unit
@@ -172,23 +208,14 @@ impl GateLoader {
         self.in_snapshot.reached().await;
         let returned = repo::returned_ids(&txn, campaign.id).await?;
         txn.commit().await?;
-        let mut after_id = 0;
-        let mut winners = 0_usize;
-        loop {
-            let page = repo::winners_page(&self.db, campaign.id, after_id, LOAD_CHUNK).await?;
-            let Some(&(last_id, _)) = page.last() else {
-                break;
-            };
-            let users: Vec<i64> = page.iter().map(|&(_, user)| user).collect();
-            self.gate.add_winners(campaign.id, &users).await?;
-            winners += users.len();
-            after_id = last_id;
-            if page.len() < LOAD_CHUNK as usize {
-                break;
-            }
-        }
-        let loaded = self.gate.load(&seed_of(campaign, &seed, returned)).await?;
-        if loaded {
+        let winners = self.add_winners(campaign.id).await?;
+        #[cfg(feature = "test-hooks")]
+        self.before_load.reached().await;
+        let loaded = self
+            .gate
+            .load(&seed_of(campaign, &seed, returned), &token)
+            .await?;
+        if loaded == Loaded::Written {
             tracing::info!(
                 campaign_id = campaign.id,
                 remaining_stock = seed.remaining_stock,
@@ -197,7 +224,26 @@ impl GateLoader {
             );
             self.settle_owed(campaign).await;
         }
-        Ok(())
+        Ok(loaded)
+    }
+
+    /// Adds every participation's user to the winners set, a page at a time; how many.
+    async fn add_winners(&self, campaign_id: i64) -> Result<usize, LoadError> {
+        let mut after_id = 0;
+        let mut winners = 0_usize;
+        loop {
+            let page = repo::winners_page(&self.db, campaign_id, after_id, LOAD_CHUNK).await?;
+            let Some(&(last_id, _)) = page.last() else {
+                return Ok(winners);
+            };
+            let users: Vec<i64> = page.iter().map(|&(_, user)| user).collect();
+            self.gate.add_winners(campaign_id, &users).await?;
+            winners += users.len();
+            after_id = last_id;
+            if page.len() < LOAD_CHUNK as usize {
+                return Ok(winners);
+            }
+        }
     }
 
     /// Gives the state just loaded the returns and controls MySQL has markers for: those that

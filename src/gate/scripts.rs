@@ -109,6 +109,39 @@ impl Release {
     }
 }
 
+/// How long a rebuild's token stays registered: a rebuild that died (its instance killed) leaves
+/// it behind; one that takes longer than this starts again.
+const REBUILD_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// One rebuild of a campaign's gate state: registered by [`Gate::prepare`], checked by
+/// [`Gate::load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildToken(String);
+
+impl RebuildToken {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7().simple().to_string())
+    }
+}
+
+impl Default for RebuildToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What [`Gate::load`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// This call wrote the campaign's state.
+    Written,
+    /// The state was there already (another rebuild, another instance).
+    AlreadyThere,
+    /// The rebuild's token was gone: the keys were flushed (or Redis restarted) during the
+    /// rebuild, so the winners set lacks the past winners added before. Nothing was written.
+    Interrupted,
+}
+
 /// The gate state of one campaign, rebuilt from MySQL (its winners go in first, by
 /// [`Gate::add_winners`]).
 #[derive(Debug, Clone)]
@@ -205,6 +238,12 @@ impl Gate {
         format!("{}{{c:{campaign_id}}}:returned", self.prefix)
     }
 
+    /// `<prefix>{c:<id>}:building`: the tokens of rebuilds under way (`lua/prepare.lua`; same
+    /// hash tag).
+    fn building_key(&self, campaign_id: i64) -> String {
+        format!("{}{{c:{campaign_id}}}:building", self.prefix)
+    }
+
     /// `<prefix>{c:<id>}:controls`: stock changes applied above the hash's `ctl` (see
     /// `lua/control.lua`; same hash tag).
     pub(super) fn controls_key(&self, campaign_id: i64) -> String {
@@ -291,18 +330,27 @@ impl Gate {
     }
 
     /// First step of a rebuild: `true` when the campaign's state is already loaded; otherwise
-    /// whatever an earlier campaign with this id left is gone and the caller loads.
-    pub async fn prepare(&self, campaign_id: i64, epoch: i64) -> Result<bool, GateError> {
+    /// whatever an earlier campaign with this id left is gone, `token` is registered as a rebuild
+    /// under way, and the caller loads.
+    pub async fn prepare(
+        &self,
+        campaign_id: i64,
+        epoch: i64,
+        token: &RebuildToken,
+    ) -> Result<bool, GateError> {
         let [meta, users, pending] = self.keys(campaign_id);
         let mut inv = PREPARE.key(meta);
         inv.key(users)
             .key(pending)
             .key(self.returned_key(campaign_id))
-            .key(self.controls_key(campaign_id));
+            .key(self.controls_key(campaign_id))
+            .key(self.building_key(campaign_id));
         for key in self.room_keys(campaign_id) {
             inv.key(key);
         }
-        inv.arg(epoch);
+        inv.arg(epoch)
+            .arg(&token.0)
+            .arg(REBUILD_TOKEN_TTL.as_millis() as u64);
         let loaded: i64 = self.run(inv).await?;
         Ok(loaded == 1)
     }
@@ -319,15 +367,16 @@ impl Gate {
         Ok(())
     }
 
-    /// Last step of a rebuild: writes the campaign hash if it is absent; `true` when this call
-    /// wrote it.
-    #[tracing::instrument(level = "debug", skip(self), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
-    pub async fn load(&self, seed: &Seed) -> Result<bool, GateError> {
+    /// Last step of a rebuild: writes the campaign hash if it is absent and the rebuild's
+    /// `token` is still registered (no flush or restart emptied the winners set meanwhile).
+    #[tracing::instrument(level = "debug", skip(self, token), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
+    pub async fn load(&self, seed: &Seed, token: &RebuildToken) -> Result<Loaded, GateError> {
         let [meta, users, _] = self.keys(seed.campaign_id);
         let mut inv = LOAD.key(meta);
         inv.key(users)
             .key(self.returned_key(seed.campaign_id))
             .key(self.controls_key(seed.campaign_id))
+            .key(self.building_key(seed.campaign_id))
             .arg(seed.remaining_stock)
             .arg(seed.starts_at_ms)
             .arg(seed.ends_at_ms)
@@ -338,9 +387,14 @@ impl Gate {
             .arg(seed.state.as_str())
             .arg(seed.control_seq)
             .arg(returns_count_start())
+            .arg(&token.0)
             .arg(&seed.returned);
         let loaded: i64 = self.run(inv).await?;
-        Ok(loaded == 1)
+        Ok(match loaded {
+            1 => Loaded::Written,
+            0 => Loaded::AlreadyThere,
+            _ => Loaded::Interrupted,
+        })
     }
 
     /// Gives a closed win's units back to the campaign's stock, once however often it is called

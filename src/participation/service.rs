@@ -474,6 +474,12 @@ impl ParticipationService {
         self.group_commit.refusal_hold()
     }
 
+    /// Where a test holds a gate rebuild after it filled the winners set, before its load.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn rebuild_load_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.loader.before_load_hold()
+    }
+
     /// Where a test holds a gate rebuild inside its MySQL snapshot, between its two reads.
     #[cfg(feature = "test-hooks")]
     pub(crate) fn rebuild_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {

@@ -94,6 +94,12 @@ impl Probe {
         self.participations.rebuild_hold()
     }
 
+    /// Where a gate rebuild waits after it filled the winners set, before it writes the
+    /// campaign's state, once armed.
+    pub fn rebuild_load_hold(&self) -> Arc<HoldPoint> {
+        self.participations.rebuild_load_hold()
+    }
+
     /// Where a win's write waits after its guarded decrement matched no row, before it reads
     /// why, once armed.
     pub fn refusal_hold(&self) -> Arc<HoldPoint> {

@@ -7,7 +7,8 @@
 //! burst racing a withdrawal produces by chance; here each one is forced.
 
 use firstcome::gate::{
-    scripts::Seed, Applied, Decision, Entry, Gate, GateControl, GateState, Release,
+    scripts::{Loaded, RebuildToken, Seed},
+    Applied, Decision, Entry, Gate, GateControl, GateState, Release,
 };
 
 const CAMPAIGN: i64 = 7;
@@ -302,8 +303,15 @@ async fn a_sold_out_release_after_the_keys_were_reloaded_never_lowers_the_new_st
         returned: vec![101, 102],
         ..seed(1, 0)
     };
-    assert!(!gate.prepare(CAMPAIGN, EPOCH).await.expect("prepare"));
-    assert!(gate.load(&seed).await.expect("load"));
+    let token = RebuildToken::new();
+    assert!(!gate
+        .prepare(CAMPAIGN, EPOCH, &token)
+        .await
+        .expect("prepare"));
+    assert_eq!(
+        gate.load(&seed, &token).await.expect("load"),
+        Loaded::Written
+    );
     // MySQL's guard read 0 before those wins closed.
     let refused = Release::SoldOut {
         remaining_stock: 0,

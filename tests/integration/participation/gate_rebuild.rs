@@ -148,3 +148,41 @@ async fn a_unit_returned_while_the_gate_is_rebuilt_is_sold_by_the_rebuilt_gate()
     );
     assert_eq!(app.remaining_stock(campaign).await, 0);
 }
+
+/// Found by the proof run (issue 38): Redis was restarted and then flushed while a rebuild was
+/// adding a campaign's 97,000 past winners to the winners set, a page at a time. The flush took
+/// the pages added before it, the rebuild wrote the campaign's state after the last page, and the
+/// gate served a winners set missing 24,541 past winners (each reserved again, and only MySQL's
+/// UNIQUE stopped them). A rebuild registers a token that a flush takes with the keys, and its
+/// load writes nothing without it: the rebuild starts again.
+#[tokio::test]
+async fn a_flush_while_the_gate_is_rebuilt_starts_the_rebuild_again() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+    for user in 1..=3 {
+        assert_eq!(app.join(campaign, user, 1).await.status, 201);
+    }
+    app.flush_gate_keys(campaign).await;
+    let loads_before = app.gate_loads();
+    let hold = app.probe.rebuild_load_hold();
+    hold.arm();
+    let (joined, ()) = tokio::join!(app.join(campaign, 4, 1), async {
+        hold.wait_reached().await;
+        app.flush_gate_keys(campaign).await;
+        hold.release();
+    });
+    assert_eq!(joined.status, 201, "{joined:?}");
+    assert_eq!(
+        app.gate_loads() - loads_before,
+        2,
+        "the rebuild started again"
+    );
+    for user in 1..=4 {
+        assert!(
+            app.redis_has_user(campaign, user).await,
+            "past winner {user} is in the gate's winners set"
+        );
+    }
+    assert_eq!(app.redis_stock(campaign).await, Some(6));
+    app.assert_no_drift(campaign).await;
+}

@@ -58,6 +58,16 @@ impl TestApp {
         let mut conn = self.redis.clone();
         let _: () = conn.del(&[meta, users]).await.expect("DEL");
     }
+
+    /// Every key of a campaign's gate gone, as a FLUSHALL or a Redis restart leaves them.
+    pub async fn flush_gate_keys(&self, campaign_id: i64) {
+        let pattern = format!("{}{{c:{campaign_id}}}:*", self.redis_prefix);
+        let mut conn = self.redis.clone();
+        let keys: Vec<String> = conn.keys(pattern).await.expect("KEYS");
+        if !keys.is_empty() {
+            let _: () = conn.del(keys).await.expect("DEL");
+        }
+    }
 }
 
 /// A gate of its own over the test Redis (a fresh key prefix), with `seed`'s campaign loaded:
@@ -67,10 +77,14 @@ pub async fn loaded_gate(seed: &firstcome::gate::scripts::Seed) -> firstcome::ga
     settings.redis.url = firstcome::config::Secret::new(crate::spawn::redis_url());
     settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
     let gate = firstcome::gate::Gate::new(&settings.redis).expect("gate");
+    let token = firstcome::gate::scripts::RebuildToken::new();
     assert!(!gate
-        .prepare(seed.campaign_id, seed.epoch)
+        .prepare(seed.campaign_id, seed.epoch, &token)
         .await
         .expect("prepare"));
-    assert!(gate.load(seed).await.expect("load"));
+    assert_eq!(
+        gate.load(seed, &token).await.expect("load"),
+        firstcome::gate::scripts::Loaded::Written
+    );
     gate
 }
