@@ -87,6 +87,15 @@ impl From<GateError> for LoadError {
 
 type Rebuild = Shared<BoxFuture<'static, Result<(), LoadError>>>;
 
+/// A campaign's latest read of its markers for refused joins ([`GateLoader::give_owed`]).
+#[derive(Clone)]
+enum OwedRead {
+    /// Under way: a join refused meanwhile waits for it and takes its answer.
+    Running(Shared<BoxFuture<'static, Result<bool, LoadError>>>),
+    /// Done at this instant.
+    Done(std::time::Instant),
+}
+
 /// Cheap to clone; one per instance.
 #[derive(Clone)]
 pub struct GateLoader {
@@ -95,14 +104,17 @@ pub struct GateLoader {
     /// The rebuild running for each campaign; an entry is removed by its own task when done.
     running: Arc<Mutex<HashMap<i64, Rebuild>>>,
     loads: Arc<AtomicU64>,
-    /// When each campaign's markers were last read for a refused join ([`Self::give_owed`]).
-    owed_read: Arc<Mutex<HashMap<i64, std::time::Instant>>>,
+    /// Each campaign's latest marker read for refused joins ([`Self::give_owed`]).
+    owed_read: Arc<Mutex<HashMap<i64, OwedRead>>>,
     /// Where a test holds a rebuild inside its MySQL snapshot, between its two reads.
     #[cfg(feature = "test-hooks")]
     in_snapshot: Arc<crate::startup::testing::HoldPoint>,
     /// Where a test holds a rebuild after it filled the winners set, before its load.
     #[cfg(feature = "test-hooks")]
     before_load: Arc<crate::startup::testing::HoldPoint>,
+    /// Where a test holds a refused join's marker read before it reads.
+    #[cfg(feature = "test-hooks")]
+    owed_read_hold: Arc<crate::startup::testing::HoldPoint>,
 }
 
 impl GateLoader {
@@ -117,6 +129,8 @@ impl GateLoader {
             in_snapshot: Arc::default(),
             #[cfg(feature = "test-hooks")]
             before_load: Arc::default(),
+            #[cfg(feature = "test-hooks")]
+            owed_read_hold: Arc::default(),
         }
     }
 
@@ -130,6 +144,12 @@ impl GateLoader {
     #[cfg(feature = "test-hooks")]
     pub fn before_load_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
         self.before_load.clone()
+    }
+
+    /// Where a test holds a refused join's marker read before it reads.
+    #[cfg(feature = "test-hooks")]
+    pub fn owed_read_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.owed_read_hold.clone()
     }
 
     /// Rebuilds that read MySQL (not the ones that found the state already loaded).
@@ -195,6 +215,13 @@ impl GateLoader {
             return Ok(Loaded::AlreadyThere);
         }
         self.loads.fetch_add(1, Ordering::Relaxed);
+        // The winners first, then the snapshot, right before the load: a return or a control
+        // that commits while the winners are added (a second for 40,000 of them) is then in the
+        // snapshot, instead of reaching the loaded state only when `settle_owed` runs (joins
+        // meanwhile were refused CAMPAIGN_PAUSED after a resume: seed 107). A win committed
+        // between the winners' read and the snapshot is in the stock and not yet in the set: its
+        // user's next join passes the gate and is stopped by MySQL's UNIQUE (see lua/load.lua).
+        let winners = self.add_winners(campaign.id).await?;
         // The stock and the wins whose units it holds back already, in one snapshot: a unit
         // returned in between is in both or in neither (see lua/load.lua, lua/return.lua). Two
         // statements of a READ COMMITTED transaction read two snapshots: a return committed
@@ -208,7 +235,6 @@ impl GateLoader {
         self.in_snapshot.reached().await;
         let returned = repo::returned_ids(&txn, campaign.id).await?;
         txn.commit().await?;
-        let winners = self.add_winners(campaign.id).await?;
         #[cfg(feature = "test-hooks")]
         self.before_load.reached().await;
         let loaded = self
@@ -259,26 +285,56 @@ impl GateLoader {
     }
 
     /// For a join the gate refused (SOLD_OUT with nothing in flight, or paused): gives the gate
-    /// every return and control MySQL has a marker for, and says whether any of them changed it
-    /// now. Units an expiry, a cancel or a stock addition gave back, and a resume, reach the
+    /// every return and control MySQL has a marker for, and says whether the join should ask
+    /// the gate again: `true` once such a read ran to its end for it, whatever it applied (the
+    /// marker loops, or a control's own call, may have applied and deleted the markers while the
+    /// join waited), `false` when none ran (one did just before). Units an expiry, a cancel or a stock addition gave back, and a resume, reach the
     /// gate by a call after their commit (and, when Redis failed, by the marker loops a quarter
-    /// second after it answers again); MySQL's committed order has them meanwhile. At most one
-    /// read per campaign and [`OWED_READ_EVERY`] on an instance, so a flood of refusals (a
-    /// paused campaign, a sold-out one without the memo) costs MySQL little; a join that comes
-    /// sooner answers as the gate did.
+    /// second after it answers again); MySQL's committed order has them meanwhile. One read per
+    /// campaign at a time on an instance: a join refused while one is under way waits for it
+    /// and takes its answer (before, it answered as the gate did, and a resume that read was
+    /// applying was refused CAMPAIGN_PAUSED: seed 107). After a read, none for
+    /// [`OWED_READ_EVERY`], so a flood of refusals (a paused campaign, a sold-out one without the
+    /// memo) costs MySQL little; a join refused then answers as the gate did.
     pub async fn give_owed(&self, campaign: &Campaign) -> Result<bool, LoadError> {
-        let now = std::time::Instant::now();
-        {
-            let mut read = self.owed_read.lock().unwrap_or_else(|p| p.into_inner());
-            if read
-                .get(&campaign.id)
-                .is_some_and(|at| now.duration_since(*at) < OWED_READ_EVERY)
-            {
-                return Ok(false);
+        let read = {
+            let mut reads = self.owed_read.lock().unwrap_or_else(|p| p.into_inner());
+            match reads.get(&campaign.id) {
+                Some(OwedRead::Running(read)) => read.clone(),
+                Some(OwedRead::Done(at)) if at.elapsed() < OWED_READ_EVERY => return Ok(false),
+                _ => {
+                    let read = self.start_owed_read(campaign.clone());
+                    reads.insert(campaign.id, OwedRead::Running(read.clone()));
+                    read
+                }
             }
-            read.insert(campaign.id, now);
+        };
+        read.await.map(|_changed| true)
+    }
+
+    /// Reads and applies the campaign's markers in a task of its own (a join that gives up
+    /// waiting does not stop it), then notes when it finished.
+    fn start_owed_read(
+        &self,
+        campaign: Campaign,
+    ) -> Shared<BoxFuture<'static, Result<bool, LoadError>>> {
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            #[cfg(feature = "test-hooks")]
+            this.owed_read_hold.reached().await;
+            let changed = this.apply_owed(&campaign).await;
+            this.owed_read
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(campaign.id, OwedRead::Done(std::time::Instant::now()));
+            changed
+        });
+        async move {
+            task.await
+                .unwrap_or_else(|e| Err(LoadError::Task(e.to_string())))
         }
-        self.apply_owed(campaign).await
+        .boxed()
+        .shared()
     }
 
     /// Applies every marker of the campaign; whether any changed the gate.

@@ -474,6 +474,12 @@ impl ParticipationService {
         self.group_commit.refusal_hold()
     }
 
+    /// Where a test holds a refused join's marker read before it reads.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn owed_read_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.loader.owed_read_hold()
+    }
+
     /// Where a test holds a gate rebuild after it filled the winners set, before its load.
     #[cfg(feature = "test-hooks")]
     pub(crate) fn rebuild_load_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {

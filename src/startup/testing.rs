@@ -94,6 +94,11 @@ impl Probe {
         self.participations.rebuild_hold()
     }
 
+    /// Where a refused join's read of what MySQL owes the gate waits before it reads, once armed.
+    pub fn owed_read_hold(&self) -> Arc<HoldPoint> {
+        self.participations.owed_read_hold()
+    }
+
     /// Where a gate rebuild waits after it filled the winners set, before it writes the
     /// campaign's state, once armed.
     pub fn rebuild_load_hold(&self) -> Arc<HoldPoint> {

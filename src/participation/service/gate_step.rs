@@ -11,9 +11,9 @@
 //! committed. After a sell-out nothing is in flight, so the flood of refusals pays nothing.
 //!
 //! A SOLD_OUT with nothing in flight, or a CAMPAIGN_PAUSED, first gives the gate the returns
-//! and controls MySQL has markers for ([`loader::GateLoader::give_owed`]) and asks again if any
-//! changed it: an expiry's or a cancel's units, or a resume, reach the gate by a call after their
-//! commit, and MySQL has them meanwhile.
+//! and controls MySQL has markers for ([`loader::GateLoader::give_owed`]) and asks again: an
+//! expiry's or a cancel's units, or a resume, reach the gate by a call after their commit, and
+//! MySQL has them meanwhile.
 
 use std::{sync::Arc, time::Duration};
 
@@ -88,18 +88,19 @@ impl ParticipationService {
 
     /// Before a SOLD_OUT with nothing in flight, or a CAMPAIGN_PAUSED: whether MySQL owed the
     /// gate units or a resume (committed, their gate call not made yet, or failed while Redis
-    /// hung) and they are in it now. One read of the campaign's markers, at most every
-    /// `loader::OWED_READ_EVERY` per campaign. A failure answers as before.
+    /// hung) and they are in it now. One read of the campaign's markers at a time per campaign
+    /// (a join refused meanwhile takes its answer), then none for `loader::OWED_READ_EVERY`.
+    /// A failure answers as before.
     async fn gave_owed(&self, campaign: &Campaign) -> bool {
         match self.loader.give_owed(campaign).await {
-            Ok(changed) => {
-                if changed {
+            Ok(asked) => {
+                if asked {
                     tracing::debug!(
                         campaign_id = campaign.id,
-                        "The gate was owed units MySQL had given back; asking it again."
+                        "Gave the gate what MySQL owed it; asking it again."
                     );
                 }
-                changed
+                asked
             }
             Err(e) => {
                 tracing::debug!(error = %e, campaign_id = campaign.id,

@@ -157,3 +157,65 @@ async fn a_join_refused_paused_while_a_resume_is_on_its_way_to_the_gate_wins() {
         "the campaign is open in MySQL: {reply:?}"
     );
 }
+
+/// Pauses the campaign through the admin API (the gate has the pause), then commits a resume in
+/// MySQL with its `gate_control` marker and no gate call, as a resume whose call failed leaves it.
+async fn paused_at_the_gate_resumed_in_mysql(app: &TestApp, campaign: i64) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let paused = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/admin/campaigns/{campaign}/pause")))
+                .bearer_auth(crate::spawn::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(paused.status, 200, "{paused:?}");
+    let txn = app.db.begin().await.expect("begin");
+    for sql in [
+        format!(
+            "UPDATE campaign SET paused = 0, control_seq = control_seq + 1 WHERE id = {campaign}"
+        ),
+        format!(
+            "INSERT INTO gate_control (campaign_id, seq, kind, delta, created_at) \
+             SELECT id, control_seq, 'RESUMED', 0, UTC_TIMESTAMP(6) FROM campaign WHERE id = {campaign}"
+        ),
+    ] {
+        txn.execute_unprepared(&sql).await.expect("the resume");
+    }
+    txn.commit().await.expect("commit");
+}
+
+/// Found by a 30-minute proof run (seed 107): after a rebuild loaded a paused state, the first
+/// join refused CAMPAIGN_PAUSED read the markers and applied the resume; joins refused while
+/// that read ran answered CAMPAIGN_PAUSED at once (one read per 50 ms). A join refused while a
+/// read is under way now waits for it and takes its answer. The first read is held; a second
+/// join refused meanwhile wins with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_refused_paused_while_another_reads_the_owed_resume_waits_for_it_and_wins() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(5, 1).await;
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    paused_at_the_gate_resumed_in_mysql(&app, campaign).await;
+    let hold = app.probe.owed_read_hold();
+    hold.arm();
+    let app = &app;
+    let (first, second) = tokio::join!(app.join(campaign, 2, 1), async {
+        hold.wait_reached().await;
+        // The first join's read is under way (held). The second is refused CAMPAIGN_PAUSED by
+        // the gate meanwhile: it waits for that read (the old code answered within a few ms).
+        let second = app.join(campaign, 3, 1);
+        tokio::pin!(second);
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut second).await;
+        assert!(
+            early.is_err(),
+            "answered before the read it should wait for: {early:?}"
+        );
+        hold.release();
+        second.await
+    });
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(
+        second.status, 201,
+        "the resume the read applied: {second:?}"
+    );
+}
