@@ -115,7 +115,6 @@ async fn a_join_refused_while_a_return_is_on_its_way_to_the_gate_wins_the_unit()
 /// a Redis hang).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_refused_paused_while_a_resume_is_on_its_way_to_the_gate_wins() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
     let app = crate::spawn::spawn_app().await;
     let campaign = app.open_campaign(5, 1).await;
     assert_eq!(
@@ -123,33 +122,7 @@ async fn a_join_refused_paused_while_a_resume_is_on_its_way_to_the_gate_wins() {
         201,
         "the gate is loaded"
     );
-    let paused = app
-        .send(
-            app.client
-                .post(app.url(&format!("/api/v1/admin/campaigns/{campaign}/pause")))
-                .bearer_auth(crate::spawn::ADMIN_TOKEN),
-        )
-        .await;
-    assert_eq!(paused.status, 200, "{paused:?}");
-    let (meta, _) = app.gate_keys(campaign);
-    let mut redis = app.redis.clone();
-    let state: String = redis.hget(&meta, "state").await.expect("HGET");
-    assert_eq!(state, "paused", "the gate has the pause");
-
-    // The resume commits in MySQL; its gate call has not happened.
-    let txn = app.db.begin().await.expect("begin");
-    for sql in [
-        format!(
-            "UPDATE campaign SET paused = 0, control_seq = control_seq + 1 WHERE id = {campaign}"
-        ),
-        format!(
-            "INSERT INTO gate_control (campaign_id, seq, kind, delta, created_at) \
-             SELECT id, control_seq, 'RESUMED', 0, UTC_TIMESTAMP(6) FROM campaign WHERE id = {campaign}"
-        ),
-    ] {
-        txn.execute_unprepared(&sql).await.expect("the resume");
-    }
-    txn.commit().await.expect("commit");
+    paused_at_the_gate_resumed_in_mysql(&app, campaign).await;
 
     let reply = app.join(campaign, 3, 1).await;
     assert_eq!(
@@ -170,6 +143,12 @@ async fn paused_at_the_gate_resumed_in_mysql(app: &TestApp, campaign: i64) {
         )
         .await;
     assert_eq!(paused.status, 200, "{paused:?}");
+    let (meta, _) = app.gate_keys(campaign);
+    let mut redis = app.redis.clone();
+    let state: String = redis.hget(&meta, "state").await.expect("HGET");
+    assert_eq!(state, "paused", "the gate has the pause");
+
+    // The resume commits in MySQL; its gate call has not happened.
     let txn = app.db.begin().await.expect("begin");
     for sql in [
         format!(
