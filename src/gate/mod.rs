@@ -23,6 +23,7 @@ pub mod loader;
 pub mod marker_cursor;
 pub mod queue;
 pub mod rate_limit;
+pub mod rebuild;
 pub mod scripts;
 pub mod sold_out;
 
