@@ -91,7 +91,7 @@ type Rebuild = Shared<BoxFuture<'static, Result<(), LoadError>>>;
 #[derive(Clone)]
 enum OwedRead {
     /// Under way: a join refused meanwhile waits for it and takes its answer.
-    Running(Shared<BoxFuture<'static, Result<bool, LoadError>>>),
+    Running(Shared<BoxFuture<'static, Result<(), LoadError>>>),
     /// Done at this instant.
     Done(std::time::Instant),
 }
@@ -288,14 +288,14 @@ impl GateLoader {
     /// every return and control MySQL has a marker for, and says whether the join should ask
     /// the gate again: `true` once such a read ran to its end for it, whatever it applied (the
     /// marker loops, or a control's own call, may have applied and deleted the markers while the
-    /// join waited), `false` when none ran (one did just before). Units an expiry, a cancel or a stock addition gave back, and a resume, reach the
-    /// gate by a call after their commit (and, when Redis failed, by the marker loops a quarter
-    /// second after it answers again); MySQL's committed order has them meanwhile. One read per
-    /// campaign at a time on an instance: a join refused while one is under way waits for it
-    /// and takes its answer (before, it answered as the gate did, and a resume that read was
-    /// applying was refused CAMPAIGN_PAUSED: seed 107). After a read, none for
-    /// [`OWED_READ_EVERY`], so a flood of refusals (a paused campaign, a sold-out one without the
-    /// memo) costs MySQL little; a join refused then answers as the gate did.
+    /// join waited), `false` when none ran (one did just before). Units an expiry, a cancel or a
+    /// stock addition gave back, and a resume, reach the gate by a call after their commit (and,
+    /// when Redis failed, by the marker loops a quarter second after it answers again); MySQL's
+    /// committed order has them meanwhile. One read per campaign at a time on an instance: a
+    /// join refused while one is under way waits for it (before, it answered as the gate did,
+    /// and a resume that read was applying was refused CAMPAIGN_PAUSED: seed 107). After a read,
+    /// none for [`OWED_READ_EVERY`], so a flood of refusals (a paused campaign, a sold-out one
+    /// without the memo) costs MySQL little; a join refused then answers as the gate did.
     pub async fn give_owed(&self, campaign: &Campaign) -> Result<bool, LoadError> {
         let read = {
             let mut reads = self.owed_read.lock().unwrap_or_else(|p| p.into_inner());
@@ -309,7 +309,7 @@ impl GateLoader {
                 }
             }
         };
-        read.await.map(|_changed| true)
+        read.await.map(|()| true)
     }
 
     /// Reads and applies the campaign's markers in a task of its own (a join that gives up
@@ -317,17 +317,17 @@ impl GateLoader {
     fn start_owed_read(
         &self,
         campaign: Campaign,
-    ) -> Shared<BoxFuture<'static, Result<bool, LoadError>>> {
+    ) -> Shared<BoxFuture<'static, Result<(), LoadError>>> {
         let this = self.clone();
         let task = tokio::spawn(async move {
             #[cfg(feature = "test-hooks")]
             this.owed_read_hold.reached().await;
-            let changed = this.apply_owed(&campaign).await;
+            let applied = this.apply_owed(&campaign).await;
             this.owed_read
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(campaign.id, OwedRead::Done(std::time::Instant::now()));
-            changed
+            applied
         });
         async move {
             task.await
@@ -337,26 +337,23 @@ impl GateLoader {
         .shared()
     }
 
-    /// Applies every marker of the campaign; whether any changed the gate.
-    async fn apply_owed(&self, campaign: &Campaign) -> Result<bool, LoadError> {
+    /// Applies every marker of the campaign (each script applies its marker once, so one that
+    /// another caller applied already changes nothing).
+    async fn apply_owed(&self, campaign: &Campaign) -> Result<(), LoadError> {
         let (id, epoch) = (campaign.id, epoch(campaign));
         let owed = repo::owed_to_gate(&self.db, id).await?;
-        let mut changed = false;
         for (participation_id, quantity) in owed.returns {
-            let returned = self
-                .gate
+            self.gate
                 .return_units(id, participation_id, quantity, epoch)
                 .await?;
-            changed |= returned == super::scripts::Returned::Added;
         }
         for (seq, kind, delta) in owed.controls {
             if let Some(kind) = ControlKind::parse(&kind) {
                 let control = GateControl::of(kind, delta);
-                let applied = self.gate.apply_control(id, seq, control, epoch).await?;
-                changed |= applied == super::control::Applied::Applied;
+                self.gate.apply_control(id, seq, control, epoch).await?;
             }
         }
-        Ok(changed)
+        Ok(())
     }
 }
 

@@ -101,6 +101,14 @@ pub struct WriteHooks {
     pub refused: Arc<crate::startup::testing::HoldPoint>,
 }
 
+impl WriteHooks {
+    /// A guarded decrement matched no row: a test may hold the write here.
+    async fn at_refusal(&self) {
+        #[cfg(feature = "test-hooks")]
+        self.refused.reached().await;
+    }
+}
+
 /// Writes one win: [`write_all`] with one member.
 pub async fn write(
     db: &Db,
@@ -227,10 +235,7 @@ async fn guarded_decrement(
         if updated.rows_affected() > 0 {
             return Ok(());
         }
-        #[cfg(feature = "test-hooks")]
-        hooks.refused.reached().await;
-        #[cfg(not(feature = "test-hooks"))]
-        let _ = hooks;
+        hooks.at_refusal().await;
         if let Some(refused) = refusal(txn, campaign_id, total).await? {
             return Err(refused);
         }
