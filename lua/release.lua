@@ -15,13 +15,19 @@
 --          "undo"      nothing was written: give the stock back, forget the user
 --          "keep_user" MySQL already has this user's win: give the stock back, keep the user
 --          "sold_out"  MySQL's guard refused: forget the user, set stock to ARGV[4] (see below)
---          "expire"    a leaked reservation (its instance died; MySQL has no win for the user):
---                      like "undo", but only if the open reservation is still ARGV[4] (so two
---                      reconcilers, or a late settle, never give the same units back twice)
+--          "expire"    a leaked reservation (its instance died; MySQL has no win for the user),
+--                      or one a failed reserve call may have made: like "undo", the admission
+--                      not made live again
+-- ARGV[9]  the reservation given back, as reserve.lua stored it ("<reserved at ms>:<quantity>").
+--          Every mode acts only while the user's open reservation is still exactly that one:
+--          the reconciler may have given it back already (the request's transaction outlived
+--          RESERVATION_TIMEOUT_MS: a MySQL stall, a stopped instance), a rebuild from MySQL may
+--          have replaced the keys (the new gate never counted it), or the user may hold a newer
+--          reservation. Giving the units back a second time put the gate a unit above MySQL
+--          (the drift audit's +1 repairs of the proof runs).
 -- ARGV[4]  with "sold_out": campaign.remaining_stock as MySQL saw it. Redis may then be higher
 --          than the truth while other reservations are in flight (never lower), so it can only
 --          send extra requests to the MySQL guard, never refuse stock that exists.
---          with "expire": the open reservation's value as the reconciler read it
 -- ARGV[5]  with "sold_out": campaign.control_seq read with ARGV[4]. That stock includes every
 --          control up to it, and none after: the stock set is ARGV[4] plus the stock changes the
 --          gate applied above it (control.lua), and `ctl` moves to it, so no control is counted
@@ -38,7 +44,7 @@
 --
 -- Returns  1 when stock was adjusted, 0 otherwise
 local mode = ARGV[3]
-if mode == 'expire' and redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[4] then
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[9] then
   return 0
 end
 redis.call('HDEL', KEYS[3], ARGV[1])

@@ -29,4 +29,4 @@ pub mod sold_out;
 
 pub use control::{Applied, GateControl};
 pub use entry::{AdmissionPass, Entry};
-pub use scripts::{Decision, Gate, GateError, GateState, Release, Returned};
+pub use scripts::{reservation_value, Decision, Gate, GateError, GateState, Release, Returned};

@@ -71,7 +71,7 @@ pub struct OpenReservation {
     pub user_id: i64,
     pub reserved_at_ms: i64,
     pub quantity: i32,
-    /// The stored value, which `Release::Expire` must match.
+    /// The stored value, which [`Gate::release`] must name.
     pub raw: String,
 }
 
@@ -91,20 +91,17 @@ pub enum Release {
         control_seq: i64,
         returns_seen: i64,
     },
-    /// A reservation left open by a crashed instance (MySQL has no win): undo it if it is still
-    /// exactly this one.
-    Expire { reservation: String },
+    /// A reservation left open by a crashed instance (MySQL has no win), or one a failed call
+    /// may have made: undone like [`Release::Undo`], its admission not made live again.
+    Expire,
 }
 
-impl Release {
-    /// [`Release::Expire`] of the reservation a request made itself: `quantity` units stamped
-    /// `reserved_at_ms` (the `<reserved at ms>:<quantity>` value `lua/reserve.lua` stores), so
-    /// only that reservation goes back, whoever else may have given it back already.
-    pub fn own(reserved_at_ms: i64, quantity: i32) -> Self {
-        Release::Expire {
-            reservation: format!("{reserved_at_ms}:{quantity}"),
-        }
-    }
+/// The value `lua/reserve.lua` stores for a reservation (`<reserved at ms>:<quantity>`). Every
+/// [`Gate::release`] names the reservation it gives back by it: it acts only while that very
+/// reservation is open, so whoever gives it back second (the reconciler and a late request, a
+/// request after a rebuild that never had it) gives back nothing.
+pub fn reservation_value(reserved_at_ms: i64, quantity: i32) -> String {
+    format!("{reserved_at_ms}:{quantity}")
 }
 
 /// What [`Gate::return_units`] did.
@@ -283,6 +280,7 @@ impl Gate {
         entry: &Entry,
         pass: Option<&AdmissionPass>,
         how: Release,
+        reservation: &str,
     ) -> Result<bool, GateError> {
         let [meta, users, pending] = self.keys(entry.campaign_id);
         let [_, tickets, _, _, admissions, _] = self.room_keys(entry.campaign_id);
@@ -299,7 +297,7 @@ impl Gate {
                 *control_seq,
                 *returns_seen,
             ),
-            Release::Expire { reservation } => ("expire", reservation.clone(), 0, 0),
+            Release::Expire => ("expire", String::new(), 0, 0),
         };
         let mut inv = RELEASE.key(meta);
         inv.key(users)
@@ -314,7 +312,8 @@ impl Gate {
             .arg(seen)
             .arg(pass.map_or("", |p| p.ticket.as_str()))
             .arg(pass.map_or(0, |p| p.expires_ms))
-            .arg(returns_seen);
+            .arg(returns_seen)
+            .arg(reservation);
         let adjusted: i64 = self.run(inv).await?;
         tracing::debug!(
             campaign_id = entry.campaign_id,

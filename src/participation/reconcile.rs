@@ -82,12 +82,12 @@ impl Reconciler {
             user_id: open.user_id,
             quantity: open.quantity,
         };
-        let how = Release::Expire {
-            reservation: open.raw.clone(),
-        };
         // The lock is held until Redis has answered: a join that takes it next finds its
         // deadline passed.
-        let released = self.gate.release(&entry, None, how).await;
+        let released = self
+            .gate
+            .release(&entry, None, Release::Expire, &open.raw)
+            .await;
         txn.commit().await?;
         Ok(released?)
     }

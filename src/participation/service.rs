@@ -34,7 +34,10 @@ use crate::{
         error::{self as db_error, DbErrorKind},
         Db,
     },
-    gate::{loader::GateLoader, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, Release},
+    gate::{
+        loader::GateLoader, reservation_value, sold_out::SoldOutMemo, AdmissionPass, Decision,
+        Gate, Release,
+    },
     metrics::{
         registry::{PathLabels, ReasonLabels},
         Metrics, ParticipationPath,
@@ -273,6 +276,8 @@ impl ParticipationService {
             commit_by,
         } = reserved;
         let pass = pass.as_ref();
+        // Every compensation names this reservation: it acts only while it is still open.
+        let own = reservation_value(reserved_at_ms, req.entry.quantity);
         let event_id = Uuid::now_v7();
         let participation = NewParticipation {
             entry: req.entry,
@@ -310,7 +315,7 @@ impl ParticipationService {
                 .with_status(status.into(), hold_expires_at))
             }
             Err(WriteError::Duplicate) => {
-                self.compensate(&req, pass, Release::KeepUser).await;
+                self.compensate(&req, pass, Release::KeepUser, &own).await;
                 self.already(&req).await
             }
             Err(WriteError::SoldOut {
@@ -325,6 +330,7 @@ impl ParticipationService {
                         control_seq,
                         returns_seen,
                     },
+                    &own,
                 )
                 .await;
                 Err(JoinError::SoldOut)
@@ -332,11 +338,11 @@ impl ParticipationService {
             // A pause or close the gate had not received: MySQL refuses the win, and the
             // reservation goes back whole (units and user).
             Err(WriteError::Paused) => {
-                self.compensate(&req, pass, Release::Undo).await;
+                self.compensate(&req, pass, Release::Undo, &own).await;
                 Err(JoinError::Paused)
             }
             Err(WriteError::Closed) => {
-                self.compensate(&req, pass, Release::Undo).await;
+                self.compensate(&req, pass, Release::Undo, &own).await;
                 Err(JoinError::Ended)
             }
             // Too late to commit: the reconciler may have given the reservation back already,
@@ -344,24 +350,23 @@ impl ParticipationService {
             Err(stale @ WriteError::Stale) => {
                 tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "A win reached MySQL past its commit deadline; not written, its reservation given back.");
-                let own = Release::own(reserved_at_ms, req.entry.quantity);
-                self.compensate(&req, pass, own).await;
+                self.compensate(&req, pass, Release::Expire, &own).await;
                 Err(JoinError::Unavailable {
                     what: "MySQL",
                     source: stale.into(),
                 })
             }
             Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
-                self.resolve_unknown(req, pass, e).await
+                self.resolve_unknown(req, pass, e, &own).await
             }
             Err(unanswered @ WriteError::Unanswered) => {
-                self.resolve_unknown(req, pass, DbErr::Custom(unanswered.to_string()))
+                self.resolve_unknown(req, pass, DbErr::Custom(unanswered.to_string()), &own)
                     .await
             }
             Err(WriteError::Db(e)) => {
                 tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, pass, Release::Undo).await;
+                self.compensate(&req, pass, Release::Undo, &own).await;
                 Err(e.into())
             }
         }
@@ -390,6 +395,7 @@ impl ParticipationService {
         req: JoinRequest,
         pass: Option<&AdmissionPass>,
         e: DbErr,
+        own: &str,
     ) -> Result<Accepted, JoinError> {
         let entry = req.entry;
         match store::find(&self.db, entry.campaign_id, entry.user_id).await {
@@ -406,7 +412,7 @@ impl ParticipationService {
             }
             Ok(Some(other)) => {
                 // An earlier win of this user (the gate had lost track of it).
-                self.compensate(&req, pass, Release::KeepUser).await;
+                self.compensate(&req, pass, Release::KeepUser, own).await;
                 Err(JoinError::AlreadyParticipated {
                     participation_id: Some(other.id),
                 })
@@ -414,7 +420,7 @@ impl ParticipationService {
             Ok(None) => {
                 tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, pass, Release::Undo).await;
+                self.compensate(&req, pass, Release::Undo, own).await;
                 Err(e.into())
             }
             Err(lookup) => {
@@ -428,10 +434,20 @@ impl ParticipationService {
     /// Gives a reservation back. Retried a few times; if Redis stays unreachable the reservation
     /// is leaked (Redis then undercounts the stock until its keys are rebuilt) and logged.
     /// The admission `pass` the reservation used is live again when nothing was written.
-    async fn compensate(&self, req: &JoinRequest, pass: Option<&AdmissionPass>, how: Release) {
+    async fn compensate(
+        &self,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        how: Release,
+        reservation: &str,
+    ) {
         let mut delay = Duration::from_millis(20);
         for attempt in 1..=RELEASE_ATTEMPTS {
-            match self.gate.release(&req.entry, pass, how.clone()).await {
+            match self
+                .gate
+                .release(&req.entry, pass, how.clone(), reservation)
+                .await
+            {
                 Ok(_) => return,
                 Err(e) if attempt == RELEASE_ATTEMPTS => {
                     tracing::error!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, ?how,

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::ParticipationService;
 use crate::{
     campaign::Campaign,
-    gate::{loader, AdmissionPass, Decision, Release},
+    gate::{loader, reservation_value, AdmissionPass, Decision, Release},
     participation::join::{JoinError, JoinRequest},
 };
 
@@ -152,12 +152,15 @@ impl ParticipationService {
     fn undo_in_doubt(&self, req: &JoinRequest, now_ms: i64) {
         let gate = self.gate.clone();
         let entry = req.entry;
-        let reservation = Release::own(now_ms, entry.quantity);
+        let reservation = reservation_value(now_ms, entry.quantity);
         tokio::spawn(async move {
             let mut wait = Duration::from_millis(100);
             let (mut answered, mut waited) = (0, Duration::ZERO);
             while answered < IN_DOUBT_ANSWERS && waited < IN_DOUBT_GIVE_UP {
-                match gate.release(&entry, None, reservation.clone()).await {
+                match gate
+                    .release(&entry, None, Release::Expire, &reservation)
+                    .await
+                {
                     Ok(true) => {
                         tracing::debug!(
                             campaign_id = entry.campaign_id,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use firstcome::gate::{
     queue::{RoomAnswer, RoomOp, RoomPace, TicketState},
+    reservation_value,
     scripts::Seed,
     AdmissionPass, Decision, Entry, Gate, GateState, Release,
 };
@@ -277,9 +278,14 @@ async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_st
         TicketState::Used
     );
     // The transaction fails: the reservation is undone and the admission is live again.
-    gate.release(&entry(1), Some(&pass), Release::Undo)
-        .await
-        .expect("release");
+    gate.release(
+        &entry(1),
+        Some(&pass),
+        Release::Undo,
+        &reservation_value(expires_ms - 1, 1),
+    )
+    .await
+    .expect("release");
     assert_eq!(
         admitted(poll(&gate, pace, expires_ms - 1, &ticket).await),
         Some(expires_ms)
@@ -293,9 +299,14 @@ async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_st
     // Its user forgotten by the gate (as a lost winners set would), the used token still never
     // wins twice.
     let users = gate.keys(CAMPAIGN)[1].clone();
-    gate.release(&entry(1), None, Release::KeepUser)
-        .await
-        .expect("settle-like");
+    gate.release(
+        &entry(1),
+        None,
+        Release::KeepUser,
+        &reservation_value(expires_ms - 1, 1),
+    )
+    .await
+    .expect("settle-like");
     redis_srem(&users, 1).await;
     assert_eq!(
         gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms - 1)
@@ -341,9 +352,14 @@ async fn a_user_whose_used_admission_was_undone_without_it_may_queue_again() {
         (ticket.clone(), TicketState::Used)
     );
     // The reconciler undoes a crashed instance's reservation; it does not know the admission.
-    gate.release(&entry(1), None, Release::Undo)
-        .await
-        .expect("release");
+    gate.release(
+        &entry(1),
+        None,
+        Release::Undo,
+        &reservation_value(T0 + 1, 1),
+    )
+    .await
+    .expect("release");
     let (again, state) = enqueue(&gate, pace, T0 + 3, 1).await;
     assert_ne!(again, ticket);
     assert!(admitted(state).is_some(), "{state:?}");
