@@ -29,11 +29,21 @@ use crate::{
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
 pub(super) const LOAD_ROUNDS: u32 = 3;
 
-/// A SOLD_OUT with reservations in flight is asked again after 5, 10, 20, 40 and 80 ms (155 ms
-/// at most: a group commit settles well within it; a reservation a crashed instance leaked
-/// stays open until the reconciler, and the SOLD_OUT is then answered after the last round).
-const IN_FLIGHT_ROUNDS: u32 = 5;
+/// A SOLD_OUT with reservations in flight is asked again after 5 ms, then at doubling intervals
+/// up to 160 ms, for at most [`in_flight_wait`] in all. A group commit settles within the first
+/// rounds; a commit slowed by load or a MySQL stall takes longer, and a SOLD_OUT answered before
+/// it settles is one MySQL's committed order may not justify (a 30-minute proof run found one
+/// after the old 155 ms bound). A reservation a crashed instance leaked stays open until the
+/// reconciler: the SOLD_OUT is then answered at the bound.
 const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_millis(5);
+const IN_FLIGHT_LONGEST_WAIT: Duration = Duration::from_millis(160);
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a SOLD_OUT waits for the reservations in flight: a second, or half the commit
+/// window when that is shorter (a reservation made then can still commit in time).
+fn in_flight_wait(commit_within: Duration) -> Duration {
+    IN_FLIGHT_WAIT.min(commit_within / 2)
+}
 
 /// A failed reservation call is undone once Redis has answered the undo this many times (each
 /// "nothing to undo"), or given up after this long (the reconciler then has it).
@@ -62,18 +72,17 @@ impl ParticipationService {
         pass: Option<&AdmissionPass>,
         now: DateTime<Utc>,
     ) -> Result<Decision, JoinError> {
+        let started = std::time::Instant::now();
+        let bound = in_flight_wait(self.commit_within);
         let mut wait = IN_FLIGHT_FIRST_WAIT;
-        let mut round = 0;
         let mut owed_asked = false;
         loop {
             let decision = self.reserve_once(campaign, req, pass, now).await?;
+            let waited = started.elapsed();
             match decision {
-                Decision::SoldOut { in_flight, .. }
-                    if in_flight > 0 && round < IN_FLIGHT_ROUNDS =>
-                {
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
-                    round += 1;
+                Decision::SoldOut { in_flight, .. } if in_flight > 0 && waited < bound => {
+                    tokio::time::sleep(wait.min(bound - waited)).await;
+                    wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
                 }
                 Decision::SoldOut { in_flight: 0, .. } | Decision::Paused if !owed_asked => {
                     owed_asked = true;
