@@ -184,12 +184,12 @@ fn unjustified_sold_out_names_reservations_in_flight() {
     s.fail(2, Func::Join, "SERVICE_UNAVAILABLE");
     let r = s.check();
     assert_flags(&r, AnomalyKind::UnjustifiedRefusal);
+    let said = &r.anomalies[0].detail;
+    assert!(said.contains("reservations still in flight"), "{said}");
+    // And how the joins that may have held the units ended.
     assert!(
-        r.anomalies[0]
-            .detail
-            .contains("reservations still in flight"),
-        "{}",
-        r.anomalies[0].detail
+        said.contains("overlapping joins that never won: 2 × fail SERVICE_UNAVAILABLE (2 unit(s))"),
+        "{said}"
     );
 }
 

@@ -327,7 +327,8 @@ fn explain_sold_out(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> S
     let in_flight = ctx.in_flight.quantity(op) - asked;
     if in_flight > max - asked {
         why.push(format!(
-            "{in_flight} unit(s) asked by joins in flight at the same time: reservations still in flight (the gate takes units before MySQL commits)"
+            "{in_flight} unit(s) asked by joins in flight at the same time: reservations still in flight (the gate takes units before MySQL commits); {}",
+            uncommitted_overlapping(ctx, op)
         ));
     }
     let from = op.invoke.saturating_sub(ctx.opts.lookback);
@@ -341,6 +342,42 @@ fn explain_sold_out(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> S
         why.push("no mechanism identified".to_owned());
     }
     why.join("; ")
+}
+
+/// The overlapping joins whose user has no win in the order, by how they ended: the ones whose
+/// reservations may have held the units and gone back.
+fn uncommitted_overlapping(ctx: &Ctx, op: &Op) -> String {
+    let end = op.complete.unwrap_or(i64::MAX);
+    let mut by_end: std::collections::BTreeMap<String, (usize, i64)> = Default::default();
+    let overlapping = ctx.index.joins.values().flatten().map(|&j| &ctx.ops[j]);
+    for j in overlapping
+        .filter(|j| j.id != op.id && j.invoke < end && ctx.in_flight_until(j) > op.invoke)
+    {
+        if j.user().is_some_and(|u| ctx.replay.users.contains_key(&u)) {
+            continue;
+        }
+        let how = match j.outcome {
+            Outcome::Fail => format!("fail {}", j.code().unwrap_or("?")),
+            other => format!(
+                "{} {}",
+                other.name(),
+                j.value.error.as_deref().unwrap_or("")
+            ),
+        };
+        let e = by_end.entry(how).or_default();
+        e.0 += 1;
+        e.1 += j.quantity();
+    }
+    let said: Vec<String> = by_end
+        .iter()
+        .filter(|(how, _)| how.as_str() != "fail SOLD_OUT")
+        .map(|(how, (n, q))| format!("{n} × {} ({q} unit(s))", how.trim_end()))
+        .collect();
+    if said.is_empty() {
+        "no overlapping join that never won ended other than SOLD_OUT".to_owned()
+    } else {
+        format!("overlapping joins that never won: {}", said.join(", "))
+    }
 }
 
 fn already(ctx: &Ctx, op: &Op, b: usize) -> Verdict {
