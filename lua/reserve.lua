@@ -3,7 +3,8 @@
 --
 -- KEYS[1]  campaign hash  "<prefix>{c:<id>}:meta"  fields: stock, starts_ms, ends_ms (0 = no end),
 --                                                         limit, seq, expire_ms (0 = keep), epoch,
---                                                         state (open | paused | closed; absent = open)
+--                                                         state (open | paused | closed; absent = open),
+--                                                         last_ms (the latest reservation's time)
 -- KEYS[2]  winners set    "<prefix>{c:<id>}:users" members: user ids holding a reservation or a win
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending" user id -> "<reserved at ms>:<quantity>",
 --          removed when the transaction settles (commit or release); what is left there long
@@ -30,14 +31,17 @@
 --   {"TOKEN_INVALID", 0}    the ticket is not this user's, or not the admission it was signed for
 --   {"TOKEN_USED", 0}       the admission was used already
 --   {"TOKEN_EXPIRED", 0}    the admission expired (now >= its expiry) or was forgotten
---   {"SOLD_OUT", stock, n, p}  fewer than quantity units left; n = SCARD of the winners set
---                           (lets the caller tell whether its copy of the set is current); p =
---                           the open reservations (HLEN of KEYS[3]): units may yet come back, or
---                           the wins holding them may not be committed yet, so the caller asks
---                           again once they settle (docs/design.md §6)
+--   {"SOLD_OUT", stock, n, p, age}  fewer than quantity units left; n = SCARD of the winners
+--                           set (lets the caller tell whether its copy of the set is current);
+--                           p = the open reservations (HLEN of KEYS[3]): units may yet come back,
+--                           or the wins holding them may not be committed yet, so the caller asks
+--                           again once they settle (docs/design.md §6); age = ms since the
+--                           campaign's latest reservation (meta `last_ms`): when even that one
+--                           is old, what is open was leaked by a crash or waits on a stalled
+--                           MySQL, and the caller does not wait for it
 -- The OK answer carries a third value, the campaign's `rets` (returns applied so far, see
 -- return.lua): a MySQL refusal of this reservation hands it back to release.lua.
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch', 'state')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch', 'state', 'last_ms')
 if not meta[1] or meta[6] ~= ARGV[4] then
   return {'MISSING', 0}
 end
@@ -89,10 +93,12 @@ if ticket ~= '' then
 end
 local stock = tonumber(meta[1])
 if stock < quantity then
-  return {'SOLD_OUT', stock, redis.call('SCARD', KEYS[2]), redis.call('HLEN', KEYS[3])}
+  return {'SOLD_OUT', stock, redis.call('SCARD', KEYS[2]), redis.call('HLEN', KEYS[3]),
+          now - (tonumber(meta[8]) or 0)}
 end
 
 redis.call('HINCRBY', KEYS[1], 'stock', -quantity)
+redis.call('HSET', KEYS[1], 'last_ms', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
 if ticket ~= '' then

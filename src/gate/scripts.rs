@@ -57,11 +57,13 @@ pub enum Decision {
     TokenExpired,
     /// Fewer than the quantity left; `remaining` is what is left, `winners` the size of the
     /// winners set (reservations included), `in_flight` the open reservations (their
-    /// transactions have not settled: they may commit, or give their units back).
+    /// transactions have not settled: they may commit, or give their units back), and
+    /// `latest_reserved_ms_ago` how long ago the campaign's latest reservation was made.
     SoldOut {
         remaining: i64,
         winners: i64,
         in_flight: i64,
+        latest_reserved_ms_ago: i64,
     },
 }
 
@@ -237,6 +239,7 @@ impl Gate {
                 remaining: value,
                 winners: int(2),
                 in_flight: int(3),
+                latest_reserved_ms_ago: int(4),
             },
             other => return Err(GateError::Protocol(other.to_string())),
         })

@@ -178,8 +178,15 @@ impl ParticipationService {
                 remaining,
                 winners,
                 in_flight,
+                latest_reserved_ms_ago,
             } => {
-                tracing::debug!(remaining, winners, in_flight, "SOLD_OUT from the gate");
+                tracing::debug!(
+                    remaining,
+                    winners,
+                    in_flight,
+                    latest_reserved_ms_ago,
+                    "SOLD_OUT from the gate"
+                );
                 // Only a sell-out with nothing in flight is remembered: reservations still open
                 // past the wait (an instance died holding them, MySQL hangs) may give units
                 // back any moment, and the memo would refuse them for its whole window.

@@ -10,7 +10,7 @@
 //! gate either has the units (the join wins) or its SOLD_OUT stands after the wins holding them
 //! committed. After a sell-out nothing is in flight, so the flood of refusals pays nothing.
 //!
-//! A SOLD_OUT with nothing in flight, or a CAMPAIGN_PAUSED, first gives the gate the returns
+//! A SOLD_OUT it no longer waits on, or a CAMPAIGN_PAUSED, first gives the gate the returns
 //! and controls MySQL has markers for ([`loader::GateLoader::give_owed`]) and asks again: an
 //! expiry's or a cancel's units, or a resume, reach the gate by a call after their commit, and
 //! MySQL has them meanwhile.
@@ -33,16 +33,27 @@ pub(super) const LOAD_ROUNDS: u32 = 3;
 /// up to 160 ms, for at most [`in_flight_wait`] in all. A group commit settles within the first
 /// rounds; a commit slowed by load or a MySQL stall takes longer, and a SOLD_OUT answered before
 /// it settles is one MySQL's committed order may not justify (a 30-minute proof run found one
-/// after the old 155 ms bound). A reservation a crashed instance leaked stays open until the
-/// reconciler: the SOLD_OUT is then answered at the bound.
+/// after the old 155 ms bound). It waits only while the campaign's latest reservation is
+/// younger than [`IN_FLIGHT_YOUNG`]: when even that one is older, what is open was leaked by a
+/// crashed instance (the reconciler gives it back after `RESERVATION_TIMEOUT_MS`) or waits on a
+/// stalled MySQL, and a flood of refusals must not wait a second each for it.
 const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_millis(5);
 const IN_FLIGHT_LONGEST_WAIT: Duration = Duration::from_millis(160);
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
+const IN_FLIGHT_YOUNG: Duration = Duration::from_secs(2);
 
 /// How long a SOLD_OUT waits for the reservations in flight: a second, or half the commit
 /// window when that is shorter (a reservation made then can still commit in time).
 fn in_flight_wait(commit_within: Duration) -> Duration {
     IN_FLIGHT_WAIT.min(commit_within / 2)
+}
+
+/// Whether a SOLD_OUT is worth asking again: reservations are open, and the latest was made
+/// recently enough that they may still be settling (see [`IN_FLIGHT_YOUNG`]).
+fn settling(in_flight: i64, latest_reserved_ms_ago: i64, commit_within: Duration) -> bool {
+    // Negative when another instance's clock is ahead: recent.
+    let young = i64::try_from(IN_FLIGHT_YOUNG.min(commit_within).as_millis()).unwrap_or(i64::MAX);
+    in_flight > 0 && latest_reserved_ms_ago < young
 }
 
 /// A failed reservation call is undone once Redis has answered the undo this many times (each
@@ -80,11 +91,17 @@ impl ParticipationService {
             let decision = self.reserve_once(campaign, req, pass, now).await?;
             let waited = started.elapsed();
             match decision {
-                Decision::SoldOut { in_flight, .. } if in_flight > 0 && waited < bound => {
+                Decision::SoldOut {
+                    in_flight,
+                    latest_reserved_ms_ago,
+                    ..
+                } if waited < bound
+                    && settling(in_flight, latest_reserved_ms_ago, self.commit_within) =>
+                {
                     tokio::time::sleep(wait.min(bound - waited)).await;
                     wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
                 }
-                Decision::SoldOut { in_flight: 0, .. } | Decision::Paused if !owed_asked => {
+                Decision::SoldOut { .. } | Decision::Paused if !owed_asked => {
                     owed_asked = true;
                     if !self.gave_owed(campaign).await {
                         return Ok(decision);

@@ -20,14 +20,18 @@ fn gate_calls(app: &TestApp) -> u64 {
         .map_or(0.0, |v| v.parse::<f64>().expect("a number")) as u64
 }
 
-/// User 99's reservation of the last unit, made in the gate as a join does between its
-/// reservation and its transaction; MySQL has the unit free. Returns what gives it back.
-async fn hold_last_unit_in_flight(app: &TestApp, campaign: i64) -> GiveBack {
+/// User 99's reservation of the last unit, made in the gate `ago` before now, as a join does
+/// between its reservation and its transaction (`lua/reserve.lua`: the stock, the user, the open
+/// reservation, the campaign's latest reservation time); MySQL has the unit free. Returns what
+/// gives it back.
+async fn hold_last_unit_in_flight(app: &TestApp, campaign: i64, ago: Duration) -> GiveBack {
     let (meta, users) = app.gate_keys(campaign);
     let pending = meta.replace(":meta", ":pending");
     let mut redis = app.redis.clone();
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms =
+        chrono::Utc::now().timestamp_millis() - i64::try_from(ago.as_millis()).expect("ms");
     let _: i64 = redis.hincr(&meta, "stock", -1).await.expect("HINCRBY");
+    let _: i64 = redis.hset(&meta, "last_ms", now_ms).await.expect("HSET");
     let _: i64 = redis.sadd(&users, 99).await.expect("SADD");
     let _: i64 = redis
         .hset(&pending, 99, format!("{now_ms}:1"))
@@ -88,7 +92,7 @@ async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_
         201,
         "the gate is loaded"
     );
-    let held = hold_last_unit_in_flight(&app, campaign).await;
+    let held = hold_last_unit_in_flight(&app, campaign, Duration::ZERO).await;
 
     let before = gate_calls(&app);
     let join = {
@@ -115,7 +119,7 @@ async fn a_join_refused_while_a_slow_reservation_is_in_flight_waits_for_it_and_w
     let app = Arc::new(spawn_app().await);
     let campaign = app.open_campaign(2, 1).await;
     assert_eq!(app.join(campaign, 1, 1).await.status, 201);
-    let held = hold_last_unit_in_flight(&app, campaign).await;
+    let held = hold_last_unit_in_flight(&app, campaign, Duration::ZERO).await;
 
     let before = gate_calls(&app);
     let join = {
@@ -136,19 +140,36 @@ async fn a_join_refused_while_a_slow_reservation_is_in_flight_waits_for_it_and_w
 }
 
 /// A reservation that never settles (its instance died; the reconciler gives it back only after
-/// `RESERVATION_TIMEOUT_MS`): the join's wait is bounded, and it is answered SOLD_OUT.
+/// `RESERVATION_TIMEOUT_MS`): while it is the campaign's latest, the join's wait is bounded and
+/// it is answered SOLD_OUT; once the latest reservation is older than the wait's two seconds,
+/// a refused join does not wait for it at all (a flood of refusals after a crash would
+/// otherwise wait a second each until the reconciler).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_refused_while_a_leaked_reservation_holds_the_unit_is_answered_in_bounded_time() {
     let app = spawn_app().await;
     let campaign = app.open_campaign(2, 1).await;
     assert_eq!(app.join(campaign, 1, 1).await.status, 201);
-    let _held = hold_last_unit_in_flight(&app, campaign).await;
+    let _held = hold_last_unit_in_flight(&app, campaign, Duration::ZERO).await;
 
     let reply = tokio::time::timeout(Duration::from_secs(10), app.join(campaign, 2, 1))
         .await
         .expect("a SOLD_OUT waits for reservations in flight only so long");
     assert_eq!(reply.status, 409, "{reply:?}");
     assert_eq!(reply.body["code"], "SOLD_OUT", "{reply:?}");
+
+    let campaign = app.open_campaign(2, 1).await;
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    let _held = hold_last_unit_in_flight(&app, campaign, Duration::from_secs(5)).await;
+    let before = gate_calls(&app);
+    let reply = app.join(campaign, 2, 1).await;
+    assert_eq!(reply.code(), "SOLD_OUT", "{reply:?}");
+    // Asked once, and once more after reading what MySQL owes the gate; waiting would ask 8
+    // times or more.
+    assert!(
+        gate_calls(&app) - before <= 2,
+        "no wait for a reservation 5 s old: asked {} times",
+        gate_calls(&app) - before
+    );
 }
 
 /// A unit MySQL has taken back (a cancel or an expiry committed with its `gate_return`
