@@ -166,6 +166,38 @@ fn stock_added_then_withdrawn_and_refusals_around_it() {
     assert_clean(&s.check());
 }
 
+/// A resume of a campaign no control has touched yet changes nothing and answers the
+/// campaign's count of controls, 0, which no event of the order carries (seed 110 flagged one
+/// as a lost control, 0.2 s into a 30-minute run). A pause answered so is still wrong: the
+/// campaign was never paused.
+#[test]
+fn a_control_that_changed_nothing_before_the_first_control_answers_0() {
+    let no_op = |s: &mut Sale, f: Func| {
+        let campaign = Value {
+            campaign: Some(CAMPAIGN),
+            ..Value::default()
+        };
+        s.invoke(4, f, campaign);
+        s.ok(
+            4,
+            f,
+            Value {
+                control_seq: Some(0),
+                ..Value::default()
+            },
+        );
+    };
+    let mut s = Sale::new(5);
+    s.join(1, 10);
+    no_op(&mut s, Func::Resume);
+    s.join(2, 11);
+    assert_clean(&s.check());
+
+    let mut s = Sale::new(5);
+    no_op(&mut s, Func::Pause);
+    assert_flags(&s.check(), firstcome_proof::report::AnomalyKind::LostWin);
+}
+
 #[test]
 fn pause_and_resume() {
     let mut s = Sale::new(5);

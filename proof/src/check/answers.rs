@@ -196,6 +196,15 @@ fn control(ctx: &Ctx, op: &Op, report: &mut Report) {
         ControlKind::Stock(_) => true,
     };
     let detail = match op.value.control_seq {
+        // A pause, resume or close that changed nothing answers the campaign's count of
+        // controls; 0 before the first one, which no event of the order carries.
+        Some(0) if !matches!(kind, ControlKind::Stock(_)) => match state_held(ctx, op, kind) {
+            true => return,
+            false => format!(
+                "answered with control 0 (none yet), but the order never has the campaign {} while it ran",
+                op.f.name()
+            ),
+        },
         Some(seq) => match ctx.replay.controls.get(&seq) {
             None => format!("answered with control {seq}, which the order lacks"),
             Some(&pos) => match (&ctx.order[pos].event, kind) {
@@ -224,24 +233,25 @@ fn control(ctx: &Ctx, op: &Op, report: &mut Report) {
                 ),
             },
         },
-        None => {
-            let window = ctx.windows.range(op.invoke, op.definite_end());
-            let ok = match (kind, window) {
-                (_, None) => true, // an inversion, reported by that pass
-                (ControlKind::Pause, Some((a, b))) => ctx.replay.paused_in(a, b),
-                (ControlKind::Resume, Some((a, b))) => ctx.replay.running_in(a, b),
-                (ControlKind::Close, Some((_, b))) => ctx.replay.closed_by(b),
-                (ControlKind::Stock(_), _) => true,
-            };
-            if ok {
-                return;
-            }
-            format!(
-                "acknowledged, but the order never has the campaign {} while it ran",
-                op.f.name()
-            )
-        }
+        None if state_held(ctx, op, kind) => return,
+        None => format!(
+            "acknowledged, but the order never has the campaign {} while it ran",
+            op.f.name()
+        ),
     };
     let a = lost(report, ctx, detail);
     a.ops.push(op.clone());
+}
+
+/// Whether the order has the campaign as a control of `kind` leaves it (paused, running,
+/// closed) at some prefix real time allows while `op` ran: what a control that changed nothing
+/// answers.
+fn state_held(ctx: &Ctx, op: &Op, kind: ControlKind) -> bool {
+    match (kind, ctx.windows.range(op.invoke, op.definite_end())) {
+        (_, None) => true, // an inversion, reported by that pass
+        (ControlKind::Pause, Some((a, b))) => ctx.replay.paused_in(a, b),
+        (ControlKind::Resume, Some((a, b))) => ctx.replay.running_in(a, b),
+        (ControlKind::Close, Some((_, b))) => ctx.replay.closed_by(b),
+        (ControlKind::Stock(_), _) => true,
+    }
 }
