@@ -24,7 +24,7 @@
 --          RESERVATION_TIMEOUT_MS: a MySQL stall, a stopped instance), a rebuild from MySQL may
 --          have replaced the keys (the new gate never counted it), or the user may hold a newer
 --          reservation. Giving the units back a second time put the gate a unit above MySQL
---          (the drift audit's +1 repairs of the proof runs).
+--          (likely the drift audit's +1 repairs of the proof runs).
 -- ARGV[4]  with "sold_out": campaign.remaining_stock as MySQL saw it. Redis may then be higher
 --          than the truth while other reservations are in flight (never lower), so it can only
 --          send extra requests to the MySQL guard, never refuse stock that exists.

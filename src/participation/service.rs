@@ -283,8 +283,6 @@ impl ParticipationService {
             commit_by,
         } = reserved;
         let pass = pass.as_ref();
-        // Every compensation names this reservation: it acts only while it is still open.
-        let own = reservation_value(reserved_at_ms, req.entry.quantity);
         let event_id = Uuid::now_v7();
         let participation = NewParticipation {
             entry: req.entry,
@@ -322,7 +320,8 @@ impl ParticipationService {
                 .with_status(status.into(), hold_expires_at))
             }
             Err(WriteError::Duplicate) => {
-                self.compensate(&req, pass, Release::KeepUser, &own).await;
+                self.compensate(&req, pass, Release::KeepUser, reserved_at_ms)
+                    .await;
                 self.already(&req).await
             }
             Err(WriteError::SoldOut {
@@ -337,7 +336,7 @@ impl ParticipationService {
                         control_seq,
                         returns_seen,
                     },
-                    &own,
+                    reserved_at_ms,
                 )
                 .await;
                 Err(JoinError::SoldOut)
@@ -345,11 +344,13 @@ impl ParticipationService {
             // A pause or close the gate had not received: MySQL refuses the win, and the
             // reservation goes back whole (units and user).
             Err(WriteError::Paused) => {
-                self.compensate(&req, pass, Release::Undo, &own).await;
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
                 Err(JoinError::Paused)
             }
             Err(WriteError::Closed) => {
-                self.compensate(&req, pass, Release::Undo, &own).await;
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
                 Err(JoinError::Ended)
             }
             // Too late to commit: the reconciler may have given the reservation back already,
@@ -357,23 +358,30 @@ impl ParticipationService {
             Err(stale @ WriteError::Stale) => {
                 tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "A win reached MySQL past its commit deadline; not written, its reservation given back.");
-                self.compensate(&req, pass, Release::Expire, &own).await;
+                self.compensate(&req, pass, Release::Expire, reserved_at_ms)
+                    .await;
                 Err(JoinError::Unavailable {
                     what: "MySQL",
                     source: stale.into(),
                 })
             }
             Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
-                self.resolve_unknown(req, pass, e, &own).await
+                self.resolve_unknown(req, pass, e, reserved_at_ms).await
             }
             Err(unanswered @ WriteError::Unanswered) => {
-                self.resolve_unknown(req, pass, DbErr::Custom(unanswered.to_string()), &own)
-                    .await
+                self.resolve_unknown(
+                    req,
+                    pass,
+                    DbErr::Custom(unanswered.to_string()),
+                    reserved_at_ms,
+                )
+                .await
             }
             Err(WriteError::Db(e)) => {
                 tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, pass, Release::Undo, &own).await;
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
                 Err(e.into())
             }
         }
@@ -402,7 +410,7 @@ impl ParticipationService {
         req: JoinRequest,
         pass: Option<&AdmissionPass>,
         e: DbErr,
-        own: &str,
+        reserved_at_ms: i64,
     ) -> Result<Accepted, JoinError> {
         let entry = req.entry;
         match store::find(&self.db, entry.campaign_id, entry.user_id).await {
@@ -419,7 +427,8 @@ impl ParticipationService {
             }
             Ok(Some(other)) => {
                 // An earlier win of this user (the gate had lost track of it).
-                self.compensate(&req, pass, Release::KeepUser, own).await;
+                self.compensate(&req, pass, Release::KeepUser, reserved_at_ms)
+                    .await;
                 Err(JoinError::AlreadyParticipated {
                     participation_id: Some(other.id),
                 })
@@ -427,7 +436,8 @@ impl ParticipationService {
             Ok(None) => {
                 tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, pass, Release::Undo, own).await;
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
                 Err(e.into())
             }
             Err(lookup) => {
@@ -438,21 +448,23 @@ impl ParticipationService {
         }
     }
 
-    /// Gives a reservation back. Retried a few times; if Redis stays unreachable the reservation
-    /// is leaked (Redis then undercounts the stock until its keys are rebuilt) and logged.
-    /// The admission `pass` the reservation used is live again when nothing was written.
+    /// Gives back the request's reservation, the one stamped `reserved_at_ms`, while it is still
+    /// open (see [`reservation_value`]). Retried a few times; if Redis stays unreachable the
+    /// reservation is leaked (Redis then undercounts the stock until its keys are rebuilt) and
+    /// logged. The admission `pass` the reservation used is live again when nothing was written.
     async fn compensate(
         &self,
         req: &JoinRequest,
         pass: Option<&AdmissionPass>,
         how: Release,
-        reservation: &str,
+        reserved_at_ms: i64,
     ) {
+        let reservation = reservation_value(reserved_at_ms, req.entry.quantity);
         let mut delay = Duration::from_millis(20);
         for attempt in 1..=RELEASE_ATTEMPTS {
             match self
                 .gate
-                .release(&req.entry, pass, how.clone(), reservation)
+                .release(&req.entry, pass, how.clone(), &reservation)
                 .await
             {
                 Ok(_) => return,

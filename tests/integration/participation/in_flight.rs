@@ -34,7 +34,7 @@ async fn hold_last_unit_in_flight(app: &TestApp, campaign: i64, ago: Duration) -
     let _: i64 = redis.hset(&meta, "last_ms", now_ms).await.expect("HSET");
     let _: i64 = redis.sadd(&users, 99).await.expect("SADD");
     let _: i64 = redis
-        .hset(&pending, 99, format!("{now_ms}:1"))
+        .hset(&pending, 99, firstcome::gate::reservation_value(now_ms, 1))
         .await
         .expect("HSET");
     GiveBack {
@@ -79,12 +79,16 @@ async fn until_gate_asked(
     }
 }
 
-/// The last unit is held in the gate by another user's reservation, as a join between its
-/// reservation and its transaction holds it; MySQL has the unit free. A join the gate refuses
-/// then is asked again once that reservation settles: here it is given back, and the join wins
-/// the unit instead of being told SOLD_OUT.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_back() {
+/// A campaign of 2 units, one sold (the gate loaded) and the last held in flight by user 99;
+/// user 2's join sent in a task of its own. Returns the app, the campaign, what gives the unit
+/// back, the gate's call count before the join, and the join.
+async fn join_behind_a_unit_in_flight() -> (
+    Arc<TestApp>,
+    i64,
+    GiveBack,
+    u64,
+    tokio::task::JoinHandle<crate::http::Reply>,
+) {
     let app = Arc::new(spawn_app().await);
     let campaign = app.open_campaign(2, 1).await;
     assert_eq!(
@@ -93,12 +97,21 @@ async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_
         "the gate is loaded"
     );
     let held = hold_last_unit_in_flight(&app, campaign, Duration::ZERO).await;
-
     let before = gate_calls(&app);
     let join = {
         let app = app.clone();
         tokio::spawn(async move { app.join(campaign, 2, 1).await })
     };
+    (app, campaign, held, before, join)
+}
+
+/// The last unit is held in the gate by another user's reservation, as a join between its
+/// reservation and its transaction holds it; MySQL has the unit free. A join the gate refuses
+/// then is asked again once that reservation settles: here it is given back, and the join wins
+/// the unit instead of being told SOLD_OUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_back() {
+    let (app, campaign, held, before, join) = join_behind_a_unit_in_flight().await;
     // Once the gate has refused user 2, the reservation goes back (MySQL refused it, say).
     until_gate_asked(&app, before, 1, &join).await;
     held.give_back().await;
@@ -116,16 +129,7 @@ async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_
 /// once it goes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_join_refused_while_a_slow_reservation_is_in_flight_waits_for_it_and_wins() {
-    let app = Arc::new(spawn_app().await);
-    let campaign = app.open_campaign(2, 1).await;
-    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
-    let held = hold_last_unit_in_flight(&app, campaign, Duration::ZERO).await;
-
-    let before = gate_calls(&app);
-    let join = {
-        let app = app.clone();
-        tokio::spawn(async move { app.join(campaign, 2, 1).await })
-    };
+    let (app, campaign, held, before, join) = join_behind_a_unit_in_flight().await;
     until_gate_asked(&app, before, 8, &join).await;
     assert!(
         !join.is_finished(),
