@@ -20,6 +20,7 @@
 //! A new consumer is a [`Handler`] (a name and an `apply` on a batch of new events) and a line
 //! in [`ConsumerName`]; `docs/kafka-contract.md` walks through writing one.
 
+mod apply;
 mod context;
 pub mod dead_letter;
 pub mod inbox;

@@ -3,12 +3,7 @@
 //! (`context.rs`) and at shutdown. No call here blocks an async worker: the blocking ones (the last
 //! commit, leaving the group) run off the runtime, bounded (`close`).
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    future::Future,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use backoff::{backoff::Backoff, ExponentialBackoff};
 use futures::FutureExt;
@@ -19,13 +14,12 @@ use rdkafka::{
     message::{Message, OwnedMessage},
     Offset, TopicPartitionList,
 };
-use sea_orm::DbErr;
 use tokio::time::Instant;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
-use uuid::Uuid;
 
 use super::{
+    apply::Applier,
     context::{self, GroupContext},
     dead_letter, inbox, ConsumerName, ConsumerReport, ConsumerStatus, Delivered, Handler,
 };
@@ -256,7 +250,10 @@ impl Runner {
         }
         if !events.is_empty() {
             let spans = self.apply_spans(&events);
-            let (applied, duplicates) = self.retry("apply a batch", || self.apply(&events)).await?;
+            let applier = self.applier();
+            let (applied, duplicates) = self
+                .retry("apply a batch", || applier.apply(&events))
+                .await?;
             spans.into_iter().for_each(ExportSpan::end);
             ConsumerReport::add(&self.report.applied, applied);
             ConsumerReport::add(&self.report.duplicates, duplicates);
@@ -298,37 +295,13 @@ impl Runner {
             .collect()
     }
 
-    /// One transaction: the inbox rows of the events not applied before, and their effect.
-    /// Returns (applied, skipped as duplicates).
-    async fn apply(&self, events: &[Delivered]) -> Result<(usize, usize), DbErr> {
-        let mut seen = HashSet::with_capacity(events.len());
-        let unique: Vec<&Delivered> = events
-            .iter()
-            .filter(|d| seen.insert(d.event.event_id()))
-            .collect();
-        let ids: Vec<Uuid> = unique.iter().map(|d| d.event.event_id()).collect();
-        let txn = self.deps.db.begin().await?;
-        let done = inbox::applied(&txn, self.name.as_str(), &ids).await?;
-        let fresh: Vec<Delivered> = unique
-            .into_iter()
-            .filter(|d| !done.contains(&d.event.event_id()))
-            .cloned()
-            .collect();
-        if fresh.is_empty() {
-            txn.rollback().await?;
-            return Ok((0, events.len()));
+    fn applier(&self) -> Applier<'_> {
+        Applier {
+            db: &self.deps.db,
+            consumer: self.name.as_str(),
+            handler: &*self.handler,
+            report: &self.report,
         }
-        let fresh_ids: Vec<Uuid> = fresh.iter().map(|d| d.event.event_id()).collect();
-        inbox::record(&txn, self.name.as_str(), &fresh_ids).await?;
-        self.handler.apply(&txn, &fresh).await?;
-        txn.commit().await?;
-        let now = chrono::Utc::now();
-        for d in &fresh {
-            // A producer clock ahead of ours counts as no latency rather than a negative one.
-            self.report
-                .applied_after((now - d.event.occurred_at()).to_std().unwrap_or_default());
-        }
-        Ok((fresh.len(), events.len() - fresh.len()))
     }
 
     /// Runs `attempt` until it succeeds, with exponential backoff; never gives up, except for

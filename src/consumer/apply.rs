@@ -1,0 +1,86 @@
+//! Applying one batch: its inbox rows and its effect in one transaction (docs/design.md §11),
+//! so "applied" and "recorded" cannot disagree, and a redelivered event is skipped.
+
+use std::collections::HashSet;
+
+use sea_orm::DbErr;
+use uuid::Uuid;
+
+use super::{inbox, ConsumerReport, Delivered, Handler};
+use crate::db::{
+    error::{self as db_error, DbErrorKind},
+    Db,
+};
+
+/// What applying a batch needs of its consumer.
+pub(super) struct Applier<'a> {
+    pub db: &'a Db,
+    pub consumer: &'a str,
+    pub handler: &'a dyn Handler,
+    pub report: &'a ConsumerReport,
+}
+
+impl Applier<'_> {
+    /// One transaction: the inbox rows of the events not applied before, and their effect.
+    /// Returns (applied, skipped as duplicates).
+    ///
+    /// Optimistic first: the inbox rows of every event of the batch are inserted without looking
+    /// them up (a redelivery is rare: a crash or a rebalance before the offsets were stored). If
+    /// one was recorded before, the insert fails on the inbox's primary key, nothing of the
+    /// transaction stays, and the batch is applied again the careful way ([`Self::apply_fresh`]).
+    pub(super) async fn apply(&self, events: &[Delivered]) -> Result<(usize, usize), DbErr> {
+        let mut seen = HashSet::with_capacity(events.len());
+        let unique: Vec<&Delivered> = events
+            .iter()
+            .filter(|d| seen.insert(d.event.event_id()))
+            .collect();
+        let ids: Vec<Uuid> = unique.iter().map(|d| d.event.event_id()).collect();
+        let txn = self.db.begin().await?;
+        match inbox::record(&txn, self.consumer, &ids).await {
+            Ok(()) => {
+                let all: Vec<Delivered> = unique.into_iter().cloned().collect();
+                self.handler.apply(&txn, &all).await?;
+                txn.commit().await?;
+                self.report_applied(&all);
+                Ok((all.len(), events.len() - all.len()))
+            }
+            Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
+                txn.rollback().await?;
+                let fresh = self.apply_fresh(unique, &ids).await?;
+                Ok((fresh, events.len() - fresh))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies the events of `unique` (whose ids are `ids`) that the inbox does not hold, in one
+    /// transaction; returns how many.
+    async fn apply_fresh(&self, unique: Vec<&Delivered>, ids: &[Uuid]) -> Result<usize, DbErr> {
+        let txn = self.db.begin().await?;
+        let done = inbox::applied(&txn, self.consumer, ids).await?;
+        let fresh: Vec<Delivered> = unique
+            .into_iter()
+            .filter(|d| !done.contains(&d.event.event_id()))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            txn.rollback().await?;
+            return Ok(0);
+        }
+        let fresh_ids: Vec<Uuid> = fresh.iter().map(|d| d.event.event_id()).collect();
+        inbox::record(&txn, self.consumer, &fresh_ids).await?;
+        self.handler.apply(&txn, &fresh).await?;
+        txn.commit().await?;
+        self.report_applied(&fresh);
+        Ok(fresh.len())
+    }
+
+    fn report_applied(&self, applied: &[Delivered]) {
+        let now = chrono::Utc::now();
+        for d in applied {
+            // A producer clock ahead of ours counts as no latency rather than a negative one.
+            self.report
+                .applied_after((now - d.event.occurred_at()).to_std().unwrap_or_default());
+        }
+    }
+}
