@@ -64,8 +64,26 @@ def status():
 
 
 def ticks(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks_of(Path(f"/proc/{pid}/stat").read_text())  # utime + stime (fields 14 and 15)
+
+
+def threads(pid):
+    """CPU ticks of `pid`'s threads by name, digits dropped (tokio-rt-worker, rdk:broker, …): which
+    part of the service spent them. A thread that ended between two samples is missed."""
+    by_name = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = re.sub(r"[0-9]+", "", stat[stat.index("(") + 1:stat.rindex(")")]) or "?"
+        by_name[name] = by_name.get(name, 0) + ticks_of(stat)
+    return by_name
+
+
+def ticks_of(stat):
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def mariadb_pid():
@@ -91,6 +109,7 @@ class Sample:
         self.at = time.monotonic()
         self.service = ticks(service_pid)
         self.mariadb = ticks(db_pid)
+        self.threads = threads(service_pid)
         self.status = status()
 
     def minus(self, earlier):
@@ -99,6 +118,7 @@ class Sample:
             "service": (self.service - earlier.service) / TICK,
             "mariadb": (self.mariadb - earlier.mariadb) / TICK,
             "status": {k: self.status[k] - earlier.status[k] for k in COUNTERS},
+            "threads": {k: (v - earlier.threads.get(k, 0)) / TICK for k, v in self.threads.items()},
         }
 
 
@@ -261,7 +281,9 @@ def main():
             "mariadb": us(load["mariadb"], w),
             "retention": us(ret["mariadb"] + ret["service"], w),
         }
-        row["total"] = row["service"] + row["mariadb"] + row["retention"]
+        row["applied"] = row["service"] + row["mariadb"]
+        row["total"] = row["applied"] + row["retention"]
+        row["threads"] = {k: us(v, w) for k, v in load["threads"].items()}
         per_win = {k: (load["status"][k] + ret["status"][k]) / w for k in COUNTERS}
         row["per_win"] = per_win
         rows.append(row)
@@ -285,15 +307,28 @@ def span(values, fmt):
 def report(rows):
     note = " (PROFILE=1: the slow log's cost is in these figures)" if PROFILE else ""
     print(f"\nCPU per win, {len(rows)} runs of {WINS} wins, {VUS} VUs{note}:\n")
-    print("| run | wins (refused) | wins/s | drain s | service µs | MariaDB µs | retention µs | **total µs** |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| run | wins (refused) | wins/s | drain s | service µs | MariaDB µs | **published and applied µs** "
+          "| retention µs | total µs |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for i, r in enumerate(rows, 1):
         print(f"| {i} | {r['wins']} ({r['refused']}) | {r['wins_per_s']:.0f} | {r['drain_s']:.1f} | "
-              f"{r['service']:.0f} | {r['mariadb']:.0f} | {r['retention']:.0f} | **{r['total']:.0f}** |")
-    print(f"| range | | {span([r['wins_per_s'] for r in rows], '{:.0f}')} | "
-          f"{span([r['drain_s'] for r in rows], '{:.1f}')} | "
-          f"{span([r['service'] for r in rows], '{:.0f}')} | {span([r['mariadb'] for r in rows], '{:.0f}')} | "
-          f"{span([r['retention'] for r in rows], '{:.0f}')} | **{span([r['total'] for r in rows], '{:.0f}')}** |")
+              f"{r['service']:.0f} | {r['mariadb']:.0f} | **{r['applied']:.0f}** | {r['retention']:.0f} | "
+              f"{r['total']:.0f} |")
+    cols = ["wins_per_s", "drain_s", "service", "mariadb", "applied", "retention", "total"]
+    fmts = ["{:.0f}", "{:.1f}"] + ["{:.0f}"] * 5
+    cells = [span([r[c] for r in rows], f) for c, f in zip(cols, fmts)]
+    cells[4] = f"**{cells[4]}**"
+    print(f"| range | | {' | '.join(cells)} |")
+    print("\nThe service's CPU per win by thread (µs; tokio-rt-worker: HTTP, the gate, group commit, the "
+          "relay's and consumers' tasks; rdk:*: librdkafka, the embedded broker included), min–max:\n")
+    print("| thread | µs per win |")
+    print("|---|---:|")
+    names = sorted({k for r in rows for k in r["threads"]},
+                   key=lambda k: -sum(r["threads"].get(k, 0) for r in rows))
+    for k in names:
+        vals = [r["threads"].get(k, 0) for r in rows]
+        if max(vals) >= 0.5:
+            print(f"| {k} | {span(vals, '{:.1f}')} |")
     print("\nMariaDB's work per win (SHOW GLOBAL STATUS over the load and the retention, "
           "mean of the runs):\n")
     print("| counter | per win |")
