@@ -89,8 +89,15 @@ macro_rules! each {
 }
 
 /// Reads the value as one event type; a missing or mistyped field is a contract violation.
-fn parse<T: serde::de::DeserializeOwned>(json: serde_json::Value) -> Result<T, ContractError> {
-    serde_json::from_value(json).map_err(|e| ContractError::Invalid(e.to_string()))
+fn parse<T: serde::de::DeserializeOwned>(value: &[u8]) -> Result<T, ContractError> {
+    serde_json::from_slice(value).map_err(|e| ContractError::Invalid(e.to_string()))
+}
+
+/// Only the `eventType` of a message's value (the rest is skipped, nothing else allocated).
+#[derive(serde::Deserialize)]
+struct EventType<'a> {
+    #[serde(rename = "eventType", borrow)]
+    event_type: std::borrow::Cow<'a, str>,
 }
 
 /// A rule of the contract: `Ok` when `holds`, else a violation saying which.
@@ -115,23 +122,39 @@ impl ParticipationEvent {
     ) -> Result<Self, ContractError> {
         let value =
             value.ok_or_else(|| ContractError::NotJson("the message has no value".into()))?;
+        // The usual message: its `eventType` read first, then the value parsed once into that
+        // type. Anything else (not JSON, no `eventType` string) takes the general way, which
+        // names what is wrong.
+        let event = match serde_json::from_slice::<EventType<'_>>(value) {
+            Ok(EventType { event_type }) => Self::of_type(&event_type, value)?,
+            Err(_) => Self::from_value(value)?,
+        };
+        event.check(key, headers)?;
+        Ok(event)
+    }
+
+    /// `value` parsed as the event type `event_type` names.
+    fn of_type(event_type: &str, value: &[u8]) -> Result<Self, ContractError> {
+        Ok(match event_type {
+            PARTICIPATION_ACCEPTED => Self::Accepted(parse(value)?),
+            PARTICIPATION_CONFIRMED => Self::Confirmed(parse(value)?),
+            PARTICIPATION_CANCELLED => Self::Cancelled(parse(value)?),
+            CAMPAIGN_STOCK_CHANGED | CAMPAIGN_PAUSED | CAMPAIGN_RESUMED | CAMPAIGN_CLOSED => {
+                Self::Campaign(parse(value)?)
+            }
+            other => return Err(ContractError::UnknownEventType(other.into())),
+        })
+    }
+
+    /// A value whose `eventType` could not be read as a string: not JSON, or an unknown type.
+    fn from_value(value: &[u8]) -> Result<Self, ContractError> {
         let json: serde_json::Value =
             serde_json::from_slice(value).map_err(|e| ContractError::NotJson(e.to_string()))?;
         let event_type = json
             .get("eventType")
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default();
-        let event = match event_type {
-            PARTICIPATION_ACCEPTED => Self::Accepted(parse(json)?),
-            PARTICIPATION_CONFIRMED => Self::Confirmed(parse(json)?),
-            PARTICIPATION_CANCELLED => Self::Cancelled(parse(json)?),
-            CAMPAIGN_STOCK_CHANGED | CAMPAIGN_PAUSED | CAMPAIGN_RESUMED | CAMPAIGN_CLOSED => {
-                Self::Campaign(parse(json)?)
-            }
-            other => return Err(ContractError::UnknownEventType(other.into())),
-        };
-        event.check(key, headers)?;
-        Ok(event)
+        Self::of_type(event_type, value)
     }
 
     /// The rules every event type shares (header, key), then its own, beyond its shape.
