@@ -41,6 +41,8 @@ mod m20261123_000032_daily_stats_lifecycle;
 mod m20261124_000033_participation_event_id;
 mod m20261124_000034_backfill_participation_event_id;
 mod m20261124_000035_drop_outbox_aggregate;
+mod m20261125_000036_outbox_backoff_in_lease;
+mod m20261125_000037_drop_outbox_status_available;
 
 pub struct Migrator;
 
@@ -83,6 +85,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000033_participation_event_id::Migration),
             Box::new(m20261124_000034_backfill_participation_event_id::Migration),
             Box::new(m20261124_000035_drop_outbox_aggregate::Migration),
+            Box::new(m20261125_000036_outbox_backoff_in_lease::Migration),
+            Box::new(m20261125_000037_drop_outbox_status_available::Migration),
         ]
     }
 }

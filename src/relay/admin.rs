@@ -78,22 +78,28 @@ pub struct Backlog {
     pub oldest_due_age_us: Option<i64>,
 }
 
-/// Counts by status and the oldest due row's age, read from the status-led indexes only (no
-/// table rows): PENDING and DEAD are short ranges of `(status, lease_until, lease_owner)`, the
-/// oldest due row is the first entry of `(status, available_at)`. The PUBLISHED count walks that
-/// status's range of the index, which holds what `OUTBOX_RETENTION_HOURS` keeps; it runs on a
-/// timer, never per scrape.
+/// Counts by status and the oldest due row's age, read from `(status, lease_until, lease_owner)`
+/// only (no table rows but one): PENDING and DEAD are short ranges of it. A due row is either
+/// never leased (the unleased range, in id order: its first row, the oldest written, gives
+/// its `available_at`) or a lease or backoff that ran out (the range of `lease_until` before now:
+/// its first entry, due since then). The PUBLISHED count walks that status's range of the index,
+/// which holds what `OUTBOX_RETENTION_HOURS` keeps; it runs on a timer, never per scrape.
 pub async fn backlog(db: &Db) -> Result<Backlog, DbErr> {
     let count = |status: &str| {
         format!(
             "(SELECT COUNT(*) FROM outbox_event FORCE INDEX (ix_outbox_status_lease) WHERE status = '{status}')"
         )
     };
+    let unleased = "(SELECT available_at FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+         WHERE status = 'PENDING' AND lease_until IS NULL AND lease_owner IS NULL \
+         AND available_at <= UTC_TIMESTAMP(6) ORDER BY id LIMIT 1)";
+    let ran_out =
+        "(SELECT MIN(lease_until) FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+         WHERE status = 'PENDING' AND lease_until < UTC_TIMESTAMP(6))";
     let sql = format!(
         "SELECT CAST({} AS SIGNED) AS pending, CAST({} AS SIGNED) AS published, CAST({} AS SIGNED) AS dead, \
-         CAST((SELECT TIMESTAMPDIFF(MICROSECOND, MIN(available_at), UTC_TIMESTAMP(6)) \
-               FROM outbox_event FORCE INDEX (ix_outbox_status_available) \
-               WHERE status = 'PENDING' AND available_at <= UTC_TIMESTAMP(6)) AS SIGNED) AS oldest_due_age_us",
+         CAST(TIMESTAMPDIFF(MICROSECOND, COALESCE(LEAST({unleased}, {ran_out}), {unleased}, {ran_out}), \
+         UTC_TIMESTAMP(6)) AS SIGNED) AS oldest_due_age_us",
         count("PENDING"),
         count("PUBLISHED"),
         count("DEAD"),

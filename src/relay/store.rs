@@ -207,22 +207,22 @@ impl ClaimFilter {
     }
 }
 
-/// Keys held back, with the smallest id that holds each back: rows in backoff (anyone's), and
-/// rows leased by another relay (it may still be publishing them); only a key's rows older than
-/// that one may be taken. Both are short index ranges ((status, available_at), (status,
-/// lease_until, lease_owner)): normally empty, a few rows during faults; this relay's own rows in
-/// flight are passed over inside the index.
+/// Keys held back, with the smallest id that holds each back: rows in backoff (anyone's: no owner,
+/// `lease_until` their due time, see [`back_off`]) and rows leased by another relay (it may still
+/// be publishing them); only a key's rows older than that one may be taken. Both are one short
+/// range of `(status, lease_until, lease_owner)`, a lease or a backoff not yet run out: normally
+/// empty, a few rows during faults; this relay's own rows in flight are passed over inside the
+/// index.
 const HELD_BACK: &str = "WITH held AS (\
-     SELECT msg_key, MIN(id) AS from_id FROM outbox_event FORCE INDEX (ix_outbox_status_available) \
-     WHERE status = 'PENDING' AND available_at > UTC_TIMESTAMP(6) GROUP BY msg_key \
-     UNION ALL \
-     SELECT msg_key, MIN(id) FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
-     WHERE status = 'PENDING' AND lease_until >= UTC_TIMESTAMP(6) AND lease_owner <> ? GROUP BY msg_key) ";
+     SELECT msg_key, MIN(id) AS from_id FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+     WHERE status = 'PENDING' AND lease_until >= UTC_TIMESTAMP(6) \
+     AND (lease_owner IS NULL OR lease_owner <> ?) GROUP BY msg_key) ";
 
 /// A candidate and the range it came from.
 #[derive(Debug, FromQueryResult)]
 struct Candidate {
-    /// 1 when its lease had expired (its previous holder may still be writing its outcome).
+    /// 1 when its lease had expired (its previous holder may still be writing its outcome) or its
+    /// backoff ran out (its attempts are read again under the lock).
     expired: i32,
     #[sea_orm(nested)]
     row: ClaimedRow,
@@ -230,8 +230,8 @@ struct Candidate {
 
 /// Step 1 of a claim: the candidates, by one plain (consistent, non-locking) read: two index
 /// ranges of (status, lease_until, id), rows never leased (or released) in id order without
-/// touching the rows in flight, and rows whose lease expired (normally none), less the rows of
-/// held-back keys ([`HELD_BACK`]); the first `limit` of both together.
+/// touching the rows in flight, and rows whose lease expired or whose backoff ran out (normally
+/// none), less the rows of held-back keys ([`HELD_BACK`]); the first `limit` of both together.
 ///
 /// One statement, so one snapshot (the pool runs READ COMMITTED, where each statement reads its
 /// own): what one transaction wrote is in it entirely or not at all, and every row is seen in the
@@ -457,7 +457,11 @@ pub async fn mark_published(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Puts a row back in backoff: due again `after` from now, lease released. `attempt` says
+/// Puts a row back in backoff: due again `after` from now, lease released. The due time goes into
+/// `lease_until` as well as `available_at`, with no owner: the one index the claim reads,
+/// `(status, lease_until, lease_owner)`, then shows the row holding its key back until it is due
+/// (a second index on `available_at` for that alone cost every insert and every mark an entry),
+/// and a due row is claimable like an expired lease (docs/design.md §7). `attempt` says
 /// whether the failure counts against `RELAY_MAX_ATTEMPTS` (a broker answered with an error) or
 /// not (no broker answered: the outage policy). Only while `owner` still holds the row: a relay
 /// whose lease expired does not overwrite its successor's work.
@@ -471,11 +475,13 @@ pub async fn back_off(
 ) -> Result<(), DbErr> {
     db.execute_raw(stmt(
         "UPDATE outbox_event FORCE INDEX (PRIMARY) SET attempts = attempts + ?, last_error = ?, \
-         available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, lease_owner = NULL, lease_until = NULL \
+         available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, lease_owner = NULL, \
+         lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
          WHERE id = ? AND status = 'PENDING' AND lease_owner = ?",
         vec![
             i32::from(attempt).into(),
             truncate(error).into(),
+            micros(after).into(),
             micros(after).into(),
             id.into(),
             owner.into(),
