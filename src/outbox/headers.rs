@@ -33,15 +33,38 @@ pub fn build(event_id: Uuid, event_type: &str, traceparent: Option<&str>) -> Hea
     h
 }
 
-/// The JSON text stored in `outbox_event.headers`.
+/// The JSON text stored in `outbox_event.headers`: only what the row's own columns do not say
+/// (`event_id` and `event_type` are columns, the content type is always JSON), so normally just
+/// `traceparent`. The relay puts the message's headers back together ([`of_row`]).
 pub fn to_stored(headers: &Headers) -> String {
-    serde_json::to_string(headers).unwrap_or_else(|_| "{}".into())
+    let extra: BTreeMap<&str, &str> = headers
+        .iter()
+        .filter(|(k, v)| match k.as_str() {
+            EVENT_ID | EVENT_TYPE => false,
+            CONTENT_TYPE => v.as_str() != APPLICATION_JSON,
+            _ => true,
+        })
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    serde_json::to_string(&extra).unwrap_or_else(|_| "{}".into())
 }
 
 /// Reads `outbox_event.headers`; a row whose headers are not a JSON object of strings is sent
 /// without them rather than not at all.
 pub fn from_stored(stored: &str) -> Headers {
     serde_json::from_str(stored).unwrap_or_default()
+}
+
+/// A row's message headers: those every message carries, from its columns, then what
+/// `headers` stored (which wins: a row written before the headers were stored this way, or
+/// written by hand, keeps exactly what it stored).
+pub fn of_row(event_id: &str, event_type: &str, stored: &str) -> Headers {
+    let mut h = Headers::new();
+    h.insert(EVENT_ID.into(), event_id.into());
+    h.insert(EVENT_TYPE.into(), event_type.into());
+    h.insert(CONTENT_TYPE.into(), APPLICATION_JSON.into());
+    h.extend(from_stored(stored));
+    h
 }
 
 /// Kafka headers: `headers`, then `extra` (the `dlq_*` headers of a dead letter).
@@ -103,10 +126,29 @@ mod tests {
     #[test]
     fn stored_headers_round_trip_through_kafka_headers() {
         let h = build(Uuid::nil(), "T", None);
-        let kafka = to_kafka(&from_stored(&to_stored(&h)), &[("dlq_reason", "x".into())]);
+        let row = of_row(&Uuid::nil().to_string(), "T", &to_stored(&h));
+        let kafka = to_kafka(&row, &[("dlq_reason", "x".into())]);
         let back = from_kafka(Some(&kafka));
         assert_eq!(back.len(), 4);
         assert_eq!(back[EVENT_ID], Uuid::nil().to_string());
         assert_eq!(back["dlq_reason"], "x");
+    }
+
+    #[test]
+    fn a_row_stores_only_what_its_columns_do_not_say_and_gets_every_header_back() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let id = Uuid::now_v7();
+        let h = build(id, "ParticipationAccepted", Some(tp));
+        let stored = to_stored(&h);
+        assert_eq!(stored, format!("{{\"traceparent\":\"{tp}\"}}"));
+        assert_eq!(of_row(&id.to_string(), "ParticipationAccepted", &stored), h);
+        assert_eq!(to_stored(&build(id, "T", None)), "{}");
+        // A row written with every header (before, or by hand) keeps what it stored.
+        let full = serde_json::to_string(&h).expect("json");
+        assert_eq!(of_row(&id.to_string(), "ParticipationAccepted", &full), h);
+        let odd = r#"{"event_id":"other","content-type":"text/plain"}"#;
+        let sent = of_row(&id.to_string(), "T", odd);
+        assert_eq!(sent[EVENT_ID], "other");
+        assert_eq!(sent[CONTENT_TYPE], "text/plain");
     }
 }

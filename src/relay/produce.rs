@@ -34,9 +34,14 @@ pub fn publish_span(row: &ClaimedRow, headers: &outbox::headers::Headers) -> Exp
     })
 }
 
-/// The row's stored headers plus `extra`, as Kafka headers.
-pub fn kafka_headers(stored: &str, extra: &[(&str, String)]) -> OwnedHeaders {
-    outbox::headers::to_kafka(&outbox::headers::from_stored(stored), extra)
+/// The row's message headers plus `extra`, as Kafka headers.
+pub fn kafka_headers(row: &ClaimedRow, extra: &[(&str, String)]) -> OwnedHeaders {
+    outbox::headers::to_kafka(&message_headers(row), extra)
+}
+
+/// The row's message headers ([`outbox::headers::of_row`]).
+pub fn message_headers(row: &ClaimedRow) -> outbox::headers::Headers {
+    outbox::headers::of_row(&row.event_id, &row.event_type, &row.headers)
 }
 
 /// Enqueues one message, waiting while librdkafka's local queue is full.

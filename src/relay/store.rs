@@ -28,6 +28,7 @@ fn micros(d: Duration) -> i64 {
 pub struct ClaimedRow {
     pub id: i64,
     pub event_id: String,
+    pub event_type: String,
     pub topic: String,
     pub msg_key: String,
     pub payload: String,
@@ -249,7 +250,7 @@ async fn candidates(
 ) -> Result<Candidates, DbErr> {
     let range = |expired: u8, leases: &str| {
         format!(
-            "SELECT * FROM (SELECT {expired} AS expired, id, event_id, topic, msg_key, payload, headers, \
+            "SELECT * FROM (SELECT {expired} AS expired, id, event_id, event_type, topic, msg_key, payload, headers, \
              attempts, CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
              FROM outbox_event o FORCE INDEX (ix_outbox_status_lease) \
              WHERE status = 'PENDING' AND {leases} AND available_at <= UTC_TIMESTAMP(6){} \
@@ -563,6 +564,7 @@ mod tests {
         ClaimedRow {
             id,
             event_id: format!("e{id}"),
+            event_type: "ParticipationAccepted".into(),
             topic: "t".into(),
             msg_key: key.into(),
             payload: String::new(),

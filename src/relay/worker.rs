@@ -38,7 +38,7 @@ use super::{
     in_flight::{InFlight, SendStamp},
     leadership::Leadership,
     order::KeyOrder,
-    produce::{enqueue, kafka_headers, produce_once, publish_span},
+    produce::{enqueue, kafka_headers, message_headers, produce_once, publish_span},
     store::{self, ClaimedRow},
 };
 use crate::db::Db;
@@ -152,7 +152,7 @@ async fn send_rows(
             dropped.push(row);
             continue;
         }
-        let headers = outbox::headers::from_stored(&row.headers);
+        let headers = message_headers(&row);
         let mut span = publish_span(&row, &headers);
         match enqueue(
             &producer,
@@ -379,12 +379,12 @@ async fn dead_letter(
         &dlq_topic,
         key,
         row.payload.as_bytes(),
-        kafka_headers(&row.headers, &extra),
+        kafka_headers(row, &extra),
     )
     .await;
     if matches!(&result, Err(e) if !super::classify::is_retriable(e)) {
         extra.push((dlq::VALUE_OMITTED, "true".to_string()));
-        let headers = kafka_headers(&row.headers, &extra);
+        let headers = kafka_headers(row, &extra);
         result = produce_once(&producer, &dlq_topic, key, b"", headers).await;
     }
     match result {
