@@ -197,7 +197,10 @@ impl TestApp {
             );
             assert_eq!(payload["eventType"], json!("ParticipationAccepted"));
             assert_eq!(payload["eventId"], json!(event_id));
-            assert!(!stored.contains_key(headers::EVENT_ID), "the column says it");
+            assert!(
+                !stored.contains_key(headers::EVENT_ID),
+                "the column says it"
+            );
             assert_eq!(sent[headers::EVENT_ID], event_id);
             assert_eq!(key, campaign_id.to_string());
             assert!(seen.insert(event_id, id).is_none(), "event ids are unique");
