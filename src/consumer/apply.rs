@@ -1,7 +1,7 @@
 //! Applying one batch: its inbox rows and its effect in one transaction (docs/design.md §11),
 //! so "applied" and "recorded" cannot disagree, and a redelivered event is skipped.
 
-use std::collections::HashSet;
+use std::{borrow::Cow, collections::HashSet};
 
 use sea_orm::DbErr;
 use uuid::Uuid;
@@ -38,7 +38,12 @@ impl Applier<'_> {
         let txn = self.db.begin().await?;
         match inbox::record(&txn, self.consumer, &ids).await {
             Ok(()) => {
-                let all: Vec<Delivered> = unique.into_iter().cloned().collect();
+                // Normally no event repeats within the batch: the batch itself, uncopied.
+                let all: Cow<'_, [Delivered]> = if unique.len() == events.len() {
+                    Cow::Borrowed(events)
+                } else {
+                    Cow::Owned(unique.into_iter().cloned().collect())
+                };
                 self.handler.apply(&txn, &all).await?;
                 txn.commit().await?;
                 self.report_applied(&all);

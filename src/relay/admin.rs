@@ -98,8 +98,8 @@ pub async fn backlog(db: &Db) -> Result<Backlog, DbErr> {
          WHERE status = 'PENDING' AND lease_until < UTC_TIMESTAMP(6))";
     let sql = format!(
         "SELECT CAST({} AS SIGNED) AS pending, CAST({} AS SIGNED) AS published, CAST({} AS SIGNED) AS dead, \
-         CAST(TIMESTAMPDIFF(MICROSECOND, COALESCE(LEAST({unleased}, {ran_out}), {unleased}, {ran_out}), \
-         UTC_TIMESTAMP(6)) AS SIGNED) AS oldest_due_age_us",
+         CAST(TIMESTAMPDIFF(MICROSECOND, COALESCE(LEAST(u, r), u, r), UTC_TIMESTAMP(6)) AS SIGNED) \
+         AS oldest_due_age_us FROM (SELECT {unleased} AS u, {ran_out} AS r) due",
         count("PENDING"),
         count("PUBLISHED"),
         count("DEAD"),
