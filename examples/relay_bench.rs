@@ -273,9 +273,9 @@ async fn drain(
 }
 
 /// The limit a drain is measured against: the same rows drained by MySQL alone, with the relay's
-/// own statements of the same shape one after the other on one connection (read 2,000 unleased
-/// rows with their payloads in id order, lease them, mark them PUBLISHED), no Kafka and no
-/// locking read. What the relay adds to that is its price.
+/// own statements of the same shape one after the other on one connection (read 2,000 due rows
+/// with their payloads in id order, mark them PUBLISHED), no Kafka. What the relay adds to that
+/// is its price.
 async fn raw_drain(
     settings: &Settings,
     db: &DatabaseConnection,
@@ -296,11 +296,6 @@ async fn raw_drain(
             break;
         }
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        db.execute_unprepared(&format!(
-            "UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = '0123456789ab', \
-             lease_until = UTC_TIMESTAMP(6) + INTERVAL 30 SECOND WHERE id IN ({list})"
-        ))
-        .await?;
         db.execute_unprepared(&format!(
             "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', \
              published_at = UTC_TIMESTAMP(6), lease_owner = NULL, lease_until = NULL \

@@ -4,7 +4,8 @@
 //!
 //! It claims again at once after a full batch, so a burst drains without waiting for the next
 //! wake-up. While a queue is full it keeps watching shutdown and its leadership: rows it can no
-//! longer hand out are given back to MySQL before anything younger of their keys can be claimed.
+//! longer hand out are let go (a claim writes nothing, so nothing in MySQL is given back), and
+//! their keys are blocked until nothing of them is left in the pipeline.
 
 use std::{
     hash::{DefaultHasher, Hash, Hasher},
@@ -19,7 +20,7 @@ use super::{
     hooks::RelayHooks,
     leadership::Leadership,
     order::KeyOrder,
-    store::{self, ClaimedRow, LeaseMode, LedShards},
+    store::{self, ClaimedRow, LedShards},
 };
 use crate::db::error::{self as db_error, DbErrorKind};
 use crate::db::Db;
@@ -27,7 +28,6 @@ use crate::db::Db;
 pub struct ClaimLoop {
     pub db: Db,
     pub owner: String,
-    pub lease: Duration,
     pub batch: u32,
     pub poll: Duration,
     pub shards: u32,
@@ -37,8 +37,6 @@ pub struct ClaimLoop {
     pub leadership: watch::Receiver<Leadership>,
     /// Test hooks (none in production).
     pub hooks: Arc<dyn RelayHooks>,
-    /// How claims lease rows, asked of the server before the first claim.
-    pub lease_mode: tokio::sync::OnceCell<LeaseMode>,
 }
 
 /// The worker a key always goes to.
@@ -51,10 +49,6 @@ pub fn worker_for(key: &str, workers: usize) -> usize {
 impl ClaimLoop {
     /// Runs until `stop`; dropping `senders` on the way out closes the workers' queues.
     pub async fn run(mut self, senders: Vec<mpsc::Sender<ClaimedRow>>, stop: CancellationToken) {
-        // Set when a claim failed without saying whether it committed (its answer was lost):
-        // rows may be leased to this relay that nothing here holds, and the lease renewals would
-        // keep them so for ever. They are given back once the pipeline is empty.
-        let mut orphans = false;
         loop {
             tokio::select! {
                 biased;
@@ -66,29 +60,11 @@ impl ClaimLoop {
             if !self.leadership.borrow().leads_any() {
                 continue;
             }
-            if orphans {
-                if self.order.in_pipeline() > 0 {
-                    continue;
-                }
-                match store::release(&self.db, &self.owner, None).await {
-                    Ok(released) => {
-                        orphans = false;
-                        if released > 0 {
-                            tracing::warn!(released, "Gave back rows that a claim whose answer was lost had leased here.");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Could not give back rows a lost claim may have leased; will retry at the next poll.");
-                        continue;
-                    }
-                }
-            }
             // Claim until a short batch: a burst drains without waiting for the next wake-up.
             loop {
                 let rows = match self.claim().await {
                     Ok((_, rows)) => rows,
                     Err(e) => {
-                        orphans |= db_error::outcome_unknown(&e);
                         tracing::warn!(error = %e, "Claiming outbox rows failed; will retry at the next poll.");
                         break;
                     }
@@ -108,42 +84,22 @@ impl ClaimLoop {
     }
 
     /// One claim, run again once if InnoDB picked it as a deadlock victim (it did nothing). The
-    /// rows it returns are counted in the pipeline before anything else can happen to their keys.
+    /// rows it returns are counted in the pipeline, and held, before anything else can happen to
+    /// their keys.
     async fn claim(&self) -> Result<(LedShards, Vec<ClaimedRow>), sea_orm::DbErr> {
-        let blocked = self.order.begin_claim();
-        let result = self.claim_once(&blocked).await;
+        let view = self.order.begin_claim();
+        let claim = || store::claim(&self.db, &self.owner, self.shards, self.batch, &view);
+        let result = match claim().await {
+            Err(e) if db_error::kind(&e) == DbErrorKind::Deadlock => claim().await,
+            other => other,
+        };
         let rows = result
             .as_ref()
             .map(|(_, rows)| rows.as_slice())
             .unwrap_or(&[]);
         self.order
-            .end_claim(rows.iter().map(|r| r.msg_key.as_str()));
+            .end_claim(rows.iter().map(|r| (r.msg_key.as_str(), r.id)));
         result
-    }
-
-    async fn claim_once(
-        &self,
-        blocked: &[String],
-    ) -> Result<(LedShards, Vec<ClaimedRow>), sea_orm::DbErr> {
-        let mode = *self
-            .lease_mode
-            .get_or_try_init(|| store::lease_mode(&self.db))
-            .await?;
-        let claim = || {
-            store::claim(
-                &self.db,
-                &self.owner,
-                self.shards,
-                self.lease,
-                self.batch,
-                blocked,
-                mode,
-            )
-        };
-        match claim().await {
-            Err(e) if db_error::kind(&e) == DbErrorKind::Deadlock => claim().await,
-            other => other,
-        }
     }
 
     /// Hands rows to their workers in claim order. Returns `false` when it had to stop (shutdown,
@@ -173,7 +129,7 @@ impl ClaimLoop {
                 Some(permit) => permit.send(row),
                 None => {
                     let rest: Vec<ClaimedRow> = std::iter::once(row).chain(rows).collect();
-                    self.give_back(rest, stop).await;
+                    self.give_back(rest);
                     return false;
                 }
             }
@@ -181,33 +137,14 @@ impl ClaimLoop {
         true
     }
 
-    /// Releases rows that were claimed but not handed out. They are counted in the pipeline:
-    /// their keys stay blocked until the release is in MySQL (a row left leased here while
-    /// younger rows of its key are claimed would be published out of order), so the release is
-    /// retried until it is written or the relay stops.
-    async fn give_back(&self, rows: Vec<ClaimedRow>, stop: &CancellationToken) {
-        if rows.is_empty() {
-            return;
-        }
+    /// Lets go of rows that were claimed but not handed out. Their keys are blocked first: a
+    /// key with older rows still in a worker's pipeline is claimed again only once those are
+    /// settled, and then from its oldest row.
+    fn give_back(&self, rows: Vec<ClaimedRow>) {
         for row in &rows {
             self.order.block(&row.msg_key, row.id);
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut delay = Duration::from_millis(50);
-        while let Err(e) = store::release(&self.db, &self.owner, Some(&ids)).await {
-            if stop.is_cancelled() {
-                tracing::warn!(error = %e, rows = ids.len(), "Could not give back unclaimed rows while stopping; their lease will expire.");
-                break;
-            }
-            tracing::warn!(error = %e, rows = ids.len(), retry_in = ?delay, "Could not give back unclaimed rows; retrying.");
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-        for row in &rows {
-            self.order.settled(&row.msg_key, 1);
-        }
+        self.order
+            .settled(rows.iter().map(|r| (r.msg_key.as_str(), r.id)));
     }
 }

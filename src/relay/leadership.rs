@@ -1,11 +1,11 @@
 //! Shard leadership: keys are split into `RELAY_SHARDS` shards (CRC32 of the key), and each shard
 //! is published by the one instance holding its lease row in `relay_shard`. An instance renews
 //! its leases every third of `RELAY_LEASE_MS`, takes any shard whose lease expired (so a standby
-//! takes over from a dead or paused relay within one lease), and extends the leases of the rows
-//! it has in flight in the shards it leads.
+//! takes over from a dead or paused relay within one lease). Rows are not leased one by one: the
+//! shard lease fences every write a relay makes of a row's outcome (`store::back_off`).
 //!
-//! Fencing (docs/design.md §7) has three parts: the claim reads the led shards inside its own
-//! transaction (`store::claim`); a worker checks [`Leadership::leads`] before each send and
+//! Fencing (docs/design.md §7) has four parts: the claim reads the led shards inside its own
+//! transaction (`store::claim`), and so does every backoff or DEAD mark (`store::back_off`); a worker checks [`Leadership::leads`] before each send and
 //! drops rows of a shard it no longer leads; and [`Leadership::valid_until`] ends a little before
 //! the lease in MySQL does, so a paused instance that wakes up after its lease finds its
 //! leadership already over, before it can send anything.
@@ -23,7 +23,7 @@ use sea_orm::{ConnectionTrait, DbErr, Value};
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::store::{self, LedShards};
+use super::store::LedShards;
 use crate::db::Db;
 
 /// What this instance may publish, and until when (after a failed renewal it stops sending
@@ -219,12 +219,6 @@ impl ShardLeases {
                         total: self.total,
                         shards: owned,
                     };
-                    // Rows in flight stay ours exactly as long as their shard does.
-                    if let Err(e) =
-                        store::renew_row_leases(&self.db, &self.owner, &led, self.lease).await
-                    {
-                        tracing::warn!(error = %e, "Could not extend the leases of rows in flight; they may be re-sent after their lease.");
-                    }
                     let _ = tx.send(Leadership {
                         led,
                         valid_until: started + self.lease - safety,

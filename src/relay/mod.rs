@@ -1,18 +1,20 @@
 //! The outbox relay (docs/design.md §7): publishes committed outbox rows to Kafka.
 //!
 //! # Layout
-//! - [`leadership`]: one active relay per shard, elected with lease rows in MySQL; row leases of
-//!   rows in flight are renewed with it; its live status is what `/health/ready` reports.
+//! - [`leadership`]: one active relay per shard, elected with lease rows in MySQL (the fence:
+//!   rows are not leased one by one); its live status is what `/health/ready` reports.
 //! - [`claim`]: the claim loop: claims due rows of the led shards (fenced inside the claim
 //!   transaction) and hands them to workers.
-//! - [`order`]: per-key order through failures, lost leases and panics (the proof is there).
+//! - [`order`]: per-key order through failures, lost leases and panics (the proof is there),
+//!   and the rows this relay holds (claimed, their outcome not yet in MySQL); [`held`] names
+//!   them to the claims.
 //! - [`worker`]: pipelined produces, dead letters, outcome recording; `in_flight.rs` tracks
 //!   what a worker has sent, `produce.rs` produces one row.
 //! - [`recorder`]: marks published rows in batches, off the workers' path.
 //! - [`supervisor`]: bounded queues, panic restarts with backoff, fail-fast start.
 //! - [`classify`]: the one error classifier (Published / Wait / Retry / DeadLetter) and the
 //!   outage policy.
-//! - [`store`]: the SQL of claiming, recording and releasing.
+//! - [`store`]: the SQL of claiming and recording.
 //! - [`admin`]: the outbox as operators see it (summary, dead letters, redrive).
 //! - [`cleanup`]: deletes PUBLISHED rows past the retention.
 //! - [`hooks`]: where a test may step into a running relay (nothing happens in production).
@@ -21,13 +23,13 @@
 //! [`RelayHandle::wait`] returns when it has stopped. The stop sequence, in one place
 //! ([`Relay::stop`]): stop claiming → close the queues → workers send what they hold and wait for
 //! its delivery reports (at most `drain_timeout`, then the producers' queues are purged and
-//! those rows go back to MySQL) → the recorder writes the last marks → release row leases →
-//! release shard leases.
+//! those rows go back to MySQL) → the recorder writes the last marks → release shard leases.
 
 pub mod admin;
 pub mod claim;
 pub mod classify;
 pub mod cleanup;
+pub mod held;
 pub mod hooks;
 mod in_flight;
 pub mod leadership;
@@ -62,6 +64,8 @@ const RECORDER_QUEUE: usize = 1_024;
 pub struct RelayHandle {
     /// This instance's name in lease columns.
     pub owner: String,
+    /// The keys and rows in this relay's pipeline.
+    order: Arc<KeyOrder>,
     /// This instance's shard leadership, live (for `/health/ready` and the admin summary).
     pub leadership: Arc<LeadershipStatus>,
     /// Cancelled to stop the relay; a child of the application's root token.
@@ -79,6 +83,11 @@ impl RelayHandle {
     /// Returns when every task of the relay has ended.
     pub async fn wait(&self) {
         self.tasks.wait().await;
+    }
+
+    /// Rows this relay holds: claimed, their outcome not yet in MySQL (`order.rs`).
+    pub fn rows_held(&self) -> usize {
+        self.order.held()
     }
 }
 
@@ -130,7 +139,7 @@ impl<'a> RelayBuilder<'a> {
             leadership: lead_rx,
         };
         tracing::info!(owner = %shared.owner, host = %std::env::var("HOSTNAME").unwrap_or_default(),
-            "Relay starting; its shard and row leases name it by this owner.");
+            "Relay starting; its shard leases name it by this owner.");
         let status = Arc::new(LeadershipStatus::new(
             &shared.owner,
             settings.shards,
@@ -153,7 +162,7 @@ impl<'a> RelayBuilder<'a> {
         let tasks = TaskTracker::new();
         let recorder = tasks.spawn(running::track(
             "relay recorder",
-            recorder::run(deps.db.clone(), recorder_rx)
+            recorder::run(deps.db.clone(), shared.order.clone(), recorder_rx)
                 .instrument(tracing::info_span!("relay_recorder")),
         ));
         tasks.spawn(running::track(
@@ -174,8 +183,6 @@ impl<'a> RelayBuilder<'a> {
                 .instrument(tracing::info_span!("relay_leadership")),
         ));
         let relay = Relay {
-            db: self.deps.db,
-            owner: shared.owner.clone(),
             producers: self.deps.producers,
             drain_timeout: self.deps.drain_timeout,
             workers,
@@ -196,6 +203,7 @@ impl<'a> RelayBuilder<'a> {
         tasks.close();
         Ok(RelayHandle {
             owner: shared.owner.clone(),
+            order: shared.order.clone(),
             leadership: status,
             stop,
             tasks,
@@ -213,11 +221,8 @@ struct Shared {
     leadership: watch::Receiver<Leadership>,
 }
 
-/// Twelve random hex digits (48 bits), logged with the host name when the relay starts. Short on
-/// purpose: every claimed row is written with it. Measured on the benchmark's rows on an idle
-/// server, a 2,000-row lease UPDATE took ~95 ms with the former `<HOSTNAME>-<uuid>` (42
-/// characters) and ~53 ms with 12; the likely reason is that the longer value grows a row past
-/// the free space InnoDB leaves in its page (docs/design.md §7).
+/// Twelve random hex digits (48 bits), logged with the host name when the relay starts. Short
+/// since the time every claimed row was written with it (row leases; docs/design.md §7).
 fn instance_name() -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
     id[id.len() - 12..].to_string()
@@ -267,7 +272,6 @@ fn claim_loop(settings: &RelaySettings, deps: &RelayDeps, shared: &Shared) -> Cl
     ClaimLoop {
         db: deps.db.clone(),
         owner: shared.owner.clone(),
-        lease: settings.lease,
         batch: settings.batch_size,
         poll: settings.poll_interval,
         shards: settings.shards,
@@ -275,19 +279,16 @@ fn claim_loop(settings: &RelaySettings, deps: &RelayDeps, shared: &Shared) -> Cl
         wakeup: deps.wakeup.clone(),
         leadership: shared.leadership.clone(),
         hooks: shared.hooks.clone(),
-        lease_mode: tokio::sync::OnceCell::new(),
     }
 }
 
 /// What the stop sequence needs after the claim loop has ended.
 struct Relay {
-    db: Db,
-    owner: String,
     producers: Producers,
     drain_timeout: Duration,
     /// The supervised workers; they end when their queues are closed and drained.
     workers: TaskTracker,
-    /// Tells workers that outcomes that cannot be written may be left to the lease.
+    /// Tells workers that outcomes that cannot be written may be given up.
     workers_stopping: CancellationToken,
     /// Ends when the last worker dropped its sender and the last marks are written.
     recorder: tokio::task::JoinHandle<()>,
@@ -298,7 +299,7 @@ struct Relay {
 
 impl Relay {
     /// The queues are closed (the claim loop dropped its senders): let the workers finish, purge
-    /// what Kafka did not acknowledge in time, write the last marks, give every lease back.
+    /// what Kafka did not acknowledge in time, write the last marks, give the shards back.
     async fn stop(self) {
         tracing::info!("Relay stopping: no more claims; waiting for deliveries in flight.");
         if tokio::time::timeout(self.drain_timeout, self.workers.wait())
@@ -314,25 +315,18 @@ impl Relay {
                 .await
                 .is_err()
             {
-                tracing::warn!("Relay workers did not stop after the purge; their rows return after their lease.");
+                tracing::warn!("Relay workers did not stop after the purge; their rows stay PENDING for the next leader.");
             }
         }
         self.workers_stopping.cancel();
-        // Published rows must be marked before the leases go, or they would be sent again.
+        // Published rows must be marked before the shard leases go, or they would be sent again.
         if tokio::time::timeout(Duration::from_secs(5), self.recorder)
             .await
             .is_err()
         {
             tracing::warn!(
-                "The recorder did not finish; unmarked rows are re-sent after their lease."
+                "The recorder did not finish; the next leader re-sends the unmarked rows."
             );
-        }
-        match store::release(&self.db, &self.owner, None).await {
-            Ok(n) if n > 0 => tracing::info!(rows = n, "Released row leases."),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not release row leases; they expire on their own.")
-            }
         }
         self.leadership_stop.cancel();
         let _ = self.leadership.await;

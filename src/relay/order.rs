@@ -20,7 +20,7 @@
 //! 1. The row that breaks the run **blocks** its key ([`KeyOrder::block`]) before anything else
 //!    of that key is sent, and its own outcome (backoff, release) is written to MySQL.
 //! 2. While a key is blocked, its worker sends none of its rows: each one reaching the worker
-//!    is dropped and its lease released in MySQL ([`KeyOrder::is_blocked`]).
+//!    is dropped, unsent and unchanged in MySQL ([`KeyOrder::is_blocked`]).
 //! 3. The claim loop claims no row of a blocked key ([`KeyOrder::blocked_keys`]) and counts every
 //!    row it claimed as soon as the claim returns ([`KeyOrder::end_claim`]); a worker uncounts a
 //!    row only after its outcome is in MySQL ([`KeyOrder::settled`]). While a claim runs
@@ -35,11 +35,27 @@
 //!
 //! There is no timer in this: a block ends exactly when the pipeline holds nothing of the key,
 //! so it can neither end early (younger rows still queued) nor last forever (the rows drain).
+//!
+//! # Rows held
+//!
+//! Nothing in MySQL says that a row is in this relay's pipeline: the shard lease is the fence
+//! (docs/design.md §7), and rows are not leased one by one. The ledger keeps their ids instead,
+//! from the claim that took them until their outcome is in MySQL: a published row until its
+//! PUBLISHED mark is committed ([`KeyOrder::recorded`]), any other row from the moment it is
+//! settled (its backoff or DEAD mark is written, or it was dropped and is plain PENDING again).
+//! Each claim leaves out the ids held when it starts ([`KeyOrder::begin_claim`]); an id is let go
+//! only after MySQL shows its outcome, so a claim either sees the outcome or still leaves the row
+//! out. A row settled otherwise than published is let go in the same step that settles its key,
+//! so a key never opens while one of its rows is still left out of the claims (its younger rows
+//! would be taken without it).
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
+
+use super::held::HeldIds;
+pub use super::held::HeldRuns;
 
 use tokio::sync::Notify;
 
@@ -55,8 +71,19 @@ struct KeyState {
 #[derive(Debug, Default)]
 struct KeyLedger {
     keys: HashMap<String, KeyState>,
+    /// Ids claimed whose outcome is not yet in MySQL (see "Rows held").
+    held: HeldIds,
     /// A claim is running: keys whose last row settles meanwhile stay blocked until it ends.
     claiming: bool,
+}
+
+/// What a claim must leave alone, read at once when it starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimView {
+    /// Keys blocked in this relay.
+    pub blocked: Vec<String>,
+    /// The ids held, as runs (`held.rs`).
+    pub held: HeldRuns,
 }
 
 /// Shared by the claim loop (which counts claimed rows) and the workers (which settle and
@@ -80,18 +107,24 @@ impl KeyOrder {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A claim starts; returns the keys it must leave alone.
-    pub fn begin_claim(&self) -> Vec<String> {
-        self.lock().claiming = true;
-        self.blocked_keys()
+    /// A claim starts; returns what it must leave alone: the blocked keys and the held ids.
+    pub fn begin_claim(&self) -> ClaimView {
+        let mut book = self.lock();
+        book.claiming = true;
+        ClaimView {
+            blocked: blocked_keys(&book),
+            held: book.held.runs(),
+        }
     }
 
-    /// The claim returned `keys` (one entry per row claimed): they are in the pipeline now.
-    /// Keys whose block was held open by the claim and that have nothing left are unblocked.
-    pub fn end_claim<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+    /// The claim returned `rows` (key and id of each row claimed): they are in the pipeline, and
+    /// held, now. Keys whose block was held open by the claim and that have nothing left are
+    /// unblocked.
+    pub fn end_claim<'a>(&self, rows: impl IntoIterator<Item = (&'a str, i64)>) {
         let mut book = self.lock();
-        for key in keys {
+        for (key, id) in rows {
             book.keys.entry(key.to_string()).or_default().in_pipeline += 1;
+            book.held.claimed(id);
         }
         book.claiming = false;
         let before = book.keys.len();
@@ -105,12 +138,7 @@ impl KeyOrder {
 
     /// Keys the claim must leave alone.
     pub fn blocked_keys(&self) -> Vec<String> {
-        self.lock()
-            .keys
-            .iter()
-            .filter(|(_, s)| s.blocked_from.is_some())
-            .map(|(k, _)| k.clone())
-            .collect()
+        blocked_keys(&self.lock())
     }
 
     /// Row `id` of `key` left the pipeline unpublished: send nothing more of the key until the
@@ -131,28 +159,66 @@ impl KeyOrder {
         self.lock().keys.get(key).and_then(|s| s.blocked_from)
     }
 
-    /// `rows` rows of `key` were settled (their outcome is in MySQL, or they were published).
-    pub fn settled(&self, key: &str, rows: usize) {
+    /// `rows` (key and id) were settled with an outcome that is in MySQL now (backoff, DEAD), or
+    /// none (dropped unsent: plain PENDING): they leave the pipeline and are no longer held.
+    pub fn settled<'a>(&self, rows: impl IntoIterator<Item = (&'a str, i64)>) {
+        self.leave(rows, true);
+    }
+
+    /// `rows` were published: they leave the pipeline, but stay held until the recorder's mark
+    /// is committed ([`KeyOrder::recorded`]).
+    pub fn published<'a>(&self, rows: impl IntoIterator<Item = (&'a str, i64)>) {
+        self.leave(rows, false);
+    }
+
+    /// The PUBLISHED marks of `ids` are committed: claims see them, and no longer leave them out.
+    pub fn recorded(&self, ids: &[i64]) {
         let mut book = self.lock();
-        let claiming = book.claiming;
-        let Some(state) = book.keys.get_mut(key) else {
-            return;
-        };
-        state.in_pipeline = state.in_pipeline.saturating_sub(rows);
-        if state.in_pipeline == 0 && !(claiming && state.blocked_from.is_some()) {
-            let was_blocked = state.blocked_from.is_some();
-            book.keys.remove(key);
-            drop(book);
-            if was_blocked {
-                self.unblocked.notify_one();
+        for &id in ids {
+            book.held.recorded(id);
+        }
+    }
+
+    fn leave<'a>(&self, rows: impl IntoIterator<Item = (&'a str, i64)>, let_go: bool) {
+        let mut book = self.lock();
+        let mut opened = false;
+        for (key, id) in rows {
+            if let_go {
+                book.held.let_go(id);
+            }
+            let claiming = book.claiming;
+            let Some(state) = book.keys.get_mut(key) else {
+                continue;
+            };
+            state.in_pipeline = state.in_pipeline.saturating_sub(1);
+            if state.in_pipeline == 0 && !(claiming && state.blocked_from.is_some()) {
+                opened |= state.blocked_from.is_some();
+                book.keys.remove(key);
             }
         }
+        drop(book);
+        if opened {
+            self.unblocked.notify_one();
+        }
+    }
+
+    /// Ids held: claimed, their outcome not yet in MySQL.
+    pub fn held(&self) -> usize {
+        self.lock().held.len()
     }
 
     /// Rows in the pipeline, over all keys.
     pub fn in_pipeline(&self) -> usize {
         self.lock().keys.values().map(|s| s.in_pipeline).sum()
     }
+}
+
+fn blocked_keys(book: &KeyLedger) -> Vec<String> {
+    book.keys
+        .iter()
+        .filter(|(_, s)| s.blocked_from.is_some())
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -163,7 +229,7 @@ mod tests {
     fn a_block_lasts_exactly_until_the_keys_last_row_is_settled() {
         let order = KeyOrder::new(Arc::new(Notify::new()));
         order.begin_claim();
-        order.end_claim(["a", "a", "a", "b"]);
+        order.end_claim([("a", 10), ("a", 11), ("a", 12), ("b", 13)]);
         order.block("a", 10);
         order.block("a", 12);
         assert_eq!(order.blocked_from("a"), Some(10));
@@ -172,13 +238,13 @@ mod tests {
         assert_eq!(order.blocked_keys(), vec!["a".to_string()]);
         // A row claimed while blocked (the claim raced the block) keeps the block alive.
         order.begin_claim();
-        order.end_claim(["a"]);
-        order.settled("a", 3);
+        order.end_claim([("a", 14)]);
+        order.settled([("a", 10), ("a", 11), ("a", 12)]);
         assert!(
             order.is_blocked("a"),
             "one row of `a` is still in the pipeline"
         );
-        order.settled("a", 1);
+        order.settled([("a", 14)]);
         assert!(!order.is_blocked("a"));
         assert!(order.blocked_keys().is_empty());
         assert_eq!(order.in_pipeline(), 1);
@@ -188,28 +254,28 @@ mod tests {
     fn a_key_blocked_during_a_claim_stays_blocked_until_the_claim_has_counted_its_rows() {
         let order = KeyOrder::new(Arc::new(Notify::new()));
         order.begin_claim();
-        order.end_claim(["a"]);
+        order.end_claim([("a", 1)]);
         // The next claim starts (it sees no blocked key), then row `a` fails and settles.
-        assert!(order.begin_claim().is_empty());
+        assert!(order.begin_claim().blocked.is_empty());
         order.block("a", 1);
-        order.settled("a", 1);
+        order.settled([("a", 1)]);
         assert!(
             order.is_blocked("a"),
             "the running claim may be taking younger rows of `a`"
         );
-        order.end_claim(["a"]);
+        order.end_claim([("a", 2)]);
         assert!(
             order.is_blocked("a"),
             "its row of `a` must be dropped, not sent"
         );
-        order.settled("a", 1);
+        order.settled([("a", 2)]);
         assert!(!order.is_blocked("a"));
         // A claim that took nothing of a blocked key lets it open when it ends.
         order.begin_claim();
-        order.end_claim(["b"]);
+        order.end_claim([("b", 3)]);
         order.begin_claim();
-        order.block("b", 2);
-        order.settled("b", 1);
+        order.block("b", 3);
+        order.settled([("b", 3)]);
         assert!(order.is_blocked("b"));
         order.end_claim([]);
         assert!(!order.is_blocked("b"));
@@ -220,7 +286,31 @@ mod tests {
         let order = KeyOrder::new(Arc::new(Notify::new()));
         order.block("a", 1);
         assert!(!order.is_blocked("a"));
-        order.settled("a", 1);
+        order.settled([("a", 1)]);
         assert_eq!(order.in_pipeline(), 0);
+    }
+
+    #[test]
+    fn a_published_row_stays_held_until_its_mark_is_recorded_and_other_outcomes_let_go_at_once() {
+        let order = KeyOrder::new(Arc::new(Notify::new()));
+        order.begin_claim();
+        order.end_claim([("a", 5), ("a", 6), ("b", 7), ("b", 9)]);
+        let view = order.begin_claim();
+        assert_eq!(view.held.runs, vec![(5, 7), (9, 9)]);
+        order.end_claim([]);
+        order.published([("a", 5), ("a", 6)]);
+        order.block("b", 7);
+        order.settled([("b", 7)]);
+        assert_eq!(order.in_pipeline(), 1, "b's row 9 is still in the pipeline");
+        assert_eq!(
+            order.begin_claim().held.runs,
+            vec![(5, 6), (9, 9)],
+            "published rows stay left out until their mark is committed; the failed one not"
+        );
+        order.end_claim([]);
+        order.recorded(&[5, 6]);
+        order.settled([("b", 9)]);
+        assert_eq!(order.held(), 0);
+        assert!(!order.is_blocked("b"));
     }
 }

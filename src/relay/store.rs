@@ -1,21 +1,22 @@
-//! SQL of the relay: claim due rows with a lease, record outcomes in batches, release leases,
-//! and clean up (the admin views are in `admin.rs`). Time comparisons use the database clock (`UTC_TIMESTAMP(6)`),
-//! so instances with skewed clocks still agree on leases and due times.
+//! SQL of the relay: claim due rows, record outcomes (batched marks; backoff and DEAD fenced by
+//! the shard lease), and clean up (the admin views are in `admin.rs`). Time comparisons use the
+//! database clock (`UTC_TIMESTAMP(6)`), so instances with skewed clocks still agree on leases and
+//! due times.
+//!
+//! Rows are not leased one by one: the shard lease is the fence (docs/design.md §7). A claim
+//! writes nothing; the rows this relay has claimed and not yet settled are held in its memory
+//! (`order.rs`) and left out of its claims by id.
 //!
 //! Every UPDATE names its index (`FORCE INDEX`). Left to itself the optimizer reaches rows by
 //! `id` through the `status` index (PENDING rows are few), and so reads every PENDING row,
 //! including rows that participation transactions are still writing: the UPDATE then waits on
 //! their locks (up to `innodb_lock_wait_timeout`), and a long transaction stalls the relay.
-//! Through the primary key (rows by id) or `(status, lease_until)` (rows by owner, always
-//! leased) an UPDATE reads only the rows it changes.
+//! Through the primary key (rows by id) an UPDATE reads only the rows it changes.
 
-use crate::db::sql::{execute_for_ids, in_list, stmt, MAX_IDS};
-use std::{
-    collections::{HashMap, HashSet},
-    time::Duration,
-};
+use crate::db::sql::{execute_for_ids, in_list, size_at_least, stmt};
+use std::time::Duration;
 
-use crate::db::error::{self as db_error, DbErrorKind};
+use super::{held::HeldRuns, order::ClaimView};
 use crate::db::Db;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
@@ -48,18 +49,24 @@ pub struct LedShards {
     pub shards: Vec<u32>,
 }
 
-/// The shards `owner` holds a live lease on, share-locked until the transaction ends: a takeover
-/// by another instance cannot commit while this claim runs.
+/// Share-locks `owner`'s live lease rows among `shards` until the transaction ends (a takeover
+/// by another instance cannot commit meanwhile) and returns their shards.
 async fn led_shards(
     txn: &impl ConnectionTrait,
     owner: &str,
-    total: u32,
+    shards: ShardsAsked,
 ) -> Result<Vec<u32>, DbErr> {
+    let (filter, value) = match shards {
+        ShardsAsked::Below(total) => ("shard < ?", total),
+        ShardsAsked::One(shard) => ("shard = ?", shard),
+    };
     let rows = txn
         .query_all_raw(stmt(
-            "SELECT shard FROM relay_shard WHERE owner = ? AND shard < ? AND lease_until > UTC_TIMESTAMP(6) \
-             ORDER BY shard LOCK IN SHARE MODE",
-            vec![owner.into(), total.into()],
+            &format!(
+                "SELECT shard FROM relay_shard WHERE owner = ? AND {filter} \
+                 AND lease_until > UTC_TIMESTAMP(6) ORDER BY shard LOCK IN SHARE MODE"
+            ),
+            vec![owner.into(), value.into()],
         ))
         .await?;
     rows.iter()
@@ -67,132 +74,60 @@ async fn led_shards(
         .collect()
 }
 
-/// Claims up to `limit` due rows of the shards `owner` leads, in id order, and leases them.
+/// Which lease rows [`led_shards`] reads.
+#[derive(Clone, Copy)]
+enum ShardsAsked {
+    /// Every shard (a claim).
+    Below(u32),
+    /// One shard (an outcome's fence).
+    One(u32),
+}
+
+/// Claims up to `limit` due rows of the shards `owner` leads, in id order. It writes nothing:
+/// what it returns is held in this relay's memory until settled (`order.rs`).
 ///
-/// Fencing: the shards come from `relay_shard` inside this transaction, so an instance whose
-/// lease ran out claims nothing, however late its claim loop runs.
+/// Fencing: the shards come from `relay_shard` inside this transaction, share-locked, so an
+/// instance whose lease ran out claims nothing, however late its claim loop runs, and a takeover
+/// waits for a running claim. Only the shard's leader writes a PENDING row's backoff or DEAD
+/// mark, under the same lock ([`back_off`]), so the attempts a claim reads stay true while it
+/// leads.
 ///
-/// Per-key order: a row is not taken while an older row of its key is in backoff or leased by
-/// another relay, nor while its key is `blocked` in this relay (see `order.rs`). Rows of a key
-/// that this relay has in flight are leased, so only the younger ones are taken: they queue
-/// behind their elders in the key's worker. Candidates and held-back keys come from one
-/// consistent read ([`candidates`]), so a row a transaction is still writing is not among them
-/// (a late commit is claimed once it is visible); a candidate another transaction holds is
-/// passed over with its key's younger rows, by the lease UPDATE failing at once
-/// ([`LeaseMode::NoWait`]) or by `SKIP LOCKED`.
-#[tracing::instrument(level = "debug", skip(db, blocked), fields(blocked = blocked.len()), err(level = "warn"))]
+/// Per-key order: a row is not taken while an older row of its key is in backoff (or leased by
+/// a relay of an earlier version), nor while its key is blocked in this relay (`view.blocked`).
+/// The rows this relay holds (`view.held`) are left out by id, so only their younger rows are
+/// taken: they queue behind their elders in the key's worker. Candidates and held-back keys come
+/// from one consistent read ([`candidates`]), so a row a transaction is still writing is not
+/// among them (a late commit is claimed once it is visible).
+#[tracing::instrument(level = "debug", skip(db, view), fields(blocked = view.blocked.len(), held_runs = view.held.runs.len()), err(level = "warn"))]
 pub async fn claim(
     db: &Db,
     owner: &str,
     total: u32,
-    lease: Duration,
     limit: u32,
-    blocked: &[String],
-    mode: LeaseMode,
+    view: &ClaimView,
 ) -> Result<(LedShards, Vec<ClaimedRow>), DbErr> {
     let txn = db.begin().await?;
-    let shards = led_shards(&txn, owner, total).await?;
+    let shards = led_shards(&txn, owner, ShardsAsked::Below(total)).await?;
     let led = LedShards { total, shards };
-    if led.shards.is_empty() {
-        txn.commit().await?;
-        return Ok((led, Vec::new()));
-    }
-    let filter = ClaimFilter::new(&led, blocked);
-    let found = candidates(&txn, owner, total, &filter, limit).await?;
-    let rows = if found.rows.is_empty() {
-        found.rows
-    } else if found.any_expired || mode == LeaseMode::LockFirst {
-        lock_then_lease(&txn, owner, lease, found.rows).await?
+    let rows = if led.shards.is_empty() {
+        Vec::new()
     } else {
-        match lease_unleased(&txn, owner, lease, &found.rows).await {
-            Err(e) if db_error::kind(&e) == DbErrorKind::LockWaitTimeout => {
-                lock_then_lease(&txn, owner, lease, found.rows).await?
-            }
-            leased => leased?.unwrap_or(found.rows),
-        }
+        candidates(&txn, total, &ClaimFilter::new(&led, view), limit).await?
     };
     txn.commit().await?;
     Ok((led, rows))
 }
 
-/// How a claim leases its candidates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaseMode {
-    /// One UPDATE that fails at once on a row another transaction holds (MariaDB's
-    /// `SET STATEMENT innodb_lock_wait_timeout = 0 FOR`); the locking read only when it did.
-    NoWait,
-    /// The locking read with `SKIP LOCKED` first, always: MySQL (no per-statement lock wait), or
-    /// a server that rolls back the whole transaction on a lock wait timeout
-    /// (`innodb_rollback_on_timeout`), which would take the claim's fence with it.
-    LockFirst,
-}
-
-/// Which [`LeaseMode`] the server allows.
-pub async fn lease_mode(db: &Db) -> Result<LeaseMode, DbErr> {
-    let nowait = db
-        .query_all_raw(stmt(
-            "SELECT CAST(@@version LIKE '%MariaDB%' AND @@innodb_rollback_on_timeout = 0 AS SIGNED)",
-            vec![],
-        ))
-        .await?
-        .first()
-        .map(|row| row.try_get_by_index::<i64>(0))
-        .transpose()?
-        == Some(1);
-    Ok(if nowait {
-        LeaseMode::NoWait
-    } else {
-        LeaseMode::LockFirst
-    })
-}
-
-/// Leases the candidates the locking read took ([`lock_claimable`]).
-async fn lock_then_lease(
-    txn: &impl ConnectionTrait,
-    owner: &str,
-    lease: Duration,
-    candidates: Vec<ClaimedRow>,
-) -> Result<Vec<ClaimedRow>, DbErr> {
-    let rows = lock_claimable(txn, candidates).await?;
-    lease_rows(txn, owner, lease, &rows, "").await?;
-    Ok(rows)
-}
-
-/// The claim's UPDATE: leases `rows` to `owner`, each only while it is still claimable
-/// (PENDING, due, its lease free or expired), [`MAX_IDS`] rows a statement. `prefix` goes before
-/// each statement. Returns how many it leased.
-async fn lease_rows(
-    txn: &impl ConnectionTrait,
-    owner: &str,
-    lease: Duration,
-    rows: &[ClaimedRow],
-    prefix: &str,
-) -> Result<u64, DbErr> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    execute_for_ids(txn, &ids, &[owner.into(), micros(lease).into()], |ids| {
-        format!(
-            "{prefix}UPDATE outbox_event FORCE INDEX (PRIMARY) SET lease_owner = ?, \
-                 lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id IN ({ids}) \
-                 AND {CLAIMABLE}"
-        )
-    })
-    .await
-}
-
-/// What a row must be to be claimed, checked again by the statements that lock it.
-const CLAIMABLE: &str = "status = 'PENDING' \
-     AND ((lease_until IS NULL AND lease_owner IS NULL) OR lease_until < UTC_TIMESTAMP(6)) \
-     AND available_at <= UTC_TIMESTAMP(6)";
-
-/// The claim's conditions beyond "due": the led shards (when not all) and the keys blocked in
-/// this relay.
+/// The claim's conditions beyond "due": the led shards (when not all), the keys blocked in this
+/// relay, and the ids it holds (as runs, each an `id < ? OR id > ?` the range optimizer cuts out
+/// of the index scan, so a claim does not read the rows in flight).
 struct ClaimFilter {
     sql: String,
     values: Vec<Value>,
 }
 
 impl ClaimFilter {
-    fn new(led: &LedShards, blocked: &[String]) -> Self {
+    fn new(led: &LedShards, view: &ClaimView) -> Self {
         let mut values: Vec<Value> = Vec::new();
         let mut sql = String::new();
         if led.shards.len() < led.total as usize {
@@ -200,252 +135,101 @@ impl ClaimFilter {
             let shards = in_list(&mut values, led.shards.iter().map(|s| Value::from(*s)));
             sql.push_str(&format!(" AND MOD(CRC32(msg_key), ?) IN ({shards})"));
         }
-        if !blocked.is_empty() {
-            let keys = in_list(&mut values, blocked.iter().map(|k| Value::from(k.as_str())));
+        if !view.blocked.is_empty() {
+            let keys = in_list(
+                &mut values,
+                view.blocked.iter().map(|k| Value::from(k.as_str())),
+            );
             sql.push_str(&format!(" AND msg_key NOT IN ({keys})"));
         }
+        held_filter(&view.held, &mut sql, &mut values);
         Self { sql, values }
     }
 }
 
-/// Keys held back, with the smallest id that holds each back: rows in backoff (anyone's: no owner,
-/// `lease_until` their due time, see [`back_off`]) and rows leased by another relay (it may still
-/// be publishing them); only a key's rows older than that one may be taken. Both are one short
-/// range of `(status, lease_until, lease_owner)`, a lease or a backoff not yet run out: normally
-/// empty, a few rows during faults; this relay's own rows in flight are passed over inside the
-/// index.
-const HELD_BACK: &str = "WITH held AS (\
-     SELECT msg_key, MIN(id) AS from_id FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
-     WHERE status = 'PENDING' AND lease_until >= UTC_TIMESTAMP(6) \
-     AND (lease_owner IS NULL OR lease_owner <> ?) GROUP BY msg_key) ";
-
-/// A candidate and the range it came from.
-#[derive(Debug, FromQueryResult)]
-struct Candidate {
-    /// 1 when its lease had expired (its previous holder may still be writing its outcome) or its
-    /// backoff ran out (its attempts are read again under the lock).
-    expired: i32,
-    #[sea_orm(nested)]
-    row: ClaimedRow,
+/// Appends the held runs to a claim's conditions, padded (by repeating the last run) to a list
+/// size of `db::sql`, so the statement texts stay few.
+fn held_filter(held: &HeldRuns, sql: &mut String, values: &mut Vec<Value>) {
+    if let Some(below) = held.below {
+        sql.push_str(" AND id < ?");
+        values.push(below.into());
+    }
+    let Some(&last) = held.runs.last() else {
+        return;
+    };
+    let padded = held
+        .runs
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(last))
+        .take(size_at_least(held.runs.len()));
+    for (first, end) in padded {
+        sql.push_str(" AND (id < ? OR id > ?)");
+        values.push(first.into());
+        values.push(end.into());
+    }
 }
 
-/// Step 1 of a claim: the candidates, by one plain (consistent, non-locking) read: two index
-/// ranges of (status, lease_until, id), rows never leased (or released) in id order without
-/// touching the rows in flight, and rows whose lease expired or whose backoff ran out (normally
-/// none), less the rows of held-back keys ([`HELD_BACK`]); the first `limit` of both together.
+/// Keys held back, with the smallest id that holds each back: rows in backoff (no owner,
+/// `lease_until` their due time, see [`back_off`]), and rows a relay of an earlier version
+/// leased (with an owner) whose lease has not run out; only a key's rows older than that one
+/// may be taken. One short range of `(status, lease_until, lease_owner)`: normally empty, a few
+/// rows during faults.
+const HELD_BACK: &str = "WITH held AS (\
+     SELECT msg_key, MIN(id) AS from_id FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
+     WHERE status = 'PENDING' AND lease_until >= UTC_TIMESTAMP(6) GROUP BY msg_key) ";
+
+/// The candidates of a claim, by one plain (consistent, non-locking) read: two index ranges of
+/// `(status, lease_until, lease_owner, id)`, rows never in backoff in id order (skipping the
+/// held runs inside the index), and rows whose backoff (or an earlier version's lease) ran out
+/// (normally none), less the rows of held-back keys ([`HELD_BACK`]); the first `limit` of both
+/// together, in id order.
 ///
 /// One statement, so one snapshot (the pool runs READ COMMITTED, where each statement reads its
 /// own): what one transaction wrote is in it entirely or not at all, and every row is seen in the
-/// same state by the held-back keys and by the ranges. Read apart, a row could pass from "leased
-/// by another relay, lease expired" (not holding its key, a candidate) to "in backoff" (holding
-/// it, not a candidate) between the reads and be neither, its younger rows taken ahead of it: a
-/// former leader writing its outcome late does exactly that (measured in a proof run, and by
-/// `relay::claim::a_former_leaders_late_backoff_…`).
+/// same state by the held-back keys and by the ranges. Read apart, a row could pass from "due"
+/// (not holding its key, a candidate) to "in backoff" (holding it, not a candidate) between the
+/// reads and be neither, its younger rows taken ahead of it (measured in a proof run, when
+/// row leases still let a former leader write that backoff).
 async fn candidates(
     txn: &impl ConnectionTrait,
-    owner: &str,
     total: u32,
     filter: &ClaimFilter,
     limit: u32,
-) -> Result<Candidates, DbErr> {
-    let range = |expired: u8, leases: &str| {
+) -> Result<Vec<ClaimedRow>, DbErr> {
+    let range = |name: &str, leases: &str| {
         format!(
-            "SELECT * FROM (SELECT {expired} AS expired, id, event_id, event_type, topic, msg_key, payload, headers, \
+            "SELECT * FROM (SELECT id, event_id, event_type, topic, msg_key, payload, headers, \
              attempts, CAST(MOD(CRC32(msg_key), ?) AS UNSIGNED) AS shard, created_at \
              FROM outbox_event o FORCE INDEX (ix_outbox_status_lease) \
              WHERE status = 'PENDING' AND {leases} AND available_at <= UTC_TIMESTAMP(6){} \
              AND NOT EXISTS (SELECT 1 FROM held WHERE held.msg_key = o.msg_key AND held.from_id < o.id) \
-             ORDER BY id LIMIT ?) r{expired}",
+             ORDER BY id LIMIT ?) {name}",
             filter.sql
         )
     };
     let sql = format!(
         "{HELD_BACK}{} UNION ALL {}",
-        range(0, "lease_until IS NULL AND lease_owner IS NULL"),
-        range(1, "lease_until < UTC_TIMESTAMP(6)"),
+        range("fresh", "lease_until IS NULL AND lease_owner IS NULL"),
+        range("due", "lease_until < UTC_TIMESTAMP(6)"),
     );
-    let mut values = vec![Value::from(owner)];
+    let mut values = Vec::with_capacity(2 * (filter.values.len() + 2));
     for _ in 0..2 {
         values.push(total.into());
         values.extend(filter.values.iter().cloned());
         values.push(limit.into());
     }
-    let mut found = Candidate::find_by_statement(stmt(&sql, values))
+    let mut found = ClaimedRow::find_by_statement(stmt(&sql, values))
         .all(txn)
         .await?;
-    found.sort_by_key(|c| c.row.id);
+    found.sort_by_key(|r| r.id);
     found.truncate(limit as usize);
-    let any_expired = found.iter().any(|c| c.expired != 0);
-    Ok(Candidates {
-        rows: found.into_iter().map(|c| c.row).collect(),
-        any_expired,
-    })
-}
-
-/// The candidates of a claim, in id order.
-struct Candidates {
-    rows: Vec<ClaimedRow>,
-    /// Whether any of them comes from an expired lease (its previous holder may still be
-    /// writing its outcome: backoff, with a new attempt count).
-    any_expired: bool,
-}
-
-/// Step 2 of a claim, when every candidate was never leased (or was released) and the server
-/// allows [`LeaseMode::NoWait`]: the lease UPDATE (one statement per [`MAX_IDS`] candidates)
-/// leases those still claimable, and fails at once (`LockWaitTimeout`) if another transaction
-/// holds one of them (an admin's statement; the caller then takes the locking read's way). A
-/// failure takes back what every statement of it leased (a savepoint: a later chunk failing
-/// must not leave an earlier one's rows leased here, held by nothing and out of the pipeline).
-/// Normally it leases every candidate, with the attempt count the read saw: only a lease holder
-/// changes it, and a committed, unleased row of a shard this relay leads has none while the
-/// claim holds the shard's lease row (a takeover waits for the claim). Returns `None` then. If
-/// it leased fewer (a row published, redriven or deleted since the read), the claim keeps what
-/// [`oldest_runs`] keeps, with the attempts read as of its own lock, and gives the rest back in
-/// the same transaction.
-async fn lease_unleased(
-    txn: &impl ConnectionTrait,
-    owner: &str,
-    lease: Duration,
-    candidates: &[ClaimedRow],
-) -> Result<Option<Vec<ClaimedRow>>, DbErr> {
-    let nowait = "SET STATEMENT innodb_lock_wait_timeout = 0 FOR ";
-    // One statement changes nothing when it fails; only several need the savepoint.
-    let several = candidates.len() > MAX_IDS;
-    if several {
-        txn.execute_unprepared("SAVEPOINT lease_unleased").await?;
-    }
-    let leased = match lease_rows(txn, owner, lease, candidates, nowait).await {
-        Ok(leased) => leased,
-        Err(e) => {
-            if several {
-                txn.execute_unprepared("ROLLBACK TO SAVEPOINT lease_unleased")
-                    .await?;
-            }
-            return Err(e);
-        }
-    };
-    if leased == candidates.len() as u64 {
-        return Ok(None);
-    }
-    let leased = attempts_of(
-        txn,
-        candidates,
-        |ids| {
-            format!(
-                "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) \
-                 WHERE lease_owner = ? AND status = 'PENDING' AND id IN ({ids})"
-            )
-        },
-        &[owner.into()],
-    )
-    .await?;
-    let (rows, give_back) = oldest_runs(candidates.to_vec(), &leased);
-    release(txn, owner, Some(&give_back)).await?;
-    Ok(Some(rows))
-}
-
-/// Step 2 of a claim when some candidate's lease expired (its holder may have written a backoff
-/// since the read), when another transaction holds a candidate, or always in
-/// [`LeaseMode::LockFirst`]: locks the candidates that are still claimable, reading their
-/// attempts as of the lock. SKIP LOCKED passes over a row another transaction holds (the
-/// locking read sees each row's latest commit, not one moment: with a skipping scan, rows
-/// committed together could be taken partly, the younger ones first, as a commit landed between
-/// two rows, which is why the candidates come from the consistent read).
-async fn lock_claimable(
-    txn: &impl ConnectionTrait,
-    candidates: Vec<ClaimedRow>,
-) -> Result<Vec<ClaimedRow>, DbErr> {
-    let locked = attempts_of(
-        txn,
-        &candidates,
-        |ids| {
-            format!(
-                "SELECT id, attempts FROM outbox_event FORCE INDEX (PRIMARY) WHERE id IN ({ids}) \
-                 AND {CLAIMABLE} FOR UPDATE SKIP LOCKED"
-            )
-        },
-        &[],
-    )
-    .await?;
-    Ok(oldest_runs(candidates, &locked).0)
-}
-
-/// `id → attempts` of the rows that `sql` (given the `IN` list's placeholders, after `values`)
-/// selects among `rows`, [`MAX_IDS`] ids a statement.
-async fn attempts_of(
-    txn: &impl ConnectionTrait,
-    rows: &[ClaimedRow],
-    sql: impl Fn(&str) -> String,
-    values: &[Value],
-) -> Result<HashMap<i64, i32>, DbErr> {
-    let mut found = HashMap::with_capacity(rows.len());
-    for chunk in rows.chunks(MAX_IDS) {
-        let mut chunk_values: Vec<Value> = values.to_vec();
-        let ids = in_list(&mut chunk_values, chunk.iter().map(|r| Value::from(r.id)));
-        for row in txn.query_all_raw(stmt(&sql(&ids), chunk_values)).await? {
-            found.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
-        }
-    }
     Ok(found)
 }
 
-/// What a claim keeps of its candidates once it knows which ones it `took` (with their attempts
-/// as of then): a key whose candidate was not taken keeps only the candidates before it, so what a
-/// claim takes of a key is always the oldest of its visible rows. Returns the kept rows, in id
-/// order, and the ids taken but not kept.
-fn oldest_runs(
-    candidates: Vec<ClaimedRow>,
-    took: &HashMap<i64, i32>,
-) -> (Vec<ClaimedRow>, Vec<i64>) {
-    let mut passed_over: HashSet<String> = HashSet::new();
-    let mut rows = Vec::with_capacity(took.len());
-    let mut not_kept = Vec::new();
-    for mut row in candidates {
-        match took.get(&row.id) {
-            Some(_) if passed_over.contains(&row.msg_key) => not_kept.push(row.id),
-            Some(&attempts) => {
-                row.attempts = attempts;
-                rows.push(row);
-            }
-            None => {
-                passed_over.insert(row.msg_key);
-            }
-        }
-    }
-    (rows, not_kept)
-}
-
-/// Extends the leases of the rows `owner` holds in the shards it leads (called with each shard
-/// lease renewal): a row in flight through a long Kafka outage stays this relay's, and stops
-/// being so together with its shard.
-pub async fn renew_row_leases(
-    db: &Db,
-    owner: &str,
-    led: &LedShards,
-    lease: Duration,
-) -> Result<u64, DbErr> {
-    if led.shards.is_empty() {
-        return Ok(0);
-    }
-    let mut values: Vec<Value> = vec![micros(lease).into(), owner.into(), led.total.into()];
-    let shards = in_list(&mut values, led.shards.iter().map(|s| Value::from(*s)));
-    let res = db
-        .execute_raw(stmt(
-            &format!(
-                "UPDATE outbox_event FORCE INDEX (ix_outbox_status_lease) \
-                 SET lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
-                 WHERE status = 'PENDING' AND lease_until IS NOT NULL AND lease_owner = ? \
-                 AND MOD(CRC32(msg_key), ?) IN ({shards})"
-            ),
-            values,
-        ))
-        .await?;
-    Ok(res.rows_affected())
-}
-
-/// Marks rows PUBLISHED, [`MAX_IDS`] a statement (the recorder hands over at most that many at
-/// once). A row that is delivered is published whoever holds its lease now, so this does not
-/// check the owner.
+/// Marks rows PUBLISHED, [`MAX_IDS`](crate::db::sql::MAX_IDS) a statement (the recorder hands
+/// over at most that many at once). A row that is delivered is published whoever leads its shard
+/// now, so this is not fenced.
 pub async fn mark_published(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
     execute_for_ids(db, ids, &[], |ids| {
         format!(
@@ -458,85 +242,84 @@ pub async fn mark_published(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Puts a row back in backoff: due again `after` from now, lease released. The due time goes into
-/// `lease_until` as well as `available_at`, with no owner: the one index the claim reads,
+/// Puts a row back in backoff: due again `after` from now. The due time goes into `lease_until`
+/// as well as `available_at`, with no owner: the one index the claim reads,
 /// `(status, lease_until, lease_owner)`, then shows the row holding its key back until it is due
 /// (a second index on `available_at` for that alone cost every insert and every mark an entry),
-/// and a due row is claimable like an expired lease (docs/design.md §7). `attempt` says
-/// whether the failure counts against `RELAY_MAX_ATTEMPTS` (a broker answered with an error) or
-/// not (no broker answered: the outage policy). Only while `owner` still holds the row: a relay
-/// whose lease expired does not overwrite its successor's work.
+/// and a due row is claimable (docs/design.md §7). `attempt` says whether the failure counts
+/// against `RELAY_MAX_ATTEMPTS` (a broker answered with an error) or not (no broker answered: the
+/// outage policy). Only while `owner` still leads the row's shard ([`fenced`]): a relay whose
+/// lease ran out does not overwrite its successor's work. Returns whether it was written.
 pub async fn back_off(
     db: &Db,
-    id: i64,
+    row: &ClaimedRow,
     owner: &str,
     after: Duration,
     attempt: bool,
     error: &str,
-) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
-        "UPDATE outbox_event FORCE INDEX (PRIMARY) SET attempts = attempts + ?, last_error = ?, \
-         available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, lease_owner = NULL, \
-         lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
-         WHERE id = ? AND status = 'PENDING' AND lease_owner = ?",
-        vec![
-            i32::from(attempt).into(),
-            truncate(error).into(),
-            micros(after).into(),
-            micros(after).into(),
-            id.into(),
-            owner.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
+) -> Result<bool, DbErr> {
+    fenced(
+        db,
+        owner,
+        row.shard,
+        stmt(
+            "UPDATE outbox_event FORCE INDEX (PRIMARY) SET attempts = attempts + ?, last_error = ?, \
+             available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, lease_owner = NULL, \
+             lease_until = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND \
+             WHERE id = ? AND status = 'PENDING'",
+            vec![
+                i32::from(attempt).into(),
+                truncate(error).into(),
+                micros(after).into(),
+                micros(after).into(),
+                row.id.into(),
+            ],
+        ),
+    )
+    .await
 }
 
-/// Marks a dead-lettered row DEAD (after its DLQ message was acknowledged).
+/// Marks a dead-lettered row DEAD (after its DLQ message was acknowledged), while `owner` still
+/// leads its shard ([`fenced`]). Returns whether it was written.
 pub async fn mark_dead(
     db: &Db,
-    id: i64,
+    row: &ClaimedRow,
     owner: &str,
     attempts: i32,
     error: &str,
-) -> Result<(), DbErr> {
-    db.execute_raw(stmt(
-        "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'DEAD', attempts = ?, last_error = ?, \
-         lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'PENDING' AND lease_owner = ?",
-        vec![attempts.into(), truncate(error).into(), id.into(), owner.into()],
-    ))
-    .await?;
-    Ok(())
+) -> Result<bool, DbErr> {
+    fenced(
+        db,
+        owner,
+        row.shard,
+        stmt(
+            "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'DEAD', attempts = ?, last_error = ?, \
+             lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'PENDING'",
+            vec![attempts.into(), truncate(error).into(), row.id.into()],
+        ),
+    )
+    .await
 }
 
-/// Gives leases back without counting an attempt (shutdown, dropped rows, a crashed worker's
-/// rows, and inside a claim the rows it took but does not keep), [`MAX_IDS`] ids a statement.
-/// `None` releases every row `owner` holds.
-pub async fn release(
-    db: &impl ConnectionTrait,
+/// Runs `update` only while `owner` holds a live lease on `shard`, in one transaction with that
+/// lease row share-locked: a takeover waits for it, and once a takeover has committed the update
+/// is not run. The shard lease is the fence a row lease used to be; only the leader writes a
+/// PENDING row's backoff or DEAD mark. Returns whether it ran.
+async fn fenced(
+    db: &Db,
     owner: &str,
-    ids: Option<&[i64]>,
-) -> Result<u64, DbErr> {
-    let statement = |index: &str, filter: String| {
-        format!(
-            "UPDATE outbox_event FORCE INDEX ({index}) SET lease_owner = NULL, lease_until = NULL \
-             WHERE status = 'PENDING' AND lease_owner = ?{filter}"
-        )
-    };
-    let Some(ids) = ids else {
-        let all = statement(
-            "ix_outbox_status_lease",
-            " AND lease_until IS NOT NULL".into(),
-        );
-        return Ok(db
-            .execute_raw(stmt(&all, vec![owner.into()]))
-            .await?
-            .rows_affected());
-    };
-    execute_for_ids(db, ids, &[owner.into()], |list| {
-        statement("PRIMARY", format!(" AND id IN ({list})"))
-    })
-    .await
+    shard: u32,
+    update: sea_orm::Statement,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let leads = !led_shards(&txn, owner, ShardsAsked::One(shard))
+        .await?
+        .is_empty();
+    if leads {
+        txn.execute_raw(update).await?;
+    }
+    txn.commit().await?;
+    Ok(leads)
 }
 
 /// Deletes up to `batch` PUBLISHED rows older than `retention`; returns how many.
@@ -554,54 +337,4 @@ pub async fn delete_published(db: &Db, retention: Duration, batch: u32) -> Resul
 /// `last_error` is TEXT; keep it well inside.
 fn truncate(error: &str) -> String {
     error.chars().take(4_000).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: i64, key: &str) -> ClaimedRow {
-        ClaimedRow {
-            id,
-            event_id: format!("e{id}"),
-            event_type: "ParticipationAccepted".into(),
-            topic: "t".into(),
-            msg_key: key.into(),
-            payload: String::new(),
-            headers: String::new(),
-            attempts: 0,
-            shard: 0,
-            created_at: chrono::NaiveDateTime::default(),
-        }
-    }
-
-    #[test]
-    fn a_key_keeps_only_the_rows_before_its_first_row_not_taken_and_the_rest_is_given_back() {
-        let candidates = vec![
-            row(1, "a"),
-            row(2, "b"),
-            row(3, "a"),
-            row(4, "a"),
-            row(5, "b"),
-        ];
-        // Row 3 of "a" was not taken (held, published or gone since the read); 4 was.
-        let took: HashMap<i64, i32> = [(1, 0), (2, 1), (4, 2), (5, 0)].into();
-        let (kept, give_back) = oldest_runs(candidates, &took);
-        let kept: Vec<(i64, i32)> = kept.iter().map(|r| (r.id, r.attempts)).collect();
-        assert_eq!(
-            kept,
-            vec![(1, 0), (2, 1), (5, 0)],
-            "attempts as of the lock"
-        );
-        assert_eq!(give_back, vec![4], "a's row after its hole goes back");
-    }
-
-    #[test]
-    fn all_taken_keeps_all_in_order_and_gives_nothing_back() {
-        let candidates = vec![row(7, "a"), row(8, "b"), row(9, "a")];
-        let took: HashMap<i64, i32> = [(7, 0), (8, 0), (9, 0)].into();
-        let (kept, give_back) = oldest_runs(candidates, &took);
-        assert_eq!(kept.iter().map(|r| r.id).collect::<Vec<_>>(), vec![7, 8, 9]);
-        assert!(give_back.is_empty());
-    }
 }

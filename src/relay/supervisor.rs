@@ -1,7 +1,7 @@
 //! Keeps the workers running: each worker slot owns a bounded queue; a worker that panics is
 //! restarted on the same queue after a backoff (counted in `worker_restarts`). The rows it held
-//! (sent or not; their delivery reports died with it) block their keys, are released in MySQL
-//! and settled, exactly like rows that failed: the younger rows of those keys still queued are
+//! (sent or not; their delivery reports died with it) block their keys and are settled (plain
+//! PENDING in MySQL), exactly like rows that failed: the younger rows of those keys still queued are
 //! dropped by the successor, and the keys are claimed again from their oldest row once nothing
 //! of them is left in the pipeline (see `order.rs`). A row the crashed worker had already sent
 //! may reach the topic and then be sent again: a duplicate, never a reordering.
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::{
-    store::{self, ClaimedRow},
+    store::ClaimedRow,
     worker::{self, RowsInHand, WorkerContext},
 };
 
@@ -96,27 +96,16 @@ async fn supervise(
                 ctx.metrics.relay_worker_restarts.inc();
                 let rows: HashMap<i64, String> =
                     std::mem::take(&mut *in_hand.lock().unwrap_or_else(|p| p.into_inner()));
-                let ids: Vec<i64> = rows.keys().copied().collect();
                 for (id, key) in &rows {
                     ctx.order.block(key, *id);
                 }
-                // Back in MySQL before the keys can open again.
-                worker::persist(&ctx, "release a crashed worker's rows", || {
-                    store::release(&ctx.db, &ctx.owner, Some(&ids))
-                })
-                .await;
-                let mut by_key: HashMap<&str, usize> = HashMap::new();
-                for key in rows.values() {
-                    *by_key.entry(key.as_str()).or_default() += 1;
-                }
-                for (key, n) in by_key {
-                    ctx.order.settled(key, n);
-                }
+                ctx.order
+                    .settled(rows.iter().map(|(id, key)| (key.as_str(), *id)));
                 if began.elapsed() > HEALTHY_AFTER {
                     restarts.reset();
                 }
                 let delay = restarts.next_backoff().unwrap_or(RESTART_CAP);
-                tracing::error!(worker = index, error = %e, rows_released = ids.len(), restart_in = ?delay,
+                tracing::error!(worker = index, error = %e, rows_let_go = rows.len(), restart_in = ?delay,
                     "Relay worker crashed; restarting it.");
                 tokio::time::sleep(delay).await;
             }

@@ -13,7 +13,7 @@
 //! Every key is always routed to the same worker, so a worker sees a key's rows in id order and
 //! sends them in that order. Why that stays true through failures, lost leases and panics is
 //! written down in `order.rs`: a row that leaves the pipeline unpublished blocks its key, rows of
-//! a blocked key are dropped (their leases released) instead of sent, and the key is claimed
+//! a blocked key are dropped (unsent, unchanged in MySQL) instead of sent, and the key is claimed
 //! again only when the pipeline holds none of its rows.
 
 use std::{
@@ -61,8 +61,8 @@ pub struct WorkerContext {
     pub leadership: watch::Receiver<Leadership>,
     /// Published ids, marked in MySQL by the recorder.
     pub recorder: mpsc::Sender<Vec<i64>>,
-    /// Cancelled when the relay stops: outcomes that cannot be written are then left to the
-    /// lease instead of retried.
+    /// Cancelled when the relay stops: outcomes that cannot be written are then given up
+    /// instead of retried (the row stays PENDING and the next leader sends it).
     pub stop: CancellationToken,
     /// Test hooks (none in production).
     pub hooks: Arc<dyn RelayHooks>,
@@ -125,8 +125,8 @@ pub async fn run(
     }
 }
 
-/// Sends each row unless its key is blocked or its shard no longer led (then it is dropped and
-/// released, and a lost lease blocks the key).
+/// Sends each row unless its key is blocked or its shard no longer led (then it is dropped, and
+/// a lost lease blocks the key).
 async fn send_rows(
     ctx: &WorkerContext,
     in_hand: &RowsInHand,
@@ -179,11 +179,11 @@ async fn send_rows(
                     tracing::info!("Replaced the fatal producer on a refused send.");
                 }
                 settle_failed(ctx, &row, &e).await;
-                settled(ctx, in_hand, &[row]);
+                settled(ctx, in_hand, &[row], Settled::InMysql);
             }
         }
     }
-    release_dropped(ctx, in_hand, dropped).await;
+    settled(ctx, in_hand, &dropped, Settled::InMysql);
 }
 
 /// Records the outcomes of finished deliveries. Within a key, librdkafka reports in send order
@@ -236,12 +236,12 @@ async fn settle(
         let ids = published.iter().map(|r| r.id).collect();
         // The recorder marks them; a full recorder queue slows this worker down (backpressure).
         if ctx.recorder.send(ids).await.is_err() {
-            tracing::warn!("The relay recorder is gone; published rows stay leased and are re-sent after their lease.");
+            tracing::warn!("The relay recorder is gone; published rows stay PENDING and are re-sent by the next leader.");
         }
     }
-    settled(ctx, in_hand, &published);
-    settled(ctx, in_hand, &failed);
-    release_dropped(ctx, in_hand, dropped).await;
+    settled(ctx, in_hand, &published, Settled::Published);
+    settled(ctx, in_hand, &failed, Settled::InMysql);
+    settled(ctx, in_hand, &dropped, Settled::InMysql);
 }
 
 /// Commit → ack of a row Kafka just acknowledged. `created_at` is the database's clock (UTC);
@@ -290,45 +290,41 @@ async fn schedule_retry(
     error: &str,
 ) {
     persist(ctx, "put a row in backoff", || {
-        store::back_off(&ctx.db, row.id, &ctx.owner, after, attempt, error)
+        store::back_off(&ctx.db, row, &ctx.owner, after, attempt, error)
     })
     .await;
 }
 
-/// Releases rows that were not sent, then settles them (a blocked key opens only after its rows
-/// are back in MySQL).
-async fn release_dropped(ctx: &WorkerContext, in_hand: &RowsInHand, rows: Vec<ClaimedRow>) {
-    if rows.is_empty() {
-        return;
-    }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    persist(ctx, "release dropped rows", || {
-        store::release(&ctx.db, &ctx.owner, Some(&ids))
-    })
-    .await;
-    settled(ctx, in_hand, &rows);
+/// How a settled row's state stands in MySQL.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Its outcome is written (backoff, DEAD), or there is none (dropped unsent: plain PENDING).
+    InMysql,
+    /// Published: the recorder writes its mark, and lets it go once that is committed.
+    Published,
 }
 
-fn settled(ctx: &WorkerContext, in_hand: &RowsInHand, rows: &[ClaimedRow]) {
+/// Takes settled rows out of the worker's hands and out of the pipeline (`order.rs`).
+fn settled(ctx: &WorkerContext, in_hand: &RowsInHand, rows: &[ClaimedRow], how: Settled) {
     if rows.is_empty() {
         return;
     }
-    let mut by_key: HashMap<&str, usize> = HashMap::new();
     {
         let mut hand = in_hand.lock().unwrap_or_else(|p| p.into_inner());
         for row in rows {
             hand.remove(&row.id);
-            *by_key.entry(row.msg_key.as_str()).or_default() += 1;
         }
     }
-    for (key, n) in by_key {
-        ctx.order.settled(key, n);
+    let rows = rows.iter().map(|r| (r.msg_key.as_str(), r.id));
+    match how {
+        Settled::InMysql => ctx.order.settled(rows),
+        Settled::Published => ctx.order.published(rows),
     }
 }
 
 /// Retries a write of an outcome until it succeeds (MySQL may be failing over) or the relay
-/// stops (then the row's lease expires and it is claimed again).
-pub(super) async fn persist<T, F, Fut>(ctx: &WorkerContext, what: &str, mut write: F)
+/// stops (then the row stays PENDING and the next leader claims it).
+async fn persist<T, F, Fut>(ctx: &WorkerContext, what: &str, mut write: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DbErr>>,
@@ -338,7 +334,7 @@ where
         match write().await {
             Ok(_) => return,
             Err(e) if ctx.stop.is_cancelled() => {
-                tracing::warn!(error = %e, what, "Could not write a relay outcome while stopping; the lease will expire.");
+                tracing::warn!(error = %e, what, "Could not write a relay outcome while stopping; the row stays PENDING for the next leader.");
                 return;
             }
             Err(e) => {
@@ -392,7 +388,7 @@ async fn dead_letter(
             tracing::warn!(event_id = %row.event_id, reason = reason.as_str(), %error, "Row dead-lettered.");
             ctx.metrics.relay_dead_lettered.inc();
             persist(ctx, "mark a row DEAD", || {
-                store::mark_dead(&ctx.db, row.id, &ctx.owner, attempts, error)
+                store::mark_dead(&ctx.db, row, &ctx.owner, attempts, error)
             })
             .await;
             true

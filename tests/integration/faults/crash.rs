@@ -363,7 +363,7 @@ async fn assert_wins_answered_and_leases_released(db: &DatabaseConnection, won: 
     assert_eq!(
         column("SELECT COUNT(*) FROM outbox_event WHERE lease_owner IS NOT NULL").await,
         vec![0],
-        "row leases released"
+        "no row carries a lease: only shards are leased"
     );
 }
 

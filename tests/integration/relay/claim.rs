@@ -1,14 +1,18 @@
-//! The claim's two ways of leasing rows (`relay::store::claim`), called directly on a real
-//! MariaDB: the one-UPDATE way the server allows (`LeaseMode::NoWait`) and the locking read first
-//! (`LeaseMode::LockFirst`, MySQL's). Guarantee §2.5 (per-key order): whichever way, a row that
-//! another transaction holds is passed over together with its key's younger rows, other keys'
-//! rows are taken, and once the row is free the key is taken from its oldest row.
+//! The claim (`relay::store::claim`) and the outcome writes, called directly on a real MariaDB.
+//! A claim writes nothing: it reads, in one snapshot, the due rows of the shards it leads, leaving
+//! out the ids its relay holds (`relay::order`), its blocked keys and the keys held back by a row
+//! in backoff; a backoff or DEAD mark is written only by the shard's leader (the fence).
+//! Guarantees §2.5 (per-key order) and the relay's fencing (docs/design.md §7).
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use firstcome::{
     db::{pool, Db},
-    relay::store::{self, LeaseMode},
+    relay::{
+        held::HeldRuns,
+        order::ClaimView,
+        store::{self, ClaimedRow},
+    },
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
@@ -16,136 +20,157 @@ use crate::spawn::{spawn_app_with, test_settings, TestApp};
 
 const OWNER: &str = "claimtest001";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_lease_modes_pass_over_a_held_row_with_its_younger_rows_and_take_them_once_free() {
-    let (app, db) = app_without_relay().await;
-    let held = app.insert_rows("held-key", &app.topic, 1).await;
-    app.insert_rows("held-key", &app.topic, 2).await;
-    app.insert_rows("free-key", &app.topic, 2).await;
-    lead_the_one_shard(&app.db).await;
-    let (held_ids, free_ids) = (
-        ids_of(&app.db, "held-key").await,
-        ids_of(&app.db, "free-key").await,
-    );
+/// Every outbox column a claim might write, as one checksum: a claim must leave it as it was.
+const STATE: &str =
+    "SELECT CAST(CRC32(GROUP_CONCAT(id, status, attempts, COALESCE(lease_owner, '-'), \
+     COALESCE(lease_until, '-'), available_at ORDER BY id)) AS SIGNED) FROM outbox_event";
 
-    let server_mode = store::lease_mode(&db).await.expect("lease mode");
-    assert_eq!(
-        server_mode,
-        LeaseMode::NoWait,
-        "MariaDB allows the one-UPDATE claim, so this test covers it"
+async fn claim(db: &Db, view: &ClaimView) -> Vec<i64> {
+    let (_, rows) = retry_deadlocks(|| store::claim(db, OWNER, 1, 100, view)).await;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order: {ids:?}");
+    ids
+}
+
+fn held(ids: &[i64]) -> ClaimView {
+    ClaimView {
+        blocked: Vec::new(),
+        held: HeldRuns::of(&ids.iter().copied().collect::<BTreeSet<i64>>()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_writes_nothing_and_leaves_out_exactly_the_rows_its_relay_holds() {
+    let (app, db) = app_without_relay().await;
+    app.insert_rows("key-a", &app.topic, 4).await;
+    app.insert_rows("key-b", &app.topic, 3).await;
+    app.insert_rows("key-a", &app.topic, 2).await;
+    let (a, b) = (
+        ids_of(&app.db, "key-a").await,
+        ids_of(&app.db, "key-b").await,
     );
+    let mut all = [a.clone(), b.clone()].concat();
+    all.sort_unstable();
+
+    assert!(
+        claim(&db, &ClaimView::default()).await.is_empty(),
+        "no shard led, nothing claimed"
+    );
+    lead_the_one_shard(&app.db).await;
+    let before = app.scalar(STATE).await;
+    // A committed row another transaction holds does not stop the claim: it takes no lock.
     let holder = app.db.begin().await.expect("begin");
     holder
         .execute_unprepared(&format!(
-            "SELECT id FROM outbox_event WHERE event_id = '{}' FOR UPDATE",
-            held[0]
+            "SELECT id FROM outbox_event WHERE id = {} FOR UPDATE",
+            a[0]
         ))
         .await
-        .expect("hold the oldest row of held-key");
-    for mode in [LeaseMode::NoWait, LeaseMode::LockFirst] {
-        let (_, rows) = store::claim(&db, OWNER, 1, Duration::from_secs(60), 100, &[], mode)
-            .await
-            .expect("claim while a row is held");
-        let taken: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        assert_eq!(
-            taken, free_ids,
-            "{mode:?}: only the free key's rows, none of the held key's younger rows"
-        );
-        assert_eq!(
-            app.scalar(&format!(
-                "SELECT COUNT(*) FROM outbox_event WHERE lease_owner = '{OWNER}' AND msg_key = 'held-key'"
-            ))
-            .await,
-            0,
-            "{mode:?}: nothing of the held key is leased"
-        );
-        store::release(&db, OWNER, None)
-            .await
-            .expect("give the leases back for the next mode");
-    }
+        .expect("hold the oldest row");
+    assert_eq!(
+        claim(&db, &ClaimView::default()).await,
+        all,
+        "every due row"
+    );
     holder.commit().await.expect("let the row go");
 
-    for mode in [LeaseMode::NoWait, LeaseMode::LockFirst] {
-        let (_, rows) = store::claim(&db, OWNER, 1, Duration::from_secs(60), 100, &[], mode)
-            .await
-            .expect("claim once the row is free");
-        let mut taken: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut all = [held_ids.clone(), free_ids.clone()].concat();
-        all.sort_unstable();
-        assert!(
-            taken.windows(2).all(|w| w[0] < w[1]),
-            "{mode:?}: in id order"
-        );
-        taken.sort_unstable();
-        assert_eq!(
-            taken, all,
-            "{mode:?}: every row, the held key from its oldest"
-        );
-        let again = store::claim(&db, OWNER, 1, Duration::from_secs(60), 100, &[], mode)
-            .await
-            .expect("claim again")
-            .1;
-        assert!(
-            again.is_empty(),
-            "{mode:?}: a leased row is not claimed twice"
-        );
-        store::release(&db, OWNER, None).await.expect("release");
-    }
+    // The relay holds a's first three rows and b's middle one: the rest is taken.
+    let holding = [a[0], a[1], a[2], b[1]];
+    let expected: Vec<i64> = all
+        .iter()
+        .copied()
+        .filter(|id| !holding.contains(id))
+        .collect();
+    assert_eq!(claim(&db, &held(&holding)).await, expected);
+    // Every row held: nothing.
+    assert!(claim(&db, &held(&all)).await.is_empty());
+    // A blocked key: none of its rows.
+    let blocked = ClaimView {
+        blocked: vec!["key-b".into()],
+        ..held(&[a[0]])
+    };
+    assert_eq!(claim(&db, &blocked).await, a[1..].to_vec());
+    assert_eq!(app.scalar(STATE).await, before, "no claim wrote anything");
     app.stop().await.expect("clean stop");
 }
 
-/// A claim larger than one lease statement (`db::sql::MAX_IDS` ids): a held row in its second
-/// statement fails that statement, and what the first one leased must go back with it, or those
-/// rows would stay leased here, held by nothing, while the claim passed over their key.
+/// More runs of held ids than a statement names (`relay::held::MAX_HELD_RUNS`): the ids after
+/// the last named run are left out by a bound, so a claim never takes a row the relay holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_row_past_the_first_lease_statement_leaves_nothing_leased_that_the_claim_does_not_return(
-) {
+async fn with_more_held_runs_than_a_claim_names_it_takes_only_unheld_rows_below_them() {
     let (app, db) = app_without_relay().await;
-    let rows = firstcome::db::sql::MAX_IDS + 100;
-    let held_at = firstcome::db::sql::MAX_IDS + 20;
-    let events = app.insert_rows("big-key", &app.topic, rows).await;
+    let runs = firstcome::relay::held::MAX_HELD_RUNS;
+    app.insert_rows("many", &app.topic, 2 * runs + 20).await;
     lead_the_one_shard(&app.db).await;
-    let ids = ids_of(&app.db, "big-key").await;
-    let holder = app.db.begin().await.expect("begin");
-    holder
-        .execute_unprepared(&format!(
-            "SELECT id FROM outbox_event WHERE event_id = '{}' FOR UPDATE",
-            events[held_at]
-        ))
-        .await
-        .expect("hold a row of the second lease statement");
-    let (_, claimed) = store::claim(
-        &db,
-        OWNER,
-        1,
-        Duration::from_secs(60),
-        2_000,
-        &[],
-        LeaseMode::NoWait,
-    )
-    .await
-    .expect("claim while a row is held");
-    let taken: Vec<i64> = claimed.iter().map(|r| r.id).collect();
+    let ids = ids_of(&app.db, "many").await;
+    // Every other row held: each held row is a run of its own.
+    let holding: Vec<i64> = ids.iter().copied().step_by(2).collect();
+    let taken = claim(&db, &held(&holding)).await;
+    let bound = holding[runs];
+    let expected: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !holding.contains(id) && *id < bound)
+        .collect();
     assert_eq!(
-        taken,
-        ids[..held_at],
-        "the key's rows before the held one, in order"
+        taken, expected,
+        "the unheld rows below the first run not named"
     );
+    app.stop().await.expect("clean stop");
+}
+
+/// The shard lease fences a row's outcome: a former leader that writes a backoff or a DEAD mark
+/// late (it was paused with the row in flight) changes nothing once another instance leads the
+/// shard, so it cannot put a row the new leader has in flight into backoff. The leader's own
+/// backoff holds the key's younger rows back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_leaders_late_outcome_is_fenced_out_and_the_leaders_backoff_holds_its_key() {
+    let (app, db) = app_without_relay().await;
+    app.insert_rows("fence-key", &app.topic, 3).await;
+    lead_the_one_shard(&app.db).await;
+    let (_, rows) = store::claim(&db, OWNER, 1, 100, &ClaimView::default())
+        .await
+        .expect("claim");
+    let row: &ClaimedRow = &rows[0];
+    let before = app.scalar(STATE).await;
+    let former = "formerleader";
+    let wrote = store::back_off(&db, row, former, Duration::from_secs(3600), true, "late")
+        .await
+        .expect("a former leader's backoff");
+    assert!(
+        !wrote,
+        "not written: the former leader does not lead the shard"
+    );
+    let wrote = store::mark_dead(&db, row, former, 9, "late")
+        .await
+        .expect("a former leader's DEAD mark");
+    assert!(!wrote);
+    assert_eq!(app.scalar(STATE).await, before, "nothing changed");
+
+    let wrote = store::back_off(&db, row, OWNER, Duration::from_secs(3600), true, "refused")
+        .await
+        .expect("the leader's backoff");
+    assert!(wrote);
     assert_eq!(
         app.scalar(&format!(
-            "SELECT COUNT(*) FROM outbox_event WHERE lease_owner = '{OWNER}'"
+            "SELECT attempts FROM outbox_event WHERE id = {} AND status = 'PENDING' \
+             AND lease_owner IS NULL AND lease_until > UTC_TIMESTAMP(6)",
+            row.id
         ))
         .await,
-        held_at as i64,
-        "leased in MySQL: exactly the rows the claim returned"
+        1,
+        "in backoff, one attempt used"
     );
-    holder.commit().await.expect("let the row go");
+    assert!(
+        claim(&db, &ClaimView::default()).await.is_empty(),
+        "the row in backoff holds its younger rows back"
+    );
     app.stop().await.expect("clean stop");
 }
 
-/// The former leader of a shard writes its outcome for a row after its lease ran out (it was
-/// paused with the row in flight, a proof run's trace): the row goes from "leased, lease
-/// expired" straight to "in backoff". A claim that saw it in the first state in one read and in
+/// A row goes from "leased, lease expired" straight to "in backoff": what a former leader did,
+/// writing its outcome late, when rows were leased one by one (a proof run's trace), and what a
+/// relay of that earlier version can still do during an upgrade. A claim that saw it in the first state in one read and in
 /// the second in another would find it neither holding its key back nor claimable, and take the
 /// key's younger rows ahead of it (guarantee §2.5). Seen in a 30-minute proof run; here the
 /// former leader flips the row between the two states as fast as it can while this relay
@@ -168,23 +193,20 @@ async fn a_former_leaders_late_backoff_never_lets_a_younger_row_of_its_key_ahead
         .await
         .expect("the former leader's expired lease");
 
+    // What an earlier version's backoff wrote, with its owner check.
+    let backoff = format!(
+        "UPDATE outbox_event SET attempts = attempts + 1, lease_owner = NULL, \
+         lease_until = UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, \
+         available_at = UTC_TIMESTAMP(6) + INTERVAL 1 HOUR \
+         WHERE id = {older} AND status = 'PENDING' AND lease_owner = '{former}'"
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     let flipper = {
         let (db, stop) = (db.clone(), stop.clone());
         tokio::spawn(async move {
             let mut flips = 0u64;
             while !stop.is_cancelled() {
-                retry_deadlocks(|| {
-                    store::back_off(
-                        &db,
-                        older,
-                        former,
-                        Duration::from_secs(3600),
-                        false,
-                        "purged",
-                    )
-                })
-                .await;
+                retry_deadlocks(|| db.execute_unprepared(&backoff)).await;
                 retry_deadlocks(|| db.execute_unprepared(&leased_expired)).await;
                 flips += 1;
             }
@@ -194,23 +216,10 @@ async fn a_former_leaders_late_backoff_never_lets_a_younger_row_of_its_key_ahead
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let (mut claims, mut breaches) = (0u64, Vec::new());
     while claims < 1_000 && tokio::time::Instant::now() < deadline {
-        let (_, rows) = retry_deadlocks(|| {
-            store::claim(
-                &db,
-                OWNER,
-                1,
-                Duration::from_secs(60),
-                100,
-                &[],
-                LeaseMode::NoWait,
-            )
-        })
-        .await;
-        let taken: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let taken = claim(&db, &ClaimView::default()).await;
         if taken.contains(&younger) && !taken.contains(&older) {
             breaches.push(claims);
         }
-        retry_deadlocks(|| store::release(&db, OWNER, None)).await;
         claims += 1;
     }
     stop.cancel();

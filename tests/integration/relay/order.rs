@@ -172,9 +172,7 @@ async fn rows_queued_behind_a_lost_lease_are_dropped_unsent_and_order_holds() {
     // Two claims of 8: 4 rows in flight, 8 queued for the worker, 4 in the claim loop's hands
     // waiting for room.
     wait_until("a backlog to queue up in the relay", DRAIN, || async {
-        app.scalar("SELECT COUNT(*) FROM outbox_event WHERE lease_owner IS NOT NULL")
-            .await
-            == 16
+        held_by(&app) == 16
     })
     .await;
 
@@ -193,14 +191,12 @@ async fn rows_queued_behind_a_lost_lease_are_dropped_unsent_and_order_holds() {
     // The rows in flight are delivered; everything queued behind them is dropped unsent and
     // given back, since this instance no longer leads.
     wait_until("every queued row to be given back", DRAIN, || async {
-        app.scalar("SELECT COUNT(*) FROM outbox_event WHERE lease_owner IS NOT NULL")
-            .await
-            == 0
+        held_by(&app) == 0
     })
     .await;
     assert!(
         app.outbox_count("PUBLISHED").await <= 4,
-        "only the rows already in flight were published without a lease"
+        "only the rows already in flight were published after the lease ran out"
     );
     drop(pause);
 
@@ -230,7 +226,7 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
         .await
         > 0;
     let (leader, standby) = if a_leads { (&a, &b) } else { (&b, &a) };
-    let (leader_owner, standby_owner) = (owner(leader), owner(standby));
+    let standby_owner = owner(standby);
 
     for key in ["8201", "8202", "8203"] {
         leader.insert_rows(key, &leader.topic, 50).await;
@@ -244,12 +240,7 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
         leader.insert_rows(key, &leader.topic, 50).await;
     }
     wait_until("the leader to hold claimed rows", DRAIN, || async {
-        leader
-            .scalar(&format!(
-                "SELECT COUNT(*) FROM outbox_event WHERE lease_owner = '{leader_owner}'"
-            ))
-            .await
-            > 0
+        held_by(leader) > 0
     })
     .await;
     let pause_renewals = leader.pause_relay_renewals().await;
@@ -272,13 +263,8 @@ async fn a_paused_former_leader_publishes_nothing_after_its_lease_and_order_hold
         standby.insert_rows(key, &standby.topic, 20).await;
     }
     standby.wait_for_outbox_drained(DRAIN).await;
-    wait_until("the former leader to give its rows back", DRAIN, || async {
-        leader
-            .scalar(&format!(
-                "SELECT COUNT(*) FROM outbox_event WHERE lease_owner = '{leader_owner}'"
-            ))
-            .await
-            == 0
+    wait_until("the former leader to let its rows go", DRAIN, || async {
+        held_by(leader) == 0
     })
     .await;
 
@@ -316,7 +302,7 @@ async fn a_late_commit_is_published_when_it_becomes_visible_never_skipped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_committed_row_another_transaction_holds_keeps_its_younger_rows_back() {
+async fn a_committed_row_another_transaction_holds_is_published_in_order_with_its_key() {
     // The rows are written first, with no relay running; then a transaction holds the oldest
     // row of key 8302 (as an admin's UPDATE or a long-running statement would), and a relay
     // starts on the same database.
@@ -338,34 +324,29 @@ async fn a_committed_row_another_transaction_holds_keeps_its_younger_rows_back()
     let mut relay = with_relay(settings);
     relay.migrate_on_start = false;
     let app = spawn_app_with(relay).await;
-    // The relay claims while the row is held. Each claim that takes the other key's row (its
-    // id is above 8302's) saw 8302's rows too; they are not taken ahead of the held one (a
-    // skipping locked read would lease the two younger ones in that claim and publish them).
-    let taken_of_8302 = || async {
-        app.scalar(
-            "SELECT COUNT(*) FROM outbox_event WHERE msg_key = '8302' \
-             AND (status <> 'PENDING' OR lease_owner IS NOT NULL)",
-        )
-        .await
-    };
-    for published in 1..=2 {
-        if published == 2 {
-            writer.insert_rows("other", &writer.topic, 1).await;
-        }
-        wait_until("the other key's row to be published", DRAIN, || async {
-            app.scalar("SELECT COUNT(*) FROM outbox_event WHERE msg_key = 'other' AND status = 'PUBLISHED'")
-                .await
-                == published
-        })
-        .await;
-        assert_eq!(
-            taken_of_8302().await,
-            0,
-            "8302's rows wait behind the held one"
-        );
-    }
+    // A claim reads without locking, so the held row is claimed and sent with its key, oldest
+    // first (a claim that skipped it would send its two younger rows ahead of it); only its
+    // PUBLISHED mark waits for the holder.
+    let messages = read_topic(&app.kafka_bootstrap, &app.topic, 4, DRAIN).await;
+    let ids = app.outbox_ids().await;
+    assert_eq!(assert_first_deliveries_in_order(&messages, &ids), 4);
+    let of_8302: Vec<String> = messages
+        .iter()
+        .filter(|m| m.key == "8302")
+        .map(|m| m.event_id().to_string())
+        .collect();
+    assert_eq!(
+        of_8302.first(),
+        Some(&held[0].to_string()),
+        "the held row went first"
+    );
 
     holder.commit().await.expect("let the row go");
-    assert_all_published_in_order(&app, 5).await;
+    assert_all_published_in_order(&app, 4).await;
     writer.stop().await.expect("clean stop");
+}
+
+/// Rows `app`'s relay holds: claimed, their outcome not yet in MySQL.
+fn held_by(app: &TestApp) -> usize {
+    app.relay.as_ref().expect("relay").rows_held()
 }

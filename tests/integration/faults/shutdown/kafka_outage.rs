@@ -281,7 +281,7 @@ async fn assert_the_backlog_waits_and_leases_are_released(db: &DatabaseConnectio
         )
         .await,
         0,
-        "row leases released"
+        "no row carries a lease: only shards are leased"
     );
 }
 
