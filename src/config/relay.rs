@@ -54,7 +54,7 @@ pub struct RelaySettings {
     #[arg(id = "RELAY_DB_MAX_CONNECTIONS", long = "relay-db-max-connections", env,
           default_value_t = 8, value_parser = number::<u32>(2..=1_000))]
     pub db_max_connections: u32,
-    /// Shard and row leases, renewed every third (100–3600000)
+    /// Relay shard leases, renewed every third; rows are not leased (100–3600000)
     // How long claimed rows (and a shard's leadership) belong to one relay.
     #[arg(id = "RELAY_LEASE_MS", long = "relay-lease-ms", env, default_value = "30000",
           value_parser = millis(100..=3_600_000))]

@@ -80,9 +80,11 @@ pub struct Backlog {
 
 /// Counts by status and the oldest due row's age, read from `(status, lease_until, lease_owner)`
 /// only (no table rows but one): PENDING and DEAD are short ranges of it. A due row is either
-/// never leased (the unleased range, in id order: its first row, the oldest written, gives
-/// its `available_at`) or a lease or backoff that ran out (the range of `lease_until` before now:
-/// its first entry, due since then). The PUBLISHED count walks that status's range of the index,
+/// never in backoff (the range without `lease_until`, in id order: its first row, the oldest
+/// written, gives its `available_at`; rows a relay has in flight are in it too, since rows are
+/// not leased, so this is the age of the oldest row not yet published) or a backoff (or an
+/// earlier version's row lease) that ran out (the range of `lease_until` before now: its first
+/// entry, due since then). The PUBLISHED count walks that status's range of the index,
 /// which holds what `OUTBOX_RETENTION_HOURS` keeps; it runs on a timer, never per scrape.
 pub async fn backlog(db: &Db) -> Result<Backlog, DbErr> {
     let count = |status: &str| {

@@ -20,7 +20,7 @@ use super::{
     hooks::RelayHooks,
     leadership::Leadership,
     order::KeyOrder,
-    store::{self, ClaimedRow, LedShards},
+    store::{self, ClaimedRow},
 };
 use crate::db::error::{self as db_error, DbErrorKind};
 use crate::db::Db;
@@ -62,14 +62,16 @@ impl ClaimLoop {
             }
             // Claim until a short batch: a burst drains without waiting for the next wake-up.
             loop {
-                let rows = match self.claim().await {
-                    Ok((_, rows)) => rows,
+                let (rows, bounded) = match self.claim().await {
+                    Ok(claimed) => claimed,
                     Err(e) => {
                         tracing::warn!(error = %e, "Claiming outbox rows failed; will retry at the next poll.");
                         break;
                     }
                 };
-                let short = rows.len() < self.batch as usize;
+                // A claim cut short by the bound on held ids (`held.rs`) may have left rows
+                // behind: claim again while it finds any.
+                let short = rows.is_empty() || (rows.len() < self.batch as usize && !bounded);
                 // A test's paused instance stops here, holding what it claimed (only a claim
                 // that took rows stops: one that found nothing would hold nothing).
                 if !rows.is_empty() {
@@ -85,9 +87,11 @@ impl ClaimLoop {
 
     /// One claim, run again once if InnoDB picked it as a deadlock victim (it did nothing). The
     /// rows it returns are counted in the pipeline, and held, before anything else can happen to
-    /// their keys.
-    async fn claim(&self) -> Result<(LedShards, Vec<ClaimedRow>), sea_orm::DbErr> {
+    /// their keys. Also says whether the held ids were too scattered to name them all (the claim
+    /// then left out everything past a bound).
+    async fn claim(&self) -> Result<(Vec<ClaimedRow>, bool), sea_orm::DbErr> {
         let view = self.order.begin_claim();
+        let bounded = view.held.below.is_some();
         let claim = || store::claim(&self.db, &self.owner, self.shards, self.batch, &view);
         let result = match claim().await {
             Err(e) if db_error::kind(&e) == DbErrorKind::Deadlock => claim().await,
@@ -99,7 +103,7 @@ impl ClaimLoop {
             .unwrap_or(&[]);
         self.order
             .end_claim(rows.iter().map(|r| (r.msg_key.as_str(), r.id)));
-        result
+        result.map(|(_, rows)| (rows, bounded))
     }
 
     /// Hands rows to their workers in claim order. Returns `false` when it had to stop (shutdown,
