@@ -87,13 +87,28 @@ impl From<GateError> for LoadError {
 
 type Rebuild = Shared<BoxFuture<'static, Result<(), LoadError>>>;
 
+/// A marker read: resolves with the instant it began (before its SELECT).
+type OwedReadTask = Shared<BoxFuture<'static, Result<std::time::Instant, LoadError>>>;
+
 /// A campaign's latest read of its markers for refused joins ([`GateLoader::give_owed`]).
 #[derive(Clone)]
 enum OwedRead {
     /// Under way: a join refused meanwhile waits for it and takes its answer.
-    Running(Shared<BoxFuture<'static, Result<(), LoadError>>>),
+    Running(OwedReadTask),
     /// Done at this instant.
     Done(std::time::Instant),
+}
+
+/// What a join the gate refused learned from the campaign's markers ([`GateLoader::give_owed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owed {
+    /// No read ran for it (one ran just before, or it failed): it answers as the gate did, and
+    /// that answer confirms nothing.
+    Skipped,
+    /// A read ran to its end: the join asks the gate again. `fresh` when the read's SELECT began
+    /// after the gate's refusal: every return MySQL committed before that refusal is then in the
+    /// gate, so a second SOLD_OUT is one the sold-out memo may repeat.
+    Read { fresh: bool },
 }
 
 /// Cheap to clone; one per instance.
@@ -296,12 +311,24 @@ impl GateLoader {
     /// and a resume that read was applying was refused CAMPAIGN_PAUSED: seed 107). After a read,
     /// none for [`OWED_READ_EVERY`], so a flood of refusals (a paused campaign, a sold-out one
     /// without the memo) costs MySQL little; a join refused then answers as the gate did.
-    pub async fn give_owed(&self, campaign: &Campaign) -> Result<bool, LoadError> {
+    ///
+    /// `refused_at` is when the gate's refusal came back; the answer says whether the read that
+    /// ran began after it ([`Owed`]). Only such a read lets a SOLD_OUT feed the sold-out memo: a
+    /// join refused between an expiry's commit and its gate call, answered by the read of 50 ms
+    /// before, was remembered, and the memo refused the units the expiry brought back for its
+    /// whole window (a 30-minute proof run, seed 113: two joins refused with 2–7 units free).
+    pub async fn give_owed(
+        &self,
+        campaign: &Campaign,
+        refused_at: std::time::Instant,
+    ) -> Result<Owed, LoadError> {
         let read = {
             let mut reads = self.owed_read.lock().unwrap_or_else(|p| p.into_inner());
             match reads.get(&campaign.id) {
                 Some(OwedRead::Running(read)) => read.clone(),
-                Some(OwedRead::Done(at)) if at.elapsed() < OWED_READ_EVERY => return Ok(false),
+                Some(OwedRead::Done(at)) if at.elapsed() < OWED_READ_EVERY => {
+                    return Ok(Owed::Skipped)
+                }
                 _ => {
                     let read = self.start_owed_read(campaign.clone());
                     reads.insert(campaign.id, OwedRead::Running(read.clone()));
@@ -309,17 +336,19 @@ impl GateLoader {
                 }
             }
         };
-        read.await.map(|()| true)
+        let began = read.await?;
+        Ok(Owed::Read {
+            fresh: began >= refused_at,
+        })
     }
 
     /// Reads and applies the campaign's markers in a task of its own (a join that gives up
     /// waiting does not stop it), then notes when it finished.
-    fn start_owed_read(
-        &self,
-        campaign: Campaign,
-    ) -> Shared<BoxFuture<'static, Result<(), LoadError>>> {
+    fn start_owed_read(&self, campaign: Campaign) -> OwedReadTask {
         let this = self.clone();
         let task = tokio::spawn(async move {
+            // Taken before anything else: a refusal after it is never counted as covered.
+            let began = std::time::Instant::now();
             #[cfg(feature = "test-hooks")]
             this.owed_read_hold.reached().await;
             let applied = this.apply_owed(&campaign).await;
@@ -327,7 +356,7 @@ impl GateLoader {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(campaign.id, OwedRead::Done(std::time::Instant::now()));
-            applied
+            applied.map(|()| began)
         });
         async move {
             task.await

@@ -160,7 +160,8 @@ impl ParticipationService {
     ) -> Result<Accepted, JoinError> {
         // When the gate was first asked: a sold-out it answers is remembered from here.
         let asked_at = std::time::Instant::now();
-        let reserved = match self.reserve(&campaign, &req, pass.as_ref(), now).await? {
+        let (decision, confirmed) = self.reserve(&campaign, &req, pass.as_ref(), now).await?;
+        let reserved = match decision {
             Decision::Reserved {
                 sequence,
                 returns_seen,
@@ -189,8 +190,10 @@ impl ParticipationService {
                 );
                 // Only a sell-out with nothing in flight is remembered: reservations still open
                 // past the wait (an instance died holding them, MySQL hangs) may give units
-                // back any moment, and the memo would refuse them for its whole window.
-                if remaining <= 0 && in_flight == 0 {
+                // back any moment, and the memo would refuse them for its whole window. Nor one
+                // that a fresh read of the markers did not confirm: units an expiry or a cancel
+                // committed may be on their way to the gate (`gate_step::reserve`).
+                if remaining <= 0 && in_flight == 0 && confirmed {
                     self.remember_sold_out(campaign.id, winners, asked_at).await;
                 }
                 return Err(JoinError::SoldOut);
@@ -513,6 +516,26 @@ impl ParticipationService {
     #[cfg(feature = "test-hooks")]
     pub(crate) fn owed_read_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
         self.loader.owed_read_hold()
+    }
+
+    /// What a join the gate refused at `refused_at` learns from the campaign's markers, as the
+    /// join path asks it (`gate_step::reserve`), for a test.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) async fn give_owed(
+        &self,
+        campaign_id: i64,
+        refused_at: std::time::Instant,
+    ) -> Result<crate::gate::loader::Owed, String> {
+        let campaign = self
+            .campaigns
+            .get(&self.db, campaign_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("campaign {campaign_id} not found"))?;
+        self.loader
+            .give_owed(&campaign, refused_at)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Where a test holds a gate rebuild after it filled the winners set, before its load.

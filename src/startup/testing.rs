@@ -99,6 +99,17 @@ impl Probe {
         self.participations.owed_read_hold()
     }
 
+    /// What a join the gate refused at `refused_at` learns from the campaign's markers: whether
+    /// a read ran for it, and whether it began after the refusal (only then may the sold-out
+    /// memo repeat the join's SOLD_OUT).
+    pub async fn give_owed(
+        &self,
+        campaign_id: i64,
+        refused_at: std::time::Instant,
+    ) -> Result<crate::gate::loader::Owed, String> {
+        self.participations.give_owed(campaign_id, refused_at).await
+    }
+
     /// Where a gate rebuild waits after it filled the winners set, before it writes the
     /// campaign's state, once armed.
     pub fn rebuild_load_hold(&self) -> Arc<HoldPoint> {

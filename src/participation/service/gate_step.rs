@@ -13,7 +13,9 @@
 //! A SOLD_OUT it no longer waits on, or a CAMPAIGN_PAUSED, first gives the gate the returns
 //! and controls MySQL has markers for ([`loader::GateLoader::give_owed`]) and asks again: an
 //! expiry's or a cancel's units, or a resume, reach the gate by a call after their commit, and
-//! MySQL has them meanwhile.
+//! MySQL has them meanwhile. The sold-out memo repeats only a SOLD_OUT given again after a read
+//! of the markers that began after the gate's refusal: one answered without it may be missing
+//! units on their way, and the memo would refuse them for its whole window.
 
 use std::{sync::Arc, time::Duration};
 
@@ -75,20 +77,24 @@ pub(super) struct Reserved {
 
 impl ParticipationService {
     /// The gate's decision; a SOLD_OUT with reservations in flight is asked again until they
-    /// settle (see the module's documentation).
+    /// settle (see the module's documentation). Also says whether a final SOLD_OUT is
+    /// confirmed: answered again after a read of the markers that began after the gate's first
+    /// refusal (`loader::Owed`), the only SOLD_OUT the sold-out memo may repeat.
     pub(super) async fn reserve(
         &self,
         campaign: &Arc<Campaign>,
         req: &JoinRequest,
         pass: Option<&AdmissionPass>,
         now: DateTime<Utc>,
-    ) -> Result<Decision, JoinError> {
+    ) -> Result<(Decision, bool), JoinError> {
         let started = std::time::Instant::now();
         let bound = in_flight_wait(self.commit_within);
         let mut wait = IN_FLIGHT_FIRST_WAIT;
         let mut owed_asked = false;
+        let mut confirmed = false;
         loop {
             let decision = self.reserve_once(campaign, req, pass, now).await?;
+            let refused_at = std::time::Instant::now();
             let waited = started.elapsed();
             match decision {
                 Decision::SoldOut {
@@ -103,11 +109,12 @@ impl ParticipationService {
                 }
                 Decision::SoldOut { .. } | Decision::Paused if !owed_asked => {
                     owed_asked = true;
-                    if !self.gave_owed(campaign).await {
-                        return Ok(decision);
+                    match self.gave_owed(campaign, refused_at).await {
+                        loader::Owed::Skipped => return Ok((decision, false)),
+                        loader::Owed::Read { fresh } => confirmed = fresh,
                     }
                 }
-                _ => return Ok(decision),
+                _ => return Ok((decision, confirmed)),
             }
         }
     }
@@ -116,22 +123,23 @@ impl ParticipationService {
     /// gate units or a resume (committed, their gate call not made yet, or failed while Redis
     /// hung) and they are in it now. One read of the campaign's markers at a time per campaign
     /// (a join refused meanwhile takes its answer), then none for `loader::OWED_READ_EVERY`.
-    /// A failure answers as before.
-    async fn gave_owed(&self, campaign: &Campaign) -> bool {
-        match self.loader.give_owed(campaign).await {
-            Ok(asked) => {
-                if asked {
+    /// A failure answers as before, unconfirmed.
+    async fn gave_owed(&self, campaign: &Campaign, refused_at: std::time::Instant) -> loader::Owed {
+        match self.loader.give_owed(campaign, refused_at).await {
+            Ok(owed) => {
+                if owed != loader::Owed::Skipped {
                     tracing::debug!(
                         campaign_id = campaign.id,
+                        ?owed,
                         "Gave the gate what MySQL owed it; asking it again."
                     );
                 }
-                asked
+                owed
             }
             Err(e) => {
                 tracing::debug!(error = %e, campaign_id = campaign.id,
                     "Could not read what MySQL owes the gate; answering SOLD_OUT.");
-                false
+                loader::Owed::Skipped
             }
         }
     }

@@ -307,3 +307,45 @@ async fn a_join_refused_paused_while_another_reads_the_owed_resume_waits_for_it_
         "the resume the read applied: {second:?}"
     );
 }
+
+/// Found by a 30-minute proof run (seed 113): an expiry committed in MySQL; before its own call
+/// gave the gate the units, a join was refused SOLD_OUT and answered from the markers read of a
+/// moment before (one read per campaign at a time, none within 50 ms of the last), and the
+/// sold-out memo then refused two more joins for its whole window with 2–7 units free. A refusal
+/// counts as confirmed only by a read that began after it: the read's own join is, a join
+/// refused after the read began and waiting for it is not (the memo does not repeat its
+/// SOLD_OUT; `participation::service` records the memo only for a confirmed one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_marker_read_begun_after_a_refusal_confirms_it() {
+    use firstcome::gate::loader::Owed;
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(1, 1).await;
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201, "sold out");
+    let hold = app.probe.owed_read_hold();
+    hold.arm();
+    let app = &app;
+    let first_refused = std::time::Instant::now();
+    let (first, second) = tokio::join!(app.probe.give_owed(campaign, first_refused), async {
+        // The first refusal's read has begun and is held before its SELECT.
+        hold.wait_reached().await;
+        let second = app.probe.give_owed(campaign, std::time::Instant::now());
+        tokio::pin!(second);
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut second).await;
+        assert!(
+            early.is_err(),
+            "answered before the read under way: {early:?}"
+        );
+        hold.release();
+        second.await
+    });
+    assert_eq!(
+        first,
+        Ok(Owed::Read { fresh: true }),
+        "its own read began after it"
+    );
+    assert_eq!(
+        second,
+        Ok(Owed::Read { fresh: false }),
+        "a read begun before the refusal does not confirm it"
+    );
+}
