@@ -97,13 +97,10 @@ impl ClaimLoop {
             Err(e) if db_error::kind(&e) == DbErrorKind::Deadlock => claim().await,
             other => other,
         };
-        let rows = result
-            .as_ref()
-            .map(|(_, rows)| rows.as_slice())
-            .unwrap_or(&[]);
+        let rows = result.as_deref().unwrap_or(&[]);
         self.order
             .end_claim(rows.iter().map(|r| (r.msg_key.as_str(), r.id)));
-        result.map(|(_, rows)| (rows, bounded))
+        result.map(|rows| (rows, bounded))
     }
 
     /// Hands rows to their workers in claim order. Returns `false` when it had to stop (shutdown,

@@ -5,9 +5,9 @@
 //! shard lease fences every write a relay makes of a row's outcome (`store::back_off`).
 //!
 //! Fencing (docs/design.md §7) has four parts: the claim reads the led shards inside its own
-//! transaction (`store::claim`), and so does every backoff or DEAD mark (`store::back_off`); a worker checks [`Leadership::leads`] before each send and
-//! drops rows of a shard it no longer leads; and [`Leadership::valid_until`] ends a little before
-//! the lease in MySQL does, so a paused instance that wakes up after its lease finds its
+//! transaction (`store::claim`), and so does every backoff or DEAD mark (`store::back_off`); a
+//! worker checks [`Leadership::leads`] before each send and drops rows of a shard it no longer
+//! leads; and [`Leadership::valid_until`] ends a little before the lease in MySQL does, so a paused instance that wakes up after its lease finds its
 //! leadership already over, before it can send anything.
 //!
 //! [`LeadershipStatus`] reports that same leadership to `/health/ready` and the admin summary,

@@ -21,9 +21,9 @@
 //!    of that key is sent, and its own outcome (backoff, release) is written to MySQL.
 //! 2. While a key is blocked, its worker sends none of its rows: each one reaching the worker
 //!    is dropped, unsent and unchanged in MySQL ([`KeyOrder::is_blocked`]).
-//! 3. The claim loop claims no row of a blocked key ([`KeyOrder::blocked_keys`]) and counts every
-//!    row it claimed as soon as the claim returns ([`KeyOrder::end_claim`]); a worker uncounts a
-//!    row only after its outcome is in MySQL ([`KeyOrder::settled`]). While a claim runs
+//! 3. The claim loop claims no row of a blocked key (read with [`KeyOrder::begin_claim`]) and
+//!    counts every row it claimed as soon as the claim returns ([`KeyOrder::end_claim`]); a
+//!    worker uncounts a row only after its outcome is in MySQL ([`KeyOrder::settled`]). While a claim runs
 //!    ([`KeyOrder::begin_claim`]), no key is unblocked: the claim may be taking rows of a key
 //!    that was blocked after it read the blocked keys, and those rows must find the key still
 //!    blocked (measured: without this, a worker panic let rows claimed just before it go out
@@ -136,8 +136,10 @@ impl KeyOrder {
         }
     }
 
-    /// Keys the claim must leave alone.
-    pub fn blocked_keys(&self) -> Vec<String> {
+    /// Keys the claim must leave alone (the claim reads them with the held ids, in
+    /// [`KeyOrder::begin_claim`]).
+    #[cfg(test)]
+    fn blocked_keys(&self) -> Vec<String> {
         blocked_keys(&self.lock())
     }
 
@@ -181,12 +183,12 @@ impl KeyOrder {
 
     fn leave<'a>(&self, rows: impl IntoIterator<Item = (&'a str, i64)>, let_go: bool) {
         let mut book = self.lock();
+        let claiming = book.claiming;
         let mut opened = false;
         for (key, id) in rows {
             if let_go {
                 book.held.let_go(id);
             }
-            let claiming = book.claiming;
             let Some(state) = book.keys.get_mut(key) else {
                 continue;
             };
@@ -208,7 +210,8 @@ impl KeyOrder {
     }
 
     /// Rows in the pipeline, over all keys.
-    pub fn in_pipeline(&self) -> usize {
+    #[cfg(test)]
+    fn in_pipeline(&self) -> usize {
         self.lock().keys.values().map(|s| s.in_pipeline).sum()
     }
 }

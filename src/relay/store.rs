@@ -105,7 +105,7 @@ pub async fn claim(
     total: u32,
     limit: u32,
     view: &ClaimView,
-) -> Result<(LedShards, Vec<ClaimedRow>), DbErr> {
+) -> Result<Vec<ClaimedRow>, DbErr> {
     let txn = db.begin().await?;
     let shards = led_shards(&txn, owner, ShardsAsked::Below(total)).await?;
     let led = LedShards { total, shards };
@@ -115,7 +115,7 @@ pub async fn claim(
         candidates(&txn, total, &ClaimFilter::new(&led, view), limit).await?
     };
     txn.commit().await?;
-    Ok((led, rows))
+    Ok(rows)
 }
 
 /// The claim's conditions beyond "due": the led shards (when not all), the keys blocked in this

@@ -26,7 +26,7 @@ const STATE: &str =
      COALESCE(lease_until, '-'), available_at ORDER BY id)) AS SIGNED) FROM outbox_event";
 
 async fn claim(db: &Db, view: &ClaimView) -> Vec<i64> {
-    let (_, rows) = retry_deadlocks(|| store::claim(db, OWNER, 1, 100, view)).await;
+    let rows = retry_deadlocks(|| store::claim(db, OWNER, 1, 100, view)).await;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order: {ids:?}");
     ids
@@ -128,7 +128,7 @@ async fn a_former_leaders_late_outcome_is_fenced_out_and_the_leaders_backoff_hol
     let (app, db) = app_without_relay().await;
     app.insert_rows("fence-key", &app.topic, 3).await;
     lead_the_one_shard(&app.db).await;
-    let (_, rows) = store::claim(&db, OWNER, 1, 100, &ClaimView::default())
+    let rows = store::claim(&db, OWNER, 1, 100, &ClaimView::default())
         .await
         .expect("claim");
     let row: &ClaimedRow = &rows[0];
@@ -170,9 +170,9 @@ async fn a_former_leaders_late_outcome_is_fenced_out_and_the_leaders_backoff_hol
 
 /// A row goes from "leased, lease expired" straight to "in backoff": what a former leader did,
 /// writing its outcome late, when rows were leased one by one (a proof run's trace), and what a
-/// relay of that earlier version can still do during an upgrade. A claim that saw it in the first state in one read and in
-/// the second in another would find it neither holding its key back nor claimable, and take the
-/// key's younger rows ahead of it (guarantee §2.5). Seen in a 30-minute proof run; here the
+/// relay of that earlier version can still do during an upgrade. A claim that saw it in the
+/// first state in one read and in the second in another would find it neither holding its key
+/// back nor claimable, and take the key's younger rows ahead of it (guarantee §2.5). Seen in a 30-minute proof run; here the
 /// former leader flips the row between the two states as fast as it can while this relay
 /// claims: no claim may ever return the younger row without the older one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
