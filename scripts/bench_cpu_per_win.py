@@ -176,9 +176,10 @@ def retention(service_pid, db_pid):
     batches = [
         "DELETE FROM outbox_event WHERE status = 'PUBLISHED' "
         "AND published_at < UTC_TIMESTAMP(6) ORDER BY id LIMIT 1000",
-        "DELETE FROM consumer_inbox WHERE consumer = 'stats' "
+        # A UUIDv7 bound past every event of the run (its first digits are the time in ms).
+        "DELETE FROM consumer_inbox WHERE consumer = 'stats' AND event_id < 'ffffffff' "
         "AND processed_at < UTC_TIMESTAMP(6) LIMIT 1000",
-        "DELETE FROM consumer_inbox WHERE consumer = 'rewards' "
+        "DELETE FROM consumer_inbox WHERE consumer = 'rewards' AND event_id < 'ffffffff' "
         "AND processed_at < UTC_TIMESTAMP(6) LIMIT 1000",
     ]
     for stmt in batches:

@@ -43,6 +43,9 @@ mod m20261124_000034_backfill_participation_event_id;
 mod m20261124_000035_drop_outbox_aggregate;
 mod m20261125_000036_outbox_backoff_in_lease;
 mod m20261125_000037_drop_outbox_status_available;
+mod m20261125_000038_drop_inbox_processed_at;
+mod m20261125_000039_inbox_event_id_ascii;
+mod m20261125_000040_reward_grant_event_id_ascii;
 
 pub struct Migrator;
 
@@ -87,6 +90,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000035_drop_outbox_aggregate::Migration),
             Box::new(m20261125_000036_outbox_backoff_in_lease::Migration),
             Box::new(m20261125_000037_drop_outbox_status_available::Migration),
+            Box::new(m20261125_000038_drop_inbox_processed_at::Migration),
+            Box::new(m20261125_000039_inbox_event_id_ascii::Migration),
+            Box::new(m20261125_000040_reward_grant_event_id_ascii::Migration),
         ]
     }
 }

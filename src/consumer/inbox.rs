@@ -2,7 +2,10 @@
 //! effect, so "applied" and "recorded" cannot disagree.
 
 use crate::db::sql::{fits, in_list, insert_rows, stmt, value_bytes};
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
@@ -70,6 +73,13 @@ pub async fn record(
 }
 
 /// Deletes up to `limit` of this consumer's rows older than `retention`; returns how many.
+///
+/// The table has no index on `processed_at` (every applied event would pay an entry in it for
+/// this alone): the delete walks the primary key `(consumer, event_id)` up to the first UUIDv7 of
+/// the cut-off's millisecond ([`v7_floor`]), a UUIDv7's text sorting by its time, and still
+/// deletes a row only once it was processed `retention` ago, so an event applied long after it
+/// was created keeps its row for the whole retention too. An id that is not a UUIDv7 (the
+/// contract requires one, docs/design.md §3) may sort past every cut-off and is then kept.
 pub async fn clean(
     conn: &impl ConnectionTrait,
     consumer: &str,
@@ -77,12 +87,56 @@ pub async fn clean(
     limit: u32,
 ) -> Result<u64, DbErr> {
     let micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+    let cut_off = SystemTime::now()
+        .checked_sub(retention)
+        .unwrap_or(UNIX_EPOCH);
     let res = conn
         .execute_raw(stmt(
-            "DELETE FROM consumer_inbox WHERE consumer = ? \
+            "DELETE FROM consumer_inbox WHERE consumer = ? AND event_id < ? \
              AND processed_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND LIMIT ?",
-            vec![consumer.into(), micros.into(), limit.into()],
+            vec![
+                consumer.into(),
+                v7_floor(cut_off).into(),
+                micros.into(),
+                limit.into(),
+            ],
         ))
         .await?;
     Ok(res.rows_affected())
+}
+
+/// The smallest UUIDv7 text of `at`'s millisecond: every UUIDv7 of an earlier millisecond sorts
+/// below it, byte-wise and case-insensitively (its first 12 hex digits are the Unix time in ms).
+fn v7_floor(at: SystemTime) -> String {
+    let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()) & 0xffff_ffff_ffff;
+    format!(
+        "{:08x}-{:04x}-0000-0000-000000000000",
+        ms >> 16,
+        ms & 0xffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::{NoContext, Timestamp};
+
+    #[test]
+    fn the_v7_floor_of_a_millisecond_sorts_between_the_ids_before_it_and_those_of_it() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
+        let floor = v7_floor(at);
+        let id = |ms: u64| {
+            Uuid::new_v7(Timestamp::from_unix(
+                NoContext,
+                ms / 1000,
+                (ms % 1000) as u32 * 1_000_000,
+            ))
+            .to_string()
+        };
+        assert!(id(1_764_000_000_122) < floor, "{floor}");
+        assert!(id(1_764_000_000_122).to_uppercase() < floor.to_uppercase());
+        assert!(floor <= id(1_764_000_000_123), "{floor}");
+        assert!(floor < id(1_764_000_000_124));
+        assert_eq!(v7_floor(UNIX_EPOCH), "00000000-0000-0000-0000-000000000000");
+    }
 }

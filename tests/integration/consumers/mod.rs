@@ -8,3 +8,4 @@ mod group;
 mod hot_campaign;
 mod lifecycle;
 mod redelivery;
+mod retention;
