@@ -83,10 +83,11 @@ start_mariadb() {
   port_free "$DB_PORT" "the tests' MariaDB (TEST_DB_PORT)"
   log "starting MariaDB on 127.0.0.1:$DB_PORT"
   # --no-defaults: nothing from /etc/mysql (another server's datadir, socket or port) applies.
+  # The thread pool as scripts/services.sh runs it, so the suite and the proof run check that.
   "$(mariadbd_bin)" --no-defaults --user="$ME" --datadir="$MARIADB_DIR/data" \
     --port="$DB_PORT" --bind-address=127.0.0.1 --socket="$SOCKET" \
     --pid-file="$MARIADB_DIR/mariadbd.pid" --log-error="$MARIADB_DIR/error.log" \
-    --max-connections=1000 --innodb-lock-wait-timeout=10 \
+    --max-connections=1000 --innodb-lock-wait-timeout=10 --thread-handling=pool-of-threads \
     --ssl-ca="$TLS_DIR/ca.pem" --ssl-cert="$TLS_DIR/server.pem" --ssl-key="$TLS_DIR/server.key" \
     >/dev/null 2>&1 9>&- &
   disown
