@@ -79,7 +79,7 @@ pub async fn record(
 /// the cut-off's millisecond ([`v7_floor`]), a UUIDv7's text sorting by its time, and still
 /// deletes a row only once it was processed `retention` ago, so an event applied long after it
 /// was created keeps its row for the whole retention too. An id that is not a UUIDv7 (the
-/// contract requires one, docs/design.md §3) may sort past every cut-off and is then kept.
+/// contract requires one, docs/design.md §2.4) may sort past every cut-off and is then kept.
 pub async fn clean(
     conn: &impl ConnectionTrait,
     consumer: &str,

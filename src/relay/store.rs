@@ -193,9 +193,9 @@ const HELD_BACK: &str = "WITH held AS (\
 /// row leases still let a former leader write that backoff).
 ///
 /// The two ranges (each an `ORDER BY … LIMIT`, so MariaDB materializes it) carry ids only, and
-/// the rows are read by primary key after them: a materialized row with the payload's TEXT in it
-/// made an on-disk temporary table, two files created and removed per claim, 13 % of MariaDB's
-/// CPU in a flash sale's profile (docs/design.md §10).
+/// the rows are read by primary key after them, in the same statement: with the payload's TEXT
+/// in them they were on-disk temporary tables, three a claim, their files created and removed
+/// each time (docs/design.md §7).
 async fn candidates(
     txn: &impl ConnectionTrait,
     total: u32,
