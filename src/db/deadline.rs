@@ -44,6 +44,8 @@ async fn bounded<T>(
 pub struct Bounded<C> {
     inner: C,
     limit: Duration,
+    /// The server answers `INSERT … RETURNING` (MariaDB; MySQL has no such clause).
+    returning: bool,
 }
 
 /// The connection pool, with a deadline on each call. Cheap to clone.
@@ -57,7 +59,16 @@ impl Db {
         Self {
             inner: pool,
             limit: statement_timeout,
+            returning: false,
         }
+    }
+
+    /// Says whether the server answers `INSERT … RETURNING` ([`super::pool::connect`] asks it;
+    /// MariaDB does, MySQL does not). Off, multi-row inserts read their ids back instead.
+    #[must_use]
+    pub fn with_insert_returning(mut self, returning: bool) -> Self {
+        self.returning = returning;
+        self
     }
 
     /// The sqlx pool underneath, for its connection counts (`/metrics`).
@@ -71,6 +82,7 @@ impl Db {
         Ok(Bounded {
             inner,
             limit: self.limit,
+            returning: self.returning,
         })
     }
 
@@ -90,6 +102,7 @@ impl Db {
         Ok(Bounded {
             inner,
             limit: self.limit,
+            returning: self.returning,
         })
     }
 
@@ -97,6 +110,13 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbErr> {
         use sea_orm::ConnectionTrait;
         self.execute_unprepared("SELECT 1").await.map(|_| ())
+    }
+}
+
+impl<C> Bounded<C> {
+    /// Whether the server answers `INSERT … RETURNING` (see [`Db::with_insert_returning`]).
+    pub fn insert_returning(&self) -> bool {
+        self.returning
     }
 }
 

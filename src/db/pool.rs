@@ -58,7 +58,28 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Db> {
     let pool = Database::connect(opts)
         .await
         .context("could not connect to MySQL (DATABASE_URL)")?;
-    Ok(Db::new(pool, limit))
+    let returning = answers_insert_returning(&pool).await?;
+    Ok(Db::new(pool, limit).with_insert_returning(returning))
+}
+
+/// Whether the server is MariaDB, whose `INSERT … RETURNING` (10.5 and later; the service needs
+/// 10.6) gives a multi-row insert's ids with the insert itself. MySQL has no such clause.
+async fn answers_insert_returning(pool: &DatabaseConnection) -> anyhow::Result<bool> {
+    use sea_orm::ConnectionTrait;
+    let row = pool
+        .query_one_raw(sea_orm::Statement::from_string(
+            pool.get_database_backend(),
+            "SELECT VERSION()",
+        ))
+        .await
+        .context("could not read the MySQL server's version")?
+        .context("SELECT VERSION() answered no row")?;
+    let version: String = row
+        .try_get_by_index(0)
+        .context("could not read the MySQL server's version")?;
+    let mariadb = version.to_ascii_lowercase().contains("mariadb");
+    tracing::debug!(%version, insert_returning = mariadb, "MySQL server version");
+    Ok(mariadb)
 }
 
 /// A pool for migrations: no statement limit, since DDL on a big table may legitimately run

@@ -31,7 +31,7 @@
 
 use std::ops::Range;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, Statement, Value};
 
 /// The most bytes of values one statement should carry: below the 16 KiB a new socket writes at
 /// once, with room for the SQL text and the packet's own header.
@@ -161,6 +161,36 @@ pub async fn insert_rows(
     tail: &str,
     values: Vec<Value>,
 ) -> Result<Vec<ExecResult>, DbErr> {
+    let mut results = Vec::new();
+    for (sql, piece) in insert_statements(head, row, tail, values) {
+        results.push(conn.execute_raw(stmt(&sql, piece)).await?);
+    }
+    Ok(results)
+}
+
+/// [`insert_rows`] with a `tail` that returns rows (MariaDB's `RETURNING …`): the rows of every
+/// piece, in order.
+pub async fn insert_rows_returning(
+    conn: &impl ConnectionTrait,
+    head: &str,
+    row: &str,
+    tail: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let mut rows = Vec::new();
+    for (sql, piece) in insert_statements(head, row, tail, values) {
+        rows.extend(conn.query_all_raw(stmt(&sql, piece)).await?);
+    }
+    Ok(rows)
+}
+
+/// The statements of a multi-row insert and their values, piece by piece.
+fn insert_statements(
+    head: &str,
+    row: &str,
+    tail: &str,
+    values: Vec<Value>,
+) -> Vec<(String, Vec<Value>)> {
     let width = row.matches('?').count().max(1);
     let rows = values.len() / width;
     let widest = values
@@ -169,13 +199,12 @@ pub async fn insert_rows(
         .max()
         .unwrap_or(0);
     let mut values = values.into_iter();
-    let mut results = Vec::new();
-    for piece in pieces_of_at_most(rows, fits(widest)) {
-        let sql = format!("{head} VALUES {}{tail}", vec![row; piece.len()].join(", "));
-        let piece_values: Vec<Value> = values.by_ref().take(piece.len() * width).collect();
-        results.push(conn.execute_raw(stmt(&sql, piece_values)).await?);
-    }
-    Ok(results)
+    pieces_of_at_most(rows, fits(widest))
+        .map(|piece| {
+            let sql = format!("{head} VALUES {}{tail}", vec![row; piece.len()].join(", "));
+            (sql, values.by_ref().take(piece.len() * width).collect())
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::gate::Entry;
 use crate::{
     db::{
         error::{self as db_error, DbErrorKind},
-        sql::{in_list, insert_rows, stmt},
+        sql::{in_list, insert_rows, insert_rows_returning, stmt},
         time::to_db,
         Db, Txn,
     },
@@ -282,9 +282,11 @@ async fn refusal(txn: &Txn, campaign_id: i64, total: i64) -> Result<Option<Write
 /// Inserts the participations (one statement when their number is one of the list sizes of
 /// [`crate::db::sql`], as a group commit's batch is) and returns their ids in the order of `wins`.
 ///
-/// One row: `LAST_INSERT_ID()`. Several: read back by (campaign, user) inside the transaction,
-/// rather than computed from the first id, which would assume `auto_increment_increment = 1`
-/// (Galera and multi-primary set-ups step by more) and consecutive allocation.
+/// One row: `LAST_INSERT_ID()`. Several: on MariaDB the insert returns them (`RETURNING user_id,
+/// id`, no second statement); on MySQL, which has no such clause, they are read back by
+/// (campaign, user) inside the transaction. Never computed from the first id, which would assume
+/// `auto_increment_increment = 1` (Galera and multi-primary set-ups step by more) and consecutive
+/// allocation.
 async fn insert_participations(
     txn: &Txn,
     wins: &[NewParticipation],
@@ -307,33 +309,22 @@ async fn insert_participations(
             w.event_id.to_string().into(),
         ]);
     }
-    let inserted = insert_rows(
-        txn,
-        "INSERT INTO participation (campaign_id, user_id, quantity, sequence, created_at, idempotency_key, \
-         status, hold_expires_at, event_id)",
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        "",
-        values,
-    )
-    .await?;
+    const HEAD: &str = "INSERT INTO participation (campaign_id, user_id, quantity, sequence, \
+                        created_at, idempotency_key, status, hold_expires_at, event_id)";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
     if let [one] = wins {
+        let inserted = insert_rows(txn, HEAD, ROW, "", values).await?;
         let id = i64::try_from(inserted[0].last_insert_id())
             .map_err(|e| DbErr::Custom(e.to_string()))?;
         debug_assert_eq!(one.entry.campaign_id, campaign_id);
         return Ok(vec![id]);
     }
-
-    let mut values: Vec<Value> = vec![campaign_id.into()];
-    let users = in_list(
-        &mut values,
-        wins.iter().map(|w| Value::from(w.entry.user_id)),
-    );
-    let found = txn
-        .query_all_raw(stmt(
-            &format!("SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({users})"),
-            values,
-        ))
-        .await?;
+    let found = if txn.insert_returning() {
+        insert_rows_returning(txn, HEAD, ROW, " RETURNING user_id, id", values).await?
+    } else {
+        insert_rows(txn, HEAD, ROW, "", values).await?;
+        read_back(txn, campaign_id, wins).await?
+    };
     let mut by_user = HashMap::with_capacity(found.len());
     for row in found {
         by_user.insert(
@@ -351,4 +342,24 @@ async fn insert_participations(
             })
         })
         .collect()
+}
+
+/// The `(user_id, id)` rows of `wins`, just inserted in this transaction.
+async fn read_back(
+    txn: &Txn,
+    campaign_id: i64,
+    wins: &[NewParticipation],
+) -> Result<Vec<QueryResult>, DbErr> {
+    let mut values: Vec<Value> = vec![campaign_id.into()];
+    let users = in_list(
+        &mut values,
+        wins.iter().map(|w| Value::from(w.entry.user_id)),
+    );
+    txn.query_all_raw(stmt(
+        &format!(
+            "SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({users})"
+        ),
+        values,
+    ))
+    .await
 }

@@ -313,3 +313,68 @@ async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
         400
     );
 }
+
+/// A batch's participation ids go to the right users whether the server returns them with the
+/// insert (MariaDB's `INSERT … RETURNING`, what the suite's server answers) or they are read back
+/// in the transaction (MySQL's way, forced here): each win's id is its user's row, and its outbox
+/// event names that id (§2.2). The users come in no sorted order, so ids handed out in the
+/// order of the users (or with the returned columns confused) would fail.
+#[tokio::test]
+async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
+    use firstcome::participation::transaction::{self, NewParticipation};
+    let settings = crate::spawn::test_settings().await;
+    let app = crate::spawn::spawn_app_with(settings.clone()).await;
+    let db = firstcome::db::pool::connect(&settings.database)
+        .await
+        .expect("pool");
+    assert!(db.insert_returning(), "MariaDB answers INSERT … RETURNING");
+    let campaign = app.open_campaign(20, 1).await;
+    for (db, users) in [
+        (db.clone(), [105, 101, 104, 100, 103, 102]),
+        (
+            db.with_insert_returning(false),
+            [205, 201, 204, 200, 203, 202],
+        ),
+    ] {
+        let wins: Vec<NewParticipation> = users
+            .iter()
+            .enumerate()
+            .map(|(i, &user_id)| NewParticipation {
+                entry: firstcome::gate::Entry {
+                    campaign_id: campaign,
+                    user_id,
+                    quantity: 1,
+                },
+                sequence: user_id + i as i64,
+                reward_points: 0,
+                event_id: uuid::Uuid::now_v7(),
+                topic: app.topic.as_str().into(),
+                traceparent: None,
+                idempotency_key: None,
+                confirm_within_seconds: 0,
+                commit_by: std::time::Instant::now() + Duration::from_secs(60),
+            })
+            .collect();
+        let written = transaction::write_all(&db, &wins, &Default::default())
+            .await
+            .expect("the batch is written");
+        assert_eq!(written.len(), wins.len());
+        for (w, win) in written.iter().zip(&wins) {
+            let user = win.entry.user_id;
+            let row = app
+                .scalar(&format!(
+                    "SELECT id FROM participation WHERE campaign_id = {campaign} AND user_id = {user}"
+                ))
+                .await;
+            assert_eq!(w.participation_id, row, "user {user}'s id");
+            let event = app
+                .scalar(&format!(
+                    "SELECT CAST(JSON_VALUE(payload, '$.participationId') AS SIGNED) \
+                     FROM outbox_event WHERE event_id = '{}'",
+                    win.event_id
+                ))
+                .await;
+            assert_eq!(event, row, "user {user}'s event names its participation");
+        }
+    }
+}
