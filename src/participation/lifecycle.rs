@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use sea_orm::DbErr;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -283,13 +283,27 @@ impl LifecycleService {
                 }
                 return answer;
             }
-            Decision::Confirm => {
-                state_change::confirm(&txn, &win).await?;
-                let event = confirmed_event(&win, &campaign);
-                let row = NewOutboxEvent::participation(&event, &self.topic, traceparent);
-                table::insert(&txn, &[row]).await?;
-                None
-            }
+            Decision::Confirm => match state_change::confirm(&txn, &win).await? {
+                Some(confirmed_at) => {
+                    let event = confirmed_event(&win, &campaign, confirmed_at);
+                    let row = NewOutboxEvent::participation(&event, &self.topic, traceparent);
+                    table::insert(&txn, &[row]).await?;
+                    None
+                }
+                // The deadline passed while the campaign's row was waited for: it expires now.
+                None => {
+                    self.close(
+                        &txn,
+                        &win,
+                        &campaign,
+                        ParticipationStatus::Expired,
+                        CancelReason::Expired,
+                        traceparent,
+                    )
+                    .await?;
+                    Some(Err(LifecycleError::HoldExpired))
+                }
+            },
             Decision::Close(to, reason, answer) => {
                 self.close(&txn, &win, &campaign, to, reason, traceparent)
                     .await?;
@@ -364,11 +378,16 @@ fn expire() -> Decision {
     )
 }
 
-fn confirmed_event(win: &Locked, campaign: &Campaign) -> ParticipationConfirmed {
+/// The event of a confirmation, occurring when the database confirmed it (within the deadline).
+fn confirmed_event(
+    win: &Locked,
+    campaign: &Campaign,
+    confirmed_at: NaiveDateTime,
+) -> ParticipationConfirmed {
     ParticipationConfirmed {
         event_id: Uuid::now_v7(),
         event_type: PARTICIPATION_CONFIRMED.into(),
-        occurred_at: crate::db::time::precision(Utc::now()),
+        occurred_at: crate::db::time::precision(confirmed_at.and_utc()),
         campaign_id: win.campaign_id,
         participation_id: win.id,
         user_id: win.user_id,

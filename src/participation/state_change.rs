@@ -65,11 +65,18 @@ pub async fn lock_by_id(txn: &Txn, id: i64) -> Result<Option<Locked>, DbErr> {
     Ok(locked(row))
 }
 
-/// HELD → CONFIRMED. The campaign row is locked first, as every transaction that writes an
-/// event of the campaign does before it takes an outbox id (docs/design.md §2.5): a campaign's
-/// ids then commit in id order, which the relay's per-key order rests on. Without it, two
-/// confirmations (or a confirmation and a join) could commit their ids out of order.
-pub async fn confirm(txn: &Txn, win: &Locked) -> Result<(), DbErr> {
+/// HELD → CONFIRMED, if the hold's deadline has still not passed; returns when it was confirmed
+/// (`confirmed_at`, the database's clock), or `None` when the deadline passed after the row was
+/// locked (the caller expires it instead).
+///
+/// The campaign row is locked first, as every transaction that writes an event of the campaign
+/// does before it takes an outbox id (docs/design.md §2.5): a campaign's ids then commit in id
+/// order, which the relay's per-key order rests on. Without it, two confirmations (or a
+/// confirmation and a join) could commit their ids out of order. That lock may be waited for
+/// (the campaign's group commit holds it), so the deadline is checked again by the `UPDATE`
+/// itself: a confirmation never takes effect past the deadline, however long the wait (the
+/// proof run saw one confirmed 151 ms late, checked only when the row was locked).
+pub async fn confirm(txn: &Txn, win: &Locked) -> Result<Option<NaiveDateTime>, DbErr> {
     txn.execute_raw(stmt(
         "SELECT id FROM campaign WHERE id = ? FOR UPDATE",
         vec![win.campaign_id.into()],
@@ -78,11 +85,24 @@ pub async fn confirm(txn: &Txn, win: &Locked) -> Result<(), DbErr> {
     let res = txn
         .execute_raw(stmt(
             "UPDATE participation SET status = 'CONFIRMED', confirmed_at = UTC_TIMESTAMP(6) \
-             WHERE id = ? AND status = 'HELD'",
+             WHERE id = ? AND status = 'HELD' \
+             AND (hold_expires_at IS NULL OR hold_expires_at > UTC_TIMESTAMP(6))",
             vec![win.id.into()],
         ))
         .await?;
-    expect_one(res.rows_affected(), win.id)
+    // The row is locked HELD: matching nothing means its deadline has passed.
+    if res.rows_affected() == 0 {
+        return Ok(None);
+    }
+    expect_one(res.rows_affected(), win.id)?;
+    let row = txn
+        .query_one_raw(stmt(
+            "SELECT confirmed_at FROM participation WHERE id = ?",
+            vec![win.id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("participation {}", win.id)))?;
+    Ok(Some(row.try_get_by_index(0)?))
 }
 
 /// HELD or CONFIRMED → `to` (CANCELLED or EXPIRED): the units go back to the campaign's stock and

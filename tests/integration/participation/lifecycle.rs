@@ -246,6 +246,51 @@ async fn a_confirm_at_the_deadline_and_the_sweeper_agree_on_one_outcome() {
     app.assert_no_drift(campaign).await;
 }
 
+/// A confirm that gets the campaign's row only after the hold's deadline (held here, as a busy
+/// group commit holds it) does not confirm late: the deadline is checked again when the confirm
+/// writes, so the win expires, the answer is HOLD_EXPIRED, and no `ParticipationConfirmed`
+/// occurs past the deadline (§14; the proof run saw one 151 ms late, checked only at the row's
+/// lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_confirm_that_waits_past_the_deadline_for_the_campaign_row_expires_the_win() {
+    let app = spawn_app().await;
+    let campaign = campaign_with_window(&app, 1, 1).await;
+    assert_eq!(status(&app.join(campaign, 1, 1).await), is(201, "HELD"));
+    let blocker = app.lock_campaign(campaign).await;
+    let release = async {
+        let waiting = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                       WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
+                       AND INFO LIKE 'SELECT id FROM campaign WHERE id = % FOR UPDATE'";
+        wait_until(
+            "the confirm to wait for the campaign row",
+            Duration::from_secs(20),
+            || async { app.scalar(waiting).await == 1 },
+        )
+        .await;
+        let past = format!(
+            "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign} \
+             AND hold_expires_at < UTC_TIMESTAMP(6)"
+        );
+        wait_until(
+            "the hold's deadline to pass",
+            Duration::from_secs(20),
+            || async { app.scalar(&past).await == 1 },
+        )
+        .await;
+        blocker.commit().await.expect("release the campaign row");
+    };
+    let (answer, ()) = tokio::join!(act(&app, campaign, 1, "confirm", false), release);
+    assert_eq!(status(&answer), is(409, "HOLD_EXPIRED"));
+    let stored = app
+        .get(&format!("/api/v1/campaigns/{campaign}/participations/1"))
+        .await;
+    assert_eq!(stored.body["status"], "EXPIRED");
+    assert_eq!(events_of(&app, "ParticipationConfirmed").await, 0);
+    assert_eq!(events_of(&app, "ParticipationCancelled").await, 1);
+    assert_eq!(app.remaining_stock(campaign).await, 1);
+    app.assert_no_drift(campaign).await;
+}
+
 /// A `gate_return` marker for `user`'s win, as a crash right after its closing commit leaves it.
 async fn plant_return_marker(app: &TestApp, campaign: i64, user: i64) {
     let sql = format!(
