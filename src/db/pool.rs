@@ -67,10 +67,7 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Db> {
 async fn answers_insert_returning(pool: &DatabaseConnection) -> anyhow::Result<bool> {
     use sea_orm::ConnectionTrait;
     let row = pool
-        .query_one_raw(sea_orm::Statement::from_string(
-            pool.get_database_backend(),
-            "SELECT VERSION()",
-        ))
+        .query_one_raw(super::sql::stmt("SELECT VERSION()", vec![]))
         .await
         .context("could not read the MySQL server's version")?
         .context("SELECT VERSION() answered no row")?;

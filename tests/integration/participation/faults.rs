@@ -348,28 +348,19 @@ async fn the_reconciler_waits_for_a_transaction_holding_the_campaign_and_keeps_i
 /// (its reservation may have been given back meanwhile), and the stock is untouched.
 #[tokio::test]
 async fn a_win_past_its_commit_deadline_is_not_written() {
-    use firstcome::participation::transaction::{self, NewParticipation, WriteError};
+    use firstcome::participation::transaction::{self, WriteError};
     let settings = test_settings().await;
     let app = spawn_app_with(settings.clone()).await;
     let db = firstcome::db::pool::connect(&settings.database)
         .await
         .expect("pool");
     let campaign = app.open_campaign(5, 1).await;
-    let late = NewParticipation {
-        entry: firstcome::gate::Entry {
-            campaign_id: campaign,
-            user_id: 9,
-            quantity: 1,
-        },
-        sequence: 1,
-        reward_points: 0,
-        event_id: uuid::Uuid::now_v7(),
-        topic: app.topic.as_str().into(),
-        traceparent: None,
-        idempotency_key: None,
-        confirm_within_seconds: 0,
-        commit_by: std::time::Instant::now() - Duration::from_millis(1),
-    };
+    let late = app.win_to_write(
+        campaign,
+        9,
+        1,
+        std::time::Instant::now() - Duration::from_millis(1),
+    );
     let written = transaction::write_all(&db, &[late], &Default::default()).await;
     assert!(matches!(written, Err(WriteError::Stale)), "{written:?}");
     assert_eq!(app.remaining_stock(campaign).await, 5);

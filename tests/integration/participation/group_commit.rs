@@ -321,7 +321,7 @@ async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
 /// order of the users (or with the returned columns confused) would fail.
 #[tokio::test]
 async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
-    use firstcome::participation::transaction::{self, NewParticipation};
+    use firstcome::participation::transaction;
     let settings = crate::spawn::test_settings().await;
     let app = crate::spawn::spawn_app_with(settings.clone()).await;
     let db = firstcome::db::pool::connect(&settings.database)
@@ -336,24 +336,11 @@ async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
             [205, 201, 204, 200, 203, 202],
         ),
     ] {
-        let wins: Vec<NewParticipation> = users
+        let commit_by = std::time::Instant::now() + Duration::from_secs(60);
+        let wins: Vec<_> = users
             .iter()
             .enumerate()
-            .map(|(i, &user_id)| NewParticipation {
-                entry: firstcome::gate::Entry {
-                    campaign_id: campaign,
-                    user_id,
-                    quantity: 1,
-                },
-                sequence: user_id + i as i64,
-                reward_points: 0,
-                event_id: uuid::Uuid::now_v7(),
-                topic: app.topic.as_str().into(),
-                traceparent: None,
-                idempotency_key: None,
-                confirm_within_seconds: 0,
-                commit_by: std::time::Instant::now() + Duration::from_secs(60),
-            })
+            .map(|(i, &user)| app.win_to_write(campaign, user, user + i as i64, commit_by))
             .collect();
         let written = transaction::write_all(&db, &wins, &Default::default())
             .await

@@ -9,6 +9,7 @@ use firstcome::outbox::{
     event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
     headers, NewOutboxEvent, OutboxStatus,
 };
+use firstcome::participation::transaction::NewParticipation;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -31,7 +32,34 @@ pub fn outbox_row(event_id: Uuid, topic: &str, key: &str, payload: String) -> Ne
         status: OutboxStatus::Pending,
     }
 }
+
 impl TestApp {
+    /// A win as the group commit hands it to `participation::transaction::write_all`: one unit
+    /// of `campaign_id` for `user_id`, confirmed at once, on the app's topic, to be written
+    /// before `commit_by`.
+    pub fn win_to_write(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        sequence: i64,
+        commit_by: std::time::Instant,
+    ) -> NewParticipation {
+        NewParticipation {
+            entry: firstcome::gate::Entry {
+                campaign_id,
+                user_id,
+                quantity: 1,
+            },
+            sequence,
+            reward_points: 0,
+            event_id: Uuid::now_v7(),
+            topic: self.topic.as_str().into(),
+            traceparent: None,
+            idempotency_key: None,
+            confirm_within_seconds: 0,
+            commit_by,
+        }
+    }
     /// Locks the campaign's row in a transaction of the test's own, so the service's guarded
     /// stock UPDATEs wait for it until it ends.
     pub async fn lock_campaign(&self, campaign_id: i64) -> sea_orm::DatabaseTransaction {
