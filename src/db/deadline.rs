@@ -78,7 +78,7 @@ impl Db {
 
     /// Starts a transaction whose every statement has the same deadline.
     pub async fn begin(&self) -> Result<Txn, DbErr> {
-        let inner = bounded(self.limit, self.inner.begin()).await?;
+        let inner = self.begin_live(|| self.inner.begin()).await?;
         Ok(Bounded {
             inner,
             limit: self.limit,
@@ -91,19 +91,43 @@ impl Db {
     /// reads a snapshot of its own: reads that must agree with each other (a gate rebuild's stock
     /// and the returned wins it includes) take this instead.
     pub async fn begin_snapshot(&self) -> Result<Txn, DbErr> {
-        let inner = bounded(
-            self.limit,
-            self.inner.begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            ),
-        )
-        .await?;
+        let inner = self
+            .begin_live(|| {
+                self.inner.begin_with_config(
+                    Some(IsolationLevel::RepeatableRead),
+                    Some(AccessMode::ReadOnly),
+                )
+            })
+            .await?;
         Ok(Bounded {
             inner,
             limit: self.limit,
             returning: self.returning,
         })
+    }
+
+    /// `begin`, on another connection when the one the pool gave was found broken at `BEGIN`,
+    /// all within the one deadline. The pool hands out a connection used a moment ago without a
+    /// ping ([`super::pool::PINGED_RECENTLY`]), and one the server dropped since (a restart, a
+    /// failover, a killed session) fails its first statement; nothing ran on it, so starting
+    /// again elsewhere is safe. Each broken connection is closed on its way back to the pool, so
+    /// the tries are bounded by the pool's size as well.
+    async fn begin_live<F, Fut>(&self, begin: F) -> Result<DatabaseTransaction, DbErr>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<DatabaseTransaction, DbErr>>,
+    {
+        bounded(self.limit, async {
+            loop {
+                match begin().await {
+                    Err(e) if super::error::connection_broke(&e) => {
+                        tracing::debug!(error = %e, "A pooled connection was broken at BEGIN; trying another.");
+                    }
+                    started => return started,
+                }
+            }
+        })
+        .await
     }
 
     /// One round trip (`SELECT 1`): the readiness probes' check that MySQL answers.

@@ -50,6 +50,23 @@ pub fn outcome_unknown(e: &DbErr) -> bool {
         )
 }
 
+/// A connection the pool handed out turned out broken: the server closed it, or the socket
+/// failed (not a deadline, and not a pool that had no connection to give). Whatever was sent on
+/// it may have reached the server; only a caller that sent nothing that matters (a `BEGIN`) may
+/// simply try again.
+pub fn connection_broke(e: &DbErr) -> bool {
+    if matches!(e, DbErr::ConnectionAcquire(_)) {
+        return false;
+    }
+    if let Some(number) = mysql_error_number(e) {
+        return matches!(number, 1053 | 1927 | 2006 | 2013);
+    }
+    matches!(
+        sqlx_error(e),
+        Some(sqlx::Error::Io(io)) if io.kind() != std::io::ErrorKind::TimedOut
+    )
+}
+
 fn sqlx_error(e: &DbErr) -> Option<&sqlx::Error> {
     match e {
         DbErr::Conn(RuntimeErr::SqlxError(e))
@@ -99,9 +116,13 @@ pub fn kind(e: &DbErr) -> DbErrorKind {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::{sync::Arc, time::Duration};
 
     use super::*;
+
+    fn elapsed_here() -> DbErr {
+        crate::db::deadline::elapsed(Duration::from_secs(1))
+    }
 
     #[test]
     fn errors_without_a_server_answer_are_classified_by_kind() {
@@ -109,8 +130,14 @@ mod tests {
             std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
         ))));
         assert_eq!(kind(&io), DbErrorKind::ConnectionLost);
+        assert!(connection_broke(&io));
+        assert!(
+            !connection_broke(&elapsed_here()),
+            "a deadline is not a broken connection"
+        );
         let pool = DbErr::Conn(RuntimeErr::SqlxError(Arc::new(sqlx::Error::PoolTimedOut)));
         assert_eq!(kind(&pool), DbErrorKind::ConnectionLost);
+        assert!(!connection_broke(&pool), "no connection was had");
         assert!(kind(&pool).is_transient());
         // Text that looks like a deadlock is not one: only the error number counts.
         let custom = DbErr::Custom("Deadlock found (1213)".into());

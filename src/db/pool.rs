@@ -12,7 +12,12 @@
 //!   probe gives it [`RELEASE_PROBE`] to finish and answer a ping, or closes it. A connection to a
 //!   host that black-holes traffic therefore never returns to the pool, and the pool opens new
 //!   ones (bounded by `DB_CONNECT_TIMEOUT_MS`) once the host answers again.
-//! - An idle connection is pinged before it is handed out, within `DB_ACQUIRE_TIMEOUT_MS`.
+//! - A connection idle for [`PINGED_RECENTLY`] or longer is pinged before it is handed out,
+//!   within `DB_ACQUIRE_TIMEOUT_MS`. One back in the pool for less answered two pings on its way
+//!   in (the probe's and sqlx's own), so asking a third time is a round trip for nothing; the hot
+//!   loops (group commit, relay, consumers) take a connection many times a second. A peer that
+//!   died since then fails the first statement, within its deadline, as it would have a moment
+//!   later anyway.
 //!
 //! sqlx 0.9 does not expose the socket, so TCP keepalive cannot be set on MySQL connections; the
 //! deadlines above are what detect a dead peer (on a connection in use, and on an idle one at its
@@ -34,6 +39,9 @@ use crate::config::DatabaseSettings;
 /// once the server has finished or killed the statement.
 pub const RELEASE_PROBE: Duration = Duration::from_secs(1);
 
+/// How long a connection may sit in the pool and still be handed out without a ping.
+pub const PINGED_RECENTLY: Duration = Duration::from_secs(1);
+
 /// MySQL's "unknown system variable": `max_statement_time` is MariaDB's name.
 const ER_UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
 
@@ -43,6 +51,15 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Db> {
     let mut opts = options(settings);
     opts.map_sqlx_mysql_pool_opts(move |pool| {
         pool.after_connect(move |conn, _| Box::pin(async move { session(conn, limit).await }))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PINGED_RECENTLY {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_release(|conn, _| {
                 Box::pin(async move {
                     match tokio::time::timeout(RELEASE_PROBE, conn.ping()).await {

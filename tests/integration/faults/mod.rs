@@ -4,4 +4,5 @@
 mod crash;
 mod dependency_faults;
 mod mysql_black_hole;
+mod pool;
 mod shutdown;
