@@ -3,7 +3,7 @@
 //!    neither a hang-up nor the request deadline can cut, the Redis gate's reservation
 //!    (rebuilding the campaign's keys when they are missing), or the answer for a user who
 //!    already won;
-//! 2. then, in that same task, settlement: the win is written through its
+//! 2. then, in that same task, settlement (`service/settle.rs`): the win is written through its
 //!    campaign's group commit (`batcher.rs`, `transaction.rs`); a commit wakes the relay, any
 //!    failure gives the reservation back in Redis (compensation), and a commit whose answer was
 //!    lost is resolved by asking MySQL whether the win is there.
@@ -13,9 +13,11 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 mod gate_step;
+mod settle;
+#[cfg(feature = "test-hooks")]
+mod testing;
 
 use gate_step::{Reserved, LOAD_ROUNDS};
 
@@ -25,23 +27,13 @@ use super::{
     join::{detached, existing, Accepted, AdmissionRefusal, JoinError, JoinRequest},
     reconcile::Reconciler,
     store::{self, StoredParticipation},
-    transaction::{NewParticipation, WriteError, Written},
 };
 use crate::{
     campaign::{Campaign, CampaignCache},
     config::Settings,
-    db::{
-        error::{self as db_error, DbErrorKind},
-        Db,
-    },
-    gate::{
-        loader::GateLoader, reservation_value, sold_out::SoldOutMemo, AdmissionPass, Decision,
-        Gate, Release,
-    },
-    metrics::{
-        registry::{PathLabels, ReasonLabels},
-        Metrics, ParticipationPath,
-    },
+    db::Db,
+    gate::{loader::GateLoader, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate},
+    metrics::{registry::ReasonLabels, Metrics},
     waiting_room::{AdmissionSigner, TokenRefusal},
 };
 
@@ -71,9 +63,6 @@ pub struct ParticipationService {
 /// Lookups of a win still being written, for a retry with an `Idempotency-Key` (25 ms doubling:
 /// about 1.5 s in all, past a group commit's transaction under load).
 const IN_FLIGHT_LOOKUPS: u32 = 6;
-
-/// Attempts at compensating before the reservation is given up as leaked (and logged as such).
-const RELEASE_ATTEMPTS: u32 = 3;
 
 /// A win's commit deadline after its gate call: `RESERVATION_TIMEOUT_MS` less a quarter, the
 /// allowance for the instances' clocks (the reconciler measures the reservation's age with its
@@ -271,218 +260,6 @@ impl ParticipationService {
         })
     }
 
-    // Settlement: the win is written (group commit), or the reservation is given back.
-    async fn commit_or_compensate(
-        &self,
-        req: JoinRequest,
-        pass: Option<AdmissionPass>,
-        reserved: Reserved,
-        campaign: &Campaign,
-    ) -> Result<Accepted, JoinError> {
-        let Reserved {
-            sequence,
-            returns_seen,
-            reserved_at_ms,
-            commit_by,
-        } = reserved;
-        let pass = pass.as_ref();
-        let event_id = Uuid::now_v7();
-        let participation = NewParticipation {
-            entry: req.entry,
-            sequence,
-            reward_points: campaign.reward_points,
-            event_id,
-            topic: self.topic.clone(),
-            traceparent: req.trace.map(|t| t.to_string()),
-            idempotency_key: req.idempotency_key.clone(),
-            confirm_within_seconds: campaign.confirm_within_seconds,
-            commit_by,
-        };
-        let mut written = self.write(participation.clone()).await;
-        if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
-        {
-            // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
-            written = self.write(participation).await;
-        }
-        match written {
-            Ok(Written {
-                participation_id,
-                accepted_at,
-                status,
-                hold_expires_at,
-            }) => {
-                // The batch settled the reservation in Redis already (see `batcher`).
-                self.relay_wakeup.notify_one();
-                Ok(Accepted::new(
-                    &req,
-                    participation_id,
-                    sequence,
-                    Some(event_id),
-                    accepted_at,
-                )
-                .with_status(status.into(), hold_expires_at))
-            }
-            Err(WriteError::Duplicate) => {
-                self.compensate(&req, pass, Release::KeepUser, reserved_at_ms)
-                    .await;
-                self.already(&req).await
-            }
-            Err(WriteError::SoldOut {
-                remaining_stock,
-                control_seq,
-            }) => {
-                self.compensate(
-                    &req,
-                    pass,
-                    Release::SoldOut {
-                        remaining_stock,
-                        control_seq,
-                        returns_seen,
-                    },
-                    reserved_at_ms,
-                )
-                .await;
-                Err(JoinError::SoldOut)
-            }
-            // A pause or close the gate had not received: MySQL refuses the win, and the
-            // reservation goes back whole (units and user).
-            Err(WriteError::Paused) => {
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(JoinError::Paused)
-            }
-            Err(WriteError::Closed) => {
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(JoinError::Ended)
-            }
-            // Too late to commit: the reconciler may have given the reservation back already,
-            // so it is given back only if it is still exactly this request's.
-            Err(stale @ WriteError::Stale) => {
-                tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
-                    "A win reached MySQL past its commit deadline; not written, its reservation given back.");
-                self.compensate(&req, pass, Release::Expire, reserved_at_ms)
-                    .await;
-                Err(JoinError::Unavailable {
-                    what: "MySQL",
-                    source: stale.into(),
-                })
-            }
-            Err(WriteError::Db(e)) if db_error::outcome_unknown(&e) => {
-                self.resolve_unknown(req, pass, e, reserved_at_ms).await
-            }
-            Err(unanswered @ WriteError::Unanswered) => {
-                self.resolve_unknown(
-                    req,
-                    pass,
-                    DbErr::Custom(unanswered.to_string()),
-                    reserved_at_ms,
-                )
-                .await
-            }
-            Err(WriteError::Db(e)) => {
-                tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
-                    "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(e.into())
-            }
-        }
-    }
-
-    /// One win's write through its campaign's group commit, timed from queueing to the answer.
-    async fn write(&self, participation: NewParticipation) -> Result<Written, WriteError> {
-        let started = std::time::Instant::now();
-        let written = self.group_commit.write(participation).await;
-        self.metrics
-            .transaction_duration
-            .get_or_create(&PathLabels {
-                path: ParticipationPath::Outbox.as_str(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-        written
-    }
-
-    /// The transaction's answer was lost (deadline, broken connection): it may have committed.
-    /// MySQL says which. A win found there is the caller's win; no row means nothing was
-    /// written and the reservation is given back. If MySQL cannot say either (still down), the
-    /// reservation stays open and the reconciler decides once MySQL answers, so Redis never
-    /// gives back stock that MySQL has sold.
-    async fn resolve_unknown(
-        &self,
-        req: JoinRequest,
-        pass: Option<&AdmissionPass>,
-        e: DbErr,
-        reserved_at_ms: i64,
-    ) -> Result<Accepted, JoinError> {
-        let entry = req.entry;
-        match store::find(&self.db, entry.campaign_id, entry.user_id).await {
-            Ok(Some(found)) if found.quantity == entry.quantity => {
-                tracing::info!(
-                    campaign_id = entry.campaign_id,
-                    user_id = entry.user_id,
-                    "The participation committed although its answer was lost."
-                );
-                if let Err(e) = self.gate.settle(entry.campaign_id, &[entry.user_id]).await {
-                    tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
-                }
-                Ok(Accepted::stored(&req, &found))
-            }
-            Ok(Some(other)) => {
-                // An earlier win of this user (the gate had lost track of it).
-                self.compensate(&req, pass, Release::KeepUser, reserved_at_ms)
-                    .await;
-                Err(JoinError::AlreadyParticipated {
-                    participation_id: Some(other.id),
-                })
-            }
-            Ok(None) => {
-                tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
-                    "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(e.into())
-            }
-            Err(lookup) => {
-                tracing::warn!(error = %e, lookup = %lookup, campaign_id = entry.campaign_id, user_id = entry.user_id,
-                    "The participation transaction's outcome is unknown; the reconciler settles its reservation.");
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Gives back the request's reservation, the one stamped `reserved_at_ms`, while it is still
-    /// open (see [`reservation_value`]). Retried a few times; if Redis stays unreachable the
-    /// reservation is leaked (Redis then undercounts the stock until its keys are rebuilt) and
-    /// logged. The admission `pass` the reservation used is live again when nothing was written.
-    async fn compensate(
-        &self,
-        req: &JoinRequest,
-        pass: Option<&AdmissionPass>,
-        how: Release,
-        reserved_at_ms: i64,
-    ) {
-        let reservation = reservation_value(reserved_at_ms, req.entry.quantity);
-        let mut delay = Duration::from_millis(20);
-        for attempt in 1..=RELEASE_ATTEMPTS {
-            match self
-                .gate
-                .release(&req.entry, pass, how.clone(), &reservation)
-                .await
-            {
-                Ok(_) => return,
-                Err(e) if attempt == RELEASE_ATTEMPTS => {
-                    tracing::error!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, ?how,
-                        "Compensation failed; the reconciler gives the reservation back later.");
-                }
-                Err(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                }
-            }
-        }
-    }
-
     /// The reconciler of reservations left open by crashed instances, over the campaigns this
     /// instance serves.
     pub fn reconciler(&self) -> Reconciler {
@@ -491,63 +268,6 @@ impl ParticipationService {
             gate: self.gate.clone(),
             campaigns: self.campaigns.clone(),
         }
-    }
-
-    /// Wins of the campaign queued for its next group-commit transaction (tests synchronize on
-    /// it, through `startup::testing`).
-    #[cfg(feature = "test-hooks")]
-    pub(crate) fn group_commit_queued(&self, campaign_id: i64) -> usize {
-        self.group_commit.queued(campaign_id)
-    }
-
-    /// Gate rebuilds this instance has run that read MySQL (for the tests, as above).
-    #[cfg(feature = "test-hooks")]
-    pub(crate) fn gate_loads(&self) -> u64 {
-        self.loader.loads()
-    }
-
-    /// Where a test holds a win's write whose guarded decrement matched no row.
-    #[cfg(feature = "test-hooks")]
-    pub(crate) fn refusal_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.group_commit.refusal_hold()
-    }
-
-    /// Where a test holds a refused join's marker read before it reads.
-    #[cfg(feature = "test-hooks")]
-    pub(crate) fn owed_read_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.loader.owed_read_hold()
-    }
-
-    /// What a join the gate refused at `refused_at` learns from the campaign's markers, as the
-    /// join path asks it (`gate_step::reserve`), for a test.
-    #[cfg(feature = "test-hooks")]
-    pub(crate) async fn give_owed(
-        &self,
-        campaign_id: i64,
-        refused_at: std::time::Instant,
-    ) -> Result<crate::gate::loader::Owed, String> {
-        let campaign = self
-            .campaigns
-            .get(&self.db, campaign_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("campaign {campaign_id} not found"))?;
-        self.loader
-            .give_owed(&campaign, refused_at)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Where a test holds a gate rebuild after it filled the winners set, before its load.
-    #[cfg(feature = "test-hooks")]
-    pub(crate) fn rebuild_load_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.loader.before_load_hold()
-    }
-
-    /// Where a test holds a gate rebuild inside its MySQL snapshot, between its two reads.
-    #[cfg(feature = "test-hooks")]
-    pub(crate) fn rebuild_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.loader.in_snapshot_hold()
     }
 
     /// Readies a new campaign: cached here, gate state in Redis before the first request, so a
