@@ -36,6 +36,9 @@ K6 = ENV["K6"]
 RESULTS = Path(ENV.get("RESULTS_DIR", ROOT / "k6" / "results"))
 PROFILE = ENV.get("PROFILE", "0") == "1"
 PERF = ENV.get("PERF", "0") == "1"
+# Statements run in the bench database once the service has migrated it, before the load: a way
+# to measure a schema change (an index dropped, a column's type) before writing its migration.
+PRE_SQL = ENV.get("PRE_SQL", "")
 TICK = os.sysconf("SC_CLK_TCK")
 BASE = f"http://127.0.0.1:{PORT}"
 # MariaDB's counters taken around each phase (SHOW GLOBAL STATUS; this server serves nothing else
@@ -219,6 +222,9 @@ def stop_perf(perf, n):
 def one_run(n):
     proc = start_service(n)
     db_pid = mariadb_pid()
+    if PRE_SQL:
+        log(f"PRE_SQL: {PRE_SQL}")
+        sql(PRE_SQL, DB)
     slow = f"/tmp/firstcome-cpu-slow-{os.getpid()}-{n}.log" if PROFILE else None
     slow_on = False  # whether this run turned MariaDB's slow log on and has not turned it off
     try:
