@@ -46,6 +46,8 @@ mod m20261125_000037_drop_outbox_status_available;
 mod m20261125_000038_drop_inbox_processed_at;
 mod m20261125_000039_inbox_event_id_ascii;
 mod m20261125_000040_reward_grant_event_id_ascii;
+mod m20261125_000041_outbox_status_fixed_width;
+mod m20261125_000042_outbox_redundant_rows;
 
 pub struct Migrator;
 
@@ -93,6 +95,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000038_drop_inbox_processed_at::Migration),
             Box::new(m20261125_000039_inbox_event_id_ascii::Migration),
             Box::new(m20261125_000040_reward_grant_event_id_ascii::Migration),
+            Box::new(m20261125_000041_outbox_status_fixed_width::Migration),
+            Box::new(m20261125_000042_outbox_redundant_rows::Migration),
         ]
     }
 }
