@@ -4,7 +4,7 @@
 //! - [`leadership`]: one active relay per shard, elected with lease rows in MySQL (the fence:
 //!   rows are not leased one by one); its live status is what `/health/ready` reports.
 //! - [`claim`]: the claim loop: claims due rows of the led shards (fenced inside the claim
-//!   transaction) and hands them to workers.
+//!   transaction) and hands them to workers; `candidates.rs` is the claim's read.
 //! - [`order`]: per-key order through failures, lost leases and panics (the proof is there),
 //!   and the rows this relay holds (claimed, their outcome not yet in MySQL); [`held`] names
 //!   them to the claims.
@@ -26,6 +26,7 @@
 //! those rows go back to MySQL) → the recorder writes the last marks → release shard leases.
 
 pub mod admin;
+mod candidates;
 pub mod claim;
 pub mod classify;
 pub mod cleanup;

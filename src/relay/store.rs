@@ -13,12 +13,15 @@
 //! their locks (up to `innodb_lock_wait_timeout`), and a long transaction stalls the relay.
 //! Through the primary key (rows by id) an UPDATE reads only the rows it changes.
 
-use crate::db::sql::{execute_for_ids, in_list, size_at_least, stmt};
+use crate::db::sql::{execute_for_ids, stmt};
 use std::time::Duration;
 
-use super::{held::HeldRuns, order::ClaimView};
+use super::{
+    candidates::{self, ClaimFilter},
+    order::ClaimView,
+};
 use crate::db::Db;
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
@@ -96,7 +99,7 @@ enum ShardsAsked {
 /// a relay of an earlier version), nor while its key is blocked in this relay (`view.blocked`).
 /// The rows this relay holds (`view.held`) are left out by id, so only their younger rows are
 /// taken: they queue behind their elders in the key's worker. Candidates and held-back keys come
-/// from one consistent read ([`candidates`]), so a row a transaction is still writing is not
+/// from one consistent read ([`candidates::read`]), so a row a transaction is still writing is not
 /// among them (a late commit is claimed once it is visible).
 #[tracing::instrument(level = "debug", skip(db, view), fields(blocked = view.blocked.len(), held_runs = view.held.runs.len()), err(level = "warn"))]
 pub async fn claim(
@@ -112,124 +115,10 @@ pub async fn claim(
     let rows = if led.shards.is_empty() {
         Vec::new()
     } else {
-        candidates(&txn, total, &ClaimFilter::new(&led, view), limit).await?
+        candidates::read(&txn, total, &ClaimFilter::new(&led, view), limit).await?
     };
     txn.commit().await?;
     Ok(rows)
-}
-
-/// The claim's conditions beyond "due": the led shards (when not all), the keys blocked in this
-/// relay, and the ids it holds (as runs, each an `id < ? OR id > ?` the range optimizer cuts out
-/// of the index scan, so a claim does not read the rows in flight).
-struct ClaimFilter {
-    sql: String,
-    values: Vec<Value>,
-}
-
-impl ClaimFilter {
-    fn new(led: &LedShards, view: &ClaimView) -> Self {
-        let mut values: Vec<Value> = Vec::new();
-        let mut sql = String::new();
-        if led.shards.len() < led.total as usize {
-            values.push(led.total.into());
-            let shards = in_list(&mut values, led.shards.iter().map(|s| Value::from(*s)));
-            sql.push_str(&format!(" AND MOD(CRC32(msg_key), ?) IN ({shards})"));
-        }
-        if !view.blocked.is_empty() {
-            let keys = in_list(
-                &mut values,
-                view.blocked.iter().map(|k| Value::from(k.as_str())),
-            );
-            sql.push_str(&format!(" AND msg_key NOT IN ({keys})"));
-        }
-        held_filter(&view.held, &mut sql, &mut values);
-        Self { sql, values }
-    }
-}
-
-/// Appends the held runs to a claim's conditions, padded (by repeating the last run) to a list
-/// size of `db::sql`, so the statement texts stay few.
-fn held_filter(held: &HeldRuns, sql: &mut String, values: &mut Vec<Value>) {
-    if let Some(below) = held.below {
-        sql.push_str(" AND id < ?");
-        values.push(below.into());
-    }
-    let Some(&last) = held.runs.last() else {
-        return;
-    };
-    let padded = held
-        .runs
-        .iter()
-        .copied()
-        .chain(std::iter::repeat(last))
-        .take(size_at_least(held.runs.len()));
-    for (first, end) in padded {
-        sql.push_str(" AND (id < ? OR id > ?)");
-        values.push(first.into());
-        values.push(end.into());
-    }
-}
-
-/// Keys held back, with the smallest id that holds each back: rows in backoff (no owner,
-/// `lease_until` their due time, see [`back_off`]), and rows a relay of an earlier version
-/// leased (with an owner) whose lease has not run out; only a key's rows older than that one
-/// may be taken. One short range of `(status, lease_until, lease_owner)`: normally empty, a few
-/// rows during faults.
-const HELD_BACK: &str = "WITH held AS (\
-     SELECT msg_key, MIN(id) AS from_id FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
-     WHERE status = 'PENDING' AND lease_until >= UTC_TIMESTAMP(6) GROUP BY msg_key) ";
-
-/// The candidates of a claim, by one plain (consistent, non-locking) read: two index ranges of
-/// `(status, lease_until, lease_owner, id)`, rows never in backoff in id order (skipping the
-/// held runs inside the index), and rows whose backoff (or an earlier version's lease) ran out
-/// (normally none), less the rows of held-back keys ([`HELD_BACK`]); the first `limit` of both
-/// together, in id order.
-///
-/// One statement, so one snapshot (the pool runs READ COMMITTED, where each statement reads its
-/// own): what one transaction wrote is in it entirely or not at all, and every row is seen in the
-/// same state by the held-back keys and by the ranges. Read apart, a row could pass from "due"
-/// (not holding its key, a candidate) to "in backoff" (holding it, not a candidate) between the
-/// reads and be neither, its younger rows taken ahead of it (measured in a proof run, when
-/// row leases still let a former leader write that backoff).
-///
-/// The two ranges (each an `ORDER BY … LIMIT`, so MariaDB materializes it) carry ids only, and
-/// the rows are read by primary key after them, in the same statement: with the payload's TEXT
-/// in them they were on-disk temporary tables, three a claim, their files created and removed
-/// each time (docs/design.md §7).
-async fn candidates(
-    txn: &impl ConnectionTrait,
-    total: u32,
-    filter: &ClaimFilter,
-    limit: u32,
-) -> Result<Vec<ClaimedRow>, DbErr> {
-    let range = |leases: &str| {
-        format!(
-            "SELECT id FROM (SELECT id FROM outbox_event o FORCE INDEX (ix_outbox_status_lease) \
-             WHERE status = 'PENDING' AND {leases} AND available_at <= UTC_TIMESTAMP(6){} \
-             AND NOT EXISTS (SELECT 1 FROM held WHERE held.msg_key = o.msg_key AND held.from_id < o.id) \
-             ORDER BY id LIMIT ?) r",
-            filter.sql
-        )
-    };
-    let sql = format!(
-        "{HELD_BACK}SELECT o.id, o.event_id, o.event_type, o.topic, o.msg_key, o.payload, o.headers, \
-         o.attempts, CAST(MOD(CRC32(o.msg_key), ?) AS UNSIGNED) AS shard, o.created_at \
-         FROM ({} UNION ALL {}) c STRAIGHT_JOIN outbox_event o ON o.id = c.id",
-        range("lease_until IS NULL AND lease_owner IS NULL"),
-        range("lease_until < UTC_TIMESTAMP(6)"),
-    );
-    let mut values = Vec::with_capacity(1 + 2 * (filter.values.len() + 1));
-    values.push(total.into());
-    for _ in 0..2 {
-        values.extend(filter.values.iter().cloned());
-        values.push(limit.into());
-    }
-    let mut found = ClaimedRow::find_by_statement(stmt(&sql, values))
-        .all(txn)
-        .await?;
-    found.sort_by_key(|r| r.id);
-    found.truncate(limit as usize);
-    Ok(found)
 }
 
 /// Marks rows PUBLISHED, [`MAX_IDS`](crate::db::sql::MAX_IDS) a statement (the recorder hands

@@ -238,6 +238,47 @@ async fn a_former_leaders_late_backoff_never_lets_a_younger_row_of_its_key_ahead
     app.stop().await.expect("clean stop");
 }
 
+/// A row in backoff holds back its own key and no other: the claim's quick read steps aside
+/// while any row is in backoff (`relay::candidates`), and the full read still takes every other
+/// key's due rows; once the backoff has run out, the row and its key's younger ones are taken
+/// too, in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_in_backoff_holds_back_its_key_alone_and_is_taken_once_due() {
+    let (app, db) = app_without_relay().await;
+    app.insert_rows("key-a", &app.topic, 2).await;
+    app.insert_rows("key-b", &app.topic, 2).await;
+    lead_the_one_shard(&app.db).await;
+    let (a, b) = (
+        ids_of(&app.db, "key-a").await,
+        ids_of(&app.db, "key-b").await,
+    );
+    // What `store::back_off` writes: the due time in `lease_until` too, no owner.
+    let backoff = |due: &str| {
+        format!(
+            "UPDATE outbox_event SET attempts = 1, lease_owner = NULL, lease_until = {due}, \
+             available_at = {due} WHERE id = {}",
+            a[0]
+        )
+    };
+    app.db
+        .execute_unprepared(&backoff("UTC_TIMESTAMP(6) + INTERVAL 1 HOUR"))
+        .await
+        .expect("key-a's oldest row in backoff");
+    assert_eq!(
+        claim(&db, &ClaimView::default()).await,
+        b,
+        "key-b's rows, none of key-a's"
+    );
+    app.db
+        .execute_unprepared(&backoff("UTC_TIMESTAMP(6) - INTERVAL 1 SECOND"))
+        .await
+        .expect("key-a's backoff ran out");
+    let mut all = [a.clone(), b.clone()].concat();
+    all.sort_unstable();
+    assert_eq!(claim(&db, &ClaimView::default()).await, all, "every row");
+    app.stop().await.expect("clean stop");
+}
+
 /// An app whose relay does not run (the test claims itself), and a pool of the service's own
 /// kind on its database.
 async fn app_without_relay() -> (TestApp, Db) {
