@@ -63,6 +63,13 @@ pub struct RelaySettings {
     #[arg(id = "RELAY_POLL_INTERVAL_MS", long = "relay-poll-interval-ms", env,
           default_value = "250", value_parser = millis(10..=60_000))]
     pub poll_interval: Duration,
+    /// Shortest time from one claim to the next that a commit wakes; 0 = none (0–1000)
+    // Each claim costs MariaDB a fixed few hundred microseconds whatever it finds; under a
+    // steady flow of commits this gathers them into fewer, larger claims (docs/design.md §7).
+    // A full batch is still followed by the next claim at once.
+    #[arg(id = "RELAY_CLAIM_INTERVAL_MS", long = "relay-claim-interval-ms", env,
+          default_value = "20", value_parser = millis(0..=1_000))]
+    pub claim_interval: Duration,
     /// Keys are split into this many shards, each led by one instance; the same on every instance (1–1024)
     #[arg(id = "RELAY_SHARDS", long = "relay-shards", env, default_value_t = 4,
           value_parser = number::<u32>(1..=1_024))]

@@ -3,7 +3,8 @@
 //! inside the claim transaction) and hands each to its key's worker through a bounded queue.
 //!
 //! It claims again at once after a full batch, so a burst drains without waiting for the next
-//! wake-up. While a queue is full it keeps watching shutdown and its leadership: rows it can no
+//! wake-up; otherwise a claim starts at least `RELAY_CLAIM_INTERVAL_MS` after the one before, so
+//! a steady flow of commits is claimed in fewer, larger claims. While a queue is full it keeps watching shutdown and its leadership: rows it can no
 //! longer hand out are let go (a claim writes nothing, so nothing in MySQL is given back), and
 //! their keys are blocked until nothing of them is left in the pipeline.
 
@@ -30,6 +31,9 @@ pub struct ClaimLoop {
     pub owner: String,
     pub batch: u32,
     pub poll: Duration,
+    /// `RELAY_CLAIM_INTERVAL_MS`: the shortest time from the start of one claim to the start of
+    /// the next one a wake-up asks for (a full batch is followed at once, whatever it says).
+    pub interval: Duration,
     pub shards: u32,
     pub order: Arc<KeyOrder>,
     /// Notified after each participation commit and when a key is unblocked.
@@ -49,6 +53,7 @@ pub fn worker_for(key: &str, workers: usize) -> usize {
 impl ClaimLoop {
     /// Runs until `stop`; dropping `senders` on the way out closes the workers' queues.
     pub async fn run(mut self, senders: Vec<mpsc::Sender<ClaimedRow>>, stop: CancellationToken) {
+        let mut last_claim: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 biased;
@@ -60,6 +65,16 @@ impl ClaimLoop {
             if !self.leadership.borrow().leads_any() {
                 continue;
             }
+            // Commits keep waking the loop during a sale: their rows wait for the interval to
+            // pass, and one claim takes them together.
+            if let Some(started) = last_claim {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep_until(started + self.interval) => {}
+                }
+            }
+            last_claim = Some(tokio::time::Instant::now());
             // Claim until a short batch: a burst drains without waiting for the next wake-up.
             loop {
                 let (rows, bounded) = match self.claim().await {

@@ -275,6 +275,7 @@ fn claim_loop(settings: &RelaySettings, deps: &RelayDeps, shared: &Shared) -> Cl
         owner: shared.owner.clone(),
         batch: settings.batch_size,
         poll: settings.poll_interval,
+        interval: settings.claim_interval,
         shards: settings.shards,
         order: shared.order.clone(),
         wakeup: deps.wakeup.clone(),
