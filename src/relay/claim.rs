@@ -4,9 +4,10 @@
 //!
 //! It claims again at once after a full batch, so a burst drains without waiting for the next
 //! wake-up; otherwise a claim starts at least `RELAY_CLAIM_INTERVAL_MS` after the one before, so
-//! a steady flow of commits is claimed in fewer, larger claims. While a queue is full it keeps watching shutdown and its leadership: rows it can no
-//! longer hand out are let go (a claim writes nothing, so nothing in MySQL is given back), and
-//! their keys are blocked until nothing of them is left in the pipeline.
+//! a steady flow of commits is claimed in fewer, larger claims. While a queue is full it keeps
+//! watching shutdown and its leadership: rows it can no longer hand out are let go (a claim
+//! writes nothing, so nothing in MySQL is given back), and their keys are blocked until nothing
+//! of them is left in the pipeline.
 
 use std::{
     hash::{DefaultHasher, Hash, Hasher},
