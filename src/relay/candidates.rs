@@ -42,6 +42,13 @@ pub(super) async fn read(
 const COLUMNS: &str = "o.id, o.event_id, o.event_type, o.topic, o.msg_key, o.payload, o.headers, \
      o.attempts, CAST(MOD(CRC32(o.msg_key), ?) AS UNSIGNED) AS shard, o.created_at";
 
+/// The PENDING rows that hold their key back (in backoff, or leased by a relay of an earlier
+/// version): one short range of the lease index. The quick read's guard and the check before the
+/// full read must mean the same rows, so both use this (the subquery's own alias keeps it apart
+/// from the claim's `o`).
+const HOLDING_BACK: &str = "FROM outbox_event h FORCE INDEX (ix_outbox_status_lease) \
+     WHERE h.status = 'PENDING' AND h.lease_until IS NOT NULL";
+
 /// The rows never in backoff, in id order, when no PENDING row holds its key back, by one read:
 /// the guard (an uncorrelated subquery over the lease index, evaluated once: with a row in
 /// backoff the statement is an impossible WHERE and returns nothing) and the range see one
@@ -56,9 +63,7 @@ async fn steady(
         "SELECT {COLUMNS} FROM outbox_event o FORCE INDEX (ix_outbox_status_lease) \
          WHERE status = 'PENDING' AND lease_until IS NULL AND lease_owner IS NULL \
          AND available_at <= UTC_TIMESTAMP(6){} \
-         AND NOT EXISTS (SELECT 1 FROM outbox_event h FORCE INDEX (ix_outbox_status_lease) \
-         WHERE h.status = 'PENDING' AND h.lease_until IS NOT NULL) \
-         ORDER BY id LIMIT ?",
+         AND NOT EXISTS (SELECT 1 {HOLDING_BACK}) ORDER BY id LIMIT ?",
         filter.sql
     );
     let mut values = Vec::with_capacity(2 + filter.values.len());
@@ -70,13 +75,11 @@ async fn steady(
         .await
 }
 
-/// Whether a PENDING row holds its key back: in backoff (its due time in `lease_until`, no
-/// owner), or leased by a relay of an earlier version. One short range of the lease index.
+/// Whether a PENDING row holds its key back ([`HOLDING_BACK`]).
 async fn any_held_back(txn: &impl ConnectionTrait) -> Result<bool, DbErr> {
     let row = txn
         .query_one_raw(stmt(
-            "SELECT EXISTS (SELECT 1 FROM outbox_event FORCE INDEX (ix_outbox_status_lease) \
-             WHERE status = 'PENDING' AND lease_until IS NOT NULL) AS held",
+            &format!("SELECT EXISTS (SELECT 1 {HOLDING_BACK}) AS held"),
             vec![],
         ))
         .await?;
