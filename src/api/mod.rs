@@ -124,13 +124,24 @@ pub fn routes(
         .at("/metrics", get(Exposition::new(metrics.clone())))
         .nest("/console", crate::console::routes())
         .nest("/", service)
+        // Each layer boxed: a layer's request future then holds the one inside it as a
+        // pointer. Nested by value they added up to ~12 KiB, copied at every layer of every
+        // request (docs/design.md §10, "Request futures").
+        .boxed()
         .around(move |ep, req| guard(ep, req, limits))
+        .boxed()
         .around(move |ep, req| rate_limit::limit_ips(ep, req, rate_limits.clone()))
+        .boxed()
         .around(move |ep, req| client_ip::resolve(ep, req, proxies.clone()))
+        .boxed()
         .catch_all_error(error::catch_all)
+        .boxed()
         .around(move |ep, req| cors::cors(ep, req, cors.clone()))
+        .boxed()
         .with(HttpMetrics::new(&metrics).with_openapi::<Apis>())
+        .boxed()
         .with(request_span::RequestSpan)
+        .boxed()
 }
 
 /// Body limit and request timeout, answering in the API's JSON error shape.
@@ -151,7 +162,8 @@ async fn guard<E: Endpoint>(
     // HTTP_BODY_LIMIT_BYTES) is read whole first, so a client trickling it is told so (408) and
     // not mistaken for a slow dependency, which would log an ERROR per slow client.
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
-    let body = req.take_body().into_bytes_limit(limits.body_bytes);
+    // Boxed: this future alone is ~4 KiB, and would otherwise sit in every request's future.
+    let body = Box::pin(req.take_body().into_bytes_limit(limits.body_bytes));
     match tokio::time::timeout_at(deadline, body).await {
         Ok(Ok(bytes)) => req.set_body(bytes),
         Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {

@@ -26,6 +26,13 @@ impl CampaignCache {
         if let Some(c) = self.entries.read().await.get(&id) {
             return Ok(Some(c.clone()));
         }
+        // Boxed: a miss is rare, and its query's future would otherwise be part of every
+        // join's future (moved and boxed on every request).
+        Box::pin(self.load(db, id)).await
+    }
+
+    /// A campaign read from MySQL and cached.
+    async fn load(&self, db: &Db, id: i64) -> Result<Option<Arc<Campaign>>, DbErr> {
         let Some(found) = repo::find(db, id).await? else {
             return Ok(None);
         };

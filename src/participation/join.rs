@@ -236,17 +236,22 @@ pub(crate) fn existing(
 
 /// Runs the part of a participation that must not stop halfway in its own task, so that a
 /// client hanging up (which drops the request's future) cannot cut it.
-pub(crate) async fn detached<F>(work: F) -> Result<Accepted, JoinError>
+///
+/// Spawned here, before the returned future is first polled: `work` (the gate call and the
+/// settlement, the largest future of a join) then goes straight into its task and is never
+/// part of the request's future, which poem boxes and hyper moves for every request.
+pub(crate) fn detached<F>(work: F) -> impl std::future::Future<Output = Result<Accepted, JoinError>>
 where
     F: std::future::Future<Output = Result<Accepted, JoinError>> + Send + 'static,
 {
     // It keeps the request's span, so its logs stay with the request.
-    tokio::spawn(tracing::Instrument::in_current_span(work))
-        .await
-        .unwrap_or_else(|e| {
+    let task = tokio::spawn(tracing::Instrument::in_current_span(work));
+    async move {
+        task.await.unwrap_or_else(|e| {
             Err(JoinError::Unavailable {
                 what: "the participation task",
                 source: e.into(),
             })
         })
+    }
 }
