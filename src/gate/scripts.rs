@@ -139,19 +139,31 @@ impl Gate {
 
     /// `<prefix>{c:<id>}:meta`, `…:users` (winners) and `…:pending` (open reservations).
     pub fn keys(&self, campaign_id: i64) -> [String; 3] {
-        let base = format!("{}{{c:{campaign_id}}}", self.prefix);
-        [
-            format!("{base}:meta"),
-            format!("{base}:users"),
-            format!("{base}:pending"),
-        ]
+        self.campaign_keys(campaign_id, ["meta", "users", "pending"])
     }
 
     /// The waiting room's keys (see `lua/queue.lua`; same hash tag): `…:q` (waiting), `…:qt`
     /// (tickets), `…:qu` (users), `…:qseen` (last polls), `…:qadm` (admissions), `…:qroom`.
     pub fn room_keys(&self, campaign_id: i64) -> [String; 6] {
-        let base = format!("{}{{c:{campaign_id}}}", self.prefix);
-        ["q", "qt", "qu", "qseen", "qadm", "qroom"].map(|k| format!("{base}:{k}"))
+        self.campaign_keys(campaign_id, ["q", "qt", "qu", "qseen", "qadm", "qroom"])
+    }
+
+    /// The keys `lua/reserve.lua` and `lua/release.lua` take: meta, users, pending, then the
+    /// waiting room's tickets and admissions. Built here, on every join, with the campaign's
+    /// part formatted once.
+    fn reservation_keys(&self, campaign_id: i64) -> [String; 5] {
+        self.campaign_keys(campaign_id, ["meta", "users", "pending", "qt", "qadm"])
+    }
+
+    /// `<prefix>{c:<id>}:<suffix>` for each suffix.
+    fn campaign_keys<const N: usize>(&self, campaign_id: i64, suffixes: [&str; N]) -> [String; N] {
+        let base = format!("{}{{c:{campaign_id}}}:", self.prefix);
+        suffixes.map(|suffix| {
+            let mut key = String::with_capacity(base.len() + suffix.len());
+            key.push_str(&base);
+            key.push_str(suffix);
+            key
+        })
     }
 
     /// `<prefix>{c:<id>}:returned`: the wins whose units are back in the gate (same hash tag).
@@ -197,8 +209,7 @@ impl Gate {
         epoch: i64,
         now_ms: i64,
     ) -> Result<Decision, GateError> {
-        let [meta, users, pending] = self.keys(entry.campaign_id);
-        let [_, tickets, _, _, admissions, _] = self.room_keys(entry.campaign_id);
+        let [meta, users, pending, tickets, admissions] = self.reservation_keys(entry.campaign_id);
         let mut inv = RESERVE.key(meta);
         inv.key(users)
             .key(pending)
@@ -285,8 +296,7 @@ impl Gate {
         how: Release,
         reservation: &str,
     ) -> Result<bool, GateError> {
-        let [meta, users, pending] = self.keys(entry.campaign_id);
-        let [_, tickets, _, _, admissions, _] = self.room_keys(entry.campaign_id);
+        let [meta, users, pending, tickets, admissions] = self.reservation_keys(entry.campaign_id);
         let (mode, extra, seen, returns_seen) = match &how {
             Release::Undo => ("undo", String::new(), 0, 0),
             Release::KeepUser => ("keep_user", String::new(), 0, 0),
