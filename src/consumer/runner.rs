@@ -11,7 +11,7 @@ use rdkafka::{
     config::ClientConfig,
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::KafkaResult,
-    message::{Message, OwnedMessage},
+    message::{BorrowedMessage, Message, OwnedMessage},
     Offset, TopicPartitionList,
 };
 use tokio::time::Instant;
@@ -28,7 +28,7 @@ use crate::{
     db::Db,
     kafka::producer::ProducerSlot,
     metrics::Metrics,
-    outbox::{headers, ParticipationEvent},
+    outbox::{headers, ContractError, ParticipationEvent},
     shutdown::{off_runtime, running},
     trace::export::{self, ExportSpan, KeyValue, SpanKind},
 };
@@ -171,7 +171,7 @@ impl Runner {
                     last_commit = Instant::now();
                     continue;
                 }
-                m = self.consumer.recv() => m.map(|m| m.detach()),
+                m = self.consumer.recv() => m.map(|m| read(&m)),
             };
             let first = match first {
                 Ok(m) => m,
@@ -198,12 +198,13 @@ impl Runner {
         self.close().await;
     }
 
-    /// `first` and whatever else is already waiting, up to the batch size.
-    fn collect(&self, first: OwnedMessage) -> Vec<OwnedMessage> {
+    /// `first` and whatever else is already waiting, up to the batch size, each read where
+    /// librdkafka holds it ([`read`]).
+    fn collect(&self, first: Read) -> Vec<Read> {
         let mut batch = vec![first];
         while batch.len() < self.deps.settings.batch_size {
             match self.consumer.recv().now_or_never() {
-                Some(Ok(m)) => batch.push(m.detach()),
+                Some(Ok(m)) => batch.push(read(&m)),
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "Kafka reported an error while consuming; continuing.");
                     break;
@@ -215,28 +216,23 @@ impl Runner {
     }
 
     /// Dead-letters poison, applies the rest, then stores the batch's offsets.
-    async fn process(&self, batch: Vec<OwnedMessage>) -> Result<(), Stopped> {
+    async fn process(&self, batch: Vec<Read>) -> Result<(), Stopped> {
         let context = self.consumer.context();
-        let batch: Vec<OwnedMessage> = batch
+        let batch: Vec<Read> = batch
             .into_iter()
-            .filter(|m| context.holds(m.partition()))
+            .filter(|m| context.holds(m.position().0))
             .collect();
+        let positions: Vec<(i32, i64)> = batch.iter().map(Read::position).collect();
         let mut events = Vec::with_capacity(batch.len());
-        for message in &batch {
-            let headers = headers::from_kafka(message.headers());
-            match ParticipationEvent::from_message(message.key(), message.payload(), &headers) {
-                Ok(event) => events.push(Delivered {
-                    event,
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    traceparent: headers.get(headers::TRACEPARENT).cloned(),
-                }),
-                Err(error) => {
+        for read in batch {
+            match read {
+                Read::Event(delivered) => events.push(delivered),
+                Read::Poison { message, error } => {
                     self.retry("dead-letter a poison message", || {
                         dead_letter::publish(
                             &self.deps.dlq,
                             self.name.as_str(),
-                            message,
+                            &message,
                             &error,
                             self.deps.dlq_timeout,
                         )
@@ -258,7 +254,7 @@ impl Runner {
             ConsumerReport::add(&self.report.applied, applied);
             ConsumerReport::add(&self.report.duplicates, duplicates);
         }
-        self.store(&batch);
+        self.store(&positions);
         Ok(())
     }
 
@@ -346,12 +342,13 @@ impl Runner {
         }
     }
 
-    /// Stores the offset after each partition's last message of `batch`, for the next commit.
-    fn store(&self, batch: &[OwnedMessage]) {
+    /// Stores the offset after each partition's last message of a batch (its messages'
+    /// `(partition, offset)`), for the next commit.
+    fn store(&self, positions: &[(i32, i64)]) {
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for m in batch {
-            let entry = next.entry(m.partition()).or_insert(0);
-            *entry = (*entry).max(m.offset() + 1);
+        for &(partition, offset) in positions {
+            let entry = next.entry(partition).or_insert(0);
+            *entry = (*entry).max(offset + 1);
         }
         let mut tpl = TopicPartitionList::new();
         for (partition, offset) in next {
@@ -420,6 +417,43 @@ impl Runner {
                  did not answer); the events applied since the last commit are delivered again after a \
                  restart and skipped (consumer_inbox)."),
         }
+    }
+}
+
+/// One message of a batch, read where librdkafka holds it: its event, or, when it breaks the
+/// contract, a copy of it for the dead-letter topic. Only poison is copied out of librdkafka.
+enum Read {
+    Event(Delivered),
+    Poison {
+        message: OwnedMessage,
+        error: ContractError,
+    },
+}
+
+impl Read {
+    /// The message's `(partition, offset)`.
+    fn position(&self) -> (i32, i64) {
+        match self {
+            Read::Event(d) => (d.partition, d.offset),
+            Read::Poison { message, .. } => (message.partition(), message.offset()),
+        }
+    }
+}
+
+/// Parses `message` into its event and its place, checked against the contract.
+fn read(message: &BorrowedMessage<'_>) -> Read {
+    let headers = headers::from_kafka(message.headers());
+    match ParticipationEvent::from_message(message.key(), message.payload(), &headers) {
+        Ok(event) => Read::Event(Delivered {
+            event,
+            partition: message.partition(),
+            offset: message.offset(),
+            traceparent: headers.get(headers::TRACEPARENT).cloned(),
+        }),
+        Err(error) => Read::Poison {
+            message: message.detach(),
+            error,
+        },
     }
 }
 
