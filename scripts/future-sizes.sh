@@ -17,11 +17,13 @@ TOP=${TOP:-40}
 FILTER=${FILTER:-'api::|participation::|consumer::|relay::|gate::|server::|campaign::'}
 out=$ROOT/target/type-sizes/sizes.txt
 mkdir -p "$ROOT/target/type-sizes"
+# rustc prints the sizes only when it compiles the crate: its last build is removed first.
+(cd "$ROOT" && cargo clean --release -p firstcome --target-dir "$ROOT/target/type-sizes" -q)
 (cd "$ROOT" && CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
   RUSTC_BOOTSTRAP=1 cargo rustc --release --lib --locked --target-dir "$ROOT/target/type-sizes" \
   -- -Zprint-type-sizes >"$out")
 printf 'bytes\tfuture\n'
 grep '^print-type-size type:' "$out" \
   | sed -E 's/^print-type-size type: `(.*)`: ([0-9]+) bytes.*/\2\t\1/' \
-  | grep -E 'async (fn body|block)' | grep -vE 'MaybeUninit|MaybeDangling|ManuallyDrop' \
+  | grep -P '^[0-9]+\t\{async (fn body of|block@)' \
   | grep -E "$FILTER" | sort -rn | uniq | head -n "$TOP" | cut -c1-220
