@@ -21,10 +21,12 @@
 //! in [`ConsumerName`]; `docs/kafka-contract.md` walks through writing one.
 
 mod apply;
+mod client;
 mod context;
 pub mod dead_letter;
 pub mod inbox;
 mod name;
+mod read;
 pub mod report;
 pub mod rewards;
 pub mod runner;

@@ -8,10 +8,9 @@ use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 use backoff::{backoff::Backoff, ExponentialBackoff};
 use futures::FutureExt;
 use rdkafka::{
-    config::ClientConfig,
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::KafkaResult,
-    message::{BorrowedMessage, Message, OwnedMessage},
+    message::Message,
     Offset, TopicPartitionList,
 };
 use tokio::time::Instant;
@@ -20,15 +19,17 @@ use tracing::Instrument;
 
 use super::{
     apply::Applier,
+    client,
     context::{self, GroupContext},
-    dead_letter, inbox, ConsumerName, ConsumerReport, ConsumerStatus, Delivered, Handler,
+    dead_letter, inbox,
+    read::{read, Read},
+    ConsumerName, ConsumerReport, ConsumerStatus, Delivered, Handler,
 };
 use crate::{
     config::{ConsumerSettings, GroupProtocol, KafkaProperties},
     db::Db,
     kafka::producer::ProducerSlot,
     metrics::Metrics,
-    outbox::{headers, ContractError, ParticipationEvent},
     shutdown::{off_runtime, running},
     trace::export::{self, ExportSpan, KeyValue, SpanKind},
 };
@@ -66,53 +67,6 @@ pub struct ConsumerHandle {
     pub report: Arc<ConsumerReport>,
 }
 
-/// A classic group member's session: how long a member that stopped heartbeating (a killed
-/// process) keeps its partitions before the group moves them.
-const CLASSIC_SESSION_TIMEOUT_MS: &str = "10000";
-/// Heartbeats well inside the session (librdkafka wants at most a third of it).
-const CLASSIC_HEARTBEAT_MS: &str = "2000";
-
-/// The client, subscribed. Fails (a startup error) when librdkafka refuses the configuration.
-fn subscribe(
-    name: ConsumerName,
-    deps: &ConsumerDeps,
-    report: Arc<ConsumerReport>,
-) -> KafkaResult<StreamConsumer<GroupContext>> {
-    let protocol = match deps.group_protocol {
-        GroupProtocol::Classic => "classic",
-        GroupProtocol::Consumer => "consumer",
-    };
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &deps.bootstrap)
-        .set("client.id", name.group_id())
-        .set("auto.offset.reset", "earliest")
-        .set("log_level", "4");
-    if deps.group_protocol == GroupProtocol::Classic {
-        // librdkafka's default (45 s) keeps a killed member's partitions unconsumed that long,
-        // twice when it is restarted before its session ends: the proof run measured 70 s
-        // after the outbox drained. 10 s is above Kafka's default floor (group.min.session.
-        // timeout.ms, 6 s); a broker with a higher floor takes KAFKA_PROPERTIES'
-        // session.timeout.ms, applied next. (`consumer` groups keep this on the broker.)
-        config
-            .set("session.timeout.ms", CLASSIC_SESSION_TIMEOUT_MS)
-            .set("heartbeat.interval.ms", CLASSIC_HEARTBEAT_MS);
-    }
-    // Tuning and security from KAFKA_PROPERTIES (a client.id of its own, say); then what the
-    // framework rests on, which KAFKA_PROPERTIES may not set.
-    deps.properties.apply(&mut config);
-    let consumer: StreamConsumer<GroupContext> = config
-        .set("group.id", name.group_id())
-        .set("group.protocol", protocol)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", deps.fetch_wait.as_millis().to_string())
-        .set("statistics.interval.ms", "1000")
-        .create_with_context(GroupContext::new(&deps.topic, report))?;
-    consumer.subscribe(&[&deps.topic])?;
-    Ok(consumer)
-}
-
 /// Starts consumer `name` as a tracked task that runs until `stop` is cancelled.
 pub fn start(
     name: ConsumerName,
@@ -121,7 +75,7 @@ pub fn start(
     stop: CancellationToken,
 ) -> KafkaResult<ConsumerHandle> {
     let report = Arc::new(ConsumerReport::new(name, &deps.metrics));
-    let consumer = subscribe(name, deps, report.clone())?;
+    let consumer = client::subscribe(name, deps, report.clone())?;
     let runner = Runner {
         name,
         handler: name.handler(),
@@ -417,43 +371,6 @@ impl Runner {
                  did not answer); the events applied since the last commit are delivered again after a \
                  restart and skipped (consumer_inbox)."),
         }
-    }
-}
-
-/// One message of a batch, read where librdkafka holds it: its event, or, when it breaks the
-/// contract, a copy of it for the dead-letter topic. Only poison is copied out of librdkafka.
-enum Read {
-    Event(Delivered),
-    Poison {
-        message: OwnedMessage,
-        error: ContractError,
-    },
-}
-
-impl Read {
-    /// The message's `(partition, offset)`.
-    fn position(&self) -> (i32, i64) {
-        match self {
-            Read::Event(d) => (d.partition, d.offset),
-            Read::Poison { message, .. } => (message.partition(), message.offset()),
-        }
-    }
-}
-
-/// Parses `message` into its event and its place, checked against the contract.
-fn read(message: &BorrowedMessage<'_>) -> Read {
-    let headers = headers::from_kafka(message.headers());
-    match ParticipationEvent::from_message(message.key(), message.payload(), &headers) {
-        Ok(event) => Read::Event(Delivered {
-            event,
-            partition: message.partition(),
-            offset: message.offset(),
-            traceparent: headers.get(headers::TRACEPARENT).cloned(),
-        }),
-        Err(error) => Read::Poison {
-            message: message.detach(),
-            error,
-        },
     }
 }
 

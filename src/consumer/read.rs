@@ -1,0 +1,44 @@
+//! Reading a batch's messages where librdkafka holds them: each is parsed into its event at
+//! once, and only poison is copied out, for the dead-letter topic.
+
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+
+use super::Delivered;
+use crate::outbox::{headers, ContractError, ParticipationEvent};
+
+/// One message of a batch, read where librdkafka holds it: its event, or, when it breaks the
+/// contract, a copy of it for the dead-letter topic. Only poison is copied out of librdkafka.
+pub(super) enum Read {
+    Event(Delivered),
+    Poison {
+        message: OwnedMessage,
+        error: ContractError,
+    },
+}
+
+impl Read {
+    /// The message's `(partition, offset)`.
+    pub(super) fn position(&self) -> (i32, i64) {
+        match self {
+            Read::Event(d) => (d.partition, d.offset),
+            Read::Poison { message, .. } => (message.partition(), message.offset()),
+        }
+    }
+}
+
+/// Parses `message` into its event and its place, checked against the contract.
+pub(super) fn read(message: &BorrowedMessage<'_>) -> Read {
+    let headers = headers::from_kafka(message.headers());
+    match ParticipationEvent::from_message(message.key(), message.payload(), &headers) {
+        Ok(event) => Read::Event(Delivered {
+            event,
+            partition: message.partition(),
+            offset: message.offset(),
+            traceparent: headers.get(headers::TRACEPARENT).cloned(),
+        }),
+        Err(error) => Read::Poison {
+            message: message.detach(),
+            error,
+        },
+    }
+}
