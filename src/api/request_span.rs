@@ -70,7 +70,7 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
         let method = req.method().clone();
         let path = loggable_path(req.uri().path()).into_owned();
         let span = tracing::info_span!(target: "firstcome::http", "request",
-            %request_id, trace_id = %format_args!("{:032x}", ctx.trace_id()), %method,
+            %request_id, trace_id = %ctx.trace_id_hex(), %method,
             path = %path);
         // Built only when exported (no allocation per request otherwise).
         let mut otel = if export::enabled() {

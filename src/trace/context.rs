@@ -83,21 +83,51 @@ impl TraceContext {
         self.flags & SAMPLED != 0
     }
 
-    /// The trace id as 32 lower-case hex digits (what log lines carry).
-    pub fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
+    /// The trace id as 32 lower-case hex digits (what log lines carry), without allocating:
+    /// every request's span carries it.
+    pub fn trace_id_hex(&self) -> TraceIdHex {
+        TraceIdHex(hex::<32>(self.trace_id))
     }
 }
 
-/// The `traceparent` header value, version `00`.
+/// A trace id's 32 lower-case hex digits ([`TraceContext::trace_id_hex`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIdHex([u8; 32]);
+
+impl fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(ascii(&self.0))
+    }
+}
+
+/// The `traceparent` header value, version `00`: `00-<trace id>-<span id>-<flags>`, written
+/// digit by digit (every win's event carries one, every request's span a trace id; the
+/// formatter's padded `{:032x}` of a `u128` cost several times as much).
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.span_id, self.flags
-        )
+        let mut out = [b'-'; 55];
+        out[..2].copy_from_slice(b"00");
+        out[3..35].copy_from_slice(&hex::<32>(self.trace_id));
+        out[36..52].copy_from_slice(&hex::<16>(u128::from(self.span_id)));
+        out[53..].copy_from_slice(&hex::<2>(u128::from(self.flags)));
+        f.write_str(ascii(&out))
     }
+}
+
+/// The low `N` hex digits of `value`, lower case, most significant first, zero-padded.
+fn hex<const N: usize>(value: u128) -> [u8; N] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'0'; N];
+    for (i, digit) in out.iter_mut().enumerate() {
+        let shift = 4 * (N - 1 - i);
+        *digit = DIGITS[((value >> shift) & 0xf) as usize];
+    }
+    out
+}
+
+/// Hex digits and dashes as text (ASCII, so always valid).
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Lower-case hex digits only (the spec forbids upper case), up to 32 of them.
@@ -132,13 +162,40 @@ mod tests {
     const EXAMPLE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[test]
+    fn the_digits_are_the_formatters_zero_padded_lower_case_hex() {
+        let padded = "00-00000000000000000000000000000a01-000000000000000b-00";
+        let tc = TraceContext::parse(padded).expect("valid");
+        assert_eq!(tc.to_string(), padded);
+        assert_eq!(tc.trace_id_hex().to_string(), &padded[3..35]);
+        for _ in 0..1_000 {
+            let tc = TraceContext::new_root(rand::random());
+            assert_eq!(
+                tc.to_string(),
+                format!(
+                    "00-{:032x}-{:016x}-{:02x}",
+                    tc.trace_id(),
+                    tc.span_id(),
+                    tc.flags()
+                )
+            );
+            assert_eq!(
+                tc.trace_id_hex().to_string(),
+                format!("{:032x}", tc.trace_id())
+            );
+        }
+    }
+
+    #[test]
     fn a_valid_traceparent_round_trips() {
         let tc = TraceContext::parse(EXAMPLE).expect("valid");
         assert_eq!(tc.trace_id(), 0x4bf92f3577b34da6a3ce929d0e0e4736);
         assert_eq!(tc.span_id(), 0x00f067aa0ba902b7);
         assert!(tc.sampled());
         assert_eq!(tc.to_string(), EXAMPLE);
-        assert_eq!(tc.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            tc.trace_id_hex().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
     }
 
     #[test]
