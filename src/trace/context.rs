@@ -107,7 +107,7 @@ impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = [b'-'; 55];
         out[..2].copy_from_slice(b"00");
-        out[3..35].copy_from_slice(&hex::<32>(self.trace_id));
+        out[3..35].copy_from_slice(&self.trace_id_hex().0);
         out[36..52].copy_from_slice(&hex::<16>(u128::from(self.span_id)));
         out[53..].copy_from_slice(&hex::<2>(u128::from(self.flags)));
         f.write_str(ascii(&out))
