@@ -36,6 +36,9 @@ K6 = ENV["K6"]
 RESULTS = Path(ENV.get("RESULTS_DIR", ROOT / "k6" / "results"))
 PROFILE = ENV.get("PROFILE", "0") == "1"
 PERF = ENV.get("PERF", "0") == "1"
+# The service under valgrind's callgrind, counting only the load's instructions: the same count
+# for the same binary and load whatever else the machine does, where /proc's CPU swings ±25 %.
+CALLGRIND = ENV.get("CALLGRIND", "0") == "1"
 # Statements run in the bench database once the service has migrated it, before the load: a way
 # to measure a schema change (an index dropped, a column's type) before writing its migration.
 PRE_SQL = ENV.get("PRE_SQL", "")
@@ -138,8 +141,12 @@ def start_service(n):
         "HTTP_MAX_CONNECTIONS_PER_CLIENT": "1000000",
     })
     logf = open(RESULTS / f"cpu-per-win-service-{n}.log", "w")
-    proc = subprocess.Popen([BIN, "serve"], env=env, stdout=logf, stderr=subprocess.STDOUT)
-    for _ in range(600):
+    cmd = [BIN, "serve"]
+    if CALLGRIND:
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+               f"--callgrind-out-file={RESULTS / f'cpu-per-win-callgrind-{n}.out'}"] + cmd
+    proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    for _ in range(6000 if CALLGRIND else 600):
         if proc.poll() is not None:
             sys.exit(f"the service exited during start-up (see {logf.name})")
         try:
@@ -148,13 +155,13 @@ def start_service(n):
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    sys.exit("the service was not ready within 60 s")
+    sys.exit(f"the service was not ready within {600 if CALLGRIND else 60} s")
 
 
-def stop_service(proc):
+def stop_service(proc, timeout):
     proc.terminate()
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -219,6 +226,25 @@ def stop_perf(perf, n):
     log(f"perf report: {out}")
 
 
+def callgrind_control(pid, instrument):
+    subprocess.run(["callgrind_control", "-i", instrument, str(pid)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def callgrind_report(n, wins):
+    """Instructions per win from the run's callgrind file (written when the service exits), and
+    the functions by inclusive count (k6/results/cpu-per-win-callgrind-N.txt)."""
+    data = RESULTS / f"cpu-per-win-callgrind-{n}.out"
+    # "totals:" (the last dump's); the header's "summary:" is 0 when collection began off.
+    total = max(int(line.split()[1]) for line in open(data) if line.startswith(("summary:", "totals:")))
+    out = RESULTS / f"cpu-per-win-callgrind-{n}.txt"
+    with open(out, "w") as f:
+        f.write(subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=99",
+                                str(data)], capture_output=True, text=True).stdout)
+    log(f"callgrind: {total / wins:,.0f} instructions per win in the service ({out})")
+    return total / wins
+
+
 def one_run(n):
     proc = start_service(n)
     db_pid = mariadb_pid()
@@ -235,6 +261,8 @@ def one_run(n):
         summary = RESULTS / f"cpu-per-win-k6-{n}.json"
         log(f"run {n}/{RUNS}: {WINS} wins by {WINS} distinct users, {VUS} VUs")
         perf = start_perf(proc.pid, db_pid, n) if PERF else None
+        if CALLGRIND:
+            callgrind_control(proc.pid, "on")
         before = Sample(proc.pid, db_pid)
         k6 = subprocess.run(
             [K6, "run", "--quiet", "--no-color", "-e", f"BASE_URL={BASE}", "-e", f"VUS={VUS}",
@@ -246,7 +274,9 @@ def one_run(n):
             sys.exit(f"k6 failed ({k6.returncode}): {k6.stderr[-2000:]}")
         wins = int(sql("SELECT COUNT(*) FROM participation", DB)[0][0])
         load_end = time.monotonic()
-        wait_applied(wins)
+        wait_applied(wins, 3000.0 if CALLGRIND else 300.0)
+        if CALLGRIND:
+            callgrind_control(proc.pid, "off")
         load = Sample(proc.pid, db_pid).minus(before)
         load["drain"] = time.monotonic() - load_end
         if perf:
@@ -260,7 +290,7 @@ def one_run(n):
     finally:
         if slow_on:
             slow_log_off()
-        stop_service(proc)
+        stop_service(proc, 600 if CALLGRIND else 30)
 
 
 def slow_log_off():
@@ -279,6 +309,8 @@ def main():
     for n in range(1, RUNS + 1):
         r = one_run(n)
         w = r["wins"]
+        if CALLGRIND:
+            r["instructions_per_win"] = callgrind_report(n, w)
         load, ret = r["load"], r["retention"]
         row = {
             "wins": w,
@@ -290,6 +322,8 @@ def main():
             "retention": us(ret["mariadb"] + ret["service"], w),
         }
         row["applied"] = row["service"] + row["mariadb"]
+        if CALLGRIND:
+            row["instructions"] = r["instructions_per_win"]
         row["total"] = row["applied"] + row["retention"]
         row["threads"] = {k: us(v, w) for k, v in load["threads"].items()}
         per_win = {k: (load["status"][k] + ret["status"][k]) / w for k in COUNTERS}
@@ -327,6 +361,9 @@ def report(rows):
     cells = [span([r[c] for r in rows], f) for c, f in zip(cols, fmts)]
     cells[4] = f"**{cells[4]}**"
     print(f"| range | | {' | '.join(cells)} |")
+    if CALLGRIND:
+        print("\nThe service's instructions per win (callgrind, the load until applied; its CPU "
+              "above is valgrind's): " + ", ".join(f"{r['instructions']:,.0f}" for r in rows))
     print("\nThe service's CPU per win by thread (µs; tokio-rt-worker: HTTP, the gate, group commit, the "
           "relay's and consumers' tasks; rdk:*: librdkafka, the embedded broker included), min–max:\n")
     print("| thread | µs per win |")
