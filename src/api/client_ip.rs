@@ -18,7 +18,7 @@ use std::{
     sync::Arc,
 };
 
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::Request;
 
 use crate::{
     config::{
@@ -173,16 +173,13 @@ fn forwarded_hops(line: &str) -> impl Iterator<Item = Hop> + '_ {
     })
 }
 
-/// The middleware in front of every route: finds the client once and leaves it on the request
-/// for the limits behind it.
-pub async fn resolve<E: Endpoint>(
-    ep: Arc<E>,
-    mut req: Request,
-    proxies: TrustedProxies,
-) -> poem::Result<Response> {
-    let client = proxies.client(&req);
-    req.extensions_mut().insert(client);
-    ep.call(req).await.map(IntoResponse::into_response)
+impl TrustedProxies {
+    /// Finds the client once, in front of every route (`api::door`), and leaves it on the
+    /// request for the limits behind it.
+    pub fn resolve(&self, req: &mut Request) {
+        let client = self.client(req);
+        req.extensions_mut().insert(client);
+    }
 }
 
 /// A request from `peer` with the header `lines`, as the server would hand it over (unit tests).

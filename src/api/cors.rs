@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use poem::{
     http::{header, HeaderValue, Method, StatusCode},
-    Endpoint, IntoResponse, Request, Response,
+    Request, Response,
 };
 
 use crate::config::CorsSettings;
@@ -73,49 +73,73 @@ fn preflight(req: &Request) -> Option<Method> {
         .ok()
 }
 
-pub async fn cors<E: Endpoint>(ep: Arc<E>, req: Request, cors: Cors) -> poem::Result<Response> {
-    if cors.origins.is_empty() {
-        return ep.call(req).await.map(IntoResponse::into_response);
-    }
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let path = req.uri().path().to_string();
-    if let Some(method) = preflight(&req) {
-        let allowed = origin.as_deref().and_then(|o| cors.allow(o));
-        if let Some(allow) = allowed.filter(|_| shared(&method, &path)) {
-            let mut answer = Response::builder()
-                .status(StatusCode::NO_CONTENT)
-                .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow)
-                .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST")
-                .header(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS)
-                .header(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE)
-                .finish();
-            answer
-                .headers_mut()
-                .append(header::VARY, HeaderValue::from_static("origin"));
-            return Ok(answer);
+/// What CORS makes of a request before it is served (`api::door`).
+pub enum Before {
+    /// A preflight this service allows: the answer, sent without serving anything.
+    Answer(Response),
+    /// Served as it is and answered without CORS headers: CORS is off, the call is not one a
+    /// page may make, or a preflight that is not ours to allow (the router answers it as any
+    /// OPTIONS, and the browser does not send the call).
+    Untouched,
+    /// Served, then its answer gets [`Cors::after`]'s headers.
+    Shared { origin: Option<HeaderValue> },
+}
+
+impl Cors {
+    /// See [`Before`].
+    pub fn before(&self, req: &Request) -> Before {
+        if self.origins.is_empty() {
+            return Before::Untouched;
         }
-        // Not ours to allow: the router answers it as any OPTIONS, with no CORS header, and the
-        // browser does not send the call.
-        return ep.call(req).await.map(IntoResponse::into_response);
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        let path = req.uri().path();
+        if let Some(method) = preflight(req) {
+            let allowed = origin.and_then(|o| self.allow(o));
+            return match allowed.filter(|_| shared(&method, path)) {
+                Some(allow) => Before::Answer(preflight_answer(allow)),
+                None => Before::Untouched,
+            };
+        }
+        if !shared(req.method(), path) {
+            return Before::Untouched;
+        }
+        Before::Shared {
+            origin: origin.and_then(|o| self.allow(o)),
+        }
     }
-    let method = req.method().clone();
-    let mut resp = ep.call(req).await?.into_response();
-    if shared(&method, &path) {
+
+    /// The answer to a [`Before::Shared`] call: `Vary: origin`, and the allowed origin with the
+    /// readable headers when the origin is allowed.
+    pub fn after(origin: Option<HeaderValue>, mut resp: Response) -> Response {
         let headers = resp.headers_mut();
         headers.append(header::VARY, HeaderValue::from_static("origin"));
-        if let Some(allow) = origin.as_deref().and_then(|o| cors.allow(o)) {
+        if let Some(allow) = origin {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
             headers.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
                 HeaderValue::from_static(EXPOSE_HEADERS),
             );
         }
+        resp
     }
-    Ok(resp)
+}
+
+/// The answer to an allowed preflight.
+fn preflight_answer(allow: HeaderValue) -> Response {
+    let mut answer = Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow)
+        .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST")
+        .header(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS)
+        .header(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE)
+        .finish();
+    answer
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("origin"));
+    answer
 }
 
 #[cfg(test)]

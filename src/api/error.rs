@@ -347,7 +347,7 @@ impl From<ControlError> for ApiError {
 /// Turns errors raised by the framework (not by handlers) into the same JSON shape. Errors a
 /// handler returned already are responses and pass through unchanged. The route template the
 /// router attached stays on the response (the HTTP metrics label requests with it).
-pub async fn catch_all(err: poem::Error) -> Response {
+pub fn catch_all(err: poem::Error) -> Response {
     let route = err.data::<PathPattern>().cloned();
     let mut res = answer(err);
     if let Some(route) = route {

@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod consume;
 pub mod controls;
 pub mod cors;
+mod door;
 pub mod error;
 pub mod health;
 pub mod json_string;
@@ -26,13 +27,10 @@ pub mod user_auth;
 
 use std::{sync::Arc, time::Duration};
 
-use poem::{
-    get, http::header::CONTENT_LENGTH, Endpoint, EndpointExt, IntoResponse, Request, Response,
-    Route,
-};
+use poem::{get, Endpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
-use self::{error::ApiError, spec_only::SpecOnly};
+use self::spec_only::SpecOnly;
 use crate::metrics::{Exposition, HttpMetrics, Metrics};
 
 #[derive(Tags)]
@@ -118,68 +116,18 @@ pub fn routes(
     let service = openapi_service(apis);
     let ui = service.swagger_ui();
     let spec = service.spec_endpoint();
-    Route::new()
+    let inner = Route::new()
         .nest("/docs", ui)
         .at("/openapi.json", spec)
         .at("/metrics", get(Exposition::new(metrics.clone())))
         .nest("/console", crate::console::routes())
-        .nest("/", service)
-        // Each layer boxed: a layer's request future then holds the one inside it as a
-        // pointer. Nested by value they added up to ~12 KiB, copied at every layer of every
-        // request (docs/design.md §10, "Request futures").
-        .boxed()
-        .around(move |ep, req| guard(ep, req, limits))
-        .boxed()
-        .around(move |ep, req| rate_limit::limit_ips(ep, req, rate_limits.clone()))
-        .boxed()
-        .around(move |ep, req| client_ip::resolve(ep, req, proxies.clone()))
-        .boxed()
-        .catch_all_error(error::catch_all)
-        .boxed()
-        .around(move |ep, req| cors::cors(ep, req, cors.clone()))
-        .boxed()
-        .with(HttpMetrics::new(&metrics).with_openapi::<Apis>())
-        .boxed()
-        .with(request_span::RequestSpan)
-        .boxed()
-}
-
-/// Body limit and request timeout, answering in the API's JSON error shape.
-async fn guard<E: Endpoint>(
-    ep: Arc<E>,
-    mut req: Request,
-    limits: Limits,
-) -> poem::Result<Response> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limits.body_bytes) {
-        return Ok(ApiError::payload_too_large(limits.body_bytes).into_response());
-    }
-    // One deadline for reading the body and answering (docs/design.md §17). The body (at most
-    // HTTP_BODY_LIMIT_BYTES) is read whole first, so a client trickling it is told so (408) and
-    // not mistaken for a slow dependency, which would log an ERROR per slow client.
-    let deadline = tokio::time::Instant::now() + limits.request_timeout;
-    // Boxed: this future alone is ~4 KiB, and would otherwise sit in every request's future.
-    let body = Box::pin(req.take_body().into_bytes_limit(limits.body_bytes));
-    match tokio::time::timeout_at(deadline, body).await {
-        Ok(Ok(bytes)) => req.set_body(bytes),
-        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {
-            return Ok(ApiError::payload_too_large(limits.body_bytes).into_response())
-        }
-        Ok(Err(e)) => return Err(e.into()),
-        Err(_) => {
-            tracing::debug!(timeout = ?limits.request_timeout, "A request body did not arrive within the request deadline.");
-            return Ok(error::request_timeout(limits.request_timeout));
-        }
-    }
-    match tokio::time::timeout_at(deadline, ep.call(req)).await {
-        Ok(result) => result.map(IntoResponse::into_response),
-        Err(_) => {
-            let cause = std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out");
-            Ok(ApiError::dependency("a dependency", &cause).into_response())
-        }
+        .nest("/", service);
+    door::Door {
+        inner,
+        limits,
+        metrics: HttpMetrics::new(&metrics).with_openapi::<Apis>(),
+        cors,
+        proxies,
+        rate_limits,
     }
 }

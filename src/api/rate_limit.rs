@@ -2,8 +2,8 @@
 //! shared by every instance through Redis (`gate::rate_limit`), answered with 429 `RATE_LIMITED`
 //! and an honest `Retry-After` (waiting that long finds a token).
 //!
-//! Configured rates apply everywhere: the IP's to every public call (the middleware
-//! [`limit_ips`]), the user's to every call that names a user. Unset rates apply only to the calls
+//! Configured rates apply everywhere: the IP's to every public call ([`RateLimits::refuse_ip`],
+//! at the door), the user's to every call that names a user. Unset rates apply only to the calls
 //! of a campaign with a waiting room (its queue, polls and joins), at the defaults of
 //! `config::rate_limit`. A limiter that cannot reach Redis lets the call through: the gate behind
 //! it then answers for itself. Each such call is counted (`firstcome_rate_limit_unavailable_total`)
@@ -13,7 +13,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{IntoResponse, Request, Response};
 
 use super::{client_ip, error::ApiError};
 use crate::{
@@ -173,25 +173,19 @@ fn joined_campaign(req: &Request) -> Option<i64> {
         .filter(|id| *id > 0)
 }
 
-/// The middleware of a configured `RATE_LIMIT_IP_PER_SECOND`: every public call takes a token
-/// from its client IP's bucket first.
-pub async fn limit_ips<E: Endpoint>(
-    ep: Arc<E>,
-    req: Request,
-    limits: RateLimits,
-) -> poem::Result<Response> {
-    if let Some(limit) = limits.settings.ip_everywhere().filter(|_| public(&req)) {
-        let ip = limits.client_ip(&req);
-        if let Err(refused) = limits.take(Bucket::Ip(&ip), limit).await {
-            if let Some(campaign_id) = joined_campaign(&req) {
-                limits
-                    .refusals
-                    .record_code(campaign_id, &refused.code().name());
-            }
-            return Ok(refused.into_response());
+impl RateLimits {
+    /// With a configured `RATE_LIMIT_IP_PER_SECOND`, every public call takes a token from its
+    /// client IP's bucket before it is served (`api::door`): the 429 when the bucket is empty.
+    pub async fn refuse_ip(&self, req: &Request) -> Option<Response> {
+        let limit = self.settings.ip_everywhere().filter(|_| public(req))?;
+        let ip = self.client_ip(req);
+        let refused = self.take(Bucket::Ip(&ip), limit).await.err()?;
+        if let Some(campaign_id) = joined_campaign(req) {
+            self.refusals
+                .record_code(campaign_id, &refused.code().name());
         }
+        Some(refused.into_response())
     }
-    ep.call(req).await.map(IntoResponse::into_response)
 }
 
 #[cfg(test)]

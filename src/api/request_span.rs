@@ -1,5 +1,5 @@
-//! The outermost middleware: every request's id, its server span, and the one log line that
-//! reports how it ended.
+//! What the door (`api::door`) does first and last: every request's id, its server span, and the
+//! one log line that reports how it ended.
 //!
 //! - Request id: the client's `x-request-id` when it is 1–128 characters of `[A-Za-z0-9]` and
 //!   `-_.:+/=@` (what load balancers and UUIDs use), a new UUIDv7 otherwise (a longer or stranger
@@ -18,10 +18,9 @@
 use std::{borrow::Cow, time::Instant};
 
 use poem::{
-    http::{HeaderValue, StatusCode},
-    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result,
+    http::{HeaderValue, Method, StatusCode},
+    PathPattern, Request, Response,
 };
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::trace::{
@@ -38,29 +37,24 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerSpan(pub TraceContext);
 
-/// See the module documentation.
-pub struct RequestSpan;
-
-impl<E: Endpoint> Middleware<E> for RequestSpan {
-    type Output = RequestSpanEndpoint<E>;
-    fn transform(&self, inner: E) -> Self::Output {
-        RequestSpanEndpoint { inner }
-    }
+/// A request's span while it runs, from [`Opened::open`] to [`Opened::close`] (the door,
+/// `api::door`, runs the request inside [`Opened::span`]).
+pub struct Opened {
+    started: Instant,
+    request_id: String,
+    method: Method,
+    span: tracing::Span,
+    otel: ExportSpan,
 }
 
-pub struct RequestSpanEndpoint<E> {
-    inner: E,
-}
-
-impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+impl Opened {
+    /// Names the request (id, trace context, [`ServerSpan`] in its data) and opens its span.
+    pub fn open(req: &mut Request) -> Self {
         let started = Instant::now();
-        let request_id = header(&req, X_REQUEST_ID)
+        let request_id = header(req, X_REQUEST_ID)
             .filter(|id| acceptable_request_id(id))
             .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
-        let parent = header(&req, TRACEPARENT).and_then(TraceContext::parse);
+        let parent = header(req, TRACEPARENT).and_then(TraceContext::parse);
         let ctx = match parent {
             Some(parent) => parent.child(),
             // A new trace is recorded only when someone can see it.
@@ -68,12 +62,12 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
         };
         req.set_data(ServerSpan(ctx));
         let method = req.method().clone();
-        let path = loggable_path(req.uri().path()).into_owned();
+        let path = loggable_path(req.uri().path());
         let span = tracing::info_span!(target: "firstcome::http", "request",
             %request_id, trace_id = %ctx.trace_id_hex(), %method,
             path = %path);
         // Built only when exported (no allocation per request otherwise).
-        let mut otel = if export::enabled() {
+        let otel = if export::enabled() {
             export::start(
                 method.to_string(),
                 SpanKind::Server,
@@ -81,19 +75,36 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
                 parent,
                 vec![
                     KeyValue::new("http.request.method", method.to_string()),
-                    KeyValue::new("url.path", path),
+                    KeyValue::new("url.path", path.into_owned()),
                     KeyValue::new("firstcome.request_id", request_id.clone()),
                 ],
             )
         } else {
             ExportSpan::inert()
         };
+        Self {
+            started,
+            request_id,
+            method,
+            span,
+            otel,
+        }
+    }
 
-        let mut resp = match self.inner.call(req).instrument(span.clone()).await {
-            Ok(resp) => resp.into_response(),
-            Err(err) => err.into_response(),
-        };
+    /// The span the request runs in.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
 
+    /// Logs how the request ended, ends its exported span and echoes its id.
+    pub fn close(self, mut resp: Response) -> Response {
+        let Self {
+            started,
+            request_id,
+            method,
+            span,
+            mut otel,
+        } = self;
         let status = resp.status();
         let route = resp.data::<PathPattern>().map(|p| p.0.clone());
         let route_text = route.as_deref().unwrap_or("");
@@ -128,7 +139,7 @@ impl<E: Endpoint> Endpoint for RequestSpanEndpoint<E> {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert(X_REQUEST_ID, value);
         }
-        Ok(resp)
+        resp
     }
 }
 

@@ -15,7 +15,10 @@
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
-use poem::{http::Method, Endpoint, IntoResponse, Middleware, PathPattern, Request, Response};
+use poem::{
+    http::{Method, StatusCode},
+    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response,
+};
 use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
 
 use super::{
@@ -27,6 +30,7 @@ use super::{
 pub const UNMATCHED: &str = "unmatched";
 
 /// Counts and times every request (`.with(HttpMetrics::new(&metrics))`).
+#[derive(Clone)]
 pub struct HttpMetrics {
     requests: Family<HttpLabels, Counter>,
     duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
@@ -77,21 +81,18 @@ impl<E: Endpoint> Middleware<E> for HttpMetrics {
     fn transform(&self, inner: E) -> Self::Output {
         HttpMetricsEndpoint {
             inner,
-            requests: self.requests.clone(),
-            duration: self.duration.clone(),
-            templates: self.templates.clone(),
+            metrics: self.clone(),
         }
     }
 }
 
 pub struct HttpMetricsEndpoint<E> {
     inner: E,
-    requests: Family<HttpLabels, Counter>,
-    duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    templates: Arc<HashMap<String, String>>,
+    metrics: HttpMetrics,
 }
 
-fn method_label(method: &Method) -> &'static str {
+/// The method as a label: one of a fixed few, so a client cannot grow the label set.
+pub fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -104,9 +105,39 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-impl<E> HttpMetricsEndpoint<E> {
-    /// The matched template; a pattern that is only a nest's root (`/` catching every path for
-    /// the API) means nothing inside it matched.
+impl HttpMetrics {
+    /// Counts and times one request that began at `started`: its method's label
+    /// ([`method_label`]), its answer's status and route.
+    pub fn record(&self, method: &'static str, started: Instant, resp: &Response) {
+        self.observe(method, started, resp.status(), resp.data::<PathPattern>());
+    }
+
+    fn observe(
+        &self,
+        method: &'static str,
+        started: Instant,
+        status: StatusCode,
+        pattern: Option<&PathPattern>,
+    ) {
+        let elapsed = started.elapsed().as_secs_f64();
+        let route = self.route_label(pattern);
+        self.duration
+            .get_or_create(&RouteLabels {
+                method,
+                route: route.clone(),
+            })
+            .observe(elapsed);
+        self.requests
+            .get_or_create(&HttpLabels {
+                method,
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+
+    /// The route label: the spec's template when the route is an API operation, the matched
+    /// pattern otherwise, or `unmatched`.
     fn route_label(&self, pattern: Option<&PathPattern>) -> String {
         match pattern {
             Some(PathPattern(p)) if !p.is_empty() && &**p != "/" => self
@@ -126,25 +157,13 @@ impl<E: Endpoint> Endpoint for HttpMetricsEndpoint<E> {
         let method = method_label(req.method());
         let started = Instant::now();
         let result = self.inner.call(req).await.map(IntoResponse::into_response);
-        let elapsed = started.elapsed().as_secs_f64();
-        let (status, pattern) = match &result {
-            Ok(res) => (res.status(), res.data::<PathPattern>()),
-            Err(err) => (err.status(), err.data::<PathPattern>()),
-        };
-        let route = self.route_label(pattern);
-        self.duration
-            .get_or_create(&RouteLabels {
-                method,
-                route: route.clone(),
-            })
-            .observe(elapsed);
-        self.requests
-            .get_or_create(&HttpLabels {
-                method,
-                route,
-                status: status.as_u16(),
-            })
-            .inc();
+        match &result {
+            Ok(res) => self.metrics.record(method, started, res),
+            Err(err) => {
+                self.metrics
+                    .observe(method, started, err.status(), err.data::<PathPattern>())
+            }
+        }
         result
     }
 }
