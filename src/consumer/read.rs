@@ -28,13 +28,15 @@ impl Read {
 
 /// Parses `message` into its event and its place, checked against the contract.
 pub(super) fn read(message: &BorrowedMessage<'_>) -> Read {
-    let headers = headers::from_kafka(message.headers());
-    match ParticipationEvent::from_message(message.key(), message.payload(), &headers) {
+    let headers = headers::received(message.headers());
+    match ParticipationEvent::checked(message.key(), message.payload(), headers.event_id) {
         Ok(event) => Read::Event(Delivered {
             event,
             partition: message.partition(),
             offset: message.offset(),
-            traceparent: headers.get(headers::TRACEPARENT).cloned(),
+            traceparent: headers
+                .traceparent
+                .map(|tp| String::from_utf8_lossy(tp).into_owned()),
         }),
         Err(error) => Read::Poison {
             message: message.detach(),

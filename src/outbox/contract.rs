@@ -19,7 +19,7 @@ use super::{
     control::{
         CampaignChanged, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED, CAMPAIGN_STOCK_CHANGED,
     },
-    event::{message_key, ParticipationAccepted, PARTICIPATION_ACCEPTED},
+    event::{ParticipationAccepted, PARTICIPATION_ACCEPTED},
     headers::{self, Headers},
     lifecycle::{
         ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
@@ -100,6 +100,17 @@ struct EventType<'a> {
     event_type: std::borrow::Cow<'a, str>,
 }
 
+/// Whether `key` is `campaign_id` as the message key writes it (`event::message_key`), without
+/// writing it anew for every message.
+fn is_message_key(key: &[u8], campaign_id: i64) -> bool {
+    use std::io::Write;
+    let mut text = [0u8; 20];
+    let mut out = &mut text[..];
+    // 20 bytes hold any i64 in decimal.
+    let written = write!(out, "{campaign_id}").map(|()| 20 - out.len());
+    written.is_ok_and(|n| key == &text[..n])
+}
+
 /// A rule of the contract: `Ok` when `holds`, else a violation saying which.
 fn rule(holds: bool, what: &str) -> Result<(), ContractError> {
     if holds {
@@ -120,6 +131,17 @@ impl ParticipationEvent {
         value: Option<&[u8]>,
         headers: &Headers,
     ) -> Result<Self, ContractError> {
+        let event_id = headers.get(headers::EVENT_ID).map(String::as_bytes);
+        Self::checked(key, value, event_id)
+    }
+
+    /// [`Self::from_message`] with the one header the check reads, `event_id`, as it came
+    /// (`headers::received`: what a consumer reads off librdkafka without copying).
+    pub fn checked(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        event_id: Option<&[u8]>,
+    ) -> Result<Self, ContractError> {
         let value =
             value.ok_or_else(|| ContractError::NotJson("the message has no value".into()))?;
         // The usual message: its `eventType` read first, then the value parsed once into that
@@ -129,7 +151,7 @@ impl ParticipationEvent {
             Ok(EventType { event_type }) => Self::of_type(&event_type, value)?,
             Err(_) => Self::from_value(value)?,
         };
-        event.check(key, headers)?;
+        event.check(key, event_id)?;
         Ok(event)
     }
 
@@ -158,16 +180,16 @@ impl ParticipationEvent {
     }
 
     /// The rules every event type shares (header, key), then its own, beyond its shape.
-    fn check(&self, key: Option<&[u8]>, headers: &Headers) -> Result<(), ContractError> {
-        if let Some(id) = headers.get(headers::EVENT_ID) {
-            if *id != self.event_id().to_string() {
-                return Err(ContractError::Invalid(format!(
-                    "header event_id {id:?} differs from eventId {}",
-                    self.event_id()
-                )));
-            }
+    fn check(&self, key: Option<&[u8]>, event_id: Option<&[u8]>) -> Result<(), ContractError> {
+        let mut text = Uuid::encode_buffer();
+        let own_id = self.event_id().hyphenated().encode_lower(&mut text);
+        if let Some(id) = event_id.filter(|id| *id != own_id.as_bytes()) {
+            return Err(ContractError::Invalid(format!(
+                "header event_id {:?} differs from eventId {own_id}",
+                String::from_utf8_lossy(id)
+            )));
         }
-        if key != Some(message_key(self.campaign_id()).as_bytes()) {
+        if !key.is_some_and(|key| is_message_key(key, self.campaign_id())) {
             return Err(ContractError::Invalid(format!(
                 "the key {:?} is not campaignId {}",
                 key.map(String::from_utf8_lossy),
@@ -261,6 +283,21 @@ mod tests {
         event::WinStatus,
         lifecycle::{CancelReason, ParticipationMessage},
     };
+
+    #[test]
+    fn a_key_is_the_campaign_id_in_decimal_and_nothing_else() {
+        for id in [1, 42, i64::MAX, i64::MIN, 0, -7] {
+            assert!(
+                is_message_key(crate::outbox::event::message_key(id).as_bytes(), id),
+                "{id}"
+            );
+        }
+        assert!(!is_message_key(b"042", 42));
+        assert!(!is_message_key(b"+42", 42));
+        assert!(!is_message_key(b"42 ", 42));
+        assert!(!is_message_key(b"4", 42));
+        assert!(!is_message_key(b"", 42));
+    }
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(secs, 0).expect("a valid time")

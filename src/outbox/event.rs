@@ -25,6 +25,7 @@ pub struct ParticipationAccepted {
     /// Always [`PARTICIPATION_ACCEPTED`].
     pub event_type: String,
     /// When the win was committed (the response's `acceptedAt`).
+    #[serde(deserialize_with = "super::rfc3339::deserialize")]
     pub occurred_at: DateTime<Utc>,
     /// The campaign; also the message key.
     pub campaign_id: i64,
@@ -42,7 +43,11 @@ pub struct ParticipationAccepted {
     #[serde(default)]
     pub status: WinStatus,
     /// When a held win expires unless confirmed (absent when `CONFIRMED`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::rfc3339::option"
+    )]
     pub hold_expires_at: Option<DateTime<Utc>>,
 }
 

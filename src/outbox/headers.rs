@@ -100,6 +100,29 @@ pub fn from_kafka<H: rdkafka::message::Headers>(headers: Option<&H>) -> Headers 
         .collect()
 }
 
+/// The two headers a consumer reads of a received message, borrowed where librdkafka holds
+/// them: `event_id` (the contract check) and `traceparent`. A repeated name keeps its last
+/// value, as in [`from_kafka`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Received<'a> {
+    pub event_id: Option<&'a [u8]>,
+    pub traceparent: Option<&'a [u8]>,
+}
+
+/// See [`Received`]: no map built, nothing copied.
+pub fn received<H: rdkafka::message::Headers>(headers: Option<&H>) -> Received<'_> {
+    let mut out = Received::default();
+    for h in headers.into_iter().flat_map(|h| h.iter()) {
+        let value = Some(h.value.unwrap_or_default());
+        match h.key {
+            EVENT_ID => out.event_id = value,
+            TRACEPARENT => out.traceparent = value,
+            _ => {}
+        }
+    }
+    out
+}
+
 /// W3C trace context `traceparent` (`crate::trace::TraceContext` reads it). Anything else is
 /// dropped rather than forwarded to every consumer.
 pub fn is_valid_traceparent(tp: &str) -> bool {

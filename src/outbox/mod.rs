@@ -8,6 +8,7 @@
 //!   ([`ParticipationEvent`]);
 //! - [`headers`]: header names, the stored header map, conversion to and from Kafka headers;
 //! - [`dlq`]: dead-letter topic names and the `dlq_*` headers (relay and consumers);
+//! - `rfc3339`: reading the events' times;
 //! - [`table`]: the `outbox_event` INSERT;
 //! - [`asyncapi`]: the AsyncAPI document of the topics, generated from the above.
 //!
@@ -22,6 +23,7 @@ pub mod dlq;
 pub mod event;
 pub mod headers;
 pub mod lifecycle;
+mod rfc3339;
 pub mod table;
 
 pub use contract::{ContractError, ParticipationEvent};
