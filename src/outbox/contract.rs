@@ -20,6 +20,7 @@ use super::{
         CampaignChanged, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED, CAMPAIGN_STOCK_CHANGED,
     },
     event::{ParticipationAccepted, PARTICIPATION_ACCEPTED},
+    event_type,
     headers::{self, Headers},
     lifecycle::{
         ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
@@ -90,14 +91,14 @@ macro_rules! each {
 
 /// Reads the value as one event type; a missing or mistyped field is a contract violation.
 fn parse<T: serde::de::DeserializeOwned>(value: &[u8]) -> Result<T, ContractError> {
-    serde_json::from_slice(value).map_err(|e| ContractError::Invalid(e.to_string()))
-}
-
-/// Only the `eventType` of a message's value (the rest is skipped, nothing else allocated).
-#[derive(serde::Deserialize)]
-struct EventType<'a> {
-    #[serde(rename = "eventType", borrow)]
-    event_type: std::borrow::Cow<'a, str>,
+    serde_json::from_slice(value).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            // Its `eventType` was read before the JSON broke off: not JSON all the same.
+            ContractError::NotJson(e.to_string())
+        } else {
+            ContractError::Invalid(e.to_string())
+        }
+    })
 }
 
 /// Whether `key` is `campaign_id` as the message key writes it (`event::message_key`), without
@@ -147,9 +148,9 @@ impl ParticipationEvent {
         // The usual message: its `eventType` read first, then the value parsed once into that
         // type. Anything else (not JSON, no `eventType` string) takes the general way, which
         // names what is wrong.
-        let event = match serde_json::from_slice::<EventType<'_>>(value) {
-            Ok(EventType { event_type }) => Self::of_type(&event_type, value)?,
-            Err(_) => Self::from_value(value)?,
+        let event = match event_type::event_type(value) {
+            Some(event_type) => Self::of_type(&event_type, value)?,
+            None => Self::from_value(value)?,
         };
         event.check(key, event_id)?;
         Ok(event)
@@ -563,5 +564,15 @@ mod tests {
         assert_eq!(reason(json.to_string().as_bytes()), "contract_violation");
         let none = ParticipationEvent::from_message(Some(b"1"), None, &h);
         assert_eq!(none.expect_err("poison").reason(), "not_json");
+        // JSON that breaks off or runs on after its eventType is still not JSON.
+        let whole = cancelled().json();
+        for broken in [&whole[..whole.len() - 1], &format!("{whole} {{")] {
+            assert_eq!(reason(broken.as_bytes()), "not_json", "{broken}");
+        }
+        // A second eventType is refused, whichever came first.
+        let twice = whole.replacen('{', r#"{"eventType":"Refunded","#, 1);
+        assert_eq!(reason(twice.as_bytes()), "unknown_event_type");
+        let twice = whole.replacen('{', r#"{"eventType":"ParticipationCancelled","#, 1);
+        assert_eq!(reason(twice.as_bytes()), "contract_violation");
     }
 }

@@ -5,7 +5,7 @@
 //! - [`lifecycle`]: the later events of a win (`ParticipationConfirmed`, `ParticipationCancelled`);
 //! - [`control`]: the events of a campaign's live controls (`CampaignStockChanged`, …);
 //! - [`contract`]: the check consumers run on every message, dispatching on `eventType`
-//!   ([`ParticipationEvent`]);
+//!   ([`ParticipationEvent`]; `event_type` reads it);
 //! - [`headers`]: header names, the stored header map, conversion to and from Kafka headers;
 //! - [`dlq`]: dead-letter topic names and the `dlq_*` headers (relay and consumers);
 //! - `rfc3339`: reading the events' times;
@@ -21,6 +21,7 @@ pub mod contract;
 pub mod control;
 pub mod dlq;
 pub mod event;
+mod event_type;
 pub mod headers;
 pub mod lifecycle;
 mod rfc3339;
