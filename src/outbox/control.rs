@@ -79,7 +79,10 @@ pub struct CampaignChanged {
     /// One of the four control event types.
     pub event_type: String,
     /// When the control committed.
-    #[serde(deserialize_with = "super::rfc3339::deserialize")]
+    #[serde(
+        serialize_with = "super::rfc3339::serialize",
+        deserialize_with = "super::rfc3339::deserialize"
+    )]
     pub occurred_at: DateTime<Utc>,
     pub campaign_id: i64,
     /// The control's number within its campaign: 1, 2, … in commit order.

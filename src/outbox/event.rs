@@ -25,7 +25,10 @@ pub struct ParticipationAccepted {
     /// Always [`PARTICIPATION_ACCEPTED`].
     pub event_type: String,
     /// When the win was committed (the response's `acceptedAt`).
-    #[serde(deserialize_with = "super::rfc3339::deserialize")]
+    #[serde(
+        serialize_with = "super::rfc3339::serialize",
+        deserialize_with = "super::rfc3339::deserialize"
+    )]
     pub occurred_at: DateTime<Utc>,
     /// The campaign; also the message key.
     pub campaign_id: i64,
@@ -46,6 +49,7 @@ pub struct ParticipationAccepted {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
+        serialize_with = "super::rfc3339::serialize_option",
         deserialize_with = "super::rfc3339::option"
     )]
     pub hold_expires_at: Option<DateTime<Utc>>,

@@ -49,6 +49,23 @@ pub fn to_stored(headers: &Headers) -> String {
     serde_json::to_string(&extra).unwrap_or_else(|_| "{}".into())
 }
 
+/// What a new row stores ([`to_stored`] of [`build`], without building the map): the
+/// `traceparent` when it is well formed, else nothing.
+pub fn stored(traceparent: Option<&str>) -> String {
+    match traceparent.filter(|tp| is_valid_traceparent(tp)) {
+        // Hex digits and dashes, always in version 00: nothing to escape. A later version may
+        // carry more after its flags, which JSON escapes.
+        Some(tp) if tp.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+            ["{\"", TRACEPARENT, "\":\"", tp, "\"}"].concat()
+        }
+        Some(tp) => {
+            let value = serde_json::to_string(tp).unwrap_or_default();
+            ["{\"", TRACEPARENT, "\":", &value, "}"].concat()
+        }
+        None => "{}".into(),
+    }
+}
+
 /// Reads `outbox_event.headers`; a row whose headers are not a JSON object of strings is sent
 /// without them rather than not at all.
 pub fn from_stored(stored: &str) -> Headers {
@@ -166,6 +183,21 @@ mod tests {
         assert_eq!(stored, format!("{{\"traceparent\":\"{tp}\"}}"));
         assert_eq!(of_row(&id.to_string(), "ParticipationAccepted", &stored), h);
         assert_eq!(to_stored(&build(id, "T", None)), "{}");
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-\"x\\y";
+        assert!(is_valid_traceparent(later), "a later version's traceparent, escaped");
+        for traceparent in [
+            Some(tp),
+            None,
+            Some("evil\r\nheader"),
+            Some(""),
+            Some(later),
+        ] {
+            assert_eq!(
+                super::stored(traceparent),
+                to_stored(&build(id, "T", traceparent)),
+                "{traceparent:?}"
+            );
+        }
         // A row written with every header (before, or by hand) keeps what it stored.
         let full = serde_json::to_string(&h).expect("json");
         assert_eq!(of_row(&id.to_string(), "ParticipationAccepted", &full), h);

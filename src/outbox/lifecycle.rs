@@ -24,7 +24,10 @@ pub struct ParticipationConfirmed {
     /// Always [`PARTICIPATION_CONFIRMED`].
     pub event_type: String,
     /// When the confirmation committed.
-    #[serde(deserialize_with = "super::rfc3339::deserialize")]
+    #[serde(
+        serialize_with = "super::rfc3339::serialize",
+        deserialize_with = "super::rfc3339::deserialize"
+    )]
     pub occurred_at: DateTime<Utc>,
     pub campaign_id: i64,
     pub participation_id: i64,
@@ -94,7 +97,10 @@ pub struct ParticipationCancelled {
     /// Always [`PARTICIPATION_CANCELLED`].
     pub event_type: String,
     /// When the cancellation committed.
-    #[serde(deserialize_with = "super::rfc3339::deserialize")]
+    #[serde(
+        serialize_with = "super::rfc3339::serialize",
+        deserialize_with = "super::rfc3339::deserialize"
+    )]
     pub occurred_at: DateTime<Utc>,
     pub campaign_id: i64,
     pub participation_id: i64,

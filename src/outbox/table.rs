@@ -72,7 +72,7 @@ impl NewOutboxEvent {
             topic: topic.into(),
             msg_key: event.key(),
             payload: event.json(),
-            headers: headers::to_stored(&event.message_headers(traceparent)),
+            headers: headers::stored(traceparent),
             status: OutboxStatus::Pending,
         }
     }
@@ -88,7 +88,7 @@ impl NewOutboxEvent {
             topic: topic.into(),
             msg_key: event.key(),
             payload: event.json(),
-            headers: headers::to_stored(&event.message_headers(traceparent)),
+            headers: headers::stored(traceparent),
             status: OutboxStatus::Pending,
         }
     }
