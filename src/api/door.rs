@@ -2,7 +2,8 @@
 //! "Request futures", §17). In order: its id and span (`request_span`), its HTTP metrics, CORS,
 //! its client's address (`client_ip`), the per-IP rate limit (`rate_limit`), then the body read
 //! whole and the call, both within the request deadline; errors the framework raises become the
-//! API's JSON errors (`error::catch_all`) before CORS and the metrics see the answer.
+//! API's JSON errors (`error::catch_all`) before CORS and the metrics see the answer. The call
+//! goes to the pages or, for every other path, straight to the OpenAPI operations.
 //!
 //! One `Endpoint` rather than a middleware per concern: each poem layer wraps the request in
 //! three more futures (`Arc`, `Box`, `dyn`) that each move the 472-byte `Request`, and boxing
@@ -29,8 +30,11 @@ use super::{
 use crate::metrics::{http::method_label, HttpMetrics};
 
 /// See the module documentation.
-pub struct Door<E> {
-    pub inner: E,
+pub struct Door<A, P> {
+    /// The OpenAPI operations: every path but the pages'.
+    pub api: A,
+    /// The pages ([`is_page`]): Swagger UI, the spec, the metrics, the console.
+    pub pages: P,
     pub limits: Limits,
     pub metrics: HttpMetrics,
     pub cors: Cors,
@@ -38,7 +42,7 @@ pub struct Door<E> {
     pub rate_limits: RateLimits,
 }
 
-impl<E: Endpoint> Endpoint for Door<E> {
+impl<A: Endpoint, P: Endpoint> Endpoint for Door<A, P> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
@@ -49,7 +53,7 @@ impl<E: Endpoint> Endpoint for Door<E> {
     }
 }
 
-impl<E: Endpoint> Door<E> {
+impl<A: Endpoint, P: Endpoint> Door<A, P> {
     /// The request after its span opened: counted and timed, with CORS around it.
     async fn serve(&self, req: Request) -> Response {
         let method = method_label(req.method());
@@ -99,7 +103,9 @@ impl<E: Endpoint> Door<E> {
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Ok(timed_out_reading(limits.request_timeout)),
         }
-        match tokio::time::timeout_at(deadline, self.inner.call(req)).await {
+        // Boxed: the two routes' futures side by side would make every request's future
+        // larger, and it is moved whole at each layer that awaits it.
+        match tokio::time::timeout_at(deadline, Box::pin(self.route(req))).await {
             Ok(result) => result.map(IntoResponse::into_response),
             Err(_) => {
                 let cause = std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out");
@@ -108,6 +114,34 @@ impl<E: Endpoint> Door<E> {
         }
     }
 }
+
+impl<A: Endpoint, P: Endpoint> Door<A, P> {
+    /// The request to the pages or to the API. What a `Route` nesting the API at `/` beside
+    /// the pages would do, without its match, its copy of the URI and its two more layers.
+    async fn route(&self, req: Request) -> poem::Result<Response> {
+        if is_page(req.uri().path()) {
+            self.pages.call(req).await.map(IntoResponse::into_response)
+        } else {
+            self.api.call(req).await.map(IntoResponse::into_response)
+        }
+    }
+}
+
+/// Whether `path` is one of the pages' (`api::routes`): `/docs` and below, `/openapi.json`,
+/// `/metrics`, `/console` and below. Everything else is the API's, a 404 included.
+fn is_page(path: &str) -> bool {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    under(PAGES_DOCS) || under(PAGES_CONSOLE) || path == PAGE_SPEC || path == PAGE_METRICS
+}
+
+/// The pages' paths ([`is_page`], `api::routes`).
+pub const PAGES_DOCS: &str = "/docs";
+pub const PAGES_CONSOLE: &str = "/console";
+pub const PAGE_SPEC: &str = "/openapi.json";
+pub const PAGE_METRICS: &str = "/metrics";
 
 fn timed_out_reading(timeout: Duration) -> Response {
     tracing::debug!(
@@ -150,6 +184,36 @@ async fn read_body(body: Body, limit: usize) -> Result<Body, ReadBodyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pages_are_theirs_and_every_other_path_the_apis() {
+        for page in [
+            "/docs",
+            "/docs/",
+            "/docs/index.html",
+            "/openapi.json",
+            "/metrics",
+            "/console",
+            "/console/",
+            "/console/app.js",
+        ] {
+            assert!(is_page(page), "{page}");
+        }
+        for api in [
+            "/",
+            "",
+            "/api/v1/campaigns",
+            "/health/live",
+            "/docsx",
+            "/metrics/",
+            "/metricsx",
+            "/openapi.json/x",
+            "/consoles",
+            "/api/docs",
+        ] {
+            assert!(!is_page(api), "{api}");
+        }
+    }
 
     async fn read(chunks: &[&'static str], limit: usize) -> Result<Vec<u8>, ReadBodyError> {
         let chunks: Vec<_> = chunks

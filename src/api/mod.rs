@@ -27,7 +27,7 @@ pub mod user_auth;
 
 use std::{sync::Arc, time::Duration};
 
-use poem::{get, Endpoint, Route};
+use poem::{get, Endpoint, IntoEndpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
 use self::spec_only::SpecOnly;
@@ -116,14 +116,14 @@ pub fn routes(
     let service = openapi_service(apis);
     let ui = service.swagger_ui();
     let spec = service.spec_endpoint();
-    let inner = Route::new()
-        .nest("/docs", ui)
-        .at("/openapi.json", spec)
-        .at("/metrics", get(Exposition::new(metrics.clone())))
-        .nest("/console", crate::console::routes())
-        .nest("/", service);
+    let pages = Route::new()
+        .nest(door::PAGES_DOCS, ui)
+        .at(door::PAGE_SPEC, spec)
+        .at(door::PAGE_METRICS, get(Exposition::new(metrics.clone())))
+        .nest(door::PAGES_CONSOLE, crate::console::routes());
     door::Door {
-        inner,
+        api: service.into_endpoint(),
+        pages,
         limits,
         metrics: HttpMetrics::new(&metrics).with_openapi::<Apis>(),
         cors,

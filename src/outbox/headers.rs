@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(of_row(&id.to_string(), "ParticipationAccepted", &stored), h);
         assert_eq!(to_stored(&build(id, "T", None)), "{}");
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-\"x\\y";
-        assert!(is_valid_traceparent(later), "a later version's traceparent, escaped");
+        assert!(
+            is_valid_traceparent(later),
+            "a later version's traceparent, escaped"
+        );
         for traceparent in [
             Some(tp),
             None,
