@@ -113,9 +113,7 @@ impl<A: Endpoint, P: Endpoint> Door<A, P> {
             }
         }
     }
-}
 
-impl<A: Endpoint, P: Endpoint> Door<A, P> {
     /// The request to the pages or to the API. What a `Route` nesting the API at `/` beside
     /// the pages would do, without its match, its copy of the URI and its two more layers.
     async fn route(&self, req: Request) -> poem::Result<Response> {
