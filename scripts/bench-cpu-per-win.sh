@@ -16,13 +16,15 @@
 #                                                  pointers: PERF=1 builds target/prof/release/
 #                                                  firstcome with them and line tables (a full
 #                                                  release build of its own, once)
-#   CALLGRIND=1 RUNS=1 WINS=5000 VUS=50 scripts/bench-cpu-per-win.sh
+#   CALLGRIND=1 RUNS=1 WINS=4000 VUS=400 scripts/bench-cpu-per-win.sh
 #                                                  the service under valgrind's callgrind: its
-#                                                  instructions per win, the same count run after
-#                                                  run where /proc's CPU swings, and its functions
-#                                                  by inclusive count (k6/results/
-#                                                  cpu-per-win-callgrind-1.txt; symbols need a
-#                                                  build with line tables, e.g. PERF=1's)
+#                                                  instructions per win (within 1-2 % run after
+#                                                  run, where /proc's CPU swings) and its
+#                                                  functions by inclusive count (k6/results/
+#                                                  cpu-per-win-callgrind-1.txt). 400 VUs keep
+#                                                  the statements and commits a win those of a
+#                                                  full-speed run; librdkafka's statistics (once
+#                                                  a second) weigh 50x more per win under it
 #
 # Settings: RUNS (3), WINS (50000), VUS (200), PORT (8080), BENCH_DB (firstcome_cpu, dropped and
 # re-created each run), FIRSTCOME_BIN (target/release/firstcome, built when missing), RESULTS_DIR
