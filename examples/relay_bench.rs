@@ -227,11 +227,7 @@ async fn write_pending(
                         "pad": pad,
                     })
                     .to_string(),
-                    headers: headers::to_stored(&headers::build(
-                        event_id,
-                        PARTICIPATION_ACCEPTED,
-                        None,
-                    )),
+                    headers: headers::stored(None),
                     status: OutboxStatus::Pending,
                 }
             })

@@ -34,30 +34,12 @@ pub fn build(event_id: Uuid, event_type: &str, traceparent: Option<&str>) -> Hea
 }
 
 /// The JSON text stored in `outbox_event.headers`: only what the row's own columns do not say
-/// (`event_id` and `event_type` are columns, the content type is always JSON), so normally just
-/// `traceparent`. The relay puts the message's headers back together ([`of_row`]).
-pub fn to_stored(headers: &Headers) -> String {
-    let extra: BTreeMap<&str, &str> = headers
-        .iter()
-        .filter(|(k, v)| match k.as_str() {
-            EVENT_ID | EVENT_TYPE => false,
-            CONTENT_TYPE => v.as_str() != APPLICATION_JSON,
-            _ => true,
-        })
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    serde_json::to_string(&extra).unwrap_or_else(|_| "{}".into())
-}
-
-/// What a new row stores ([`to_stored`] of [`build`], without building the map): the
-/// `traceparent` when it is well formed, else nothing.
+/// (`event_id` and `event_type` are columns, the content type is always JSON), so the
+/// `traceparent` when it is well formed, else nothing. The relay puts the message's headers back
+/// together ([`of_row`]).
 pub fn stored(traceparent: Option<&str>) -> String {
     match traceparent.filter(|tp| is_valid_traceparent(tp)) {
-        // Hex digits and dashes, always in version 00: nothing to escape. A later version may
-        // carry more after its flags, which JSON escapes.
-        Some(tp) if tp.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
-            ["{\"", TRACEPARENT, "\":\"", tp, "\"}"].concat()
-        }
+        // A later version of the header may carry more after its flags, which JSON escapes.
         Some(tp) => {
             let value = serde_json::to_string(tp).unwrap_or_default();
             ["{\"", TRACEPARENT, "\":", &value, "}"].concat()
@@ -149,6 +131,21 @@ pub fn is_valid_traceparent(tp: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a row stores, the long way: every header of `headers` that the row's columns do not
+    /// say. [`stored`] must write the same text.
+    fn to_stored(headers: &Headers) -> String {
+        let extra: BTreeMap<&str, &str> = headers
+            .iter()
+            .filter(|(k, v)| match k.as_str() {
+                EVENT_ID | EVENT_TYPE => false,
+                CONTENT_TYPE => v.as_str() != APPLICATION_JSON,
+                _ => true,
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        serde_json::to_string(&extra).unwrap_or_else(|_| "{}".into())
+    }
 
     #[test]
     fn only_well_formed_traceparents_are_forwarded() {

@@ -28,7 +28,7 @@ pub fn outbox_row(event_id: Uuid, topic: &str, key: &str, payload: String) -> Ne
         topic: topic.into(),
         msg_key: key.into(),
         payload,
-        headers: headers::to_stored(&headers::build(event_id, PARTICIPATION_ACCEPTED, None)),
+        headers: headers::stored(None),
         status: OutboxStatus::Pending,
     }
 }
