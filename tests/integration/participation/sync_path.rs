@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::{
     http::{burst_users, winners, Reply},
     kafka::read_topic,
-    spawn::{spawn_app, TestApp},
+    spawn::{spawn_app, spawn_app_with, test_settings, TestApp},
 };
 
 async fn join_sync(app: &TestApp, campaign: i64, user: i64) -> Reply {
@@ -24,7 +24,13 @@ async fn join_sync(app: &TestApp, campaign: i64, user: i64) -> Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sync_path_exactly_n_wins_under_a_concurrent_burst() {
-    let app = spawn_app().await;
+    // The naive path has no gate: all 400 requests queue for the campaign row's lock, one
+    // transaction at a time. On a slow disk the last of them wait past the default 2 s for a
+    // pooled connection and get the designed SERVICE_BUSY; this test is about who wins, so every
+    // request is let wait for its turn.
+    let mut settings = test_settings().await;
+    settings.database.acquire_timeout = Duration::from_secs(60);
+    let app = spawn_app_with(settings).await;
     let campaign = app.open_campaign(50, 1).await;
     let users = burst_users();
     let replies = join_all(users.iter().map(|&u| join_sync(&app, campaign, u))).await;
