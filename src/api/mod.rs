@@ -13,6 +13,7 @@ pub mod cors;
 mod door;
 pub mod error;
 pub mod health;
+mod join_json;
 pub mod json_string;
 pub mod lifecycle;
 pub mod live;

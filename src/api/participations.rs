@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{
     auth::{bearer, AdminAuth, AdminTokens},
     error::ApiError,
+    join_json::{JoinJson, ParticipationJson},
     json_string::JsonString,
     rate_limit::RateLimits,
     request_span::ServerSpan,
@@ -152,7 +153,7 @@ pub enum AdminTokenUnderJwt {
 pub enum Joined {
     /// The win is committed; its event is in the outbox.
     #[oai(status = 201)]
-    Created(Json<ParticipationDto>),
+    Created(ParticipationJson),
 }
 
 /// The key as declared, or 400 for a header the declaration could not read at all: bytes that
@@ -245,7 +246,7 @@ fn counted(
     };
     api.refusals.record_code(campaign_id, &code);
     api.metrics.participation_outcome(path, code);
-    Ok(Joined::Created(Json(result?.into())))
+    Ok(Joined::Created(ParticipationJson(result?.into())))
 }
 
 fn join_request(
@@ -293,7 +294,7 @@ impl ParticipationsApi {
     async fn join(
         &self,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
-        body: Json<JoinBody>,
+        body: JoinJson,
         /// W3C trace context. The service's span for this request continues it (a missing or
         /// malformed one starts a new trace); the Kafka event's `traceparent` is that span's.
         #[oai(name = "traceparent")]
@@ -312,8 +313,8 @@ impl ParticipationsApi {
         http: &Request,
     ) -> Result<Joined, ApiError> {
         let path = ParticipationPath::Outbox;
-        self.authorize(http, body.user_id, path)?;
-        self.limited(http, id.0, body.user_id, path).await?;
+        self.authorize(http, body.0.user_id, path)?;
+        self.limited(http, id.0, body.0.user_id, path).await?;
         let key = checked_key(idempotency_key.0, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.participations.join(req).await;
@@ -330,7 +331,7 @@ impl ParticipationsApi {
     async fn join_sync(
         &self,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
-        body: Json<JoinBody>,
+        body: JoinJson,
         /// W3C trace context. The service's span for this request continues it (a missing or
         /// malformed one starts a new trace); the Kafka event's `traceparent` is that span's.
         #[oai(name = "traceparent")]
@@ -347,8 +348,8 @@ impl ParticipationsApi {
         http: &Request,
     ) -> Result<Joined, ApiError> {
         let path = ParticipationPath::Sync;
-        self.authorize(http, body.user_id, path)?;
-        self.limited(http, id.0, body.user_id, path).await?;
+        self.authorize(http, body.0.user_id, path)?;
+        self.limited(http, id.0, body.0.user_id, path).await?;
         let key = checked_key(idempotency_key.0, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.sync.join(req).await;
