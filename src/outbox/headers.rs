@@ -66,6 +66,44 @@ pub fn of_row(event_id: &str, event_type: &str, stored: &str) -> Headers {
     h
 }
 
+/// A row's Kafka headers straight from its columns, as `to_kafka(&of_row(..), &[])` gives them
+/// (names in the map's order), with the `traceparent` among them; when the row stored what
+/// [`stored`] writes for a traceparent that needs no escaping, or nothing. Anything else (a row
+/// written by hand or by an older version) is `None` and takes the map's way.
+pub fn kafka_of_row<'a>(
+    event_id: &str,
+    event_type: &str,
+    stored: &'a str,
+) -> Option<(OwnedHeaders, Option<&'a str>)> {
+    let traceparent = match stored {
+        "{}" => None,
+        _ => Some(
+            stored
+                .strip_prefix("{\"traceparent\":\"")?
+                .strip_suffix("\"}")
+                .filter(|tp| !tp.contains(['"', '\\']))?,
+        ),
+    };
+    let header = |key, value: &'a str| Header {
+        key,
+        value: Some(value),
+    };
+    let mut out = OwnedHeaders::new_with_capacity(4)
+        .insert(header(CONTENT_TYPE, APPLICATION_JSON))
+        .insert(Header {
+            key: EVENT_ID,
+            value: Some(event_id),
+        })
+        .insert(Header {
+            key: EVENT_TYPE,
+            value: Some(event_type),
+        });
+    if let Some(tp) = traceparent {
+        out = out.insert(header(TRACEPARENT, tp));
+    }
+    Some((out, traceparent))
+}
+
 /// Kafka headers: `headers`, then `extra` (the `dlq_*` headers of a dead letter).
 pub fn to_kafka(headers: &Headers, extra: &[(&str, String)]) -> OwnedHeaders {
     let mut out = OwnedHeaders::new_with_capacity(headers.len() + extra.len());
@@ -158,6 +196,41 @@ mod tests {
         );
         assert!(!build(Uuid::nil(), "T", Some("evil\r\nheader")).contains_key(TRACEPARENT));
         assert_eq!(build(Uuid::nil(), "T", None).len(), 3);
+    }
+
+    /// The headers in the order Kafka carries them.
+    fn listed(headers: &OwnedHeaders) -> Vec<(String, Vec<u8>)> {
+        use rdkafka::message::Headers as _;
+        headers
+            .iter()
+            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_rows_headers_from_its_columns_are_the_maps_in_the_same_order() {
+        let id = Uuid::now_v7().to_string();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-\"x\\y";
+        let fast = [super::stored(Some(tp)), super::stored(None)];
+        for stored in &fast {
+            let (headers, traceparent) =
+                kafka_of_row(&id, "ParticipationAccepted", stored).expect("straight");
+            let map = of_row(&id, "ParticipationAccepted", stored);
+            assert_eq!(listed(&headers), listed(&to_kafka(&map, &[])), "{stored}");
+            assert_eq!(traceparent, map.get(TRACEPARENT).map(String::as_str));
+        }
+        // What needs the map: escapes, other headers, a content type of its own, not JSON.
+        for stored in [
+            super::stored(Some(later)),
+            r#"{"traceparent":"a","x":"b"}"#.into(),
+            r#"{"content-type":"text/plain"}"#.into(),
+            r#"{ "traceparent":"a"}"#.into(),
+            "not json".into(),
+            String::new(),
+        ] {
+            assert!(kafka_of_row(&id, "T", &stored).is_none(), "{stored}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! [`full`] would. A claim tries [`steady`] first and reads with [`full`] only when it found
 //! nothing and a row holds its key back (faults, backoff).
 
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult, Value};
 
 use super::{
     held::HeldRuns,
@@ -41,6 +41,25 @@ pub(super) async fn read(
 /// The columns a claim returns; `?` is `RELAY_SHARDS`.
 const COLUMNS: &str = "o.id, o.event_id, o.event_type, o.topic, o.msg_key, o.payload, o.headers, \
      o.attempts, CAST(MOD(CRC32(o.msg_key), ?) AS UNSIGNED) AS shard, o.created_at";
+
+/// A claimed row by the position of its column in [`COLUMNS`]: by name (the derive) each column
+/// of each row cost a formatted name and a search (3.8k instructions a row under callgrind).
+impl FromQueryResult for ClaimedRow {
+    fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            id: row.try_get_by_index(0)?,
+            event_id: row.try_get_by_index(1)?,
+            event_type: row.try_get_by_index(2)?,
+            topic: row.try_get_by_index(3)?,
+            msg_key: row.try_get_by_index(4)?,
+            payload: row.try_get_by_index(5)?,
+            headers: row.try_get_by_index(6)?,
+            attempts: row.try_get_by_index(7)?,
+            shard: row.try_get_by_index(8)?,
+            created_at: row.try_get_by_index(9)?,
+        })
+    }
+}
 
 /// The PENDING rows that hold their key back (in backoff, or leased by a relay of an earlier
 /// version): one short range of the lease index. The quick read's guard and the check before the

@@ -18,10 +18,7 @@ const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 /// The row's publish span, from send to the broker's report: a child of the request span whose
 /// `traceparent` the row carries. Built only when spans are exported and the trace is sampled;
 /// otherwise inert and free (no span per row at 20k rows/s for nobody to see).
-pub fn publish_span(row: &ClaimedRow, headers: &outbox::headers::Headers) -> ExportSpan {
-    let traceparent = headers
-        .get(outbox::headers::TRACEPARENT)
-        .map(String::as_str);
+pub fn publish_span(row: &ClaimedRow, traceparent: Option<&str>) -> ExportSpan {
     export::start_child_of(traceparent, "publish", SpanKind::Producer, || {
         vec![
             KeyValue::new("messaging.system", "kafka"),
@@ -32,6 +29,19 @@ pub fn publish_span(row: &ClaimedRow, headers: &outbox::headers::Headers) -> Exp
             KeyValue::new("firstcome.outbox_id", row.id),
         ]
     })
+}
+
+/// The row's Kafka headers and its publish span: straight from the columns when the row stored
+/// the usual (`outbox::headers::kafka_of_row`), else through the map.
+pub fn prepared(row: &ClaimedRow) -> (OwnedHeaders, ExportSpan) {
+    let (event_id, event_type) = (&row.event_id, &row.event_type);
+    if let Some((headers, tp)) = outbox::headers::kafka_of_row(event_id, event_type, &row.headers) {
+        return (headers, publish_span(row, tp));
+    }
+    let map = message_headers(row);
+    let traceparent = map.get(outbox::headers::TRACEPARENT).map(String::as_str);
+    let span = publish_span(row, traceparent);
+    (outbox::headers::to_kafka(&map, &[]), span)
 }
 
 /// The row's message headers plus `extra`, as Kafka headers.

@@ -21,14 +21,15 @@ use super::{
     order::ClaimView,
 };
 use crate::db::Db;
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbErr};
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// A row handed to a worker.
-#[derive(Debug, Clone, FromQueryResult)]
+/// Decoded by position, in the claim's column order (`candidates`).
+#[derive(Debug, Clone)]
 pub struct ClaimedRow {
     pub id: i64,
     pub event_id: String,

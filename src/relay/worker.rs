@@ -38,12 +38,12 @@ use super::{
     in_flight::{InFlight, SendStamp},
     leadership::Leadership,
     order::KeyOrder,
-    produce::{enqueue, kafka_headers, message_headers, produce_once, publish_span},
+    produce::{enqueue, kafka_headers, prepared, produce_once},
     store::{self, ClaimedRow},
 };
 use crate::db::Db;
 use crate::kafka::Producers;
-use crate::outbox::{self, dlq};
+use crate::outbox::dlq;
 
 /// What every worker shares.
 pub struct WorkerContext {
@@ -152,14 +152,13 @@ async fn send_rows(
             dropped.push(row);
             continue;
         }
-        let headers = message_headers(&row);
-        let mut span = publish_span(&row, &headers);
+        let (headers, mut span) = prepared(&row);
         match enqueue(
             &producer,
             &row.topic,
             &row.msg_key,
             row.payload.as_bytes(),
-            outbox::headers::to_kafka(&headers, &[]),
+            headers,
         )
         .await
         {
