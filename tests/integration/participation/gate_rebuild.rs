@@ -186,3 +186,26 @@ async fn a_flush_while_the_gate_is_rebuilt_starts_the_rebuild_again() {
     assert_eq!(app.redis_stock(campaign).await, Some(6));
     app.assert_no_drift(campaign).await;
 }
+
+/// A Redis that forgot the gate's scripts (restarted, failed over to a replica that never saw
+/// them, `SCRIPT FLUSH`) answers the reservation NOSCRIPT: the gate loads the script and sends
+/// the reservation again, and the join is decided as if nothing happened (docs/design.md §2.9).
+#[tokio::test]
+async fn a_join_after_redis_forgot_the_gates_scripts_loads_them_and_is_decided() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(2, 1).await;
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    let mut redis = app.redis.clone();
+    let flushed: String = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut redis)
+        .await
+        .expect("SCRIPT FLUSH");
+    assert_eq!(flushed, "OK");
+    let joined = app.join(campaign, 2, 1).await;
+    assert_eq!(joined.status, 201, "{joined:?}");
+    let again = app.join(campaign, 2, 1).await;
+    assert_eq!(again.code(), "ALREADY_PARTICIPATED", "{again:?}");
+    let sold_out = app.join(campaign, 3, 1).await;
+    assert_eq!(sold_out.code(), "SOLD_OUT", "{sold_out:?}");
+}
