@@ -39,7 +39,11 @@ pub fn build(event_id: Uuid, event_type: &str, traceparent: Option<&str>) -> Hea
 /// together ([`of_row`]).
 pub fn stored(traceparent: Option<&str>) -> String {
     match traceparent.filter(|tp| is_valid_traceparent(tp)) {
-        // A later version of the header may carry more after its flags, which JSON escapes.
+        // Version 00 is hex digits and dashes, written as they are; a later version may carry
+        // more after its flags, which JSON escapes.
+        Some(tp) if !tp.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
+            ["{\"", TRACEPARENT, "\":\"", tp, "\"}"].concat()
+        }
         Some(tp) => {
             let value = serde_json::to_string(tp).unwrap_or_default();
             ["{\"", TRACEPARENT, "\":", &value, "}"].concat()
