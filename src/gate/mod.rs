@@ -19,6 +19,7 @@ pub mod audit;
 pub mod connection;
 pub mod control;
 pub mod entry;
+mod evalsha;
 pub mod loader;
 pub mod marker_cursor;
 pub mod queue;
