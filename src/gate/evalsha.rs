@@ -20,7 +20,7 @@ impl Gate {
     ) -> redis::Cmd {
         let mut cmd = redis::Cmd::with_capacity(3 + N + 8, 256);
         cmd.arg("EVALSHA").arg(script.get_hash()).arg(N);
-        let mut key = format!("{}{{c:{campaign_id}}}:", self.prefix);
+        let mut key = self.campaign_key_base(campaign_id);
         let base = key.len();
         for suffix in suffixes {
             key.truncate(base);

@@ -94,7 +94,7 @@ impl Gate {
     /// `<prefix>{c:<id>}:building`: the tokens of rebuilds under way (`lua/prepare.lua`; same
     /// hash tag).
     pub(super) fn building_key(&self, campaign_id: i64) -> String {
-        format!("{}{{c:{campaign_id}}}:building", self.prefix)
+        self.campaign_key_base(campaign_id) + "building"
     }
 
     /// First step of a rebuild: `true` when the campaign's state is already loaded; otherwise

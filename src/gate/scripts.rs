@@ -17,6 +17,9 @@ use crate::config::RedisSettings;
 
 static RESERVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
+/// The campaign's keys a reservation and its release take, by suffix: meta, users, pending,
+/// then the waiting room's tickets and admissions.
+const RESERVATION_KEYS: [&str; 5] = ["meta", "users", "pending", "qt", "qadm"];
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/release.lua")));
 static RETURN: LazyLock<Script> =
@@ -148,16 +151,20 @@ impl Gate {
         self.campaign_keys(campaign_id, ["q", "qt", "qu", "qseen", "qadm", "qroom"])
     }
 
-    /// The keys `lua/reserve.lua` and `lua/release.lua` take: meta, users, pending, then the
-    /// waiting room's tickets and admissions. Built here, on every join, with the campaign's
-    /// part formatted once.
+    /// The keys `lua/release.lua` takes, [`RESERVATION_KEYS`] (`lua/reserve.lua`'s, which the
+    /// reservation writes into its command itself), with the campaign's part formatted once.
     fn reservation_keys(&self, campaign_id: i64) -> [String; 5] {
-        self.campaign_keys(campaign_id, ["meta", "users", "pending", "qt", "qadm"])
+        self.campaign_keys(campaign_id, RESERVATION_KEYS)
+    }
+
+    /// `<prefix>{c:<id>}:`: every key of a campaign starts so (one hash tag, one cluster slot).
+    pub(super) fn campaign_key_base(&self, campaign_id: i64) -> String {
+        format!("{}{{c:{campaign_id}}}:", self.prefix)
     }
 
     /// `<prefix>{c:<id>}:<suffix>` for each suffix.
     fn campaign_keys<const N: usize>(&self, campaign_id: i64, suffixes: [&str; N]) -> [String; N] {
-        let base = format!("{}{{c:{campaign_id}}}:", self.prefix);
+        let base = self.campaign_key_base(campaign_id);
         suffixes.map(|suffix| {
             let mut key = String::with_capacity(base.len() + suffix.len());
             key.push_str(&base);
@@ -168,13 +175,13 @@ impl Gate {
 
     /// `<prefix>{c:<id>}:returned`: the wins whose units are back in the gate (same hash tag).
     pub(super) fn returned_key(&self, campaign_id: i64) -> String {
-        format!("{}{{c:{campaign_id}}}:returned", self.prefix)
+        self.campaign_key_base(campaign_id) + "returned"
     }
 
     /// `<prefix>{c:<id>}:controls`: stock changes applied above the hash's `ctl` (see
     /// `lua/control.lua`; same hash tag).
     pub(super) fn controls_key(&self, campaign_id: i64) -> String {
-        format!("{}{{c:{campaign_id}}}:controls", self.prefix)
+        self.campaign_key_base(campaign_id) + "controls"
     }
 
     /// A plain command, bounded by the Redis timeout.
@@ -209,11 +216,7 @@ impl Gate {
         epoch: i64,
         now_ms: i64,
     ) -> Result<Decision, GateError> {
-        let mut cmd = self.evalsha(
-            &RESERVE,
-            entry.campaign_id,
-            ["meta", "users", "pending", "qt", "qadm"],
-        );
+        let mut cmd = self.evalsha(&RESERVE, entry.campaign_id, RESERVATION_KEYS);
         cmd.arg(entry.user_id)
             .arg(entry.quantity)
             .arg(now_ms)

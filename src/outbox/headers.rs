@@ -41,15 +41,22 @@ pub fn stored(traceparent: Option<&str>) -> String {
     match traceparent.filter(|tp| is_valid_traceparent(tp)) {
         // Version 00 is hex digits and dashes, written as they are; a later version may carry
         // more after its flags, which JSON escapes.
-        Some(tp) if !tp.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
-            ["{\"", TRACEPARENT, "\":\"", tp, "\"}"].concat()
-        }
+        Some(tp) if !needs_escaping(tp) => [STORED_TRACEPARENT, tp, "\"}"].concat(),
         Some(tp) => {
             let value = serde_json::to_string(tp).unwrap_or_default();
             ["{\"", TRACEPARENT, "\":", &value, "}"].concat()
         }
         None => "{}".into(),
     }
+}
+
+/// How [`stored`] begins a traceparent's text: `{"traceparent":"`.
+const STORED_TRACEPARENT: &str = "{\"traceparent\":\"";
+
+/// Whether JSON would escape something in `text` (a quote, a backslash, a control character):
+/// such a text is stored through serde_json and read back through the map.
+fn needs_escaping(text: &str) -> bool {
+    text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 /// Reads `outbox_event.headers`; a row whose headers are not a JSON object of strings is sent
@@ -83,27 +90,25 @@ pub fn kafka_of_row<'a>(
         "{}" => None,
         _ => Some(
             stored
-                .strip_prefix("{\"traceparent\":\"")?
+                .strip_prefix(STORED_TRACEPARENT)?
                 .strip_suffix("\"}")
-                .filter(|tp| !tp.contains(['"', '\\']))?,
+                .filter(|tp| !needs_escaping(tp))?,
         ),
     };
-    let header = |key, value: &'a str| Header {
-        key,
-        value: Some(value),
-    };
-    let mut out = OwnedHeaders::new_with_capacity(4)
-        .insert(header(CONTENT_TYPE, APPLICATION_JSON))
-        .insert(Header {
-            key: EVENT_ID,
-            value: Some(event_id),
-        })
-        .insert(Header {
-            key: EVENT_TYPE,
-            value: Some(event_type),
-        });
-    if let Some(tp) = traceparent {
-        out = out.insert(header(TRACEPARENT, tp));
+    let names_and_values = [
+        (CONTENT_TYPE, Some(APPLICATION_JSON)),
+        (EVENT_ID, Some(event_id)),
+        (EVENT_TYPE, Some(event_type)),
+        (TRACEPARENT, traceparent),
+    ];
+    let mut out = OwnedHeaders::new_with_capacity(4);
+    for (key, value) in names_and_values {
+        if let Some(value) = value {
+            out = out.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
     }
     Some((out, traceparent))
 }
