@@ -138,6 +138,11 @@ impl Db {
 }
 
 impl<C> Bounded<C> {
+    /// `DB_STATEMENT_TIMEOUT_MS`: the deadline of each call.
+    pub fn statement_timeout(&self) -> Duration {
+        self.limit
+    }
+
     /// Whether the server answers `INSERT … RETURNING` (see [`Db::with_insert_returning`]).
     pub fn insert_returning(&self) -> bool {
         self.returning

@@ -37,7 +37,10 @@ use sea_orm::{error::ConnAcquireErr, DbErr};
 use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
-use super::transaction::{self, NewParticipation, WriteError, WriteHooks, Written};
+use super::{
+    in_doubt,
+    transaction::{self, NewParticipation, WriteError, WriteHooks, Written},
+};
 use crate::{
     config::GroupCommitSettings,
     db::{sql::size_at_most, Db},
@@ -102,6 +105,7 @@ impl GroupCommit {
             if written.is_ok() {
                 settle(&self.gate, win.entry.campaign_id, &[win.entry.user_id]).await;
             }
+            self.settle_in_doubt(std::slice::from_ref(&win), std::slice::from_ref(&written));
             return written;
         }
         let campaign_id = win.entry.campaign_id;
@@ -151,6 +155,12 @@ impl GroupCommit {
     #[cfg(feature = "test-hooks")]
     pub fn refusal_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
         self.hooks.refused.clone()
+    }
+
+    /// Where a test holds a batch right before its COMMIT.
+    #[cfg(feature = "test-hooks")]
+    pub fn commit_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.hooks.commit.clone()
     }
 
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
@@ -254,6 +264,7 @@ impl GroupCommit {
                 Err(failed) => vec![Err(failed); wins.len()],
             },
         };
+        self.settle_in_doubt(&wins, &results);
         let campaign_id = wins[0].entry.campaign_id;
         let committed: Vec<i64> = wins
             .iter()
@@ -273,6 +284,34 @@ impl GroupCommit {
             }
             .instrument(tracing::debug_span!("group_commit_answers", campaign_id)),
         );
+    }
+}
+
+impl GroupCommit {
+    /// Starts the settlement of each transaction among `results` whose COMMIT ended in doubt,
+    /// with the wins it carried ([`in_doubt`]): its units are back as soon as MySQL answers.
+    fn settle_in_doubt(&self, wins: &[NewParticipation], results: &[Result<Written, WriteError>]) {
+        let mut seen: Vec<&Arc<in_doubt::InDoubt>> = Vec::new();
+        for result in results {
+            if let Err(WriteError::InDoubt(batch)) = result {
+                if !seen.iter().any(|s| Arc::ptr_eq(s, batch)) {
+                    seen.push(batch);
+                }
+            }
+        }
+        for batch in seen {
+            let members = wins
+                .iter()
+                .zip(results)
+                .filter(|(_, r)| matches!(r, Err(WriteError::InDoubt(b)) if Arc::ptr_eq(b, batch)))
+                .map(|(w, _)| in_doubt::Member {
+                    entry: w.entry,
+                    event_id: w.event_id,
+                    reserved_at_ms: w.reserved_at_ms,
+                })
+                .collect();
+            batch.settle(self.db.clone(), self.gate.clone(), members);
+        }
     }
 }
 

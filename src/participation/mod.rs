@@ -11,6 +11,7 @@
 //!   share the next one.
 //! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
 //!   with their outbox rows and the guarded stock decrement.
+//! - [`in_doubt`]: a batch whose COMMIT went unanswered, settled as soon as MySQL answers again.
 //! - [`lifecycle`]: a win after its acceptance: confirm, cancel, expire, units back to the sale;
 //!   [`state_change`] is its SQL, [`expiry`] the sweeper of holds past their deadline.
 //! - [`drift`]: the audit comparing each open campaign's gate with MySQL, repairing what it can
@@ -24,6 +25,7 @@ pub mod admission;
 pub mod batcher;
 pub mod drift;
 pub mod expiry;
+pub mod in_doubt;
 pub mod join;
 pub mod lifecycle;
 pub mod reconcile;

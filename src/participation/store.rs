@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use crate::db::sql::stmt;
+use crate::db::sql::{in_list, stmt, MAX_IDS};
 
 /// A stored participation with the id of the event that announced it (`None` for a win of the
 /// synchronous baseline, which writes no outbox row, and for a win older than the column whose
@@ -57,4 +57,27 @@ pub async fn find(
     ))
     .one(db)
     .await
+}
+
+/// The participations of `users` in a campaign (those that exist), [`MAX_IDS`] users a statement.
+#[tracing::instrument(level = "debug", skip_all, fields(campaign_id, users = users.len()), err)]
+pub async fn find_users(
+    db: &impl ConnectionTrait,
+    campaign_id: i64,
+    users: &[i64],
+) -> Result<Vec<StoredParticipation>, DbErr> {
+    let mut found = Vec::with_capacity(users.len());
+    for chunk in users.chunks(MAX_IDS) {
+        let mut values = vec![campaign_id.into()];
+        let list = in_list(&mut values, chunk.iter().map(|&u| u.into()));
+        found.extend(
+            StoredParticipation::find_by_statement(stmt(
+                &format!("{SELECT} WHERE p.campaign_id = ? AND p.user_id IN ({list})"),
+                values,
+            ))
+            .all(db)
+            .await?,
+        );
+    }
+    Ok(found)
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use uuid::Uuid;
 
+use super::in_doubt::{self, InDoubt};
 use crate::gate::Entry;
 use crate::{
     db::{
@@ -39,6 +40,9 @@ pub struct NewParticipation {
     /// reconciler (`RESERVATION_TIMEOUT_MS` after it was made, less a margin for clocks). Checked
     /// under the campaign row's lock, which the reconciler takes too (docs/design.md §2.1).
     pub commit_by: std::time::Instant,
+    /// The time its reservation carries at the gate (`<reserved at ms>:<quantity>`): a commit
+    /// in doubt gives back exactly that reservation ([`super::in_doubt`]).
+    pub reserved_at_ms: i64,
 }
 
 impl NewParticipation {
@@ -87,6 +91,10 @@ pub enum WriteError {
     /// The batch's task ended before answering (a panic): the transaction may have committed.
     #[error("the group commit ended without an answer")]
     Unanswered,
+    /// The COMMIT was sent and not answered (a deadline, a broken connection): it may have
+    /// committed. Every member of the batch shares the one settlement, which says which.
+    #[error("the commit's outcome is unknown: {}", .0.error())]
+    InDoubt(Arc<InDoubt>),
     /// A win reached the campaign row's lock past its `commit_by` (its instance was stopped, or
     /// MySQL stalled): the reconciler may have given its reservation back, so it is not written.
     #[error("the reservation outlived its commit deadline")]
@@ -99,6 +107,9 @@ pub struct WriteHooks {
     /// Between a guarded decrement that matched no row and the read that says why.
     #[cfg(feature = "test-hooks")]
     pub refused: Arc<crate::startup::testing::HoldPoint>,
+    /// Right before the COMMIT is sent (a test makes MySQL stop answering there).
+    #[cfg(feature = "test-hooks")]
+    pub commit: Arc<crate::startup::testing::HoldPoint>,
 }
 
 impl WriteHooks {
@@ -106,6 +117,12 @@ impl WriteHooks {
     async fn at_refusal(&self) {
         #[cfg(feature = "test-hooks")]
         self.refused.reached().await;
+    }
+
+    /// A batch is about to send its COMMIT: a test may hold it here.
+    async fn at_commit(&self) {
+        #[cfg(feature = "test-hooks")]
+        self.commit.reached().await;
     }
 }
 
@@ -187,7 +204,17 @@ pub async fn write_all(
         .collect();
     outbox::table::insert(&txn, &events).await?;
 
-    txn.commit().await?;
+    // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped
+    // unfinished and never commits. The session's id lets the settlement end it for certain.
+    let session = in_doubt::session_of(&txn).await?;
+    hooks.at_commit().await;
+    if let Err(e) = txn.commit().await {
+        return Err(if db_error::outcome_unknown(&e) {
+            WriteError::InDoubt(InDoubt::new(session, e))
+        } else {
+            e.into()
+        });
+    }
     Ok(ids
         .into_iter()
         .zip(states)

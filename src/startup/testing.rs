@@ -122,6 +122,11 @@ impl Probe {
         self.participations.refusal_hold()
     }
 
+    /// Where a win's batch waits right before its COMMIT, once armed.
+    pub fn commit_hold(&self) -> Arc<HoldPoint> {
+        self.participations.commit_hold()
+    }
+
     /// Where a live control that changed nothing waits before it answers, once armed.
     pub fn kept_control_hold(&self) -> Arc<HoldPoint> {
         self.kept_control.clone()

@@ -14,6 +14,7 @@ use crate::{
     gate::{reservation_value, AdmissionPass, Release},
     metrics::{registry::PathLabels, ParticipationPath},
     participation::{
+        in_doubt::{InDoubt, Verdict},
         join::{Accepted, JoinError, JoinRequest},
         store,
         transaction::{NewParticipation, WriteError, Written},
@@ -50,6 +51,7 @@ impl ParticipationService {
             idempotency_key: req.idempotency_key.clone(),
             confirm_within_seconds: campaign.confirm_within_seconds,
             commit_by,
+            reserved_at_ms,
         };
         let mut written = self.write(participation.clone()).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
@@ -140,9 +142,7 @@ impl ParticipationService {
                     source: stale.into(),
                 })
             }
-            WriteError::Db(e) if db_error::outcome_unknown(&e) => {
-                self.resolve_unknown(req, pass, e, reserved_at_ms).await
-            }
+            WriteError::InDoubt(batch) => self.await_in_doubt(req, &batch).await,
             unanswered @ WriteError::Unanswered => {
                 self.resolve_unknown(
                     req,
@@ -152,6 +152,7 @@ impl ParticipationService {
                 )
                 .await
             }
+            // Failed before its COMMIT was sent: dropped unfinished, it never commits.
             WriteError::Db(e) => {
                 tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
@@ -175,7 +176,40 @@ impl ParticipationService {
         written
     }
 
-    /// The transaction's answer was lost (deadline, broken connection): it may have committed.
+    /// The batch's COMMIT went unanswered: its settlement ([`in_doubt`]) ends the session, reads
+    /// which wins exist and gives back the others' units. The request answers from its verdict
+    /// if it comes within the statement deadline; otherwise 503, and the settlement goes on.
+    async fn await_in_doubt(
+        &self,
+        req: JoinRequest,
+        batch: &InDoubt,
+    ) -> Result<Accepted, JoinError> {
+        let entry = req.entry;
+        match batch
+            .verdict(entry.user_id, self.db.statement_timeout())
+            .await
+        {
+            Some(Verdict::Committed(found)) => {
+                tracing::info!(
+                    campaign_id = entry.campaign_id,
+                    user_id = entry.user_id,
+                    "The participation committed although its answer was lost."
+                );
+                Ok(Accepted::stored(&req, &found))
+            }
+            Some(Verdict::Earlier(participation_id)) => Err(JoinError::AlreadyParticipated {
+                participation_id: Some(participation_id),
+            }),
+            Some(Verdict::NotCommitted) => Err(batch.error().clone().into()),
+            None => {
+                tracing::warn!(error = %batch.error(), campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation's commit is in doubt; its reservation is settled as soon as MySQL answers.");
+                Err(batch.error().clone().into())
+            }
+        }
+    }
+
+    /// The batch's task ended without an answer (a panic): the transaction may have committed.
     /// MySQL says which. A win found there is the caller's win; no row means nothing was
     /// written and the reservation is given back. If MySQL cannot say either (still down), the
     /// reservation stays open and the reconciler decides once MySQL answers, so Redis never

@@ -22,6 +22,11 @@ impl ParticipationService {
         self.group_commit.refusal_hold()
     }
 
+    /// Where a test holds a win's batch right before its COMMIT.
+    pub(crate) fn commit_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.group_commit.commit_hold()
+    }
+
     /// Where a test holds a refused join's marker read before it reads.
     pub(crate) fn owed_read_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
         self.loader.owed_read_hold()

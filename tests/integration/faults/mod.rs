@@ -4,5 +4,6 @@
 mod crash;
 mod dependency_faults;
 mod mysql_black_hole;
+mod mysql_failover;
 mod pool;
 mod shutdown;

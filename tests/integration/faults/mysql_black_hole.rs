@@ -29,7 +29,7 @@ const STOCK: i64 = 100;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Joins for every user at once; `after` answers in, `on_answers` runs (once).
-async fn burst(
+pub(super) async fn burst(
     app: &TestApp,
     campaign: i64,
     users: impl Iterator<Item = i64>,
@@ -93,25 +93,7 @@ async fn mysql_black_holed_mid_burst_every_request_answers_and_the_service_recov
 /// the service's deadline.
 async fn spawn_app_behind_a_proxy() -> (TestApp, Proxy) {
     let mut settings = with_relay(test_settings().await);
-    let direct_url = settings.database.url.expose().to_string();
-    let mut url = reqwest::Url::parse(&direct_url).expect("database url");
-    let upstream = format!(
-        "{}:{}",
-        url.host_str().expect("host"),
-        url.port().unwrap_or(3306)
-    );
-    let proxy = Proxy::start(
-        tokio::net::lookup_host(&upstream)
-            .await
-            .expect("resolve")
-            .next()
-            .expect("an address"),
-    )
-    .await;
-    url.set_port(Some(proxy.addr().port())).expect("port");
-    url.set_host(Some(&proxy.addr().ip().to_string()))
-        .expect("host");
-    settings.database.url = firstcome::config::Secret::new(url.to_string());
+    let (proxy, direct_url) = Proxy::in_front_of_mysql(&mut settings).await;
     settings.database.statement_timeout = Duration::from_millis(1_000);
     settings.database.acquire_timeout = Duration::from_millis(500);
     settings.database.connect_timeout = Duration::from_millis(1_000);

@@ -378,7 +378,7 @@ async fn a_win_past_its_commit_deadline_is_not_written() {
 /// away, so the test's reconcile calls are the only ones and their counts are exact (with the
 /// default minute it could give back a planted reservation first). Returns the campaign and its
 /// epoch.
-async fn reconciled_sale() -> (TestApp, i64, i64) {
+pub(super) async fn reconciled_sale() -> (TestApp, i64, i64) {
     let mut settings = test_settings().await;
     settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
     let app = spawn_app_with(settings).await;
@@ -397,7 +397,13 @@ async fn reconciled_sale() -> (TestApp, i64, i64) {
 
 /// Reserves one unit for `user` with `lua/reserve.lua` itself, stamped `at_ms`, as an instance
 /// that then died (or stopped) before its transaction would have left it.
-async fn reserve_directly(app: &TestApp, campaign: i64, epoch: i64, user: i64, at_ms: i64) {
+pub(super) async fn reserve_directly(
+    app: &TestApp,
+    campaign: i64,
+    epoch: i64,
+    user: i64,
+    at_ms: i64,
+) {
     let (meta, users) = app.gate_keys(campaign);
     let pending = meta.replace(":meta", ":pending");
     let mut redis = app.redis.clone();

@@ -12,6 +12,7 @@ mod faults;
 mod gate_rebuild;
 mod group_commit;
 mod idempotency;
+mod in_doubt;
 mod in_flight;
 mod lifecycle;
 mod lifecycle_crash;

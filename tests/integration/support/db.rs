@@ -58,6 +58,7 @@ impl TestApp {
             idempotency_key: None,
             confirm_within_seconds: 0,
             commit_by,
+            reserved_at_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
     /// Locks the campaign's row in a transaction of the test's own, so the service's guarded

@@ -20,6 +20,9 @@
 //!   proxy reads nothing from it meanwhile, so it cannot see the FIN).
 //!
 //! Dropping the proxy stops listening and closes every connection with an RST.
+//!
+//! `Proxy::in_front_of_mysql(&mut settings).await` puts one between the service and its MySQL and
+//! returns it with the direct URL (for the test's own connection).
 
 use std::{
     net::SocketAddr,
@@ -61,6 +64,29 @@ struct Generation {
 }
 
 impl Proxy {
+    /// A proxy in front of `settings`' MySQL: the service's URL is pointed at it; the direct URL
+    /// is returned for the test's own connection.
+    pub async fn in_front_of_mysql(settings: &mut firstcome::config::Settings) -> (Proxy, String) {
+        let direct_url = settings.database.url.expose().to_string();
+        let mut url = reqwest::Url::parse(&direct_url).expect("database url");
+        let upstream = format!(
+            "{}:{}",
+            url.host_str().expect("host"),
+            url.port().unwrap_or(3306)
+        );
+        let upstream = tokio::net::lookup_host(&upstream)
+            .await
+            .expect("resolve")
+            .next()
+            .expect("an address");
+        let proxy = Proxy::start(upstream).await;
+        url.set_port(Some(proxy.addr().port())).expect("port");
+        url.set_host(Some(&proxy.addr().ip().to_string()))
+            .expect("host");
+        settings.database.url = firstcome::config::Secret::new(url.to_string());
+        (proxy, direct_url)
+    }
+
     pub async fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");

@@ -1,0 +1,102 @@
+//! A commit in doubt settled (docs/design.md §2.1, §18.1, `participation::in_doubt`): the session
+//! that sent the COMMIT is ended if it is still there, then the wins MySQL has are kept and
+//! exactly the others' units go back to the gate, each once.
+
+use std::time::Duration;
+
+use firstcome::participation::{
+    in_doubt::{InDoubt, Member, Verdict},
+    transaction,
+};
+use sea_orm::{ConnectionTrait, DbErr, Statement, TransactionTrait};
+
+use super::faults::{reconciled_sale, reserve_directly};
+use crate::spawn::TestApp;
+
+#[tokio::test]
+async fn a_commit_in_doubt_ends_its_session_keeps_the_wins_mysql_has_and_gives_back_the_rest() {
+    // Five units, user 1's win in it; the app's own reconciler does not run during the test.
+    let (app, campaign, epoch) = reconciled_sale().await;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // User 2's reservation, and its win committed in MySQL whose answer was lost.
+    reserve_directly(&app, campaign, epoch, 2, now_ms).await;
+    let mut committed = app.win_to_write(campaign, 2, 2, far_deadline());
+    committed.reserved_at_ms = now_ms;
+    let db = app.probe.api_pool();
+    transaction::write(&db, &committed, &Default::default())
+        .await
+        .expect("user 2's win");
+    // User 3's reservation, whose transaction never committed.
+    reserve_directly(&app, campaign, epoch, 3, now_ms + 1).await;
+    let mut lost = app.win_to_write(campaign, 3, 3, far_deadline());
+    lost.reserved_at_ms = now_ms + 1;
+    // A session still in its transaction, holding the campaign's row as a COMMIT in flight does.
+    let (held, session) = open_transaction_on(&app, campaign).await;
+
+    let batch = InDoubt::new(session, DbErr::Custom("the COMMIT went unanswered".into()));
+    batch.settle(
+        db,
+        gate_of(&app),
+        [&committed, &lost]
+            .iter()
+            .map(|w| Member {
+                entry: w.entry,
+                event_id: w.event_id,
+                reserved_at_ms: w.reserved_at_ms,
+            })
+            .collect(),
+    );
+    let within = Duration::from_secs(10);
+    assert!(matches!(
+        batch.verdict(2, within).await,
+        Some(Verdict::Committed(p)) if p.user_id == 2
+    ));
+    assert!(matches!(
+        batch.verdict(3, within).await,
+        Some(Verdict::NotCommitted)
+    ));
+
+    // The session was ended: its transaction can do nothing more.
+    let after = held.execute_unprepared("SELECT 1").await;
+    assert!(after.is_err(), "the session in doubt was killed: {after:?}");
+    // Nothing withheld, nothing given twice: the gate has MySQL's stock (5 − users 1 and 2), no
+    // reservation open, user 2 still refused and user 3 free to win.
+    assert_eq!(app.redis_stock(campaign).await, Some(3));
+    assert_eq!(app.remaining_stock(campaign).await, 3);
+    assert!(app.redis_has_user(campaign, 2).await);
+    assert!(!app.redis_has_user(campaign, 3).await);
+    assert_eq!(app.join(campaign, 3, 1).await.status, 201);
+    app.assert_no_drift(campaign).await;
+}
+
+fn far_deadline() -> std::time::Instant {
+    std::time::Instant::now() + Duration::from_secs(3_600)
+}
+
+/// A transaction of the service's own user, on its database, holding the campaign's row, and
+/// the server's id of its session.
+async fn open_transaction_on(app: &TestApp, campaign: i64) -> (sea_orm::DatabaseTransaction, u64) {
+    let held = app.db.begin().await.expect("BEGIN");
+    held.execute_unprepared(&format!(
+        "UPDATE campaign SET updated_at = updated_at WHERE id = {campaign}"
+    ))
+    .await
+    .expect("UPDATE");
+    let row = held
+        .query_one_raw(Statement::from_string(
+            held.get_database_backend(),
+            "SELECT CONNECTION_ID()",
+        ))
+        .await
+        .expect("CONNECTION_ID")
+        .expect("a row");
+    (held, row.try_get_by_index::<u64>(0).expect("an id"))
+}
+
+/// A gate over the app's Redis and key prefix.
+fn gate_of(app: &TestApp) -> firstcome::gate::Gate {
+    let mut settings = firstcome::config::Settings::from_pairs(&[]).expect("default settings");
+    settings.redis.url = firstcome::config::Secret::new(crate::spawn::redis_url());
+    settings.redis.key_prefix = app.redis_prefix.clone();
+    firstcome::gate::Gate::new(&settings.redis).expect("gate")
+}
