@@ -62,6 +62,7 @@ fn settling(in_flight: i64, latest_reserved_ms_ago: i64, commit_within: Duration
 /// "nothing to undo"), or given up after this long (the reconciler then has it).
 const IN_DOUBT_ANSWERS: u32 = 3;
 const IN_DOUBT_GIVE_UP: Duration = Duration::from_secs(60);
+const IN_DOUBT_LONGEST_WAIT: Duration = Duration::from_millis(250);
 
 /// A reservation the gate made: the win's FCFS sequence, and the campaign's count of returns
 /// then (a MySQL refusal hands it to `lua/release.lua`).
@@ -208,7 +209,9 @@ impl ParticipationService {
                 }
                 tokio::time::sleep(wait).await;
                 waited += wait;
-                wait = (wait * 2).min(Duration::from_secs(1));
+                // At most a quarter second between tries: once Redis answers again the units
+                // are back within that (docs/design.md §18.1).
+                wait = (wait * 2).min(IN_DOUBT_LONGEST_WAIT);
             }
         });
     }
