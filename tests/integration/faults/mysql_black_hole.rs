@@ -14,14 +14,13 @@ use std::{
 
 use futures::future::join_all;
 use redis::AsyncCommands;
-use sea_orm::Database;
 use tokio::sync::Notify;
 
 use crate::{
     http::Reply,
     kafka::read_topic,
     proxy::Proxy,
-    spawn::{spawn_app_with, test_settings, with_relay, TestApp},
+    spawn::{test_settings, with_relay, TestApp},
     wait::wait_until,
 };
 
@@ -99,19 +98,7 @@ async fn spawn_app_behind_a_proxy() -> (TestApp, Proxy) {
     settings.database.connect_timeout = Duration::from_millis(1_000);
     settings.http.request_timeout = REQUEST_TIMEOUT;
     settings.redis.reservation_timeout = Duration::from_millis(1_000);
-    let mut app = spawn_app_with(settings).await;
-    // The test's own connection goes straight to MySQL.
-    app.db = Database::connect(direct_url.as_str())
-        .await
-        .expect("direct connection");
-    // A client that waits longer than the service's deadline (plus scheduling slack) would
-    // see a hang as an error here rather than an answer.
-    app.client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .timeout(REQUEST_TIMEOUT + Duration::from_secs(5))
-        .build()
-        .expect("client");
-    (app, proxy)
+    (Proxy::spawn_app_behind(settings, &direct_url).await, proxy)
 }
 
 /// Burst 1: MySQL black-holes after the first 10 answers, with the rest in flight; every answer

@@ -12,14 +12,13 @@ use std::{collections::HashSet, time::Duration};
 
 use futures::future::join_all;
 use redis::AsyncCommands;
-use sea_orm::Database;
 use tokio::sync::Notify;
 
 use super::mysql_black_hole::burst;
 use crate::{
     http::Reply,
     proxy::Proxy,
-    spawn::{spawn_app_with, test_settings, TestApp},
+    spawn::{test_settings, TestApp},
     wait::wait_until,
 };
 
@@ -123,15 +122,5 @@ fn count_wins(replies: Vec<Reply>, winners: &mut HashSet<i64>) {
 async fn spawn_app_behind_a_proxy() -> (TestApp, Proxy) {
     let mut settings = test_settings().await;
     let (proxy, direct_url) = Proxy::in_front_of_mysql(&mut settings).await;
-    let request_timeout = settings.http.request_timeout;
-    let mut app = spawn_app_with(settings).await;
-    app.db = Database::connect(direct_url.as_str())
-        .await
-        .expect("direct connection");
-    app.client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .timeout(request_timeout + Duration::from_secs(5))
-        .build()
-        .expect("client");
-    (app, proxy)
+    (Proxy::spawn_app_behind(settings, &direct_url).await, proxy)
 }

@@ -226,3 +226,39 @@ async fn after_a_sell_out_winners_still_hear_already_participated_and_released_s
     )
     .await;
 }
+
+/// A join the gate let through just before `endsAt` that reaches MySQL after it is not written:
+/// the window is part of MySQL's guard (§2.1), so no win ever carries an `acceptedAt` past the end.
+#[tokio::test]
+async fn a_win_reaching_mysql_after_the_campaign_ended_is_not_written() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(5, 1).await;
+    // The window ends between the gate and the write.
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE campaign SET ends_at = NOW(6) - INTERVAL 1 SECOND WHERE id = {campaign}"
+        ))
+        .await
+        .expect("end the window");
+    let late = app.win_to_write(
+        campaign,
+        7,
+        1,
+        std::time::Instant::now() + std::time::Duration::from_secs(60),
+    );
+    let written = firstcome::participation::transaction::write(
+        &app.probe.api_pool(),
+        &late,
+        &Default::default(),
+    )
+    .await;
+    assert!(
+        matches!(
+            written,
+            Err(firstcome::participation::transaction::WriteError::Closed)
+        ),
+        "{written:?}"
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
+    assert_eq!(app.remaining_stock(campaign).await, 5);
+}

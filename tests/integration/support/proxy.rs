@@ -87,6 +87,27 @@ impl Proxy {
         (proxy, direct_url)
     }
 
+    /// The app on `settings`, whose MySQL [`Proxy::in_front_of_mysql`] put behind a proxy: the
+    /// test's own connection goes straight to MySQL (`direct_url`), and its client waits longer
+    /// than the service's request deadline (plus scheduling slack), so a request the service
+    /// left hanging would fail the client's timeout rather than be answered.
+    pub async fn spawn_app_behind(
+        settings: firstcome::config::Settings,
+        direct_url: &str,
+    ) -> crate::spawn::TestApp {
+        let patience = settings.http.request_timeout + std::time::Duration::from_secs(5);
+        let mut app = crate::spawn::spawn_app_with(settings).await;
+        app.db = sea_orm::Database::connect(direct_url)
+            .await
+            .expect("direct connection");
+        app.client = reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .timeout(patience)
+            .build()
+            .expect("client");
+        app
+    }
+
     pub async fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
