@@ -40,6 +40,8 @@ pub enum Event {
         status: LiveStatus,
         hold_expires_at: Option<DateTime<Utc>>,
         reward_points: i64,
+        /// The gate's FCFS sequence (§4); the join's answer must carry the same.
+        sequence: Option<i64>,
     },
     Confirmed {
         participation: i64,
@@ -147,6 +149,7 @@ struct Raw {
     total_stock: Option<i64>,
     remaining_stock: Option<i64>,
     delta: Option<i64>,
+    sequence: Option<i64>,
 }
 
 /// Parses a record's value. Fields the contract adds later are ignored; a missing `status` reads
@@ -164,6 +167,7 @@ pub fn parse(payload: &serde_json::Value) -> Result<Envelope, EventError> {
             status: raw.status.unwrap_or(LiveStatus::Confirmed),
             hold_expires_at: raw.hold_expires_at,
             reward_points: raw.reward_points.unwrap_or(0),
+            sequence: raw.sequence,
         },
         "ParticipationConfirmed" => Event::Confirmed {
             participation: need(raw.participation_id, "participationId")?,

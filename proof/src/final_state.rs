@@ -7,7 +7,8 @@
 //! ```json
 //! {
 //!   "campaigns": [{"id": 1, "totalStock": 10, "remainingStock": 3, "paused": false,
-//!                  "closed": false, "rewardPoints": 5, "confirmWithinSeconds": 3}],
+//!                  "closed": false, "rewardPoints": 5, "confirmWithinSeconds": 3,
+//!                  "perUserLimit": 2, "admission": "QUEUE"}],
 //!   "participations": [{"id": 7, "campaign": 1, "user": 42, "quantity": 1,
 //!                       "status": "HELD", "acceptedAt": "…", "holdExpiresAt": "…",
 //!                       "cancelReason": null}],
@@ -84,6 +85,12 @@ pub struct Campaign {
     /// derives it from `totalStock` and the audit's stock changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_stock: Option<i64>,
+    /// Most units one user may take (`per_user_limit`); absent: not taken, not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_user_limit: Option<i64>,
+    /// `OPEN`, `QUEUE` or `RAFFLE` (§16); absent: not taken (the waiting room is not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,17 +7,19 @@
 //!
 //! - **History** ([`history`]): JSON Lines in Jepsen's shape. Each line is
 //!   `{"type": "invoke"|"ok"|"fail"|"info", "process": <int>|"nemesis", "time": <ns, monotonic>,
-//!   "f": "join"|"confirm"|"cancel"|"refund"|"stock"|"pause"|"resume"|"close"|"nemesis",
-//!   "value": {…}}`. A process runs one operation at a time: its `invoke` is completed by its next
-//!   entry (`ok` definite success, `fail` definite refusal with `value.code`, `info`
-//!   indeterminate); an `invoke` never completed counts as `info`. `value` holds the arguments
-//!   (`campaign`, `user`, `quantity`, `idempotencyKey`, `delta`) and the answer
-//!   (`participationId`, `status`, `reason`, `sequence`, `controlSeq`, `totalStock`,
-//!   `remainingStock`, `code`, `error`). Faults are `process: "nemesis"`, `f: "nemesis"` entries
+//!   "f": "join"|"confirm"|"cancel"|"refund"|"stock"|"pause"|"resume"|"close"|"queue"|"poll"|
+//!   "nemesis", "value": {…}}`. A process runs one operation at a time: its `invoke` is
+//!   completed by its next entry (`ok` definite success, `fail` definite refusal with
+//!   `value.code`, `info` indeterminate); an `invoke` never completed counts as `info`. `value` holds the arguments
+//!   (`campaign`, `user`, `quantity`, `idempotencyKey`, `admissionToken`, `delta`, `ticket`) and
+//!   the answer (`participationId`, `status`, `reason`, `sequence`, `controlSeq`, `totalStock`,
+//!   `remainingStock`, the waiting room's `ticket`, `state`, `position` and `admissionToken`,
+//!   `code`, `error`). Faults are `process: "nemesis"`, `f: "nemesis"` entries
 //!   with `value.fault` (the kind), `value.phase` (`start`/`stop`, absent for an instant fault)
 //!   and `value.target`.
 //! - **Final state** ([`final_state`]): one JSON document taken once the faults are healed and
-//!   the system settled: MySQL's `campaigns`, `participations` and control audit (`controls`);
+//!   the system settled: MySQL's `campaigns` (with `perUserLimit` and `admission`),
+//!   `participations` and control audit (`controls`);
 //!   each campaign's gate in Redis (`gates`: stock, users, returned, pending); every record of the
 //!   topic (`events`: partition, offset, key, payload) in partition then offset order; the
 //!   consumers' tables (`stats` per campaign, `rewards` per user, `grants` per event).
@@ -42,15 +44,20 @@
 //! and the end must equal MySQL, the gate and the consumers; the order must agree with real time;
 //! every `ok` must be in the order as answered, every `fail` justified at a prefix real time
 //! allows, every `info` in it at most once, and nothing in it uninvoked. Relaxations (the
-//! sold-out memo) are parameters, counted apart. The verdict is a [`report::Report`].
+//! sold-out memo) are parameters, counted apart. Beside the order, the waiting room and the
+//! per-user limit ([`model::admission`]): no win past `perUserLimit`, no win on a queued
+//! campaign without a token the room issued to its user, a token wins once, first come first
+//! admitted. The verdict is a [`report::Report`].
 //!
 //! # The harness
 //!
 //! [`harness`] records such a history: `firstcome-proof run` starts two instances of the real
 //! `firstcome` binary, the run's own Redis, a mock Kafka broker in a child process and a TCP
-//! proxy in front of MySQL; runs seeded clients and a nemesis that injects every fault kind;
-//! settles; takes the final state; and checks both files (`scripts/proof.sh` runs it with
-//! defaults). It reaches the service only over HTTP and by signals.
+//! proxy in front of MySQL, at the service's production defaults; runs seeded clients (some
+//! through a waiting room) and a nemesis that injects every fault kind (a MySQL failover
+//! mid-burst among them); settles; takes the final state; and checks both files
+//! (`scripts/proof.sh` runs it with defaults). It reaches the service only over HTTP and by
+//! signals.
 
 pub mod check;
 pub mod event;

@@ -41,10 +41,21 @@ enum Command {
         /// operation is taken to stay in flight.
         #[arg(long, default_value_t = 2000)]
         lookback_ms: u64,
-        /// The run's RESERVATION_TIMEOUT_MS: how long a reservation a dead instance left open
-        /// may hold units before the reconciler gives them back (0: only the lookback).
-        #[arg(long, default_value_t = 0)]
+        /// The run's RESERVATION_TIMEOUT_MS: how long a reservation a crashed or stopped
+        /// instance left open may hold units before the reconciler gives them back.
+        #[arg(long, default_value_t = 15_000)]
         reservation_timeout_ms: u64,
+        /// The run's HTTP_REQUEST_TIMEOUT_MS: how long a join that timed out at the client, with
+        /// no fault overlapping it, may hold its units after its invoke.
+        #[arg(long, default_value_t = 10_000)]
+        request_timeout_ms: u64,
+        /// How long after MySQL answers again a join whose commit was in doubt may hold units.
+        #[arg(long, default_value_t = 2_000)]
+        in_doubt_settle_ms: u64,
+        /// How long after Redis answers again a join that ended indeterminate during a Redis
+        /// fault may hold units.
+        #[arg(long, default_value_t = 1_000)]
+        redis_settle_ms: u64,
         /// How far an expiry may precede, or a confirmation follow, a hold's deadline.
         #[arg(long, default_value_t = 100)]
         deadline_tolerance_ms: i64,
@@ -94,6 +105,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sold_out_memo_ms,
             lookback_ms,
             reservation_timeout_ms,
+            request_timeout_ms,
+            in_doubt_settle_ms,
+            redis_settle_ms,
             deadline_tolerance_ms,
             control_grace_ms,
             json,
@@ -108,6 +122,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sold_out_memo: ms(sold_out_memo_ms),
                 lookback: ms(lookback_ms),
                 reservation_timeout: ms(reservation_timeout_ms),
+                request_timeout: ms(request_timeout_ms),
+                in_doubt_settle: ms(in_doubt_settle_ms),
+                redis_settle: ms(redis_settle_ms),
                 model: ModelParams {
                     deadline_tolerance: chrono::Duration::milliseconds(deadline_tolerance_ms),
                     control_grace: chrono::Duration::milliseconds(control_grace_ms),

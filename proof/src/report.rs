@@ -42,13 +42,21 @@ pub enum AnomalyKind {
     ConsumerMismatch,
     /// The gate's stock or sets in Redis differ from the model's once settled.
     GateDrift,
+    /// A win past the campaign's `perUserLimit`, or a join past it not refused as invalid (§3).
+    PerUserLimit,
+    /// On a queued campaign, a win without a token the room issued to its user, or a token
+    /// that won twice (§16).
+    AdmissionBreach,
+    /// The waiting room out of arrival order: a ticket admitted while one that queued before it
+    /// still waited, or a ticket moved back (§16).
+    QueueOrder,
     /// An input the checker cannot read as the contract says (an unknown event type, a
     /// missing field).
     MalformedInput,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 13] = [
+    pub const ALL: [AnomalyKind; 16] = [
         AnomalyKind::Oversell,
         AnomalyKind::LostWin,
         AnomalyKind::PhantomWin,
@@ -61,6 +69,9 @@ impl AnomalyKind {
         AnomalyKind::DatabaseMismatch,
         AnomalyKind::ConsumerMismatch,
         AnomalyKind::GateDrift,
+        AnomalyKind::PerUserLimit,
+        AnomalyKind::AdmissionBreach,
+        AnomalyKind::QueueOrder,
         AnomalyKind::MalformedInput,
     ];
 
@@ -78,6 +89,9 @@ impl AnomalyKind {
             AnomalyKind::DatabaseMismatch => "database mismatch",
             AnomalyKind::ConsumerMismatch => "consumer mismatch",
             AnomalyKind::GateDrift => "gate drift",
+            AnomalyKind::PerUserLimit => "per-user limit",
+            AnomalyKind::AdmissionBreach => "admission breach",
+            AnomalyKind::QueueOrder => "queue order",
             AnomalyKind::MalformedInput => "malformed input",
         }
     }
@@ -115,6 +129,26 @@ pub struct Relaxed {
     pub op: Op,
 }
 
+/// A run of a campaign's `SOLD_OUT` refusals given while its committed order had the units
+/// free (excused or not), unbroken by a win or a justified refusal; times on the history's
+/// clock, ns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stretch {
+    pub campaign: i64,
+    /// The first refusal's invoke.
+    pub from: i64,
+    /// The latest completion among its refusals.
+    pub to: i64,
+    pub refusals: usize,
+}
+
+impl Stretch {
+    pub fn nanos(&self) -> i64 {
+        self.to.saturating_sub(self.from)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
@@ -128,8 +162,11 @@ pub struct Report {
     pub duplicate_events: usize,
     /// Refusal codes the model does not judge (rate limits, validation, …) → count.
     pub refusals_not_judged: BTreeMap<String, u64>,
-    /// Relaxation → count.
+    /// Relaxation → refusals it excused (design §18.1: each within its bound).
     pub relaxations: BTreeMap<&'static str, u64>,
+    /// Campaign → its longest stretch refusing joins while the committed order had units free
+    /// (only campaigns that had one; `check::stretch` defines it).
+    pub stretches: BTreeMap<i64, Stretch>,
     pub relaxed: Vec<Relaxed>,
     /// Comparisons skipped because the final state lacked their part.
     pub skipped: Vec<String>,
@@ -171,6 +208,34 @@ impl Report {
         });
     }
 
+    /// The run's longest stretch of refusals with units free, then each campaign's.
+    fn render_stretches(&self) -> String {
+        let ms = |s: &Stretch| s.nanos() as f64 / 1e6;
+        let Some(top) = self.stretches.values().max_by_key(|s| s.nanos()) else {
+            return "longest refusal stretch with units free: none".to_owned();
+        };
+        let per: Vec<String> = self
+            .stretches
+            .values()
+            .map(|s| {
+                format!(
+                    "campaign {} {:.1} ms ({} refusals)",
+                    s.campaign,
+                    ms(s),
+                    s.refusals
+                )
+            })
+            .collect();
+        format!(
+            "longest refusal stretch with units free: {:.1} ms (campaign {}, {} refusals from {:.3} s); per campaign: {}",
+            ms(top),
+            top.campaign,
+            top.refusals,
+            top.from as f64 / 1e9,
+            per.join(", ")
+        )
+    }
+
     /// The table for people; at most `details` anomalies of each kind are spelled out.
     pub fn render(&self, details: usize) -> String {
         let mut out = String::new();
@@ -208,6 +273,7 @@ impl Report {
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect();
         let _ = writeln!(out, "relaxations used: {}", or_none(list(&relaxations)));
+        let _ = writeln!(out, "{}", self.render_stretches());
         let _ = writeln!(
             out,
             "refusals not judged: {}",

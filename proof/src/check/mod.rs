@@ -4,24 +4,38 @@
 //! 2. replays it on the model, reporting illegal steps and keeping per-prefix state ([`replay`]);
 //! 3. bounds each event's commit instant by the operations and checks the order against real
 //!    time ([`timeline`]);
-//! 4. checks every `ok` ([`answers`]) and every `fail` ([`refusals`]) against the prefixes real
-//!    time allows;
-//! 5. compares the model's end with MySQL and the gate ([`end_state`]) and the consumers
-//!    ([`consumers`]).
+//! 4. checks every `ok` ([`answers`], and the figures it states: [`figures`]) and every `fail`
+//!    ([`refusals`], [`sold_out`]) against the prefixes real time allows, a refusal with units
+//!    free excused only by a relaxation within its bound ([`holds`], [`arrivals`],
+//!    [`gate_view`]), and measures the longest stretch of such refusals ([`stretch`]);
+//! 5. judges what depends on the wall clock: wins after `endsAt`, `CAMPAIGN_ENDED` before it,
+//!    holds left past their deadline ([`wall_clock`]);
+//! 6. compares the model's end with MySQL and the gate ([`end_state`]) and the consumers
+//!    ([`consumers`]);
+//! 7. judges the waiting room and the per-user limit, which the order does not show
+//!    ([`admission`]).
 //!
 //! Cost: sorting the records and the spans, O(n log n); replay and the inversion pass, O(n); each
 //! operation O(log n) (two binary searches and a segment-tree query). Memory is O(n). A million
 //! operations check in a few seconds in release (the `scale` test measures it).
 
+mod admission;
 mod answers;
+mod arrivals;
 mod consumers;
 mod end_state;
+mod figures;
+mod gate_view;
+mod holds;
 mod index;
 mod order;
 mod refusals;
 mod replay;
 mod rmq;
+mod sold_out;
+mod stretch;
 mod timeline;
+mod wall_clock;
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -30,7 +44,11 @@ use crate::history::{Fault, Func, History, Op, Outcome};
 use crate::model::ModelParams;
 use crate::report::{AnomalyKind, Report};
 
-pub use refusals::{ARRIVING, IN_DOUBT, MEMO, RESUMING, SAME_USER};
+pub use arrivals::GATE_ARRIVAL;
+pub use holds::{
+    ANSWER_SLACK, CLIENT_TIMEOUT, DEAD_INSTANCE, IN_DOUBT, REDIS_QUEUED, RESUME_SETTLE,
+};
+pub use refusals::{ARRIVING, MEMO, RESUMING, SAME_USER};
 
 /// The checker's parameters.
 #[derive(Debug, Clone, Copy)]
@@ -41,11 +59,22 @@ pub struct Options {
     /// How far back (ns) the explanation of an unjustified refusal looks for a sold-out moment, a
     /// pause or a fault, and how long a timed-out operation is taken to stay in flight.
     pub lookback: i64,
-    /// `RESERVATION_TIMEOUT_MS` of the run, in ns: a join that ended indeterminate may hold its
-    /// reservation at the gate this long after its invoke, plus the reconciler's period (a tenth
-    /// of it) and [`RECONCILER_PASS`], when the instance that made it died (§2.9: the reconciler
-    /// gives it back).
+    /// `RESERVATION_TIMEOUT_MS` of the run, in ns: a join that ended indeterminate while an
+    /// instance was killed, terminated or stopped may hold its reservation at the gate this
+    /// long after its invoke, plus the reconciler's period (a tenth of it) and
+    /// [`RECONCILER_PASS`] (§18.1: the reconciler gives it back). Default 15 s, the service's.
     pub reservation_timeout: i64,
+    /// How long after MySQL answers again (the end of a fault with target `mysql`) a join whose
+    /// commit was in doubt may still hold its units, ns (§2.1, §18.1: 2 s).
+    pub in_doubt_settle: i64,
+    /// How long after Redis answers again (the end of a fault with target `redis`) a join that
+    /// ended indeterminate during it may still hold its units, ns (1 s).
+    pub redis_settle: i64,
+    /// `HTTP_REQUEST_TIMEOUT_MS` of the run, ns: a join that ended indeterminate with no fault
+    /// overlapping it (the client gave up) holds its units at most this long after its invoke,
+    /// plus [`ANSWER_SLACK`] (§2.6, §2.9: the service answers within it and gives the
+    /// reservation back first). Default 10 s, the service's.
+    pub request_timeout: i64,
     pub model: ModelParams,
 }
 
@@ -57,7 +86,10 @@ impl Default for Options {
         Self {
             sold_out_memo: 0,
             lookback: 2_000_000_000,
-            reservation_timeout: 0,
+            reservation_timeout: 15_000_000_000,
+            in_doubt_settle: 2_000_000_000,
+            redis_settle: 1_000_000_000,
+            request_timeout: 10_000_000_000,
             model: ModelParams::default(),
         }
     }
@@ -77,6 +109,10 @@ pub(crate) struct Ctx<'a> {
     pub mysql_participations: &'a HashSet<i64>,
     pub faults: &'a [Fault],
     pub in_flight: &'a InFlight,
+    pub commit: &'a timeline::CommitBounds,
+    pub holds: &'a holds::Holds,
+    pub arrivals: &'a arrivals::Arrivals,
+    pub anchor: &'a wall_clock::Anchor,
 }
 
 impl Ctx<'_> {
@@ -98,18 +134,6 @@ impl Ctx<'_> {
             }
             (_, Some(t)) => t,
         }
-    }
-
-    /// Until when a join's reservation may hold units at the gate: while it may still act on
-    /// the server ([`Ctx::in_flight_until`]), and for one that ended indeterminate until the
-    /// reconciler gives back what a dead instance left open.
-    pub fn reserved_until(&self, op: &Op) -> i64 {
-        let acting = self.in_flight_until(op);
-        if op.outcome != Outcome::Info || self.opts.reservation_timeout == 0 {
-            return acting;
-        }
-        let t = self.opts.reservation_timeout;
-        acting.max(op.invoke.saturating_add(t + t / 10 + RECONCILER_PASS))
     }
 }
 
@@ -188,6 +212,13 @@ pub fn check(history: &History, state: &FinalState, opts: &Options) -> Report {
     report.campaigns = campaigns.len();
     let empty_index = index::CampaignOps::default();
     let mut ends = Vec::new();
+    let mut anchor = wall_clock::Anchor::default();
+    let run = Run {
+        history,
+        state,
+        opts,
+        mysql_participations: &mysql_participations,
+    };
     for campaign in campaigns {
         let row = state.campaigns.iter().find(|c| c.id == campaign);
         let order = orders.get(&campaign).map(Vec::as_slice).unwrap_or(&[]);
@@ -204,41 +235,97 @@ pub fn check(history: &History, state: &FinalState, opts: &Options) -> Report {
             check_without_row(campaign, &history.ops, index, &mut report);
             continue;
         };
-        let stock = end_state::initial_stock(row, state, order);
-        let replay = replay::run(
-            campaign,
-            stock,
-            row.reward_points,
-            opts.model,
-            order,
-            &mut report,
-        );
-        let spans = timeline::spans(campaign, order, &history.ops, index, &mut report);
-        timeline::inversions(campaign, order, &spans, &history.ops, &mut report);
-        let windows = timeline::Windows::new(&spans);
-        let free = rmq::RangeMinMax::new(&replay.free);
-        let in_flight = InFlight::new(&history.ops, index, opts);
-        let ctx = Ctx {
-            campaign,
-            ops: &history.ops,
-            index,
-            order,
-            replay: &replay,
-            windows: &windows,
-            free: &free,
-            opts,
-            row: Some(row),
-            mysql_participations: &mysql_participations,
-            faults: &history.faults,
-            in_flight: &in_flight,
-        };
-        answers::check(&ctx, &mut report);
-        refusals::check(&ctx, &mut report);
-        end_state::campaign(&ctx, state, &mut report);
+        let (replay, campaign_anchor) = check_campaign(&run, row, order, index, &mut report);
+        anchor.merge(&campaign_anchor);
         ends.push(replay);
     }
+    let last_event = orders.values().flatten().map(|e| e.occurred_at).max();
+    wall_clock::stale_holds(
+        state,
+        &anchor,
+        (history_end(history), last_event),
+        opts.model.deadline_tolerance,
+        &mut report,
+    );
     consumers::rewards(&ends, state, &mut report);
+    admission::check(history, state, &mut report);
     report
+}
+
+/// What every campaign's checks read.
+struct Run<'a> {
+    history: &'a History,
+    state: &'a FinalState,
+    opts: &'a Options,
+    mysql_participations: &'a HashSet<i64>,
+}
+
+/// Checks one campaign that MySQL has; answers its replay (for the consumers' totals) and what
+/// its events tell of the wall clock.
+fn check_campaign(
+    run: &Run,
+    row: &Campaign,
+    order: &[crate::event::Envelope],
+    index: &index::CampaignOps,
+    report: &mut Report,
+) -> (replay::Replay, wall_clock::Anchor) {
+    let (ops, campaign, opts) = (&run.history.ops, row.id, run.opts);
+    let stock = end_state::initial_stock(row, run.state, order);
+    let replay = replay::run(
+        campaign,
+        stock,
+        row.reward_points,
+        opts.model,
+        order,
+        report,
+    );
+    let spans = timeline::spans(campaign, order, ops, index, report);
+    timeline::inversions(campaign, order, &spans, ops, report);
+    let windows = timeline::Windows::new(&spans);
+    let commit = timeline::CommitBounds::new(&spans);
+    let free = rmq::RangeMinMax::new(&replay.free);
+    let ctx = Ctx {
+        campaign,
+        ops,
+        index,
+        order,
+        replay: &replay,
+        windows: &windows,
+        free: &free,
+        opts,
+        row: Some(row),
+        mysql_participations: run.mysql_participations,
+        faults: &run.history.faults,
+        in_flight: &InFlight::new(ops, index, opts),
+        commit: &commit,
+        holds: &holds::Holds::new(ops, index, &run.history.faults, opts),
+        arrivals: &arrivals::Arrivals::new(&arrivals::Sources {
+            order,
+            replay: &replay,
+            spans: &spans,
+            bounds: &commit,
+            ops,
+            index,
+        }),
+        anchor: &wall_clock::Anchor::new(order, &spans),
+    };
+    answers::check(&ctx, report);
+    figures::check(&ctx, report);
+    let sold_out = refusals::check(&ctx, report);
+    if let Some(s) = stretch::longest(campaign, ops, &index.all, &sold_out) {
+        report.stretches.insert(campaign, s);
+    }
+    wall_clock::wins_after_end(&ctx, report);
+    end_state::campaign(&ctx, run.state, report);
+    let anchor = *ctx.anchor;
+    (replay, anchor)
+}
+
+/// The history's last instant: its last entry (operations and faults).
+fn history_end(history: &History) -> i64 {
+    let ops = history.ops.iter().map(|o| o.complete.unwrap_or(o.invoke));
+    let faults = history.faults.iter().map(|f| f.end.unwrap_or(f.start));
+    ops.chain(faults).max().unwrap_or(0)
 }
 
 fn count(history: &History, report: &mut Report) {

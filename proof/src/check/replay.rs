@@ -21,6 +21,8 @@ pub struct UserLine {
     pub confirmed: Option<usize>,
     /// Position and reason of its cancellation or expiry.
     pub closed: Option<(usize, CancelReason)>,
+    /// The gate's sequence its event carries.
+    pub sequence: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -37,6 +39,9 @@ pub struct Replay {
     pub users: HashMap<i64, UserLine>,
     /// Control number → position of its event.
     pub controls: HashMap<i64, usize>,
+    /// Control number → the total stock the model has after it (what a control's answer, or
+    /// a no-op's read while it was the last control, must say).
+    pub totals_after: HashMap<i64, i64>,
     /// (eventId, user, points) of every event that moved points.
     pub grants: Vec<(String, i64, i64)>,
 }
@@ -75,6 +80,7 @@ pub fn run(
         first_win: None,
         users: HashMap::new(),
         controls: HashMap::new(),
+        totals_after: HashMap::new(),
         grants: Vec::new(),
     };
     r.free.push(stock);
@@ -113,6 +119,9 @@ pub fn run(
                     .push(event_ref(e, pos));
             }
         }
+        if let Event::Control { seq, .. } = e.event {
+            r.totals_after.entry(seq).or_insert(r.model.total);
+        }
         r.free.push(r.model.free);
         paused.push(r.model.paused);
         if r.model.closed && r.closed_from.is_none() {
@@ -133,6 +142,7 @@ fn record(r: &mut Replay, pos: usize, e: &Envelope) {
             user,
             quantity,
             status,
+            sequence,
             ..
         } => {
             r.first_win.get_or_insert(pos + 1);
@@ -145,6 +155,7 @@ fn record(r: &mut Replay, pos: usize, e: &Envelope) {
                     accepted: pos,
                     confirmed: (status == LiveStatus::Confirmed).then_some(pos),
                     closed: None,
+                    sequence,
                 },
             );
         }

@@ -337,3 +337,31 @@ impl Windows {
         (a <= b).then_some((a, b))
     }
 }
+
+/// Each event's commit instant as the whole order bounds it: commits follow the order, so event
+/// `p` committed no earlier than any `lo` before it and no later than any `hi` after it.
+pub struct CommitBounds {
+    /// `max lo_i, i ≤ p` (`i64::MIN` when no cause bounds it).
+    pub earliest: Vec<i64>,
+    /// `min hi_j, j ≥ p` (`i64::MAX` when no answer bounds it).
+    pub latest: Vec<i64>,
+}
+
+impl CommitBounds {
+    /// O(n).
+    pub fn new(spans: &[Span]) -> Self {
+        let mut earliest = Vec::with_capacity(spans.len());
+        let mut lo = i64::MIN;
+        for s in spans {
+            lo = lo.max(s.lo);
+            earliest.push(lo);
+        }
+        let mut latest = vec![i64::MAX; spans.len()];
+        let mut hi = i64::MAX;
+        for (p, s) in spans.iter().enumerate().rev() {
+            hi = hi.min(s.hi);
+            latest[p] = hi;
+        }
+        Self { earliest, latest }
+    }
+}

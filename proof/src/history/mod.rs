@@ -23,7 +23,9 @@
 //! - `time`: nanoseconds on one monotonic clock of the harness (not wall time; only its order and
 //!   differences mean something). Entries are written in time order.
 //! - `f`: `join`, `confirm`, `cancel` (the user's), `refund` (an admin's cancel: of a confirmed
-//!   win, or of a held one), `stock`, `pause`, `resume`, `close`, or `nemesis` (a fault).
+//!   win, or of a held one), `stock`, `pause`, `resume`, `close`, `queue` and `poll` (the
+//!   waiting room, §16: `value.ticket`, `state`, `position`, `admissionToken`), or `nemesis` (a
+//!   fault).
 //! - `value`: the arguments on `invoke`, the arguments and the answer on a completion (fields
 //!   absent on the completion are taken from the `invoke`). See [`Value`] for each field.
 //!
@@ -82,6 +84,9 @@ pub enum Func {
     Pause,
     Resume,
     Close,
+    /// The waiting room (§16): `POST …/queue` (a ticket) and `GET …/queue/{ticket}` (its state).
+    Queue,
+    Poll,
     Nemesis,
 }
 
@@ -107,6 +112,8 @@ impl Func {
             Func::Pause => "pause",
             Func::Resume => "resume",
             Func::Close => "close",
+            Func::Queue => "queue",
+            Func::Poll => "poll",
             Func::Nemesis => "nemesis",
         }
     }
@@ -155,6 +162,19 @@ pub struct Value {
     /// answer includes. Recording it lets the checker tie the answer to its event exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_seq: Option<i64>,
+    /// queue, poll: the waiting room's ticket (the answer of a queue, the argument of a poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// Answer of queue, poll: the ticket's `state` (`WAITING`, `ADMITTED`, `SOLD_OUT`, `USED`,
+    /// `EXPIRED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Answer of queue, poll: the ticket's `position` while it waits (1 = next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
+    /// Answer of queue, poll once `ADMITTED`: the token the room issued; join: the token sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_token: Option<String>,
     /// Answer of a control: the campaign's `totalStock` and `remainingStock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_stock: Option<i64>,
@@ -167,8 +187,8 @@ pub struct Value {
     /// for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// nemesis: the fault's kind (`kill`, `stop`, `term`, `broker-hang`, `broker-kill`,
-    /// `redis-flush`, `redis-restart`, `redis-hang`, `mysql-blackhole`, …).
+    /// nemesis: the fault's kind (`kill`, `stop`, `term`, `broker-hang`, `broker-down`,
+    /// `redis-flush`, `redis-restart`, `redis-hang`, `mysql-failover`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
     /// nemesis: `start` or `stop` (absent: an instantaneous fault).

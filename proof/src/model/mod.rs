@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::event::{CancelReason, ControlKind, Envelope, Event, LiveStatus};
 
+pub mod admission;
 mod illegal;
 mod win;
 
@@ -124,6 +125,7 @@ impl CampaignModel {
                 status,
                 hold_expires_at,
                 reward_points,
+                ..
             } => {
                 self.check_points(reward_points)?;
                 self.accept(

@@ -1,0 +1,136 @@
+//! Returns and controls on their way to the gate (design §14–15, §18.1): MySQL has a cancel's,
+//! a refund's or a stock addition's units from the commit, the gate from a call after it, and
+//! the operation answers only once the gate has them; a resume likewise. Until then a refusal
+//! may still see the gate without them, as if the change came later.
+//!
+//! The promise has two bounds, both enforced: the change is at the gate once the operation
+//! that wrote it has answered (for a return, any cancel or refund answering `CANCELLED`: the
+//! service repeats that answer only once the gate has the units), and in any case ≤
+//! [`GATE_ARRIVAL`] after its commit. The commit instant is bounded by the whole order
+//! ([`CommitBounds`]): no later than the earliest answer that observed it or any later event.
+//! The relaxation is about events, never about operations: a control that changed nothing
+//! wrote no event and excuses nothing, and a unit returned once is counted once however many
+//! operations answered about it.
+//!
+//! Expiries (the sweeper's) are not counted, nor is a change whose commit nothing bounds from
+//! above: no bound could be enforced.
+
+use std::collections::HashMap;
+
+use crate::event::{CancelReason, ControlKind, Envelope, Event};
+use crate::history::{Op, Outcome};
+
+use super::index::CampaignOps;
+use super::replay::Replay;
+use super::timeline::{CommitBounds, Span};
+
+/// How long after its commit a return or a control reaches the gate at the latest, ns (§14:
+/// "within ~1 s of that commit").
+pub const GATE_ARRIVAL: i64 = 1_000_000_000;
+
+/// One return, stock addition or resume in the order.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub pos: usize,
+    /// Units it brought back (0 for a resume).
+    pub units: i64,
+    /// The instant by which it is at the gate: the earlier of its first observation and
+    /// [`GATE_ARRIVAL`] after the latest instant its commit can have.
+    pub until: i64,
+    /// [`GATE_ARRIVAL`] after the latest commit instant: non-decreasing along the order, so a
+    /// backward walk stops at the first one that is over.
+    reach: i64,
+}
+
+/// The campaign's arrivals, by position.
+pub struct Arrivals {
+    pub units: Vec<Arrival>,
+    pub resumes: Vec<Arrival>,
+}
+
+/// What [`Arrivals::new`] reads.
+pub struct Sources<'a> {
+    pub order: &'a [Envelope],
+    pub replay: &'a Replay,
+    pub spans: &'a [Span],
+    pub bounds: &'a CommitBounds,
+    pub ops: &'a [Op],
+    pub index: &'a CampaignOps,
+}
+
+impl Arrivals {
+    /// O(n). Only steps the model applied count (an illegal return moved no unit), and only
+    /// those whose commit something bounds (otherwise no bound could be enforced).
+    pub fn new(src: &Sources) -> Self {
+        let answered = control_answers(src.ops, src.index);
+        let (mut units, mut resumes) = (Vec::new(), Vec::new());
+        for (pos, e) in src.order.iter().enumerate() {
+            let r = src.replay;
+            let (list, amount, observed) = match e.event {
+                Event::Cancelled {
+                    reason, quantity, ..
+                } if reason != CancelReason::Expired => (&mut units, quantity, src.spans[pos].hi),
+                Event::Control {
+                    kind: kind @ ControlKind::Stock(d),
+                    seq,
+                    ..
+                } if d > 0 => (&mut units, d, answered_at(&answered, kind, seq)),
+                Event::Control {
+                    kind: kind @ ControlKind::Resume,
+                    seq,
+                    ..
+                } if r.paused_in(pos, pos) && !r.paused_in(pos + 1, pos + 1) => {
+                    (&mut resumes, 0, answered_at(&answered, kind, seq))
+                }
+                _ => continue,
+            };
+            let latest = src.bounds.latest[pos];
+            if r.free[pos + 1] - r.free[pos] != amount || latest == i64::MAX {
+                continue;
+            }
+            let reach = latest.saturating_add(GATE_ARRIVAL);
+            list.push(Arrival {
+                pos,
+                units: amount,
+                until: observed.min(reach),
+                reach,
+            });
+        }
+        Self { units, resumes }
+    }
+}
+
+/// (kind, control number) → the earliest completion of an `ok` control of that kind answering
+/// exactly that number: the operation that wrote it answers only once the gate has it. A later
+/// control's answer says nothing of this one's trip to the gate, so only these count (one that
+/// changed nothing and answered the same number is among them: which of the two wrote the
+/// event the history cannot tell, so the earlier answer ends the relaxation).
+fn control_answers(ops: &[Op], index: &CampaignOps) -> HashMap<(ControlKind, i64), i64> {
+    let mut answered: HashMap<(ControlKind, i64), i64> = HashMap::new();
+    for (&kind, list) in &index.controls {
+        for op in list.iter().map(|&i| &ops[i]) {
+            if let (Outcome::Ok, Some(seq), Some(done)) =
+                (op.outcome, op.value.control_seq, op.complete)
+            {
+                let at = answered.entry((kind, seq)).or_insert(done);
+                *at = (*at).min(done);
+            }
+        }
+    }
+    answered
+}
+
+fn answered_at(answered: &HashMap<(ControlKind, i64), i64>, kind: ControlKind, seq: i64) -> i64 {
+    answered.get(&(kind, seq)).copied().unwrap_or(i64::MAX)
+}
+
+/// The arrivals of `list` before prefix `b` that may still be on their way at some instant
+/// after `since`. Walks back from `b` and stops at the first one over its time bound.
+pub fn pending(list: &[Arrival], b: usize, since: i64) -> impl Iterator<Item = &Arrival> {
+    let end = list.partition_point(|a| a.pos < b);
+    list[..end]
+        .iter()
+        .rev()
+        .take_while(move |a| a.reach > since)
+        .filter(move |a| a.until > since)
+}
