@@ -5,6 +5,13 @@
 #   scripts/proof.sh [run options...]     e.g. scripts/proof.sh --seed 7 --duration 120
 #   scripts/proof.sh --planted-bug return-twice     a service with a bug planted (startup::planted):
 #                                                   the run must exit 1 with anomalies
+#   scripts/proof.sh --fast-timeouts                the instances on the short timeouts of earlier
+#                                                   runs (2 s requests, 3 s reservations) instead of
+#                                                   the service's production defaults
+#
+# The instances run at the service's production defaults (no timeout variable set; the checker
+# is told the bounds read from `firstcome serve --help`), since that is what the contract's
+# bounds are promised for (docs/design.md §18.1).
 #
 # Builds the service and firstcome-proof in the debug profile: the test suite builds the same
 # debug artefacts (dependencies at opt-level 1), so this usually compiles only what changed,

@@ -77,6 +77,8 @@ type CampaignRow = (
     i64,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
+    i64,
+    String,
 );
 
 async fn mysql_campaigns(
@@ -87,7 +89,8 @@ async fn mysql_campaigns(
     let rows: Vec<CampaignRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT id, total_stock, remaining_stock, CAST(paused <> 0 AS SIGNED), \
          CAST(closed_at IS NOT NULL AS SIGNED), reward_points, \
-         CAST(confirm_within_seconds AS SIGNED), starts_at, ends_at \
+         CAST(confirm_within_seconds AS SIGNED), starts_at, ends_at, \
+         CAST(per_user_limit AS SIGNED), admission \
          FROM campaign WHERE id IN ({list}) ORDER BY id"
     )))
     .fetch_all(pool)
@@ -106,6 +109,8 @@ async fn mysql_campaigns(
             starts_at: utc(r.7),
             ends_at: utc(r.8),
             initial_stock: initial.get(&r.0).copied(),
+            per_user_limit: Some(r.9),
+            admission: Some(r.10),
         })
         .collect())
 }

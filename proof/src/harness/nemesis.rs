@@ -13,12 +13,13 @@
 //! | `redis-flush` | FLUSHALL on the run's own Redis | (instantaneous) |
 //! | `redis-restart` | SIGKILL the run's Redis (no persistence: it comes back empty) | a restart |
 //! | `redis-hang` | SIGSTOP the run's Redis | SIGCONT |
-//! | `mysql-blackhole` | the proxy drops every byte both ways | every connection reset |
+//! | `mysql-failover` | mid-burst, MySQL's answers lost then every byte both ways, 5–6 s ([`failover`]) | every connection reset |
 //!
 //! "The broker killed then restarted" is not among them: a mock cluster that is killed comes
 //! back empty and on another port (the service keeps its bootstrap address), which no real
 //! broker does; the topic would be lost and the final state could not be read. `broker-down`
-//! is the nearest a mock broker gets.
+//! is the nearest a mock broker gets. `mysql-blackhole`, the name of the MySQL fault before it
+//! was timed during a burst, is read as `mysql-failover`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,12 +31,14 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::broker::Broker;
+use super::failover::{self, Outcome};
 use super::procs::Signal;
 use super::proxy::Proxy;
 use super::recorder::Recorder;
 use super::redis_server::RedisServer;
 use super::service::Instance;
-use super::workload::Shared;
+use super::timeouts::Timeouts;
+use super::workload::{Shared, WorkloadParams};
 
 pub const KINDS: [&str; 9] = [
     "kill",
@@ -46,8 +49,16 @@ pub const KINDS: [&str; 9] = [
     "redis-flush",
     "redis-restart",
     "redis-hang",
-    "mysql-blackhole",
+    "mysql-failover",
 ];
+
+/// A kind's current name (an older name is read as the kind it became).
+pub fn kind(name: &str) -> &str {
+    match name {
+        "mysql-blackhole" => "mysql-failover",
+        other => other,
+    }
+}
 
 /// Everything the nemesis may hit.
 pub struct Targets {
@@ -56,6 +67,15 @@ pub struct Targets {
     pub broker: tokio::sync::Mutex<Broker>,
     pub proxy: Proxy,
     pub http: reqwest::Client,
+    /// The instances' timeouts: how long a SIGTERM may take, a request's deadline.
+    pub timeouts: Timeouts,
+}
+
+/// What the nemesis did.
+#[derive(Debug, Default)]
+pub struct Injected {
+    pub faults: u64,
+    pub failovers: Vec<Outcome>,
 }
 
 /// A stop of an instance lasts this long: past `RELAY_LEASE_MS` (3 s), so another instance
@@ -64,16 +84,16 @@ const STOP_FOR: Duration = Duration::from_millis(5_000);
 
 pub async fn run(
     kinds: Vec<String>,
-    seed: u64,
+    params: Arc<WorkloadParams>,
     until: Instant,
     targets: Arc<Targets>,
     shared: Arc<Shared>,
     recorder: Arc<Recorder>,
-) -> anyhow::Result<u64> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x006E_656D_6573_6973);
-    let mut injected = 0;
+) -> anyhow::Result<Injected> {
+    let mut rng = StdRng::seed_from_u64(params.seed ^ 0x006E_656D_6573_6973);
+    let mut injected = Injected::default();
     if kinds.is_empty() {
-        return Ok(0);
+        return Ok(injected);
     }
     'rounds: loop {
         let mut round = kinds.clone();
@@ -81,14 +101,25 @@ pub async fn run(
         for kind in round {
             let gap = Duration::from_millis(rng.random_range(1_500..4_000));
             // Leave time for the fault and its healing before the workload ends.
-            if Instant::now() + gap + Duration::from_secs(10) >= until {
+            let lasts = if kind == "mysql-failover" { 15 } else { 10 };
+            if Instant::now() + gap + Duration::from_secs(lasts) >= until {
                 break 'rounds;
             }
             tokio::time::sleep(gap).await;
-            inject(&kind, &mut rng, &targets, &shared, &recorder)
-                .await
-                .with_context(|| format!("fault {kind}"))?;
-            injected += 1;
+            if kind == "mysql-failover" {
+                let round = injected.failovers.len() as u64;
+                let outcome =
+                    failover::inject(round, &mut rng, &targets, &shared, &params, &recorder)
+                        .await
+                        .context("fault mysql-failover")?;
+                eprintln!("mysql-failover: {}", outcome.describe());
+                injected.failovers.push(outcome);
+            } else {
+                inject(&kind, &mut rng, &targets, &shared, &recorder)
+                    .await
+                    .with_context(|| format!("fault {kind}"))?;
+            }
+            injected.faults += 1;
             eprintln!(
                 "[{:>6.1}s] fault {kind} healed",
                 recorder.now() as f64 / 1e9
@@ -105,37 +136,8 @@ async fn inject(
     shared: &Shared,
     recorder: &Recorder,
 ) -> anyhow::Result<()> {
-    let hold = |rng: &mut StdRng, ms: u64| Duration::from_millis(ms + rng.random_range(0..1_000));
     match kind {
-        "kill" | "stop" | "term" => {
-            let i = rng.random_range(0..t.instances.len());
-            let mut instance = t.instances[i].lock().await;
-            let target = instance.name.clone();
-            recorder.fault(kind, Some("start"), &target);
-            match kind {
-                "kill" => {
-                    shared.up[i].store(false, Ordering::Relaxed);
-                    instance.kill();
-                    tokio::time::sleep(hold(rng, 500)).await;
-                    instance.start(false, &t.http).await?;
-                }
-                "term" => {
-                    shared.up[i].store(false, Ordering::Relaxed);
-                    let clean = instance.terminate(Duration::from_secs(10)).await;
-                    if !clean {
-                        eprintln!("{target} did not exit within 10 s of SIGTERM; killed");
-                    }
-                    instance.start(false, &t.http).await?;
-                }
-                _ => {
-                    instance.signal(Signal::Stop)?;
-                    tokio::time::sleep(STOP_FOR + hold(rng, 0)).await;
-                    instance.signal(Signal::Cont)?;
-                }
-            }
-            shared.up[i].store(true, Ordering::Relaxed);
-            recorder.fault(kind, Some("stop"), &target);
-        }
+        "kill" | "stop" | "term" => instance_fault(kind, rng, t, shared, recorder).await?,
         "broker-hang" => {
             let broker = t.broker.lock().await;
             recorder.fault(kind, Some("start"), "kafka");
@@ -178,14 +180,51 @@ async fn inject(
             redis.signal(Signal::Cont)?;
             recorder.fault(kind, Some("stop"), "redis");
         }
-        "mysql-blackhole" => {
-            recorder.fault(kind, Some("start"), "mysql");
-            t.proxy.black_hole();
-            tokio::time::sleep(hold(rng, 3_000)).await;
-            t.proxy.reset();
-            recorder.fault(kind, Some("stop"), "mysql");
-        }
         other => anyhow::bail!("unknown fault {other:?} (known: {})", KINDS.join(", ")),
     }
+    Ok(())
+}
+
+/// A fault's hold: `ms` plus up to a second drawn by the seed.
+fn hold(rng: &mut StdRng, ms: u64) -> Duration {
+    Duration::from_millis(ms + rng.random_range(0..1_000))
+}
+
+/// SIGKILL, SIGSTOP or SIGTERM of an instance drawn by the seed, healed before it returns.
+async fn instance_fault(
+    kind: &str,
+    rng: &mut StdRng,
+    t: &Targets,
+    shared: &Shared,
+    recorder: &Recorder,
+) -> anyhow::Result<()> {
+    let i = rng.random_range(0..t.instances.len());
+    let mut instance = t.instances[i].lock().await;
+    let target = instance.name.clone();
+    recorder.fault(kind, Some("start"), &target);
+    match kind {
+        "kill" => {
+            shared.up[i].store(false, Ordering::Relaxed);
+            instance.kill();
+            tokio::time::sleep(hold(rng, 500)).await;
+            instance.start(false, &t.http).await?;
+        }
+        "term" => {
+            shared.up[i].store(false, Ordering::Relaxed);
+            let grace = t.timeouts.shutdown_grace();
+            let clean = instance.terminate(grace).await;
+            if !clean {
+                eprintln!("{target} did not exit within {grace:?} of SIGTERM; killed");
+            }
+            instance.start(false, &t.http).await?;
+        }
+        _ => {
+            instance.signal(Signal::Stop)?;
+            tokio::time::sleep(STOP_FOR + hold(rng, 0)).await;
+            instance.signal(Signal::Cont)?;
+        }
+    }
+    shared.up[i].store(true, Ordering::Relaxed);
+    recorder.fault(kind, Some("stop"), &target);
     Ok(())
 }

@@ -1,13 +1,18 @@
 //! A TCP proxy in front of MySQL, so the nemesis can black-hole the database and then reset its
-//! connections. Modes:
+//! connections, as in a failover. Modes:
 //! - forward: bytes pass both ways;
+//! - armed: forward until the COMMIT of a transaction that inserted participations goes by
+//!   ([`CommitWatch`]), then answers lost, from that very COMMIT on;
+//! - answers lost: bytes from MySQL are dropped, bytes to it still pass, so a COMMIT sent now
+//!   commits and its answer never arrives (the outcome the service cannot know);
 //! - black hole: bytes read from either side are dropped and new connections are held without
-//!   an upstream, so every statement hangs until its deadline (a partition, not a refusal);
+//!   an upstream, every connection kept open, so every statement hangs until its deadline (a
+//!   partition, not a refusal);
 //! - reset: every open connection is closed with an RST (linger 0), then forwarding resumes.
 //!
 //! The harness's own reads of MySQL (settling, the final state) bypass the proxy.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +22,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::commit_watch::CommitWatch;
+
+const FORWARD: u8 = 0;
+const ANSWERS_LOST: u8 = 1;
+const BLACK_HOLE: u8 = 2;
+const ARMED: u8 = 3;
+
 /// Handle of a running proxy; dropping it stops accepting and closes every connection.
 pub struct Proxy {
     pub port: u16,
-    black_hole: Arc<AtomicBool>,
+    /// [`FORWARD`], [`ARMED`], [`ANSWERS_LOST`] or [`BLACK_HOLE`]; read by every connection
+    /// per chunk, and moved from armed to answers lost by the connection a COMMIT goes through.
+    mode: Arc<AtomicU8>,
     /// Bumped by [`Proxy::reset`]; every connection task watches it and closes on a change.
     resets: watch::Sender<u64>,
     accept: JoinHandle<()>,
@@ -32,30 +46,45 @@ impl Proxy {
             .await
             .context("binding the MySQL proxy")?;
         let port = listener.local_addr()?.port();
-        let black_hole = Arc::new(AtomicBool::new(false));
+        let mode = Arc::new(AtomicU8::new(FORWARD));
         let (resets, _) = watch::channel(0u64);
         let accept = tokio::spawn(accept_loop(
             listener,
             upstream,
-            black_hole.clone(),
+            mode.clone(),
             resets.clone(),
         ));
         Ok(Self {
             port,
-            black_hole,
+            mode,
             resets,
             accept,
         })
     }
 
+    /// MySQL's answers are dropped from the next COMMIT of a batch of wins on.
+    pub fn arm_commit_cut(&self) {
+        self.mode.store(ARMED, Ordering::SeqCst);
+    }
+
+    /// Whether MySQL's answers are no longer forwarded (an armed cut has happened).
+    pub fn answers_lost(&self) -> bool {
+        matches!(self.mode.load(Ordering::SeqCst), ANSWERS_LOST | BLACK_HOLE)
+    }
+
+    /// MySQL's answers are dropped; what is sent to it still arrives.
+    pub fn lose_answers(&self) {
+        self.mode.store(ANSWERS_LOST, Ordering::SeqCst);
+    }
+
     pub fn black_hole(&self) {
-        self.black_hole.store(true, Ordering::SeqCst);
+        self.mode.store(BLACK_HOLE, Ordering::SeqCst);
     }
 
     /// Closes every connection with an RST and forwards again.
     pub fn reset(&self) {
         self.resets.send_modify(|g| *g += 1);
-        self.black_hole.store(false, Ordering::SeqCst);
+        self.mode.store(FORWARD, Ordering::SeqCst);
     }
 }
 
@@ -69,7 +98,7 @@ impl Drop for Proxy {
 async fn accept_loop(
     listener: TcpListener,
     upstream: String,
-    black_hole: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
     resets: watch::Sender<u64>,
 ) {
     loop {
@@ -78,12 +107,7 @@ async fn accept_loop(
             continue;
         };
         let resets = resets.subscribe();
-        tokio::spawn(connection(
-            client,
-            upstream.clone(),
-            black_hole.clone(),
-            resets,
-        ));
+        tokio::spawn(connection(client, upstream.clone(), mode.clone(), resets));
     }
 }
 
@@ -96,11 +120,11 @@ fn rst(stream: &TcpStream) {
 async fn connection(
     mut client: TcpStream,
     upstream: String,
-    black_hole: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
     mut resets: watch::Receiver<u64>,
 ) {
-    // A connection made during a black hole waits, without an upstream, for the reset.
-    while black_hole.load(Ordering::SeqCst) {
+    // A connection made while MySQL is cut off waits, without an upstream, for the reset.
+    while matches!(mode.load(Ordering::SeqCst), ANSWERS_LOST | BLACK_HOLE) {
         tokio::select! {
             _ = resets.changed() => { rst(&client); return; }
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -114,6 +138,7 @@ async fn connection(
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    let mut watch = CommitWatch::default();
     let (mut a, mut b) = ([0u8; 16 * 1024], [0u8; 16 * 1024]);
     loop {
         tokio::select! {
@@ -125,15 +150,19 @@ async fn connection(
             r = client.read(&mut a) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if !black_hole.load(Ordering::SeqCst) && server.write_all(&a[..n]).await.is_err() {
+                    if mode.load(Ordering::SeqCst) != BLACK_HOLE && server.write_all(&a[..n]).await.is_err() {
                         return;
+                    }
+                    if watch.client(&a[..n]) {
+                        let _ = mode.compare_exchange(ARMED, ANSWERS_LOST, Ordering::SeqCst, Ordering::SeqCst);
                     }
                 }
             },
             r = server.read(&mut b) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if !black_hole.load(Ordering::SeqCst) && client.write_all(&b[..n]).await.is_err() {
+                    watch.server(&b[..n]);
+                    if matches!(mode.load(Ordering::SeqCst), FORWARD | ARMED) && client.write_all(&b[..n]).await.is_err() {
                         return;
                     }
                 }

@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::procs::{free_port, Proc, Signal};
-
-/// The instances' RESERVATION_TIMEOUT_MS (above their 2 s request timeout, as the service
-/// requires); the checker is told it.
-pub const RESERVATION_TIMEOUT_MS: u64 = 3_000;
+use super::timeouts::Timeouts;
 
 /// What every instance is started with.
 #[derive(Debug, Clone)]
@@ -26,7 +23,8 @@ pub struct ServiceEnv {
     pub bootstrap: String,
     pub admin_token: String,
     pub admission_secret: String,
-    pub sold_out_memo_ms: u64,
+    /// Set on every instance only with `--fast-timeouts` (`Timeouts::env`).
+    pub timeouts: Timeouts,
     pub group_protocol: String,
     /// `FIRSTCOME_PLANTED_BUG` of every instance (a `test-hooks` build only).
     pub planted_bug: Option<String>,
@@ -108,14 +106,11 @@ impl Instance {
                 .env("ADMISSION_SECRET", &e.admission_secret)
                 .env("HTTP_MAX_CONNECTIONS_PER_CLIENT", "1000000")
                 .env("MIGRATE_ON_START", if migrate { "true" } else { "false" })
+                // The relay's pace, not a bound the checker relies on (`timeouts`).
                 .env("RELAY_LEASE_MS", "3000")
                 .env("RELAY_POLL_INTERVAL_MS", "50")
-                .env("KAFKA_MESSAGE_TIMEOUT_MS", "2000")
-                .env("HTTP_REQUEST_TIMEOUT_MS", "2000")
-                .env("RESERVATION_TIMEOUT_MS", RESERVATION_TIMEOUT_MS.to_string())
-                .env("SOLD_OUT_MEMO_MS", e.sold_out_memo_ms.to_string())
+                .envs(e.timeouts.env())
                 .env("CONSUMER_GROUP_PROTOCOL", &e.group_protocol)
-                .env("SHUTDOWN_TIMEOUT_MS", "5000")
                 .env(
                     "RUST_LOG",
                     std::env::var("PROOF_SERVICE_LOG").unwrap_or_else(|_| "warn".into()),

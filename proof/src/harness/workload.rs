@@ -1,11 +1,17 @@
 //! The clients: Jepsen's processes, each running one operation at a time against a randomly
 //! chosen instance, with a seeded generator per process. Every operation is recorded as an
-//! `invoke` and its completion: `ok` for a 2xx, `fail` with the code for a 4xx, `info` for a
-//! timeout, a transport error or a 5xx (it may have taken effect).
+//! `invoke` and its completion ([`super::request`]).
+//!
+//! Two kinds of process: the sale's (`--processes`), which join the open campaigns and confirm,
+//! cancel, refund and control any campaign by the mix; and the waiting room's
+//! (`--queue-processes`, [`super::waiting_room`]), users who queue for a queued campaign, poll,
+//! and join with their token. Joins ask 1 unit, or up to the campaign's `perUserLimit`, and now
+//! and then more than it (which must be refused as invalid).
 //!
 //! What the clients know of the sale (who won, who confirmed, which campaigns are paused or
-//! closed) comes only from the answers they got; it steers the mix (confirm a held win, refund a
-//! confirmed one, resume a paused campaign) and is never trusted by the checker.
+//! closed, which tokens were issued) comes only from the answers they got; it steers the mix
+//! (confirm a held win, refund a confirmed one, resume a paused campaign, borrow a token) and is
+//! never trusted by the checker.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,93 +24,9 @@ use serde_json::json;
 
 use crate::history::{EntryType, Func, Value};
 
+use super::mix::Mix;
 use super::recorder::Recorder;
-
-/// Weights of the operations (any scale).
-#[derive(Debug, Clone, Copy)]
-pub struct Mix {
-    pub join: u32,
-    pub confirm: u32,
-    pub cancel: u32,
-    pub refund: u32,
-    pub stock: u32,
-    pub pause: u32,
-    pub resume: u32,
-    pub close: u32,
-}
-
-impl Default for Mix {
-    fn default() -> Self {
-        Self {
-            join: 700,
-            confirm: 140,
-            cancel: 50,
-            refund: 40,
-            stock: 40,
-            pause: 8,
-            resume: 20,
-            close: 2,
-        }
-    }
-}
-
-impl std::str::FromStr for Mix {
-    type Err = String;
-
-    /// `join=700,confirm=140,…`; names left out keep their default weight.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut mix = Mix::default();
-        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
-            let (name, weight) = part
-                .split_once('=')
-                .ok_or_else(|| format!("{part:?}: expected name=weight"))?;
-            let weight: u32 = weight
-                .trim()
-                .parse()
-                .map_err(|e| format!("{part:?}: {e}"))?;
-            let slot = match name.trim() {
-                "join" => &mut mix.join,
-                "confirm" => &mut mix.confirm,
-                "cancel" => &mut mix.cancel,
-                "refund" => &mut mix.refund,
-                "stock" => &mut mix.stock,
-                "pause" => &mut mix.pause,
-                "resume" => &mut mix.resume,
-                "close" => &mut mix.close,
-                other => return Err(format!("unknown operation {other:?}")),
-            };
-            *slot = weight;
-        }
-        Ok(mix)
-    }
-}
-
-impl Mix {
-    fn pick(&self, rng: &mut StdRng) -> Func {
-        let table = [
-            (Func::Join, self.join),
-            (Func::Confirm, self.confirm),
-            (Func::Cancel, self.cancel),
-            (Func::Refund, self.refund),
-            (Func::Stock, self.stock),
-            (Func::Pause, self.pause),
-            (Func::Resume, self.resume),
-            (Func::Close, self.close),
-        ];
-        let total: u32 = table.iter().map(|(_, w)| w).sum();
-        if total == 0 {
-            return Func::Join;
-        }
-        let mut x = rng.random_range(0..total);
-        for (f, w) in table {
-            if x < w {
-                return f;
-            }
-            x -= w;
-        }
-        Func::Join
-    }
-}
+use super::request::Request;
 
 #[derive(Debug, Clone)]
 pub struct WorkloadParams {
@@ -115,11 +37,22 @@ pub struct WorkloadParams {
     pub think: Duration,
     /// Share of joins sent with an `Idempotency-Key` (and retried with it after a timeout).
     pub idempotency_share: f64,
-    /// Units a join asks: 1, or up to this (the campaigns' `perUserLimit`).
-    pub max_quantity: i64,
+    /// Share of joins that ask more than the campaign's `perUserLimit` (refused as invalid).
+    pub over_limit_share: f64,
+    /// Waiting-room clients: how often they poll, and how long a user waits before leaving.
+    pub poll_every: Duration,
+    pub patience: Duration,
     /// Closes are allowed only after this share of the run, and never of the last open campaign.
     pub close_after: f64,
     pub seed: u64,
+}
+
+/// What the harness set up for a campaign, for the clients to steer by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub per_user_limit: i64,
+    /// `admission: QUEUE`: joined only through the waiting room.
+    pub queued: bool,
 }
 
 /// A win a client saw, to confirm, cancel or refund later.
@@ -138,31 +71,60 @@ pub struct Shared {
     pub up: Vec<AtomicBool>,
     pub admin_token: String,
     pub campaigns: Vec<i64>,
+    pub plans: HashMap<i64, Plan>,
     pub stop: AtomicBool,
     wins: Mutex<Vec<Win>>,
     paused: Mutex<HashMap<i64, bool>>,
     closed: Mutex<Vec<i64>>,
+    /// Tokens the room issued lately (campaign, user, token): what a dishonest client borrows.
+    pub(super) tokens: Mutex<Vec<(i64, i64, String)>>,
     keys: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(bases: Vec<String>, admin_token: String, campaigns: Vec<i64>) -> Self {
+    pub fn new(bases: Vec<String>, admin_token: String, plans: Vec<(i64, Plan)>) -> Self {
         let up = bases.iter().map(|_| AtomicBool::new(true)).collect();
         Self {
             bases,
             up,
             admin_token,
-            campaigns,
+            campaigns: plans.iter().map(|(id, _)| *id).collect(),
+            plans: plans.into_iter().collect(),
             stop: AtomicBool::new(false),
             wins: Mutex::new(Vec::new()),
             paused: Mutex::new(HashMap::new()),
             closed: Mutex::new(Vec::new()),
+            tokens: Mutex::new(Vec::new()),
             keys: AtomicU64::new(0),
         }
     }
+
+    /// The campaigns joined without a waiting room, or with one.
+    pub(super) fn joinable(&self, queued: bool) -> Vec<i64> {
+        let closed = lock(&self.closed).clone();
+        self.campaigns
+            .iter()
+            .copied()
+            .filter(|c| self.plans.get(c).is_some_and(|p| p.queued == queued))
+            .filter(|c| !closed.contains(c))
+            .collect()
+    }
+
+    /// Whether the answers so far left the campaign paused.
+    pub(super) fn is_paused(&self, campaign: i64) -> bool {
+        lock(&self.paused).get(&campaign).copied().unwrap_or(false)
+    }
+
+    pub(super) fn limit(&self, campaign: i64) -> i64 {
+        self.plans.get(&campaign).map_or(1, |p| p.per_user_limit)
+    }
+
+    pub(super) fn next_key(&self, process: u64) -> String {
+        format!("k{process}-{}", self.keys.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -179,7 +141,7 @@ pub async fn process(
     started: Instant,
     until: Instant,
 ) {
-    let mut rng = StdRng::seed_from_u64(params.seed ^ (id.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    let mut rng = seeded(&params, id);
     let mut client = Client {
         id,
         params: &params,
@@ -199,24 +161,20 @@ pub async fn process(
     }
 }
 
-struct Client<'a> {
-    id: u64,
-    params: &'a WorkloadParams,
-    shared: &'a Shared,
-    recorder: &'a Recorder,
-    http: &'a reqwest::Client,
-    started: Instant,
-    until: Instant,
+/// Each process's own generator, from the run's seed.
+pub(super) fn seeded(params: &WorkloadParams, id: u64) -> StdRng {
+    StdRng::seed_from_u64(params.seed ^ (id.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
 }
 
-/// An operation's request, described once for the recorder and the HTTP call.
-struct Request {
-    f: Func,
-    path: String,
-    body: Option<serde_json::Value>,
-    admin: bool,
-    idempotency_key: Option<String>,
-    value: Value,
+/// One logical process: it runs one operation at a time.
+pub(super) struct Client<'a> {
+    pub id: u64,
+    pub params: &'a WorkloadParams,
+    pub shared: &'a Shared,
+    pub recorder: &'a Recorder,
+    pub http: &'a reqwest::Client,
+    pub started: Instant,
+    pub until: Instant,
 }
 
 impl Client<'_> {
@@ -252,41 +210,77 @@ impl Client<'_> {
     }
 
     async fn join(&mut self, rng: &mut StdRng) {
-        let campaign = self.campaign(rng);
+        // Now and then a closed campaign, for CAMPAIGN_ENDED.
+        let open = self.shared.joinable(false);
+        let any: Vec<i64> = (self.shared.campaigns.iter().copied())
+            .filter(|c| self.shared.plans.get(c).is_some_and(|p| !p.queued))
+            .collect();
+        let pool = if open.is_empty() || rng.random_bool(0.03) {
+            &any
+        } else {
+            &open
+        };
+        if pool.is_empty() {
+            return;
+        }
+        let campaign = pool[rng.random_range(0..pool.len())];
         let user = rng.random_range(1..=self.params.users);
-        let quantity = if self.params.max_quantity > 1 && rng.random_bool(0.2) {
-            rng.random_range(2..=self.params.max_quantity)
+        let quantity = self.quantity(campaign, rng);
+        self.join_with(campaign, user, quantity, None, rng).await;
+    }
+
+    /// Units a join asks: 1, or up to the campaign's limit, and now and then more than it.
+    pub(super) fn quantity(&self, campaign: i64, rng: &mut StdRng) -> i64 {
+        let limit = self.shared.limit(campaign);
+        if rng.random_bool(self.params.over_limit_share) {
+            limit + rng.random_range(1..=2)
+        } else if limit > 1 && rng.random_bool(0.2) {
+            rng.random_range(2..=limit)
         } else {
             1
-        };
-        let key = rng.random_bool(self.params.idempotency_share).then(|| {
-            format!(
-                "k{}-{}",
-                self.id,
-                self.shared.keys.fetch_add(1, Ordering::Relaxed)
-            )
-        });
-        // A timed-out join with a key is retried with the same key (at most twice).
+        }
+    }
+
+    /// A join, with an `Idempotency-Key` now and then (never past the limit: such a join is
+    /// refused, nothing to retry); one that timed out with a key is retried with it, at most
+    /// twice. Returns the last completion.
+    pub(super) async fn join_with(
+        &mut self,
+        campaign: i64,
+        user: i64,
+        quantity: i64,
+        token: Option<String>,
+        rng: &mut StdRng,
+    ) -> (EntryType, Value) {
+        let within = quantity <= self.shared.limit(campaign);
+        let key = (within && rng.random_bool(self.params.idempotency_share))
+            .then(|| self.shared.next_key(self.id));
+        let mut body = json!({"userId": user, "quantity": quantity});
+        if let Some(token) = &token {
+            body["admissionToken"] = json!(token);
+        }
+        let mut last = (EntryType::Info, Value::default());
         for _attempt in 0..3 {
-            let request = Request {
-                f: Func::Join,
-                path: format!("/api/v1/campaigns/{campaign}/participations"),
-                body: Some(json!({"userId": user, "quantity": quantity})),
-                admin: false,
-                idempotency_key: key.clone(),
-                value: Value {
+            let mut request = Request::post(
+                Func::Join,
+                format!("/api/v1/campaigns/{campaign}/participations"),
+                Value {
                     campaign: Some(campaign),
                     user: Some(user),
                     quantity: Some(quantity),
                     idempotency_key: key.clone(),
+                    admission_token: token.clone(),
                     ..Value::default()
                 },
-            };
-            let outcome = self.send(request, rng).await;
-            if outcome != EntryType::Info || key.is_none() || Instant::now() >= self.until {
+            );
+            request.body = Some(body.clone());
+            request.idempotency_key = key.clone();
+            last = self.send(request, rng).await;
+            if last.0 != EntryType::Info || key.is_none() || Instant::now() >= self.until {
                 break;
             }
         }
+        last
     }
 
     fn lifecycle(&mut self, f: Func, rng: &mut StdRng) -> Option<Request> {
@@ -310,29 +304,25 @@ impl Client<'_> {
         } else {
             "cancel"
         };
-        Some(Request {
+        let mut request = Request::post(
             f,
-            path: format!(
+            format!(
                 "/api/v1/campaigns/{}/participations/{}/{action}",
                 win.campaign, win.user
             ),
-            body: None,
-            admin: f == Func::Refund,
-            idempotency_key: None,
-            value: Value {
+            Value {
                 campaign: Some(win.campaign),
                 user: Some(win.user),
                 ..Value::default()
             },
-        })
+        );
+        request.admin = f == Func::Refund;
+        Some(request)
     }
 
     fn control(&mut self, f: Func, rng: &mut StdRng) -> Option<Request> {
         let campaign = self.campaign(rng);
-        let paused = lock(&self.shared.paused)
-            .get(&campaign)
-            .copied()
-            .unwrap_or(false);
+        let paused = self.shared.is_paused(campaign);
         let (kind, body, delta) = match f {
             Func::Stock => {
                 let delta = if rng.random_bool(0.6) {
@@ -347,9 +337,12 @@ impl Client<'_> {
             Func::Close => {
                 let elapsed = self.started.elapsed().as_secs_f64();
                 let total = (self.until - self.started).as_secs_f64();
-                let closed = lock(&self.shared.closed).len();
+                // Never a queued campaign (its room is what the waiting-room clients are for),
+                // nor the last open one.
+                let queued = self.shared.plans.get(&campaign).is_none_or(|p| p.queued);
                 if elapsed < self.params.close_after * total
-                    || closed + 1 >= self.shared.campaigns.len()
+                    || queued
+                    || self.shared.joinable(false).len() < 2
                 {
                     return None;
                 }
@@ -357,54 +350,22 @@ impl Client<'_> {
             }
             _ => return None,
         };
-        Some(Request {
+        let mut request = Request::post(
             f,
-            path: format!("/api/v1/admin/campaigns/{campaign}/{kind}"),
-            body,
-            admin: true,
-            idempotency_key: None,
-            value: Value {
+            format!("/api/v1/admin/campaigns/{campaign}/{kind}"),
+            Value {
                 campaign: Some(campaign),
                 delta,
                 ..Value::default()
             },
-        })
-    }
-
-    /// Records the invoke, sends, records the completion; returns its type.
-    async fn send(&mut self, r: Request, rng: &mut StdRng) -> EntryType {
-        let instance = {
-            let up: Vec<usize> = (0..self.shared.bases.len())
-                .filter(|&i| self.shared.up[i].load(Ordering::Relaxed))
-                .collect();
-            if up.is_empty() {
-                rng.random_range(0..self.shared.bases.len())
-            } else {
-                up[rng.random_range(0..up.len())]
-            }
-        };
-        let url = format!("{}{}", self.shared.bases[instance], r.path);
-        let mut builder = self.http.post(url).timeout(self.params.timeout);
-        if r.admin {
-            builder = builder.bearer_auth(&self.shared.admin_token);
-        }
-        if let Some(key) = &r.idempotency_key {
-            builder = builder.header("Idempotency-Key", key);
-        }
-        builder = match &r.body {
-            Some(body) => builder.json(body),
-            None => builder.header("content-length", "0"),
-        };
-        self.recorder
-            .client(EntryType::Invoke, self.id, r.f, r.value.clone());
-        let (kind, value) = answer(builder.send().await, r.value).await;
-        self.learn(r.f, kind, &value);
-        self.recorder.client(kind, self.id, r.f, value);
-        kind
+        );
+        request.body = body;
+        request.admin = true;
+        Some(request)
     }
 
     /// What the clients keep from an answer, to steer later operations.
-    fn learn(&self, f: Func, kind: EntryType, v: &Value) {
+    pub(super) fn learn(&self, f: Func, kind: EntryType, v: &Value) {
         let (Some(campaign), EntryType::Ok) = (v.campaign, kind) else {
             return;
         };
@@ -435,67 +396,16 @@ impl Client<'_> {
                 lock(&self.shared.paused).insert(campaign, f == Func::Pause);
             }
             Func::Close => lock(&self.shared.closed).push(campaign),
+            Func::Queue | Func::Poll => {
+                if let (Some(user), Some(token)) = (v.user, &v.admission_token) {
+                    let mut tokens = lock(&self.shared.tokens);
+                    if tokens.len() >= 64 {
+                        tokens.remove(0);
+                    }
+                    tokens.push((campaign, user, token.clone()));
+                }
+            }
             _ => {}
         }
-    }
-}
-
-/// The completion of an operation from its HTTP answer.
-async fn answer(
-    result: reqwest::Result<reqwest::Response>,
-    mut value: Value,
-) -> (EntryType, Value) {
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            value.error = Some(if e.is_timeout() {
-                "timeout".to_owned()
-            } else if e.is_connect() {
-                "connect".to_owned()
-            } else {
-                "transport".to_owned()
-            });
-            return (EntryType::Info, value);
-        }
-    };
-    let status = response.status();
-    let body: serde_json::Value = match response.json().await {
-        Ok(b) => b,
-        Err(e) => {
-            value.error = Some(if e.is_timeout() {
-                format!("{} timeout reading the body", status.as_u16())
-            } else {
-                format!("{} unreadable body", status.as_u16())
-            });
-            return (EntryType::Info, value);
-        }
-    };
-    let int = |k: &str| body.get(k).and_then(serde_json::Value::as_i64);
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-    };
-    if status.is_success() {
-        value.participation_id = int("participationId");
-        value.status = text("status");
-        value.sequence = int("sequence");
-        value.control_seq = int("controlCount");
-        if value.control_seq.is_some() {
-            value.total_stock = int("totalStock");
-            value.remaining_stock = int("remainingStock");
-        }
-        (EntryType::Ok, value)
-    } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-        value.code = text("code").or_else(|| Some(format!("HTTP_{}", status.as_u16())));
-        value.participation_id = int("participationId");
-        (EntryType::Fail, value)
-    } else {
-        value.error = Some(format!(
-            "{} {}",
-            status.as_u16(),
-            text("code").unwrap_or_default()
-        ));
-        (EntryType::Info, value)
     }
 }

@@ -1,0 +1,151 @@
+//! One operation over HTTP: the request as the recorder and the call both see it, the call
+//! itself (recorded as an `invoke` and its completion), and how an answer is read — `ok` for a
+//! 2xx, `fail` with the code for a 4xx, `info` for a timeout, a transport error, a 408, a 429
+//! or a 5xx (it may have taken effect, or the history cannot say it did not).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::history::{EntryType, Func, Value};
+
+use super::workload::Client;
+
+/// An operation's request, described once for the recorder and the HTTP call.
+pub(super) struct Request {
+    pub f: Func,
+    /// `GET` (a poll) rather than `POST`.
+    pub get: bool,
+    pub path: String,
+    pub body: Option<serde_json::Value>,
+    pub admin: bool,
+    pub idempotency_key: Option<String>,
+    pub value: Value,
+    /// The client's own timeout, when not the run's (`--timeout-ms`).
+    pub timeout: Option<Duration>,
+}
+
+impl Request {
+    pub fn post(f: Func, path: String, value: Value) -> Self {
+        Self {
+            f,
+            get: false,
+            path,
+            body: None,
+            admin: false,
+            idempotency_key: None,
+            value,
+            timeout: None,
+        }
+    }
+}
+
+impl Client<'_> {
+    /// Records the invoke, sends to an instance that is up, records the completion; returns it.
+    pub(super) async fn send(&mut self, r: Request, rng: &mut StdRng) -> (EntryType, Value) {
+        let instance = {
+            let up: Vec<usize> = (0..self.shared.bases.len())
+                .filter(|&i| self.shared.up[i].load(Ordering::Relaxed))
+                .collect();
+            if up.is_empty() {
+                rng.random_range(0..self.shared.bases.len())
+            } else {
+                up[rng.random_range(0..up.len())]
+            }
+        };
+        let url = format!("{}{}", self.shared.bases[instance], r.path);
+        let mut builder = if r.get {
+            self.http.get(url)
+        } else {
+            self.http.post(url)
+        };
+        builder = builder.timeout(r.timeout.unwrap_or(self.params.timeout));
+        if r.admin {
+            builder = builder.bearer_auth(&self.shared.admin_token);
+        }
+        if let Some(key) = &r.idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        builder = match (&r.body, r.get) {
+            (Some(body), _) => builder.json(body),
+            (None, false) => builder.header("content-length", "0"),
+            (None, true) => builder,
+        };
+        self.recorder
+            .client(EntryType::Invoke, self.id, r.f, r.value.clone());
+        let (kind, value) = answer(builder.send().await, r.value).await;
+        self.learn(r.f, kind, &value);
+        self.recorder.client(kind, self.id, r.f, value.clone());
+        (kind, value)
+    }
+}
+
+/// The completion of an operation from its HTTP answer.
+async fn answer(
+    result: reqwest::Result<reqwest::Response>,
+    mut value: Value,
+) -> (EntryType, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            value.error = Some(if e.is_timeout() {
+                "timeout".to_owned()
+            } else if e.is_connect() {
+                "connect".to_owned()
+            } else {
+                "transport".to_owned()
+            });
+            return (EntryType::Info, value);
+        }
+    };
+    let status = response.status();
+    let body: serde_json::Value = match response.json().await {
+        Ok(b) => b,
+        Err(e) => {
+            value.error = Some(if e.is_timeout() {
+                format!("{} timeout reading the body", status.as_u16())
+            } else {
+                format!("{} unreadable body", status.as_u16())
+            });
+            return (EntryType::Info, value);
+        }
+    };
+    let int = |k: &str| body.get(k).and_then(serde_json::Value::as_i64);
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    if status.is_success() {
+        value.participation_id = int("participationId");
+        value.status = text("status");
+        value.sequence = int("sequence");
+        value.control_seq = int("controlCount");
+        if value.control_seq.is_some() {
+            value.total_stock = int("totalStock");
+            value.remaining_stock = int("remainingStock");
+        }
+        // A ticket of the waiting room: the user it names is the one it was issued to.
+        if let Some(ticket) = text("ticket") {
+            value.ticket = Some(ticket);
+            value.user = int("userId").or(value.user);
+            value.state = text("state");
+            value.position = int("position");
+            value.admission_token = text("admissionToken");
+        }
+        (EntryType::Ok, value)
+    } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+        value.code = text("code").or_else(|| Some(format!("HTTP_{}", status.as_u16())));
+        value.participation_id = int("participationId");
+        (EntryType::Fail, value)
+    } else {
+        value.error = Some(format!(
+            "{} {}",
+            status.as_u16(),
+            text("code").unwrap_or_default()
+        ));
+        (EntryType::Info, value)
+    }
+}

@@ -1,0 +1,170 @@
+//! The waiting room's clients (design §16): users who queue for a campaign with `admission:
+//! QUEUE` (`POST …/queue {userId}` → a ticket), poll their ticket about once a second
+//! (`GET …/queue/{ticket}`) until it is `ADMITTED` with a token, and join with the token in the
+//! body. A user leaves after `--queue-patience` without an admission, or once told `USED` or
+//! `EXPIRED`; a `SOLD_OUT` ticket keeps its place, so the user keeps polling until then.
+//!
+//! A few users are dishonest, so the history shows that only the room's own tokens win: a join
+//! without a token, with another user's token, with another user's token rebound to oneself
+//! (its signature then no longer matches), and the winner replaying their own token. A join
+//! asking more than the campaign's limit goes first, with the token, and is refused as
+//! invalid; the token stays usable (a refusal writes nothing) for the join within the limit.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde_json::json;
+
+use crate::history::{EntryType, Func, Value};
+
+use super::recorder::Recorder;
+use super::request::Request;
+use super::workload::{lock, seeded, Client, Shared, WorkloadParams};
+
+/// One waiting-room process until `shared.stop` or `until`.
+pub async fn process(
+    id: u64,
+    params: Arc<WorkloadParams>,
+    shared: Arc<Shared>,
+    recorder: Arc<Recorder>,
+    http: reqwest::Client,
+    started: Instant,
+    until: Instant,
+) {
+    let mut rng = seeded(&params, id);
+    let mut client = Client {
+        id,
+        params: &params,
+        shared: &shared,
+        recorder: &recorder,
+        http: &http,
+        started,
+        until,
+    };
+    while !shared.stop.load(Ordering::Relaxed) && Instant::now() < until {
+        let queued = shared.joinable(true);
+        if queued.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let campaign = queued[rng.random_range(0..queued.len())];
+        let user = rng.random_range(1..=params.users);
+        client.visit(campaign, user, &mut rng).await;
+        let ms = params.think.as_millis() as u64;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..=2 * ms))).await;
+    }
+}
+
+impl Client<'_> {
+    /// One user's visit to a queued campaign.
+    async fn visit(&mut self, campaign: i64, user: i64, rng: &mut StdRng) {
+        let limit = self.shared.limit(campaign);
+        let dishonest = rng.random_range(0..100);
+        if dishonest < 8 {
+            let token = match dishonest {
+                0..=2 => None,
+                3..=5 => self.borrowed(campaign, user, rng),
+                _ => self.borrowed(campaign, user, rng).map(|t| rebind(&t, user)),
+            };
+            self.join_with(campaign, user, 1, token, rng).await;
+            return;
+        }
+        let Some(token) = self.admission(campaign, user, rng).await else {
+            return;
+        };
+        let quantity = self.quantity(campaign, rng);
+        if quantity > limit {
+            self.join_with(campaign, user, quantity, Some(token.clone()), rng)
+                .await;
+        }
+        let quantity = quantity.min(limit);
+        let (kind, _) = self
+            .join_with(campaign, user, quantity, Some(token.clone()), rng)
+            .await;
+        if kind == EntryType::Ok && rng.random_bool(0.1) {
+            self.join_with(campaign, user, 1, Some(token), rng).await;
+        }
+    }
+
+    /// Queues and polls until admitted (the token), or until the user leaves (`None`).
+    async fn admission(&mut self, campaign: i64, user: i64, rng: &mut StdRng) -> Option<String> {
+        let mut queue = Request::post(
+            Func::Queue,
+            format!("/api/v1/campaigns/{campaign}/queue"),
+            Value {
+                campaign: Some(campaign),
+                user: Some(user),
+                ..Value::default()
+            },
+        );
+        queue.body = Some(json!({ "userId": user }));
+        let (kind, mut seen) = self.send(queue, rng).await;
+        if kind != EntryType::Ok {
+            return None;
+        }
+        let ticket = seen.ticket.clone()?;
+        let leave_at = Instant::now() + self.params.patience;
+        loop {
+            match seen.state.as_deref() {
+                Some("ADMITTED") => return seen.admission_token,
+                Some("WAITING" | "SOLD_OUT") => {}
+                _ => return None,
+            }
+            if Instant::now() >= leave_at.min(self.until) {
+                return None;
+            }
+            let every = self.params.poll_every.as_millis() as u64;
+            let jitter = rng.random_range(every * 9 / 10..=every * 11 / 10);
+            tokio::time::sleep(Duration::from_millis(jitter)).await;
+            let mut poll = Request::post(
+                Func::Poll,
+                format!("/api/v1/campaigns/{campaign}/queue/{ticket}"),
+                Value {
+                    campaign: Some(campaign),
+                    user: Some(user),
+                    ticket: Some(ticket.clone()),
+                    ..Value::default()
+                },
+            );
+            poll.get = true;
+            match self.send(poll, rng).await {
+                (EntryType::Ok, answer) => seen = answer,
+                (EntryType::Fail, _) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// A token the room issued to another user of the campaign, if any was seen.
+    fn borrowed(&self, campaign: i64, user: i64, rng: &mut StdRng) -> Option<String> {
+        let tokens = lock(&self.shared.tokens);
+        let theirs: Vec<&String> = tokens
+            .iter()
+            .filter(|(c, u, _)| *c == campaign && *u != user)
+            .map(|(_, _, t)| t)
+            .collect();
+        (!theirs.is_empty()).then(|| theirs[rng.random_range(0..theirs.len())].clone())
+    }
+}
+
+/// `<campaign>.<user>.<ticket>.<expires>.<signature>` with the user replaced: a forgery.
+fn rebind(token: &str, user: i64) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    if parts.len() > 1 {
+        parts[1] = user.to_string();
+    }
+    parts.join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rebind;
+
+    #[test]
+    fn a_rebound_token_names_the_new_user_and_keeps_the_rest() {
+        assert_eq!(rebind("7.42.abc.1700.sig", 9), "7.9.abc.1700.sig");
+    }
+}
