@@ -267,7 +267,12 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let proxy = proxy::Proxy::start(mysql_addr.clone()).await?;
     let proxied = server_url.replacen(&mysql_addr, &format!("127.0.0.1:{}", proxy.port), 1);
     let prefix = "proof:".to_owned();
-    let admin_token = format!("{:032x}", rand::random::<u128>());
+    // 32 random bytes in hex, as the admin-token rule asks (16 could fall short of 12 distinct).
+    let admin_token = format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
     let env = ServiceEnv {
         binary,
         database_url: format!("{proxied}/{db}"),

@@ -7,6 +7,7 @@ pub(crate) mod boundary_sweep;
 mod campaigns;
 mod controls;
 mod door;
+mod guesses;
 mod openapi;
 mod slow_clients;
 mod user_auth;
