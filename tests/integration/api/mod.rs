@@ -8,6 +8,7 @@ mod campaigns;
 mod controls;
 mod door;
 mod guesses;
+mod http2;
 mod openapi;
 mod slow_clients;
 mod user_auth;
