@@ -199,13 +199,20 @@ pub enum Presented {
     Failed,
 }
 
-/// The bearer token of the `Authorization` header, if it has one.
+/// The bearer token of the `Authorization` header, if it has one. The scheme is read without
+/// regard to case (RFC 9110 §11.1), as the user verifier reads it: a user's `bearer <JWT>` must
+/// be taken for a JWT here too, not for a guess at an admin token.
 pub fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
+    let value = req
+        .headers()
         .get(poem::http::header::AUTHORIZATION)?
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 impl AdminAuth {
