@@ -64,7 +64,7 @@ USER 10001:10001
 # All interfaces of the container: the service is then in protected mode (docs/design.md §17)
 # and starts only with USER_AUTH (jwt, or none said out loud) and ADMISSION_SECRET set, e.g.
 #   docker run -e USER_AUTH=none -e ADMISSION_SECRET=$(openssl rand -hex 32) \
-#     -e ADMIN_TOKEN=$(openssl rand -hex 24) -e DATABASE_URL=… -e REDIS_URL=… firstcome:local
+#     -e ADMIN_TOKEN=$(openssl rand -hex 32) -e DATABASE_URL=… -e REDIS_URL=… firstcome:local
 ENV HTTP_ADDR=0.0.0.0:8080 \
     LOG_FORMAT=json
 EXPOSE 8080

@@ -66,7 +66,7 @@ suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 database=test_apicheck_$suffix
 create_test_database "$database" || die "could not create the database $database"
 port=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-token=apicheck-$suffix-$suffix
+token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')  # 32 random bytes: the admin-token rule
 jwt_secret=apicheck-jwt-secret-$suffix-$suffix-$suffix
 user=$(( (RANDOM << 15 | RANDOM) + 1 ))
 user_token=$(JWT_SECRET=$jwt_secret "$ROOT/target/debug/firstcome" token --user "$user" --ttl 10m)

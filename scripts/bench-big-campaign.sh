@@ -26,7 +26,7 @@ SLAP_CONCURRENCY=${SLAP_CONCURRENCY:-64} SLAP_TX_PER_CONN=${SLAP_TX_PER_CONN:-30
 BENCH_DB=${BENCH_DB:-firstcome_bench_big} SLAP_DB=${SLAP_DB:-firstcome_slap}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/k6/results}
 BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
-export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d " \n")}
+export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n")}
 # k6 runs on this machine: all its virtual users are one client address (127.0.0.1), which
 # the per-client connection cap (256 by default) would otherwise stop at 256 connections.
 export HTTP_MAX_CONNECTIONS_PER_CLIENT=${HTTP_MAX_CONNECTIONS_PER_CLIENT:-1000000}

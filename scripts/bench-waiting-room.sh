@@ -25,7 +25,7 @@ VUS=${VUS:-500}
 PORT=${PORT:-8080}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/k6/results/waiting-room}
 BENCH_DB=${BENCH_DB:-firstcome_bench}
-export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d " \n")}
+export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n")}
 # k6 runs on this machine: all its virtual users are one client address (127.0.0.1), which
 # the per-client connection cap (256 by default) would otherwise stop at 256 connections.
 export HTTP_MAX_CONNECTIONS_PER_CLIENT=${HTTP_MAX_CONNECTIONS_PER_CLIENT:-1000000}

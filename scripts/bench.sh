@@ -71,7 +71,7 @@ RATES=${RATES:-1000 2000 4000 6000 8000 10000 12000}
 MAX_VUS=${MAX_VUS:-2000}
 OUTBOX_WAIT=${OUTBOX_WAIT:-30}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/k6/results}
-export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d " \n")}
+export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n")}
 # k6 runs on this machine: all its virtual users are one client address (127.0.0.1), which
 # the per-client connection cap (256 by default) would otherwise stop at 256 connections.
 export HTTP_MAX_CONNECTIONS_PER_CLIENT=${HTTP_MAX_CONNECTIONS_PER_CLIENT:-1000000}
@@ -101,7 +101,7 @@ if [ $MODE = rates ]; then
   case ${PRE_VUS:-1} in *[!0-9]* | 0*) die "PRE_VUS=$PRE_VUS is not a whole number above 0" ;; esac
   [ "${PRE_VUS:-$MAX_VUS}" -le "$MAX_VUS" ] || die "PRE_VUS=$PRE_VUS is above MAX_VUS=$MAX_VUS"
 fi
-[ ${#ADMIN_TOKEN} -ge 16 ] || die "ADMIN_TOKEN must be at least 16 characters"
+[ ${#ADMIN_TOKEN} -ge 24 ] || die "ADMIN_TOKEN must be at least 24 characters (openssl rand -hex 32)"
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required"
 mkdir -p "$RESULTS_DIR"

@@ -43,7 +43,7 @@ suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 database=test_console_$suffix
 create_test_database "$database" || die "could not create the database $database"
 port=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-token=console-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+token=console-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 DATABASE_URL=$TEST_DATABASE_URL/$database REDIS_URL=$TEST_REDIS_URL REDIS_KEY_PREFIX="test:console-$suffix:" \
   HTTP_ADDR=127.0.0.1:$port ADMIN_TOKEN=$token USER_AUTH=none RUST_LOG=warn \
   "$ROOT/target/debug/firstcome" serve >"$WORK/service.log" 2>&1 &

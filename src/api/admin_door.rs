@@ -8,16 +8,19 @@
 //! down, and the check happens before the comparison, which a take-a-token Redis call cannot do
 //! without spending a token on every call. With N instances a client gets N buckets; the
 //! refill rate keeps that to a few guesses a minute each.
+//!
+//! The table is bounded (`ADMIN_DOOR_MAX_CLIENTS`): a new client past the bound evicts the one
+//! whose last failure is the oldest, in O(log n) under the lock, never a scan. A flood of fresh
+//! addresses forgets the quiet clients first, while the one guessing now keeps its empty bucket.
+//! Its size is `firstcome_admin_door_tracked_clients`.
 
 use std::{
-    collections::HashMap,
-    sync::Mutex,
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-/// How many client buckets are kept before full ones are forgotten (a full bucket is the same as
-/// none): a flood from many addresses cannot grow the map without bound.
-const MAX_TRACKED: usize = 100_000;
+use crate::metrics::Metrics;
 
 /// Failed attempts per client IP.
 #[derive(Debug)]
@@ -25,7 +28,18 @@ pub struct FailedAttempts {
     burst: f64,
     /// Attempts given back per second.
     refill: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    max_clients: usize,
+    table: Mutex<Table>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    buckets: HashMap<String, Bucket>,
+    /// Each client by the order of its last failure (`Bucket::order`): the first is the oldest.
+    by_age: BTreeMap<u64, String>,
+    /// The next failure's place in `by_age`.
+    next: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,40 +47,57 @@ struct Bucket {
     /// Failures the client may still make.
     left: f64,
     at: Instant,
+    /// Its key in `Table::by_age`.
+    order: u64,
 }
 
 impl FailedAttempts {
-    pub fn new(burst: u32, per_minute: u32) -> Self {
+    pub fn new(burst: u32, per_minute: u32, max_clients: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             burst: f64::from(burst.max(1)),
             refill: f64::from(per_minute.max(1)) / 60.0,
-            buckets: Mutex::new(HashMap::new()),
+            max_clients: max_clients.max(1),
+            table: Mutex::new(Table::default()),
+            metrics,
         }
     }
 
     /// How long `client` must wait before it may try again, or `None` if it may try now.
     pub fn blocked(&self, client: &str, now: Instant) -> Option<Duration> {
-        let buckets = self.lock();
-        let left = buckets.get(client).map(|b| self.refilled(b, now))?;
+        let table = self.lock();
+        let left = table.buckets.get(client).map(|b| self.refilled(b, now))?;
         (left < 1.0).then(|| Duration::from_secs_f64((1.0 - left) / self.refill))
     }
 
     /// One failed attempt of `client`.
     pub fn record(&self, client: &str, now: Instant) {
-        let mut buckets = self.lock();
-        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(client) {
-            buckets.retain(|_, b| self.refilled(b, now) < self.burst);
-        }
-        let left = buckets
-            .get(client)
-            .map_or(self.burst, |b| self.refilled(b, now));
-        buckets.insert(
-            client.to_string(),
-            Bucket {
-                left: (left - 1.0).max(0.0),
-                at: now,
-            },
-        );
+        let mut table = self.lock();
+        let order = table.next;
+        table.next += 1;
+        let left = match table.buckets.get(client).copied() {
+            Some(bucket) => {
+                table.by_age.remove(&bucket.order);
+                self.refilled(&bucket, now)
+            }
+            None => {
+                if table.buckets.len() >= self.max_clients {
+                    if let Some((_, oldest)) = table.by_age.pop_first() {
+                        table.buckets.remove(&oldest);
+                    }
+                }
+                self.burst
+            }
+        };
+        table.by_age.insert(order, client.to_string());
+        let bucket = Bucket {
+            left: (left - 1.0).max(0.0),
+            at: now,
+            order,
+        };
+        table.buckets.insert(client.to_string(), bucket);
+        self.metrics
+            .admin_door_tracked
+            .set(table.buckets.len() as i64);
     }
 
     fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
@@ -74,8 +105,8 @@ impl FailedAttempts {
         (bucket.left + elapsed * self.refill).min(self.burst)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bucket>> {
-        self.buckets
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -85,9 +116,13 @@ impl FailedAttempts {
 mod tests {
     use super::*;
 
+    fn door(burst: u32, per_minute: u32, max_clients: usize) -> FailedAttempts {
+        FailedAttempts::new(burst, per_minute, max_clients, Arc::new(Metrics::new()))
+    }
+
     #[test]
     fn a_client_is_blocked_after_its_burst_and_freed_by_the_refill() {
-        let door = FailedAttempts::new(3, 6); // one attempt back every 10 s
+        let door = door(3, 6, 100); // one attempt back every 10 s
         let t0 = Instant::now();
         for _ in 0..3 {
             assert_eq!(door.blocked("a", t0), None);
@@ -106,14 +141,22 @@ mod tests {
     }
 
     #[test]
-    fn full_buckets_are_forgotten_when_the_map_is_full() {
-        let door = FailedAttempts::new(2, 60_000);
+    fn the_table_is_bounded_and_forgets_the_oldest_failure_first() {
+        let door = door(1, 1, 1_000);
         let t0 = Instant::now();
-        for i in 0..MAX_TRACKED {
+        door.record("guesser", t0);
+        for i in 0..2_000 {
             door.record(&i.to_string(), t0);
+            // The guesser keeps failing: its last failure is never the oldest for long.
+            if i % 500 == 0 {
+                door.record("guesser", t0);
+            }
         }
-        // A second later every bucket is full again: the next new client clears them.
-        door.record("new", t0 + Duration::from_secs(1));
-        assert_eq!(door.lock().len(), 1);
+        assert_eq!(door.lock().buckets.len(), 1_000);
+        assert_eq!(door.lock().by_age.len(), 1_000);
+        assert_eq!(door.metrics.admin_door_tracked.get(), 1_000);
+        assert!(door.blocked("guesser", t0).is_some(), "still blocked");
+        assert_eq!(door.blocked("0", t0), None, "the oldest were forgotten");
+        assert!(door.blocked("1999", t0).is_some(), "the newest are kept");
     }
 }

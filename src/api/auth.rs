@@ -5,10 +5,14 @@
 //! token that matched is what the service records: the log line of each admin call, a redrive's
 //! answer, a refund's log line.
 //!
-//! Every check goes through the door of `admin_door` first (docs/design.md §17): a client IP
-//! whose failed attempts are used up is answered 429 before its token is compared. A failed
-//! attempt is logged (client, peer, method and path; never the token), counted in
-//! `firstcome_admin_auth_failures_total` and taken from the client's bucket.
+//! A failed admin attempt is any bearer that is neither an admin token nor shaped like a JWT
+//! (docs/design.md §17), on every call that reads a bearer: a JWT-shaped one is a user's, judged
+//! by the user verifier, never compared here, never counted, and never refused by the door, so
+//! a user does not meet the failed attempts of another client at the same address. Every other
+//! bearer goes through the door of `admin_door` first: a client IP whose failed attempts are used
+//! up is answered 429 before its token is compared. A failed attempt is logged (client, peer,
+//! method and path; never the token), counted in `firstcome_admin_auth_failures_total` and taken
+//! from the client's bucket.
 
 use std::{sync::Arc, time::Instant};
 
@@ -20,6 +24,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use super::{admin_door::FailedAttempts, client_ip, error::ApiError, rate_limit::retry_after};
 use crate::{
     config::{NamedToken, Secret, Settings},
+    identity::shape::well_formed_jwt,
     metrics::Metrics,
 };
 
@@ -75,7 +80,12 @@ impl AdminTokens {
         let door = &settings.admin_door;
         Self::new(
             tokens,
-            FailedAttempts::new(door.burst, door.per_minute),
+            FailedAttempts::new(
+                door.burst,
+                door.per_minute,
+                door.max_clients,
+                metrics.clone(),
+            ),
             metrics,
         )
     }
@@ -118,29 +128,51 @@ impl AdminTokens {
         }
     }
 
-    /// An admin-only call: the name of the token `presented`; 401 (a failed attempt) when it is
-    /// none of them, 429 when the client has no attempt left.
+    /// An admin-only call: the name of the token `presented`; 401 when it is none of them (a
+    /// failed attempt unless it is shaped like a user's JWT), 429 when the client has no
+    /// attempt left.
     pub fn check(&self, req: &Request, presented: &str) -> Result<AdminName, ApiError> {
+        if well_formed_jwt(presented) {
+            tracing::debug!("A user's token on an admin call; refused, not counted as a guess.");
+            return Err(ApiError::unauthorized());
+        }
         self.door(req)?;
-        let admin = self.identify(presented).ok_or_else(|| self.failed(req))?;
+        let Some(admin) = self.identify(presented) else {
+            self.failed(req);
+            return Err(ApiError::unauthorized());
+        };
         tracing::info!(admin = %admin, "Admin call.");
         Ok(admin)
     }
 
-    /// A call that an admin or someone else may make: the admin named by the request's bearer
-    /// token; `None` without a bearer, or when it is no admin token (it may be a user's JWT: the
-    /// caller decides, and calls [`Self::failed`] when it was meant as an admin's). 429 when the
-    /// client has no attempt left.
-    pub fn in_header(&self, req: &Request) -> Result<Option<AdminName>, ApiError> {
-        let Some(token) = bearer(req) else {
-            return Ok(None);
-        };
+    /// What the request's `Authorization` header presents, for a call that an admin, a user or
+    /// anyone may make. A bearer shaped like a JWT is a user's, never compared and never a
+    /// failed attempt; anything else is compared with the admin tokens after the client's bucket
+    /// is consulted (429 when it is empty), and is a failed attempt unless it is one.
+    pub fn presented(&self, req: &Request) -> Result<Presented, ApiError> {
+        if !req
+            .headers()
+            .contains_key(poem::http::header::AUTHORIZATION)
+        {
+            return Ok(Presented::Nothing);
+        }
+        let token = bearer(req);
+        if token.is_some_and(well_formed_jwt) {
+            return Ok(Presented::UserJwt);
+        }
         self.door(req)?;
-        Ok(self.identify(token))
+        match token.and_then(|t| self.identify(t)) {
+            Some(admin) => Ok(Presented::Admin(admin)),
+            None => {
+                self.failed(req);
+                Ok(Presented::Failed)
+            }
+        }
     }
 
-    /// Records a failed admin attempt of `req`'s client and returns the 401 to answer it with.
-    pub fn failed(&self, req: &Request) -> ApiError {
+    /// Records a failed admin attempt of `req`'s client: logged (never the token), counted, and
+    /// taken from the client's bucket.
+    fn failed(&self, req: &Request) {
         let client = client_ip::of(req);
         self.failures.record(&client.key(), Instant::now());
         self.metrics.admin_auth_failures.inc();
@@ -149,19 +181,38 @@ impl AdminTokens {
             peer = ?client_ip::peer(req),
             method = %req.method(),
             path = %super::request_span::loggable_path(req.uri().path()),
-            "An admin call with a token that is no admin token was refused."
+            "A bearer that is neither an admin token nor a JWT was refused."
         );
-        ApiError::unauthorized()
     }
 }
 
-/// The bearer token of the `Authorization` header, if it has one.
+/// What a request's `Authorization` header presents ([`AdminTokens::presented`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// No `Authorization` header.
+    Nothing,
+    /// A bearer shaped like a JWT: the user verifier's to judge.
+    UserJwt,
+    /// An admin token, by its name.
+    Admin(AdminName),
+    /// Neither: a failed admin attempt, already logged, counted and taken from the bucket.
+    Failed,
+}
+
+/// The bearer token of the `Authorization` header, if it has one. The scheme is read without
+/// regard to case (RFC 9110 §11.1), as the user verifier reads it: a user's `bearer <JWT>` must
+/// be taken for a JWT here too, not for a guess at an admin token.
 pub fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
+    let value = req
+        .headers()
         .get(poem::http::header::AUTHORIZATION)?
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 impl AdminAuth {
@@ -188,7 +239,7 @@ mod tests {
                     token: Secret::new("bob-token-0123456789"),
                 },
             ],
-            FailedAttempts::new(10, 6),
+            FailedAttempts::new(10, 6, 100, Arc::new(Metrics::new())),
             Arc::new(Metrics::new()),
         )
     }
@@ -205,7 +256,7 @@ mod tests {
                 name: "admin".into(),
                 token: Secret::new("the-real-admin-token-42"),
             }],
-            FailedAttempts::new(3, 1),
+            FailedAttempts::new(3, 1, 100, Arc::new(Metrics::new())),
             Arc::new(Metrics::new()),
         );
         for _ in 0..3 {
@@ -229,9 +280,42 @@ mod tests {
                 .as_ref(),
             "admin"
         );
-        // A bearer on a mixed call that is no admin token is not a failure by itself.
-        let user = request("198.51.100.10:1", "a.user.jwt");
-        assert_eq!(t.in_header(&user).expect("no 429"), None);
+    }
+
+    /// A JWT's shape: `{"alg":"HS256"}.{"sub":"1"}.sig`.
+    const USER_JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
+
+    #[test]
+    fn a_bearer_is_a_guess_unless_it_is_an_admin_token_or_shaped_like_a_jwt() {
+        let t = AdminTokens::new(
+            vec![NamedToken {
+                name: "admin".into(),
+                token: Secret::new("the-real-admin-token-42"),
+            }],
+            FailedAttempts::new(2, 1, 100, Arc::new(Metrics::new())),
+            Arc::new(Metrics::new()),
+        );
+        let peer = "203.0.113.5:1";
+        let no_header = client_ip::test_request(peer, &[]);
+        assert_eq!(t.presented(&no_header).expect("ok"), Presented::Nothing);
+        for guess in ["not.a.jwt", "aaaaaaaaaaaaaaab"] {
+            let failed = t.presented(&request(peer, guess)).expect("not yet blocked");
+            assert_eq!(failed, Presented::Failed, "{guess}");
+        }
+        // Out of attempts: a guess, and a non-bearer header, are refused before any comparison…
+        for refused in [
+            request(peer, "the-real-admin-token-42"),
+            client_ip::test_request(peer, &[("authorization", "Basic dXNlcjpwdw==")]),
+        ] {
+            let err = t.presented(&refused).expect_err("blocked");
+            assert_eq!(err.code().name(), "RATE_LIMITED");
+        }
+        // …while a user's token from the same address never meets the door, and costs nothing.
+        let user = request(peer, USER_JWT);
+        assert_eq!(t.presented(&user).expect("no 429"), Presented::UserJwt);
+        let on_admin_call = t.check(&user, USER_JWT).expect_err("no admin");
+        assert_eq!(on_admin_call.code().name(), "UNAUTHORIZED");
+        assert_eq!(t.metrics.admin_auth_failures.get(), 4);
     }
 
     #[test]

@@ -113,15 +113,7 @@ impl TrustedProxies {
         let forwarded = header == "forwarded";
         let mut hops: Vec<Hop> = Vec::new();
         for line in req.headers().get_all(header) {
-            let Ok(line) = line.to_str() else {
-                hops.push(Hop::Unreadable);
-                continue;
-            };
-            if forwarded {
-                hops.extend(forwarded_hops(line));
-            } else {
-                hops.extend(line.split(',').map(str::trim).map(address));
-            }
+            hops.extend(line_hops(line.as_bytes(), forwarded));
         }
         let mut leftmost = None;
         for hop in hops.iter().rev() {
@@ -160,17 +152,32 @@ fn address(text: &str) -> Hop {
     }
 }
 
-/// The `for=` of each element of an RFC 7239 `Forwarded` line (`for=192.0.2.60;proto=http,
-/// for="[2001:db8::1]:4711"`). An element without one, `unknown` or an obfuscated `_name` cannot
-/// be read.
-fn forwarded_hops(line: &str) -> impl Iterator<Item = Hop> + '_ {
-    line.split(',').map(|element| {
-        element
-            .split(';')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
-            .map_or(Hop::Unreadable, |(_, value)| address(value))
+/// The hops of one header line, split on its raw bytes before each element is decoded: an
+/// element that is not ASCII text is that element's problem ([`Hop::Unreadable`]), never the
+/// whole line's, so a client's stray byte to the left cannot hide the address a proxy appended
+/// to its right.
+fn line_hops(line: &[u8], forwarded: bool) -> impl Iterator<Item = Hop> + '_ {
+    line.split(|b| *b == b',').map(move |element| {
+        match std::str::from_utf8(element)
+            .ok()
+            .filter(|text| text.is_ascii())
+        {
+            None => Hop::Unreadable,
+            Some(text) if forwarded => forwarded_hop(text),
+            Some(text) => address(text),
+        }
     })
+}
+
+/// The `for=` of one element of an RFC 7239 `Forwarded` line (`for=192.0.2.60;proto=http`, or
+/// `for="[2001:db8::1]:4711"`). An element without one, `unknown` or an obfuscated `_name` cannot
+/// be read.
+fn forwarded_hop(element: &str) -> Hop {
+    element
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
+        .map_or(Hop::Unreadable, |(_, value)| address(value))
 }
 
 impl TrustedProxies {
@@ -266,6 +273,33 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    /// A request from `peer` with one `name` line of raw `bytes` (not necessarily text).
+    fn raw_request(peer: &str, name: &str, bytes: &[u8]) -> Request {
+        let mut req = request(peer, &[]);
+        let value = poem::http::HeaderValue::from_bytes(bytes).expect("a header value");
+        let name = poem::http::HeaderName::from_bytes(name.as_bytes()).expect("a name");
+        req.headers_mut().append(name, value);
+        req
+    }
+
+    #[test]
+    fn an_element_that_is_not_ascii_is_its_own_problem_not_the_lines() {
+        let p = proxies(&XFF);
+        let line = b"1.1.1.1\xff, 203.0.113.9";
+        let req = raw_request("10.0.0.5:80", "x-forwarded-for", line);
+        assert_eq!(p.client(&req).0.to_string(), "203.0.113.9");
+        // The proxy's own element unreadable: the peer, as for any unreadable right-most hop.
+        let req = raw_request("10.0.0.5:80", "x-forwarded-for", b"203.0.113.9, 1.1.1.\xe9");
+        assert_eq!(p.client(&req).0.to_string(), "10.0.0.5");
+        let f = proxies(&[
+            ("TRUSTED_PROXY_HEADER", "forwarded"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8"),
+        ]);
+        let line = b"for=\"1.1.1.1\xff\", for=198.51.100.4;proto=https";
+        let req = raw_request("10.0.0.5:80", "forwarded", line);
+        assert_eq!(f.client(&req).0.to_string(), "198.51.100.4");
     }
 
     #[test]

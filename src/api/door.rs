@@ -30,7 +30,7 @@ use super::{
 use crate::metrics::{http::method_label, HttpMetrics};
 
 /// See the module documentation.
-pub struct Door<A, P> {
+pub(crate) struct Door<A, P> {
     /// The OpenAPI operations: every path but the pages'.
     pub api: A,
     /// The pages ([`is_page`]): Swagger UI, the spec, the metrics, the console.
@@ -39,7 +39,9 @@ pub struct Door<A, P> {
     pub metrics: HttpMetrics,
     pub cors: Cors,
     pub proxies: TrustedProxies,
-    pub rate_limits: RateLimits,
+    /// The per-IP limit (`RATE_LIMIT_IP_*`); `None` where there is no Redis to keep it
+    /// (`firstcome consume`).
+    pub rate_limits: Option<RateLimits>,
 }
 
 impl<A: Endpoint, P: Endpoint> Endpoint for Door<A, P> {
@@ -70,8 +72,10 @@ impl<A: Endpoint, P: Endpoint> Door<A, P> {
     /// The client found and limited, then the body and the call within the deadline.
     async fn admitted(&self, mut req: Request) -> Response {
         self.proxies.resolve(&mut req);
-        if let Some(refused) = self.rate_limits.refuse_ip(&req).await {
-            return refused;
+        if let Some(limits) = &self.rate_limits {
+            if let Some(refused) = limits.refuse_ip(&req).await {
+                return refused;
+            }
         }
         match self.within_deadline(req).await {
             Ok(resp) => resp,

@@ -1,16 +1,23 @@
-//! Liveness and readiness. Ready means MySQL and Redis answer; Kafka (from the producers' live
-//! view), the relay's shard leadership and the consumers are reported in the body as typed
-//! values (the service keeps accepting participations while Kafka is down: that is the point of
-//! the outbox). So is whether user identity is checked (`USER_AUTH`) and whether the address is
-//! reachable from other hosts: protected mode lets `USER_AUTH=none` through there when said out
-//! loud, and this is where an operator (and the console) sees it.
+//! Liveness and readiness. Ready means MySQL and Redis answer (pinged at most once a second,
+//! `api::readiness`); Kafka (from the producers' live view), the relay's shard leadership and the
+//! consumers are reported in the body as typed values, to an admin token only (the service keeps
+//! accepting participations while Kafka is down: that is the point of the outbox). So is whether
+//! user identity is checked (`USER_AUTH`) and whether the address is reachable from other hosts,
+//! to anyone: protected mode lets `USER_AUTH=none` through there when said out loud, and this is
+//! where an operator (and the console, which holds no token) sees it.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use poem_openapi::{payload::Json, ApiResponse, Enum, Object, OpenApi};
+use poem::Request;
+use poem_openapi::{payload::Json, ApiResponse, Enum, Object, OpenApi, SecurityScheme};
 
-use super::Tag;
+use super::{
+    auth::{AdminAuth, AdminTokens},
+    error::ApiError,
+    readiness::{sees_details, Throttled},
+    Tag,
+};
 use crate::{
     config::Settings,
     consumer::{ConsumerHandle, ConsumerReport, ConsumerStatus},
@@ -27,14 +34,27 @@ pub struct Live {
     pub status: String,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct Check {
     pub ok: bool,
+    /// Why not, with an admin token only.
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
 }
 
+impl Check {
+    /// What anyone may see of it: up or down.
+    pub fn public(&self) -> Self {
+        Self {
+            ok: self.ok,
+            error: None,
+        }
+    }
+}
+
+/// A readiness answer. `status`, `mysql.ok`, `redis.ok` and `identity` are anyone's; the rest
+/// (the dependencies' errors, Kafka, the relay, the consumers) only an admin token's.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct Ready {
@@ -42,15 +62,18 @@ pub struct Ready {
     pub status: String,
     pub mysql: Check,
     pub redis: Check,
-    /// Kafka as this instance's producers see it (not part of `status`).
-    pub kafka: KafkaHealth,
-    /// This instance's relay and the shards it leads (not part of `status`).
-    pub relay: RelayHealth,
-    /// The consumers running in this process (`CONSUMERS`; empty when none).
-    pub consumers: Vec<ConsumerHealth>,
     /// Whether user calls are checked, and whether other hosts can call them (not part of
     /// `status`).
     pub identity: IdentityHealth,
+    /// Kafka as this instance's producers see it (not part of `status`; admin token).
+    #[oai(skip_serializing_if_is_none)]
+    pub kafka: Option<KafkaHealth>,
+    /// This instance's relay and the shards it leads (not part of `status`; admin token).
+    #[oai(skip_serializing_if_is_none)]
+    pub relay: Option<RelayHealth>,
+    /// The consumers running in this process (`CONSUMERS`; empty when none; admin token).
+    #[oai(skip_serializing_if_is_none)]
+    pub consumers: Option<Vec<ConsumerHealth>>,
 }
 
 /// `USER_AUTH` in force: `none` (the `userId` of a request is trusted: a gateway in front
@@ -285,6 +308,14 @@ pub enum ReadyResponse {
     NotReady(Json<Ready>),
 }
 
+/// An admin token shows the details of `/health/ready`; nothing shows the status alone.
+#[derive(SecurityScheme)]
+pub enum HealthViewer {
+    AdminAuth(AdminAuth),
+    #[oai(fallback)]
+    NoToken,
+}
+
 /// How long a readiness probe waits for each dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -297,6 +328,10 @@ pub struct HealthApi {
     pub consumers: Vec<ConsumerHandle>,
     /// `USER_AUTH` and `HTTP_ADDR`, as reported.
     pub identity: IdentityHealth,
+    /// Who sees the details.
+    pub admin: AdminTokens,
+    /// The last pings of MySQL and Redis, at most one pair a second.
+    pub pings: Throttled<(Check, Check)>,
 }
 
 #[OpenApi(prefix_path = "/health", tag = "Tag::Health")]
@@ -309,30 +344,56 @@ impl HealthApi {
         })
     }
 
-    /// MySQL and Redis are reachable (503 otherwise). Kafka's live state, the relay's shard
-    /// leadership and the consumers are reported, not required: wins are accepted while Kafka is
-    /// down. So is user identity: `identity.userAuth` `none` means any caller can act for any
-    /// user (`exposed`: from other hosts too).
+    /// MySQL and Redis are reachable (503 otherwise), as pinged at most once a second. Anyone
+    /// sees the status, each dependency's `ok` and `identity` (`userAuth` `none` means any caller
+    /// can act for any user; `exposed`: from other hosts too). An admin token also shows the
+    /// dependencies' errors, Kafka's live state, the relay's shard leadership and the consumers,
+    /// which are reported, not required: wins are accepted while Kafka is down. Any other
+    /// `Authorization` is 401.
     #[oai(path = "/ready", method = "get")]
-    async fn ready(&self) -> ReadyResponse {
-        let mysql = check(self.db.ping()).await;
-        let redis = check(self.gate.ping()).await;
+    async fn ready(
+        &self,
+        _viewer: HealthViewer,
+        http: &Request,
+    ) -> Result<ReadyResponse, ApiError> {
+        let details = sees_details(&self.admin, http)?;
+        let (mysql, redis) = self
+            .pings
+            .get(|| async { tokio::join!(check(self.db.ping()), check(self.gate.ping())) })
+            .await;
         let ok = mysql.ok && redis.ok;
-        let body = Ready {
-            status: if ok { "ready" } else { "not_ready" }.into(),
-            mysql,
-            redis,
-            kafka: (&self.components).into(),
-            relay: (&self.components).into(),
-            consumers: self.consumers.iter().map(Into::into).collect(),
-            identity: self.identity.clone(),
+        let body = if details {
+            Ready {
+                status: status(ok),
+                mysql,
+                redis,
+                identity: self.identity.clone(),
+                kafka: Some((&self.components).into()),
+                relay: Some((&self.components).into()),
+                consumers: Some(self.consumers.iter().map(Into::into).collect()),
+            }
+        } else {
+            Ready {
+                status: status(ok),
+                mysql: mysql.public(),
+                redis: redis.public(),
+                identity: self.identity.clone(),
+                kafka: None,
+                relay: None,
+                consumers: None,
+            }
         };
-        if ok {
+        Ok(if ok {
             ReadyResponse::Ready(Json(body))
         } else {
             ReadyResponse::NotReady(Json(body))
-        }
+        })
     }
+}
+
+/// `ready` or `not_ready`.
+pub(crate) fn status(ok: bool) -> String {
+    if ok { "ready" } else { "not_ready" }.into()
 }
 
 /// Runs one dependency probe with the readiness deadline.

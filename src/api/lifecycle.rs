@@ -6,7 +6,7 @@ use poem::{web::Data, Request};
 use poem_openapi::{param::Path, payload::Json, OpenApi};
 
 use super::{
-    auth::{AdminName, AdminTokens},
+    auth::{AdminName, AdminTokens, Presented},
     error::ApiError,
     participations::ParticipationDto,
     request_span::ServerSpan,
@@ -27,27 +27,27 @@ pub struct LifecycleApi {
 
 impl LifecycleApi {
     /// Who asks for a cancellation: an admin (its token names it), else the user (with
-    /// `USER_AUTH=jwt`, proven by the user's token). With `none`, a bearer token that is no admin
-    /// token is 401, never a silent downgrade to the user's call.
+    /// `USER_AUTH=jwt`, proven by the user's token). A bearer that is neither an admin token nor
+    /// shaped like a JWT is a failed admin attempt (the door counts it); with `none`, any bearer
+    /// that is no admin token is 401, never a silent downgrade to the user's call.
     fn canceller(
         &self,
         http: &Request,
         user_id: i64,
     ) -> Result<(Caller, Option<AdminName>), ApiError> {
-        if let Some(admin) = self.admin.in_header(http)? {
-            tracing::info!(admin = %admin, "Admin call.");
-            return Ok((Caller::Admin, Some(admin)));
+        match (self.admin.presented(http)?, self.users.enabled()) {
+            (Presented::Admin(admin), _) => {
+                tracing::info!(admin = %admin, "Admin call.");
+                Ok((Caller::Admin, Some(admin)))
+            }
+            (Presented::Failed, true) => Err(ApiError::unauthenticated()),
+            (Presented::Failed | Presented::UserJwt, false) => Err(ApiError::unauthorized()),
+            (Presented::UserJwt | Presented::Nothing, true) => {
+                self.users.verified(http, user_id)?;
+                Ok((Caller::User, None))
+            }
+            (Presented::Nothing, false) => Ok((Caller::User, None)),
         }
-        if self.users.enabled() {
-            self.users.authorize(http, user_id)?;
-        } else if http
-            .headers()
-            .contains_key(poem::http::header::AUTHORIZATION)
-        {
-            // With `none`, a bearer here can only be meant as an admin token: a failed attempt.
-            return Err(self.admin.failed(http));
-        }
-        Ok((Caller::User, None))
     }
 }
 

@@ -21,7 +21,7 @@ use poem_openapi::{
 };
 
 use super::{
-    auth::{AdminAuth, AdminTokens},
+    auth::{AdminAuth, AdminTokens, Presented},
     campaigns::StateDto,
     client_ip,
     error::ApiError,
@@ -166,21 +166,16 @@ pub struct LiveApi {
 
 impl LiveApi {
     /// Whether `req` is an admin's: no `Authorization` header is the public view; one that is
-    /// an admin's bearer token, the admin's; anything else a failed admin attempt (401), and
-    /// 429 once the client has none left.
+    /// an admin's bearer token, the admin's; anything else 401 (a failed admin attempt unless it
+    /// is shaped like a user's JWT), and 429 once the client has none left.
     fn admin(&self, req: &Request) -> Result<bool, ApiError> {
-        if !req
-            .headers()
-            .contains_key(poem::http::header::AUTHORIZATION)
-        {
-            return Ok(false);
-        }
-        match self.admin.in_header(req)? {
-            Some(admin) => {
+        match self.admin.presented(req)? {
+            Presented::Nothing => Ok(false),
+            Presented::Admin(admin) => {
                 tracing::debug!(admin = %admin, "An admin watches a live stream.");
                 Ok(true)
             }
-            None => Err(self.admin.failed(req)),
+            Presented::UserJwt | Presented::Failed => Err(ApiError::unauthorized()),
         }
     }
 }

@@ -17,9 +17,11 @@ mod join_json;
 pub mod json_string;
 pub mod lifecycle;
 pub mod live;
+mod metrics_page;
 pub mod participations;
 pub mod queue;
 pub mod rate_limit;
+pub mod readiness;
 pub mod request_span;
 pub mod rewards;
 mod spec_only;
@@ -105,7 +107,8 @@ impl Limits {
 }
 
 /// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`, Prometheus
-/// text at `/metrics`, the live console at `/console`.
+/// text at `/metrics` (an admin token's when `metrics_admin` is set: an exposed address), the
+/// live console at `/console`.
 pub fn routes(
     apis: Apis,
     metrics: Arc<Metrics>,
@@ -113,6 +116,7 @@ pub fn routes(
     rate_limits: rate_limit::RateLimits,
     proxies: client_ip::TrustedProxies,
     cors: cors::Cors,
+    metrics_admin: Option<auth::AdminTokens>,
 ) -> impl Endpoint {
     let service = openapi_service(apis);
     let ui = service.swagger_ui();
@@ -120,7 +124,13 @@ pub fn routes(
     let pages = Route::new()
         .nest(door::PAGES_DOCS, ui)
         .at(door::PAGE_SPEC, spec)
-        .at(door::PAGE_METRICS, get(Exposition::new(metrics.clone())))
+        .at(
+            door::PAGE_METRICS,
+            get(metrics_page::MetricsPage {
+                exposition: Exposition::new(metrics.clone()),
+                admin: metrics_admin,
+            }),
+        )
         .nest(door::PAGES_CONSOLE, crate::console::routes());
     door::Door {
         api: service.into_endpoint(),
@@ -129,6 +139,6 @@ pub fn routes(
         metrics: HttpMetrics::new(&metrics).with_openapi::<Apis>(),
         cors,
         proxies,
-        rate_limits,
+        rate_limits: Some(rate_limits),
     }
 }

@@ -17,7 +17,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    auth::{bearer, AdminAuth, AdminTokens},
+    auth::{bearer, AdminAuth, AdminTokens, Presented},
     error::ApiError,
     join_json::{JoinJson, ParticipationJson},
     json_string::JsonString,
@@ -192,12 +192,16 @@ impl ParticipationsApi {
         if !self.users.enabled() {
             return Ok(());
         }
-        // A user's JWT is no admin token: it is not a failed admin attempt either.
-        if let Some(admin) = self.admin.in_header(http)? {
-            tracing::info!(admin = %admin, "Admin call.");
-            return Ok(());
+        // A user's JWT (well-formed, valid or not) never meets the admin door; any other
+        // bearer that is no admin token is a failed admin attempt.
+        match self.admin.presented(http)? {
+            Presented::Admin(admin) => {
+                tracing::info!(admin = %admin, "Admin call.");
+                Ok(())
+            }
+            Presented::Failed => Err(ApiError::unauthenticated()),
+            Presented::UserJwt | Presented::Nothing => self.users.verified(http, user_id),
         }
-        self.users.authorize(http, user_id)
     }
 
     /// Who may list a campaign's participations: with `USER_AUTH=jwt`, an admin only (the list

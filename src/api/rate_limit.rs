@@ -150,13 +150,17 @@ pub(crate) fn retry_after(wait: Duration) -> u32 {
     u32::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u32::MAX)
 }
 
-/// Whether `req` is a public call: the API's, less the admin's (their token is the limit).
+/// Whether `req` is a public call: the API's, less the admin's (their token is the limit), and
+/// `/metrics`, whose exposition costs a little CPU each however it is answered.
+/// `/health/ready` is not: its pings run once a second whoever asks (`api::readiness`), and the
+/// limiter is itself a Redis round trip per call.
 fn public(req: &Request) -> bool {
     let path = req.uri().path();
-    path.starts_with("/api/")
-        && !path.starts_with("/api/v1/admin/")
-        && !(req.method() == poem::http::Method::POST
-            && path.trim_end_matches('/') == "/api/v1/campaigns")
+    path == super::door::PAGE_METRICS
+        || path.starts_with("/api/")
+            && !path.starts_with("/api/v1/admin/")
+            && !(req.method() == poem::http::Method::POST
+                && path.trim_end_matches('/') == "/api/v1/campaigns")
 }
 
 /// The campaign a join names (`POST /api/v1/campaigns/{id}/participations[/sync]`), if `req` is

@@ -12,7 +12,10 @@
 use poem::Request;
 use poem_openapi::{auth::Bearer, SecurityScheme};
 
-use super::{auth::AdminAuth, error::ApiError};
+use super::{
+    auth::{AdminAuth, AdminTokens, Presented},
+    error::ApiError,
+};
 use crate::identity::{IdentityError, UserVerifier};
 
 /// A user's JWT (`Authorization: Bearer <JWT>`), required when the service runs with
@@ -47,11 +50,14 @@ pub enum AdminOrUserToken {
 pub struct UserAuthority {
     /// `None` with `USER_AUTH=none`.
     verifier: Option<UserVerifier>,
+    /// The admin door: a bearer that is not shaped like a JWT is a guess at an admin token
+    /// wherever it is presented (docs/design.md §17).
+    door: AdminTokens,
 }
 
 impl UserAuthority {
-    pub fn new(verifier: Option<UserVerifier>) -> Self {
-        Self { verifier }
+    pub fn new(verifier: Option<UserVerifier>, door: AdminTokens) -> Self {
+        Self { verifier, door }
     }
 
     /// Whether calls are checked (`USER_AUTH=jwt`).
@@ -59,8 +65,22 @@ impl UserAuthority {
         self.verifier.is_some()
     }
 
-    /// Ok when the request may act for `user_id`.
+    /// Ok when the request may act for `user_id`. With `jwt`, a bearer that is not shaped like a
+    /// JWT goes through the admin door ([`AdminTokens::presented`]): counted as a failed admin
+    /// attempt (an admin token excepted) and 429 once the client has none left; either way it
+    /// acts for no user.
     pub fn authorize(&self, req: &Request, user_id: i64) -> Result<(), ApiError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        match self.door.presented(req)? {
+            Presented::Nothing | Presented::UserJwt => self.verified(req, user_id),
+            Presented::Admin(_) | Presented::Failed => Err(ApiError::unauthenticated()),
+        }
+    }
+
+    /// [`Self::authorize`] for a caller that asked the door itself: the user verifier alone.
+    pub fn verified(&self, req: &Request, user_id: i64) -> Result<(), ApiError> {
         let Some(verifier) = &self.verifier else {
             return Ok(());
         };

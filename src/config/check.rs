@@ -39,7 +39,9 @@ impl Settings {
     }
 
     /// Protected mode (docs/design.md §17, Redis's answer to the same problem), for `serve` only
-    /// (`consume` and `migrate` listen on nothing): on an `HTTP_ADDR` other hosts can reach, the
+    /// (`migrate` listens on nothing; `consume` serves only `/metrics` and `/health/*`, behind
+    /// the same door, where an exposed address needs the admin token for `/metrics` and the
+    /// readiness details): on an `HTTP_ADDR` other hosts can reach, the
     /// defaults meant for a laptop would publish an API where anyone acts for any user. There
     /// `USER_AUTH` must be said (`jwt`, or `none` when a gateway in front authenticates users)
     /// and `ADMISSION_SECRET` set (a generated one differs on every instance and every restart).
@@ -180,8 +182,9 @@ mod tests {
 
     #[test]
     fn consume_and_migrate_are_not_held_to_it() {
-        // They read the same settings (`into_settings`) but listen on nothing: only `serve`
-        // calls `check_protected_mode`, and the checks every command runs let this through.
+        // They read the same settings (`into_settings`), but neither takes a user's call: only
+        // `serve` calls `check_protected_mode`, and the checks every command runs let this
+        // through (`consume`'s port is guarded by the door and the admin token instead).
         Settings::from_pairs(&[("HTTP_ADDR", "0.0.0.0:8080")]).expect("valid");
     }
 }

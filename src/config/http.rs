@@ -45,6 +45,17 @@ pub struct HttpSettings {
     #[arg(id = "HTTP_MAX_CONNECTIONS_PER_CLIENT", long = "http-max-connections-per-client", env,
           default_value_t = 256, value_parser = number::<usize>(1..=1_000_000))]
     pub max_connections_per_client: usize,
+    /// Also speak HTTP/2 (cleartext, prior knowledge) on HTTP_ADDR; off: HTTP/1.1 only, and an HTTP/2 preface is refused
+    #[arg(id = "HTTP2_ENABLED", long = "http2-enabled", env, default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub http2: bool,
+    /// With HTTP2_ENABLED: streams one connection may have in flight at once; each counts against HTTP_MAX_CONNECTIONS_PER_CLIENT (1–1000)
+    #[arg(id = "HTTP2_MAX_CONCURRENT_STREAMS", long = "http2-max-concurrent-streams", env,
+          default_value_t = 8, value_parser = number::<u32>(1..=1_000))]
+    pub http2_max_streams: u32,
+    /// A second listener serving only /metrics, without a token (e.g. an internal network for Prometheus); unset: none, and /metrics on an HTTP_ADDR other hosts reach needs an admin token
+    #[arg(id = "METRICS_ADDR", long = "metrics-addr", env)]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl HttpSettings {

@@ -25,6 +25,7 @@
 //! - [`kafka_properties`]: `KAFKA_PROPERTIES`, extra librdkafka settings;
 //! - [`reference`]: the README's configuration table, generated from the declarations.
 
+pub mod admin_tokens;
 pub mod args;
 mod check;
 pub mod cidr;
@@ -49,6 +50,7 @@ use std::time::Duration;
 
 use clap::{builder::BoolishValueParser, ArgAction, Args};
 
+pub use admin_tokens::NamedToken;
 pub use consumers::ConsumerSettings;
 pub use cors::CorsSettings;
 pub use database::{DatabaseSettings, GroupCommitSettings};
@@ -60,10 +62,11 @@ pub use rate_limit::RateLimitSettings;
 pub use redis::{RedisSettings, RedisTls};
 pub use relay::RelaySettings;
 pub use user_auth::{JwtAlgorithm, UserAuthMode, UserAuthSettings};
-pub use values::{GroupProtocol, LogFormat, NamedToken, Secret};
+pub use values::{GroupProtocol, LogFormat, Secret};
 pub use waiting_room::WaitingRoomSettings;
 
-use values::{admin_token, admin_tokens, log_filter, log_format, millis, number, otlp_endpoint};
+use admin_tokens::{admin_token, admin_tokens};
+use values::{log_filter, log_format, millis, number, otlp_endpoint};
 
 /// `KAFKA_TOPIC` when unset; also the topic `firstcome asyncapi` documents.
 pub const DEFAULT_TOPIC: &str = "campaign.participation.v1";
@@ -117,7 +120,7 @@ pub struct Settings {
     pub live: LiveSettings,
     #[command(flatten, next_help_heading = "Browsers")]
     pub cors: CorsSettings,
-    /// Bearer token of the admin API, 16+ characters, not one character repeated nor an example of the documentation; unset: generated and printed once to stderr
+    /// Bearer token of the admin API: 24+ characters, 12+ distinct, no repetition, straight run, documentation example or JWT shape (e.g. `openssl rand -hex 32`); unset: generated and printed once to stderr
     // `None` means "generate one at startup and log it once".
     #[arg(id = "ADMIN_TOKEN", long = "admin-token", env, hide_env_values = true,
           help_heading = "Operations", default_value = "", hide_default_value = true,
@@ -165,6 +168,10 @@ pub struct AdminDoorSettings {
     #[arg(id = "ADMIN_FAILED_ATTEMPTS_PER_MINUTE", long = "admin-failed-attempts-per-minute", env,
           default_value_t = 6, value_parser = number::<u32>(1..=60_000))]
     pub per_minute: u32,
+    /// Client addresses the admin door keeps a bucket of failed attempts for; past it the oldest is forgotten (1000–10000000)
+    #[arg(id = "ADMIN_DOOR_MAX_CLIENTS", long = "admin-door-max-clients", env,
+          default_value_t = 100_000, value_parser = number::<usize>(1_000..=10_000_000))]
+    pub max_clients: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -273,21 +280,21 @@ mod tests {
     fn named_admin_tokens_are_checked_one_by_one_and_against_admin_token() {
         let s = Settings::from_pairs(&[(
             "ADMIN_TOKENS",
-            "alice:alice-token-0123456789, bob:bob-token-0123456789",
+            "alice:alice-token-0123456789-xyz, bob:bob-token-0123456789-xyz",
         )])
         .expect("valid");
         let names: Vec<&str> = s.admin_tokens.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
         for (value, says) in [
             ("alice", "name:token"),
-            ("alice:short", "at least 16 characters"),
-            ("Alice:alice-token-0123456789", "[a-z0-9_.-]"),
+            ("alice:short", "at least 24 characters"),
+            ("Alice:alice-token-0123456789-xyz", "[a-z0-9_.-]"),
             (
-                "a:alice-token-0123456789,a:bob-token-0123456789",
+                "a:alice-token-0123456789-xyz,a:bob-token-0123456789-xyz",
                 "given twice",
             ),
             (
-                "a:same-token-0123456789,b:same-token-0123456789",
+                "a:same-token-0123456789-xyz,b:same-token-0123456789-xyz",
                 "also another",
             ),
         ] {
@@ -301,11 +308,11 @@ mod tests {
             );
         }
         for tokens in [
-            "admin:other-token-0123456789",
-            "ops:single-token-0123456789",
+            "admin:other-token-0123456789-xyz",
+            "ops:single-token-0123456789-xyz",
         ] {
             let err = Settings::from_pairs(&[
-                ("ADMIN_TOKEN", "single-token-0123456789"),
+                ("ADMIN_TOKEN", "single-token-0123456789-xyz"),
                 ("ADMIN_TOKENS", tokens),
             ])
             .unwrap_err();
@@ -348,7 +355,7 @@ mod tests {
     fn secrets_are_not_printed() {
         let s = Settings::from_pairs(&[
             ("DATABASE_URL", "mysql://u:hunter2hunter2@h/db"),
-            ("ADMIN_TOKEN", "0123456789abcdef-sesame"),
+            ("ADMIN_TOKEN", "0123456789abcdef-open-sesame"),
             ("JWT_SECRET", "0123456789abcdef0123456789abcdef-opensesame"),
         ])
         .expect("valid");

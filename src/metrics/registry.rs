@@ -249,9 +249,15 @@ declare_metrics! {
     admin_auth_failures: Counter = Counter::default(),
         "firstcome_admin_auth_failures_total",
         "Admin calls refused for their token (401), and those refused before the comparison (429) among them";
+    admin_door_tracked: Gauge = Gauge::default(),
+        "firstcome_admin_door_tracked_clients",
+        "Client addresses the admin door holds a bucket of failed attempts for (bounded by ADMIN_DOOR_MAX_CLIENTS)";
     rate_limit_unavailable: Counter = Counter::default(),
         "firstcome_rate_limit_unavailable_total",
         "Calls let through because the rate limiter could not reach Redis";
+    readiness_checks: Counter = Counter::default(),
+        "firstcome_readiness_checks_total",
+        "Readiness checks run (each pings the dependencies); at most one a second, whoever asks";
     live_streams_refused: Family<ReasonLabels, Counter> = Family::default(),
         "firstcome_live_streams_refused_total",
         "Live-stream requests refused by a watcher cap, by which (per_client, total)";

@@ -94,6 +94,7 @@ impl Caps {
                 Ok(Permit {
                     inner: self.inner.clone(),
                     client,
+                    connection: true,
                 })
             }
             Err(refusal) => {
@@ -107,6 +108,43 @@ impl Caps {
                 Err(refusal)
             }
         }
+    }
+}
+
+impl Caps {
+    /// One more stream in flight on an HTTP/2 connection of `peer` that already has one: it takes
+    /// a place under the per-client cap as a connection would (not under the total, which counts
+    /// descriptors), so that a client cannot multiply its cap by the streams of a connection. A
+    /// trusted proxy is exempt, as from the per-client cap of connections.
+    pub fn admit_stream(&self, peer: IpAddr) -> Result<Permit, Refusal> {
+        let peer = canonical(peer);
+        let client = (!self.inner.proxies.trusts(peer)).then(|| ClientIp(peer).key());
+        let Some(key) = client else {
+            return Ok(Permit {
+                inner: self.inner.clone(),
+                client: None,
+                connection: false,
+            });
+        };
+        let mut counts = self.inner.counts();
+        let of_client = counts.by_client.get(&key).copied().unwrap_or(0);
+        if of_client >= self.inner.per_client {
+            drop(counts);
+            self.inner
+                .metrics
+                .connections_refused
+                .get_or_create(&ReasonLabels {
+                    reason: Refusal::PerClient.label(),
+                })
+                .inc();
+            return Err(Refusal::PerClient);
+        }
+        counts.by_client.insert(key.clone(), of_client + 1);
+        Ok(Permit {
+            inner: self.inner.clone(),
+            client: Some(key),
+            connection: false,
+        })
     }
 }
 
@@ -136,17 +174,22 @@ impl Inner {
     }
 }
 
-/// One admitted connection's place; dropping it gives the place back.
+/// One admitted connection's place (or an HTTP/2 stream's, [`Caps::admit_stream`]); dropping it
+/// gives the place back.
 pub struct Permit {
     inner: Arc<Inner>,
     /// The key the connection counts under; `None` for a trusted proxy (the total only).
     client: Option<String>,
+    /// A connection's (counted in the total and the open gauge), or a stream's (per client only).
+    connection: bool,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut counts = self.inner.counts();
-        counts.open = counts.open.saturating_sub(1);
+        if self.connection {
+            counts.open = counts.open.saturating_sub(1);
+        }
         if let Some(key) = &self.client {
             if let Some(n) = counts.by_client.get_mut(key) {
                 *n -= 1;
@@ -156,7 +199,9 @@ impl Drop for Permit {
             }
         }
         drop(counts);
-        self.inner.metrics.connections_open.dec();
+        if self.connection {
+            self.inner.metrics.connections_open.dec();
+        }
     }
 }
 
@@ -226,6 +271,36 @@ mod tests {
             caps.admit(ip("::ffff:192.0.2.7")).err(),
             Some(Refusal::PerClient)
         );
+    }
+
+    #[test]
+    fn http2_streams_take_places_under_the_per_client_cap_not_the_total() {
+        let (caps, metrics) = caps(2, 3, "10.0.0.0/8");
+        let _connection = caps.admit(ip("192.0.2.1")).expect("a connection");
+        let second = caps.admit_stream(ip("192.0.2.1")).expect("a second stream");
+        let _third = caps.admit_stream(ip("192.0.2.1")).expect("a third stream");
+        assert_eq!(
+            caps.admit_stream(ip("192.0.2.1")).err(),
+            Some(Refusal::PerClient)
+        );
+        assert_eq!(caps.admit(ip("192.0.2.1")).err(), Some(Refusal::PerClient));
+        drop(second);
+        assert!(caps.admit_stream(ip("192.0.2.1")).is_ok());
+        assert_eq!(
+            metrics.connections_open.get(),
+            1,
+            "streams are no connections"
+        );
+        assert!(
+            caps.admit(ip("192.0.2.2")).is_ok(),
+            "the total counts connections"
+        );
+        let _proxied: Vec<Permit> = (0..10)
+            .map(|_| {
+                caps.admit_stream(ip("10.1.2.3"))
+                    .expect("a proxy is exempt")
+            })
+            .collect();
     }
 
     #[test]

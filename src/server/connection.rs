@@ -1,27 +1,24 @@
-//! Serving one connection: hyper-util's auto builder (HTTP/1.1, or HTTP/2 with prior knowledge,
-//! as poem's own server offered), poem's endpoint as the service, and the client deadlines
+//! Serving one connection: hyper-util's auto builder, HTTP/1.1 only unless `HTTP2_ENABLED` (then
+//! HTTP/2 with prior knowledge too, its concurrent streams capped at
+//! `HTTP2_MAX_CONCURRENT_STREAMS`), poem's endpoint as the service, and the client deadlines
 //! around it (docs/design.md §17):
 //!
 //! - the request head: hyper's HTTP/1 `header_read_timeout`, which needs the timer poem's server
 //!   does not give it, bounds each head from the moment hyper waits for one, between requests on
-//!   a kept-alive connection included. Before hyper knows the protocol nothing of its own runs, so
-//!   a fresh connection must also bring its first request within the same deadline;
+//!   a kept-alive connection included. And whatever the protocol, a connection with no request in
+//!   flight for the same deadline is closed ([`super::streams`]): a fresh one that never brings
+//!   its first head, and an HTTP/2 one that only sends PINGs, which are no request;
 //! - idleness: no byte moving either way for `HTTP_IDLE_TIMEOUT_MS` ([`super::idle`]);
-//! - the body: within the request's deadline, which `api::guard` keeps.
+//! - the body: within the request's deadline, which `api::door` keeps.
+//!
+//! Each HTTP/2 stream beyond a connection's first takes a place under the per-client cap
+//! ([`super::caps`]); one past it is answered 503 `SERVICE_BUSY` alone.
 //!
 //! A connection past a deadline is dropped (closed) at once; a graceful shutdown would wait for
 //! the very client that stalls.
 
 use std::{
-    convert::Infallible,
-    error::Error,
-    net::SocketAddr,
-    pin::pin,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
-    time::Duration,
+    convert::Infallible, error::Error, net::SocketAddr, pin::pin, sync::Arc, time::Duration,
 };
 
 use hyper::{body::Incoming, service::service_fn};
@@ -30,18 +27,22 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulConnection},
 };
 use poem::{
-    http::uri::Scheme,
+    http::{uri::Scheme, Version},
     web::{LocalAddr, RemoteAddr},
-    Addr, Endpoint,
+    Addr, Endpoint, IntoResponse,
 };
 use tokio::{net::TcpStream, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    caps::Permit,
+    caps::{Caps, Permit},
     idle::{Activity, Watched},
+    streams::{Streams, Tracked},
 };
-use crate::metrics::{registry::ReasonLabels, Metrics};
+use crate::{
+    api::error::ApiError,
+    metrics::{registry::ReasonLabels, Metrics},
+};
 
 /// The client deadlines of a connection.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +58,8 @@ pub struct Serving<E> {
     endpoint: E,
     http: auto::Builder<TokioExecutor>,
     deadlines: Deadlines,
+    /// The per-client cap, which each HTTP/2 stream beyond a connection's first also meets.
+    caps: Caps,
     metrics: Arc<Metrics>,
     /// The server's stop (the application's root token): each connection, seeing it, finishes
     /// its in-flight requests and closes; the accept loop bounds how long that may take.
@@ -90,6 +93,8 @@ impl<E: Endpoint + 'static> Serving<E> {
     pub fn new(
         endpoint: E,
         deadlines: Deadlines,
+        http2_streams: Option<u32>,
+        caps: Caps,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Self {
@@ -101,6 +106,16 @@ impl<E: Endpoint + 'static> Serving<E> {
                 .inc_by(0);
         }
         let mut http = auto::Builder::new(TokioExecutor::new());
+        match http2_streams {
+            // HTTP/2's PINGs and streams escape a deadline on heads; nothing asks for it by
+            // default (a proxy in front speaks HTTP/1.1 to its upstreams).
+            None => http = http.http1_only(),
+            Some(streams) => {
+                http.http2()
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(streams);
+            }
+        }
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(deadlines.header);
@@ -108,6 +123,7 @@ impl<E: Endpoint + 'static> Serving<E> {
             endpoint,
             http,
             deadlines,
+            caps,
             metrics,
             shutdown,
         }
@@ -125,40 +141,55 @@ impl<E: Endpoint + 'static> Serving<E> {
             }
         };
         let activity = Activity::new();
-        let headed = Arc::new(AtomicBool::new(false));
+        let streams = Streams::new();
         let service = {
             let this = self.clone();
-            let headed = headed.clone();
+            let streams = streams.clone();
             service_fn(move |req: hyper::Request<Incoming>| {
-                headed.store(true, Ordering::Relaxed);
                 let this = this.clone();
+                // Counted before anything awaits: the head deadline stops at once.
+                let already = streams.in_flight();
+                let in_flight = streams.begin();
                 async move {
+                    let extra = if req.version() == Version::HTTP_2 && already > 0 {
+                        match this.caps.admit_stream(peer.ip()) {
+                            Ok(place) => Some(place),
+                            Err(_) => {
+                                let busy = ApiError::busy().into_response();
+                                let busy: hyper::Response<_> = busy.into();
+                                let hold = (in_flight, None);
+                                return Ok(busy.map(|body| Tracked { body, hold }));
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     let req = poem::Request::from((
                         req,
                         LocalAddr(Addr::SocketAddr(local)),
                         RemoteAddr(Addr::SocketAddr(peer)),
                         Scheme::HTTP,
                     ));
-                    let response = this.endpoint.get_response(req).await;
-                    Ok::<hyper::Response<_>, Infallible>(response.into())
+                    let response: hyper::Response<_> = this.endpoint.get_response(req).await.into();
+                    let hold = (in_flight, extra);
+                    Ok::<_, Infallible>(response.map(|body| Tracked { body, hold }))
                 }
             })
         };
         let io = TokioIo::new(Watched::new(stream, activity.clone()));
         let conn = self.http.serve_connection(io, service);
-        let ended = self.drive(conn, &activity, &headed).await;
+        let ended = self.drive(conn, &activity, &streams).await;
         self.record(ended);
     }
 
     /// Polls the connection against its deadlines and the shutdown.
-    async fn drive<C>(&self, conn: C, activity: &Activity, headed: &AtomicBool) -> Ended
+    async fn drive<C>(&self, conn: C, activity: &Activity, streams: &Streams) -> Ended
     where
         C: GracefulConnection<Error = Box<dyn Error + Send + Sync>>,
     {
         let mut conn = pin!(conn);
         let mut idle = pin!(tokio::time::sleep(self.deadlines.idle));
-        let mut first_head = pin!(tokio::time::sleep(self.deadlines.header));
-        let mut first_head_due = true;
+        let mut no_request = pin!(tokio::time::sleep(self.deadlines.header));
         let mut draining = false;
         loop {
             tokio::select! {
@@ -170,11 +201,14 @@ impl<E: Endpoint + 'static> Serving<E> {
                     }
                     idle.as_mut().reset(deadline);
                 }
-                () = &mut first_head, if first_head_due => {
-                    if !headed.load(Ordering::Relaxed) {
-                        return Ended::HeaderTimeout;
+                () = &mut no_request => {
+                    // While a request is in flight, look again a deadline later.
+                    let now = Instant::now();
+                    match streams.head_deadline(self.deadlines.header) {
+                        Some(deadline) if deadline <= now => return Ended::HeaderTimeout,
+                        Some(deadline) => no_request.as_mut().reset(deadline),
+                        None => no_request.as_mut().reset(now + self.deadlines.header),
                     }
-                    first_head_due = false;
                 }
                 () = self.shutdown.cancelled(), if !draining => {
                     draining = true;

@@ -14,6 +14,7 @@ mod connection;
 mod idle;
 mod open_files;
 mod refuse;
+mod streams;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -36,6 +37,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// `HTTP_MAX_CONNECTIONS_PER_CLIENT`.
     pub max_connections_per_client: usize,
+    /// `HTTP2_MAX_CONCURRENT_STREAMS` with `HTTP2_ENABLED`; `None`: HTTP/1.1 only.
+    pub http2_streams: Option<u32>,
 }
 
 impl ServerSettings {
@@ -47,6 +50,7 @@ impl ServerSettings {
             },
             max_connections: http.max_connections,
             max_connections_per_client: http.max_connections_per_client,
+            http2_streams: http.http2.then_some(http.http2_max_streams),
         }
     }
 }
@@ -89,18 +93,20 @@ impl Server {
             proxies,
             metrics,
         } = self;
-        let serving = Arc::new(Serving::new(
-            endpoint,
-            settings.deadlines,
-            metrics.clone(),
-            shutdown.clone(),
-        ));
         let caps = Caps::new(
             settings.max_connections,
             settings.max_connections_per_client,
             proxies,
-            metrics,
+            metrics.clone(),
         );
+        let serving = Arc::new(Serving::new(
+            endpoint,
+            settings.deadlines,
+            settings.http2_streams,
+            caps.clone(),
+            metrics,
+            shutdown.clone(),
+        ));
         let refuser = Refuser::default();
         let mut connections = JoinSet::new();
         let mut backoff = AcceptBackoff::default();

@@ -1,21 +1,21 @@
 //! The consumers' side of start-up: starting the consumers `CONSUMERS` names (inside `serve`,
-//! or alone as `firstcome consume`, with a small HTTP listener of their own).
+//! or alone as `firstcome consume`, with a small HTTP listener of their own on `serve`'s server).
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use poem::{listener::TcpAcceptor, Server};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::bind_and_migrate;
+use super::{bind_and_migrate, MetricsListener};
 use crate::{
-    api,
+    api::{self, auth::AdminTokens, client_ip::TrustedProxies, cors::Cors, Limits},
     config::{DatabaseSettings, GroupProtocol, Settings},
     consumer::{self, ConsumerDeps, ConsumerHandle},
     db,
     kafka::{KafkaMode, KafkaReachability, Producers},
     metrics::Metrics,
+    server::{Server, ServerSettings},
     shutdown::running,
 };
 
@@ -72,7 +72,8 @@ pub(super) async fn start_consumers(
 }
 
 /// `firstcome consume`: only the consumers, against `KAFKA_BOOTSTRAP_SERVERS`, and a small HTTP
-/// listener on `HTTP_ADDR` (`/metrics`, `/health/live`, `/health/ready`), until `shutdown` is
+/// listener on `HTTP_ADDR` (`/metrics`, `/health/live`, `/health/ready`: `serve`'s server and
+/// door, `api::consume`), until `shutdown` is
 /// cancelled; then the listener drains and the consumers commit what they applied and leave their
 /// groups, within `SHUTDOWN_TIMEOUT_MS`.
 pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -85,6 +86,7 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
         anyhow::bail!("CONSUMERS is empty: `firstcome consume` has nothing to run");
     }
     let (listener, addr) = bind_and_migrate(&settings).await?;
+    let metrics_listener = MetricsListener::bind(settings.http.metrics_addr).await?;
     let reachability = KafkaReachability::new(KafkaMode::External, &bootstrap);
     let producers = Producers::new(&bootstrap, &settings.kafka, &reachability)
         .context("could not create the Kafka producers")?;
@@ -95,21 +97,38 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
     )
     .await?;
     let db = db.context("CONSUMERS is empty")?;
-    let app = api::consume::routes(db, consumers.clone(), metrics);
-    let server = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-        .run_with_graceful_shutdown(
-            app,
-            shutdown.clone().cancelled_owned(),
-            Some(settings.shutdown_timeout),
+    let proxies = TrustedProxies::new(&settings.rate_limits, metrics.clone());
+    let app = api::consume::routes(api::consume::ConsumeSurface {
+        db,
+        consumers: consumers.clone(),
+        metrics: metrics.clone(),
+        admin: AdminTokens::from_settings(&settings, metrics.clone()),
+        exposed: settings.listens_beyond_loopback(),
+        limits: Limits::of(&settings.http),
+        proxies: proxies.clone(),
+        cors: Cors::new(&settings.cors),
+    });
+    // The same server as `serve`'s: the client deadlines and the connection caps.
+    crate::server::raise_open_files_limit(settings.http.max_connections);
+    let server_settings = ServerSettings::of(&settings.http);
+    if let Some(m) = metrics_listener {
+        let (proxies, metrics, timeout) =
+            (proxies.clone(), metrics.clone(), settings.shutdown_timeout);
+        m.serve(
+            server_settings,
+            proxies,
+            metrics,
+            &tasks,
+            shutdown.clone(),
+            timeout,
         );
+    }
+    let server = Server::new(listener, server_settings, proxies, metrics);
     tasks.spawn(running::track(
         "HTTP listener (consume)",
-        async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "The HTTP listener failed; /metrics and /health are gone.");
-            }
-        }
-        .instrument(tracing::info_span!("consume_http")),
+        server
+            .run(app, shutdown.clone(), settings.shutdown_timeout)
+            .instrument(tracing::info_span!("consume_http")),
     ));
     tracing::info!(consumers = ?settings.consumers.enabled, %bootstrap, %addr, "Consuming.");
     shutdown.cancelled().await;

@@ -29,6 +29,7 @@ use crate::live::{LiveHub, LiveSource};
 
 mod consumers;
 mod kafka;
+mod metrics_listener;
 #[cfg(feature = "test-hooks")]
 pub mod planted;
 mod resources;
@@ -39,6 +40,7 @@ pub mod testing;
 pub use consumers::consume;
 use consumers::start_consumers;
 use kafka::KafkaClients;
+use metrics_listener::MetricsListener;
 use resources::Resources;
 use services::Services;
 
@@ -67,6 +69,10 @@ pub struct Application {
     proxies: crate::api::client_ip::TrustedProxies,
     /// `CORS_ALLOWED_ORIGINS`.
     cors: crate::api::cors::Cors,
+    /// Who may read `/metrics` on `HTTP_ADDR`: `Some` (admins) on an exposed address.
+    metrics_admin: Option<crate::api::auth::AdminTokens>,
+    /// `METRICS_ADDR`, bound.
+    metrics_listener: Option<MetricsListener>,
     /// Root of every background task's lifetime; cancelled once, on shutdown.
     shutdown: CancellationToken,
     /// Background tasks, awaited (bounded) after the HTTP server has drained.
@@ -168,6 +174,7 @@ impl ApplicationBuilder {
         let settings = self.settings;
         settings.warn_if_identity_is_off();
         let (listener, addr) = bind_and_migrate(&settings).await?;
+        let metrics_listener = MetricsListener::bind(settings.http.metrics_addr).await?;
         let db = db::pool::connect(&settings.database).await?;
         let gate = Gate::new(&settings.redis).context("could not set up the Redis connection")?;
         let shutdown = CancellationToken::new();
@@ -220,6 +227,7 @@ impl ApplicationBuilder {
             tasks.clone(),
             shutdown.clone(),
         );
+        let admin = crate::api::auth::AdminTokens::from_settings(&settings, metrics.clone());
         let apis = Resources {
             rate_limits: rate_limits.clone(),
             refusals: services.refusals,
@@ -234,8 +242,8 @@ impl ApplicationBuilder {
             components,
             consumers,
             metrics: metrics.clone(),
-            admin: crate::api::auth::AdminTokens::from_settings(&settings, metrics.clone()),
-            users: crate::api::user_auth::UserAuthority::new(verifier),
+            admin: admin.clone(),
+            users: crate::api::user_auth::UserAuthority::new(verifier, admin.clone()),
             identity: crate::api::health::IdentityHealth::of(&settings),
         }
         .into_apis();
@@ -248,6 +256,8 @@ impl ApplicationBuilder {
             rate_limits,
             proxies,
             cors: crate::api::cors::Cors::new(&settings.cors),
+            metrics_admin: settings.listens_beyond_loopback().then(|| admin.clone()),
+            metrics_listener,
             shutdown,
             tasks,
             shutdown_timeout: settings.shutdown_timeout,
@@ -278,6 +288,11 @@ impl Application {
         self.addr.port()
     }
 
+    /// The port of `METRICS_ADDR`, when one is configured.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener.as_ref().map(|m| m.addr().port())
+    }
+
     /// Cancelling this token stops the application as SIGTERM does.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -293,6 +308,8 @@ impl Application {
             rate_limits,
             proxies,
             cors,
+            metrics_admin,
+            metrics_listener,
             shutdown,
             tasks,
             shutdown_timeout,
@@ -316,8 +333,21 @@ impl Application {
                 tracing::info_span!("shutdown_clock"),
             ))
         };
+        if let Some(listener) = metrics_listener {
+            let (proxies, metrics) = (proxies.clone(), metrics.clone());
+            let shutdown = shutdown.clone();
+            listener.serve(server, proxies, metrics, &tasks, shutdown, shutdown_timeout);
+        }
         let http = crate::server::Server::new(listener, server, proxies.clone(), metrics.clone());
-        let app = api::routes(apis, metrics, limits, rate_limits, proxies, cors);
+        let app = api::routes(
+            apis,
+            metrics,
+            limits,
+            rate_limits,
+            proxies,
+            cors,
+            metrics_admin,
+        );
         running::track(
             "HTTP server (in-flight requests)",
             http.run(app, shutdown.clone(), shutdown_timeout),

@@ -61,6 +61,8 @@ impl Resources {
                 components: self.components.clone(),
                 consumers: self.consumers,
                 identity: self.identity,
+                admin: self.admin.clone(),
+                pings: crate::api::readiness::Throttled::new(self.metrics.readiness_checks.clone()),
             },
             CampaignsApi {
                 campaigns: campaigns.clone(),

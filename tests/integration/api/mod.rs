@@ -7,6 +7,8 @@ pub(crate) mod boundary_sweep;
 mod campaigns;
 mod controls;
 mod door;
+mod guesses;
+mod http2;
 mod openapi;
 mod slow_clients;
 mod user_auth;

@@ -26,7 +26,7 @@ async fn a_burst_over_several_campaigns_is_applied_once_and_both_stats_endpoints
     assert_daily_aggregate_and_raw_agree(&app).await;
     assert_rewards_of_a_winner_and_of_nobody(&app).await;
 
-    let ready = app.get("/health/ready").await;
+    let ready = app.admin_get("/health/ready").await;
     let names: Vec<&str> = ready.body["consumers"]
         .as_array()
         .expect("consumers")
@@ -166,7 +166,7 @@ async fn a_campaign_without_wins_has_empty_stats_and_consumers_can_be_turned_off
         assert_eq!(stats.body[field], none, "{field}: {stats:?}");
     }
     assert!(stats.body.get("closedAt").is_none(), "{stats:?}");
-    let ready = app.get("/health/ready").await;
+    let ready = app.admin_get("/health/ready").await;
     assert_eq!(ready.body["consumers"], json!([]));
     // Nothing applies the published win, however long one waits for the relay's next rounds.
     wait_until("the relay to publish", APPLIED, || async {

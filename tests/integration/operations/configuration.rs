@@ -30,7 +30,7 @@ async fn serve_help_names_every_variable_of_the_design_with_its_default() {
     // A secret's value is never shown, even when it is set.
     let (_, help, _) = firstcome(
         &["serve", "--help"],
-        &[("ADMIN_TOKEN", "hunter2hunter2hunter2")],
+        &[("ADMIN_TOKEN", "hunter2-correct-horse-battery")],
     )
     .await;
     assert!(!help.contains("hunter2"), "{help}");
@@ -110,7 +110,7 @@ async fn kafka_properties_reach_the_relay_producer() {
     wait_until(
         "Kafka to be reported unreachable",
         Duration::from_secs(30),
-        || async { tls.get("/health/ready").await.body["kafka"]["state"] == "UNREACHABLE" },
+        || async { tls.admin_get("/health/ready").await.body["kafka"]["state"] == "UNREACHABLE" },
     )
     .await;
     assert_eq!(tls.outbox_count("PUBLISHED").await, 0);

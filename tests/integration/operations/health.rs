@@ -17,7 +17,7 @@ use crate::{
 const NOTICE: Duration = Duration::from_secs(15);
 
 async fn ready(app: &TestApp) -> Value {
-    let reply = app.get("/health/ready").await;
+    let reply = app.admin_get("/health/ready").await;
     assert_eq!(reply.status, 200, "MySQL and Redis are up: {reply:?}");
     reply.body
 }

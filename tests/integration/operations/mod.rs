@@ -3,6 +3,7 @@
 
 mod configuration;
 mod dashboard;
+mod exposure;
 mod health;
 pub(crate) mod metrics;
 mod migrations;

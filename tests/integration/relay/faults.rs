@@ -182,7 +182,7 @@ async fn a_broker_down_for_longer_than_every_attempt_dead_letters_nothing() {
             "accepted while Kafka is down"
         );
     }
-    let ready = app.get("/health/ready").await;
+    let ready = app.admin_get("/health/ready").await;
     assert_eq!(
         ready.status, 200,
         "readiness does not depend on Kafka: {ready:?}"

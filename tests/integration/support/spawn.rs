@@ -55,6 +55,8 @@ pub struct TestApp {
     pub shards: u32,
     /// Counters inside the application and its reconciler (`hooks.rs`).
     pub probe: Probe,
+    /// The port of `METRICS_ADDR`, when the test configured one.
+    pub metrics_port: Option<u16>,
 }
 
 /// A fresh, empty database for one test.
@@ -128,6 +130,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     }
     let (app, inside) = crate::hooks::build(settings.clone()).await;
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_port = app.metrics_port();
     let shutdown = app.shutdown_token();
     let broker = inside.broker;
     let kafka_bootstrap = match (&broker, &settings.kafka.bootstrap_servers) {
@@ -160,6 +163,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         faults: inside.faults,
         shards: settings.relay.shards,
         probe: inside.probe,
+        metrics_port,
     }
 }
 

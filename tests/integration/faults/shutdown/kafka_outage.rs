@@ -71,6 +71,7 @@ async fn join(client: &reqwest::Client, service: &Service, campaign: i64, user: 
 async fn ready_consumers(client: &reqwest::Client, service: &Service) -> Vec<Value> {
     let ready: Value = match client
         .get(format!("{}/health/ready", service.base))
+        .bearer_auth(&service.token)
         .send()
         .await
     {

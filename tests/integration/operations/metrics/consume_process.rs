@@ -1,5 +1,6 @@
 //! `firstcome consume` as a child process for the metrics test: started on any free port (read
-//! from its "Consuming." log line), then its `/metrics`, `/health/live` and `/health/ready`.
+//! from its "Consuming." log line), then its `/metrics`, `/health/live` and `/health/ready`, and
+//! the deadlines of `serve`'s server, which serves it too (issue 57).
 
 use std::{
     io::{BufRead, BufReader},
@@ -10,6 +11,12 @@ use std::{
 use crate::{consumer_helpers::ChildProcess, wait::wait_until};
 
 use super::exposition::{has, scrape_url, sum, Sample};
+
+/// The admin token of the consume process: its readiness details need it.
+const CONSUME_TOKEN: &str = "consume-process-token-0123456789";
+
+/// Its head deadline: short, so that a test sees it close a silent connection.
+const HEADER_TIMEOUT_MS: u64 = 1_000;
 
 /// Starts the process on any free port; the process says which in its "Consuming." log line
 /// (JSON). Returns it (killed when dropped) and its base URL.
@@ -22,6 +29,8 @@ pub async fn start(db_url: &str, bootstrap: &str) -> (ChildProcess, String) {
         .env("CONSUMER_GROUP_PROTOCOL", "consumer")
         .env("MIGRATE_ON_START", "false")
         .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("HTTP_HEADER_TIMEOUT_MS", HEADER_TIMEOUT_MS.to_string())
+        .env("ADMIN_TOKEN", CONSUME_TOKEN)
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -98,8 +107,20 @@ pub async fn assert_its_health(client: &reqwest::Client, base: &str) {
         .await
         .expect("live");
     assert_eq!(live.status().as_u16(), 200);
+    // Anyone: the status and MySQL's up or down, nothing of the consumers.
+    let public: serde_json::Value = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .expect("ready")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(public["status"], "ready", "{public}");
+    assert!(public.get("consumers").is_none(), "{public}");
     let ready = client
         .get(format!("{base}/health/ready"))
+        .bearer_auth(CONSUME_TOKEN)
         .send()
         .await
         .expect("ready");
@@ -114,4 +135,28 @@ pub async fn assert_its_health(client: &reqwest::Client, base: &str) {
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert_eq!(names, ["stats", "rewards"], "{body}");
+}
+
+/// Its listener keeps `serve`'s head deadline: a connection that never finishes its request head
+/// is closed once the deadline passes (poem's own server, which served it before, never did).
+pub async fn assert_its_deadlines(base: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("a partial head");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection outlived the head deadline by 9 s"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(HEADER_TIMEOUT_MS - 100),
+        "closed before the deadline: {waited:?}"
+    );
 }

@@ -354,6 +354,7 @@ async fn firstcome_consume_serves_metrics_and_health() {
     consume_process::wait_until_every_win_is_applied(&client, &base).await;
     consume_process::assert_its_metrics(&client, &base).await;
     consume_process::assert_its_health(&client, &base).await;
+    consume_process::assert_its_deadlines(&base).await;
     drop(consume);
     app.stop().await.expect("clean stop");
 }

@@ -1,0 +1,160 @@
+//! The admin tokens' values (`ADMIN_TOKEN`, `ADMIN_TOKENS`) and the rule that refuses one a
+//! client could guess (docs/design.md §17): the admin door limits guessing per client address,
+//! and this makes sure a guess has nothing to find.
+
+use super::Secret;
+
+/// Tokens the project's own documentation and scripts have shown as examples: whoever copied one
+/// runs an admin API anyone who read the same page can call.
+const EXAMPLE_TOKENS: [&str; 3] = [
+    "change-me-local-admin-token",
+    "my-local-admin-token-123",
+    "firstcome-bench-admin-token",
+];
+
+/// How to make an admin token that passes [`weak_admin_token`], as every refusal says.
+const MAKE_ONE: &str = "generate one, e.g. `openssl rand -hex 32`";
+
+/// Why `token` may not be an admin token, if it may not (docs/design.md §17): fewer than 24
+/// characters or 12 distinct ones, a repetition (`abcabc…`), a straight run (`abcd…`, `9876…`),
+/// an example of the documentation, or the shape of a JWT (a bearer of that shape is a user's
+/// and is never compared with the admin tokens). A generated secret of 32 bytes, hex or base64,
+/// passes; a word a person picks does not.
+pub(crate) fn weak_admin_token(token: &str) -> Option<String> {
+    let chars: Vec<char> = token.chars().collect();
+    let reason = if chars.len() < 24 {
+        "must be at least 24 characters"
+    } else if distinct(&chars) < 12 {
+        "must have at least 12 distinct characters"
+    } else if repetition(&chars) {
+        "must not be a shorter sequence repeated"
+    } else if straight_run(&chars) {
+        "must not be a straight run of characters"
+    } else if EXAMPLE_TOKENS.contains(&token) {
+        "is an example of the documentation"
+    } else if crate::identity::shape::well_formed_jwt(token) {
+        "must not be shaped like a JWT (a bearer of that shape is taken for a user's)"
+    } else {
+        return None;
+    };
+    Some(format!("{reason}; {MAKE_ONE}"))
+}
+
+fn distinct(chars: &[char]) -> usize {
+    let mut seen: Vec<char> = chars.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
+/// Whether `chars` repeats a shorter sequence from its start (`abcabcab`).
+fn repetition(chars: &[char]) -> bool {
+    (1..=chars.len() / 2).any(|period| (period..chars.len()).all(|i| chars[i] == chars[i - period]))
+}
+
+/// Whether each character is the one after (or each the one before) its predecessor, by code
+/// point or along `0-9a-z` (`0123456789abcdef…`), case aside.
+fn straight_run(chars: &[char]) -> bool {
+    const ALONG: &str = "0123456789abcdefghijklmnopqrstuvwxyz";
+    let steps = |position: &dyn Fn(char) -> Option<i64>| -> Option<Vec<i64>> {
+        chars
+            .windows(2)
+            .map(|w| Some(position(w[1])? - position(w[0])?))
+            .collect()
+    };
+    let code_point = |c: char| Some(i64::from(u32::from(c)));
+    let along = |c: char| {
+        ALONG
+            .find(c.to_ascii_lowercase())
+            .and_then(|i| i64::try_from(i).ok())
+    };
+    let uniform = |steps: Option<Vec<i64>>| {
+        steps.is_some_and(|s| s.iter().all(|d| *d == 1) || s.iter().all(|d| *d == -1))
+    };
+    uniform(steps(&code_point)) || uniform(steps(&along))
+}
+
+/// `ADMIN_TOKEN`: empty is unset; otherwise a token [`weak_admin_token`] accepts.
+pub(super) fn admin_token(text: &str) -> Result<Option<Secret>, String> {
+    match text {
+        "" => Ok(None),
+        t => match weak_admin_token(t) {
+            Some(reason) => Err(reason),
+            None => Ok(Some(Secret::new(t))),
+        },
+    }
+}
+
+/// One entry of `ADMIN_TOKENS`: the name the service records for what the token does.
+#[derive(Debug, Clone)]
+pub struct NamedToken {
+    pub name: String,
+    pub token: Secret,
+}
+
+/// `ADMIN_TOKENS`: `name:token,…`; empty is none. Names are 1–32 characters of `[a-z0-9_.-]`,
+/// each once; tokens that [`weak_admin_token`] accepts, without `,` (the separator), each once.
+pub(super) fn admin_tokens(text: &str) -> Result<Vec<NamedToken>, String> {
+    let mut tokens: Vec<NamedToken> = Vec::new();
+    for entry in text.split(',').filter(|e| !e.trim().is_empty()) {
+        let (name, token) = entry
+            .split_once(':')
+            .ok_or("each entry must be name:token")?;
+        let name = name.trim();
+        let name_ok = (1..=32).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        if !name_ok {
+            return Err(format!(
+                "token name {name:?}: 1-32 characters of [a-z0-9_.-]"
+            ));
+        }
+        if let Some(reason) = weak_admin_token(token) {
+            return Err(format!("the token of {name}: {reason}"));
+        }
+        if tokens.iter().any(|t| t.name == name) {
+            return Err(format!("the name {name} is given twice"));
+        }
+        if tokens.iter().any(|t| t.token.expose() == token) {
+            return Err(format!("the token of {name} is also another name's"));
+        }
+        tokens.push(NamedToken {
+            name: name.to_string(),
+            token: Secret::new(token),
+        });
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weak_admin_token;
+
+    #[test]
+    fn guessable_admin_tokens_are_refused_and_generated_ones_pass() {
+        for weak in [
+            "aaaaaaaaaaaaaaab",
+            "0123456789abcdef",
+            "passwordpassword",
+            "passwordpasswordpassword",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+            "abcdefghijklabcdefghijkl",
+            "abcdefghijklmnopqrstuvwxyz",
+            "0123456789abcdefghijklmnop",
+            "ZYXWVUTSRQPONMLKJIHGFEDCBA",
+            "change-me-local-admin-token",
+        ] {
+            let reason = weak_admin_token(weak).unwrap_or_else(|| panic!("{weak} passed"));
+            assert!(reason.contains("openssl rand -hex 32"), "{reason}");
+        }
+        for strong in [
+            // `openssl rand -hex 32` and `openssl rand -base64 32`.
+            "5f0c3a9e7b1d24c68e0f9a3b57d1c2e4a6b8d0f1e3c5a7b9d2f4e6a8c0b1d3f5",
+            "q3Zt9Kf+0mLx2Wv8Bn4Rj7Hs1Yc6Pd5Ue/GaTkXoNiE=",
+            "test-admin-token-0123456789",
+        ] {
+            assert_eq!(weak_admin_token(strong), None, "{strong}");
+        }
+    }
+}

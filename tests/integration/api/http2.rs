@@ -1,0 +1,98 @@
+//! HTTP/2 on the public port (issue 57, docs/design.md §17), on raw sockets: refused unless
+//! `HTTP2_ENABLED`; with it on, the head deadline holds whenever no stream is in flight, so a
+//! connection that only sends PINGs (bytes, but no request) is closed at that deadline, long
+//! before the idle deadline its PINGs keep resetting.
+
+use std::time::{Duration, Instant};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::spawn::{spawn_app_with, test_settings, TestApp};
+
+/// The client connection preface of RFC 9113 §3.4, then an empty SETTINGS frame.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+/// A SETTINGS frame with the ACK flag.
+const SETTINGS_ACK: &[u8] = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00";
+/// A PING frame (8 bytes of opaque data).
+const PING: &[u8] = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingping";
+
+async fn app(http2: bool, header_ms: u64) -> TestApp {
+    let mut s = test_settings().await;
+    s.http.http2 = http2;
+    s.http.header_timeout = Duration::from_millis(header_ms);
+    s.http.request_timeout = Duration::from_millis(1_000);
+    s.http.idle_timeout = Duration::from_secs(20);
+    spawn_app_with(s).await
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn an_http2_prior_knowledge_connection_is_refused_by_default() {
+    let app = app(false, 5_000).await;
+    let mut stream = connect(&app).await;
+    stream.write_all(PREFACE).await.expect("preface");
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("closed at once, not at a deadline");
+    // A server speaking HTTP/2 answers with its SETTINGS frame (type 4 at byte 3); this one
+    // answers as HTTP/1.1 does to a head it cannot read, or not at all.
+    let settings = answer.len() >= 9 && answer[3] == 0x04;
+    assert!(!settings, "an HTTP/2 answer: {answer:?} ({closed:?})");
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[tokio::test]
+async fn with_http2_on_a_ping_only_connection_is_closed_at_the_head_deadline() {
+    let header = Duration::from_millis(1_500);
+    let app = app(true, 1_500).await;
+    let mut stream = connect(&app).await;
+    stream.write_all(PREFACE).await.expect("preface");
+    let (mut reader, mut writer) = stream.into_split();
+    let started = Instant::now();
+    // The server's answer proves it speaks HTTP/2 here; read until it closes.
+    let read = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while let Ok(n) = reader.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        seen
+    });
+    writer.write_all(SETTINGS_ACK).await.expect("ack");
+    // A PING every 300 ms: bytes both ways (the server answers each), never a request.
+    let pings = tokio::spawn(async move {
+        while writer.write_all(PING).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let seen = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("closed before the idle deadline (20 s) and the test's bound")
+        .expect("reader");
+    let lasted = started.elapsed();
+    pings.abort();
+    assert!(
+        seen.len() >= 9 && seen[3] == 0x04,
+        "it spoke HTTP/2: {seen:?}"
+    );
+    assert!(
+        lasted >= header - Duration::from_millis(200) && lasted < header * 4,
+        "closed after {lasted:?}, the head deadline is {header:?}"
+    );
+}
