@@ -127,6 +127,10 @@ declare_metrics! {
     group_commit_fallbacks: Counter = Counter::default(),
         "firstcome_group_commit_fallbacks_total",
         "Group-commit batches refused by the stock guard or a duplicate and written one win per transaction";
+    /// Transactions whose COMMIT went unanswered, settled by `participation::in_doubt`.
+    group_commit_in_doubt: Counter = Counter::default(),
+        "firstcome_group_commit_in_doubt_total",
+        "Outbox-path transactions whose COMMIT went unanswered (settled once MySQL answers again)";
 
     /// Written by [`super::outbox::run`].
     outbox_rows: Family<StatusLabels, Gauge> = Family::default(),

@@ -300,6 +300,7 @@ impl GroupCommit {
             }
         }
         for batch in seen {
+            self.metrics.group_commit_in_doubt.inc();
             let members = wins
                 .iter()
                 .zip(results)
