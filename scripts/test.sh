@@ -6,16 +6,19 @@
 #   1. `cargo test` (unit and integration tests; Kafka is librdkafka's mock cluster, inside them);
 #   2. scripts/api-check.sh (the OpenAPI and AsyncAPI documents checked by standard validators, a
 #      generated client driven through a short scenario against the running service);
-#   3. scripts/console-check.sh (the live console in Debian's Chromium during a k6 burst; its
+#   3. scripts/nginx-check.sh (Debian's nginx in front of the service, configured as the README's
+#      example, on loopback: per-IP limits per real client, a client's own X-Forwarded-For
+#      ignored, no call failing over pooled upstream connections idle up to the deadlines);
+#   4. scripts/console-check.sh (the live console in Debian's Chromium during a k6 burst; its
 #      screenshots go to target/console-check/, docs/console.png is one of them, committed);
-#   4. the proof run against a service with a bug planted (scripts/proof.sh --planted-bug
+#   5. the proof run against a service with a bug planted (scripts/proof.sh --planted-bug
 #      return-twice, docs/design.md §18): two instances, every fault kind, then the checker,
 #      which must exit 1 and find the oversell. A checker is believed once it has failed a
 #      service known to be wrong;
-#   5. the short proof run against the service as built (scripts/proof-short.sh: 75 s, seed 13,
+#   6. the short proof run against the service as built (scripts/proof-short.sh: 75 s, seed 13,
 #      every fault kind), which must find no anomaly.
 # The machine's own MariaDB and Redis, if any, are never touched. Extra arguments go to
-# `cargo test` and skip steps 2 and 3, e.g. `scripts/test.sh exactly_n` runs the tests whose names
+# `cargo test` and skip steps 2 to 6, e.g. `scripts/test.sh exactly_n` runs the tests whose names
 # contain "exactly_n".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +32,7 @@ export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
 cargo test --workspace --locked "$@"
 if [ $# -eq 0 ]; then
   ./scripts/api-check.sh
+  ./scripts/nginx-check.sh
   ./scripts/console-check.sh target/console-check/console.png
   ./scripts/proof-planted.sh
   ./scripts/proof-short.sh
