@@ -1,11 +1,11 @@
 //! The checker stays near-linear: a clean synthetic history of about a million operations, with
 //! eight clients overlapping at every step, checks clean. No timing assertion (timings are for
 //! benchmarks); in release it takes a few seconds:
-//! `cargo test --release -p firstcome-proof --test scale -- --nocapture`.
+//! `cargo test --release -p firstcome-proof-spec --test scale -- --nocapture`.
 
 mod support;
 
-use firstcome_proof::history::{Func, Value};
+use firstcome_proof_spec::history::{Func, Value};
 use support::{assert_clean, Sale, CAMPAIGN};
 
 const CLIENTS: u64 = 8;

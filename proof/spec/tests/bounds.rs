@@ -4,9 +4,9 @@
 
 mod support;
 
-use firstcome_proof::check::{Options, DEAD_INSTANCE, IN_DOUBT, REDIS_QUEUED};
-use firstcome_proof::history::Func;
-use firstcome_proof::report::AnomalyKind;
+use firstcome_proof_spec::check::{Options, DEAD_INSTANCE, IN_DOUBT, REDIS_QUEUED};
+use firstcome_proof_spec::history::Func;
+use firstcome_proof_spec::report::AnomalyKind;
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
 /// The harness's deadlines: its instances answer within 2 s, reservations time out after 3 s.

@@ -1,5 +1,6 @@
-//! `firstcome-proof`: checks a recorded history of a firstcome sale against a model of the
-//! contract (issue 38; design §18). The model is written from `docs/design.md`, never imported
+//! `firstcome-proof-spec`: the specification of a firstcome sale — a model of the contract, the
+//! formats of a recorded history and final state, and the checker that judges them (issue 38;
+//! design §18). The harness that records a history is `firstcome-proof` (`proof/harness`). The model is written from `docs/design.md`, never imported
 //! from the service: a checker that shares the code it checks shares its bugs. This crate depends
 //! on nothing of `firstcome`.
 //!
@@ -48,21 +49,10 @@
 //! per-user limit ([`model::admission`]): no win past `perUserLimit`, no win on a queued
 //! campaign without a token the room issued to its user, a token wins once, first come first
 //! admitted. The verdict is a [`report::Report`].
-//!
-//! # The harness
-//!
-//! [`harness`] records such a history: `firstcome-proof run` starts two instances of the real
-//! `firstcome` binary, the run's own Redis, a mock Kafka broker in a child process and a TCP
-//! proxy in front of MySQL, at the service's production defaults; runs seeded clients (some
-//! through a waiting room) and a nemesis that injects every fault kind (a MySQL failover
-//! mid-burst among them); settles; takes the final state; and checks both files
-//! (`scripts/proof.sh` runs it with defaults). It reaches the service only over HTTP and by
-//! signals.
 
 pub mod check;
 pub mod event;
 pub mod final_state;
-pub mod harness;
 pub mod history;
 pub mod model;
 pub mod report;

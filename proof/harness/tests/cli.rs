@@ -1,6 +1,7 @@
 //! The binary: `check` reads the two files and exits 0 or 1; `run` refuses bad options before
 //! starting anything.
 
+#[path = "../../spec/tests/support/mod.rs"]
 mod support;
 
 use std::path::PathBuf;

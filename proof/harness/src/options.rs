@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_mix_names_weights_and_keeps_the_rest() {
-        use crate::harness::mix::Mix;
+        use crate::mix::Mix;
         let mix: Mix = "join=10,close=0".parse().unwrap();
         assert_eq!(
             (mix.join, mix.close, mix.confirm),

@@ -2,10 +2,10 @@
 
 mod support;
 
-use firstcome_proof::check::{
+use firstcome_proof_spec::check::{
     Options, ARRIVING, CLIENT_TIMEOUT, DEAD_INSTANCE, MEMO, RESUMING, SAME_USER,
 };
-use firstcome_proof::history::{Func, Value};
+use firstcome_proof_spec::history::{Func, Value};
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
 #[test]
@@ -197,7 +197,7 @@ fn a_control_that_changed_nothing_before_the_first_control_answers_0() {
 
     let mut s = Sale::new(5);
     no_op(&mut s, Func::Pause);
-    assert_flags(&s.check(), firstcome_proof::report::AnomalyKind::LostWin);
+    assert_flags(&s.check(), firstcome_proof_spec::report::AnomalyKind::LostWin);
 }
 
 #[test]
@@ -271,7 +271,7 @@ fn a_sold_out_within_the_memo_after_a_return() {
     let strict = s.check();
     assert_flags(
         &strict,
-        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+        firstcome_proof_spec::report::AnomalyKind::UnjustifiedRefusal,
     );
     let said = &strict.anomalies[0].detail;
     assert!(said.contains("memo after a return"), "{said}");
@@ -316,7 +316,7 @@ fn a_sold_out_while_a_join_in_doubt_held_the_unit() {
     late.join_refused(2, 11, "SOLD_OUT");
     assert_flags(
         &late.check_with(&opts),
-        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+        firstcome_proof_spec::report::AnomalyKind::UnjustifiedRefusal,
     );
 }
 
@@ -418,7 +418,7 @@ fn relaxed_only_until_answered(relaxation: &str, sale: impl Fn(bool) -> Sale) {
     assert_eq!(r.relaxations[relaxation], 1);
     assert_flags(
         &sale(true).check(),
-        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+        firstcome_proof_spec::report::AnomalyKind::UnjustifiedRefusal,
     );
 }
 
@@ -448,7 +448,7 @@ fn a_sold_out_while_a_dead_instances_reservation_held_the_unit() {
     assert_eq!(r.relaxations[DEAD_INSTANCE], 1);
     assert_flags(
         &sale(4_000).check_with(&opts),
-        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+        firstcome_proof_spec::report::AnomalyKind::UnjustifiedRefusal,
     );
 }
 
@@ -474,6 +474,6 @@ fn the_memo_of_a_sold_out_while_units_were_arriving() {
     assert_eq!(r.relaxations[MEMO], 1);
     assert_flags(
         &sale(0),
-        firstcome_proof::report::AnomalyKind::UnjustifiedRefusal,
+        firstcome_proof_spec::report::AnomalyKind::UnjustifiedRefusal,
     );
 }
