@@ -76,7 +76,7 @@ start_mariadb() {
     sudo_if_needed mkdir -p /run/mysqld
     sudo_if_needed chown mysql:mysql /run/mysqld
     # A flash sale is many short transactions on one hot row; these settings are the
-    # service's expectations for a local/CI database (see README, "Local services").
+    # service's expectations for a local/CI database (see docs/operations.md, "Local services").
     # pool-of-threads: a few workers serve every connection's short statements instead of one
     # thread each being woken per statement: 6-7 us less of MariaDB's CPU per win
     # (docs/design.md §10); a statement waiting on a row lock hands its worker on.

@@ -2,7 +2,7 @@
 # The whole test suite. It installs what is missing (MariaDB, Redis, OpenSSL's headers, Python and
 # npm: through scripts/services.sh install), then, against servers of its own started for the run
 # and stopped afterwards (scripts/test-services.sh: a private MariaDB on 127.0.0.1:23306, a Redis
-# on 26379 and a three-master Redis Cluster on 27001-27003, data in target/test-services), runs
+# on 26379 and a three-master Redis Cluster on 22001-22003, data in target/test-services), runs
 #   1. `cargo test` (unit and integration tests; Kafka is librdkafka's mock cluster, inside them);
 #   2. scripts/api-check.sh (the OpenAPI and AsyncAPI documents checked by standard validators, a
 #      generated client driven through a short scenario against the running service);

@@ -47,7 +47,7 @@ enum Command {
     Asyncapi,
     /// Print an HS256 token for a user, signed with JWT_SECRET (for trying USER_AUTH=jwt, for k6).
     Token(TokenArgs),
-    /// Print the README's configuration table (markdown), generated from the settings.
+    /// Print docs/configuration.md's table of settings (markdown), generated from the settings.
     #[command(hide = true)]
     ConfigTable,
 }

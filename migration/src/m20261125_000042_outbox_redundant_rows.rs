@@ -4,8 +4,8 @@
 //! the mark PUBLISHED is an update in place (docs/design.md §7, "Marking in place"). In the
 //! default `DYNAMIC` format a NULL takes no bytes, so each mark grew its record by eight and
 //! InnoDB reorganized the page every few marks: 0.43 reorganizations a win, 10-15 us of
-//! MariaDB's CPU per win (README, "CPU per win"). The payload stays in the record as before while
-//! the row fits in half a page (an event is well under 1 KB). The table is rebuilt.
+//! MariaDB's CPU per win (docs/benchmarks.md, "CPU per win"). The payload stays in the record as
+//! before while the row fits in half a page (an event is well under 1 KB). The table is rebuilt.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -39,7 +39,7 @@ pub struct DatabaseSettings {
     pub group_commit: GroupCommitSettings,
 }
 
-/// Group commit of the outbox path (docs/design.md §6 step 5).
+/// Group commit of the outbox path (docs/design.md §6 step 3).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct GroupCommitSettings {
     /// Most wins of one campaign per transaction; 1 = one transaction per win (1–2000)

@@ -6,8 +6,8 @@
 //! never appear in `Debug` output or in errors.
 //!
 //! Each variable is declared once, as a field of [`Settings`] or of one of its groups: the doc
-//! comment is its `--help` text (and the README's), the `#[arg(...)]` its variable and flag
-//! (`id` is the variable, `env` reads it, `long` is the flag), its default and its typed value
+//! comment is its `--help` text (and docs/configuration.md's), the `#[arg(...)]` its variable and
+//! flag (`id` is the variable, `env` reads it, `long` is the flag), its default and its typed value
 //! parser (ranges included, see [`values`]). The field's type is what the service runs with.
 //! A `//` comment under the help says more for the reader of the code.
 //!
@@ -23,7 +23,7 @@
 //! - [`cli`]: reading them: the process environment (and flags), or pairs in tests; clap's
 //!   errors turned into [`ConfigError`]s that name the variable;
 //! - [`kafka_properties`]: `KAFKA_PROPERTIES`, extra librdkafka settings;
-//! - [`reference`]: the README's configuration table, generated from the declarations.
+//! - [`reference`]: docs/configuration.md's table, generated from the declarations.
 
 pub mod admin_tokens;
 pub mod args;

@@ -1,6 +1,6 @@
 //! An in-process memo of campaigns seen sold out, so that the flood after a sell-out is answered
 //! without a Redis round trip (on a 2-core machine that round trip, with its syscalls and Redis's
-//! own CPU, is most of the cost of a refused request; see the README's benchmark notes).
+//! own CPU, is most of the cost of a refused request; see docs/benchmarks.md ("Flash sale")).
 //!
 //! What it may answer: SOLD_OUT, for a user who is not in its copy of the winners set. A winner
 //! (or a user whose reservation is in flight) still goes to Redis and gets ALREADY_PARTICIPATED

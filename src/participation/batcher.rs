@@ -1,4 +1,4 @@
-//! Group commit (docs/design.md §6 step 5): the wins of one campaign that pass the gate while an
+//! Group commit (docs/design.md §6 step 3): the wins of one campaign that pass the gate while an
 //! earlier transaction of that campaign is running share the next transaction.
 //!
 //! Each campaign with wins in flight has a lane: a queue and one task that commits it. A win that

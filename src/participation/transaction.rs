@@ -1,5 +1,5 @@
 //! The participation transaction: one or more wins of one campaign, their outbox events and the
-//! guarded stock decrement, committed together or not at all (docs/design.md §2.2, §6 steps 3 and 5).
+//! guarded stock decrement, committed together or not at all (docs/design.md §2.2, §6 step 3).
 
 use std::{collections::HashMap, sync::Arc};
 

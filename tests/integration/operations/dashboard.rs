@@ -1,6 +1,7 @@
-//! The monitoring set-up of docker compose (`ops/`) and the README's Operating section name only
-//! metrics the service exports, and the pieces point at each other: Prometheus scrapes the
-//! service's HTTP port, Grafana's dashboard uses the provisioned data source.
+//! The monitoring set-up of docker compose (`ops/`) and the Operating section of
+//! docs/operations.md name only metrics the service exports, and the pieces point at each other:
+//! Prometheus scrapes the service's HTTP port, Grafana's dashboard uses the provisioned data
+//! source.
 
 use std::collections::BTreeSet;
 
@@ -219,19 +220,22 @@ fn assert_grafana_uses_the_provisioned_data_source(services: &serde_yaml::Value)
 }
 
 #[test]
-fn the_readme_operating_section_documents_exactly_the_exported_metrics() {
-    let readme = read("README.md");
-    let start = readme.find("## Operating").expect("an Operating section");
-    let end = readme[start + 1..]
+fn the_operating_section_documents_exactly_the_exported_metrics() {
+    let doc = read("docs/operations.md");
+    let start = doc.find("## Operating").expect("an Operating section");
+    let end = doc[start + 1..]
         .find("\n## ")
-        .map_or(readme.len(), |n| start + 1 + n);
-    let named = metric_names(&readme[start..end]);
+        .map_or(doc.len(), |n| start + 1 + n);
+    let named = metric_names(&doc[start..end]);
     let exported: BTreeSet<String> = EXPORTED.iter().map(|s| s.to_string()).collect();
     let unknown: Vec<_> = named.difference(&exported).collect();
     let missing: Vec<_> = exported.difference(&named).collect();
     assert!(
         unknown.is_empty(),
-        "README names metrics not exported: {unknown:?}"
+        "docs/operations.md names metrics not exported: {unknown:?}"
     );
-    assert!(missing.is_empty(), "README does not document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md does not document: {missing:?}"
+    );
 }
