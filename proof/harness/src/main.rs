@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use firstcome_proof::check::{self, Options};
-use firstcome_proof::{self as harness, RunOptions};
 use firstcome_proof::model::ModelParams;
+use firstcome_proof::{self as harness, RunOptions};
 use firstcome_proof::{final_state, history};
 
 #[derive(Parser)]

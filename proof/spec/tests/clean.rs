@@ -197,7 +197,10 @@ fn a_control_that_changed_nothing_before_the_first_control_answers_0() {
 
     let mut s = Sale::new(5);
     no_op(&mut s, Func::Pause);
-    assert_flags(&s.check(), firstcome_proof_spec::report::AnomalyKind::LostWin);
+    assert_flags(
+        &s.check(),
+        firstcome_proof_spec::report::AnomalyKind::LostWin,
+    );
 }
 
 #[test]
