@@ -121,15 +121,26 @@ fn prometheus_scrapes_the_service_and_grafana_reads_prometheus() {
     assert_grafana_uses_the_provisioned_data_source(services);
 }
 
-/// The service listens on all interfaces, so Prometheus's container reaches it, and both
-/// instances are scraped on that port.
+/// Prometheus scrapes both instances on their metrics listener (`METRICS_ADDR`), which
+/// serves /metrics without a token: the public port listens on all interfaces, where /metrics
+/// needs the admin token (docs/design.md §17), so a scrape there would be refused. The metrics
+/// port is on the compose network only, never published.
 fn assert_prometheus_scrapes_both_instances(services: &serde_yaml::Value) {
-    let addr = services["firstcome"]["environment"]["HTTP_ADDR"]
+    let env = &services["firstcome"]["environment"];
+    let addr = env["METRICS_ADDR"]
         .as_str()
-        .expect("firstcome HTTP_ADDR");
-    let port = addr
-        .strip_prefix("0.0.0.0:")
-        .unwrap_or_else(|| panic!("firstcome must listen on 0.0.0.0 in compose, not {addr}"));
+        .expect("firstcome METRICS_ADDR, the listener Prometheus scrapes");
+    let port = addr.strip_prefix("0.0.0.0:").unwrap_or_else(|| {
+        panic!("the metrics listener must be on 0.0.0.0 in compose, not {addr}")
+    });
+    let published: Vec<&str> = services["firstcome"]["ports"]
+        .as_sequence()
+        .map(|ports| ports.iter().filter_map(serde_yaml::Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        published.iter().all(|p| !p.ends_with(&format!(":{port}"))),
+        "the metrics port {port} is not published: {published:?}"
+    );
 
     // firstcome-2 is firstcome with another host port, through a YAML merge key, which
     // serde_yaml leaves unresolved: only its presence is checked.
