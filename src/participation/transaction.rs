@@ -40,6 +40,9 @@ pub struct NewParticipation {
     /// reconciler (`RESERVATION_TIMEOUT_MS` after it was made, less a margin for clocks). Checked
     /// under the campaign row's lock, which the reconciler takes too (docs/design.md §2.1).
     pub commit_by: std::time::Instant,
+    /// The end of the campaign's window (it never changes after creation): a win whose
+    /// acceptedAt would be at or past it is not written.
+    pub ends_at: Option<DateTime<Utc>>,
     /// The time its reservation carries at the gate (`<reserved at ms>:<quantity>`): a commit
     /// in doubt gives back exactly that reservation ([`super::in_doubt`]).
     pub reserved_at_ms: i64,
@@ -84,7 +87,7 @@ pub enum WriteError {
     #[error("the campaign is paused")]
     Paused,
     /// The campaign was closed in MySQL (likewise), or its window ended before the win reached
-    /// MySQL.
+    /// the campaign row's lock.
     #[error("the campaign is closed")]
     Closed,
     #[error(transparent)]
@@ -158,12 +161,7 @@ pub async fn write_all(
     let count = i64::try_from(wins.len()).map_err(|e| DbErr::Custom(e.to_string()))?;
 
     let txn = db.begin().await?;
-    // The wins are the guarded decrement: its time is their acceptedAt, and the campaign's
-    // window is judged at it (a win is never written past `ends_at`).
-    let accepted_at = crate::db::time::precision(Utc::now());
-    if let Err(refused) =
-        guarded_decrement(&txn, campaign_id, total, count, accepted_at, hooks).await
-    {
+    if let Err(refused) = guarded_decrement(&txn, campaign_id, total, count, hooks).await {
         txn.rollback().await?;
         return Err(refused);
     }
@@ -173,6 +171,18 @@ pub async fn write_all(
     if wins.iter().any(|w| now > w.commit_by) {
         txn.rollback().await?;
         return Err(WriteError::Stale);
+    }
+    // The wins are the guarded decrement: its time, taken under the row's lock so that it
+    // follows commit order, is their acceptedAt.
+    let accepted_at = crate::db::time::precision(Utc::now());
+    // The gate refuses a join past the window's end, but one it let through just before may
+    // reach the lock after it: the window is judged at the acceptedAt the win would carry.
+    if wins
+        .iter()
+        .any(|w| w.ends_at.is_some_and(|end| accepted_at >= end))
+    {
+        txn.rollback().await?;
+        return Err(WriteError::Closed);
     }
 
     // What each win is at its acceptance: held until its deadline, or confirmed.
@@ -235,10 +245,8 @@ pub async fn write_all(
 /// the campaign open with the units (a resume or a return committed between the two).
 const GUARD_ATTEMPTS: u32 = 4;
 
-/// The guarded decrement of the campaign's stock by `total` units for `count` wins at `at`; on a
-/// refusal, why (closed or ended by `at`, paused, or fewer units than asked, read with its
-/// `control_seq`). The gate refuses a join past `ends_at` too, but a join it let through just
-/// before may reach MySQL after: the window is part of the guard, so no win is written late.
+/// The guarded decrement of the campaign's stock by `total` units for `count` wins; on a refusal,
+/// why (closed, paused, or fewer units than asked, read with its `control_seq`).
 ///
 /// The pool runs READ COMMITTED: the read that explains a refusal sees a newer state than the
 /// decrement did. A campaign that was paused for the decrement and resumed for the read would
@@ -249,22 +257,19 @@ async fn guarded_decrement(
     campaign_id: i64,
     total: i64,
     count: i64,
-    at: DateTime<Utc>,
     hooks: &WriteHooks,
 ) -> Result<(), WriteError> {
     for _ in 0..GUARD_ATTEMPTS {
         let updated = txn
             .execute_raw(stmt(
                 "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
-                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL \
-                 AND (ends_at IS NULL OR ends_at > ?)",
+                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
                 vec![
                     total.into(),
                     count.into(),
                     to_db(Utc::now()).into(),
                     campaign_id.into(),
                     total.into(),
-                    to_db(at).into(),
                 ],
             ))
             .await?;
@@ -272,7 +277,7 @@ async fn guarded_decrement(
             return Ok(());
         }
         hooks.at_refusal().await;
-        if let Some(refused) = refusal(txn, campaign_id, total, at).await? {
+        if let Some(refused) = refusal(txn, campaign_id, total).await? {
             return Err(refused);
         }
     }
@@ -281,21 +286,16 @@ async fn guarded_decrement(
     ))))
 }
 
-/// Why the guarded decrement matched no row, read now: the campaign is closed (or ended by `at`), paused, or has
+/// Why the guarded decrement matched no row, read now: the campaign is closed, paused, or has
 /// fewer than `total` units (read with its `control_seq`, the live controls that stock includes);
 /// `None` when it is open with the units (it changed since the decrement read it). A campaign
 /// that is gone has no units: SOLD_OUT at (0, 0).
-async fn refusal(
-    txn: &Txn,
-    campaign_id: i64,
-    total: i64,
-    at: DateTime<Utc>,
-) -> Result<Option<WriteError>, DbErr> {
+async fn refusal(txn: &Txn, campaign_id: i64, total: i64) -> Result<Option<WriteError>, DbErr> {
     let Some(row) = txn
         .query_one_raw(stmt(
             "SELECT remaining_stock, control_seq, CAST(paused <> 0 AS SIGNED), \
-             CAST(closed_at IS NOT NULL OR COALESCE(ends_at <= ?, 0) AS SIGNED) FROM campaign WHERE id = ?",
-            vec![to_db(at).into(), campaign_id.into()],
+             CAST(closed_at IS NOT NULL AS SIGNED) FROM campaign WHERE id = ?",
+            vec![campaign_id.into()],
         ))
         .await?
     else {

@@ -51,6 +51,7 @@ impl ParticipationService {
             idempotency_key: req.idempotency_key.clone(),
             confirm_within_seconds: campaign.confirm_within_seconds,
             commit_by,
+            ends_at: campaign.ends_at,
             reserved_at_ms,
         };
         let mut written = self.write(participation.clone()).await;

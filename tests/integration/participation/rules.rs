@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::{
     http::{burst_users, winners},
-    spawn::spawn_app,
+    spawn::{spawn_app, spawn_app_with, test_settings},
+    wait::wait_until,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -227,38 +228,41 @@ async fn after_a_sell_out_winners_still_hear_already_participated_and_released_s
     .await;
 }
 
-/// A join the gate let through just before `endsAt` that reaches MySQL after it is not written:
-/// the window is part of MySQL's guard (§2.1), so no win ever carries an `acceptedAt` past the end.
+/// A join the gate let through just before `endsAt` that reaches MySQL after it is not written
+/// (§2.1): user 1's batch is held at its COMMIT, user 2 passes the gate before the end and queues
+/// behind it, the window ends, the hold is let go. User 1 wins; user 2 is answered CAMPAIGN_ENDED
+/// with nothing written and its unit back at the gate, so no win carries an `acceptedAt` past
+/// the end.
 #[tokio::test]
 async fn a_win_reaching_mysql_after_the_campaign_ended_is_not_written() {
-    let app = spawn_app().await;
-    let campaign = app.open_campaign(5, 1).await;
-    // The window ends between the gate and the write.
-    app.db
-        .execute_unprepared(&format!(
-            "UPDATE campaign SET ends_at = NOW(6) - INTERVAL 1 SECOND WHERE id = {campaign}"
-        ))
-        .await
-        .expect("end the window");
-    let late = app.win_to_write(
-        campaign,
-        7,
-        1,
-        std::time::Instant::now() + std::time::Duration::from_secs(60),
-    );
-    let written = firstcome::participation::transaction::write(
-        &app.probe.api_pool(),
-        &late,
-        &Default::default(),
-    )
-    .await;
-    assert!(
-        matches!(
-            written,
-            Err(firstcome::participation::transaction::WriteError::Closed)
-        ),
-        "{written:?}"
-    );
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
-    assert_eq!(app.remaining_stock(campaign).await, 5);
+    let mut settings = test_settings().await;
+    // User 2 waits in its campaign's queue past the end: longer than the default 2 s allows.
+    settings.database.acquire_timeout = std::time::Duration::from_secs(30);
+    let app = spawn_app_with(settings).await;
+    let ends_at = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
+    let created = app
+        .create_campaign(json!({"name": "ends soon", "totalStock": 5, "endsAt": ends_at}))
+        .await;
+    let campaign = created["id"].as_i64().expect("id");
+    let hold = app.probe.commit_hold();
+    hold.arm();
+    let (first, (second, ())) = tokio::join!(app.join(campaign, 1, 1), async {
+        hold.wait_reached().await;
+        tokio::join!(app.join(campaign, 2, 1), async {
+            wait_until(
+                "user 2 to pass the gate and queue",
+                std::time::Duration::from_secs(10),
+                || async { app.probe.group_commit_queued(campaign) == 1 },
+            )
+            .await;
+            let left = (ends_at - chrono::Utc::now()).to_std().unwrap_or_default();
+            tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+            hold.release();
+        })
+    });
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(second.code(), "CAMPAIGN_ENDED", "{second:?}");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 1);
+    assert_eq!(app.remaining_stock(campaign).await, 4);
+    assert_eq!(app.redis_stock(campaign).await, Some(4));
 }

@@ -58,6 +58,7 @@ impl TestApp {
             idempotency_key: None,
             confirm_within_seconds: 0,
             commit_by,
+            ends_at: None,
             reserved_at_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
