@@ -32,14 +32,16 @@ use bench_common::{
 };
 use chrono::Utc;
 use firstcome::{
-    campaign::repo::{self, NewCampaign},
-    config::{GroupProtocol, Settings},
-    consumer::{stats, ConsumerName},
-    kafka::EmbeddedBroker,
-    outbox::{
-        event::{WinStatus, PARTICIPATION_ACCEPTED},
+    campaign::repo::{
+        NewCampaign, {self},
+    },
+    config::{consumers::ConsumerName, GroupProtocol, Settings},
+    consumer::stats,
+    events::{
+        accepted::{WinStatus, PARTICIPATION_ACCEPTED},
         headers, ParticipationAccepted,
     },
+    kafka::EmbeddedBroker,
     startup::Application,
 };
 use rdkafka::{
@@ -51,7 +53,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use firstcome::outbox::lifecycle::ParticipationMessage;
+use firstcome::events::lifecycle::ParticipationMessage;
 
 /// One backlog scenario.
 struct Scenario {

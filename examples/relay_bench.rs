@@ -32,10 +32,12 @@ use std::{
 
 use firstcome::{
     config::Settings,
+    events::{
+        accepted::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
+        headers,
+    },
     outbox::{
-        self,
-        event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
-        headers, NewOutboxEvent, OutboxStatus,
+        NewOutboxEvent, OutboxStatus, {self},
     },
     startup::Application,
 };

@@ -4,40 +4,44 @@
 //! one transaction (participation row + outbox row); a relay publishes outbox rows to Kafka.
 //!
 //! # Layout
-//! - [`config`]: typed settings from the environment (clap arguments with `env`), `KAFKA_PROPERTIES`.
-//! - [`db`]: MySQL pools, the deadline on every call, and what a MySQL error means.
-//! - [`telemetry`]: log and trace-export set-up.
-//! - [`trace`]: W3C trace context (request → outbox row → Kafka → consumers) and OTLP export.
-//! - [`startup`]: `Application` (builder / port / run_until_stopped), the start-up and shutdown
-//!   order, and the API's resources built from the services.
-//! - [`server`]: the HTTP server: connection caps, client deadlines (head, body, idle), the
-//!   accept loop and its graceful shutdown, the open-file limit.
-//! - [`shutdown`]: what keeps a shutdown bounded: the watchdog thread, blocking client calls off
-//!   the async workers, the names of what is still running.
-//! - [`state`]: the live state of Kafka and the relay that health and admin report.
-//! - [`api`]: poem-openapi resources (each holds the services it calls; HTTP concerns only), DTOs,
-//!   the error type and HTTP middleware.
-//! - [`identity`]: verified user identity (`USER_AUTH=jwt`): the JWT verifier, its keys (a JWKS
-//!   file or URL kept current), `firstcome token`.
-//! - [`campaign`]: campaign model, repository, service and in-process cache.
-//! - [`gate`]: the Redis gate: connection (node, cluster, TLS), typed Lua scripts, rebuild from
-//!   MySQL, the sold-out memo.
+//! Rooms by concept, each one concept of docs/design.md; imports run from the top of this list
+//! down (resources → services → adapters), and no room imports `startup` or `api`.
+//! - [`startup`]: `Application` (builder → handle), start-up and shutdown order, the resources
+//!   built from the services, the one test seam's wiring.
+//! - [`api`]: the resources only: one poem-openapi `XxxApi` per resource holding its services,
+//!   their DTOs, the OpenAPI document.
+//! - [`http`]: the HTTP stack both `serve` and `consume` run: the server (connection caps,
+//!   deadlines, HTTP/1.1 or capped HTTP/2), the door (request id and span, client address, CORS,
+//!   per-client limits, body limit, deadline), admin and user authentication, the error type.
+//! - [`console`]: the live sale console at `/console`, its files compiled in.
+//! - [`join`]: the join as named steps: admit → reserve (the gate) → settle (group commit, the
+//!   participation transaction, a commit in doubt, compensation); the synchronous baseline.
+//! - [`win`]: the life of a win after its acceptance: confirm, cancel, expire, refund, units
+//!   back to the sale.
+//! - [`campaign`]: campaigns (model, repository, service, cache) and their live controls.
 //! - [`waiting_room`]: the waiting room of `QUEUE` and `RAFFLE` campaigns: tickets, admission at
 //!   a rate, signed single-use admission tokens.
-//! - [`participation`]: the participation path: admission, the gate's reservation, the
-//!   transaction or group commit, settlement and compensation; the sync baseline.
-//! - [`kafka`]: producers (and their live view of Kafka's reachability), the embedded broker.
-//! - [`outbox`]: the outbox table and the event contract (value, headers, dead letters).
+//! - [`upkeep`]: what keeps Redis following MySQL: the gate's rebuild, the returns MySQL owes
+//!   it, the drift audit, the reconciler of reservations left open.
+//! - [`live`]: the live view: one snapshot per watched campaign and second.
+//! - [`refusal`]: refused joins counted per campaign, day and reason, across instances.
+//! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership; the outbox's
+//!   admin operations and gauges.
 //! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards
 //!   consumers with the views the API reads.
-//! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership and its live
-//!   status; the outbox's admin operations.
-//! - [`refusal`]: refused joins counted per campaign, day and reason, across instances.
-//! - [`live`]: the live view: one snapshot per watched campaign and second, shared by its
-//!   watchers (the stream behind the console).
-//! - [`console`]: the live sale console at `/console`, its files compiled in.
-//! - [`metrics`]: Prometheus metrics (`GET /metrics`): one registry per application, the HTTP
-//!   middleware, the outbox gauges.
+//! - [`gate`]: Redis only: the connection (node, cluster, TLS), the typed Lua scripts, the
+//!   sold-out memo.
+//! - [`outbox`]: the `outbox_event` table's INSERT.
+//! - [`events`]: the Kafka contract: events, headers, dead letters, the consumers' check, the
+//!   AsyncAPI document.
+//! - [`identity`]: verified user identity (`USER_AUTH=jwt`): the verifier, its keys (a JWKS
+//!   file or URL kept current), `firstcome token`.
+//! - [`kafka`]: producers and their view of Kafka's reachability, the embedded broker.
+//! - [`db`]: MySQL pools, the deadline on every call, what a MySQL error means.
+//! - [`telemetry`]: logs, Prometheus metrics, W3C trace context and OTLP export.
+//! - [`shutdown`]: what keeps a shutdown bounded: the watchdog thread, blocking client calls off
+//!   the async workers, the names of what is still running.
+//! - [`config`]: typed settings, one declaration per variable.
 
 pub mod api;
 pub mod campaign;
@@ -45,19 +49,19 @@ pub mod config;
 pub mod console;
 pub mod consumer;
 pub mod db;
+pub mod events;
 pub mod gate;
+pub mod http;
 pub mod identity;
+pub mod join;
 pub mod kafka;
 pub mod live;
-pub mod metrics;
 pub mod outbox;
-pub mod participation;
 pub mod refusal;
 pub mod relay;
-pub mod server;
 pub mod shutdown;
 pub mod startup;
-pub mod state;
 pub mod telemetry;
-pub mod trace;
+pub mod upkeep;
 pub mod waiting_room;
+pub mod win;

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         Some(Command::Openapi) => return print_document(&firstcome::api::openapi_yaml()),
         Some(Command::Asyncapi) => {
             let topic = firstcome::config::DEFAULT_TOPIC;
-            return print_document(&firstcome::outbox::asyncapi::asyncapi_yaml(topic));
+            return print_document(&firstcome::events::asyncapi::asyncapi_yaml(topic));
         }
         Some(Command::Token(args)) => return token(&args),
         Some(Command::ConfigTable) => {

@@ -11,13 +11,19 @@ use poem_openapi::{
     Object, OpenApi,
 };
 
-use super::{
-    auth::{AdminAuth, AdminTokens},
-    error::{ApiError, ErrorBody, ErrorCode},
-    health::{KafkaHealth, RelayHealth},
-    Tag,
+use crate::{
+    api::{
+        components::Components,
+        health::{KafkaHealth, RelayHealth},
+        Tag,
+    },
+    http::{
+        admin_auth::{AdminAuth, AdminTokens},
+        error::{ApiError, ErrorBody, ErrorCode},
+    },
+    relay::admin::OutboxAdmin,
+    telemetry::metrics::Metrics,
 };
-use crate::{metrics::Metrics, relay::admin::OutboxAdmin, state::Components};
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -109,7 +115,7 @@ impl AdminApi {
         campaign_id: Query<Option<i64>>,
     ) -> Result<Json<OutboxSummary>, ApiError> {
         auth.check(&self.admin, req)?;
-        let key = campaign_id.0.map(crate::outbox::event::message_key);
+        let key = campaign_id.0.map(crate::events::accepted::message_key);
         let s = self.outbox.summary(key.as_deref()).await?;
         let m = &self.metrics;
         Ok(Json(OutboxSummary {
@@ -180,7 +186,7 @@ impl AdminApi {
         campaign_id: Query<i64>,
     ) -> Result<Json<RedrivenCampaign>, ApiError> {
         let admin = auth.check(&self.admin, req)?;
-        let key = crate::outbox::event::message_key(campaign_id.0);
+        let key = crate::events::accepted::message_key(campaign_id.0);
         let redriven = self.outbox.redrive_key(&key).await?;
         tracing::info!(
             campaign_id = campaign_id.0,

@@ -9,19 +9,18 @@ use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi,
 };
 
-use super::{
-    auth::{AdminAuth, AdminTokens},
-    error::ApiError,
-    json_string::JsonString,
-    Tag,
-};
 use crate::{
+    api::Tag,
     campaign::{
-        self,
         repo::{CampaignWithCount, NewCampaign},
-        Admission, CampaignService, CampaignState, MAX_ADMISSION_RATE,
+        Admission, CampaignService, CampaignState, MAX_ADMISSION_RATE, {self},
     },
-    participation::ParticipationService,
+    http::{
+        admin_auth::{AdminAuth, AdminTokens},
+        error::ApiError,
+        json_string::JsonString,
+    },
+    join::ParticipationService,
     refusal::{RefusalTotals, RefusalView},
 };
 

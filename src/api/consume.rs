@@ -16,20 +16,24 @@ use poem::{
 };
 use poem_openapi::{payload::Json, Object};
 
-use super::{
-    auth::AdminTokens,
-    client_ip::TrustedProxies,
-    cors::Cors,
-    door::{self, Door},
-    health::{Check, ConsumerHealth, Live},
-    metrics_page::MetricsPage,
-    readiness::{sees_details, Throttled},
-    Limits,
-};
 use crate::{
+    api::{
+        health::{Check, ConsumerHealth, Live},
+        metrics_page::MetricsPage,
+        readiness::{sees_details, Throttled},
+    },
     consumer::ConsumerHandle,
     db::Db,
-    metrics::{Exposition, HttpMetrics, Metrics},
+    http::{
+        admin_auth::AdminTokens,
+        client_ip::TrustedProxies,
+        cors::Cors,
+        door::{
+            Door, {self},
+        },
+        Limits,
+    },
+    telemetry::metrics::{Exposition, HttpMetrics, Metrics},
 };
 
 /// What the handlers read: the consumers' pool, the consumers, who sees the details, and the
@@ -120,11 +124,11 @@ async fn ready(state: Data<&Arc<ConsumeState>>, req: &Request) -> Response {
     };
     let mysql = state
         .ping
-        .get(|| super::health::check(state.db.ping()))
+        .get(|| crate::api::health::check(state.db.ping()))
         .await;
     let ok = mysql.ok;
     let body = ConsumeReady {
-        status: super::health::status(ok),
+        status: crate::api::health::status(ok),
         mysql: if details { mysql } else { mysql.public() },
         consumers: details.then(|| state.consumers.iter().map(Into::into).collect()),
     };

@@ -10,17 +10,15 @@ use poem_openapi::{
     Enum, Object, OpenApi,
 };
 
-use super::{
-    auth::{AdminAuth, AdminName, AdminTokens},
-    campaigns::CampaignDto,
-    error::ApiError,
-    participations::checked_key,
-    request_span::ServerSpan,
-    Tag,
-};
 use crate::{
+    api::{campaigns::CampaignDto, participations::checked_key, Tag},
     campaign::control::{CampaignControls, Control, ControlRequest, HistoryRow},
-    outbox::control::ControlKind,
+    events::control::ControlKind,
+    http::{
+        admin_auth::{AdminAuth, AdminName, AdminTokens},
+        error::ApiError,
+        request_span::ServerSpan,
+    },
     refusal::RefusalView,
 };
 

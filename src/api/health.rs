@@ -12,19 +12,19 @@ use chrono::{DateTime, Utc};
 use poem::{IntoResponse, Request};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object, OpenApi, SecurityScheme};
 
-use super::{
-    auth::{AdminAuth, AdminTokens},
-    readiness::{sees_details, Throttled},
-    Tag,
-};
 use crate::{
+    api::{
+        components::Components,
+        readiness::{sees_details, Throttled},
+        Tag,
+    },
     config::Settings,
     consumer::{ConsumerHandle, ConsumerReport, ConsumerStatus},
     db::Db,
     gate::Gate,
+    http::admin_auth::{AdminAuth, AdminTokens},
     kafka::{health::Reachability, KafkaMode},
     relay::leadership::LeadershipPhase,
-    state::Components,
 };
 
 #[derive(Debug, Object)]

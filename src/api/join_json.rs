@@ -23,7 +23,7 @@ use poem_openapi::{
 };
 use serde::Deserialize;
 
-use super::participations::{JoinBody, ParticipationDto, StatusDto};
+use crate::api::participations::{JoinBody, ParticipationDto, StatusDto};
 
 /// The largest `quantity` `JoinBody` accepts (its `maximum` validator).
 const MAX_QUANTITY: i32 = 10_000_000;

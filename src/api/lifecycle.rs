@@ -5,15 +5,16 @@
 use poem::{web::Data, Request};
 use poem_openapi::{param::Path, payload::Json, OpenApi};
 
-use super::{
-    auth::{AdminName, AdminTokens, Presented},
-    error::ApiError,
-    participations::ParticipationDto,
-    request_span::ServerSpan,
-    user_auth::{AdminOrUserToken, UserAuthority, UserToken},
-    Tag,
+use crate::{
+    api::{participations::ParticipationDto, Tag},
+    http::{
+        admin_auth::{AdminName, AdminTokens, Presented},
+        error::ApiError,
+        request_span::ServerSpan,
+        user_auth::{AdminOrUserToken, UserAuthority, UserToken},
+    },
+    win::lifecycle::{Caller, LifecycleService},
 };
-use crate::participation::lifecycle::{Caller, LifecycleService};
 
 /// The lifecycle resource: confirm and cancel.
 pub struct LifecycleApi {
@@ -22,7 +23,7 @@ pub struct LifecycleApi {
     /// Who may confirm or cancel for a user (`USER_AUTH`).
     pub users: UserAuthority,
     /// Per-user and per-IP limits (docs/design.md §16).
-    pub limits: super::rate_limit::RateLimits,
+    pub limits: crate::http::rate_limit::RateLimits,
 }
 
 impl LifecycleApi {

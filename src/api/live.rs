@@ -20,15 +20,14 @@ use poem_openapi::{
     param::Path, payload::EventStream, types::ToJSON, ApiResponse, Object, OpenApi, SecurityScheme,
 };
 
-use super::{
-    auth::{AdminAuth, AdminTokens, Presented},
-    campaigns::StateDto,
-    client_ip,
-    error::ApiError,
-    Tag,
-};
 use crate::{
+    api::{campaigns::StateDto, Tag},
     campaign::CampaignService,
+    http::{
+        admin_auth::{AdminAuth, AdminTokens, Presented},
+        client_ip,
+        error::ApiError,
+    },
     live::{LiveHub, Operations, QueueFigures, Snapshot, Viewer, WatchError},
 };
 

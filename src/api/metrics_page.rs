@@ -8,11 +8,13 @@
 
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use super::{
-    auth::{bearer, AdminTokens},
-    error::ApiError,
+use crate::{
+    http::{
+        admin_auth::{bearer, AdminTokens},
+        error::ApiError,
+    },
+    telemetry::metrics::Exposition,
 };
-use crate::metrics::Exposition;
 
 /// The exposition, behind the admin door when `admin` is set (an exposed address).
 pub struct MetricsPage {

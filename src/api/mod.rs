@@ -3,38 +3,32 @@
 //! errors).
 
 pub mod admin;
-mod admin_door;
-pub mod auth;
 pub mod campaigns;
-pub mod client_ip;
+pub mod components;
 pub mod consume;
 pub mod controls;
-pub mod cors;
-mod door;
-pub mod error;
 pub mod health;
 mod join_json;
-pub mod json_string;
 pub mod lifecycle;
 pub mod live;
 mod metrics_page;
 pub mod participations;
 pub mod queue;
-pub mod rate_limit;
 pub mod readiness;
-pub mod request_span;
 pub mod rewards;
 mod spec_only;
 pub mod stats;
-pub mod user_auth;
 
-use std::{sync::Arc, time::Duration};
+use crate::http::{admin_auth, client_ip, cors, door, rate_limit, Limits};
+use std::sync::Arc;
 
 use poem::{get, Endpoint, IntoEndpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
-use self::spec_only::SpecOnly;
-use crate::metrics::{Exposition, HttpMetrics, Metrics};
+use crate::{
+    api::spec_only::SpecOnly,
+    telemetry::metrics::{Exposition, HttpMetrics, Metrics},
+};
 
 #[derive(Tags)]
 pub enum Tag {
@@ -89,23 +83,6 @@ pub fn openapi_yaml() -> String {
     openapi_service(SpecOnly::<Apis>::default()).spec_yaml()
 }
 
-/// Limits the HTTP layer enforces.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub body_bytes: usize,
-    pub request_timeout: Duration,
-}
-
-impl Limits {
-    /// `HTTP_BODY_LIMIT_BYTES` and `HTTP_REQUEST_TIMEOUT_MS`.
-    pub fn of(http: &crate::config::HttpSettings) -> Self {
-        Self {
-            body_bytes: http.body_limit,
-            request_timeout: http.request_timeout,
-        }
-    }
-}
-
 /// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`, Prometheus
 /// text at `/metrics` (an admin token's when `metrics_admin` is set: an exposed address), the
 /// live console at `/console`.
@@ -116,7 +93,7 @@ pub fn routes(
     rate_limits: rate_limit::RateLimits,
     proxies: client_ip::TrustedProxies,
     cors: cors::Cors,
-    metrics_admin: Option<auth::AdminTokens>,
+    metrics_admin: Option<admin_auth::AdminTokens>,
 ) -> impl Endpoint {
     let service = openapi_service(apis);
     let ui = service.swagger_ui();

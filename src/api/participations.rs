@@ -16,24 +16,27 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{
-    auth::{bearer, AdminAuth, AdminTokens, Presented},
-    error::ApiError,
-    join_json::{JoinJson, ParticipationJson},
-    json_string::JsonString,
-    rate_limit::RateLimits,
-    request_span::ServerSpan,
-    user_auth::{AdminOrUserToken, UserAuthority, UserToken},
-    Tag,
-};
 use crate::{
+    api::{
+        join_json::{JoinJson, ParticipationJson},
+        Tag,
+    },
     campaign::CampaignService,
-    metrics::{Metrics, ParticipationPath},
-    participation::{
-        store::StoredParticipation, sync::SyncParticipationService, Accepted, Entry, JoinError,
-        JoinRequest, ParticipationService, ParticipationStatus,
+    gate::Entry,
+    http::{
+        admin_auth::{bearer, AdminAuth, AdminTokens, Presented},
+        error::ApiError,
+        json_string::JsonString,
+        rate_limit::RateLimits,
+        request_span::ServerSpan,
+        user_auth::{AdminOrUserToken, UserAuthority, UserToken},
+    },
+    join::{
+        baseline::SyncParticipationService, Accepted, JoinError, JoinRequest, ParticipationService,
     },
     refusal::RefusalCounter,
+    telemetry::metrics::{Metrics, ParticipationPath},
+    win::{store::StoredParticipation, ParticipationStatus},
 };
 
 #[derive(Debug, Object)]

@@ -6,14 +6,14 @@ use chrono::{DateTime, Utc};
 use poem::Request;
 use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenApi};
 
-use super::{
-    error::ApiError,
-    rate_limit::RateLimits,
-    user_auth::{UserAuthority, UserToken},
-    Tag,
-};
 use crate::{
+    api::Tag,
     gate::queue::TicketState,
+    http::{
+        error::ApiError,
+        rate_limit::RateLimits,
+        user_auth::{UserAuthority, UserToken},
+    },
     waiting_room::{QueueView, WaitingRoom},
 };
 

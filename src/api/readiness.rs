@@ -16,8 +16,8 @@ use poem::Request;
 use prometheus_client::metrics::counter::Counter;
 use tokio::{sync::Mutex, time::Instant};
 
-use super::{
-    auth::{AdminTokens, Presented},
+use crate::http::{
+    admin_auth::{AdminTokens, Presented},
     error::ApiError,
 };
 

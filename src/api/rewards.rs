@@ -7,12 +7,14 @@ use poem_openapi::{
     Object, OpenApi,
 };
 
-use super::{
-    error::ApiError,
-    user_auth::{UserAuthority, UserToken},
-    Tag,
+use crate::{
+    api::Tag,
+    consumer::rewards::RewardsView,
+    http::{
+        error::ApiError,
+        user_auth::{UserAuthority, UserToken},
+    },
 };
-use crate::consumer::rewards::RewardsView;
 
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -41,7 +43,7 @@ pub struct RewardsApi {
     /// Who may read a user's rewards (`USER_AUTH`).
     pub users: UserAuthority,
     /// A configured per-user limit (docs/design.md §16).
-    pub limits: super::rate_limit::RateLimits,
+    pub limits: crate::http::rate_limit::RateLimits,
 }
 
 #[OpenApi(prefix_path = "/api/v1/users", tag = "Tag::Rewards")]

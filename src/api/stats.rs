@@ -13,14 +13,14 @@ use poem_openapi::{
     Enum, Object, OpenApi,
 };
 
-use super::{
-    auth::{AdminAuth, AdminTokens},
-    error::ApiError,
-    Tag,
-};
 use crate::{
+    api::Tag,
     campaign::CampaignService,
     consumer::stats::{DailyRow, StatsView},
+    http::{
+        admin_auth::{AdminAuth, AdminTokens},
+        error::ApiError,
+    },
     refusal::{store::RefusalRow, RefusalView},
 };
 

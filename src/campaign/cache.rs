@@ -10,8 +10,10 @@ use std::{collections::HashMap, sync::Arc};
 use sea_orm::DbErr;
 use tokio::sync::RwLock;
 
-use super::{repo, Campaign};
-use crate::db::Db;
+use crate::{
+    campaign::{repo, Campaign},
+    db::Db,
+};
 
 /// Bound on cached campaigns; past it the cache starts over (campaigns are few and cheap to load).
 const MAX_ENTRIES: usize = 10_000;

@@ -12,8 +12,7 @@ use chrono::{DateTime, Utc};
 pub use cache::CampaignCache;
 pub use service::CampaignService;
 
-/// Most units a campaign may have in all, at its creation and after units are added.
-pub const MAX_TOTAL_STOCK: i64 = 10_000_000;
+pub use crate::events::contract::MAX_TOTAL_STOCK;
 
 /// A campaign as stored in MySQL.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,10 @@ use crate::db::sql::stmt;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use super::{Admission, Campaign};
-use crate::db::time::{precision, to_db};
+use crate::{
+    campaign::{Admission, Campaign},
+    db::time::{precision, to_db},
+};
 
 /// What an admin asks for; validated by the API layer.
 #[derive(Debug, Clone)]
@@ -90,7 +92,7 @@ pub async fn insert(
     // MariaDB would store an unstorable time as a zero date that no read can decode; refuse it
     // here too, in case a caller skipped the API's check.
     for t in std::iter::once(new.starts_at).chain(new.ends_at) {
-        if !super::storable(precision(t)) {
+        if !crate::campaign::storable(precision(t)) {
             return Err(DbErr::Custom(format!(
                 "campaign time {t} is outside DATETIME's range"
             )));
@@ -186,7 +188,7 @@ pub async fn returned_ids(db: &impl ConnectionTrait, id: i64) -> Result<Vec<i64>
 
 /// What MySQL committed that the campaign's gate may not have: its `gate_return` markers
 /// (participation id, quantity) and its `gate_control` markers (number, kind, delta) in number
-/// order. A rebuild gives them to the state it loaded (see `gate::loader`).
+/// order. A rebuild gives them to the state it loaded (see `upkeep::loader`).
 #[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn owed_to_gate(db: &impl ConnectionTrait, id: i64) -> Result<OwedToGate, DbErr> {
     let returns = db

@@ -4,8 +4,12 @@
 
 use sea_orm::DbErr;
 
-use super::repo::{self, CampaignWithCount, NewCampaign};
-use crate::db::Db;
+use crate::{
+    campaign::repo::{
+        CampaignWithCount, NewCampaign, {self},
+    },
+    db::Db,
+};
 
 /// Campaigns in MySQL, over the API's pool. Cheap to clone.
 #[derive(Clone)]

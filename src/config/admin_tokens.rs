@@ -2,7 +2,7 @@
 //! client could guess (docs/design.md §17): the admin door limits guessing per client address,
 //! and this makes sure a guess has nothing to find.
 
-use super::Secret;
+use crate::config::Secret;
 
 /// Tokens the project's own documentation and scripts have shown as examples: whoever copied one
 /// runs an admin API anyone who read the same page can call.
@@ -32,7 +32,7 @@ pub(crate) fn weak_admin_token(token: &str) -> Option<String> {
         "must not be a straight run of characters"
     } else if EXAMPLE_TOKENS.contains(&token) {
         "is an example of the documentation"
-    } else if crate::identity::shape::well_formed_jwt(token) {
+    } else if crate::config::jwt_shape::well_formed_jwt(token) {
         "must not be shaped like a JWT (a bearer of that shape is taken for a user's)"
     } else {
         return None;

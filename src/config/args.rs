@@ -9,7 +9,7 @@
 
 use clap::Args;
 
-use super::{ConfigError, Settings};
+use crate::config::{ConfigError, Settings};
 
 /// All settings as given; each group is one heading of `--help`.
 #[derive(Debug, Clone, Args)]

@@ -3,7 +3,7 @@
 //! `USER_AUTH=jwt` needs for its algorithm, the admin tokens, and the durations that must be ordered.
 //! Protected mode (`serve` only) is a check of its own: [`Settings::check_protected_mode`].
 
-use super::{invalid, user_auth::UserAuthMode, ConfigError, Settings};
+use crate::config::{invalid, user_auth::UserAuthMode, ConfigError, Settings};
 
 impl Settings {
     /// The checks between values; a failure names the variable to change.

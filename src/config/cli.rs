@@ -14,7 +14,7 @@ use clap::{
     Args, Command, FromArgMatches,
 };
 
-use super::{args::ServeArgs, ConfigError, Settings};
+use crate::config::{args::ServeArgs, ConfigError, Settings};
 
 /// Variables whose empty value means something (anything else empty is unset).
 const EMPTY_MEANS_SOMETHING: &[&str] = &["CONSUMERS"];
@@ -128,10 +128,12 @@ pub fn config_error(cmd: &Command, err: &clap::Error) -> ConfigError {
     }
 }
 
-/// The [`ConfigError`] a value parser returned (see [`super::values`]), as it is.
+/// The [`ConfigError`] a value parser returned (see [`crate::config::values`]), as it is.
 fn own_error(err: &clap::Error) -> Option<ConfigError> {
     match std::error::Error::source(err)?.downcast_ref::<ConfigError>()? {
-        ConfigError::Invalid { var, value, reason } => Some(super::invalid(var, value, reason)),
+        ConfigError::Invalid { var, value, reason } => {
+            Some(crate::config::invalid(var, value, reason))
+        }
         ConfigError::Unknown(var) => Some(ConfigError::Unknown(var.clone())),
         ConfigError::Other(text) => Some(ConfigError::Other(text.clone())),
     }

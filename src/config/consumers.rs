@@ -1,12 +1,11 @@
 //! The `Consumers` settings: which consumers run, their batches and offset commits, retries,
 //! the Kafka group protocol and fetch pacing, their MySQL pool and the inbox's retention.
 
-use std::time::Duration;
+use std::{fmt, str::FromStr, time::Duration};
 
 use clap::Args;
 
-use super::values::{consumers, group_protocol, hours, millis, number, GroupProtocol};
-use crate::consumer::ConsumerName;
+use crate::config::values::{consumers, group_protocol, hours, millis, number, GroupProtocol};
 
 #[derive(Debug, Clone, Args)]
 pub struct ConsumerSettings {
@@ -56,4 +55,47 @@ pub struct ConsumerSettings {
     #[arg(id = "CONSUMER_INBOX_RETENTION_HOURS", long = "consumer-inbox-retention-hours", env,
           default_value = "168", value_parser = hours(1..=100_000))]
     pub inbox_retention: Duration,
+}
+
+/// The consumers this service ships; the names `CONSUMERS` accepts (`crate::consumer` runs
+/// them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsumerName {
+    /// Campaign statistics: `campaign_stats`, `campaign_daily_stats`.
+    Stats,
+    /// Points for winners: `reward_account`, `reward_grant`.
+    Rewards,
+}
+
+impl ConsumerName {
+    pub const ALL: [Self; 2] = [Self::Stats, Self::Rewards];
+
+    /// Used in the group id (`firstcome-<name>`), the dead-letter topic (`<topic>.<name>.dlq`)
+    /// and `consumer_inbox.consumer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stats => "stats",
+            Self::Rewards => "rewards",
+        }
+    }
+
+    pub fn group_id(self) -> String {
+        format!("firstcome-{}", self.as_str())
+    }
+}
+
+impl FromStr for ConsumerName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| format!("unknown consumer {s:?}; known: stats, rewards"))
+    }
+}
+
+impl fmt::Display for ConsumerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

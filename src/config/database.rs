@@ -1,11 +1,11 @@
 //! The `MySQL` settings: the API's pool, its deadlines, and the outbox path's group commit.
-//! (`MIGRATE_ON_START`, listed under the same heading, is a field of [`super::Settings`].)
+//! (`MIGRATE_ON_START`, listed under the same heading, is a field of [`crate::config::Settings`].)
 
 use std::time::Duration;
 
 use clap::Args;
 
-use super::values::{millis, mysql_url, number, Secret};
+use crate::config::values::{millis, mysql_url, number, Secret};
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {

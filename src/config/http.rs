@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
 
-use super::{
+use crate::config::{
     invalid,
     values::{millis, number},
     ConfigError,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{
+use crate::config::{
     values::{kafka_properties, millis, number, topic, unless_blank},
     KafkaProperties, DEFAULT_TOPIC,
 };

@@ -15,7 +15,7 @@ use std::fmt;
 
 use rdkafka::ClientConfig;
 
-use super::{invalid, ConfigError};
+use crate::config::{invalid, ConfigError};
 
 const VAR: &str = "KAFKA_PROPERTIES";
 

@@ -6,14 +6,14 @@
 //! takes every seat, and the operators' console is refused with everyone else. Eight is more
 //! than a browser opens to one host over HTTP/1.1 (six), so a person with a few tabs never meets
 //! it, and far below the total, so no one address holds more than a sliver of it. The client is
-//! the address `api::client_ip` resolves (IPv6 by its /64): a deployment whose watchers share
+//! the address `http::client_ip` resolves (IPv6 by its /64): a deployment whose watchers share
 //! one address (a NAT, or a proxy that `TRUSTED_PROXY_HEADER` does not name) raises it.
 
 use std::time::Duration;
 
 use clap::Args;
 
-use super::values::{millis, number};
+use crate::config::values::{millis, number};
 
 #[derive(Debug, Clone, Args)]
 pub struct LiveSettings {

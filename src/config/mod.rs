@@ -34,6 +34,7 @@ pub mod consumers;
 pub mod cors;
 pub mod database;
 pub mod http;
+pub mod jwt_shape;
 pub mod kafka;
 pub mod kafka_properties;
 pub mod live;
@@ -209,7 +210,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::ConsumerName;
+    use crate::config::consumers::ConsumerName;
 
     #[test]
     fn defaults_need_no_environment() {

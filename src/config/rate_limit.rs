@@ -3,7 +3,7 @@
 //! a proxy stands in front.
 //!
 //! The client's address is the connection's peer, unless `TRUSTED_PROXY_HEADER` names a header
-//! and the peer is in `TRUSTED_PROXIES` (`api::client_ip` reads it).
+//! and the peer is in `TRUSTED_PROXIES` (`http::client_ip` reads it).
 //!
 //! Each rate is unset (the default: on for the calls of a campaign with a waiting room, at
 //! values an honest client polling once a second never meets; off elsewhere), 0 (off
@@ -11,7 +11,7 @@
 
 use clap::Args;
 
-use super::{
+use crate::config::{
     cidr::{cidr_list, Cidr},
     invalid,
     values::{header_name, number},

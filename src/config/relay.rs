@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{builder::BoolishValueParser, ArgAction, Args};
 
-use super::values::{age, hours, millis, number};
+use crate::config::values::{age, hours, millis, number};
 
 #[derive(Debug, Clone, Args)]
 pub struct RelaySettings {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{builder::RangedI64ValueParser, Args};
 
-use super::{
+use crate::config::{
     invalid,
     user_auth::JwtAlgorithm,
     values::{claim_name, jwt_algorithm, jwt_secret, token_ttl},

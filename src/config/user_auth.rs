@@ -6,14 +6,14 @@
 //! public key.
 //!
 //! `USER_AUTH` unset is not `none`: it behaves as `none`, but protected mode
-//! ([`super::Settings::check_protected_mode`], docs/design.md §17) refuses it on an address other
+//! ([`crate::config::Settings::check_protected_mode`], docs/design.md §17) refuses it on an address other
 //! hosts can reach, where `none` must be said out loud.
 
 use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 
-use super::{
+use crate::config::{
     invalid,
     values::{claim_name, jwks_url, jwt_algorithm, jwt_secret, millis, seconds, user_auth_mode},
     ConfigError, Secret,

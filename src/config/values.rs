@@ -2,7 +2,7 @@
 //! setting's declaration (its `#[arg(...)]`) yields the type the service uses: `millis(100..=600_000)`
 //! is a `Duration`, `number(1..=256)` a count in its range, `secret` a [`Secret`].
 //!
-//! A parser's error is clap's (`0 is not in 1..=256`) or a sentence; [`super::cli`] prefixes the
+//! A parser's error is clap's (`0 is not in 1..=256`) or a sentence; [`crate::config::cli`] prefixes the
 //! variable's name (and redacts the value of a secret). A parser that has to choose what of the
 //! value may be shown returns a whole [`ConfigError`], which is reported as it is.
 //!
@@ -16,12 +16,12 @@ use clap::builder::{
     PossibleValuesParser, RangedI64ValueParser, RangedU64ValueParser, TypedValueParser,
 };
 
-use super::{
+use crate::config::{
+    consumers::ConsumerName,
     invalid,
     user_auth::{JwtAlgorithm, UserAuthMode},
     ConfigError, KafkaProperties,
 };
-use crate::consumer::ConsumerName;
 
 /// A secret string: shown as `***` in logs and `Debug`.
 #[derive(Clone, PartialEq, Eq)]

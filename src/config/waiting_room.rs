@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{
+use crate::config::{
     values::{jwt_secret, millis},
     Secret,
 };

@@ -6,10 +6,14 @@ use std::{borrow::Cow, collections::HashSet};
 use sea_orm::DbErr;
 use uuid::Uuid;
 
-use super::{inbox, ConsumerReport, Delivered, Handler};
-use crate::db::{
-    error::{self as db_error, DbErrorKind},
-    Db,
+use crate::{
+    consumer::{inbox, ConsumerReport, Delivered, Handler},
+    db::{
+        error::{
+            DbErrorKind, {self as db_error},
+        },
+        Db,
+    },
 };
 
 /// What applying a batch needs of its consumer.

@@ -9,8 +9,10 @@ use rdkafka::{
     error::KafkaResult,
 };
 
-use super::{context::GroupContext, runner::ConsumerDeps, ConsumerName, ConsumerReport};
-use crate::config::GroupProtocol;
+use crate::{
+    config::{consumers::ConsumerName, GroupProtocol},
+    consumer::{context::GroupContext, runner::ConsumerDeps, ConsumerReport},
+};
 
 /// A classic group member's session: how long a member that stopped heartbeating (a killed
 /// process) keeps its partitions before the group moves them.

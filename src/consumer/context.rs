@@ -15,7 +15,7 @@ use rdkafka::{
     ClientContext, TopicPartitionList,
 };
 
-use super::report::ConsumerReport;
+use crate::consumer::report::ConsumerReport;
 
 pub struct GroupContext {
     pub topic: String,

@@ -10,8 +10,8 @@ use rdkafka::{
 };
 
 use crate::{
+    events::{dlq, headers, ContractError},
     kafka::producer::ProducerSlot,
-    outbox::{dlq, headers, ContractError},
 };
 
 /// Publishes `message` to the consumer's dead-letter topic and waits for the broker's ack.

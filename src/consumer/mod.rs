@@ -18,14 +18,13 @@
 //!    after another, so a key's events are applied in their order.
 //!
 //! A new consumer is a [`Handler`] (a name and an `apply` on a batch of new events) and a line
-//! in [`ConsumerName`]; `docs/kafka-contract.md` walks through writing one.
+//! in [`ConsumerName`] (the value of `CONSUMERS`) and in [`handler`]; `docs/kafka-contract.md` walks through writing one.
 
 mod apply;
 mod client;
 mod context;
 pub mod dead_letter;
 pub mod inbox;
-mod name;
 mod read;
 pub mod report;
 pub mod rewards;
@@ -35,11 +34,11 @@ pub mod stats;
 use async_trait::async_trait;
 use sea_orm::DbErr;
 
-pub use name::ConsumerName;
+pub use crate::config::consumers::ConsumerName;
 pub use report::{ConsumerReport, ConsumerStatus};
 pub use runner::{ConsumerDeps, ConsumerHandle};
 
-use crate::{db::Txn, outbox::ParticipationEvent};
+use crate::{db::Txn, events::ParticipationEvent};
 
 /// A received event that passed the contract check.
 #[derive(Debug, Clone)]
@@ -61,4 +60,12 @@ pub trait Handler: Send + Sync + 'static {
     /// the batch), in the order they were read (per key, the order they were committed). An
     /// error rolls the whole batch back and it is retried.
     async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr>;
+}
+
+/// The handler of a consumer this service ships.
+pub fn handler(name: ConsumerName) -> std::sync::Arc<dyn Handler> {
+    match name {
+        ConsumerName::Stats => std::sync::Arc::new(stats::StatsHandler),
+        ConsumerName::Rewards => std::sync::Arc::new(rewards::RewardsHandler),
+    }
 }

@@ -3,8 +3,10 @@
 
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 
-use super::Delivered;
-use crate::outbox::{headers, ContractError, ParticipationEvent};
+use crate::{
+    consumer::Delivered,
+    events::{headers, ContractError, ParticipationEvent},
+};
 
 /// One message of a batch, read where librdkafka holds it: its event, or, when it breaks the
 /// contract, a copy of it for the dead-letter topic. Only poison is copied out of librdkafka.

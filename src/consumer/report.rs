@@ -9,10 +9,12 @@ use prometheus_client::metrics::{
     counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };
 
-use super::ConsumerName;
-use crate::metrics::{
-    registry::{ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels},
-    Metrics,
+use crate::{
+    config::consumers::ConsumerName,
+    telemetry::metrics::{
+        registry::{ConsumerEventLabels, ConsumerLabels, ConsumerPartitionLabels},
+        Metrics,
+    },
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

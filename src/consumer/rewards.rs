@@ -25,10 +25,10 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
-use super::{Delivered, Handler};
 use crate::{
+    consumer::{Delivered, Handler},
     db::{Db, Txn},
-    outbox::{event::WinStatus, ParticipationEvent},
+    events::{accepted::WinStatus, ParticipationEvent},
 };
 
 pub struct RewardsHandler;
@@ -159,9 +159,9 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::outbox::{
+    use crate::events::{
+        accepted::PARTICIPATION_ACCEPTED,
         control::{CampaignChanged, ControlKind},
-        event::PARTICIPATION_ACCEPTED,
         lifecycle::{
             CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
             PARTICIPATION_CONFIRMED,

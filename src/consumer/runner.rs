@@ -17,21 +17,27 @@ use tokio::time::Instant;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::{
-    apply::Applier,
-    client,
-    context::{self, GroupContext},
-    dead_letter, inbox,
-    read::{read, Read},
-    ConsumerName, ConsumerReport, ConsumerStatus, Delivered, Handler,
-};
 use crate::{
-    config::{ConsumerSettings, GroupProtocol, KafkaProperties},
+    config::{consumers::ConsumerName, ConsumerSettings, GroupProtocol, KafkaProperties},
+    consumer::{
+        apply::Applier,
+        client,
+        context::{
+            GroupContext, {self},
+        },
+        dead_letter, inbox,
+        read::{read, Read},
+        ConsumerReport, ConsumerStatus, Delivered, Handler,
+    },
     db::Db,
     kafka::producer::ProducerSlot,
-    metrics::Metrics,
     shutdown::{off_runtime, running},
-    trace::export::{self, ExportSpan, KeyValue, SpanKind},
+    telemetry::{
+        metrics::Metrics,
+        trace::export::{
+            ExportSpan, KeyValue, SpanKind, {self},
+        },
+    },
 };
 
 /// How often old inbox rows are cleaned (one bounded DELETE each time).
@@ -78,7 +84,7 @@ pub fn start(
     let consumer = client::subscribe(name, deps, report.clone())?;
     let runner = Runner {
         name,
-        handler: name.handler(),
+        handler: crate::consumer::handler(name),
         consumer,
         deps: deps.clone(),
         report: report.clone(),

@@ -32,12 +32,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use super::{Delivered, Handler};
 use crate::{
+    consumer::{Delivered, Handler},
     db::Txn,
-    outbox::{
+    events::{
+        accepted::WinStatus,
         control::{CampaignChanged, ControlKind},
-        event::WinStatus,
         lifecycle::{CancelReason, ParticipationCancelled},
         ParticipationEvent,
     },
@@ -393,8 +393,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::outbox::{
-        event::PARTICIPATION_ACCEPTED,
+    use crate::events::{
+        accepted::PARTICIPATION_ACCEPTED,
         lifecycle::{ParticipationConfirmed, PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED},
         ParticipationAccepted,
     };

@@ -3,14 +3,14 @@
 //! [`Db`] wraps the pool and [`Txn`] a transaction (both a [`Bounded`], which implements sea-orm's
 //! `ConnectionTrait`), so repositories take them wherever they took a `DatabaseConnection`, and every statement,
 //! `BEGIN`, `COMMIT` and `ROLLBACK` runs under `DB_STATEMENT_TIMEOUT_MS`. Past it the call fails
-//! with a `TimedOut` I/O error ([`super::error::DbErrorKind::StatementTimeout`]) and its future is
-//! dropped. What happens to the connection then is [`super::pool`]'s release probe: the pool
+//! with a `TimedOut` I/O error ([`crate::db::error::DbErrorKind::StatementTimeout`]) and its future is
+//! dropped. What happens to the connection then is [`crate::db::pool`]'s release probe: the pool
 //! closes it unless it answers a ping promptly, so a connection to a server that stopped
 //! answering is never handed out again. A transaction dropped unfinished is rolled back by
 //! sea-orm (the rollback is sent before the connection returns to the pool).
 //!
 //! The server enforces the same limit from its side (`max_statement_time` /
-//! `innodb_lock_wait_timeout`, set per session in [`super::pool`]), so a statement abandoned here
+//! `innodb_lock_wait_timeout`, set per session in [`crate::db::pool`]), so a statement abandoned here
 //! also stops there and releases its locks.
 
 use std::{future::Future, io, sync::Arc, time::Duration};
@@ -63,7 +63,7 @@ impl Db {
         }
     }
 
-    /// Says whether the server answers `INSERT … RETURNING` ([`super::pool::connect`] asks it;
+    /// Says whether the server answers `INSERT … RETURNING` ([`crate::db::pool::connect`] asks it;
     /// MariaDB does, MySQL does not). Off, multi-row inserts read their ids back instead.
     #[must_use]
     pub fn with_insert_returning(mut self, returning: bool) -> Self {
@@ -108,7 +108,7 @@ impl Db {
 
     /// `begin`, on another connection when the one the pool gave was found broken at `BEGIN`,
     /// all within the one deadline. The pool hands out a connection used a moment ago without a
-    /// ping ([`super::pool::PINGED_RECENTLY`]), and one the server dropped since (a restart, a
+    /// ping ([`crate::db::pool::PINGED_RECENTLY`]), and one the server dropped since (a restart, a
     /// failover, a killed session) fails its first statement; nothing ran on it, so starting
     /// again elsewhere is safe. Each broken connection is closed on its way back to the pool, so
     /// the tries are bounded by the pool's size as well.
@@ -120,7 +120,7 @@ impl Db {
         bounded(self.limit, async {
             loop {
                 match begin().await {
-                    Err(e) if super::error::connection_broke(&e) => {
+                    Err(e) if crate::db::error::connection_broke(&e) => {
                         tracing::debug!(error = %e, "A pooled connection was broken at BEGIN; trying another.");
                     }
                     started => return started,

@@ -22,7 +22,7 @@ pub enum DbErrorKind {
     ConnectionLost,
     /// 1317 `ER_QUERY_INTERRUPTED` / 3024 `ER_QUERY_TIMEOUT` / 1969 (MariaDB
     /// `max_statement_time` exceeded): the server stopped the statement; or the client's own
-    /// deadline ([`super::deadline`]) passed with no answer. Either way the statement may or
+    /// deadline ([`crate::db::deadline`]) passed with no answer. Either way the statement may or
     /// may not have been applied.
     StatementTimeout,
     /// Anything else (a bug, a schema problem, bad data).

@@ -7,7 +7,7 @@
 //!   or `max_execution_time` (MySQL, SELECTs only), and `innodb_lock_wait_timeout`, all from
 //!   `DB_STATEMENT_TIMEOUT_MS`. These run per connection (sqlx's `after_connect`), not once per
 //!   pool.
-//! - The client side has the same deadline on every call ([`super::deadline`]). A call cut off
+//! - The client side has the same deadline on every call ([`crate::db::deadline`]). A call cut off
 //!   there leaves its connection mid-conversation; when it comes back to the pool, the release
 //!   probe gives it [`RELEASE_PROBE`] to finish and answer a ping, or closes it. A connection to a
 //!   host that black-holes traffic therefore never returns to the pool, and the pool opens new
@@ -27,12 +27,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sea_orm::{
-    sqlx::{self, AssertSqlSafe, Connection, Executor, MySqlConnection},
+    sqlx::{
+        AssertSqlSafe, Connection, Executor, MySqlConnection, {self},
+    },
     ConnectOptions, Database, DatabaseConnection,
 };
 
-use super::deadline::Db;
-use crate::config::DatabaseSettings;
+use crate::{config::DatabaseSettings, db::deadline::Db};
 
 /// How long a connection coming back to the pool may take to answer a ping before it is closed.
 /// A healthy connection answers in well under a millisecond; one abandoned mid-statement answers
@@ -84,7 +85,7 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Db> {
 async fn answers_insert_returning(pool: &DatabaseConnection) -> anyhow::Result<bool> {
     use sea_orm::ConnectionTrait;
     let row = pool
-        .query_one_raw(super::sql::stmt("SELECT VERSION()", vec![]))
+        .query_one_raw(crate::db::sql::stmt("SELECT VERSION()", vec![]))
         .await
         .context("could not read the MySQL server's version")?
         .context("SELECT VERSION() answered no row")?;

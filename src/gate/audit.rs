@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::scripts::{Gate, GateError};
+use crate::gate::scripts::{Gate, GateError};
 
 static AUDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/audit.lua")));
 static REPAIR: LazyLock<Script> =

@@ -6,8 +6,10 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::scripts::{Gate, GateError};
-use crate::outbox::control::ControlKind;
+use crate::{
+    events::control::ControlKind,
+    gate::scripts::{Gate, GateError},
+};
 
 static CONTROL: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/control.lua")));

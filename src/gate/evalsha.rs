@@ -5,7 +5,7 @@
 
 use redis::Script;
 
-use super::scripts::{Gate, GateError};
+use crate::gate::scripts::{Gate, GateError};
 
 impl Gate {
     /// `EVALSHA` of `script` on the campaign's keys named by `suffixes`, as one command that

@@ -16,14 +16,12 @@
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 
 pub mod audit;
+pub mod buckets;
 pub mod connection;
 pub mod control;
 pub mod entry;
 mod evalsha;
-pub mod loader;
-pub mod marker_cursor;
 pub mod queue;
-pub mod rate_limit;
 pub mod rebuild;
 pub mod scripts;
 pub mod sold_out;

@@ -12,7 +12,7 @@ use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
 
-use super::{Gate, GateError};
+use crate::gate::{Gate, GateError};
 
 static QUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/queue.lua")));
 

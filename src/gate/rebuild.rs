@@ -2,13 +2,13 @@
 //! what an earlier campaign with the same id left and registers the rebuild's token, the past
 //! winners go into the winners set a page at a time, and `lua/load.lua` writes the campaign hash
 //! last, only if it is absent and the token is still there (a flush during the rebuild takes it).
-//! The steps' order and the MySQL side are `gate::loader`'s.
+//! The steps' order and the MySQL side are `upkeep::loader`'s.
 
 use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
 
-use super::scripts::{Gate, GateError};
+use crate::gate::scripts::{Gate, GateError};
 
 static PREPARE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/prepare.lua")));

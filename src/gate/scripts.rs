@@ -8,12 +8,14 @@ use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
 
-pub use super::rebuild::{GateState, Loaded, RebuildToken, Seed};
-use super::{
-    connection::{RedisConn, RedisSetupError},
-    entry::{AdmissionPass, Entry},
+pub use crate::gate::rebuild::{GateState, Loaded, RebuildToken, Seed};
+use crate::{
+    config::RedisSettings,
+    gate::{
+        connection::{RedisConn, RedisSetupError},
+        entry::{AdmissionPass, Entry},
+    },
 };
-use crate::config::RedisSettings;
 
 static RESERVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));

@@ -20,8 +20,12 @@ use std::{
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::keys::{self, KeyStore, Source};
-use crate::config::JwtAlgorithm;
+use crate::{
+    config::JwtAlgorithm,
+    identity::keys::{
+        KeyStore, Source, {self},
+    },
+};
 
 /// How often the file's metadata is looked at.
 const FILE_POLL: Duration = Duration::from_secs(1);

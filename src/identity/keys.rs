@@ -12,8 +12,7 @@ use jsonwebtoken::{
     DecodingKey,
 };
 
-use super::IdentityError;
-use crate::config::JwtAlgorithm;
+use crate::{config::JwtAlgorithm, identity::IdentityError};
 
 /// One usable public key of a JWKS.
 #[derive(Clone)]

@@ -13,12 +13,10 @@
 //! - [`keys`]: a JWKS document's usable keys, the current key set and how a token's `kid` picks
 //!   one;
 //! - [`jwks`]: keeping the key set current: the file's reload, the URL's background refresh;
-//! - [`shape`]: whether a bearer is shaped like a JWT at all (what the admin door asks first);
 //! - [`token`]: `firstcome token`'s signing of HS256 test tokens.
 
 pub mod jwks;
 pub mod keys;
-pub mod shape;
 pub mod token;
 pub mod verifier;
 

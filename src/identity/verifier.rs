@@ -20,18 +20,17 @@ use serde_json::{Map, Value};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::{
-    jwks::{JwksFile, JwksUrl},
-    keys::KeyStore,
-    IdentityError,
-};
 use crate::{
     config::{JwtAlgorithm, UserAuthSettings},
+    identity::{
+        jwks::{JwksFile, JwksUrl},
+        keys::KeyStore,
+        IdentityError,
+    },
     shutdown::running,
 };
 
-/// The longest token looked at; real ones are well under 2 KiB.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub use crate::config::jwt_shape::MAX_TOKEN_BYTES;
 
 /// Checks user tokens; cheap to clone (one `Arc`), shared by every handler.
 #[derive(Clone)]

@@ -10,8 +10,10 @@
 //! struct; fault-injection tests borrow it through [`EmbeddedBroker::with_cluster`].
 
 use rdkafka::{
-    config::ClientConfig, error::KafkaResult, mocking::MockCluster, producer::BaseProducer,
-    producer::DefaultProducerContext, producer::Producer,
+    config::ClientConfig,
+    error::KafkaResult,
+    mocking::MockCluster,
+    producer::{BaseProducer, DefaultProducerContext, Producer},
 };
 
 pub struct EmbeddedBroker {

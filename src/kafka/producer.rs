@@ -40,8 +40,11 @@ use rdkafka::{
     producer::{FutureProducer, Producer, PurgeConfig},
 };
 
-use super::health::{KafkaReachability, ReportingContext, STATISTICS_INTERVAL_MS};
-use crate::{config::KafkaSettings, shutdown::off_runtime};
+use crate::{
+    config::KafkaSettings,
+    kafka::health::{KafkaReachability, ReportingContext, STATISTICS_INTERVAL_MS},
+    shutdown::off_runtime,
+};
 
 /// The service's producer: a `FutureProducer` whose context reports reachability. Its destructor
 /// blocks (it purges, flushes for up to 500 ms and joins librdkafka's threads), and the last

@@ -25,15 +25,18 @@ use std::{
 };
 
 use futures::Stream;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc::{
+    error::TrySendError,
+    {self},
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::{reading::Reading, LiveSource, Snapshot};
 use crate::{
     config::LiveSettings,
-    metrics::{registry::ReasonLabels, Metrics},
+    live::{reading::Reading, LiveSource, Snapshot},
     shutdown::running,
+    telemetry::metrics::{registry::ReasonLabels, Metrics},
 };
 
 /// Snapshots that may wait for one watcher before it is dropped.
@@ -57,7 +60,7 @@ pub enum WatchError {
 /// Whom a new watcher counts against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Viewer {
-    /// Its client's key (`api::client_ip`): what the per-client cap counts by.
+    /// Its client's key (`http::client_ip`): what the per-client cap counts by.
     pub client: String,
     /// An admin's stream: let in past `LIVE_MAX_WATCHERS`, never past its client's cap.
     pub admin: bool,

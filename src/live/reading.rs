@@ -15,10 +15,10 @@ use crate::{
     campaign::{repo, Campaign},
     consumer::stats,
     db::{sql::stmt, Db},
+    events::accepted::message_key,
     gate::{queue::RoomFigures, Gate},
-    metrics::Metrics,
-    outbox::event::message_key,
     refusal::{store, RefusalTotals},
+    telemetry::metrics::Metrics,
 };
 
 /// Holds that run out within this many seconds count as "expiring soon".

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::reading::Reading;
-use crate::campaign::CampaignState;
+use crate::{campaign::CampaignState, live::reading::Reading};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueFigures {

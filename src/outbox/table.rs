@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use crate::db::sql::insert_rows;
 
-use super::{
+use crate::events::{
+    accepted::{ParticipationAccepted, AGGREGATE_PARTICIPATION},
     control::{CampaignChanged, AGGREGATE_CAMPAIGN},
-    event::{ParticipationAccepted, AGGREGATE_PARTICIPATION},
     headers,
     lifecycle::ParticipationMessage,
 };

@@ -11,8 +11,10 @@ use std::{
 
 use chrono::{NaiveDate, Utc};
 
-use super::Reason;
-use crate::metrics::{registry::ReasonLabels, Metrics};
+use crate::{
+    refusal::Reason,
+    telemetry::metrics::{registry::ReasonLabels, Metrics},
+};
 
 /// One count's place: the campaign, the UTC day it was refused and why.
 pub type CountKey = (i64, NaiveDate, Reason);

@@ -6,8 +6,10 @@ use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{store, RefusalCounter};
-use crate::db::Db;
+use crate::{
+    db::Db,
+    refusal::{store, RefusalCounter},
+};
 
 /// How often the counts move to MySQL: what "current within about a second" rests on (half a
 /// second, so that a count is in MySQL well within it).

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDate;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
-use super::counter::CountKey;
-use crate::db::{
-    sql::{in_list, insert_rows, stmt},
-    Db,
+use crate::{
+    db::{
+        sql::{in_list, insert_rows, stmt},
+        Db,
+    },
+    refusal::counter::CountKey,
 };
 
 /// A campaign's refusals so far.

@@ -13,12 +13,14 @@
 
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult, Value};
 
-use super::{
-    held::HeldRuns,
-    order::ClaimView,
-    store::{ClaimedRow, LedShards},
+use crate::{
+    db::sql::{in_list, size_at_least, stmt},
+    relay::{
+        held::HeldRuns,
+        order::ClaimView,
+        store::{ClaimedRow, LedShards},
+    },
 };
-use crate::db::sql::{in_list, size_at_least, stmt};
 
 /// The rows a claim takes ([`steady`], then [`full`] if it took none while a row holds its key
 /// back).

@@ -18,14 +18,22 @@ use std::{
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    hooks::RelayHooks,
-    leadership::Leadership,
-    order::KeyOrder,
-    store::{self, ClaimedRow},
+use crate::{
+    db::{
+        error::{
+            DbErrorKind, {self as db_error},
+        },
+        Db,
+    },
+    relay::{
+        hooks::RelayHooks,
+        leadership::Leadership,
+        order::KeyOrder,
+        store::{
+            ClaimedRow, {self},
+        },
+    },
 };
-use crate::db::error::{self as db_error, DbErrorKind};
-use crate::db::Db;
 
 pub struct ClaimLoop {
     pub db: Db,

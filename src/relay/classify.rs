@@ -15,6 +15,7 @@
 //!   once, since sending it again cannot help.
 //! - Whatever the error, a row older than `RELAY_MAX_RETRY_AGE` goes to the DLQ.
 
+use crate::events::dlq::DeadReason;
 use std::time::Duration;
 
 use backoff::backoff::Backoff;
@@ -39,27 +40,6 @@ pub enum Outcome {
         reason: DeadReason,
         error: String,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadReason {
-    /// Retrying cannot help (the message itself is refused).
-    NonRetriable,
-    /// `RELAY_MAX_ATTEMPTS` produce attempts failed with a broker's answer.
-    AttemptsExhausted,
-    /// The row is older than `RELAY_MAX_RETRY_AGE` and still not published.
-    RetryAgeExceeded,
-}
-
-impl DeadReason {
-    /// Value of the `dlq_reason` header.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeadReason::NonRetriable => "non_retriable",
-            DeadReason::AttemptsExhausted => "attempts_exhausted",
-            DeadReason::RetryAgeExceeded => "retry_age_exceeded",
-        }
-    }
 }
 
 /// The retry schedule: attempt n waits about `base * 2^(n-1)`, capped, ±50 % jitter; and how

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::store;
-use crate::db::Db;
+use crate::{db::Db, relay::store};
 
 /// How often cleanup runs.
 const EVERY: Duration = Duration::from_secs(60);

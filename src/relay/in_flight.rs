@@ -11,8 +11,11 @@ use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt};
 use rdkafka::{error::KafkaError, producer::DeliveryFuture};
 use tokio::time::Instant;
 
-use super::{produce::delivered, store::ClaimedRow};
-use crate::{kafka::KafkaProducer, trace::export::ExportSpan};
+use crate::{
+    kafka::KafkaProducer,
+    relay::{produce::delivered, store::ClaimedRow},
+    telemetry::trace::export::ExportSpan,
+};
 
 /// A row in flight: resolves with the row, when and on which producer generation it was sent,
 /// and its delivery report.

@@ -23,8 +23,7 @@ use sea_orm::{ConnectionTrait, DbErr, Value};
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::store::LedShards;
-use crate::db::Db;
+use crate::{db::Db, relay::store::LedShards};
 
 /// What this instance may publish, and until when (after a failed renewal it stops sending
 /// before its leases can have passed to another instance).
@@ -135,7 +134,7 @@ pub struct ShardLeases {
     pub lease: Duration,
     /// A test pauses renewals through it, as it pauses the claim loop.
     /// Test hooks (none in production).
-    pub hooks: std::sync::Arc<dyn super::hooks::RelayHooks>,
+    pub hooks: std::sync::Arc<dyn crate::relay::hooks::RelayHooks>,
     /// `firstcome_relay_shards_led`: the shards held at the last renewal; 0 after a failed one
     /// (the leases may be passing to another instance) and once released.
     pub shards_led: prometheus_client::metrics::gauge::Gauge,

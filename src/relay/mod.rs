@@ -26,6 +26,7 @@
 //! those rows go back to MySQL) → the recorder writes the last marks → release shard leases.
 
 pub mod admin;
+pub mod backlog_metrics;
 mod candidates;
 pub mod claim;
 pub mod classify;
@@ -47,9 +48,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use crate::db::Db;
-pub use crate::metrics::Metrics;
-use crate::{config::RelaySettings, kafka::Producers, shutdown::running};
+pub use crate::telemetry::metrics::Metrics;
+use crate::{config::RelaySettings, db::Db, kafka::Producers, shutdown::running};
 use claim::ClaimLoop;
 use classify::RetryPolicy;
 use hooks::RelayHooks;

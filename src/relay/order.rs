@@ -54,8 +54,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use super::held::HeldIds;
-pub use super::held::HeldRuns;
+use crate::relay::held::HeldIds;
+pub use crate::relay::held::HeldRuns;
 
 use tokio::sync::Notify;
 

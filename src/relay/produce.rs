@@ -7,10 +7,14 @@ use rdkafka::{
     error::KafkaError, message::OwnedHeaders, producer::FutureRecord, types::RDKafkaErrorCode,
 };
 
-use super::store::ClaimedRow;
-use crate::kafka::KafkaProducer;
-use crate::outbox;
-use crate::trace::export::{self, ExportSpan, KeyValue, SpanKind};
+use crate::{
+    events,
+    kafka::KafkaProducer,
+    relay::store::ClaimedRow,
+    telemetry::trace::export::{
+        ExportSpan, KeyValue, SpanKind, {self},
+    },
+};
 
 /// How long a worker waits before re-enqueueing after librdkafka's queue was full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
@@ -32,26 +36,26 @@ pub fn publish_span(row: &ClaimedRow, traceparent: Option<&str>) -> ExportSpan {
 }
 
 /// The row's Kafka headers and its publish span: straight from the columns when the row stored
-/// the usual (`outbox::headers::kafka_of_row`), else through the map.
+/// the usual (`events::headers::kafka_of_row`), else through the map.
 pub fn prepared(row: &ClaimedRow) -> (OwnedHeaders, ExportSpan) {
     let (event_id, event_type) = (&row.event_id, &row.event_type);
-    if let Some((headers, tp)) = outbox::headers::kafka_of_row(event_id, event_type, &row.headers) {
+    if let Some((headers, tp)) = events::headers::kafka_of_row(event_id, event_type, &row.headers) {
         return (headers, publish_span(row, tp));
     }
     let map = message_headers(row);
-    let traceparent = map.get(outbox::headers::TRACEPARENT).map(String::as_str);
+    let traceparent = map.get(events::headers::TRACEPARENT).map(String::as_str);
     let span = publish_span(row, traceparent);
-    (outbox::headers::to_kafka(&map, &[]), span)
+    (events::headers::to_kafka(&map, &[]), span)
 }
 
 /// The row's message headers plus `extra`, as Kafka headers.
 pub fn kafka_headers(row: &ClaimedRow, extra: &[(&str, String)]) -> OwnedHeaders {
-    outbox::headers::to_kafka(&message_headers(row), extra)
+    events::headers::to_kafka(&message_headers(row), extra)
 }
 
-/// The row's message headers ([`outbox::headers::of_row`]).
-pub fn message_headers(row: &ClaimedRow) -> outbox::headers::Headers {
-    outbox::headers::of_row(&row.event_id, &row.event_type, &row.headers)
+/// The row's message headers ([`events::headers::of_row`]).
+pub fn message_headers(row: &ClaimedRow) -> events::headers::Headers {
+    events::headers::of_row(&row.event_id, &row.event_type, &row.headers)
 }
 
 /// Enqueues one message, waiting while librdkafka's local queue is full.

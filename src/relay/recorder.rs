@@ -12,8 +12,10 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 
-use super::{order::KeyOrder, store};
-use crate::db::{sql::MAX_IDS, Db};
+use crate::{
+    db::{sql::MAX_IDS, Db},
+    relay::{order::KeyOrder, store},
+};
 
 /// Rows marked per statement at most: an `IN` list within the statement budget (`db::sql`).
 const MARK_CHUNK: usize = MAX_IDS;

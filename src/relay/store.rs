@@ -16,11 +16,15 @@
 use crate::db::sql::{execute_for_ids, stmt};
 use std::time::Duration;
 
-use super::{
-    candidates::{self, ClaimFilter},
-    order::ClaimView,
+use crate::{
+    db::Db,
+    relay::{
+        candidates::{
+            ClaimFilter, {self},
+        },
+        order::ClaimView,
+    },
 };
-use crate::db::Db;
 use sea_orm::{ConnectionTrait, DbErr};
 
 fn micros(d: Duration) -> i64 {

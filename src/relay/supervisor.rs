@@ -13,9 +13,11 @@ use backoff::backoff::Backoff;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
-use super::{
+use crate::relay::{
     store::ClaimedRow,
-    worker::{self, RowsInHand, WorkerContext},
+    worker::{
+        RowsInHand, WorkerContext, {self},
+    },
 };
 
 /// Restarts slow down from this...

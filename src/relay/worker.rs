@@ -32,18 +32,22 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    classify::{classify, DeadReason, Outcome, RetryPolicy},
-    hooks::RelayHooks,
-    in_flight::{InFlight, SendStamp},
-    leadership::Leadership,
-    order::KeyOrder,
-    produce::{enqueue, kafka_headers, prepared, produce_once},
-    store::{self, ClaimedRow},
+use crate::{
+    db::Db,
+    events::{dlq, dlq::DeadReason},
+    kafka::Producers,
+    relay::{
+        classify::{classify, Outcome, RetryPolicy},
+        hooks::RelayHooks,
+        in_flight::{InFlight, SendStamp},
+        leadership::Leadership,
+        order::KeyOrder,
+        produce::{enqueue, kafka_headers, prepared, produce_once},
+        store::{
+            ClaimedRow, {self},
+        },
+    },
 };
-use crate::db::Db;
-use crate::kafka::Producers;
-use crate::outbox::dlq;
 
 /// What every worker shares.
 pub struct WorkerContext {
@@ -66,7 +70,7 @@ pub struct WorkerContext {
     pub stop: CancellationToken,
     /// Test hooks (none in production).
     pub hooks: Arc<dyn RelayHooks>,
-    pub metrics: Arc<super::Metrics>,
+    pub metrics: Arc<crate::relay::Metrics>,
 }
 
 /// Rows a worker holds (taken from its queue, not settled): id → key. The supervisor settles
@@ -377,7 +381,7 @@ async fn dead_letter(
         kafka_headers(row, &extra),
     )
     .await;
-    if matches!(&result, Err(e) if !super::classify::is_retriable(e)) {
+    if matches!(&result, Err(e) if !crate::relay::classify::is_retriable(e)) {
         extra.push((dlq::VALUE_OMITTED, "true".to_string()));
         let headers = kafka_headers(row, &extra);
         result = produce_once(&producer, &dlq_topic, key, b"", headers).await;

@@ -6,12 +6,12 @@
 //! takes the worker with it; with every worker taken nothing else runs, not even the timer that
 //! would end the shutdown. So each such call runs here: on a thread of its own (not tokio's
 //! blocking pool, which the runtime waits for when it shuts down), registered by name in
-//! [`running`](super::running) while it lasts, and awaited for at most a limit. A call that
+//! [`running`](crate::shutdown::running) while it lasts, and awaited for at most a limit. A call that
 //! outlives its limit is left to finish (or to end with the process).
 
 use std::time::Duration;
 
-use super::running;
+use crate::shutdown::running;
 
 /// Why a bounded call gave no result.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

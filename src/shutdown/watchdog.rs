@@ -7,7 +7,7 @@
 //! runtime, receives the stop signals and holds the deadline:
 //! - the first SIGTERM or SIGINT cancels the application's root token (the shutdown begins);
 //! - when the process is still there [`GRACE`] after the deadline, it logs what was still
-//!   running ([`running`](super::running)) and exits with status 1;
+//!   running ([`running`](crate::shutdown::running)) and exits with status 1;
 //! - a second signal during the shutdown exits at once, the same way (Ctrl-C twice).
 //!
 //! Ending the process this way loses nothing: rows Kafka did not acknowledge are still PENDING in
@@ -26,7 +26,7 @@ use signal_hook::{
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::running;
+use crate::shutdown::running;
 
 /// How long past the shutdown deadline the watchdog waits before it ends the process: time for a
 /// shutdown that gave up at its deadline to return, log and exit by itself.

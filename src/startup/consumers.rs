@@ -7,16 +7,24 @@ use anyhow::Context;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::{bind_and_migrate, MetricsListener};
 use crate::{
-    api::{self, auth::AdminTokens, client_ip::TrustedProxies, cors::Cors, Limits},
+    api::{self},
     config::{DatabaseSettings, GroupProtocol, Settings},
-    consumer::{self, ConsumerDeps, ConsumerHandle},
+    consumer::{
+        ConsumerDeps, ConsumerHandle, {self},
+    },
     db,
+    http::{
+        admin_auth::AdminTokens,
+        client_ip::TrustedProxies,
+        cors::Cors,
+        server::{Server, ServerSettings},
+        Limits,
+    },
     kafka::{KafkaMode, KafkaReachability, Producers},
-    metrics::Metrics,
-    server::{Server, ServerSettings},
     shutdown::running,
+    startup::{bind_and_migrate, MetricsListener},
+    telemetry::metrics::Metrics,
 };
 
 /// Starts the consumers `CONSUMERS` names, on a pool of their own (a slow consumer must not take
@@ -109,7 +117,7 @@ pub async fn consume(settings: Settings, shutdown: CancellationToken) -> anyhow:
         cors: Cors::new(&settings.cors),
     });
     // The same server as `serve`'s: the client deadlines and the connection caps.
-    crate::server::raise_open_files_limit(settings.http.max_connections);
+    crate::http::server::raise_open_files_limit(settings.http.max_connections);
     let server_settings = ServerSettings::of(&settings.http);
     if let Some(m) = metrics_listener {
         let (proxies, metrics, timeout) =

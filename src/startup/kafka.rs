@@ -6,8 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::{
-    config::Settings,
-    consumer::ConsumerName,
+    config::{consumers::ConsumerName, Settings},
     kafka::{EmbeddedBroker, KafkaMode, KafkaReachability, Producers},
 };
 
@@ -57,11 +56,11 @@ impl KafkaClients {
 /// Every topic the service writes: the main topic, the relay's dead-letter topic and each
 /// consumer's (created up front on the embedded broker).
 fn all_topics(topic: &str) -> Vec<String> {
-    let mut topics = vec![topic.to_string(), crate::outbox::dlq::relay_topic(topic)];
+    let mut topics = vec![topic.to_string(), crate::events::dlq::relay_topic(topic)];
     topics.extend(
         ConsumerName::ALL
             .iter()
-            .map(|c| crate::outbox::dlq::consumer_topic(topic, c.as_str())),
+            .map(|c| crate::events::dlq::consumer_topic(topic, c.as_str())),
     );
     topics
 }

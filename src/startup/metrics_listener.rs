@@ -13,10 +13,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
-    api::client_ip::TrustedProxies,
-    metrics::{Exposition, Metrics},
-    server::{Server, ServerSettings},
+    http::{
+        client_ip::TrustedProxies,
+        server::{Server, ServerSettings},
+    },
     shutdown::running,
+    telemetry::metrics::{Exposition, Metrics},
 };
 
 /// The bound `METRICS_ADDR`.

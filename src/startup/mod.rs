@@ -45,15 +45,18 @@ use resources::Resources;
 use services::Services;
 
 use crate::{
-    api::{self, Apis, Limits},
+    api::{
+        components::Components,
+        Apis, {self},
+    },
     config::{DatabaseSettings, Settings},
     db,
     gate::Gate,
+    http::Limits,
     kafka::{EmbeddedBroker, Producers},
-    metrics::Metrics,
     relay::{hooks::RelayHooks, RelayBuilder, RelayDeps, RelayHandle},
     shutdown::{off_runtime, running},
-    state::Components,
+    telemetry::metrics::Metrics,
 };
 
 pub struct Application {
@@ -64,13 +67,13 @@ pub struct Application {
     metrics: Arc<Metrics>,
     limits: Limits,
     /// The per-IP limit of every public call (`RATE_LIMIT_IP_PER_SECOND`), in front of the API.
-    rate_limits: crate::api::rate_limit::RateLimits,
+    rate_limits: crate::http::rate_limit::RateLimits,
     /// Who the client of a request is (`TRUSTED_PROXIES`), in front of every limit.
-    proxies: crate::api::client_ip::TrustedProxies,
+    proxies: crate::http::client_ip::TrustedProxies,
     /// `CORS_ALLOWED_ORIGINS`.
-    cors: crate::api::cors::Cors,
+    cors: crate::http::cors::Cors,
     /// Who may read `/metrics` on `HTTP_ADDR`: `Some` (admins) on an exposed address.
-    metrics_admin: Option<crate::api::auth::AdminTokens>,
+    metrics_admin: Option<crate::http::admin_auth::AdminTokens>,
     /// `METRICS_ADDR`, bound.
     metrics_listener: Option<MetricsListener>,
     /// Root of every background task's lifetime; cancelled once, on shutdown.
@@ -80,7 +83,7 @@ pub struct Application {
     shutdown_timeout: Duration,
     /// The client deadlines and connection caps of the HTTP server (`HTTP_HEADER_TIMEOUT_MS`,
     /// `HTTP_IDLE_TIMEOUT_MS`, `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_CONNECTIONS_PER_CLIENT`).
-    server: crate::server::ServerSettings,
+    server: crate::http::server::ServerSettings,
     /// The in-process Kafka broker when `KAFKA_BOOTSTRAP_SERVERS` is unset; it must outlive the
     /// producers, so it is dropped last (after `run_until_stopped` returns).
     embedded: Option<Arc<EmbeddedBroker>>,
@@ -88,7 +91,7 @@ pub struct Application {
     relay: Option<RelayHandle>,
     /// The drift audit, for tests to run one on demand (`startup::testing`).
     #[cfg(feature = "test-hooks")]
-    drift: crate::participation::drift::DriftAudit,
+    drift: crate::upkeep::drift::DriftAudit,
 }
 
 /// Applies pending migrations on a connection of their own (no statement deadline: DDL may run
@@ -211,7 +214,7 @@ impl ApplicationBuilder {
         };
         #[cfg(feature = "test-hooks")]
         let drift = services.drift.clone();
-        let rate_limits = crate::api::rate_limit::RateLimits::new(
+        let rate_limits = crate::http::rate_limit::RateLimits::new(
             gate.clone(),
             services.participations.campaigns(),
             &settings.rate_limits,
@@ -219,7 +222,7 @@ impl ApplicationBuilder {
             metrics.clone(),
         );
         let proxies =
-            crate::api::client_ip::TrustedProxies::new(&settings.rate_limits, metrics.clone());
+            crate::http::client_ip::TrustedProxies::new(&settings.rate_limits, metrics.clone());
         let live = LiveHub::new(
             LiveSource::new(db.clone(), gate.clone(), metrics.clone()),
             &settings.live,
@@ -227,7 +230,7 @@ impl ApplicationBuilder {
             tasks.clone(),
             shutdown.clone(),
         );
-        let admin = crate::api::auth::AdminTokens::from_settings(&settings, metrics.clone());
+        let admin = crate::http::admin_auth::AdminTokens::from_settings(&settings, metrics.clone());
         let apis = Resources {
             rate_limits: rate_limits.clone(),
             refusals: services.refusals,
@@ -243,7 +246,7 @@ impl ApplicationBuilder {
             consumers,
             metrics: metrics.clone(),
             admin: admin.clone(),
-            users: crate::api::user_auth::UserAuthority::new(verifier, admin.clone()),
+            users: crate::http::user_auth::UserAuthority::new(verifier, admin.clone()),
             identity: crate::api::health::IdentityHealth::of(&settings),
         }
         .into_apis();
@@ -255,13 +258,13 @@ impl ApplicationBuilder {
             limits: Limits::of(&settings.http),
             rate_limits,
             proxies,
-            cors: crate::api::cors::Cors::new(&settings.cors),
+            cors: crate::http::cors::Cors::new(&settings.cors),
             metrics_admin: settings.listens_beyond_loopback().then(|| admin.clone()),
             metrics_listener,
             shutdown,
             tasks,
             shutdown_timeout: settings.shutdown_timeout,
-            server: crate::server::ServerSettings::of(&settings.http),
+            server: crate::http::server::ServerSettings::of(&settings.http),
             embedded: kafka.embedded,
             producers: kafka.producers,
             relay,
@@ -319,7 +322,7 @@ impl Application {
             relay,
             ..
         } = self;
-        crate::server::raise_open_files_limit(server.max_connections);
+        crate::http::server::raise_open_files_limit(server.max_connections);
         tracing::info!(%addr, docs = %format!("http://{addr}/docs"), "Listening.");
 
         // One deadline for the whole shutdown, counted from the stop signal.
@@ -338,7 +341,8 @@ impl Application {
             let shutdown = shutdown.clone();
             listener.serve(server, proxies, metrics, &tasks, shutdown, shutdown_timeout);
         }
-        let http = crate::server::Server::new(listener, server, proxies.clone(), metrics.clone());
+        let http =
+            crate::http::server::Server::new(listener, server, proxies.clone(), metrics.clone());
         let app = api::routes(
             apis,
             metrics,

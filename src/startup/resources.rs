@@ -2,27 +2,25 @@
 
 use std::sync::Arc;
 
-use crate::api::rate_limit::RateLimits;
 use crate::{
     api::{
-        admin::AdminApi, auth::AdminTokens, campaigns::CampaignsApi, controls::ControlsApi,
+        admin::AdminApi, campaigns::CampaignsApi, components::Components, controls::ControlsApi,
         health::HealthApi, lifecycle::LifecycleApi, live::LiveApi,
         participations::ParticipationsApi, queue::QueueApi, rewards::RewardsApi, stats::StatsApi,
-        user_auth::UserAuthority, Apis,
+        Apis,
     },
     campaign::{control::CampaignControls, CampaignService},
     consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
     db::Db,
     gate::Gate,
+    http::{admin_auth::AdminTokens, rate_limit::RateLimits, user_auth::UserAuthority},
+    join::{baseline::SyncParticipationService, ParticipationService},
     live::LiveHub,
-    metrics::Metrics,
-    participation::{
-        lifecycle::LifecycleService, sync::SyncParticipationService, ParticipationService,
-    },
     refusal::{RefusalCounter, RefusalView},
     relay::admin::OutboxAdmin,
-    state::Components,
+    telemetry::metrics::Metrics,
     waiting_room::WaitingRoom,
+    win::lifecycle::LifecycleService,
 };
 
 /// What the resources are built from: the API's pool and gate, the services, the live state of

@@ -13,15 +13,16 @@ use crate::{
     config::Settings,
     db::Db,
     gate::Gate,
+    join::{baseline::SyncParticipationService, ParticipationService},
     kafka::Producers,
-    metrics::Metrics,
-    participation::{
-        drift::DriftAudit, expiry, lifecycle::LifecycleService, sync::SyncParticipationService,
-        ParticipationService,
+    refusal::{
+        RefusalCounter, {self},
     },
-    refusal::{self, RefusalCounter},
     shutdown::running,
+    telemetry::metrics::Metrics,
+    upkeep::drift::DriftAudit,
     waiting_room::{AdmissionSigner, WaitingRoom},
+    win::{expiry, lifecycle::LifecycleService},
 };
 
 pub(super) struct Services {
@@ -131,7 +132,7 @@ impl Services {
         ));
         tasks.spawn(running::track(
             "outbox gauges",
-            crate::metrics::outbox::run(
+            crate::relay::backlog_metrics::run(
                 db.clone(),
                 metrics.clone(),
                 settings.metrics.outbox_refresh,

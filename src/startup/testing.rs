@@ -5,14 +5,16 @@
 
 use std::sync::Arc;
 
-use super::Application;
 use crate::{
-    consumer::{ConsumerHandle, ConsumerName, ConsumerReport},
+    config::consumers::ConsumerName,
+    consumer::{ConsumerHandle, ConsumerReport},
     db::Db,
+    join::ParticipationService,
     kafka::EmbeddedBroker,
-    metrics::Metrics,
-    participation::{drift::DriftAudit, ParticipationService},
     relay::RelayHandle,
+    startup::Application,
+    telemetry::metrics::Metrics,
+    upkeep::drift::DriftAudit,
 };
 
 impl Application {
@@ -65,7 +67,7 @@ impl Probe {
     pub async fn reconcile(
         &self,
         older_than: std::time::Duration,
-    ) -> Result<u64, crate::participation::JoinError> {
+    ) -> Result<u64, crate::join::JoinError> {
         self.participations.reconciler().run_once(older_than).await
     }
 
@@ -106,7 +108,7 @@ impl Probe {
         &self,
         campaign_id: i64,
         refused_at: std::time::Instant,
-    ) -> Result<crate::gate::loader::Owed, String> {
+    ) -> Result<crate::upkeep::loader::Owed, String> {
         self.participations.give_owed(campaign_id, refused_at).await
     }
 

@@ -11,17 +11,19 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 
-use super::token::{new_ticket, AdmissionSigner};
 use crate::{
     campaign::{Admission, Campaign, CampaignCache, Window},
     config::WaitingRoomSettings,
     db::Db,
     gate::{
-        loader::{self, GateLoader, LoadError},
         queue::{RoomAnswer, RoomOp, RoomPace, Ticket, TicketState},
         AdmissionPass, Gate, GateError,
     },
-    metrics::{CampaignLabels, Metrics},
+    telemetry::metrics::{CampaignLabels, Metrics},
+    upkeep::loader::{
+        GateLoader, LoadError, {self},
+    },
+    waiting_room::token::{new_ticket, AdmissionSigner},
 };
 
 /// Rounds of "call the room, find the keys missing, load them" before giving up (as the join).

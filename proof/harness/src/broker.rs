@@ -9,13 +9,17 @@
 //! cluster that is really killed comes back empty and on another port, which no real broker
 //! does. It exits when stdin closes, so a harness that dies takes its broker with it.
 
-use std::io::{BufRead, Write};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::{
+    io::{BufRead, Write},
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{
+    config::ClientConfig,
+    producer::{BaseProducer, Producer},
+};
 
 use super::procs::{Proc, Signal};
 

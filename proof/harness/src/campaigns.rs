@@ -8,8 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
-use super::options::RunOptions;
-use super::workload::Plan;
+use super::{options::RunOptions, workload::Plan};
 
 /// What each campaign of the run is to be, in creation order.
 pub fn plans(opts: &RunOptions) -> Vec<Plan> {

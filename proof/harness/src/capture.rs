@@ -3,8 +3,7 @@
 //! [`TopicTail`], to each partition's high watermark), and the consumers' tables. Names of tables,
 //! columns and keys are the service's (its migrations and Lua scripts), read, not imported.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDateTime, Utc};

@@ -26,20 +26,25 @@
 //! One answered later than the request deadline plus [`SLACK`] after it was sent, or not at
 //! all, is late: the run fails on any (§2.9, bounded waits).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
-use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{rngs::StdRng, Rng};
 
 use crate::history::{EntryType, Func, Value};
 
-use super::nemesis::Targets;
-use super::recorder::Recorder;
-use super::request::Request;
-use super::workload::{seeded, Client, Shared, WorkloadParams};
+use super::{
+    nemesis::Targets,
+    recorder::Recorder,
+    request::Request,
+    workload::{seeded, Client, Shared, WorkloadParams},
+};
 
 /// Units added before the burst, so its joins reach MySQL rather than the sold-out answer,
 /// through the outage too: more than the first wave of the burst takes.

@@ -48,24 +48,27 @@ mod topic_tail;
 mod waiting_room;
 pub mod workload;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 
-use crate::check::Options;
-use crate::model::ModelParams;
+use crate::{check::Options, model::ModelParams};
 
-use self::mix::Mix;
-use self::nemesis::{Injected, Targets};
-use self::options::service_binary;
-use self::recorder::Recorder;
-use self::system::{start, System};
-use self::timeouts::Timeouts;
-use self::workload::{Plan, Shared, WorkloadParams};
+use self::{
+    mix::Mix,
+    nemesis::{Injected, Targets},
+    options::service_binary,
+    recorder::Recorder,
+    system::{start, System},
+    timeouts::Timeouts,
+    workload::{Plan, Shared, WorkloadParams},
+};
 
 pub use self::options::RunOptions;
 

@@ -2,18 +2,19 @@
 //! judges recorded files; `broker` (hidden) is the Kafka broker process `run` starts. Exit
 //! status: 0 clean, 1 anomalies, 2 the run or the input failed.
 
-use std::fs::File;
-use std::io::BufReader;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::{fs::File, io::BufReader, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use firstcome_proof::check::{self, Options};
-use firstcome_proof::model::ModelParams;
-use firstcome_proof::{self as harness, RunOptions};
-use firstcome_proof::{final_state, history};
+use firstcome_proof::{
+    check::{
+        Options, {self},
+    },
+    final_state, history,
+    model::ModelParams,
+    RunOptions, {self as harness},
+};
 
 #[derive(Parser)]
 #[command(

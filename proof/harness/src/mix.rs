@@ -1,8 +1,7 @@
 //! The operation mix of the clients: a weight per operation, parsed from `--mix`
 //! (`join=700,confirm=140,…`), and the seeded draw of the next operation.
 
-use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{rngs::StdRng, Rng};
 
 use crate::history::Func;
 

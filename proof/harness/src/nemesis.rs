@@ -21,24 +21,27 @@
 //! is the nearest a mock broker gets. `mysql-blackhole`, the name of the MySQL fault before it
 //! was timed during a burst, is read as `mysql-failover`.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 
-use super::broker::Broker;
-use super::failover::{self, Outcome};
-use super::procs::Signal;
-use super::proxy::Proxy;
-use super::recorder::Recorder;
-use super::redis_server::RedisServer;
-use super::service::Instance;
-use super::timeouts::Timeouts;
-use super::workload::{Shared, WorkloadParams};
+use super::{
+    broker::Broker,
+    failover::{
+        Outcome, {self},
+    },
+    procs::Signal,
+    proxy::Proxy,
+    recorder::Recorder,
+    redis_server::RedisServer,
+    service::Instance,
+    timeouts::Timeouts,
+    workload::{Shared, WorkloadParams},
+};
 
 pub const KINDS: [&str; 9] = [
     "kill",

@@ -3,8 +3,10 @@
 //! running. Signals go through `kill(1)`: the crate forbids `unsafe`, and a signal is all the
 //! nemesis needs.
 
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::{
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 

@@ -2,12 +2,14 @@
 //! one lock, so the file is in time order (the format's rule, `crate::history`). Also counts
 //! what went by, for the progress line.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{BufWriter, Write},
+    path::Path,
+    sync::Mutex,
+    time::Instant,
+};
 
 use anyhow::Context;
 

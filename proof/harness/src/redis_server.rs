@@ -3,9 +3,11 @@
 //! shared Redis. A restart comes back empty on the same port, as a Redis without persistence
 //! does after a crash.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 

@@ -3,11 +3,9 @@
 //! 2xx, `fail` with the code for a 4xx, `info` for a timeout, a transport error, a 408, a 429
 //! or a 5xx (it may have taken effect, or the history cannot say it did not).
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
-use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{rngs::StdRng, Rng};
 
 use crate::history::{EntryType, Func, Value};
 

@@ -3,15 +3,19 @@
 //! broker, sharing the admin token and the admission secret. An instance keeps its port across
 //! restarts, so the clients' addresses stay valid.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 
-use super::procs::{free_port, Proc, Signal};
-use super::timeouts::Timeouts;
+use super::{
+    procs::{free_port, Proc, Signal},
+    timeouts::Timeouts,
+};
 
 /// What every instance is started with.
 #[derive(Debug, Clone)]

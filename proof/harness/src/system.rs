@@ -6,13 +6,16 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::mysql::MySqlPoolOptions;
-use sqlx::{AssertSqlSafe, MySqlPool};
+use sqlx::{mysql::MySqlPoolOptions, AssertSqlSafe, MySqlPool};
 
-use super::nemesis::Targets;
-use super::options::{split_mysql_url, RunOptions};
-use super::service::{Instance, ServiceEnv};
-use super::{broker, proxy, redis_server, topic_tail, Prepared};
+use super::{
+    broker,
+    nemesis::Targets,
+    options::{split_mysql_url, RunOptions},
+    proxy, redis_server,
+    service::{Instance, ServiceEnv},
+    topic_tail, Prepared,
+};
 
 /// What runs beside the instances, and how to reach it.
 pub(super) struct System {

@@ -15,9 +15,7 @@
 //! instance loses its shards within the 5 s the `stop` fault lasts; the default 30 s would need a
 //! half-minute stop per fault) and its poll interval.
 
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use std::{path::Path, process::Command, time::Duration};
 
 use anyhow::Context;
 

@@ -10,19 +10,21 @@
 //! asking more than the campaign's limit goes first, with the token, and is refused as
 //! invalid; the token stays usable (a refusal writes nothing) for the join within the limit.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
 
-use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{rngs::StdRng, Rng};
 use serde_json::json;
 
 use crate::history::{EntryType, Func, Value};
 
-use super::recorder::Recorder;
-use super::request::Request;
-use super::workload::{lock, seeded, Client, Shared, WorkloadParams};
+use super::{
+    recorder::Recorder,
+    request::Request,
+    workload::{lock, seeded, Client, Shared, WorkloadParams},
+};
 
 /// One waiting-room process until `shared.stop` or `until`.
 pub async fn process(

@@ -13,20 +13,21 @@
 //! (confirm a held win, refund a confirmed one, resume a paused campaign, borrow a token) and is
 //! never trusted by the checker.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::json;
 
 use crate::history::{EntryType, Func, Value};
 
-use super::mix::Mix;
-use super::recorder::Recorder;
-use super::request::Request;
+use super::{mix::Mix, recorder::Recorder, request::Request};
 
 #[derive(Debug, Clone)]
 pub struct WorkloadParams {

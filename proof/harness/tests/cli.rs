@@ -4,8 +4,7 @@
 #[path = "../../spec/tests/support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::{path::PathBuf, process::Command};
 
 use firstcome_proof::history::Func;
 use support::Sale;

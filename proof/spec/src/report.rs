@@ -2,8 +2,7 @@
 //! run reports (operations by function and outcome, faults by kind, relaxations used), and its
 //! rendering as a table for people or JSON for tools.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 

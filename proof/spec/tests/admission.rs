@@ -3,9 +3,11 @@
 
 mod support;
 
-use firstcome_proof_spec::final_state::FinalState;
-use firstcome_proof_spec::history::{Func, Value};
-use firstcome_proof_spec::report::{AnomalyKind, Report};
+use firstcome_proof_spec::{
+    final_state::FinalState,
+    history::{Func, Value},
+    report::{AnomalyKind, Report},
+};
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
 /// The sale's final state with the campaign's limit and admission mode.

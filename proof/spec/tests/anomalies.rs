@@ -2,9 +2,11 @@
 
 mod support;
 
-use firstcome_proof_spec::final_state::OutboxRow;
-use firstcome_proof_spec::history::{Func, Value};
-use firstcome_proof_spec::report::AnomalyKind;
+use firstcome_proof_spec::{
+    final_state::OutboxRow,
+    history::{Func, Value},
+    report::AnomalyKind,
+};
 use support::{assert_flags, Sale, CAMPAIGN};
 
 fn user_op(user: i64) -> Value {

@@ -4,9 +4,11 @@
 
 mod support;
 
-use firstcome_proof_spec::check::{Options, DEAD_INSTANCE, IN_DOUBT, REDIS_QUEUED};
-use firstcome_proof_spec::history::Func;
-use firstcome_proof_spec::report::AnomalyKind;
+use firstcome_proof_spec::{
+    check::{Options, DEAD_INSTANCE, IN_DOUBT, REDIS_QUEUED},
+    history::Func,
+    report::AnomalyKind,
+};
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
 /// The harness's deadlines: its instances answer within 2 s, reservations time out after 3 s.

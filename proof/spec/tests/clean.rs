@@ -2,10 +2,10 @@
 
 mod support;
 
-use firstcome_proof_spec::check::{
-    Options, ARRIVING, CLIENT_TIMEOUT, DEAD_INSTANCE, MEMO, RESUMING, SAME_USER,
+use firstcome_proof_spec::{
+    check::{Options, ARRIVING, CLIENT_TIMEOUT, DEAD_INSTANCE, MEMO, RESUMING, SAME_USER},
+    history::{Func, Value},
 };
-use firstcome_proof_spec::history::{Func, Value};
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
 #[test]

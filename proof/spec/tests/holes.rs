@@ -5,9 +5,11 @@
 mod support;
 
 use chrono::Duration;
-use firstcome_proof_spec::check::{Options, ARRIVING, CLIENT_TIMEOUT, RESUMING};
-use firstcome_proof_spec::history::{Func, Value};
-use firstcome_proof_spec::report::AnomalyKind;
+use firstcome_proof_spec::{
+    check::{Options, ARRIVING, CLIENT_TIMEOUT, RESUMING},
+    history::{Func, Value},
+    report::AnomalyKind,
+};
 use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
 fn of_user(user: i64) -> Value {

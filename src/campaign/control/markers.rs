@@ -6,11 +6,14 @@
 use chrono::Utc;
 use sea_orm::DbErr;
 
-use super::{store, store::PendingControl, CampaignControls};
 use crate::{
-    campaign::Window,
-    gate::{loader, Applied, GateControl, GateError},
-    outbox::control::ControlKind,
+    campaign::{
+        control::{store, store::PendingControl, CampaignControls},
+        Window,
+    },
+    events::control::ControlKind,
+    gate::{Applied, GateControl, GateError},
+    upkeep::loader,
 };
 
 /// What the marker loop did with one marker.

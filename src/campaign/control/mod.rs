@@ -19,20 +19,19 @@ use uuid::Uuid;
 pub use store::HistoryRow;
 use store::{ControlRow, LockedCampaign, MarkerKey, RowChange};
 
-use super::{
-    repo::{self, CampaignWithCount},
-    CampaignCache, MAX_TOTAL_STOCK,
-};
 use crate::{
+    campaign::{
+        repo::{
+            CampaignWithCount, {self},
+        },
+        CampaignCache, MAX_TOTAL_STOCK,
+    },
     db::Db,
-    gate::{
-        loader, marker_cursor::MarkerCursor, sold_out::SoldOutMemo, Applied, Gate, GateControl,
-    },
-    metrics::{registry::ControlLabels, Metrics},
-    outbox::{
-        control::{CampaignChanged, ControlKind},
-        table, NewOutboxEvent,
-    },
+    events::control::{CampaignChanged, ControlKind},
+    gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl},
+    outbox::{table, NewOutboxEvent},
+    telemetry::metrics::{registry::ControlLabels, Metrics},
+    upkeep::{loader, marker_cursor::MarkerCursor},
 };
 
 /// What an admin asks of a running campaign.

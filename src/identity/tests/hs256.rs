@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::*;
-use crate::{config::Secret, identity::token::mint};
+use crate::{
+    config::Secret,
+    identity::{tests::*, token::mint},
+};
 
 async fn hs() -> UserVerifier {
     verifier(&[("JWT_SECRET", SECRET)]).await.expect("starts")

@@ -16,10 +16,9 @@ use tokio::{
     net::TcpListener,
 };
 
-use super::*;
 use crate::{
     config::JwtAlgorithm,
-    identity::{jwks::JwksUrl, keys::KeyStore},
+    identity::{jwks::JwksUrl, keys::KeyStore, tests::*},
 };
 
 /// This service's name at the identity provider: a JWKS setup must have one.
@@ -28,16 +27,16 @@ const AUDIENCE: &str = "firstcome";
 // `verifier` and `claims` of this file shadow the module's: a JWKS setup with its audience, and
 // tokens issued for it.
 
-/// [`super::verifier`] with `JWT_AUDIENCE`, which a JWKS requires.
+/// [`crate::identity::tests::verifier`] with `JWT_AUDIENCE`, which a JWKS requires.
 async fn verifier(pairs: &[(&str, &str)]) -> anyhow::Result<UserVerifier> {
     let mut all = vec![("JWT_AUDIENCE", AUDIENCE)];
     all.extend_from_slice(pairs);
-    super::verifier(&all).await
+    crate::identity::tests::verifier(&all).await
 }
 
-/// [`super::claims`] of a token issued for this service.
+/// [`crate::identity::tests::claims`] of a token issued for this service.
 fn claims(user: Value) -> Value {
-    with(super::claims(user), "aud", json!(AUDIENCE))
+    with(crate::identity::tests::claims(user), "aud", json!(AUDIENCE))
 }
 
 #[tokio::test]

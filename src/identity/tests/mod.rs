@@ -19,8 +19,10 @@ use ring::{
 use serde_json::{json, Value};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{IdentityError, UserVerifier};
-use crate::config::Settings;
+use crate::{
+    config::Settings,
+    identity::{IdentityError, UserVerifier},
+};
 
 pub(super) const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
 pub(super) const RSA_DER: &[u8] = include_bytes!("../testdata/rsa2048.der");

@@ -8,9 +8,9 @@
 use chrono::{DateTime, Utc};
 use firstcome::{
     db::time::precision,
-    outbox::{
+    events::{
+        accepted::{WinStatus, PARTICIPATION_ACCEPTED},
         control::{CampaignChanged, ControlKind},
-        event::{WinStatus, PARTICIPATION_ACCEPTED},
         lifecycle::ParticipationMessage,
         ParticipationAccepted,
     },

@@ -17,10 +17,10 @@ use std::{
 };
 
 use firstcome::{
-    config::Settings,
-    consumer::{ConsumerName, ConsumerReport},
+    config::{consumers::ConsumerName, Settings},
+    consumer::ConsumerReport,
+    events::dlq,
     kafka::EmbeddedBroker,
-    outbox::dlq,
 };
 use serde_json::json;
 

@@ -4,7 +4,10 @@
 //! holds up the next win.
 
 use chrono::Utc;
-use firstcome::outbox::{event::WinStatus, event::PARTICIPATION_ACCEPTED, ParticipationAccepted};
+use firstcome::events::{
+    accepted::{WinStatus, PARTICIPATION_ACCEPTED},
+    ParticipationAccepted,
+};
 use serde_json::json;
 use uuid::Uuid;
 

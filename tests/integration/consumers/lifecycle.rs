@@ -4,8 +4,8 @@
 //! again changes nothing; an unknown `eventType` among them still goes to the dead-letter topics.
 
 use chrono::Utc;
-use firstcome::outbox::{
-    event::{WinStatus, PARTICIPATION_ACCEPTED},
+use firstcome::events::{
+    accepted::{WinStatus, PARTICIPATION_ACCEPTED},
     headers,
     lifecycle::{
         CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,

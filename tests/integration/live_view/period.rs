@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use firstcome::outbox::{
-    event::{WinStatus, PARTICIPATION_ACCEPTED},
+use firstcome::events::{
+    accepted::{WinStatus, PARTICIPATION_ACCEPTED},
     lifecycle::{
         CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
         PARTICIPATION_CONFIRMED,

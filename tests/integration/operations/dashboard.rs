@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Every metric family the service exports (`metrics::tests` checks that each one is on
 /// `/metrics` after a burst); histograms without their `_bucket`/`_sum`/`_count`.
-const EXPORTED: &[&str] = firstcome::metrics::NAMES;
+const EXPORTED: &[&str] = firstcome::telemetry::metrics::NAMES;
 
 fn read(path: &str) -> String {
     let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));

@@ -6,8 +6,7 @@
 //! Batches are made on purpose: the test holds the campaign row, so the first win's transaction
 //! waits for it and the wins behind it queue; the test waits until they have queued, then lets go.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use futures::{stream, StreamExt};
 use sea_orm::ConnectionTrait;
@@ -321,7 +320,7 @@ async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
 /// order of the users (or with the returned columns confused) would fail.
 #[tokio::test]
 async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
-    use firstcome::participation::transaction;
+    use firstcome::join::transaction;
     let settings = crate::spawn::test_settings().await;
     let app = crate::spawn::spawn_app_with(settings.clone()).await;
     let db = firstcome::db::pool::connect(&settings.database)

@@ -1,5 +1,5 @@
 //! A SOLD_OUT is not answered while reservations in flight may still give their units back
-//! (docs/design.md §6, `participation/service/gate_step.rs`): the proof run found joins refused
+//! (docs/design.md §6, `join/reserve.rs`): the proof run found joins refused
 //! while MySQL's committed order had units free for the whole request, because another join's
 //! reservation held them in the gate and then went back.
 
@@ -314,10 +314,10 @@ async fn a_join_refused_paused_while_another_reads_the_owed_resume_waits_for_it_
 /// sold-out memo then refused two more joins for its whole window with 2–7 units free. A refusal
 /// counts as confirmed only by a read that began after it: the read's own join is, a join
 /// refused after the read began and waiting for it is not (the memo does not repeat its
-/// SOLD_OUT; `participation::service` records the memo only for a confirmed one).
+/// SOLD_OUT; `join::service` records the memo only for a confirmed one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_marker_read_begun_after_a_refusal_confirms_it() {
-    use firstcome::gate::loader::Owed;
+    use firstcome::upkeep::loader::Owed;
     let app = crate::spawn::spawn_app().await;
     let campaign = app.open_campaign(1, 1).await;
     assert_eq!(app.join(campaign, 1, 1).await.status, 201, "sold out");

@@ -13,7 +13,10 @@ use serde_json::json;
 
 use redis::AsyncCommands;
 
-use crate::{spawn::spawn_app, spawn::ADMIN_TOKEN, wait::wait_until};
+use crate::{
+    spawn::{spawn_app, ADMIN_TOKEN},
+    wait::wait_until,
+};
 
 #[tokio::test]
 async fn a_return_marker_of_a_campaign_closed_early_is_dropped_once_its_keys_are_gone() {

@@ -11,7 +11,9 @@ use firstcome::{
     relay::{
         held::HeldRuns,
         order::ClaimView,
-        store::{self, ClaimedRow},
+        store::{
+            ClaimedRow, {self},
+        },
     },
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use firstcome::outbox::headers;
+use firstcome::events::headers;
 use futures::future::join_all;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{json, Value};

@@ -4,7 +4,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use firstcome::outbox::{self, dlq, OutboxStatus};
+use firstcome::{
+    events::dlq,
+    outbox::{
+        OutboxStatus, {self},
+    },
+};
 use futures::future::join_all;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sea_orm::ConnectionTrait;

@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use firstcome::outbox::{event::PARTICIPATION_ACCEPTED, headers};
+use firstcome::events::{accepted::PARTICIPATION_ACCEPTED, headers};
 use futures::future::join_all;
 use sea_orm::ConnectionTrait;
 use serde_json::json;

@@ -4,9 +4,9 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use firstcome::{
-    config::{GroupProtocol, Settings},
-    consumer::{ConsumerName, ConsumerReport},
-    outbox::{headers, lifecycle::ParticipationMessage, Headers},
+    config::{consumers::ConsumerName, GroupProtocol, Settings},
+    consumer::ConsumerReport,
+    events::{headers, lifecycle::ParticipationMessage, Headers},
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},

@@ -4,12 +4,16 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use firstcome::outbox::{
-    self,
-    event::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
-    headers, NewOutboxEvent, OutboxStatus,
+use firstcome::{
+    events::{
+        accepted::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
+        headers,
+    },
+    join::transaction::NewParticipation,
+    outbox::{
+        NewOutboxEvent, OutboxStatus, {self},
+    },
 };
-use firstcome::participation::transaction::NewParticipation;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -34,7 +38,7 @@ pub fn outbox_row(event_id: Uuid, topic: &str, key: &str, payload: String) -> Ne
 }
 
 impl TestApp {
-    /// A win as the group commit hands it to `participation::transaction::write_all`: one unit
+    /// A win as the group commit hands it to `join::transaction::write_all`: one unit
     /// of `campaign_id` for `user_id`, confirmed at once, on the app's topic, to be written
     /// before `commit_by`.
     pub fn win_to_write(

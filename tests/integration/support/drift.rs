@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use firstcome::participation::drift::AUDIT_EVERY;
+use firstcome::upkeep::drift::AUDIT_EVERY;
 
 use crate::{spawn::TestApp, wait::wait_until};
 

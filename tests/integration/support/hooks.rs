@@ -4,7 +4,10 @@
 //! `test-hooks`): the embedded broker, the relay's handle, and a probe of the participation
 //! service's counters, its reconciler and the metrics registry.
 
-use std::{sync::Arc, sync::Mutex, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use firstcome::{

@@ -1,9 +1,12 @@
 //! Reading Kafka back: every message of a topic from the beginning (`read_topic`) and the
 //! check of per-key order of first deliveries against the outbox.
 
-use std::{collections::BTreeMap, collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
-use firstcome::outbox::headers;
+use firstcome::events::headers;
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     message::Message,

@@ -7,9 +7,9 @@ use std::{sync::Arc, time::Duration};
 
 use firstcome::{
     config::{RedisSettings, Settings},
+    events::dlq,
     gate::connection::RedisConn,
     kafka::EmbeddedBroker,
-    outbox::dlq,
     relay::RelayHandle,
     startup::testing::Probe,
 };
@@ -84,7 +84,7 @@ pub async fn test_settings() -> Settings {
     s.redis.key_prefix = format!("test:{}:", Uuid::now_v7().simple());
     s.admin_token = Some(firstcome::config::Secret::new(ADMIN_TOKEN));
     // The suite's bad-token cases (the boundary sweep) come from one address by design; the
-    // door's own limit is tested on the binary (`api::door`).
+    // door's own limit is tested on the binary (`http::door`).
     s.admin_door.burst = 10_000;
     s.relay.enabled = false;
     // Consumers on only where a test asks (`consumer_helpers::with_consumers`).

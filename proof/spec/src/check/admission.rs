@@ -10,10 +10,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::final_state::{Campaign, FinalState};
-use crate::history::{Func, History, Op, Outcome};
-use crate::model::admission::{judge_limit, LimitVerdict, Observed, TokenVerdict, QUEUE};
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    final_state::{Campaign, FinalState},
+    history::{Func, History, Op, Outcome},
+    model::admission::{judge_limit, LimitVerdict, Observed, TokenVerdict, QUEUE},
+    report::{AnomalyKind, Report},
+};
 
 pub fn check(history: &History, state: &FinalState, report: &mut Report) {
     let observed = Observed::from_ops(&history.ops);

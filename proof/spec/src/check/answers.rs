@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::Ctx;
-use crate::event::{ControlKind, Event};
-use crate::history::{Func, Op, Outcome};
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    check::Ctx,
+    event::{ControlKind, Event},
+    history::{Func, Op, Outcome},
+    report::{AnomalyKind, Report},
+};
 
-use super::index::control_kind;
-use super::replay::event_ref;
+use super::{index::control_kind, replay::event_ref};
 
 pub fn check(ctx: &Ctx, report: &mut Report) {
     // Stock changes answered without a controlSeq are matched by counting, per delta.

@@ -17,12 +17,16 @@
 
 use std::collections::HashMap;
 
-use crate::event::{CancelReason, ControlKind, Envelope, Event};
-use crate::history::{Op, Outcome};
+use crate::{
+    event::{CancelReason, ControlKind, Envelope, Event},
+    history::{Op, Outcome},
+};
 
-use super::index::CampaignOps;
-use super::replay::Replay;
-use super::timeline::{CommitBounds, Span};
+use super::{
+    index::CampaignOps,
+    replay::Replay,
+    timeline::{CommitBounds, Span},
+};
 
 /// How long after its commit a return or a control reaches the gate at the latest, ns (§14:
 /// "within ~1 s of that commit").

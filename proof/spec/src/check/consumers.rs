@@ -3,13 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::check::Ctx;
-use crate::final_state::FinalState;
-use crate::model::StatsFigures;
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    check::Ctx,
+    final_state::FinalState,
+    model::StatsFigures,
+    report::{AnomalyKind, Report},
+};
 
-use super::end_state::note;
-use super::replay::Replay;
+use super::{end_state::note, replay::Replay};
 
 pub fn stats(ctx: &Ctx, state: &FinalState, report: &mut Report) {
     let Some(rows) = &state.stats else {

@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 
-use crate::check::Ctx;
-use crate::event::{ControlKind, Envelope, Event};
-use crate::final_state::{Campaign, FinalState};
-use crate::model::WinState;
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    check::Ctx,
+    event::{ControlKind, Envelope, Event},
+    final_state::{Campaign, FinalState},
+    model::WinState,
+    report::{AnomalyKind, Report},
+};
 
 use super::replay::event_ref;
 

@@ -9,13 +9,14 @@
 //! control, that real time allows while it ran (the total is fixed there; the remaining stock
 //! must lie within the range the free units take there). O(log n) per answer.
 
-use crate::check::Ctx;
-use crate::event::{ControlKind, Event};
-use crate::history::{Func, Op, Outcome};
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    check::Ctx,
+    event::{ControlKind, Event},
+    history::{Func, Op, Outcome},
+    report::{AnomalyKind, Report},
+};
 
-use super::index::control_kind;
-use super::replay::event_ref;
+use super::{index::control_kind, replay::event_ref};
 
 pub fn check(ctx: &Ctx, report: &mut Report) {
     for &i in &ctx.index.all {

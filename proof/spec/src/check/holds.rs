@@ -21,9 +21,10 @@
 //! with `f'` the faults a join's span can reach; a query walks only the holds whose join began
 //! within the longest hold before it.
 
-use crate::check::index::CampaignOps;
-use crate::check::{Options, RECONCILER_PASS};
-use crate::history::{Fault, Op, Outcome};
+use crate::{
+    check::{index::CampaignOps, Options, RECONCILER_PASS},
+    history::{Fault, Op, Outcome},
+};
 
 /// How long after its deadline a request's reservation may still be given back, ns: the answer
 /// leaves after the release, and the harness stamps the invoke a moment before the service

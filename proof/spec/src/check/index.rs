@@ -3,8 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::event::ControlKind;
-use crate::history::{Func, Op, Outcome};
+use crate::{
+    event::ControlKind,
+    history::{Func, Op, Outcome},
+};
 
 #[derive(Debug, Default)]
 pub struct CampaignOps {

@@ -39,10 +39,12 @@ mod wall_clock;
 
 use std::collections::{BTreeSet, HashSet};
 
-use crate::final_state::{Campaign, FinalState};
-use crate::history::{Fault, Func, History, Op, Outcome};
-use crate::model::ModelParams;
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    final_state::{Campaign, FinalState},
+    history::{Fault, Func, History, Op, Outcome},
+    model::ModelParams,
+    report::{AnomalyKind, Report},
+};
 
 pub use arrivals::GATE_ARRIVAL;
 pub use holds::{

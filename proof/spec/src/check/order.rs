@@ -8,9 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::replay::event_ref;
-use crate::event::{self, Envelope};
-use crate::final_state::{OutboxRow, TopicRecord};
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    event::{
+        Envelope, {self},
+    },
+    final_state::{OutboxRow, TopicRecord},
+    report::{AnomalyKind, Report},
+};
 
 /// Builds each campaign's deduplicated order. O(n log n) for the sort, O(n) otherwise.
 pub fn build(records: &[TopicRecord], report: &mut Report) -> BTreeMap<i64, Vec<Envelope>> {

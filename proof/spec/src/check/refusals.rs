@@ -30,10 +30,12 @@
 //! yet answers without an id). `CAMPAIGN_ENDED` of a campaign with an `endsAt` is judged on the
 //! wall clock ([`super::wall_clock`]).
 
-use crate::check::Ctx;
-use crate::event::CancelReason;
-use crate::history::{Func, Op, Outcome};
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    check::Ctx,
+    event::CancelReason,
+    history::{Func, Op, Outcome},
+    report::{AnomalyKind, Report},
+};
 
 use super::arrivals;
 

@@ -5,9 +5,11 @@
 
 use std::collections::HashMap;
 
-use crate::event::{CancelReason, Envelope, Event, LiveStatus};
-use crate::model::{CampaignModel, Illegal, ModelParams};
-use crate::report::{AnomalyKind, EventRef, Report};
+use crate::{
+    event::{CancelReason, Envelope, Event, LiveStatus},
+    model::{CampaignModel, Illegal, ModelParams},
+    report::{AnomalyKind, EventRef, Report},
+};
 
 /// Where one user's win moved in the order.
 #[derive(Debug, Clone)]

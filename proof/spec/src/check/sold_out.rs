@@ -14,12 +14,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::Ctx;
-use crate::history::{Op, Outcome};
+use crate::{
+    check::Ctx,
+    history::{Op, Outcome},
+};
 
-use super::arrivals::{self, Arrival};
-use super::gate_view::{least_free, Withheld};
-use super::refusals::{Verdict, ARRIVING, MEMO};
+use super::{
+    arrivals::{
+        Arrival, {self},
+    },
+    gate_view::{least_free, Withheld},
+    refusals::{Verdict, ARRIVING, MEMO},
+};
 
 pub fn judge(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict {
     let min_free = |from: usize| ctx.free.query(from, b).map_or(i64::MAX, |m| m.0);

@@ -9,8 +9,10 @@
 //! to the latest completion among its refusals: how long a buyer arriving then was turned away
 //! from units the order had. One pass over the campaign's operations, O(n).
 
-use crate::history::{Func, Op, Outcome};
-use crate::report::Stretch;
+use crate::{
+    history::{Func, Op, Outcome},
+    report::Stretch,
+};
 
 /// The campaign's longest stretch, if it refused any join with units free. `sold_out` is what
 /// [`super::refusals::check`] answers: each `SOLD_OUT` of a join, in invocation order, with

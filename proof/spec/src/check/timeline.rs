@@ -31,10 +31,12 @@
 //! began) and `B = min{i : lo_i > complete}` (the first event whose every possible cause began
 //! after this one ended). Both are binary searches over the spans sorted once: O(log n) each.
 
-use crate::check::index::{may_have_written, CampaignOps};
-use crate::event::{CancelReason, ControlKind, Envelope, Event, LiveStatus};
-use crate::history::{Op, Outcome};
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    check::index::{may_have_written, CampaignOps},
+    event::{CancelReason, ControlKind, Envelope, Event, LiveStatus},
+    history::{Op, Outcome},
+    report::{AnomalyKind, Report},
+};
 
 use super::replay::event_ref;
 

@@ -12,14 +12,15 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::check::Ctx;
-use crate::event::{Envelope, Event};
-use crate::final_state::FinalState;
-use crate::history::Op;
-use crate::report::{AnomalyKind, Report};
+use crate::{
+    check::Ctx,
+    event::{Envelope, Event},
+    final_state::FinalState,
+    history::Op,
+    report::{AnomalyKind, Report},
+};
 
-use super::replay::event_ref;
-use super::timeline::Span;
+use super::{replay::event_ref, timeline::Span};
 
 /// How late the expiry sweeper may be, ns (§14: "at most ~1 s late").
 pub const SWEEP_LATE: i64 = 1_000_000_000;

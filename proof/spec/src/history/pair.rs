@@ -1,8 +1,7 @@
 //! Reads a history and pairs each process's `invoke` with its completion (one operation at a time
 //! per process), and the nemesis's entries into faults with the span they lasted.
 
-use std::collections::HashMap;
-use std::io::BufRead;
+use std::{collections::HashMap, io::BufRead};
 
 use super::{Entry, EntryType, Fault, Func, History, HistoryError, Op, Outcome, Process, Value};
 

@@ -8,13 +8,19 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use firstcome_proof_spec::check::{self, Options};
-use firstcome_proof_spec::final_state::{
-    Campaign, ControlRow, FinalState, Gate, Participation, RewardAccount, RewardGrant, Stats,
-    TopicRecord,
+use firstcome_proof_spec::{
+    check::{
+        Options, {self},
+    },
+    final_state::{
+        Campaign, ControlRow, FinalState, Gate, Participation, RewardAccount, RewardGrant, Stats,
+        TopicRecord,
+    },
+    history::{
+        Entry, EntryType, Func, History, Process, Value, {self},
+    },
+    report::{AnomalyKind, Report},
 };
-use firstcome_proof_spec::history::{self, Entry, EntryType, Func, History, Process, Value};
-use firstcome_proof_spec::report::{AnomalyKind, Report};
 use serde_json::json;
 
 pub const CAMPAIGN: i64 = 1;

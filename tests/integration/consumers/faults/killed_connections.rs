@@ -2,7 +2,7 @@
 //! mid-transaction at a known event, finding the blocked consumer connections in PROCESSLIST,
 //! killing them, and checking that exactly the events before the lock are applied.
 
-use firstcome::consumer::ConsumerName;
+use firstcome::config::consumers::ConsumerName;
 use futures::future::join_all;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,

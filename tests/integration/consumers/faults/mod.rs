@@ -12,10 +12,10 @@ mod poison;
 use std::{collections::BTreeMap, time::Duration};
 
 use firstcome::{
-    config::Settings,
-    consumer::{ConsumerName, ConsumerReport, ConsumerStatus},
+    config::{consumers::ConsumerName, Settings},
+    consumer::{ConsumerReport, ConsumerStatus},
+    events::dlq,
     kafka::EmbeddedBroker,
-    outbox::dlq,
 };
 use futures::future::join_all;
 use sea_orm::ConnectionTrait;

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use firstcome::{
-    consumer::{ConsumerName, ConsumerReport, ConsumerStatus},
-    outbox::{dlq, headers, Headers},
+    config::consumers::ConsumerName,
+    consumer::{ConsumerReport, ConsumerStatus},
+    events::{dlq, headers, Headers},
 };
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use firstcome::{kafka::EmbeddedBroker, outbox::dlq};
+use firstcome::{events::dlq, kafka::EmbeddedBroker};
 use traffic::{assert_one_grant_per_granting_event, win_and_change_wins_over_four_campaigns};
 
 use crate::{

@@ -8,7 +8,7 @@ pub(crate) mod exposition;
 
 use std::{collections::HashMap, time::Duration};
 
-use firstcome::{kafka::EmbeddedBroker, outbox::dlq};
+use firstcome::{events::dlq, kafka::EmbeddedBroker};
 use futures::future::join_all;
 use serde_json::json;
 
@@ -307,7 +307,7 @@ fn assert_latencies_pools_and_families(m: &[Sample]) {
         }
         assert!(sum(m, "firstcome_db_pool_connections", &[("pool", pool)]) >= 1.0);
     }
-    for family in firstcome::metrics::NAMES {
+    for family in firstcome::telemetry::metrics::NAMES {
         assert!(
             m.iter().any(|s| s.name.starts_with(family)),
             "{family} missing"

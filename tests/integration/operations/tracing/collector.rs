@@ -35,7 +35,10 @@ async fn receive_traces(
 }
 
 pub async fn start_collector() -> Collector {
-    use poem::{listener::Acceptor, listener::Listener, EndpointExt};
+    use poem::{
+        listener::{Acceptor, Listener},
+        EndpointExt,
+    };
     let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
         .await

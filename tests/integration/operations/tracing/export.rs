@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use firstcome::{kafka::EmbeddedBroker, trace::TraceContext};
+use firstcome::{kafka::EmbeddedBroker, telemetry::trace::TraceContext};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
 use serde_json::{json, Value};
 

@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use firstcome::{outbox::headers, trace::TraceContext};
+use firstcome::{events::headers, telemetry::trace::TraceContext};
 use futures::future::join_all;
 use serde_json::{json, Value};
 

@@ -1,0 +1,328 @@
+//! Group commit (docs/design.md §6 step 3): the wins of one campaign that pass the gate while an
+//! earlier transaction of that campaign is running share the next transaction.
+//!
+//! Each campaign with wins in flight has a lane: a queue and one task that commits it. A win that
+//! finds no lane opens one and its task commits it at once, alone (no added latency when there
+//! is no queue). Wins that arrive while that transaction runs queue; when it ends, the task takes
+//! up to `GROUP_COMMIT_MAX_BATCH` of them, rounded down to a list size of `db::sql` (a statement
+//! text per size), as the next batch (after up to `GROUP_COMMIT_WINDOW_MS` for more, if set and
+//! the lane is busy), so the batch size follows the load. The task ends with an empty queue.
+//!
+//! A win still queued after `DB_ACQUIRE_TIMEOUT_MS` (the running transaction holds its campaign
+//! that long) leaves the queue and answers SERVICE_BUSY, as it would after waiting that long for
+//! a pooled connection.
+//!
+//! A batch is one transaction ([`transaction::write_all`]). When its guarded decrement is refused
+//! (MySQL has less stock than Redis let through) or one member turns out to be a duplicate, it
+//! falls back to one transaction per member, in queue order, so exactly the right ones win. Any
+//! other failure is every member's failure (each compensates, as with one transaction per win).
+//!
+//! Settling a batch's reservations in Redis and answering its members happen in a task of their
+//! own, off the lane: the next batch does not wait for that round trip.
+//!
+//! Order: a lane commits one transaction at a time, and every transaction takes the campaign
+//! row's lock before it takes ids, so outbox ids of a campaign follow commit order across
+//! batches and instances.
+
+use std::{
+    collections::{hash_map::Entry as Slot, HashMap},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use sea_orm::{error::ConnAcquireErr, DbErr};
+use tokio::sync::{oneshot, Notify};
+use tracing::Instrument;
+
+use crate::{
+    config::GroupCommitSettings,
+    db::{sql::size_at_most, Db},
+    gate::Gate,
+    join::{
+        in_doubt,
+        transaction::{
+            NewParticipation, WriteError, WriteHooks, Written, {self},
+        },
+    },
+    telemetry::metrics::Metrics,
+};
+
+/// The campaigns' lanes; cheap to share.
+pub struct GroupCommit {
+    db: Db,
+    /// Settles the reservations of a batch's committed wins, in one call.
+    gate: Gate,
+    settings: GroupCommitSettings,
+    /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a win waits in its lane for its transaction to
+    /// start, as it would wait for a pooled connection; then it answers SERVICE_BUSY.
+    queue_timeout: Duration,
+    lanes: Mutex<HashMap<i64, CampaignQueue>>,
+    tickets: AtomicU64,
+    metrics: Arc<Metrics>,
+    hooks: WriteHooks,
+}
+
+/// A campaign's wins waiting for the transaction after the running one.
+struct CampaignQueue {
+    queue: Vec<Member>,
+    /// Signalled when the queue holds a full batch, ending a window early.
+    full: Arc<Notify>,
+}
+
+struct Member {
+    ticket: u64,
+    win: NewParticipation,
+    answer: oneshot::Sender<Result<Written, WriteError>>,
+}
+
+impl GroupCommit {
+    pub fn new(
+        db: Db,
+        gate: Gate,
+        settings: GroupCommitSettings,
+        queue_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            gate,
+            settings,
+            queue_timeout,
+            lanes: Mutex::new(HashMap::new()),
+            tickets: AtomicU64::new(0),
+            metrics,
+            hooks: WriteHooks::default(),
+        })
+    }
+
+    /// Writes one win, in a transaction of its own or shared with other wins of its campaign;
+    /// a committed win's reservation is settled in Redis before the answer (best effort).
+    pub async fn write(self: &Arc<Self>, win: NewParticipation) -> Result<Written, WriteError> {
+        if self.settings.max_batch <= 1 {
+            self.metrics.group_commit_batch_size.observe(1.0);
+            let written = transaction::write(&self.db, &win, &self.hooks).await;
+            if written.is_ok() {
+                settle(&self.gate, win.entry.campaign_id, &[win.entry.user_id]).await;
+            }
+            self.settle_in_doubt(std::slice::from_ref(&win), std::slice::from_ref(&written));
+            return written;
+        }
+        let campaign_id = win.entry.campaign_id;
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        let (answer, mut answered) = oneshot::channel();
+        if self.enqueue(Member {
+            ticket,
+            win,
+            answer,
+        }) {
+            let this = self.clone();
+            tokio::spawn(
+                async move { this.drive(campaign_id).await }
+                    .instrument(tracing::debug_span!(parent: None, "group_commit", campaign_id)),
+            );
+        }
+        let answer = match tokio::time::timeout(self.queue_timeout, &mut answered).await {
+            Ok(answer) => answer,
+            Err(_) if self.withdraw(campaign_id, ticket) => {
+                // Still queued: the running transaction holds the campaign that long. Busy, as
+                // a pool with no connection to give; nothing was sent.
+                return Err(WriteError::Db(DbErr::ConnectionAcquire(
+                    ConnAcquireErr::Timeout,
+                )));
+            }
+            Err(_) => answered.await,
+        };
+        answer.unwrap_or(Err(WriteError::Unanswered))
+    }
+
+    /// Takes a still-queued win out of its lane; false if a batch already took it.
+    fn withdraw(&self, campaign_id: i64, ticket: u64) -> bool {
+        let mut lanes = self.lock();
+        let Some(lane) = lanes.get_mut(&campaign_id) else {
+            return false;
+        };
+        match lane.queue.iter().position(|m| m.ticket == ticket) {
+            Some(at) => {
+                lane.queue.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Where a test holds a write whose guarded decrement matched no row.
+    #[cfg(feature = "test-hooks")]
+    pub fn refusal_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.hooks.refused.clone()
+    }
+
+    /// Where a test holds a batch right before its COMMIT.
+    #[cfg(feature = "test-hooks")]
+    pub fn commit_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
+        self.hooks.commit.clone()
+    }
+
+    /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
+    pub fn queued(&self, campaign_id: i64) -> usize {
+        self.lock()
+            .get(&campaign_id)
+            .map_or(0, |lane| lane.queue.len())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CampaignQueue>> {
+        // A panic while the map is held cannot leave a lane half-changed (pushes and drains).
+        self.lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `member`; true when its campaign had no lane, so the caller starts its task.
+    fn enqueue(&self, member: Member) -> bool {
+        let mut lanes = self.lock();
+        match lanes.entry(member.win.entry.campaign_id) {
+            Slot::Occupied(mut lane) => {
+                let lane = lane.get_mut();
+                lane.queue.push(member);
+                if lane.queue.len() >= self.settings.max_batch {
+                    lane.full.notify_one();
+                }
+                false
+            }
+            Slot::Vacant(slot) => {
+                slot.insert(CampaignQueue {
+                    queue: vec![member],
+                    full: Arc::new(Notify::new()),
+                });
+                true
+            }
+        }
+    }
+
+    /// Commits the campaign's queue batch after batch until it is empty, then closes the lane.
+    async fn drive(self: Arc<Self>, campaign_id: i64) {
+        let mut busy = false;
+        loop {
+            if busy && !self.settings.window.is_zero() {
+                self.linger(campaign_id).await;
+            }
+            let batch: Vec<Member> = {
+                let mut lanes = self.lock();
+                let Some(lane) = lanes.get_mut(&campaign_id) else {
+                    return;
+                };
+                if lane.queue.is_empty() {
+                    lanes.remove(&campaign_id);
+                    return;
+                }
+                // A list size (see `db::sql`): each size is one statement text, prepared once
+                // per connection; the rest waits for the next batch.
+                let n = size_at_most(lane.queue.len().min(self.settings.max_batch));
+                lane.queue.drain(..n).collect()
+            };
+            // More than one member means wins queued behind the previous transaction.
+            busy = batch.len() > 1;
+            self.commit(batch).await;
+        }
+    }
+
+    /// Waits up to the window for the queue to fill a batch.
+    async fn linger(&self, campaign_id: i64) {
+        let full = match self.lock().get(&campaign_id) {
+            Some(lane) if lane.queue.len() < self.settings.max_batch => lane.full.clone(),
+            _ => return,
+        };
+        let _ = tokio::time::timeout(self.settings.window, full.notified()).await;
+    }
+
+    /// One batch: one transaction, or one per member when the batch's is refused; every member
+    /// gets its own answer, after its reservation is settled.
+    async fn commit(&self, batch: Vec<Member>) {
+        let (wins, answers): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|m| (m.win, m.answer)).unzip();
+        self.metrics
+            .group_commit_batch_size
+            .observe(wins.len() as f64);
+        let results: Vec<Result<Written, WriteError>> = match wins.as_slice() {
+            [one] => vec![transaction::write(&self.db, one, &self.hooks).await],
+            _ => match transaction::write_all(&self.db, &wins, &self.hooks).await {
+                Ok(written) => written.into_iter().map(Ok).collect(),
+                Err(
+                    refused @ (WriteError::SoldOut { .. }
+                    | WriteError::Duplicate
+                    | WriteError::Stale),
+                ) => {
+                    tracing::info!(campaign_id = wins[0].entry.campaign_id, wins = wins.len(), reason = %refused,
+                        "A batch was refused; committing its wins one by one.");
+                    self.metrics.group_commit_fallbacks.inc();
+                    let mut results = Vec::with_capacity(wins.len());
+                    for win in &wins {
+                        results.push(transaction::write(&self.db, win, &self.hooks).await);
+                    }
+                    results
+                }
+                Err(failed) => vec![Err(failed); wins.len()],
+            },
+        };
+        self.settle_in_doubt(&wins, &results);
+        let campaign_id = wins[0].entry.campaign_id;
+        let committed: Vec<i64> = wins
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|(win, _)| win.entry.user_id)
+            .collect();
+        let gate = self.gate.clone();
+        tokio::spawn(
+            async move {
+                settle(&gate, campaign_id, &committed).await;
+                for (answer, result) in answers.into_iter().zip(results) {
+                    // Nobody left to answer only when the runtime is shutting down; a committed
+                    // win then stands, and the reconciler closes its reservation.
+                    let _ = answer.send(result);
+                }
+            }
+            .instrument(tracing::debug_span!("group_commit_answers", campaign_id)),
+        );
+    }
+}
+
+impl GroupCommit {
+    /// Starts the settlement of each transaction among `results` whose COMMIT ended in doubt,
+    /// with the wins it carried ([`in_doubt`]): its units are back as soon as MySQL answers.
+    fn settle_in_doubt(&self, wins: &[NewParticipation], results: &[Result<Written, WriteError>]) {
+        let mut seen: Vec<&Arc<in_doubt::InDoubt>> = Vec::new();
+        for result in results {
+            if let Err(WriteError::InDoubt(batch)) = result {
+                if !seen.iter().any(|s| Arc::ptr_eq(s, batch)) {
+                    seen.push(batch);
+                }
+            }
+        }
+        for batch in seen {
+            self.metrics.group_commit_in_doubt.inc();
+            let members = wins
+                .iter()
+                .zip(results)
+                .filter(|(_, r)| matches!(r, Err(WriteError::InDoubt(b)) if Arc::ptr_eq(b, batch)))
+                .map(|(w, _)| in_doubt::Member {
+                    entry: w.entry,
+                    event_id: w.event_id,
+                    reserved_at_ms: w.reserved_at_ms,
+                })
+                .collect();
+            batch.settle(self.db.clone(), self.gate.clone(), members);
+        }
+    }
+}
+
+/// Closes committed wins' reservations. Best effort: one left open is found settled by the
+/// reconciler (MySQL has the win) and only closed.
+async fn settle(gate: &Gate, campaign_id: i64, users: &[i64]) {
+    if let Err(e) = gate.settle(campaign_id, users).await {
+        tracing::debug!(error = %e, campaign_id, wins = users.len(),
+            "Could not close the reservations; the reconciler will.");
+    }
+}

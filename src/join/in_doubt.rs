@@ -1,0 +1,254 @@
+//! Commits in doubt (docs/design.md §2.1, §18.1): a batch whose COMMIT was sent and never
+//! answered (MySQL hung, a failover reset the connection) may or may not have committed, and its
+//! reservations hold units at the gate until someone knows which.
+//!
+//! Before, nobody knew until the reconciler looked, `RESERVATION_TIMEOUT_MS` later (60 s then):
+//! a MySQL failover in a sale's first minute withheld the units of every batch in flight through
+//! the whole peak, answering SOLD_OUT with units unsold (a campaign of 300 ended at 299). Now
+//! the batch remembers its session (`CONNECTION_ID()`, read inside the transaction), and once
+//! MySQL answers again on another connection, [`InDoubt`]'s settlement
+//! 1. ends that session if it still exists (`KILL CONNECTION`) and waits until it is gone, so its
+//!    transaction has either committed or rolled back and can no longer do anything else;
+//! 2. reads which of the batch's wins exist, by their event ids;
+//! 3. closes the committed wins' reservations and gives back exactly the others' units
+//!    (`lua/release.lua`, by each reservation's value: a unit never comes back twice).
+//!
+//! It tries again every [`RETRY_LONGEST`] at most until MySQL answers, so the units are back
+//! within about a quarter second of MySQL answering again (the bound is 2 s). Each member's
+//! request waits for the verdict up to the statement deadline and answers from it (a win found
+//! is that request's win); a request that stops waiting answers 503, and the settlement goes on.
+//!
+//! Which session is ended: a thread id is only the server's counter, which a restart begins
+//! again, so a session is killed only if it belongs to this service's user and database (a
+//! server restart ended the session in doubt anyway; killing another session of ours makes its
+//! own work in doubt, settled the same way).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use sea_orm::{ConnectionTrait, DbErr, Value};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        error::{self as db_error},
+        sql::stmt,
+        Db, Txn,
+    },
+    gate::{reservation_value, Entry, Gate, GateError, Release},
+    win::store::{
+        StoredParticipation, {self},
+    },
+};
+
+/// The first wait between two attempts at settling, doubled up to [`RETRY_LONGEST`].
+const RETRY_FIRST: Duration = Duration::from_millis(25);
+/// The longest wait between two attempts: after MySQL answers again, the units are back
+/// within about this long plus the attempt itself.
+const RETRY_LONGEST: Duration = Duration::from_millis(200);
+/// How often the ended session is looked for until it is gone.
+const GONE_POLL: Duration = Duration::from_millis(10);
+
+/// A batch whose COMMIT's outcome is unknown; shared by its members' answers.
+#[derive(Debug)]
+pub struct InDoubt {
+    /// The server's id of the session that sent the COMMIT.
+    session: u64,
+    /// Why the outcome is unknown (the deadline, the broken connection).
+    error: DbErr,
+    /// The verdict, once the settlement has it; the members' requests wait on it.
+    verdict: watch::Sender<Option<Arc<HashMap<i64, Verdict>>>>,
+}
+
+/// What the settlement found for one member.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// The win committed: this is it.
+    Committed(StoredParticipation),
+    /// The user already had another win (the gate had lost track of it): this one was not
+    /// written; its units went back, the user stays recorded.
+    Earlier(i64),
+    /// Nothing was written; the units and the user went back to the gate.
+    NotCommitted,
+}
+
+/// A member of the batch in doubt, as the settlement needs it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub entry: Entry,
+    pub event_id: Uuid,
+    /// The reservation's time (`<reserved at ms>:<quantity>` names it at the gate).
+    pub reserved_at_ms: i64,
+}
+
+/// Reads the session's id inside the transaction, for a COMMIT that may end in doubt.
+pub async fn session_of(txn: &Txn) -> Result<u64, DbErr> {
+    let row = txn
+        .query_one_raw(stmt("SELECT CONNECTION_ID()", vec![]))
+        .await?
+        .ok_or_else(|| DbErr::Custom("SELECT CONNECTION_ID() returned no row".into()))?;
+    row.try_get_by_index::<u64>(0)
+}
+
+impl InDoubt {
+    pub fn new(session: u64, error: DbErr) -> Arc<Self> {
+        Arc::new(Self {
+            session,
+            error,
+            verdict: watch::Sender::new(None),
+        })
+    }
+
+    /// Why the outcome was unknown.
+    pub fn error(&self) -> &DbErr {
+        &self.error
+    }
+
+    /// Settles the batch in a task of its own, trying until MySQL answers. Called once, by
+    /// whoever ran the batch.
+    pub fn settle(self: &Arc<Self>, db: Db, gate: Gate, members: Vec<Member>) {
+        let this = self.clone();
+        let campaign_id = members.first().map_or(0, |m| m.entry.campaign_id);
+        tracing::warn!(campaign_id, session = self.session, wins = members.len(), error = %self.error,
+            "A group commit's outcome is unknown; settling it as soon as MySQL answers.");
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut wait = RETRY_FIRST;
+            loop {
+                match this.settle_once(&db, &gate, &members).await {
+                    Ok(verdicts) => {
+                        let committed = verdicts
+                            .values()
+                            .filter(|v| matches!(v, Verdict::Committed(_)))
+                            .count();
+                        tracing::warn!(
+                            campaign_id,
+                            session = this.session,
+                            committed,
+                            given_back = verdicts.len() - committed,
+                            after_ms = started.elapsed().as_millis() as u64,
+                            "Settled a group commit that was in doubt."
+                        );
+                        this.verdict.send_replace(Some(Arc::new(verdicts)));
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, campaign_id, session = this.session,
+                            "Could not settle a commit in doubt yet; trying again.");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(RETRY_LONGEST);
+                    }
+                }
+            }
+        });
+    }
+
+    /// The verdict for `user_id`, waiting for it at most `within`; `None` if it is not known by
+    /// then (the settlement goes on without the caller).
+    pub async fn verdict(&self, user_id: i64, within: Duration) -> Option<Verdict> {
+        let mut seen = self.verdict.subscribe();
+        let known = tokio::time::timeout(within, seen.wait_for(Option::is_some))
+            .await
+            .ok()?
+            .ok()?;
+        known.as_ref()?.get(&user_id).cloned()
+    }
+
+    /// One attempt: end the session, read the wins, close or give back each reservation.
+    async fn settle_once(
+        &self,
+        db: &Db,
+        gate: &Gate,
+        members: &[Member],
+    ) -> Result<HashMap<i64, Verdict>, SettleError> {
+        end_session(db, self.session).await?;
+        let Some(first) = members.first() else {
+            return Ok(HashMap::new());
+        };
+        let campaign_id = first.entry.campaign_id;
+        let users: Vec<i64> = members.iter().map(|m| m.entry.user_id).collect();
+        let mut found: HashMap<i64, StoredParticipation> =
+            store::find_users(db, campaign_id, &users)
+                .await?
+                .into_iter()
+                .map(|p| (p.user_id, p))
+                .collect();
+        let mut verdicts = HashMap::with_capacity(members.len());
+        let mut committed = Vec::new();
+        for m in members {
+            let verdict = match found.remove(&m.entry.user_id) {
+                Some(p) if p.event_id.as_deref() == Some(m.event_id.to_string().as_str()) => {
+                    committed.push(m.entry.user_id);
+                    Verdict::Committed(p)
+                }
+                Some(earlier) => {
+                    give_back(gate, m, Release::KeepUser).await?;
+                    Verdict::Earlier(earlier.id)
+                }
+                None => {
+                    give_back(gate, m, Release::Expire).await?;
+                    Verdict::NotCommitted
+                }
+            };
+            verdicts.insert(m.entry.user_id, verdict);
+        }
+        gate.settle(campaign_id, &committed).await?;
+        Ok(verdicts)
+    }
+}
+
+/// A member's reservation back at the gate, only while it is still exactly that reservation.
+async fn give_back(gate: &Gate, m: &Member, how: Release) -> Result<(), GateError> {
+    let reservation = reservation_value(m.reserved_at_ms, m.entry.quantity);
+    gate.release(&m.entry, None, how, &reservation).await?;
+    Ok(())
+}
+
+/// Ends session `session` if it is still there and ours, and returns once it is gone: from then
+/// on its transaction can neither commit nor roll back any more.
+async fn end_session(db: &Db, session: u64) -> Result<(), DbErr> {
+    if !still_there(db, session).await? {
+        return Ok(());
+    }
+    // An integer the server gave us, never a client's value.
+    match db
+        .execute_unprepared(&format!("KILL CONNECTION {session}"))
+        .await
+    {
+        Ok(_) => {}
+        // 1094 ER_NO_SUCH_THREAD: it ended between the two statements.
+        Err(e) if db_error::mysql_error_number(&e) == Some(1094) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let deadline = std::time::Instant::now() + db.statement_timeout();
+    while still_there(db, session).await? {
+        if std::time::Instant::now() > deadline {
+            return Err(DbErr::Custom(format!(
+                "session {session} was killed but has not ended yet"
+            )));
+        }
+        tokio::time::sleep(GONE_POLL).await;
+    }
+    Ok(())
+}
+
+/// Whether session `session` is still there and ours (this service's user, on its database).
+async fn still_there(db: &Db, session: u64) -> Result<bool, DbErr> {
+    let row = db
+        .query_one_raw(stmt(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE ID = ? AND USER = SUBSTRING_INDEX(USER(), '@', 1) AND DB <=> DATABASE()",
+            vec![Value::from(session)],
+        ))
+        .await?;
+    Ok(row.map_or(Ok(0), |r| r.try_get_by_index::<i64>(0))? > 0)
+}
+
+/// Why one attempt at settling failed; the next attempt starts again from the top.
+#[derive(Debug, thiserror::Error)]
+enum SettleError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Gate(#[from] GateError),
+}

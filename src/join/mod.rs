@@ -1,0 +1,37 @@
+//! The join (docs/design.md §6): a user asks for units of a campaign and wins or is refused.
+//! The outbox path passes three named steps: **admit** (the campaign's window and state, the
+//! caller's identity and limits), **reserve** (one atomic call to the Redis gate), **settle** (the
+//! win and its event written to MySQL in one transaction, shared with the campaign's other wins
+//! through group commit, or the reservation compensated in Redis when anything after the gate
+//! fails). [`service`] composes them; the naive synchronous path is [`baseline`].
+//!
+//! # Layout, in the order a join meets it
+//! - [`request`]: the request, the accepted win and the errors, shared by both paths.
+//! - [`service`]: [`ParticipationService`], the join composed of its steps.
+//! - [`admit`]: the campaign checks both paths make before anything is reserved.
+//! - [`reserve`]: the gate's step: one `lua/reserve.lua` call, a rebuild when the gate lost the
+//!   campaign, the sold-out memo.
+//! - [`settle`]: past the gate, in a task of its own: the write, then settlement or
+//!   compensation.
+//! - [`group_commit`]: a campaign's wins that queue behind its running transaction share the
+//!   next one.
+//! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
+//!   with their outbox rows and the guarded stock decrement.
+//! - [`in_doubt`]: a batch whose COMMIT went unanswered, settled as soon as MySQL answers again.
+//! - [`probe`]: the counters tests synchronize on (the group commit's queue, the loader's
+//!   rebuilds).
+//! - [`baseline`]: the naive synchronous path kept for comparison (no Redis, no outbox).
+
+pub mod admit;
+pub mod baseline;
+pub mod group_commit;
+pub mod in_doubt;
+pub mod probe;
+pub mod request;
+pub mod reserve;
+pub mod service;
+pub mod settle;
+pub mod transaction;
+
+pub use request::{Accepted, AdmissionRefusal, JoinError, JoinRequest};
+pub use service::ParticipationService;

@@ -1,0 +1,254 @@
+//! The gate's step of a join (docs/design.md §6): one `lua/reserve.lua` call, with the
+//! campaign's keys rebuilt when they are missing, and a SOLD_OUT asked again while reservations
+//! are in flight; and the sold-out memo it feeds.
+//!
+//! Why a SOLD_OUT waits for the reservations in flight: the gate takes a win's units when it
+//! reserves them, MySQL when the win commits, a few milliseconds later. A join the gate refuses
+//! in between, while a return or a refused reservation gives units back, would be told
+//! SOLD_OUT although MySQL's committed order had the units free the whole time (the proof run
+//! found such answers, docs/design.md §18). Asked again once the reservations settled, the
+//! gate either has the units (the join wins) or its SOLD_OUT stands after the wins holding them
+//! committed. After a sell-out nothing is in flight, so the flood of refusals pays nothing.
+//!
+//! A SOLD_OUT it no longer waits on, or a CAMPAIGN_PAUSED, first gives the gate the returns
+//! and controls MySQL has markers for ([`loader::GateLoader::give_owed`]) and asks again: an
+//! expiry's or a cancel's units, or a resume, reach the gate by a call after their commit, and
+//! MySQL has them meanwhile. The sold-out memo repeats only a SOLD_OUT given again after a read
+//! of the markers that began after the gate's refusal: one answered without it may be missing
+//! units on their way, and the memo would refuse them for its whole window.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    campaign::Campaign,
+    gate::{reservation_value, AdmissionPass, Decision, Release},
+    join::{
+        request::{JoinError, JoinRequest},
+        service::ParticipationService,
+    },
+    upkeep::loader,
+};
+
+/// Rounds of "reserve, find the keys missing, load them" before giving up.
+pub(super) const LOAD_ROUNDS: u32 = 3;
+
+/// A SOLD_OUT with reservations in flight is asked again after 5 ms, then at doubling intervals
+/// up to 160 ms, for at most [`in_flight_wait`] in all. A group commit settles within the first
+/// rounds; a commit slowed by load or a MySQL stall takes longer, and a SOLD_OUT answered before
+/// it settles is one MySQL's committed order may not justify (a 30-minute proof run found one
+/// after the old 155 ms bound). It waits only while the campaign's latest reservation is
+/// younger than [`IN_FLIGHT_YOUNG`]: when even that one is older, what is open was leaked by a
+/// crashed instance (the reconciler gives it back after `RESERVATION_TIMEOUT_MS`) or waits on a
+/// stalled MySQL, and a flood of refusals must not wait a second each for it.
+const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_millis(5);
+const IN_FLIGHT_LONGEST_WAIT: Duration = Duration::from_millis(160);
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
+const IN_FLIGHT_YOUNG: Duration = Duration::from_secs(2);
+
+/// How long a SOLD_OUT waits for the reservations in flight: a second, or half the commit
+/// window when that is shorter (a reservation made then can still commit in time).
+fn in_flight_wait(commit_within: Duration) -> Duration {
+    IN_FLIGHT_WAIT.min(commit_within / 2)
+}
+
+/// Whether a SOLD_OUT is worth asking again: reservations are open, and the latest was made
+/// recently enough that they may still be settling (see [`IN_FLIGHT_YOUNG`]).
+fn settling(in_flight: i64, latest_reserved_ms_ago: i64, commit_within: Duration) -> bool {
+    // Negative when another instance's clock is ahead: recent.
+    let young = i64::try_from(IN_FLIGHT_YOUNG.min(commit_within).as_millis()).unwrap_or(i64::MAX);
+    in_flight > 0 && latest_reserved_ms_ago < young
+}
+
+/// A failed reservation call is undone once Redis has answered the undo this many times (each
+/// "nothing to undo"), or given up after this long (the reconciler then has it).
+const IN_DOUBT_ANSWERS: u32 = 3;
+const IN_DOUBT_GIVE_UP: Duration = Duration::from_secs(60);
+const IN_DOUBT_LONGEST_WAIT: Duration = Duration::from_millis(250);
+
+/// A reservation the gate made: the win's FCFS sequence, and the campaign's count of returns
+/// then (a MySQL refusal hands it to `lua/release.lua`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reserved {
+    pub sequence: i64,
+    pub returns_seen: i64,
+    /// The time the reservation carries in Redis (`<reserved at ms>:<quantity>`).
+    pub reserved_at_ms: i64,
+    /// Past it the win must not commit (`NewParticipation::commit_by`).
+    pub commit_by: std::time::Instant,
+}
+
+impl ParticipationService {
+    /// The gate's decision; a SOLD_OUT with reservations in flight is asked again until they
+    /// settle (see the module's documentation). Also says whether a final SOLD_OUT is
+    /// confirmed: answered again after a read of the markers that began after the gate's first
+    /// refusal (`loader::Owed`), the only SOLD_OUT the sold-out memo may repeat.
+    pub(super) async fn reserve(
+        &self,
+        campaign: &Arc<Campaign>,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        now: DateTime<Utc>,
+    ) -> Result<(Decision, bool), JoinError> {
+        let started = std::time::Instant::now();
+        let bound = in_flight_wait(self.commit_within);
+        let mut wait = IN_FLIGHT_FIRST_WAIT;
+        let mut owed_asked = false;
+        let mut confirmed = false;
+        loop {
+            let decision = self.reserve_once(campaign, req, pass, now).await?;
+            let refused_at = std::time::Instant::now();
+            let waited = started.elapsed();
+            match decision {
+                Decision::SoldOut {
+                    in_flight,
+                    latest_reserved_ms_ago,
+                    ..
+                } if waited < bound
+                    && settling(in_flight, latest_reserved_ms_ago, self.commit_within) =>
+                {
+                    tokio::time::sleep(wait.min(bound - waited)).await;
+                    wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
+                }
+                Decision::SoldOut { .. } | Decision::Paused if !owed_asked => {
+                    owed_asked = true;
+                    match self.gave_owed(campaign, refused_at).await {
+                        loader::Owed::Skipped => return Ok((decision, false)),
+                        loader::Owed::Read { fresh } => confirmed = fresh,
+                    }
+                }
+                _ => return Ok((decision, confirmed)),
+            }
+        }
+    }
+
+    /// Before a SOLD_OUT with nothing in flight, or a CAMPAIGN_PAUSED: whether MySQL owed the
+    /// gate units or a resume (committed, their gate call not made yet, or failed while Redis
+    /// hung) and they are in it now. One read of the campaign's markers at a time per campaign
+    /// (a join refused meanwhile takes its answer), then none for `loader::OWED_READ_EVERY`.
+    /// A failure answers as before, unconfirmed.
+    async fn gave_owed(&self, campaign: &Campaign, refused_at: std::time::Instant) -> loader::Owed {
+        match self.loader.give_owed(campaign, refused_at).await {
+            Ok(owed) => {
+                if owed != loader::Owed::Skipped {
+                    tracing::debug!(
+                        campaign_id = campaign.id,
+                        ?owed,
+                        "Gave the gate what MySQL owed it; asking it again."
+                    );
+                }
+                owed
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, campaign_id = campaign.id,
+                    "Could not read what MySQL owes the gate; answering SOLD_OUT.");
+                loader::Owed::Skipped
+            }
+        }
+    }
+
+    /// One EVALSHA; when the campaign's keys are missing (first request, eviction, Redis
+    /// restart), wait for the instance's one rebuild of them ([`loader::GateLoader`]) and ask
+    /// again. The keys can vanish again between the rebuild and the retry (another eviction), so
+    /// a few rounds are allowed.
+    async fn reserve_once(
+        &self,
+        campaign: &Arc<Campaign>,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, JoinError> {
+        let now_ms = now.timestamp_millis();
+        let epoch = loader::epoch(campaign);
+        for _ in 0..LOAD_ROUNDS {
+            let started = std::time::Instant::now();
+            let decision = self.gate.reserve(&req.entry, pass, epoch, now_ms).await;
+            self.metrics
+                .gate_duration
+                .observe(started.elapsed().as_secs_f64());
+            if decision.is_err() {
+                self.undo_in_doubt(req, now_ms);
+            }
+            let decision = decision?;
+            if decision != Decision::Missing {
+                return Ok(decision);
+            }
+            self.loader.ensure(campaign).await?;
+        }
+        Ok(Decision::Missing)
+    }
+
+    /// The reservation call failed (a timeout, a reset): the script may still run, or may have
+    /// run with its answer lost. A Redis that hung runs the scripts queued in it when it
+    /// resumes, and their units would stay out of the sale until the reconciler gives them back
+    /// (`RESERVATION_TIMEOUT_MS`; the proof run saw joins refused SOLD_OUT meanwhile). Nothing
+    /// was written to MySQL for this request, so its reservation, if Redis makes it, is undone at
+    /// once: `lua/release.lua` "expire" removes exactly this request's entry (`<now>:<quantity>`)
+    /// and nothing else. Redis keeps one connection's commands in order, but the call may be
+    /// retried on a new connection, so it is asked again a few times after Redis answers.
+    fn undo_in_doubt(&self, req: &JoinRequest, now_ms: i64) {
+        let gate = self.gate.clone();
+        let entry = req.entry;
+        let reservation = reservation_value(now_ms, entry.quantity);
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            let (mut answered, mut waited) = (0, Duration::ZERO);
+            while answered < IN_DOUBT_ANSWERS && waited < IN_DOUBT_GIVE_UP {
+                match gate
+                    .release(&entry, None, Release::Expire, &reservation)
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::debug!(
+                            campaign_id = entry.campaign_id,
+                            user_id = entry.user_id,
+                            "Undid a reservation Redis made after its call had failed."
+                        );
+                        return;
+                    }
+                    Ok(false) => answered += 1,
+                    Err(_) => {}
+                }
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                // At most a quarter second between tries: once Redis answers again the units
+                // are back within that (docs/design.md §18.1).
+                wait = (wait * 2).min(IN_DOUBT_LONGEST_WAIT);
+            }
+        });
+    }
+
+    /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
+    /// caller at a time). Best effort: without the copy the memo simply does not answer for the
+    /// campaign.
+    pub(super) async fn remember_sold_out(
+        &self,
+        campaign_id: i64,
+        winners: i64,
+        asked_at: std::time::Instant,
+    ) {
+        if self.sold_out.refresh(campaign_id, winners, asked_at) {
+            return;
+        }
+        let Some(copy) = self.sold_out.start_copy(campaign_id) else {
+            return;
+        };
+        match self.gate.winners(campaign_id).await {
+            // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
+            // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
+            // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.
+            Ok(set) if (set.len() as i64) < winners => {
+                tracing::debug!(
+                    copied = set.len(),
+                    winners,
+                    "The winners set shrank while copied; no sold-out memo."
+                );
+            }
+            Ok(set) => copy.record(set, asked_at),
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
+            }
+        }
+    }
+}

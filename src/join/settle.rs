@@ -1,0 +1,295 @@
+//! A join's settlement past the gate (docs/design.md §6): the win is written through its
+//! campaign's group commit, or its reservation is given back in Redis (compensation); a write
+//! whose answer was lost is resolved by asking MySQL whether the win is there.
+
+use std::time::Duration;
+
+use sea_orm::DbErr;
+use uuid::Uuid;
+
+use crate::{
+    campaign::Campaign,
+    db::error::{
+        DbErrorKind, {self as db_error},
+    },
+    gate::{reservation_value, AdmissionPass, Release},
+    join::{
+        in_doubt::{InDoubt, Verdict},
+        request::{Accepted, JoinError, JoinRequest},
+        reserve::Reserved,
+        service::ParticipationService,
+        transaction::{NewParticipation, WriteError, Written},
+    },
+    telemetry::metrics::{registry::PathLabels, ParticipationPath},
+    win::store,
+};
+
+/// Attempts at compensating before the reservation is given up as leaked (and logged as such).
+const RELEASE_ATTEMPTS: u32 = 3;
+
+impl ParticipationService {
+    /// Settlement: the win is written (group commit), or the reservation is given back.
+    pub(super) async fn commit_or_compensate(
+        &self,
+        req: JoinRequest,
+        pass: Option<AdmissionPass>,
+        reserved: Reserved,
+        campaign: &Campaign,
+    ) -> Result<Accepted, JoinError> {
+        let Reserved {
+            sequence,
+            returns_seen,
+            reserved_at_ms,
+            commit_by,
+        } = reserved;
+        let pass = pass.as_ref();
+        let event_id = Uuid::now_v7();
+        let participation = NewParticipation {
+            entry: req.entry,
+            sequence,
+            reward_points: campaign.reward_points,
+            event_id,
+            topic: self.topic.clone(),
+            traceparent: req.trace.map(|t| t.to_string()),
+            idempotency_key: req.idempotency_key.clone(),
+            confirm_within_seconds: campaign.confirm_within_seconds,
+            commit_by,
+            ends_at: campaign.ends_at,
+            reserved_at_ms,
+        };
+        let mut written = self.write(participation.clone()).await;
+        if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
+        {
+            // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
+            written = self.write(participation).await;
+        }
+        match written {
+            Ok(Written {
+                participation_id,
+                accepted_at,
+                status,
+                hold_expires_at,
+            }) => {
+                // The batch settled the reservation in Redis already (see `batcher`).
+                self.relay_wakeup.notify_one();
+                Ok(Accepted::new(
+                    &req,
+                    participation_id,
+                    sequence,
+                    Some(event_id),
+                    accepted_at,
+                )
+                .with_status(status.into(), hold_expires_at))
+            }
+            Err(failed) => {
+                self.failed_write(req, pass, failed, returns_seen, reserved_at_ms)
+                    .await
+            }
+        }
+    }
+
+    /// A write that did not commit a win: the reservation goes back as the failure says (whole,
+    /// keeping the user, as a sell-out, or only while still this request's), and the join is
+    /// answered; a write whose outcome is unknown asks MySQL first.
+    async fn failed_write(
+        &self,
+        req: JoinRequest,
+        pass: Option<&AdmissionPass>,
+        failed: WriteError,
+        returns_seen: i64,
+        reserved_at_ms: i64,
+    ) -> Result<Accepted, JoinError> {
+        match failed {
+            WriteError::Duplicate => {
+                self.compensate(&req, pass, Release::KeepUser, reserved_at_ms)
+                    .await;
+                self.already(&req).await
+            }
+            WriteError::SoldOut {
+                remaining_stock,
+                control_seq,
+            } => {
+                self.compensate(
+                    &req,
+                    pass,
+                    Release::SoldOut {
+                        remaining_stock,
+                        control_seq,
+                        returns_seen,
+                    },
+                    reserved_at_ms,
+                )
+                .await;
+                Err(JoinError::SoldOut)
+            }
+            // A pause or close the gate had not received: MySQL refuses the win, and the
+            // reservation goes back whole (units and user).
+            WriteError::Paused => {
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
+                Err(JoinError::Paused)
+            }
+            WriteError::Closed => {
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
+                Err(JoinError::Ended)
+            }
+            // Too late to commit: the reconciler may have given the reservation back already,
+            // so it is given back only if it is still exactly this request's.
+            stale @ WriteError::Stale => {
+                tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
+                    "A win reached MySQL past its commit deadline; not written, its reservation given back.");
+                self.compensate(&req, pass, Release::Expire, reserved_at_ms)
+                    .await;
+                Err(JoinError::Unavailable {
+                    what: "MySQL",
+                    source: stale.into(),
+                })
+            }
+            WriteError::InDoubt(batch) => self.await_in_doubt(req, &batch).await,
+            unanswered @ WriteError::Unanswered => {
+                self.resolve_unknown(
+                    req,
+                    pass,
+                    DbErr::Custom(unanswered.to_string()),
+                    reserved_at_ms,
+                )
+                .await
+            }
+            // Failed before its COMMIT was sent: dropped unfinished, it never commits.
+            WriteError::Db(e) => {
+                tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
+                    "The participation transaction failed; releasing the reservation.");
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// One win's write through its campaign's group commit, timed from queueing to the answer.
+    async fn write(&self, participation: NewParticipation) -> Result<Written, WriteError> {
+        let started = std::time::Instant::now();
+        let written = self.group_commit.write(participation).await;
+        self.metrics
+            .transaction_duration
+            .get_or_create(&PathLabels {
+                path: ParticipationPath::Outbox.as_str(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        written
+    }
+
+    /// The batch's COMMIT went unanswered: its settlement ([`in_doubt`]) ends the session, reads
+    /// which wins exist and gives back the others' units. The request answers from its verdict
+    /// if it comes within the statement deadline; otherwise 503, and the settlement goes on.
+    async fn await_in_doubt(
+        &self,
+        req: JoinRequest,
+        batch: &InDoubt,
+    ) -> Result<Accepted, JoinError> {
+        let entry = req.entry;
+        match batch
+            .verdict(entry.user_id, self.db.statement_timeout())
+            .await
+        {
+            Some(Verdict::Committed(found)) => {
+                tracing::info!(
+                    campaign_id = entry.campaign_id,
+                    user_id = entry.user_id,
+                    "The participation committed although its answer was lost."
+                );
+                Ok(Accepted::stored(&req, &found))
+            }
+            Some(Verdict::Earlier(participation_id)) => Err(JoinError::AlreadyParticipated {
+                participation_id: Some(participation_id),
+            }),
+            Some(Verdict::NotCommitted) => Err(batch.error().clone().into()),
+            None => {
+                tracing::warn!(error = %batch.error(), campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation's commit is in doubt; its reservation is settled as soon as MySQL answers.");
+                Err(batch.error().clone().into())
+            }
+        }
+    }
+
+    /// The batch's task ended without an answer (a panic): the transaction may have committed.
+    /// MySQL says which. A win found there is the caller's win; no row means nothing was
+    /// written and the reservation is given back. If MySQL cannot say either (still down), the
+    /// reservation stays open and the reconciler decides once MySQL answers, so Redis never
+    /// gives back stock that MySQL has sold.
+    async fn resolve_unknown(
+        &self,
+        req: JoinRequest,
+        pass: Option<&AdmissionPass>,
+        e: DbErr,
+        reserved_at_ms: i64,
+    ) -> Result<Accepted, JoinError> {
+        let entry = req.entry;
+        match store::find(&self.db, entry.campaign_id, entry.user_id).await {
+            Ok(Some(found)) if found.quantity == entry.quantity => {
+                tracing::info!(
+                    campaign_id = entry.campaign_id,
+                    user_id = entry.user_id,
+                    "The participation committed although its answer was lost."
+                );
+                if let Err(e) = self.gate.settle(entry.campaign_id, &[entry.user_id]).await {
+                    tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
+                }
+                Ok(Accepted::stored(&req, &found))
+            }
+            Ok(Some(other)) => {
+                // An earlier win of this user (the gate had lost track of it).
+                self.compensate(&req, pass, Release::KeepUser, reserved_at_ms)
+                    .await;
+                Err(JoinError::AlreadyParticipated {
+                    participation_id: Some(other.id),
+                })
+            }
+            Ok(None) => {
+                tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation transaction failed; releasing the reservation.");
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
+                Err(e.into())
+            }
+            Err(lookup) => {
+                tracing::warn!(error = %e, lookup = %lookup, campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation transaction's outcome is unknown; the reconciler settles its reservation.");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Gives back the request's reservation, the one stamped `reserved_at_ms`, while it is still
+    /// open (see [`reservation_value`]). Retried a few times; if Redis stays unreachable the
+    /// reservation is leaked (Redis then undercounts the stock until its keys are rebuilt) and
+    /// logged. The admission `pass` the reservation used is live again when nothing was written.
+    async fn compensate(
+        &self,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        how: Release,
+        reserved_at_ms: i64,
+    ) {
+        let reservation = reservation_value(reserved_at_ms, req.entry.quantity);
+        let mut delay = Duration::from_millis(20);
+        for attempt in 1..=RELEASE_ATTEMPTS {
+            match self
+                .gate
+                .release(&req.entry, pass, how.clone(), &reservation)
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if attempt == RELEASE_ATTEMPTS => {
+                    tracing::error!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, ?how,
+                        "Compensation failed; the reconciler gives the reservation back later.");
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The participation transaction: one or more wins of one campaign, their outbox events and the
+//! guarded stock decrement, committed together or not at all (docs/design.md §2.2, §6 step 3).
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        error::{
+            DbErrorKind, {self as db_error},
+        },
+        sql::{in_list, insert_rows, insert_rows_returning, stmt},
+        time::to_db,
+        Db, Txn,
+    },
+    events::{
+        accepted::{WinStatus, PARTICIPATION_ACCEPTED},
+        ParticipationAccepted,
+    },
+    gate::Entry,
+    join::in_doubt::{
+        InDoubt, {self},
+    },
+    outbox::{
+        NewOutboxEvent, {self},
+    },
+};
+
+/// A win to write: a reservation the gate made.
+#[derive(Debug, Clone)]
+pub struct NewParticipation {
+    pub entry: Entry,
+    pub sequence: i64,
+    /// The campaign's points per unit, carried in the event.
+    pub reward_points: i64,
+    pub event_id: Uuid,
+    pub topic: Arc<str>,
+    pub traceparent: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// The campaign's confirmation window in seconds; 0: the win is final at once.
+    pub confirm_within_seconds: i32,
+    /// Past this moment the win must not commit: its reservation may be given back by the
+    /// reconciler (`RESERVATION_TIMEOUT_MS` after it was made, less a margin for clocks). Checked
+    /// under the campaign row's lock, which the reconciler takes too (docs/design.md §2.1).
+    pub commit_by: std::time::Instant,
+    /// The end of the campaign's window (it never changes after creation): a win whose
+    /// acceptedAt would be at or past it is not written.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// The time its reservation carries at the gate (`<reserved at ms>:<quantity>`): a commit
+    /// in doubt gives back exactly that reservation ([`crate::join::in_doubt`]).
+    pub reserved_at_ms: i64,
+}
+
+impl NewParticipation {
+    /// What the win is when it commits at `accepted_at`: held until the end of the campaign's
+    /// window, or confirmed at once.
+    pub fn status_at(&self, accepted_at: DateTime<Utc>) -> WinState {
+        crate::win::status::at_acceptance(self.confirm_within_seconds, accepted_at)
+    }
+}
+
+/// A win's state at its acceptance, and the hold's deadline when it is held.
+type WinState = (WinStatus, Option<DateTime<Utc>>);
+
+/// A committed win: its participation id and its `acceptedAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub participation_id: i64,
+    pub accepted_at: DateTime<Utc>,
+    pub status: WinStatus,
+    pub hold_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why the transaction did not commit.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// UNIQUE(campaign_id, user_id): the user (one of them, in a batch) already won (Redis did not
+    /// know, e.g. after a reload).
+    #[error("the user already has a participation in this campaign")]
+    Duplicate,
+    /// The guarded decrement matched no row: MySQL has less stock than Redis believed. The
+    /// stock is read with the campaign's `control_seq` (the live controls it includes).
+    #[error("the campaign has {remaining_stock} units left in MySQL")]
+    SoldOut {
+        remaining_stock: i64,
+        control_seq: i64,
+    },
+    /// The campaign is paused in MySQL (a pause the gate has not received yet: it reaches the
+    /// gate within ~1 s, longer when Redis is slow, and MySQL decides meanwhile).
+    #[error("the campaign is paused")]
+    Paused,
+    /// The campaign was closed in MySQL (likewise), or its window ended before the win reached
+    /// the campaign row's lock.
+    #[error("the campaign is closed")]
+    Closed,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    /// The batch's task ended before answering (a panic): the transaction may have committed.
+    #[error("the group commit ended without an answer")]
+    Unanswered,
+    /// The COMMIT was sent and not answered (a deadline, a broken connection): it may have
+    /// committed. Every member of the batch shares the one settlement, which says which.
+    #[error("the commit's outcome is unknown: {}", .0.error())]
+    InDoubt(Arc<InDoubt>),
+    /// A win reached the campaign row's lock past its `commit_by` (its instance was stopped, or
+    /// MySQL stalled): the reconciler may have given its reservation back, so it is not written.
+    #[error("the reservation outlived its commit deadline")]
+    Stale,
+}
+
+/// Where a test holds a write (`test-hooks` builds; empty otherwise).
+#[derive(Clone, Default)]
+pub struct WriteHooks {
+    /// Between a guarded decrement that matched no row and the read that says why.
+    #[cfg(feature = "test-hooks")]
+    pub refused: Arc<crate::startup::testing::HoldPoint>,
+    /// Right before the COMMIT is sent (a test makes MySQL stop answering there).
+    #[cfg(feature = "test-hooks")]
+    pub commit: Arc<crate::startup::testing::HoldPoint>,
+}
+
+impl WriteHooks {
+    /// A guarded decrement matched no row: a test may hold the write here.
+    async fn at_refusal(&self) {
+        #[cfg(feature = "test-hooks")]
+        self.refused.reached().await;
+    }
+
+    /// A batch is about to send its COMMIT: a test may hold it here.
+    async fn at_commit(&self) {
+        #[cfg(feature = "test-hooks")]
+        self.commit.reached().await;
+    }
+}
+
+/// Writes one win: [`write_all`] with one member.
+pub async fn write(
+    db: &Db,
+    p: &NewParticipation,
+    hooks: &WriteHooks,
+) -> Result<Written, WriteError> {
+    let written = write_all(db, std::slice::from_ref(p), hooks).await?;
+    Ok(written[0])
+}
+
+/// Writes the wins of one campaign (`wins` is not empty, all of one campaign, distinct users) in
+/// one transaction: one guarded decrement of their total quantity, one multi-row insert of
+/// their participations, one of their outbox rows, one commit. All commit or none does; the
+/// answers come back in the order of `wins`.
+///
+/// The guarded `UPDATE campaign` runs first, as docs/design.md §6 orders it: it takes the campaign
+/// row's lock, so a campaign's transactions take their ids and commit one after another, and
+/// its outbox rows become visible in id order (the relay then publishes them in exactly that
+/// order). A refused decrement also costs no insert.
+#[tracing::instrument(level = "debug", skip_all, fields(campaign_id = wins[0].entry.campaign_id, wins = wins.len()), err(level = "debug"))]
+pub async fn write_all(
+    db: &Db,
+    wins: &[NewParticipation],
+    hooks: &WriteHooks,
+) -> Result<Vec<Written>, WriteError> {
+    let campaign_id = wins[0].entry.campaign_id;
+    debug_assert!(wins.iter().all(|w| w.entry.campaign_id == campaign_id));
+    let total: i64 = wins.iter().map(|w| i64::from(w.entry.quantity)).sum();
+    let count = i64::try_from(wins.len()).map_err(|e| DbErr::Custom(e.to_string()))?;
+
+    let txn = db.begin().await?;
+    if let Err(refused) = guarded_decrement(&txn, campaign_id, total, count, hooks).await {
+        txn.rollback().await?;
+        return Err(refused);
+    }
+    // The campaign row's lock is held from here to the commit; the reconciler takes it before
+    // it gives a reservation back. A win past its deadline may have lost its reservation already.
+    let now = std::time::Instant::now();
+    if wins.iter().any(|w| now > w.commit_by) {
+        txn.rollback().await?;
+        return Err(WriteError::Stale);
+    }
+    // The wins are the guarded decrement: its time, taken under the row's lock so that it
+    // follows commit order, is their acceptedAt.
+    let accepted_at = crate::db::time::precision(Utc::now());
+    // The gate refuses a join past the window's end, but one it let through just before may
+    // reach the lock after it: the window is judged at the acceptedAt the win would carry.
+    if wins
+        .iter()
+        .any(|w| w.ends_at.is_some_and(|end| accepted_at >= end))
+    {
+        txn.rollback().await?;
+        return Err(WriteError::Closed);
+    }
+
+    // What each win is at its acceptance: held until its deadline, or confirmed.
+    let states: Vec<WinState> = wins.iter().map(|w| w.status_at(accepted_at)).collect();
+    let ids = match insert_participations(&txn, wins, &states, accepted_at).await {
+        Ok(ids) => ids,
+        Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
+            txn.rollback().await?;
+            return Err(WriteError::Duplicate);
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let events: Vec<NewOutboxEvent> = wins
+        .iter()
+        .zip(ids.iter().zip(&states))
+        .map(|(w, (&participation_id, &(status, hold_expires_at)))| {
+            let event = ParticipationAccepted {
+                event_id: w.event_id,
+                event_type: PARTICIPATION_ACCEPTED.into(),
+                occurred_at: accepted_at,
+                campaign_id,
+                participation_id,
+                user_id: w.entry.user_id,
+                quantity: w.entry.quantity,
+                sequence: w.sequence,
+                reward_points: w.reward_points,
+                status,
+                hold_expires_at,
+            };
+            NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref())
+        })
+        .collect();
+    outbox::table::insert(&txn, &events).await?;
+
+    // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped
+    // unfinished and never commits. The session's id lets the settlement end it for certain.
+    let session = in_doubt::session_of(&txn).await?;
+    hooks.at_commit().await;
+    if let Err(e) = txn.commit().await {
+        return Err(if db_error::outcome_unknown(&e) {
+            WriteError::InDoubt(InDoubt::new(session, e))
+        } else {
+            e.into()
+        });
+    }
+    Ok(ids
+        .into_iter()
+        .zip(states)
+        .map(|(participation_id, (status, hold_expires_at))| Written {
+            participation_id,
+            accepted_at,
+            status,
+            hold_expires_at,
+        })
+        .collect())
+}
+
+/// How often the guarded decrement is tried again when the read that explains its refusal finds
+/// the campaign open with the units (a resume or a return committed between the two).
+const GUARD_ATTEMPTS: u32 = 4;
+
+/// The guarded decrement of the campaign's stock by `total` units for `count` wins; on a refusal,
+/// why (closed, paused, or fewer units than asked, read with its `control_seq`).
+///
+/// The pool runs READ COMMITTED: the read that explains a refusal sees a newer state than the
+/// decrement did. A campaign that was paused for the decrement and resumed for the read would
+/// answer SOLD_OUT with its units free (or set the gate's stock from that read): when the read
+/// finds nothing to refuse, the decrement is tried again instead.
+async fn guarded_decrement(
+    txn: &Txn,
+    campaign_id: i64,
+    total: i64,
+    count: i64,
+    hooks: &WriteHooks,
+) -> Result<(), WriteError> {
+    for _ in 0..GUARD_ATTEMPTS {
+        let updated = txn
+            .execute_raw(stmt(
+                "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
+                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
+                vec![
+                    total.into(),
+                    count.into(),
+                    to_db(Utc::now()).into(),
+                    campaign_id.into(),
+                    total.into(),
+                ],
+            ))
+            .await?;
+        if updated.rows_affected() > 0 {
+            return Ok(());
+        }
+        hooks.at_refusal().await;
+        if let Some(refused) = refusal(txn, campaign_id, total).await? {
+            return Err(refused);
+        }
+    }
+    Err(WriteError::Db(DbErr::Custom(format!(
+        "campaign {campaign_id} changed under its guarded decrement {GUARD_ATTEMPTS} times"
+    ))))
+}
+
+/// Why the guarded decrement matched no row, read now: the campaign is closed, paused, or has
+/// fewer than `total` units (read with its `control_seq`, the live controls that stock includes);
+/// `None` when it is open with the units (it changed since the decrement read it). A campaign
+/// that is gone has no units: SOLD_OUT at (0, 0).
+async fn refusal(txn: &Txn, campaign_id: i64, total: i64) -> Result<Option<WriteError>, DbErr> {
+    let Some(row) = txn
+        .query_one_raw(stmt(
+            "SELECT remaining_stock, control_seq, CAST(paused <> 0 AS SIGNED), \
+             CAST(closed_at IS NOT NULL AS SIGNED) FROM campaign WHERE id = ?",
+            vec![campaign_id.into()],
+        ))
+        .await?
+    else {
+        return Ok(Some(WriteError::SoldOut {
+            remaining_stock: 0,
+            control_seq: 0,
+        }));
+    };
+    let (paused, closed): (i64, i64) = (row.try_get_by_index(2)?, row.try_get_by_index(3)?);
+    let remaining_stock: i64 = row.try_get_by_index(0)?;
+    Ok(if closed != 0 {
+        Some(WriteError::Closed)
+    } else if paused != 0 {
+        Some(WriteError::Paused)
+    } else if remaining_stock < total {
+        Some(WriteError::SoldOut {
+            remaining_stock,
+            control_seq: row.try_get_by_index(1)?,
+        })
+    } else {
+        None
+    })
+}
+
+/// Inserts the participations (one statement when their number is one of the list sizes of
+/// [`crate::db::sql`], as a group commit's batch is) and returns their ids in the order of `wins`.
+///
+/// One row: `LAST_INSERT_ID()`. Several: on MariaDB the insert returns them (`RETURNING user_id,
+/// id`, no second statement); on MySQL, which has no such clause, they are read back by
+/// (campaign, user) inside the transaction. Never computed from the first id, which would assume
+/// `auto_increment_increment = 1` (Galera and multi-primary set-ups step by more) and consecutive
+/// allocation.
+async fn insert_participations(
+    txn: &Txn,
+    wins: &[NewParticipation],
+    states: &[WinState],
+    accepted_at: DateTime<Utc>,
+) -> Result<Vec<i64>, DbErr> {
+    let campaign_id = wins[0].entry.campaign_id;
+    let created_at = to_db(accepted_at);
+    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 9);
+    for (w, &(status, hold_expires_at)) in wins.iter().zip(states) {
+        values.extend([
+            campaign_id.into(),
+            w.entry.user_id.into(),
+            w.entry.quantity.into(),
+            w.sequence.into(),
+            created_at.into(),
+            w.idempotency_key.clone().into(),
+            status.as_str().into(),
+            hold_expires_at.map(to_db).into(),
+            w.event_id.to_string().into(),
+        ]);
+    }
+    const HEAD: &str = "INSERT INTO participation (campaign_id, user_id, quantity, sequence, \
+                        created_at, idempotency_key, status, hold_expires_at, event_id)";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    if let [one] = wins {
+        let inserted = insert_rows(txn, HEAD, ROW, "", values).await?;
+        let id = i64::try_from(inserted[0].last_insert_id())
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        debug_assert_eq!(one.entry.campaign_id, campaign_id);
+        return Ok(vec![id]);
+    }
+    let found = if txn.insert_returning() {
+        insert_rows_returning(txn, HEAD, ROW, " RETURNING user_id, id", values).await?
+    } else {
+        insert_rows(txn, HEAD, ROW, "", values).await?;
+        read_back(txn, campaign_id, wins).await?
+    };
+    let mut by_user = HashMap::with_capacity(found.len());
+    for row in found {
+        by_user.insert(
+            row.try_get_by_index::<i64>(0)?,
+            row.try_get_by_index::<i64>(1)?,
+        );
+    }
+    wins.iter()
+        .map(|w| {
+            by_user.get(&w.entry.user_id).copied().ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "participation of user {} not found right after its insert",
+                    w.entry.user_id
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The `(user_id, id)` rows of `wins`, just inserted in this transaction.
+async fn read_back(
+    txn: &Txn,
+    campaign_id: i64,
+    wins: &[NewParticipation],
+) -> Result<Vec<QueryResult>, DbErr> {
+    let mut values: Vec<Value> = vec![campaign_id.into()];
+    let users = in_list(
+        &mut values,
+        wins.iter().map(|w| Value::from(w.entry.user_id)),
+    );
+    txn.query_all_raw(stmt(
+        &format!(
+            "SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({users})"
+        ),
+        values,
+    ))
+    .await
+}

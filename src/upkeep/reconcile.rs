@@ -1,0 +1,111 @@
+//! Giving back gate reservations that crashed instances left open (docs/design.md §2.1).
+//!
+//! A reservation is open from the gate until its transaction settles (commit or compensation).
+//! An instance that dies in between leaves it open: the stock stays taken in Redis although
+//! MySQL has no win. The reconciler looks at reservations older than `RESERVATION_TIMEOUT_MS` in
+//! the campaigns this instance has served: one whose user has a participation in MySQL committed
+//! and is only closed; any other is released (`lua/release.lua` "expire", which acts only if the
+//! reservation is still exactly the one read, so a retry that reserved again is left alone).
+//! Each decision is taken under the campaign row's lock, which a join's transaction holds from
+//! its guarded decrement to its commit (see [`Reconciler::give_back`]).
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    campaign::CampaignCache,
+    db::{sql::stmt, Db},
+    gate::{scripts::OpenReservation, Entry, Gate, Release},
+    join::request::JoinError,
+    win::store,
+};
+use sea_orm::ConnectionTrait;
+
+#[derive(Clone)]
+pub struct Reconciler {
+    pub db: Db,
+    pub gate: Gate,
+    pub campaigns: Arc<CampaignCache>,
+}
+
+impl Reconciler {
+    /// One pass: gives back the reservations older than `older_than` whose user has no
+    /// participation in MySQL. Returns how many were given back.
+    pub async fn run_once(&self, older_than: Duration) -> Result<u64, JoinError> {
+        let cutoff = Utc::now().timestamp_millis()
+            - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let mut given_back = 0;
+        for campaign_id in self.campaigns.ids().await {
+            for open in self.gate.open_reservations(campaign_id).await? {
+                if open.reserved_at_ms > cutoff {
+                    continue;
+                }
+                if self.give_back(campaign_id, &open).await? {
+                    given_back += 1;
+                    tracing::warn!(
+                        campaign_id,
+                        user_id = open.user_id,
+                        quantity = open.quantity,
+                        "Gave back a reservation a crashed instance left open."
+                    );
+                }
+            }
+        }
+        Ok(given_back)
+    }
+
+    /// Settles or gives back one old reservation, deciding under the campaign row's lock: a
+    /// join's transaction holds that lock from its guarded decrement to its commit, and checks
+    /// its commit deadline once it has it (`transaction::write_all`). So the user's win is
+    /// either committed when this reads it, or will not be: a join that was stopped or stalled
+    /// past its deadline (an instance resumed after a SIGSTOP) no longer commits a win whose
+    /// reservation was given back, which counted its units twice and took its user out of the
+    /// winners set (found by the proof run). Returns whether units went back.
+    async fn give_back(&self, campaign_id: i64, open: &OpenReservation) -> Result<bool, JoinError> {
+        let txn = self.db.begin().await?;
+        txn.execute_raw(stmt(
+            "SELECT id FROM campaign WHERE id = ? FOR UPDATE",
+            vec![campaign_id.into()],
+        ))
+        .await?;
+        if store::find(&txn, campaign_id, open.user_id)
+            .await?
+            .is_some()
+        {
+            txn.commit().await?;
+            self.gate.settle(campaign_id, &[open.user_id]).await?;
+            return Ok(false);
+        }
+        let entry = Entry {
+            campaign_id,
+            user_id: open.user_id,
+            quantity: open.quantity,
+        };
+        // The lock is held until Redis has answered: a join that takes it next finds its
+        // deadline passed.
+        let released = self
+            .gate
+            .release(&entry, None, Release::Expire, &open.raw)
+            .await;
+        txn.commit().await?;
+        Ok(released?)
+    }
+
+    /// Runs a pass every tenth of `timeout` until `stop`. A failed pass (Redis or MySQL down)
+    /// is logged and the next one tries again: every call in it has a deadline, so a dependency
+    /// that hangs delays the loop, never stops it.
+    #[tracing::instrument(name = "reconciler", skip_all)]
+    pub async fn run(self, timeout: Duration, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(timeout / 10) => {}
+            }
+            if let Err(e) = self.run_once(timeout).await {
+                tracing::warn!(error = %e, "Reconciling open reservations failed; will try again.");
+            }
+        }
+    }
+}

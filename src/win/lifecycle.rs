@@ -1,0 +1,426 @@
+//! A win after its acceptance (docs/design.md §14): confirm a hold, cancel a hold (the user) or a
+//! confirmed win (an admin: a refund), expire a hold past its deadline (the sweeper). Each change is
+//! one transaction on the locked row ([`state_change`](crate::win::state_change)) with its outbox
+//! event; one that closes a win gives its units back to MySQL's stock there, and then to the
+//! gate, exactly once ([`Gate::return_units`], retried from the `gate_return` markers).
+
+use std::sync::Arc;
+
+use chrono::{NaiveDateTime, Utc};
+use sea_orm::DbErr;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{
+    campaign::{Campaign, CampaignCache, Window},
+    db::{
+        error::{
+            DbErrorKind, {self as db_error},
+        },
+        Db, Txn,
+    },
+    events::{
+        accepted::WinStatus,
+        lifecycle::{
+            CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
+            PARTICIPATION_CONFIRMED,
+        },
+    },
+    gate::{Gate, Returned},
+    outbox::{table, NewOutboxEvent},
+    upkeep::{loader, marker_cursor::MarkerCursor},
+    win::{
+        state_change::{
+            Locked, ReturnKey, {self},
+        },
+        status::ParticipationStatus,
+        store::{
+            StoredParticipation, {self},
+        },
+    },
+};
+
+/// Who asks for a cancellation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The winner: a held win only.
+    User,
+    /// An admin: also a confirmed win (a refund).
+    Admin,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("the user has no participation in this campaign")]
+    NotFound,
+    #[error("the hold expired before it was confirmed")]
+    HoldExpired,
+    #[error("the participation was cancelled")]
+    Cancelled,
+    #[error("the participation is confirmed; only an admin can cancel it")]
+    AlreadyConfirmed,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// What a state change decided, inside its transaction.
+enum Decision {
+    /// Nothing to write; the answer as is.
+    Keep(Result<(), LifecycleError>),
+    Confirm,
+    Close(
+        ParticipationStatus,
+        CancelReason,
+        Result<(), LifecycleError>,
+    ),
+}
+
+/// Confirms, cancels and expires wins. Cheap to clone.
+#[derive(Clone)]
+pub struct LifecycleService {
+    db: Db,
+    gate: Gate,
+    campaigns: Arc<CampaignCache>,
+    topic: Arc<str>,
+    relay_wakeup: Arc<Notify>,
+    /// Where this instance's `gate_return` loop reads next (owned by the expiry sweeper).
+    returns_from: Arc<MarkerCursor<ReturnKey>>,
+}
+
+impl LifecycleService {
+    pub fn new(
+        db: Db,
+        gate: Gate,
+        campaigns: Arc<CampaignCache>,
+        topic: &str,
+        relay_wakeup: Arc<Notify>,
+    ) -> Self {
+        Self {
+            db,
+            gate,
+            campaigns,
+            topic: topic.into(),
+            relay_wakeup,
+            returns_from: Arc::default(),
+        }
+    }
+
+    /// HELD → CONFIRMED before the deadline; CONFIRMED again is answered as is. Past the deadline
+    /// the hold expires here (whether or not a sweeper got to it) and the answer is HOLD_EXPIRED.
+    pub async fn confirm(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        traceparent: Option<String>,
+    ) -> Result<StoredParticipation, LifecycleError> {
+        self.change(campaign_id, user_id, traceparent, |win| {
+            match (win.status, win.in_time) {
+                (ParticipationStatus::Held, true) => Decision::Confirm,
+                (ParticipationStatus::Held, false) => expire(),
+                (ParticipationStatus::Confirmed, _) => Decision::Keep(Ok(())),
+                (ParticipationStatus::Cancelled, _) => {
+                    Decision::Keep(Err(LifecycleError::Cancelled))
+                }
+                (ParticipationStatus::Expired, _) => {
+                    Decision::Keep(Err(LifecycleError::HoldExpired))
+                }
+            }
+        })
+        .await
+    }
+
+    /// A held win (before its deadline) → CANCELLED (`USER`, or `ADMIN` when an admin asks); a
+    /// confirmed win → CANCELLED (`ADMIN`) for an admin only. A cancelled win is answered as is.
+    pub async fn cancel(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        caller: Caller,
+        traceparent: Option<String>,
+    ) -> Result<StoredParticipation, LifecycleError> {
+        let reason = match caller {
+            Caller::User => CancelReason::User,
+            Caller::Admin => CancelReason::Admin,
+        };
+        let cancelled = ParticipationStatus::Cancelled;
+        self.change(campaign_id, user_id, traceparent, |win| {
+            match (win.status, win.in_time, caller) {
+                (ParticipationStatus::Held, true, _) => Decision::Close(cancelled, reason, Ok(())),
+                (ParticipationStatus::Held, false, _) => expire(),
+                (ParticipationStatus::Confirmed, _, Caller::Admin) => {
+                    Decision::Close(cancelled, reason, Ok(()))
+                }
+                (ParticipationStatus::Confirmed, _, Caller::User) => {
+                    Decision::Keep(Err(LifecycleError::AlreadyConfirmed))
+                }
+                (ParticipationStatus::Cancelled, _, _) => Decision::Keep(Ok(())),
+                (ParticipationStatus::Expired, _, _) => {
+                    Decision::Keep(Err(LifecycleError::HoldExpired))
+                }
+            }
+        })
+        .await
+    }
+
+    /// The sweeper's step: one held win past its deadline → EXPIRED. `false` when it was no
+    /// longer held (confirmed or cancelled in time, or another instance expired it).
+    pub async fn expire(&self, participation_id: i64) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
+        let Some(win) = state_change::lock_by_id(&txn, participation_id).await? else {
+            txn.rollback().await?;
+            return Ok(false);
+        };
+        if win.status != ParticipationStatus::Held || win.in_time {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let campaign = self.campaign(win.campaign_id).await?;
+        let reason = CancelReason::Expired;
+        self.close(
+            &txn,
+            &win,
+            &campaign,
+            ParticipationStatus::Expired,
+            reason,
+            None,
+        )
+        .await?;
+        txn.commit().await?;
+        self.relay_wakeup.notify_one();
+        self.give_back(&win, &campaign).await;
+        Ok(true)
+    }
+
+    /// Gives the gate the units of up to `limit` closed wins it may not have yet (markers left by
+    /// a crash or a Redis failure after the commit); returns how many markers were settled. Each
+    /// call reads on after the markers the previous one visited ([`MarkerCursor`]), so markers
+    /// waiting for their campaign's keys never hide the ones behind them.
+    pub async fn return_pending(&self, limit: u32) -> Result<usize, DbErr> {
+        let from = self.returns_from.after();
+        let markers = state_change::pending_returns(&self.db, from.as_ref(), limit).await?;
+        let read = markers.len();
+        let (mut visited, mut settled, mut stopped) = (from, 0, false);
+        for marker in markers {
+            let key = marker.key();
+            let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
+                state_change::forget_return(&self.db, marker.participation_id).await?;
+                visited = Some(key);
+                continue;
+            };
+            let epoch = loader::epoch(&campaign);
+            match self
+                .gate
+                .return_units(campaign.id, marker.participation_id, marker.quantity, epoch)
+                .await
+            {
+                Ok(Returned::Added | Returned::AlreadyBack) => {
+                    state_change::forget_return(&self.db, marker.participation_id).await?;
+                    settled += 1;
+                }
+                // Not loaded: no stock to add to; kept until the keys are back (a rebuild that
+                // read MySQL before the return needs it), or the campaign is over (past its end
+                // or closed early: nothing loads its keys again).
+                Ok(Returned::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
+                    state_change::forget_return(&self.db, marker.participation_id).await?;
+                    settled += 1;
+                }
+                Ok(Returned::NotLoaded) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "Could not return units to the gate; will retry.");
+                    stopped = true;
+                    break;
+                }
+            }
+            visited = Some(key);
+        }
+        self.returns_from.passed(visited, read, limit, stopped);
+        Ok(settled)
+    }
+
+    /// Locks the user's win, lets `decide` choose, writes the change with its event, and answers
+    /// with the win as stored. A deadlock victim is tried once more (it wrote nothing).
+    async fn change(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        traceparent: Option<String>,
+        decide: impl Fn(&Locked) -> Decision,
+    ) -> Result<StoredParticipation, LifecycleError> {
+        let mut attempt = self
+            .change_once(campaign_id, user_id, traceparent.as_deref(), &decide)
+            .await;
+        if matches!(&attempt, Err(LifecycleError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
+        {
+            attempt = self
+                .change_once(campaign_id, user_id, traceparent.as_deref(), &decide)
+                .await;
+        }
+        attempt?;
+        store::find(&self.db, campaign_id, user_id)
+            .await?
+            .ok_or(LifecycleError::NotFound)
+    }
+
+    async fn change_once(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        traceparent: Option<&str>,
+        decide: &impl Fn(&Locked) -> Decision,
+    ) -> Result<(), LifecycleError> {
+        let txn = self.db.begin().await?;
+        let Some(win) = state_change::lock(&txn, campaign_id, user_id).await? else {
+            txn.rollback().await?;
+            return Err(LifecycleError::NotFound);
+        };
+        let campaign = self.campaign(campaign_id).await?;
+        let answer = match decide(&win) {
+            Decision::Keep(answer) => {
+                txn.rollback().await?;
+                // A closed win answered again (a repeated cancel, a confirm too late): its units
+                // reach the gate before the answer, as they do after the change that closed it.
+                // The call that closed it may still be between its commit and its gate call,
+                // and this answer must not tell the client the units are back before the sale
+                // has them (a join after it would be told SOLD_OUT; the proof run saw it).
+                if matches!(
+                    win.status,
+                    ParticipationStatus::Cancelled | ParticipationStatus::Expired
+                ) {
+                    self.give_back(&win, &campaign).await;
+                }
+                return answer;
+            }
+            Decision::Confirm => match state_change::confirm(&txn, &win).await? {
+                Some(confirmed_at) => {
+                    let event = confirmed_event(&win, &campaign, confirmed_at);
+                    let row = NewOutboxEvent::participation(&event, &self.topic, traceparent);
+                    table::insert(&txn, &[row]).await?;
+                    None
+                }
+                // The deadline passed while the campaign's row was waited for: it expires now.
+                None => {
+                    self.close(
+                        &txn,
+                        &win,
+                        &campaign,
+                        ParticipationStatus::Expired,
+                        CancelReason::Expired,
+                        traceparent,
+                    )
+                    .await?;
+                    Some(Err(LifecycleError::HoldExpired))
+                }
+            },
+            Decision::Close(to, reason, answer) => {
+                self.close(&txn, &win, &campaign, to, reason, traceparent)
+                    .await?;
+                Some(answer)
+            }
+        };
+        txn.commit().await?;
+        self.relay_wakeup.notify_one();
+        match answer {
+            None => Ok(()),
+            Some(answer) => {
+                self.give_back(&win, &campaign).await;
+                answer
+            }
+        }
+    }
+
+    /// Closes `win` inside `txn`: its state, the units back to MySQL's stock, the gate's marker,
+    /// and the `ParticipationCancelled` event.
+    async fn close(
+        &self,
+        txn: &Txn,
+        win: &Locked,
+        campaign: &Campaign,
+        to: ParticipationStatus,
+        reason: CancelReason,
+        traceparent: Option<&str>,
+    ) -> Result<(), DbErr> {
+        state_change::close(txn, win, to, reason.as_str()).await?;
+        let event = cancelled_event(win, campaign, reason);
+        let row = NewOutboxEvent::participation(&event, &self.topic, traceparent);
+        table::insert(txn, &[row]).await
+    }
+
+    /// After the commit: the units to the gate at once (the marker's loop retries a failure).
+    async fn give_back(&self, win: &Locked, campaign: &Campaign) {
+        #[cfg(feature = "test-hooks")]
+        crate::startup::testing::CrashPoint::BeforeGateReturn.reached();
+        let epoch = loader::epoch(campaign);
+        match self
+            .gate
+            .return_units(win.campaign_id, win.id, win.quantity, epoch)
+            .await
+        {
+            Ok(Returned::Added | Returned::AlreadyBack) => {
+                if let Err(e) = state_change::forget_return(&self.db, win.id).await {
+                    tracing::debug!(error = %e, "Could not delete a settled gate_return marker.");
+                }
+            }
+            Ok(Returned::NotLoaded) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, campaign_id = win.campaign_id, participation_id = win.id,
+                    "Could not give units back to the gate; the gate_return loop will.");
+            }
+        }
+    }
+
+    async fn campaign(&self, id: i64) -> Result<Arc<Campaign>, DbErr> {
+        self.campaigns
+            .get(&self.db, id)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {id}")))
+    }
+}
+
+/// A hold past its deadline, met by a confirm or a cancel: it expires now.
+fn expire() -> Decision {
+    Decision::Close(
+        ParticipationStatus::Expired,
+        CancelReason::Expired,
+        Err(LifecycleError::HoldExpired),
+    )
+}
+
+/// The event of a confirmation, occurring when the database confirmed it (within the deadline).
+fn confirmed_event(
+    win: &Locked,
+    campaign: &Campaign,
+    confirmed_at: NaiveDateTime,
+) -> ParticipationConfirmed {
+    ParticipationConfirmed {
+        event_id: Uuid::now_v7(),
+        event_type: PARTICIPATION_CONFIRMED.into(),
+        occurred_at: crate::db::time::precision(confirmed_at.and_utc()),
+        campaign_id: win.campaign_id,
+        participation_id: win.id,
+        user_id: win.user_id,
+        quantity: win.quantity,
+        reward_points: campaign.reward_points,
+    }
+}
+
+fn cancelled_event(
+    win: &Locked,
+    campaign: &Campaign,
+    reason: CancelReason,
+) -> ParticipationCancelled {
+    ParticipationCancelled {
+        event_id: Uuid::now_v7(),
+        event_type: PARTICIPATION_CANCELLED.into(),
+        occurred_at: crate::db::time::precision(Utc::now()),
+        campaign_id: win.campaign_id,
+        participation_id: win.id,
+        user_id: win.user_id,
+        quantity: win.quantity,
+        reason,
+        previous_status: match win.status {
+            ParticipationStatus::Confirmed => WinStatus::Confirmed,
+            _ => WinStatus::Held,
+        },
+        reward_points: campaign.reward_points,
+    }
+}

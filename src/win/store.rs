@@ -1,0 +1,83 @@
+//! Participation lookups: by user, and a campaign's participations a page at a time. The one
+//! write is the transaction in [`crate::join::transaction`].
+
+use chrono::NaiveDateTime;
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+
+use crate::db::sql::{in_list, stmt, MAX_IDS};
+
+/// A stored participation with the id of the event that announced it (`None` for a win of the
+/// synchronous baseline, which writes no outbox row, and for a win older than the column whose
+/// outbox row cleanup had removed).
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct StoredParticipation {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub user_id: i64,
+    pub quantity: i32,
+    pub sequence: i64,
+    pub created_at: NaiveDateTime,
+    pub event_id: Option<String>,
+    /// The `Idempotency-Key` of the join that wrote it, if it had one.
+    pub idempotency_key: Option<String>,
+    /// `HELD`, `CONFIRMED`, `CANCELLED` or `EXPIRED` (see `ParticipationStatus`).
+    pub status: String,
+    pub hold_expires_at: Option<NaiveDateTime>,
+}
+
+const SELECT: &str =
+    "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, p.idempotency_key, p.status, p.hold_expires_at, \
+     p.event_id FROM participation p";
+
+/// A campaign's participations in id (commit) order, a page at a time.
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn list(
+    db: &impl ConnectionTrait,
+    campaign_id: i64,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<StoredParticipation>, DbErr> {
+    StoredParticipation::find_by_statement(stmt(
+        &format!("{SELECT} WHERE p.campaign_id = ? AND p.id > ? ORDER BY p.id LIMIT ?"),
+        vec![campaign_id.into(), after_id.into(), limit.into()],
+    ))
+    .all(db)
+    .await
+}
+
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn find(
+    db: &impl ConnectionTrait,
+    campaign_id: i64,
+    user_id: i64,
+) -> Result<Option<StoredParticipation>, DbErr> {
+    StoredParticipation::find_by_statement(stmt(
+        &format!("{SELECT} WHERE p.campaign_id = ? AND p.user_id = ?"),
+        vec![campaign_id.into(), user_id.into()],
+    ))
+    .one(db)
+    .await
+}
+
+/// The participations of `users` in a campaign (those that exist), [`MAX_IDS`] users a statement.
+#[tracing::instrument(level = "debug", skip_all, fields(campaign_id, users = users.len()), err)]
+pub async fn find_users(
+    db: &impl ConnectionTrait,
+    campaign_id: i64,
+    users: &[i64],
+) -> Result<Vec<StoredParticipation>, DbErr> {
+    let mut found = Vec::with_capacity(users.len());
+    for chunk in users.chunks(MAX_IDS) {
+        let mut values = vec![campaign_id.into()];
+        let list = in_list(&mut values, chunk.iter().map(|&u| u.into()));
+        found.extend(
+            StoredParticipation::find_by_statement(stmt(
+                &format!("{SELECT} WHERE p.campaign_id = ? AND p.user_id IN ({list})"),
+                values,
+            ))
+            .all(db)
+            .await?,
+        );
+    }
+    Ok(found)
+}
