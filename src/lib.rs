@@ -51,6 +51,7 @@ pub mod consumer;
 pub mod db;
 pub mod events;
 pub mod gate;
+pub mod hooks;
 pub mod http;
 pub mod identity;
 pub mod join;

@@ -201,7 +201,10 @@ async fn consume(settings: Settings) -> anyhow::Result<()> {
 /// SIGTERM or Ctrl-C stops the application; the watchdog holds the shutdown to its deadline.
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let timeout = settings.shutdown_timeout;
-    let app = Application::build(settings).await?;
+    let app = Application::builder(settings)
+        .hooks(firstcome::startup::process_hooks())
+        .build()
+        .await?;
     watchdog::start(app.shutdown_token(), timeout)
         .context("could not start the shutdown watchdog")?;
     app.run_until_stopped().await

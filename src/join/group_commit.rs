@@ -37,6 +37,7 @@ use sea_orm::{error::ConnAcquireErr, DbErr};
 use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
+use crate::hooks::Hooks;
 use crate::{
     config::GroupCommitSettings,
     db::{sql::size_at_most, Db},
@@ -44,7 +45,7 @@ use crate::{
     join::{
         in_doubt,
         transaction::{
-            NewParticipation, WriteError, WriteHooks, Written, {self},
+            NewParticipation, WriteError, Written, {self},
         },
     },
     telemetry::metrics::Metrics,
@@ -62,7 +63,8 @@ pub struct GroupCommit {
     lanes: Mutex<HashMap<i64, CampaignQueue>>,
     tickets: AtomicU64,
     metrics: Arc<Metrics>,
-    hooks: WriteHooks,
+    /// The test seam (`crate::hooks`): where a test holds a write.
+    hooks: Arc<dyn Hooks>,
 }
 
 /// A campaign's wins waiting for the transaction after the running one.
@@ -85,6 +87,7 @@ impl GroupCommit {
         settings: GroupCommitSettings,
         queue_timeout: Duration,
         metrics: Arc<Metrics>,
+        hooks: Arc<dyn Hooks>,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
@@ -94,7 +97,7 @@ impl GroupCommit {
             lanes: Mutex::new(HashMap::new()),
             tickets: AtomicU64::new(0),
             metrics,
-            hooks: WriteHooks::default(),
+            hooks,
         })
     }
 
@@ -103,7 +106,7 @@ impl GroupCommit {
     pub async fn write(self: &Arc<Self>, win: NewParticipation) -> Result<Written, WriteError> {
         if self.settings.max_batch <= 1 {
             self.metrics.group_commit_batch_size.observe(1.0);
-            let written = transaction::write(&self.db, &win, &self.hooks).await;
+            let written = transaction::write(&self.db, &win, &*self.hooks).await;
             if written.is_ok() {
                 settle(&self.gate, win.entry.campaign_id, &[win.entry.user_id]).await;
             }
@@ -151,18 +154,6 @@ impl GroupCommit {
             }
             None => false,
         }
-    }
-
-    /// Where a test holds a write whose guarded decrement matched no row.
-    #[cfg(feature = "test-hooks")]
-    pub fn refusal_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.hooks.refused.clone()
-    }
-
-    /// Where a test holds a batch right before its COMMIT.
-    #[cfg(feature = "test-hooks")]
-    pub fn commit_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.hooks.commit.clone()
     }
 
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
@@ -246,8 +237,8 @@ impl GroupCommit {
             .group_commit_batch_size
             .observe(wins.len() as f64);
         let results: Vec<Result<Written, WriteError>> = match wins.as_slice() {
-            [one] => vec![transaction::write(&self.db, one, &self.hooks).await],
-            _ => match transaction::write_all(&self.db, &wins, &self.hooks).await {
+            [one] => vec![transaction::write(&self.db, one, &*self.hooks).await],
+            _ => match transaction::write_all(&self.db, &wins, &*self.hooks).await {
                 Ok(written) => written.into_iter().map(Ok).collect(),
                 Err(
                     refused @ (WriteError::SoldOut { .. }
@@ -259,7 +250,7 @@ impl GroupCommit {
                     self.metrics.group_commit_fallbacks.inc();
                     let mut results = Vec::with_capacity(wins.len());
                     for win in &wins {
-                        results.push(transaction::write(&self.db, win, &self.hooks).await);
+                        results.push(transaction::write(&self.db, win, &*self.hooks).await);
                     }
                     results
                 }

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::join::reserve::{Reserved, LOAD_ROUNDS};
 
+use crate::hooks::Hooks;
 use crate::{
     campaign::{Campaign, CampaignCache},
     config::Settings,
@@ -68,17 +69,33 @@ fn commit_within(reservation_timeout: Duration) -> Duration {
     reservation_timeout - reservation_timeout / 4
 }
 
+/// What the join's steps are built over (`startup` hands them in).
+pub struct JoinDeps {
+    pub db: Db,
+    pub gate: Gate,
+    /// The campaign cache every participation-side service shares.
+    pub campaigns: Arc<CampaignCache>,
+    /// Notified after each commit that wrote an outbox row (the relay listens).
+    pub relay_wakeup: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    /// Checks the waiting room's admission tokens.
+    pub signer: Arc<AdmissionSigner>,
+    /// The test seam (`crate::hooks`).
+    pub hooks: Arc<dyn Hooks>,
+}
+
 impl ParticipationService {
     /// Reads the topic, `SOLD_OUT_MEMO_MS` and the group commit settings from `settings`.
-    pub fn new(
-        db: Db,
-        gate: Gate,
-        campaigns: Arc<CampaignCache>,
-        relay_wakeup: Arc<Notify>,
-        metrics: Arc<Metrics>,
-        signer: Arc<AdmissionSigner>,
-        settings: &Settings,
-    ) -> Self {
+    pub fn new(deps: JoinDeps, settings: &Settings) -> Self {
+        let JoinDeps {
+            db,
+            gate,
+            campaigns,
+            relay_wakeup,
+            metrics,
+            signer,
+            hooks,
+        } = deps;
         // Every reason's series from the start, at 0 (a rate over it is defined at once).
         for why in AdmissionRefusal::ALL {
             metrics
@@ -95,13 +112,14 @@ impl ParticipationService {
                 settings.database.group_commit,
                 settings.database.acquire_timeout,
                 metrics.clone(),
+                hooks.clone(),
             ),
             metrics,
             campaigns,
             topic: settings.kafka.topic.as_str().into(),
             relay_wakeup,
             sold_out: Arc::new(SoldOutMemo::new(settings.redis.sold_out_memo)),
-            loader: GateLoader::new(db.clone(), gate.clone()),
+            loader: GateLoader::new(db.clone(), gate.clone(), hooks),
             signer,
             db,
             gate,

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use uuid::Uuid;
 
+use crate::hooks::Hooks;
 use crate::{
     db::{
         error::{
@@ -111,36 +112,11 @@ pub enum WriteError {
     Stale,
 }
 
-/// Where a test holds a write (`test-hooks` builds; empty otherwise).
-#[derive(Clone, Default)]
-pub struct WriteHooks {
-    /// Between a guarded decrement that matched no row and the read that says why.
-    #[cfg(feature = "test-hooks")]
-    pub refused: Arc<crate::startup::testing::HoldPoint>,
-    /// Right before the COMMIT is sent (a test makes MySQL stop answering there).
-    #[cfg(feature = "test-hooks")]
-    pub commit: Arc<crate::startup::testing::HoldPoint>,
-}
-
-impl WriteHooks {
-    /// A guarded decrement matched no row: a test may hold the write here.
-    async fn at_refusal(&self) {
-        #[cfg(feature = "test-hooks")]
-        self.refused.reached().await;
-    }
-
-    /// A batch is about to send its COMMIT: a test may hold it here.
-    async fn at_commit(&self) {
-        #[cfg(feature = "test-hooks")]
-        self.commit.reached().await;
-    }
-}
-
 /// Writes one win: [`write_all`] with one member.
 pub async fn write(
     db: &Db,
     p: &NewParticipation,
-    hooks: &WriteHooks,
+    hooks: &dyn Hooks,
 ) -> Result<Written, WriteError> {
     let written = write_all(db, std::slice::from_ref(p), hooks).await?;
     Ok(written[0])
@@ -159,7 +135,7 @@ pub async fn write(
 pub async fn write_all(
     db: &Db,
     wins: &[NewParticipation],
-    hooks: &WriteHooks,
+    hooks: &dyn Hooks,
 ) -> Result<Vec<Written>, WriteError> {
     let campaign_id = wins[0].entry.campaign_id;
     debug_assert!(wins.iter().all(|w| w.entry.campaign_id == campaign_id));
@@ -227,7 +203,7 @@ pub async fn write_all(
     // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped
     // unfinished and never commits. The session's id lets the settlement end it for certain.
     let session = in_doubt::session_of(&txn).await?;
-    hooks.at_commit().await;
+    hooks.before_commit().await;
     if let Err(e) = txn.commit().await {
         return Err(if db_error::outcome_unknown(&e) {
             WriteError::InDoubt(InDoubt::new(session, e))
@@ -263,7 +239,7 @@ async fn guarded_decrement(
     campaign_id: i64,
     total: i64,
     count: i64,
-    hooks: &WriteHooks,
+    hooks: &dyn Hooks,
 ) -> Result<(), WriteError> {
     for _ in 0..GUARD_ATTEMPTS {
         let updated = txn
@@ -282,7 +258,7 @@ async fn guarded_decrement(
         if updated.rows_affected() > 0 {
             return Ok(());
         }
-        hooks.at_refusal().await;
+        hooks.after_refused_decrement().await;
         if let Some(refused) = refusal(txn, campaign_id, total).await? {
             return Err(refused);
         }

@@ -7,3 +7,11 @@
 pub mod table;
 
 pub use table::{NewOutboxEvent, OutboxStatus};
+
+/// Where a service's events go: the topic its outbox rows name, and the relay's wakeup, which
+/// a commit that wrote a row notifies.
+#[derive(Clone)]
+pub struct Sink {
+    pub topic: std::sync::Arc<str>,
+    pub wakeup: std::sync::Arc<tokio::sync::Notify>,
+}

@@ -18,6 +18,7 @@ use std::{
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::hooks::Hooks;
 use crate::{
     db::{
         error::{
@@ -26,7 +27,6 @@ use crate::{
         Db,
     },
     relay::{
-        hooks::RelayHooks,
         leadership::Leadership,
         order::KeyOrder,
         store::{
@@ -49,7 +49,7 @@ pub struct ClaimLoop {
     pub wakeup: Arc<Notify>,
     pub leadership: watch::Receiver<Leadership>,
     /// Test hooks (none in production).
-    pub hooks: Arc<dyn RelayHooks>,
+    pub hooks: Arc<dyn Hooks>,
 }
 
 /// The worker a key always goes to.

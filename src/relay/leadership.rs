@@ -134,7 +134,7 @@ pub struct ShardLeases {
     pub lease: Duration,
     /// A test pauses renewals through it, as it pauses the claim loop.
     /// Test hooks (none in production).
-    pub hooks: std::sync::Arc<dyn crate::relay::hooks::RelayHooks>,
+    pub hooks: std::sync::Arc<dyn crate::hooks::Hooks>,
     /// `firstcome_relay_shards_led`: the shards held at the last renewal; 0 after a failed one
     /// (the leases may be passing to another instance) and once released.
     pub shards_led: prometheus_client::metrics::gauge::Gauge,

@@ -17,7 +17,6 @@
 //! - [`store`]: the SQL of claiming and recording.
 //! - [`admin`]: the outbox as operators see it (summary, dead letters, redrive).
 //! - [`cleanup`]: deletes PUBLISHED rows past the retention.
-//! - [`hooks`]: where a test may step into a running relay (nothing happens in production).
 //!
 //! [`RelayBuilder::start`] returns a [`RelayHandle`]; [`RelayHandle::shutdown`] stops it and
 //! [`RelayHandle::wait`] returns when it has stopped. The stop sequence, in one place
@@ -32,7 +31,6 @@ pub mod claim;
 pub mod classify;
 pub mod cleanup;
 pub mod held;
-pub mod hooks;
 mod in_flight;
 pub mod leadership;
 pub mod order;
@@ -48,11 +46,11 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
+use crate::hooks::Hooks;
 pub use crate::telemetry::metrics::Metrics;
 use crate::{config::RelaySettings, db::Db, kafka::Producers, shutdown::running};
 use claim::ClaimLoop;
 use classify::RetryPolicy;
-use hooks::RelayHooks;
 use leadership::{Leadership, LeadershipStatus, ShardLeases};
 use order::KeyOrder;
 use worker::WorkerContext;
@@ -110,7 +108,7 @@ pub struct RelayDeps {
 pub struct RelayBuilder<'a> {
     settings: &'a RelaySettings,
     deps: RelayDeps,
-    hooks: Arc<dyn RelayHooks>,
+    hooks: Arc<dyn Hooks>,
 }
 
 impl<'a> RelayBuilder<'a> {
@@ -118,12 +116,12 @@ impl<'a> RelayBuilder<'a> {
         Self {
             settings,
             deps,
-            hooks: hooks::none(),
+            hooks: crate::hooks::none(),
         }
     }
 
     /// The points where a test steps in (none by default).
-    pub fn hooks(mut self, hooks: Arc<dyn RelayHooks>) -> Self {
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
         self.hooks = hooks;
         self
     }
@@ -216,7 +214,7 @@ impl<'a> RelayBuilder<'a> {
 struct Shared {
     /// This instance's name in lease columns.
     owner: String,
-    hooks: Arc<dyn RelayHooks>,
+    hooks: Arc<dyn Hooks>,
     order: Arc<KeyOrder>,
     /// The shards this instance leads, as the leadership task last saw them.
     leadership: watch::Receiver<Leadership>,

@@ -32,13 +32,13 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::hooks::Hooks;
 use crate::{
     db::Db,
     events::{dlq, dlq::DeadReason},
     kafka::Producers,
     relay::{
         classify::{classify, Outcome, RetryPolicy},
-        hooks::RelayHooks,
         in_flight::{InFlight, SendStamp},
         leadership::Leadership,
         order::KeyOrder,
@@ -69,7 +69,7 @@ pub struct WorkerContext {
     /// instead of retried (the row stays PENDING and the next leader sends it).
     pub stop: CancellationToken,
     /// Test hooks (none in production).
-    pub hooks: Arc<dyn RelayHooks>,
+    pub hooks: Arc<dyn Hooks>,
     pub metrics: Arc<crate::relay::Metrics>,
 }
 

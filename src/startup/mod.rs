@@ -30,11 +30,10 @@ use crate::live::{LiveHub, LiveSource};
 mod consumers;
 mod kafka;
 mod metrics_listener;
-#[cfg(feature = "test-hooks")]
-pub mod planted;
 mod resources;
-mod services;
 #[cfg(feature = "test-hooks")]
+mod seam;
+mod services;
 pub mod testing;
 
 pub use consumers::consume;
@@ -52,9 +51,10 @@ use crate::{
     config::{DatabaseSettings, Settings},
     db,
     gate::Gate,
+    hooks::Hooks,
     http::Limits,
     kafka::{EmbeddedBroker, Producers},
-    relay::{hooks::RelayHooks, RelayBuilder, RelayDeps, RelayHandle},
+    relay::{RelayBuilder, RelayDeps, RelayHandle},
     shutdown::{off_runtime, running},
     telemetry::metrics::Metrics,
 };
@@ -89,9 +89,17 @@ pub struct Application {
     embedded: Option<Arc<EmbeddedBroker>>,
     producers: Producers,
     relay: Option<RelayHandle>,
-    /// The drift audit, for tests to run one on demand (`startup::testing`).
-    #[cfg(feature = "test-hooks")]
+    /// The services by name, for what the tests read inside (`startup::testing`).
+    inside: Inside,
+}
+
+/// What `startup::testing` reads of a built application, by name.
+#[derive(Clone)]
+struct Inside {
+    participations: crate::join::ParticipationService,
     drift: crate::upkeep::drift::DriftAudit,
+    db: crate::db::Db,
+    consumers: Vec<crate::consumer::ConsumerHandle>,
 }
 
 /// Applies pending migrations on a connection of their own (no statement deadline: DDL may run
@@ -124,7 +132,7 @@ async fn bind_and_migrate(
 /// `None` with `RELAY_ENABLED=false`.
 async fn start_relay(
     settings: &Settings,
-    hooks: Arc<dyn RelayHooks>,
+    hooks: Arc<dyn Hooks>,
     kafka: &KafkaClients,
     wakeup: &Arc<Notify>,
     metrics: &Arc<Metrics>,
@@ -156,16 +164,17 @@ async fn start_relay(
 }
 
 /// Builds an [`Application`]: `Application::builder(settings).build()`, with
-/// [`ApplicationBuilder::relay_hooks`] for a test that steps into the relay.
+/// [`ApplicationBuilder::hooks`] for a test that steps into it.
 pub struct ApplicationBuilder {
     settings: Settings,
-    relay_hooks: Arc<dyn RelayHooks>,
+    hooks: Arc<dyn Hooks>,
 }
 
 impl ApplicationBuilder {
-    /// The points where a test steps into the relay (none by default).
-    pub fn relay_hooks(mut self, hooks: Arc<dyn RelayHooks>) -> Self {
-        self.relay_hooks = hooks;
+    /// The one test seam (`crate::hooks`): the points where a test steps into the application,
+    /// handed to every service that has one (none by default).
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = hooks;
         self
     }
 
@@ -187,8 +196,16 @@ impl ApplicationBuilder {
 
         let kafka = KafkaClients::connect(&settings)?;
         let wakeup = Arc::new(Notify::new());
-        let hooks = self.relay_hooks;
-        let relay = start_relay(&settings, hooks, &kafka, &wakeup, &metrics, &shutdown).await?;
+        let hooks = self.hooks;
+        let relay = start_relay(
+            &settings,
+            hooks.clone(),
+            &kafka,
+            &wakeup,
+            &metrics,
+            &shutdown,
+        )
+        .await?;
         let embedded = kafka.embedded.is_some();
         let (consumers, _) = start_consumers(
             &settings,
@@ -205,15 +222,27 @@ impl ApplicationBuilder {
             crate::identity::UserVerifier::start(&settings.user_auth, shutdown.clone(), &tasks)
                 .await
                 .context("could not set up USER_AUTH")?;
-        let services = Services::new(&settings, &db, &gate, &kafka.producers, wakeup, &metrics);
+        let services = Services::new(
+            &settings,
+            &db,
+            &gate,
+            &kafka.producers,
+            wakeup,
+            &metrics,
+            &hooks,
+        );
         services.spawn_background(&tasks, &settings, &db, &metrics, &shutdown);
         let components = Components {
             kafka: kafka.reachability.clone(),
             relay: relay.as_ref().map(|r| r.leadership.clone()),
             relay_shards: settings.relay.shards,
         };
-        #[cfg(feature = "test-hooks")]
-        let drift = services.drift.clone();
+        let inside = Inside {
+            participations: services.participations.clone(),
+            drift: services.drift.clone(),
+            db: db.clone(),
+            consumers: consumers.clone(),
+        };
         let rate_limits = crate::http::rate_limit::RateLimits::new(
             gate.clone(),
             services.participations.campaigns(),
@@ -268,17 +297,25 @@ impl ApplicationBuilder {
             embedded: kafka.embedded,
             producers: kafka.producers,
             relay,
-            #[cfg(feature = "test-hooks")]
-            drift,
+            inside,
         })
     }
+}
+
+/// The hooks `firstcome serve` runs with: none; in a `test-hooks` build (what the suite and the
+/// proof run), those its environment arms (`startup::seam`: crash points, the planted bug).
+pub fn process_hooks() -> Arc<dyn Hooks> {
+    #[cfg(feature = "test-hooks")]
+    return seam::from_env();
+    #[cfg(not(feature = "test-hooks"))]
+    crate::hooks::none()
 }
 
 impl Application {
     pub fn builder(settings: Settings) -> ApplicationBuilder {
         ApplicationBuilder {
             settings,
-            relay_hooks: crate::relay::hooks::none(),
+            hooks: crate::hooks::none(),
         }
     }
 

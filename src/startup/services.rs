@@ -13,7 +13,8 @@ use crate::{
     config::Settings,
     db::Db,
     gate::Gate,
-    join::{baseline::SyncParticipationService, ParticipationService},
+    hooks::Hooks,
+    join::{baseline::SyncParticipationService, service::JoinDeps, ParticipationService},
     kafka::Producers,
     refusal::{
         RefusalCounter, {self},
@@ -45,6 +46,7 @@ impl Services {
         producers: &Producers,
         wakeup: Arc<Notify>,
         metrics: &Arc<Metrics>,
+        hooks: &Arc<dyn Hooks>,
     ) -> Self {
         let cache = Arc::new(CampaignCache::default());
         let topic = &settings.kafka.topic;
@@ -54,16 +56,20 @@ impl Services {
             cache.clone(),
             topic,
             wakeup.clone(),
+            hooks.clone(),
         );
         let drift = DriftAudit::new(db.clone(), gate.clone(), cache.clone(), metrics.clone());
         let signer = Arc::new(admission_signer(settings));
         let participations = ParticipationService::new(
-            db.clone(),
-            gate.clone(),
-            cache.clone(),
-            wakeup.clone(),
-            metrics.clone(),
-            signer.clone(),
+            JoinDeps {
+                db: db.clone(),
+                gate: gate.clone(),
+                campaigns: cache.clone(),
+                relay_wakeup: wakeup.clone(),
+                metrics: metrics.clone(),
+                signer: signer.clone(),
+                hooks: hooks.clone(),
+            },
             settings,
         );
         let waiting_room = WaitingRoom::new(
@@ -80,9 +86,12 @@ impl Services {
             gate.clone(),
             cache,
             participations.sold_out_memo(),
-            topic,
-            wakeup,
+            crate::outbox::Sink {
+                topic: topic.as_str().into(),
+                wakeup,
+            },
             metrics.clone(),
+            hooks.clone(),
         );
         let sync = SyncParticipationService::new(db, &participations, producers, metrics, settings);
         Self {

@@ -1,7 +1,8 @@
-//! What the crate's own tests read from a built application, and nothing else does (feature
-//! `test-hooks`, which only the crate's dev-dependency on itself turns on): the embedded broker
-//! they inject Kafka faults through, the relay whose owner they compare, and a [`Probe`] of the
-//! counters they synchronize on and a reconciler pass, which outlives the application being moved into its server.
+//! What the crate's own tests read from a built application, and nothing else does: the embedded
+//! broker they inject Kafka faults through, the relay whose owner they compare, and a [`Probe`] of
+//! the counters they synchronize on, a reconciler pass and a drift audit, which outlives the
+//! application being moved into its server. Reads only: where a test steps into the application,
+//! it does so through the one seam, `crate::hooks`, given to the builder.
 
 use std::sync::Arc;
 
@@ -30,12 +31,11 @@ impl Application {
 
     pub fn probe(&self) -> Probe {
         Probe {
-            kept_control: self.apis.7.controls.kept_answer_hold(),
-            participations: self.apis.2.participations.clone(),
+            participations: self.inside.participations.clone(),
             metrics: self.metrics.clone(),
-            db: self.apis.0.db.clone(),
-            consumers: self.apis.0.consumers.clone(),
-            drift: self.drift.clone(),
+            db: self.inside.db.clone(),
+            consumers: self.inside.consumers.clone(),
+            drift: self.inside.drift.clone(),
         }
     }
 }
@@ -43,7 +43,6 @@ impl Application {
 /// Reads inside a running application. Cheap to clone.
 #[derive(Clone)]
 pub struct Probe {
-    kept_control: Arc<HoldPoint>,
     participations: ParticipationService,
     metrics: Arc<Metrics>,
     db: Db,
@@ -90,17 +89,6 @@ impl Probe {
         self.drift.audit_once().await;
     }
 
-    /// Where a gate rebuild waits inside its MySQL snapshot, between reading the stock and
-    /// reading the returned wins, once armed.
-    pub fn rebuild_hold(&self) -> Arc<HoldPoint> {
-        self.participations.rebuild_hold()
-    }
-
-    /// Where a refused join's read of what MySQL owes the gate waits before it reads, once armed.
-    pub fn owed_read_hold(&self) -> Arc<HoldPoint> {
-        self.participations.owed_read_hold()
-    }
-
     /// What a join the gate refused at `refused_at` learns from the campaign's markers: whether
     /// a read ran for it, and whether it began after the refusal (only then may the sold-out
     /// memo repeat the join's SOLD_OUT).
@@ -112,98 +100,8 @@ impl Probe {
         self.participations.give_owed(campaign_id, refused_at).await
     }
 
-    /// Where a gate rebuild waits after it filled the winners set, before it writes the
-    /// campaign's state, once armed.
-    pub fn rebuild_load_hold(&self) -> Arc<HoldPoint> {
-        self.participations.rebuild_load_hold()
-    }
-
-    /// Where a win's write waits after its guarded decrement matched no row, before it reads
-    /// why, once armed.
-    pub fn refusal_hold(&self) -> Arc<HoldPoint> {
-        self.participations.refusal_hold()
-    }
-
-    /// Where a win's batch waits right before its COMMIT, once armed.
-    pub fn commit_hold(&self) -> Arc<HoldPoint> {
-        self.participations.commit_hold()
-    }
-
-    /// Where a live control that changed nothing waits before it answers, once armed.
-    pub fn kept_control_hold(&self) -> Arc<HoldPoint> {
-        self.kept_control.clone()
-    }
-
     /// The application's metrics, as `/metrics` shows them.
     pub fn metrics_text(&self) -> String {
         self.metrics.encode()
-    }
-}
-
-/// A point where a test holds one request of a running application (in this process) until it
-/// lets it go: the next request to reach it once armed waits there, and only that one. Two
-/// steps that real time could interleave are thereby put in the order a test needs.
-#[derive(Default)]
-pub struct HoldPoint {
-    armed: std::sync::atomic::AtomicBool,
-    reached: tokio::sync::Notify,
-    released: tokio::sync::Notify,
-}
-
-impl HoldPoint {
-    /// The next request to reach the point waits there.
-    pub fn arm(&self) {
-        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Called by the service at the point: waits for [`HoldPoint::release`] if armed.
-    pub async fn reached(&self) {
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.reached.notify_one();
-            self.released.notified().await;
-        }
-    }
-
-    /// Until a request waits at the point.
-    pub async fn wait_reached(&self) {
-        self.reached.notified().await;
-    }
-
-    /// Lets the waiting request go on.
-    pub fn release(&self) {
-        self.released.notify_one();
-    }
-}
-
-/// Where a test may have this process killed, between two steps that a crash can separate. The
-/// process kills itself with SIGKILL at the first point named by `FIRSTCOME_TEST_CRASH_AT`
-/// (read once), so a test of the real binary can stop it exactly there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// A state change that closed a win committed; its units are not yet back in the gate.
-    BeforeGateReturn,
-    /// A live control committed; the gate does not have it yet.
-    BeforeGateControl,
-}
-
-impl CrashPoint {
-    fn name(self) -> &'static str {
-        match self {
-            CrashPoint::BeforeGateReturn => "before-gate-return",
-            CrashPoint::BeforeGateControl => "before-gate-control",
-        }
-    }
-
-    /// SIGKILL now if the test asked for this point.
-    pub fn reached(self) {
-        static ASKED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        let asked = ASKED.get_or_init(|| std::env::var("FIRSTCOME_TEST_CRASH_AT").ok());
-        if asked.as_deref() == Some(self.name()) {
-            tracing::warn!(
-                point = self.name(),
-                "Crash point reached: SIGKILL (test hook)."
-            );
-            let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
-        }
     }
 }

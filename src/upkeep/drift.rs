@@ -150,8 +150,7 @@ impl DriftAudit {
     }
 
     /// One audit of every campaign, measured and exported, none repaired (tests run it on demand).
-    #[cfg(feature = "test-hooks")]
-    pub(crate) async fn audit_once(&self) {
+    pub async fn audit_once(&self) {
         self.audit_all(&HashMap::new()).await;
     }
 

@@ -36,6 +36,7 @@ use futures::{
 use sea_orm::DbErr;
 use tracing::Instrument;
 
+use crate::hooks::Hooks;
 use crate::{
     campaign::{repo, Campaign},
     db::Db,
@@ -121,50 +122,20 @@ pub struct GateLoader {
     loads: Arc<AtomicU64>,
     /// Each campaign's latest marker read for refused joins ([`Self::give_owed`]).
     owed_read: Arc<Mutex<HashMap<i64, OwedRead>>>,
-    /// Where a test holds a rebuild inside its MySQL snapshot, between its two reads.
-    #[cfg(feature = "test-hooks")]
-    in_snapshot: Arc<crate::startup::testing::HoldPoint>,
-    /// Where a test holds a rebuild after it filled the winners set, before its load.
-    #[cfg(feature = "test-hooks")]
-    before_load: Arc<crate::startup::testing::HoldPoint>,
-    /// Where a test holds a refused join's marker read before it reads.
-    #[cfg(feature = "test-hooks")]
-    owed_read_hold: Arc<crate::startup::testing::HoldPoint>,
+    /// The test seam (`crate::hooks`): where a test holds a rebuild or an owed read.
+    hooks: Arc<dyn Hooks>,
 }
 
 impl GateLoader {
-    pub fn new(db: Db, gate: Gate) -> Self {
+    pub fn new(db: Db, gate: Gate, hooks: Arc<dyn Hooks>) -> Self {
         Self {
             db,
             gate,
             running: Arc::default(),
             loads: Arc::default(),
             owed_read: Arc::default(),
-            #[cfg(feature = "test-hooks")]
-            in_snapshot: Arc::default(),
-            #[cfg(feature = "test-hooks")]
-            before_load: Arc::default(),
-            #[cfg(feature = "test-hooks")]
-            owed_read_hold: Arc::default(),
+            hooks,
         }
-    }
-
-    /// Where a test holds a rebuild inside its MySQL snapshot, between its two reads.
-    #[cfg(feature = "test-hooks")]
-    pub fn in_snapshot_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.in_snapshot.clone()
-    }
-
-    /// Where a test holds a rebuild after it filled the winners set, before its load.
-    #[cfg(feature = "test-hooks")]
-    pub fn before_load_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.before_load.clone()
-    }
-
-    /// Where a test holds a refused join's marker read before it reads.
-    #[cfg(feature = "test-hooks")]
-    pub fn owed_read_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.owed_read_hold.clone()
     }
 
     /// Rebuilds that read MySQL (not the ones that found the state already loaded).
@@ -246,12 +217,10 @@ impl GateLoader {
         let seed = repo::gate_seed(&txn, campaign.id)
             .await?
             .ok_or(LoadError::CampaignGone(campaign.id))?;
-        #[cfg(feature = "test-hooks")]
-        self.in_snapshot.reached().await;
+        self.hooks.in_rebuild_snapshot().await;
         let returned = repo::returned_ids(&txn, campaign.id).await?;
         txn.commit().await?;
-        #[cfg(feature = "test-hooks")]
-        self.before_load.reached().await;
+        self.hooks.before_rebuild_load().await;
         let loaded = self
             .gate
             .load(&seed_of(campaign, &seed, returned), &token)
@@ -349,8 +318,7 @@ impl GateLoader {
         let task = tokio::spawn(async move {
             // Taken before anything else: a refusal after it is never counted as covered.
             let began = std::time::Instant::now();
-            #[cfg(feature = "test-hooks")]
-            this.owed_read_hold.reached().await;
+            this.hooks.before_owed_read().await;
             let applied = this.apply_owed(&campaign).await;
             this.owed_read
                 .lock()

@@ -11,6 +11,7 @@ use sea_orm::DbErr;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::hooks::Hooks;
 use crate::{
     campaign::{Campaign, CampaignCache, Window},
     db::{
@@ -85,6 +86,8 @@ pub struct LifecycleService {
     relay_wakeup: Arc<Notify>,
     /// Where this instance's `gate_return` loop reads next (owned by the expiry sweeper).
     returns_from: Arc<MarkerCursor<ReturnKey>>,
+    /// The test seam (`crate::hooks`): a crash before the gate return, the planted bug.
+    hooks: Arc<dyn Hooks>,
 }
 
 impl LifecycleService {
@@ -94,8 +97,10 @@ impl LifecycleService {
         campaigns: Arc<CampaignCache>,
         topic: &str,
         relay_wakeup: Arc<Notify>,
+        hooks: Arc<dyn Hooks>,
     ) -> Self {
         Self {
+            hooks,
             db,
             gate,
             campaigns,
@@ -339,7 +344,8 @@ impl LifecycleService {
         reason: CancelReason,
         traceparent: Option<&str>,
     ) -> Result<(), DbErr> {
-        state_change::close(txn, win, to, reason.as_str()).await?;
+        let units = self.hooks.units_back_to_mysql(win.quantity);
+        state_change::close(txn, win, to, reason.as_str(), units).await?;
         let event = cancelled_event(win, campaign, reason);
         let row = NewOutboxEvent::participation(&event, &self.topic, traceparent);
         table::insert(txn, &[row]).await
@@ -347,8 +353,7 @@ impl LifecycleService {
 
     /// After the commit: the units to the gate at once (the marker's loop retries a failure).
     async fn give_back(&self, win: &Locked, campaign: &Campaign) {
-        #[cfg(feature = "test-hooks")]
-        crate::startup::testing::CrashPoint::BeforeGateReturn.reached();
+        self.hooks.before_gate_return();
         let epoch = loader::epoch(campaign);
         match self
             .gate

@@ -107,13 +107,14 @@ pub async fn confirm(txn: &Txn, win: &Locked) -> Result<Option<NaiveDateTime>, D
     Ok(Some(row.try_get_by_index(0)?))
 }
 
-/// HELD or CONFIRMED → `to` (CANCELLED or EXPIRED): the units go back to the campaign's stock and
-/// a `gate_return` marker says the gate must get them too.
+/// HELD or CONFIRMED → `to` (CANCELLED or EXPIRED): `units` (the win's quantity) go back to the
+/// campaign's stock and a `gate_return` marker says the gate must get the win's quantity too.
 pub async fn close(
     txn: &Txn,
     win: &Locked,
     to: ParticipationStatus,
     reason: &str,
+    units: i32,
 ) -> Result<(), DbErr> {
     let res = txn
         .execute_raw(stmt(
@@ -125,7 +126,7 @@ pub async fn close(
     expect_one(res.rows_affected(), win.id)?;
     txn.execute_raw(stmt(
         "UPDATE campaign SET remaining_stock = remaining_stock + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
-        vec![returned_units(win.quantity).into(), win.campaign_id.into()],
+        vec![units.into(), win.campaign_id.into()],
     ))
     .await?;
     txn.execute_raw(stmt(
@@ -135,17 +136,6 @@ pub async fn close(
     ))
     .await?;
     Ok(())
-}
-
-/// The units a return gives back to MySQL: the win's quantity (twice it only under the proof
-/// run's planted bug, `startup::planted`, in a `test-hooks` build).
-fn returned_units(quantity: i32) -> i32 {
-    #[cfg(feature = "test-hooks")]
-    if crate::startup::planted::planted() == Some(crate::startup::planted::PlantedBug::ReturnTwice)
-    {
-        return quantity * 2;
-    }
-    quantity
 }
 
 /// The row was locked in the state the guard names; anything else is a bug worth an error.

@@ -19,6 +19,7 @@ use uuid::Uuid;
 pub use store::HistoryRow;
 use store::{ControlRow, LockedCampaign, MarkerKey, RowChange};
 
+use crate::hooks::Hooks;
 use crate::{
     campaign::{
         repo::{
@@ -106,9 +107,8 @@ pub struct CampaignControls {
     metrics: Arc<Metrics>,
     /// Where this instance's marker loop reads next (owned by the expiry sweeper).
     pending_from: Arc<MarkerCursor<MarkerKey>>,
-    /// Where a test holds a control that changed nothing, before it answers.
-    #[cfg(feature = "test-hooks")]
-    kept_answer: Arc<crate::startup::testing::HoldPoint>,
+    /// The test seam (`crate::hooks`): a hold before a kept answer, a crash before the gate.
+    hooks: Arc<dyn Hooks>,
 }
 
 impl CampaignControls {
@@ -118,9 +118,9 @@ impl CampaignControls {
         gate: Gate,
         campaigns: Arc<CampaignCache>,
         sold_out: Arc<SoldOutMemo>,
-        topic: &str,
-        relay_wakeup: Arc<Notify>,
+        sink: crate::outbox::Sink,
         metrics: Arc<Metrics>,
+        hooks: Arc<dyn Hooks>,
     ) -> Self {
         // Every kind's series from the start, at 0, so a rate over it is defined before the
         // first control.
@@ -137,12 +137,11 @@ impl CampaignControls {
             gate,
             campaigns,
             sold_out,
-            topic: topic.into(),
-            relay_wakeup,
+            topic: sink.topic,
+            relay_wakeup: sink.wakeup,
             metrics,
             pending_from: Arc::default(),
-            #[cfg(feature = "test-hooks")]
-            kept_answer: Arc::default(),
+            hooks,
         }
     }
 
@@ -157,16 +156,14 @@ impl CampaignControls {
         let campaign_id = req.campaign_id;
         let committed = match self.commit(req).await? {
             Committed::Kept(answer) => {
-                #[cfg(feature = "test-hooks")]
-                self.kept_answer.reached().await;
+                self.hooks.before_kept_control_answer().await;
                 self.campaigns.insert(answer.campaign.clone()).await;
                 return Ok(answer);
             }
             Committed::Applied(committed) => *committed,
         };
         self.applied(&committed);
-        #[cfg(feature = "test-hooks")]
-        crate::startup::testing::CrashPoint::BeforeGateControl.reached();
+        self.hooks.before_gate_control();
         let ControlCommit {
             seq,
             kind,
@@ -312,12 +309,6 @@ impl CampaignControls {
         store::history(&self.db, campaign_id, after, limit)
             .await
             .map(Some)
-    }
-
-    /// Where a test holds a control that changed nothing, before it answers.
-    #[cfg(feature = "test-hooks")]
-    pub fn kept_answer_hold(&self) -> Arc<crate::startup::testing::HoldPoint> {
-        self.kept_answer.clone()
     }
 
     /// After the commit: the control to the gate at once (the marker loop retries a failure).

@@ -511,7 +511,7 @@ async fn each_controls_answer_is_the_campaign_as_that_control_left_it() {
 async fn a_control_that_changed_nothing_answers_the_campaign_it_decided_on() {
     let app = crate::spawn::spawn_app().await;
     let campaign = app.open_campaign(STOCK, 1).await;
-    let hold = app.probe.kept_control_hold();
+    let hold = &app.hooks.kept_control;
     hold.arm();
     let (resumed, paused) = tokio::join!(
         control(&app, campaign, "resume", json!({}), ADMIN_TOKEN),

@@ -40,7 +40,7 @@ async fn after_a_mysql_failover_the_units_in_doubt_are_back_within_2s_and_the_sa
         join_all((1..=100).map(|u| app.join(campaign, u, 1))).await,
         &mut winners,
     );
-    let at_commit = app.probe.commit_hold();
+    let at_commit = &app.hooks.commit;
     at_commit.arm();
     let nothing = Notify::new();
     let (during, ()) = tokio::join!(

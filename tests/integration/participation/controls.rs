@@ -469,7 +469,7 @@ async fn a_join_refused_by_a_pause_that_ends_before_the_refusal_is_read_wins() {
         }
     };
     set_paused(1).await;
-    let hold = a.probe.refusal_hold();
+    let hold = &a.hooks.refusal;
     hold.arm();
     let (joined, ()) = tokio::join!(a.join(campaign, 1, 1), async {
         hold.wait_reached().await;

@@ -363,7 +363,7 @@ async fn a_win_past_its_commit_deadline_is_not_written() {
         1,
         std::time::Instant::now() - Duration::from_millis(1),
     );
-    let written = transaction::write_all(&db, &[late], &Default::default()).await;
+    let written = transaction::write_all(&db, &[late], &firstcome::hooks::NoHooks).await;
     assert!(matches!(written, Err(WriteError::Stale)), "{written:?}");
     assert_eq!(app.remaining_stock(campaign).await, 5);
     assert_eq!(

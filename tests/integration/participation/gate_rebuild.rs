@@ -126,7 +126,7 @@ async fn a_unit_returned_while_the_gate_is_rebuilt_is_sold_by_the_rebuilt_gate()
     let campaign = app.open_campaign(1, 1).await;
     assert_eq!(app.join(campaign, 1, 1).await.status, 201);
     app.drop_gate_keys(campaign).await;
-    let hold = app.probe.rebuild_hold();
+    let hold = &app.hooks.rebuild;
     hold.arm();
     let refund_path = format!("/api/v1/campaigns/{campaign}/participations/1/cancel");
     let (joined, refunded) = tokio::join!(app.join(campaign, 2, 1), async {
@@ -164,7 +164,7 @@ async fn a_flush_while_the_gate_is_rebuilt_starts_the_rebuild_again() {
     }
     app.flush_gate_keys(campaign).await;
     let loads_before = app.gate_loads();
-    let hold = app.probe.rebuild_load_hold();
+    let hold = &app.hooks.rebuild_load;
     hold.arm();
     let (joined, ()) = tokio::join!(app.join(campaign, 4, 1), async {
         hold.wait_reached().await;

@@ -341,7 +341,7 @@ async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
             .enumerate()
             .map(|(i, &user)| app.win_to_write(campaign, user, user + i as i64, commit_by))
             .collect();
-        let written = transaction::write_all(&db, &wins, &Default::default())
+        let written = transaction::write_all(&db, &wins, &firstcome::hooks::NoHooks)
             .await
             .expect("the batch is written");
         assert_eq!(written.len(), wins.len());

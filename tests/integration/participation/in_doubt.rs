@@ -23,7 +23,7 @@ async fn a_commit_in_doubt_ends_its_session_keeps_the_wins_mysql_has_and_gives_b
     let mut committed = app.win_to_write(campaign, 2, 2, far_deadline());
     committed.reserved_at_ms = now_ms;
     let db = app.probe.api_pool();
-    transaction::write(&db, &committed, &Default::default())
+    transaction::write(&db, &committed, &firstcome::hooks::NoHooks)
         .await
         .expect("user 2's win");
     // User 3's reservation, whose transaction never committed.

@@ -284,7 +284,7 @@ async fn a_join_refused_paused_while_another_reads_the_owed_resume_waits_for_it_
     let campaign = app.open_campaign(5, 1).await;
     assert_eq!(app.join(campaign, 1, 1).await.status, 201);
     paused_at_the_gate_resumed_in_mysql(&app, campaign).await;
-    let hold = app.probe.owed_read_hold();
+    let hold = &app.hooks.owed_read;
     hold.arm();
     let app = &app;
     let (first, second) = tokio::join!(app.join(campaign, 2, 1), async {
@@ -321,7 +321,7 @@ async fn only_a_marker_read_begun_after_a_refusal_confirms_it() {
     let app = crate::spawn::spawn_app().await;
     let campaign = app.open_campaign(1, 1).await;
     assert_eq!(app.join(campaign, 1, 1).await.status, 201, "sold out");
-    let hold = app.probe.owed_read_hold();
+    let hold = &app.hooks.owed_read;
     hold.arm();
     let app = &app;
     let first_refused = std::time::Instant::now();

@@ -244,7 +244,7 @@ async fn a_win_reaching_mysql_after_the_campaign_ended_is_not_written() {
         .create_campaign(json!({"name": "ends soon", "totalStock": 5, "endsAt": ends_at}))
         .await;
     let campaign = created["id"].as_i64().expect("id");
-    let hold = app.probe.commit_hold();
+    let hold = &app.hooks.commit;
     hold.arm();
     let (first, (second, ())) = tokio::join!(app.join(campaign, 1, 1), async {
         hold.wait_reached().await;

@@ -1,8 +1,9 @@
-//! The one place where tests reach inside a running application, through the two doors it has
-//! for them (docs/design.md §19): the relay's hooks, injected at build as [`Faults`] (a worker
-//! panic at a key, a frozen claim loop, stopped lease renewals), and `startup::testing` (feature
-//! `test-hooks`): the embedded broker, the relay's handle, and a probe of the participation
-//! service's counters, its reconciler and the metrics registry.
+//! The one place where tests reach inside a running application (docs/design.md §19): through
+//! the one seam, `firstcome::hooks::Hooks`, injected at build as [`TestHooks`] (the relay's
+//! faults: a worker panic at a key, a frozen claim loop, stopped lease renewals; and the
+//! [`HoldPoint`]s where a test holds one request), and through `startup::testing`'s reads: the
+//! embedded broker, the relay's handle, and a probe of the participation service's counters, its
+//! reconciler, the drift audit and the metrics registry.
 
 use std::{
     sync::{Arc, Mutex},
@@ -12,17 +13,19 @@ use std::{
 use async_trait::async_trait;
 use firstcome::{
     config::Settings,
+    hooks::Hooks,
     kafka::EmbeddedBroker,
-    relay::{hooks::RelayHooks, RelayHandle},
+    relay::RelayHandle,
     startup::{testing::Probe, Application},
 };
 use tokio::sync::{RwLock, RwLockWriteGuard};
 
 use crate::{spawn::TestApp, wait::wait_until};
 
-/// The relay's failure points; inert unless a test sets them.
+/// The application's test hooks: the relay's failure points and the hold points, inert unless a
+/// test sets or arms them.
 #[derive(Default)]
-pub struct Faults {
+pub struct TestHooks {
     /// A worker panics once when it meets a row with this message key.
     panic_on_key: Mutex<Option<String>>,
     /// Held for writing, it freezes the claim loop after its next claim that takes rows, before
@@ -30,10 +33,23 @@ pub struct Faults {
     pause_claims: RwLock<()>,
     /// Held for writing, it stops the lease renewals (the leases run out).
     pause_renewals: RwLock<()>,
+    /// A win's write after its guarded decrement matched no row, before it reads why.
+    pub refusal: HoldPoint,
+    /// A win's batch right before its COMMIT.
+    pub commit: HoldPoint,
+    /// A gate rebuild inside its MySQL snapshot, between reading the stock and reading the
+    /// returned wins.
+    pub rebuild: HoldPoint,
+    /// A gate rebuild after it filled the winners set, before it writes the campaign's state.
+    pub rebuild_load: HoldPoint,
+    /// A refused join's read of what MySQL owes the gate, before it reads.
+    pub owed_read: HoldPoint,
+    /// A live control that changed nothing, before it answers.
+    pub kept_control: HoldPoint,
 }
 
 #[async_trait]
-impl RelayHooks for Faults {
+impl Hooks for TestHooks {
     fn before_send(&self, key: &str) {
         let mut slot = self.panic_on_key.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_deref() == Some(key) {
@@ -50,9 +66,33 @@ impl RelayHooks for Faults {
     async fn before_renewal(&self) {
         drop(self.pause_renewals.read().await);
     }
+
+    async fn after_refused_decrement(&self) {
+        self.refusal.reached().await;
+    }
+
+    async fn before_commit(&self) {
+        self.commit.reached().await;
+    }
+
+    async fn in_rebuild_snapshot(&self) {
+        self.rebuild.reached().await;
+    }
+
+    async fn before_rebuild_load(&self) {
+        self.rebuild_load.reached().await;
+    }
+
+    async fn before_owed_read(&self) {
+        self.owed_read.reached().await;
+    }
+
+    async fn before_kept_control_answer(&self) {
+        self.kept_control.reached().await;
+    }
 }
 
-impl Faults {
+impl TestHooks {
     /// The next relay worker to meet a row with message key `key` panics (once).
     pub fn panic_worker_at(&self, key: &str) {
         *self.panic_on_key.lock().expect("lock") = Some(key.into());
@@ -79,23 +119,23 @@ pub struct Inside {
     /// `None` when the settings name `KAFKA_BOOTSTRAP_SERVERS`.
     pub broker: Option<Arc<EmbeddedBroker>>,
     pub relay: Option<RelayHandle>,
-    pub faults: Arc<Faults>,
+    pub hooks: Arc<TestHooks>,
     pub probe: Probe,
 }
 
-/// Builds the application with [`Faults`] as its relay's hooks, and takes what tests read
-/// inside it before it is moved into its server.
+/// Builds the application with [`TestHooks`] as its hooks, and takes what tests read inside it
+/// before it is moved into its server.
 pub async fn build(settings: Settings) -> (Application, Inside) {
-    let faults = Arc::new(Faults::default());
+    let hooks = Arc::new(TestHooks::default());
     let app = Application::builder(settings)
-        .relay_hooks(faults.clone())
+        .hooks(hooks.clone())
         .build()
         .await
         .expect("build application");
     let inside = Inside {
         broker: app.embedded_broker(),
         relay: app.relay(),
-        faults,
+        hooks,
         probe: app.probe(),
     };
     (app, inside)
@@ -140,21 +180,56 @@ impl TestApp {
 
     /// The next relay worker to meet a row with message key `key` panics (once).
     pub fn panic_relay_worker_at(&self, key: &str) {
-        self.faults.panic_worker_at(key);
+        self.hooks.panic_worker_at(key);
     }
 
     /// Whether the panic set by `panic_relay_worker_at` has fired.
     pub fn relay_worker_panicked(&self) -> bool {
-        self.faults.worker_panicked()
+        self.hooks.worker_panicked()
     }
 
     /// While held, the relay's claim loop freezes after its next claim that takes rows.
     pub async fn pause_relay_claims(&self) -> RwLockWriteGuard<'_, ()> {
-        self.faults.pause_claims().await
+        self.hooks.pause_claims().await
     }
 
     /// While held, the relay's lease renewals stop (its leases run out).
     pub async fn pause_relay_renewals(&self) -> RwLockWriteGuard<'_, ()> {
-        self.faults.pause_renewals().await
+        self.hooks.pause_renewals().await
+    }
+}
+
+/// A point where a test holds one request of a running application (in this process) until it
+/// lets it go: the next request to reach it once armed waits there, and only that one. Two
+/// steps that real time could interleave are thereby put in the order a test needs.
+#[derive(Default)]
+pub struct HoldPoint {
+    armed: std::sync::atomic::AtomicBool,
+    reached: tokio::sync::Notify,
+    released: tokio::sync::Notify,
+}
+
+impl HoldPoint {
+    /// The next request to reach the point waits there.
+    pub fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Called by the application at the point: waits for [`HoldPoint::release`] if armed.
+    pub async fn reached(&self) {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.reached.notify_one();
+            self.released.notified().await;
+        }
+    }
+
+    /// Until a request waits at the point.
+    pub async fn wait_reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Lets the waiting request go on.
+    pub fn release(&self) {
+        self.released.notify_one();
     }
 }

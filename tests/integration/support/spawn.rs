@@ -17,7 +17,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::hooks::Faults;
+use crate::hooks::TestHooks;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -51,7 +51,7 @@ pub struct TestApp {
     pub topic: String,
     pub relay: Option<RelayHandle>,
     /// The relay's failure points (inert unless a test sets them; `hooks.rs`).
-    pub faults: Arc<Faults>,
+    pub hooks: Arc<TestHooks>,
     pub shards: u32,
     /// Counters inside the application and its reconciler (`hooks.rs`).
     pub probe: Probe,
@@ -160,7 +160,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         kafka_bootstrap,
         topic: settings.kafka.topic.clone(),
         relay: inside.relay,
-        faults: inside.faults,
+        hooks: inside.hooks,
         shards: settings.relay.shards,
         probe: inside.probe,
         metrics_port,
