@@ -142,6 +142,12 @@ pub fn storable(t: DateTime<Utc>) -> bool {
     (1000..=9999).contains(&t.year())
 }
 
+/// What tells a campaign's Redis keys from those of an earlier campaign with the same id (a
+/// database rebuilt from scratch gives ids again).
+pub fn gate_epoch(campaign: &Campaign) -> i64 {
+    campaign.created_at.timestamp_micros()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

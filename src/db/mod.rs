@@ -13,6 +13,7 @@
 
 pub mod deadline;
 pub mod error;
+pub mod marker_cursor;
 pub mod pool;
 pub mod sql;
 pub mod time;

@@ -160,7 +160,7 @@ impl ParticipationService {
         now: DateTime<Utc>,
     ) -> Result<Decision, JoinError> {
         let now_ms = now.timestamp_millis();
-        let epoch = loader::epoch(campaign);
+        let epoch = crate::campaign::gate_epoch(campaign);
         for _ in 0..LOAD_ROUNDS {
             let started = std::time::Instant::now();
             let decision = self.gate.reserve(&req.entry, pass, epoch, now_ms).await;

@@ -66,7 +66,7 @@ impl Probe {
     pub async fn reconcile(
         &self,
         older_than: std::time::Duration,
-    ) -> Result<u64, crate::join::JoinError> {
+    ) -> Result<u64, crate::upkeep::reconcile::ReconcileError> {
         self.participations.reconciler().run_once(older_than).await
     }
 

@@ -27,7 +27,6 @@ use crate::{
         Gate, GateError,
     },
     telemetry::metrics::{CampaignLabels, Metrics},
-    upkeep::loader,
 };
 
 /// How often each campaign is audited. A real drift is repaired after two audits, so within
@@ -206,7 +205,7 @@ impl DriftAudit {
     /// The gate's holding, then MySQL's ledger; `None` when either is missing (keys not loaded,
     /// campaign gone).
     async fn observe(&self, campaign: &Campaign) -> Result<Option<Observation>, DriftError> {
-        let epoch = loader::epoch(campaign);
+        let epoch = crate::campaign::gate_epoch(campaign);
         let Some(gate) = self.gate.holding(campaign.id, epoch).await? else {
             return Ok(None);
         };
@@ -235,7 +234,7 @@ impl DriftAudit {
             }
             Verdict::Repair { observed, to } => (observed, to),
         };
-        let epoch = loader::epoch(campaign);
+        let epoch = crate::campaign::gate_epoch(campaign);
         match self.gate.repair_stock(campaign.id, epoch, observed, to).await {
             Ok(Repair::Set) => tracing::warn!(
                 campaign_id = campaign.id, drift = now.drift(), gate_stock = observed,

@@ -195,7 +195,7 @@ impl GateLoader {
     }
 
     async fn rebuild_once(&self, campaign: &Campaign) -> Result<Loaded, LoadError> {
-        let epoch = epoch(campaign);
+        let epoch = crate::campaign::gate_epoch(campaign);
         let token = RebuildToken::new();
         if self.gate.prepare(campaign.id, epoch, &token).await? {
             return Ok(Loaded::AlreadyThere);
@@ -337,7 +337,7 @@ impl GateLoader {
     /// Applies every marker of the campaign (each script applies its marker once, so one that
     /// another caller applied already changes nothing).
     async fn apply_owed(&self, campaign: &Campaign) -> Result<(), LoadError> {
-        let (id, epoch) = (campaign.id, epoch(campaign));
+        let (id, epoch) = (campaign.id, crate::campaign::gate_epoch(campaign));
         let owed = repo::owed_to_gate(&self.db, id).await?;
         for (participation_id, quantity) in owed.returns {
             self.gate
@@ -354,11 +354,6 @@ impl GateLoader {
     }
 }
 
-/// What tells a campaign's Redis keys from those of an earlier campaign with the same id.
-pub fn epoch(campaign: &Campaign) -> i64 {
-    campaign.created_at.timestamp_micros()
-}
-
 fn seed_of(campaign: &Campaign, read: &repo::GateSeed, returned: Vec<i64>) -> Seed {
     let state = match (read.closed_at.is_some(), read.paused) {
         (true, _) => GateState::Closed,
@@ -367,7 +362,7 @@ fn seed_of(campaign: &Campaign, read: &repo::GateSeed, returned: Vec<i64>) -> Se
     };
     Seed {
         campaign_id: campaign.id,
-        epoch: epoch(campaign),
+        epoch: crate::campaign::gate_epoch(campaign),
         remaining_stock: read.remaining_stock,
         starts_at_ms: campaign.starts_at.timestamp_millis(),
         ends_at_ms: campaign.ends_at.map_or(0, |t| t.timestamp_millis()),

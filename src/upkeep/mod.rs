@@ -7,11 +7,9 @@
 //! # Layout
 //! - [`loader`]: [`GateLoader`](loader::GateLoader): rebuilding a campaign's gate state from
 //!   MySQL, once per campaign at a time, and the owed returns a refused join reads.
-//! - [`marker_cursor`]: where a loop over the `gate_return` / `gate_control` markers reads next.
 //! - [`drift`]: the drift audit, every few seconds on every instance.
 //! - [`reconcile`]: giving back reservations that crashed instances left open.
 
 pub mod drift;
 pub mod loader;
-pub mod marker_cursor;
 pub mod reconcile;

@@ -17,11 +17,19 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     campaign::CampaignCache,
     db::{sql::stmt, Db},
-    gate::{scripts::OpenReservation, Entry, Gate, Release},
-    join::request::JoinError,
+    gate::{scripts::OpenReservation, Entry, Gate, GateError, Release},
     win::store,
 };
 use sea_orm::ConnectionTrait;
+
+/// Why a reconciler pass stopped (the next pass tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("MySQL: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("Redis: {0}")]
+    Gate(#[from] GateError),
+}
 
 #[derive(Clone)]
 pub struct Reconciler {
@@ -33,7 +41,7 @@ pub struct Reconciler {
 impl Reconciler {
     /// One pass: gives back the reservations older than `older_than` whose user has no
     /// participation in MySQL. Returns how many were given back.
-    pub async fn run_once(&self, older_than: Duration) -> Result<u64, JoinError> {
+    pub async fn run_once(&self, older_than: Duration) -> Result<u64, ReconcileError> {
         let cutoff = Utc::now().timestamp_millis()
             - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let mut given_back = 0;
@@ -63,7 +71,11 @@ impl Reconciler {
     /// past its deadline (an instance resumed after a SIGSTOP) no longer commits a win whose
     /// reservation was given back, which counted its units twice and took its user out of the
     /// winners set (found by the proof run). Returns whether units went back.
-    async fn give_back(&self, campaign_id: i64, open: &OpenReservation) -> Result<bool, JoinError> {
+    async fn give_back(
+        &self,
+        campaign_id: i64,
+        open: &OpenReservation,
+    ) -> Result<bool, ReconcileError> {
         let txn = self.db.begin().await?;
         txn.execute_raw(stmt(
             "SELECT id FROM campaign WHERE id = ? FOR UPDATE",

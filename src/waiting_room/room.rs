@@ -20,9 +20,7 @@ use crate::{
         AdmissionPass, Gate, GateError,
     },
     telemetry::metrics::{CampaignLabels, Metrics},
-    upkeep::loader::{
-        GateLoader, LoadError, {self},
-    },
+    upkeep::loader::{GateLoader, LoadError},
     waiting_room::token::{new_ticket, AdmissionSigner},
 };
 
@@ -168,7 +166,7 @@ impl WaitingRoom {
         let campaign = self.campaign(campaign_id).await?;
         let user_id = self
             .gate
-            .ticket_holder(campaign_id, loader::epoch(&campaign), ticket)
+            .ticket_holder(campaign_id, crate::campaign::gate_epoch(&campaign), ticket)
             .await?
             .ok_or(RoomError::TicketNotFound)?;
         Ok(HeldTicket {
@@ -218,7 +216,7 @@ impl WaitingRoom {
         op: &RoomOp,
     ) -> Result<QueueView, RoomError> {
         let pace = RoomPace {
-            epoch: loader::epoch(campaign),
+            epoch: crate::campaign::gate_epoch(campaign),
             rate_per_second: campaign.admission_rate_per_second,
             token_lifetime: self.token_lifetime,
             idle_timeout: self.idle_timeout,

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::hooks::Hooks;
 use crate::{
     campaign::{Campaign, CampaignCache, Window},
+    db::marker_cursor::MarkerCursor,
     db::{
         error::{
             DbErrorKind, {self as db_error},
@@ -29,7 +30,6 @@ use crate::{
     },
     gate::{Gate, Returned},
     outbox::{table, NewOutboxEvent},
-    upkeep::{loader, marker_cursor::MarkerCursor},
     win::{
         state_change::{
             Locked, ReturnKey, {self},
@@ -212,7 +212,7 @@ impl LifecycleService {
                 visited = Some(key);
                 continue;
             };
-            let epoch = loader::epoch(&campaign);
+            let epoch = crate::campaign::gate_epoch(&campaign);
             match self
                 .gate
                 .return_units(campaign.id, marker.participation_id, marker.quantity, epoch)
@@ -354,7 +354,7 @@ impl LifecycleService {
     /// After the commit: the units to the gate at once (the marker's loop retries a failure).
     async fn give_back(&self, win: &Locked, campaign: &Campaign) {
         self.hooks.before_gate_return();
-        let epoch = loader::epoch(campaign);
+        let epoch = crate::campaign::gate_epoch(campaign);
         match self
             .gate
             .return_units(win.campaign_id, win.id, win.quantity, epoch)

@@ -13,7 +13,6 @@ use crate::{
     },
     events::control::ControlKind,
     gate::{Applied, GateControl, GateError},
-    upkeep::loader,
 };
 
 /// What the marker loop did with one marker.
@@ -71,7 +70,7 @@ impl CampaignControls {
             return Ok(MarkerOutcome::Dropped);
         };
         let control = GateControl::of(kind, marker.delta);
-        let epoch = loader::epoch(&campaign);
+        let epoch = crate::campaign::gate_epoch(&campaign);
         match self
             .gate
             .apply_control(campaign.id, marker.seq, control, epoch)

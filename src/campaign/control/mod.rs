@@ -27,12 +27,12 @@ use crate::{
         },
         CampaignCache, MAX_TOTAL_STOCK,
     },
+    db::marker_cursor::MarkerCursor,
     db::Db,
     events::control::{CampaignChanged, ControlKind},
     gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl},
     outbox::{table, NewOutboxEvent},
     telemetry::metrics::{registry::ControlLabels, Metrics},
-    upkeep::{loader, marker_cursor::MarkerCursor},
 };
 
 /// What an admin asks of a running campaign.
@@ -171,7 +171,7 @@ impl CampaignControls {
             answer,
             ..
         } = committed;
-        let epoch = loader::epoch(&answer.campaign);
+        let epoch = crate::campaign::gate_epoch(&answer.campaign);
         self.to_gate(
             campaign_id,
             seq,
