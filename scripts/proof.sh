@@ -3,7 +3,7 @@
 # workload and every fault kind, then the checker on the recorded history and final state.
 #
 #   scripts/proof.sh [run options...]     e.g. scripts/proof.sh --seed 7 --duration 120
-#   scripts/proof.sh --planted-bug return-twice     a service with a bug planted (startup::planted):
+#   scripts/proof.sh --planted-bug return-twice     a service with a bug planted (startup::seam):
 #                                                   the run must exit 1 with anomalies
 #   scripts/proof.sh --fast-timeouts                the instances on the short timeouts of earlier
 #                                                   runs (2 s requests, 3 s reservations) instead of

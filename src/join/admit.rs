@@ -1,5 +1,8 @@
-//! Admission: the campaign checks both participation paths make before anything is reserved or
-//! written ([`check_campaign`]: the campaign exists, its window is open, the quantity is within its limit).
+//! The join's first step, admit (docs/design.md §6, §16): the campaign checks both participation
+//! paths make before anything is reserved or written ([`check_campaign`]: the campaign exists,
+//! its window is open, the quantity is within its limit); for the outbox path also the waiting
+//! room's admission token (its signature; whether it is live and unused is the gate's to say)
+//! and the sold-out memo ([`Admit`]).
 
 use std::sync::Arc;
 
@@ -8,8 +11,76 @@ use chrono::{DateTime, Utc};
 use crate::{
     campaign::{Campaign, CampaignCache, Window},
     db::Db,
-    join::request::{JoinError, JoinRequest},
+    gate::{sold_out::SoldOutMemo, AdmissionPass},
+    join::request::{AdmissionRefusal, JoinError, JoinRequest},
+    telemetry::metrics::Metrics,
+    waiting_room::{AdmissionSigner, TokenRefusal},
 };
+
+/// The admit step of the outbox path: what it reads before the gate is asked.
+pub struct Admit {
+    pub(super) db: Db,
+    /// The campaign cache every participation-side service shares.
+    pub(super) campaigns: Arc<CampaignCache>,
+    /// Checks the signature of a waiting room's admission token (docs/design.md §16).
+    pub(super) signer: Arc<AdmissionSigner>,
+    /// Campaigns seen sold out a moment ago, answered without Redis.
+    pub(super) sold_out: Arc<SoldOutMemo>,
+    /// Counts refused admissions.
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// A join the admit step let through: its campaign, the time it is judged at (which stamps the
+/// reservation), and the admission pass of a campaign with a waiting room.
+pub struct Admitted {
+    pub campaign: Arc<Campaign>,
+    pub now: DateTime<Utc>,
+    pub pass: Option<AdmissionPass>,
+}
+
+impl Admit {
+    /// The campaign checks, the admission token, the sold-out memo.
+    pub(super) async fn run(&self, req: &JoinRequest) -> Result<Admitted, JoinError> {
+        let (campaign, now) = check_campaign(&self.campaigns, &self.db, req).await?;
+        let pass = self.admission(&campaign, req)?;
+        if self.sold_out.refuses(campaign.id, req.entry.user_id) {
+            tracing::debug!("SOLD_OUT from the sold-out memo");
+            return Err(JoinError::SoldOut);
+        }
+        Ok(Admitted {
+            campaign,
+            now,
+            pass,
+        })
+    }
+
+    /// The admission a join of a campaign with a waiting room carries, its signature checked
+    /// (whether it is live and unused is the gate's to say); `None` for an `OPEN` campaign.
+    fn admission(
+        &self,
+        campaign: &Campaign,
+        req: &JoinRequest,
+    ) -> Result<Option<AdmissionPass>, JoinError> {
+        if !campaign.admission.queued() {
+            return Ok(None);
+        }
+        let token = req
+            .admission_token
+            .as_deref()
+            .ok_or_else(|| refused(&self.metrics, AdmissionRefusal::Required))?;
+        match self.signer.verify(token, campaign.id, req.entry.user_id) {
+            Ok(pass) => Ok(Some(pass)),
+            Err(TokenRefusal::Invalid | TokenRefusal::NotYours) => {
+                Err(refused(&self.metrics, AdmissionRefusal::Invalid))
+            }
+        }
+    }
+}
+
+/// Counts a refused admission and gives the error.
+pub(super) fn refused(metrics: &Metrics, why: AdmissionRefusal) -> JoinError {
+    JoinError::Admission(why.counted(metrics))
+}
 
 /// The checks both participation paths make before anything is reserved or written: the
 /// campaign exists (cached), its window is open now, the quantity is within its limit.

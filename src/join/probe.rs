@@ -8,12 +8,12 @@ impl ParticipationService {
     /// Wins of the campaign queued for its next group-commit transaction (tests synchronize on
     /// it, through `startup::testing`).
     pub fn group_commit_queued(&self, campaign_id: i64) -> usize {
-        self.group_commit.queued(campaign_id)
+        self.settle.group_commit.queued(campaign_id)
     }
 
     /// Gate rebuilds this instance has run that read MySQL (for the tests, as above).
     pub fn gate_loads(&self) -> u64 {
-        self.loader.loads()
+        self.reserve.loader.loads()
     }
 
     /// What a join the gate refused at `refused_at` learns from the campaign's markers, as the
@@ -24,12 +24,14 @@ impl ParticipationService {
         refused_at: std::time::Instant,
     ) -> Result<crate::upkeep::loader::Owed, String> {
         let campaign = self
+            .admit
             .campaigns
-            .get(&self.db, campaign_id)
+            .get(&self.admit.db, campaign_id)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("campaign {campaign_id} not found"))?;
-        self.loader
+        self.reserve
+            .loader
             .give_owed(&campaign, refused_at)
             .await
             .map_err(|e| e.to_string())

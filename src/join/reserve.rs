@@ -1,6 +1,7 @@
-//! The gate's step of a join (docs/design.md §6): one `lua/reserve.lua` call, with the
+//! The join's second step, reserve (docs/design.md §6): one `lua/reserve.lua` call, with the
 //! campaign's keys rebuilt when they are missing, and a SOLD_OUT asked again while reservations
-//! are in flight; and the sold-out memo it feeds.
+//! are in flight; the gate's decision read as a reservation or the join's answer; and the
+//! sold-out memo it feeds.
 //!
 //! Why a SOLD_OUT waits for the reservations in flight: the gate takes a win's units when it
 //! reserves them, MySQL when the win commits, a few milliseconds later. A join the gate refuses
@@ -23,16 +24,36 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     campaign::Campaign,
-    gate::{reservation_value, AdmissionPass, Decision, Release},
+    gate::{reservation_value, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, Release},
     join::{
-        request::{JoinError, JoinRequest},
-        service::ParticipationService,
+        admit::{refused, Admitted},
+        request::{AdmissionRefusal, JoinError, JoinRequest},
     },
-    upkeep::loader,
+    telemetry::metrics::Metrics,
+    upkeep::loader::{self, GateLoader},
 };
 
+/// The reserve step: the gate, the instance's rebuilds of it, the sold-out memo it feeds.
+pub struct Reserve {
+    pub(super) gate: Gate,
+    pub(super) loader: GateLoader,
+    pub(super) sold_out: Arc<SoldOutMemo>,
+    /// Gate latencies; refused admissions.
+    pub(super) metrics: Arc<Metrics>,
+    /// How long after the gate a win may still commit: `RESERVATION_TIMEOUT_MS` less a quarter
+    /// for clocks (the reconciler may give the reservation back after the whole timeout).
+    pub(super) commit_within: Duration,
+}
+
+/// What the gate decided for a join: a reservation to settle, or a user it already knows (whose
+/// win the settle step looks up).
+pub(super) enum Gated {
+    Reserved(Reserved),
+    Already,
+}
+
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
-pub(super) const LOAD_ROUNDS: u32 = 3;
+const LOAD_ROUNDS: u32 = 3;
 
 /// A SOLD_OUT with reservations in flight is asked again after 5 ms, then at doubling intervals
 /// up to 160 ms, for at most [`in_flight_wait`] in all. A group commit settles within the first
@@ -79,12 +100,84 @@ pub(super) struct Reserved {
     pub commit_by: std::time::Instant,
 }
 
-impl ParticipationService {
+impl Reserve {
+    /// The gate's decision for an admitted join, as the join's next step: a reservation, a user
+    /// the gate already knows, or the answer (a refusal, or the gate unavailable).
+    pub(super) async fn run(
+        &self,
+        admitted: &Admitted,
+        req: &JoinRequest,
+        commit_by: std::time::Instant,
+    ) -> Result<Gated, JoinError> {
+        let Admitted {
+            campaign,
+            now,
+            pass,
+        } = admitted;
+        // When the gate was first asked: a sold-out it answers is remembered from here.
+        let asked_at = std::time::Instant::now();
+        let (decision, confirmed) = self.reserve(campaign, req, pass.as_ref(), *now).await?;
+        let refusal = match decision {
+            Decision::Reserved {
+                sequence,
+                returns_seen,
+            } => {
+                return Ok(Gated::Reserved(Reserved {
+                    sequence,
+                    returns_seen,
+                    reserved_at_ms: now.timestamp_millis(),
+                    commit_by,
+                }))
+            }
+            Decision::AlreadyParticipated => return Ok(Gated::Already),
+            Decision::TokenInvalid => refused(&self.metrics, AdmissionRefusal::Invalid),
+            Decision::TokenUsed => refused(&self.metrics, AdmissionRefusal::Used),
+            Decision::TokenExpired => refused(&self.metrics, AdmissionRefusal::Expired),
+            Decision::SoldOut {
+                remaining,
+                winners,
+                in_flight,
+                latest_reserved_ms_ago,
+            } => {
+                tracing::debug!(
+                    remaining,
+                    winners,
+                    in_flight,
+                    latest_reserved_ms_ago,
+                    "SOLD_OUT from the gate"
+                );
+                // Only a sell-out with nothing in flight is remembered: reservations still open
+                // past the wait (an instance died holding them, MySQL hangs) may give units
+                // back any moment, and the memo would refuse them for its whole window. Nor one
+                // that a fresh read of the markers did not confirm: units an expiry or a cancel
+                // committed may be on their way to the gate ([`Reserve::reserve`]).
+                if remaining <= 0 && in_flight == 0 && confirmed {
+                    self.remember_sold_out(campaign.id, winners, asked_at).await;
+                }
+                JoinError::SoldOut
+            }
+            Decision::NotOpen => JoinError::NotOpen(campaign.starts_at),
+            Decision::Ended => JoinError::Ended,
+            Decision::Paused => JoinError::Paused,
+            Decision::OverLimit => JoinError::OverLimit {
+                quantity: req.entry.quantity,
+                limit: campaign.per_user_limit,
+            },
+            Decision::Missing => JoinError::Unavailable {
+                what: "Redis",
+                source: anyhow::anyhow!(
+                    "the campaign's keys vanished right after each of {LOAD_ROUNDS} loads"
+                ),
+            },
+        };
+        Err(refusal)
+    }
+
     /// The gate's decision; a SOLD_OUT with reservations in flight is asked again until they
     /// settle (see the module's documentation). Also says whether a final SOLD_OUT is
     /// confirmed: answered again after a read of the markers that began after the gate's first
     /// refusal (`loader::Owed`), the only SOLD_OUT the sold-out memo may repeat.
-    pub(super) async fn reserve(
+    async fn reserve(
         &self,
         campaign: &Arc<Campaign>,
         req: &JoinRequest,
@@ -222,7 +315,7 @@ impl ParticipationService {
     /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
     /// caller at a time). Best effort: without the copy the memo simply does not answer for the
     /// campaign.
-    pub(super) async fn remember_sold_out(
+    async fn remember_sold_out(
         &self,
         campaign_id: i64,
         winners: i64,

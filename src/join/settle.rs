@@ -1,10 +1,12 @@
-//! A join's settlement past the gate (docs/design.md §6): the win is written through its
-//! campaign's group commit, or its reservation is given back in Redis (compensation); a write
-//! whose answer was lost is resolved by asking MySQL whether the win is there.
+//! The join's last step, settle (docs/design.md §6): past the gate, the win is written through
+//! its campaign's group commit, or its reservation is given back in Redis (compensation); a
+//! write whose answer was lost is resolved by asking MySQL whether the win is there. A user the
+//! gate already knows is answered from MySQL here too.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sea_orm::DbErr;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
@@ -12,22 +14,42 @@ use crate::{
     db::error::{
         DbErrorKind, {self as db_error},
     },
-    gate::{reservation_value, AdmissionPass, Release},
+    db::Db,
+    gate::{reservation_value, AdmissionPass, Gate, Release},
     join::{
+        group_commit::GroupCommit,
         in_doubt::{InDoubt, Verdict},
-        request::{Accepted, JoinError, JoinRequest},
+        request::{existing, Accepted, JoinError, JoinRequest},
         reserve::Reserved,
-        service::ParticipationService,
         transaction::{NewParticipation, WriteError, Written},
     },
-    telemetry::metrics::{registry::PathLabels, ParticipationPath},
+    telemetry::metrics::{registry::PathLabels, Metrics, ParticipationPath},
     win::store,
 };
 
 /// Attempts at compensating before the reservation is given up as leaked (and logged as such).
 const RELEASE_ATTEMPTS: u32 = 3;
 
-impl ParticipationService {
+/// Lookups of a win still being written, for a retry with an `Idempotency-Key` (25 ms doubling:
+/// about 1.5 s in all, past a group commit's transaction under load).
+const IN_FLIGHT_LOOKUPS: u32 = 6;
+
+/// The settle step: MySQL through the group commit, the gate for compensation.
+pub struct Settle {
+    pub(super) db: Db,
+    pub(super) gate: Gate,
+    /// Writes the wins, several of a campaign per transaction under load.
+    pub(super) group_commit: Arc<GroupCommit>,
+    /// Wakes the relay after each commit; owned by the application, which hands the other end to
+    /// the relay. Notifying with no relay listening is a no-op.
+    pub(super) relay_wakeup: Arc<Notify>,
+    /// The topic the wins' outbox rows name.
+    pub(super) topic: Arc<str>,
+    /// Transaction latencies.
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl Settle {
     /// Settlement: the win is written (group commit), or the reservation is given back.
     pub(super) async fn commit_or_compensate(
         &self,
@@ -70,7 +92,7 @@ impl ParticipationService {
                 status,
                 hold_expires_at,
             }) => {
-                // The batch settled the reservation in Redis already (see `batcher`).
+                // The batch settled the reservation in Redis already (see `group_commit`).
                 self.relay_wakeup.notify_one();
                 Ok(Accepted::new(
                     &req,
@@ -291,5 +313,29 @@ impl ParticipationService {
                 }
             }
         }
+    }
+
+    /// The gate knows the user: their win (a retry with its `Idempotency-Key`), or
+    /// ALREADY_PARTICIPATED with the existing participation id when it is committed. A retry
+    /// with a key that finds nothing yet may have overtaken its first request (whose answer the
+    /// client gave up on): the lookup is repeated for a moment, until that write has settled.
+    pub(super) async fn already(&self, req: &JoinRequest) -> Result<Accepted, JoinError> {
+        let mut delay = Duration::from_millis(25);
+        for round in 0..=IN_FLIGHT_LOOKUPS {
+            match store::find(&self.db, req.entry.campaign_id, req.entry.user_id).await {
+                Ok(None) if req.idempotency_key.is_some() && round < IN_FLIGHT_LOOKUPS => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Ok(found) => return existing(req, found),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not look up the existing participation.");
+                    break;
+                }
+            }
+        }
+        Err(JoinError::AlreadyParticipated {
+            participation_id: None,
+        })
     }
 }

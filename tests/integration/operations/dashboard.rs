@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-/// Every metric family the service exports (`metrics::tests` checks that each one is on
+/// Every metric family the service exports (`telemetry::metrics::tests` checks that each one is on
 /// `/metrics` after a burst); histograms without their `_bucket`/`_sum`/`_count`.
 const EXPORTED: &[&str] = firstcome::telemetry::metrics::NAMES;
 
