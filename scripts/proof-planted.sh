@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The proof's checker against a service known to be wrong (docs/design.md §18): a short run of
 # scripts/proof.sh with FIRSTCOME_PLANTED_BUG=return-twice (a return's units go back to MySQL
-# twice; src/startup/planted.rs). The run must exit 1 with oversells in its report; a checker
+# twice; src/startup/seam.rs). The run must exit 1 with oversells in its report; a checker
 # that passes it is broken. Part of scripts/test.sh; its output is in target/proof-planted.log.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
