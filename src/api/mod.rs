@@ -19,12 +19,12 @@ pub mod rewards;
 mod spec_only;
 pub mod stats;
 
-use crate::http::{admin_auth, client_ip, cors, door, rate_limit, Limits};
 use std::sync::Arc;
 
 use poem::{get, Endpoint, IntoEndpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
+use crate::http::{door, Front};
 use crate::{
     api::spec_only::SpecOnly,
     telemetry::metrics::{Exposition, HttpMetrics, Metrics},
@@ -86,15 +86,7 @@ pub fn openapi_yaml() -> String {
 /// The whole HTTP application: API, Swagger UI at `/docs`, spec at `/openapi.json`, Prometheus
 /// text at `/metrics` (an admin token's when `metrics_admin` is set: an exposed address), the
 /// live console at `/console`.
-pub fn routes(
-    apis: Apis,
-    metrics: Arc<Metrics>,
-    limits: Limits,
-    rate_limits: rate_limit::RateLimits,
-    proxies: client_ip::TrustedProxies,
-    cors: cors::Cors,
-    metrics_admin: Option<admin_auth::AdminTokens>,
-) -> impl Endpoint {
+pub fn routes(apis: Apis, metrics: Arc<Metrics>, front: Front) -> impl Endpoint {
     let service = openapi_service(apis);
     let ui = service.swagger_ui();
     let spec = service.spec_endpoint();
@@ -105,17 +97,17 @@ pub fn routes(
             door::PAGE_METRICS,
             get(metrics_page::MetricsPage {
                 exposition: Exposition::new(metrics.clone()),
-                admin: metrics_admin,
+                admin: front.metrics_admin,
             }),
         )
         .nest(door::PAGES_CONSOLE, crate::console::routes());
     door::Door {
         api: service.into_endpoint(),
         pages,
-        limits,
+        limits: front.limits,
         metrics: HttpMetrics::new(&metrics).with_openapi::<Apis>(),
-        cors,
-        proxies,
-        rate_limits: Some(rate_limits),
+        cors: front.cors,
+        proxies: front.proxies,
+        rate_limits: Some(front.rate_limits),
     }
 }

@@ -43,3 +43,17 @@ impl Limits {
         }
     }
 }
+
+/// What the door in front of the resources is given, built at start-up.
+#[derive(Clone)]
+pub struct Front {
+    pub limits: Limits,
+    /// The per-client limits of every public call (`RATE_LIMIT_*`).
+    pub rate_limits: rate_limit::RateLimits,
+    /// Who the client of a request is (`TRUSTED_PROXIES`), in front of every limit.
+    pub proxies: client_ip::TrustedProxies,
+    /// `CORS_ALLOWED_ORIGINS`.
+    pub cors: cors::Cors,
+    /// Who may read `/metrics` on `HTTP_ADDR`: `Some` (admins) on an exposed address.
+    pub metrics_admin: Option<admin_auth::AdminTokens>,
+}

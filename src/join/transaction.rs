@@ -130,6 +130,34 @@ pub async fn write(
 /// The guarded `UPDATE campaign` runs first, as docs/design.md §6 orders it: it takes the campaign
 /// row's lock, so a campaign's transactions take their ids and commit one after another, and
 /// its outbox rows become visible in id order (the relay then publishes them in exactly that
+/// The outbox rows of a batch's wins: each win's `ParticipationAccepted` as it is written.
+fn accepted_events(
+    wins: &[NewParticipation],
+    ids: &[i64],
+    states: &[WinState],
+    accepted_at: DateTime<Utc>,
+) -> Vec<NewOutboxEvent> {
+    wins.iter()
+        .zip(ids.iter().zip(states))
+        .map(|(w, (&participation_id, &(status, hold_expires_at)))| {
+            let event = ParticipationAccepted {
+                event_id: w.event_id,
+                event_type: PARTICIPATION_ACCEPTED.into(),
+                occurred_at: accepted_at,
+                campaign_id: w.entry.campaign_id,
+                participation_id,
+                user_id: w.entry.user_id,
+                quantity: w.entry.quantity,
+                sequence: w.sequence,
+                reward_points: w.reward_points,
+                status,
+                hold_expires_at,
+            };
+            NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref())
+        })
+        .collect()
+}
+
 /// order). A refused decrement also costs no insert.
 #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = wins[0].entry.campaign_id, wins = wins.len()), err(level = "debug"))]
 pub async fn write_all(
@@ -178,26 +206,7 @@ pub async fn write_all(
         Err(e) => return Err(e.into()),
     };
 
-    let events: Vec<NewOutboxEvent> = wins
-        .iter()
-        .zip(ids.iter().zip(&states))
-        .map(|(w, (&participation_id, &(status, hold_expires_at)))| {
-            let event = ParticipationAccepted {
-                event_id: w.event_id,
-                event_type: PARTICIPATION_ACCEPTED.into(),
-                occurred_at: accepted_at,
-                campaign_id,
-                participation_id,
-                user_id: w.entry.user_id,
-                quantity: w.entry.quantity,
-                sequence: w.sequence,
-                reward_points: w.reward_points,
-                status,
-                hold_expires_at,
-            };
-            NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref())
-        })
-        .collect();
+    let events = accepted_events(wins, &ids, &states, accepted_at);
     outbox::table::insert(&txn, &events).await?;
 
     // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped

@@ -25,8 +25,7 @@ use migration::{Migrator, MigratorTrait};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::live::{LiveHub, LiveSource};
-
+mod assemble;
 mod consumers;
 mod kafka;
 mod metrics_listener;
@@ -36,23 +35,20 @@ mod seam;
 mod services;
 pub mod testing;
 
+use assemble::Started;
 pub use consumers::consume;
 use consumers::start_consumers;
 use kafka::KafkaClients;
 use metrics_listener::MetricsListener;
-use resources::Resources;
 use services::Services;
 
 use crate::{
-    api::{
-        components::Components,
-        Apis, {self},
-    },
+    api::{self, Apis},
     config::{DatabaseSettings, Settings},
     db,
     gate::Gate,
     hooks::Hooks,
-    http::Limits,
+    http::Front,
     kafka::{EmbeddedBroker, Producers},
     relay::{RelayBuilder, RelayDeps, RelayHandle},
     shutdown::{off_runtime, running},
@@ -65,15 +61,9 @@ pub struct Application {
     /// The API's resources, each holding its services.
     apis: Apis,
     metrics: Arc<Metrics>,
-    limits: Limits,
-    /// The per-IP limit of every public call (`RATE_LIMIT_IP_PER_SECOND`), in front of the API.
-    rate_limits: crate::http::rate_limit::RateLimits,
-    /// Who the client of a request is (`TRUSTED_PROXIES`), in front of every limit.
-    proxies: crate::http::client_ip::TrustedProxies,
-    /// `CORS_ALLOWED_ORIGINS`.
-    cors: crate::http::cors::Cors,
-    /// Who may read `/metrics` on `HTTP_ADDR`: `Some` (admins) on an exposed address.
-    metrics_admin: Option<crate::http::admin_auth::AdminTokens>,
+    /// What the door in front of the resources is given: limits, client address, CORS, who may
+    /// read `/metrics`.
+    front: Front,
     /// `METRICS_ADDR`, bound.
     metrics_listener: Option<MetricsListener>,
     /// Root of every background task's lifetime; cancelled once, on shutdown.
@@ -232,73 +222,21 @@ impl ApplicationBuilder {
             &hooks,
         );
         services.spawn_background(&tasks, &settings, &db, &metrics, &shutdown);
-        let components = Components {
-            kafka: kafka.reachability.clone(),
-            relay: relay.as_ref().map(|r| r.leadership.clone()),
-            relay_shards: settings.relay.shards,
-        };
-        let inside = Inside {
-            participations: services.participations.clone(),
-            drift: services.drift.clone(),
-            db: db.clone(),
-            consumers: consumers.clone(),
-        };
-        let rate_limits = crate::http::rate_limit::RateLimits::new(
-            gate.clone(),
-            services.participations.campaigns(),
-            &settings.rate_limits,
-            services.refusals.clone(),
-            metrics.clone(),
-        );
-        let proxies =
-            crate::http::client_ip::TrustedProxies::new(&settings.rate_limits, metrics.clone());
-        let live = LiveHub::new(
-            LiveSource::new(db.clone(), gate.clone(), metrics.clone()),
-            &settings.live,
-            metrics.clone(),
-            tasks.clone(),
-            shutdown.clone(),
-        );
-        let admin = crate::http::admin_auth::AdminTokens::from_settings(&settings, metrics.clone());
-        let apis = Resources {
-            rate_limits: rate_limits.clone(),
-            refusals: services.refusals,
-            live,
-            db,
-            gate,
-            participations: services.participations,
-            lifecycle: services.lifecycle,
-            controls: services.controls,
-            sync: services.sync,
-            waiting_room: services.waiting_room,
-            components,
-            consumers,
-            metrics: metrics.clone(),
-            admin: admin.clone(),
-            users: crate::http::user_auth::UserAuthority::new(verifier, admin.clone()),
-            identity: crate::api::health::IdentityHealth::of(&settings),
-        }
-        .into_apis();
-        Ok(Application {
+        let started = Started {
             listener,
             addr,
-            apis,
-            metrics,
-            limits: Limits::of(&settings.http),
-            rate_limits,
-            proxies,
-            cors: crate::http::cors::Cors::new(&settings.cors),
-            metrics_admin: settings.listens_beyond_loopback().then(|| admin.clone()),
             metrics_listener,
+            db,
+            gate,
             shutdown,
             tasks,
-            shutdown_timeout: settings.shutdown_timeout,
-            server: crate::http::server::ServerSettings::of(&settings.http),
-            embedded: kafka.embedded,
-            producers: kafka.producers,
+            metrics,
+            kafka,
             relay,
-            inside,
-        })
+            consumers,
+            verifier,
+        };
+        Ok(started.assemble(&settings, services))
     }
 }
 
@@ -344,11 +282,7 @@ impl Application {
             addr,
             apis,
             metrics,
-            limits,
-            rate_limits,
-            proxies,
-            cors,
-            metrics_admin,
+            front,
             metrics_listener,
             shutdown,
             tasks,
@@ -374,21 +308,17 @@ impl Application {
             ))
         };
         if let Some(listener) = metrics_listener {
-            let (proxies, metrics) = (proxies.clone(), metrics.clone());
+            let (proxies, metrics) = (front.proxies.clone(), metrics.clone());
             let shutdown = shutdown.clone();
             listener.serve(server, proxies, metrics, &tasks, shutdown, shutdown_timeout);
         }
-        let http =
-            crate::http::server::Server::new(listener, server, proxies.clone(), metrics.clone());
-        let app = api::routes(
-            apis,
-            metrics,
-            limits,
-            rate_limits,
-            proxies,
-            cors,
-            metrics_admin,
+        let http = crate::http::server::Server::new(
+            listener,
+            server,
+            front.proxies.clone(),
+            metrics.clone(),
         );
+        let app = api::routes(apis, metrics, front);
         running::track(
             "HTTP server (in-flight requests)",
             http.run(app, shutdown.clone(), shutdown_timeout),
