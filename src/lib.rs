@@ -21,8 +21,9 @@
 //! - [`campaign`]: campaigns (model, repository, service, cache) and their live controls.
 //! - [`waiting_room`]: the waiting room of `QUEUE` and `RAFFLE` campaigns: tickets, admission at
 //!   a rate, signed single-use admission tokens.
-//! - [`upkeep`]: what keeps Redis following MySQL: the gate's rebuild, the returns MySQL owes
-//!   it, the drift audit, the reconciler of reservations left open.
+//! - [`upkeep`]: what keeps Redis following MySQL: the gate's rebuild, the marker loop (the
+//!   returns and controls MySQL owes it), the drift audit, the reconciler of reservations left
+//!   open.
 //! - [`live`]: the live view: one snapshot per watched campaign and second.
 //! - [`refusal`]: refused joins counted per campaign, day and reason, across instances.
 //! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership; the outbox's

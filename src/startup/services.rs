@@ -21,7 +21,10 @@ use crate::{
     },
     shutdown::running,
     telemetry::metrics::Metrics,
-    upkeep::drift::DriftAudit,
+    upkeep::{
+        drift::DriftAudit,
+        markers::{self, Markers},
+    },
     waiting_room::{AdmissionSigner, WaitingRoom},
     win::{expiry, lifecycle::LifecycleService},
 };
@@ -32,6 +35,8 @@ pub(super) struct Services {
     pub lifecycle: LifecycleService,
     pub controls: CampaignControls,
     pub drift: DriftAudit,
+    /// What a crash or a Redis failure kept from the gate, given to it by a loop of its own.
+    pub markers: Markers,
     pub waiting_room: WaitingRoom,
     /// Refused joins counted in memory, flushed to MySQL by a background loop.
     pub refusals: Arc<RefusalCounter>,
@@ -58,6 +63,7 @@ impl Services {
             wakeup.clone(),
             hooks.clone(),
         );
+        let markers = Markers::new(db.clone(), gate.clone(), cache.clone());
         let drift = DriftAudit::new(db.clone(), gate.clone(), cache.clone(), metrics.clone());
         let signer = Arc::new(admission_signer(settings));
         let participations = ParticipationService::new(
@@ -100,14 +106,15 @@ impl Services {
             lifecycle,
             controls,
             drift,
+            markers,
             waiting_room,
             refusals: Arc::new(RefusalCounter::new(metrics.clone())),
         }
     }
 
     /// The application's own background loops: the reconciler of reservations crashed instances
-    /// left open, the expiry sweeper (which also gives the gate the controls it may lack), the
-    /// drift audit, the outbox gauges' refresher and the refusal counts' flush. All stop with
+    /// left open, the expiry sweeper, the marker loop (the returns and controls the gate may
+    /// lack), the drift audit, the outbox gauges' refresher and the refusal counts' flush. All stop with
     /// `shutdown` (the flush writes once more first).
     pub fn spawn_background(
         &self,
@@ -124,13 +131,13 @@ impl Services {
         ));
         tasks.spawn(running::track(
             "expiry sweeper",
-            expiry::run(
-                self.lifecycle.clone(),
-                self.controls.clone(),
-                db.clone(),
-                shutdown.clone(),
-            )
-            .instrument(tracing::info_span!("expiry_sweeper")),
+            expiry::run(self.lifecycle.clone(), db.clone(), shutdown.clone())
+                .instrument(tracing::info_span!("expiry_sweeper")),
+        ));
+        tasks.spawn(running::track(
+            "marker loop",
+            markers::run(self.markers.clone(), shutdown.clone())
+                .instrument(tracing::info_span!("marker_loop")),
         ));
         tasks.spawn(running::track(
             "drift audit",

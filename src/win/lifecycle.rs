@@ -13,8 +13,7 @@ use uuid::Uuid;
 
 use crate::hooks::Hooks;
 use crate::{
-    campaign::{Campaign, CampaignCache, Window},
-    db::marker_cursor::MarkerCursor,
+    campaign::{Campaign, CampaignCache},
     db::{
         error::{
             DbErrorKind, {self as db_error},
@@ -32,7 +31,7 @@ use crate::{
     outbox::{table, NewOutboxEvent},
     win::{
         state_change::{
-            Locked, ReturnKey, {self},
+            Locked, {self},
         },
         status::ParticipationStatus,
         store::{
@@ -84,8 +83,6 @@ pub struct LifecycleService {
     campaigns: Arc<CampaignCache>,
     topic: Arc<str>,
     relay_wakeup: Arc<Notify>,
-    /// Where this instance's `gate_return` loop reads next (owned by the expiry sweeper).
-    returns_from: Arc<MarkerCursor<ReturnKey>>,
     /// The test seam (`crate::hooks`): a crash before the gate return, the planted bug.
     hooks: Arc<dyn Hooks>,
 }
@@ -106,7 +103,6 @@ impl LifecycleService {
             campaigns,
             topic: topic.into(),
             relay_wakeup,
-            returns_from: Arc::default(),
         }
     }
 
@@ -194,52 +190,6 @@ impl LifecycleService {
         self.relay_wakeup.notify_one();
         self.give_back(&win, &campaign).await;
         Ok(true)
-    }
-
-    /// Gives the gate the units of up to `limit` closed wins it may not have yet (markers left by
-    /// a crash or a Redis failure after the commit); returns how many markers were settled. Each
-    /// call reads on after the markers the previous one visited ([`MarkerCursor`]), so markers
-    /// waiting for their campaign's keys never hide the ones behind them.
-    pub async fn return_pending(&self, limit: u32) -> Result<usize, DbErr> {
-        let from = self.returns_from.after();
-        let markers = state_change::pending_returns(&self.db, from.as_ref(), limit).await?;
-        let read = markers.len();
-        let (mut visited, mut settled, mut stopped) = (from, 0, false);
-        for marker in markers {
-            let key = marker.key();
-            let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
-                state_change::forget_return(&self.db, marker.participation_id).await?;
-                visited = Some(key);
-                continue;
-            };
-            let epoch = crate::campaign::gate_epoch(&campaign);
-            match self
-                .gate
-                .return_units(campaign.id, marker.participation_id, marker.quantity, epoch)
-                .await
-            {
-                Ok(Returned::Added | Returned::AlreadyBack) => {
-                    state_change::forget_return(&self.db, marker.participation_id).await?;
-                    settled += 1;
-                }
-                // Not loaded: no stock to add to; kept until the keys are back (a rebuild that
-                // read MySQL before the return needs it), or the campaign is over (past its end
-                // or closed early: nothing loads its keys again).
-                Ok(Returned::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
-                    state_change::forget_return(&self.db, marker.participation_id).await?;
-                    settled += 1;
-                }
-                Ok(Returned::NotLoaded) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "Could not return units to the gate; will retry.");
-                    stopped = true;
-                    break;
-                }
-            }
-            visited = Some(key);
-        }
-        self.returns_from.passed(visited, read, limit, stopped);
-        Ok(settled)
     }
 
     /// Locks the user's win, lets `decide` choose, writes the change with its event, and answers

@@ -6,8 +6,7 @@
 //! what a crash or a Redis failure left. MySQL's guard keeps Exactly-N whatever the gate believes
 //! meanwhile: a withdrawal takes only units that are unsold at its commit.
 
-mod markers;
-mod store;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use store::HistoryRow;
-use store::{ControlRow, LockedCampaign, MarkerKey, RowChange};
+use store::{ControlRow, LockedCampaign, RowChange};
 
 use crate::hooks::Hooks;
 use crate::{
@@ -27,7 +26,6 @@ use crate::{
         },
         CampaignCache, MAX_TOTAL_STOCK,
     },
-    db::marker_cursor::MarkerCursor,
     db::Db,
     events::control::{CampaignChanged, ControlKind},
     gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl},
@@ -105,8 +103,6 @@ pub struct CampaignControls {
     topic: Arc<str>,
     relay_wakeup: Arc<Notify>,
     metrics: Arc<Metrics>,
-    /// Where this instance's marker loop reads next (owned by the expiry sweeper).
-    pending_from: Arc<MarkerCursor<MarkerKey>>,
     /// The test seam (`crate::hooks`): a hold before a kept answer, a crash before the gate.
     hooks: Arc<dyn Hooks>,
 }
@@ -140,7 +136,6 @@ impl CampaignControls {
             topic: sink.topic,
             relay_wakeup: sink.wakeup,
             metrics,
-            pending_from: Arc::default(),
             hooks,
         }
     }
