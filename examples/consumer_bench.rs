@@ -32,9 +32,7 @@ use bench_common::{
 };
 use chrono::Utc;
 use firstcome::{
-    campaign::repo::{
-        NewCampaign, {self},
-    },
+    campaign::repo::{self, NewCampaign},
     config::{consumers::ConsumerName, GroupProtocol, Settings},
     consumer::stats,
     events::{

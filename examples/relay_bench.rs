@@ -36,9 +36,7 @@ use firstcome::{
         accepted::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
         headers,
     },
-    outbox::{
-        NewOutboxEvent, OutboxStatus, {self},
-    },
+    outbox::{self, NewOutboxEvent, OutboxStatus},
     startup::Application,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};

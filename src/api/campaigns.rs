@@ -12,8 +12,9 @@ use poem_openapi::{
 use crate::{
     api::Tag,
     campaign::{
+        self,
         repo::{CampaignWithCount, NewCampaign},
-        Admission, CampaignService, CampaignState, MAX_ADMISSION_RATE, {self},
+        Admission, CampaignService, CampaignState, MAX_ADMISSION_RATE,
     },
     http::{
         admin_auth::{AdminAuth, AdminTokens},

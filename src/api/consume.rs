@@ -28,9 +28,7 @@ use crate::{
         admin_auth::AdminTokens,
         client_ip::TrustedProxies,
         cors::Cors,
-        door::{
-            Door, {self},
-        },
+        door::{self, Door},
         Limits,
     },
     telemetry::metrics::{Exposition, HttpMetrics, Metrics},

@@ -5,9 +5,7 @@
 use sea_orm::DbErr;
 
 use crate::{
-    campaign::repo::{
-        CampaignWithCount, NewCampaign, {self},
-    },
+    campaign::repo::{self, CampaignWithCount, NewCampaign},
     db::Db,
 };
 

@@ -9,9 +9,7 @@ use uuid::Uuid;
 use crate::{
     consumer::{inbox, ConsumerReport, Delivered, Handler},
     db::{
-        error::{
-            DbErrorKind, {self as db_error},
-        },
+        error::{self as db_error, DbErrorKind},
         Db,
     },
 };

@@ -22,9 +22,7 @@ use crate::{
     consumer::{
         apply::Applier,
         client,
-        context::{
-            GroupContext, {self},
-        },
+        context::{self, GroupContext},
         dead_letter, inbox,
         read::{read, Read},
         ConsumerReport, ConsumerStatus, Delivered, Handler,
@@ -34,9 +32,7 @@ use crate::{
     shutdown::{off_runtime, running},
     telemetry::{
         metrics::Metrics,
-        trace::export::{
-            ExportSpan, KeyValue, SpanKind, {self},
-        },
+        trace::export::{self, ExportSpan, KeyValue, SpanKind},
     },
 };
 

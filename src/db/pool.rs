@@ -27,9 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sea_orm::{
-    sqlx::{
-        AssertSqlSafe, Connection, Executor, MySqlConnection, {self},
-    },
+    sqlx::{self, AssertSqlSafe, Connection, Executor, MySqlConnection},
     ConnectOptions, Database, DatabaseConnection,
 };
 

@@ -19,9 +19,7 @@ use crate::events::{
         CampaignChanged, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED, CAMPAIGN_STOCK_CHANGED,
     },
     event_type,
-    headers::{
-        Headers, {self},
-    },
+    headers::{self, Headers},
     lifecycle::{
         ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
         PARTICIPATION_CONFIRMED,

@@ -9,9 +9,7 @@ use uuid::Uuid;
 
 use crate::events::{
     accepted::message_key,
-    headers::{
-        Headers, {self},
-    },
+    headers::{self, Headers},
 };
 
 /// `eventType` of a stock change (units added or withdrawn).

@@ -5,9 +5,7 @@
 
 use std::{borrow::Cow, fmt};
 
-use serde::de::{
-    DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor, {self},
-};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 /// The name of the key.
 const EVENT_TYPE: &str = "eventType";

@@ -8,9 +8,7 @@ use uuid::Uuid;
 
 use crate::events::{
     accepted::{message_key, WinStatus},
-    headers::{
-        Headers, {self},
-    },
+    headers::{self, Headers},
 };
 
 /// `eventType` of a confirmation.

@@ -10,9 +10,7 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{
-    de::{
-        Deserializer, Visitor, {self},
-    },
+    de::{self, Deserializer, Visitor},
     Serialize, Serializer,
 };
 

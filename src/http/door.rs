@@ -23,9 +23,7 @@ use crate::{
     http::{
         client_ip::TrustedProxies,
         cors::{Before, Cors},
-        error::{
-            ApiError, {self},
-        },
+        error::{self, ApiError},
         rate_limit::RateLimits,
         request_span::Opened,
         Limits,

@@ -24,9 +24,7 @@ use poem::{
 use uuid::Uuid;
 
 use crate::telemetry::trace::{
-    export::{
-        ExportSpan, KeyValue, SpanKind, {self},
-    },
+    export::{self, ExportSpan, KeyValue, SpanKind},
     TraceContext,
 };
 

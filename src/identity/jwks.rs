@@ -22,9 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::JwtAlgorithm,
-    identity::keys::{
-        KeyStore, Source, {self},
-    },
+    identity::keys::{self, KeyStore, Source},
 };
 
 /// How often the file's metadata is looked at.

@@ -17,9 +17,7 @@ use crate::{
     campaign::{Campaign, CampaignCache},
     config::Settings,
     db::{
-        error::{
-            DbErrorKind, {self as db_error},
-        },
+        error::{self as db_error, DbErrorKind},
         Db,
     },
     events::{

@@ -44,9 +44,7 @@ use crate::{
     gate::Gate,
     join::{
         in_doubt,
-        transaction::{
-            NewParticipation, WriteError, Written, {self},
-        },
+        transaction::{self, NewParticipation, WriteError, Written},
     },
     telemetry::metrics::Metrics,
 };

@@ -30,15 +30,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    db::{
-        error::{self as db_error},
-        sql::stmt,
-        Db, Txn,
-    },
+    db::{error as db_error, sql::stmt, Db, Txn},
     gate::{reservation_value, Entry, Gate, GateError, Release},
-    win::store::{
-        StoredParticipation, {self},
-    },
+    win::store::{self, StoredParticipation},
 };
 
 /// The first wait between two attempts at settling, doubled up to [`RETRY_LONGEST`].

@@ -11,9 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     campaign::Campaign,
-    db::error::{
-        DbErrorKind, {self as db_error},
-    },
+    db::error::{self as db_error, DbErrorKind},
     db::Db,
     gate::{reservation_value, AdmissionPass, Gate, Release},
     join::{

@@ -10,9 +10,7 @@ use uuid::Uuid;
 use crate::hooks::Hooks;
 use crate::{
     db::{
-        error::{
-            DbErrorKind, {self as db_error},
-        },
+        error::{self as db_error, DbErrorKind},
         sql::{in_list, insert_rows, insert_rows_returning, stmt},
         time::to_db,
         Db, Txn,
@@ -22,12 +20,8 @@ use crate::{
         ParticipationAccepted,
     },
     gate::Entry,
-    join::in_doubt::{
-        InDoubt, {self},
-    },
-    outbox::{
-        NewOutboxEvent, {self},
-    },
+    join::in_doubt::{self, InDoubt},
+    outbox::{self, NewOutboxEvent},
 };
 
 /// A win to write: a reservation the gate made.

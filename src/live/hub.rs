@@ -25,10 +25,7 @@ use std::{
 };
 
 use futures::Stream;
-use tokio::sync::mpsc::{
-    error::TrySendError,
-    {self},
-};
+use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 

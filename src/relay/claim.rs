@@ -21,17 +21,13 @@ use tokio_util::sync::CancellationToken;
 use crate::hooks::Hooks;
 use crate::{
     db::{
-        error::{
-            DbErrorKind, {self as db_error},
-        },
+        error::{self as db_error, DbErrorKind},
         Db,
     },
     relay::{
         leadership::Leadership,
         order::KeyOrder,
-        store::{
-            ClaimedRow, {self},
-        },
+        store::{self, ClaimedRow},
     },
 };
 

@@ -11,9 +11,7 @@ use crate::{
     events,
     kafka::KafkaProducer,
     relay::store::ClaimedRow,
-    telemetry::trace::export::{
-        ExportSpan, KeyValue, SpanKind, {self},
-    },
+    telemetry::trace::export::{self, ExportSpan, KeyValue, SpanKind},
 };
 
 /// How long a worker waits before re-enqueueing after librdkafka's queue was full.

@@ -19,9 +19,7 @@ use std::time::Duration;
 use crate::{
     db::Db,
     relay::{
-        candidates::{
-            ClaimFilter, {self},
-        },
+        candidates::{self, ClaimFilter},
         order::ClaimView,
     },
 };

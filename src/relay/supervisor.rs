@@ -15,9 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::relay::{
     store::ClaimedRow,
-    worker::{
-        RowsInHand, WorkerContext, {self},
-    },
+    worker::{self, RowsInHand, WorkerContext},
 };
 
 /// Restarts slow down from this...

@@ -43,9 +43,7 @@ use crate::{
         leadership::Leadership,
         order::KeyOrder,
         produce::{enqueue, kafka_headers, prepared, produce_once},
-        store::{
-            ClaimedRow, {self},
-        },
+        store::{self, ClaimedRow},
     },
 };
 

@@ -8,11 +8,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
-    api::{self},
+    api,
     config::{DatabaseSettings, GroupProtocol, Settings},
-    consumer::{
-        ConsumerDeps, ConsumerHandle, {self},
-    },
+    consumer::{self, ConsumerDeps, ConsumerHandle},
     db,
     http::{
         admin_auth::AdminTokens,

@@ -16,9 +16,7 @@ use crate::{
     hooks::Hooks,
     join::{baseline::SyncParticipationService, service::JoinDeps, ParticipationService},
     kafka::Producers,
-    refusal::{
-        RefusalCounter, {self},
-    },
+    refusal::{self, RefusalCounter},
     shutdown::running,
     telemetry::metrics::Metrics,
     upkeep::{

@@ -15,9 +15,7 @@ use crate::hooks::Hooks;
 use crate::{
     campaign::{Campaign, CampaignCache},
     db::{
-        error::{
-            DbErrorKind, {self as db_error},
-        },
+        error::{self as db_error, DbErrorKind},
         Db, Txn,
     },
     events::{
@@ -30,13 +28,9 @@ use crate::{
     gate::{Gate, Returned},
     outbox::{table, NewOutboxEvent},
     win::{
-        state_change::{
-            Locked, {self},
-        },
+        state_change::{self, Locked},
         status::ParticipationStatus,
-        store::{
-            StoredParticipation, {self},
-        },
+        store::{self, StoredParticipation},
     },
 };
 

@@ -8,12 +8,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use firstcome_proof::{
-    check::{
-        Options, {self},
-    },
+    self as harness,
+    check::{self, Options},
     final_state, history,
     model::ModelParams,
-    RunOptions, {self as harness},
+    RunOptions,
 };
 
 #[derive(Parser)]

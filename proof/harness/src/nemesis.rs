@@ -31,9 +31,7 @@ use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 
 use super::{
     broker::Broker,
-    failover::{
-        Outcome, {self},
-    },
+    failover::{self, Outcome},
     procs::Signal,
     proxy::Proxy,
     recorder::Recorder,

@@ -21,9 +21,7 @@ use store::{ControlRow, LockedCampaign, RowChange};
 use crate::hooks::Hooks;
 use crate::{
     campaign::{
-        repo::{
-            CampaignWithCount, {self},
-        },
+        repo::{self, CampaignWithCount},
         CampaignCache, MAX_TOTAL_STOCK,
     },
     db::Db,

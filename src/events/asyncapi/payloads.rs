@@ -12,16 +12,14 @@ use uuid::Uuid;
 use crate::{
     events::contract::MAX_TOTAL_STOCK,
     events::{
-        accepted::{
-            ParticipationAccepted, WinStatus, PARTICIPATION_ACCEPTED, {self},
-        },
+        accepted::{self, ParticipationAccepted, WinStatus, PARTICIPATION_ACCEPTED},
         control::{
-            CampaignChanged, ControlKind, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED,
-            CAMPAIGN_STOCK_CHANGED, {self},
+            self, CampaignChanged, ControlKind, CAMPAIGN_CLOSED, CAMPAIGN_PAUSED, CAMPAIGN_RESUMED,
+            CAMPAIGN_STOCK_CHANGED,
         },
         lifecycle::{
-            CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
-            PARTICIPATION_CONFIRMED, {self},
+            self, CancelReason, ParticipationCancelled, ParticipationConfirmed,
+            PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED,
         },
     },
 };

@@ -24,9 +24,7 @@ pub use crate::telemetry::metrics::labels::{
 };
 use crate::{
     db::Db,
-    telemetry::metrics::pools::{
-        PoolGauges, {self},
-    },
+    telemetry::metrics::pools::{self, PoolGauges},
 };
 
 /// Request, gate and transaction latencies: 0.5 ms … 10 s.

@@ -11,9 +11,7 @@ use firstcome::{
     relay::{
         held::HeldRuns,
         order::ClaimView,
-        store::{
-            ClaimedRow, {self},
-        },
+        store::{self, ClaimedRow},
     },
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};

@@ -6,9 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use firstcome::{
     events::dlq,
-    outbox::{
-        OutboxStatus, {self},
-    },
+    outbox::{self, OutboxStatus},
 };
 use futures::future::join_all;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};

@@ -10,9 +10,7 @@ use firstcome::{
         headers,
     },
     join::transaction::NewParticipation,
-    outbox::{
-        NewOutboxEvent, OutboxStatus, {self},
-    },
+    outbox::{self, NewOutboxEvent, OutboxStatus},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{json, Value};

@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::replay::event_ref;
 use crate::{
-    event::{
-        Envelope, {self},
-    },
+    event::{self, Envelope},
     final_state::{OutboxRow, TopicRecord},
     report::{AnomalyKind, Report},
 };

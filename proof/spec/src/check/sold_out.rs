@@ -20,9 +20,7 @@ use crate::{
 };
 
 use super::{
-    arrivals::{
-        Arrival, {self},
-    },
+    arrivals::{self, Arrival},
     gate_view::{least_free, Withheld},
     refusals::{Verdict, ARRIVING, MEMO},
 };

@@ -9,16 +9,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use firstcome_proof_spec::{
-    check::{
-        Options, {self},
-    },
+    check::{self, Options},
     final_state::{
         Campaign, ControlRow, FinalState, Gate, Participation, RewardAccount, RewardGrant, Stats,
         TopicRecord,
     },
-    history::{
-        Entry, EntryType, Func, History, Process, Value, {self},
-    },
+    history::{self, Entry, EntryType, Func, History, Process, Value},
     report::{AnomalyKind, Report},
 };
 use serde_json::json;
