@@ -39,72 +39,59 @@ pub(super) struct Started {
 impl Started {
     /// The API's resources over the services, the door in front of them, the application.
     pub(super) fn assemble(self, settings: &Settings, services: Services) -> Application {
-        let Started {
-            listener,
-            addr,
-            metrics_listener,
-            db,
-            gate,
-            shutdown,
-            tasks,
-            metrics,
-            kafka,
-            relay,
-            consumers,
-            verifier,
-        } = self;
         let inside = Inside {
             participations: services.participations.clone(),
             drift: services.drift.clone(),
-            db: db.clone(),
-            consumers: consumers.clone(),
+            db: self.db.clone(),
+            consumers: self.consumers.clone(),
         };
-        let admin = crate::http::admin_auth::AdminTokens::from_settings(settings, metrics.clone());
-        let front = front(settings, &gate, &services, &metrics, &admin);
+        let admin =
+            crate::http::admin_auth::AdminTokens::from_settings(settings, self.metrics.clone());
+        let front = front(settings, &self.gate, &services, &self.metrics, &admin);
         let live = LiveHub::new(
-            LiveSource::new(db.clone(), gate.clone(), metrics.clone()),
+            LiveSource::new(self.db.clone(), self.gate.clone(), self.metrics.clone()),
             &settings.live,
-            metrics.clone(),
-            tasks.clone(),
-            shutdown.clone(),
+            self.metrics.clone(),
+            self.tasks.clone(),
+            self.shutdown.clone(),
         );
         let apis = Resources {
             rate_limits: front.rate_limits.clone(),
             refusals: services.refusals,
             live,
-            db,
-            gate,
+            db: self.db,
+            gate: self.gate,
             participations: services.participations,
             lifecycle: services.lifecycle,
             controls: services.controls,
             sync: services.sync,
             waiting_room: services.waiting_room,
             components: Components {
-                kafka: kafka.reachability.clone(),
-                relay: relay.as_ref().map(|r| r.leadership.clone()),
+                kafka: self.kafka.reachability.clone(),
+                relay: self.relay.as_ref().map(|r| r.leadership.clone()),
                 relay_shards: settings.relay.shards,
             },
-            consumers,
-            metrics: metrics.clone(),
+            consumers: self.consumers,
+            metrics: self.metrics.clone(),
             admin: admin.clone(),
-            users: crate::http::user_auth::UserAuthority::new(verifier, admin),
+            users: crate::http::user_auth::UserAuthority::new(self.verifier, admin),
             identity: crate::api::health::IdentityHealth::of(settings),
         }
         .into_apis();
         Application {
-            listener,
-            addr,
+            listener: self.listener,
+            addr: self.addr,
             apis,
-            metrics,
+            metrics: self.metrics,
             front,
-            metrics_listener,
-            shutdown,
-            tasks,
+            metrics_listener: self.metrics_listener,
+            shutdown: self.shutdown,
+            tasks: self.tasks,
             shutdown_timeout: settings.shutdown_timeout,
             server: crate::http::server::ServerSettings::of(&settings.http),
-            embedded: kafka.embedded,
-            producers: kafka.producers,
-            relay,
+            embedded: self.kafka.embedded,
+            producers: self.kafka.producers,
+            relay: self.relay,
             inside,
         }
     }
