@@ -12,8 +12,8 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::DbErr;
-use tokio::sync::Notify;
 
+use crate::outbox::Sink;
 use crate::{
     campaign::{Campaign, CampaignCache},
     config::Settings,
@@ -54,8 +54,8 @@ pub struct JoinDeps {
     pub gate: Gate,
     /// The campaign cache every participation-side service shares.
     pub campaigns: Arc<CampaignCache>,
-    /// Notified after each commit that wrote an outbox row (the relay listens).
-    pub relay_wakeup: Arc<Notify>,
+    /// Where the wins' events go: the topic, and the relay's wakeup after each commit.
+    pub sink: Sink,
     pub metrics: Arc<Metrics>,
     /// Checks the waiting room's admission tokens.
     pub signer: Arc<AdmissionSigner>,
@@ -70,7 +70,7 @@ impl ParticipationService {
             db,
             gate,
             campaigns,
-            relay_wakeup,
+            sink,
             metrics,
             signer,
             hooks,
@@ -111,8 +111,7 @@ impl ParticipationService {
                 ),
                 db,
                 gate,
-                relay_wakeup,
-                topic: settings.kafka.topic.as_str().into(),
+                sink,
                 metrics,
             }),
         }

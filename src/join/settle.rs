@@ -6,9 +6,9 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::DbErr;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::outbox::Sink;
 use crate::{
     campaign::Campaign,
     db::error::{self as db_error, DbErrorKind},
@@ -38,11 +38,9 @@ pub struct Settle {
     pub(super) gate: Gate,
     /// Writes the wins, several of a campaign per transaction under load.
     pub(super) group_commit: Arc<GroupCommit>,
-    /// Wakes the relay after each commit; owned by the application, which hands the other end to
-    /// the relay. Notifying with no relay listening is a no-op.
-    pub(super) relay_wakeup: Arc<Notify>,
-    /// The topic the wins' outbox rows name.
-    pub(super) topic: Arc<str>,
+    /// Where the wins' events go: the topic their outbox rows name, and the relay's wakeup
+    /// after each commit (a no-op with no relay listening).
+    pub(super) sink: Sink,
     /// Transaction latencies.
     pub(super) metrics: Arc<Metrics>,
 }
@@ -69,7 +67,7 @@ impl Settle {
             sequence,
             reward_points: campaign.reward_points,
             event_id,
-            topic: self.topic.clone(),
+            topic: self.sink.topic.clone(),
             traceparent: req.trace.map(|t| t.to_string()),
             idempotency_key: req.idempotency_key.clone(),
             confirm_within_seconds: campaign.confirm_within_seconds,
@@ -91,7 +89,7 @@ impl Settle {
                 hold_expires_at,
             }) => {
                 // The batch settled the reservation in Redis already (see `group_commit`).
-                self.relay_wakeup.notify_one();
+                self.sink.wakeup.notify_one();
                 Ok(Accepted::new(
                     &req,
                     participation_id,

@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
+use crate::outbox::Sink;
 use crate::{
     campaign::{control::CampaignControls, CampaignCache},
     config::Settings,
@@ -52,13 +53,15 @@ impl Services {
         hooks: &Arc<dyn Hooks>,
     ) -> Self {
         let cache = Arc::new(CampaignCache::default());
-        let topic = &settings.kafka.topic;
+        let sink = Sink {
+            topic: settings.kafka.topic.as_str().into(),
+            wakeup,
+        };
         let lifecycle = LifecycleService::new(
             db.clone(),
             gate.clone(),
             cache.clone(),
-            topic,
-            wakeup.clone(),
+            sink.clone(),
             hooks.clone(),
         );
         let markers = Markers::new(db.clone(), gate.clone(), cache.clone());
@@ -69,7 +72,7 @@ impl Services {
                 db: db.clone(),
                 gate: gate.clone(),
                 campaigns: cache.clone(),
-                relay_wakeup: wakeup.clone(),
+                sink: sink.clone(),
                 metrics: metrics.clone(),
                 signer: signer.clone(),
                 hooks: hooks.clone(),
@@ -90,10 +93,7 @@ impl Services {
             gate.clone(),
             cache,
             participations.sold_out_memo(),
-            crate::outbox::Sink {
-                topic: topic.as_str().into(),
-                wakeup,
-            },
+            sink,
             metrics.clone(),
             hooks.clone(),
         );

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chrono::{NaiveDateTime, Utc};
 use sea_orm::DbErr;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::hooks::Hooks;
+use crate::outbox::Sink;
 use crate::{
     campaign::{Campaign, CampaignCache},
     db::{
@@ -75,8 +75,8 @@ pub struct LifecycleService {
     db: Db,
     gate: Gate,
     campaigns: Arc<CampaignCache>,
-    topic: Arc<str>,
-    relay_wakeup: Arc<Notify>,
+    /// Where a win's later events go: the topic, and the relay's wakeup after a commit.
+    sink: Sink,
     /// The test seam (`crate::hooks`): a crash before the gate return, the planted bug.
     hooks: Arc<dyn Hooks>,
 }
@@ -86,8 +86,7 @@ impl LifecycleService {
         db: Db,
         gate: Gate,
         campaigns: Arc<CampaignCache>,
-        topic: &str,
-        relay_wakeup: Arc<Notify>,
+        sink: Sink,
         hooks: Arc<dyn Hooks>,
     ) -> Self {
         Self {
@@ -95,8 +94,7 @@ impl LifecycleService {
             db,
             gate,
             campaigns,
-            topic: topic.into(),
-            relay_wakeup,
+            sink,
         }
     }
 
@@ -181,7 +179,7 @@ impl LifecycleService {
         )
         .await?;
         txn.commit().await?;
-        self.relay_wakeup.notify_one();
+        self.sink.wakeup.notify_one();
         self.give_back(&win, &campaign).await;
         Ok(true)
     }
@@ -242,7 +240,7 @@ impl LifecycleService {
             Decision::Confirm => match state_change::confirm(&txn, &win).await? {
                 Some(confirmed_at) => {
                     let event = confirmed_event(&win, &campaign, confirmed_at);
-                    let row = NewOutboxEvent::participation(&event, &self.topic, traceparent);
+                    let row = NewOutboxEvent::participation(&event, &self.sink.topic, traceparent);
                     table::insert(&txn, &[row]).await?;
                     None
                 }
@@ -267,7 +265,7 @@ impl LifecycleService {
             }
         };
         txn.commit().await?;
-        self.relay_wakeup.notify_one();
+        self.sink.wakeup.notify_one();
         match answer {
             None => Ok(()),
             Some(answer) => {
@@ -291,7 +289,7 @@ impl LifecycleService {
         let units = self.hooks.units_back_to_mysql(win.quantity);
         state_change::close(txn, win, to, reason.as_str(), units).await?;
         let event = cancelled_event(win, campaign, reason);
-        let row = NewOutboxEvent::participation(&event, &self.topic, traceparent);
+        let row = NewOutboxEvent::participation(&event, &self.sink.topic, traceparent);
         table::insert(txn, &[row]).await
     }
 

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::DbErr;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use store::HistoryRow;
 use store::{ControlRow, LockedCampaign, RowChange};
 
 use crate::hooks::Hooks;
+use crate::outbox::Sink;
 use crate::{
     campaign::{
         repo::{self, CampaignWithCount},
@@ -98,8 +98,8 @@ pub struct CampaignControls {
     gate: Gate,
     campaigns: Arc<CampaignCache>,
     sold_out: Arc<SoldOutMemo>,
-    topic: Arc<str>,
-    relay_wakeup: Arc<Notify>,
+    /// Where the controls' events go: the topic, and the relay's wakeup after a commit.
+    sink: Sink,
     metrics: Arc<Metrics>,
     /// The test seam (`crate::hooks`): a hold before a kept answer, a crash before the gate.
     hooks: Arc<dyn Hooks>,
@@ -112,7 +112,7 @@ impl CampaignControls {
         gate: Gate,
         campaigns: Arc<CampaignCache>,
         sold_out: Arc<SoldOutMemo>,
-        sink: crate::outbox::Sink,
+        sink: Sink,
         metrics: Arc<Metrics>,
         hooks: Arc<dyn Hooks>,
     ) -> Self {
@@ -131,8 +131,7 @@ impl CampaignControls {
             gate,
             campaigns,
             sold_out,
-            topic: sink.topic,
-            relay_wakeup: sink.wakeup,
+            sink,
             metrics,
             hooks,
         }
@@ -190,7 +189,7 @@ impl CampaignControls {
 
     /// A committed control's wake-up of the relay, its count and its log line.
     fn applied(&self, committed: &ControlCommit) {
-        self.relay_wakeup.notify_one();
+        self.sink.wakeup.notify_one();
         self.metrics
             .campaign_controls
             .get_or_create(&ControlLabels {
@@ -273,7 +272,7 @@ impl CampaignControls {
             },
         )
         .await?;
-        let row = NewOutboxEvent::campaign(&event, &self.topic, traceparent.as_deref());
+        let row = NewOutboxEvent::campaign(&event, &self.sink.topic, traceparent.as_deref());
         table::insert(&txn, &[row]).await?;
         let answer = repo::find(&txn, campaign_id)
             .await?
