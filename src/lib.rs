@@ -19,6 +19,8 @@
 //! - [`win`]: the life of a win after its acceptance: confirm, cancel, expire, refund, units
 //!   back to the sale.
 //! - [`campaign`]: campaigns (model, repository, service, cache) and their live controls.
+//! - [`bucket`]: one campaign's stock over several MySQL rows and Redis slots: a user's home
+//!   bucket, the deal from the pool, the transfers between rows.
 //! - [`waiting_room`]: the waiting room of `QUEUE` and `RAFFLE` campaigns: tickets, admission at
 //!   a rate, signed single-use admission tokens.
 //! - [`upkeep`]: what keeps Redis following MySQL: the gate's rebuild, the marker loop (the
@@ -45,6 +47,7 @@
 //! - [`config`]: typed settings, one declaration per variable.
 
 pub mod api;
+pub mod bucket;
 pub mod campaign;
 pub mod config;
 pub mod console;

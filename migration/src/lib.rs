@@ -48,6 +48,7 @@ mod m20261125_000039_inbox_event_id_ascii;
 mod m20261125_000040_reward_grant_event_id_ascii;
 mod m20261125_000041_outbox_status_fixed_width;
 mod m20261125_000042_outbox_redundant_rows;
+mod m20261126_000043_campaign_buckets;
 
 pub struct Migrator;
 
@@ -97,6 +98,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000040_reward_grant_event_id_ascii::Migration),
             Box::new(m20261125_000041_outbox_status_fixed_width::Migration),
             Box::new(m20261125_000042_outbox_redundant_rows::Migration),
+            Box::new(m20261126_000043_campaign_buckets::Migration),
         ]
     }
 }

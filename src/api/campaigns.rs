@@ -300,6 +300,7 @@ impl CampaignsApi {
                 ends_at,
                 admission,
                 admission_rate_per_second,
+                buckets: 1,
             })
             .await?;
         self.participations.prime(&created.campaign).await;

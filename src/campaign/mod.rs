@@ -38,6 +38,9 @@ pub struct Campaign {
     pub admission: Admission,
     /// Users the waiting room admits per second (0 for [`Admission::Open`]).
     pub admission_rate_per_second: i32,
+    /// How many buckets its stock is split into; 1: one Redis slot and one MySQL row, as every
+    /// campaign had before buckets (docs/design.md §21).
+    pub buckets: u16,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -170,6 +173,7 @@ mod tests {
             control_seq: 0,
             admission: Admission::Open,
             admission_rate_per_second: 0,
+            buckets: 1,
             created_at: t0,
             updated_at: t0,
         }

@@ -5,8 +5,12 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use crate::{
+    bucket::Deal,
     campaign::{Admission, Campaign},
-    db::time::{precision, to_db},
+    db::{
+        time::{precision, to_db},
+        Db,
+    },
 };
 
 /// What an admin asks for; validated by the API layer.
@@ -22,6 +26,8 @@ pub struct NewCampaign {
     pub admission: Admission,
     /// 0 for [`Admission::Open`].
     pub admission_rate_per_second: i32,
+    /// 1 (today's campaign) to [`crate::bucket::MAX_BUCKETS`] (docs/design.md §21).
+    pub buckets: u16,
 }
 
 /// A campaign with how many participations it has accepted.
@@ -47,6 +53,7 @@ struct Row {
     control_seq: i64,
     admission: String,
     admission_rate_per_second: i32,
+    buckets: i16,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     accepted_count: i64,
@@ -70,6 +77,7 @@ impl From<Row> for CampaignWithCount {
                 control_seq: r.control_seq,
                 admission: Admission::parse(&r.admission),
                 admission_rate_per_second: r.admission_rate_per_second,
+                buckets: u16::try_from(r.buckets).unwrap_or(1).max(1),
                 created_at: r.created_at.and_utc(),
                 updated_at: r.updated_at.and_utc(),
             },
@@ -78,16 +86,23 @@ impl From<Row> for CampaignWithCount {
     }
 }
 
+/// A bucketed campaign's remaining stock is its pool plus its buckets' rows, and its wins are
+/// counted in those rows (docs/design.md §21); an unbucketed one has no rows, so it reads as before.
 const SELECT: &str =
-    "SELECT c.id, c.name, c.total_stock, c.remaining_stock, c.per_user_limit, c.reward_points, c.confirm_within_seconds, \
-     c.starts_at, c.ends_at, c.paused, c.closed_at, c.control_seq, c.admission, c.admission_rate_per_second, c.created_at, c.updated_at, c.accepted_count \
+    "SELECT c.id, c.name, c.total_stock, \
+     CAST(c.remaining_stock + COALESCE((SELECT SUM(b.remaining_stock) FROM campaign_bucket b \
+     WHERE b.campaign_id = c.id), 0) AS SIGNED) AS remaining_stock, \
+     c.per_user_limit, c.reward_points, c.confirm_within_seconds, \
+     c.starts_at, c.ends_at, c.paused, c.closed_at, c.control_seq, c.admission, c.admission_rate_per_second, \
+     c.buckets, c.created_at, c.updated_at, \
+     CAST(c.accepted_count + COALESCE((SELECT SUM(b.accepted_count) FROM campaign_bucket b \
+     WHERE b.campaign_id = c.id), 0) AS SIGNED) AS accepted_count \
      FROM campaign c";
 
+/// Creates a campaign; a bucketed one with its buckets' rows and their first slices, in the same
+/// transaction (docs/design.md §21: what is not dealt stays in the pool, `remaining_stock`).
 #[tracing::instrument(level = "debug", skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
-pub async fn insert(
-    db: &impl ConnectionTrait,
-    new: &NewCampaign,
-) -> Result<CampaignWithCount, DbErr> {
+pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbErr> {
     let now = to_db(Utc::now());
     // MariaDB would store an unstorable time as a zero date that no read can decode; refuse it
     // here too, in case a caller skipped the API's check.
@@ -98,15 +113,22 @@ pub async fn insert(
             )));
         }
     }
-    let res = db
+    let buckets = new.buckets.clamp(1, crate::bucket::MAX_BUCKETS);
+    let (slices, pool) = if buckets > 1 {
+        Deal::of(new.total_stock, buckets).slices(new.total_stock, buckets)
+    } else {
+        (Vec::new(), new.total_stock)
+    };
+    let txn = db.begin().await?;
+    let res = txn
         .execute_raw(stmt(
             "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, \
-             confirm_within_seconds, starts_at, ends_at, admission, admission_rate_per_second, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             confirm_within_seconds, starts_at, ends_at, admission, admission_rate_per_second, buckets, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 new.name.clone().into(),
                 new.total_stock.into(),
-                new.total_stock.into(),
+                pool.into(),
                 new.per_user_limit.into(),
                 new.reward_points.into(),
                 new.confirm_within_seconds.into(),
@@ -114,12 +136,17 @@ pub async fn insert(
                 new.ends_at.map(to_db).into(),
                 new.admission.as_str().into(),
                 new.admission_rate_per_second.into(),
+                buckets.into(),
                 now.into(),
                 now.into(),
             ],
         ))
         .await?;
     let id = i64::try_from(res.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))?;
+    if !slices.is_empty() {
+        crate::bucket::store::insert_rows_for(&txn, id, &slices).await?;
+    }
+    txn.commit().await?;
     find(db, id)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {id} vanished after insert")))
