@@ -28,6 +28,13 @@
 //! harness could not take is left out (`controls`, `gates`, `stats`, `rewards`, `grants` may be
 //! absent, and so may any field marked optional below); the checker then says which comparisons
 //! it skipped.
+//!
+//! A bucketed campaign's fields (§21: `buckets`, `pool`, `bucketRows`, each participation's and
+//! gate's `bucket`) are read apart, into [`BucketState`] ([`read_with_buckets`]).
+
+mod buckets;
+
+pub use buckets::{BucketGate, BucketRow, BucketState, CampaignBuckets, ParticipationBucket};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -227,4 +234,14 @@ pub enum FinalStateError {
 
 pub fn read(reader: impl std::io::Read) -> Result<FinalState, FinalStateError> {
     Ok(serde_json::from_reader(reader)?)
+}
+
+/// Reads the document once into both: what every campaign has, and what buckets add (all of
+/// it optional, so a final state without buckets reads as unbucketed).
+pub fn read_with_buckets(
+    reader: impl std::io::Read,
+) -> Result<(FinalState, BucketState), FinalStateError> {
+    let document: serde_json::Value = serde_json::from_reader(reader)?;
+    let buckets = BucketState::deserialize(&document)?;
+    Ok((FinalState::deserialize(document)?, buckets))
 }

@@ -33,10 +33,26 @@ pub enum AnomalyKind {
     /// A campaign's events first delivered out of outbox id order (design §2.5): the topic is
     /// not the committed order.
     OrderBreach,
+    /// An event of a bucketed campaign under a key §21 does not give it: a win under another
+    /// key than its user's home bucket's (or a bucket the campaign lacks, or the campaign's own
+    /// key), a control under a bucket's key.
+    WrongKey,
+    /// A later event of a win (confirmed, cancelled, expired, refunded) under another key than
+    /// the win's own (§21: they share it, so that per-key order covers the win's life).
+    SplitWin,
+    /// In one bucket's committed order, a win's `sequence` repeated or not above the previous
+    /// win's (§21: handed out per bucket).
+    BucketSequence,
     /// An event MySQL committed that the topic lacks, or a duplicate whose payload differs.
     MissingOrDuplicatedEvent,
     /// MySQL's end differs from the model's.
     DatabaseMismatch,
+    /// MySQL or the gate keeps something of a user outside the user's home bucket (a
+    /// participation row, a gate's user or returned win), or names a bucket the campaign lacks.
+    WrongBucket,
+    /// A bucket row or the undealt pool below zero, or the pool and the bucket rows not adding
+    /// up to the campaign's `remainingStock`.
+    BucketStock,
     /// A consumer's tables differ from the model's.
     ConsumerMismatch,
     /// The gate's stock or sets in Redis differ from the model's once settled.
@@ -55,7 +71,7 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 16] = [
+    pub const ALL: [AnomalyKind; 21] = [
         AnomalyKind::Oversell,
         AnomalyKind::LostWin,
         AnomalyKind::PhantomWin,
@@ -64,8 +80,13 @@ impl AnomalyKind {
         AnomalyKind::UnjustifiedRefusal,
         AnomalyKind::RealTimeInversion,
         AnomalyKind::OrderBreach,
+        AnomalyKind::WrongKey,
+        AnomalyKind::SplitWin,
+        AnomalyKind::BucketSequence,
         AnomalyKind::MissingOrDuplicatedEvent,
         AnomalyKind::DatabaseMismatch,
+        AnomalyKind::WrongBucket,
+        AnomalyKind::BucketStock,
         AnomalyKind::ConsumerMismatch,
         AnomalyKind::GateDrift,
         AnomalyKind::PerUserLimit,
@@ -84,8 +105,13 @@ impl AnomalyKind {
             AnomalyKind::UnjustifiedRefusal => "unjustified refusal",
             AnomalyKind::RealTimeInversion => "real-time inversion",
             AnomalyKind::OrderBreach => "order breach",
+            AnomalyKind::WrongKey => "wrong key",
+            AnomalyKind::SplitWin => "split win",
+            AnomalyKind::BucketSequence => "bucket sequence",
             AnomalyKind::MissingOrDuplicatedEvent => "missing or duplicated event",
             AnomalyKind::DatabaseMismatch => "database mismatch",
+            AnomalyKind::WrongBucket => "wrong bucket",
+            AnomalyKind::BucketStock => "bucket stock",
             AnomalyKind::ConsumerMismatch => "consumer mismatch",
             AnomalyKind::GateDrift => "gate drift",
             AnomalyKind::PerUserLimit => "per-user limit",

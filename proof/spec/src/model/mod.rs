@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::event::{CancelReason, ControlKind, Envelope, Event, LiveStatus};
 
 pub mod admission;
+pub mod bucket;
 mod illegal;
 mod win;
 
@@ -77,6 +78,9 @@ pub struct CampaignModel {
     paused_at: Option<DateTime<Utc>>,
     closed_at: Option<DateTime<Utc>>,
     pub last_control: i64,
+    /// Whether a control's `remainingStock` must equal the free units (see
+    /// [`CampaignModel::with_buckets`]).
+    remaining_in_order: bool,
     wins: HashMap<i64, Win>,
     by_user: HashMap<i64, i64>,
     pub stats: StatsFigures,
@@ -97,10 +101,20 @@ impl CampaignModel {
             paused_at: None,
             closed_at: None,
             last_control: 0,
+            remaining_in_order: true,
             wins: HashMap::new(),
             by_user: HashMap::new(),
             stats: StatsFigures::default(),
         }
+    }
+
+    /// A bucketed campaign (§21): a control's `remainingStock` is the pool and every bucket's
+    /// row as the control read them, and no order across the buckets' keys says which wins and
+    /// returns of other buckets had committed by then. The control's number and total are
+    /// still held to the order (controls share one key); its remaining only to `0..=total`.
+    pub fn with_buckets(mut self) -> Self {
+        self.remaining_in_order = false;
+        self
     }
 
     pub fn win(&self, participation: i64) -> Option<&Win> {
@@ -413,7 +427,12 @@ impl CampaignModel {
             _ => 0,
         };
         let (total, free) = (self.total + delta, self.free + delta);
-        if (said_total, said_free) != (total, free) {
+        let free_differs = if self.remaining_in_order {
+            said_free != free
+        } else {
+            !(0..=said_total).contains(&said_free)
+        };
+        if said_total != total || free_differs {
             return Err(Illegal::ControlFigures {
                 said_total,
                 said_free,
