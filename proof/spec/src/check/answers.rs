@@ -130,7 +130,7 @@ fn confirm(ctx: &Ctx, op: &Op, report: &mut Report) {
     };
     // Confirmed at prefixes c + 1 ..= x (x: its cancellation, if any); the answer needs one of
     // them within the operation's window. A late confirmation is the inversion pass's to report.
-    let window = ctx.windows.range(op.invoke, op.definite_end());
+    let window = ctx.user_windows(user).range(op.invoke, op.definite_end());
     if let (Some((a, _)), Some((x, _))) = (window, line.closed) {
         if x < a && x > c {
             let an = report.push(
@@ -248,7 +248,10 @@ fn control(ctx: &Ctx, op: &Op, report: &mut Report) {
 /// closed) at some prefix real time allows while `op` ran: what a control that changed nothing
 /// answers.
 fn state_held(ctx: &Ctx, op: &Op, kind: ControlKind) -> bool {
-    match (kind, ctx.windows.range(op.invoke, op.definite_end())) {
+    match (
+        kind,
+        ctx.control_windows().range(op.invoke, op.definite_end()),
+    ) {
         (_, None) => true, // an inversion, reported by that pass
         (ControlKind::Pause, Some((a, b))) => ctx.replay.paused_in(a, b),
         (ControlKind::Resume, Some((a, b))) => ctx.replay.running_in(a, b),

@@ -14,6 +14,13 @@
 //!
 //! Expiries (the sweeper's) are not counted, nor is a change whose commit nothing bounds from
 //! above: no bound could be enforced.
+//!
+//! A bucketed campaign's order places each event at the instant it took its outbox id, before
+//! its commit ([`super::merge`]); a read of the whole campaign sees only what had committed.
+//! So every event that brought units back (a return of any kind, an expiry too, a stock
+//! addition) is also listed as *unseen* from its position until its commit bound in its own
+//! key: not a relaxation, but what the merged order cannot tell. An unbucketed campaign's ids
+//! follow its commits (one row, one lock): nothing is unseen.
 
 use std::collections::HashMap;
 
@@ -41,15 +48,22 @@ pub struct Arrival {
     /// The instant by which it is at the gate: the earlier of its first observation and
     /// [`GATE_ARRIVAL`] after the latest instant its commit can have.
     pub until: i64,
-    /// [`GATE_ARRIVAL`] after the latest commit instant: non-decreasing along the order, so a
-    /// backward walk stops at the first one that is over.
+    /// [`GATE_ARRIVAL`] after the latest commit instant (the commit bound itself, for an
+    /// unseen event).
     reach: i64,
+    /// The largest `reach` up to this one in its list: a backward walk stops at the first one
+    /// that is over. (The bounds are per key, so `reach` alone may fall along a merged order.)
+    walk: i64,
 }
 
 /// The campaign's arrivals, by position.
 pub struct Arrivals {
     pub units: Vec<Arrival>,
     pub resumes: Vec<Arrival>,
+    /// A bucketed campaign's events that brought units back, from their instant to their
+    /// commit bound (module doc); those whose commit nothing bounds are in `unseen_open`.
+    pub unseen: Vec<Arrival>,
+    pub unseen_open: Vec<Arrival>,
 }
 
 /// What [`Arrivals::new`] reads.
@@ -60,6 +74,8 @@ pub struct Sources<'a> {
     pub bounds: &'a CommitBounds,
     pub ops: &'a [Op],
     pub index: &'a CampaignOps,
+    /// Whether the order is a bucketed campaign's merge (then units may be unseen).
+    pub bucketed: bool,
 }
 
 impl Arrivals {
@@ -98,10 +114,57 @@ impl Arrivals {
                 units: amount,
                 until: observed.min(reach),
                 reach,
+                walk: reach,
             });
         }
-        Self { units, resumes }
+        let (unseen, unseen_open) = match src.bucketed {
+            true => unseen(src),
+            false => Default::default(),
+        };
+        let mut arrivals = Self {
+            units,
+            resumes,
+            unseen,
+            unseen_open,
+        };
+        for list in [
+            &mut arrivals.units,
+            &mut arrivals.resumes,
+            &mut arrivals.unseen,
+        ] {
+            for j in 1..list.len() {
+                list[j].walk = list[j].reach.max(list[j - 1].walk);
+            }
+        }
+        arrivals
     }
+}
+
+/// Every step that raised the free units, unseen until its commit bound in its key; apart,
+/// those whose commit nothing bounds.
+fn unseen(src: &Sources) -> (Vec<Arrival>, Vec<Arrival>) {
+    let free = &src.replay.free;
+    let (mut bounded, mut open) = (Vec::new(), Vec::new());
+    for pos in 0..src.order.len() {
+        let units = free[pos + 1] - free[pos];
+        if units <= 0 {
+            continue;
+        }
+        let until = src.bounds.latest[pos];
+        let list = if until == i64::MAX {
+            &mut open
+        } else {
+            &mut bounded
+        };
+        list.push(Arrival {
+            pos,
+            units,
+            until,
+            reach: until,
+            walk: until,
+        });
+    }
+    (bounded, open)
 }
 
 /// (kind, control number) → the earliest completion of an `ok` control of that kind answering
@@ -129,12 +192,12 @@ fn answered_at(answered: &HashMap<(ControlKind, i64), i64>, kind: ControlKind, s
 }
 
 /// The arrivals of `list` before prefix `b` that may still be on their way at some instant
-/// after `since`. Walks back from `b` and stops at the first one over its time bound.
+/// after `since`. Walks back from `b` and stops where every earlier one is over its bound.
 pub fn pending(list: &[Arrival], b: usize, since: i64) -> impl Iterator<Item = &Arrival> {
     let end = list.partition_point(|a| a.pos < b);
     list[..end]
         .iter()
         .rev()
-        .take_while(move |a| a.reach > since)
+        .take_while(move |a| a.walk > since)
         .filter(move |a| a.until > since)
 }

@@ -22,12 +22,17 @@
 mod admission;
 mod answers;
 mod arrivals;
+mod bucket_end;
 mod consumers;
 mod end_state;
 mod figures;
 mod gate_view;
 mod holds;
+mod in_flight;
 mod index;
+mod keys;
+mod lanes;
+mod merge;
 mod order;
 mod refusals;
 mod replay;
@@ -37,14 +42,16 @@ mod stretch;
 mod timeline;
 mod wall_clock;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::{
-    final_state::{Campaign, FinalState},
+    final_state::{BucketState, Campaign, FinalState},
     history::{Fault, Func, History, Op, Outcome},
-    model::ModelParams,
+    model::{CampaignModel, ModelParams},
     report::{AnomalyKind, Report},
 };
+
+use in_flight::InFlight;
 
 pub use arrivals::GATE_ARRIVAL;
 pub use holds::{
@@ -108,6 +115,8 @@ pub(crate) struct Ctx<'a> {
     pub free: &'a rmq::RangeMinMax,
     pub opts: &'a Options,
     pub row: Option<&'a Campaign>,
+    /// The campaign's keys (one unless bucketed) and the windows each gives.
+    pub keys: &'a lanes::KeyWindows,
     pub mysql_participations: &'a HashSet<i64>,
     pub faults: &'a [Fault],
     pub in_flight: &'a InFlight,
@@ -139,59 +148,37 @@ impl Ctx<'_> {
     }
 }
 
-/// Units asked by the joins of a campaign that overlap an interval: Q(invoked before its end) −
-/// Q(over before its start), with prefix sums over the sorted times. O(log n) a query.
-pub(crate) struct InFlight {
-    starts: Vec<(i64, i64)>,
-    ends: Vec<(i64, i64)>,
-}
-
-impl InFlight {
-    fn new(ops: &[Op], index: &index::CampaignOps, opts: &Options) -> Self {
-        let joins = index.joins.values().flatten().map(|&i| &ops[i]);
-        let mut starts: Vec<(i64, i64)> = Vec::new();
-        let mut ends: Vec<(i64, i64)> = Vec::new();
-        for op in joins {
-            starts.push((op.invoke, op.quantity()));
-            let end = match (op.outcome, op.complete) {
-                (_, None) => i64::MAX,
-                (Outcome::Info, Some(t)) => t.saturating_add(opts.lookback),
-                (_, Some(t)) => t,
-            };
-            ends.push((end, op.quantity()));
-        }
-        for v in [&mut starts, &mut ends] {
-            v.sort_unstable();
-            for j in 1..v.len() {
-                v[j].1 += v[j - 1].1;
-            }
-        }
-        Self { starts, ends }
-    }
-
-    /// Units asked by the joins in flight at some moment of `op` (itself included).
-    pub fn quantity(&self, op: &Op) -> i64 {
-        let sum_before = |v: &[(i64, i64)], t: i64, inclusive: bool| {
-            let i = v.partition_point(|&(x, _)| if inclusive { x <= t } else { x < t });
-            if i == 0 {
-                0
-            } else {
-                v[i - 1].1
-            }
-        };
-        let end = op.complete.unwrap_or(i64::MAX);
-        sum_before(&self.starts, end, false) - sum_before(&self.ends, op.invoke, true)
-    }
-}
-
-/// Checks a history against a final state.
+/// Checks a history against a final state, every campaign unbucketed.
 pub fn check(history: &History, state: &FinalState, opts: &Options) -> Report {
+    check_with_buckets(history, state, &BucketState::default(), opts)
+}
+
+/// Checks a history against a final state and what it says of buckets (§21;
+/// [`crate::final_state::read_with_buckets`]). A campaign of one bucket is judged as before.
+pub fn check_with_buckets(
+    history: &History,
+    state: &FinalState,
+    buckets: &BucketState,
+    opts: &Options,
+) -> Report {
     let mut report = Report::default();
     count(history, &mut report);
-    let orders = order::build(&state.events, &mut report);
+    let counts = keys::counts(state, buckets, &mut report);
+    let count_of = |c: i64| counts.get(&c).copied().unwrap_or(1);
+    let lanes = order::build(&state.events, count_of, &mut report);
     if let Some(outbox) = &state.outbox {
-        order::against_outbox(&orders, outbox, &mut report);
+        order::against_outbox(&lanes, outbox, &mut report);
     }
+    let id_of: HashMap<&str, i64> = state
+        .outbox
+        .iter()
+        .flatten()
+        .map(|r| (r.event_id.as_str(), r.id))
+        .collect();
+    let orders: BTreeMap<i64, merge::Merged> = lanes
+        .into_iter()
+        .map(|(c, lanes)| (c, merge::merge(lanes, &id_of)))
+        .collect();
     let (by_campaign, without) = index::by_campaign(&history.ops);
     for i in without {
         report
@@ -212,21 +199,22 @@ pub fn check(history: &History, state: &FinalState, opts: &Options) -> Report {
         .chain(by_campaign.keys().copied())
         .collect();
     report.campaigns = campaigns.len();
-    let empty_index = index::CampaignOps::default();
+    let (empty_index, empty_order) = (index::CampaignOps::default(), merge::Merged::default());
     let mut ends = Vec::new();
     let mut anchor = wall_clock::Anchor::default();
     let run = Run {
         history,
         state,
+        buckets,
         opts,
         mysql_participations: &mysql_participations,
     };
     for campaign in campaigns {
         let row = state.campaigns.iter().find(|c| c.id == campaign);
-        let order = orders.get(&campaign).map(Vec::as_slice).unwrap_or(&[]);
+        let merged = orders.get(&campaign).unwrap_or(&empty_order);
         let index = by_campaign.get(&campaign).unwrap_or(&empty_index);
         let Some(row) = row else {
-            if !order.is_empty() {
+            if !merged.order.is_empty() {
                 report.push(
                     AnomalyKind::DatabaseMismatch,
                     Some(campaign),
@@ -237,11 +225,17 @@ pub fn check(history: &History, state: &FinalState, opts: &Options) -> Report {
             check_without_row(campaign, &history.ops, index, &mut report);
             continue;
         };
-        let (replay, campaign_anchor) = check_campaign(&run, row, order, index, &mut report);
+        let buckets = count_of(campaign);
+        let (replay, campaign_anchor) =
+            check_campaign(&run, (row, buckets), merged, index, &mut report);
         anchor.merge(&campaign_anchor);
         ends.push(replay);
     }
-    let last_event = orders.values().flatten().map(|e| e.occurred_at).max();
+    let last_event = orders
+        .values()
+        .flat_map(|m| m.order.iter())
+        .map(|e| e.occurred_at)
+        .max();
     wall_clock::stale_holds(
         state,
         &anchor,
@@ -258,6 +252,7 @@ pub fn check(history: &History, state: &FinalState, opts: &Options) -> Report {
 struct Run<'a> {
     history: &'a History,
     state: &'a FinalState,
+    buckets: &'a BucketState,
     opts: &'a Options,
     mysql_participations: &'a HashSet<i64>,
 }
@@ -266,25 +261,22 @@ struct Run<'a> {
 /// its events tell of the wall clock.
 fn check_campaign(
     run: &Run,
-    row: &Campaign,
-    order: &[crate::event::Envelope],
+    (row, buckets): (&Campaign, i64),
+    merged: &merge::Merged,
     index: &index::CampaignOps,
     report: &mut Report,
 ) -> (replay::Replay, wall_clock::Anchor) {
     let (ops, campaign, opts) = (&run.history.ops, row.id, run.opts);
-    let stock = end_state::initial_stock(row, run.state, order);
-    let replay = replay::run(
-        campaign,
-        stock,
-        row.reward_points,
-        opts.model,
-        order,
-        report,
-    );
+    let order = merged.order.as_slice();
+    let replay = replay_campaign(run, (row, buckets), order, report);
+    if buckets > 1 {
+        keys::check(campaign, buckets, merged, report);
+        keys::notes(campaign, merged, report);
+    }
     let spans = timeline::spans(campaign, order, ops, index, report);
-    timeline::inversions(campaign, order, &spans, ops, report);
+    timeline::inversions(campaign, order, (&spans, &merged.lane), ops, report);
     let windows = timeline::Windows::new(&spans);
-    let commit = timeline::CommitBounds::new(&spans);
+    let commit = timeline::CommitBounds::new(&spans, &merged.lane);
     let free = rmq::RangeMinMax::new(&replay.free);
     let ctx = Ctx {
         campaign,
@@ -296,6 +288,7 @@ fn check_campaign(
         free: &free,
         opts,
         row: Some(row),
+        keys: &lanes::KeyWindows::new(merged, &spans, buckets),
         mysql_participations: run.mysql_participations,
         faults: &run.history.faults,
         in_flight: &InFlight::new(ops, index, opts),
@@ -308,6 +301,7 @@ fn check_campaign(
             bounds: &commit,
             ops,
             index,
+            bucketed: buckets > 1,
         }),
         anchor: &wall_clock::Anchor::new(order, &spans),
     };
@@ -319,8 +313,27 @@ fn check_campaign(
     }
     wall_clock::wins_after_end(&ctx, report);
     end_state::campaign(&ctx, run.state, report);
+    bucket_end::check(&ctx, row, run.buckets, report);
     let anchor = *ctx.anchor;
     (replay, anchor)
+}
+
+/// Replays the campaign's order from the stock it was created with; a bucketed campaign's
+/// controls state a remaining stock the merged order cannot place ([`merge`]).
+fn replay_campaign(
+    run: &Run,
+    (row, buckets): (&Campaign, i64),
+    order: &[crate::event::Envelope],
+    report: &mut Report,
+) -> replay::Replay {
+    let stock = end_state::initial_stock(row, run.state, order);
+    let model = CampaignModel::new(stock, row.reward_points, run.opts.model);
+    let model = if buckets > 1 {
+        model.with_buckets()
+    } else {
+        model
+    };
+    replay::run(row.id, model, order, report)
 }
 
 /// The history's last instant: its last entry (operations and faults).

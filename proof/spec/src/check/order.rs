@@ -1,8 +1,12 @@
-//! The committed order: each campaign's events as the topic holds them (design §2.5: a key's
-//! events are first delivered in commit order), with the duplicates §2.4 allows removed.
+//! The committed order: each key's events as the topic holds them (design §2.5: a key's events
+//! are first delivered in commit order), with the duplicates §2.4 allows removed.
+//!
+//! An unbucketed campaign has one key, its id, so one order. A bucketed campaign (§21) has one
+//! [`Lane`] per key it uses (`<campaign>` for its controls, `<campaign>:<bucket>` for each
+//! bucket's wins): each lane is ordered, none across them ([`super::merge`] interleaves them).
 //!
 //! A copy of an event (same `eventId`) keeps the place of its first delivery and must carry the
-//! same payload; a copy that differs is an anomaly, and so is a campaign whose events are spread
+//! same payload; a copy that differs is an anomaly, and so is a key whose events are spread
 //! over two partitions (its order would be undefined) or a record the contract cannot read.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,22 +15,31 @@ use super::replay::event_ref;
 use crate::{
     event::{self, Envelope},
     final_state::{OutboxRow, TopicRecord},
+    model::bucket::{parse_key, Lane},
     report::{AnomalyKind, Report},
 };
 
-/// Builds each campaign's deduplicated order. O(n log n) for the sort, O(n) otherwise.
-pub fn build(records: &[TopicRecord], report: &mut Report) -> BTreeMap<i64, Vec<Envelope>> {
+/// A campaign's events by key, each in its deduplicated topic order.
+pub type Lanes = BTreeMap<Lane, Vec<Envelope>>;
+
+/// Builds each campaign's deduplicated lanes; `buckets` answers a campaign's bucket count.
+/// O(n log n) for the sort, O(n) otherwise.
+pub fn build(
+    records: &[TopicRecord],
+    buckets: impl Fn(i64) -> i64,
+    report: &mut Report,
+) -> BTreeMap<i64, Lanes> {
     let mut sorted: Vec<&TopicRecord> = records.iter().collect();
     sorted.sort_by_key(|r| (r.partition, r.offset));
-    let mut orders: BTreeMap<i64, Vec<Envelope>> = BTreeMap::new();
-    // eventId → (campaign, the payload of its first copy).
+    let mut orders: BTreeMap<i64, Lanes> = BTreeMap::new();
+    // eventId → the payload of its first copy.
     let mut seen: HashMap<String, &serde_json::Value> = HashMap::new();
-    let mut partition_of: HashMap<i64, i32> = HashMap::new();
+    let mut partition_of: HashMap<(i64, Lane), i32> = HashMap::new();
     for record in sorted {
         let envelope = match event::parse(&record.payload) {
             Ok(e) => e,
             Err(error) => {
-                let campaign = record.key.as_deref().and_then(|k| k.parse().ok());
+                let campaign = record.key.as_deref().and_then(parse_key).map(|k| k.0);
                 report.push(
                     AnomalyKind::MalformedInput,
                     campaign,
@@ -39,23 +52,20 @@ pub fn build(records: &[TopicRecord], report: &mut Report) -> BTreeMap<i64, Vec<
             }
         };
         let campaign = envelope.campaign;
-        if record.key.as_deref() != Some(campaign.to_string().as_str()) {
-            report.push(
-                AnomalyKind::MalformedInput,
-                Some(campaign),
-                format!(
-                    "record {}:{} has key {:?}, not its campaign id",
-                    record.partition, record.offset, record.key
-                ),
-            );
-        }
-        let first = *partition_of.entry(campaign).or_insert(record.partition);
+        let lane = lane_of(record, &envelope, buckets(campaign), report);
+        let first = *partition_of
+            .entry((campaign, lane))
+            .or_insert(record.partition);
         if first != record.partition {
+            let whose = match lane {
+                Lane::Campaign => "the campaign's events are".to_owned(),
+                Lane::Bucket(b) => format!("bucket {b}'s events are"),
+            };
             report.push(
                 AnomalyKind::MalformedInput,
                 Some(campaign),
                 format!(
-                    "the campaign's events are in partitions {first} and {}: no single order",
+                    "{whose} in partitions {first} and {}: no single order",
                     record.partition
                 ),
             );
@@ -75,23 +85,55 @@ pub fn build(records: &[TopicRecord], report: &mut Report) -> BTreeMap<i64, Vec<
             continue;
         }
         seen.insert(envelope.event_id.clone(), &record.payload);
-        orders.entry(campaign).or_default().push(envelope);
+        orders
+            .entry(campaign)
+            .or_default()
+            .entry(lane)
+            .or_default()
+            .push(envelope);
     }
     report.events = seen.len();
     orders
 }
 
-/// Each campaign's order against its outbox ids (design §2.5: a key's events are first
-/// delivered in ascending outbox id). An event delivered after an event with a higher id is a
-/// breach, cited with the highest-id event before it. Events without a row (none in a run:
-/// cleanup runs after hours) are passed over. O(n).
-pub fn against_outbox(
-    orders: &BTreeMap<i64, Vec<Envelope>>,
-    outbox: &[OutboxRow],
-    report: &mut Report,
-) {
+/// The lane a record's key puts its event in. An unbucketed campaign's events must be keyed by
+/// its id and all go to [`Lane::Campaign`]. A bucketed campaign's key names the lane, right or
+/// wrong ([`super::keys`] judges which key each event should have); a key that is no key of
+/// the event's campaign puts it where the contract would have.
+fn lane_of(record: &TopicRecord, envelope: &Envelope, buckets: i64, report: &mut Report) -> Lane {
+    let campaign = envelope.campaign;
+    let parsed = record.key.as_deref().and_then(parse_key);
+    match parsed {
+        Some((c, lane)) if c == campaign && (buckets > 1 || lane == Lane::Campaign) => lane,
+        _ => {
+            let what = if buckets > 1 {
+                "no key of its campaign"
+            } else {
+                "not its campaign id"
+            };
+            report.push(
+                AnomalyKind::MalformedInput,
+                Some(campaign),
+                format!(
+                    "record {}:{} has key {:?}, {what}",
+                    record.partition, record.offset, record.key
+                ),
+            );
+            Lane::of_event(envelope, buckets)
+        }
+    }
+}
+
+/// Each key's order against its outbox ids (design §2.5: a key's events are first delivered in
+/// ascending outbox id). An event delivered after an event with a higher id is a breach, cited
+/// with the highest-id event before it (by its position in its key's order). Events without a
+/// row (none in a run: cleanup runs after hours) are passed over. O(n).
+pub fn against_outbox(orders: &BTreeMap<i64, Lanes>, outbox: &[OutboxRow], report: &mut Report) {
     let id_of: HashMap<&str, i64> = outbox.iter().map(|r| (r.event_id.as_str(), r.id)).collect();
-    for (&campaign, order) in orders {
+    let lanes = orders
+        .iter()
+        .flat_map(|(&c, lanes)| lanes.values().map(move |order| (c, order)));
+    for (campaign, order) in lanes {
         let mut highest: Option<(i64, usize)> = None;
         for (position, envelope) in order.iter().enumerate() {
             let Some(&id) = id_of.get(envelope.event_id.as_str()) else {
@@ -102,7 +144,7 @@ pub fn against_outbox(
                     let anomaly = report.push(
                         AnomalyKind::OrderBreach,
                         Some(campaign),
-                        format!("outbox row {id} delivered after row {top} of the same campaign"),
+                        format!("outbox row {id} delivered after row {top} of the same key"),
                     );
                     anomaly.events.push(event_ref(&order[at], at));
                     anomaly.events.push(event_ref(envelope, position));

@@ -99,6 +99,9 @@ pub fn check(ctx: &Ctx, report: &mut Report) -> Vec<(usize, bool)> {
     sold_out
 }
 
+/// Judges one refusal at the prefixes real time allows: for free units, the campaign's order;
+/// for one user's win, its key's; for pause and close, the campaign key's ([`super::lanes`]:
+/// the same windows for an unbucketed campaign).
 fn judge(ctx: &Ctx, op: &Op, code: &str) -> Verdict {
     let end = op.complete.unwrap_or(i64::MAX);
     let Some((a, b)) = ctx.windows.range(op.invoke, end) else {
@@ -107,6 +110,14 @@ fn judge(ctx: &Ctx, op: &Op, code: &str) -> Verdict {
     };
     let r = ctx.replay;
     let line = op.user().and_then(|u| r.users.get(&u));
+    let user = ctx
+        .user_windows(op.user().unwrap_or_default())
+        .range(op.invoke, end);
+    let control = ctx.control_windows().range(op.invoke, end);
+    // Real time allows no prefix of the key: an inversion, reported by that pass.
+    let on = |range: Option<(usize, usize)>, then: &dyn Fn((usize, usize)) -> Verdict| {
+        range.map_or(Verdict::Justified, then)
+    };
     let verdict = |ok: bool, why: &dyn Fn() -> String| {
         if ok {
             Verdict::Justified
@@ -118,21 +129,21 @@ fn judge(ctx: &Ctx, op: &Op, code: &str) -> Verdict {
         (Func::Join, "SOLD_OUT") => super::sold_out::judge(ctx, op, op.quantity(), (a, b)),
         (Func::Stock, "STOCK_IN_USE") => {
             let asked = -op.value.delta.unwrap_or(0);
-            let min = ctx.free.query(a, b).map_or(i64::MAX, |m| m.0);
+            let min = super::sold_out::least_seen(ctx, op, (a, b)).unwrap_or(i64::MAX);
             verdict(min < asked, &|| {
                 format!("at least {min} unit(s) free throughout, {asked} withdrawn")
             })
         }
-        (Func::Join, "ALREADY_PARTICIPATED") => already(ctx, op, b),
-        (Func::Join, "CAMPAIGN_PAUSED") => paused(ctx, op, (a, b)),
-        (_, "CAMPAIGN_ENDED") => ended(ctx, op, b),
-        (Func::Join, "CAMPAIGN_NOT_OPEN") => verdict(r.first_win.is_none_or(|w| w > a), &|| {
+        (Func::Join, "ALREADY_PARTICIPATED") => on(user, &|(_, b)| already(ctx, op, b)),
+        (Func::Join, "CAMPAIGN_PAUSED") => on(control, &|ab| paused(ctx, op, ab)),
+        (_, "CAMPAIGN_ENDED") => on(control, &|(_, b)| ended(ctx, op, b)),
+        (Func::Join, "CAMPAIGN_NOT_OPEN") => verdict(ctx.no_win_yet(op.invoke), &|| {
             "a win was committed before it began".to_owned()
         }),
         (_, "CAMPAIGN_NOT_FOUND") => verdict(ctx.row.is_none() || a == 0, &|| {
             "the campaign had events before it began".to_owned()
         }),
-        (Func::Confirm | Func::Cancel | Func::Refund, "HOLD_EXPIRED") => {
+        (Func::Confirm | Func::Cancel | Func::Refund, "HOLD_EXPIRED") => on(user, &|(_, b)| {
             let expired = line
                 .and_then(|l| l.closed)
                 .filter(|c| c.1 == CancelReason::Expired);
@@ -140,16 +151,16 @@ fn judge(ctx: &Ctx, op: &Op, code: &str) -> Verdict {
                 Some(_) => "the order expires the hold only after the answer".to_owned(),
                 None => "the order never expires the hold".to_owned(),
             })
-        }
-        (Func::Confirm, "PARTICIPATION_CANCELLED") => {
+        }),
+        (Func::Confirm, "PARTICIPATION_CANCELLED") => on(user, &|(_, b)| {
             let cancelled = line
                 .and_then(|l| l.closed)
                 .filter(|c| c.1 != CancelReason::Expired);
             verdict(cancelled.is_some_and(|(x, _)| x < b), &|| {
                 "not cancelled while it ran".to_owned()
             })
-        }
-        (Func::Cancel, "ALREADY_CONFIRMED") => {
+        }),
+        (Func::Cancel, "ALREADY_CONFIRMED") => on(user, &|(a, b)| {
             // Confirmed at prefixes c + 1 ..= x.
             let ok = line.and_then(|l| {
                 l.confirmed
@@ -158,10 +169,12 @@ fn judge(ctx: &Ctx, op: &Op, code: &str) -> Verdict {
             verdict(ok.is_some_and(|(c, x)| a.max(c + 1) <= b.min(x)), &|| {
                 "not confirmed while it ran".to_owned()
             })
-        }
+        }),
         (Func::Confirm | Func::Cancel | Func::Refund, "PARTICIPATION_NOT_FOUND") => {
-            verdict(line.is_none_or(|l| l.accepted >= a), &|| {
-                "the user's win was committed before it began".to_owned()
+            on(user, &|(a, _)| {
+                verdict(line.is_none_or(|l| l.accepted >= a), &|| {
+                    "the user's win was committed before it began".to_owned()
+                })
             })
         }
         _ => Verdict::NotJudged,
@@ -180,7 +193,7 @@ fn paused(ctx: &Ctx, op: &Op, (a, b): (usize, usize)) -> Verdict {
         );
     }
     let before = ctx
-        .windows
+        .control_windows()
         .earliest(op.invoke.saturating_sub(ctx.opts.lookback));
     Verdict::Unjustified(if r.paused_in(before, a) {
         "paused only shortly before the invoke (a pause the gate kept too long?)".to_owned()
@@ -194,8 +207,9 @@ fn paused(ctx: &Ctx, op: &Op, (a, b): (usize, usize)) -> Verdict {
 /// while the refusal may have seen a prefix that has it.
 fn resuming(ctx: &Ctx, op: &Op, (a, b): (usize, usize)) -> bool {
     let end = op.complete.unwrap_or(i64::MAX);
+    let windows = ctx.control_windows();
     arrivals::pending(&ctx.arrivals.resumes, b, op.invoke)
-        .any(|r| (r.pos + 1).max(a) <= ctx.windows.latest(end.min(r.until)).min(b))
+        .any(|r| (r.pos + 1).max(a) <= windows.latest(end.min(r.until)).min(b))
 }
 
 /// `CAMPAIGN_ENDED`: closed at some prefix the request allows, or, for a campaign with an

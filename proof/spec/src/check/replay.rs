@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::{
     event::{CancelReason, Envelope, Event, LiveStatus},
-    model::{CampaignModel, Illegal, ModelParams},
+    model::{CampaignModel, Illegal},
     report::{AnomalyKind, EventRef, Report},
 };
 
@@ -64,18 +64,12 @@ impl Replay {
     }
 }
 
-/// Replays `order` from a fresh campaign of `stock` units. Illegal steps are reported (the model
-/// skips them) and the replay goes on.
-pub fn run(
-    campaign: i64,
-    stock: i64,
-    reward_points: i64,
-    params: ModelParams,
-    order: &[Envelope],
-    report: &mut Report,
-) -> Replay {
+/// Replays `order` from `model`, a fresh campaign. Illegal steps are reported (the model skips
+/// them) and the replay goes on.
+pub fn run(campaign: i64, model: CampaignModel, order: &[Envelope], report: &mut Report) -> Replay {
+    let stock = model.free;
     let mut r = Replay {
-        model: CampaignModel::new(stock, reward_points, params),
+        model,
         free: Vec::with_capacity(order.len() + 1),
         paused_before: Vec::with_capacity(order.len() + 2),
         closed_from: None,

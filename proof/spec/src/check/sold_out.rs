@@ -11,6 +11,11 @@
 //!    memo).
 //!
 //! Anything else is an unjustified refusal, reported with the mechanism the history suggests.
+//!
+//! For a bucketed campaign the free units of a prefix count returns and stock additions that
+//! may not have committed yet at the instants the prefix stands for ([`super::arrivals`]'
+//! unseen units): every step, the justification first, withholds them over those prefixes.
+//! An unbucketed campaign has none.
 
 use std::collections::BTreeMap;
 
@@ -26,14 +31,17 @@ use super::{
 };
 
 pub fn judge(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict {
-    let min_free = |from: usize| ctx.free.query(from, b).map_or(i64::MAX, |m| m.0);
-    if min_free(a) < asked {
+    let end = op.complete.unwrap_or(i64::MAX);
+    let least = |from: usize, since: i64, list: Vec<Withheld>| {
+        least_free(ctx.free, (from, b), &with_unseen(ctx, since, end, b, list))
+    };
+    let below = |r: Option<(i64, Vec<usize>)>| r.is_some_and(|(least, _)| least < asked);
+    if below(least(a, op.invoke, Vec::new())) {
         return Verdict::Justified;
     }
-    let memo_from = ctx
-        .windows
-        .earliest(op.invoke.saturating_sub(ctx.opts.sold_out_memo));
-    if min_free(memo_from) < asked {
+    let seen = op.invoke.saturating_sub(ctx.opts.sold_out_memo);
+    let memo_from = ctx.windows.earliest(seen);
+    if below(least(memo_from, seen, Vec::new())) {
         return Verdict::Relaxed(
             MEMO,
             "sold out within the memo window before the invoke, units back since".to_owned(),
@@ -42,9 +50,8 @@ pub fn judge(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict 
     if let Some(verdict) = in_doubt(ctx, op, asked, (a, b)) {
         return verdict;
     }
-    let end = op.complete.unwrap_or(i64::MAX);
     let back = arriving(ctx, op.invoke, end, (a, b));
-    if let Some((least, units)) = least_free(ctx.free, (a, b), &back).map(total(&back)) {
+    if let Some((least, units)) = least(a, op.invoke, back.clone()).map(total(&back)) {
         if least < asked {
             return Verdict::Relaxed(
                 ARRIVING,
@@ -53,9 +60,8 @@ pub fn judge(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict 
         }
     }
     if ctx.opts.sold_out_memo > 0 {
-        let seen = op.invoke.saturating_sub(ctx.opts.sold_out_memo);
         let back = arriving(ctx, seen, end, (memo_from, b));
-        let relaxed = least_free(ctx.free, (memo_from, b), &back).map(total(&back));
+        let relaxed = least(memo_from, seen, back.clone()).map(total(&back));
         if let Some((_, units)) = relaxed.filter(|r| r.0 < asked) {
             return Verdict::Relaxed(
                 MEMO,
@@ -68,9 +74,50 @@ pub fn judge(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Verdict 
     Verdict::Unjustified(explain(ctx, op, asked, (a, b)))
 }
 
-/// The least units and the units withheld there, from [`least_free`]'s tags.
+/// The tag of a unit withheld as unseen (it names no relaxation).
+const UNSEEN: usize = usize::MAX;
+
+/// `list` with a bucketed campaign's unseen units ([`super::arrivals`]) that may be missing
+/// from a read at some instant of `[since, end]`, before prefix `b`, each from the prefix that
+/// has it to the last prefix a read before its commit bound can stand for.
+fn with_unseen(
+    ctx: &Ctx,
+    since: i64,
+    end: i64,
+    b: usize,
+    mut list: Vec<Withheld>,
+) -> Vec<Withheld> {
+    let (bounded, open) = (&ctx.arrivals.unseen, &ctx.arrivals.unseen_open);
+    let pending = arrivals::pending(bounded, b, since);
+    let open = open.iter().take_while(|u| u.pos < b);
+    for u in pending.chain(open) {
+        list.push(Withheld {
+            from: u.pos + 1,
+            to: ctx.windows.latest(end.min(u.until)).min(b),
+            units: u.units,
+            tag: UNSEEN,
+        });
+    }
+    list
+}
+
+/// The least free units a read of the whole campaign may have found over the prefixes `a..=b`
+/// while `op` ran: what `STOCK_IN_USE` is judged on too.
+pub fn least_seen(ctx: &Ctx, op: &Op, (a, b): (usize, usize)) -> Option<i64> {
+    let end = op.complete.unwrap_or(i64::MAX);
+    let list = with_unseen(ctx, op.invoke, end, b, Vec::new());
+    least_free(ctx.free, (a, b), &list).map(|r| r.0)
+}
+
+/// The least units and the units a relaxation withheld there, from [`least_free`]'s tags.
 fn total(withheld: &[Withheld]) -> impl Fn((i64, Vec<usize>)) -> (i64, i64) + '_ {
-    move |(least, tags)| (least, tags.iter().map(|&t| withheld[t].units).sum())
+    move |(least, tags)| {
+        let units = tags
+            .iter()
+            .filter_map(|&t| withheld.get(t))
+            .map(|w| w.units);
+        (least, units.sum())
+    }
 }
 
 /// The refusal with the reservations of joins in doubt withheld: one per user (the gate holds
@@ -112,10 +159,12 @@ fn in_doubt(ctx: &Ctx, op: &Op, asked: i64, (a, b): (usize, usize)) -> Option<Ve
             tag,
         })
         .collect();
-    let (least, tags) = least_free(ctx.free, (a, b), &withheld)?;
+    let all = with_unseen(ctx, op.invoke, end, b, withheld.clone());
+    let (least, tags) = least_free(ctx.free, (a, b), &all)?;
     if least >= asked {
         return None;
     }
+    let tags: Vec<usize> = tags.into_iter().filter(|&t| t != UNSEEN).collect();
     let longest = tags.iter().map(|&t| holds[t]).max_by_key(|h| h.until)?;
     let units: i64 = withheld
         .iter()

@@ -248,17 +248,25 @@ impl ControlCauses {
     }
 }
 
-/// Reports every real-time inversion. O(n).
+/// Reports every real-time inversion, key by key (`lane[p]`: event `p`'s key; one key for an
+/// unbucketed campaign). Across the keys of a bucketed campaign the order is the outbox ids',
+/// which real time cannot contradict ([`super::merge`]): only a key's own order says something
+/// the service may get wrong. O(n).
 pub fn inversions(
     campaign: i64,
     order: &[Envelope],
-    spans: &[Span],
+    (spans, lane): (&[Span], &[usize]),
     ops: &[Op],
     report: &mut Report,
 ) {
-    let mut latest: Option<(i64, usize)> = None; // (max lo so far, its position)
+    // Per key: (max lo so far, its position).
+    let mut latest: Vec<Option<(i64, usize)>> = Vec::new();
     for (j, span) in spans.iter().enumerate() {
-        if let Some((lo, i)) = latest {
+        let k = lane.get(j).copied().unwrap_or(0);
+        if latest.len() <= k {
+            latest.resize(k + 1, None);
+        }
+        if let Some((lo, i)) = latest[k] {
             if span.hi < lo {
                 let a = report.push(
                     AnomalyKind::RealTimeInversion,
@@ -275,8 +283,8 @@ pub fn inversions(
                 a.ops.extend(span.hi_op.map(|o| ops[o].clone()));
             }
         }
-        if span.lo_op.is_some() && latest.is_none_or(|(lo, _)| span.lo > lo) {
-            latest = Some((span.lo, j));
+        if span.lo_op.is_some() && latest[k].is_none_or(|(lo, _)| span.lo > lo) {
+            latest[k] = Some((span.lo, j));
         }
     }
 }
@@ -292,10 +300,21 @@ pub struct Windows {
 
 impl Windows {
     pub fn new(spans: &[Span]) -> Self {
+        Self::of(spans, |_| true)
+    }
+
+    /// The windows one key gives (`lane[p]`: event `p`'s key), in positions of the whole
+    /// order: the prefixes of that key's events an operation may have seen. A key with no
+    /// event bounds nothing (`0..=n`).
+    pub fn lane(spans: &[Span], lane: &[usize], key: usize) -> Self {
+        Self::of(spans, |i| lane.get(i) == Some(&key))
+    }
+
+    fn of(spans: &[Span], keep: impl Fn(usize) -> bool) -> Self {
         let mut by_hi: Vec<(i64, usize)> = spans
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.hi_op.is_some())
+            .filter(|&(i, s)| s.hi_op.is_some() && keep(i))
             .map(|(i, s)| (s.hi, i + 1))
             .collect();
         by_hi.sort_unstable();
@@ -305,7 +324,7 @@ impl Windows {
         let mut by_lo: Vec<(i64, usize)> = spans
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.lo_op.is_some())
+            .filter(|&(i, s)| s.lo_op.is_some() && keep(i))
             .map(|(i, s)| (s.lo, i))
             .collect();
         by_lo.sort_unstable();
@@ -340,18 +359,20 @@ impl Windows {
     }
 }
 
-/// Each event's commit instant as the whole order bounds it: commits follow the order, so event
-/// `p` committed no earlier than any `lo` before it and no later than any `hi` after it.
+/// Each event's commit instant as the order bounds it: event `p` committed no earlier than any
+/// `lo` before it (instants rise along the order, and a commit follows its instant) and no
+/// later than any `hi` after it in its own key (`lane[p]`), whose row lock it held until then.
+/// For one key (an unbucketed campaign) that is every later event, as before.
 pub struct CommitBounds {
     /// `max lo_i, i ≤ p` (`i64::MIN` when no cause bounds it).
     pub earliest: Vec<i64>,
-    /// `min hi_j, j ≥ p` (`i64::MAX` when no answer bounds it).
+    /// `min hi_j, j ≥ p` in `p`'s key (`i64::MAX` when no answer bounds it).
     pub latest: Vec<i64>,
 }
 
 impl CommitBounds {
     /// O(n).
-    pub fn new(spans: &[Span]) -> Self {
+    pub fn new(spans: &[Span], lane: &[usize]) -> Self {
         let mut earliest = Vec::with_capacity(spans.len());
         let mut lo = i64::MIN;
         for s in spans {
@@ -359,10 +380,14 @@ impl CommitBounds {
             earliest.push(lo);
         }
         let mut latest = vec![i64::MAX; spans.len()];
-        let mut hi = i64::MAX;
+        let mut hi: Vec<i64> = Vec::new();
         for (p, s) in spans.iter().enumerate().rev() {
-            hi = hi.min(s.hi);
-            latest[p] = hi;
+            let k = lane.get(p).copied().unwrap_or(0);
+            if hi.len() <= k {
+                hi.resize(k + 1, i64::MAX);
+            }
+            hi[k] = hi[k].min(s.hi);
+            latest[p] = hi[k];
         }
         Self { earliest, latest }
     }

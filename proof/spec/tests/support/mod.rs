@@ -11,13 +11,17 @@ use chrono::{DateTime, Duration, Utc};
 use firstcome_proof_spec::{
     check::{self, Options},
     final_state::{
-        Campaign, ControlRow, FinalState, Gate, Participation, RewardAccount, RewardGrant, Stats,
-        TopicRecord,
+        BucketState, Campaign, ControlRow, FinalState, Gate, Participation, RewardAccount,
+        RewardGrant, Stats, TopicRecord,
     },
     history::{self, Entry, EntryType, Func, History, Process, Value},
     report::{AnomalyKind, Report},
 };
 use serde_json::json;
+
+pub mod bucketed;
+
+use bucketed::Bucketing;
 
 pub const CAMPAIGN: i64 = 1;
 pub const POINTS: i64 = 10;
@@ -49,6 +53,8 @@ pub struct Sale {
     stats: Stats,
     points: BTreeMap<i64, i64>,
     grants: Vec<RewardGrant>,
+    /// Set for a bucketed campaign (§21): its buckets, pool, keys and outbox.
+    pub bucketing: Option<Bucketing>,
 }
 
 fn ok_value(user: i64) -> Value {
@@ -81,7 +87,15 @@ impl Sale {
             },
             points: BTreeMap::new(),
             grants: Vec::new(),
+            bucketing: None,
         }
+    }
+
+    /// A campaign of `buckets` buckets: its stock dealt in slices, the rest in the pool; wins
+    /// keyed `1:<home>`, controls `1`, each key in a partition of its own.
+    pub fn with_buckets(mut self, buckets: i64) -> Self {
+        self.bucketing = Some(Bucketing::new(self.total, buckets));
+        self
     }
 
     /// Wins are held for `seconds` (of the database's clock, which runs with the harness's here).
@@ -182,6 +196,11 @@ impl Sale {
     // ---- events, as a correct service commits them (but never refused here) ----------------
 
     pub fn publish(&mut self, payload: serde_json::Value) {
+        if let Some(b) = &mut self.bucketing {
+            let record = b.record(payload);
+            self.records.push(record);
+            return;
+        }
         let offset = self.records.len() as i64;
         self.records.push(TopicRecord {
             partition: 0,
@@ -208,9 +227,13 @@ impl Sale {
         };
         let hold_expires_at = self.hold.map(|h| at + h);
         let id = self.event_id();
+        let sequence = match &mut self.bucketing {
+            Some(b) => b.take(user, quantity),
+            None => pid,
+        };
         let mut payload = json!({"eventId": id, "eventType": "ParticipationAccepted", "occurredAt": at,
             "campaignId": CAMPAIGN, "participationId": pid, "userId": user, "quantity": quantity,
-            "sequence": pid, "rewardPoints": POINTS, "status": status});
+            "sequence": sequence, "rewardPoints": POINTS, "status": status});
         if let Some(h) = hold_expires_at {
             payload["holdExpiresAt"] = json!(h);
         }
@@ -263,6 +286,9 @@ impl Sale {
             "reason": reason, "previousStatus": if w.status == "HELD" { "HELD" } else { "CONFIRMED" },
             "rewardPoints": POINTS}));
         self.free += w.quantity;
+        if let Some(b) = &mut self.bucketing {
+            b.give(user, w.quantity);
+        }
         if w.status == "CONFIRMED" {
             self.grant(&id, user, -POINTS * w.quantity);
         }
@@ -304,6 +330,9 @@ impl Sale {
             }
         }
         self.publish(payload);
+        if let (Some(b), "STOCK") = (&mut self.bucketing, kind) {
+            b.stock(delta);
+        }
         (self.total, self.free) = (total, free);
         match kind {
             "PAUSE" => self.paused = true,
@@ -445,6 +474,16 @@ impl Sale {
         stats.events_applied = Some(self.records.len() as i64);
         stats.paused = Some(self.paused);
         stats.closed = Some(self.closed);
+        let gates = match &self.bucketing {
+            Some(b) => b.gates(&self.wins).into_iter().map(|g| g.gate).collect(),
+            None => vec![Gate {
+                campaign: CAMPAIGN,
+                stock: Some(self.free),
+                users: Some(self.wins.keys().copied().collect()),
+                returned: Some(returned),
+                pending: Some(0),
+            }],
+        };
         FinalState {
             campaigns: vec![Campaign {
                 id: CAMPAIGN,
@@ -458,15 +497,9 @@ impl Sale {
             }],
             participations,
             controls: Some(self.controls.clone()),
-            gates: Some(vec![Gate {
-                campaign: CAMPAIGN,
-                stock: Some(self.free),
-                users: Some(self.wins.keys().copied().collect()),
-                returned: Some(returned),
-                pending: Some(0),
-            }]),
+            gates: Some(gates),
             events: self.records.clone(),
-            outbox: None,
+            outbox: self.bucketing.as_ref().map(|b| b.outbox.clone()),
             stats: Some(vec![stats]),
             rewards: Some(
                 self.points
@@ -478,8 +511,24 @@ impl Sale {
         }
     }
 
+    /// What the final state says of buckets: nothing for an unbucketed campaign.
+    pub fn bucket_state(&self) -> BucketState {
+        match &self.bucketing {
+            Some(b) => b.state(&self.wins),
+            None => BucketState::default(),
+        }
+    }
+
     pub fn check_with(&self, opts: &Options) -> Report {
-        check::check(&self.history(), &self.final_state(), opts)
+        match self.bucketing {
+            Some(_) => check::check_with_buckets(
+                &self.history(),
+                &self.final_state(),
+                &self.bucket_state(),
+                opts,
+            ),
+            None => check::check(&self.history(), &self.final_state(), opts),
+        }
     }
 
     pub fn check(&self) -> Report {
@@ -512,4 +561,9 @@ pub fn assert_flags(report: &Report, kind: AnomalyKind) {
 
 pub fn check(history: &History, state: &FinalState) -> Report {
     check::check(history, state, &Options::default())
+}
+
+/// Checks a bucketed sale's history against a final state and its bucket fields.
+pub fn check_buckets(history: &History, state: &FinalState, buckets: &BucketState) -> Report {
+    check::check_with_buckets(history, state, buckets, &Options::default())
 }
