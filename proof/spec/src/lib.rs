@@ -23,7 +23,10 @@
 //!   `participations` and control audit (`controls`);
 //!   each campaign's gate in Redis (`gates`: stock, users, returned, pending); every record of the
 //!   topic (`events`: partition, offset, key, payload) in partition then offset order; the
-//!   consumers' tables (`stats` per campaign, `rewards` per user, `grants` per event).
+//!   consumers' tables (`stats` per campaign, `rewards` per user, `grants` per event). A
+//!   bucketed campaign's fields (§21: `buckets`, `pool`, `bucketRows`, each participation's
+//!   and gate's `bucket`) are read apart ([`final_state::read_with_buckets`]) and judged by
+//!   [`check::check_with_buckets`]; without them every campaign is one bucket, as before.
 //!
 //! # The model
 //!

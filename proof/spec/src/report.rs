@@ -128,7 +128,8 @@ impl AnomalyKind {
 pub struct EventRef {
     pub event_id: String,
     pub event_type: &'static str,
-    /// Position in the campaign's deduplicated order.
+    /// Position in the campaign's deduplicated order (a bucketed campaign's: its keys merged,
+    /// `check::merge`; an order breach cites positions in the key's own order).
     pub position: usize,
 }
 

@@ -25,9 +25,9 @@
 //! 3. Real time. Instants rise along the order and each lies within its event's span
 //!    ([`super::timeline`]), so the merged order is consistent with real time, and the prefixes
 //!    [`super::timeline::Windows`] allows an operation include the id prefix at every instant it
-//!    ran. What needs a commit rather than an instant is bounded per key: an event's commit
-//!    precedes the instant of the next event of its key, not of another key's
-//!    ([`super::timeline::CommitBounds`]); real-time inversions are looked for per key too.
+//!    ran; a real-time inversion anywhere in it is one. What needs a commit rather than an
+//!    instant is bounded per key: an event's commit precedes the instant of the next event of
+//!    its key, not of another key's ([`super::timeline::CommitBounds`]).
 //! 4. Refusals. A read of the whole campaign at instant `t` sees the transactions committed by
 //!    `t`: the id prefix at `t`, less the transactions that had their id but not yet their
 //!    commit. Wins among those only lower the prefix's free units; a return or a stock addition
@@ -40,7 +40,8 @@
 //! of other keys at some instant of its own, so it is held only to `0..=totalStock`
 //! ([`crate::model::CampaignModel::with_buckets`]). When some event has no outbox row (the
 //! outbox was not taken) the lanes are merged by `occurredAt` instead: still every key's order,
-//! but 2–4 then hold only as far as `occurredAt` follows the ids, and the report says so.
+//! but 2–4 then hold only as far as `occurredAt` follows the ids (inversions are then looked for
+//! within each key only), and the report says so.
 
 use std::{
     cmp::Reverse,

@@ -248,10 +248,10 @@ impl ControlCauses {
     }
 }
 
-/// Reports every real-time inversion, key by key (`lane[p]`: event `p`'s key; one key for an
-/// unbucketed campaign). Across the keys of a bucketed campaign the order is the outbox ids',
-/// which real time cannot contradict ([`super::merge`]): only a key's own order says something
-/// the service may get wrong. O(n).
+/// Reports every real-time inversion among the events of each key (`lane[p]`: event `p`'s key;
+/// an empty `lane` puts every event in one). A bucketed campaign merged by outbox id is checked
+/// as one key: ids follow real time ([`super::merge`]), so an inversion across keys is still
+/// one. Merged by `occurredAt`, only each key's own order is checked. O(n).
 pub fn inversions(
     campaign: i64,
     order: &[Envelope],
