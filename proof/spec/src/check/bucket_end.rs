@@ -130,41 +130,13 @@ fn gates(ctx: &Ctx, state: &BucketState, report: &mut Report) {
         placement(ctx, g, report);
         by_bucket.insert(g.bucket, g);
     }
+    stock(ctx, state, &by_bucket, report);
     let mut drift = |detail: String| {
         report.push(AnomalyKind::GateDrift, Some(c), detail);
     };
     let pending: i64 = by_bucket.values().filter_map(|g| g.gate.pending).sum();
     if pending > 0 {
         drift(format!("{pending} reservation(s) still open once settled"));
-    }
-    // A closed campaign's markers are dropped (§14): its gate stock no longer follows returns.
-    // The buckets' gates hold what MySQL dealt them; the undealt pool is in no gate.
-    let pool = state.campaign(c).and_then(|b| b.pool);
-    let stocks: Option<Vec<i64>> = (0..n)
-        .map(|b| by_bucket.get(&b).and_then(|g| g.gate.stock))
-        .collect();
-    if let (Some(stocks), Some(pool), false) = (stocks, pool, m.closed) {
-        let sum: i64 = stocks.iter().sum();
-        if sum + pool != m.free {
-            drift(format!(
-                "the buckets' gates hold {sum} and the pool {pool}; the order leaves {} free",
-                m.free
-            ));
-        }
-    }
-    let rows = state
-        .bucket_rows
-        .iter()
-        .flatten()
-        .filter(|r| r.campaign == c);
-    for r in rows.filter(|_| !m.closed) {
-        let stock = by_bucket.get(&r.bucket).and_then(|g| g.gate.stock);
-        if let Some(stock) = stock.filter(|&s| s != r.remaining_stock) {
-            drift(format!(
-                "bucket {}'s gate holds {stock}, its MySQL row {}",
-                r.bucket, r.remaining_stock
-            ));
-        }
     }
     // Per bucket: its users (when its keys are loaded) and its returned wins.
     let set = |v: &Option<Vec<i64>>| {
@@ -199,6 +171,49 @@ fn gates(ctx: &Ctx, state: &BucketState, report: &mut Report) {
                 w.participation,
                 w.state.name(),
                 if closed { "missing from" } else { "in" }
+            ));
+        }
+    }
+}
+
+/// The gates' stock once settled: each bucket's its row's, and all of them with the pool the
+/// order's free units.
+fn stock(
+    ctx: &Ctx,
+    state: &BucketState,
+    by_bucket: &HashMap<i64, &BucketGate>,
+    report: &mut Report,
+) {
+    let (c, n, m) = (ctx.campaign, ctx.keys.buckets, &ctx.replay.model);
+    let mut drift = |detail: String| {
+        report.push(AnomalyKind::GateDrift, Some(c), detail);
+    };
+    // A closed campaign's markers are dropped (§14): its gate stock no longer follows returns.
+    // The buckets' gates hold what MySQL dealt them; the undealt pool is in no gate.
+    let pool = state.campaign(c).and_then(|b| b.pool);
+    let stocks: Option<Vec<i64>> = (0..n)
+        .map(|b| by_bucket.get(&b).and_then(|g| g.gate.stock))
+        .collect();
+    if let (Some(stocks), Some(pool), false) = (stocks, pool, m.closed) {
+        let sum: i64 = stocks.iter().sum();
+        if sum + pool != m.free {
+            drift(format!(
+                "the buckets' gates hold {sum} and the pool {pool}; the order leaves {} free",
+                m.free
+            ));
+        }
+    }
+    let rows = state
+        .bucket_rows
+        .iter()
+        .flatten()
+        .filter(|r| r.campaign == c);
+    for r in rows.filter(|_| !m.closed) {
+        let stock = by_bucket.get(&r.bucket).and_then(|g| g.gate.stock);
+        if let Some(stock) = stock.filter(|&s| s != r.remaining_stock) {
+            drift(format!(
+                "bucket {}'s gate holds {stock}, its MySQL row {}",
+                r.bucket, r.remaining_stock
             ));
         }
     }

@@ -168,20 +168,7 @@ pub fn check_with_buckets(
     count(history, &mut report);
     let counts = keys::counts(state, buckets, &mut report);
     let count_of = |c: i64| counts.get(&c).copied().unwrap_or(1);
-    let lanes = order::build(&state.events, count_of, &mut report);
-    if let Some(outbox) = &state.outbox {
-        order::against_outbox(&lanes, outbox, &mut report);
-    }
-    let id_of: HashMap<&str, i64> = state
-        .outbox
-        .iter()
-        .flatten()
-        .map(|r| (r.event_id.as_str(), r.id))
-        .collect();
-    let orders: BTreeMap<i64, merge::Merged> = lanes
-        .into_iter()
-        .map(|(c, lanes)| (c, merge::merge(lanes, &id_of)))
-        .collect();
+    let orders = orders(state, count_of, &mut report);
     let (by_campaign, without) = index::by_campaign(&history.ops);
     for i in without {
         report
@@ -249,6 +236,29 @@ pub fn check_with_buckets(
     consumers::rewards(&ends, state, &mut report);
     admission::check(history, state, &mut report);
     report
+}
+
+/// Each campaign's committed order: its keys' orders, checked against the outbox ids and
+/// merged by them ([`merge`]; one key: the topic's order as it is).
+fn orders(
+    state: &FinalState,
+    buckets: impl Fn(i64) -> i64,
+    report: &mut Report,
+) -> BTreeMap<i64, merge::Merged> {
+    let lanes = order::build(&state.events, buckets, report);
+    if let Some(outbox) = &state.outbox {
+        order::against_outbox(&lanes, outbox, report);
+    }
+    let id_of: HashMap<&str, i64> = state
+        .outbox
+        .iter()
+        .flatten()
+        .map(|r| (r.event_id.as_str(), r.id))
+        .collect();
+    lanes
+        .into_iter()
+        .map(|(c, lanes)| (c, merge::merge(lanes, &id_of)))
+        .collect()
 }
 
 /// What every campaign's checks read.
