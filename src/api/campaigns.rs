@@ -59,6 +59,12 @@ pub struct CreateCampaign {
     /// (default 100). Not allowed with `OPEN`.
     #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
     pub admission_rate_per_second: Option<i32>,
+    /// Buckets the stock is split into, 1 to 1,024 (default 1): each has its own Redis slot and
+    /// MySQL row, so one campaign's joins spread over several Redis primaries and row locks;
+    /// stock moves between buckets so that no join is refused while another bucket has units.
+    /// `OPEN` campaigns only. Clients see one campaign either way (docs/design.md §21).
+    #[oai(validator(minimum(value = "1"), maximum(value = "1024")))]
+    pub buckets: Option<i32>,
 }
 
 /// Users admitted per second by a waiting room created without a rate.
@@ -178,6 +184,9 @@ pub struct CampaignDto {
     pub admission: AdmissionDto,
     /// Users the waiting room admits per second (0 with `OPEN`).
     pub admission_rate_per_second: i32,
+    /// Buckets its stock is split into (absent: 1, an unbucketed campaign).
+    #[oai(skip_serializing_if_is_none)]
+    pub buckets: Option<i32>,
     /// Joins refused so far, by every instance (current within about a second; statistics: an
     /// instance killed may lose its last half second of counts).
     pub refused_count: i64,
@@ -213,6 +222,7 @@ impl CampaignDto {
             state,
             admission: c2.admission.into(),
             admission_rate_per_second: c2.admission_rate_per_second,
+            buckets: (c2.buckets > 1).then_some(i32::from(c2.buckets)),
             refused_count: 0,
             refused_by_reason: BTreeMap::new(),
             stock_usage_rate,
@@ -282,6 +292,12 @@ impl CampaignsApi {
             ));
         }
         let (admission, admission_rate_per_second) = admission(&body)?;
+        let buckets = u16::try_from(body.buckets.unwrap_or(1)).unwrap_or(1);
+        if buckets > 1 && admission.queued() {
+            return Err(ApiError::validation(
+                "buckets above 1 apply to OPEN campaigns only (a waiting room keeps one queue per campaign)",
+            ));
+        }
         let per_user_limit = body.per_user_limit.unwrap_or(1);
         if i64::from(per_user_limit) > body.total_stock {
             return Err(ApiError::validation(
@@ -300,7 +316,7 @@ impl CampaignsApi {
                 ends_at,
                 admission,
                 admission_rate_per_second,
-                buckets: 1,
+                buckets,
             })
             .await?;
         self.participations.prime(&created.campaign).await;

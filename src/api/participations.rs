@@ -267,6 +267,8 @@ fn join_request(
             campaign_id,
             user_id: body.user_id,
             quantity: body.quantity.unwrap_or(1),
+            // The home bucket, once the campaign is read (`join::admit`).
+            bucket: None,
         },
         trace: Some(span.0),
         idempotency_key,

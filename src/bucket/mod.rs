@@ -28,10 +28,21 @@ pub fn home(user_id: i64, buckets: u16) -> u16 {
     u16::try_from(hash % u64::from(buckets)).unwrap_or(0)
 }
 
-/// How a bucketed campaign's stock is dealt: each bucket starts with two chunks (while the pool
-/// lasts) and is refilled a chunk at a time. A chunk is a quarter of a bucket's even share, so
-/// about half the stock stays in the pool at the start, ready for the buckets whose users come
-/// first, and a refill is one transfer per chunk's worth of wins.
+/// The FCFS sequence a win carries, from the one its bucket's gate handed out: in a bucketed
+/// campaign `local × buckets + bucket`, so that sequences stay distinct across the campaign and
+/// grow within a bucket (bucket 3 of 16 hands out 19, 35, 51, …); unchanged when unbucketed.
+pub fn sequence(local: i64, bucket: Option<u16>, buckets: u16) -> i64 {
+    match bucket {
+        Some(b) if buckets > 1 => local * i64::from(buckets) + i64::from(b),
+        _ => local,
+    }
+}
+
+/// How a bucketed campaign's stock is dealt: each bucket starts with three chunks (while the
+/// pool lasts) and is refilled a chunk at a time. A chunk is a quarter of a bucket's even share,
+/// so a quarter of the stock stays in the pool at the start, for the buckets whose users come
+/// first, and a refill is one transfer per chunk's worth of wins. (The pool's row is one lock:
+/// dealing less at the start makes the tail queue on it; docs/buckets-sim.md.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deal {
     /// Units a refill moves from the pool (or fewer, when the pool has fewer).
@@ -47,7 +58,7 @@ impl Deal {
         let chunk = ((stock + quarters - 1) / quarters).max(1);
         Self {
             chunk,
-            initial: 2 * chunk,
+            initial: 3 * chunk,
         }
     }
 
@@ -63,12 +74,6 @@ impl Deal {
             .collect();
         (slices, pool)
     }
-
-    /// When a reservation leaves a bucket's gate with fewer free units than this, the bucket
-    /// asks the pool for a chunk in the background, so that joins rarely find it empty.
-    pub fn low_water(self) -> i64 {
-        (self.chunk / 4).max(1)
-    }
 }
 
 #[cfg(test)]
@@ -83,6 +88,17 @@ mod tests {
         assert_eq!(home(42, 16), (0x07ee_7e07_b4b1_9223_u64 % 16) as u16);
         assert_eq!(home(0, 1024), (0xaf63_ad4c_8601_9caf_u64 % 1024) as u16);
         assert_eq!(home(-7, 64), (0x07d0_1107_b497_db5d_u64 % 64) as u16);
+    }
+
+    #[test]
+    fn sequences_are_distinct_across_buckets() {
+        assert_eq!(sequence(5, None, 1), 5);
+        assert_eq!(sequence(1, Some(3), 16), 19);
+        assert_eq!(sequence(2, Some(3), 16), 35);
+        let all: std::collections::HashSet<i64> = (1..=50)
+            .flat_map(|local| (0..16).map(move |b| sequence(local, Some(b), 16)))
+            .collect();
+        assert_eq!(all.len(), 50 * 16);
     }
 
     #[test]

@@ -83,6 +83,17 @@ pub async fn refill(
     bucket: u16,
     want: i64,
 ) -> Result<Option<Moved>, DbErr> {
+    // Once the pool is empty every dry bucket asks; a plain read spares them the pool's lock
+    // (units a control adds meanwhile are seen by the campaign's snapshot, and asked for again).
+    let pool = scalar(
+        db,
+        "SELECT remaining_stock FROM campaign WHERE id = ?",
+        vec![campaign_id.into()],
+    )
+    .await?;
+    if pool.unwrap_or(0) <= 0 {
+        return Ok(None);
+    }
     let txn = db.begin().await?;
     let pool: i64 = scalar(
         &txn,
@@ -158,13 +169,26 @@ async fn move_in(
     units: i64,
     take_id: Option<Uuid>,
 ) -> Result<Moved, DbErr> {
-    let now = to_db(Utc::now());
     txn.execute_raw(stmt(
         "UPDATE campaign_bucket SET remaining_stock = remaining_stock + ?, units_in = units_in + ? \
          WHERE campaign_id = ? AND bucket = ?",
         vec![units.into(), units.into(), campaign_id.into(), to.into()],
     ))
     .await?;
+    record_move(txn, campaign_id, (from, Some(to)), to, units, take_id).await
+}
+
+/// Records a move of `units` between `(from, to)` (`None`: the pool, or out of the campaign)
+/// and leaves bucket `gate`'s gate a marker of what it must add (negative: take away).
+async fn record_move(
+    txn: &Txn,
+    campaign_id: i64,
+    (from, to): (Option<u16>, Option<u16>),
+    gate: u16,
+    units: i64,
+    take_id: Option<Uuid>,
+) -> Result<Moved, DbErr> {
+    let now = to_db(Utc::now());
     let id = txn
         .execute_raw(stmt(
             "INSERT INTO bucket_transfer (campaign_id, from_bucket, to_bucket, units, take_id, created_at) \
@@ -173,7 +197,7 @@ async fn move_in(
                 campaign_id.into(),
                 from.into(),
                 to.into(),
-                units.into(),
+                units.abs().into(),
                 take_id.map(|t| t.as_bytes().to_vec()).into(),
                 now.into(),
             ],
@@ -187,7 +211,7 @@ async fn move_in(
         vec![
             transfer_id.into(),
             campaign_id.into(),
-            to.into(),
+            gate.into(),
             units.into(),
             now.into(),
         ],
@@ -195,9 +219,81 @@ async fn move_in(
     .await?;
     Ok(Moved {
         transfer_id,
-        bucket: to,
+        bucket: gate,
         units,
     })
+}
+
+/// The campaign's state as its bucket rows carry it for the wins' guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    Paused(bool),
+    Closed,
+}
+
+/// Writes a pause, a resume or a close to every bucket row, in the control's transaction (which
+/// holds the campaign row's lock): a win committing after it is refused by its bucket's guard.
+pub async fn set_state(txn: &Txn, campaign_id: i64, state: RowState) -> Result<(), DbErr> {
+    let (set, value) = match state {
+        RowState::Paused(paused) => ("paused = ?", paused),
+        RowState::Closed => ("closed = ?", true),
+    };
+    txn.execute_raw(stmt(
+        &format!("UPDATE campaign_bucket SET {set} WHERE campaign_id = ?"),
+        vec![value.into(), campaign_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The units of every bucket row, summed, the rows locked until the transaction ends (a
+/// control's: its withdrawal may take from them, and its answer counts them).
+pub async fn lock_rows(txn: &Txn, campaign_id: i64) -> Result<i64, DbErr> {
+    Ok(scalar(
+        txn,
+        "SELECT CAST(COALESCE(SUM(remaining_stock), 0) AS SIGNED) FROM campaign_bucket \
+         WHERE campaign_id = ? FOR UPDATE",
+        vec![campaign_id.into()],
+    )
+    .await?
+    .unwrap_or(0))
+}
+
+/// Withdraws `units` from the bucket rows (locked by [`lock_rows`]), the fullest first, each
+/// guarded against going below zero; each bucket's gate follows by a `gate_transfer` marker of
+/// negative units. Returns the moves (units negative). The caller checked the rows hold them.
+pub async fn withdraw(txn: &Txn, campaign_id: i64, units: i64) -> Result<Vec<Moved>, DbErr> {
+    let rows = rows(txn, campaign_id).await?;
+    let mut by_fullest: Vec<&BucketRow> = rows.iter().filter(|r| r.remaining_stock > 0).collect();
+    by_fullest.sort_by_key(|r| (std::cmp::Reverse(r.remaining_stock), r.bucket));
+    let (mut rest, mut moves) = (units, Vec::new());
+    for row in by_fullest {
+        if rest == 0 {
+            break;
+        }
+        let take = rest.min(row.remaining_stock);
+        let bucket = u16::try_from(row.bucket).unwrap_or(0);
+        let taken = txn
+            .execute_raw(stmt(
+                "UPDATE campaign_bucket SET remaining_stock = remaining_stock - ?, units_out = units_out + ? \
+                 WHERE campaign_id = ? AND bucket = ? AND remaining_stock >= ?",
+                vec![take.into(), take.into(), campaign_id.into(), bucket.into(), take.into()],
+            ))
+            .await?;
+        if taken.rows_affected() != 1 {
+            return Err(DbErr::Custom(format!(
+                "campaign {campaign_id} bucket {bucket}: the locked row lacked {take} units"
+            )));
+        }
+        moves.push(record_move(txn, campaign_id, (Some(bucket), None), bucket, -take, None).await?);
+        rest -= take;
+    }
+    if rest > 0 {
+        return Err(DbErr::Custom(format!(
+            "campaign {campaign_id}: the bucket rows lacked {rest} units to withdraw"
+        )));
+    }
+    Ok(moves)
 }
 
 /// Whether the units a sibling's gate set aside under `take_id` were moved by a committed

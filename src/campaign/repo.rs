@@ -11,6 +11,7 @@ use crate::{
         time::{precision, to_db},
         Db,
     },
+    gate::Slot,
 };
 
 /// What an admin asks for; validated by the API layer.
@@ -188,41 +189,78 @@ pub struct GateSeed {
     pub control_seq: i64,
 }
 
+/// The seed of one slot's gate: an unbucketed campaign's row, or one bucket's row (its stock and
+/// its own highest sequence) with the campaign's state and controls, in one statement.
 #[tracing::instrument(level = "debug", skip(db), err)]
-pub async fn gate_seed(db: &impl ConnectionTrait, id: i64) -> Result<Option<GateSeed>, DbErr> {
-    GateSeed::find_by_statement(stmt(
-        "SELECT c.remaining_stock, \
-         CAST(COALESCE((SELECT MAX(p.sequence) FROM participation p WHERE p.campaign_id = c.id), 0) AS SIGNED) \
-         AS max_sequence, c.paused, c.closed_at, c.control_seq \
-         FROM campaign c WHERE c.id = ?",
-        vec![id.into()],
-    ))
-    .one(db)
-    .await
+pub async fn gate_seed(db: &impl ConnectionTrait, slot: Slot) -> Result<Option<GateSeed>, DbErr> {
+    let statement = match slot.bucket {
+        None => stmt(
+            "SELECT c.remaining_stock, \
+             CAST(COALESCE((SELECT MAX(p.sequence) FROM participation p WHERE p.campaign_id = c.id), 0) AS SIGNED) \
+             AS max_sequence, c.paused, c.closed_at, c.control_seq \
+             FROM campaign c WHERE c.id = ?",
+            vec![slot.campaign_id.into()],
+        ),
+        Some(bucket) => stmt(
+            // The row keeps the campaign-wide sequence (`bucket::sequence`); the gate counts
+            // its own.
+            "SELECT b.remaining_stock, \
+             CAST(CASE WHEN b.max_sequence = 0 THEN 0 ELSE (b.max_sequence - b.bucket) DIV c.buckets END AS SIGNED) \
+             AS max_sequence, c.paused, c.closed_at, c.control_seq \
+             FROM campaign_bucket b JOIN campaign c ON c.id = b.campaign_id \
+             WHERE b.campaign_id = ? AND b.bucket = ?",
+            vec![slot.campaign_id.into(), bucket.into()],
+        ),
+    };
+    GateSeed::find_by_statement(statement).one(db).await
 }
 
-/// The campaign's cancelled and expired wins: their units are back in `remaining_stock`.
+/// `AND bucket = ?` for a bucket's slot (its value pushed onto `values`), nothing otherwise.
+fn bucket_filter(slot: Slot, column: &str, values: &mut Vec<sea_orm::Value>) -> String {
+    match slot.bucket {
+        None => String::new(),
+        Some(bucket) => {
+            values.push(bucket.into());
+            format!(" AND {column} = ?")
+        }
+    }
+}
+
+/// What the slot's gate counts as given to it already, for a rebuild: the ids of its cancelled
+/// and expired wins (their units are back in the stock read with them) and, negated, the
+/// transfers into it whose markers are still there (their units are in its row already).
 #[tracing::instrument(level = "debug", skip(db), err)]
-pub async fn returned_ids(db: &impl ConnectionTrait, id: i64) -> Result<Vec<i64>, DbErr> {
-    let rows = db
-        .query_all_raw(stmt(
-            "SELECT id FROM participation WHERE campaign_id = ? AND status IN ('CANCELLED', 'EXPIRED')",
-            vec![id.into()],
-        ))
-        .await?;
+pub async fn returned_ids(db: &impl ConnectionTrait, slot: Slot) -> Result<Vec<i64>, DbErr> {
+    let mut values = vec![slot.campaign_id.into()];
+    let filter = bucket_filter(slot, "bucket", &mut values);
+    let mut sql = format!(
+        "SELECT id FROM participation WHERE campaign_id = ?{filter} AND status IN ('CANCELLED', 'EXPIRED')"
+    );
+    if slot.bucket.is_some() {
+        values.extend([slot.campaign_id.into(), slot.bucket_or_zero().into()]);
+        sql += " UNION ALL SELECT -transfer_id FROM gate_transfer WHERE campaign_id = ? AND bucket = ?";
+    }
+    let rows = db.query_all_raw(stmt(&sql, values)).await?;
     rows.iter().map(|row| row.try_get_by_index(0)).collect()
 }
 
-/// What MySQL committed that the campaign's gate may not have: its `gate_return` markers
-/// (participation id, quantity) and its `gate_control` markers (number, kind, delta) in number
+/// What MySQL committed that the slot's gate may not have: its `gate_return` markers
+/// (participation id, quantity), its `gate_transfer` markers (negated transfer id, units; a
+/// bucket's only), and the campaign's `gate_control` markers (number, kind, delta) in number
 /// order. A rebuild gives them to the state it loaded (see `upkeep::loader`).
 #[tracing::instrument(level = "debug", skip(db), err)]
-pub async fn owed_to_gate(db: &impl ConnectionTrait, id: i64) -> Result<OwedToGate, DbErr> {
+pub async fn owed_to_gate(db: &impl ConnectionTrait, slot: Slot) -> Result<OwedToGate, DbErr> {
+    let mut values = vec![slot.campaign_id.into()];
+    let filter = bucket_filter(slot, "bucket", &mut values);
+    let mut sql =
+        format!("SELECT participation_id, CAST(quantity AS SIGNED) FROM gate_return WHERE campaign_id = ?{filter}");
+    if slot.bucket.is_some() {
+        values.extend([slot.campaign_id.into(), slot.bucket_or_zero().into()]);
+        sql += " UNION ALL SELECT -transfer_id, CAST(units AS SIGNED) FROM gate_transfer \
+                WHERE campaign_id = ? AND bucket = ?";
+    }
     let returns = db
-        .query_all_raw(stmt(
-            "SELECT participation_id, quantity FROM gate_return WHERE campaign_id = ?",
-            vec![id.into()],
-        ))
+        .query_all_raw(stmt(&sql, values))
         .await?
         .iter()
         .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
@@ -230,7 +268,7 @@ pub async fn owed_to_gate(db: &impl ConnectionTrait, id: i64) -> Result<OwedToGa
     let controls = db
         .query_all_raw(stmt(
             "SELECT seq, kind, delta FROM gate_control WHERE campaign_id = ? ORDER BY seq",
-            vec![id.into()],
+            vec![slot.campaign_id.into()],
         ))
         .await?
         .iter()
@@ -248,7 +286,8 @@ pub async fn owed_to_gate(db: &impl ConnectionTrait, id: i64) -> Result<OwedToGa
 /// See [`owed_to_gate`].
 #[derive(Debug, Default)]
 pub struct OwedToGate {
-    pub returns: Vec<(i64, i32)>,
+    /// (participation id, or a transfer's id negated; units).
+    pub returns: Vec<(i64, i64)>,
     pub controls: Vec<(i64, String, i64)>,
 }
 
@@ -257,14 +296,22 @@ pub struct OwedToGate {
 #[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn winners_page(
     db: &impl ConnectionTrait,
-    id: i64,
+    slot: Slot,
     after_id: i64,
     limit: u32,
 ) -> Result<Vec<(i64, i64)>, DbErr> {
+    // A bucket's winners are read through the campaign's index and filtered: a rebuild of one
+    // bucket reads the campaign's whole list (docs/design.md §21 says what this costs).
+    let mut values = vec![slot.campaign_id.into()];
+    let filter = bucket_filter(slot, "bucket", &mut values);
+    values.extend([after_id.into(), limit.into()]);
     let rows = db
         .query_all_raw(stmt(
-            "SELECT id, user_id FROM participation WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?",
-            vec![id.into(), after_id.into(), limit.into()],
+            &format!(
+                "SELECT id, user_id FROM participation WHERE campaign_id = ?{filter} AND id > ? \
+                 ORDER BY id LIMIT ?"
+            ),
+            values,
         ))
         .await?;
     rows.iter()

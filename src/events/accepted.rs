@@ -117,6 +117,15 @@ pub fn message_key(campaign_id: i64) -> String {
     campaign_id.to_string()
 }
 
+/// The message key of a win's events (docs/design.md §21): `<campaign>` in an unbucketed
+/// campaign, `<campaign>:<bucket>` in a bucketed one, so that per-key order holds per bucket.
+pub fn win_message_key(campaign_id: i64, bucket: Option<u16>) -> String {
+    match bucket {
+        None => message_key(campaign_id),
+        Some(bucket) => format!("{campaign_id}:{bucket}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,15 +103,35 @@ fn parse<T: serde::de::DeserializeOwned>(value: &[u8]) -> Result<T, ContractErro
     })
 }
 
-/// Whether `key` is `campaign_id` as the message key writes it (`event::message_key`), without
+/// Whether `key` is `campaign_id` as the message key writes it (`event::message_key`), or a
+/// bucket of it, `<campaign>:<bucket>` (`accepted::win_message_key`, docs/design.md §21), without
 /// writing it anew for every message.
 fn is_message_key(key: &[u8], campaign_id: i64) -> bool {
     use std::io::Write;
     let mut text = [0u8; 20];
     let mut out = &mut text[..];
     // 20 bytes hold any i64 in decimal.
-    let written = write!(out, "{campaign_id}").map(|()| 20 - out.len());
-    written.is_ok_and(|n| key == &text[..n])
+    let Ok(n) = write!(out, "{campaign_id}").map(|()| 20 - out.len()) else {
+        return false;
+    };
+    match key.strip_prefix(&text[..n]) {
+        Some([]) => true,
+        Some([b':', bucket @ ..]) => is_bucket(bucket),
+        _ => false,
+    }
+}
+
+/// A bucket as a key writes it: decimal, below [`crate::bucket::MAX_BUCKETS`], no leading zero.
+fn is_bucket(text: &[u8]) -> bool {
+    let decimal = !text.is_empty()
+        && text.len() <= 4
+        && text.iter().all(u8::is_ascii_digit)
+        && (text == b"0" || text[0] != b'0');
+    decimal
+        && std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<u16>().ok())
+            .is_some_and(|b| b < crate::bucket::MAX_BUCKETS)
 }
 
 /// A rule of the contract: `Ok` when `holds`, else a violation saying which.
@@ -300,6 +320,25 @@ mod tests {
         assert!(!is_message_key(b"42 ", 42));
         assert!(!is_message_key(b"4", 42));
         assert!(!is_message_key(b"", 42));
+    }
+
+    #[test]
+    fn a_buckets_key_is_the_campaign_id_a_colon_and_the_bucket() {
+        let key = |b| crate::events::accepted::win_message_key(42, b);
+        for bucket in [None, Some(0), Some(7), Some(1023)] {
+            assert!(is_message_key(key(bucket).as_bytes(), 42), "{bucket:?}");
+        }
+        for bad in [
+            &b"42:"[..],
+            b"42:01",
+            b"42:1024",
+            b"42:-1",
+            b"42:1:2",
+            b"42::1",
+            b"4:1",
+        ] {
+            assert!(!is_message_key(bad, 42), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     fn at(secs: i64) -> DateTime<Utc> {

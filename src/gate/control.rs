@@ -8,7 +8,10 @@ use redis::Script;
 
 use crate::{
     events::control::ControlKind,
-    gate::scripts::{Gate, GateError},
+    gate::{
+        scripts::{Gate, GateError},
+        Slot,
+    },
 };
 
 static CONTROL: LazyLock<Script> =
@@ -32,6 +35,17 @@ impl GateControl {
             ControlKind::Paused => Self::Pause,
             ControlKind::Resumed => Self::Resume,
             ControlKind::Closed => Self::Close,
+        }
+    }
+
+    /// [`Self::of`] as one slot's gate sees it: a bucket's gate never takes a stock change's
+    /// delta, which goes to (or comes from) the campaign's pool in MySQL; units a withdrawal
+    /// takes from a bucket reach its gate as a transfer (docs/design.md §21). It still records
+    /// the control's number, so the control counts as applied there.
+    pub fn for_slot(slot: Slot, kind: ControlKind, delta: i64) -> Self {
+        match (slot.bucket, Self::of(kind, delta)) {
+            (Some(_), Self::Stock(_)) => Self::Stock(0),
+            (_, control) => control,
         }
     }
 
@@ -69,21 +83,22 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn apply_control(
         &self,
-        campaign_id: i64,
+        slot: impl Into<Slot> + std::fmt::Debug,
         seq: i64,
         control: GateControl,
         epoch: i64,
     ) -> Result<Applied, GateError> {
-        let [meta, _, _] = self.keys(campaign_id);
+        let slot = slot.into();
+        let [meta, _, _] = self.keys(slot);
         let mut inv = CONTROL.key(meta);
-        inv.key(self.controls_key(campaign_id))
+        inv.key(self.controls_key(slot))
             .arg(seq)
             .arg(control.kind())
             .arg(control.delta())
             .arg(epoch);
         let answer: i64 = self.run(inv).await?;
         tracing::debug!(
-            campaign_id,
+            %slot,
             seq,
             ?control,
             answer,

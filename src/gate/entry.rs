@@ -8,6 +8,19 @@ pub struct Entry {
     pub campaign_id: i64,
     pub user_id: i64,
     pub quantity: i32,
+    /// The user's home bucket in a bucketed campaign (docs/design.md §21), set once the campaign
+    /// is known; `None` for an unbucketed one.
+    pub bucket: Option<u16>,
+}
+
+impl Entry {
+    /// The gate state this entry's reservation lives in.
+    pub fn slot(&self) -> super::Slot {
+        super::Slot {
+            campaign_id: self.campaign_id,
+            bucket: self.bucket,
+        }
+    }
 }
 
 /// The waiting room's admission a join presents (docs/design.md §16): its ticket and the expiry

@@ -15,12 +15,12 @@ impl Gate {
     pub(super) fn evalsha<const N: usize>(
         &self,
         script: &Script,
-        campaign_id: i64,
+        slot: crate::gate::Slot,
         suffixes: [&str; N],
     ) -> redis::Cmd {
         let mut cmd = redis::Cmd::with_capacity(3 + N + 8, 256);
         cmd.arg("EVALSHA").arg(script.get_hash()).arg(N);
-        let mut key = self.campaign_key_base(campaign_id);
+        let mut key = self.campaign_key_base(slot);
         let base = key.len();
         for suffix in suffixes {
             key.truncate(base);

@@ -24,8 +24,11 @@ mod evalsha;
 pub mod queue;
 pub mod rebuild;
 pub mod scripts;
+pub mod slot;
 pub mod sold_out;
+pub mod transfer;
 
 pub use control::{Applied, GateControl};
 pub use entry::{AdmissionPass, Entry};
 pub use scripts::{reservation_value, Decision, Gate, GateError, GateState, Release, Returned};
+pub use slot::Slot;

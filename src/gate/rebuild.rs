@@ -8,7 +8,10 @@ use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
 
-use crate::gate::scripts::{Gate, GateError};
+use crate::gate::{
+    scripts::{Gate, GateError},
+    Slot,
+};
 
 static PREPARE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/prepare.lua")));
@@ -51,7 +54,8 @@ pub enum Loaded {
 /// [`Gate::add_winners`]).
 #[derive(Debug, Clone)]
 pub struct Seed {
-    pub campaign_id: i64,
+    /// The campaign's one state, or one bucket's (docs/design.md §21).
+    pub slot: Slot,
     /// The campaign's creation time in microseconds: tells its keys from those of an earlier
     /// campaign with the same id (see `lua/reserve.lua`).
     pub epoch: i64,
@@ -93,8 +97,8 @@ impl GateState {
 impl Gate {
     /// `<prefix>{c:<id>}:building`: the tokens of rebuilds under way (`lua/prepare.lua`; same
     /// hash tag).
-    pub(super) fn building_key(&self, campaign_id: i64) -> String {
-        self.campaign_key_base(campaign_id) + "building"
+    pub(super) fn building_key(&self, slot: Slot) -> String {
+        self.campaign_key_base(slot) + "building"
     }
 
     /// First step of a rebuild: `true` when the campaign's state is already loaded; otherwise
@@ -102,18 +106,19 @@ impl Gate {
     /// under way, and the caller loads.
     pub async fn prepare(
         &self,
-        campaign_id: i64,
+        slot: impl Into<Slot>,
         epoch: i64,
         token: &RebuildToken,
     ) -> Result<bool, GateError> {
-        let [meta, users, pending] = self.keys(campaign_id);
+        let slot = slot.into();
+        let [meta, users, pending] = self.keys(slot);
         let mut inv = PREPARE.key(meta);
         inv.key(users)
             .key(pending)
-            .key(self.returned_key(campaign_id))
-            .key(self.controls_key(campaign_id))
-            .key(self.building_key(campaign_id));
-        for key in self.room_keys(campaign_id) {
+            .key(self.returned_key(slot))
+            .key(self.controls_key(slot))
+            .key(self.building_key(slot));
+        for key in self.room_keys(slot) {
             inv.key(key);
         }
         inv.arg(epoch)
@@ -124,11 +129,11 @@ impl Gate {
     }
 
     /// Adds past winners to the winners set (one bounded chunk per call).
-    pub async fn add_winners(&self, campaign_id: i64, users: &[i64]) -> Result<(), GateError> {
+    pub async fn add_winners(&self, slot: Slot, users: &[i64]) -> Result<(), GateError> {
         if users.is_empty() {
             return Ok(());
         }
-        let [_, key, _] = self.keys(campaign_id);
+        let [_, key, _] = self.keys(slot);
         let _: i64 = self
             .query(redis::cmd("SADD").arg(key).arg(users).to_owned())
             .await?;
@@ -137,14 +142,14 @@ impl Gate {
 
     /// Last step of a rebuild: writes the campaign hash if it is absent and the rebuild's
     /// `token` is still registered (no flush or restart emptied the winners set meanwhile).
-    #[tracing::instrument(level = "debug", skip(self, token), fields(campaign_id = seed.campaign_id), err(level = "warn"))]
+    #[tracing::instrument(level = "debug", skip(self, token), fields(slot = %seed.slot), err(level = "warn"))]
     pub async fn load(&self, seed: &Seed, token: &RebuildToken) -> Result<Loaded, GateError> {
-        let [meta, users, _] = self.keys(seed.campaign_id);
+        let [meta, users, _] = self.keys(seed.slot);
         let mut inv = LOAD.key(meta);
         inv.key(users)
-            .key(self.returned_key(seed.campaign_id))
-            .key(self.controls_key(seed.campaign_id))
-            .key(self.building_key(seed.campaign_id))
+            .key(self.returned_key(seed.slot))
+            .key(self.controls_key(seed.slot))
+            .key(self.building_key(seed.slot))
             .arg(seed.remaining_stock)
             .arg(seed.starts_at_ms)
             .arg(seed.ends_at_ms)

@@ -14,6 +14,7 @@ use crate::{
     gate::{
         connection::{RedisConn, RedisSetupError},
         entry::{AdmissionPass, Entry},
+        slot::Slot,
     },
 };
 
@@ -143,30 +144,31 @@ impl Gate {
     }
 
     /// `<prefix>{c:<id>}:meta`, `…:users` (winners) and `…:pending` (open reservations).
-    pub fn keys(&self, campaign_id: i64) -> [String; 3] {
-        self.campaign_keys(campaign_id, ["meta", "users", "pending"])
+    pub fn keys(&self, slot: impl Into<Slot>) -> [String; 3] {
+        self.campaign_keys(slot.into(), ["meta", "users", "pending"])
     }
 
     /// The waiting room's keys (see `lua/queue.lua`; same hash tag): `…:q` (waiting), `…:qt`
     /// (tickets), `…:qu` (users), `…:qseen` (last polls), `…:qadm` (admissions), `…:qroom`.
-    pub fn room_keys(&self, campaign_id: i64) -> [String; 6] {
-        self.campaign_keys(campaign_id, ["q", "qt", "qu", "qseen", "qadm", "qroom"])
+    pub fn room_keys(&self, slot: impl Into<Slot>) -> [String; 6] {
+        self.campaign_keys(slot.into(), ["q", "qt", "qu", "qseen", "qadm", "qroom"])
     }
 
     /// The keys `lua/release.lua` takes, [`RESERVATION_KEYS`] (`lua/reserve.lua`'s, which the
     /// reservation writes into its command itself), with the campaign's part formatted once.
-    fn reservation_keys(&self, campaign_id: i64) -> [String; 5] {
-        self.campaign_keys(campaign_id, RESERVATION_KEYS)
+    fn reservation_keys(&self, slot: Slot) -> [String; 5] {
+        self.campaign_keys(slot, RESERVATION_KEYS)
     }
 
-    /// `<prefix>{c:<id>}:`: every key of a campaign starts so (one hash tag, one cluster slot).
-    pub(super) fn campaign_key_base(&self, campaign_id: i64) -> String {
-        format!("{}{{c:{campaign_id}}}:", self.prefix)
+    /// `<prefix>{c:<id>}:` (or `<prefix>{c:<id>:<bucket>}:`): every key of a slot starts so (one
+    /// hash tag, one cluster slot).
+    pub(super) fn campaign_key_base(&self, slot: impl Into<Slot>) -> String {
+        format!("{}{{{}}}:", self.prefix, slot.into())
     }
 
     /// `<prefix>{c:<id>}:<suffix>` for each suffix.
-    fn campaign_keys<const N: usize>(&self, campaign_id: i64, suffixes: [&str; N]) -> [String; N] {
-        let base = self.campaign_key_base(campaign_id);
+    fn campaign_keys<const N: usize>(&self, slot: Slot, suffixes: [&str; N]) -> [String; N] {
+        let base = self.campaign_key_base(slot);
         suffixes.map(|suffix| {
             let mut key = String::with_capacity(base.len() + suffix.len());
             key.push_str(&base);
@@ -176,14 +178,14 @@ impl Gate {
     }
 
     /// `<prefix>{c:<id>}:returned`: the wins whose units are back in the gate (same hash tag).
-    pub(super) fn returned_key(&self, campaign_id: i64) -> String {
-        self.campaign_key_base(campaign_id) + "returned"
+    pub(super) fn returned_key(&self, slot: impl Into<Slot>) -> String {
+        self.campaign_key_base(slot) + "returned"
     }
 
     /// `<prefix>{c:<id>}:controls`: stock changes applied above the hash's `ctl` (see
     /// `lua/control.lua`; same hash tag).
-    pub(super) fn controls_key(&self, campaign_id: i64) -> String {
-        self.campaign_key_base(campaign_id) + "controls"
+    pub(super) fn controls_key(&self, slot: impl Into<Slot>) -> String {
+        self.campaign_key_base(slot) + "controls"
     }
 
     /// A plain command, bounded by the Redis timeout.
@@ -218,7 +220,7 @@ impl Gate {
         epoch: i64,
         now_ms: i64,
     ) -> Result<Decision, GateError> {
-        let mut cmd = self.evalsha(&RESERVE, entry.campaign_id, RESERVATION_KEYS);
+        let mut cmd = self.evalsha(&RESERVE, entry.slot(), RESERVATION_KEYS);
         cmd.arg(entry.user_id)
             .arg(entry.quantity)
             .arg(now_ms)
@@ -265,20 +267,21 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn return_units(
         &self,
-        campaign_id: i64,
+        slot: impl Into<Slot> + std::fmt::Debug,
         participation_id: i64,
-        quantity: i32,
+        quantity: i64,
         epoch: i64,
     ) -> Result<Returned, GateError> {
-        let [meta, _, _] = self.keys(campaign_id);
+        let slot = slot.into();
+        let [meta, _, _] = self.keys(slot);
         let mut inv = RETURN.key(meta);
-        inv.key(self.returned_key(campaign_id))
+        inv.key(self.returned_key(slot))
             .arg(participation_id)
             .arg(quantity)
             .arg(epoch);
         let answer: i64 = self.run(inv).await?;
         tracing::debug!(
-            campaign_id,
+            %slot,
             participation_id,
             quantity,
             answer,
@@ -300,7 +303,7 @@ impl Gate {
         how: Release,
         reservation: &str,
     ) -> Result<bool, GateError> {
-        let [meta, users, pending, tickets, admissions] = self.reservation_keys(entry.campaign_id);
+        let [meta, users, pending, tickets, admissions] = self.reservation_keys(entry.slot());
         let (mode, extra, seen, returns_seen) = match &how {
             Release::Undo => ("undo", String::new(), 0, 0),
             Release::KeepUser => ("keep_user", String::new(), 0, 0),
@@ -319,7 +322,7 @@ impl Gate {
         let mut inv = RELEASE.key(meta);
         inv.key(users)
             .key(pending)
-            .key(self.controls_key(entry.campaign_id))
+            .key(self.controls_key(entry.slot()))
             .key(tickets)
             .key(admissions)
             .arg(entry.user_id)
@@ -345,11 +348,11 @@ impl Gate {
 
     /// The transactions of these users' reservations settled (committed): they are no longer
     /// open. One HDEL for all of them (a group commit's members settle together).
-    pub async fn settle(&self, campaign_id: i64, user_ids: &[i64]) -> Result<(), GateError> {
+    pub async fn settle(&self, slot: impl Into<Slot>, user_ids: &[i64]) -> Result<(), GateError> {
         if user_ids.is_empty() {
             return Ok(());
         }
-        let [_, _, pending] = self.keys(campaign_id);
+        let [_, _, pending] = self.keys(slot);
         let _: i64 = self
             .query(redis::cmd("HDEL").arg(pending).arg(user_ids).to_owned())
             .await?;
@@ -359,9 +362,9 @@ impl Gate {
     /// A campaign's open reservations: (user id, the raw value, reserved at ms, quantity).
     pub async fn open_reservations(
         &self,
-        campaign_id: i64,
+        slot: impl Into<Slot>,
     ) -> Result<Vec<OpenReservation>, GateError> {
-        let [_, _, pending] = self.keys(campaign_id);
+        let [_, _, pending] = self.keys(slot);
         let all: Vec<(i64, String)> = self
             .query(redis::cmd("HGETALL").arg(pending).to_owned())
             .await?;
@@ -380,8 +383,8 @@ impl Gate {
     }
 
     /// The winners set: users holding a win or a reservation.
-    pub async fn winners(&self, campaign_id: i64) -> Result<Vec<i64>, GateError> {
-        let [_, users, _] = self.keys(campaign_id);
+    pub async fn winners(&self, slot: impl Into<Slot>) -> Result<Vec<i64>, GateError> {
+        let [_, users, _] = self.keys(slot);
         self.query(redis::cmd("SMEMBERS").arg(users).to_owned())
             .await
     }

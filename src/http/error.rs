@@ -258,7 +258,9 @@ impl From<JoinError> for ApiError {
             JoinError::Paused => {
                 Self::Unprocessable(body(ErrorCode::CampaignPaused, e.to_string()))
             }
-            JoinError::OverLimit { .. } => Self::validation(e.to_string()),
+            JoinError::OverLimit { .. } | JoinError::BucketedOnSyncPath(_) => {
+                Self::validation(e.to_string())
+            }
             JoinError::AlreadyParticipated { participation_id } => {
                 Self::Conflict(Json(ErrorBody {
                     code: ErrorCode::AlreadyParticipated,

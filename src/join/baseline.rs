@@ -93,6 +93,9 @@ impl SyncParticipationService {
         if campaign.admission.queued() {
             return Err(AdmissionRefusal::Required.counted(&self.metrics).into());
         }
+        if campaign.buckets > 1 {
+            return Err(JoinError::BucketedOnSyncPath(campaign.id));
+        }
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();
         detached(async move { this.commit_then_produce(req, now, &campaign).await }).await

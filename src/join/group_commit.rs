@@ -25,7 +25,7 @@
 //! batches and instances.
 
 use std::{
-    collections::{hash_map::Entry as Slot, HashMap},
+    collections::{hash_map::Entry as Lane, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -41,7 +41,7 @@ use crate::hooks::Hooks;
 use crate::{
     config::GroupCommitSettings,
     db::{sql::size_at_most, Db},
-    gate::Gate,
+    gate::{Gate, Slot},
     join::{
         in_doubt,
         transaction::{self, NewParticipation, WriteError, Written},
@@ -58,7 +58,7 @@ pub struct GroupCommit {
     /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a win waits in its lane for its transaction to
     /// start, as it would wait for a pooled connection; then it answers SERVICE_BUSY.
     queue_timeout: Duration,
-    lanes: Mutex<HashMap<i64, CampaignQueue>>,
+    lanes: Mutex<HashMap<Slot, CampaignQueue>>,
     tickets: AtomicU64,
     metrics: Arc<Metrics>,
     /// The test seam (`crate::hooks`): where a test holds a write.
@@ -106,12 +106,12 @@ impl GroupCommit {
             self.metrics.group_commit_batch_size.observe(1.0);
             let written = transaction::write(&self.db, &win, &*self.hooks).await;
             if written.is_ok() {
-                settle(&self.gate, win.entry.campaign_id, &[win.entry.user_id]).await;
+                settle(&self.gate, win.entry.slot(), &[win.entry.user_id]).await;
             }
             self.settle_in_doubt(std::slice::from_ref(&win), std::slice::from_ref(&written));
             return written;
         }
-        let campaign_id = win.entry.campaign_id;
+        let slot = win.entry.slot();
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let (answer, mut answered) = oneshot::channel();
         if self.enqueue(Member {
@@ -121,13 +121,17 @@ impl GroupCommit {
         }) {
             let this = self.clone();
             tokio::spawn(
-                async move { this.drive(campaign_id).await }
-                    .instrument(tracing::debug_span!(parent: None, "group_commit", campaign_id)),
+                async move { this.drive(slot).await }.instrument(tracing::debug_span!(
+                    parent: None,
+                    "group_commit",
+                    campaign_id = slot.campaign_id,
+                    bucket = slot.bucket
+                )),
             );
         }
         let answer = match tokio::time::timeout(self.queue_timeout, &mut answered).await {
             Ok(answer) => answer,
-            Err(_) if self.withdraw(campaign_id, ticket) => {
+            Err(_) if self.withdraw(slot, ticket) => {
                 // Still queued: the running transaction holds the campaign that long. Busy, as
                 // a pool with no connection to give; nothing was sent.
                 return Err(WriteError::Db(DbErr::ConnectionAcquire(
@@ -140,9 +144,9 @@ impl GroupCommit {
     }
 
     /// Takes a still-queued win out of its lane; false if a batch already took it.
-    fn withdraw(&self, campaign_id: i64, ticket: u64) -> bool {
+    fn withdraw(&self, slot: Slot, ticket: u64) -> bool {
         let mut lanes = self.lock();
-        let Some(lane) = lanes.get_mut(&campaign_id) else {
+        let Some(lane) = lanes.get_mut(&slot) else {
             return false;
         };
         match lane.queue.iter().position(|m| m.ticket == ticket) {
@@ -155,13 +159,13 @@ impl GroupCommit {
     }
 
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
-    pub fn queued(&self, campaign_id: i64) -> usize {
+    pub fn queued(&self, slot: impl Into<Slot>) -> usize {
         self.lock()
-            .get(&campaign_id)
+            .get(&slot.into())
             .map_or(0, |lane| lane.queue.len())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CampaignQueue>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Slot, CampaignQueue>> {
         // A panic while the map is held cannot leave a lane half-changed (pushes and drains).
         self.lanes
             .lock()
@@ -171,8 +175,8 @@ impl GroupCommit {
     /// Queues `member`; true when its campaign had no lane, so the caller starts its task.
     fn enqueue(&self, member: Member) -> bool {
         let mut lanes = self.lock();
-        match lanes.entry(member.win.entry.campaign_id) {
-            Slot::Occupied(mut lane) => {
+        match lanes.entry(member.win.entry.slot()) {
+            Lane::Occupied(mut lane) => {
                 let lane = lane.get_mut();
                 lane.queue.push(member);
                 if lane.queue.len() >= self.settings.max_batch {
@@ -180,8 +184,8 @@ impl GroupCommit {
                 }
                 false
             }
-            Slot::Vacant(slot) => {
-                slot.insert(CampaignQueue {
+            Lane::Vacant(vacant) => {
+                vacant.insert(CampaignQueue {
                     queue: vec![member],
                     full: Arc::new(Notify::new()),
                 });
@@ -191,19 +195,19 @@ impl GroupCommit {
     }
 
     /// Commits the campaign's queue batch after batch until it is empty, then closes the lane.
-    async fn drive(self: Arc<Self>, campaign_id: i64) {
+    async fn drive(self: Arc<Self>, slot: Slot) {
         let mut busy = false;
         loop {
             if busy && !self.settings.window.is_zero() {
-                self.linger(campaign_id).await;
+                self.linger(slot).await;
             }
             let batch: Vec<Member> = {
                 let mut lanes = self.lock();
-                let Some(lane) = lanes.get_mut(&campaign_id) else {
+                let Some(lane) = lanes.get_mut(&slot) else {
                     return;
                 };
                 if lane.queue.is_empty() {
-                    lanes.remove(&campaign_id);
+                    lanes.remove(&slot);
                     return;
                 }
                 // A list size (see `db::sql`): each size is one statement text, prepared once
@@ -218,8 +222,8 @@ impl GroupCommit {
     }
 
     /// Waits up to the window for the queue to fill a batch.
-    async fn linger(&self, campaign_id: i64) {
-        let full = match self.lock().get(&campaign_id) {
+    async fn linger(&self, slot: Slot) {
+        let full = match self.lock().get(&slot) {
             Some(lane) if lane.queue.len() < self.settings.max_batch => lane.full.clone(),
             _ => return,
         };
@@ -256,7 +260,7 @@ impl GroupCommit {
             },
         };
         self.settle_in_doubt(&wins, &results);
-        let campaign_id = wins[0].entry.campaign_id;
+        let (slot, campaign_id) = (wins[0].entry.slot(), wins[0].entry.campaign_id);
         let committed: Vec<i64> = wins
             .iter()
             .zip(&results)
@@ -266,7 +270,7 @@ impl GroupCommit {
         let gate = self.gate.clone();
         tokio::spawn(
             async move {
-                settle(&gate, campaign_id, &committed).await;
+                settle(&gate, slot, &committed).await;
                 for (answer, result) in answers.into_iter().zip(results) {
                     // Nobody left to answer only when the runtime is shutting down; a committed
                     // win then stands, and the reconciler closes its reservation.
@@ -309,9 +313,9 @@ impl GroupCommit {
 
 /// Closes committed wins' reservations. Best effort: one left open is found settled by the
 /// reconciler (MySQL has the win) and only closed.
-async fn settle(gate: &Gate, campaign_id: i64, users: &[i64]) {
-    if let Err(e) = gate.settle(campaign_id, users).await {
-        tracing::debug!(error = %e, campaign_id, wins = users.len(),
+async fn settle(gate: &Gate, slot: Slot, users: &[i64]) {
+    if let Err(e) = gate.settle(slot, users).await {
+        tracing::debug!(error = %e, %slot, wins = users.len(),
             "Could not close the reservations; the reconciler will.");
     }
 }

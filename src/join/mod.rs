@@ -31,6 +31,7 @@ pub mod request;
 pub mod reserve;
 pub mod service;
 pub mod settle;
+pub mod tail;
 pub mod transaction;
 
 pub use request::{Accepted, AdmissionRefusal, JoinError, JoinRequest};

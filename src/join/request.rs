@@ -97,6 +97,10 @@ pub enum JoinError {
     Paused,
     #[error("quantity {quantity} is above the campaign's per-user limit of {limit}")]
     OverLimit { quantity: i32, limit: i32 },
+    /// The synchronous baseline keeps one row per campaign; a bucketed campaign's stock is in
+    /// its buckets' rows (docs/design.md §21), which only the outbox path uses.
+    #[error("campaign {0} is bucketed: the synchronous baseline serves unbucketed campaigns only; join it at POST /api/v1/campaigns/{0}/participations")]
+    BucketedOnSyncPath(i64),
     /// `participation_id` is `None` while the first request of this user is still in flight.
     #[error("the user already participated in this campaign")]
     AlreadyParticipated { participation_id: Option<i64> },

@@ -24,7 +24,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     campaign::Campaign,
-    gate::{reservation_value, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, Release},
+    gate::{
+        reservation_value, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, Release, Slot,
+    },
     join::{
         admit::{refused, Admitted},
         request::{AdmissionRefusal, JoinError, JoinRequest},
@@ -32,6 +34,8 @@ use crate::{
     telemetry::metrics::Metrics,
     upkeep::loader::{self, GateLoader},
 };
+
+use super::tail::Tail;
 
 /// The reserve step: the gate, the instance's rebuilds of it, the sold-out memo it feeds.
 pub struct Reserve {
@@ -43,6 +47,8 @@ pub struct Reserve {
     /// How long after the gate a win may still commit: `RESERVATION_TIMEOUT_MS` less a quarter
     /// for clocks (the reconciler may give the reservation back after the whole timeout).
     pub(super) commit_within: Duration,
+    /// A bucketed campaign's dry bucket looking for units (docs/design.md §21).
+    pub(super) tail: Tail,
 }
 
 /// What the gate decided for a join: a reservation to settle, or a user it already knows (whose
@@ -63,14 +69,14 @@ const LOAD_ROUNDS: u32 = 3;
 /// younger than [`IN_FLIGHT_YOUNG`]: when even that one is older, what is open was leaked by a
 /// crashed instance (the reconciler gives it back after `RESERVATION_TIMEOUT_MS`) or waits on a
 /// stalled MySQL, and a flood of refusals must not wait a second each for it.
-const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_millis(5);
-const IN_FLIGHT_LONGEST_WAIT: Duration = Duration::from_millis(160);
+pub(super) const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_millis(5);
+pub(super) const IN_FLIGHT_LONGEST_WAIT: Duration = Duration::from_millis(160);
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
 const IN_FLIGHT_YOUNG: Duration = Duration::from_secs(2);
 
 /// How long a SOLD_OUT waits for the reservations in flight: a second, or half the commit
 /// window when that is shorter (a reservation made then can still commit in time).
-fn in_flight_wait(commit_within: Duration) -> Duration {
+pub(super) fn in_flight_wait(commit_within: Duration) -> Duration {
     IN_FLIGHT_WAIT.min(commit_within / 2)
 }
 
@@ -151,7 +157,9 @@ impl Reserve {
                 // back any moment, and the memo would refuse them for its whole window. Nor one
                 // that a fresh read of the markers did not confirm: units an expiry or a cancel
                 // committed may be on their way to the gate ([`Reserve::reserve`]).
-                if remaining <= 0 && in_flight == 0 && confirmed {
+                // A bucketed campaign has no one winners set to copy: its searches remember a
+                // sell-out instead ([`Tail::sold_out_lately`]).
+                if remaining <= 0 && in_flight == 0 && confirmed && campaign.buckets == 1 {
                     self.remember_sold_out(campaign.id, winners, asked_at).await;
                 }
                 JoinError::SoldOut
@@ -184,6 +192,9 @@ impl Reserve {
         pass: Option<&AdmissionPass>,
         now: DateTime<Utc>,
     ) -> Result<(Decision, bool), JoinError> {
+        if req.entry.bucket.is_some() {
+            return self.reserve_in_bucket(campaign, req, pass, now).await;
+        }
         let started = std::time::Instant::now();
         let bound = in_flight_wait(self.commit_within);
         let mut wait = IN_FLIGHT_FIRST_WAIT;
@@ -206,7 +217,7 @@ impl Reserve {
                 }
                 Decision::SoldOut { .. } | Decision::Paused if !owed_asked => {
                     owed_asked = true;
-                    match self.gave_owed(campaign, refused_at).await {
+                    match self.gave_owed(campaign, req.entry.slot(), refused_at).await {
                         loader::Owed::Skipped => return Ok((decision, false)),
                         loader::Owed::Read { fresh } => confirmed = fresh,
                     }
@@ -221,8 +232,13 @@ impl Reserve {
     /// hung) and they are in it now. One read of the campaign's markers at a time per campaign
     /// (a join refused meanwhile takes its answer), then none for `loader::OWED_READ_EVERY`.
     /// A failure answers as before, unconfirmed.
-    async fn gave_owed(&self, campaign: &Campaign, refused_at: std::time::Instant) -> loader::Owed {
-        match self.loader.give_owed(campaign, refused_at).await {
+    pub(super) async fn gave_owed(
+        &self,
+        campaign: &Campaign,
+        slot: Slot,
+        refused_at: std::time::Instant,
+    ) -> loader::Owed {
+        match self.loader.give_owed(campaign, slot, refused_at).await {
             Ok(owed) => {
                 if owed != loader::Owed::Skipped {
                     tracing::debug!(
@@ -245,7 +261,7 @@ impl Reserve {
     /// restart), wait for the instance's one rebuild of them ([`loader::GateLoader`]) and ask
     /// again. The keys can vanish again between the rebuild and the retry (another eviction), so
     /// a few rounds are allowed.
-    async fn reserve_once(
+    pub(super) async fn reserve_once(
         &self,
         campaign: &Arc<Campaign>,
         req: &JoinRequest,
@@ -267,7 +283,7 @@ impl Reserve {
             if decision != Decision::Missing {
                 return Ok(decision);
             }
-            self.loader.ensure(campaign).await?;
+            self.loader.ensure(campaign, req.entry.slot()).await?;
         }
         Ok(Decision::Missing)
     }

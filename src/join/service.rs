@@ -18,7 +18,7 @@ use crate::{
     campaign::{Campaign, CampaignCache},
     config::Settings,
     db::Db,
-    gate::{sold_out::SoldOutMemo, Gate},
+    gate::{sold_out::SoldOutMemo, Gate, Slot},
     hooks::Hooks,
     join::{
         admit::Admit,
@@ -26,6 +26,7 @@ use crate::{
         request::{detached, Accepted, AdmissionRefusal, JoinError, JoinRequest},
         reserve::{Gated, Reserve},
         settle::Settle,
+        tail::Tail,
     },
     telemetry::metrics::{registry::ReasonLabels, Metrics},
     upkeep::{loader::GateLoader, reconcile::Reconciler},
@@ -85,6 +86,7 @@ impl ParticipationService {
                 .inc_by(0);
         }
         let sold_out = Arc::new(SoldOutMemo::new(settings.redis.sold_out_memo));
+        let loader = GateLoader::new(db.clone(), gate.clone(), hooks.clone());
         Self {
             admit: Arc::new(Admit {
                 db: db.clone(),
@@ -95,10 +97,16 @@ impl ParticipationService {
             }),
             reserve: Arc::new(Reserve {
                 gate: gate.clone(),
-                loader: GateLoader::new(db.clone(), gate.clone(), hooks.clone()),
+                loader: loader.clone(),
                 sold_out,
                 metrics: metrics.clone(),
                 commit_within: commit_within(settings.redis.reservation_timeout),
+                tail: Tail::new(
+                    db.clone(),
+                    gate.clone(),
+                    loader,
+                    settings.redis.sold_out_memo,
+                ),
             }),
             settle: Arc::new(Settle {
                 group_commit: GroupCommit::new(
@@ -123,6 +131,14 @@ impl ParticipationService {
         // counts from here.
         let commit_by = std::time::Instant::now() + self.reserve.commit_within;
         let admitted = self.admit.run(&req).await?;
+        let mut req = req;
+        // A bucketed campaign's join lives in its user's home bucket (docs/design.md §21).
+        let slot = Slot::home(
+            req.entry.campaign_id,
+            admitted.campaign.buckets,
+            req.entry.user_id,
+        );
+        req.entry.bucket = slot.bucket;
         // From the gate on, the work runs in its own task. A request cut off (its client hangs
         // up, or its deadline passes) drops this future, and a reservation Redis makes must still
         // be committed or given back: dropped while the gate's answer was on its way, the
@@ -160,7 +176,7 @@ impl ParticipationService {
     /// same id, which count as missing) and rebuilds them.
     pub async fn prime(&self, campaign: &Campaign) {
         let campaign = self.admit.campaigns.insert(campaign.clone()).await;
-        if let Err(e) = self.reserve.loader.ensure(&campaign).await {
+        if let Err(e) = self.reserve.loader.ensure_all(&campaign).await {
             tracing::warn!(campaign_id = campaign.id, error = %e, "Could not prime the gate; the first request will.");
         }
     }

@@ -62,6 +62,7 @@ impl Settle {
         } = reserved;
         let pass = pass.as_ref();
         let event_id = Uuid::now_v7();
+        let sequence = crate::bucket::sequence(sequence, req.entry.bucket, campaign.buckets);
         let participation = NewParticipation {
             entry: req.entry,
             sequence,

@@ -16,10 +16,10 @@ use crate::{
         Db, Txn,
     },
     events::{
-        accepted::{WinStatus, PARTICIPATION_ACCEPTED},
+        accepted::{win_message_key, WinStatus, PARTICIPATION_ACCEPTED},
         ParticipationAccepted,
     },
-    gate::Entry,
+    gate::{Entry, Slot},
     join::in_doubt::{self, InDoubt},
     outbox::{self, NewOutboxEvent},
 };
@@ -147,7 +147,12 @@ fn accepted_events(
                 status,
                 hold_expires_at,
             };
-            NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref())
+            let mut row =
+                NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref());
+            if w.entry.bucket.is_some() {
+                row.msg_key = win_message_key(w.entry.campaign_id, w.entry.bucket);
+            }
+            row
         })
         .collect()
 }
@@ -159,13 +164,19 @@ pub async fn write_all(
     wins: &[NewParticipation],
     hooks: &dyn Hooks,
 ) -> Result<Vec<Written>, WriteError> {
-    let campaign_id = wins[0].entry.campaign_id;
-    debug_assert!(wins.iter().all(|w| w.entry.campaign_id == campaign_id));
+    let slot = wins[0].entry.slot();
+    debug_assert!(wins.iter().all(|w| w.entry.slot() == slot));
     let total: i64 = wins.iter().map(|w| i64::from(w.entry.quantity)).sum();
     let count = i64::try_from(wins.len()).map_err(|e| DbErr::Custom(e.to_string()))?;
+    let guard = Guard {
+        slot,
+        total,
+        count,
+        max_sequence: wins.iter().map(|w| w.sequence).max().unwrap_or(0),
+    };
 
     let txn = db.begin().await?;
-    if let Err(refused) = guarded_decrement(&txn, campaign_id, total, count, hooks).await {
+    if let Err(refused) = guarded_decrement(&txn, &guard, hooks).await {
         txn.rollback().await?;
         return Err(refused);
     }
@@ -230,44 +241,70 @@ pub async fn write_all(
 /// the campaign open with the units (a resume or a return committed between the two).
 const GUARD_ATTEMPTS: u32 = 4;
 
-/// The guarded decrement of the campaign's stock by `total` units for `count` wins; on a refusal,
+/// What a transaction's guarded decrement takes: `total` units for `count` wins from the slot's
+/// row (the campaign's, or a bucket's, whose highest sequence becomes at least `max_sequence`).
+struct Guard {
+    slot: Slot,
+    total: i64,
+    count: i64,
+    max_sequence: i64,
+}
+
+impl Guard {
+    /// The decrement: on the campaign's row, or on the bucket's row, which carries the
+    /// campaign's pause and close (a win of a bucketed campaign locks no campaign-wide row).
+    fn statement(&self) -> sea_orm::Statement {
+        let now = to_db(Utc::now());
+        match self.slot.bucket {
+            None => stmt(
+                "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
+                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
+                vec![
+                    self.total.into(),
+                    self.count.into(),
+                    now.into(),
+                    self.slot.campaign_id.into(),
+                    self.total.into(),
+                ],
+            ),
+            Some(bucket) => stmt(
+                "UPDATE campaign_bucket SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, \
+                 max_sequence = GREATEST(max_sequence, ?) \
+                 WHERE campaign_id = ? AND bucket = ? AND remaining_stock >= ? AND paused = 0 AND closed = 0",
+                vec![
+                    self.total.into(),
+                    self.count.into(),
+                    self.max_sequence.into(),
+                    self.slot.campaign_id.into(),
+                    bucket.into(),
+                    self.total.into(),
+                ],
+            ),
+        }
+    }
+}
+
+/// The guarded decrement of the slot's stock by `total` units for `count` wins; on a refusal,
 /// why (closed, paused, or fewer units than asked, read with its `control_seq`).
 ///
 /// The pool runs READ COMMITTED: the read that explains a refusal sees a newer state than the
 /// decrement did. A campaign that was paused for the decrement and resumed for the read would
 /// answer SOLD_OUT with its units free (or set the gate's stock from that read): when the read
 /// finds nothing to refuse, the decrement is tried again instead.
-async fn guarded_decrement(
-    txn: &Txn,
-    campaign_id: i64,
-    total: i64,
-    count: i64,
-    hooks: &dyn Hooks,
-) -> Result<(), WriteError> {
+async fn guarded_decrement(txn: &Txn, guard: &Guard, hooks: &dyn Hooks) -> Result<(), WriteError> {
     for _ in 0..GUARD_ATTEMPTS {
-        let updated = txn
-            .execute_raw(stmt(
-                "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
-                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
-                vec![
-                    total.into(),
-                    count.into(),
-                    to_db(Utc::now()).into(),
-                    campaign_id.into(),
-                    total.into(),
-                ],
-            ))
-            .await?;
+        let updated = txn.execute_raw(guard.statement()).await?;
         if updated.rows_affected() > 0 {
             return Ok(());
         }
         hooks.after_refused_decrement().await;
-        if let Some(refused) = refusal(txn, campaign_id, total).await? {
+        if let Some(refused) = refusal(txn, guard.slot, guard.total).await? {
             return Err(refused);
         }
     }
     Err(WriteError::Db(DbErr::Custom(format!(
-        "campaign {campaign_id} changed under its guarded decrement {GUARD_ATTEMPTS} times"
+        "{} changed under its guarded decrement {GUARD_ATTEMPTS} times",
+        guard.slot
     ))))
 }
 
@@ -275,15 +312,21 @@ async fn guarded_decrement(
 /// fewer than `total` units (read with its `control_seq`, the live controls that stock includes);
 /// `None` when it is open with the units (it changed since the decrement read it). A campaign
 /// that is gone has no units: SOLD_OUT at (0, 0).
-async fn refusal(txn: &Txn, campaign_id: i64, total: i64) -> Result<Option<WriteError>, DbErr> {
-    let Some(row) = txn
-        .query_one_raw(stmt(
+async fn refusal(txn: &Txn, slot: Slot, total: i64) -> Result<Option<WriteError>, DbErr> {
+    let read = match slot.bucket {
+        None => stmt(
             "SELECT remaining_stock, control_seq, CAST(paused <> 0 AS SIGNED), \
              CAST(closed_at IS NOT NULL AS SIGNED) FROM campaign WHERE id = ?",
-            vec![campaign_id.into()],
-        ))
-        .await?
-    else {
+            vec![slot.campaign_id.into()],
+        ),
+        Some(bucket) => stmt(
+            "SELECT b.remaining_stock, c.control_seq, CAST(b.paused <> 0 AS SIGNED), \
+             CAST(b.closed <> 0 AS SIGNED) FROM campaign_bucket b JOIN campaign c ON c.id = b.campaign_id \
+             WHERE b.campaign_id = ? AND b.bucket = ?",
+            vec![slot.campaign_id.into(), bucket.into()],
+        ),
+    };
+    let Some(row) = txn.query_one_raw(read).await? else {
         return Ok(Some(WriteError::SoldOut {
             remaining_stock: 0,
             control_seq: 0,
@@ -321,10 +364,11 @@ async fn insert_participations(
 ) -> Result<Vec<i64>, DbErr> {
     let campaign_id = wins[0].entry.campaign_id;
     let created_at = to_db(accepted_at);
-    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 9);
+    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 10);
     for (w, &(status, hold_expires_at)) in wins.iter().zip(states) {
         values.extend([
             campaign_id.into(),
+            w.entry.slot().bucket_or_zero().into(),
             w.entry.user_id.into(),
             w.entry.quantity.into(),
             w.sequence.into(),
@@ -335,9 +379,10 @@ async fn insert_participations(
             w.event_id.to_string().into(),
         ]);
     }
-    const HEAD: &str = "INSERT INTO participation (campaign_id, user_id, quantity, sequence, \
+    const HEAD: &str =
+        "INSERT INTO participation (campaign_id, bucket, user_id, quantity, sequence, \
                         created_at, idempotency_key, status, hold_expires_at, event_id)";
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     if let [one] = wins {
         let inserted = insert_rows(txn, HEAD, ROW, "", values).await?;
         let id = i64::try_from(inserted[0].last_insert_id())

@@ -44,6 +44,7 @@ use crate::{
     gate::{
         control::GateControl,
         scripts::{Gate, GateError, GateState, Loaded, RebuildToken, Seed},
+        Slot,
     },
 };
 
@@ -117,11 +118,12 @@ pub enum Owed {
 pub struct GateLoader {
     db: Db,
     gate: Gate,
-    /// The rebuild running for each campaign; an entry is removed by its own task when done.
-    running: Arc<Mutex<HashMap<i64, Rebuild>>>,
+    /// The rebuild running for each slot (a campaign, or one of its buckets); an entry is
+    /// removed by its own task when done.
+    running: Arc<Mutex<HashMap<Slot, Rebuild>>>,
     loads: Arc<AtomicU64>,
     /// Each campaign's latest marker read for refused joins ([`Self::give_owed`]).
-    owed_read: Arc<Mutex<HashMap<i64, OwedRead>>>,
+    owed_read: Arc<Mutex<HashMap<Slot, OwedRead>>>,
     /// The test seam (`crate::hooks`): where a test holds a rebuild or an owed read.
     hooks: Arc<dyn Hooks>,
 }
@@ -143,29 +145,37 @@ impl GateLoader {
         self.loads.load(Ordering::Relaxed)
     }
 
-    /// Makes sure the campaign's gate state is in Redis: joins the rebuild under way or starts
-    /// one, and waits for it.
-    pub async fn ensure(&self, campaign: &Arc<Campaign>) -> Result<(), LoadError> {
+    /// Makes sure a slot's gate state (the campaign's, or one bucket's) is in Redis: joins the
+    /// rebuild under way or starts one, and waits for it.
+    pub async fn ensure(&self, campaign: &Arc<Campaign>, slot: Slot) -> Result<(), LoadError> {
         let rebuild = {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             running
-                .entry(campaign.id)
-                .or_insert_with(|| self.start(campaign.clone()))
+                .entry(slot)
+                .or_insert_with(|| self.start(campaign.clone(), slot))
                 .clone()
         };
         rebuild.await
     }
 
-    fn start(&self, campaign: Arc<Campaign>) -> Rebuild {
+    /// [`Self::ensure`] for every slot of the campaign (each bucket's, one after another).
+    pub async fn ensure_all(&self, campaign: &Arc<Campaign>) -> Result<(), LoadError> {
+        for slot in Slot::all(campaign.id, campaign.buckets) {
+            self.ensure(campaign, slot).await?;
+        }
+        Ok(())
+    }
+
+    fn start(&self, campaign: Arc<Campaign>, slot: Slot) -> Rebuild {
         let this = self.clone();
-        let span = tracing::info_span!("gate_rebuild", campaign_id = campaign.id);
+        let span = tracing::info_span!("gate_rebuild", campaign_id = campaign.id, %slot);
         let task = tokio::spawn(
             async move {
-                let result = this.rebuild(&campaign).await;
+                let result = this.rebuild(&campaign, slot).await;
                 this.running
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .remove(&campaign.id);
+                    .remove(&slot);
                 result
             }
             .instrument(span),
@@ -180,9 +190,9 @@ impl GateLoader {
 
     /// Rebuilds until the state is loaded: a rebuild during which the keys were flushed (or
     /// Redis restarted) filled a winners set that is gone, and starts again.
-    async fn rebuild(&self, campaign: &Campaign) -> Result<(), LoadError> {
+    async fn rebuild(&self, campaign: &Campaign, slot: Slot) -> Result<(), LoadError> {
         for attempt in 1..=REBUILD_ATTEMPTS {
-            match self.rebuild_once(campaign).await? {
+            match self.rebuild_once(campaign, slot).await? {
                 Loaded::Written | Loaded::AlreadyThere => return Ok(()),
                 Loaded::Interrupted => tracing::warn!(
                     campaign_id = campaign.id,
@@ -194,10 +204,10 @@ impl GateLoader {
         Err(LoadError::Interrupted(REBUILD_ATTEMPTS))
     }
 
-    async fn rebuild_once(&self, campaign: &Campaign) -> Result<Loaded, LoadError> {
+    async fn rebuild_once(&self, campaign: &Campaign, slot: Slot) -> Result<Loaded, LoadError> {
         let epoch = crate::campaign::gate_epoch(campaign);
         let token = RebuildToken::new();
-        if self.gate.prepare(campaign.id, epoch, &token).await? {
+        if self.gate.prepare(slot, epoch, &token).await? {
             return Ok(Loaded::AlreadyThere);
         }
         self.loads.fetch_add(1, Ordering::Relaxed);
@@ -207,47 +217,48 @@ impl GateLoader {
         // meanwhile were refused CAMPAIGN_PAUSED after a resume: seed 107). A win committed
         // between the winners' read and the snapshot is in the stock and not yet in the set: its
         // user's next join passes the gate and is stopped by MySQL's UNIQUE (see lua/load.lua).
-        let winners = self.add_winners(campaign.id).await?;
+        let winners = self.add_winners(slot).await?;
         // The stock and the wins whose units it holds back already, in one snapshot: a unit
         // returned in between is in both or in neither (see lua/load.lua, lua/return.lua). Two
         // statements of a READ COMMITTED transaction read two snapshots: a return committed
         // between them was in the returned set and not in the stock, and `lua/return.lua` then
         // never gave its units to the gate (the proof run's drift repairs).
         let txn = self.db.begin_snapshot().await?;
-        let seed = repo::gate_seed(&txn, campaign.id)
+        let seed = repo::gate_seed(&txn, slot)
             .await?
             .ok_or(LoadError::CampaignGone(campaign.id))?;
         self.hooks.in_rebuild_snapshot().await;
-        let returned = repo::returned_ids(&txn, campaign.id).await?;
+        let returned = repo::returned_ids(&txn, slot).await?;
         txn.commit().await?;
         self.hooks.before_rebuild_load().await;
         let loaded = self
             .gate
-            .load(&seed_of(campaign, &seed, returned), &token)
+            .load(&seed_of(campaign, slot, &seed, returned), &token)
             .await?;
         if loaded == Loaded::Written {
             tracing::info!(
                 campaign_id = campaign.id,
+                %slot,
                 remaining_stock = seed.remaining_stock,
                 winners,
                 "Loaded the campaign's gate state into Redis."
             );
-            self.settle_owed(campaign).await;
+            self.settle_owed(campaign, slot).await;
         }
         Ok(loaded)
     }
 
     /// Adds every participation's user to the winners set, a page at a time; how many.
-    async fn add_winners(&self, campaign_id: i64) -> Result<usize, LoadError> {
+    async fn add_winners(&self, slot: Slot) -> Result<usize, LoadError> {
         let mut after_id = 0;
         let mut winners = 0_usize;
         loop {
-            let page = repo::winners_page(&self.db, campaign_id, after_id, LOAD_CHUNK).await?;
+            let page = repo::winners_page(&self.db, slot, after_id, LOAD_CHUNK).await?;
             let Some(&(last_id, _)) = page.last() else {
                 return Ok(winners);
             };
             let users: Vec<i64> = page.iter().map(|&(_, user)| user).collect();
-            self.gate.add_winners(campaign_id, &users).await?;
+            self.gate.add_winners(slot, &users).await?;
             winners += users.len();
             after_id = last_id;
             if page.len() < LOAD_CHUNK as usize {
@@ -261,8 +272,8 @@ impl GateLoader {
     /// `lua/control.lua` apply each once, so the ones the snapshot or their own call already
     /// counted change nothing; the markers stay for the marker loops to delete. Best effort: on
     /// a failure the loops apply them within about a second, as they would have anyway.
-    async fn settle_owed(&self, campaign: &Campaign) {
-        if let Err(e) = self.apply_owed(campaign).await {
+    async fn settle_owed(&self, campaign: &Campaign, slot: Slot) {
+        if let Err(e) = self.apply_owed(campaign, slot).await {
             tracing::warn!(error = %e, campaign_id = campaign.id,
                 "Could not give the rebuilt gate what MySQL owes it; the marker loops will.");
         }
@@ -289,18 +300,19 @@ impl GateLoader {
     pub async fn give_owed(
         &self,
         campaign: &Campaign,
+        slot: Slot,
         refused_at: std::time::Instant,
     ) -> Result<Owed, LoadError> {
         let read = {
             let mut reads = self.owed_read.lock().unwrap_or_else(|p| p.into_inner());
-            match reads.get(&campaign.id) {
+            match reads.get(&slot) {
                 Some(OwedRead::Running(read)) => read.clone(),
                 Some(OwedRead::Done(at)) if at.elapsed() < OWED_READ_EVERY => {
                     return Ok(Owed::Skipped)
                 }
                 _ => {
-                    let read = self.start_owed_read(campaign.clone());
-                    reads.insert(campaign.id, OwedRead::Running(read.clone()));
+                    let read = self.start_owed_read(campaign.clone(), slot);
+                    reads.insert(slot, OwedRead::Running(read.clone()));
                     read
                 }
             }
@@ -313,17 +325,17 @@ impl GateLoader {
 
     /// Reads and applies the campaign's markers in a task of its own (a join that gives up
     /// waiting does not stop it), then notes when it finished.
-    fn start_owed_read(&self, campaign: Campaign) -> OwedReadTask {
+    fn start_owed_read(&self, campaign: Campaign, slot: Slot) -> OwedReadTask {
         let this = self.clone();
         let task = tokio::spawn(async move {
             // Taken before anything else: a refusal after it is never counted as covered.
             let began = std::time::Instant::now();
             this.hooks.before_owed_read().await;
-            let applied = this.apply_owed(&campaign).await;
+            let applied = this.apply_owed(&campaign, slot).await;
             this.owed_read
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(campaign.id, OwedRead::Done(std::time::Instant::now()));
+                .insert(slot, OwedRead::Done(std::time::Instant::now()));
             applied.map(|()| began)
         });
         async move {
@@ -336,32 +348,30 @@ impl GateLoader {
 
     /// Applies every marker of the campaign (each script applies its marker once, so one that
     /// another caller applied already changes nothing).
-    async fn apply_owed(&self, campaign: &Campaign) -> Result<(), LoadError> {
-        let (id, epoch) = (campaign.id, crate::campaign::gate_epoch(campaign));
-        let owed = repo::owed_to_gate(&self.db, id).await?;
-        for (participation_id, quantity) in owed.returns {
-            self.gate
-                .return_units(id, participation_id, quantity, epoch)
-                .await?;
+    async fn apply_owed(&self, campaign: &Campaign, slot: Slot) -> Result<(), LoadError> {
+        let epoch = crate::campaign::gate_epoch(campaign);
+        let owed = repo::owed_to_gate(&self.db, slot).await?;
+        for (given_id, units) in owed.returns {
+            self.gate.return_units(slot, given_id, units, epoch).await?;
         }
         for (seq, kind, delta) in owed.controls {
             if let Some(kind) = ControlKind::parse(&kind) {
-                let control = GateControl::of(kind, delta);
-                self.gate.apply_control(id, seq, control, epoch).await?;
+                let control = GateControl::for_slot(slot, kind, delta);
+                self.gate.apply_control(slot, seq, control, epoch).await?;
             }
         }
         Ok(())
     }
 }
 
-fn seed_of(campaign: &Campaign, read: &repo::GateSeed, returned: Vec<i64>) -> Seed {
+fn seed_of(campaign: &Campaign, slot: Slot, read: &repo::GateSeed, returned: Vec<i64>) -> Seed {
     let state = match (read.closed_at.is_some(), read.paused) {
         (true, _) => GateState::Closed,
         (false, true) => GateState::Paused,
         (false, false) => GateState::Open,
     };
     Seed {
-        campaign_id: campaign.id,
+        slot,
         epoch: crate::campaign::gate_epoch(campaign),
         remaining_stock: read.remaining_stock,
         starts_at_ms: campaign.starts_at.timestamp_millis(),

@@ -14,13 +14,14 @@ use sea_orm::DbErr;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    bucket::store as bucket_store,
     campaign::{
         control::{store, store::MarkerKey, store::PendingControl},
         CampaignCache, Window,
     },
     db::{marker_cursor::MarkerCursor, Db},
     events::control::ControlKind,
-    gate::{Applied, Gate, GateControl, GateError, Returned},
+    gate::{Applied, Gate, GateControl, GateError, Returned, Slot},
     win::state_change::{self, ReturnKey},
 };
 
@@ -40,6 +41,8 @@ pub struct Markers {
     returns_from: Arc<MarkerCursor<ReturnKey>>,
     /// Where this instance's `gate_control` pass reads next (owned by this loop).
     controls_from: Arc<MarkerCursor<MarkerKey>>,
+    /// Where this instance's `gate_transfer` pass reads next (a transfer id; owned by this loop).
+    transfers_from: Arc<MarkerCursor<i64>>,
 }
 
 /// Runs the loop until `stop`.
@@ -54,6 +57,9 @@ pub async fn run(markers: Markers, stop: CancellationToken) {
         }
         if let Err(e) = markers.apply_pending(BATCH).await {
             tracing::warn!(error = %e, "Could not read the controls the gate may lack.");
+        }
+        if let Err(e) = markers.transfer_pending(BATCH).await {
+            tracing::warn!(error = %e, "Could not read the transfers the buckets' gates may lack.");
         }
     }
     tracing::debug!("Marker loop stopped.");
@@ -79,6 +85,7 @@ impl Markers {
             campaigns,
             returns_from: Arc::default(),
             controls_from: Arc::default(),
+            transfers_from: Arc::default(),
         }
     }
 
@@ -101,7 +108,12 @@ impl Markers {
             let epoch = crate::campaign::gate_epoch(&campaign);
             match self
                 .gate
-                .return_units(campaign.id, marker.participation_id, marker.quantity, epoch)
+                .return_units(
+                    Slot::new(campaign.id, campaign.buckets, marker.bucket as u16),
+                    marker.participation_id,
+                    i64::from(marker.quantity),
+                    epoch,
+                )
                 .await
             {
                 Ok(Returned::Added | Returned::AlreadyBack) => {
@@ -154,6 +166,49 @@ impl Markers {
         Ok(settled)
     }
 
+    /// Gives the buckets' gates up to `limit` committed transfers they may not have yet (a crash
+    /// or a Redis failure between a transfer's commit and its gate call, docs/design.md §21);
+    /// returns how many markers were settled. Reads on like the other passes.
+    pub async fn transfer_pending(&self, limit: u32) -> Result<usize, DbErr> {
+        let from = self.transfers_from.after();
+        let markers =
+            bucket_store::pending_gate_transfers(&self.db, from.unwrap_or(0), limit).await?;
+        let read = markers.len();
+        let (mut visited, mut settled, mut stopped) = (from, 0, false);
+        for marker in markers {
+            let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
+                bucket_store::forget_gate_transfer(&self.db, marker.transfer_id).await?;
+                visited = Some(marker.transfer_id);
+                continue;
+            };
+            let slot = Slot::new(campaign.id, campaign.buckets, marker.bucket as u16);
+            let epoch = crate::campaign::gate_epoch(&campaign);
+            match self
+                .gate
+                .give_transfer(slot, marker.transfer_id, marker.units, epoch)
+                .await
+            {
+                Ok(Returned::Added | Returned::AlreadyBack) => {
+                    bucket_store::forget_gate_transfer(&self.db, marker.transfer_id).await?;
+                    settled += 1;
+                }
+                Ok(Returned::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
+                    bucket_store::forget_gate_transfer(&self.db, marker.transfer_id).await?;
+                    settled += 1;
+                }
+                Ok(Returned::NotLoaded) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "Could not give a transfer to a gate; will retry.");
+                    stopped = true;
+                    break;
+                }
+            }
+            visited = Some(marker.transfer_id);
+        }
+        self.transfers_from.passed(visited, read, limit, stopped);
+        Ok(settled)
+    }
+
     /// Gives the gate one marker's control.
     async fn apply_marker(&self, marker: &PendingControl) -> Result<MarkerOutcome, DbErr> {
         let Some(kind) = ControlKind::parse(&marker.kind) else {
@@ -169,13 +224,25 @@ impl Markers {
             store::forget(&self.db, marker.campaign_id, marker.seq).await?;
             return Ok(MarkerOutcome::Dropped);
         };
-        let control = GateControl::of(kind, marker.delta);
         let epoch = crate::campaign::gate_epoch(&campaign);
-        match self
-            .gate
-            .apply_control(campaign.id, marker.seq, control, epoch)
-            .await
-        {
+        // Every bucket's gate acts on a control (docs/design.md §21): settled once all have it.
+        let mut applied = Ok(Applied::AlreadyApplied);
+        for slot in Slot::all(campaign.id, campaign.buckets) {
+            let control = GateControl::for_slot(slot, kind, marker.delta);
+            match self
+                .gate
+                .apply_control(slot, marker.seq, control, epoch)
+                .await
+            {
+                Ok(Applied::NotLoaded) => applied = Ok(Applied::NotLoaded),
+                Ok(_) => {}
+                Err(e) => {
+                    applied = Err(e);
+                    break;
+                }
+            }
+        }
+        match applied {
             Ok(Applied::Applied | Applied::AlreadyApplied) => {
                 store::forget(&self.db, campaign.id, marker.seq).await?;
                 Ok(MarkerOutcome::Settled)

@@ -15,9 +15,10 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    campaign::CampaignCache,
+    bucket::store as bucket_store,
+    campaign::{Campaign, CampaignCache},
     db::{sql::stmt, Db},
-    gate::{scripts::OpenReservation, Entry, Gate, GateError, Release},
+    gate::{scripts::OpenReservation, transfer::Untake, Entry, Gate, GateError, Release, Slot},
     win::store,
 };
 use sea_orm::ConnectionTrait;
@@ -46,19 +47,62 @@ impl Reconciler {
             - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let mut given_back = 0;
         for campaign_id in self.campaigns.ids().await {
-            for open in self.gate.open_reservations(campaign_id).await? {
-                if open.reserved_at_ms > cutoff {
-                    continue;
+            let Some(campaign) = self.campaigns.get(&self.db, campaign_id).await? else {
+                continue;
+            };
+            for slot in Slot::all(campaign_id, campaign.buckets) {
+                for open in self.gate.open_reservations(slot).await? {
+                    if open.reserved_at_ms > cutoff {
+                        continue;
+                    }
+                    if self.give_back(slot, &open).await? {
+                        given_back += 1;
+                        tracing::warn!(
+                            campaign_id,
+                            bucket = slot.bucket,
+                            user_id = open.user_id,
+                            quantity = open.quantity,
+                            "Gave back a reservation a crashed instance left open."
+                        );
+                    }
                 }
-                if self.give_back(campaign_id, &open).await? {
-                    given_back += 1;
-                    tracing::warn!(
-                        campaign_id,
-                        user_id = open.user_id,
-                        quantity = open.quantity,
-                        "Gave back a reservation a crashed instance left open."
-                    );
+                if slot.bucket.is_some() {
+                    given_back += self.settle_takes(&campaign, slot, cutoff).await?;
                 }
+            }
+        }
+        Ok(given_back)
+    }
+
+    /// Settles the takes a bucket's gate still records past the cutoff (an instance died, or
+    /// MySQL failed, between a take and its transfer's settlement; docs/design.md §21): judged
+    /// under the bucket row's lock, which a transfer holds to its commit and after which its
+    /// deadline has passed, they are forgotten if MySQL moved the units and given back if not.
+    /// Returns how many were given back.
+    async fn settle_takes(
+        &self,
+        campaign: &Campaign,
+        slot: Slot,
+        cutoff: i64,
+    ) -> Result<u64, ReconcileError> {
+        let epoch = crate::campaign::gate_epoch(campaign);
+        let mut given_back = 0;
+        for take in self.gate.open_takes(slot).await? {
+            if take.taken_at_ms > cutoff {
+                continue;
+            }
+            let bucket = slot.bucket_or_zero();
+            let moved =
+                bucket_store::take_committed(&self.db, campaign.id, bucket, take.take_id).await?;
+            let how = if moved { Untake::Moved } else { Untake::Back };
+            if self.gate.untake(slot, epoch, take.take_id, how).await? && !moved {
+                given_back += 1;
+                tracing::warn!(
+                    campaign_id = campaign.id,
+                    bucket,
+                    units = take.units,
+                    "Gave back units set aside for a transfer that never committed."
+                );
             }
         }
         Ok(given_back)
@@ -71,29 +115,34 @@ impl Reconciler {
     /// past its deadline (an instance resumed after a SIGSTOP) no longer commits a win whose
     /// reservation was given back, which counted its units twice and took its user out of the
     /// winners set (found by the proof run). Returns whether units went back.
-    async fn give_back(
-        &self,
-        campaign_id: i64,
-        open: &OpenReservation,
-    ) -> Result<bool, ReconcileError> {
+    async fn give_back(&self, slot: Slot, open: &OpenReservation) -> Result<bool, ReconcileError> {
+        let campaign_id = slot.campaign_id;
         let txn = self.db.begin().await?;
-        txn.execute_raw(stmt(
-            "SELECT id FROM campaign WHERE id = ? FOR UPDATE",
-            vec![campaign_id.into()],
-        ))
-        .await?;
+        // The row a join's guarded decrement locks: the campaign's, or its bucket's.
+        let lock = match slot.bucket {
+            None => stmt(
+                "SELECT id FROM campaign WHERE id = ? FOR UPDATE",
+                vec![campaign_id.into()],
+            ),
+            Some(bucket) => stmt(
+                "SELECT bucket FROM campaign_bucket WHERE campaign_id = ? AND bucket = ? FOR UPDATE",
+                vec![campaign_id.into(), bucket.into()],
+            ),
+        };
+        txn.execute_raw(lock).await?;
         if store::find(&txn, campaign_id, open.user_id)
             .await?
             .is_some()
         {
             txn.commit().await?;
-            self.gate.settle(campaign_id, &[open.user_id]).await?;
+            self.gate.settle(slot, &[open.user_id]).await?;
             return Ok(false);
         }
         let entry = Entry {
             campaign_id,
             user_id: open.user_id,
             quantity: open.quantity,
+            bucket: slot.bucket,
         };
         // The lock is held until Redis has answered: a join that takes it next finds its
         // deadline passed.

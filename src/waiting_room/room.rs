@@ -227,7 +227,7 @@ impl WaitingRoom {
                 .room(campaign.id, pace, now.timestamp_millis(), op)
                 .await?
             {
-                RoomAnswer::Missing => self.loader.ensure(campaign).await?,
+                RoomAnswer::Missing => self.loader.ensure(campaign, campaign.id.into()).await?,
                 RoomAnswer::Unknown => return Err(RoomError::TicketNotFound),
                 RoomAnswer::Found {
                     ticket,

@@ -19,13 +19,13 @@ use crate::{
         Db, Txn,
     },
     events::{
-        accepted::WinStatus,
+        accepted::{win_message_key, WinStatus},
         lifecycle::{
-            CancelReason, ParticipationCancelled, ParticipationConfirmed, PARTICIPATION_CANCELLED,
-            PARTICIPATION_CONFIRMED,
+            CancelReason, ParticipationCancelled, ParticipationConfirmed, ParticipationMessage,
+            PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED,
         },
     },
-    gate::{Gate, Returned},
+    gate::{Gate, Returned, Slot},
     outbox::{table, NewOutboxEvent},
     win::{
         state_change::{self, Locked},
@@ -237,27 +237,29 @@ impl LifecycleService {
                 }
                 return answer;
             }
-            Decision::Confirm => match state_change::confirm(&txn, &win).await? {
-                Some(confirmed_at) => {
-                    let event = confirmed_event(&win, &campaign, confirmed_at);
-                    let row = NewOutboxEvent::participation(&event, &self.sink.topic, traceparent);
-                    table::insert(&txn, &[row]).await?;
-                    None
+            Decision::Confirm => {
+                match state_change::confirm(&txn, &win, campaign.buckets > 1).await? {
+                    Some(confirmed_at) => {
+                        let event = confirmed_event(&win, &campaign, confirmed_at);
+                        let row = win_row(&event, &win, &campaign, &self.sink.topic, traceparent);
+                        table::insert(&txn, &[row]).await?;
+                        None
+                    }
+                    // The deadline passed while the campaign's row was waited for: it expires now.
+                    None => {
+                        self.close(
+                            &txn,
+                            &win,
+                            &campaign,
+                            ParticipationStatus::Expired,
+                            CancelReason::Expired,
+                            traceparent,
+                        )
+                        .await?;
+                        Some(Err(LifecycleError::HoldExpired))
+                    }
                 }
-                // The deadline passed while the campaign's row was waited for: it expires now.
-                None => {
-                    self.close(
-                        &txn,
-                        &win,
-                        &campaign,
-                        ParticipationStatus::Expired,
-                        CancelReason::Expired,
-                        traceparent,
-                    )
-                    .await?;
-                    Some(Err(LifecycleError::HoldExpired))
-                }
-            },
+            }
             Decision::Close(to, reason, answer) => {
                 self.close(&txn, &win, &campaign, to, reason, traceparent)
                     .await?;
@@ -287,9 +289,10 @@ impl LifecycleService {
         traceparent: Option<&str>,
     ) -> Result<(), DbErr> {
         let units = self.hooks.units_back_to_mysql(win.quantity);
-        state_change::close(txn, win, to, reason.as_str(), units).await?;
+        let bucketed = campaign.buckets > 1;
+        state_change::close(txn, win, bucketed, (to, reason.as_str()), units).await?;
         let event = cancelled_event(win, campaign, reason);
-        let row = NewOutboxEvent::participation(&event, &self.sink.topic, traceparent);
+        let row = win_row(&event, win, campaign, &self.sink.topic, traceparent);
         table::insert(txn, &[row]).await
     }
 
@@ -297,9 +300,10 @@ impl LifecycleService {
     async fn give_back(&self, win: &Locked, campaign: &Campaign) {
         self.hooks.before_gate_return();
         let epoch = crate::campaign::gate_epoch(campaign);
+        let slot = win_slot(win, campaign);
         match self
             .gate
-            .return_units(win.campaign_id, win.id, win.quantity, epoch)
+            .return_units(slot, win.id, i64::from(win.quantity), epoch)
             .await
         {
             Ok(Returned::Added | Returned::AlreadyBack) => {
@@ -321,6 +325,31 @@ impl LifecycleService {
             .await?
             .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {id}")))
     }
+}
+
+/// The gate state a win's units return to: its bucket's in a bucketed campaign.
+fn win_slot(win: &Locked, campaign: &Campaign) -> Slot {
+    Slot::new(
+        campaign.id,
+        campaign.buckets,
+        u16::try_from(win.bucket).unwrap_or(0),
+    )
+}
+
+/// The outbox row of a win's later event: keyed like the win's own (docs/design.md §21).
+fn win_row(
+    event: &impl ParticipationMessage,
+    win: &Locked,
+    campaign: &Campaign,
+    topic: &str,
+    traceparent: Option<&str>,
+) -> NewOutboxEvent {
+    let mut row = NewOutboxEvent::participation(event, topic, traceparent);
+    let slot = win_slot(win, campaign);
+    if slot.bucket.is_some() {
+        row.msg_key = win_message_key(slot.campaign_id, slot.bucket);
+    }
+    row
 }
 
 /// A hold past its deadline, met by a confirm or a cancel: it expires now.

@@ -17,6 +17,8 @@ use crate::{
 pub struct Locked {
     pub id: i64,
     pub campaign_id: i64,
+    /// The win's bucket (0 when its campaign is not bucketed, docs/design.md §21).
+    pub bucket: i16,
     pub user_id: i64,
     pub quantity: i32,
     pub status: ParticipationStatus,
@@ -28,13 +30,14 @@ pub struct Locked {
 struct Row {
     id: i64,
     campaign_id: i64,
+    bucket: i16,
     user_id: i64,
     quantity: i32,
     status: String,
     in_time: i32,
 }
 
-const LOCK: &str = "SELECT id, campaign_id, user_id, quantity, status, \
+const LOCK: &str = "SELECT id, campaign_id, bucket, user_id, quantity, status, \
      CAST(hold_expires_at IS NULL OR hold_expires_at > UTC_TIMESTAMP(6) AS SIGNED) AS in_time \
      FROM participation";
 
@@ -42,6 +45,7 @@ fn locked(row: Option<Row>) -> Option<Locked> {
     row.map(|r| Locked {
         id: r.id,
         campaign_id: r.campaign_id,
+        bucket: r.bucket,
         user_id: r.user_id,
         quantity: r.quantity,
         status: ParticipationStatus::parse(&r.status),
@@ -78,12 +82,26 @@ pub async fn lock_by_id(txn: &Txn, id: i64) -> Result<Option<Locked>, DbErr> {
 /// (the campaign's group commit holds it), so the deadline is checked again by the `UPDATE`
 /// itself: a confirmation never takes effect past the deadline, however long the wait (the
 /// proof run saw one confirmed 151 ms late, checked only when the row was locked).
-pub async fn confirm(txn: &Txn, win: &Locked) -> Result<Option<NaiveDateTime>, DbErr> {
-    txn.execute_raw(stmt(
-        "SELECT id FROM campaign WHERE id = ? FOR UPDATE",
-        vec![win.campaign_id.into()],
-    ))
-    .await?;
+///
+/// In a bucketed campaign the win's events are keyed by its bucket, and the bucket's row is the
+/// lock its wins take (docs/design.md §21): that row is locked instead.
+pub async fn confirm(
+    txn: &Txn,
+    win: &Locked,
+    bucketed: bool,
+) -> Result<Option<NaiveDateTime>, DbErr> {
+    let order_lock = if bucketed {
+        stmt(
+            "SELECT bucket FROM campaign_bucket WHERE campaign_id = ? AND bucket = ? FOR UPDATE",
+            vec![win.campaign_id.into(), win.bucket.into()],
+        )
+    } else {
+        stmt(
+            "SELECT id FROM campaign WHERE id = ? FOR UPDATE",
+            vec![win.campaign_id.into()],
+        )
+    };
+    txn.execute_raw(order_lock).await?;
     let res = txn
         .execute_raw(stmt(
             "UPDATE participation SET status = 'CONFIRMED', confirmed_at = UTC_TIMESTAMP(6) \
@@ -108,12 +126,13 @@ pub async fn confirm(txn: &Txn, win: &Locked) -> Result<Option<NaiveDateTime>, D
 }
 
 /// HELD or CONFIRMED → `to` (CANCELLED or EXPIRED): `units` (the win's quantity) go back to the
-/// campaign's stock and a `gate_return` marker says the gate must get the win's quantity too.
+/// campaign's stock (a bucketed campaign's: the win's bucket's row) and a `gate_return` marker
+/// says the gate (the bucket's) must get the win's quantity too.
 pub async fn close(
     txn: &Txn,
     win: &Locked,
-    to: ParticipationStatus,
-    reason: &str,
+    bucketed: bool,
+    (to, reason): (ParticipationStatus, &str),
     units: i32,
 ) -> Result<(), DbErr> {
     let res = txn
@@ -124,15 +143,28 @@ pub async fn close(
         ))
         .await?;
     expect_one(res.rows_affected(), win.id)?;
+    let back = if bucketed {
+        stmt(
+            "UPDATE campaign_bucket SET remaining_stock = remaining_stock + ? \
+             WHERE campaign_id = ? AND bucket = ?",
+            vec![units.into(), win.campaign_id.into(), win.bucket.into()],
+        )
+    } else {
+        stmt(
+            "UPDATE campaign SET remaining_stock = remaining_stock + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
+            vec![units.into(), win.campaign_id.into()],
+        )
+    };
+    txn.execute_raw(back).await?;
     txn.execute_raw(stmt(
-        "UPDATE campaign SET remaining_stock = remaining_stock + ?, updated_at = UTC_TIMESTAMP(6) WHERE id = ?",
-        vec![units.into(), win.campaign_id.into()],
-    ))
-    .await?;
-    txn.execute_raw(stmt(
-        "INSERT INTO gate_return (participation_id, campaign_id, quantity, created_at) \
-         VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
-        vec![win.id.into(), win.campaign_id.into(), win.quantity.into()],
+        "INSERT INTO gate_return (participation_id, campaign_id, bucket, quantity, created_at) \
+         VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))",
+        vec![
+            win.id.into(),
+            win.campaign_id.into(),
+            win.bucket.into(),
+            win.quantity.into(),
+        ],
     ))
     .await?;
     Ok(())
@@ -166,6 +198,8 @@ pub async fn due_holds(db: &Db, limit: u32) -> Result<Vec<i64>, DbErr> {
 pub struct PendingReturn {
     pub participation_id: i64,
     pub campaign_id: i64,
+    /// The win's bucket (0 when its campaign is not bucketed).
+    pub bucket: i16,
     pub quantity: i32,
     pub created_at: NaiveDateTime,
 }
@@ -188,7 +222,7 @@ pub async fn pending_returns(
     limit: u32,
 ) -> Result<Vec<PendingReturn>, DbErr> {
     const SELECT: &str =
-        "SELECT participation_id, campaign_id, quantity, created_at FROM gate_return";
+        "SELECT participation_id, campaign_id, bucket, quantity, created_at FROM gate_return";
     const ORDER: &str = "ORDER BY created_at, participation_id LIMIT ?";
     let statement = match after {
         None => stmt(&format!("{SELECT} {ORDER}"), vec![limit.into()]),

@@ -20,13 +20,14 @@ use store::{ControlRow, LockedCampaign, RowChange};
 use crate::hooks::Hooks;
 use crate::outbox::Sink;
 use crate::{
+    bucket::store::{self as bucket_store, Moved},
     campaign::{
         repo::{self, CampaignWithCount},
-        CampaignCache, MAX_TOTAL_STOCK,
+        Campaign, CampaignCache, MAX_TOTAL_STOCK,
     },
     db::Db,
     events::control::{CampaignChanged, ControlKind},
-    gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl},
+    gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl, Returned, Slot},
     outbox::{table, NewOutboxEvent},
     telemetry::metrics::{registry::ControlLabels, Metrics},
 };
@@ -161,14 +162,14 @@ impl CampaignControls {
             kind,
             delta,
             answer,
+            withdrawn,
             ..
         } = committed;
-        let epoch = crate::campaign::gate_epoch(&answer.campaign);
         self.to_gate(
-            campaign_id,
+            &answer.campaign,
             seq,
-            GateControl::of(kind, delta.unwrap_or(0)),
-            epoch,
+            (kind, delta.unwrap_or(0)),
+            &withdrawn,
         )
         .await;
         if matches!(control, Control::Stock(1..) | Control::Resume) {
@@ -243,7 +244,7 @@ impl CampaignControls {
             Decision::Change(change, kind, delta) => (change, kind, delta),
         };
         let seq = locked.control_seq + 1;
-        store::change(&txn, campaign_id, seq, change).await?;
+        let withdrawn = store::change(&txn, &locked, (campaign_id, seq), change).await?;
         let moved = delta.unwrap_or(0);
         let event = CampaignChanged {
             event_id: Uuid::now_v7(),
@@ -284,6 +285,7 @@ impl CampaignControls {
             delta,
             admin: admin.as_str().to_string(),
             answer,
+            withdrawn,
         })))
     }
 
@@ -303,22 +305,46 @@ impl CampaignControls {
             .map(Some)
     }
 
-    /// After the commit: the control to the gate at once (the marker loop retries a failure).
-    async fn to_gate(&self, campaign_id: i64, seq: i64, control: GateControl, epoch: i64) {
-        match self
-            .gate
-            .apply_control(campaign_id, seq, control, epoch)
-            .await
-        {
-            Ok(Applied::Applied | Applied::AlreadyApplied) => {
-                if let Err(e) = store::forget(&self.db, campaign_id, seq).await {
-                    tracing::debug!(error = %e, "Could not delete a settled gate_control marker.");
+    /// After the commit: the control to the gate at once, to every bucket's of a bucketed
+    /// campaign, with the units a withdrawal took from each (the marker loop retries a failure).
+    async fn to_gate(
+        &self,
+        campaign: &Campaign,
+        seq: i64,
+        (kind, delta): (ControlKind, i64),
+        withdrawn: &[Moved],
+    ) {
+        let (campaign_id, epoch) = (campaign.id, crate::campaign::gate_epoch(campaign));
+        for moved in withdrawn {
+            let slot = Slot::new(campaign_id, campaign.buckets, moved.bucket);
+            let given = self
+                .gate
+                .give_transfer(slot, moved.transfer_id, moved.units, epoch)
+                .await;
+            if matches!(given, Ok(Returned::Added | Returned::AlreadyBack)) {
+                if let Err(e) =
+                    bucket_store::forget_gate_transfer(&self.db, moved.transfer_id).await
+                {
+                    tracing::debug!(error = %e, "Could not delete a settled gate_transfer marker.");
                 }
             }
-            Ok(Applied::NotLoaded) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, campaign_id, seq,
-                    "Could not give a control to the gate; the gate_control loop will.");
+        }
+        let mut settled = true;
+        for slot in Slot::all(campaign_id, campaign.buckets) {
+            let control = GateControl::for_slot(slot, kind, delta);
+            match self.gate.apply_control(slot, seq, control, epoch).await {
+                Ok(Applied::Applied | Applied::AlreadyApplied) => {}
+                Ok(Applied::NotLoaded) => settled = false,
+                Err(e) => {
+                    tracing::warn!(error = %e, campaign_id, seq,
+                        "Could not give a control to the gate; the gate_control loop will.");
+                    return;
+                }
+            }
+        }
+        if settled {
+            if let Err(e) = store::forget(&self.db, campaign_id, seq).await {
+                tracing::debug!(error = %e, "Could not delete a settled gate_control marker.");
             }
         }
     }
@@ -377,6 +403,8 @@ struct ControlCommit {
     delta: Option<i64>,
     admin: String,
     answer: CampaignWithCount,
+    /// Units a withdrawal took from a bucketed campaign's bucket rows, for their gates.
+    withdrawn: Vec<Moved>,
 }
 
 #[cfg(test)]
@@ -390,6 +418,8 @@ mod tests {
             LockedCampaign {
                 total_stock: 10,
                 remaining_stock: remaining,
+                pool: remaining,
+                buckets: 1,
                 paused,
                 closed_at: None,
                 ends_at: ends_in.map(|s| (now + Duration::seconds(s)).naive_utc()),

@@ -5,13 +5,20 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use crate::db::{sql::stmt, time::to_db, Db, Txn};
+use crate::{
+    bucket::store::{self as bucket_store, Moved, RowState},
+    db::{sql::stmt, time::to_db, Db, Txn},
+};
 
 /// The campaign row as a control locks it.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct LockedCampaign {
     pub total_stock: i64,
+    /// The campaign's units not sold: a bucketed campaign's pool plus its bucket rows.
     pub remaining_stock: i64,
+    /// `campaign.remaining_stock`: all of it, or a bucketed campaign's undealt pool.
+    pub pool: i64,
+    pub buckets: i16,
     pub paused: bool,
     pub closed_at: Option<NaiveDateTime>,
     pub ends_at: Option<NaiveDateTime>,
@@ -27,14 +34,23 @@ impl LockedCampaign {
 
 /// The campaign, locked until the transaction ends (every writer of a campaign's events takes
 /// this lock before its outbox id: docs/design.md §2.5).
+/// A bucketed campaign's bucket rows are locked too (after the campaign's: the order every
+/// transfer keeps), their units counted in `remaining_stock`.
 pub async fn lock(txn: &Txn, campaign_id: i64) -> Result<Option<LockedCampaign>, DbErr> {
-    LockedCampaign::find_by_statement(stmt(
-        "SELECT total_stock, remaining_stock, paused, closed_at, ends_at, control_seq \
-         FROM campaign WHERE id = ? FOR UPDATE",
+    let locked = LockedCampaign::find_by_statement(stmt(
+        "SELECT total_stock, remaining_stock, remaining_stock AS pool, buckets, paused, closed_at, \
+         ends_at, control_seq FROM campaign WHERE id = ? FOR UPDATE",
         vec![campaign_id.into()],
     ))
     .one(txn)
-    .await
+    .await?;
+    match locked {
+        Some(mut locked) if locked.buckets > 1 => {
+            locked.remaining_stock += bucket_store::lock_rows(txn, campaign_id).await?;
+            Ok(Some(locked))
+        }
+        other => Ok(other),
+    }
 }
 
 /// What a control writes to the campaign row.
@@ -46,9 +62,27 @@ pub enum RowChange {
     Closed(DateTime<Utc>),
 }
 
-/// Changes the locked row and sets its control number to `seq`.
-pub async fn change(txn: &Txn, campaign_id: i64, seq: i64, change: RowChange) -> Result<(), DbErr> {
+/// Changes the locked row and sets its control number to `seq`. In a bucketed campaign
+/// (docs/design.md §21) added units go to the pool, withdrawn ones come from the pool and then
+/// from the bucket rows (returned: each bucket's gate must give them up), and a pause, a resume
+/// or a close is written to every bucket row too.
+pub async fn change(
+    txn: &Txn,
+    locked: &LockedCampaign,
+    (campaign_id, seq): (i64, i64),
+    change: RowChange,
+) -> Result<Vec<Moved>, DbErr> {
+    let bucketed = locked.buckets > 1;
+    let mut moves = Vec::new();
     let (set, mut values): (&str, Vec<sea_orm::Value>) = match change {
+        RowChange::Stock(delta) if bucketed && delta < 0 => {
+            let from_pool = locked.pool.min(-delta);
+            moves = bucket_store::withdraw(txn, campaign_id, -delta - from_pool).await?;
+            (
+                "total_stock = total_stock + ?, remaining_stock = remaining_stock - ?",
+                vec![delta.into(), from_pool.into()],
+            )
+        }
         RowChange::Stock(delta) => (
             "total_stock = total_stock + ?, remaining_stock = remaining_stock + ?",
             vec![delta.into(), delta.into()],
@@ -62,12 +96,22 @@ pub async fn change(txn: &Txn, campaign_id: i64, seq: i64, change: RowChange) ->
          WHERE id = ? AND remaining_stock >= 0"
     );
     let res = txn.execute_raw(stmt(&sql, values)).await?;
-    match res.rows_affected() {
-        1 => Ok(()),
-        n => Err(DbErr::Custom(format!(
-            "campaign {campaign_id}: the locked control matched {n} rows"
-        ))),
+    if res.rows_affected() != 1 {
+        return Err(DbErr::Custom(format!(
+            "campaign {campaign_id}: the locked control matched {} rows",
+            res.rows_affected()
+        )));
     }
+    match change {
+        RowChange::Paused(paused) if bucketed => {
+            bucket_store::set_state(txn, campaign_id, RowState::Paused(paused)).await?
+        }
+        RowChange::Closed(_) if bucketed => {
+            bucket_store::set_state(txn, campaign_id, RowState::Closed).await?
+        }
+        _ => {}
+    }
+    Ok(moves)
 }
 
 /// One control, as the audit trail and the gate's marker keep it.

@@ -23,7 +23,7 @@ async fn loaded(stock: i64, ctl: i64) -> Gate {
 
 fn seed(stock: i64, ctl: i64) -> Seed {
     Seed {
-        campaign_id: CAMPAIGN,
+        slot: CAMPAIGN.into(),
         epoch: EPOCH,
         remaining_stock: stock,
         starts_at_ms: 0,
@@ -75,6 +75,7 @@ fn entry(user: i64) -> Entry {
         campaign_id: CAMPAIGN,
         user_id: user,
         quantity: 1,
+        bucket: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! reservations in flight.
 
 mod bucket_rows;
+mod buckets;
 mod controls;
 mod controls_crash;
 mod controls_gate;

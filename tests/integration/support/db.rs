@@ -51,6 +51,7 @@ impl TestApp {
                 campaign_id,
                 user_id,
                 quantity: 1,
+                bucket: None,
             },
             sequence,
             reward_points: 0,
@@ -234,7 +235,12 @@ impl TestApp {
                 "the column says it"
             );
             assert_eq!(sent[headers::EVENT_ID], event_id);
-            assert_eq!(key, campaign_id.to_string());
+            // A bucketed campaign's wins are keyed `<campaign>:<bucket>` (docs/design.md §21).
+            let campaign_key = campaign_id.to_string();
+            assert!(
+                key == campaign_key || key.starts_with(&format!("{campaign_key}:")),
+                "{key} is not campaign {campaign_id}'s"
+            );
             assert!(seen.insert(event_id, id).is_none(), "event ids are unique");
         }
     }

@@ -79,7 +79,7 @@ pub async fn loaded_gate(seed: &firstcome::gate::scripts::Seed) -> firstcome::ga
     let gate = firstcome::gate::Gate::new(&settings.redis).expect("gate");
     let token = firstcome::gate::scripts::RebuildToken::new();
     assert!(!gate
-        .prepare(seed.campaign_id, seed.epoch, &token)
+        .prepare(seed.slot, seed.epoch, &token)
         .await
         .expect("prepare"));
     assert_eq!(

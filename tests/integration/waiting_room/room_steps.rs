@@ -28,7 +28,7 @@ fn pace(rate: i32) -> RoomPace {
 /// A gate over the test Redis with a prefix of its own, the campaign loaded with `stock`.
 async fn loaded(stock: i64) -> Gate {
     let seed = Seed {
-        campaign_id: CAMPAIGN,
+        slot: CAMPAIGN.into(),
         epoch: EPOCH,
         remaining_stock: stock,
         starts_at_ms: T0,
@@ -79,6 +79,7 @@ fn entry(user: i64) -> Entry {
         campaign_id: CAMPAIGN,
         user_id: user,
         quantity: 1,
+        bucket: None,
     }
 }
 

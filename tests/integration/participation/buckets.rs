@@ -1,0 +1,281 @@
+//! A bucketed campaign (docs/design.md §21) joined over HTTP: exactly its stock sold under a burst
+//! on two instances however the users' home buckets fall, with no SOLD_OUT while a unit is free
+//! (the last units found in the pool and the siblings); wins in their users' home buckets, keyed
+//! by bucket; controls acting on every bucket; a cancelled hold's units back in its bucket.
+
+use std::{collections::HashMap, time::Instant};
+
+use firstcome::bucket;
+use futures::future::join_all;
+use redis::AsyncCommands;
+use sea_orm::ConnectionTrait;
+use serde_json::{json, Value};
+
+use crate::{
+    http::Reply,
+    spawn::{spawn_app, two_instances, TestApp, ADMIN_TOKEN},
+    wait::wait_until,
+};
+
+async fn bucketed_campaign(app: &TestApp, stock: i64, buckets: u16, extra: Value) -> i64 {
+    let mut extra = extra;
+    extra["buckets"] = json!(buckets);
+    app.open_campaign_with(stock, 1, extra).await
+}
+
+/// Each bucket gate's free units, as Redis has them (`None`: not loaded).
+async fn gate_stocks(app: &TestApp, campaign: i64, buckets: u16) -> Vec<Option<i64>> {
+    let mut conn = app.redis.clone();
+    let mut stocks = Vec::new();
+    for b in 0..buckets {
+        let meta = format!("{}{{c:{campaign}:{b}}}:meta", app.redis_prefix);
+        stocks.push(conn.hget(meta, "stock").await.expect("HGET"));
+    }
+    stocks
+}
+
+/// Pool + every bucket row, in one statement.
+async fn mysql_remaining(app: &TestApp, campaign: i64) -> i64 {
+    app.scalar(&format!(
+        "SELECT CAST(remaining_stock + COALESCE((SELECT SUM(remaining_stock) FROM campaign_bucket \
+         WHERE campaign_id = {campaign}), 0) AS SIGNED) FROM campaign WHERE id = {campaign}"
+    ))
+    .await
+}
+
+/// The replies' wins; every other reply must be SOLD_OUT.
+fn wins(replies: &[Reply]) -> usize {
+    replies
+        .iter()
+        .filter(|r| {
+            assert!(
+                r.status == 201 || (r.status == 409 && r.code() == "SOLD_OUT"),
+                "{r:?}"
+            );
+            r.status == 201
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_the_stock_is_sold_over_64_buckets_on_two_instances() {
+    let (a, b) = two_instances().await;
+    let (stock, buckets) = (300, 64u16);
+    let campaign = bucketed_campaign(&a, stock, buckets, json!({})).await;
+    let created = a.get(&format!("/api/v1/campaigns/{campaign}")).await;
+    assert_eq!(created.body["buckets"], json!(buckets));
+    assert_eq!(created.body["remainingStock"], json!(stock));
+
+    let users: Vec<i64> = (1..=1_200).collect();
+    let replies = join_all(users.iter().map(|&u| {
+        let app = if u % 2 == 0 { &a } else { &b };
+        app.join(campaign, u, 1)
+    }))
+    .await;
+    assert_eq!(wins(&replies), stock as usize, "exactly the stock is sold");
+    assert_eq!(mysql_remaining(&a, campaign).await, 0);
+    assert_eq!(
+        a.scalar(&format!(
+            "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
+        ))
+        .await,
+        stock
+    );
+    a.assert_outbox_matches_participations().await;
+
+    // Each win is in its user's home bucket, its event keyed by that bucket, and its sequence
+    // distinct across the campaign.
+    let rows =
+        a.db.query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::MySql,
+            format!(
+                "SELECT p.user_id, p.bucket, o.msg_key, p.sequence FROM participation p \
+                 JOIN outbox_event o ON o.event_id = p.event_id WHERE p.campaign_id = {campaign}"
+            ),
+        ))
+        .await
+        .expect("rows");
+    let mut sequences = std::collections::HashSet::new();
+    for row in rows {
+        let user: i64 = row.try_get_by_index(0).expect("user");
+        let bucket_of: i16 = row.try_get_by_index(1).expect("bucket");
+        let key: String = row.try_get_by_index(2).expect("key");
+        let sequence: i64 = row.try_get_by_index(3).expect("sequence");
+        assert_eq!(bucket_of as u16, bucket::home(user, buckets), "user {user}");
+        assert_eq!(key, format!("{campaign}:{bucket_of}"));
+        assert!(sequences.insert(sequence), "sequence {sequence} repeated");
+    }
+    // Every gate followed its row: no unit left anywhere, nothing owed.
+    wait_until(
+        "the transfers reached their gates",
+        std::time::Duration::from_secs(10),
+        || async { a.scalar("SELECT COUNT(*) FROM gate_transfer").await == 0 },
+    )
+    .await;
+    let stocks = gate_stocks(&a, campaign, buckets).await;
+    assert!(stocks.iter().all(|s| *s == Some(0)), "{stocks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_units_are_found_in_the_siblings_before_any_sold_out() {
+    let app = spawn_app().await;
+    let (stock, buckets) = (1_000, 64u16);
+    let campaign = bucketed_campaign(&app, stock, buckets, json!({})).await;
+
+    let started = Instant::now();
+    let app_ref = &app;
+    let replies = join_all((1..=5_000).map(|u| async move {
+        let reply = app_join(app_ref, campaign, u).await;
+        (reply, started.elapsed())
+    }))
+    .await;
+    let (replies, at): (Vec<Reply>, Vec<_>) = replies.into_iter().unzip();
+    assert_eq!(
+        wins(&replies),
+        stock as usize,
+        "every unit sold, none twice"
+    );
+    let last_win = replies
+        .iter()
+        .zip(&at)
+        .filter(|(r, _)| r.status == 201)
+        .map(|(_, t)| *t)
+        .max();
+    let first_refusal = replies
+        .iter()
+        .zip(&at)
+        .filter(|(r, _)| r.status == 409)
+        .map(|(_, t)| *t)
+        .min();
+    eprintln!("last win answered at {last_win:?}, first SOLD_OUT at {first_refusal:?}");
+    let transfers = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM bucket_transfer WHERE campaign_id = {campaign} AND from_bucket IS NOT NULL"
+        ))
+        .await;
+    assert!(transfers > 0, "the tail took units from siblings");
+    assert_eq!(mysql_remaining(&app, campaign).await, 0);
+}
+
+async fn app_join(app: &TestApp, campaign: i64, user: i64) -> Reply {
+    app.join(campaign, user, 1).await
+}
+
+async fn control(app: &TestApp, campaign: i64, action: &str, body: Value) -> Reply {
+    let path = format!("/api/v1/admin/campaigns/{campaign}/{action}");
+    app.post_json(&path, &body, Some(ADMIN_TOKEN)).await
+}
+
+#[tokio::test]
+async fn controls_act_on_every_bucket() {
+    let app = spawn_app().await;
+    let buckets = 8u16;
+    let campaign = bucketed_campaign(&app, 40, buckets, json!({})).await;
+
+    assert_eq!(
+        control(&app, campaign, "pause", json!({})).await.status,
+        200
+    );
+    // One user per bucket: each bucket's gate (and row) refuses.
+    let mut per_bucket: HashMap<u16, i64> = HashMap::new();
+    for user in 1.. {
+        per_bucket
+            .entry(bucket::home(user, buckets))
+            .or_insert(user);
+        if per_bucket.len() == usize::from(buckets) {
+            break;
+        }
+    }
+    for &user in per_bucket.values() {
+        assert_eq!(app.join(campaign, user, 1).await.code(), "CAMPAIGN_PAUSED");
+    }
+    assert_eq!(
+        control(&app, campaign, "resume", json!({})).await.status,
+        200
+    );
+    for &user in per_bucket.values() {
+        assert_eq!(app.join(campaign, user, 1).await.status, 201, "user {user}");
+    }
+
+    // Withdraw all but two of the 32 unsold units: the pool first, then the buckets.
+    let withdrawn = control(&app, campaign, "stock", json!({"delta": -30})).await;
+    assert_eq!(withdrawn.status, 200, "{withdrawn:?}");
+    assert_eq!(withdrawn.body["remainingStock"], json!(2));
+    assert_eq!(mysql_remaining(&app, campaign).await, 2);
+    let added = control(&app, campaign, "stock", json!({"delta": 3})).await;
+    assert_eq!(added.body["remainingStock"], json!(5));
+    let replies = join_all((1_000..1_100).map(|u| app.join(campaign, u, 1))).await;
+    assert_eq!(wins(&replies), 5, "the two left and the three added");
+
+    assert_eq!(
+        control(&app, campaign, "close", json!({})).await.status,
+        200
+    );
+    for &user in per_bucket.values() {
+        let reply = app.join(campaign, user + 10_000, 1).await;
+        assert_eq!(reply.code(), "CAMPAIGN_ENDED", "{reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_holds_units_go_back_to_its_bucket_and_sell_again() {
+    let app = spawn_app().await;
+    let buckets = 4u16;
+    let campaign = bucketed_campaign(&app, 2, buckets, json!({"confirmWithinSeconds": 600})).await;
+    let replies = join_all((1..=20).map(|u| app.join(campaign, u, 1))).await;
+    assert_eq!(wins(&replies), 2);
+    let winner = (1..=20)
+        .zip(&replies)
+        .find(|(_, r)| r.status == 201)
+        .map(|(u, _)| u)
+        .expect("a winner");
+    let cancelled = app.act_on_win(campaign, winner, "cancel", false).await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    // Every other unit is sold: the one back is in the win's bucket's row.
+    let home = bucket::home(winner, buckets);
+    let back = app
+        .scalar(&format!(
+            "SELECT remaining_stock FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = {home}"
+        ))
+        .await;
+    assert_eq!(back, 1, "the unit is back in bucket {home}");
+    let again = join_all((100..=140).map(|u| app.join(campaign, u, 1))).await;
+    assert_eq!(wins(&again), 1, "the returned unit sells once more");
+    assert_eq!(mysql_remaining(&app, campaign).await, 0);
+}
+
+#[tokio::test]
+async fn bucketed_campaigns_are_open_ones_and_the_baseline_refuses_them() {
+    let app = spawn_app().await;
+    let refused = app
+        .post_json(
+            "/api/v1/campaigns",
+            &json!({"name": "q", "totalStock": 5, "buckets": 4, "admission": "QUEUE"}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    for buckets in [0, 1025] {
+        let body = json!({"name": "b", "totalStock": 5, "buckets": buckets});
+        let reply = app
+            .post_json("/api/v1/campaigns", &body, Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(reply.status, 400, "{buckets}: {reply:?}");
+    }
+    let plain = app.open_campaign(5, 1).await;
+    let body = app.get(&format!("/api/v1/campaigns/{plain}")).await.body;
+    assert!(
+        body.get("buckets").is_none(),
+        "one bucket answers as before"
+    );
+
+    let campaign = bucketed_campaign(&app, 5, 4, json!({})).await;
+    let sync = app
+        .post_json(
+            &format!("/api/v1/campaigns/{campaign}/participations/sync"),
+            &json!({"userId": 1}),
+            None,
+        )
+        .await;
+    assert_eq!(sync.status, 400, "{sync:?}");
+}
