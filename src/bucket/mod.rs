@@ -127,7 +127,7 @@ mod tests {
             Deal::of(1_000, 64),
             Deal {
                 chunk: 4,
-                initial: 8
+                initial: 12
             }
         );
         assert_eq!(Deal::of(1_000_000, 64).chunk, 3_907);

@@ -321,11 +321,12 @@ fn an_unbucketed_campaign_keyed_with_a_bucket_is_malformed() {
 fn bucket_sequence_repeated_within_a_bucket() {
     let mut s = Sale::new(4).with_buckets(4);
     s.join(1, 10);
-    s.join(2, 14); // bucket 0 too: sequence 2
-    s.join(3, 11); // bucket 3: its own sequence 1, no anomaly
+    s.join(2, 14); // bucket 0 too: its second sequence
+    s.join(3, 11); // bucket 3: its first, distinct from bucket 0's
     let mut state = s.final_state();
     assert_clean(&check(&s, &state));
-    record_of(&mut state, "ParticipationAccepted", 14).payload["sequence"] = 1.into();
+    let first = record_of(&mut state, "ParticipationAccepted", 10).payload["sequence"].clone();
+    record_of(&mut state, "ParticipationAccepted", 11).payload["sequence"] = first;
     let r = check(&s, &state);
     assert_flags(&r, AnomalyKind::BucketSequence);
     assert_eq!(r.count(AnomalyKind::BucketSequence), 1, "{}", r.render(5));

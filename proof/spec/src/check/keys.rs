@@ -4,8 +4,10 @@
 //! - every later event of a win (confirmed, cancelled, expired, refunded) is keyed as the win
 //!   was: otherwise a split win (per-key order would no longer cover the win's life). A later
 //!   event whose win is nowhere in the order is held to its user's home bucket instead;
-//! - within one bucket's key, each win's `sequence` is above the previous win's: one repeated
-//!   or lower is a bucket sequence anomaly. Across buckets sequences are independent.
+//! - a win's `sequence` (its FCFS number) is not another win's of the campaign: one repeated is
+//!   a bucket sequence anomaly. Its order is not judged: each bucket's gate hands its numbers
+//!   out when it reserves, and two instances may commit them in the other order (an unbucketed
+//!   campaign's are not judged either).
 //!
 //! An unbucketed campaign's keys are checked as they are read ([`super::order`]): every one is
 //! `<campaign>`. O(n). Here too: each campaign's bucket count, and what the report says of
@@ -125,11 +127,10 @@ pub fn check(campaign: i64, buckets: i64, merged: &Merged, report: &mut Report) 
     }
 }
 
-/// Per bucket: the sequences seen and the last one.
+/// The campaign's sequences seen so far.
 #[derive(Default)]
 struct Sequences {
-    seen: HashSet<(i64, i64)>,
-    last: HashMap<i64, i64>,
+    seen: HashSet<i64>,
 }
 
 impl Sequences {
@@ -141,15 +142,10 @@ impl Sequences {
         (e, p): (&Envelope, usize),
         report: &mut Report,
     ) {
-        let repeated = !self.seen.insert((bucket, seq));
-        let last = self.last.insert(bucket, seq);
-        let detail = match last {
-            _ if repeated => format!("sequence {seq} repeated in bucket {bucket}"),
-            Some(last) if seq < last => format!(
-                "sequence {seq} in bucket {bucket} comes after {last} in the bucket's order"
-            ),
-            _ => return,
-        };
+        if self.seen.insert(seq) {
+            return;
+        }
+        let detail = format!("sequence {seq} repeated (bucket {bucket})");
         report
             .push(AnomalyKind::BucketSequence, Some(campaign), detail)
             .events

@@ -83,7 +83,8 @@ impl Bucketing {
     }
 
     /// A win of `user` takes `quantity` from its home bucket, refilled as needed; answers the
-    /// win's sequence in that bucket.
+    /// win's sequence: its bucket's own count, made distinct across the campaign as the
+    /// service writes it (docs/design.md §21: `local × buckets + bucket`).
     pub fn take(&mut self, user: i64, quantity: i64) -> i64 {
         let b = home(user, self.buckets) as usize;
         if self.rows[b] < quantity {
@@ -109,7 +110,7 @@ impl Bucketing {
         self.rows[b] -= quantity;
         self.accepted[b] += 1;
         self.next_sequence[b] += 1;
-        self.next_sequence[b] - 1
+        (self.next_sequence[b] - 1) * self.buckets + b as i64
     }
 
     /// A return goes back to the win's bucket.
