@@ -1,18 +1,23 @@
 //! Taking the final state (`crate::final_state`) once settled: MySQL's rows of the run's
-//! campaigns, each gate in the run's Redis, every record of the topic (read all along by
-//! [`TopicTail`], to each partition's high watermark), and the consumers' tables. Names of tables,
-//! columns and keys are the service's (its migrations and Lua scripts), read, not imported.
+//! campaigns, each gate in the run's Redis ([`gates`]), every record of the topic (read all
+//! along by [`TopicTail`], to each partition's high watermark), and the consumers' tables; for a
+//! bucketed campaign (design §21) also its bucket count, pool and rows, each participation's
+//! bucket and one gate per bucket ([`buckets`]). Names of tables, columns and keys are the
+//! service's (its migrations and Lua scripts), read, not imported.
 
-use std::{collections::HashMap, time::Duration};
+mod buckets;
+mod gates;
+
+use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{AssertSqlSafe, MySqlPool};
 
-use super::topic_tail::TopicTail;
+use super::{slots, topic_tail::TopicTail};
 use crate::final_state::{
-    Campaign, ControlRow, FinalState, Gate, OutboxRow, Participation, RewardAccount, RewardGrant,
-    Stats,
+    BucketState, Campaign, CampaignBuckets, ControlRow, FinalState, OutboxRow, Participation,
+    ParticipationBucket, RewardAccount, RewardGrant, Stats,
 };
 
 fn utc(t: Option<NaiveDateTime>) -> Option<DateTime<Utc>> {
@@ -23,21 +28,30 @@ fn in_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// Takes the final state of `campaigns` (id → the stock it was created with); returns it as
+/// the one JSON document the checker reads (`final_state::read_with_buckets`), and notes on
+/// what could not be taken.
 pub async fn take(
     pool: &MySqlPool,
     redis_url: &str,
     prefix: &str,
     topic: TopicTail,
     campaigns: &HashMap<i64, i64>,
-) -> anyhow::Result<(FinalState, Vec<String>)> {
+) -> anyhow::Result<(serde_json::Value, Vec<String>)> {
     let mut ids: Vec<i64> = campaigns.keys().copied().collect();
     ids.sort_unstable();
     let list = in_list(&ids);
     let mut notes = Vec::new();
-    let campaign_rows = mysql_campaigns(pool, &list, campaigns).await?;
-    let participations = mysql_participations(pool, &list).await?;
+    let (mut campaign_rows, campaign_buckets) = mysql_campaigns(pool, &list, campaigns).await?;
+    let bucket_rows = buckets::rows(pool, &list).await?;
+    buckets::whole_campaign(&mut campaign_rows, &campaign_buckets, &bucket_rows);
+    let counts: Vec<(i64, i64)> = campaign_rows
+        .iter()
+        .map(|c| (c.id, bucket_count(&campaign_buckets, c.id)))
+        .collect();
+    let (participations, participation_buckets) = mysql_participations(pool, &list).await?;
     let controls = mysql_controls(pool, &list).await?;
-    let gates = match gates(redis_url, prefix, &ids).await {
+    let gates = match gates::read(redis_url, prefix, &slots::of_campaigns(counts.clone())).await {
         Ok(g) => Some(g),
         Err(e) => {
             notes.push(format!("the gate could not be read: {e:#}"));
@@ -48,22 +62,34 @@ pub async fn take(
         .await
         .context("the topic reader's task panicked")??;
     notes.extend(topic_notes);
-    let outbox = mysql_outbox(pool, &ids).await?;
+    let outbox = mysql_outbox(pool, &buckets::outbox_keys(&counts)).await?;
     let (stats, rewards, grants) = consumers(pool, &list).await?;
-    Ok((
-        FinalState {
-            campaigns: campaign_rows,
-            participations,
-            controls: Some(controls),
-            gates,
-            events,
-            outbox: Some(outbox),
-            stats: Some(stats),
-            rewards: Some(rewards),
-            grants: Some(grants),
-        },
-        notes,
-    ))
+    let state = FinalState {
+        campaigns: campaign_rows,
+        participations,
+        controls: Some(controls),
+        gates: gates
+            .as_ref()
+            .map(|g| g.iter().map(|g| g.gate.clone()).collect()),
+        events,
+        outbox: Some(outbox),
+        stats: Some(stats),
+        rewards: Some(rewards),
+        grants: Some(grants),
+    };
+    let bucket_state = BucketState {
+        campaigns: campaign_buckets,
+        participations: participation_buckets,
+        gates,
+        bucket_rows: Some(bucket_rows),
+    };
+    Ok((buckets::document(&state, &bucket_state)?, notes))
+}
+
+/// The campaign's bucket count as MySQL has it (1: unbucketed).
+fn bucket_count(campaigns: &[CampaignBuckets], id: i64) -> i64 {
+    let found = campaigns.iter().find(|c| c.id == id);
+    found.and_then(|c| c.buckets).unwrap_or(1)
 }
 
 type CampaignRow = (
@@ -78,24 +104,37 @@ type CampaignRow = (
     Option<NaiveDateTime>,
     i64,
     String,
+    i64,
 );
 
+/// The campaign rows, and the bucket fields of the bucketed ones: their count and their pool,
+/// which is what `remaining_stock` holds for them ([`buckets::whole_campaign`] makes it the
+/// whole campaign's).
 async fn mysql_campaigns(
     pool: &MySqlPool,
     list: &str,
     initial: &HashMap<i64, i64>,
-) -> anyhow::Result<Vec<Campaign>> {
+) -> anyhow::Result<(Vec<Campaign>, Vec<CampaignBuckets>)> {
     let rows: Vec<CampaignRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT id, total_stock, remaining_stock, CAST(paused <> 0 AS SIGNED), \
          CAST(closed_at IS NOT NULL AS SIGNED), reward_points, \
          CAST(confirm_within_seconds AS SIGNED), starts_at, ends_at, \
-         CAST(per_user_limit AS SIGNED), admission \
+         CAST(per_user_limit AS SIGNED), admission, CAST(buckets AS SIGNED) \
          FROM campaign WHERE id IN ({list}) ORDER BY id"
     )))
     .fetch_all(pool)
     .await
     .context("reading campaign")?;
-    Ok(rows
+    let bucketed = rows
+        .iter()
+        .filter(|r| r.11 > 1)
+        .map(|r| CampaignBuckets {
+            id: r.0,
+            buckets: Some(r.11),
+            pool: Some(r.2),
+        })
+        .collect();
+    let campaigns = rows
         .into_iter()
         .map(|r| Campaign {
             id: r.0,
@@ -111,7 +150,8 @@ async fn mysql_campaigns(
             per_user_limit: Some(r.9),
             admission: Some(r.10),
         })
-        .collect())
+        .collect();
+    Ok((campaigns, bucketed))
 }
 
 type ParticipationRow = (
@@ -123,17 +163,32 @@ type ParticipationRow = (
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
     Option<String>,
+    i64,
 );
 
-async fn mysql_participations(pool: &MySqlPool, list: &str) -> anyhow::Result<Vec<Participation>> {
+/// The participation rows, and each one's bucket (0 in an unbucketed campaign).
+async fn mysql_participations(
+    pool: &MySqlPool,
+    list: &str,
+) -> anyhow::Result<(Vec<Participation>, Vec<ParticipationBucket>)> {
     let rows: Vec<ParticipationRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT id, campaign_id, user_id, CAST(quantity AS SIGNED), status, created_at, \
-         hold_expires_at, cancel_reason FROM participation WHERE campaign_id IN ({list}) ORDER BY id"
+         hold_expires_at, cancel_reason, CAST(bucket AS SIGNED) FROM participation \
+         WHERE campaign_id IN ({list}) ORDER BY id"
     )))
     .fetch_all(pool)
     .await
     .context("reading participation")?;
-    Ok(rows
+    let buckets = rows
+        .iter()
+        .map(|r| ParticipationBucket {
+            id: r.0,
+            campaign: r.1,
+            user: r.2,
+            bucket: r.8,
+        })
+        .collect();
+    let participations = rows
         .into_iter()
         .map(|r| Participation {
             id: r.0,
@@ -145,15 +200,18 @@ async fn mysql_participations(pool: &MySqlPool, list: &str) -> anyhow::Result<Ve
             hold_expires_at: utc(r.6),
             cancel_reason: r.7,
         })
-        .collect())
+        .collect();
+    Ok((participations, buckets))
 }
 
-/// The outbox rows of the campaigns' events (`msg_key` is the campaign id as text). The run's
+/// The outbox rows of the campaigns' events, by their keys (`msg_key`: the campaign id as text,
+/// or `<campaign>:<bucket>` for a bucketed campaign's wins; [`buckets::outbox_keys`]). The run's
 /// retention keeps them all (`OUTBOX_RETENTION_HOURS` is hours; a run is minutes).
-async fn mysql_outbox(pool: &MySqlPool, ids: &[i64]) -> anyhow::Result<Vec<OutboxRow>> {
-    let keys = ids
+async fn mysql_outbox(pool: &MySqlPool, keys: &[String]) -> anyhow::Result<Vec<OutboxRow>> {
+    // Digits and one colon each: nothing to escape.
+    let keys = keys
         .iter()
-        .map(|id| format!("'{id}'"))
+        .map(|k| format!("'{k}'"))
         .collect::<Vec<_>>()
         .join(",");
     let rows: Vec<(i64, String)> = sqlx::query_as(AssertSqlSafe(format!(
@@ -279,43 +337,4 @@ async fn consumers(
             })
             .collect(),
     ))
-}
-
-async fn gates(redis_url: &str, prefix: &str, ids: &[i64]) -> anyhow::Result<Vec<Gate>> {
-    let client = redis::Client::open(redis_url)?;
-    let mut c = tokio::time::timeout(
-        Duration::from_secs(5),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .context("connecting to Redis")??;
-    let mut out = Vec::new();
-    for id in ids {
-        let key = |part: &str| format!("{prefix}{{c:{id}}}:{part}");
-        let stock: Option<i64> = redis::cmd("HGET")
-            .arg(key("meta"))
-            .arg("stock")
-            .query_async(&mut c)
-            .await?;
-        let users: Vec<i64> = redis::cmd("SMEMBERS")
-            .arg(key("users"))
-            .query_async(&mut c)
-            .await?;
-        let returned: Vec<i64> = redis::cmd("SMEMBERS")
-            .arg(key("returned"))
-            .query_async(&mut c)
-            .await?;
-        let pending: i64 = redis::cmd("HLEN")
-            .arg(key("pending"))
-            .query_async(&mut c)
-            .await?;
-        out.push(Gate {
-            campaign: *id,
-            stock,
-            users: Some(users),
-            returned: Some(returned),
-            pending: Some(pending),
-        });
-    }
-    Ok(out)
 }

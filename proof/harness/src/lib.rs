@@ -13,8 +13,8 @@
 //! - two instances of the real `firstcome` binary ([`service`]), child processes on loopback
 //!   ports, at the service's production defaults unless `--fast-timeouts` ([`timeouts`]).
 //!
-//! Then the campaigns ([`campaigns`]: open ones with per-user limits of 1 and more, and one with
-//! a waiting room), the clients ([`workload`], [`waiting_room`]) and the nemesis ([`nemesis`],
+//! Then the campaigns ([`campaigns`]: open ones with per-user limits of 1 and more, one split
+//! into buckets (design §21) and one with a waiting room), the clients ([`workload`], [`waiting_room`]) and the nemesis ([`nemesis`],
 //! [`failover`]) for `--duration`; then the faults are healed, the system settles ([`settle`]),
 //! the final state is taken ([`capture`]), everything started is stopped, and the checker judges
 //! `history.jsonl` and `final.json` in the output directory, told the instances' bounds; a join
@@ -42,6 +42,7 @@ mod redis_server;
 mod request;
 mod service;
 mod settle;
+mod slots;
 mod system;
 mod timeouts;
 mod topic_tail;
@@ -142,12 +143,14 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let p = prepare(&opts)?;
     println!(
-        "firstcome-proof run: seed {}, {} s, {} + {} clients, {} + {} queued campaigns of {}, faults [{}], output {}",
+        "firstcome-proof run: seed {}, {} s, {} + {} clients, {} + {} bucketed (of {}) + {} queued campaigns of {}, faults [{}], output {}",
         p.seed,
         opts.duration,
         opts.processes,
         opts.queue_processes,
         opts.campaigns,
+        opts.bucketed_campaigns,
+        opts.buckets,
         opts.queued_campaigns,
         opts.stock,
         p.faults.join(","),
@@ -170,10 +173,10 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
         initial.insert(id, opts.stock);
         plans.push((id, plan));
     }
-    let ids: Vec<i64> = plans.iter().map(|(id, _)| *id).collect();
+    let slots = slots::of_campaigns(plans.iter().map(|(id, plan)| (*id, plan.buckets)));
     let targets = Arc::new(targets);
     let injected = drive(&opts, &p, &system, targets.clone(), plans).await?;
-    let final_path = settle_and_capture(&opts, &p.out, &mut system, &ids, &initial).await?;
+    let final_path = settle_and_capture(&opts, &p.out, &mut system, &slots, &initial).await?;
 
     // Stop what was started (Drop would kill; this lets the instances shut down cleanly).
     for instance in &targets.instances {
@@ -264,14 +267,14 @@ async fn settle_and_capture(
     opts: &RunOptions,
     out: &Path,
     system: &mut System,
-    ids: &[i64],
+    slots: &[slots::Slot],
     initial: &HashMap<i64, i64>,
 ) -> anyhow::Result<PathBuf> {
     let settled = settle::wait(
         &system.pool,
         &system.redis_url,
         &system.prefix,
-        ids,
+        slots,
         Duration::from_secs(opts.settle_timeout),
     )
     .await;
@@ -329,7 +332,8 @@ fn judge(
     let history_path = p.out.join("history.jsonl");
     let h = history::read(std::io::BufReader::new(std::fs::File::open(&history_path)?))
         .with_context(|| format!("reading {}", history_path.display()))?;
-    let s = final_state::read(std::io::BufReader::new(std::fs::File::open(final_path)?))?;
+    let (s, buckets) =
+        final_state::read_with_buckets(std::io::BufReader::new(std::fs::File::open(final_path)?))?;
     let t = &p.timeouts;
     let ms = |v: u64| i64::try_from(v.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
     // The instances' own bounds; the contract's (a commit in doubt settled 2 s after MySQL
@@ -345,7 +349,7 @@ fn judge(
         },
         ..Options::default()
     };
-    let report = check::check(&h, &s, &check_opts);
+    let report = check::check_with_buckets(&h, &s, &buckets, &check_opts);
     std::fs::write(
         p.out.join("report.json"),
         serde_json::to_vec_pretty(&report)?,

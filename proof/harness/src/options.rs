@@ -38,6 +38,15 @@ pub struct RunOptions {
     /// the rest `--max-quantity`.
     #[arg(long, default_value_t = 3)]
     pub campaigns: usize,
+    /// Bucketed campaigns (`buckets: --buckets`, design §21), joined directly like
+    /// `--campaigns`, on top of them, with the same `--stock`: a small stock over many buckets
+    /// runs each one dry, so joins refill from the pool and steal from siblings all the time.
+    /// The first has `--max-quantity` as its `perUserLimit`, the next 1, and so on.
+    #[arg(long, default_value_t = 1)]
+    pub bucketed_campaigns: usize,
+    /// The bucketed campaigns' `buckets`.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(i64).range(1..=1024))]
+    pub buckets: i64,
     /// Campaigns with a waiting room (`admission: QUEUE`), on top of `--campaigns`.
     #[arg(long, default_value_t = 1)]
     pub queued_campaigns: usize,

@@ -1,12 +1,17 @@
 //! Settling after the faults are healed and the clients stopped, read straight from MySQL and
 //! the run's Redis (never through the proxy): every hold resolved (confirmed, cancelled or
 //! expired by the sweeper), the outbox drained (no PENDING row), the consumers caught up (every
-//! published event in both inboxes), the gate's markers applied and no reservation left open.
+//! published event in both inboxes), the gate's markers applied (returns, controls and the
+//! transfers a bucket's gate may still lack, §21) and no reservation nor take left open in any
+//! gate (a bucket's take holds units out of its gate until the reconciler settles it, so its
+//! gate would not match its row).
 //! It also measures how long the consumers took after the outbox drained (issue 38 asks ≤ 10 s).
 
 use std::time::{Duration, Instant};
 
 use sqlx::MySqlPool;
+
+use super::slots::Slot;
 
 /// What settling found; a part not reached within the limit is `None`.
 #[derive(Debug, Default)]
@@ -44,8 +49,9 @@ async fn unapplied(pool: &MySqlPool, consumer: &str) -> Option<i64> {
     .ok()
 }
 
-/// Open reservations in the gate of every campaign (`…:pending` entries).
-async fn open_reservations(redis_url: &str, prefix: &str, campaigns: &[i64]) -> Option<i64> {
+/// Open reservations and takes in every gate (`…:pending` and `…:takes` entries; only a
+/// bucket's gate has takes).
+async fn open_reservations(redis_url: &str, prefix: &str, slots: &[Slot]) -> Option<i64> {
     let client = redis::Client::open(redis_url).ok()?;
     let mut c = tokio::time::timeout(
         Duration::from_secs(2),
@@ -55,15 +61,92 @@ async fn open_reservations(redis_url: &str, prefix: &str, campaigns: &[i64]) -> 
     .ok()?
     .ok()?;
     let mut total = 0;
-    for id in campaigns {
-        let n: i64 = redis::cmd("HLEN")
-            .arg(format!("{prefix}{{c:{id}}}:pending"))
-            .query_async(&mut c)
-            .await
-            .ok()?;
-        total += n;
+    for slot in slots {
+        for part in ["pending", "takes"] {
+            let n: i64 = redis::cmd("HLEN")
+                .arg(slot.key(prefix, part))
+                .query_async(&mut c)
+                .await
+                .ok()?;
+            total += n;
+        }
     }
     Some(total)
+}
+
+/// One look at everything settling waits for; `None`: could not be read this time.
+struct Poll {
+    held: Option<i64>,
+    pending: Option<i64>,
+    markers: Option<i64>,
+    stats: Option<i64>,
+    rewards: Option<i64>,
+    open: Option<i64>,
+}
+
+impl Poll {
+    async fn read(pool: &MySqlPool, redis_url: &str, prefix: &str, slots: &[Slot]) -> Self {
+        Self {
+            held: count(
+                pool,
+                "SELECT COUNT(*) FROM participation WHERE status = 'HELD'",
+            )
+            .await,
+            pending: count(
+                pool,
+                "SELECT COUNT(*) FROM outbox_event WHERE status = 'PENDING'",
+            )
+            .await,
+            markers: count(
+                pool,
+                "SELECT (SELECT COUNT(*) FROM gate_return) + (SELECT COUNT(*) FROM gate_control) \
+                 + (SELECT COUNT(*) FROM gate_transfer)",
+            )
+            .await,
+            stats: unapplied(pool, "stats").await,
+            rewards: unapplied(pool, "rewards").await,
+            open: open_reservations(redis_url, prefix, slots).await,
+        }
+    }
+
+    fn applied(&self) -> bool {
+        self.stats == Some(0) && self.rewards == Some(0)
+    }
+
+    /// What is still missing, for people; empty once settled.
+    fn missing(&self) -> Vec<String> {
+        let Self {
+            held,
+            pending,
+            markers,
+            stats,
+            rewards,
+            open,
+        } = self;
+        [
+            (*held == Some(0), format!("held wins: {held:?}")),
+            (
+                *pending == Some(0),
+                format!("PENDING outbox rows: {pending:?}"),
+            ),
+            (
+                self.applied(),
+                format!("events not applied: stats {stats:?}, rewards {rewards:?}"),
+            ),
+            (
+                *markers == Some(0),
+                format!("gate markers left: {markers:?}"),
+            ),
+            (
+                *open == Some(0),
+                format!("open reservations and takes: {open:?}"),
+            ),
+        ]
+        .into_iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, what)| what)
+        .collect()
+    }
 }
 
 /// Polls until settled or `limit` passes.
@@ -71,7 +154,7 @@ pub async fn wait(
     pool: &MySqlPool,
     redis_url: &str,
     prefix: &str,
-    campaigns: &[i64],
+    slots: &[Slot],
     limit: Duration,
 ) -> Settled {
     let start = Instant::now();
@@ -79,28 +162,11 @@ pub async fn wait(
     let mut s = Settled::default();
     let mut drained_at: Option<Instant> = None;
     loop {
-        let held = count(
-            pool,
-            "SELECT COUNT(*) FROM participation WHERE status = 'HELD'",
-        )
-        .await;
-        let pending = count(
-            pool,
-            "SELECT COUNT(*) FROM outbox_event WHERE status = 'PENDING'",
-        )
-        .await;
-        let markers = count(
-            pool,
-            "SELECT (SELECT COUNT(*) FROM gate_return) + (SELECT COUNT(*) FROM gate_control)",
-        )
-        .await;
-        let stats = unapplied(pool, "stats").await;
-        let rewards = unapplied(pool, "rewards").await;
-        let open = open_reservations(redis_url, prefix, campaigns).await;
-        if held == Some(0) && s.holds_resolved.is_none() {
+        let poll = Poll::read(pool, redis_url, prefix, slots).await;
+        if poll.held == Some(0) && s.holds_resolved.is_none() {
             s.holds_resolved = Some(start.elapsed());
         }
-        let drained = held == Some(0) && pending == Some(0);
+        let drained = poll.held == Some(0) && poll.pending == Some(0);
         match (drained, drained_at) {
             (true, None) => {
                 drained_at = Some(Instant::now());
@@ -113,35 +179,16 @@ pub async fn wait(
             }
             _ => {}
         }
-        let applied = stats == Some(0) && rewards == Some(0);
+        let applied = poll.applied();
         if let (Some(at), true, None) = (drained_at, applied, s.consumers_after_drain) {
             s.consumers_after_drain = Some(at.elapsed());
         }
         if !applied {
             s.consumers_after_drain = None;
         }
-        s.markers_applied = markers == Some(0);
-        s.reservations_closed = open == Some(0);
-        s.waiting_for.clear();
-        let mut want = |ok: bool, what: String| {
-            if !ok {
-                s.waiting_for.push(what);
-            }
-        };
-        want(held == Some(0), format!("held wins: {held:?}"));
-        want(
-            pending == Some(0),
-            format!("PENDING outbox rows: {pending:?}"),
-        );
-        want(
-            applied,
-            format!("events not applied: stats {stats:?}, rewards {rewards:?}"),
-        );
-        want(s.markers_applied, format!("gate markers left: {markers:?}"));
-        want(
-            s.reservations_closed,
-            format!("open reservations: {open:?}"),
-        );
+        s.markers_applied = poll.markers == Some(0);
+        s.reservations_closed = poll.open == Some(0);
+        s.waiting_for = poll.missing();
         if s.waiting_for.is_empty() || Instant::now() >= deadline {
             s.dead_rows = count(
                 pool,

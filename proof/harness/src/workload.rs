@@ -54,6 +54,9 @@ pub struct Plan {
     pub per_user_limit: i64,
     /// `admission: QUEUE`: joined only through the waiting room.
     pub queued: bool,
+    /// The campaign's `buckets` (§21): 1 for an unbucketed one, whose gate keys, rows and
+    /// event keys are the campaign's own; above 1, one gate and one MySQL row per bucket.
+    pub buckets: i64,
 }
 
 /// A win a client saw, to confirm, cancel or refund later.
