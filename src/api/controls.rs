@@ -102,6 +102,40 @@ pub struct ControlPage {
     pub next_cursor: Option<i64>,
 }
 
+/// One bucket of a bucketed campaign: its MySQL row beside its gate.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BucketDto {
+    pub bucket: i32,
+    /// Units in the bucket's row: not sold, reservations not yet committed included.
+    pub remaining_stock: i64,
+    /// Wins committed in the bucket.
+    pub accepted_count: i64,
+    /// Units moved into the bucket so far (from the pool or a sibling) and out of it (to a
+    /// sibling, or withdrawn).
+    pub units_in: i64,
+    pub units_out: i64,
+    /// Units its gate can reserve now (absent: its gate state is not loaded, or Redis did not
+    /// answer).
+    #[oai(skip_serializing_if_is_none)]
+    pub gate_stock: Option<i64>,
+}
+
+/// A campaign's buckets and its pool (docs/design.md §21).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct BucketsDto {
+    pub campaign_id: i64,
+    /// How many buckets its stock is split into (1: an unbucketed campaign, no rows below).
+    pub buckets: i32,
+    /// Units not dealt to any bucket yet (an unbucketed campaign: its whole remaining stock).
+    pub pool: i64,
+    /// Transfers committed whose units a bucket's gate may still lack (applied within about a
+    /// second).
+    pub transfers_owed: i64,
+    pub items: Vec<BucketDto>,
+}
+
 /// The controls resource.
 pub struct ControlsApi {
     pub controls: CampaignControls,
@@ -262,6 +296,41 @@ impl ControlsApi {
             span: span.0,
         };
         self.run(admin, id.0, Control::Close, call).await
+    }
+
+    /// The balance of a campaign's buckets: each bucket's row (units, wins, units moved in and
+    /// out) beside its gate's free units, and the pool not dealt yet (admin).
+    #[oai(path = "/:id/buckets", method = "get")]
+    async fn buckets(
+        &self,
+        auth: AdminAuth,
+        req: &poem::Request,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+    ) -> Result<Json<BucketsDto>, ApiError> {
+        auth.check(&self.admin, req)?;
+        let (campaign, balance) = self
+            .controls
+            .buckets(id.0)
+            .await?
+            .ok_or_else(|| ApiError::campaign_not_found(id.0))?;
+        Ok(Json(BucketsDto {
+            campaign_id: campaign.id,
+            buckets: i32::from(campaign.buckets),
+            pool: balance.pool,
+            transfers_owed: balance.transfers_owed,
+            items: balance
+                .buckets
+                .into_iter()
+                .map(|b| BucketDto {
+                    bucket: i32::from(b.row.bucket),
+                    remaining_stock: b.row.remaining_stock,
+                    accepted_count: b.row.accepted_count,
+                    units_in: b.row.units_in,
+                    units_out: b.row.units_out,
+                    gate_stock: b.gate_stock,
+                })
+                .collect(),
+        }))
     }
 
     /// The campaign's controls, oldest first: what, by which admin, when, and the stock after

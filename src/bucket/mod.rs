@@ -8,6 +8,7 @@
 //! from the fullest siblings. One bucket is today's campaign, unchanged in every key and row.
 
 pub mod store;
+pub mod view;
 
 /// The most buckets a campaign may have (docs/design.md §21).
 pub const MAX_BUCKETS: u16 = 1024;

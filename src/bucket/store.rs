@@ -85,13 +85,7 @@ pub async fn refill(
 ) -> Result<Option<Moved>, DbErr> {
     // Once the pool is empty every dry bucket asks; a plain read spares them the pool's lock
     // (units a control adds meanwhile are seen by the campaign's snapshot, and asked for again).
-    let pool = scalar(
-        db,
-        "SELECT remaining_stock FROM campaign WHERE id = ?",
-        vec![campaign_id.into()],
-    )
-    .await?;
-    if pool.unwrap_or(0) <= 0 {
+    if pool(db, campaign_id).await? <= 0 {
         return Ok(None);
     }
     let txn = db.begin().await?;
@@ -344,6 +338,28 @@ pub async fn rows(db: &impl ConnectionTrait, campaign_id: i64) -> Result<Vec<Buc
     ))
     .all(db)
     .await
+}
+
+/// `campaign.remaining_stock`: a bucketed campaign's undealt pool.
+pub async fn pool(db: &impl ConnectionTrait, campaign_id: i64) -> Result<i64, DbErr> {
+    Ok(scalar(
+        db,
+        "SELECT remaining_stock FROM campaign WHERE id = ?",
+        vec![campaign_id.into()],
+    )
+    .await?
+    .unwrap_or(0))
+}
+
+/// How many of the campaign's transfers a gate may still lack (their markers).
+pub async fn owed_transfers(db: &impl ConnectionTrait, campaign_id: i64) -> Result<i64, DbErr> {
+    Ok(scalar(
+        db,
+        "SELECT COUNT(*) FROM gate_transfer WHERE campaign_id = ?",
+        vec![campaign_id.into()],
+    )
+    .await?
+    .unwrap_or(0))
 }
 
 /// A `gate_transfer` marker: units a bucket's row gained that its gate may not have yet.

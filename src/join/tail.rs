@@ -74,19 +74,26 @@ impl Reserve {
                 _ => return Ok((decision, false)),
             }
             let searching = self.tail.searching(slot).await;
-            // The search this one waited for may have brought units: the gate first.
+            // The search this one waited for may have brought units: the gate first; or it
+            // found the campaign sold out: the memo answers.
             let again = self.reserve_once(campaign, req, pass, now).await?;
-            if !matches!(again, Decision::SoldOut { .. }) {
+            let sold_out = matches!(again, Decision::SoldOut { .. });
+            if !sold_out || self.tail.sold_out_lately(campaign.id) {
                 return Ok((again, false));
             }
             let quantity = i64::from(req.entry.quantity);
             let commit_by = Instant::now() + self.commit_within;
             let found = self.tail.find(campaign, slot, quantity, commit_by).await;
             drop(searching);
-            match found.map_err(|e| JoinError::Unavailable {
-                what: "the campaign's buckets",
-                source: e.into(),
-            })? {
+            let found = found.map_err(|e| {
+                tracing::warn!(error = %e, campaign_id = campaign.id, %slot,
+                    "Could not look for units for a dry bucket; the join answers unavailable.");
+                JoinError::Unavailable {
+                    what: "the campaign's buckets",
+                    source: e.into(),
+                }
+            })?;
+            match found {
                 Found::Moved if moved < MOVED_ROUNDS => moved += 1,
                 Found::Moved => return Err(JoinError::Busy),
                 Found::InFlight if started.elapsed() < bound => {

@@ -20,7 +20,10 @@ use store::{ControlRow, LockedCampaign, RowChange};
 use crate::hooks::Hooks;
 use crate::outbox::Sink;
 use crate::{
-    bucket::store::{self as bucket_store, Moved},
+    bucket::{
+        store::{self as bucket_store, Moved},
+        view::{self as bucket_view, Balance},
+    },
     campaign::{
         repo::{self, CampaignWithCount},
         Campaign, CampaignCache, MAX_TOTAL_STOCK,
@@ -287,6 +290,16 @@ impl CampaignControls {
             answer,
             withdrawn,
         })))
+    }
+
+    /// The balance of a campaign's buckets (docs/design.md §21); `None` when the campaign does
+    /// not exist.
+    pub async fn buckets(&self, campaign_id: i64) -> Result<Option<(Campaign, Balance)>, DbErr> {
+        let Some(found) = repo::find(&self.db, campaign_id).await? else {
+            return Ok(None);
+        };
+        let balance = bucket_view::read(&self.db, &self.gate, &found.campaign).await?;
+        Ok(Some((found.campaign, balance)))
     }
 
     /// Up to `limit` of the campaign's controls after number `after`, oldest first; `None` when

@@ -140,7 +140,7 @@ fn consumer_dlq_headers_schema() -> Value {
 
 fn key_binding(description: &str) -> Value {
     json!({ "kafka": { "bindingVersion": KAFKA_BINDINGS,
-        "key": { "type": "string", "pattern": "^[0-9]+$", "description": description } } })
+        "key": { "type": "string", "pattern": "^[0-9]+(:[0-9]+)?$", "description": description } } })
 }
 
 /// The examples' `traceparent`.
@@ -173,7 +173,10 @@ fn control_examples() -> Vec<Value> {
 /// The message key of every event type.
 const KEY: &str = "The campaign id as a decimal string (UTF-8): a campaign's events share a \
                    partition, in order, so a win's later events always follow it and a control \
-                   keeps its place among the wins.";
+                   keeps its place among the wins. A bucketed campaign's wins and their later \
+                   events are keyed `<campaign>:<bucket>` (e.g. `42:7`): order holds per bucket, \
+                   a win's later events still follow it, and there is no order across buckets \
+                   nor between a bucket's events and the campaign's controls (keyed `<campaign>`).";
 
 /// The component message of one shape of value.
 fn event_message(payload: &payloads::Payload, title: &str, examples: Vec<Value>) -> Value {
@@ -274,7 +277,9 @@ fn channels_and_operations(topic: &str) -> (Value, Value) {
                             (CampaignChanged: CampaignStockChanged, CampaignPaused, \
                             CampaignResumed, CampaignClosed). Key: the campaign id, so a \
                             campaign's events share a partition and arrive in the order they \
-                            were committed. Any other eventType is poison.",
+                            were committed; a bucketed campaign's wins are keyed \
+                            <campaign>:<bucket>, ordered per bucket. Any other eventType is \
+                            poison.",
             "messages": messages,
         },
         "relayDlq": {

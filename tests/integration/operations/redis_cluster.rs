@@ -300,3 +300,39 @@ async fn live_controls_reach_the_gate_on_every_master_of_the_cluster() {
         app.assert_no_drift(*campaign).await;
     }
 }
+
+/// A bucketed campaign on the cluster (docs/design.md §21): its 64 buckets' keys spread over
+/// every master, each holding at least a sixth of them, and a burst sells exactly the stock, the
+/// last units taken from buckets on other masters than the joins' own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_n_holds_with_one_campaigns_buckets_on_every_master() {
+    let app = spawn_cluster_app().await;
+    let buckets = 64;
+    let campaign = app
+        .open_campaign_with(200, 1, serde_json::json!({ "buckets": buckets }))
+        .await;
+    let mut per_master: HashMap<String, usize> = HashMap::new();
+    for b in 0..buckets {
+        let meta = format!("{}{{c:{campaign}:{b}}}:meta", app.redis_prefix);
+        *per_master.entry(master_of(&app, &meta).await).or_default() += 1;
+    }
+    assert_eq!(per_master.len(), 3, "{per_master:?}");
+    assert!(
+        per_master.values().all(|&n| n * 6 >= buckets),
+        "{per_master:?}"
+    );
+
+    let users: Vec<i64> = (1..=800).collect();
+    let replies = burst(&app, campaign, &users, 64).await;
+    let won = winners(&replies, &users);
+    assert_eq!(won.len(), 200, "exactly the stock");
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT CAST(remaining_stock + (SELECT SUM(remaining_stock) FROM campaign_bucket \
+             WHERE campaign_id = {campaign}) AS SIGNED) FROM campaign WHERE id = {campaign}"
+        ))
+        .await,
+        0
+    );
+    app.assert_outbox_matches_participations().await;
+}

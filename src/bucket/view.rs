@@ -1,0 +1,57 @@
+//! What operators see of a bucketed campaign's balance (docs/design.md §21): each bucket's row
+//! beside its gate, and the pool. The rows are MySQL's (the truth: units not sold, reserved ones
+//! included); a gate's free units are Redis's (what its joins can reserve now).
+
+use sea_orm::DbErr;
+
+use crate::{
+    bucket::store::{self, BucketRow},
+    campaign::Campaign,
+    db::Db,
+    gate::{Gate, Slot},
+};
+
+/// One bucket: its row and its gate's free units (`None`: not loaded, or Redis unreadable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketBalance {
+    pub row: BucketRow,
+    pub gate_stock: Option<i64>,
+}
+
+/// A campaign's buckets and its pool, read now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    /// `campaign.remaining_stock` of a bucketed campaign: the units no bucket was dealt yet.
+    pub pool: i64,
+    /// Transfers committed whose units a gate may not have yet.
+    pub transfers_owed: i64,
+    pub buckets: Vec<BucketBalance>,
+}
+
+/// The balance of `campaign`'s buckets; an unbucketed campaign has none (its pool is its stock).
+pub async fn read(db: &Db, gate: &Gate, campaign: &Campaign) -> Result<Balance, DbErr> {
+    let rows = store::rows(db, campaign.id).await?;
+    let slots: Vec<Slot> = rows
+        .iter()
+        .map(|r| {
+            Slot::new(
+                campaign.id,
+                campaign.buckets,
+                u16::try_from(r.bucket).unwrap_or(0),
+            )
+        })
+        .collect();
+    let mut free = gate.free_units(&slots).await;
+    free.sort_by_key(|(slot, _)| *slot);
+    let pool = store::pool(db, campaign.id).await?;
+    let transfers_owed = store::owed_transfers(db, campaign.id).await?;
+    Ok(Balance {
+        pool,
+        transfers_owed,
+        buckets: rows
+            .into_iter()
+            .zip(free)
+            .map(|(row, (_, gate_stock))| BucketBalance { row, gate_stock })
+            .collect(),
+    })
+}
