@@ -6,7 +6,16 @@
 //! single use), so a join stays one atomic script in one slot. Units move between buckets by
 //! transfers ([`store`]): from the undealt pool in chunks ([`Deal`]), and once the pool is empty
 //! from the fullest siblings. One bucket is today's campaign, unchanged in every key and row.
+//!
+//! - [`store`]: the rows: the deal at creation, refills, steals, withdrawals, the pause and close
+//!   every row carries, the campaign's one-snapshot remaining.
+//! - [`markers`]: the `gate_transfer` markers, what a gate still lacks of a transfer.
+//! - [`view`]: the operators' balance of the buckets, rows beside gates.
+//!
+//! The join's side (a dry bucket's search) is `join::tail`; the gate's (set aside, give) is
+//! `gate::transfer`.
 
+pub mod markers;
 pub mod store;
 pub mod view;
 

@@ -5,7 +5,10 @@
 use sea_orm::DbErr;
 
 use crate::{
-    bucket::store::{self, BucketRow},
+    bucket::{
+        markers,
+        store::{self, BucketRow},
+    },
     campaign::Campaign,
     db::Db,
     gate::{Gate, Slot},
@@ -44,7 +47,7 @@ pub async fn read(db: &Db, gate: &Gate, campaign: &Campaign) -> Result<Balance, 
     let mut free = gate.free_units(&slots).await;
     free.sort_by_key(|(slot, _)| *slot);
     let pool = store::pool(db, campaign.id).await?;
-    let transfers_owed = store::owed_transfers(db, campaign.id).await?;
+    let transfers_owed = markers::owed_transfers(db, campaign.id).await?;
     Ok(Balance {
         pool,
         transfers_owed,

@@ -11,12 +11,15 @@
 //! - [`admit`]: the campaign checks both paths make before anything is reserved.
 //! - [`reserve`]: the gate's step: one `lua/reserve.lua` call, a rebuild when the gate lost the
 //!   campaign, the sold-out memo.
+//! - [`tail`]: a bucketed campaign's dry bucket (docs/design.md §21): units from the pool or a
+//!   sibling, and the MySQL read a SOLD_OUT stands on.
 //! - [`settle`]: past the gate, in a task of its own: the write, then settlement or
 //!   compensation.
 //! - [`group_commit`]: a campaign's wins that queue behind its running transaction share the
 //!   next one.
 //! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
-//!   with their outbox rows and the guarded stock decrement.
+//!   with their outbox rows and the guarded stock decrement (`guard`: the campaign's row or the
+//!   bucket's).
 //! - [`in_doubt`]: a batch whose COMMIT went unanswered, settled as soon as MySQL answers again.
 //! - [`probe`]: the counters tests synchronize on (the group commit's queue, the loader's
 //!   rebuilds).
@@ -25,6 +28,7 @@
 pub mod admit;
 pub mod baseline;
 pub mod group_commit;
+mod guard;
 pub mod in_doubt;
 pub mod probe;
 pub mod request;

@@ -5,7 +5,8 @@
 //! then gives them to the gate and deletes the marker, and this loop, four times a second, gives
 //! the gate whatever a marker still names. `lua/return.lua` and `lua/control.lua` apply each
 //! exactly once, in any order, so a marker may be settled by several instances, or by the
-//! change's own call racing this loop.
+//! change's own call racing this loop. A bucketed campaign's transfers (`gate_transfer`,
+//! docs/design.md §21) take the same path: a unit moved between rows reaches its gate once.
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,10 +15,10 @@ use sea_orm::DbErr;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bucket::store as bucket_store,
+    bucket::markers as transfer_markers,
     campaign::{
         control::{store, store::MarkerKey, store::PendingControl},
-        CampaignCache, Window,
+        Campaign, CampaignCache, Window,
     },
     db::{marker_cursor::MarkerCursor, Db},
     events::control::ControlKind,
@@ -63,6 +64,28 @@ pub async fn run(markers: Markers, stop: CancellationToken) {
         }
     }
     tracing::debug!("Marker loop stopped.");
+}
+
+/// What a marker of units owed to a gate comes to once the gate answered.
+#[derive(Debug, PartialEq, Eq)]
+enum Owed {
+    /// The gate has the units, or the campaign is over: the marker goes.
+    Forget,
+    /// Not loaded: no stock to add to; kept until the keys are back (a rebuild that read MySQL
+    /// before the units moved needs it), or the campaign is over (past its end or closed early:
+    /// nothing loads its keys again).
+    Keep,
+    /// Redis failed: the marker stays, and the pass stops until its next sweep.
+    Stop,
+}
+
+fn owed(given: &Result<Returned, GateError>, campaign: &Campaign) -> Owed {
+    match given {
+        Ok(Returned::Added | Returned::AlreadyBack) => Owed::Forget,
+        Ok(Returned::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => Owed::Forget,
+        Ok(Returned::NotLoaded) => Owed::Keep,
+        Err(_) => Owed::Stop,
+    }
 }
 
 /// What the marker loop did with one marker.
@@ -116,22 +139,15 @@ impl Markers {
                 )
                 .await
             {
-                Ok(Returned::Added | Returned::AlreadyBack) => {
-                    state_change::forget_return(&self.db, marker.participation_id).await?;
-                    settled += 1;
-                }
-                // Not loaded: no stock to add to; kept until the keys are back (a rebuild that
-                // read MySQL before the return needs it), or the campaign is over (past its end
-                // or closed early: nothing loads its keys again).
-                Ok(Returned::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
-                    state_change::forget_return(&self.db, marker.participation_id).await?;
-                    settled += 1;
-                }
-                Ok(Returned::NotLoaded) => {}
+                given if owed(&given, &campaign) == Owed::Keep => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "Could not return units to the gate; will retry.");
                     stopped = true;
                     break;
+                }
+                Ok(_) => {
+                    state_change::forget_return(&self.db, marker.participation_id).await?;
+                    settled += 1;
                 }
             }
             visited = Some(key);
@@ -172,12 +188,12 @@ impl Markers {
     pub async fn transfer_pending(&self, limit: u32) -> Result<usize, DbErr> {
         let from = self.transfers_from.after();
         let markers =
-            bucket_store::pending_gate_transfers(&self.db, from.unwrap_or(0), limit).await?;
+            transfer_markers::pending_gate_transfers(&self.db, from.unwrap_or(0), limit).await?;
         let read = markers.len();
         let (mut visited, mut settled, mut stopped) = (from, 0, false);
         for marker in markers {
             let Some(campaign) = self.campaigns.get(&self.db, marker.campaign_id).await? else {
-                bucket_store::forget_gate_transfer(&self.db, marker.transfer_id).await?;
+                transfer_markers::forget_gate_transfer(&self.db, marker.transfer_id).await?;
                 visited = Some(marker.transfer_id);
                 continue;
             };
@@ -188,19 +204,15 @@ impl Markers {
                 .give_transfer(slot, marker.transfer_id, marker.units, epoch)
                 .await
             {
-                Ok(Returned::Added | Returned::AlreadyBack) => {
-                    bucket_store::forget_gate_transfer(&self.db, marker.transfer_id).await?;
-                    settled += 1;
-                }
-                Ok(Returned::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
-                    bucket_store::forget_gate_transfer(&self.db, marker.transfer_id).await?;
-                    settled += 1;
-                }
-                Ok(Returned::NotLoaded) => {}
+                given if owed(&given, &campaign) == Owed::Keep => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "Could not give a transfer to a gate; will retry.");
                     stopped = true;
                     break;
+                }
+                Ok(_) => {
+                    transfer_markers::forget_gate_transfer(&self.db, marker.transfer_id).await?;
+                    settled += 1;
                 }
             }
             visited = Some(marker.transfer_id);

@@ -21,7 +21,7 @@ use crate::hooks::Hooks;
 use crate::outbox::Sink;
 use crate::{
     bucket::{
-        store::{self as bucket_store, Moved},
+        store::Moved,
         view::{self as bucket_view, Balance},
     },
     campaign::{
@@ -336,7 +336,7 @@ impl CampaignControls {
                 .await;
             if matches!(given, Ok(Returned::Added | Returned::AlreadyBack)) {
                 if let Err(e) =
-                    bucket_store::forget_gate_transfer(&self.db, moved.transfer_id).await
+                    crate::bucket::markers::forget_gate_transfer(&self.db, moved.transfer_id).await
                 {
                     tracing::debug!(error = %e, "Could not delete a settled gate_transfer marker.");
                 }

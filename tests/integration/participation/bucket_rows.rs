@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use firstcome::{
     bucket::{
+        markers,
         store::{self, Steal},
         Deal,
     },
@@ -135,15 +136,15 @@ async fn refills_and_steals_racing_keep_every_unit() {
         ))
         .await;
     assert_eq!(owed, moved, "every transfer tells its gate");
-    let markers = store::pending_gate_transfers(&app.db, 0, 1_000)
+    let markers = markers::pending_gate_transfers(&app.db, 0, 1_000)
         .await
         .expect("markers");
     assert_eq!(markers.iter().map(|m| m.units).sum::<i64>(), moved);
-    store::forget_gate_transfer(&app.db, markers[0].transfer_id)
+    markers::forget_gate_transfer(&app.db, markers[0].transfer_id)
         .await
         .expect("forget");
     assert_eq!(
-        store::pending_gate_transfers(&app.db, 0, 1_000)
+        markers::pending_gate_transfers(&app.db, 0, 1_000)
             .await
             .expect("markers")
             .len(),

@@ -1,0 +1,129 @@
+//! The guarded decrement (docs/design.md §2.1, §6 step 3, §21): the one statement of a
+//! participation transaction that takes its wins' units, from the campaign's row or from its
+//! bucket's, refused when the row has too few or the campaign is paused or closed; and the read
+//! that says why it was refused.
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::{
+    db::{sql::stmt, time::to_db, Txn},
+    gate::Slot,
+    hooks::Hooks,
+    join::transaction::WriteError,
+};
+
+/// How often the guarded decrement is tried again when the read that explains its refusal finds
+/// the campaign open with the units (a resume or a return committed between the two).
+const GUARD_ATTEMPTS: u32 = 4;
+
+/// What a transaction's guarded decrement takes: `total` units for `count` wins from the slot's
+/// row (the campaign's, or a bucket's, whose highest sequence becomes at least `max_sequence`).
+pub(super) struct Guard {
+    pub(super) slot: Slot,
+    pub(super) total: i64,
+    pub(super) count: i64,
+    pub(super) max_sequence: i64,
+}
+
+impl Guard {
+    /// The decrement: on the campaign's row, or on the bucket's row, which carries the
+    /// campaign's pause and close (a win of a bucketed campaign locks no campaign-wide row).
+    fn statement(&self) -> sea_orm::Statement {
+        let now = to_db(Utc::now());
+        match self.slot.bucket {
+            None => stmt(
+                "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
+                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
+                vec![
+                    self.total.into(),
+                    self.count.into(),
+                    now.into(),
+                    self.slot.campaign_id.into(),
+                    self.total.into(),
+                ],
+            ),
+            Some(bucket) => stmt(
+                "UPDATE campaign_bucket SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, \
+                 max_sequence = GREATEST(max_sequence, ?) \
+                 WHERE campaign_id = ? AND bucket = ? AND remaining_stock >= ? AND paused = 0 AND closed = 0",
+                vec![
+                    self.total.into(),
+                    self.count.into(),
+                    self.max_sequence.into(),
+                    self.slot.campaign_id.into(),
+                    bucket.into(),
+                    self.total.into(),
+                ],
+            ),
+        }
+    }
+}
+
+/// The guarded decrement of the slot's stock by `total` units for `count` wins; on a refusal,
+/// why (closed, paused, or fewer units than asked, read with its `control_seq`).
+///
+/// The pool runs READ COMMITTED: the read that explains a refusal sees a newer state than the
+/// decrement did. A campaign that was paused for the decrement and resumed for the read would
+/// answer SOLD_OUT with its units free (or set the gate's stock from that read): when the read
+/// finds nothing to refuse, the decrement is tried again instead.
+pub(super) async fn guarded_decrement(
+    txn: &Txn,
+    guard: &Guard,
+    hooks: &dyn Hooks,
+) -> Result<(), WriteError> {
+    for _ in 0..GUARD_ATTEMPTS {
+        let updated = txn.execute_raw(guard.statement()).await?;
+        if updated.rows_affected() > 0 {
+            return Ok(());
+        }
+        hooks.after_refused_decrement().await;
+        if let Some(refused) = refusal(txn, guard.slot, guard.total).await? {
+            return Err(refused);
+        }
+    }
+    Err(WriteError::Db(DbErr::Custom(format!(
+        "{} changed under its guarded decrement {GUARD_ATTEMPTS} times",
+        guard.slot
+    ))))
+}
+
+/// Why the guarded decrement matched no row, read now: the campaign is closed, paused, or has
+/// fewer than `total` units (read with its `control_seq`, the live controls that stock includes);
+/// `None` when it is open with the units (it changed since the decrement read it). A campaign
+/// that is gone has no units: SOLD_OUT at (0, 0).
+async fn refusal(txn: &Txn, slot: Slot, total: i64) -> Result<Option<WriteError>, DbErr> {
+    let read = match slot.bucket {
+        None => stmt(
+            "SELECT remaining_stock, control_seq, CAST(paused <> 0 AS SIGNED), \
+             CAST(closed_at IS NOT NULL AS SIGNED) FROM campaign WHERE id = ?",
+            vec![slot.campaign_id.into()],
+        ),
+        Some(bucket) => stmt(
+            "SELECT b.remaining_stock, c.control_seq, CAST(b.paused <> 0 AS SIGNED), \
+             CAST(b.closed <> 0 AS SIGNED) FROM campaign_bucket b JOIN campaign c ON c.id = b.campaign_id \
+             WHERE b.campaign_id = ? AND b.bucket = ?",
+            vec![slot.campaign_id.into(), bucket.into()],
+        ),
+    };
+    let Some(row) = txn.query_one_raw(read).await? else {
+        return Ok(Some(WriteError::SoldOut {
+            remaining_stock: 0,
+            control_seq: 0,
+        }));
+    };
+    let (paused, closed): (i64, i64) = (row.try_get_by_index(2)?, row.try_get_by_index(3)?);
+    let remaining_stock: i64 = row.try_get_by_index(0)?;
+    Ok(if closed != 0 {
+        Some(WriteError::Closed)
+    } else if paused != 0 {
+        Some(WriteError::Paused)
+    } else if remaining_stock < total {
+        Some(WriteError::SoldOut {
+            remaining_stock,
+            control_seq: row.try_get_by_index(1)?,
+        })
+    } else {
+        None
+    })
+}
