@@ -4,6 +4,9 @@
 --
 -- KEYS[1]  campaign hash      "<prefix>{c:<id>}:meta"
 -- KEYS[2]  open reservations  "<prefix>{c:<id>}:pending" user id -> "<reserved at ms>:<quantity>"
+-- KEYS[3]  a bucket's takes   "<prefix>{c:<id>:<bucket>}:takes" (take.lua): units set aside for a
+--          transfer, out of the stock and still in the bucket's row until it commits; counted
+--          with the open reservations (an unbucketed campaign has none)
 -- ARGV[1]  epoch (the campaign's creation time in microseconds; see reserve.lua)
 --
 -- Returns  {stock, open reservations, their units} when the campaign's state is loaded,
@@ -12,9 +15,12 @@ local meta = redis.call('HMGET', KEYS[1], 'stock', 'epoch')
 if meta[2] ~= ARGV[1] or not meta[1] then
   return {}
 end
-local values = redis.call('HVALS', KEYS[2])
-local units = 0
-for _, value in ipairs(values) do
-  units = units + (tonumber(string.match(value, ':(%-?%d+)$')) or 0)
+local open, units = 0, 0
+for k = 2, 3 do
+  local values = redis.call('HVALS', KEYS[k])
+  for _, value in ipairs(values) do
+    units = units + (tonumber(string.match(value, ':(%-?%d+)$')) or 0)
+  end
+  open = open + #values
 end
-return {tonumber(meta[1]), #values, units}
+return {tonumber(meta[1]), open, units}

@@ -6,6 +6,7 @@
 --
 -- KEYS[1]  campaign hash      "<prefix>{c:<id>}:meta"
 -- KEYS[2]  open reservations  "<prefix>{c:<id>}:pending"
+-- KEYS[3]  a bucket's takes   "<prefix>{c:<id>:<bucket>}:takes" (see audit.lua)
 -- ARGV[1]  epoch (the campaign's creation time in microseconds; see reserve.lua)
 -- ARGV[2]  the stock the audit observed
 -- ARGV[3]  the stock to set (campaign.remaining_stock)
@@ -16,7 +17,7 @@ local meta = redis.call('HMGET', KEYS[1], 'stock', 'epoch')
 if meta[2] ~= ARGV[1] or not meta[1] then
   return -1
 end
-if meta[1] ~= ARGV[2] or redis.call('HLEN', KEYS[2]) ~= 0 then
+if meta[1] ~= ARGV[2] or redis.call('HLEN', KEYS[2]) ~= 0 or redis.call('HLEN', KEYS[3]) ~= 0 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'stock', ARGV[3])

@@ -6,7 +6,10 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use crate::gate::scripts::{Gate, GateError};
+use crate::gate::{
+    scripts::{Gate, GateError},
+    Slot,
+};
 
 static AUDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/audit.lua")));
 static REPAIR: LazyLock<Script> =
@@ -38,12 +41,13 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn holding(
         &self,
-        campaign_id: i64,
+        slot: impl Into<Slot> + std::fmt::Debug,
         epoch: i64,
     ) -> Result<Option<GateHolding>, GateError> {
-        let [meta, _, pending] = self.keys(campaign_id);
+        let slot = slot.into();
+        let [meta, _, pending] = self.keys(slot);
         let mut inv = AUDIT.key(meta);
-        inv.key(pending).arg(epoch);
+        inv.key(pending).key(self.takes_key(slot)).arg(epoch);
         let reply: Vec<i64> = self.run(inv).await?;
         match reply[..] {
             [] => Ok(None),
@@ -60,14 +64,19 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn repair_stock(
         &self,
-        campaign_id: i64,
+        slot: impl Into<Slot> + std::fmt::Debug,
         epoch: i64,
         observed: i64,
         to: i64,
     ) -> Result<Repair, GateError> {
-        let [meta, _, pending] = self.keys(campaign_id);
+        let slot = slot.into();
+        let [meta, _, pending] = self.keys(slot);
         let mut inv = REPAIR.key(meta);
-        inv.key(pending).arg(epoch).arg(observed).arg(to);
+        inv.key(pending)
+            .key(self.takes_key(slot))
+            .arg(epoch)
+            .arg(observed)
+            .arg(to);
         let answer: i64 = self.run(inv).await?;
         Ok(match answer {
             1 => Repair::Set,

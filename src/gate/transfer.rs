@@ -40,7 +40,9 @@ pub struct OpenTake {
 }
 
 impl Gate {
-    fn takes_key(&self, slot: Slot) -> String {
+    /// `…:takes` of a slot: a bucket's units set aside for transfers (an unbucketed campaign's
+    /// is always empty).
+    pub(super) fn takes_key(&self, slot: Slot) -> String {
         self.campaign_key_base(slot) + "takes"
     }
 

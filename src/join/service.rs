@@ -102,9 +102,8 @@ impl ParticipationService {
                 metrics: metrics.clone(),
                 commit_within: commit_within(settings.redis.reservation_timeout),
                 tail: Tail::new(
-                    db.clone(),
-                    gate.clone(),
-                    loader,
+                    (db.clone(), gate.clone(), loader),
+                    metrics.clone(),
                     settings.redis.sold_out_memo,
                 ),
             }),

@@ -30,6 +30,10 @@ use crate::{
     campaign::{gate_epoch, Campaign},
     db::Db,
     gate::{transfer::Untake, AdmissionPass, Decision, Gate, GateError, Returned, Slot},
+    telemetry::metrics::{
+        registry::{ControlLabels, ReasonLabels},
+        Metrics,
+    },
     upkeep::loader::{self, GateLoader, LoadError},
 };
 
@@ -140,6 +144,8 @@ pub struct Tail {
     db: Db,
     gate: Gate,
     loader: GateLoader,
+    /// Transfers and searches counted.
+    metrics: Arc<Metrics>,
     /// `SOLD_OUT_MEMO_MS`: after MySQL found a campaign without units, a dry bucket's SOLD_OUT
     /// is repeated this long without a search (the flood after a sell-out costs MySQL nothing).
     memo: Duration,
@@ -153,11 +159,16 @@ pub struct Tail {
 }
 
 impl Tail {
-    pub fn new(db: Db, gate: Gate, loader: GateLoader, memo: Duration) -> Self {
+    pub fn new(
+        (db, gate, loader): (Db, Gate, GateLoader),
+        metrics: Arc<Metrics>,
+        memo: Duration,
+    ) -> Self {
         Self {
             db,
             gate,
             loader,
+            metrics,
             memo,
             sold_out_at: Mutex::default(),
             searches: Mutex::default(),
@@ -193,11 +204,32 @@ impl Tail {
         quantity: i64,
         commit_by: Instant,
     ) -> Result<Found, TailError> {
+        let found = self.search(campaign, home, quantity, commit_by).await?;
+        let outcome = match found {
+            Found::Moved => "MOVED",
+            Found::InFlight => "IN_FLIGHT",
+            Found::SoldOut => "SOLD_OUT",
+        };
+        self.metrics
+            .bucket_searches
+            .get_or_create(&ReasonLabels { reason: outcome })
+            .inc();
+        Ok(found)
+    }
+
+    async fn search(
+        &self,
+        campaign: &Arc<Campaign>,
+        home: Slot,
+        quantity: i64,
+        commit_by: Instant,
+    ) -> Result<Found, TailError> {
         let bucket = home.bucket_or_zero();
         let chunk = Deal::of(campaign.total_stock, campaign.buckets).chunk;
         if let Some(moved) =
             store::refill(&self.db, campaign.id, bucket, chunk.max(quantity)).await?
         {
+            self.counted("REFILL");
             self.give(campaign, moved).await?;
             return Ok(Found::Moved);
         }
@@ -219,6 +251,13 @@ impl Tail {
         Ok(Found::SoldOut)
     }
 
+    fn counted(&self, kind: &'static str) {
+        self.metrics
+            .bucket_transfers
+            .get_or_create(&ControlLabels { kind })
+            .inc();
+    }
+
     /// Gives a committed transfer's units to the receiving gate and forgets its marker; a gate
     /// not loaded keeps the marker (its rebuild reads the row, which has the units).
     async fn give(&self, campaign: &Campaign, moved: Moved) -> Result<(), TailError> {
@@ -228,7 +267,7 @@ impl Tail {
             .give_transfer(slot, moved.transfer_id, moved.units, gate_epoch(campaign))
             .await?;
         if given != Returned::NotLoaded {
-            store::forget_gate_transfer(&self.db, moved.transfer_id).await?;
+            crate::bucket::markers::forget_gate_transfer(&self.db, moved.transfer_id).await?;
         }
         Ok(())
     }
@@ -260,6 +299,7 @@ impl Tail {
         let moved = store::steal(&self.db, campaign.id, buckets, units, take_id, commit_by).await;
         match moved {
             Ok(Steal::Moved(moved)) => {
+                self.counted("STEAL");
                 self.gate
                     .untake(from, epoch, take_id, Untake::Moved)
                     .await?;

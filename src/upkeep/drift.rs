@@ -12,6 +12,11 @@
 //! same non-zero drift in two consecutive audits with no open reservation and no marker either
 //! time. It then sets the gate's stock to `remaining_stock` with `lua/repair.lua`, which writes
 //! only if the stock is still the one observed and no reservation opened since.
+//!
+//! A bucketed campaign (docs/design.md §21) is audited gate by gate, each bucket's against its
+//! row: units its gate set aside for a transfer count as open reservations, its `gate_transfer`
+//! markers as owed units, the campaign's control markers as owed but moving none of its stock
+//! (a withdrawal reaches a bucket as a transfer); the gauge is the buckets' drifts summed.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -24,7 +29,7 @@ use crate::{
     db::{sql::stmt, Db},
     gate::{
         audit::{GateHolding, Repair},
-        Gate, GateError,
+        Gate, GateError, Slot,
     },
     telemetry::metrics::{CampaignLabels, Metrics},
 };
@@ -101,18 +106,33 @@ pub fn verdict(previous: Option<&Observation>, now: &Observation) -> Verdict {
     }
 }
 
-async fn ledger(db: &Db, campaign_id: i64) -> Result<Option<Ledger>, DbErr> {
-    Ledger::find_by_statement(stmt(
-        "SELECT c.remaining_stock, \
-         CAST((SELECT COUNT(*) FROM gate_return g WHERE g.campaign_id = c.id) \
-           + (SELECT COUNT(*) FROM gate_control k WHERE k.campaign_id = c.id) AS SIGNED) AS markers, \
-         CAST(COALESCE((SELECT SUM(g.quantity) FROM gate_return g WHERE g.campaign_id = c.id), 0) \
-           + COALESCE((SELECT SUM(k.delta) FROM gate_control k WHERE k.campaign_id = c.id), 0) AS SIGNED) \
-         AS marker_units FROM campaign c WHERE c.id = ?",
-        vec![campaign_id.into()],
-    ))
-    .one(db)
-    .await
+async fn ledger(db: &Db, slot: Slot) -> Result<Option<Ledger>, DbErr> {
+    let statement = match slot.bucket {
+        None => stmt(
+            "SELECT c.remaining_stock, \
+             CAST((SELECT COUNT(*) FROM gate_return g WHERE g.campaign_id = c.id) \
+               + (SELECT COUNT(*) FROM gate_control k WHERE k.campaign_id = c.id) AS SIGNED) AS markers, \
+             CAST(COALESCE((SELECT SUM(g.quantity) FROM gate_return g WHERE g.campaign_id = c.id), 0) \
+               + COALESCE((SELECT SUM(k.delta) FROM gate_control k WHERE k.campaign_id = c.id), 0) AS SIGNED) \
+             AS marker_units FROM campaign c WHERE c.id = ?",
+            vec![slot.campaign_id.into()],
+        ),
+        // A bucket's row, its returns and transfers owed, and the campaign's controls owed,
+        // which move no bucket's stock (docs/design.md §21) but are not applied yet: not quiet.
+        Some(bucket) => stmt(
+            "SELECT b.remaining_stock, \
+             CAST((SELECT COUNT(*) FROM gate_return g WHERE g.campaign_id = b.campaign_id AND g.bucket = b.bucket) \
+               + (SELECT COUNT(*) FROM gate_transfer t WHERE t.campaign_id = b.campaign_id AND t.bucket = b.bucket) \
+               + (SELECT COUNT(*) FROM gate_control k WHERE k.campaign_id = b.campaign_id) AS SIGNED) AS markers, \
+             CAST(COALESCE((SELECT SUM(g.quantity) FROM gate_return g \
+                 WHERE g.campaign_id = b.campaign_id AND g.bucket = b.bucket), 0) \
+               + COALESCE((SELECT SUM(t.units) FROM gate_transfer t \
+                 WHERE t.campaign_id = b.campaign_id AND t.bucket = b.bucket), 0) AS SIGNED) \
+             AS marker_units FROM campaign_bucket b WHERE b.campaign_id = ? AND b.bucket = ?",
+            vec![slot.campaign_id.into(), bucket.into()],
+        ),
+    };
+    Ledger::find_by_statement(statement).one(db).await
 }
 
 /// The audit loop's dependencies. Cheap to clone.
@@ -137,7 +157,7 @@ impl DriftAudit {
     /// Audits every [`AUDIT_EVERY`] until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         // Each campaign's last observation, kept for one audit only: "consecutive" means that.
-        let mut last: HashMap<i64, Observation> = HashMap::new();
+        let mut last: HashMap<Slot, Observation> = HashMap::new();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -153,15 +173,14 @@ impl DriftAudit {
         self.audit_all(&HashMap::new()).await;
     }
 
-    /// One audit of every open campaign cached here; returns the observations made.
-    async fn audit_all(&self, last: &HashMap<i64, Observation>) -> HashMap<i64, Observation> {
+    /// One audit of every open campaign cached here, each of its gates (a bucketed campaign
+    /// has one per bucket, each compared with its bucket's row); returns the observations made.
+    async fn audit_all(&self, last: &HashMap<Slot, Observation>) -> HashMap<Slot, Observation> {
         let mut observed = HashMap::new();
         for id in self.campaigns.ids().await {
             let labels = CampaignLabels { campaign: id };
             let campaign = match self.campaigns.get(&self.db, id).await {
-                // A bucketed campaign's gates are not audited yet (its stock is spread over the
-                // buckets, the pool and transfers on their way; docs/design.md §21 says so).
-                Ok(Some(c)) if c.window(Utc::now()) == Window::Open && c.buckets == 1 => c,
+                Ok(Some(c)) if c.window(Utc::now()) == Window::Open => c,
                 Ok(_) => {
                     self.metrics.gate_drift.remove(&labels);
                     continue;
@@ -171,47 +190,68 @@ impl DriftAudit {
                     continue;
                 }
             };
-            match self.observe(&campaign).await {
-                Ok(Some(now)) => {
-                    tracing::trace!(
-                        campaign_id = id,
-                        gate_stock = now.gate.stock,
-                        open_reservations = now.gate.open_reservations,
-                        reserved_units = now.gate.reserved_units,
-                        markers = now.ledger.markers,
-                        marker_units = now.ledger.marker_units,
-                        remaining_stock = now.ledger.remaining_stock,
-                        drift = now.drift(),
-                        "Audited a campaign's gate."
-                    );
-                    self.metrics
-                        .gate_drift
-                        .get_or_create(&labels)
-                        .set(now.drift());
-                    if !self.act(&campaign, last.get(&id), &now).await {
-                        observed.insert(id, now);
-                    }
+            // The campaign's drift is its gates' (a bucketed campaign's buckets', summed).
+            let mut drift = None;
+            for slot in Slot::all(id, campaign.buckets) {
+                let Some(now) = self.audit_slot(&campaign, slot).await else {
+                    continue;
+                };
+                *drift.get_or_insert(0) += now.drift();
+                if !self.act(&campaign, slot, last.get(&slot), &now).await {
+                    observed.insert(slot, now);
                 }
-                Ok(None) => {
+            }
+            match drift {
+                Some(units) => {
+                    self.metrics.gate_drift.get_or_create(&labels).set(units);
+                }
+                None => {
                     self.metrics.gate_drift.remove(&labels);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, campaign_id = id,
-                        "Could not audit a campaign's gate; the next audit tries again.");
                 }
             }
         }
         observed
     }
 
+    /// One gate's observation, logged; `None` when there is nothing to compare (or it failed).
+    async fn audit_slot(&self, campaign: &Campaign, slot: Slot) -> Option<Observation> {
+        match self.observe(campaign, slot).await {
+            Ok(Some(now)) => {
+                tracing::trace!(
+                    campaign_id = campaign.id,
+                    bucket = slot.bucket,
+                    gate_stock = now.gate.stock,
+                    open_reservations = now.gate.open_reservations,
+                    reserved_units = now.gate.reserved_units,
+                    markers = now.ledger.markers,
+                    marker_units = now.ledger.marker_units,
+                    remaining_stock = now.ledger.remaining_stock,
+                    drift = now.drift(),
+                    "Audited a campaign's gate."
+                );
+                Some(now)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, campaign_id = campaign.id, bucket = slot.bucket,
+                    "Could not audit a campaign's gate; the next audit tries again.");
+                None
+            }
+        }
+    }
+
     /// The gate's holding, then MySQL's ledger; `None` when either is missing (keys not loaded,
     /// campaign gone).
-    async fn observe(&self, campaign: &Campaign) -> Result<Option<Observation>, DriftError> {
+    async fn observe(
+        &self,
+        campaign: &Campaign,
+        slot: Slot,
+    ) -> Result<Option<Observation>, DriftError> {
         let epoch = crate::campaign::gate_epoch(campaign);
-        let Some(gate) = self.gate.holding(campaign.id, epoch).await? else {
+        let Some(gate) = self.gate.holding(slot, epoch).await? else {
             return Ok(None);
         };
-        let Some(ledger) = ledger(&self.db, campaign.id).await? else {
+        let Some(ledger) = ledger(&self.db, slot).await? else {
             return Ok(None);
         };
         Ok(Some(Observation { gate, ledger }))
@@ -221,6 +261,7 @@ impl DriftAudit {
     async fn act(
         &self,
         campaign: &Campaign,
+        slot: Slot,
         before: Option<&Observation>,
         now: &Observation,
     ) -> bool {
@@ -237,7 +278,7 @@ impl DriftAudit {
             Verdict::Repair { observed, to } => (observed, to),
         };
         let epoch = crate::campaign::gate_epoch(campaign);
-        match self.gate.repair_stock(campaign.id, epoch, observed, to).await {
+        match self.gate.repair_stock(slot, epoch, observed, to).await {
             Ok(Repair::Set) => tracing::warn!(
                 campaign_id = campaign.id, drift = now.drift(), gate_stock = observed,
                 remaining_stock = to,

@@ -200,6 +200,16 @@ declare_metrics! {
         "firstcome_campaign_controls_total",
         "Live campaign controls committed by this instance, by kind (STOCK_CHANGED, PAUSED, RESUMED, CLOSED)";
 
+    /// Units moved between a bucketed campaign's rows by this instance (docs/design.md §21), by
+    /// kind: REFILL (from the pool), STEAL (from a sibling).
+    bucket_transfers: Family<ControlLabels, Counter> = Family::default(),
+        "firstcome_bucket_transfers_total",
+        "Transfers of units into a bucket committed by this instance, by kind (REFILL from the pool, STEAL from a sibling)";
+    /// A dry bucket's searches for units by what they found: MOVED, IN_FLIGHT, SOLD_OUT.
+    bucket_searches: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_bucket_searches_total",
+        "Searches of a dry bucket for units, by outcome (MOVED, IN_FLIGHT, SOLD_OUT)";
+
     /// Waiting tickets per campaign, as this instance's last call to the room saw them
     /// (docs/design.md §16).
     queue_length: Family<CampaignLabels, Gauge> = Family::default(),
@@ -375,6 +385,12 @@ mod tests {
             .set(0);
         m.campaign_controls
             .get_or_create(&ControlLabels { kind: "PAUSED" })
+            .inc();
+        m.bucket_transfers
+            .get_or_create(&ControlLabels { kind: "STEAL" })
+            .inc();
+        m.bucket_searches
+            .get_or_create(&ReasonLabels { reason: "MOVED" })
             .inc();
         let campaign = CampaignLabels { campaign: 1 };
         m.queue_length.get_or_create(&campaign).set(3);

@@ -92,3 +92,45 @@ async fn a_drift_planted_in_redis_is_shown_repaired_and_its_units_sold_again() {
     assert_eq!(app.remaining_stock(campaign).await, 0);
     assert_eq!(app.redis_stock(campaign).await, Some(0));
 }
+
+/// A bucketed campaign (docs/design.md §21) is audited bucket by bucket: a drift planted in one
+/// bucket's gate is shown in the campaign's gauge, repaired against that bucket's row, and its
+/// units sold again; the other buckets show none.
+#[tokio::test]
+async fn a_drift_planted_in_one_buckets_gate_is_repaired_against_its_row() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign_with(32, 1, json!({"buckets": 4})).await;
+    wait_until(
+        "the audit to report the campaign",
+        three_audits(),
+        || async { drift_gauge(&app, campaign).await == Some(0) },
+    )
+    .await;
+    // Bucket 2 (6 units dealt at creation, a quarter of the even share three times) loses 3.
+    let meta = format!("{}{{c:{campaign}:2}}:meta", app.redis_prefix);
+    let mut redis = app.redis.clone();
+    let _: i64 = redis.hincr(&meta, "stock", -3).await.expect("HINCRBY");
+
+    wait_until("the audit to show the drift", three_audits(), || async {
+        drift_gauge(&app, campaign).await == Some(-3)
+    })
+    .await;
+    wait_until("the audit to repair the drift", three_audits(), || async {
+        drift_gauge(&app, campaign).await == Some(0)
+    })
+    .await;
+    let stock: Option<i64> = redis.hget(&meta, "stock").await.expect("HGET");
+    assert_eq!(
+        stock,
+        Some(6),
+        "bucket 2's gate holds its row's units again"
+    );
+
+    let users: Vec<i64> = (100..300).collect();
+    let replies = join_all(users.iter().map(|&u| app.join(campaign, u, 1))).await;
+    assert_eq!(
+        winners(&replies, &users).len(),
+        32,
+        "exactly the stock sells"
+    );
+}
