@@ -16,8 +16,8 @@
 //   k6 run -e ADMIN_TOKEN=... -e PATH_KIND=sync -e RATE=2000 -e DURATION=30s k6/flash-sale.js
 //
 // Environment: BASE_URL, ADMIN_TOKEN, PATH_KIND, VUS, RATE, PRE_VUS, MAX_VUS, DURATION, STOCK,
-// USERS, REPEAT_SHARE, USER_IDS, REQUEST_TIMEOUT, SUMMARY_FILE, TOKENS_FILE, CEILING (see
-// k6/README.md).
+// USERS, REPEAT_SHARE, USER_IDS, REQUEST_TIMEOUT, SUMMARY_FILE, TOKENS_FILE, CEILING, BUCKETS
+// (see k6/README.md).
 //
 // TOKENS_FILE: for a service with USER_AUTH=jwt, one token per line, line N for user N (minted
 // before the run: `firstcome token --user 1 --count 200000 > tokens.txt`, or
@@ -36,6 +36,7 @@ const CEILING = env('CEILING', '0') === '1';
 const VUS = envNumber('VUS', 500, 1, 100000);
 const DURATION = env('DURATION', '30s');
 const STOCK = envNumber('STOCK', 1000, 1, 10000000);
+const BUCKETS = envNumber('BUCKETS', 1, 1, 1024);
 const USERS = envNumber('USERS', 200000, 1, Number.MAX_SAFE_INTEGER);
 const REPEAT_SHARE = envNumber('REPEAT_SHARE', 0.1, 0, 1);
 // USER_IDS=random (default): the flash sale's draw below. USER_IDS=distinct: every request has its
@@ -109,11 +110,14 @@ export function setup() {
   if (ADMIN_TOKEN.length === 0) {
     return { error: 'ADMIN_TOKEN is not set: setup() needs it to create the campaign' };
   }
-  const body = JSON.stringify({
+  const campaign = {
     name: `k6 flash sale (${PATH_KIND}) ${new Date().toISOString()}`,
     totalStock: STOCK,
     perUserLimit: 1,
-  });
+  };
+  // BUCKETS: the campaign's stock split over that many buckets (docs/design.md §21).
+  if (BUCKETS > 1) campaign.buckets = BUCKETS;
+  const body = JSON.stringify(campaign);
   const res = http.post(`${BASE_URL}/api/v1/campaigns`, body, {
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${ADMIN_TOKEN}` },
     tags: { name: 'create campaign' },

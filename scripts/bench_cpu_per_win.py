@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ
 RUNS = int(ENV.get("RUNS", "3"))
 WINS = int(ENV.get("WINS", "50000"))
+# The campaign's stock (default WINS: every request wins) and its buckets (docs/design.md §21).
+STOCK = int(ENV.get("STOCK", str(WINS)))
+BUCKETS = int(ENV.get("BUCKETS", "1"))
 VUS = int(ENV.get("VUS", "200"))
 PORT = int(ENV.get("PORT", "8080"))
 DB = ENV.get("BENCH_DB", "firstcome_cpu")
@@ -111,9 +114,20 @@ def applied(metrics, consumer):
     return int(total)
 
 
+def redis_commands():
+    """Commands the Redis server has processed so far (INFO stats), or 0 when unreadable."""
+    url = ENV.get("REDIS_URL", "redis://127.0.0.1:6379")
+    out = subprocess.run(["redis-cli", "-u", url, "INFO", "stats"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("total_commands_processed:"):
+            return int(line.split(":")[1])
+    return 0
+
+
 class Sample:
     def __init__(self, service_pid, db_pid):
         self.at = time.monotonic()
+        self.redis = redis_commands()
         self.service = ticks(service_pid)
         self.mariadb = ticks(db_pid)
         self.threads = threads(service_pid)
@@ -124,6 +138,7 @@ class Sample:
             "seconds": self.at - earlier.at,
             "service": (self.service - earlier.service) / TICK,
             "mariadb": (self.mariadb - earlier.mariadb) / TICK,
+            "redis": self.redis - earlier.redis,
             "status": {k: self.status[k] - earlier.status[k] for k in COUNTERS},
             "threads": {k: (v - earlier.threads.get(k, 0)) / TICK for k, v in self.threads.items()},
         }
@@ -266,7 +281,8 @@ def one_run(n):
         before = Sample(proc.pid, db_pid)
         k6 = subprocess.run(
             [K6, "run", "--quiet", "--no-color", "-e", f"BASE_URL={BASE}", "-e", f"VUS={VUS}",
-             "-e", f"ITERATIONS={WINS}", "-e", f"STOCK={WINS}", "-e", "USER_IDS=distinct",
+             "-e", f"ITERATIONS={WINS}", "-e", f"STOCK={STOCK}", "-e", "USER_IDS=distinct",
+             "-e", f"BUCKETS={BUCKETS}",
              "-e", "PATH_KIND=outbox", "-e", f"ADMIN_TOKEN={ENV['ADMIN_TOKEN']}",
              "-e", f"SUMMARY_FILE={summary}", str(ROOT / "k6" / "flash-sale.js")],
             capture_output=True, text=True)
@@ -320,6 +336,7 @@ def main():
             "service": us(load["service"], w),
             "mariadb": us(load["mariadb"], w),
             "retention": us(ret["mariadb"] + ret["service"], w),
+            "redis_per_win": load["redis"] / w,
         }
         row["applied"] = row["service"] + row["mariadb"]
         if CALLGRIND:
@@ -348,7 +365,8 @@ def span(values, fmt):
 
 def report(rows):
     note = " (PROFILE=1: the slow log's cost is in these figures)" if PROFILE else ""
-    print(f"\nCPU per win, {len(rows)} runs of {WINS} wins, {VUS} VUs{note}:\n")
+    buckets = f", stock {STOCK} in {BUCKETS} buckets" if BUCKETS > 1 else f", stock {STOCK}"
+    print(f"\nCPU per win, {len(rows)} runs of {WINS} wins{buckets}, {VUS} VUs{note}:\n")
     print("| run | wins (refused) | wins/s | drain s | service µs | MariaDB µs | **published and applied µs** "
           "| retention µs | total µs |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
