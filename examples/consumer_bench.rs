@@ -79,7 +79,7 @@ async fn create_campaigns(
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         let c = repo::insert(
-            db,
+            &firstcome::db::Db::new(db.clone(), std::time::Duration::from_secs(30)),
             &NewCampaign {
                 name: "bench".into(),
                 total_stock: stock,
@@ -90,6 +90,7 @@ async fn create_campaigns(
                 ends_at: None,
                 admission: firstcome::campaign::Admission::Open,
                 admission_rate_per_second: 0,
+                buckets: 1,
             },
         )
         .await?;
