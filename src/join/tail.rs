@@ -115,6 +115,11 @@ impl Reserve {
     }
 }
 
+/// `firstcome_bucket_transfers_total{kind}`'s kinds and `firstcome_bucket_searches_total`'s
+/// outcomes.
+const TRANSFER_KINDS: [&str; 2] = ["REFILL", "STEAL"];
+const SEARCH_OUTCOMES: [&str; 3] = ["MOVED", "IN_FLIGHT", "SOLD_OUT"];
+
 /// What the dry bucket's search found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
@@ -164,6 +169,19 @@ impl Tail {
         metrics: Arc<Metrics>,
         memo: Duration,
     ) -> Self {
+        // Every series from the start, at 0 (a rate over it is defined at once).
+        for kind in TRANSFER_KINDS {
+            metrics
+                .bucket_transfers
+                .get_or_create(&ControlLabels { kind })
+                .inc_by(0);
+        }
+        for reason in SEARCH_OUTCOMES {
+            metrics
+                .bucket_searches
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
         Self {
             db,
             gate,
