@@ -18,6 +18,9 @@ use crate::gate::{
 static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/take.lua")));
 static UNTAKE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/untake.lua")));
+/// `lua/return.lua`, for an undone withdrawal's units (`scripts.rs` has its own handle on it).
+static RETURN_UNITS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/return.lua")));
 
 /// Buckets whose free units are read at once when a dry bucket looks for a sibling.
 const READS_AT_ONCE: usize = 32;
@@ -117,6 +120,30 @@ impl Gate {
         epoch: i64,
     ) -> Result<Returned, GateError> {
         self.return_units(slot, -transfer_id, units, epoch).await
+    }
+
+    /// Undoes [`Self::give_transfer`] of a transfer that did not commit (a withdrawal applied
+    /// to the gate before its transaction, which then failed): the units go back, once (under
+    /// `u<transfer id>` in the returned set).
+    pub async fn undo_transfer(
+        &self,
+        slot: Slot,
+        transfer_id: i64,
+        units: i64,
+        epoch: i64,
+    ) -> Result<Returned, GateError> {
+        let [meta, _, _] = self.keys(slot);
+        let mut inv = RETURN_UNITS.key(meta);
+        inv.key(self.returned_key(slot))
+            .arg(format!("u{transfer_id}"))
+            .arg(-units)
+            .arg(epoch);
+        let answer: i64 = self.run(inv).await?;
+        Ok(match answer {
+            1 => Returned::Added,
+            0 => Returned::AlreadyBack,
+            _ => Returned::NotLoaded,
+        })
     }
 
     /// Each slot's free units as its gate has them (`None`: not loaded, or unreadable), read a

@@ -248,40 +248,40 @@ impl CampaignControls {
         };
         let seq = locked.control_seq + 1;
         let withdrawn = store::change(&txn, &locked, (campaign_id, seq), change).await?;
-        let moved = delta.unwrap_or(0);
-        let event = CampaignChanged {
-            event_id: Uuid::now_v7(),
-            event_type: kind.event_type().into(),
-            occurred_at: now,
+        // Units a withdrawal takes from bucket rows leave their gates before the commit, so that
+        // a reservation refused by a row and set from a reading that already counts the
+        // withdrawal is never lowered by it a second time (docs/design.md §21).
+        let gates = self.withdraw_at_gates(campaign_id, &withdrawn).await;
+        let change = Change {
             campaign_id,
-            control_seq: seq,
-            changed_by: admin.as_str().into(),
+            seq,
+            kind,
             delta,
-            total_stock: locked.total_stock + moved,
-            remaining_stock: locked.remaining_stock + moved,
+            now,
         };
-        store::record(
-            &txn,
-            &ControlRow {
-                campaign_id,
-                seq,
-                kind: kind.as_str(),
-                delta,
-                total_stock: event.total_stock,
-                remaining_stock: event.remaining_stock,
-                admin: admin.as_str().into(),
-                event_id: event.event_id.to_string(),
-                idempotency_key,
-                at: now,
-            },
-        )
-        .await?;
-        let row = NewOutboxEvent::campaign(&event, &self.sink.topic, traceparent.as_deref());
-        table::insert(&txn, &[row]).await?;
-        let answer = repo::find(&txn, campaign_id)
-            .await?
-            .ok_or(ControlError::NotFound(campaign_id))?;
-        txn.commit().await?;
+        let written = self
+            .record(
+                &txn,
+                &locked,
+                &change,
+                (admin.as_str(), idempotency_key, traceparent),
+            )
+            .await;
+        let answer = match written {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.undo_at_gates(gates.as_deref(), &withdrawn).await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = txn.commit().await {
+            // A commit in doubt may have taken the units: its marker then says so, and the drift
+            // audit repairs a gate left short if it did not.
+            if !crate::db::error::outcome_unknown(&e) {
+                self.undo_at_gates(gates.as_deref(), &withdrawn).await;
+            }
+            return Err(e.into());
+        }
         Ok(Committed::Applied(Box::new(ControlCommit {
             seq,
             kind,
@@ -290,6 +290,107 @@ impl CampaignControls {
             answer,
             withdrawn,
         })))
+    }
+
+    /// The control's audit row and outbox event, and the campaign as it leaves it.
+    async fn record(
+        &self,
+        txn: &crate::db::Txn,
+        locked: &LockedCampaign,
+        change: &Change,
+        (admin, idempotency_key, traceparent): (&str, Option<String>, Option<String>),
+    ) -> Result<CampaignWithCount, ControlError> {
+        let Change {
+            campaign_id,
+            seq,
+            kind,
+            delta,
+            now,
+        } = *change;
+        let moved = delta.unwrap_or(0);
+        let event = CampaignChanged {
+            event_id: Uuid::now_v7(),
+            event_type: kind.event_type().into(),
+            occurred_at: now,
+            campaign_id,
+            control_seq: seq,
+            changed_by: admin.into(),
+            delta,
+            total_stock: locked.total_stock + moved,
+            remaining_stock: locked.remaining_stock + moved,
+        };
+        store::record(
+            txn,
+            &ControlRow {
+                campaign_id,
+                seq,
+                kind: kind.as_str(),
+                delta,
+                total_stock: event.total_stock,
+                remaining_stock: event.remaining_stock,
+                admin: admin.into(),
+                event_id: event.event_id.to_string(),
+                idempotency_key,
+                at: now,
+            },
+        )
+        .await?;
+        let row = NewOutboxEvent::campaign(&event, &self.sink.topic, traceparent.as_deref());
+        table::insert(txn, &[row]).await?;
+        repo::find(txn, campaign_id)
+            .await?
+            .ok_or(ControlError::NotFound(campaign_id))
+    }
+
+    /// Takes a withdrawal's units out of each bucket's gate (once: the transfer's id marks it);
+    /// the campaign read for its gates, or `None` when there was nothing to take or it could not
+    /// be read (the markers then apply the withdrawal after the commit).
+    async fn withdraw_at_gates(
+        &self,
+        campaign_id: i64,
+        withdrawn: &[Moved],
+    ) -> Option<Arc<Campaign>> {
+        if withdrawn.is_empty() {
+            return None;
+        }
+        let campaign = self
+            .campaigns
+            .get(&self.db, campaign_id)
+            .await
+            .ok()
+            .flatten()?;
+        let epoch = crate::campaign::gate_epoch(&campaign);
+        for moved in withdrawn {
+            let slot = Slot::new(campaign_id, campaign.buckets, moved.bucket);
+            if let Err(e) = self
+                .gate
+                .give_transfer(slot, moved.transfer_id, moved.units, epoch)
+                .await
+            {
+                tracing::warn!(error = %e, campaign_id, bucket = moved.bucket,
+                    "Could not take withdrawn units out of a bucket's gate; its marker will.");
+            }
+        }
+        Some(campaign)
+    }
+
+    /// A withdrawal that did not commit gives its gates their units back.
+    async fn undo_at_gates(&self, campaign: Option<&Campaign>, withdrawn: &[Moved]) {
+        let Some(campaign) = campaign else {
+            return;
+        };
+        let epoch = crate::campaign::gate_epoch(campaign);
+        for moved in withdrawn {
+            let slot = Slot::new(campaign.id, campaign.buckets, moved.bucket);
+            if let Err(e) = self
+                .gate
+                .undo_transfer(slot, moved.transfer_id, moved.units, epoch)
+                .await
+            {
+                tracing::warn!(error = %e, campaign_id = campaign.id, bucket = moved.bucket,
+                    "Could not give a failed withdrawal's units back to a bucket's gate; the drift audit will.");
+            }
+        }
     }
 
     /// The balance of a campaign's buckets (docs/design.md §21); `None` when the campaign does
@@ -407,6 +508,16 @@ enum Committed {
     /// idempotency key and request). The campaign as read under the lock.
     Kept(CampaignWithCount),
     Applied(Box<ControlCommit>),
+}
+
+/// What a control changes, as its audit row and event say it.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    campaign_id: i64,
+    seq: i64,
+    kind: ControlKind,
+    delta: Option<i64>,
+    now: chrono::DateTime<Utc>,
 }
 
 /// A control committed: its number, kind and delta, who applied it, and the campaign as it left it.
