@@ -54,7 +54,7 @@ pub trait Hooks: Send + Sync {
     async fn before_kept_control_answer(&self) {}
 
     /// A live control committed; the gate does not have it yet.
-    fn before_gate_control(&self) {}
+    async fn before_gate_control(&self) {}
 
     // A win's life.
 

@@ -19,8 +19,9 @@ pub mod markers;
 pub mod store;
 pub mod view;
 
-/// The most buckets a campaign may have (docs/design.md §21).
-pub const MAX_BUCKETS: u16 = 1024;
+/// The most buckets a campaign may have (docs/design.md §21): the contract's, since a bucket
+/// is part of the message key.
+pub use crate::events::contract::MAX_BUCKETS;
 
 /// A user's home bucket in a campaign of `buckets` buckets: FNV-1a (64 bits) over the user id
 /// written in decimal ASCII, modulo `buckets`. Stable across instances, releases and languages:

@@ -9,7 +9,6 @@ use crate::{
         markers,
         store::{self, BucketRow},
     },
-    campaign::Campaign,
     db::Db,
     gate::{Gate, Slot},
 };
@@ -31,23 +30,22 @@ pub struct Balance {
     pub buckets: Vec<BucketBalance>,
 }
 
-/// The balance of `campaign`'s buckets; an unbucketed campaign has none (its pool is its stock).
-pub async fn read(db: &Db, gate: &Gate, campaign: &Campaign) -> Result<Balance, DbErr> {
-    let rows = store::rows(db, campaign.id).await?;
+/// The balance of the buckets of campaign `campaign_id`, of `buckets` buckets; an unbucketed
+/// campaign has none (its pool is its stock).
+pub async fn read(
+    db: &Db,
+    gate: &Gate,
+    (campaign_id, buckets): (i64, u16),
+) -> Result<Balance, DbErr> {
+    let rows = store::rows(db, campaign_id).await?;
     let slots: Vec<Slot> = rows
         .iter()
-        .map(|r| {
-            Slot::new(
-                campaign.id,
-                campaign.buckets,
-                u16::try_from(r.bucket).unwrap_or(0),
-            )
-        })
+        .map(|r| Slot::new(campaign_id, buckets, u16::try_from(r.bucket).unwrap_or(0)))
         .collect();
     let mut free = gate.free_units(&slots).await;
     free.sort_by_key(|(slot, _)| *slot);
-    let pool = store::pool(db, campaign.id).await?;
-    let transfers_owed = markers::owed_transfers(db, campaign.id).await?;
+    let pool = store::pool(db, campaign_id).await?;
+    let transfers_owed = markers::owed_transfers(db, campaign_id).await?;
     Ok(Balance {
         pool,
         transfers_owed,

@@ -30,6 +30,10 @@ use crate::events::{
 /// contract bounds `totalStock` and a control's `delta` by it; `crate::campaign` enforces it).
 pub const MAX_TOTAL_STOCK: i64 = 10_000_000;
 
+/// Most buckets a campaign may have (docs/design.md §21): a bucketed campaign's message keys
+/// name a bucket below it (`crate::bucket` enforces it).
+pub const MAX_BUCKETS: u16 = 1024;
+
 /// Why a message does not satisfy the contract (it goes to the consumer's dead-letter topic).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContractError {
@@ -121,7 +125,7 @@ fn is_message_key(key: &[u8], campaign_id: i64) -> bool {
     }
 }
 
-/// A bucket as a key writes it: decimal, below [`crate::bucket::MAX_BUCKETS`], no leading zero.
+/// A bucket as a key writes it: decimal, below [`MAX_BUCKETS`], no leading zero.
 fn is_bucket(text: &[u8]) -> bool {
     let decimal = !text.is_empty()
         && text.len() <= 4
@@ -131,7 +135,7 @@ fn is_bucket(text: &[u8]) -> bool {
         && std::str::from_utf8(text)
             .ok()
             .and_then(|t| t.parse::<u16>().ok())
-            .is_some_and(|b| b < crate::bucket::MAX_BUCKETS)
+            .is_some_and(|b| b < MAX_BUCKETS)
 }
 
 /// A rule of the contract: `Ok` when `holds`, else a violation saying which.

@@ -23,11 +23,6 @@ impl Slot {
         }
     }
 
-    /// A user's home bucket ([`crate::bucket::home`]) in a campaign of `buckets` buckets.
-    pub fn home(campaign_id: i64, buckets: u16, user_id: i64) -> Self {
-        Self::new(campaign_id, buckets, crate::bucket::home(user_id, buckets))
-    }
-
     /// Every slot of a campaign of `buckets` buckets, in bucket order.
     pub fn all(campaign_id: i64, buckets: u16) -> impl Iterator<Item = Slot> {
         (0..buckets.max(1)).map(move |b| Self::new(campaign_id, buckets, b))
@@ -66,7 +61,7 @@ mod tests {
 
     #[test]
     fn one_bucket_is_the_campaigns_own_tag() {
-        assert_eq!(Slot::home(7, 1, 42).to_string(), "c:7");
+        assert_eq!(Slot::new(7, 1, 3).to_string(), "c:7");
         assert_eq!(Slot::from(7), Slot::new(7, 1, 0));
         assert_eq!(Slot::new(7, 16, 3).to_string(), "c:7:3");
         assert_eq!(Slot::all(7, 1).collect::<Vec<_>>(), vec![Slot::from(7)]);

@@ -132,11 +132,9 @@ impl ParticipationService {
         let admitted = self.admit.run(&req).await?;
         let mut req = req;
         // A bucketed campaign's join lives in its user's home bucket (docs/design.md §21).
-        let slot = Slot::home(
-            req.entry.campaign_id,
-            admitted.campaign.buckets,
-            req.entry.user_id,
-        );
+        let buckets = admitted.campaign.buckets;
+        let home = crate::bucket::home(req.entry.user_id, buckets);
+        let slot = Slot::new(req.entry.campaign_id, buckets, home);
         req.entry.bucket = slot.bucket;
         // From the gate on, the work runs in its own task. A request cut off (its client hangs
         // up, or its deadline passes) drops this future, and a reservation Redis makes must still

@@ -56,12 +56,13 @@ impl EnvHooks {
     }
 }
 
+#[async_trait::async_trait]
 impl Hooks for EnvHooks {
     fn before_gate_return(&self) {
         self.crash_if(CrashPoint::BeforeGateReturn);
     }
 
-    fn before_gate_control(&self) {
+    async fn before_gate_control(&self) {
         self.crash_if(CrashPoint::BeforeGateControl);
     }
 

@@ -159,7 +159,7 @@ impl CampaignControls {
             Committed::Applied(committed) => *committed,
         };
         self.applied(&committed);
-        self.hooks.before_gate_control();
+        self.hooks.before_gate_control().await;
         let ControlCommit {
             seq,
             kind,
@@ -399,7 +399,8 @@ impl CampaignControls {
         let Some(found) = repo::find(&self.db, campaign_id).await? else {
             return Ok(None);
         };
-        let balance = bucket_view::read(&self.db, &self.gate, &found.campaign).await?;
+        let c = &found.campaign;
+        let balance = bucket_view::read(&self.db, &self.gate, (c.id, c.buckets)).await?;
         Ok(Some((found.campaign, balance)))
     }
 

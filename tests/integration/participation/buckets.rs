@@ -279,3 +279,48 @@ async fn bucketed_campaigns_are_open_ones_and_the_baseline_refuses_them() {
         .await;
     assert_eq!(sync.status, 400, "{sync:?}");
 }
+
+/// A withdrawal that empties a bucket's row (docs/design.md §21): held after its commit and
+/// before its call to the gate, a join in that bucket meets a gate that gave the units up
+/// already, so no reservation is refused by the row and set from a reading that counts the
+/// withdrawal, which the gate call then took a second time (the short proof run, seed 13: a
+/// bucket's gate a unit below its row). Every gate ends equal to its row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_withdrawal_leaves_the_buckets_gates_before_its_commit() {
+    let app = spawn_app().await;
+    let campaign = bucketed_campaign(&app, 40, 2, json!({})).await;
+    let user = (1..)
+        .find(|&u| bucket::home(u, 2) == 0)
+        .expect("a user of bucket 0");
+    app.hooks.gate_control.arm();
+    let withdraw = control(&app, campaign, "stock", json!({"delta": -25}));
+    let join_meanwhile = async {
+        app.hooks.gate_control.wait_reached().await;
+        // The pool's 10 and bucket 0's 15 are gone in MySQL; the control's gate call waits.
+        let reply = app.join(campaign, user, 1).await;
+        app.hooks.gate_control.release();
+        reply
+    };
+    let (withdrawn, joined) = tokio::join!(withdraw, join_meanwhile);
+    assert_eq!(withdrawn.status, 200, "{withdrawn:?}");
+    assert_eq!(
+        joined.status, 201,
+        "a unit of bucket 1 came to bucket 0: {joined:?}"
+    );
+    wait_until(
+        "every bucket's gate equal to its row",
+        std::time::Duration::from_secs(10),
+        || async {
+            let mut rows = Vec::new();
+            for b in 0..2 {
+                let sql = format!(
+                    "SELECT remaining_stock FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = {b}"
+                );
+                rows.push(Some(app.scalar(&sql).await));
+            }
+            gate_stocks(&app, campaign, 2).await == rows
+        },
+    )
+    .await;
+    assert_eq!(mysql_remaining(&app, campaign).await, 14);
+}

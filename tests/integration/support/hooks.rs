@@ -46,6 +46,8 @@ pub struct TestHooks {
     pub owed_read: HoldPoint,
     /// A live control that changed nothing, before it answers.
     pub kept_control: HoldPoint,
+    /// A live control committed, before its call to the gate.
+    pub gate_control: HoldPoint,
 }
 
 #[async_trait]
@@ -89,6 +91,10 @@ impl Hooks for TestHooks {
 
     async fn before_kept_control_answer(&self) {
         self.kept_control.reached().await;
+    }
+
+    async fn before_gate_control(&self) {
+        self.gate_control.reached().await;
     }
 }
 
