@@ -262,13 +262,14 @@ impl Gate {
         })
     }
 
-    /// Gives a closed win's units back to the campaign's stock, once however often it is called
-    /// (`lua/return.lua`).
+    /// Gives units to a slot's stock once however often it is called (`lua/return.lua`): a
+    /// closed win's (`given` its participation id), a transfer's (its id negated), an undone
+    /// withdrawal's (`u<transfer id>`); each distinct `given` is applied once.
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn return_units(
         &self,
         slot: impl Into<Slot> + std::fmt::Debug,
-        participation_id: i64,
+        given: impl redis::ToRedisArgs + std::fmt::Debug,
         quantity: i64,
         epoch: i64,
     ) -> Result<Returned, GateError> {
@@ -276,13 +277,13 @@ impl Gate {
         let [meta, _, _] = self.keys(slot);
         let mut inv = RETURN.key(meta);
         inv.key(self.returned_key(slot))
-            .arg(participation_id)
+            .arg(&given)
             .arg(quantity)
             .arg(epoch);
         let answer: i64 = self.run(inv).await?;
         tracing::debug!(
             %slot,
-            participation_id,
+            ?given,
             quantity,
             answer,
             "Gave a closed win's units to the gate (1 added, 0 back already, -1 not loaded)."

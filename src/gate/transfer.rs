@@ -18,9 +18,6 @@ use crate::gate::{
 static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/take.lua")));
 static UNTAKE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/untake.lua")));
-/// `lua/return.lua`, for an undone withdrawal's units (`scripts.rs` has its own handle on it).
-static RETURN_UNITS: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/return.lua")));
 
 /// Buckets whose free units are read at once when a dry bucket looks for a sibling.
 const READS_AT_ONCE: usize = 32;
@@ -132,18 +129,8 @@ impl Gate {
         units: i64,
         epoch: i64,
     ) -> Result<Returned, GateError> {
-        let [meta, _, _] = self.keys(slot);
-        let mut inv = RETURN_UNITS.key(meta);
-        inv.key(self.returned_key(slot))
-            .arg(format!("u{transfer_id}"))
-            .arg(-units)
-            .arg(epoch);
-        let answer: i64 = self.run(inv).await?;
-        Ok(match answer {
-            1 => Returned::Added,
-            0 => Returned::AlreadyBack,
-            _ => Returned::NotLoaded,
-        })
+        self.return_units(slot, format!("u{transfer_id}"), -units, epoch)
+            .await
     }
 
     /// Each slot's free units as its gate has them (`None`: not loaded, or unreadable), read a
