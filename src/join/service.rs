@@ -25,7 +25,7 @@ use crate::{
         group_commit::GroupCommit,
         request::{detached, Accepted, AdmissionRefusal, JoinError, JoinRequest},
         reserve::{Gated, Reserve},
-        settle::Settle,
+        settle::{Settle, Settled},
         tail::Tail,
     },
     telemetry::metrics::{registry::ReasonLabels, Metrics},
@@ -33,6 +33,11 @@ use crate::{
     waiting_room::AdmissionSigner,
     win::store::{self, StoredParticipation},
 };
+
+/// Reservations of one join that a bucket's row refused (its gate ran ahead of it) before the
+/// join answers SERVICE_BUSY: each refusal sets the gate from the row, so the next round finds
+/// the bucket as MySQL has it, and looks in the pool and the siblings when it is dry.
+const BUCKET_SHORT_ROUNDS: u32 = 8;
 
 /// Cheap to clone; shared by all requests.
 #[derive(Clone)]
@@ -145,14 +150,22 @@ impl ParticipationService {
         // clients gave up on, did exactly that).
         let (reserve, settle) = (self.reserve.clone(), self.settle.clone());
         detached(async move {
-            match reserve.run(&admitted, &req, commit_by).await? {
-                Gated::Already => settle.already(&req).await,
-                Gated::Reserved(reserved) => {
-                    settle
-                        .commit_or_compensate(req, admitted.pass, reserved, &admitted.campaign)
-                        .await
+            for _ in 0..BUCKET_SHORT_ROUNDS {
+                let reserved = match reserve.run(&admitted, &req, commit_by).await? {
+                    Gated::Already => return settle.already(&req).await,
+                    Gated::Reserved(reserved) => reserved,
+                };
+                let pass = admitted.pass.clone();
+                match settle
+                    .commit_or_compensate(req.clone(), pass, reserved, &admitted.campaign)
+                    .await
+                {
+                    Settled::Answer(answer) => return answer,
+                    Settled::BucketShort => {}
                 }
             }
+            // Units exist elsewhere in the campaign as far as anyone knows: not a SOLD_OUT.
+            Err(JoinError::Busy)
         })
         .await
     }

@@ -32,6 +32,18 @@ const RELEASE_ATTEMPTS: u32 = 3;
 /// about 1.5 s in all, past a group commit's transaction under load).
 const IN_FLIGHT_LOOKUPS: u32 = 6;
 
+/// What settling a reservation came to.
+pub(super) enum Settled {
+    /// The join's answer.
+    Answer(Result<Accepted, JoinError>),
+    /// A bucketed campaign's bucket row had fewer units than its gate gave out (the gate ran
+    /// ahead of the row: a steal that committed after a rebuild had counted its units, say).
+    /// Unlike a campaign's row, a bucket's says nothing about the campaign (docs/design.md §21):
+    /// the reservation is given back as a sell-out of the bucket (its gate set from the row), and
+    /// the join asks its bucket again, which looks in the pool and the siblings when dry.
+    BucketShort,
+}
+
 /// The settle step: MySQL through the group commit, the gate for compensation.
 pub struct Settle {
     pub(super) db: Db,
@@ -53,7 +65,7 @@ impl Settle {
         pass: Option<AdmissionPass>,
         reserved: Reserved,
         campaign: &Campaign,
-    ) -> Result<Accepted, JoinError> {
+    ) -> Settled {
         let Reserved {
             sequence,
             returns_seen,
@@ -91,19 +103,33 @@ impl Settle {
             }) => {
                 // The batch settled the reservation in Redis already (see `group_commit`).
                 self.sink.wakeup.notify_one();
-                Ok(Accepted::new(
+                Settled::Answer(Ok(Accepted::new(
                     &req,
                     participation_id,
                     sequence,
                     Some(event_id),
                     accepted_at,
                 )
-                .with_status(status.into(), hold_expires_at))
+                .with_status(status.into(), hold_expires_at)))
             }
-            Err(failed) => {
+            Err(WriteError::SoldOut {
+                remaining_stock,
+                control_seq,
+            }) if req.entry.bucket.is_some() => {
+                tracing::debug!(campaign_id = req.entry.campaign_id, slot = %req.entry.slot(),
+                    remaining_stock, "The bucket's row refused a reservation its gate made; asking the bucket again.");
+                let how = Release::SoldOut {
+                    remaining_stock,
+                    control_seq,
+                    returns_seen,
+                };
+                self.compensate(&req, pass, how, reserved_at_ms).await;
+                Settled::BucketShort
+            }
+            Err(failed) => Settled::Answer(
                 self.failed_write(req, pass, failed, returns_seen, reserved_at_ms)
-                    .await
-            }
+                    .await,
+            ),
         }
     }
 

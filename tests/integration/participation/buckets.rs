@@ -324,3 +324,44 @@ async fn a_withdrawal_leaves_the_buckets_gates_before_its_commit() {
     .await;
     assert_eq!(mysql_remaining(&app, campaign).await, 14);
 }
+
+/// A bucket whose gate ran ahead of its row (docs/design.md §21): a steal took units out of a
+/// bucket's row after a Redis flush had lost its take and the gate's rebuild had counted them
+/// (the short proof run, seed 13: one SOLD_OUT with 6 units free). The row refuses the
+/// reservation its gate made; unlike a campaign's row, a bucket's says nothing about the
+/// campaign, so the join looks in the pool and the siblings and wins, and the gate ends equal to
+/// its row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bucket_row_that_refuses_its_gate_sends_the_join_to_the_siblings() {
+    let app = spawn_app().await;
+    // 40 over 2 buckets: 15 dealt to each, 10 in the pool.
+    let campaign = bucketed_campaign(&app, 40, 2, json!({})).await;
+    let user = (1..)
+        .find(|&u| bucket::home(u, 2) == 0)
+        .expect("a user of bucket 0");
+    let first = (user + 1..)
+        .find(|&u| bucket::home(u, 2) == 0)
+        .expect("another user of bucket 0");
+    assert_eq!(app_join(&app, campaign, first).await.status, 201);
+    assert_eq!(gate_stocks(&app, campaign, 2).await[0], Some(14));
+    // The steal's MySQL side, as it committed with its take lost: bucket 0's 14 units moved to
+    // bucket 1's row, bucket 0's gate still counting them.
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE campaign_bucket SET remaining_stock = remaining_stock + \
+             IF(bucket = 0, -14, 14) WHERE campaign_id = {campaign}"
+        ))
+        .await
+        .expect("move bucket 0's units in MySQL");
+    let joined = app_join(&app, campaign, user).await;
+    assert_eq!(
+        joined.status, 201,
+        "38 units free in the campaign: {joined:?}"
+    );
+    let row0 = format!(
+        "SELECT remaining_stock FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = 0"
+    );
+    let row0 = app.scalar(&row0).await;
+    assert_eq!(gate_stocks(&app, campaign, 2).await[0], Some(row0));
+    assert_eq!(mysql_remaining(&app, campaign).await, 38);
+}
