@@ -110,14 +110,14 @@ export function setup() {
   if (ADMIN_TOKEN.length === 0) {
     return { error: 'ADMIN_TOKEN is not set: setup() needs it to create the campaign' };
   }
-  const campaign = {
+  const spec = {
     name: `k6 flash sale (${PATH_KIND}) ${new Date().toISOString()}`,
     totalStock: STOCK,
     perUserLimit: 1,
   };
   // BUCKETS: the campaign's stock split over that many buckets (docs/design.md §21).
-  if (BUCKETS > 1) campaign.buckets = BUCKETS;
-  const body = JSON.stringify(campaign);
+  if (BUCKETS > 1) spec.buckets = BUCKETS;
+  const body = JSON.stringify(spec);
   const res = http.post(`${BASE_URL}/api/v1/campaigns`, body, {
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${ADMIN_TOKEN}` },
     tags: { name: 'create campaign' },

