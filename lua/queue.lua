@@ -24,7 +24,10 @@
 -- KEYS[7]  room           "<prefix>{c:<id>}:qroom"  hash: epoch, last_ms, credit (admissions
 --          due, a fraction carried), arrivals (a counter), admitted (in all), wait_ms (their waits)
 -- KEYS[8]  winners        "<prefix>{c:<id>}:users"  the gate's winners set (reserve.lua)
--- ARGV[1]  op: "enqueue", "poll" or "holder" (a read: only ARGV[3] and ARGV[7] are used)
+-- KEYS[9]  used           "<prefix>{c:<id>}:qused"  a bucketed campaign's room (below): zset
+--          ticket -> when its win was reported committed, ms
+-- ARGV[1]  op: "enqueue", "poll", "holder" (a read: only ARGV[3] and ARGV[7] are used) or
+--          "used" (below)
 -- ARGV[2]  now, ms since the Unix epoch (the caller's clock, as reserve.lua)
 -- ARGV[3]  epoch (see reserve.lua): other keys than this campaign's count as missing
 -- ARGV[4]  admissions per second (>= 1)
@@ -34,6 +37,24 @@
 -- ARGV[8]  enqueue: a fresh ticket id, used if the user holds none;  poll: the ticket's holder
 -- ARGV[9]  enqueue: the place of a raffle arrival before the start (0 <= place < 2^48), or ""
 --          to queue behind everyone already there
+-- ARGV[10] a bucketed campaign's room (docs/design.md §21), "" for an unbucketed one:
+--          "<free>:<state>:<starts ms>:<expire ms>:<won>:<read ms>" as the caller read them,
+--          since the campaign's stock lives in its buckets' slots and MySQL's pool, not in
+--          KEYS[1]: its free units (pool plus bucket rows: committed wins are out, reserved
+--          units still in), its state (open, paused, closed), its start, when its keys expire
+--          (0: kept), (enqueue) 1 when the user holds a reservation or a win in their home
+--          bucket, else 0, and when the reading began. KEYS[1] and KEYS[8] are then not read;
+--          the admission is checked in the home bucket's slot (lua/admit.lua copies it there
+--          before its holder gets a token).
+--
+-- A bucketed room's live admissions: the admitted tickets (KEYS[6]), whose units the reading
+-- still counts, and the used ones whose win was reported committed (op "used") after the reading
+-- began less a second for the instances' clocks (KEYS[9]), which the reading may not show yet.
+-- So the room admits no more users than the units left, as an unbucketed one.
+--
+-- The op "used" (a bucketed campaign's): ARGV[2] now, ARGV[5] when the keys expire (0: kept),
+-- ARGV[7] the ticket, ARGV[8] its holder: the admission's win committed; it leaves the
+-- admissions for the used ({"USED"}, or {"UNKNOWN"} when it was not live here).
 --
 -- Returns  {status, ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting}
 --   {"HOLDER", user}  holder: the user the ticket was issued to
@@ -64,9 +85,40 @@ end
 if ARGV[1] == 'poll' and holder(ARGV[7]) ~= ARGV[8] then
   return {'UNKNOWN'}
 end
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'epoch', 'state', 'expire_ms')
-if not meta[1] or meta[3] ~= ARGV[3] then
-  return {'MISSING'}
+if ARGV[1] == 'used' then
+  local raw = room_epoch == ARGV[3] and redis.call('HGET', KEYS[3], ARGV[7])
+  local queued = raw and string.match(raw, '^A:' .. ARGV[8] .. ':(%d+)$')
+  if not queued then
+    return {'UNKNOWN'}
+  end
+  redis.call('ZREM', KEYS[6], ARGV[7])
+  redis.call('HSET', KEYS[3], ARGV[7], 'U:' .. ARGV[8] .. ':' .. queued)
+  redis.call('ZADD', KEYS[9], tonumber(ARGV[2]), ARGV[7])
+  local expire = tonumber(ARGV[5]) or 0
+  if expire > 0 then
+    redis.call('PEXPIREAT', KEYS[9], expire)
+  end
+  return {'USED'}
+end
+local meta
+local bucketed = (ARGV[10] or '') ~= ''
+local won_elsewhere = false
+local used_live = 0
+if bucketed then
+  local free, state, starts, expire, won, read_ms =
+    string.match(ARGV[10], '^(%-?%d+):(%a+):(%d+):(%d+):([01]):(%d+)$')
+  if not free then
+    return redis.error_reply('queue.lua: ARGV[10] is not <free>:<state>:<starts>:<expire>:<won>:<read>')
+  end
+  meta = {free, starts, ARGV[3], state, expire}
+  won_elsewhere = won == '1'
+  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', '(' .. (tonumber(read_ms) - 1000))
+  used_live = redis.call('ZCARD', KEYS[9])
+else
+  meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'epoch', 'state', 'expire_ms')
+  if not meta[1] or meta[3] ~= ARGV[3] then
+    return {'MISSING'}
+  end
 end
 -- A room left by another campaign that had this id (a database reset) starts again empty.
 if room_epoch ~= ARGV[3] then
@@ -123,8 +175,14 @@ if ARGV[1] == 'enqueue' then
   ticket = redis.call('HGET', KEYS[4], user)
   -- A used admission whose user holds no win (its reservation was undone after a crash, when
   -- the token could not be given back) does not keep the user out: they queue again.
+  local holds_win
+  if bucketed then
+    holds_win = won_elsewhere
+  else
+    holds_win = redis.call('SISMEMBER', KEYS[8], user) == 1
+  end
   if ticket and string.sub(redis.call('HGET', KEYS[3], ticket) or '', 1, 1) == 'U'
-      and redis.call('SISMEMBER', KEYS[8], user) == 0 then
+      and not holds_win then
     ticket = nil
   end
   if not ticket then
@@ -168,7 +226,7 @@ credit = math.min(credit, rate)
 local stock = tonumber(meta[1])
 local admitted_now, waited = 0, 0
 if running then
-  local free = stock - redis.call('ZCARD', KEYS[6])
+  local free = stock - redis.call('ZCARD', KEYS[6]) - used_live
   local n = math.min(math.floor(credit), free)
   if n > 0 then
     local head = redis.call('ZPOPMIN', KEYS[2], n)

@@ -62,7 +62,7 @@ pub struct CreateCampaign {
     /// Buckets the stock is split into, 1 to 1,024 (default 1): each has its own Redis slot and
     /// MySQL row, so one campaign's joins spread over several Redis primaries and row locks;
     /// stock moves between buckets so that no join is refused while another bucket has units.
-    /// `OPEN` campaigns only. Clients see one campaign either way (docs/design.md §21).
+    /// Clients see one campaign either way, with or without a waiting room (docs/design.md §21).
     #[oai(validator(minimum(value = "1"), maximum(value = "1024")))]
     pub buckets: Option<i32>,
 }
@@ -293,11 +293,6 @@ impl CampaignsApi {
         }
         let (admission, admission_rate_per_second) = admission(&body)?;
         let buckets = u16::try_from(body.buckets.unwrap_or(1)).unwrap_or(1);
-        if buckets > 1 && admission.queued() {
-            return Err(ApiError::validation(
-                "buckets above 1 apply to OPEN campaigns only (a waiting room keeps one queue per campaign)",
-            ));
-        }
         let per_user_limit = body.per_user_limit.unwrap_or(1);
         if i64::from(per_user_limit) > body.total_stock {
             return Err(ApiError::validation(

@@ -2,14 +2,14 @@
 //! beside its gate, and the pool. The rows are MySQL's (the truth: units not sold, reserved ones
 //! included); a gate's free units are Redis's (what its joins can reserve now).
 
-use sea_orm::DbErr;
+use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{
     bucket::{
         markers,
         store::{self, BucketRow},
     },
-    db::Db,
+    db::{sql::stmt, Db},
     gate::{Gate, Slot},
 };
 
@@ -55,4 +55,33 @@ pub async fn read(
             .map(|(row, (_, gate_stock))| BucketBalance { row, gate_stock })
             .collect(),
     })
+}
+
+/// What a bucketed campaign's waiting room needs of it (docs/design.md §21): its free units (the
+/// pool plus every bucket's row, one snapshot; units reserved and not committed count as free)
+/// and whether it is paused or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub free: i64,
+    pub paused: bool,
+    pub closed: bool,
+}
+
+/// Campaign `campaign_id`'s [`Standing`], read now in one statement (`None`: no such campaign).
+pub async fn standing(db: &Db, campaign_id: i64) -> Result<Option<Standing>, DbErr> {
+    let read = stmt(
+        "SELECT CAST(c.remaining_stock + COALESCE((SELECT SUM(b.remaining_stock) FROM campaign_bucket b \
+         WHERE b.campaign_id = c.id), 0) AS SIGNED), CAST(c.paused <> 0 AS SIGNED), \
+         CAST(c.closed_at IS NOT NULL AS SIGNED) FROM campaign c WHERE c.id = ?",
+        vec![campaign_id.into()],
+    );
+    let Some(row) = db.query_one_raw(read).await? else {
+        return Ok(None);
+    };
+    let (paused, closed): (i64, i64) = (row.try_get_by_index(1)?, row.try_get_by_index(2)?);
+    Ok(Some(Standing {
+        free: row.try_get_by_index(0)?,
+        paused: paused != 0,
+        closed: closed != 0,
+    }))
 }

@@ -12,9 +12,10 @@ use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
 
-use crate::gate::{Gate, GateError};
+use crate::gate::{Gate, GateError, GateState, Slot};
 
 static QUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/queue.lua")));
+static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/admit.lua")));
 
 /// What one call asks of the room.
 #[derive(Debug, Clone)]
@@ -41,6 +42,38 @@ pub struct RoomPace {
     pub token_lifetime: Duration,
     /// A waiting ticket not polled for this long is dropped.
     pub idle_timeout: Duration,
+    /// A bucketed campaign's side, read by the caller (`None`: the campaign's gate keys have it).
+    pub bucketed: Option<BucketedRoom>,
+}
+
+/// What the room of a bucketed campaign (docs/design.md §21) is told, since no key of its slot
+/// holds it: the campaign's stock is in its buckets' slots and MySQL's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketedRoom {
+    /// Free units: the pool plus every bucket's row, as MySQL had them lately.
+    pub free: i64,
+    pub state: GateState,
+    pub starts_ms: i64,
+    /// When the campaign's keys expire (0: kept).
+    pub expire_ms: i64,
+    /// (Enqueue) the user holds a reservation or a win in their home bucket.
+    pub won: bool,
+    /// When the reading of `free` began, ms (the caller's clock).
+    pub read_ms: i64,
+}
+
+impl BucketedRoom {
+    fn arg(&self) -> String {
+        let state = self.state.as_str();
+        let won = u8::from(self.won);
+        format!(
+            "{}:{state}:{}:{}:{won}:{}",
+            self.free,
+            self.starts_ms.max(0),
+            self.expire_ms.max(0),
+            self.read_ms.max(0)
+        )
+    }
 }
 
 /// Where a ticket stands.
@@ -98,7 +131,7 @@ impl Gate {
         for key in self.room_keys(campaign_id) {
             inv.key(key);
         }
-        inv.key(winners);
+        inv.key(winners).key(self.room_used_key(campaign_id));
         let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         inv.arg(match op {
             RoomOp::Enqueue { .. } => "enqueue",
@@ -123,8 +156,68 @@ impl Gate {
                 inv.arg(ticket).arg(*user_id).arg("");
             }
         }
+        inv.arg(pace.bucketed.map_or(String::new(), |b| b.arg()));
         let reply: Vec<redis::Value> = self.run(inv).await?;
         parse(&reply)
+    }
+
+    /// A bucketed campaign's admission `ticket`, of `user_id`, won: its win committed at about
+    /// `now_ms` (`lua/queue.lua`, "used"); `keys_expire_ms` as the campaign's keys. `false` when
+    /// the room did not have it live.
+    pub async fn room_used(
+        &self,
+        (campaign_id, epoch, keys_expire_ms): (i64, i64, i64),
+        ticket: &str,
+        user_id: i64,
+        now_ms: i64,
+    ) -> Result<bool, GateError> {
+        let [meta, winners, _] = self.keys(campaign_id);
+        let mut inv = QUEUE.key(meta);
+        for key in self.room_keys(campaign_id) {
+            inv.key(key);
+        }
+        inv.key(winners).key(self.room_used_key(campaign_id));
+        inv.arg("used")
+            .arg(now_ms)
+            .arg(epoch)
+            .arg(1)
+            .arg(keys_expire_ms.max(0))
+            .arg(0);
+        inv.arg(ticket).arg(user_id).arg("").arg("");
+        let reply: Vec<redis::Value> = self.run(inv).await?;
+        match text(reply.first()).as_deref() {
+            Some("USED") => Ok(true),
+            Some("UNKNOWN") => Ok(false),
+            _ => Err(protocol("?", &reply)),
+        }
+    }
+
+    /// Copies a bucketed campaign's admission into its holder's home bucket `slot`, where the
+    /// join checks it (`lua/admit.lua`): before the holder is given its token. `false` when the
+    /// bucket had it already.
+    pub async fn admit_in_bucket(
+        &self,
+        slot: Slot,
+        ticket: &str,
+        user_id: i64,
+        (expires_ms, keys_expire_ms): (i64, i64),
+    ) -> Result<bool, GateError> {
+        let [_, tickets, _, _, admissions, _] = self.room_keys(slot);
+        let mut inv = ADMIT.key(tickets);
+        inv.key(admissions)
+            .arg(ticket)
+            .arg(user_id)
+            .arg(expires_ms)
+            .arg(keys_expire_ms.max(0));
+        let copied: i64 = self.run(inv).await?;
+        Ok(copied == 1)
+    }
+
+    /// Whether `user_id` holds a reservation or a win in `slot` (its winners set).
+    pub async fn holds(&self, slot: Slot, user_id: i64) -> Result<bool, GateError> {
+        let [_, winners, _] = self.keys(slot);
+        self.query(redis::cmd("SISMEMBER").arg(winners).arg(user_id).clone())
+            .await
     }
 
     /// The user `ticket` was issued to in `campaign_id`'s room of `epoch` (see `lua/queue.lua`),
@@ -142,7 +235,7 @@ impl Gate {
         for key in self.room_keys(campaign_id) {
             inv.key(key);
         }
-        inv.key(winners);
+        inv.key(winners).key(self.room_used_key(campaign_id));
         inv.arg("holder")
             .arg(0)
             .arg(epoch)
@@ -160,6 +253,13 @@ impl Gate {
                 .ok_or_else(|| protocol("HOLDER", &reply)),
             _ => Err(protocol("?", &reply)),
         }
+    }
+}
+
+impl Gate {
+    /// `<prefix>{c:<id>}:qused`: a bucketed campaign's used admissions (see `lua/queue.lua`).
+    fn room_used_key(&self, campaign_id: i64) -> String {
+        self.campaign_key_base(campaign_id) + "qused"
     }
 }
 

@@ -376,14 +376,20 @@ fn seed_of(campaign: &Campaign, slot: Slot, read: &repo::GateSeed, returned: Vec
         remaining_stock: read.remaining_stock,
         starts_at_ms: campaign.starts_at.timestamp_millis(),
         ends_at_ms: campaign.ends_at.map_or(0, |t| t.timestamp_millis()),
-        expire_at_ms: campaign.ends_at.map_or(0, |t| {
-            t.timestamp_millis()
-                .saturating_add(KEEP_AFTER_END.as_millis() as i64)
-        }),
+        expire_at_ms: keys_expire_ms(campaign),
         per_user_limit: campaign.per_user_limit,
         max_sequence: read.max_sequence,
         returned,
         state,
         control_seq: read.control_seq,
     }
+}
+
+/// When a campaign's gate keys expire, ms since the Unix epoch: [`KEEP_AFTER_END`] after its
+/// end (0: kept, a campaign without an end).
+pub fn keys_expire_ms(campaign: &Campaign) -> i64 {
+    campaign.ends_at.map_or(0, |t| {
+        t.timestamp_millis()
+            .saturating_add(KEEP_AFTER_END.as_millis() as i64)
+    })
 }

@@ -8,7 +8,10 @@
 //! - [`token`]: signing and checking admission tokens, raffle places, ticket ids.
 //! - [`room`]: [`WaitingRoom`], the service the queue endpoints hold: enqueue, find and poll a
 //!   ticket (its checks in between), metrics.
+//! - [`buckets`]: a bucketed campaign's room (docs/design.md §21): told the campaign's standing
+//!   by MySQL, its admissions copied into their holders' home buckets.
 
+pub mod buckets;
 pub mod room;
 pub mod token;
 

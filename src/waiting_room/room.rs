@@ -21,7 +21,10 @@ use crate::{
     },
     telemetry::metrics::{CampaignLabels, Metrics},
     upkeep::loader::{GateLoader, LoadError},
-    waiting_room::token::{new_ticket, AdmissionSigner},
+    waiting_room::{
+        buckets::BucketedRooms,
+        token::{new_ticket, AdmissionSigner},
+    },
 };
 
 /// Rounds of "call the room, find the keys missing, load them" before giving up (as the join).
@@ -109,6 +112,8 @@ pub struct WaitingRoom {
     token_lifetime: Duration,
     idle_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// Bucketed campaigns' rooms (docs/design.md §21).
+    bucketed: Arc<BucketedRooms>,
 }
 
 impl WaitingRoom {
@@ -123,6 +128,7 @@ impl WaitingRoom {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            bucketed: Arc::new(BucketedRooms::new(db.clone(), gate.clone())),
             db,
             gate,
             campaigns,
@@ -215,11 +221,16 @@ impl WaitingRoom {
         now: DateTime<Utc>,
         op: &RoomOp,
     ) -> Result<QueueView, RoomError> {
+        let enqueuing = match op {
+            RoomOp::Enqueue { user_id, .. } => Some(*user_id),
+            RoomOp::Poll { .. } => None,
+        };
         let pace = RoomPace {
             epoch: crate::campaign::gate_epoch(campaign),
             rate_per_second: campaign.admission_rate_per_second,
             token_lifetime: self.token_lifetime,
             idle_timeout: self.idle_timeout,
+            bucketed: self.bucketed.side(campaign, enqueuing).await?,
         };
         for _ in 0..LOAD_ROUNDS {
             match self
@@ -236,6 +247,14 @@ impl WaitingRoom {
                     waiting,
                 } => {
                     self.record(campaign.id, admitted, waited, waiting);
+                    if let TicketState::Admitted { expires_ms } = ticket.state {
+                        if pace.bucketed.is_some() {
+                            let (id, user) = (ticket.ticket.as_str(), ticket.user_id);
+                            self.bucketed
+                                .admitted(campaign, id, user, expires_ms)
+                                .await?;
+                        }
+                    }
                     return Ok(self.view(campaign, now, ticket));
                 }
             }

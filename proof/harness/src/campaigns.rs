@@ -2,7 +2,7 @@
 //! a `perUserLimit` of 1 and the rest with `--max-quantity`; then `--bucketed-campaigns`, open
 //! too, each split into `--buckets` buckets (design §21), their limits alternating the same way;
 //! then `--queued-campaigns` with a waiting room (`admission: QUEUE`, `--admission-rate`) and
-//! `--max-quantity`. Every one starts with `--stock`. Created through the admin API, as an
+//! `--max-quantity`, and `--bucketed-queued-campaigns` as those with `--buckets` buckets. Every one starts with `--stock`. Created through the admin API, as an
 //! operator would.
 
 use std::time::Duration;
@@ -33,7 +33,15 @@ pub fn plans(opts: &RunOptions) -> Vec<Plan> {
         queued: true,
         buckets: 1,
     });
-    open.chain(bucketed).chain(queued).collect()
+    let bucketed_queued = (0..opts.bucketed_queued_campaigns).map(|_| Plan {
+        per_user_limit: most,
+        queued: true,
+        buckets: opts.buckets.clamp(1, 1024),
+    });
+    open.chain(bucketed)
+        .chain(queued)
+        .chain(bucketed_queued)
+        .collect()
 }
 
 /// The creation request of campaign `n` as `plan` says. `buckets` is sent only above 1, so
@@ -106,7 +114,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_run_has_one_bucketed_campaign_of_16_between_the_open_and_the_queued() {
+    fn the_default_run_has_a_bucketed_campaign_of_16_among_the_open_and_one_among_the_queued() {
         let opts = options(&[]);
         let plans = plans(&opts);
         let kinds: Vec<(i64, bool, i64)> = plans
@@ -120,14 +128,18 @@ mod tests {
                 (1, false, 1),
                 (3, false, 1),
                 (3, false, 16),
-                (3, true, 1)
+                (3, true, 1),
+                (3, true, 16)
             ]
         );
         let bucketed = body(&opts, 3, plans[3]);
         assert_eq!(bucketed["buckets"], 16);
         assert_eq!(bucketed["totalStock"], opts.stock);
         assert!(bucketed.get("admission").is_none(), "{bucketed}");
-        for (n, plan) in plans.iter().enumerate().filter(|(n, _)| *n != 3) {
+        let queued = body(&opts, 5, plans[5]);
+        assert_eq!(queued["buckets"], 16);
+        assert_eq!(queued["admission"], "QUEUE");
+        for (n, plan) in plans.iter().enumerate().filter(|(n, _)| *n != 3 && *n != 5) {
             assert!(body(&opts, n, *plan).get("buckets").is_none());
         }
     }

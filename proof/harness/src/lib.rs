@@ -143,7 +143,7 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let p = prepare(&opts)?;
     println!(
-        "firstcome-proof run: seed {}, {} s, {} + {} clients, {} + {} bucketed (of {}) + {} queued campaigns of {}, faults [{}], output {}",
+        "firstcome-proof run: seed {}, {} s, {} + {} clients, {} + {} bucketed (of {}) + {} + {} bucketed queued campaigns of {}, faults [{}], output {}",
         p.seed,
         opts.duration,
         opts.processes,
@@ -152,6 +152,7 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
         opts.bucketed_campaigns,
         opts.buckets,
         opts.queued_campaigns,
+        opts.bucketed_queued_campaigns,
         opts.stock,
         p.faults.join(","),
         p.out.display()

@@ -50,6 +50,10 @@ pub struct RunOptions {
     /// Campaigns with a waiting room (`admission: QUEUE`), on top of `--campaigns`.
     #[arg(long, default_value_t = 1)]
     pub queued_campaigns: usize,
+    /// Campaigns with a waiting room and `--buckets` buckets (design §21: one queue for the
+    /// campaign, each admission checked in its holder's home bucket), after the queued ones.
+    #[arg(long, default_value_t = 1)]
+    pub bucketed_queued_campaigns: usize,
     /// Users of the waiting room (queue, poll, join with the token), one at a time each.
     #[arg(long, default_value_t = 6)]
     pub queue_processes: usize,

@@ -7,7 +7,7 @@ use firstcome_proof_spec::{
     history::{Func, Value},
     report::AnomalyKind,
 };
-use support::{assert_flags, Sale, CAMPAIGN};
+use support::{assert_clean, assert_flags, Sale, CAMPAIGN};
 
 fn user_op(user: i64) -> Value {
     Value {
@@ -303,6 +303,22 @@ fn gate_drift_after_settling() {
     state.gates.as_mut().unwrap()[0].stock = Some(2); // the return never reached the gate
     let r = support::check(&s.history(), &state);
     assert_flags(&r, AnomalyKind::GateDrift);
+}
+
+#[test]
+fn gate_drift_a_loaded_gates_returned_set_missing_a_refund_and_not_an_unloaded_ones() {
+    let mut s = Sale::new(3);
+    s.join(1, 10);
+    s.cancel(9, 10, Func::Refund);
+    let mut state = s.final_state();
+    state.gates.as_mut().unwrap()[0].returned = Some(vec![]);
+    let r = support::check(&s.history(), &state);
+    assert_flags(&r, AnomalyKind::GateDrift);
+    // Keys lost in a flush and not loaded again: their next load reads MySQL.
+    let gate = &mut state.gates.as_mut().unwrap()[0];
+    (gate.stock, gate.users) = (None, Some(vec![]));
+    let r = support::check(&s.history(), &state);
+    assert_clean(&r);
 }
 
 #[test]

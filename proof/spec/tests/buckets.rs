@@ -464,3 +464,33 @@ fn buckets_outside_1_to_1024_are_malformed() {
     let r = support::check_buckets(&s.history(), &s.final_state(), &buckets);
     assert_flags(&r, AnomalyKind::MalformedInput);
 }
+
+/// A bucket's gate whose keys were lost (a Redis flush) and that no join loaded again holds
+/// nothing: its next load reads its winners and returned wins from MySQL. Judged only when
+/// loaded, as its users are (the short run met it: a bucketed waiting room's quiet buckets).
+#[test]
+fn an_unloaded_buckets_gate_is_not_judged_on_its_returned_set() {
+    let mut s = Sale::new(6).with_holds(60).with_buckets(4);
+    s.join(1, 10);
+    s.cancel(2, 10, Func::Cancel);
+    let b = usize::try_from(home(10, 4)).expect("a bucket");
+    let mut buckets = s.bucket_state();
+    let gate = &mut buckets.gates.as_mut().expect("gates")[b].gate;
+    (gate.stock, gate.users, gate.returned) = (None, Some(vec![]), Some(vec![]));
+    let r = support::check_buckets(&s.history(), &s.final_state(), &buckets);
+    assert_clean(&r);
+}
+
+/// Its clean twin's hole: a loaded bucket gate without the cancelled win in its returned set
+/// would give the units back a second time.
+#[test]
+fn gate_drift_a_loaded_buckets_returned_set_missing_a_cancel() {
+    let mut s = Sale::new(6).with_holds(60).with_buckets(4);
+    s.join(1, 10);
+    s.cancel(2, 10, Func::Cancel);
+    let b = usize::try_from(home(10, 4)).expect("a bucket");
+    let mut buckets = s.bucket_state();
+    buckets.gates.as_mut().expect("gates")[b].gate.returned = Some(vec![]);
+    let r = support::check_buckets(&s.history(), &s.final_state(), &buckets);
+    assert_flags(&r, AnomalyKind::GateDrift);
+}

@@ -15,21 +15,37 @@ use crate::{spawn::spawn_app_with, wait::wait_until};
 #[tokio::test]
 async fn exactly_the_stock_wins_through_a_queue_on_two_instances_and_sold_out_reaches_every_waiting_ticket(
 ) {
-    sale_on_two_instances(room_settings().await).await;
+    sale_on_two_instances(room_settings().await, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exactly_the_stock_wins_through_a_queue_on_two_instances_over_a_redis_cluster() {
+    sale_on_two_instances(cluster_settings().await, 1).await;
+}
+
+/// A bucketed campaign's room (docs/design.md §21): one queue for the campaign, each admission
+/// checked in its holder's home bucket, whose gate may have to take units from its siblings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_the_stock_wins_through_a_bucketed_campaigns_queue_on_two_instances() {
+    sale_on_two_instances(room_settings().await, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_the_stock_wins_through_a_bucketed_campaigns_queue_over_a_redis_cluster() {
+    sale_on_two_instances(cluster_settings().await, 8).await;
+}
+
+async fn cluster_settings() -> firstcome::config::Settings {
     let mut settings = room_settings().await;
     settings.redis.url =
         firstcome::config::Secret::new(crate::operations::redis_cluster::cluster_url());
     settings.redis.cluster = true;
-    sale_on_two_instances(settings).await;
+    settings
 }
 
-/// 60 users for 20 units through a `QUEUE` campaign served by two instances with `settings`:
-/// each user queues on one instance, polls and joins on the other.
-async fn sale_on_two_instances(settings: firstcome::config::Settings) {
+/// 60 users for 20 units through a `QUEUE` campaign of `buckets` buckets served by two
+/// instances with `settings`: each user queues on one instance, polls and joins on the other.
+async fn sale_on_two_instances(settings: firstcome::config::Settings, buckets: u16) {
     let a = Arc::new(spawn_app_with(settings.clone()).await);
     let b = Arc::new(
         spawn_app_with(firstcome::config::Settings {
@@ -38,7 +54,7 @@ async fn sale_on_two_instances(settings: firstcome::config::Settings) {
         })
         .await,
     );
-    let campaign = room_campaign(&a, "QUEUE", 20, 10_000, json!({})).await;
+    let campaign = room_campaign(&a, "QUEUE", 20, 10_000, json!({"buckets": buckets})).await;
     let users: Vec<i64> = (1..=60).collect();
     let outcomes = join_all(users.iter().map(|&user| {
         let (here, there) = if user % 2 == 0 {
@@ -68,7 +84,8 @@ async fn sale_on_two_instances(settings: firstcome::config::Settings) {
     .await;
     let winners: HashSet<i64> = outcomes.iter().filter(|o| o.2).map(|o| o.0).collect();
     assert_eq!(winners.len(), 20);
-    assert_eq!(a.remaining_stock(campaign).await, 0);
+    let read = a.get(&format!("/api/v1/campaigns/{campaign}")).await;
+    assert_eq!(read.body["remainingStock"], 0, "{read:?}");
     assert_eq!(
         a.scalar(&format!(
             "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
@@ -77,8 +94,9 @@ async fn sale_on_two_instances(settings: firstcome::config::Settings) {
         20
     );
     for (user, ticket, won) in &outcomes {
-        let state = poll(&b, campaign, ticket).await.body["state"].clone();
+        // A bucketed room hears of a used admission just after the reservation that used it.
         let expected = if *won { "USED" } else { "SOLD_OUT" };
+        let state = poll_until(&b, campaign, ticket, &[expected]).await.body["state"].clone();
         assert_eq!(state, expected, "user {user}");
     }
 }

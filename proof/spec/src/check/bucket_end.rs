@@ -138,7 +138,8 @@ fn gates(ctx: &Ctx, state: &BucketState, report: &mut Report) {
     if pending > 0 {
         drift(format!("{pending} reservation(s) still open once settled"));
     }
-    // Per bucket: its users (when its keys are loaded) and its returned wins.
+    // Per bucket, when its keys are loaded: its users and its returned wins. A gate whose keys
+    // were lost and not loaded again holds nothing; its next load reads both from MySQL.
     let set = |v: &Option<Vec<i64>>| {
         v.as_ref()
             .map(|v| v.iter().copied().collect::<HashSet<_>>())
@@ -150,7 +151,7 @@ fn gates(ctx: &Ctx, state: &BucketState, report: &mut Report) {
         .collect();
     let returned: HashMap<i64, HashSet<i64>> = by_bucket
         .iter()
-        .filter(|_| !m.closed)
+        .filter(|(_, g)| !m.closed && g.gate.stock.is_some())
         .filter_map(|(&b, g)| Some((b, set(&g.gate.returned)?)))
         .collect();
     for w in m.wins() {

@@ -282,7 +282,9 @@ fn gate(ctx: &Ctx, state: &FinalState, report: &mut Report) {
             drift(format!("{missing} past winner(s) missing from the gate's users: it would let them win again"));
         }
     }
-    if let (Some(returned), false) = (&g.returned, m.closed) {
+    // Judged when the gate is loaded, as its users: keys lost and not loaded again hold
+    // nothing, and their next load reads the returned wins from MySQL.
+    if let (Some(returned), false, true) = (&g.returned, m.closed, g.stock.is_some()) {
         let returned: std::collections::HashSet<i64> = returned.iter().copied().collect();
         for w in m.wins() {
             let closed = matches!(w.state, WinState::Cancelled | WinState::Expired);
