@@ -23,9 +23,16 @@
 //! Order: a lane commits one transaction at a time, and every transaction takes the campaign
 //! row's lock before it takes ids, so outbox ids of a campaign follow commit order across
 //! batches and instances.
+//!
+//! A bucketed campaign (docs/design.md §21) has one lane too: a batch holds the wins of every
+//! bucket that passed its gate meanwhile, and its transaction takes each bucket's units in one
+//! statement, rows locked in ascending bucket order ([`super::guard::decrement_buckets`]); a
+//! bucket's outbox ids still follow its commits (its row's lock is held to the commit). Lanes
+//! per bucket made batches of a few wins each, and a 64-bucket campaign cost two to three times
+//! the CPU of one bucket per win (docs/benchmarks.md).
 
 use std::{
-    collections::{hash_map::Entry as Lane, HashMap},
+    collections::{hash_map::Entry as Lane, BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -33,6 +40,7 @@ use std::{
     time::Duration,
 };
 
+use futures::future::join_all;
 use sea_orm::{error::ConnAcquireErr, DbErr};
 use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
@@ -58,7 +66,7 @@ pub struct GroupCommit {
     /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a win waits in its lane for its transaction to
     /// start, as it would wait for a pooled connection; then it answers SERVICE_BUSY.
     queue_timeout: Duration,
-    lanes: Mutex<HashMap<Slot, CampaignQueue>>,
+    lanes: Mutex<HashMap<i64, CampaignQueue>>,
     tickets: AtomicU64,
     metrics: Arc<Metrics>,
     /// The test seam (`crate::hooks`): where a test holds a write.
@@ -111,7 +119,7 @@ impl GroupCommit {
             self.settle_in_doubt(std::slice::from_ref(&win), std::slice::from_ref(&written));
             return written;
         }
-        let slot = win.entry.slot();
+        let campaign_id = win.entry.campaign_id;
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let (answer, mut answered) = oneshot::channel();
         if self.enqueue(Member {
@@ -120,18 +128,17 @@ impl GroupCommit {
             answer,
         }) {
             let this = self.clone();
-            tokio::spawn(
-                async move { this.drive(slot).await }.instrument(tracing::debug_span!(
+            tokio::spawn(async move { this.drive(campaign_id).await }.instrument(
+                tracing::debug_span!(
                     parent: None,
                     "group_commit",
-                    campaign_id = slot.campaign_id,
-                    bucket = slot.bucket
-                )),
-            );
+                    campaign_id
+                ),
+            ));
         }
         let answer = match tokio::time::timeout(self.queue_timeout, &mut answered).await {
             Ok(answer) => answer,
-            Err(_) if self.withdraw(slot, ticket) => {
+            Err(_) if self.withdraw(campaign_id, ticket) => {
                 // Still queued: the running transaction holds the campaign that long. Busy, as
                 // a pool with no connection to give; nothing was sent.
                 return Err(WriteError::Db(DbErr::ConnectionAcquire(
@@ -144,9 +151,9 @@ impl GroupCommit {
     }
 
     /// Takes a still-queued win out of its lane; false if a batch already took it.
-    fn withdraw(&self, slot: Slot, ticket: u64) -> bool {
+    fn withdraw(&self, campaign_id: i64, ticket: u64) -> bool {
         let mut lanes = self.lock();
-        let Some(lane) = lanes.get_mut(&slot) else {
+        let Some(lane) = lanes.get_mut(&campaign_id) else {
             return false;
         };
         match lane.queue.iter().position(|m| m.ticket == ticket) {
@@ -159,13 +166,13 @@ impl GroupCommit {
     }
 
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
-    pub fn queued(&self, slot: impl Into<Slot>) -> usize {
+    pub fn queued(&self, campaign_id: i64) -> usize {
         self.lock()
-            .get(&slot.into())
+            .get(&campaign_id)
             .map_or(0, |lane| lane.queue.len())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Slot, CampaignQueue>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CampaignQueue>> {
         // A panic while the map is held cannot leave a lane half-changed (pushes and drains).
         self.lanes
             .lock()
@@ -175,7 +182,7 @@ impl GroupCommit {
     /// Queues `member`; true when its campaign had no lane, so the caller starts its task.
     fn enqueue(&self, member: Member) -> bool {
         let mut lanes = self.lock();
-        match lanes.entry(member.win.entry.slot()) {
+        match lanes.entry(member.win.entry.campaign_id) {
             Lane::Occupied(mut lane) => {
                 let lane = lane.get_mut();
                 lane.queue.push(member);
@@ -195,19 +202,19 @@ impl GroupCommit {
     }
 
     /// Commits the campaign's queue batch after batch until it is empty, then closes the lane.
-    async fn drive(self: Arc<Self>, slot: Slot) {
+    async fn drive(self: Arc<Self>, campaign_id: i64) {
         let mut busy = false;
         loop {
             if busy && !self.settings.window.is_zero() {
-                self.linger(slot).await;
+                self.linger(campaign_id).await;
             }
             let batch: Vec<Member> = {
                 let mut lanes = self.lock();
-                let Some(lane) = lanes.get_mut(&slot) else {
+                let Some(lane) = lanes.get_mut(&campaign_id) else {
                     return;
                 };
                 if lane.queue.is_empty() {
-                    lanes.remove(&slot);
+                    lanes.remove(&campaign_id);
                     return;
                 }
                 // A list size (see `db::sql`): each size is one statement text, prepared once
@@ -222,8 +229,8 @@ impl GroupCommit {
     }
 
     /// Waits up to the window for the queue to fill a batch.
-    async fn linger(&self, slot: Slot) {
-        let full = match self.lock().get(&slot) {
+    async fn linger(&self, campaign_id: i64) {
+        let full = match self.lock().get(&campaign_id) {
             Some(lane) if lane.queue.len() < self.settings.max_batch => lane.full.clone(),
             _ => return,
         };
@@ -244,6 +251,7 @@ impl GroupCommit {
                 Ok(written) => written.into_iter().map(Ok).collect(),
                 Err(
                     refused @ (WriteError::SoldOut { .. }
+                    | WriteError::BatchRefused
                     | WriteError::Duplicate
                     | WriteError::Stale),
                 ) => {
@@ -260,17 +268,22 @@ impl GroupCommit {
             },
         };
         self.settle_in_doubt(&wins, &results);
-        let (slot, campaign_id) = (wins[0].entry.slot(), wins[0].entry.campaign_id);
-        let committed: Vec<i64> = wins
-            .iter()
-            .zip(&results)
-            .filter(|(_, result)| result.is_ok())
-            .map(|(win, _)| win.entry.user_id)
-            .collect();
+        let campaign_id = wins[0].entry.campaign_id;
+        // A bucketed campaign's batch may hold wins of several buckets: one call per bucket.
+        let mut committed: BTreeMap<Slot, Vec<i64>> = BTreeMap::new();
+        for (win, _) in wins.iter().zip(&results).filter(|(_, r)| r.is_ok()) {
+            let users = committed.entry(win.entry.slot()).or_default();
+            users.push(win.entry.user_id);
+        }
         let gate = self.gate.clone();
         tokio::spawn(
             async move {
-                settle(&gate, slot, &committed).await;
+                join_all(
+                    committed
+                        .iter()
+                        .map(|(&slot, users)| settle(&gate, slot, users)),
+                )
+                .await;
                 for (answer, result) in answers.into_iter().zip(results) {
                     // Nobody left to answer only when the runtime is shutting down; a committed
                     // win then stands, and the reconciler closes its reservation.

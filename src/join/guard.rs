@@ -1,13 +1,18 @@
 //! The guarded decrement (docs/design.md §2.1, §6 step 3, §21): the one statement of a
 //! participation transaction that takes its wins' units, from the campaign's row or from its
 //! bucket's, refused when the row has too few or the campaign is paused or closed; and the read
-//! that says why it was refused.
+//! that says why it was refused. A batch of a bucketed campaign's wins from several buckets takes
+//! each bucket's units in one statement, all of them or none ([`decrement_buckets`]).
 
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{
-    db::{sql::stmt, time::to_db, Txn},
+    db::{
+        sql::{size_at_least, stmt},
+        time::to_db,
+        Txn,
+    },
     gate::Slot,
     hooks::Hooks,
     join::transaction::WriteError,
@@ -126,4 +131,79 @@ async fn refusal(txn: &Txn, slot: Slot, total: i64) -> Result<Option<WriteError>
     } else {
         None
     })
+}
+
+/// One bucket's share of a batch over several buckets: `total` units for `count` wins, the
+/// highest sequence among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Part {
+    pub(super) bucket: u16,
+    pub(super) total: i64,
+    pub(super) count: i64,
+    pub(super) max_sequence: i64,
+}
+
+/// Buckets per statement of [`decrement_buckets`]: nine values a bucket, about 6 KiB of them,
+/// inside `db::sql::STATEMENT_BYTES`.
+const BUCKETS_PER_STATEMENT: usize = 64;
+
+/// The guarded decrement of several buckets of campaign `campaign_id` at once, `parts` in
+/// ascending bucket order (the lock order of every transaction on bucket rows, so batches and
+/// transfers never deadlock): each bucket's row gives its part, unless it has too few units or
+/// the campaign is paused or closed there. `BatchRefused` when any bucket refused: the caller
+/// rolls the whole transaction back, and the batch's wins are written one by one, each judged by
+/// its own bucket's guard.
+pub(super) async fn decrement_buckets(
+    txn: &Txn,
+    campaign_id: i64,
+    parts: &[Part],
+) -> Result<(), WriteError> {
+    debug_assert!(parts.windows(2).all(|w| w[0].bucket < w[1].bucket));
+    for chunk in parts.chunks(BUCKETS_PER_STATEMENT) {
+        let updated = txn
+            .execute_raw(buckets_statement(campaign_id, chunk))
+            .await?;
+        if updated.rows_affected() < chunk.len() as u64 {
+            return Err(WriteError::BatchRefused);
+        }
+    }
+    Ok(())
+}
+
+/// One `UPDATE` of `parts`' rows, each by its own part (`CASE bucket …`), the list padded to a
+/// list size of `db::sql` by repeating the last part (the same statement text for nearby
+/// counts; a repeated `WHEN` or `IN` member changes nothing).
+fn buckets_statement(campaign_id: i64, parts: &[Part]) -> sea_orm::Statement {
+    let mut padded = parts.to_vec();
+    if let Some(&last) = parts.last() {
+        padded.resize(size_at_least(parts.len()), last);
+    }
+    let case = |values: &mut Vec<sea_orm::Value>, of: fn(&Part) -> i64| {
+        for p in &padded {
+            values.extend([p.bucket.into(), of(p).into()]);
+        }
+        format!(
+            "CASE bucket {} END",
+            vec!["WHEN ? THEN ?"; padded.len()].join(" ")
+        )
+    };
+    let mut values = Vec::with_capacity(padded.len() * 9 + 1);
+    let minus = case(&mut values, |p| p.total);
+    let plus = case(&mut values, |p| p.count);
+    let highest = case(&mut values, |p| p.max_sequence);
+    values.push(campaign_id.into());
+    for p in &padded {
+        values.push(p.bucket.into());
+    }
+    let listed = vec!["?"; padded.len()].join(", ");
+    let enough = case(&mut values, |p| p.total);
+    stmt(
+        &format!(
+            "UPDATE campaign_bucket SET remaining_stock = remaining_stock - {minus}, \
+             accepted_count = accepted_count + {plus}, max_sequence = GREATEST(max_sequence, {highest}) \
+             WHERE campaign_id = ? AND bucket IN ({listed}) AND paused = 0 AND closed = 0 \
+             AND remaining_stock >= {enough}"
+        ),
+        values,
+    )
 }

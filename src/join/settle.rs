@@ -194,6 +194,16 @@ impl Settle {
                     source: stale.into(),
                 })
             }
+            // Never one win's answer (the group commit writes a refused batch's wins one by
+            // one); nothing was written.
+            refused @ WriteError::BatchRefused => {
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
+                Err(JoinError::Unavailable {
+                    what: "MySQL",
+                    source: refused.into(),
+                })
+            }
             WriteError::InDoubt(batch) => self.await_in_doubt(req, &batch).await,
             unanswered @ WriteError::Unanswered => {
                 self.resolve_unknown(

@@ -1,13 +1,16 @@
 //! The participation transaction: one or more wins of one campaign, their outbox events and the
 //! guarded stock decrement, committed together or not at all (docs/design.md §2.2, §6 step 3).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 use uuid::Uuid;
 
-use super::guard::{guarded_decrement, Guard};
+use super::guard::{decrement_buckets, guarded_decrement, Guard, Part};
 use crate::hooks::Hooks;
 use crate::{
     db::{
@@ -105,6 +108,11 @@ pub enum WriteError {
     /// MySQL stalled): the reconciler may have given its reservation back, so it is not written.
     #[error("the reservation outlived its commit deadline")]
     Stale,
+    /// A batch over several buckets of a campaign: one of its buckets refused its part (too few
+    /// units, or paused or closed). Nothing was written; the group commit writes the batch's
+    /// wins one by one, each answered by its own bucket's guard.
+    #[error("a bucket refused its part of the batch")]
+    BatchRefused,
 }
 
 /// Writes one win: [`write_all`] with one member.
@@ -165,19 +173,14 @@ pub async fn write_all(
     wins: &[NewParticipation],
     hooks: &dyn Hooks,
 ) -> Result<Vec<Written>, WriteError> {
-    let slot = wins[0].entry.slot();
-    debug_assert!(wins.iter().all(|w| w.entry.slot() == slot));
-    let total: i64 = wins.iter().map(|w| i64::from(w.entry.quantity)).sum();
-    let count = i64::try_from(wins.len()).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let guard = Guard {
-        slot,
-        total,
-        count,
-        max_sequence: wins.iter().map(|w| w.sequence).max().unwrap_or(0),
-    };
-
+    let campaign_id = wins[0].entry.campaign_id;
+    debug_assert!(wins.iter().all(|w| w.entry.campaign_id == campaign_id));
     let txn = db.begin().await?;
-    if let Err(refused) = guarded_decrement(&txn, &guard, hooks).await {
+    let decremented = match parts(wins) {
+        Decrement::One(guard) => guarded_decrement(&txn, &guard, hooks).await,
+        Decrement::Buckets(parts) => decrement_buckets(&txn, campaign_id, &parts).await,
+    };
+    if let Err(refused) = decremented {
         txn.rollback().await?;
         return Err(refused);
     }
@@ -236,6 +239,45 @@ pub async fn write_all(
             hold_expires_at,
         })
         .collect())
+}
+
+/// What a transaction's wins take: one row's units (the campaign's, or one bucket's), or
+/// several buckets' of a bucketed campaign, ascending.
+enum Decrement {
+    One(Guard),
+    Buckets(Vec<Part>),
+}
+
+/// `wins`' units by the row they come from.
+fn parts(wins: &[NewParticipation]) -> Decrement {
+    let mut by_slot: BTreeMap<Option<u16>, Part> = BTreeMap::new();
+    for w in wins {
+        let bucket = w.entry.bucket;
+        let part = by_slot.entry(bucket).or_insert(Part {
+            bucket: bucket.unwrap_or(0),
+            total: 0,
+            count: 0,
+            max_sequence: 0,
+        });
+        part.total += i64::from(w.entry.quantity);
+        part.count += 1;
+        part.max_sequence = part.max_sequence.max(w.sequence);
+    }
+    if by_slot.len() == 1 {
+        let part = by_slot.into_values().next().unwrap_or(Part {
+            bucket: 0,
+            total: 0,
+            count: 0,
+            max_sequence: 0,
+        });
+        return Decrement::One(Guard {
+            slot: wins[0].entry.slot(),
+            total: part.total,
+            count: part.count,
+            max_sequence: part.max_sequence,
+        });
+    }
+    Decrement::Buckets(by_slot.into_values().collect())
 }
 
 /// Inserts the participations (one statement when their number is one of the list sizes of

@@ -357,3 +357,131 @@ async fn a_bucket_row_that_refuses_its_gate_sends_the_join_to_the_siblings() {
     assert_eq!(gate_stocks(&app, campaign, 2).await[0], Some(row0));
     assert_eq!(mysql_remaining(&app, campaign).await, 38);
 }
+
+/// Users of `campaign` (of `buckets`) homed in `bucket`, from `from` up, `n` of them.
+fn users_of(bucket: u16, buckets: u16, from: i64, n: usize) -> Vec<i64> {
+    (from..)
+        .filter(|&u| bucket::home(u, buckets) == bucket)
+        .take(n)
+        .collect()
+}
+
+/// Holds bucket 0's row, so the first win's transaction waits on it and the wins of other
+/// buckets queue behind it in the campaign's one lane; `lower` first sets bucket `b`'s row to
+/// `units` (in the holding transaction). Returns the first reply and the queued ones.
+async fn batch_over_buckets(
+    app: &TestApp,
+    campaign: i64,
+    queued_users: &[i64],
+    lower: Option<(u16, i64)>,
+) -> (Reply, Vec<Reply>) {
+    use sea_orm::TransactionTrait;
+    let blocker = app.db.begin().await.expect("begin");
+    blocker
+        .execute_unprepared(&format!(
+            "SELECT bucket FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = 0 FOR UPDATE"
+        ))
+        .await
+        .expect("hold bucket 0's row");
+    if let Some((b, units)) = lower {
+        blocker
+            .execute_unprepared(&format!(
+                "UPDATE campaign_bucket SET remaining_stock = {units} WHERE campaign_id = {campaign} AND bucket = {b}"
+            ))
+            .await
+            .expect("lower a bucket's row");
+    }
+    let first = app.spawn_join(campaign, users_of(0, 4, 1, 1)[0], 1);
+    wait_until(
+        "the first win's UPDATE to wait on bucket 0's row",
+        std::time::Duration::from_secs(20),
+        || async {
+            app.scalar(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+                 AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
+                 AND INFO LIKE 'UPDATE campaign_bucket SET remaining_stock = remaining_stock - %'",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    let rest: Vec<_> = queued_users
+        .iter()
+        .map(|&u| app.spawn_join(campaign, u, 1))
+        .collect();
+    app.wait_for_queued_wins(campaign, queued_users.len()).await;
+    blocker.commit().await.expect("release the row");
+    let first = first.await.expect("join task");
+    let mut replies = Vec::new();
+    for reply in rest {
+        replies.push(reply.await.expect("join task"));
+    }
+    (first, replies)
+}
+
+/// A bucketed campaign has one group commit lane (docs/design.md §21): wins of several buckets
+/// that queued behind a transaction share the next one (one `acceptedAt`), each bucket's row
+/// giving its own units; lanes per bucket made batches of a few wins and cost two to three
+/// times the CPU per win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wins_of_several_buckets_share_one_transaction() {
+    let app = spawn_app().await;
+    let campaign = bucketed_campaign(&app, 400, 4, json!({})).await;
+    let queued: Vec<i64> = (1..4).flat_map(|b| users_of(b, 4, 1, 2)).collect();
+    let (first, replies) = batch_over_buckets(&app, campaign, &queued, None).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    let accepted: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{r:?}");
+            r.body["acceptedAt"].to_string()
+        })
+        .collect();
+    assert_eq!(
+        accepted.len(),
+        1,
+        "one transaction for the 6 queued wins of 3 buckets"
+    );
+    for b in 1..4 {
+        let sql = format!(
+            "SELECT accepted_count FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = {b}"
+        );
+        assert_eq!(
+            app.scalar(&sql).await,
+            2,
+            "bucket {b}'s row counts its own wins"
+        );
+    }
+    assert_eq!(mysql_remaining(&app, campaign).await, 393);
+    app.assert_outbox_matches_participations().await;
+}
+
+/// One bucket of a batch refuses its part: nothing of the batch is written, its wins are then
+/// written one by one, and the refused bucket's join takes a unit of a sibling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_one_bucket_refuses_is_written_one_win_at_a_time() {
+    let app = spawn_app().await;
+    let campaign = bucketed_campaign(&app, 400, 4, json!({})).await;
+    let queued: Vec<i64> = (1..4).map(|b| users_of(b, 4, 1, 1)[0]).collect();
+    // Bucket 2's row has no unit while its gate has dozens.
+    let (first, replies) = batch_over_buckets(&app, campaign, &queued, Some((2, 0))).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    for r in &replies {
+        assert_eq!(r.status, 201, "the campaign has units: {r:?}");
+    }
+    let fallbacks = app
+        .probe
+        .metrics_text()
+        .lines()
+        .any(|l| l == "firstcome_group_commit_fallbacks_total 1");
+    assert!(fallbacks, "the refused batch fell back");
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
+        ))
+        .await,
+        4
+    );
+    app.assert_outbox_matches_participations().await;
+}
