@@ -16,6 +16,8 @@ use crate::gate::{
 static PREPARE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/prepare.lua")));
 static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/load.lua")));
+static REJOIN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/rejoin.lua")));
 
 /// How long a rebuild's token stays registered: a rebuild that died (its instance killed) leaves
 /// it behind; one that takes longer than this starts again.
@@ -137,6 +139,20 @@ impl Gate {
         let _: i64 = self
             .query(redis::cmd("SADD").arg(key).arg(users).to_owned())
             .await?;
+        Ok(())
+    }
+
+    /// Committed winners whose reservation the gate no longer had back in its winners set,
+    /// when it is loaded or being rebuilt (`lua/rejoin.lua`).
+    pub(super) async fn rejoin(&self, slot: Slot, users: &[i64]) -> Result<(), GateError> {
+        let [meta, winners, _] = self.keys(slot);
+        let mut inv = REJOIN.key(meta);
+        inv.key(winners).key(self.building_key(slot)).arg(users);
+        let added: i64 = self.run(inv).await?;
+        if added > 0 {
+            tracing::info!(%slot, added,
+                "Winners whose wins committed after the gate's rebuild read MySQL are refused again.");
+        }
         Ok(())
     }
 

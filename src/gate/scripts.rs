@@ -348,15 +348,22 @@ impl Gate {
     }
 
     /// The transactions of these users' reservations settled (committed): they are no longer
-    /// open. One HDEL for all of them (a group commit's members settle together).
+    /// open. One HDEL for all of them (a group commit's members settle together); when it finds
+    /// fewer open than wins, the winners go back into the winners set (`lua/rejoin.lua`).
     pub async fn settle(&self, slot: impl Into<Slot>, user_ids: &[i64]) -> Result<(), GateError> {
         if user_ids.is_empty() {
             return Ok(());
         }
+        let slot = slot.into();
         let [_, _, pending] = self.keys(slot);
-        let _: i64 = self
+        let closed: i64 = self
             .query(redis::cmd("HDEL").arg(pending).arg(user_ids).to_owned())
             .await?;
+        if usize::try_from(closed).unwrap_or(0) < user_ids.len() {
+            // Some reservation was gone: the gate may have been rebuilt while these wins were
+            // in flight, from a MySQL that did not have them yet.
+            self.rejoin(slot, user_ids).await?;
+        }
         Ok(())
     }
 

@@ -209,3 +209,37 @@ async fn a_join_after_redis_forgot_the_gates_scripts_loads_them_and_is_decided()
     let sold_out = app.join(campaign, 3, 1).await;
     assert_eq!(sold_out.code(), "SOLD_OUT", "{sold_out:?}");
 }
+
+/// Found by the proof run (session 20, seeds 13 and 21 under load): Redis was flushed while two
+/// wins were in flight; the rebuild read MySQL's winners before they committed, and the gate
+/// ended without those users (a second join of theirs would pass the gate, and only MySQL's
+/// UNIQUE would stop it). The settle that closes the reservations finds them gone and puts the
+/// winners back into the rebuilt gate's set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_win_committed_after_the_rebuild_read_mysql_keeps_its_user_refused() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    // User 2's win waits on the campaign row the test holds, its reservation made.
+    let blocker = app.lock_campaign(campaign).await;
+    let in_flight = app.spawn_join(campaign, 2, 1);
+    app.wait_for_blocked_stock_updates(1).await;
+    app.flush_gate_keys(campaign).await;
+    // User 3's join rebuilds the gate from a MySQL without user 2's win, then waits too.
+    let rebuilt_by = app.spawn_join(campaign, 3, 1);
+    app.wait_for_queued_wins(campaign, 1).await;
+    assert!(
+        !app.redis_has_user(campaign, 2).await,
+        "the rebuild missed user 2"
+    );
+    blocker.commit().await.expect("release the row");
+    assert_eq!(in_flight.await.expect("join task").status, 201);
+    assert_eq!(rebuilt_by.await.expect("join task").status, 201);
+    assert!(
+        app.redis_has_user(campaign, 2).await,
+        "user 2's win committed: the gate refuses them again"
+    );
+    let again = app.join(campaign, 2, 1).await;
+    assert_eq!(again.status, 409, "{again:?}");
+    assert_eq!(again.code(), "ALREADY_PARTICIPATED");
+}
