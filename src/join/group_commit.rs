@@ -18,7 +18,8 @@
 //! other failure is every member's failure (each compensates, as with one transaction per win).
 //!
 //! Settling a batch's reservations in Redis and answering its members happen in a task of their
-//! own, off the lane: the next batch does not wait for that round trip.
+//! own, off the lane: the next batch does not wait for that round trip. A bucketed campaign's
+//! reservations are closed a moment later, gathered per bucket ([`super::closing`]).
 //!
 //! Order: a lane commits one transaction at a time, and every transaction takes the campaign
 //! row's lock before it takes ids, so outbox ids of a campaign follow commit order across
@@ -51,6 +52,7 @@ use crate::{
     db::{sql::size_at_most, Db},
     gate::{Gate, Slot},
     join::{
+        closing::Closing,
         in_doubt,
         transaction::{self, NewParticipation, WriteError, Written},
     },
@@ -60,8 +62,10 @@ use crate::{
 /// The campaigns' lanes; cheap to share.
 pub struct GroupCommit {
     db: Db,
-    /// Settles the reservations of a batch's committed wins, in one call.
+    /// For a batch whose COMMIT ended in doubt (its settlement gives units back).
     gate: Gate,
+    /// Closes the reservations of a batch's committed wins.
+    closing: Arc<Closing>,
     settings: GroupCommitSettings,
     /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a win waits in its lane for its transaction to
     /// start, as it would wait for a pooled connection; then it answers SERVICE_BUSY.
@@ -97,6 +101,7 @@ impl GroupCommit {
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
+            closing: Closing::start(gate.clone()),
             gate,
             settings,
             queue_timeout,
@@ -114,7 +119,9 @@ impl GroupCommit {
             self.metrics.group_commit_batch_size.observe(1.0);
             let written = transaction::write(&self.db, &win, &*self.hooks).await;
             if written.is_ok() {
-                settle(&self.gate, win.entry.slot(), &[win.entry.user_id]).await;
+                self.closing
+                    .close(win.entry.slot(), vec![win.entry.user_id])
+                    .await;
             }
             self.settle_in_doubt(std::slice::from_ref(&win), std::slice::from_ref(&written));
             return written;
@@ -275,13 +282,13 @@ impl GroupCommit {
             let users = committed.entry(win.entry.slot()).or_default();
             users.push(win.entry.user_id);
         }
-        let gate = self.gate.clone();
+        let closing = self.closing.clone();
         tokio::spawn(
             async move {
                 join_all(
                     committed
-                        .iter()
-                        .map(|(&slot, users)| settle(&gate, slot, users)),
+                        .into_iter()
+                        .map(|(slot, users)| closing.close(slot, users)),
                 )
                 .await;
                 for (answer, result) in answers.into_iter().zip(results) {
@@ -321,14 +328,5 @@ impl GroupCommit {
                 .collect();
             batch.settle(self.db.clone(), self.gate.clone(), members);
         }
-    }
-}
-
-/// Closes committed wins' reservations. Best effort: one left open is found settled by the
-/// reconciler (MySQL has the win) and only closed.
-async fn settle(gate: &Gate, slot: Slot, users: &[i64]) {
-    if let Err(e) = gate.settle(slot, users).await {
-        tracing::debug!(error = %e, %slot, wins = users.len(),
-            "Could not close the reservations; the reconciler will.");
     }
 }

@@ -16,7 +16,7 @@
 //! - [`settle`]: past the gate, in a task of its own: the write, then settlement or
 //!   compensation.
 //! - [`group_commit`]: a campaign's wins that queue behind its running transaction share the
-//!   next one.
+//!   next one; [`closing`]: their reservations closed in Redis once committed.
 //! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
 //!   with their outbox rows and the guarded stock decrement (`guard`: the campaign's row or the
 //!   bucket's).
@@ -27,6 +27,7 @@
 
 pub mod admit;
 pub mod baseline;
+pub mod closing;
 pub mod group_commit;
 mod guard;
 pub mod in_doubt;
