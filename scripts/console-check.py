@@ -13,8 +13,9 @@ Selenium, against a running service started with USER_AUTH=none.
   5. enters the admin token in the page, pauses through the page (with its confirm step): a new
      join answers 422 CAMPAIGN_PAUSED; resumes: a new join answers 409 SOLD_OUT (201 if stock
      was left);
-  6. fails on any SEVERE entry of the browser's log, and saves a second screenshot
-     (<screenshot>-controls.png).
+  6. saves a second screenshot (<screenshot>-controls.png); creates a campaign of 8 buckets,
+     joins it, opens it: the buckets panel shows its 8 buckets (admin token in the page);
+  7. fails on any SEVERE entry of the browser's log.
 
 Needs: chromium and chromium-driver (Debian), selenium; k6 optional. scripts/console-check.sh
 installs them, starts the service and runs this.
@@ -367,10 +368,28 @@ def main(base, token, shot):
         driver.execute_script("document.getElementById('admin-title').scrollIntoView()")
         screenshot(driver, controls_shot)
 
+        # A bucketed campaign: its buckets' balance, for the admin the page holds a token of.
+        status, bucketed = http("POST", f"{base}/api/v1/campaigns",
+                                {"name": f"{name} (buckets)", "totalStock": 40, "buckets": 8}, token)
+        if status != 201 or "id" not in (bucketed or {}):
+            fail(f"creating the bucketed campaign answered {status}: {bucketed}")
+        bid = bucketed["id"]
+        for user in range(1, 6):
+            join(base, bid, user)
+        driver.get(f"{base}/console#campaign={bid}")
+        cells = wait_for(driver, 20, "the buckets panel with 8 buckets",
+                         lambda d: d.find_element(By.ID, "buckets-panel").is_displayed()
+                         and len(d.find_elements(By.CSS_SELECTOR, "#buckets-grid .bucket")) == 8
+                         and d.find_elements(By.CSS_SELECTOR, "#buckets-grid .bucket"))
+        summary = driver.find_element(By.ID, "buckets-summary").text
+        if not summary.startswith("8 buckets"):
+            fail(f"the buckets panel says {summary!r}")
+        step(f"6. campaign {bid} of 8 buckets: the panel shows {len(cells)} buckets, {summary!r}")
+
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         if severe:
             fail("the browser logged errors:\n  " + "\n  ".join(e.get("message", "") for e in severe))
-        step("6. no error in the browser's log")
+        step("7. no error in the browser's log")
     finally:
         driver.quit()
     step("all checks passed")

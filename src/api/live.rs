@@ -28,7 +28,7 @@ use crate::{
         client_ip,
         error::ApiError,
     },
-    live::{LiveHub, Operations, QueueFigures, Snapshot, Viewer, WatchError},
+    live::{BucketFigures, LiveHub, Operations, QueueFigures, Snapshot, Viewer, WatchError},
 };
 
 /// Comment lines between snapshots, so proxies keep an idle stream open.
@@ -104,6 +104,50 @@ pub struct LiveOperations {
     pub consumer_lag_events: Option<i64>,
     /// Commit → applied of the stats consumer's latest event of the campaign.
     pub consumer_lag_ms: Option<i64>,
+    // No doc comment (see `operations`): `LiveBuckets` says when it is there.
+    #[oai(skip_serializing_if_is_none)]
+    pub buckets: Option<LiveBuckets>,
+}
+
+/// A bucketed campaign's balance (docs/design.md §21), in `operations` only for a campaign of
+/// more than one bucket: the undealt pool, and each bucket's row beside its gate.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct LiveBuckets {
+    pub pool: i64,
+    /// Transfers committed whose units a bucket's gate may not have yet.
+    pub transfers_owed: i64,
+    pub items: Vec<LiveBucket>,
+}
+
+/// One bucket: its row's units (reserved ones included), its gate's free units (`null`: not
+/// loaded), its wins.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct LiveBucket {
+    pub bucket: i32,
+    pub remaining_stock: i64,
+    pub gate_stock: Option<i64>,
+    pub accepted_count: i64,
+}
+
+impl From<&BucketFigures> for LiveBuckets {
+    fn from(b: &BucketFigures) -> Self {
+        Self {
+            pool: b.pool,
+            transfers_owed: b.transfers_owed,
+            items: b
+                .buckets
+                .iter()
+                .map(|x| LiveBucket {
+                    bucket: i32::from(x.bucket),
+                    remaining_stock: x.remaining_stock,
+                    gate_stock: x.gate_stock,
+                    accepted_count: x.accepted_count,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<&Operations> for LiveOperations {
@@ -113,6 +157,7 @@ impl From<&Operations> for LiveOperations {
             dead_events: o.dead_events,
             consumer_lag_events: o.consumer_lag_events,
             consumer_lag_ms: o.consumer_lag_ms,
+            buckets: o.buckets.as_ref().map(LiveBuckets::from),
         }
     }
 }

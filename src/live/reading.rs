@@ -1,6 +1,6 @@
 //! What one snapshot reads: the campaign row, its held units and the holds about to expire, its
 //! refusals, its dead-lettered events, what the stats consumer has applied, and the waiting
-//! room's figures from Redis. The relay's lag is the outbox gauges' (all campaigns, refreshed
+//! room's figures from Redis, and a bucketed campaign's balance (rows, gates, pool). The relay's lag is the outbox gauges' (all campaigns, refreshed
 //! every `METRICS_OUTBOX_REFRESH_MS`): a campaign's own oldest PENDING row has no index to find
 //! it by, and a backlog of a million rows must not cost a scan a second per watched campaign. Every query is counted (`firstcome_live_queries_total`), so a test can
 //! show that watchers do not multiply them. A part that cannot be read is `None`; the snapshot
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DbErr, FromQueryResult};
 
 use crate::{
+    bucket::view::{self, Balance},
     campaign::{repo, Campaign},
     consumer::stats,
     db::{sql::stmt, Db},
@@ -40,6 +41,9 @@ pub struct Reading {
     pub applied: Option<Applied>,
     /// `None` for a campaign without a waiting room, or when Redis did not answer.
     pub room: Option<RoomFigures>,
+    /// A bucketed campaign's rows beside their gates and its pool (docs/design.md §21); `None`
+    /// for an unbucketed campaign, or when it could not be read.
+    pub buckets: Option<Balance>,
 }
 
 #[derive(Debug, Clone, Default, FromQueryResult)]
@@ -74,6 +78,9 @@ pub struct LiveSource {
 /// Queries one reading runs against MySQL (the Redis figures come on top, for a waiting room).
 pub const QUERIES_PER_READING: u64 = 5;
 
+/// Queries a bucketed campaign's reading runs on top: its rows, its pool, the transfers owed.
+pub const BALANCE_QUERIES: u64 = 3;
+
 impl LiveSource {
     pub fn new(db: Db, gate: Gate, metrics: Arc<Metrics>) -> Self {
         Self { db, gate, metrics }
@@ -97,6 +104,15 @@ impl LiveSource {
             true => self.gate.room_figures(campaign_id).await.ok(),
             false => None,
         };
+        let buckets = match found.campaign.buckets {
+            0 | 1 => None,
+            n => {
+                self.metrics.live_queries.inc_by(BALANCE_QUERIES);
+                view::read(&self.db, &self.gate, (campaign_id, n))
+                    .await
+                    .ok()
+            }
+        };
         Ok(Some(Reading {
             at,
             accepted_count: found.accepted_count,
@@ -114,6 +130,7 @@ impl LiveSource {
                 Err(_) => None,
             },
             room,
+            buckets,
         }))
     }
 }

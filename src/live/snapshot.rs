@@ -1,13 +1,14 @@
 //! [`Snapshot`]: one campaign as the live view shows it, a reading with the rates since the
 //! reading before it (wins, refusals and admissions per second). The sale's figures are anyone's
 //! to watch; the service's own ([`Operations`]: the relay's and the consumer's lag, dead events)
-//! go only to a watcher with an admin token, as on `/api/v1/admin/outbox`.
+//! go only to a watcher with an admin token, as on `/api/v1/admin/outbox`, a bucketed campaign's
+//! balance among them (as on `/api/v1/admin/campaigns/{id}/buckets`).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::{campaign::CampaignState, live::reading::Reading};
+use crate::{bucket::view::Balance, campaign::CampaignState, live::reading::Reading};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueFigures {
@@ -53,6 +54,46 @@ pub struct Operations {
     /// Wins committed that the stats consumer has not applied yet.
     pub consumer_lag_events: Option<i64>,
     pub consumer_lag_ms: Option<i64>,
+    /// A bucketed campaign's balance (docs/design.md §21).
+    pub buckets: Option<BucketFigures>,
+}
+
+/// Where a bucketed campaign's units are: the undealt pool, and per bucket its row (units not
+/// sold, reserved ones included) beside its gate (units its joins can reserve now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketFigures {
+    pub pool: i64,
+    /// Transfers committed whose units a gate may not have yet.
+    pub transfers_owed: i64,
+    pub buckets: Vec<BucketFigure>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketFigure {
+    pub bucket: i16,
+    pub remaining_stock: i64,
+    /// `None`: the gate is not loaded (or Redis did not answer).
+    pub gate_stock: Option<i64>,
+    pub accepted_count: i64,
+}
+
+impl From<&Balance> for BucketFigures {
+    fn from(b: &Balance) -> Self {
+        Self {
+            pool: b.pool,
+            transfers_owed: b.transfers_owed,
+            buckets: b
+                .buckets
+                .iter()
+                .map(|x| BucketFigure {
+                    bucket: x.row.bucket,
+                    remaining_stock: x.row.remaining_stock,
+                    gate_stock: x.gate_stock,
+                    accepted_count: x.row.accepted_count,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Snapshot {
@@ -111,6 +152,7 @@ impl Snapshot {
                     .as_ref()
                     .map(|a| (now.accepted_count - a.accepted_count).max(0)),
                 consumer_lag_ms: now.applied.as_ref().map(|a| a.lag_ms),
+                buckets: now.buckets.as_ref().map(BucketFigures::from),
             },
         }
     }

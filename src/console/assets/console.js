@@ -305,6 +305,34 @@
     $('reasons').replaceChildren();
     $('reasons-empty').hidden = false;
     for (const seg of ['bar-confirmed', 'bar-held', 'bar-free']) $(seg).style.width = '0%';
+    renderBuckets(null);
+  }
+
+  // A bucketed campaign's balance (admin streams only): the pool, and a square per bucket.
+  function renderBuckets(b) {
+    $('buckets-panel').hidden = !b;
+    if (!b) {
+      $('buckets-grid').replaceChildren();
+      return;
+    }
+    const items = b.items || [];
+    const most = Math.max(1, ...items.map((x) => Number(x.remainingStock) || 0));
+    const dry = (x) => x.gateStock !== null && x.gateStock !== undefined && Number(x.gateStock) <= 0;
+    $('buckets-summary').textContent = `${fmt.format(items.length)} buckets · pool ${fmt.format(b.pool)} · ` +
+      `${fmt.format(items.filter(dry).length)} dry at the gate · transfers owed ${fmt.format(b.transfersOwed)}`;
+    $('buckets-grid').replaceChildren(...items.map((x) => {
+      const cell = document.createElement('div');
+      cell.className = 'bucket';
+      cell.setAttribute('role', 'listitem');
+      const gate = x.gateStock === null || x.gateStock === undefined ? 'not loaded' : fmt.format(x.gateStock);
+      cell.title = `Bucket ${x.bucket}: ${fmt.format(x.remainingStock)} in its row, ${gate} free at its gate, ` +
+        `${fmt.format(x.acceptedCount)} wins`;
+      cell.setAttribute('aria-label', cell.title);
+      cell.dataset.bucket = String(x.bucket);
+      cell.dataset.dry = String(dry(x));
+      cell.style.setProperty('--fill', String(Math.min(1, (Number(x.remainingStock) || 0) / most)));
+      return cell;
+    }));
   }
 
   function sum(obj) {
@@ -366,6 +394,7 @@
       consumer.join(' · '));
     setNumber('dead-events', o.deadEvents);
     $('dead-events').dataset.alert = String(Number(o.deadEvents) > 0);
+    renderBuckets(o.buckets || null);
 
     renderReasons(s.refusedByReason || {}, s.refusedPerSecond || {});
 

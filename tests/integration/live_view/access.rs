@@ -77,6 +77,7 @@ async fn the_operational_figures_need_an_admin_token_and_any_other_authorization
     }
     assert_eq!(operations["deadEvents"], 0, "{seen}");
     assert!(operations["relayLagMs"].as_i64().is_some(), "{seen}");
+    assert!(operations.get("buckets").is_none(), "unbucketed: {seen}");
     // Both streams share one feed: the public one still has none of it.
     let seen = public.next().await.expect("a snapshot");
     assert!(seen.get("operations").is_none(), "{seen}");
@@ -105,6 +106,48 @@ async fn the_operational_figures_need_an_admin_token_and_any_other_authorization
         failures + 4.0,
         "each is a failed admin attempt"
     );
+}
+
+/// A bucketed campaign's balance (docs/design.md §21) is among an admin's figures: each bucket's
+/// row beside its gate, and the pool, summing to the campaign's free units.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bucketed_campaigns_balance_is_an_admins_to_see() {
+    let app = app_with_interval("50").await;
+    let id = app
+        .open_campaign_with(40, 1, serde_json::json!({"buckets": 4}))
+        .await;
+    assert_eq!(app.join(id, 1, 1).await.status, 201);
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let mut admin = Watch::open_with(&app, id, &[("authorization", &bearer)])
+        .await
+        .expect("an admin's stream");
+    let seen = admin.next().await.expect("a snapshot");
+    let buckets = &seen["operations"]["buckets"];
+    let items = buckets["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no buckets for an admin: {seen}"));
+    assert_eq!(items.len(), 4, "{seen}");
+    let rows: i64 = items
+        .iter()
+        .filter_map(|b| b["remainingStock"].as_i64())
+        .sum();
+    let pool = buckets["pool"].as_i64().expect("the pool");
+    assert_eq!(rows + pool, 39, "{seen}");
+    assert_eq!(seen["freeStock"], 39, "{seen}");
+    let wins: i64 = items
+        .iter()
+        .filter_map(|b| b["acceptedCount"].as_i64())
+        .sum();
+    assert_eq!(wins, 1, "{seen}");
+    assert!(
+        items.iter().all(|b| b["gateStock"].as_i64().is_some()),
+        "{seen}"
+    );
+    let mut public = Watch::open_with(&app, id, &[])
+        .await
+        .expect("a public stream");
+    let seen = public.next().await.expect("a snapshot");
+    assert!(seen.get("operations").is_none(), "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
