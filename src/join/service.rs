@@ -150,18 +150,19 @@ impl ParticipationService {
         // clients gave up on, did exactly that).
         let (reserve, settle) = (self.reserve.clone(), self.settle.clone());
         detached(async move {
+            let mut req = req;
             for _ in 0..BUCKET_SHORT_ROUNDS {
                 let reserved = match reserve.run(&admitted, &req, commit_by).await? {
                     Gated::Already => return settle.already(&req).await,
                     Gated::Reserved(reserved) => reserved,
                 };
-                let pass = admitted.pass.clone();
+                let pass = admitted.pass.as_ref();
                 match settle
-                    .commit_or_compensate(req.clone(), pass, reserved, &admitted.campaign)
+                    .commit_or_compensate(req, pass, reserved, &admitted.campaign)
                     .await
                 {
                     Settled::Answer(answer) => return answer,
-                    Settled::BucketShort => {}
+                    Settled::BucketShort(back) => req = back,
                 }
             }
             // Units exist elsewhere in the campaign as far as anyone knows: not a SOLD_OUT.

@@ -40,8 +40,9 @@ pub(super) enum Settled {
     /// ahead of the row: a steal that committed after a rebuild had counted its units, say).
     /// Unlike a campaign's row, a bucket's says nothing about the campaign (docs/design.md §21):
     /// the reservation is given back as a sell-out of the bucket (its gate set from the row), and
-    /// the join asks its bucket again, which looks in the pool and the siblings when dry.
-    BucketShort,
+    /// the join asks its bucket again, which looks in the pool and the siblings when dry. The
+    /// request comes back for that.
+    BucketShort(JoinRequest),
 }
 
 /// The settle step: MySQL through the group commit, the gate for compensation.
@@ -62,7 +63,7 @@ impl Settle {
     pub(super) async fn commit_or_compensate(
         &self,
         req: JoinRequest,
-        pass: Option<AdmissionPass>,
+        pass: Option<&AdmissionPass>,
         reserved: Reserved,
         campaign: &Campaign,
     ) -> Settled {
@@ -72,7 +73,6 @@ impl Settle {
             reserved_at_ms,
             commit_by,
         } = reserved;
-        let pass = pass.as_ref();
         let event_id = Uuid::now_v7();
         let sequence = crate::bucket::sequence(sequence, req.entry.bucket, campaign.buckets);
         let participation = NewParticipation {
@@ -127,7 +127,7 @@ impl Settle {
                     returns_seen,
                 };
                 self.compensate(&req, pass, how, reserved_at_ms).await;
-                Settled::BucketShort
+                Settled::BucketShort(req)
             }
             Err(failed) => Settled::Answer(
                 self.failed_write(req, pass, failed, returns_seen, reserved_at_ms)

@@ -116,13 +116,18 @@ async fn exactly_the_stock_is_sold_over_64_buckets_on_two_instances() {
     assert!(stocks.iter().all(|s| *s == Some(0)), "{stocks:?}");
 }
 
+/// The tail (issue 59): 1,000 units over 64 buckets, 5,000 users at once. Every unit is sold,
+/// and a SOLD_OUT answered before the last unit's commit can only be one that waited for the
+/// reservations in flight ([`IN_FLIGHT_BOUND`], design §18.1's held units): a dry bucket's join
+/// answers SOLD_OUT otherwise only when MySQL had no unit left in the whole campaign. Prints the
+/// time from the first bucket that ran dry to the last unit's commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_last_units_are_found_in_the_siblings_before_any_sold_out() {
     let app = spawn_app().await;
     let (stock, buckets) = (1_000, 64u16);
     let campaign = bucketed_campaign(&app, stock, buckets, json!({})).await;
 
-    let started = Instant::now();
+    let (started, wall) = (Instant::now(), chrono::Utc::now());
     let app_ref = &app;
     let replies = join_all((1..=5_000).map(|u| async move {
         let reply = app_join(app_ref, campaign, u).await;
@@ -135,27 +140,54 @@ async fn the_last_units_are_found_in_the_siblings_before_any_sold_out() {
         stock as usize,
         "every unit sold, none twice"
     );
-    let last_win = replies
+    // MySQL's times, in ms after the burst began (one clock: the test's machine).
+    let ms_after = |sql: String| {
+        let app = &app;
+        async move {
+            app.scalar(&format!(
+                "SELECT CAST(TIMESTAMPDIFF(MICROSECOND, '{}', ({sql})) / 1000 AS SIGNED)",
+                wall.format("%Y-%m-%d %H:%M:%S%.6f")
+            ))
+            .await
+        }
+    };
+    let last_commit = ms_after(format!(
+        "SELECT MAX(created_at) FROM participation WHERE campaign_id = {campaign}"
+    ))
+    .await;
+    // The deal is no transfer: the first one is a bucket's first refill, when it ran dry.
+    let first_dry = ms_after(format!(
+        "SELECT MIN(created_at) FROM bucket_transfer WHERE campaign_id = {campaign}"
+    ))
+    .await;
+    let first_steal = ms_after(format!(
+        "SELECT MIN(created_at) FROM bucket_transfer WHERE campaign_id = {campaign} AND from_bucket IS NOT NULL"
+    ))
+    .await;
+    let early: Vec<u128> = replies
         .iter()
         .zip(&at)
-        .filter(|(r, _)| r.status == 201)
-        .map(|(_, t)| *t)
-        .max();
-    let first_refusal = replies
-        .iter()
-        .zip(&at)
-        .filter(|(r, _)| r.status == 409)
-        .map(|(_, t)| *t)
-        .min();
-    eprintln!("last win answered at {last_win:?}, first SOLD_OUT at {first_refusal:?}");
-    let transfers = app
-        .scalar(&format!(
-            "SELECT COUNT(*) FROM bucket_transfer WHERE campaign_id = {campaign} AND from_bucket IS NOT NULL"
-        ))
-        .await;
-    assert!(transfers > 0, "the tail took units from siblings");
+        .filter(|(r, t)| r.status == 409 && (t.as_millis() as i64) < last_commit)
+        .map(|(_, t)| t.as_millis())
+        .collect();
+    eprintln!(
+        "first bucket dry at {first_dry} ms, first steal at {first_steal} ms, last unit committed \
+         at {last_commit} ms ({} ms after the first dry bucket); {} SOLD_OUT answered before it, \
+         the first at {:?} ms",
+        last_commit - first_dry,
+        early.len(),
+        early.iter().min()
+    );
+    assert!(
+        early.iter().all(|&t| t >= IN_FLIGHT_BOUND.as_millis()),
+        "a SOLD_OUT before the last commit came sooner than the in-flight bound: {early:?}"
+    );
     assert_eq!(mysql_remaining(&app, campaign).await, 0);
 }
+
+/// How long a dry bucket's join waits for reservations in flight before a SOLD_OUT (a second at
+/// the production defaults: `min(1 s, RESERVATION_TIMEOUT_MS × 3/8)`).
+const IN_FLIGHT_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn app_join(app: &TestApp, campaign: i64, user: i64) -> Reply {
     app.join(campaign, user, 1).await
