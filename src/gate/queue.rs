@@ -126,12 +126,7 @@ impl Gate {
         now_ms: i64,
         op: &RoomOp,
     ) -> Result<RoomAnswer, GateError> {
-        let [meta, winners, _] = self.keys(campaign_id);
-        let mut inv = QUEUE.key(meta);
-        for key in self.room_keys(campaign_id) {
-            inv.key(key);
-        }
-        inv.key(winners).key(self.room_used_key(campaign_id));
+        let mut inv = self.queue_call(campaign_id);
         let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         inv.arg(match op {
             RoomOp::Enqueue { .. } => "enqueue",
@@ -171,12 +166,7 @@ impl Gate {
         user_id: i64,
         now_ms: i64,
     ) -> Result<bool, GateError> {
-        let [meta, winners, _] = self.keys(campaign_id);
-        let mut inv = QUEUE.key(meta);
-        for key in self.room_keys(campaign_id) {
-            inv.key(key);
-        }
-        inv.key(winners).key(self.room_used_key(campaign_id));
+        let mut inv = self.queue_call(campaign_id);
         inv.arg("used")
             .arg(now_ms)
             .arg(epoch)
@@ -230,12 +220,7 @@ impl Gate {
         epoch: i64,
         ticket: &str,
     ) -> Result<Option<i64>, GateError> {
-        let [meta, winners, _] = self.keys(campaign_id);
-        let mut inv = QUEUE.key(meta);
-        for key in self.room_keys(campaign_id) {
-            inv.key(key);
-        }
-        inv.key(winners).key(self.room_used_key(campaign_id));
+        let mut inv = self.queue_call(campaign_id);
         inv.arg("holder")
             .arg(0)
             .arg(epoch)
@@ -257,9 +242,17 @@ impl Gate {
 }
 
 impl Gate {
-    /// `<prefix>{c:<id>}:qused`: a bucketed campaign's used admissions (see `lua/queue.lua`).
-    fn room_used_key(&self, campaign_id: i64) -> String {
-        self.campaign_key_base(campaign_id) + "qused"
+    /// `lua/queue.lua` with the campaign's keys, in its order: the gate's hash, the room's
+    /// keys, the winners set, and `…:qused` (a bucketed campaign's used admissions).
+    fn queue_call(&self, campaign_id: i64) -> redis::ScriptInvocation<'static> {
+        let [meta, winners, _] = self.keys(campaign_id);
+        let mut inv = QUEUE.key(meta);
+        for key in self.room_keys(campaign_id) {
+            inv.key(key);
+        }
+        inv.key(winners)
+            .key(self.campaign_key_base(campaign_id) + "qused");
+        inv
     }
 }
 
