@@ -25,12 +25,13 @@
 //! row's lock before it takes ids, so outbox ids of a campaign follow commit order across
 //! batches and instances.
 //!
-//! A bucketed campaign (docs/design.md §21) has one lane too: a batch holds the wins of every
-//! bucket that passed its gate meanwhile, and its transaction takes each bucket's units in one
-//! statement, rows locked in ascending bucket order ([`super::guard::decrement_buckets`]); a
-//! bucket's outbox ids still follow its commits (its row's lock is held to the commit). Lanes
-//! per bucket made batches of a few wins each, and a 64-bucket campaign cost two to three times
-//! the CPU of one bucket per win (docs/benchmarks.md).
+//! A bucketed campaign (docs/design.md §21) has `GROUP_COMMIT_BUCKET_LANES` lanes (default 1),
+//! bucket b's wins in lane b mod that: a batch holds the wins of every bucket of its lane that
+//! passed its gate meanwhile, and its transaction takes each bucket's units in one statement,
+//! rows locked in ascending bucket order ([`super::guard::decrement_buckets`]); a bucket's
+//! outbox ids still follow its commits (its row's lock is held to the commit). Lanes per bucket
+//! made batches of a few wins each, and a 64-bucket campaign cost two to three times the CPU of
+//! one bucket per win (docs/benchmarks.md); several lanes commit side by side on disjoint rows.
 
 use std::{
     collections::{hash_map::Entry as Lane, BTreeMap, HashMap},
@@ -70,12 +71,15 @@ pub struct GroupCommit {
     /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a win waits in its lane for its transaction to
     /// start, as it would wait for a pooled connection; then it answers SERVICE_BUSY.
     queue_timeout: Duration,
-    lanes: Mutex<HashMap<i64, CampaignQueue>>,
+    lanes: Mutex<HashMap<LaneKey, CampaignQueue>>,
     tickets: AtomicU64,
     metrics: Arc<Metrics>,
     /// The test seam (`crate::hooks`): where a test holds a write.
     hooks: Arc<dyn Hooks>,
 }
+
+/// A lane: a campaign, and for a bucketed campaign one share of its buckets (0 otherwise).
+type LaneKey = (i64, u16);
 
 /// A campaign's wins waiting for the transaction after the running one.
 struct CampaignQueue {
@@ -126,6 +130,7 @@ impl GroupCommit {
             self.settle_in_doubt(std::slice::from_ref(&win), std::slice::from_ref(&written));
             return written;
         }
+        let lane = self.lane_of(&win);
         let campaign_id = win.entry.campaign_id;
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let (answer, mut answered) = oneshot::channel();
@@ -135,17 +140,18 @@ impl GroupCommit {
             answer,
         }) {
             let this = self.clone();
-            tokio::spawn(async move { this.drive(campaign_id).await }.instrument(
-                tracing::debug_span!(
+            tokio::spawn(
+                async move { this.drive(lane).await }.instrument(tracing::debug_span!(
                     parent: None,
                     "group_commit",
-                    campaign_id
-                ),
-            ));
+                    campaign_id,
+                    lane = lane.1
+                )),
+            );
         }
         let answer = match tokio::time::timeout(self.queue_timeout, &mut answered).await {
             Ok(answer) => answer,
-            Err(_) if self.withdraw(campaign_id, ticket) => {
+            Err(_) if self.withdraw(lane, ticket) => {
                 // Still queued: the running transaction holds the campaign that long. Busy, as
                 // a pool with no connection to give; nothing was sent.
                 return Err(WriteError::Db(DbErr::ConnectionAcquire(
@@ -158,9 +164,9 @@ impl GroupCommit {
     }
 
     /// Takes a still-queued win out of its lane; false if a batch already took it.
-    fn withdraw(&self, campaign_id: i64, ticket: u64) -> bool {
+    fn withdraw(&self, key: LaneKey, ticket: u64) -> bool {
         let mut lanes = self.lock();
-        let Some(lane) = lanes.get_mut(&campaign_id) else {
+        let Some(lane) = lanes.get_mut(&key) else {
             return false;
         };
         match lane.queue.iter().position(|m| m.ticket == ticket) {
@@ -175,11 +181,23 @@ impl GroupCommit {
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
     pub fn queued(&self, campaign_id: i64) -> usize {
         self.lock()
-            .get(&campaign_id)
-            .map_or(0, |lane| lane.queue.len())
+            .iter()
+            .filter(|((c, _), _)| *c == campaign_id)
+            .map(|(_, lane)| lane.queue.len())
+            .sum()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CampaignQueue>> {
+    /// The lane of `win`: its campaign's, or for a bucketed campaign's win, its bucket's share
+    /// of `GROUP_COMMIT_BUCKET_LANES`.
+    fn lane_of(&self, win: &NewParticipation) -> LaneKey {
+        let lanes = self.settings.bucket_lanes.max(1);
+        (
+            win.entry.campaign_id,
+            win.entry.bucket.map_or(0, |b| b % lanes),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LaneKey, CampaignQueue>> {
         // A panic while the map is held cannot leave a lane half-changed (pushes and drains).
         self.lanes
             .lock()
@@ -189,7 +207,7 @@ impl GroupCommit {
     /// Queues `member`; true when its campaign had no lane, so the caller starts its task.
     fn enqueue(&self, member: Member) -> bool {
         let mut lanes = self.lock();
-        match lanes.entry(member.win.entry.campaign_id) {
+        match lanes.entry(self.lane_of(&member.win)) {
             Lane::Occupied(mut lane) => {
                 let lane = lane.get_mut();
                 lane.queue.push(member);
@@ -209,19 +227,19 @@ impl GroupCommit {
     }
 
     /// Commits the campaign's queue batch after batch until it is empty, then closes the lane.
-    async fn drive(self: Arc<Self>, campaign_id: i64) {
+    async fn drive(self: Arc<Self>, key: LaneKey) {
         let mut busy = false;
         loop {
             if busy && !self.settings.window.is_zero() {
-                self.linger(campaign_id).await;
+                self.linger(key).await;
             }
             let batch: Vec<Member> = {
                 let mut lanes = self.lock();
-                let Some(lane) = lanes.get_mut(&campaign_id) else {
+                let Some(lane) = lanes.get_mut(&key) else {
                     return;
                 };
                 if lane.queue.is_empty() {
-                    lanes.remove(&campaign_id);
+                    lanes.remove(&key);
                     return;
                 }
                 // A list size (see `db::sql`): each size is one statement text, prepared once
@@ -236,8 +254,8 @@ impl GroupCommit {
     }
 
     /// Waits up to the window for the queue to fill a batch.
-    async fn linger(&self, campaign_id: i64) {
-        let full = match self.lock().get(&campaign_id) {
+    async fn linger(&self, key: LaneKey) {
+        let full = match self.lock().get(&key) {
             Some(lane) if lane.queue.len() < self.settings.max_batch => lane.full.clone(),
             _ => return,
         };

@@ -424,20 +424,7 @@ async fn batch_over_buckets(
             .expect("lower a bucket's row");
     }
     let first = app.spawn_join(campaign, users_of(0, 4, 1, 1)[0], 1);
-    wait_until(
-        "the first win's UPDATE to wait on bucket 0's row",
-        std::time::Duration::from_secs(20),
-        || async {
-            app.scalar(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
-                 AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
-                 AND INFO LIKE 'UPDATE campaign_bucket SET remaining_stock = remaining_stock - %'",
-            )
-            .await
-                == 1
-        },
-    )
-    .await;
+    app.wait_for_blocked_stock_updates_on_buckets(1).await;
     let rest: Vec<_> = queued_users
         .iter()
         .map(|&u| app.spawn_join(campaign, u, 1))
@@ -516,4 +503,30 @@ async fn a_batch_one_bucket_refuses_is_written_one_win_at_a_time() {
         4
     );
     app.assert_outbox_matches_participations().await;
+}
+
+/// `GROUP_COMMIT_BUCKET_LANES` (docs/design.md §21): with two lanes, bucket 1's wins commit while
+/// a transaction of bucket 0's lane waits on its row; with one lane they would queue behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lanes_over_disjoint_buckets_commit_side_by_side() {
+    use sea_orm::TransactionTrait;
+    let mut settings = crate::spawn::test_settings().await;
+    settings.database.group_commit.bucket_lanes = 2;
+    let app = crate::spawn::spawn_app_with(settings).await;
+    let campaign = bucketed_campaign(&app, 400, 4, json!({})).await;
+    let blocker = app.db.begin().await.expect("begin");
+    blocker
+        .execute_unprepared(&format!(
+            "SELECT bucket FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = 0 FOR UPDATE"
+        ))
+        .await
+        .expect("hold bucket 0's row");
+    let held = app.spawn_join(campaign, users_of(0, 4, 1, 1)[0], 1);
+    app.wait_for_blocked_stock_updates_on_buckets(1).await;
+    // Lane 1 (buckets 1 and 3) is free: its join is answered while lane 0 waits.
+    let other = app.join(campaign, users_of(1, 4, 1, 1)[0], 1).await;
+    assert_eq!(other.status, 201, "{other:?}");
+    assert!(!held.is_finished(), "bucket 0's win still waits on its row");
+    blocker.commit().await.expect("release the row");
+    assert_eq!(held.await.expect("join task").status, 201);
 }

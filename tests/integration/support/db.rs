@@ -93,6 +93,20 @@ impl TestApp {
         )
         .await;
     }
+    /// As [`Self::wait_for_blocked_stock_updates`], for a bucketed campaign's guarded UPDATEs of
+    /// a bucket row (docs/design.md §21).
+    pub async fn wait_for_blocked_stock_updates_on_buckets(&self, n: i64) {
+        let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                   WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
+                   AND INFO LIKE 'UPDATE campaign_bucket SET remaining_stock = remaining_stock - %'";
+        wait_until(
+            &format!("{n} participation UPDATEs to block on a bucket row"),
+            Duration::from_secs(20),
+            || async { self.scalar(sql).await == n },
+        )
+        .await;
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
         scalar(&self.db, sql).await
     }
