@@ -2,7 +2,8 @@
 //! the run's Redis (never through the proxy): every hold resolved (confirmed, cancelled or
 //! expired by the sweeper), the outbox drained (no PENDING row), the consumers caught up (every
 //! published event in both inboxes), the gate's markers applied (returns, controls and the
-//! transfers a bucket's gate may still lack, §21) and no reservation nor take left open in any
+//! transfers a bucket's gate may still lack, §21; those of a gate whose keys are gone wait for
+//! its next load, which reads MySQL, and are not waited for) and no reservation nor take left open in any
 //! gate (a bucket's take holds units out of its gate until the reconciler settles it, so its
 //! gate would not match its row).
 //! It also measures how long the consumers took after the outbox drained (issue 38 asks ≤ 10 s).
@@ -74,6 +75,72 @@ async fn open_reservations(redis_url: &str, prefix: &str, slots: &[Slot]) -> Opt
     Some(total)
 }
 
+/// Markers a loaded gate is still owed: `gate_return` and `gate_transfer` rows of a loaded
+/// slot, `gate_control` rows of a campaign whose every slot is loaded. A gate whose keys are
+/// gone (a flush no join came after: a quiet bucket, a paused campaign) keeps its markers until
+/// its keys are back, as design §14 says, and its next load reads MySQL, where the units are;
+/// the checker judges no such gate either.
+async fn markers_owed(
+    pool: &MySqlPool,
+    redis_url: &str,
+    prefix: &str,
+    slots: &[Slot],
+) -> Option<i64> {
+    let loaded = loaded_slots(redis_url, prefix, slots).await?;
+    let rows = |sql: &'static str| async move {
+        sqlx::query_as::<_, (i64, i64)>(sql)
+            .fetch_all(pool)
+            .await
+            .ok()
+    };
+    let returns = rows("SELECT campaign_id, CAST(bucket AS SIGNED) FROM gate_return").await?;
+    let transfers = rows("SELECT campaign_id, CAST(bucket AS SIGNED) FROM gate_transfer").await?;
+    let controls = rows("SELECT campaign_id, 0 FROM gate_control").await?;
+    let owed = returns
+        .iter()
+        .chain(&transfers)
+        .filter(|key| loaded.contains(key))
+        .count()
+        + controls
+            .iter()
+            .filter(|(c, _)| {
+                slots
+                    .iter()
+                    .filter(|s| s.campaign == *c)
+                    .all(|s| loaded.contains(&(s.campaign, s.bucket_or_zero())))
+            })
+            .count();
+    i64::try_from(owed).ok()
+}
+
+/// The slots whose gate keys are loaded (their hash exists), as (campaign, bucket or 0).
+async fn loaded_slots(
+    redis_url: &str,
+    prefix: &str,
+    slots: &[Slot],
+) -> Option<std::collections::HashSet<(i64, i64)>> {
+    let client = redis::Client::open(redis_url).ok()?;
+    let mut c = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let mut loaded = std::collections::HashSet::new();
+    for slot in slots {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(slot.key(prefix, "meta"))
+            .query_async(&mut c)
+            .await
+            .ok()?;
+        if exists == 1 {
+            loaded.insert((slot.campaign, slot.bucket_or_zero()));
+        }
+    }
+    Some(loaded)
+}
+
 /// One look at everything settling waits for; `None`: could not be read this time.
 struct Poll {
     held: Option<i64>,
@@ -97,12 +164,7 @@ impl Poll {
                 "SELECT COUNT(*) FROM outbox_event WHERE status = 'PENDING'",
             )
             .await,
-            markers: count(
-                pool,
-                "SELECT (SELECT COUNT(*) FROM gate_return) + (SELECT COUNT(*) FROM gate_control) \
-                 + (SELECT COUNT(*) FROM gate_transfer)",
-            )
-            .await,
+            markers: markers_owed(pool, redis_url, prefix, slots).await,
             stats: unapplied(pool, "stats").await,
             rewards: unapplied(pool, "rewards").await,
             open: open_reservations(redis_url, prefix, slots).await,
