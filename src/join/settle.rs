@@ -172,15 +172,13 @@ impl Settle {
             }
             // A pause or close the gate had not received: MySQL refuses the win, and the
             // reservation goes back whole (units and user).
-            WriteError::Paused => {
+            stopped @ (WriteError::Paused | WriteError::Closed) => {
                 self.compensate(&req, pass, Release::Undo, reserved_at_ms)
                     .await;
-                Err(JoinError::Paused)
-            }
-            WriteError::Closed => {
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(JoinError::Ended)
+                Err(match stopped {
+                    WriteError::Paused => JoinError::Paused,
+                    _ => JoinError::Ended,
+                })
             }
             // Too late to commit: the reconciler may have given the reservation back already,
             // so it is given back only if it is still exactly this request's.
@@ -194,17 +192,8 @@ impl Settle {
                     source: stale.into(),
                 })
             }
-            // Never one win's answer (the group commit writes a refused batch's wins one by
-            // one); nothing was written.
-            refused @ WriteError::BatchRefused => {
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(JoinError::Unavailable {
-                    what: "MySQL",
-                    source: refused.into(),
-                })
-            }
             WriteError::InDoubt(batch) => self.await_in_doubt(req, &batch).await,
+
             unanswered @ WriteError::Unanswered => {
                 self.resolve_unknown(
                     req,
@@ -214,8 +203,13 @@ impl Settle {
                 )
                 .await
             }
-            // Failed before its COMMIT was sent: dropped unfinished, it never commits.
-            WriteError::Db(e) => {
+            // Failed before its COMMIT was sent: dropped unfinished, it never commits. (A refused
+            // batch is never one win's answer: the group commit writes its wins one by one.)
+            failed @ (WriteError::Db(_) | WriteError::BatchRefused) => {
+                let e = match failed {
+                    WriteError::Db(e) => e,
+                    refused => DbErr::Custom(refused.to_string()),
+                };
                 tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
                     "The participation transaction failed; releasing the reservation.");
                 self.compensate(&req, pass, Release::Undo, reserved_at_ms)

@@ -125,14 +125,6 @@ pub async fn write(
     Ok(written[0])
 }
 
-/// Writes the wins of one campaign (`wins` is not empty, all of one campaign, distinct users) in
-/// one transaction: one guarded decrement of their total quantity, one multi-row insert of
-/// their participations, one of their outbox rows, one commit. All commit or none does; the
-/// answers come back in the order of `wins`.
-///
-/// The guarded `UPDATE campaign` runs first, as docs/design.md §6 orders it: it takes the campaign
-/// row's lock, so a campaign's transactions take their ids and commit one after another, and
-/// its outbox rows become visible in id order (the relay then publishes them in exactly that
 /// The outbox rows of a batch's wins: each win's `ParticipationAccepted` as it is written.
 fn accepted_events(
     wins: &[NewParticipation],
@@ -166,7 +158,17 @@ fn accepted_events(
         .collect()
 }
 
-/// order). A refused decrement also costs no insert.
+/// Writes the wins of one campaign (`wins` is not empty, all of one campaign, distinct users) in
+/// one transaction: one guarded decrement of their total quantity, one multi-row insert of
+/// their participations, one of their outbox rows, one commit. All commit or none does; the
+/// answers come back in the order of `wins`.
+///
+/// The guarded `UPDATE campaign` runs first, as docs/design.md §6 orders it: it takes the campaign
+/// row's lock, so a campaign's transactions take their ids and commit one after another, and
+/// its outbox rows become visible in id order (the relay then publishes them in exactly that
+/// order). A bucketed campaign's batch decrements its buckets' rows instead, in one statement,
+/// ascending (`guard::decrement_buckets`): each bucket's ids follow its row's commits. A refused
+/// decrement also costs no insert.
 #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = wins[0].entry.campaign_id, wins = wins.len()), err(level = "debug"))]
 pub async fn write_all(
     db: &Db,

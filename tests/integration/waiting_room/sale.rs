@@ -236,3 +236,26 @@ async fn a_unit_that_comes_back_is_admitted_to_the_next_in_line() {
     assert_eq!(join_with(&app, campaign, 2, Some(&token)).await.status, 201);
     assert_eq!(app.remaining_stock(campaign).await, 0);
 }
+
+/// A bucketed campaign's admission goes into its holder's home bucket (docs/design.md §21). A
+/// flush took that bucket's keys and no join loaded them again: the copy made meanwhile must
+/// outlive the rebuild the join then runs (`lua/prepare.lua` deletes only another campaign's
+/// keys), or the admitted user would be refused ADMISSION_TOKEN_INVALID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admission_into_a_home_bucket_a_flush_emptied_is_good_for_the_join() {
+    use redis::AsyncCommands;
+    let app = spawn_app_with(room_settings().await).await;
+    let campaign = room_campaign(&app, "QUEUE", 10, 10_000, json!({"buckets": 4})).await;
+    let mut redis = app.redis.clone();
+    for b in 0..4 {
+        let meta = format!("{}{{c:{campaign}:{b}}}:meta", app.redis_prefix);
+        let _: i64 = redis.del(meta).await.expect("DEL");
+    }
+    let queued = enqueue(&app, campaign, 7).await;
+    assert_eq!(queued.status, 202, "{queued:?}");
+    let ticket = queued.body["ticket"].as_str().expect("ticket").to_string();
+    let admitted = poll_until(&app, campaign, &ticket, &["ADMITTED"]).await;
+    let token = admitted.body["admissionToken"].as_str().expect("token");
+    let joined = join_with(&app, campaign, 7, Some(token)).await;
+    assert_eq!(joined.status, 201, "{joined:?}");
+}
