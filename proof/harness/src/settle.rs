@@ -50,17 +50,22 @@ async fn unapplied(pool: &MySqlPool, consumer: &str) -> Option<i64> {
     .ok()
 }
 
-/// Open reservations and takes in every gate (`…:pending` and `…:takes` entries; only a
-/// bucket's gate has takes).
-async fn open_reservations(redis_url: &str, prefix: &str, slots: &[Slot]) -> Option<i64> {
+/// A connection to the run's Redis, or `None` within 2 s.
+async fn connect(redis_url: &str) -> Option<redis::aio::MultiplexedConnection> {
     let client = redis::Client::open(redis_url).ok()?;
-    let mut c = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(2),
         client.get_multiplexed_async_connection(),
     )
     .await
     .ok()?
-    .ok()?;
+    .ok()
+}
+
+/// Open reservations and takes in every gate (`…:pending` and `…:takes` entries; only a
+/// bucket's gate has takes).
+async fn open_reservations(redis_url: &str, prefix: &str, slots: &[Slot]) -> Option<i64> {
+    let mut c = connect(redis_url).await?;
     let mut total = 0;
     for slot in slots {
         for part in ["pending", "takes"] {
@@ -119,14 +124,7 @@ async fn loaded_slots(
     prefix: &str,
     slots: &[Slot],
 ) -> Option<std::collections::HashSet<(i64, i64)>> {
-    let client = redis::Client::open(redis_url).ok()?;
-    let mut c = tokio::time::timeout(
-        Duration::from_secs(2),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    let mut c = connect(redis_url).await?;
     let mut loaded = std::collections::HashSet::new();
     for slot in slots {
         let exists: i64 = redis::cmd("EXISTS")

@@ -398,6 +398,19 @@ fn users_of(bucket: u16, buckets: u16, from: i64, n: usize) -> Vec<i64> {
         .collect()
 }
 
+/// A transaction holding bucket `b`'s row of `campaign` (the test's own connection).
+async fn hold_bucket_row(app: &TestApp, campaign: i64, b: u16) -> sea_orm::DatabaseTransaction {
+    use sea_orm::TransactionTrait;
+    let blocker = app.db.begin().await.expect("begin");
+    blocker
+        .execute_unprepared(&format!(
+            "SELECT bucket FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = {b} FOR UPDATE"
+        ))
+        .await
+        .expect("hold a bucket's row");
+    blocker
+}
+
 /// Holds bucket 0's row, so the first win's transaction waits on it and the wins of other
 /// buckets queue behind it in the campaign's one lane; `lower` first sets bucket `b`'s row to
 /// `units` (in the holding transaction). Returns the first reply and the queued ones.
@@ -407,14 +420,7 @@ async fn batch_over_buckets(
     queued_users: &[i64],
     lower: Option<(u16, i64)>,
 ) -> (Reply, Vec<Reply>) {
-    use sea_orm::TransactionTrait;
-    let blocker = app.db.begin().await.expect("begin");
-    blocker
-        .execute_unprepared(&format!(
-            "SELECT bucket FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = 0 FOR UPDATE"
-        ))
-        .await
-        .expect("hold bucket 0's row");
+    let blocker = hold_bucket_row(app, campaign, 0).await;
     if let Some((b, units)) = lower {
         blocker
             .execute_unprepared(&format!(
@@ -509,18 +515,11 @@ async fn a_batch_one_bucket_refuses_is_written_one_win_at_a_time() {
 /// a transaction of bucket 0's lane waits on its row; with one lane they would queue behind it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lanes_over_disjoint_buckets_commit_side_by_side() {
-    use sea_orm::TransactionTrait;
     let mut settings = crate::spawn::test_settings().await;
     settings.database.group_commit.bucket_lanes = 2;
     let app = crate::spawn::spawn_app_with(settings).await;
     let campaign = bucketed_campaign(&app, 400, 4, json!({})).await;
-    let blocker = app.db.begin().await.expect("begin");
-    blocker
-        .execute_unprepared(&format!(
-            "SELECT bucket FROM campaign_bucket WHERE campaign_id = {campaign} AND bucket = 0 FOR UPDATE"
-        ))
-        .await
-        .expect("hold bucket 0's row");
+    let blocker = hold_bucket_row(&app, campaign, 0).await;
     let held = app.spawn_join(campaign, users_of(0, 4, 1, 1)[0], 1);
     app.wait_for_blocked_stock_updates_on_buckets(1).await;
     // Lane 1 (buckets 1 and 3) is free: its join is answered while lane 0 waits.

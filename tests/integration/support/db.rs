@@ -83,26 +83,25 @@ impl TestApp {
     /// (blocked on a campaign row the test holds). Filtered by database, so another test's
     /// UPDATE on the same server cannot end the wait, and by the statement's exact opening.
     pub async fn wait_for_blocked_stock_updates(&self, n: i64) {
-        let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-                   WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
-                   AND INFO LIKE 'UPDATE campaign SET remaining_stock = remaining_stock - %'";
-        wait_until(
-            &format!("{n} participation UPDATEs to block on the campaign row"),
-            Duration::from_secs(20),
-            || async { self.scalar(sql).await == n },
-        )
-        .await;
+        self.wait_for_blocked("campaign", n).await;
     }
+
     /// As [`Self::wait_for_blocked_stock_updates`], for a bucketed campaign's guarded UPDATEs of
     /// a bucket row (docs/design.md §21).
     pub async fn wait_for_blocked_stock_updates_on_buckets(&self, n: i64) {
-        let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-                   WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
-                   AND INFO LIKE 'UPDATE campaign_bucket SET remaining_stock = remaining_stock - %'";
+        self.wait_for_blocked("campaign_bucket", n).await;
+    }
+
+    async fn wait_for_blocked(&self, table: &str, n: i64) {
+        let sql = format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
+             AND INFO LIKE 'UPDATE {table} SET remaining_stock = remaining_stock - %'"
+        );
         wait_until(
-            &format!("{n} participation UPDATEs to block on a bucket row"),
+            &format!("{n} participation UPDATEs to block on a {table} row"),
             Duration::from_secs(20),
-            || async { self.scalar(sql).await == n },
+            || async { self.scalar(&sql).await == n },
         )
         .await;
     }
