@@ -22,13 +22,14 @@ use poem_openapi::{
 
 use crate::{
     api::{campaigns::StateDto, Tag},
+    bucket::view::Balance,
     campaign::CampaignService,
     http::{
         admin_auth::{AdminAuth, AdminTokens, Presented},
         client_ip,
         error::ApiError,
     },
-    live::{BucketFigures, LiveHub, Operations, QueueFigures, Snapshot, Viewer, WatchError},
+    live::{LiveHub, Operations, QueueFigures, Snapshot, Viewer, WatchError},
 };
 
 /// Comment lines between snapshots, so proxies keep an idle stream open.
@@ -131,8 +132,8 @@ pub struct LiveBucket {
     pub accepted_count: i64,
 }
 
-impl From<&BucketFigures> for LiveBuckets {
-    fn from(b: &BucketFigures) -> Self {
+impl From<&Balance> for LiveBuckets {
+    fn from(b: &Balance) -> Self {
         Self {
             pool: b.pool,
             transfers_owed: b.transfers_owed,
@@ -140,10 +141,10 @@ impl From<&BucketFigures> for LiveBuckets {
                 .buckets
                 .iter()
                 .map(|x| LiveBucket {
-                    bucket: i32::from(x.bucket),
-                    remaining_stock: x.remaining_stock,
+                    bucket: i32::from(x.row.bucket),
+                    remaining_stock: x.row.remaining_stock,
                     gate_stock: x.gate_stock,
-                    accepted_count: x.accepted_count,
+                    accepted_count: x.row.accepted_count,
                 })
                 .collect(),
         }

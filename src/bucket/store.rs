@@ -321,13 +321,17 @@ pub async fn take_committed(
 pub async fn campaign_remaining(db: &impl ConnectionTrait, campaign_id: i64) -> Result<i64, DbErr> {
     Ok(scalar(
         db,
-        "SELECT CAST(c.remaining_stock + COALESCE((SELECT SUM(b.remaining_stock) FROM campaign_bucket b \
-         WHERE b.campaign_id = c.id), 0) AS SIGNED) FROM campaign c WHERE c.id = ?",
+        &format!("SELECT {CAMPAIGN_REMAINING} FROM campaign c WHERE c.id = ?"),
         vec![campaign_id.into()],
     )
     .await?
     .unwrap_or(0))
 }
+
+/// The campaign `c`'s pool plus every bucket's row, as one column of a `SELECT … FROM campaign c`.
+pub const CAMPAIGN_REMAINING: &str =
+    "CAST(c.remaining_stock + COALESCE((SELECT SUM(b.remaining_stock) \
+     FROM campaign_bucket b WHERE b.campaign_id = c.id), 0) AS SIGNED)";
 
 /// Every bucket's row of a campaign, in bucket order (none for an unbucketed campaign).
 pub async fn rows(db: &impl ConnectionTrait, campaign_id: i64) -> Result<Vec<BucketRow>, DbErr> {

@@ -70,9 +70,11 @@ pub struct Standing {
 /// Campaign `campaign_id`'s [`Standing`], read now in one statement (`None`: no such campaign).
 pub async fn standing(db: &Db, campaign_id: i64) -> Result<Option<Standing>, DbErr> {
     let read = stmt(
-        "SELECT CAST(c.remaining_stock + COALESCE((SELECT SUM(b.remaining_stock) FROM campaign_bucket b \
-         WHERE b.campaign_id = c.id), 0) AS SIGNED), CAST(c.paused <> 0 AS SIGNED), \
-         CAST(c.closed_at IS NOT NULL AS SIGNED) FROM campaign c WHERE c.id = ?",
+        &format!(
+            "SELECT {}, CAST(c.paused <> 0 AS SIGNED), CAST(c.closed_at IS NOT NULL AS SIGNED) \
+             FROM campaign c WHERE c.id = ?",
+            store::CAMPAIGN_REMAINING
+        ),
         vec![campaign_id.into()],
     );
     let Some(row) = db.query_one_raw(read).await? else {

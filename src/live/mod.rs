@@ -19,4 +19,4 @@ pub mod snapshot;
 
 pub use hub::{LiveHub, Viewer, WatchError, Watcher};
 pub use reading::LiveSource;
-pub use snapshot::{BucketFigure, BucketFigures, Operations, QueueFigures, Snapshot};
+pub use snapshot::{Operations, QueueFigures, Snapshot};

@@ -54,46 +54,9 @@ pub struct Operations {
     /// Wins committed that the stats consumer has not applied yet.
     pub consumer_lag_events: Option<i64>,
     pub consumer_lag_ms: Option<i64>,
-    /// A bucketed campaign's balance (docs/design.md §21).
-    pub buckets: Option<BucketFigures>,
-}
-
-/// Where a bucketed campaign's units are: the undealt pool, and per bucket its row (units not
-/// sold, reserved ones included) beside its gate (units its joins can reserve now).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BucketFigures {
-    pub pool: i64,
-    /// Transfers committed whose units a gate may not have yet.
-    pub transfers_owed: i64,
-    pub buckets: Vec<BucketFigure>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BucketFigure {
-    pub bucket: i16,
-    pub remaining_stock: i64,
-    /// `None`: the gate is not loaded (or Redis did not answer).
-    pub gate_stock: Option<i64>,
-    pub accepted_count: i64,
-}
-
-impl From<&Balance> for BucketFigures {
-    fn from(b: &Balance) -> Self {
-        Self {
-            pool: b.pool,
-            transfers_owed: b.transfers_owed,
-            buckets: b
-                .buckets
-                .iter()
-                .map(|x| BucketFigure {
-                    bucket: x.row.bucket,
-                    remaining_stock: x.row.remaining_stock,
-                    gate_stock: x.gate_stock,
-                    accepted_count: x.row.accepted_count,
-                })
-                .collect(),
-        }
-    }
+    /// A bucketed campaign's balance (docs/design.md §21): the pool, and each bucket's row beside
+    /// its gate.
+    pub buckets: Option<Balance>,
 }
 
 impl Snapshot {
@@ -152,7 +115,7 @@ impl Snapshot {
                     .as_ref()
                     .map(|a| (now.accepted_count - a.accepted_count).max(0)),
                 consumer_lag_ms: now.applied.as_ref().map(|a| a.lag_ms),
-                buckets: now.buckets.as_ref().map(BucketFigures::from),
+                buckets: now.buckets.clone(),
             },
         }
     }
