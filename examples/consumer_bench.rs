@@ -91,6 +91,7 @@ async fn create_campaigns(
                 admission: firstcome::campaign::Admission::Open,
                 admission_rate_per_second: 0,
                 buckets: 1,
+                group_id: None,
             },
         )
         .await?;

@@ -12,6 +12,8 @@
 -- KEYS[4]  stock changes "<prefix>{c:<id>}:controls" (see control.lua; emptied: the stock read
 --          from MySQL includes every control up to ARGV[9])
 -- KEYS[5]  rebuilds under way "<prefix>{c:<id>}:building" (see prepare.lua; deleted once loaded)
+-- KEYS[6]  only for a campaign in a group: units held "<prefix>{g:<group>}:<id>:held" (filled
+--          with the winners set, before this script; see reserve.lua)
 -- ARGV[1]  stock      (campaign.remaining_stock)
 -- ARGV[2]  starts_ms
 -- ARGV[3]  ends_ms    (0 = no end)
@@ -51,8 +53,8 @@ end
 local expire = tonumber(ARGV[6])
 if expire > 0 then
   redis.call('PEXPIREAT', KEYS[1], expire)
-  for k = 2, 3 do
-    if redis.call('EXISTS', KEYS[k]) == 1 then
+  for _, k in ipairs({2, 3, 6}) do
+    if KEYS[k] and redis.call('EXISTS', KEYS[k]) == 1 then
       redis.call('PEXPIREAT', KEYS[k], expire)
     end
   end

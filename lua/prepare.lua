@@ -9,7 +9,8 @@
 -- KEYS[4]  returned set      "<prefix>{c:<id>}:returned"
 -- KEYS[5]  stock changes     "<prefix>{c:<id>}:controls"
 -- KEYS[6]  rebuilds under way "<prefix>{c:<id>}:building" (a set of their tokens)
--- KEYS[7…] the waiting room's keys (see queue.lua), deleted with the rest
+-- KEYS[7…] the waiting room's keys (see queue.lua), deleted with the rest; for a campaign in a
+--          group, its units held last (see reserve.lua)
 -- ARGV[1]  epoch: the campaign's creation time in microseconds
 -- ARGV[2]  this rebuild's token: load.lua writes the hash only if it is still in KEYS[6], so a
 --          flush or a restart during the rebuild (which empties the winners set it was filling)

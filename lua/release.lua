@@ -9,6 +9,8 @@
 -- KEYS[4]  stock changes "<prefix>{c:<id>}:controls" (see control.lua)
 -- KEYS[5]  waiting-room tickets "<prefix>{c:<id>}:qt" (see queue.lua)
 -- KEYS[6]  admissions "<prefix>{c:<id>}:qadm" (see queue.lua)
+-- KEYS[7]  only for a campaign in a group: units held "<prefix>{g:<group>}:<id>:held" (see
+--          reserve.lua), which forgets the user with the winners set
 -- ARGV[1]  user id
 -- ARGV[2]  quantity that was reserved
 -- ARGV[3]  mode:
@@ -59,6 +61,9 @@ if ticket ~= '' and (mode == 'undo' or mode == 'sold_out') then
 end
 if mode ~= 'keep_user' then
   redis.call('SREM', KEYS[2], ARGV[1])
+  if KEYS[7] then
+    redis.call('HDEL', KEYS[7], ARGV[1])
+  end
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0

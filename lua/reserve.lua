@@ -19,6 +19,12 @@
 -- ARGV[6]  the admission token's expiry, ms (its signature was checked by the caller)
 -- ARGV[4]  epoch: the campaign's creation time in microseconds. Keys whose epoch differs belong
 --          to another campaign that had this id (a database reset) and count as missing.
+-- ARGV[7]  the campaign's group's per-user limit in units, 0 when it is in no group. With a
+--          group (docs/design.md §22) come, in the group's slot (the user's home bucket):
+--          KEYS[6]  units held "<prefix>{g:<group>}:<id>:held": user -> the units of the user's
+--                   one reservation or win here (written with the winners set, kept as it is)
+--          KEYS[7…] each other campaign of the group: its hash, then its units held
+--          ARGV[8…] each other campaign's epoch, in the same order
 --
 -- Returns  {status, value, winners}; winners is 0 except with SOLD_OUT
 --   {"OK", sequence, rets}  stock decremented by quantity, user recorded, sequence handed out
@@ -27,6 +33,10 @@
 --   {"NOT_OPEN", 0}         now < starts_ms
 --   {"PAUSED", 0}           paused by an admin (docs/design.md §15)
 --   {"OVER_LIMIT", 0}       quantity > limit
+--   {"MISSING", i}          (i >= 1) the i-th other campaign of the group is not loaded: its
+--                           units held are unknown; load it and retry
+--   {"GROUP_LIMIT", held}   the user holds `held` units across the group's other campaigns and
+--                           quantity more would pass the group's limit
 --   {"ALREADY", 0}          the user already holds a reservation or a win
 --   {"TOKEN_INVALID", 0}    the ticket is not this user's, or not the admission it was signed for
 --   {"TOKEN_USED", 0}       the admission was used already
@@ -91,6 +101,19 @@ if ticket ~= '' then
     return {'TOKEN_INVALID', 0}
   end
 end
+local group_limit = tonumber(ARGV[7]) or 0
+if group_limit > 0 then
+  local held = 0
+  for i = 1, (#KEYS - 6) / 2 do
+    if redis.call('HGET', KEYS[5 + 2 * i], 'epoch') ~= ARGV[7 + i] then
+      return {'MISSING', i}
+    end
+    held = held + (tonumber(redis.call('HGET', KEYS[6 + 2 * i], ARGV[1])) or 0)
+  end
+  if held + quantity > group_limit then
+    return {'GROUP_LIMIT', held}
+  end
+end
 local stock = tonumber(meta[1])
 if stock < quantity then
   return {'SOLD_OUT', stock, redis.call('SCARD', KEYS[2]), redis.call('HLEN', KEYS[3]),
@@ -101,6 +124,9 @@ redis.call('HINCRBY', KEYS[1], 'stock', -quantity)
 redis.call('HSET', KEYS[1], 'last_ms', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
+if group_limit > 0 then
+  redis.call('HSET', KEYS[6], ARGV[1], ARGV[2])
+end
 if ticket ~= '' then
   redis.call('ZREM', KEYS[5], ticket)
   redis.call('HSET', KEYS[4], ticket, 'U:' .. ARGV[1] .. ':' .. queued)
@@ -109,5 +135,8 @@ local expire = tonumber(meta[5]) or 0
 if expire > 0 and redis.call('PTTL', KEYS[2]) == -1 then
   redis.call('PEXPIREAT', KEYS[2], expire)
   redis.call('PEXPIREAT', KEYS[3], expire)
+  if group_limit > 0 then
+    redis.call('PEXPIREAT', KEYS[6], expire)
+  end
 end
 return {'OK', redis.call('HINCRBY', KEYS[1], 'seq', 1), tonumber(redis.call('HGET', KEYS[1], 'rets')) or 0}

@@ -32,6 +32,8 @@
 //!   admin operations and gauges.
 //! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards
 //!   consumers with the views the API reads.
+//! - [`group`]: groups of campaigns under one per-user limit: the MySQL guard, the members a
+//!   join checks at the gate.
 //! - [`gate`]: Redis only: the connection (node, cluster, TLS), the typed Lua scripts, the
 //!   sold-out memo.
 //! - [`outbox`]: the `outbox_event` table's INSERT.
@@ -55,6 +57,7 @@ pub mod consumer;
 pub mod db;
 pub mod events;
 pub mod gate;
+pub mod group;
 pub mod hooks;
 pub mod http;
 pub mod identity;

@@ -65,6 +65,11 @@ pub struct CreateCampaign {
     /// Clients see one campaign either way, with or without a waiting room (docs/design.md §21).
     #[oai(validator(minimum(value = "1"), maximum(value = "1024")))]
     pub buckets: Option<i32>,
+    /// The group the campaign joins (`POST /api/v1/groups`): a user's units across the group's
+    /// campaigns stay within the group's `perUserLimit`. The campaign takes the group's
+    /// `buckets` (`buckets`, if given, must equal it). Not allowed with the synchronous baseline.
+    #[oai(validator(minimum(value = "1")))]
+    pub group_id: Option<i64>,
 }
 
 /// Users admitted per second by a waiting room created without a rate.
@@ -187,6 +192,9 @@ pub struct CampaignDto {
     /// Buckets its stock is split into (absent: 1, an unbucketed campaign).
     #[oai(skip_serializing_if_is_none)]
     pub buckets: Option<i32>,
+    /// The group it belongs to (absent: none).
+    #[oai(skip_serializing_if_is_none)]
+    pub group_id: Option<i64>,
     /// Joins refused so far, by every instance (current within about a second; statistics: an
     /// instance killed may lose its last half second of counts).
     pub refused_count: i64,
@@ -223,6 +231,7 @@ impl CampaignDto {
             admission: c2.admission.into(),
             admission_rate_per_second: c2.admission_rate_per_second,
             buckets: (c2.buckets > 1).then_some(i32::from(c2.buckets)),
+            group_id: c2.group_id,
             refused_count: 0,
             refused_by_reason: BTreeMap::new(),
             stock_usage_rate,
@@ -292,7 +301,7 @@ impl CampaignsApi {
             ));
         }
         let (admission, admission_rate_per_second) = admission(&body)?;
-        let buckets = u16::try_from(body.buckets.unwrap_or(1)).unwrap_or(1);
+        let buckets = self.buckets_in_group(&body).await?;
         let per_user_limit = body.per_user_limit.unwrap_or(1);
         if i64::from(per_user_limit) > body.total_stock {
             return Err(ApiError::validation(
@@ -312,6 +321,7 @@ impl CampaignsApi {
                 admission,
                 admission_rate_per_second,
                 buckets,
+                group_id: body.group_id,
             })
             .await?;
         self.participations.prime(&created.campaign).await;
@@ -372,5 +382,28 @@ impl CampaignsApi {
         Ok(Json(
             CampaignDto::new(found, Utc::now()).with_refusals(refused),
         ))
+    }
+}
+
+impl CampaignsApi {
+    /// The new campaign's buckets: its group's, when it joins one (a group's campaigns share
+    /// their number of buckets, docs/design.md §22), and the group must exist.
+    async fn buckets_in_group(&self, body: &CreateCampaign) -> Result<u16, ApiError> {
+        let asked = body.buckets.map(|b| u16::try_from(b).unwrap_or(1).max(1));
+        let Some(group_id) = body.group_id else {
+            return Ok(asked.unwrap_or(1));
+        };
+        let Some(group) = self.campaigns.group(group_id).await? else {
+            return Err(ApiError::validation(format!(
+                "groupId {group_id} names no group"
+            )));
+        };
+        match asked {
+            Some(b) if b != group.buckets => Err(ApiError::validation(format!(
+                "buckets must be the group's ({})",
+                group.buckets
+            ))),
+            _ => Ok(group.buckets),
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod components;
 pub mod consume;
 pub mod controls;
+pub mod groups;
 pub mod health;
 mod join_json;
 pub mod lifecycle;
@@ -34,6 +35,8 @@ use crate::{
 pub enum Tag {
     /// Create and inspect campaigns.
     Campaigns,
+    /// Groups of campaigns under one per-user limit.
+    Groups,
     /// The waiting room of `QUEUE` and `RAFFLE` campaigns: queue, poll, get an admission token.
     Queue,
     /// Join a campaign and look participations up.
@@ -52,6 +55,7 @@ pub enum Tag {
 pub type Apis = (
     health::HealthApi,
     campaigns::CampaignsApi,
+    groups::GroupsApi,
     participations::ParticipationsApi,
     stats::StatsApi,
     rewards::RewardsApi,

@@ -269,6 +269,7 @@ fn join_request(
             quantity: body.quantity.unwrap_or(1),
             // The home bucket, once the campaign is read (`join::admit`).
             bucket: None,
+            group: None,
         },
         trace: Some(span.0),
         idempotency_key,

@@ -9,6 +9,7 @@ use crate::{
         markers,
         store::{self, BucketRow},
     },
+    campaign::Campaign,
     db::{sql::stmt, Db},
     gate::{Gate, Slot},
 };
@@ -32,15 +33,12 @@ pub struct Balance {
 
 /// The balance of the buckets of campaign `campaign_id`, of `buckets` buckets; an unbucketed
 /// campaign has none (its pool is its stock).
-pub async fn read(
-    db: &Db,
-    gate: &Gate,
-    (campaign_id, buckets): (i64, u16),
-) -> Result<Balance, DbErr> {
+pub async fn read(db: &Db, gate: &Gate, campaign: &Campaign) -> Result<Balance, DbErr> {
+    let campaign_id = campaign.id;
     let rows = store::rows(db, campaign_id).await?;
     let slots: Vec<Slot> = rows
         .iter()
-        .map(|r| Slot::new(campaign_id, buckets, u16::try_from(r.bucket).unwrap_or(0)))
+        .map(|r| campaign.slot(u16::try_from(r.bucket).unwrap_or(0)))
         .collect();
     let mut free = gate.free_units(&slots).await;
     free.sort_by_key(|(slot, _)| *slot);

@@ -41,6 +41,9 @@ pub struct Campaign {
     /// How many buckets its stock is split into; 1: one Redis slot and one MySQL row, as every
     /// campaign had before buckets (docs/design.md §21).
     pub buckets: u16,
+    /// The group it joined at its creation (docs/design.md §22): its keys take the group's hash
+    /// tag, and a user's units across the group's campaigns stay within the group's limit.
+    pub group_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -103,6 +106,26 @@ pub enum CampaignState {
 }
 
 impl Campaign {
+    /// The gate state of bucket `bucket` (0 for an unbucketed campaign).
+    pub fn slot(&self, bucket: u16) -> crate::gate::Slot {
+        crate::gate::Slot::new(self.id, self.group_id, self.buckets, bucket)
+    }
+
+    /// Where its waiting room's keys live (docs/design.md §16): with its gate state when it has
+    /// one (in its group's slot when grouped), in the campaign's own slot `{c:<id>}` when it is
+    /// bucketed (§21: the room copies an admission into the user's home bucket).
+    pub fn room_slot(&self) -> crate::gate::Slot {
+        match self.buckets {
+            0 | 1 => self.slot(0),
+            _ => crate::gate::Slot::solo(self.id),
+        }
+    }
+
+    /// Every gate state of the campaign, in bucket order.
+    pub fn slots(&self) -> impl Iterator<Item = crate::gate::Slot> {
+        crate::gate::Slot::all(self.id, self.group_id, self.buckets)
+    }
+
     /// The window is half-open: `[starts_at, ends_at)`; a campaign closed early has ended.
     pub fn window(&self, now: DateTime<Utc>) -> Window {
         if self.closed_at.is_some() {
@@ -174,6 +197,7 @@ mod tests {
             admission: Admission::Open,
             admission_rate_per_second: 0,
             buckets: 1,
+            group_id: None,
             created_at: t0,
             updated_at: t0,
         }

@@ -29,6 +29,9 @@ pub struct NewCampaign {
     pub admission_rate_per_second: i32,
     /// 1 (today's campaign) to [`crate::bucket::MAX_BUCKETS`] (docs/design.md §21).
     pub buckets: u16,
+    /// The group it joins (docs/design.md §22); the API checked that it exists and that its
+    /// buckets match.
+    pub group_id: Option<i64>,
 }
 
 /// A campaign with how many participations it has accepted.
@@ -55,6 +58,7 @@ struct Row {
     admission: String,
     admission_rate_per_second: i32,
     buckets: i16,
+    group_id: Option<i64>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     accepted_count: i64,
@@ -79,6 +83,7 @@ impl From<Row> for CampaignWithCount {
                 admission: Admission::parse(&r.admission),
                 admission_rate_per_second: r.admission_rate_per_second,
                 buckets: u16::try_from(r.buckets).unwrap_or(1).max(1),
+                group_id: r.group_id,
                 created_at: r.created_at.and_utc(),
                 updated_at: r.updated_at.and_utc(),
             },
@@ -95,7 +100,7 @@ const SELECT: &str =
      WHERE b.campaign_id = c.id), 0) AS SIGNED) AS remaining_stock, \
      c.per_user_limit, c.reward_points, c.confirm_within_seconds, \
      c.starts_at, c.ends_at, c.paused, c.closed_at, c.control_seq, c.admission, c.admission_rate_per_second, \
-     c.buckets, c.created_at, c.updated_at, \
+     c.buckets, c.group_id, c.created_at, c.updated_at, \
      CAST(c.accepted_count + COALESCE((SELECT SUM(b.accepted_count) FROM campaign_bucket b \
      WHERE b.campaign_id = c.id), 0) AS SIGNED) AS accepted_count \
      FROM campaign c";
@@ -125,7 +130,7 @@ pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbE
         .execute_raw(stmt(
             "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, \
              confirm_within_seconds, starts_at, ends_at, admission, admission_rate_per_second, buckets, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             group_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 new.name.clone().into(),
                 new.total_stock.into(),
@@ -138,6 +143,7 @@ pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbE
                 new.admission.as_str().into(),
                 new.admission_rate_per_second.into(),
                 buckets.into(),
+                new.group_id.into(),
                 now.into(),
                 now.into(),
             ],
@@ -292,14 +298,14 @@ pub struct OwedToGate {
 }
 
 /// One page of a campaign's winners, in participation id order after `after_id`: (participation
-/// id, user id). The gate rebuild reads a large campaign this way, a bounded page at a time.
+/// id, the win). The gate rebuild reads a large campaign this way, a bounded page at a time.
 #[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn winners_page(
     db: &impl ConnectionTrait,
     slot: Slot,
     after_id: i64,
     limit: u32,
-) -> Result<Vec<(i64, i64)>, DbErr> {
+) -> Result<Vec<(i64, crate::gate::Committed)>, DbErr> {
     // A bucket's winners are read through the campaign's index and filtered: a rebuild of one
     // bucket reads the campaign's whole list (docs/design.md §21 says what this costs).
     let mut values = vec![slot.campaign_id.into()];
@@ -308,13 +314,19 @@ pub async fn winners_page(
     let rows = db
         .query_all_raw(stmt(
             &format!(
-                "SELECT id, user_id FROM participation WHERE campaign_id = ?{filter} AND id > ? \
-                 ORDER BY id LIMIT ?"
+                "SELECT id, user_id, quantity FROM participation WHERE campaign_id = ?{filter} \
+                 AND id > ? ORDER BY id LIMIT ?"
             ),
             values,
         ))
         .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .map(|row| {
+            let win = crate::gate::Committed {
+                user_id: row.try_get_by_index(1)?,
+                quantity: row.try_get_by_index(2)?,
+            };
+            Ok((row.try_get_by_index(0)?, win))
+        })
         .collect()
 }

@@ -39,12 +39,7 @@ pub enum Repair {
 impl Gate {
     /// The campaign's stock and open reservations, or `None` when its state is not loaded.
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
-    pub async fn holding(
-        &self,
-        slot: impl Into<Slot> + std::fmt::Debug,
-        epoch: i64,
-    ) -> Result<Option<GateHolding>, GateError> {
-        let slot = slot.into();
+    pub async fn holding(&self, slot: Slot, epoch: i64) -> Result<Option<GateHolding>, GateError> {
         let [meta, _, pending] = self.keys(slot);
         let mut inv = AUDIT.key(meta);
         inv.key(pending).key(self.takes_key(slot)).arg(epoch);
@@ -64,12 +59,11 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn repair_stock(
         &self,
-        slot: impl Into<Slot> + std::fmt::Debug,
+        slot: Slot,
         epoch: i64,
         observed: i64,
         to: i64,
     ) -> Result<Repair, GateError> {
-        let slot = slot.into();
         let [meta, _, pending] = self.keys(slot);
         let mut inv = REPAIR.key(meta);
         inv.key(pending)

@@ -83,12 +83,11 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn apply_control(
         &self,
-        slot: impl Into<Slot> + std::fmt::Debug,
+        slot: Slot,
         seq: i64,
         control: GateControl,
         epoch: i64,
     ) -> Result<Applied, GateError> {
-        let slot = slot.into();
         let [meta, _, _] = self.keys(slot);
         let mut inv = CONTROL.key(meta);
         inv.key(self.controls_key(slot))

@@ -11,6 +11,9 @@ pub struct Entry {
     /// The user's home bucket in a bucketed campaign (docs/design.md §21), set once the campaign
     /// is known; `None` for an unbucketed one.
     pub bucket: Option<u16>,
+    /// The campaign's group (docs/design.md §22), set once the campaign is known: its keys take
+    /// the group's hash tag.
+    pub group: Option<i64>,
 }
 
 impl Entry {
@@ -18,6 +21,7 @@ impl Entry {
     pub fn slot(&self) -> super::Slot {
         super::Slot {
             campaign_id: self.campaign_id,
+            group: self.group,
             bucket: self.bucket,
         }
     }

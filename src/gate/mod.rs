@@ -6,6 +6,7 @@
 //! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`connection`]: the Redis connection: one node or a cluster, plain or TLS.
 //! - [`scripts`]: [`Gate`], the typed wrappers of the Lua scripts in `lua/`.
+//! - [`group`]: a group's per-user limit, checked with the stock (§22).
 //! - [`queue`]: the waiting room's queue and admissions (`lua/queue.lua`).
 //! - [`rate_limit`]: the per-user and per-IP token buckets (`lua/rate_limit.lua`).
 //! - [`control`]: applying a committed live control (stock, pause, resume, close) once.
@@ -21,6 +22,7 @@ pub mod connection;
 pub mod control;
 pub mod entry;
 mod evalsha;
+pub mod group;
 pub mod queue;
 pub mod rebuild;
 pub mod scripts;
@@ -30,5 +32,8 @@ pub mod transfer;
 
 pub use control::{Applied, GateControl};
 pub use entry::{AdmissionPass, Entry};
-pub use scripts::{reservation_value, Decision, Gate, GateError, GateState, Release, Returned};
+pub use group::{GroupCheck, Sibling};
+pub use scripts::{
+    reservation_value, Committed, Decision, Gate, GateError, GateState, Release, Returned,
+};
 pub use slot::Slot;

@@ -117,16 +117,17 @@ pub enum RoomAnswer {
 }
 
 impl Gate {
-    /// One step of `campaign_id`'s waiting room at `now_ms` (see `lua/queue.lua`).
+    /// One step of the waiting room in `room` (the campaign's [`Slot`] for its room, see
+    /// `Campaign::room_slot`) at `now_ms` (see `lua/queue.lua`).
     #[tracing::instrument(level = "debug", skip(self, op), err(level = "warn"))]
     pub async fn room(
         &self,
-        campaign_id: i64,
+        room: Slot,
         pace: RoomPace,
         now_ms: i64,
         op: &RoomOp,
     ) -> Result<RoomAnswer, GateError> {
-        let mut inv = self.queue_call(campaign_id);
+        let mut inv = self.queue_call(room);
         let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         inv.arg(match op {
             RoomOp::Enqueue { .. } => "enqueue",
@@ -161,12 +162,12 @@ impl Gate {
     /// the room did not have it live.
     pub async fn room_used(
         &self,
-        (campaign_id, epoch, keys_expire_ms): (i64, i64, i64),
+        (room, epoch, keys_expire_ms): (Slot, i64, i64),
         ticket: &str,
         user_id: i64,
         now_ms: i64,
     ) -> Result<bool, GateError> {
-        let mut inv = self.queue_call(campaign_id);
+        let mut inv = self.queue_call(room);
         inv.arg("used")
             .arg(now_ms)
             .arg(epoch)
@@ -210,17 +211,17 @@ impl Gate {
             .await
     }
 
-    /// The user `ticket` was issued to in `campaign_id`'s room of `epoch` (see `lua/queue.lua`),
+    /// The user `ticket` was issued to in the room in `room` of `epoch` (see `lua/queue.lua`),
     /// `None` when the room never issued it. A read: nothing in the room moves, whatever the
     /// answer, and the campaign's gate keys need not be loaded.
     #[tracing::instrument(level = "debug", skip(self, ticket), err(level = "warn"))]
     pub async fn ticket_holder(
         &self,
-        campaign_id: i64,
+        room: Slot,
         epoch: i64,
         ticket: &str,
     ) -> Result<Option<i64>, GateError> {
-        let mut inv = self.queue_call(campaign_id);
+        let mut inv = self.queue_call(room);
         inv.arg("holder")
             .arg(0)
             .arg(epoch)
@@ -244,14 +245,13 @@ impl Gate {
 impl Gate {
     /// `lua/queue.lua` with the campaign's keys, in its order: the gate's hash, the room's
     /// keys, the winners set, and `…:qused` (a bucketed campaign's used admissions).
-    fn queue_call(&self, campaign_id: i64) -> redis::ScriptInvocation<'static> {
-        let [meta, winners, _] = self.keys(campaign_id);
+    fn queue_call(&self, room: Slot) -> redis::ScriptInvocation<'static> {
+        let [meta, winners, _] = self.keys(room);
         let mut inv = QUEUE.key(meta);
-        for key in self.room_keys(campaign_id) {
+        for key in self.room_keys(room) {
             inv.key(key);
         }
-        inv.key(winners)
-            .key(self.campaign_key_base(campaign_id) + "qused");
+        inv.key(winners).key(self.campaign_key_base(room) + "qused");
         inv
     }
 }
@@ -327,9 +327,10 @@ pub struct RoomFigures {
 }
 
 impl Gate {
-    /// `campaign_id`'s queue length and admissions so far (two reads of its keys, no step).
-    pub async fn room_figures(&self, campaign_id: i64) -> Result<RoomFigures, GateError> {
-        let [queue, _, _, _, _, room] = self.room_keys(campaign_id);
+    /// The queue length and admissions so far of the room in `room` (two reads of its keys, no
+    /// step).
+    pub async fn room_figures(&self, room: Slot) -> Result<RoomFigures, GateError> {
+        let [queue, _, _, _, _, room] = self.room_keys(room);
         let waiting: i64 = self.query(redis::cmd("ZCARD").arg(queue).clone()).await?;
         let admitted: Option<i64> = self
             .query(redis::cmd("HGET").arg(room).arg("admitted").clone())

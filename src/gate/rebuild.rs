@@ -9,7 +9,7 @@ use std::{sync::LazyLock, time::Duration};
 use redis::Script;
 
 use crate::gate::{
-    scripts::{Gate, GateError},
+    scripts::{Committed, Gate, GateError},
     Slot,
 };
 
@@ -108,11 +108,10 @@ impl Gate {
     /// under way, and the caller loads.
     pub async fn prepare(
         &self,
-        slot: impl Into<Slot>,
+        slot: Slot,
         epoch: i64,
         token: &RebuildToken,
     ) -> Result<bool, GateError> {
-        let slot = slot.into();
         let [meta, users, pending] = self.keys(slot);
         let mut inv = PREPARE.key(meta);
         inv.key(users)
@@ -123,6 +122,9 @@ impl Gate {
         for key in self.room_keys(slot) {
             inv.key(key);
         }
+        if let Some(held) = self.held_key(slot) {
+            inv.key(held);
+        }
         inv.arg(epoch)
             .arg(&token.0)
             .arg(REBUILD_TOKEN_TTL.as_millis() as u64);
@@ -130,24 +132,49 @@ impl Gate {
         Ok(loaded == 1)
     }
 
-    /// Adds past winners to the winners set (one bounded chunk per call).
-    pub async fn add_winners(&self, slot: Slot, users: &[i64]) -> Result<(), GateError> {
-        if users.is_empty() {
+    /// Adds past winners to the winners set (one bounded chunk per call); in a campaign of a
+    /// group, their units to the units held too.
+    pub async fn add_winners(&self, slot: Slot, wins: &[Committed]) -> Result<(), GateError> {
+        if wins.is_empty() {
             return Ok(());
         }
         let [_, key, _] = self.keys(slot);
-        let _: i64 = self
-            .query(redis::cmd("SADD").arg(key).arg(users).to_owned())
-            .await?;
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(key);
+        for win in wins {
+            sadd.arg(win.user_id);
+        }
+        let _: i64 = self.query(sadd).await?;
+        if let Some(held) = self.held_key(slot) {
+            let mut hset = redis::cmd("HSET");
+            hset.arg(held);
+            for win in wins {
+                hset.arg(win.user_id).arg(win.quantity);
+            }
+            let _: i64 = self.query(hset).await?;
+        }
         Ok(())
     }
 
     /// Committed winners whose reservation the gate no longer had back in its winners set,
     /// when it is loaded or being rebuilt (`lua/rejoin.lua`).
-    pub(super) async fn rejoin(&self, slot: Slot, users: &[i64]) -> Result<(), GateError> {
+    pub(super) async fn rejoin(&self, slot: Slot, wins: &[Committed]) -> Result<(), GateError> {
         let [meta, winners, _] = self.keys(slot);
         let mut inv = REJOIN.key(meta);
-        inv.key(winners).key(self.building_key(slot)).arg(users);
+        inv.key(winners).key(self.building_key(slot));
+        match self.held_key(slot) {
+            Some(held) => {
+                inv.key(held);
+                for win in wins {
+                    inv.arg(win.user_id).arg(win.quantity);
+                }
+            }
+            None => {
+                for win in wins {
+                    inv.arg(win.user_id);
+                }
+            }
+        }
         let added: i64 = self.run(inv).await?;
         if added > 0 {
             tracing::info!(%slot, added,
@@ -165,8 +192,11 @@ impl Gate {
         inv.key(users)
             .key(self.returned_key(seed.slot))
             .key(self.controls_key(seed.slot))
-            .key(self.building_key(seed.slot))
-            .arg(seed.remaining_stock)
+            .key(self.building_key(seed.slot));
+        if let Some(held) = self.held_key(seed.slot) {
+            inv.key(held);
+        }
+        inv.arg(seed.remaining_stock)
             .arg(seed.starts_at_ms)
             .arg(seed.ends_at_ms)
             .arg(seed.per_user_limit)

@@ -14,6 +14,7 @@ use crate::{
     gate::{
         connection::{RedisConn, RedisSetupError},
         entry::{AdmissionPass, Entry},
+        group::GroupCheck,
         slot::Slot,
     },
 };
@@ -49,6 +50,14 @@ pub enum Decision {
     },
     /// The campaign's keys are not in Redis: load them and ask again.
     Missing,
+    /// The keys of the group's sibling number `n` (from 0, in the order given) are not in
+    /// Redis: load them and ask again (docs/design.md §22).
+    SiblingMissing(usize),
+    /// The user holds `held` units across the group's other campaigns, and the quantity asked
+    /// would pass the group's limit.
+    GroupLimit {
+        held: i64,
+    },
     NotOpen,
     Ended,
     /// Paused by an admin (docs/design.md §15).
@@ -112,6 +121,22 @@ pub fn reservation_value(reserved_at_ms: i64, quantity: i32) -> String {
     format!("{reserved_at_ms}:{quantity}")
 }
 
+/// A committed win whose reservation [`Gate::settle`] closes: its user and units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub user_id: i64,
+    pub quantity: i32,
+}
+
+impl From<&Entry> for Committed {
+    fn from(entry: &Entry) -> Self {
+        Self {
+            user_id: entry.user_id,
+            quantity: entry.quantity,
+        }
+    }
+}
+
 /// What [`Gate::return_units`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Returned {
@@ -144,14 +169,14 @@ impl Gate {
     }
 
     /// `<prefix>{c:<id>}:meta`, `…:users` (winners) and `…:pending` (open reservations).
-    pub fn keys(&self, slot: impl Into<Slot>) -> [String; 3] {
-        self.campaign_keys(slot.into(), ["meta", "users", "pending"])
+    pub fn keys(&self, slot: Slot) -> [String; 3] {
+        self.campaign_keys(slot, ["meta", "users", "pending"])
     }
 
     /// The waiting room's keys (see `lua/queue.lua`; same hash tag): `…:q` (waiting), `…:qt`
     /// (tickets), `…:qu` (users), `…:qseen` (last polls), `…:qadm` (admissions), `…:qroom`.
-    pub fn room_keys(&self, slot: impl Into<Slot>) -> [String; 6] {
-        self.campaign_keys(slot.into(), ["q", "qt", "qu", "qseen", "qadm", "qroom"])
+    pub fn room_keys(&self, slot: Slot) -> [String; 6] {
+        self.campaign_keys(slot, ["q", "qt", "qu", "qseen", "qadm", "qroom"])
     }
 
     /// The keys `lua/release.lua` takes, [`RESERVATION_KEYS`] (`lua/reserve.lua`'s, which the
@@ -160,10 +185,12 @@ impl Gate {
         self.campaign_keys(slot, RESERVATION_KEYS)
     }
 
-    /// `<prefix>{c:<id>}:` (or `<prefix>{c:<id>:<bucket>}:`): every key of a slot starts so (one
-    /// hash tag, one cluster slot).
-    pub(super) fn campaign_key_base(&self, slot: impl Into<Slot>) -> String {
-        format!("{}{{{}}}:", self.prefix, slot.into())
+    /// `<prefix>{c:<id>}:` (or `<prefix>{c:<id>:<bucket>}:`, `<prefix>{g:<group>}:<id>:`): every
+    /// key of a slot starts so (one hash tag, one cluster slot; see [`Slot::key_base`]).
+    pub(super) fn campaign_key_base(&self, slot: Slot) -> String {
+        let mut base = self.prefix.clone();
+        base.push_str(&slot.key_base());
+        base
     }
 
     /// `<prefix>{c:<id>}:<suffix>` for each suffix.
@@ -178,13 +205,13 @@ impl Gate {
     }
 
     /// `<prefix>{c:<id>}:returned`: the wins whose units are back in the gate (same hash tag).
-    pub(super) fn returned_key(&self, slot: impl Into<Slot>) -> String {
+    pub(super) fn returned_key(&self, slot: Slot) -> String {
         self.campaign_key_base(slot) + "returned"
     }
 
     /// `<prefix>{c:<id>}:controls`: stock changes applied above the hash's `ctl` (see
     /// `lua/control.lua`; same hash tag).
-    pub(super) fn controls_key(&self, slot: impl Into<Slot>) -> String {
+    pub(super) fn controls_key(&self, slot: Slot) -> String {
         self.campaign_key_base(slot) + "controls"
     }
 
@@ -212,21 +239,28 @@ impl Gate {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip(self, pass), err(level = "warn"))]
+    #[tracing::instrument(level = "debug", skip(self, pass, group), err(level = "warn"))]
     pub async fn reserve(
         &self,
         entry: &Entry,
         pass: Option<&AdmissionPass>,
-        epoch: i64,
+        (epoch, group): (i64, Option<GroupCheck<'_>>),
         now_ms: i64,
     ) -> Result<Decision, GateError> {
-        let mut cmd = self.evalsha(&RESERVE, entry.slot(), RESERVATION_KEYS);
+        let mut cmd = match group {
+            None => self.evalsha(&RESERVE, entry.slot(), RESERVATION_KEYS),
+            Some(g) => self.grouped_evalsha(&RESERVE, entry.slot(), RESERVATION_KEYS, g),
+        };
         cmd.arg(entry.user_id)
             .arg(entry.quantity)
             .arg(now_ms)
             .arg(epoch)
             .arg(pass.map_or("", |p| p.ticket.as_str()))
-            .arg(pass.map_or(0, |p| p.expires_ms));
+            .arg(pass.map_or(0, |p| p.expires_ms))
+            .arg(group.map_or(0, |g| g.limit));
+        for sibling in group.map_or(&[][..], |g| g.siblings) {
+            cmd.arg(sibling.epoch);
+        }
         let reply: Vec<redis::Value> = self.run_evalsha(&RESERVE, &cmd).await?;
         let int = |i: usize| match reply.get(i) {
             Some(redis::Value::Int(n)) => *n,
@@ -243,7 +277,9 @@ impl Gate {
                 sequence: value,
                 returns_seen: int(2),
             },
+            "MISSING" if value > 0 => Decision::SiblingMissing((value - 1) as usize),
             "MISSING" => Decision::Missing,
+            "GROUP_LIMIT" => Decision::GroupLimit { held: value },
             "NOT_OPEN" => Decision::NotOpen,
             "ENDED" => Decision::Ended,
             "PAUSED" => Decision::Paused,
@@ -268,12 +304,11 @@ impl Gate {
     #[tracing::instrument(level = "debug", skip(self), err(level = "warn"))]
     pub async fn return_units(
         &self,
-        slot: impl Into<Slot> + std::fmt::Debug,
+        slot: Slot,
         given: impl redis::ToRedisArgs + std::fmt::Debug,
         quantity: i64,
         epoch: i64,
     ) -> Result<Returned, GateError> {
-        let slot = slot.into();
         let [meta, _, _] = self.keys(slot);
         let mut inv = RETURN.key(meta);
         inv.key(self.returned_key(slot))
@@ -325,8 +360,11 @@ impl Gate {
             .key(pending)
             .key(self.controls_key(entry.slot()))
             .key(tickets)
-            .key(admissions)
-            .arg(entry.user_id)
+            .key(admissions);
+        if let Some(held) = self.held_key(entry.slot()) {
+            inv.key(held);
+        }
+        inv.arg(entry.user_id)
             .arg(entry.quantity)
             .arg(mode)
             .arg(extra)
@@ -347,31 +385,30 @@ impl Gate {
         Ok(adjusted == 1)
     }
 
-    /// The transactions of these users' reservations settled (committed): they are no longer
+    /// The transactions of these wins' reservations settled (committed): they are no longer
     /// open. One HDEL for all of them (a group commit's members settle together); when it finds
     /// fewer open than wins, the winners go back into the winners set (`lua/rejoin.lua`).
-    pub async fn settle(&self, slot: impl Into<Slot>, user_ids: &[i64]) -> Result<(), GateError> {
-        if user_ids.is_empty() {
+    pub async fn settle(&self, slot: Slot, wins: &[Committed]) -> Result<(), GateError> {
+        if wins.is_empty() {
             return Ok(());
         }
-        let slot = slot.into();
         let [_, _, pending] = self.keys(slot);
-        let closed: i64 = self
-            .query(redis::cmd("HDEL").arg(pending).arg(user_ids).to_owned())
-            .await?;
-        if usize::try_from(closed).unwrap_or(0) < user_ids.len() {
+        let mut hdel = redis::cmd("HDEL");
+        hdel.arg(pending);
+        for win in wins {
+            hdel.arg(win.user_id);
+        }
+        let closed: i64 = self.query(hdel).await?;
+        if usize::try_from(closed).unwrap_or(0) < wins.len() {
             // Some reservation was gone: the gate may have been rebuilt while these wins were
             // in flight, from a MySQL that did not have them yet.
-            self.rejoin(slot, user_ids).await?;
+            self.rejoin(slot, wins).await?;
         }
         Ok(())
     }
 
     /// A campaign's open reservations: (user id, the raw value, reserved at ms, quantity).
-    pub async fn open_reservations(
-        &self,
-        slot: impl Into<Slot>,
-    ) -> Result<Vec<OpenReservation>, GateError> {
+    pub async fn open_reservations(&self, slot: Slot) -> Result<Vec<OpenReservation>, GateError> {
         let [_, _, pending] = self.keys(slot);
         let all: Vec<(i64, String)> = self
             .query(redis::cmd("HGETALL").arg(pending).to_owned())
@@ -391,7 +428,7 @@ impl Gate {
     }
 
     /// The winners set: users holding a win or a reservation.
-    pub async fn winners(&self, slot: impl Into<Slot>) -> Result<Vec<i64>, GateError> {
+    pub async fn winners(&self, slot: Slot) -> Result<Vec<i64>, GateError> {
         let [_, users, _] = self.keys(slot);
         self.query(redis::cmd("SMEMBERS").arg(users).to_owned())
             .await

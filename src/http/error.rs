@@ -22,12 +22,14 @@ pub enum ErrorCode {
     Unauthenticated,
     UserMismatch,
     CampaignNotFound,
+    GroupNotFound,
     ParticipationNotFound,
     EventNotFound,
     NotFound,
     MethodNotAllowed,
     AlreadyParticipated,
     SoldOut,
+    GroupLimitReached,
     HoldExpired,
     ParticipationCancelled,
     AlreadyConfirmed,
@@ -94,10 +96,12 @@ pub enum ApiError {
     /// another campaign's or user's token.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
-    /// CAMPAIGN_NOT_FOUND, PARTICIPATION_NOT_FOUND, EVENT_NOT_FOUND, TICKET_NOT_FOUND.
+    /// CAMPAIGN_NOT_FOUND, GROUP_NOT_FOUND, PARTICIPATION_NOT_FOUND, EVENT_NOT_FOUND,
+    /// TICKET_NOT_FOUND.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
-    /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT; on confirm and cancel:
+    /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT, GROUP_LIMIT_REACHED (the user's
+    /// units across the campaign's group would pass its limit); on confirm and cancel:
     /// HOLD_EXPIRED, PARTICIPATION_CANCELLED, ALREADY_CONFIRMED (a confirmed win is cancelled by
     /// an admin only); on a campaign control: STOCK_IN_USE (with `freeStock`), CAMPAIGN_ENDED;
     /// on a join with an admission token: ADMISSION_TOKEN_USED, ADMISSION_TOKEN_EXPIRED.
@@ -167,6 +171,12 @@ impl ApiError {
     }
     pub fn user_mismatch() -> Self {
         Self::Forbidden(body(ErrorCode::UserMismatch, "the token is another user's"))
+    }
+    pub fn group_not_found(id: i64) -> Self {
+        Self::NotFound(body(
+            ErrorCode::GroupNotFound,
+            format!("group {id} does not exist"),
+        ))
     }
     pub fn campaign_not_found(id: i64) -> Self {
         Self::NotFound(body(
@@ -258,9 +268,9 @@ impl From<JoinError> for ApiError {
             JoinError::Paused => {
                 Self::Unprocessable(body(ErrorCode::CampaignPaused, e.to_string()))
             }
-            JoinError::OverLimit { .. } | JoinError::BucketedOnSyncPath(_) => {
-                Self::validation(e.to_string())
-            }
+            JoinError::OverLimit { .. }
+            | JoinError::BucketedOnSyncPath(_)
+            | JoinError::GroupedOnSyncPath(_) => Self::validation(e.to_string()),
             JoinError::AlreadyParticipated { participation_id } => {
                 Self::Conflict(Json(ErrorBody {
                     code: ErrorCode::AlreadyParticipated,
@@ -270,6 +280,9 @@ impl From<JoinError> for ApiError {
                 }))
             }
             JoinError::SoldOut => Self::Conflict(body(ErrorCode::SoldOut, e.to_string())),
+            JoinError::GroupLimit { .. } => {
+                Self::Conflict(body(ErrorCode::GroupLimitReached, e.to_string()))
+            }
             JoinError::Admission(why) => {
                 let message = e.to_string();
                 match why {

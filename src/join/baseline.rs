@@ -96,6 +96,9 @@ impl SyncParticipationService {
         if campaign.buckets > 1 {
             return Err(JoinError::BucketedOnSyncPath(campaign.id));
         }
+        if campaign.group_id.is_some() {
+            return Err(JoinError::GroupedOnSyncPath(campaign.id));
+        }
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();
         detached(async move { this.commit_then_produce(req, now, &campaign).await }).await

@@ -16,7 +16,7 @@ use std::{
 
 use futures::future::join_all;
 
-use crate::gate::{Gate, Slot};
+use crate::gate::{Committed, Gate, Slot};
 
 /// How often a bucket's gathered wins are closed.
 pub const CLOSE_EVERY: Duration = Duration::from_millis(100);
@@ -27,7 +27,7 @@ const CLOSE_AT: usize = 64;
 /// The committed wins waiting to be closed, by bucket.
 pub struct Closing {
     gate: Gate,
-    waiting: Mutex<HashMap<Slot, Vec<i64>>>,
+    waiting: Mutex<HashMap<Slot, Vec<Committed>>>,
 }
 
 impl Closing {
@@ -53,7 +53,7 @@ impl Closing {
 
     /// Closes `users`' reservations in `slot`: at once for a campaign's only slot, with the
     /// bucket's other wins of the moment for a bucket.
-    pub async fn close(&self, slot: Slot, users: Vec<i64>) {
+    pub async fn close(&self, slot: Slot, users: Vec<Committed>) {
         if slot.bucket.is_none() {
             settle(&self.gate, slot, &users).await;
             return;
@@ -70,7 +70,7 @@ impl Closing {
     }
 
     async fn close_gathered(&self) {
-        let gathered: Vec<(Slot, Vec<i64>)> = self.lock().drain().collect();
+        let gathered: Vec<(Slot, Vec<Committed>)> = self.lock().drain().collect();
         join_all(
             gathered
                 .iter()
@@ -79,14 +79,14 @@ impl Closing {
         .await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Slot, Vec<i64>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Slot, Vec<Committed>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Closes committed wins' reservations. Best effort: one left open is found settled by the
 /// reconciler (MySQL has the win) and only closed.
-pub async fn settle(gate: &Gate, slot: Slot, users: &[i64]) {
+pub async fn settle(gate: &Gate, slot: Slot, users: &[Committed]) {
     if let Err(e) = gate.settle(slot, users).await {
         tracing::debug!(error = %e, %slot, wins = users.len(),
             "Could not close the reservations; the reconciler will.");

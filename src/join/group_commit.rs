@@ -51,7 +51,7 @@ use crate::hooks::Hooks;
 use crate::{
     config::GroupCommitSettings,
     db::{sql::size_at_most, Db},
-    gate::{Gate, Slot},
+    gate::{Committed, Gate, Slot},
     join::{
         closing::Closing,
         in_doubt,
@@ -124,7 +124,7 @@ impl GroupCommit {
             let written = transaction::write(&self.db, &win, &*self.hooks).await;
             if written.is_ok() {
                 self.closing
-                    .close(win.entry.slot(), vec![win.entry.user_id])
+                    .close(win.entry.slot(), vec![Committed::from(&win.entry)])
                     .await;
             }
             self.settle_in_doubt(std::slice::from_ref(&win), std::slice::from_ref(&written));
@@ -295,10 +295,10 @@ impl GroupCommit {
         self.settle_in_doubt(&wins, &results);
         let campaign_id = wins[0].entry.campaign_id;
         // A bucketed campaign's batch may hold wins of several buckets: one call per bucket.
-        let mut committed: BTreeMap<Slot, Vec<i64>> = BTreeMap::new();
+        let mut committed: BTreeMap<Slot, Vec<Committed>> = BTreeMap::new();
         for (win, _) in wins.iter().zip(&results).filter(|(_, r)| r.is_ok()) {
             let users = committed.entry(win.entry.slot()).or_default();
-            users.push(win.entry.user_id);
+            users.push(Committed::from(&win.entry));
         }
         let closing = self.closing.clone();
         tokio::spawn(

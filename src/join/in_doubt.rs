@@ -168,11 +168,15 @@ impl InDoubt {
                 .map(|p| (p.user_id, p))
                 .collect();
         let mut verdicts = HashMap::with_capacity(members.len());
-        let mut committed = Vec::new();
+        // Per gate state: a batch of a bucketed campaign holds wins of several buckets.
+        let mut committed: HashMap<crate::gate::Slot, Vec<crate::gate::Committed>> = HashMap::new();
         for m in members {
             let verdict = match found.remove(&m.entry.user_id) {
                 Some(p) if p.event_id.as_deref() == Some(m.event_id.to_string().as_str()) => {
-                    committed.push(m.entry.user_id);
+                    committed
+                        .entry(m.entry.slot())
+                        .or_default()
+                        .push((&m.entry).into());
                     Verdict::Committed(p)
                 }
                 Some(earlier) => {
@@ -186,7 +190,9 @@ impl InDoubt {
             };
             verdicts.insert(m.entry.user_id, verdict);
         }
-        gate.settle(campaign_id, &committed).await?;
+        for (slot, users) in committed {
+            gate.settle(slot, &users).await?;
+        }
         Ok(verdicts)
     }
 }

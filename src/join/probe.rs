@@ -32,7 +32,7 @@ impl ParticipationService {
             .ok_or_else(|| format!("campaign {campaign_id} not found"))?;
         self.reserve
             .loader
-            .give_owed(&campaign, campaign.id.into(), refused_at)
+            .give_owed(&campaign, campaign.slot(0), refused_at)
             .await
             .map_err(|e| e.to_string())
     }

@@ -101,11 +101,20 @@ pub enum JoinError {
     /// its buckets' rows (docs/design.md §21), which only the outbox path uses.
     #[error("campaign {0} is bucketed: the synchronous baseline serves unbucketed campaigns only; join it at POST /api/v1/campaigns/{0}/participations")]
     BucketedOnSyncPath(i64),
+    /// Likewise a campaign in a group: its limit is checked at the gate (docs/design.md §22).
+    #[error("campaign {0} is in a group: the synchronous baseline serves campaigns in no group only; join it at POST /api/v1/campaigns/{0}/participations")]
+    GroupedOnSyncPath(i64),
     /// `participation_id` is `None` while the first request of this user is still in flight.
     #[error("the user already participated in this campaign")]
     AlreadyParticipated { participation_id: Option<i64> },
     #[error("the campaign is sold out")]
     SoldOut,
+    /// The user holds `held` units across the campaign's group (docs/design.md §22), and the
+    /// quantity asked would pass its `limit`.
+    #[error(
+        "the user holds {held} of the {limit} units one user may have across the campaign's group"
+    )]
+    GroupLimit { limit: i32, held: i64 },
     /// The waiting room's admission is missing or refused.
     #[error(transparent)]
     Admission(#[from] AdmissionRefusal),

@@ -25,13 +25,15 @@ use chrono::{DateTime, Utc};
 use crate::{
     campaign::Campaign,
     gate::{
-        reservation_value, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, Release, Slot,
+        reservation_value, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, GroupCheck,
+        Release, Sibling, Slot,
     },
+    group::{GroupDirectory, Limit},
     join::{
         admit::{refused, Admitted},
         request::{AdmissionRefusal, JoinError, JoinRequest},
     },
-    telemetry::metrics::Metrics,
+    telemetry::metrics::{registry::ReasonLabels, Metrics},
     upkeep::loader::{self, GateLoader},
 };
 
@@ -49,6 +51,8 @@ pub struct Reserve {
     pub(super) commit_within: Duration,
     /// A bucketed campaign's dry bucket looking for units (docs/design.md §21).
     pub(super) tail: Tail,
+    /// The groups' limits and campaigns (docs/design.md §22).
+    pub(super) groups: Arc<GroupDirectory>,
 }
 
 /// What the gate decided for a join: a reservation to settle, or a user it already knows (whose
@@ -104,6 +108,8 @@ pub(super) struct Reserved {
     pub reserved_at_ms: i64,
     /// Past it the win must not commit (`NewParticipation::commit_by`).
     pub commit_by: std::time::Instant,
+    /// The campaign's group's limit, which the win's transaction guards too.
+    pub group: Option<Limit>,
 }
 
 impl Reserve {
@@ -128,12 +134,30 @@ impl Reserve {
                 sequence,
                 returns_seen,
             } => {
+                let group = match campaign.group_id {
+                    Some(id) => Some(Limit {
+                        group_id: id,
+                        per_user: self.groups.get(id).await?.group.per_user_limit,
+                    }),
+                    None => None,
+                };
                 return Ok(Gated::Reserved(Reserved {
                     sequence,
                     returns_seen,
                     reserved_at_ms: now.timestamp_millis(),
                     commit_by,
-                }))
+                    group,
+                }));
+            }
+            Decision::GroupLimit { held } => {
+                self.metrics
+                    .group_limit_refused
+                    .get_or_create(&ReasonLabels { reason: "GATE" })
+                    .inc();
+                JoinError::GroupLimit {
+                    limit: self.group_limit(campaign).await?,
+                    held,
+                }
             }
             Decision::AlreadyParticipated => return Ok(Gated::Already),
             Decision::TokenInvalid => refused(&self.metrics, AdmissionRefusal::Invalid),
@@ -160,7 +184,7 @@ impl Reserve {
                 // A bucketed campaign has no one winners set to copy: its searches remember a
                 // sell-out instead ([`Tail::sold_out_lately`]).
                 if remaining <= 0 && in_flight == 0 && confirmed && campaign.buckets == 1 {
-                    self.remember_sold_out(campaign.id, winners, asked_at).await;
+                    self.remember_sold_out(campaign, winners, asked_at).await;
                 }
                 JoinError::SoldOut
             }
@@ -171,7 +195,7 @@ impl Reserve {
                 quantity: req.entry.quantity,
                 limit: campaign.per_user_limit,
             },
-            Decision::Missing => JoinError::Unavailable {
+            Decision::Missing | Decision::SiblingMissing(_) => JoinError::Unavailable {
                 what: "Redis",
                 source: anyhow::anyhow!(
                     "the campaign's keys vanished right after each of {LOAD_ROUNDS} loads"
@@ -270,9 +294,24 @@ impl Reserve {
     ) -> Result<Decision, JoinError> {
         let now_ms = now.timestamp_millis();
         let epoch = crate::campaign::gate_epoch(campaign);
+        let group = match campaign.group_id {
+            Some(id) => Some(self.groups.get(id).await?),
+            None => None,
+        };
+        let siblings = group.as_ref().map(|g| g.siblings_of(campaign.id));
+        let check = group
+            .as_ref()
+            .zip(siblings.as_deref())
+            .map(|(g, siblings)| GroupCheck {
+                limit: g.group.per_user_limit,
+                siblings,
+            });
         for _ in 0..LOAD_ROUNDS {
             let started = std::time::Instant::now();
-            let decision = self.gate.reserve(&req.entry, pass, epoch, now_ms).await;
+            let decision = self
+                .gate
+                .reserve(&req.entry, pass, (epoch, check), now_ms)
+                .await;
             self.metrics
                 .gate_duration
                 .observe(started.elapsed().as_secs_f64());
@@ -280,12 +319,44 @@ impl Reserve {
                 self.undo_in_doubt(req, now_ms);
             }
             let decision = decision?;
-            if decision != Decision::Missing {
-                return Ok(decision);
+            match decision {
+                Decision::Missing => self.loader.ensure(campaign, req.entry.slot()).await?,
+                Decision::SiblingMissing(_) => {
+                    self.load_siblings(req, siblings.as_deref().unwrap_or_default())
+                        .await?
+                }
+                _ => return Ok(decision),
             }
-            self.loader.ensure(campaign, req.entry.slot()).await?;
         }
         Ok(Decision::Missing)
+    }
+
+    /// The gate found a sibling's keys missing: after a flush or a failover they all are, so
+    /// every sibling's keys in the join's bucket are loaded at once (a loaded one costs one
+    /// call), rather than one per round of [`LOAD_ROUNDS`] (docs/design.md §22).
+    async fn load_siblings(
+        &self,
+        req: &JoinRequest,
+        siblings: &[Sibling],
+    ) -> Result<(), JoinError> {
+        let loads = siblings.iter().map(|sibling| async move {
+            let campaign = self.groups.campaign(sibling.campaign_id).await?;
+            let slot = req.entry.slot().sibling(sibling.campaign_id);
+            self.loader.ensure(&campaign, slot).await?;
+            Ok::<(), JoinError>(())
+        });
+        for loaded in futures::future::join_all(loads).await {
+            loaded?;
+        }
+        Ok(())
+    }
+
+    /// The per-user limit of the campaign's group.
+    async fn group_limit(&self, campaign: &Campaign) -> Result<i32, JoinError> {
+        match campaign.group_id {
+            Some(id) => Ok(self.groups.get(id).await?.group.per_user_limit),
+            None => Ok(0),
+        }
     }
 
     /// The reservation call failed (a timeout, a reset): the script may still run, or may have
@@ -333,17 +404,18 @@ impl Reserve {
     /// campaign.
     async fn remember_sold_out(
         &self,
-        campaign_id: i64,
+        campaign: &Campaign,
         winners: i64,
         asked_at: std::time::Instant,
     ) {
+        let campaign_id = campaign.id;
         if self.sold_out.refresh(campaign_id, winners, asked_at) {
             return;
         }
         let Some(copy) = self.sold_out.start_copy(campaign_id) else {
             return;
         };
-        match self.gate.winners(campaign_id).await {
+        match self.gate.winners(campaign.slot(0)).await {
             // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
             // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
             // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.

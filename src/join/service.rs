@@ -18,7 +18,8 @@ use crate::{
     campaign::{Campaign, CampaignCache},
     config::Settings,
     db::Db,
-    gate::{sold_out::SoldOutMemo, Gate, Slot},
+    gate::{sold_out::SoldOutMemo, Gate},
+    group::GroupDirectory,
     hooks::Hooks,
     join::{
         admit::Admit,
@@ -95,7 +96,7 @@ impl ParticipationService {
         Self {
             admit: Arc::new(Admit {
                 db: db.clone(),
-                campaigns,
+                campaigns: campaigns.clone(),
                 signer,
                 sold_out: sold_out.clone(),
                 metrics: metrics.clone(),
@@ -106,6 +107,7 @@ impl ParticipationService {
                 sold_out,
                 metrics: metrics.clone(),
                 commit_within: commit_within(settings.redis.reservation_timeout),
+                groups: Arc::new(GroupDirectory::new(db.clone(), campaigns.clone())),
                 tail: Tail::new(
                     (db.clone(), gate.clone(), loader),
                     metrics.clone(),
@@ -139,8 +141,9 @@ impl ParticipationService {
         // A bucketed campaign's join lives in its user's home bucket (docs/design.md §21).
         let buckets = admitted.campaign.buckets;
         let home = crate::bucket::home(req.entry.user_id, buckets);
-        let slot = Slot::new(req.entry.campaign_id, buckets, home);
+        let slot = admitted.campaign.slot(home);
         req.entry.bucket = slot.bucket;
+        req.entry.group = slot.group;
         // From the gate on, the work runs in its own task. A request cut off (its client hangs
         // up, or its deadline passes) drops this future, and a reservation Redis makes must still
         // be committed or given back: dropped while the gate's answer was on its way, the

@@ -21,7 +21,10 @@ use crate::{
         reserve::Reserved,
         transaction::{NewParticipation, WriteError, Written},
     },
-    telemetry::metrics::{registry::PathLabels, Metrics, ParticipationPath},
+    telemetry::metrics::{
+        registry::{PathLabels, ReasonLabels},
+        Metrics, ParticipationPath,
+    },
     win::store,
 };
 
@@ -72,6 +75,7 @@ impl Settle {
             returns_seen,
             reserved_at_ms,
             commit_by,
+            group,
         } = reserved;
         let event_id = Uuid::now_v7();
         let sequence = crate::bucket::sequence(sequence, req.entry.bucket, campaign.buckets);
@@ -87,6 +91,7 @@ impl Settle {
             commit_by,
             ends_at: campaign.ends_at,
             reserved_at_ms,
+            group,
         };
         let mut written = self.write(participation.clone()).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
@@ -170,6 +175,19 @@ impl Settle {
                 .await;
                 Err(JoinError::SoldOut)
             }
+            // The group's limit in MySQL, which the gate had not seen (a campaign list read
+            // before the newest campaign joined the group): nothing written, all given back.
+            WriteError::GroupLimit { limit, held } => {
+                tracing::info!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, held, limit,
+                    "MySQL's guard refused a win past the group's limit that the gate had let through.");
+                self.metrics
+                    .group_limit_refused
+                    .get_or_create(&ReasonLabels { reason: "MYSQL" })
+                    .inc();
+                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
+                    .await;
+                Err(JoinError::GroupLimit { limit, held })
+            }
             // A pause or close the gate had not received: MySQL refuses the win, and the
             // reservation goes back whole (units and user).
             stopped @ (WriteError::Paused | WriteError::Closed) => {
@@ -226,15 +244,16 @@ impl Settle {
     fn used_in_bucket(&self, campaign: &Campaign, pass: &AdmissionPass, user_id: i64) {
         let gate = self.gate.clone();
         let ticket = pass.ticket.clone();
+        let campaign_id = campaign.id;
         let keys = (
-            campaign.id,
+            campaign.room_slot(),
             crate::campaign::gate_epoch(campaign),
             crate::upkeep::loader::keys_expire_ms(campaign),
         );
         tokio::spawn(async move {
             let now_ms = chrono::Utc::now().timestamp_millis();
             if let Err(e) = gate.room_used(keys, &ticket, user_id, now_ms).await {
-                tracing::debug!(error = %e, campaign_id = keys.0, user_id,
+                tracing::debug!(error = %e, campaign_id, user_id,
                     "Could not tell the room an admission won; it counts until its token expires.");
             }
         });
@@ -306,7 +325,7 @@ impl Settle {
                     user_id = entry.user_id,
                     "The participation committed although its answer was lost."
                 );
-                if let Err(e) = self.gate.settle(entry.campaign_id, &[entry.user_id]).await {
+                if let Err(e) = self.gate.settle(entry.slot(), &[(&entry).into()]).await {
                     tracing::debug!(error = %e, "Could not close the reservation; the reconciler will.");
                 }
                 Ok(Accepted::stored(&req, &found))

@@ -279,7 +279,7 @@ impl Tail {
     /// Gives a committed transfer's units to the receiving gate and forgets its marker; a gate
     /// not loaded keeps the marker (its rebuild reads the row, which has the units).
     async fn give(&self, campaign: &Campaign, moved: Moved) -> Result<(), TailError> {
-        let slot = Slot::new(campaign.id, campaign.buckets, moved.bucket);
+        let slot = campaign.slot(moved.bucket);
         let given = self
             .gate
             .give_transfer(slot, moved.transfer_id, moved.units, gate_epoch(campaign))
@@ -341,9 +341,7 @@ impl Tail {
         campaign: &Arc<Campaign>,
         home: Slot,
     ) -> Result<Option<Slot>, TailError> {
-        let siblings: Vec<Slot> = Slot::all(campaign.id, campaign.buckets)
-            .filter(|s| *s != home)
-            .collect();
+        let siblings: Vec<Slot> = campaign.slots().filter(|s| *s != home).collect();
         let mut read = self.gate.free_units(&siblings).await;
         let missing: Vec<Slot> = read
             .iter()

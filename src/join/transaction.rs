@@ -24,6 +24,7 @@ use crate::{
         ParticipationAccepted,
     },
     gate::Entry,
+    group::guard::{self, Held, Take},
     join::in_doubt::{self, InDoubt},
     outbox::{self, NewOutboxEvent},
 };
@@ -51,6 +52,8 @@ pub struct NewParticipation {
     /// The time its reservation carries at the gate (`<reserved at ms>:<quantity>`): a commit
     /// in doubt gives back exactly that reservation ([`crate::join::in_doubt`]).
     pub reserved_at_ms: i64,
+    /// The campaign's group's limit, guarded in the transaction (docs/design.md §22).
+    pub group: Option<crate::group::Limit>,
 }
 
 impl NewParticipation {
@@ -113,6 +116,11 @@ pub enum WriteError {
     /// wins one by one, each answered by its own bucket's guard.
     #[error("a bucket refused its part of the batch")]
     BatchRefused,
+    /// The win would take its user past the group's limit in MySQL (`group_holding`), which the
+    /// gate had not seen (docs/design.md §22). Nothing was written. In a batch of several wins
+    /// the batch answers [`WriteError::BatchRefused`] and each win is written alone.
+    #[error("the user holds {held} of the group's {limit} units already")]
+    GroupLimit { limit: i32, held: i64 },
 }
 
 /// Writes one win: [`write_all`] with one member.
@@ -206,6 +214,10 @@ pub async fn write_all(
         return Err(WriteError::Closed);
     }
 
+    if let Err(refused) = guard_group(&txn, wins).await {
+        txn.rollback().await?;
+        return Err(refused);
+    }
     // What each win is at its acceptance: held until its deadline, or confirmed.
     let states: Vec<WinState> = wins.iter().map(|w| w.status_at(accepted_at)).collect();
     let ids = match insert_participations(&txn, wins, &states, accepted_at).await {
@@ -241,6 +253,28 @@ pub async fn write_all(
             hold_expires_at,
         })
         .collect())
+}
+
+/// The group's limit over the wins' users (a campaign's wins share its group).
+async fn guard_group(txn: &Txn, wins: &[NewParticipation]) -> Result<(), WriteError> {
+    let Some(limit) = wins[0].group else {
+        return Ok(());
+    };
+    let takes: Vec<Take> = wins
+        .iter()
+        .map(|w| Take {
+            user_id: w.entry.user_id,
+            units: i64::from(w.entry.quantity),
+        })
+        .collect();
+    match guard::take(txn, limit.group_id, limit.per_user, &takes).await? {
+        Held::Within => Ok(()),
+        Held::Over { .. } if wins.len() > 1 => Err(WriteError::BatchRefused),
+        Held::Over { total, .. } => Err(WriteError::GroupLimit {
+            limit: limit.per_user,
+            held: total - i64::from(wins[0].entry.quantity),
+        }),
+    }
 }
 
 /// What a transaction's wins take: one row's units (the campaign's, or one bucket's), or

@@ -101,16 +101,18 @@ impl LiveSource {
             stats::campaign(&self.db, campaign_id),
         );
         let room = match found.campaign.admission.queued() {
-            true => self.gate.room_figures(campaign_id).await.ok(),
+            true => self
+                .gate
+                .room_figures(found.campaign.room_slot())
+                .await
+                .ok(),
             false => None,
         };
         let buckets = match found.campaign.buckets {
             0 | 1 => None,
-            n => {
+            _ => {
                 self.metrics.live_queries.inc_by(BALANCE_QUERIES);
-                view::read(&self.db, &self.gate, (campaign_id, n))
-                    .await
-                    .ok()
+                view::read(&self.db, &self.gate, &found.campaign).await.ok()
             }
         };
         Ok(Some(Reading {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::{
     api::{
         admin::AdminApi, campaigns::CampaignsApi, components::Components, controls::ControlsApi,
-        health::HealthApi, lifecycle::LifecycleApi, live::LiveApi,
+        groups::GroupsApi, health::HealthApi, lifecycle::LifecycleApi, live::LiveApi,
         participations::ParticipationsApi, queue::QueueApi, rewards::RewardsApi, stats::StatsApi,
         Apis,
     },
@@ -67,6 +67,10 @@ impl Resources {
                 participations: self.participations.clone(),
                 admin: self.admin.clone(),
                 refusals: refusals.clone(),
+            },
+            GroupsApi {
+                groups: crate::group::GroupService::new(self.db.clone()),
+                admin: self.admin.clone(),
             },
             ParticipationsApi {
                 participations: self.participations,

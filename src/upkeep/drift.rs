@@ -192,7 +192,7 @@ impl DriftAudit {
             };
             // The campaign's drift is its gates' (a bucketed campaign's buckets', summed).
             let mut drift = None;
-            for slot in Slot::all(id, campaign.buckets) {
+            for slot in campaign.slots() {
                 let Some(now) = self.audit_slot(&campaign, slot).await else {
                     continue;
                 };

@@ -160,7 +160,7 @@ impl GateLoader {
 
     /// [`Self::ensure`] for every slot of the campaign (each bucket's, one after another).
     pub async fn ensure_all(&self, campaign: &Arc<Campaign>) -> Result<(), LoadError> {
-        for slot in Slot::all(campaign.id, campaign.buckets) {
+        for slot in campaign.slots() {
             self.ensure(campaign, slot).await?;
         }
         Ok(())
@@ -257,9 +257,9 @@ impl GateLoader {
             let Some(&(last_id, _)) = page.last() else {
                 return Ok(winners);
             };
-            let users: Vec<i64> = page.iter().map(|&(_, user)| user).collect();
-            self.gate.add_winners(slot, &users).await?;
-            winners += users.len();
+            let wins: Vec<_> = page.iter().map(|&(_, win)| win).collect();
+            self.gate.add_winners(slot, &wins).await?;
+            winners += wins.len();
             after_id = last_id;
             if page.len() < LOAD_CHUNK as usize {
                 return Ok(winners);
@@ -388,6 +388,12 @@ fn seed_of(campaign: &Campaign, slot: Slot, read: &repo::GateSeed, returned: Vec
 /// When a campaign's gate keys expire, ms since the Unix epoch: [`KEEP_AFTER_END`] after its
 /// end (0: kept, a campaign without an end).
 pub fn keys_expire_ms(campaign: &Campaign) -> i64 {
+    // A campaign of a group is read by its siblings' joins for as long as any of them sells
+    // (docs/design.md §22): keys expired a day after its own end would be loaded again, already
+    // past their expiry, by every sibling's join. They are kept.
+    if campaign.group_id.is_some() {
+        return 0;
+    }
     campaign.ends_at.map_or(0, |t| {
         t.timestamp_millis()
             .saturating_add(KEEP_AFTER_END.as_millis() as i64)

@@ -22,7 +22,7 @@ use crate::{
     },
     db::{marker_cursor::MarkerCursor, Db},
     events::control::ControlKind,
-    gate::{Applied, Gate, GateControl, GateError, Returned, Slot},
+    gate::{Applied, Gate, GateControl, GateError, Returned},
     win::state_change::{self, ReturnKey},
 };
 
@@ -132,7 +132,7 @@ impl Markers {
             match self
                 .gate
                 .return_units(
-                    Slot::new(campaign.id, campaign.buckets, marker.bucket as u16),
+                    campaign.slot(marker.bucket as u16),
                     marker.participation_id,
                     i64::from(marker.quantity),
                     epoch,
@@ -197,7 +197,7 @@ impl Markers {
                 visited = Some(marker.transfer_id);
                 continue;
             };
-            let slot = Slot::new(campaign.id, campaign.buckets, marker.bucket as u16);
+            let slot = campaign.slot(marker.bucket as u16);
             let epoch = crate::campaign::gate_epoch(&campaign);
             match self
                 .gate
@@ -239,7 +239,7 @@ impl Markers {
         let epoch = crate::campaign::gate_epoch(&campaign);
         // Every bucket's gate acts on a control (docs/design.md §21): settled once all have it.
         let mut applied = Ok(Applied::AlreadyApplied);
-        for slot in Slot::all(campaign.id, campaign.buckets) {
+        for slot in campaign.slots() {
             let control = GateControl::for_slot(slot, kind, marker.delta);
             match self
                 .gate

@@ -18,7 +18,10 @@ use crate::{
     bucket::store as bucket_store,
     campaign::{Campaign, CampaignCache},
     db::{sql::stmt, Db},
-    gate::{scripts::OpenReservation, transfer::Untake, Entry, Gate, GateError, Release, Slot},
+    gate::{
+        scripts::OpenReservation, transfer::Untake, Committed, Entry, Gate, GateError, Release,
+        Slot,
+    },
     win::store,
 };
 use sea_orm::ConnectionTrait;
@@ -50,7 +53,7 @@ impl Reconciler {
             let Some(campaign) = self.campaigns.get(&self.db, campaign_id).await? else {
                 continue;
             };
-            for slot in Slot::all(campaign_id, campaign.buckets) {
+            for slot in campaign.slots() {
                 for open in self.gate.open_reservations(slot).await? {
                     if open.reserved_at_ms > cutoff {
                         continue;
@@ -135,7 +138,15 @@ impl Reconciler {
             .is_some()
         {
             txn.commit().await?;
-            self.gate.settle(slot, &[open.user_id]).await?;
+            self.gate
+                .settle(
+                    slot,
+                    &[Committed {
+                        user_id: open.user_id,
+                        quantity: open.quantity,
+                    }],
+                )
+                .await?;
             return Ok(false);
         }
         let entry = Entry {
@@ -143,6 +154,7 @@ impl Reconciler {
             user_id: open.user_id,
             quantity: open.quantity,
             bucket: slot.bucket,
+            group: slot.group,
         };
         // The lock is held until Redis has answered: a join that takes it next finds its
         // deadline passed.

@@ -129,5 +129,5 @@ impl BucketedRooms {
 /// `user_id`'s home bucket in `campaign` (docs/design.md §21).
 fn home_slot(campaign: &Campaign, user_id: i64) -> Slot {
     let home = crate::bucket::home(user_id, campaign.buckets);
-    Slot::new(campaign.id, campaign.buckets, home)
+    campaign.slot(home)
 }

@@ -172,7 +172,11 @@ impl WaitingRoom {
         let campaign = self.campaign(campaign_id).await?;
         let user_id = self
             .gate
-            .ticket_holder(campaign_id, crate::campaign::gate_epoch(&campaign), ticket)
+            .ticket_holder(
+                campaign.room_slot(),
+                crate::campaign::gate_epoch(&campaign),
+                ticket,
+            )
             .await?
             .ok_or(RoomError::TicketNotFound)?;
         Ok(HeldTicket {
@@ -235,10 +239,10 @@ impl WaitingRoom {
         for _ in 0..LOAD_ROUNDS {
             match self
                 .gate
-                .room(campaign.id, pace, now.timestamp_millis(), op)
+                .room(campaign.room_slot(), pace, now.timestamp_millis(), op)
                 .await?
             {
-                RoomAnswer::Missing => self.loader.ensure(campaign, campaign.id.into()).await?,
+                RoomAnswer::Missing => self.loader.ensure(campaign, campaign.room_slot()).await?,
                 RoomAnswer::Unknown => return Err(RoomError::TicketNotFound),
                 RoomAnswer::Found {
                     ticket,

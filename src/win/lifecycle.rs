@@ -329,11 +329,7 @@ impl LifecycleService {
 
 /// The gate state a win's units return to: its bucket's in a bucketed campaign.
 fn win_slot(win: &Locked, campaign: &Campaign) -> Slot {
-    Slot::new(
-        campaign.id,
-        campaign.buckets,
-        u16::try_from(win.bucket).unwrap_or(0),
-    )
+    campaign.slot(u16::try_from(win.bucket).unwrap_or(0))
 }
 
 /// The outbox row of a win's later event: keyed like the win's own (docs/design.md §21).

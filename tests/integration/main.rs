@@ -11,6 +11,7 @@ use support::{
 
 mod api;
 mod consumers;
+mod drops;
 mod faults;
 mod live_view;
 mod operations;

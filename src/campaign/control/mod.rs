@@ -30,7 +30,7 @@ use crate::{
     },
     db::Db,
     events::control::{CampaignChanged, ControlKind},
-    gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl, Returned, Slot},
+    gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl, Returned},
     outbox::{table, NewOutboxEvent},
     telemetry::metrics::{registry::ControlLabels, Metrics},
 };
@@ -361,7 +361,7 @@ impl CampaignControls {
             .flatten()?;
         let epoch = crate::campaign::gate_epoch(&campaign);
         for moved in withdrawn {
-            let slot = Slot::new(campaign_id, campaign.buckets, moved.bucket);
+            let slot = campaign.slot(moved.bucket);
             if let Err(e) = self
                 .gate
                 .give_transfer(slot, moved.transfer_id, moved.units, epoch)
@@ -381,7 +381,7 @@ impl CampaignControls {
         };
         let epoch = crate::campaign::gate_epoch(campaign);
         for moved in withdrawn {
-            let slot = Slot::new(campaign.id, campaign.buckets, moved.bucket);
+            let slot = campaign.slot(moved.bucket);
             if let Err(e) = self
                 .gate
                 .undo_transfer(slot, moved.transfer_id, moved.units, epoch)
@@ -400,7 +400,7 @@ impl CampaignControls {
             return Ok(None);
         };
         let c = &found.campaign;
-        let balance = bucket_view::read(&self.db, &self.gate, (c.id, c.buckets)).await?;
+        let balance = bucket_view::read(&self.db, &self.gate, c).await?;
         Ok(Some((found.campaign, balance)))
     }
 
@@ -431,7 +431,7 @@ impl CampaignControls {
     ) {
         let (campaign_id, epoch) = (campaign.id, crate::campaign::gate_epoch(campaign));
         for moved in withdrawn {
-            let slot = Slot::new(campaign_id, campaign.buckets, moved.bucket);
+            let slot = campaign.slot(moved.bucket);
             let given = self
                 .gate
                 .give_transfer(slot, moved.transfer_id, moved.units, epoch)
@@ -445,7 +445,7 @@ impl CampaignControls {
             }
         }
         let mut settled = true;
-        for slot in Slot::all(campaign_id, campaign.buckets) {
+        for slot in campaign.slots() {
             let control = GateControl::for_slot(slot, kind, delta);
             match self.gate.apply_control(slot, seq, control, epoch).await {
                 Ok(Applied::Applied | Applied::AlreadyApplied) => {}

@@ -226,6 +226,12 @@ declare_metrics! {
         "firstcome_admission_refused_total",
         "Joins of a campaign with a waiting room refused for their admission token, by reason";
 
+    /// A group's limit refusing a join (docs/design.md §22): `GATE` in Redis's atomic step,
+    /// `MYSQL` by the guard in the win's transaction (the gate had not seen the units).
+    group_limit_refused: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_group_limit_refused_total",
+        "Joins refused for their group's per-user limit, by where (GATE, MYSQL)";
+
     /// Refused joins this instance counted (the per-campaign counts are in MySQL, refusal::flush).
     refusals: Family<ReasonLabels, Counter> = Family::default(),
         "firstcome_refusals_total",
@@ -401,6 +407,9 @@ mod tests {
             .inc();
         m.refusals
             .get_or_create(&ReasonLabels { reason: "SOLD_OUT" })
+            .inc();
+        m.group_limit_refused
+            .get_or_create(&ReasonLabels { reason: "GATE" })
             .inc();
         for family in [
             &m.connections_refused,

@@ -24,7 +24,7 @@ pub(crate) fn cluster_url() -> String {
     })
 }
 
-async fn spawn_cluster_app() -> TestApp {
+pub(crate) async fn spawn_cluster_app() -> TestApp {
     let mut settings = test_settings().await;
     settings.redis.url = firstcome::config::Secret::new(cluster_url());
     settings.redis.cluster = true;

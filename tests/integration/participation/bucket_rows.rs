@@ -40,6 +40,7 @@ async fn bucketed(db: &Db, stock: i64, buckets: u16) -> i64 {
             admission: Admission::Open,
             admission_rate_per_second: 0,
             buckets,
+            group_id: None,
         },
     )
     .await

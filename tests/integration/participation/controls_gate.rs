@@ -9,7 +9,7 @@
 use firstcome::gate::{
     reservation_value,
     scripts::{Loaded, RebuildToken, Seed},
-    Applied, Decision, Entry, Gate, GateControl, GateState, Release,
+    Applied, Decision, Entry, Gate, GateControl, GateState, Release, Slot,
 };
 
 const CAMPAIGN: i64 = 7;
@@ -23,7 +23,7 @@ async fn loaded(stock: i64, ctl: i64) -> Gate {
 
 fn seed(stock: i64, ctl: i64) -> Seed {
     Seed {
-        slot: CAMPAIGN.into(),
+        slot: Slot::solo(CAMPAIGN),
         epoch: EPOCH,
         remaining_stock: stock,
         starts_at_ms: 0,
@@ -38,7 +38,7 @@ fn seed(stock: i64, ctl: i64) -> Seed {
 }
 
 async fn apply(gate: &Gate, seq: i64, control: GateControl) -> Applied {
-    gate.apply_control(CAMPAIGN, seq, control, EPOCH)
+    gate.apply_control(Slot::solo(CAMPAIGN), seq, control, EPOCH)
         .await
         .expect("control")
 }
@@ -47,7 +47,7 @@ async fn apply(gate: &Gate, seq: i64, control: GateControl) -> Applied {
 /// count the units a reservation left.
 async fn stock(gate: &Gate) -> i64 {
     let holding = gate
-        .holding(CAMPAIGN, EPOCH)
+        .holding(Slot::solo(CAMPAIGN), EPOCH)
         .await
         .expect("audit read")
         .expect("loaded");
@@ -61,7 +61,7 @@ static OWN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| reservatio
 /// sold-out release hands back (as the service does).
 async fn reserved(gate: &Gate, user: i64) -> i64 {
     match gate
-        .reserve(&entry(user), None, EPOCH, 1)
+        .reserve(&entry(user), None, (EPOCH, None), 1)
         .await
         .expect("reserve")
     {
@@ -76,6 +76,7 @@ fn entry(user: i64) -> Entry {
         user_id: user,
         quantity: 1,
         bucket: None,
+        group: None,
     }
 }
 
@@ -111,7 +112,7 @@ async fn a_stock_change_is_applied_once_and_changes_add_up_in_any_order() {
     );
     assert_eq!(stock(&rebuilt).await, 21);
     let wrong_epoch = gate
-        .apply_control(CAMPAIGN, 9, GateControl::Stock(1), EPOCH + 1)
+        .apply_control(Slot::solo(CAMPAIGN), 9, GateControl::Stock(1), EPOCH + 1)
         .await
         .expect("control");
     assert_eq!(wrong_epoch, Applied::NotLoaded);
@@ -123,7 +124,7 @@ async fn the_latest_state_control_decides_and_a_close_is_final() {
     let reserve = |user| {
         let gate = gate.clone();
         async move {
-            gate.reserve(&entry(user), None, EPOCH, 1)
+            gate.reserve(&entry(user), None, (EPOCH, None), 1)
                 .await
                 .expect("reserve")
         }
@@ -241,7 +242,7 @@ async fn a_sold_out_release_keeps_the_controls_its_read_did_not_include() {
 async fn a_sold_out_release_never_erases_a_return_that_came_after_its_reading() {
     let gate = loaded(1, 0).await;
     let returns_seen = reserved(&gate, 1).await;
-    gate.return_units(CAMPAIGN, 41, 1, EPOCH)
+    gate.return_units(Slot::solo(CAMPAIGN), 41, 1, EPOCH)
         .await
         .expect("return");
     let read_before_the_return = Release::SoldOut {
@@ -295,7 +296,7 @@ async fn a_sold_out_release_after_the_keys_were_reloaded_never_lowers_the_new_st
         .get_multiplexed_async_connection()
         .await
         .expect("connection");
-    let [meta, users, pending] = gate.keys(CAMPAIGN);
+    let [meta, users, pending] = gate.keys(Slot::solo(CAMPAIGN));
     let doomed = [
         meta.replace(":meta", ":returned"),
         meta.replace(":meta", ":controls"),
@@ -313,7 +314,7 @@ async fn a_sold_out_release_after_the_keys_were_reloaded_never_lowers_the_new_st
     };
     let token = RebuildToken::new();
     assert!(!gate
-        .prepare(CAMPAIGN, EPOCH, &token)
+        .prepare(Slot::solo(CAMPAIGN), EPOCH, &token)
         .await
         .expect("prepare"));
     assert_eq!(
@@ -371,7 +372,7 @@ async fn a_reservation_given_back_by_the_reconciler_is_not_given_back_again_by_i
 
         // The user reserves again (at 2 ms): the first request's late release leaves it.
         assert!(matches!(
-            gate.reserve(&entry(1), None, EPOCH, 2)
+            gate.reserve(&entry(1), None, (EPOCH, None), 2)
                 .await
                 .expect("reserve"),
             Decision::Reserved { .. }

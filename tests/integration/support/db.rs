@@ -52,6 +52,7 @@ impl TestApp {
                 user_id,
                 quantity: 1,
                 bucket: None,
+                group: None,
             },
             sequence,
             reward_points: 0,
@@ -63,6 +64,7 @@ impl TestApp {
             commit_by,
             ends_at: None,
             reserved_at_ms: chrono::Utc::now().timestamp_millis(),
+            group: None,
         }
     }
     /// Locks the campaign's row in a transaction of the test's own, so the service's guarded

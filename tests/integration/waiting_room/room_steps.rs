@@ -7,7 +7,7 @@ use firstcome::gate::{
     queue::{RoomAnswer, RoomOp, RoomPace, TicketState},
     reservation_value,
     scripts::Seed,
-    AdmissionPass, Decision, Entry, Gate, GateState, Release,
+    AdmissionPass, Decision, Entry, Gate, GateState, Release, Slot,
 };
 use uuid::Uuid;
 
@@ -29,7 +29,7 @@ fn pace(rate: i32) -> RoomPace {
 /// A gate over the test Redis with a prefix of its own, the campaign loaded with `stock`.
 async fn loaded(stock: i64) -> Gate {
     let seed = Seed {
-        slot: CAMPAIGN.into(),
+        slot: Slot::solo(CAMPAIGN),
         epoch: EPOCH,
         remaining_stock: stock,
         starts_at_ms: T0,
@@ -46,7 +46,11 @@ async fn loaded(stock: i64) -> Gate {
 
 /// What the room says about a ticket after one step at `now`.
 async fn step(gate: &Gate, pace: RoomPace, now: i64, op: RoomOp) -> (String, TicketState) {
-    match gate.room(CAMPAIGN, pace, now, &op).await.expect("room") {
+    match gate
+        .room(Slot::solo(CAMPAIGN), pace, now, &op)
+        .await
+        .expect("room")
+    {
         RoomAnswer::Found { ticket, .. } => (ticket.ticket, ticket.state),
         other => panic!("unexpected {other:?}"),
     }
@@ -64,7 +68,7 @@ async fn enqueue(gate: &Gate, pace: RoomPace, now: i64, user: i64) -> (String, T
 /// A poll as the service makes it: the ticket's holder read first, then the step for them.
 async fn poll(gate: &Gate, pace: RoomPace, now: i64, ticket: &str) -> TicketState {
     let user_id = gate
-        .ticket_holder(CAMPAIGN, pace.epoch, ticket)
+        .ticket_holder(Slot::solo(CAMPAIGN), pace.epoch, ticket)
         .await
         .expect("holder")
         .expect("a ticket of this room");
@@ -81,6 +85,7 @@ fn entry(user: i64) -> Entry {
         user_id: user,
         quantity: 1,
         bucket: None,
+        group: None,
     }
 }
 
@@ -232,21 +237,21 @@ async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_st
         expires_ms,
     };
     let stock_before = gate
-        .holding(CAMPAIGN, EPOCH)
+        .holding(Slot::solo(CAMPAIGN), EPOCH)
         .await
         .expect("read")
         .expect("loaded")
         .stock;
     // At the instant it expires: refused, nothing taken.
     assert_eq!(
-        gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms)
+        gate.reserve(&entry(1), Some(&pass), (EPOCH, None), expires_ms)
             .await
             .expect("reserve"),
         Decision::TokenExpired
     );
     // Another user presenting it, or a pass whose expiry differs from the admission's: refused.
     assert_eq!(
-        gate.reserve(&entry(2), Some(&pass), EPOCH, expires_ms - 1)
+        gate.reserve(&entry(2), Some(&pass), (EPOCH, None), expires_ms - 1)
             .await
             .expect("reserve"),
         Decision::TokenInvalid
@@ -256,13 +261,13 @@ async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_st
         ..pass.clone()
     };
     assert_eq!(
-        gate.reserve(&entry(1), Some(&stretched), EPOCH, expires_ms - 1)
+        gate.reserve(&entry(1), Some(&stretched), (EPOCH, None), expires_ms - 1)
             .await
             .expect("reserve"),
         Decision::TokenInvalid
     );
     let after = gate
-        .holding(CAMPAIGN, EPOCH)
+        .holding(Slot::solo(CAMPAIGN), EPOCH)
         .await
         .expect("read")
         .expect("loaded")
@@ -270,7 +275,7 @@ async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_st
     assert_eq!(after, stock_before, "refusals took no stock");
     // One millisecond before: the win takes the stock and the admission together.
     assert!(matches!(
-        gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms - 1)
+        gate.reserve(&entry(1), Some(&pass), (EPOCH, None), expires_ms - 1)
             .await
             .expect("reserve"),
         Decision::Reserved { .. }
@@ -293,14 +298,14 @@ async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_st
         Some(expires_ms)
     );
     assert!(matches!(
-        gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms - 1)
+        gate.reserve(&entry(1), Some(&pass), (EPOCH, None), expires_ms - 1)
             .await
             .expect("reserve"),
         Decision::Reserved { .. }
     ));
     // Its user forgotten by the gate (as a lost winners set would), the used token still never
     // wins twice.
-    let users = gate.keys(CAMPAIGN)[1].clone();
+    let users = gate.keys(Slot::solo(CAMPAIGN))[1].clone();
     gate.release(
         &entry(1),
         None,
@@ -311,7 +316,7 @@ async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_st
     .expect("settle-like");
     redis_srem(&users, 1).await;
     assert_eq!(
-        gate.reserve(&entry(1), Some(&pass), EPOCH, expires_ms - 1)
+        gate.reserve(&entry(1), Some(&pass), (EPOCH, None), expires_ms - 1)
             .await
             .expect("reserve"),
         Decision::TokenUsed
@@ -343,7 +348,7 @@ async fn a_user_whose_used_admission_was_undone_without_it_may_queue_again() {
         expires_ms: admitted(state).expect("admitted"),
     };
     assert!(matches!(
-        gate.reserve(&entry(1), Some(&pass), EPOCH, T0 + 1)
+        gate.reserve(&entry(1), Some(&pass), (EPOCH, None), T0 + 1)
             .await
             .expect("reserve"),
         Decision::Reserved { .. }

@@ -1,0 +1,94 @@
+//! Each group's limit and campaigns as a join needs them: read from MySQL, kept
+//! [`MEMBERS_FRESH`]. A campaign joins a group at its creation, so the list only grows; a join
+//! that runs on a list without the newest campaign has its Redis check miss the units held
+//! there, and the MySQL guard ([`super::guard`]) refuses what would pass the limit.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use sea_orm::DbErr;
+use tokio::sync::RwLock;
+
+use crate::{
+    campaign::{Campaign, CampaignCache},
+    db::Db,
+    gate::Sibling,
+    group::{repo, Group},
+};
+
+/// How long a group's campaign list is used before it is read again.
+pub const MEMBERS_FRESH: Duration = Duration::from_secs(1);
+
+/// A group and its campaigns at one reading.
+#[derive(Debug)]
+pub struct GroupMembers {
+    pub group: Group,
+    /// Every campaign of the group, by id.
+    pub campaigns: Vec<Sibling>,
+    read_at: Instant,
+}
+
+impl GroupMembers {
+    /// The group's campaigns other than `campaign_id`.
+    pub fn siblings_of(&self, campaign_id: i64) -> Vec<Sibling> {
+        self.campaigns
+            .iter()
+            .filter(|s| s.campaign_id != campaign_id)
+            .copied()
+            .collect()
+    }
+}
+
+/// The groups this instance has served joins for.
+pub struct GroupDirectory {
+    db: Db,
+    campaigns: Arc<CampaignCache>,
+    entries: RwLock<HashMap<i64, Arc<GroupMembers>>>,
+}
+
+impl GroupDirectory {
+    pub fn new(db: Db, campaigns: Arc<CampaignCache>) -> Self {
+        Self {
+            db,
+            campaigns,
+            entries: RwLock::default(),
+        }
+    }
+
+    /// Group `id` and its campaigns, read again once the copy is older than [`MEMBERS_FRESH`].
+    pub async fn get(&self, id: i64) -> Result<Arc<GroupMembers>, DbErr> {
+        if let Some(found) = self.entries.read().await.get(&id) {
+            if found.read_at.elapsed() < MEMBERS_FRESH {
+                return Ok(found.clone());
+            }
+        }
+        Box::pin(self.read(id)).await
+    }
+
+    async fn read(&self, id: i64) -> Result<Arc<GroupMembers>, DbErr> {
+        let read_at = Instant::now();
+        let group = repo::find(&self.db, id)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("group {id}")))?;
+        let campaigns = repo::campaigns(&self.db, id).await?;
+        let members = Arc::new(GroupMembers {
+            group,
+            campaigns,
+            read_at,
+        });
+        self.entries.write().await.insert(id, members.clone());
+        Ok(members)
+    }
+
+    /// A campaign of a group, from the shared campaign cache (a sibling whose keys a join must
+    /// load).
+    pub async fn campaign(&self, id: i64) -> Result<Arc<Campaign>, DbErr> {
+        self.campaigns
+            .get(&self.db, id)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {id}")))
+    }
+}
