@@ -133,6 +133,7 @@ async fn produce_backlog(
             reward_points: 10,
             status: WinStatus::Confirmed,
             hold_expires_at: None,
+            purchase_id: None,
         };
         index.insert(event.event_id, (campaign_id, sequence));
         let key = event.key();

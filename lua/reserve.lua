@@ -1,5 +1,6 @@
 -- reserve.lua: the FCFS gate. One atomic step decides whether a request may open a MySQL
 -- transaction: window, per-user limit, one win per user, stock, and the FCFS sequence number.
+-- Runs after entry.lua (the window and limit checks, `entry_refusal`).
 --
 -- KEYS[1]  campaign hash  "<prefix>{c:<id>}:meta"  fields: stock, starts_ms, ends_ms (0 = no end),
 --                                                         limit, seq, expire_ms (0 = keep), epoch,
@@ -55,24 +56,11 @@ local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limi
 if not meta[1] or meta[6] ~= ARGV[4] then
   return {'MISSING', 0}
 end
-if meta[7] == 'closed' then
-  return {'ENDED', 0}
-end
-
 local quantity = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-if now < tonumber(meta[2]) then
-  return {'NOT_OPEN', 0}
-end
-local ends = tonumber(meta[3])
-if ends > 0 and now >= ends then
-  return {'ENDED', 0}
-end
-if meta[7] == 'paused' then
-  return {'PAUSED', 0}
-end
-if quantity > tonumber(meta[4]) then
-  return {'OVER_LIMIT', 0}
+local refused = entry_refusal(meta, now, quantity)
+if refused then
+  return {refused, 0}
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return {'ALREADY', 0}

@@ -50,6 +50,7 @@ mod m20261125_000041_outbox_status_fixed_width;
 mod m20261125_000042_outbox_redundant_rows;
 mod m20261126_000043_campaign_buckets;
 mod m20261126_000044_campaign_groups;
+mod m20261126_000045_purchases;
 
 pub struct Migrator;
 
@@ -101,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000042_outbox_redundant_rows::Migration),
             Box::new(m20261126_000043_campaign_buckets::Migration),
             Box::new(m20261126_000044_campaign_groups::Migration),
+            Box::new(m20261126_000045_purchases::Migration),
         ]
     }
 }

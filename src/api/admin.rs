@@ -217,6 +217,7 @@ impl AdminApi {
                 message: "no DEAD event has this id".into(),
                 participation_id: None,
                 free_stock: None,
+                campaign_id: None,
             })));
         }
         tracing::info!(%event_id, %admin, "Dead event redriven.");

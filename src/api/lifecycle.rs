@@ -27,28 +27,37 @@ pub struct LifecycleApi {
 }
 
 impl LifecycleApi {
-    /// Who asks for a cancellation: an admin (its token names it), else the user (with
-    /// `USER_AUTH=jwt`, proven by the user's token). A bearer that is neither an admin token nor
-    /// shaped like a JWT is a failed admin attempt (the door counts it); with `none`, any bearer
-    /// that is no admin token is 401, never a silent downgrade to the user's call.
     fn canceller(
         &self,
         http: &Request,
         user_id: i64,
     ) -> Result<(Caller, Option<AdminName>), ApiError> {
-        match (self.admin.presented(http)?, self.users.enabled()) {
-            (Presented::Admin(admin), _) => {
-                tracing::info!(admin = %admin, "Admin call.");
-                Ok((Caller::Admin, Some(admin)))
-            }
-            (Presented::Failed, true) => Err(ApiError::unauthenticated()),
-            (Presented::Failed | Presented::UserJwt, false) => Err(ApiError::unauthorized()),
-            (Presented::UserJwt | Presented::Nothing, true) => {
-                self.users.verified(http, user_id)?;
-                Ok((Caller::User, None))
-            }
-            (Presented::Nothing, false) => Ok((Caller::User, None)),
+        canceller(&self.admin, &self.users, http, user_id)
+    }
+}
+
+/// Who asks for a cancellation: an admin (its token names it), else the user (with
+/// `USER_AUTH=jwt`, proven by the user's token). A bearer that is neither an admin token nor
+/// shaped like a JWT is a failed admin attempt (the door counts it); with `none`, any bearer
+/// that is no admin token is 401, never a silent downgrade to the user's call.
+pub(crate) fn canceller(
+    admin: &AdminTokens,
+    users: &UserAuthority,
+    http: &Request,
+    user_id: i64,
+) -> Result<(Caller, Option<AdminName>), ApiError> {
+    match (admin.presented(http)?, users.enabled()) {
+        (Presented::Admin(admin), _) => {
+            tracing::info!(admin = %admin, "Admin call.");
+            Ok((Caller::Admin, Some(admin)))
         }
+        (Presented::Failed, true) => Err(ApiError::unauthenticated()),
+        (Presented::Failed | Presented::UserJwt, false) => Err(ApiError::unauthorized()),
+        (Presented::UserJwt | Presented::Nothing, true) => {
+            users.verified(http, user_id)?;
+            Ok((Caller::User, None))
+        }
+        (Presented::Nothing, false) => Ok((Caller::User, None)),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod live;
 mod metrics_page;
 pub mod participations;
+pub mod purchases;
 pub mod queue;
 pub mod readiness;
 pub mod rewards;
@@ -35,7 +36,7 @@ use crate::{
 pub enum Tag {
     /// Create and inspect campaigns.
     Campaigns,
-    /// Groups of campaigns under one per-user limit.
+    /// Groups of campaigns under one per-user limit, and purchases (carts) of their campaigns.
     Groups,
     /// The waiting room of `QUEUE` and `RAFFLE` campaigns: queue, poll, get an admission token.
     Queue,
@@ -56,6 +57,7 @@ pub type Apis = (
     health::HealthApi,
     campaigns::CampaignsApi,
     groups::GroupsApi,
+    purchases::PurchasesApi,
     participations::ParticipationsApi,
     stats::StatsApi,
     rewards::RewardsApi,

@@ -192,19 +192,7 @@ impl ParticipationsApi {
     /// Who may read `user_id`'s participation: with `USER_AUTH=jwt`, an admin (named) or that
     /// user; with `none`, anyone (as before: the joins trust the `userId` too).
     fn reader(&self, http: &Request, user_id: i64) -> Result<(), ApiError> {
-        if !self.users.enabled() {
-            return Ok(());
-        }
-        // A user's JWT (well-formed, valid or not) never meets the admin door; any other
-        // bearer that is no admin token is a failed admin attempt.
-        match self.admin.presented(http)? {
-            Presented::Admin(admin) => {
-                tracing::info!(admin = %admin, "Admin call.");
-                Ok(())
-            }
-            Presented::Failed => Err(ApiError::unauthenticated()),
-            Presented::UserJwt | Presented::Nothing => self.users.verified(http, user_id),
-        }
+        reader(&self.admin, &self.users, http, user_id)
     }
 
     /// Who may list a campaign's participations: with `USER_AUTH=jwt`, an admin only (the list
@@ -235,6 +223,29 @@ impl ParticipationsApi {
                 self.refusals.record_code(campaign_id, &code);
                 self.metrics.participation_outcome(path, code);
             })
+    }
+}
+
+/// Who may read `user_id`'s participations (a purchase's too): with `USER_AUTH=jwt`, an admin
+/// (named) or that user; with `none`, anyone.
+pub(crate) fn reader(
+    admin: &AdminTokens,
+    users: &UserAuthority,
+    http: &Request,
+    user_id: i64,
+) -> Result<(), ApiError> {
+    if !users.enabled() {
+        return Ok(());
+    }
+    // A user's JWT (well-formed, valid or not) never meets the admin door; any other bearer
+    // that is no admin token is a failed admin attempt.
+    match admin.presented(http)? {
+        Presented::Admin(admin) => {
+            tracing::info!(admin = %admin, "Admin call.");
+            Ok(())
+        }
+        Presented::Failed => Err(ApiError::unauthenticated()),
+        Presented::UserJwt | Presented::Nothing => users.verified(http, user_id),
     }
 }
 

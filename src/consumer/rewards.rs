@@ -182,6 +182,7 @@ mod tests {
             reward_points: 10,
             status,
             hold_expires_at: None,
+            purchase_id: None,
         })
     }
 

@@ -425,6 +425,7 @@ mod tests {
             reward_points: 0,
             status,
             hold_expires_at: None,
+            purchase_id: None,
         }))
     }
 

@@ -53,6 +53,11 @@ pub struct ParticipationAccepted {
         deserialize_with = "crate::events::rfc3339::option"
     )]
     pub hold_expires_at: Option<DateTime<Utc>>,
+    /// The purchase (cart) this win is an item of (docs/design.md §22); absent for a join of
+    /// one campaign. A purchase's items are accepted in one transaction, each on its own
+    /// campaign's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_id: Option<i64>,
 }
 
 /// What a win is when it is accepted, or was when it was cancelled.
@@ -90,6 +95,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("rewardPoints", "integer", "int64"),
     ("status", "string", ""),
     ("holdExpiresAt", "string", "date-time"),
+    ("purchaseId", "integer", "int64"),
 ];
 
 pub use crate::events::contract::ContractError;
@@ -144,6 +150,7 @@ mod tests {
             reward_points: 10,
             status: WinStatus::Confirmed,
             hold_expires_at: None,
+            purchase_id: None,
         }
     }
 

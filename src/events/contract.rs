@@ -362,6 +362,7 @@ mod tests {
             reward_points: 10,
             status: WinStatus::Held,
             hold_expires_at: Some(at(60)),
+            purchase_id: None,
         }
     }
 

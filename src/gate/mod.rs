@@ -6,6 +6,7 @@
 //! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`connection`]: the Redis connection: one node or a cluster, plain or TLS.
 //! - [`scripts`]: [`Gate`], the typed wrappers of the Lua scripts in `lua/`.
+//! - [`cart`]: a purchase's items reserved all or none (§22).
 //! - [`group`]: a group's per-user limit, checked with the stock (§22).
 //! - [`queue`]: the waiting room's queue and admissions (`lua/queue.lua`).
 //! - [`rate_limit`]: the per-user and per-IP token buckets (`lua/rate_limit.lua`).
@@ -18,6 +19,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod cart;
 pub mod connection;
 pub mod control;
 pub mod entry;

@@ -19,8 +19,12 @@ use crate::{
     },
 };
 
-static RESERVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/reserve.lua")));
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../../lua/entry.lua"),
+        include_str!("../../lua/reserve.lua")
+    ))
+});
 /// The campaign's keys a reservation and its release take, by suffix: meta, users, pending,
 /// then the waiting room's tickets and admissions.
 const RESERVATION_KEYS: [&str; 5] = ["meta", "users", "pending", "qt", "qadm"];

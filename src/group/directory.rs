@@ -68,6 +68,25 @@ impl GroupDirectory {
         Box::pin(self.read(id)).await
     }
 
+    /// Group `id` with every campaign in `campaigns` if they are in it: a copy that lacks one
+    /// (it joined the group since) is read again.
+    pub async fn get_with(
+        &self,
+        id: i64,
+        campaigns: impl Iterator<Item = i64> + Clone,
+    ) -> Result<Arc<GroupMembers>, DbErr> {
+        let members = self.get(id).await?;
+        let listed = |m: &GroupMembers| {
+            campaigns
+                .clone()
+                .all(|c| m.campaigns.iter().any(|s| s.campaign_id == c))
+        };
+        if listed(&members) {
+            return Ok(members);
+        }
+        Box::pin(self.read(id)).await
+    }
+
     async fn read(&self, id: i64) -> Result<Arc<GroupMembers>, DbErr> {
         let read_at = Instant::now();
         let group = repo::find(&self.db, id)

@@ -23,6 +23,7 @@ pub enum ErrorCode {
     UserMismatch,
     CampaignNotFound,
     GroupNotFound,
+    PurchaseNotFound,
     ParticipationNotFound,
     EventNotFound,
     NotFound,
@@ -76,6 +77,10 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub free_stock: Option<i64>,
+    /// With a purchase's refusal of one item: the item's campaign, the one that could not be had.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<i64>,
 }
 
 /// Seconds a client should wait after SERVICE_BUSY.
@@ -96,8 +101,8 @@ pub enum ApiError {
     /// another campaign's or user's token.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
-    /// CAMPAIGN_NOT_FOUND, GROUP_NOT_FOUND, PARTICIPATION_NOT_FOUND, EVENT_NOT_FOUND,
-    /// TICKET_NOT_FOUND.
+    /// CAMPAIGN_NOT_FOUND, GROUP_NOT_FOUND, PURCHASE_NOT_FOUND, PARTICIPATION_NOT_FOUND,
+    /// EVENT_NOT_FOUND, TICKET_NOT_FOUND.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// ALREADY_PARTICIPATED (with `participationId`), SOLD_OUT, GROUP_LIMIT_REACHED (the user's
@@ -134,10 +139,28 @@ fn body(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
         message: message.into(),
         participation_id: None,
         free_stock: None,
+        campaign_id: None,
     })
 }
 
 impl ApiError {
+    /// The same error naming the campaign it is about (a purchase's item).
+    pub fn about_campaign(mut self, campaign_id: i64) -> Self {
+        match &mut self {
+            Self::BadRequest(b)
+            | Self::Unauthorized(b)
+            | Self::Forbidden(b)
+            | Self::NotFound(b)
+            | Self::Conflict(b)
+            | Self::PayloadTooLarge(b)
+            | Self::Unprocessable(b)
+            | Self::Internal(b)
+            | Self::TooManyRequests(b, _)
+            | Self::Unavailable(b, _) => b.campaign_id = Some(campaign_id),
+        }
+        self
+    }
+
     /// The error's stable code.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -171,6 +194,12 @@ impl ApiError {
     }
     pub fn user_mismatch() -> Self {
         Self::Forbidden(body(ErrorCode::UserMismatch, "the token is another user's"))
+    }
+    pub fn purchase_not_found(id: i64) -> Self {
+        Self::NotFound(body(
+            ErrorCode::PurchaseNotFound,
+            format!("purchase {id} does not exist"),
+        ))
     }
     pub fn group_not_found(id: i64) -> Self {
         Self::NotFound(body(
@@ -277,6 +306,7 @@ impl From<JoinError> for ApiError {
                     message: e.to_string(),
                     participation_id: *participation_id,
                     free_stock: None,
+                    campaign_id: None,
                 }))
             }
             JoinError::SoldOut => Self::Conflict(body(ErrorCode::SoldOut, e.to_string())),
@@ -350,6 +380,7 @@ impl From<ControlError> for ApiError {
                 message: e.to_string(),
                 participation_id: None,
                 free_stock: Some(free),
+                campaign_id: None,
             })),
             ControlError::TooMuchStock { .. } => Self::validation(e.to_string()),
             ControlError::KeyReused { .. } => {

@@ -144,6 +144,7 @@ impl SyncParticipationService {
             reward_points,
             status,
             hold_expires_at,
+            purchase_id: None,
         };
         let traceparent = req.trace.map(|t| t.to_string());
         if let Err(e) = self.produce(&event, traceparent.as_deref()).await {

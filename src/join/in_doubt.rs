@@ -93,6 +93,11 @@ impl InDoubt {
         })
     }
 
+    /// The MySQL session the COMMIT was sent on (ended before the outcome is read).
+    pub(super) fn session(&self) -> u64 {
+        self.session
+    }
+
     /// Why the outcome was unknown.
     pub fn error(&self) -> &DbErr {
         &self.error
@@ -206,7 +211,7 @@ async fn give_back(gate: &Gate, m: &Member, how: Release) -> Result<(), GateErro
 
 /// Ends session `session` if it is still there and ours, and returns once it is gone: from then
 /// on its transaction can neither commit nor roll back any more.
-async fn end_session(db: &Db, session: u64) -> Result<(), DbErr> {
+pub(super) async fn end_session(db: &Db, session: u64) -> Result<(), DbErr> {
     if !still_there(db, session).await? {
         return Ok(());
     }

@@ -23,10 +23,12 @@
 //! - [`in_doubt`]: a batch whose COMMIT went unanswered, settled as soon as MySQL answers again.
 //! - [`probe`]: the counters tests synchronize on (the group commit's queue, the loader's
 //!   rebuilds).
+//! - [`cart`]: a purchase of several campaigns of a group, all or none (§22).
 //! - [`baseline`]: the naive synchronous path kept for comparison (no Redis, no outbox).
 
 pub mod admit;
 pub mod baseline;
+pub mod cart;
 pub mod closing;
 pub mod group_commit;
 mod guard;

@@ -86,7 +86,11 @@ pub(super) fn in_flight_wait(commit_within: Duration) -> Duration {
 
 /// Whether a SOLD_OUT is worth asking again: reservations are open, and the latest was made
 /// recently enough that they may still be settling (see [`IN_FLIGHT_YOUNG`]).
-fn settling(in_flight: i64, latest_reserved_ms_ago: i64, commit_within: Duration) -> bool {
+pub(super) fn settling(
+    in_flight: i64,
+    latest_reserved_ms_ago: i64,
+    commit_within: Duration,
+) -> bool {
     // Negative when another instance's clock is ahead: recent.
     let young = i64::try_from(IN_FLIGHT_YOUNG.min(commit_within).as_millis()).unwrap_or(i64::MAX);
     in_flight > 0 && latest_reserved_ms_ago < young
@@ -294,8 +298,13 @@ impl Reserve {
     ) -> Result<Decision, JoinError> {
         let now_ms = now.timestamp_millis();
         let epoch = crate::campaign::gate_epoch(campaign);
+        // A list read before this campaign joined the group is read again.
         let group = match campaign.group_id {
-            Some(id) => Some(self.groups.get(id).await?),
+            Some(id) => Some(
+                self.groups
+                    .get_with(id, std::iter::once(campaign.id))
+                    .await?,
+            ),
             None => None,
         };
         let siblings = group.as_ref().map(|g| g.siblings_of(campaign.id));

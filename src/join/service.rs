@@ -121,12 +121,13 @@ impl ParticipationService {
                     settings.database.group_commit,
                     settings.database.acquire_timeout,
                     metrics.clone(),
-                    hooks,
+                    hooks.clone(),
                 ),
                 db,
                 gate,
                 sink,
                 metrics,
+                hooks,
             }),
         }
     }

@@ -59,6 +59,8 @@ pub struct Settle {
     pub(super) sink: Sink,
     /// Transaction latencies.
     pub(super) metrics: Arc<Metrics>,
+    /// The test seam (`crate::hooks`), for the purchases written outside the group commit.
+    pub(super) hooks: Arc<dyn crate::hooks::Hooks>,
 }
 
 impl Settle {
@@ -92,6 +94,7 @@ impl Settle {
             ends_at: campaign.ends_at,
             reserved_at_ms,
             group,
+            purchase_id: None,
         };
         let mut written = self.write(participation.clone()).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
@@ -357,7 +360,7 @@ impl Settle {
     /// open (see [`reservation_value`]). Retried a few times; if Redis stays unreachable the
     /// reservation is leaked (Redis then undercounts the stock until its keys are rebuilt) and
     /// logged. The admission `pass` the reservation used is live again when nothing was written.
-    async fn compensate(
+    pub(super) async fn compensate(
         &self,
         req: &JoinRequest,
         pass: Option<&AdmissionPass>,

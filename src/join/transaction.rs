@@ -54,6 +54,8 @@ pub struct NewParticipation {
     pub reserved_at_ms: i64,
     /// The campaign's group's limit, guarded in the transaction (docs/design.md §22).
     pub group: Option<crate::group::Limit>,
+    /// The purchase (cart) the win is an item of, once its row is written; `None` for a join.
+    pub purchase_id: Option<i64>,
 }
 
 impl NewParticipation {
@@ -65,7 +67,7 @@ impl NewParticipation {
 }
 
 /// A win's state at its acceptance, and the hold's deadline when it is held.
-type WinState = (WinStatus, Option<DateTime<Utc>>);
+pub(super) type WinState = (WinStatus, Option<DateTime<Utc>>);
 
 /// A committed win: its participation id and its `acceptedAt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +136,7 @@ pub async fn write(
 }
 
 /// The outbox rows of a batch's wins: each win's `ParticipationAccepted` as it is written.
-fn accepted_events(
+pub(super) fn accepted_events(
     wins: &[NewParticipation],
     ids: &[i64],
     states: &[WinState],
@@ -155,6 +157,7 @@ fn accepted_events(
                 reward_points: w.reward_points,
                 status,
                 hold_expires_at,
+                purchase_id: w.purchase_id,
             };
             let mut row =
                 NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref());
@@ -256,7 +259,7 @@ pub async fn write_all(
 }
 
 /// The group's limit over the wins' users (a campaign's wins share its group).
-async fn guard_group(txn: &Txn, wins: &[NewParticipation]) -> Result<(), WriteError> {
+pub(super) async fn guard_group(txn: &Txn, wins: &[NewParticipation]) -> Result<(), WriteError> {
     let Some(limit) = wins[0].group else {
         return Ok(());
     };
@@ -324,7 +327,7 @@ fn parts(wins: &[NewParticipation]) -> Decrement {
 /// (campaign, user) inside the transaction. Never computed from the first id, which would assume
 /// `auto_increment_increment = 1` (Galera and multi-primary set-ups step by more) and consecutive
 /// allocation.
-async fn insert_participations(
+pub(super) async fn insert_participations(
     txn: &Txn,
     wins: &[NewParticipation],
     states: &[WinState],
@@ -332,7 +335,7 @@ async fn insert_participations(
 ) -> Result<Vec<i64>, DbErr> {
     let campaign_id = wins[0].entry.campaign_id;
     let created_at = to_db(accepted_at);
-    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 10);
+    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 11);
     for (w, &(status, hold_expires_at)) in wins.iter().zip(states) {
         values.extend([
             campaign_id.into(),
@@ -345,12 +348,13 @@ async fn insert_participations(
             status.as_str().into(),
             hold_expires_at.map(to_db).into(),
             w.event_id.to_string().into(),
+            w.purchase_id.into(),
         ]);
     }
     const HEAD: &str =
         "INSERT INTO participation (campaign_id, bucket, user_id, quantity, sequence, \
-                        created_at, idempotency_key, status, hold_expires_at, event_id)";
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                        created_at, idempotency_key, status, hold_expires_at, event_id, purchase_id)";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     if let [one] = wins {
         let inserted = insert_rows(txn, HEAD, ROW, "", values).await?;
         let id = i64::try_from(inserted[0].last_insert_id())

@@ -6,8 +6,8 @@ use crate::{
     api::{
         admin::AdminApi, campaigns::CampaignsApi, components::Components, controls::ControlsApi,
         groups::GroupsApi, health::HealthApi, lifecycle::LifecycleApi, live::LiveApi,
-        participations::ParticipationsApi, queue::QueueApi, rewards::RewardsApi, stats::StatsApi,
-        Apis,
+        participations::ParticipationsApi, purchases::PurchasesApi, queue::QueueApi,
+        rewards::RewardsApi, stats::StatsApi, Apis,
     },
     campaign::{control::CampaignControls, CampaignService},
     consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
@@ -71,6 +71,13 @@ impl Resources {
             GroupsApi {
                 groups: crate::group::GroupService::new(self.db.clone()),
                 admin: self.admin.clone(),
+            },
+            PurchasesApi {
+                participations: self.participations.clone(),
+                lifecycle: self.lifecycle.clone(),
+                admin: self.admin.clone(),
+                users: self.users.clone(),
+                limits: self.rate_limits.clone(),
             },
             ParticipationsApi {
                 participations: self.participations,

@@ -58,7 +58,7 @@ pub enum LifecycleError {
 }
 
 /// What a state change decided, inside its transaction.
-enum Decision {
+pub(super) enum Decision {
     /// Nothing to write; the answer as is.
     Keep(Result<(), LifecycleError>),
     Confirm,
@@ -72,11 +72,11 @@ enum Decision {
 /// Confirms, cancels and expires wins. Cheap to clone.
 #[derive(Clone)]
 pub struct LifecycleService {
-    db: Db,
+    pub(super) db: Db,
     gate: Gate,
     campaigns: Arc<CampaignCache>,
     /// Where a win's later events go: the topic, and the relay's wakeup after a commit.
-    sink: Sink,
+    pub(super) sink: Sink,
     /// The test seam (`crate::hooks`): a crash before the gate return, the planted bug.
     hooks: Arc<dyn Hooks>,
 }
@@ -106,20 +106,8 @@ impl LifecycleService {
         user_id: i64,
         traceparent: Option<String>,
     ) -> Result<StoredParticipation, LifecycleError> {
-        self.change(campaign_id, user_id, traceparent, |win| {
-            match (win.status, win.in_time) {
-                (ParticipationStatus::Held, true) => Decision::Confirm,
-                (ParticipationStatus::Held, false) => expire(),
-                (ParticipationStatus::Confirmed, _) => Decision::Keep(Ok(())),
-                (ParticipationStatus::Cancelled, _) => {
-                    Decision::Keep(Err(LifecycleError::Cancelled))
-                }
-                (ParticipationStatus::Expired, _) => {
-                    Decision::Keep(Err(LifecycleError::HoldExpired))
-                }
-            }
-        })
-        .await
+        self.change(campaign_id, user_id, traceparent, confirm_rule)
+            .await
     }
 
     /// A held win (before its deadline) → CANCELLED (`USER`, or `ADMIN` when an admin asks); a
@@ -131,28 +119,8 @@ impl LifecycleService {
         caller: Caller,
         traceparent: Option<String>,
     ) -> Result<StoredParticipation, LifecycleError> {
-        let reason = match caller {
-            Caller::User => CancelReason::User,
-            Caller::Admin => CancelReason::Admin,
-        };
-        let cancelled = ParticipationStatus::Cancelled;
-        self.change(campaign_id, user_id, traceparent, |win| {
-            match (win.status, win.in_time, caller) {
-                (ParticipationStatus::Held, true, _) => Decision::Close(cancelled, reason, Ok(())),
-                (ParticipationStatus::Held, false, _) => expire(),
-                (ParticipationStatus::Confirmed, _, Caller::Admin) => {
-                    Decision::Close(cancelled, reason, Ok(()))
-                }
-                (ParticipationStatus::Confirmed, _, Caller::User) => {
-                    Decision::Keep(Err(LifecycleError::AlreadyConfirmed))
-                }
-                (ParticipationStatus::Cancelled, _, _) => Decision::Keep(Ok(())),
-                (ParticipationStatus::Expired, _, _) => {
-                    Decision::Keep(Err(LifecycleError::HoldExpired))
-                }
-            }
-        })
-        .await
+        self.change(campaign_id, user_id, traceparent, cancel_rule(caller))
+            .await
     }
 
     /// The sweeper's step: one held win past its deadline → EXPIRED. `false` when it was no
@@ -166,6 +134,15 @@ impl LifecycleService {
         if win.status != ParticipationStatus::Held || win.in_time {
             txn.rollback().await?;
             return Ok(false);
+        }
+        // A purchase's hold expires as a whole: its items share the deadline.
+        if let Some(purchase_id) = win.purchase_id {
+            txn.rollback().await?;
+            return match self.change_purchase(purchase_id, None, &|_| expire()).await {
+                Ok(()) | Err(LifecycleError::HoldExpired) => Ok(true),
+                Err(LifecycleError::Db(e)) => Err(e),
+                Err(_) => Ok(false),
+            };
         }
         let campaign = self.campaign(win.campaign_id).await?;
         let reason = CancelReason::Expired;
@@ -220,6 +197,11 @@ impl LifecycleService {
             txn.rollback().await?;
             return Err(LifecycleError::NotFound);
         };
+        // An item of a purchase changes with the whole purchase (docs/design.md §22).
+        if let Some(purchase_id) = win.purchase_id {
+            txn.rollback().await?;
+            return self.change_purchase(purchase_id, traceparent, decide).await;
+        }
         let campaign = self.campaign(campaign_id).await?;
         let answer = match decide(&win) {
             Decision::Keep(answer) => {
@@ -279,7 +261,7 @@ impl LifecycleService {
 
     /// Closes `win` inside `txn`: its state, the units back to MySQL's stock, the gate's marker,
     /// and the `ParticipationCancelled` event.
-    async fn close(
+    pub(super) async fn close(
         &self,
         txn: &Txn,
         win: &Locked,
@@ -297,7 +279,7 @@ impl LifecycleService {
     }
 
     /// After the commit: the units to the gate at once (the marker's loop retries a failure).
-    async fn give_back(&self, win: &Locked, campaign: &Campaign) {
+    pub(super) async fn give_back(&self, win: &Locked, campaign: &Campaign) {
         self.hooks.before_gate_return();
         let epoch = crate::campaign::gate_epoch(campaign);
         let slot = win_slot(win, campaign);
@@ -319,7 +301,7 @@ impl LifecycleService {
         }
     }
 
-    async fn campaign(&self, id: i64) -> Result<Arc<Campaign>, DbErr> {
+    pub(super) async fn campaign(&self, id: i64) -> Result<Arc<Campaign>, DbErr> {
         self.campaigns
             .get(&self.db, id)
             .await?
@@ -333,7 +315,7 @@ fn win_slot(win: &Locked, campaign: &Campaign) -> Slot {
 }
 
 /// The outbox row of a win's later event: keyed like the win's own (docs/design.md §21).
-fn win_row(
+pub(super) fn win_row(
     event: &impl ParticipationMessage,
     win: &Locked,
     campaign: &Campaign,
@@ -348,8 +330,40 @@ fn win_row(
     row
 }
 
+/// What a confirmation does to a win in each state.
+pub(super) fn confirm_rule(win: &Locked) -> Decision {
+    match (win.status, win.in_time) {
+        (ParticipationStatus::Held, true) => Decision::Confirm,
+        (ParticipationStatus::Held, false) => expire(),
+        (ParticipationStatus::Confirmed, _) => Decision::Keep(Ok(())),
+        (ParticipationStatus::Cancelled, _) => Decision::Keep(Err(LifecycleError::Cancelled)),
+        (ParticipationStatus::Expired, _) => Decision::Keep(Err(LifecycleError::HoldExpired)),
+    }
+}
+
+/// What `caller`'s cancellation does to a win in each state.
+pub(super) fn cancel_rule(caller: Caller) -> impl Fn(&Locked) -> Decision + Copy {
+    let reason = match caller {
+        Caller::User => CancelReason::User,
+        Caller::Admin => CancelReason::Admin,
+    };
+    let cancelled = ParticipationStatus::Cancelled;
+    move |win| match (win.status, win.in_time, caller) {
+        (ParticipationStatus::Held, true, _) => Decision::Close(cancelled, reason, Ok(())),
+        (ParticipationStatus::Held, false, _) => expire(),
+        (ParticipationStatus::Confirmed, _, Caller::Admin) => {
+            Decision::Close(cancelled, reason, Ok(()))
+        }
+        (ParticipationStatus::Confirmed, _, Caller::User) => {
+            Decision::Keep(Err(LifecycleError::AlreadyConfirmed))
+        }
+        (ParticipationStatus::Cancelled, _, _) => Decision::Keep(Ok(())),
+        (ParticipationStatus::Expired, _, _) => Decision::Keep(Err(LifecycleError::HoldExpired)),
+    }
+}
+
 /// A hold past its deadline, met by a confirm or a cancel: it expires now.
-fn expire() -> Decision {
+pub(super) fn expire() -> Decision {
     Decision::Close(
         ParticipationStatus::Expired,
         CancelReason::Expired,
@@ -358,7 +372,7 @@ fn expire() -> Decision {
 }
 
 /// The event of a confirmation, occurring when the database confirmed it (within the deadline).
-fn confirmed_event(
+pub(super) fn confirmed_event(
     win: &Locked,
     campaign: &Campaign,
     confirmed_at: NaiveDateTime,

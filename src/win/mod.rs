@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`lifecycle`]: [`LifecycleService`](lifecycle::LifecycleService): confirm, cancel, expire,
 //!   refund, and the units back to the gate.
+//! - [`purchase`]: a purchase's items confirmed, cancelled or expired together (§22).
 //! - [`state_change`]: the SQL of a state change: lock the row, change it, return the units,
 //!   write the event and the marker.
 //! - [`expiry`]: the sweeper of holds past their deadline, on every instance.
@@ -14,6 +15,7 @@
 
 pub mod expiry;
 pub mod lifecycle;
+pub mod purchase;
 pub mod state_change;
 pub mod status;
 pub mod store;

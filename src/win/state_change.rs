@@ -24,6 +24,8 @@ pub struct Locked {
     pub status: ParticipationStatus,
     /// The hold's deadline has not passed (always true for a win that is not held).
     pub in_time: bool,
+    /// The purchase it is an item of (docs/design.md §22): its changes are the purchase's.
+    pub purchase_id: Option<i64>,
 }
 
 #[derive(FromQueryResult)]
@@ -35,11 +37,12 @@ struct Row {
     quantity: i32,
     status: String,
     in_time: i32,
+    purchase_id: Option<i64>,
 }
 
 const LOCK: &str = "SELECT id, campaign_id, bucket, user_id, quantity, status, \
-     CAST(hold_expires_at IS NULL OR hold_expires_at > UTC_TIMESTAMP(6) AS SIGNED) AS in_time \
-     FROM participation";
+     CAST(hold_expires_at IS NULL OR hold_expires_at > UTC_TIMESTAMP(6) AS SIGNED) AS in_time, \
+     purchase_id FROM participation";
 
 fn locked(row: Option<Row>) -> Option<Locked> {
     row.map(|r| Locked {
@@ -50,6 +53,7 @@ fn locked(row: Option<Row>) -> Option<Locked> {
         quantity: r.quantity,
         status: ParticipationStatus::parse(&r.status),
         in_time: r.in_time != 0,
+        purchase_id: r.purchase_id,
     })
 }
 
@@ -60,6 +64,16 @@ pub async fn lock(txn: &Txn, campaign_id: i64, user_id: i64) -> Result<Option<Lo
         .one(txn)
         .await?;
     Ok(locked(row))
+}
+
+/// A purchase's items, locked until the transaction ends, in campaign order (the order every
+/// transaction over several campaigns takes their rows in).
+pub async fn lock_purchase(txn: &Txn, purchase_id: i64) -> Result<Vec<Locked>, DbErr> {
+    let sql = format!("{LOCK} WHERE purchase_id = ? ORDER BY campaign_id FOR UPDATE");
+    let rows = Row::find_by_statement(stmt(&sql, vec![purchase_id.into()]))
+        .all(txn)
+        .await?;
+    Ok(rows.into_iter().filter_map(|r| locked(Some(r))).collect())
 }
 
 /// A participation by id, locked until the transaction ends.

@@ -23,11 +23,13 @@ pub struct StoredParticipation {
     /// `HELD`, `CONFIRMED`, `CANCELLED` or `EXPIRED` (see `ParticipationStatus`).
     pub status: String,
     pub hold_expires_at: Option<NaiveDateTime>,
+    /// The purchase (cart) it is an item of (docs/design.md §22).
+    pub purchase_id: Option<i64>,
 }
 
 const SELECT: &str =
     "SELECT p.id, p.campaign_id, p.user_id, p.quantity, p.sequence, p.created_at, p.idempotency_key, p.status, p.hold_expires_at, \
-     p.event_id FROM participation p";
+     p.event_id, p.purchase_id FROM participation p";
 
 /// A campaign's participations in id (commit) order, a page at a time.
 #[tracing::instrument(level = "debug", skip(db), err)]
@@ -56,6 +58,20 @@ pub async fn find(
         vec![campaign_id.into(), user_id.into()],
     ))
     .one(db)
+    .await
+}
+
+/// A purchase's items, in campaign order.
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn of_purchase(
+    db: &impl ConnectionTrait,
+    purchase_id: i64,
+) -> Result<Vec<StoredParticipation>, DbErr> {
+    StoredParticipation::find_by_statement(stmt(
+        &format!("{SELECT} WHERE p.purchase_id = ? ORDER BY p.campaign_id"),
+        vec![purchase_id.into()],
+    ))
+    .all(db)
     .await
 }
 

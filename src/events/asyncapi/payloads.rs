@@ -54,7 +54,7 @@ pub const ACCEPTED: Payload = Payload {
     name: PARTICIPATION_ACCEPTED,
     event_types: &[PARTICIPATION_ACCEPTED],
     fields: accepted::FIELDS,
-    optional: &["rewardPoints", "status", "holdExpiresAt"],
+    optional: &["rewardPoints", "status", "holdExpiresAt", "purchaseId"],
     descriptions: &[
         ("eventType", "Always ParticipationAccepted."),
         ("occurredAt", "When the win was committed (the response's acceptedAt): RFC 3339, UTC, ≤ 6 fraction digits."),
@@ -63,6 +63,7 @@ pub const ACCEPTED: Payload = Payload {
         ("rewardPoints", "Points per unit the campaign grants (added in v1; 0 in events written before it)."),
         ("status", "HELD (the campaign has a confirmation window: a ParticipationConfirmed or ParticipationCancelled follows) or CONFIRMED (final at once). Added in v1; CONFIRMED in events written before it."),
         ("holdExpiresAt", "When a HELD win expires unless confirmed (absent when CONFIRMED)."),
+        ("purchaseId", "The purchase (a cart of several campaigns of one group) this win is an item of; absent for a join of one campaign. A purchase's items are accepted in one transaction, each on its own campaign's key, and are confirmed, cancelled or expired together (added in v1)."),
     ],
     summary: "One accepted participation (a win), HELD or CONFIRMED.",
 };
@@ -269,6 +270,7 @@ pub fn accepted() -> ParticipationAccepted {
         reward_points: 10,
         status: WinStatus::Held,
         hold_expires_at: Some(at(10, 123_456)),
+        purchase_id: Some(501),
     }
 }
 

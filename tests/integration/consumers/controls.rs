@@ -40,6 +40,7 @@ fn win(campaign: i64, user: i64, quantity: i32, status: WinStatus, at: DateTime<
         reward_points: POINTS,
         status,
         hold_expires_at: (status == WinStatus::Held).then(|| at + chrono::Duration::minutes(5)),
+        purchase_id: None,
     };
     Raw {
         key: Some(e.key().into_bytes()),

@@ -41,6 +41,7 @@ async fn the_stats_consumer_sells_a_campaign_out_while_a_win_holds_its_row() {
                 reward_points: 0,
                 status: WinStatus::Confirmed,
                 hold_expires_at: None,
+                purchase_id: None,
             })
         })
         .collect();

@@ -70,6 +70,7 @@ fn messages(campaign: i64) -> (Vec<Raw>, Vec<Raw>) {
             status,
             hold_expires_at: (status == WinStatus::Held)
                 .then(|| now + chrono::Duration::minutes(5)),
+            purchase_id: None,
         };
         wins.push(Raw::of(&win));
         match next {

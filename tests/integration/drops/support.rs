@@ -3,7 +3,10 @@
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::spawn::{TestApp, ADMIN_TOKEN};
+use crate::{
+    http::Reply,
+    spawn::{TestApp, ADMIN_TOKEN},
+};
 
 /// A group of `limit` units per user (and `buckets` per campaign).
 pub async fn group(app: &TestApp, limit: i32, buckets: u16) -> i64 {
@@ -97,4 +100,46 @@ pub fn group_refusals(app: &TestApp, by: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(series.as_str()))
         .map_or(0, |v| v.trim().parse().expect("a count"))
+}
+
+/// `user` buys `items` ((campaign, quantity)) in `group`, with `key` as its Idempotency-Key.
+pub async fn buy(
+    app: &TestApp,
+    group: i64,
+    user: i64,
+    items: &[(i64, i32)],
+    key: Option<&str>,
+) -> Reply {
+    let body = json!({
+        "userId": user,
+        "items": items
+            .iter()
+            .map(|&(c, q)| json!({"campaignId": c, "quantity": q}))
+            .collect::<Vec<_>>(),
+    });
+    let mut req = app
+        .client
+        .post(app.url(&format!("/api/v1/groups/{group}/purchases")))
+        .json(&body);
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    app.send(req).await
+}
+
+/// A campaign's free units at an unbucketed grouped gate, and whether `user` has a reservation
+/// or a win there.
+pub async fn gate_of(
+    app: &TestApp,
+    group: i64,
+    campaign: i64,
+    user: i64,
+) -> (Option<i64>, bool, bool) {
+    let mut conn = app.redis.clone();
+    let pending: bool = conn
+        .hexists(grouped_key(app, group, campaign, "pending"), user)
+        .await
+        .expect("HEXISTS");
+    let (member, _) = gate_knows(app, group, campaign, user).await;
+    (grouped_stock(app, group, campaign).await, member, pending)
 }

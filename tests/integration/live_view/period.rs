@@ -60,6 +60,7 @@ async fn story(
         reward_points: 0,
         status,
         hold_expires_at: hold_until,
+        purchase_id: None,
     };
     let mut messages = vec![Raw::of(&win)];
     let (row_status, confirmed_at, cancelled_at, reason) = match then {

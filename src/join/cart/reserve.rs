@@ -1,0 +1,178 @@
+//! A cart's step at the gate: one `lua/cart.lua` call for every item, asked again as a join's
+//! reservation is (docs/design.md §6, §21): the group's keys rebuilt when missing, a SOLD_OUT of
+//! an item asked again while reservations of it are in flight, after MySQL's owed returns reached
+//! the gate, and, in a bucketed group, after its home bucket looked for units in the pool and the
+//! siblings. Only then does an item's refusal stand, and it refuses the whole cart.
+
+use std::{sync::Arc, time::Instant};
+
+use futures::future::join_all;
+
+use crate::{
+    campaign::Campaign,
+    gate::{
+        cart::{CartDecision, CartItem, ItemReserved},
+        Decision, Sibling, Slot,
+    },
+    group::GroupMembers,
+    join::{
+        reserve::{
+            in_flight_wait, settling, Reserve, IN_FLIGHT_FIRST_WAIT, IN_FLIGHT_LONGEST_WAIT,
+        },
+        tail::Found,
+        JoinError,
+    },
+    upkeep::loader,
+};
+
+use super::CartError;
+
+/// Rounds of "the keys are missing, load them" before giving up.
+const LOAD_ROUNDS: u32 = 3;
+/// Searches that moved units to a dry item's bucket and still found it short (other joins took
+/// them) before the cart answers SERVICE_BUSY.
+const MOVED_ROUNDS: u32 = 64;
+
+/// The cart as the gate takes it: the group, the items' campaigns and the user's slot.
+pub(super) struct GateCart<'a> {
+    pub members: &'a GroupMembers,
+    /// Each item's campaign, in cart order.
+    pub campaigns: &'a [Arc<Campaign>],
+    pub items: &'a [CartItem],
+    /// The group's slot of the user's home bucket.
+    pub slot: Slot,
+    pub user_id: i64,
+    pub now_ms: i64,
+}
+
+impl Reserve {
+    /// Every item reserved, or the refusal that stands (naming its item).
+    pub(super) async fn reserve_cart(
+        &self,
+        cart: &GateCart<'_>,
+        commit_by: Instant,
+    ) -> Result<Vec<ItemReserved>, CartError> {
+        let started = Instant::now();
+        let bound = in_flight_wait(self.commit_within);
+        let (mut wait, mut owed_asked, mut loads, mut moved) = (IN_FLIGHT_FIRST_WAIT, false, 0, 0);
+        let group = &cart.members.campaigns;
+        loop {
+            let decision = self
+                .gate
+                .reserve_cart(
+                    (cart.slot, cart.user_id, cart.now_ms),
+                    (group, cart.members.group.per_user_limit),
+                    cart.items,
+                )
+                .await
+                .map_err(JoinError::from)?;
+            let (item, refusal) = match decision {
+                CartDecision::Reserved(reserved) => return Ok(reserved),
+                CartDecision::Missing(_) if loads < LOAD_ROUNDS => {
+                    loads += 1;
+                    self.load_group(cart.slot, group).await?;
+                    continue;
+                }
+                CartDecision::Missing(_) => return Err(missing().into()),
+                CartDecision::GroupLimit { held } => {
+                    return Err(JoinError::GroupLimit {
+                        limit: cart.members.group.per_user_limit,
+                        held,
+                    }
+                    .into())
+                }
+                CartDecision::Refused { item, decision } => (item, decision),
+            };
+            let campaign = &cart.campaigns[item];
+            let slot = cart.slot.sibling(campaign.id);
+            match refusal {
+                Decision::SoldOut { .. } if campaign.buckets > 1 => {
+                    let quantity = i64::from(cart.items[item].quantity);
+                    match self.tail.find(campaign, slot, quantity, commit_by).await {
+                        Ok(Found::Moved) if moved < MOVED_ROUNDS => moved += 1,
+                        Ok(Found::Moved) => return Err(JoinError::Busy.into()),
+                        Ok(Found::InFlight) if started.elapsed() < bound => {
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
+                        }
+                        Ok(_) => return Err(refused(campaign, refusal, item, cart)),
+                        Err(e) => {
+                            return Err(JoinError::Unavailable {
+                                what: "the campaign's buckets",
+                                source: e.into(),
+                            }
+                            .into())
+                        }
+                    }
+                }
+                Decision::SoldOut {
+                    in_flight,
+                    latest_reserved_ms_ago,
+                    ..
+                } if started.elapsed() < bound
+                    && settling(in_flight, latest_reserved_ms_ago, self.commit_within) =>
+                {
+                    tokio::time::sleep(wait.min(bound.saturating_sub(started.elapsed()))).await;
+                    wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
+                }
+                Decision::SoldOut { .. } | Decision::Paused if !owed_asked => {
+                    owed_asked = true;
+                    if self.gave_owed(campaign, slot, Instant::now()).await == loader::Owed::Skipped
+                    {
+                        return Err(refused(campaign, refusal, item, cart));
+                    }
+                }
+                _ => return Err(refused(campaign, refusal, item, cart)),
+            }
+        }
+    }
+
+    /// Loads every campaign of the group in the user's bucket (one call each that is loaded).
+    async fn load_group(&self, slot: Slot, group: &[Sibling]) -> Result<(), JoinError> {
+        let loads = group.iter().map(|sibling| async move {
+            let campaign = self.groups.campaign(sibling.campaign_id).await?;
+            self.loader
+                .ensure(&campaign, slot.sibling(sibling.campaign_id))
+                .await?;
+            Ok::<(), JoinError>(())
+        });
+        for loaded in join_all(loads).await {
+            loaded?;
+        }
+        Ok(())
+    }
+}
+
+fn missing() -> JoinError {
+    JoinError::Unavailable {
+        what: "Redis",
+        source: anyhow::anyhow!(
+            "the group's keys vanished right after each of {LOAD_ROUNDS} loads"
+        ),
+    }
+}
+
+/// An item's refusal as its join would have met it.
+fn refused(campaign: &Campaign, decision: Decision, item: usize, cart: &GateCart<'_>) -> CartError {
+    let error = match decision {
+        Decision::SoldOut { .. } => JoinError::SoldOut,
+        Decision::NotOpen => JoinError::NotOpen(campaign.starts_at),
+        Decision::Ended => JoinError::Ended,
+        Decision::Paused => JoinError::Paused,
+        Decision::OverLimit => JoinError::OverLimit {
+            quantity: cart.items[item].quantity,
+            limit: campaign.per_user_limit,
+        },
+        Decision::AlreadyParticipated => JoinError::AlreadyParticipated {
+            participation_id: None,
+        },
+        other => JoinError::Unavailable {
+            what: "Redis",
+            source: anyhow::anyhow!("cart.lua answered {other:?} for an item"),
+        },
+    };
+    CartError::Item {
+        campaign_id: campaign.id,
+        error,
+    }
+}
