@@ -92,6 +92,7 @@ async fn create_campaigns(
                 admission_rate_per_second: 0,
                 buckets: 1,
                 group_id: None,
+                offer_seconds: 0,
             },
         )
         .await?;

@@ -26,6 +26,10 @@
 -- KEYS[8]  winners        "<prefix>{c:<id>}:users"  the gate's winners set (reserve.lua)
 -- KEYS[9]  used           "<prefix>{c:<id>}:qused"  a bucketed campaign's room (below): zset
 --          ticket -> when its win was reported committed, ms
+-- KEYS[10] waitlist       "<prefix>{c:<id>}:qwl"    set of waiting tickets told the campaign was
+--          sold out, kept without polling until an offer reaches them (docs/design.md §22)
+-- KEYS[11] offers         "<prefix>{c:<id>}:qoff"   zset ticket -> offer expiry ms: admissions of
+--          waitlisted tickets, until taken (used by a win) or passed on (expired)
 -- ARGV[1]  op: "enqueue", "poll", "holder" (a read: only ARGV[3] and ARGV[7] are used) or
 --          "used" (below)
 -- ARGV[2]  now, ms since the Unix epoch (the caller's clock, as reserve.lua)
@@ -56,17 +60,28 @@
 -- ARGV[7] the ticket, ARGV[8] its holder: the admission's win committed; it leaves the
 -- admissions for the used ({"USED"}, or {"UNKNOWN"} when it was not live here).
 --
+-- ARGV[11] the campaign's offer lifetime, ms: 0 when it keeps no waitlist (a ticket waiting
+--          while the stock is 0 is then answered SOLD_OUT and dropped when not polled, as
+--          before). With a waitlist, such a ticket is answered WAITLISTED and kept without
+--          polling; each unit that comes back is an admission of the next waitlisted ticket in
+--          order (an offer) valid this long, and an offer not used in time passes to the next.
+--          The room hash counts offers, offers_taken, offers_passed.
+--
 -- Returns  {status, ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting}
 --   {"HOLDER", user}  holder: the user the ticket was issued to
 --   {"MISSING"}   the campaign's keys are not loaded (or are stale): load them and retry
 --   {"UNKNOWN"}   poll, holder: no such ticket in this campaign's room (never issued, left by
 --          another campaign with this id, or the room's keys were lost); poll: not the named
 --          holder's
---   {"OK", ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting}
+--   {"OK", ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting,
+--    offered_now, taken_now, passed_now, waitlisted}
 --          state: WAITING (position >= 1), ADMITTED (expires_ms: the token's expiry), USED,
---          EXPIRED, SOLD_OUT (waiting while the gate's stock is 0; it may come back);
+--          EXPIRED, SOLD_OUT (waiting while the gate's stock is 0; it may come back),
+--          WAITLISTED (on the waitlist of a campaign that keeps one: told it was sold out,
+--          waiting for an offer);
 --          admitted_now / waited_ms: how many this call admitted and the sum of their waits;
---          waiting: the queue's length
+--          waiting: the queue's length; offered_now / taken_now / passed_now: the offers this
+--          call made, found used, found expired; waitlisted: the waitlist's length
 -- The holder of a ticket of this campaign's room (a room left by another campaign that had this
 -- id holds none of its tickets), read before anything else: nothing below runs for a poll of a
 -- ticket the room never issued or of another user's.
@@ -123,12 +138,14 @@ end
 -- A room left by another campaign that had this id (a database reset) starts again empty.
 if room_epoch ~= ARGV[3] then
   if room_epoch then
-    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[10], KEYS[11])
   end
   redis.call('HSET', KEYS[7], 'epoch', ARGV[3])
 end
 local now = tonumber(ARGV[2])
 local rate = tonumber(ARGV[4])
+local offer_ms = tonumber(ARGV[11]) or 0
+local offered_now, taken_now, passed_now = 0, 0, 0
 
 local function record(ticket)
   local raw = redis.call('HGET', KEYS[3], ticket)
@@ -165,7 +182,18 @@ end
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
 for _, ticket in ipairs(lapsed) do
   redis.call('ZREM', KEYS[6], ticket)
+  -- An offer not used in time passes on: its unit goes to the next admission below.
+  if redis.call('ZREM', KEYS[11], ticket) == 1 then
+    passed_now = passed_now + 1
+  end
   forget(ticket)
+end
+-- Offers used by a win since the last step are taken (reserve.lua marks the ticket used).
+for _, ticket in ipairs(redis.call('ZRANGE', KEYS[11], 0, -1)) do
+  if string.sub(redis.call('HGET', KEYS[3], ticket) or '', 1, 1) == 'U' then
+    redis.call('ZREM', KEYS[11], ticket)
+    taken_now = taken_now + 1
+  end
 end
 
 -- Enqueue before admitting: a newcomer to a room with free slots is admitted at once.
@@ -235,7 +263,14 @@ if running then
       redis.call('ZREM', KEYS[5], ticket)
       local _, user, queued = record(ticket)
       if user then
-        redis.call('ZADD', KEYS[6], now + tonumber(ARGV[5]), ticket)
+        local expires = now + tonumber(ARGV[5])
+        -- A waitlisted ticket's admission is an offer, valid the offer's lifetime.
+        if redis.call('SREM', KEYS[10], ticket) == 1 then
+          expires = now + offer_ms
+          redis.call('ZADD', KEYS[11], expires, ticket)
+          offered_now = offered_now + 1
+        end
+        redis.call('ZADD', KEYS[6], expires, ticket)
         set_state(ticket, 'A', user, queued)
         admitted_now = admitted_now + 1
         waited = waited + (now - queued)
@@ -249,6 +284,11 @@ if running then
   end
 end
 redis.call('HSET', KEYS[7], 'last_ms', math.max(last or now, now), 'credit', tostring(credit))
+for field, n in pairs({offers = offered_now, offers_taken = taken_now, offers_passed = passed_now}) do
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[7], field, n)
+  end
+end
 
 local state, user = record(ticket)
 if not state then
@@ -257,9 +297,28 @@ end
 local position, expires = 0, 0
 local name
 if state == 'W' then
-  redis.call('ZADD', KEYS[5], now, ticket)
   position = redis.call('ZRANK', KEYS[2], ticket) + 1
-  name = stock <= 0 and 'SOLD_OUT' or 'WAITING'
+  local listed = redis.call('SISMEMBER', KEYS[10], ticket) == 1
+  if offer_ms > 0 and stock <= 0 and not listed then
+    -- Told the campaign is sold out: on the waitlist from now, kept without polling.
+    redis.call('SADD', KEYS[10], ticket)
+    redis.call('ZREM', KEYS[5], ticket)
+    listed = true
+    local expire = tonumber(meta[5]) or 0
+    if expire > 0 then
+      redis.call('PEXPIREAT', KEYS[10], expire)
+      redis.call('PEXPIREAT', KEYS[11], expire)
+    end
+  elseif not listed then
+    redis.call('ZADD', KEYS[5], now, ticket)
+  end
+  if listed then
+    name = 'WAITLISTED'
+  elseif stock > 0 then
+    name = 'WAITING'
+  else
+    name = 'SOLD_OUT'
+  end
 elseif state == 'A' then
   expires = tonumber(redis.call('ZSCORE', KEYS[6], ticket)) or 0
   name = 'ADMITTED'
@@ -268,4 +327,5 @@ elseif state == 'U' then
 else
   name = 'EXPIRED'
 end
-return {'OK', ticket, name, user, position, expires, admitted_now, waited, redis.call('ZCARD', KEYS[2])}
+return {'OK', ticket, name, user, position, expires, admitted_now, waited, redis.call('ZCARD', KEYS[2]),
+        offered_now, taken_now, passed_now, redis.call('SCARD', KEYS[10])}

@@ -51,6 +51,7 @@ mod m20261125_000042_outbox_redundant_rows;
 mod m20261126_000043_campaign_buckets;
 mod m20261126_000044_campaign_groups;
 mod m20261126_000045_purchases;
+mod m20261126_000046_campaign_offer_seconds;
 
 pub struct Migrator;
 
@@ -103,6 +104,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000043_campaign_buckets::Migration),
             Box::new(m20261126_000044_campaign_groups::Migration),
             Box::new(m20261126_000045_purchases::Migration),
+            Box::new(m20261126_000046_campaign_offer_seconds::Migration),
         ]
     }
 }

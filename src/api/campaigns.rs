@@ -70,6 +70,13 @@ pub struct CreateCampaign {
     /// `buckets` (`buckets`, if given, must equal it). Not allowed with the synchronous baseline.
     #[oai(validator(minimum(value = "1")))]
     pub group_id: Option<i64>,
+    /// With `QUEUE` or `RAFFLE`: keep a waitlist (docs/design.md §22). A ticket told the
+    /// campaign is sold out stays on it (`WAITLISTED`, no polling needed), and every unit that
+    /// comes back (a cancel, an expiry, a refund, stock added) is offered to the next
+    /// waitlisted user in order: an admission valid this many seconds, 1 to 86,400, passed on
+    /// to the next user when unused. Absent: no waitlist.
+    #[oai(validator(minimum(value = "1"), maximum(value = "86400")))]
+    pub offer_seconds: Option<i32>,
 }
 
 /// Users admitted per second by a waiting room created without a rate.
@@ -195,6 +202,9 @@ pub struct CampaignDto {
     /// The group it belongs to (absent: none).
     #[oai(skip_serializing_if_is_none)]
     pub group_id: Option<i64>,
+    /// Seconds an offer to a waitlisted user stays valid (absent: no waitlist).
+    #[oai(skip_serializing_if_is_none)]
+    pub offer_seconds: Option<i32>,
     /// Joins refused so far, by every instance (current within about a second; statistics: an
     /// instance killed may lose its last half second of counts).
     pub refused_count: i64,
@@ -232,6 +242,7 @@ impl CampaignDto {
             admission_rate_per_second: c2.admission_rate_per_second,
             buckets: (c2.buckets > 1).then_some(i32::from(c2.buckets)),
             group_id: c2.group_id,
+            offer_seconds: (c2.offer_seconds > 0).then_some(c2.offer_seconds),
             refused_count: 0,
             refused_by_reason: BTreeMap::new(),
             stock_usage_rate,
@@ -301,6 +312,11 @@ impl CampaignsApi {
             ));
         }
         let (admission, admission_rate_per_second) = admission(&body)?;
+        if body.offer_seconds.is_some() && !admission.queued() {
+            return Err(ApiError::validation(
+                "offerSeconds applies to QUEUE and RAFFLE campaigns only (a waitlist lives in the waiting room)",
+            ));
+        }
         let buckets = self.buckets_in_group(&body).await?;
         let per_user_limit = body.per_user_limit.unwrap_or(1);
         if i64::from(per_user_limit) > body.total_stock {
@@ -322,6 +338,7 @@ impl CampaignsApi {
                 admission_rate_per_second,
                 buckets,
                 group_id: body.group_id,
+                offer_seconds: body.offer_seconds.unwrap_or(0),
             })
             .await?;
         self.participations.prime(&created.campaign).await;

@@ -54,6 +54,14 @@ pub struct LiveQueue {
     /// Tickets in the queue.
     pub length: i64,
     pub admitted_per_second: f64,
+    /// Tickets on the waitlist (a campaign with `offerSeconds`, docs/design.md §22): told it
+    /// was sold out, waiting for a unit to come back.
+    pub waitlisted: i64,
+    /// Offers of units that came back, open now (each to one waitlisted user).
+    pub offers_open: i64,
+    /// Offers used by a win, and offers that expired and passed to the next user, so far.
+    pub offers_taken: i64,
+    pub offers_passed: i64,
 }
 
 /// One campaign, now. Counts are the campaign's across every instance; rates are per second
@@ -186,6 +194,10 @@ impl LiveSnapshot {
             queue: s.queue.as_ref().map(|q: &QueueFigures| LiveQueue {
                 length: q.length,
                 admitted_per_second: q.admitted_per_second,
+                waitlisted: q.waitlisted,
+                offers_open: q.offers_open,
+                offers_taken: q.offers_taken,
+                offers_passed: q.offers_passed,
             }),
             operations: admin.then(|| LiveOperations::from(&s.operations)),
         }

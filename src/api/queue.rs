@@ -27,14 +27,17 @@ pub struct QueueBody {
 
 /// Where a ticket stands: `WAITING` (with its `position`), `ADMITTED` (join now with
 /// `admissionToken`, before `admissionExpiresAt`), `SOLD_OUT` (no free stock now; the ticket
-/// keeps its place in case units come back), `USED` (the user joined with it) or `EXPIRED`
-/// (not polled for a while, or admitted and not used in time: queue again).
+/// keeps its place in case units come back), `WAITLISTED` (the same on a campaign with a
+/// waitlist: kept without polling, and the next unit that comes back is offered to it in order,
+/// as an admission valid `offerSeconds`), `USED` (the user joined with it) or `EXPIRED` (not
+/// polled for a while, or admitted and not used in time: queue again).
 #[derive(Debug, Clone, Copy, Enum)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TicketStateDto {
     Waiting,
     Admitted,
     SoldOut,
+    Waitlisted,
     Used,
     Expired,
 }
@@ -67,6 +70,7 @@ impl From<QueueView> for TicketDto {
         let (state, position) = match v.state {
             TicketState::Waiting { position } => (TicketStateDto::Waiting, Some(position)),
             TicketState::SoldOut { position } => (TicketStateDto::SoldOut, Some(position)),
+            TicketState::Waitlisted { position } => (TicketStateDto::Waitlisted, Some(position)),
             TicketState::Admitted { .. } => (TicketStateDto::Admitted, None),
             TicketState::Used => (TicketStateDto::Used, None),
             TicketState::Expired => (TicketStateDto::Expired, None),

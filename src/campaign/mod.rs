@@ -44,6 +44,9 @@ pub struct Campaign {
     /// The group it joined at its creation (docs/design.md §22): its keys take the group's hash
     /// tag, and a user's units across the group's campaigns stay within the group's limit.
     pub group_id: Option<i64>,
+    /// How long an offer to a waitlisted user stays valid, in seconds; 0: no waitlist
+    /// (docs/design.md §22).
+    pub offer_seconds: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -198,6 +201,7 @@ mod tests {
             admission_rate_per_second: 0,
             buckets: 1,
             group_id: None,
+            offer_seconds: 0,
             created_at: t0,
             updated_at: t0,
         }

@@ -32,6 +32,8 @@ pub struct NewCampaign {
     /// The group it joins (docs/design.md §22); the API checked that it exists and that its
     /// buckets match.
     pub group_id: Option<i64>,
+    /// Seconds an offer to a waitlisted user stays valid; 0: no waitlist (docs/design.md §22).
+    pub offer_seconds: i32,
 }
 
 /// A campaign with how many participations it has accepted.
@@ -59,6 +61,7 @@ struct Row {
     admission_rate_per_second: i32,
     buckets: i16,
     group_id: Option<i64>,
+    offer_seconds: i32,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     accepted_count: i64,
@@ -84,6 +87,7 @@ impl From<Row> for CampaignWithCount {
                 admission_rate_per_second: r.admission_rate_per_second,
                 buckets: u16::try_from(r.buckets).unwrap_or(1).max(1),
                 group_id: r.group_id,
+                offer_seconds: r.offer_seconds,
                 created_at: r.created_at.and_utc(),
                 updated_at: r.updated_at.and_utc(),
             },
@@ -100,7 +104,7 @@ const SELECT: &str =
      WHERE b.campaign_id = c.id), 0) AS SIGNED) AS remaining_stock, \
      c.per_user_limit, c.reward_points, c.confirm_within_seconds, \
      c.starts_at, c.ends_at, c.paused, c.closed_at, c.control_seq, c.admission, c.admission_rate_per_second, \
-     c.buckets, c.group_id, c.created_at, c.updated_at, \
+     c.buckets, c.group_id, c.offer_seconds, c.created_at, c.updated_at, \
      CAST(c.accepted_count + COALESCE((SELECT SUM(b.accepted_count) FROM campaign_bucket b \
      WHERE b.campaign_id = c.id), 0) AS SIGNED) AS accepted_count \
      FROM campaign c";
@@ -130,7 +134,8 @@ pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbE
         .execute_raw(stmt(
             "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, \
              confirm_within_seconds, starts_at, ends_at, admission, admission_rate_per_second, buckets, \
-             group_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             group_id, offer_seconds, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 new.name.clone().into(),
                 new.total_stock.into(),
@@ -144,6 +149,7 @@ pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbE
                 new.admission_rate_per_second.into(),
                 buckets.into(),
                 new.group_id.into(),
+                new.offer_seconds.into(),
                 now.into(),
                 now.into(),
             ],

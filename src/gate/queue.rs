@@ -42,6 +42,9 @@ pub struct RoomPace {
     pub token_lifetime: Duration,
     /// A waiting ticket not polled for this long is dropped.
     pub idle_timeout: Duration,
+    /// How long an offer to a waitlisted ticket stays valid; zero when the campaign keeps no
+    /// waitlist (docs/design.md §22).
+    pub offer_lifetime: Duration,
     /// A bucketed campaign's side, read by the caller (`None`: the campaign's gate keys have it).
     pub bucketed: Option<BucketedRoom>,
 }
@@ -83,6 +86,9 @@ pub enum TicketState {
     Waiting { position: i64 },
     /// Waiting while the campaign has no free stock; units that come back move the queue again.
     SoldOut { position: i64 },
+    /// The same on a campaign with a waitlist (docs/design.md §22): kept without polling; a unit
+    /// that comes back is offered to the next waitlisted ticket in order.
+    Waitlisted { position: i64 },
     /// Admitted: the token is valid until `expires_ms`.
     Admitted { expires_ms: i64 },
     /// The admission was used by a win.
@@ -99,6 +105,16 @@ pub struct Ticket {
     pub state: TicketState,
 }
 
+/// A waitlist's offers in one call (docs/design.md §22).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OfferCounts {
+    pub offered: i64,
+    pub taken: i64,
+    pub passed: i64,
+    /// Tickets on the waitlist after the call.
+    pub waitlisted: i64,
+}
+
 /// What a call found, with what it admitted on the way (for the metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomAnswer {
@@ -113,6 +129,8 @@ pub enum RoomAnswer {
         waited: Duration,
         /// Tickets waiting after this call.
         waiting: i64,
+        /// The waitlist's offers this call made, found taken, found passed on, and its length.
+        offers: OfferCounts,
     },
 }
 
@@ -152,7 +170,8 @@ impl Gate {
                 inv.arg(ticket).arg(*user_id).arg("");
             }
         }
-        inv.arg(pace.bucketed.map_or(String::new(), |b| b.arg()));
+        inv.arg(pace.bucketed.map_or(String::new(), |b| b.arg()))
+            .arg(millis(pace.offer_lifetime));
         let reply: Vec<redis::Value> = self.run(inv).await?;
         parse(&reply)
     }
@@ -230,7 +249,9 @@ impl Gate {
             .arg(0)
             .arg(ticket)
             .arg("")
-            .arg("");
+            .arg("")
+            .arg("")
+            .arg(0);
         let reply: Vec<redis::Value> = self.run(inv).await?;
         match text(reply.first()).as_deref() {
             Some("UNKNOWN") => Ok(None),
@@ -252,6 +273,9 @@ impl Gate {
             inv.key(key);
         }
         inv.key(winners).key(self.campaign_key_base(room) + "qused");
+        for key in self.waitlist_keys(room) {
+            inv.key(key);
+        }
         inv
     }
 }
@@ -293,6 +317,7 @@ fn parse(reply: &[redis::Value]) -> Result<RoomAnswer, GateError> {
     let state = match text(reply.get(2)).as_deref() {
         Some("WAITING") => TicketState::Waiting { position },
         Some("SOLD_OUT") => TicketState::SoldOut { position },
+        Some("WAITLISTED") => TicketState::Waitlisted { position },
         Some("ADMITTED") => TicketState::Admitted {
             expires_ms: int(reply.get(5)).ok_or_else(unexpected)?,
         },
@@ -314,6 +339,12 @@ fn parse(reply: &[redis::Value]) -> Result<RoomAnswer, GateError> {
         admitted,
         waited,
         waiting: int(reply.get(8)).ok_or_else(unexpected)?,
+        offers: OfferCounts {
+            offered: int(reply.get(9)).unwrap_or(0),
+            taken: int(reply.get(10)).unwrap_or(0),
+            passed: int(reply.get(11)).unwrap_or(0),
+            waitlisted: int(reply.get(12)).unwrap_or(0),
+        },
     })
 }
 
@@ -324,20 +355,41 @@ pub struct RoomFigures {
     pub waiting: i64,
     /// Admissions since the room was opened.
     pub admitted: i64,
+    /// The waitlist (docs/design.md §22): tickets on it, offers open now, and offers made,
+    /// taken and passed on since the room was opened.
+    pub waitlisted: i64,
+    pub offers_open: i64,
+    pub offers: i64,
+    pub offers_taken: i64,
+    pub offers_passed: i64,
 }
 
 impl Gate {
     /// The queue length and admissions so far of the room in `room` (two reads of its keys, no
     /// step).
     pub async fn room_figures(&self, room: Slot) -> Result<RoomFigures, GateError> {
+        let [waitlist, offers] = self.waitlist_keys(room);
         let [queue, _, _, _, _, room] = self.room_keys(room);
         let waiting: i64 = self.query(redis::cmd("ZCARD").arg(queue).clone()).await?;
-        let admitted: Option<i64> = self
-            .query(redis::cmd("HGET").arg(room).arg("admitted").clone())
+        let counts: Vec<Option<i64>> = self
+            .query(
+                redis::cmd("HMGET")
+                    .arg(room)
+                    .arg(&["admitted", "offers", "offers_taken", "offers_passed"][..])
+                    .clone(),
+            )
             .await?;
+        let count = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
         Ok(RoomFigures {
             waiting,
-            admitted: admitted.unwrap_or(0),
+            admitted: count(0),
+            waitlisted: self
+                .query(redis::cmd("SCARD").arg(waitlist).clone())
+                .await?,
+            offers_open: self.query(redis::cmd("ZCARD").arg(offers).clone()).await?,
+            offers: count(1),
+            offers_taken: count(2),
+            offers_passed: count(3),
         })
     }
 }

@@ -119,7 +119,11 @@ impl Gate {
             .key(self.returned_key(slot))
             .key(self.controls_key(slot))
             .key(self.building_key(slot));
-        for key in self.room_keys(slot) {
+        for key in self
+            .room_keys(slot)
+            .into_iter()
+            .chain(self.waitlist_keys(slot))
+        {
             inv.key(key);
         }
         if let Some(held) = self.held_key(slot) {

@@ -183,6 +183,12 @@ impl Gate {
         self.campaign_keys(slot, ["q", "qt", "qu", "qseen", "qadm", "qroom"])
     }
 
+    /// The waitlist's keys (see `lua/queue.lua`; same hash tag): `…:qwl` (waitlisted tickets),
+    /// `…:qoff` (open offers).
+    pub fn waitlist_keys(&self, slot: Slot) -> [String; 2] {
+        self.campaign_keys(slot, ["qwl", "qoff"])
+    }
+
     /// The keys `lua/release.lua` takes, [`RESERVATION_KEYS`] (`lua/reserve.lua`'s, which the
     /// reservation writes into its command itself), with the campaign's part formatted once.
     fn reservation_keys(&self, slot: Slot) -> [String; 5] {

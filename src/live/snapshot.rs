@@ -15,6 +15,12 @@ pub struct QueueFigures {
     /// Tickets in the queue (abandoned ones leave it at the room's next step).
     pub length: i64,
     pub admitted_per_second: f64,
+    /// The waitlist (docs/design.md §22): tickets on it, offers open now, and offers taken and
+    /// passed on so far (all 0 on a campaign without one).
+    pub waitlisted: i64,
+    pub offers_open: i64,
+    pub offers_taken: i64,
+    pub offers_passed: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +94,10 @@ impl Snapshot {
             admitted_per_second: before
                 .and_then(|b| b.room)
                 .map_or(0.0, |was| rate(room.admitted, was.admitted)),
+            waitlisted: room.waitlisted,
+            offers_open: room.offers_open,
+            offers_taken: room.offers_taken,
+            offers_passed: room.offers_passed,
         });
         Self {
             campaign_id: c.id,

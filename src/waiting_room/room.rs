@@ -16,10 +16,10 @@ use crate::{
     config::WaitingRoomSettings,
     db::Db,
     gate::{
-        queue::{RoomAnswer, RoomOp, RoomPace, Ticket, TicketState},
+        queue::{OfferCounts, RoomAnswer, RoomOp, RoomPace, Ticket, TicketState},
         AdmissionPass, Gate, GateError,
     },
-    telemetry::metrics::{CampaignLabels, Metrics},
+    telemetry::metrics::{registry::ReasonLabels, CampaignLabels, Metrics},
     upkeep::loader::{GateLoader, LoadError},
     waiting_room::{
         buckets::BucketedRooms,
@@ -234,6 +234,7 @@ impl WaitingRoom {
             rate_per_second: campaign.admission_rate_per_second,
             token_lifetime: self.token_lifetime,
             idle_timeout: self.idle_timeout,
+            offer_lifetime: Duration::from_secs(u64::try_from(campaign.offer_seconds).unwrap_or(0)),
             bucketed: self.bucketed.side(campaign, enqueuing).await?,
         };
         for _ in 0..LOAD_ROUNDS {
@@ -249,8 +250,10 @@ impl WaitingRoom {
                     admitted,
                     waited,
                     waiting,
+                    offers,
                 } => {
                     self.record(campaign.id, admitted, waited, waiting);
+                    self.record_offers(campaign.id, offers);
                     if let TicketState::Admitted { expires_ms } = ticket.state {
                         if pace.bucketed.is_some() {
                             let (id, user) = (ticket.ticket.as_str(), ticket.user_id);
@@ -269,6 +272,26 @@ impl WaitingRoom {
                 "the campaign's keys vanished right after each of {LOAD_ROUNDS} loads"
             ),
         })
+    }
+
+    /// The waitlist's length, and the offers this call made, found taken or passed on.
+    fn record_offers(&self, campaign: i64, offers: OfferCounts) {
+        self.metrics
+            .waitlist_length
+            .get_or_create(&CampaignLabels { campaign })
+            .set(offers.waitlisted);
+        for (outcome, n) in [
+            ("OFFERED", offers.offered),
+            ("TAKEN", offers.taken),
+            ("PASSED", offers.passed),
+        ] {
+            if n > 0 {
+                self.metrics
+                    .waitlist_offers
+                    .get_or_create(&ReasonLabels { reason: outcome })
+                    .inc_by(n as u64);
+            }
+        }
     }
 
     fn record(&self, campaign: i64, admitted: i64, waited: Duration, waiting: i64) {
@@ -313,7 +336,10 @@ impl WaitingRoom {
                 let expires = DateTime::from_timestamp_millis(expires_ms).unwrap_or(now);
                 view.admission = Some((token, expires));
             }
-            TicketState::SoldOut { .. } | TicketState::Used | TicketState::Expired => {}
+            TicketState::SoldOut { .. }
+            | TicketState::Waitlisted { .. }
+            | TicketState::Used
+            | TicketState::Expired => {}
         }
         view
     }

@@ -293,7 +293,7 @@
 
   function resetFigures() {
     for (const id of ['accepted', 'refused', 'usage', 'wins-rate', 'refused-rate', 'holds-expiring',
-      'queue-length', 'queue-admitted', 'relay-lag', 'consumer-lag', 'dead-events',
+      'queue-length', 'queue-admitted', 'waitlist-length', 'waitlist-offers', 'relay-lag', 'consumer-lag', 'dead-events',
       'confirmed-stock', 'held-stock', 'free-stock', 'total-stock']) {
       setNumber(id, null);
     }
@@ -381,6 +381,14 @@
     setNumber('queue-length', queue ? queue.length : null);
     setNumber('queue-admitted', queue ? queue.admittedPerSecond : null,
       queue ? fmtRate.format(queue.admittedPerSecond) : undefined);
+    // The waitlist (a campaign with offerSeconds): shown once anyone is on it or was offered.
+    const q = queue || {};
+    const waitlist = Boolean(queue) && (q.waitlisted + q.offersOpen + q.offersTaken + q.offersPassed) > 0;
+    $('waitlist-figures').hidden = !waitlist;
+    $('offers-figures').hidden = !waitlist;
+    setNumber('waitlist-length', waitlist ? q.waitlisted : null);
+    setNumber('waitlist-offers', waitlist ? q.offersOpen : null,
+      waitlist ? `${fmt.format(q.offersOpen)} · ${fmt.format(q.offersTaken)} · ${fmt.format(q.offersPassed)}` : undefined);
     // The service's own figures come with an admin token only.
     const ops = s.operations || null;
     for (const el of document.querySelectorAll('.figures .operations')) el.hidden = !ops;

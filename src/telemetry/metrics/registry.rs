@@ -222,6 +222,14 @@ declare_metrics! {
     queue_wait: Family<CampaignLabels, Counter<f64, AtomicU64>> = Family::default(),
         "firstcome_queue_wait_seconds_total",
         "Time admitted users waited in the queue, summed, per campaign", Unit::Seconds;
+    /// Waitlists (docs/design.md §22): their length as this instance last saw it, and their
+    /// offers by outcome.
+    waitlist_length: Family<CampaignLabels, Gauge> = Family::default(),
+        "firstcome_waitlist_length",
+        "Tickets on a campaign's waitlist, as this instance last saw them";
+    waitlist_offers: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_waitlist_offers_total",
+        "Waitlist offers by outcome: OFFERED (a unit that came back offered to the next waitlisted user), TAKEN (used by a win), PASSED (expired, passed on)";
     admission_refused: Family<ReasonLabels, Counter> = Family::default(),
         "firstcome_admission_refused_total",
         "Joins of a campaign with a waiting room refused for their admission token, by reason";
@@ -402,6 +410,10 @@ mod tests {
         m.queue_length.get_or_create(&campaign).set(3);
         m.queue_admitted.get_or_create(&campaign).inc();
         m.queue_wait.get_or_create(&campaign).inc_by(0.5);
+        m.waitlist_length.get_or_create(&campaign).set(2);
+        m.waitlist_offers
+            .get_or_create(&ReasonLabels { reason: "TAKEN" })
+            .inc();
         m.admission_refused
             .get_or_create(&ReasonLabels { reason: "USED" })
             .inc();

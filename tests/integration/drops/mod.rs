@@ -1,5 +1,7 @@
-//! Drops (docs/design.md §22): groups of campaigns under one per-user limit.
+//! Drops (docs/design.md §22): groups of campaigns under one per-user limit, carts, waitlist
+//! offers.
 
 mod carts;
 mod groups;
+mod offers;
 mod support;

@@ -41,6 +41,7 @@ async fn bucketed(db: &Db, stock: i64, buckets: u16) -> i64 {
             admission_rate_per_second: 0,
             buckets,
             group_id: None,
+            offer_seconds: 0,
         },
     )
     .await

@@ -54,7 +54,7 @@ async fn room_campaign(app: &TestApp, admission: &str, stock: i64, rate: i32, ex
     .await
 }
 
-async fn enqueue(app: &TestApp, campaign: i64, user: i64) -> Reply {
+pub(crate) async fn enqueue(app: &TestApp, campaign: i64, user: i64) -> Reply {
     app.post_json(
         &format!("/api/v1/campaigns/{campaign}/queue"),
         &json!({"userId": user}),
@@ -63,13 +63,18 @@ async fn enqueue(app: &TestApp, campaign: i64, user: i64) -> Reply {
     .await
 }
 
-async fn poll(app: &TestApp, campaign: i64, ticket: &str) -> Reply {
+pub(crate) async fn poll(app: &TestApp, campaign: i64, ticket: &str) -> Reply {
     app.get(&format!("/api/v1/campaigns/{campaign}/queue/{ticket}"))
         .await
 }
 
 /// Polls `ticket` (on `app`) until its state is one of `states`; the last answer.
-async fn poll_until(app: &TestApp, campaign: i64, ticket: &str, states: &[&str]) -> Reply {
+pub(crate) async fn poll_until(
+    app: &TestApp,
+    campaign: i64,
+    ticket: &str,
+    states: &[&str],
+) -> Reply {
     let last = std::sync::Mutex::new(None);
     wait_until("the ticket's state", Duration::from_secs(20), || async {
         let reply = poll(app, campaign, ticket).await;
@@ -95,7 +100,12 @@ async fn admission_token(app: &TestApp, campaign: i64, user: i64) -> String {
 }
 
 /// A join on the outbox path carrying `token`.
-async fn join_with(app: &TestApp, campaign: i64, user: i64, token: Option<&str>) -> Reply {
+pub(crate) async fn join_with(
+    app: &TestApp,
+    campaign: i64,
+    user: i64,
+    token: Option<&str>,
+) -> Reply {
     let mut body = json!({"userId": user});
     if let Some(t) = token {
         body["admissionToken"] = json!(t);

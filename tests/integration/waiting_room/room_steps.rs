@@ -22,6 +22,7 @@ fn pace(rate: i32) -> RoomPace {
         rate_per_second: rate,
         token_lifetime: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
+        offer_lifetime: Duration::ZERO,
         bucketed: None,
     }
 }
