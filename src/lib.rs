@@ -27,13 +27,13 @@
 //!   returns and controls MySQL owes it), the drift audit, the reconciler of reservations left
 //!   open.
 //! - [`live`]: the live view: one snapshot per watched campaign and second.
+//! - [`group`]: groups of campaigns under one per-user limit (docs/design.md §22): the MySQL
+//!   guard, the campaigns a join checks at the gate.
 //! - [`refusal`]: refused joins counted per campaign, day and reason, across instances.
 //! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership; the outbox's
 //!   admin operations and gauges.
 //! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards
 //!   consumers with the views the API reads.
-//! - [`group`]: groups of campaigns under one per-user limit: the MySQL guard, the members a
-//!   join checks at the gate.
 //! - [`gate`]: Redis only: the connection (node, cluster, TLS), the typed Lua scripts, the
 //!   sold-out memo.
 //! - [`outbox`]: the `outbox_event` table's INSERT.

@@ -277,6 +277,8 @@ pub enum Created {
 /// The campaigns resource: campaigns, and the participation service that readies a new one.
 pub struct CampaignsApi {
     pub campaigns: CampaignService,
+    /// The groups a new campaign may join (docs/design.md §22).
+    pub groups: crate::group::GroupService,
     pub participations: ParticipationService,
     pub admin: AdminTokens,
     /// Refused joins per campaign (docs/design.md §20).
@@ -410,7 +412,7 @@ impl CampaignsApi {
         let Some(group_id) = body.group_id else {
             return Ok(asked.unwrap_or(1));
         };
-        let Some(group) = self.campaigns.group(group_id).await? else {
+        let Some(group) = self.groups.group(group_id).await? else {
             return Err(ApiError::validation(format!(
                 "groupId {group_id} names no group"
             )));

@@ -9,7 +9,6 @@ use crate::{
         markers,
         store::{self, BucketRow},
     },
-    campaign::Campaign,
     db::{sql::stmt, Db},
     gate::{Gate, Slot},
 };
@@ -31,14 +30,24 @@ pub struct Balance {
     pub buckets: Vec<BucketBalance>,
 }
 
-/// The balance of the buckets of campaign `campaign_id`, of `buckets` buckets; an unbucketed
-/// campaign has none (its pool is its stock).
-pub async fn read(db: &Db, gate: &Gate, campaign: &Campaign) -> Result<Balance, DbErr> {
-    let campaign_id = campaign.id;
+/// The balance of the buckets of campaign `campaign_id`, of `buckets` buckets (in `group`, whose
+/// hash tag its keys take); an unbucketed campaign has none (its pool is its stock).
+pub async fn read(
+    db: &Db,
+    gate: &Gate,
+    (campaign_id, group, buckets): (i64, Option<i64>, u16),
+) -> Result<Balance, DbErr> {
     let rows = store::rows(db, campaign_id).await?;
     let slots: Vec<Slot> = rows
         .iter()
-        .map(|r| campaign.slot(u16::try_from(r.bucket).unwrap_or(0)))
+        .map(|r| {
+            Slot::new(
+                campaign_id,
+                group,
+                buckets,
+                u16::try_from(r.bucket).unwrap_or(0),
+            )
+        })
         .collect();
     let mut free = gate.free_units(&slots).await;
     free.sort_by_key(|(slot, _)| *slot);

@@ -25,11 +25,6 @@ impl CampaignService {
         repo::insert(&self.db, new).await
     }
 
-    /// The group a new campaign asks to join (docs/design.md §22).
-    pub async fn group(&self, id: i64) -> Result<Option<crate::group::Group>, DbErr> {
-        crate::group::repo::find(&self.db, id).await
-    }
-
     /// Up to `limit` campaigns, newest first, older than `before` (the previous page's last id).
     pub async fn page(
         &self,

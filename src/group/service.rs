@@ -32,6 +32,11 @@ impl GroupService {
         repo::insert(&self.db, new).await
     }
 
+    /// The group alone (a new campaign asks to join it).
+    pub async fn group(&self, id: i64) -> Result<Option<Group>, DbErr> {
+        repo::find(&self.db, id).await
+    }
+
     pub async fn find(&self, id: i64) -> Result<Option<GroupWithCampaigns>, DbErr> {
         let Some(group) = repo::find(&self.db, id).await? else {
             return Ok(None);

@@ -112,7 +112,13 @@ impl LiveSource {
             0 | 1 => None,
             _ => {
                 self.metrics.live_queries.inc_by(BALANCE_QUERIES);
-                view::read(&self.db, &self.gate, &found.campaign).await.ok()
+                view::read(
+                    &self.db,
+                    &self.gate,
+                    (campaign_id, found.campaign.group_id, found.campaign.buckets),
+                )
+                .await
+                .ok()
             }
         };
         Ok(Some(Reading {

@@ -64,6 +64,7 @@ impl Resources {
             },
             CampaignsApi {
                 campaigns: campaigns.clone(),
+                groups: crate::group::GroupService::new(self.db.clone()),
                 participations: self.participations.clone(),
                 admin: self.admin.clone(),
                 refusals: refusals.clone(),

@@ -400,7 +400,8 @@ impl CampaignControls {
             return Ok(None);
         };
         let c = &found.campaign;
-        let balance = bucket_view::read(&self.db, &self.gate, c).await?;
+        let balance =
+            bucket_view::read(&self.db, &self.gate, (c.id, c.group_id, c.buckets)).await?;
         Ok(Some((found.campaign, balance)))
     }
 
