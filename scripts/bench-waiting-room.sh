@@ -8,6 +8,7 @@
 #
 #   scripts/bench-waiting-room.sh                      # 20,000 users, 500 units, 50 admitted/s
 #   USERS=5000 STOCK=200 ADMISSION_RATE=100 scripts/bench-waiting-room.sh
+#   SCENARIO=drop scripts/bench-waiting-room.sh        # k6/drop.js, as scripts/bench-drop.sh runs it
 #
 # Settings (environment): USERS (20000), STOCK (500), ADMISSION_RATE (50), VUS (500), PORT (8080),
 # FIRSTCOME_BIN (a prebuilt binary; skips `cargo build --release`), RESULTS_DIR
@@ -90,6 +91,21 @@ sample() {
 sample >"$RESULTS_DIR/timeline.txt" &
 SAMPLER_PID=$!
 
+if [ "${SCENARIO:-room}" = drop ]; then
+  log "k6 drop: $USERS users, ${SIZES:-10} sizes of ${STOCK_PER_SIZE:-100} units, one per customer"
+  "$K6" run --quiet --no-color -e BASE_URL="$BASE_URL" -e ADMIN_TOKEN="$ADMIN_TOKEN" \
+    -e USERS="$USERS" -e SIZES="${SIZES:-10}" -e STOCK_PER_SIZE="${STOCK_PER_SIZE:-100}" \
+    -e ADMISSION_RATE="$ADMISSION_RATE" -e VUS="$VUS" -e HOLD_SECONDS="${HOLD_SECONDS:-20}" \
+    -e OFFER_SECONDS="${OFFER_SECONDS:-15}" -e PAY_PERCENT="${PAY_PERCENT:-70}" \
+    -e SUMMARY_FILE="$RESULTS_DIR/summary.json" "$ROOT/k6/drop.js" \
+    >"$RESULTS_DIR/k6.log" 2>&1 || log "k6 exited with status $? (see $RESULTS_DIR/k6.log)"
+  kill "$SAMPLER_PID" 2>/dev/null || true
+  SAMPLER_PID=
+  # Let the last holds left unpaid expire and their offers settle before MySQL is read.
+  sleep $(( ${HOLD_SECONDS:-20} + ${OFFER_SECONDS:-15} + 5 ))
+  exec python3 "$ROOT/scripts/drop_report.py" "$RESULTS_DIR" "$BENCH_DB" "$(nproc)" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+fi
 log "k6: $USERS users, $STOCK units, $ADMISSION_RATE admitted/s, $VUS VUs"
 "$K6" run --quiet --no-color -e BASE_URL="$BASE_URL" -e ADMIN_TOKEN="$ADMIN_TOKEN" \
   -e USERS="$USERS" -e STOCK="$STOCK" -e ADMISSION_RATE="$ADMISSION_RATE" -e VUS="$VUS" \
