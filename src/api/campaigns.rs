@@ -79,6 +79,21 @@ pub struct CreateCampaign {
     pub offer_seconds: Option<i32>,
 }
 
+/// A name as stored: trimmed, not blank, without control characters (a NUL or a newline in a
+/// name breaks the logs, exports and C clients that show it).
+pub(crate) fn display_name(raw: &str) -> Result<&str, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ApiError::validation("name must not be blank"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "name must not contain control characters",
+        ));
+    }
+    Ok(name)
+}
+
 /// Users admitted per second by a waiting room created without a rate.
 const DEFAULT_ADMISSION_RATE: i32 = 100;
 
@@ -303,16 +318,7 @@ impl CampaignsApi {
         if ends_at.is_some_and(|end| end <= starts_at) {
             return Err(ApiError::validation("endsAt must be after startsAt"));
         }
-        let name = body.name.0.trim();
-        if name.is_empty() {
-            return Err(ApiError::validation("name must not be blank"));
-        }
-        // A NUL or a newline in a name breaks the logs, exports and C clients that show it.
-        if name.chars().any(char::is_control) {
-            return Err(ApiError::validation(
-                "name must not contain control characters",
-            ));
-        }
+        let name = display_name(&body.name.0)?;
         let (admission, admission_rate_per_second) = admission(&body)?;
         if body.offer_seconds.is_some() && !admission.queued() {
             return Err(ApiError::validation(

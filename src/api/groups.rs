@@ -81,15 +81,7 @@ impl GroupsApi {
     ) -> Result<GroupCreated, ApiError> {
         auth.check(&self.admin, req)?;
         let body = body.0;
-        let name = body.name.0.trim();
-        if name.is_empty() {
-            return Err(ApiError::validation("name must not be blank"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(ApiError::validation(
-                "name must not contain control characters",
-            ));
-        }
+        let name = crate::api::campaigns::display_name(&body.name.0)?;
         let group = self
             .groups
             .create(&NewGroup {

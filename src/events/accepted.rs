@@ -159,6 +159,7 @@ mod tests {
         let held = ParticipationAccepted {
             status: WinStatus::Held,
             hold_expires_at: Some(DateTime::from_timestamp(60, 0).expect("a valid time")),
+            purchase_id: Some(5),
             ..sample()
         };
         let json = serde_json::to_value(held).expect("serializes");

@@ -7,7 +7,7 @@ use redis::Script;
 
 use crate::gate::{
     group::Sibling,
-    scripts::{Decision, Gate, GateError},
+    scripts::{reply_int, reply_status, Decision, Gate, GateError},
     Slot,
 };
 
@@ -76,15 +76,8 @@ impl Gate {
 }
 
 fn parse(reply: &[redis::Value], items: usize) -> Result<CartDecision, GateError> {
-    let int = |i: usize| match reply.get(i) {
-        Some(redis::Value::Int(n)) => *n,
-        _ => 0,
-    };
-    let status = match reply.first() {
-        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-        Some(redis::Value::SimpleString(s)) => s.clone(),
-        other => return Err(GateError::Protocol(format!("{other:?}"))),
-    };
+    let int = |i: usize| reply_int(reply, i);
+    let status = reply_status(reply)?;
     let item = usize::try_from(int(1) - 1).unwrap_or(0);
     let refused = |decision| Ok(CartDecision::Refused { item, decision });
     match status.as_str() {

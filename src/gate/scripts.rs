@@ -141,6 +141,23 @@ impl From<&Entry> for Committed {
     }
 }
 
+/// A script's answer's first value, its status (`OK`, `SOLD_OUT`, …).
+pub(super) fn reply_status(reply: &[redis::Value]) -> Result<String, GateError> {
+    match reply.first() {
+        Some(redis::Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Some(redis::Value::SimpleString(s)) => Ok(s.clone()),
+        other => Err(GateError::Protocol(format!("{other:?}"))),
+    }
+}
+
+/// A script's answer's value at `i` as a number, 0 when absent.
+pub(super) fn reply_int(reply: &[redis::Value], i: usize) -> i64 {
+    match reply.get(i) {
+        Some(redis::Value::Int(n)) => *n,
+        _ => 0,
+    }
+}
+
 /// What [`Gate::return_units`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Returned {
@@ -272,15 +289,8 @@ impl Gate {
             cmd.arg(sibling.epoch);
         }
         let reply: Vec<redis::Value> = self.run_evalsha(&RESERVE, &cmd).await?;
-        let int = |i: usize| match reply.get(i) {
-            Some(redis::Value::Int(n)) => *n,
-            _ => 0,
-        };
-        let status = match reply.first() {
-            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            Some(redis::Value::SimpleString(s)) => s.clone(),
-            other => return Err(GateError::Protocol(format!("{other:?}"))),
-        };
+        let int = |i: usize| reply_int(&reply, i);
+        let status = reply_status(&reply)?;
         let value = int(1);
         Ok(match status.as_str() {
             "OK" => Decision::Reserved {

@@ -144,9 +144,9 @@ fn body(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
 }
 
 impl ApiError {
-    /// The same error naming the campaign it is about (a purchase's item).
-    pub fn about_campaign(mut self, campaign_id: i64) -> Self {
-        match &mut self {
+    /// The body, whatever the status.
+    fn body_mut(&mut self) -> &mut ErrorBody {
+        match self {
             Self::BadRequest(b)
             | Self::Unauthorized(b)
             | Self::Forbidden(b)
@@ -156,8 +156,13 @@ impl ApiError {
             | Self::Unprocessable(b)
             | Self::Internal(b)
             | Self::TooManyRequests(b, _)
-            | Self::Unavailable(b, _) => b.campaign_id = Some(campaign_id),
+            | Self::Unavailable(b, _) => &mut b.0,
         }
+    }
+
+    /// The same error naming the campaign it is about (a purchase's item).
+    pub fn about_campaign(mut self, campaign_id: i64) -> Self {
+        self.body_mut().campaign_id = Some(campaign_id);
         self
     }
 
@@ -196,22 +201,17 @@ impl ApiError {
         Self::Forbidden(body(ErrorCode::UserMismatch, "the token is another user's"))
     }
     pub fn purchase_not_found(id: i64) -> Self {
-        Self::NotFound(body(
-            ErrorCode::PurchaseNotFound,
-            format!("purchase {id} does not exist"),
-        ))
+        Self::missing(ErrorCode::PurchaseNotFound, "purchase", id)
     }
     pub fn group_not_found(id: i64) -> Self {
-        Self::NotFound(body(
-            ErrorCode::GroupNotFound,
-            format!("group {id} does not exist"),
-        ))
+        Self::missing(ErrorCode::GroupNotFound, "group", id)
+    }
+    /// 404: the `what` with this id does not exist.
+    fn missing(code: ErrorCode, what: &str, id: i64) -> Self {
+        Self::NotFound(body(code, format!("{what} {id} does not exist")))
     }
     pub fn campaign_not_found(id: i64) -> Self {
-        Self::NotFound(body(
-            ErrorCode::CampaignNotFound,
-            format!("campaign {id} does not exist"),
-        ))
+        Self::missing(ErrorCode::CampaignNotFound, "campaign", id)
     }
     pub fn participation_not_found() -> Self {
         Self::NotFound(body(
