@@ -91,6 +91,12 @@ impl ParticipationService {
                 })
                 .inc_by(0);
         }
+        for reason in ["GATE", "MYSQL"] {
+            metrics
+                .group_limit_refused
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
         let sold_out = Arc::new(SoldOutMemo::new(settings.redis.sold_out_memo));
         let loader = GateLoader::new(db.clone(), gate.clone(), hooks.clone());
         Self {

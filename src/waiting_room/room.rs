@@ -127,6 +127,13 @@ impl WaitingRoom {
         settings: &WaitingRoomSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // Every outcome's series from the start, at 0 (a rate over it is defined at once).
+        for reason in ["OFFERED", "TAKEN", "PASSED"] {
+            metrics
+                .waitlist_offers
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
         Self {
             bucketed: Arc::new(BucketedRooms::new(db.clone(), gate.clone())),
             db,

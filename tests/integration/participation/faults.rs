@@ -407,7 +407,11 @@ pub(super) async fn reserve_directly(
     let (meta, users) = app.gate_keys(campaign);
     let pending = meta.replace(":meta", ":pending");
     let mut redis = app.redis.clone();
-    let reply: Vec<redis::Value> = redis::Script::new(include_str!("../../../lua/reserve.lua"))
+    let script = concat!(
+        include_str!("../../../lua/entry.lua"),
+        include_str!("../../../lua/reserve.lua")
+    );
+    let reply: Vec<redis::Value> = redis::Script::new(script)
         .key(&meta)
         .key(&users)
         .key(&pending)
