@@ -58,7 +58,10 @@
 --
 -- The op "used" (a bucketed campaign's): ARGV[2] now, ARGV[5] when the keys expire (0: kept),
 -- ARGV[7] the ticket, ARGV[8] its holder: the admission's win committed; it leaves the
--- admissions for the used ({"USED"}, or {"UNKNOWN"} when it was not live here).
+-- admissions for the used ({"USED"}, or {"UNKNOWN"} when it was not live here). The op "spent"
+-- (a bucketed campaign's too): the admission's join was refused for its group's limit
+-- (reserve.lua spends it in the home bucket); it expires here as well ({"SPENT"}), so its unit
+-- goes to the next admission at once.
 --
 -- ARGV[11] the campaign's offer lifetime, ms: 0 when it keeps no waitlist (a ticket waiting
 --          while the stock is 0 is then answered SOLD_OUT and dropped when not polled, as
@@ -100,11 +103,16 @@ end
 if ARGV[1] == 'poll' and holder(ARGV[7]) ~= ARGV[8] then
   return {'UNKNOWN'}
 end
-if ARGV[1] == 'used' then
+if ARGV[1] == 'used' or ARGV[1] == 'spent' then
   local raw = room_epoch == ARGV[3] and redis.call('HGET', KEYS[3], ARGV[7])
   local queued = raw and string.match(raw, '^A:' .. ARGV[8] .. ':(%d+)$')
   if not queued then
     return {'UNKNOWN'}
+  end
+  if ARGV[1] == 'spent' then
+    redis.call('ZREM', KEYS[6], ARGV[7])
+    redis.call('HSET', KEYS[3], ARGV[7], 'X:' .. ARGV[8] .. ':' .. queued)
+    return {'SPENT'}
   end
   redis.call('ZREM', KEYS[6], ARGV[7])
   redis.call('HSET', KEYS[3], ARGV[7], 'U:' .. ARGV[8] .. ':' .. queued)
@@ -188,11 +196,16 @@ for _, ticket in ipairs(lapsed) do
   end
   forget(ticket)
 end
--- Offers used by a win since the last step are taken (reserve.lua marks the ticket used).
+-- Offers used by a win since the last step are taken (reserve.lua marks the ticket used); one
+-- spent by a join its group's limit refused passed on (its unit is free for the next admission).
 for _, ticket in ipairs(redis.call('ZRANGE', KEYS[11], 0, -1)) do
-  if string.sub(redis.call('HGET', KEYS[3], ticket) or '', 1, 1) == 'U' then
+  local state = string.sub(redis.call('HGET', KEYS[3], ticket) or '', 1, 1)
+  if state == 'U' then
     redis.call('ZREM', KEYS[11], ticket)
     taken_now = taken_now + 1
+  elseif state == 'X' then
+    redis.call('ZREM', KEYS[11], ticket)
+    passed_now = passed_now + 1
   end
 end
 

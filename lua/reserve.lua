@@ -37,7 +37,8 @@
 --   {"MISSING", i}          (i >= 1) the i-th other campaign of the group is not loaded: its
 --                           units held are unknown; load it and retry
 --   {"GROUP_LIMIT", held}   the user holds `held` units across the group's other campaigns and
---                           quantity more would pass the group's limit
+--                           quantity more would pass the group's limit; the admission it
+--                           carried is spent (expired), so its unit goes to the next in line
 --   {"ALREADY", 0}          the user already holds a reservation or a win
 --   {"TOKEN_INVALID", 0}    the ticket is not this user's, or not the admission it was signed for
 --   {"TOKEN_USED", 0}       the admission was used already
@@ -99,6 +100,12 @@ if group_limit > 0 then
     held = held + (tonumber(redis.call('HGET', KEYS[6 + 2 * i], ARGV[1])) or 0)
   end
   if held + quantity > group_limit then
+    -- The admission is spent: its holder cannot buy here, and its unit goes to the next
+    -- admission at once (a waitlist's offer passes on) instead of when the token expires.
+    if ticket ~= '' then
+      redis.call('ZREM', KEYS[5], ticket)
+      redis.call('HSET', KEYS[4], ticket, 'X:' .. ARGV[1] .. ':' .. queued)
+    end
     return {'GROUP_LIMIT', held}
   end
 end

@@ -181,13 +181,38 @@ impl Gate {
     /// the room did not have it live.
     pub async fn room_used(
         &self,
-        (room, epoch, keys_expire_ms): (Slot, i64, i64),
+        keys: (Slot, i64, i64),
         ticket: &str,
         user_id: i64,
         now_ms: i64,
     ) -> Result<bool, GateError> {
+        self.admission_ended("used", keys, (ticket, user_id), now_ms)
+            .await
+    }
+
+    /// A bucketed campaign's admission `ticket`, of `user_id`, was refused for its group's
+    /// limit (docs/design.md §22): it expires in the room too, its unit free for the next
+    /// admission (`lua/queue.lua`, "spent"). `false` when the room did not have it live.
+    pub async fn room_spent(
+        &self,
+        keys: (Slot, i64, i64),
+        ticket: &str,
+        user_id: i64,
+        now_ms: i64,
+    ) -> Result<bool, GateError> {
+        self.admission_ended("spent", keys, (ticket, user_id), now_ms)
+            .await
+    }
+
+    async fn admission_ended(
+        &self,
+        op: &str,
+        (room, epoch, keys_expire_ms): (Slot, i64, i64),
+        (ticket, user_id): (&str, i64),
+        now_ms: i64,
+    ) -> Result<bool, GateError> {
         let mut inv = self.queue_call(room);
-        inv.arg("used")
+        inv.arg(op)
             .arg(now_ms)
             .arg(epoch)
             .arg(1)
@@ -196,7 +221,7 @@ impl Gate {
         inv.arg(ticket).arg(user_id).arg("").arg("");
         let reply: Vec<redis::Value> = self.run(inv).await?;
         match text(reply.first()).as_deref() {
-            Some("USED") => Ok(true),
+            Some("USED" | "SPENT") => Ok(true),
             Some("UNKNOWN") => Ok(false),
             _ => Err(protocol("?", &reply)),
         }

@@ -158,6 +158,9 @@ impl Reserve {
                     .group_limit_refused
                     .get_or_create(&ReasonLabels { reason: "GATE" })
                     .inc();
+                if let (Some(pass), true) = (pass, campaign.buckets > 1) {
+                    self.spend_in_room(campaign, pass, req.entry.user_id);
+                }
                 JoinError::GroupLimit {
                     limit: self.group_limit(campaign).await?,
                     held,
@@ -358,6 +361,26 @@ impl Reserve {
             loaded?;
         }
         Ok(())
+    }
+
+    /// A bucketed campaign's admission the group's limit refused (the gate spent its copy in the
+    /// home bucket) expires in the campaign's room too, so its unit goes to the next admission
+    /// now rather than when the token expires. Best effort: left, it lapses at its expiry.
+    fn spend_in_room(&self, campaign: &Campaign, pass: &AdmissionPass, user_id: i64) {
+        let gate = self.gate.clone();
+        let ticket = pass.ticket.clone();
+        let keys = (
+            campaign.room_slot(),
+            crate::campaign::gate_epoch(campaign),
+            loader::keys_expire_ms(campaign),
+        );
+        tokio::spawn(async move {
+            let now_ms = Utc::now().timestamp_millis();
+            if let Err(e) = gate.room_spent(keys, &ticket, user_id, now_ms).await {
+                tracing::debug!(error = %e, user_id,
+                    "Could not spend an admission the group's limit refused; it lapses at its expiry.");
+            }
+        });
     }
 
     /// The per-user limit of the campaign's group.

@@ -256,3 +256,37 @@ async fn a_group_is_created_by_an_admin_and_lists_its_campaigns() {
         .await;
     assert_eq!(refused_with(&sync, 400), "VALIDATION_FAILED");
 }
+
+/// A user the group's limit refuses holds an admission they cannot use: it is spent by the
+/// refusal, so the unit goes to the next in line at once, not when the token would expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_the_group_limit_refuses_frees_its_unit_for_the_next_in_line() {
+    use crate::waiting_room::{enqueue, join_with, poll, poll_until};
+    let app = spawn_app().await;
+    let group_id = group(&app, 1, 1).await;
+    let open = campaigns_in(&app, group_id, 1, 5, 1).await[0];
+    let queued = app
+        .open_campaign_with(
+            1,
+            1,
+            json!({"groupId": group_id, "admission": "QUEUE", "admissionRatePerSecond": 50}),
+        )
+        .await;
+    assert_eq!(app.join(open, 1, 1).await.status, 201);
+    let first = enqueue(&app, queued, 1).await;
+    let second = enqueue(&app, queued, 2).await;
+    let ticket = |r: &crate::http::Reply| r.body["ticket"].as_str().expect("ticket").to_string();
+    let (first, second) = (ticket(&first), ticket(&second));
+    let admitted = poll_until(&app, queued, &first, &["ADMITTED"]).await;
+    let token = admitted.body["admissionToken"].as_str().expect("token");
+    let refused = join_with(&app, queued, 1, Some(token)).await;
+    assert_eq!(refused_with(&refused, 409), "GROUP_LIMIT_REACHED");
+    assert_eq!(
+        poll(&app, queued, &first).await.body["state"],
+        json!("EXPIRED")
+    );
+    let next = poll(&app, queued, &second).await;
+    assert_eq!(next.body["state"], json!("ADMITTED"), "{next:?}");
+    let token = next.body["admissionToken"].as_str().expect("token");
+    assert_eq!(join_with(&app, queued, 2, Some(token)).await.status, 201);
+}
