@@ -130,6 +130,22 @@ impl Reserve {
             now,
             pass,
         } = admitted;
+        // The group's limit, read before the gate: nothing that can fail may stand between a
+        // reservation and its settle step, or a failure there would leave the reservation open
+        // until the reconciler (a proof run saw a MySQL failover do so: SOLD_OUT answered for
+        // 15 s while MySQL had the units).
+        let group = match campaign.group_id {
+            Some(id) => Some(Limit {
+                group_id: id,
+                per_user: self
+                    .groups
+                    .get_with(id, std::iter::once(campaign.id))
+                    .await?
+                    .group
+                    .per_user_limit,
+            }),
+            None => None,
+        };
         // When the gate was first asked: a sold-out it answers is remembered from here.
         let asked_at = std::time::Instant::now();
         let (decision, confirmed) = self.reserve(campaign, req, pass.as_ref(), *now).await?;
@@ -138,13 +154,6 @@ impl Reserve {
                 sequence,
                 returns_seen,
             } => {
-                let group = match campaign.group_id {
-                    Some(id) => Some(Limit {
-                        group_id: id,
-                        per_user: self.groups.get(id).await?.group.per_user_limit,
-                    }),
-                    None => None,
-                };
                 return Ok(Gated::Reserved(Reserved {
                     sequence,
                     returns_seen,
@@ -162,7 +171,7 @@ impl Reserve {
                     self.spend_in_room(campaign, pass, req.entry.user_id);
                 }
                 JoinError::GroupLimit {
-                    limit: self.group_limit(campaign).await?,
+                    limit: group.map_or(0, |g| g.per_user),
                     held,
                 }
             }
@@ -383,13 +392,6 @@ impl Reserve {
         });
     }
 
-    /// The per-user limit of the campaign's group.
-    async fn group_limit(&self, campaign: &Campaign) -> Result<i32, JoinError> {
-        match campaign.group_id {
-            Some(id) => Ok(self.groups.get(id).await?.group.per_user_limit),
-            None => Ok(0),
-        }
-    }
 
     /// The reservation call failed (a timeout, a reset): the script may still run, or may have
     /// run with its answer lost. A Redis that hung runs the scripts queued in it when it
