@@ -45,11 +45,15 @@ pub struct WorkloadParams {
     pub patience: Duration,
     /// Closes are allowed only after this share of the run, and never of the last open campaign.
     pub close_after: f64,
+    /// Share of the joins that are carts (design §22), when the run has groups.
+    pub cart_share: f64,
+    /// A grouped campaign's users are drawn from `1..=group_users`.
+    pub group_users: i64,
     pub seed: u64,
 }
 
 /// What the harness set up for a campaign, for the clients to steer by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Plan {
     pub per_user_limit: i64,
     /// `admission: QUEUE`: joined only through the waiting room.
@@ -57,6 +61,11 @@ pub struct Plan {
     /// The campaign's `buckets` (§21): 1 for an unbucketed one, whose gate keys, rows and
     /// event keys are the campaign's own; above 1, one gate and one MySQL row per bucket.
     pub buckets: i64,
+    /// The run's group (its index among `--groups` then `--bucketed-groups`) the campaign is
+    /// in (design §22); `None`: in none.
+    pub group: Option<usize>,
+    /// Created with `confirmWithinSeconds: 0` (wins final at once) rather than the run's.
+    pub no_window: bool,
 }
 
 /// A win a client saw, to confirm, cancel or refund later.
@@ -83,6 +92,8 @@ pub struct Shared {
     /// Tokens the room issued lately (campaign, user, token): what a dishonest client borrows.
     pub(super) tokens: Mutex<Vec<(i64, i64, String)>>,
     keys: AtomicU64,
+    /// The run's groups' ids (a plan's `group` indexes them).
+    pub groups: Vec<i64>,
 }
 
 impl Shared {
@@ -100,7 +111,19 @@ impl Shared {
             closed: Mutex::new(Vec::new()),
             tokens: Mutex::new(Vec::new()),
             keys: AtomicU64::new(0),
+            groups: Vec::new(),
         }
+    }
+
+    pub fn with_groups(self, groups: Vec<i64>) -> Self {
+        Self { groups, ..self }
+    }
+
+    /// The open campaigns of group `g` (its index), in creation order.
+    pub(super) fn group_campaigns(&self, g: usize) -> Vec<i64> {
+        (self.campaigns.iter().copied())
+            .filter(|c| self.plans.get(c).is_some_and(|p| p.group == Some(g)))
+            .collect()
     }
 
     /// The campaigns joined without a waiting room, or with one.
@@ -184,6 +207,11 @@ pub(super) struct Client<'a> {
 impl Client<'_> {
     async fn step(&mut self, f: Func, rng: &mut StdRng) {
         let request = match f {
+            Func::Join
+                if !self.shared.groups.is_empty() && rng.random_bool(self.params.cart_share) =>
+            {
+                return self.cart(rng).await;
+            }
             Func::Join => None,
             Func::Confirm | Func::Cancel | Func::Refund => self.lifecycle(f, rng),
             _ => self.control(f, rng),
@@ -228,7 +256,18 @@ impl Client<'_> {
             return;
         }
         let campaign = pool[rng.random_range(0..pool.len())];
-        let user = rng.random_range(1..=self.params.users);
+        // A group's users are fewer, so that they come back to it and reach its limit.
+        let grouped = self
+            .shared
+            .plans
+            .get(&campaign)
+            .is_some_and(|p| p.group.is_some());
+        let users = if grouped {
+            self.params.group_users
+        } else {
+            self.params.users
+        };
+        let user = rng.random_range(1..=users);
         let quantity = self.quantity(campaign, rng);
         self.join_with(campaign, user, quantity, None, rng).await;
     }
@@ -370,6 +409,18 @@ impl Client<'_> {
 
     /// What the clients keep from an answer, to steer later operations.
     pub(super) fn learn(&self, f: Func, kind: EntryType, v: &Value) {
+        if let (Func::Cart, EntryType::Ok) = (f, kind) {
+            for item in v.items.iter().flatten() {
+                let one = Value {
+                    campaign: Some(item.campaign),
+                    user: v.user,
+                    status: item.status.clone(),
+                    ..Value::default()
+                };
+                self.learn(Func::Join, kind, &one);
+            }
+            return;
+        }
         let (Some(campaign), EntryType::Ok) = (v.campaign, kind) else {
             return;
         };

@@ -1,0 +1,106 @@
+//! Carts (design §22): a client buys 2–3 campaigns of one of the run's groups at once
+//! (`POST /api/v1/groups/{id}/purchases`), every item won or none. The items come in a random
+//! order (so two carts of the same campaigns lock them in opposite orders), one unit each, now
+//! and then two of one (past the group's limit of 2 with another item: `GROUP_LIMIT_REACHED`).
+//!
+//! Every cart request carries an `Idempotency-Key` of its own: MySQL keeps it on the purchase
+//! row, which is how the checker ties each purchase to the request that asked it. A cart that
+//! timed out is retried with the same key (at most twice, as a join), and now and then an
+//! answered cart is sent again with its key, which must answer the same purchase.
+
+use rand::{rngs::StdRng, seq::SliceRandom, Rng};
+use serde_json::json;
+
+use crate::history::{EntryType, Func, Item, Value};
+
+use super::{request::Request, workload::Client};
+
+/// Share of answered carts sent once more with the same key and items.
+const REPLAY_SHARE: f64 = 0.1;
+
+impl Client<'_> {
+    /// One cart of a random group of the run; falls back to a join when the group has fewer
+    /// than two campaigns left open.
+    pub(super) async fn cart(&mut self, rng: &mut StdRng) {
+        let g = rng.random_range(0..self.shared.groups.len());
+        let group = self.shared.groups[g];
+        let mut campaigns = self.shared.group_campaigns(g);
+        if campaigns.len() < 2 {
+            return;
+        }
+        campaigns.shuffle(rng);
+        campaigns.truncate(rng.random_range(2..=campaigns.len().min(3)));
+        let items: Vec<Item> = campaigns
+            .iter()
+            .map(|&campaign| Item {
+                campaign,
+                quantity: 1,
+                ..Item::default()
+            })
+            .collect();
+        let mut items = items;
+        if rng.random_bool(0.1) {
+            items[0].quantity = 2;
+        }
+        let user = rng.random_range(1..=self.params.group_users);
+        let key = format!("cart-{}", self.shared.next_key(self.id));
+        let last = self.buy(group, user, &items, &key, rng).await;
+        if last.0 == EntryType::Ok && rng.random_bool(REPLAY_SHARE) {
+            self.buy(group, user, &items, &key, rng).await;
+        }
+    }
+
+    /// Sends the cart, retried with its key after an unknown outcome; returns the last answer.
+    async fn buy(
+        &mut self,
+        group: i64,
+        user: i64,
+        items: &[Item],
+        key: &str,
+        rng: &mut StdRng,
+    ) -> (EntryType, Value) {
+        let asked: Vec<serde_json::Value> = (items.iter())
+            .map(|i| json!({"campaignId": i.campaign, "quantity": i.quantity}))
+            .collect();
+        let mut last = (EntryType::Info, Value::default());
+        for _attempt in 0..3 {
+            let mut request = Request::post(
+                Func::Cart,
+                format!("/api/v1/groups/{group}/purchases"),
+                Value {
+                    group: Some(group),
+                    user: Some(user),
+                    items: Some(items.to_vec()),
+                    idempotency_key: Some(key.to_owned()),
+                    ..Value::default()
+                },
+            );
+            request.body = Some(json!({"userId": user, "items": asked}));
+            request.idempotency_key = Some(key.to_owned());
+            last = self.send(request, rng).await;
+            if last.0 != EntryType::Info || std::time::Instant::now() >= self.until {
+                break;
+            }
+        }
+        last
+    }
+}
+
+/// A cart's answer: the purchase and each item's win, matched to the items asked by campaign.
+pub(super) fn answered(body: &serde_json::Value, value: &mut Value) {
+    let int = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_i64);
+    value.purchase = int(body, "purchaseId");
+    let won = body.get("items").and_then(serde_json::Value::as_array);
+    for item in value.items.iter_mut().flatten() {
+        let Some(w) = won
+            .into_iter()
+            .flatten()
+            .find(|w| int(w, "campaignId") == Some(item.campaign))
+        else {
+            continue;
+        };
+        item.participation_id = int(w, "participationId");
+        item.sequence = int(w, "sequence");
+        item.status = w.get("status").and_then(|s| s.as_str()).map(str::to_owned);
+    }
+}
