@@ -7,16 +7,36 @@
 //! row, which is how the checker ties each purchase to the request that asked it. A cart that
 //! timed out is retried with the same key (at most twice, as a join), and now and then an
 //! answered cart is sent again with its key, which must answer the same purchase.
+//!
+//! A purchase the answers told of is later, now and then, confirmed, cancelled by its user or
+//! cancelled by an admin (a refund) as a whole (`…/purchases/{id}/confirm|cancel`), beside the
+//! per-campaign confirms and cancels of its items, which close the whole purchase too.
 
 use rand::{rngs::StdRng, seq::SliceRandom, Rng};
 use serde_json::json;
 
 use crate::history::{EntryType, Func, Item, Value};
 
-use super::{request::Request, workload::Client};
+use super::{
+    request::Request,
+    workload::{lock, Client},
+};
 
 /// Share of answered carts sent once more with the same key and items.
 const REPLAY_SHARE: f64 = 0.1;
+
+/// Share of confirms, cancels and refunds that act on a whole purchase, when one is known.
+const WHOLE_SHARE: f64 = 0.3;
+
+/// A purchase a client was answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Bought {
+    group: i64,
+    purchase: i64,
+    user: i64,
+    confirmed: bool,
+    at: std::time::Instant,
+}
 
 impl Client<'_> {
     /// One cart of a random group of the run; falls back to a join when the group has fewer
@@ -47,6 +67,72 @@ impl Client<'_> {
         let last = self.buy(group, user, &items, &key, rng).await;
         if last.0 == EntryType::Ok && rng.random_bool(REPLAY_SHARE) {
             self.buy(group, user, &items, &key, rng).await;
+        }
+    }
+
+    /// A confirm, cancel or refund of a whole purchase the answers told of, now and then.
+    pub(super) fn purchase_lifecycle(&mut self, f: Func, rng: &mut StdRng) -> Option<Request> {
+        if !rng.random_bool(WHOLE_SHARE) {
+            return None;
+        }
+        let b = {
+            let mut known = lock(&self.shared.purchases);
+            known.retain(|b| b.at.elapsed() < std::time::Duration::from_secs(20));
+            let fits = |b: &Bought| match f {
+                Func::Refund => b.confirmed || rng.random_bool(0.2),
+                _ => !b.confirmed,
+            };
+            let candidates: Vec<Bought> = known.iter().copied().filter(fits).collect();
+            *candidates.get(rng.random_range(0..candidates.len().max(1)))?
+        };
+        let (whole, action) = match f {
+            Func::Confirm => (Func::PurchaseConfirm, "confirm"),
+            Func::Cancel => (Func::PurchaseCancel, "cancel"),
+            _ => (Func::PurchaseRefund, "cancel"),
+        };
+        let mut request = Request::post(
+            whole,
+            format!(
+                "/api/v1/groups/{}/purchases/{}/{action}",
+                b.group, b.purchase
+            ),
+            Value {
+                group: Some(b.group),
+                purchase: Some(b.purchase),
+                user: Some(b.user),
+                ..Value::default()
+            },
+        );
+        request.admin = whole == Func::PurchaseRefund;
+        Some(request)
+    }
+
+    /// What the clients keep of a purchase's answers.
+    pub(super) fn learn_purchase(&self, f: Func, kind: EntryType, v: &Value) {
+        let (EntryType::Ok, Some(purchase)) = (kind, v.purchase) else {
+            return;
+        };
+        let mut known = lock(&self.shared.purchases);
+        match f {
+            Func::Cart => {
+                let confirmed =
+                    (v.items.iter().flatten()).all(|i| i.status.as_deref() == Some("CONFIRMED"));
+                if let (Some(group), Some(user)) = (v.group, v.user) {
+                    known.retain(|b| b.purchase != purchase);
+                    known.push(Bought {
+                        group,
+                        purchase,
+                        user,
+                        confirmed,
+                        at: std::time::Instant::now(),
+                    });
+                }
+            }
+            Func::PurchaseConfirm => known
+                .iter_mut()
+                .filter(|b| b.purchase == purchase)
+                .for_each(|b| b.confirmed = true),
+            _ => known.retain(|b| b.purchase != purchase),
         }
     }
 
@@ -90,7 +176,19 @@ impl Client<'_> {
 pub(super) fn answered(body: &serde_json::Value, value: &mut Value) {
     let int = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_i64);
     value.purchase = int(body, "purchaseId");
+    value.group = int(body, "groupId").or(value.group);
     let won = body.get("items").and_then(serde_json::Value::as_array);
+    if value.items.is_none() {
+        // A purchase's confirm or cancel asked no items: its answer lists them.
+        let listed = won.into_iter().flatten().filter_map(|w| {
+            Some(Item {
+                campaign: int(w, "campaignId")?,
+                quantity: int(w, "quantity").unwrap_or(1),
+                ..Item::default()
+            })
+        });
+        value.items = Some(listed.collect());
+    }
     for item in value.items.iter_mut().flatten() {
         let Some(w) = won
             .into_iter()

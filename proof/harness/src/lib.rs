@@ -33,6 +33,7 @@ mod capture;
 mod carts;
 mod commit_watch;
 mod failover;
+mod learn;
 mod mix;
 pub mod nemesis;
 mod options;

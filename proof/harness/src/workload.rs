@@ -70,11 +70,11 @@ pub struct Plan {
 
 /// A win a client saw, to confirm, cancel or refund later.
 #[derive(Debug, Clone, Copy)]
-struct Win {
-    campaign: i64,
-    user: i64,
-    confirmed: bool,
-    at: Instant,
+pub(super) struct Win {
+    pub campaign: i64,
+    pub user: i64,
+    pub confirmed: bool,
+    pub at: Instant,
 }
 
 /// What the clients share: the targets and what the answers told them.
@@ -86,14 +86,16 @@ pub struct Shared {
     pub campaigns: Vec<i64>,
     pub plans: HashMap<i64, Plan>,
     pub stop: AtomicBool,
-    wins: Mutex<Vec<Win>>,
-    paused: Mutex<HashMap<i64, bool>>,
-    closed: Mutex<Vec<i64>>,
+    pub(super) wins: Mutex<Vec<Win>>,
+    pub(super) paused: Mutex<HashMap<i64, bool>>,
+    pub(super) closed: Mutex<Vec<i64>>,
     /// Tokens the room issued lately (campaign, user, token): what a dishonest client borrows.
     pub(super) tokens: Mutex<Vec<(i64, i64, String)>>,
     keys: AtomicU64,
     /// The run's groups' ids (a plan's `group` indexes them).
     pub groups: Vec<i64>,
+    /// Purchases the answers told of, to confirm or cancel whole ([`super::carts`]).
+    pub(super) purchases: Mutex<Vec<super::carts::Bought>>,
 }
 
 impl Shared {
@@ -112,6 +114,7 @@ impl Shared {
             tokens: Mutex::new(Vec::new()),
             keys: AtomicU64::new(0),
             groups: Vec::new(),
+            purchases: Mutex::new(Vec::new()),
         }
     }
 
@@ -213,7 +216,10 @@ impl Client<'_> {
                 return self.cart(rng).await;
             }
             Func::Join => None,
-            Func::Confirm | Func::Cancel | Func::Refund => self.lifecycle(f, rng),
+            Func::Confirm | Func::Cancel | Func::Refund => match self.purchase_lifecycle(f, rng) {
+                Some(r) => Some(r),
+                None => self.lifecycle(f, rng),
+            },
             _ => self.control(f, rng),
         };
         match request {
@@ -405,62 +411,5 @@ impl Client<'_> {
         request.body = body;
         request.admin = true;
         Some(request)
-    }
-
-    /// What the clients keep from an answer, to steer later operations.
-    pub(super) fn learn(&self, f: Func, kind: EntryType, v: &Value) {
-        if let (Func::Cart, EntryType::Ok) = (f, kind) {
-            for item in v.items.iter().flatten() {
-                let one = Value {
-                    campaign: Some(item.campaign),
-                    user: v.user,
-                    status: item.status.clone(),
-                    ..Value::default()
-                };
-                self.learn(Func::Join, kind, &one);
-            }
-            return;
-        }
-        let (Some(campaign), EntryType::Ok) = (v.campaign, kind) else {
-            return;
-        };
-        match f {
-            Func::Join => {
-                if let Some(user) = v.user {
-                    lock(&self.shared.wins).push(Win {
-                        campaign,
-                        user,
-                        confirmed: v.status.as_deref() == Some("CONFIRMED"),
-                        at: Instant::now(),
-                    });
-                }
-            }
-            Func::Confirm | Func::Cancel | Func::Refund => {
-                let mut wins = lock(&self.shared.wins);
-                let same = |w: &Win| w.campaign == campaign && Some(w.user) == v.user;
-                if f == Func::Confirm {
-                    wins.iter_mut().filter(|w| same(w)).for_each(|w| {
-                        w.confirmed = true;
-                        w.at = Instant::now();
-                    });
-                } else {
-                    wins.retain(|w| !same(w));
-                }
-            }
-            Func::Pause | Func::Resume => {
-                lock(&self.shared.paused).insert(campaign, f == Func::Pause);
-            }
-            Func::Close => lock(&self.shared.closed).push(campaign),
-            Func::Queue | Func::Poll => {
-                if let (Some(user), Some(token)) = (v.user, &v.admission_token) {
-                    let mut tokens = lock(&self.shared.tokens);
-                    if tokens.len() >= 64 {
-                        tokens.remove(0);
-                    }
-                    tokens.push((campaign, user, token.clone()));
-                }
-            }
-            _ => {}
-        }
     }
 }

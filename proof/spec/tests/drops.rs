@@ -294,3 +294,48 @@ fn an_ok_cart_item_answered_otherwise_than_mysql_has_it() {
     d.answer_cart(8, asked, purchase, &pids);
     assert_flags(&d.check(), AnomalyKind::CartBreach);
 }
+
+#[test]
+fn a_purchase_refunded_whole_passes() {
+    let mut d = clean();
+    let items = d.items_of(500);
+    d.refund_purchase(7, 500, &items);
+    assert_clean(&d.check());
+}
+
+/// The service answered the purchase's refund but cancelled one item only: the other item's
+/// answered `CANCELLED` is not in the order, and the purchase's items part ways.
+#[test]
+fn a_purchase_refund_that_cancelled_one_item_is_caught() {
+    let mut d = clean();
+    let items = d.items_of(500);
+    d.refund_purchase(7, 500, &items[..1]);
+    let r = d.check();
+    assert_flags(&r, AnomalyKind::CartBreach);
+    assert_flags(&r, AnomalyKind::LostWin);
+}
+
+/// A cancel of one item (the per-campaign endpoint) closes its siblings too: their events are
+/// caused by it, not phantoms.
+#[test]
+fn one_items_refund_closing_its_siblings_passes() {
+    let mut d = clean();
+    let items = d.items_of(500);
+    let user = Some(11);
+    let asked = Value {
+        campaign: Some(1),
+        user,
+        ..Value::default()
+    };
+    d.entry(EntryType::Invoke, 7, Func::Refund, asked.clone());
+    for &pid in &items {
+        d.commit_refund(pid);
+    }
+    let answer = Value {
+        status: Some("CANCELLED".to_owned()),
+        participation_id: Some(items[0]),
+        ..asked
+    };
+    d.entry(EntryType::Ok, 7, Func::Refund, answer);
+    assert_clean(&d.check());
+}

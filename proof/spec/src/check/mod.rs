@@ -234,7 +234,7 @@ pub fn check_all(
                 );
             }
             // Without its row there is no stock to replay from; refusals are judged as such.
-            check_without_row(campaign, &history.ops, index, &mut report);
+            end_state::without_row(campaign, &history.ops, index, &mut report);
             continue;
         };
         let buckets = count_of(campaign);
@@ -397,30 +397,5 @@ fn count(history: &History, report: &mut Report) {
     }
     for fault in &history.faults {
         *report.faults.entry(fault.kind.clone()).or_default() += 1;
-    }
-}
-
-/// A campaign MySQL does not have: every acknowledged write to it is lost; refusals other than
-/// CAMPAIGN_NOT_FOUND are not judged.
-fn check_without_row(campaign: i64, ops: &[Op], index: &index::CampaignOps, report: &mut Report) {
-    for &i in &index.all {
-        let op = &ops[i];
-        match (op.outcome, op.code()) {
-            (Outcome::Ok, _) => report
-                .push(
-                    AnomalyKind::LostWin,
-                    Some(campaign),
-                    "acknowledged on a campaign MySQL does not have",
-                )
-                .ops
-                .push(op.clone()),
-            (Outcome::Fail, Some(code)) if code != "CAMPAIGN_NOT_FOUND" => {
-                *report
-                    .refusals_not_judged
-                    .entry(code.to_owned())
-                    .or_default() += 1
-            }
-            _ => {}
-        }
     }
 }

@@ -20,6 +20,13 @@
 //! purchase (the final state's `participation.purchase_id`) may have written the events of its
 //! siblings: it is projected onto each sibling's campaign as an `info` of the same function (a
 //! possible cause, never an answer to hold to). Only operations that may have written count.
+//!
+//! A purchase's own confirm, cancel and refund (`purchase-confirm`, `purchase-cancel`,
+//! `purchase-refund`) act on every item: each is projected onto every item MySQL has in the
+//! purchase as a confirm, cancel or refund of the item's campaign, with the item's answered
+//! `status` on an `ok` (an item the answer lacks: `info`), the code on every item of a `fail`
+//! (every item shares the purchase's state, so a `HOLD_EXPIRED` is each item's), `info` on an
+//! `info`.
 
 use std::collections::HashMap;
 
@@ -40,6 +47,9 @@ pub fn project(history: &History, state: &FinalState, groups: &GroupState) -> Hi
     for op in &history.ops {
         let extra: Vec<Op> = match op.f {
             Func::Cart => items(op),
+            Func::PurchaseConfirm | Func::PurchaseCancel | Func::PurchaseRefund => {
+                siblings.whole(op)
+            }
             Func::Confirm | Func::Cancel | Func::Refund if op.outcome != Outcome::Fail => {
                 siblings.of(op)
             }
@@ -105,31 +115,71 @@ fn items(cart: &Op) -> Vec<Op> {
         .collect()
 }
 
-/// Each purchase item's siblings: (campaign, user) → the other items' campaigns.
+/// Each purchase item's siblings: (campaign, user) → the other items' campaigns; and each
+/// purchase's items (campaign, participation, user).
 struct Siblings {
     of: HashMap<(i64, i64), Vec<i64>>,
+    items: HashMap<i64, Vec<(i64, i64, i64)>>,
 }
 
 impl Siblings {
     fn new(state: &FinalState, groups: &GroupState) -> Self {
         let purchase_of = groups.purchase_of();
-        let mut items: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        let mut items: HashMap<i64, Vec<(i64, i64, i64)>> = HashMap::new();
         for p in &state.participations {
             if let Some(&purchase) = purchase_of.get(&p.id) {
                 items
                     .entry(purchase)
                     .or_default()
-                    .push((p.campaign, p.user));
+                    .push((p.campaign, p.id, p.user));
             }
         }
         let mut of: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
         for list in items.values() {
-            for &(campaign, user) in list {
+            for &(campaign, _, user) in list {
                 let others = list.iter().map(|x| x.0).filter(|&c| c != campaign);
                 of.entry((campaign, user)).or_default().extend(others);
             }
         }
-        Self { of }
+        Self { of, items }
+    }
+
+    /// A purchase's confirm, cancel or refund as one of each item MySQL has in it.
+    fn whole(&self, op: &Op) -> Vec<Op> {
+        let f = match op.f {
+            Func::PurchaseConfirm => Func::Confirm,
+            Func::PurchaseCancel => Func::Cancel,
+            _ => Func::Refund,
+        };
+        let list = op.value.purchase.and_then(|p| self.items.get(&p));
+        let answered = op.value.items.as_deref().unwrap_or(&[]);
+        (list.into_iter().flatten())
+            .map(|&(campaign, pid, user)| {
+                let mut value = Value {
+                    campaign: Some(campaign),
+                    user: Some(user),
+                    participation_id: Some(pid),
+                    code: op.value.code.clone(),
+                    error: op.value.error.clone(),
+                    ..Value::default()
+                };
+                let mut outcome = op.outcome;
+                if outcome == Outcome::Ok {
+                    let item = answered.iter().find(|i| i.campaign == campaign);
+                    value.status = item.and_then(|i| i.status.clone());
+                    if value.status.is_none() {
+                        outcome = Outcome::Info;
+                    }
+                }
+                Op {
+                    id: 0,
+                    f,
+                    outcome,
+                    value,
+                    ..op.clone()
+                }
+            })
+            .collect()
     }
 
     /// The operation as an `info` on each sibling's campaign.

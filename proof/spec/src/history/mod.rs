@@ -74,7 +74,7 @@ pub enum NemesisTag {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Func {
     Join,
     Confirm,
@@ -92,6 +92,12 @@ pub enum Func {
     /// answer `purchase` and each item's `participationId`, `sequence`, `status`; a refusal's
     /// `campaign` names the item that could not be had.
     Cart,
+    /// A whole purchase's confirm, its user's cancel and an admin's cancel (a refund):
+    /// `POST /api/v1/groups/{id}/purchases/{purchaseId}/confirm|cancel`. `value.group`,
+    /// `purchase`, `user`; the answer's `items` with each item's `status`.
+    PurchaseConfirm,
+    PurchaseCancel,
+    PurchaseRefund,
     Nemesis,
 }
 
@@ -120,8 +126,19 @@ impl Func {
             Func::Queue => "queue",
             Func::Poll => "poll",
             Func::Cart => "cart",
+            Func::PurchaseConfirm => "purchase-confirm",
+            Func::PurchaseCancel => "purchase-cancel",
+            Func::PurchaseRefund => "purchase-refund",
             Func::Nemesis => "nemesis",
         }
+    }
+
+    /// A purchase's own operations (§22), judged through their items.
+    pub fn is_purchase(self) -> bool {
+        matches!(
+            self,
+            Func::Cart | Func::PurchaseConfirm | Func::PurchaseCancel | Func::PurchaseRefund
+        )
     }
 
     /// The live controls of §15, whose answer is the campaign.

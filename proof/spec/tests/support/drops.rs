@@ -222,6 +222,84 @@ impl Drop {
         self.entry(EntryType::Fail, process, Func::Cart, answer);
     }
 
+    /// Commits an admin's cancel (a refund) of a confirmed win: its event and its row.
+    pub fn commit_refund(&mut self, pid: i64) {
+        let Some(i) = self.participations.iter().position(|p| p.0.id == pid) else {
+            return;
+        };
+        let (campaign, user, quantity) = {
+            let p = &self.participations[i].0;
+            (p.campaign, p.user, p.quantity)
+        };
+        let payload = json!({"eventId": format!("0193a5f2-0000-7000-9000-{pid:012}"),
+            "eventType": "ParticipationCancelled", "occurredAt": self.wall(),
+            "campaignId": campaign, "participationId": pid, "userId": user,
+            "quantity": quantity, "reason": "ADMIN", "previousStatus": "CONFIRMED",
+            "rewardPoints": 0});
+        let offset = self
+            .records
+            .iter()
+            .filter(|r| r.partition == campaign as i32)
+            .count();
+        self.records.push(TopicRecord {
+            partition: campaign as i32,
+            offset: offset as i64,
+            key: Some(campaign.to_string()),
+            payload,
+        });
+        *self.free.entry(campaign).or_default() += quantity;
+        let p = &mut self.participations[i].0;
+        p.status = "CANCELLED".to_owned();
+        p.cancel_reason = Some("ADMIN".to_owned());
+    }
+
+    /// An admin's cancel of a whole purchase, answered with every item `CANCELLED`.
+    pub fn refund_purchase(&mut self, process: u64, purchase: i64, commit: &[i64]) {
+        let user = self
+            .purchases
+            .iter()
+            .find(|p| p.id == purchase)
+            .map(|p| p.user);
+        let asked = Value {
+            group: Some(GROUP),
+            purchase: Some(purchase),
+            user,
+            ..Value::default()
+        };
+        self.entry(
+            EntryType::Invoke,
+            process,
+            Func::PurchaseRefund,
+            asked.clone(),
+        );
+        for &pid in commit {
+            self.commit_refund(pid);
+        }
+        let items = (self.participations.iter())
+            .filter(|p| p.1 == Some(purchase))
+            .map(|p| Item {
+                campaign: p.0.campaign,
+                quantity: p.0.quantity,
+                participation_id: Some(p.0.id),
+                status: Some("CANCELLED".to_owned()),
+                ..Item::default()
+            })
+            .collect();
+        let answer = Value {
+            items: Some(items),
+            ..asked
+        };
+        self.entry(EntryType::Ok, process, Func::PurchaseRefund, answer);
+    }
+
+    /// The participation ids of a purchase's items.
+    pub fn items_of(&self, purchase: i64) -> Vec<i64> {
+        (self.participations.iter())
+            .filter(|p| p.1 == Some(purchase))
+            .map(|p| p.0.id)
+            .collect()
+    }
+
     pub fn history(&self) -> History {
         history::pair(self.entries.clone()).expect("a well-formed history")
     }
