@@ -339,3 +339,15 @@ fn one_items_refund_closing_its_siblings_passes() {
     d.entry(EntryType::Ok, 7, Func::Refund, answer);
     assert_clean(&d.check());
 }
+
+#[test]
+fn cart_breach_a_replay_of_an_answered_key_refused() {
+    let mut d = clean();
+    d.cart_refused(
+        7,
+        (11, &[(1, 1), (2, 1)], "k1"),
+        "ALREADY_PARTICIPATED",
+        Some(1),
+    );
+    assert_flags(&d.check(), AnomalyKind::CartBreach);
+}

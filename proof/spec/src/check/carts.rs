@@ -10,7 +10,8 @@
 //! - a purchase has exactly the items its request asked (campaign and quantity, each once);
 //!   an unknown outcome is whole or absent, never partial;
 //! - an `ok` cart is in MySQL whole: its purchase row, with the key sent, and each answered
-//!   item's participation in that purchase; every `ok` with one key answered one purchase;
+//!   item's participation in that purchase; every `ok` with one key answered one purchase,
+//!   and no request with a key is refused once a purchase was answered for it;
 //! - a key every request of which was refused (a 4xx) has no purchase: a refusal writes
 //!   nothing (§2.6);
 //! - a purchase's items share one status at the end (held, confirmed, cancelled or expired
@@ -208,6 +209,22 @@ fn refused_wrote_nothing(
                 report,
                 format!("key {key}: answered purchases {oks:?}"),
                 ops,
+            );
+        }
+        // The same key and items answer the same purchase again (§22): once one was answered,
+        // a later request with its key is never refused.
+        let answered_at = (ops.iter())
+            .filter(|o| o.outcome == Outcome::Ok)
+            .map(|o| o.definite_end())
+            .min();
+        let late: Vec<&Op> = (ops.iter().copied())
+            .filter(|o| o.outcome == Outcome::Fail && answered_at.is_some_and(|t| t < o.invoke))
+            .collect();
+        if !late.is_empty() {
+            breach(
+                report,
+                format!("key {key}: refused after its purchase was answered"),
+                &late,
             );
         }
         let all_refused = ops.iter().all(|o| o.outcome == Outcome::Fail);
