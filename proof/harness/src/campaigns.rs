@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn the_default_run_has_a_bucketed_campaign_of_16_among_the_open_and_one_among_the_queued() {
-        let opts = options(&["--groups", "0"]);
+        let opts = options(&["--groups", "0", "--bucketed-groups", "0"]);
         let plans = plans(&opts);
         let kinds: Vec<(i64, bool, i64)> = plans
             .iter()
@@ -255,12 +255,24 @@ mod tests {
     }
 
     #[test]
-    fn the_default_run_has_one_group_of_three_small_campaigns_the_first_without_a_window() {
+    fn the_default_run_has_two_groups_of_three_small_campaigns_the_first_without_a_window() {
         let opts = options(&[]);
         let plans = plans(&opts);
         let grouped: Vec<&Plan> = plans.iter().filter(|p| p.group.is_some()).collect();
-        assert_eq!(grouped.len(), 3);
-        assert!(grouped.iter().all(|p| p.group == Some(0) && !p.queued));
+        assert_eq!(grouped.len(), 6);
+        assert!(grouped[..3]
+            .iter()
+            .all(|p| p.group == Some(0) && p.buckets == 1));
+        assert!(grouped[3..]
+            .iter()
+            .all(|p| p.group == Some(1) && p.buckets == 4));
+        assert!(grouped.iter().all(|p| !p.queued));
+        assert_eq!(group_buckets(&opts), [1, 4]);
+        // A grouped campaign takes its group's buckets: none sent with it.
+        assert!(body(&opts, 9, *grouped[3], &[42, 43])
+            .get("buckets")
+            .is_none());
+        assert_eq!(body(&opts, 9, *grouped[3], &[42, 43])["groupId"], 43);
         let first = body(&opts, 6, *grouped[0], &[42]);
         assert_eq!(first["groupId"], 42);
         assert_eq!(first["confirmWithinSeconds"], 0);
@@ -280,6 +292,8 @@ mod tests {
             "--campaigns",
             "0",
             "--groups",
+            "0",
+            "--bucketed-groups",
             "0",
         ]);
         let kinds: Vec<(i64, i64)> = plans(&opts)

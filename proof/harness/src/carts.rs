@@ -39,12 +39,13 @@ pub struct Bought {
 }
 
 impl Client<'_> {
-    /// One cart of a random group of the run; falls back to a join when the group has fewer
-    /// than two campaigns left open.
+    /// One cart of a random group of the run; nothing when the group has fewer than two
+    /// campaigns left open.
     pub(super) async fn cart(&mut self, rng: &mut StdRng) {
         let g = rng.random_range(0..self.shared.groups.len());
         let group = self.shared.groups[g];
-        let mut campaigns = self.shared.group_campaigns(g);
+        // Now and then with a closed campaign, for CAMPAIGN_ENDED.
+        let mut campaigns = self.shared.group_campaigns(g, rng.random_bool(0.03));
         if campaigns.len() < 2 {
             return;
         }

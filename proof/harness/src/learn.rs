@@ -15,7 +15,9 @@ impl Client<'_> {
             self.learn_purchase(f, kind, v);
         }
         if let (Func::Cart, EntryType::Ok) = (f, kind) {
-            for item in v.items.iter().flatten() {
+            // One item only: a confirm, cancel or refund of it acts on the whole purchase, and
+            // a purchase whose every item is a target is all but sure to end cancelled.
+            if let Some(item) = v.items.iter().flatten().next() {
                 let one = Value {
                     campaign: Some(item.campaign),
                     user: v.user,

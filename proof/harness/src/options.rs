@@ -62,7 +62,7 @@ pub struct RunOptions {
     pub groups: usize,
     /// Groups as `--groups` but with `--group-buckets` buckets (§21 applied to the group), after
     /// them.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 1)]
     pub bucketed_groups: usize,
     /// The bucketed groups' `buckets`.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i64).range(1..=1024))]

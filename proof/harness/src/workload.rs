@@ -122,10 +122,13 @@ impl Shared {
         Self { groups, ..self }
     }
 
-    /// The open campaigns of group `g` (its index), in creation order.
-    pub(super) fn group_campaigns(&self, g: usize) -> Vec<i64> {
+    /// The campaigns of group `g` (its index), in creation order; only those the answers
+    /// left open unless `closed_too`.
+    pub(super) fn group_campaigns(&self, g: usize, closed_too: bool) -> Vec<i64> {
+        let closed = lock(&self.closed).clone();
         (self.campaigns.iter().copied())
             .filter(|c| self.plans.get(c).is_some_and(|p| p.group == Some(g)))
+            .filter(|c| closed_too || !closed.contains(c))
             .collect()
     }
 
