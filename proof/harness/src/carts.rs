@@ -79,12 +79,14 @@ impl Client<'_> {
         let b = {
             let mut known = lock(&self.shared.purchases);
             known.retain(|b| b.at.elapsed() < std::time::Duration::from_secs(20));
-            let fits = |b: &Bought| match f {
+            let mut fits = |b: &Bought| match f {
                 Func::Refund => b.confirmed || rng.random_bool(0.2),
                 _ => !b.confirmed,
             };
-            let candidates: Vec<Bought> = known.iter().copied().filter(fits).collect();
-            *candidates.get(rng.random_range(0..candidates.len().max(1)))?
+            let candidates: Vec<usize> = (0..known.len()).filter(|&i| fits(&known[i])).collect();
+            let i = *candidates.get(rng.random_range(0..candidates.len().max(1)))?;
+            // One whole-purchase call each: the few purchases would all end cancelled otherwise.
+            known.swap_remove(i)
         };
         let (whole, action) = match f {
             Func::Confirm => (Func::PurchaseConfirm, "confirm"),
@@ -201,5 +203,54 @@ pub(super) fn answered(body: &serde_json::Value, value: &mut Value) {
         item.participation_id = int(w, "participationId");
         item.sequence = int(w, "sequence");
         item.status = w.get("status").and_then(|s| s.as_str()).map(str::to_owned);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_carts_answer_is_matched_to_the_items_asked_by_campaign() {
+        let mut value = Value {
+            items: Some(vec![
+                Item {
+                    campaign: 9,
+                    quantity: 1,
+                    ..Item::default()
+                },
+                Item {
+                    campaign: 7,
+                    quantity: 2,
+                    ..Item::default()
+                },
+            ]),
+            ..Value::default()
+        };
+        let body = json!({"purchaseId": 5, "groupId": 3, "items": [
+            {"campaignId": 7, "participationId": 70, "sequence": 1, "status": "HELD"},
+            {"campaignId": 9, "participationId": 90, "sequence": 4, "status": "HELD"}]});
+        answered(&body, &mut value);
+        assert_eq!((value.purchase, value.group), (Some(5), Some(3)));
+        let items = value.items.unwrap_or_default();
+        assert_eq!(items[0].participation_id, Some(90));
+        assert_eq!(items[1].participation_id, Some(70));
+        assert_eq!(items[1].quantity, 2);
+        assert_eq!(items[0].status.as_deref(), Some("HELD"));
+    }
+
+    #[test]
+    fn a_purchase_calls_answer_lists_its_items() {
+        let mut value = Value {
+            purchase: Some(5),
+            ..Value::default()
+        };
+        let body = json!({"purchaseId": 5, "groupId": 3, "items": [
+            {"campaignId": 7, "participationId": 70, "quantity": 1, "status": "CANCELLED"}]});
+        answered(&body, &mut value);
+        let items = value.items.unwrap_or_default();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].campaign, 7);
+        assert_eq!(items[0].status.as_deref(), Some("CANCELLED"));
     }
 }
