@@ -98,6 +98,15 @@ fn items(cart: &Op) -> Vec<Op> {
                         .filter(|_| named == Some(item.campaign));
                 }
             }
+            if cart.outcome != Outcome::Info {
+                // For people reading a report: which cart the item came from.
+                let key = cart
+                    .value
+                    .idempotency_key
+                    .as_deref()
+                    .unwrap_or("without a key");
+                value.error = Some(format!("an item of cart {key} (process {})", cart.process));
+            }
             if cart.outcome == Outcome::Ok && item.participation_id.is_none() {
                 // An answer without the item's win: what it wrote is unknown.
                 outcome = Outcome::Info;
