@@ -7,6 +7,7 @@
 
 mod buckets;
 mod gates;
+mod groups;
 
 use std::collections::HashMap;
 
@@ -49,9 +50,16 @@ pub async fn take(
         .iter()
         .map(|c| (c.id, bucket_count(&campaign_buckets, c.id)))
         .collect();
+    let group_state = groups::read(pool, &list).await?;
+    let group_of = group_state.group_of();
+    let slots = slots::of_campaigns(
+        counts
+            .iter()
+            .map(|&(c, b)| (c, b, group_of.get(&c).copied())),
+    );
     let (participations, participation_buckets) = mysql_participations(pool, &list).await?;
     let controls = mysql_controls(pool, &list).await?;
-    let gates = match gates::read(redis_url, prefix, &slots::of_campaigns(counts.clone())).await {
+    let gates = match gates::read(redis_url, prefix, &slots).await {
         Ok(g) => Some(g),
         Err(e) => {
             notes.push(format!("the gate could not be read: {e:#}"));
@@ -83,7 +91,9 @@ pub async fn take(
         gates,
         bucket_rows: Some(bucket_rows),
     };
-    Ok((buckets::document(&state, &bucket_state)?, notes))
+    let mut doc = buckets::document(&state, &bucket_state)?;
+    groups::add(&mut doc, &group_state)?;
+    Ok((doc, notes))
 }
 
 /// The campaign's bucket count as MySQL has it (1: unbucketed).

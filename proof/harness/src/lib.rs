@@ -30,8 +30,10 @@ pub use firstcome_proof_spec::{check, event, final_state, history, model, report
 pub mod broker;
 mod campaigns;
 mod capture;
+mod carts;
 mod commit_watch;
 mod failover;
+mod learn;
 mod mix;
 pub mod nemesis;
 mod options;
@@ -143,7 +145,7 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let p = prepare(&opts)?;
     println!(
-        "firstcome-proof run: seed {}, {} s, {} + {} clients, {} + {} bucketed (of {}) + {} + {} bucketed queued campaigns of {}, faults [{}], output {}",
+        "firstcome-proof run: seed {}, {} s, {} + {} clients, {} + {} bucketed (of {}) + {} + {} bucketed queued campaigns of {}, {} + {} bucketed groups of {} campaigns (limit {}, stock {}), faults [{}], output {}",
         p.seed,
         opts.duration,
         opts.processes,
@@ -154,29 +156,24 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
         opts.queued_campaigns,
         opts.bucketed_queued_campaigns,
         opts.stock,
+        opts.groups,
+        opts.bucketed_groups,
+        opts.group_campaigns,
+        opts.group_limit,
+        opts.group_stock,
         p.faults.join(","),
         p.out.display()
     );
     println!("instances: {}", p.timeouts.describe());
     let (mut system, targets) = start(&opts, &p).await?;
-    let mut plans = Vec::new();
-    let mut initial: HashMap<i64, i64> = HashMap::new();
-    for (n, plan) in campaigns::plans(&opts).into_iter().enumerate() {
-        let id = campaigns::create(
-            &system.http,
-            &system.bases[0],
-            &system.admin_token,
-            &opts,
-            n,
-            plan,
-        )
-        .await?;
-        initial.insert(id, opts.stock);
-        plans.push((id, plan));
-    }
-    let slots = slots::of_campaigns(plans.iter().map(|(id, plan)| (*id, plan.buckets)));
+    let created =
+        campaigns::create_all(&system.http, &system.bases[0], &system.admin_token, &opts).await?;
+    let slots = slots::of_campaigns(
+        (created.plans.iter()).map(|(id, plan)| (*id, plan.buckets, created.group_of(plan))),
+    );
+    let (plans, initial, groups) = (created.plans, created.initial, created.groups);
     let targets = Arc::new(targets);
-    let injected = drive(&opts, &p, &system, targets.clone(), plans).await?;
+    let injected = drive(&opts, &p, &system, targets.clone(), (plans, groups)).await?;
     let final_path = settle_and_capture(&opts, &p.out, &mut system, &slots, &initial).await?;
 
     // Stop what was started (Drop would kill; this lets the instances shut down cleanly).
@@ -199,14 +196,12 @@ async fn drive(
     p: &Prepared,
     system: &System,
     targets: Arc<Targets>,
-    plans: Vec<(i64, Plan)>,
+    (plans, groups): (Vec<(i64, Plan)>, Vec<i64>),
 ) -> anyhow::Result<Injected> {
     let recorder = Arc::new(Recorder::create(&p.out.join("history.jsonl"))?);
-    let shared = Arc::new(Shared::new(
-        system.bases.clone(),
-        system.admin_token.clone(),
-        plans,
-    ));
+    let shared = Arc::new(
+        Shared::new(system.bases.clone(), system.admin_token.clone(), plans).with_groups(groups),
+    );
     let params = Arc::new(WorkloadParams {
         processes: opts.processes,
         users: opts.users,
@@ -218,6 +213,8 @@ async fn drive(
         poll_every: Duration::from_millis(opts.poll_ms.max(10)),
         patience: Duration::from_secs(opts.queue_patience),
         close_after: 0.6,
+        cart_share: opts.cart_share.clamp(0.0, 1.0),
+        group_users: opts.group_users.clamp(1, opts.users.max(1)),
         seed: p.seed,
     });
     let t0 = Instant::now();
@@ -333,8 +330,8 @@ fn judge(
     let history_path = p.out.join("history.jsonl");
     let h = history::read(std::io::BufReader::new(std::fs::File::open(&history_path)?))
         .with_context(|| format!("reading {}", history_path.display()))?;
-    let (s, buckets) =
-        final_state::read_with_buckets(std::io::BufReader::new(std::fs::File::open(final_path)?))?;
+    let (s, buckets, groups) =
+        final_state::read_all(std::io::BufReader::new(std::fs::File::open(final_path)?))?;
     let t = &p.timeouts;
     let ms = |v: u64| i64::try_from(v.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
     // The instances' own bounds; the contract's (a commit in doubt settled 2 s after MySQL
@@ -350,7 +347,7 @@ fn judge(
         },
         ..Options::default()
     };
-    let report = check::check_with_buckets(&h, &s, &buckets, &check_opts);
+    let report = check::check_all(&h, &s, &buckets, &groups, &check_opts);
     std::fs::write(
         p.out.join("report.json"),
         serde_json::to_vec_pretty(&report)?,

@@ -115,8 +115,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let h = history::read(BufReader::new(open(&history)?))
                 .with_context(|| format!("reading {}", history.display()))?;
-            let (s, buckets) = final_state::read_with_buckets(BufReader::new(open(&final_state)?))
-                .with_context(|| format!("reading {}", final_state.display()))?;
+            let (s, buckets, groups) =
+                final_state::read_all(BufReader::new(open(&final_state)?))
+                    .with_context(|| format!("reading {}", final_state.display()))?;
             let ms = |v: u64| i64::try_from(v.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
             let opts = Options {
                 sold_out_memo: ms(sold_out_memo_ms),
@@ -130,7 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     control_grace: chrono::Duration::milliseconds(control_grace_ms),
                 },
             };
-            let report = check::check_with_buckets(&h, &s, &buckets, &opts);
+            let report = check::check_all(&h, &s, &buckets, &groups, &opts);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

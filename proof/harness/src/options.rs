@@ -54,6 +54,35 @@ pub struct RunOptions {
     /// campaign, each admission checked in its holder's home bucket), after the queued ones.
     #[arg(long, default_value_t = 1)]
     pub bucketed_queued_campaigns: usize,
+    /// Groups of campaigns under one per-user limit (design §22), each of `--group-campaigns`
+    /// open campaigns with `--group-stock` units and a `perUserLimit` of `--group-limit` (the
+    /// first without a confirmation window, the rest with `--confirm-within`). Their users join
+    /// them singly and buy carts of 2–3 of them (`--cart-share` of the joins).
+    #[arg(long, default_value_t = 1)]
+    pub groups: usize,
+    /// Groups as `--groups` but with `--group-buckets` buckets (§21 applied to the group), after
+    /// them.
+    #[arg(long, default_value_t = 1)]
+    pub bucketed_groups: usize,
+    /// The bucketed groups' `buckets`.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i64).range(1..=1024))]
+    pub group_buckets: i64,
+    /// Campaigns of each group.
+    #[arg(long, default_value_t = 3)]
+    pub group_campaigns: usize,
+    /// Each group's `perUserLimit`: units one user may win across its campaigns.
+    #[arg(long, default_value_t = 2)]
+    pub group_limit: i64,
+    /// Initial stock of each grouped campaign: small, so they sell out during the run.
+    #[arg(long, default_value_t = 8)]
+    pub group_stock: i64,
+    /// Share of the joins that are carts, when the run has groups.
+    #[arg(long, default_value_t = 0.25)]
+    pub cart_share: f64,
+    /// The grouped campaigns' users are drawn from 1..=group-users (fewer than `--users`, so
+    /// that users come back to a group and reach its limit).
+    #[arg(long, default_value_t = 1_000)]
+    pub group_users: i64,
     /// Users of the waiting room (queue, poll, join with the token), one at a time each.
     #[arg(long, default_value_t = 6)]
     pub queue_processes: usize,

@@ -117,6 +117,10 @@ async fn answer(
             .map(str::to_owned)
     };
     if status.is_success() {
+        if body.get("purchaseId").is_some() {
+            super::carts::answered(&body, &mut value);
+            return (EntryType::Ok, value);
+        }
         value.participation_id = int("participationId");
         value.status = text("status");
         value.sequence = int("sequence");
@@ -137,6 +141,8 @@ async fn answer(
     } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
         value.code = text("code").or_else(|| Some(format!("HTTP_{}", status.as_u16())));
         value.participation_id = int("participationId");
+        // A cart's refusal names the item that could not be had.
+        value.campaign = int("campaignId").or(value.campaign);
         (EntryType::Fail, value)
     } else {
         value.error = Some(format!(

@@ -45,11 +45,15 @@ pub struct WorkloadParams {
     pub patience: Duration,
     /// Closes are allowed only after this share of the run, and never of the last open campaign.
     pub close_after: f64,
+    /// Share of the joins that are carts (design §22), when the run has groups.
+    pub cart_share: f64,
+    /// A grouped campaign's users are drawn from `1..=group_users`.
+    pub group_users: i64,
     pub seed: u64,
 }
 
 /// What the harness set up for a campaign, for the clients to steer by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Plan {
     pub per_user_limit: i64,
     /// `admission: QUEUE`: joined only through the waiting room.
@@ -57,15 +61,20 @@ pub struct Plan {
     /// The campaign's `buckets` (§21): 1 for an unbucketed one, whose gate keys, rows and
     /// event keys are the campaign's own; above 1, one gate and one MySQL row per bucket.
     pub buckets: i64,
+    /// The run's group (its index among `--groups` then `--bucketed-groups`) the campaign is
+    /// in (design §22); `None`: in none.
+    pub group: Option<usize>,
+    /// Created with `confirmWithinSeconds: 0` (wins final at once) rather than the run's.
+    pub no_window: bool,
 }
 
 /// A win a client saw, to confirm, cancel or refund later.
 #[derive(Debug, Clone, Copy)]
-struct Win {
-    campaign: i64,
-    user: i64,
-    confirmed: bool,
-    at: Instant,
+pub(super) struct Win {
+    pub campaign: i64,
+    pub user: i64,
+    pub confirmed: bool,
+    pub at: Instant,
 }
 
 /// What the clients share: the targets and what the answers told them.
@@ -77,12 +86,16 @@ pub struct Shared {
     pub campaigns: Vec<i64>,
     pub plans: HashMap<i64, Plan>,
     pub stop: AtomicBool,
-    wins: Mutex<Vec<Win>>,
-    paused: Mutex<HashMap<i64, bool>>,
-    closed: Mutex<Vec<i64>>,
+    pub(super) wins: Mutex<Vec<Win>>,
+    pub(super) paused: Mutex<HashMap<i64, bool>>,
+    pub(super) closed: Mutex<Vec<i64>>,
     /// Tokens the room issued lately (campaign, user, token): what a dishonest client borrows.
     pub(super) tokens: Mutex<Vec<(i64, i64, String)>>,
     keys: AtomicU64,
+    /// The run's groups' ids (a plan's `group` indexes them).
+    pub groups: Vec<i64>,
+    /// Purchases the answers told of, to confirm or cancel whole ([`super::carts`]).
+    pub(super) purchases: Mutex<Vec<super::carts::Bought>>,
 }
 
 impl Shared {
@@ -100,7 +113,23 @@ impl Shared {
             closed: Mutex::new(Vec::new()),
             tokens: Mutex::new(Vec::new()),
             keys: AtomicU64::new(0),
+            groups: Vec::new(),
+            purchases: Mutex::new(Vec::new()),
         }
+    }
+
+    pub fn with_groups(self, groups: Vec<i64>) -> Self {
+        Self { groups, ..self }
+    }
+
+    /// The campaigns of group `g` (its index), in creation order; only those the answers
+    /// left open unless `closed_too`.
+    pub(super) fn group_campaigns(&self, g: usize, closed_too: bool) -> Vec<i64> {
+        let closed = lock(&self.closed).clone();
+        (self.campaigns.iter().copied())
+            .filter(|c| self.plans.get(c).is_some_and(|p| p.group == Some(g)))
+            .filter(|c| closed_too || !closed.contains(c))
+            .collect()
     }
 
     /// The campaigns joined without a waiting room, or with one.
@@ -184,8 +213,16 @@ pub(super) struct Client<'a> {
 impl Client<'_> {
     async fn step(&mut self, f: Func, rng: &mut StdRng) {
         let request = match f {
+            Func::Join
+                if !self.shared.groups.is_empty() && rng.random_bool(self.params.cart_share) =>
+            {
+                return self.cart(rng).await;
+            }
             Func::Join => None,
-            Func::Confirm | Func::Cancel | Func::Refund => self.lifecycle(f, rng),
+            Func::Confirm | Func::Cancel | Func::Refund => match self.purchase_lifecycle(f, rng) {
+                Some(r) => Some(r),
+                None => self.lifecycle(f, rng),
+            },
             _ => self.control(f, rng),
         };
         match request {
@@ -228,7 +265,18 @@ impl Client<'_> {
             return;
         }
         let campaign = pool[rng.random_range(0..pool.len())];
-        let user = rng.random_range(1..=self.params.users);
+        // A group's users are fewer, so that they come back to it and reach its limit.
+        let grouped = self
+            .shared
+            .plans
+            .get(&campaign)
+            .is_some_and(|p| p.group.is_some());
+        let users = if grouped {
+            self.params.group_users
+        } else {
+            self.params.users
+        };
+        let user = rng.random_range(1..=users);
         let quantity = self.quantity(campaign, rng);
         self.join_with(campaign, user, quantity, None, rng).await;
     }
@@ -366,50 +414,5 @@ impl Client<'_> {
         request.body = body;
         request.admin = true;
         Some(request)
-    }
-
-    /// What the clients keep from an answer, to steer later operations.
-    pub(super) fn learn(&self, f: Func, kind: EntryType, v: &Value) {
-        let (Some(campaign), EntryType::Ok) = (v.campaign, kind) else {
-            return;
-        };
-        match f {
-            Func::Join => {
-                if let Some(user) = v.user {
-                    lock(&self.shared.wins).push(Win {
-                        campaign,
-                        user,
-                        confirmed: v.status.as_deref() == Some("CONFIRMED"),
-                        at: Instant::now(),
-                    });
-                }
-            }
-            Func::Confirm | Func::Cancel | Func::Refund => {
-                let mut wins = lock(&self.shared.wins);
-                let same = |w: &Win| w.campaign == campaign && Some(w.user) == v.user;
-                if f == Func::Confirm {
-                    wins.iter_mut().filter(|w| same(w)).for_each(|w| {
-                        w.confirmed = true;
-                        w.at = Instant::now();
-                    });
-                } else {
-                    wins.retain(|w| !same(w));
-                }
-            }
-            Func::Pause | Func::Resume => {
-                lock(&self.shared.paused).insert(campaign, f == Func::Pause);
-            }
-            Func::Close => lock(&self.shared.closed).push(campaign),
-            Func::Queue | Func::Poll => {
-                if let (Some(user), Some(token)) = (v.user, &v.admission_token) {
-                    let mut tokens = lock(&self.shared.tokens);
-                    if tokens.len() >= 64 {
-                        tokens.remove(0);
-                    }
-                    tokens.push((campaign, user, token.clone()));
-                }
-            }
-            _ => {}
-        }
     }
 }

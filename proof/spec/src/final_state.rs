@@ -30,11 +30,15 @@
 //! it skipped.
 //!
 //! A bucketed campaign's fields (§21: `buckets`, `pool`, `bucketRows`, each participation's and
-//! gate's `bucket`) are read apart, into [`BucketState`] ([`read_with_buckets`]).
+//! gate's `bucket`) are read apart, into [`BucketState`] ([`read_with_buckets`]); so are the
+//! fields of groups and carts (§22: each campaign's `group`, each participation's `purchase`,
+//! `groups`, `purchases`, `groupHoldings`), into [`GroupState`] ([`read_all`]).
 
 mod buckets;
+mod groups;
 
 pub use buckets::{BucketGate, BucketRow, BucketState, CampaignBuckets, ParticipationBucket};
+pub use groups::{CampaignGroup, Group, GroupHolding, GroupState, ParticipationPurchase, Purchase};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -244,4 +248,15 @@ pub fn read_with_buckets(
     let document: serde_json::Value = serde_json::from_reader(reader)?;
     let buckets = BucketState::deserialize(&document)?;
     Ok((FinalState::deserialize(document)?, buckets))
+}
+
+/// Reads the document once into all three: what every campaign has, what buckets add and what
+/// groups and carts add (each optional: a final state without them reads as before).
+pub fn read_all(
+    reader: impl std::io::Read,
+) -> Result<(FinalState, BucketState, GroupState), FinalStateError> {
+    let document: serde_json::Value = serde_json::from_reader(reader)?;
+    let buckets = BucketState::deserialize(&document)?;
+    let groups = GroupState::deserialize(&document)?;
+    Ok((FinalState::deserialize(document)?, buckets, groups))
 }

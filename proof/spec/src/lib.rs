@@ -9,7 +9,7 @@
 //! - **History** ([`history`]): JSON Lines in Jepsen's shape. Each line is
 //!   `{"type": "invoke"|"ok"|"fail"|"info", "process": <int>|"nemesis", "time": <ns, monotonic>,
 //!   "f": "join"|"confirm"|"cancel"|"refund"|"stock"|"pause"|"resume"|"close"|"queue"|"poll"|
-//!   "nemesis", "value": {…}}`. A process runs one operation at a time: its `invoke` is
+//!   "cart"|"purchase-confirm"|"purchase-cancel"|"purchase-refund"|"nemesis", "value": {…}}`. A process runs one operation at a time: its `invoke` is
 //!   completed by its next entry (`ok` definite success, `fail` definite refusal with
 //!   `value.code`, `info` indeterminate); an `invoke` never completed counts as `info`. `value` holds the arguments
 //!   (`campaign`, `user`, `quantity`, `idempotencyKey`, `admissionToken`, `delta`, `ticket`) and
@@ -51,7 +51,10 @@
 //! sold-out memo) are parameters, counted apart. Beside the order, the waiting room and the
 //! per-user limit ([`model::admission`]): no win past `perUserLimit`, no win on a queued
 //! campaign without a token the room issued to its user, a token wins once, first come first
-//! admitted. The verdict is a [`report::Report`].
+//! admitted. Groups and carts (§22): each cart's items are projected as joins of their
+//! campaigns, so every check above counts them; the group's per-user limit and carts all or
+//! nothing are judged beside ([`check::check_all`], with [`final_state::read_all`]'s
+//! [`final_state::GroupState`]). The verdict is a [`report::Report`].
 
 pub mod check;
 pub mod event;

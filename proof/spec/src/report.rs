@@ -65,13 +65,22 @@ pub enum AnomalyKind {
     /// The waiting room out of arrival order: a ticket admitted while one that queued before it
     /// still waited, or a ticket moved back (§16).
     QueueOrder,
+    /// A group's per-user limit passed (§22): a user's units across the group's campaigns
+    /// (every win, whatever became of it) above the limit, MySQL's `group_holding` not their
+    /// sum, or a `GROUP_LIMIT_REACHED` the committed wins do not justify.
+    GroupLimit,
+    /// A cart not all or nothing (§22): a purchase with other items than its request asked, a
+    /// refused cart that wrote, an item whose purchase row is missing, items of one purchase
+    /// left in different states, an answered cart MySQL lacks, an item's event without its
+    /// purchase, a win without a purchase that no single join could have written.
+    CartBreach,
     /// An input the checker cannot read as the contract says (an unknown event type, a
     /// missing field).
     MalformedInput,
 }
 
 impl AnomalyKind {
-    pub const ALL: [AnomalyKind; 21] = [
+    pub const ALL: [AnomalyKind; 23] = [
         AnomalyKind::Oversell,
         AnomalyKind::LostWin,
         AnomalyKind::PhantomWin,
@@ -92,6 +101,8 @@ impl AnomalyKind {
         AnomalyKind::PerUserLimit,
         AnomalyKind::AdmissionBreach,
         AnomalyKind::QueueOrder,
+        AnomalyKind::GroupLimit,
+        AnomalyKind::CartBreach,
         AnomalyKind::MalformedInput,
     ];
 
@@ -117,6 +128,8 @@ impl AnomalyKind {
             AnomalyKind::PerUserLimit => "per-user limit",
             AnomalyKind::AdmissionBreach => "admission breach",
             AnomalyKind::QueueOrder => "queue order",
+            AnomalyKind::GroupLimit => "group limit",
+            AnomalyKind::CartBreach => "cart breach",
             AnomalyKind::MalformedInput => "malformed input",
         }
     }

@@ -83,7 +83,7 @@ pub fn document(state: &FinalState, buckets: &BucketState) -> serde_json::Result
 }
 
 /// Adds the fields of each object of `from` to the object of `into` with the same `id`.
-fn merge_by_id(into: &mut Value, from: &Value) {
+pub(super) fn merge_by_id(into: &mut Value, from: &Value) {
     let by_id: HashMap<i64, &Map<String, Value>> = from
         .as_array()
         .into_iter()

@@ -1,7 +1,9 @@
 //! The model's end against the final state: MySQL (campaign row, participations, control audit)
 //! and the gate in Redis once settled. O(n) with hash lookups. What buckets add (rows, pool,
-//! one gate per bucket) is [`super::bucket_end`]'s.
+//! one gate per bucket) is [`super::bucket_end`]'s. A campaign MySQL lacks altogether: every
+//! acknowledged write to it lost ([`without_row`]).
 
+use crate::history::{Op, Outcome};
 use std::collections::HashMap;
 
 use crate::{
@@ -304,5 +306,35 @@ pub(super) fn note(report: &mut Report, what: &str) {
     let s = format!("{what}: not compared");
     if !report.skipped.contains(&s) {
         report.skipped.push(s);
+    }
+}
+
+/// A campaign MySQL does not have: every acknowledged write to it is lost; refusals other than
+/// CAMPAIGN_NOT_FOUND are not judged.
+pub(super) fn without_row(
+    campaign: i64,
+    ops: &[Op],
+    index: &super::index::CampaignOps,
+    report: &mut Report,
+) {
+    for &i in &index.all {
+        let op = &ops[i];
+        match (op.outcome, op.code()) {
+            (Outcome::Ok, _) => report
+                .push(
+                    AnomalyKind::LostWin,
+                    Some(campaign),
+                    "acknowledged on a campaign MySQL does not have",
+                )
+                .ops
+                .push(op.clone()),
+            (Outcome::Fail, Some(code)) if code != "CAMPAIGN_NOT_FOUND" => {
+                *report
+                    .refusals_not_judged
+                    .entry(code.to_owned())
+                    .or_default() += 1
+            }
+            _ => {}
+        }
     }
 }

@@ -42,8 +42,10 @@ pub fn by_campaign(ops: &[Op]) -> (BTreeMap<i64, CampaignOps>, Vec<usize>) {
     let mut campaigns: BTreeMap<i64, CampaignOps> = BTreeMap::new();
     let mut without = Vec::new();
     for op in ops {
-        // The waiting room's calls write nothing the order shows: `admission` judges them.
-        if matches!(op.f, Func::Queue | Func::Poll) {
+        // The waiting room's calls write nothing the order shows: `admission` judges them. A
+        // cart and a purchase's confirm or cancel are judged through their items, projected
+        // onto their campaigns (`project`), and a cart as a whole by `carts`.
+        if matches!(op.f, Func::Queue | Func::Poll) || op.f.is_purchase() {
             continue;
         }
         let Some(campaign) = op.campaign() else {

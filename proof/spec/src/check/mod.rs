@@ -16,7 +16,10 @@
 //! 6. compares the model's end with MySQL and the gate ([`end_state`]; per bucket:
 //!    [`bucket_end`]) and the consumers ([`consumers`]);
 //! 7. judges the waiting room and the per-user limit, which the order does not show
-//!    ([`admission`]).
+//!    ([`admission`]);
+//! 8. judges groups and carts (§22): each cart's items are projected as joins of their
+//!    campaigns before step 1 ([`project`]), so every check above counts them; then the
+//!    group's per-user limit ([`groups`]) and carts all or nothing ([`carts`]).
 //!
 //! Cost: sorting the records and the spans, O(n log n); replay and the inversion pass, O(n); each
 //! operation O(log n) (two binary searches and a segment-tree query). Memory is O(n). A million
@@ -26,10 +29,12 @@ mod admission;
 mod answers;
 mod arrivals;
 mod bucket_end;
+mod carts;
 mod consumers;
 mod end_state;
 mod figures;
 mod gate_view;
+mod groups;
 mod holds;
 mod in_flight;
 mod index;
@@ -37,6 +42,7 @@ mod keys;
 mod lanes;
 mod merge;
 mod order;
+mod project;
 mod refusals;
 mod replay;
 mod rmq;
@@ -48,7 +54,7 @@ mod wall_clock;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::{
-    final_state::{BucketState, Campaign, FinalState},
+    final_state::{BucketState, Campaign, FinalState, GroupState},
     history::{Fault, Func, History, Op, Outcome},
     model::{CampaignModel, ModelParams},
     report::{AnomalyKind, Report},
@@ -57,9 +63,11 @@ use crate::{
 use in_flight::InFlight;
 
 pub use arrivals::GATE_ARRIVAL;
+pub use groups::SAME_USER_GROUP;
 pub use holds::{
     ANSWER_SLACK, CLIENT_TIMEOUT, DEAD_INSTANCE, IN_DOUBT, REDIS_QUEUED, RESUME_SETTLE,
 };
+pub use project::NOT_TAKEN;
 pub use refusals::{ARRIVING, MEMO, RESUMING, SAME_USER};
 
 /// The checker's parameters.
@@ -164,8 +172,22 @@ pub fn check_with_buckets(
     buckets: &BucketState,
     opts: &Options,
 ) -> Report {
+    check_all(history, state, buckets, &GroupState::default(), opts)
+}
+
+/// Checks a history against a final state with what it says of buckets and of groups and
+/// carts (§22; [`crate::final_state::read_all`]). Without groups, as [`check_with_buckets`].
+pub fn check_all(
+    recorded: &History,
+    state: &FinalState,
+    buckets: &BucketState,
+    groups: &GroupState,
+    opts: &Options,
+) -> Report {
     let mut report = Report::default();
-    count(history, &mut report);
+    count(recorded, &mut report);
+    let projected = project::project(recorded, state, groups);
+    let history = &projected;
     let counts = keys::counts(state, buckets, &mut report);
     let count_of = |c: i64| counts.get(&c).copied().unwrap_or(1);
     let orders = orders(state, count_of, &mut report);
@@ -212,7 +234,7 @@ pub fn check_with_buckets(
                 );
             }
             // Without its row there is no stock to replay from; refusals are judged as such.
-            check_without_row(campaign, &history.ops, index, &mut report);
+            end_state::without_row(campaign, &history.ops, index, &mut report);
             continue;
         };
         let buckets = count_of(campaign);
@@ -235,6 +257,8 @@ pub fn check_with_buckets(
     );
     consumers::rewards(&ends, state, &mut report);
     admission::check(history, state, &mut report);
+    groups::check(recorded, state, groups, opts, &mut report);
+    carts::check(recorded, state, groups, &mut report);
     report
 }
 
@@ -373,30 +397,5 @@ fn count(history: &History, report: &mut Report) {
     }
     for fault in &history.faults {
         *report.faults.entry(fault.kind.clone()).or_default() += 1;
-    }
-}
-
-/// A campaign MySQL does not have: every acknowledged write to it is lost; refusals other than
-/// CAMPAIGN_NOT_FOUND are not judged.
-fn check_without_row(campaign: i64, ops: &[Op], index: &index::CampaignOps, report: &mut Report) {
-    for &i in &index.all {
-        let op = &ops[i];
-        match (op.outcome, op.code()) {
-            (Outcome::Ok, _) => report
-                .push(
-                    AnomalyKind::LostWin,
-                    Some(campaign),
-                    "acknowledged on a campaign MySQL does not have",
-                )
-                .ops
-                .push(op.clone()),
-            (Outcome::Fail, Some(code)) if code != "CAMPAIGN_NOT_FOUND" => {
-                *report
-                    .refusals_not_judged
-                    .entry(code.to_owned())
-                    .or_default() += 1
-            }
-            _ => {}
-        }
     }
 }

@@ -15,6 +15,7 @@
 //! | cancel | `ALREADY_CONFIRMED` | the win confirmed (and not closed) |
 //! | confirm, cancel, refund | `PARTICIPATION_NOT_FOUND` | the user has no win |
 //! | stock | `STOCK_IN_USE` | fewer free units than withdrawn |
+//! | join | `GROUP_LIMIT_REACHED` | judged across the group by [`super::groups`] |
 //!
 //! Other codes (validation, rate limits, tokens, idempotency keys, 5xx recorded as `fail`) are
 //! counted as not judged; that they wrote nothing is still checked (a refused operation never
@@ -135,6 +136,8 @@ fn judge(ctx: &Ctx, op: &Op, code: &str) -> Verdict {
             })
         }
         (Func::Join, "ALREADY_PARTICIPATED") => on(user, &|(_, b)| already(ctx, op, b)),
+        // A group's limit is across campaigns: `groups` judges it, with the user's wins in each.
+        (Func::Join, "GROUP_LIMIT_REACHED") => Verdict::Justified,
         (Func::Join, "CAMPAIGN_PAUSED") => on(control, &|ab| paused(ctx, op, ab)),
         (_, "CAMPAIGN_ENDED") => on(control, &|(_, b)| ended(ctx, op, b)),
         (Func::Join, "CAMPAIGN_NOT_OPEN") => verdict(ctx.no_win_yet(op.invoke), &|| {

@@ -22,7 +22,7 @@
 //!   injector writes `"process": "nemesis"`.
 //! - `time`: nanoseconds on one monotonic clock of the harness (not wall time; only its order and
 //!   differences mean something). Entries are written in time order.
-//! - `f`: `join`, `confirm`, `cancel` (the user's), `refund` (an admin's cancel: of a confirmed
+//! - `f`: `join`, `cart` (a purchase of several campaigns of a group, §22), `confirm`, `cancel` (the user's), `refund` (an admin's cancel: of a confirmed
 //!   win, or of a held one), `stock`, `pause`, `resume`, `close`, `queue` and `poll` (the
 //!   waiting room, §16: `value.ticket`, `state`, `position`, `admissionToken`), or `nemesis` (a
 //!   fault).
@@ -74,7 +74,7 @@ pub enum NemesisTag {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Func {
     Join,
     Confirm,
@@ -87,6 +87,17 @@ pub enum Func {
     /// The waiting room (§16): `POST …/queue` (a ticket) and `GET …/queue/{ticket}` (its state).
     Queue,
     Poll,
+    /// A cart (§22): `POST /api/v1/groups/{id}/purchases`, several campaigns of a group bought
+    /// at once, every item won or none. `value.group`, `user`, `items`, `idempotencyKey`; the
+    /// answer `purchase` and each item's `participationId`, `sequence`, `status`; a refusal's
+    /// `campaign` names the item that could not be had.
+    Cart,
+    /// A whole purchase's confirm, its user's cancel and an admin's cancel (a refund):
+    /// `POST /api/v1/groups/{id}/purchases/{purchaseId}/confirm|cancel`. `value.group`,
+    /// `purchase`, `user`; the answer's `items` with each item's `status`.
+    PurchaseConfirm,
+    PurchaseCancel,
+    PurchaseRefund,
     Nemesis,
 }
 
@@ -114,8 +125,20 @@ impl Func {
             Func::Close => "close",
             Func::Queue => "queue",
             Func::Poll => "poll",
+            Func::Cart => "cart",
+            Func::PurchaseConfirm => "purchase-confirm",
+            Func::PurchaseCancel => "purchase-cancel",
+            Func::PurchaseRefund => "purchase-refund",
             Func::Nemesis => "nemesis",
         }
+    }
+
+    /// A purchase's own operations (§22), judged through their items.
+    pub fn is_purchase(self) -> bool {
+        matches!(
+            self,
+            Func::Cart | Func::PurchaseConfirm | Func::PurchaseCancel | Func::PurchaseRefund
+        )
     }
 
     /// The live controls of §15, whose answer is the campaign.
@@ -187,6 +210,15 @@ pub struct Value {
     /// for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// cart: the group bought from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<i64>,
+    /// cart: the items asked (`campaign`, `quantity`), and once answered each item's win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<Item>>,
+    /// Answer of a cart: the purchase's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase: Option<i64>,
     /// nemesis: the fault's kind (`kill`, `stop`, `term`, `broker-hang`, `broker-down`,
     /// `redis-flush`, `redis-restart`, `redis-hang`, `mysql-failover`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +229,20 @@ pub struct Value {
     /// nemesis: what it hit (an instance's name, `kafka`, `redis`, `mysql`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+}
+
+/// One item of a cart: what it asked, and in an `ok` answer the item's win.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    pub campaign: i64,
+    pub quantity: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participation_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// How an operation ended.

@@ -157,7 +157,10 @@ fn overlay(base: &mut Value, answer: Value) {
         error,
         fault,
         phase,
-        target
+        target,
+        group,
+        items,
+        purchase
     );
 }
 

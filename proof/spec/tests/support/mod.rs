@@ -20,6 +20,7 @@ use firstcome_proof_spec::{
 use serde_json::json;
 
 pub mod bucketed;
+pub mod drops;
 
 use bucketed::Bucketing;
 
