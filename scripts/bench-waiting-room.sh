@@ -103,8 +103,11 @@ if [ "${SCENARIO:-room}" = drop ]; then
   SAMPLER_PID=
   # Let the last holds left unpaid expire and their offers settle before MySQL is read.
   sleep $(( ${HOLD_SECONDS:-20} + ${OFFER_SECONDS:-15} + 5 ))
-  exec python3 "$ROOT/scripts/drop_report.py" "$RESULTS_DIR" "$BENCH_DB" "$(nproc)" \
-    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  # Not exec: the EXIT trap stops the service.
+  status=0
+  python3 "$ROOT/scripts/drop_report.py" "$RESULTS_DIR" "$BENCH_DB" "$(nproc)" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" || status=$?
+  exit "$status"
 fi
 log "k6: $USERS users, $STOCK units, $ADMISSION_RATE admitted/s, $VUS VUs"
 "$K6" run --quiet --no-color -e BASE_URL="$BASE_URL" -e ADMIN_TOKEN="$ADMIN_TOKEN" \
