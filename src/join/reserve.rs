@@ -392,7 +392,6 @@ impl Reserve {
         });
     }
 
-
     /// The reservation call failed (a timeout, a reset): the script may still run, or may have
     /// run with its answer lost. A Redis that hung runs the scripts queued in it when it
     /// resumes, and their units would stay out of the sale until the reconciler gives them back
