@@ -156,6 +156,9 @@ fn body(opts: &RunOptions, n: usize, plan: Plan, groups: &[i64]) -> serde_json::
     if plan.queued {
         body["admission"] = json!("QUEUE");
         body["admissionRatePerSecond"] = json!(opts.admission_rate.clamp(1, 10_000));
+        if opts.offer_seconds > 0 {
+            body["offerSeconds"] = json!(opts.offer_seconds.clamp(1, 86_400));
+        }
     }
     // A grouped campaign takes its group's buckets.
     if plan.buckets > 1 && grouped.is_none() {

@@ -89,6 +89,11 @@ pub struct RunOptions {
     /// The queued campaigns' `admissionRatePerSecond`: low, so a queue forms.
     #[arg(long, default_value_t = 2)]
     pub admission_rate: i64,
+    /// The queued campaigns' `offerSeconds` (a waitlist, design §22): a ticket told the campaign
+    /// is sold out is WAITLISTED, and a unit that comes back is offered to the next in order for
+    /// this long; 0: the queued campaigns keep no waitlist.
+    #[arg(long, default_value_t = 5)]
+    pub offer_seconds: i64,
     /// How often a waiting user polls, ms (the contract: about once a second).
     #[arg(long, default_value_t = 1_000)]
     pub poll_ms: u64,

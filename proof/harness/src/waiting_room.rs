@@ -112,7 +112,8 @@ impl Client<'_> {
         loop {
             match seen.state.as_deref() {
                 Some("ADMITTED") => return seen.admission_token,
-                Some("WAITING" | "SOLD_OUT") => {}
+                // A waitlisted ticket waits as a waiting one does: an offer is an admission.
+                Some("WAITING" | "SOLD_OUT" | "WAITLISTED") => {}
                 _ => return None,
             }
             if Instant::now() >= leave_at.min(self.until) {

@@ -253,6 +253,31 @@ fn tickets_admitted_in_arrival_order_pass() {
     assert_clean(&check(&s, 2, "QUEUE"));
 }
 
+/// A waitlist (design §22): a unit that comes back is offered to the next waitlisted ticket in
+/// order; an offer to a later ticket while an earlier one still waits on the list is out of order.
+#[test]
+fn an_offer_to_a_later_waitlisted_ticket_while_an_earlier_one_waits_is_flagged() {
+    let mut s = Sale::new(10);
+    queue(&mut s, 1, 10, "tA", 1);
+    queue(&mut s, 2, 11, "tB", 2);
+    poll(&mut s, 1, 10, ticket("tA", "WAITLISTED", Some(1), None));
+    admit(&mut s, 2, 11, "tB", "1.11.tB.9.sig");
+    poll(&mut s, 1, 10, ticket("tA", "WAITLISTED", Some(1), None));
+    assert_flags(&check(&s, 2, "QUEUE"), AnomalyKind::QueueOrder);
+}
+
+#[test]
+fn offers_to_waitlisted_tickets_in_order_pass() {
+    let mut s = Sale::new(10);
+    queue(&mut s, 1, 10, "tA", 1);
+    queue(&mut s, 2, 11, "tB", 2);
+    poll(&mut s, 2, 11, ticket("tB", "WAITLISTED", Some(2), None));
+    admit(&mut s, 1, 10, "tA", "1.10.tA.9.sig");
+    poll(&mut s, 2, 11, ticket("tB", "WAITLISTED", Some(1), None));
+    admit(&mut s, 2, 11, "tB", "1.11.tB.9.sig");
+    assert_clean(&check(&s, 2, "QUEUE"));
+}
+
 #[test]
 fn a_ticket_that_expired_may_be_passed_by_a_later_one() {
     let mut s = Sale::new(10);

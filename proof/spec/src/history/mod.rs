@@ -188,7 +188,7 @@ pub struct Value {
     /// queue, poll: the waiting room's ticket (the answer of a queue, the argument of a poll).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
-    /// Answer of queue, poll: the ticket's `state` (`WAITING`, `ADMITTED`, `SOLD_OUT`, `USED`,
+    /// Answer of queue, poll: the ticket's `state` (`WAITING`, `ADMITTED`, `SOLD_OUT`, `WAITLISTED`, `USED`,
     /// `EXPIRED`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

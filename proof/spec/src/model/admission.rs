@@ -63,7 +63,7 @@ pub struct Ticket {
     pub arrived_after: i64,
     /// It had arrived by this: the earliest completion of an answer naming it.
     pub arrived_by: i64,
-    /// The latest invoke of an answer that found it waiting (`WAITING`, `SOLD_OUT`), and that
+    /// The latest invoke of an answer that found it waiting (`WAITING`, `SOLD_OUT`, `WAITLISTED`), and that
     /// answer: it was still in the queue at an instant after this.
     pub waiting_after: Option<(i64, usize)>,
     /// The earliest completion of an answer that found it admitted (`ADMITTED`, `USED`), and
@@ -178,7 +178,9 @@ impl Observed {
             });
         t.arrived_by = t.arrived_by.min(complete);
         match op.value.state.as_deref() {
-            Some("WAITING" | "SOLD_OUT") => {
+            // On a waitlist (design §22) a ticket waits as in the queue: an offer of a unit that
+            // came back is an admission, judged as every admission is.
+            Some("WAITING" | "SOLD_OUT" | "WAITLISTED") => {
                 if t.waiting_after.is_none_or(|(w, _)| op.invoke > w) {
                     t.waiting_after = Some((op.invoke, op.id));
                 }
