@@ -26,6 +26,12 @@ use super::{
     CartError, CartRequest,
 };
 
+/// A purchase in doubt is asked again after 25 ms, doubling to 200 ms, for at most a minute (then
+/// the reconciler has its reservations).
+const IN_DOUBT_FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
+const IN_DOUBT_LONGEST_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+const IN_DOUBT_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A purchase's answer: as stored, and whether this request wrote it (`false`: a retry of the
 /// same Idempotency-Key answered with the purchase it wrote).
 #[derive(Debug, Clone)]
@@ -332,20 +338,35 @@ impl Settle {
     }
 
     /// A COMMIT that went unanswered: once MySQL answers and the session is gone, the first
-    /// item's win (by its event id) says whether the purchase committed, all of it or none.
+    /// item's win (by its event id) says whether the purchase committed, all of it or none. Asked
+    /// again every ≤ 200 ms while MySQL does not answer (a failover): given up, the reservations
+    /// would withhold their units until the reconciler (a 30-minute proof run saw a cart's do so
+    /// for its 15 s), as a join's batch in doubt is settled (`join::in_doubt`).
     async fn purchase_in_doubt(
         &self,
         purchase: &NewPurchase,
         doubt: &crate::join::in_doubt::InDoubt,
     ) -> Result<Purchased, CartError> {
-        crate::join::in_doubt::end_session(&self.db, doubt.session()).await?;
-        let first = &purchase.items[0];
-        let found =
-            crate::win::store::find(&self.db, first.entry.campaign_id, first.entry.user_id).await?;
-        match found {
-            Some(p) if p.event_id.as_deref() == Some(first.event_id.to_string().as_str()) => {
+        let started = Instant::now();
+        let mut wait = IN_DOUBT_FIRST_WAIT;
+        let committed = loop {
+            match self.in_doubt_verdict(purchase, doubt).await {
+                Ok(committed) => break committed,
+                Err(e) if started.elapsed() < IN_DOUBT_GIVE_UP => {
+                    tracing::debug!(error = %e, "A purchase in doubt: MySQL does not answer yet.");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(IN_DOUBT_LONGEST_WAIT);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e,
+                        "A purchase in doubt could not be settled; the reconciler will.");
+                    return Err(e.into());
+                }
+            }
+        };
+        match committed {
+            Some(purchase_id) => {
                 self.close_items(purchase).await;
-                let purchase_id = p.purchase_id.unwrap_or_default();
                 let stored = store::find(&self.db, purchase_id).await?;
                 stored
                     .map(|purchase| Purchased {
@@ -354,12 +375,28 @@ impl Settle {
                     })
                     .ok_or_else(|| JoinError::Busy.into())
             }
-            _ => {
+            None => {
                 self.give_back_items(purchase, Some((0, Some(Release::Expire))))
                     .await;
                 Err(JoinError::Busy.into())
             }
         }
+    }
+
+    /// The purchase's id when its first item's win (by its event id) is in MySQL, once the
+    /// COMMIT's session is gone; `None` when it is not (nothing committed).
+    async fn in_doubt_verdict(
+        &self,
+        purchase: &NewPurchase,
+        doubt: &crate::join::in_doubt::InDoubt,
+    ) -> Result<Option<i64>, sea_orm::DbErr> {
+        crate::join::in_doubt::end_session(&self.db, doubt.session()).await?;
+        let first = &purchase.items[0];
+        let found =
+            crate::win::store::find(&self.db, first.entry.campaign_id, first.entry.user_id).await?;
+        Ok(found
+            .filter(|p| p.event_id.as_deref() == Some(first.event_id.to_string().as_str()))
+            .map(|p| p.purchase_id.unwrap_or_default()))
     }
 
     /// The committed items' reservations closed (best effort: the reconciler finds them won).
