@@ -109,6 +109,14 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// Runs `statements` in order (a migration's up or down), stopping at the first failure.
+pub(crate) async fn ddl_all(manager: &SchemaManager<'_>, statements: &[&str]) -> Result<(), DbErr> {
+    for sql in statements {
+        ddl(manager, sql).await?;
+    }
+    Ok(())
+}
+
 /// Runs one statement of raw DDL; the migrations below are plain SQL so that what runs is exactly
 /// what a reader sees.
 pub(crate) async fn ddl(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {

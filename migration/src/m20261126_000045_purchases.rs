@@ -25,16 +25,10 @@ const DOWN: [&str; 2] = [
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for sql in UP {
-            crate::ddl(manager, sql).await?;
-        }
-        Ok(())
+        crate::ddl_all(manager, &UP).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for sql in DOWN {
-            crate::ddl(manager, sql).await?;
-        }
-        Ok(())
+        crate::ddl_all(manager, &DOWN).await
     }
 }
