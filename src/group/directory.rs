@@ -28,17 +28,34 @@ pub struct GroupMembers {
     pub group: Group,
     /// Every campaign of the group, by id.
     pub campaigns: Vec<Sibling>,
+    /// Each campaign's siblings (the others), made once per reading: a join reads them without
+    /// allocating.
+    siblings: HashMap<i64, Vec<Sibling>>,
     read_at: Instant,
 }
 
 impl GroupMembers {
-    /// The group's campaigns other than `campaign_id`.
-    pub fn siblings_of(&self, campaign_id: i64) -> Vec<Sibling> {
-        self.campaigns
+    fn new(group: Group, campaigns: Vec<Sibling>, read_at: Instant) -> Self {
+        let siblings = campaigns
             .iter()
-            .filter(|s| s.campaign_id != campaign_id)
-            .copied()
-            .collect()
+            .map(|c| {
+                let others = campaigns.iter().filter(|s| s.campaign_id != c.campaign_id);
+                (c.campaign_id, others.copied().collect())
+            })
+            .collect();
+        Self {
+            group,
+            campaigns,
+            siblings,
+            read_at,
+        }
+    }
+
+    /// The group's campaigns other than `campaign_id` (all of them for a campaign not listed).
+    pub fn siblings_of(&self, campaign_id: i64) -> &[Sibling] {
+        self.siblings
+            .get(&campaign_id)
+            .map_or(&self.campaigns[..], Vec::as_slice)
     }
 }
 
@@ -93,11 +110,7 @@ impl GroupDirectory {
             .await?
             .ok_or_else(|| DbErr::RecordNotFound(format!("group {id}")))?;
         let campaigns = repo::campaigns(&self.db, id).await?;
-        let members = Arc::new(GroupMembers {
-            group,
-            campaigns,
-            read_at,
-        });
+        let members = Arc::new(GroupMembers::new(group, campaigns, read_at));
         self.entries.write().await.insert(id, members.clone());
         Ok(members)
     }

@@ -322,7 +322,7 @@ impl Reserve {
         let siblings = group.as_ref().map(|g| g.siblings_of(campaign.id));
         let check = group
             .as_ref()
-            .zip(siblings.as_deref())
+            .zip(siblings)
             .map(|(g, siblings)| GroupCheck {
                 limit: g.group.per_user_limit,
                 siblings,
@@ -343,7 +343,7 @@ impl Reserve {
             match decision {
                 Decision::Missing => self.loader.ensure(campaign, req.entry.slot()).await?,
                 Decision::SiblingMissing(_) => {
-                    self.load_siblings(req, siblings.as_deref().unwrap_or_default())
+                    self.load_siblings(req, siblings.unwrap_or_default())
                         .await?
                 }
                 _ => return Ok(decision),

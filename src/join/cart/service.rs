@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     campaign::Campaign,
-    gate::{cart::CartItem, reservation_value, Committed, Entry, Release, Slot},
+    gate::{cart::CartItem, Committed, Entry, Release, Slot},
     group::GroupMembers,
     join::{
         request::{JoinError, JoinRequest},
@@ -87,11 +87,8 @@ impl ParticipationService {
             let reserved = reserve.reserve_cart(&cart, commit_by).await?;
             let purchase = new_purchase(
                 &req,
-                &members,
-                &campaigns,
-                slot,
-                commit_by,
-                now.timestamp_millis(),
+                (&members, &campaigns, slot),
+                (commit_by, now.timestamp_millis(), settle.sink.topic.clone()),
                 &reserved,
             );
             settle.purchase(purchase, &campaigns, &req).await
@@ -173,11 +170,8 @@ fn replayed(found: StoredPurchase, req: &CartRequest) -> Result<Purchased, CartE
 /// has one), so its items are confirmed, cancelled or expired together.
 fn new_purchase(
     req: &CartRequest,
-    members: &GroupMembers,
-    campaigns: &[Arc<Campaign>],
-    slot: Slot,
-    commit_by: Instant,
-    reserved_at_ms: i64,
+    (members, campaigns, slot): (&GroupMembers, &[Arc<Campaign>], Slot),
+    (commit_by, reserved_at_ms, topic): (Instant, i64, Arc<str>),
     reserved: &[crate::gate::cart::ItemReserved],
 ) -> NewPurchase {
     let hold = campaigns
@@ -205,7 +199,7 @@ fn new_purchase(
                 sequence: crate::bucket::sequence(r.sequence, slot.bucket, campaign.buckets),
                 reward_points: campaign.reward_points,
                 event_id: Uuid::now_v7(),
-                topic: Arc::from(""),
+                topic: topic.clone(),
                 traceparent: trace.clone(),
                 idempotency_key: None,
                 confirm_within_seconds: hold,
@@ -231,13 +225,10 @@ impl Settle {
     /// Writes the purchase; closes its reservations, or gives every one of them back.
     async fn purchase(
         &self,
-        mut purchase: NewPurchase,
+        purchase: NewPurchase,
         campaigns: &[Arc<Campaign>],
         req: &CartRequest,
     ) -> Result<Purchased, CartError> {
-        for item in &mut purchase.items {
-            item.topic = self.sink.topic.clone();
-        }
         let written = write::write(&self.db, &purchase, &*self.hooks).await;
         let refusal = match written {
             Ok(done) => {
@@ -430,10 +421,6 @@ impl Settle {
                 idempotency_key: None,
                 admission_token: None,
             };
-            debug_assert_eq!(
-                reservation_value(item.reserved_at_ms, item.entry.quantity),
-                reservation_value(item.reserved_at_ms, req.entry.quantity)
-            );
             self.compensate(&req, None, how, item.reserved_at_ms).await;
         }
     }

@@ -74,15 +74,6 @@ pub enum PurchaseWriteError {
     Db(#[from] DbErr),
 }
 
-impl From<WriteError> for PurchaseWriteError {
-    fn from(e: WriteError) -> Self {
-        match e {
-            WriteError::Db(e) => Self::Db(e),
-            other => Self::Db(DbErr::Custom(other.to_string())),
-        }
-    }
-}
-
 /// Writes the purchase in one transaction.
 #[tracing::instrument(level = "debug", skip_all, fields(group_id = p.group_id, user_id = p.user_id, items = p.items.len()), err(level = "debug"))]
 pub async fn write(
