@@ -28,7 +28,9 @@
 //! observed it, ≤ 1 s after its commit; a resume that changed nothing wrote no event and
 //! excuses nothing); an `ALREADY_PARTICIPATED` while another join of the same user was in
 //! flight (§3: the gate holds the user from the reservation on, and a retry that finds no row
-//! yet answers without an id). `CAMPAIGN_ENDED` of a campaign with an `endsAt` is judged on the
+//! yet answers without an id), or while one that ended unanswered may still hold its
+//! reservation, within the bound its reason has ([`super::holds`]: a killed instance's until the
+//! reconciler gives it back). `CAMPAIGN_ENDED` of a campaign with an `endsAt` is judged on the
 //! wall clock ([`super::wall_clock`]).
 
 use crate::{
@@ -256,6 +258,19 @@ fn already(ctx: &Ctx, op: &Op, b: usize) -> Verdict {
         return Verdict::Relaxed(
             SAME_USER,
             "another join of the user overlapped it".to_owned(),
+        );
+    }
+    // A join of the user that ended unanswered keeps the user at the gate as long as its
+    // reservation may stay open (a killed instance's: until the reconciler, §18.1).
+    if let Some(hold) =
+        (ctx.holds.overlapping(op.invoke, end)).find(|h| h.user == user && h.op != op.id)
+    {
+        return Verdict::Relaxed(
+            SAME_USER,
+            format!(
+                "an unanswered join of the user may still hold its reservation ({})",
+                hold.why.relaxation()
+            ),
         );
     }
     Verdict::Unjustified(match line {
