@@ -377,10 +377,14 @@ impl Client<'_> {
         let paused = self.shared.is_paused(campaign);
         let (kind, body, delta) = match f {
             Func::Stock => {
-                let delta = if rng.random_bool(0.6) {
-                    rng.random_range(1..=5)
-                } else {
-                    -rng.random_range(1..=3)
+                // A queued campaign mostly loses stock, so it sells out and stays near it:
+                // tickets are then WAITLISTED and what comes back (an expiry, a cancel, a few
+                // units added) goes out as offers (design §22). The others mostly gain.
+                let queued = self.shared.plans.get(&campaign).is_some_and(|p| p.queued);
+                let delta = match (queued, rng.random_bool(if queued { 0.3 } else { 0.6 })) {
+                    (false, true) => rng.random_range(1..=5),
+                    (true, true) => rng.random_range(1..=2),
+                    (_, false) => -rng.random_range(1..=3),
                 };
                 ("stock", Some(json!({ "delta": delta })), Some(delta))
             }
