@@ -2,6 +2,8 @@
 //! bought together, every item won or none; a purchase read back, confirmed or cancelled as a
 //! whole. Who may act for a user follows `USER_AUTH`, as a join does.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use poem::{web::Data, Request};
 use poem_openapi::{
@@ -27,6 +29,7 @@ use crate::{
         cart::{store::StoredPurchase, CartError, CartRequest},
         ParticipationService,
     },
+    refusal::RefusalCounter,
     win::lifecycle::LifecycleService,
 };
 
@@ -106,6 +109,8 @@ pub struct PurchasesApi {
     pub users: UserAuthority,
     /// Per-user and per-IP limits (docs/design.md §16): a purchase is one call.
     pub limits: RateLimits,
+    /// A refused purchase counts against the item it names (docs/design.md §20).
+    pub refusals: Arc<RefusalCounter>,
 }
 
 impl PurchasesApi {
@@ -154,9 +159,11 @@ impl PurchasesApi {
         if body.items.len() > MAX_ITEMS {
             return Err(ApiError::validation("at most 50 items"));
         }
+        let first = body.items[0].campaign_id;
         self.limits
-            .check(http, body.items[0].campaign_id, body.user_id)
-            .await?;
+            .check(http, first, body.user_id)
+            .await
+            .inspect_err(|e| self.refusals.record_code(first, &e.code().name()))?;
         let req = CartRequest {
             group_id: id.0,
             user_id: body.user_id,
@@ -168,7 +175,16 @@ impl PurchasesApi {
             idempotency_key: checked_key(idempotency_key.0, http)?,
             trace: Some(span.0 .0),
         };
-        let purchased = self.participations.purchase(req).await?;
+        let purchased = self
+            .participations
+            .purchase(req)
+            .await
+            .map_err(ApiError::from)
+            .inspect_err(|e| {
+                if let Some(campaign_id) = e.campaign_id() {
+                    self.refusals.record_code(campaign_id, &e.code().name());
+                }
+            })?;
         if purchased.created {
             tracing::info!(
                 group_id = id.0,

@@ -166,8 +166,8 @@ impl ApiError {
         self
     }
 
-    /// The error's stable code.
-    pub fn code(&self) -> ErrorCode {
+    /// The body, whatever the status.
+    fn body(&self) -> &ErrorBody {
         match self {
             Self::BadRequest(b)
             | Self::Unauthorized(b)
@@ -178,8 +178,18 @@ impl ApiError {
             | Self::Unprocessable(b)
             | Self::Internal(b)
             | Self::TooManyRequests(b, _)
-            | Self::Unavailable(b, _) => b.code,
+            | Self::Unavailable(b, _) => &b.0,
         }
+    }
+
+    /// The error's stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.body().code
+    }
+
+    /// The campaign the error names (a purchase's item), if any.
+    pub fn campaign_id(&self) -> Option<i64> {
+        self.body().campaign_id
     }
 
     pub fn validation(message: impl Into<String>) -> Self {

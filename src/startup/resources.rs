@@ -79,6 +79,7 @@ impl Resources {
                 admin: self.admin.clone(),
                 users: self.users.clone(),
                 limits: self.rate_limits.clone(),
+                refusals: self.refusals.clone(),
             },
             ParticipationsApi {
                 participations: self.participations,

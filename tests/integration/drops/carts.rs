@@ -259,6 +259,46 @@ async fn a_retried_purchase_answers_the_one_its_key_wrote_and_the_group_limit_co
     assert_eq!(refused_with(&missing, 404), "GROUP_NOT_FOUND");
 }
 
+/// The refused counts of §20 see drops: a join past the group's limit counts
+/// `GROUP_LIMIT_REACHED` on its campaign, a refused purchase counts once against the item its
+/// refusal names (not against the others), and a malformed purchase counts nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_purchase_counts_once_against_the_item_it_names() {
+    let app = spawn_app().await;
+    let g = group(&app, 2, 1).await;
+    let c = campaigns_in(&app, g, 3, 5, 1).await;
+    let sold = app.open_campaign_with(1, 1, json!({"groupId": g})).await;
+    let bought = buy(&app, g, 1, &[(sold, 1), (c[2], 1)], None).await;
+    assert_eq!(bought.status, 201, "{bought:?}");
+
+    let limited = app.join(c[0], 1, 1).await;
+    assert_eq!(refused_with(&limited, 409), "GROUP_LIMIT_REACHED");
+    let gone = buy(&app, g, 2, &[(c[1], 1), (sold, 1)], None).await;
+    assert_eq!(refused_with(&gone, 409), "SOLD_OUT");
+    let malformed = buy(&app, g, 2, &[(c[2], 2)], None).await;
+    assert_eq!(refused_with(&malformed, 400), "VALIDATION_FAILED");
+
+    let by_reason = |id: i64| {
+        let app = &app;
+        async move { app.get(&format!("/api/v1/campaigns/{id}")).await.body["refusedByReason"].clone() }
+    };
+    wait_until(
+        "the refusals to be counted",
+        Duration::from_secs(3),
+        || async {
+            by_reason(c[0]).await == json!({"GROUP_LIMIT_REACHED": 1})
+                && by_reason(sold).await == json!({"SOLD_OUT": 1})
+        },
+    )
+    .await;
+    assert_eq!(
+        by_reason(c[1]).await,
+        json!({}),
+        "the item the refusal did not name"
+    );
+    assert_eq!(by_reason(c[2]).await, json!({}), "a malformed purchase");
+}
+
 /// A bucketed group on the cluster: a cart's items live in the user's home bucket of each
 /// campaign; a dry one takes units from the pool and the siblings, so exactly the stock sells.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
