@@ -198,6 +198,7 @@ mod tests {
             reason,
             previous_status,
             reward_points: 10,
+            purchase_id: None,
         })
     }
 
@@ -212,6 +213,7 @@ mod tests {
             user_id: 3,
             quantity: 2,
             reward_points: 10,
+            purchase_id: None,
         });
         assert_eq!(points(&accepted(WinStatus::Confirmed)), Some(20));
         assert_eq!(points(&accepted(WinStatus::Held)), None);

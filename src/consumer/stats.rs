@@ -439,6 +439,7 @@ mod tests {
             user_id: participation_id,
             quantity: 2,
             reward_points: 0,
+            purchase_id: None,
         }))
     }
 
@@ -454,6 +455,7 @@ mod tests {
             reason,
             previous_status: WinStatus::Held,
             reward_points: 0,
+            purchase_id: None,
         }))
     }
 

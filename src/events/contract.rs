@@ -376,6 +376,7 @@ mod tests {
             user_id: 3,
             quantity: 2,
             reward_points: 10,
+            purchase_id: None,
         }
     }
 
@@ -391,6 +392,7 @@ mod tests {
             reason: CancelReason::Admin,
             previous_status: WinStatus::Confirmed,
             reward_points: 10,
+            purchase_id: None,
         }
     }
 

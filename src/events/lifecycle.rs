@@ -35,6 +35,11 @@ pub struct ParticipationConfirmed {
     pub quantity: i32,
     /// Points per unit the campaign grants (the rewards consumer grants them now).
     pub reward_points: i64,
+    /// The purchase (cart) the win is an item of (docs/design.md §22), as in its
+    /// `ParticipationAccepted`; absent for a join of one campaign. A purchase changes as a
+    /// whole: each item's event, on its own campaign's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_id: Option<i64>,
 }
 
 /// The fields of a [`ParticipationConfirmed`] value, in order, with their JSON Schema types
@@ -49,6 +54,7 @@ pub const CONFIRMED_FIELDS: &[(&str, &str, &str)] = &[
     ("userId", "integer", "int64"),
     ("quantity", "integer", "int32"),
     ("rewardPoints", "integer", "int64"),
+    ("purchaseId", "integer", "int64"),
 ];
 
 /// The fields of a [`ParticipationCancelled`] value, as [`CONFIRMED_FIELDS`].
@@ -63,6 +69,7 @@ pub const CANCELLED_FIELDS: &[(&str, &str, &str)] = &[
     ("reason", "string", ""),
     ("previousStatus", "string", ""),
     ("rewardPoints", "integer", "int64"),
+    ("purchaseId", "integer", "int64"),
 ];
 
 /// Why a win was cancelled.
@@ -112,6 +119,11 @@ pub struct ParticipationCancelled {
     pub previous_status: WinStatus,
     /// Points per unit the campaign grants (what a refund takes back).
     pub reward_points: i64,
+    /// The purchase (cart) the win is an item of (docs/design.md §22), as in its
+    /// `ParticipationAccepted`; absent for a join of one campaign. A purchase changes as a
+    /// whole: each item's event, on its own campaign's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_id: Option<i64>,
 }
 
 /// What the outbox needs of any participation event.

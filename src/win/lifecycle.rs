@@ -386,6 +386,7 @@ pub(super) fn confirmed_event(
         user_id: win.user_id,
         quantity: win.quantity,
         reward_points: campaign.reward_points,
+        purchase_id: win.purchase_id,
     }
 }
 
@@ -408,5 +409,6 @@ fn cancelled_event(
             _ => WinStatus::Held,
         },
         reward_points: campaign.reward_points,
+        purchase_id: win.purchase_id,
     }
 }

@@ -72,7 +72,7 @@ pub const CONFIRMED: Payload = Payload {
     name: PARTICIPATION_CONFIRMED,
     event_types: &[PARTICIPATION_CONFIRMED],
     fields: lifecycle::CONFIRMED_FIELDS,
-    optional: &[],
+    optional: &["purchaseId"],
     descriptions: &[
         ("eventType", "Always ParticipationConfirmed."),
         (
@@ -83,6 +83,12 @@ pub const CONFIRMED: Payload = Payload {
             "rewardPoints",
             "Points per unit the campaign grants (the rewards consumer grants them now).",
         ),
+        (
+            "purchaseId",
+            "The purchase this win is an item of, as in its ParticipationAccepted; absent for a \
+             join of one campaign. A purchase is confirmed as a whole: each item's event on its \
+             own campaign's key.",
+        ),
     ],
     summary: "A HELD win was confirmed (paid) before its hold expired: it is final. Follows the \
               win's ParticipationAccepted.",
@@ -92,7 +98,7 @@ pub const CANCELLED: Payload = Payload {
     name: PARTICIPATION_CANCELLED,
     event_types: &[PARTICIPATION_CANCELLED],
     fields: lifecycle::CANCELLED_FIELDS,
-    optional: &[],
+    optional: &["purchaseId"],
     descriptions: &[
         ("eventType", "Always ParticipationCancelled."),
         ("occurredAt", "When the cancellation committed: RFC 3339, UTC, ≤ 6 fraction digits."),
@@ -100,6 +106,7 @@ pub const CANCELLED: Payload = Payload {
         ("reason", "USER (the user gave a held win up), ADMIN (an admin cancelled it: the only way to cancel a CONFIRMED win, a refund) or EXPIRED (the hold ran out unconfirmed)."),
         ("previousStatus", "What the win was before: CONFIRMED means points were granted and a refund takes them back; HELD means nothing was granted."),
         ("rewardPoints", "Points per unit the campaign grants (what a refund takes back)."),
+        ("purchaseId", "The purchase this win is an item of, as in its ParticipationAccepted; absent for a join of one campaign. A purchase is cancelled, refunded or expired as a whole: each item's event on its own campaign's key."),
     ],
     summary: "A win was cancelled or its hold expired; its units went back to the sale. Follows \
               the win's ParticipationAccepted (and its ParticipationConfirmed, for a refund); \
@@ -285,6 +292,7 @@ pub fn confirmed() -> ParticipationConfirmed {
         user_id: 7,
         quantity: 1,
         reward_points: 10,
+        purchase_id: Some(501),
     }
 }
 
@@ -301,6 +309,7 @@ pub fn cancelled() -> ParticipationCancelled {
         reason: CancelReason::Admin,
         previous_status: WinStatus::Confirmed,
         reward_points: 10,
+        purchase_id: Some(501),
     }
 }
 

@@ -83,6 +83,7 @@ fn messages(campaign: i64) -> (Vec<Raw>, Vec<Raw>) {
                 user_id: user,
                 quantity,
                 reward_points: POINTS,
+                purchase_id: None,
             })),
             Later::Cancelled(reason) => later.push(Raw::of(&ParticipationCancelled {
                 event_id: Uuid::now_v7(),
@@ -95,6 +96,7 @@ fn messages(campaign: i64) -> (Vec<Raw>, Vec<Raw>) {
                 reason,
                 previous_status: status,
                 reward_points: POINTS,
+                purchase_id: None,
             })),
             Later::Nothing => {}
         }

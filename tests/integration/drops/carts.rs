@@ -178,6 +178,26 @@ async fn a_purchase_is_held_confirmed_and_cancelled_as_a_whole_and_its_events_na
         .await;
     assert_eq!(refund.status, 200, "{refund:?}");
     assert_eq!(app.remaining_stock(a).await, 5);
+
+    // Every event of an item names its purchase: accepted, confirmed and refunded (the first);
+    // accepted and cancelled (the second).
+    let named = |purchase: i64, event_type: &'static str| {
+        let app = &app;
+        async move {
+            count(
+                app,
+                &format!(
+                    "SELECT COUNT(*) FROM outbox_event WHERE event_type = '{event_type}' \
+                     AND payload LIKE '%\"purchaseId\":{purchase}%'"
+                ),
+            )
+            .await
+        }
+    };
+    assert_eq!(named(id, "ParticipationConfirmed").await, 2);
+    assert_eq!(named(id, "ParticipationCancelled").await, 2);
+    assert_eq!(named(id2, "ParticipationAccepted").await, 2);
+    assert_eq!(named(id2, "ParticipationCancelled").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,7 @@ async fn story(
                 user_id: user,
                 quantity: 2,
                 reward_points: 0,
+                purchase_id: None,
             }));
             ("CONFIRMED", sql_time(then_at), "NULL".into(), "NULL".into())
         }
@@ -89,6 +90,7 @@ async fn story(
                 reason,
                 previous_status: status,
                 reward_points: 0,
+                purchase_id: None,
             }));
             let row_status = match reason {
                 CancelReason::Expired => "EXPIRED",
