@@ -303,6 +303,28 @@ fn a_purchase_refunded_whole_passes() {
     assert_clean(&d.check());
 }
 
+/// A refund's events may name the purchase (the service's do) or not (§22 asks it of the
+/// accepted events); one that names another purchase is a cart breach.
+#[test]
+fn a_refunds_events_name_their_own_purchase_or_none() {
+    let refunded = |named: Option<i64>| {
+        let mut d = clean();
+        let items = d.items_of(500);
+        d.refund_purchase(7, 500, &items);
+        let mut state = d.final_state();
+        for r in state.events.iter_mut() {
+            let cancelled = r.payload["eventType"] == "ParticipationCancelled";
+            if let (true, Some(id), Some(o)) = (cancelled, named, r.payload.as_object_mut()) {
+                o.insert("purchaseId".to_owned(), id.into());
+            }
+        }
+        check_with(&d.history(), &state, &d.group_state())
+    };
+    assert_clean(&refunded(None));
+    assert_clean(&refunded(Some(500)));
+    assert_flags(&refunded(Some(501)), AnomalyKind::CartBreach);
+}
+
 /// The service answered the purchase's refund but cancelled one item only: the other item's
 /// answered `CANCELLED` is not in the order, and the purchase's items part ways.
 #[test]

@@ -17,7 +17,7 @@
 //! - a purchase's items share one status at the end (held, confirmed, cancelled or expired
 //!   together);
 //! - each item's `ParticipationAccepted` names its purchase (`purchaseId`), and a single
-//!   join's names none;
+//!   join's names none; a later event of a win that names a purchase names its own;
 //! - a participation without a purchase is a single join's: some join of its user on its
 //!   campaign (not a cart's item) may have written it — a cart that wrote an item without its
 //!   purchase is caught here.
@@ -239,23 +239,28 @@ fn refused_wrote_nothing(
 }
 
 /// Each `ParticipationAccepted` names the purchase MySQL has its win in, or none for a single
-/// join. A record without a participation id is left to the order's checks.
+/// join; a later event of a win (confirmed, cancelled) that names a purchase names that one
+/// (§22 asks the name of the accepted event; a later one may leave it out). A record without a
+/// participation id is left to the order's checks.
 fn events(state: &FinalState, purchase_of: &HashMap<i64, i64>, report: &mut Report) {
     let mut seen = BTreeSet::new();
     for record in &state.events {
         let p = &record.payload;
-        if p.get("eventType").and_then(|t| t.as_str()) != Some("ParticipationAccepted") {
-            continue;
-        }
+        let ty = p.get("eventType").and_then(|t| t.as_str()).unwrap_or("");
+        let required = match ty {
+            "ParticipationAccepted" => true,
+            "ParticipationConfirmed" | "ParticipationCancelled" => false,
+            _ => continue,
+        };
         let Some(id) = p.get("participationId").and_then(|v| v.as_i64()) else {
             continue;
         };
         let named = p.get("purchaseId").and_then(|v| v.as_i64());
         let expected = purchase_of.get(&id).copied();
-        if named != expected && seen.insert(id) {
+        let wrong = named != expected && (required || named.is_some());
+        if wrong && seen.insert((id, ty)) {
             let detail = format!(
-                "participation {id}'s ParticipationAccepted names purchase {named:?}, MySQL has \
-                 it in {expected:?}"
+                "participation {id}'s {ty} names purchase {named:?}, MySQL has it in {expected:?}"
             );
             breach(report, detail, &[]);
         }
