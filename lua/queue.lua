@@ -109,12 +109,11 @@ if ARGV[1] == 'used' or ARGV[1] == 'spent' then
   if not queued then
     return {'UNKNOWN'}
   end
+  redis.call('ZREM', KEYS[6], ARGV[7])
   if ARGV[1] == 'spent' then
-    redis.call('ZREM', KEYS[6], ARGV[7])
     redis.call('HSET', KEYS[3], ARGV[7], 'X:' .. ARGV[8] .. ':' .. queued)
     return {'SPENT'}
   end
-  redis.call('ZREM', KEYS[6], ARGV[7])
   redis.call('HSET', KEYS[3], ARGV[7], 'U:' .. ARGV[8] .. ':' .. queued)
   redis.call('ZADD', KEYS[9], tonumber(ARGV[2]), ARGV[7])
   local expire = tonumber(ARGV[5]) or 0

@@ -390,28 +390,24 @@ pub struct RoomFigures {
 }
 
 impl Gate {
-    /// The queue length and admissions so far of the room in `room` (two reads of its keys, no
-    /// step).
+    /// The queue length, admissions and waitlist so far of the room in `room` (four reads of its
+    /// keys sent together, no step).
     pub async fn room_figures(&self, room: Slot) -> Result<RoomFigures, GateError> {
         let [waitlist, offers] = self.waitlist_keys(room);
         let [queue, _, _, _, _, room] = self.room_keys(room);
-        let waiting: i64 = self.query(redis::cmd("ZCARD").arg(queue).clone()).await?;
-        let counts: Vec<Option<i64>> = self
-            .query(
-                redis::cmd("HMGET")
-                    .arg(room)
-                    .arg(&["admitted", "offers", "offers_taken", "offers_passed"][..])
-                    .clone(),
-            )
-            .await?;
+        let fields = ["admitted", "offers", "offers_taken", "offers_passed"];
+        let (waiting, counts, waitlisted, offers_open) = tokio::try_join!(
+            self.query::<i64>(redis::cmd("ZCARD").arg(queue).clone()),
+            self.query::<Vec<Option<i64>>>(redis::cmd("HMGET").arg(room).arg(&fields[..]).clone()),
+            self.query::<i64>(redis::cmd("SCARD").arg(waitlist).clone()),
+            self.query::<i64>(redis::cmd("ZCARD").arg(offers).clone()),
+        )?;
         let count = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
         Ok(RoomFigures {
             waiting,
             admitted: count(0),
-            waitlisted: self
-                .query(redis::cmd("SCARD").arg(waitlist).clone())
-                .await?,
-            offers_open: self.query(redis::cmd("ZCARD").arg(offers).clone()).await?,
+            waitlisted,
+            offers_open,
             offers: count(1),
             offers_taken: count(2),
             offers_passed: count(3),

@@ -43,6 +43,22 @@ const RETRY_LONGEST: Duration = Duration::from_millis(200);
 /// How often the ended session is looked for until it is gone.
 const GONE_POLL: Duration = Duration::from_millis(10);
 
+/// The pause between two attempts at settling a commit in doubt: [`RETRY_FIRST`], doubling up
+/// to [`RETRY_LONGEST`]. A join's batch and a purchase both wait so.
+pub(crate) struct RetryPause(Duration);
+
+impl RetryPause {
+    pub(crate) fn new() -> Self {
+        Self(RETRY_FIRST)
+    }
+
+    /// Sleeps the current pause, and doubles the next one.
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(RETRY_LONGEST);
+    }
+}
+
 /// A batch whose COMMIT's outcome is unknown; shared by its members' answers.
 #[derive(Debug)]
 pub struct InDoubt {
@@ -112,7 +128,7 @@ impl InDoubt {
             "A group commit's outcome is unknown; settling it as soon as MySQL answers.");
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let mut wait = RETRY_FIRST;
+            let mut pause = RetryPause::new();
             loop {
                 match this.settle_once(&db, &gate, &members).await {
                     Ok(verdicts) => {
@@ -134,8 +150,7 @@ impl InDoubt {
                     Err(e) => {
                         tracing::debug!(error = %e, campaign_id, session = this.session,
                             "Could not settle a commit in doubt yet; trying again.");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(RETRY_LONGEST);
+                        pause.wait().await;
                     }
                 }
             }

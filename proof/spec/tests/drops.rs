@@ -225,11 +225,7 @@ fn cart_breach_a_purchase_no_request_asked() {
 fn cart_breach_items_of_one_purchase_in_different_states() {
     let d = clean();
     let mut state = d.final_state();
-    let first = d
-        .participations
-        .iter()
-        .find(|p| p.1 == Some(500))
-        .map(|p| p.0.id);
+    let first = d.items_of(500).first().copied();
     for p in state
         .participations
         .iter_mut()
@@ -248,11 +244,7 @@ fn cart_breach_items_of_one_purchase_in_different_states() {
 fn cart_breach_an_items_event_without_its_purchase() {
     let d = clean();
     let mut state = d.final_state();
-    let first = d
-        .participations
-        .iter()
-        .find(|p| p.1 == Some(500))
-        .map(|p| p.0.id);
+    let first = d.items_of(500).first().copied();
     for r in state.events.iter_mut() {
         if r.payload["participationId"].as_i64() == first {
             if let Some(o) = r.payload.as_object_mut() {

@@ -26,10 +26,8 @@ use super::{
     CartError, CartRequest,
 };
 
-/// A purchase in doubt is asked again after 25 ms, doubling to 200 ms, for at most a minute (then
-/// the reconciler has its reservations).
-const IN_DOUBT_FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
-const IN_DOUBT_LONGEST_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+/// A purchase in doubt is asked again as a join's batch is (`join::in_doubt::RetryPause`), for
+/// at most a minute (then the reconciler has its reservations).
 const IN_DOUBT_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A purchase's answer: as stored, and whether this request wrote it (`false`: a retry of the
@@ -339,14 +337,13 @@ impl Settle {
         doubt: &crate::join::in_doubt::InDoubt,
     ) -> Result<Purchased, CartError> {
         let started = Instant::now();
-        let mut wait = IN_DOUBT_FIRST_WAIT;
+        let mut pause = crate::join::in_doubt::RetryPause::new();
         let committed = loop {
             match self.in_doubt_verdict(purchase, doubt).await {
                 Ok(committed) => break committed,
                 Err(e) if started.elapsed() < IN_DOUBT_GIVE_UP => {
                     tracing::debug!(error = %e, "A purchase in doubt: MySQL does not answer yet.");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(IN_DOUBT_LONGEST_WAIT);
+                    pause.wait().await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e,

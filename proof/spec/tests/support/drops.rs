@@ -88,17 +88,7 @@ impl Drop {
         if let Some(p) = purchase {
             payload["purchaseId"] = json!(p);
         }
-        let offset = self
-            .records
-            .iter()
-            .filter(|r| r.partition == campaign as i32)
-            .count();
-        self.records.push(TopicRecord {
-            partition: campaign as i32,
-            offset: offset as i64,
-            key: Some(campaign.to_string()),
-            payload,
-        });
+        self.publish(campaign, payload);
         *self.free.entry(campaign).or_default() -= quantity;
         let p = Participation {
             id: pid,
@@ -222,6 +212,21 @@ impl Drop {
         self.entry(EntryType::Fail, process, Func::Cart, answer);
     }
 
+    /// Appends `payload` to its campaign's partition, keyed by the campaign.
+    fn publish(&mut self, campaign: i64, payload: serde_json::Value) {
+        let offset = self
+            .records
+            .iter()
+            .filter(|r| r.partition == campaign as i32)
+            .count();
+        self.records.push(TopicRecord {
+            partition: campaign as i32,
+            offset: offset as i64,
+            key: Some(campaign.to_string()),
+            payload,
+        });
+    }
+
     /// Commits an admin's cancel (a refund) of a confirmed win: its event and its row.
     pub fn commit_refund(&mut self, pid: i64) {
         let Some(i) = self.participations.iter().position(|p| p.0.id == pid) else {
@@ -236,17 +241,7 @@ impl Drop {
             "campaignId": campaign, "participationId": pid, "userId": user,
             "quantity": quantity, "reason": "ADMIN", "previousStatus": "CONFIRMED",
             "rewardPoints": 0});
-        let offset = self
-            .records
-            .iter()
-            .filter(|r| r.partition == campaign as i32)
-            .count();
-        self.records.push(TopicRecord {
-            partition: campaign as i32,
-            offset: offset as i64,
-            key: Some(campaign.to_string()),
-            payload,
-        });
+        self.publish(campaign, payload);
         *self.free.entry(campaign).or_default() += quantity;
         let p = &mut self.participations[i].0;
         p.status = "CANCELLED".to_owned();
