@@ -120,6 +120,11 @@ pub struct Participation {
     /// `USER`, `ADMIN` or `EXPIRED` once closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// MySQL's `cancelled_at` once closed: for an expiry, the instant its transaction wrote
+    /// the row (MySQL's clock), which places the expiry's commit (§18.1: its units are back at
+    /// the gate ≤ 1 s after it). Absent in older final states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 /// One row of `campaign_control`: a live control as MySQL committed it.

@@ -12,8 +12,11 @@
 //! wrote no event and excuses nothing, and a unit returned once is counted once however many
 //! operations answered about it.
 //!
-//! Expiries (the sweeper's) are not counted, nor is a change whose commit nothing bounds from
-//! above: no bound could be enforced.
+//! An expiry (the sweeper's) is a return like a cancel (§18.1), but no answer observes it: its
+//! units are at the gate ≤ [`GATE_ARRIVAL`] after its commit, which the later events of its key
+//! bound, or MySQL's recorded `cancelled_at` ([`super::placed`]). A change whose commit nothing
+//! bounds from above is not counted: no bound could be enforced (and then real time lets a
+//! refusal see the order without it anyway).
 //!
 //! A bucketed campaign's order places each event at the instant it took its outbox id, before
 //! its commit ([`super::merge`]); a read of the whole campaign sees only what had committed.
@@ -87,9 +90,14 @@ impl Arrivals {
         for (pos, e) in src.order.iter().enumerate() {
             let r = src.replay;
             let (list, amount, observed) = match e.event {
+                // An expiry is a return like a cancel (§18.1), but no answer observes it: back
+                // ≤ GATE_ARRIVAL after its commit, which the order or MySQL's record bounds.
                 Event::Cancelled {
-                    reason, quantity, ..
-                } if reason != CancelReason::Expired => (&mut units, quantity, src.spans[pos].hi),
+                    reason: CancelReason::Expired,
+                    quantity,
+                    ..
+                } => (&mut units, quantity, i64::MAX),
+                Event::Cancelled { quantity, .. } => (&mut units, quantity, src.spans[pos].hi),
                 Event::Control {
                     kind: kind @ ControlKind::Stock(d),
                     seq,

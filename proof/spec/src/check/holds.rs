@@ -3,17 +3,21 @@
 //!
 //! A join that ended indeterminate (`info`, or never completed) may have left a reservation at
 //! the gate that the service could not yet resolve. The contract bounds how long, by the
-//! reason it stayed open; the history shows the faults that overlapped the join, not which
-//! instance served it, so every reason the history allows is a candidate and the longest bound
-//! among them applies:
+//! reason it stayed open (§18.1), each bound the documented figure with no slack of the
+//! checker's own:
 //!
 //! | reason | held until |
 //! |---|---|
-//! | none but the client's own timeout | invoke + `HTTP_REQUEST_TIMEOUT_MS` + [`ANSWER_SLACK`]: the service answers within its deadline and gives the reservation back before answering (§2.6, §2.9) |
+//! | no fault overlapping the request: the client gave up | invoke + `HTTP_REQUEST_TIMEOUT_MS`: the service answers within its deadline and gives the reservation back before answering (§2.6, §2.9) |
 //! | MySQL did not answer (a fault with target `mysql`) | the fault's end + `--in-doubt-settle-ms` (§2.1: back ≤ 2 s after MySQL answers again) |
-//! | the instance was killed or terminated | invoke + `RESERVATION_TIMEOUT_MS` + its tenth (the reconciler's period) + [`RECONCILER_PASS`] |
-//! | the instance was stopped | the earlier of its resume + [`RESUME_SETTLE`] and that reconciler bound |
+//! | the join's instance was killed or terminated | its reservation + `RESERVATION_TIMEOUT_MS` + its tenth (the reconciler's period) + [`RECONCILER_PASS`]; the reservation was made by the kill at the latest (and by the request's deadline) |
+//! | the join's instance was stopped | the earlier of its resume + [`RESUME_SETTLE`] and that reconciler bound |
 //! | Redis hung or restarted with reservations queued (target `redis`) | the fault's end + `--redis-settle-ms` |
+//!
+//! With a fault overlapping the request, the fault's own bound applies, not the client's (the
+//! longest among the faults that overlap it). A kill, stop or term counts only on the instance
+//! the join was sent to (`value.instance`); a history that does not name it (older runs) lets
+//! the join have been on another instance, so there the client-gave-up bound stays a candidate.
 //!
 //! A fault counts when its span overlaps the span the service may have worked on the join:
 //! from its invoke to the later of its completion and the service's deadline (a client that
@@ -25,11 +29,6 @@ use crate::{
     check::{index::CampaignOps, Options, RECONCILER_PASS},
     history::{Fault, Op, Outcome},
 };
-
-/// How long after its deadline a request's reservation may still be given back, ns: the answer
-/// leaves after the release, and the harness stamps the invoke a moment before the service
-/// starts the request's clock.
-pub const ANSWER_SLACK: i64 = 500_000_000;
 
 /// How long after a stopped instance resumes its reservations may stay open, ns: its requests
 /// pass their deadlines at once and give their reservations back (§2.9).
@@ -99,12 +98,14 @@ fn class(f: &Fault) -> Option<Class> {
 }
 
 /// A fault reduced to what the bounds need.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Span {
     start: i64,
     /// `i64::MAX`: not healed within the history.
     end: i64,
     class: Class,
+    /// What it hit (an instance's name for a kill, stop or term).
+    target: Option<String>,
 }
 
 /// The campaign's joins in doubt, sorted by invoke.
@@ -171,6 +172,7 @@ impl Faults {
                 start: f.start,
                 end: f.end.unwrap_or(i64::MAX),
                 class,
+                target: f.target.clone(),
             };
             if f.end.is_none() || f.start == i64::MIN {
                 open.push(span);
@@ -198,40 +200,72 @@ impl Faults {
             .filter(move |s| s.start <= to && s.end >= from)
     }
 
-    /// Until when a join in doubt may hold its units, and why (the module's table).
+    /// Until when a join in doubt may hold its units, and why (the module's table). With no
+    /// fault that bears on it overlapping the request, the client-gave-up bound; with one, the
+    /// fault's own bound (the longest among them), never the request timeout's on top.
     fn bound(&self, op: &Op, opts: &Options) -> (i64, HoldWhy) {
-        let deadline = op
-            .invoke
-            .saturating_add(opts.request_timeout)
-            .saturating_add(ANSWER_SLACK);
+        let deadline = op.invoke.saturating_add(opts.request_timeout);
         let to = op.complete.unwrap_or(i64::MAX).max(deadline);
-        let rt = opts.reservation_timeout;
-        let reconciled = op
-            .invoke
+        let gave_up = (deadline, HoldWhy::ClientTimeout);
+        let instance = op.value.instance.as_deref();
+        let mut best: Option<(i64, HoldWhy)> = None;
+        // An instance fault on an instance the history does not name as the join's may have
+        // hit another one: then the client-gave-up bound stays a candidate.
+        let mut elsewhere = false;
+        for f in self.overlapping(op.invoke, to) {
+            let on_its_instance = match (f.class, instance, f.target.as_deref()) {
+                (Class::Killed | Class::Stopped, Some(i), Some(t)) => i == t,
+                (Class::Killed | Class::Stopped, None, _) => {
+                    elsewhere = true;
+                    true
+                }
+                _ => true,
+            };
+            if !on_its_instance {
+                continue;
+            }
+            let candidate = fault_bound(f, op, deadline, opts);
+            best = Some(best.map_or(candidate, |b| if candidate.0 > b.0 { candidate } else { b }));
+        }
+        match best {
+            None => gave_up,
+            Some(b) if elsewhere && gave_up.0 > b.0 => gave_up,
+            Some(b) => b,
+        }
+    }
+}
+
+/// The bound a fault that overlapped a join in doubt sets on its reservation. A killed or
+/// stopped instance made the reservation at the latest when it went down (and never after the
+/// request's deadline); the reconciler gives it back `RESERVATION_TIMEOUT_MS` + its period +
+/// [`RECONCILER_PASS`] after the reservation.
+fn fault_bound(f: &Span, op: &Op, deadline: i64, opts: &Options) -> (i64, HoldWhy) {
+    let rt = opts.reservation_timeout;
+    let reconciled = |reserved: i64| {
+        reserved
             .saturating_add(rt)
             .saturating_add(rt / 10)
-            .saturating_add(RECONCILER_PASS);
-        let mut best = (deadline, HoldWhy::ClientTimeout);
-        for f in self.overlapping(op.invoke, to) {
-            let candidate = match f.class {
-                Class::Killed => (reconciled, HoldWhy::DeadInstance),
-                Class::Stopped => (
-                    reconciled.min(f.end.saturating_add(RESUME_SETTLE)),
-                    HoldWhy::DeadInstance,
-                ),
-                Class::Mysql => (
-                    f.end.saturating_add(opts.in_doubt_settle),
-                    HoldWhy::MysqlInDoubt,
-                ),
-                Class::Redis => (
-                    f.end.saturating_add(opts.redis_settle),
-                    HoldWhy::RedisQueued,
-                ),
-            };
-            if candidate.0 > best.0 {
-                best = candidate;
-            }
-        }
-        best
+            .saturating_add(RECONCILER_PASS)
+    };
+    // Sent while the instance was down or stopped, the request is served once it is back.
+    let reserved = if f.start >= op.invoke {
+        f.start.min(deadline)
+    } else {
+        f.end.max(op.invoke)
+    };
+    match f.class {
+        Class::Killed => (reconciled(reserved), HoldWhy::DeadInstance),
+        Class::Stopped => (
+            reconciled(reserved).min(f.end.saturating_add(RESUME_SETTLE)),
+            HoldWhy::DeadInstance,
+        ),
+        Class::Mysql => (
+            f.end.saturating_add(opts.in_doubt_settle),
+            HoldWhy::MysqlInDoubt,
+        ),
+        Class::Redis => (
+            f.end.saturating_add(opts.redis_settle),
+            HoldWhy::RedisQueued,
+        ),
     }
 }

@@ -42,6 +42,7 @@ mod keys;
 mod lanes;
 mod merge;
 mod order;
+mod placed;
 mod project;
 mod refusals;
 mod replay;
@@ -64,9 +65,7 @@ use in_flight::InFlight;
 
 pub use arrivals::GATE_ARRIVAL;
 pub use groups::SAME_USER_GROUP;
-pub use holds::{
-    ANSWER_SLACK, CLIENT_TIMEOUT, DEAD_INSTANCE, IN_DOUBT, REDIS_QUEUED, RESUME_SETTLE,
-};
+pub use holds::{CLIENT_TIMEOUT, DEAD_INSTANCE, IN_DOUBT, REDIS_QUEUED, RESUME_SETTLE};
 pub use project::NOT_TAKEN;
 pub use refusals::{ARRIVING, MEMO, RESUMING, SAME_USER};
 
@@ -79,10 +78,11 @@ pub struct Options {
     /// How far back (ns) the explanation of an unjustified refusal looks for a sold-out moment, a
     /// pause or a fault, and how long a timed-out operation is taken to stay in flight.
     pub lookback: i64,
-    /// `RESERVATION_TIMEOUT_MS` of the run, in ns: a join that ended indeterminate while an
+    /// `RESERVATION_TIMEOUT_MS` of the run, in ns: a join that ended indeterminate while its
     /// instance was killed, terminated or stopped may hold its reservation at the gate this
-    /// long after its invoke, plus the reconciler's period (a tenth of it) and
-    /// [`RECONCILER_PASS`] (§18.1: the reconciler gives it back). Default 15 s, the service's.
+    /// long after the reservation (made by the kill at the latest), plus the reconciler's
+    /// period (a tenth of it) and [`RECONCILER_PASS`] (§18.1: the reconciler gives it back).
+    /// Default 15 s, the service's.
     pub reservation_timeout: i64,
     /// How long after MySQL answers again (the end of a fault with target `mysql`) a join whose
     /// commit was in doubt may still hold its units, ns (§2.1, §18.1: 2 s).
@@ -91,9 +91,9 @@ pub struct Options {
     /// ended indeterminate during it may still hold its units, ns (1 s).
     pub redis_settle: i64,
     /// `HTTP_REQUEST_TIMEOUT_MS` of the run, ns: a join that ended indeterminate with no fault
-    /// overlapping it (the client gave up) holds its units at most this long after its invoke,
-    /// plus [`ANSWER_SLACK`] (§2.6, §2.9: the service answers within it and gives the
-    /// reservation back first). Default 10 s, the service's.
+    /// overlapping it (the client gave up) holds its units at most this long after its invoke
+    /// (§2.6, §2.9: the service answers within it and gives the reservation back first; §18.1:
+    /// no slack). Default 10 s, the service's.
     pub request_timeout: i64,
     pub model: ModelParams,
 }
@@ -310,7 +310,11 @@ fn check_campaign(
         keys::check(campaign, buckets, merged, report);
         keys::notes(campaign, merged, report);
     }
-    let spans = timeline::spans(campaign, order, ops, index, report);
+    let mut spans = timeline::spans(campaign, order, ops, index, report);
+    // What the order cannot place, the final state may: an expiry's commit (placed).
+    let anchor = wall_clock::Anchor::new(order, &spans);
+    let recorded = placed::expiries(run.state, campaign);
+    placed::place_expiries(&mut spans, order, &recorded, &anchor, &run.history.faults);
     // Merged by outbox id, the order cannot contradict real time across keys (merge): an
     // inversion anywhere in it is one. Merged by occurredAt, only each key's order says so.
     let inversion_keys: &[usize] = if merged.by_outbox { &[] } else { &merged.lane };
@@ -343,7 +347,7 @@ fn check_campaign(
             index,
             bucketed: buckets > 1,
         }),
-        anchor: &wall_clock::Anchor::new(order, &spans),
+        anchor: &anchor,
     };
     answers::check(&ctx, report);
     figures::check(&ctx, report);

@@ -45,7 +45,7 @@ use super::arrivals;
 pub const MEMO: &str = "sold-out memo (≤ SOLD_OUT_MEMO_MS)";
 pub const SAME_USER: &str = "ALREADY_PARTICIPATED while the same user's join was in flight";
 pub const ARRIVING: &str =
-    "SOLD_OUT while units a stock addition or cancel brought back reached the gate (≤ 1 s)";
+    "SOLD_OUT while units a return brought back reached the gate (a cancel, refund or stock addition: until it answered; an expiry: ≤ 1 s after its commit)";
 pub const RESUMING: &str = "CAMPAIGN_PAUSED while a committed resume reached the gate (≤ 1 s)";
 
 pub(super) enum Verdict {
@@ -248,11 +248,16 @@ fn already(ctx: &Ctx, op: &Op, b: usize) -> Verdict {
         return Verdict::Justified;
     }
     let end = op.complete.unwrap_or(i64::MAX);
+    // A join answered overlapped it until its answer; one that ended unanswered holds the user
+    // only within its reservation's bound (below), with no lookback of the checker's own.
     let concurrent = crate::check::index::CampaignOps::of_user(&ctx.index.joins, user)
         .iter()
         .map(|&j| &ctx.ops[j])
         .any(|other| {
-            other.id != op.id && other.invoke < end && ctx.in_flight_until(other) > op.invoke
+            other.id != op.id
+                && other.outcome != Outcome::Info
+                && other.invoke < end
+                && other.definite_end() > op.invoke
         });
     if concurrent {
         return Verdict::Relaxed(

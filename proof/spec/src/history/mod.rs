@@ -229,6 +229,10 @@ pub struct Value {
     /// nemesis: what it hit (an instance's name, `kafka`, `redis`, `mysql`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Every client operation: the instance it was sent to (a nemesis `target`'s name, e.g.
+    /// `instance-1`). Absent in older histories: then any instance may have served it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// One item of a cart: what it asked, and in an `ok` answer the item's win.

@@ -99,6 +99,7 @@ impl Drop {
             accepted_at: None,
             hold_expires_at: None,
             cancel_reason: None,
+            cancelled_at: None,
         };
         self.participations.push((p, purchase));
         pid

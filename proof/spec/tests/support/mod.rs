@@ -36,6 +36,8 @@ pub struct Win {
     pub status: &'static str,
     pub hold_expires_at: Option<DateTime<Utc>>,
     pub reason: Option<&'static str>,
+    /// When it was closed, as MySQL's `cancelled_at` (the event's `occurredAt`).
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 pub struct Sale {
@@ -174,11 +176,28 @@ impl Sale {
             },
         );
     }
+    /// A join of one unit sent to `instance` (a fault's `target`).
+    pub fn invoke_join_on(&mut self, process: u64, user: i64, instance: &str) {
+        self.invoke(
+            process,
+            Func::Join,
+            Value {
+                quantity: Some(1),
+                instance: Some(instance.to_owned()),
+                ..ok_value(user)
+            },
+        );
+    }
     pub fn nemesis(&mut self, fault: &str, phase: Option<&str>) {
+        self.nemesis_on(fault, phase, None);
+    }
+    /// A fault of the nemesis that names what it hit.
+    pub fn nemesis_on(&mut self, fault: &str, phase: Option<&str>, target: Option<&str>) {
         self.now += STEP;
         let value = Value {
             fault: Some(fault.to_owned()),
             phase: phase.map(str::to_owned),
+            target: target.map(str::to_owned),
             ..Value::default()
         };
         let line = self.entries.len() + 1;
@@ -248,6 +267,7 @@ impl Sale {
                 status,
                 hold_expires_at,
                 reason: None,
+                cancelled_at: None,
             },
         );
         self.stats_add(|s| &mut s.accepted_count, 1);
@@ -300,6 +320,7 @@ impl Sale {
             "CANCELLED"
         };
         entry.reason = Some(reason);
+        entry.cancelled_at = Some(at);
         self.stats_add(|s| &mut s.active_quantity, -w.quantity);
         if reason == "EXPIRED" {
             self.stats_add(|s| &mut s.expired_count, 1);
@@ -463,6 +484,7 @@ impl Sale {
                 accepted_at: None,
                 hold_expires_at: w.hold_expires_at,
                 cancel_reason: w.reason.map(str::to_owned),
+                cancelled_at: w.cancelled_at,
             })
             .collect();
         let returned = self
