@@ -181,6 +181,38 @@ pub async fn create(
     post_for_id(http, &url, token, &body, "a campaign").await
 }
 
+/// Creates the burst campaign ([`super::burst`]): `--burst-stock` units over `--burst-buckets`
+/// buckets, one unit a user, wins final at once. `None` without a burst.
+pub async fn create_burst(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    opts: &RunOptions,
+) -> anyhow::Result<Option<(i64, Plan)>> {
+    if opts.burst_users <= 0 || opts.burst_stock <= 0 {
+        return Ok(None);
+    }
+    let plan = Plan {
+        per_user_limit: 1,
+        buckets: opts.burst_buckets.clamp(1, 1024),
+        no_window: true,
+        ..Plan::default()
+    };
+    let mut body = json!({
+        "name": "proof burst",
+        "totalStock": opts.burst_stock,
+        "perUserLimit": 1,
+        "rewardPoints": opts.reward_points,
+        "confirmWithinSeconds": 0,
+    });
+    if plan.buckets > 1 {
+        body["buckets"] = json!(plan.buckets);
+    }
+    let url = format!("{base}/api/v1/campaigns");
+    let id = post_for_id(http, &url, token, &body, "the burst campaign").await?;
+    Ok(Some((id, plan)))
+}
+
 /// An admin's creation request; answers the created thing's id.
 async fn post_for_id(
     http: &reqwest::Client,

@@ -174,6 +174,7 @@ type ParticipationRow = (
     Option<NaiveDateTime>,
     Option<String>,
     i64,
+    Option<NaiveDateTime>,
 );
 
 /// The participation rows, and each one's bucket (0 in an unbucketed campaign).
@@ -183,7 +184,7 @@ async fn mysql_participations(
 ) -> anyhow::Result<(Vec<Participation>, Vec<ParticipationBucket>)> {
     let rows: Vec<ParticipationRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT id, campaign_id, user_id, CAST(quantity AS SIGNED), status, created_at, \
-         hold_expires_at, cancel_reason, CAST(bucket AS SIGNED) FROM participation \
+         hold_expires_at, cancel_reason, CAST(bucket AS SIGNED), cancelled_at FROM participation \
          WHERE campaign_id IN ({list}) ORDER BY id"
     )))
     .fetch_all(pool)
@@ -209,6 +210,7 @@ async fn mysql_participations(
             accepted_at: utc(r.5),
             hold_expires_at: utc(r.6),
             cancel_reason: r.7,
+            cancelled_at: utc(r.9),
         })
         .collect();
     Ok((participations, buckets))

@@ -14,7 +14,8 @@
 //!   ports, at the service's production defaults unless `--fast-timeouts` ([`timeouts`]).
 //!
 //! Then the campaigns ([`campaigns`]: open ones with per-user limits of 1 and more, one split
-//! into buckets (design §21) and one with a waiting room), the clients ([`workload`], [`waiting_room`]) and the nemesis ([`nemesis`],
+//! into buckets (design §21) and one with a waiting room), the clients ([`workload`], [`waiting_room`]),
+//! the burst on a bucketed campaign ([`burst`]) and the nemesis ([`nemesis`],
 //! [`failover`]) for `--duration`; then the faults are healed, the system settles ([`settle`]),
 //! the final state is taken ([`capture`]), everything started is stopped, and the checker judges
 //! `history.jsonl` and `final.json` in the output directory, told the instances' bounds; a join
@@ -28,6 +29,7 @@
 pub use firstcome_proof_spec::{check, event, final_state, history, model, report};
 
 pub mod broker;
+mod burst;
 mod campaigns;
 mod capture;
 mod carts;
@@ -164,16 +166,36 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
         p.faults.join(","),
         p.out.display()
     );
-    println!("instances: {}", p.timeouts.describe());
+    println!(
+        "instances: {}, GROUP_COMMIT_BUCKET_LANES {}; burst: {} users, {} at once, on {} units in {} buckets",
+        p.timeouts.describe(),
+        opts.bucket_lanes,
+        opts.burst_users.max(0),
+        opts.burst_concurrency,
+        opts.burst_stock,
+        opts.burst_buckets
+    );
     let (mut system, targets) = start(&opts, &p).await?;
-    let created =
-        campaigns::create_all(&system.http, &system.bases[0], &system.admin_token, &opts).await?;
-    let slots = slots::of_campaigns(
+    let (http, base, token) = (&system.http, &system.bases[0], &system.admin_token);
+    let mut created = campaigns::create_all(http, base, token, &opts).await?;
+    let burst = campaigns::create_burst(http, base, token, &opts).await?;
+    let mut slots = slots::of_campaigns(
         (created.plans.iter()).map(|(id, plan)| (*id, plan.buckets, created.group_of(plan))),
     );
+    // The burst's campaign is settled and captured, but no other client touches it.
+    let burst = burst.map(|(campaign, plan)| {
+        slots.extend(slots::of_campaigns([(campaign, plan.buckets, None)]));
+        created.initial.insert(campaign, opts.burst_stock);
+        burst::Burst {
+            campaign,
+            users: opts.burst_users,
+            concurrency: opts.burst_concurrency,
+            timeout: Duration::from_millis(p.timeouts.request_ms.saturating_add(2_000)),
+        }
+    });
     let (plans, initial, groups) = (created.plans, created.initial, created.groups);
     let targets = Arc::new(targets);
-    let injected = drive(&opts, &p, &system, targets.clone(), (plans, groups)).await?;
+    let injected = drive(&opts, &p, &system, targets.clone(), (plans, groups, burst)).await?;
     let final_path = settle_and_capture(&opts, &p.out, &mut system, &slots, &initial).await?;
 
     // Stop what was started (Drop would kill; this lets the instances shut down cleanly).
@@ -185,7 +207,12 @@ async fn run_async(opts: RunOptions) -> anyhow::Result<ExitCode> {
     system.pool.close().await;
     system.db_guard.drop_now().await;
 
-    let code = judge(&opts, &p, &final_path, &injected)?;
+    let code = judge(
+        &opts,
+        &p,
+        &final_path,
+        (&injected, burst.map(|b| b.campaign)),
+    )?;
     println!("run took {:.1} s", started.elapsed().as_secs_f64());
     Ok(code)
 }
@@ -196,7 +223,7 @@ async fn drive(
     p: &Prepared,
     system: &System,
     targets: Arc<Targets>,
-    (plans, groups): (Vec<(i64, Plan)>, Vec<i64>),
+    (plans, groups, burst): (Vec<(i64, Plan)>, Vec<i64>, Option<burst::Burst>),
 ) -> anyhow::Result<Injected> {
     let recorder = Arc::new(Recorder::create(&p.out.join("history.jsonl"))?);
     let shared = Arc::new(
@@ -238,6 +265,10 @@ async fn drive(
             ));
         }
     }
+    let burst = burst.map(|b| {
+        let args = (params.clone(), shared.clone(), recorder.clone());
+        tokio::spawn(burst::run(b, args.0, args.1, args.2, system.http.clone()))
+    });
     let nemesis = tokio::spawn(nemesis::run(
         p.faults.clone(),
         params.clone(),
@@ -248,6 +279,10 @@ async fn drive(
     ));
     let progress = tokio::spawn(progress(recorder.clone(), t0));
     while clients.join_next().await.is_some() {}
+    if let Some(burst) = burst {
+        let took = burst.await.context("the burst panicked")?;
+        println!("burst done in {:.1} s", took.as_secs_f64());
+    }
     let injected = nemesis.await.context("the nemesis panicked")??;
     progress.abort();
     recorder.finish()?;
@@ -325,7 +360,7 @@ fn judge(
     opts: &RunOptions,
     p: &Prepared,
     final_path: &Path,
-    injected: &Injected,
+    (injected, burst): (&Injected, Option<i64>),
 ) -> anyhow::Result<ExitCode> {
     let history_path = p.out.join("history.jsonl");
     let h = history::read(std::io::BufReader::new(std::fs::File::open(&history_path)?))
@@ -353,6 +388,9 @@ fn judge(
         serde_json::to_vec_pretty(&report)?,
     )?;
     print!("{}", report.render(opts.details));
+    if let Some(campaign) = burst {
+        println!("{}", burst::Tail::of(&h, campaign).describe(campaign));
+    }
     let late: usize = injected.failovers.iter().map(|f| f.late).sum();
     for (i, f) in injected.failovers.iter().enumerate() {
         println!("mysql failover {}: {}", i + 1, f.describe());

@@ -146,6 +146,23 @@ pub struct RunOptions {
     /// service's own), passed to the checker as its relaxation.
     #[arg(long, default_value_t = 100)]
     pub sold_out_memo_ms: u64,
+    /// The instances' `GROUP_COMMIT_BUCKET_LANES`: transactions a bucketed campaign commits at
+    /// once on an instance (the service's default is 1; the proof runs several).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub bucket_lanes: u32,
+    /// The burst campaign (design §21, "first come, first served to the last unit"): distinct
+    /// users joining one bucketed campaign at once, from the start of the run; 0: none.
+    #[arg(long, default_value_t = 5_000)]
+    pub burst_users: i64,
+    /// The burst campaign's stock: fewer units than users, so it sells out.
+    #[arg(long, default_value_t = 1_000)]
+    pub burst_stock: i64,
+    /// The burst campaign's `buckets`.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(i64).range(1..=1024))]
+    pub burst_buckets: i64,
+    /// Joins of the burst in flight at once, spread over both instances.
+    #[arg(long, default_value_t = 128)]
+    pub burst_concurrency: usize,
     /// The instances' CONSUMER_GROUP_PROTOCOL (`consumer`: the mock broker's fast path).
     #[arg(long, default_value = "consumer")]
     pub group_protocol: String,

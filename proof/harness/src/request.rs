@@ -23,6 +23,8 @@ pub(super) struct Request {
     pub value: Value,
     /// The client's own timeout, when not the run's (`--timeout-ms`).
     pub timeout: Option<Duration>,
+    /// The instance (index) to send it to while that one is up; otherwise one drawn.
+    pub instance: Option<usize>,
 }
 
 impl Request {
@@ -36,14 +38,25 @@ impl Request {
             idempotency_key: None,
             value,
             timeout: None,
+            instance: None,
         }
     }
 }
 
 impl Client<'_> {
     /// Records the invoke, sends to an instance that is up, records the completion; returns it.
-    pub(super) async fn send(&mut self, r: Request, rng: &mut StdRng) -> (EntryType, Value) {
-        let instance = {
+    /// The history names the instance (`value.instance`): a fault on another one does not bear
+    /// on the request (design §18.1).
+    pub(super) async fn send(&mut self, mut r: Request, rng: &mut StdRng) -> (EntryType, Value) {
+        let preferred = r.instance.filter(|&i| {
+            self.shared
+                .up
+                .get(i)
+                .is_some_and(|u| u.load(Ordering::Relaxed))
+        });
+        let instance = if let Some(i) = preferred {
+            i
+        } else {
             let up: Vec<usize> = (0..self.shared.bases.len())
                 .filter(|&i| self.shared.up[i].load(Ordering::Relaxed))
                 .collect();
@@ -53,6 +66,7 @@ impl Client<'_> {
                 up[rng.random_range(0..up.len())]
             }
         };
+        r.value.instance = self.shared.names.get(instance).cloned();
         let url = format!("{}{}", self.shared.bases[instance], r.path);
         let mut builder = if r.get {
             self.http.get(url)

@@ -30,6 +30,8 @@ pub struct ServiceEnv {
     /// Set on every instance only with `--fast-timeouts` (`Timeouts::env`).
     pub timeouts: Timeouts,
     pub group_protocol: String,
+    /// `GROUP_COMMIT_BUCKET_LANES` of every instance (`--bucket-lanes`).
+    pub bucket_lanes: u32,
     /// `FIRSTCOME_PLANTED_BUG` of every instance (a `test-hooks` build only).
     pub planted_bug: Option<String>,
     pub log_dir: PathBuf,
@@ -115,6 +117,7 @@ impl Instance {
                 .env("RELAY_POLL_INTERVAL_MS", "50")
                 .envs(e.timeouts.env())
                 .env("CONSUMER_GROUP_PROTOCOL", &e.group_protocol)
+                .env("GROUP_COMMIT_BUCKET_LANES", e.bucket_lanes.to_string())
                 .env(
                     "RUST_LOG",
                     std::env::var("PROOF_SERVICE_LOG").unwrap_or_else(|_| "warn".into()),

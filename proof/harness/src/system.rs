@@ -18,6 +18,14 @@ use super::{
 };
 
 /// What runs beside the instances, and how to reach it.
+/// How many instances of the service a run starts.
+const INSTANCES: usize = 2;
+
+/// Instance `n`'s name (from 1): its log files', and the target its faults name.
+pub(super) fn instance_name(n: usize) -> String {
+    format!("instance-{n}")
+}
+
 pub(super) struct System {
     pub(super) db_guard: DropDatabase,
     /// The harness's own connection to the run's database (not through the proxy).
@@ -76,6 +84,7 @@ pub(super) async fn start(opts: &RunOptions, p: &Prepared) -> anyhow::Result<(Sy
         admission_secret: format!("{}{}", secret(), secret()),
         timeouts: p.timeouts.clone(),
         group_protocol: opts.group_protocol.clone(),
+        bucket_lanes: opts.bucket_lanes,
         planted_bug: opts.planted_bug.clone(),
         log_dir: p.out.clone(),
     };
@@ -83,8 +92,9 @@ pub(super) async fn start(opts: &RunOptions, p: &Prepared) -> anyhow::Result<(Sy
         .pool_idle_timeout(Duration::from_secs(5))
         .build()?;
     let mut instances = Vec::new();
-    for (i, name) in ["instance-1", "instance-2"].iter().enumerate() {
-        let mut instance = Instance::new(name, env.clone())?;
+    for i in 0..INSTANCES {
+        let name = instance_name(i + 1);
+        let mut instance = Instance::new(&name, env.clone())?;
         instance.start(i == 0, &http).await?;
         println!("{name} ready at {}", instance.base());
         instances.push(instance);

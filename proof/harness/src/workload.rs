@@ -80,6 +80,8 @@ pub(super) struct Win {
 /// What the clients share: the targets and what the answers told them.
 pub struct Shared {
     pub bases: Vec<String>,
+    /// Each instance's name, as the nemesis's faults name their target.
+    pub names: Vec<String>,
     /// Set by the nemesis: an instance it took down is avoided while down.
     pub up: Vec<AtomicBool>,
     pub admin_token: String,
@@ -101,8 +103,12 @@ pub struct Shared {
 impl Shared {
     pub fn new(bases: Vec<String>, admin_token: String, plans: Vec<(i64, Plan)>) -> Self {
         let up = bases.iter().map(|_| AtomicBool::new(true)).collect();
+        let names = (1..=bases.len())
+            .map(super::system::instance_name)
+            .collect();
         Self {
             bases,
+            names,
             up,
             admin_token,
             campaigns: plans.iter().map(|(id, _)| *id).collect(),

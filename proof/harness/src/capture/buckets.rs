@@ -129,6 +129,7 @@ mod tests {
             accepted_at: None,
             hold_expires_at: None,
             cancel_reason: None,
+            cancelled_at: None,
         };
         let gate = |campaign, bucket, stock| BucketGate {
             bucket,
