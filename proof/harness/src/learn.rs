@@ -31,6 +31,11 @@ impl Client<'_> {
         let (Some(campaign), EntryType::Ok) = (v.campaign, kind) else {
             return;
         };
+        // A campaign the clients were not given (the burst's) stays out of the mix: nobody
+        // returns its units, so its tail is the sale's own.
+        if !self.shared.plans.contains_key(&campaign) {
+            return;
+        }
         match f {
             Func::Join => {
                 if let Some(user) = v.user {
