@@ -8,9 +8,12 @@
 //! text per size), as the next batch (after up to `GROUP_COMMIT_WINDOW_MS` for more, if set and
 //! the lane is busy), so the batch size follows the load. The task ends with an empty queue.
 //!
-//! A win still queued after `DB_ACQUIRE_TIMEOUT_MS` (the running transaction holds its campaign
-//! that long) leaves the queue and answers SERVICE_BUSY, as it would after waiting that long for
-//! a pooled connection.
+//! A win queues as long as its lane moves: only when the lane committed nothing for
+//! `DB_ACQUIRE_TIMEOUT_MS` (its running transaction holds the campaign that long) does a queued
+//! win leave the queue and answer SERVICE_BUSY, as it would after waiting that long for a pooled
+//! connection. A burst larger than a lane commits in one transaction waits for the batches
+//! before it instead (5,000 joins at once on 64 buckets once answered some 503s on a slow
+//! machine while every batch committed); its commit deadline still bounds the wait.
 //!
 //! A batch is one transaction ([`transaction::write_all`]). When its guarded decrement is refused
 //! (MySQL has less stock than Redis let through) or one member turns out to be a duplicate, it
@@ -39,7 +42,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::future::join_all;
@@ -68,8 +71,8 @@ pub struct GroupCommit {
     /// Closes the reservations of a batch's committed wins.
     closing: Arc<Closing>,
     settings: GroupCommitSettings,
-    /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a win waits in its lane for its transaction to
-    /// start, as it would wait for a pooled connection; then it answers SERVICE_BUSY.
+    /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a lane may commit nothing while a win waits in it,
+    /// as a win would wait for a pooled connection; then the win answers SERVICE_BUSY.
     queue_timeout: Duration,
     lanes: Mutex<HashMap<LaneKey, CampaignQueue>>,
     tickets: AtomicU64,
@@ -86,6 +89,18 @@ struct CampaignQueue {
     queue: Vec<Member>,
     /// Signalled when the queue holds a full batch, ending a window early.
     full: Arc<Notify>,
+    /// When the lane last took a batch (or opened).
+    moved_at: Instant,
+}
+
+/// What a win's queue timeout found.
+enum Withdrawn {
+    /// Out of the queue: the lane took no batch for the timeout.
+    Out,
+    /// Still queued behind batches that the lane keeps taking.
+    Moving,
+    /// A batch took it: its answer comes.
+    Taken,
 }
 
 struct Member {
@@ -149,33 +164,42 @@ impl GroupCommit {
                 )),
             );
         }
-        let answer = match tokio::time::timeout(self.queue_timeout, &mut answered).await {
-            Ok(answer) => answer,
-            Err(_) if self.withdraw(lane, ticket) => {
-                // Still queued: the running transaction holds the campaign that long. Busy, as
-                // a pool with no connection to give; nothing was sent.
-                return Err(WriteError::Db(DbErr::ConnectionAcquire(
-                    ConnAcquireErr::Timeout,
-                )));
+        let answer = loop {
+            match tokio::time::timeout(self.queue_timeout, &mut answered).await {
+                Ok(answer) => break answer,
+                Err(_) => match self.withdraw(lane, ticket) {
+                    // Still queued and the lane took no batch meanwhile: its running
+                    // transaction holds the campaign that long. Busy, as a pool with no
+                    // connection to give; nothing was sent.
+                    Withdrawn::Out => {
+                        return Err(WriteError::Db(DbErr::ConnectionAcquire(
+                            ConnAcquireErr::Timeout,
+                        )))
+                    }
+                    // Queued behind batches that commit: wait on.
+                    Withdrawn::Moving => {}
+                    Withdrawn::Taken => break answered.await,
+                },
             }
-            Err(_) => answered.await,
         };
         answer.unwrap_or(Err(WriteError::Unanswered))
     }
 
-    /// Takes a still-queued win out of its lane; false if a batch already took it.
-    fn withdraw(&self, key: LaneKey, ticket: u64) -> bool {
+    /// Takes a still-queued win out of its lane when the lane took no batch for the queue
+    /// timeout; `Taken` if a batch already took it.
+    fn withdraw(&self, key: LaneKey, ticket: u64) -> Withdrawn {
         let mut lanes = self.lock();
         let Some(lane) = lanes.get_mut(&key) else {
-            return false;
+            return Withdrawn::Taken;
         };
-        match lane.queue.iter().position(|m| m.ticket == ticket) {
-            Some(at) => {
-                lane.queue.remove(at);
-                true
-            }
-            None => false,
+        let Some(at) = lane.queue.iter().position(|m| m.ticket == ticket) else {
+            return Withdrawn::Taken;
+        };
+        if lane.moved_at.elapsed() < self.queue_timeout {
+            return Withdrawn::Moving;
         }
+        lane.queue.remove(at);
+        Withdrawn::Out
     }
 
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
@@ -220,6 +244,7 @@ impl GroupCommit {
                 vacant.insert(CampaignQueue {
                     queue: vec![member],
                     full: Arc::new(Notify::new()),
+                    moved_at: Instant::now(),
                 });
                 true
             }
@@ -245,6 +270,7 @@ impl GroupCommit {
                 // A list size (see `db::sql`): each size is one statement text, prepared once
                 // per connection; the rest waits for the next batch.
                 let n = size_at_most(lane.queue.len().min(self.settings.max_batch));
+                lane.moved_at = Instant::now();
                 lane.queue.drain(..n).collect()
             };
             // More than one member means wins queued behind the previous transaction.

@@ -364,3 +364,45 @@ async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
         }
     }
 }
+
+/// A burst longer than a lane commits in one transaction queues instead of answering 503 (issue
+/// 68: 5,000 joins at once on a 64-bucket campaign answered some SERVICE_BUSY on a slow machine):
+/// a win waits in its lane as long as the lane keeps taking batches, and only a lane that took
+/// none for `DB_ACQUIRE_TIMEOUT_MS` sends its wins away. Here every batch is held 150 ms at its
+/// COMMIT, two wins a batch, with a 400 ms timeout: the last of ten queued wins waits ~750 ms,
+/// and every one of them wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_behind_batches_that_commit_waits_instead_of_answering_busy() {
+    let mut settings = crate::spawn::test_settings().await;
+    settings.database.acquire_timeout = Duration::from_millis(400);
+    settings.database.group_commit.max_batch = 2;
+    settings.database.group_commit.window = Duration::ZERO;
+    let app = crate::spawn::spawn_app_with(settings).await;
+    let campaign = app.open_campaign(20, 1).await;
+    let held = &app.hooks.commit;
+    held.arm();
+    let first = app.spawn_join(campaign, 1, 1);
+    held.wait_reached().await;
+    let queued: Vec<_> = (2..=11).map(|u| app.spawn_join(campaign, u, 1)).collect();
+    app.wait_for_queued_wins(campaign, 10).await;
+    // Each batch spends 150 ms at its COMMIT (the duration under test), then the next is held.
+    // A win sent away as busy leaves its batch untaken: the wait for it fails the test.
+    for batch in 2..=6 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        held.arm();
+        held.release();
+        tokio::time::timeout(Duration::from_secs(20), held.wait_reached())
+            .await
+            .unwrap_or_else(|_| panic!("batch {batch} never reached its COMMIT"));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    held.release();
+    let mut replies = vec![first.await.expect("join task")];
+    for reply in queued {
+        replies.push(reply.await.expect("join task"));
+    }
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![201; 11], "{replies:?}");
+    assert_eq!(app.remaining_stock(campaign).await, 9);
+    app.assert_outbox_matches_participations().await;
+}
