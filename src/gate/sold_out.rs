@@ -10,6 +10,12 @@
 //! and this instance sees it at most that long after Redis does. The memo never makes a win
 //! possible that Redis or MySQL would refuse.
 //!
+//! A return here (a cancel, an expiry, a refund, added stock, a resume) forgets the campaign before
+//! it answers, and a sell-out seen by a call made before that return is not remembered after it:
+//! a join sent once the return answered is asked of Redis (docs/design.md §18.1). The same memo
+//! keeps a bucketed campaign's last search that found no unit anywhere ([`SoldOutMemo::searched`]),
+//! forgotten by a return alike.
+//!
 //! Bounds: campaigns with more than [`MAX_WINNERS`] winners are not memoized, and at most
 //! [`MAX_ENTRIES`] campaigns are (a flash sale has one hot campaign), so the memo holds at most
 //! a few million ids. One caller at a time copies a campaign's set ([`SoldOutMemo::start_copy`]);
@@ -37,6 +43,10 @@ pub struct SoldOutMemo {
     entries: RwLock<HashMap<i64, SoldOutCampaign>>,
     /// Campaigns whose winners set one caller is copying now.
     copying: Mutex<HashSet<i64>>,
+    /// When each campaign's latest search over its buckets found no unit (bucketed campaigns).
+    searched: Mutex<HashMap<i64, Instant>>,
+    /// When units last came back to each campaign here: a sell-out seen before it is stale.
+    returned: Mutex<HashMap<i64, Instant>>,
 }
 
 impl SoldOutMemo {
@@ -46,6 +56,8 @@ impl SoldOutMemo {
             ttl,
             entries: RwLock::default(),
             copying: Mutex::default(),
+            searched: Mutex::default(),
+            returned: Mutex::default(),
         }
     }
 
@@ -59,10 +71,49 @@ impl SoldOutMemo {
         if self.ttl.is_zero() {
             return false;
         }
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries.get(&campaign_id).is_some_and(|e| {
-            now.saturating_duration_since(e.seen_at) < self.ttl && !e.winners.contains(&user_id)
-        })
+        let fresh = {
+            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            match entries.get(&campaign_id) {
+                Some(e) if now.saturating_duration_since(e.seen_at) < self.ttl => {
+                    if e.winners.contains(&user_id) {
+                        return false;
+                    }
+                    e.seen_at
+                }
+                _ => return false,
+            }
+        };
+        self.after_returns(campaign_id, fresh)
+    }
+
+    /// Whether a sell-out seen at `seen_at` is later than the campaign's latest return here.
+    fn after_returns(&self, campaign_id: i64, seen_at: Instant) -> bool {
+        let returned = self.returned.lock().unwrap_or_else(|p| p.into_inner());
+        returned.get(&campaign_id).is_none_or(|&at| seen_at > at)
+    }
+
+    /// A bucketed campaign: a search that began at `read_at` found no unit in the pool, any row
+    /// or any gate. Repeated for `SOLD_OUT_MEMO_MS` by [`SoldOutMemo::searched`].
+    pub fn note_searched(&self, campaign_id: i64, read_at: Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut searched = self.searched.lock().unwrap_or_else(|p| p.into_inner());
+        searched.retain(|_, at| at.elapsed() < self.ttl);
+        searched.insert(campaign_id, read_at);
+    }
+
+    /// Whether a search found the bucketed campaign without a unit less than `SOLD_OUT_MEMO_MS`
+    /// ago, and no return came here since it began.
+    pub fn searched(&self, campaign_id: i64) -> bool {
+        let at = {
+            let searched = self.searched.lock().unwrap_or_else(|p| p.into_inner());
+            match searched.get(&campaign_id) {
+                Some(&at) if at.elapsed() < self.ttl => at,
+                _ => return false,
+            }
+        };
+        self.after_returns(campaign_id, at)
     }
 
     /// After Redis answered SOLD_OUT with no stock and `winners` set members, to a call made at
@@ -107,11 +158,22 @@ impl SoldOutMemo {
             .remove(&campaign_id);
     }
 
-    /// Drops what is remembered of the campaign: stock came back here (an admin added units or
-    /// resumed it), so this instance asks Redis again at once.
+    /// Drops what is remembered of the campaign: stock came back here (a cancel, an expiry, a
+    /// refund, an admin's added units or resume), so this instance asks Redis again at once, and
+    /// a sell-out seen by a call made before now is not remembered later.
     pub fn forget(&self, campaign_id: i64) {
+        let now = Instant::now();
+        {
+            let mut returned = self.returned.lock().unwrap_or_else(|p| p.into_inner());
+            returned.retain(|_, at| now.saturating_duration_since(*at) < self.ttl);
+            returned.insert(campaign_id, now);
+        }
         self.entries
             .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&campaign_id);
+        self.searched
+            .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&campaign_id);
     }
@@ -187,6 +249,31 @@ mod tests {
         );
         assert!(memo.refresh(1, 2, t0 + ttl), "seen again with the same set");
         assert!(memo.refuses_at(1, 7, t0 + ttl));
+    }
+
+    #[test]
+    fn a_return_forgets_the_sell_out_and_any_seen_before_it() {
+        let memo = SoldOutMemo::new(Duration::from_secs(60));
+        let before = Instant::now();
+        memo.record_at(1, [5], before);
+        memo.note_searched(2, before);
+        assert!(memo.refuses_at(1, 7, Instant::now()) && memo.searched(2));
+        memo.forget(1);
+        memo.forget(2);
+        assert!(!memo.refuses_at(1, 7, Instant::now()) && !memo.searched(2));
+        // A call that saw the sell-out before the return, noted after it: not remembered.
+        memo.record_at(1, [5], before);
+        memo.note_searched(2, before);
+        assert!(
+            !memo.refuses_at(1, 7, Instant::now()),
+            "seen before the return"
+        );
+        assert!(!memo.searched(2), "searched before the return");
+        // One that saw it after the return is.
+        let after = Instant::now() + Duration::from_millis(1);
+        memo.record_at(1, [5], after);
+        memo.note_searched(2, after);
+        assert!(memo.refuses_at(1, 7, after) && memo.searched(2));
     }
 
     #[test]

@@ -68,10 +68,12 @@ pub struct JoinDeps {
     pub signer: Arc<AdmissionSigner>,
     /// The test seam (`crate::hooks`).
     pub hooks: Arc<dyn Hooks>,
+    /// The instance's sold-out memo (`SOLD_OUT_MEMO_MS`), which returns and controls forget.
+    pub sold_out: Arc<SoldOutMemo>,
 }
 
 impl ParticipationService {
-    /// Reads the topic, `SOLD_OUT_MEMO_MS` and the group commit settings from `settings`.
+    /// Reads the topic, `RESERVATION_TIMEOUT_MS` and the group commit settings from `settings`.
     pub fn new(deps: JoinDeps, settings: &Settings) -> Self {
         let JoinDeps {
             db,
@@ -81,6 +83,7 @@ impl ParticipationService {
             metrics,
             signer,
             hooks,
+            sold_out,
         } = deps;
         // Every reason's series from the start, at 0 (a rate over it is defined at once).
         for why in AdmissionRefusal::ALL {
@@ -97,7 +100,6 @@ impl ParticipationService {
                 .get_or_create(&ReasonLabels { reason })
                 .inc_by(0);
         }
-        let sold_out = Arc::new(SoldOutMemo::new(settings.redis.sold_out_memo));
         let loader = GateLoader::new(db.clone(), gate.clone(), hooks.clone());
         Self {
             admit: Arc::new(Admit {
@@ -110,14 +112,14 @@ impl ParticipationService {
             reserve: Arc::new(Reserve {
                 gate: gate.clone(),
                 loader: loader.clone(),
-                sold_out,
+                sold_out: sold_out.clone(),
                 metrics: metrics.clone(),
                 commit_within: commit_within(settings.redis.reservation_timeout),
                 groups: Arc::new(GroupDirectory::new(db.clone(), campaigns.clone())),
                 tail: Tail::new(
                     (db.clone(), gate.clone(), loader),
                     metrics.clone(),
-                    settings.redis.sold_out_memo,
+                    sold_out,
                 ),
             }),
             settle: Arc::new(Settle {

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     request::{JoinError, JoinRequest},
-    reserve::{in_flight_wait, Reserve, IN_FLIGHT_FIRST_WAIT, IN_FLIGHT_LONGEST_WAIT},
+    reserve::{in_flight_wait, Reserve, IN_FLIGHT_FIRST_WAIT},
 };
 use crate::{
     bucket::{
@@ -29,7 +29,10 @@ use crate::{
     },
     campaign::{gate_epoch, Campaign},
     db::Db,
-    gate::{transfer::Untake, AdmissionPass, Decision, Gate, GateError, Returned, Slot},
+    gate::{
+        sold_out::SoldOutMemo, transfer::Untake, AdmissionPass, Decision, Gate, GateError,
+        Returned, Slot,
+    },
     telemetry::metrics::{
         registry::{ControlLabels, ReasonLabels},
         Metrics,
@@ -57,9 +60,8 @@ impl Reserve {
         now: DateTime<Utc>,
     ) -> Result<(Decision, bool), JoinError> {
         let slot = req.entry.slot();
-        let started = Instant::now();
-        let bound = in_flight_wait(self.commit_within);
-        let (mut wait, mut owed_asked, mut moved) = (IN_FLIGHT_FIRST_WAIT, false, 0);
+        let mut waiting = TailWait::new(self.commit_within, Instant::now());
+        let mut owed_asked = false;
         loop {
             let decision = self.reserve_once(campaign, req, pass, now).await?;
             match decision {
@@ -97,21 +99,98 @@ impl Reserve {
                     source: e.into(),
                 }
             })?;
-            match found {
-                Found::Moved if moved < MOVED_ROUNDS => moved += 1,
-                Found::Moved => return Err(JoinError::Busy),
-                Found::InFlight if started.elapsed() < bound => {
+            match waiting.after(found, Instant::now()) {
+                Next::Search => {}
+                Next::Sleep(pause) => {
                     if !owed_asked {
                         owed_asked = true;
                         self.gave_owed(campaign, slot, Instant::now()).await;
                     }
-                    tokio::time::sleep(wait.min(bound.saturating_sub(started.elapsed()))).await;
-                    wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
+                    tokio::time::sleep(pause).await;
                 }
-                Found::SoldOut => return Ok((again, true)),
-                Found::InFlight => return Ok((again, false)),
+                Next::SoldOut => return Ok((again, found == Found::SoldOut)),
+                Next::Busy => return Err(JoinError::Busy),
             }
         }
+    }
+}
+
+/// A dry bucket's join waiting while MySQL has units that no gate can give (reservations in
+/// flight hold them, or a transfer on its way to a gate). It waits as long as they keep
+/// settling: a SOLD_OUT answered while the campaign's units were still changing hands is one a
+/// later arrival could prove false, by winning a unit that came back to a sibling's gate (issue
+/// 68: 1,000 units over 64 buckets on two instances answered SOLD_OUT with units left, and later
+/// joins won them). Only when MySQL's count stood still for [`in_flight_wait`] (units held by a
+/// stalled MySQL or a dead instance's reservations: §18.1's bounds) does the SOLD_OUT stand; and
+/// a join still waiting after half its commit window answers SERVICE_BUSY (units exist).
+pub(super) struct TailWait {
+    started: Instant,
+    /// How long MySQL's count may stand still: [`in_flight_wait`].
+    stall: Duration,
+    /// Half the commit window: past it, SERVICE_BUSY.
+    longest: Duration,
+    /// MySQL's count at the last search, and since when it has been that.
+    remaining: Option<i64>,
+    changed_at: Instant,
+    pause: Duration,
+    moved: u32,
+}
+
+/// What a dry bucket's join does after a search.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Ask the gate and search again at once (units reached the home bucket).
+    Search,
+    /// Units are settling: ask again after this pause.
+    Sleep(Duration),
+    SoldOut,
+    Busy,
+}
+
+/// The pause between searches while units settle: 5 ms doubling to this, back to 5 ms each time
+/// MySQL's count moves (the tail is short only if its last units are found at once).
+const TAIL_LONGEST_PAUSE: Duration = Duration::from_millis(40);
+
+impl TailWait {
+    pub(super) fn new(commit_within: Duration, now: Instant) -> Self {
+        Self {
+            started: now,
+            stall: in_flight_wait(commit_within),
+            longest: commit_within / 2,
+            remaining: None,
+            changed_at: now,
+            pause: IN_FLIGHT_FIRST_WAIT,
+            moved: 0,
+        }
+    }
+
+    /// The next step after a search that `found` this, at `now`.
+    pub(super) fn after(&mut self, found: Found, now: Instant) -> Next {
+        let remaining = match found {
+            Found::SoldOut => return Next::SoldOut,
+            Found::Moved if self.moved >= MOVED_ROUNDS => return Next::Busy,
+            Found::Moved => {
+                self.moved += 1;
+                self.changed_at = now;
+                return Next::Search;
+            }
+            Found::InFlight { remaining } => remaining,
+        };
+        if self.remaining != Some(remaining) {
+            self.remaining = Some(remaining);
+            self.changed_at = now;
+            self.pause = IN_FLIGHT_FIRST_WAIT;
+        }
+        let still = now.saturating_duration_since(self.changed_at);
+        if still >= self.stall {
+            return Next::SoldOut;
+        }
+        if now.saturating_duration_since(self.started) >= self.longest {
+            return Next::Busy;
+        }
+        let pause = self.pause.min(self.stall - still);
+        self.pause = (self.pause * 2).min(TAIL_LONGEST_PAUSE.max(IN_FLIGHT_FIRST_WAIT));
+        Next::Sleep(pause)
     }
 }
 
@@ -127,9 +206,10 @@ pub enum Found {
     Moved,
     /// MySQL had fewer than the join's quantity in the whole campaign at one instant: SOLD_OUT.
     SoldOut,
-    /// No gate has a free unit, but MySQL has units: reservations in flight hold them (they
-    /// commit, or come back), or a transfer is on its way to a gate. Ask again shortly.
-    InFlight,
+    /// No gate has a free unit, but MySQL has `remaining` units (pool and rows): reservations
+    /// in flight hold them (they commit, or come back), or a transfer is on its way to a gate.
+    /// Ask again shortly.
+    InFlight { remaining: i64 },
 }
 
 /// Why the search could not decide: the join answers that the service is unavailable rather
@@ -151,11 +231,10 @@ pub struct Tail {
     loader: GateLoader,
     /// Transfers and searches counted.
     metrics: Arc<Metrics>,
-    /// `SOLD_OUT_MEMO_MS`: after MySQL found a campaign without units, a dry bucket's SOLD_OUT
-    /// is repeated this long without a search (the flood after a sell-out costs MySQL nothing).
-    memo: Duration,
-    /// When each campaign's latest search that found it sold out began.
-    sold_out_at: Mutex<HashMap<i64, Instant>>,
+    /// After MySQL found a campaign without units, a dry bucket's SOLD_OUT is repeated for
+    /// `SOLD_OUT_MEMO_MS` without a search (the flood after a sell-out costs MySQL nothing),
+    /// unless units came back here since ([`SoldOutMemo::searched`]).
+    sold_out: Arc<SoldOutMemo>,
     /// One search per bucket at a time on this instance: every dry join searching at once
     /// took units from the same fullest sibling, queueing takes on its primary while the units
     /// they moved waited behind them (the simulation in docs/buckets-sim.md showed tails of
@@ -167,7 +246,7 @@ impl Tail {
     pub fn new(
         (db, gate, loader): (Db, Gate, GateLoader),
         metrics: Arc<Metrics>,
-        memo: Duration,
+        sold_out: Arc<SoldOutMemo>,
     ) -> Self {
         // Every series from the start, at 0 (a rate over it is defined at once).
         for kind in TRANSFER_KINDS {
@@ -187,8 +266,7 @@ impl Tail {
             gate,
             loader,
             metrics,
-            memo,
-            sold_out_at: Mutex::default(),
+            sold_out,
             searches: Mutex::default(),
         }
     }
@@ -203,13 +281,11 @@ impl Tail {
         lock.lock_owned().await
     }
 
-    /// Whether a search found the campaign sold out less than `SOLD_OUT_MEMO_MS` ago: a return
-    /// or an addition committed since then is refused at most that long after its commit
-    /// (docs/design.md §18.1, the sold-out memo's bound).
+    /// Whether a search found the campaign sold out less than `SOLD_OUT_MEMO_MS` ago, with no
+    /// return here since: a return on another instance is refused at most that long after it
+    /// reached its gate (docs/design.md §18.1, the sold-out memo's bound).
     pub fn sold_out_lately(&self, campaign_id: i64) -> bool {
-        let memo = self.sold_out_at.lock().unwrap_or_else(|p| p.into_inner());
-        memo.get(&campaign_id)
-            .is_some_and(|at| at.elapsed() < self.memo)
+        self.sold_out.searched(campaign_id)
     }
 
     /// Finds `quantity` units for `home`, a bucket of `campaign` whose gate has fewer; a transfer
@@ -225,7 +301,7 @@ impl Tail {
         let found = self.search(campaign, home, quantity, commit_by).await?;
         let outcome = match found {
             Found::Moved => "MOVED",
-            Found::InFlight => "IN_FLIGHT",
+            Found::InFlight { .. } => "IN_FLIGHT",
             Found::SoldOut => "SOLD_OUT",
         };
         self.metrics
@@ -260,12 +336,10 @@ impl Tail {
             return Ok(if remaining < quantity {
                 Found::SoldOut
             } else {
-                Found::InFlight
+                Found::InFlight { remaining }
             });
         }
-        let mut memo = self.sold_out_at.lock().unwrap_or_else(|p| p.into_inner());
-        memo.retain(|_, at| at.elapsed() < self.memo);
-        memo.insert(campaign.id, read_at);
+        self.sold_out.note_searched(campaign.id, read_at);
         Ok(Found::SoldOut)
     }
 
@@ -360,5 +434,79 @@ impl Tail {
             .filter(|&(_, free)| free > 0)
             .max_by_key(|&(slot, free)| (free, std::cmp::Reverse(slot)))
             .map(|(slot, _)| slot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_dry_join_waits_while_the_count_moves_and_refuses_once_it_stands_still() {
+        // Production defaults: a 15 s reservation, so an 11.25 s commit window.
+        let commit_within = Duration::from_millis(11_250);
+        let t0 = Instant::now();
+        let mut waiting = TailWait::new(commit_within, t0);
+        let in_flight = |remaining| Found::InFlight { remaining };
+        assert_eq!(waiting.after(in_flight(5), t0), Next::Sleep(5 * MS));
+        assert_eq!(
+            waiting.after(in_flight(5), t0 + 5 * MS),
+            Next::Sleep(10 * MS)
+        );
+        // The count moves for three seconds: the join waits on, 5 ms after each move.
+        let mut now = t0;
+        for (i, remaining) in (1..=4).rev().enumerate() {
+            now = t0 + Duration::from_millis(900) * (i as u32 + 1);
+            assert_eq!(
+                waiting.after(in_flight(remaining), now),
+                Next::Sleep(5 * MS)
+            );
+        }
+        // Then it stands still: SOLD_OUT a second after it last moved, not before.
+        assert_eq!(waiting.after(in_flight(1), now + 999 * MS), Next::Sleep(MS));
+        assert_eq!(waiting.after(in_flight(1), now + 1_000 * MS), Next::SoldOut);
+    }
+
+    #[test]
+    fn pauses_double_up_to_their_longest_and_a_long_wait_answers_busy() {
+        let t0 = Instant::now();
+        let mut waiting = TailWait::new(Duration::from_millis(11_250), t0);
+        let pauses: Vec<Next> = (0..6)
+            .map(|_| waiting.after(Found::InFlight { remaining: 3 }, t0))
+            .collect();
+        let ms = |n| Next::Sleep(n * MS);
+        assert_eq!(pauses, vec![ms(5), ms(10), ms(20), ms(40), ms(40), ms(40)]);
+        // Moving for half the commit window (5.625 s): units exist, so not SOLD_OUT.
+        let mut now = t0;
+        for step in 1..=11u32 {
+            now = t0 + Duration::from_millis(500) * step;
+            assert!(matches!(
+                waiting.after(
+                    Found::InFlight {
+                        remaining: i64::from(step) + 3
+                    },
+                    now
+                ),
+                Next::Sleep(_)
+            ));
+        }
+        let late = t0 + Duration::from_millis(5_625);
+        assert_eq!(
+            waiting.after(Found::InFlight { remaining: 20 }, late),
+            Next::Busy
+        );
+        assert_eq!(waiting.after(Found::SoldOut, late), Next::SoldOut);
+    }
+
+    #[test]
+    fn units_taken_by_the_buckets_other_joins_64_times_answer_busy() {
+        let t0 = Instant::now();
+        let mut waiting = TailWait::new(Duration::from_millis(11_250), t0);
+        for _ in 0..MOVED_ROUNDS {
+            assert_eq!(waiting.after(Found::Moved, t0), Next::Search);
+        }
+        assert_eq!(waiting.after(Found::Moved, t0), Next::Busy);
     }
 }

@@ -13,7 +13,7 @@ use crate::{
     campaign::{control::CampaignControls, CampaignCache},
     config::Settings,
     db::Db,
-    gate::Gate,
+    gate::{sold_out::SoldOutMemo, Gate},
     hooks::Hooks,
     join::{baseline::SyncParticipationService, service::JoinDeps, ParticipationService},
     kafka::Producers,
@@ -57,11 +57,13 @@ impl Services {
             topic: settings.kafka.topic.as_str().into(),
             wakeup,
         };
+        // One per instance: the joins fill it, returns and controls forget it.
+        let sold_out = Arc::new(SoldOutMemo::new(settings.redis.sold_out_memo));
         let lifecycle = LifecycleService::new(
             db.clone(),
             gate.clone(),
             cache.clone(),
-            sink.clone(),
+            (sink.clone(), sold_out.clone()),
             hooks.clone(),
         );
         let markers = Markers::new(db.clone(), gate.clone(), cache.clone());
@@ -76,6 +78,7 @@ impl Services {
                 metrics: metrics.clone(),
                 signer: signer.clone(),
                 hooks: hooks.clone(),
+                sold_out,
             },
             settings,
         );

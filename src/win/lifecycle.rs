@@ -25,7 +25,7 @@ use crate::{
             PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED,
         },
     },
-    gate::{Gate, Returned, Slot},
+    gate::{sold_out::SoldOutMemo, Gate, Returned, Slot},
     outbox::{table, NewOutboxEvent},
     win::{
         state_change::{self, Locked},
@@ -77,6 +77,9 @@ pub struct LifecycleService {
     campaigns: Arc<CampaignCache>,
     /// Where a win's later events go: the topic, and the relay's wakeup after a commit.
     pub(super) sink: Sink,
+    /// Forgotten once a closed win's units are back at the gate: a join sent after the answer
+    /// asks Redis (docs/design.md §18.1).
+    sold_out: Arc<SoldOutMemo>,
     /// The test seam (`crate::hooks`): a crash before the gate return, the planted bug.
     hooks: Arc<dyn Hooks>,
 }
@@ -86,7 +89,7 @@ impl LifecycleService {
         db: Db,
         gate: Gate,
         campaigns: Arc<CampaignCache>,
-        sink: Sink,
+        (sink, sold_out): (Sink, Arc<SoldOutMemo>),
         hooks: Arc<dyn Hooks>,
     ) -> Self {
         Self {
@@ -95,6 +98,7 @@ impl LifecycleService {
             gate,
             campaigns,
             sink,
+            sold_out,
         }
     }
 
@@ -299,6 +303,8 @@ impl LifecycleService {
                     "Could not give units back to the gate; the gate_return loop will.");
             }
         }
+        // After the gate call: a sell-out this instance saw before it is not repeated.
+        self.sold_out.forget(win.campaign_id);
     }
 
     pub(super) async fn campaign(&self, id: i64) -> Result<Arc<Campaign>, DbErr> {

@@ -19,7 +19,7 @@ use crate::{
         reserve::{
             in_flight_wait, settling, Reserve, IN_FLIGHT_FIRST_WAIT, IN_FLIGHT_LONGEST_WAIT,
         },
-        tail::Found,
+        tail::{Next, TailWait},
         JoinError,
     },
     upkeep::loader,
@@ -29,9 +29,6 @@ use super::CartError;
 
 /// Rounds of "the keys are missing, load them" before giving up.
 const LOAD_ROUNDS: u32 = 3;
-/// Searches that moved units to a dry item's bucket and still found it short (other joins took
-/// them) before the cart answers SERVICE_BUSY.
-const MOVED_ROUNDS: u32 = 64;
 
 /// The cart as the gate takes it: the group, the items' campaigns and the user's slot.
 pub(super) struct GateCart<'a> {
@@ -54,7 +51,9 @@ impl Reserve {
     ) -> Result<Vec<ItemReserved>, CartError> {
         let started = Instant::now();
         let bound = in_flight_wait(self.commit_within);
-        let (mut wait, mut owed_asked, mut loads, mut moved) = (IN_FLIGHT_FIRST_WAIT, false, 0, 0);
+        let (mut wait, mut owed_asked, mut loads) = (IN_FLIGHT_FIRST_WAIT, false, 0);
+        // A dry bucket's search, as a join's (`join::tail`).
+        let mut waiting = TailWait::new(self.commit_within, started);
         let group = &cart.members.campaigns;
         loop {
             let decision = self
@@ -88,14 +87,12 @@ impl Reserve {
             match refusal {
                 Decision::SoldOut { .. } if campaign.buckets > 1 => {
                     let quantity = i64::from(cart.items[item].quantity);
-                    match self.tail.find(campaign, slot, quantity, commit_by).await {
-                        Ok(Found::Moved) if moved < MOVED_ROUNDS => moved += 1,
-                        Ok(Found::Moved) => return Err(JoinError::Busy.into()),
-                        Ok(Found::InFlight) if started.elapsed() < bound => {
-                            tokio::time::sleep(wait).await;
-                            wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
-                        }
-                        Ok(_) => return Err(refused(campaign, refusal, item, cart)),
+                    let found = self.tail.find(campaign, slot, quantity, commit_by).await;
+                    match found.map(|found| waiting.after(found, Instant::now())) {
+                        Ok(Next::Search) => {}
+                        Ok(Next::Sleep(pause)) => tokio::time::sleep(pause).await,
+                        Ok(Next::Busy) => return Err(JoinError::Busy.into()),
+                        Ok(Next::SoldOut) => return Err(refused(campaign, refusal, item, cart)),
                         Err(e) => {
                             return Err(JoinError::Unavailable {
                                 what: "the campaign's buckets",

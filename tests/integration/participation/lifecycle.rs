@@ -430,3 +430,37 @@ async fn the_sync_path_holds_a_win_of_a_campaign_with_a_window() {
         is(200, "CONFIRMED")
     );
 }
+
+/// A returned unit is on sale when its cancel answers (design §18.1): after a SOLD_OUT filled
+/// the instance's sold-out memo (and, bucketed, its search's memo), the winner cancels, and a
+/// join sent right after the answer wins the unit — ten times in a row, unbucketed and over 4
+/// buckets. It used to be told SOLD_OUT from the memo for up to `SOLD_OUT_MEMO_MS` (0 of 10).
+#[tokio::test]
+async fn a_cancelled_unit_is_on_sale_when_the_cancel_answers() {
+    let app = spawn_app().await;
+    for buckets in [1, 4] {
+        for round in 0..10 {
+            let stock = i64::from(buckets);
+            let campaign = app
+                .open_campaign_with(
+                    stock,
+                    1,
+                    json!({"confirmWithinSeconds": 600, "buckets": buckets}),
+                )
+                .await;
+            for user in 1..=stock {
+                assert_eq!(status(&app.join(campaign, user, 1).await), is(201, "HELD"));
+            }
+            let refused = app.join(campaign, 100, 1).await;
+            assert_eq!(status(&refused), is(409, "SOLD_OUT"), "{buckets} buckets");
+            let cancel = act(&app, campaign, 1, "cancel", false).await;
+            assert_eq!(status(&cancel), is(200, "CANCELLED"));
+            let next = app.join(campaign, 101, 1).await;
+            assert_eq!(
+                status(&next),
+                is(201, "HELD"),
+                "round {round}, {buckets} buckets: a join after the cancel's answer"
+            );
+        }
+    }
+}
