@@ -3,7 +3,7 @@
 //! Kafka delivers at least once; a consumer built here applies each event's effect exactly once:
 //! 1. [`runner`] reads the topic with a `StreamConsumer` (manual offsets), a batch at a time:
 //!    what is already waiting, up to `CONSUMER_BATCH_SIZE`; a lone message goes at once.
-//! 2. Each message passes the contract check (`outbox::ParticipationEvent::from_message`, which
+//! 2. Each message passes the contract check (`events::ParticipationEvent::from_message`, which
 //!    dispatches on `eventType`: a win, its confirmation or its cancellation, or a campaign's
 //!    control); one that fails, an unknown `eventType` included, is poison and goes to
 //!    `<topic>.<name>.dlq` ([`dead_letter`]), never blocking the messages behind it.

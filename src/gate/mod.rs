@@ -9,12 +9,15 @@
 //! - [`cart`]: a purchase's items reserved all or none (§22).
 //! - [`group`]: a group's per-user limit, checked with the stock (§22).
 //! - [`queue`]: the waiting room's queue and admissions (`lua/queue.lua`).
-//! - [`rate_limit`]: the per-user and per-IP token buckets (`lua/rate_limit.lua`).
+//! - [`buckets`]: the rate limiter's per-user and per-IP token buckets (`lua/rate_limit.lua`;
+//!   not a campaign's stock buckets, which are [`slot`]s).
+//! - [`slot`]: which gate state a call addresses: a campaign's, or one stock bucket's (§21).
+//! - [`transfer`]: units set aside in a stock bucket and given to another (§21).
+//! - [`evalsha`]: the join's one Redis call, sent as one `EVALSHA` command.
 //! - [`control`]: applying a committed live control (stock, pause, resume, close) once.
 //! - [`audit`]: the drift audit's atomic read of a campaign's stock and open reservations, and
 //!   its guarded repair of the stock.
-//! - [`marker_cursor`]: where a loop over the `gate_return` / `gate_control` markers reads next.
-//! - [`loader`]: rebuilding a campaign's gate state from MySQL, once per campaign at a time.
+//! - [`rebuild`]: writing a campaign's gate state from MySQL's (the loader in `upkeep` calls it).
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 
 pub mod audit;

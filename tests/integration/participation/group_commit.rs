@@ -1,4 +1,4 @@
-//! Group commit (docs/design.md §6 step 5) keeps every guarantee of §2: Exactly-N (§2.1) and the
+//! Group commit (docs/design.md §6 step 3) keeps every guarantee of §2: Exactly-N (§2.1) and the
 //! atomic event (§2.2) with many wins per transaction, the guard's fallback when MySQL has less
 //! stock than Redis, nothing half-done when a batch fails (§2.6), and per-key order (§2.5) with
 //! batches of two instances.
