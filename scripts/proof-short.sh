@@ -3,7 +3,9 @@
 # service as built, two instances at the service's production defaults (no timeout variable
 # set), every fault kind at least once in 75 s (seed 13; the MySQL failover lands mid-burst),
 # a waiting-room campaign and a 16-bucket campaign among the open ones, a group of three
-# campaigns joined singly and bought in carts (design §22), then the
+# campaigns joined singly and bought in carts (design §22), the burst (1,000 units in 64
+# buckets for 5,000 users, 128 joins in flight over both instances with 4 group commit lanes
+# each: the bucketed tail, design §21), then the
 # checker, which must find no anomaly and no join of a failover's burst left unanswered past
 # the request deadline. About 90 s. Part of scripts/test.sh; its output is in
 # target/proof-short.log, its history and final state in target/proof/short (re-check them

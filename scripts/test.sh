@@ -16,7 +16,7 @@
 #      which must exit 1 and find the oversell. A checker is believed once it has failed a
 #      service known to be wrong;
 #   6. the short proof run against the service as built (scripts/proof-short.sh: 75 s, seed 13,
-#      every fault kind), which must find no anomaly.
+#      every fault kind, a bucketed burst selling out), which must find no anomaly.
 # The machine's own MariaDB and Redis, if any, are never touched. Extra arguments go to
 # `cargo test` and skip steps 2 to 6, e.g. `scripts/test.sh exactly_n` runs the tests whose names
 # contain "exactly_n".
