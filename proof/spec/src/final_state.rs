@@ -120,9 +120,10 @@ pub struct Participation {
     /// `USER`, `ADMIN` or `EXPIRED` once closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
-    /// MySQL's `cancelled_at` once closed: for an expiry, the instant its transaction wrote
-    /// the row (MySQL's clock), which places the expiry's commit (§18.1: its units are back at
-    /// the gate ≤ 1 s after it). Absent in older final states.
+    /// MySQL's `cancelled_at` once closed: the instant its transaction wrote the row (MySQL's
+    /// clock), recorded for reading a run. Not a bound on the commit, which may come later (the
+    /// transaction waits on the campaign row's lock after writing it): the checker places an
+    /// expiry's commit by the order alone. Absent in older final states.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_at: Option<DateTime<Utc>>,
 }

@@ -14,9 +14,9 @@
 //!
 //! An expiry (the sweeper's) is a return like a cancel (§18.1), but no answer observes it: its
 //! units are at the gate ≤ [`GATE_ARRIVAL`] after its commit, which the later events of its key
-//! bound, or MySQL's recorded `cancelled_at` ([`super::placed`]). A change whose commit nothing
-//! bounds from above is not counted: no bound could be enforced (and then real time lets a
-//! refusal see the order without it anyway).
+//! bound (MySQL's `cancelled_at` cannot: it is written before the commit, which may wait on the
+//! campaign row's lock). A change whose commit nothing bounds from above is not counted: no
+//! bound could be enforced (and then real time lets a refusal see the order without it anyway).
 //!
 //! A bucketed campaign's order places each event at the instant it took its outbox id, before
 //! its commit ([`super::merge`]); a read of the whole campaign sees only what had committed.

@@ -314,7 +314,7 @@ impl Windows {
         let mut by_hi: Vec<(i64, usize)> = spans
             .iter()
             .enumerate()
-            .filter(|&(i, s)| s.hi < i64::MAX && keep(i))
+            .filter(|&(i, s)| s.hi_op.is_some() && keep(i))
             .map(|(i, s)| (s.hi, i + 1))
             .collect();
         by_hi.sort_unstable();
