@@ -9,7 +9,8 @@ sent and answered (one monotonic clock). Then it reads from MySQL when the first
 (its first refill: the deal is no transfer) and when the last unit committed.
 
 Per run: wins (must be STOCK), the other answers by code, the tail (first dry bucket -> last unit
-committed), the first SOLD_OUT answered and the last winning join sent (ms after the burst's
+committed; and from the first steal, when a dry bucket found the pool empty), the first SOLD_OUT
+answered and the last winning join sent (ms after the burst's
 start), the SOLD_OUTs answered before a join that began later won (must be 0: §21), and the
 SOLD_OUTs' and the wins' latencies (p50, p99). Then the range over runs. A markdown table.
 """
@@ -141,10 +142,13 @@ def one_run(n):
     first_sold_out = min((a[1] for a in sold_out), default=float("nan"))
     early = sum(1 for a in sold_out if a[1] < last_win_sent)
     dry = ms_after(wall, f"SELECT MIN(created_at) FROM bucket_transfer WHERE campaign_id = {campaign}")
+    steal = ms_after(wall, f"SELECT MIN(created_at) FROM bucket_transfer WHERE campaign_id = {campaign} "
+                           "AND from_bucket IS NOT NULL")
     last = ms_after(wall, f"SELECT MAX(created_at) FROM participation WHERE campaign_id = {campaign}")
     row = {
         "run": n, "wins": len(wins), "others": {k: v for k, v in codes.items() if k != "WON"},
         "tail_ms": (last - dry) if dry is not None and last is not None else None,
+        "steal_tail_ms": (last - steal) if steal is not None and last is not None else None,
         "first_sold_out_ms": first_sold_out * 1000, "last_win_sent_ms": last_win_sent * 1000,
         "early_sold_outs": early,
         "sold_out_p50_ms": pct([a[1] - a[0] for a in sold_out], 50) * 1000,
@@ -183,6 +187,7 @@ def report(rows):
     print(f"\n{RUNS} runs; {STOCK} units in {BUCKETS} buckets; {USERS} distinct users, "
           f"{CONCURRENCY} in flight over two instances; GROUP_COMMIT_BUCKET_LANES={lanes}\n")
     cols = [("wins", "wins", "{}"), ("tail ms", "tail_ms", "{}"),
+            ("first steal → last unit ms", "steal_tail_ms", "{}"),
             ("first SOLD_OUT ms", "first_sold_out_ms", "{:.0f}"),
             ("last win sent ms", "last_win_sent_ms", "{:.0f}"),
             ("SOLD_OUT before a later win", "early_sold_outs", "{}"),
