@@ -65,6 +65,16 @@ pub(super) enum Gated {
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
 const LOAD_ROUNDS: u32 = 3;
 
+/// The answer when the campaign's keys were still missing after [`LOAD_ROUNDS`] loads.
+fn keys_vanished() -> JoinError {
+    JoinError::Unavailable {
+        what: "Redis",
+        source: anyhow::anyhow!(
+            "the campaign's keys vanished right after each of {LOAD_ROUNDS} loads"
+        ),
+    }
+}
+
 /// A SOLD_OUT with reservations in flight is asked again after 5 ms, then at doubling intervals
 /// up to 160 ms, for at most [`in_flight_wait`] in all. A group commit settles within the first
 /// rounds; a commit slowed by load or a MySQL stall takes longer, and a SOLD_OUT answered before
@@ -134,18 +144,7 @@ impl Reserve {
         // reservation and its settle step, or a failure there would leave the reservation open
         // until the reconciler (a proof run saw a MySQL failover do so: SOLD_OUT answered for
         // 15 s while MySQL had the units).
-        let group = match campaign.group_id {
-            Some(id) => Some(Limit {
-                group_id: id,
-                per_user: self
-                    .groups
-                    .get_with(id, std::iter::once(campaign.id))
-                    .await?
-                    .group
-                    .per_user_limit,
-            }),
-            None => None,
-        };
+        let group = self.group_limit(campaign).await?;
         // When the gate was first asked: a sold-out it answers is remembered from here.
         let asked_at = std::time::Instant::now();
         let (decision, confirmed) = self.reserve(campaign, req, pass.as_ref(), *now).await?;
@@ -163,17 +162,7 @@ impl Reserve {
                 }));
             }
             Decision::GroupLimit { held } => {
-                self.metrics
-                    .group_limit_refused
-                    .get_or_create(&ReasonLabels { reason: "GATE" })
-                    .inc();
-                if let (Some(pass), true) = (pass, campaign.buckets > 1) {
-                    self.spend_in_room(campaign, pass, req.entry.user_id);
-                }
-                JoinError::GroupLimit {
-                    limit: group.map_or(0, |g| g.per_user),
-                    held,
-                }
+                self.refused_by_group(campaign, pass.as_ref(), req, group, held)
             }
             Decision::AlreadyParticipated => return Ok(Gated::Already),
             Decision::TokenInvalid => refused(&self.metrics, AdmissionRefusal::Invalid),
@@ -211,14 +200,48 @@ impl Reserve {
                 quantity: req.entry.quantity,
                 limit: campaign.per_user_limit,
             },
-            Decision::Missing | Decision::SiblingMissing(_) => JoinError::Unavailable {
-                what: "Redis",
-                source: anyhow::anyhow!(
-                    "the campaign's keys vanished right after each of {LOAD_ROUNDS} loads"
-                ),
-            },
+            Decision::Missing | Decision::SiblingMissing(_) => keys_vanished(),
         };
         Err(refusal)
+    }
+
+    /// The campaign's group's limit, when it has a group (read from the group directory).
+    async fn group_limit(&self, campaign: &Campaign) -> Result<Option<Limit>, JoinError> {
+        Ok(match campaign.group_id {
+            Some(id) => Some(Limit {
+                group_id: id,
+                per_user: self
+                    .groups
+                    .get_with(id, std::iter::once(campaign.id))
+                    .await?
+                    .group
+                    .per_user_limit,
+            }),
+            None => None,
+        })
+    }
+
+    /// The gate's refusal for the group's limit: counted, and a bucketed campaign's admission
+    /// spent in its room ([`Reserve::spend_in_room`]).
+    fn refused_by_group(
+        &self,
+        campaign: &Campaign,
+        pass: Option<&AdmissionPass>,
+        req: &JoinRequest,
+        group: Option<Limit>,
+        held: i64,
+    ) -> JoinError {
+        self.metrics
+            .group_limit_refused
+            .get_or_create(&ReasonLabels { reason: "GATE" })
+            .inc();
+        if let (Some(pass), true) = (pass, campaign.buckets > 1) {
+            self.spend_in_room(campaign, pass, req.entry.user_id);
+        }
+        JoinError::GroupLimit {
+            limit: group.map_or(0, |g| g.per_user),
+            held,
+        }
     }
 
     /// The gate's decision; a SOLD_OUT with reservations in flight is asked again until they

@@ -178,18 +178,9 @@ impl Settle {
                 .await;
                 Err(JoinError::SoldOut)
             }
-            // The group's limit in MySQL, which the gate had not seen (a campaign list read
-            // before the newest campaign joined the group): nothing written, all given back.
             WriteError::GroupLimit { limit, held } => {
-                tracing::info!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id, held, limit,
-                    "MySQL's guard refused a win past the group's limit that the gate had let through.");
-                self.metrics
-                    .group_limit_refused
-                    .get_or_create(&ReasonLabels { reason: "MYSQL" })
-                    .inc();
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(JoinError::GroupLimit { limit, held })
+                self.over_group_limit(&req, pass, limit, held, reserved_at_ms)
+                    .await
             }
             // A pause or close the gate had not received: MySQL refuses the win, and the
             // reservation goes back whole (units and user).
@@ -201,18 +192,7 @@ impl Settle {
                     _ => JoinError::Ended,
                 })
             }
-            // Too late to commit: the reconciler may have given the reservation back already,
-            // so it is given back only if it is still exactly this request's.
-            stale @ WriteError::Stale => {
-                tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
-                    "A win reached MySQL past its commit deadline; not written, its reservation given back.");
-                self.compensate(&req, pass, Release::Expire, reserved_at_ms)
-                    .await;
-                Err(JoinError::Unavailable {
-                    what: "MySQL",
-                    source: stale.into(),
-                })
-            }
+            stale @ WriteError::Stale => self.too_late(&req, pass, stale, reserved_at_ms).await,
             WriteError::InDoubt(batch) => self.await_in_doubt(req, &batch).await,
 
             unanswered @ WriteError::Unanswered => {
@@ -224,20 +204,77 @@ impl Settle {
                 )
                 .await
             }
-            // Failed before its COMMIT was sent: dropped unfinished, it never commits. (A refused
-            // batch is never one win's answer: the group commit writes its wins one by one.)
+            // Failed before its COMMIT was sent. (A refused batch is never one win's answer: the
+            // group commit writes its wins one by one.)
             failed @ (WriteError::Db(_) | WriteError::BatchRefused) => {
                 let e = match failed {
                     WriteError::Db(e) => e,
                     refused => DbErr::Custom(refused.to_string()),
                 };
-                tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
-                    "The participation transaction failed; releasing the reservation.");
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(e.into())
+                self.not_committed(&req, pass, e, reserved_at_ms).await
             }
         }
+    }
+
+    /// The group's limit in MySQL, which the gate had not seen (a campaign list read before the
+    /// newest campaign joined the group): nothing written, all given back.
+    async fn over_group_limit(
+        &self,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        limit: i32,
+        held: i64,
+        reserved_at_ms: i64,
+    ) -> Result<Accepted, JoinError> {
+        tracing::info!(
+            campaign_id = req.entry.campaign_id,
+            user_id = req.entry.user_id,
+            held,
+            limit,
+            "MySQL's guard refused a win past the group's limit that the gate had let through."
+        );
+        self.metrics
+            .group_limit_refused
+            .get_or_create(&ReasonLabels { reason: "MYSQL" })
+            .inc();
+        self.compensate(req, pass, Release::Undo, reserved_at_ms)
+            .await;
+        Err(JoinError::GroupLimit { limit, held })
+    }
+
+    /// Too late to commit: the reconciler may have given the reservation back already, so it is
+    /// given back only if it is still exactly this request's.
+    async fn too_late(
+        &self,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        stale: WriteError,
+        reserved_at_ms: i64,
+    ) -> Result<Accepted, JoinError> {
+        tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
+            "A win reached MySQL past its commit deadline; not written, its reservation given back.");
+        self.compensate(req, pass, Release::Expire, reserved_at_ms)
+            .await;
+        Err(JoinError::Unavailable {
+            what: "MySQL",
+            source: stale.into(),
+        })
+    }
+
+    /// Failed before its COMMIT was sent: dropped unfinished, it never commits, and its
+    /// reservation goes back whole.
+    async fn not_committed(
+        &self,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        e: DbErr,
+        reserved_at_ms: i64,
+    ) -> Result<Accepted, JoinError> {
+        tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
+            "The participation transaction failed; releasing the reservation.");
+        self.compensate(req, pass, Release::Undo, reserved_at_ms)
+            .await;
+        Err(e.into())
     }
 
     /// A bucketed campaign's admission whose win committed is reported to its room

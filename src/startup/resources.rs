@@ -52,6 +52,13 @@ impl Resources {
     pub fn into_apis(self) -> Apis {
         let campaigns = CampaignService::new(self.db.clone());
         let refusals = RefusalView::new(self.db.clone());
+        // The resources that only take copies of what they share, built before the ones below
+        // take the rest.
+        let campaigns_api = self.campaigns_api(&campaigns, &refusals);
+        let groups = self.groups_api();
+        let purchases = self.purchases_api();
+        let stats = self.stats_api(&campaigns, &refusals);
+        let rewards = self.rewards_api();
         (
             HealthApi {
                 db: self.db.clone(),
@@ -62,25 +69,9 @@ impl Resources {
                 admin: self.admin.clone(),
                 pings: crate::api::readiness::Throttled::new(self.metrics.readiness_checks.clone()),
             },
-            CampaignsApi {
-                campaigns: campaigns.clone(),
-                groups: crate::group::GroupService::new(self.db.clone()),
-                participations: self.participations.clone(),
-                admin: self.admin.clone(),
-                refusals: refusals.clone(),
-            },
-            GroupsApi {
-                groups: crate::group::GroupService::new(self.db.clone()),
-                admin: self.admin.clone(),
-            },
-            PurchasesApi {
-                participations: self.participations.clone(),
-                lifecycle: self.lifecycle.clone(),
-                admin: self.admin.clone(),
-                users: self.users.clone(),
-                limits: self.rate_limits.clone(),
-                refusals: self.refusals.clone(),
-            },
+            campaigns_api,
+            groups,
+            purchases,
             ParticipationsApi {
                 participations: self.participations,
                 sync: self.sync,
@@ -91,17 +82,8 @@ impl Resources {
                 limits: self.rate_limits.clone(),
                 refusals: self.refusals,
             },
-            StatsApi {
-                stats: StatsView::new(self.db.clone()),
-                campaigns: campaigns.clone(),
-                admin: self.admin.clone(),
-                refusals: refusals.clone(),
-            },
-            RewardsApi {
-                rewards: RewardsView::new(self.db.clone()),
-                users: self.users.clone(),
-                limits: self.rate_limits.clone(),
-            },
+            stats,
+            rewards,
             LifecycleApi {
                 lifecycle: self.lifecycle,
                 admin: self.admin.clone(),
@@ -130,5 +112,50 @@ impl Resources {
                 admin: self.admin,
             },
         )
+    }
+
+    fn campaigns_api(&self, campaigns: &CampaignService, refusals: &RefusalView) -> CampaignsApi {
+        CampaignsApi {
+            campaigns: campaigns.clone(),
+            groups: crate::group::GroupService::new(self.db.clone()),
+            participations: self.participations.clone(),
+            admin: self.admin.clone(),
+            refusals: refusals.clone(),
+        }
+    }
+
+    fn groups_api(&self) -> GroupsApi {
+        GroupsApi {
+            groups: crate::group::GroupService::new(self.db.clone()),
+            admin: self.admin.clone(),
+        }
+    }
+
+    fn purchases_api(&self) -> PurchasesApi {
+        PurchasesApi {
+            participations: self.participations.clone(),
+            lifecycle: self.lifecycle.clone(),
+            admin: self.admin.clone(),
+            users: self.users.clone(),
+            limits: self.rate_limits.clone(),
+            refusals: self.refusals.clone(),
+        }
+    }
+
+    fn stats_api(&self, campaigns: &CampaignService, refusals: &RefusalView) -> StatsApi {
+        StatsApi {
+            stats: StatsView::new(self.db.clone()),
+            campaigns: campaigns.clone(),
+            admin: self.admin.clone(),
+            refusals: refusals.clone(),
+        }
+    }
+
+    fn rewards_api(&self) -> RewardsApi {
+        RewardsApi {
+            rewards: RewardsView::new(self.db.clone()),
+            users: self.users.clone(),
+            limits: self.rate_limits.clone(),
+        }
     }
 }
