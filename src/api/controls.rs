@@ -5,18 +5,19 @@
 use chrono::{DateTime, Utc};
 use poem::{web::Data, Request};
 use poem_openapi::{
-    param::{Header, Path, Query},
+    param::{Path, Query},
     payload::Json,
     Enum, Object, OpenApi,
 };
 
 use crate::{
-    api::{campaigns::CampaignDto, participations::checked_key, Tag},
+    api::{campaigns::CampaignDto, Tag},
     campaign::control::{CampaignControls, Control, ControlRequest, HistoryRow},
     events::control::ControlKind,
     http::{
         admin_auth::{AdminAuth, AdminName, AdminTokens},
         error::ApiError,
+        idempotency_key::{checked_key, IdempotencyKey},
         request_span::ServerSpan,
     },
     refusal::RefusalView,
@@ -147,7 +148,7 @@ pub struct ControlsApi {
 /// What every control call carries besides its control: the `Idempotency-Key` header as
 /// declared, the raw request (to tell an unreadable key from none) and the request's span.
 struct Call<'a> {
-    key: Option<String>,
+    key: IdempotencyKey,
     http: &'a Request,
     span: &'a ServerSpan,
 }
@@ -194,11 +195,8 @@ impl ControlsApi {
         /// Makes a retry safe: a control already applied to this campaign with this key is
         /// answered (200, the campaign now), not applied again; the same key with another control:
         /// 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII characters.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyKey,
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
@@ -208,7 +206,7 @@ impl ControlsApi {
             return Err(ApiError::validation("delta must not be 0"));
         }
         let call = Call {
-            key: idempotency_key.0,
+            key: idempotency_key,
             http,
             span: span.0,
         };
@@ -226,17 +224,14 @@ impl ControlsApi {
         /// Makes a retry safe: a control already applied to this campaign with this key is
         /// answered (200, the campaign now), not applied again; the same key with another control:
         /// 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII characters.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyKey,
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
         let admin = auth.check(&self.admin, http)?;
         let call = Call {
-            key: idempotency_key.0,
+            key: idempotency_key,
             http,
             span: span.0,
         };
@@ -253,17 +248,14 @@ impl ControlsApi {
         /// Makes a retry safe: a control already applied to this campaign with this key is
         /// answered (200, the campaign now), not applied again; the same key with another control:
         /// 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII characters.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyKey,
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
         let admin = auth.check(&self.admin, http)?;
         let call = Call {
-            key: idempotency_key.0,
+            key: idempotency_key,
             http,
             span: span.0,
         };
@@ -281,17 +273,14 @@ impl ControlsApi {
         /// Makes a retry safe: a control already applied to this campaign with this key is
         /// answered (200, the campaign now), not applied again; the same key with another control:
         /// 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII characters.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyKey,
         span: Data<&ServerSpan>,
         http: &Request,
     ) -> Result<Json<CampaignDto>, ApiError> {
         let admin = auth.check(&self.admin, http)?;
         let call = Call {
-            key: idempotency_key.0,
+            key: idempotency_key,
             http,
             span: span.0,
         };

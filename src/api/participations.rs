@@ -26,6 +26,7 @@ use crate::{
     http::{
         admin_auth::{bearer, AdminAuth, AdminTokens, Presented},
         error::ApiError,
+        idempotency_key::{checked_key, IdempotencyKey},
         json_string::JsonString,
         rate_limit::RateLimits,
         request_span::ServerSpan,
@@ -158,23 +159,6 @@ pub enum Joined {
     #[oai(status = 201)]
     Created(ParticipationJson),
 }
-
-/// The key as declared, or 400 for a header the declaration could not read at all: bytes that
-/// are not visible ASCII (poem-openapi reads such a header as absent, which would silently run
-/// the join without its key).
-pub(crate) fn checked_key(
-    declared: Option<String>,
-    http: &Request,
-) -> Result<Option<String>, ApiError> {
-    if declared.is_none() && http.headers().contains_key(IDEMPOTENCY_KEY) {
-        return Err(ApiError::validation(
-            "Idempotency-Key must be 1 to 128 visible ASCII characters",
-        ));
-    }
-    Ok(declared)
-}
-
-const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 impl ParticipationsApi {
     /// `USER_AUTH`'s check, counted like any other answer when it refuses.
@@ -324,11 +308,8 @@ impl ParticipationsApi {
         /// the win it wrote (201, the original body), also when the first answer was lost. The
         /// same key with another quantity: 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible ASCII
         /// characters.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyKey,
         span: Data<&ServerSpan>,
         _token: UserToken,
         http: &Request,
@@ -336,7 +317,7 @@ impl ParticipationsApi {
         let path = ParticipationPath::Outbox;
         self.authorize(http, body.0.user_id, path)?;
         self.limited(http, id.0, body.0.user_id, path).await?;
-        let key = checked_key(idempotency_key.0, http)?;
+        let key = checked_key(idempotency_key, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.participations.join(req).await;
         counted(self, id.0, path, result)
@@ -359,11 +340,8 @@ impl ParticipationsApi {
         _traceparent: Header<Option<String>>,
         /// As on the outbox path: a retry with the same key answers the win it wrote (the sync
         /// path keeps no event id, so the replayed answer has none).
-        #[oai(
-            name = "Idempotency-Key",
-            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyKey,
         span: Data<&ServerSpan>,
         _token: UserToken,
         http: &Request,
@@ -371,7 +349,7 @@ impl ParticipationsApi {
         let path = ParticipationPath::Sync;
         self.authorize(http, body.0.user_id, path)?;
         self.limited(http, id.0, body.0.user_id, path).await?;
-        let key = checked_key(idempotency_key.0, http)?;
+        let key = checked_key(idempotency_key, http)?;
         let req = join_request(id.0, body.0, *span.0, key);
         let result = self.sync.join(req).await;
         counted(self, id.0, path, result)

@@ -15,12 +15,13 @@ use poem_openapi::{
 use crate::{
     api::{
         lifecycle::canceller,
-        participations::{checked_key, reader, ParticipationDto},
+        participations::{reader, ParticipationDto},
         Tag,
     },
     http::{
         admin_auth::AdminTokens,
         error::ApiError,
+        idempotency_key::{checked_key, IdempotencyKey},
         rate_limit::RateLimits,
         request_span::ServerSpan,
         user_auth::{AdminOrUserToken, UserAuthority, UserToken},
@@ -145,11 +146,8 @@ impl PurchasesApi {
         /// Makes a retry safe: the same key again, by the same user with the same items, answers
         /// the purchase it wrote; with other items, 422 IDEMPOTENCY_KEY_REUSED. 1-128 visible
         /// ASCII characters.
-        #[oai(
-            name = "Idempotency-Key",
-            validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$")
-        )]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: IdempotencyKey,
         span: Data<&ServerSpan>,
         _token: UserToken,
         http: &Request,
@@ -172,7 +170,7 @@ impl PurchasesApi {
                 .iter()
                 .map(|i| (i.campaign_id, i.quantity.unwrap_or(1)))
                 .collect(),
-            idempotency_key: checked_key(idempotency_key.0, http)?,
+            idempotency_key: checked_key(idempotency_key, http)?,
             trace: Some(span.0 .0),
         };
         let purchased = self

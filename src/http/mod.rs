@@ -11,6 +11,7 @@
 //! - [`admin_auth`]: admin tokens, and [`guess_limit`], the limit on failed attempts at them.
 //! - [`user_auth`]: who may act for a user (`USER_AUTH`).
 //! - [`error`]: the one error response, `{"code", "message"}` with a stable code.
+//! - [`idempotency_key`]: the `Idempotency-Key` header of the calls that take one.
 //! - [`json_string`]: a request field that must be a JSON string.
 
 pub mod admin_auth;
@@ -19,6 +20,7 @@ pub mod cors;
 pub mod door;
 pub mod error;
 mod guess_limit;
+pub mod idempotency_key;
 pub mod json_string;
 pub mod rate_limit;
 pub mod request_span;
