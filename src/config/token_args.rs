@@ -8,12 +8,19 @@ use clap::{builder::RangedI64ValueParser, Args};
 
 use crate::config::{
     invalid,
-    user_auth::JwtAlgorithm,
-    values::{claim_name, jwt_algorithm, jwt_secret, token_ttl},
+    user_auth::{JwtAlgorithm, JwtKey},
+    values::{claim_name, token_ttl},
     ConfigError, Secret,
 };
 
+/// `firstcome token`'s help for the two settings it shares with `serve` (declared in
+/// [`JwtKey`]): it only signs, and only HS256.
+const ALGORITHM_HELP: &str = "Must be HS256: the token is signed with JWT_SECRET";
+const SECRET_HELP: &str = "The HS256 key, 32 bytes or more";
+
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("JWT_ALGORITHM", |a| a.help(ALGORITHM_HELP)),
+          mut_arg("JWT_SECRET", |a| a.help(SECRET_HELP)))]
 pub struct TokenArgs {
     /// The user id the token names (1–9223372036854775807)
     #[arg(long, allow_negative_numbers = true,
@@ -26,14 +33,9 @@ pub struct TokenArgs {
     /// How long the token is valid: 30s, 15m, 1h, 7d (1s–366d)
     #[arg(long, default_value = "1h", value_parser = token_ttl)]
     pub ttl: Duration,
-    /// Must be HS256: the token is signed with JWT_SECRET
-    #[arg(id = "JWT_ALGORITHM", long = "jwt-algorithm", env, default_value = "HS256",
-          value_parser = jwt_algorithm())]
-    pub algorithm: JwtAlgorithm,
-    /// The HS256 key, 32 bytes or more
-    #[arg(id = "JWT_SECRET", long = "jwt-secret", env, hide_env_values = true,
-          default_value = "", hide_default_value = true, value_parser = jwt_secret)]
-    pub secret: std::option::Option<Secret>,
+    /// `JWT_ALGORITHM` and `JWT_SECRET`, as `serve` reads them.
+    #[command(flatten)]
+    pub jwt: JwtKey,
     /// `iss` of the token; unset: none
     #[arg(id = "JWT_ISSUER", long = "jwt-issuer", env)]
     pub issuer: Option<String>,
@@ -61,14 +63,14 @@ impl TokenArgs {
     /// The key to sign with: `JWT_SECRET`, with `JWT_ALGORITHM` HS256 (a token the service
     /// would refuse is not worth printing).
     pub fn secret(&self) -> Result<&Secret, ConfigError> {
-        if self.algorithm != JwtAlgorithm::Hs256 {
+        if self.jwt.algorithm != JwtAlgorithm::Hs256 {
             return Err(invalid(
                 "JWT_ALGORITHM",
-                self.algorithm.name(),
+                self.jwt.algorithm.name(),
                 "`firstcome token` signs HS256 tokens only (with JWT_SECRET)",
             ));
         }
-        self.secret.as_ref().ok_or_else(|| {
+        self.jwt.secret.as_ref().ok_or_else(|| {
             ConfigError::Other(
                 "JWT_SECRET is not set: `firstcome token` signs with it (32 bytes or more)".into(),
             )

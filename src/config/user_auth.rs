@@ -68,13 +68,12 @@ impl JwtAlgorithm {
     }
 }
 
+/// `JWT_ALGORITHM` and `JWT_SECRET`, declared once: `serve` verifies tokens with them and
+/// `firstcome token` signs with them (it words their help for itself:
+/// [`crate::config::token_args::TokenArgs`]), so a token minted beside a running service
+/// verifies there. The help here is `serve`'s, the one docs/configuration.md's table shows.
 #[derive(Debug, Clone, Args)]
-pub struct UserAuthSettings {
-    /// `none`: the userId of the request is trusted (a gateway in front authenticates users); `jwt`: user calls need a verified Bearer JWT. Unset: as `none`, and only on a loopback HTTP_ADDR (protected mode)
-    // Unset is told apart from `none` (`UserAuthMode::Unset`): see `Settings::check_protected_mode`.
-    #[arg(id = "USER_AUTH", long = "user-auth", env, default_value = "",
-          hide_default_value = true, value_parser = user_auth_mode())]
-    pub mode: UserAuthMode,
+pub struct JwtKey {
     /// The one algorithm a token may use (never read from the token): HS256, RS256 or ES256
     #[arg(id = "JWT_ALGORITHM", long = "jwt-algorithm", env, default_value = "HS256",
           value_parser = jwt_algorithm())]
@@ -83,6 +82,18 @@ pub struct UserAuthSettings {
     #[arg(id = "JWT_SECRET", long = "jwt-secret", env, hide_env_values = true,
           default_value = "", hide_default_value = true, value_parser = jwt_secret)]
     pub secret: std::option::Option<Secret>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserAuthSettings {
+    /// `none`: the userId of the request is trusted (a gateway in front authenticates users); `jwt`: user calls need a verified Bearer JWT. Unset: as `none`, and only on a loopback HTTP_ADDR (protected mode)
+    // Unset is told apart from `none` (`UserAuthMode::Unset`): see `Settings::check_protected_mode`.
+    #[arg(id = "USER_AUTH", long = "user-auth", env, default_value = "",
+          hide_default_value = true, value_parser = user_auth_mode())]
+    pub mode: UserAuthMode,
+    /// `JWT_ALGORITHM` and `JWT_SECRET`.
+    #[command(flatten)]
+    pub jwt: JwtKey,
     /// JWKS file of the RS256/ES256 public keys; re-read when it changes
     #[arg(id = "JWT_JWKS_FILE", long = "jwt-jwks-file", env)]
     pub jwks_file: Option<PathBuf>,
@@ -120,9 +131,9 @@ impl UserAuthSettings {
         if !self.mode.verifies() {
             return Ok(());
         }
-        let algorithm = self.algorithm.name();
-        match self.algorithm {
-            JwtAlgorithm::Hs256 if self.secret.is_none() => Err(invalid(
+        let algorithm = self.jwt.algorithm.name();
+        match self.jwt.algorithm {
+            JwtAlgorithm::Hs256 if self.jwt.secret.is_none() => Err(invalid(
                 "JWT_SECRET",
                 "",
                 "must be set with USER_AUTH=jwt and JWT_ALGORITHM=HS256",
@@ -138,7 +149,7 @@ impl UserAuthSettings {
             JwtAlgorithm::Hs256 => Ok(()),
             // One key source per setup: a secret beside a JWKS would leave it unclear which
             // tokens are meant to be accepted.
-            JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 if self.secret.is_some() => Err(invalid(
+            JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 if self.jwt.secret.is_some() => Err(invalid(
                 "JWT_SECRET",
                 "<redacted>",
                 &format!(
@@ -203,8 +214,8 @@ mod tests {
         assert_eq!(a.mode, UserAuthMode::Unset);
         assert!(!a.mode.verifies());
         assert_eq!(a.mode.name(), "none");
-        assert_eq!(a.algorithm, JwtAlgorithm::Hs256);
-        assert!(a.secret.is_none() && a.jwks_file.is_none() && a.jwks_url.is_none());
+        assert_eq!(a.jwt.algorithm, JwtAlgorithm::Hs256);
+        assert!(a.jwt.secret.is_none() && a.jwks_file.is_none() && a.jwks_url.is_none());
         assert_eq!(a.jwks_refresh, Duration::from_secs(60));
         assert_eq!(a.jwks_timeout, Duration::from_secs(2));
         assert_eq!(a.user_claim, "sub");
@@ -345,7 +356,7 @@ mod tests {
             ("JWT_USER_CLAIM", "uid"),
         ])
         .expect("valid");
-        assert_eq!(s.user_auth.algorithm, JwtAlgorithm::Es256);
+        assert_eq!(s.user_auth.jwt.algorithm, JwtAlgorithm::Es256);
         assert_eq!(s.user_auth.leeway, Duration::ZERO);
         assert_eq!(s.user_auth.user_claim, "uid");
     }

@@ -74,9 +74,10 @@ impl UserVerifier {
         if !settings.mode.verifies() {
             return Ok(None);
         }
-        let algorithm = settings.algorithm;
+        let algorithm = settings.jwt.algorithm;
         if algorithm == JwtAlgorithm::Hs256 {
             let secret = settings
+                .jwt
                 .secret
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("USER_AUTH=jwt with HS256 needs JWT_SECRET"))?;
@@ -125,7 +126,7 @@ impl UserVerifier {
     }
 
     fn new(settings: &UserAuthSettings, keys: Keys, file: Option<Arc<JwksFile>>) -> Self {
-        let mut validation = Validation::new(match settings.algorithm {
+        let mut validation = Validation::new(match settings.jwt.algorithm {
             JwtAlgorithm::Hs256 => Algorithm::HS256,
             JwtAlgorithm::Rs256 => Algorithm::RS256,
             JwtAlgorithm::Es256 => Algorithm::ES256,

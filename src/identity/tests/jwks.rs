@@ -285,7 +285,7 @@ async fn a_jwks_setup_without_an_audience_does_not_start() {
     // refuses too.
     let mut settings = Settings::from_pairs(&[]).expect("valid");
     settings.user_auth.mode = crate::config::UserAuthMode::Jwt;
-    settings.user_auth.algorithm = JwtAlgorithm::Es256;
+    settings.user_auth.jwt.algorithm = JwtAlgorithm::Es256;
     settings.user_auth.jwks_file = Some(file.0.clone());
     let err = UserVerifier::start(
         &settings.user_auth,

@@ -17,8 +17,8 @@ pub const AUDIENCE: &str = "firstcome";
 /// `USER_AUTH=jwt` with HS256, an issuer and an audience.
 pub fn with_jwt(mut s: Settings) -> Settings {
     s.user_auth.mode = UserAuthMode::Jwt;
-    s.user_auth.algorithm = JwtAlgorithm::Hs256;
-    s.user_auth.secret = Some(Secret::new(JWT_SECRET));
+    s.user_auth.jwt.algorithm = JwtAlgorithm::Hs256;
+    s.user_auth.jwt.secret = Some(Secret::new(JWT_SECRET));
     s.user_auth.issuer = Some(ISSUER.into());
     s.user_auth.audience = Some(AUDIENCE.into());
     s

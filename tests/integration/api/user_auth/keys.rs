@@ -43,7 +43,7 @@ impl Drop for JwksFile {
 
 fn with_jwks(mut s: Settings, algorithm: JwtAlgorithm, file: Option<&JwksFile>) -> Settings {
     s.user_auth.mode = UserAuthMode::Jwt;
-    s.user_auth.algorithm = algorithm;
+    s.user_auth.jwt.algorithm = algorithm;
     s.user_auth.issuer = Some(crate::jwt::ISSUER.into());
     s.user_auth.audience = Some(crate::jwt::AUDIENCE.into());
     s.user_auth.jwks_file = file.map(|f| f.0.clone());
