@@ -479,9 +479,8 @@ mod tests {
         let ms = |n| Next::Sleep(n * MS);
         assert_eq!(pauses, vec![ms(5), ms(10), ms(20), ms(40), ms(40), ms(40)]);
         // Moving for half the commit window (5.625 s): units exist, so not SOLD_OUT.
-        let mut now = t0;
         for step in 1..=11u32 {
-            now = t0 + Duration::from_millis(500) * step;
+            let now = t0 + Duration::from_millis(500) * step;
             assert!(matches!(
                 waiting.after(
                     Found::InFlight {
