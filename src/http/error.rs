@@ -465,3 +465,32 @@ fn json_response(status: StatusCode, body: &ErrorBody) -> Response {
         .content_type("application/json; charset=utf-8")
         .body(Body::from_json(body).unwrap_or_else(|_| Body::empty()))
 }
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::{registry::Registry, types::Type};
+
+    use super::ErrorCode;
+
+    /// The refusal counts' reasons (`refusal::reason::REASONS`) are written as strings; each must
+    /// be a code the API answers, or a new refusal reason would be counted under a name no client
+    /// ever sees (issue 69: the codes are declared twice).
+    #[test]
+    fn every_counted_refusal_reason_is_an_error_code() {
+        let mut registry = Registry::new();
+        <ErrorCode as Type>::register(&mut registry);
+        let schema = &registry.schemas[<ErrorCode as Type>::name().as_ref()];
+        let codes: Vec<&str> = schema
+            .enum_items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert!(codes.contains(&"SOLD_OUT"), "{codes:?}");
+        for reason in crate::refusal::reason::REASONS {
+            assert!(
+                codes.contains(&reason),
+                "{reason} is no ErrorCode: {codes:?}"
+            );
+        }
+    }
+}
