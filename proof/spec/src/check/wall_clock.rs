@@ -64,18 +64,6 @@ impl Anchor {
         };
     }
 
-    /// The latest harness instant the wall instant `wall` can be.
-    pub fn harness_latest(&self, wall: DateTime<Utc>) -> Option<i64> {
-        let w = wall.timestamp_nanos_opt()?;
-        self.lo.map(|o| w.saturating_sub(o))
-    }
-
-    /// The earliest harness instant the wall instant `wall` can be.
-    pub fn harness_earliest(&self, wall: DateTime<Utc>) -> Option<i64> {
-        let w = wall.timestamp_nanos_opt()?;
-        self.hi.map(|o| w.saturating_sub(o))
-    }
-
     /// The earliest wall instant the harness instant `t` can be.
     fn earliest(&self, t: i64) -> Option<DateTime<Utc>> {
         self.lo
