@@ -45,7 +45,8 @@ pub struct SoldOutMemo {
     copying: Mutex<HashSet<i64>>,
     /// When each campaign's latest search over its buckets found no unit (bucketed campaigns).
     searched: Mutex<HashMap<i64, Instant>>,
-    /// When units last came back to each campaign here: a sell-out seen before it is stale.
+    /// When units last came back to each campaign here: a sell-out seen before it is stale and
+    /// not recorded. Taken by the writers only, always before `entries` or `searched`.
     returned: Mutex<HashMap<i64, Instant>>,
 }
 
@@ -71,25 +72,21 @@ impl SoldOutMemo {
         if self.ttl.is_zero() {
             return false;
         }
-        let fresh = {
-            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-            match entries.get(&campaign_id) {
-                Some(e) if now.saturating_duration_since(e.seen_at) < self.ttl => {
-                    if e.winners.contains(&user_id) {
-                        return false;
-                    }
-                    e.seen_at
-                }
-                _ => return false,
-            }
-        };
-        self.after_returns(campaign_id, fresh)
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.get(&campaign_id).is_some_and(|e| {
+            now.saturating_duration_since(e.seen_at) < self.ttl && !e.winners.contains(&user_id)
+        })
     }
 
-    /// Whether a sell-out seen at `seen_at` is later than the campaign's latest return here.
-    fn after_returns(&self, campaign_id: i64, seen_at: Instant) -> bool {
+    /// Runs `note` unless a return came here after `seen_at` (a sell-out seen before it is
+    /// stale). Holding the returns' lock through `note` orders it with [`SoldOutMemo::forget`],
+    /// which takes that lock first too: a stale sell-out is never noted after the forget. Only
+    /// the writers take it; the refusals read as before.
+    fn unless_returned_since(&self, campaign_id: i64, seen_at: Instant, note: impl FnOnce()) {
         let returned = self.returned.lock().unwrap_or_else(|p| p.into_inner());
-        returned.get(&campaign_id).is_none_or(|&at| seen_at > at)
+        if returned.get(&campaign_id).is_none_or(|&at| seen_at > at) {
+            note();
+        }
     }
 
     /// A bucketed campaign: a search that began at `read_at` found no unit in the pool, any row
@@ -98,22 +95,20 @@ impl SoldOutMemo {
         if self.ttl.is_zero() {
             return;
         }
-        let mut searched = self.searched.lock().unwrap_or_else(|p| p.into_inner());
-        searched.retain(|_, at| at.elapsed() < self.ttl);
-        searched.insert(campaign_id, read_at);
+        self.unless_returned_since(campaign_id, read_at, || {
+            let mut searched = self.searched.lock().unwrap_or_else(|p| p.into_inner());
+            searched.retain(|_, at| at.elapsed() < self.ttl);
+            searched.insert(campaign_id, read_at);
+        });
     }
 
     /// Whether a search found the bucketed campaign without a unit less than `SOLD_OUT_MEMO_MS`
     /// ago, and no return came here since it began.
     pub fn searched(&self, campaign_id: i64) -> bool {
-        let at = {
-            let searched = self.searched.lock().unwrap_or_else(|p| p.into_inner());
-            match searched.get(&campaign_id) {
-                Some(&at) if at.elapsed() < self.ttl => at,
-                _ => return false,
-            }
-        };
-        self.after_returns(campaign_id, at)
+        let searched = self.searched.lock().unwrap_or_else(|p| p.into_inner());
+        searched
+            .get(&campaign_id)
+            .is_some_and(|at| at.elapsed() < self.ttl)
     }
 
     /// After Redis answered SOLD_OUT with no stock and `winners` set members, to a call made at
@@ -163,11 +158,9 @@ impl SoldOutMemo {
     /// a sell-out seen by a call made before now is not remembered later.
     pub fn forget(&self, campaign_id: i64) {
         let now = Instant::now();
-        {
-            let mut returned = self.returned.lock().unwrap_or_else(|p| p.into_inner());
-            returned.retain(|_, at| now.saturating_duration_since(*at) < self.ttl);
-            returned.insert(campaign_id, now);
-        }
+        let mut returned = self.returned.lock().unwrap_or_else(|p| p.into_inner());
+        returned.retain(|_, at| now.saturating_duration_since(*at) < self.ttl);
+        returned.insert(campaign_id, now);
         self.entries
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -192,11 +185,13 @@ impl SoldOutMemo {
             seen_at,
             winners: Arc::new(winners.into_iter().collect()),
         };
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(campaign_id, entry);
+        self.unless_returned_since(campaign_id, seen_at, || {
+            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(campaign_id, entry);
+        });
     }
 }
 

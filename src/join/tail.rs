@@ -189,7 +189,7 @@ impl TailWait {
             return Next::Busy;
         }
         let pause = self.pause.min(self.stall - still);
-        self.pause = (self.pause * 2).min(TAIL_LONGEST_PAUSE.max(IN_FLIGHT_FIRST_WAIT));
+        self.pause = (self.pause * 2).min(TAIL_LONGEST_PAUSE);
         Next::Sleep(pause)
     }
 }
