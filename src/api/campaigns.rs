@@ -10,7 +10,7 @@ use poem_openapi::{
 };
 
 use crate::{
-    api::Tag,
+    api::{gate_update::GateUpdate, Tag},
     campaign::{
         self,
         repo::{CampaignWithCount, NewCampaign},
@@ -231,6 +231,9 @@ pub struct CampaignDto {
     pub stock_usage_rate: f64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    // No doc comment (the enum carries it, see `admission`). On a control's answer only.
+    #[oai(skip_serializing_if_is_none)]
+    pub gate: Option<GateUpdate>,
 }
 
 impl CampaignDto {
@@ -263,7 +266,14 @@ impl CampaignDto {
             stock_usage_rate,
             created_at: c2.created_at,
             updated_at: c2.updated_at,
+            gate: None,
         }
+    }
+
+    /// With whether the control answered reached the gate first (`None`: it wrote nothing).
+    pub(crate) fn with_gate(mut self, gate: Option<GateUpdate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// With the campaign's refusals.

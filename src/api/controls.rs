@@ -163,7 +163,7 @@ impl ControlsApi {
         call: Call<'_>,
     ) -> Result<Json<CampaignDto>, ApiError> {
         let idempotency_key = checked_key(call.key, call.http)?;
-        let campaign = self
+        let (campaign, reached) = self
             .controls
             .apply(ControlRequest {
                 campaign_id: id,
@@ -175,7 +175,9 @@ impl ControlsApi {
             .await?;
         let refused = self.refusals.one(id).await?;
         Ok(Json(
-            CampaignDto::new(campaign, Utc::now()).with_refusals(refused),
+            CampaignDto::new(campaign, Utc::now())
+                .with_refusals(refused)
+                .with_gate(reached.map(Into::into)),
         ))
     }
 }
@@ -185,7 +187,9 @@ impl ControlsApi {
     /// Add units to a campaign (sellable on every instance within about a second; a sold-out
     /// campaign opens again) or withdraw unsold ones (409 STOCK_IN_USE with `freeStock` when
     /// fewer are unsold). `totalStock` and `remainingStock` both move by `delta`. Answers the
-    /// campaign (admin).
+    /// campaign (admin), with `gate`: `UPDATED` when the change was at the gate before the answer,
+    /// `PENDING` when Redis could not be reached (applied within about a second after it answers
+    /// again).
     #[oai(path = "/:id/stock", method = "post")]
     async fn stock(
         &self,

@@ -23,7 +23,10 @@ use poem_openapi::{
 };
 use serde::Deserialize;
 
-use crate::api::participations::{JoinBody, ParticipationDto, StatusDto};
+use crate::api::{
+    gate_update::GateUpdate,
+    participations::{JoinBody, ParticipationDto, StatusDto},
+};
 
 /// The largest `quantity` `JoinBody` accepts (its `maximum` validator).
 const MAX_QUANTITY: i32 = 10_000_000;
@@ -136,6 +139,14 @@ fn write(p: &ParticipationDto) -> Vec<u8> {
                 .hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer()),
         );
+        out.push('"');
+    }
+    if let Some(gate) = p.gate {
+        out.push_str(",\"gate\":\"");
+        out.push_str(match gate {
+            GateUpdate::Updated => "UPDATED",
+            GateUpdate::Pending => "PENDING",
+        });
         out.push('"');
     }
     if let Some(at) = p.hold_expires_at {
@@ -276,6 +287,8 @@ mod tests {
             accepted_at: time(next()),
             status,
             hold_expires_at: (next() % 2 == 0).then(|| time(next())),
+            gate: [None, Some(GateUpdate::Updated), Some(GateUpdate::Pending)]
+                [(next() % 3) as usize],
         }
     }
 

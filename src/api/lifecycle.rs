@@ -84,13 +84,15 @@ impl LifecycleApi {
             user_id = user_id.0,
             "Participation confirmed."
         );
-        Ok(Json(stored.into()))
+        Ok(Json(stored.win.into()))
     }
 
     /// Cancel a win: its units go back to the sale. A held win, by its user (`reason` USER) or an
     /// admin (`reason` ADMIN); a confirmed win only with an admin token (a refund, `reason`
     /// ADMIN), else 409 ALREADY_CONFIRMED. Cancelling a cancelled win answers it again; an expired hold:
-    /// 409 HOLD_EXPIRED. The user stays refused for this campaign.
+    /// 409 HOLD_EXPIRED. The user stays refused for this campaign. The answer's `gate` says
+    /// whether the units were back on sale before it (`UPDATED`) or Redis could not be reached
+    /// (`PENDING`: on sale within about a second after it answers again).
     #[oai(path = "/:id/participations/:userId/cancel", method = "post")]
     async fn cancel(
         &self,
@@ -105,7 +107,7 @@ impl LifecycleApi {
             self.limits.check(http, id.0, user_id.0).await?;
         }
         let trace = Some(span.0 .0.to_string());
-        let stored = self
+        let changed = self
             .lifecycle
             .cancel(id.0, user_id.0, caller, trace)
             .await?;
@@ -116,6 +118,8 @@ impl LifecycleApi {
             admin = admin.as_ref().map(tracing::field::display),
             "Participation cancelled."
         );
-        Ok(Json(stored.into()))
+        let mut answer: ParticipationDto = changed.win.into();
+        answer.gate = changed.gate.map(Into::into);
+        Ok(Json(answer))
     }
 }

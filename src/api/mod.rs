@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod components;
 pub mod consume;
 pub mod controls;
+mod gate_update;
 pub mod groups;
 pub mod health;
 mod join_json;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     api::{
+        gate_update::GateUpdate,
         join_json::{JoinJson, ParticipationJson},
         Tag,
     },
@@ -74,6 +75,9 @@ pub struct ParticipationDto {
     /// When a held win expires unless confirmed (absent unless `HELD`).
     #[oai(skip_serializing_if_is_none)]
     pub hold_expires_at: Option<DateTime<Utc>>,
+    // No doc comment (the enum carries it, see `status`). On a cancel's answer only.
+    #[oai(skip_serializing_if_is_none)]
+    pub gate: Option<GateUpdate>,
 }
 
 /// Where a participation is: `HELD` (waiting for its confirmation until `holdExpiresAt`),
@@ -115,6 +119,7 @@ impl From<Accepted> for ParticipationDto {
             accepted_at: a.accepted_at,
             status: a.status.into(),
             hold_expires_at: deadline(a.status, a.hold_expires_at),
+            gate: None,
         }
     }
 }
@@ -132,6 +137,7 @@ impl From<StoredParticipation> for ParticipationDto {
             accepted_at: p.created_at.and_utc(),
             status: status.into(),
             hold_expires_at: deadline(status, p.hold_expires_at.map(|t| t.and_utc())),
+            gate: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use poem_openapi::{
 
 use crate::{
     api::{
+        gate_update::GateUpdate,
         lifecycle::canceller,
         participations::{reader, ParticipationDto},
         Tag,
@@ -68,6 +69,9 @@ pub struct PurchaseDto {
     /// One win per item, in campaign order; all share the purchase's state and deadline.
     pub items: Vec<ParticipationDto>,
     pub created_at: DateTime<Utc>,
+    // No doc comment (the enum carries it). On a cancel's answer only.
+    #[oai(skip_serializing_if_is_none)]
+    pub gate: Option<GateUpdate>,
 }
 
 impl From<StoredPurchase> for PurchaseDto {
@@ -78,6 +82,7 @@ impl From<StoredPurchase> for PurchaseDto {
             user_id: p.user_id,
             items: p.items.into_iter().map(Into::into).collect(),
             created_at: p.created_at.and_utc(),
+            gate: None,
         }
     }
 }
@@ -229,7 +234,8 @@ impl PurchasesApi {
     }
 
     /// Cancel a purchase: a held one by its user, a confirmed one (a refund) by an admin. Every
-    /// item's units go back to its campaign's sale.
+    /// item's units go back to its campaign's sale; `gate` says whether they were on sale before
+    /// the answer (`UPDATED`) or Redis could not be reached (`PENDING`).
     #[oai(path = "/:id/purchases/:purchaseId/cancel", method = "post")]
     async fn cancel(
         &self,
@@ -242,7 +248,8 @@ impl PurchasesApi {
         let found = self.stored(id.0, purchase_id.0).await?;
         let (caller, admin) = canceller(&self.admin, &self.users, http, found.user_id)?;
         let trace = Some(span.0 .0.to_string());
-        self.lifecycle
+        let reached = self
+            .lifecycle
             .cancel_purchase(purchase_id.0, caller, trace)
             .await?;
         tracing::info!(
@@ -251,6 +258,8 @@ impl PurchasesApi {
             admin = admin.as_ref().map(tracing::field::display),
             "Purchase cancelled."
         );
-        Ok(Json(self.stored(id.0, purchase_id.0).await?.into()))
+        let mut answer: PurchaseDto = self.stored(id.0, purchase_id.0).await?.into();
+        answer.gate = Some(reached.into());
+        Ok(Json(answer))
     }
 }

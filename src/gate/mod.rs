@@ -19,6 +19,7 @@
 //!   its guarded repair of the stock.
 //! - [`rebuild`]: writing a campaign's gate state from MySQL's (the loader in `upkeep` calls it).
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
+//! - [`reached`]: whether a committed change reached the gate before its call answered.
 
 pub mod audit;
 pub mod buckets;
@@ -29,6 +30,7 @@ pub mod entry;
 mod evalsha;
 pub mod group;
 pub mod queue;
+pub mod reached;
 pub mod rebuild;
 pub mod scripts;
 pub mod slot;
@@ -38,6 +40,7 @@ pub mod transfer;
 pub use control::{Applied, GateControl};
 pub use entry::{AdmissionPass, Entry};
 pub use group::{GroupCheck, Sibling};
+pub use reached::Reached;
 pub use scripts::{
     reservation_value, Committed, Decision, Gate, GateError, GateState, Release, Returned,
 };

@@ -25,7 +25,7 @@ use crate::{
             PARTICIPATION_CANCELLED, PARTICIPATION_CONFIRMED,
         },
     },
-    gate::{sold_out::SoldOutMemo, Gate, Returned, Slot},
+    gate::{sold_out::SoldOutMemo, Gate, Reached, Returned, Slot},
     outbox::{table, NewOutboxEvent},
     win::{
         state_change::{self, Locked},
@@ -69,6 +69,14 @@ pub(super) enum Decision {
     ),
 }
 
+/// A changed win as stored, and whether the units it gave back reached the gate before the
+/// answer (`None`: it gave none back).
+#[derive(Debug)]
+pub struct Changed {
+    pub win: StoredParticipation,
+    pub gate: Option<Reached>,
+}
+
 /// Confirms, cancels and expires wins. Cheap to clone.
 #[derive(Clone)]
 pub struct LifecycleService {
@@ -109,7 +117,7 @@ impl LifecycleService {
         campaign_id: i64,
         user_id: i64,
         traceparent: Option<String>,
-    ) -> Result<StoredParticipation, LifecycleError> {
+    ) -> Result<Changed, LifecycleError> {
         self.change(campaign_id, user_id, traceparent, confirm_rule)
             .await
     }
@@ -122,7 +130,7 @@ impl LifecycleService {
         user_id: i64,
         caller: Caller,
         traceparent: Option<String>,
-    ) -> Result<StoredParticipation, LifecycleError> {
+    ) -> Result<Changed, LifecycleError> {
         self.change(campaign_id, user_id, traceparent, cancel_rule(caller))
             .await
     }
@@ -143,7 +151,7 @@ impl LifecycleService {
         if let Some(purchase_id) = win.purchase_id {
             txn.rollback().await?;
             return match self.change_purchase(purchase_id, None, &|_| expire()).await {
-                Ok(()) | Err(LifecycleError::HoldExpired) => Ok(true),
+                Ok(_) | Err(LifecycleError::HoldExpired) => Ok(true),
                 Err(LifecycleError::Db(e)) => Err(e),
                 Err(_) => Ok(false),
             };
@@ -173,7 +181,7 @@ impl LifecycleService {
         user_id: i64,
         traceparent: Option<String>,
         decide: impl Fn(&Locked) -> Decision,
-    ) -> Result<StoredParticipation, LifecycleError> {
+    ) -> Result<Changed, LifecycleError> {
         let mut attempt = self
             .change_once(campaign_id, user_id, traceparent.as_deref(), &decide)
             .await;
@@ -183,10 +191,11 @@ impl LifecycleService {
                 .change_once(campaign_id, user_id, traceparent.as_deref(), &decide)
                 .await;
         }
-        attempt?;
-        store::find(&self.db, campaign_id, user_id)
+        let gate = attempt?;
+        let win = store::find(&self.db, campaign_id, user_id)
             .await?
-            .ok_or(LifecycleError::NotFound)
+            .ok_or(LifecycleError::NotFound)?;
+        Ok(Changed { win, gate })
     }
 
     async fn change_once(
@@ -195,7 +204,7 @@ impl LifecycleService {
         user_id: i64,
         traceparent: Option<&str>,
         decide: &impl Fn(&Locked) -> Decision,
-    ) -> Result<(), LifecycleError> {
+    ) -> Result<Option<Reached>, LifecycleError> {
         let txn = self.db.begin().await?;
         let Some(win) = state_change::lock(&txn, campaign_id, user_id).await? else {
             txn.rollback().await?;
@@ -215,13 +224,15 @@ impl LifecycleService {
                 // The call that closed it may still be between its commit and its gate call,
                 // and this answer must not tell the client the units are back before the sale
                 // has them (a join after it would be told SOLD_OUT; the proof run saw it).
-                if matches!(
+                let closed = matches!(
                     win.status,
                     ParticipationStatus::Cancelled | ParticipationStatus::Expired
-                ) {
-                    self.give_back(&win, &campaign).await;
-                }
-                return answer;
+                );
+                let gate = match closed {
+                    true => Some(self.give_back(&win, &campaign).await),
+                    false => None,
+                };
+                return answer.map(|()| gate);
             }
             Decision::Confirm => {
                 match state_change::confirm(&txn, &win, campaign.buckets > 1).await? {
@@ -255,10 +266,10 @@ impl LifecycleService {
         txn.commit().await?;
         self.sink.wakeup.notify_one();
         match answer {
-            None => Ok(()),
+            None => Ok(None),
             Some(answer) => {
-                self.give_back(&win, &campaign).await;
-                answer
+                let gate = self.give_back(&win, &campaign).await;
+                answer.map(|()| Some(gate))
             }
         }
     }
@@ -283,11 +294,11 @@ impl LifecycleService {
     }
 
     /// After the commit: the units to the gate at once (the marker's loop retries a failure).
-    pub(super) async fn give_back(&self, win: &Locked, campaign: &Campaign) {
+    pub(super) async fn give_back(&self, win: &Locked, campaign: &Campaign) -> Reached {
         self.hooks.before_gate_return();
         let epoch = crate::campaign::gate_epoch(campaign);
         let slot = win_slot(win, campaign);
-        match self
+        let reached = match self
             .gate
             .return_units(slot, win.id, i64::from(win.quantity), epoch)
             .await
@@ -296,15 +307,19 @@ impl LifecycleService {
                 if let Err(e) = state_change::forget_return(&self.db, win.id).await {
                     tracing::debug!(error = %e, "Could not delete a settled gate_return marker.");
                 }
+                Reached::Now
             }
-            Ok(Returned::NotLoaded) => {}
+            // No gate state: its next load reads MySQL, which has the units.
+            Ok(Returned::NotLoaded) => Reached::Now,
             Err(e) => {
                 tracing::warn!(error = %e, campaign_id = win.campaign_id, participation_id = win.id,
                     "Could not give units back to the gate; the gate_return loop will.");
+                Reached::Later
             }
-        }
+        };
         // After the gate call: a sell-out this instance saw before it is not repeated.
         self.sold_out.forget(win.campaign_id);
+        reached
     }
 
     pub(super) async fn campaign(&self, id: i64) -> Result<Arc<Campaign>, DbErr> {

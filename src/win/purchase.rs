@@ -6,6 +6,7 @@
 
 use crate::{
     events::lifecycle::CancelReason,
+    gate::Reached,
     outbox::table,
     win::{
         lifecycle::{
@@ -40,18 +41,21 @@ impl LifecycleService {
     ) -> Result<(), LifecycleError> {
         self.change_purchase(purchase_id, traceparent.as_deref(), &confirm_rule)
             .await
+            .map(|_| ())
     }
 
     /// Cancels every item of the purchase: a held one by its user, a confirmed one (a refund)
-    /// by an admin.
+    /// by an admin. Whether every item's units reached the gate before the answer.
     pub async fn cancel_purchase(
         &self,
         purchase_id: i64,
         caller: Caller,
         traceparent: Option<String>,
-    ) -> Result<(), LifecycleError> {
+    ) -> Result<Reached, LifecycleError> {
         self.change_purchase(purchase_id, traceparent.as_deref(), &cancel_rule(caller))
             .await
+            // Nothing given back: nothing for the gate to have.
+            .map(|gate| gate.unwrap_or(Reached::Now))
     }
 
     pub(super) async fn change_purchase(
@@ -59,7 +63,7 @@ impl LifecycleService {
         purchase_id: i64,
         traceparent: Option<&str>,
         decide: &(impl Fn(&Locked) -> Decision + ?Sized),
-    ) -> Result<(), LifecycleError> {
+    ) -> Result<Option<Reached>, LifecycleError> {
         match self
             .purchase_pass(purchase_id, traceparent, decide, false)
             .await
@@ -86,7 +90,7 @@ impl LifecycleService {
         traceparent: Option<&str>,
         decide: &(impl Fn(&Locked) -> Decision + ?Sized),
         expire_all: bool,
-    ) -> Result<Result<(), LifecycleError>, Pass> {
+    ) -> Result<Result<Option<Reached>, LifecycleError>, Pass> {
         let txn = self.db.begin().await?;
         let wins = state_change::lock_purchase(&txn, purchase_id).await?;
         if wins.is_empty() {
@@ -126,14 +130,18 @@ impl LifecycleService {
         }
         txn.commit().await?;
         self.sink.wakeup.notify_one();
+        let mut gate = None;
         for ((win, decision), campaign) in wins.iter().zip(&decisions).zip(&campaigns) {
-            if matches!(decision, Decision::Close(..)) {
-                self.give_back(win, campaign).await;
+            // A closed item answered again gives its units back again, as a single win does:
+            // the call that closed it may still be between its commit and its gate call.
+            if matches!(decision, Decision::Close(..)) || closed(win) {
+                let reached = self.give_back(win, campaign).await;
+                gate = Some(gate.map_or(reached, |g: Reached| g.and(reached)));
             }
         }
         Ok(match expiring {
             true => Err(LifecycleError::HoldExpired),
-            false => Ok(()),
+            false => Ok(gate),
         })
     }
 
@@ -141,16 +149,21 @@ impl LifecycleService {
     /// single win's are, see `LifecycleService::change`).
     async fn give_back_closed(&self, wins: &[Locked]) -> Result<(), Pass> {
         for win in wins {
-            if matches!(
-                win.status,
-                ParticipationStatus::Cancelled | ParticipationStatus::Expired
-            ) {
+            if closed(win) {
                 let campaign = self.campaign(win.campaign_id).await?;
                 self.give_back(win, &campaign).await;
             }
         }
         Ok(())
     }
+}
+
+/// Whether the win was closed before this call (its units were given back).
+fn closed(win: &Locked) -> bool {
+    matches!(
+        win.status,
+        ParticipationStatus::Cancelled | ParticipationStatus::Expired
+    )
 }
 
 /// Whether the decision is an expiry, or the answer of an expired item.

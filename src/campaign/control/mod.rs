@@ -33,7 +33,7 @@ use crate::{
     },
     db::Db,
     events::control::{CampaignChanged, ControlKind},
-    gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl, Returned},
+    gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl, Reached, Returned},
     outbox::{table, NewOutboxEvent},
     telemetry::metrics::{registry::ControlLabels, Metrics},
 };
@@ -102,16 +102,20 @@ impl CampaignControls {
     /// it. Asking for what is already so (pause a paused campaign, resume a running one, close an
     /// ended one), or retrying with an applied `Idempotency-Key`, writes nothing and answers the
     /// campaign as it was when that was decided (read under the row lock, so a control that
-    /// commits just after is never in the answer of one that did nothing).
+    /// commits just after is never in the answer of one that did nothing). Beside it, whether the
+    /// control reached the gate before this answer (`None`: nothing was written).
     #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = req.campaign_id, control = ?req.control, admin = %req.admin))]
-    pub async fn apply(&self, req: ControlRequest) -> Result<CampaignWithCount, ControlError> {
+    pub async fn apply(
+        &self,
+        req: ControlRequest,
+    ) -> Result<(CampaignWithCount, Option<Reached>), ControlError> {
         let control = req.control;
         let campaign_id = req.campaign_id;
         let committed = match self.commit(req).await? {
             Committed::Kept(answer) => {
                 self.hooks.before_kept_control_answer().await;
                 self.campaigns.insert(answer.campaign.clone()).await;
-                return Ok(answer);
+                return Ok((answer, None));
             }
             Committed::Applied(committed) => *committed,
         };
@@ -125,13 +129,14 @@ impl CampaignControls {
             withdrawn,
             ..
         } = committed;
-        self.to_gate(
-            &answer.campaign,
-            seq,
-            (kind, delta.unwrap_or(0)),
-            &withdrawn,
-        )
-        .await;
+        let reached = self
+            .to_gate(
+                &answer.campaign,
+                seq,
+                (kind, delta.unwrap_or(0)),
+                &withdrawn,
+            )
+            .await;
         if matches!(control, Control::Stock(1..) | Control::Resume) {
             self.sold_out.forget(campaign_id);
         }
@@ -145,7 +150,7 @@ impl CampaignControls {
                 tracing::debug!(error = %e, campaign_id, "Could not refresh the cached campaign after a control.")
             }
         }
-        Ok(answer)
+        Ok((answer, Some(reached)))
     }
 
     /// A committed control's wake-up of the relay, its count and its log line.
@@ -386,19 +391,29 @@ impl CampaignControls {
         seq: i64,
         (kind, delta): (ControlKind, i64),
         withdrawn: &[Moved],
-    ) {
+    ) -> Reached {
         let (campaign_id, epoch) = (campaign.id, crate::campaign::gate_epoch(campaign));
+        let mut reached = Reached::Now;
         for moved in withdrawn {
             let slot = campaign.slot(moved.bucket);
             let given = self
                 .gate
                 .give_transfer(slot, moved.transfer_id, moved.units, epoch)
                 .await;
-            if matches!(given, Ok(Returned::Added | Returned::AlreadyBack)) {
-                if let Err(e) =
-                    crate::bucket::markers::forget_gate_transfer(&self.db, moved.transfer_id).await
-                {
-                    tracing::debug!(error = %e, "Could not delete a settled gate_transfer marker.");
+            match given {
+                Ok(Returned::Added | Returned::AlreadyBack) => {
+                    if let Err(e) =
+                        crate::bucket::markers::forget_gate_transfer(&self.db, moved.transfer_id)
+                            .await
+                    {
+                        tracing::debug!(error = %e, "Could not delete a settled gate_transfer marker.");
+                    }
+                }
+                Ok(Returned::NotLoaded) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, campaign_id, bucket = moved.bucket,
+                        "Could not give a transfer to a bucket's gate; its marker will.");
+                    reached = Reached::Later;
                 }
             }
         }
@@ -411,7 +426,7 @@ impl CampaignControls {
                 Err(e) => {
                     tracing::warn!(error = %e, campaign_id, seq,
                         "Could not give a control to the gate; the gate_control loop will.");
-                    return;
+                    return Reached::Later;
                 }
             }
         }
@@ -420,6 +435,7 @@ impl CampaignControls {
                 tracing::debug!(error = %e, "Could not delete a settled gate_control marker.");
             }
         }
+        reached
     }
 }
 

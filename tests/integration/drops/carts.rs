@@ -177,6 +177,10 @@ async fn a_purchase_is_held_confirmed_and_cancelled_as_a_whole_and_its_events_na
         )
         .await;
     assert_eq!(refund.status, 200, "{refund:?}");
+    assert_eq!(
+        refund.body["gate"], "UPDATED",
+        "the units are on sale: {refund:?}"
+    );
     assert_eq!(app.remaining_stock(a).await, 5);
 
     // Every event of an item names its purchase: accepted, confirmed and refunded (the first);

@@ -29,25 +29,6 @@ use crate::{
     wait::wait_until,
 };
 
-/// The real Redis the proxy forwards to.
-async fn redis_addr() -> std::net::SocketAddr {
-    let url = crate::spawn::redis_url();
-    let host_port = url
-        .trim_start_matches("redis://")
-        .split(['/', '?'])
-        .next()
-        .expect("host:port")
-        .rsplit('@')
-        .next()
-        .expect("host:port")
-        .to_string();
-    tokio::net::lookup_host(host_port)
-        .await
-        .expect("resolve Redis")
-        .next()
-        .expect("an address for Redis")
-}
-
 /// One answer the burst got, with how long it took.
 #[derive(Debug)]
 struct Answer {
@@ -138,9 +119,8 @@ async fn collect_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_hanging_then_dropping_connections_mid_burst_never_hangs_a_request_and_the_sale_recovers(
 ) {
-    let proxy = Proxy::start(redis_addr().await).await;
     let mut settings = test_settings().await;
-    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+    let proxy = Proxy::in_front_of_redis(&mut settings).await;
     let request_timeout = Duration::from_secs(2);
     settings.http.request_timeout = request_timeout;
     settings.redis.timeout = Duration::from_millis(300);
@@ -275,9 +255,8 @@ async fn a_reservation_redis_makes_after_its_call_timed_out_is_undone_at_once() 
 async fn one_unit_left_behind_a_proxy(
     tweak: impl FnOnce(&mut firstcome::config::Settings),
 ) -> (Proxy, TestApp, i64) {
-    let proxy = Proxy::start(redis_addr().await).await;
     let mut settings = test_settings().await;
-    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+    let proxy = Proxy::in_front_of_redis(&mut settings).await;
     settings.redis.reservation_timeout = Duration::from_secs(600);
     tweak(&mut settings);
     let app = spawn_app_with(settings).await;
@@ -449,9 +428,8 @@ async fn two_instances_on_one_database_and_redis_sell_exactly_the_stock_together
 /// first request must not be served from that stale state.
 #[tokio::test]
 async fn a_campaign_created_while_redis_hangs_is_not_served_from_stale_keys() {
-    let proxy = Proxy::start(redis_addr().await).await;
     let mut settings = test_settings().await;
-    settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+    let proxy = Proxy::in_front_of_redis(&mut settings).await;
     settings.redis.timeout = Duration::from_millis(300);
     let app = spawn_app_with(settings).await;
 

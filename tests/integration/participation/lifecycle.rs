@@ -455,6 +455,7 @@ async fn a_cancelled_unit_is_on_sale_when_the_cancel_answers() {
             assert_eq!(status(&refused), is(409, "SOLD_OUT"), "{buckets} buckets");
             let cancel = act(&app, campaign, 1, "cancel", false).await;
             assert_eq!(status(&cancel), is(200, "CANCELLED"));
+            assert_eq!(cancel.body["gate"], "UPDATED", "{cancel:?}");
             let next = app.join(campaign, 101, 1).await;
             assert_eq!(
                 status(&next),

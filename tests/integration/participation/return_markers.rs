@@ -14,7 +14,8 @@ use serde_json::json;
 use redis::AsyncCommands;
 
 use crate::{
-    spawn::{spawn_app, ADMIN_TOKEN},
+    proxy::Proxy,
+    spawn::{spawn_app, spawn_app_with, test_settings, ADMIN_TOKEN},
     wait::wait_until,
 };
 
@@ -122,4 +123,53 @@ async fn a_marker_behind_more_waiting_markers_than_a_sweep_reads_reaches_the_gat
     assert_eq!(app.scalar(&waiting).await, WAITING, "those still wait");
     assert_eq!(app.join(live, 2, 1).await.status, 201, "the unit sells");
     assert_eq!(app.join(live, 3, 1).await.code(), "SOLD_OUT", "once");
+}
+
+/// A return is on sale when it answers (docs/design.md §18.1), or its answer says it is not:
+/// a cancel and a stock addition committed while Redis cannot be reached answer `gate: PENDING`
+/// (reachable, `UPDATED`), and their markers put both units on sale once Redis answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_return_that_cannot_reach_the_gate_says_so_and_sells_once_redis_answers() {
+    let mut settings = test_settings().await;
+    let proxy = Proxy::in_front_of_redis(&mut settings).await;
+    settings.redis.timeout = Duration::from_millis(300);
+    let app = spawn_app_with(settings).await;
+    let campaign = app
+        .open_campaign_with(2, 1, json!({"confirmWithinSeconds": 600}))
+        .await;
+    for user in [1, 2] {
+        assert_eq!(app.join(campaign, user, 1).await.status, 201);
+    }
+    let reached = app.act_on_win(campaign, 1, "cancel", true).await;
+    assert_eq!(reached.body["gate"], "UPDATED", "{reached:?}");
+    assert_eq!(app.join(campaign, 3, 1).await.status, 201, "sold again");
+
+    proxy.black_hole();
+    let cancelled = app.act_on_win(campaign, 2, "cancel", true).await;
+    assert_eq!(cancelled.status, 200, "committed: {cancelled:?}");
+    assert_eq!(cancelled.body["gate"], "PENDING", "{cancelled:?}");
+    let path = format!("/api/v1/admin/campaigns/{campaign}/stock");
+    let added = app
+        .post_json(&path, &json!({"delta": 1}), Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(added.status, 200, "committed: {added:?}");
+    assert_eq!(added.body["gate"], "PENDING", "{added:?}");
+    proxy.resume();
+
+    let next_user = std::sync::atomic::AtomicI64::new(10);
+    let won = std::sync::atomic::AtomicI64::new(0);
+    wait_until(
+        "the two units to be sold after Redis answers",
+        Duration::from_secs(10),
+        || async {
+            let user = next_user.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if app.join(campaign, user, 1).await.status == 201 {
+                won.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            won.load(std::sync::atomic::Ordering::Relaxed) == 2
+        },
+    )
+    .await;
+    assert_eq!(app.join(campaign, 99, 1).await.code(), "SOLD_OUT");
+    app.assert_no_drift(campaign).await;
 }

@@ -87,6 +87,29 @@ impl Proxy {
         (proxy, direct_url)
     }
 
+    /// A proxy in front of the test Redis: `settings`' Redis URL is pointed at it (the test's
+    /// own `app.redis` connection goes through it too).
+    pub async fn in_front_of_redis(settings: &mut firstcome::config::Settings) -> Proxy {
+        let url = crate::spawn::redis_url();
+        let host_port = url
+            .trim_start_matches("redis://")
+            .split(['/', '?'])
+            .next()
+            .expect("host:port")
+            .rsplit('@')
+            .next()
+            .expect("host:port")
+            .to_string();
+        let upstream = tokio::net::lookup_host(host_port)
+            .await
+            .expect("resolve Redis")
+            .next()
+            .expect("an address for Redis");
+        let proxy = Proxy::start(upstream).await;
+        settings.redis.url = firstcome::config::Secret::new(format!("redis://{}", proxy.addr()));
+        proxy
+    }
+
     /// The app on `settings`, whose MySQL [`Proxy::in_front_of_mysql`] put behind a proxy: the
     /// test's own connection goes straight to MySQL (`direct_url`), and its client waits longer
     /// than the service's request deadline (plus scheduling slack), so a request the service
