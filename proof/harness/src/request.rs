@@ -131,6 +131,7 @@ async fn answer(
             .map(str::to_owned)
     };
     if status.is_success() {
+        value.gate = text("gate");
         if body.get("purchaseId").is_some() {
             super::carts::answered(&body, &mut value);
             return (EntryType::Ok, value);

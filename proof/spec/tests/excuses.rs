@@ -270,6 +270,49 @@ fn a_sold_out_after_a_cancel_answered_is_an_anomaly_past_the_memo() {
     );
 }
 
+/// One unit with holds; user 10 wins it, user 11 is refused; Redis is cut off for
+/// `down_ms` while user 10's cancel commits and answers with `gate`; user 12 is refused
+/// SOLD_OUT `after_ms` after Redis answers again; user 13 then wins.
+fn after_cancel_through_redis_outage(gate: &str, down_ms: u64, after_ms: u64) -> Sale {
+    let mut s = Sale::new(1).with_holds(60);
+    s.join(1, 10);
+    s.join_refused(2, 11, "SOLD_OUT");
+    s.nemesis_on("redis-black-hole", Some("start"), Some("redis"));
+    s.invoke(9, Func::Cancel, support::ok_value(10));
+    s.commit_cancel(10, "USER");
+    s.sleep_ms(300);
+    let answer = firstcome_proof_spec::history::Value {
+        status: Some("CANCELLED".into()),
+        gate: Some(gate.to_owned()),
+        ..Default::default()
+    };
+    s.ok(9, Func::Cancel, answer);
+    s.sleep_ms(down_ms);
+    s.nemesis_on("redis-black-hole", Some("stop"), Some("redis"));
+    s.sleep_ms(after_ms);
+    s.join_refused(2, 12, "SOLD_OUT");
+    s.join(3, 13);
+    s
+}
+
+/// A cancel answered `gate: PENDING` (Redis could not be reached) has not put its units on
+/// sale: they arrive ≤ 1 s after Redis answers again (§18.1), even past 1 s after the commit;
+/// past that bound the refusal is an anomaly, and an answer saying `UPDATED` excuses nothing.
+#[test]
+fn a_cancel_answered_pending_excuses_until_a_second_after_redis_answers_again() {
+    let r = after_cancel_through_redis_outage("PENDING", 2_000, 500).check();
+    assert_clean(&r);
+    assert_eq!(relaxed(&r, ARRIVING), 1);
+    assert_flags(
+        &after_cancel_through_redis_outage("PENDING", 2_000, 1_500).check(),
+        AnomalyKind::UnjustifiedRefusal,
+    );
+    assert_flags(
+        &after_cancel_through_redis_outage("UPDATED", 2_000, 500).check(),
+        AnomalyKind::UnjustifiedRefusal,
+    );
+}
+
 // ---- B. a bucketed sale's tail -------------------------------------------------------------
 
 /// Eight units over 64 buckets, no fault. Users 10..=16 win seven; then, with `in_flight`

@@ -12,6 +12,12 @@
 //! wrote no event and excuses nothing, and a unit returned once is counted once however many
 //! operations answered about it.
 //!
+//! An answer that says its change did not reach the gate (`gate: PENDING`: Redis could not be
+//! reached, §18.1) observes the commit, not the arrival: its change is at the gate ≤
+//! [`GATE_ARRIVAL`] after its commit or ≤ `redis_settle` after the end of a Redis fault that
+//! overlapped the answer, whichever is later. (An answer without the field, as histories before
+//! it have, counts as reaching the gate.)
+//!
 //! An expiry (the sweeper's) is a return like a cancel (§18.1), but no answer observes it: its
 //! units are at the gate ≤ [`GATE_ARRIVAL`] after its commit, which the later events of its key
 //! bound (MySQL's `cancelled_at` cannot: it is written before the commit, which may wait on the
@@ -29,10 +35,11 @@ use std::collections::HashMap;
 
 use crate::{
     event::{CancelReason, ControlKind, Envelope, Event},
-    history::{Op, Outcome},
+    history::{Fault, Op, Outcome},
 };
 
 use super::{
+    holds::is_redis,
     index::CampaignOps,
     replay::Replay,
     timeline::{CommitBounds, Span},
@@ -73,12 +80,14 @@ pub struct Arrivals {
 pub struct Sources<'a> {
     pub order: &'a [Envelope],
     pub replay: &'a Replay,
-    pub spans: &'a [Span],
     pub bounds: &'a CommitBounds,
     pub ops: &'a [Op],
     pub index: &'a CampaignOps,
     /// Whether the order is a bucketed campaign's merge (then units may be unseen).
     pub bucketed: bool,
+    pub faults: &'a [Fault],
+    /// How long after Redis answers again a change answered `PENDING` reaches the gate, ns.
+    pub redis_settle: i64,
 }
 
 impl Arrivals {
@@ -86,6 +95,7 @@ impl Arrivals {
     /// those whose commit something bounds (otherwise no bound could be enforced).
     pub fn new(src: &Sources) -> Self {
         let answered = control_answers(src.ops, src.index);
+        let pending = Pending::new(src);
         let (mut units, mut resumes) = (Vec::new(), Vec::new());
         for (pos, e) in src.order.iter().enumerate() {
             let r = src.replay;
@@ -97,7 +107,9 @@ impl Arrivals {
                     quantity,
                     ..
                 } => (&mut units, quantity, i64::MAX),
-                Event::Cancelled { quantity, .. } => (&mut units, quantity, src.spans[pos].hi),
+                Event::Cancelled { quantity, user, .. } => {
+                    (&mut units, quantity, pending.cancel_reached(user))
+                }
                 Event::Control {
                     kind: kind @ ControlKind::Stock(d),
                     seq,
@@ -116,7 +128,9 @@ impl Arrivals {
             if r.free[pos + 1] - r.free[pos] != amount || latest == i64::MAX {
                 continue;
             }
-            let reach = latest.saturating_add(GATE_ARRIVAL);
+            let reach = latest
+                .saturating_add(GATE_ARRIVAL)
+                .max(pending.redis_bound(&src.order[pos].event));
             list.push(Arrival {
                 pos,
                 units: amount,
@@ -175,6 +189,67 @@ fn unseen(src: &Sources) -> (Vec<Arrival>, Vec<Arrival>) {
     (bounded, open)
 }
 
+/// The answers that said their change had not reached the gate (`gate: PENDING`).
+struct Pending<'a> {
+    src: &'a Sources<'a>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(src: &'a Sources<'a>) -> Self {
+        Self { src }
+    }
+
+    /// The earliest completion of an `ok` cancel or refund of `user` answering `CANCELLED` with
+    /// its units at the gate (`gate` not `PENDING`).
+    fn cancel_reached(&self, user: i64) -> i64 {
+        CampaignOps::of_user(&self.src.index.cancels, user)
+            .iter()
+            .map(|&i| &self.src.ops[i])
+            .filter(|op| op.outcome == Outcome::Ok && !said_pending(op))
+            .filter(|op| op.value.status.as_deref().is_none_or(|s| s == "CANCELLED"))
+            .filter_map(|op| op.complete)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// The latest `end of a Redis fault + redis_settle` among the faults overlapping an answer
+    /// about `event` that said `PENDING` (`i64::MIN`: none).
+    fn redis_bound(&self, event: &Event) -> i64 {
+        let ops: Vec<&Op> = match *event {
+            Event::Cancelled { user, .. } => CampaignOps::of_user(&self.src.index.cancels, user)
+                .iter()
+                .map(|&i| &self.src.ops[i])
+                .collect(),
+            Event::Control { kind, seq, .. } => (self.src.index.controls.get(&kind))
+                .into_iter()
+                .flatten()
+                .map(|&i| &self.src.ops[i])
+                .filter(|op| op.value.control_seq == Some(seq))
+                .collect(),
+            _ => Vec::new(),
+        };
+        ops.into_iter()
+            .filter(|op| op.outcome == Outcome::Ok && said_pending(op))
+            .flat_map(|op| {
+                let done = op.complete.unwrap_or(i64::MAX);
+                (self.src.faults.iter())
+                    .filter(move |f| is_redis(f) && f.start <= done)
+                    .filter(move |f| f.end.is_none_or(|end| end >= op.invoke))
+            })
+            .map(|f| {
+                f.end
+                    .map_or(i64::MAX, |end| end.saturating_add(self.src.redis_settle))
+            })
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+}
+
+/// Whether the answer said its change had not reached the gate.
+fn said_pending(op: &Op) -> bool {
+    op.value.gate.as_deref() == Some("PENDING")
+}
+
 /// (kind, control number) → the earliest completion of an `ok` control of that kind answering
 /// exactly that number: the operation that wrote it answers only once the gate has it. A later
 /// control's answer says nothing of this one's trip to the gate, so only these count (one that
@@ -184,9 +259,12 @@ fn control_answers(ops: &[Op], index: &CampaignOps) -> HashMap<(ControlKind, i64
     let mut answered: HashMap<(ControlKind, i64), i64> = HashMap::new();
     for (&kind, list) in &index.controls {
         for op in list.iter().map(|&i| &ops[i]) {
-            if let (Outcome::Ok, Some(seq), Some(done)) =
-                (op.outcome, op.value.control_seq, op.complete)
-            {
+            if let (Outcome::Ok, Some(seq), Some(done), false) = (
+                op.outcome,
+                op.value.control_seq,
+                op.complete,
+                said_pending(op),
+            ) {
                 let at = answered.entry((kind, seq)).or_insert(done);
                 *at = (*at).min(done);
             }

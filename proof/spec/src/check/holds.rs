@@ -85,6 +85,11 @@ enum Class {
     Redis,
 }
 
+/// Whether the fault left Redis unreachable (or restarted it).
+pub(super) fn is_redis(f: &Fault) -> bool {
+    class(f) == Some(Class::Redis)
+}
+
 fn class(f: &Fault) -> Option<Class> {
     match (f.kind.as_str(), f.target.as_deref()) {
         ("kill" | "term", _) => Some(Class::Killed),

@@ -340,11 +340,12 @@ fn check_campaign(
         arrivals: &arrivals::Arrivals::new(&arrivals::Sources {
             order,
             replay: &replay,
-            spans: &spans,
             bounds: &commit,
             ops,
             index,
             bucketed: buckets > 1,
+            faults: &run.history.faults,
+            redis_settle: opts.redis_settle,
         }),
         anchor: &anchor,
     };

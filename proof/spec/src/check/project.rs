@@ -170,6 +170,7 @@ impl Siblings {
                     participation_id: Some(pid),
                     code: op.value.code.clone(),
                     error: op.value.error.clone(),
+                    gate: op.value.gate.clone(),
                     ..Value::default()
                 };
                 let mut outcome = op.outcome;

@@ -178,6 +178,10 @@ pub struct Value {
     /// Answer of cancel, refund: the cancel reason (`USER`, `ADMIN`, `EXPIRED`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Answer of cancel, refund, a purchase's cancel or refund, a control: whether its change
+    /// reached the gate before the answer (`UPDATED`, `PENDING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
     /// Answer of join: the gate's FCFS sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<i64>,

@@ -145,6 +145,7 @@ fn overlay(base: &mut Value, answer: Value) {
         participation_id,
         status,
         reason,
+        gate,
         sequence,
         control_seq,
         ticket,

@@ -60,7 +60,7 @@ pub struct Sale {
     pub bucketing: Option<Bucketing>,
 }
 
-fn ok_value(user: i64) -> Value {
+pub fn ok_value(user: i64) -> Value {
     Value {
         campaign: Some(CAMPAIGN),
         user: Some(user),
