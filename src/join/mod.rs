@@ -36,6 +36,7 @@ pub mod in_doubt;
 pub mod probe;
 pub mod request;
 pub mod reserve;
+mod rows;
 pub mod service;
 pub mod settle;
 pub mod tail;

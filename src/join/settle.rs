@@ -94,7 +94,6 @@ impl Settle {
             ends_at: campaign.ends_at,
             reserved_at_ms,
             group,
-            purchase_id: None,
         };
         let mut written = self.write(participation.clone()).await;
         if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
@@ -205,8 +204,8 @@ impl Settle {
                 .await
             }
             // Failed before its COMMIT was sent. (A refused batch is never one win's answer: the
-            // group commit writes its wins one by one.)
-            failed @ (WriteError::Db(_) | WriteError::BatchRefused) => {
+            // group commit writes its wins one by one; a join writes no purchase row, so no key.)
+            failed @ (WriteError::Db(_) | WriteError::BatchRefused | WriteError::KeyUsed) => {
                 let e = match failed {
                     WriteError::Db(e) => e,
                     refused => DbErr::Custom(refused.to_string()),

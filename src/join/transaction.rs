@@ -1,32 +1,34 @@
-//! The participation transaction: one or more wins of one campaign, their outbox events and the
-//! guarded stock decrement, committed together or not at all (docs/design.md §2.2, §6 step 3).
+//! The participation transaction, the one way a win is written (docs/design.md §2.2, §6 step 3,
+//! §22): a campaign's group-commit batch, or a purchase's items with its purchase row. Each
+//! campaign's guarded stock decrement (campaign order: the lock order of every transaction on
+//! those rows), the deadlines judged under those locks, the group's limit, the rows
+//! ([`super::rows`]), one commit; all of it or none, and a COMMIT left unanswered is reported in
+//! doubt for the one settlement ([`super::in_doubt`]).
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use sea_orm::DbErr;
 use uuid::Uuid;
 
-use super::guard::{decrement_buckets, guarded_decrement, Guard, Part};
+use super::{
+    guard::{decrement_buckets, guarded_decrement, Guard, Part},
+    rows::{accepted_events, insert_participations, Accepting},
+};
 use crate::hooks::Hooks;
 use crate::{
     db::{
         error::{self as db_error, DbErrorKind},
-        sql::{in_list, insert_rows, insert_rows_returning, stmt},
-        time::to_db,
         Db, Txn,
     },
-    events::{
-        accepted::{win_message_key, WinStatus, PARTICIPATION_ACCEPTED},
-        ParticipationAccepted,
-    },
+    events::accepted::WinStatus,
     gate::Entry,
     group::guard::{self, Held, Take},
-    join::in_doubt::{self, InDoubt},
-    outbox::{self, NewOutboxEvent},
+    join::{
+        cart::store::{insert_purchase, PurchaseRow},
+        in_doubt::{self, InDoubt},
+    },
+    outbox,
 };
 
 /// A win to write: a reservation the gate made.
@@ -54,8 +56,6 @@ pub struct NewParticipation {
     pub reserved_at_ms: i64,
     /// The campaign's group's limit, guarded in the transaction (docs/design.md §22).
     pub group: Option<crate::group::Limit>,
-    /// The purchase (cart) the win is an item of, once its row is written; `None` for a join.
-    pub purchase_id: Option<i64>,
 }
 
 impl NewParticipation {
@@ -119,10 +119,46 @@ pub enum WriteError {
     #[error("a bucket refused its part of the batch")]
     BatchRefused,
     /// The win would take its user past the group's limit in MySQL (`group_holding`), which the
-    /// gate had not seen (docs/design.md §22). Nothing was written. In a batch of several wins
-    /// the batch answers [`WriteError::BatchRefused`] and each win is written alone.
+    /// gate had not seen (docs/design.md §22). Nothing was written. In a batch of several users'
+    /// wins the batch answers [`WriteError::BatchRefused`] and each win is written alone.
     #[error("the user holds {held} of the group's {limit} units already")]
     GroupLimit { limit: i32, held: i64 },
+    /// Another request with this user's Idempotency-Key committed its purchase first.
+    #[error("a purchase with this Idempotency-Key exists")]
+    KeyUsed,
+}
+
+/// Why a write did not commit, and the win it is about: the one whose campaign refused it, or
+/// the first (a refusal of the whole).
+#[derive(Debug)]
+pub struct Refused {
+    pub index: usize,
+    pub error: WriteError,
+}
+
+impl From<DbErr> for Refused {
+    fn from(e: DbErr) -> Self {
+        Self::whole(e.into())
+    }
+}
+
+impl From<WriteError> for Refused {
+    fn from(e: WriteError) -> Self {
+        Self::whole(e)
+    }
+}
+
+impl Refused {
+    fn whole(error: WriteError) -> Self {
+        Self { index: 0, error }
+    }
+}
+
+/// A committed write: each win's answer in the order given, and the purchase's id if it was one.
+#[derive(Debug)]
+pub struct Committed {
+    pub wins: Vec<Written>,
+    pub purchase_id: Option<i64>,
 }
 
 /// Writes one win: [`write_all`] with one member.
@@ -133,40 +169,6 @@ pub async fn write(
 ) -> Result<Written, WriteError> {
     let written = write_all(db, std::slice::from_ref(p), hooks).await?;
     Ok(written[0])
-}
-
-/// The outbox rows of a batch's wins: each win's `ParticipationAccepted` as it is written.
-pub(super) fn accepted_events(
-    wins: &[NewParticipation],
-    ids: &[i64],
-    states: &[WinState],
-    accepted_at: DateTime<Utc>,
-) -> Vec<NewOutboxEvent> {
-    wins.iter()
-        .zip(ids.iter().zip(states))
-        .map(|(w, (&participation_id, &(status, hold_expires_at)))| {
-            let event = ParticipationAccepted {
-                event_id: w.event_id,
-                event_type: PARTICIPATION_ACCEPTED.into(),
-                occurred_at: accepted_at,
-                campaign_id: w.entry.campaign_id,
-                participation_id,
-                user_id: w.entry.user_id,
-                quantity: w.entry.quantity,
-                sequence: w.sequence,
-                reward_points: w.reward_points,
-                status,
-                hold_expires_at,
-                purchase_id: w.purchase_id,
-            };
-            let mut row =
-                NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref());
-            if w.entry.bucket.is_some() {
-                row.msg_key = win_message_key(w.entry.campaign_id, w.entry.bucket);
-            }
-            row
-        })
-        .collect()
 }
 
 /// Writes the wins of one campaign (`wins` is not empty, all of one campaign, distinct users) in
@@ -186,111 +188,176 @@ pub async fn write_all(
     wins: &[NewParticipation],
     hooks: &dyn Hooks,
 ) -> Result<Vec<Written>, WriteError> {
-    let campaign_id = wins[0].entry.campaign_id;
-    debug_assert!(wins.iter().all(|w| w.entry.campaign_id == campaign_id));
-    let txn = db.begin().await?;
-    let decremented = match parts(wins) {
-        Decrement::One(guard) => guarded_decrement(&txn, &guard, hooks).await,
-        Decrement::Buckets(parts) => decrement_buckets(&txn, campaign_id, &parts).await,
-    };
-    if let Err(refused) = decremented {
-        txn.rollback().await?;
-        return Err(refused);
-    }
-    // The campaign row's lock is held from here to the commit; the reconciler takes it before
-    // it gives a reservation back. A win past its deadline may have lost its reservation already.
-    let now = std::time::Instant::now();
-    if wins.iter().any(|w| now > w.commit_by) {
-        txn.rollback().await?;
-        return Err(WriteError::Stale);
-    }
-    // The wins are the guarded decrement: its time, taken under the row's lock so that it
-    // follows commit order, is their acceptedAt.
-    let accepted_at = crate::db::time::precision(Utc::now());
-    // The gate refuses a join past the window's end, but one it let through just before may
-    // reach the lock after it: the window is judged at the acceptedAt the win would carry.
-    if wins
+    debug_assert!(wins
         .iter()
-        .any(|w| w.ends_at.is_some_and(|end| accepted_at >= end))
-    {
-        txn.rollback().await?;
-        return Err(WriteError::Closed);
+        .all(|w| w.entry.campaign_id == wins[0].entry.campaign_id));
+    match write_wins(db, wins, None, hooks).await {
+        Ok(committed) => Ok(committed.wins),
+        Err(refused) => Err(refused.error),
     }
+}
 
-    if let Err(refused) = guard_group(&txn, wins).await {
-        txn.rollback().await?;
-        return Err(refused);
-    }
-    // What each win is at its acceptance: held until its deadline, or confirmed.
-    let states: Vec<WinState> = wins.iter().map(|w| w.status_at(accepted_at)).collect();
-    let ids = match insert_participations(&txn, wins, &states, accepted_at).await {
-        Ok(ids) => ids,
-        Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
+/// Writes `wins` (not empty; several campaigns only with `purchase`, one user's items) and the
+/// purchase row they make up, if any, in one transaction.
+pub async fn write_wins(
+    db: &Db,
+    wins: &[NewParticipation],
+    purchase: Option<&PurchaseRow>,
+    hooks: &dyn Hooks,
+) -> Result<Committed, Refused> {
+    let txn = db.begin().await?;
+    let committed = match write_in(&txn, wins, purchase, hooks).await {
+        Ok(committed) => committed,
+        Err(refused) => {
             txn.rollback().await?;
-            return Err(WriteError::Duplicate);
+            return Err(refused);
         }
-        Err(e) => return Err(e.into()),
     };
-
-    let events = accepted_events(wins, &ids, &states, accepted_at);
-    outbox::table::insert(&txn, &events).await?;
-
     // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped
     // unfinished and never commits. The session's id lets the settlement end it for certain.
     let session = in_doubt::session_of(&txn).await?;
     hooks.before_commit().await;
     if let Err(e) = txn.commit().await {
-        return Err(if db_error::outcome_unknown(&e) {
+        return Err(Refused::whole(if db_error::outcome_unknown(&e) {
             WriteError::InDoubt(InDoubt::new(session, e))
         } else {
             e.into()
+        }));
+    }
+    Ok(committed)
+}
+
+/// Everything before the commit; the caller rolls back on a refusal.
+async fn write_in(
+    txn: &Txn,
+    wins: &[NewParticipation],
+    purchase: Option<&PurchaseRow>,
+    hooks: &dyn Hooks,
+) -> Result<Committed, Refused> {
+    let campaigns = by_campaign(wins);
+    for members in &campaigns {
+        if let Err(error) = decrement(txn, members, hooks).await {
+            let index = members[0].0;
+            return Err(Refused { index, error });
+        }
+    }
+    // The campaign rows' locks are held from here to the commit; the reconciler takes them
+    // before it gives a reservation back. A win past its deadline may have lost its reservation.
+    let now = std::time::Instant::now();
+    if wins.iter().any(|w| now > w.commit_by) {
+        return Err(Refused::whole(WriteError::Stale));
+    }
+    // The wins are the guarded decrement: its time, taken under the rows' locks so that it
+    // follows commit order, is their acceptedAt. The gate refuses a join past the window's end,
+    // but one it let through just before may reach the lock after it: the window is judged at
+    // the acceptedAt the win would carry.
+    let at = crate::db::time::precision(Utc::now());
+    if let Some(index) = wins.iter().position(|w| w.ends_at.is_some_and(|e| at >= e)) {
+        return Err(Refused {
+            index,
+            error: WriteError::Closed,
         });
     }
-    Ok(ids
-        .into_iter()
-        .zip(states)
+    guard_group(txn, wins).await.map_err(Refused::whole)?;
+    let purchase_id = match purchase {
+        Some(p) => Some(
+            insert_purchase(txn, p, at)
+                .await?
+                .ok_or(WriteError::KeyUsed)?,
+        ),
+        None => None,
+    };
+    let accepting = Accepting { at, purchase_id };
+    // What each win is at its acceptance: held until its deadline, or confirmed.
+    let states: Vec<WinState> = wins.iter().map(|w| w.status_at(at)).collect();
+    let mut ids = vec![0; wins.len()];
+    for members in &campaigns {
+        let own: Vec<WinState> = members.iter().map(|&(i, _)| states[i]).collect();
+        let list: Vec<&NewParticipation> = members.iter().map(|&(_, w)| w).collect();
+        match insert_participations(txn, &list, &own, accepting).await {
+            Ok(found) => {
+                for (&(i, _), id) in members.iter().zip(found) {
+                    ids[i] = id;
+                }
+            }
+            Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
+                let index = members[0].0;
+                return Err(Refused {
+                    index,
+                    error: WriteError::Duplicate,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let all: Vec<&NewParticipation> = wins.iter().collect();
+    outbox::table::insert(txn, &accepted_events(&all, &ids, &states, accepting)).await?;
+    let wins = (ids.into_iter().zip(states))
         .map(|(participation_id, (status, hold_expires_at))| Written {
             participation_id,
-            accepted_at,
+            accepted_at: at,
             status,
             hold_expires_at,
         })
-        .collect())
+        .collect();
+    Ok(Committed { wins, purchase_id })
 }
 
-/// The group's limit over the wins' users (a campaign's wins share its group).
-pub(super) async fn guard_group(txn: &Txn, wins: &[NewParticipation]) -> Result<(), WriteError> {
+/// A campaign's wins, with their places in the list given.
+type Members<'a> = Vec<(usize, &'a NewParticipation)>;
+
+/// `wins` by campaign, in campaign order (the order their rows are locked in).
+fn by_campaign(wins: &[NewParticipation]) -> Vec<Members<'_>> {
+    let mut by: BTreeMap<i64, Members<'_>> = BTreeMap::new();
+    for (i, w) in wins.iter().enumerate() {
+        by.entry(w.entry.campaign_id).or_default().push((i, w));
+    }
+    by.into_values().collect()
+}
+
+/// One campaign's guarded decrement: its one row's (the campaign's, or one bucket's), or its
+/// buckets' rows, ascending.
+async fn decrement(txn: &Txn, members: &Members<'_>, hooks: &dyn Hooks) -> Result<(), WriteError> {
+    match parts(members) {
+        Decrement::One(guard) => guarded_decrement(txn, &guard, hooks).await,
+        Decrement::Buckets(campaign_id, parts) => decrement_buckets(txn, campaign_id, &parts).await,
+    }
+}
+
+/// The group's limit over the wins' users (the wins share their group): each user's units
+/// together, one user's purchase as much as a batch of several users' joins.
+async fn guard_group(txn: &Txn, wins: &[NewParticipation]) -> Result<(), WriteError> {
     let Some(limit) = wins[0].group else {
         return Ok(());
     };
-    let takes: Vec<Take> = wins
-        .iter()
-        .map(|w| Take {
-            user_id: w.entry.user_id,
-            units: i64::from(w.entry.quantity),
-        })
+    let mut units: BTreeMap<i64, i64> = BTreeMap::new();
+    for w in wins {
+        *units.entry(w.entry.user_id).or_default() += i64::from(w.entry.quantity);
+    }
+    let takes: Vec<Take> = (units.iter())
+        .map(|(&user_id, &units)| Take { user_id, units })
         .collect();
     match guard::take(txn, limit.group_id, limit.per_user, &takes).await? {
         Held::Within => Ok(()),
-        Held::Over { .. } if wins.len() > 1 => Err(WriteError::BatchRefused),
+        Held::Over { .. } if takes.len() > 1 => Err(WriteError::BatchRefused),
         Held::Over { total, .. } => Err(WriteError::GroupLimit {
             limit: limit.per_user,
-            held: total - i64::from(wins[0].entry.quantity),
+            held: total - takes[0].units,
         }),
     }
 }
 
-/// What a transaction's wins take: one row's units (the campaign's, or one bucket's), or
+/// What one campaign's wins take: one row's units (the campaign's, or one bucket's), or
 /// several buckets' of a bucketed campaign, ascending.
 enum Decrement {
     One(Guard),
-    Buckets(Vec<Part>),
+    Buckets(i64, Vec<Part>),
 }
 
-/// `wins`' units by the row they come from.
-fn parts(wins: &[NewParticipation]) -> Decrement {
+/// A campaign's wins' units by the row they come from.
+fn parts(members: &Members<'_>) -> Decrement {
     let mut by_slot: BTreeMap<Option<u16>, Part> = BTreeMap::new();
-    for w in wins {
+    for &(_, w) in members {
         let bucket = w.entry.bucket;
         let part = by_slot.entry(bucket).or_insert(Part {
             bucket: bucket.unwrap_or(0),
@@ -302,107 +369,14 @@ fn parts(wins: &[NewParticipation]) -> Decrement {
         part.count += 1;
         part.max_sequence = part.max_sequence.max(w.sequence);
     }
-    if by_slot.len() == 1 {
-        let part = by_slot.into_values().next().unwrap_or(Part {
-            bucket: 0,
-            total: 0,
-            count: 0,
-            max_sequence: 0,
-        });
+    let first = members[0].1;
+    if let [(_, part)] = by_slot.iter().collect::<Vec<_>>()[..] {
         return Decrement::One(Guard {
-            slot: wins[0].entry.slot(),
+            slot: first.entry.slot(),
             total: part.total,
             count: part.count,
             max_sequence: part.max_sequence,
         });
     }
-    Decrement::Buckets(by_slot.into_values().collect())
-}
-
-/// Inserts the participations (one statement when their number is one of the list sizes of
-/// [`crate::db::sql`], as a group commit's batch is) and returns their ids in the order of `wins`.
-///
-/// One row: `LAST_INSERT_ID()`. Several: on MariaDB the insert returns them (`RETURNING user_id,
-/// id`, no second statement); on MySQL, which has no such clause, they are read back by
-/// (campaign, user) inside the transaction. Never computed from the first id, which would assume
-/// `auto_increment_increment = 1` (Galera and multi-primary set-ups step by more) and consecutive
-/// allocation.
-pub(super) async fn insert_participations(
-    txn: &Txn,
-    wins: &[NewParticipation],
-    states: &[WinState],
-    accepted_at: DateTime<Utc>,
-) -> Result<Vec<i64>, DbErr> {
-    let campaign_id = wins[0].entry.campaign_id;
-    let created_at = to_db(accepted_at);
-    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 11);
-    for (w, &(status, hold_expires_at)) in wins.iter().zip(states) {
-        values.extend([
-            campaign_id.into(),
-            w.entry.slot().bucket_or_zero().into(),
-            w.entry.user_id.into(),
-            w.entry.quantity.into(),
-            w.sequence.into(),
-            created_at.into(),
-            w.idempotency_key.clone().into(),
-            status.as_str().into(),
-            hold_expires_at.map(to_db).into(),
-            w.event_id.to_string().into(),
-            w.purchase_id.into(),
-        ]);
-    }
-    const HEAD: &str =
-        "INSERT INTO participation (campaign_id, bucket, user_id, quantity, sequence, \
-                        created_at, idempotency_key, status, hold_expires_at, event_id, purchase_id)";
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    if let [one] = wins {
-        let inserted = insert_rows(txn, HEAD, ROW, "", values).await?;
-        let id = i64::try_from(inserted[0].last_insert_id())
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
-        debug_assert_eq!(one.entry.campaign_id, campaign_id);
-        return Ok(vec![id]);
-    }
-    let found = if txn.insert_returning() {
-        insert_rows_returning(txn, HEAD, ROW, " RETURNING user_id, id", values).await?
-    } else {
-        insert_rows(txn, HEAD, ROW, "", values).await?;
-        read_back(txn, campaign_id, wins).await?
-    };
-    let mut by_user = HashMap::with_capacity(found.len());
-    for row in found {
-        by_user.insert(
-            row.try_get_by_index::<i64>(0)?,
-            row.try_get_by_index::<i64>(1)?,
-        );
-    }
-    wins.iter()
-        .map(|w| {
-            by_user.get(&w.entry.user_id).copied().ok_or_else(|| {
-                DbErr::Custom(format!(
-                    "participation of user {} not found right after its insert",
-                    w.entry.user_id
-                ))
-            })
-        })
-        .collect()
-}
-
-/// The `(user_id, id)` rows of `wins`, just inserted in this transaction.
-async fn read_back(
-    txn: &Txn,
-    campaign_id: i64,
-    wins: &[NewParticipation],
-) -> Result<Vec<QueryResult>, DbErr> {
-    let mut values: Vec<Value> = vec![campaign_id.into()];
-    let users = in_list(
-        &mut values,
-        wins.iter().map(|w| Value::from(w.entry.user_id)),
-    );
-    txn.query_all_raw(stmt(
-        &format!(
-            "SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({users})"
-        ),
-        values,
-    ))
-    .await
+    Decrement::Buckets(first.entry.campaign_id, by_slot.into_values().collect())
 }

@@ -21,7 +21,7 @@ use crate::{
 
 use super::{
     reserve::GateCart,
-    store::{self, StoredPurchase},
+    store::{self, PurchaseRow, StoredPurchase},
     write::{self, NewPurchase, PurchaseWriteError},
     CartError, CartRequest,
 };
@@ -179,6 +179,10 @@ fn new_purchase(
         .min()
         .unwrap_or(0);
     let trace = req.trace.map(|t| t.to_string());
+    let limit = crate::group::Limit {
+        group_id: members.group.id,
+        per_user: members.group.per_user_limit,
+    };
     let items = campaigns
         .iter()
         .zip(&req.items)
@@ -204,16 +208,16 @@ fn new_purchase(
                 commit_by,
                 ends_at: campaign.ends_at,
                 reserved_at_ms,
-                group: None,
-                purchase_id: None,
+                group: Some(limit),
             }
         })
         .collect();
     NewPurchase {
-        group_id: members.group.id,
-        user_id: req.user_id,
-        limit: members.group.per_user_limit,
-        idempotency_key: req.idempotency_key.clone(),
+        row: PurchaseRow {
+            group_id: members.group.id,
+            user_id: req.user_id,
+            idempotency_key: req.idempotency_key.clone(),
+        },
         items,
         returns_seen: reserved.iter().map(|r| r.returns_seen).collect(),
     }
@@ -297,13 +301,9 @@ impl Settle {
                 self.give_back_items(purchase, Some((index, how))).await;
                 Err(item_error(index, error))
             }
-            PurchaseWriteError::GroupLimit { held } => {
+            PurchaseWriteError::GroupLimit { limit, held } => {
                 self.give_back_items(purchase, None).await;
-                Err(JoinError::GroupLimit {
-                    limit: purchase.limit,
-                    held,
-                }
-                .into())
+                Err(JoinError::GroupLimit { limit, held }.into())
             }
             PurchaseWriteError::KeyUsed => {
                 self.give_back_items(purchase, None).await;

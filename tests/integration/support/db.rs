@@ -65,7 +65,6 @@ impl TestApp {
             ends_at: None,
             reserved_at_ms: chrono::Utc::now().timestamp_millis(),
             group: None,
-            purchase_id: None,
         }
     }
     /// Locks the campaign's row in a transaction of the test's own, so the service's guarded

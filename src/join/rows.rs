@@ -1,0 +1,151 @@
+//! A win's rows, built in one place for a join's batch and a purchase's items alike: its
+//! `participation` row and its `ParticipationAccepted` outbox row (docs/design.md §2.2, §4).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+
+use crate::{
+    db::{
+        sql::{in_list, insert_rows, insert_rows_returning, stmt},
+        time::to_db,
+        Txn,
+    },
+    events::{
+        accepted::{win_message_key, PARTICIPATION_ACCEPTED},
+        ParticipationAccepted,
+    },
+    join::transaction::{NewParticipation, WinState},
+    outbox::NewOutboxEvent,
+};
+
+/// What the wins of one transaction share once the campaign rows are locked: their acceptance
+/// time, and the purchase they are items of (`None` for joins).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Accepting {
+    pub(super) at: DateTime<Utc>,
+    pub(super) purchase_id: Option<i64>,
+}
+
+/// The outbox rows of `wins`: each one's `ParticipationAccepted` as it is written.
+pub(super) fn accepted_events(
+    wins: &[&NewParticipation],
+    ids: &[i64],
+    states: &[WinState],
+    accepting: Accepting,
+) -> Vec<NewOutboxEvent> {
+    wins.iter()
+        .zip(ids.iter().zip(states))
+        .map(|(w, (&participation_id, &(status, hold_expires_at)))| {
+            let event = ParticipationAccepted {
+                event_id: w.event_id,
+                event_type: PARTICIPATION_ACCEPTED.into(),
+                occurred_at: accepting.at,
+                campaign_id: w.entry.campaign_id,
+                participation_id,
+                user_id: w.entry.user_id,
+                quantity: w.entry.quantity,
+                sequence: w.sequence,
+                reward_points: w.reward_points,
+                status,
+                hold_expires_at,
+                purchase_id: accepting.purchase_id,
+            };
+            let mut row =
+                NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref());
+            if w.entry.bucket.is_some() {
+                row.msg_key = win_message_key(w.entry.campaign_id, w.entry.bucket);
+            }
+            row
+        })
+        .collect()
+}
+
+/// Inserts the participations (one statement when their number is one of the list sizes of
+/// [`crate::db::sql`], as a group commit's batch is) and returns their ids in the order of `wins`.
+///
+/// One row: `LAST_INSERT_ID()`. Several: on MariaDB the insert returns them (`RETURNING user_id,
+/// id`, no second statement); on MySQL, which has no such clause, they are read back by
+/// (campaign, user) inside the transaction. Never computed from the first id, which would assume
+/// `auto_increment_increment = 1` (Galera and multi-primary set-ups step by more) and consecutive
+/// allocation.
+pub(super) async fn insert_participations(
+    txn: &Txn,
+    wins: &[&NewParticipation],
+    states: &[WinState],
+    accepting: Accepting,
+) -> Result<Vec<i64>, DbErr> {
+    let campaign_id = wins[0].entry.campaign_id;
+    let created_at = to_db(accepting.at);
+    let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 11);
+    for (w, &(status, hold_expires_at)) in wins.iter().zip(states) {
+        values.extend([
+            campaign_id.into(),
+            w.entry.slot().bucket_or_zero().into(),
+            w.entry.user_id.into(),
+            w.entry.quantity.into(),
+            w.sequence.into(),
+            created_at.into(),
+            w.idempotency_key.clone().into(),
+            status.as_str().into(),
+            hold_expires_at.map(to_db).into(),
+            w.event_id.to_string().into(),
+            accepting.purchase_id.into(),
+        ]);
+    }
+    const HEAD: &str =
+        "INSERT INTO participation (campaign_id, bucket, user_id, quantity, sequence, \
+                        created_at, idempotency_key, status, hold_expires_at, event_id, purchase_id)";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    if let [one] = wins {
+        let inserted = insert_rows(txn, HEAD, ROW, "", values).await?;
+        let id = i64::try_from(inserted[0].last_insert_id())
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        debug_assert_eq!(one.entry.campaign_id, campaign_id);
+        return Ok(vec![id]);
+    }
+    let found = if txn.insert_returning() {
+        insert_rows_returning(txn, HEAD, ROW, " RETURNING user_id, id", values).await?
+    } else {
+        insert_rows(txn, HEAD, ROW, "", values).await?;
+        read_back(txn, campaign_id, wins).await?
+    };
+    let mut by_user = HashMap::with_capacity(found.len());
+    for row in found {
+        by_user.insert(
+            row.try_get_by_index::<i64>(0)?,
+            row.try_get_by_index::<i64>(1)?,
+        );
+    }
+    wins.iter()
+        .map(|w| {
+            by_user.get(&w.entry.user_id).copied().ok_or_else(|| {
+                DbErr::Custom(format!(
+                    "participation of user {} not found right after its insert",
+                    w.entry.user_id
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The `(user_id, id)` rows of `wins`, just inserted in this transaction.
+async fn read_back(
+    txn: &Txn,
+    campaign_id: i64,
+    wins: &[&NewParticipation],
+) -> Result<Vec<QueryResult>, DbErr> {
+    let mut values: Vec<Value> = vec![campaign_id.into()];
+    let users = in_list(
+        &mut values,
+        wins.iter().map(|w| Value::from(w.entry.user_id)),
+    );
+    txn.query_all_raw(stmt(
+        &format!(
+            "SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({users})"
+        ),
+        values,
+    ))
+    .await
+}
