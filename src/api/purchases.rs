@@ -27,10 +27,7 @@ use crate::{
         request_span::ServerSpan,
         user_auth::{AdminOrUserToken, UserAuthority, UserToken},
     },
-    join::{
-        cart::{store::StoredPurchase, CartError, CartRequest},
-        ParticipationService,
-    },
+    join::cart::{service::Carts, store::StoredPurchase, CartError, CartRequest},
     refusal::RefusalCounter,
     win::lifecycle::LifecycleService,
 };
@@ -108,7 +105,7 @@ impl From<CartError> for ApiError {
 
 /// The purchases resource.
 pub struct PurchasesApi {
-    pub participations: ParticipationService,
+    pub carts: Carts,
     pub lifecycle: LifecycleService,
     pub admin: AdminTokens,
     /// Who may buy, read, confirm or cancel for a user (`USER_AUTH`).
@@ -122,7 +119,7 @@ pub struct PurchasesApi {
 impl PurchasesApi {
     /// Purchase `id` of group `group_id`, or 404.
     async fn stored(&self, group_id: i64, id: i64) -> Result<StoredPurchase, ApiError> {
-        self.participations
+        self.carts
             .find_purchase(id)
             .await?
             .filter(|p| p.group_id == group_id)
@@ -179,7 +176,7 @@ impl PurchasesApi {
             trace: Some(span.0 .0),
         };
         let purchased = self
-            .participations
+            .carts
             .purchase(req)
             .await
             .map_err(ApiError::from)

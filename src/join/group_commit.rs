@@ -20,6 +20,10 @@
 //! falls back to one transaction per member, in queue order, so exactly the right ones win. Any
 //! other failure is every member's failure (each compensates, as with one transaction per win).
 //!
+//! A purchase's items (docs/design.md §22) are written here too, in a transaction of their own
+//! (their rows are several campaigns'), by the same transaction and the same settlement of a
+//! commit in doubt ([`GroupCommit::write_purchase`]).
+//!
 //! Settling a batch's reservations in Redis and answering its members happen in a task of their
 //! own, off the lane: the next batch does not wait for that round trip. A bucketed campaign's
 //! reservations are closed a moment later, gathered per bucket ([`super::closing`]).
@@ -56,9 +60,10 @@ use crate::{
     db::{sql::size_at_most, Db},
     gate::{Committed, Gate, Slot},
     join::{
+        cart::store::PurchaseRow,
         closing::Closing,
         in_doubt,
-        transaction::{self, NewParticipation, WriteError, Written},
+        transaction::{self, Committed as Wrote, NewParticipation, Refused, WriteError, Written},
     },
     telemetry::metrics::Metrics,
 };
@@ -359,18 +364,56 @@ impl GroupCommit {
             }
         }
         for batch in seen {
-            self.metrics.group_commit_in_doubt.inc();
             let members = wins
                 .iter()
                 .zip(results)
                 .filter(|(_, r)| matches!(r, Err(WriteError::InDoubt(b)) if Arc::ptr_eq(b, batch)))
-                .map(|(w, _)| in_doubt::Member {
-                    entry: w.entry,
-                    event_id: w.event_id,
-                    reserved_at_ms: w.reserved_at_ms,
-                })
-                .collect();
-            batch.settle(self.db.clone(), self.gate.clone(), members);
+                .map(|(w, _)| w);
+            self.settle(batch, members);
         }
+    }
+
+    /// Writes a purchase's items and its row in one transaction of their own (not batched: they
+    /// are one user's wins of several campaigns); a COMMIT in doubt is settled as a batch's is.
+    pub async fn write_purchase(
+        &self,
+        items: &[NewParticipation],
+        row: &PurchaseRow,
+    ) -> Result<Wrote, Refused> {
+        let written = transaction::write_wins(&self.db, items, Some(row), &*self.hooks).await;
+        match &written {
+            // Each item's reservation closed (best effort: the reconciler finds them won).
+            Ok(_) => {
+                for item in items {
+                    let won = [Committed::from(&item.entry)];
+                    if let Err(e) = self.gate.settle(item.entry.slot(), &won).await {
+                        tracing::debug!(error = %e, "Could not close a purchase's reservation; the reconciler will.");
+                    }
+                }
+            }
+            Err(Refused {
+                error: WriteError::InDoubt(doubt),
+                ..
+            }) => self.settle(doubt, items.iter()),
+            Err(_) => {}
+        }
+        written
+    }
+
+    /// Starts the settlement of a transaction in doubt with the wins it carried.
+    fn settle<'a>(
+        &self,
+        doubt: &Arc<in_doubt::InDoubt>,
+        wins: impl Iterator<Item = &'a NewParticipation>,
+    ) {
+        self.metrics.group_commit_in_doubt.inc();
+        let members = wins
+            .map(|w| in_doubt::Member {
+                entry: w.entry,
+                event_id: w.event_id,
+                reserved_at_ms: w.reserved_at_ms,
+            })
+            .collect();
+        doubt.settle(self.db.clone(), self.gate.clone(), members);
     }
 }

@@ -1,5 +1,5 @@
-//! Commits in doubt (docs/design.md §2.1, §18.1): a batch whose COMMIT was sent and never
-//! answered (MySQL hung, a failover reset the connection) may or may not have committed, and its
+//! Commits in doubt (docs/design.md §2.1, §18.1): a transaction (a join's batch, or a purchase's
+//! items) whose COMMIT was sent and never answered (MySQL hung, a failover reset the connection) may or may not have committed, and its
 //! reservations hold units at the gate until someone knows which.
 //!
 //! Before, nobody knew until the reconciler looked, `RESERVATION_TIMEOUT_MS` later (60 s then):
@@ -44,31 +44,35 @@ const RETRY_LONGEST: Duration = Duration::from_millis(200);
 const GONE_POLL: Duration = Duration::from_millis(10);
 
 /// The pause between two attempts at settling a commit in doubt: [`RETRY_FIRST`], doubling up
-/// to [`RETRY_LONGEST`]. A join's batch and a purchase both wait so.
-pub(crate) struct RetryPause(Duration);
+/// to [`RETRY_LONGEST`].
+struct RetryPause(Duration);
 
 impl RetryPause {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Self(RETRY_FIRST)
     }
 
     /// Sleeps the current pause, and doubles the next one.
-    pub(crate) async fn wait(&mut self) {
+    async fn wait(&mut self) {
         tokio::time::sleep(self.0).await;
         self.0 = (self.0 * 2).min(RETRY_LONGEST);
     }
 }
 
-/// A batch whose COMMIT's outcome is unknown; shared by its members' answers.
+/// A transaction whose COMMIT's outcome is unknown; shared by its members' answers.
 #[derive(Debug)]
 pub struct InDoubt {
     /// The server's id of the session that sent the COMMIT.
     session: u64,
     /// Why the outcome is unknown (the deadline, the broken connection).
     error: DbErr,
-    /// The verdict, once the settlement has it; the members' requests wait on it.
-    verdict: watch::Sender<Option<Arc<HashMap<i64, Verdict>>>>,
+    /// The verdict per member (campaign, user), once the settlement has it; the members'
+    /// requests wait on it.
+    verdict: watch::Sender<Option<Arc<Verdicts>>>,
 }
+
+/// Each member's verdict, by (campaign, user).
+type Verdicts = HashMap<(i64, i64), Verdict>;
 
 /// What the settlement found for one member.
 #[derive(Debug, Clone)]
@@ -109,11 +113,6 @@ impl InDoubt {
         })
     }
 
-    /// The MySQL session the COMMIT was sent on (ended before the outcome is read).
-    pub(super) fn session(&self) -> u64 {
-        self.session
-    }
-
     /// Why the outcome was unknown.
     pub fn error(&self) -> &DbErr {
         &self.error
@@ -125,7 +124,7 @@ impl InDoubt {
         let this = self.clone();
         let campaign_id = members.first().map_or(0, |m| m.entry.campaign_id);
         tracing::warn!(campaign_id, session = self.session, wins = members.len(), error = %self.error,
-            "A group commit's outcome is unknown; settling it as soon as MySQL answers.");
+            "A commit's outcome is unknown; settling it as soon as MySQL answers.");
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let mut pause = RetryPause::new();
@@ -142,7 +141,7 @@ impl InDoubt {
                             committed,
                             given_back = verdicts.len() - committed,
                             after_ms = started.elapsed().as_millis() as u64,
-                            "Settled a group commit that was in doubt."
+                            "Settled a commit that was in doubt."
                         );
                         this.verdict.send_replace(Some(Arc::new(verdicts)));
                         return;
@@ -157,15 +156,20 @@ impl InDoubt {
         });
     }
 
-    /// The verdict for `user_id`, waiting for it at most `within`; `None` if it is not known by
-    /// then (the settlement goes on without the caller).
-    pub async fn verdict(&self, user_id: i64, within: Duration) -> Option<Verdict> {
+    /// The verdict for `user_id`'s win in `campaign_id`, waiting for it at most `within`;
+    /// `None` if it is not known by then (the settlement goes on without the caller).
+    pub async fn verdict(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        within: Duration,
+    ) -> Option<Verdict> {
         let mut seen = self.verdict.subscribe();
         let known = tokio::time::timeout(within, seen.wait_for(Option::is_some))
             .await
             .ok()?
             .ok()?;
-        known.as_ref()?.get(&user_id).cloned()
+        known.as_ref()?.get(&(campaign_id, user_id)).cloned()
     }
 
     /// One attempt: end the session, read the wins, close or give back each reservation.
@@ -174,24 +178,16 @@ impl InDoubt {
         db: &Db,
         gate: &Gate,
         members: &[Member],
-    ) -> Result<HashMap<i64, Verdict>, SettleError> {
+    ) -> Result<Verdicts, SettleError> {
         end_session(db, self.session).await?;
-        let Some(first) = members.first() else {
-            return Ok(HashMap::new());
-        };
-        let campaign_id = first.entry.campaign_id;
-        let users: Vec<i64> = members.iter().map(|m| m.entry.user_id).collect();
-        let mut found: HashMap<i64, StoredParticipation> =
-            store::find_users(db, campaign_id, &users)
-                .await?
-                .into_iter()
-                .map(|p| (p.user_id, p))
-                .collect();
+        let mut found = stored(db, members).await?;
         let mut verdicts = HashMap::with_capacity(members.len());
-        // Per gate state: a batch of a bucketed campaign holds wins of several buckets.
+        // Per gate state: a batch of a bucketed campaign holds wins of several buckets, a
+        // purchase wins of several campaigns.
         let mut committed: HashMap<crate::gate::Slot, Vec<crate::gate::Committed>> = HashMap::new();
         for m in members {
-            let verdict = match found.remove(&m.entry.user_id) {
+            let key = (m.entry.campaign_id, m.entry.user_id);
+            let verdict = match found.remove(&key) {
                 Some(p) if p.event_id.as_deref() == Some(m.event_id.to_string().as_str()) => {
                     committed
                         .entry(m.entry.slot())
@@ -208,13 +204,34 @@ impl InDoubt {
                     Verdict::NotCommitted
                 }
             };
-            verdicts.insert(m.entry.user_id, verdict);
+            verdicts.insert(key, verdict);
         }
         for (slot, users) in committed {
             gate.settle(slot, &users).await?;
         }
         Ok(verdicts)
     }
+}
+
+/// The members' participations MySQL has, by (campaign, user): one read per campaign.
+async fn stored(
+    db: &Db,
+    members: &[Member],
+) -> Result<HashMap<(i64, i64), StoredParticipation>, DbErr> {
+    let mut users: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for m in members {
+        users
+            .entry(m.entry.campaign_id)
+            .or_default()
+            .push(m.entry.user_id);
+    }
+    let mut found = HashMap::with_capacity(members.len());
+    for (campaign_id, users) in users {
+        for p in store::find_users(db, campaign_id, &users).await? {
+            found.insert((p.campaign_id, p.user_id), p);
+        }
+    }
+    Ok(found)
 }
 
 /// A member's reservation back at the gate, only while it is still exactly that reservation.
@@ -226,7 +243,7 @@ async fn give_back(gate: &Gate, m: &Member, how: Release) -> Result<(), GateErro
 
 /// Ends session `session` if it is still there and ours, and returns once it is gone: from then
 /// on its transaction can neither commit nor roll back any more.
-pub(super) async fn end_session(db: &Db, session: u64) -> Result<(), DbErr> {
+async fn end_session(db: &Db, session: u64) -> Result<(), DbErr> {
     if !still_there(db, session).await? {
         return Ok(());
     }

@@ -17,13 +17,16 @@
 //!   compensation.
 //! - [`group_commit`]: a campaign's wins that queue behind its running transaction share the
 //!   next one; [`closing`]: their reservations closed in Redis once committed.
-//! - [`transaction`]: the participation transaction: one win, or a batch of one campaign's wins,
-//!   with their outbox rows and the guarded stock decrement (`guard`: the campaign's row or the
-//!   bucket's).
-//! - [`in_doubt`]: a batch whose COMMIT went unanswered, settled as soon as MySQL answers again.
+//! - [`transaction`]: the one transaction every win takes: a batch of one campaign's wins, or a
+//!   purchase's items with its row; the guarded stock decrements (`guard`: the campaign's row or
+//!   the buckets'), the deadlines, the group's limit, the rows (`rows`: a win's participation
+//!   and its event, built in one place), the commit.
+//! - [`in_doubt`]: a transaction whose COMMIT went unanswered, settled as soon as MySQL answers
+//!   again.
 //! - [`probe`]: the counters tests synchronize on (the group commit's queue, the loader's
 //!   rebuilds).
-//! - [`cart`]: a purchase of several campaigns of a group, all or none (§22).
+//! - [`cart`]: a purchase of several campaigns of a group, all or none (§22), over the reserve
+//!   and settle steps ([`cart::service::Carts`]).
 //! - [`baseline`]: the naive synchronous path kept for comparison (no Redis, no outbox).
 
 pub mod admit;

@@ -8,7 +8,7 @@ impl ParticipationService {
     /// Wins of the campaign queued for its next group-commit transaction (tests synchronize on
     /// it, through `startup::testing`).
     pub fn group_commit_queued(&self, campaign_id: i64) -> usize {
-        self.settle.group_commit.queued(campaign_id)
+        self.settle.queued(campaign_id)
     }
 
     /// Gate rebuilds this instance has run that read MySQL (for the tests, as above).

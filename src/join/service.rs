@@ -23,6 +23,7 @@ use crate::{
     hooks::Hooks,
     join::{
         admit::Admit,
+        cart::service::Carts,
         group_commit::GroupCommit,
         request::{detached, Accepted, AdmissionRefusal, JoinError, JoinRequest},
         reserve::{Gated, Reserve},
@@ -122,21 +123,20 @@ impl ParticipationService {
                     sold_out,
                 ),
             }),
-            settle: Arc::new(Settle {
-                group_commit: GroupCommit::new(
-                    db.clone(),
-                    gate.clone(),
+            settle: Arc::new(Settle::new(
+                db.clone(),
+                gate.clone(),
+                GroupCommit::new(
+                    db,
+                    gate,
                     settings.database.group_commit,
                     settings.database.acquire_timeout,
                     metrics.clone(),
-                    hooks.clone(),
+                    hooks,
                 ),
-                db,
-                gate,
                 sink,
                 metrics,
-                hooks,
-            }),
+            )),
         }
     }
 
@@ -187,8 +187,8 @@ impl ParticipationService {
     /// instance serves.
     pub fn reconciler(&self) -> Reconciler {
         Reconciler {
-            db: self.settle.db.clone(),
-            gate: self.settle.gate.clone(),
+            db: self.settle.db().clone(),
+            gate: self.settle.gate().clone(),
             campaigns: self.admit.campaigns.clone(),
         }
     }
@@ -211,7 +211,12 @@ impl ParticipationService {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredParticipation>, DbErr> {
-        store::list(&self.settle.db, campaign_id, after_id, limit).await
+        store::list(self.settle.db(), campaign_id, after_id, limit).await
+    }
+
+    /// Purchases of several campaigns of a group, over the same steps (docs/design.md §22).
+    pub fn carts(&self) -> Carts {
+        Carts::new(self.reserve.clone(), self.settle.clone())
     }
 
     /// A user's participation in a campaign, as stored.
@@ -220,7 +225,7 @@ impl ParticipationService {
         campaign_id: i64,
         user_id: i64,
     ) -> Result<Option<StoredParticipation>, DbErr> {
-        store::find(&self.settle.db, campaign_id, user_id).await
+        store::find(self.settle.db(), campaign_id, user_id).await
     }
 
     /// The sold-out memo (a live control that brings stock back clears its campaign's entry).

@@ -2,6 +2,10 @@
 //! its campaign's group commit, or its reservation is given back in Redis (compensation); a
 //! write whose answer was lost is resolved by asking MySQL whether the win is there. A user the
 //! gate already knows is answered from MySQL here too.
+//!
+//! A purchase (`join::cart`) settles through the same step: its write ([`Settle::write_purchase`]),
+//! the one mapping from a write's refusal to how a reservation goes back and what is answered
+//! ([`Settle::refusal`]), the same compensation and the same settlement of a commit in doubt.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,13 +17,14 @@ use crate::{
     campaign::Campaign,
     db::error::{self as db_error, DbErrorKind},
     db::Db,
-    gate::{reservation_value, AdmissionPass, Gate, Release},
+    gate::{reservation_value, AdmissionPass, Entry, Gate, Release},
     join::{
+        cart::store::PurchaseRow,
         group_commit::GroupCommit,
         in_doubt::{InDoubt, Verdict},
         request::{existing, Accepted, JoinError, JoinRequest},
         reserve::Reserved,
-        transaction::{NewParticipation, WriteError, Written},
+        transaction::{Committed as Wrote, NewParticipation, Refused, WriteError, Written},
     },
     telemetry::metrics::{
         registry::{PathLabels, ReasonLabels},
@@ -50,20 +55,79 @@ pub(super) enum Settled {
 
 /// The settle step: MySQL through the group commit, the gate for compensation.
 pub struct Settle {
-    pub(super) db: Db,
-    pub(super) gate: Gate,
-    /// Writes the wins, several of a campaign per transaction under load.
-    pub(super) group_commit: Arc<GroupCommit>,
+    db: Db,
+    gate: Gate,
+    /// Writes the wins, several of a campaign per transaction under load, and purchases.
+    group_commit: Arc<GroupCommit>,
     /// Where the wins' events go: the topic their outbox rows name, and the relay's wakeup
     /// after each commit (a no-op with no relay listening).
-    pub(super) sink: Sink,
+    sink: Sink,
     /// Transaction latencies.
-    pub(super) metrics: Arc<Metrics>,
-    /// The test seam (`crate::hooks`), for the purchases written outside the group commit.
-    pub(super) hooks: Arc<dyn crate::hooks::Hooks>,
+    metrics: Arc<Metrics>,
+}
+
+/// What a write that did not commit comes to for one win, a join's or a purchase's item's.
+pub enum Refusal {
+    /// Nothing was written: the reservation goes back `how`, and the win is answered `answer`
+    /// (`AlreadyParticipated` without an id: the caller may look it up).
+    Back { how: Release, answer: JoinError },
+    /// The COMMIT went unanswered: its settlement ([`InDoubt`]) decides, and has started.
+    InDoubt(Arc<InDoubt>),
+    /// The batch's task ended without an answer: MySQL says whether the win is there.
+    Unanswered(DbErr),
 }
 
 impl Settle {
+    pub(super) fn new(
+        db: Db,
+        gate: Gate,
+        group_commit: Arc<GroupCommit>,
+        sink: Sink,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            db,
+            gate,
+            group_commit,
+            sink,
+            metrics,
+        }
+    }
+
+    /// The database the wins are written to (reads of what was written).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The gate the reservations go back to.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The topic the wins' events name.
+    pub fn topic(&self) -> Arc<str> {
+        self.sink.topic.clone()
+    }
+
+    /// Wins of the campaign queued for its next group-commit transaction.
+    pub fn queued(&self, campaign_id: i64) -> usize {
+        self.group_commit.queued(campaign_id)
+    }
+
+    /// Writes a purchase's items and its row in one transaction (docs/design.md §22), and wakes
+    /// the relay once it committed.
+    pub async fn write_purchase(
+        &self,
+        items: &[NewParticipation],
+        row: &PurchaseRow,
+    ) -> Result<Wrote, Refused> {
+        let written = self.group_commit.write_purchase(items, row).await;
+        if written.is_ok() {
+            self.sink.wakeup.notify_one();
+        }
+        written
+    }
+
     /// Settlement: the win is written (group commit), or the reservation is given back.
     pub(super) async fn commit_or_compensate(
         &self,
@@ -154,126 +218,92 @@ impl Settle {
         returns_seen: i64,
         reserved_at_ms: i64,
     ) -> Result<Accepted, JoinError> {
-        match failed {
-            WriteError::Duplicate => {
-                self.compensate(&req, pass, Release::KeepUser, reserved_at_ms)
-                    .await;
-                self.already(&req).await
+        match self.refusal(failed, &req.entry, returns_seen) {
+            Refusal::Back { how, answer } => {
+                self.compensate(&req, pass, how, reserved_at_ms).await;
+                match answer {
+                    JoinError::AlreadyParticipated { .. } => self.already(&req).await,
+                    answer => Err(answer),
+                }
             }
+            Refusal::InDoubt(batch) => self.await_in_doubt(req, &batch).await,
+            Refusal::Unanswered(e) => self.resolve_unknown(req, pass, e, reserved_at_ms).await,
+        }
+    }
+
+    /// The one mapping from a write that did not commit to how the reservation of the win
+    /// `entry` goes back and what it is answered, for a join and a purchase's item alike; logged
+    /// and counted here. `returns_seen` is what the gate's reservation saw (a sell-out goes back
+    /// with it, see `Release::SoldOut`).
+    pub fn refusal(&self, failed: WriteError, entry: &Entry, returns_seen: i64) -> Refusal {
+        let (how, answer) = match failed {
+            WriteError::Duplicate => (
+                Release::KeepUser,
+                JoinError::AlreadyParticipated {
+                    participation_id: None,
+                },
+            ),
+            // The gate ran ahead of the row: it takes the row's stock. A bucket's row says
+            // nothing about the campaign (units may be in the siblings): SERVICE_BUSY. (A join's
+            // bucket asks its gate again before it comes here, see `Settled::BucketShort`.)
             WriteError::SoldOut {
                 remaining_stock,
                 control_seq,
-            } => {
-                self.compensate(
-                    &req,
-                    pass,
-                    Release::SoldOut {
-                        remaining_stock,
-                        control_seq,
-                        returns_seen,
-                    },
-                    reserved_at_ms,
-                )
-                .await;
-                Err(JoinError::SoldOut)
-            }
+            } => (
+                Release::SoldOut {
+                    remaining_stock,
+                    control_seq,
+                    returns_seen,
+                },
+                match entry.bucket {
+                    None => JoinError::SoldOut,
+                    Some(_) => JoinError::Busy,
+                },
+            ),
+            // The group's limit in MySQL, which the gate had not seen (a campaign list read
+            // before the newest campaign joined the group).
             WriteError::GroupLimit { limit, held } => {
-                self.over_group_limit(&req, pass, limit, held, reserved_at_ms)
-                    .await
+                tracing::info!(campaign_id = entry.campaign_id, user_id = entry.user_id, held, limit,
+                    "MySQL's guard refused a win past the group's limit that the gate had let through.");
+                self.metrics
+                    .group_limit_refused
+                    .get_or_create(&ReasonLabels { reason: "MYSQL" })
+                    .inc();
+                (Release::Undo, JoinError::GroupLimit { limit, held })
             }
             // A pause or close the gate had not received: MySQL refuses the win, and the
             // reservation goes back whole (units and user).
-            stopped @ (WriteError::Paused | WriteError::Closed) => {
-                self.compensate(&req, pass, Release::Undo, reserved_at_ms)
-                    .await;
-                Err(match stopped {
-                    WriteError::Paused => JoinError::Paused,
-                    _ => JoinError::Ended,
-                })
+            WriteError::Paused => (Release::Undo, JoinError::Paused),
+            WriteError::Closed => (Release::Undo, JoinError::Ended),
+            // Too late to commit: the reconciler may have given the reservation back already, so
+            // it goes back only if it is still exactly this request's.
+            stale @ WriteError::Stale => {
+                tracing::warn!(campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "A win reached MySQL past its commit deadline; not written, its reservation given back.");
+                let answer = JoinError::Unavailable {
+                    what: "MySQL",
+                    source: stale.into(),
+                };
+                (Release::Expire, answer)
             }
-            stale @ WriteError::Stale => self.too_late(&req, pass, stale, reserved_at_ms).await,
-            WriteError::InDoubt(batch) => self.await_in_doubt(req, &batch).await,
-
+            WriteError::InDoubt(batch) => return Refusal::InDoubt(batch),
             unanswered @ WriteError::Unanswered => {
-                self.resolve_unknown(
-                    req,
-                    pass,
-                    DbErr::Custom(unanswered.to_string()),
-                    reserved_at_ms,
-                )
-                .await
+                return Refusal::Unanswered(DbErr::Custom(unanswered.to_string()))
             }
-            // Failed before its COMMIT was sent. (A refused batch is never one win's answer: the
-            // group commit writes its wins one by one; a join writes no purchase row, so no key.)
+            // Failed before its COMMIT was sent: dropped unfinished, it never commits. (A
+            // refused batch is never one win's answer: the group commit writes its wins one by
+            // one; a purchase's taken key is the purchase's to answer.)
             failed @ (WriteError::Db(_) | WriteError::BatchRefused | WriteError::KeyUsed) => {
                 let e = match failed {
                     WriteError::Db(e) => e,
                     refused => DbErr::Custom(refused.to_string()),
                 };
-                self.not_committed(&req, pass, e, reserved_at_ms).await
+                tracing::warn!(error = %e, campaign_id = entry.campaign_id, user_id = entry.user_id,
+                    "The participation transaction failed; releasing the reservation.");
+                (Release::Undo, e.into())
             }
-        }
-    }
-
-    /// The group's limit in MySQL, which the gate had not seen (a campaign list read before the
-    /// newest campaign joined the group): nothing written, all given back.
-    async fn over_group_limit(
-        &self,
-        req: &JoinRequest,
-        pass: Option<&AdmissionPass>,
-        limit: i32,
-        held: i64,
-        reserved_at_ms: i64,
-    ) -> Result<Accepted, JoinError> {
-        tracing::info!(
-            campaign_id = req.entry.campaign_id,
-            user_id = req.entry.user_id,
-            held,
-            limit,
-            "MySQL's guard refused a win past the group's limit that the gate had let through."
-        );
-        self.metrics
-            .group_limit_refused
-            .get_or_create(&ReasonLabels { reason: "MYSQL" })
-            .inc();
-        self.compensate(req, pass, Release::Undo, reserved_at_ms)
-            .await;
-        Err(JoinError::GroupLimit { limit, held })
-    }
-
-    /// Too late to commit: the reconciler may have given the reservation back already, so it is
-    /// given back only if it is still exactly this request's.
-    async fn too_late(
-        &self,
-        req: &JoinRequest,
-        pass: Option<&AdmissionPass>,
-        stale: WriteError,
-        reserved_at_ms: i64,
-    ) -> Result<Accepted, JoinError> {
-        tracing::warn!(campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
-            "A win reached MySQL past its commit deadline; not written, its reservation given back.");
-        self.compensate(req, pass, Release::Expire, reserved_at_ms)
-            .await;
-        Err(JoinError::Unavailable {
-            what: "MySQL",
-            source: stale.into(),
-        })
-    }
-
-    /// Failed before its COMMIT was sent: dropped unfinished, it never commits, and its
-    /// reservation goes back whole.
-    async fn not_committed(
-        &self,
-        req: &JoinRequest,
-        pass: Option<&AdmissionPass>,
-        e: DbErr,
-        reserved_at_ms: i64,
-    ) -> Result<Accepted, JoinError> {
-        tracing::warn!(error = %e, campaign_id = req.entry.campaign_id, user_id = req.entry.user_id,
-            "The participation transaction failed; releasing the reservation.");
-        self.compensate(req, pass, Release::Undo, reserved_at_ms)
-            .await;
-        Err(e.into())
+        };
+        Refusal::Back { how, answer }
     }
 
     /// A bucketed campaign's admission whose win committed is reported to its room
@@ -321,7 +351,11 @@ impl Settle {
     ) -> Result<Accepted, JoinError> {
         let entry = req.entry;
         match batch
-            .verdict(entry.user_id, self.db.statement_timeout())
+            .verdict(
+                entry.campaign_id,
+                entry.user_id,
+                self.db.statement_timeout(),
+            )
             .await
         {
             Some(Verdict::Committed(found)) => {
@@ -396,7 +430,7 @@ impl Settle {
     /// open (see [`reservation_value`]). Retried a few times; if Redis stays unreachable the
     /// reservation is leaked (Redis then undercounts the stock until its keys are rebuilt) and
     /// logged. The admission `pass` the reservation used is live again when nothing was written.
-    pub(super) async fn compensate(
+    pub async fn compensate(
         &self,
         req: &JoinRequest,
         pass: Option<&AdmissionPass>,

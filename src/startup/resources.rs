@@ -133,7 +133,7 @@ impl Resources {
 
     fn purchases_api(&self) -> PurchasesApi {
         PurchasesApi {
-            participations: self.participations.clone(),
+            carts: self.participations.carts(),
             lifecycle: self.lifecycle.clone(),
             admin: self.admin.clone(),
             users: self.users.clone(),

@@ -1,18 +1,19 @@
 //! Carts (docs/design.md §22): a purchase of several campaigns of one group, every item won or
 //! none. The same steps as a join, over all the items at once: the gate reserves them in one
-//! atomic step ([`reserve`], `lua/cart.lua`), one transaction writes every item's win and event
-//! ([`write`]), and the reservations are closed, or all given back ([`service`]).
+//! atomic step ([`reserve`], `lua/cart.lua`), the join's settle step writes every item's win and
+//! event with the purchase row in the one transaction every win takes
+//! (`join::transaction::write_wins`), and the reservations are closed, or all given back as the
+//! settle step maps the refusal ([`service`]).
 //!
 //! # Layout
-//! - [`service`]: the purchase composed of its steps, and what it answers.
+//! - [`service`]: [`Carts`](service::Carts), the purchase composed of the steps, and what it
+//!   answers.
 //! - [`reserve`]: the gate's step for a cart: rebuilds, the in-flight wait, a dry bucket's search.
-//! - [`write`]: the purchase's transaction.
-//! - [`store`]: a purchase read back (its answer, a retried Idempotency-Key).
+//! - [`store`]: the `purchase` table: its row written, a purchase read back.
 
 pub mod reserve;
 pub mod service;
 pub mod store;
-pub mod write;
 
 use crate::join::request::JoinError;
 

@@ -9,26 +9,34 @@ use uuid::Uuid;
 
 use crate::{
     campaign::Campaign,
-    gate::{cart::CartItem, Committed, Entry, Release, Slot},
+    gate::{cart::CartItem, Entry, Release, Slot},
     group::GroupMembers,
     join::{
+        in_doubt::{InDoubt, Verdict},
         request::{JoinError, JoinRequest},
-        service::ParticipationService,
-        settle::Settle,
-        transaction::{NewParticipation, WriteError},
+        reserve::Reserve,
+        settle::{Refusal, Settle},
+        transaction::{NewParticipation, Refused, WriteError},
     },
 };
 
 use super::{
     reserve::GateCart,
     store::{self, PurchaseRow, StoredPurchase},
-    write::{self, NewPurchase, PurchaseWriteError},
     CartError, CartRequest,
 };
 
-/// A purchase in doubt is asked again as a join's batch is (`join::in_doubt::RetryPause`), for
-/// at most a minute (then the reconciler has its reservations).
-const IN_DOUBT_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(60);
+/// A cart to write: its items' wins, in the order the cart asked for them (each carries the
+/// group's limit), and the purchase's own row; written by the one transaction every win takes
+/// (`join::transaction::write_wins`).
+#[derive(Debug, Clone)]
+pub struct NewPurchase {
+    pub row: PurchaseRow,
+    pub items: Vec<NewParticipation>,
+    /// Each item's campaign's count of returns when the gate reserved it (a refusal by MySQL
+    /// gives it back with it, see `Release::SoldOut`).
+    pub returns_seen: Vec<i64>,
+}
 
 /// A purchase's answer: as stored, and whether this request wrote it (`false`: a retry of the
 /// same Idempotency-Key answered with the purchase it wrote).
@@ -38,7 +46,18 @@ pub struct Purchased {
     pub created: bool,
 }
 
-impl ParticipationService {
+/// Purchases: the join's reserve and settle steps over a cart's items. Cheap to clone.
+#[derive(Clone)]
+pub struct Carts {
+    reserve: Arc<Reserve>,
+    settle: Arc<Settle>,
+}
+
+impl Carts {
+    pub(in crate::join) fn new(reserve: Arc<Reserve>, settle: Arc<Settle>) -> Self {
+        Self { reserve, settle }
+    }
+
     /// Every item won, or none (docs/design.md §22).
     #[tracing::instrument(level = "debug", skip_all, fields(group_id = req.group_id, user_id = req.user_id, items = req.items.len()))]
     pub async fn purchase(&self, req: CartRequest) -> Result<Purchased, CartError> {
@@ -52,13 +71,14 @@ impl ParticipationService {
             Err(e) => return Err(e.into()),
         };
         if let Some(key) = &req.idempotency_key {
-            if let Some(found) = store::find_by_key(&self.settle.db, req.user_id, key).await? {
+            if let Some(found) = store::find_by_key(self.settle.db(), req.user_id, key).await? {
                 return replayed(found, &req);
             }
         }
         let campaigns = self.cart_campaigns(&members, &req).await?;
-        let (reserve, settle) = (self.reserve.clone(), self.settle.clone());
+        let this = self.clone();
         let work = async move {
+            let reserve = &this.reserve;
             let home = crate::bucket::home(req.user_id, members.group.buckets);
             let slot = campaigns[0].slot(home);
             let items: Vec<CartItem> = req
@@ -86,10 +106,10 @@ impl ParticipationService {
             let purchase = new_purchase(
                 &req,
                 (&members, &campaigns, slot),
-                (commit_by, now.timestamp_millis(), settle.sink.topic.clone()),
+                (commit_by, now.timestamp_millis(), this.settle.topic()),
                 &reserved,
             );
-            settle.purchase(purchase, &campaigns, &req).await
+            this.write(purchase, &campaigns, &req).await
         };
         let task = tokio::spawn(tracing::Instrument::in_current_span(work));
         task.await.unwrap_or_else(|e| {
@@ -103,7 +123,7 @@ impl ParticipationService {
 
     /// Purchase `id` as stored, with its items.
     pub async fn find_purchase(&self, id: i64) -> Result<Option<StoredPurchase>, sea_orm::DbErr> {
-        store::find(&self.settle.db, id).await
+        store::find(self.settle.db(), id).await
     }
 
     /// The items' campaigns, each in the group, each once, none with a waiting room.
@@ -223,193 +243,129 @@ fn new_purchase(
     }
 }
 
-impl Settle {
-    /// Writes the purchase; closes its reservations, or gives every one of them back.
-    async fn purchase(
+impl Carts {
+    /// Writes the purchase; its reservations are closed, or every one of them given back.
+    async fn write(
         &self,
         purchase: NewPurchase,
         campaigns: &[Arc<Campaign>],
         req: &CartRequest,
     ) -> Result<Purchased, CartError> {
-        let written = write::write(&self.db, &purchase, &*self.hooks).await;
-        let refusal = match written {
-            Ok(done) => {
-                self.sink.wakeup.notify_one();
-                self.close_items(&purchase).await;
-                let found = store::find(&self.db, done.purchase_id).await?;
-                return found
-                    .map(|purchase| Purchased {
-                        purchase,
-                        created: true,
-                    })
-                    .ok_or_else(|| {
-                        CartError::from(sea_orm::DbErr::RecordNotFound(format!(
-                            "purchase {} after its commit",
-                            done.purchase_id
-                        )))
-                    });
-            }
-            Err(refusal) => refusal,
-        };
-        self.purchase_refused(refusal, &purchase, campaigns, req)
+        match self
+            .settle
+            .write_purchase(&purchase.items, &purchase.row)
             .await
+        {
+            Ok(wrote) => {
+                let id = wrote.purchase_id.unwrap_or_default();
+                self.written(id).await
+            }
+            Err(refused) => self.refused(refused, &purchase, campaigns, req).await,
+        }
     }
 
-    async fn purchase_refused(
+    /// The committed purchase `id`, as stored.
+    async fn written(&self, id: i64) -> Result<Purchased, CartError> {
+        let found = store::find(self.settle.db(), id).await?;
+        found
+            .map(|purchase| Purchased {
+                purchase,
+                created: true,
+            })
+            .ok_or_else(|| {
+                CartError::from(sea_orm::DbErr::RecordNotFound(format!(
+                    "purchase {id} after its commit"
+                )))
+            })
+    }
+
+    /// A purchase not written: its taken key answers the purchase that took it; anything else
+    /// as the join's settle step maps it ([`Settle::refusal`]), the item it is about going back
+    /// as it says and the others undone.
+    async fn refused(
         &self,
-        refusal: PurchaseWriteError,
+        Refused { index, error }: Refused,
         purchase: &NewPurchase,
         campaigns: &[Arc<Campaign>],
         req: &CartRequest,
     ) -> Result<Purchased, CartError> {
-        let item_error = |index: usize, error: JoinError| CartError::Item {
-            campaign_id: campaigns[index].id,
-            error,
-        };
-        match refusal {
-            PurchaseWriteError::Item { index, refused } => {
-                let (how, error) = match refused {
-                    // The gate ran ahead of the row: it takes the row's stock. A bucket's row says
-                    // nothing about the campaign (units may be in the siblings): SERVICE_BUSY.
-                    WriteError::SoldOut {
-                        remaining_stock,
-                        control_seq,
-                    } => (
-                        Some(Release::SoldOut {
-                            remaining_stock,
-                            control_seq,
-                            returns_seen: purchase.returns_seen[index],
-                        }),
-                        match purchase.items[index].entry.bucket {
-                            None => JoinError::SoldOut,
-                            Some(_) => JoinError::Busy,
-                        },
-                    ),
-                    WriteError::Paused => (None, JoinError::Paused),
-                    WriteError::Closed => (None, JoinError::Ended),
-                    WriteError::Duplicate => (
-                        Some(Release::KeepUser),
-                        JoinError::AlreadyParticipated {
-                            participation_id: None,
-                        },
-                    ),
-                    other => (
-                        None,
-                        JoinError::from(sea_orm::DbErr::Custom(other.to_string())),
-                    ),
-                };
-                self.give_back_items(purchase, Some((index, how))).await;
-                Err(item_error(index, error))
+        if let WriteError::KeyUsed = error {
+            self.give_back_items(purchase, index, Release::Undo).await;
+            let key = req.idempotency_key.as_deref().unwrap_or_default();
+            return match store::find_by_key(self.settle.db(), req.user_id, key).await? {
+                Some(found) => replayed(found, req),
+                None => Err(JoinError::Busy.into()),
+            };
+        }
+        let item = &purchase.items[index];
+        match self
+            .settle
+            .refusal(error, &item.entry, purchase.returns_seen[index])
+        {
+            Refusal::Back { how, answer } => {
+                self.give_back_items(purchase, index, how).await;
+                Err(match answer {
+                    one @ (JoinError::SoldOut
+                    | JoinError::Busy
+                    | JoinError::Paused
+                    | JoinError::Ended
+                    | JoinError::AlreadyParticipated { .. }) => CartError::Item {
+                        campaign_id: campaigns[index].id,
+                        error: one,
+                    },
+                    whole => whole.into(),
+                })
             }
-            PurchaseWriteError::GroupLimit { limit, held } => {
-                self.give_back_items(purchase, None).await;
-                Err(JoinError::GroupLimit { limit, held }.into())
-            }
-            PurchaseWriteError::KeyUsed => {
-                self.give_back_items(purchase, None).await;
-                let key = req.idempotency_key.as_deref().unwrap_or_default();
-                match store::find_by_key(&self.db, req.user_id, key).await? {
-                    Some(found) => replayed(found, req),
-                    None => Err(JoinError::Busy.into()),
-                }
-            }
-            PurchaseWriteError::Stale => {
-                self.give_back_items(purchase, Some((0, Some(Release::Expire))))
-                    .await;
-                Err(JoinError::Busy.into())
-            }
-            PurchaseWriteError::InDoubt(doubt) => self.purchase_in_doubt(purchase, &doubt).await,
-            PurchaseWriteError::Db(e) => {
-                self.give_back_items(purchase, None).await;
+            Refusal::InDoubt(doubt) => self.in_doubt(purchase, &doubt).await,
+            // Only a join's batch ends unanswered; were it a purchase, MySQL decides later.
+            Refusal::Unanswered(e) => {
+                self.give_back_items(purchase, index, Release::Expire).await;
                 Err(JoinError::from(e).into())
             }
         }
     }
 
-    /// A COMMIT that went unanswered: once MySQL answers and the session is gone, the first
-    /// item's win (by its event id) says whether the purchase committed, all of it or none. Asked
-    /// again every ≤ 200 ms while MySQL does not answer (a failover): given up, the reservations
-    /// would withhold their units until the reconciler (a 30-minute proof run saw a cart's do so
-    /// for its 15 s), as a join's batch in doubt is settled (`join::in_doubt`).
-    async fn purchase_in_doubt(
+    /// A COMMIT that went unanswered: its settlement (`join::in_doubt`, started by the write)
+    /// ends the session and reads the items, all written or none; the first item's verdict is
+    /// the purchase's, if it comes within the statement deadline (else 503, and the settlement
+    /// goes on).
+    async fn in_doubt(
         &self,
         purchase: &NewPurchase,
-        doubt: &crate::join::in_doubt::InDoubt,
+        doubt: &InDoubt,
     ) -> Result<Purchased, CartError> {
-        let started = Instant::now();
-        let mut pause = crate::join::in_doubt::RetryPause::new();
-        let committed = loop {
-            match self.in_doubt_verdict(purchase, doubt).await {
-                Ok(committed) => break committed,
-                Err(e) if started.elapsed() < IN_DOUBT_GIVE_UP => {
-                    tracing::debug!(error = %e, "A purchase in doubt: MySQL does not answer yet.");
-                    pause.wait().await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e,
-                        "A purchase in doubt could not be settled; the reconciler will.");
-                    return Err(e.into());
-                }
+        let first = &purchase.items[0].entry;
+        let within = self.settle.db().statement_timeout();
+        match doubt
+            .verdict(first.campaign_id, first.user_id, within)
+            .await
+        {
+            Some(Verdict::Committed(item)) => {
+                tracing::info!(
+                    group_id = purchase.row.group_id,
+                    user_id = first.user_id,
+                    "The purchase committed although its answer was lost."
+                );
+                self.written(item.purchase_id.unwrap_or_default()).await
             }
-        };
-        match committed {
-            Some(purchase_id) => {
-                self.close_items(purchase).await;
-                let stored = store::find(&self.db, purchase_id).await?;
-                stored
-                    .map(|purchase| Purchased {
-                        purchase,
-                        created: true,
-                    })
-                    .ok_or_else(|| JoinError::Busy.into())
-            }
+            Some(_) => Err(JoinError::from(doubt.error().clone()).into()),
             None => {
-                self.give_back_items(purchase, Some((0, Some(Release::Expire))))
-                    .await;
-                Err(JoinError::Busy.into())
+                tracing::warn!(error = %doubt.error(), group_id = purchase.row.group_id, user_id = first.user_id,
+                    "The purchase's commit is in doubt; its reservations are settled as soon as MySQL answers.");
+                Err(JoinError::from(doubt.error().clone()).into())
             }
         }
     }
 
-    /// The purchase's id when its first item's win (by its event id) is in MySQL, once the
-    /// COMMIT's session is gone; `None` when it is not (nothing committed).
-    async fn in_doubt_verdict(
-        &self,
-        purchase: &NewPurchase,
-        doubt: &crate::join::in_doubt::InDoubt,
-    ) -> Result<Option<i64>, sea_orm::DbErr> {
-        crate::join::in_doubt::end_session(&self.db, doubt.session()).await?;
-        let first = &purchase.items[0];
-        let found =
-            crate::win::store::find(&self.db, first.entry.campaign_id, first.entry.user_id).await?;
-        Ok(found
-            .filter(|p| p.event_id.as_deref() == Some(first.event_id.to_string().as_str()))
-            .map(|p| p.purchase_id.unwrap_or_default()))
-    }
-
-    /// The committed items' reservations closed (best effort: the reconciler finds them won).
-    async fn close_items(&self, purchase: &NewPurchase) {
-        for item in &purchase.items {
-            let won = [Committed::from(&item.entry)];
-            if let Err(e) = self.gate.settle(item.entry.slot(), &won).await {
-                tracing::debug!(error = %e, "Could not close a purchase's reservation; the reconciler will.");
-            }
-        }
-    }
-
-    /// Every item's reservation given back: undone (nothing was written), but for `special`,
-    /// the item a refusal was about and how it goes back (`None`: undone too). An `Expire` there
-    /// applies to every item (the reconciler may have given them back already).
-    async fn give_back_items(
-        &self,
-        purchase: &NewPurchase,
-        special: Option<(usize, Option<Release>)>,
-    ) {
-        let expire_all = matches!(special, Some((_, Some(Release::Expire))));
-        for (index, item) in purchase.items.iter().enumerate() {
-            let how = match &special {
+    /// Every item's reservation given back: item `index` as `how`, the others undone (nothing
+    /// was written); an `Expire` applies to every item (the reconciler may have given them back
+    /// already).
+    async fn give_back_items(&self, purchase: &NewPurchase, index: usize, how: Release) {
+        let expire_all = matches!(how, Release::Expire);
+        for (i, item) in purchase.items.iter().enumerate() {
+            let how = match () {
                 _ if expire_all => Release::Expire,
-                Some((i, Some(how))) if *i == index => how.clone(),
+                _ if i == index => how.clone(),
                 _ => Release::Undo,
             };
             let req = JoinRequest {
@@ -418,7 +374,9 @@ impl Settle {
                 idempotency_key: None,
                 admission_token: None,
             };
-            self.compensate(&req, None, how, item.reserved_at_ms).await;
+            self.settle
+                .compensate(&req, None, how, item.reserved_at_ms)
+                .await;
         }
     }
 }

@@ -48,11 +48,11 @@ async fn a_commit_in_doubt_ends_its_session_keeps_the_wins_mysql_has_and_gives_b
     );
     let within = Duration::from_secs(10);
     assert!(matches!(
-        batch.verdict(2, within).await,
+        batch.verdict(campaign, 2, within).await,
         Some(Verdict::Committed(p)) if p.user_id == 2
     ));
     assert!(matches!(
-        batch.verdict(3, within).await,
+        batch.verdict(campaign, 3, within).await,
         Some(Verdict::NotCommitted)
     ));
 
@@ -99,4 +99,71 @@ fn gate_of(app: &TestApp) -> firstcome::gate::Gate {
     settings.redis.url = firstcome::config::Secret::new(crate::spawn::redis_url());
     settings.redis.key_prefix = app.redis_prefix.clone();
     firstcome::gate::Gate::new(&settings.redis).expect("gate")
+}
+
+/// A purchase's items in doubt (docs/design.md §22): one user's wins of two campaigns in one
+/// transaction are settled as a batch is, each by its own campaign: the one MySQL has is kept,
+/// the other's unit goes back to its own gate.
+#[tokio::test]
+async fn a_commit_in_doubt_over_several_campaigns_settles_each_in_its_own() {
+    let (app, kept, kept_epoch) = reconciled_sale().await;
+    let (lost, lost_epoch) = another_sale(&app).await;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    reserve_directly(&app, kept, kept_epoch, 2, now_ms).await;
+    let mut committed = app.win_to_write(kept, 2, 2, far_deadline());
+    committed.reserved_at_ms = now_ms;
+    let db = app.probe.api_pool();
+    transaction::write(&db, &committed, &firstcome::hooks::NoHooks)
+        .await
+        .expect("user 2's win in the first campaign");
+    reserve_directly(&app, lost, lost_epoch, 2, now_ms + 1).await;
+    let mut uncommitted = app.win_to_write(lost, 2, 3, far_deadline());
+    uncommitted.reserved_at_ms = now_ms + 1;
+    let (held, session) = open_transaction_on(&app, lost).await;
+
+    let batch = InDoubt::new(session, DbErr::Custom("the COMMIT went unanswered".into()));
+    let members = [&committed, &uncommitted].map(|w| Member {
+        entry: w.entry,
+        event_id: w.event_id,
+        reserved_at_ms: w.reserved_at_ms,
+    });
+    batch.settle(db, gate_of(&app), members.to_vec());
+    let within = Duration::from_secs(10);
+    assert!(matches!(
+        batch.verdict(kept, 2, within).await,
+        Some(Verdict::Committed(p)) if p.campaign_id == kept
+    ));
+    assert!(matches!(
+        batch.verdict(lost, 2, within).await,
+        Some(Verdict::NotCommitted)
+    ));
+    drop(held);
+    assert_eq!(
+        app.redis_stock(kept).await,
+        Some(3),
+        "users 1 and 2 hold two"
+    );
+    assert_eq!(
+        app.redis_stock(lost).await,
+        Some(4),
+        "user 2's unit is back"
+    );
+    assert!(!app.redis_has_user(lost, 2).await);
+    app.assert_no_drift(kept).await;
+    app.assert_no_drift(lost).await;
+}
+
+/// A second campaign like `reconciled_sale`'s on the same app (user 1 won one of its five).
+async fn another_sale(app: &TestApp) -> (i64, i64) {
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let created = app
+        .create_campaign(serde_json::json!({"name": "d", "totalStock": 5, "startsAt": hour_ago}))
+        .await;
+    let campaign = created["id"].as_i64().expect("id");
+    let epoch =
+        chrono::DateTime::parse_from_rfc3339(created["createdAt"].as_str().expect("createdAt"))
+            .expect("a time")
+            .timestamp_micros();
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    (campaign, epoch)
 }
