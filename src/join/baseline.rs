@@ -20,13 +20,11 @@ use crate::{
         error::{self as db_error, DbErrorKind},
         Db,
     },
-    events::{
-        accepted::{WinStatus, PARTICIPATION_ACCEPTED},
-        ParticipationAccepted,
-    },
+    events::{accepted::WinStatus, ParticipationAccepted},
     join::{
         admit::check_campaign,
         request::{detached, existing, Accepted, AdmissionRefusal, JoinError, JoinRequest},
+        rows::{accepted_event, Accepting, WinFacts},
         ParticipationService,
     },
     kafka::Producers,
@@ -132,20 +130,18 @@ impl SyncParticipationService {
             Err(e) => return Err(e.into()),
         };
         let event_id = Uuid::now_v7();
-        let event = ParticipationAccepted {
+        let facts = WinFacts {
             event_id,
-            event_type: PARTICIPATION_ACCEPTED.into(),
-            occurred_at: now,
-            campaign_id: req.entry.campaign_id,
             participation_id,
-            user_id: req.entry.user_id,
-            quantity: req.entry.quantity,
             sequence,
             reward_points,
-            status,
-            hold_expires_at,
+            state: (status, hold_expires_at),
+        };
+        let accepting = Accepting {
+            at: now,
             purchase_id: None,
         };
+        let event = accepted_event(&req.entry, facts, accepting);
         let traceparent = req.trace.map(|t| t.to_string());
         if let Err(e) = self.produce(&event, traceparent.as_deref()).await {
             // Committed, but the event is gone: nothing will ever send it again.

@@ -23,8 +23,6 @@
 //!   and its event, built in one place), the commit.
 //! - [`in_doubt`]: a transaction whose COMMIT went unanswered, settled as soon as MySQL answers
 //!   again.
-//! - [`probe`]: the counters tests synchronize on (the group commit's queue, the loader's
-//!   rebuilds).
 //! - [`cart`]: a purchase of several campaigns of a group, all or none (§22), over the reserve
 //!   and settle steps ([`cart::service::Carts`]).
 //! - [`baseline`]: the naive synchronous path kept for comparison (no Redis, no outbox).
@@ -36,7 +34,6 @@ pub mod closing;
 pub mod group_commit;
 mod guard;
 pub mod in_doubt;
-pub mod probe;
 pub mod request;
 pub mod reserve;
 mod rows;

@@ -1,10 +1,12 @@
 //! A win's rows, built in one place for a join's batch and a purchase's items alike: its
-//! `participation` row and its `ParticipationAccepted` outbox row (docs/design.md §2.2, §4).
+//! `participation` row and its `ParticipationAccepted` outbox row (docs/design.md §2.2, §4). The
+//! event itself is built here for the sync path too ([`accepted_event`]).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
+use uuid::Uuid;
 
 use crate::{
     db::{
@@ -16,6 +18,7 @@ use crate::{
         accepted::{win_message_key, PARTICIPATION_ACCEPTED},
         ParticipationAccepted,
     },
+    gate::Entry,
     join::transaction::{NewParticipation, WinState},
     outbox::NewOutboxEvent,
 };
@@ -28,6 +31,39 @@ pub(super) struct Accepting {
     pub(super) purchase_id: Option<i64>,
 }
 
+/// What a win's event says beyond its entry (campaign, user, quantity) and its acceptance.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WinFacts {
+    pub(super) event_id: Uuid,
+    pub(super) participation_id: i64,
+    pub(super) sequence: i64,
+    pub(super) reward_points: i64,
+    pub(super) state: WinState,
+}
+
+/// A win's `ParticipationAccepted`, for every path that writes a win.
+pub(super) fn accepted_event(
+    entry: &Entry,
+    facts: WinFacts,
+    accepting: Accepting,
+) -> ParticipationAccepted {
+    let (status, hold_expires_at) = facts.state;
+    ParticipationAccepted {
+        event_id: facts.event_id,
+        event_type: PARTICIPATION_ACCEPTED.into(),
+        occurred_at: accepting.at,
+        campaign_id: entry.campaign_id,
+        participation_id: facts.participation_id,
+        user_id: entry.user_id,
+        quantity: entry.quantity,
+        sequence: facts.sequence,
+        reward_points: facts.reward_points,
+        status,
+        hold_expires_at,
+        purchase_id: accepting.purchase_id,
+    }
+}
+
 /// The outbox rows of `wins`: each one's `ParticipationAccepted` as it is written.
 pub(super) fn accepted_events(
     wins: &[&NewParticipation],
@@ -37,21 +73,15 @@ pub(super) fn accepted_events(
 ) -> Vec<NewOutboxEvent> {
     wins.iter()
         .zip(ids.iter().zip(states))
-        .map(|(w, (&participation_id, &(status, hold_expires_at)))| {
-            let event = ParticipationAccepted {
+        .map(|(w, (&participation_id, &state))| {
+            let facts = WinFacts {
                 event_id: w.event_id,
-                event_type: PARTICIPATION_ACCEPTED.into(),
-                occurred_at: accepting.at,
-                campaign_id: w.entry.campaign_id,
                 participation_id,
-                user_id: w.entry.user_id,
-                quantity: w.entry.quantity,
                 sequence: w.sequence,
                 reward_points: w.reward_points,
-                status,
-                hold_expires_at,
-                purchase_id: accepting.purchase_id,
+                state,
             };
+            let event = accepted_event(&w.entry, facts, accepting);
             let mut row =
                 NewOutboxEvent::participation_accepted(&event, &w.topic, w.traceparent.as_deref());
             if w.entry.bucket.is_some() {
