@@ -60,10 +60,11 @@ use crate::{
     db::{sql::size_at_most, Db},
     gate::{Committed, Gate, Slot},
     join::{
-        cart::store::PurchaseRow,
         closing::Closing,
         in_doubt,
-        transaction::{self, Committed as Wrote, NewParticipation, Refused, WriteError, Written},
+        rows::{NewParticipation, PurchaseRow, Written},
+        transaction::{self, Committed as Wrote},
+        write_error::{Refused, WriteError},
     },
     telemetry::metrics::Metrics,
 };

@@ -15,7 +15,7 @@ use crate::{
     },
     gate::Slot,
     hooks::Hooks,
-    join::transaction::WriteError,
+    join::write_error::WriteError,
 };
 
 /// How often the guarded decrement is tried again when the read that explains its refusal finds

@@ -36,11 +36,12 @@ mod guard;
 pub mod in_doubt;
 pub mod request;
 pub mod reserve;
-mod rows;
+pub mod rows;
 pub mod service;
 pub mod settle;
 pub mod tail;
 pub mod transaction;
+pub mod write_error;
 
 pub use request::{Accepted, AdmissionRefusal, JoinError, JoinRequest};
 pub use service::ParticipationService;

@@ -1,8 +1,9 @@
-//! A win's rows, built in one place for a join's batch and a purchase's items alike: its
-//! `participation` row and its `ParticipationAccepted` outbox row (docs/design.md §2.2, §4). The
-//! event itself is built here for the sync path too ([`accepted_event`]).
+//! A win's rows, built in one place for a join's batch and a purchase's items alike: the win to
+//! write ([`NewParticipation`]), its `participation` row and its `ParticipationAccepted` outbox
+//! row (docs/design.md §2.2, §4), and a purchase's own row (§22). The event itself is built here
+//! for the sync path too ([`accepted_event`]).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
@@ -10,18 +11,101 @@ use uuid::Uuid;
 
 use crate::{
     db::{
+        error::{self as db_error, DbErrorKind},
         sql::{in_list, insert_rows, insert_rows_returning, stmt},
         time::to_db,
         Txn,
     },
     events::{
-        accepted::{win_message_key, PARTICIPATION_ACCEPTED},
+        accepted::{win_message_key, WinStatus, PARTICIPATION_ACCEPTED},
         ParticipationAccepted,
     },
     gate::Entry,
-    join::transaction::{NewParticipation, WinState},
     outbox::NewOutboxEvent,
 };
+
+/// A win to write: a reservation the gate made.
+#[derive(Debug, Clone)]
+pub struct NewParticipation {
+    pub entry: Entry,
+    pub sequence: i64,
+    /// The campaign's points per unit, carried in the event.
+    pub reward_points: i64,
+    pub event_id: Uuid,
+    pub topic: Arc<str>,
+    pub traceparent: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// The campaign's confirmation window in seconds; 0: the win is final at once.
+    pub confirm_within_seconds: i32,
+    /// Past this moment the win must not commit: its reservation may be given back by the
+    /// reconciler (`RESERVATION_TIMEOUT_MS` after it was made, less a margin for clocks). Checked
+    /// under the campaign row's lock, which the reconciler takes too (docs/design.md §2.1).
+    pub commit_by: std::time::Instant,
+    /// The end of the campaign's window (it never changes after creation): a win whose
+    /// acceptedAt would be at or past it is not written.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// The time its reservation carries at the gate (`<reserved at ms>:<quantity>`): a commit
+    /// in doubt gives back exactly that reservation ([`crate::join::in_doubt`]).
+    pub reserved_at_ms: i64,
+    /// The campaign's group's limit, guarded in the transaction (docs/design.md §22).
+    pub group: Option<crate::group::Limit>,
+}
+
+impl NewParticipation {
+    /// What the win is when it commits at `accepted_at`: held until the end of the campaign's
+    /// window, or confirmed at once.
+    pub fn status_at(&self, accepted_at: DateTime<Utc>) -> WinState {
+        crate::win::status::at_acceptance(self.confirm_within_seconds, accepted_at)
+    }
+}
+
+/// A win's state at its acceptance, and the hold's deadline when it is held.
+pub type WinState = (WinStatus, Option<DateTime<Utc>>);
+
+/// A committed win: its participation id and its `acceptedAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub participation_id: i64,
+    pub accepted_at: DateTime<Utc>,
+    pub status: WinStatus,
+    pub hold_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A purchase's own row, written in its items' transaction.
+#[derive(Debug, Clone)]
+pub struct PurchaseRow {
+    pub group_id: i64,
+    pub user_id: i64,
+    pub idempotency_key: Option<String>,
+}
+
+/// Inserts the purchase's row; its id, or `None` when the user's Idempotency-Key is taken
+/// (another request with it committed first).
+pub(super) async fn insert_purchase(
+    txn: &Txn,
+    p: &PurchaseRow,
+    at: DateTime<Utc>,
+) -> Result<Option<i64>, DbErr> {
+    let inserted = txn
+        .execute_raw(stmt(
+            "INSERT INTO purchase (group_id, user_id, idempotency_key, created_at) \
+             VALUES (?, ?, ?, ?)",
+            vec![
+                p.group_id.into(),
+                p.user_id.into(),
+                p.idempotency_key.clone().into(),
+                to_db(at).into(),
+            ],
+        ))
+        .await;
+    match inserted {
+        Ok(done) => i64::try_from(done.last_insert_id())
+            .map(Some)
+            .map_err(|e| DbErr::Custom(e.to_string())),
+        Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// What the wins of one transaction share once the campaign rows are locked: their acceptance
 /// time, and the purchase they are items of (`None` for joins).

@@ -19,12 +19,13 @@ use crate::{
     db::Db,
     gate::{reservation_value, AdmissionPass, Entry, Gate, Release},
     join::{
-        cart::store::PurchaseRow,
         group_commit::GroupCommit,
         in_doubt::{InDoubt, Verdict},
         request::{existing, Accepted, JoinError, JoinRequest},
         reserve::Reserved,
-        transaction::{Committed as Wrote, NewParticipation, Refused, WriteError, Written},
+        rows::{NewParticipation, PurchaseRow, Written},
+        transaction::Committed as Wrote,
+        write_error::{Refused, WriteError},
     },
     telemetry::metrics::{
         registry::{PathLabels, ReasonLabels},

@@ -5,15 +5,17 @@
 //! ([`super::rows`]), one commit; all of it or none, and a COMMIT left unanswered is reported in
 //! doubt for the one settlement ([`super::in_doubt`]).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use sea_orm::DbErr;
-use uuid::Uuid;
+use chrono::Utc;
 
 use super::{
     guard::{decrement_buckets, guarded_decrement, Guard, Part},
-    rows::{accepted_events, insert_participations, Accepting},
+    rows::{
+        accepted_events, insert_participations, insert_purchase, Accepting, NewParticipation,
+        PurchaseRow, WinState, Written,
+    },
+    write_error::{Refused, WriteError},
 };
 use crate::hooks::Hooks;
 use crate::{
@@ -21,138 +23,10 @@ use crate::{
         error::{self as db_error, DbErrorKind},
         Db, Txn,
     },
-    events::accepted::WinStatus,
-    gate::Entry,
     group::guard::{self, Held, Take},
-    join::{
-        cart::store::{insert_purchase, PurchaseRow},
-        in_doubt::{self, InDoubt},
-    },
+    join::in_doubt::{self, InDoubt},
     outbox,
 };
-
-/// A win to write: a reservation the gate made.
-#[derive(Debug, Clone)]
-pub struct NewParticipation {
-    pub entry: Entry,
-    pub sequence: i64,
-    /// The campaign's points per unit, carried in the event.
-    pub reward_points: i64,
-    pub event_id: Uuid,
-    pub topic: Arc<str>,
-    pub traceparent: Option<String>,
-    pub idempotency_key: Option<String>,
-    /// The campaign's confirmation window in seconds; 0: the win is final at once.
-    pub confirm_within_seconds: i32,
-    /// Past this moment the win must not commit: its reservation may be given back by the
-    /// reconciler (`RESERVATION_TIMEOUT_MS` after it was made, less a margin for clocks). Checked
-    /// under the campaign row's lock, which the reconciler takes too (docs/design.md §2.1).
-    pub commit_by: std::time::Instant,
-    /// The end of the campaign's window (it never changes after creation): a win whose
-    /// acceptedAt would be at or past it is not written.
-    pub ends_at: Option<DateTime<Utc>>,
-    /// The time its reservation carries at the gate (`<reserved at ms>:<quantity>`): a commit
-    /// in doubt gives back exactly that reservation ([`crate::join::in_doubt`]).
-    pub reserved_at_ms: i64,
-    /// The campaign's group's limit, guarded in the transaction (docs/design.md §22).
-    pub group: Option<crate::group::Limit>,
-}
-
-impl NewParticipation {
-    /// What the win is when it commits at `accepted_at`: held until the end of the campaign's
-    /// window, or confirmed at once.
-    pub fn status_at(&self, accepted_at: DateTime<Utc>) -> WinState {
-        crate::win::status::at_acceptance(self.confirm_within_seconds, accepted_at)
-    }
-}
-
-/// A win's state at its acceptance, and the hold's deadline when it is held.
-pub(super) type WinState = (WinStatus, Option<DateTime<Utc>>);
-
-/// A committed win: its participation id and its `acceptedAt`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Written {
-    pub participation_id: i64,
-    pub accepted_at: DateTime<Utc>,
-    pub status: WinStatus,
-    pub hold_expires_at: Option<DateTime<Utc>>,
-}
-
-/// Why the transaction did not commit.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum WriteError {
-    /// UNIQUE(campaign_id, user_id): the user (one of them, in a batch) already won (Redis did not
-    /// know, e.g. after a reload).
-    #[error("the user already has a participation in this campaign")]
-    Duplicate,
-    /// The guarded decrement matched no row: MySQL has less stock than Redis believed. The
-    /// stock is read with the campaign's `control_seq` (the live controls it includes).
-    #[error("the campaign has {remaining_stock} units left in MySQL")]
-    SoldOut {
-        remaining_stock: i64,
-        control_seq: i64,
-    },
-    /// The campaign is paused in MySQL (a pause the gate has not received yet: it reaches the
-    /// gate within ~1 s, longer when Redis is slow, and MySQL decides meanwhile).
-    #[error("the campaign is paused")]
-    Paused,
-    /// The campaign was closed in MySQL (likewise), or its window ended before the win reached
-    /// the campaign row's lock.
-    #[error("the campaign is closed")]
-    Closed,
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    /// The batch's task ended before answering (a panic): the transaction may have committed.
-    #[error("the group commit ended without an answer")]
-    Unanswered,
-    /// The COMMIT was sent and not answered (a deadline, a broken connection): it may have
-    /// committed. Every member of the batch shares the one settlement, which says which.
-    #[error("the commit's outcome is unknown: {}", .0.error())]
-    InDoubt(Arc<InDoubt>),
-    /// A win reached the campaign row's lock past its `commit_by` (its instance was stopped, or
-    /// MySQL stalled): the reconciler may have given its reservation back, so it is not written.
-    #[error("the reservation outlived its commit deadline")]
-    Stale,
-    /// A batch over several buckets of a campaign: one of its buckets refused its part (too few
-    /// units, or paused or closed). Nothing was written; the group commit writes the batch's
-    /// wins one by one, each answered by its own bucket's guard.
-    #[error("a bucket refused its part of the batch")]
-    BatchRefused,
-    /// The win would take its user past the group's limit in MySQL (`group_holding`), which the
-    /// gate had not seen (docs/design.md §22). Nothing was written. In a batch of several users'
-    /// wins the batch answers [`WriteError::BatchRefused`] and each win is written alone.
-    #[error("the user holds {held} of the group's {limit} units already")]
-    GroupLimit { limit: i32, held: i64 },
-    /// Another request with this user's Idempotency-Key committed its purchase first.
-    #[error("a purchase with this Idempotency-Key exists")]
-    KeyUsed,
-}
-
-/// Why a write did not commit, and the win it is about: the one whose campaign refused it, or
-/// the first (a refusal of the whole).
-#[derive(Debug)]
-pub struct Refused {
-    pub index: usize,
-    pub error: WriteError,
-}
-
-impl From<DbErr> for Refused {
-    fn from(e: DbErr) -> Self {
-        Self::whole(e.into())
-    }
-}
-
-impl From<WriteError> for Refused {
-    fn from(e: WriteError) -> Self {
-        Self::whole(e)
-    }
-}
-
-impl Refused {
-    fn whole(error: WriteError) -> Self {
-        Self { index: 0, error }
-    }
-}
 
 /// A committed write: each win's answer in the order given, and the purchase's id if it was one.
 #[derive(Debug)]

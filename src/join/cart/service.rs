@@ -15,14 +15,15 @@ use crate::{
         in_doubt::{InDoubt, Verdict},
         request::{JoinError, JoinRequest},
         reserve::Reserve,
+        rows::{NewParticipation, PurchaseRow},
         settle::{Refusal, Settle},
-        transaction::{NewParticipation, Refused, WriteError},
+        write_error::{Refused, WriteError},
     },
 };
 
 use super::{
     reserve::GateCart,
-    store::{self, PurchaseRow, StoredPurchase},
+    store::{self, StoredPurchase},
     CartError, CartRequest,
 };
 

@@ -1,55 +1,14 @@
-//! The `purchase` table: a purchase's row written with its items (`join::transaction`), and
-//! read back by id (its answer, the confirm and cancel of a whole purchase) or by its user's
-//! Idempotency-Key (a retried request answered with the purchase it wrote).
+//! A purchase read back: by id (its answer, the confirm and cancel of a whole purchase), or by
+//! its user's Idempotency-Key (a retried request answered with the purchase it wrote). Its row
+//! is written with its items (`join::rows::PurchaseRow`).
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use crate::{
-    db::{
-        error::{self as db_error, DbErrorKind},
-        sql::stmt,
-        time::to_db,
-        Txn,
-    },
+    db::sql::stmt,
     win::store::{self, StoredParticipation},
 };
-
-/// A purchase's own row, written in its items' transaction.
-#[derive(Debug, Clone)]
-pub struct PurchaseRow {
-    pub group_id: i64,
-    pub user_id: i64,
-    pub idempotency_key: Option<String>,
-}
-
-/// Inserts the purchase's row; its id, or `None` when the user's Idempotency-Key is taken
-/// (another request with it committed first).
-pub async fn insert_purchase(
-    txn: &Txn,
-    p: &PurchaseRow,
-    at: DateTime<Utc>,
-) -> Result<Option<i64>, DbErr> {
-    let inserted = txn
-        .execute_raw(stmt(
-            "INSERT INTO purchase (group_id, user_id, idempotency_key, created_at) \
-             VALUES (?, ?, ?, ?)",
-            vec![
-                p.group_id.into(),
-                p.user_id.into(),
-                p.idempotency_key.clone().into(),
-                to_db(at).into(),
-            ],
-        ))
-        .await;
-    match inserted {
-        Ok(done) => i64::try_from(done.last_insert_id())
-            .map(Some)
-            .map_err(|e| DbErr::Custom(e.to_string())),
-        Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => Ok(None),
-        Err(e) => Err(e),
-    }
-}
 
 /// A purchase as stored, with its items.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use firstcome::{
         accepted::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
         headers,
     },
-    join::transaction::NewParticipation,
+    join::rows::NewParticipation,
     outbox::{self, NewOutboxEvent, OutboxStatus},
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
