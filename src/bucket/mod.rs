@@ -11,11 +11,14 @@
 //!   every row carries, the campaign's one-snapshot remaining.
 //! - [`markers`]: the `gate_transfer` markers, what a gate still lacks of a transfer.
 //! - [`view`]: the operators' balance of the buckets, rows beside gates.
+//! - [`policy`]: a dry bucket's policy: where it takes units from, how many, and when its join
+//!   stops waiting for them.
 //!
-//! The join's side (a dry bucket's search) is `join::tail`; the gate's (set aside, give) is
-//! `gate::transfer`.
+//! The join carries the policy out (`join::tail`: the search a dry bucket's join makes); the
+//! gate's side of a transfer (set aside, give) is `gate::transfer`.
 
 pub mod markers;
+pub mod policy;
 pub mod store;
 pub mod view;
 

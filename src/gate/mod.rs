@@ -9,8 +9,8 @@
 //! - [`cart`]: a purchase's items reserved all or none (§22).
 //! - [`group`]: a group's per-user limit, checked with the stock (§22).
 //! - [`queue`]: the waiting room's queue and admissions (`lua/queue.lua`).
-//! - [`buckets`]: the rate limiter's per-user and per-IP token buckets (`lua/rate_limit.lua`;
-//!   not a campaign's stock buckets, which are [`slot`]s).
+//! - [`token_bucket`]: the rate limiter's per-user and per-IP token buckets
+//!   (`lua/rate_limit.lua`; not a campaign's stock buckets, which are [`slot`]s).
 //! - [`slot`]: which gate state a call addresses: a campaign's, or one stock bucket's (§21).
 //! - [`transfer`]: units set aside in a stock bucket and given to another (§21).
 //! - [`evalsha`]: the join's one Redis call, sent as one `EVALSHA` command.
@@ -22,7 +22,6 @@
 //! - [`reached`]: whether a committed change reached the gate before its call answered.
 
 pub mod audit;
-pub mod buckets;
 pub mod cart;
 pub mod connection;
 pub mod control;
@@ -35,6 +34,7 @@ pub mod rebuild;
 pub mod scripts;
 pub mod slot;
 pub mod sold_out;
+pub mod token_bucket;
 pub mod transfer;
 
 pub use control::{Applied, GateControl};

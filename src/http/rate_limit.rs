@@ -1,5 +1,5 @@
 //! Per-client limits at the door (docs/design.md §16): a token bucket per user and per client IP,
-//! shared by every instance through Redis (`gate::buckets`), answered with 429 `RATE_LIMITED`
+//! shared by every instance through Redis (`gate::token_bucket`), answered with 429 `RATE_LIMITED`
 //! and an honest `Retry-After` (waiting that long finds a token).
 //!
 //! Configured rates apply everywhere: the IP's to every public call ([`RateLimits::refuse_ip`],
@@ -18,7 +18,7 @@ use poem::{IntoResponse, Request, Response};
 use crate::{
     campaign::CampaignCache,
     config::{rate_limit::Limit, RateLimitSettings},
-    gate::{buckets::Bucket, Gate},
+    gate::{token_bucket::TokenBucket, Gate},
     http::{client_ip, error::ApiError},
     refusal::RefusalCounter,
     telemetry::{metrics::Metrics, Throttle},
@@ -87,7 +87,7 @@ impl RateLimits {
 
     async fn user_bucket(&self, queued: bool, user_id: i64) -> Result<(), ApiError> {
         match self.settings.user(queued) {
-            Some(limit) => self.take(Bucket::User(user_id), limit).await,
+            Some(limit) => self.take(TokenBucket::User(user_id), limit).await,
             None => Ok(()),
         }
     }
@@ -99,7 +99,7 @@ impl RateLimits {
         match self.settings.ip(queued) {
             Some(limit) => {
                 let ip = self.client_ip(req);
-                self.take(Bucket::Ip(&ip), limit).await
+                self.take(TokenBucket::Ip(&ip), limit).await
             }
             None => Ok(()),
         }
@@ -108,7 +108,7 @@ impl RateLimits {
     /// A call acting for `user_id` outside a campaign (rewards): only a configured user rate.
     pub async fn check_user(&self, user_id: i64) -> Result<(), ApiError> {
         match self.settings.user(false) {
-            Some(limit) => self.take(Bucket::User(user_id), limit).await,
+            Some(limit) => self.take(TokenBucket::User(user_id), limit).await,
             None => Ok(()),
         }
     }
@@ -124,7 +124,7 @@ impl RateLimits {
             .is_some_and(|campaign| campaign.admission.queued())
     }
 
-    async fn take(&self, bucket: Bucket<'_>, limit: Limit) -> Result<(), ApiError> {
+    async fn take(&self, bucket: TokenBucket<'_>, limit: Limit) -> Result<(), ApiError> {
         match self.gate.take_token(bucket, limit).await {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(ApiError::rate_limited(retry_after(wait))),
@@ -182,7 +182,7 @@ impl RateLimits {
     pub async fn refuse_ip(&self, req: &Request) -> Option<Response> {
         let limit = self.settings.ip_everywhere().filter(|_| public(req))?;
         let ip = self.client_ip(req);
-        let refused = self.take(Bucket::Ip(&ip), limit).await.err()?;
+        let refused = self.take(TokenBucket::Ip(&ip), limit).await.err()?;
         if let Some(campaign_id) = joined_campaign(req) {
             self.refusals
                 .record_code(campaign_id, &refused.code().name());

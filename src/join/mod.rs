@@ -11,8 +11,11 @@
 //! - [`admit`]: the campaign checks both paths make before anything is reserved.
 //! - [`reserve`]: the gate's step: one `lua/reserve.lua` call, a rebuild when the gate lost the
 //!   campaign, the sold-out memo.
-//! - [`tail`]: a bucketed campaign's dry bucket (docs/design.md §21): units from the pool or a
-//!   sibling, and the MySQL read a SOLD_OUT stands on.
+//! - [`in_flight`]: how long a refusal waits for the reservations in flight, for joins, carts
+//!   and a dry bucket alike.
+//! - [`tail`]: a bucketed campaign's dry bucket (docs/design.md §21): the bucket's policy
+//!   (`bucket::policy`) carried out, units from the pool or a sibling, and the MySQL read a
+//!   SOLD_OUT stands on.
 //! - [`settle`]: past the gate, in a task of its own: the write, then settlement or
 //!   compensation.
 //! - [`group_commit`]: a campaign's wins that queue behind its running transaction share the
@@ -21,6 +24,7 @@
 //!   purchase's items with its row; the guarded stock decrements (`guard`: the campaign's row or
 //!   the buckets'), the deadlines, the group's limit, the rows (`rows`: a win's participation
 //!   and its event, built in one place), the commit.
+//! - [`write_error`]: why a write of wins did not commit, as the transaction reports it.
 //! - [`in_doubt`]: a transaction whose COMMIT went unanswered, settled as soon as MySQL answers
 //!   again.
 //! - [`cart`]: a purchase of several campaigns of a group, all or none (§22), over the reserve
@@ -34,6 +38,7 @@ pub mod closing;
 pub mod group_commit;
 mod guard;
 pub mod in_doubt;
+mod in_flight;
 pub mod request;
 pub mod reserve;
 pub mod rows;

@@ -18,19 +18,24 @@
 //! of the markers that began after the gate's refusal: one answered without it may be missing
 //! units on their way, and the memo would refuse them for its whole window.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 
 use crate::{
+    bucket::policy::{Found, Next, TailWait},
     campaign::Campaign,
-    gate::{
-        reservation_value, sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, GroupCheck,
-        Release, Sibling, Slot,
-    },
+    gate::{sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, GroupCheck, Sibling, Slot},
     group::{GroupDirectory, Limit},
     join::{
         admit::{refused, Admitted},
+        in_flight::{
+            in_flight_wait, settling, undo_lost_reservation, IN_FLIGHT_FIRST_WAIT,
+            IN_FLIGHT_LONGEST_WAIT,
+        },
         request::{AdmissionRefusal, JoinError, JoinRequest},
     },
     telemetry::metrics::{registry::ReasonLabels, Metrics},
@@ -74,43 +79,6 @@ fn keys_vanished() -> JoinError {
         ),
     }
 }
-
-/// A SOLD_OUT with reservations in flight is asked again after 5 ms, then at doubling intervals
-/// up to 160 ms, for at most [`in_flight_wait`] in all. A group commit settles within the first
-/// rounds; a commit slowed by load or a MySQL stall takes longer, and a SOLD_OUT answered before
-/// it settles is one MySQL's committed order may not justify (a 30-minute proof run found one
-/// after the old 155 ms bound). It waits only while the campaign's latest reservation is
-/// younger than [`IN_FLIGHT_YOUNG`]: when even that one is older, what is open was leaked by a
-/// crashed instance (the reconciler gives it back after `RESERVATION_TIMEOUT_MS`) or waits on a
-/// stalled MySQL, and a flood of refusals must not wait a second each for it.
-pub(super) const IN_FLIGHT_FIRST_WAIT: Duration = Duration::from_millis(5);
-pub(super) const IN_FLIGHT_LONGEST_WAIT: Duration = Duration::from_millis(160);
-const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
-const IN_FLIGHT_YOUNG: Duration = Duration::from_secs(2);
-
-/// How long a SOLD_OUT waits for the reservations in flight: a second, or half the commit
-/// window when that is shorter (a reservation made then can still commit in time).
-pub(super) fn in_flight_wait(commit_within: Duration) -> Duration {
-    IN_FLIGHT_WAIT.min(commit_within / 2)
-}
-
-/// Whether a SOLD_OUT is worth asking again: reservations are open, and the latest was made
-/// recently enough that they may still be settling (see [`IN_FLIGHT_YOUNG`]).
-pub(super) fn settling(
-    in_flight: i64,
-    latest_reserved_ms_ago: i64,
-    commit_within: Duration,
-) -> bool {
-    // Negative when another instance's clock is ahead: recent.
-    let young = i64::try_from(IN_FLIGHT_YOUNG.min(commit_within).as_millis()).unwrap_or(i64::MAX);
-    in_flight > 0 && latest_reserved_ms_ago < young
-}
-
-/// A failed reservation call is undone once Redis has answered the undo this many times (each
-/// "nothing to undo"), or given up after this long (the reconciler then has it).
-const IN_DOUBT_ANSWERS: u32 = 3;
-const IN_DOUBT_GIVE_UP: Duration = Duration::from_secs(60);
-const IN_DOUBT_LONGEST_WAIT: Duration = Duration::from_millis(250);
 
 /// A reservation the gate made: the win's FCFS sequence, and the campaign's count of returns
 /// then (a MySQL refusal hands it to `lua/release.lua`).
@@ -290,6 +258,79 @@ impl Reserve {
         }
     }
 
+    /// [`Reserve::reserve`] in a bucketed campaign's home bucket: a SOLD_OUT there sends the join
+    /// looking for units in the pool and the siblings ([`Tail::find`]), one search per bucket at
+    /// a time on an instance (the bucket's other dry joins wait for it, then ask their gate
+    /// again), and stands only when MySQL had too few units in the whole campaign at one
+    /// instant, or when the units MySQL has stay held by reservations in flight past the wait
+    /// for them (as an unbucketed SOLD_OUT does). A CAMPAIGN_PAUSED first gives the bucket's gate
+    /// what MySQL owes it, as there. Says whether a SOLD_OUT was confirmed by MySQL.
+    pub(super) async fn reserve_in_bucket(
+        &self,
+        campaign: &Arc<Campaign>,
+        req: &JoinRequest,
+        pass: Option<&AdmissionPass>,
+        now: DateTime<Utc>,
+    ) -> Result<(Decision, bool), JoinError> {
+        let slot = req.entry.slot();
+        let mut waiting = TailWait::new(
+            in_flight_wait(self.commit_within),
+            self.commit_within / 2,
+            Instant::now(),
+        );
+        let mut owed_asked = false;
+        loop {
+            let decision = self.reserve_once(campaign, req, pass, now).await?;
+            match decision {
+                Decision::SoldOut { .. } if self.tail.sold_out_lately(campaign.id) => {
+                    return Ok((decision, false))
+                }
+                Decision::SoldOut { .. } => {}
+                Decision::Paused if !owed_asked => {
+                    owed_asked = true;
+                    if self.gave_owed(campaign, slot, Instant::now()).await == loader::Owed::Skipped
+                    {
+                        return Ok((decision, false));
+                    }
+                    continue;
+                }
+                _ => return Ok((decision, false)),
+            }
+            let searching = self.tail.searching(slot).await;
+            // The search this one waited for may have brought units: the gate first; or it
+            // found the campaign sold out: the memo answers.
+            let again = self.reserve_once(campaign, req, pass, now).await?;
+            let sold_out = matches!(again, Decision::SoldOut { .. });
+            if !sold_out || self.tail.sold_out_lately(campaign.id) {
+                return Ok((again, false));
+            }
+            let quantity = i64::from(req.entry.quantity);
+            let commit_by = Instant::now() + self.commit_within;
+            let found = self.tail.find(campaign, slot, quantity, commit_by).await;
+            drop(searching);
+            let found = found.map_err(|e| {
+                tracing::warn!(error = %e, campaign_id = campaign.id, %slot,
+                    "Could not look for units for a dry bucket; the join answers unavailable.");
+                JoinError::Unavailable {
+                    what: "the campaign's buckets",
+                    source: e.into(),
+                }
+            })?;
+            match waiting.after(found, Instant::now()) {
+                Next::Search => {}
+                Next::Sleep(pause) => {
+                    if !owed_asked {
+                        owed_asked = true;
+                        self.gave_owed(campaign, slot, Instant::now()).await;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                Next::SoldOut => return Ok((again, found == Found::SoldOut)),
+                Next::Busy => return Err(JoinError::Busy),
+            }
+        }
+    }
+
     /// Before a SOLD_OUT with nothing in flight, or a CAMPAIGN_PAUSED: whether MySQL owed the
     /// gate units or a resume (committed, their gate call not made yet, or failed while Redis
     /// hung) and they are in it now. One read of the campaign's markers at a time per campaign
@@ -360,7 +401,7 @@ impl Reserve {
                 .gate_duration
                 .observe(started.elapsed().as_secs_f64());
             if decision.is_err() {
-                self.undo_in_doubt(req, now_ms);
+                undo_lost_reservation(self.gate.clone(), req.entry, now_ms);
             }
             let decision = decision?;
             match decision {
@@ -411,46 +452,6 @@ impl Reserve {
             if let Err(e) = gate.room_spent(keys, &ticket, user_id, now_ms).await {
                 tracing::debug!(error = %e, user_id,
                     "Could not spend an admission the group's limit refused; it lapses at its expiry.");
-            }
-        });
-    }
-
-    /// The reservation call failed (a timeout, a reset): the script may still run, or may have
-    /// run with its answer lost. A Redis that hung runs the scripts queued in it when it
-    /// resumes, and their units would stay out of the sale until the reconciler gives them back
-    /// (`RESERVATION_TIMEOUT_MS`; the proof run saw joins refused SOLD_OUT meanwhile). Nothing
-    /// was written to MySQL for this request, so its reservation, if Redis makes it, is undone at
-    /// once: `lua/release.lua` "expire" removes exactly this request's entry (`<now>:<quantity>`)
-    /// and nothing else. Redis keeps one connection's commands in order, but the call may be
-    /// retried on a new connection, so it is asked again a few times after Redis answers.
-    fn undo_in_doubt(&self, req: &JoinRequest, now_ms: i64) {
-        let gate = self.gate.clone();
-        let entry = req.entry;
-        let reservation = reservation_value(now_ms, entry.quantity);
-        tokio::spawn(async move {
-            let mut wait = Duration::from_millis(100);
-            let (mut answered, mut waited) = (0, Duration::ZERO);
-            while answered < IN_DOUBT_ANSWERS && waited < IN_DOUBT_GIVE_UP {
-                match gate
-                    .release(&entry, None, Release::Expire, &reservation)
-                    .await
-                {
-                    Ok(true) => {
-                        tracing::debug!(
-                            campaign_id = entry.campaign_id,
-                            user_id = entry.user_id,
-                            "Undid a reservation Redis made after its call had failed."
-                        );
-                        return;
-                    }
-                    Ok(false) => answered += 1,
-                    Err(_) => {}
-                }
-                tokio::time::sleep(wait).await;
-                waited += wait;
-                // At most a quarter second between tries: once Redis answers again the units
-                // are back within that (docs/design.md §18.1).
-                wait = (wait * 2).min(IN_DOUBT_LONGEST_WAIT);
             }
         });
     }

@@ -9,6 +9,7 @@ use std::{sync::Arc, time::Instant};
 use futures::future::join_all;
 
 use crate::{
+    bucket::policy::{Next, TailWait},
     campaign::Campaign,
     gate::{
         cart::{CartDecision, CartItem, ItemReserved},
@@ -16,10 +17,8 @@ use crate::{
     },
     group::GroupMembers,
     join::{
-        reserve::{
-            in_flight_wait, settling, Reserve, IN_FLIGHT_FIRST_WAIT, IN_FLIGHT_LONGEST_WAIT,
-        },
-        tail::{Next, TailWait},
+        in_flight::{in_flight_wait, settling, IN_FLIGHT_FIRST_WAIT, IN_FLIGHT_LONGEST_WAIT},
+        reserve::Reserve,
         JoinError,
     },
     upkeep::loader,
@@ -53,7 +52,7 @@ impl Reserve {
         let bound = in_flight_wait(self.commit_within);
         let (mut wait, mut owed_asked, mut loads) = (IN_FLIGHT_FIRST_WAIT, false, 0);
         // A dry bucket's search, as a join's (`join::tail`).
-        let mut waiting = TailWait::new(self.commit_within, started);
+        let mut waiting = TailWait::new(bound, self.commit_within / 2, started);
         let group = &cart.members.campaigns;
         loop {
             let decision = self

@@ -15,7 +15,7 @@ static RATE_LIMIT: LazyLock<Script> =
 
 /// Whose bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket<'a> {
+pub enum TokenBucket<'a> {
     User(i64),
     Ip(&'a str),
 }
@@ -24,12 +24,12 @@ impl Gate {
     /// Takes one token from `bucket`: `None` when one was there, else how long until one is.
     pub async fn take_token(
         &self,
-        bucket: Bucket<'_>,
+        bucket: TokenBucket<'_>,
         limit: Limit,
     ) -> Result<Option<Duration>, GateError> {
         let key = match bucket {
-            Bucket::User(user) => format!("{}rl:u:{user}", self.prefix),
-            Bucket::Ip(ip) => format!("{}rl:ip:{ip}", self.prefix),
+            TokenBucket::User(user) => format!("{}rl:u:{user}", self.prefix),
+            TokenBucket::Ip(ip) => format!("{}rl:ip:{ip}", self.prefix),
         };
         let mut inv = RATE_LIMIT.key(key);
         inv.arg(limit.per_second.max(1)).arg(limit.burst.max(1));
