@@ -27,6 +27,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::gate::{Gate, Slot};
+
 /// Largest winners set copied into the memo.
 pub const MAX_WINNERS: i64 = 100_000;
 /// Bound on remembered campaigns; past it the memo starts over.
@@ -128,6 +130,34 @@ impl SoldOutMemo {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Notes a sold-out campaign (its unbucketed `slot`), copying the winners set from `gate`
+    /// when it changed (one caller at a time): [`SoldOutMemo::refresh`], else the copy. Best
+    /// effort: without the copy the memo simply does not answer for the campaign.
+    pub async fn remember(&self, gate: &Gate, slot: Slot, winners: i64, asked_at: Instant) {
+        if self.refresh(slot.campaign_id, winners, asked_at) {
+            return;
+        }
+        let Some(copy) = self.start_copy(slot.campaign_id) else {
+            return;
+        };
+        match gate.winners(slot).await {
+            // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
+            // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
+            // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.
+            Ok(set) if (set.len() as i64) < winners => {
+                tracing::debug!(
+                    copied = set.len(),
+                    winners,
+                    "The winners set shrank while copied; no sold-out memo."
+                );
+            }
+            Ok(set) => copy.record(set, asked_at),
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
+            }
         }
     }
 

@@ -40,24 +40,36 @@ use crate::{
     },
     telemetry::metrics::{registry::ReasonLabels, Metrics},
     upkeep::loader::{self, GateLoader},
+    waiting_room::buckets::{report_admission, AdmissionReport},
 };
 
-use super::tail::Tail;
+use super::tail::{Tail, TailError};
 
 /// The reserve step: the gate, the instance's rebuilds of it, the sold-out memo it feeds.
 pub struct Reserve {
-    pub(super) gate: Gate,
-    pub(super) loader: GateLoader,
-    pub(super) sold_out: Arc<SoldOutMemo>,
+    gate: Gate,
+    loader: GateLoader,
+    sold_out: Arc<SoldOutMemo>,
     /// Gate latencies; refused admissions.
-    pub(super) metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     /// How long after the gate a win may still commit: `RESERVATION_TIMEOUT_MS` less a quarter
     /// for clocks (the reconciler may give the reservation back after the whole timeout).
-    pub(super) commit_within: Duration,
+    commit_within: Duration,
     /// A bucketed campaign's dry bucket looking for units (docs/design.md §21).
-    pub(super) tail: Tail,
+    tail: Tail,
     /// The groups' limits and campaigns (docs/design.md §22).
-    pub(super) groups: Arc<GroupDirectory>,
+    groups: Arc<GroupDirectory>,
+}
+
+/// What the reserve step is built over.
+pub(super) struct ReserveParts {
+    pub gate: Gate,
+    pub loader: GateLoader,
+    pub sold_out: Arc<SoldOutMemo>,
+    pub metrics: Arc<Metrics>,
+    pub commit_within: Duration,
+    pub tail: Tail,
+    pub groups: Arc<GroupDirectory>,
 }
 
 /// What the gate decided for a join: a reservation to settle, or a user it already knows (whose
@@ -95,6 +107,62 @@ pub(super) struct Reserved {
 }
 
 impl Reserve {
+    pub(super) fn new(parts: ReserveParts) -> Self {
+        let ReserveParts {
+            gate,
+            loader,
+            sold_out,
+            metrics,
+            commit_within,
+            tail,
+            groups,
+        } = parts;
+        Self {
+            gate,
+            loader,
+            sold_out,
+            metrics,
+            commit_within,
+            tail,
+            groups,
+        }
+    }
+
+    /// The gate reservations are made at.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The instance's rebuilds of the gate.
+    pub fn loader(&self) -> &GateLoader {
+        &self.loader
+    }
+
+    /// The sold-out memo the step feeds.
+    pub fn sold_out(&self) -> &Arc<SoldOutMemo> {
+        &self.sold_out
+    }
+
+    /// How long after the gate a win may still commit.
+    pub fn commit_within(&self) -> Duration {
+        self.commit_within
+    }
+
+    /// The groups' limits and campaigns.
+    pub fn groups(&self) -> &GroupDirectory {
+        &self.groups
+    }
+
+    /// A dry bucket's search for `quantity` units for `home` (docs/design.md §21), as a join's.
+    pub async fn search_dry_bucket(
+        &self,
+        campaign: &Arc<Campaign>,
+        home: Slot,
+        quantity: i64,
+        commit_by: Instant,
+    ) -> Result<Found, TailError> {
+        self.tail.find(campaign, home, quantity, commit_by).await
+    }
     /// The gate's decision for an admitted join, as the join's next step: a reservation, a user
     /// the gate already knows, or the answer (a refusal, or the gate unavailable).
     pub(super) async fn run(
@@ -157,7 +225,9 @@ impl Reserve {
                 // A bucketed campaign has no one winners set to copy: its searches remember a
                 // sell-out instead ([`Tail::sold_out_lately`]).
                 if remaining <= 0 && in_flight == 0 && confirmed && campaign.buckets == 1 {
-                    self.remember_sold_out(campaign, winners, asked_at).await;
+                    (self.sold_out)
+                        .remember(&self.gate, campaign.slot(0), winners, asked_at)
+                        .await;
                 }
                 JoinError::SoldOut
             }
@@ -190,7 +260,7 @@ impl Reserve {
     }
 
     /// The gate's refusal for the group's limit: counted, and a bucketed campaign's admission
-    /// spent in its room ([`Reserve::spend_in_room`]).
+    /// spent in its room (`waiting_room::buckets::report_admission`).
     fn refused_by_group(
         &self,
         campaign: &Campaign,
@@ -204,7 +274,12 @@ impl Reserve {
             .get_or_create(&ReasonLabels { reason: "GATE" })
             .inc();
         if let (Some(pass), true) = (pass, campaign.buckets > 1) {
-            self.spend_in_room(campaign, pass, req.entry.user_id);
+            report_admission(
+                &self.gate,
+                campaign,
+                (&pass.ticket, req.entry.user_id),
+                AdmissionReport::Spent,
+            );
         }
         JoinError::GroupLimit {
             limit: group.map_or(0, |g| g.per_user),
@@ -336,7 +411,7 @@ impl Reserve {
     /// hung) and they are in it now. One read of the campaign's markers at a time per campaign
     /// (a join refused meanwhile takes its answer), then none for `loader::OWED_READ_EVERY`.
     /// A failure answers as before, unconfirmed.
-    pub(super) async fn gave_owed(
+    pub async fn gave_owed(
         &self,
         campaign: &Campaign,
         slot: Slot,
@@ -434,59 +509,5 @@ impl Reserve {
             loaded?;
         }
         Ok(())
-    }
-
-    /// A bucketed campaign's admission the group's limit refused (the gate spent its copy in the
-    /// home bucket) expires in the campaign's room too, so its unit goes to the next admission
-    /// now rather than when the token expires. Best effort: left, it lapses at its expiry.
-    fn spend_in_room(&self, campaign: &Campaign, pass: &AdmissionPass, user_id: i64) {
-        let gate = self.gate.clone();
-        let ticket = pass.ticket.clone();
-        let keys = (
-            campaign.room_slot(),
-            crate::campaign::gate_epoch(campaign),
-            loader::keys_expire_ms(campaign),
-        );
-        tokio::spawn(async move {
-            let now_ms = Utc::now().timestamp_millis();
-            if let Err(e) = gate.room_spent(keys, &ticket, user_id, now_ms).await {
-                tracing::debug!(error = %e, user_id,
-                    "Could not spend an admission the group's limit refused; it lapses at its expiry.");
-            }
-        });
-    }
-
-    /// Notes a sold-out campaign in the memo, copying the winners set when it changed (one
-    /// caller at a time). Best effort: without the copy the memo simply does not answer for the
-    /// campaign.
-    async fn remember_sold_out(
-        &self,
-        campaign: &Campaign,
-        winners: i64,
-        asked_at: std::time::Instant,
-    ) {
-        let campaign_id = campaign.id;
-        if self.sold_out.refresh(campaign_id, winners, asked_at) {
-            return;
-        }
-        let Some(copy) = self.sold_out.start_copy(campaign_id) else {
-            return;
-        };
-        match self.gate.winners(campaign.slot(0)).await {
-            // Fewer members than Redis counted with its SOLD_OUT answer: the keys were lost in
-            // between (eviction, flush). Such a copy would refuse past winners SOLD_OUT instead
-            // of ALREADY_PARTICIPATED; a larger set only sends more users on to Redis.
-            Ok(set) if (set.len() as i64) < winners => {
-                tracing::debug!(
-                    copied = set.len(),
-                    winners,
-                    "The winners set shrank while copied; no sold-out memo."
-                );
-            }
-            Ok(set) => copy.record(set, asked_at),
-            Err(e) => {
-                tracing::debug!(error = %e, "Could not copy the winners set; no sold-out memo.")
-            }
-        }
     }
 }

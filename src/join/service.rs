@@ -26,7 +26,7 @@ use crate::{
         cart::service::Carts,
         group_commit::GroupCommit,
         request::{detached, Accepted, AdmissionRefusal, JoinError, JoinRequest},
-        reserve::{Gated, Reserve},
+        reserve::{Gated, Reserve, ReserveParts},
         settle::{Settle, Settled},
         tail::Tail,
     },
@@ -110,7 +110,7 @@ impl ParticipationService {
                 sold_out: sold_out.clone(),
                 metrics: metrics.clone(),
             }),
-            reserve: Arc::new(Reserve {
+            reserve: Arc::new(Reserve::new(ReserveParts {
                 gate: gate.clone(),
                 loader: loader.clone(),
                 sold_out: sold_out.clone(),
@@ -122,7 +122,7 @@ impl ParticipationService {
                     metrics.clone(),
                     sold_out,
                 ),
-            }),
+            })),
             settle: Arc::new(Settle::new(
                 db.clone(),
                 gate.clone(),
@@ -144,7 +144,7 @@ impl ParticipationService {
     pub async fn join(&self, req: JoinRequest) -> Result<Accepted, JoinError> {
         // Before the admission's `now`, which stamps the reservation: the win's commit deadline
         // counts from here.
-        let commit_by = std::time::Instant::now() + self.reserve.commit_within;
+        let commit_by = std::time::Instant::now() + self.reserve.commit_within();
         let admitted = self.admit.run(&req).await?;
         let mut req = req;
         // A bucketed campaign's join lives in its user's home bucket (docs/design.md §21).
@@ -199,7 +199,7 @@ impl ParticipationService {
     /// same id, which count as missing) and rebuilds them.
     pub async fn prime(&self, campaign: &Campaign) {
         let campaign = self.admit.campaigns.insert(campaign.clone()).await;
-        if let Err(e) = self.reserve.loader.ensure_all(&campaign).await {
+        if let Err(e) = self.reserve.loader().ensure_all(&campaign).await {
             tracing::warn!(campaign_id = campaign.id, error = %e, "Could not prime the gate; the first request will.");
         }
     }
@@ -230,12 +230,12 @@ impl ParticipationService {
 
     /// The sold-out memo (a live control that brings stock back clears its campaign's entry).
     pub fn sold_out_memo(&self) -> Arc<SoldOutMemo> {
-        self.reserve.sold_out.clone()
+        self.reserve.sold_out().clone()
     }
 
     /// The instance's gate rebuilds (shared with the waiting room).
     pub fn loader(&self) -> GateLoader {
-        self.reserve.loader.clone()
+        self.reserve.loader().clone()
     }
 
     /// The campaign cache this service reads (shared with the sync path).
@@ -254,7 +254,7 @@ impl ParticipationService {
 
     /// Gate rebuilds this instance has run that read MySQL (for the tests, as above).
     pub fn gate_loads(&self) -> u64 {
-        self.reserve.loader.loads()
+        self.reserve.loader().loads()
     }
 
     /// What a join the gate refused at `refused_at` learns from the campaign's markers, as the
@@ -272,7 +272,7 @@ impl ParticipationService {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("campaign {campaign_id} not found"))?;
         self.reserve
-            .loader
+            .loader()
             .give_owed(&campaign, campaign.slot(0), refused_at)
             .await
             .map_err(|e| e.to_string())

@@ -31,6 +31,7 @@ use crate::{
         registry::{PathLabels, ReasonLabels},
         Metrics, ParticipationPath,
     },
+    waiting_room::buckets::{report_admission, AdmissionReport},
     win::store,
 };
 
@@ -176,7 +177,12 @@ impl Settle {
                 // The batch settled the reservation in Redis already (see `group_commit`).
                 self.sink.wakeup.notify_one();
                 if let (Some(pass), true) = (pass, campaign.buckets > 1) {
-                    self.used_in_bucket(campaign, pass, req.entry.user_id);
+                    report_admission(
+                        &self.gate,
+                        campaign,
+                        (&pass.ticket, req.entry.user_id),
+                        AdmissionReport::Used,
+                    );
                 }
                 Settled::Answer(Ok(Accepted::new(
                     &req,
@@ -305,28 +311,6 @@ impl Settle {
             }
         };
         Refusal::Back { how, answer }
-    }
-
-    /// A bucketed campaign's admission whose win committed is reported to its room
-    /// (docs/design.md §21), which counts it as sold from then on rather than as admitted until
-    /// the token expires. Best effort, off the answer's path: a report lost only keeps that
-    /// admission counted until its token's expiry (the room admits the next user later).
-    fn used_in_bucket(&self, campaign: &Campaign, pass: &AdmissionPass, user_id: i64) {
-        let gate = self.gate.clone();
-        let ticket = pass.ticket.clone();
-        let campaign_id = campaign.id;
-        let keys = (
-            campaign.room_slot(),
-            crate::campaign::gate_epoch(campaign),
-            crate::upkeep::loader::keys_expire_ms(campaign),
-        );
-        tokio::spawn(async move {
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            if let Err(e) = gate.room_used(keys, &ticket, user_id, now_ms).await {
-                tracing::debug!(error = %e, campaign_id, user_id,
-                    "Could not tell the room an admission won; it counts until its token expires.");
-            }
-        });
     }
 
     /// One win's write through its campaign's group commit, timed from queueing to the answer.

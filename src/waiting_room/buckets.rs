@@ -131,3 +131,41 @@ fn home_slot(campaign: &Campaign, user_id: i64) -> Slot {
     let home = crate::bucket::home(user_id, campaign.buckets);
     campaign.slot(home)
 }
+
+/// What a bucketed campaign's join tells its room about an admission it used (docs/design.md
+/// §21): its win committed (`Used`: counted as sold from then on), or the group's limit refused
+/// it after the home bucket spent its copy (`Spent`: its unit goes to the next admission now).
+#[derive(Debug, Clone, Copy)]
+pub enum AdmissionReport {
+    Used,
+    Spent,
+}
+
+/// Tells the room, off the answer's path. Best effort: a report lost only keeps the admission
+/// counted until its token's expiry (the room admits the next user later).
+pub fn report_admission(
+    gate: &Gate,
+    campaign: &Campaign,
+    (ticket, user_id): (&str, i64),
+    report: AdmissionReport,
+) {
+    let gate = gate.clone();
+    let ticket = ticket.to_owned();
+    let campaign_id = campaign.id;
+    let keys = (
+        campaign.room_slot(),
+        crate::campaign::gate_epoch(campaign),
+        keys_expire_ms(campaign),
+    );
+    tokio::spawn(async move {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let told = match report {
+            AdmissionReport::Used => gate.room_used(keys, &ticket, user_id, now_ms).await,
+            AdmissionReport::Spent => gate.room_spent(keys, &ticket, user_id, now_ms).await,
+        };
+        if let Err(e) = told {
+            tracing::debug!(error = %e, campaign_id, user_id, ?report,
+                "Could not tell the room about an admission; it counts until its token expires.");
+        }
+    });
+}

@@ -41,102 +41,102 @@ pub(super) struct GateCart<'a> {
     pub now_ms: i64,
 }
 
-impl Reserve {
-    /// Every item reserved, or the refusal that stands (naming its item).
-    pub(super) async fn reserve_cart(
-        &self,
-        cart: &GateCart<'_>,
-        commit_by: Instant,
-    ) -> Result<Vec<ItemReserved>, CartError> {
-        let started = Instant::now();
-        let bound = in_flight_wait(self.commit_within);
-        let (mut wait, mut owed_asked, mut loads) = (IN_FLIGHT_FIRST_WAIT, false, 0);
-        // A dry bucket's search, as a join's (`join::tail`).
-        let mut waiting = TailWait::new(bound, self.commit_within / 2, started);
-        let group = &cart.members.campaigns;
-        loop {
-            let decision = self
-                .gate
-                .reserve_cart(
-                    (cart.slot, cart.user_id, cart.now_ms),
-                    (group, cart.members.group.per_user_limit),
-                    cart.items,
-                )
-                .await
-                .map_err(JoinError::from)?;
-            let (item, refusal) = match decision {
-                CartDecision::Reserved(reserved) => return Ok(reserved),
-                CartDecision::Missing(_) if loads < LOAD_ROUNDS => {
-                    loads += 1;
-                    self.load_group(cart.slot, group).await?;
-                    continue;
-                }
-                CartDecision::Missing(_) => return Err(missing().into()),
-                CartDecision::GroupLimit { held } => {
-                    return Err(JoinError::GroupLimit {
-                        limit: cart.members.group.per_user_limit,
-                        held,
-                    }
-                    .into())
-                }
-                CartDecision::Refused { item, decision } => (item, decision),
-            };
-            let campaign = &cart.campaigns[item];
-            let slot = cart.slot.sibling(campaign.id);
-            match refusal {
-                Decision::SoldOut { .. } if campaign.buckets > 1 => {
-                    let quantity = i64::from(cart.items[item].quantity);
-                    let found = self.tail.find(campaign, slot, quantity, commit_by).await;
-                    match found.map(|found| waiting.after(found, Instant::now())) {
-                        Ok(Next::Search) => {}
-                        Ok(Next::Sleep(pause)) => tokio::time::sleep(pause).await,
-                        Ok(Next::Busy) => return Err(JoinError::Busy.into()),
-                        Ok(Next::SoldOut) => return Err(refused(campaign, refusal, item, cart)),
-                        Err(e) => {
-                            return Err(JoinError::Unavailable {
-                                what: "the campaign's buckets",
-                                source: e.into(),
-                            }
-                            .into())
-                        }
-                    }
-                }
-                Decision::SoldOut {
-                    in_flight,
-                    latest_reserved_ms_ago,
-                    ..
-                } if started.elapsed() < bound
-                    && settling(in_flight, latest_reserved_ms_ago, self.commit_within) =>
-                {
-                    tokio::time::sleep(wait.min(bound.saturating_sub(started.elapsed()))).await;
-                    wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
-                }
-                Decision::SoldOut { .. } | Decision::Paused if !owed_asked => {
-                    owed_asked = true;
-                    if self.gave_owed(campaign, slot, Instant::now()).await == loader::Owed::Skipped
-                    {
-                        return Err(refused(campaign, refusal, item, cart));
-                    }
-                }
-                _ => return Err(refused(campaign, refusal, item, cart)),
+/// Every item reserved, or the refusal that stands (naming its item): the reserve step's gate,
+/// rebuilds, in-flight wait and dry-bucket search, through its methods.
+pub(super) async fn reserve_cart(
+    reserve: &Reserve,
+    cart: &GateCart<'_>,
+    commit_by: Instant,
+) -> Result<Vec<ItemReserved>, CartError> {
+    let started = Instant::now();
+    let bound = in_flight_wait(reserve.commit_within());
+    let (mut wait, mut owed_asked, mut loads) = (IN_FLIGHT_FIRST_WAIT, false, 0);
+    // A dry bucket's search, as a join's (`join::tail`).
+    let mut waiting = TailWait::new(bound, reserve.commit_within() / 2, started);
+    let group = &cart.members.campaigns;
+    loop {
+        let decision = reserve
+            .gate()
+            .reserve_cart(
+                (cart.slot, cart.user_id, cart.now_ms),
+                (group, cart.members.group.per_user_limit),
+                cart.items,
+            )
+            .await
+            .map_err(JoinError::from)?;
+        let (item, refusal) = match decision {
+            CartDecision::Reserved(reserved) => return Ok(reserved),
+            CartDecision::Missing(_) if loads < LOAD_ROUNDS => {
+                loads += 1;
+                load_group(reserve, cart.slot, group).await?;
+                continue;
             }
+            CartDecision::Missing(_) => return Err(missing().into()),
+            CartDecision::GroupLimit { held } => {
+                return Err(JoinError::GroupLimit {
+                    limit: cart.members.group.per_user_limit,
+                    held,
+                }
+                .into())
+            }
+            CartDecision::Refused { item, decision } => (item, decision),
+        };
+        let campaign = &cart.campaigns[item];
+        let slot = cart.slot.sibling(campaign.id);
+        match refusal {
+            Decision::SoldOut { .. } if campaign.buckets > 1 => {
+                let quantity = i64::from(cart.items[item].quantity);
+                let found = (reserve.search_dry_bucket(campaign, slot, quantity, commit_by)).await;
+                match found.map(|found| waiting.after(found, Instant::now())) {
+                    Ok(Next::Search) => {}
+                    Ok(Next::Sleep(pause)) => tokio::time::sleep(pause).await,
+                    Ok(Next::Busy) => return Err(JoinError::Busy.into()),
+                    Ok(Next::SoldOut) => return Err(refused(campaign, refusal, item, cart)),
+                    Err(e) => {
+                        return Err(JoinError::Unavailable {
+                            what: "the campaign's buckets",
+                            source: e.into(),
+                        }
+                        .into())
+                    }
+                }
+            }
+            Decision::SoldOut {
+                in_flight,
+                latest_reserved_ms_ago,
+                ..
+            } if started.elapsed() < bound
+                && settling(in_flight, latest_reserved_ms_ago, reserve.commit_within()) =>
+            {
+                tokio::time::sleep(wait.min(bound.saturating_sub(started.elapsed()))).await;
+                wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
+            }
+            Decision::SoldOut { .. } | Decision::Paused if !owed_asked => {
+                owed_asked = true;
+                if reserve.gave_owed(campaign, slot, Instant::now()).await == loader::Owed::Skipped
+                {
+                    return Err(refused(campaign, refusal, item, cart));
+                }
+            }
+            _ => return Err(refused(campaign, refusal, item, cart)),
         }
     }
+}
 
-    /// Loads every campaign of the group in the user's bucket (one call each that is loaded).
-    async fn load_group(&self, slot: Slot, group: &[Sibling]) -> Result<(), JoinError> {
-        let loads = group.iter().map(|sibling| async move {
-            let campaign = self.groups.campaign(sibling.campaign_id).await?;
-            self.loader
-                .ensure(&campaign, slot.sibling(sibling.campaign_id))
-                .await?;
-            Ok::<(), JoinError>(())
-        });
-        for loaded in join_all(loads).await {
-            loaded?;
-        }
-        Ok(())
+/// Loads every campaign of the group in the user's bucket (one call each that is loaded).
+async fn load_group(reserve: &Reserve, slot: Slot, group: &[Sibling]) -> Result<(), JoinError> {
+    let loads = group.iter().map(|sibling| async move {
+        let campaign = reserve.groups().campaign(sibling.campaign_id).await?;
+        reserve
+            .loader()
+            .ensure(&campaign, slot.sibling(sibling.campaign_id))
+            .await?;
+        Ok::<(), JoinError>(())
+    });
+    for loaded in join_all(loads).await {
+        loaded?;
     }
+    Ok(())
 }
 
 fn missing() -> JoinError {

@@ -22,7 +22,7 @@ use crate::{
 };
 
 use super::{
-    reserve::GateCart,
+    reserve::{reserve_cart, GateCart},
     store::{self, StoredPurchase},
     CartError, CartRequest,
 };
@@ -62,9 +62,9 @@ impl Carts {
     /// Every item won, or none (docs/design.md §22).
     #[tracing::instrument(level = "debug", skip_all, fields(group_id = req.group_id, user_id = req.user_id, items = req.items.len()))]
     pub async fn purchase(&self, req: CartRequest) -> Result<Purchased, CartError> {
-        let commit_by = Instant::now() + self.reserve.commit_within;
+        let commit_by = Instant::now() + self.reserve.commit_within();
         let asked = req.items.iter().map(|&(campaign, _)| campaign);
-        let members = match self.reserve.groups.get_with(req.group_id, asked).await {
+        let members = match self.reserve.groups().get_with(req.group_id, asked).await {
             Ok(members) => members,
             Err(sea_orm::DbErr::RecordNotFound(_)) => {
                 return Err(CartError::GroupNotFound(req.group_id))
@@ -79,7 +79,6 @@ impl Carts {
         let campaigns = self.cart_campaigns(&members, &req).await?;
         let this = self.clone();
         let work = async move {
-            let reserve = &this.reserve;
             let home = crate::bucket::home(req.user_id, members.group.buckets);
             let slot = campaigns[0].slot(home);
             let items: Vec<CartItem> = req
@@ -103,7 +102,7 @@ impl Carts {
                 user_id: req.user_id,
                 now_ms: now.timestamp_millis(),
             };
-            let reserved = reserve.reserve_cart(&cart, commit_by).await?;
+            let reserved = reserve_cart(&this.reserve, &cart, commit_by).await?;
             let purchase = new_purchase(
                 &req,
                 (&members, &campaigns, slot),
@@ -150,7 +149,7 @@ impl Carts {
                     "campaign {campaign_id} is named twice; ask for its quantity once"
                 )));
             }
-            let campaign = self.reserve.groups.campaign(campaign_id).await?;
+            let campaign = self.reserve.groups().campaign(campaign_id).await?;
             if campaign.admission.queued() {
                 return Err(CartError::Invalid(format!(
                     "campaign {campaign_id} has a waiting room: join it on its own"
