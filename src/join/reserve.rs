@@ -43,7 +43,7 @@ use crate::{
     waiting_room::buckets::{report_admission, AdmissionReport},
 };
 
-use super::tail::{Tail, TailError};
+use super::tail::Tail;
 
 /// The reserve step: the gate, the instance's rebuilds of it, the sold-out memo it feeds.
 pub struct Reserve {
@@ -59,17 +59,6 @@ pub struct Reserve {
     tail: Tail,
     /// The groups' limits and campaigns (docs/design.md §22).
     groups: Arc<GroupDirectory>,
-}
-
-/// What the reserve step is built over.
-pub(super) struct ReserveParts {
-    pub gate: Gate,
-    pub loader: GateLoader,
-    pub sold_out: Arc<SoldOutMemo>,
-    pub metrics: Arc<Metrics>,
-    pub commit_within: Duration,
-    pub tail: Tail,
-    pub groups: Arc<GroupDirectory>,
 }
 
 /// What the gate decided for a join: a reservation to settle, or a user it already knows (whose
@@ -107,16 +96,15 @@ pub(super) struct Reserved {
 }
 
 impl Reserve {
-    pub(super) fn new(parts: ReserveParts) -> Self {
-        let ReserveParts {
-            gate,
-            loader,
-            sold_out,
-            metrics,
-            commit_within,
-            tail,
-            groups,
-        } = parts;
+    /// The step over the gate and its rebuilds, the sold-out memo it feeds, its metrics, the
+    /// commit window, the dry bucket's search and the groups.
+    pub(super) fn new(
+        (gate, loader, sold_out): (Gate, GateLoader, Arc<SoldOutMemo>),
+        metrics: Arc<Metrics>,
+        commit_within: Duration,
+        tail: Tail,
+        groups: Arc<GroupDirectory>,
+    ) -> Self {
         Self {
             gate,
             loader,
@@ -153,15 +141,9 @@ impl Reserve {
         &self.groups
     }
 
-    /// A dry bucket's search for `quantity` units for `home` (docs/design.md §21), as a join's.
-    pub async fn search_dry_bucket(
-        &self,
-        campaign: &Arc<Campaign>,
-        home: Slot,
-        quantity: i64,
-        commit_by: Instant,
-    ) -> Result<Found, TailError> {
-        self.tail.find(campaign, home, quantity, commit_by).await
+    /// A dry bucket's search (docs/design.md §21), a cart's item's as a join's.
+    pub fn tail(&self) -> &Tail {
+        &self.tail
     }
     /// The gate's decision for an admitted join, as the join's next step: a reservation, a user
     /// the gate already knows, or the answer (a refusal, or the gate unavailable).

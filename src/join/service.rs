@@ -26,7 +26,7 @@ use crate::{
         cart::service::Carts,
         group_commit::GroupCommit,
         request::{detached, Accepted, AdmissionRefusal, JoinError, JoinRequest},
-        reserve::{Gated, Reserve, ReserveParts},
+        reserve::{Gated, Reserve},
         settle::{Settle, Settled},
         tail::Tail,
     },
@@ -110,19 +110,17 @@ impl ParticipationService {
                 sold_out: sold_out.clone(),
                 metrics: metrics.clone(),
             }),
-            reserve: Arc::new(Reserve::new(ReserveParts {
-                gate: gate.clone(),
-                loader: loader.clone(),
-                sold_out: sold_out.clone(),
-                metrics: metrics.clone(),
-                commit_within: commit_within(settings.redis.reservation_timeout),
-                groups: Arc::new(GroupDirectory::new(db.clone(), campaigns.clone())),
-                tail: Tail::new(
+            reserve: Arc::new(Reserve::new(
+                (gate.clone(), loader.clone(), sold_out.clone()),
+                metrics.clone(),
+                commit_within(settings.redis.reservation_timeout),
+                Tail::new(
                     (db.clone(), gate.clone(), loader),
                     metrics.clone(),
                     sold_out,
                 ),
-            })),
+                Arc::new(GroupDirectory::new(db.clone(), campaigns.clone())),
+            )),
             settle: Arc::new(Settle::new(
                 db.clone(),
                 gate.clone(),

@@ -86,7 +86,10 @@ pub(super) async fn reserve_cart(
         match refusal {
             Decision::SoldOut { .. } if campaign.buckets > 1 => {
                 let quantity = i64::from(cart.items[item].quantity);
-                let found = (reserve.search_dry_bucket(campaign, slot, quantity, commit_by)).await;
+                let found = reserve
+                    .tail()
+                    .find(campaign, slot, quantity, commit_by)
+                    .await;
                 match found.map(|found| waiting.after(found, Instant::now())) {
                     Ok(Next::Search) => {}
                     Ok(Next::Sleep(pause)) => tokio::time::sleep(pause).await,

@@ -382,6 +382,12 @@ pub(super) async fn reconciled_sale() -> (TestApp, i64, i64) {
     let mut settings = test_settings().await;
     settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
     let app = spawn_app_with(settings).await;
+    let (campaign, epoch) = open_sale(&app).await;
+    (app, campaign, epoch)
+}
+
+/// A campaign of five units open for an hour, user 1's win in it: its id and gate epoch.
+pub(super) async fn open_sale(app: &TestApp) -> (i64, i64) {
     let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     let created = app
         .create_campaign(serde_json::json!({"name": "c", "totalStock": 5, "startsAt": hour_ago}))
@@ -392,7 +398,7 @@ pub(super) async fn reconciled_sale() -> (TestApp, i64, i64) {
             .expect("a time")
             .timestamp_micros();
     assert_eq!(app.join(campaign, 1, 1).await.status, 201);
-    (app, campaign, epoch)
+    (campaign, epoch)
 }
 
 /// Reserves one unit for `user` with `lua/reserve.lua` itself, stamped `at_ms`, as an instance

@@ -10,7 +10,7 @@ use firstcome::join::{
 };
 use sea_orm::{ConnectionTrait, DbErr, Statement, TransactionTrait};
 
-use super::faults::{reconciled_sale, reserve_directly};
+use super::faults::{open_sale, reconciled_sale, reserve_directly};
 use crate::spawn::TestApp;
 
 #[tokio::test]
@@ -107,7 +107,7 @@ fn gate_of(app: &TestApp) -> firstcome::gate::Gate {
 #[tokio::test]
 async fn a_commit_in_doubt_over_several_campaigns_settles_each_in_its_own() {
     let (app, kept, kept_epoch) = reconciled_sale().await;
-    let (lost, lost_epoch) = another_sale(&app).await;
+    let (lost, lost_epoch) = open_sale(&app).await;
     let now_ms = chrono::Utc::now().timestamp_millis();
     reserve_directly(&app, kept, kept_epoch, 2, now_ms).await;
     let mut committed = app.win_to_write(kept, 2, 2, far_deadline());
@@ -151,19 +151,4 @@ async fn a_commit_in_doubt_over_several_campaigns_settles_each_in_its_own() {
     assert!(!app.redis_has_user(lost, 2).await);
     app.assert_no_drift(kept).await;
     app.assert_no_drift(lost).await;
-}
-
-/// A second campaign like `reconciled_sale`'s on the same app (user 1 won one of its five).
-async fn another_sale(app: &TestApp) -> (i64, i64) {
-    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
-    let created = app
-        .create_campaign(serde_json::json!({"name": "d", "totalStock": 5, "startsAt": hour_ago}))
-        .await;
-    let campaign = created["id"].as_i64().expect("id");
-    let epoch =
-        chrono::DateTime::parse_from_rfc3339(created["createdAt"].as_str().expect("createdAt"))
-            .expect("a time")
-            .timestamp_micros();
-    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
-    (campaign, epoch)
 }
