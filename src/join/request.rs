@@ -273,3 +273,24 @@ where
         })
     }
 }
+
+/// What the gate decided for a join: a reservation to settle, or a user it already knows (whose
+/// win the settle step looks up).
+pub(super) enum Gated {
+    Reserved(Reserved),
+    Already,
+}
+
+/// A reservation the gate made: the win's FCFS sequence, and the campaign's count of returns
+/// then (a MySQL refusal hands it to `lua/release.lua`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reserved {
+    pub sequence: i64,
+    pub returns_seen: i64,
+    /// The time the reservation carries in Redis (`<reserved at ms>:<quantity>`).
+    pub reserved_at_ms: i64,
+    /// Past it the win must not commit (`NewParticipation::commit_by`).
+    pub commit_by: std::time::Instant,
+    /// The campaign's group's limit, which the win's transaction guards too.
+    pub group: Option<crate::group::Limit>,
+}

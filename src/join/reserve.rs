@@ -36,7 +36,7 @@ use crate::{
             in_flight_wait, settling, undo_lost_reservation, IN_FLIGHT_FIRST_WAIT,
             IN_FLIGHT_LONGEST_WAIT,
         },
-        request::{AdmissionRefusal, JoinError, JoinRequest},
+        request::{AdmissionRefusal, Gated, JoinError, JoinRequest, Reserved},
     },
     telemetry::metrics::{registry::ReasonLabels, Metrics},
     upkeep::loader::{self, GateLoader},
@@ -61,13 +61,6 @@ pub struct Reserve {
     groups: Arc<GroupDirectory>,
 }
 
-/// What the gate decided for a join: a reservation to settle, or a user it already knows (whose
-/// win the settle step looks up).
-pub(super) enum Gated {
-    Reserved(Reserved),
-    Already,
-}
-
 /// Rounds of "reserve, find the keys missing, load them" before giving up.
 const LOAD_ROUNDS: u32 = 3;
 
@@ -79,20 +72,6 @@ fn keys_vanished() -> JoinError {
             "the campaign's keys vanished right after each of {LOAD_ROUNDS} loads"
         ),
     }
-}
-
-/// A reservation the gate made: the win's FCFS sequence, and the campaign's count of returns
-/// then (a MySQL refusal hands it to `lua/release.lua`).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Reserved {
-    pub sequence: i64,
-    pub returns_seen: i64,
-    /// The time the reservation carries in Redis (`<reserved at ms>:<quantity>`).
-    pub reserved_at_ms: i64,
-    /// Past it the win must not commit (`NewParticipation::commit_by`).
-    pub commit_by: std::time::Instant,
-    /// The campaign's group's limit, which the win's transaction guards too.
-    pub group: Option<Limit>,
 }
 
 impl Reserve {
@@ -464,7 +443,7 @@ impl Reserve {
             match decision {
                 Decision::Missing => self.loader.ensure(campaign, req.entry.slot()).await?,
                 Decision::SiblingMissing(_) => {
-                    self.load_siblings(req, siblings.unwrap_or_default())
+                    self.load_group(req.entry.slot(), siblings.unwrap_or_default())
                         .await?
                 }
                 _ => return Ok(decision),
@@ -473,18 +452,16 @@ impl Reserve {
         Ok(Decision::Missing)
     }
 
-    /// The gate found a sibling's keys missing: after a flush or a failover they all are, so
-    /// every sibling's keys in the join's bucket are loaded at once (a loaded one costs one
-    /// call), rather than one per round of [`LOAD_ROUNDS`] (docs/design.md §22).
-    async fn load_siblings(
-        &self,
-        req: &JoinRequest,
-        siblings: &[Sibling],
-    ) -> Result<(), JoinError> {
+    /// The gate found a sibling's keys missing (a join's or a cart's): after a flush or a
+    /// failover they all are, so every campaign of the group is loaded at once in the user's
+    /// bucket `slot` (a loaded one costs one call), rather than one per round of
+    /// [`LOAD_ROUNDS`] (docs/design.md §22).
+    pub async fn load_group(&self, slot: Slot, siblings: &[Sibling]) -> Result<(), JoinError> {
         let loads = siblings.iter().map(|sibling| async move {
             let campaign = self.groups.campaign(sibling.campaign_id).await?;
-            let slot = req.entry.slot().sibling(sibling.campaign_id);
-            self.loader.ensure(&campaign, slot).await?;
+            self.loader
+                .ensure(&campaign, slot.sibling(sibling.campaign_id))
+                .await?;
             Ok::<(), JoinError>(())
         });
         for loaded in futures::future::join_all(loads).await {

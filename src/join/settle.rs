@@ -21,8 +21,7 @@ use crate::{
     join::{
         group_commit::GroupCommit,
         in_doubt::{InDoubt, Verdict},
-        request::{existing, Accepted, JoinError, JoinRequest},
-        reserve::Reserved,
+        request::{existing, Accepted, JoinError, JoinRequest, Reserved},
         rows::{NewParticipation, PurchaseRow, Written},
         transaction::Committed as Wrote,
         write_error::{Refused, WriteError},

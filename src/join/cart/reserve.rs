@@ -6,14 +6,12 @@
 
 use std::{sync::Arc, time::Instant};
 
-use futures::future::join_all;
-
 use crate::{
     bucket::policy::{Next, TailWait},
     campaign::Campaign,
     gate::{
         cart::{CartDecision, CartItem, ItemReserved},
-        Decision, Sibling, Slot,
+        Decision, Slot,
     },
     group::GroupMembers,
     join::{
@@ -68,7 +66,7 @@ pub(super) async fn reserve_cart(
             CartDecision::Reserved(reserved) => return Ok(reserved),
             CartDecision::Missing(_) if loads < LOAD_ROUNDS => {
                 loads += 1;
-                load_group(reserve, cart.slot, group).await?;
+                reserve.load_group(cart.slot, group).await?;
                 continue;
             }
             CartDecision::Missing(_) => return Err(missing().into()),
@@ -124,22 +122,6 @@ pub(super) async fn reserve_cart(
             _ => return Err(refused(campaign, refusal, item, cart)),
         }
     }
-}
-
-/// Loads every campaign of the group in the user's bucket (one call each that is loaded).
-async fn load_group(reserve: &Reserve, slot: Slot, group: &[Sibling]) -> Result<(), JoinError> {
-    let loads = group.iter().map(|sibling| async move {
-        let campaign = reserve.groups().campaign(sibling.campaign_id).await?;
-        reserve
-            .loader()
-            .ensure(&campaign, slot.sibling(sibling.campaign_id))
-            .await?;
-        Ok::<(), JoinError>(())
-    });
-    for loaded in join_all(loads).await {
-        loaded?;
-    }
-    Ok(())
 }
 
 fn missing() -> JoinError {

@@ -38,12 +38,7 @@ use crate::{
     history::{Fault, Op, Outcome},
 };
 
-use super::{
-    holds::is_redis,
-    index::CampaignOps,
-    replay::Replay,
-    timeline::{CommitBounds, Span},
-};
+use super::{holds::is_redis, index::CampaignOps, replay::Replay, timeline::CommitBounds};
 
 /// How long after its commit a return or a control reaches the gate at the latest, ns (§14:
 /// "within ~1 s of that commit").
