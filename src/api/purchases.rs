@@ -20,7 +20,7 @@ use crate::{
         Tag,
     },
     http::{
-        admin_auth::AdminTokens,
+        admin_auth::{AdminTokens, Presented},
         error::ApiError,
         idempotency_key::{checked_key, IdempotencyKey},
         rate_limit::RateLimits,
@@ -125,6 +125,32 @@ impl PurchasesApi {
             .filter(|p| p.group_id == group_id)
             .ok_or_else(|| ApiError::purchase_not_found(id))
     }
+
+    /// Purchase `id` of group `group_id` for the caller, who is known before anything is looked
+    /// up (docs/design.md §17): with `USER_AUTH=jwt`, 401 without a valid token (an admin's
+    /// where `admin` allows it), and 404 for another user's purchase as for none, so that no
+    /// answer says whether a purchase id exists to a caller it is not for. The call's own check
+    /// of who may act follows.
+    async fn stored_for(
+        &self,
+        http: &Request,
+        (group_id, id): (i64, i64),
+        admin: bool,
+    ) -> Result<StoredPurchase, ApiError> {
+        let caller = match self.users.enabled() {
+            false => None,
+            true => match self.admin.presented(http)? {
+                Presented::Admin(_) if admin => None,
+                Presented::Admin(_) | Presented::Failed => return Err(ApiError::unauthenticated()),
+                Presented::Nothing | Presented::UserJwt => self.users.token_user(http)?,
+            },
+        };
+        let found = self.stored(group_id, id).await?;
+        match caller {
+            Some(user) if user != found.user_id => Err(ApiError::purchase_not_found(id)),
+            _ => Ok(found),
+        }
+    }
 }
 
 #[OpenApi(prefix_path = "/api/v1/groups", tag = "Tag::Groups")]
@@ -204,7 +230,7 @@ impl PurchasesApi {
         _token: AdminOrUserToken,
         http: &Request,
     ) -> Result<Json<PurchaseDto>, ApiError> {
-        let found = self.stored(id.0, purchase_id.0).await?;
+        let found = self.stored_for(http, (id.0, purchase_id.0), true).await?;
         reader(&self.admin, &self.users, http, found.user_id)?;
         Ok(Json(found.into()))
     }
@@ -221,7 +247,7 @@ impl PurchasesApi {
         _token: UserToken,
         http: &Request,
     ) -> Result<Json<PurchaseDto>, ApiError> {
-        let found = self.stored(id.0, purchase_id.0).await?;
+        let found = self.stored_for(http, (id.0, purchase_id.0), false).await?;
         self.users.authorize(http, found.user_id)?;
         let trace = Some(span.0 .0.to_string());
         self.lifecycle
@@ -242,7 +268,7 @@ impl PurchasesApi {
         _token: AdminOrUserToken,
         http: &Request,
     ) -> Result<Json<PurchaseDto>, ApiError> {
-        let found = self.stored(id.0, purchase_id.0).await?;
+        let found = self.stored_for(http, (id.0, purchase_id.0), true).await?;
         let (caller, admin) = canceller(&self.admin, &self.users, http, found.user_id)?;
         let trace = Some(span.0 .0.to_string());
         let reached = self

@@ -83,17 +83,8 @@ impl UserAuthority {
 
     /// [`Self::authorize`] for a caller that asked the door itself: the user verifier alone.
     pub fn verified(&self, req: &Request, user_id: i64) -> Result<(), ApiError> {
-        let Some(verifier) = &self.verifier else {
-            return Ok(());
-        };
-        let header = match req.headers().get(poem::http::header::AUTHORIZATION) {
-            None => None,
-            // Bytes that are not text cannot be a JWT; "" is invalid, not missing.
-            Some(value) => Some(value.to_str().unwrap_or("")),
-        };
-        match verifier.verify(header) {
-            Ok(token_user) if token_user == user_id => Ok(()),
-            Ok(token_user) => {
+        match self.token_user(req)? {
+            Some(token_user) if token_user != user_id => {
                 tracing::debug!(
                     token_user,
                     user_id,
@@ -101,6 +92,25 @@ impl UserAuthority {
                 );
                 Err(ApiError::user_mismatch())
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// The user whose valid token the request carries, for a caller that asked the door itself:
+    /// `None` with `USER_AUTH=none`; 401 without a valid token. A call about a resource that
+    /// names its user (a purchase) asks this before it looks the resource up, so that its
+    /// answer without a token never says whether the resource exists (docs/design.md §17).
+    pub fn token_user(&self, req: &Request) -> Result<Option<i64>, ApiError> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(None);
+        };
+        let header = match req.headers().get(poem::http::header::AUTHORIZATION) {
+            None => None,
+            // Bytes that are not text cannot be a JWT; "" is invalid, not missing.
+            Some(value) => Some(value.to_str().unwrap_or("")),
+        };
+        match verifier.verify(header) {
+            Ok(token_user) => Ok(Some(token_user)),
             Err(IdentityError::Missing) => Err(ApiError::unauthenticated()),
             Err(e @ IdentityError::Invalid(_)) => {
                 // Debug: a flood of forged tokens must not flood the log too.

@@ -4,4 +4,4 @@
 mod carts;
 mod groups;
 mod offers;
-mod support;
+pub(crate) mod support;

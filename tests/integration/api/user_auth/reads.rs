@@ -152,3 +152,61 @@ async fn under_none_both_reads_stay_public() {
         assert_eq!(reply.body["items"][0]["userId"], 1, "{auth:?}: {reply:?}");
     }
 }
+
+/// Under `jwt` no answer about a purchase id tells a caller it is not for whether it exists
+/// (docs/design.md §17): without a valid token every call answers 401 before anything is looked
+/// up, and another user's valid token gets 404, as for an id that does not exist. (It answered
+/// 401 for one that exists and 404 for one that does not, and 403 to another user.)
+#[tokio::test]
+async fn under_jwt_a_purchase_id_answers_alike_whether_it_exists_or_not_to_a_caller_it_is_not_for()
+{
+    let app = spawn_app_with(with_jwt(test_settings().await)).await;
+    let g = crate::drops::support::group(&app, 10, 1).await;
+    let held = json!({"groupId": g, "confirmWithinSeconds": 600});
+    let c = app.open_campaign_with(5, 1, held).await;
+    let own = bearer(&token(1));
+    let bought = app
+        .send(
+            app.client
+                .post(app.url(&format!("/api/v1/groups/{g}/purchases")))
+                .header("authorization", &own)
+                .json(&json!({"userId": 1, "items": [{"campaignId": c}]})),
+        )
+        .await;
+    assert_eq!(bought.status, 201, "{bought:?}");
+    let id = bought.body["purchaseId"].as_i64().expect("purchaseId");
+    let other = bearer(&token(2));
+    for suffix in ["", "/confirm", "/cancel"] {
+        for purchase in [id, id + 1_000] {
+            let path = format!("/api/v1/groups/{g}/purchases/{purchase}{suffix}");
+            let ask = |auth: Option<&str>| {
+                let mut req = match suffix {
+                    "" => app.client.get(app.url(&path)),
+                    _ => app.client.post(app.url(&path)).json(&json!({})),
+                };
+                if let Some(auth) = auth {
+                    req = req.header("authorization", auth);
+                }
+                app.send(req)
+            };
+            let anonymous = ask(None).await;
+            assert_eq!(
+                (anonymous.status, anonymous.code()),
+                (401, "UNAUTHENTICATED"),
+                "{path} without a token: {anonymous:?}"
+            );
+            let foreign = ask(Some(&other)).await;
+            assert_eq!(
+                (foreign.status, foreign.code()),
+                (404, "PURCHASE_NOT_FOUND"),
+                "{path} with another user's token: {foreign:?}"
+            );
+        }
+    }
+    let path = format!("/api/v1/groups/{g}/purchases/{id}");
+    assert_eq!(read(&app, &path, Some(&own)).await.status, 200);
+    assert_eq!(
+        read(&app, &path, Some(&bearer(ADMIN_TOKEN))).await.status,
+        200
+    );
+}
