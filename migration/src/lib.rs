@@ -52,6 +52,7 @@ mod m20261126_000043_campaign_buckets;
 mod m20261126_000044_campaign_groups;
 mod m20261126_000045_purchases;
 mod m20261126_000046_campaign_offer_seconds;
+mod m20261127_000047_tables_utf8mb4;
 
 pub struct Migrator;
 
@@ -105,6 +106,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000044_campaign_groups::Migration),
             Box::new(m20261126_000045_purchases::Migration),
             Box::new(m20261126_000046_campaign_offer_seconds::Migration),
+            Box::new(m20261127_000047_tables_utf8mb4::Migration),
         ]
     }
 }

@@ -25,7 +25,11 @@ pub enum DbErrorKind {
     /// deadline ([`crate::db::deadline`]) passed with no answer. Either way the statement may or
     /// may not have been applied.
     StatementTimeout,
-    /// Anything else (a bug, a schema problem, bad data).
+    /// 1366 `ER_TRUNCATED_WRONG_VALUE_FOR_FIELD` (a string the column's character set cannot
+    /// hold), 1406 `ER_DATA_TOO_LONG`, 1264 `ER_WARN_DATA_OUT_OF_RANGE`: a value the caller gave
+    /// that the column cannot store. Nothing was written; the caller's input, not an outage.
+    BadValue,
+    /// Anything else (a bug, a schema problem).
     Other,
 }
 
@@ -96,6 +100,7 @@ pub fn kind(e: &DbErr) -> DbErrorKind {
             1062 | 1586 => DbErrorKind::UniqueViolation,
             1053 | 1927 | 2006 | 2013 => DbErrorKind::ConnectionLost,
             1317 | 3024 | 1969 => DbErrorKind::StatementTimeout,
+            1366 | 1406 | 1264 => DbErrorKind::BadValue,
             _ => DbErrorKind::Other,
         };
     }

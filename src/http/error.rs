@@ -289,6 +289,12 @@ impl std::fmt::Display for Chain<'_> {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
+        // A value given that MySQL cannot store (a character its column cannot hold, a number
+        // out of range) is the request's fault: 400, not an outage (docs/design.md §17).
+        if crate::db::error::kind(&e) == crate::db::error::DbErrorKind::BadValue {
+            tracing::info!(error = %e, "MySQL refused a value of the request.");
+            return Self::validation("a value of the request cannot be stored as given");
+        }
         match JoinError::from(e) {
             JoinError::Busy => Self::busy(),
             other => Self::from(other),

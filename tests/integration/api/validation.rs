@@ -192,3 +192,27 @@ async fn campaign_dates_outside_what_mysql_stores_are_refused_not_a_5xx() {
     assert_eq!(create("endsAt", "9999-12-31T23:59:59Z").await.status, 201);
     assert_eq!(create("startsAt", "1000-01-01T00:00:00Z").await.status, 201);
 }
+
+/// A value MySQL refuses to store (here a name outside the character set of a table left latin1,
+/// as on a server whose default is latin1: MySQL error 1366) is the request's fault: 400, not
+/// 503 DEPENDENCY_UNAVAILABLE (issue 71), and nothing is written.
+#[tokio::test]
+async fn a_value_mysql_cannot_store_is_a_400_not_an_outage() {
+    let app = spawn_app().await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.db,
+        "ALTER TABLE campaign_group CONVERT TO CHARACTER SET latin1",
+    )
+    .await
+    .expect("a latin1 table");
+    let refused = app
+        .post_json(
+            "/api/v1/groups",
+            &json!({"name": "\u{200b}", "perUserLimit": 1}),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_error(&refused, 400, "VALIDATION_FAILED");
+    let stored = app.scalar("SELECT COUNT(*) FROM campaign_group").await;
+    assert_eq!(stored, 0, "nothing written");
+}

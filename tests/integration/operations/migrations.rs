@@ -154,3 +154,26 @@ async fn text(db: &DatabaseConnection, sql: &str) -> String {
         .try_get_by_index(0)
         .expect("text")
 }
+
+/// On a server whose default character set is latin1 (issue 71), the tables created without one
+/// were latin1 and a group named with a character outside latin1 failed in MySQL (1366). After
+/// the migrations every table of the schema is utf8mb4 and such a name is stored.
+#[tokio::test]
+async fn on_a_latin1_server_every_table_ends_utf8mb4() {
+    let url = crate::spawn::create_database_with("CHARACTER SET latin1").await;
+    let db = Database::connect(&url).await.expect("connect");
+    Migrator::up(&db, None).await.expect("migrate");
+    let not_utf8mb4 = scalar(
+        &db,
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_TYPE = 'BASE TABLE' AND TABLE_COLLATION NOT LIKE 'utf8mb4%'",
+    )
+    .await;
+    assert_eq!(not_utf8mb4, 0, "every table is utf8mb4");
+    db.execute_unprepared(
+        "INSERT INTO campaign_group (name, per_user_limit, buckets, created_at) \
+         VALUES ('\u{200b} zero width, \u{1F45F} sneaker', 1, 1, NOW(6))",
+    )
+    .await
+    .expect("a name outside latin1 is stored");
+}

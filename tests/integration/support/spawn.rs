@@ -61,12 +61,18 @@ pub struct TestApp {
 
 /// A fresh, empty database for one test.
 pub async fn create_database() -> String {
+    create_database_with("").await
+}
+
+/// A fresh, empty database whose default is `options` (`CHARACTER SET latin1`: as on a server
+/// whose default is latin1).
+pub async fn create_database_with(options: &str) -> String {
     let name = format!("test_{}", Uuid::now_v7().simple());
     let server = Database::connect(server_url())
         .await
         .expect("connect to MariaDB (run scripts/services.sh)");
     server
-        .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
+        .execute_unprepared(&format!("CREATE DATABASE `{name}` {options}"))
         .await
         .expect("create test database");
     server.close().await.ok();
