@@ -15,11 +15,35 @@ const EXAMPLE_TOKENS: [&str; 3] = [
 /// How to make an admin token that passes [`weak_admin_token`], as every refusal says.
 const MAKE_ONE: &str = "generate one, e.g. `openssl rand -hex 32`";
 
+/// Words of this service a person picks for its token, which the estimate counts as dictionary
+/// words beside its own (English words, common passwords, names).
+const SERVICE_WORDS: [&str; 12] = [
+    "firstcome",
+    "first",
+    "come",
+    "admin",
+    "administrator",
+    "token",
+    "secret",
+    "flash",
+    "sale",
+    "campaign",
+    "bench",
+    "local",
+];
+
+/// The fewest guesses an admin token may take by zxcvbn's estimate (a cracker's model:
+/// dictionary words and l33t, keyboard walks, dates, sequences, repeats), as a power of ten:
+/// 10^18, about 60 bits. Its count stops at 2^64; a generated secret reaches it.
+const MIN_GUESSES_LOG10: f64 = 18.0;
+
 /// Why `token` may not be an admin token, if it may not (docs/design.md §17): fewer than 24
 /// characters or 12 distinct ones, a repetition (`abcabc…`), a straight run (`abcd…`, `9876…`),
-/// an example of the documentation, or the shape of a JWT (a bearer of that shape is a user's
-/// and is never compared with the admin tokens). A generated secret of 32 bytes, hex or base64,
-/// passes; a word a person picks does not.
+/// an example of the documentation, the shape of a JWT (a bearer of that shape is a user's and
+/// is never compared with the admin tokens), or fewer than 10^18 guesses by zxcvbn's estimate
+/// (dictionary words, keyboard walks, dates, near-repetitions: `correcthorsebatterystaple`,
+/// `qwertyuiopasdfghjklzxcvbnm`, `P@ssw0rd-firstcome-2026!`). A generated secret of 32 bytes,
+/// hex or base64, passes; words a person picks do not.
 pub(crate) fn weak_admin_token(token: &str) -> Option<String> {
     let chars: Vec<char> = token.chars().collect();
     let reason = if chars.len() < 24 {
@@ -34,6 +58,8 @@ pub(crate) fn weak_admin_token(token: &str) -> Option<String> {
         "is an example of the documentation"
     } else if crate::config::jwt_shape::well_formed_jwt(token) {
         "must not be shaped like a JWT (a bearer of that shape is taken for a user's)"
+    } else if zxcvbn::zxcvbn(token, &SERVICE_WORDS).guesses_log10() < MIN_GUESSES_LOG10 {
+        "is guessable (dictionary words, keyboard walks, dates or a near-repetition)"
     } else {
         return None;
     };
@@ -144,6 +170,13 @@ mod tests {
             "0123456789abcdefghijklmnop",
             "ZYXWVUTSRQPONMLKJIHGFEDCBA",
             "change-me-local-admin-token",
+            // Each passed the rules before (issue 71).
+            "correcthorsebatterystaple",
+            "qwertyuiopasdfghjklzxcvbnm",
+            "P@ssw0rd-firstcome-2026!",
+            "firstcome-admin-token-2026",
+            "aaaaaaaaaaaabcdefghijklmn",
+            "test-admin-token-0123456789",
         ] {
             let reason = weak_admin_token(weak).unwrap_or_else(|| panic!("{weak} passed"));
             assert!(reason.contains("openssl rand -hex 32"), "{reason}");
@@ -152,7 +185,7 @@ mod tests {
             // `openssl rand -hex 32` and `openssl rand -base64 32`.
             "5f0c3a9e7b1d24c68e0f9a3b57d1c2e4a6b8d0f1e3c5a7b9d2f4e6a8c0b1d3f5",
             "q3Zt9Kf+0mLx2Wv8Bn4Rj7Hs1Yc6Pd5Ue/GaTkXoNiE=",
-            "test-admin-token-0123456789",
+            "Tq7rV2xK9mLp4Wz8Hc3Nf6Bd1Js5Ay0e",
         ] {
             assert_eq!(weak_admin_token(strong), None, "{strong}");
         }

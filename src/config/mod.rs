@@ -121,7 +121,7 @@ pub struct Settings {
     pub live: LiveSettings,
     #[command(flatten, next_help_heading = "Browsers")]
     pub cors: CorsSettings,
-    /// Bearer token of the admin API: 24+ characters, 12+ distinct, no repetition, straight run, documentation example or JWT shape (e.g. `openssl rand -hex 32`); unset: generated and printed once to stderr
+    /// Bearer token of the admin API: 24+ characters, 12+ distinct, no repetition, straight run, documentation example, JWT shape or guessable words (e.g. `openssl rand -hex 32`); unset: generated and printed once to stderr
     // `None` means "generate one at startup and log it once".
     #[arg(id = "ADMIN_TOKEN", long = "admin-token", env, hide_env_values = true,
           help_heading = "Operations", default_value = "", hide_default_value = true,

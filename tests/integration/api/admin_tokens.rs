@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::spawn::{spawn_app_with, test_settings, TestApp, ADMIN_TOKEN};
 
-pub(super) const ALICE: &str = "alice-token-0123456789-xyz";
-pub(super) const BOB: &str = "bob-token-0123456789-xyz";
+pub(super) const ALICE: &str = "Xk4Rp9Lm2Qv7Wt3Zn8Hb5Jc1Fd6Gs0a";
+pub(super) const BOB: &str = "Mh3Tz8Qw5Lr1Vk9Pn4Jx7Cb2Fg6Ds0b";
 
 /// An app with the admin tokens `alice` ([`ALICE`]) and `bob` ([`BOB`]) beside `ADMIN_TOKEN`.
 pub(super) async fn spawn_with_named_tokens() -> TestApp {

@@ -222,6 +222,12 @@ async fn weak_and_example_admin_tokens_are_refused_at_start() {
         "abcdefghijklabcdefghijkl",
         "passwordpasswordpassword",
         "0123456789abcdefghijklmn",
+        // Accepted before issue 71: words, a keyboard walk, l33t and a year, a near-repetition.
+        "correcthorsebatterystaple",
+        "qwertyuiopasdfghjklzxcvbnm",
+        "P@ssw0rd-firstcome-2026!",
+        "firstcome-admin-token-2026",
+        "aaaaaaaaaaaabcdefghijklmn",
     ] {
         let run = run_firstcome(&["serve"], &[("ADMIN_TOKEN", token)]).await;
         assert_eq!(run.status.code(), Some(2), "{token}: {}", run.stderr);

@@ -70,7 +70,7 @@ async fn user_auth_none_said_out_loud_starts_with_a_warning_and_ready_says_ident
             ("REDIS_URL", redis_url.as_str()),
             ("REDIS_KEY_PREFIX", prefix.as_str()),
             ("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap_servers()),
-            ("ADMIN_TOKEN", "protected-mode-admin-token-0123456789"),
+            ("ADMIN_TOKEN", "Pm8Rk3Tz6Wq1Lx9Hn4Vc7Jb2Fd5Gs0p"),
             ("LOG_FORMAT", "json"),
             ("RUST_LOG", "warn,firstcome::startup=info"),
         ])

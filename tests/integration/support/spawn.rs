@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::hooks::TestHooks;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const ADMIN_TOKEN: &str = "Tq7rV2xK9mLp4Wz8Hc3Nf6Bd1Js5Ay0e";
 
 // The suite's own servers (scripts/test-services.sh sets these variables; the defaults are its
 // ports, never the machine's 3306 and 6379).

@@ -13,7 +13,7 @@ use crate::{consumer_helpers::ChildProcess, wait::wait_until};
 use super::exposition::{has, scrape_url, sum, Sample};
 
 /// The admin token of the consume process: its readiness details need it.
-const CONSUME_TOKEN: &str = "consume-process-token-0123456789";
+const CONSUME_TOKEN: &str = "Rz5Nk8Tq2Wm7Xp4Lh9Vc3Jb6Fd1Gs0c";
 
 /// Its head deadline: short, so that a test sees it close a silent connection.
 const HEADER_TIMEOUT_MS: u64 = 1_000;

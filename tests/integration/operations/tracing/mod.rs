@@ -260,7 +260,7 @@ async fn the_binary_exports_spans_with_the_propagated_ids_and_flushes_them_at_sh
 }
 
 /// A named admin token of the logging test (`ADMIN_TOKENS=ops:…`).
-const OPS_TOKEN: &str = "ops-token-0123456789abcdef";
+const OPS_TOKEN: &str = "Wp6Kd1Zr9Ht4Mq8Ln3Vx7Bc2Jf5Gs0o";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn log_lines_of_a_request_carry_its_id_and_its_admin_and_successes_log_nothing_by_default() {
