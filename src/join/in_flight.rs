@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use crate::gate::{reservation_value, Entry, Gate, Release};
+use crate::{
+    bucket::policy::TailWait,
+    gate::{reservation_value, Entry, Gate, Release},
+};
 
 /// A SOLD_OUT with reservations in flight is asked again after 5 ms, then at doubling intervals
 /// up to 160 ms, for at most [`in_flight_wait`] in all. A group commit settles within the first
@@ -24,6 +27,13 @@ const IN_FLIGHT_YOUNG: Duration = Duration::from_secs(2);
 /// window when that is shorter (a reservation made then can still commit in time).
 pub fn in_flight_wait(commit_within: Duration) -> Duration {
     IN_FLIGHT_WAIT.min(commit_within / 2)
+}
+
+/// A dry bucket's wait for units that settle (`bucket::policy::TailWait`), a join's or a cart
+/// item's: it refuses once MySQL's count stood still for [`in_flight_wait`], and answers busy
+/// past half the commit window.
+pub fn dry_bucket_wait(commit_within: Duration, now: std::time::Instant) -> TailWait {
+    TailWait::new(in_flight_wait(commit_within), commit_within / 2, now)
 }
 
 /// Whether a SOLD_OUT is worth asking again: reservations are open, and the latest was made

@@ -26,14 +26,14 @@ use std::{
 use chrono::{DateTime, Utc};
 
 use crate::{
-    bucket::policy::{Found, Next, TailWait},
+    bucket::policy::{Found, Next},
     campaign::Campaign,
     gate::{sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, GroupCheck, Sibling, Slot},
     group::{GroupDirectory, Limit},
     join::{
         admit::{refused, Admitted},
         in_flight::{
-            in_flight_wait, settling, undo_lost_reservation, IN_FLIGHT_FIRST_WAIT,
+            dry_bucket_wait, in_flight_wait, settling, undo_lost_reservation, IN_FLIGHT_FIRST_WAIT,
             IN_FLIGHT_LONGEST_WAIT,
         },
         request::{AdmissionRefusal, Gated, JoinError, JoinRequest, Reserved},
@@ -309,11 +309,7 @@ impl Reserve {
         now: DateTime<Utc>,
     ) -> Result<(Decision, bool), JoinError> {
         let slot = req.entry.slot();
-        let mut waiting = TailWait::new(
-            in_flight_wait(self.commit_within),
-            self.commit_within / 2,
-            Instant::now(),
-        );
+        let mut waiting = dry_bucket_wait(self.commit_within, Instant::now());
         let mut owed_asked = false;
         loop {
             let decision = self.reserve_once(campaign, req, pass, now).await?;

@@ -150,7 +150,7 @@ pub(super) fn accepted_event(
 
 /// The outbox rows of `wins`: each one's `ParticipationAccepted` as it is written.
 pub(super) fn accepted_events(
-    wins: &[&NewParticipation],
+    wins: &[NewParticipation],
     ids: &[i64],
     states: &[WinState],
     accepting: Accepting,

@@ -164,8 +164,7 @@ async fn write_in(
             Err(e) => return Err(e.into()),
         }
     }
-    let all: Vec<&NewParticipation> = wins.iter().collect();
-    outbox::table::insert(txn, &accepted_events(&all, &ids, &states, accepting)).await?;
+    outbox::table::insert(txn, &accepted_events(wins, &ids, &states, accepting)).await?;
     let wins = (ids.into_iter().zip(states))
         .map(|(participation_id, (status, hold_expires_at))| Written {
             participation_id,

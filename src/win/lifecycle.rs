@@ -224,11 +224,7 @@ impl LifecycleService {
                 // The call that closed it may still be between its commit and its gate call,
                 // and this answer must not tell the client the units are back before the sale
                 // has them (a join after it would be told SOLD_OUT; the proof run saw it).
-                let closed = matches!(
-                    win.status,
-                    ParticipationStatus::Cancelled | ParticipationStatus::Expired
-                );
-                let gate = match closed {
+                let gate = match win.status.is_closed() {
                     true => Some(self.give_back(&win, &campaign).await),
                     false => None,
                 };

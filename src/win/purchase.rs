@@ -134,7 +134,7 @@ impl LifecycleService {
         for ((win, decision), campaign) in wins.iter().zip(&decisions).zip(&campaigns) {
             // A closed item answered again gives its units back again, as a single win does:
             // the call that closed it may still be between its commit and its gate call.
-            if matches!(decision, Decision::Close(..)) || closed(win) {
+            if matches!(decision, Decision::Close(..)) || win.status.is_closed() {
                 let reached = self.give_back(win, campaign).await;
                 gate = Some(gate.map_or(reached, |g: Reached| g.and(reached)));
             }
@@ -149,21 +149,13 @@ impl LifecycleService {
     /// single win's are, see `LifecycleService::change`).
     async fn give_back_closed(&self, wins: &[Locked]) -> Result<(), Pass> {
         for win in wins {
-            if closed(win) {
+            if win.status.is_closed() {
                 let campaign = self.campaign(win.campaign_id).await?;
                 self.give_back(win, &campaign).await;
             }
         }
         Ok(())
     }
-}
-
-/// Whether the win was closed before this call (its units were given back).
-fn closed(win: &Locked) -> bool {
-    matches!(
-        win.status,
-        ParticipationStatus::Cancelled | ParticipationStatus::Expired
-    )
 }
 
 /// Whether the decision is an expiry, or the answer of an expired item.

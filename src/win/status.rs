@@ -18,6 +18,11 @@ pub enum ParticipationStatus {
 }
 
 impl ParticipationStatus {
+    /// Cancelled or expired: its units went back to the sale.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Self::Cancelled | Self::Expired)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Held => "HELD",

@@ -7,7 +7,7 @@
 use std::{sync::Arc, time::Instant};
 
 use crate::{
-    bucket::policy::{Next, TailWait},
+    bucket::policy::Next,
     campaign::Campaign,
     gate::{
         cart::{CartDecision, CartItem, ItemReserved},
@@ -15,7 +15,9 @@ use crate::{
     },
     group::GroupMembers,
     join::{
-        in_flight::{in_flight_wait, settling, IN_FLIGHT_FIRST_WAIT, IN_FLIGHT_LONGEST_WAIT},
+        in_flight::{
+            dry_bucket_wait, in_flight_wait, settling, IN_FLIGHT_FIRST_WAIT, IN_FLIGHT_LONGEST_WAIT,
+        },
         reserve::Reserve,
         JoinError,
     },
@@ -50,7 +52,7 @@ pub(super) async fn reserve_cart(
     let bound = in_flight_wait(reserve.commit_within());
     let (mut wait, mut owed_asked, mut loads) = (IN_FLIGHT_FIRST_WAIT, false, 0);
     // A dry bucket's search, as a join's (`join::tail`).
-    let mut waiting = TailWait::new(bound, reserve.commit_within() / 2, started);
+    let mut waiting = dry_bucket_wait(reserve.commit_within(), started);
     let group = &cart.members.campaigns;
     loop {
         let decision = reserve
