@@ -15,7 +15,7 @@
 //   k6 run -e ADMIN_TOKEN=... -e PATH_KIND=outbox -e VUS=500 -e DURATION=30s k6/flash-sale.js
 //   k6 run -e ADMIN_TOKEN=... -e PATH_KIND=sync -e RATE=2000 -e DURATION=30s k6/flash-sale.js
 //
-// Environment: BASE_URL, ADMIN_TOKEN, PATH_KIND, VUS, RATE, PRE_VUS, MAX_VUS, DURATION, STOCK,
+// Environment: BASE_URL, BASE_URLS, ADMIN_TOKEN, PATH_KIND, VUS, RATE, PRE_VUS, MAX_VUS, DURATION, STOCK,
 // USERS, REPEAT_SHARE, USER_IDS, REQUEST_TIMEOUT, SUMMARY_FILE, TOKENS_FILE, CEILING, BUCKETS
 // (see k6/README.md).
 //
@@ -30,6 +30,12 @@ import exec from 'k6/execution';
 import { env, envNumber, buildSummary, loadShape, TREND_STATS } from './lib/summary.js';
 
 const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
+// BASE_URLS (comma-separated, optional): several instances of one deployment; VU n sends its joins
+// to the (n mod count)-th, setup() uses BASE_URL. Unset: every join goes to BASE_URL.
+const JOIN_URLS = env('BASE_URLS', '')
+  .split(',')
+  .map((u) => u.trim().replace(/\/+$/, ''))
+  .filter((u) => u.length > 0);
 const ADMIN_TOKEN = env('ADMIN_TOKEN', '');
 const PATH_KIND = env('PATH_KIND', 'outbox');
 const CEILING = env('CEILING', '0') === '1';
@@ -157,6 +163,12 @@ function participationUrl(campaignId) {
   return `${BASE_URL}${participationPath(campaignId)}`;
 }
 
+// This VU's join URL: its instance of BASE_URLS, or BASE_URL.
+function joinUrl(campaignId) {
+  const base = JOIN_URLS.length > 0 ? JOIN_URLS[__VU % JOIN_URLS.length] : BASE_URL;
+  return `${base}${participationPath(campaignId)}`;
+}
+
 // Each VU remembers its last few user ids; REPEAT_SHARE of the requests reuse one of them
 // (double clicks, retries), the rest draw a fresh id from [1, USERS].
 const RECENT_MAX = 32;
@@ -197,7 +209,7 @@ export default function (data) {
   const body = JSON.stringify({ userId, quantity: 1 });
   const res = CEILING
     ? http.request('GET', HEALTH_URL, body, paramsFor(userId))
-    : http.post(participationUrl(data.campaignId), body, paramsFor(userId));
+    : http.post(joinUrl(data.campaignId), body, paramsFor(userId));
   if (res.status === 201) {
     accepted.add(1);
   } else if (res.status === 409 || (CEILING && res.status === 200)) {

