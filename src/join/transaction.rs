@@ -80,6 +80,11 @@ pub async fn write_wins(
     hooks: &dyn Hooks,
 ) -> Result<Committed, Refused> {
     let txn = db.begin().await?;
+    // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped
+    // unfinished and never commits. The session's id lets the settlement end it for certain; it
+    // is read before the guarded decrement, so that the rows' locks are not held over one more
+    // round trip (another writer of those rows waits for exactly that long, docs/design.md §21).
+    let session = in_doubt::session_of(&txn).await?;
     let committed = match write_in(&txn, wins, purchase, hooks).await {
         Ok(committed) => committed,
         Err(refused) => {
@@ -87,9 +92,6 @@ pub async fn write_wins(
             return Err(refused);
         }
     };
-    // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped
-    // unfinished and never commits. The session's id lets the settlement end it for certain.
-    let session = in_doubt::session_of(&txn).await?;
     hooks.before_commit().await;
     if let Err(e) = txn.commit().await {
         return Err(Refused::whole(if db_error::outcome_unknown(&e) {
