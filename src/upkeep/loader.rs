@@ -31,7 +31,7 @@ use std::{
 
 use futures::{
     future::{BoxFuture, Shared},
-    FutureExt,
+    FutureExt, StreamExt, TryStreamExt,
 };
 use sea_orm::DbErr;
 use tracing::Instrument;
@@ -50,6 +50,10 @@ use crate::{
 
 /// A campaign's markers are read for refused joins at most this often per instance.
 pub const OWED_READ_EVERY: Duration = Duration::from_millis(50);
+
+/// Slots rebuilt at once by [`GateLoader::ensure_all`]: enough to hide the round trips, few
+/// enough to leave most of the pool (`DB_MAX_CONNECTIONS`) to the joins.
+const PRIME_IN_FLIGHT: usize = 8;
 
 /// Rebuilds tried in a row when the keys are flushed during each.
 const REBUILD_ATTEMPTS: u32 = 3;
@@ -158,12 +162,15 @@ impl GateLoader {
         rebuild.await
     }
 
-    /// [`Self::ensure`] for every slot of the campaign (each bucket's, one after another).
+    /// [`Self::ensure`] for every slot of the campaign, [`PRIME_IN_FLIGHT`] at a time: each
+    /// bucket's rebuild is a few round trips to MySQL and Redis, which a 1,024-bucket campaign's
+    /// creation would otherwise wait for one after another (seconds, docs/design.md §21).
     pub async fn ensure_all(&self, campaign: &Arc<Campaign>) -> Result<(), LoadError> {
-        for slot in campaign.slots() {
-            self.ensure(campaign, slot).await?;
-        }
-        Ok(())
+        futures::stream::iter(campaign.slots())
+            .map(|slot| self.ensure(campaign, slot))
+            .buffer_unordered(PRIME_IN_FLIGHT)
+            .try_collect()
+            .await
     }
 
     fn start(&self, campaign: Arc<Campaign>, slot: Slot) -> Rebuild {
