@@ -56,6 +56,12 @@ impl Gate {
         (campaigns, limit): (&[Sibling], i32),
         items: &[CartItem],
     ) -> Result<CartDecision, GateError> {
+        for item in items {
+            if let Some(sibling) = campaigns.get(item.campaign) {
+                self.mark_busy(sibling.campaign_id, slot.bucket.is_some())
+                    .await;
+            }
+        }
         let mut inv = CART.prepare_invoke();
         for sibling in campaigns {
             let base = self.campaign_key_base(slot.sibling(sibling.campaign_id));

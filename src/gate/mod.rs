@@ -3,6 +3,7 @@
 //! gate holds can be rebuilt from it. Nothing here knows the participation path that uses it.
 //!
 //! # Layout
+//! - [`activity`]: whether a bucketed campaign is at rest (its buckets' passes skip it then).
 //! - [`entry`]: who asks for how many units of which campaign, one typed value.
 //! - [`connection`]: the Redis connection: one node or a cluster, plain or TLS.
 //! - [`scripts`]: [`Gate`], the typed wrappers of the Lua scripts in `lua/`.
@@ -21,6 +22,7 @@
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 //! - [`reached`]: whether a committed change reached the gate before its call answered.
 
+pub mod activity;
 pub mod audit;
 pub mod cart;
 pub mod connection;

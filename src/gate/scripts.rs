@@ -176,6 +176,8 @@ pub struct Gate {
     pub(super) conn: RedisConn,
     pub(super) prefix: String,
     pub(super) timeout: Duration,
+    /// This instance's busy marks of bucketed campaigns ([`super::activity`]).
+    pub(super) activity: std::sync::Arc<super::activity::Activity>,
 }
 
 impl Gate {
@@ -186,6 +188,9 @@ impl Gate {
             conn: RedisConn::new(settings)?,
             prefix: settings.key_prefix.clone(),
             timeout: settings.timeout,
+            activity: std::sync::Arc::new(super::activity::Activity::new(
+                settings.reservation_timeout,
+            )),
         })
     }
 
@@ -274,6 +279,8 @@ impl Gate {
         (epoch, group): (i64, Option<GroupCheck<'_>>),
         now_ms: i64,
     ) -> Result<Decision, GateError> {
+        self.mark_busy(entry.campaign_id, entry.bucket.is_some())
+            .await;
         let mut cmd = match group {
             None => self.evalsha(&RESERVE, entry.slot(), RESERVATION_KEYS),
             Some(g) => self.grouped_evalsha(&RESERVE, entry.slot(), RESERVATION_KEYS, g),

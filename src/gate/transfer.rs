@@ -56,6 +56,8 @@ impl Gate {
         short: i64,
         now_ms: i64,
     ) -> Result<i64, GateError> {
+        self.mark_busy(slot.campaign_id, slot.bucket.is_some())
+            .await;
         let [meta, _, _] = self.keys(slot);
         let mut inv = TAKE.key(meta);
         inv.key(self.takes_key(slot))

@@ -190,6 +190,13 @@ impl DriftAudit {
                     continue;
                 }
             };
+            // A bucketed campaign at rest is not audited (gate::activity): no join, reservation or
+            // take reached its buckets for longer than two audits, so a drift there cannot have
+            // refused anybody; the first join marks it again, and the audits resume. Its gauge
+            // keeps the last audit's figure.
+            if campaign.buckets > 1 && !self.gate.busy(id).await.unwrap_or(true) {
+                continue;
+            }
             // The campaign's drift is its gates' (a bucketed campaign's buckets', summed).
             let mut drift = None;
             for slot in campaign.slots() {

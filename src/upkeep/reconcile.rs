@@ -53,6 +53,11 @@ impl Reconciler {
             let Some(campaign) = self.campaigns.get(&self.db, campaign_id).await? else {
                 continue;
             };
+            // A bucketed campaign at rest opened nothing in its buckets for longer than any
+            // reservation needs to come of age here (gate::activity): none of its buckets is read.
+            if campaign.buckets > 1 && !self.gate.busy(campaign_id).await? {
+                continue;
+            }
             for slot in campaign.slots() {
                 for open in self.gate.open_reservations(slot).await? {
                     if open.reserved_at_ms > cutoff {

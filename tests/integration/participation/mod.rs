@@ -4,6 +4,7 @@
 //! the gate, a live control (§15) across the same crash, and a SOLD_OUT that waits for the
 //! reservations in flight.
 
+mod at_rest;
 mod bucket_rows;
 mod buckets;
 mod controls;
