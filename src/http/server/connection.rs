@@ -9,6 +9,8 @@
 //!   flight for the same deadline is closed ([`crate::http::server::streams`]): a fresh one that never brings
 //!   its first head, and an HTTP/2 one that only sends PINGs, which are no request;
 //! - idleness: no byte moving either way for `HTTP_IDLE_TIMEOUT_MS` ([`crate::http::server::idle`]);
+//! - a stall: requests in flight none of which progressed for that same deadline (a response
+//!   held by HTTP/2 flow control while PINGs move bytes; [`crate::http::server::streams`]);
 //! - the body: within the request's deadline, which `http::door` keeps.
 //!
 //! Each HTTP/2 stream beyond a connection's first takes a place under the per-client cap
@@ -74,6 +76,9 @@ enum Ended {
     Failed(Box<dyn Error + Send + Sync>),
     HeaderTimeout,
     Idle,
+    /// Requests in flight, none of which progressed for the idle deadline (a response held by
+    /// flow control while PINGs keep bytes moving).
+    Stalled,
 }
 
 impl Ended {
@@ -101,7 +106,7 @@ impl<E: Endpoint + 'static> Serving<E> {
         shutdown: CancellationToken,
     ) -> Self {
         // Exported at zero from the start, so that a rate over them is defined before the first.
-        for reason in ["header", "idle"] {
+        for reason in ["header", "idle", "stalled"] {
             metrics
                 .connections_timed_out
                 .get_or_create(&ReasonLabels { reason })
@@ -159,8 +164,11 @@ impl<E: Endpoint + 'static> Serving<E> {
                             Err(_) => {
                                 let busy = ApiError::busy().into_response();
                                 let busy: hyper::Response<_> = busy.into();
-                                let hold = (in_flight, None);
-                                return Ok(busy.map(|body| Tracked { body, hold }));
+                                return Ok(busy.map(|body| Tracked {
+                                    body,
+                                    in_flight,
+                                    hold: None,
+                                }));
                             }
                         }
                     } else {
@@ -173,8 +181,11 @@ impl<E: Endpoint + 'static> Serving<E> {
                         Scheme::HTTP,
                     ));
                     let response: hyper::Response<_> = this.endpoint.get_response(req).await.into();
-                    let hold = (in_flight, extra);
-                    Ok::<_, Infallible>(response.map(|body| Tracked { body, hold }))
+                    Ok::<_, Infallible>(response.map(|body| Tracked {
+                        body,
+                        in_flight,
+                        hold: extra,
+                    }))
                 }
             })
         };
@@ -192,6 +203,7 @@ impl<E: Endpoint + 'static> Serving<E> {
         let mut conn = pin!(conn);
         let mut idle = pin!(tokio::time::sleep(self.deadlines.idle));
         let mut no_request = pin!(tokio::time::sleep(self.deadlines.header));
+        let mut stalled = pin!(tokio::time::sleep(self.deadlines.idle));
         let mut draining = false;
         loop {
             tokio::select! {
@@ -210,6 +222,15 @@ impl<E: Endpoint + 'static> Serving<E> {
                         Some(deadline) if deadline <= now => return Ended::HeaderTimeout,
                         Some(deadline) => no_request.as_mut().reset(deadline),
                         None => no_request.as_mut().reset(now + self.deadlines.header),
+                    }
+                }
+                () = &mut stalled => {
+                    // With nothing in flight, look again a deadline later.
+                    let now = Instant::now();
+                    match streams.stall_deadline(self.deadlines.idle) {
+                        Some(deadline) if deadline <= now => return Ended::Stalled,
+                        Some(deadline) => stalled.as_mut().reset(deadline),
+                        None => stalled.as_mut().reset(now + self.deadlines.idle),
                     }
                 }
                 () = self.shutdown.cancelled(), if !draining => {
@@ -232,6 +253,7 @@ impl<E: Endpoint + 'static> Serving<E> {
             }
             Ended::HeaderTimeout => "header",
             Ended::Idle => "idle",
+            Ended::Stalled => "stalled",
         };
         tracing::debug!(deadline = reason, "Connection closed by a client deadline.");
         self.metrics

@@ -7,6 +7,14 @@
 //! a request for `HTTP_HEADER_TIMEOUT_MS` is closed, on HTTP/1 (where hyper keeps the same
 //! deadline on each head) as on HTTP/2. A request is in flight from its head until its response
 //! body ends, so a long response (the live stream) holds its connection open.
+//!
+//! While a request is in flight, its progress is what counts: the response's frames as hyper
+//! takes them. An HTTP/2 client can open a stream with a flow-control window of 0, so that its
+//! response's body can never be sent, and keep the connection's bytes moving with PINGs (or
+//! WINDOW_UPDATEs on another stream): no byte deadline would ever pass. So a connection whose
+//! requests in flight have made no progress for `HTTP_IDLE_TIMEOUT_MS` is closed as stalled
+//! ([`Streams::stall_deadline`]); a request's head counts as its first progress, and the request's
+//! own deadline bounds the time before its response (`http::door`).
 
 use std::{
     pin::Pin,
@@ -26,6 +34,9 @@ pub struct Streams {
     in_flight: AtomicUsize,
     /// Milliseconds from `start` to when the last request in flight ended.
     idle_since: AtomicU64,
+    /// Milliseconds from `start` to the last progress of a request: its head, or a frame of its
+    /// response taken by hyper.
+    progress: AtomicU64,
     start: Instant,
 }
 
@@ -34,12 +45,14 @@ impl Streams {
         Arc::new(Self {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
+            progress: AtomicU64::new(0),
             start: Instant::now(),
         })
     }
 
     /// A request begins; it is in flight until the returned guard is dropped.
     pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.note_progress();
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight {
             streams: self.clone(),
@@ -59,6 +72,21 @@ impl Streams {
         let since = Duration::from_millis(self.idle_since.load(Ordering::Acquire));
         Some(self.start + since + header)
     }
+
+    /// When the requests in flight count as stalled if none progresses before: the last
+    /// progress plus `idle`; `None` while none is in flight (the head deadline runs then).
+    pub fn stall_deadline(&self, idle: Duration) -> Option<Instant> {
+        if self.in_flight() == 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.progress.load(Ordering::Acquire));
+        Some(self.start + since + idle)
+    }
+
+    fn note_progress(&self) {
+        let millis = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress.store(millis, Ordering::Release);
+    }
 }
 
 /// One request in flight; dropped when its response body ends (or is dropped unfinished).
@@ -76,9 +104,11 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request in flight (and whatever else `hold` holds: an HTTP/2
-/// stream's place under the per-client cap) until hyper has sent its end or dropped it.
+/// stream's place under the per-client cap) until hyper has sent its end or dropped it, and
+/// notes each frame hyper takes as the connection's progress.
 pub struct Tracked<B, H> {
     pub body: B,
+    pub in_flight: InFlight,
     /// Never read: held only so that dropping the body drops it.
     #[allow(dead_code)]
     pub hold: H,
@@ -92,7 +122,11 @@ impl<B: Body + Unpin, H: Unpin> Body for Tracked<B, H> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(Some(Ok(_)))) {
+            self.in_flight.streams.note_progress();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -124,5 +158,20 @@ mod tests {
         drop(b);
         let after = streams.head_deadline(header).expect("none in flight");
         assert!(after > first, "measured from the last request's end");
+    }
+
+    #[tokio::test]
+    async fn a_stall_is_measured_from_the_last_progress_only_while_a_request_is_in_flight() {
+        let idle = Duration::from_secs(10);
+        let streams = Streams::new();
+        assert_eq!(streams.stall_deadline(idle), None, "nothing in flight");
+        let a = streams.begin();
+        let from_head = streams.stall_deadline(idle).expect("in flight");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        streams.note_progress();
+        let from_frame = streams.stall_deadline(idle).expect("in flight");
+        assert!(from_frame > from_head, "a frame is progress");
+        drop(a);
+        assert_eq!(streams.stall_deadline(idle), None);
     }
 }

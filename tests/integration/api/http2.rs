@@ -96,3 +96,80 @@ async fn with_http2_on_a_ping_only_connection_is_closed_at_the_head_deadline() {
         "closed after {lasted:?}, the head deadline is {header:?}"
     );
 }
+
+/// A SETTINGS frame setting SETTINGS_INITIAL_WINDOW_SIZE (0x4) to 0: no stream's response may
+/// send a byte of its body until the client opens its window, which this client never does.
+const SETTINGS_WINDOW_0: &[u8] = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00";
+/// A HEADERS frame on stream 1 (END_STREAM, END_HEADERS): `GET /health/live`, HPACK-coded
+/// (:method GET and :scheme http indexed, :path and :authority literals).
+const GET_LIVE: &[u8] =
+    b"\x00\x00\x1b\x01\x05\x00\x00\x00\x01\x82\x86\x44\x0c/health/live\x41\x09localhost";
+
+/// The finding of issue 71 #1: a stream whose response flow control holds, and PINGs every few
+/// hundred milliseconds, kept a connection open for good (its head deadline stops while a request
+/// is in flight; its PINGs kept the idle one young). It is closed once the request has made no
+/// progress for the idle deadline.
+#[tokio::test]
+async fn a_response_held_by_flow_control_while_pings_flow_is_closed_at_the_idle_deadline() {
+    let mut s = test_settings().await;
+    s.http.http2 = true;
+    s.http.header_timeout = Duration::from_millis(1_000);
+    s.http.request_timeout = Duration::from_millis(1_000);
+    let idle = Duration::from_millis(2_500);
+    s.http.idle_timeout = idle;
+    let app = spawn_app_with(s).await;
+    let stream = connect(&app).await;
+    let (mut reader, mut writer) = stream.into_split();
+    let started = Instant::now();
+    let read = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while let Ok(n) = reader.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        seen
+    });
+    writer.write_all(&PREFACE[..24]).await.expect("preface");
+    writer.write_all(SETTINGS_WINDOW_0).await.expect("settings");
+    writer.write_all(SETTINGS_ACK).await.expect("ack");
+    writer.write_all(GET_LIVE).await.expect("request");
+    let pings = tokio::spawn(async move {
+        while writer.write_all(PING).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let seen = tokio::time::timeout(idle * 4, read)
+        .await
+        .expect("closed by the server, not held open by the PINGs")
+        .expect("reader");
+    let lasted = started.elapsed();
+    pings.abort();
+    assert!(
+        frames(&seen).contains(&(0x01, 1)),
+        "the response's HEADERS on stream 1 came, its body could not: {seen:?}"
+    );
+    assert!(
+        lasted >= idle - Duration::from_millis(200),
+        "closed after {lasted:?}, before the idle deadline {idle:?}"
+    );
+}
+
+/// The (type, stream) of each whole frame in `bytes`.
+fn frames(bytes: &[u8]) -> Vec<(u8, u32)> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at + 9 <= bytes.len() {
+        let len = usize::from(bytes[at]) << 16
+            | usize::from(bytes[at + 1]) << 8
+            | usize::from(bytes[at + 2]);
+        let stream =
+            u32::from_be_bytes([bytes[at + 5], bytes[at + 6], bytes[at + 7], bytes[at + 8]])
+                & 0x7fff_ffff;
+        found.push((bytes[at + 3], stream));
+        at += 9 + len;
+    }
+    found
+}
