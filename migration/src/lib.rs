@@ -53,6 +53,7 @@ mod m20261126_000044_campaign_groups;
 mod m20261126_000045_purchases;
 mod m20261126_000046_campaign_offer_seconds;
 mod m20261127_000047_tables_utf8mb4;
+mod m20261127_000048_campaign_create_key;
 
 pub struct Migrator;
 
@@ -107,6 +108,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000045_purchases::Migration),
             Box::new(m20261126_000046_campaign_offer_seconds::Migration),
             Box::new(m20261127_000047_tables_utf8mb4::Migration),
+            Box::new(m20261127_000048_campaign_create_key::Migration),
         ]
     }
 }

@@ -18,7 +18,7 @@ use crate::{
         Tag,
     },
     http::{
-        admin_auth::{AdminAuth, AdminTokens},
+        admin_auth::{AdminOnly, AdminTokens},
         error::{ApiError, ErrorBody, ErrorCode},
     },
     relay::admin::OutboxAdmin,
@@ -108,13 +108,11 @@ impl AdminApi {
     #[oai(path = "/", method = "get")]
     async fn summary(
         &self,
-        auth: AdminAuth,
-        req: &poem::Request,
+        _auth: AdminOnly,
         /// Only this campaign's events.
         #[oai(name = "campaignId", validator(minimum(value = "1")))]
         campaign_id: Query<Option<i64>>,
     ) -> Result<Json<OutboxSummary>, ApiError> {
-        auth.check(&self.admin, req)?;
         let key = campaign_id.0.map(crate::events::accepted::message_key);
         let s = self.outbox.summary(key.as_deref()).await?;
         let m = &self.metrics;
@@ -139,8 +137,7 @@ impl AdminApi {
     #[oai(path = "/dead", method = "get")]
     async fn dead(
         &self,
-        auth: AdminAuth,
-        req: &poem::Request,
+        _auth: AdminOnly,
         /// Page size, 1 to 500 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
@@ -148,7 +145,6 @@ impl AdminApi {
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
     ) -> Result<Json<DeadPage>, ApiError> {
-        auth.check(&self.admin, req)?;
         let limit = limit.0.unwrap_or(50);
         let mut rows = self.outbox.dead(cursor.0.unwrap_or(0), limit + 1).await?;
         let next_cursor = if rows.len() > limit as usize {
@@ -179,13 +175,12 @@ impl AdminApi {
     #[oai(path = "/redrive", method = "post")]
     async fn redrive_campaign(
         &self,
-        auth: AdminAuth,
-        req: &poem::Request,
+        auth: AdminOnly,
         /// The campaign whose dead events are redriven.
         #[oai(name = "campaignId", validator(minimum(value = "1")))]
         campaign_id: Query<i64>,
     ) -> Result<Json<RedrivenCampaign>, ApiError> {
-        let admin = auth.check(&self.admin, req)?;
+        let admin = auth.name().clone();
         let key = crate::events::accepted::message_key(campaign_id.0);
         let redriven = self.outbox.redrive_key(&key).await?;
         tracing::info!(
@@ -205,11 +200,10 @@ impl AdminApi {
     #[oai(path = "/:eventId/redrive", method = "post")]
     async fn redrive(
         &self,
-        auth: AdminAuth,
-        req: &poem::Request,
+        auth: AdminOnly,
         #[oai(name = "eventId")] event_id: Path<uuid::Uuid>,
     ) -> Result<Json<Redriven>, ApiError> {
-        let admin = auth.check(&self.admin, req)?;
+        let admin = auth.name().clone();
         let event_id = event_id.0.to_string();
         if !self.outbox.redrive(&event_id).await? {
             return Err(ApiError::NotFound(Json(ErrorBody {

@@ -6,19 +6,22 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
+    types::ToJSON,
     ApiResponse, Enum, Object, OpenApi,
 };
 
 use crate::{
-    api::{gate_update::GateUpdate, Tag},
+    api::{gate_update::GateUpdate, read_cache::ReadCache, Tag},
     campaign::{
         self,
+        create_key::CreateKey,
         repo::{CampaignWithCount, NewCampaign},
-        Admission, CampaignService, CampaignState, MAX_ADMISSION_RATE,
+        Admission, CampaignService, CampaignState, CreateError, Creation, MAX_ADMISSION_RATE,
     },
     http::{
-        admin_auth::{AdminAuth, AdminTokens},
+        admin_auth::{AdminOnly, AdminTokens},
         error::ApiError,
+        idempotency_key::{checked_key, IdempotencyKey},
         json_string::JsonString,
     },
     join::ParticipationService,
@@ -181,7 +184,7 @@ impl From<CampaignState> for StateDto {
     }
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct CampaignDto {
     pub id: i64,
@@ -299,6 +302,10 @@ pub enum Created {
     Created(Json<CampaignDto>),
 }
 
+/// How long a creation's answer waits for its gates to be primed (a 1,024-bucket campaign's
+/// take 0.6–0.9 s on two cores; the rest goes on after the answer).
+const PRIME_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The campaigns resource: campaigns, and the participation service that readies a new one.
 pub struct CampaignsApi {
     pub campaigns: CampaignService,
@@ -308,63 +315,59 @@ pub struct CampaignsApi {
     pub admin: AdminTokens,
     /// Refused joins per campaign (docs/design.md §20).
     pub refusals: RefusalView,
+    /// A campaign's public read, kept briefly ([`super::read_cache`]).
+    pub reads: ReadCache<Option<CampaignDto>>,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Campaigns")]
 impl CampaignsApi {
     /// Create a campaign (admin).
+    ///
+    /// With an `Idempotency-Key`, a retry of the same request (its
+    /// answer lost, or past the request's deadline) answers the campaign the key created, and
+    /// the same key with another request is refused 422 IDEMPOTENCY_KEY_REUSED; keys are the
+    /// admin token's own. A bucketed campaign is refused 400 when open campaigns would hold
+    /// more than `CAMPAIGN_BUCKETS_MAX_TOTAL` buckets together.
     #[oai(path = "/", method = "post")]
     async fn create(
         &self,
-        auth: AdminAuth,
+        auth: AdminOnly,
         req: &poem::Request,
+        #[oai(name = "Idempotency-Key")] idempotency_key: IdempotencyKey,
         body: Json<CreateCampaign>,
     ) -> Result<Created, ApiError> {
-        auth.check(&self.admin, req)?;
-        let body = body.0;
         let now = crate::db::time::precision(Utc::now());
-        let starts_at = storable("startsAt", body.starts_at)?.unwrap_or(now);
-        let ends_at = storable("endsAt", body.ends_at)?;
-        if ends_at.is_some_and(|end| end <= starts_at) {
-            return Err(ApiError::validation("endsAt must be after startsAt"));
-        }
-        let name = display_name(&body.name.0)?;
-        let (admission, admission_rate_per_second) = admission(&body)?;
-        if body.offer_seconds.is_some() && !admission.queued() {
-            return Err(ApiError::validation(
-                "offerSeconds applies to QUEUE and RAFFLE campaigns only (a waitlist lives in the waiting room)",
-            ));
-        }
-        let buckets = self.buckets_in_group(&body).await?;
-        let per_user_limit = body.per_user_limit.unwrap_or(1);
-        if i64::from(per_user_limit) > body.total_stock {
-            return Err(ApiError::validation(
-                "perUserLimit must not exceed totalStock",
-            ));
-        }
-        let created = self
-            .campaigns
-            .create(&NewCampaign {
-                name: name.to_string(),
-                total_stock: body.total_stock,
-                per_user_limit,
-                reward_points: body.reward_points.unwrap_or(0),
-                confirm_within_seconds: body.confirm_within_seconds.unwrap_or(0),
-                starts_at,
-                ends_at,
-                admission,
-                admission_rate_per_second,
-                buckets,
-                group_id: body.group_id,
-                offer_seconds: body.offer_seconds.unwrap_or(0),
-            })
-            .await?;
-        self.participations.prime(&created.campaign).await;
-        tracing::info!(
-            campaign_id = created.campaign.id,
-            total_stock = body.total_stock,
-            "Campaign created."
-        );
+        let key = checked_key(idempotency_key, req)?.map(|key| CreateKey {
+            admin: auth.name().to_string(),
+            key,
+            request: body.0.to_json_string(),
+        });
+        let new = self.new_campaign(body.0, now, key).await?;
+        let created = match self.campaigns.create(&new).await {
+            Ok(Creation::Created(created)) => {
+                self.prime(&created).await;
+                tracing::info!(
+                    campaign_id = created.campaign.id,
+                    total_stock = new.total_stock,
+                    "Campaign created."
+                );
+                created
+            }
+            Ok(Creation::Replayed(created)) => {
+                tracing::info!(
+                    campaign_id = created.campaign.id,
+                    "A campaign creation retried with its Idempotency-Key; answered the campaign it made."
+                );
+                created
+            }
+            Err(CreateError::Db(e)) => return Err(e.into()),
+            Err(e @ CreateError::KeyReused { .. }) => {
+                return Err(ApiError::key_reused(e.to_string()))
+            }
+            Err(e @ CreateError::BucketsExhausted { .. }) => {
+                return Err(ApiError::validation(e.to_string()))
+            }
+        };
         Ok(Created::Created(Json(CampaignDto::new(created, now))))
     }
 
@@ -408,19 +411,83 @@ impl CampaignsApi {
         &self,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
     ) -> Result<Json<CampaignDto>, ApiError> {
-        let found = self
-            .campaigns
-            .find(id.0)
-            .await?
-            .ok_or_else(|| ApiError::campaign_not_found(id.0))?;
-        let refused = self.refusals.one(id.0).await?;
-        Ok(Json(
-            CampaignDto::new(found, Utc::now()).with_refusals(refused),
-        ))
+        let id = id.0;
+        let read = self
+            .reads
+            .get_or(id, || async {
+                let Some(found) = self.campaigns.find(id).await? else {
+                    return Ok::<_, ApiError>(None);
+                };
+                let refused = self.refusals.one(id).await?;
+                Ok(Some(
+                    CampaignDto::new(found, Utc::now()).with_refusals(refused),
+                ))
+            })
+            .await?;
+        read.map(Json)
+            .ok_or_else(|| ApiError::campaign_not_found(id))
     }
 }
 
 impl CampaignsApi {
+    /// The campaign a create request asks for, its fields checked.
+    async fn new_campaign(
+        &self,
+        body: CreateCampaign,
+        now: DateTime<Utc>,
+        key: Option<CreateKey>,
+    ) -> Result<NewCampaign, ApiError> {
+        let starts_at = storable("startsAt", body.starts_at)?.unwrap_or(now);
+        let ends_at = storable("endsAt", body.ends_at)?;
+        if ends_at.is_some_and(|end| end <= starts_at) {
+            return Err(ApiError::validation("endsAt must be after startsAt"));
+        }
+        let name = display_name(&body.name.0)?;
+        let (admission, admission_rate_per_second) = admission(&body)?;
+        if body.offer_seconds.is_some() && !admission.queued() {
+            return Err(ApiError::validation(
+                "offerSeconds applies to QUEUE and RAFFLE campaigns only (a waitlist lives in the waiting room)",
+            ));
+        }
+        let buckets = self.buckets_in_group(&body).await?;
+        let per_user_limit = body.per_user_limit.unwrap_or(1);
+        if i64::from(per_user_limit) > body.total_stock {
+            return Err(ApiError::validation(
+                "perUserLimit must not exceed totalStock",
+            ));
+        }
+        Ok(NewCampaign {
+            name: name.to_string(),
+            total_stock: body.total_stock,
+            per_user_limit,
+            reward_points: body.reward_points.unwrap_or(0),
+            confirm_within_seconds: body.confirm_within_seconds.unwrap_or(0),
+            starts_at,
+            ends_at,
+            admission,
+            admission_rate_per_second,
+            buckets,
+            group_id: body.group_id,
+            offer_seconds: body.offer_seconds.unwrap_or(0),
+            key,
+        })
+    }
+
+    /// Readies a new campaign's gates for its first burst, waiting at most [`PRIME_WAIT`]: the
+    /// priming goes on in its own task after that (a join meanwhile waits for its bucket's), so
+    /// the answer never outlives the request's deadline for it.
+    async fn prime(&self, created: &CampaignWithCount) {
+        let participations = self.participations.clone();
+        let campaign = created.campaign.clone();
+        let priming = tokio::spawn(async move { participations.prime(&campaign).await });
+        if tokio::time::timeout(PRIME_WAIT, priming).await.is_err() {
+            tracing::info!(
+                campaign_id = created.campaign.id,
+                "The new campaign's gates are still being primed; answered without waiting."
+            );
+        }
+    }
+
     /// The new campaign's buckets: its group's, when it joins one (a group's campaigns share
     /// their number of buckets, docs/design.md §22), and the group must exist.
     async fn buckets_in_group(&self, body: &CreateCampaign) -> Result<u16, ApiError> {

@@ -8,7 +8,7 @@ use crate::{
     api::Tag,
     group::{repo::NewGroup, service::GroupWithCampaigns, GroupService},
     http::{
-        admin_auth::{AdminAuth, AdminTokens},
+        admin_auth::{AdminOnly, AdminTokens},
         error::ApiError,
         json_string::JsonString,
     },
@@ -32,7 +32,7 @@ pub struct CreateGroup {
     pub buckets: Option<i32>,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct GroupDto {
     pub id: i64,
@@ -67,6 +67,8 @@ pub enum GroupCreated {
 pub struct GroupsApi {
     pub groups: GroupService,
     pub admin: AdminTokens,
+    /// A group's public read, kept briefly ([`super::read_cache`]).
+    pub reads: super::read_cache::ReadCache<Option<GroupDto>>,
 }
 
 #[OpenApi(prefix_path = "/api/v1/groups", tag = "Tag::Groups")]
@@ -75,11 +77,9 @@ impl GroupsApi {
     #[oai(path = "/", method = "post")]
     async fn create(
         &self,
-        auth: AdminAuth,
-        req: &poem::Request,
+        _auth: AdminOnly,
         body: Json<CreateGroup>,
     ) -> Result<GroupCreated, ApiError> {
-        auth.check(&self.admin, req)?;
         let body = body.0;
         let name = crate::api::campaigns::display_name(&body.name.0)?;
         let group = self
@@ -109,11 +109,13 @@ impl GroupsApi {
         &self,
         #[oai(validator(minimum(value = "1")))] id: Path<i64>,
     ) -> Result<Json<GroupDto>, ApiError> {
-        let found = self
-            .groups
-            .find(id.0)
-            .await?
-            .ok_or_else(|| ApiError::group_not_found(id.0))?;
-        Ok(Json(found.into()))
+        let id = id.0;
+        let read = self
+            .reads
+            .get_or(id, || async {
+                Ok::<_, ApiError>(self.groups.find(id).await?.map(GroupDto::from))
+            })
+            .await?;
+        read.map(Json).ok_or_else(|| ApiError::group_not_found(id))
     }
 }

@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod components;
 pub mod consume;
 pub mod controls;
+mod docs_page;
 mod gate_update;
 pub mod groups;
 pub mod health;
@@ -17,6 +18,7 @@ mod metrics_page;
 pub mod participations;
 pub mod purchases;
 pub mod queue;
+pub mod read_cache;
 pub mod readiness;
 pub mod rewards;
 mod spec_only;
@@ -24,7 +26,7 @@ pub mod stats;
 
 use std::sync::Arc;
 
-use poem::{get, Endpoint, IntoEndpoint, Route};
+use poem::{get, Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
 use crate::http::{door, Front};
@@ -95,7 +97,7 @@ pub fn openapi_yaml() -> String {
 /// live console at `/console`.
 pub fn routes(apis: Apis, metrics: Arc<Metrics>, front: Front) -> impl Endpoint {
     let service = openapi_service(apis);
-    let ui = service.swagger_ui();
+    let ui = docs_page::routes(service.swagger_ui_html());
     let spec = service.spec_endpoint();
     let pages = Route::new()
         .nest(door::PAGES_DOCS, ui)
@@ -109,7 +111,8 @@ pub fn routes(apis: Apis, metrics: Arc<Metrics>, front: Front) -> impl Endpoint 
         )
         .nest(door::PAGES_CONSOLE, crate::console::routes());
     door::Door {
-        api: service.into_endpoint(),
+        // The admin tokens for [`crate::http::admin_auth::AdminOnly`]'s check.
+        api: service.into_endpoint().data(front.admin),
         pages,
         limits: front.limits,
         metrics: HttpMetrics::new(&metrics).with_openapi::<Apis>(),

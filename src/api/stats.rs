@@ -18,7 +18,7 @@ use crate::{
     campaign::CampaignService,
     consumer::stats::{DailyRow, StatsView},
     http::{
-        admin_auth::{AdminAuth, AdminTokens},
+        admin_auth::{AdminOnly, AdminTokens},
         error::ApiError,
     },
     refusal::{store::RefusalRow, RefusalView},
@@ -27,7 +27,7 @@ use crate::{
 /// The longest period one call reads, in days (both ends included).
 const MAX_DAYS: i64 = 366;
 
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct CampaignStatsDto {
     pub campaign_id: i64,
@@ -206,6 +206,8 @@ pub struct StatsApi {
     pub admin: AdminTokens,
     /// The refused joins per day.
     pub refusals: RefusalView,
+    /// A campaign's statistics as last read, kept briefly ([`super::read_cache`]).
+    pub reads: super::read_cache::ReadCache<Option<CampaignStatsDto>>,
 }
 
 #[OpenApi(tag = "Tag::Stats")]
@@ -219,53 +221,17 @@ impl StatsApi {
         id: Path<i64>,
     ) -> Result<Json<CampaignStatsDto>, ApiError> {
         let id = id.0;
-        if !self.campaigns.exists(id).await? {
-            return Err(ApiError::campaign_not_found(id));
-        }
-        let s = self.stats.campaign(id).await?;
-        let utc = |t: chrono::NaiveDateTime| t.and_utc();
-        Ok(Json(match s {
-            Some(s) => CampaignStatsDto {
-                campaign_id: id,
-                accepted_count: s.accepted_count,
-                accepted_quantity: s.accepted_quantity,
-                confirmed_count: s.confirmed_count,
-                cancelled_count: s.cancelled_count,
-                expired_count: s.expired_count,
-                active_quantity: s.active_quantity,
-                first_accepted_at: s.first_accepted_at.map(utc),
-                last_accepted_at: s.last_accepted_at.map(utc),
-                sold_out_at: s.sold_out_at.map(utc),
-                events_applied: s.events_applied,
-                stock_added: s.stock_added,
-                stock_withdrawn: s.stock_withdrawn,
-                paused: s.paused,
-                closed_at: s.closed_at.map(utc),
-                controls_applied: s.controls_applied,
-                lag_ms: Some(s.lag_ms),
-                updated_at: Some(utc(s.updated_at)),
-            },
-            None => CampaignStatsDto {
-                campaign_id: id,
-                accepted_count: 0,
-                accepted_quantity: 0,
-                confirmed_count: 0,
-                cancelled_count: 0,
-                expired_count: 0,
-                active_quantity: 0,
-                first_accepted_at: None,
-                last_accepted_at: None,
-                sold_out_at: None,
-                events_applied: 0,
-                stock_added: 0,
-                stock_withdrawn: 0,
-                paused: false,
-                closed_at: None,
-                controls_applied: 0,
-                lag_ms: None,
-                updated_at: None,
-            },
-        }))
+        let read = self
+            .reads
+            .get_or(id, || async {
+                if !self.campaigns.exists(id).await? {
+                    return Ok::<_, ApiError>(None);
+                }
+                Ok(Some(stats_dto(id, self.stats.campaign(id).await?)))
+            })
+            .await?;
+        read.map(Json)
+            .ok_or_else(|| ApiError::campaign_not_found(id))
     }
 
     /// Each campaign's figures per UTC day, for one day or a period of up to 366 days: wins,
@@ -274,8 +240,7 @@ impl StatsApi {
     #[oai(path = "/api/v1/admin/stats/daily", method = "get")]
     async fn daily(
         &self,
-        auth: AdminAuth,
-        req: &poem::Request,
+        _auth: AdminOnly,
         /// One UTC day, `YYYY-MM-DD` (default: today). Not with `from` or `to`.
         date: Query<Option<NaiveDate>>,
         /// The period's first UTC day.
@@ -283,7 +248,6 @@ impl StatsApi {
         /// The period's last UTC day, included; at most 365 days after `from`.
         to: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        auth.check(&self.admin, req)?;
         let (from, to) = period(date.0, from.0, to.0)?;
         self.days(from, to, DailySource::Aggregate).await
     }
@@ -292,8 +256,7 @@ impl StatsApi {
     #[oai(path = "/api/v1/admin/stats/raw", method = "get")]
     async fn raw(
         &self,
-        auth: AdminAuth,
-        req: &poem::Request,
+        _auth: AdminOnly,
         /// One UTC day, `YYYY-MM-DD` (default: today). Not with `from` or `to`.
         date: Query<Option<NaiveDate>>,
         /// The period's first UTC day.
@@ -301,7 +264,6 @@ impl StatsApi {
         /// The period's last UTC day, included; at most 365 days after `from`.
         to: Query<Option<NaiveDate>>,
     ) -> Result<Json<DailyStats>, ApiError> {
-        auth.check(&self.admin, req)?;
         let (from, to) = period(date.0, from.0, to.0)?;
         self.days(from, to, DailySource::Raw).await
     }
@@ -329,6 +291,54 @@ impl StatsApi {
             campaigns: merge(rows, refused),
             query_time_ms: started.elapsed().as_secs_f64() * 1_000.0,
         }))
+    }
+}
+
+/// A campaign's figures as the API shows them; all 0 before the stats consumer saw an event of
+/// it.
+fn stats_dto(id: i64, s: Option<crate::consumer::stats::CampaignStats>) -> CampaignStatsDto {
+    let utc = |t: chrono::NaiveDateTime| t.and_utc();
+    match s {
+        Some(s) => CampaignStatsDto {
+            campaign_id: id,
+            accepted_count: s.accepted_count,
+            accepted_quantity: s.accepted_quantity,
+            confirmed_count: s.confirmed_count,
+            cancelled_count: s.cancelled_count,
+            expired_count: s.expired_count,
+            active_quantity: s.active_quantity,
+            first_accepted_at: s.first_accepted_at.map(utc),
+            last_accepted_at: s.last_accepted_at.map(utc),
+            sold_out_at: s.sold_out_at.map(utc),
+            events_applied: s.events_applied,
+            stock_added: s.stock_added,
+            stock_withdrawn: s.stock_withdrawn,
+            paused: s.paused,
+            closed_at: s.closed_at.map(utc),
+            controls_applied: s.controls_applied,
+            lag_ms: Some(s.lag_ms),
+            updated_at: Some(utc(s.updated_at)),
+        },
+        None => CampaignStatsDto {
+            campaign_id: id,
+            accepted_count: 0,
+            accepted_quantity: 0,
+            confirmed_count: 0,
+            cancelled_count: 0,
+            expired_count: 0,
+            active_quantity: 0,
+            first_accepted_at: None,
+            last_accepted_at: None,
+            sold_out_at: None,
+            events_applied: 0,
+            stock_added: 0,
+            stock_withdrawn: 0,
+            paused: false,
+            closed_at: None,
+            controls_applied: 0,
+            lag_ms: None,
+            updated_at: None,
+        },
     }
 }
 

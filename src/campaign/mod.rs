@@ -4,13 +4,14 @@
 
 mod cache;
 pub mod control;
+pub mod create_key;
 pub mod repo;
 mod service;
 
 use chrono::{DateTime, Utc};
 
 pub use cache::CampaignCache;
-pub use service::CampaignService;
+pub use service::{CampaignService, CreateError, Creation};
 
 pub use crate::events::contract::MAX_TOTAL_STOCK;
 

@@ -34,6 +34,8 @@ pub struct NewCampaign {
     pub group_id: Option<i64>,
     /// Seconds an offer to a waitlisted user stays valid; 0: no waitlist (docs/design.md §22).
     pub offer_seconds: i32,
+    /// The creation's `Idempotency-Key`, with its admin and request (docs/design.md §17).
+    pub key: Option<crate::campaign::create_key::CreateKey>,
 }
 
 /// A campaign with how many participations it has accepted.
@@ -134,8 +136,8 @@ pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbE
         .execute_raw(stmt(
             "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, \
              confirm_within_seconds, starts_at, ends_at, admission, admission_rate_per_second, buckets, \
-             group_id, offer_seconds, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             group_id, offer_seconds, create_admin, create_key, create_request, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 new.name.clone().into(),
                 new.total_stock.into(),
@@ -150,6 +152,9 @@ pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbE
                 buckets.into(),
                 new.group_id.into(),
                 new.offer_seconds.into(),
+                new.key.as_ref().map(|k| k.admin.clone()).into(),
+                new.key.as_ref().map(|k| k.key.clone()).into(),
+                new.key.as_ref().map(|k| k.request.clone()).into(),
                 now.into(),
                 now.into(),
             ],

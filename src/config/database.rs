@@ -35,6 +35,13 @@ pub struct DatabaseSettings {
     #[arg(id = "DB_STATEMENT_TIMEOUT_MS", long = "db-statement-timeout-ms", env,
           default_value = "5000", value_parser = millis(100..=600_000))]
     pub statement_timeout: Duration,
+    /// Buckets all open campaigns may hold together; a bucketed campaign past it is refused 400 (2–1048576)
+    // Each bucket is a row, its gate's keys and, while its campaign is busy, the reconciler's and
+    // the audit's reads (docs/design.md §21): the cap keeps an admin's mistake from growing them
+    // without bound.
+    #[arg(id = "CAMPAIGN_BUCKETS_MAX_TOTAL", long = "campaign-buckets-max-total", env,
+          default_value_t = 16_384, value_parser = number::<u32>(2..=1_048_576))]
+    pub buckets_max_total: u32,
     #[command(flatten)]
     pub group_commit: GroupCommitSettings,
 }

@@ -33,6 +33,11 @@ pub struct HttpSettings {
     #[arg(id = "HTTP_HEADER_TIMEOUT_MS", long = "http-header-timeout-ms", env,
           default_value = "10000", value_parser = millis(100..=600_000))]
     pub header_timeout: Duration,
+    /// Public reads (a campaign, a group, a campaign's statistics) are answered from this instance's copy up to this old; 0: every read goes to MySQL (0–60000)
+    // docs/design.md §17: a flood of reads costs MySQL one read per id per period per instance.
+    #[arg(id = "PUBLIC_READ_CACHE_MS", long = "public-read-cache-ms", env,
+          default_value = "500", value_parser = millis(0..=60_000))]
+    pub public_read_cache: Duration,
     /// A connection on which no byte moves either way for this long is closed; must be longer than HTTP_REQUEST_TIMEOUT_MS (100–3600000)
     #[arg(id = "HTTP_IDLE_TIMEOUT_MS", long = "http-idle-timeout-ms", env,
           default_value = "60000", value_parser = millis(100..=3_600_000))]

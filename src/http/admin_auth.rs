@@ -33,6 +33,32 @@ use crate::{
 #[oai(ty = "bearer")]
 pub struct AdminAuth(Bearer);
 
+/// An admin-only call's bearer, checked ([`AdminTokens::check`]) as the first thing the call
+/// extracts: before its body is read or validated, so an anonymous caller learns nothing from a
+/// body's 400 and a body costs nothing before the token is known (docs/design.md §17). The
+/// endpoint carries the tokens as request data (`api::routes`). Same scheme as [`AdminAuth`] in
+/// the OpenAPI document; [`AdminAuth`] stays for the calls an admin, a user or anyone may make.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", rename = "AdminAuth", checker = "admin_only")]
+pub struct AdminOnly(AdminName);
+
+impl AdminOnly {
+    /// The name of the admin token the call came with.
+    pub fn name(&self) -> &AdminName {
+        &self.0
+    }
+}
+
+async fn admin_only(req: &Request, bearer: Bearer) -> poem::Result<AdminName> {
+    let Some(tokens) = req.data::<AdminTokens>() else {
+        tracing::error!(
+            "An admin-only call reached an endpoint without the admin tokens; refused."
+        );
+        return Err(ApiError::unauthorized().into());
+    };
+    tokens.check(req, &bearer.token).map_err(Into::into)
+}
+
 /// The name of the admin token a call came with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminName(pub Arc<str>);

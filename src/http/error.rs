@@ -195,6 +195,9 @@ impl ApiError {
     pub fn validation(message: impl Into<String>) -> Self {
         Self::BadRequest(body(ErrorCode::ValidationFailed, message))
     }
+    pub fn key_reused(message: impl Into<String>) -> Self {
+        Self::Unprocessable(body(ErrorCode::IdempotencyKeyReused, message))
+    }
     pub fn unauthorized() -> Self {
         Self::Unauthorized(body(
             ErrorCode::Unauthorized,

@@ -58,4 +58,7 @@ pub struct Front {
     pub cors: cors::Cors,
     /// Who may read `/metrics` on `HTTP_ADDR`: `Some` (admins) on an exposed address.
     pub metrics_admin: Option<admin_auth::AdminTokens>,
+    /// The admin tokens, which an admin-only call's scheme ([`admin_auth::AdminOnly`]) checks
+    /// before the call's body is read.
+    pub admin: admin_auth::AdminTokens,
 }

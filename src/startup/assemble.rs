@@ -76,6 +76,8 @@ impl Started {
             admin: admin.clone(),
             users: crate::http::user_auth::UserAuthority::new(self.verifier, admin),
             identity: crate::api::health::IdentityHealth::of(settings),
+            buckets_max_total: settings.database.buckets_max_total,
+            public_read_cache: settings.http.public_read_cache,
         }
         .into_apis();
         Application {
@@ -120,5 +122,6 @@ fn front(
         ),
         cors: crate::http::cors::Cors::new(&settings.cors),
         metrics_admin: settings.listens_beyond_loopback().then(|| admin.clone()),
+        admin: admin.clone(),
     }
 }

@@ -7,7 +7,7 @@ use crate::{
         admin::AdminApi, campaigns::CampaignsApi, components::Components, controls::ControlsApi,
         groups::GroupsApi, health::HealthApi, lifecycle::LifecycleApi, live::LiveApi,
         participations::ParticipationsApi, purchases::PurchasesApi, queue::QueueApi,
-        rewards::RewardsApi, stats::StatsApi, Apis,
+        read_cache::ReadCache, rewards::RewardsApi, stats::StatsApi, Apis,
     },
     campaign::{control::CampaignControls, CampaignService},
     consumer::{rewards::RewardsView, stats::StatsView, ConsumerHandle},
@@ -46,11 +46,15 @@ pub(super) struct Resources {
     pub live: LiveHub,
     /// `USER_AUTH` and whether `HTTP_ADDR` is exposed, as `/health/ready` reports them.
     pub identity: crate::api::health::IdentityHealth,
+    /// `CAMPAIGN_BUCKETS_MAX_TOTAL`.
+    pub buckets_max_total: u32,
+    /// `PUBLIC_READ_CACHE_MS`.
+    pub public_read_cache: std::time::Duration,
 }
 
 impl Resources {
     pub fn into_apis(self) -> Apis {
-        let campaigns = CampaignService::new(self.db.clone());
+        let campaigns = CampaignService::new(self.db.clone(), self.buckets_max_total);
         let refusals = RefusalView::new(self.db.clone());
         // The resources that only take copies of what they share, built before the ones below
         // take the rest.
@@ -121,6 +125,7 @@ impl Resources {
             participations: self.participations.clone(),
             admin: self.admin.clone(),
             refusals: refusals.clone(),
+            reads: ReadCache::new(self.public_read_cache),
         }
     }
 
@@ -128,6 +133,7 @@ impl Resources {
         GroupsApi {
             groups: crate::group::GroupService::new(self.db.clone()),
             admin: self.admin.clone(),
+            reads: ReadCache::new(self.public_read_cache),
         }
     }
 
@@ -148,6 +154,7 @@ impl Resources {
             campaigns: campaigns.clone(),
             admin: self.admin.clone(),
             refusals: refusals.clone(),
+            reads: ReadCache::new(self.public_read_cache),
         }
     }
 

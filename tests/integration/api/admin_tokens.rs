@@ -70,3 +70,37 @@ async fn each_named_token_acts_as_its_name_and_near_misses_are_refused() {
     assert_eq!(refund.status, 200, "{refund:?}");
     assert_eq!(refund.body["status"], "CANCELLED", "{refund:?}");
 }
+
+/// An admin call checks its token before it reads its body (docs/design.md §17): a caller
+/// without the token learns nothing from the body's 400 messages, however wrong the body, and a
+/// wrong token is still a counted guess. The admin's own wrong body is still told why.
+#[tokio::test]
+async fn an_admin_calls_token_is_checked_before_its_body_is_validated() {
+    let app = spawn_with_named_tokens().await;
+    let bodies = [
+        json!({"name": "x", "totalStock": -1}),
+        json!({"name": 5}),
+        json!({"totalStock": 5, "buckets": 4096}),
+    ];
+    for body in &bodies {
+        for token in [None, Some("not-an-admin-token-0123456789")] {
+            let refused = app.post_json("/api/v1/campaigns", body, token).await;
+            assert_eq!(
+                (refused.status, refused.code()),
+                (401, "UNAUTHORIZED"),
+                "{token:?} {body}: {refused:?}"
+            );
+            assert!(
+                !refused.body.to_string().contains("totalStock"),
+                "nothing of the body's validation is told: {refused:?}"
+            );
+        }
+        let told = app.post_json("/api/v1/campaigns", body, Some(ALICE)).await;
+        assert_eq!(told.status, 400, "the admin is told why: {told:?}");
+    }
+    let group = app
+        .post_json("/api/v1/groups", &json!({"name": 7}), None)
+        .await;
+    assert_eq!(group.status, 401, "{group:?}");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM campaign").await, 0);
+}

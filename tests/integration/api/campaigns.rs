@@ -111,3 +111,39 @@ async fn creating_needs_the_admin_token() {
         "nothing written"
     );
 }
+
+/// Public reads are answered from the instance's copy for `PUBLIC_READ_CACHE_MS` (issue 71 #6,
+/// docs/design.md §17): a flood of reads of one campaign, group or statistics costs MySQL one
+/// read per period, so within it a read shows the figures of the first.
+#[tokio::test]
+async fn public_reads_are_served_from_a_brief_copy_per_instance() {
+    let mut settings = crate::spawn::test_settings().await;
+    settings.http.public_read_cache = std::time::Duration::from_secs(60);
+    let app = crate::spawn::spawn_app_with(settings).await;
+    let id = app.open_campaign(5, 1).await;
+    let path = format!("/api/v1/campaigns/{id}");
+    let first = app.get(&path).await;
+    assert_eq!(first.body["remainingStock"], json!(5), "{first:?}");
+    let stats = app.get(&format!("{path}/stats")).await;
+    assert_eq!(stats.status, 200, "{stats:?}");
+    assert_eq!(app.join(id, 1, 1).await.status, 201);
+    let again = app.get(&path).await;
+    assert_eq!(again.body, first.body, "the copy, not MySQL");
+    assert_eq!(app.get(&format!("{path}/stats")).await.body, stats.body);
+    // A missing campaign's 404 is kept too (a flood of unknown ids costs no more).
+    let missing = app.get("/api/v1/campaigns/999999").await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "CAMPAIGN_NOT_FOUND")
+    );
+
+    // An instance without the copy reads MySQL every time.
+    let mut settings = crate::spawn::test_settings().await;
+    settings.http.public_read_cache = std::time::Duration::ZERO;
+    let fresh = crate::spawn::spawn_app_with(settings).await;
+    let id = fresh.open_campaign(5, 1).await;
+    let path = format!("/api/v1/campaigns/{id}");
+    assert_eq!(fresh.get(&path).await.body["remainingStock"], json!(5));
+    assert_eq!(fresh.join(id, 1, 1).await.status, 201);
+    assert_eq!(fresh.get(&path).await.body["remainingStock"], json!(4));
+}

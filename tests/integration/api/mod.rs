@@ -4,6 +4,7 @@
 mod admin_tokens;
 mod asyncapi;
 pub(crate) mod boundary_sweep;
+mod campaign_create;
 mod campaigns;
 mod controls;
 mod door;

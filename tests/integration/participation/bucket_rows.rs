@@ -42,6 +42,7 @@ async fn bucketed(db: &Db, stock: i64, buckets: u16) -> i64 {
             buckets,
             group_id: None,
             offer_seconds: 0,
+            key: None,
         },
     )
     .await
