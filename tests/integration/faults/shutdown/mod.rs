@@ -124,8 +124,10 @@ async fn the_watchdog_ends_a_shutdown_stuck_past_its_deadline_and_names_what_was
     let mut child = child_test("stuck_process", &[]);
     let lines = collect_lines(&mut child.child);
     wait_for_line(&lines, "the stuck process to start", "READY").await;
-    signal(&child, "TERM");
+    // Taken before the signal: the process's own deadline starts when it receives it, a moment
+    // after `signal` returns would be (an exit 0.1 ms before "expected" failed a run).
     let signalled = Instant::now();
+    signal(&child, "TERM");
     let status = wait_for_exit(&mut child.child, signalled, Duration::from_secs(20), || {
         "the watchdog did not end the process".into()
     })
