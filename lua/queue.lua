@@ -19,7 +19,8 @@
 -- KEYS[3]  tickets        "<prefix>{c:<id>}:qt"     hash ticket -> "<state>:<user>:<queued ms>"
 --          state W waiting, A admitted (token live), U used (the user joined), X expired
 -- KEYS[4]  users          "<prefix>{c:<id>}:qu"     hash user -> ticket (one per user)
--- KEYS[5]  last polls     "<prefix>{c:<id>}:qseen"  zset waiting ticket -> last poll ms
+-- KEYS[5]  last polls     "<prefix>{c:<id>}:qseen"  zset waiting ticket (waitlisted ones too)
+--          -> last poll ms
 -- KEYS[6]  admissions     "<prefix>{c:<id>}:qadm"   zset admitted ticket -> token expiry ms
 -- KEYS[7]  room           "<prefix>{c:<id>}:qroom"  hash: epoch, last_ms, credit (admissions
 --          due, a fraction carried), arrivals (a counter), admitted (in all), wait_ms (their waits)
@@ -27,7 +28,9 @@
 -- KEYS[9]  used           "<prefix>{c:<id>}:qused"  a bucketed campaign's room (below): zset
 --          ticket -> when its win was reported committed, ms
 -- KEYS[10] waitlist       "<prefix>{c:<id>}:qwl"    set of waiting tickets told the campaign was
---          sold out, kept without polling until an offer reaches them (docs/design.md §22)
+--          sold out, kept while they poll until an offer reaches them (docs/design.md §22): a
+--          waitlisted ticket not polled within ARGV[6] is dropped as a waiting one is, so tickets
+--          that stopped polling never hold the offers back from the ones still there
 -- KEYS[11] offers         "<prefix>{c:<id>}:qoff"   zset ticket -> offer expiry ms: admissions of
 --          waitlisted tickets, until taken (used by a win) or passed on (expired)
 -- ARGV[1]  op: "enqueue", "poll", "holder" (a read: only ARGV[3] and ARGV[7] are used) or
@@ -36,7 +39,7 @@
 -- ARGV[3]  epoch (see reserve.lua): other keys than this campaign's count as missing
 -- ARGV[4]  admissions per second (>= 1)
 -- ARGV[5]  token lifetime, ms
--- ARGV[6]  a waiting ticket not polled for this long is dropped, ms
+-- ARGV[6]  a waiting ticket (waitlisted or not) not polled for this long is dropped, ms
 -- ARGV[7]  enqueue: the user id;  poll, holder: the ticket
 -- ARGV[8]  enqueue: a fresh ticket id, used if the user holds none;  poll: the ticket's holder
 -- ARGV[9]  enqueue: the place of a raffle arrival before the start (0 <= place < 2^48), or ""
@@ -65,8 +68,8 @@
 --
 -- ARGV[11] the campaign's offer lifetime, ms: 0 when it keeps no waitlist (a ticket waiting
 --          while the stock is 0 is then answered SOLD_OUT and dropped when not polled, as
---          before). With a waitlist, such a ticket is answered WAITLISTED and kept without
---          polling; each unit that comes back is an admission of the next waitlisted ticket in
+--          before). With a waitlist, such a ticket is answered WAITLISTED and kept while it
+--          polls; each unit that comes back is an admission of the next waitlisted ticket in
 --          order (an offer) valid this long, and an offer not used in time passes to the next.
 --          The room hash counts offers, offers_taken, offers_passed.
 --
@@ -183,6 +186,7 @@ local idle = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. (now - tonumber
 for _, ticket in ipairs(idle) do
   redis.call('ZREM', KEYS[2], ticket)
   redis.call('ZREM', KEYS[5], ticket)
+  redis.call('SREM', KEYS[10], ticket)
   forget(ticket)
 end
 -- A token is valid while now < expiry (reserve.lua decides the same way).
@@ -312,18 +316,17 @@ if state == 'W' then
   position = redis.call('ZRANK', KEYS[2], ticket) + 1
   local listed = redis.call('SISMEMBER', KEYS[10], ticket) == 1
   if offer_ms > 0 and stock <= 0 and not listed then
-    -- Told the campaign is sold out: on the waitlist from now, kept without polling.
+    -- Told the campaign is sold out: on the waitlist from now, kept while it polls.
     redis.call('SADD', KEYS[10], ticket)
-    redis.call('ZREM', KEYS[5], ticket)
     listed = true
     local expire = tonumber(meta[5]) or 0
     if expire > 0 then
       redis.call('PEXPIREAT', KEYS[10], expire)
       redis.call('PEXPIREAT', KEYS[11], expire)
     end
-  elseif not listed then
-    redis.call('ZADD', KEYS[5], now, ticket)
   end
+  -- Every poll of a waiting ticket, waitlisted or not, shows it alive.
+  redis.call('ZADD', KEYS[5], now, ticket)
   if listed then
     name = 'WAITLISTED'
   elseif stock > 0 then

@@ -141,3 +141,64 @@ async fn a_waitlist_needs_a_waiting_room() {
     let read = a.get(&format!("/api/v1/campaigns/{campaign}")).await;
     assert_eq!(read.body["offerSeconds"], json!(60));
 }
+
+/// Issue 72's squatting: tickets that joined the waitlist once and never polled again held it,
+/// so a unit that came back was offered to each of them in turn (offerSeconds apiece) before the
+/// user who kept polling. A waitlisted ticket must show it is alive (design §16, §22): one not
+/// polled for `QUEUE_TICKET_IDLE_MS` is dropped like a waiting one, and the offer goes to the
+/// first ticket still polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_skips_waitlisted_tickets_that_stopped_polling() {
+    let mut settings = crate::spawn::test_settings().await;
+    let idle = std::time::Duration::from_millis(1_500);
+    settings.waiting_room.idle_timeout = idle;
+    // The polls below come from one address and one user at a time; the door's limits are
+    // another test's subject.
+    settings.rate_limits.user_per_second = Some(0);
+    settings.rate_limits.ip_per_second = Some(0);
+    let app = crate::spawn::spawn_app_with(settings).await;
+    let campaign = waitlisted(&app, 1, 300).await;
+    let buyer = ticket(&app, campaign, 1).await;
+    let admitted = poll_until(&app, campaign, &buyer, &["ADMITTED"]).await;
+    let token = admitted.body["admissionToken"].as_str().expect("token");
+    assert_eq!(join_with(&app, campaign, 1, Some(token)).await.status, 201);
+
+    // Ten tickets queue once, are told WAITLISTED, and never poll again; a user queues after
+    // them and keeps polling, past the idle time of theirs.
+    let mut bots = Vec::new();
+    for user in 2..=11 {
+        let t = ticket(&app, campaign, user).await;
+        assert_eq!(state(&poll(&app, campaign, &t).await), "WAITLISTED");
+        bots.push(t);
+    }
+    let patient = ticket(&app, campaign, 100).await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < idle * 2 {
+        assert_eq!(state(&poll(&app, campaign, &patient).await), "WAITLISTED");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // The buyer cancels: the unit is offered to the user who kept polling, not to a bot.
+    assert_eq!(
+        app.act_on_win(campaign, 1, "cancel", false).await.status,
+        200
+    );
+    let offered = poll_until(&app, campaign, &patient, &["ADMITTED"]).await;
+    let token = offered.body["admissionToken"].as_str().expect("token");
+    assert_eq!(
+        join_with(&app, campaign, 100, Some(token)).await.status,
+        201
+    );
+    for t in &bots {
+        assert_eq!(
+            state(&poll(&app, campaign, t).await),
+            "EXPIRED",
+            "a silent ticket"
+        );
+    }
+    assert_eq!(
+        offer_counts(&app, campaign).await.0,
+        1,
+        "one offer, to the living"
+    );
+}
