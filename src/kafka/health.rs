@@ -52,6 +52,8 @@ pub struct KafkaReachability {
     mode: KafkaMode,
     bootstrap_servers: String,
     inner: Mutex<Inner>,
+    /// The service is stopping ([`Self::closing`]): brokers going away is expected.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 struct Inner {
@@ -73,7 +75,21 @@ impl KafkaReachability {
                 last_error: None,
                 up: Vec::new(),
             }),
+            closing: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The service stops: the embedded broker closes while the producers' threads still run, and
+    /// what they report from now on (all brokers down, failed connections) is the stop itself,
+    /// not an outage. It is logged at debug and changes no state, so a clean stop ends on
+    /// "Stopped." and no warning after it.
+    pub fn closing(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn snapshot(&self) -> ReachabilitySnapshot {
@@ -158,6 +174,9 @@ struct BrokerStats {
 
 impl ClientContext for ReportingContext {
     fn stats_raw(&self, statistics: &[u8]) {
+        if self.reachability.is_closing() {
+            return;
+        }
         match serde_json::from_slice::<Stats>(statistics) {
             Ok(stats) => {
                 let up = stats.brokers.values().any(|b| b.state == "UP");
@@ -170,6 +189,10 @@ impl ClientContext for ReportingContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if self.reachability.is_closing() {
+            tracing::debug!(producer = self.producer, error = %error, %reason, "Kafka client error while the service stops.");
+            return;
+        }
         let code = match &error {
             KafkaError::Global(code) => Some(*code),
             _ => None,
@@ -218,6 +241,23 @@ mod tests {
         let json =
             format!(r#"{{"name":"x","brokers":{{"b/1":{{"state":"{state}","nodeid":1}}}}}}"#);
         ctx.stats_raw(json.as_bytes());
+    }
+
+    #[test]
+    fn once_the_service_stops_the_brokers_going_away_is_no_outage() {
+        let r = KafkaReachability::new(KafkaMode::Embedded, "127.0.0.1:1");
+        let main = r.context("main");
+        stats(&main, "UP");
+        r.closing();
+        error(&main);
+        stats(&main, "DOWN");
+        let last = r.snapshot();
+        assert_eq!(
+            last.state,
+            Reachability::Reachable,
+            "as it was when the stop began"
+        );
+        assert_eq!(last.last_error, None);
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl Started {
             server: crate::http::server::ServerSettings::of(&settings.http),
             embedded: self.kafka.embedded,
             producers: self.kafka.producers,
+            kafka_reachability: self.kafka.reachability.clone(),
             relay: self.relay,
             inside,
         }

@@ -78,6 +78,8 @@ pub struct Application {
     /// producers, so it is dropped last (after `run_until_stopped` returns).
     embedded: Option<Arc<EmbeddedBroker>>,
     producers: Producers,
+    /// Told when the service stops, so that the brokers going away is not logged as an outage.
+    kafka_reachability: Arc<crate::kafka::health::KafkaReachability>,
     relay: Option<RelayHandle>,
     /// The services by name, for what the tests read inside (`startup::testing`).
     inside: Inside,
@@ -290,6 +292,7 @@ impl Application {
             server,
             embedded,
             producers,
+            kafka_reachability,
             relay,
             ..
         } = self;
@@ -345,6 +348,8 @@ impl Application {
         }
         // Closing Kafka clients blocks (purge, flush, joining librdkafka's threads): the
         // producers close on threads of their own when their last handle goes, the broker too.
+        // Whatever they report from here on is the stop, not an outage.
+        kafka_reachability.closing();
         drop(producers);
         if let Some(embedded) = embedded {
             off_runtime::drop_detached("embedded Kafka broker: close", embedded);

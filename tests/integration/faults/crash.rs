@@ -399,3 +399,70 @@ async fn assert_published_rows_are_exactly_the_topic(
     let on_topic: HashSet<String> = messages.iter().map(|m| m.event_id().to_string()).collect();
     assert_eq!(on_topic, published);
 }
+
+/// A clean stop says nothing alarming (issue 73 #6): with the embedded broker, the producers
+/// used to report it going away after "Stopped." as an outage (six WARN lines, among them "Kafka
+/// is unreachable; participations are kept in the outbox"). Now the stop ends the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_with_the_embedded_broker_ends_its_log_without_a_warning() {
+    let (_broker, db_url, prefix) = fixture().await;
+    let env = [
+        ("KAFKA_BOOTSTRAP_SERVERS", None),
+        ("RUST_LOG", Some("info")),
+    ];
+    // The log is read whole once the process has exited: the few lines of a short run fit the
+    // pipe's buffer.
+    let mut service = crate::binary::start_with(&db_url, &prefix, "", &env, true).await;
+    let mut stdout = service.child.stdout.take().expect("piped stdout");
+    let client = reqwest::Client::new();
+    let campaign = create_campaign(&client, &service, 10).await;
+    let joined = client
+        .post(format!(
+            "{}/api/v1/campaigns/{campaign}/participations",
+            service.base
+        ))
+        .json(&json!({"userId": 1}))
+        .send()
+        .await
+        .expect("join");
+    assert_eq!(joined.status(), 201);
+    let db = sea_orm::Database::connect(db_url.as_str())
+        .await
+        .expect("db");
+    wait_until("the win published", Duration::from_secs(20), || async {
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM outbox_event WHERE status = 'PUBLISHED'",
+        )
+        .await
+            == 1
+    })
+    .await;
+
+    terminate(&service.child);
+    let status = wait_for_exit(
+        &mut service.child,
+        Instant::now(),
+        Duration::from_secs(25),
+        String::new,
+    )
+    .await;
+    assert!(status.success(), "exit status {status:?}");
+    let log = tokio::task::spawn_blocking(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut log).expect("the log");
+        log
+    })
+    .await
+    .expect("reader");
+    let lines: Vec<String> = log.lines().map(String::from).collect();
+    let stopped = lines
+        .iter()
+        .position(|l| l.contains("Stopped."))
+        .expect("Stopped.");
+    let after: Vec<&String> = lines[stopped + 1..]
+        .iter()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert!(after.is_empty(), "after Stopped.: {after:#?}");
+}
