@@ -18,7 +18,7 @@ use crate::{
         Tag,
     },
     http::{
-        admin_auth::{AdminOnly, AdminTokens},
+        admin_auth::AdminOnly,
         error::{ApiError, ErrorBody, ErrorCode},
     },
     relay::admin::OutboxAdmin,
@@ -99,7 +99,6 @@ pub struct AdminApi {
     pub outbox: OutboxAdmin,
     pub components: Components,
     pub metrics: Arc<Metrics>,
-    pub admin: AdminTokens,
 }
 
 #[OpenApi(prefix_path = "/api/v1/admin/outbox", tag = "Tag::Admin")]

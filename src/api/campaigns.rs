@@ -19,7 +19,7 @@ use crate::{
         Admission, CampaignService, CampaignState, CreateError, Creation, MAX_ADMISSION_RATE,
     },
     http::{
-        admin_auth::{AdminOnly, AdminTokens},
+        admin_auth::AdminOnly,
         error::ApiError,
         idempotency_key::{checked_key, IdempotencyKey},
         json_string::JsonString,
@@ -312,7 +312,6 @@ pub struct CampaignsApi {
     /// The groups a new campaign may join (docs/design.md §22).
     pub groups: crate::group::GroupService,
     pub participations: ParticipationService,
-    pub admin: AdminTokens,
     /// Refused joins per campaign (docs/design.md §20).
     pub refusals: RefusalView,
     /// A campaign's public read, kept briefly ([`super::read_cache`]).

@@ -15,7 +15,7 @@ use crate::{
     campaign::control::{CampaignControls, Control, ControlRequest, HistoryRow},
     events::control::ControlKind,
     http::{
-        admin_auth::{AdminName, AdminOnly, AdminTokens},
+        admin_auth::{AdminName, AdminOnly},
         error::ApiError,
         idempotency_key::{checked_key, IdempotencyKey},
         request_span::ServerSpan,
@@ -140,7 +140,6 @@ pub struct BucketsDto {
 /// The controls resource.
 pub struct ControlsApi {
     pub controls: CampaignControls,
-    pub admin: AdminTokens,
     /// The refusals the answered campaign shows.
     pub refusals: RefusalView,
 }

@@ -7,11 +7,7 @@ use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi};
 use crate::{
     api::Tag,
     group::{repo::NewGroup, service::GroupWithCampaigns, GroupService},
-    http::{
-        admin_auth::{AdminOnly, AdminTokens},
-        error::ApiError,
-        json_string::JsonString,
-    },
+    http::{admin_auth::AdminOnly, error::ApiError, json_string::JsonString},
 };
 
 #[derive(Debug, Object)]
@@ -66,7 +62,6 @@ pub enum GroupCreated {
 /// The groups resource.
 pub struct GroupsApi {
     pub groups: GroupService,
-    pub admin: AdminTokens,
     /// A group's public read, kept briefly ([`super::read_cache`]).
     pub reads: super::read_cache::ReadCache<Option<GroupDto>>,
 }

@@ -17,10 +17,7 @@ use crate::{
     api::Tag,
     campaign::CampaignService,
     consumer::stats::{DailyRow, StatsView},
-    http::{
-        admin_auth::{AdminOnly, AdminTokens},
-        error::ApiError,
-    },
+    http::{admin_auth::AdminOnly, error::ApiError},
     refusal::{store::RefusalRow, RefusalView},
 };
 
@@ -203,7 +200,6 @@ fn merge(rows: Vec<DailyRow>, refused: Vec<RefusalRow>) -> Vec<DailyCampaign> {
 pub struct StatsApi {
     pub stats: StatsView,
     pub campaigns: CampaignService,
-    pub admin: AdminTokens,
     /// The refused joins per day.
     pub refusals: RefusalView,
     /// A campaign's statistics as last read, kept briefly ([`super::read_cache`]).

@@ -20,7 +20,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::RwLock,
     time::{Duration, Instant},
 };
 
@@ -39,7 +39,9 @@ const REMEMBERED: usize = 1_024;
 /// This instance's marks: when it last marked each campaign.
 #[derive(Debug)]
 pub struct Activity {
-    marked: Mutex<HashMap<i64, Instant>>,
+    /// Read by every join of a bucketed campaign, written once a second per campaign: a read
+    /// lock on the common path, so joins on many cores do not queue on one lock.
+    marked: RwLock<HashMap<i64, Instant>>,
     lasts: Duration,
 }
 
@@ -47,7 +49,7 @@ impl Activity {
     /// Marks that last `2 × reservation_timeout + MARGIN`.
     pub fn new(reservation_timeout: Duration) -> Self {
         Self {
-            marked: Mutex::default(),
+            marked: RwLock::default(),
             lasts: reservation_timeout.saturating_mul(2).saturating_add(MARGIN),
         }
     }
@@ -55,11 +57,17 @@ impl Activity {
     /// Whether this call should send the campaign's mark: the last one is older than
     /// [`MARK_EVERY`]. Claims it at once, so the calls beside it in that instant send none.
     fn claim(&self, campaign_id: i64, now: Instant) -> bool {
-        let mut marked = self.marked.lock().unwrap_or_else(|p| p.into_inner());
-        if marked
-            .get(&campaign_id)
-            .is_some_and(|&at| now.saturating_duration_since(at) < MARK_EVERY)
-        {
+        let fresh = |marked: &HashMap<i64, Instant>| {
+            marked
+                .get(&campaign_id)
+                .is_some_and(|&at| now.saturating_duration_since(at) < MARK_EVERY)
+        };
+        if fresh(&self.marked.read().unwrap_or_else(|p| p.into_inner())) {
+            return false;
+        }
+        let mut marked = self.marked.write().unwrap_or_else(|p| p.into_inner());
+        // Another call may have claimed it between the two locks.
+        if fresh(&marked) {
             return false;
         }
         if marked.len() >= REMEMBERED {
@@ -72,7 +80,7 @@ impl Activity {
     /// A mark that could not be written: the next call tries again.
     fn unclaim(&self, campaign_id: i64) {
         self.marked
-            .lock()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&campaign_id);
     }

@@ -98,11 +98,9 @@ impl Resources {
                 outbox: OutboxAdmin::new(self.db),
                 components: self.components,
                 metrics: self.metrics,
-                admin: self.admin.clone(),
             },
             ControlsApi {
                 controls: self.controls,
-                admin: self.admin.clone(),
                 refusals,
             },
             QueueApi {
@@ -123,7 +121,6 @@ impl Resources {
             campaigns: campaigns.clone(),
             groups: crate::group::GroupService::new(self.db.clone()),
             participations: self.participations.clone(),
-            admin: self.admin.clone(),
             refusals: refusals.clone(),
             reads: ReadCache::new(self.public_read_cache),
         }
@@ -132,7 +129,6 @@ impl Resources {
     fn groups_api(&self) -> GroupsApi {
         GroupsApi {
             groups: crate::group::GroupService::new(self.db.clone()),
-            admin: self.admin.clone(),
             reads: ReadCache::new(self.public_read_cache),
         }
     }
@@ -152,7 +148,6 @@ impl Resources {
         StatsApi {
             stats: StatsView::new(self.db.clone()),
             campaigns: campaigns.clone(),
-            admin: self.admin.clone(),
             refusals: refusals.clone(),
             reads: ReadCache::new(self.public_read_cache),
         }

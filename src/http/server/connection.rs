@@ -217,20 +217,16 @@ impl<E: Endpoint + 'static> Serving<E> {
                 }
                 () = &mut no_request => {
                     // While a request is in flight, look again a deadline later.
-                    let now = Instant::now();
-                    match streams.head_deadline(self.deadlines.header) {
-                        Some(deadline) if deadline <= now => return Ended::HeaderTimeout,
-                        Some(deadline) => no_request.as_mut().reset(deadline),
-                        None => no_request.as_mut().reset(now + self.deadlines.header),
+                    let deadline = streams.head_deadline(self.deadlines.header);
+                    if passed(deadline, self.deadlines.header, no_request.as_mut()) {
+                        return Ended::HeaderTimeout;
                     }
                 }
                 () = &mut stalled => {
                     // With nothing in flight, look again a deadline later.
-                    let now = Instant::now();
-                    match streams.stall_deadline(self.deadlines.idle) {
-                        Some(deadline) if deadline <= now => return Ended::Stalled,
-                        Some(deadline) => stalled.as_mut().reset(deadline),
-                        None => stalled.as_mut().reset(now + self.deadlines.idle),
+                    let deadline = streams.stall_deadline(self.deadlines.idle);
+                    if passed(deadline, self.deadlines.idle, stalled.as_mut()) {
+                        return Ended::Stalled;
                     }
                 }
                 () = self.shutdown.cancelled(), if !draining => {
@@ -260,5 +256,26 @@ impl<E: Endpoint + 'static> Serving<E> {
             .connections_timed_out
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+}
+
+/// Whether `deadline` (one that runs now, or `None`: not now) has passed; if not, `timer` is set
+/// to it, or to `every` from now when none runs.
+fn passed(
+    deadline: Option<Instant>,
+    every: Duration,
+    timer: std::pin::Pin<&mut tokio::time::Sleep>,
+) -> bool {
+    let now = Instant::now();
+    match deadline {
+        Some(deadline) if deadline <= now => true,
+        Some(deadline) => {
+            timer.reset(deadline);
+            false
+        }
+        None => {
+            timer.reset(now + every);
+            false
+        }
     }
 }
