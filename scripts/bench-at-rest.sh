@@ -16,14 +16,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOG_TAG=bench-at-rest
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
-export BENCH_DB=${BENCH_DB:-firstcome_rest}
-case $BENCH_DB in '' | *[!A-Za-z0-9_]*) log "BENCH_DB=$BENCH_DB: letters, digits and _ only"; exit 1 ;; esac
-DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
-export FIRSTCOME_BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
-if [ ! -x "$FIRSTCOME_BIN" ]; then
-  log "building firstcome (release)"
-  (cd "$ROOT" && cargo build --release --locked --bin firstcome)
-fi
-export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+bench_setup firstcome_rest
 port_free "${PORT:-8080}" "the service (PORT)"
 exec python3 "$ROOT/scripts/bench_at_rest.py"

@@ -17,15 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOG_TAG=bench-tail
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
-export BENCH_DB=${BENCH_DB:-firstcome_tail}
-case $BENCH_DB in '' | *[!A-Za-z0-9_]*) log "BENCH_DB=$BENCH_DB: letters, digits and _ only"; exit 1 ;; esac
-DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
-export FIRSTCOME_BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
-if [ ! -x "$FIRSTCOME_BIN" ]; then
-  log "building firstcome (release)"
-  (cd "$ROOT" && cargo build --release --locked --bin firstcome)
-fi
-export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+bench_setup firstcome_tail
 export RESULTS_DIR=${RESULTS_DIR:-$ROOT/k6/results}
 port_free "${PORT:-8080}" "the first instance (PORT)"
 port_free "$(( ${PORT:-8080} + 1 ))" "the second instance (PORT + 1)"

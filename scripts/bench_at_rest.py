@@ -13,9 +13,10 @@ RESERVATION_TIMEOUT_MS and 12 s after its last one (src/gate/activity.rs).
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.request
+
+import bench_common as common
 
 ENV = os.environ
 BIN = ENV["FIRSTCOME_BIN"]
@@ -29,14 +30,8 @@ TOKEN = ENV["ADMIN_TOKEN"]
 BASE = f"http://127.0.0.1:{PORT}"
 
 
-def sql(query):
-    cmd = ([] if os.geteuid() == 0 else ["sudo"]) + ["mariadb", "-N", "-B", "-e", query]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
-
-
 def counters(pid):
-    status = {k: int(v) for k, v in sql("SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions', 'Com_select')")}
+    status = common.status(["Questions", "Com_select"])
     info = subprocess.run(["redis-cli", "-u", ENV.get("REDIS_URL", "redis://127.0.0.1:6379"), "INFO", "stats"],
                           capture_output=True, text=True).stdout
     redis = next(int(line.split(":")[1]) for line in info.splitlines() if line.startswith("total_commands_processed:"))
@@ -46,21 +41,11 @@ def counters(pid):
 
 
 def start(n):
-    sql(f"DROP DATABASE IF EXISTS `{DB}`; CREATE DATABASE `{DB}`")
+    common.sql(f"DROP DATABASE IF EXISTS `{DB}`; CREATE DATABASE `{DB}`")
     env = dict(ENV, DATABASE_URL=f"mysql://firstcome:firstcome@127.0.0.1:{ENV.get('DB_PORT', '3306')}/{DB}",
                HTTP_ADDR=f"127.0.0.1:{PORT}", RUST_LOG=ENV.get("RUST_LOG", "warn"),
                REDIS_KEY_PREFIX=f"firstcome-bench-rest-{os.getpid()}-{n}:")
-    proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(600):
-        if proc.poll() is not None:
-            sys.exit("the service exited during start-up")
-        try:
-            urllib.request.urlopen(f"{BASE}/health/ready", timeout=1).read()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("the service was not ready within 60 s")
+    return common.start(BIN, env, PORT, None)
 
 
 def create(i):
@@ -82,8 +67,7 @@ def one_run(n):
         time.sleep(IDLE)
         after = counters(proc.pid)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        common.stop([proc])
     s = after["at"] - before["at"]
     return {"created_ms": [1000 * c for c in created],
             "statements_per_s": (after["statements"] - before["statements"]) / s,

@@ -23,9 +23,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
+
+import bench_common as common
+from bench_common import get, sql
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -50,22 +52,6 @@ def log(msg):
     print(f"[bench-write-path] {msg}", file=sys.stderr, flush=True)
 
 
-def sql(query, db=None):
-    cmd = ([] if os.geteuid() == 0 else ["sudo"]) + ["mariadb", "-N", "-B"] + ([db] if db else []) + ["-e", query]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
-
-
-def status():
-    names = ",".join(f"'{n}'" for n in COUNTERS)
-    return {k: int(v) for k, v in sql(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})")}
-
-
-def get(port, path, timeout=2.0):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-        return r.read().decode()
-
-
 def start(phase, n):
     env = dict(ENV)
     env.update({
@@ -76,18 +62,7 @@ def start(phase, n):
         "HTTP_MAX_CONNECTIONS_PER_CLIENT": "1000000",
         "MIGRATE_ON_START": "true" if n == 0 else "false",
     })
-    logf = open(RESULTS / f"write-path-{phase}-service-{n}.log", "w")
-    proc = subprocess.Popen([BIN, "serve"], env=env, stdout=logf, stderr=subprocess.STDOUT)
-    for _ in range(600):
-        if proc.poll() is not None:
-            sys.exit(f"instance {n} exited during start-up (see {logf.name})")
-        try:
-            get(PORT + n, "/health/ready")
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit(f"instance {n} was not ready within 60 s")
+    return common.start(BIN, env, PORT + n, RESULTS / f"write-path-{phase}-service-{n}.log", f"instance {n}")
 
 
 def applied(ports, consumer):
@@ -137,7 +112,7 @@ def one_phase(run, buckets, instances):
         summary = RESULTS / f"write-path-{phase}-k6.json"
         sampler = WaitSampler() if WAITS else None
         log(f"run {run}: {buckets} bucket(s), {instances} instance(s), {VUS} VUs for {DURATION}")
-        before = status()
+        before = common.status(COUNTERS)
         if sampler:
             sampler.start()
         k6 = subprocess.run(
@@ -155,15 +130,9 @@ def one_phase(run, buckets, instances):
             sys.exit(f"k6 failed ({k6.returncode}): {k6.stderr[-2000:]}")
         wins = int(sql("SELECT COUNT(*) FROM participation", DB)[0][0])
         wait_applied(ports, wins)
-        after = status()
+        after = common.status(COUNTERS)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        common.stop(procs)
     d = {k: after[k] - before[k] for k in COUNTERS}
     seconds = float(re.sub(r"[^0-9.]", "", DURATION)) * (60 if DURATION.endswith("m") else 1)
     k = json.loads(summary.read_text()) if summary.exists() else {}

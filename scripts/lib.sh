@@ -64,3 +64,19 @@ create_test_database() { # create_test_database <name>
     return 1
   fi
 }
+
+# What a benchmark of the release build needs before its Python part runs: BENCH_DB (default
+# <db>, letters, digits and _ only, granted to the service's user by scripts/services.sh, which
+# starts MariaDB and Redis), FIRSTCOME_BIN (target/release/firstcome, built when missing) and an
+# ADMIN_TOKEN (generated when unset); all exported.
+bench_setup() { # bench_setup <default database>
+  export BENCH_DB=${BENCH_DB:-$1}
+  case $BENCH_DB in '' | *[!A-Za-z0-9_]*) log "BENCH_DB=$BENCH_DB: letters, digits and _ only"; return 1 ;; esac
+  DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
+  export FIRSTCOME_BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
+  if [ ! -x "$FIRSTCOME_BIN" ]; then
+    log "building firstcome (release)"
+    (cd "$ROOT" && cargo build --release --locked --bin firstcome)
+  fi
+  export ADMIN_TOKEN=${ADMIN_TOKEN:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+}

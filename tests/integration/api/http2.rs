@@ -60,27 +60,13 @@ async fn with_http2_on_a_ping_only_connection_is_closed_at_the_head_deadline() {
     let app = app(true, 1_500).await;
     let mut stream = connect(&app).await;
     stream.write_all(PREFACE).await.expect("preface");
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
     let started = Instant::now();
     // The server's answer proves it speaks HTTP/2 here; read until it closes.
-    let read = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let mut chunk = [0u8; 1024];
-        while let Ok(n) = reader.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&chunk[..n]);
-        }
-        seen
-    });
+    let read = tokio::spawn(read_until_closed(reader));
     writer.write_all(SETTINGS_ACK).await.expect("ack");
     // A PING every 300 ms: bytes both ways (the server answers each), never a request.
-    let pings = tokio::spawn(async move {
-        while writer.write_all(PING).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    });
+    let pings = tokio::spawn(ping_every_300_ms(writer));
     let seen = tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .expect("closed before the idle deadline (20 s) and the test's bound")
@@ -119,28 +105,14 @@ async fn a_response_held_by_flow_control_while_pings_flow_is_closed_at_the_idle_
     s.http.idle_timeout = idle;
     let app = spawn_app_with(s).await;
     let stream = connect(&app).await;
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
     let started = Instant::now();
-    let read = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let mut chunk = [0u8; 1024];
-        while let Ok(n) = reader.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&chunk[..n]);
-        }
-        seen
-    });
+    let read = tokio::spawn(read_until_closed(reader));
     writer.write_all(&PREFACE[..24]).await.expect("preface");
     writer.write_all(SETTINGS_WINDOW_0).await.expect("settings");
     writer.write_all(SETTINGS_ACK).await.expect("ack");
     writer.write_all(GET_LIVE).await.expect("request");
-    let pings = tokio::spawn(async move {
-        while writer.write_all(PING).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    });
+    let pings = tokio::spawn(ping_every_300_ms(writer));
     let seen = tokio::time::timeout(idle * 4, read)
         .await
         .expect("closed by the server, not held open by the PINGs")
@@ -155,6 +127,26 @@ async fn a_response_held_by_flow_control_while_pings_flow_is_closed_at_the_idle_
         lasted >= idle - Duration::from_millis(200),
         "closed after {lasted:?}, before the idle deadline {idle:?}"
     );
+}
+
+/// A PING every 300 ms until the connection fails: bytes both ways, never a request.
+async fn ping_every_300_ms(mut writer: tokio::net::tcp::OwnedWriteHalf) {
+    while writer.write_all(PING).await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Every byte the server sends until it closes the connection.
+async fn read_until_closed(mut reader: tokio::net::tcp::OwnedReadHalf) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while let Ok(n) = reader.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    seen
 }
 
 /// The (type, stream) of each whole frame in `bytes`.

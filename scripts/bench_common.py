@@ -1,0 +1,54 @@
+"""What the benchmarks' Python parts share: MariaDB as root over its socket, MariaDB's global
+counters, and an instance of the release build started and believed ready once it answers."""
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def sql(query, db=None):
+    """Runs `query` as root over the unix socket (sudo when not root); returns the rows."""
+    cmd = ([] if os.geteuid() == 0 else ["sudo"]) + ["mariadb", "-N", "-B"] + ([db] if db else []) + ["-e", query]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def status(names):
+    """MariaDB's global counters `names` (SHOW GLOBAL STATUS), as integers."""
+    listed = ",".join(f"'{n}'" for n in names)
+    return {k: int(v) for k, v in sql(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({listed})")}
+
+
+def get(port, path, timeout=2.0):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+        return r.read().decode()
+
+
+def start(binary, env, port, log_path, name="the service"):
+    """`binary serve` with `env` on 127.0.0.1:`port`, its log in `log_path` (None: discarded);
+    returns the process once `/health/ready` answers (exits the script if it never does)."""
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        if proc.poll() is not None:
+            sys.exit(f"{name} exited during start-up" + (f" (see {log_path})" if log_path else ""))
+        try:
+            get(port, "/health/ready")
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit(f"{name} was not ready within 60 s")
+
+
+def stop(procs, timeout=30):
+    """SIGTERM to each, then waits (SIGKILL past `timeout`)."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
