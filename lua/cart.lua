@@ -15,8 +15,8 @@
 -- ARGV[4 + j]  campaign j's epoch (see reserve.lua)
 -- ARGV[5 + G …] the items, in pairs: the campaign's j, the quantity
 --
--- Returns  {"OK", 0, sequence, rets, sequence, rets, …}: one pair per item, in item order, as
---          reserve.lua's OK answers them
+-- Returns  {"OK", 0, sequence, rets, gen, sequence, rets, gen, …}: one triple per item, in item
+--          order, as reserve.lua's OK answers them
 --          {"MISSING", j}       campaign j's keys are not loaded (or are stale): load, retry
 --          {status, n}          item n refused as reserve.lua would: ENDED, NOT_OPEN, PAUSED,
 --                               OVER_LIMIT, ALREADY
@@ -48,7 +48,7 @@ end
 for n, item in ipairs(items) do
   local j, quantity = item[1], item[2]
   local meta = redis.call('HMGET', key(j, 1), 'stock', 'starts_ms', 'ends_ms', 'limit',
-    'expire_ms', 'epoch', 'state', 'last_ms')
+    'expire_ms', 'epoch', 'state', 'last_ms', 'gen')
   local refused = entry_refusal(meta, now, quantity)
   if refused then
     return {refused, n}
@@ -85,5 +85,6 @@ for n, item in ipairs(items) do
   end
   answer[#answer + 1] = redis.call('HINCRBY', key(j, 1), 'seq', 1)
   answer[#answer + 1] = tonumber(redis.call('HGET', key(j, 1), 'rets')) or 0
+  answer[#answer + 1] = tonumber(metas[n][9]) or 0
 end
 return answer

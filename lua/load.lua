@@ -30,13 +30,23 @@
 -- ARGV[11] this rebuild's token (prepare.lua). If it is gone, the keys were flushed (or Redis
 --          restarted) during the rebuild, and the winners set lacks the past winners added
 --          before that: nothing is written, and the rebuild starts again.
--- ARGV[12…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
+-- ARGV[12] gen        (the row's gate_gen, read after this rebuild raised it: docs/design.md
+--          §2.1). Reservations carry it (reserve.lua), and a win commits only while the row's
+--          gate_gen is still that value: no reservation of a gate Redis lost commits after this
+--          rebuild read MySQL, so ARGV[5] is above every sequence a win can still carry. When
+--          the state is there already (another rebuild loaded it), its gen is raised to this
+--          one: a rebuild that raised the row's count after that state was read would otherwise
+--          leave every later win of the gate refused.
+-- ARGV[13…] the ids of the campaign's cancelled and expired wins, read with ARGV[1] in one
 --          snapshot: their units are in that stock already, so return.lua must not add them again
 --          (written here, with the hash, so a load that loses the race writes none of them)
 --
 -- Returns  1 when loaded, 0 when the state was already there, -1 when the rebuild was
 --          interrupted (its token is gone)
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  if (tonumber(redis.call('HGET', KEYS[1], 'gen')) or 0) < tonumber(ARGV[12]) then
+    redis.call('HSET', KEYS[1], 'gen', ARGV[12])
+  end
   return 0
 end
 if redis.call('SISMEMBER', KEYS[5], ARGV[11]) == 0 then
@@ -45,9 +55,9 @@ end
 redis.call('DEL', KEYS[5])
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'starts_ms', ARGV[2], 'ends_ms', ARGV[3],
   'limit', ARGV[4], 'seq', ARGV[5], 'expire_ms', ARGV[6], 'epoch', ARGV[7],
-  'state', ARGV[8], 'ctl', ARGV[9], 'state_seq', ARGV[9], 'rets', ARGV[10])
+  'state', ARGV[8], 'ctl', ARGV[9], 'state_seq', ARGV[9], 'rets', ARGV[10], 'gen', ARGV[12])
 redis.call('DEL', KEYS[3], KEYS[4])
-for i = 12, #ARGV do
+for i = 13, #ARGV do
   redis.call('SADD', KEYS[3], ARGV[i])
 end
 local expire = tonumber(ARGV[6])

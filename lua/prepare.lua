@@ -25,6 +25,12 @@ end
 if epoch or redis.call('EXISTS', KEYS[1]) == 1 then
   -- another campaign's (or a version's without epochs): start from nothing
   redis.call('DEL', unpack(KEYS))
+else
+  -- The hash is gone (a flush, an eviction) and the open reservations left behind were the
+  -- lost gate's: the gate loaded next reads its stock from MySQL, where their units are still
+  -- free, and their wins can no longer commit (docs/design.md §2.1, the gate's generation).
+  -- Kept, a release naming one would give its units to the new gate a second time.
+  redis.call('DEL', KEYS[3])
 end
 redis.call('SADD', KEYS[6], ARGV[2])
 redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[3]))

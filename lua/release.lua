@@ -43,9 +43,20 @@
 --          reload replaced never matches the new count.
 -- ARGV[6]  the admission token's ticket the reservation used, or "": with "undo" and "sold_out"
 --          (nothing was written) the admission is live again until ARGV[7], its expiry in ms
+-- ARGV[10] optional, with "undo": MySQL refused the win because its row's gate generation
+--          (gate_gen) is this value and no longer the reservation's (docs/design.md §2.1): the
+--          live gate's `gen` is raised to it, whether or not it still has the reservation. The
+--          gate that made the reservation was lost, or a rebuild raised the row's count and
+--          then loaded nothing (its instance died): every gate loaded after a loss read a count
+--          above every lost gate's, so a live gate below the row's count is the newest, and
+--          raising it lets its wins commit again.
 --
 -- Returns  1 when stock was adjusted, 0 otherwise
 local mode = ARGV[3]
+if ARGV[10] and redis.call('EXISTS', KEYS[1]) == 1
+    and (tonumber(redis.call('HGET', KEYS[1], 'gen')) or 0) < tonumber(ARGV[10]) then
+  redis.call('HSET', KEYS[1], 'gen', ARGV[10])
+end
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[9] then
   return 0
 end

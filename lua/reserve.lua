@@ -5,7 +5,8 @@
 -- KEYS[1]  campaign hash  "<prefix>{c:<id>}:meta"  fields: stock, starts_ms, ends_ms (0 = no end),
 --                                                         limit, seq, expire_ms (0 = keep), epoch,
 --                                                         state (open | paused | closed; absent = open),
---                                                         last_ms (the latest reservation's time)
+--                                                         last_ms (the latest reservation's time),
+--                                                         gen (the gate's generation, load.lua)
 -- KEYS[2]  winners set    "<prefix>{c:<id>}:users" members: user ids holding a reservation or a win
 -- KEYS[3]  open reservations "<prefix>{c:<id>}:pending" user id -> "<reserved at ms>:<quantity>",
 --          removed when the transaction settles (commit or release); what is left there long
@@ -28,7 +29,9 @@
 --          ARGV[8…] each other campaign's epoch, in the same order
 --
 -- Returns  {status, value, winners}; winners is 0 except with SOLD_OUT
---   {"OK", sequence, rets}  stock decremented by quantity, user recorded, sequence handed out
+--   {"OK", sequence, rets, gen}  stock decremented by quantity, user recorded, sequence handed
+--                           out; gen = the generation of the gate that made the reservation
+--                           (load.lua): the win commits only while its MySQL row still counts it
 --   {"MISSING", 0}          the campaign's keys are not loaded (or are stale): load them and retry
 --   {"ENDED", 0}            closed early (state closed), or ends_ms > 0 and now >= ends_ms
 --   {"NOT_OPEN", 0}         now < starts_ms
@@ -53,7 +56,7 @@
 --                           MySQL, and the caller does not wait for it
 -- The OK answer carries a third value, the campaign's `rets` (returns applied so far, see
 -- return.lua): a MySQL refusal of this reservation hands it back to release.lua.
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch', 'state', 'last_ms')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'limit', 'expire_ms', 'epoch', 'state', 'last_ms', 'gen')
 if not meta[1] or meta[6] ~= ARGV[4] then
   return {'MISSING', 0}
 end
@@ -134,4 +137,5 @@ if expire > 0 and redis.call('PTTL', KEYS[2]) == -1 then
     redis.call('PEXPIREAT', KEYS[6], expire)
   end
 end
-return {'OK', redis.call('HINCRBY', KEYS[1], 'seq', 1), tonumber(redis.call('HGET', KEYS[1], 'rets')) or 0}
+return {'OK', redis.call('HINCRBY', KEYS[1], 'seq', 1), tonumber(redis.call('HGET', KEYS[1], 'rets')) or 0,
+        tonumber(meta[9]) or 0}

@@ -54,6 +54,7 @@ mod m20261126_000045_purchases;
 mod m20261126_000046_campaign_offer_seconds;
 mod m20261127_000047_tables_utf8mb4;
 mod m20261127_000048_campaign_create_key;
+mod m20261127_000049_gate_generation;
 
 pub struct Migrator;
 
@@ -109,6 +110,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000046_campaign_offer_seconds::Migration),
             Box::new(m20261127_000047_tables_utf8mb4::Migration),
             Box::new(m20261127_000048_campaign_create_key::Migration),
+            Box::new(m20261127_000049_gate_generation::Migration),
         ]
     }
 }

@@ -195,8 +195,8 @@ pub async fn list(
 }
 
 /// What the Redis gate needs to rebuild a campaign's state: the stock MySQL holds, the highest
-/// sequence handed out so far, and the live controls' state with the number of the last control
-/// (docs/design.md §15), all in one read.
+/// sequence handed out so far, the live controls' state with the number of the last control
+/// (docs/design.md §15) and the row's gate generation (§2.1), all in one read.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct GateSeed {
     pub remaining_stock: i64,
@@ -204,6 +204,26 @@ pub struct GateSeed {
     pub paused: bool,
     pub closed_at: Option<NaiveDateTime>,
     pub control_seq: i64,
+    pub gate_gen: i64,
+}
+
+/// A rebuild's first step in MySQL (docs/design.md §2.1): the slot's row counts one more
+/// generation of its gate. A win whose reservation a lost gate made carries the count before,
+/// and is refused from this commit on; one that took the row's lock first is committed before
+/// this returns, so the rebuild's read that follows sees it (its user, its sequence).
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn raise_gate_gen(db: &impl ConnectionTrait, slot: Slot) -> Result<(), DbErr> {
+    let statement = match slot.bucket {
+        None => stmt(
+            "UPDATE campaign SET gate_gen = gate_gen + 1 WHERE id = ?",
+            vec![slot.campaign_id.into()],
+        ),
+        Some(bucket) => stmt(
+            "UPDATE campaign_bucket SET gate_gen = gate_gen + 1 WHERE campaign_id = ? AND bucket = ?",
+            vec![slot.campaign_id.into(), bucket.into()],
+        ),
+    };
+    db.execute_raw(statement).await.map(|_| ())
 }
 
 /// The seed of one slot's gate: an unbucketed campaign's row, or one bucket's row (its stock and
@@ -214,7 +234,7 @@ pub async fn gate_seed(db: &impl ConnectionTrait, slot: Slot) -> Result<Option<G
         None => stmt(
             "SELECT c.remaining_stock, \
              CAST(COALESCE((SELECT MAX(p.sequence) FROM participation p WHERE p.campaign_id = c.id), 0) AS SIGNED) \
-             AS max_sequence, c.paused, c.closed_at, c.control_seq \
+             AS max_sequence, c.paused, c.closed_at, c.control_seq, c.gate_gen \
              FROM campaign c WHERE c.id = ?",
             vec![slot.campaign_id.into()],
         ),
@@ -223,7 +243,7 @@ pub async fn gate_seed(db: &impl ConnectionTrait, slot: Slot) -> Result<Option<G
             // its own.
             "SELECT b.remaining_stock, \
              CAST(CASE WHEN b.max_sequence = 0 THEN 0 ELSE (b.max_sequence - b.bucket) DIV c.buckets END AS SIGNED) \
-             AS max_sequence, c.paused, c.closed_at, c.control_seq \
+             AS max_sequence, c.paused, c.closed_at, c.control_seq, b.gate_gen \
              FROM campaign_bucket b JOIN campaign c ON c.id = b.campaign_id \
              WHERE b.campaign_id = ? AND b.bucket = ?",
             vec![slot.campaign_id.into(), bucket.into()],

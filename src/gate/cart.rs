@@ -25,12 +25,13 @@ pub struct CartItem {
     pub quantity: i32,
 }
 
-/// One item's reservation: its FCFS sequence and its campaign's count of returns then (see
-/// [`Decision::Reserved`]).
+/// One item's reservation: its FCFS sequence, its campaign's count of returns then and its
+/// gate's generation (see [`Decision::Reserved`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemReserved {
     pub sequence: i64,
     pub returns_seen: i64,
+    pub gate_gen: i64,
 }
 
 /// What the gate decided for a cart.
@@ -87,11 +88,12 @@ fn parse(reply: &[redis::Value], items: usize) -> Result<CartDecision, GateError
     let item = usize::try_from(int(1) - 1).unwrap_or(0);
     let refused = |decision| Ok(CartDecision::Refused { item, decision });
     match status.as_str() {
-        "OK" if reply.len() == 2 + 2 * items => Ok(CartDecision::Reserved(
+        "OK" if reply.len() == 2 + 3 * items => Ok(CartDecision::Reserved(
             (0..items)
                 .map(|n| ItemReserved {
-                    sequence: int(2 + 2 * n),
-                    returns_seen: int(3 + 2 * n),
+                    sequence: int(2 + 3 * n),
+                    returns_seen: int(3 + 3 * n),
+                    gate_gen: int(4 + 3 * n),
                 })
                 .collect(),
         )),

@@ -75,6 +75,9 @@ pub struct Seed {
     pub state: GateState,
     /// The campaign's `control_seq` in the same snapshot: the controls the stock includes.
     pub control_seq: i64,
+    /// The row's gate generation in the same snapshot, after this rebuild raised it: the
+    /// loaded gate's reservations carry it (docs/design.md §2.1).
+    pub gate_gen: i64,
 }
 
 /// Whether the gate lets joins through (docs/design.md §15). A window that has not opened or has
@@ -211,6 +214,7 @@ impl Gate {
             .arg(seed.control_seq)
             .arg(returns_count_start())
             .arg(&token.0)
+            .arg(seed.gate_gen)
             .arg(&seed.returned);
         let loaded: i64 = self.run(inv).await?;
         Ok(match loaded {

@@ -47,10 +47,13 @@ pub enum GateError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Reserved: stock decremented, user recorded, FCFS `sequence` handed out. `returns_seen`:
-    /// the campaign's count of returns applied then, for [`Release::SoldOut`].
+    /// the campaign's count of returns applied then, for [`Release::SoldOut`]; `gate_gen`: the
+    /// generation of the gate that made it (`lua/load.lua`), which the win's row must still
+    /// have when it commits.
     Reserved {
         sequence: i64,
         returns_seen: i64,
+        gate_gen: i64,
     },
     /// The campaign's keys are not in Redis: load them and ask again.
     Missing,
@@ -115,6 +118,12 @@ pub enum Release {
     /// A reservation left open by a crashed instance (MySQL has no win), or one a failed call
     /// may have made: undone like [`Release::Undo`], its admission not made live again.
     Expire,
+    /// MySQL refused the win because its row's gate generation is no longer the reservation's
+    /// (the gate that made it was lost and rebuilt, docs/design.md §2.1): undone like
+    /// [`Release::Undo`] if the gate still has it, and the live gate's generation raised to
+    /// `row_gen` (a rebuild that raised the row's and died before loading would otherwise leave
+    /// every win of the live gate refused).
+    GateLost { row_gen: i64 },
 }
 
 /// The value `lua/reserve.lua` stores for a reservation (`<reserved at ms>:<quantity>`). Every
@@ -303,6 +312,7 @@ impl Gate {
             "OK" => Decision::Reserved {
                 sequence: value,
                 returns_seen: int(2),
+                gate_gen: int(3),
             },
             "MISSING" if value > 0 => Decision::SiblingMissing((value - 1) as usize),
             "MISSING" => Decision::Missing,
@@ -368,7 +378,7 @@ impl Gate {
     ) -> Result<bool, GateError> {
         let [meta, users, pending, tickets, admissions] = self.reservation_keys(entry.slot());
         let (mode, extra, seen, returns_seen) = match &how {
-            Release::Undo => ("undo", String::new(), 0, 0),
+            Release::Undo | Release::GateLost { .. } => ("undo", String::new(), 0, 0),
             Release::KeepUser => ("keep_user", String::new(), 0, 0),
             Release::SoldOut {
                 remaining_stock,
@@ -400,6 +410,9 @@ impl Gate {
             .arg(pass.map_or(0, |p| p.expires_ms))
             .arg(returns_seen)
             .arg(reservation);
+        if let Release::GateLost { row_gen } = how {
+            inv.arg(row_gen);
+        }
         let adjusted: i64 = self.run(inv).await?;
         tracing::debug!(
             campaign_id = entry.campaign_id,

@@ -310,7 +310,8 @@ impl GroupCommit {
                     refused @ (WriteError::SoldOut { .. }
                     | WriteError::BatchRefused
                     | WriteError::Duplicate
-                    | WriteError::Stale),
+                    | WriteError::Stale
+                    | WriteError::GateLost { .. }),
                 ) => {
                     tracing::info!(campaign_id = wins[0].entry.campaign_id, wins = wins.len(), reason = %refused,
                         "A batch was refused; committing its wins one by one.");

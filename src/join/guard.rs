@@ -1,7 +1,8 @@
 //! The guarded decrement (docs/design.md §2.1, §6 step 3, §21): the one statement of a
 //! participation transaction that takes its wins' units, from the campaign's row or from its
-//! bucket's, refused when the row has too few or the campaign is paused or closed; and the read
-//! that says why it was refused. A batch of a bucketed campaign's wins from several buckets takes
+//! bucket's, refused when the row has too few, the campaign is paused or closed, or the row's
+//! gate generation is no longer the one the wins' reservations carry (their gate was lost and
+//! rebuilt); and the read that says why it was refused. A batch of a bucketed campaign's wins from several buckets takes
 //! each bucket's units in one statement, all of them or none ([`decrement_buckets`]).
 
 use chrono::Utc;
@@ -23,13 +24,20 @@ use crate::{
 const GUARD_ATTEMPTS: u32 = 4;
 
 /// What a transaction's guarded decrement takes: `total` units for `count` wins from the slot's
-/// row (the campaign's, or a bucket's, whose highest sequence becomes at least `max_sequence`).
+/// row (the campaign's, or a bucket's, whose highest sequence becomes at least `max_sequence`),
+/// made by the gate of generation `gate_gen` ([`MIXED_GENERATIONS`] when they were not all).
 pub(super) struct Guard {
     pub(super) slot: Slot,
     pub(super) total: i64,
     pub(super) count: i64,
     pub(super) max_sequence: i64,
+    pub(super) gate_gen: i64,
 }
+
+/// The generation of a batch whose wins' reservations come from gates of several generations:
+/// no row has it (a row's `gate_gen` starts at 0 and only grows), so the batch is refused and
+/// its wins are written one by one, each judged by its own generation.
+pub(super) const MIXED_GENERATIONS: i64 = -1;
 
 impl Guard {
     /// The decrement: on the campaign's row, or on the bucket's row, which carries the
@@ -39,19 +47,21 @@ impl Guard {
         match self.slot.bucket {
             None => stmt(
                 "UPDATE campaign SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, updated_at = ? \
-                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL",
+                 WHERE id = ? AND remaining_stock >= ? AND paused = 0 AND closed_at IS NULL AND gate_gen = ?",
                 vec![
                     self.total.into(),
                     self.count.into(),
                     now.into(),
                     self.slot.campaign_id.into(),
                     self.total.into(),
+                    self.gate_gen.into(),
                 ],
             ),
             Some(bucket) => stmt(
                 "UPDATE campaign_bucket SET remaining_stock = remaining_stock - ?, accepted_count = accepted_count + ?, \
                  max_sequence = GREATEST(max_sequence, ?) \
-                 WHERE campaign_id = ? AND bucket = ? AND remaining_stock >= ? AND paused = 0 AND closed = 0",
+                 WHERE campaign_id = ? AND bucket = ? AND remaining_stock >= ? AND paused = 0 AND closed = 0 \
+                 AND gate_gen = ?",
                 vec![
                     self.total.into(),
                     self.count.into(),
@@ -59,6 +69,7 @@ impl Guard {
                     self.slot.campaign_id.into(),
                     bucket.into(),
                     self.total.into(),
+                    self.gate_gen.into(),
                 ],
             ),
         }
@@ -66,7 +77,8 @@ impl Guard {
 }
 
 /// The guarded decrement of the slot's stock by `total` units for `count` wins; on a refusal,
-/// why (closed, paused, or fewer units than asked, read with its `control_seq`).
+/// why (another gate generation, closed, paused, or fewer units than asked, read with its
+/// `control_seq`).
 ///
 /// The pool runs READ COMMITTED: the read that explains a refusal sees a newer state than the
 /// decrement did. A campaign that was paused for the decrement and resumed for the read would
@@ -83,7 +95,7 @@ pub(super) async fn guarded_decrement(
             return Ok(());
         }
         hooks.after_refused_decrement().await;
-        if let Some(refused) = refusal(txn, guard.slot, guard.total).await? {
+        if let Some(refused) = refusal(txn, guard).await? {
             return Err(refused);
         }
     }
@@ -93,20 +105,22 @@ pub(super) async fn guarded_decrement(
     ))))
 }
 
-/// Why the guarded decrement matched no row, read now: the campaign is closed, paused, or has
-/// fewer than `total` units (read with its `control_seq`, the live controls that stock includes);
-/// `None` when it is open with the units (it changed since the decrement read it). A campaign
-/// that is gone has no units: SOLD_OUT at (0, 0).
-async fn refusal(txn: &Txn, slot: Slot, total: i64) -> Result<Option<WriteError>, DbErr> {
+/// Why the guarded decrement matched no row, read now: the row's gate generation is not the
+/// wins' (their gate was lost: judged first, since nothing else about them counts then), the
+/// campaign is closed, paused, or has fewer than `total` units (read with its `control_seq`,
+/// the live controls that stock includes); `None` when it is open with the units (it changed
+/// since the decrement read it). A campaign that is gone has no units: SOLD_OUT at (0, 0).
+async fn refusal(txn: &Txn, guard: &Guard) -> Result<Option<WriteError>, DbErr> {
+    let (slot, total) = (guard.slot, guard.total);
     let read = match slot.bucket {
         None => stmt(
             "SELECT remaining_stock, control_seq, CAST(paused <> 0 AS SIGNED), \
-             CAST(closed_at IS NOT NULL AS SIGNED) FROM campaign WHERE id = ?",
+             CAST(closed_at IS NOT NULL AS SIGNED), gate_gen FROM campaign WHERE id = ?",
             vec![slot.campaign_id.into()],
         ),
         Some(bucket) => stmt(
             "SELECT b.remaining_stock, c.control_seq, CAST(b.paused <> 0 AS SIGNED), \
-             CAST(b.closed <> 0 AS SIGNED) FROM campaign_bucket b JOIN campaign c ON c.id = b.campaign_id \
+             CAST(b.closed <> 0 AS SIGNED), b.gate_gen FROM campaign_bucket b JOIN campaign c ON c.id = b.campaign_id \
              WHERE b.campaign_id = ? AND b.bucket = ?",
             vec![slot.campaign_id.into(), bucket.into()],
         ),
@@ -119,7 +133,10 @@ async fn refusal(txn: &Txn, slot: Slot, total: i64) -> Result<Option<WriteError>
     };
     let (paused, closed): (i64, i64) = (row.try_get_by_index(2)?, row.try_get_by_index(3)?);
     let remaining_stock: i64 = row.try_get_by_index(0)?;
-    Ok(if closed != 0 {
+    let row_gen: i64 = row.try_get_by_index(4)?;
+    Ok(if row_gen != guard.gate_gen {
+        Some(WriteError::GateLost { row_gen })
+    } else if closed != 0 {
         Some(WriteError::Closed)
     } else if paused != 0 {
         Some(WriteError::Paused)
@@ -134,23 +151,24 @@ async fn refusal(txn: &Txn, slot: Slot, total: i64) -> Result<Option<WriteError>
 }
 
 /// One bucket's share of a batch over several buckets: `total` units for `count` wins, the
-/// highest sequence among them.
+/// highest sequence among them, their gate's generation (or [`MIXED_GENERATIONS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Part {
     pub(super) bucket: u16,
     pub(super) total: i64,
     pub(super) count: i64,
     pub(super) max_sequence: i64,
+    pub(super) gate_gen: i64,
 }
 
-/// Buckets per statement of [`decrement_buckets`]: nine values a bucket, about 6 KiB of them,
+/// Buckets per statement of [`decrement_buckets`]: eleven values a bucket, about 7 KiB of them,
 /// inside `db::sql::STATEMENT_BYTES`.
 const BUCKETS_PER_STATEMENT: usize = 64;
 
 /// The guarded decrement of several buckets of campaign `campaign_id` at once, `parts` in
 /// ascending bucket order (the lock order of every transaction on bucket rows, so batches and
-/// transfers never deadlock): each bucket's row gives its part, unless it has too few units or
-/// the campaign is paused or closed there. `BatchRefused` when any bucket refused: the caller
+/// transfers never deadlock): each bucket's row gives its part, unless it has too few units, the
+/// campaign is paused or closed there, or the row's gate generation is not the part's. `BatchRefused` when any bucket refused: the caller
 /// rolls the whole transaction back, and the batch's wins are written one by one, each judged by
 /// its own bucket's guard.
 pub(super) async fn decrement_buckets(
@@ -187,7 +205,7 @@ fn buckets_statement(campaign_id: i64, parts: &[Part]) -> sea_orm::Statement {
             vec!["WHEN ? THEN ?"; padded.len()].join(" ")
         )
     };
-    let mut values = Vec::with_capacity(padded.len() * 9 + 1);
+    let mut values = Vec::with_capacity(padded.len() * 11 + 1);
     let minus = case(&mut values, |p| p.total);
     let plus = case(&mut values, |p| p.count);
     let highest = case(&mut values, |p| p.max_sequence);
@@ -197,12 +215,13 @@ fn buckets_statement(campaign_id: i64, parts: &[Part]) -> sea_orm::Statement {
     }
     let listed = vec!["?"; padded.len()].join(", ");
     let enough = case(&mut values, |p| p.total);
+    let generation = case(&mut values, |p| p.gate_gen);
     stmt(
         &format!(
             "UPDATE campaign_bucket SET remaining_stock = remaining_stock - {minus}, \
              accepted_count = accepted_count + {plus}, max_sequence = GREATEST(max_sequence, {highest}) \
              WHERE campaign_id = ? AND bucket IN ({listed}) AND paused = 0 AND closed = 0 \
-             AND remaining_stock >= {enough}"
+             AND remaining_stock >= {enough} AND gate_gen = {generation}"
         ),
         values,
     )

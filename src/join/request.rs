@@ -281,12 +281,13 @@ pub(super) enum Gated {
     Already,
 }
 
-/// A reservation the gate made: the win's FCFS sequence, and the campaign's count of returns
-/// then (a MySQL refusal hands it to `lua/release.lua`).
+/// A reservation the gate made: the win's FCFS sequence, the campaign's count of returns then
+/// (a MySQL refusal hands it to `lua/release.lua`) and the gate's generation (the win's guard).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reserved {
     pub sequence: i64,
     pub returns_seen: i64,
+    pub gate_gen: i64,
     /// The time the reservation carries in Redis (`<reserved at ms>:<quantity>`).
     pub reserved_at_ms: i64,
     /// Past it the win must not commit (`NewParticipation::commit_by`).

@@ -149,10 +149,12 @@ impl Reserve {
             Decision::Reserved {
                 sequence,
                 returns_seen,
+                gate_gen,
             } => {
                 return Ok(Gated::Reserved(Reserved {
                     sequence,
                     returns_seen,
+                    gate_gen,
                     reserved_at_ms: now.timestamp_millis(),
                     commit_by,
                     group,

@@ -29,6 +29,9 @@ use crate::{
 pub struct NewParticipation {
     pub entry: Entry,
     pub sequence: i64,
+    /// The generation of the gate that made the reservation: the win's row must still have it
+    /// when the win commits (docs/design.md §2.1).
+    pub gate_gen: i64,
     /// The campaign's points per unit, carried in the event.
     pub reward_points: i64,
     pub event_id: Uuid,

@@ -140,6 +140,7 @@ impl Settle {
         let Reserved {
             sequence,
             returns_seen,
+            gate_gen,
             reserved_at_ms,
             commit_by,
             group,
@@ -149,6 +150,7 @@ impl Settle {
         let participation = NewParticipation {
             entry: req.entry,
             sequence,
+            gate_gen,
             reward_points: campaign.reward_points,
             event_id,
             topic: self.sink.topic.clone(),
@@ -276,6 +278,18 @@ impl Settle {
                     .get_or_create(&ReasonLabels { reason: "MYSQL" })
                     .inc();
                 (Release::Undo, JoinError::GroupLimit { limit, held })
+            }
+            // The gate that made the reservation was lost and rebuilt: the reservation goes back
+            // if the live gate has it, the live gate takes the row's generation, and the user
+            // may join again (the request went unanswered by a Redis fault, 503).
+            lost @ WriteError::GateLost { row_gen } => {
+                tracing::warn!(campaign_id = entry.campaign_id, user_id = entry.user_id, row_gen,
+                    "A win's gate was rebuilt while it was in flight; not written, the user may join again.");
+                let answer = JoinError::Unavailable {
+                    what: "Redis",
+                    source: lost.into(),
+                };
+                (Release::GateLost { row_gen }, answer)
             }
             // A pause or close the gate had not received: MySQL refuses the win, and the
             // reservation goes back whole (units and user).

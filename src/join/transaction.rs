@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 
 use super::{
-    guard::{decrement_buckets, guarded_decrement, Guard, Part},
+    guard::{decrement_buckets, guarded_decrement, Guard, Part, MIXED_GENERATIONS},
     rows::{
         accepted_events, insert_participations, insert_purchase, Accepting, NewParticipation,
         PurchaseRow, WinState, Written,
@@ -239,10 +239,14 @@ fn parts(members: &Members<'_>) -> Decrement {
             total: 0,
             count: 0,
             max_sequence: 0,
+            gate_gen: w.gate_gen,
         });
         part.total += i64::from(w.entry.quantity);
         part.count += 1;
         part.max_sequence = part.max_sequence.max(w.sequence);
+        if part.gate_gen != w.gate_gen {
+            part.gate_gen = MIXED_GENERATIONS;
+        }
     }
     let first = members[0].1;
     if let [(_, part)] = by_slot.iter().collect::<Vec<_>>()[..] {
@@ -251,6 +255,7 @@ fn parts(members: &Members<'_>) -> Decrement {
             total: part.total,
             count: part.count,
             max_sequence: part.max_sequence,
+            gate_gen: part.gate_gen,
         });
     }
     Decrement::Buckets(first.entry.campaign_id, by_slot.into_values().collect())

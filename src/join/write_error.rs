@@ -53,6 +53,13 @@ pub enum WriteError {
     /// wins the batch answers [`WriteError::BatchRefused`] and each win is written alone.
     #[error("the user holds {held} of the group's {limit} units already")]
     GroupLimit { limit: i32, held: i64 },
+    /// The win's row counts another generation of its gate than the reservation carries: the
+    /// gate that made it was lost (a flush, a restart) and a rebuild has read the row since
+    /// (docs/design.md §2.1). Committed now, the win could carry a sequence the rebuilt gate
+    /// hands out again. Nothing was written; in a batch whose reservations come from gates of
+    /// several generations, each win is then written alone.
+    #[error("the reservation's gate was rebuilt (the row counts gate generation {row_gen})")]
+    GateLost { row_gen: i64 },
     /// Another request with this user's Idempotency-Key committed its purchase first.
     #[error("a purchase with this Idempotency-Key exists")]
     KeyUsed,

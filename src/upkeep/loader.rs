@@ -218,6 +218,10 @@ impl GateLoader {
             return Ok(Loaded::AlreadyThere);
         }
         self.loads.fetch_add(1, Ordering::Relaxed);
+        // The gate Redis lost may have reservations in flight: from here on none of them
+        // commits (their generation is no longer the row's), and those that committed before
+        // are in the reads below; the loaded gate's sequences start above all of them.
+        repo::raise_gate_gen(&self.db, slot).await?;
         // The winners first, then the snapshot, right before the load: a return or a control
         // that commits while the winners are added (a second for 40,000 of them) is then in the
         // snapshot, instead of reaching the loaded state only when `settle_owed` runs (joins
@@ -389,6 +393,7 @@ fn seed_of(campaign: &Campaign, slot: Slot, read: &repo::GateSeed, returned: Vec
         returned,
         state,
         control_seq: read.control_seq,
+        gate_gen: read.gate_gen,
     }
 }
 

@@ -219,6 +219,7 @@ fn new_purchase(
             NewParticipation {
                 entry,
                 sequence: crate::bucket::sequence(r.sequence, slot.bucket, campaign.buckets),
+                gate_gen: r.gate_gen,
                 reward_points: campaign.reward_points,
                 event_id: Uuid::now_v7(),
                 topic: topic.clone(),

@@ -34,6 +34,7 @@ fn seed(stock: i64, ctl: i64) -> Seed {
         returned: Vec::new(),
         state: GateState::Open,
         control_seq: ctl,
+        gate_gen: 0,
     }
 }
 

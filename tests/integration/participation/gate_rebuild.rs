@@ -10,6 +10,7 @@ use sea_orm::ConnectionTrait;
 use crate::{
     http::Reply,
     spawn::{spawn_app_with, test_settings, TestApp},
+    wait::wait_until,
 };
 
 const PAST_WINNERS: i64 = 100_000;
@@ -213,8 +214,9 @@ async fn a_join_after_redis_forgot_the_gates_scripts_loads_them_and_is_decided()
 /// Found by the proof run (session 20, seeds 13 and 21 under load): Redis was flushed while two
 /// wins were in flight; the rebuild read MySQL's winners before they committed, and the gate
 /// ended without those users (a second join of theirs would pass the gate, and only MySQL's
-/// UNIQUE would stop it). The settle that closes the reservations finds them gone and puts the
-/// winners back into the rebuilt gate's set.
+/// UNIQUE would stop it). A rebuild now raises the row's gate generation before it reads
+/// (docs/design.md §2.1): a win that already waits for the row's lock commits first, and the
+/// rebuild reads it; one that comes after is refused and its user may join again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_win_committed_after_the_rebuild_read_mysql_keeps_its_user_refused() {
     let app = crate::spawn::spawn_app().await;
@@ -225,21 +227,127 @@ async fn a_win_committed_after_the_rebuild_read_mysql_keeps_its_user_refused() {
     let in_flight = app.spawn_join(campaign, 2, 1);
     app.wait_for_blocked_stock_updates(1).await;
     app.flush_gate_keys(campaign).await;
-    // User 3's join rebuilds the gate from a MySQL without user 2's win, then waits too.
+    // User 3's join rebuilds the gate: the rebuild waits for the row, behind user 2's win.
     let rebuilt_by = app.spawn_join(campaign, 3, 1);
-    app.wait_for_queued_wins(campaign, 1).await;
-    assert!(
-        !app.redis_has_user(campaign, 2).await,
-        "the rebuild missed user 2"
-    );
+    wait_for_generation_raise(&app).await;
     blocker.commit().await.expect("release the row");
-    assert_eq!(in_flight.await.expect("join task").status, 201);
+    let late = in_flight.await.expect("join task");
     assert_eq!(rebuilt_by.await.expect("join task").status, 201);
-    assert!(
-        app.redis_has_user(campaign, 2).await,
-        "user 2's win committed: the gate refuses them again"
-    );
     let again = app.join(campaign, 2, 1).await;
-    assert_eq!(again.status, 409, "{again:?}");
-    assert_eq!(again.code(), "ALREADY_PARTICIPATED");
+    if late.status == 201 {
+        // It committed before the rebuild read MySQL: the rebuilt gate refuses user 2.
+        assert_eq!(again.code(), "ALREADY_PARTICIPATED", "{again:?}");
+    } else {
+        // Refused after the rebuild read MySQL: nothing was written, user 2 joins again.
+        assert_eq!(late.code(), "DEPENDENCY_UNAVAILABLE", "{late:?}");
+        assert_eq!(again.status, 201, "{again:?}");
+    }
+    assert_distinct_sequences(&app, campaign, 3).await;
+}
+
+/// Found by the proof's short run in CI (stop 76, a 64-bucket burst): a sequence handed out
+/// twice. A win was in flight across a flush: its reservation, made by the gate Redis lost,
+/// carried a sequence the rebuilt gate handed out again (it starts above MySQL's highest, and
+/// the late win was not there yet); both committed. The rebuild now raises the row's gate
+/// generation first, and the late win, whose reservation carries the one before, is refused
+/// (docs/design.md §2.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_win_in_flight_across_a_flush_never_shares_its_sequence_with_the_rebuilt_gates() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+    // User 1's batch holds the campaign's row right before its COMMIT; user 2's win, its
+    // reservation made, queues behind it.
+    let held = &app.hooks.commit;
+    held.arm();
+    let first = app.spawn_join(campaign, 1, 1);
+    held.wait_reached().await;
+    let late = app.spawn_join(campaign, 2, 1);
+    app.wait_for_queued_wins(campaign, 1).await;
+    app.flush_gate_keys(campaign).await;
+    // User 3's join rebuilds the gate. Before, the rebuild read MySQL at once (no win yet) and
+    // user 3's reservation took sequence 1 again; now it waits for the row to raise the
+    // generation.
+    let rebuilt_by = app.spawn_join(campaign, 3, 1);
+    wait_until(
+        "user 3 to queue behind the held batch, or its rebuild to wait for the row",
+        Duration::from_secs(20),
+        || async {
+            app.probe.group_commit_queued(campaign) == 2 || generation_raises_waiting(&app).await
+        },
+    )
+    .await;
+    held.release();
+    assert_eq!(first.await.expect("join task").status, 201);
+    let late = late.await.expect("join task");
+    assert_eq!(rebuilt_by.await.expect("join task").status, 201);
+    if late.status != 201 {
+        // Refused after the rebuild read MySQL: nothing was written, user 2 joins again.
+        assert_eq!(late.code(), "DEPENDENCY_UNAVAILABLE", "{late:?}");
+        let again = app.join(campaign, 2, 1).await;
+        assert_eq!(again.status, 201, "user 2 joins again: {again:?}");
+    }
+    assert_distinct_sequences(&app, campaign, 3).await;
+    assert_eq!(app.remaining_stock(campaign).await, 7);
+}
+
+/// A rebuild that raised the row's gate generation and died before it loaded anything (its
+/// instance killed) leaves the live gate a generation behind: its wins would all be refused. The
+/// first refusal raises the live gate to the row's generation (`lua/release.lua`), and the sale
+/// goes on.
+#[tokio::test]
+async fn a_rebuild_that_died_after_raising_the_generation_stops_no_more_than_one_join() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE campaign SET gate_gen = gate_gen + 1 WHERE id = {campaign}"
+        ))
+        .await
+        .expect("a rebuild's raise");
+    let refused = app.join(campaign, 2, 1).await;
+    assert_eq!(refused.code(), "DEPENDENCY_UNAVAILABLE", "{refused:?}");
+    for user in [2, 3] {
+        let joined = app.join(campaign, user, 1).await;
+        assert_eq!(joined.status, 201, "user {user}: {joined:?}");
+    }
+    assert_eq!(app.remaining_stock(campaign).await, 7);
+    assert_eq!(app.redis_stock(campaign).await, Some(7));
+    assert_distinct_sequences(&app, campaign, 3).await;
+}
+
+/// Whether a rebuild's raise of the campaign's gate generation waits for the row's lock.
+async fn generation_raises_waiting(app: &TestApp) -> bool {
+    app.scalar(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep' \
+         AND INFO LIKE 'UPDATE campaign SET gate_gen = gate_gen + 1%'",
+    )
+    .await
+        > 0
+}
+
+async fn wait_for_generation_raise(app: &TestApp) {
+    wait_until(
+        "the rebuild to wait for the campaign's row",
+        Duration::from_secs(20),
+        || generation_raises_waiting(app),
+    )
+    .await;
+}
+
+/// The campaign has `wins` participations, their sequences all different.
+async fn assert_distinct_sequences(app: &TestApp, campaign: i64, wins: i64) {
+    let (all, distinct) = (
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
+        ))
+        .await,
+        app.scalar(&format!(
+            "SELECT COUNT(DISTINCT sequence) FROM participation WHERE campaign_id = {campaign}"
+        ))
+        .await,
+    );
+    assert_eq!(all, wins);
+    assert_eq!(distinct, wins, "a sequence was handed out twice");
 }

@@ -336,11 +336,13 @@ async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
         ),
     ] {
         let commit_by = std::time::Instant::now() + Duration::from_secs(60);
-        let wins: Vec<_> = users
-            .iter()
-            .enumerate()
-            .map(|(i, &user)| app.win_to_write(campaign, user, user + i as i64, commit_by))
-            .collect();
+        let mut wins = Vec::with_capacity(users.len());
+        for (i, &user) in users.iter().enumerate() {
+            wins.push(
+                app.win_to_write(campaign, user, user + i as i64, commit_by)
+                    .await,
+            );
+        }
         let written = transaction::write_all(&db, &wins, &firstcome::hooks::NoHooks)
             .await
             .expect("the batch is written");

@@ -20,7 +20,7 @@ async fn a_commit_in_doubt_ends_its_session_keeps_the_wins_mysql_has_and_gives_b
     let now_ms = chrono::Utc::now().timestamp_millis();
     // User 2's reservation, and its win committed in MySQL whose answer was lost.
     reserve_directly(&app, campaign, epoch, 2, now_ms).await;
-    let mut committed = app.win_to_write(campaign, 2, 2, far_deadline());
+    let mut committed = app.win_to_write(campaign, 2, 2, far_deadline()).await;
     committed.reserved_at_ms = now_ms;
     let db = app.probe.api_pool();
     transaction::write(&db, &committed, &firstcome::hooks::NoHooks)
@@ -28,7 +28,7 @@ async fn a_commit_in_doubt_ends_its_session_keeps_the_wins_mysql_has_and_gives_b
         .expect("user 2's win");
     // User 3's reservation, whose transaction never committed.
     reserve_directly(&app, campaign, epoch, 3, now_ms + 1).await;
-    let mut lost = app.win_to_write(campaign, 3, 3, far_deadline());
+    let mut lost = app.win_to_write(campaign, 3, 3, far_deadline()).await;
     lost.reserved_at_ms = now_ms + 1;
     // A session still in its transaction, holding the campaign's row as a COMMIT in flight does.
     let (held, session) = open_transaction_on(&app, campaign).await;
@@ -110,14 +110,14 @@ async fn a_commit_in_doubt_over_several_campaigns_settles_each_in_its_own() {
     let (lost, lost_epoch) = open_sale(&app).await;
     let now_ms = chrono::Utc::now().timestamp_millis();
     reserve_directly(&app, kept, kept_epoch, 2, now_ms).await;
-    let mut committed = app.win_to_write(kept, 2, 2, far_deadline());
+    let mut committed = app.win_to_write(kept, 2, 2, far_deadline()).await;
     committed.reserved_at_ms = now_ms;
     let db = app.probe.api_pool();
     transaction::write(&db, &committed, &firstcome::hooks::NoHooks)
         .await
         .expect("user 2's win in the first campaign");
     reserve_directly(&app, lost, lost_epoch, 2, now_ms + 1).await;
-    let mut uncommitted = app.win_to_write(lost, 2, 3, far_deadline());
+    let mut uncommitted = app.win_to_write(lost, 2, 3, far_deadline()).await;
     uncommitted.reserved_at_ms = now_ms + 1;
     let (held, session) = open_transaction_on(&app, lost).await;
 

@@ -38,14 +38,20 @@ pub fn outbox_row(event_id: Uuid, topic: &str, key: &str, payload: String) -> Ne
 impl TestApp {
     /// A win as the group commit hands it to `join::transaction::write_all`: one unit
     /// of `campaign_id` for `user_id`, confirmed at once, on the app's topic, to be written
-    /// before `commit_by`.
-    pub fn win_to_write(
+    /// before `commit_by`, as the campaign's gate of now would have reserved it (its
+    /// generation).
+    pub async fn win_to_write(
         &self,
         campaign_id: i64,
         user_id: i64,
         sequence: i64,
         commit_by: std::time::Instant,
     ) -> NewParticipation {
+        let gate_gen = self
+            .scalar(&format!(
+                "SELECT gate_gen FROM campaign WHERE id = {campaign_id}"
+            ))
+            .await;
         NewParticipation {
             entry: firstcome::gate::Entry {
                 campaign_id,
@@ -55,6 +61,7 @@ impl TestApp {
                 group: None,
             },
             sequence,
+            gate_gen,
             reward_points: 0,
             event_id: Uuid::now_v7(),
             topic: self.topic.as_str().into(),

@@ -41,6 +41,7 @@ async fn loaded(stock: i64) -> Gate {
         returned: Vec::new(),
         state: GateState::Open,
         control_seq: 0,
+        gate_gen: 0,
     };
     crate::support::gate::loaded_gate(&seed).await
 }
