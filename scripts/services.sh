@@ -48,6 +48,9 @@ install_missing() {
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
+  # The README's examples (and scripts/drop-check.sh, which runs its drop): curl and jq.
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} from Debian's packages"
     sudo_if_needed apt-get update -qq

@@ -11,6 +11,8 @@
 #      ignored, no call failing over pooled upstream connections idle up to the deadlines);
 #   4. scripts/console-check.sh (the live console in Debian's Chromium during a k6 burst; its
 #      screenshots go to target/console-check/, docs/console.png is one of them, committed);
+#      then scripts/drop-check.sh (the README's "Running a drop" block run as written against a
+#      fresh service, each printed line checked against the README's `#> ` lines);
 #   5. the proof run against a service with a bug planted (scripts/proof.sh --planted-bug
 #      return-twice, docs/design.md §18): two instances, every fault kind, then the checker,
 #      which must exit 1 and find the oversell. A checker is believed once it has failed a
@@ -34,6 +36,7 @@ if [ $# -eq 0 ]; then
   ./scripts/api-check.sh
   ./scripts/nginx-check.sh
   ./scripts/console-check.sh target/console-check/console.png
+  ./scripts/drop-check.sh
   ./scripts/proof-planted.sh
   ./scripts/proof-short.sh
 fi

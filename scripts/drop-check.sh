@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The README's "Running a drop", run as written against a fresh service: the section's bash block
+# is taken from README.md, given the service's admin token and address (its only two
+# placeholders, `T=<admin token>` and `API=http://127.0.0.1:8080/api/v1`), and run with bash; each
+# line it prints must match the README's next `#> ` line ("…" stands for any text: a time). A
+# README whose commands stop working, or whose answers differ from what it says, fails the check.
+# Starts the built binary (target/debug/firstcome, embedded Kafka, USER_AUTH=none, a random
+# ADMIN_TOKEN) on a database of its own against the test suite's servers:
+#   scripts/test-services.sh run scripts/drop-check.sh
+# Needs curl and jq (scripts/services.sh installs them).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$ROOT/target/drop-check
+LOG_TAG=drop-check
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+die() { log "$*"; exit 1; }
+
+[ -n "${TEST_DATABASE_URL:-}" ] && [ -n "${TEST_REDIS_URL:-}" ] ||
+  die "TEST_DATABASE_URL and TEST_REDIS_URL are not set: run it as scripts/test-services.sh run scripts/drop-check.sh"
+[ -x "$ROOT/target/debug/firstcome" ] || die "target/debug/firstcome is missing: build it first (cargo build)"
+for tool in curl jq; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: scripts/services.sh install puts it there"
+done
+mkdir -p "$WORK"
+
+# The block: from the first ```bash fence after the section's heading to the fence that closes it.
+awk '/^## Running a drop/ { section = 1 } section && /^```bash/ { block = 1; next }
+     block && /^```/ { exit } block' "$ROOT/README.md" >"$WORK/readme-block.sh"
+[ -s "$WORK/readme-block.sh" ] || die "README.md has no bash block under '## Running a drop'"
+sed -n 's/^#> //p' "$WORK/readme-block.sh" >"$WORK/expected"
+[ -s "$WORK/expected" ] || die "the README's drop block says nothing it prints (no '#> ' lines)"
+
+# The service, on a database of its own.
+suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+database=test_drop_$suffix
+create_test_database "$database" || die "could not create the database $database"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+token=drop-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+DATABASE_URL=$TEST_DATABASE_URL/$database REDIS_URL=$TEST_REDIS_URL REDIS_KEY_PREFIX="test:drop-$suffix:" \
+  HTTP_ADDR=127.0.0.1:$port ADMIN_TOKEN=$token USER_AUTH=none RUST_LOG=warn \
+  "$ROOT/target/debug/firstcome" serve >"$WORK/service.log" 2>&1 &
+service=$!
+trap 'kill "$service" 2>/dev/null || true; wait "$service" 2>/dev/null || true' EXIT
+ready() { curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready"; }
+wait_for "the service on port $port" 60 ready ||
+  die "the service did not become ready; the end of $WORK/service.log: $(tail -n 5 "$WORK/service.log")"
+
+# The README's two placeholders, each exactly once.
+for placeholder in '^T=<admin token>;' 'API=http://127\.0\.0\.1:8080/api/v1'; do
+  [ "$(grep -cE "$placeholder" "$WORK/readme-block.sh")" -eq 1 ] ||
+    die "the README's drop block no longer sets $placeholder once"
+done
+sed -e "s|^T=<admin token>;|T=$token;|" -e "s|API=http://127\.0\.0\.1:8080/api/v1|API=http://127.0.0.1:$port/api/v1|" \
+  "$WORK/readme-block.sh" >"$WORK/run.sh"
+log "running the README's drop against a fresh service (port $port)"
+if ! (cd "$WORK" && timeout 120 bash "$WORK/run.sh" >"$WORK/output" 2>"$WORK/stderr"); then
+  die "the README's drop failed: $(tail -n 5 "$WORK/stderr")"
+fi
+
+mapfile -t expected <"$WORK/expected"
+mapfile -t printed <"$WORK/output"
+[ ${#printed[@]} -eq ${#expected[@]} ] ||
+  die "the README says ${#expected[@]} line(s), the drop printed ${#printed[@]}: $(tr '\n' ' ' <"$WORK/output")"
+for i in "${!expected[@]}"; do
+  pattern=${expected[$i]//…/*}
+  # shellcheck disable=SC2053 # the README's line is a pattern on purpose ("…": any text)
+  [[ ${printed[$i]} == $pattern ]] ||
+    die "line $((i + 1)): the README says '${expected[$i]}', the drop printed '${printed[$i]}'"
+  log "  ${printed[$i]}"
+done
+log "ok: the README's drop printed what it says (${#expected[@]} lines)"
