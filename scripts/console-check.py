@@ -338,6 +338,17 @@ def main(base, token, shot):
             fail(f"the page's SOLD_OUT row shows {shown}, the burst saw {counts['soldOut']}")
         step(f"4. the page shows accepted {STOCK}, refused {refused} (= refusedCount of the API), "
              f"SOLD_OUT {int(shown)}, usage {driver.find_element(By.ID, 'usage').text}")
+        # No confirmation window: every win is confirmed at acceptance, none cancelled or expired,
+        # and no hold runs out (the stats consumer's figures, a moment behind the wins).
+        wait_for(driver, 30, f"the page showing {STOCK} wins confirmed, 0 cancelled, 0 expired",
+                 lambda d: value(d, "outcomes") == STOCK
+                 and d.find_element(By.ID, "outcomes").text == f"{STOCK} · 0 · 0")
+        if value(driver, "next-expiry") is not None:
+            fail(f"no win is held, yet the page shows the next hold running out: "
+                 f"{driver.find_element(By.ID, 'next-expiry').text}")
+        step(f"   confirmed · cancelled · expired: {driver.find_element(By.ID, 'outcomes').text}; "
+             f"holds expiring within 60 s {driver.find_element(By.ID, 'holds-expiring').text}, "
+             f"next hold runs out {driver.find_element(By.ID, 'next-expiry').text}")
 
         field = driver.find_element(By.ID, "admin-token")
         field.send_keys(token)
@@ -385,6 +396,30 @@ def main(base, token, shot):
         if not summary.startswith("8 buckets"):
             fail(f"the buckets panel says {summary!r}")
         step(f"6. campaign {bid} of 8 buckets: the panel shows {len(cells)} buckets, {summary!r}")
+
+        # Holds: three wins held for 600 s, one of them cancelled. Nothing runs out within 60 s,
+        # the next hold in 10 minutes, and the page says what became of the wins.
+        status, held = http("POST", f"{base}/api/v1/campaigns",
+                            {"name": f"{name} (holds)", "totalStock": 5, "confirmWithinSeconds": 600}, token)
+        if status != 201 or "id" not in (held or {}):
+            fail(f"creating the campaign with holds answered {status}: {held}")
+        hid = held["id"]
+        for user in (1, 2, 3):
+            status, body = join(base, hid, user)
+            if status != 201 or (body or {}).get("status") != "HELD":
+                fail(f"user {user}'s join of campaign {hid} answered {status}: {body}")
+        status, body = http("POST", f"{base}/api/v1/campaigns/{hid}/participations/1/cancel")
+        if status != 200:
+            fail(f"user 1's cancel answered {status}: {body}")
+        driver.get(f"{base}/console#campaign={hid}")
+        wait_for(driver, 20, "2 held, 0 confirmed · 1 cancelled · 0 expired, the next hold in ~10 min",
+                 lambda d: value(d, "held-stock") == 2 and value(d, "holds-expiring") == 0
+                 and d.find_element(By.ID, "outcomes").text == "0 · 1 · 0"
+                 and 540 <= (value(d, "next-expiry") or 0) <= 600)
+        step(f"6b. campaign {hid} with holds: held {driver.find_element(By.ID, 'held-stock').text}, "
+             f"expiring within 60 s {driver.find_element(By.ID, 'holds-expiring').text}, next hold runs out "
+             f"{driver.find_element(By.ID, 'next-expiry').text}, confirmed · cancelled · expired "
+             f"{driver.find_element(By.ID, 'outcomes').text}")
 
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         if severe:

@@ -90,6 +90,19 @@ pub struct LiveSnapshot {
     pub stock_usage_rate: f64,
     /// Holds running out within 60 seconds.
     pub holds_expiring_soon: i64,
+    /// When the first hold runs out; `null` with no hold.
+    pub next_hold_expires_at: Option<DateTime<Utc>>,
+    /// Wins confirmed, at acceptance or later, as the stats consumer has applied them (a refunded
+    /// win counts as confirmed and as cancelled). `acceptedCount` counts every win ever made, and
+    /// units that came back are sold again: a 50-unit sale may show 52 wins, 2 of them cancelled
+    /// or expired. `null` when it could not be read.
+    pub wins_confirmed: Option<i64>,
+    /// Wins cancelled by their user or an admin (refunds among them), as the stats consumer has
+    /// applied them; `null` when it could not be read.
+    pub wins_cancelled: Option<i64>,
+    /// Holds that ran out, as the stats consumer has applied them; `null` when it could not be
+    /// read.
+    pub wins_expired: Option<i64>,
     /// `null` without a waiting room, or when Redis did not answer.
     pub queue: Option<LiveQueue>,
     // No doc comment: poem-openapi would wrap the $ref in an allOf with it, which generated
@@ -191,6 +204,10 @@ impl LiveSnapshot {
             refused_per_second: s.refused_per_second.clone(),
             stock_usage_rate: s.stock_usage_rate,
             holds_expiring_soon: s.holds_expiring_soon,
+            next_hold_expires_at: s.next_hold_expiry,
+            wins_confirmed: s.outcomes.map(|o| o.confirmed),
+            wins_cancelled: s.outcomes.map(|o| o.cancelled),
+            wins_expired: s.outcomes.map(|o| o.expired),
             queue: s.queue.as_ref().map(|q: &QueueFigures| LiveQueue {
                 length: q.length,
                 admitted_per_second: q.admitted_per_second,

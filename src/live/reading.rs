@@ -52,6 +52,8 @@ pub struct HeldUnits {
     pub held: i64,
     /// Holds running out within [`EXPIRING_SOON_SECS`].
     pub expiring_soon: i64,
+    /// When the first hold runs out; `None` with no hold.
+    pub next_expiry: Option<chrono::NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Default, FromQueryResult)]
@@ -63,6 +65,11 @@ struct DeadEvents {
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
     pub accepted_count: i64,
+    /// What became of the wins: confirmed (at acceptance or later), cancelled (by the user or an
+    /// admin, refunds among them), holds that ran out.
+    pub confirmed_count: i64,
+    pub cancelled_count: i64,
+    pub expired_count: i64,
     /// Commit → applied of its latest event.
     pub lag_ms: i64,
 }
@@ -132,6 +139,9 @@ impl LiveSource {
             applied: match applied {
                 Ok(Some(s)) => Some(Applied {
                     accepted_count: s.accepted_count,
+                    confirmed_count: s.confirmed_count,
+                    cancelled_count: s.cancelled_count,
+                    expired_count: s.expired_count,
                     lag_ms: s.lag_ms,
                 }),
                 Ok(None) => Some(Applied::default()),
@@ -143,11 +153,13 @@ impl LiveSource {
     }
 }
 
-/// Held units and the holds about to run out, from the hold index (a short range: holds only).
+/// Held units, the holds about to run out and the first to, from the hold index (a short range:
+/// holds only).
 async fn held_units(db: &Db, campaign_id: i64) -> Result<HeldUnits, DbErr> {
     Ok(HeldUnits::find_by_statement(stmt(
         "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) AS held, \
-         CAST(COALESCE(SUM(hold_expires_at < UTC_TIMESTAMP(6) + INTERVAL ? SECOND), 0) AS SIGNED) AS expiring_soon \
+         CAST(COALESCE(SUM(hold_expires_at < UTC_TIMESTAMP(6) + INTERVAL ? SECOND), 0) AS SIGNED) AS expiring_soon, \
+         MIN(hold_expires_at) AS next_expiry \
          FROM participation FORCE INDEX (ix_participation_hold) \
          WHERE status = 'HELD' AND campaign_id = ?",
         vec![EXPIRING_SOON_SECS.into(), campaign_id.into()],

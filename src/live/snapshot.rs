@@ -45,9 +45,23 @@ pub struct Snapshot {
     /// Held and confirmed units over the total.
     pub stock_usage_rate: f64,
     pub holds_expiring_soon: i64,
+    /// When the first hold runs out (none held: `None`).
+    pub next_hold_expiry: Option<DateTime<Utc>>,
+    /// What became of the wins, as the stats consumer has applied them (`None`: not read).
+    pub outcomes: Option<Outcomes>,
     pub queue: Option<QueueFigures>,
     /// For admins only.
     pub operations: Operations,
+}
+
+/// What became of a campaign's wins so far: `accepted_count` counts every win ever made, and a
+/// unit that came back (a cancel, a hold that ran out) was sold again, so a sale of 50 units can
+/// show 52 wins with 2 of them cancelled or expired. A refunded win is confirmed and cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcomes {
+    pub confirmed: i64,
+    pub cancelled: i64,
+    pub expired: i64,
 }
 
 /// How the service's own machinery keeps up with the sale: the outbox relay, the dead letters,
@@ -116,6 +130,12 @@ impl Snapshot {
             refused_per_second,
             stock_usage_rate: c.stock_usage_rate(),
             holds_expiring_soon: now.held.expiring_soon,
+            next_hold_expiry: now.held.next_expiry.map(|t| t.and_utc()),
+            outcomes: now.applied.as_ref().map(|a| Outcomes {
+                confirmed: a.confirmed_count,
+                cancelled: a.cancelled_count,
+                expired: a.expired_count,
+            }),
             queue,
             operations: Operations {
                 relay_lag_ms: Some((now.relay_lag_seconds.max(0.0) * 1_000.0).round() as i64),

@@ -31,6 +31,12 @@
 
   // ---- small helpers ----------------------------------------------------------------------
 
+  // A duration in seconds as "2 min 5 s" or "40 s".
+  function fmtDuration(seconds) {
+    const m = Math.floor(seconds / 60);
+    return m > 0 ? `${m} min ${seconds % 60} s` : `${seconds} s`;
+  }
+
   function setNumber(id, value, text) {
     const el = $(id);
     const known = value !== null && value !== undefined && Number.isFinite(Number(value));
@@ -292,7 +298,7 @@
   }
 
   function resetFigures() {
-    for (const id of ['accepted', 'refused', 'usage', 'wins-rate', 'refused-rate', 'holds-expiring',
+    for (const id of ['accepted', 'outcomes', 'refused', 'usage', 'wins-rate', 'refused-rate', 'holds-expiring', 'next-expiry',
       'queue-length', 'queue-admitted', 'waitlist-length', 'waitlist-offers', 'relay-lag', 'consumer-lag', 'dead-events',
       'confirmed-stock', 'held-stock', 'free-stock', 'total-stock']) {
       setNumber(id, null);
@@ -375,6 +381,16 @@
     setNumber('wins-rate', s.winsPerSecond, fmtRate.format(s.winsPerSecond));
     setNumber('refused-rate', refusedRate, fmtRate.format(refusedRate));
     setNumber('holds-expiring', s.holdsExpiringSoon);
+    // When the first hold runs out, as the seconds from this snapshot (data-value) and a clock
+    // time: "Holds expiring within 60 s" says 0 while ten holds run out in eight minutes.
+    const nextAt = s.nextHoldExpiresAt ? Date.parse(s.nextHoldExpiresAt) : NaN;
+    const nextIn = Math.max(0, Math.round((nextAt - Date.parse(s.at)) / 1000));
+    setNumber('next-expiry', Number.isFinite(nextAt) ? nextIn : null,
+      `${new Date(nextAt).toLocaleTimeString()} (in ${fmtDuration(nextIn)})`);
+    // What became of the wins (the stats consumer's figures): the confirmed count is the
+    // element's value, the three are its text.
+    setNumber('outcomes', s.winsConfirmed,
+      `${fmt.format(s.winsConfirmed)} · ${fmt.format(s.winsCancelled)} · ${fmt.format(s.winsExpired)}`);
     const queue = s.queue || null;
     $('queue-figures').hidden = !queue;
     $('queue-rate-figures').hidden = !queue;

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{
     operations::metrics::exposition::{scrape, sum},
-    spawn::{spawn_app_with, test_settings, TestApp},
+    spawn::{spawn_app_with, test_settings, with_relay, TestApp},
     wait::wait_until,
 };
 
@@ -286,4 +286,49 @@ async fn the_stream_goes_on_while_redis_restarts() {
             break;
         }
     }
+}
+
+/// What became of the wins and when the next hold runs out (issue 73: "Accepted 52" on a 50-unit
+/// sale with no breakdown, "Holds expiring soon 0" while ten holds were due in eight minutes):
+/// three wins held for 600 s, one cancelled, one confirmed.
+#[tokio::test]
+async fn a_snapshot_says_what_became_of_the_wins_and_when_the_next_hold_runs_out() {
+    // The outcomes are the stats consumer's: the relay and the consumers run.
+    let mut settings = crate::consumer_helpers::with_consumers(with_relay(test_settings().await));
+    settings.live.interval = Duration::from_millis(100);
+    let app = spawn_app_with(settings).await;
+    let campaign = app
+        .open_campaign_with(5, 1, json!({"confirmWithinSeconds": 600}))
+        .await;
+    for user in 1..=3 {
+        let joined = app.join(campaign, user, 1).await;
+        assert_eq!(joined.body["status"], "HELD", "{joined:?}");
+    }
+    for (user, step) in [(1, "cancel"), (2, "confirm")] {
+        let path = format!("/api/v1/campaigns/{campaign}/participations/{user}/{step}");
+        let done = app.post_json(&path, &json!({}), None).await;
+        assert_eq!(done.status, 200, "{step}: {done:?}");
+    }
+    let mut watch = Watch::open(&app, campaign).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let snapshot = loop {
+        let s = watch.next().await.expect("a snapshot");
+        if s["winsConfirmed"] == 1 && s["winsCancelled"] == 1 {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stats consumer's figures within 20 s: {s}"
+        );
+    };
+    assert_eq!(snapshot["acceptedCount"], 3, "{snapshot}");
+    assert_eq!(snapshot["winsExpired"], 0, "{snapshot}");
+    assert_eq!(snapshot["heldStock"], 1, "{snapshot}");
+    assert_eq!(snapshot["holdsExpiringSoon"], 0, "{snapshot}");
+    let at = |field: &str| {
+        chrono::DateTime::parse_from_rfc3339(snapshot[field].as_str().expect(field))
+            .expect("a time")
+    };
+    let next_in = (at("nextHoldExpiresAt") - at("at")).num_seconds();
+    assert!((540..=600).contains(&next_in), "{snapshot}");
 }
