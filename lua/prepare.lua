@@ -17,7 +17,11 @@
 --          makes the rebuild start again instead of serving a winners set missing past winners
 -- ARGV[3]  how long the token lives, ms (a rebuild that died leaves it behind)
 --
--- Returns  1 when the state of this campaign is loaded (nothing to do), 0 when it must be loaded
+-- Returns  1 when the state of this campaign is loaded (nothing to do), 0 when it must be loaded,
+--          2 when it must be loaded and another rebuild (another token) is under way: the caller
+--          waits a while for that one to load it instead of raising the row's gate generation
+--          itself, which would refuse the wins of the gate the other one loads
+--          (docs/design.md §2.1)
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if epoch == ARGV[1] then
   return 1
@@ -32,6 +36,10 @@ else
   -- Kept, a release naming one would give its units to the new gate a second time.
   redis.call('DEL', KEYS[3])
 end
+local others = redis.call('SCARD', KEYS[6]) - redis.call('SISMEMBER', KEYS[6], ARGV[2])
 redis.call('SADD', KEYS[6], ARGV[2])
 redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[3]))
+if others > 0 then
+  return 2
+end
 return 0

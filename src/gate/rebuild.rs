@@ -40,6 +40,18 @@ impl Default for RebuildToken {
     }
 }
 
+/// What [`Gate::prepare`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// The campaign's state is loaded: nothing to do.
+    Loaded,
+    /// The state must be loaded; this rebuild's token is registered.
+    Load,
+    /// The state must be loaded, and another rebuild (another token) is under way: better wait
+    /// for it than raise the row's gate generation under the gate it is about to load.
+    Underway,
+}
+
 /// What [`Gate::load`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loaded {
@@ -106,15 +118,15 @@ impl Gate {
         self.campaign_key_base(slot) + "building"
     }
 
-    /// First step of a rebuild: `true` when the campaign's state is already loaded; otherwise
-    /// whatever an earlier campaign with this id left is gone, `token` is registered as a rebuild
-    /// under way, and the caller loads.
+    /// First step of a rebuild: [`Prepared::Loaded`] when the campaign's state is already there;
+    /// otherwise whatever an earlier campaign with this id left is gone, `token` is registered as
+    /// a rebuild under way, and the caller loads (or first waits for another rebuild under way).
     pub async fn prepare(
         &self,
         slot: Slot,
         epoch: i64,
         token: &RebuildToken,
-    ) -> Result<bool, GateError> {
+    ) -> Result<Prepared, GateError> {
         let [meta, users, pending] = self.keys(slot);
         let mut inv = PREPARE.key(meta);
         inv.key(users)
@@ -135,8 +147,12 @@ impl Gate {
         inv.arg(epoch)
             .arg(&token.0)
             .arg(REBUILD_TOKEN_TTL.as_millis() as u64);
-        let loaded: i64 = self.run(inv).await?;
-        Ok(loaded == 1)
+        let found: i64 = self.run(inv).await?;
+        Ok(match found {
+            1 => Prepared::Loaded,
+            2 => Prepared::Underway,
+            _ => Prepared::Load,
+        })
     }
 
     /// Adds past winners to the winners set (one bounded chunk per call); in a campaign of a

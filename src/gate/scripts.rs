@@ -8,7 +8,7 @@ use std::{sync::LazyLock, time::Duration};
 
 use redis::Script;
 
-pub use crate::gate::rebuild::{GateState, Loaded, RebuildToken, Seed};
+pub use crate::gate::rebuild::{GateState, Loaded, Prepared, RebuildToken, Seed};
 use crate::{
     config::RedisSettings,
     gate::{

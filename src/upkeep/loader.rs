@@ -43,7 +43,7 @@ use crate::{
     events::control::ControlKind,
     gate::{
         control::GateControl,
-        scripts::{Gate, GateError, GateState, Loaded, RebuildToken, Seed},
+        scripts::{Gate, GateError, GateState, Loaded, Prepared, RebuildToken, Seed},
         Slot,
     },
 };
@@ -57,6 +57,15 @@ const PRIME_IN_FLIGHT: usize = 8;
 
 /// Rebuilds tried in a row when the keys are flushed during each.
 const REBUILD_ATTEMPTS: u32 = 3;
+
+/// How long a rebuild waits for another one under way (another instance's, most often the
+/// creation's priming racing the first joins) to load the state before it goes on itself: its own
+/// would raise the row's gate generation and refuse the wins of the gate the other one loads
+/// (docs/design.md §2.1). A rebuild that died leaves its token behind; this bounds the wait then.
+const OTHER_REBUILD_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a waiting rebuild asks whether the other one has loaded the state.
+const OTHER_REBUILD_POLL: Duration = Duration::from_millis(5);
 
 /// Winners read from MySQL and added to Redis per step of a rebuild.
 pub const LOAD_CHUNK: u32 = 5_000;
@@ -214,7 +223,7 @@ impl GateLoader {
     async fn rebuild_once(&self, campaign: &Campaign, slot: Slot) -> Result<Loaded, LoadError> {
         let epoch = crate::campaign::gate_epoch(campaign);
         let token = RebuildToken::new();
-        if self.gate.prepare(slot, epoch, &token).await? {
+        if self.prepared_elsewhere(slot, epoch, &token).await? {
             return Ok(Loaded::AlreadyThere);
         }
         self.loads.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +266,29 @@ impl GateLoader {
             self.settle_owed(campaign, slot).await;
         }
         Ok(loaded)
+    }
+
+    /// Registers this rebuild (`lua/prepare.lua`); `true` when the state is loaded, by now or
+    /// by another rebuild under way within [`OTHER_REBUILD_WAIT`].
+    async fn prepared_elsewhere(
+        &self,
+        slot: Slot,
+        epoch: i64,
+        token: &RebuildToken,
+    ) -> Result<bool, LoadError> {
+        let waiting_until = tokio::time::Instant::now() + OTHER_REBUILD_WAIT;
+        loop {
+            match self.gate.prepare(slot, epoch, token).await? {
+                Prepared::Loaded => return Ok(true),
+                Prepared::Load => return Ok(false),
+                Prepared::Underway if tokio::time::Instant::now() >= waiting_until => {
+                    tracing::warn!(%slot, waited = ?OTHER_REBUILD_WAIT,
+                        "Another rebuild of this gate did not load it in time; rebuilding it here.");
+                    return Ok(false);
+                }
+                Prepared::Underway => tokio::time::sleep(OTHER_REBUILD_POLL).await,
+            }
+        }
     }
 
     /// Adds every participation's user to the winners set, a page at a time; how many.

@@ -314,10 +314,12 @@ async fn a_sold_out_release_after_the_keys_were_reloaded_never_lowers_the_new_st
         ..seed(1, 0)
     };
     let token = RebuildToken::new();
-    assert!(!gate
-        .prepare(Slot::solo(CAMPAIGN), EPOCH, &token)
-        .await
-        .expect("prepare"));
+    assert_eq!(
+        gate.prepare(Slot::solo(CAMPAIGN), EPOCH, &token)
+            .await
+            .expect("prepare"),
+        firstcome::gate::scripts::Prepared::Load
+    );
     assert_eq!(
         gate.load(&seed, &token).await.expect("load"),
         Loaded::Written

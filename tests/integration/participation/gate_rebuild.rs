@@ -316,6 +316,47 @@ async fn a_rebuild_that_died_after_raising_the_generation_stops_no_more_than_one
     assert_distinct_sequences(&app, campaign, 3).await;
 }
 
+/// Two instances rebuild one gate at once (the creation's priming racing the first joins, or
+/// both meeting a flushed gate): the second waits for the first to load it instead of raising the
+/// row's gate generation under it, which refused the wins of the gate the first loaded (a 503 in
+/// `participation::buckets::no_sold_out_is_answered_before_a_later_join_wins_the_last_units`,
+/// a burst on two instances with no fault at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_waits_for_one_under_way_instead_of_fencing_the_gate_it_loads() {
+    use redis::AsyncCommands;
+    let (a, b, _broker) = crate::spawn::spawn_pair().await;
+    let campaign = a.open_campaign(10, 1).await;
+    assert_eq!(a.join(campaign, 1, 1).await.status, 201);
+    let generation = format!("SELECT gate_gen FROM campaign WHERE id = {campaign}");
+    let before = a.scalar(&generation).await;
+    a.flush_gate_keys(campaign).await;
+    // A's rebuild holds right before its load, its generation raised and MySQL read.
+    let hold = &a.hooks.rebuild_load;
+    hold.arm();
+    let first = a.spawn_join(campaign, 2, 1);
+    hold.wait_reached().await;
+    // B meets the same missing gate and registers its rebuild beside A's.
+    let second = b.spawn_join(campaign, 3, 1);
+    let building = format!("{}{{c:{campaign}}}:building", a.redis_prefix);
+    wait_until("B's rebuild beside A's", Duration::from_secs(10), || {
+        let mut redis = a.redis.clone();
+        let building = building.clone();
+        async move { redis.scard::<_, i64>(building).await.unwrap_or(0) == 2 }
+    })
+    .await;
+    hold.release();
+    for (user, join) in [(2, first), (3, second)] {
+        let reply = join.await.expect("join task");
+        assert_eq!(reply.status, 201, "user {user}: {reply:?}");
+    }
+    assert_eq!(
+        a.scalar(&generation).await,
+        before + 1,
+        "one rebuild raised the generation"
+    );
+    assert_distinct_sequences(&a, campaign, 3).await;
+}
+
 /// Whether a rebuild's raise of the campaign's gate generation waits for the row's lock.
 async fn generation_raises_waiting(app: &TestApp) -> bool {
     app.scalar(

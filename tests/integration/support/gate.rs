@@ -78,10 +78,12 @@ pub async fn loaded_gate(seed: &firstcome::gate::scripts::Seed) -> firstcome::ga
     settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::now_v7().simple());
     let gate = firstcome::gate::Gate::new(&settings.redis).expect("gate");
     let token = firstcome::gate::scripts::RebuildToken::new();
-    assert!(!gate
-        .prepare(seed.slot, seed.epoch, &token)
-        .await
-        .expect("prepare"));
+    assert_eq!(
+        gate.prepare(seed.slot, seed.epoch, &token)
+            .await
+            .expect("prepare"),
+        firstcome::gate::scripts::Prepared::Load
+    );
     assert_eq!(
         gate.load(seed, &token).await.expect("load"),
         firstcome::gate::scripts::Loaded::Written
