@@ -47,19 +47,7 @@ for script in "$ROOT"/k6/*.js; do
 done
 
 # The service, on a database of its own.
-suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-database=test_console_$suffix
-create_test_database "$database" || die "could not create the database $database"
-port=$("$WORK/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-token=console-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
-DATABASE_URL=$TEST_DATABASE_URL/$database REDIS_URL=$TEST_REDIS_URL REDIS_KEY_PREFIX="test:console-$suffix:" \
-  HTTP_ADDR=127.0.0.1:$port ADMIN_TOKEN=$token USER_AUTH=none RUST_LOG=warn \
-  "$ROOT/target/debug/firstcome" serve >"$WORK/service.log" 2>&1 &
-service=$!
-trap 'kill "$service" 2>/dev/null || true; wait "$service" 2>/dev/null || true' EXIT
-ready() { "$WORK/venv/bin/python" -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:$port/health/ready', timeout=2).status != 200)"; }
-wait_for "the service on port $port" 60 ready ||
-  die "the service did not become ready; the end of $WORK/service.log: $(tail -n 5 "$WORK/service.log")"
+start_check_service "$WORK" console || die "failed to start the service"
 
 # Selenium is given the browser and its driver: its manager must not look for them online.
 if ! SE_OFFLINE=true SE_AVOID_STATS=true K6="$WORK/venv/bin/k6" \

@@ -32,19 +32,7 @@ sed -n 's/^#> //p' "$WORK/readme-block.sh" >"$WORK/expected"
 [ -s "$WORK/expected" ] || die "the README's drop block says nothing it prints (no '#> ' lines)"
 
 # The service, on a database of its own.
-suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-database=test_drop_$suffix
-create_test_database "$database" || die "could not create the database $database"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-token=drop-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
-DATABASE_URL=$TEST_DATABASE_URL/$database REDIS_URL=$TEST_REDIS_URL REDIS_KEY_PREFIX="test:drop-$suffix:" \
-  HTTP_ADDR=127.0.0.1:$port ADMIN_TOKEN=$token USER_AUTH=none RUST_LOG=warn \
-  "$ROOT/target/debug/firstcome" serve >"$WORK/service.log" 2>&1 &
-service=$!
-trap 'kill "$service" 2>/dev/null || true; wait "$service" 2>/dev/null || true' EXIT
-ready() { curl -sf -o /dev/null "http://127.0.0.1:$port/health/ready"; }
-wait_for "the service on port $port" 60 ready ||
-  die "the service did not become ready; the end of $WORK/service.log: $(tail -n 5 "$WORK/service.log")"
+start_check_service "$WORK" drop || die "failed to start the service"
 
 # The README's two placeholders, each exactly once.
 for placeholder in '^T=<admin token>;' 'API=http://127\.0\.0\.1:8080/api/v1'; do

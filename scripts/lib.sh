@@ -65,6 +65,32 @@ create_test_database() { # create_test_database <name>
   fi
 }
 
+# Starts the built binary (target/debug/firstcome, embedded Kafka, USER_AUTH=none, a random
+# ADMIN_TOKEN, logs in <work>/service.log) for a check of the test suite, on a database of its
+# own on TEST_DATABASE_URL and a key prefix of its own on TEST_REDIS_URL, stopped when the
+# script exits; waits until it is ready. Sets `port`, `token` and `service`.
+start_check_service() { # start_check_service <work> <name>
+  local work=$1 name=$2 suffix database
+  suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+  database=test_${name}_$suffix
+  create_test_database "$database" || { log "could not create the database $database"; return 1; }
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  token=$name-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  DATABASE_URL=$TEST_DATABASE_URL/$database REDIS_URL=$TEST_REDIS_URL REDIS_KEY_PREFIX="test:$name-$suffix:" \
+    HTTP_ADDR=127.0.0.1:$port ADMIN_TOKEN=$token USER_AUTH=none RUST_LOG=warn \
+    "$(dirname "${BASH_SOURCE[0]}")/../target/debug/firstcome" serve >"$work/service.log" 2>&1 &
+  service=$!
+  # shellcheck disable=SC2064 # the pid now, not at exit
+  trap "kill $service 2>/dev/null || true; wait $service 2>/dev/null || true" EXIT
+  local url="http://127.0.0.1:$port/health/ready"
+  # shellcheck disable=SC2317 # called by wait_for
+  service_ready() { python3 -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('$1', timeout=2).status != 200)" 2>/dev/null; }
+  wait_for "the service on port $port" 60 service_ready "$url" || {
+    log "the service did not become ready; the end of $work/service.log: $(tail -n 5 "$work/service.log")"
+    return 1
+  }
+}
+
 # What a benchmark of the release build needs before its Python part runs: BENCH_DB (default
 # <db>, letters, digits and _ only, granted to the service's user by scripts/services.sh, which
 # starts MariaDB and Redis), FIRSTCOME_BIN (target/release/firstcome, built when missing) and an
