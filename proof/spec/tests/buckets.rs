@@ -332,6 +332,21 @@ fn bucket_sequence_repeated_within_a_bucket() {
     assert_eq!(r.count(AnomalyKind::BucketSequence), 1, "{}", r.render(5));
 }
 
+/// An unbucketed campaign's sequences are judged too (the gate's generation, design §2.1).
+#[test]
+fn a_sequence_repeated_in_an_unbucketed_campaign() {
+    let mut s = Sale::new(4);
+    s.join(1, 10);
+    s.join(2, 11);
+    let mut state = s.final_state();
+    assert_clean(&check(&s, &state));
+    let first = record_of(&mut state, "ParticipationAccepted", 10).payload["sequence"].clone();
+    record_of(&mut state, "ParticipationAccepted", 11).payload["sequence"] = first;
+    let r = check(&s, &state);
+    assert_flags(&r, AnomalyKind::BucketSequence);
+    assert_eq!(r.count(AnomalyKind::BucketSequence), 1, "{}", r.render(5));
+}
+
 #[test]
 fn wrong_bucket_a_participation_outside_its_home_bucket() {
     let mut s = Sale::new(4).with_buckets(4);

@@ -5,9 +5,9 @@
 //!   was: otherwise a split win (per-key order would no longer cover the win's life). A later
 //!   event whose win is nowhere in the order is held to its user's home bucket instead;
 //! - a win's `sequence` (its FCFS number) is not another win's of the campaign: one repeated is
-//!   a bucket sequence anomaly. Its order is not judged: each bucket's gate hands its numbers
-//!   out when it reserves, and two instances may commit them in the other order (an unbucketed
-//!   campaign's are not judged either).
+//!   a bucket sequence anomaly, in an unbucketed campaign too ([`sequences`]). Its order is not
+//!   judged: each gate hands its numbers out when it reserves, and two instances may commit them
+//!   in the other order.
 //!
 //! An unbucketed campaign's keys are checked as they are read ([`super::order`]): every one is
 //! `<campaign>`. O(n). Here too: each campaign's bucket count, and what the report says of
@@ -79,7 +79,7 @@ pub fn check(campaign: i64, buckets: i64, merged: &Merged, report: &mut Report) 
                 ..
             } => {
                 if let (Lane::Bucket(b), Some(seq)) = (lane, sequence) {
-                    sequences.check(campaign, b, seq, (e, p), report);
+                    sequences.check(campaign, Some(b), seq, (e, p), report);
                 }
                 let want = Lane::Bucket(home(user, buckets));
                 if lane == want {
@@ -127,6 +127,22 @@ pub fn check(campaign: i64, buckets: i64, merged: &Merged, report: &mut Report) 
     }
 }
 
+/// An unbucketed campaign's wins: no sequence twice either (docs/design.md §2.1: a gate rebuilt
+/// after Redis lost it never hands out a sequence a late win of the lost gate carries; CI's
+/// short run once met one repeated in a bucketed burst, and the fence covers every gate). O(n).
+pub fn sequences(campaign: i64, merged: &Merged, report: &mut Report) {
+    let mut sequences = Sequences::default();
+    for (p, e) in merged.order.iter().enumerate() {
+        if let Event::Accepted {
+            sequence: Some(seq),
+            ..
+        } = e.event
+        {
+            sequences.check(campaign, None, seq, (e, p), report);
+        }
+    }
+}
+
 /// The campaign's sequences seen so far.
 #[derive(Default)]
 struct Sequences {
@@ -137,7 +153,7 @@ impl Sequences {
     fn check(
         &mut self,
         campaign: i64,
-        bucket: i64,
+        bucket: Option<i64>,
         seq: i64,
         (e, p): (&Envelope, usize),
         report: &mut Report,
@@ -145,7 +161,10 @@ impl Sequences {
         if self.seen.insert(seq) {
             return;
         }
-        let detail = format!("sequence {seq} repeated (bucket {bucket})");
+        let detail = match bucket {
+            Some(bucket) => format!("sequence {seq} repeated (bucket {bucket})"),
+            None => format!("sequence {seq} repeated (unbucketed)"),
+        };
         report
             .push(AnomalyKind::BucketSequence, Some(campaign), detail)
             .events

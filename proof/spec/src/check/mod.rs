@@ -308,6 +308,8 @@ fn check_campaign(
     if buckets > 1 {
         keys::check(campaign, buckets, merged, report);
         keys::notes(campaign, merged, report);
+    } else {
+        keys::sequences(campaign, merged, report);
     }
     // An expiry's commit is bounded from above by the order alone (the later events of its
     // key): MySQL's `cancelled_at` is written before the commit, a lower bound only (a 30-minute
