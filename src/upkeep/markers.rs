@@ -17,12 +17,15 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     bucket::markers as transfer_markers,
     campaign::{
-        control::{store, store::MarkerKey, store::PendingControl},
+        control::{
+            gate_sync::{self, Given},
+            store::{self, MarkerKey, PendingControl},
+        },
         Campaign, CampaignCache, Window,
     },
     db::{marker_cursor::MarkerCursor, Db},
     events::control::ControlKind,
-    gate::{Applied, Gate, GateControl, GateError, Returned},
+    gate::{Gate, GateError, Returned},
     win::state_change::{self, ReturnKey},
 };
 
@@ -236,37 +239,16 @@ impl Markers {
             store::forget(&self.db, marker.campaign_id, marker.seq).await?;
             return Ok(MarkerOutcome::Dropped);
         };
-        let epoch = crate::campaign::gate_epoch(&campaign);
         // Every bucket's gate acts on a control (docs/design.md §21): settled once all have it.
-        let mut applied = Ok(Applied::AlreadyApplied);
-        for slot in campaign.slots() {
-            let control = GateControl::for_slot(slot, kind, marker.delta);
-            match self
-                .gate
-                .apply_control(slot, marker.seq, control, epoch)
-                .await
-            {
-                Ok(Applied::NotLoaded) => applied = Ok(Applied::NotLoaded),
-                Ok(_) => {}
-                Err(e) => {
-                    applied = Err(e);
-                    break;
-                }
-            }
-        }
-        match applied {
-            Ok(Applied::Applied | Applied::AlreadyApplied) => {
-                store::forget(&self.db, campaign.id, marker.seq).await?;
-                Ok(MarkerOutcome::Settled)
-            }
-            // Not loaded: kept until the keys are back (a rebuild that read MySQL before the
-            // control needs it), or the campaign is over.
-            Ok(Applied::NotLoaded) if campaign.window(Utc::now()) == Window::Ended => {
-                store::forget(&self.db, campaign.id, marker.seq).await?;
-                Ok(MarkerOutcome::Settled)
-            }
-            Ok(Applied::NotLoaded) => Ok(MarkerOutcome::Kept),
-            Err(e) => Ok(MarkerOutcome::GateFailed(e)),
-        }
+        let control = (marker.seq, kind, marker.delta);
+        Ok(
+            match gate_sync::give(&self.db, &self.gate, &campaign, control).await? {
+                Given::Settled => MarkerOutcome::Settled,
+                // Not loaded: kept until the keys are back (a rebuild that read MySQL before the
+                // control needs it), or the campaign is over.
+                Given::NotLoaded => MarkerOutcome::Kept,
+                Given::Failed(e) => MarkerOutcome::GateFailed(e),
+            },
+        )
     }
 }

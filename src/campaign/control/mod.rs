@@ -7,6 +7,7 @@
 //! meanwhile: a withdrawal takes only units that are unsold at its commit.
 
 mod decide;
+pub mod gate_sync;
 pub mod store;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use decide::{decide, Decision};
 pub use decide::{Control, ControlError};
+use gate_sync::Given;
 pub use store::HistoryRow;
 use store::{ControlRow, LockedCampaign};
 
@@ -33,7 +35,7 @@ use crate::{
     },
     db::Db,
     events::control::{CampaignChanged, ControlKind},
-    gate::{sold_out::SoldOutMemo, Applied, Gate, GateControl, Reached, Returned},
+    gate::{sold_out::SoldOutMemo, Gate, Reached, Returned},
     outbox::{table, NewOutboxEvent},
     telemetry::metrics::{registry::ControlLabels, Metrics},
 };
@@ -113,9 +115,14 @@ impl CampaignControls {
         let campaign_id = req.campaign_id;
         let committed = match self.commit(req).await? {
             Committed::Kept(answer) => {
+                // The controls this answer reports reach the gate before it does (another
+                // control's call may still be on its way).
+                let upto = (campaign_id, answer.campaign.control_seq);
+                let reached =
+                    gate_sync::catch_up(&self.db, &self.gate, &self.campaigns, upto).await?;
                 self.hooks.before_kept_control_answer().await;
                 self.campaigns.insert(answer.campaign.clone()).await;
-                return Ok((answer, None));
+                return Ok((answer, reached));
             }
             Committed::Applied(committed) => *committed,
         };
@@ -417,21 +424,15 @@ impl CampaignControls {
                 }
             }
         }
-        let mut settled = true;
-        for slot in campaign.slots() {
-            let control = GateControl::for_slot(slot, kind, delta);
-            match self.gate.apply_control(slot, seq, control, epoch).await {
-                Ok(Applied::Applied | Applied::AlreadyApplied) => {}
-                Ok(Applied::NotLoaded) => settled = false,
-                Err(e) => {
-                    tracing::warn!(error = %e, campaign_id, seq,
-                        "Could not give a control to the gate; the gate_control loop will.");
-                    return Reached::Later;
-                }
+        let given = gate_sync::give(&self.db, &self.gate, campaign, (seq, kind, delta)).await;
+        match given {
+            Ok(Given::Settled | Given::NotLoaded) => {}
+            Ok(Given::Failed(e)) => {
+                tracing::warn!(error = %e, campaign_id, seq,
+                    "Could not give a control to the gate; the gate_control loop will.");
+                return Reached::Later;
             }
-        }
-        if settled {
-            if let Err(e) = store::forget(&self.db, campaign_id, seq).await {
+            Err(e) => {
                 tracing::debug!(error = %e, "Could not delete a settled gate_control marker.");
             }
         }

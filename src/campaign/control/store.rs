@@ -225,6 +225,22 @@ pub async fn pending(
     PendingControl::find_by_statement(statement).all(db).await
 }
 
+/// The markers of campaign `campaign_id` up to control number `upto`, in number order: the
+/// controls committed that its gates may still lack.
+pub async fn pending_of(
+    db: &Db,
+    campaign_id: i64,
+    upto: i64,
+) -> Result<Vec<PendingControl>, DbErr> {
+    PendingControl::find_by_statement(stmt(
+        "SELECT campaign_id, seq, kind, delta, created_at FROM gate_control \
+         WHERE campaign_id = ? AND seq <= ? ORDER BY seq",
+        vec![campaign_id.into(), upto.into()],
+    ))
+    .all(db)
+    .await
+}
+
 /// The gate has the control: forget its marker.
 pub async fn forget(db: &Db, campaign_id: i64, seq: i64) -> Result<(), DbErr> {
     db.execute_raw(stmt(

@@ -532,3 +532,48 @@ async fn a_control_that_changed_nothing_answers_the_campaign_it_decided_on() {
         resumed.body
     );
 }
+
+/// Found by the proof run (seed 144): two resumes at once; the first committed and its call to
+/// the gate was still on its way when the second found the campaign running and answered so, and
+/// a join sent after that answer was refused CAMPAIGN_PAUSED (a refused join reads what MySQL
+/// owes the gate, but at most once every 50 ms: one refused just before had read it). A control
+/// that changed nothing now gives the gate the controls its answer reports before it answers.
+/// The first resume is held after its commit, before its gate call; a join refused just before
+/// it makes the next one's read wait; the second's answer is followed by a join that wins.
+#[tokio::test]
+async fn a_control_that_changed_nothing_answers_once_the_gate_has_what_it_reports() {
+    let app = crate::spawn::spawn_app().await;
+    let campaign = app.open_campaign(STOCK, 1).await;
+    // A win first, so the gate holds the campaign's state (an unloaded one reads MySQL).
+    assert_eq!(app.join(campaign, 2, 1).await.status, 201);
+    changes(&app, campaign, "pause", json!({}), ADMIN_TOKEN).await;
+    let hold = &app.hooks.gate_control;
+    hold.arm();
+    let refused = app.join(campaign, 3, 1).await;
+    assert_eq!(refused.code(), "CAMPAIGN_PAUSED", "{refused:?}");
+    let (first, (second, joined)) = tokio::join!(
+        control(&app, campaign, "resume", json!({}), ADMIN_TOKEN),
+        async {
+            hold.wait_reached().await;
+            let second = control(&app, campaign, "resume", json!({}), ADMIN_TOKEN).await;
+            let joined = app.join(campaign, 1, 1).await;
+            hold.release();
+            (second, joined)
+        }
+    );
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(second.body["paused"], false, "{:?}", second.body);
+    assert_eq!(
+        second.body["controlCount"], first.body["controlCount"],
+        "the second resume reports the first: {second:?}"
+    );
+    assert!(
+        second.body.get("gate").is_none(),
+        "the gate had it before the answer: {second:?}"
+    );
+    assert_eq!(
+        joined.status, 201,
+        "a join after a resume's answer meets a running campaign: {joined:?}"
+    );
+}
