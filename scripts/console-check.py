@@ -14,7 +14,9 @@ Selenium, against a running service started with USER_AUTH=none.
      join answers 422 CAMPAIGN_PAUSED; resumes: a new join answers 409 SOLD_OUT (201 if stock
      was left);
   6. saves a second screenshot (<screenshot>-controls.png); creates a campaign of 8 buckets,
-     joins it, opens it: the buckets panel shows its 8 buckets (admin token in the page);
+     joins it, opens it: the buckets panel shows its 8 buckets (admin token in the page); a
+     campaign with holds (6b); a group of two campaigns, one with a waiting room (6c): the group
+     panel shows both with the API's figures, marks the one watched, and opens the other;
   7. fails on any SEVERE entry of the browser's log.
 
 Needs: chromium and chromium-driver (Debian), selenium; k6 optional. scripts/console-check.sh
@@ -342,11 +344,11 @@ def main(base, token, shot):
         # and no hold runs out (the stats consumer's figures, a moment behind the wins).
         wait_for(driver, 30, f"the page showing {STOCK} wins confirmed, 0 cancelled, 0 expired",
                  lambda d: value(d, "outcomes") == STOCK
-                 and d.find_element(By.ID, "outcomes").text == f"{STOCK} · 0 · 0")
+                 and d.find_element(By.ID, "outcomes").text == f"{STOCK} · 0 · 0 · 0")
         if value(driver, "next-expiry") is not None:
             fail(f"no win is held, yet the page shows the next hold running out: "
                  f"{driver.find_element(By.ID, 'next-expiry').text}")
-        step(f"   confirmed · cancelled · expired: {driver.find_element(By.ID, 'outcomes').text}; "
+        step(f"   confirmed · cancelled · expired · refunded: {driver.find_element(By.ID, 'outcomes').text}; "
              f"holds expiring within 60 s {driver.find_element(By.ID, 'holds-expiring').text}, "
              f"next hold runs out {driver.find_element(By.ID, 'next-expiry').text}")
 
@@ -412,14 +414,55 @@ def main(base, token, shot):
         if status != 200:
             fail(f"user 1's cancel answered {status}: {body}")
         driver.get(f"{base}/console#campaign={hid}")
-        wait_for(driver, 20, "2 held, 0 confirmed · 1 cancelled · 0 expired, the next hold in ~10 min",
+        wait_for(driver, 20, "2 held, 0 confirmed · 1 cancelled · 0 expired · 0 refunded, the next hold in ~10 min",
                  lambda d: value(d, "held-stock") == 2 and value(d, "holds-expiring") == 0
-                 and d.find_element(By.ID, "outcomes").text == "0 · 1 · 0"
+                 and d.find_element(By.ID, "outcomes").text == "0 · 1 · 0 · 0"
                  and 540 <= (value(d, "next-expiry") or 0) <= 600)
         step(f"6b. campaign {hid} with holds: held {driver.find_element(By.ID, 'held-stock').text}, "
              f"expiring within 60 s {driver.find_element(By.ID, 'holds-expiring').text}, next hold runs out "
-             f"{driver.find_element(By.ID, 'next-expiry').text}, confirmed · cancelled · expired "
+             f"{driver.find_element(By.ID, 'next-expiry').text}, confirmed · cancelled · expired · refunded "
              f"{driver.find_element(By.ID, 'outcomes').text}")
+
+        # A drop: a group of two campaigns, one with a waiting room and a waitlist. The page of
+        # either shows both side by side, their figures as the API has them; a name opens it.
+        status, grp = http("POST", f"{base}/api/v1/groups", {"name": f"{name} (drop)", "perUserLimit": 2}, token)
+        if status != 201 or "id" not in (grp or {}):
+            fail(f"creating the group answered {status}: {grp}")
+        gid = grp["id"]
+        members = []
+        for extra in ({"totalStock": 4}, {"totalStock": 2, "admission": "QUEUE",
+                                           "admissionRatePerSecond": 50, "offerSeconds": 60}):
+            status, c = http("POST", f"{base}/api/v1/campaigns",
+                             {"name": f"{name} (size {len(members) + 40})", "groupId": gid, **extra}, token)
+            if status != 201 or "id" not in (c or {}):
+                fail(f"creating a campaign of group {gid} answered {status}: {c}")
+            members.append(c["id"])
+        for user in (1, 2, 3):
+            join(base, members[0], user)
+        status, body = http("POST", f"{base}/api/v1/campaigns/{members[1]}/queue", {"userId": 7})
+        if status != 202:
+            fail(f"queueing in campaign {members[1]} answered {status}: {body}")
+        driver.get(f"{base}/console#campaign={members[0]}")
+        rows = wait_for(driver, 20, "the group panel with its two campaigns, 3 wins in the first",
+                        lambda d: d.find_element(By.ID, "group-panel").is_displayed()
+                        and [r.get_attribute("data-campaign-id")
+                             for r in d.find_elements(By.CSS_SELECTOR, "#group-campaigns tr")]
+                        == [str(m) for m in members]
+                        and d.find_elements(By.CSS_SELECTOR, "#group-campaigns tr td")[2].text == "3"
+                        and d.find_elements(By.CSS_SELECTOR, "#group-campaigns tr"))
+        cells = [[td.get_attribute("data-value") for td in r.find_elements(By.TAG_NAME, "td")[1:]] for r in rows]
+        # Per row: free, wins, queue, waitlist, offers open.
+        if cells[0] != ["1", "3", "", "", ""] or cells[1][:2] != ["2", "0"] or cells[1][2] == "":
+            fail(f"the group panel shows {cells}")
+        current = [r.get_attribute("data-campaign-id") for r in rows if r.get_attribute("aria-current") == "true"]
+        if current != [str(members[0])]:
+            fail(f"the group panel marks {current} as the campaign watched")
+        summary = driver.find_element(By.ID, "group-summary").text
+        rows[1].find_element(By.TAG_NAME, "a").click()
+        wait_for(driver, 20, f"campaign {members[1]} opened from the group panel",
+                 lambda d: d.find_element(By.ID, "campaign-id").text == f"#{members[1]}"
+                 and value(d, "total-stock") == 2)
+        step(f"6c. group {gid}: {summary!r}; rows {cells}; its second campaign opened from the panel")
 
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         if severe:

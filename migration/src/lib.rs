@@ -55,6 +55,7 @@ mod m20261126_000046_campaign_offer_seconds;
 mod m20261127_000047_tables_utf8mb4;
 mod m20261127_000048_campaign_create_key;
 mod m20261127_000049_gate_generation;
+mod m20261127_000050_campaign_series;
 
 pub struct Migrator;
 
@@ -111,6 +112,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000047_tables_utf8mb4::Migration),
             Box::new(m20261127_000048_campaign_create_key::Migration),
             Box::new(m20261127_000049_gate_generation::Migration),
+            Box::new(m20261127_000050_campaign_series::Migration),
         ]
     }
 }

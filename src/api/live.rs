@@ -21,7 +21,11 @@ use poem_openapi::{
 };
 
 use crate::{
-    api::{campaigns::StateDto, Tag},
+    api::{
+        campaigns::StateDto,
+        live_group::{LiveGroup, LiveSlot},
+        Tag,
+    },
     bucket::view::Balance,
     campaign::CampaignService,
     http::{
@@ -103,8 +107,17 @@ pub struct LiveSnapshot {
     /// Holds that ran out, as the stats consumer has applied them; `null` when it could not be
     /// read.
     pub wins_expired: Option<i64>,
+    /// Confirmed wins cancelled since by an admin (refunds), counted in `winsConfirmed` and
+    /// `winsCancelled` too; `null` when it could not be read.
+    pub wins_refunded: Option<i64>,
     /// `null` without a waiting room, or when Redis did not answer.
     pub queue: Option<LiveQueue>,
+    /// The campaign's group with its campaigns side by side; `null` for a campaign in no group,
+    /// or when it could not be read.
+    pub group: Option<LiveGroup>,
+    /// The last five minutes in 5-second slots, oldest first, whenever the stream was opened: a
+    /// slot without wins or refusals is absent (empty when they could not be read).
+    pub series: Vec<LiveSlot>,
     // No doc comment: poem-openapi would wrap the $ref in an allOf with it, which generated
     // clients read badly; `LiveOperations` says when it is there.
     #[oai(skip_serializing_if_is_none)]
@@ -208,6 +221,7 @@ impl LiveSnapshot {
             wins_confirmed: s.outcomes.map(|o| o.confirmed),
             wins_cancelled: s.outcomes.map(|o| o.cancelled),
             wins_expired: s.outcomes.map(|o| o.expired),
+            wins_refunded: s.outcomes.map(|o| o.refunded),
             queue: s.queue.as_ref().map(|q: &QueueFigures| LiveQueue {
                 length: q.length,
                 admitted_per_second: q.admitted_per_second,
@@ -216,6 +230,8 @@ impl LiveSnapshot {
                 offers_taken: q.offers_taken,
                 offers_passed: q.offers_passed,
             }),
+            group: s.group.as_ref().map(LiveGroup::from),
+            series: s.series.iter().map(LiveSlot::from).collect(),
             operations: admin.then(|| LiveOperations::from(&s.operations)),
         }
     }

@@ -14,6 +14,7 @@ pub mod health;
 mod join_json;
 pub mod lifecycle;
 pub mod live;
+pub mod live_group;
 mod metrics_page;
 pub mod participations;
 pub mod purchases;

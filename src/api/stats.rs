@@ -39,6 +39,9 @@ pub struct CampaignStatsDto {
     pub cancelled_count: i64,
     /// Holds that ran out unconfirmed.
     pub expired_count: i64,
+    /// Confirmed wins cancelled since by an admin (refunds); counted in `confirmedCount` and
+    /// `cancelledCount` too.
+    pub refunded_count: i64,
     /// Units held or confirmed now: `acceptedQuantity` minus the units cancelled or expired.
     pub active_quantity: i64,
     #[oai(skip_serializing_if_is_none)]
@@ -302,6 +305,7 @@ fn stats_dto(id: i64, s: Option<crate::consumer::stats::CampaignStats>) -> Campa
             confirmed_count: s.confirmed_count,
             cancelled_count: s.cancelled_count,
             expired_count: s.expired_count,
+            refunded_count: s.refunded_count,
             active_quantity: s.active_quantity,
             first_accepted_at: s.first_accepted_at.map(utc),
             last_accepted_at: s.last_accepted_at.map(utc),
@@ -322,6 +326,7 @@ fn stats_dto(id: i64, s: Option<crate::consumer::stats::CampaignStats>) -> Campa
             confirmed_count: 0,
             cancelled_count: 0,
             expired_count: 0,
+            refunded_count: 0,
             active_quantity: 0,
             first_accepted_at: None,
             last_accepted_at: None,

@@ -178,6 +178,21 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<CampaignW
     Ok(row.map(Into::into))
 }
 
+/// A group's campaigns, oldest first (the live view's group, docs/design.md §20).
+#[tracing::instrument(level = "debug", skip(db), err)]
+pub async fn in_group(
+    db: &impl ConnectionTrait,
+    group_id: i64,
+) -> Result<Vec<CampaignWithCount>, DbErr> {
+    let rows = Row::find_by_statement(stmt(
+        &format!("{SELECT} WHERE c.group_id = ? ORDER BY c.id"),
+        vec![group_id.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
 /// Newest first; `before` is the cursor (the last id of the previous page).
 #[tracing::instrument(level = "debug", skip(db), err)]
 pub async fn list(

@@ -6,7 +6,8 @@
 //! - `ParticipationAccepted`: a win (count, units, the day's figures); `CONFIRMED` ones (a
 //!   campaign without a confirmation window) are also confirmed;
 //! - `ParticipationConfirmed`: a confirmed win;
-//! - `ParticipationCancelled`: cancelled (reason `USER` or `ADMIN`) or expired (`EXPIRED`);
+//! - `ParticipationCancelled`: cancelled (reason `USER` or `ADMIN`) or expired (`EXPIRED`); one
+//!   of a `CONFIRMED` win (`previousStatus`) is also a refund;
 //! - a campaign's controls, each a control applied: `CampaignStockChanged` adds its `delta` to
 //!   the units added (a positive one) or withdrawn (a negative one); `CampaignPaused` and
 //!   `CampaignResumed` set whether the campaign is paused (the latest of them decides);
@@ -17,6 +18,8 @@
 //!
 //! The active quantity (units held or confirmed now) is the units won minus the units cancelled
 //! or expired. A refunded win counts as confirmed and as cancelled.
+//!
+//! Wins also go to the live chart's 5-second slots ([`series`]).
 //!
 //! A batch is folded per campaign (and per campaign and day) first, so a batch of a thousand
 //! events of one hot campaign is three statements, not three thousand (one or two more when it
@@ -43,6 +46,7 @@ use crate::{
     },
 };
 
+pub mod series;
 mod view;
 
 pub use view::{campaign, daily, daily_raw, CampaignStats, DailyRow, StatsView};
@@ -58,6 +62,8 @@ struct CampaignTotals {
     confirmed: i64,
     cancelled: i64,
     expired: i64,
+    /// Cancellations of confirmed wins (refunds), counted in `cancelled` too.
+    refunded: i64,
     /// Units won minus units given back (negative in a batch of cancellations only).
     active: i64,
     /// Events of every type.
@@ -87,6 +93,7 @@ impl CampaignTotals {
             confirmed: 0,
             cancelled: 0,
             expired: 0,
+            refunded: 0,
             active: 0,
             events: 0,
             first: None,
@@ -117,9 +124,13 @@ impl CampaignTotals {
             }
             ParticipationEvent::Confirmed(_) => self.confirmed += 1,
             ParticipationEvent::Cancelled(ParticipationCancelled {
-                reason, quantity, ..
+                reason,
+                quantity,
+                previous_status,
+                ..
             }) => {
                 self.active -= i64::from(*quantity);
+                self.refunded += i64::from(*previous_status == WinStatus::Confirmed);
                 match reason {
                     CancelReason::User | CancelReason::Admin => self.cancelled += 1,
                     CancelReason::Expired => self.expired += 1,
@@ -160,7 +171,8 @@ impl Handler for StatsHandler {
         upsert_campaigns(txn, &batch.campaigns).await?;
         set_paused(txn, &batch.campaigns).await?;
         mark_sold_out(txn, &batch.campaigns).await?;
-        upsert_days(txn, &batch.days).await
+        upsert_days(txn, &batch.days).await?;
+        series::add_wins(txn, events).await
     }
 }
 
@@ -228,7 +240,7 @@ async fn upsert_campaigns(
     txn: &Txn,
     campaigns: &BTreeMap<i64, CampaignTotals>,
 ) -> Result<(), DbErr> {
-    let mut values: Vec<Value> = Vec::with_capacity(campaigns.len() * 17);
+    let mut values: Vec<Value> = Vec::with_capacity(campaigns.len() * 18);
     for (id, f) in campaigns {
         values.extend([
             (*id).into(),
@@ -237,6 +249,7 @@ async fn upsert_campaigns(
             f.confirmed.into(),
             f.cancelled.into(),
             f.expired.into(),
+            f.refunded.into(),
             f.active.into(),
             f.events.into(),
             f.first.map(to_db).into(),
@@ -256,15 +269,16 @@ async fn upsert_campaigns(
     insert_rows(
         txn,
         "INSERT INTO campaign_stats (campaign_id, accepted_count, accepted_quantity, confirmed_count, \
-         cancelled_count, expired_count, active_quantity, events_applied, first_accepted_at, \
-         last_accepted_at, last_event_at, stock_added, stock_withdrawn, paused, closed_at, \
-         controls_applied, updated_at)",
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
+         cancelled_count, expired_count, refunded_count, active_quantity, events_applied, \
+         first_accepted_at, last_accepted_at, last_event_at, stock_added, stock_withdrawn, paused, \
+         closed_at, controls_applied, updated_at)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))",
         " ON DUPLICATE KEY UPDATE accepted_count = accepted_count + VALUES(accepted_count), \
          accepted_quantity = accepted_quantity + VALUES(accepted_quantity), \
          confirmed_count = confirmed_count + VALUES(confirmed_count), \
          cancelled_count = cancelled_count + VALUES(cancelled_count), \
          expired_count = expired_count + VALUES(expired_count), \
+         refunded_count = refunded_count + VALUES(refunded_count), \
          active_quantity = active_quantity + VALUES(active_quantity), \
          events_applied = events_applied + VALUES(events_applied), \
          first_accepted_at = COALESCE(LEAST(first_accepted_at, VALUES(first_accepted_at)), \

@@ -11,12 +11,14 @@
 //! # Layout
 //! - [`reading`]: what one snapshot reads (MySQL, and Redis for a waiting room), counted.
 //! - [`snapshot`]: [`Snapshot`], a reading with the rates since the one before it.
+//! - [`group`]: a grouped campaign's group, its campaigns side by side.
 //! - [`hub`]: [`LiveHub`], the feeds (one task per watched campaign) and their watchers.
 
+pub mod group;
 pub mod hub;
 pub mod reading;
 pub mod snapshot;
 
 pub use hub::{LiveHub, Viewer, WatchError, Watcher};
 pub use reading::LiveSource;
-pub use snapshot::{Operations, QueueFigures, Snapshot};
+pub use snapshot::{Operations, QueueFigures, Slot, Snapshot};

@@ -1,6 +1,7 @@
 //! What one snapshot reads: the campaign row, its held units and the holds about to expire, its
 //! refusals, its dead-lettered events, what the stats consumer has applied, and the waiting
-//! room's figures from Redis, and a bucketed campaign's balance (rows, gates, pool). The relay's lag is the outbox gauges' (all campaigns, refreshed
+//! room's figures from Redis, a bucketed campaign's balance (rows, gates, pool), and a grouped
+//! campaign's group (its campaigns side by side), and its last five minutes in 5-second slots. The relay's lag is the outbox gauges' (all campaigns, refreshed
 //! every `METRICS_OUTBOX_REFRESH_MS`): a campaign's own oldest PENDING row has no index to find
 //! it by, and a backlog of a million rows must not cost a scan a second per watched campaign. Every query is counted (`firstcome_live_queries_total`), so a test can
 //! show that watchers do not multiply them. A part that cannot be read is `None`; the snapshot
@@ -14,10 +15,14 @@ use sea_orm::{DbErr, FromQueryResult};
 use crate::{
     bucket::view::{self, Balance},
     campaign::{repo, Campaign},
-    consumer::stats,
+    consumer::stats::{
+        self,
+        series::{self, Point},
+    },
     db::{sql::stmt, Db},
     events::accepted::message_key,
     gate::{queue::RoomFigures, Gate},
+    live::group::{self, GroupFigures, GROUP_QUERIES},
     refusal::{store, RefusalTotals},
     telemetry::metrics::Metrics,
 };
@@ -44,7 +49,16 @@ pub struct Reading {
     /// A bucketed campaign's rows beside their gates and its pool (docs/design.md §21); `None`
     /// for an unbucketed campaign, or when it could not be read.
     pub buckets: Option<Balance>,
+    /// The campaign's group, its campaigns side by side (docs/design.md §22); `None` for a
+    /// campaign in no group, or when it could not be read.
+    pub group: Option<GroupFigures>,
+    /// Wins and refusals of the last [`SERIES_SPAN`] in 5-second slots, oldest first (empty
+    /// when they could not be read).
+    pub series: Vec<Point>,
 }
+
+/// How far back a snapshot's series reaches: the console's chart.
+pub const SERIES_SPAN: chrono::Duration = chrono::Duration::minutes(5);
 
 #[derive(Debug, Clone, Default, FromQueryResult)]
 pub struct HeldUnits {
@@ -70,6 +84,8 @@ pub struct Applied {
     pub confirmed_count: i64,
     pub cancelled_count: i64,
     pub expired_count: i64,
+    /// Confirmed wins cancelled since (refunds), among the cancelled.
+    pub refunded_count: i64,
     /// Commit → applied of its latest event.
     pub lag_ms: i64,
 }
@@ -83,7 +99,7 @@ pub struct LiveSource {
 }
 
 /// Queries one reading runs against MySQL (the Redis figures come on top, for a waiting room).
-pub const QUERIES_PER_READING: u64 = 5;
+pub const QUERIES_PER_READING: u64 = 6;
 
 /// Queries a bucketed campaign's reading runs on top: its rows, its pool, the transfers owed.
 pub const BALANCE_QUERIES: u64 = 3;
@@ -101,11 +117,12 @@ impl LiveSource {
             return Ok(None);
         };
         let ids = [campaign_id];
-        let (held, refusals, dead, applied) = tokio::join!(
+        let (held, refusals, dead, applied, recent) = tokio::join!(
             held_units(&self.db, campaign_id),
             store::totals(&self.db, &ids),
             dead_events(&self.db, campaign_id),
             stats::campaign(&self.db, campaign_id),
+            series::recent(&self.db, campaign_id, at - SERIES_SPAN),
         );
         let room = match found.campaign.admission.queued() {
             true => self
@@ -128,6 +145,16 @@ impl LiveSource {
                 .ok()
             }
         };
+        let group = match found.campaign.group_id {
+            Some(group_id) => {
+                self.metrics.live_queries.inc_by(GROUP_QUERIES);
+                group::read(&self.db, &self.gate, group_id, at)
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            None => None,
+        };
         Ok(Some(Reading {
             at,
             accepted_count: found.accepted_count,
@@ -142,6 +169,7 @@ impl LiveSource {
                     confirmed_count: s.confirmed_count,
                     cancelled_count: s.cancelled_count,
                     expired_count: s.expired_count,
+                    refunded_count: s.refunded_count,
                     lag_ms: s.lag_ms,
                 }),
                 Ok(None) => Some(Applied::default()),
@@ -149,6 +177,8 @@ impl LiveSource {
             },
             room,
             buckets,
+            group,
+            series: recent.unwrap_or_default(),
         }))
     }
 }

@@ -8,7 +8,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::{bucket::view::Balance, campaign::CampaignState, live::reading::Reading};
+use crate::{
+    bucket::view::Balance,
+    campaign::CampaignState,
+    live::{group::GroupFigures, reading::Reading},
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueFigures {
@@ -50,18 +54,35 @@ pub struct Snapshot {
     /// What became of the wins, as the stats consumer has applied them (`None`: not read).
     pub outcomes: Option<Outcomes>,
     pub queue: Option<QueueFigures>,
+    /// The campaign's group, its campaigns side by side; `None` outside a group.
+    pub group: Option<GroupFigures>,
+    /// Wins and refusals of the last five minutes in 5-second slots, oldest first; a slot with
+    /// neither is absent, the last one may be under way.
+    pub series: Vec<Slot>,
     /// For admins only.
     pub operations: Operations,
 }
 
+/// One 5-second slot of the series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// The slot's start.
+    pub at: DateTime<Utc>,
+    pub wins: i64,
+    pub refused: i64,
+}
+
 /// What became of a campaign's wins so far: `accepted_count` counts every win ever made, and a
 /// unit that came back (a cancel, a hold that ran out) was sold again, so a sale of 50 units can
-/// show 52 wins with 2 of them cancelled or expired. A refunded win is confirmed and cancelled.
+/// show 52 wins with 2 of them cancelled or expired. A refunded win is confirmed and cancelled,
+/// and counted apart too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcomes {
     pub confirmed: i64,
     pub cancelled: i64,
     pub expired: i64,
+    /// Confirmed wins cancelled since, among the cancelled.
+    pub refunded: i64,
 }
 
 /// How the service's own machinery keeps up with the sale: the outbox relay, the dead letters,
@@ -135,8 +156,19 @@ impl Snapshot {
                 confirmed: a.confirmed_count,
                 cancelled: a.cancelled_count,
                 expired: a.expired_count,
+                refunded: a.refunded_count,
             }),
             queue,
+            group: now.group.clone(),
+            series: now
+                .series
+                .iter()
+                .map(|p| Slot {
+                    at: p.slot.and_utc(),
+                    wins: p.wins,
+                    refused: p.refused,
+                })
+                .collect(),
             operations: Operations {
                 relay_lag_ms: Some((now.relay_lag_seconds.max(0.0) * 1_000.0).round() as i64),
                 dead_events: now.dead_events,

@@ -41,9 +41,14 @@ struct TotalRow {
 
 /// Adds `counts` to the table. Counts of ids that name no campaign are dropped here: a flood of
 /// made-up ids leaves no rows behind. Rows are written in key order, one statement per piece.
-pub async fn add(db: &impl ConnectionTrait, counts: &BTreeMap<CountKey, i64>) -> Result<(), DbErr> {
+/// Answers the refusals written, per campaign.
+pub async fn add(
+    db: &impl ConnectionTrait,
+    counts: &BTreeMap<CountKey, i64>,
+) -> Result<BTreeMap<i64, i64>, DbErr> {
+    let mut added = BTreeMap::new();
     if counts.is_empty() {
-        return Ok(());
+        return Ok(added);
     }
     let mut ids: Vec<i64> = counts.keys().map(|(id, _, _)| *id).collect();
     ids.dedup();
@@ -61,6 +66,7 @@ pub async fn add(db: &impl ConnectionTrait, counts: &BTreeMap<CountKey, i64>) ->
     let mut rows: Vec<Value> = Vec::with_capacity(counts.len() * 4);
     for ((id, day, reason), n) in counts {
         if existing.contains(id) {
+            *added.entry(*id).or_insert(0) += *n;
             rows.extend([
                 (*id).into(),
                 (*day).into(),
@@ -70,7 +76,7 @@ pub async fn add(db: &impl ConnectionTrait, counts: &BTreeMap<CountKey, i64>) ->
         }
     }
     if rows.is_empty() {
-        return Ok(());
+        return Ok(added);
     }
     insert_rows(
         db,
@@ -80,7 +86,7 @@ pub async fn add(db: &impl ConnectionTrait, counts: &BTreeMap<CountKey, i64>) ->
         rows,
     )
     .await?;
-    Ok(())
+    Ok(added)
 }
 
 /// The totals of `ids` (one indexed range per campaign); campaigns without refusals get zeros.

@@ -8,8 +8,7 @@
 
 (() => {
   const WINDOW_MS = 5 * 60 * 1000;
-  const MIN_SPAN_MS = 60 * 1000;
-  const MAX_POINTS = 300;
+  const SLOT_MS = 5000; // the server's series: one slot per 5 s
   const STALE_MS = 5000;
   const RECONNECT_MS = 2000; // after a stream that ended (EventSource waits about as long)
   const RETRY_MS = 5000; // after a refusal without a Retry-After
@@ -24,7 +23,8 @@
     name: '',
     source: null, // its stream: {controller (an AbortController), admin (sent with the token)}
     retry: null, // a timer to open a new stream after the old one ended or was refused
-    points: [], // {t, wins, refused}
+    series: [], // the last snapshot's slots: {at, wins, refused}
+    seriesAt: NaN, // that snapshot's time (ms)
     lastAt: 0, // Date.now() of the last snapshot
     status: 'idle',
   };
@@ -159,7 +159,8 @@
     closeStream();
     view.id = id;
     view.name = '';
-    view.points = [];
+    view.series = [];
+    view.seriesAt = NaN;
     view.lastAt = 0;
     $('live').hidden = false;
     $('campaign-name').textContent = `Campaign ${id}`;
@@ -312,6 +313,7 @@
     $('reasons-empty').hidden = false;
     for (const seg of ['bar-confirmed', 'bar-held', 'bar-free']) $(seg).style.width = '0%';
     renderBuckets(null);
+    renderGroup(null);
   }
 
   // A bucketed campaign's balance (admin streams only): the pool, and a square per bucket.
@@ -338,6 +340,48 @@
       cell.dataset.dry = String(dry(x));
       cell.style.setProperty('--fill', String(Math.min(1, (Number(x.remainingStock) || 0) / most)));
       return cell;
+    }));
+  }
+
+  // A grouped campaign's group (a drop): its campaigns side by side, the watched one marked; a
+  // campaign's name opens it.
+  function renderGroup(g) {
+    $('group-panel').hidden = !g;
+    if (!g) {
+      $('group-campaigns').replaceChildren();
+      return;
+    }
+    $('group-summary').textContent = `${g.name} · group ${g.groupId} · at most ${fmt.format(g.perUserLimit)} ` +
+      `unit(s) per user across its ${fmt.format(g.campaigns.length)} campaigns`;
+    $('group-summary').dataset.value = String(g.perUserLimit);
+    const cell = (value, text) => {
+      const td = document.createElement('td');
+      td.className = 'num';
+      td.dataset.value = value === null || value === undefined ? '' : String(value);
+      td.textContent = text !== undefined ? text : value === null || value === undefined ? '—' : fmt.format(value);
+      return td;
+    };
+    $('group-campaigns').replaceChildren(...g.campaigns.map((c) => {
+      const tr = document.createElement('tr');
+      tr.dataset.campaignId = String(c.campaignId);
+      if (c.campaignId === view.id) tr.setAttribute('aria-current', 'true');
+      const th = document.createElement('th');
+      th.scope = 'row';
+      const link = document.createElement('a');
+      link.href = `#campaign=${c.campaignId}`;
+      link.textContent = `${c.name} (#${c.campaignId})`;
+      th.append(link);
+      const state = document.createElement('td');
+      state.textContent = String(c.state).replace('_', ' ');
+      const room = c.queueLength !== null && c.queueLength !== undefined;
+      tr.append(th, state,
+        cell(c.freeStock, `${fmt.format(c.freeStock)} / ${fmt.format(c.totalStock)}`),
+        cell(c.acceptedCount),
+        cell(c.queueLength),
+        cell(c.waitlisted),
+        cell(room ? c.offersOpen : null,
+          room ? `${fmt.format(c.offersOpen)} · ${fmt.format(c.offersTaken)} · ${fmt.format(c.offersPassed)}` : undefined));
+      return tr;
     }));
   }
 
@@ -388,9 +432,10 @@
     setNumber('next-expiry', Number.isFinite(nextAt) ? nextIn : null,
       `${new Date(nextAt).toLocaleTimeString()} (in ${fmtDuration(nextIn)})`);
     // What became of the wins (the stats consumer's figures): the confirmed count is the
-    // element's value, the three are its text.
+    // element's value, the four are its text.
     setNumber('outcomes', s.winsConfirmed,
-      `${fmt.format(s.winsConfirmed)} · ${fmt.format(s.winsCancelled)} · ${fmt.format(s.winsExpired)}`);
+      `${fmt.format(s.winsConfirmed)} · ${fmt.format(s.winsCancelled)} · ${fmt.format(s.winsExpired)} · ` +
+      `${fmt.format(s.winsRefunded)}`);
     const queue = s.queue || null;
     $('queue-figures').hidden = !queue;
     $('queue-rate-figures').hidden = !queue;
@@ -419,15 +464,13 @@
     setNumber('dead-events', o.deadEvents);
     $('dead-events').dataset.alert = String(Number(o.deadEvents) > 0);
     renderBuckets(o.buckets || null);
+    renderGroup(s.group || null);
 
     renderReasons(s.refusedByReason || {}, s.refusedPerSecond || {});
 
-    // Chart.
-    const t = Number.isFinite(at) ? at : Date.now();
-    const last = view.points[view.points.length - 1];
-    if (last && t <= last.t) view.points.pop(); // a repeated or older snapshot replaces the last point
-    view.points.push({ t, wins: Number(s.winsPerSecond) || 0, refused: refusedRate });
-    if (view.points.length > MAX_POINTS) view.points.splice(0, view.points.length - MAX_POINTS);
+    // Chart: the server's last five minutes, whenever this page was opened.
+    view.series = Array.isArray(s.series) ? s.series : [];
+    view.seriesAt = Number.isFinite(at) ? at : Date.now();
     drawChart();
   }
 
@@ -464,6 +507,26 @@
     return 4 * m * p;
   }
 
+  // The server's slots as rates per second, one point at the end of each 5-second slot of the
+  // last five minutes: a slot's count over its 5 s, the one under way's over the time it has
+  // run; an absent slot had nothing.
+  function chartPoints() {
+    const at = view.seriesAt;
+    if (!Number.isFinite(at)) return [];
+    const bySlot = new Map(view.series.map((p) => [Date.parse(p.at), p]));
+    const points = [];
+    for (let t = Math.floor((at - WINDOW_MS) / SLOT_MS) * SLOT_MS; t <= at; t += SLOT_MS) {
+      const p = bySlot.get(t);
+      const secs = Math.max(1, Math.min(SLOT_MS, at - t) / 1000);
+      points.push({
+        t: Math.min(t + SLOT_MS, at),
+        wins: p ? (Number(p.wins) || 0) / secs : 0,
+        refused: p ? (Number(p.refused) || 0) / secs : 0,
+      });
+    }
+    return points;
+  }
+
   function drawChart() {
     const canvas = $('chart');
     const box = $('chart-box');
@@ -485,12 +548,10 @@
     const pad = { left: 52, right: 12, top: 16, bottom: 40 };
     const pw = w - pad.left - pad.right;
     const ph = h - pad.top - pad.bottom;
-    const points = view.points;
-    const end = points.length ? points[points.length - 1].t : Date.now();
-    // The axis spans the time watched, from 1 minute up to the 5 minutes kept.
-    const span = Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, points.length ? end - points[0].t : 0));
+    const shown = chartPoints();
+    const end = Number.isFinite(view.seriesAt) ? view.seriesAt : Date.now();
+    const span = WINDOW_MS;
     const start = end - span;
-    const shown = points.filter((p) => p.t >= start);
     const max = axisMax(shown.reduce((m, p) => Math.max(m, p.wins, p.refused), 0));
     const x = (t) => pad.left + ((t - start) / span) * pw;
     const y = (v) => pad.top + ph - (v / max) * ph;
@@ -528,9 +589,9 @@
       const label = ago === 0 ? 'now' : ago % 60000 === 0 ? `−${ago / 60000} min` : `−${ago / 1000} s`;
       ctx.fillText(label, Math.min(Math.max(xx, pad.left + 16), w - 16), pad.top + ph + 6);
     }
-    ctx.fillText('time before now (up to 5 minutes)', pad.left + pw / 2, pad.top + ph + 22);
+    ctx.fillText('time before now (5-second slots)', pad.left + pw / 2, pad.top + ph + 22);
 
-    // The two lines; a gap of more than 3 s (a reconnection) breaks a line.
+    // The two lines.
     const line = (key, stroke, dash) => {
       ctx.save();
       ctx.beginPath();
@@ -541,12 +602,7 @@
       ctx.lineJoin = 'round';
       ctx.setLineDash(dash);
       ctx.beginPath();
-      let prev = null;
-      for (const p of shown) {
-        if (!prev || p.t - prev.t > 3000) ctx.moveTo(x(p.t), y(p[key]));
-        else ctx.lineTo(x(p.t), y(p[key]));
-        prev = p;
-      }
+      shown.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p[key])) : ctx.moveTo(x(p.t), y(p[key]))));
       ctx.stroke();
       if (shown.length === 1) {
         ctx.fillStyle = stroke;
@@ -561,7 +617,7 @@
     const lastPoint = shown[shown.length - 1];
     $('chart-summary').textContent = lastPoint
       ? `Now ${fmtRate.format(lastPoint.wins)} wins and ${fmtRate.format(lastPoint.refused)} refusals per second; ` +
-        `peaks over ${shown.length} seconds: ${fmtRate.format(Math.max(...shown.map((p) => p.wins)))} wins, ` +
+        `peaks over the last 5 minutes: ${fmtRate.format(Math.max(...shown.map((p) => p.wins)))} wins, ` +
         `${fmtRate.format(Math.max(...shown.map((p) => p.refused)))} refusals per second.`
       : 'No data yet.';
   }

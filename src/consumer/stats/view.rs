@@ -47,6 +47,8 @@ pub struct CampaignStats {
     pub cancelled_count: i64,
     /// Holds that ran out.
     pub expired_count: i64,
+    /// Confirmed wins cancelled since (refunds), counted in `cancelled_count` too.
+    pub refunded_count: i64,
     /// Units held or confirmed now.
     pub active_quantity: i64,
     /// Events of every type applied.
@@ -77,7 +79,7 @@ pub async fn campaign(
 ) -> Result<Option<CampaignStats>, DbErr> {
     CampaignStats::find_by_statement(stmt(
         "SELECT accepted_count, accepted_quantity, confirmed_count, cancelled_count, expired_count, \
-         active_quantity, events_applied, first_accepted_at, last_accepted_at, sold_out_at, \
+         refunded_count, active_quantity, events_applied, first_accepted_at, last_accepted_at, sold_out_at, \
          stock_added, stock_withdrawn, paused, closed_at, controls_applied, last_event_at, updated_at, \
          CAST(GREATEST(TIMESTAMPDIFF(MICROSECOND, last_event_at, updated_at), 0) DIV 1000 AS SIGNED) AS lag_ms \
          FROM campaign_stats WHERE campaign_id = ?",

@@ -6,8 +6,10 @@
 
 mod access;
 mod console;
+mod group;
 mod period;
 mod refusals;
+mod series;
 mod stream;
 
 use serde_json::Value;

@@ -25,7 +25,7 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    async fn open(app: &TestApp, campaign_id: i64) -> Self {
+    pub(super) async fn open(app: &TestApp, campaign_id: i64) -> Self {
         match Self::open_with(app, campaign_id, &[]).await {
             Ok(watch) => watch,
             Err(refused) => panic!("the live stream was refused: {refused:?}"),
@@ -290,7 +290,7 @@ async fn the_stream_goes_on_while_redis_restarts() {
 
 /// What became of the wins and when the next hold runs out (issue 73: "Accepted 52" on a 50-unit
 /// sale with no breakdown, "Holds expiring soon 0" while ten holds were due in eight minutes):
-/// three wins held for 600 s, one cancelled, one confirmed.
+/// four wins held for 600 s; one cancelled, one confirmed, one confirmed and refunded by an admin.
 #[tokio::test]
 async fn a_snapshot_says_what_became_of_the_wins_and_when_the_next_hold_runs_out() {
     // The outcomes are the stats consumer's: the relay and the consumers run.
@@ -300,20 +300,26 @@ async fn a_snapshot_says_what_became_of_the_wins_and_when_the_next_hold_runs_out
     let campaign = app
         .open_campaign_with(5, 1, json!({"confirmWithinSeconds": 600}))
         .await;
-    for user in 1..=3 {
+    for user in 1..=4 {
         let joined = app.join(campaign, user, 1).await;
         assert_eq!(joined.body["status"], "HELD", "{joined:?}");
     }
-    for (user, step) in [(1, "cancel"), (2, "confirm")] {
+    let steps = [
+        (1, "cancel", None),
+        (2, "confirm", None),
+        (3, "confirm", None),
+        (3, "cancel", Some(crate::spawn::ADMIN_TOKEN)),
+    ];
+    for (user, step, token) in steps {
         let path = format!("/api/v1/campaigns/{campaign}/participations/{user}/{step}");
-        let done = app.post_json(&path, &json!({}), None).await;
+        let done = app.post_json(&path, &json!({}), token).await;
         assert_eq!(done.status, 200, "{step}: {done:?}");
     }
     let mut watch = Watch::open(&app, campaign).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let snapshot = loop {
         let s = watch.next().await.expect("a snapshot");
-        if s["winsConfirmed"] == 1 && s["winsCancelled"] == 1 {
+        if s["winsConfirmed"] == 2 && s["winsCancelled"] == 2 {
             break s;
         }
         assert!(
@@ -321,8 +327,9 @@ async fn a_snapshot_says_what_became_of_the_wins_and_when_the_next_hold_runs_out
             "the stats consumer's figures within 20 s: {s}"
         );
     };
-    assert_eq!(snapshot["acceptedCount"], 3, "{snapshot}");
+    assert_eq!(snapshot["acceptedCount"], 4, "{snapshot}");
     assert_eq!(snapshot["winsExpired"], 0, "{snapshot}");
+    assert_eq!(snapshot["winsRefunded"], 1, "{snapshot}");
     assert_eq!(snapshot["heldStock"], 1, "{snapshot}");
     assert_eq!(snapshot["holdsExpiringSoon"], 0, "{snapshot}");
     let at = |field: &str| {

@@ -292,6 +292,7 @@ impl Tables<'_> {
     /// docs/design.md §2.8, §11, §14: every consumer table equals what `participation` says,
     /// exactly, whatever happened to the wins since (confirmed, cancelled, expired):
     /// - `campaign_stats`: per campaign, wins and units, wins ever confirmed, cancelled, expired,
+    ///   refunded (cancelled after a confirmation),
     ///   units held or confirmed now, events applied ([`EVENTS_OF_A_WIN`]), first and last win;
     /// - `campaign_daily_stats`: wins and units per campaign and UTC day (of the win);
     /// - `reward_grant`: `rewardPoints × quantity` for each win ever confirmed, and its negation
@@ -316,7 +317,7 @@ impl Tables<'_> {
         let stats = self
             .int_rows(
                 "SELECT campaign_id, accepted_count, accepted_quantity, confirmed_count, \
-                 cancelled_count, expired_count, active_quantity, events_applied, \
+                 cancelled_count, expired_count, refunded_count, active_quantity, events_applied, \
                  TIMESTAMPDIFF(MICROSECOND, '2000-01-01', first_accepted_at), TIMESTAMPDIFF(MICROSECOND, '2000-01-01', last_accepted_at) \
                  FROM campaign_stats ORDER BY campaign_id",
             )
@@ -326,6 +327,7 @@ impl Tables<'_> {
                 "SELECT campaign_id, COUNT(*), CAST(SUM(quantity) AS SIGNED), \
                  CAST(SUM({EVER_CONFIRMED}) AS SIGNED), CAST(SUM(status = 'CANCELLED') AS SIGNED), \
                  CAST(SUM(status = 'EXPIRED') AS SIGNED), \
+                 CAST(SUM(status = 'CANCELLED' AND {EVER_CONFIRMED}) AS SIGNED), \
                  CAST(SUM(IF(status IN ('HELD', 'CONFIRMED'), quantity, 0)) AS SIGNED), \
                  CAST(SUM({EVENTS_OF_A_WIN}) AS SIGNED), \
                  TIMESTAMPDIFF(MICROSECOND, '2000-01-01', MIN(created_at)), TIMESTAMPDIFF(MICROSECOND, '2000-01-01', MAX(created_at)) \
