@@ -19,7 +19,8 @@ impl MigrationTrait for Migration {
             &[
                 "CREATE TABLE campaign_series (campaign_id BIGINT NOT NULL, slot DATETIME NOT NULL, \
                  wins BIGINT NOT NULL DEFAULT 0, refused BIGINT NOT NULL DEFAULT 0, \
-                 PRIMARY KEY (campaign_id, slot), KEY ix_campaign_series_slot (slot)) ENGINE=InnoDB",
+                 PRIMARY KEY (campaign_id, slot), KEY ix_campaign_series_slot (slot)) ENGINE=InnoDB \
+                 DEFAULT CHARSET=utf8mb4",
                 "ALTER TABLE campaign_stats ADD COLUMN refunded_count BIGINT NOT NULL DEFAULT 0",
                 "UPDATE campaign_stats s SET refunded_count = (SELECT COUNT(*) FROM participation p \
                  WHERE p.campaign_id = s.campaign_id AND p.status = 'CANCELLED' \
