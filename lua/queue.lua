@@ -33,6 +33,10 @@
 --          that stopped polling never hold the offers back from the ones still there
 -- KEYS[11] offers         "<prefix>{c:<id>}:qoff"   zset ticket -> offer expiry ms: admissions of
 --          waitlisted tickets, until taken (used by a win) or passed on (expired)
+-- KEYS[12] forgotten      "<prefix>{c:<id>}:qgone"  zset ticket -> when it was forgotten, ms: a
+--          forgotten ticket's record (state X) leaves KEYS[3] ARGV[12] later, and its user's
+--          entry of KEYS[4] with it if it still names it, so the room's hashes hold the tickets
+--          of the last ARGV[12] only, however many come and go (issue 72)
 -- ARGV[1]  op: "enqueue", "poll", "holder" (a read: only ARGV[3] and ARGV[7] are used) or
 --          "used" (below)
 -- ARGV[2]  now, ms since the Unix epoch (the caller's clock, as reserve.lua)
@@ -66,6 +70,11 @@
 -- (reserve.lua spends it in the home bucket); it expires here as well ({"SPENT"}), so its unit
 -- goes to the next admission at once.
 --
+-- ARGV[12] enqueue, poll: how long a forgotten ticket's record is kept, ms (a poll of it answers
+--          EXPIRED meanwhile, UNKNOWN after)
+-- ARGV[13] enqueue, poll: a room of a campaign without an end keeps its keys this long after
+--          its last step, ms (every room key has a time to live: the gate's expiry when the
+--          campaign has an end; renewed by a step that wrote a key, and at least once a minute)
 -- ARGV[11] the campaign's offer lifetime, ms: 0 when it keeps no waitlist (a ticket waiting
 --          while the stock is 0 is then answered SOLD_OUT and dropped when not polled, as
 --          before). With a waitlist, such a ticket is answered WAITLISTED and kept while it
@@ -115,6 +124,7 @@ if ARGV[1] == 'used' or ARGV[1] == 'spent' then
   redis.call('ZREM', KEYS[6], ARGV[7])
   if ARGV[1] == 'spent' then
     redis.call('HSET', KEYS[3], ARGV[7], 'X:' .. ARGV[8] .. ':' .. queued)
+    redis.call('ZADD', KEYS[12], tonumber(ARGV[2]), ARGV[7])
     return {'SPENT'}
   end
   redis.call('HSET', KEYS[3], ARGV[7], 'U:' .. ARGV[8] .. ':' .. queued)
@@ -148,7 +158,8 @@ end
 -- A room left by another campaign that had this id (a database reset) starts again empty.
 if room_epoch ~= ARGV[3] then
   if room_epoch then
-    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[10], KEYS[11])
+    redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[10], KEYS[11],
+      KEYS[12])
   end
   redis.call('HSET', KEYS[7], 'epoch', ARGV[3])
 end
@@ -156,6 +167,8 @@ local now = tonumber(ARGV[2])
 local rate = tonumber(ARGV[4])
 local offer_ms = tonumber(ARGV[11]) or 0
 local offered_now, taken_now, passed_now = 0, 0, 0
+-- Whether this step wrote a key that may not have a time to live yet (see keep_keys below).
+local wrote = false
 
 local function record(ticket)
   local raw = redis.call('HGET', KEYS[3], ticket)
@@ -176,6 +189,8 @@ local function forget(ticket)
   local _, user, queued = record(ticket)
   if user then
     set_state(ticket, 'X', user, queued)
+    redis.call('ZADD', KEYS[12], now, ticket)
+    wrote = true
     -- The user may queue again (at the back).
     if redis.call('HGET', KEYS[4], user) == ticket then
       redis.call('HDEL', KEYS[4], user)
@@ -198,6 +213,21 @@ for _, ticket in ipairs(lapsed) do
     passed_now = passed_now + 1
   end
   forget(ticket)
+end
+-- Forgotten tickets leave the room ARGV[12] after they were forgotten (at most 200 a step: the
+-- work stays bounded by what arrived). A forgotten ticket never comes back (its user queues with
+-- a new one), so its record is only ever X here.
+local gone = redis.call('ZRANGEBYSCORE', KEYS[12], '-inf', '(' .. (now - (tonumber(ARGV[12]) or 0)),
+  'LIMIT', 0, 200)
+for _, ticket in ipairs(gone) do
+  local state, user = record(ticket)
+  if state == 'X' then
+    redis.call('HDEL', KEYS[3], ticket)
+    if redis.call('HGET', KEYS[4], user) == ticket then
+      redis.call('HDEL', KEYS[4], user)
+    end
+  end
+  redis.call('ZREM', KEYS[12], ticket)
 end
 -- Offers used by a win since the last step are taken (reserve.lua marks the ticket used); one
 -- spent by a join its group's limit refused passed on (its unit is free for the next admission).
@@ -241,13 +271,7 @@ if ARGV[1] == 'enqueue' then
     set_state(ticket, 'W', user, now)
     redis.call('ZADD', KEYS[2], place, ticket)
     redis.call('ZADD', KEYS[5], now, ticket)
-    -- The room's keys go when the gate's do (a day after the campaign's end).
-    local expire = tonumber(meta[5]) or 0
-    if expire > 0 then
-      for k = 2, 7 do
-        redis.call('PEXPIREAT', KEYS[k], expire)
-      end
-    end
+    wrote = true
   end
 else
   ticket = ARGV[7]
@@ -289,6 +313,7 @@ if running then
         redis.call('ZADD', KEYS[6], expires, ticket)
         set_state(ticket, 'A', user, queued)
         admitted_now = admitted_now + 1
+        wrote = true
         waited = waited + (now - queued)
       end
     end
@@ -306,8 +331,28 @@ for field, n in pairs({offers = offered_now, offers_taken = taken_now, offers_pa
   end
 end
 
+-- Every room key has a time to live (issue 72): the room's keys go when the gate's do (a day
+-- after the campaign's end), or, for a campaign without an end, ARGV[13] after the room's last
+-- step. Renewed by a step that wrote a key (which may be new, without one), else once a minute.
+local function keep_keys()
+  local refreshed = tonumber(redis.call('HGET', KEYS[7], 'ttl_ms')) or 0
+  if not wrote and now - refreshed < 60000 then
+    return
+  end
+  redis.call('HSET', KEYS[7], 'ttl_ms', now)
+  local expire = tonumber(meta[5]) or 0
+  for _, k in ipairs({2, 3, 4, 5, 6, 7, 10, 11, 12}) do
+    if expire > 0 then
+      redis.call('PEXPIREAT', KEYS[k], expire)
+    else
+      redis.call('PEXPIRE', KEYS[k], tonumber(ARGV[13]) or 86400000)
+    end
+  end
+end
+
 local state, user = record(ticket)
 if not state then
+  keep_keys()
   return {'UNKNOWN'}
 end
 local position, expires = 0, 0
@@ -319,11 +364,7 @@ if state == 'W' then
     -- Told the campaign is sold out: on the waitlist from now, kept while it polls.
     redis.call('SADD', KEYS[10], ticket)
     listed = true
-    local expire = tonumber(meta[5]) or 0
-    if expire > 0 then
-      redis.call('PEXPIREAT', KEYS[10], expire)
-      redis.call('PEXPIREAT', KEYS[11], expire)
-    end
+    wrote = true
   end
   -- Every poll of a waiting ticket, waitlisted or not, shows it alive.
   redis.call('ZADD', KEYS[5], now, ticket)
@@ -342,5 +383,6 @@ elseif state == 'U' then
 else
   name = 'EXPIRED'
 end
+keep_keys()
 return {'OK', ticket, name, user, position, expires, admitted_now, waited, redis.call('ZCARD', KEYS[2]),
         offered_now, taken_now, passed_now, redis.call('SCARD', KEYS[10])}

@@ -14,6 +14,15 @@ use redis::Script;
 
 use crate::gate::{Gate, GateError, GateState, Slot};
 
+/// How long a forgotten ticket's record stays in its room (docs/design.md §16): a poll of it
+/// answers `EXPIRED` meanwhile, and 404 after, when its user may only queue again. So a room's
+/// hashes hold the tickets of the last ten minutes, however many tickets come and go.
+pub const FORGOTTEN_KEPT: Duration = Duration::from_secs(600);
+
+/// How long the room of a campaign without an end keeps its keys after its last step (one with
+/// an end keeps them as long as the gate's): a room nobody uses any more leaves Redis.
+pub const IDLE_ROOM_KEPT: Duration = Duration::from_secs(86_400);
+
 static QUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/queue.lua")));
 static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/admit.lua")));
 
@@ -171,7 +180,9 @@ impl Gate {
             }
         }
         inv.arg(pace.bucketed.map_or(String::new(), |b| b.arg()))
-            .arg(millis(pace.offer_lifetime));
+            .arg(millis(pace.offer_lifetime))
+            .arg(millis(FORGOTTEN_KEPT))
+            .arg(millis(IDLE_ROOM_KEPT));
         let reply: Vec<redis::Value> = self.run(inv).await?;
         parse(&reply)
     }
@@ -290,7 +301,8 @@ impl Gate {
 
 impl Gate {
     /// `lua/queue.lua` with the campaign's keys, in its order: the gate's hash, the room's
-    /// keys, the winners set, and `…:qused` (a bucketed campaign's used admissions).
+    /// keys, the winners set, `…:qused` (a bucketed campaign's used admissions), the waitlist's
+    /// keys and `…:qgone` (forgotten tickets, until their records leave).
     fn queue_call(&self, room: Slot) -> redis::ScriptInvocation<'static> {
         let [meta, winners, _] = self.keys(room);
         let mut inv = QUEUE.key(meta);
@@ -301,6 +313,7 @@ impl Gate {
         for key in self.waitlist_keys(room) {
             inv.key(key);
         }
+        inv.key(self.campaign_key_base(room) + "qgone");
         inv
     }
 }

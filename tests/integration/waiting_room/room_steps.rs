@@ -373,3 +373,89 @@ async fn a_user_whose_used_admission_was_undone_without_it_may_queue_again() {
     assert_ne!(again, ticket);
     assert!(admitted(state).is_some(), "{state:?}");
 }
+
+/// The length of the hash `key` and the time to live of `keys` (ms; -1 without one, -2 absent)
+/// in the test Redis.
+async fn redis_sizes(hashes: &[&str], keys: &[String]) -> (Vec<i64>, Vec<i64>) {
+    let mut conn = redis::Client::open(crate::spawn::redis_url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let mut lens = Vec::new();
+    for key in hashes {
+        lens.push(
+            redis::cmd("HLEN")
+                .arg(*key)
+                .query_async(&mut conn)
+                .await
+                .expect("HLEN"),
+        );
+    }
+    let mut ttls = Vec::new();
+    for key in keys {
+        ttls.push(
+            redis::cmd("PTTL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .expect("PTTL"),
+        );
+    }
+    (lens, ttls)
+}
+
+/// Issue 72: the room's ticket hash only grew (forgotten tickets stayed for good) and a campaign
+/// without an end gave its room keys no time to live. 300 users queue once and never poll: they
+/// are forgotten after the idle time (a poll answers EXPIRED), their records leave the room ten
+/// minutes later, and every room key has a time to live.
+#[tokio::test]
+async fn forgotten_tickets_leave_the_room_and_every_room_key_has_a_time_to_live() {
+    use firstcome::gate::queue::{FORGOTTEN_KEPT, IDLE_ROOM_KEPT};
+    let gate = loaded(1).await;
+    let pace = RoomPace {
+        idle_timeout: Duration::from_secs(1),
+        ..pace(100)
+    };
+    let mut silent = Vec::new();
+    for user in 1..=300 {
+        silent.push(enqueue(&gate, pace, T0, user).await.0);
+    }
+    let keys = gate.room_keys(Slot::solo(CAMPAIGN));
+    let (tickets, users) = (keys[1].clone(), keys[2].clone());
+    assert_eq!(
+        redis_sizes(&[&tickets, &users], &[]).await.0,
+        vec![300, 300]
+    );
+
+    // Past the idle time a step forgets them; a poll of one answers EXPIRED while it is kept.
+    enqueue(&gate, pace, T0 + 2_000, 1_000).await;
+    assert_eq!(
+        poll(&gate, pace, T0 + 2_001, &silent[10]).await,
+        TicketState::Expired
+    );
+    // Ten minutes after, steps take their records out, a bounded number at a time.
+    let later = T0 + 2_000 + i64::try_from(FORGOTTEN_KEPT.as_millis()).expect("ms") + 1;
+    for (i, user) in (2_000..2_003).enumerate() {
+        enqueue(&gate, pace, later + i as i64, user).await;
+    }
+    // Left: the three new tickets, and the two forgotten in the last ten minutes (user 1,000's,
+    // and user 1's admission, which lapsed unused); users map the live tickets only.
+    let (lens, _) = redis_sizes(&[&tickets, &users], &[]).await;
+    assert_eq!(lens, vec![5, 3], "the room holds the recent tickets only");
+    let holder = gate
+        .ticket_holder(Slot::solo(CAMPAIGN), pace.epoch, &silent[10])
+        .await
+        .expect("holder");
+    assert_eq!(holder, None, "a ticket forgotten long ago is unknown");
+
+    // The campaign has no end: every room key that exists lives at most a day past the last step.
+    let (_, ttls) = redis_sizes(&[], &keys).await;
+    let most = i64::try_from(IDLE_ROOM_KEPT.as_millis()).expect("ms");
+    for (key, ttl) in keys.iter().zip(ttls) {
+        assert!(
+            ttl == -2 || (0..=most).contains(&ttl),
+            "{key}: a time to live of {ttl} ms"
+        );
+    }
+}
