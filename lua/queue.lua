@@ -89,14 +89,16 @@
 --          another campaign with this id, or the room's keys were lost); poll: not the named
 --          holder's
 --   {"OK", ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting,
---    offered_now, taken_now, passed_now, waitlisted}
+--    offered_now, taken_now, passed_now, waitlisted, pace_ms}
 --          state: WAITING (position >= 1), ADMITTED (expires_ms: the token's expiry), USED,
 --          EXPIRED, SOLD_OUT (waiting while the gate's stock is 0; it may come back),
 --          WAITLISTED (on the waitlist of a campaign that keeps one: told it was sold out,
 --          waiting for an offer);
 --          admitted_now / waited_ms: how many this call admitted and the sum of their waits;
 --          waiting: the queue's length; offered_now / taken_now / passed_now: the offers this
---          call made, found used, found expired; waitlisted: the waitlist's length
+--          call made, found used, found expired; waitlisted: the waitlist's length;
+--          pace_ms: the room's real time per admission (smoothed, and at least the time since the
+--          last one), 0 before two admissions were seen
 -- The holder of a ticket of this campaign's room (a room left by another campaign that had this
 -- id holds none of its tickets), read before anything else: nothing below runs for a poll of a
 -- ticket the room never issued or of another user's.
@@ -279,7 +281,7 @@ end
 
 -- Admit: the rate fills a bucket of one second's admissions; nothing accrues before the start,
 -- while paused or closed, or from a clock behind the last caller's.
-local room = redis.call('HMGET', KEYS[7], 'last_ms', 'credit')
+local room = redis.call('HMGET', KEYS[7], 'last_ms', 'credit', 'paced_at', 'pace_ms')
 local last = tonumber(room[1])
 local credit = tonumber(room[2]) or rate
 local starts = tonumber(meta[2])
@@ -325,6 +327,29 @@ if running then
   end
 end
 redis.call('HSET', KEYS[7], 'last_ms', math.max(last or now, now), 'credit', tostring(credit))
+-- The room's real pace (issue 72): the time between admissions while tickets wait, smoothed, so a
+-- waiting ticket's estimate follows the sale (slots held by tokens not used yet, units not back
+-- yet) and the configured rate is a ceiling. Only intervals with a backlog count (an empty queue
+-- admits nobody because nobody waits); waiting since the last admission counts too: a room
+-- that admits nobody for a minute answers at least a minute a place.
+local paced_at, pace_ms = tonumber(room[3]), tonumber(room[4])
+local backlog = redis.call('ZCARD', KEYS[2]) > 0
+if admitted_now > 0 and paced_at and now > paced_at then
+  local per = (now - paced_at) / admitted_now
+  pace_ms = pace_ms and (0.7 * pace_ms + 0.3 * per) or per
+  redis.call('HSET', KEYS[7], 'pace_ms', tostring(pace_ms))
+end
+if backlog and (admitted_now > 0 or not paced_at) then
+  redis.call('HSET', KEYS[7], 'paced_at', now)
+  paced_at = now
+elseif not backlog and paced_at then
+  redis.call('HDEL', KEYS[7], 'paced_at')
+  paced_at = nil
+end
+local pace_now = 0
+if pace_ms and paced_at then
+  pace_now = math.floor(math.max(pace_ms, now - paced_at))
+end
 for field, n in pairs({offers = offered_now, offers_taken = taken_now, offers_passed = passed_now}) do
   if n > 0 then
     redis.call('HINCRBY', KEYS[7], field, n)
@@ -385,4 +410,4 @@ else
 end
 keep_keys()
 return {'OK', ticket, name, user, position, expires, admitted_now, waited, redis.call('ZCARD', KEYS[2]),
-        offered_now, taken_now, passed_now, redis.call('SCARD', KEYS[10])}
+        offered_now, taken_now, passed_now, redis.call('SCARD', KEYS[10]), pace_now}

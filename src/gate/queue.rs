@@ -140,6 +140,9 @@ pub enum RoomAnswer {
         waiting: i64,
         /// The waitlist's offers this call made, found taken, found passed on, and its length.
         offers: OfferCounts,
+        /// The room's real time per admission, ms (smoothed, and at least the time since the
+        /// last one); 0 before two admissions were seen.
+        pace_ms: i64,
     },
 }
 
@@ -383,6 +386,7 @@ fn parse(reply: &[redis::Value]) -> Result<RoomAnswer, GateError> {
             passed: int(reply.get(11)).unwrap_or(0),
             waitlisted: int(reply.get(12)).unwrap_or(0),
         },
+        pace_ms: int(reply.get(13)).unwrap_or(0),
     })
 }
 

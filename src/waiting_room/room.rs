@@ -258,6 +258,7 @@ impl WaitingRoom {
                     waited,
                     waiting,
                     offers,
+                    pace_ms,
                 } => {
                     self.record(campaign.id, admitted, waited, waiting);
                     self.record_offers(campaign.id, offers);
@@ -269,7 +270,7 @@ impl WaitingRoom {
                                 .await?;
                         }
                     }
-                    return Ok(self.view(campaign, now, ticket));
+                    return Ok(self.view(campaign, now, ticket, pace_ms));
                 }
             }
         }
@@ -319,8 +320,16 @@ impl WaitingRoom {
         }
     }
 
-    fn view(&self, campaign: &Campaign, now: DateTime<Utc>, ticket: Ticket) -> QueueView {
-        let rate = i64::from(campaign.admission_rate_per_second.max(1));
+    /// What the caller sees of `ticket`; `pace_ms` is the room's real time per admission (0:
+    /// not measured yet).
+    fn view(
+        &self,
+        campaign: &Campaign,
+        now: DateTime<Utc>,
+        ticket: Ticket,
+        pace_ms: i64,
+    ) -> QueueView {
+        let rate = campaign.admission_rate_per_second;
         let mut view = QueueView {
             ticket: ticket.ticket.clone(),
             user_id: ticket.user_id,
@@ -330,9 +339,9 @@ impl WaitingRoom {
         };
         match ticket.state {
             TicketState::Waiting { position } => {
-                // Admission starts at the opening; then `rate` a second.
                 let until_start = (campaign.starts_at - now).num_seconds().max(0);
-                view.estimated_wait_seconds = Some(until_start + (position + rate - 1) / rate);
+                view.estimated_wait_seconds =
+                    Some(until_start + wait_seconds(position, rate, pace_ms));
             }
             TicketState::Admitted { expires_ms } => {
                 let pass = AdmissionPass {
@@ -349,5 +358,30 @@ impl WaitingRoom {
             | TicketState::Expired => {}
         }
         view
+    }
+}
+
+/// Seconds until the ticket at `position` is admitted, once the room is open (docs/design.md
+/// §16): `rate` admissions a second at most (the campaign's ceiling), or the room's real pace
+/// when it is slower (`pace_ms` a place; 0: not measured yet).
+fn wait_seconds(position: i64, rate: i32, pace_ms: i64) -> i64 {
+    let ceiling_ms = 1_000.0 / f64::from(rate.max(1));
+    let per_ms = ceiling_ms.max(pace_ms as f64);
+    (position as f64 * per_ms / 1_000.0).ceil() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_seconds;
+
+    #[test]
+    fn the_estimate_follows_the_slower_of_the_rate_and_the_rooms_pace() {
+        // Not measured yet: the rate alone, as before (position ÷ rate, rounded up).
+        assert_eq!(wait_seconds(1, 100, 0), 1);
+        assert_eq!(wait_seconds(250, 100, 0), 3);
+        // Faster than the rate: the rate is a ceiling.
+        assert_eq!(wait_seconds(250, 100, 2), 3);
+        // Slower: slots held by tokens not used yet, 2 s a place.
+        assert_eq!(wait_seconds(5, 100, 2_000), 10);
     }
 }

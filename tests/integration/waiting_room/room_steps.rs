@@ -459,3 +459,53 @@ async fn forgotten_tickets_leave_the_room_and_every_room_key_has_a_time_to_live(
         );
     }
 }
+
+/// The room's real pace at a step (`pace_ms` of its answer).
+async fn pace_at(gate: &Gate, pace: RoomPace, now: i64, ticket: &str, user_id: i64) -> i64 {
+    let op = RoomOp::Poll {
+        ticket: ticket.to_string(),
+        user_id,
+    };
+    match gate
+        .room(Slot::solo(CAMPAIGN), pace, now, &op)
+        .await
+        .expect("room")
+    {
+        RoomAnswer::Found { pace_ms, .. } => pace_ms,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Issue 72: a ticket's estimate divided its place by the configured rate, however slowly the
+/// room really admitted. One unit, a rate of 100 a second: each admission waits for the one
+/// before to lapse unused (10 s), and the room's pace says so; waiting since the last admission
+/// counts too (user 3's token lives a minute: nobody is admitted for 30 s, at least 30 s a place).
+#[tokio::test]
+async fn the_rooms_pace_follows_its_admissions_not_its_configured_rate() {
+    let gate = loaded(1).await;
+    let pace = pace(100);
+    enqueue(&gate, pace, T0, 1).await; // admitted at once, its token lapses at T0 + 10 s
+    let mut waiting = Vec::new();
+    for user in 2..=5 {
+        waiting.push(enqueue(&gate, pace, T0 + 1, user).await.0);
+    }
+    assert_eq!(
+        pace_at(&gate, pace, T0 + 2, &waiting[3], 5).await,
+        0,
+        "no interval measured yet"
+    );
+    // User 2 is admitted when user 1's token lapses, user 3 when user 2's does.
+    assert!(admitted(poll(&gate, pace, T0 + 10_000, &waiting[0]).await).is_some());
+    let long_token = RoomPace {
+        token_lifetime: Duration::from_secs(60),
+        ..pace
+    };
+    assert!(admitted(poll(&gate, long_token, T0 + 20_000, &waiting[1]).await).is_some());
+    let measured = pace_at(&gate, pace, T0 + 20_001, &waiting[3], 5).await;
+    assert!(
+        (9_000..=10_000).contains(&measured),
+        "about 10 s a place, not 10 ms: {measured}"
+    );
+    let stalled = pace_at(&gate, pace, T0 + 50_000, &waiting[3], 5).await;
+    assert!(stalled >= 29_999, "nobody admitted for 30 s: {stalled}");
+}
