@@ -172,7 +172,7 @@ impl Handler for StatsHandler {
         set_paused(txn, &batch.campaigns).await?;
         mark_sold_out(txn, &batch.campaigns).await?;
         upsert_days(txn, &batch.days).await?;
-        series::add_wins(txn, events).await
+        series::add_wins(txn, &batch.slots).await
     }
 }
 
@@ -210,6 +210,8 @@ impl DayTotals {
 struct BatchTotals {
     campaigns: BTreeMap<i64, CampaignTotals>,
     days: BTreeMap<(i64, NaiveDate), DayTotals>,
+    /// Wins per campaign and 5-second slot of their `occurredAt` (the live chart's, [`series`]).
+    slots: BTreeMap<(i64, DateTime<Utc>), i64>,
 }
 
 impl BatchTotals {
@@ -224,6 +226,12 @@ impl BatchTotals {
                 .add(e);
             // The daily figures are a win's steps on the day each happened, as `participation`
             // dates them; controls have none.
+            if matches!(e, ParticipationEvent::Accepted(_)) {
+                *totals
+                    .slots
+                    .entry((e.campaign_id(), series::slot_of(e.occurred_at())))
+                    .or_default() += 1;
+            }
             if !matches!(e, ParticipationEvent::Campaign(_)) {
                 totals
                     .days

@@ -317,19 +317,25 @@ fn an_unbucketed_campaign_keyed_with_a_bucket_is_malformed() {
     assert_flags(&r, AnomalyKind::MalformedInput);
 }
 
+/// The sale is clean as run; with user 11's win given user 10's sequence, exactly one repeated
+/// sequence is found.
+fn user_11_takes_user_10s_sequence(s: &Sale) {
+    let mut state = s.final_state();
+    assert_clean(&check(s, &state));
+    let first = record_of(&mut state, "ParticipationAccepted", 10).payload["sequence"].clone();
+    record_of(&mut state, "ParticipationAccepted", 11).payload["sequence"] = first;
+    let r = check(s, &state);
+    assert_flags(&r, AnomalyKind::BucketSequence);
+    assert_eq!(r.count(AnomalyKind::BucketSequence), 1, "{}", r.render(5));
+}
+
 #[test]
 fn bucket_sequence_repeated_within_a_bucket() {
     let mut s = Sale::new(4).with_buckets(4);
     s.join(1, 10);
     s.join(2, 14); // bucket 0 too: its second sequence
     s.join(3, 11); // bucket 3: its first, distinct from bucket 0's
-    let mut state = s.final_state();
-    assert_clean(&check(&s, &state));
-    let first = record_of(&mut state, "ParticipationAccepted", 10).payload["sequence"].clone();
-    record_of(&mut state, "ParticipationAccepted", 11).payload["sequence"] = first;
-    let r = check(&s, &state);
-    assert_flags(&r, AnomalyKind::BucketSequence);
-    assert_eq!(r.count(AnomalyKind::BucketSequence), 1, "{}", r.render(5));
+    user_11_takes_user_10s_sequence(&s);
 }
 
 /// An unbucketed campaign's sequences are judged too (the gate's generation, design §2.1).
@@ -338,13 +344,7 @@ fn a_sequence_repeated_in_an_unbucketed_campaign() {
     let mut s = Sale::new(4);
     s.join(1, 10);
     s.join(2, 11);
-    let mut state = s.final_state();
-    assert_clean(&check(&s, &state));
-    let first = record_of(&mut state, "ParticipationAccepted", 10).payload["sequence"].clone();
-    record_of(&mut state, "ParticipationAccepted", 11).payload["sequence"] = first;
-    let r = check(&s, &state);
-    assert_flags(&r, AnomalyKind::BucketSequence);
-    assert_eq!(r.count(AnomalyKind::BucketSequence), 1, "{}", r.render(5));
+    user_11_takes_user_10s_sequence(&s);
 }
 
 #[test]

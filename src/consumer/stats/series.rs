@@ -13,13 +13,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
-use crate::{
-    consumer::Delivered,
-    db::{
-        sql::{insert_rows, stmt},
-        time::to_db,
-    },
-    events::ParticipationEvent,
+use crate::db::{
+    sql::{insert_rows, stmt},
+    time::to_db,
 };
 
 /// A slot's length, seconds.
@@ -46,18 +42,13 @@ pub struct Point {
     pub refused: i64,
 }
 
-/// Adds the wins (`ParticipationAccepted`) among `events` to their slots, in the consumer's
-/// transaction.
-pub async fn add_wins(txn: &impl ConnectionTrait, events: &[Delivered]) -> Result<(), DbErr> {
-    let mut wins: BTreeMap<(i64, DateTime<Utc>), i64> = BTreeMap::new();
-    for d in events {
-        if let ParticipationEvent::Accepted(win) = &d.event {
-            *wins
-                .entry((win.campaign_id, slot_of(win.occurred_at)))
-                .or_default() += 1;
-        }
-    }
-    add(txn, wins.into_iter().map(|(k, n)| (k, (n, 0)))).await
+/// Adds a batch's wins, counted per campaign and slot (the stats consumer's fold), in the
+/// consumer's transaction.
+pub async fn add_wins(
+    txn: &impl ConnectionTrait,
+    wins: &BTreeMap<(i64, DateTime<Utc>), i64>,
+) -> Result<(), DbErr> {
+    add(txn, wins.iter().map(|(&k, &n)| (k, (n, 0)))).await
 }
 
 /// Adds refused joins, counted per campaign, to the slot of `at`.

@@ -325,13 +325,18 @@ async fn the_gate_decides_a_token_at_its_expiry_instant_and_takes_it_with_the_st
     );
 }
 
-/// Removes `member` from the set `key` in the test Redis.
-async fn redis_srem(key: &str, member: i64) {
-    let mut conn = redis::Client::open(crate::spawn::redis_url())
+/// A connection to the test Redis.
+async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(crate::spawn::redis_url())
         .expect("client")
         .get_multiplexed_async_connection()
         .await
-        .expect("connection");
+        .expect("connection")
+}
+
+/// Removes `member` from the set `key` in the test Redis.
+async fn redis_srem(key: &str, member: i64) {
+    let mut conn = redis_conn().await;
     let _: i64 = redis::cmd("SREM")
         .arg(key)
         .arg(member)
@@ -377,11 +382,7 @@ async fn a_user_whose_used_admission_was_undone_without_it_may_queue_again() {
 /// The length of the hash `key` and the time to live of `keys` (ms; -1 without one, -2 absent)
 /// in the test Redis.
 async fn redis_sizes(hashes: &[&str], keys: &[String]) -> (Vec<i64>, Vec<i64>) {
-    let mut conn = redis::Client::open(crate::spawn::redis_url())
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connection");
+    let mut conn = redis_conn().await;
     let mut lens = Vec::new();
     for key in hashes {
         lens.push(
