@@ -11,12 +11,13 @@ use crate::{
     campaign::Campaign,
     gate::{
         cart::{CartDecision, CartItem, ItemReserved},
-        Decision, Slot,
+        Decision, Entry, Slot,
     },
     group::GroupMembers,
     join::{
         in_flight::{
-            dry_bucket_wait, in_flight_wait, settling, IN_FLIGHT_FIRST_WAIT, IN_FLIGHT_LONGEST_WAIT,
+            dry_bucket_wait, in_flight_wait, settling, undo_lost_reservation, IN_FLIGHT_FIRST_WAIT,
+            IN_FLIGHT_LONGEST_WAIT,
         },
         reserve::Reserve,
         JoinError,
@@ -55,7 +56,7 @@ pub(super) async fn reserve_cart(
     let mut waiting = dry_bucket_wait(reserve.commit_within(), started);
     let group = &cart.members.campaigns;
     loop {
-        let decision = reserve
+        let decision = match reserve
             .gate()
             .reserve_cart(
                 (cart.slot, cart.user_id, cart.now_ms),
@@ -63,7 +64,13 @@ pub(super) async fn reserve_cart(
                 cart.items,
             )
             .await
-            .map_err(JoinError::from)?;
+        {
+            Ok(decision) => decision,
+            Err(e) => {
+                undo_lost_items(reserve, cart);
+                return Err(JoinError::from(e).into());
+            }
+        };
         let (item, refusal) = match decision {
             CartDecision::Reserved(reserved) => return Ok(reserved),
             CartDecision::Missing(_) if loads < LOAD_ROUNDS => {
@@ -123,6 +130,24 @@ pub(super) async fn reserve_cart(
             }
             _ => return Err(refused(campaign, refusal, item, cart)),
         }
+    }
+}
+
+/// The cart's call failed (a timeout, a reset): Redis may still run it, as a join's
+/// (`in_flight::undo_lost_reservation`), and every item's reservation it makes is undone once
+/// Redis answers; nothing was written to MySQL for this request. A proof run (seed 146) saw a
+/// cart sent into a Redis hang keep its user `ALREADY_PARTICIPATED` until the reconciler.
+fn undo_lost_items(reserve: &Reserve, cart: &GateCart<'_>) {
+    for (item, campaign) in cart.items.iter().zip(cart.campaigns) {
+        let slot = cart.slot.sibling(campaign.id);
+        let entry = Entry {
+            campaign_id: campaign.id,
+            user_id: cart.user_id,
+            quantity: item.quantity,
+            bucket: slot.bucket,
+            group: slot.group,
+        };
+        undo_lost_reservation(reserve.gate().clone(), entry, cart.now_ms);
     }
 }
 

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    drops::support::{buy, gate_of, group},
     http::{burst_users, winners, Reply},
     proxy::Proxy,
     spawn::{spawn_app_with, test_settings, TestApp},
@@ -247,6 +248,42 @@ async fn a_reservation_redis_makes_after_its_call_timed_out_is_undone_at_once() 
         "user 2 holds nothing: refused for the stock only"
     );
     app.assert_no_drift(campaign).await;
+}
+
+/// The same for a cart (a proof run, seed 146: a cart sent into a Redis hang was answered 503,
+/// Redis then ran its queued script, and the user was refused `ALREADY_PARTICIPATED` in one of
+/// its campaigns for the next 11 s, until the reconciler): every item's late reservation is
+/// undone once Redis answers, and the user can buy again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_carts_reservations_redis_makes_after_its_call_timed_out_are_undone_at_once() {
+    let mut settings = test_settings().await;
+    let proxy = Proxy::in_front_of_redis(&mut settings).await;
+    settings.redis.reservation_timeout = Duration::from_secs(600);
+    settings.redis.timeout = Duration::from_millis(300);
+    let app = spawn_app_with(settings).await;
+    let g = group(&app, 10, 1).await;
+    let a = app.open_campaign_with(2, 1, json!({"groupId": g})).await;
+    let b = app.open_campaign_with(2, 1, json!({"groupId": g})).await;
+    let loaded = buy(&app, g, 1, &[(a, 1), (b, 1)], None).await;
+    assert_eq!(loaded.status, 201, "the gate is loaded: {loaded:?}");
+
+    proxy.black_hole();
+    let timed_out = buy(&app, g, 2, &[(a, 1), (b, 1)], None).await;
+    assert_eq!(timed_out.status, 503, "Redis did not answer: {timed_out:?}");
+    proxy.resume();
+
+    for campaign in [a, b] {
+        wait_until(
+            "the cart's late reservation to be undone",
+            Duration::from_secs(10),
+            || async { gate_of(&app, g, campaign, 2).await == (Some(1), false, false) },
+        )
+        .await;
+    }
+    let again = buy(&app, g, 2, &[(a, 1), (b, 1)], None).await;
+    assert_eq!(again.status, 201, "user 2 holds nothing: {again:?}");
+    app.assert_no_drift(a).await;
+    app.assert_no_drift(b).await;
 }
 
 /// An app whose Redis is behind a proxy the test can black-hole, `tweak`ed, with the reconciler
