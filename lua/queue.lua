@@ -75,6 +75,11 @@
 -- ARGV[13] enqueue, poll: a room of a campaign without an end keeps its keys this long after
 --          its last step, ms (every room key has a time to live: the gate's expiry when the
 --          campaign has an end; renewed by a step that wrote a key, and at least once a minute)
+-- KEYS[13] (enqueue) the client's tickets "<prefix>{c:<id>}:qcl:<client>": zset ticket -> queued
+--          ms, the client's live tickets in this room (waiting, waitlisted or admitted; the
+--          others are taken out as each enqueue reads it), with the room's time to live
+-- ARGV[14] enqueue: the most live tickets one client may hold in this room (0: no cap)
+-- ARGV[15] enqueue: the most tickets the room keeps waiting, waitlisted ones too (0: no cap)
 -- ARGV[11] the campaign's offer lifetime, ms: 0 when it keeps no waitlist (a ticket waiting
 --          while the stock is 0 is then answered SOLD_OUT and dropped when not polled, as
 --          before). With a waitlist, such a ticket is answered WAITLISTED and kept while it
@@ -85,6 +90,8 @@
 -- Returns  {status, ticket, state, user, position, expires_ms, admitted_now, waited_ms, waiting}
 --   {"HOLDER", user}  holder: the user the ticket was issued to
 --   {"MISSING"}   the campaign's keys are not loaded (or are stale): load them and retry
+--   {"CLIENT_LIMIT"}  enqueue: the client holds ARGV[14] live tickets here; no ticket made
+--   {"FULL"}      enqueue: ARGV[15] tickets wait already; no ticket made
 --   {"UNKNOWN"}   poll, holder: no such ticket in this campaign's room (never issued, left by
 --          another campaign with this id, or the room's keys were lost); poll: not the named
 --          holder's
@@ -244,8 +251,9 @@ for _, ticket in ipairs(redis.call('ZRANGE', KEYS[11], 0, -1)) do
   end
 end
 
--- Enqueue before admitting: a newcomer to a room with free slots is admitted at once.
-local ticket
+-- Enqueue before admitting: a newcomer to a room with free slots is admitted at once. A
+-- newcomer over a cap (ARGV[14], ARGV[15]) is given no ticket: `refused` says why.
+local ticket, refused
 if ARGV[1] == 'enqueue' then
   local user = ARGV[7]
   ticket = redis.call('HGET', KEYS[4], user)
@@ -261,8 +269,34 @@ if ARGV[1] == 'enqueue' then
       and not holds_win then
     ticket = nil
   end
-  if not ticket then
+  local per_client = tonumber(ARGV[14]) or 0
+  local max_waiting = tonumber(ARGV[15]) or 0
+  if not ticket and max_waiting > 0 and redis.call('ZCARD', KEYS[2]) >= max_waiting then
+    refused = 'FULL'
+  elseif not ticket and per_client > 0 then
+    -- The client's tickets still live; the others leave its list (at most the cap: it never
+    -- holds more).
+    for _, held in ipairs(redis.call('ZRANGE', KEYS[13], 0, -1)) do
+      local held_state = string.sub(redis.call('HGET', KEYS[3], held) or '', 1, 1)
+      if held_state ~= 'W' and held_state ~= 'A' then
+        redis.call('ZREM', KEYS[13], held)
+      end
+    end
+    if redis.call('ZCARD', KEYS[13]) >= per_client then
+      refused = 'CLIENT_LIMIT'
+    end
+  end
+  if not ticket and not refused then
     ticket = ARGV[8]
+    if per_client > 0 then
+      redis.call('ZADD', KEYS[13], now, ticket)
+      local expire = tonumber(meta[5]) or 0
+      if expire > 0 then
+        redis.call('PEXPIREAT', KEYS[13], expire)
+      else
+        redis.call('PEXPIRE', KEYS[13], tonumber(ARGV[13]) or 86400000)
+      end
+    end
     local place
     if ARGV[9] ~= '' then
       place = tonumber(ARGV[9])
@@ -375,6 +409,10 @@ local function keep_keys()
   end
 end
 
+if refused then
+  keep_keys()
+  return {refused}
+end
 local state, user = record(ticket)
 if not state then
   keep_keys()

@@ -13,7 +13,8 @@
 # Settings (environment): USERS (20000), STOCK (500), ADMISSION_RATE (50), VUS (500), PORT (8080),
 # FIRSTCOME_BIN (a prebuilt binary; skips `cargo build --release`), RESULTS_DIR
 # (k6/results/waiting-room), SKIP_SERVICES=1 (MariaDB and Redis run already), BENCH_DB
-# (firstcome_bench: dropped and re-created). The service runs with RATE_LIMIT_IP_PER_SECOND=0:
+# (firstcome_bench: dropped and re-created). The service runs with RATE_LIMIT_IP_PER_SECOND=0
+# and QUEUE_TICKETS_PER_CLIENT=0:
 # every simulated user comes from this one machine, which a real sale's per-IP limit would stop.
 # Exit status: 0 when wins = stock, no replayed or borrowed token won and no request failed.
 set -euo pipefail
@@ -73,7 +74,7 @@ trap on_exit EXIT
 log "starting $BIN serve on 127.0.0.1:$PORT"
 DATABASE_URL="mysql://firstcome:firstcome@127.0.0.1:${DB_PORT:-3306}/$BENCH_DB" \
   REDIS_KEY_PREFIX=$PREFIX HTTP_ADDR=127.0.0.1:$PORT RUST_LOG=${RUST_LOG:-warn} \
-  RATE_LIMIT_IP_PER_SECOND=0 ADMISSION_SECRET="bench-$(head -c 24 /dev/urandom | base64)" \
+  RATE_LIMIT_IP_PER_SECOND=0 QUEUE_TICKETS_PER_CLIENT=0 ADMISSION_SECRET="bench-$(head -c 24 /dev/urandom | base64)" \
   "$BIN" serve >"$RESULTS_DIR/service.log" 2>&1 &
 SERVICE_PID=$!
 wait_for "the service" 60 curl -fsS -m 2 -o /dev/null "$BASE_URL/health/ready"

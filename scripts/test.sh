@@ -11,7 +11,8 @@
 #      ignored, no call failing over pooled upstream connections idle up to the deadlines);
 #   4. scripts/console-check.sh (the live console in Debian's Chromium during a k6 burst; its
 #      screenshots go to target/console-check/, docs/console.png is one of them, committed);
-#      then scripts/drop-check.sh (the README's "Running a drop" block run as written against a
+#      then scripts/bot-check-page.sh (examples/waiting-room.html in the same Chromium solves a
+#      campaign's proof-of-work bot check, queues and wins), then scripts/drop-check.sh (the README's "Running a drop" block run as written against a
 #      fresh service, each printed line checked against the README's `#> ` lines);
 #   5. the proof run against a service with a bug planted (scripts/proof.sh --planted-bug
 #      return-twice, docs/design.md §18): two instances, every fault kind, then the checker,
@@ -36,6 +37,7 @@ if [ $# -eq 0 ]; then
   ./scripts/api-check.sh
   ./scripts/nginx-check.sh
   ./scripts/console-check.sh target/console-check/console.png
+  ./scripts/bot-check-page.sh
   ./scripts/drop-check.sh
   ./scripts/proof-planted.sh
   ./scripts/proof-short.sh

@@ -49,6 +49,7 @@
 //! - [`config`]: typed settings, one declaration per variable.
 
 pub mod api;
+pub mod bot_check;
 pub mod bucket;
 pub mod campaign;
 pub mod config;

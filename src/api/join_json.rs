@@ -56,6 +56,7 @@ impl Plain {
             user_id: self.user_id,
             quantity: self.quantity,
             admission_token: None,
+            bot_check: None,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! errors).
 
 pub mod admin;
+pub mod bot_check;
 pub mod campaigns;
 pub mod components;
 pub mod consume;

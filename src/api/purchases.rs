@@ -19,6 +19,7 @@ use crate::{
         participations::{reader, ParticipationDto},
         Tag,
     },
+    bot_check::BotCheck,
     http::{
         admin_auth::{AdminTokens, Presented},
         error::ApiError,
@@ -55,6 +56,10 @@ pub struct PurchaseBody {
     /// 1 to 50 items, each a distinct campaign of the group.
     #[oai(validator(min_items = 1, max_items = 50))]
     pub items: Vec<PurchaseItem>,
+    /// With `BOT_CHECK_ON_JOIN`, required: a solved bot check for the first item's campaign
+    /// (`GET /api/v1/campaigns/{id}/bot-check`), or the captcha provider's token.
+    #[oai(validator(max_length = 4096))]
+    pub bot_check: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -114,6 +119,8 @@ pub struct PurchasesApi {
     pub limits: RateLimits,
     /// A refused purchase counts against the item it names (docs/design.md §20).
     pub refusals: Arc<RefusalCounter>,
+    /// With `BOT_CHECK_ON_JOIN`, a purchase passes the bot check as a join does.
+    pub bot: BotCheck,
 }
 
 impl PurchasesApi {
@@ -190,6 +197,15 @@ impl PurchasesApi {
             .check(http, first, body.user_id)
             .await
             .inspect_err(|e| self.refusals.record_code(first, &e.code().name()))?;
+        if self.bot.on_join() {
+            let ip = crate::http::client_ip::of(http).0.to_string();
+            (self
+                .bot
+                .pass(first, body.bot_check.as_deref(), Some(&ip))
+                .await)
+                .map_err(ApiError::from)
+                .inspect_err(|e| self.refusals.record_code(first, &e.code().name()))?;
+        }
         let req = CartRequest {
             group_id: id.0,
             user_id: body.user_id,

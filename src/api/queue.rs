@@ -6,14 +6,19 @@ use chrono::{DateTime, Utc};
 use poem::Request;
 use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenApi};
 
+use std::sync::Arc;
+
 use crate::{
-    api::Tag,
+    api::{bot_check::ChallengeDto, Tag},
+    bot_check::{BotCheck, Passed},
     gate::queue::TicketState,
     http::{
+        client_ip,
         error::ApiError,
         rate_limit::RateLimits,
         user_auth::{UserAuthority, UserToken},
     },
+    refusal::RefusalCounter,
     waiting_room::{QueueView, WaitingRoom},
 };
 
@@ -23,6 +28,11 @@ pub struct QueueBody {
     /// The user, a positive 64-bit integer.
     #[oai(validator(minimum(value = "1")))]
     pub user_id: i64,
+    /// Required when the service runs a bot check (`BOT_CHECK`): the solved challenge of
+    /// `GET …/{id}/bot-check` (the ALTCHA widget's payload, base64), or the captcha provider's
+    /// token. Each is accepted once.
+    #[oai(validator(max_length = 4096))]
+    pub bot_check: Option<String>,
 }
 
 /// Where a ticket stands: `WAITING` (with its `position`), `ADMITTED` (join now with
@@ -102,6 +112,10 @@ pub struct QueueApi {
     pub users: UserAuthority,
     /// Per-user and per-IP limits (docs/design.md §16): on by default here.
     pub limits: RateLimits,
+    /// The bot check a client passes before it is given a ticket (`BOT_CHECK`).
+    pub bot: BotCheck,
+    /// A refused bot check counts among its campaign's refusals (docs/design.md §20).
+    pub refusals: Arc<RefusalCounter>,
 }
 
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Queue")]
@@ -118,8 +132,45 @@ impl QueueApi {
     ) -> Result<Queued, ApiError> {
         self.users.authorize(http, body.user_id)?;
         self.limits.check(http, id.0, body.user_id).await?;
-        let view = self.room.enqueue(id.0, body.user_id).await?;
+        // The room writes nothing for a client that did not pass.
+        let ip = client_ip::of(http).0.to_string();
+        let passed = match self
+            .bot
+            .pass(id.0, body.bot_check.as_deref(), Some(&ip))
+            .await
+        {
+            Ok(passed) => passed != Passed::NotAsked,
+            Err(refusal) => {
+                let refused = ApiError::from(refusal);
+                self.refusals.record_code(id.0, &refused.code().name());
+                return Err(refused);
+            }
+        };
+        let client = client_ip::of(http).key();
+        let view = (self.room)
+            .enqueue(id.0, body.user_id, passed, client)
+            .await?;
         Ok(Queued::Accepted(Json(view.into())))
+    }
+
+    /// A proof-of-work challenge for this campaign's bot check (`BOT_CHECK=pow`), in ALTCHA's
+    /// v2 form: point the ALTCHA widget's `challengeurl` here and send its payload as `botCheck`
+    /// when queueing (or, with `BOT_CHECK_ON_JOIN`, when joining an `OPEN` campaign). Signed and
+    /// stateless; good for this campaign until `expiresAt`, once.
+    #[oai(path = "/:id/bot-check", method = "get")]
+    async fn bot_check_challenge(
+        &self,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        http: &Request,
+    ) -> Result<Json<ChallengeDto>, ApiError> {
+        self.limits.check_ip(http, id.0).await?;
+        let challenge = self.bot.challenge(id.0).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no proof-of-work bot check here (BOT_CHECK={})",
+                self.bot.mode().name()
+            ))
+        })?;
+        Ok(Json(ChallengeDto::from(challenge)))
     }
 
     /// Where a ticket stands; polling (about once a second) keeps it in the queue. Once

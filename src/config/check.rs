@@ -13,6 +13,7 @@ impl Settings {
         self.user_auth.check()?;
         self.rate_limits.check()?;
         self.http.check()?;
+        self.bot_check.check()?;
         // A reservation must outlive any request that could still commit it.
         if self.redis.reservation_timeout <= self.http.request_timeout {
             return Err(invalid(

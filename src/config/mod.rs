@@ -27,6 +27,7 @@
 
 pub mod admin_tokens;
 pub mod args;
+pub mod bot_check;
 mod check;
 pub mod cidr;
 pub mod cli;
@@ -52,6 +53,7 @@ use std::time::Duration;
 use clap::{builder::BoolishValueParser, ArgAction, Args};
 
 pub use admin_tokens::NamedToken;
+pub use bot_check::{BotCheckMode, BotCheckSettings};
 pub use consumers::ConsumerSettings;
 pub use cors::CorsSettings;
 pub use database::{DatabaseSettings, GroupCommitSettings};
@@ -115,6 +117,8 @@ pub struct Settings {
     pub user_auth: UserAuthSettings,
     #[command(flatten, next_help_heading = "Waiting room")]
     pub waiting_room: WaitingRoomSettings,
+    #[command(flatten, next_help_heading = "Bot check")]
+    pub bot_check: BotCheckSettings,
     #[command(flatten, next_help_heading = "Rate limits")]
     pub rate_limits: RateLimitSettings,
     #[command(flatten, next_help_heading = "Live view")]

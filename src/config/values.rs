@@ -228,6 +228,15 @@ pub(super) fn jwks_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// `BOT_CHECK_SITEVERIFY_URL`: blank is unset (the provider's own); otherwise as
+/// `JWT_JWKS_URL` (a secret goes with each call).
+pub(super) fn siteverify_url(text: &str) -> Result<Option<url::Url>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    jwks_url(text).map(Some)
+}
+
 /// `JWT_USER_CLAIM`: a claim's name, not blank.
 pub(super) fn claim_name(text: &str) -> Result<String, String> {
     if text.trim().is_empty() {

@@ -1,12 +1,13 @@
 //! The `Waiting room` settings (docs/design.md §16): the key that signs admission tokens, how long
-//! a token stays valid, and how long a ticket may go unpolled before it is dropped.
+//! a token stays valid, how long a ticket may go unpolled before it is dropped, and the caps on
+//! tickets per client and per room.
 
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::config::{
-    values::{jwt_secret, millis},
+    values::{jwt_secret, millis, number},
     Secret,
 };
 
@@ -25,4 +26,12 @@ pub struct WaitingRoomSettings {
     #[arg(id = "QUEUE_TICKET_IDLE_MS", long = "queue-ticket-idle-ms", env,
           default_value = "30000", value_parser = millis(1_000..=3_600_000))]
     pub idle_timeout: Duration,
+    /// The most live tickets (waiting, waitlisted or admitted) one client address holds in one campaign's room; past it, 409 TICKET_LIMIT_REACHED (0: no cap; clients behind one NAT share it)
+    #[arg(id = "QUEUE_TICKETS_PER_CLIENT", long = "queue-tickets-per-client", env,
+          default_value_t = 50, value_parser = number::<u32>(0..=1_000_000))]
+    pub tickets_per_client: u32,
+    /// The most tickets one campaign's room keeps waiting, waitlisted ones too; past it, 409 QUEUE_FULL (0: no cap; about 100 bytes of Redis a ticket)
+    #[arg(id = "QUEUE_MAX_WAITING", long = "queue-max-waiting", env,
+          default_value_t = 1_000_000, value_parser = number::<u32>(0..=100_000_000))]
+    pub max_waiting: u32,
 }

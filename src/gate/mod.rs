@@ -24,6 +24,7 @@
 
 pub mod activity;
 pub mod audit;
+pub mod bot_pass;
 pub mod cart;
 pub mod connection;
 pub mod control;

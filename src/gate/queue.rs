@@ -35,10 +35,22 @@ pub enum RoomOp {
         user_id: i64,
         ticket: String,
         raffle_place: Option<u64>,
+        /// Who is asking (`http::client_ip`'s key): the room caps the live tickets it holds.
+        client: String,
     },
     /// Read one ticket, held by `user_id` (as [`Gate::ticket_holder`] found it, and the caller
     /// checked): the step runs only for that ticket of that user.
     Poll { ticket: String, user_id: i64 },
+}
+
+impl RoomOp {
+    /// The client an enqueue counts against (a poll counts against none).
+    fn client(&self) -> &str {
+        match self {
+            Self::Enqueue { client, .. } => client,
+            Self::Poll { .. } => "",
+        }
+    }
 }
 
 /// The campaign's side of a call: who it is (`epoch`, see `lua/reserve.lua`) and its room's pace.
@@ -56,6 +68,16 @@ pub struct RoomPace {
     pub offer_lifetime: Duration,
     /// A bucketed campaign's side, read by the caller (`None`: the campaign's gate keys have it).
     pub bucketed: Option<BucketedRoom>,
+    /// The caps an enqueue meets (`QUEUE_TICKETS_PER_CLIENT`, `QUEUE_MAX_WAITING`; 0: none).
+    pub caps: RoomCaps,
+}
+
+/// How many tickets a room gives (docs/design.md §16 "Second pass"): the live tickets one
+/// client may hold, and the tickets it keeps waiting (waitlisted ones too). 0: no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomCaps {
+    pub tickets_per_client: u32,
+    pub max_waiting: u32,
 }
 
 /// What the room of a bucketed campaign (docs/design.md §21) is told, since no key of its slot
@@ -131,6 +153,10 @@ pub enum RoomAnswer {
     Missing,
     /// No such ticket.
     Unknown,
+    /// (Enqueue) the client holds its cap of live tickets here: no ticket was made.
+    ClientLimit,
+    /// (Enqueue) the room keeps its cap of waiting tickets: no ticket was made.
+    Full,
     Found {
         ticket: Ticket,
         /// Users this call admitted, and the sum of their waits.
@@ -158,6 +184,7 @@ impl Gate {
         op: &RoomOp,
     ) -> Result<RoomAnswer, GateError> {
         let mut inv = self.queue_call(room);
+        inv.key(self.campaign_key_base(room) + "qcl:" + op.client());
         let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         inv.arg(match op {
             RoomOp::Enqueue { .. } => "enqueue",
@@ -173,6 +200,7 @@ impl Gate {
                 user_id,
                 ticket,
                 raffle_place,
+                ..
             } => {
                 inv.arg(*user_id)
                     .arg(ticket)
@@ -185,7 +213,9 @@ impl Gate {
         inv.arg(pace.bucketed.map_or(String::new(), |b| b.arg()))
             .arg(millis(pace.offer_lifetime))
             .arg(millis(FORGOTTEN_KEPT))
-            .arg(millis(IDLE_ROOM_KEPT));
+            .arg(millis(IDLE_ROOM_KEPT))
+            .arg(pace.caps.tickets_per_client)
+            .arg(pace.caps.max_waiting);
         let reply: Vec<redis::Value> = self.run(inv).await?;
         parse(&reply)
     }
@@ -350,6 +380,8 @@ fn parse(reply: &[redis::Value]) -> Result<RoomAnswer, GateError> {
     match text(reply.first()).as_deref() {
         Some("MISSING") => return Ok(RoomAnswer::Missing),
         Some("UNKNOWN") => return Ok(RoomAnswer::Unknown),
+        Some("CLIENT_LIMIT") => return Ok(RoomAnswer::ClientLimit),
+        Some("FULL") => return Ok(RoomAnswer::Full),
         Some("OK") => {}
         _ => return Err(protocol("?", reply)),
     }

@@ -6,6 +6,7 @@ use poem::{http::StatusCode, Body, IntoResponse, PathPattern, Response};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
 
 use crate::{
+    bot_check::BotRefusal,
     campaign::control::ControlError,
     join::{AdmissionRefusal, JoinError},
     waiting_room::RoomError,
@@ -43,6 +44,9 @@ pub enum ErrorCode {
     AdmissionTokenInvalid,
     AdmissionTokenUsed,
     AdmissionTokenExpired,
+    BotCheckFailed,
+    TicketLimitReached,
+    QueueFull,
     StockInUse,
     IdempotencyKeyReused,
     PayloadTooLarge,
@@ -98,7 +102,9 @@ pub enum ApiError {
     /// USER_MISMATCH (`USER_AUTH=jwt`): a valid JWT of another user than the one the call names.
     /// ADMISSION_REQUIRED: a join of a campaign with a waiting room without an admission token
     /// (or on the sync path, which has none); ADMISSION_TOKEN_INVALID: forged, altered, or
-    /// another campaign's or user's token.
+    /// another campaign's or user's token. BOT_CHECK_FAILED (`BOT_CHECK`): no solved bot check,
+    /// or one that is not valid, expired or used already (the message says which); a join with
+    /// an admission token whose ticket was issued without the check.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
     /// CAMPAIGN_NOT_FOUND, GROUP_NOT_FOUND, PURCHASE_NOT_FOUND, PARTICIPATION_NOT_FOUND,
@@ -109,7 +115,9 @@ pub enum ApiError {
     /// units across the campaign's group would pass its limit); on confirm and cancel:
     /// HOLD_EXPIRED, PARTICIPATION_CANCELLED, ALREADY_CONFIRMED (a confirmed win is cancelled by
     /// an admin only); on a campaign control: STOCK_IN_USE (with `freeStock`), CAMPAIGN_ENDED;
-    /// on a join with an admission token: ADMISSION_TOKEN_USED, ADMISSION_TOKEN_EXPIRED.
+    /// on a join with an admission token: ADMISSION_TOKEN_USED, ADMISSION_TOKEN_EXPIRED; on
+    /// queueing: TICKET_LIMIT_REACHED (this client address holds `QUEUE_TICKETS_PER_CLIENT` live
+    /// tickets in the room), QUEUE_FULL (the room keeps `QUEUE_MAX_WAITING` tickets waiting).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// PAYLOAD_TOO_LARGE.
@@ -222,6 +230,10 @@ impl ApiError {
     /// 404: the `what` with this id does not exist.
     fn missing(code: ErrorCode, what: &str, id: i64) -> Self {
         Self::NotFound(body(code, format!("{what} {id} does not exist")))
+    }
+    /// 404 NOT_FOUND: nothing is served here, as `message` says.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound(body(ErrorCode::NotFound, message))
     }
     pub fn campaign_not_found(id: i64) -> Self {
         Self::missing(ErrorCode::CampaignNotFound, "campaign", id)
@@ -352,8 +364,21 @@ impl From<JoinError> for ApiError {
             JoinError::IdempotencyKeyReused { .. } => {
                 Self::Unprocessable(body(ErrorCode::IdempotencyKeyReused, e.to_string()))
             }
+            JoinError::BotCheck(refusal) => Self::from(*refusal),
             JoinError::Busy => Self::busy(),
             JoinError::Unavailable { what, .. } => Self::dependency(what, &e),
+        }
+    }
+}
+
+impl From<BotRefusal> for ApiError {
+    fn from(refusal: BotRefusal) -> Self {
+        match refusal {
+            BotRefusal::Unavailable => Self::Unavailable(
+                body(ErrorCode::DependencyUnavailable, refusal.to_string()),
+                Some(RETRY_AFTER_SECS),
+            ),
+            other => Self::Forbidden(body(ErrorCode::BotCheckFailed, other.to_string())),
         }
     }
 }
@@ -368,6 +393,10 @@ impl From<RoomError> for ApiError {
             }
             RoomError::Ended => Self::Unprocessable(body(ErrorCode::CampaignEnded, message)),
             RoomError::TicketNotFound => Self::NotFound(body(ErrorCode::TicketNotFound, message)),
+            RoomError::ClientTicketLimit(_) => {
+                Self::Conflict(body(ErrorCode::TicketLimitReached, message))
+            }
+            RoomError::Full(_) => Self::Conflict(body(ErrorCode::QueueFull, message)),
             RoomError::Unavailable { what, ref source } => Self::dependency(what, source.as_ref()),
         }
     }

@@ -2,14 +2,17 @@
 //! paths make before anything is reserved or written ([`check_campaign`]: the campaign exists,
 //! its window is open, the quantity is within its limit); for the outbox path also the waiting
 //! room's admission token (its signature; whether it is live and unused is the gate's to say)
-//! and the sold-out memo ([`Admit`]).
+//! and the sold-out memo ([`Admit`]); the bot check: an admission's ticket carries its pass, and
+//! with `BOT_CHECK_ON_JOIN` an `OPEN` campaign's join shows one itself.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::{
+    bot_check::{BotCheck, BotRefusal},
     campaign::{Campaign, CampaignCache, Window},
+    config::BotCheckMode,
     db::Db,
     gate::{sold_out::SoldOutMemo, AdmissionPass},
     join::request::{AdmissionRefusal, JoinError, JoinRequest},
@@ -28,6 +31,9 @@ pub struct Admit {
     pub(super) sold_out: Arc<SoldOutMemo>,
     /// Counts refused admissions.
     pub(super) metrics: Arc<Metrics>,
+    /// The bot check (`BOT_CHECK`): an admission's ticket must carry its pass, and with
+    /// `BOT_CHECK_ON_JOIN` an `OPEN` campaign's join passes it itself.
+    pub(super) bot: BotCheck,
 }
 
 /// A join the admit step let through: its campaign, the time it is judged at (which stamps the
@@ -43,6 +49,13 @@ impl Admit {
     pub(super) async fn run(&self, req: &JoinRequest) -> Result<Admitted, JoinError> {
         let (campaign, now) = check_campaign(&self.campaigns, &self.db, req).await?;
         let pass = self.admission(&campaign, req)?;
+        if pass.is_none() && self.bot.on_join() {
+            (self
+                .bot
+                .pass(campaign.id, req.bot_check.as_deref(), None)
+                .await)
+                .map_err(JoinError::BotCheck)?;
+        }
         if self.sold_out.refuses(campaign.id, req.entry.user_id) {
             tracing::debug!("SOLD_OUT from the sold-out memo");
             return Err(JoinError::SoldOut);
@@ -69,6 +82,17 @@ impl Admit {
             .as_deref()
             .ok_or_else(|| refused(&self.metrics, AdmissionRefusal::Required))?;
         match self.signer.verify(token, campaign.id, req.entry.user_id) {
+            // A ticket issued before the check was switched on carries no pass.
+            Ok(pass)
+                if self.bot.mode() != BotCheckMode::Off
+                    && !(self.signer).ticket_passed(
+                        campaign.id,
+                        req.entry.user_id,
+                        &pass.ticket,
+                    ) =>
+            {
+                Err(JoinError::BotCheck(BotRefusal::Missing))
+            }
             Ok(pass) => Ok(Some(pass)),
             Err(TokenRefusal::Invalid | TokenRefusal::NotYours) => {
                 Err(refused(&self.metrics, AdmissionRefusal::Invalid))

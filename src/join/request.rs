@@ -23,6 +23,8 @@ pub struct JoinRequest {
     pub idempotency_key: Option<String>,
     /// The waiting room's admission token (campaigns with `QUEUE` or `RAFFLE` admission).
     pub admission_token: Option<String>,
+    /// A solved bot check (`BOT_CHECK_ON_JOIN`, an `OPEN` campaign's join).
+    pub bot_check: Option<String>,
 }
 
 /// Why a join of a campaign with a waiting room was refused for its admission (docs/design.md
@@ -118,6 +120,9 @@ pub enum JoinError {
     /// The waiting room's admission is missing or refused.
     #[error(transparent)]
     Admission(#[from] AdmissionRefusal),
+    /// The bot check refused the client (docs/design.md §16). Nothing is reserved or written.
+    #[error("{0}")]
+    BotCheck(crate::bot_check::BotRefusal),
     /// The key already wrote this user's win here, with another request body.
     #[error("this Idempotency-Key was used for another request (quantity {stored})")]
     IdempotencyKeyReused { stored: i32 },

@@ -67,6 +67,8 @@ pub struct JoinDeps {
     pub metrics: Arc<Metrics>,
     /// Checks the waiting room's admission tokens.
     pub signer: Arc<AdmissionSigner>,
+    /// The bot check (`BOT_CHECK`).
+    pub bot: crate::bot_check::BotCheck,
     /// The test seam (`crate::hooks`).
     pub hooks: Arc<dyn Hooks>,
     /// The instance's sold-out memo (`SOLD_OUT_MEMO_MS`), which returns and controls forget.
@@ -83,6 +85,7 @@ impl ParticipationService {
             sink,
             metrics,
             signer,
+            bot,
             hooks,
             sold_out,
         } = deps;
@@ -109,6 +112,7 @@ impl ParticipationService {
                 signer,
                 sold_out: sold_out.clone(),
                 metrics: metrics.clone(),
+                bot,
             }),
             reserve: Arc::new(Reserve::new(
                 (gate.clone(), loader.clone(), sold_out.clone()),

@@ -1,14 +1,15 @@
 //! Which answers to a join count as refused attempts: a campaign that exists said no to a
 //! well-formed request. Unknown campaigns, malformed bodies and failures of a dependency are not
 //! refusals (nothing was decided about the user); a retry answered with its own win is not either.
-//! A purchase's refusal counts once, against the item it names (docs/design.md §22).
+//! A purchase's refusal counts once, against the item it names (docs/design.md §22). A client
+//! refused by the bot check counts too, when queueing as when joining (docs/design.md §16).
 
 /// A counted reason: the error code the refused join was answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Reason(&'static str);
 
 /// Every code counted, in the order the API documents them.
-pub const REASONS: [&str; 11] = [
+pub const REASONS: [&str; 12] = [
     "SOLD_OUT",
     "ALREADY_PARTICIPATED",
     "CAMPAIGN_NOT_OPEN",
@@ -20,6 +21,7 @@ pub const REASONS: [&str; 11] = [
     "ADMISSION_TOKEN_USED",
     "ADMISSION_TOKEN_EXPIRED",
     "GROUP_LIMIT_REACHED",
+    "BOT_CHECK_FAILED",
 ];
 
 impl Reason {

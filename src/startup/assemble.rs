@@ -66,6 +66,7 @@ impl Started {
             controls: services.controls,
             sync: services.sync,
             waiting_room: services.waiting_room,
+            bot: services.bot,
             components: Components {
                 kafka: self.kafka.reachability.clone(),
                 relay: self.relay.as_ref().map(|r| r.leadership.clone()),

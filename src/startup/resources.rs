@@ -33,6 +33,8 @@ pub(super) struct Resources {
     pub controls: CampaignControls,
     pub sync: SyncParticipationService,
     pub waiting_room: WaitingRoom,
+    /// The bot check at the room's door (`BOT_CHECK`).
+    pub bot: crate::bot_check::BotCheck,
     pub components: Components,
     pub consumers: Vec<ConsumerHandle>,
     pub metrics: Arc<Metrics>,
@@ -84,7 +86,7 @@ impl Resources {
                 users: self.users.clone(),
                 admin: self.admin.clone(),
                 limits: self.rate_limits.clone(),
-                refusals: self.refusals,
+                refusals: self.refusals.clone(),
             },
             stats,
             rewards,
@@ -107,6 +109,8 @@ impl Resources {
                 room: self.waiting_room,
                 users: self.users,
                 limits: self.rate_limits,
+                bot: self.bot,
+                refusals: self.refusals.clone(),
             },
             LiveApi {
                 hub: self.live,
@@ -141,6 +145,7 @@ impl Resources {
             users: self.users.clone(),
             limits: self.rate_limits.clone(),
             refusals: self.refusals.clone(),
+            bot: self.bot.clone(),
         }
     }
 

@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::outbox::Sink;
 use crate::{
+    bot_check::BotCheck,
     campaign::{control::CampaignControls, CampaignCache},
     config::Settings,
     db::Db,
@@ -39,6 +40,8 @@ pub(super) struct Services {
     pub waiting_room: WaitingRoom,
     /// Refused joins counted in memory, flushed to MySQL by a background loop.
     pub refusals: Arc<RefusalCounter>,
+    /// The bot check at the room's door (`BOT_CHECK`).
+    pub bot: BotCheck,
 }
 
 impl Services {
@@ -69,6 +72,12 @@ impl Services {
         let markers = Markers::new(db.clone(), gate.clone(), cache.clone());
         let drift = DriftAudit::new(db.clone(), gate.clone(), cache.clone(), metrics.clone());
         let signer = Arc::new(admission_signer(settings));
+        let bot = BotCheck::new(
+            &settings.bot_check,
+            &signer.bot_check_key(),
+            gate.clone(),
+            metrics.clone(),
+        );
         let participations = ParticipationService::new(
             JoinDeps {
                 db: db.clone(),
@@ -77,6 +86,7 @@ impl Services {
                 sink: sink.clone(),
                 metrics: metrics.clone(),
                 signer: signer.clone(),
+                bot: bot.clone(),
                 hooks: hooks.clone(),
                 sold_out,
             },
@@ -110,6 +120,7 @@ impl Services {
             markers,
             waiting_room,
             refusals: Arc::new(RefusalCounter::new(metrics.clone())),
+            bot,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::{
     config::WaitingRoomSettings,
     db::Db,
     gate::{
-        queue::{OfferCounts, RoomAnswer, RoomOp, RoomPace, Ticket, TicketState},
+        queue::{OfferCounts, RoomAnswer, RoomCaps, RoomOp, RoomPace, Ticket, TicketState},
         AdmissionPass, Gate, GateError,
     },
     telemetry::metrics::{registry::ReasonLabels, CampaignLabels, Metrics},
@@ -40,6 +40,12 @@ pub enum RoomError {
     Ended,
     #[error("no such ticket in this campaign's waiting room")]
     TicketNotFound,
+    /// `QUEUE_TICKETS_PER_CLIENT`: this client holds that many live tickets in the room.
+    #[error("this client holds {0} live tickets in this waiting room already, the most it may")]
+    ClientTicketLimit(u32),
+    /// `QUEUE_MAX_WAITING`: the room keeps that many tickets waiting.
+    #[error("this waiting room holds {0} waiting tickets, the most it keeps; try again later")]
+    Full(u32),
     #[error("{what} is unavailable")]
     Unavailable {
         what: &'static str,
@@ -111,6 +117,8 @@ pub struct WaitingRoom {
     signer: Arc<AdmissionSigner>,
     token_lifetime: Duration,
     idle_timeout: Duration,
+    /// `QUEUE_TICKETS_PER_CLIENT`, `QUEUE_MAX_WAITING`.
+    caps: RoomCaps,
     metrics: Arc<Metrics>,
     /// Bucketed campaigns' rooms (docs/design.md §21).
     bucketed: Arc<BucketedRooms>,
@@ -143,14 +151,25 @@ impl WaitingRoom {
             signer,
             token_lifetime: settings.token_lifetime,
             idle_timeout: settings.idle_timeout,
+            caps: RoomCaps {
+                tickets_per_client: settings.tickets_per_client,
+                max_waiting: settings.max_waiting,
+            },
             metrics,
         }
     }
 
     /// Queues `user_id`, or answers the ticket they hold (one per user and campaign, until it
-    /// expires).
+    /// expires). A client that `passed` the bot check gets a ticket id that carries the pass
+    /// (`AdmissionSigner::passed_ticket`), and so does the admission token that names it.
     #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
-    pub async fn enqueue(&self, campaign_id: i64, user_id: i64) -> Result<QueueView, RoomError> {
+    pub async fn enqueue(
+        &self,
+        campaign_id: i64,
+        user_id: i64,
+        passed: bool,
+        client: String,
+    ) -> Result<QueueView, RoomError> {
         let campaign = self.campaign(campaign_id).await?;
         let now = Utc::now();
         let before_start = now < campaign.starts_at;
@@ -158,8 +177,13 @@ impl WaitingRoom {
             .then(|| self.signer.raffle_place(campaign_id, user_id));
         let op = RoomOp::Enqueue {
             user_id,
-            ticket: new_ticket(),
+            ticket: if passed {
+                self.signer.passed_ticket(campaign_id, user_id)
+            } else {
+                new_ticket()
+            },
             raffle_place,
+            client,
         };
         self.step(&campaign, now, &op).await
     }
@@ -243,6 +267,7 @@ impl WaitingRoom {
             idle_timeout: self.idle_timeout,
             offer_lifetime: Duration::from_secs(u64::try_from(campaign.offer_seconds).unwrap_or(0)),
             bucketed: self.bucketed.side(campaign, enqueuing).await?,
+            caps: self.caps,
         };
         for _ in 0..LOAD_ROUNDS {
             match self
@@ -252,6 +277,10 @@ impl WaitingRoom {
             {
                 RoomAnswer::Missing => self.loader.ensure(campaign, campaign.room_slot()).await?,
                 RoomAnswer::Unknown => return Err(RoomError::TicketNotFound),
+                RoomAnswer::ClientLimit => {
+                    return Err(RoomError::ClientTicketLimit(self.caps.tickets_per_client))
+                }
+                RoomAnswer::Full => return Err(RoomError::Full(self.caps.max_waiting)),
                 RoomAnswer::Found {
                     ticket,
                     admitted,

@@ -112,6 +112,50 @@ pub fn new_ticket() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
+impl AdmissionSigner {
+    /// A ticket id that carries a passed bot check (docs/design.md §16): 64 random bits, then
+    /// 64 bits of the HMAC of the campaign, the user and those bits. It looks like any other
+    /// ticket id, and the admission token that names it carries the pass with it.
+    pub fn passed_ticket(&self, campaign_id: i64, user_id: i64) -> String {
+        let random = rand::random::<[u8; 8]>();
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&random);
+        id[8..].copy_from_slice(&self.pass_mark(campaign_id, user_id, &random));
+        URL_SAFE_NO_PAD.encode(id)
+    }
+
+    /// Whether `ticket` was issued to `user_id` of `campaign_id` after a passed bot check.
+    pub fn ticket_passed(&self, campaign_id: i64, user_id: i64, ticket: &str) -> bool {
+        let Ok(id) = URL_SAFE_NO_PAD.decode(ticket) else {
+            return false;
+        };
+        let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
+            return false;
+        };
+        let mark = self.pass_mark(campaign_id, user_id, &id[..8]);
+        // Every byte compared, whatever differs first.
+        mark.iter().zip(&id[8..]).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+    }
+
+    fn pass_mark(&self, campaign_id: i64, user_id: i64, random: &[u8]) -> [u8; 8] {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(format!("bot-pass.{campaign_id}.{user_id}.").as_bytes());
+        ctx.update(random);
+        let tag = ctx.sign();
+        let mut mark = [0u8; 8];
+        mark.copy_from_slice(&tag.as_ref()[..8]);
+        mark
+    }
+
+    /// The key the bot check signs its challenges with: derived from this signer's, so every
+    /// instance with the same `ADMISSION_SECRET` verifies every other's challenges.
+    pub fn bot_check_key(&self) -> Vec<u8> {
+        hmac::sign(&self.key, b"bot-check.challenge-key")
+            .as_ref()
+            .to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +195,22 @@ mod tests {
                 "{junk}"
             );
         }
+    }
+
+    #[test]
+    fn only_a_ticket_issued_after_the_check_carries_the_pass_and_only_for_its_holder() {
+        let signer = AdmissionSigner::new(&[7; 32]);
+        let ticket = signer.passed_ticket(3, 42);
+        assert_eq!(ticket.len(), 22, "as long as any ticket id");
+        assert!(signer.ticket_passed(3, 42, &ticket));
+        assert!(!signer.ticket_passed(3, 43, &ticket), "another user");
+        assert!(!signer.ticket_passed(4, 42, &ticket), "another campaign");
+        assert!(!AdmissionSigner::new(&[8; 32]).ticket_passed(3, 42, &ticket));
+        assert!(
+            !signer.ticket_passed(3, 42, &new_ticket()),
+            "a plain ticket"
+        );
+        assert!(!signer.ticket_passed(3, 42, "junk"));
     }
 
     #[test]

@@ -111,6 +111,8 @@ impl Instance {
                 .env("ADMIN_TOKEN", &e.admin_token)
                 .env("ADMISSION_SECRET", &e.admission_secret)
                 .env("HTTP_MAX_CONNECTIONS_PER_CLIENT", "1000000")
+                // Every simulated client is 127.0.0.1: one client to the room's ticket cap.
+                .env("QUEUE_TICKETS_PER_CLIENT", "0")
                 .env("MIGRATE_ON_START", if migrate { "true" } else { "false" })
                 // The relay's pace, not a bound the checker relies on (`timeouts`).
                 .env("RELAY_LEASE_MS", "3000")

@@ -374,6 +374,7 @@ impl Carts {
                 trace: None,
                 idempotency_key: None,
                 admission_token: None,
+                bot_check: None,
             };
             self.settle
                 .compensate(&req, None, how, item.reserved_at_ms)

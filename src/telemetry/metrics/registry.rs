@@ -288,6 +288,12 @@ declare_metrics! {
     readiness_checks: Counter = Counter::default(),
         "firstcome_readiness_checks_total",
         "Readiness checks run (each pings the dependencies); at most one a second, whoever asks";
+    bot_checks: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_bot_checks_total",
+        "Bot-check decisions (BOT_CHECK), by result: passed, missing, invalid, expired, reused, unavailable, let_through (the provider did not answer, BOT_CHECK_FAIL_OPEN)";
+    bot_check_duration: Histogram = latency(),
+        "firstcome_bot_check_duration_seconds",
+        "Time to decide one bot check (a proof of work's verification, or the provider's siteverify call)", Unit::Seconds;
     live_streams_refused: Family<ReasonLabels, Counter> = Family::default(),
         "firstcome_live_streams_refused_total",
         "Live-stream requests refused by a watcher cap, by which (per_client, total)";

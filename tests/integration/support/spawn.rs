@@ -99,6 +99,9 @@ pub async fn test_settings() -> Settings {
     // Every client of the suite is 127.0.0.1, hundreds at once in some tests: one client to the
     // per-client connection cap (its own tests set it).
     s.http.max_connections_per_client = 1_000_000;
+    // The same for the waiting room's tickets per client (`waiting_room::rate_limits` and
+    // `room_steps` test the cap).
+    s.waiting_room.tickets_per_client = 0;
     // Tests read a campaign right after acting on it; the brief copy of public reads is tested
     // on its own (`api::campaigns::public_reads_…`).
     s.http.public_read_cache = Duration::ZERO;

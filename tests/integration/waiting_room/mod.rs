@@ -6,6 +6,7 @@
 //! per-user and per-IP buckets, shared by instances, with an honest `Retry-After`; `polls`: a
 //! poll refused for its token, ticket or rate limit moves nothing in Redis).
 
+mod bot_check;
 mod polls;
 mod rate_limits;
 mod room_steps;

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Every key of `campaign`'s hash tag (the gate's and the room's), with its contents.
-async fn campaign_keys(app: &TestApp, campaign: i64) -> BTreeMap<String, String> {
+pub(super) async fn campaign_keys(app: &TestApp, campaign: i64) -> BTreeMap<String, String> {
     let mut conn = app.redis.clone();
     let pattern = format!("{}{{c:{campaign}}}:*", app.redis_prefix);
     let keys: Vec<String> = redis::cmd("KEYS")

@@ -129,3 +129,39 @@ async fn a_configured_ip_limit_covers_public_calls_and_trusts_only_the_named_pro
         .await;
     assert_eq!(second.status, 429, "{second:?}");
 }
+
+/// `QUEUE_TICKETS_PER_CLIENT` (issue 72): one client address holds at most that many live
+/// tickets in a room, whatever user ids it names; another address (behind the trusted proxy)
+/// is another client; a user who holds a ticket gets it again. The room's own step is tested in
+/// `room_steps::the_room_caps_…`.
+#[tokio::test]
+async fn a_client_address_holds_at_most_its_cap_of_tickets_in_a_room() {
+    let mut settings = super::room_settings().await;
+    settings.waiting_room.tickets_per_client = 2;
+    settings.rate_limits.trusted_proxy_header = Some("x-forwarded-for".into());
+    settings.rate_limits.trusted_proxies = vec!["127.0.0.1".parse().expect("a CIDR")];
+    let app = spawn_app_with(settings).await;
+    let campaign = room_campaign(&app, "QUEUE", 1, 1, json!({})).await;
+    let queue = |user: i64, from: &'static str| {
+        let req = (app
+            .client
+            .post(app.url(&format!("/api/v1/campaigns/{campaign}/queue"))))
+        .header("x-forwarded-for", from)
+        .json(&json!({"userId": user}));
+        app.send(req)
+    };
+    assert_eq!(queue(1, "203.0.113.9").await.status, 202);
+    assert_eq!(queue(2, "203.0.113.9").await.status, 202);
+    let refused = queue(3, "203.0.113.9").await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "TICKET_LIMIT_REACHED"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        queue(1, "203.0.113.9").await.status,
+        202,
+        "a held ticket again"
+    );
+    assert_eq!(queue(3, "198.51.100.7").await.status, 202, "another client");
+}

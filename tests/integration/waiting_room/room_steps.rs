@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use firstcome::gate::{
-    queue::{RoomAnswer, RoomOp, RoomPace, TicketState},
+    queue::{RoomAnswer, RoomCaps, RoomOp, RoomPace, TicketState},
     reservation_value,
     scripts::Seed,
     AdmissionPass, Decision, Entry, Gate, GateState, Release, Slot,
@@ -24,6 +24,7 @@ fn pace(rate: i32) -> RoomPace {
         idle_timeout: Duration::from_secs(30),
         offer_lifetime: Duration::ZERO,
         bucketed: None,
+        caps: RoomCaps::default(),
     }
 }
 
@@ -63,6 +64,7 @@ async fn enqueue(gate: &Gate, pace: RoomPace, now: i64, user: i64) -> (String, T
         user_id: user,
         ticket: Uuid::now_v7().simple().to_string(),
         raffle_place: None,
+        client: format!("client-{user}"),
     };
     step(gate, pace, now, op).await
 }
@@ -509,4 +511,51 @@ async fn the_rooms_pace_follows_its_admissions_not_its_configured_rate() {
     );
     let stalled = pace_at(&gate, pace, T0 + 50_000, &waiting[3], 5).await;
     assert!(stalled >= 29_999, "nobody admitted for 30 s: {stalled}");
+}
+
+/// The room's caps (issue 72): one client address holds at most `tickets_per_client` live
+/// tickets (forgotten ones no longer count), and the room keeps at most `max_waiting` waiting;
+/// a newcomer over either is given no ticket, and nothing of theirs is written.
+#[tokio::test]
+async fn the_room_caps_one_clients_live_tickets_and_the_tickets_it_keeps_waiting() {
+    let gate = loaded(0).await;
+    let mut capped = pace(1);
+    capped.caps = RoomCaps {
+        tickets_per_client: 3,
+        max_waiting: 5,
+    };
+    let queue = |user: i64, client: &str, now: i64| {
+        let op = RoomOp::Enqueue {
+            user_id: user,
+            ticket: Uuid::now_v7().simple().to_string(),
+            raffle_place: None,
+            client: client.to_string(),
+        };
+        let gate = gate.clone();
+        async move { (gate.room(Slot::solo(CAMPAIGN), capped, now, &op).await).expect("room") }
+    };
+    let found = |a: &RoomAnswer| matches!(a, RoomAnswer::Found { .. });
+    for user in 1..=3 {
+        assert!(found(&queue(user, "bot", T0).await), "user {user}");
+    }
+    assert_eq!(queue(4, "bot", T0).await, RoomAnswer::ClientLimit);
+    // The same user again answers the ticket they hold: no new ticket, no cap.
+    assert!(found(&queue(1, "bot", T0).await));
+    let users = gate.room_keys(Slot::solo(CAMPAIGN))[2].clone();
+    let mut redis = redis_conn().await;
+    let held: Option<String> = redis::cmd("HGET")
+        .arg(&users)
+        .arg(4)
+        .query_async(&mut redis)
+        .await
+        .expect("HGET");
+    assert_eq!(held, None, "nothing written for the refused newcomer");
+
+    // Tickets the bot stopped polling are forgotten: they no longer count against it.
+    let later = T0 + 31_000;
+    assert!(found(&queue(4, "bot", later).await));
+    for user in 10..14 {
+        assert!(found(&queue(user, &format!("c{user}"), later).await));
+    }
+    assert_eq!(queue(20, "someone", later).await, RoomAnswer::Full);
 }

@@ -1,0 +1,170 @@
+//! The bot check at the waiting room's door (docs/design.md §16 "Bots at the door"): a client
+//! shows it passed before it is given a ticket (and, with `BOT_CHECK_ON_JOIN`, before an `OPEN`
+//! campaign's join). Pluggable (`BOT_CHECK`): the built-in proof of work ([`pow`], ALTCHA's v2
+//! scheme, its solutions accepted once), or a captcha provider's token checked with its
+//! `siteverify` call ([`siteverify`]). Every decision is counted; a refused client has nothing
+//! written for it.
+//!
+//! # Layout
+//! - [`pow`]: challenges signed and solutions verified (`altcha`), each spent once in Redis.
+//! - [`siteverify`]: the provider's call, its deadline and the fail-open or fail-closed choice.
+
+pub mod pow;
+pub mod siteverify;
+
+use std::{sync::Arc, time::Instant};
+
+use crate::{
+    config::{BotCheckMode, BotCheckSettings},
+    gate::Gate,
+    telemetry::metrics::{registry::ReasonLabels, Metrics},
+};
+
+/// Longest response accepted (an ALTCHA payload is about 600 characters, a Turnstile token
+/// about 2,000).
+pub const MAX_RESPONSE_LEN: usize = 4_096;
+
+/// Why a client did not pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BotRefusal {
+    #[error("this call needs a solved bot check (botCheck)")]
+    Missing,
+    #[error("the bot check's answer is not valid")]
+    Invalid,
+    #[error("the bot check's challenge expired; solve a new one")]
+    Expired,
+    #[error("this bot check's answer was used already; solve a new one")]
+    Reused,
+    /// The provider (or Redis, for the single use) did not answer, and the check fails closed.
+    #[error("the bot check could not be made now")]
+    Unavailable,
+}
+
+impl BotRefusal {
+    /// The metric label and the reason the refusal's message names.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Invalid => "invalid",
+            Self::Expired => "expired",
+            Self::Reused => "reused",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// A check that let the client through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passed {
+    /// No check is configured.
+    NotAsked,
+    /// The client passed.
+    Passed,
+    /// The provider did not answer and `BOT_CHECK_FAIL_OPEN` lets the client through.
+    LetThrough,
+}
+
+/// The configured check; cheap to share.
+#[derive(Clone)]
+pub struct BotCheck {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    mode: BotCheckMode,
+    on_join: bool,
+    pow: Option<pow::ProofOfWork>,
+    siteverify: Option<siteverify::SiteVerify>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for BotCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotCheck")
+            .field("mode", &self.inner.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BotCheck {
+    /// The check of `settings`; the proof of work signs its challenges with `key` (derived from
+    /// `ADMISSION_SECRET`, so every instance verifies every other's) and spends solutions in
+    /// `gate`'s Redis.
+    pub fn new(settings: &BotCheckSettings, key: &[u8], gate: Gate, metrics: Arc<Metrics>) -> Self {
+        let pow = (settings.mode == BotCheckMode::Pow)
+            .then(|| pow::ProofOfWork::new(settings, key, gate));
+        let siteverify = settings
+            .siteverify()
+            .map(|url| siteverify::SiteVerify::new(settings, url));
+        Self {
+            inner: Arc::new(Inner {
+                mode: settings.mode,
+                on_join: settings.on_join,
+                pow,
+                siteverify,
+                metrics,
+            }),
+        }
+    }
+
+    /// No check.
+    pub fn off(metrics: Arc<Metrics>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                mode: BotCheckMode::Off,
+                on_join: false,
+                pow: None,
+                siteverify: None,
+                metrics,
+            }),
+        }
+    }
+
+    pub fn mode(&self) -> BotCheckMode {
+        self.inner.mode
+    }
+
+    /// Whether an `OPEN` campaign's join must pass the check too.
+    pub fn on_join(&self) -> bool {
+        self.inner.on_join && self.inner.mode != BotCheckMode::Off
+    }
+
+    /// A fresh proof-of-work challenge for `campaign_id`, when that is the check.
+    pub fn challenge(&self, campaign_id: i64) -> Option<altcha::Challenge> {
+        (self.inner.pow.as_ref()).map(|pow| pow.challenge(campaign_id))
+    }
+
+    /// Whether the client that sent `response` (the ALTCHA payload of a challenge of
+    /// `campaign_id`, or the provider's token) passes; `client_ip` goes to the provider as
+    /// `remoteip`. Counted either way.
+    pub async fn pass(
+        &self,
+        campaign_id: i64,
+        response: Option<&str>,
+        client_ip: Option<&str>,
+    ) -> Result<Passed, BotRefusal> {
+        if self.inner.mode == BotCheckMode::Off {
+            return Ok(Passed::NotAsked);
+        }
+        let started = Instant::now();
+        let decided = match response.map(str::trim).filter(|r| !r.is_empty()) {
+            None => Err(BotRefusal::Missing),
+            Some(r) if r.len() > MAX_RESPONSE_LEN => Err(BotRefusal::Invalid),
+            Some(r) => match (&self.inner.pow, &self.inner.siteverify) {
+                (Some(pow), _) => pow.verify(campaign_id, r).await.map(|()| Passed::Passed),
+                (None, Some(site)) => site.verify(r, client_ip).await,
+                (None, None) => Err(BotRefusal::Unavailable),
+            },
+        };
+        let m = &self.inner.metrics;
+        m.bot_check_duration
+            .observe(started.elapsed().as_secs_f64());
+        let reason = match decided {
+            Ok(Passed::LetThrough) => "let_through",
+            Ok(_) => "passed",
+            Err(refusal) => refusal.label(),
+        };
+        m.bot_checks.get_or_create(&ReasonLabels { reason }).inc();
+        decided
+    }
+}

@@ -1,0 +1,118 @@
+//! A captcha provider's token, checked with its `siteverify` call (Cloudflare Turnstile,
+//! hCaptcha: the same documented API, docs/design.md §16): a form POST of `secret`, `response`
+//! and `remoteip`, answered `{"success": true|false, "error-codes": [...]}`. The provider keeps
+//! each token single-use (a second check answers `timeout-or-duplicate`).
+//!
+//! The call has a deadline (`BOT_CHECK_SITEVERIFY_TIMEOUT_MS`). A provider that does not answer
+//! in time, or answers anything but that JSON, fails closed by default (the client is answered
+//! 503 and may retry); `BOT_CHECK_FAIL_OPEN=true` lets it through instead, counted apart, for an
+//! operator who would rather sell to a bot than to nobody during the provider's outage.
+
+use super::{BotRefusal, Passed};
+use crate::config::{BotCheckSettings, Secret};
+
+pub struct SiteVerify {
+    client: reqwest::Client,
+    url: url::Url,
+    secret: Secret,
+    fail_open: bool,
+}
+
+/// The part of the provider's answer read here.
+#[derive(serde::Deserialize)]
+struct Answer {
+    success: bool,
+    #[serde(rename = "error-codes", default)]
+    error_codes: Vec<String>,
+}
+
+impl SiteVerify {
+    pub fn new(settings: &BotCheckSettings, url: url::Url) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(settings.siteverify_timeout)
+            .connect_timeout(settings.siteverify_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self {
+            client,
+            url,
+            secret: settings.siteverify_secret.clone(),
+            fail_open: settings.fail_open,
+        }
+    }
+
+    /// The provider's verdict on `token`.
+    pub async fn verify(&self, token: &str, client_ip: Option<&str>) -> Result<Passed, BotRefusal> {
+        let mut form = vec![("secret", self.secret.expose()), ("response", token)];
+        if let Some(ip) = client_ip {
+            form.push(("remoteip", ip));
+        }
+        let answer = async {
+            let reply = self
+                .client
+                .post(self.url.clone())
+                .form(&form)
+                .send()
+                .await?;
+            let status = reply.status();
+            let body = reply.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        }
+        .await;
+        let parsed = match answer {
+            Ok((status, body)) if status.is_success() => {
+                serde_json::from_slice::<Answer>(&body).map_err(|e| e.to_string())
+            }
+            Ok((status, _)) => Err(format!("answered HTTP {status}")),
+            Err(e) => Err(e.to_string()),
+        };
+        match parsed {
+            Ok(Answer { success: true, .. }) => Ok(Passed::Passed),
+            Ok(Answer { error_codes, .. }) => Err(refusal_of(&error_codes)),
+            Err(error) if self.fail_open => {
+                tracing::warn!(%error, url = %self.url, "The bot check's provider did not answer; the client is let through (BOT_CHECK_FAIL_OPEN).");
+                Ok(Passed::LetThrough)
+            }
+            Err(error) => {
+                tracing::warn!(%error, url = %self.url, "The bot check's provider did not answer; the client is answered 503 (fail closed).");
+                Err(BotRefusal::Unavailable)
+            }
+        }
+    }
+}
+
+/// The provider's refusal as ours: a token used twice or too old is `Reused`/`Expired`; a
+/// configuration error on our side (bad secret) is ours to fix, not the client's, so it is
+/// `Unavailable`; anything else `Invalid`.
+fn refusal_of(codes: &[String]) -> BotRefusal {
+    let has = |c: &str| codes.iter().any(|e| e == c);
+    if has("timeout-or-duplicate") || has("already-seen-response") {
+        BotRefusal::Reused
+    } else if has("missing-input-secret")
+        || has("invalid-input-secret")
+        || has("sitekey-secret-mismatch")
+    {
+        tracing::error!(
+            ?codes,
+            "The bot check's provider refused our secret: check BOT_CHECK_SITEVERIFY_SECRET."
+        );
+        BotRefusal::Unavailable
+    } else {
+        BotRefusal::Invalid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_providers_error_codes_map_to_our_refusals() {
+        let of = |c: &[&str]| refusal_of(&c.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(of(&["timeout-or-duplicate"]), BotRefusal::Reused);
+        assert_eq!(of(&["invalid-input-response"]), BotRefusal::Invalid);
+        assert_eq!(of(&["invalid-input-secret"]), BotRefusal::Unavailable);
+        assert_eq!(of(&[]), BotRefusal::Invalid);
+    }
+}
