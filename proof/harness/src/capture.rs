@@ -115,6 +115,7 @@ type CampaignRow = (
     i64,
     String,
     i64,
+    i64,
 );
 
 /// The campaign rows, and the bucket fields of the bucketed ones: their count and their pool,
@@ -129,7 +130,8 @@ async fn mysql_campaigns(
         "SELECT id, total_stock, remaining_stock, CAST(paused <> 0 AS SIGNED), \
          CAST(closed_at IS NOT NULL AS SIGNED), reward_points, \
          CAST(confirm_within_seconds AS SIGNED), starts_at, ends_at, \
-         CAST(per_user_limit AS SIGNED), admission, CAST(buckets AS SIGNED) \
+         CAST(per_user_limit AS SIGNED), admission, CAST(buckets AS SIGNED), \
+         CAST(offer_seconds AS SIGNED) \
          FROM campaign WHERE id IN ({list}) ORDER BY id"
     )))
     .fetch_all(pool)
@@ -159,6 +161,7 @@ async fn mysql_campaigns(
             initial_stock: initial.get(&r.0).copied(),
             per_user_limit: Some(r.9),
             admission: Some(r.10),
+            offer_seconds: Some(r.12),
         })
         .collect();
     Ok((campaigns, bucketed))

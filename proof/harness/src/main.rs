@@ -56,6 +56,10 @@ enum Command {
         /// fault may hold units.
         #[arg(long, default_value_t = 1_000)]
         redis_settle_ms: u64,
+        /// The run's QUEUE_TICKET_IDLE_MS: a waitlisted ticket not polled for this long gets no
+        /// offer.
+        #[arg(long, default_value_t = 30_000)]
+        queue_idle_ms: u64,
         /// How far an expiry may precede, or a confirmation follow, a hold's deadline.
         #[arg(long, default_value_t = 100)]
         deadline_tolerance_ms: i64,
@@ -108,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             request_timeout_ms,
             in_doubt_settle_ms,
             redis_settle_ms,
+            queue_idle_ms,
             deadline_tolerance_ms,
             control_grace_ms,
             json,
@@ -126,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 request_timeout: ms(request_timeout_ms),
                 in_doubt_settle: ms(in_doubt_settle_ms),
                 redis_settle: ms(redis_settle_ms),
+                queue_idle: ms(queue_idle_ms),
                 model: ModelParams {
                     deadline_tolerance: chrono::Duration::milliseconds(deadline_tolerance_ms),
                     control_grace: chrono::Duration::milliseconds(control_grace_ms),

@@ -151,6 +151,10 @@ async fn answer(
             value.state = text("state");
             value.position = int("position");
             value.admission_token = text("admissionToken");
+            value.answered_at_ms = Some(chrono::Utc::now().timestamp_millis());
+            value.admission_expires_ms = text("admissionExpiresAt")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.timestamp_millis());
         }
         (EntryType::Ok, value)
     } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {

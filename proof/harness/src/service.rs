@@ -113,6 +113,9 @@ impl Instance {
                 .env("HTTP_MAX_CONNECTIONS_PER_CLIENT", "1000000")
                 // Every simulated client is 127.0.0.1: one client to the room's ticket cap.
                 .env("QUEUE_TICKETS_PER_CLIENT", "0")
+                // The bot check at the room's door, at a cost that solves in a millisecond.
+                .env("BOT_CHECK", "pow")
+                .env("BOT_CHECK_COST", "10")
                 .env("MIGRATE_ON_START", if migrate { "true" } else { "false" })
                 // The relay's pace, not a bound the checker relies on (`timeouts`).
                 .env("RELAY_LEASE_MS", "3000")

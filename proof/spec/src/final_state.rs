@@ -102,6 +102,10 @@ pub struct Campaign {
     /// `OPEN`, `QUEUE` or `RAFFLE` (§16); absent: not taken (the waiting room is not judged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission: Option<String>,
+    /// `offerSeconds` (§22): how long an offer to a waitlisted ticket stays valid; absent or 0:
+    /// no waitlist (offers are not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,7 @@
 mod admission;
 mod answers;
 mod arrivals;
+mod bots;
 mod bucket_end;
 mod carts;
 mod consumers;
@@ -94,6 +95,10 @@ pub struct Options {
     /// (§2.6, §2.9: the service answers within it and gives the reservation back first; §18.1:
     /// no slack). Default 10 s, the service's.
     pub request_timeout: i64,
+    /// `QUEUE_TICKET_IDLE_MS` of the run, ns: a waiting ticket (waitlisted or not) not polled
+    /// for this long is dropped, and no offer reaches it after (§16). Default 30 s, the
+    /// service's.
+    pub queue_idle: i64,
     pub model: ModelParams,
 }
 
@@ -109,6 +114,7 @@ impl Default for Options {
             in_doubt_settle: 2_000_000_000,
             redis_settle: 1_000_000_000,
             request_timeout: 10_000_000_000,
+            queue_idle: 30_000_000_000,
             model: ModelParams::default(),
         }
     }
@@ -256,6 +262,7 @@ pub fn check_all(
     );
     consumers::rewards(&ends, state, &mut report);
     admission::check(history, state, &mut report);
+    bots::check(history, state, opts, &mut report);
     groups::check(recorded, state, groups, opts, &mut report);
     carts::check(recorded, state, groups, &mut report);
     report

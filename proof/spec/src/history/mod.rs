@@ -202,6 +202,19 @@ pub struct Value {
     /// Answer of queue, poll once `ADMITTED`: the token the room issued; join: the token sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission_token: Option<String>,
+    /// Queue (and a join with `BOT_CHECK_ON_JOIN`): the bot check the client sent (§16):
+    /// `solved` (a solution of the service's challenge), `forged` (an answer that solves
+    /// nothing) or `none` (no answer); absent: the run has no bot check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_check: Option<String>,
+    /// Answer of queue, poll: the harness's wall clock when the answer arrived, ms since the
+    /// epoch (the service's clock on the same machine): the ticket was last seen alive by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at_ms: Option<i64>,
+    /// Answer of queue, poll once `ADMITTED`: `admissionExpiresAt`, ms since the epoch (an
+    /// offer's: its admission instant plus `offerSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_expires_ms: Option<i64>,
     /// Answer of a control: the campaign's `totalStock` and `remainingStock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_stock: Option<i64>,
