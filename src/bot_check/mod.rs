@@ -24,6 +24,17 @@ use crate::{
 /// about 2,000).
 pub const MAX_RESPONSE_LEN: usize = 4_096;
 
+/// The results `firstcome_bot_checks_total` counts.
+const RESULTS: [&str; 7] = [
+    "passed",
+    "missing",
+    "invalid",
+    "expired",
+    "reused",
+    "unavailable",
+    "let_through",
+];
+
 /// Why a client did not pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BotRefusal {
@@ -91,6 +102,15 @@ impl BotCheck {
     /// `ADMISSION_SECRET`, so every instance verifies every other's) and spends solutions in
     /// `gate`'s Redis.
     pub fn new(settings: &BotCheckSettings, key: &[u8], gate: Gate, metrics: Arc<Metrics>) -> Self {
+        if settings.mode != BotCheckMode::Off {
+            // Every result's series from the start, at 0 (a rate over it is defined at once).
+            for reason in RESULTS {
+                metrics
+                    .bot_checks
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc_by(0);
+            }
+        }
         let pow = (settings.mode == BotCheckMode::Pow)
             .then(|| pow::ProofOfWork::new(settings, key, gate));
         let siteverify = settings

@@ -433,6 +433,7 @@ mod tests {
             &m.connections_refused,
             &m.connections_timed_out,
             &m.live_streams_refused,
+            &m.bot_checks,
         ] {
             family
                 .get_or_create(&ReasonLabels { reason: "total" })

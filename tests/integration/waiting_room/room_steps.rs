@@ -559,3 +559,52 @@ async fn the_room_caps_one_clients_live_tickets_and_the_tickets_it_keeps_waiting
     }
     assert_eq!(queue(20, "someone", later).await, RoomAnswer::Full);
 }
+
+/// Issue 72's measure of a room that only grew: 2,000 enqueues from 20 addresses made 2,000
+/// records. With the per-client cap (50 here) the room holds at most 20 × 50 tickets, whatever
+/// user ids the addresses name; once they all go silent they are forgotten, and ten minutes
+/// later their records have left (the hashes of tickets and users are empty but for the
+/// newcomers of the last step).
+#[tokio::test]
+async fn two_thousand_enqueues_from_twenty_addresses_leave_a_bounded_room() {
+    use firstcome::gate::queue::FORGOTTEN_KEPT;
+    let gate = loaded(0).await;
+    let mut capped = pace(100);
+    capped.caps = RoomCaps {
+        tickets_per_client: 50,
+        max_waiting: 0,
+    };
+    let mut issued = 0;
+    for n in 0..2_000_i64 {
+        let op = RoomOp::Enqueue {
+            user_id: 1 + n,
+            ticket: Uuid::now_v7().simple().to_string(),
+            raffle_place: None,
+            client: format!("10.0.0.{}", n % 20),
+        };
+        match (gate.room(Slot::solo(CAMPAIGN), capped, T0, &op).await).expect("room") {
+            RoomAnswer::Found { .. } => issued += 1,
+            RoomAnswer::ClientLimit => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(issued, 1_000, "20 addresses × 50 tickets");
+    let keys = gate.room_keys(Slot::solo(CAMPAIGN));
+    let (tickets, users) = (keys[1].clone(), keys[2].clone());
+    assert_eq!(
+        redis_sizes(&[&tickets, &users], &[]).await.0,
+        vec![1_000, 1_000]
+    );
+    // Silent past the idle time: forgotten; ten minutes on, steps take the records out (200 a
+    // step), each step's newcomer aside.
+    enqueue(&gate, capped, T0 + 31_000, 9_000).await;
+    let later = T0 + 31_000 + i64::try_from(FORGOTTEN_KEPT.as_millis()).expect("ms") + 1;
+    for (i, user) in (9_001..9_006).enumerate() {
+        enqueue(&gate, capped, later + i as i64, user).await;
+    }
+    let (sizes, _) = redis_sizes(&[&tickets, &users], &[]).await;
+    assert!(
+        sizes.iter().all(|&n| n <= 6),
+        "only the last steps' newcomers and the one forgotten last are left: {sizes:?}"
+    );
+}
