@@ -35,6 +35,17 @@ const RESULTS: [&str; 7] = [
     "let_through",
 ];
 
+/// Every result's series from the start, at 0, whatever the mode (a rate over it is defined at
+/// once, and the metric exists where the check is off).
+fn zeroed(metrics: &Metrics) {
+    for reason in RESULTS {
+        metrics
+            .bot_checks
+            .get_or_create(&ReasonLabels { reason })
+            .inc_by(0);
+    }
+}
+
 /// Why a client did not pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BotRefusal {
@@ -102,15 +113,7 @@ impl BotCheck {
     /// `ADMISSION_SECRET`, so every instance verifies every other's) and spends solutions in
     /// `gate`'s Redis.
     pub fn new(settings: &BotCheckSettings, key: &[u8], gate: Gate, metrics: Arc<Metrics>) -> Self {
-        if settings.mode != BotCheckMode::Off {
-            // Every result's series from the start, at 0 (a rate over it is defined at once).
-            for reason in RESULTS {
-                metrics
-                    .bot_checks
-                    .get_or_create(&ReasonLabels { reason })
-                    .inc_by(0);
-            }
-        }
+        zeroed(&metrics);
         let pow = (settings.mode == BotCheckMode::Pow)
             .then(|| pow::ProofOfWork::new(settings, key, gate));
         let siteverify = settings
@@ -129,6 +132,7 @@ impl BotCheck {
 
     /// No check.
     pub fn off(metrics: Arc<Metrics>) -> Self {
+        zeroed(&metrics);
         Self {
             inner: Arc::new(Inner {
                 mode: BotCheckMode::Off,
