@@ -12,7 +12,9 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use rdkafka::{client::ClientContext, error::KafkaError, types::RDKafkaErrorCode};
+use rdkafka::{
+    client::ClientContext, config::RDKafkaLogLevel, error::KafkaError, types::RDKafkaErrorCode,
+};
 use serde::Deserialize;
 
 /// How often librdkafka reports broker states (`statistics.interval.ms`).
@@ -173,6 +175,34 @@ struct BrokerStats {
 }
 
 impl ClientContext for ReportingContext {
+    /// librdkafka's own lines, as rdkafka logs them by default (target `librdkafka`), except
+    /// while the service stops: a producer closing on its thread of its own may outlive the
+    /// embedded broker and report its connection refused, which is the stop, not an outage (a
+    /// full suite run saw one such ERROR after "Stopped.").
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if self.reachability.is_closing() {
+            tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message} (while the service stops)");
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "librdkafka: {fac} {message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "librdkafka: {fac} {message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "librdkafka: {fac} {message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}")
+            }
+        }
+    }
+
     fn stats_raw(&self, statistics: &[u8]) {
         if self.reachability.is_closing() {
             return;
@@ -258,6 +288,54 @@ mod tests {
             "as it was when the stop began"
         );
         assert_eq!(last.last_error, None);
+    }
+
+    /// librdkafka's ERROR lines are logged as such while the service runs, and at debug once it
+    /// stops (a producer closing after the embedded broker reports its connection refused).
+    #[test]
+    fn librdkafkas_own_errors_are_the_stops_once_the_service_stops() {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let r = KafkaReachability::new(KafkaMode::Embedded, "127.0.0.1:1");
+        let main = r.context("main");
+        tracing::subscriber::with_default(subscriber, || {
+            main.log(
+                RDKafkaLogLevel::Error,
+                "FAIL",
+                "running: connection refused",
+            );
+            r.closing();
+            main.log(
+                RDKafkaLogLevel::Error,
+                "FAIL",
+                "stopping: connection refused",
+            );
+        });
+        let text = String::from_utf8(lines.0.lock().expect("lines").clone()).expect("utf-8");
+        assert!(
+            text.contains("ERROR librdkafka: librdkafka: FAIL running"),
+            "{text}"
+        );
+        assert!(!text.contains("stopping"), "{text}");
     }
 
     #[test]
