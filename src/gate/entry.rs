@@ -17,6 +17,17 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// `user_id`'s entry for `quantity` units in `slot` (its campaign, bucket and group).
+    pub fn in_slot(slot: super::Slot, user_id: i64, quantity: i32) -> Self {
+        Self {
+            campaign_id: slot.campaign_id,
+            user_id,
+            quantity,
+            bucket: slot.bucket,
+            group: slot.group,
+        }
+    }
+
     /// The gate state this entry's reservation lives in.
     pub fn slot(&self) -> super::Slot {
         super::Slot {

@@ -154,13 +154,7 @@ impl Reconciler {
                 .await?;
             return Ok(false);
         }
-        let entry = Entry {
-            campaign_id,
-            user_id: open.user_id,
-            quantity: open.quantity,
-            bucket: slot.bucket,
-            group: slot.group,
-        };
+        let entry = Entry::in_slot(slot, open.user_id, open.quantity);
         // The lock is held until Redis has answered: a join that takes it next finds its
         // deadline passed.
         let released = self

@@ -140,13 +140,7 @@ pub(super) async fn reserve_cart(
 fn undo_lost_items(reserve: &Reserve, cart: &GateCart<'_>) {
     for (item, campaign) in cart.items.iter().zip(cart.campaigns) {
         let slot = cart.slot.sibling(campaign.id);
-        let entry = Entry {
-            campaign_id: campaign.id,
-            user_id: cart.user_id,
-            quantity: item.quantity,
-            bucket: slot.bucket,
-            group: slot.group,
-        };
+        let entry = Entry::in_slot(slot, cart.user_id, item.quantity);
         undo_lost_reservation(reserve.gate().clone(), entry, cart.now_ms);
     }
 }

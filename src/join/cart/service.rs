@@ -209,13 +209,7 @@ fn new_purchase(
         .zip(reserved)
         .map(|((campaign, &(_, quantity)), r)| {
             let slot = slot.sibling(campaign.id);
-            let entry = Entry {
-                campaign_id: campaign.id,
-                user_id: req.user_id,
-                quantity,
-                bucket: slot.bucket,
-                group: slot.group,
-            };
+            let entry = Entry::in_slot(slot, req.user_id, quantity);
             NewParticipation {
                 entry,
                 sequence: crate::bucket::sequence(r.sequence, slot.bucket, campaign.buckets),
