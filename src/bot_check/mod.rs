@@ -130,20 +130,6 @@ impl BotCheck {
         }
     }
 
-    /// No check.
-    pub fn off(metrics: Arc<Metrics>) -> Self {
-        zeroed(&metrics);
-        Self {
-            inner: Arc::new(Inner {
-                mode: BotCheckMode::Off,
-                on_join: false,
-                pow: None,
-                siteverify: None,
-                metrics,
-            }),
-        }
-    }
-
     pub fn mode(&self) -> BotCheckMode {
         self.inner.mode
     }

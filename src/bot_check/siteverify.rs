@@ -15,6 +15,8 @@ pub struct SiteVerify {
     client: reqwest::Client,
     url: url::Url,
     secret: Secret,
+    /// `BOT_CHECK_SITEVERIFY_TIMEOUT_MS`, set on each call.
+    deadline: std::time::Duration,
     fail_open: bool,
 }
 
@@ -29,8 +31,6 @@ struct Answer {
 impl SiteVerify {
     pub fn new(settings: &BotCheckSettings, url: url::Url) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(settings.siteverify_timeout)
-            .connect_timeout(settings.siteverify_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
@@ -38,6 +38,7 @@ impl SiteVerify {
             client,
             url,
             secret: settings.siteverify_secret.clone(),
+            deadline: settings.siteverify_timeout,
             fail_open: settings.fail_open,
         }
     }
@@ -52,6 +53,8 @@ impl SiteVerify {
             let reply = self
                 .client
                 .post(self.url.clone())
+                // To the end of the body (the client is reqwest's default if its builder failed).
+                .timeout(self.deadline)
                 .form(&form)
                 .send()
                 .await?;

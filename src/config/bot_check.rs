@@ -88,19 +88,6 @@ pub struct BotCheckSettings {
 }
 
 impl BotCheckSettings {
-    pub fn off() -> Self {
-        Self {
-            mode: BotCheckMode::Off,
-            cost: 5_000,
-            challenge_ttl: Duration::from_secs(300),
-            on_join: false,
-            siteverify_secret: Secret::new(""),
-            siteverify_url: None,
-            siteverify_timeout: Duration::from_secs(3),
-            fail_open: false,
-        }
-    }
-
     /// The siteverify URL the captcha modes call.
     pub fn siteverify(&self) -> Option<url::Url> {
         self.siteverify_url.clone().or_else(|| {
