@@ -1,10 +1,32 @@
-"""What the benchmarks' Python parts share: MariaDB as root over its socket, MariaDB's global
-counters, and an instance of the release build started and believed ready once it answers."""
+"""What the benchmarks' and the browser checks' Python parts share: MariaDB as root over its
+socket, MariaDB's global counters, an instance of the release build started and believed ready
+once it answers, and a JSON call to the API."""
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+
+
+def http(method, url, body=None, token=None, timeout=10):
+    """(status, JSON body or None) of one API call; an unreadable body as {"raw": …}."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, {"raw": raw[:200].decode(errors="replace")}
 
 
 def sql(query, db=None):

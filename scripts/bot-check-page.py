@@ -12,16 +12,15 @@ Usage: bot-check-page.py <service base URL> <admin token> <page port>
 """
 
 import functools
-import http.server
-import json
 import os
 import shutil
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+from bench_common import http
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -39,22 +38,6 @@ def fail(text):
     sys.exit(1)
 
 
-def call(method, url, body=None, token=None):
-    """(status, JSON body or None)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    return status, json.loads(raw) if raw else None
-
-
 def metric(base, token, reason):
     request = urllib.request.Request(f"{base}/metrics")
     request.add_header("Authorization", f"Bearer {token}")
@@ -64,14 +47,14 @@ def metric(base, token, reason):
     return sum(float(l[len(line):]) for l in text.splitlines() if l.startswith(line))
 
 
-class Quiet(http.server.SimpleHTTPRequestHandler):
+class Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
 
 def serve_examples(port):
     handler = functools.partial(Quiet, directory=os.path.join(ROOT, "examples"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -88,7 +71,7 @@ def browser():
 
 def main(base, token, page_port):
     base = base.rstrip("/")
-    status, created = call("POST", f"{base}/api/v1/campaigns", {
+    status, created = http("POST", f"{base}/api/v1/campaigns", {
         "name": "bot-check page", "totalStock": 5, "perUserLimit": 1,
         "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
         "admission": "QUEUE", "admissionRatePerSecond": 50,
@@ -98,7 +81,7 @@ def main(base, token, page_port):
     campaign = created["id"]
 
     step("1. a client without a solved challenge gets no ticket")
-    status, refused = call("POST", f"{base}/api/v1/campaigns/{campaign}/queue", {"userId": 8})
+    status, refused = http("POST", f"{base}/api/v1/campaigns/{campaign}/queue", {"userId": 8})
     if status != 403 or refused.get("code") != "BOT_CHECK_FAILED":
         fail(f"queueing without botCheck answered {status}: {refused}")
 

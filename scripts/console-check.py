@@ -32,10 +32,9 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from bench_common import http
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.options import Options
@@ -108,25 +107,6 @@ def step(text):
 def fail(text):
     print(f"[console-check] FAILED: {text}", file=sys.stderr, flush=True)
     sys.exit(1)
-
-
-def http(method, url, body=None, token=None, timeout=10):
-    """(status, JSON body or None)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, {"raw": raw[:200].decode(errors="replace")}
 
 
 def refused_count(base, campaign):

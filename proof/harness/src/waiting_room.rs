@@ -129,18 +129,7 @@ impl Client<'_> {
             let every = self.params.poll_every.as_millis() as u64;
             let jitter = rng.random_range(every * 9 / 10..=every * 11 / 10);
             tokio::time::sleep(Duration::from_millis(jitter)).await;
-            let mut poll = Request::post(
-                Func::Poll,
-                format!("/api/v1/campaigns/{campaign}/queue/{ticket}"),
-                Value {
-                    campaign: Some(campaign),
-                    user: Some(user),
-                    ticket: Some(ticket.clone()),
-                    ..Value::default()
-                },
-            );
-            poll.get = true;
-            match self.send(poll, rng).await {
+            match self.send(poll(campaign, user, &ticket), rng).await {
                 (EntryType::Ok, answer) => seen = answer,
                 (EntryType::Fail, _) => return None,
                 _ => {}
@@ -217,18 +206,7 @@ impl Client<'_> {
             return;
         }
         tokio::time::sleep_until(back.into()).await;
-        let mut poll = Request::post(
-            Func::Poll,
-            format!("/api/v1/campaigns/{campaign}/queue/{ticket}"),
-            Value {
-                campaign: Some(campaign),
-                user: Some(user),
-                ticket: Some(ticket),
-                ..Value::default()
-            },
-        );
-        poll.get = true;
-        self.send(poll, rng).await;
+        self.send(poll(campaign, user, &ticket), rng).await;
     }
 
     /// A token the room issued to another user of the campaign, if any was seen.
@@ -241,6 +219,22 @@ impl Client<'_> {
             .collect();
         (!theirs.is_empty()).then(|| theirs[rng.random_range(0..theirs.len())].clone())
     }
+}
+
+/// `GET …/queue/{ticket}`: `user`'s poll of their ticket.
+fn poll(campaign: i64, user: i64, ticket: &str) -> Request {
+    let mut poll = Request::post(
+        Func::Poll,
+        format!("/api/v1/campaigns/{campaign}/queue/{ticket}"),
+        Value {
+            campaign: Some(campaign),
+            user: Some(user),
+            ticket: Some(ticket.to_owned()),
+            ..Value::default()
+        },
+    );
+    poll.get = true;
+    poll
 }
 
 /// The service's `QUEUE_TICKET_IDLE_MS` (its default, which the harness keeps).
