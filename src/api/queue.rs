@@ -133,10 +133,10 @@ impl QueueApi {
         self.users.authorize(http, body.user_id)?;
         self.limits.check(http, id.0, body.user_id).await?;
         // The room writes nothing for a client that did not pass.
-        let ip = client_ip::of(http).0.to_string();
+        let client = client_ip::of(http);
         let passed = match self
             .bot
-            .pass(id.0, body.bot_check.as_deref(), Some(&ip))
+            .pass(id.0, body.bot_check.as_deref(), Some(&client.0.to_string()))
             .await
         {
             Ok(passed) => passed != Passed::NotAsked,
@@ -146,9 +146,8 @@ impl QueueApi {
                 return Err(refused);
             }
         };
-        let client = client_ip::of(http).key();
         let view = (self.room)
-            .enqueue(id.0, body.user_id, passed, client)
+            .enqueue(id.0, body.user_id, passed, client.key())
             .await?;
         Ok(Queued::Accepted(Json(view.into())))
     }
