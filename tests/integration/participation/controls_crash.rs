@@ -351,8 +351,17 @@ impl Crash {
             .expect("HGET")
     }
 
-    /// Deletes the campaign's gate state, as Redis losing its keys would.
+    /// Deletes the campaign's gate state, as Redis losing its keys would. Once it is there: a
+    /// creation answers without waiting for its gates' priming past half a second, and a prime
+    /// still on its way (300 creations at once under a full suite's load) would load the keys
+    /// again after the delete, and its control would then reach the gate with no marker left.
     async fn drop_gate_state(&self, campaign: i64) {
+        wait_until(
+            "the new campaign's gate primed",
+            Duration::from_secs(20),
+            || async { self.gate_field(campaign, "stock").await.is_some() },
+        )
+        .await;
         let keys: Vec<String> = ["meta", "users", "pending", "returned", "controls"]
             .iter()
             .map(|k| format!("{}{{c:{campaign}}}:{k}", self.prefix))
