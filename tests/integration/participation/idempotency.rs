@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::{
     http::Reply,
-    spawn::{spawn_app, TestApp},
+    spawn::{spawn_app, spawn_app_with, test_settings, TestApp},
     wait::wait_until,
 };
 
@@ -103,9 +103,15 @@ async fn the_sync_path_replays_the_same_way() {
 /// retry while it is still in flight cannot answer a win that is not written yet (409 without a
 /// participation id, after looking for a moment); once the first request commits, the retry
 /// answers its win.
+///
+/// Ordered by the gate, not by the clock: the retry goes once the first request holds its
+/// reservation, and the first request's lock wait is longer than any run's (a full suite on two
+/// cores once kept the lock past the default five seconds, and the first request gave up).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retry_after_the_client_gave_up_answers_the_win_once_it_is_written() {
-    let app = spawn_app().await;
+    let mut settings = test_settings().await;
+    settings.database.statement_timeout = Duration::from_secs(120);
+    let app = spawn_app_with(settings).await;
     let campaign = app.open_campaign(5, 1).await;
     let body = json!({"userId": 11, "quantity": 1});
     let lock = app.db.begin().await.expect("begin");
@@ -128,6 +134,12 @@ async fn a_retry_after_the_client_gave_up_answers_the_win_once_it_is_written() {
         gave_up.is_err_and(|e| e.is_timeout()),
         "the first answer is lost"
     );
+    wait_until(
+        "the first request to hold its reservation",
+        Duration::from_secs(30),
+        || async { app.redis_has_user(campaign, 11).await },
+    )
+    .await;
 
     let in_flight = join_with_key(&app, "", campaign, body.clone(), Some("retry-me")).await;
     assert_eq!(
