@@ -123,18 +123,21 @@ async fn five_hundred_watchers_cost_the_database_what_one_does() {
     assert_eq!(metric(&app, "firstcome_live_watchers").await, 500.0);
 
     // 1,500 snapshots read; the database was asked for one reading per interval since the
-    // first watcher came, however many watch.
-    let taken = metric(&app, "firstcome_live_snapshots_total").await;
-    let queries = metric(&app, "firstcome_live_queries_total").await;
+    // first watcher came, however many watch. Both counters from one scrape: a reading counts
+    // its queries as it starts and its snapshot once it is sent, so one may be on its way.
+    let text = scrape(&app).await;
+    let taken = sum(&text, "firstcome_live_snapshots_total", &[]);
+    let queries = sum(&text, "firstcome_live_queries_total", &[]);
     let intervals = started.elapsed().as_millis() as f64 / 200.0;
     assert!(taken >= 3.0, "{taken}");
     assert!(
         taken <= intervals + 2.0,
         "{taken} snapshots in {intervals} intervals for 500 watchers: one per watcher, not one per campaign"
     );
-    assert_eq!(
-        queries,
-        taken * firstcome::live::reading::QUERIES_PER_READING as f64
+    let per_reading = firstcome::live::reading::QUERIES_PER_READING as f64;
+    assert!(
+        [taken, taken + 1.0].contains(&(queries / per_reading)),
+        "{queries} queries for {taken} snapshots: {per_reading} a reading, one reading at most on its way"
     );
     // Watchers that hang up are let go at the next snapshot.
     drop(watches);
