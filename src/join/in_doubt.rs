@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    db::{error as db_error, sql::stmt, Db, Txn},
+    db::{error as db_error, sql::stmt, Db},
     gate::{reservation_value, Entry, Gate, GateError, Release},
     win::store::{self, StoredParticipation},
 };
@@ -93,15 +93,6 @@ pub struct Member {
     pub event_id: Uuid,
     /// The reservation's time (`<reserved at ms>:<quantity>` names it at the gate).
     pub reserved_at_ms: i64,
-}
-
-/// Reads the session's id inside the transaction, for a COMMIT that may end in doubt.
-pub async fn session_of(txn: &Txn) -> Result<u64, DbErr> {
-    let row = txn
-        .query_one_raw(stmt("SELECT CONNECTION_ID()", vec![]))
-        .await?
-        .ok_or_else(|| DbErr::Custom("SELECT CONNECTION_ID() returned no row".into()))?;
-    row.try_get_by_index::<u64>(0)
 }
 
 impl InDoubt {

@@ -192,7 +192,7 @@ pub(super) async fn insert_participations(
     wins: &[&NewParticipation],
     states: &[WinState],
     accepting: Accepting,
-) -> Result<Vec<i64>, DbErr> {
+) -> Result<Inserted, DbErr> {
     let campaign_id = wins[0].entry.campaign_id;
     let created_at = to_db(accepting.at);
     let mut values: Vec<Value> = Vec::with_capacity(wins.len() * 11);
@@ -215,27 +215,31 @@ pub(super) async fn insert_participations(
         "INSERT INTO participation (campaign_id, bucket, user_id, quantity, sequence, \
                         created_at, idempotency_key, status, hold_expires_at, event_id, purchase_id)";
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    if let [one] = wins {
-        let inserted = insert_rows(txn, HEAD, ROW, "", values).await?;
-        let id = i64::try_from(inserted[0].last_insert_id())
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
-        debug_assert_eq!(one.entry.campaign_id, campaign_id);
-        return Ok(vec![id]);
-    }
+    // The session's id rides along (for a COMMIT that may end in doubt): no statement of its own.
     let found = if txn.insert_returning() {
-        insert_rows_returning(txn, HEAD, ROW, " RETURNING user_id, id", values).await?
+        insert_rows_returning(
+            txn,
+            HEAD,
+            ROW,
+            " RETURNING user_id, id, CONNECTION_ID()",
+            values,
+        )
+        .await?
     } else {
         insert_rows(txn, HEAD, ROW, "", values).await?;
         read_back(txn, campaign_id, wins).await?
     };
+    let mut session = None;
     let mut by_user = HashMap::with_capacity(found.len());
     for row in found {
         by_user.insert(
             row.try_get_by_index::<i64>(0)?,
             row.try_get_by_index::<i64>(1)?,
         );
+        session = Some(row.try_get_by_index::<u64>(2)?);
     }
-    wins.iter()
+    let ids = wins
+        .iter()
         .map(|w| {
             by_user.get(&w.entry.user_id).copied().ok_or_else(|| {
                 DbErr::Custom(format!(
@@ -244,10 +248,21 @@ pub(super) async fn insert_participations(
                 ))
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let session = session.ok_or_else(|| DbErr::Custom("the insert returned no row".into()))?;
+    Ok(Inserted { ids, session })
 }
 
-/// The `(user_id, id)` rows of `wins`, just inserted in this transaction.
+/// What inserting a campaign's participations gave back.
+pub(super) struct Inserted {
+    /// Each win's participation id, in the order given.
+    pub ids: Vec<i64>,
+    /// The MySQL session that holds the transaction (`CONNECTION_ID()`): a COMMIT left
+    /// unanswered is settled by looking for it ([`super::in_doubt`]).
+    pub session: u64,
+}
+
+/// The `(user_id, id, session)` rows of `wins`, just inserted in this transaction.
 async fn read_back(
     txn: &Txn,
     campaign_id: i64,
@@ -260,7 +275,7 @@ async fn read_back(
     );
     txn.query_all_raw(stmt(
         &format!(
-            "SELECT user_id, id FROM participation WHERE campaign_id = ? AND user_id IN ({users})"
+            "SELECT user_id, id, CONNECTION_ID() FROM participation WHERE campaign_id = ? AND user_id IN ({users})"
         ),
         values,
     ))

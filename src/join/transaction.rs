@@ -24,7 +24,7 @@ use crate::{
         Db, Txn,
     },
     group::guard::{self, Held, Take},
-    join::in_doubt::{self, InDoubt},
+    join::in_doubt::InDoubt,
     outbox,
 };
 
@@ -81,12 +81,10 @@ pub async fn write_wins(
 ) -> Result<Committed, Refused> {
     let txn = db.begin().await?;
     // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped
-    // unfinished and never commits. The session's id lets the settlement end it for certain; it
-    // is read before the guarded decrement, so that the rows' locks are not held over one more
-    // round trip (another writer of those rows waits for exactly that long, docs/design.md §21).
-    let session = in_doubt::session_of(&txn).await?;
-    let committed = match write_in(&txn, wins, purchase, hooks).await {
-        Ok(committed) => committed,
+    // unfinished and never commits. The session's id, which lets the settlement end it for
+    // certain, comes back with the participations' insert (docs/design.md §21).
+    let (committed, session) = match write_in(&txn, wins, purchase, hooks).await {
+        Ok(written) => written,
         Err(refused) => {
             txn.rollback().await?;
             return Err(refused);
@@ -103,13 +101,14 @@ pub async fn write_wins(
     Ok(committed)
 }
 
-/// Everything before the commit; the caller rolls back on a refusal.
+/// Everything before the commit, and the transaction's session id; the caller rolls back on a
+/// refusal.
 async fn write_in(
     txn: &Txn,
     wins: &[NewParticipation],
     purchase: Option<&PurchaseRow>,
     hooks: &dyn Hooks,
-) -> Result<Committed, Refused> {
+) -> Result<(Committed, u64), Refused> {
     let campaigns = by_campaign(wins);
     for members in &campaigns {
         if let Err(error) = decrement(txn, members, hooks).await {
@@ -147,14 +146,16 @@ async fn write_in(
     // What each win is at its acceptance: held until its deadline, or confirmed.
     let states: Vec<WinState> = wins.iter().map(|w| w.status_at(at)).collect();
     let mut ids = vec![0; wins.len()];
+    let mut session = 0;
     for members in &campaigns {
         let own: Vec<WinState> = members.iter().map(|&(i, _)| states[i]).collect();
         let list: Vec<&NewParticipation> = members.iter().map(|&(_, w)| w).collect();
         match insert_participations(txn, &list, &own, accepting).await {
-            Ok(found) => {
-                for (&(i, _), id) in members.iter().zip(found) {
+            Ok(inserted) => {
+                for (&(i, _), id) in members.iter().zip(inserted.ids) {
                     ids[i] = id;
                 }
+                session = inserted.session;
             }
             Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => {
                 let index = members[0].0;
@@ -175,7 +176,7 @@ async fn write_in(
             hold_expires_at,
         })
         .collect();
-    Ok(Committed { wins, purchase_id })
+    Ok((Committed { wins, purchase_id }, session))
 }
 
 /// A campaign's wins, with their places in the list given.
