@@ -229,14 +229,17 @@ pub(super) async fn insert_participations(
         insert_rows(txn, HEAD, ROW, "", values).await?;
         read_back(txn, campaign_id, wins).await?
     };
-    let mut session = None;
+    // Every row carries the same session: the first one's.
+    let session = found
+        .first()
+        .ok_or_else(|| DbErr::Custom("the insert returned no row".into()))?
+        .try_get_by_index::<u64>(2)?;
     let mut by_user = HashMap::with_capacity(found.len());
     for row in found {
         by_user.insert(
             row.try_get_by_index::<i64>(0)?,
             row.try_get_by_index::<i64>(1)?,
         );
-        session = Some(row.try_get_by_index::<u64>(2)?);
     }
     let ids = wins
         .iter()
@@ -249,7 +252,6 @@ pub(super) async fn insert_participations(
             })
         })
         .collect::<Result<_, _>>()?;
-    let session = session.ok_or_else(|| DbErr::Custom("the insert returned no row".into()))?;
     Ok(Inserted { ids, session })
 }
 
