@@ -19,22 +19,45 @@ pub async fn applied(
     consumer: &str,
     event_ids: &[Uuid],
 ) -> Result<HashSet<Uuid>, DbErr> {
+    found(
+        conn,
+        "SELECT event_id FROM consumer_inbox WHERE consumer = ? AND event_id IN",
+        Some(consumer),
+        event_ids,
+    )
+    .await
+}
+
+/// Which of `event_ids` have a row in `table`, a handler's own record (`Record::Effect`): its
+/// column `event_id` holds the id as text.
+pub async fn recorded_in(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    event_ids: &[Uuid],
+) -> Result<HashSet<Uuid>, DbErr> {
+    let select = format!("SELECT event_id FROM {table} WHERE event_id IN");
+    found(conn, &select, None, event_ids).await
+}
+
+/// The ids of `event_ids` that `select` (ending in `IN`, its one placeholder before the list
+/// being `consumer` when given) finds.
+async fn found(
+    conn: &impl ConnectionTrait,
+    select: &str,
+    consumer: Option<&str>,
+    event_ids: &[Uuid],
+) -> Result<HashSet<Uuid>, DbErr> {
     let mut found = HashSet::new();
     // Event ids as text, as many as fit one statement's bytes (`db::sql`): 256 a statement.
     let per_statement = fits(value_bytes(&Value::from(Uuid::nil().to_string())));
     for chunk in event_ids.chunks(per_statement) {
-        let mut values: Vec<Value> = vec![consumer.into()];
+        let mut values: Vec<Value> = consumer.into_iter().map(Value::from).collect();
         let ids = in_list(
             &mut values,
             chunk.iter().map(|id| Value::from(id.to_string())),
         );
         let rows = conn
-            .query_all_raw(stmt(
-                &format!(
-                    "SELECT event_id FROM consumer_inbox WHERE consumer = ? AND event_id IN ({ids})"
-                ),
-                values,
-            ))
+            .query_all_raw(stmt(&format!("{select} ({ids})"), values))
             .await?;
         for row in rows {
             let id: String = row.try_get_by_index(0)?;

@@ -9,7 +9,9 @@
 //!    `<topic>.<name>.dlq` ([`dead_letter`]), never blocking the messages behind it.
 //! 3. The rest are applied in one MySQL transaction: the [`inbox`] rows (`consumer_inbox`,
 //!    primary key `(consumer, event_id)`) and the [`Handler`]'s effect, for the events whose
-//!    inbox row did not exist yet. A redelivered event finds its row and is skipped.
+//!    inbox row did not exist yet. A redelivered event finds its row and is skipped. A handler
+//!    whose effect is itself a row per event keyed by the event id keeps its record there
+//!    instead ([`Record::Effect`]: rewards' `reward_grant`), and writes no inbox row.
 //! 4. Only after that commit are the batch's offsets stored; they reach Kafka every
 //!    `CONSUMER_COMMIT_INTERVAL_MS`, on a rebalance and at shutdown. A crash in between
 //!    redelivers, and step 3 skips what was applied.
@@ -52,14 +54,32 @@ pub struct Delivered {
     pub traceparent: Option<String>,
 }
 
+/// Where a consumer keeps the record of the events it applied, the record a redelivery is
+/// recognized by (docs/design.md §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// One `consumer_inbox` row per event, written by the framework beside the effect.
+    Inbox,
+    /// The effect itself. Each event that changes anything inserts one row keyed by its event id
+    /// into `table` (its column `event_id`, the id as text), with a plain INSERT that fails on
+    /// that key when the event comes again; an event that changes nothing writes nothing, so
+    /// applying it again changes nothing either. No inbox row is written: a row less per event.
+    Effect { table: &'static str },
+}
+
 /// What a consumer does with its events.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
-    /// Applies the effect of `events` inside `txn`, the transaction that also writes their inbox
-    /// rows. Every event here is new to this consumer (duplicates were filtered out, also within
-    /// the batch), in the order they were read (per key, the order they were committed). An
-    /// error rolls the whole batch back and it is retried.
+    /// Applies the effect of `events` inside `txn`, the transaction that also writes their record
+    /// ([`Record`]). Every event here is new to this consumer as far as the record knows
+    /// (duplicates were filtered out, also within the batch), in the order they were read (per
+    /// key, the order they were committed). An error rolls the whole batch back and it is retried.
     async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr>;
+
+    /// Where this consumer's record of applied events is: the inbox unless its effect keeps it.
+    fn record(&self) -> Record {
+        Record::Inbox
+    }
 }
 
 /// The handler of a consumer this service ships.

@@ -12,11 +12,12 @@
 //!   nothing back: nothing was granted.
 //!
 //! A campaign's controls (`CampaignStockChanged`, `CampaignPaused`, `CampaignResumed`,
-//! `CampaignClosed`) move nothing and write no grant row: they are about no win. Like every event
-//! applied, they still get their inbox row (the framework writes it).
+//! `CampaignClosed`) move nothing and write no grant row: they are about no win.
 //!
-//! Exactly once: the inbox skips a redelivered event, and `reward_grant`'s primary key is the
-//! event id, so even outside the inbox an event cannot move points twice.
+//! Exactly once, with no inbox row: `reward_grant`'s primary key is the event id, and it is this
+//! consumer's record of what it applied (`Record::Effect`). A redelivered event that moves points
+//! fails on its grant row's key and is skipped; one that moves none wrote nothing and changes
+//! nothing when applied again. So a win costs the grant and the balance, not a third row.
 
 use crate::db::sql::{insert_rows, stmt};
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 
 use crate::{
-    consumer::{Delivered, Handler},
+    consumer::{Delivered, Handler, Record},
     db::{Db, Txn},
     events::{accepted::WinStatus, ParticipationEvent},
 };
@@ -58,6 +59,12 @@ fn points(event: &ParticipationEvent) -> Option<i64> {
 
 #[async_trait]
 impl Handler for RewardsHandler {
+    fn record(&self) -> Record {
+        Record::Effect {
+            table: "reward_grant",
+        }
+    }
+
     async fn apply(&self, txn: &Txn, events: &[Delivered]) -> Result<(), DbErr> {
         // Every event that moves points gets its grant row, also at 0 points (a campaign without
         // rewards): "granted" is then a fact per final win.

@@ -1,9 +1,10 @@
 //! Settling after the faults are healed and the clients stopped, read straight from MySQL and
 //! the run's Redis (never through the proxy): every hold resolved (confirmed, cancelled or
 //! expired by the sweeper), the outbox drained (no PENDING row), the consumers caught up (every
-//! published event in both inboxes), the gate's markers applied (returns, controls and the
-//! transfers a bucket's gate may still lack, §21; those of a gate whose keys are gone wait for
-//! its next load, which reads MySQL, and are not waited for) and no reservation nor take left open in any
+//! published event in the stats consumer's inbox, every one that moves points granted), the
+//! gate's markers applied (returns, controls and the transfers a bucket's gate may still lack,
+//! §21; those of a gate whose keys are gone wait for its next load, which reads MySQL, and are
+//! not waited for) and no reservation nor take left open in any
 //! gate (a bucket's take holds units out of its gate until the reconciler settles it, so its
 //! gate would not match its row).
 //! It also measures how long the consumers took after the outbox drained (issue 38 asks ≤ 10 s).
@@ -38,16 +39,31 @@ async fn count(pool: &MySqlPool, sql: &'static str) -> Option<i64> {
     sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.ok()
 }
 
-/// Events published but not yet in `consumer`'s inbox.
-async fn unapplied(pool: &MySqlPool, consumer: &str) -> Option<i64> {
-    sqlx::query_scalar::<_, i64>(
+/// Events published but not yet in the stats consumer's inbox.
+async fn unapplied_by_stats(pool: &MySqlPool) -> Option<i64> {
+    count(
+        pool,
         "SELECT COUNT(*) FROM outbox_event o WHERE o.status = 'PUBLISHED' AND NOT EXISTS \
-         (SELECT 1 FROM consumer_inbox i WHERE i.consumer = ? AND i.event_id = o.event_id)",
+         (SELECT 1 FROM consumer_inbox i WHERE i.consumer = 'stats' AND i.event_id = o.event_id)",
     )
-    .bind(consumer)
-    .fetch_one(pool)
     .await
-    .ok()
+}
+
+/// Published events that move points (design §11, §14: a final win, a confirmation, a refund)
+/// and have no grant yet. The rewards consumer keeps no inbox row: its grant, keyed by the event
+/// id, is its record, and an event that moves nothing leaves nothing to wait for.
+async fn ungranted(pool: &MySqlPool) -> Option<i64> {
+    count(
+        pool,
+        "SELECT COUNT(*) FROM outbox_event o WHERE o.status = 'PUBLISHED' \
+         AND (o.event_type = 'ParticipationConfirmed' \
+           OR (o.event_type = 'ParticipationAccepted' \
+               AND COALESCE(JSON_VALUE(o.payload, '$.status'), 'CONFIRMED') = 'CONFIRMED') \
+           OR (o.event_type = 'ParticipationCancelled' \
+               AND JSON_VALUE(o.payload, '$.previousStatus') = 'CONFIRMED')) \
+         AND NOT EXISTS (SELECT 1 FROM reward_grant g WHERE g.event_id = o.event_id)",
+    )
+    .await
 }
 
 /// A connection to the run's Redis, or `None` within 2 s.
@@ -163,8 +179,8 @@ impl Poll {
             )
             .await,
             markers: markers_owed(pool, redis_url, prefix, slots).await,
-            stats: unapplied(pool, "stats").await,
-            rewards: unapplied(pool, "rewards").await,
+            stats: unapplied_by_stats(pool).await,
+            rewards: ungranted(pool).await,
             open: open_reservations(redis_url, prefix, slots).await,
         }
     }

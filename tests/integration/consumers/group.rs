@@ -25,7 +25,7 @@ use firstcome::{
 use serde_json::json;
 
 use crate::{
-    consumer_helpers::with_consumers,
+    consumer_helpers::{applied_record, with_consumers},
     kafka::read_topic,
     spawn::{spawn_app_with, test_settings, with_relay, TestApp},
     wait::wait_until,
@@ -100,7 +100,7 @@ async fn two_consumer_processes_in_one_group_apply_every_event_once_and_each_cam
     }
 
     assert_topic_in_order_over_every_partition(&api, events).await;
-    for consumer in ["stats", "rewards"] {
+    for consumer in ConsumerName::ALL {
         assert_each_campaign_applied_in_order(&api, consumer, events).await;
     }
 
@@ -228,13 +228,13 @@ async fn assert_topic_in_order_over_every_partition(api: &TestApp, events: i64) 
 
 /// Per campaign, in outbox order (the order the relay published them), each event was applied by
 /// `consumer` in the same transaction as the one before it or a later one.
-async fn assert_each_campaign_applied_in_order(api: &TestApp, consumer: &str, events: i64) {
+async fn assert_each_campaign_applied_in_order(api: &TestApp, consumer: ConsumerName, events: i64) {
     let rows = api
         .int_rows(&format!(
             "SELECT CAST(o.msg_key AS SIGNED), o.id, \
-             TIMESTAMPDIFF(MICROSECOND, '2000-01-01', i.processed_at) \
-             FROM consumer_inbox i JOIN outbox_event o ON o.event_id = i.event_id \
-             WHERE i.consumer = '{consumer}' ORDER BY 1, 2"
+             TIMESTAMPDIFF(MICROSECOND, '2000-01-01', r.at) \
+             FROM {} r JOIN outbox_event o ON o.event_id = r.event_id ORDER BY 1, 2",
+            applied_record(consumer)
         ))
         .await;
     assert_eq!(rows.len() as i64, events, "{consumer}: every event");

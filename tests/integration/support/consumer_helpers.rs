@@ -166,30 +166,29 @@ impl TestApp {
             .expect("the consumer runs in this app")
     }
 
-    /// Waits (up to 30 s) until both consumers have `applied` inbox rows and each counted
-    /// `duplicates` duplicates and `dead` dead letters.
+    /// Waits (up to 30 s) until the stats consumer has `applied` inbox rows and counted
+    /// `duplicates` duplicates, and the rewards consumer has read as many (its applied and
+    /// duplicates together: it keeps no inbox, so a repeat of an event that moves no points is
+    /// applied again, harmlessly, docs/design.md §11), each with `dead` dead letters.
     pub async fn wait_for_both_consumers(&self, applied: i64, duplicates: u64, dead: u64) {
         wait_until(
             "both consumers to apply the events",
             Duration::from_secs(30),
             || async move {
-                let mut done = true;
-                for name in ConsumerName::ALL {
-                    let report = self.consumer(name);
-                    let rows = self
-                        .scalar(&format!(
-                            "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{}'",
-                            name.as_str()
-                        ))
-                        .await;
-                    done &= rows == applied
-                        && ConsumerReport::get(&report.duplicates) == duplicates
-                        && ConsumerReport::get(&report.dead_lettered) == dead;
-                }
-                done
+                let stats = self.consumer(ConsumerName::Stats);
+                let rewards = self.consumer(ConsumerName::Rewards);
+                let read = ConsumerReport::get(&rewards.applied)
+                    + ConsumerReport::get(&rewards.duplicates);
+                Tables(&self.db).inbox_rows("stats").await == applied
+                    && ConsumerReport::get(&stats.duplicates) == duplicates
+                    && ConsumerReport::get(&stats.dead_lettered) == dead
+                    && i64::try_from(read).ok() == Some(applied + duplicates as i64)
+                    && ConsumerReport::get(&rewards.dead_lettered) == dead
             },
         )
         .await;
+        let inbox = Tables(&self.db).inbox_rows("rewards").await;
+        assert_eq!(inbox, 0, "rewards: no inbox row");
     }
 
     /// See [`Tables::wait_for_consumers`].
@@ -223,6 +222,19 @@ const EVER_CONFIRMED: &str = "(p.hold_expires_at IS NULL OR p.confirmed_at IS NO
 /// closing (cancelled or expired). Each is one outbox row, in the transaction that changed the row.
 const EVENTS_OF_A_WIN: &str =
     "(1 + (p.confirmed_at IS NOT NULL) + (p.status IN ('CANCELLED', 'EXPIRED')))";
+
+/// A consumer's record of the events it applied (docs/design.md §11), as a derived table of
+/// `(event_id, at)`: the stats consumer's inbox rows, the rewards consumer's grants (it keeps no
+/// inbox; only an event that moves points leaves a row, as every event does where every win is
+/// final at once).
+pub fn applied_record(consumer: ConsumerName) -> String {
+    match consumer {
+        ConsumerName::Rewards => "(SELECT event_id, granted_at AS at FROM reward_grant)".into(),
+        ConsumerName::Stats => format!(
+            "(SELECT event_id, processed_at AS at FROM consumer_inbox WHERE consumer = '{consumer}')"
+        ),
+    }
+}
 
 /// The grants `participation` implies (campaign, user, points): `rewardPoints × quantity` for
 /// each win ever confirmed (`ParticipationAccepted` CONFIRMED or `ParticipationConfirmed`), and
@@ -264,14 +276,24 @@ impl Tables<'_> {
             .collect()
     }
 
-    /// Waits until both consumers applied every event `participation` implies (by inbox rows),
-    /// as it stands when called: a hold expiring meanwhile adds an event not waited for.
+    /// Waits until both consumers applied every event `participation` implies, as it stands
+    /// when called (a hold expiring meanwhile adds an event not waited for): the stats consumer
+    /// by its inbox rows, the rewards consumer by its grants (it keeps no inbox; an event that
+    /// moves no points leaves nothing to wait for).
     pub async fn wait_for_consumers(&self, timeout: Duration) {
         let events = self.events().await;
+        let grants = self.implied_grants().await;
         wait_until("both consumers to apply every event", timeout, || async {
-            self.inbox_rows("stats").await == events && self.inbox_rows("rewards").await == events
+            self.inbox_rows("stats").await == events
+                && self.scalar("SELECT COUNT(*) FROM reward_grant").await == grants
         })
         .await;
+    }
+
+    /// How many grants `participation` implies (see [`implied_grants`]).
+    pub async fn implied_grants(&self) -> i64 {
+        self.scalar(&format!("SELECT COUNT(*) FROM ({}) g", implied_grants()))
+            .await
     }
 
     /// The events `participation` implies, over every campaign (see [`EVENTS_OF_A_WIN`]).
@@ -298,19 +320,19 @@ impl Tables<'_> {
     /// - `reward_grant`: `rewardPoints × quantity` for each win ever confirmed, and its negation
     ///   for each of those cancelled since (a refund);
     /// - `reward_account`: each user's sum of grants;
-    /// - `consumer_inbox`: one row per event per consumer.
+    /// - `consumer_inbox`: one row per event for the stats consumer, none for the rewards
+    ///   consumer (its grants are its record, §11).
     pub async fn assert_consumers_match_participations(&self) {
         self.assert_campaign_stats().await;
         self.assert_daily_stats().await;
         self.assert_rewards().await;
         let events = self.events().await;
-        for consumer in ["stats", "rewards"] {
-            assert_eq!(
-                self.inbox_rows(consumer).await,
-                events,
-                "{consumer}: one inbox row per event"
-            );
-        }
+        assert_eq!(
+            self.inbox_rows("stats").await,
+            events,
+            "stats: one inbox row per event"
+        );
+        assert_eq!(self.inbox_rows("rewards").await, 0, "rewards: no inbox row");
     }
 
     async fn assert_campaign_stats(&self) {

@@ -10,9 +10,13 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use crate::{consumer_helpers::committed_offsets, spawn::TestApp, wait::wait_until};
+use crate::{
+    consumer_helpers::{applied_record, committed_offsets},
+    spawn::TestApp,
+    wait::wait_until,
+};
 
-use super::{inbox_count, win, APPLIED};
+use super::{applied_count, win, APPLIED};
 
 /// Campaigns, one per round.
 pub const ROUNDS: usize = 3;
@@ -22,7 +26,7 @@ pub const WINS: i64 = 10;
 /// A transaction of the test's own, on a connection of its own, holding the rows a consumer
 /// must write for `campaign` (stats: its `campaign_stats` row) and `user` (rewards: their
 /// `reward_account` row): uncommitted inserts, so the consumer's insert waits on the key lock
-/// in the middle of its transaction (after its inbox rows, and for rewards its grant).
+/// in the middle of its transaction (after its record: stats' inbox rows, rewards' grant).
 /// Rolled back, it leaves nothing.
 pub struct RowLock {
     /// The connection id, never killed.
@@ -72,7 +76,7 @@ async fn lock_rows(url: &str, campaign: i64, user: i64) -> RowLock {
 /// and runs one of these inserts is in the batch of the locked event.
 async fn blocked_consumers(app: &TestApp, applied: i64, exclude: &[i64]) -> Option<[i64; 2]> {
     for name in ConsumerName::ALL {
-        if inbox_count(app, name).await != applied {
+        if applied_count(app, name).await != applied {
             return None;
         }
     }
@@ -198,13 +202,14 @@ pub async fn assert_exactly_the_earlier_campaigns_applied(
         if !earlier.is_empty() {
             assert_eq!(
                 app.scalar(&format!(
-                    "SELECT COUNT(*) FROM consumer_inbox i JOIN outbox_event o ON o.event_id = i.event_id \
-                     WHERE i.consumer = '{name}' AND o.msg_key IN ({})",
+                    "SELECT COUNT(*) FROM {} r JOIN outbox_event o ON o.event_id = r.event_id \
+                     WHERE o.msg_key IN ({})",
+                    applied_record(name),
                     earlier.join(", ")
                 ))
                 .await,
                 applied,
-                "{name}: the inbox holds exactly the earlier campaigns' events"
+                "{name}: its record holds exactly the earlier campaigns' events"
             );
         }
         let committed = committed_offsets(&app.kafka_bootstrap, &name.group_id(), &app.topic).await;

@@ -22,7 +22,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::{
-    consumer_helpers::{committed_offsets, end_offsets, with_consumers},
+    consumer_helpers::{applied_record, committed_offsets, end_offsets, with_consumers},
     spawn::{spawn_app_with, test_settings, with_relay, TestApp},
     wait::wait_until,
 };
@@ -47,11 +47,11 @@ async fn wait_for_commits_at_end(app: &TestApp, name: ConsumerName) {
     .await;
 }
 
-async fn inbox_count(app: &TestApp, name: ConsumerName) -> i64 {
-    app.scalar(&format!(
-        "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{name}'"
-    ))
-    .await
+/// How many events `name` recorded as applied (its inbox rows, or rewards' grants: every event
+/// of these tests is a final win, which moves points).
+async fn applied_count(app: &TestApp, name: ConsumerName) -> i64 {
+    app.scalar(&format!("SELECT COUNT(*) FROM {} r", applied_record(name)))
+        .await
 }
 
 /// `user` wins one unit of `campaign`, or the test stops.
@@ -104,7 +104,7 @@ async fn wins(app: &TestApp, campaigns: &[i64], users: std::ops::RangeInclusive<
 /// Each consumer has applied exactly `applied` events and committed no offset past them.
 async fn assert_held_back(app: &TestApp, committed: &BTreeMap<i32, i64>, applied: i64) {
     for name in ConsumerName::ALL {
-        assert_eq!(inbox_count(app, name).await, applied, "{name}");
+        assert_eq!(applied_count(app, name).await, applied, "{name}");
         assert_eq!(
             &committed_offsets(&app.kafka_bootstrap, &name.group_id(), &app.topic).await,
             committed,
