@@ -201,7 +201,8 @@ def retention(service_pid, db_pid):
     before = Sample(service_pid, db_pid)
     batches = [
         "DELETE FROM outbox_event WHERE status = 'PUBLISHED' "
-        "AND published_at < UTC_TIMESTAMP(6) ORDER BY id LIMIT 1000",
+        "AND (lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6)) "
+        "AND published_at < UTC_TIMESTAMP(6) ORDER BY lease_until, lease_owner, id LIMIT 1000",
         # A UUIDv7 bound past every event of the run (its first digits are the time in ms).
         "DELETE FROM consumer_inbox WHERE consumer = 'stats' AND event_id < 'ffffffff' "
         "AND processed_at < UTC_TIMESTAMP(6) LIMIT 1000",

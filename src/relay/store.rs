@@ -126,12 +126,16 @@ pub async fn claim(
 
 /// Marks rows PUBLISHED, [`MAX_IDS`](crate::db::sql::MAX_IDS) a statement (the recorder hands
 /// over at most that many at once). A row that is delivered is published whoever leads its shard
-/// now, so this is not fenced.
+/// now, so this is not fenced. The publish time goes into `lease_until` as well as
+/// `published_at` (no row of a status other than PENDING is ever leased): the index
+/// `(status, lease_until, lease_owner)` then holds the PUBLISHED rows in the order they were
+/// published, and the cleanup reads the ones past the retention as one range
+/// ([`delete_published`]), as a row in backoff shows its due time there.
 pub async fn mark_published(db: &Db, ids: &[i64]) -> Result<(), DbErr> {
     execute_for_ids(db, ids, &[], |ids| {
         format!(
             "UPDATE outbox_event FORCE INDEX (PRIMARY) SET status = 'PUBLISHED', published_at = UTC_TIMESTAMP(6), \
-             last_error = NULL, lease_owner = NULL, lease_until = NULL \
+             last_error = NULL, lease_owner = NULL, lease_until = UTC_TIMESTAMP(6) \
              WHERE status = 'PENDING' AND id IN ({ids})"
         )
     })
@@ -219,16 +223,31 @@ async fn fenced(
     Ok(leads)
 }
 
-/// Deletes up to `batch` PUBLISHED rows older than `retention`; returns how many.
+/// Deletes up to `batch` PUBLISHED rows published more than `retention` ago; returns how many.
+///
+/// It reads what it deletes: the range of `(status, lease_until, lease_owner)` where the mark put
+/// each PUBLISHED row by its publish time ([`mark_published`]), in that index's order. (In id
+/// order, every statement read and sorted every PUBLISHED row, those inside the retention too: a
+/// pass every minute read the whole retained outbox, and deleting n rows read about n² ÷ 2
+/// batch.) Rows marked before the mark stamped them (`lease_until` NULL) come first in that
+/// order, by id; they are read each pass until the retention has taken them all.
 pub async fn delete_published(db: &Db, retention: Duration, batch: u32) -> Result<u64, DbErr> {
     let res = db
-        .execute_raw(stmt(
-            "DELETE FROM outbox_event WHERE status = 'PUBLISHED' \
-             AND published_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND ORDER BY id LIMIT ?",
-            vec![micros(retention).into(), batch.into()],
-        ))
+        .execute_raw(delete_published_statement(retention, batch))
         .await?;
     Ok(res.rows_affected())
+}
+
+/// The statement of [`delete_published`] (public for the test that reads its plan).
+pub fn delete_published_statement(retention: Duration, batch: u32) -> sea_orm::Statement {
+    let past = micros(retention);
+    stmt(
+        "DELETE FROM outbox_event WHERE status = 'PUBLISHED' \
+         AND (lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND) \
+         AND published_at < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND \
+         ORDER BY lease_until, lease_owner, id LIMIT ?",
+        vec![past.into(), past.into(), batch.into()],
+    )
 }
 
 /// `last_error` is TEXT; keep it well inside.

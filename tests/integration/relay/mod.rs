@@ -3,6 +3,7 @@
 //! controls among its wins, through an outage.
 
 mod claim;
+mod cleanup;
 mod controls_order;
 mod faults;
 mod lifecycle_order;
