@@ -23,6 +23,16 @@ async fn publish(app: &TestApp, n: u32, ago: &str) {
         .expect("publish rows");
 }
 
+/// An app (no relay) whose outbox holds the PENDING rows of `wins` wins.
+async fn app_with_wins(wins: i64) -> TestApp {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+    for u in 1..=wins {
+        assert_eq!(app.join(campaign, u, 1).await.status, 201);
+    }
+    app
+}
+
 /// The relay's own statements, on the test's connection with a statement deadline.
 fn db(app: &TestApp) -> Db {
     Db::new(app.db.clone(), Duration::from_secs(10))
@@ -30,11 +40,7 @@ fn db(app: &TestApp) -> Db {
 
 #[tokio::test]
 async fn cleanup_deletes_only_published_rows_past_the_retention_in_batches() {
-    let app = spawn_app().await;
-    let campaign = app.open_campaign(10, 1).await;
-    for u in 1..=7 {
-        assert_eq!(app.join(campaign, u, 1).await.status, 201);
-    }
+    let app = app_with_wins(7).await;
     // Three rows published two days ago; one published two days ago by a relay that did not
     // stamp `lease_until` yet; one published just now; one DEAD; the last PENDING.
     publish(&app, 3, "INTERVAL 2 DAY").await;
@@ -79,11 +85,7 @@ async fn cleanup_deletes_only_published_rows_past_the_retention_in_batches() {
 /// minute read the whole retained outbox.
 #[tokio::test]
 async fn a_cleanup_statement_reads_the_rows_it_deletes_not_the_retained_ones() {
-    let app = spawn_app().await;
-    let campaign = app.open_campaign(10, 1).await;
-    for u in 1..=3 {
-        assert_eq!(app.join(campaign, u, 1).await.status, 201);
-    }
+    let app = app_with_wins(3).await;
     publish(&app, 3, "INTERVAL 2 DAY").await;
     // 500 rows inside the retention, published just now.
     app.db
