@@ -281,13 +281,18 @@ impl Tables<'_> {
     /// by its inbox rows, the rewards consumer by its grants (it keeps no inbox; an event that
     /// moves no points leaves nothing to wait for).
     pub async fn wait_for_consumers(&self, timeout: Duration) {
-        let events = self.events().await;
-        let grants = self.implied_grants().await;
-        wait_until("both consumers to apply every event", timeout, || async {
-            self.inbox_rows("stats").await == events
-                && self.scalar("SELECT COUNT(*) FROM reward_grant").await == grants
+        let (events, grants) = (self.events().await, self.implied_grants().await);
+        wait_until("both consumers to apply every event", timeout, || {
+            self.caught_up(events, grants)
         })
         .await;
+    }
+
+    /// Whether the stats consumer has `events` inbox rows and the rewards consumer `grants`
+    /// grants (its record: it keeps no inbox).
+    pub async fn caught_up(&self, events: i64, grants: i64) -> bool {
+        self.inbox_rows("stats").await == events
+            && self.scalar("SELECT COUNT(*) FROM reward_grant").await == grants
     }
 
     /// How many grants `participation` implies (see [`implied_grants`]).

@@ -117,13 +117,6 @@ fn reached(committed: &BTreeMap<i32, i64>, end: &BTreeMap<i32, i64>) -> bool {
         .all(|(p, end)| committed.get(p).copied().unwrap_or(0) == *end)
 }
 
-async fn inbox_rows(app: &TestApp, consumer: &str) -> i64 {
-    app.scalar(&format!(
-        "SELECT COUNT(*) FROM consumer_inbox WHERE consumer = '{consumer}'"
-    ))
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wins_and_their_lifecycle_events_redelivered_and_a_kill_before_the_offset_commit_apply_once(
 ) {
@@ -178,17 +171,15 @@ async fn first_run_applies_everything_and_is_killed_before_its_offset_commit(
     bootstrap: &str,
     events: i64,
 ) {
+    let tables = Tables(&app.db);
+    let grants = tables.implied_grants().await;
     let mut first = ChildProcess::consume(db_url, bootstrap, 3_600_000);
     wait_until(
         "the first consumer process to apply every event",
         Duration::from_secs(60),
         || {
             first.assert_running();
-            async move {
-                let grants = Tables(&app.db).implied_grants().await;
-                inbox_rows(app, "stats").await == events
-                    && app.scalar("SELECT COUNT(*) FROM reward_grant").await == grants
-            }
+            tables.caught_up(events, grants)
         },
     )
     .await;
