@@ -8,7 +8,7 @@ use firstcome::config::{cidr::Cidr, Settings};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::{
-    binary::{collect_lines, fixture, run_firstcome, start_with},
+    binary::{fixture, read_all_lines, run_firstcome, start_with, terminate, wait_for_exit},
     operations::metrics::exposition::{scrape, scrape_url, sum},
     proxy::Proxy,
     spawn::{spawn_app_with, test_settings, TestApp},
@@ -165,7 +165,7 @@ async fn failed_admin_attempts_are_limited_per_client_and_logged_without_the_tok
         ("LOG_FORMAT", Some("json")),
     ];
     let mut service = start_with(&db_url, &prefix, broker.bootstrap_servers(), &env, true).await;
-    let lines = collect_lines(&mut service.child);
+    let reader = read_all_lines(&mut service.child);
     let client = reqwest::Client::new();
     let call = |token: String| {
         client
@@ -191,8 +191,15 @@ async fn failed_admin_attempts_are_limited_per_client_and_logged_without_the_tok
         sum(&samples, "firstcome_admin_auth_failures_total", &[]),
         4.0
     );
-    // Each failure's log line was written before its answer was sent.
-    let log = lines.lock().expect("lines").join("\n");
+    // The whole log, read to its end after a clean stop (a line written before its answer may
+    // still sit in the pipe when the answer arrives).
+    let stopped = Instant::now();
+    terminate(&service.child);
+    wait_for_exit(&mut service.child, stopped, Duration::from_secs(20), || {
+        "the service did not stop".into()
+    })
+    .await;
+    let log = reader.join().expect("the log reader").join("\n");
     let failures = log
         .lines()
         .filter(|l| l.contains("neither an admin token nor a JWT was refused"))

@@ -264,6 +264,20 @@ pub async fn join_wave(
     (wins, refused)
 }
 
+/// Reads the child's whole stdout on a thread that ends at its end of file: joined after the
+/// child exited, it holds every line the child wrote. (A line written before an answer was sent
+/// may still sit in the pipe when the test reads the answer; a count taken from
+/// [`collect_lines`] while the child runs can come short.)
+pub fn read_all_lines(child: &mut Child) -> std::thread::JoinHandle<Vec<String>> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect()
+    })
+}
+
 /// Collects a child's stdout lines on a thread of its own (a pipe must be read, or the child
 /// blocks when it fills); with `TEST_LOG=1` they are also copied to the test's stderr.
 pub fn collect_lines(
