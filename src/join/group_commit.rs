@@ -39,29 +39,39 @@
 //! outbox ids still follow its commits (its row's lock is held to the commit). Lanes per bucket
 //! made batches of a few wins each, and a 64-bucket campaign cost two to three times the CPU of
 //! one bucket per win (docs/benchmarks.md); several lanes commit side by side on disjoint rows.
+//!
+//! Two writers of one bucketed campaign (two instances, each with its lanes) would wait on each
+//! other's bucket rows. So a batch over several buckets first locks the rows no other
+//! transaction holds (`SKIP LOCKED`, [`transaction::write_free`]) and writes the wins of those;
+//! its wins of the others go back to the head of the lane's queue for its next batch. A win
+//! passed over [`MAX_DEFERRALS`] times goes in a batch that waits for its rows, as every batch
+//! of one bucket does, so no win is passed over for good. The `SELECT` is one statement more a
+//! transaction, so a lane takes only the free rows while it finds rows held (within a second),
+//! and otherwise once every 200 ms, to notice another writer (`lanes::Contention`).
 
 use std::{
-    collections::{hash_map::Entry as Lane, BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures::future::join_all;
 use sea_orm::{error::ConnAcquireErr, DbErr};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::hooks::Hooks;
 use crate::{
     config::GroupCommitSettings,
-    db::{sql::size_at_most, Db},
+    db::Db,
     gate::{Committed, Gate, Slot},
     join::{
         closing::Closing,
         in_doubt,
+        lanes::{Contention, LaneKey, Lanes, Member, Withdrawn},
         rows::{NewParticipation, PurchaseRow, Written},
         transaction::{self, Committed as Wrote},
         write_error::{Refused, WriteError},
@@ -80,40 +90,17 @@ pub struct GroupCommit {
     /// `DB_ACQUIRE_TIMEOUT_MS`: the longest a lane may commit nothing while a win waits in it,
     /// as a win would wait for a pooled connection; then the win answers SERVICE_BUSY.
     queue_timeout: Duration,
-    lanes: Mutex<HashMap<LaneKey, CampaignQueue>>,
+    lanes: Lanes,
     tickets: AtomicU64,
     metrics: Arc<Metrics>,
     /// The test seam (`crate::hooks`): where a test holds a write.
     hooks: Arc<dyn Hooks>,
 }
 
-/// A lane: a campaign, and for a bucketed campaign one share of its buckets (0 otherwise).
-type LaneKey = (i64, u16);
-
-/// A campaign's wins waiting for the transaction after the running one.
-struct CampaignQueue {
-    queue: Vec<Member>,
-    /// Signalled when the queue holds a full batch, ending a window early.
-    full: Arc<Notify>,
-    /// When the lane last took a batch (or opened).
-    moved_at: Instant,
-}
-
-/// What a win's queue timeout found.
-enum Withdrawn {
-    /// Out of the queue: the lane took no batch for the timeout.
-    Out,
-    /// Still queued behind batches that the lane keeps taking.
-    Moving,
-    /// A batch took it: its answer comes.
-    Taken,
-}
-
-struct Member {
-    ticket: u64,
-    win: NewParticipation,
-    answer: oneshot::Sender<Result<Written, WriteError>>,
-}
+/// How many batches may leave a win for the next because another transaction held its
+/// bucket's row ([`transaction::write_free`]); a batch holding a win deferred this often waits
+/// for every row it needs, so no win is passed over for good.
+const MAX_DEFERRALS: u8 = 8;
 
 impl GroupCommit {
     pub fn new(
@@ -130,7 +117,7 @@ impl GroupCommit {
             gate,
             settings,
             queue_timeout,
-            lanes: Mutex::new(HashMap::new()),
+            lanes: Lanes::new(settings.max_batch, queue_timeout),
             tickets: AtomicU64::new(0),
             metrics,
             hooks,
@@ -155,11 +142,15 @@ impl GroupCommit {
         let campaign_id = win.entry.campaign_id;
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let (answer, mut answered) = oneshot::channel();
-        if self.enqueue(Member {
-            ticket,
-            win,
-            answer,
-        }) {
+        if self.lanes.enqueue(
+            lane,
+            Member {
+                ticket,
+                win,
+                answer,
+                deferred: 0,
+            },
+        ) {
             let this = self.clone();
             tokio::spawn(
                 async move { this.drive(lane).await }.instrument(tracing::debug_span!(
@@ -173,7 +164,7 @@ impl GroupCommit {
         let answer = loop {
             match tokio::time::timeout(self.queue_timeout, &mut answered).await {
                 Ok(answer) => break answer,
-                Err(_) => match self.withdraw(lane, ticket) {
+                Err(_) => match self.lanes.withdraw(lane, ticket) {
                     // Still queued and the lane took no batch meanwhile: its running
                     // transaction holds the campaign that long. Busy, as a pool with no
                     // connection to give; nothing was sent.
@@ -191,30 +182,9 @@ impl GroupCommit {
         answer.unwrap_or(Err(WriteError::Unanswered))
     }
 
-    /// Takes a still-queued win out of its lane when the lane took no batch for the queue
-    /// timeout; `Taken` if a batch already took it.
-    fn withdraw(&self, key: LaneKey, ticket: u64) -> Withdrawn {
-        let mut lanes = self.lock();
-        let Some(lane) = lanes.get_mut(&key) else {
-            return Withdrawn::Taken;
-        };
-        let Some(at) = lane.queue.iter().position(|m| m.ticket == ticket) else {
-            return Withdrawn::Taken;
-        };
-        if lane.moved_at.elapsed() < self.queue_timeout {
-            return Withdrawn::Moving;
-        }
-        lane.queue.remove(at);
-        Withdrawn::Out
-    }
-
     /// Wins queued for a campaign's next transaction (tests use it to know a batch has formed).
     pub fn queued(&self, campaign_id: i64) -> usize {
-        self.lock()
-            .iter()
-            .filter(|((c, _), _)| *c == campaign_id)
-            .map(|(_, lane)| lane.queue.len())
-            .sum()
+        self.lanes.queued(campaign_id)
     }
 
     /// The lane of `win`: its campaign's, or for a bucketed campaign's win, its bucket's share
@@ -227,104 +197,138 @@ impl GroupCommit {
         )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LaneKey, CampaignQueue>> {
-        // A panic while the map is held cannot leave a lane half-changed (pushes and drains).
-        self.lanes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Queues `member`; true when its campaign had no lane, so the caller starts its task.
-    fn enqueue(&self, member: Member) -> bool {
-        let mut lanes = self.lock();
-        match lanes.entry(self.lane_of(&member.win)) {
-            Lane::Occupied(mut lane) => {
-                let lane = lane.get_mut();
-                lane.queue.push(member);
-                if lane.queue.len() >= self.settings.max_batch {
-                    lane.full.notify_one();
-                }
-                false
-            }
-            Lane::Vacant(vacant) => {
-                vacant.insert(CampaignQueue {
-                    queue: vec![member],
-                    full: Arc::new(Notify::new()),
-                    moved_at: Instant::now(),
-                });
-                true
-            }
-        }
-    }
-
-    /// Commits the campaign's queue batch after batch until it is empty, then closes the lane.
+    /// Commits the lane's queue batch after batch until it is empty, then closes the lane.
     async fn drive(self: Arc<Self>, key: LaneKey) {
         let mut busy = false;
+        let mut contention = Contention::default();
         loop {
             if busy && !self.settings.window.is_zero() {
-                self.linger(key).await;
-            }
-            let batch: Vec<Member> = {
-                let mut lanes = self.lock();
-                let Some(lane) = lanes.get_mut(&key) else {
-                    return;
-                };
-                if lane.queue.is_empty() {
-                    lanes.remove(&key);
-                    return;
+                if let Some(full) = self.lanes.until_full(key) {
+                    let _ = tokio::time::timeout(self.settings.window, full.notified()).await;
                 }
-                // A list size (see `db::sql`): each size is one statement text, prepared once
-                // per connection; the rest waits for the next batch.
-                let n = size_at_most(lane.queue.len().min(self.settings.max_batch));
-                lane.moved_at = Instant::now();
-                lane.queue.drain(..n).collect()
+            }
+            let Some(batch) = self.lanes.take(key) else {
+                return;
             };
             // More than one member means wins queued behind the previous transaction.
             busy = batch.len() > 1;
-            self.commit(batch).await;
+            let now = std::time::Instant::now();
+            let skip = Self::may_skip_held_rows(&batch) && contention.skips(now);
+            let deferred = self.commit(batch, skip).await;
+            if skip {
+                contention.found(now, !deferred.is_empty());
+            }
+            self.lanes.requeue(key, deferred);
         }
     }
 
-    /// Waits up to the window for the queue to fill a batch.
-    async fn linger(&self, key: LaneKey) {
-        let full = match self.lock().get(&key) {
-            Some(lane) if lane.queue.len() < self.settings.max_batch => lane.full.clone(),
-            _ => return,
-        };
-        let _ = tokio::time::timeout(self.settings.window, full.notified()).await;
+    /// Whether `batch` may take only the bucket rows no other writer holds: a bucketed
+    /// campaign's wins of two buckets or more, none of them passed over [`MAX_DEFERRALS`] times
+    /// already.
+    fn may_skip_held_rows(batch: &[Member]) -> bool {
+        let first = batch[0].win.entry.bucket;
+        first.is_some()
+            && batch.iter().any(|m| m.win.entry.bucket != first)
+            && batch.iter().all(|m| m.deferred < MAX_DEFERRALS)
     }
 
     /// One batch: one transaction, or one per member when the batch's is refused; every member
-    /// gets its own answer, after its reservation is settled.
-    async fn commit(&self, batch: Vec<Member>) {
-        let (wins, answers): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|m| (m.win, m.answer)).unzip();
-        self.metrics
-            .group_commit_batch_size
-            .observe(wins.len() as f64);
-        let results: Vec<Result<Written, WriteError>> = match wins.as_slice() {
-            [one] => vec![transaction::write(&self.db, one, &*self.hooks).await],
-            _ => match transaction::write_all(&self.db, &wins, &*self.hooks).await {
-                Ok(written) => written.into_iter().map(Ok).collect(),
-                Err(
-                    refused @ (WriteError::SoldOut { .. }
-                    | WriteError::BatchRefused
-                    | WriteError::Duplicate
-                    | WriteError::Stale
-                    | WriteError::GateLost { .. }),
-                ) => {
-                    tracing::info!(campaign_id = wins[0].entry.campaign_id, wins = wins.len(), reason = %refused,
-                        "A batch was refused; committing its wins one by one.");
-                    self.metrics.group_commit_fallbacks.inc();
-                    let mut results = Vec::with_capacity(wins.len());
-                    for win in &wins {
-                        results.push(transaction::write(&self.db, win, &*self.hooks).await);
-                    }
-                    results
-                }
-                Err(failed) => vec![Err(failed); wins.len()],
-            },
+    /// it wrote gets its own answer, after its reservation is settled. With `skip`, it takes only
+    /// the bucket rows no other writer holds, and returns the members it left for the next
+    /// batch.
+    async fn commit(&self, batch: Vec<Member>, skip: bool) -> Vec<Member> {
+        let (wins, members): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|m| (m.win, (m.ticket, m.answer, m.deferred)))
+            .unzip();
+        let outcomes: Vec<Option<Result<Written, WriteError>>> = if skip {
+            match transaction::write_free(&self.db, &wins, &*self.hooks).await {
+                Ok(taken) => taken.into_iter().map(|t| t.map(Ok)).collect(),
+                Err(refused) => self.after_refusal(&wins, refused).await,
+            }
+        } else {
+            self.write_batch(&wins).await
         };
+        let mut deferred = Vec::new();
+        let (mut answers, mut results, mut written) = (Vec::new(), Vec::new(), Vec::new());
+        for ((win, (ticket, answer, times)), outcome) in wins.into_iter().zip(members).zip(outcomes)
+        {
+            match outcome {
+                None => deferred.push(Member {
+                    ticket,
+                    win,
+                    answer,
+                    deferred: times + 1,
+                }),
+                Some(result) => {
+                    written.push(win);
+                    answers.push(answer);
+                    results.push(result);
+                }
+            }
+        }
+        self.metrics
+            .group_commit_deferred
+            .inc_by(deferred.len() as u64);
+        if !written.is_empty() {
+            self.metrics
+                .group_commit_batch_size
+                .observe(written.len() as f64);
+            self.answer(written, answers, results);
+        }
+        deferred
+    }
+
+    /// A batch's wins written the usual way: one transaction, or one per win when the batch's is
+    /// refused.
+    async fn write_batch(
+        &self,
+        wins: &[NewParticipation],
+    ) -> Vec<Option<Result<Written, WriteError>>> {
+        match wins {
+            [one] => vec![Some(transaction::write(&self.db, one, &*self.hooks).await)],
+            _ => match transaction::write_all(&self.db, wins, &*self.hooks).await {
+                Ok(written) => written.into_iter().map(|w| Some(Ok(w))).collect(),
+                Err(refused) => self.after_refusal(wins, refused).await,
+            },
+        }
+    }
+
+    /// What a batch's failure means for each of its wins: a refusal (MySQL has less stock than
+    /// Redis let through, a duplicate, a stale win, a lost gate) sends them one by one, each
+    /// judged alone; any other failure is every win's.
+    async fn after_refusal(
+        &self,
+        wins: &[NewParticipation],
+        refused: WriteError,
+    ) -> Vec<Option<Result<Written, WriteError>>> {
+        match refused {
+            WriteError::SoldOut { .. }
+            | WriteError::BatchRefused
+            | WriteError::Duplicate
+            | WriteError::Stale
+            | WriteError::GateLost { .. } => {
+                tracing::info!(campaign_id = wins[0].entry.campaign_id, wins = wins.len(), reason = %refused,
+                    "A batch was refused; committing its wins one by one.");
+                self.metrics.group_commit_fallbacks.inc();
+                let mut results = Vec::with_capacity(wins.len());
+                for win in wins {
+                    results.push(Some(transaction::write(&self.db, win, &*self.hooks).await));
+                }
+                results
+            }
+            failed => vec![Some(Err(failed)); wins.len()],
+        }
+    }
+
+    /// Settles the written wins' commits in doubt, closes the committed wins' reservations and
+    /// answers each, off the lane.
+    fn answer(
+        &self,
+        wins: Vec<NewParticipation>,
+        answers: Vec<oneshot::Sender<Result<Written, WriteError>>>,
+        results: Vec<Result<Written, WriteError>>,
+    ) {
         self.settle_in_doubt(&wins, &results);
         let campaign_id = wins[0].entry.campaign_id;
         // A bucketed campaign's batch may hold wins of several buckets: one call per bucket.

@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::{
     db::{
-        sql::{size_at_least, stmt},
+        sql::{in_list, size_at_least, stmt},
         time::to_db,
         Txn,
     },
@@ -225,4 +225,35 @@ fn buckets_statement(campaign_id: i64, parts: &[Part]) -> sea_orm::Statement {
         ),
         values,
     )
+}
+
+/// Locks the rows of `buckets` (ascending) of campaign `campaign_id` that no other transaction
+/// holds, and says which (ascending): `SELECT … FOR UPDATE SKIP LOCKED` never waits. A batch
+/// then takes the units of those buckets only, and its wins of the others wait for the lane's
+/// next batch instead of waiting here on another writer's row (docs/design.md §21 "Writers on
+/// one row"). The lock order argument stands: this statement waits for nothing, and the
+/// decrement that follows touches only rows it locked.
+pub(super) async fn lock_free_buckets(
+    txn: &Txn,
+    campaign_id: i64,
+    buckets: &[u16],
+) -> Result<Vec<u16>, DbErr> {
+    let mut values = vec![campaign_id.into()];
+    let listed = in_list(&mut values, buckets.iter().map(|&b| b.into()));
+    let rows = txn
+        .query_all_raw(stmt(
+            &format!(
+                "SELECT CAST(bucket AS SIGNED) FROM campaign_bucket WHERE campaign_id = ? \
+                 AND bucket IN ({listed}) ORDER BY bucket FOR UPDATE SKIP LOCKED"
+            ),
+            values,
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let bucket: i64 = row.try_get_by_index(0)?;
+            u16::try_from(bucket)
+                .map_err(|_| DbErr::Custom(format!("bucket {bucket} out of range")))
+        })
+        .collect()
 }

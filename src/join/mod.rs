@@ -19,7 +19,9 @@
 //! - [`settle`]: past the gate, in a task of its own: the write, then settlement or
 //!   compensation.
 //! - [`group_commit`]: a campaign's wins that queue behind its running transaction share the
-//!   next one; [`closing`]: their reservations closed in Redis once committed.
+//!   next one (its queues: `lanes`; a batch over several buckets takes the rows no other
+//!   writer holds and leaves the rest for the next); [`closing`]: their reservations closed in
+//!   Redis once committed.
 //! - [`transaction`]: the one transaction every win takes: a batch of one campaign's wins, or a
 //!   purchase's items with its row; the guarded stock decrements (`guard`: the campaign's row or
 //!   the buckets'), the deadlines, the group's limit, the rows (`rows`: a win's participation
@@ -39,6 +41,7 @@ pub mod group_commit;
 mod guard;
 pub mod in_doubt;
 mod in_flight;
+mod lanes;
 pub mod request;
 pub mod reserve;
 pub mod rows;

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 
 use super::{
-    guard::{decrement_buckets, guarded_decrement, Guard, Part, MIXED_GENERATIONS},
+    guard::{
+        decrement_buckets, guarded_decrement, lock_free_buckets, Guard, Part, MIXED_GENERATIONS,
+    },
     rows::{
         accepted_events, insert_participations, insert_purchase, Accepting, NewParticipation,
         PurchaseRow, WinState, Written,
@@ -80,10 +82,55 @@ pub async fn write_wins(
     hooks: &dyn Hooks,
 ) -> Result<Committed, Refused> {
     let txn = db.begin().await?;
-    // Only a COMMIT can end in doubt: on any earlier failure the transaction is dropped
-    // unfinished and never commits. The session's id, which lets the settlement end it for
-    // certain, comes back with the participations' insert (docs/design.md §21).
-    let (committed, session) = match write_in(&txn, wins, purchase, hooks).await {
+    let written = write_in(&txn, wins, purchase, hooks).await;
+    finish(txn, written, hooks).await
+}
+
+/// Writes a batch of one bucketed campaign's wins of several buckets as [`write_all`] does, but
+/// only the wins whose bucket rows no other transaction holds ([`lock_free_buckets`]); the
+/// others (`None`) are not written and go back to their lane for its next batch, so two
+/// writers of one campaign do not wait on each other's rows (docs/design.md §21).
+pub async fn write_free(
+    db: &Db,
+    wins: &[NewParticipation],
+    hooks: &dyn Hooks,
+) -> Result<Vec<Option<Written>>, WriteError> {
+    let buckets: Vec<u16> = (wins.iter().filter_map(|w| w.entry.bucket))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let txn = db.begin().await?;
+    let free = lock_free_buckets(&txn, wins[0].entry.campaign_id, &buckets).await?;
+    let is_free = |w: &NewParticipation| w.entry.bucket.is_some_and(|b| free.contains(&b));
+    if free.len() == buckets.len() {
+        let written = write_in(&txn, wins, None, hooks).await;
+        let committed = finish(txn, written, hooks).await.map_err(|r| r.error)?;
+        return Ok(committed.wins.into_iter().map(Some).collect());
+    }
+    let taken: Vec<NewParticipation> = wins.iter().filter(|w| is_free(w)).cloned().collect();
+    if taken.is_empty() {
+        txn.rollback().await?;
+        return Ok(vec![None; wins.len()]);
+    }
+    let written = write_in(&txn, &taken, None, hooks).await;
+    let committed = finish(txn, written, hooks).await.map_err(|r| r.error)?;
+    let mut taken = committed.wins.into_iter();
+    Ok(wins
+        .iter()
+        .map(|w| if is_free(w) { taken.next() } else { None })
+        .collect())
+}
+
+/// Commits what `written` wrote in `txn`, or rolls it back on a refusal. Only a COMMIT can end
+/// in doubt: on any earlier failure the transaction is dropped unfinished and never commits.
+/// The session's id, which lets the settlement end it for certain, came back with the
+/// participations' insert (docs/design.md §21).
+async fn finish(
+    txn: Txn,
+    written: Result<(Committed, u64), Refused>,
+    hooks: &dyn Hooks,
+) -> Result<Committed, Refused> {
+    let (committed, session) = match written {
         Ok(written) => written,
         Err(refused) => {
             txn.rollback().await?;

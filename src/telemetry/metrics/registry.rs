@@ -129,6 +129,10 @@ declare_metrics! {
     group_commit_fallbacks: Counter = Counter::default(),
         "firstcome_group_commit_fallbacks_total",
         "Group-commit batches refused by the stock guard or a duplicate and written one win per transaction";
+    /// Wins a batch left for the lane's next because another writer held their bucket's row.
+    group_commit_deferred: Counter = Counter::default(),
+        "firstcome_group_commit_deferred_total",
+        "Wins of a bucketed campaign left for the next group-commit batch because another transaction held their bucket's row";
     /// Transactions whose COMMIT went unanswered, settled by `join::in_doubt`.
     group_commit_in_doubt: Counter = Counter::default(),
         "firstcome_group_commit_in_doubt_total",

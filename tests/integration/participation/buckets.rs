@@ -17,7 +17,12 @@ use crate::{
     wait::wait_until,
 };
 
-async fn bucketed_campaign(app: &TestApp, stock: i64, buckets: u16, extra: Value) -> i64 {
+pub(super) async fn bucketed_campaign(
+    app: &TestApp,
+    stock: i64,
+    buckets: u16,
+    extra: Value,
+) -> i64 {
     let mut extra = extra;
     extra["buckets"] = json!(buckets);
     app.open_campaign_with(stock, 1, extra).await
@@ -35,7 +40,7 @@ async fn gate_stocks(app: &TestApp, campaign: i64, buckets: u16) -> Vec<Option<i
 }
 
 /// Pool + every bucket row, in one statement.
-async fn mysql_remaining(app: &TestApp, campaign: i64) -> i64 {
+pub(super) async fn mysql_remaining(app: &TestApp, campaign: i64) -> i64 {
     app.scalar(&format!(
         "SELECT CAST(remaining_stock + COALESCE((SELECT SUM(remaining_stock) FROM campaign_bucket \
          WHERE campaign_id = {campaign}), 0) AS SIGNED) FROM campaign WHERE id = {campaign}"
@@ -433,7 +438,7 @@ async fn a_bucket_row_that_refuses_its_gate_sends_the_join_to_the_siblings() {
 }
 
 /// Users of `campaign` (of `buckets`) homed in `bucket`, from `from` up, `n` of them.
-fn users_of(bucket: u16, buckets: u16, from: i64, n: usize) -> Vec<i64> {
+pub(super) fn users_of(bucket: u16, buckets: u16, from: i64, n: usize) -> Vec<i64> {
     (from..)
         .filter(|&u| bucket::home(u, buckets) == bucket)
         .take(n)
@@ -441,7 +446,11 @@ fn users_of(bucket: u16, buckets: u16, from: i64, n: usize) -> Vec<i64> {
 }
 
 /// A transaction holding bucket `b`'s row of `campaign` (the test's own connection).
-async fn hold_bucket_row(app: &TestApp, campaign: i64, b: u16) -> sea_orm::DatabaseTransaction {
+pub(super) async fn hold_bucket_row(
+    app: &TestApp,
+    campaign: i64,
+    b: u16,
+) -> sea_orm::DatabaseTransaction {
     use sea_orm::TransactionTrait;
     let blocker = app.db.begin().await.expect("begin");
     blocker

@@ -6,6 +6,7 @@
 
 mod at_rest;
 mod bucket_rows;
+mod bucket_writers;
 mod buckets;
 mod controls;
 mod controls_crash;

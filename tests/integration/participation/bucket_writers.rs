@@ -1,0 +1,52 @@
+//! Two writers of one bucketed campaign (docs/design.md §21 "Writers on one row"): a group-commit
+//! batch over several buckets takes the bucket rows no other transaction holds and leaves its
+//! wins of the others for its lane's next batch, instead of waiting on another writer's row.
+
+use serde_json::json;
+
+use super::buckets::{bucketed_campaign, hold_bucket_row, mysql_remaining, users_of};
+use crate::spawn::spawn_app;
+
+/// Another writer (here the test's own transaction) holds bucket 2's row while a batch of
+/// buckets 1, 2 and 3 commits: buckets 1 and 3 are answered at once, in one transaction, and
+/// bucket 2's win waits for its row in the lane's next batch. Before, the whole batch waited on
+/// bucket 2's row (until the lock wait timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_takes_the_rows_no_other_writer_holds_and_leaves_the_rest_for_the_next() {
+    let app = spawn_app().await;
+    let campaign = bucketed_campaign(&app, 400, 4, json!({})).await;
+    let other_writer = hold_bucket_row(&app, campaign, 2).await;
+    // Bucket 0's row held too, so the first join's transaction waits on it and the next three
+    // queue into one batch behind it.
+    let blocker = hold_bucket_row(&app, campaign, 0).await;
+    let first = app.spawn_join(campaign, users_of(0, 4, 1, 1)[0], 1);
+    app.wait_for_blocked_stock_updates_on_buckets(1).await;
+    let [one, two, three] = [1, 2, 3].map(|b| app.spawn_join(campaign, users_of(b, 4, 1, 1)[0], 1));
+    app.wait_for_queued_wins(campaign, 3).await;
+    blocker.commit().await.expect("release bucket 0's row");
+    assert_eq!(first.await.expect("join task").status, 201);
+
+    let (one, three) = (
+        one.await.expect("join task"),
+        three.await.expect("join task"),
+    );
+    assert_eq!(one.status, 201, "{one:?}");
+    assert_eq!(three.status, 201, "{three:?}");
+    assert_eq!(
+        one.body["acceptedAt"], three.body["acceptedAt"],
+        "buckets 1 and 3 in one transaction"
+    );
+    assert!(!two.is_finished(), "bucket 2's win waits for its row");
+    let deferred = app
+        .probe
+        .metrics_text()
+        .lines()
+        .any(|l| l == "firstcome_group_commit_deferred_total 1");
+    assert!(deferred, "one win was left for the next batch");
+
+    other_writer.commit().await.expect("release bucket 2's row");
+    let two = two.await.expect("join task");
+    assert_eq!(two.status, 201, "{two:?}");
+    assert_eq!(mysql_remaining(&app, campaign).await, 396);
+    app.assert_outbox_matches_participations().await;
+}
