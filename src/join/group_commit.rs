@@ -241,11 +241,8 @@ impl GroupCommit {
             .into_iter()
             .map(|m| (m.win, (m.ticket, m.answer, m.deferred)))
             .unzip();
-        let outcomes: Vec<Option<Result<Written, WriteError>>> = if skip {
-            match transaction::write_free(&self.db, &wins, &*self.hooks).await {
-                Ok(taken) => taken.into_iter().map(|t| t.map(Ok)).collect(),
-                Err(refused) => self.after_refusal(&wins, refused).await,
-            }
+        let outcomes = if skip {
+            self.write_free(&wins).await
         } else {
             self.write_batch(&wins).await
         };
@@ -292,6 +289,29 @@ impl GroupCommit {
                 Err(refused) => self.after_refusal(wins, refused).await,
             },
         }
+    }
+
+    /// A batch's wins whose bucket rows no other writer holds, written as [`Self::write_batch`]
+    /// writes them; `None` for the others, which were not written.
+    async fn write_free(
+        &self,
+        wins: &[NewParticipation],
+    ) -> Vec<Option<Result<Written, WriteError>>> {
+        let free = transaction::write_free(&self.db, wins, &*self.hooks).await;
+        let outcomes = match free.written {
+            Ok(written) => written.into_iter().map(|w| Some(Ok(w))).collect(),
+            Err(refused) => {
+                let taken: Vec<NewParticipation> = (wins.iter().zip(&free.taken))
+                    .filter(|(_, &t)| t)
+                    .map(|(w, _)| w.clone())
+                    .collect();
+                self.after_refusal(&taken, refused).await
+            }
+        };
+        let mut outcomes = outcomes.into_iter();
+        (free.taken.iter())
+            .map(|&t| if t { outcomes.next().flatten() } else { None })
+            .collect()
     }
 
     /// What a batch's failure means for each of its wins: a refusal (MySQL has less stock than

@@ -86,39 +86,72 @@ pub async fn write_wins(
     finish(txn, written, hooks).await
 }
 
+/// What [`write_free`] did: which wins it took (their bucket rows were free), and what became
+/// of those, in order. A win not taken was not written.
+pub struct Free {
+    pub taken: Vec<bool>,
+    pub written: Result<Vec<Written>, WriteError>,
+}
+
 /// Writes a batch of one bucketed campaign's wins of several buckets as [`write_all`] does, but
 /// only the wins whose bucket rows no other transaction holds ([`lock_free_buckets`]); the
-/// others (`None`) are not written and go back to their lane for its next batch, so two
-/// writers of one campaign do not wait on each other's rows (docs/design.md §21).
-pub async fn write_free(
-    db: &Db,
-    wins: &[NewParticipation],
-    hooks: &dyn Hooks,
-) -> Result<Vec<Option<Written>>, WriteError> {
+/// others are not written and go back to their lane for its next batch, so two writers of one
+/// campaign do not wait on each other's rows (docs/design.md §21). A failure before the rows
+/// are known is every win's.
+pub async fn write_free(db: &Db, wins: &[NewParticipation], hooks: &dyn Hooks) -> Free {
+    let every = |written| Free {
+        taken: vec![true; wins.len()],
+        written,
+    };
     let buckets: Vec<u16> = (wins.iter().filter_map(|w| w.entry.bucket))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let txn = db.begin().await?;
-    let free = lock_free_buckets(&txn, wins[0].entry.campaign_id, &buckets).await?;
-    let is_free = |w: &NewParticipation| w.entry.bucket.is_some_and(|b| free.contains(&b));
+    let txn = match db.begin().await {
+        Ok(txn) => txn,
+        Err(e) => return every(Err(e.into())),
+    };
+    // On an error the transaction is dropped unfinished: it never commits.
+    let free = match lock_free_buckets(&txn, wins[0].entry.campaign_id, &buckets).await {
+        Ok(free) => free,
+        Err(e) => return every(Err(e.into())),
+    };
+    let taken: Vec<bool> = (wins.iter())
+        .map(|w| w.entry.bucket.is_some_and(|b| free.contains(&b)))
+        .collect();
     if free.len() == buckets.len() {
         let written = write_in(&txn, wins, None, hooks).await;
-        let committed = finish(txn, written, hooks).await.map_err(|r| r.error)?;
-        return Ok(committed.wins.into_iter().map(Some).collect());
+        return every(finished(txn, written, hooks).await);
     }
-    let taken: Vec<NewParticipation> = wins.iter().filter(|w| is_free(w)).cloned().collect();
-    if taken.is_empty() {
-        txn.rollback().await?;
-        return Ok(vec![None; wins.len()]);
+    if free.is_empty() {
+        // Nothing was written; a failed ROLLBACK leaves the transaction to be dropped, which
+        // rolls it back too.
+        let _ = txn.rollback().await;
+        return Free {
+            taken,
+            written: Ok(Vec::new()),
+        };
     }
-    let written = write_in(&txn, &taken, None, hooks).await;
-    let committed = finish(txn, written, hooks).await.map_err(|r| r.error)?;
-    let mut taken = committed.wins.into_iter();
-    Ok(wins
-        .iter()
-        .map(|w| if is_free(w) { taken.next() } else { None })
-        .collect())
+    let subset: Vec<NewParticipation> = (wins.iter().zip(&taken))
+        .filter(|(_, &t)| t)
+        .map(|(w, _)| w.clone())
+        .collect();
+    let written = write_in(&txn, &subset, None, hooks).await;
+    Free {
+        taken,
+        written: finished(txn, written, hooks).await,
+    }
+}
+
+/// [`finish`]ed, as one campaign's wins' answers.
+async fn finished(
+    txn: Txn,
+    written: Result<(Committed, u64), Refused>,
+    hooks: &dyn Hooks,
+) -> Result<Vec<Written>, WriteError> {
+    (finish(txn, written, hooks).await)
+        .map(|committed| committed.wins)
+        .map_err(|refused| refused.error)
 }
 
 /// Commits what `written` wrote in `txn`, or rolls it back on a refusal. Only a COMMIT can end

@@ -546,12 +546,11 @@ async fn a_batch_one_bucket_refuses_is_written_one_win_at_a_time() {
     for r in &replies {
         assert_eq!(r.status, 201, "the campaign has units: {r:?}");
     }
-    let fallbacks = app
-        .probe
-        .metrics_text()
-        .lines()
-        .any(|l| l == "firstcome_group_commit_fallbacks_total 1");
-    assert!(fallbacks, "the refused batch fell back");
+    assert_eq!(
+        app.metric("firstcome_group_commit_fallbacks_total"),
+        1,
+        "the refused batch fell back"
+    );
     assert_eq!(
         app.scalar(&format!(
             "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"

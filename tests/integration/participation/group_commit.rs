@@ -175,12 +175,11 @@ async fn a_batch_the_guard_refuses_is_written_one_win_at_a_time() {
             "user {user}"
         );
     }
-    let fallbacks = app
-        .probe
-        .metrics_text()
-        .lines()
-        .any(|l| l == "firstcome_group_commit_fallbacks_total 1");
-    assert!(fallbacks, "the fallback is counted");
+    assert_eq!(
+        app.metric("firstcome_group_commit_fallbacks_total"),
+        1,
+        "the fallback is counted"
+    );
     app.assert_outbox_matches_participations().await;
 }
 

@@ -161,16 +161,17 @@ impl TestApp {
     /// Transactions and wins the outbox path committed through group commit
     /// (`firstcome_group_commit_batch_size` count and sum).
     pub fn group_commits(&self) -> (u64, u64) {
-        let text = self.probe.metrics_text();
-        let value = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                .map_or(0.0, |v| v.parse::<f64>().expect("a number")) as u64
-        };
         (
-            value("firstcome_group_commit_batch_size_count"),
-            value("firstcome_group_commit_batch_size_sum"),
+            self.metric("firstcome_group_commit_batch_size_count"),
+            self.metric("firstcome_group_commit_batch_size_sum"),
         )
+    }
+
+    /// The value of the app's metric series `name` (no labels), 0 when it has none yet.
+    pub fn metric(&self, name: &str) -> u64 {
+        (self.probe.metrics_text().lines())
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.parse::<f64>().expect("a number")) as u64
     }
 
     /// How many times the app loaded a campaign into the Redis gate.
