@@ -4,8 +4,32 @@
 
 use serde_json::json;
 
+use sea_orm::DatabaseTransaction;
+use tokio::task::JoinHandle;
+
 use super::buckets::{bucketed_campaign, hold_bucket_row, mysql_remaining, users_of};
-use crate::spawn::spawn_app;
+use crate::{
+    http::Reply,
+    spawn::{spawn_app, TestApp},
+};
+
+/// Another writer (the test's own transaction, returned) holds bucket 2's row while joins of
+/// buckets 1, 2 and 3 form one batch of `campaign`'s one lane (4 buckets): bucket 0's row is
+/// held too until they queue behind a join waiting on it, which then wins.
+async fn batch_beside_a_held_row(
+    app: &TestApp,
+    campaign: i64,
+) -> (DatabaseTransaction, [JoinHandle<Reply>; 3]) {
+    let other_writer = hold_bucket_row(app, campaign, 2).await;
+    let blocker = hold_bucket_row(app, campaign, 0).await;
+    let first = app.spawn_join(campaign, users_of(0, 4, 1, 1)[0], 1);
+    app.wait_for_blocked_stock_updates_on_buckets(1).await;
+    let joins = [1, 2, 3].map(|b| app.spawn_join(campaign, users_of(b, 4, 1, 1)[0], 1));
+    app.wait_for_queued_wins(campaign, 3).await;
+    blocker.commit().await.expect("release bucket 0's row");
+    assert_eq!(first.await.expect("join task").status, 201);
+    (other_writer, joins)
+}
 
 /// Another writer (here the test's own transaction) holds bucket 2's row while a batch of
 /// buckets 1, 2 and 3 commits: buckets 1 and 3 are answered at once, in one transaction, and
@@ -15,16 +39,7 @@ use crate::spawn::spawn_app;
 async fn a_batch_takes_the_rows_no_other_writer_holds_and_leaves_the_rest_for_the_next() {
     let app = spawn_app().await;
     let campaign = bucketed_campaign(&app, 400, 4, json!({})).await;
-    let other_writer = hold_bucket_row(&app, campaign, 2).await;
-    // Bucket 0's row held too, so the first join's transaction waits on it and the next three
-    // queue into one batch behind it.
-    let blocker = hold_bucket_row(&app, campaign, 0).await;
-    let first = app.spawn_join(campaign, users_of(0, 4, 1, 1)[0], 1);
-    app.wait_for_blocked_stock_updates_on_buckets(1).await;
-    let [one, two, three] = [1, 2, 3].map(|b| app.spawn_join(campaign, users_of(b, 4, 1, 1)[0], 1));
-    app.wait_for_queued_wins(campaign, 3).await;
-    blocker.commit().await.expect("release bucket 0's row");
-    assert_eq!(first.await.expect("join task").status, 201);
+    let (other_writer, [one, two, three]) = batch_beside_a_held_row(&app, campaign).await;
 
     let (one, three) = (
         one.await.expect("join task"),
@@ -66,14 +81,7 @@ async fn a_refused_batch_falls_back_for_the_rows_it_took_and_leaves_the_held_one
         ))
         .await
         .expect("empty bucket 3's row");
-    let other_writer = hold_bucket_row(&app, campaign, 2).await;
-    let blocker = hold_bucket_row(&app, campaign, 0).await;
-    let first = app.spawn_join(campaign, users_of(0, 4, 1, 1)[0], 1);
-    app.wait_for_blocked_stock_updates_on_buckets(1).await;
-    let [one, two, three] = [1, 2, 3].map(|b| app.spawn_join(campaign, users_of(b, 4, 1, 1)[0], 1));
-    app.wait_for_queued_wins(campaign, 3).await;
-    blocker.commit().await.expect("release bucket 0's row");
-    assert_eq!(first.await.expect("join task").status, 201);
+    let (other_writer, [one, two, three]) = batch_beside_a_held_row(&app, campaign).await;
 
     let one = one.await.expect("join task");
     assert_eq!(one.status, 201, "{one:?}");
