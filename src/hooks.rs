@@ -36,6 +36,9 @@ pub trait Hooks: Send + Sync {
     /// A batch of wins is about to send its COMMIT.
     async fn before_commit(&self) {}
 
+    /// A steal's transfer between two bucket rows is about to send its COMMIT.
+    async fn before_steal_commit(&self) {}
+
     // The upkeep.
 
     /// A gate rebuild is inside its MySQL snapshot, between reading the stock and reading the

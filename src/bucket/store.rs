@@ -12,10 +12,13 @@ use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Value};
 use uuid::Uuid;
 
-use crate::db::{
-    sql::{insert_rows, stmt},
-    time::to_db,
-    Db, Txn,
+use crate::{
+    db::{
+        sql::{insert_rows, stmt},
+        time::to_db,
+        Db, Txn,
+    },
+    hooks::Hooks,
 };
 
 /// One bucket's row, as the admin view shows it.
@@ -111,30 +114,54 @@ pub async fn refill(
     Ok(Some(moved))
 }
 
+/// A steal that failed: its session when MySQL had named it (from then on the transfer may
+/// have written, or even committed, until that session is gone: `db::session`); `None` when it
+/// failed before its first lock, having written nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("MySQL: {error}")]
+pub struct StealFailed {
+    pub session: Option<u64>,
+    #[source]
+    pub error: DbErr,
+}
+
 /// Moves `units` from sibling `from` to `to`: the units `from`'s gate set aside under `take_id`
 /// (so no join can reserve them there meanwhile). Refused past `commit_by`, judged under both
-/// rows' locks, which whoever gives a leaked take back takes first.
-#[tracing::instrument(level = "debug", skip(db), err)]
+/// rows' locks, which whoever gives a leaked take back takes first. The rows' lock also names
+/// the session, so a failure after it can be settled for certain (`join::steal_in_doubt`).
+#[tracing::instrument(level = "debug", skip(db, hooks), err)]
 pub async fn steal(
     db: &Db,
     campaign_id: i64,
     (from, to): (u16, u16),
-    units: i64,
-    take_id: Uuid,
+    (units, take_id): (i64, Uuid),
     commit_by: std::time::Instant,
-) -> Result<Steal, DbErr> {
+    hooks: &dyn Hooks,
+) -> Result<Steal, StealFailed> {
     if from == to || units <= 0 {
         return Ok(Steal::Short);
     }
-    let txn = db.begin().await?;
-    txn.query_all_raw(stmt(
-        "SELECT bucket FROM campaign_bucket WHERE campaign_id = ? AND bucket IN (?, ?) \
-         ORDER BY bucket FOR UPDATE",
-        vec![campaign_id.into(), from.into(), to.into()],
-    ))
-    .await?;
+    let before = |error| StealFailed {
+        session: None,
+        error,
+    };
+    let txn = db.begin().await.map_err(before)?;
+    let locked = txn
+        .query_all_raw(stmt(
+            "SELECT CAST(CONNECTION_ID() AS SIGNED) FROM campaign_bucket \
+             WHERE campaign_id = ? AND bucket IN (?, ?) ORDER BY bucket FOR UPDATE",
+            vec![campaign_id.into(), from.into(), to.into()],
+        ))
+        .await
+        .map_err(before)?;
+    let session = match locked.first() {
+        Some(row) => Some(row.try_get_by_index::<i64>(0).map_err(before)?),
+        None => None,
+    }
+    .and_then(|id| u64::try_from(id).ok());
+    let failed = move |error| StealFailed { session, error };
     if std::time::Instant::now() > commit_by {
-        txn.rollback().await?;
+        txn.rollback().await.map_err(failed)?;
         return Ok(Steal::Stale);
     }
     let taken = txn
@@ -143,13 +170,17 @@ pub async fn steal(
              WHERE campaign_id = ? AND bucket = ? AND remaining_stock >= ?",
             vec![units.into(), units.into(), campaign_id.into(), from.into(), units.into()],
         ))
-        .await?;
+        .await
+        .map_err(failed)?;
     if taken.rows_affected() == 0 {
-        txn.rollback().await?;
+        txn.rollback().await.map_err(failed)?;
         return Ok(Steal::Short);
     }
-    let moved = move_in(&txn, campaign_id, Some(from), to, units, Some(take_id)).await?;
-    txn.commit().await?;
+    let moved = move_in(&txn, campaign_id, Some(from), to, units, Some(take_id))
+        .await
+        .map_err(failed)?;
+    hooks.before_steal_commit().await;
+    txn.commit().await.map_err(failed)?;
     Ok(Steal::Moved(moved))
 }
 

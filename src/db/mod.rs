@@ -8,6 +8,8 @@
 //!   on every call.
 //! - [`error`]: what a MySQL error means (deadlock, lock wait, duplicate, connection lost,
 //!   timeout).
+//! - [`session`]: ending a session whose transaction's outcome is unknown, and waiting until
+//!   it is gone.
 //! - [`sql`]: statement helpers shared by the repositories.
 //! - [`time`]: times as `DATETIME(6)` keeps them (the one conversion).
 
@@ -15,6 +17,7 @@ pub mod deadline;
 pub mod error;
 pub mod marker_cursor;
 pub mod pool;
+pub mod session;
 pub mod sql;
 pub mod time;
 

@@ -13,51 +13,27 @@
 //! 3. closes the committed wins' reservations and gives back exactly the others' units
 //!    (`lua/release.lua`, by each reservation's value: a unit never comes back twice).
 //!
-//! It tries again every [`RETRY_LONGEST`] at most until MySQL answers, so the units are back
+//! It tries again every 200 ms at most (`db::session::RetryPause`) until MySQL answers, so the units are back
 //! within about a quarter second of MySQL answering again (the bound is 2 s). Each member's
 //! request waits for the verdict up to the statement deadline and answers from it (a win found
 //! is that request's win); a request that stops waiting answers 503, and the settlement goes on.
 //!
-//! Which session is ended: a thread id is only the server's counter, which a restart begins
-//! again, so a session is killed only if it belongs to this service's user and database (a
-//! server restart ended the session in doubt anyway; killing another session of ours makes its
-//! own work in doubt, settled the same way).
+//! Which session is ended, and how: `db::session`.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::DbErr;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    db::{error as db_error, sql::stmt, Db},
+    db::{
+        session::{end_session, RetryPause},
+        Db,
+    },
     gate::{reservation_value, Entry, Gate, GateError, Release},
     win::store::{self, StoredParticipation},
 };
-
-/// The first wait between two attempts at settling, doubled up to [`RETRY_LONGEST`].
-const RETRY_FIRST: Duration = Duration::from_millis(25);
-/// The longest wait between two attempts: after MySQL answers again, the units are back
-/// within about this long plus the attempt itself.
-const RETRY_LONGEST: Duration = Duration::from_millis(200);
-/// How often the ended session is looked for until it is gone.
-const GONE_POLL: Duration = Duration::from_millis(10);
-
-/// The pause between two attempts at settling a commit in doubt: [`RETRY_FIRST`], doubling up
-/// to [`RETRY_LONGEST`].
-struct RetryPause(Duration);
-
-impl RetryPause {
-    fn new() -> Self {
-        Self(RETRY_FIRST)
-    }
-
-    /// Sleeps the current pause, and doubles the next one.
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(RETRY_LONGEST);
-    }
-}
 
 /// A transaction whose COMMIT's outcome is unknown; shared by its members' answers.
 #[derive(Debug)]
@@ -230,46 +206,6 @@ async fn give_back(gate: &Gate, m: &Member, how: Release) -> Result<(), GateErro
     let reservation = reservation_value(m.reserved_at_ms, m.entry.quantity);
     gate.release(&m.entry, None, how, &reservation).await?;
     Ok(())
-}
-
-/// Ends session `session` if it is still there and ours, and returns once it is gone: from then
-/// on its transaction can neither commit nor roll back any more.
-async fn end_session(db: &Db, session: u64) -> Result<(), DbErr> {
-    if !still_there(db, session).await? {
-        return Ok(());
-    }
-    // An integer the server gave us, never a client's value.
-    match db
-        .execute_unprepared(&format!("KILL CONNECTION {session}"))
-        .await
-    {
-        Ok(_) => {}
-        // 1094 ER_NO_SUCH_THREAD: it ended between the two statements.
-        Err(e) if db_error::mysql_error_number(&e) == Some(1094) => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    let deadline = std::time::Instant::now() + db.statement_timeout();
-    while still_there(db, session).await? {
-        if std::time::Instant::now() > deadline {
-            return Err(DbErr::Custom(format!(
-                "session {session} was killed but has not ended yet"
-            )));
-        }
-        tokio::time::sleep(GONE_POLL).await;
-    }
-    Ok(())
-}
-
-/// Whether session `session` is still there and ours (this service's user, on its database).
-async fn still_there(db: &Db, session: u64) -> Result<bool, DbErr> {
-    let row = db
-        .query_one_raw(stmt(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-             WHERE ID = ? AND USER = SUBSTRING_INDEX(USER(), '@', 1) AND DB <=> DATABASE()",
-            vec![Value::from(session)],
-        ))
-        .await?;
-    Ok(row.map_or(Ok(0), |r| r.try_get_by_index::<i64>(0))? > 0)
 }
 
 /// Why one attempt at settling failed; the next attempt starts again from the top.

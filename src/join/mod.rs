@@ -15,7 +15,8 @@
 //!   and a dry bucket alike.
 //! - [`tail`]: a bucketed campaign's dry bucket (docs/design.md §21): the bucket's policy
 //!   (`bucket::policy`) carried out, units from the pool or a sibling, and the MySQL read a
-//!   SOLD_OUT stands on.
+//!   SOLD_OUT stands on; [`steal_in_doubt`]: a transfer from a sibling cut off by an outage,
+//!   settled as soon as MySQL answers.
 //! - [`settle`]: past the gate, in a task of its own: the write, then settlement or
 //!   compensation.
 //! - [`group_commit`]: a campaign's wins that queue behind its running transaction share the
@@ -47,6 +48,7 @@ pub mod reserve;
 pub mod rows;
 pub mod service;
 pub mod settle;
+pub mod steal_in_doubt;
 pub mod tail;
 pub mod transaction;
 pub mod write_error;

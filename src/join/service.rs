@@ -120,6 +120,7 @@ impl ParticipationService {
                 commit_within(settings.redis.reservation_timeout),
                 Tail::new(
                     (db.clone(), gate.clone(), loader),
+                    hooks.clone(),
                     metrics.clone(),
                     sold_out,
                 ),

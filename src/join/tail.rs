@@ -20,12 +20,14 @@ use uuid::Uuid;
 use crate::{
     bucket::{
         policy::{self, Found},
-        store::{self, Moved, Steal},
+        store::{self, Moved, Steal, StealFailed},
         Deal,
     },
     campaign::{gate_epoch, Campaign},
     db::Db,
     gate::{sold_out::SoldOutMemo, transfer::Untake, Gate, GateError, Returned, Slot},
+    hooks::Hooks,
+    join::steal_in_doubt::StealInDoubt,
     telemetry::metrics::{
         registry::{ControlLabels, ReasonLabels},
         Metrics,
@@ -55,6 +57,8 @@ pub struct Tail {
     db: Db,
     gate: Gate,
     loader: GateLoader,
+    /// The test seam: a point before a steal's COMMIT.
+    hooks: Arc<dyn Hooks>,
     /// Transfers and searches counted.
     metrics: Arc<Metrics>,
     /// After MySQL found a campaign without units, a dry bucket's SOLD_OUT is repeated for
@@ -71,6 +75,7 @@ pub struct Tail {
 impl Tail {
     pub fn new(
         (db, gate, loader): (Db, Gate, GateLoader),
+        hooks: Arc<dyn Hooks>,
         metrics: Arc<Metrics>,
         sold_out: Arc<SoldOutMemo>,
     ) -> Self {
@@ -91,6 +96,7 @@ impl Tail {
             db,
             gate,
             loader,
+            hooks,
             metrics,
             sold_out,
             searches: Mutex::default(),
@@ -208,7 +214,15 @@ impl Tail {
             return Ok(true);
         }
         let buckets = (from.bucket_or_zero(), home.bucket_or_zero());
-        let moved = store::steal(&self.db, campaign.id, buckets, units, take_id, commit_by).await;
+        let moved = store::steal(
+            &self.db,
+            campaign.id,
+            buckets,
+            (units, take_id),
+            commit_by,
+            self.hooks.as_ref(),
+        )
+        .await;
         match moved {
             Ok(Steal::Moved(moved)) => {
                 self.counted("STEAL");
@@ -222,9 +236,29 @@ impl Tail {
                 self.gate.untake(from, epoch, take_id, Untake::Back).await?;
                 Ok(false)
             }
-            // The transfer may have committed: the take stays until the reconciler reads MySQL
-            // under the sibling's row lock (`upkeep::reconcile`).
-            Err(e) => Err(e.into()),
+            // Nothing was written: the units go back at once.
+            Err(StealFailed {
+                session: None,
+                error,
+            }) => {
+                self.gate.untake(from, epoch, take_id, Untake::Back).await?;
+                Err(error.into())
+            }
+            // The transfer may have committed: settled once MySQL answers again.
+            Err(StealFailed {
+                session: Some(session),
+                error,
+            }) => {
+                let doubt = StealInDoubt {
+                    campaign_id: campaign.id,
+                    from,
+                    epoch,
+                    take_id,
+                    session,
+                };
+                doubt.settle(self.db.clone(), self.gate.clone(), &error);
+                Err(error.into())
+            }
         }
     }
 

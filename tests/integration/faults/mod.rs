@@ -7,3 +7,4 @@ mod mysql_black_hole;
 mod mysql_failover;
 mod pool;
 mod shutdown;
+mod steal_in_doubt;

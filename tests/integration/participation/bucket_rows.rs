@@ -16,6 +16,7 @@ use firstcome::{
         Admission,
     },
     db::Db,
+    hooks::NoHooks,
 };
 use futures::future::join_all;
 use uuid::Uuid;
@@ -103,11 +104,13 @@ async fn refills_and_steals_racing_keep_every_unit() {
                     .await
                     .map(|m| m.map_or(0, |m| m.units))
             } else {
-                match store::steal(&db, id, (from, to), 2, Uuid::now_v7(), deadline).await {
+                match store::steal(&db, id, (from, to), (2, Uuid::now_v7()), deadline, &NoHooks)
+                    .await
+                {
                     Ok(Steal::Moved(m)) => Ok(m.units),
                     Ok(Steal::Short) => Ok(0),
                     Ok(Steal::Stale) => panic!("not past its deadline"),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.error),
                 }
             }
         }
@@ -180,7 +183,7 @@ async fn a_steal_past_its_deadline_or_beyond_the_row_moves_nothing() {
 
     let stale = Uuid::now_v7();
     let past = Instant::now() - Duration::from_millis(1);
-    let outcome = store::steal(&db, id, (0, 1), 1, stale, past)
+    let outcome = store::steal(&db, id, (0, 1), (1, stale), past, &NoHooks)
         .await
         .expect("steal");
     assert_eq!(outcome, Steal::Stale);
@@ -190,12 +193,12 @@ async fn a_steal_past_its_deadline_or_beyond_the_row_moves_nothing() {
 
     let too_many = before[0].remaining_stock + 1;
     let far = Instant::now() + Duration::from_secs(60);
-    let outcome = store::steal(&db, id, (0, 1), too_many, Uuid::now_v7(), far).await;
+    let outcome = store::steal(&db, id, (0, 1), (too_many, Uuid::now_v7()), far, &NoHooks).await;
     assert_eq!(outcome.expect("steal"), Steal::Short);
     assert_eq!(ledger(&app, id).await.1, before, "nothing moved");
 
     let taken = Uuid::now_v7();
-    let outcome = store::steal(&db, id, (2, 0), 5, taken, far)
+    let outcome = store::steal(&db, id, (2, 0), (5, taken), far, &NoHooks)
         .await
         .expect("steal");
     assert!(matches!(outcome, Steal::Moved(m) if m.units == 5 && m.bucket == 0));

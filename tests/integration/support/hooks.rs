@@ -37,6 +37,8 @@ pub struct TestHooks {
     pub refusal: HoldPoint,
     /// A win's batch right before its COMMIT.
     pub commit: HoldPoint,
+    /// A steal's transfer between bucket rows right before its COMMIT.
+    pub steal: HoldPoint,
     /// A gate rebuild inside its MySQL snapshot, between reading the stock and reading the
     /// returned wins.
     pub rebuild: HoldPoint,
@@ -75,6 +77,10 @@ impl Hooks for TestHooks {
 
     async fn before_commit(&self) {
         self.commit.reached().await;
+    }
+
+    async fn before_steal_commit(&self) {
+        self.steal.reached().await;
     }
 
     async fn in_rebuild_snapshot(&self) {
