@@ -210,7 +210,8 @@ impl Accepted {
         self
     }
 
-    /// `req`'s win as MySQL has it.
+    /// `req`'s win as MySQL has it, answered as it was accepted (a retry gets the original
+    /// body, [`StoredParticipation::accepted_status`]).
     pub(crate) fn stored(req: &JoinRequest, found: &StoredParticipation) -> Self {
         let event_id = found
             .event_id
@@ -224,7 +225,7 @@ impl Accepted {
             found.created_at.and_utc(),
         )
         .with_status(
-            ParticipationStatus::parse(&found.status),
+            found.accepted_status(),
             found.hold_expires_at.map(|t| t.and_utc()),
         )
     }

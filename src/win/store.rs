@@ -4,7 +4,10 @@
 use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use crate::db::sql::{in_list, stmt, MAX_IDS};
+use crate::{
+    db::sql::{in_list, stmt, MAX_IDS},
+    win::status::ParticipationStatus,
+};
 
 /// A stored participation with the id of the event that announced it (`None` for a win of the
 /// synchronous baseline, which writes no outbox row, and for a win older than the column whose
@@ -25,6 +28,26 @@ pub struct StoredParticipation {
     pub hold_expires_at: Option<NaiveDateTime>,
     /// The purchase (cart) it is an item of (docs/design.md §22).
     pub purchase_id: Option<i64>,
+}
+
+impl StoredParticipation {
+    /// The status its join answered when it committed: `HELD` (until `hold_expires_at`) when it
+    /// was won with a confirmation window, else `CONFIRMED`. A retry with the join's
+    /// Idempotency-Key, or an answer found after a lost one, gives the original 201 body
+    /// (docs/design.md §3), not what became of the win since (confirmed, cancelled,
+    /// expired), which reads of the win show.
+    pub fn accepted_status(&self) -> ParticipationStatus {
+        match self.hold_expires_at {
+            Some(_) => ParticipationStatus::Held,
+            None => ParticipationStatus::Confirmed,
+        }
+    }
+
+    /// The win as its join answered it ([`Self::accepted_status`]).
+    pub fn as_accepted(mut self) -> Self {
+        self.status = self.accepted_status().as_str().to_owned();
+        self
+    }
 }
 
 const SELECT: &str =

@@ -175,7 +175,7 @@ impl Carts {
 fn replayed(found: StoredPurchase, req: &CartRequest) -> Result<Purchased, CartError> {
     if found.group_id == req.group_id && found.holds(&req.items) {
         return Ok(Purchased {
-            purchase: found,
+            purchase: found.as_accepted(),
             created: false,
         });
     }
@@ -259,12 +259,13 @@ impl Carts {
         }
     }
 
-    /// The committed purchase `id`, as stored.
+    /// The committed purchase `id`, as its request answers it (as accepted, whatever became of
+    /// it since the commit).
     async fn written(&self, id: i64) -> Result<Purchased, CartError> {
         let found = store::find(self.settle.db(), id).await?;
         found
             .map(|purchase| Purchased {
-                purchase,
+                purchase: purchase.as_accepted(),
                 created: true,
             })
             .ok_or_else(|| {

@@ -22,6 +22,15 @@ pub struct StoredPurchase {
     pub items: Vec<StoredParticipation>,
 }
 
+impl StoredPurchase {
+    /// The purchase as its request answered it when it committed: every item in the state it
+    /// was accepted in (`StoredParticipation::as_accepted`), as a retry of its key expects.
+    pub fn as_accepted(mut self) -> Self {
+        self.items = self.items.into_iter().map(|p| p.as_accepted()).collect();
+        self
+    }
+}
+
 #[derive(FromQueryResult)]
 struct Row {
     id: i64,

@@ -100,6 +100,35 @@ async fn two_carts_in_opposite_orders_never_deadlock_and_never_sell_both_halves(
     one.assert_outbox_matches_participations().await;
 }
 
+/// A retry of a purchase's key answers it as it was accepted (every item `HELD`), also after it
+/// was cancelled: the retry stands for the original answer (docs/design.md §22). Before, it
+/// carried the items' state when read (the proof found one answered `EXPIRED`).
+#[tokio::test]
+async fn a_retry_of_a_purchase_answers_it_as_accepted_after_it_was_cancelled() {
+    let app = spawn_app().await;
+    let g = group(&app, 10, 1).await;
+    let window = json!({"groupId": g, "confirmWithinSeconds": 600});
+    let a = app.open_campaign_with(5, 1, window.clone()).await;
+    let b = app.open_campaign_with(5, 1, window).await;
+
+    let first = buy(&app, g, 7, &[(a, 1), (b, 1)], Some("cart-7")).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(app.act_on_win(a, 7, "cancel", false).await.status, 200);
+    let again = buy(&app, g, 7, &[(a, 1), (b, 1)], Some("cart-7")).await;
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(again.body, first.body, "the retry is the original answer");
+    let id = first.body["purchaseId"].as_i64().expect("purchaseId");
+    let read = app.get(&format!("/api/v1/groups/{g}/purchases/{id}")).await;
+    assert!(
+        read.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["status"] == "CANCELLED"),
+        "{read:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_is_held_confirmed_and_cancelled_as_a_whole_and_its_events_name_it() {
     let app = spawn_app().await;

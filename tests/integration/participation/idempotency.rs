@@ -182,3 +182,33 @@ async fn keys_outside_1_to_128_visible_ascii_characters_are_refused() {
     assert_eq!(reply.status, 201, "{reply:?}");
     assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 1);
 }
+
+/// A retry answers the original body, status included: a win accepted `HELD` is answered `HELD`
+/// with its deadline however it ended since (confirmed, cancelled, expired); a read of the win
+/// shows what became of it. Before, the retry carried the win's state at the time it was read
+/// (the proof found a retry answered `EXPIRED` for a win accepted `HELD`).
+#[tokio::test]
+async fn a_retry_answers_the_win_as_it_was_accepted_whatever_became_of_it_since() {
+    let app = spawn_app().await;
+    let campaign = app
+        .open_campaign_with(5, 1, json!({"confirmWithinSeconds": 600}))
+        .await;
+    let body = json!({"userId": 9, "quantity": 1});
+    let first = join_with_key(&app, "", campaign, body.clone(), Some("hold-9")).await;
+    assert_eq!(first.body["status"], "HELD", "{first:?}");
+    assert!(first.body["holdExpiresAt"].is_string(), "{first:?}");
+
+    let cancelled = app.act_on_win(campaign, 9, "cancel", false).await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    let again = join_with_key(&app, "", campaign, body, Some("hold-9")).await;
+    assert_eq!(win_of(&again, ""), win_of(&first, ""));
+    assert_eq!(
+        (&again.body["status"], &again.body["holdExpiresAt"]),
+        (&first.body["status"], &first.body["holdExpiresAt"]),
+        "the retry is the original answer: {again:?}"
+    );
+    let read = app
+        .get(&format!("/api/v1/campaigns/{campaign}/participations/9"))
+        .await;
+    assert_eq!(read.body["status"], "CANCELLED", "{read:?}");
+}
