@@ -59,10 +59,11 @@ pub struct GroupCommitSettings {
     #[arg(id = "GROUP_COMMIT_WINDOW_MS", long = "group-commit-window-ms", env,
           default_value = "0", value_parser = millis(0..=1_000))]
     pub window: Duration,
-    /// Transactions a bucketed campaign commits at once on an instance, each over its own buckets (1–1024)
-    // Bucket b's wins go to lane b mod this (docs/design.md §21). One lane batches the most wins
-    // a transaction (the least CPU a win, on one MySQL); several commit on disjoint bucket rows
-    // side by side, across instances too, for a campaign past one row lock's rate.
+    /// Most transactions a bucketed campaign commits at once on an instance, each over its own buckets (1–1024)
+    // Lanes open as the load needs them (docs/design.md §21, `join::lanes`): one until a full
+    // batch waits while every lane has one out, or every batch out is stalled (50 ms) while
+    // other buckets' wins wait. One lane batches the most wins a transaction (the least CPU a
+    // win); several commit on disjoint bucket rows side by side, for a campaign past one lane.
     #[arg(id = "GROUP_COMMIT_BUCKET_LANES", long = "group-commit-bucket-lanes", env,
           default_value_t = 1, value_parser = number::<u16>(1..=1_024))]
     pub bucket_lanes: u16,

@@ -32,13 +32,16 @@
 //! row's lock before it takes ids, so outbox ids of a campaign follow commit order across
 //! batches and instances.
 //!
-//! A bucketed campaign (docs/design.md §21) has `GROUP_COMMIT_BUCKET_LANES` lanes (default 1),
-//! bucket b's wins in lane b mod that: a batch holds the wins of every bucket of its lane that
-//! passed its gate meanwhile, and its transaction takes each bucket's units in one statement,
-//! rows locked in ascending bucket order ([`super::guard::decrement_buckets`]); a bucket's
-//! outbox ids still follow its commits (its row's lock is held to the commit). Lanes per bucket
-//! made batches of a few wins each, and a 64-bucket campaign cost two to three times the CPU of
-//! one bucket per win (docs/benchmarks.md); several lanes commit side by side on disjoint rows.
+//! A bucketed campaign (docs/design.md §21) may have up to `GROUP_COMMIT_BUCKET_LANES` lanes
+//! (default 1) over its one queue, each batch over buckets no other batch of the instance has
+//! out: a batch holds the waiting wins of those buckets, and its transaction takes each bucket's
+//! units in one statement, rows locked in ascending bucket order
+//! ([`super::guard::decrement_buckets`]); a bucket's outbox ids still follow its commits (its
+//! row's lock is held to the commit). Lanes open only when one is not enough (a full batch
+//! waits while every lane has one out, or every batch out is stalled while other buckets'
+//! wins wait: [`lanes`]), so batches stay one lane's until the load needs more; fixed lanes per
+//! bucket share divided every batch by their number, and a campaign's cost per win grew with
+//! its lanes (docs/benchmarks.md).
 //!
 //! Two writers of one bucketed campaign (two instances, each with its lanes) would wait on each
 //! other's bucket rows. So a batch over several buckets first locks the rows no other
@@ -71,7 +74,7 @@ use crate::{
     join::{
         closing::Closing,
         in_doubt,
-        lanes::{Contention, LaneKey, Lanes, Member, Withdrawn},
+        lanes::{self, Contention, LaneId, Lanes, Member, Withdrawn},
         rows::{NewParticipation, PurchaseRow, Written},
         transaction::{self, Committed as Wrote},
         write_error::{Refused, WriteError},
@@ -117,7 +120,7 @@ impl GroupCommit {
             gate,
             settings,
             queue_timeout,
-            lanes: Lanes::new(settings.max_batch, queue_timeout),
+            lanes: Lanes::new(settings.max_batch, settings.bucket_lanes, queue_timeout),
             tickets: AtomicU64::new(0),
             metrics,
             hooks,
@@ -138,45 +141,48 @@ impl GroupCommit {
             self.settle_in_doubt(std::slice::from_ref(&win), std::slice::from_ref(&written));
             return written;
         }
-        let lane = self.lane_of(&win);
         let campaign_id = win.entry.campaign_id;
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let (answer, mut answered) = oneshot::channel();
-        if self.lanes.enqueue(
-            lane,
-            Member {
-                ticket,
-                win,
-                answer,
-                deferred: 0,
-            },
-        ) {
-            let this = self.clone();
-            tokio::spawn(
-                async move { this.drive(lane).await }.instrument(tracing::debug_span!(
-                    parent: None,
-                    "group_commit",
-                    campaign_id,
-                    lane = lane.1
-                )),
-            );
+        let member = Member {
+            ticket,
+            win,
+            answer,
+            deferred: 0,
+        };
+        if let Some(lane) = self.lanes.enqueue(member) {
+            self.start_lane(campaign_id, lane);
         }
+        // A bucketed campaign's win looks every stall whether every batch out is stalled, and
+        // if so opens a lane for the waiting wins of other buckets.
+        let look_every = match self.settings.bucket_lanes > 1 {
+            true => lanes::STALL.min(self.queue_timeout),
+            false => self.queue_timeout,
+        };
+        let mut withdraw_at = std::time::Instant::now() + self.queue_timeout;
         let answer = loop {
-            match tokio::time::timeout(self.queue_timeout, &mut answered).await {
-                Ok(answer) => break answer,
-                Err(_) => match self.lanes.withdraw(lane, ticket) {
-                    // Still queued and the lane took no batch meanwhile: its running
-                    // transaction holds the campaign that long. Busy, as a pool with no
-                    // connection to give; nothing was sent.
-                    Withdrawn::Out => {
-                        return Err(WriteError::Db(DbErr::ConnectionAcquire(
-                            ConnAcquireErr::Timeout,
-                        )))
-                    }
-                    // Queued behind batches that commit: wait on.
-                    Withdrawn::Moving => {}
-                    Withdrawn::Taken => break answered.await,
-                },
+            if let Ok(answer) = tokio::time::timeout(look_every, &mut answered).await {
+                break answer;
+            }
+            if let Some(lane) = self.lanes.open_if_stalled(campaign_id) {
+                self.start_lane(campaign_id, lane);
+            }
+            if std::time::Instant::now() < withdraw_at {
+                continue;
+            }
+            withdraw_at += self.queue_timeout;
+            match self.lanes.withdraw(campaign_id, ticket) {
+                // Still queued and no lane took a batch meanwhile: a running transaction holds
+                // the campaign that long. Busy, as a pool with no connection to give; nothing
+                // was sent.
+                Withdrawn::Out => {
+                    return Err(WriteError::Db(DbErr::ConnectionAcquire(
+                        ConnAcquireErr::Timeout,
+                    )))
+                }
+                // Queued behind batches that commit: wait on.
+                Withdrawn::Moving => {}
+                Withdrawn::Taken => break answered.await,
             }
         };
         answer.unwrap_or(Err(WriteError::Unanswered))
@@ -187,29 +193,33 @@ impl GroupCommit {
         self.lanes.queued(campaign_id)
     }
 
-    /// The lane of `win`: its campaign's, or for a bucketed campaign's win, its bucket's share
-    /// of `GROUP_COMMIT_BUCKET_LANES`.
-    fn lane_of(&self, win: &NewParticipation) -> LaneKey {
-        let lanes = self.settings.bucket_lanes.max(1);
-        (
-            win.entry.campaign_id,
-            win.entry.bucket.map_or(0, |b| b % lanes),
-        )
+    /// Starts lane `lane` of `campaign_id`'s queue in a task of its own.
+    fn start_lane(self: &Arc<Self>, campaign_id: i64, lane: LaneId) {
+        let this = self.clone();
+        tokio::spawn(
+            async move { this.drive(campaign_id, lane).await }.instrument(tracing::debug_span!(
+                parent: None,
+                "group_commit",
+                campaign_id,
+                lane
+            )),
+        );
     }
 
-    /// Commits the lane's queue batch after batch until it is empty, then closes the lane.
-    async fn drive(self: Arc<Self>, key: LaneKey) {
-        let mut busy = false;
+    /// Commits batches of the campaign's queue until the lane closes (`Lanes::take`).
+    async fn drive(self: Arc<Self>, campaign_id: i64, lane: LaneId) {
+        let (mut busy, mut first) = (false, true);
         let mut contention = Contention::default();
         loop {
             if busy && !self.settings.window.is_zero() {
-                if let Some(full) = self.lanes.until_full(key) {
+                if let Some(full) = self.lanes.until_full(campaign_id) {
                     let _ = tokio::time::timeout(self.settings.window, full.notified()).await;
                 }
             }
-            let Some(batch) = self.lanes.take(key) else {
+            let Some(batch) = self.lanes.take(campaign_id, lane, first) else {
                 return;
             };
+            first = false;
             // More than one member means wins queued behind the previous transaction.
             busy = batch.len() > 1;
             let now = std::time::Instant::now();
@@ -218,7 +228,7 @@ impl GroupCommit {
             if skip {
                 contention.found(now, !deferred.is_empty());
             }
-            self.lanes.requeue(key, deferred);
+            self.lanes.requeue(campaign_id, deferred);
         }
     }
 

@@ -1,11 +1,20 @@
-//! The group commit's lanes (docs/design.md §6 step 3, §21): for each campaign, and for a
-//! bucketed campaign each share of its buckets, the wins waiting for the transaction after the
-//! running one. [`super::group_commit`] drives each lane with one task; this is the queue it
-//! takes its batches from, under one lock.
+//! The group commit's lanes (docs/design.md §6 step 3, §21): for each campaign, the wins waiting
+//! for a transaction, and the tasks (its lanes) that commit them. [`super::group_commit`] runs
+//! each lane; this is the queue they take their batches from, under one lock.
 //!
 //! A batch is the head of the queue, as many wins as `GROUP_COMMIT_MAX_BATCH` allows rounded
 //! down to a list size of `db::sql` (a statement text per size). Wins a batch left for the next
 //! (another writer held their bucket's row) go back to the head, in their order.
+//!
+//! One lane per campaign by default. A bucketed campaign may run up to
+//! `GROUP_COMMIT_BUCKET_LANES` at once, each batch over buckets no other running batch of this
+//! instance holds (a lane skips the wins of those; their holder takes them next), and a lane
+//! opens only when one is not enough: when a full batch waits beyond what the running lanes
+//! take, or when every running batch has been out longer than [`STALL`] (a row held by another
+//! writer, a slow commit) while wins of other buckets wait. A lane that finds less than a full
+//! batch waiting while another runs closes. So the batches stay as big as one lane's until the
+//! load needs more (lanes fixed per bucket share divided every batch by their number: a
+//! campaign's cost per win grew with its lanes, docs/design.md §21).
 
 use std::{
     collections::{hash_map::Entry, HashMap, VecDeque},
@@ -23,10 +32,14 @@ use crate::{
     },
 };
 
-/// A lane: a campaign, and for a bucketed campaign one share of its buckets (0 otherwise).
-pub(super) type LaneKey = (i64, u16);
+/// How long every running batch of a campaign may be out before a win of another bucket that
+/// waits behind them opens a lane of its own.
+pub(super) const STALL: Duration = Duration::from_millis(50);
 
-/// A win waiting in its lane, and where its answer goes.
+/// A lane's name within its campaign.
+pub(super) type LaneId = u32;
+
+/// A win waiting in its campaign's queue, and where its answer goes.
 pub(super) struct Member {
     pub(super) ticket: u64,
     pub(super) win: NewParticipation,
@@ -37,21 +50,29 @@ pub(super) struct Member {
 
 /// What a win's queue timeout found.
 pub(super) enum Withdrawn {
-    /// Out of the queue: the lane took no batch for the timeout.
+    /// Out of the queue: no lane took a batch for the timeout.
     Out,
-    /// Still queued behind batches that the lane keeps taking.
+    /// Still queued behind batches that the lanes keep taking.
     Moving,
     /// A batch took it: its answer comes.
     Taken,
 }
 
-/// A lane's wins waiting for the transaction after the running one.
+/// A campaign's wins waiting for a transaction, and its lanes.
 struct Queue {
     waiting: VecDeque<Member>,
     /// Signalled when the queue holds a full batch, ending a window early.
     full: Arc<Notify>,
-    /// When the lane last took a batch (or opened).
+    /// When a lane last took a batch (or the queue opened).
     moved_at: Instant,
+    /// Lanes alive.
+    lanes: u16,
+    next_lane: LaneId,
+    /// Each lane's batch out: since when, and its buckets.
+    out: HashMap<LaneId, (Instant, Vec<Option<u16>>)>,
+    /// When a waiting win last looked for a stall (one look a stall at most: every waiting
+    /// win asks).
+    looked_at: Option<Instant>,
 }
 
 impl Queue {
@@ -60,115 +81,199 @@ impl Queue {
             waiting: VecDeque::new(),
             full: Arc::new(Notify::new()),
             moved_at: Instant::now(),
+            lanes: 0,
+            next_lane: 0,
+            out: HashMap::new(),
+            looked_at: None,
         }
+    }
+
+    fn open_lane(&mut self) -> LaneId {
+        self.lanes += 1;
+        self.next_lane = self.next_lane.wrapping_add(1);
+        self.next_lane
+    }
+
+    fn held(&self, bucket: Option<u16>) -> bool {
+        self.out.values().any(|(_, held)| held.contains(&bucket))
+    }
+
+    /// Whether a win waits whose bucket no batch out holds.
+    fn any_free(&self) -> bool {
+        self.waiting.iter().any(|m| !self.held(m.win.entry.bucket))
     }
 }
 
-/// Every open lane's queue.
+/// Every campaign's queue.
 pub(super) struct Lanes {
-    queues: Mutex<HashMap<LaneKey, Queue>>,
+    queues: Mutex<HashMap<i64, Queue>>,
     max_batch: usize,
-    /// `DB_ACQUIRE_TIMEOUT_MS`: how long a lane may take no batch before a win waiting in it
-    /// may leave.
+    /// `GROUP_COMMIT_BUCKET_LANES`: the most lanes of a bucketed campaign.
+    max_lanes: u16,
+    /// `DB_ACQUIRE_TIMEOUT_MS`: how long no lane may take a batch before a win waiting may
+    /// leave.
     queue_timeout: Duration,
 }
 
 impl Lanes {
-    pub(super) fn new(max_batch: usize, queue_timeout: Duration) -> Self {
+    pub(super) fn new(max_batch: usize, max_lanes: u16, queue_timeout: Duration) -> Self {
         Self {
             queues: Mutex::new(HashMap::new()),
             max_batch,
+            max_lanes: max_lanes.max(1),
             queue_timeout,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<LaneKey, Queue>> {
-        // A panic while the map is held cannot leave a lane half-changed (pushes and drains).
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, Queue>> {
+        // A panic while the map is held cannot leave a queue half-changed (pushes and drains).
         self.queues
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues `member` in lane `key`; true when the lane was not open, so the caller starts
-    /// its task.
-    pub(super) fn enqueue(&self, key: LaneKey, member: Member) -> bool {
+    /// Queues `member` in its campaign's queue; a lane for the caller to start when the
+    /// campaign had none, or when a full batch waits while every lane has a batch out (a
+    /// bucketed campaign, below its most lanes).
+    pub(super) fn enqueue(&self, member: Member) -> Option<LaneId> {
+        let bucketed = member.win.entry.bucket.is_some();
         let mut queues = self.lock();
-        match queues.entry(key) {
-            Entry::Occupied(mut lane) => {
-                let lane = lane.get_mut();
-                lane.waiting.push_back(member);
-                if lane.waiting.len() >= self.max_batch {
-                    lane.full.notify_one();
+        match queues.entry(member.win.entry.campaign_id) {
+            Entry::Occupied(mut queue) => {
+                let queue = queue.get_mut();
+                queue.waiting.push_back(member);
+                if queue.waiting.len() < self.max_batch {
+                    return None;
                 }
-                false
+                queue.full.notify_one();
+                // Every lane has a batch out (none is about to take this one).
+                let all_out = queue.out.len() >= usize::from(queue.lanes);
+                let more = bucketed && queue.lanes < self.max_lanes && all_out;
+                (more || queue.lanes == 0).then(|| queue.open_lane())
             }
             Entry::Vacant(vacant) => {
-                vacant.insert(Queue::new()).waiting.push_back(member);
-                true
+                let queue = vacant.insert(Queue::new());
+                queue.waiting.push_back(member);
+                Some(queue.open_lane())
             }
         }
     }
 
-    /// Takes a still-queued win out of its lane when the lane took no batch for the queue
-    /// timeout; `Taken` if a batch already took it.
-    pub(super) fn withdraw(&self, key: LaneKey, ticket: u64) -> Withdrawn {
+    /// A lane for the caller to start when every batch of `campaign_id` out has been out longer
+    /// than [`STALL`] while a win of another bucket waits (a bucketed campaign, below its most
+    /// lanes).
+    pub(super) fn open_if_stalled(&self, campaign_id: i64) -> Option<LaneId> {
         let mut queues = self.lock();
-        let Some(lane) = queues.get_mut(&key) else {
+        let queue = queues.get_mut(&campaign_id)?;
+        let now = Instant::now();
+        if queue.lanes >= self.max_lanes || queue.looked_at.is_some_and(|at| now - at < STALL) {
+            return None;
+        }
+        queue.looked_at = Some(now);
+        let stalled = !queue.out.is_empty()
+            && queue
+                .out
+                .values()
+                .all(|(since, _)| since.elapsed() >= STALL);
+        let bucketed = queue.waiting.front()?.win.entry.bucket.is_some();
+        (bucketed && stalled && queue.any_free()).then(|| queue.open_lane())
+    }
+
+    /// Takes a still-queued win out when no lane took a batch for the queue timeout; `Taken`
+    /// if a batch already took it.
+    pub(super) fn withdraw(&self, campaign_id: i64, ticket: u64) -> Withdrawn {
+        let mut queues = self.lock();
+        let Some(queue) = queues.get_mut(&campaign_id) else {
             return Withdrawn::Taken;
         };
-        let Some(at) = lane.waiting.iter().position(|m| m.ticket == ticket) else {
+        let Some(at) = queue.waiting.iter().position(|m| m.ticket == ticket) else {
             return Withdrawn::Taken;
         };
-        if lane.moved_at.elapsed() < self.queue_timeout {
+        if queue.moved_at.elapsed() < self.queue_timeout {
             return Withdrawn::Moving;
         }
-        lane.waiting.remove(at);
+        queue.waiting.remove(at);
         Withdrawn::Out
     }
 
     /// Wins queued for a campaign's next transactions.
     pub(super) fn queued(&self, campaign_id: i64) -> usize {
-        self.lock()
-            .iter()
-            .filter(|((c, _), _)| *c == campaign_id)
-            .map(|(_, lane)| lane.waiting.len())
-            .sum()
+        self.lock().get(&campaign_id).map_or(0, |q| q.waiting.len())
     }
 
-    /// The lane's next batch; `None`, closing the lane, when nothing waits.
-    pub(super) fn take(&self, key: LaneKey) -> Option<Vec<Member>> {
+    /// Lane `lane`'s next batch, its previous one done: the waiting wins of buckets no other
+    /// batch out holds. `None` closes the lane: nothing it may take waits, or (after its first
+    /// batch) less than a full batch waits while another lane runs.
+    pub(super) fn take(&self, campaign_id: i64, lane: LaneId, first: bool) -> Option<Vec<Member>> {
         let mut queues = self.lock();
-        let lane = queues.get_mut(&key)?;
-        if lane.waiting.is_empty() {
-            queues.remove(&key);
+        let queue = queues.get_mut(&campaign_id)?;
+        queue.out.remove(&lane);
+        let others = queue.lanes > 1;
+        let batch = match () {
+            _ if others && !first && queue.waiting.len() < self.max_batch => None,
+            _ => self.free_batch(queue),
+        };
+        let Some(batch) = batch else {
+            queue.lanes -= 1;
+            if queue.lanes == 0 && queue.waiting.is_empty() {
+                queues.remove(&campaign_id);
+            }
+            return None;
+        };
+        let buckets = batch.iter().map(|m| m.win.entry.bucket).collect();
+        queue.out.insert(lane, (Instant::now(), buckets));
+        queue.moved_at = Instant::now();
+        Some(batch)
+    }
+
+    /// The head of the queue's wins whose buckets no batch out holds, a list size of them at
+    /// most `max_batch` (see `db::sql`: each size is one statement text, prepared once per
+    /// connection); the rest keeps its order.
+    fn free_batch(&self, queue: &mut Queue) -> Option<Vec<Member>> {
+        if queue.out.is_empty() {
+            let n = size_at_most(queue.waiting.len().min(self.max_batch));
+            return (n > 0).then(|| queue.waiting.drain(..n).collect());
+        }
+        let free: Vec<bool> = (queue.waiting.iter())
+            .map(|m| !queue.held(m.win.entry.bucket))
+            .collect();
+        let count = free.iter().filter(|&&f| f).count();
+        let mut n = size_at_most(count.min(self.max_batch));
+        if n == 0 {
             return None;
         }
-        // A list size (see `db::sql`): each size is one statement text, prepared once per
-        // connection; the rest waits for the next batch.
-        let n = size_at_most(lane.waiting.len().min(self.max_batch));
-        lane.moved_at = Instant::now();
-        Some(lane.waiting.drain(..n).collect())
+        let (mut batch, mut rest) = (Vec::with_capacity(n), VecDeque::new());
+        for (member, free) in queue.waiting.drain(..).zip(free) {
+            if free && n > 0 {
+                batch.push(member);
+                n -= 1;
+            } else {
+                rest.push_back(member);
+            }
+        }
+        queue.waiting = rest;
+        Some(batch)
     }
 
-    /// What signals a full batch in lane `key`, while it holds less (`None`: full already, or
-    /// closed).
-    pub(super) fn until_full(&self, key: LaneKey) -> Option<Arc<Notify>> {
-        match self.lock().get(&key) {
-            Some(lane) if lane.waiting.len() < self.max_batch => Some(lane.full.clone()),
+    /// What signals a full batch in `campaign_id`'s queue, while it holds less (`None`: full
+    /// already, or closed).
+    pub(super) fn until_full(&self, campaign_id: i64) -> Option<Arc<Notify>> {
+        match self.lock().get(&campaign_id) {
+            Some(queue) if queue.waiting.len() < self.max_batch => Some(queue.full.clone()),
             _ => None,
         }
     }
 
-    /// Puts the members a batch left for the next back at the head of their lane, in their
+    /// Puts the members a batch left for the next back at the head of their queue, in their
     /// order.
-    pub(super) fn requeue(&self, key: LaneKey, deferred: Vec<Member>) {
+    pub(super) fn requeue(&self, campaign_id: i64, deferred: Vec<Member>) {
         if deferred.is_empty() {
             return;
         }
         let mut queues = self.lock();
-        let lane = queues.entry(key).or_insert_with(Queue::new);
+        let queue = queues.entry(campaign_id).or_insert_with(Queue::new);
         for member in deferred.into_iter().rev() {
-            lane.waiting.push_front(member);
+            queue.waiting.push_front(member);
         }
     }
 }
@@ -209,6 +314,118 @@ impl Contention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::Entry;
+
+    fn member(ticket: u64, bucket: Option<u16>) -> Member {
+        let (answer, _) = oneshot::channel();
+        let entry = Entry {
+            campaign_id: 1,
+            user_id: ticket as i64,
+            quantity: 1,
+            bucket,
+            group: None,
+        };
+        Member {
+            ticket,
+            win: NewParticipation {
+                entry,
+                sequence: ticket as i64,
+                gate_gen: 1,
+                reward_points: 0,
+                event_id: uuid::Uuid::now_v7(),
+                topic: Arc::from("t"),
+                traceparent: None,
+                idempotency_key: None,
+                confirm_within_seconds: 0,
+                commit_by: Instant::now(),
+                ends_at: None,
+                reserved_at_ms: 0,
+                group: None,
+            },
+            answer,
+            deferred: 0,
+        }
+    }
+
+    fn buckets(batch: &[Member]) -> Vec<Option<u16>> {
+        batch.iter().map(|m| m.win.entry.bucket).collect()
+    }
+
+    #[test]
+    fn one_lane_takes_every_bucket_until_a_full_batch_waits_beyond_it() {
+        let lanes = Lanes::new(4, 8, Duration::from_secs(5));
+        let first = lanes
+            .enqueue(member(0, Some(0)))
+            .expect("the campaign's first lane");
+        for t in 1..4 {
+            assert_eq!(lanes.enqueue(member(t, Some(t as u16))), None);
+        }
+        let batch = lanes.take(1, first, true).expect("a batch");
+        assert_eq!(buckets(&batch), [Some(0), Some(1), Some(2), Some(3)]);
+        // Wins queue behind it; a full batch beyond it opens a second lane, which takes only
+        // the buckets the first does not hold.
+        for t in 4..7 {
+            assert_eq!(lanes.enqueue(member(t, Some(t as u16 % 5))), None);
+        }
+        let second = lanes.enqueue(member(7, Some(7))).expect("a second lane");
+        let batch = lanes.take(1, second, true).expect("its batch");
+        assert_eq!(
+            buckets(&batch),
+            [Some(4), Some(7)],
+            "buckets 0 and 1 are held"
+        );
+        assert_eq!(lanes.queued(1), 2);
+        // The first lane, done, finds less than a full batch with another lane running, and
+        // closes; the last lane keeps the queue: the second takes the rest.
+        assert!(lanes.take(1, first, false).is_none());
+        let rest = lanes.take(1, second, false).expect("the rest");
+        assert_eq!(buckets(&rest), [Some(0), Some(1)]);
+        assert!(lanes.take(1, second, false).is_none(), "nothing waits");
+        assert_eq!(lanes.queued(1), 0);
+        assert_eq!(
+            lanes.enqueue(member(8, Some(0))).map(|_| ()),
+            Some(()),
+            "reopens"
+        );
+    }
+
+    #[test]
+    fn a_stalled_batch_lets_a_win_of_another_bucket_open_a_lane() {
+        let lanes = Lanes::new(64, 2, Duration::from_secs(5));
+        let first = lanes.enqueue(member(0, Some(0))).expect("a lane");
+        let _out = lanes.take(1, first, true).expect("bucket 0 out");
+        assert!(lanes.enqueue(member(1, Some(0))).is_none());
+        assert!(lanes.open_if_stalled(1).is_none(), "not stalled yet");
+        std::thread::sleep(STALL);
+        assert!(
+            lanes.open_if_stalled(1).is_none(),
+            "only bucket 0 waits: its batch holds it"
+        );
+        assert!(lanes.enqueue(member(2, Some(1))).is_none());
+        assert!(
+            lanes.open_if_stalled(1).is_none(),
+            "one look a stall at most"
+        );
+        std::thread::sleep(STALL);
+        let second = lanes
+            .open_if_stalled(1)
+            .expect("bucket 1 waits behind a stalled batch");
+        let batch = lanes.take(1, second, true).expect("its batch");
+        assert_eq!(buckets(&batch), [Some(1)]);
+        assert!(lanes.open_if_stalled(1).is_none(), "two lanes at most");
+    }
+
+    #[test]
+    fn an_unbucketed_campaign_keeps_one_lane() {
+        let lanes = Lanes::new(2, 8, Duration::from_secs(5));
+        let lane = lanes.enqueue(member(0, None)).expect("a lane");
+        let _out = lanes.take(1, lane, true).expect("out");
+        for t in 1..6 {
+            assert!(lanes.enqueue(member(t, None)).is_none());
+        }
+        std::thread::sleep(STALL);
+        assert!(lanes.open_if_stalled(1).is_none());
+    }
 
     #[test]
     fn a_lane_skips_while_it_meets_held_rows_and_probes_now_and_then_otherwise() {
