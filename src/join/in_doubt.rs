@@ -208,9 +208,10 @@ async fn give_back(gate: &Gate, m: &Member, how: Release) -> Result<(), GateErro
     Ok(())
 }
 
-/// Why one attempt at settling failed; the next attempt starts again from the top.
+/// Why one attempt at settling failed (a batch's, a steal's: `join::steal_in_doubt`); the next
+/// attempt starts again from the top.
 #[derive(Debug, thiserror::Error)]
-enum SettleError {
+pub(super) enum SettleError {
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error(transparent)]

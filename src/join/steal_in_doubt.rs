@@ -22,7 +22,8 @@ use crate::{
         session::{end_session, RetryPause},
         Db,
     },
-    gate::{transfer::Untake, Gate, GateError, Slot},
+    gate::{transfer::Untake, Gate, Slot},
+    join::in_doubt::SettleError,
 };
 
 /// A steal whose transaction's outcome is unknown.
@@ -79,13 +80,4 @@ impl StealInDoubt {
             .await?;
         Ok(how)
     }
-}
-
-/// Why one attempt at settling failed; the next attempt starts again from the top.
-#[derive(Debug, thiserror::Error)]
-enum SettleError {
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    #[error(transparent)]
-    Gate(#[from] GateError),
 }

@@ -119,14 +119,7 @@ async fn a_retry_of_a_purchase_answers_it_as_accepted_after_it_was_cancelled() {
     assert_eq!(again.body, first.body, "the retry is the original answer");
     let id = first.body["purchaseId"].as_i64().expect("purchaseId");
     let read = app.get(&format!("/api/v1/groups/{g}/purchases/{id}")).await;
-    assert!(
-        read.body["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .all(|i| i["status"] == "CANCELLED"),
-        "{read:?}"
-    );
+    assert!(every_item(&read, "CANCELLED"), "{read:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,11 +157,7 @@ async fn a_purchase_is_held_confirmed_and_cancelled_as_a_whole_and_its_events_na
         )
         .await;
     assert_eq!(confirmed.status, 200, "{confirmed:?}");
-    assert!(confirmed.body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .all(|i| i["status"] == "CONFIRMED"));
+    assert!(every_item(&confirmed, "CONFIRMED"), "{confirmed:?}");
 
     // A second purchase, cancelled through one of its items: the whole purchase goes.
     let second = buy(&app, g, 8, &[(a, 1), (b, 1)], None).await;
@@ -177,14 +166,7 @@ async fn a_purchase_is_held_confirmed_and_cancelled_as_a_whole_and_its_events_na
     let read = app
         .get(&format!("/api/v1/groups/{g}/purchases/{id2}"))
         .await;
-    assert!(
-        read.body["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .all(|i| i["status"] == "CANCELLED"),
-        "{read:?}"
-    );
+    assert!(every_item(&read, "CANCELLED"), "{read:?}");
     assert_eq!(app.remaining_stock(a).await, 4);
     assert_eq!(app.remaining_stock(b).await, 4);
     app.assert_no_drift(a).await;
@@ -243,11 +225,7 @@ async fn a_purchases_hold_expires_whole_and_its_units_go_back() {
     let b = app.open_campaign_with(3, 1, json!({"groupId": g})).await;
     let bought = buy(&app, g, 9, &[(a, 1), (b, 1)], None).await;
     let id = bought.body["purchaseId"].as_i64().expect("purchaseId");
-    assert!(bought.body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .all(|i| i["status"] == "HELD"));
+    assert!(every_item(&bought, "HELD"), "{bought:?}");
     wait_until("the purchase expired", Duration::from_secs(20), || async {
         count(
             &app,
@@ -377,4 +355,9 @@ async fn carts_of_a_bucketed_group_sell_exactly_the_stock_on_the_cluster() {
         );
     }
     app.assert_outbox_matches_participations().await;
+}
+
+/// Whether every item of a purchase's answer is in `status`.
+fn every_item(purchase: &crate::http::Reply, status: &str) -> bool {
+    (purchase.body["items"].as_array().expect("items").iter()).all(|i| i["status"] == status)
 }
