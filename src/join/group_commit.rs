@@ -74,7 +74,7 @@ use crate::{
     join::{
         closing::Closing,
         in_doubt,
-        lanes::{self, Contention, LaneId, Lanes, Member, Withdrawn},
+        lanes::{self, LaneId, Lanes, Member, Withdrawn},
         rows::{NewParticipation, PurchaseRow, Written},
         transaction::{self, Committed as Wrote},
         write_error::{Refused, WriteError},
@@ -209,7 +209,6 @@ impl GroupCommit {
     /// Commits batches of the campaign's queue until the lane closes (`Lanes::take`).
     async fn drive(self: Arc<Self>, campaign_id: i64, lane: LaneId) {
         let (mut busy, mut first) = (false, true);
-        let mut contention = Contention::default();
         loop {
             if busy && !self.settings.window.is_zero() {
                 if let Some(full) = self.lanes.until_full(campaign_id) {
@@ -223,10 +222,10 @@ impl GroupCommit {
             // More than one member means wins queued behind the previous transaction.
             busy = batch.len() > 1;
             let now = std::time::Instant::now();
-            let skip = Self::may_skip_held_rows(&batch) && contention.skips(now);
+            let skip = Self::may_skip_held_rows(&batch) && self.lanes.skips(campaign_id, now);
             let deferred = self.commit(batch, skip).await;
             if skip {
-                contention.found(now, !deferred.is_empty());
+                self.lanes.found(campaign_id, now, !deferred.is_empty());
             }
             self.lanes.requeue(campaign_id, deferred);
         }

@@ -73,6 +73,9 @@ struct Queue {
     /// When a waiting win last looked for a stall (one look a stall at most: every waiting
     /// win asks).
     looked_at: Option<Instant>,
+    /// Whether the campaign's batches take only the free bucket rows, shared by its lanes
+    /// (a lane that opens knows what the others found).
+    contention: Contention,
 }
 
 impl Queue {
@@ -85,6 +88,7 @@ impl Queue {
             next_lane: 0,
             out: HashMap::new(),
             looked_at: None,
+            contention: Contention::default(),
         }
     }
 
@@ -142,6 +146,10 @@ impl Lanes {
             Entry::Occupied(mut queue) => {
                 let queue = queue.get_mut();
                 queue.waiting.push_back(member);
+                if queue.lanes == 0 {
+                    // Kept idle for what its lanes found of another writer.
+                    return Some(queue.open_lane());
+                }
                 if queue.waiting.len() < self.max_batch {
                     return None;
                 }
@@ -149,7 +157,7 @@ impl Lanes {
                 // Every lane has a batch out (none is about to take this one).
                 let all_out = queue.out.len() >= usize::from(queue.lanes);
                 let more = bucketed && queue.lanes < self.max_lanes && all_out;
-                (more || queue.lanes == 0).then(|| queue.open_lane())
+                more.then(|| queue.open_lane())
             }
             Entry::Vacant(vacant) => {
                 let queue = vacant.insert(Queue::new());
@@ -215,9 +223,12 @@ impl Lanes {
         };
         let Some(batch) = batch else {
             queue.lanes -= 1;
-            if queue.lanes == 0 && queue.waiting.is_empty() {
+            let now = Instant::now();
+            if queue.lanes == 0 && queue.waiting.is_empty() && !queue.contention.recent(now) {
                 queues.remove(&campaign_id);
             }
+            // Idle queues kept for their contention go once it is old.
+            queues.retain(|_, q| q.lanes > 0 || !q.waiting.is_empty() || q.contention.recent(now));
             return None;
         };
         let buckets = batch.iter().map(|m| m.win.entry.bucket).collect();
@@ -255,6 +266,22 @@ impl Lanes {
         Some(batch)
     }
 
+    /// Whether `campaign_id`'s next batch over several buckets takes only the free rows
+    /// ([`Contention::skips`]).
+    pub(super) fn skips(&self, campaign_id: i64, now: Instant) -> bool {
+        let queues = self.lock();
+        queues
+            .get(&campaign_id)
+            .is_none_or(|q| q.contention.skips(now))
+    }
+
+    /// A batch of `campaign_id` that took only the free rows, and whether it found one held.
+    pub(super) fn found(&self, campaign_id: i64, now: Instant, held: bool) {
+        if let Some(queue) = self.lock().get_mut(&campaign_id) {
+            queue.contention.found(now, held);
+        }
+    }
+
     /// What signals a full batch in `campaign_id`'s queue, while it holds less (`None`: full
     /// already, or closed).
     pub(super) fn until_full(&self, campaign_id: i64) -> Option<Arc<Notify>> {
@@ -288,7 +315,9 @@ const CONTENTION_PROBE_EVERY: Duration = Duration::from_millis(200);
 /// (`SELECT … SKIP LOCKED` first: one statement more a transaction) or every row they need, as
 /// one instance alone does without waiting. A lane takes only the free rows while it found one
 /// held within [`CONTENTION_HELD_FOR`], and once every [`CONTENTION_PROBE_EVERY`] otherwise, to
-/// notice another writer. Kept by the lane's task for the lane's life.
+/// notice another writer. Kept per campaign, shared by its lanes, and kept while recent when
+/// the campaign's queue is idle (kept per lane, it was lost whenever a lane closed: a lane that
+/// took the whole queue in one batch closed, and the next one probed afresh).
 #[derive(Default)]
 pub(super) struct Contention {
     held_at: Option<Instant>,
@@ -296,6 +325,12 @@ pub(super) struct Contention {
 }
 
 impl Contention {
+    /// Whether a batch found a row held within [`CONTENTION_HELD_FOR`]: the campaign's idle
+    /// queue is kept that long, so that its next lane skips from its first batch.
+    fn recent(&self, now: Instant) -> bool {
+        self.held_at.is_some_and(|t| now - t < CONTENTION_HELD_FOR)
+    }
+
     /// Whether the next batch over several buckets takes only the free rows.
     pub(super) fn skips(&self, now: Instant) -> bool {
         let recent = |at: Option<Instant>, within| at.is_some_and(|t| now - t < within);
@@ -413,6 +448,30 @@ mod tests {
         let batch = lanes.take(1, second, true).expect("its batch");
         assert_eq!(buckets(&batch), [Some(1)]);
         assert!(lanes.open_if_stalled(1).is_none(), "two lanes at most");
+    }
+
+    #[test]
+    fn what_a_campaign_found_of_another_writer_outlives_its_lanes() {
+        let lanes = Lanes::new(64, 1, Duration::from_secs(5));
+        let lane = lanes.enqueue(member(0, Some(0))).expect("a lane");
+        let _out = lanes.take(1, lane, true).expect("out");
+        let now = Instant::now();
+        lanes.found(1, now, true);
+        assert!(
+            lanes.take(1, lane, false).is_none(),
+            "idle: the lane closes"
+        );
+        let again = lanes.enqueue(member(1, Some(1))).expect("a new lane");
+        let _out = lanes.take(1, again, true).expect("out");
+        // A clean probe by the new lane: the row found held a moment ago still counts.
+        lanes.found(1, now + Duration::from_millis(10), false);
+        assert!(lanes.skips(1, now + Duration::from_millis(50)));
+        let later = now + CONTENTION_HELD_FOR;
+        lanes.found(1, later, false);
+        assert!(
+            !lanes.skips(1, later + Duration::from_millis(50)),
+            "a second on, it is old"
+        );
     }
 
     #[test]
