@@ -162,7 +162,14 @@ impl Lanes {
             Entry::Vacant(vacant) => {
                 let queue = vacant.insert(Queue::new());
                 queue.waiting.push_back(member);
-                Some(queue.open_lane())
+                let lane = queue.open_lane();
+                // Idle queues kept for their contention go once it is old (checked when a
+                // campaign opens a queue, not on every lane's close).
+                let now = Instant::now();
+                queues.retain(|_, q| {
+                    q.lanes > 0 || !q.waiting.is_empty() || q.contention.recent(now)
+                });
+                Some(lane)
             }
         }
     }
@@ -227,8 +234,6 @@ impl Lanes {
             if queue.lanes == 0 && queue.waiting.is_empty() && !queue.contention.recent(now) {
                 queues.remove(&campaign_id);
             }
-            // Idle queues kept for their contention go once it is old.
-            queues.retain(|_, q| q.lanes > 0 || !q.waiting.is_empty() || q.contention.recent(now));
             return None;
         };
         let buckets = batch.iter().map(|m| m.win.entry.bucket).collect();

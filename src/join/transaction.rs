@@ -67,10 +67,7 @@ pub async fn write_all(
     debug_assert!(wins
         .iter()
         .all(|w| w.entry.campaign_id == wins[0].entry.campaign_id));
-    match write_wins(db, wins, None, hooks).await {
-        Ok(committed) => Ok(committed.wins),
-        Err(refused) => Err(refused.error),
-    }
+    answers(write_wins(db, wins, None, hooks).await)
 }
 
 /// Writes `wins` (not empty; several campaigns only with `purchase`, one user's items) and the
@@ -149,7 +146,12 @@ async fn finished(
     written: Result<(Committed, u64), Refused>,
     hooks: &dyn Hooks,
 ) -> Result<Vec<Written>, WriteError> {
-    (finish(txn, written, hooks).await)
+    answers(finish(txn, written, hooks).await)
+}
+
+/// One campaign's wins' answers from a transaction's outcome.
+fn answers(outcome: Result<Committed, Refused>) -> Result<Vec<Written>, WriteError> {
+    outcome
         .map(|committed| committed.wins)
         .map_err(|refused| refused.error)
 }
