@@ -17,6 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PAIRS=${PAIRS:-3} BUCKETS_UNDER_TEST=${BUCKETS:-64}
 export WINS=${WINS:-50000} STOCK=${STOCK:-1000000} VUS=${VUS:-200}
 OUT=${RESULTS_DIR:-$ROOT/k6/results}
+mkdir -p "$OUT"
 for pair in $(seq 1 "$PAIRS"); do
   order="1 $BUCKETS_UNDER_TEST"
   [ $((pair % 2)) = 0 ] && order="$BUCKETS_UNDER_TEST 1"
