@@ -3,15 +3,11 @@
 
 use std::time::Duration;
 
-use rdkafka::{
-    message::{Message, OwnedMessage},
-    producer::FutureRecord,
-    util::Timeout,
-};
+use rdkafka::message::{Message, OwnedMessage};
 
 use crate::{
     events::{dlq, headers, ContractError},
-    kafka::producer::ProducerSlot,
+    kafka::producer::{Outgoing, ProducerSlot},
 };
 
 /// Publishes `message` to the consumer's dead-letter topic and waits for the broker's ack.
@@ -37,17 +33,16 @@ pub async fn publish(
     ));
     let kafka_headers = headers::to_kafka(&original, &extra);
     let topic = dlq::consumer_topic(message.topic(), consumer);
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(kafka_headers);
-    if let Some(key) = message.key() {
-        record = record.key(key);
-    }
-    if let Some(value) = message.payload() {
-        record = record.payload(value);
-    }
+    let outgoing = Outgoing {
+        topic: &topic,
+        key: message.key(),
+        payload: message.payload(),
+        headers: kafka_headers,
+    };
     let p = producer.get();
-    match p.send(record, Timeout::After(timeout)).await {
-        Ok(_) => Ok(()),
-        Err((e, _)) => {
+    match p.send_and_wait(outgoing, Some(timeout)).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
             producer.replace_if_fatal(&p);
             Err(e)
         }

@@ -7,7 +7,6 @@ use crate::db::{sql::stmt, time::to_db};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use rdkafka::producer::FutureRecord;
 use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
@@ -27,7 +26,7 @@ use crate::{
         rows::{accepted_event, Accepting, WinFacts},
         ParticipationService,
     },
-    kafka::Producers,
+    kafka::{producer::Outgoing, Producers},
     telemetry::metrics::{registry::PathLabels, Metrics, ParticipationPath},
     win::{
         status::at_acceptance,
@@ -240,15 +239,19 @@ impl SyncParticipationService {
         let payload = event.json();
         let headers = crate::events::headers::to_kafka(&event.message_headers(traceparent), &[]);
         let key = event.key();
-        let record = FutureRecord::to(&self.topic)
-            .key(&key)
-            .payload(&payload)
-            .headers(headers);
+        let message = Outgoing {
+            topic: &self.topic,
+            key: Some(key.as_bytes()),
+            payload: Some(payload.as_bytes()),
+            headers,
+        };
         let producer = self.producers.sync.get();
-        let timeout = rdkafka::util::Timeout::After(self.send_timeout);
-        match producer.send(record, timeout).await {
-            Ok(_) => Ok(()),
-            Err((e, _)) => {
+        match producer
+            .send_and_wait(message, Some(self.send_timeout))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
                 self.producers.sync.replace_if_fatal(&producer);
                 Err(e)
             }

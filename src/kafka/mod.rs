@@ -4,6 +4,7 @@
 
 pub mod embedded;
 pub mod health;
+pub mod partition;
 pub mod producer;
 
 pub use embedded::EmbeddedBroker;

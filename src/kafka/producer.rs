@@ -26,33 +26,87 @@
 //!
 //! Each producer reports broker reachability through its context (`kafka/health.rs`): librdkafka
 //! statistics every [`STATISTICS_INTERVAL_MS`] and its error callback. Only observation; no
-//! setting that decides how a message is sent depends on it.
+//! setting that decides how a message is sent depends on it. Every producer partitions by
+//! campaign ([`ByCampaign`]), and each message's delivery report comes back as a [`Delivery`].
 
 use std::{
+    future::Future,
     ops::Deref,
+    pin::Pin,
     sync::{Arc, RwLock},
+    task::{Context, Poll},
     time::Duration,
 };
 
+use futures::{channel::oneshot, FutureExt};
 use rdkafka::{
     config::ClientConfig,
-    error::KafkaResult,
-    producer::{FutureProducer, Producer, PurgeConfig},
+    error::{KafkaError, KafkaResult},
+    message::OwnedHeaders,
+    producer::{
+        BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+    },
+    types::RDKafkaErrorCode,
 };
 
 use crate::{
     config::KafkaSettings,
-    kafka::health::{KafkaReachability, ReportingContext, STATISTICS_INTERVAL_MS},
+    kafka::{
+        health::{KafkaReachability, ReportingContext, STATISTICS_INTERVAL_MS},
+        partition::ByCampaign,
+    },
     shutdown::off_runtime,
 };
 
-/// The service's producer: a `FutureProducer` whose context reports reachability. Its destructor
-/// blocks (it purges, flushes for up to 500 ms and joins librdkafka's threads), and the last
-/// handle may go on an async worker (a relay worker letting go of a replaced producer, the
-/// application at shutdown), so it is closed on a thread of its own.
+/// The partitioner of every producer of the service.
+static BY_CAMPAIGN: ByCampaign = ByCampaign::new();
+
+/// How long a sender waits before handing a message to librdkafka again after its queue was
+/// full.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
+
+/// Each message's delivery report goes to the [`Delivery`] its send returned.
+impl ProducerContext<ByCampaign> for ReportingContext {
+    type DeliveryOpaque = Box<oneshot::Sender<Result<(), KafkaError>>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, report: Self::DeliveryOpaque) {
+        let _ = report.send(result.as_ref().map(|_| ()).map_err(|(e, _)| e.clone()));
+    }
+
+    fn get_custom_partitioner(&self) -> Option<&ByCampaign> {
+        Some(&BY_CAMPAIGN)
+    }
+}
+
+/// A sent message's delivery report: `Err(Canceled)` if its producer went without reporting it.
+pub struct Delivery(oneshot::Receiver<Result<(), KafkaError>>);
+
+impl Future for Delivery {
+    type Output = Result<(), KafkaError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0
+            .poll_unpin(cx)
+            .map(|report| report.unwrap_or(Err(KafkaError::Canceled)))
+    }
+}
+
+/// A message to send.
+pub struct Outgoing<'a> {
+    pub topic: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub headers: OwnedHeaders,
+}
+
+/// The service's producer: librdkafka's, with its polling thread, a context that reports
+/// reachability and partitions by campaign. Its destructor blocks (it purges, flushes for up to
+/// 500 ms and joins librdkafka's threads), and the last handle may go on an async worker (a relay
+/// worker letting go of a replaced producer, the application at shutdown), so it is closed on a
+/// thread of its own.
 pub struct KafkaProducer {
     /// Always `Some` until dropped.
-    inner: Option<FutureProducer<ReportingContext>>,
+    inner: Option<ThreadedProducer<ReportingContext, ByCampaign>>,
     name: &'static str,
 }
 
@@ -66,6 +120,43 @@ impl KafkaProducer {
             inner: Some(config.create_with_context(context)?),
             name,
         })
+    }
+
+    /// Hands `message` to librdkafka, waiting while its queue is full (for `queue_wait` at most,
+    /// or for as long as it takes); its report comes to the returned [`Delivery`].
+    pub async fn enqueue(
+        &self,
+        message: Outgoing<'_>,
+        queue_wait: Option<Duration>,
+    ) -> Result<Delivery, KafkaError> {
+        let deadline = queue_wait.map(|wait| tokio::time::Instant::now() + wait);
+        let mut headers = message.headers;
+        loop {
+            let (report, delivery) = oneshot::channel();
+            let mut record =
+                BaseRecord::with_opaque_to(message.topic, Box::new(report)).headers(headers);
+            record.key = message.key;
+            record.payload = message.payload;
+            match self.send(record) {
+                Ok(()) => return Ok(Delivery(delivery)),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if deadline.is_none_or(|d| tokio::time::Instant::now() < d) =>
+                {
+                    headers = back.headers.unwrap_or_default();
+                    tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// [`Self::enqueue`]s `message` and awaits its delivery report.
+    pub async fn send_and_wait(
+        &self,
+        message: Outgoing<'_>,
+        queue_wait: Option<Duration>,
+    ) -> Result<(), KafkaError> {
+        self.enqueue(message, queue_wait).await?.await
     }
 }
 
@@ -86,7 +177,7 @@ pub async fn purge(producer: Arc<KafkaProducer>) {
 }
 
 impl Deref for KafkaProducer {
-    type Target = FutureProducer<ReportingContext>;
+    type Target = ThreadedProducer<ReportingContext, ByCampaign>;
 
     fn deref(&self) -> &Self::Target {
         self.inner

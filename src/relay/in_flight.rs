@@ -8,12 +8,12 @@ use std::{
 };
 
 use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt};
-use rdkafka::{error::KafkaError, producer::DeliveryFuture};
+use rdkafka::error::KafkaError;
 use tokio::time::Instant;
 
 use crate::{
-    kafka::KafkaProducer,
-    relay::{produce::delivered, store::ClaimedRow},
+    kafka::{producer::Delivery, KafkaProducer},
+    relay::store::ClaimedRow,
     telemetry::trace::export::ExportSpan,
 };
 
@@ -49,7 +49,7 @@ impl InFlight {
         row: ClaimedRow,
         producer: &Arc<KafkaProducer>,
         generation: u64,
-        delivery: DeliveryFuture,
+        delivery: Delivery,
         mut span: ExportSpan,
     ) {
         let sent = SendStamp {
@@ -65,7 +65,7 @@ impl InFlight {
         let producer = producer.clone();
         self.flights.push(
             async move {
-                let result = delivered(delivery).await;
+                let result = delivery.await;
                 drop(producer);
                 if let Err(e) = &result {
                     span.set_error(e.to_string());

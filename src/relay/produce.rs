@@ -1,21 +1,17 @@
 //! Producing one outbox row: its publish span, its Kafka headers, enqueueing it (waiting while
 //! librdkafka's local queue is full) and awaiting its delivery report.
 
-use std::time::Duration;
-
-use rdkafka::{
-    error::KafkaError, message::OwnedHeaders, producer::FutureRecord, types::RDKafkaErrorCode,
-};
+use rdkafka::{error::KafkaError, message::OwnedHeaders};
 
 use crate::{
     events,
-    kafka::KafkaProducer,
+    kafka::{
+        producer::{Delivery, Outgoing},
+        KafkaProducer,
+    },
     relay::store::ClaimedRow,
     telemetry::trace::export::{self, ExportSpan, KeyValue, SpanKind},
 };
-
-/// How long a worker waits before re-enqueueing after librdkafka's queue was full.
-const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
 
 /// The row's publish span, from send to the broker's report: a child of the request span whose
 /// `traceparent` the row carries. Built only when spans are exported and the trace is sampled;
@@ -63,31 +59,14 @@ pub async fn enqueue(
     key: &str,
     payload: &[u8],
     headers: OwnedHeaders,
-) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
-    let mut record = FutureRecord::to(topic)
-        .key(key)
-        .payload(payload)
-        .headers(headers);
-    loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
-}
-
-/// Awaits a delivery report.
-pub async fn delivered(delivery: rdkafka::producer::DeliveryFuture) -> Result<(), KafkaError> {
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e),
-        // The producer was dropped with the message queued (replaced after a fatal error).
-        Err(_) => Err(KafkaError::Canceled),
-    }
+) -> Result<Delivery, KafkaError> {
+    let message = Outgoing {
+        topic,
+        key: Some(key.as_bytes()),
+        payload: Some(payload),
+        headers,
+    };
+    producer.enqueue(message, None).await
 }
 
 /// Sends one message and awaits its delivery report.
@@ -98,5 +77,5 @@ pub async fn produce_once(
     payload: &[u8],
     headers: OwnedHeaders,
 ) -> Result<(), KafkaError> {
-    delivered(enqueue(producer, topic, key, payload, headers).await?).await
+    enqueue(producer, topic, key, payload, headers).await?.await
 }

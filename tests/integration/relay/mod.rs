@@ -8,4 +8,5 @@ mod controls_order;
 mod faults;
 mod lifecycle_order;
 mod order;
+mod partitions;
 mod publish;
