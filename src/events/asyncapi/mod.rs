@@ -278,8 +278,9 @@ fn channels_and_operations(topic: &str) -> (Value, Value) {
                             CampaignResumed, CampaignClosed). Key: the campaign id, so a \
                             campaign's events share a partition and arrive in the order they \
                             were committed; a bucketed campaign's wins are keyed \
-                            <campaign>:<bucket>, ordered per bucket. Any other eventType is \
-                            poison.",
+                            <campaign>:<bucket>, ordered per bucket, in the campaign's \
+                            partition (CRC32 of the key up to its first ':'). Any other \
+                            eventType is poison.",
             "messages": messages,
         },
         "relayDlq": {
