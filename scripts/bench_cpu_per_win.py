@@ -55,6 +55,10 @@ COUNTERS = [
     "Com_rollback", "Com_admin_commands", "Handler_write", "Handler_update", "Handler_delete", "Handler_read_key",
     "Handler_read_next", "Innodb_os_log_written", "Innodb_data_written", "Innodb_data_fsyncs",
 ]
+# InnoDB's own counters beside them (information_schema.INNODB_METRICS, turned on by `main`): a
+# page reorganised or split logs about a page of redo, so these say where redo comes from.
+INNODB_METRICS = ["index_page_reorg_attempts", "index_page_splits"]
+COUNTERS += INNODB_METRICS
 
 
 def log(msg):
@@ -69,8 +73,12 @@ def sql(query, db=None):
 
 
 def status():
-    names = ",".join(f"'{n}'" for n in COUNTERS)
-    return {k: int(v) for k, v in sql(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})")}
+    names = ",".join(f"'{n}'" for n in COUNTERS if n not in INNODB_METRICS)
+    got = {k: int(v) for k, v in sql(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})")}
+    metrics = ",".join(f"'{n}'" for n in INNODB_METRICS)
+    got.update({k: int(v) for k, v in sql(
+        f"SELECT NAME, COUNT FROM information_schema.INNODB_METRICS WHERE NAME IN ({metrics})")})
+    return got
 
 
 def ticks(pid):
@@ -322,6 +330,8 @@ def us(seconds, wins):
 
 def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in INNODB_METRICS:
+        sql(f"SET GLOBAL innodb_monitor_enable = '{name}'")
     rows = []
     for n in range(1, RUNS + 1):
         r = one_run(n)
