@@ -17,6 +17,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rdkafka::producer::Partitioner;
 
+/// A message key's campaign part: the key up to its first `:` (`42` of `42:7`), the whole key
+/// when it has none. What the partition is chosen by, and the relay's worker (`relay::claim`).
+pub fn campaign_part(key: &[u8]) -> &[u8] {
+    key.split(|&b| b == b':').next().unwrap_or(key)
+}
+
 /// The service's producers' partitioner: by the key's campaign part.
 #[derive(Default)]
 pub struct ByCampaign {
@@ -33,9 +39,8 @@ impl ByCampaign {
 
     /// The partition of `key` among `count` (at least one) partitions.
     pub fn of_key(key: &[u8], count: i32) -> i32 {
-        let campaign = key.split(|&b| b == b':').next().unwrap_or(key);
         let count = count.max(1) as u32;
-        (crc32fast::hash(campaign) % count) as i32
+        (crc32fast::hash(campaign_part(key)) % count) as i32
     }
 }
 
