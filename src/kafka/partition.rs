@@ -1,4 +1,4 @@
-//! Which partition a message goes to: its campaign's (docs/design.md §7, §21 "Events").
+//! Which partition a message goes to: its campaign's (docs/design.md §4 "Partition", §21).
 //!
 //! A bucketed campaign's events are keyed `<campaign>:<bucket>`, so that per-key order holds per
 //! bucket. Hashing the whole key, as librdkafka's default partitioner does, spread one campaign
