@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rdkafka::producer::Partitioner;
 
 /// A message key's campaign part: the key up to its first `:` (`42` of `42:7`), the whole key
-/// when it has none. What the partition is chosen by, and the relay's worker (`relay::claim`).
-pub fn campaign_part(key: &[u8]) -> &[u8] {
+/// when it has none: what [`ByCampaign::of_key`] hashes (for the partition, and the relay's
+/// worker in `relay::claim`).
+fn campaign_part(key: &[u8]) -> &[u8] {
     key.split(|&b| b == b':').next().unwrap_or(key)
 }
 

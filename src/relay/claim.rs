@@ -9,11 +9,7 @@
 //! writes nothing, so nothing in MySQL is given back), and their keys are blocked until nothing
 //! of them is left in the pipeline.
 
-use std::{
-    hash::{DefaultHasher, Hash, Hasher},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -48,15 +44,15 @@ pub struct ClaimLoop {
     pub hooks: Arc<dyn Hooks>,
 }
 
-/// The worker a key always goes to: its campaign's (`kafka::partition::campaign_part`), so a
-/// bucketed campaign's keys share one worker, as they share one partition. Spread over the
+/// The worker a key always goes to: its campaign's, by the partitioner's hash
+/// (`kafka::partition::ByCampaign::of_key`), so a bucketed campaign's keys share one worker, as
+/// they share one partition. Spread over the
 /// workers, a campaign's rows were marked PUBLISHED out of id order, and purging their index
 /// entries reorganised InnoDB pages 19× as often a win (docs/benchmarks.md "The relay's workers
 /// and the bucketed redo").
 pub fn worker_for(key: &str, workers: usize) -> usize {
-    let mut h = DefaultHasher::new();
-    crate::kafka::partition::campaign_part(key.as_bytes()).hash(&mut h);
-    (h.finish() % workers as u64) as usize
+    let workers = i32::try_from(workers).unwrap_or(i32::MAX);
+    crate::kafka::partition::ByCampaign::of_key(key.as_bytes(), workers) as usize
 }
 
 impl ClaimLoop {
