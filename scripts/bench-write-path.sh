@@ -7,8 +7,11 @@
 #   scripts/bench-write-path.sh                         the four phases once, 256 VUs, 15 s each
 #   RUNS=3 scripts/bench-write-path.sh                  three rounds (the spread)
 #   WAITS=1 PHASES=1x2,64x2 scripts/bench-write-path.sh also the statements that waited, by shape
+#   PHASES=1x1,1x2,1x2r scripts/bench-write-path.sh      `r`: every join to the first instance while
+#                                                       both run (one writer's batches, the other's
+#                                                       relay and consumers beside it)
 #
-# Settings: RUNS (1), PHASES (1x1,64x1,1x2,64x2: buckets x instances), VUS (256), DURATION (15s),
+# Settings: RUNS (1), PHASES (1x1,64x1,1x2,64x2: buckets x instances [r]), VUS (256), DURATION (15s),
 # STOCK (10000000), PORT (8080; the second instance PORT + 1), BENCH_DB (firstcome_write, dropped
 # and re-created each phase), FIRSTCOME_BIN (target/release/firstcome, built when missing),
 # RESULTS_DIR (k6/results), WAITS (0), and any of the service's variables (they reach every

@@ -14,6 +14,12 @@ wins, the VUs spread over the instances (k6/flash-sale.js with BASE_URLS); then 
 outbox is drained and every instance's consumers applied what its relay published. MariaDB's
 counters (SHOW GLOBAL STATUS) are taken before the load and once everything is applied.
 
+A phase `BxN` spreads the joins over the N instances; `BxNr` sends every join to the first while
+all N run (their relays and consumers too): the batches of one writer with the other instances'
+work beside it, what routing a campaign's writes to one instance would give. Beside MariaDB's
+counters, the CPU the instances and MariaDB spent per win over the same span, from /proc (the
+figure of scripts/bench-cpu-per-win.sh, less its precision: a 15-second phase on shared cores).
+
 WAITS=1 also samples InnoDB's lock waits ten times a second during the load and prints the
 waiting statements by shape (which rows the writers wait on); the sampling costs MariaDB some CPU.
 """
@@ -33,7 +39,7 @@ from bench_common import get, sql
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ
 RUNS = int(ENV.get("RUNS", "1"))
-PHASES = [tuple(int(x) for x in p.split("x")) for p in ENV.get("PHASES", "1x1,64x1,1x2,64x2").split(",")]
+PHASES = ENV.get("PHASES", "1x1,64x1,1x2,64x2").split(",")
 VUS = int(ENV.get("VUS", "256"))
 DURATION = ENV.get("DURATION", "15s")
 STOCK = int(ENV.get("STOCK", "10000000"))
@@ -47,6 +53,40 @@ WAITS = ENV.get("WAITS", "0") == "1"
 # the Handler_tmp_* ones, temporary tables, are apart).
 COUNTERS = ["Com_commit", "Questions", "Innodb_row_lock_waits", "Innodb_row_lock_time",
             "Handler_write", "Handler_update", "Handler_delete"]
+
+
+def parse_phase(text):
+    """`BxN` or `BxNr`: (buckets, instances, routed to the first)."""
+    m = re.fullmatch(r"(\d+)x(\d+)(r?)", text.strip())
+    if not m or int(m[1]) < 1 or int(m[2]) < 1:
+        sys.exit(f"PHASES: {text!r} is not BxN or BxNr (e.g. 64x2, 1x2r)")
+    return int(m[1]), int(m[2]), m[3] == "r"
+
+
+def ticks(pid):
+    """utime + stime of `pid` in clock ticks (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def threads(pids):
+    """CPU ticks of the threads of `pids` by name, digits dropped (tokio-rt-worker, rdk:broker, …),
+    summed over the processes. A thread that ended between two samples is missed."""
+    by_name = Counter()
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            name = re.sub(r"[0-9]+", "", stat[stat.index("(") + 1:stat.rindex(")")]) or "?"
+            fields = stat.rsplit(")", 1)[1].split()
+            by_name[name] += int(fields[11]) + int(fields[12])
+    return by_name
+
+
+def mariadb_pid():
+    return int(Path("/run/mysqld/mysqld.pid").read_text().strip())
 
 
 def log(msg):
@@ -102,23 +142,28 @@ class WaitSampler(threading.Thread):
                 self.shapes[re.sub(r"\s+", " ", re.sub(r"\b\d+\b|'[^']*'", "?", q))[:140]] += 1
 
 
-def one_phase(run, buckets, instances):
-    phase = f"{run}-{buckets}x{instances}"
+def one_phase(run, buckets, instances, routed):
+    phase = f"{run}-{buckets}x{instances}{'r' if routed else ''}"
     sql(f"DROP DATABASE IF EXISTS `{DB}`; CREATE DATABASE `{DB}`")
     procs = []
     try:
         for n in range(instances):
             procs.append(start(phase, n))
         ports = [PORT + n for n in range(instances)]
+        join_ports = ports[:1] if routed else ports
         summary = RESULTS / f"write-path-{phase}-k6.json"
         sampler = WaitSampler() if WAITS else None
-        log(f"run {run}: {buckets} bucket(s), {instances} instance(s), {VUS} VUs for {DURATION}")
+        log(f"run {run}: {buckets} bucket(s), {instances} instance(s)"
+            f"{', every join to the first' if routed else ''}, {VUS} VUs for {DURATION}")
+        db_pid = mariadb_pid()
         before = common.status(COUNTERS)
+        cpu_before = [ticks(p.pid) for p in procs], ticks(db_pid)
+        threads_before = threads([p.pid for p in procs])
         if sampler:
             sampler.start()
         k6 = subprocess.run(
             [K6, "run", "--quiet", "--no-color", "-e", f"BASE_URL=http://127.0.0.1:{PORT}",
-             "-e", "BASE_URLS=" + ",".join(f"http://127.0.0.1:{p}" for p in ports),
+             "-e", "BASE_URLS=" + ",".join(f"http://127.0.0.1:{p}" for p in join_ports),
              "-e", f"VUS={VUS}", "-e", f"DURATION={DURATION}", "-e", f"STOCK={STOCK}",
              "-e", "USER_IDS=distinct", "-e", f"BUCKETS={buckets}", "-e", "PATH_KIND=outbox",
              "-e", f"ADMIN_TOKEN={ENV['ADMIN_TOKEN']}", "-e", f"SUMMARY_FILE={summary}",
@@ -135,13 +180,18 @@ def one_phase(run, buckets, instances):
         joins = int(sql("SELECT COUNT(DISTINCT campaign_id, created_at) FROM participation", DB)[0][0])
         wait_applied(ports, wins)
         after = common.status(COUNTERS)
+        cpu_after = [ticks(p.pid) for p in procs], ticks(db_pid)
+        threads_after = threads([p.pid for p in procs])
     finally:
         common.stop(procs)
     d = {k: after[k] - before[k] for k in COUNTERS}
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    service_us = sum(a - b for a, b in zip(cpu_after[0], cpu_before[0])) * tick_us / max(wins, 1)
+    mariadb_us = (cpu_after[1] - cpu_before[1]) * tick_us / max(wins, 1)
     seconds = float(re.sub(r"[^0-9.]", "", DURATION)) * (60 if DURATION.endswith("m") else 1)
     k = json.loads(summary.read_text()) if summary.exists() else {}
     row = {
-        "buckets": buckets, "instances": instances, "wins": wins,
+        "buckets": buckets, "instances": instances, "routed": routed, "wins": wins,
         "wins_per_s": wins / seconds,
         "wins_per_commit": wins / max(d["Com_commit"], 1),
         "wins_per_join_transaction": wins / max(joins, 1),
@@ -150,6 +200,10 @@ def one_phase(run, buckets, instances):
         "statements_per_win": d["Questions"] / max(wins, 1),
         "rows_written_per_win": (d["Handler_write"] + d["Handler_update"]
                                  + d["Handler_delete"]) / max(wins, 1),
+        "service_us_per_win": service_us,
+        "service_threads_us_per_win": {name: (threads_after[name] - threads_before.get(name, 0))
+                                       * tick_us / max(wins, 1) for name in threads_after},
+        "mariadb_us_per_win": mariadb_us,
         "k6": k.get("counts"),
         "waits": dict(sampler.shapes.most_common(12)) if sampler else None,
     }
@@ -159,18 +213,34 @@ def one_phase(run, buckets, instances):
 
 def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
-    rows = [one_phase(run, b, i) for run in range(1, RUNS + 1) for b, i in PHASES]
+    phases = [parse_phase(p) for p in PHASES]
+    rows = [one_phase(run, b, i, r) for run in range(1, RUNS + 1) for b, i, r in phases]
     print(f"\nThe write path's mechanism: {VUS} VUs for {DURATION} a phase, every user distinct, "
           f"stock {STOCK}; MariaDB's counters over the load until published and applied, per win\n")
     print("| run | buckets | instances | wins/s | wins per commit | wins per join transaction "
           "| row-lock waits /1,000 wins | row-lock ms /1,000 wins | statements per win "
-          "| rows written per win |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| rows written per win | service µs per win | MariaDB µs per win |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in enumerate(rows):
-        print(f"| {n // len(PHASES) + 1} | {r['buckets']} | {r['instances']} | {r['wins_per_s']:.0f} "
+        instances = f"{r['instances']}{' (joins to one)' if r['routed'] else ''}"
+        print(f"| {n // len(PHASES) + 1} | {r['buckets']} | {instances} | {r['wins_per_s']:.0f} "
               f"| {r['wins_per_commit']:.1f} | {r['wins_per_join_transaction']:.1f} "
               f"| {r['lock_waits_per_1000']:.1f} | {r['lock_ms_per_1000']:.0f} "
-              f"| {r['statements_per_win']:.2f} | {r['rows_written_per_win']:.2f} |")
+              f"| {r['statements_per_win']:.2f} | {r['rows_written_per_win']:.2f} "
+              f"| {r['service_us_per_win']:.0f} | {r['mariadb_us_per_win']:.0f} |")
+    names = Counter()
+    for r in rows:
+        names.update(r["service_threads_us_per_win"])
+    top = [name for name, _ in names.most_common(6)]
+    print("\nThe instances' CPU by thread, µs per win (the six busiest names, summed over the instances):\n")
+    print("| run | buckets | instances | " + " | ".join(top) + " | the rest |")
+    print("|---:|---:|---:|" + "---:|" * (len(top) + 1))
+    for n, r in enumerate(rows):
+        t = r["service_threads_us_per_win"]
+        rest = sum(v for k, v in t.items() if k not in top)
+        instances = f"{r['instances']}{' (joins to one)' if r['routed'] else ''}"
+        print(f"| {n // len(PHASES) + 1} | {r['buckets']} | {instances} | "
+              + " | ".join(f"{t.get(k, 0):.1f}" for k in top) + f" | {rest:.1f} |")
     for n, r in enumerate(rows):
         if r["waits"]:
             print(f"\nLock waits sampled, run {n // len(PHASES) + 1}, {r['buckets']} bucket(s) on "
