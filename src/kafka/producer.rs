@@ -33,8 +33,12 @@ use std::{
     future::Future,
     ops::Deref,
     pin::Pin,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
     task::{Context, Poll},
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -43,9 +47,7 @@ use rdkafka::{
     config::ClientConfig,
     error::{KafkaError, KafkaResult},
     message::OwnedHeaders,
-    producer::{
-        BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
-    },
+    producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig},
     types::RDKafkaErrorCode,
 };
 
@@ -64,6 +66,16 @@ static BY_CAMPAIGN: ByCampaign = ByCampaign::new();
 /// How long a sender waits before handing a message to librdkafka again after its queue was
 /// full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(5);
+
+/// One call of a producer's polling thread. rdkafka 0.39's `BaseProducer::poll` serves events
+/// until its deadline and hands librdkafka the time left in whole milliseconds, rounded down, so
+/// in the last millisecond of every call it polls without waiting, over and over: its
+/// `ThreadedProducer`, calling it every 100 ms, spun up to 1 % of a core per producer (an idle
+/// service's three polling threads: 2.4 % of a core, `clock_gettime` its first symbol;
+/// docs/benchmarks.md "CPU per win"). A call of a second spins a tenth as much. Events (delivery
+/// reports, statistics) are served as they come whatever the call's length; only a producer's
+/// close waits for the call to end.
+const POLL_CALL: Duration = Duration::from_secs(1);
 
 /// Each message's delivery report goes to the [`Delivery`] its send returned.
 impl ProducerContext<ByCampaign> for ReportingContext {
@@ -99,15 +111,37 @@ pub struct Outgoing<'a> {
     pub headers: OwnedHeaders,
 }
 
-/// The service's producer: librdkafka's, with its polling thread, a context that reports
-/// reachability and partitions by campaign. Its destructor blocks (it purges, flushes for up to
-/// 500 ms and joins librdkafka's threads), and the last handle may go on an async worker (a relay
-/// worker letting go of a replaced producer, the application at shutdown), so it is closed on a
-/// thread of its own.
+/// The service's producer: librdkafka's, with a polling thread of its own ([`POLL_CALL`]), a
+/// context that reports reachability and partitions by campaign. Closing it blocks (the polling
+/// thread ends its call; librdkafka's destructor purges, flushes for up to 500 ms and joins its
+/// threads), and the last handle may go on an async worker (a relay worker letting go of a
+/// replaced producer, the application at shutdown), so it is closed on a thread of its own.
 pub struct KafkaProducer {
     /// Always `Some` until dropped.
-    inner: Option<ThreadedProducer<ReportingContext, ByCampaign>>,
+    inner: Option<Polled>,
     name: &'static str,
+}
+
+/// A producer and the thread that serves its events. Dropped in this order: the thread is told
+/// to stop and joined, then the producer's last handle goes.
+struct Polled {
+    polling: Polling,
+    producer: Arc<BaseProducer<ReportingContext, ByCampaign>>,
+}
+
+struct Polling {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // A panic in the context's callbacks ended the thread early; nothing to add.
+            let _ = thread.join();
+        }
+    }
 }
 
 impl KafkaProducer {
@@ -116,8 +150,28 @@ impl KafkaProducer {
         context: ReportingContext,
         name: &'static str,
     ) -> KafkaResult<Self> {
+        let producer: Arc<BaseProducer<ReportingContext, ByCampaign>> =
+            Arc::new(config.create_with_context(context)?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name(format!("kafka poll {name}"))
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        producer.poll(POLL_CALL);
+                    }
+                })
+                .map_err(|e| KafkaError::ClientCreation(format!("a polling thread: {e}")))?
+        };
         Ok(Self {
-            inner: Some(config.create_with_context(context)?),
+            inner: Some(Polled {
+                polling: Polling {
+                    stop,
+                    thread: Some(thread),
+                },
+                producer,
+            }),
             name,
         })
     }
@@ -177,19 +231,23 @@ pub async fn purge(producer: Arc<KafkaProducer>) {
 }
 
 impl Deref for KafkaProducer {
-    type Target = ThreadedProducer<ReportingContext, ByCampaign>;
+    type Target = BaseProducer<ReportingContext, ByCampaign>;
 
     fn deref(&self) -> &Self::Target {
-        self.inner
+        &self
+            .inner
             .as_ref()
             .expect("a KafkaProducer holds its producer until it is dropped")
+            .producer
     }
 }
 
 impl Drop for KafkaProducer {
     fn drop(&mut self) {
-        if let Some(producer) = self.inner.take() {
-            off_runtime::drop_detached(format!("Kafka producer {}: close", self.name), producer);
+        if let Some(polled) = self.inner.take() {
+            // Told now, so that the thread's call may end while the close thread starts.
+            polled.polling.stop.store(true, Ordering::Relaxed);
+            off_runtime::drop_detached(format!("Kafka producer {}: close", self.name), polled);
         }
     }
 }
