@@ -1,13 +1,15 @@
 """What the benchmarks' and the browser checks' Python parts share: MariaDB as root over its
 socket, MariaDB's global counters, an instance of the release build started and believed ready
-once it answers, and a JSON call to the API."""
+once it answers, a JSON call to the API, and the CPU of processes and their threads from /proc."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 
 def http(method, url, body=None, token=None, timeout=10):
@@ -74,3 +76,36 @@ def stop(procs, timeout=30):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def ticks_of(stat):
+    """utime + stime (fields 14 and 15) of a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat line,
+    in clock ticks."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def ticks(pid):
+    """The CPU ticks process `pid` has spent."""
+    return ticks_of(Path(f"/proc/{pid}/stat").read_text())
+
+
+def threads(pids):
+    """CPU ticks of the threads of `pids` by name, digits dropped (tokio-rt-worker, rdk:broker, …),
+    summed over the processes: which part of the service spent them. A thread that ended between
+    two samples is missed."""
+    by_name = {}
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            name = re.sub(r"[0-9]+", "", stat[stat.index("(") + 1:stat.rindex(")")]) or "?"
+            by_name[name] = by_name.get(name, 0) + ticks_of(stat)
+    return by_name
+
+
+def mariadb_pid():
+    """The pid of the MariaDB of scripts/services.sh."""
+    return int(Path("/run/mysqld/mysqld.pid").read_text().strip())

@@ -24,6 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench_common import mariadb_pid, threads, ticks
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ
 RUNS = int(ENV.get("RUNS", "3"))
@@ -81,33 +83,6 @@ def status():
     return got
 
 
-def ticks(pid):
-    return ticks_of(Path(f"/proc/{pid}/stat").read_text())  # utime + stime (fields 14 and 15)
-
-
-def threads(pid):
-    """CPU ticks of `pid`'s threads by name, digits dropped (tokio-rt-worker, rdk:broker, …): which
-    part of the service spent them. A thread that ended between two samples is missed."""
-    by_name = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue
-        name = re.sub(r"[0-9]+", "", stat[stat.index("(") + 1:stat.rindex(")")]) or "?"
-        by_name[name] = by_name.get(name, 0) + ticks_of(stat)
-    return by_name
-
-
-def ticks_of(stat):
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def mariadb_pid():
-    return int(Path("/run/mysqld/mysqld.pid").read_text().strip())
-
-
 def get(path, timeout=2.0):
     with urllib.request.urlopen(BASE + path, timeout=timeout) as r:
         return r.read().decode()
@@ -138,7 +113,7 @@ class Sample:
         self.redis = redis_commands()
         self.service = ticks(service_pid)
         self.mariadb = ticks(db_pid)
-        self.threads = threads(service_pid)
+        self.threads = threads([service_pid])
         self.status = status()
 
     def minus(self, earlier):

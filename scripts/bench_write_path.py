@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import bench_common as common
-from bench_common import get, sql
+from bench_common import get, mariadb_pid, sql, threads, ticks
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -61,32 +61,6 @@ def parse_phase(text):
     if not m or int(m[1]) < 1 or int(m[2]) < 1:
         sys.exit(f"PHASES: {text!r} is not BxN or BxNr (e.g. 64x2, 1x2r)")
     return int(m[1]), int(m[2]), m[3] == "r"
-
-
-def ticks(pid):
-    """utime + stime of `pid` in clock ticks (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def threads(pids):
-    """CPU ticks of the threads of `pids` by name, digits dropped (tokio-rt-worker, rdk:broker, …),
-    summed over the processes. A thread that ended between two samples is missed."""
-    by_name = Counter()
-    for pid in pids:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                stat = (task / "stat").read_text()
-            except OSError:
-                continue
-            name = re.sub(r"[0-9]+", "", stat[stat.index("(") + 1:stat.rindex(")")]) or "?"
-            fields = stat.rsplit(")", 1)[1].split()
-            by_name[name] += int(fields[11]) + int(fields[12])
-    return by_name
-
-
-def mariadb_pid():
-    return int(Path("/run/mysqld/mysqld.pid").read_text().strip())
 
 
 def log(msg):
