@@ -265,6 +265,9 @@ enum Role {
 
 fn config(bootstrap: &str, settings: &KafkaSettings, role: Role) -> ClientConfig {
     let mut c = ClientConfig::new();
+    // `acks` is a topic-level property, and one must be set: with a custom partitioner, rdkafka
+    // 0.39 hands its context to the default topic configuration, which only a topic-level
+    // property creates (without one, creating the producer dereferences a null pointer).
     c.set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -391,5 +394,46 @@ impl Producers {
             dlq: slot(Role::DeadLetter, "dlq")?,
             sync: slot(Role::Sync, "sync")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Weak;
+
+    use super::*;
+    use crate::kafka::health::KafkaMode;
+
+    /// Closing a producer ends its polling thread, which holds a handle to librdkafka's client:
+    /// a thread left polling would keep the client, its broker threads and their connections for
+    /// good (a replaced producer, each instance a test starts).
+    #[test]
+    fn closing_a_producer_ends_its_polling_thread_and_lets_the_client_go() {
+        // Creating a producer connects nowhere yet: no broker is needed.
+        let reachability = KafkaReachability::new(KafkaMode::External, "127.0.0.1:1");
+        let mut config = ClientConfig::new();
+        // `acks` is a topic-level property, as in `config` (see there).
+        config
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("acks", "all");
+        let mut producer =
+            KafkaProducer::create(&config, reachability.context("test"), "test").unwrap();
+        let polled = producer.inner.take().unwrap();
+        let client: Weak<_> = Arc::downgrade(&polled.producer);
+        assert_eq!(
+            Arc::strong_count(&polled.producer),
+            2,
+            "the thread holds one handle"
+        );
+        // What the close thread does: stop and join the polling thread, then drop the client. A
+        // thread that never stopped would hold the close forever: given ten seconds here.
+        let (closed, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(polled);
+            let _ = closed.send(());
+        });
+        done.recv_timeout(Duration::from_secs(10))
+            .expect("the close waited on a polling thread that did not stop");
+        assert!(client.upgrade().is_none(), "the client outlived its close");
     }
 }
