@@ -125,7 +125,8 @@ pub struct KafkaProducer {
 /// A producer and the thread that serves its events. Dropped in this order: the thread is told
 /// to stop and joined, then the producer's last handle goes.
 struct Polled {
-    polling: Polling,
+    /// Held for its `Drop`: it stops and joins the thread before `producer` goes.
+    _polling: Polling,
     producer: Arc<BaseProducer<ReportingContext, ByCampaign>>,
 }
 
@@ -166,7 +167,7 @@ impl KafkaProducer {
         };
         Ok(Self {
             inner: Some(Polled {
-                polling: Polling {
+                _polling: Polling {
                     stop,
                     thread: Some(thread),
                 },
@@ -245,8 +246,6 @@ impl Deref for KafkaProducer {
 impl Drop for KafkaProducer {
     fn drop(&mut self) {
         if let Some(polled) = self.inner.take() {
-            // Told now, so that the thread's call may end while the close thread starts.
-            polled.polling.stop.store(true, Ordering::Relaxed);
             off_runtime::drop_detached(format!("Kafka producer {}: close", self.name), polled);
         }
     }

@@ -46,10 +46,9 @@ pub struct ClaimLoop {
 
 /// The worker a key always goes to: its campaign's, by the partitioner's hash
 /// (`kafka::partition::ByCampaign::of_key`), so a bucketed campaign's keys share one worker, as
-/// they share one partition. Spread over the
-/// workers, a campaign's rows were marked PUBLISHED out of id order, and purging their index
-/// entries reorganised InnoDB pages 19× as often a win (docs/benchmarks.md "The relay's workers
-/// and the bucketed redo").
+/// they share one partition. Spread over the workers, a campaign's rows were marked PUBLISHED
+/// out of id order, and purging their index entries reorganised InnoDB pages 19× as often a win
+/// (docs/benchmarks.md "The relay's workers and the bucketed redo").
 pub fn worker_for(key: &str, workers: usize) -> usize {
     let workers = i32::try_from(workers).unwrap_or(i32::MAX);
     crate::kafka::partition::ByCampaign::of_key(key.as_bytes(), workers) as usize
