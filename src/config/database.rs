@@ -67,4 +67,11 @@ pub struct GroupCommitSettings {
     #[arg(id = "GROUP_COMMIT_BUCKET_LANES", long = "group-commit-bucket-lanes", env,
           default_value_t = 1, value_parser = number::<u16>(1..=1_024))]
     pub bucket_lanes: u16,
+    /// Each campaign's wins written by one live instance, the others handing theirs over (docs/design.md §21)
+    // A win reserved on another instance travels through Redis (the writer's inbox, the
+    // origin's replies): N instances write a campaign in the batches of one and never wait on
+    // each other's row locks. false: every instance writes the wins it reserved.
+    #[arg(id = "WRITER_PER_CAMPAIGN", long = "writer-per-campaign", env, default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub writer_per_campaign: bool,
 }

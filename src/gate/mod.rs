@@ -31,6 +31,7 @@ pub mod control;
 pub mod entry;
 mod evalsha;
 pub mod group;
+pub mod mailbox;
 pub mod queue;
 pub mod reached;
 pub mod rebuild;

@@ -51,7 +51,7 @@ pub struct InDoubt {
 type Verdicts = HashMap<(i64, i64), Verdict>;
 
 /// What the settlement found for one member.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
     /// The win committed: this is it.
     Committed(StoredParticipation),
@@ -77,6 +77,18 @@ impl InDoubt {
             session,
             error,
             verdict: watch::Sender::new(None),
+        })
+    }
+
+    /// A settlement made elsewhere (a campaign's writer settled the commit it sent, docs/design.md
+    /// §21): its verdict for the one win `key` (campaign, user), or none known (`None`: the
+    /// request answers 503 at once, and what stays open is the reconciler's).
+    pub fn decided(error: DbErr, key: (i64, i64), verdict: Option<Verdict>) -> Arc<Self> {
+        let verdicts: Verdicts = verdict.map(|v| (key, v)).into_iter().collect();
+        Arc::new(Self {
+            session: 0,
+            error,
+            verdict: watch::Sender::new(Some(Arc::new(verdicts))),
         })
     }
 

@@ -52,6 +52,7 @@ pub mod steal_in_doubt;
 pub mod tail;
 pub mod transaction;
 pub mod write_error;
+pub mod writer;
 
 pub use request::{Accepted, AdmissionRefusal, JoinError, JoinRequest};
 pub use service::ParticipationService;

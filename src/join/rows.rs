@@ -66,7 +66,7 @@ impl NewParticipation {
 pub type WinState = (WinStatus, Option<DateTime<Utc>>);
 
 /// A committed win: its participation id and its `acceptedAt`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Written {
     pub participation_id: i64,
     pub accepted_at: DateTime<Utc>,

@@ -29,6 +29,7 @@ use crate::{
         reserve::Reserve,
         settle::{Settle, Settled},
         tail::Tail,
+        writer::{LocalWrite, Writers},
     },
     telemetry::metrics::{registry::ReasonLabels, Metrics},
     upkeep::{loader::GateLoader, reconcile::Reconciler},
@@ -54,6 +55,35 @@ pub struct ParticipationService {
 /// own).
 fn commit_within(reservation_timeout: Duration) -> Duration {
     reservation_timeout - reservation_timeout / 4
+}
+
+/// Where the wins are written: the instance's group commit, and the campaigns' writers over it
+/// (`WRITER_PER_CAMPAIGN`, docs/design.md §21).
+fn writers(
+    db: &Db,
+    gate: &Gate,
+    sink: &Sink,
+    (settings, metrics, hooks): (&Settings, Arc<Metrics>, Arc<dyn Hooks>),
+) -> (Arc<GroupCommit>, Arc<Writers>) {
+    let group_commit = GroupCommit::new(
+        db.clone(),
+        gate.clone(),
+        settings.database.group_commit,
+        settings.database.acquire_timeout,
+        metrics.clone(),
+        hooks,
+    );
+    let local = LocalWrite {
+        group_commit: group_commit.clone(),
+        wakeup: sink.wakeup.clone(),
+        statement_timeout: db.statement_timeout(),
+    };
+    let routing = (
+        settings.database.group_commit.writer_per_campaign,
+        settings.redis.reservation_timeout,
+    );
+    let writers = Writers::new(local, gate.clone(), routing, metrics);
+    (group_commit, Arc::new(writers))
 }
 
 /// What the join's steps are built over (`startup` hands them in).
@@ -129,14 +159,7 @@ impl ParticipationService {
             settle: Arc::new(Settle::new(
                 db.clone(),
                 gate.clone(),
-                GroupCommit::new(
-                    db,
-                    gate,
-                    settings.database.group_commit,
-                    settings.database.acquire_timeout,
-                    metrics.clone(),
-                    hooks,
-                ),
+                writers(&db, &gate, &sink, (settings, metrics.clone(), hooks)),
                 sink,
                 metrics,
             )),
@@ -244,6 +267,11 @@ impl ParticipationService {
     /// The campaign cache this service reads (shared with the sync path).
     pub fn campaigns(&self) -> Arc<CampaignCache> {
         self.admit.campaigns.clone()
+    }
+
+    /// Where the wins are written (its heartbeat and mailbox start with the background loops).
+    pub fn writers(&self) -> &Writers {
+        self.settle.writers()
     }
 
     // ---- what the tests read (`startup::testing`): reads only; where a test holds the join, it

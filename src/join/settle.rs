@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::outbox::Sink;
 use crate::{
     campaign::Campaign,
-    db::error::{self as db_error, DbErrorKind},
     db::Db,
     gate::{reservation_value, AdmissionPass, Entry, Gate, Release},
     join::{
@@ -25,6 +24,7 @@ use crate::{
         rows::{NewParticipation, PurchaseRow, Written},
         transaction::Committed as Wrote,
         write_error::{Refused, WriteError},
+        writer::Writers,
     },
     telemetry::metrics::{
         registry::{PathLabels, ReasonLabels},
@@ -60,6 +60,8 @@ pub struct Settle {
     gate: Gate,
     /// Writes the wins, several of a campaign per transaction under load, and purchases.
     group_commit: Arc<GroupCommit>,
+    /// Where a join's win is written: here, or by its campaign's writer (docs/design.md §21).
+    writers: Arc<Writers>,
     /// Where the wins' events go: the topic their outbox rows name, and the relay's wakeup
     /// after each commit (a no-op with no relay listening).
     sink: Sink,
@@ -82,7 +84,7 @@ impl Settle {
     pub(super) fn new(
         db: Db,
         gate: Gate,
-        group_commit: Arc<GroupCommit>,
+        (group_commit, writers): (Arc<GroupCommit>, Arc<Writers>),
         sink: Sink,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -90,6 +92,7 @@ impl Settle {
             db,
             gate,
             group_commit,
+            writers,
             sink,
             metrics,
         }
@@ -98,6 +101,11 @@ impl Settle {
     /// The database the wins are written to (reads of what was written).
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Where a join's win is written.
+    pub fn writers(&self) -> &Writers {
+        &self.writers
     }
 
     /// The gate the reservations go back to.
@@ -162,21 +170,15 @@ impl Settle {
             reserved_at_ms,
             group,
         };
-        let mut written = self.write(participation.clone()).await;
-        if matches!(&written, Err(WriteError::Db(e)) if db_error::kind(e) == DbErrorKind::Deadlock)
-        {
-            // InnoDB chose this transaction as a deadlock victim: it did nothing, try it once more.
-            written = self.write(participation).await;
-        }
-        match written {
+        match self.write(participation).await {
             Ok(Written {
                 participation_id,
                 accepted_at,
                 status,
                 hold_expires_at,
             }) => {
-                // The batch settled the reservation in Redis already (see `group_commit`).
-                self.sink.wakeup.notify_one();
+                // The batch settled the reservation in Redis already (see `group_commit`), and
+                // the writer woke its relay.
                 if let (Some(pass), true) = (pass, campaign.buckets > 1) {
                     report_admission(
                         &self.gate,
@@ -326,10 +328,11 @@ impl Settle {
         Refusal::Back { how, answer }
     }
 
-    /// One win's write through its campaign's group commit, timed from queueing to the answer.
+    /// One win's write through its campaign's group commit, here or at its writer, timed from
+    /// queueing to the answer.
     async fn write(&self, participation: NewParticipation) -> Result<Written, WriteError> {
         let started = std::time::Instant::now();
-        let written = self.group_commit.write(participation).await;
+        let written = self.writers.write(participation).await;
         self.metrics
             .transaction_duration
             .get_or_create(&PathLabels {

@@ -124,8 +124,8 @@ impl Services {
         }
     }
 
-    /// The application's own background loops: the reconciler of reservations crashed instances
-    /// left open, the expiry sweeper, the marker loop (the returns and controls the gate may
+    /// The application's own background loops: the campaigns' writers' heartbeat and mailbox,
+    /// the reconciler of reservations crashed instances left open, the expiry sweeper, the marker loop (the returns and controls the gate may
     /// lack), the drift audit, the outbox gauges' refresher and the refusal counts' flush. All stop with
     /// `shutdown` (the flush writes once more first).
     pub fn spawn_background(
@@ -136,6 +136,7 @@ impl Services {
         metrics: &Arc<Metrics>,
         shutdown: &CancellationToken,
     ) {
+        (self.participations.writers()).spawn(tasks, &settings.redis, shutdown);
         let reconciler = self.participations.reconciler();
         tasks.spawn(running::track(
             "reservation reconciler",

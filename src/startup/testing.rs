@@ -56,6 +56,16 @@ impl Probe {
         self.participations.gate_loads()
     }
 
+    /// The instance that writes the campaign as this one sees it, and this one's id (`None`
+    /// with `WRITER_PER_CAMPAIGN=false`).
+    pub fn writer_seen(&self, campaign_id: i64) -> Option<(String, String)> {
+        let writers = self.participations.writers();
+        Some((
+            writers.writer_seen(campaign_id)?.to_string(),
+            writers.me()?.to_string(),
+        ))
+    }
+
     /// Wins of the campaign queued for its next group-commit transaction.
     pub fn group_commit_queued(&self, campaign_id: i64) -> usize {
         self.participations.group_commit_queued(campaign_id)

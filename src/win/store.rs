@@ -12,7 +12,7 @@ use crate::{
 /// A stored participation with the id of the event that announced it (`None` for a win of the
 /// synchronous baseline, which writes no outbox row, and for a win older than the column whose
 /// outbox row cleanup had removed).
-#[derive(Debug, Clone, FromQueryResult)]
+#[derive(Debug, Clone, FromQueryResult, serde::Serialize, serde::Deserialize)]
 pub struct StoredParticipation {
     pub id: i64,
     pub campaign_id: i64,

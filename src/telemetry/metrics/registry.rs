@@ -133,6 +133,10 @@ declare_metrics! {
     group_commit_deferred: Counter = Counter::default(),
         "firstcome_group_commit_deferred_total",
         "Wins of a bucketed campaign left for the next group-commit batch because another transaction held their bucket's row";
+    /// Wins handed to their campaign's writer on another instance (`join::writer`), by outcome.
+    writer_handovers: Family<ReasonLabels, Counter> = Family::default(),
+        "firstcome_writer_handovers_total",
+        "Wins handed to their campaign's writer on another instance, by outcome (answered, taken_back: written here instead, unanswered: left to the reconciler)";
     /// Transactions whose COMMIT went unanswered, settled by `join::in_doubt`.
     group_commit_in_doubt: Counter = Counter::default(),
         "firstcome_group_commit_in_doubt_total",
@@ -438,6 +442,7 @@ mod tests {
             &m.connections_timed_out,
             &m.live_streams_refused,
             &m.bot_checks,
+            &m.writer_handovers,
         ] {
             family
                 .get_or_create(&ReasonLabels { reason: "total" })

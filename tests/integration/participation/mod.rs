@@ -24,3 +24,4 @@ mod lifecycle_storm;
 mod return_markers;
 mod rules;
 mod sync_path;
+mod writers;

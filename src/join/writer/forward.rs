@@ -1,0 +1,197 @@
+//! The origin's side of a hand-over: a win reserved here for a campaign another instance writes
+//! goes to that writer's inbox, and its outcome comes back to this instance's replies
+//! (docs/design.md §21 "One writer per campaign").
+//!
+//! An answer that does not come within [`PATIENCE`] is the crux. The origin takes its win back
+//! (`lua/handover_back.lua`, atomic against the writer's `lua/handover_take.lua`: a win is the
+//! writer's once its mark says `taken`, the origin's once it says `back` or the origin removed
+//! it from the inbox):
+//! - back: the writer never took it (stopped, dead, far behind, or the push never landed), and
+//!   the win is written here, as if it had never left; a push that lands later is dropped;
+//! - taken: the writer has it. Its answer may still come; the win's commit deadline
+//!   (`commit_by`, checked under the row's lock on the writer as everywhere) bounds when it can
+//!   still commit, and the writer's settlement of a commit in doubt answers within the statement
+//!   deadline after that. Past both, the join answers 503 and its reservation stays open for the
+//!   reconciler, which decides under the row's lock, as for an instance that died mid-commit.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use tokio::sync::oneshot;
+
+use super::{
+    post::Poster,
+    wire::{self, Forwarded, Outcome, Reply},
+};
+use crate::{
+    gate::{mailbox::Mailbox, Gate},
+    join::{
+        rows::{NewParticipation, Written},
+        write_error::WriteError,
+    },
+    telemetry::metrics::{registry::ReasonLabels, Metrics},
+};
+
+/// How long a handed-over win waits for its answer before the origin asks whether the writer
+/// took it: a writer pops its inbox within milliseconds unless it is stopped or gone.
+pub const PATIENCE: Duration = Duration::from_millis(500);
+
+/// How soon a take-back Redis did not answer is asked again.
+const ASK_AGAIN: Duration = Duration::from_millis(200);
+
+/// What a hand-over came to.
+pub enum Handed {
+    /// The writer's answer (or, when none came in time, a commit of unknown outcome).
+    Answer(Result<Written, WriteError>),
+    /// Taken back before the writer saw it: write it here.
+    Back,
+}
+
+/// The wins this instance handed over and waits on.
+pub struct Forwarder {
+    gate: Gate,
+    poster: Poster,
+    me: Arc<str>,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    tickets: AtomicU64,
+    /// How long past its commit deadline a win's answer may still come: the writer's
+    /// settlement of a commit in doubt (the statement deadline) and a margin.
+    late: Duration,
+    /// How long a win's mark (taken or back) lives in Redis: past any moment either side may
+    /// still look at it.
+    mark_life: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// Removes a ticket from the waiting list however its hand-over ends.
+struct Waiting<'a>(&'a Forwarder, u64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting().remove(&self.1);
+    }
+}
+
+impl Forwarder {
+    pub fn new(
+        (gate, poster): (Gate, Poster),
+        me: Arc<str>,
+        (late, mark_life): (Duration, Duration),
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            gate,
+            poster,
+            me,
+            waiting: Mutex::default(),
+            tickets: AtomicU64::new(0),
+            late,
+            mark_life,
+            metrics,
+        }
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Outcome>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hand-overs waiting on their answer.
+    pub fn in_flight(&self) -> usize {
+        self.waiting().len()
+    }
+
+    fn count(&self, outcome: &'static str) {
+        let labels = ReasonLabels { reason: outcome };
+        self.metrics.writer_handovers.get_or_create(&labels).inc();
+    }
+
+    /// Hands `win` to `writer` and waits for its outcome (see the module's text).
+    pub async fn write(&self, writer: &Arc<str>, win: &NewParticipation) -> Handed {
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}:{ticket}", self.me);
+        let wire =
+            serde_json::to_string(&Forwarded::of(win, &self.me, ticket)).expect("a win serializes");
+        let item = format!("{id}|{wire}");
+        let (answer, mut answered) = oneshot::channel();
+        self.waiting().insert(ticket, answer);
+        let _waiting = Waiting(self, ticket);
+        let posted = (self.poster)
+            .post(writer.clone(), Mailbox::Inbox, item.clone())
+            .await;
+        if posted {
+            if let Ok(Ok(outcome)) = tokio::time::timeout(PATIENCE, &mut answered).await {
+                self.count("answered");
+                return Handed::Answer(outcome.written(&win.entry));
+            }
+        }
+        if self.take_back((writer, &id), &item, win).await == Some(true) {
+            tracing::info!(campaign_id = win.entry.campaign_id, writer = %writer,
+                "The campaign's writer did not take a win in time; writing it here.");
+            self.count("taken_back");
+            return Handed::Back;
+        }
+        let answer_by = tokio::time::Instant::from_std(win.commit_by) + self.late;
+        match tokio::time::timeout_at(answer_by, answered).await {
+            Ok(Ok(outcome)) => {
+                self.count("answered");
+                Handed::Answer(outcome.written(&win.entry))
+            }
+            _ => {
+                tracing::warn!(campaign_id = win.entry.campaign_id, user_id = win.entry.user_id, writer = %writer,
+                    "The campaign's writer took a win and never answered; the reconciler settles its reservation.");
+                self.count("unanswered");
+                let why = "the campaign's writer did not answer";
+                Handed::Answer(Err(wire::unknown(why, &win.entry)))
+            }
+        }
+    }
+
+    /// Takes the win back from its writer, asking until Redis answers: whether it is this
+    /// instance's to write (`false`: the writer took it); `None` when Redis did not answer
+    /// before the win's commit deadline (nobody may write it now; the reconciler settles it).
+    async fn take_back(
+        &self,
+        (writer, id): (&str, &str),
+        item: &str,
+        win: &NewParticipation,
+    ) -> Option<bool> {
+        loop {
+            match self
+                .gate
+                .take_back((writer, id), item, self.mark_life)
+                .await
+            {
+                Ok(back) => return Some(back),
+                Err(e) if std::time::Instant::now() >= win.commit_by => {
+                    tracing::warn!(error = %e, campaign_id = win.entry.campaign_id, writer = %writer,
+                        "Could not take a win back from its writer before its deadline.");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "Could not take a win back yet; asking again.");
+                    tokio::time::sleep(ASK_AGAIN).await;
+                }
+            }
+        }
+    }
+
+    /// A writer's reply: answers the hand-over waiting on it (none when it gave up).
+    pub fn answer(&self, item: &str) {
+        match serde_json::from_str::<Reply>(item) {
+            Ok(reply) => {
+                if let Some(waiting) = self.waiting().remove(&reply.ticket) {
+                    let _ = waiting.send(reply.outcome);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "A reply in this instance's mailbox could not be read; dropped.")
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! One writer per campaign (docs/design.md §21 "One writer per campaign"): the gate stays where
+//! a join arrives (its refusals, most of a sale's requests, stay spread over the instances);
+//! only a win's write travels, to the one instance that writes its campaign, so N instances
+//! write a campaign in the batches of one and never wait on each other's row locks.
+//!
+//! - [`directory`]: which instance writes a campaign (heartbeats in Redis, rendezvous hashing).
+//! - [`forward`]: the origin hands a win over and waits for its outcome; one that does not come
+//!   in time is taken back, or left to its deadline and the reconciler.
+//! - [`pump`]: the writer writes what it is handed (its lanes, as a local win's) and replies.
+//! - [`wire`], [`post`]: what travels, and how it is posted in batches.
+//!
+//! Nothing in exactly-N, a key's order or the answers depends on there being one writer: a key
+//! is one row, written under its lock by whoever writes, and two instances that disagree for a
+//! moment on the writer both write, as every instance did before. Wins under a group's limit
+//! (docs/design.md §22) stay where they were reserved.
+
+pub mod directory;
+pub mod forward;
+mod post;
+mod pump;
+pub mod wire;
+
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::DbErr;
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use self::{
+    directory::Directory,
+    forward::{Forwarder, Handed},
+    post::Poster,
+};
+use crate::{
+    config::RedisSettings,
+    db::error::{self as db_error, DbErrorKind},
+    gate::{mailbox::MailboxWait, Gate},
+    join::{
+        group_commit::GroupCommit,
+        rows::{NewParticipation, Written},
+        write_error::WriteError,
+    },
+    shutdown::running,
+    telemetry::metrics::{registry::ReasonLabels, Metrics},
+};
+
+/// A win written on this instance: its campaign's group commit here.
+pub struct LocalWrite {
+    pub group_commit: Arc<GroupCommit>,
+    /// The relay's wakeup: this instance's outbox has a new row.
+    pub wakeup: Arc<Notify>,
+    /// How long a commit in doubt's verdict is waited for.
+    pub statement_timeout: Duration,
+}
+
+impl LocalWrite {
+    /// Writes `win` here; a deadlock victim (InnoDB rolled its transaction back: nothing was
+    /// written) is tried once more.
+    pub async fn write(&self, win: NewParticipation) -> Result<Written, WriteError> {
+        let mut written = self.group_commit.write(win.clone()).await;
+        if matches!(&written, Err(WriteError::Db(e)) if is_deadlock(e)) {
+            written = self.group_commit.write(win).await;
+        }
+        if written.is_ok() {
+            self.wakeup.notify_one();
+        }
+        written
+    }
+}
+
+fn is_deadlock(e: &DbErr) -> bool {
+    db_error::kind(e) == DbErrorKind::Deadlock
+}
+
+/// Where a win is written: here, or by its campaign's writer.
+pub struct Writers {
+    local: Arc<LocalWrite>,
+    /// `None` with `WRITER_PER_CAMPAIGN=false`: every win is written where it was reserved.
+    route: Option<Route>,
+}
+
+struct Route {
+    gate: Gate,
+    directory: Arc<Directory>,
+    forwarder: Arc<Forwarder>,
+    poster: Poster,
+    mark_life: Duration,
+}
+
+impl Writers {
+    /// `per_campaign`: `WRITER_PER_CAMPAIGN`; `reservation_timeout`: `RESERVATION_TIMEOUT_MS`
+    /// (a win's mark outlives twice it and a minute: any moment either side may look at it).
+    /// Must be called within the runtime (it starts the posting task).
+    pub fn new(
+        local: LocalWrite,
+        gate: Gate,
+        (per_campaign, reservation_timeout): (bool, Duration),
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        for reason in ["answered", "taken_back", "unanswered"] {
+            let labels = ReasonLabels { reason };
+            metrics.writer_handovers.get_or_create(&labels).inc_by(0);
+        }
+        let late = local.statement_timeout + Duration::from_secs(1);
+        let mark_life = reservation_timeout * 2 + Duration::from_secs(60);
+        let route = per_campaign.then(|| {
+            let me: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+            let poster = Poster::start(gate.clone());
+            let forwarder = Forwarder::new(
+                (gate.clone(), poster.clone()),
+                me.clone(),
+                (late, mark_life),
+                metrics,
+            );
+            Route {
+                directory: Arc::new(Directory::new(me)),
+                forwarder: Arc::new(forwarder),
+                poster,
+                gate,
+                mark_life,
+            }
+        });
+        Self {
+            local: Arc::new(local),
+            route,
+        }
+    }
+
+    /// Writes `win`: handed to its campaign's writer when that is another live instance, else
+    /// here (also when the writer did not take it in time).
+    pub async fn write(&self, win: NewParticipation) -> Result<Written, WriteError> {
+        if let Some(route) = &self.route {
+            let grouped = win.group.is_some() || win.entry.group.is_some();
+            let now = std::time::Instant::now();
+            let writer = (!grouped)
+                .then(|| route.directory.writer_of(win.entry.campaign_id, now))
+                .flatten();
+            if let Some(writer) = writer {
+                if let Handed::Answer(answer) = route.forwarder.write(&writer, &win).await {
+                    return answer;
+                }
+            }
+        }
+        self.local.write(win).await
+    }
+
+    /// The instance that writes `campaign_id` as this one sees it now (`None`: routing is off).
+    pub fn writer_seen(&self, campaign_id: i64) -> Option<Arc<str>> {
+        let directory = &self.route.as_ref()?.directory;
+        let now = std::time::Instant::now();
+        Some(
+            directory
+                .writer_of(campaign_id, now)
+                .unwrap_or_else(|| directory.me().clone()),
+        )
+    }
+
+    /// This instance's id among the writers (`None`: routing is off).
+    pub fn me(&self) -> Option<Arc<str>> {
+        Some(self.route.as_ref()?.directory.me().clone())
+    }
+
+    /// Starts the heartbeat and the mailbox's loop, which stop with `stop` (nothing when
+    /// `WRITER_PER_CAMPAIGN` is off). Without its own Redis connection for the mailbox this
+    /// instance writes no heartbeat: nobody hands it wins, and it writes its own.
+    pub fn spawn(&self, tasks: &TaskTracker, redis: &RedisSettings, stop: &CancellationToken) {
+        let Some(route) = &self.route else {
+            return;
+        };
+        let wait = match MailboxWait::new(redis) {
+            Ok(wait) => wait,
+            Err(e) => {
+                tracing::error!(error = %e, "No Redis connection for this instance's mailbox; it writes every campaign's wins itself.");
+                return;
+            }
+        };
+        let me = route.directory.me().clone();
+        tracing::info!(instance = %me, "Writing a heartbeat; campaigns are written by one instance each.");
+        tasks.spawn(running::track(
+            "writer heartbeat",
+            directory::run(route.directory.clone(), route.gate.clone(), stop.clone())
+                .instrument(tracing::info_span!("writer_heartbeat")),
+        ));
+        let pump = pump::Pump {
+            gate: route.gate.clone(),
+            wait,
+            forwarder: route.forwarder.clone(),
+            poster: route.poster.clone(),
+            local: self.local.clone(),
+            me,
+            mark_life: route.mark_life,
+        };
+        tasks.spawn(running::track(
+            "writer mailbox",
+            pump.run(stop.clone())
+                .instrument(tracing::info_span!("writer_mailbox")),
+        ));
+    }
+}

@@ -1,0 +1,175 @@
+//! The writer's side of a hand-over, and the origin's replies: one loop per instance waits on
+//! both lists of its mailbox (one `BLPOP`, then what else each list holds). A handed-over win is
+//! written here as a local one ([`LocalWrite`]: the campaign's lanes, its batches) and its
+//! outcome posted back to its origin; a reply answers the hand-over waiting on it.
+//!
+//! A commit in doubt is settled here before the reply (the settlement gives back what was not
+//! written), so the origin answers from its verdict and gives nothing back twice.
+//!
+//! When the instance stops, the loop takes no more wins but reads replies until its own
+//! hand-overs and the wins it took are answered, for at most [`DRAIN_FOR`].
+
+use std::{sync::Arc, time::Duration};
+
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use super::{
+    forward::Forwarder,
+    post::Poster,
+    wire::{Forwarded, Outcome, Reply},
+    LocalWrite,
+};
+use crate::gate::{
+    mailbox::{Mailbox, MailboxWait},
+    Gate,
+};
+
+/// Most items read from a list at once.
+const DRAIN: usize = 256;
+
+/// How long a stopping instance goes on reading replies for its hand-overs in flight.
+pub const DRAIN_FOR: Duration = Duration::from_secs(10);
+
+/// After a failed wait, the next one waits this long (Redis down: the gate fails too).
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+pub struct Pump {
+    pub gate: Gate,
+    pub wait: MailboxWait,
+    pub forwarder: Arc<Forwarder>,
+    pub poster: Poster,
+    pub local: Arc<LocalWrite>,
+    pub me: Arc<str>,
+    /// How long a handed-over win's mark lives (`Forwarder`'s).
+    pub mark_life: Duration,
+}
+
+impl Pump {
+    /// Runs until `stop`, then drains (see the module's text).
+    pub async fn run(self, stop: CancellationToken) {
+        let inbox = self.gate.mailbox_key(&self.me, Mailbox::Inbox);
+        let replies = self.gate.mailbox_key(&self.me, Mailbox::Replies);
+        let writes = TaskTracker::new();
+        let keys = [inbox.clone(), replies.clone()];
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => break,
+                next = self.wait.next(&keys) => next,
+            };
+            match next {
+                Ok(None) => {}
+                Ok(Some((key, first))) => {
+                    // Both lists, whichever answered: a busy inbox never starves the replies.
+                    let (popped, mut answers) = match key == inbox {
+                        true => (Some(first), Vec::new()),
+                        false => (None, vec![first]),
+                    };
+                    let wins = self.take_handed(popped).await;
+                    answers.extend(self.drain(&replies).await);
+                    for item in answers {
+                        self.forwarder.answer(&item);
+                    }
+                    for item in wins {
+                        self.take(item, &writes);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "Could not read this instance's mailbox; trying again.");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+        self.drain_replies(&replies, &writes).await;
+    }
+
+    /// The wins handed to this instance it takes (`popped`, and what else the inbox holds);
+    /// when Redis fails, the rest stays for the next round, and `popped` goes back to its
+    /// origin, which takes it back as never taken.
+    async fn take_handed(&self, popped: Option<String>) -> Vec<String> {
+        (self.gate)
+            .take_handed(&self.me, popped, DRAIN, self.mark_life)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "Could not take the inbox's wins; the next round does.");
+                Vec::new()
+            })
+    }
+
+    /// What else `key` holds (the rest stays for the next round when Redis fails).
+    async fn drain(&self, key: &str) -> Vec<String> {
+        self.gate.drain(key, DRAIN).await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "Could not drain a mailbox list; the next round does.");
+            Vec::new()
+        })
+    }
+
+    /// Writes a handed-over win in a task of its own and posts its outcome back.
+    fn take(&self, item: String, writes: &TaskTracker) {
+        let wire = item.split_once('|').map_or("", |(_, wire)| wire);
+        let forwarded: Forwarded = match serde_json::from_str(wire) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "A win in this instance's inbox could not be read; dropped (its origin takes it back or the reconciler settles it).");
+                return;
+            }
+        };
+        let (local, poster) = (self.local.clone(), self.poster.clone());
+        let span = tracing::debug_span!(
+            "handed_over",
+            campaign_id = forwarded.campaign_id,
+            user_id = forwarded.user_id,
+            origin = %forwarded.origin
+        );
+        writes.spawn(
+            async move {
+                let outcome = local.write_handed_over(forwarded.win()).await;
+                let reply = Reply {
+                    ticket: forwarded.ticket,
+                    outcome,
+                };
+                let reply = serde_json::to_string(&reply).expect("a reply serializes");
+                poster.send(forwarded.origin.into(), Mailbox::Replies, reply);
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Stopping: no more wins taken; replies read until the hand-overs in flight and the wins
+    /// taken are answered, or [`DRAIN_FOR`].
+    async fn drain_replies(&self, replies: &str, writes: &TaskTracker) {
+        writes.close();
+        let until = tokio::time::Instant::now() + DRAIN_FOR;
+        let keys = [replies.to_string(), replies.to_string()];
+        while self.forwarder.in_flight() > 0 || !writes.is_empty() {
+            let next = tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                next = self.wait.next(&keys) => next,
+            };
+            if let Ok(Some((_, first))) = next {
+                self.forwarder.answer(&first);
+                for item in self.drain(replies).await {
+                    self.forwarder.answer(&item);
+                }
+            }
+        }
+    }
+}
+
+impl LocalWrite {
+    /// A handed-over win, written here; a commit in doubt settled first (see the module's text).
+    async fn write_handed_over(&self, win: crate::join::rows::NewParticipation) -> Outcome {
+        let entry = win.entry;
+        let written = self.write(win).await;
+        if let Err(crate::join::write_error::WriteError::InDoubt(doubt)) = &written {
+            let verdict = (doubt)
+                .verdict(entry.campaign_id, entry.user_id, self.statement_timeout)
+                .await;
+            return Outcome::Settled {
+                error: doubt.error().to_string(),
+                verdict,
+            };
+        }
+        Outcome::of(written)
+    }
+}

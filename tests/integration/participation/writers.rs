@@ -1,0 +1,283 @@
+//! One writer per campaign (docs/design.md §21): two instances agree on a campaign's writer and
+//! every win of it commits there, wherever it was reserved; a win the writer never takes is
+//! taken back and written where it was reserved; a win the writer took and never answered is
+//! answered 503 and its unit comes back through the reconciler (§2.1: no unit lost, none sold
+//! twice).
+//!
+//! The writer that never takes or never answers is a heartbeat the test writes for an instance
+//! that does not exist, chosen to be the campaign's writer.
+
+use std::time::{Duration, Instant};
+
+use firstcome::join::writer::{directory::writer_among, forward::PATIENCE};
+use futures::StreamExt;
+use redis::AsyncCommands;
+use tokio_util::sync::CancellationToken;
+
+use firstcome::{
+    config::Settings,
+    gate::{mailbox::Mailbox, Gate},
+};
+
+use crate::{
+    http::Reply,
+    operations::redis_cluster::cluster_url,
+    spawn::{spawn_app_with, test_settings, two_instances, TestApp},
+    wait::wait_until,
+};
+
+/// A mark's life in these tests: longer than any of them.
+const MARK_LIFE: Duration = Duration::from_secs(120);
+
+/// The value of `name{reason="<reason>"}` among the app's metrics (0 before any).
+fn handovers(app: &TestApp, reason: &str) -> u64 {
+    let series = format!("firstcome_writer_handovers_total{{reason=\"{reason}\"}} ");
+    (app.probe.metrics_text().lines())
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0.0, |v| v.parse::<f64>().expect("a number")) as u64
+}
+
+/// Waits until both instances name the same writer of `campaign`; returns (writer, other).
+async fn agreed<'a>(a: &'a TestApp, b: &'a TestApp, campaign: i64) -> (&'a TestApp, &'a TestApp) {
+    let seen = || (a.probe.writer_seen(campaign), b.probe.writer_seen(campaign));
+    wait_until(
+        "both instances name one writer",
+        Duration::from_secs(10),
+        || {
+            let (sa, sb) = seen();
+            async move { matches!((sa, sb), (Some(x), Some(y)) if x.0 == y.0 && x.1 != y.1) }
+        },
+    )
+    .await;
+    let (Some((writer, a_id)), _) = seen() else {
+        unreachable!("routing is on");
+    };
+    match writer == a_id {
+        true => (a, b),
+        false => (b, a),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_win_of_a_campaign_commits_on_its_one_writer() {
+    let (a, b) = two_instances().await;
+    one_writer_sells_the_stock(&a, &b).await;
+}
+
+/// The same on a Redis Cluster: the mailboxes' scripts and blocking waits on its masters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_win_of_a_campaign_commits_on_its_one_writer_over_a_redis_cluster() {
+    let mut settings = test_settings().await;
+    settings.redis.url = firstcome::config::Secret::new(cluster_url());
+    settings.redis.cluster = true;
+    let a = spawn_app_with(settings.clone()).await;
+    settings.migrate_on_start = false;
+    let b = spawn_app_with(settings).await;
+    one_writer_sells_the_stock(&a, &b).await;
+}
+
+/// 200 users join a campaign of 100 over both instances: every win commits on the writer.
+async fn one_writer_sells_the_stock(a: &TestApp, b: &TestApp) {
+    let stock = 100;
+    let campaign = a.open_campaign(stock, 1).await;
+    let (writer, other) = agreed(a, b, campaign).await;
+
+    let replies: Vec<Reply> = futures::stream::iter(1..=200i64)
+        .map(|u| match u % 2 {
+            0 => a.join(campaign, u, 1),
+            _ => b.join(campaign, u, 1),
+        })
+        .buffered(50)
+        .collect()
+        .await;
+    let wins = replies.iter().filter(|r| r.status == 201).count();
+    assert!(
+        (replies.iter()).all(|r| r.status == 201 || r.code() == "SOLD_OUT"),
+        "{replies:?}"
+    );
+    assert_eq!(wins, stock as usize, "exactly the stock is sold");
+    a.assert_outbox_matches_participations().await;
+    // Every win committed in the writer's group commit; the other handed its wins over.
+    assert_eq!(writer.group_commits().1, stock as u64);
+    assert_eq!(other.group_commits(), (0, 0));
+    assert!(handovers(other, "answered") > 0);
+    assert_eq!(
+        handovers(other, "taken_back") + handovers(other, "unanswered"),
+        0
+    );
+}
+
+/// An app whose campaign's writer is a heartbeat this test keeps fresh for an instance that does
+/// not exist (the app's own view refreshes every second); the heartbeat stops with its token.
+async fn app_behind_a_ghost(settings: Settings) -> (TestApp, i64, Ghost) {
+    let gate = Gate::new(&settings.redis).expect("a gate");
+    let app = spawn_app_with(settings).await;
+    let campaign = app.open_campaign(1, 1).await;
+    let (_, me) = app.probe.writer_seen(campaign).expect("routing is on");
+    let ghost = (0..)
+        .map(|i| format!("ghost{i}"))
+        .find(|g| writer_among(campaign, &[g.as_str(), me.as_str()]) == Some(&g.as_str()))
+        .expect("some ghost outranks the app");
+    let writers = format!("{}writers", app.redis_prefix);
+    let stop = CancellationToken::new();
+    let (mut conn, beat, until) = (app.redis.clone(), ghost.clone(), stop.clone());
+    tokio::spawn(async move {
+        while !until.is_cancelled() {
+            let now = chrono::Utc::now().timestamp_millis();
+            let _: () = conn.hset(&writers, &beat, now).await.expect("HSET");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    wait_until(
+        "the app names the ghost its writer",
+        Duration::from_secs(10),
+        || {
+            let seen = app.probe.writer_seen(campaign);
+            let ghost = ghost.clone();
+            async move { seen.is_some_and(|(w, _)| w == ghost) }
+        },
+    )
+    .await;
+    (
+        app,
+        campaign,
+        Ghost {
+            id: ghost,
+            gate,
+            stop,
+        },
+    )
+}
+
+/// An instance that does not exist but for its heartbeat; its gate reaches the app's Redis.
+struct Ghost {
+    id: String,
+    gate: Gate,
+    stop: CancellationToken,
+}
+
+#[tokio::test]
+async fn a_win_its_writer_never_takes_is_taken_back_and_written_where_it_was_reserved() {
+    let (app, campaign, ghost) = app_behind_a_ghost(test_settings().await).await;
+    let started = Instant::now();
+    let reply = app.join(campaign, 7, 1).await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert!(
+        started.elapsed() >= PATIENCE,
+        "it waited for the writer first"
+    );
+    assert_eq!(handovers(&app, "taken_back"), 1);
+    assert_eq!(app.group_commits().1, 1, "written here");
+    let inbox = format!("{}{{i:{}}}:inbox", app.redis_prefix, ghost.id);
+    let left: i64 = app.redis.clone().llen(&inbox).await.expect("LLEN");
+    assert_eq!(left, 0, "nothing left in the ghost's inbox");
+    app.assert_outbox_matches_participations().await;
+    ghost.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_win_its_writer_took_and_never_answered_comes_back_through_the_reconciler() {
+    let mut settings = test_settings().await;
+    settings.http.request_timeout = Duration::from_millis(1_000);
+    settings.redis.reservation_timeout = Duration::from_millis(2_000);
+    settings.database.statement_timeout = Duration::from_millis(1_000);
+    let (app, campaign, ghost) = app_behind_a_ghost(settings).await;
+    // The ghost takes the win as a writer does (its mark says taken) and never writes it.
+    let (gate, id) = (ghost.gate.clone(), ghost.id.clone());
+    let taken = tokio::spawn(async move {
+        loop {
+            let took = gate
+                .take_handed(&id, None, 16, MARK_LIFE)
+                .await
+                .expect("take");
+            if !took.is_empty() {
+                return took;
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    let reply = app.join(campaign, 7, 1).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(taken.await.expect("the ghost took the win").len(), 1);
+    wait_until(
+        "the origin gives up on the writer",
+        Duration::from_secs(10),
+        || async { handovers(&app, "unanswered") == 1 },
+    )
+    .await;
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
+    assert_eq!(app.group_commits(), (0, 0), "nothing was written here");
+    // The reservation stayed open for the reconciler (its own pass runs every 200 ms here, with
+    // the 2 s timeout; this one makes sure): the unit is back, and it sells once.
+    app.reconcile(Duration::ZERO).await;
+    ghost.stop.cancel();
+    wait_until(
+        "the app writes its own campaign again",
+        Duration::from_secs(10),
+        || {
+            let seen = app.probe.writer_seen(campaign);
+            async move { seen.is_some_and(|(w, me)| w == me) }
+        },
+    )
+    .await;
+    assert_eq!(app.join(campaign, 8, 1).await.status, 201);
+    assert_eq!(app.join(campaign, 9, 1).await.code(), "SOLD_OUT");
+}
+
+/// The hand-over's crux on Redis itself: a win is written by exactly one side. Taken by the
+/// writer, it cannot be taken back; taken back first, it is dropped by the writer even when its
+/// push lands only afterwards (a push delayed by a Redis stall).
+#[tokio::test]
+async fn a_handed_over_win_is_either_the_writers_or_its_origins_never_both() {
+    let mut settings = test_settings().await;
+    either_side_never_both(&Gate::new(&settings.redis).expect("a gate")).await;
+    settings.redis.url = firstcome::config::Secret::new(cluster_url());
+    settings.redis.cluster = true;
+    either_side_never_both(&Gate::new(&settings.redis).expect("a gate")).await;
+}
+
+async fn either_side_never_both(gate: &Gate) {
+    let item = |t: u32| format!("origin:{t}|{{}}");
+
+    gate.post("w", Mailbox::Inbox, &[item(1)])
+        .await
+        .expect("post");
+    let took = gate
+        .take_handed("w", None, 16, MARK_LIFE)
+        .await
+        .expect("take");
+    assert_eq!(took, vec![item(1)]);
+    let back = gate.take_back(("w", "origin:1"), &item(1), MARK_LIFE).await;
+    assert!(!back.expect("take back"), "the writer has it");
+
+    gate.post("w", Mailbox::Inbox, &[item(2)])
+        .await
+        .expect("post");
+    let back = gate.take_back(("w", "origin:2"), &item(2), MARK_LIFE).await;
+    assert!(back.expect("take back"), "still in the inbox: back");
+    let took = gate
+        .take_handed("w", None, 16, MARK_LIFE)
+        .await
+        .expect("take");
+    assert!(took.is_empty(), "{took:?}");
+
+    let back = gate.take_back(("w", "origin:3"), &item(3), MARK_LIFE).await;
+    assert!(back.expect("take back"), "never arrived: back");
+    gate.post("w", Mailbox::Inbox, &[item(3), item(4)])
+        .await
+        .expect("post");
+    // Popped by the writer's blocking wait (item 3), then marked with the rest.
+    let popped = gate
+        .drain(&gate.mailbox_key("w", Mailbox::Inbox), 1)
+        .await
+        .expect("pop");
+    let took = (gate
+        .take_handed("w", popped.into_iter().next(), 16, MARK_LIFE)
+        .await)
+        .expect("take");
+    assert_eq!(
+        took,
+        vec![item(4)],
+        "the late push is dropped, the next one taken"
+    );
+}
