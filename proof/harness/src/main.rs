@@ -49,6 +49,10 @@ enum Command {
         /// no fault overlapping it, may hold its units after its invoke.
         #[arg(long, default_value_t = 10_000)]
         request_timeout_ms: u64,
+        /// The run's WRITER_PER_CAMPAIGN: an instance's kill, term or stop bears on the joins
+        /// of every instance (their wins may have been handed to it).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        writer_per_campaign: bool,
         /// How long after MySQL answers again a join whose commit was in doubt may hold units.
         #[arg(long, default_value_t = 2_000)]
         in_doubt_settle_ms: u64,
@@ -110,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lookback_ms,
             reservation_timeout_ms,
             request_timeout_ms,
+            writer_per_campaign,
             in_doubt_settle_ms,
             redis_settle_ms,
             queue_idle_ms,
@@ -132,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 in_doubt_settle: ms(in_doubt_settle_ms),
                 redis_settle: ms(redis_settle_ms),
                 queue_idle: ms(queue_idle_ms),
+                writers_anywhere: writer_per_campaign,
                 model: ModelParams {
                     deadline_tolerance: chrono::Duration::milliseconds(deadline_tolerance_ms),
                     control_grace: chrono::Duration::milliseconds(control_grace_ms),

@@ -81,7 +81,8 @@ fn through_stop(to: &str, after_ms: u64) -> Sale {
 
 /// A stopped instance gives its reservations back ≤ 1 s after it resumes: 2 s after, the
 /// refusal is an anomaly (the request timeout, 10 s, does not apply). The twin: the join went
-/// to the other instance, which the stop did not touch, so the client-gave-up bound is its.
+/// to the other instance, which the stop did not touch when every instance writes its own wins
+/// (`WRITER_PER_CAMPAIGN=false`), so the client-gave-up bound is its.
 #[test]
 fn a_stopped_instances_bound_is_not_stretched_to_the_request_timeout() {
     let r = through_stop("instance-1", 500).check();
@@ -91,9 +92,34 @@ fn a_stopped_instances_bound_is_not_stretched_to_the_request_timeout() {
         &through_stop("instance-1", 2_000).check(),
         AnomalyKind::UnjustifiedRefusal,
     );
-    let r = through_stop("instance-2", 2_000).check();
+    let own_writers = Options {
+        writers_anywhere: false,
+        ..Options::default()
+    };
+    let r = through_stop("instance-2", 2_000).check_with(&own_writers);
     assert_clean(&r);
     assert_eq!(relaxed(&r, CLIENT_TIMEOUT), 1);
+}
+
+/// One writer per campaign (§21): a join sent to instance-2 may have had its win handed to
+/// instance-1, stopped during the request, and then its reservation waits for the reconciler,
+/// counted from the stop's start (15 s + 1.5 s + 0.5 s: 17 s after the invoke here), past the
+/// client-gave-up bound (10 s) but no longer. The stop lasts 2.5 s from the invoke; the refusal
+/// comes 12 s or 17.5 s after the invoke. When every instance writes its own wins, 12 s is past
+/// the join's bound.
+#[test]
+fn a_writer_that_went_down_holds_the_wins_it_was_handed_until_the_reconciler_and_no_longer() {
+    let r = through_stop("instance-2", 9_500).check();
+    assert_clean(&r);
+    assert_eq!(relaxed(&r, DEAD_INSTANCE), 1);
+    let twin = through_stop("instance-2", 15_000).check();
+    assert_flags(&twin, AnomalyKind::UnjustifiedRefusal);
+    let own_writers = Options {
+        writers_anywhere: false,
+        ..Options::default()
+    };
+    let alone = through_stop("instance-2", 9_500).check_with(&own_writers);
+    assert_flags(&alone, AnomalyKind::UnjustifiedRefusal);
 }
 
 /// One unit; a join sent to instance-1, killed `kill_after_ms` after the invoke (restarted

@@ -15,9 +15,14 @@
 //! | Redis hung or restarted with reservations queued (target `redis`) | the fault's end + `--redis-settle-ms` |
 //!
 //! With a fault overlapping the request, the fault's own bound applies, not the client's (the
-//! longest among the faults that overlap it). A kill, stop or term counts only on the instance
-//! the join was sent to (`value.instance`); a history that does not name it (older runs) lets
-//! the join have been on another instance, so there the client-gave-up bound stays a candidate.
+//! longest among the faults that overlap it). A kill, stop or term counts on the instance the
+//! join was sent to (`value.instance`); a history that does not name it (older runs) lets the
+//! join have been on another instance, so there the client-gave-up bound stays a candidate.
+//! With one writer per campaign ([`Options::writers_anywhere`], the service's default) a kill,
+//! stop or term that began during the request counts on every instance's joins too: the join's
+//! win may have been handed to the instance that went down, and then its reservation waits for
+//! the reconciler (its reservation + `RESERVATION_TIMEOUT_MS` + its tenth + [`RECONCILER_PASS`],
+//! the reservation made by the fault's start at the latest).
 //!
 //! A fault counts when its span overlaps the span the service may have worked on the join:
 //! from its invoke to the later of its completion and the service's deadline (a client that
@@ -213,31 +218,52 @@ impl Faults {
         let to = op.complete.unwrap_or(i64::MAX).max(deadline);
         let gave_up = (deadline, HoldWhy::ClientTimeout);
         let instance = op.value.instance.as_deref();
-        let mut best: Option<(i64, HoldWhy)> = None;
-        // An instance fault on an instance the history does not name as the join's may have
-        // hit another one: then the client-gave-up bound stays a candidate.
-        let mut elsewhere = false;
+        let later = |a: Option<(i64, HoldWhy)>, b: (i64, HoldWhy)| match a {
+            Some(a) if a.0 >= b.0 => a,
+            _ => b,
+        };
+        // The faults that bear on the join for sure, and those that may: an instance fault on
+        // an instance the history does not name as the join's (it may have hit another one,
+        // and then the client-gave-up bound stays a candidate), or, with one writer per
+        // campaign (§21), on another instance that may have been writing the join's win
+        // (handed to it before it went down; one handed over after is taken back, and nothing
+        // holds).
+        let (mut certain, mut possible) = (None, None);
         for f in self.overlapping(op.invoke, to) {
-            let on_its_instance = match (f.class, instance, f.target.as_deref()) {
-                (Class::Killed | Class::Stopped, Some(i), Some(t)) => i == t,
-                (Class::Killed | Class::Stopped, None, _) => {
-                    elsewhere = true;
-                    true
+            let (candidate, sure) = match (f.class, instance, f.target.as_deref()) {
+                (Class::Killed | Class::Stopped, Some(i), Some(t)) if i != t => {
+                    if !(opts.writers_anywhere && f.start >= op.invoke) {
+                        continue;
+                    }
+                    (handed_bound(f, deadline, opts), false)
                 }
-                _ => true,
+                (Class::Killed | Class::Stopped, None, _) => {
+                    possible = Some(later(possible, gave_up));
+                    (fault_bound(f, op, deadline, opts), false)
+                }
+                _ => (fault_bound(f, op, deadline, opts), true),
             };
-            if !on_its_instance {
-                continue;
+            match sure {
+                true => certain = Some(later(certain, candidate)),
+                false => possible = Some(later(possible, candidate)),
             }
-            let candidate = fault_bound(f, op, deadline, opts);
-            best = Some(best.map_or(candidate, |b| if candidate.0 > b.0 { candidate } else { b }));
         }
-        match best {
-            None => gave_up,
-            Some(b) if elsewhere && gave_up.0 > b.0 => gave_up,
-            Some(b) => b,
-        }
+        later(possible, certain.unwrap_or(gave_up))
     }
+}
+
+/// The bound an instance's kill, term or stop sets on a join sent to another instance whose
+/// win it may have been writing (§18.1): the win was handed over, so reserved, before the fault
+/// began (and by the request's deadline); the reconciler gives it back `RESERVATION_TIMEOUT_MS`
+/// + its period + [`RECONCILER_PASS`] after. A stop gets no resume shortcut: the join's own
+/// instance may have stopped waiting for the writer's answer by then.
+fn handed_bound(f: &Span, deadline: i64, opts: &Options) -> (i64, HoldWhy) {
+    let rt = opts.reservation_timeout;
+    let reserved = f.start.min(deadline);
+    let held = (reserved.saturating_add(rt))
+        .saturating_add(rt / 10)
+        .saturating_add(RECONCILER_PASS);
+    (held, HoldWhy::DeadInstance)
 }
 
 /// The bound a fault that overlapped a join in doubt sets on its reservation. A killed or

@@ -99,6 +99,10 @@ pub struct Options {
     /// for this long is dropped, and no offer reaches it after (§16). Default 30 s, the
     /// service's.
     pub queue_idle: i64,
+    /// `WRITER_PER_CAMPAIGN` of the run (§21, on by default): a campaign's wins may be written
+    /// by another instance than the one a join was sent to, so an instance's kill, term or
+    /// stop bears on every instance's joins in flight ([`holds`]).
+    pub writers_anywhere: bool,
     pub model: ModelParams,
 }
 
@@ -115,6 +119,7 @@ impl Default for Options {
             redis_settle: 1_000_000_000,
             request_timeout: 10_000_000_000,
             queue_idle: 30_000_000_000,
+            writers_anywhere: true,
             model: ModelParams::default(),
         }
     }
