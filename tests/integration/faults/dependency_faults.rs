@@ -8,7 +8,7 @@
 //! directly.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicI64, Ordering},
         Arc,
@@ -480,6 +480,23 @@ async fn a_campaign_created_while_redis_hangs_is_not_served_from_stale_keys() {
     // The connection drops with the priming commands still held: they never reach Redis.
     proxy.reset().await;
     proxy.resume();
+    // The app's connection was up before the black hole (its heartbeat), so the first command
+    // after the reset finds it broken and the next one reconnects: wait for a heartbeat written
+    // after the reset, so the join's own gate call is not that first command.
+    let resumed = chrono::Utc::now().timestamp_millis();
+    let writers = format!("{}writers", app.redis_prefix);
+    wait_until(
+        "the app's heartbeat reaches Redis again",
+        Duration::from_secs(10),
+        || {
+            let (mut conn, writers) = (app.redis.clone(), writers.clone());
+            async move {
+                let beats: HashMap<String, i64> = conn.hgetall(&writers).await.expect("HGETALL");
+                beats.values().any(|&at| at > resumed)
+            }
+        },
+    )
+    .await;
 
     let won = app.join(campaign, 42, 1).await;
     assert_eq!(won.status, 201, "{won:?}");
