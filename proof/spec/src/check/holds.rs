@@ -254,8 +254,9 @@ impl Faults {
 
 /// The bound an instance's kill, term or stop sets on a join sent to another instance whose
 /// win it may have been writing (§18.1): the win was handed over, so reserved, before the fault
-/// began (and by the request's deadline); the reconciler gives it back `RESERVATION_TIMEOUT_MS`
-/// + its period + [`RECONCILER_PASS`] after. A stop gets no resume shortcut: the join's own
+/// began (and by the request's deadline); the reconciler gives it back
+/// `RESERVATION_TIMEOUT_MS`, its period and [`RECONCILER_PASS`] after. A stop gets no resume
+/// shortcut: the join's own
 /// instance may have stopped waiting for the writer's answer by then.
 fn handed_bound(f: &Span, deadline: i64, opts: &Options) -> (i64, HoldWhy) {
     let rt = opts.reservation_timeout;
