@@ -1,5 +1,6 @@
 //! The join's last step, settle (docs/design.md §6): past the gate, the win is written through
-//! its campaign's group commit, or its reservation is given back in Redis (compensation); a
+//! its campaign's group commit (here, or on the instance that writes the campaign:
+//! `join::writer`), or its reservation is given back in Redis (compensation); a
 //! write whose answer was lost is resolved by asking MySQL whether the win is there. A user the
 //! gate already knows is answered from MySQL here too.
 //!
@@ -373,7 +374,7 @@ impl Settle {
             Some(Verdict::NotCommitted) => Err(batch.error().clone().into()),
             None => {
                 tracing::warn!(error = %batch.error(), campaign_id = entry.campaign_id, user_id = entry.user_id,
-                    "The participation's commit is in doubt; its reservation is settled as soon as MySQL answers.");
+                    "The participation's commit is in doubt; its reservation is settled once MySQL answers (or, when a writer that took it stopped answering, by the reconciler).");
                 Err(batch.error().clone().into())
             }
         }
