@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::{
     http::{burst_users, winners, Reply},
     kafka::{assert_first_deliveries_in_order, read_topic},
-    spawn::{spawn_app, spawn_pair, TestApp},
+    spawn::{spawn_app, spawn_pair_with, TestApp},
 };
 
 /// Joins `users` (one unit each) with the campaign's row held by the test until `queued` wins
@@ -236,7 +236,10 @@ async fn a_failure_mid_batch_writes_no_member_and_releases_every_reservation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
-    let (a, b, broker) = spawn_pair().await;
+    // Two writers of one campaign: what every instance writing its own wins gives, and what one
+    // writer per campaign gives while two instances' views of the writer differ (design §21).
+    let (a, b, broker) =
+        spawn_pair_with(|s| s.database.group_commit.writer_per_campaign = false).await;
     let campaign = a.open_campaign(400, 1).await;
 
     // Both instances form batches behind the held row, then race for it; more joins keep

@@ -203,8 +203,16 @@ pub fn start_broker() -> EmbeddedBroker {
 /// Two instances with relays sharing one database, one Redis key prefix and one external broker,
 /// as two replicas of the service run.
 pub async fn spawn_pair() -> (TestApp, TestApp, Arc<EmbeddedBroker>) {
+    spawn_pair_with(|_| {}).await
+}
+
+/// [`spawn_pair`] with `change` made to both instances' settings.
+pub async fn spawn_pair_with(
+    change: impl Fn(&mut Settings),
+) -> (TestApp, TestApp, Arc<EmbeddedBroker>) {
     let broker = Arc::new(start_broker());
     let mut a = with_relay(test_settings().await);
+    change(&mut a);
     a.kafka.bootstrap_servers = Some(broker.bootstrap_servers().to_string());
     // Migrated once up front, so both can start at the same moment and race for the shards.
     let db = Database::connect(a.database.url.expose())
