@@ -64,17 +64,16 @@ fn writers(
     gate: &Gate,
     sink: &Sink,
     (settings, metrics, hooks): (&Settings, Arc<Metrics>, Arc<dyn Hooks>),
-) -> (Arc<GroupCommit>, Arc<Writers>) {
-    let group_commit = GroupCommit::new(
-        db.clone(),
-        gate.clone(),
-        settings.database.group_commit,
-        settings.database.acquire_timeout,
-        metrics.clone(),
-        hooks,
-    );
+) -> Arc<Writers> {
     let local = LocalWrite {
-        group_commit: group_commit.clone(),
+        group_commit: GroupCommit::new(
+            db.clone(),
+            gate.clone(),
+            settings.database.group_commit,
+            settings.database.acquire_timeout,
+            metrics.clone(),
+            hooks,
+        ),
         wakeup: sink.wakeup.clone(),
         statement_timeout: db.statement_timeout(),
     };
@@ -82,8 +81,7 @@ fn writers(
         settings.database.group_commit.writer_per_campaign,
         settings.redis.reservation_timeout,
     );
-    let writers = Writers::new(local, gate.clone(), routing, metrics);
-    (group_commit, Arc::new(writers))
+    Arc::new(Writers::new(local, gate.clone(), routing, metrics))
 }
 
 /// What the join's steps are built over (`startup` hands them in).

@@ -19,7 +19,6 @@ use crate::{
     db::Db,
     gate::{reservation_value, AdmissionPass, Entry, Gate, Release},
     join::{
-        group_commit::GroupCommit,
         in_doubt::{InDoubt, Verdict},
         request::{existing, Accepted, JoinError, JoinRequest, Reserved},
         rows::{NewParticipation, PurchaseRow, Written},
@@ -59,9 +58,9 @@ pub(super) enum Settled {
 pub struct Settle {
     db: Db,
     gate: Gate,
-    /// Writes the wins, several of a campaign per transaction under load, and purchases.
-    group_commit: Arc<GroupCommit>,
-    /// Where a join's win is written: here, or by its campaign's writer (docs/design.md §21).
+    /// Where a join's win is written: here, or by its campaign's writer (docs/design.md §21);
+    /// its group commit (several wins of a campaign per transaction under load) also writes
+    /// purchases.
     writers: Arc<Writers>,
     /// Where the wins' events go: the topic their outbox rows name, and the relay's wakeup
     /// after each commit (a no-op with no relay listening).
@@ -85,14 +84,13 @@ impl Settle {
     pub(super) fn new(
         db: Db,
         gate: Gate,
-        (group_commit, writers): (Arc<GroupCommit>, Arc<Writers>),
+        writers: Arc<Writers>,
         sink: Sink,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             db,
             gate,
-            group_commit,
             writers,
             sink,
             metrics,
@@ -121,7 +119,7 @@ impl Settle {
 
     /// Wins of the campaign queued for its next group-commit transaction.
     pub fn queued(&self, campaign_id: i64) -> usize {
-        self.group_commit.queued(campaign_id)
+        self.writers.group_commit().queued(campaign_id)
     }
 
     /// Writes a purchase's items and its row in one transaction (docs/design.md §22), and wakes
@@ -131,7 +129,9 @@ impl Settle {
         items: &[NewParticipation],
         row: &PurchaseRow,
     ) -> Result<Wrote, Refused> {
-        let written = self.group_commit.write_purchase(items, row).await;
+        let written = (self.writers.group_commit())
+            .write_purchase(items, row)
+            .await;
         if written.is_ok() {
             self.sink.wakeup.notify_one();
         }

@@ -30,6 +30,7 @@ use super::{
     wire::{self, Forwarded, Outcome, Reply},
 };
 use crate::{
+    db::session::RetryPause,
     gate::{mailbox::Mailbox, Gate},
     join::{
         rows::{NewParticipation, Written},
@@ -41,9 +42,6 @@ use crate::{
 /// How long a handed-over win waits for its answer before the origin asks whether the writer
 /// took it: a writer pops its inbox within milliseconds unless it is stopped or gone.
 pub const PATIENCE: Duration = Duration::from_millis(500);
-
-/// How soon a take-back Redis did not answer is asked again.
-const ASK_AGAIN: Duration = Duration::from_millis(200);
 
 /// What a hand-over came to.
 pub enum Handed {
@@ -99,6 +97,11 @@ impl Forwarder {
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Outcome>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long a handed-over win's mark lives (the writer's side sets it too).
+    pub fn mark_life(&self) -> Duration {
+        self.mark_life
     }
 
     /// Hand-overs waiting on their answer.
@@ -161,6 +164,7 @@ impl Forwarder {
         item: &str,
         win: &NewParticipation,
     ) -> Option<bool> {
+        let mut pause = RetryPause::new();
         loop {
             match self
                 .gate
@@ -175,7 +179,7 @@ impl Forwarder {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "Could not take a win back yet; asking again.");
-                    tokio::time::sleep(ASK_AGAIN).await;
+                    pause.wait().await;
                 }
             }
         }

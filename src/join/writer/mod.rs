@@ -85,7 +85,6 @@ struct Route {
     directory: Arc<Directory>,
     forwarder: Arc<Forwarder>,
     poster: Poster,
-    mark_life: Duration,
 }
 
 impl Writers {
@@ -118,7 +117,6 @@ impl Writers {
                 forwarder: Arc::new(forwarder),
                 poster,
                 gate,
-                mark_life,
             }
         });
         Self {
@@ -143,6 +141,11 @@ impl Writers {
             }
         }
         self.local.write(win).await
+    }
+
+    /// This instance's group commit (its purchases are written there, never handed over).
+    pub fn group_commit(&self) -> &Arc<GroupCommit> {
+        &self.local.group_commit
     }
 
     /// The instance that writes `campaign_id` as this one sees it now (`None`: routing is off).
@@ -189,7 +192,6 @@ impl Writers {
             poster: route.poster.clone(),
             local: self.local.clone(),
             me,
-            mark_life: route.mark_life,
         };
         tasks.spawn(running::track(
             "writer mailbox",

@@ -20,9 +20,12 @@ use super::{
     wire::{Forwarded, Outcome, Reply},
     LocalWrite,
 };
-use crate::gate::{
-    mailbox::{Mailbox, MailboxWait},
-    Gate,
+use crate::{
+    db::session::RetryPause,
+    gate::{
+        mailbox::{Mailbox, MailboxWait},
+        Gate,
+    },
 };
 
 /// Most items read from a list at once.
@@ -31,9 +34,6 @@ const DRAIN: usize = 256;
 /// How long a stopping instance goes on reading replies for its hand-overs in flight.
 pub const DRAIN_FOR: Duration = Duration::from_secs(10);
 
-/// After a failed wait, the next one waits this long (Redis down: the gate fails too).
-const RETRY_AFTER: Duration = Duration::from_millis(200);
-
 pub struct Pump {
     pub gate: Gate,
     pub wait: MailboxWait,
@@ -41,8 +41,6 @@ pub struct Pump {
     pub poster: Poster,
     pub local: Arc<LocalWrite>,
     pub me: Arc<str>,
-    /// How long a handed-over win's mark lives (`Forwarder`'s).
-    pub mark_life: Duration,
 }
 
 impl Pump {
@@ -52,6 +50,7 @@ impl Pump {
         let replies = self.gate.mailbox_key(&self.me, Mailbox::Replies);
         let writes = TaskTracker::new();
         let keys = [inbox.clone(), replies.clone()];
+        let mut pause = RetryPause::new();
         loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -60,12 +59,14 @@ impl Pump {
             match next {
                 Ok(None) => {}
                 Ok(Some((key, first))) => {
-                    // Both lists, whichever answered: a busy inbox never starves the replies.
-                    let (popped, mut answers) = match key == inbox {
-                        true => (Some(first), Vec::new()),
-                        false => (None, vec![first]),
+                    pause = RetryPause::new();
+                    // BLPOP looks at the inbox first, so an answer from the replies means the
+                    // inbox was empty; one from the inbox drains the replies too, so a busy
+                    // inbox never starves them.
+                    let (wins, mut answers) = match key == inbox {
+                        true => (self.take_handed(first).await, Vec::new()),
+                        false => (Vec::new(), vec![first]),
                     };
-                    let wins = self.take_handed(popped).await;
                     answers.extend(self.drain(&replies).await);
                     for item in answers {
                         self.forwarder.answer(&item);
@@ -76,7 +77,7 @@ impl Pump {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "Could not read this instance's mailbox; trying again.");
-                    tokio::time::sleep(RETRY_AFTER).await;
+                    pause.wait().await;
                 }
             }
         }
@@ -86,9 +87,10 @@ impl Pump {
     /// The wins handed to this instance it takes (`popped`, and what else the inbox holds);
     /// when Redis fails, the rest stays for the next round, and `popped` goes back to its
     /// origin, which takes it back as never taken.
-    async fn take_handed(&self, popped: Option<String>) -> Vec<String> {
+    async fn take_handed(&self, popped: String) -> Vec<String> {
+        let mark_life = self.forwarder.mark_life();
         (self.gate)
-            .take_handed(&self.me, popped, DRAIN, self.mark_life)
+            .take_handed(&self.me, Some(popped), DRAIN, mark_life)
             .await
             .unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "Could not take the inbox's wins; the next round does.");
