@@ -6,15 +6,18 @@
 -- the item reached the list (a push delayed by a Redis stall lands after its origin gave up).
 --
 -- KEYS[1]  the writer's inbox "<prefix>{i:<id>}:inbox"
--- ARGV[1]  how many more items to pop from the inbox (0: none)
+-- KEYS[2]  the writer's replies "<prefix>{i:<id>}:replies" (the same hash tag: one slot)
+-- ARGV[1]  how many more items to pop from each list (0: none)
 -- ARGV[2]  the marks' key prefix "<prefix>{i:<id>}:m:" (the inbox's hash tag: one slot)
 -- ARGV[3]  how long a mark lives, ms
 -- ARGV[4…] items the writer popped already (its blocking wait's)
--- Returns the items the writer takes, oldest first.
+-- Returns {the items the writer takes, oldest first; the replies popped, oldest first}: the
+-- writer's loop reads both lists in this one call when its wait woke on the inbox.
 local items = {}
 for i = 4, #ARGV do
     items[#items + 1] = ARGV[i]
 end
+local replies = {}
 if tonumber(ARGV[1]) > 0 then
     local more = redis.call('LPOP', KEYS[1], ARGV[1])
     if more then
@@ -22,6 +25,7 @@ if tonumber(ARGV[1]) > 0 then
             items[#items + 1] = item
         end
     end
+    replies = redis.call('LPOP', KEYS[2], ARGV[1]) or {}
 end
 local taken = {}
 for _, item in ipairs(items) do
@@ -30,4 +34,4 @@ for _, item in ipairs(items) do
         taken[#taken + 1] = item
     end
 end
-return taken
+return {taken, replies}

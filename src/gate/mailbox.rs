@@ -8,8 +8,8 @@
 //!   `back` with its origin, whichever came first (`lua/handover_take.lua`,
 //!   `lua/handover_back.lua`): exactly one of them writes the win.
 //!
-//! Both lists of an instance share one hash tag, so one `BLPOP` waits on both in a Redis
-//! Cluster. That wait holds its connection, so it has one of its own ([`MailboxWait`]); every
+//! Both lists of an instance share one hash tag, so one `BLMPOP` waits on both in a Redis
+//! Cluster, and the writer's take script reads both. That wait holds its connection, so it has one of its own ([`MailboxWait`]); every
 //! other call goes over the gate's multiplexed connection, bounded by `REDIS_TIMEOUT_MS`. A list
 //! lives a minute past its last push: the mailbox of an instance gone for good empties itself.
 
@@ -108,22 +108,23 @@ impl Gate {
     }
 
     /// The items of `me`'s inbox this writer takes (`lua/handover_take.lua`): `popped` (its
-    /// blocking wait's) and up to `more` others, each only if its origin has not taken it back.
+    /// blocking wait's) and up to `more` others, each only if its origin has not taken it back;
+    /// with them, up to `more` of `me`'s replies (one call reads both lists).
     pub async fn take_handed(
         &self,
         me: &str,
-        popped: Option<String>,
+        popped: Vec<String>,
         more: usize,
         mark_life: Duration,
-    ) -> Result<Vec<String>, GateError> {
+    ) -> Result<Taken, GateError> {
         let mut inv = TAKE.key(self.mailbox_key(me, Mailbox::Inbox));
-        inv.arg(more)
+        inv.key(self.mailbox_key(me, Mailbox::Replies))
+            .arg(more)
             .arg(self.marks_prefix(me))
-            .arg(u64::try_from(mark_life.as_millis()).unwrap_or(u64::MAX));
-        if let Some(item) = popped {
-            inv.arg(item);
-        }
-        self.run(inv).await
+            .arg(u64::try_from(mark_life.as_millis()).unwrap_or(u64::MAX))
+            .arg(popped);
+        let (wins, replies) = self.run(inv).await?;
+        Ok(Taken { wins, replies })
     }
 
     /// Takes back the win `item` (id `id`, `<origin>:<ticket>`) handed to `writer`
@@ -142,15 +143,15 @@ impl Gate {
         let back: i64 = self.run(inv).await?;
         Ok(back == 1)
     }
+}
 
-    /// Up to `count` more items of the list `key`, oldest first (the replies: an origin takes
-    /// every reply; an inbox is taken with [`Gate::take_handed`]).
-    pub async fn drain(&self, key: &str, count: usize) -> Result<Vec<String>, GateError> {
-        let items: Option<Vec<String>> = self
-            .query(redis::cmd("LPOP").arg(key).arg(count).to_owned())
-            .await?;
-        Ok(items.unwrap_or_default())
-    }
+/// What the writer's loop read of its mailbox in one call ([`Gate::take_handed`]).
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The handed-over wins it takes, oldest first.
+    pub wins: Vec<String>,
+    /// Replies to this instance's own hand-overs, oldest first.
+    pub replies: Vec<String>,
 }
 
 /// The blocking wait on an instance's mailbox, on a connection of its own.
@@ -174,13 +175,25 @@ impl MailboxWait {
         (self.timeout / 2).min(Duration::from_millis(500))
     }
 
-    /// The first item of either list (`BLPOP` on both, in the order given): the key it came
-    /// from and the item; `None` when both stayed empty for [`MailboxWait::block`].
-    pub async fn next(&self, keys: &[String; 2]) -> Result<Option<(String, String)>, GateError> {
+    /// Up to `count` items of the first of `keys` that has any (`BLMPOP`, Redis 7: the lists
+    /// looked at in the order given): the key they came from and the items, oldest first;
+    /// `None` when every list stayed empty for [`MailboxWait::block`].
+    pub async fn next(
+        &self,
+        keys: &[String],
+        count: usize,
+    ) -> Result<Option<(String, Vec<String>)>, GateError> {
         let block = self.block().as_secs_f64().max(0.01);
-        let cmd = redis::cmd("BLPOP").arg(&keys[..]).arg(block).to_owned();
+        let cmd = redis::cmd("BLMPOP")
+            .arg(block)
+            .arg(keys.len())
+            .arg(keys)
+            .arg("LEFT")
+            .arg("COUNT")
+            .arg(count)
+            .to_owned();
         let mut conn = self.conn.clone();
-        let popped = cmd.query_async::<Option<(String, String)>>(&mut conn);
+        let popped = cmd.query_async::<Option<(String, Vec<String>)>>(&mut conn);
         match tokio::time::timeout(self.timeout, popped).await {
             Ok(popped) => Ok(popped?),
             Err(_) => Err(GateError::Timeout(self.timeout)),

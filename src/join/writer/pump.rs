@@ -1,5 +1,6 @@
 //! The writer's side of a hand-over, and the origin's replies: one loop per instance waits on
-//! both lists of its mailbox (one `BLPOP`, then what else each list holds). A handed-over win is
+//! both lists of its mailbox (one `BLMPOP` takes a batch of the first list that has any; a batch
+//! of wins is taken with the replies waiting beside it in one script call). A handed-over win is
 //! written here as a local one ([`LocalWrite`]: the campaign's lanes, its batches) and its
 //! outcome posted back to its origin; a reply answers the hand-over waiting on it.
 //!
@@ -23,7 +24,7 @@ use super::{
 use crate::{
     db::session::RetryPause,
     gate::{
-        mailbox::{Mailbox, MailboxWait},
+        mailbox::{Mailbox, MailboxWait, Taken},
         Gate,
     },
 };
@@ -54,24 +55,26 @@ impl Pump {
         loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => break,
-                next = self.wait.next(&keys) => next,
+                next = self.wait.next(&keys, DRAIN) => next,
             };
             match next {
                 Ok(None) => {}
-                Ok(Some((key, first))) => {
+                Ok(Some((key, items))) => {
                     pause = RetryPause::new();
-                    // BLPOP looks at the inbox first, so an answer from the replies means the
-                    // inbox was empty; one from the inbox drains the replies too, so a busy
-                    // inbox never starves them.
-                    let (wins, mut answers) = match key == inbox {
-                        true => (self.take_handed(first).await, Vec::new()),
-                        false => (Vec::new(), vec![first]),
+                    // BLMPOP looks at the inbox first, so replies mean the inbox was empty; a
+                    // batch of wins is taken with the replies waiting beside it, so a busy inbox
+                    // never starves them.
+                    let taken = match key == inbox {
+                        true => self.take_handed(items).await,
+                        false => Taken {
+                            wins: Vec::new(),
+                            replies: items,
+                        },
                     };
-                    answers.extend(self.drain(&replies).await);
-                    for item in answers {
+                    for item in taken.replies {
                         self.forwarder.answer(&item);
                     }
-                    for item in wins {
+                    for item in taken.wins {
                         self.take(item, &writes);
                     }
                 }
@@ -84,26 +87,18 @@ impl Pump {
         self.drain_replies(&replies, &writes).await;
     }
 
-    /// The wins handed to this instance it takes (`popped`, and what else the inbox holds);
-    /// when Redis fails, the rest stays for the next round, and `popped` goes back to its
-    /// origin, which takes it back as never taken.
-    async fn take_handed(&self, popped: String) -> Vec<String> {
+    /// The wins handed to this instance it takes (`popped`, its wait's, and what else the inbox
+    /// holds), with the replies waiting; when Redis fails, the rest stays for the next round,
+    /// and the popped wins go back to their origins, which take them back as never taken.
+    async fn take_handed(&self, popped: Vec<String>) -> Taken {
         let mark_life = self.forwarder.mark_life();
         (self.gate)
-            .take_handed(&self.me, Some(popped), DRAIN, mark_life)
+            .take_handed(&self.me, popped, DRAIN, mark_life)
             .await
             .unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "Could not take the inbox's wins; the next round does.");
-                Vec::new()
+                Taken::default()
             })
-    }
-
-    /// What else `key` holds (the rest stays for the next round when Redis fails).
-    async fn drain(&self, key: &str) -> Vec<String> {
-        self.gate.drain(key, DRAIN).await.unwrap_or_else(|e| {
-            tracing::debug!(error = %e, "Could not drain a mailbox list; the next round does.");
-            Vec::new()
-        })
     }
 
     /// Writes a handed-over win in a task of its own and posts its outcome back.
@@ -142,15 +137,14 @@ impl Pump {
     async fn drain_replies(&self, replies: &str, writes: &TaskTracker) {
         writes.close();
         let until = tokio::time::Instant::now() + DRAIN_FOR;
-        let keys = [replies.to_string(), replies.to_string()];
+        let keys = [replies.to_string()];
         while self.forwarder.in_flight() > 0 || !writes.is_empty() {
             let next = tokio::select! {
                 _ = tokio::time::sleep_until(until) => break,
-                next = self.wait.next(&keys) => next,
+                next = self.wait.next(&keys, DRAIN) => next,
             };
-            if let Ok(Some((_, first))) = next {
-                self.forwarder.answer(&first);
-                for item in self.drain(replies).await {
+            if let Ok(Some((_, items))) = next {
+                for item in items {
                     self.forwarder.answer(&item);
                 }
             }

@@ -15,8 +15,11 @@ use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
 use firstcome::{
-    config::Settings,
-    gate::{mailbox::Mailbox, Gate},
+    config::{RedisSettings, Settings},
+    gate::{
+        mailbox::{Mailbox, MailboxWait},
+        Gate,
+    },
 };
 
 use crate::{
@@ -187,11 +190,11 @@ async fn a_win_its_writer_took_and_never_answered_comes_back_through_the_reconci
     let taken = tokio::spawn(async move {
         loop {
             let took = gate
-                .take_handed(&id, None, 16, MARK_LIFE)
+                .take_handed(&id, Vec::new(), 16, MARK_LIFE)
                 .await
                 .expect("take");
-            if !took.is_empty() {
-                return took;
+            if !took.wins.is_empty() {
+                return took.wins;
             }
             tokio::task::yield_now().await;
         }
@@ -230,23 +233,25 @@ async fn a_win_its_writer_took_and_never_answered_comes_back_through_the_reconci
 #[tokio::test]
 async fn a_handed_over_win_is_either_the_writers_or_its_origins_never_both() {
     let mut settings = test_settings().await;
-    either_side_never_both(&Gate::new(&settings.redis).expect("a gate")).await;
+    either_side_never_both(&settings.redis).await;
     settings.redis.url = firstcome::config::Secret::new(cluster_url());
     settings.redis.cluster = true;
-    either_side_never_both(&Gate::new(&settings.redis).expect("a gate")).await;
+    either_side_never_both(&settings.redis).await;
 }
 
-async fn either_side_never_both(gate: &Gate) {
+async fn either_side_never_both(redis: &RedisSettings) {
+    let gate = &Gate::new(redis).expect("a gate");
+    let wait = MailboxWait::new(redis).expect("a connection for the wait");
     let item = |t: u32| format!("origin:{t}|{{}}");
 
     gate.post("w", Mailbox::Inbox, &[item(1)])
         .await
         .expect("post");
     let took = gate
-        .take_handed("w", None, 16, MARK_LIFE)
+        .take_handed("w", Vec::new(), 16, MARK_LIFE)
         .await
         .expect("take");
-    assert_eq!(took, vec![item(1)]);
+    assert_eq!(took.wins, vec![item(1)]);
     let back = gate.take_back(("w", "origin:1"), &item(1), MARK_LIFE).await;
     assert!(!back.expect("take back"), "the writer has it");
 
@@ -256,28 +261,29 @@ async fn either_side_never_both(gate: &Gate) {
     let back = gate.take_back(("w", "origin:2"), &item(2), MARK_LIFE).await;
     assert!(back.expect("take back"), "still in the inbox: back");
     let took = gate
-        .take_handed("w", None, 16, MARK_LIFE)
+        .take_handed("w", Vec::new(), 16, MARK_LIFE)
         .await
         .expect("take");
-    assert!(took.is_empty(), "{took:?}");
+    assert!(took.wins.is_empty(), "{took:?}");
 
     let back = gate.take_back(("w", "origin:3"), &item(3), MARK_LIFE).await;
     assert!(back.expect("take back"), "never arrived: back");
     gate.post("w", Mailbox::Inbox, &[item(3), item(4)])
         .await
         .expect("post");
-    // Popped by the writer's blocking wait (item 3), then marked with the rest.
-    let popped = gate
-        .drain(&gate.mailbox_key("w", Mailbox::Inbox), 1)
+    // Popped by the writer's blocking wait (item 3), then marked with the rest; the replies
+    // waiting come with them.
+    gate.post("w", Mailbox::Replies, &["reply".to_string()])
         .await
-        .expect("pop");
-    let took = (gate
-        .take_handed("w", popped.into_iter().next(), 16, MARK_LIFE)
-        .await)
-        .expect("take");
+        .expect("post a reply");
+    let keys = [gate.mailbox_key("w", Mailbox::Inbox)];
+    let (_, popped) = (wait.next(&keys, 1).await).expect("pop").expect("an item");
+    assert_eq!(popped, vec![item(3)]);
+    let took = (gate.take_handed("w", popped, 16, MARK_LIFE).await).expect("take");
     assert_eq!(
-        took,
+        took.wins,
         vec![item(4)],
         "the late push is dropped, the next one taken"
     );
+    assert_eq!(took.replies, vec!["reply".to_string()]);
 }
