@@ -18,7 +18,10 @@ A phase `BxN` spreads the joins over the N instances; `BxNr` sends every join to
 all N run (their relays and consumers too): the batches of one writer with the other instances'
 work beside it, what routing a campaign's writes to one instance would give. Beside MariaDB's
 counters, the CPU the instances and MariaDB spent per win over the same span, from /proc (the
-figure of scripts/bench-cpu-per-win.sh, less its precision: a 15-second phase on shared cores).
+figure of scripts/bench-cpu-per-win.sh, less its precision: a 15-second phase on shared cores),
+and Redis's: its CPU and its socket reads per win (INFO stats: a call, or a pipeline of calls that
+arrived together; a count, steadier than the CPU: what the gate and the hand-overs between
+instances cost it in round trips).
 
 WAITS=1 also samples InnoDB's lock waits ten times a second during the load and prints the
 waiting statements by shape (which rows the writers wait on); the sampling costs MariaDB some CPU.
@@ -34,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 import bench_common as common
-from bench_common import get, mariadb_pid, sql, threads, ticks
+from bench_common import get, mariadb_pid, redis_counts, sql, threads, ticks
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -131,7 +134,8 @@ def one_phase(run, buckets, instances, routed):
             f"{', every join to the first' if routed else ''}, {VUS} VUs for {DURATION}")
         db_pid = mariadb_pid()
         before = common.status(COUNTERS)
-        cpu_before = [ticks(p.pid) for p in procs], ticks(db_pid)
+        redis_before, redis_pid = redis_counts()
+        cpu_before = [ticks(p.pid) for p in procs], ticks(db_pid), ticks(redis_pid)
         threads_before = threads([p.pid for p in procs])
         if sampler:
             sampler.start()
@@ -154,7 +158,8 @@ def one_phase(run, buckets, instances, routed):
         joins = int(sql("SELECT COUNT(DISTINCT campaign_id, created_at) FROM participation", DB)[0][0])
         wait_applied(ports, wins)
         after = common.status(COUNTERS)
-        cpu_after = [ticks(p.pid) for p in procs], ticks(db_pid)
+        redis_after, _ = redis_counts()
+        cpu_after = [ticks(p.pid) for p in procs], ticks(db_pid), ticks(redis_pid)
         threads_after = threads([p.pid for p in procs])
     finally:
         common.stop(procs)
@@ -162,6 +167,7 @@ def one_phase(run, buckets, instances, routed):
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     service_us = sum(a - b for a, b in zip(cpu_after[0], cpu_before[0])) * tick_us / max(wins, 1)
     mariadb_us = (cpu_after[1] - cpu_before[1]) * tick_us / max(wins, 1)
+    redis_us = (cpu_after[2] - cpu_before[2]) * tick_us / max(wins, 1)
     seconds = float(re.sub(r"[^0-9.]", "", DURATION)) * (60 if DURATION.endswith("m") else 1)
     k = json.loads(summary.read_text()) if summary.exists() else {}
     row = {
@@ -178,6 +184,8 @@ def one_phase(run, buckets, instances, routed):
         "service_threads_us_per_win": {name: (threads_after[name] - threads_before.get(name, 0))
                                        * tick_us / max(wins, 1) for name in threads_after},
         "mariadb_us_per_win": mariadb_us,
+        "redis_reads_per_win": (redis_after - redis_before) / max(wins, 1),
+        "redis_us_per_win": redis_us,
         "k6": k.get("counts"),
         "waits": dict(sampler.shapes.most_common(12)) if sampler else None,
     }
@@ -193,15 +201,17 @@ def main():
           f"stock {STOCK}; MariaDB's counters over the load until published and applied, per win\n")
     print("| run | buckets | instances | wins/s | wins per commit | wins per join transaction "
           "| row-lock waits /1,000 wins | row-lock ms /1,000 wins | statements per win "
-          "| rows written per win | service µs per win | MariaDB µs per win |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| rows written per win | service µs per win | MariaDB µs per win "
+          "| Redis reads per win | Redis µs per win |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in enumerate(rows):
         instances = f"{r['instances']}{' (joins to one)' if r['routed'] else ''}"
         print(f"| {n // len(PHASES) + 1} | {r['buckets']} | {instances} | {r['wins_per_s']:.0f} "
               f"| {r['wins_per_commit']:.1f} | {r['wins_per_join_transaction']:.1f} "
               f"| {r['lock_waits_per_1000']:.1f} | {r['lock_ms_per_1000']:.0f} "
               f"| {r['statements_per_win']:.2f} | {r['rows_written_per_win']:.2f} "
-              f"| {r['service_us_per_win']:.0f} | {r['mariadb_us_per_win']:.0f} |")
+              f"| {r['service_us_per_win']:.0f} | {r['mariadb_us_per_win']:.0f} "
+              f"| {r['redis_reads_per_win']:.2f} | {r['redis_us_per_win']:.0f} |")
     names = Counter()
     for r in rows:
         names.update(r["service_threads_us_per_win"])
