@@ -13,7 +13,7 @@ use crate::config::{
 
 #[derive(Debug, Clone, Args)]
 pub struct RedisSettings {
-    /// The gate's Redis: `redis://` or `rediss://` (TLS); with REDIS_CLUSTER, seed nodes separated by commas
+    /// The gate's Redis (7.0 or later: the writers' mailboxes use `BLMPOP`): `redis://` or `rediss://` (TLS); with REDIS_CLUSTER, seed nodes separated by commas
     // Checked with `cluster` in [`RedisSettings::check`]; a `Secret`: it may hold a password.
     #[arg(id = "REDIS_URL", long = "redis-url", env, hide_env_values = true,
           default_value = "redis://127.0.0.1:6379", value_parser = secret)]
