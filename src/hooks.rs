@@ -51,6 +51,10 @@ pub trait Hooks: Send + Sync {
     /// A join the gate refused is about to read what MySQL owes the gate.
     async fn before_owed_read(&self) {}
 
+    /// A join the gate refused SOLD_OUT while reservations are in flight is about to wait for
+    /// them and ask again.
+    async fn before_in_flight_wait(&self) {}
+
     // A campaign's live controls.
 
     /// A live control that changed nothing is about to answer.

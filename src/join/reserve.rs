@@ -30,6 +30,7 @@ use crate::{
     campaign::Campaign,
     gate::{sold_out::SoldOutMemo, AdmissionPass, Decision, Gate, GroupCheck, Sibling, Slot},
     group::{GroupDirectory, Limit},
+    hooks::Hooks,
     join::{
         admit::{refused, Admitted},
         in_flight::{
@@ -52,6 +53,9 @@ pub struct Reserve {
     sold_out: Arc<SoldOutMemo>,
     /// Gate latencies; refused admissions.
     metrics: Arc<Metrics>,
+    /// The test seam (`crate::hooks`): where a test holds a join waiting for reservations in
+    /// flight.
+    hooks: Arc<dyn Hooks>,
     /// How long after the gate a win may still commit: `RESERVATION_TIMEOUT_MS` less a quarter
     /// for clocks (the reconciler may give the reservation back after the whole timeout).
     commit_within: Duration,
@@ -79,7 +83,7 @@ impl Reserve {
     /// commit window, the dry bucket's search and the groups.
     pub(super) fn new(
         (gate, loader, sold_out): (Gate, GateLoader, Arc<SoldOutMemo>),
-        metrics: Arc<Metrics>,
+        (metrics, hooks): (Arc<Metrics>, Arc<dyn Hooks>),
         commit_within: Duration,
         tail: Tail,
         groups: Arc<GroupDirectory>,
@@ -89,6 +93,7 @@ impl Reserve {
             loader,
             sold_out,
             metrics,
+            hooks,
             commit_within,
             tail,
             groups,
@@ -281,6 +286,7 @@ impl Reserve {
                 } if waited < bound
                     && settling(in_flight, latest_reserved_ms_ago, self.commit_within) =>
                 {
+                    self.hooks.before_in_flight_wait().await;
                     tokio::time::sleep(wait.min(bound - waited)).await;
                     wait = (wait * 2).min(IN_FLIGHT_LONGEST_WAIT);
                 }

@@ -3,14 +3,14 @@
 //! while MySQL's committed order had units free for the whole request, because another join's
 //! reservation held them in the gate and then went back.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use redis::AsyncCommands;
 
-use crate::spawn::{spawn_app, TestApp};
+use crate::{
+    hooks::HoldPoint,
+    spawn::{spawn_app, TestApp},
+};
 
 /// How often the gate has been asked (`firstcome_gate_duration_seconds` count).
 fn gate_calls(app: &TestApp) -> u64 {
@@ -65,31 +65,10 @@ impl GiveBack {
     }
 }
 
-/// Waits until the gate has been asked `calls` more times than `before`, or the join is over.
-async fn until_gate_asked(
-    app: &TestApp,
-    before: u64,
-    calls: u64,
-    join: &tokio::task::JoinHandle<crate::http::Reply>,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gate_calls(app) < before + calls && !join.is_finished() {
-        assert!(Instant::now() < deadline, "the join never reached the gate");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// A campaign of 2 units, one sold (the gate loaded) and the last held in flight by user 99;
-/// user 2's join sent in a task of its own. Returns the app, the campaign, what gives the unit
-/// back, the gate's call count before the join, and the join.
-async fn join_behind_a_unit_in_flight() -> (
-    Arc<TestApp>,
-    i64,
-    GiveBack,
-    u64,
-    tokio::task::JoinHandle<crate::http::Reply>,
-) {
-    let app = Arc::new(spawn_app().await);
+/// A campaign of 2 units, one sold (the gate loaded) and the last held in flight by user 99.
+/// Returns the app, the campaign and what gives the unit back.
+async fn a_unit_in_flight() -> (TestApp, i64, GiveBack) {
+    let app = spawn_app().await;
     let campaign = app.open_campaign(2, 1).await;
     assert_eq!(
         app.join(campaign, 1, 1).await.status,
@@ -97,12 +76,15 @@ async fn join_behind_a_unit_in_flight() -> (
         "the gate is loaded"
     );
     let held = hold_last_unit_in_flight(&app, campaign, Duration::ZERO).await;
-    let before = gate_calls(&app);
-    let join = {
-        let app = app.clone();
-        tokio::spawn(async move { app.join(campaign, 2, 1).await })
-    };
-    (app, campaign, held, before, join)
+    (app, campaign, held)
+}
+
+/// Until a join refused while reservations are in flight waits at `hold` (armed); fails the
+/// test when none does within 20 s (the join was answered without waiting).
+async fn until_waiting(hold: &HoldPoint) {
+    tokio::time::timeout(Duration::from_secs(20), hold.wait_reached())
+        .await
+        .expect("the refused join waits for the reservation in flight");
 }
 
 /// The last unit is held in the gate by another user's reservation, as a join between its
@@ -111,12 +93,16 @@ async fn join_behind_a_unit_in_flight() -> (
 /// the unit instead of being told SOLD_OUT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_back() {
-    let (app, campaign, held, before, join) = join_behind_a_unit_in_flight().await;
-    // Once the gate has refused user 2, the reservation goes back (MySQL refused it, say).
-    until_gate_asked(&app, before, 1, &join).await;
-    held.give_back().await;
-
-    let reply = join.await.expect("join task");
+    let (app, campaign, held) = a_unit_in_flight().await;
+    let hold = &app.hooks.in_flight_wait;
+    hold.arm();
+    // Once the gate has refused user 2 and the join waits, the reservation goes back (MySQL
+    // refused it, say).
+    let (reply, ()) = tokio::join!(app.join(campaign, 2, 1), async {
+        until_waiting(hold).await;
+        held.give_back().await;
+        hold.release();
+    });
     assert_eq!(reply.status, 201, "the unit given back is sold: {reply:?}");
     assert_eq!(app.remaining_stock(campaign).await, 0);
     app.assert_no_drift(campaign).await;
@@ -129,16 +115,21 @@ async fn a_join_refused_while_a_reservation_is_in_flight_wins_the_unit_it_gives_
 /// once it goes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_join_refused_while_a_slow_reservation_is_in_flight_waits_for_it_and_wins() {
-    let (app, campaign, held, before, join) = join_behind_a_unit_in_flight().await;
-    until_gate_asked(&app, before, 8, &join).await;
-    assert!(
-        !join.is_finished(),
-        "answered while a reservation was still in flight: {:?}",
-        join.await.expect("join task")
-    );
-    held.give_back().await;
-
-    let reply = join.await.expect("join task");
+    let (app, campaign, held) = a_unit_in_flight().await;
+    let hold = &app.hooks.in_flight_wait;
+    hold.arm();
+    let (reply, ()) = tokio::join!(app.join(campaign, 2, 1), async {
+        // Refused and waiting seven times, each time let go on (armed again first, so the
+        // next refusal waits here too); the eighth time, the unit goes back.
+        for _ in 1..8 {
+            until_waiting(hold).await;
+            hold.arm();
+            hold.release();
+        }
+        until_waiting(hold).await;
+        held.give_back().await;
+        hold.release();
+    });
     assert_eq!(reply.status, 201, "the unit given back is sold: {reply:?}");
     app.assert_no_drift(campaign).await;
 }

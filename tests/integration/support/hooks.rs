@@ -46,6 +46,8 @@ pub struct TestHooks {
     pub rebuild_load: HoldPoint,
     /// A refused join's read of what MySQL owes the gate, before it reads.
     pub owed_read: HoldPoint,
+    /// A join refused SOLD_OUT while reservations are in flight, before it waits for them.
+    pub in_flight_wait: HoldPoint,
     /// A live control that changed nothing, before it answers.
     pub kept_control: HoldPoint,
     /// A live control committed, before its call to the gate.
@@ -93,6 +95,10 @@ impl Hooks for TestHooks {
 
     async fn before_owed_read(&self) {
         self.owed_read.reached().await;
+    }
+
+    async fn before_in_flight_wait(&self) {
+        self.in_flight_wait.reached().await;
     }
 
     async fn before_kept_control_answer(&self) {
