@@ -74,6 +74,23 @@ pub struct Written {
     pub hold_expires_at: Option<DateTime<Utc>>,
 }
 
+impl Written {
+    /// The win `found` in MySQL, as its transaction's answer had it (held while it has a hold's
+    /// deadline, as `StoredParticipation::accepted_status` says).
+    pub fn stored(found: &crate::win::store::StoredParticipation) -> Self {
+        let hold_expires_at = found.hold_expires_at.map(|at| at.and_utc());
+        Self {
+            participation_id: found.id,
+            accepted_at: found.created_at.and_utc(),
+            status: match hold_expires_at {
+                Some(_) => WinStatus::Held,
+                None => WinStatus::Confirmed,
+            },
+            hold_expires_at,
+        }
+    }
+}
+
 /// A purchase's own row, written in its items' transaction.
 #[derive(Debug, Clone)]
 pub struct PurchaseRow {

@@ -75,7 +75,7 @@ fn writers(
             hooks,
         ),
         wakeup: sink.wakeup.clone(),
-        statement_timeout: db.statement_timeout(),
+        db: db.clone(),
     };
     let routing = (
         settings.database.group_commit.writer_per_campaign,
@@ -144,7 +144,7 @@ impl ParticipationService {
             }),
             reserve: Arc::new(Reserve::new(
                 (gate.clone(), loader.clone(), sold_out.clone()),
-                metrics.clone(),
+                (metrics.clone(), hooks.clone()),
                 commit_within(settings.redis.reservation_timeout),
                 Tail::new(
                     (db.clone(), gate.clone(), loader),

@@ -26,6 +26,7 @@ use sea_orm::DbErr;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
+use uuid::Uuid;
 
 use self::{
     directory::Directory,
@@ -34,15 +35,20 @@ use self::{
 };
 use crate::{
     config::RedisSettings,
-    db::error::{self as db_error, DbErrorKind},
+    db::{
+        error::{self as db_error, DbErrorKind},
+        Db,
+    },
     gate::{mailbox::MailboxWait, Gate},
     join::{
         group_commit::GroupCommit,
+        in_doubt::InDoubt,
         rows::{NewParticipation, Written},
         write_error::WriteError,
     },
     shutdown::running,
     telemetry::metrics::{registry::ReasonLabels, Metrics},
+    win::store,
 };
 
 /// A win written on this instance: its campaign's group commit here.
@@ -50,8 +56,9 @@ pub struct LocalWrite {
     pub group_commit: Arc<GroupCommit>,
     /// The relay's wakeup: this instance's outbox has a new row.
     pub wakeup: Arc<Notify>,
-    /// How long a commit in doubt's verdict is waited for.
-    pub statement_timeout: Duration,
+    /// Where a taken-back win's refusal is checked, and whose statement deadline bounds a
+    /// commit in doubt's verdict.
+    pub db: Db,
 }
 
 impl LocalWrite {
@@ -67,6 +74,40 @@ impl LocalWrite {
         }
         written
     }
+}
+
+impl LocalWrite {
+    /// A win taken back from its writer, written here. The take-back rests on the win's mark,
+    /// which is as durable as Redis: a Redis that lost it (a restart, a failover before the
+    /// replica had it) lets this instance take back a win its writer had taken and written, the
+    /// writer's answer lost with it. MySQL then refuses this second write (the user's key, or
+    /// the stock that win took), so a refusal is checked against the user's row: one carrying
+    /// this win's event id is this very win, and the join is answered from it. A check MySQL
+    /// does not answer leaves the win in doubt (503; its reservation is the reconciler's).
+    async fn write_taken_back(&self, win: NewParticipation) -> Result<Written, WriteError> {
+        let (entry, event_id) = (win.entry, win.event_id);
+        let refusal = match self.write(win).await {
+            Err(e) if !matches!(e, WriteError::InDoubt(_) | WriteError::Unanswered) => e,
+            written => return written,
+        };
+        match store::find(&self.db, entry.campaign_id, entry.user_id).await {
+            Ok(Some(found)) if is_this_win(&found, event_id) => {
+                tracing::warn!(campaign_id = entry.campaign_id, user_id = entry.user_id, %refusal,
+                    "A win taken back from its writer had been written there (Redis lost its mark); answered as written.");
+                Ok(Written::stored(&found))
+            }
+            Ok(_) => Err(refusal),
+            Err(e) => {
+                let key = (entry.campaign_id, entry.user_id);
+                Err(WriteError::InDoubt(InDoubt::decided(e, key, None)))
+            }
+        }
+    }
+}
+
+/// Whether the row `found` is the win whose event is `event_id`.
+fn is_this_win(found: &store::StoredParticipation, event_id: Uuid) -> bool {
+    (found.event_id.as_deref()).and_then(|id| Uuid::parse_str(id).ok()) == Some(event_id)
 }
 
 fn is_deadlock(e: &DbErr) -> bool {
@@ -101,10 +142,10 @@ impl Writers {
             let labels = ReasonLabels { reason };
             metrics.writer_handovers.get_or_create(&labels).inc_by(0);
         }
-        let late = local.statement_timeout + Duration::from_secs(1);
+        let late = local.db.statement_timeout() + Duration::from_secs(1);
         let mark_life = reservation_timeout * 2 + Duration::from_secs(60);
         let route = per_campaign.then(|| {
-            let me: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+            let me: Arc<str> = Uuid::now_v7().simple().to_string().into();
             let poster = Poster::start(gate.clone());
             let forwarder = Forwarder::new(
                 (gate.clone(), poster.clone()),
@@ -135,9 +176,10 @@ impl Writers {
                 .then(|| route.directory.writer_of(win.entry.campaign_id, now))
                 .flatten();
             if let Some(writer) = writer {
-                if let Handed::Answer(answer) = route.forwarder.write(&writer, &win).await {
-                    return answer;
-                }
+                return match route.forwarder.write(&writer, &win).await {
+                    Handed::Answer(answer) => answer,
+                    Handed::Back => self.local.write_taken_back(win).await,
+                };
             }
         }
         self.local.write(win).await

@@ -159,7 +159,11 @@ impl LocalWrite {
         let written = self.write(win).await;
         if let Err(crate::join::write_error::WriteError::InDoubt(doubt)) = &written {
             let verdict = (doubt)
-                .verdict(entry.campaign_id, entry.user_id, self.statement_timeout)
+                .verdict(
+                    entry.campaign_id,
+                    entry.user_id,
+                    self.db.statement_timeout(),
+                )
                 .await;
             return Outcome::Settled {
                 error: doubt.error().to_string(),

@@ -227,6 +227,60 @@ async fn a_win_its_writer_took_and_never_answered_comes_back_through_the_reconci
     assert_eq!(app.join(campaign, 9, 1).await.code(), "SOLD_OUT");
 }
 
+/// Redis lost a handed-over win's mark (a restart without persistence, a failover before the
+/// replica had it) after its writer took the win and before it answered: the origin takes the
+/// win back as never taken and writes it too. MySQL refuses that second write (the user's key
+/// with stock left, the stock itself with none), and the join is answered 201 from the writer's
+/// row, which carries this win's event id, not ALREADY_PARTICIPATED or SOLD_OUT for the user's
+/// own win (the 30-minute proof run of seed 159 found the first).
+#[tokio::test]
+async fn a_win_whose_mark_redis_lost_after_its_writer_took_it_is_answered_as_written() {
+    let (a, b) = two_instances().await;
+    for stock in [2, 1] {
+        answered_as_written_after_a_lost_mark(&a, &b, stock).await;
+    }
+}
+
+async fn answered_as_written_after_a_lost_mark(a: &TestApp, b: &TestApp, stock: i64) {
+    let campaign = a.open_campaign(stock, 1).await;
+    let (writer, origin) = agreed(a, b, campaign).await;
+    let (writer_id, _) = writer.probe.writer_seen(campaign).expect("routing is on");
+    let taken_back = handovers(origin, "taken_back");
+    let hold = &writer.hooks.commit;
+    hold.arm();
+    let (reply, ()) = tokio::join!(origin.join(campaign, 7, 1), async {
+        // The writer took the win (its mark says so) and holds its batch before the COMMIT.
+        tokio::time::timeout(Duration::from_secs(20), hold.wait_reached())
+            .await
+            .expect("the writer writes the handed-over win");
+        let mut redis = a.redis.clone();
+        let marks = format!("{}{{i:{writer_id}}}:m:*", a.redis_prefix);
+        let mut taken = Vec::new();
+        for key in redis.keys::<_, Vec<String>>(&marks).await.expect("KEYS") {
+            let mark: String = redis.get(&key).await.expect("GET");
+            if mark == "taken" {
+                taken.push(key);
+            }
+        }
+        assert_eq!(taken.len(), 1, "the win's mark: {taken:?}");
+        let _: () = redis.del(&taken).await.expect("DEL");
+        wait_until(
+            "the origin takes the win back",
+            Duration::from_secs(10),
+            || async { handovers(origin, "taken_back") == taken_back + 1 },
+        )
+        .await;
+        hold.release();
+    });
+    assert_eq!(reply.status, 201, "stock {stock}: {reply:?}");
+    let row =
+        format!("SELECT id FROM participation WHERE campaign_id = {campaign} AND user_id = 7");
+    assert_eq!(reply.body["participationId"], a.scalar(&row).await);
+    let wins = format!("SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}");
+    assert_eq!(a.scalar(&wins).await, 1);
+    a.assert_outbox_matches_participations().await;
+}
+
 /// The hand-over's crux on Redis itself: a win is written by exactly one side. Taken by the
 /// writer, it cannot be taken back; taken back first, it is dropped by the writer even when its
 /// push lands only afterwards (a push delayed by a Redis stall).
