@@ -74,9 +74,7 @@ impl LocalWrite {
         }
         written
     }
-}
 
-impl LocalWrite {
     /// A win taken back from its writer, written here. The take-back rests on the win's mark,
     /// which is as durable as Redis: a Redis that lost it (a restart, a failover before the
     /// replica had it) lets this instance take back a win its writer had taken and written, the
