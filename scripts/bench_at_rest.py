@@ -12,7 +12,6 @@ RESERVATION_TIMEOUT_MS and 12 s after its last one (src/gate/activity.rs).
 """
 import json
 import os
-import subprocess
 import time
 import urllib.request
 
@@ -32,9 +31,7 @@ BASE = f"http://127.0.0.1:{PORT}"
 
 def counters(pid):
     status = common.status(["Questions", "Com_select"])
-    info = subprocess.run(["redis-cli", "-u", ENV.get("REDIS_URL", "redis://127.0.0.1:6379"), "INFO", "stats"],
-                          capture_output=True, text=True).stdout
-    redis = next(int(line.split(":")[1]) for line in info.splitlines() if line.startswith("total_commands_processed:"))
+    redis = common.redis_info("stats")["total_commands_processed"]
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return {"at": time.monotonic(), "statements": status["Questions"], "redis": redis,
             "cpu": (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")}

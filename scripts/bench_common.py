@@ -1,7 +1,7 @@
 """What the benchmarks' and the browser checks' Python parts share: MariaDB as root over its
 socket, MariaDB's global counters, an instance of the release build started and believed ready
 once it answers, a JSON call to the API, the CPU of processes and their threads from /proc, and
-Redis's socket reads."""
+Redis's counters."""
 import json
 import os
 import re
@@ -112,16 +112,10 @@ def mariadb_pid():
     return int(Path("/run/mysqld/mysqld.pid").read_text().strip())
 
 
-def redis_cli(*args):
-    """redis-cli against the Redis of scripts/services.sh (REDIS_PORT, 6379)."""
-    port = os.environ.get("REDIS_PORT", "6379")
-    return subprocess.run(["redis-cli", "-p", port, *args], check=True, capture_output=True,
-                          text=True).stdout
-
-
-def redis_counts():
-    """Redis's socket reads (INFO stats `total_reads_processed`: one per call a client sent, or
-    per pipeline of calls that arrived together) and its pid."""
-    reads = int(re.search(r"total_reads_processed:(\d+)", redis_cli("INFO", "stats")).group(1))
-    pid = int(re.search(r"process_id:(\d+)", redis_cli("INFO", "server")).group(1))
-    return reads, pid
+def redis_info(section):
+    """Redis's INFO `section` (`stats`, `server`, …) as a dict of its numeric fields, from the
+    Redis of scripts/services.sh (REDIS_URL, redis://127.0.0.1:6379); empty when unreadable."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    out = subprocess.run(["redis-cli", "-u", url, "INFO", section], capture_output=True,
+                         text=True).stdout
+    return {k: int(v) for k, v in re.findall(r"^(\w+):(\d+)\r?$", out, re.M)}

@@ -24,6 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import bench_common as common
 from bench_common import mariadb_pid, threads, ticks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,12 +100,7 @@ def applied(metrics, consumer):
 
 def redis_commands():
     """Commands the Redis server has processed so far (INFO stats), or 0 when unreadable."""
-    url = ENV.get("REDIS_URL", "redis://127.0.0.1:6379")
-    out = subprocess.run(["redis-cli", "-u", url, "INFO", "stats"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.startswith("total_commands_processed:"):
-            return int(line.split(":")[1])
-    return 0
+    return common.redis_info("stats").get("total_commands_processed", 0)
 
 
 class Sample:

@@ -37,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 import bench_common as common
-from bench_common import get, mariadb_pid, redis_counts, sql, threads, ticks
+from bench_common import get, mariadb_pid, redis_info, sql, threads, ticks
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -134,7 +134,8 @@ def one_phase(run, buckets, instances, routed):
             f"{', every join to the first' if routed else ''}, {VUS} VUs for {DURATION}")
         db_pid = mariadb_pid()
         before = common.status(COUNTERS)
-        redis_before, redis_pid = redis_counts()
+        redis_before = redis_info("stats")["total_reads_processed"]
+        redis_pid = redis_info("server")["process_id"]
         cpu_before = [ticks(p.pid) for p in procs], ticks(db_pid), ticks(redis_pid)
         threads_before = threads([p.pid for p in procs])
         if sampler:
@@ -158,7 +159,7 @@ def one_phase(run, buckets, instances, routed):
         joins = int(sql("SELECT COUNT(DISTINCT campaign_id, created_at) FROM participation", DB)[0][0])
         wait_applied(ports, wins)
         after = common.status(COUNTERS)
-        redis_after, _ = redis_counts()
+        redis_after = redis_info("stats")["total_reads_processed"]
         cpu_after = [ticks(p.pid) for p in procs], ticks(db_pid), ticks(redis_pid)
         threads_after = threads([p.pid for p in procs])
     finally:
