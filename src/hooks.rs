@@ -36,6 +36,10 @@ pub trait Hooks: Send + Sync {
     /// A batch of wins is about to send its COMMIT.
     async fn before_commit(&self) {}
 
+    /// A win another instance handed over was written (or refused) here, on its campaign's
+    /// writer; its outcome is about to be posted back to its origin.
+    async fn before_handover_reply(&self) {}
+
     /// A steal's transfer between two bucket rows is about to send its COMMIT.
     async fn before_steal_commit(&self) {}
 

@@ -72,10 +72,11 @@ fn writers(
             settings.database.group_commit,
             settings.database.acquire_timeout,
             metrics.clone(),
-            hooks,
+            hooks.clone(),
         ),
         wakeup: sink.wakeup.clone(),
         db: db.clone(),
+        hooks,
     };
     let routing = (
         settings.database.group_commit.writer_per_campaign,

@@ -11,8 +11,11 @@
 //! - taken: the writer has it. Its answer may still come; the win's commit deadline
 //!   (`commit_by`, checked under the row's lock on the writer as everywhere) bounds when it can
 //!   still commit, and the writer's settlement of a commit in doubt answers within the statement
-//!   deadline after that. Past both, the join answers 503 and its reservation stays open for the
-//!   reconciler, which decides under the row's lock, as for an instance that died mid-commit.
+//!   deadline after that. Meanwhile, every [`LOOK_EVERY`] without an answer, the win's row is
+//!   looked for in MySQL: one carrying the win's event id answers the join (a writer stopped
+//!   after its COMMIT, a reply Redis lost). Past both with no row, the join answers 503 and its
+//!   reservation stays open for the reconciler, which decides under the row's lock, as for an
+//!   instance that died mid-commit.
 
 use std::{
     collections::HashMap,
@@ -26,11 +29,12 @@ use std::{
 use tokio::sync::oneshot;
 
 use super::{
+    committed,
     post::Poster,
     wire::{self, Forwarded, Outcome, Reply},
 };
 use crate::{
-    db::session::RetryPause,
+    db::{session::RetryPause, Db},
     gate::{mailbox::Mailbox, Gate},
     join::{
         rows::{NewParticipation, Written},
@@ -43,9 +47,14 @@ use crate::{
 /// took it: a writer pops its inbox within milliseconds unless it is stopped or gone.
 pub const PATIENCE: Duration = Duration::from_millis(500);
 
+/// How often a win its writer took and has not answered for is looked for in MySQL: a writer
+/// stopped after its COMMIT wrote it, and its join is answered from the row within the request.
+pub const LOOK_EVERY: Duration = Duration::from_secs(1);
+
 /// What a hand-over came to.
 pub enum Handed {
-    /// The writer's answer (or, when none came in time, a commit of unknown outcome).
+    /// The writer's answer, its row found in MySQL, or (when neither came in time) a commit of
+    /// unknown outcome.
     Answer(Result<Written, WriteError>),
     /// Taken back before the writer saw it: write it here.
     Back,
@@ -55,6 +64,8 @@ pub enum Handed {
 pub struct Forwarder {
     gate: Gate,
     poster: Poster,
+    /// Where a win its writer took and has not answered for is looked for.
+    db: Db,
     me: Arc<str>,
     waiting: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
     tickets: AtomicU64,
@@ -78,7 +89,7 @@ impl Drop for Waiting<'_> {
 
 impl Forwarder {
     pub fn new(
-        (gate, poster): (Gate, Poster),
+        (gate, poster, db): (Gate, Poster, Db),
         me: Arc<str>,
         (late, mark_life): (Duration, Duration),
         metrics: Arc<Metrics>,
@@ -86,6 +97,7 @@ impl Forwarder {
         Self {
             gate,
             poster,
+            db,
             me,
             waiting: Mutex::default(),
             tickets: AtomicU64::new(0),
@@ -139,20 +151,61 @@ impl Forwarder {
             self.count("taken_back");
             return Handed::Back;
         }
+        self.await_taken(writer, win, answered).await
+    }
+
+    /// The writer took `win`: its answer, awaited until the win's commit deadline and the
+    /// writer's settlement of a commit in doubt; every [`LOOK_EVERY`] without one, the win's row
+    /// looked for in MySQL (the writer stopped after its COMMIT, or Redis lost its reply). No
+    /// answer and no row by the end: in doubt (503; the reconciler settles its reservation).
+    async fn await_taken(
+        &self,
+        writer: &str,
+        win: &NewParticipation,
+        mut answered: oneshot::Receiver<Outcome>,
+    ) -> Handed {
         let answer_by = tokio::time::Instant::from_std(win.commit_by) + self.late;
-        match tokio::time::timeout_at(answer_by, answered).await {
-            Ok(Ok(outcome)) => {
-                self.count("answered");
-                Handed::Answer(outcome.written(&win.entry))
+        let mut open = true;
+        loop {
+            let look_at = (tokio::time::Instant::now() + LOOK_EVERY).min(answer_by);
+            if open {
+                match tokio::time::timeout_at(look_at, &mut answered).await {
+                    Ok(Ok(outcome)) => {
+                        self.count("answered");
+                        return Handed::Answer(outcome.written(&win.entry));
+                    }
+                    Ok(Err(_)) => open = false,
+                    Err(_) => {}
+                }
+            } else {
+                tokio::time::sleep_until(look_at).await;
             }
-            _ => {
+            if let Some(found) = self.written(win).await {
                 tracing::warn!(campaign_id = win.entry.campaign_id, user_id = win.entry.user_id, writer = %writer,
-                    "The campaign's writer took a win and never answered; the reconciler settles its reservation.");
-                self.count("unanswered");
-                let why = "the campaign's writer did not answer";
-                Handed::Answer(Err(wire::unknown(why, &win.entry)))
+                    "The campaign's writer took a win and has not answered; found it written, answered from its row.");
+                self.count("found_written");
+                return Handed::Answer(Ok(found));
+            }
+            if tokio::time::Instant::now() >= answer_by {
+                break;
             }
         }
+        tracing::warn!(campaign_id = win.entry.campaign_id, user_id = win.entry.user_id, writer = %writer,
+            "The campaign's writer took a win and never answered; the reconciler settles its reservation.");
+        self.count("unanswered");
+        let why = "the campaign's writer did not answer";
+        Handed::Answer(Err(wire::unknown(why, &win.entry)))
+    }
+
+    /// `win` as committed in MySQL ([`committed`]); `None` also when MySQL does not answer.
+    async fn written(&self, win: &NewParticipation) -> Option<Written> {
+        committed(&self.db, &win.entry, win.event_id)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(error = %e, campaign_id = win.entry.campaign_id,
+                    user_id = win.entry.user_id, "Could not look for a handed-over win's row.");
+                None
+            })
     }
 
     /// Takes the win back from its writer, asking until Redis answers: whether it is this

@@ -39,7 +39,8 @@ use crate::{
         error::{self as db_error, DbErrorKind},
         Db,
     },
-    gate::{mailbox::MailboxWait, Gate},
+    gate::{entry::Entry, mailbox::MailboxWait, Gate},
+    hooks::Hooks,
     join::{
         group_commit::GroupCommit,
         in_doubt::InDoubt,
@@ -59,6 +60,8 @@ pub struct LocalWrite {
     /// Where a taken-back win's refusal is checked, and whose statement deadline bounds a
     /// commit in doubt's verdict.
     pub db: Db,
+    /// The test seam (`crate::hooks`): where a test holds a handed-over win's reply.
+    pub hooks: Arc<dyn Hooks>,
 }
 
 impl LocalWrite {
@@ -88,13 +91,13 @@ impl LocalWrite {
             Err(e) if !matches!(e, WriteError::InDoubt(_) | WriteError::Unanswered) => e,
             written => return written,
         };
-        match store::find(&self.db, entry.campaign_id, entry.user_id).await {
-            Ok(Some(found)) if is_this_win(&found, event_id) => {
+        match committed(&self.db, &entry, event_id).await {
+            Ok(Some(written)) => {
                 tracing::warn!(campaign_id = entry.campaign_id, user_id = entry.user_id, %refusal,
                     "A win taken back from its writer had been written there (Redis lost its mark); answered as written.");
-                Ok(Written::stored(&found))
+                Ok(written)
             }
-            Ok(_) => Err(refusal),
+            Ok(None) => Err(refusal),
             Err(e) => {
                 let key = (entry.campaign_id, entry.user_id);
                 Err(WriteError::InDoubt(InDoubt::decided(e, key, None)))
@@ -103,9 +106,18 @@ impl LocalWrite {
     }
 }
 
-/// Whether the row `found` is the win whose event is `event_id`.
-fn is_this_win(found: &store::StoredParticipation, event_id: Uuid) -> bool {
-    (found.event_id.as_deref()).and_then(|id| Uuid::parse_str(id).ok()) == Some(event_id)
+/// The win of `entry` whose event is `event_id`, as MySQL has it committed: the user's row when
+/// it carries that event id (a plain read sees committed rows only), else `None`.
+pub(super) async fn committed(
+    db: &Db,
+    entry: &Entry,
+    event_id: Uuid,
+) -> Result<Option<Written>, DbErr> {
+    let found = store::find(db, entry.campaign_id, entry.user_id).await?;
+    let this_win = |f: &store::StoredParticipation| {
+        (f.event_id.as_deref()).and_then(|id| Uuid::parse_str(id).ok()) == Some(event_id)
+    };
+    Ok(found.filter(this_win).map(|f| Written::stored(&f)))
 }
 
 fn is_deadlock(e: &DbErr) -> bool {
@@ -136,7 +148,7 @@ impl Writers {
         (per_campaign, reservation_timeout): (bool, Duration),
         metrics: Arc<Metrics>,
     ) -> Self {
-        for reason in ["answered", "taken_back", "unanswered"] {
+        for reason in ["answered", "taken_back", "found_written", "unanswered"] {
             let labels = ReasonLabels { reason };
             metrics.writer_handovers.get_or_create(&labels).inc_by(0);
         }
@@ -146,7 +158,7 @@ impl Writers {
             let me: Arc<str> = Uuid::now_v7().simple().to_string().into();
             let poster = Poster::start(gate.clone());
             let forwarder = Forwarder::new(
-                (gate.clone(), poster.clone()),
+                (gate.clone(), poster.clone(), local.db.clone()),
                 me.clone(),
                 (late, mark_life),
                 metrics,

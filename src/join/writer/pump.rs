@@ -121,6 +121,7 @@ impl Pump {
         writes.spawn(
             async move {
                 let outcome = local.write_handed_over(forwarded.win()).await;
+                local.hooks.before_handover_reply().await;
                 let reply = Reply {
                     ticket: forwarded.ticket,
                     outcome,

@@ -136,7 +136,7 @@ declare_metrics! {
     /// Wins handed to their campaign's writer on another instance (`join::writer`), by outcome.
     writer_handovers: Family<ReasonLabels, Counter> = Family::default(),
         "firstcome_writer_handovers_total",
-        "Wins handed to their campaign's writer on another instance, by outcome (answered, taken_back: written here instead, unanswered: left to the reconciler)";
+        "Wins handed to their campaign's writer on another instance, by outcome (answered, taken_back: written here instead, found_written: no answer but the win was found written, unanswered: left to the reconciler)";
     /// Transactions whose COMMIT went unanswered, settled by `join::in_doubt`.
     group_commit_in_doubt: Counter = Counter::default(),
         "firstcome_group_commit_in_doubt_total",

@@ -37,6 +37,8 @@ pub struct TestHooks {
     pub refusal: HoldPoint,
     /// A win's batch right before its COMMIT.
     pub commit: HoldPoint,
+    /// A handed-over win written on its campaign's writer, before the reply to its origin.
+    pub handover_reply: HoldPoint,
     /// A steal's transfer between bucket rows right before its COMMIT.
     pub steal: HoldPoint,
     /// A gate rebuild inside its MySQL snapshot, between reading the stock and reading the
@@ -75,6 +77,10 @@ impl Hooks for TestHooks {
 
     async fn after_refused_decrement(&self) {
         self.refusal.reached().await;
+    }
+
+    async fn before_handover_reply(&self) {
+        self.handover_reply.reached().await;
     }
 
     async fn before_commit(&self) {
