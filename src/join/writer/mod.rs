@@ -5,7 +5,8 @@
 //!
 //! - [`directory`]: which instance writes a campaign (heartbeats in Redis, rendezvous hashing).
 //! - [`forward`]: the origin hands a win over and waits for its outcome; one that does not come
-//!   in time is taken back, or left to its deadline and the reconciler.
+//!   in time is taken back, or looked for in MySQL until its deadline and then left to the
+//!   reconciler.
 //! - [`pump`]: the writer writes what it is handed (its lanes, as a local win's) and replies.
 //! - [`wire`], [`post`]: what travels, and how it is posted in batches.
 //!
