@@ -167,7 +167,7 @@ impl InDoubt {
         for m in members {
             let key = (m.entry.campaign_id, m.entry.user_id);
             let verdict = match found.remove(&key) {
-                Some(p) if p.event_id.as_deref() == Some(m.event_id.to_string().as_str()) => {
+                Some(p) if p.is_event(m.event_id) => {
                     committed
                         .entry(m.entry.slot())
                         .or_default()

@@ -43,6 +43,12 @@ impl StoredParticipation {
         }
     }
 
+    /// Whether this row is the win whose event is `event_id`: a row of the same campaign and
+    /// user may be another win of theirs (an earlier one).
+    pub fn is_event(&self, event_id: uuid::Uuid) -> bool {
+        (self.event_id.as_deref()).and_then(|id| uuid::Uuid::parse_str(id).ok()) == Some(event_id)
+    }
+
     /// The win as its join answered it ([`Self::accepted_status`]).
     pub fn as_accepted(mut self) -> Self {
         self.status = self.accepted_status().as_str().to_owned();

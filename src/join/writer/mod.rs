@@ -115,10 +115,9 @@ pub(super) async fn committed(
     event_id: Uuid,
 ) -> Result<Option<Written>, DbErr> {
     let found = store::find(db, entry.campaign_id, entry.user_id).await?;
-    let this_win = |f: &store::StoredParticipation| {
-        (f.event_id.as_deref()).and_then(|id| Uuid::parse_str(id).ok()) == Some(event_id)
-    };
-    Ok(found.filter(this_win).map(|f| Written::stored(&f)))
+    Ok(found
+        .filter(|f| f.is_event(event_id))
+        .map(|f| Written::stored(&f)))
 }
 
 fn is_deadlock(e: &DbErr) -> bool {
