@@ -37,6 +37,9 @@ const JOIN_URLS = env('BASE_URLS', '')
   .map((u) => u.trim().replace(/\/+$/, ''))
   .filter((u) => u.length > 0);
 const ADMIN_TOKEN = env('ADMIN_TOKEN', '');
+// CAMPAIGN_ID (optional): join this existing campaign instead of creating one in setup() (a
+// benchmark that keeps the campaign's creation out of what it measures creates it first).
+const CAMPAIGN_ID = env('CAMPAIGN_ID', '');
 const PATH_KIND = env('PATH_KIND', 'outbox');
 const CEILING = env('CEILING', '0') === '1';
 const VUS = envNumber('VUS', 500, 1, 100000);
@@ -113,6 +116,7 @@ export function setup() {
     console.log(`ceiling: the join's iteration sent to GET ${HEALTH_URL}`);
     return { ceiling: true, baseUrl: BASE_URL, pathKind: PATH_KIND };
   }
+  if (CAMPAIGN_ID.length > 0) return probed({ id: Number(CAMPAIGN_ID) });
   if (ADMIN_TOKEN.length === 0) {
     return { error: 'ADMIN_TOKEN is not set: setup() needs it to create the campaign' };
   }
@@ -132,7 +136,11 @@ export function setup() {
   if (res.status !== 201) {
     return { error: `creating the campaign failed: HTTP ${res.status} ${String(res.body).slice(0, 300)}` };
   }
-  const campaign = res.json();
+  return probed(res.json());
+}
+
+// setup()'s result for `campaign`, once its join endpoint answered the probe.
+function probed(campaign) {
   const result = { campaignId: campaign.id, campaign, baseUrl: BASE_URL, pathKind: PATH_KIND };
   // Probe the endpoint with an empty body: it must answer 400 VALIDATION_FAILED (userId missing)
   // and write nothing. 404/405 means this build does not have the endpoint; measuring those
@@ -151,7 +159,8 @@ export function setup() {
     return result;
   }
   const load = SHAPE.config.model === 'open' ? `${SHAPE.config.rate} requests/s` : `${VUS} VUs`;
-  console.log(`campaign ${campaign.id} created: stock ${STOCK}, ${PATH_KIND} path, ${load} for ${DURATION}`);
+  const how = CAMPAIGN_ID.length > 0 ? 'given' : 'created';
+  console.log(`campaign ${campaign.id} ${how}: stock ${STOCK}, ${PATH_KIND} path, ${load} for ${DURATION}`);
   return result;
 }
 

@@ -4,8 +4,10 @@
 # variant, in alternating order (the second of a pair meets a warmer machine), every request a
 # distinct user who wins (WINS of them from a campaign of STOCK units, so buckets refill from the
 # pool as they would in a big sale). Prints, per run and as min–max, wins per second, the
-# service's and MariaDB's CPU per win, and Redis commands per win, and each pair's ratios
-# bucketed / unbucketed.
+# service's and MariaDB's CPU per win, and Redis commands per win, each pair's ratios
+# bucketed / unbucketed and their median (this VM's CPU per win swings more between runs than
+# the ratio sought: read the median of several pairs), and what creating each campaign cost
+# (done before the load, outside the figures: a bucketed campaign's creation is a one-off).
 #
 #   scripts/bench-buckets.sh                         3 pairs, 50,000 wins, stock 1,000,000, 64 buckets
 #   PAIRS=5 BUCKETS=16 WINS=100000 scripts/bench-buckets.sh
@@ -34,7 +36,8 @@ from pathlib import Path
 out, pairs, buckets = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 row = lambda pair, b: json.loads((out / f"buckets-{pair}-{b}" / "cpu-per-win-1.json").read_text())["row"]
 cols = [("wins/s", "wins_per_s", "{:.0f}"), ("service µs/win", "service", "{:.0f}"),
-        ("MariaDB µs/win", "mariadb", "{:.0f}"), ("Redis commands/win", "redis_per_win", "{:.2f}")]
+        ("MariaDB µs/win", "mariadb", "{:.0f}"), ("both µs/win", "applied", "{:.0f}"),
+        ("Redis commands/win", "redis_per_win", "{:.2f}")]
 print(f"\n{pairs} pairs; one bucket against {buckets}; every request a distinct user who wins\n")
 print("| pair | buckets | " + " | ".join(c[0] for c in cols) + " |")
 print("|---|---:|" + "---:|" * len(cols))
@@ -47,4 +50,15 @@ for p in range(1, pairs + 1):
         ratios[k].append(many[k] / one[k] if one[k] else float("nan"))
 span = lambda v: f"{min(v):.2f}–{max(v):.2f}" if f"{min(v):.2f}" != f"{max(v):.2f}" else f"{min(v):.2f}"
 print(f"| ratio {buckets} / 1 | | " + " | ".join(span(ratios[k]) for _, k, _ in cols) + " |")
+median = lambda v: sorted(v)[len(v) // 2] if len(v) % 2 else sum(sorted(v)[len(v) // 2 - 1:len(v) // 2 + 1]) / 2
+print(f"| median ratio | | " + " | ".join(f"{median(ratios[k]):.2f}" for _, k, _ in cols) + " |")
+within = sum(1 for v in ratios["applied"] if v <= 1.1)
+print(f"\nCPU per win (service + MariaDB) bucketed ÷ unbucketed ≤ 1.1 in {within} of {pairs} pairs.")
+made = {b: [row(p, b).get("created_ms") for p in range(1, pairs + 1)] for b in (1, buckets)}
+if all(m for ms in made.values() for m in ms):
+    for b, ms in made.items():
+        cpu = [m["service"] + m["mariadb"] for m in ms]
+        print(f"Creating the campaign with {b} bucket(s), before the load and outside the figures: "
+              f"{min(m['seconds'] for m in ms):.0f}–{max(m['seconds'] for m in ms):.0f} ms, "
+              f"service + MariaDB CPU {min(cpu):.0f}–{max(cpu):.0f} ms.")
 PY

@@ -4,9 +4,11 @@ win until it is published and applied by both consumers, read from /proc. Run it
 scripts/bench-cpu-per-win.sh (it starts the services, builds the release binary and installs k6).
 
 Each run: a fresh database, `firstcome serve` as it runs by default (relay, both consumers and
-the embedded broker in process), one big campaign of WINS units joined by WINS distinct users
-(k6/flash-sale.js with ITERATIONS=WINS, so no request is refused and nothing but wins is paid
-for), then a wait until the outbox is drained and both consumers have applied every event.
+the embedded broker in process), one big campaign of STOCK units (default WINS) in BUCKETS
+buckets, created first and measured apart (a one-off: a bucketed campaign's creation writes its
+rows and loads every bucket's gate), joined by WINS distinct users (k6/flash-sale.js with
+ITERATIONS=WINS and CAMPAIGN_ID, so no request is refused and nothing but wins is paid for), then
+a wait until the outbox is drained and both consumers have applied every event.
 CPU ticks of the service and of mariadbd are taken at the first request and once everything is
 applied; MariaDB's own counters (statements, rows, redo bytes) over the same span give the
 statements and rows per win. Then the retention's share: the published outbox rows and the inbox
@@ -52,10 +54,12 @@ TICK = os.sysconf("SC_CLK_TCK")
 BASE = f"http://127.0.0.1:{PORT}"
 # MariaDB's counters taken around each phase (SHOW GLOBAL STATUS; this server serves nothing else
 # during the run: the test suite's MariaDB is another process). `Com_admin_commands` counts the
-# pool's pings (COM_PING), which `Questions` leaves out.
+# pool's pings (COM_PING), which `Questions` leaves out; `Com_stmt_prepare` the statements each
+# pooled connection prepares the first time it runs a statement text (a long one costs MariaDB a
+# parse and the client a definition per parameter).
 COUNTERS = [
     "Questions", "Com_select", "Com_insert", "Com_update", "Com_delete", "Com_commit",
-    "Com_rollback", "Com_admin_commands", "Handler_write", "Handler_update", "Handler_delete", "Handler_read_key",
+    "Com_rollback", "Com_admin_commands", "Com_stmt_prepare", "Handler_write", "Handler_update", "Handler_delete", "Handler_read_key",
     "Handler_read_next", "Innodb_os_log_written", "Innodb_data_written", "Innodb_data_fsyncs",
 ]
 # InnoDB's own counters beside them (information_schema.INNODB_METRICS, turned on by `main`): a
@@ -240,6 +244,20 @@ def callgrind_report(n, wins):
     return total / wins
 
 
+def create_campaign(proc_pid, db_pid):
+    """Creates the run's campaign (STOCK units in BUCKETS buckets) before the load, so that its
+    creation (a bucketed campaign's rows and gates, a one-off) stays out of the CPU per win;
+    returns its id and what the creation cost, apart."""
+    before = Sample(proc_pid, db_pid)
+    spec = {"name": f"bench-cpu {time.time():.0f}", "totalStock": STOCK, "perUserLimit": 1}
+    if BUCKETS > 1:
+        spec["buckets"] = BUCKETS
+    code, body = common.http("POST", f"{BASE}/api/v1/campaigns", spec, ENV["ADMIN_TOKEN"], 60)
+    if code != 201:
+        sys.exit(f"creating the campaign failed: HTTP {code} {body}")
+    return body["id"], Sample(proc_pid, db_pid).minus(before)
+
+
 def one_run(n):
     proc = start_service(n)
     db_pid = mariadb_pid()
@@ -254,7 +272,10 @@ def one_run(n):
                 "SET GLOBAL long_query_time = 0; SET GLOBAL slow_query_log = 1")
             slow_on = True
         summary = RESULTS / f"cpu-per-win-k6-{n}.json"
-        log(f"run {n}/{RUNS}: {WINS} wins by {WINS} distinct users, {VUS} VUs")
+        campaign_id, created = create_campaign(proc.pid, db_pid)
+        log(f"run {n}/{RUNS}: campaign {campaign_id} created ({BUCKETS} bucket(s)) in "
+            f"{created['seconds'] * 1000:.0f} ms, service {created['service'] * 1000:.0f} ms CPU, "
+            f"MariaDB {created['mariadb'] * 1000:.0f} ms; {WINS} wins by {WINS} distinct users, {VUS} VUs")
         perf = start_perf(proc.pid, db_pid, n) if PERF else None
         if CALLGRIND:
             callgrind_control(proc.pid, "on")
@@ -262,7 +283,7 @@ def one_run(n):
         k6 = subprocess.run(
             [K6, "run", "--quiet", "--no-color", "-e", f"BASE_URL={BASE}", "-e", f"VUS={VUS}",
              "-e", f"ITERATIONS={WINS}", "-e", f"STOCK={STOCK}", "-e", "USER_IDS=distinct",
-             "-e", f"BUCKETS={BUCKETS}",
+             "-e", f"BUCKETS={BUCKETS}", "-e", f"CAMPAIGN_ID={campaign_id}",
              "-e", "PATH_KIND=outbox", "-e", f"ADMIN_TOKEN={ENV['ADMIN_TOKEN']}",
              "-e", f"SUMMARY_FILE={summary}", str(ROOT / "k6" / "flash-sale.js")],
             capture_output=True, text=True)
@@ -282,7 +303,8 @@ def one_run(n):
             slow_on = slow_log_off()
         ret = retention(proc.pid, db_pid)
         refused = WINS - wins
-        return {"wins": wins, "refused": refused, "load": load, "retention": ret, "slow": slow}
+        return {"wins": wins, "refused": refused, "created": created, "load": load, "retention": ret,
+                "slow": slow}
     finally:
         if slow_on:
             slow_log_off()
@@ -321,6 +343,8 @@ def main():
             "redis_per_win": load["redis"] / w,
         }
         row["applied"] = row["service"] + row["mariadb"]
+        created = r["created"]
+        row["created_ms"] = {k: 1000 * created[k] for k in ("seconds", "service", "mariadb")}
         if CALLGRIND:
             row["instructions"] = r["instructions_per_win"]
         row["total"] = row["applied"] + row["retention"]
@@ -361,6 +385,11 @@ def report(rows):
     cells = [span([r[c] for r in rows], f) for c, f in zip(cols, fmts)]
     cells[4] = f"**{cells[4]}**"
     print(f"| range | | {' | '.join(cells)} |")
+    made = [r["created_ms"] for r in rows]
+    print(f"\nThe campaign's creation before the load, apart from the figures above: "
+          f"{span([m['seconds'] for m in made], '{:.0f}')} ms, the service's CPU "
+          f"{span([m['service'] for m in made], '{:.0f}')} ms, MariaDB's "
+          f"{span([m['mariadb'] for m in made], '{:.0f}')} ms.")
     if CALLGRIND:
         print("\nThe service's instructions per win (callgrind, the load until applied; its CPU "
               "above is valgrind's): " + ", ".join(f"{r['instructions']:,.0f}" for r in rows))
