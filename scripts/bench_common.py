@@ -32,6 +32,20 @@ def http(method, url, body=None, token=None, timeout=10):
         return status, {"raw": raw[:200].decode(errors="replace")}
 
 
+def create_campaign(base, token, stock, buckets, name):
+    """Creates a campaign of `stock` units (in `buckets` buckets when more than one) through the
+    admin API and returns its id; exits the script when the service refuses. Benchmarks create
+    it before the load they measure: a bucketed campaign's creation (its rows, every bucket's
+    gate loaded) is a one-off, not a cost of its wins."""
+    spec = {"name": name, "totalStock": stock, "perUserLimit": 1}
+    if buckets > 1:
+        spec["buckets"] = buckets
+    code, body = http("POST", f"{base}/api/v1/campaigns", spec, token, 60)
+    if code != 201:
+        sys.exit(f"creating the campaign failed: HTTP {code} {body}")
+    return body["id"]
+
+
 def sql(query, db=None):
     """Runs `query` as root over the unix socket (sudo when not root); returns the rows."""
     cmd = ([] if os.geteuid() == 0 else ["sudo"]) + ["mariadb", "-N", "-B"] + ([db] if db else []) + ["-e", query]

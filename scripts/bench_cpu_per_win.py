@@ -249,13 +249,9 @@ def create_campaign(proc_pid, db_pid):
     creation (a bucketed campaign's rows and gates, a one-off) stays out of the CPU per win;
     returns its id and what the creation cost, apart."""
     before = Sample(proc_pid, db_pid)
-    spec = {"name": f"bench-cpu {time.time():.0f}", "totalStock": STOCK, "perUserLimit": 1}
-    if BUCKETS > 1:
-        spec["buckets"] = BUCKETS
-    code, body = common.http("POST", f"{BASE}/api/v1/campaigns", spec, ENV["ADMIN_TOKEN"], 60)
-    if code != 201:
-        sys.exit(f"creating the campaign failed: HTTP {code} {body}")
-    return body["id"], Sample(proc_pid, db_pid).minus(before)
+    campaign_id = common.create_campaign(BASE, ENV["ADMIN_TOKEN"], STOCK, BUCKETS,
+                                         f"bench-cpu {time.time():.0f}")
+    return campaign_id, Sample(proc_pid, db_pid).minus(before)
 
 
 def one_run(n):

@@ -9,7 +9,8 @@ scripts/bench-write-path.sh (it starts the services, builds the release binary a
 
 Each phase: a fresh database, INSTANCES instances of `firstcome serve` as they run by default (each
 with its relay, both consumers and its embedded broker), one campaign of STOCK units in BUCKETS
-buckets created through the first, VUS looping VUs for DURATION, every request a distinct user who
+buckets created through the first before the load (outside its figures), VUS looping VUs for
+DURATION, every request a distinct user who
 wins, the VUs spread over the instances (k6/flash-sale.js with BASE_URLS); then a wait until the
 outbox is drained and every instance's consumers applied what its relay published. MariaDB's
 counters (SHOW GLOBAL STATUS) are taken before the load and once everything is applied.
@@ -133,6 +134,8 @@ def one_phase(run, buckets, instances, routed):
         log(f"run {run}: {buckets} bucket(s), {instances} instance(s)"
             f"{', every join to the first' if routed else ''}, {VUS} VUs for {DURATION}")
         db_pid = mariadb_pid()
+        campaign_id = common.create_campaign(f"http://127.0.0.1:{PORT}", ENV["ADMIN_TOKEN"], STOCK,
+                                             buckets, f"bench-write-path {phase}")
         before = common.status(COUNTERS)
         redis_before = redis_info("stats")["total_reads_processed"]
         redis_pid = redis_info("server")["process_id"]
@@ -144,7 +147,8 @@ def one_phase(run, buckets, instances, routed):
             [K6, "run", "--quiet", "--no-color", "-e", f"BASE_URL=http://127.0.0.1:{PORT}",
              "-e", "BASE_URLS=" + ",".join(f"http://127.0.0.1:{p}" for p in join_ports),
              "-e", f"VUS={VUS}", "-e", f"DURATION={DURATION}", "-e", f"STOCK={STOCK}",
-             "-e", "USER_IDS=distinct", "-e", f"BUCKETS={buckets}", "-e", "PATH_KIND=outbox",
+             "-e", "USER_IDS=distinct", "-e", f"BUCKETS={buckets}", "-e", f"CAMPAIGN_ID={campaign_id}",
+             "-e", "PATH_KIND=outbox",
              "-e", f"ADMIN_TOKEN={ENV['ADMIN_TOKEN']}", "-e", f"SUMMARY_FILE={summary}",
              str(ROOT / "k6" / "flash-sale.js")],
             capture_output=True, text=True)
