@@ -116,7 +116,10 @@ export function setup() {
     console.log(`ceiling: the join's iteration sent to GET ${HEALTH_URL}`);
     return { ceiling: true, baseUrl: BASE_URL, pathKind: PATH_KIND };
   }
-  if (CAMPAIGN_ID.length > 0) return probed({ id: Number(CAMPAIGN_ID) });
+  if (CAMPAIGN_ID.length > 0) {
+    if (!/^[1-9][0-9]*$/.test(CAMPAIGN_ID)) return { error: `CAMPAIGN_ID=${CAMPAIGN_ID}: expected a campaign's id` };
+    return probed({ id: Number(CAMPAIGN_ID) });
+  }
   if (ADMIN_TOKEN.length === 0) {
     return { error: 'ADMIN_TOKEN is not set: setup() needs it to create the campaign' };
   }
