@@ -14,7 +14,5 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LOG_TAG=bench-statement
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
-export BENCH_DB=${BENCH_DB:-firstcome_statement}
-case $BENCH_DB in '' | *[!A-Za-z0-9_]*) log "BENCH_DB=$BENCH_DB: letters, digits and _ only"; exit 1 ;; esac
-DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
+bench_db firstcome_statement
 exec python3 "$ROOT/scripts/bench_bucket_statement.py"

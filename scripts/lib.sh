@@ -91,14 +91,20 @@ start_check_service() { # start_check_service <work> <name>
   }
 }
 
+# A benchmark's database alone: BENCH_DB (default <db>, letters, digits and _ only) exported, and
+# MariaDB and Redis started by scripts/services.sh with that database granted to the service's user.
+bench_db() { # bench_db <default database>
+  export BENCH_DB=${BENCH_DB:-$1}
+  case $BENCH_DB in '' | *[!A-Za-z0-9_]*) log "BENCH_DB=$BENCH_DB: letters, digits and _ only"; return 1 ;; esac
+  DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
+}
+
 # What a benchmark of the release build needs before its Python part runs: BENCH_DB (default
 # <db>, letters, digits and _ only, granted to the service's user by scripts/services.sh, which
 # starts MariaDB and Redis), FIRSTCOME_BIN (target/release/firstcome, built when missing) and an
 # ADMIN_TOKEN (generated when unset); all exported.
 bench_setup() { # bench_setup <default database>
-  export BENCH_DB=${BENCH_DB:-$1}
-  case $BENCH_DB in '' | *[!A-Za-z0-9_]*) log "BENCH_DB=$BENCH_DB: letters, digits and _ only"; return 1 ;; esac
-  DB_NAME=$BENCH_DB "$ROOT/scripts/services.sh"
+  bench_db "$1" || return 1
   export FIRSTCOME_BIN=${FIRSTCOME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/firstcome}
   if [ ! -x "$FIRSTCOME_BIN" ]; then
     log "building firstcome (release)"
