@@ -31,7 +31,7 @@ for pair in $(seq 1 "$PAIRS"); do
   done
 done
 python3 - "$OUT" "$PAIRS" "$BUCKETS_UNDER_TEST" <<'PY'
-import json, sys
+import json, statistics, sys
 from pathlib import Path
 out, pairs, buckets = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 row = lambda pair, b: json.loads((out / f"buckets-{pair}-{b}" / "cpu-per-win-1.json").read_text())["row"]
@@ -50,15 +50,13 @@ for p in range(1, pairs + 1):
         ratios[k].append(many[k] / one[k] if one[k] else float("nan"))
 span = lambda v: f"{min(v):.2f}–{max(v):.2f}" if f"{min(v):.2f}" != f"{max(v):.2f}" else f"{min(v):.2f}"
 print(f"| ratio {buckets} / 1 | | " + " | ".join(span(ratios[k]) for _, k, _ in cols) + " |")
-median = lambda v: sorted(v)[len(v) // 2] if len(v) % 2 else sum(sorted(v)[len(v) // 2 - 1:len(v) // 2 + 1]) / 2
-print(f"| median ratio | | " + " | ".join(f"{median(ratios[k]):.2f}" for _, k, _ in cols) + " |")
+print(f"| median ratio | | " + " | ".join(f"{statistics.median(ratios[k]):.2f}" for _, k, _ in cols) + " |")
 within = sum(1 for v in ratios["applied"] if v <= 1.1)
 print(f"\nCPU per win (service + MariaDB) bucketed ÷ unbucketed ≤ 1.1 in {within} of {pairs} pairs.")
-made = {b: [row(p, b).get("created_ms") for p in range(1, pairs + 1)] for b in (1, buckets)}
-if all(m for ms in made.values() for m in ms):
-    for b, ms in made.items():
-        cpu = [m["service"] + m["mariadb"] for m in ms]
-        print(f"Creating the campaign with {b} bucket(s), before the load and outside the figures: "
-              f"{min(m['seconds'] for m in ms):.0f}–{max(m['seconds'] for m in ms):.0f} ms, "
-              f"service + MariaDB CPU {min(cpu):.0f}–{max(cpu):.0f} ms.")
+for b in (1, buckets):
+    made = [row(p, b)["created_ms"] for p in range(1, pairs + 1)]
+    cpu = [m["service"] + m["mariadb"] for m in made]
+    print(f"Creating the campaign with {b} bucket(s), before the load and outside the figures: "
+          f"{min(m['seconds'] for m in made):.0f}–{max(m['seconds'] for m in made):.0f} ms, "
+          f"service + MariaDB CPU {min(cpu):.0f}–{max(cpu):.0f} ms.")
 PY

@@ -10,8 +10,8 @@ scripts/bench-write-path.sh (it starts the services, builds the release binary a
 Each phase: a fresh database, INSTANCES instances of `firstcome serve` as they run by default (each
 with its relay, both consumers and its embedded broker), one campaign of STOCK units in BUCKETS
 buckets created through the first before the load (outside its figures), VUS looping VUs for
-DURATION, every request a distinct user who
-wins, the VUs spread over the instances (k6/flash-sale.js with BASE_URLS); then a wait until the
+DURATION, every request a distinct user who wins, the VUs spread over the instances
+(k6/flash-sale.js with BASE_URLS and CAMPAIGN_ID); then a wait until the
 outbox is drained and every instance's consumers applied what its relay published. MariaDB's
 counters (SHOW GLOBAL STATUS) are taken before the load and once everything is applied.
 
