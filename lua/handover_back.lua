@@ -1,5 +1,5 @@
 -- handover_back.lua: an origin takes back a win its campaign's writer did not answer in time
--- (docs/design.md §21 "One writer per campaign"; the writer's side is handover_take.lua).
+-- (docs/design.md §23 "One writer per campaign"; the writer's side is handover_take.lua).
 --
 -- KEYS[1]  the writer's inbox "<prefix>{i:<writer>}:inbox"
 -- KEYS[2]  the win's mark "<prefix>{i:<writer>}:m:<origin>:<ticket>"

@@ -1,5 +1,5 @@
 -- handover_take.lua: a campaign's writer takes the wins other instances handed to it
--- (docs/design.md §21 "One writer per campaign"). An item is "<origin>:<ticket>|<win>". A win
+-- (docs/design.md §23 "One writer per campaign"). An item is "<origin>:<ticket>|<win>". A win
 -- is the writer's only if its mark can be set to "taken" (SET NX): an origin that gave up on it
 -- first (handover_back.lua) set the mark to "back" and writes the win itself, and the item is
 -- dropped here. Each script is atomic, so exactly one of the two ever writes a win, whenever

@@ -71,7 +71,7 @@ trap 'stop_service; cleanup_redis' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The statements of src/join/transaction.rs for one win, one line (mysqlslap splits on
+# The statements of src/write/transaction.rs for one win, one line (mysqlslap splits on
 # ";" and hands each client the list in order; 5 statements per transaction, so
 # --number-of-queries is 5 x transactions). UUID_SHORT() is unique per call server-wide: no
 # UNIQUE(campaign_id, user_id) conflict. The payload has the event's fields and about its size.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The write path's mechanism on two cores (docs/design.md §10 "Many cores", §21 "Scale that holds"):
+"""The write path's mechanism on two cores (docs/design.md §10 "Many cores", §23):
 what one campaign's wins cost MariaDB as it spreads over buckets and instances, from MariaDB's own
 counters. On two shared cores contention hides in the rates, so the mechanism is measured instead:
 row-lock waits and their time per 1,000 wins (two writers waiting on one row), wins per commit

@@ -14,8 +14,12 @@
 //!   deadlines, HTTP/1.1 or capped HTTP/2), the door (request id and span, client address, CORS,
 //!   per-client limits, body limit, deadline), admin and user authentication, the error type.
 //! - [`console`]: the live sale console at `/console`, its files compiled in.
-//! - [`join`]: the join as named steps: admit → reserve (the gate) → settle (group commit, the
-//!   participation transaction, a commit in doubt, compensation); the synchronous baseline.
+//! - [`join`]: the join as named steps: admit → reserve (the gate) → settle (the win handed to
+//!   the write path, then the reservation closed or compensated); carts; the synchronous
+//!   baseline.
+//! - [`write`]: the write path, one room: one writer per campaign (the hand-over between
+//!   instances), group commit and its lanes, the one transaction every win takes, its guarded
+//!   decrements and rows, why a write did not commit, a commit in doubt's settlement.
 //! - [`win`]: the life of a win after its acceptance: confirm, cancel, expire, refund, units
 //!   back to the sale.
 //! - [`campaign`]: campaigns (model, repository, service, cache) and their live controls.
@@ -23,6 +27,8 @@
 //!   bucket, the deal from the pool, the transfers between rows.
 //! - [`waiting_room`]: the waiting room of `QUEUE` and `RAFFLE` campaigns: tickets, admission at
 //!   a rate, signed single-use admission tokens.
+//! - [`bot_check`]: the bot check at the waiting room's door: the built-in proof of work or a
+//!   captcha provider's `siteverify`.
 //! - [`upkeep`]: what keeps Redis following MySQL: the gate's rebuild, the marker loop (the
 //!   returns and controls MySQL owes it), the drift audit, the reconciler of reservations left
 //!   open.
@@ -35,7 +41,7 @@
 //! - [`consumer`]: the consumer framework (inbox dedupe, batches, DLQ) and the stats and rewards
 //!   consumers with the views the API reads.
 //! - [`gate`]: Redis only: the connection (node, cluster, TLS), the typed Lua scripts, the
-//!   sold-out memo.
+//!   sold-out memo, the writers' heartbeats and mailboxes.
 //! - [`outbox`]: the `outbox_event` table's INSERT.
 //! - [`events`]: the Kafka contract: events, headers, dead letters, the consumers' check, the
 //!   AsyncAPI document.
@@ -47,6 +53,7 @@
 //! - [`shutdown`]: what keeps a shutdown bounded: the watchdog thread, blocking client calls off
 //!   the async workers, the names of what is still running.
 //! - [`config`]: typed settings, one declaration per variable.
+//! - [`hooks`]: the one test seam, given to the builder; inert in production.
 
 pub mod api;
 pub mod bot_check;
@@ -74,3 +81,4 @@ pub mod telemetry;
 pub mod upkeep;
 pub mod waiting_room;
 pub mod win;
+pub mod write;

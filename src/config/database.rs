@@ -60,14 +60,14 @@ pub struct GroupCommitSettings {
           default_value = "0", value_parser = millis(0..=1_000))]
     pub window: Duration,
     /// Most transactions a bucketed campaign commits at once on an instance, each over its own buckets (1–1024)
-    // Lanes open as the load needs them (docs/design.md §21, `join::lanes`): one until a full
+    // Lanes open as the load needs them (docs/design.md §23, `write::lanes`): one until a full
     // batch waits while every lane has one out, or every batch out is stalled (50 ms) while
     // other buckets' wins wait. One lane batches the most wins a transaction (the least CPU a
     // win); several commit on disjoint bucket rows side by side, for a campaign past one lane.
     #[arg(id = "GROUP_COMMIT_BUCKET_LANES", long = "group-commit-bucket-lanes", env,
           default_value_t = 1, value_parser = number::<u16>(1..=1_024))]
     pub bucket_lanes: u16,
-    /// Each campaign's wins written by one live instance, the others handing theirs over (docs/design.md §21)
+    /// Each campaign's wins written by one live instance, the others handing theirs over (docs/design.md §23)
     // A win reserved on another instance travels through Redis (the writer's inbox, the
     // origin's replies): N instances write a campaign in the batches of one and never wait on
     // each other's row locks. false: every instance writes the wins it reserved.

@@ -44,7 +44,7 @@ pub struct RedisSettings {
     /// A reservation open this long was left by a crashed or stopped instance and is given back; must be longer than HTTP_REQUEST_TIMEOUT_MS (1000–86400000)
     // The reconciler gives it back unless MySQL has the win. It bounds how long a crashed
     // instance withholds units (docs/design.md §18.1); a commit in doubt no longer waits for it
-    // (join::in_doubt), so it only needs to outlive a request's commit window.
+    // (write::in_doubt), so it only needs to outlive a request's commit window.
     #[arg(id = "RESERVATION_TIMEOUT_MS", long = "reservation-timeout-ms", env,
           default_value = "15000", value_parser = millis(1_000..=86_400_000))]
     pub reservation_timeout: Duration,

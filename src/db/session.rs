@@ -3,7 +3,7 @@
 //! on the server. Once MySQL answers again, [`end_session`] kills that session if it is still
 //! there and waits until it is gone: from then on its transaction has either committed or rolled
 //! back and can do nothing else, so what MySQL holds is the final word. Those who settle such a
-//! transaction (`join::in_doubt`, a steal's `join::steal_in_doubt`) try again after each
+//! transaction (`write::in_doubt`, a steal's `join::steal_in_doubt`) try again after each
 //! [`RetryPause`] until MySQL answers.
 //!
 //! Which session is ended: a thread id is only the server's counter, which a restart begins

@@ -3,7 +3,7 @@
 //! passed (and swapped) positionally. [`AdmissionPass`]: the waiting room's admission it carries.
 
 /// One user's entry into a campaign. The API layer has checked the ranges: ids ≥ 1, quantity ≥ 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub campaign_id: i64,
     pub user_id: i64,

@@ -1,5 +1,5 @@
 //! The instances' heartbeats and mailboxes in Redis, for one writer per campaign (docs/design.md
-//! §21 "One writer per campaign"; `join::writer` decides what travels).
+//! §23; `write::writer` decides what travels).
 //!
 //! - `<prefix>writers`: a hash, instance id → the epoch milliseconds of its last heartbeat.
 //! - `<prefix>{i:<id>}:inbox`: the wins other instances hand to this one to write.

@@ -21,6 +21,8 @@
 //! - [`rebuild`]: writing a campaign's gate state from MySQL's (the loader in `upkeep` calls it).
 //! - [`sold_out`]: a short in-process memo of sold-out campaigns, sparing Redis the flood.
 //! - [`reached`]: whether a committed change reached the gate before its call answered.
+//! - [`mailbox`]: the instances' heartbeats and mailboxes, for one writer per campaign (§23).
+//! - [`bot_pass`]: each solution of the bot check accepted once (§16 "Bots at the door").
 
 pub mod activity;
 pub mod audit;

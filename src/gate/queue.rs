@@ -72,8 +72,9 @@ pub struct RoomPace {
     pub caps: RoomCaps,
 }
 
-/// How many tickets a room gives (docs/design.md §16 "Second pass"): the live tickets one
-/// client may hold, and the tickets it keeps waiting (waitlisted ones too). 0: no cap.
+/// How many tickets a room gives (docs/design.md §16 "The room stays bounded"): the live
+/// tickets one client may hold, and the tickets it keeps waiting (waitlisted ones too). 0: no
+/// cap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RoomCaps {
     pub tickets_per_client: u32,

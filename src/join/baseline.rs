@@ -23,7 +23,6 @@ use crate::{
     join::{
         admit::check_campaign,
         request::{detached, existing, Accepted, AdmissionRefusal, JoinError, JoinRequest},
-        rows::{accepted_event, Accepting, WinFacts},
         ParticipationService,
     },
     kafka::{producer::Outgoing, Producers},
@@ -32,6 +31,7 @@ use crate::{
         status::at_acceptance,
         store::{find, StoredParticipation},
     },
+    write::rows::{accepted_event, Accepting, WinFacts},
 };
 
 #[derive(Clone)]

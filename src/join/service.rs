@@ -24,17 +24,19 @@ use crate::{
     join::{
         admit::Admit,
         cart::service::Carts,
-        group_commit::GroupCommit,
         request::{detached, Accepted, AdmissionRefusal, Gated, JoinError, JoinRequest},
         reserve::Reserve,
         settle::{Settle, Settled},
         tail::Tail,
-        writer::{LocalWrite, Writers},
     },
     telemetry::metrics::{registry::ReasonLabels, Metrics},
     upkeep::{loader::GateLoader, reconcile::Reconciler},
     waiting_room::AdmissionSigner,
     win::store::{self, StoredParticipation},
+    write::{
+        group_commit::GroupCommit,
+        writer::{LocalWrite, Writers},
+    },
 };
 
 /// Reservations of one join that a bucket's row refused (its gate ran ahead of it) before the
@@ -58,7 +60,7 @@ fn commit_within(reservation_timeout: Duration) -> Duration {
 }
 
 /// Where the wins are written: the instance's group commit, and the campaigns' writers over it
-/// (`WRITER_PER_CAMPAIGN`, docs/design.md §21).
+/// (`WRITER_PER_CAMPAIGN`, docs/design.md §23).
 fn writers(
     db: &Db,
     gate: &Gate,

@@ -1,6 +1,6 @@
 //! The join's last step, settle (docs/design.md §6): past the gate, the win is written through
 //! its campaign's group commit (here, or on the instance that writes the campaign:
-//! `join::writer`), or its reservation is given back in Redis (compensation); a
+//! `write::writer`), or its reservation is given back in Redis (compensation); a
 //! write whose answer was lost is resolved by asking MySQL whether the win is there. A user the
 //! gate already knows is answered from MySQL here too.
 //!
@@ -18,20 +18,20 @@ use crate::{
     campaign::Campaign,
     db::Db,
     gate::{reservation_value, AdmissionPass, Entry, Gate, Release},
-    join::{
-        in_doubt::{InDoubt, Verdict},
-        request::{existing, Accepted, JoinError, JoinRequest, Reserved},
-        rows::{NewParticipation, PurchaseRow, Written},
-        transaction::Committed as Wrote,
-        write_error::{Refused, WriteError},
-        writer::Writers,
-    },
+    join::request::{existing, Accepted, JoinError, JoinRequest, Reserved},
     telemetry::metrics::{
         registry::{PathLabels, ReasonLabels},
         Metrics, ParticipationPath,
     },
     waiting_room::buckets::{report_admission, AdmissionReport},
     win::store,
+    write::{
+        error::{Refused, WriteError},
+        in_doubt::{InDoubt, Verdict},
+        rows::{NewParticipation, PurchaseRow, Written},
+        transaction::Committed as Wrote,
+        writer::Writers,
+    },
 };
 
 /// Attempts at compensating before the reservation is given up as leaked (and logged as such).
@@ -58,7 +58,7 @@ pub(super) enum Settled {
 pub struct Settle {
     db: Db,
     gate: Gate,
-    /// Where a join's win is written: here, or by its campaign's writer (docs/design.md §21);
+    /// Where a join's win is written: here, or by its campaign's writer (docs/design.md §23);
     /// its group commit (several wins of a campaign per transaction under load) also writes
     /// purchases.
     writers: Arc<Writers>,
@@ -273,15 +273,7 @@ impl Settle {
             ),
             // The group's limit in MySQL, which the gate had not seen (a campaign list read
             // before the newest campaign joined the group).
-            WriteError::GroupLimit { limit, held } => {
-                tracing::info!(campaign_id = entry.campaign_id, user_id = entry.user_id, held, limit,
-                    "MySQL's guard refused a win past the group's limit that the gate had let through.");
-                self.metrics
-                    .group_limit_refused
-                    .get_or_create(&ReasonLabels { reason: "MYSQL" })
-                    .inc();
-                (Release::Undo, JoinError::GroupLimit { limit, held })
-            }
+            WriteError::GroupLimit { limit, held } => self.past_group_limit(entry, limit, held),
             // The gate that made the reservation was lost and rebuilt: the reservation goes back
             // if the live gate has it, the live gate takes the row's generation, and the user
             // may join again (the request went unanswered by a Redis fault, 503).
@@ -327,6 +319,22 @@ impl Settle {
             }
         };
         Refusal::Back { how, answer }
+    }
+
+    /// MySQL's guard of the group's limit refused a win the gate had let through (a campaign
+    /// list read before the newest campaign joined the group): counted, and given back whole.
+    fn past_group_limit(&self, entry: &Entry, limit: i32, held: i64) -> (Release, JoinError) {
+        tracing::info!(
+            campaign_id = entry.campaign_id,
+            user_id = entry.user_id,
+            held,
+            limit,
+            "MySQL's guard refused a win past the group's limit that the gate had let through."
+        );
+        (self.metrics.group_limit_refused)
+            .get_or_create(&ReasonLabels { reason: "MYSQL" })
+            .inc();
+        (Release::Undo, JoinError::GroupLimit { limit, held })
     }
 
     /// One win's write through its campaign's group commit, here or at its writer, timed from

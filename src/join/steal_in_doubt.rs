@@ -5,7 +5,7 @@
 //!
 //! Before, nobody knew until the reconciler read MySQL, `RESERVATION_TIMEOUT_MS` (15 s) later,
 //! and a bucket whose units hid there answered SOLD_OUT with units unsold (the proof found it).
-//! Now the steal is settled as a batch in doubt is (`join::in_doubt`): once MySQL answers again,
+//! Now the steal is settled as a batch in doubt is (`write::in_doubt`): once MySQL answers again,
 //! its session is ended and gone (`db::session`), so the transfer has committed or never will;
 //! then the take is forgotten if `bucket_transfer` has it (the receiving gate gets the units from
 //! the transfer's marker, `upkeep::markers`) and given back to the sibling's gate if not. The
@@ -23,7 +23,7 @@ use crate::{
         Db,
     },
     gate::{transfer::Untake, Gate, Slot},
-    join::in_doubt::SettleError,
+    write::in_doubt::SettleError,
 };
 
 /// A steal whose transaction's outcome is unknown.

@@ -1,5 +1,5 @@
 //! Participation lookups: by user, and a campaign's participations a page at a time. The one
-//! write is the transaction in [`crate::join::transaction`].
+//! write is the transaction in [`crate::write::transaction`].
 
 use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};

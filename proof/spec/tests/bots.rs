@@ -1,4 +1,4 @@
-//! Bots at the waiting room's door (design §16 "Second pass"; `check::bots`): crafted
+//! Bots at the waiting room's door (design §16 "Bots at the door"; `check::bots`): crafted
 //! histories, each anomaly flagged and its clean twin passing.
 
 mod support;

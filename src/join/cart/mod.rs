@@ -2,7 +2,7 @@
 //! none. The same steps as a join, over all the items at once: the gate reserves them in one
 //! atomic step ([`reserve`], `lua/cart.lua`), the join's settle step writes every item's win and
 //! event with the purchase row in the one transaction every win takes
-//! (`join::transaction::write_wins`), and the reservations are closed, or all given back as the
+//! (`write::transaction::write_wins`), and the reservations are closed, or all given back as the
 //! settle step maps the refusal ([`service`]).
 //!
 //! # Layout

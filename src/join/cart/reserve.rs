@@ -56,22 +56,7 @@ pub(super) async fn reserve_cart(
     let mut waiting = dry_bucket_wait(reserve.commit_within(), started);
     let group = &cart.members.campaigns;
     loop {
-        let decision = match reserve
-            .gate()
-            .reserve_cart(
-                (cart.slot, cart.user_id, cart.now_ms),
-                (group, cart.members.group.per_user_limit),
-                cart.items,
-            )
-            .await
-        {
-            Ok(decision) => decision,
-            Err(e) => {
-                undo_lost_items(reserve, cart);
-                return Err(JoinError::from(e).into());
-            }
-        };
-        let (item, refusal) = match decision {
+        let (item, refusal) = match ask_gate(reserve, cart).await? {
             CartDecision::Reserved(reserved) => return Ok(reserved),
             CartDecision::Missing(_) if loads < LOAD_ROUNDS => {
                 loads += 1;
@@ -131,6 +116,22 @@ pub(super) async fn reserve_cart(
             _ => return Err(refused(campaign, refusal, item, cart)),
         }
     }
+}
+
+/// One `lua/cart.lua` call for the whole cart; a call that failed is undone once Redis answers
+/// ([`undo_lost_items`]).
+async fn ask_gate(reserve: &Reserve, cart: &GateCart<'_>) -> Result<CartDecision, CartError> {
+    let asked = (reserve.gate())
+        .reserve_cart(
+            (cart.slot, cart.user_id, cart.now_ms),
+            (&cart.members.campaigns, cart.members.group.per_user_limit),
+            cart.items,
+        )
+        .await;
+    asked.map_err(|e| {
+        undo_lost_items(reserve, cart);
+        JoinError::from(e).into()
+    })
 }
 
 /// The cart's call failed (a timeout, a reset): Redis may still run it, as a join's

@@ -12,12 +12,14 @@ use crate::{
     gate::{cart::CartItem, Entry, Release, Slot},
     group::GroupMembers,
     join::{
-        in_doubt::{InDoubt, Verdict},
         request::{JoinError, JoinRequest},
         reserve::Reserve,
-        rows::{NewParticipation, PurchaseRow},
         settle::{Refusal, Settle},
-        write_error::{Refused, WriteError},
+    },
+    write::{
+        error::{Refused, WriteError},
+        in_doubt::{InDoubt, Verdict},
+        rows::{NewParticipation, PurchaseRow},
     },
 };
 
@@ -29,7 +31,7 @@ use super::{
 
 /// A cart to write: its items' wins, in the order the cart asked for them (each carries the
 /// group's limit), and the purchase's own row; written by the one transaction every win takes
-/// (`join::transaction::write_wins`).
+/// (`write::transaction::write_wins`).
 #[derive(Debug, Clone)]
 pub struct NewPurchase {
     pub row: PurchaseRow,
@@ -321,7 +323,7 @@ impl Carts {
         }
     }
 
-    /// A COMMIT that went unanswered: its settlement (`join::in_doubt`, started by the write)
+    /// A COMMIT that went unanswered: its settlement (`write::in_doubt`, started by the write)
     /// ends the session and reads the items, all written or none; the first item's verdict is
     /// the purchase's, if it comes within the statement deadline (else 503, and the settlement
     /// goes on).

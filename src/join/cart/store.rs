@@ -1,6 +1,6 @@
 //! A purchase read back: by id (its answer, the confirm and cancel of a whole purchase), or by
 //! its user's Idempotency-Key (a retried request answered with the purchase it wrote). Its row
-//! is written with its items (`join::rows::PurchaseRow`).
+//! is written with its items (`write::rows::PurchaseRow`).
 
 use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};

@@ -133,11 +133,11 @@ declare_metrics! {
     group_commit_deferred: Counter = Counter::default(),
         "firstcome_group_commit_deferred_total",
         "Wins of a bucketed campaign left for the next group-commit batch because another transaction held their bucket's row";
-    /// Wins handed to their campaign's writer on another instance (`join::writer`), by outcome.
+    /// Wins handed to their campaign's writer on another instance (`write::writer`), by outcome.
     writer_handovers: Family<ReasonLabels, Counter> = Family::default(),
         "firstcome_writer_handovers_total",
         "Wins handed to their campaign's writer on another instance, by outcome (answered, taken_back: written here instead, found_written: no answer but the win was found written, unanswered: left to the reconciler)";
-    /// Transactions whose COMMIT went unanswered, settled by `join::in_doubt`.
+    /// Transactions whose COMMIT went unanswered, settled by `write::in_doubt`.
     group_commit_in_doubt: Counter = Counter::default(),
         "firstcome_group_commit_in_doubt_total",
         "Outbox-path transactions whose COMMIT went unanswered (settled once MySQL answers again)";

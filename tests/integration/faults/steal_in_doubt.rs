@@ -5,7 +5,7 @@
 //!
 //! Before, the join kept the take on any error until the reconciler read MySQL: the units sat
 //! in a row no gate could sell, and the dry bucket's users were answered SOLD_OUT with units
-//! free (the proof found it, seed 13 of session 31).
+//! free (the proof's short run found it, seed 13 on 5efe27f, 2026-11-28).
 
 use std::time::{Duration, Instant};
 

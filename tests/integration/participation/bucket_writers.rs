@@ -1,4 +1,4 @@
-//! Two writers of one bucketed campaign (docs/design.md §21 "Writers on one row"): a group-commit
+//! Two writers of one bucketed campaign (docs/design.md §23 "Writers on one row"): a group-commit
 //! batch over several buckets takes the bucket rows no other transaction holds and leaves its
 //! wins of the others for its lane's next batch, instead of waiting on another writer's row.
 

@@ -360,7 +360,7 @@ async fn the_reconciler_waits_for_a_transaction_holding_the_campaign_and_keeps_i
 /// (its reservation may have been given back meanwhile), and the stock is untouched.
 #[tokio::test]
 async fn a_win_past_its_commit_deadline_is_not_written() {
-    use firstcome::join::{transaction, write_error::WriteError};
+    use firstcome::write::{error::WriteError, transaction};
     let settings = test_settings().await;
     let app = spawn_app_with(settings.clone()).await;
     let db = firstcome::db::pool::connect(&settings.database)

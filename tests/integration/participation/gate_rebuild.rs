@@ -211,7 +211,7 @@ async fn a_join_after_redis_forgot_the_gates_scripts_loads_them_and_is_decided()
     assert_eq!(sold_out.code(), "SOLD_OUT", "{sold_out:?}");
 }
 
-/// Found by the proof run (session 20, seeds 13 and 21 under load): Redis was flushed while two
+/// Found by the proof on 2026-11-26 (seeds 13 and 21 under load): Redis was flushed while two
 /// wins were in flight; the rebuild read MySQL's winners before they committed, and the gate
 /// ended without those users (a second join of theirs would pass the gate, and only MySQL's
 /// UNIQUE would stop it). A rebuild now raises the row's gate generation before it reads

@@ -322,7 +322,7 @@ async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
 /// order of the users (or with the returned columns confused) would fail.
 #[tokio::test]
 async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
-    use firstcome::join::transaction;
+    use firstcome::write::transaction;
     let settings = crate::spawn::test_settings().await;
     let app = crate::spawn::spawn_app_with(settings.clone()).await;
     let db = firstcome::db::pool::connect(&settings.database)

@@ -1,10 +1,10 @@
-//! A commit in doubt settled (docs/design.md §2.1, §18.1, `join::in_doubt`): the session
+//! A commit in doubt settled (docs/design.md §2.1, §18.1, `write::in_doubt`): the session
 //! that sent the COMMIT is ended if it is still there, then the wins MySQL has are kept and
 //! exactly the others' units go back to the gate, each once.
 
 use std::time::Duration;
 
-use firstcome::join::{
+use firstcome::write::{
     in_doubt::{InDoubt, Member, Verdict},
     transaction,
 };

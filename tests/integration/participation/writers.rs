@@ -1,4 +1,4 @@
-//! One writer per campaign (docs/design.md §21): two instances agree on a campaign's writer and
+//! One writer per campaign (docs/design.md §23): two instances agree on a campaign's writer and
 //! every win of it commits there, wherever it was reserved; a win the writer never takes is
 //! taken back and written where it was reserved; a win the writer took and never answered is
 //! answered 503 and its unit comes back through the reconciler (§2.1: no unit lost, none sold
@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use firstcome::join::writer::{directory::writer_among, forward::PATIENCE};
+use firstcome::write::writer::{directory::writer_among, forward::PATIENCE};
 use futures::StreamExt;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;

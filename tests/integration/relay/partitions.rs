@@ -1,4 +1,4 @@
-//! Where a campaign's events land (docs/design.md §7 "Partitions"): every event of a bucketed
+//! Where a campaign's events land (docs/design.md §4 "Partition"): every event of a bucketed
 //! campaign, whatever its bucket's key, goes to its campaign's partition, the one librdkafka's
 //! default partitioner gives the campaign's unbucketed key (CRC-32 of the key modulo the
 //! partition count), so a campaign's buckets never split its producer batches and consumer

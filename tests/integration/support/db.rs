@@ -9,8 +9,8 @@ use firstcome::{
         accepted::{AGGREGATE_PARTICIPATION, PARTICIPATION_ACCEPTED},
         headers,
     },
-    join::rows::NewParticipation,
     outbox::{self, NewOutboxEvent, OutboxStatus},
+    write::rows::NewParticipation,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{json, Value};
@@ -36,7 +36,7 @@ pub fn outbox_row(event_id: Uuid, topic: &str, key: &str, payload: String) -> Ne
 }
 
 impl TestApp {
-    /// A win as the group commit hands it to `join::transaction::write_all`: one unit
+    /// A win as the group commit hands it to `write::transaction::write_all`: one unit
     /// of `campaign_id` for `user_id`, confirmed at once, on the app's topic, to be written
     /// before `commit_by`, as the campaign's gate of now would have reserved it (its
     /// generation).

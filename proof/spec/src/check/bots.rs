@@ -1,4 +1,4 @@
-//! Bots at the waiting room's door (design §16 "Second pass"), judged from the answers the
+//! Bots at the waiting room's door (design §16 "Bots at the door"), judged from the answers the
 //! clients got:
 //!
 //! - **No ticket to a client that failed the check.** A `queue` call that sent no solution

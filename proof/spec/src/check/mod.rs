@@ -99,7 +99,7 @@ pub struct Options {
     /// for this long is dropped, and no offer reaches it after (§16). Default 30 s, the
     /// service's.
     pub queue_idle: i64,
-    /// `WRITER_PER_CAMPAIGN` of the run (§21, on by default): a campaign's wins may be written
+    /// `WRITER_PER_CAMPAIGN` of the run (§23, on by default): a campaign's wins may be written
     /// by another instance than the one a join was sent to, so an instance's kill, term or
     /// stop bears on every instance's joins in flight ([`holds`]).
     pub writers_anywhere: bool,

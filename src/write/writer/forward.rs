@@ -1,6 +1,6 @@
 //! The origin's side of a hand-over: a win reserved here for a campaign another instance writes
 //! goes to that writer's inbox, and its outcome comes back to this instance's replies
-//! (docs/design.md §21 "One writer per campaign").
+//! (docs/design.md §23).
 //!
 //! An answer that does not come within [`PATIENCE`] is the crux. The origin takes its win back
 //! (`lua/handover_back.lua`, atomic against the writer's `lua/handover_take.lua`: a win is the
@@ -31,16 +31,16 @@ use tokio::sync::oneshot;
 use super::{
     committed,
     post::Poster,
-    wire::{self, Forwarded, Outcome, Reply},
+    wire::{self, Forwarded, Reply},
 };
 use crate::{
     db::{session::RetryPause, Db},
     gate::{mailbox::Mailbox, Gate},
-    join::{
-        rows::{NewParticipation, Written},
-        write_error::WriteError,
-    },
     telemetry::metrics::{registry::ReasonLabels, Metrics},
+    write::{
+        error::WriteError,
+        rows::{NewParticipation, Written},
+    },
 };
 
 /// How long a handed-over win waits for its answer before the origin asks whether the writer
@@ -67,7 +67,7 @@ pub struct Forwarder {
     /// Where a win its writer took and has not answered for is looked for.
     db: Db,
     me: Arc<str>,
-    waiting: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Result<Written, WriteError>>>>,
     tickets: AtomicU64,
     /// How long past its commit deadline a win's answer may still come: the writer's
     /// settlement of a commit in doubt (the statement deadline) and a margin.
@@ -107,7 +107,9 @@ impl Forwarder {
         }
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Outcome>>> {
+    fn waiting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<Written, WriteError>>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -130,8 +132,12 @@ impl Forwarder {
     pub async fn write(&self, writer: &Arc<str>, win: &NewParticipation) -> Handed {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}:{ticket}", self.me);
-        let wire =
-            serde_json::to_string(&Forwarded::of(win, &self.me, ticket)).expect("a win serializes");
+        let forwarded = Forwarded {
+            origin: self.me.to_string(),
+            ticket,
+            win: win.clone(),
+        };
+        let wire = serde_json::to_string(&forwarded).expect("a win serializes");
         let item = format!("{id}|{wire}");
         let (answer, mut answered) = oneshot::channel();
         self.waiting().insert(ticket, answer);
@@ -142,7 +148,7 @@ impl Forwarder {
         if posted {
             if let Ok(Ok(outcome)) = tokio::time::timeout(PATIENCE, &mut answered).await {
                 self.count("answered");
-                return Handed::Answer(outcome.written(&win.entry));
+                return Handed::Answer(outcome);
             }
         }
         if self.take_back((writer, &id), &item, win).await == Some(true) {
@@ -162,7 +168,7 @@ impl Forwarder {
         &self,
         writer: &str,
         win: &NewParticipation,
-        mut answered: oneshot::Receiver<Outcome>,
+        mut answered: oneshot::Receiver<Result<Written, WriteError>>,
     ) -> Handed {
         let answer_by = tokio::time::Instant::from_std(win.commit_by) + self.late;
         let mut open = true;
@@ -172,7 +178,7 @@ impl Forwarder {
                 match tokio::time::timeout_at(look_at, &mut answered).await {
                     Ok(Ok(outcome)) => {
                         self.count("answered");
-                        return Handed::Answer(outcome.written(&win.entry));
+                        return Handed::Answer(outcome);
                     }
                     Ok(Err(_)) => open = false,
                     Err(_) => {}

@@ -16,7 +16,7 @@ use crate::{
     },
     gate::Slot,
     hooks::Hooks,
-    join::write_error::WriteError,
+    write::error::WriteError,
 };
 
 /// How often the guarded decrement is tried again when the read that explains its refusal finds
@@ -230,7 +230,7 @@ fn buckets_statement(campaign_id: i64, parts: &[Part]) -> sea_orm::Statement {
 /// Locks the rows of `buckets` (ascending) of campaign `campaign_id` that no other transaction
 /// holds, and says which (ascending): `SELECT … FOR UPDATE SKIP LOCKED` never waits. A batch
 /// then takes the units of those buckets only, and its wins of the others wait for the lane's
-/// next batch instead of waiting here on another writer's row (docs/design.md §21 "Writers on
+/// next batch instead of waiting here on another writer's row (docs/design.md §23 "Writers on
 /// one row"). The lock order argument stands: this statement waits for nothing, and the
 /// decrement that follows touches only rows it locked.
 pub(super) async fn lock_free_buckets(

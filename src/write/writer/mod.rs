@@ -1,4 +1,4 @@
-//! One writer per campaign (docs/design.md §21 "One writer per campaign"): the gate stays where
+//! One writer per campaign (docs/design.md §23): the gate stays where
 //! a join arrives (its refusals, most of a sale's requests, stay spread over the instances);
 //! only a win's write travels, to the one instance that writes its campaign, so N instances
 //! write a campaign in the batches of one and never wait on each other's row locks.
@@ -42,15 +42,15 @@ use crate::{
     },
     gate::{entry::Entry, mailbox::MailboxWait, Gate},
     hooks::Hooks,
-    join::{
-        group_commit::GroupCommit,
-        in_doubt::InDoubt,
-        rows::{NewParticipation, Written},
-        write_error::WriteError,
-    },
     shutdown::running,
     telemetry::metrics::{registry::ReasonLabels, Metrics},
     win::store,
+    write::{
+        error::WriteError,
+        group_commit::GroupCommit,
+        in_doubt::InDoubt,
+        rows::{NewParticipation, Written},
+    },
 };
 
 /// A win written on this instance: its campaign's group commit here.
@@ -104,6 +104,30 @@ impl LocalWrite {
                 Err(WriteError::InDoubt(InDoubt::decided(e, key, None)))
             }
         }
+    }
+
+    /// A handed-over win, written here; a commit in doubt settled first (see the module's text).
+    pub(super) async fn write_handed_over(
+        &self,
+        win: NewParticipation,
+    ) -> Result<Written, WriteError> {
+        let entry = win.entry;
+        let written = self.write(win).await;
+        let Err(WriteError::InDoubt(doubt)) = &written else {
+            return written;
+        };
+        let (campaign_id, user_id) = (entry.campaign_id, entry.user_id);
+        let verdict = (doubt)
+            .verdict(campaign_id, user_id, self.db.statement_timeout())
+            .await;
+        // The win's own verdict crosses (none: not known within the statement deadline; the
+        // settlement goes on here).
+        let error = doubt.error().clone();
+        Err(WriteError::InDoubt(InDoubt::decided(
+            error,
+            (campaign_id, user_id),
+            verdict,
+        )))
     }
 }
 

@@ -24,8 +24,9 @@ use crate::{
     outbox::NewOutboxEvent,
 };
 
-/// A win to write: a reservation the gate made.
-#[derive(Debug, Clone)]
+/// A win to write: a reservation the gate made. The same value crosses to its campaign's writer
+/// on another instance (`writer::wire`): one spelling of a win.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewParticipation {
     pub entry: Entry,
     pub sequence: i64,
@@ -35,6 +36,7 @@ pub struct NewParticipation {
     /// The campaign's points per unit, carried in the event.
     pub reward_points: i64,
     pub event_id: Uuid,
+    #[serde(with = "arc_str")]
     pub topic: Arc<str>,
     pub traceparent: Option<String>,
     pub idempotency_key: Option<String>,
@@ -43,15 +45,61 @@ pub struct NewParticipation {
     /// Past this moment the win must not commit: its reservation may be given back by the
     /// reconciler (`RESERVATION_TIMEOUT_MS` after it was made, less a margin for clocks). Checked
     /// under the campaign row's lock, which the reconciler takes too (docs/design.md §2.1).
+    /// Crosses to another instance as the same moment on its clock ([`commit_by_ms`]).
+    #[serde(with = "commit_by_ms")]
     pub commit_by: std::time::Instant,
     /// The end of the campaign's window (it never changes after creation): a win whose
     /// acceptedAt would be at or past it is not written.
     pub ends_at: Option<DateTime<Utc>>,
     /// The time its reservation carries at the gate (`<reserved at ms>:<quantity>`): a commit
-    /// in doubt gives back exactly that reservation ([`crate::join::in_doubt`]).
+    /// in doubt gives back exactly that reservation ([`crate::write::in_doubt`]).
     pub reserved_at_ms: i64,
-    /// The campaign's group's limit, guarded in the transaction (docs/design.md §22).
+    /// The campaign's group's limit, guarded in the transaction (docs/design.md §22). Never
+    /// crosses: a win under a group's limit is written where it was reserved.
+    #[serde(skip)]
     pub group: Option<crate::group::Limit>,
+}
+
+/// A shared string across instances, as its text.
+mod arc_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(text: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
+    }
+}
+
+/// A win's commit deadline across instances: epoch milliseconds of the same moment, turned back
+/// into a moment of the reading instance's clock (passed already when it is), so a writer refuses
+/// the win (`Stale`) past the moment its origin counts on. The instances' clocks agree within the
+/// margin the reconciler already relies on (a quarter of `RESERVATION_TIMEOUT_MS`, docs/design.md
+/// §2.1); a time left would have grown by the time the win waited in the writer's inbox.
+pub(crate) mod commit_by_ms {
+    use std::time::{Duration, Instant};
+
+    use chrono::Utc;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &Instant, s: S) -> Result<S::Ok, S::Error> {
+        let left = at.saturating_duration_since(Instant::now());
+        let left_ms = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
+        s.serialize_i64(Utc::now().timestamp_millis().saturating_add(left_ms))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Instant, D::Error> {
+        let left_ms = i64::deserialize(d)?.saturating_sub(Utc::now().timestamp_millis());
+        let now = Instant::now();
+        // A deadline no clock can hold is treated as passed: the win is refused, never written late.
+        Ok(now
+            .checked_add(Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)))
+            .unwrap_or(now))
+    }
 }
 
 impl NewParticipation {
@@ -130,23 +178,23 @@ pub(super) async fn insert_purchase(
 /// What the wins of one transaction share once the campaign rows are locked: their acceptance
 /// time, and the purchase they are items of (`None` for joins).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Accepting {
-    pub(super) at: DateTime<Utc>,
-    pub(super) purchase_id: Option<i64>,
+pub(crate) struct Accepting {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) purchase_id: Option<i64>,
 }
 
 /// What a win's event says beyond its entry (campaign, user, quantity) and its acceptance.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct WinFacts {
-    pub(super) event_id: Uuid,
-    pub(super) participation_id: i64,
-    pub(super) sequence: i64,
-    pub(super) reward_points: i64,
-    pub(super) state: WinState,
+pub(crate) struct WinFacts {
+    pub(crate) event_id: Uuid,
+    pub(crate) participation_id: i64,
+    pub(crate) sequence: i64,
+    pub(crate) reward_points: i64,
+    pub(crate) state: WinState,
 }
 
 /// A win's `ParticipationAccepted`, for every path that writes a win.
-pub(super) fn accepted_event(
+pub(crate) fn accepted_event(
     entry: &Entry,
     facts: WinFacts,
     accepting: Accepting,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 
 use super::{
+    error::{Refused, WriteError},
     guard::{
         decrement_buckets, guarded_decrement, lock_free_buckets, Guard, Part, MIXED_GENERATIONS,
     },
@@ -17,7 +18,6 @@ use super::{
         accepted_events, insert_participations, insert_purchase, Accepting, NewParticipation,
         PurchaseRow, WinState, Written,
     },
-    write_error::{Refused, WriteError},
 };
 use crate::hooks::Hooks;
 use crate::{
@@ -26,8 +26,8 @@ use crate::{
         Db, Txn,
     },
     group::guard::{self, Held, Take},
-    join::in_doubt::InDoubt,
     outbox,
+    write::in_doubt::InDoubt,
 };
 
 /// A committed write: each win's answer in the order given, and the purchase's id if it was one.
@@ -93,7 +93,7 @@ pub struct Free {
 /// Writes a batch of one bucketed campaign's wins of several buckets as [`write_all`] does, but
 /// only the wins whose bucket rows no other transaction holds ([`lock_free_buckets`]); the
 /// others are not written and go back to their lane for its next batch, so two writers of one
-/// campaign do not wait on each other's rows (docs/design.md §21). A failure before the rows
+/// campaign do not wait on each other's rows (docs/design.md §23). A failure before the rows
 /// are known is every win's.
 pub async fn write_free(db: &Db, wins: &[NewParticipation], hooks: &dyn Hooks) -> Free {
     let every = |written| Free {
@@ -159,7 +159,7 @@ fn answers(outcome: Result<Committed, Refused>) -> Result<Vec<Written>, WriteErr
 /// Commits what `written` wrote in `txn`, or rolls it back on a refusal. Only a COMMIT can end
 /// in doubt: on any earlier failure the transaction is dropped unfinished and never commits.
 /// The session's id, which lets the settlement end it for certain, came back with the
-/// participations' insert (docs/design.md §21).
+/// participations' insert (docs/design.md §23).
 async fn finish(
     txn: Txn,
     written: Result<(Committed, u64), Refused>,

@@ -3,7 +3,7 @@
 //! old) with the highest rendezvous hash of (campaign, instance). Each instance computes it from
 //! its own view of the hash, so views may differ for a moment (an instance starting, stopping or
 //! dying), and then two instances write one campaign: correct, as every writer's transaction
-//! takes the campaign's row lock, only slower (docs/design.md §21 "One writer per campaign").
+//! takes the campaign's row lock, only slower (docs/design.md §23).
 //!
 //! When this instance's view is stale (Redis unreachable for [`LIVE_FOR`]) it writes every
 //! campaign itself.

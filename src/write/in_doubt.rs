@@ -84,12 +84,22 @@ impl InDoubt {
     /// §21): its verdict for the one win `key` (campaign, user), or none known (`None`: the
     /// request answers 503 at once, and what stays open is the reconciler's).
     pub fn decided(error: DbErr, key: (i64, i64), verdict: Option<Verdict>) -> Arc<Self> {
-        let verdicts: Verdicts = verdict.map(|v| (key, v)).into_iter().collect();
+        Self::settled_elsewhere(error, verdict.map(|v| (key, v)).into_iter().collect())
+    }
+
+    fn settled_elsewhere(error: DbErr, verdicts: Verdicts) -> Arc<Self> {
         Arc::new(Self {
             session: 0,
             error,
             verdict: watch::Sender::new(Some(Arc::new(verdicts))),
         })
+    }
+
+    /// The verdicts known so far (none while the settlement runs).
+    fn known(&self) -> Vec<((i64, i64), Verdict)> {
+        let known = self.verdict.borrow();
+        let verdicts = known.iter().flat_map(|v| v.iter());
+        verdicts.map(|(key, v)| (*key, v.clone())).collect()
     }
 
     /// Why the outcome was unknown.
@@ -223,9 +233,44 @@ async fn give_back(gate: &Gate, m: &Member, how: Release) -> Result<(), GateErro
 /// Why one attempt at settling failed (a batch's, a steal's: `join::steal_in_doubt`); the next
 /// attempt starts again from the top.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum SettleError {
+pub(crate) enum SettleError {
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error(transparent)]
     Gate(#[from] GateError),
+}
+
+/// A commit in doubt as it crosses from a campaign's writer to the win's origin
+/// (`writer::wire`): why it was in doubt and the verdicts the writer's settlement reached before
+/// it replied (it settles first); read back as a settlement made elsewhere
+/// ([`InDoubt::decided`]), so the origin answers from the verdict and gives nothing back twice.
+/// The session stays behind: only its own instance ends it.
+pub(crate) mod across {
+    use std::sync::Arc;
+
+    use sea_orm::DbErr;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{InDoubt, Verdict};
+
+    #[derive(Serialize, Deserialize)]
+    struct Across {
+        error: String,
+        verdicts: Vec<((i64, i64), Verdict)>,
+    }
+
+    pub fn serialize<S: Serializer>(doubt: &Arc<InDoubt>, s: S) -> Result<S::Ok, S::Error> {
+        let error = crate::write::error::db_text::text(&doubt.error);
+        Across {
+            error,
+            verdicts: doubt.known(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<InDoubt>, D::Error> {
+        let Across { error, verdicts } = Across::deserialize(d)?;
+        let verdicts = verdicts.into_iter().collect();
+        Ok(InDoubt::settled_elsewhere(DbErr::Custom(error), verdicts))
+    }
 }

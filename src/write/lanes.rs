@@ -1,6 +1,9 @@
-//! The group commit's lanes (docs/design.md §6 step 3, §21): for each campaign, the wins waiting
+//! The group commit's lanes (docs/design.md §6 step 3, §23): for each campaign, the wins waiting
 //! for a transaction, and the tasks (its lanes) that commit them. [`super::group_commit`] runs
-//! each lane; this is the queue they take their batches from, under one lock.
+//! each lane; this is the queue they take their batches from. A campaign's queue is changed
+//! under its shard's lock ([`SHARDS`] of them, by campaign id): one campaign's wins serialize on
+//! their own queue, as they must, and never on every campaign's (one lock over every queue was a
+//! cost per win that grew with the cores and the campaigns on sale).
 //!
 //! A batch is the head of the queue, as many wins as `GROUP_COMMIT_MAX_BATCH` allows rounded
 //! down to a list size of `db::sql` (a statement text per size). Wins a batch left for the next
@@ -14,7 +17,7 @@
 //! writer, a slow commit) while wins of other buckets wait. A lane that finds less than a full
 //! batch waiting while another runs closes. So the batches stay as big as one lane's until the
 //! load needs more (lanes fixed per bucket share divided every batch by their number: a
-//! campaign's cost per win grew with its lanes, docs/design.md §21).
+//! campaign's cost per win grew with its lanes, docs/design.md §23).
 
 use std::{
     collections::{hash_map::Entry, HashMap, VecDeque},
@@ -26,9 +29,9 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::{
     db::sql::size_at_most,
-    join::{
+    write::{
+        error::WriteError,
         rows::{NewParticipation, Written},
-        write_error::WriteError,
     },
 };
 
@@ -108,9 +111,13 @@ impl Queue {
     }
 }
 
-/// Every campaign's queue.
+/// How many locks the campaigns' queues are spread over: enough that two hot campaigns rarely
+/// share one on any machine this runs on.
+const SHARDS: usize = 64;
+
+/// Every campaign's queue, in [`SHARDS`] maps by campaign id.
 pub(super) struct Lanes {
-    queues: Mutex<HashMap<i64, Queue>>,
+    shards: Box<[Mutex<HashMap<i64, Queue>>]>,
     max_batch: usize,
     /// `GROUP_COMMIT_BUCKET_LANES`: the most lanes of a bucketed campaign.
     max_lanes: u16,
@@ -122,16 +129,18 @@ pub(super) struct Lanes {
 impl Lanes {
     pub(super) fn new(max_batch: usize, max_lanes: u16, queue_timeout: Duration) -> Self {
         Self {
-            queues: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             max_batch,
             max_lanes: max_lanes.max(1),
             queue_timeout,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<i64, Queue>> {
+    /// The map that holds `campaign_id`'s queue, locked.
+    fn lock(&self, campaign_id: i64) -> MutexGuard<'_, HashMap<i64, Queue>> {
+        let shard = usize::try_from(campaign_id.rem_euclid(SHARDS as i64)).unwrap_or(0);
         // A panic while the map is held cannot leave a queue half-changed (pushes and drains).
-        self.queues
+        self.shards[shard]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -141,7 +150,7 @@ impl Lanes {
     /// bucketed campaign, below its most lanes).
     pub(super) fn enqueue(&self, member: Member) -> Option<LaneId> {
         let bucketed = member.win.entry.bucket.is_some();
-        let mut queues = self.lock();
+        let mut queues = self.lock(member.win.entry.campaign_id);
         match queues.entry(member.win.entry.campaign_id) {
             Entry::Occupied(mut queue) => {
                 let queue = queue.get_mut();
@@ -163,8 +172,8 @@ impl Lanes {
                 let queue = vacant.insert(Queue::new());
                 queue.waiting.push_back(member);
                 let lane = queue.open_lane();
-                // Idle queues kept for their contention go once it is old (checked when a
-                // campaign opens a queue, not on every lane's close).
+                // Idle queues of this shard kept for their contention go once it is old
+                // (checked when a campaign opens a queue, not on every lane's close).
                 let now = Instant::now();
                 queues.retain(|_, q| {
                     q.lanes > 0 || !q.waiting.is_empty() || q.contention.recent(now)
@@ -178,7 +187,7 @@ impl Lanes {
     /// than [`STALL`] while a win of another bucket waits (a bucketed campaign, below its most
     /// lanes).
     pub(super) fn open_if_stalled(&self, campaign_id: i64) -> Option<LaneId> {
-        let mut queues = self.lock();
+        let mut queues = self.lock(campaign_id);
         let queue = queues.get_mut(&campaign_id)?;
         let now = Instant::now();
         if queue.lanes >= self.max_lanes || queue.looked_at.is_some_and(|at| now - at < STALL) {
@@ -197,7 +206,7 @@ impl Lanes {
     /// Takes a still-queued win out when no lane took a batch for the queue timeout; `Taken`
     /// if a batch already took it.
     pub(super) fn withdraw(&self, campaign_id: i64, ticket: u64) -> Withdrawn {
-        let mut queues = self.lock();
+        let mut queues = self.lock(campaign_id);
         let Some(queue) = queues.get_mut(&campaign_id) else {
             return Withdrawn::Taken;
         };
@@ -213,14 +222,16 @@ impl Lanes {
 
     /// Wins queued for a campaign's next transactions.
     pub(super) fn queued(&self, campaign_id: i64) -> usize {
-        self.lock().get(&campaign_id).map_or(0, |q| q.waiting.len())
+        self.lock(campaign_id)
+            .get(&campaign_id)
+            .map_or(0, |q| q.waiting.len())
     }
 
     /// Lane `lane`'s next batch, its previous one done: the waiting wins of buckets no other
     /// batch out holds. `None` closes the lane: nothing it may take waits, or (after its first
     /// batch) less than a full batch waits while another lane runs.
     pub(super) fn take(&self, campaign_id: i64, lane: LaneId, first: bool) -> Option<Vec<Member>> {
-        let mut queues = self.lock();
+        let mut queues = self.lock(campaign_id);
         let queue = queues.get_mut(&campaign_id)?;
         queue.out.remove(&lane);
         let others = queue.lanes > 1;
@@ -274,7 +285,7 @@ impl Lanes {
     /// Whether `campaign_id`'s next batch over several buckets takes only the free rows
     /// ([`Contention::skips`]).
     pub(super) fn skips(&self, campaign_id: i64, now: Instant) -> bool {
-        let queues = self.lock();
+        let queues = self.lock(campaign_id);
         queues
             .get(&campaign_id)
             .is_none_or(|q| q.contention.skips(now))
@@ -282,7 +293,7 @@ impl Lanes {
 
     /// A batch of `campaign_id` that took only the free rows, and whether it found one held.
     pub(super) fn found(&self, campaign_id: i64, now: Instant, held: bool) {
-        if let Some(queue) = self.lock().get_mut(&campaign_id) {
+        if let Some(queue) = self.lock(campaign_id).get_mut(&campaign_id) {
             queue.contention.found(now, held);
         }
     }
@@ -290,7 +301,7 @@ impl Lanes {
     /// What signals a full batch in `campaign_id`'s queue, while it holds less (`None`: full
     /// already, or closed).
     pub(super) fn until_full(&self, campaign_id: i64) -> Option<Arc<Notify>> {
-        match self.lock().get(&campaign_id) {
+        match self.lock(campaign_id).get(&campaign_id) {
             Some(queue) if queue.waiting.len() < self.max_batch => Some(queue.full.clone()),
             _ => None,
         }
@@ -302,7 +313,7 @@ impl Lanes {
         if deferred.is_empty() {
             return;
         }
-        let mut queues = self.lock();
+        let mut queues = self.lock(campaign_id);
         let queue = queues.entry(campaign_id).or_insert_with(Queue::new);
         for member in deferred.into_iter().rev() {
             queue.waiting.push_front(member);
@@ -318,7 +329,11 @@ const CONTENTION_PROBE_EVERY: Duration = Duration::from_millis(200);
 
 /// Whether a lane's batches over several buckets take only the rows no other writer holds
 /// (`SELECT … SKIP LOCKED` first: one statement more a transaction) or every row they need, as
-/// one instance alone does without waiting. A lane takes only the free rows while it found one
+/// one instance alone does without waiting. One writer per campaign (`super::writer`) is the
+/// answer to two instances on one campaign; this is its safety net, for the times two still
+/// write it (wins under a group's limit and purchases, written where they were reserved; a
+/// moment the instances disagree on the writer; `WRITER_PER_CAMPAIGN=false`), so that their
+/// batches pass each other's rows instead of waiting on them (docs/design.md §23). A lane takes only the free rows while it found one
 /// held within [`CONTENTION_HELD_FOR`], and once every [`CONTENTION_PROBE_EVERY`] otherwise, to
 /// notice another writer. Kept per campaign, shared by its lanes, and kept while recent when
 /// the campaign's queue is idle (kept per lane, it was lost whenever a lane closed: a lane that
@@ -477,6 +492,27 @@ mod tests {
             !lanes.skips(1, later + Duration::from_millis(50)),
             "a second on, it is old"
         );
+    }
+
+    #[test]
+    fn campaigns_that_share_a_shard_keep_their_own_queues() {
+        let lanes = Lanes::new(64, 1, Duration::from_secs(5));
+        let neighbour = 1 + SHARDS as i64;
+        let of = |campaign_id, ticket| {
+            let mut m = member(ticket, None);
+            m.win.entry.campaign_id = campaign_id;
+            m
+        };
+        let first = lanes.enqueue(of(1, 0)).expect("campaign 1's lane");
+        let second = lanes
+            .enqueue(of(neighbour, 1))
+            .expect("its neighbour's lane");
+        assert!(lanes.enqueue(of(1, 2)).is_none());
+        assert_eq!((lanes.queued(1), lanes.queued(neighbour)), (2, 1));
+        let batch = lanes.take(neighbour, second, true).expect("its batch");
+        assert_eq!(batch.iter().map(|m| m.ticket).collect::<Vec<_>>(), [1]);
+        assert_eq!(lanes.take(1, first, true).map(|b| b.len()), Some(2));
+        assert!(lanes.take(neighbour, second, false).is_none());
     }
 
     #[test]

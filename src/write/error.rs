@@ -1,15 +1,19 @@
 //! Why a write of wins did not commit (docs/design.md §6 step 3): the refusals of MySQL's guards,
 //! a commit left in doubt, a failure before the commit. The transaction reports them; the settle
 //! step maps each to how a reservation goes back and what is answered (`Settle::refusal`).
+//!
+//! The same type crosses back from a campaign's writer on another instance (`writer::wire`):
+//! one spelling of each refusal. A MySQL error crosses as its text, a commit in doubt as its
+//! settlement's verdicts (`in_doubt::across`).
 
 use std::sync::Arc;
 
 use sea_orm::DbErr;
 
-use crate::join::in_doubt::InDoubt;
+use crate::write::in_doubt::InDoubt;
 
 /// Why the transaction did not commit.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum WriteError {
     /// UNIQUE(campaign_id, user_id): the user (one of them, in a batch) already won (Redis did not
     /// know, e.g. after a reload).
@@ -31,14 +35,18 @@ pub enum WriteError {
     #[error("the campaign is closed")]
     Closed,
     #[error(transparent)]
-    Db(#[from] DbErr),
+    Db(
+        #[from]
+        #[serde(with = "db_text")]
+        DbErr,
+    ),
     /// The batch's task ended before answering (a panic): the transaction may have committed.
     #[error("the group commit ended without an answer")]
     Unanswered,
     /// The COMMIT was sent and not answered (a deadline, a broken connection): it may have
     /// committed. Every member of the batch shares the one settlement, which says which.
     #[error("the commit's outcome is unknown: {}", .0.error())]
-    InDoubt(Arc<InDoubt>),
+    InDoubt(#[serde(with = "super::in_doubt::across")] Arc<InDoubt>),
     /// A win reached the campaign row's lock past its `commit_by` (its instance was stopped, or
     /// MySQL stalled): the reconciler may have given its reservation back, so it is not written.
     #[error("the reservation outlived its commit deadline")]
@@ -63,6 +71,29 @@ pub enum WriteError {
     /// Another request with this user's Idempotency-Key committed its purchase first.
     #[error("a purchase with this Idempotency-Key exists")]
     KeyUsed,
+}
+
+/// A MySQL error across instances: its text, read back as [`DbErr::Custom`] (the origin only
+/// logs it and answers as for any failure before the commit).
+pub(super) mod db_text {
+    use sea_orm::DbErr;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// The error's text; a custom one's own (read back, it is custom again, not said twice).
+    pub fn text(e: &DbErr) -> String {
+        match e {
+            DbErr::Custom(text) => text.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(e: &DbErr, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&text(e))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DbErr, D::Error> {
+        String::deserialize(d).map(DbErr::Custom)
+    }
 }
 
 /// Why a write did not commit, and the win it is about: the one whose campaign refused it, or

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::{
     forward::Forwarder,
     post::Poster,
-    wire::{Forwarded, Outcome, Reply},
+    wire::{Forwarded, Reply},
     LocalWrite,
 };
 use crate::{
@@ -114,13 +114,13 @@ impl Pump {
         let (local, poster) = (self.local.clone(), self.poster.clone());
         let span = tracing::debug_span!(
             "handed_over",
-            campaign_id = forwarded.campaign_id,
-            user_id = forwarded.user_id,
+            campaign_id = forwarded.win.entry.campaign_id,
+            user_id = forwarded.win.entry.user_id,
             origin = %forwarded.origin
         );
         writes.spawn(
             async move {
-                let outcome = local.write_handed_over(forwarded.win()).await;
+                let outcome = local.write_handed_over(forwarded.win).await;
                 local.hooks.before_handover_reply().await;
                 let reply = Reply {
                     ticket: forwarded.ticket,
@@ -150,27 +150,5 @@ impl Pump {
                 }
             }
         }
-    }
-}
-
-impl LocalWrite {
-    /// A handed-over win, written here; a commit in doubt settled first (see the module's text).
-    async fn write_handed_over(&self, win: crate::join::rows::NewParticipation) -> Outcome {
-        let entry = win.entry;
-        let written = self.write(win).await;
-        if let Err(crate::join::write_error::WriteError::InDoubt(doubt)) = &written {
-            let verdict = (doubt)
-                .verdict(
-                    entry.campaign_id,
-                    entry.user_id,
-                    self.db.statement_timeout(),
-                )
-                .await;
-            return Outcome::Settled {
-                error: doubt.error().to_string(),
-                verdict,
-            };
-        }
-        Outcome::of(written)
     }
 }

@@ -71,15 +71,15 @@ use crate::{
     config::GroupCommitSettings,
     db::Db,
     gate::{Committed, Gate, Slot},
-    join::{
+    telemetry::metrics::Metrics,
+    write::{
         closing::Closing,
+        error::{Refused, WriteError},
         in_doubt,
         lanes::{self, LaneId, Lanes, Member, Withdrawn},
         rows::{NewParticipation, PurchaseRow, Written},
         transaction::{self, Committed as Wrote},
-        write_error::{Refused, WriteError},
     },
-    telemetry::metrics::Metrics,
 };
 
 /// The campaigns' lanes; cheap to share.
