@@ -10,11 +10,11 @@ statements executed by the server itself: no network, no client), ROUNDS rounds 
 - `empty`: a transaction that does nothing (the loop's own cost);
 - `one row`: the guarded decrement of one row (the unbucketed campaign's, or one bucket's);
 - `plain N`: one `UPDATE` of N bucket rows by constants (the rows' own cost);
-- `case N`: the service's statement for a batch over N buckets (`join::guard::buckets_statement`:
+- `case N`: the service's statement for a batch over N buckets (`write::guard::buckets_statement`:
   five `CASE bucket …` over the list padded to its size class); its text is written out here and
   must follow that function's;
 - `json N`: the same decrement as a join with `JSON_TABLE` of the batch's parts (an alternative
-  measured in session 38, not used);
+  measured on 2026-11-29 with 202e708, not used);
 - `prepare case N` / `prepare json N`: preparing each statement (each pooled connection prepares
   each text once).
 
