@@ -369,34 +369,13 @@ impl Contention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::Entry;
 
     fn member(ticket: u64, bucket: Option<u16>) -> Member {
         let (answer, _) = oneshot::channel();
-        let entry = Entry {
-            campaign_id: 1,
-            user_id: ticket as i64,
-            quantity: 1,
-            bucket,
-            group: None,
-        };
+        let win = crate::write::rows::test_win(1, ticket as i64, bucket);
         Member {
             ticket,
-            win: NewParticipation {
-                entry,
-                sequence: ticket as i64,
-                gate_gen: 1,
-                reward_points: 0,
-                event_id: uuid::Uuid::now_v7(),
-                topic: Arc::from("t"),
-                traceparent: None,
-                idempotency_key: None,
-                confirm_within_seconds: 0,
-                commit_by: Instant::now(),
-                ends_at: None,
-                reserved_at_ms: 0,
-                group: None,
-            },
+            win,
             answer,
             deferred: 0,
         }

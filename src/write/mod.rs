@@ -20,10 +20,10 @@
 //! - [`in_doubt`]: a transaction whose COMMIT went unanswered, settled as soon as MySQL answers
 //!   again; [`closing`]: committed wins' reservations closed in Redis.
 
-pub(crate) mod closing;
+mod closing;
 pub mod error;
-pub mod group_commit;
-pub(crate) mod guard;
+pub(crate) mod group_commit;
+mod guard;
 pub mod in_doubt;
 mod lanes;
 pub mod rows;

@@ -348,3 +348,31 @@ async fn read_back(
     ))
     .await
 }
+
+/// A win for unit tests: one unit of `campaign_id` for `user_id` (its sequence too), in
+/// `bucket`, due in five seconds; a test changes what it is about. The one literal of a win
+/// outside the code that makes wins, so a field added to it is added here once.
+#[cfg(test)]
+pub(crate) fn test_win(campaign_id: i64, user_id: i64, bucket: Option<u16>) -> NewParticipation {
+    NewParticipation {
+        entry: Entry {
+            campaign_id,
+            user_id,
+            quantity: 1,
+            bucket,
+            group: None,
+        },
+        sequence: user_id,
+        gate_gen: 1,
+        reward_points: 0,
+        event_id: Uuid::now_v7(),
+        topic: Arc::from("t"),
+        traceparent: None,
+        idempotency_key: None,
+        confirm_within_seconds: 0,
+        commit_by: std::time::Instant::now() + std::time::Duration::from_secs(5),
+        ends_at: None,
+        reserved_at_ms: 0,
+        group: None,
+    }
+}

@@ -19,7 +19,7 @@ pub mod directory;
 pub mod forward;
 mod post;
 mod pump;
-pub mod wire;
+mod wire;
 
 use std::{sync::Arc, time::Duration};
 

@@ -44,36 +44,18 @@ pub fn unknown(why: &str, entry: &Entry) -> WriteError {
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Instant};
+    use std::time::Instant;
 
     use chrono::Utc;
-    use uuid::Uuid;
 
     use super::*;
     use crate::{events::accepted::WinStatus, write::in_doubt::Verdict};
 
     fn win() -> NewParticipation {
-        NewParticipation {
-            entry: Entry {
-                campaign_id: 3,
-                user_id: 11,
-                quantity: 2,
-                bucket: Some(5),
-                group: None,
-            },
-            sequence: 9,
-            gate_gen: 1,
-            reward_points: 10,
-            event_id: Uuid::now_v7(),
-            topic: Arc::from("t"),
-            traceparent: Some("00-abc-def-01".into()),
-            idempotency_key: None,
-            confirm_within_seconds: 0,
-            commit_by: Instant::now() + std::time::Duration::from_secs(5),
-            ends_at: None,
-            reserved_at_ms: 1,
-            group: None,
-        }
+        let mut win = crate::write::rows::test_win(3, 11, Some(5));
+        (win.entry.quantity, win.reward_points) = (2, 10);
+        win.traceparent = Some("00-abc-def-01".into());
+        win
     }
 
     fn across<T: Serialize + for<'de> Deserialize<'de>>(value: &T) -> T {
