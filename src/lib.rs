@@ -20,11 +20,6 @@
 //! - [`write`]: the write path, one room: one writer per campaign (the hand-over between
 //!   instances), group commit and its lanes, the one transaction every win takes, its guarded
 //!   decrements and rows, why a write did not commit, a commit in doubt's settlement.
-//! - [`win`]: the life of a win after its acceptance: confirm, cancel, expire, refund, units
-//!   back to the sale.
-//! - [`campaign`]: campaigns (model, repository, service, cache) and their live controls.
-//! - [`bucket`]: one campaign's stock over several MySQL rows and Redis slots: a user's home
-//!   bucket, the deal from the pool, the transfers between rows.
 //! - [`waiting_room`]: the waiting room of `QUEUE` and `RAFFLE` campaigns: tickets, admission at
 //!   a rate, signed single-use admission tokens.
 //! - [`bot_check`]: the bot check at the waiting room's door: the built-in proof of work or a
@@ -32,9 +27,14 @@
 //! - [`upkeep`]: what keeps Redis following MySQL: the gate's rebuild, the marker loop (the
 //!   returns and controls MySQL owes it), the drift audit, the reconciler of reservations left
 //!   open.
+//! - [`win`]: the life of a win after its acceptance: confirm, cancel, expire, refund, units
+//!   back to the sale.
 //! - [`live`]: the live view: one snapshot per watched campaign and second.
 //! - [`group`]: groups of campaigns under one per-user limit (docs/design.md §22): the MySQL
 //!   guard, the campaigns a join checks at the gate.
+//! - [`campaign`]: campaigns (model, repository, service, cache) and their live controls.
+//! - [`bucket`]: one campaign's stock over several MySQL rows and Redis slots: a user's home
+//!   bucket, the deal from the pool, the transfers between rows.
 //! - [`refusal`]: refused joins counted per campaign, day and reason, across instances.
 //! - [`relay`]: claims outbox rows and publishes them to Kafka; shard leadership; the outbox's
 //!   admin operations and gauges.
@@ -48,8 +48,8 @@
 //! - [`identity`]: verified user identity (`USER_AUTH=jwt`): the verifier, its keys (a JWKS
 //!   file or URL kept current), `firstcome token`.
 //! - [`kafka`]: producers and their view of Kafka's reachability, the embedded broker.
-//! - [`db`]: MySQL pools, the deadline on every call, what a MySQL error means.
 //! - [`telemetry`]: logs, Prometheus metrics, W3C trace context and OTLP export.
+//! - [`db`]: MySQL pools, the deadline on every call, what a MySQL error means.
 //! - [`shutdown`]: what keeps a shutdown bounded: the watchdog thread, blocking client calls off
 //!   the async workers, the names of what is still running.
 //! - [`config`]: typed settings, one declaration per variable.
