@@ -25,12 +25,12 @@
 //! - [`baseline`]: the naive synchronous path kept for comparison (no Redis, no outbox).
 
 pub(crate) mod admit;
-pub mod baseline;
-pub mod cart;
+pub(crate) mod baseline;
+pub(crate) mod cart;
 mod in_flight;
-pub mod request;
+pub(crate) mod request;
 pub(crate) mod reserve;
-pub mod service;
+pub(crate) mod service;
 pub(crate) mod settle;
 pub(crate) mod steal_in_doubt;
 pub(crate) mod tail;
