@@ -2,7 +2,7 @@
 //! "Request futures", §17). In order: its id and span (`request_span`), its HTTP metrics, CORS,
 //! its client's address (`client_ip`), the per-IP rate limit (`rate_limit`), then the body read
 //! whole and the call, both within the request deadline; errors the framework raises become the
-//! API's JSON errors (`error::catch_all`) before CORS and the metrics see the answer. The call
+//! API's JSON errors (`catcher::catch_all`) before CORS and the metrics see the answer. The call
 //! goes to the pages or, for every other path, straight to the OpenAPI operations.
 //!
 //! One `Endpoint` rather than a middleware per concern: each poem layer wraps the request in
@@ -21,9 +21,10 @@ use tracing::Instrument;
 
 use crate::{
     http::{
+        catcher,
         client_ip::TrustedProxies,
         cors::{Before, Cors},
-        error::{self, ApiError},
+        error::ApiError,
         rate_limit::RateLimits,
         request_span::Opened,
         Limits,
@@ -81,7 +82,7 @@ impl<A: Endpoint, P: Endpoint> Door<A, P> {
         }
         match self.within_deadline(req).await {
             Ok(resp) => resp,
-            Err(err) => error::catch_all(err),
+            Err(err) => catcher::catch_all(err),
         }
     }
 
@@ -152,7 +153,7 @@ fn timed_out_reading(timeout: Duration) -> Response {
         ?timeout,
         "A request body did not arrive within the request deadline."
     );
-    error::request_timeout(timeout)
+    catcher::request_timeout(timeout)
 }
 
 /// The whole body, at most `limit` bytes. A body that came in one piece (a join's always does)

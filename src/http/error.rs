@@ -1,9 +1,16 @@
 //! The one error response of the API: `{"code": "...", "message": "..."}` with a stable code
-//! (docs/design.md §3), and the catcher that gives framework errors (bad JSON, wrong types, unknown
-//! routes, missing token) the same shape. 5xx are logged with their cause chain and never echo it.
+//! (docs/design.md §3), and what each domain's error answers. The framework's own errors get the
+//! same shape from [`super::catcher`]. 5xx are logged with their cause chain and never echo it.
 
-use poem::{http::StatusCode, Body, IntoResponse, PathPattern, Response};
 use poem_openapi::{payload::Json, ApiResponse, Enum, Object};
+
+use crate::{
+    bot_check::BotRefusal,
+    campaign::control::ControlError,
+    join::{AdmissionRefusal, JoinError},
+    waiting_room::RoomError,
+    win::lifecycle::LifecycleError,
+};
 
 /// Stable error codes; clients switch on these, never on messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Serialize)]
@@ -80,7 +87,7 @@ pub struct ErrorBody {
 }
 
 /// Seconds a client should wait after SERVICE_BUSY.
-pub(super) const RETRY_AFTER_SECS: u32 = 1;
+const RETRY_AFTER_SECS: u32 = 1;
 
 #[derive(Debug, ApiResponse)]
 pub enum ApiError {
@@ -294,69 +301,141 @@ impl std::fmt::Display for Chain<'_> {
     }
 }
 
-/// Turns errors raised by the framework (not by handlers) into the same JSON shape. Errors a
-/// handler returned already are responses and pass through unchanged. The route template the
-/// router attached stays on the response (the HTTP metrics label requests with it).
-pub fn catch_all(err: poem::Error) -> Response {
-    let route = err.data::<PathPattern>().cloned();
-    let mut res = answer(err);
-    if let Some(route) = route {
-        res.set_data(route);
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        // A value given that MySQL cannot store (a character its column cannot hold, a number
+        // out of range) is the request's fault: 400, not an outage (docs/design.md §17).
+        if crate::db::error::kind(&e) == crate::db::error::DbErrorKind::BadValue {
+            tracing::info!(error = %e, "MySQL refused a value of the request.");
+            return Self::validation("a value of the request cannot be stored as given");
+        }
+        match JoinError::from(e) {
+            JoinError::Busy => Self::busy(),
+            other => Self::from(other),
+        }
     }
-    res
 }
 
-fn answer(err: poem::Error) -> Response {
-    if err.is_from_response() {
-        return err.into_response();
+impl From<JoinError> for ApiError {
+    fn from(e: JoinError) -> Self {
+        match &e {
+            JoinError::CampaignNotFound(id) => Self::campaign_not_found(*id),
+            JoinError::NotOpen(_) => {
+                Self::Unprocessable(body(ErrorCode::CampaignNotOpen, e.to_string()))
+            }
+            JoinError::Ended => Self::Unprocessable(body(ErrorCode::CampaignEnded, e.to_string())),
+            JoinError::Paused => {
+                Self::Unprocessable(body(ErrorCode::CampaignPaused, e.to_string()))
+            }
+            JoinError::OverLimit { .. }
+            | JoinError::BucketedOnSyncPath(_)
+            | JoinError::GroupedOnSyncPath(_) => Self::validation(e.to_string()),
+            JoinError::AlreadyParticipated { participation_id } => {
+                Self::Conflict(Json(ErrorBody {
+                    code: ErrorCode::AlreadyParticipated,
+                    message: e.to_string(),
+                    participation_id: *participation_id,
+                    free_stock: None,
+                    campaign_id: None,
+                }))
+            }
+            JoinError::SoldOut => Self::Conflict(body(ErrorCode::SoldOut, e.to_string())),
+            JoinError::GroupLimit { .. } => {
+                Self::Conflict(body(ErrorCode::GroupLimitReached, e.to_string()))
+            }
+            JoinError::Admission(why) => {
+                let message = e.to_string();
+                match why {
+                    AdmissionRefusal::Required => {
+                        Self::Forbidden(body(ErrorCode::AdmissionRequired, message))
+                    }
+                    AdmissionRefusal::Invalid => {
+                        Self::Forbidden(body(ErrorCode::AdmissionTokenInvalid, message))
+                    }
+                    AdmissionRefusal::Used => {
+                        Self::Conflict(body(ErrorCode::AdmissionTokenUsed, message))
+                    }
+                    AdmissionRefusal::Expired => {
+                        Self::Conflict(body(ErrorCode::AdmissionTokenExpired, message))
+                    }
+                }
+            }
+            JoinError::IdempotencyKeyReused { .. } => {
+                Self::Unprocessable(body(ErrorCode::IdempotencyKeyReused, e.to_string()))
+            }
+            JoinError::BotCheck(refusal) => Self::from(*refusal),
+            JoinError::Busy => Self::busy(),
+            JoinError::Unavailable { what, .. } => Self::dependency(what, &e),
+        }
     }
-    let status = err.status();
-    let message = err.to_string();
-    let api = match status {
-        StatusCode::UNAUTHORIZED => ApiError::unauthorized(),
-        StatusCode::NOT_FOUND => ApiError::NotFound(body(ErrorCode::NotFound, "no such route")),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge(body(ErrorCode::PayloadTooLarge, message))
-        }
-        StatusCode::METHOD_NOT_ALLOWED => {
-            return json_response(
-                status,
-                &body(ErrorCode::MethodNotAllowed, "method not allowed").0,
-            )
-        }
-        s if s.is_client_error() => ApiError::validation(message),
-        _ => ApiError::internal(&err),
-    };
-    api.into_response()
 }
 
-/// 408 REQUEST_TIMEOUT: the request's body did not arrive within the request deadline (a slow or
-/// stalled client, not a dependency). The connection is closed after it: the rest of the body
-/// may still be on its way.
-pub fn request_timeout(deadline: std::time::Duration) -> Response {
-    let mut res = json_response(
-        StatusCode::REQUEST_TIMEOUT,
-        &body(
-            ErrorCode::RequestTimeout,
-            format!(
-                "the request body did not arrive within {} ms",
-                deadline.as_millis()
+impl From<BotRefusal> for ApiError {
+    fn from(refusal: BotRefusal) -> Self {
+        match refusal {
+            BotRefusal::Unavailable => Self::Unavailable(
+                body(ErrorCode::DependencyUnavailable, refusal.to_string()),
+                Some(RETRY_AFTER_SECS),
             ),
-        )
-        .0,
-    );
-    res.headers_mut().insert(
-        poem::http::header::CONNECTION,
-        poem::http::HeaderValue::from_static("close"),
-    );
-    res
+            other => Self::Forbidden(body(ErrorCode::BotCheckFailed, other.to_string())),
+        }
+    }
 }
 
-fn json_response(status: StatusCode, body: &ErrorBody) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("application/json; charset=utf-8")
-        .body(Body::from_json(body).unwrap_or_else(|_| Body::empty()))
+impl From<RoomError> for ApiError {
+    fn from(e: RoomError) -> Self {
+        let message = e.to_string();
+        match e {
+            RoomError::CampaignNotFound(id) => Self::campaign_not_found(id),
+            RoomError::NoWaitingRoom(_) => {
+                Self::Unprocessable(body(ErrorCode::NoWaitingRoom, message))
+            }
+            RoomError::Ended => Self::Unprocessable(body(ErrorCode::CampaignEnded, message)),
+            RoomError::TicketNotFound => Self::NotFound(body(ErrorCode::TicketNotFound, message)),
+            RoomError::ClientTicketLimit(_) => {
+                Self::Conflict(body(ErrorCode::TicketLimitReached, message))
+            }
+            RoomError::Full(_) => Self::Conflict(body(ErrorCode::QueueFull, message)),
+            RoomError::Unavailable { what, ref source } => Self::dependency(what, source.as_ref()),
+        }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        let code = match &e {
+            LifecycleError::NotFound => return Self::participation_not_found(),
+            LifecycleError::HoldExpired => ErrorCode::HoldExpired,
+            LifecycleError::Cancelled => ErrorCode::ParticipationCancelled,
+            LifecycleError::AlreadyConfirmed => ErrorCode::AlreadyConfirmed,
+            LifecycleError::Db(_) => ErrorCode::Internal,
+        };
+        match e {
+            LifecycleError::Db(db) => Self::from(db),
+            other => Self::Conflict(body(code, other.to_string())),
+        }
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound(id) => Self::campaign_not_found(id),
+            ControlError::Ended => Self::Conflict(body(ErrorCode::CampaignEnded, e.to_string())),
+            ControlError::StockInUse { free, .. } => Self::Conflict(Json(ErrorBody {
+                code: ErrorCode::StockInUse,
+                message: e.to_string(),
+                participation_id: None,
+                free_stock: Some(free),
+                campaign_id: None,
+            })),
+            ControlError::TooMuchStock { .. } => Self::validation(e.to_string()),
+            ControlError::KeyReused { .. } => {
+                Self::Unprocessable(body(ErrorCode::IdempotencyKeyReused, e.to_string()))
+            }
+            ControlError::Db(db) => Self::from(db),
+        }
+    }
 }
 
 #[cfg(test)]

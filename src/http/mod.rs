@@ -10,13 +10,14 @@
 //!   limits ([`rate_limit`]), the body limit and the request deadline ([`Limits`]).
 //! - [`admin_auth`]: admin tokens, and [`guess_limit`], the limit on failed attempts at them.
 //! - [`user_auth`]: who may act for a user (`USER_AUTH`).
-//! - [`error`]: the one error response, `{"code", "message"}` with a stable code.
-//! - [`answers`]: what each domain's error answers, mapped to that response in one place.
+//! - [`error`]: the one error response, `{"code", "message"}` with a stable code, and what
+//!   each domain's error answers.
+//! - [`catcher`]: the framework's own errors (bad JSON, unknown routes, …) in the same shape.
 //! - [`idempotency_key`]: the `Idempotency-Key` header of the calls that take one.
 //! - [`json_string`]: a request field that must be a JSON string.
 
 pub mod admin_auth;
-mod answers;
+pub mod catcher;
 pub mod client_ip;
 pub mod cors;
 pub mod door;
