@@ -2,13 +2,16 @@
 //! everything a request could write, and `sweep`, which sends every case and reports every case
 //! that broke the invariant by its name.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use redis::AsyncCommands;
 use reqwest::{header::HeaderValue, Method};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::spawn::{TestApp, ADMIN_TOKEN};
+use crate::{
+    spawn::{TestApp, ADMIN_TOKEN},
+    wait::wait_until,
+};
 
 /// What a case must get back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +206,21 @@ pub async fn snapshot(app: &TestApp) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Waits until no gate of this app is being rebuilt (no `…:building` key left).
+async fn gates_primed(app: &TestApp) {
+    wait_until(
+        "the new campaign's gates to be primed",
+        Duration::from_secs(30),
+        || async {
+            let mut conn = app.redis.clone();
+            let pattern = format!("{}*:building", app.redis_prefix);
+            let mut iter = (conn.scan_match::<_, String>(pattern).await).expect("SCAN");
+            iter.next_item().await.is_none()
+        },
+    )
+    .await;
+}
+
 pub fn changed(
     before: &BTreeMap<String, Vec<u8>>,
     after: &BTreeMap<String, Vec<u8>>,
@@ -290,6 +308,12 @@ pub async fn sweep(app: &TestApp, cases: Vec<Case>) -> usize {
         }
         println!("{status} {}", case.what);
         before = after;
+        if (200..300).contains(&status) {
+            // A creation answers once its gates are primed or after PRIME_WAIT, the priming
+            // going on behind it: what it still writes is not the next case's.
+            gates_primed(app).await;
+            before = snapshot(app).await;
+        }
     }
     assert!(
         failures.is_empty(),
