@@ -50,7 +50,7 @@ impl StoredParticipation {
     }
 
     /// The win as its join answered it ([`Self::accepted_status`]).
-    pub fn as_accepted(mut self) -> Self {
+    pub fn into_accepted(mut self) -> Self {
         self.status = self.accepted_status().as_str().to_owned();
         self
     }

@@ -177,7 +177,7 @@ impl Carts {
 fn replayed(found: StoredPurchase, req: &CartRequest) -> Result<Purchased, CartError> {
     if found.group_id == req.group_id && found.holds(&req.items) {
         return Ok(Purchased {
-            purchase: found.as_accepted(),
+            purchase: found.into_accepted(),
             created: false,
         });
     }
@@ -267,7 +267,7 @@ impl Carts {
         let found = store::find(self.settle.db(), id).await?;
         found
             .map(|purchase| Purchased {
-                purchase: purchase.as_accepted(),
+                purchase: purchase.into_accepted(),
                 created: true,
             })
             .ok_or_else(|| {

@@ -24,9 +24,9 @@ pub struct StoredPurchase {
 
 impl StoredPurchase {
     /// The purchase as its request answered it when it committed: every item in the state it
-    /// was accepted in (`StoredParticipation::as_accepted`), as a retry of its key expects.
-    pub fn as_accepted(mut self) -> Self {
-        self.items = self.items.into_iter().map(|p| p.as_accepted()).collect();
+    /// was accepted in (`StoredParticipation::into_accepted`), as a retry of its key expects.
+    pub fn into_accepted(mut self) -> Self {
+        self.items = self.items.into_iter().map(|p| p.into_accepted()).collect();
         self
     }
 }
