@@ -135,7 +135,7 @@ impl Forwarder {
         let forwarded = Forwarded {
             origin: self.me.to_string(),
             ticket,
-            win: win.clone(),
+            win,
         };
         let wire = serde_json::to_string(&forwarded).expect("a win serializes");
         let item = format!("{id}|{wire}");

@@ -17,14 +17,15 @@ use crate::{
     },
 };
 
-/// A win handed to its campaign's writer.
+/// A win handed to its campaign's writer: sent as `Forwarded<&NewParticipation>` (the origin
+/// keeps its win, nothing is copied to send it), read as `Forwarded`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Forwarded {
+pub struct Forwarded<W = NewParticipation> {
     /// The instance to reply to, and its ticket for the win.
     pub origin: String,
     pub ticket: u64,
     /// The win, as its origin built it (a win under a group's limit is never handed over).
-    pub win: NewParticipation,
+    pub win: W,
 }
 
 /// A forwarded win's outcome, sent back to its origin: what the writer's write came to, a
@@ -68,9 +69,10 @@ mod tests {
         let forwarded = Forwarded {
             origin: "o".into(),
             ticket: 7,
-            win: sent.clone(),
+            win: &sent,
         };
-        let got = across(&forwarded).win;
+        let json = serde_json::to_string(&forwarded).unwrap();
+        let got = serde_json::from_str::<Forwarded>(&json).unwrap().win;
         assert_eq!(got.entry, sent.entry);
         assert_eq!((got.sequence, got.event_id), (sent.sequence, sent.event_id));
         assert_eq!((got.topic, got.traceparent), (sent.topic, sent.traceparent));
