@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use firstcome::upkeep::drift::AUDIT_EVERY;
 
-use crate::{spawn::TestApp, wait::wait_until};
+use crate::spawn::TestApp;
 
 /// How long the gate may take to settle after a fault: returns still owed to it, reservations
 /// a crashed request left (the reconciler's timeout), a repair (two audits).
@@ -43,16 +43,21 @@ impl TestApp {
 /// Waits until the real binary at `base` reports no drift for the campaign (its loop audits
 /// every [`AUDIT_EVERY`]).
 pub async fn assert_no_drift_at(client: &reqwest::Client, base: &str, campaign: i64) {
-    wait_until(
-        &format!("the drift gauge of campaign {campaign} at {base} to read 0"),
-        SETTLE + AUDIT_EVERY * 2,
-        || async {
-            let Ok(reply) = client.get(format!("{base}/metrics")).send().await else {
-                return false;
-            };
-            let text = reply.text().await.unwrap_or_default();
-            drift_in(&text, campaign) == Some(0)
-        },
-    )
-    .await;
+    let limit = SETTLE + AUDIT_EVERY * 2;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let last = match client.get(format!("{base}/metrics")).send().await {
+            Ok(reply) => drift_in(&reply.text().await.unwrap_or_default(), campaign),
+            Err(_) => None,
+        };
+        if last == Some(0) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "campaign {campaign} at {base}: the drift gauge still reads {last:?} after {limit:?} \
+             (None: no series, the campaign not audited there)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
