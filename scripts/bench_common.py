@@ -133,3 +133,23 @@ def redis_info(section):
     out = subprocess.run(["redis-cli", "-u", url, "INFO", section], capture_output=True,
                          text=True).stdout
     return {k: int(v) for k, v in re.findall(r"^(\w+):(\d+)\r?$", out, re.M)}
+
+
+def redis_main_thread_cpu():
+    """Seconds of CPU Redis's main thread has used (INFO cpu, user + system): the thread that
+    runs every script and command, one at a time; 0.0 when unreadable."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    out = subprocess.run(["redis-cli", "-u", url, "INFO", "cpu"], capture_output=True,
+                         text=True).stdout
+    fields = dict(re.findall(r"^(used_cpu_\w+):([0-9.]+)\r?$", out, re.M))
+    return sum(float(fields.get(f"used_cpu_{k}_main_thread", 0.0)) for k in ("sys", "user"))
+
+
+def metric_sum(ports, name):
+    """A counter's value summed over the instances at `ports` (every series of it)."""
+    total = 0.0
+    for port in ports:
+        for line in get(port, "/metrics").splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -24,6 +24,12 @@ and Redis's: its CPU and its socket reads per win (INFO stats: a call, or a pipe
 arrived together; a count, steadier than the CPU: what the gate and the hand-overs between
 instances cost it in round trips).
 
+It also prints one campaign's serial sections (docs/design.md §10 "Serial sections") in µs a win:
+Redis's main thread (INFO cpu, its own counters), the stock rows' hold and the lanes' busy time
+(the service's `firstcome_write_row_hold_seconds_total` and `firstcome_write_lane_busy_seconds_total`,
+summed over the instances), and the ceiling the longest implies. The consumers' µs an event of one
+campaign's partition is scripts/bench-consumers.sh's "one hot campaign" row.
+
 WAITS=1 also samples InnoDB's lock waits ten times a second during the load and prints the
 waiting statements by shape (which rows the writers wait on); the sampling costs MariaDB some CPU.
 """
@@ -38,7 +44,8 @@ from collections import Counter
 from pathlib import Path
 
 import bench_common as common
-from bench_common import get, mariadb_pid, redis_info, sql, threads, ticks
+from bench_common import (get, mariadb_pid, metric_sum, redis_info, redis_main_thread_cpu, sql,
+                          threads, ticks)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = os.environ
@@ -120,6 +127,22 @@ class WaitSampler(threading.Thread):
                 self.shapes[re.sub(r"\s+", " ", re.sub(r"\b\d+\b|'[^']*'", "?", q))[:140]] += 1
 
 
+# A campaign's serial sections (docs/design.md §10 "Serial sections"): the work that, for one
+# campaign, runs one at a time whatever the cores, as seconds summed over the load.
+SERIAL = {
+    "row_hold": "firstcome_write_row_hold_seconds_total",
+    "lane_busy": "firstcome_write_lane_busy_seconds_total",
+}
+
+
+def serial_sections(ports):
+    """Redis's main thread's CPU, the rows' hold and the lanes' busy time so far, in seconds;
+    read as the load ends (not after the drain, which adds no win)."""
+    sections = {name: metric_sum(ports, metric) for name, metric in SERIAL.items()}
+    sections["redis"] = redis_main_thread_cpu()
+    return sections
+
+
 def one_phase(run, buckets, instances, routed):
     phase = f"{run}-{buckets}x{instances}{'r' if routed else ''}"
     sql(f"DROP DATABASE IF EXISTS `{DB}`; CREATE DATABASE `{DB}`")
@@ -138,6 +161,7 @@ def one_phase(run, buckets, instances, routed):
                                              buckets, f"bench-write-path {phase}")
         before = common.status(COUNTERS)
         redis_before = redis_info("stats")["total_reads_processed"]
+        serial_before = serial_sections(ports)
         redis_pid = redis_info("server")["process_id"]
         cpu_before = [ticks(p.pid) for p in procs], ticks(db_pid), ticks(redis_pid)
         threads_before = threads([p.pid for p in procs])
@@ -161,6 +185,7 @@ def one_phase(run, buckets, instances, routed):
         # A join transaction's wins share their acceptedAt (`created_at`), so the distinct
         # values count the join transactions, whatever the relay and the consumers commit.
         joins = int(sql("SELECT COUNT(DISTINCT campaign_id, created_at) FROM participation", DB)[0][0])
+        serial_after = serial_sections(ports)
         wait_applied(ports, wins)
         after = common.status(COUNTERS)
         redis_after = redis_info("stats")["total_reads_processed"]
@@ -191,6 +216,8 @@ def one_phase(run, buckets, instances, routed):
         "mariadb_us_per_win": mariadb_us,
         "redis_reads_per_win": (redis_after - redis_before) / max(wins, 1),
         "redis_us_per_win": redis_us,
+        "serial_us_per_win": {k: (serial_after[k] - serial_before[k]) * 1e6 / max(wins, 1)
+                              for k in serial_after},
         "k6": k.get("counts"),
         "waits": dict(sampler.shapes.most_common(12)) if sampler else None,
     }
@@ -217,6 +244,22 @@ def main():
               f"| {r['statements_per_win']:.2f} | {r['rows_written_per_win']:.2f} "
               f"| {r['service_us_per_win']:.0f} | {r['mariadb_us_per_win']:.0f} "
               f"| {r['redis_reads_per_win']:.2f} | {r['redis_us_per_win']:.0f} |")
+    print("\nOne campaign's serial sections, µs per win (docs/design.md §10): Redis's main thread "
+          "(its own CPU counters, every instance's calls), the stock rows' hold (guarded decrement "
+          "to COMMIT's answer) and the lanes' busy time, summed over every transaction and lane; "
+          "ceiling = 10⁶ ÷ the longest, in wins/s. With several lanes or writers at once (buckets, "
+          "WRITER_PER_CAMPAIGN=false) the sums overlap in time: a sum over the lanes, not one "
+          "lane's.\n")
+    print("| run | buckets | instances | wins/s | Redis µs | row hold µs | lane busy µs "
+          "| ceiling wins/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, r in enumerate(rows):
+        s = r["serial_us_per_win"]
+        longest = max(s["redis"], s["row_hold"], s["lane_busy"])
+        instances = f"{r['instances']}{' (joins to one)' if r['routed'] else ''}"
+        print(f"| {n // len(PHASES) + 1} | {r['buckets']} | {instances} | {r['wins_per_s']:.0f} "
+              f"| {s['redis']:.1f} | {s['row_hold']:.1f} | {s['lane_busy']:.1f} "
+              f"| {1e6 / longest if longest else 0:,.0f} |")
     names = Counter()
     for r in rows:
         names.update(r["service_threads_us_per_win"])

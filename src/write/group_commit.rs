@@ -132,7 +132,9 @@ impl GroupCommit {
     pub async fn write(self: &Arc<Self>, win: NewParticipation) -> Result<Written, WriteError> {
         if self.settings.max_batch <= 1 {
             self.metrics.group_commit_batch_size.observe(1.0);
-            let written = transaction::write(&self.db, &win, &*self.hooks).await;
+            let written =
+                transaction::write(&self.db, &win, &self.metrics.write_row_hold, &*self.hooks)
+                    .await;
             if written.is_ok() {
                 self.closing
                     .close(win.entry.slot(), vec![Committed::from(&win.entry)])
@@ -224,6 +226,9 @@ impl GroupCommit {
             let now = std::time::Instant::now();
             let skip = Self::may_skip_held_rows(&batch) && self.lanes.skips(campaign_id, now);
             let deferred = self.commit(batch, skip).await;
+            self.metrics
+                .write_lane_busy
+                .inc_by(now.elapsed().as_secs_f64());
             if skip {
                 self.lanes.found(campaign_id, now, !deferred.is_empty());
             }
@@ -292,8 +297,17 @@ impl GroupCommit {
         wins: &[NewParticipation],
     ) -> Vec<Option<Result<Written, WriteError>>> {
         match wins {
-            [one] => vec![Some(transaction::write(&self.db, one, &*self.hooks).await)],
-            _ => match transaction::write_all(&self.db, wins, &*self.hooks).await {
+            [one] => vec![Some(
+                transaction::write(&self.db, one, &self.metrics.write_row_hold, &*self.hooks).await,
+            )],
+            _ => match transaction::write_all(
+                &self.db,
+                wins,
+                &self.metrics.write_row_hold,
+                &*self.hooks,
+            )
+            .await
+            {
                 Ok(written) => written.into_iter().map(|w| Some(Ok(w))).collect(),
                 Err(refused) => self.after_refusal(wins, refused).await,
             },
@@ -306,7 +320,9 @@ impl GroupCommit {
         &self,
         wins: &[NewParticipation],
     ) -> Vec<Option<Result<Written, WriteError>>> {
-        let free = transaction::write_free(&self.db, wins, &*self.hooks).await;
+        let free =
+            transaction::write_free(&self.db, wins, &self.metrics.write_row_hold, &*self.hooks)
+                .await;
         let outcomes = match free.written {
             Ok(written) => written.into_iter().map(|w| Some(Ok(w))).collect(),
             Err(refused) => {
@@ -342,7 +358,15 @@ impl GroupCommit {
                 self.metrics.group_commit_fallbacks.inc();
                 let mut results = Vec::with_capacity(wins.len());
                 for win in wins {
-                    results.push(Some(transaction::write(&self.db, win, &*self.hooks).await));
+                    results.push(Some(
+                        transaction::write(
+                            &self.db,
+                            win,
+                            &self.metrics.write_row_hold,
+                            &*self.hooks,
+                        )
+                        .await,
+                    ));
                 }
                 results
             }
@@ -415,7 +439,14 @@ impl GroupCommit {
         items: &[NewParticipation],
         row: &PurchaseRow,
     ) -> Result<Wrote, Refused> {
-        let written = transaction::write_wins(&self.db, items, Some(row), &*self.hooks).await;
+        let written = transaction::write_wins(
+            &self.db,
+            items,
+            Some(row),
+            &self.metrics.write_row_hold,
+            &*self.hooks,
+        )
+        .await;
         match &written {
             // Each item's reservation closed (best effort: the reconciler finds them won).
             Ok(_) => {

@@ -5,9 +5,10 @@
 //! ([`super::rows`]), one commit; all of it or none, and a COMMIT left unanswered is reported in
 //! doubt for the one settlement ([`super::in_doubt`]).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::atomic::AtomicU64, time::Instant};
 
 use chrono::Utc;
+use prometheus_client::metrics::counter::Counter;
 
 use super::{
     error::{Refused, WriteError},
@@ -30,6 +31,16 @@ use crate::{
     write::in_doubt::InDoubt,
 };
 
+/// Where the transactions add up how long they held their stock rows, in seconds: from the
+/// guarded decrement (or the bucket rows' lock) to COMMIT's answer, refusals and failures too
+/// (`firstcome_write_row_hold_seconds_total`; docs/design.md §10 "Serial sections").
+pub type Holds = Counter<f64, AtomicU64>;
+
+/// Adds the time since `since` to `holds`.
+fn held(holds: &Holds, since: Instant) {
+    holds.inc_by(since.elapsed().as_secs_f64());
+}
+
 /// A committed write: each win's answer in the order given, and the purchase's id if it was one.
 #[derive(Debug)]
 pub struct Committed {
@@ -41,9 +52,10 @@ pub struct Committed {
 pub async fn write(
     db: &Db,
     p: &NewParticipation,
+    holds: &Holds,
     hooks: &dyn Hooks,
 ) -> Result<Written, WriteError> {
-    let written = write_all(db, std::slice::from_ref(p), hooks).await?;
+    let written = write_all(db, std::slice::from_ref(p), holds, hooks).await?;
     Ok(written[0])
 }
 
@@ -62,12 +74,13 @@ pub async fn write(
 pub async fn write_all(
     db: &Db,
     wins: &[NewParticipation],
+    holds: &Holds,
     hooks: &dyn Hooks,
 ) -> Result<Vec<Written>, WriteError> {
     debug_assert!(wins
         .iter()
         .all(|w| w.entry.campaign_id == wins[0].entry.campaign_id));
-    answers(write_wins(db, wins, None, hooks).await)
+    answers(write_wins(db, wins, None, holds, hooks).await)
 }
 
 /// Writes `wins` (not empty; several campaigns only with `purchase`, one user's items) and the
@@ -76,11 +89,16 @@ pub async fn write_wins(
     db: &Db,
     wins: &[NewParticipation],
     purchase: Option<&PurchaseRow>,
+    holds: &Holds,
     hooks: &dyn Hooks,
 ) -> Result<Committed, Refused> {
     let txn = db.begin().await?;
+    // The first statement of `write_in` is the guarded decrement.
+    let since = Instant::now();
     let written = write_in(&txn, wins, purchase, hooks).await;
-    finish(txn, written, hooks).await
+    let finished = finish(txn, written, hooks).await;
+    held(holds, since);
+    finished
 }
 
 /// What [`write_free`] did: which wins it took (their bucket rows were free), and what became
@@ -90,26 +108,51 @@ pub struct Free {
     pub written: Result<Vec<Written>, WriteError>,
 }
 
+impl Free {
+    /// Every one of `count` wins taken, with one outcome for them all.
+    fn every(count: usize, written: Result<Vec<Written>, WriteError>) -> Self {
+        Self {
+            taken: vec![true; count],
+            written,
+        }
+    }
+}
+
 /// Writes a batch of one bucketed campaign's wins of several buckets as [`write_all`] does, but
 /// only the wins whose bucket rows no other transaction holds ([`lock_free_buckets`]); the
 /// others are not written and go back to their lane for its next batch, so two writers of one
 /// campaign do not wait on each other's rows (docs/design.md §23). A failure before the rows
 /// are known is every win's.
-pub async fn write_free(db: &Db, wins: &[NewParticipation], hooks: &dyn Hooks) -> Free {
-    let every = |written| Free {
-        taken: vec![true; wins.len()],
-        written,
-    };
+pub async fn write_free(
+    db: &Db,
+    wins: &[NewParticipation],
+    holds: &Holds,
+    hooks: &dyn Hooks,
+) -> Free {
     let buckets: Vec<u16> = (wins.iter().filter_map(|w| w.entry.bucket))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
     let txn = match db.begin().await {
         Ok(txn) => txn,
-        Err(e) => return every(Err(e.into())),
+        Err(e) => return Free::every(wins.len(), Err(e.into())),
     };
+    let since = Instant::now();
+    let free = write_free_in(txn, wins, &buckets, hooks).await;
+    held(holds, since);
+    free
+}
+
+/// [`write_free`] once its transaction began: the free bucket rows locked, their wins written.
+async fn write_free_in(
+    txn: Txn,
+    wins: &[NewParticipation],
+    buckets: &[u16],
+    hooks: &dyn Hooks,
+) -> Free {
+    let every = |written| Free::every(wins.len(), written);
     // On an error the transaction is dropped unfinished: it never commits.
-    let free = match lock_free_buckets(&txn, wins[0].entry.campaign_id, &buckets).await {
+    let free = match lock_free_buckets(&txn, wins[0].entry.campaign_id, buckets).await {
         Ok(free) => free,
         Err(e) => return every(Err(e.into())),
     };

@@ -141,6 +141,18 @@ declare_metrics! {
     group_commit_in_doubt: Counter = Counter::default(),
         "firstcome_group_commit_in_doubt_total",
         "Outbox-path transactions whose COMMIT went unanswered (settled once MySQL answers again)";
+    /// The stock rows' hold of the outbox path's transactions (`write::transaction`): from the
+    /// guarded decrement (or the bucket rows' lock) to COMMIT's answer, summed. Over the wins
+    /// written (`firstcome_group_commit_batch_size`'s sum), a campaign's serial section at MySQL
+    /// (docs/design.md §10 "Serial sections").
+    write_row_hold: Counter<f64, AtomicU64> = Counter::default(),
+        "firstcome_write_row_hold_seconds_total",
+        "Time outbox-path transactions held their stock rows, guarded decrement to COMMIT's answer, summed", Unit::Seconds;
+    /// Time the lanes spent on their batches (`write::group_commit`): the transaction and the
+    /// answers, summed; one lane's is a campaign's serial section on its writer.
+    write_lane_busy: Counter<f64, AtomicU64> = Counter::default(),
+        "firstcome_write_lane_busy_seconds_total",
+        "Time the group-commit lanes spent on their batches (transaction and answers), summed", Unit::Seconds;
 
     /// Written by [`crate::relay::backlog_metrics::run`].
     outbox_rows: Family<StatusLabels, Gauge> = Family::default(),

@@ -360,7 +360,10 @@ async fn the_reconciler_waits_for_a_transaction_holding_the_campaign_and_keeps_i
 /// (its reservation may have been given back meanwhile), and the stock is untouched.
 #[tokio::test]
 async fn a_win_past_its_commit_deadline_is_not_written() {
-    use firstcome::write::{error::WriteError, transaction};
+    use firstcome::write::{
+        error::WriteError,
+        transaction::{self, Holds},
+    };
     let settings = test_settings().await;
     let app = spawn_app_with(settings.clone()).await;
     let db = firstcome::db::pool::connect(&settings.database)
@@ -375,7 +378,8 @@ async fn a_win_past_its_commit_deadline_is_not_written() {
             std::time::Instant::now() - Duration::from_millis(1),
         )
         .await;
-    let written = transaction::write_all(&db, &[late], &firstcome::hooks::NoHooks).await;
+    let written =
+        transaction::write_all(&db, &[late], &Holds::default(), &firstcome::hooks::NoHooks).await;
     assert!(matches!(written, Err(WriteError::Stale)), "{written:?}");
     assert_eq!(app.remaining_stock(campaign).await, 5);
     assert_eq!(

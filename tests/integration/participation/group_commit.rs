@@ -322,7 +322,7 @@ async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
 /// order of the users (or with the returned columns confused) would fail.
 #[tokio::test]
 async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
-    use firstcome::write::transaction;
+    use firstcome::write::transaction::{self, Holds};
     let settings = crate::spawn::test_settings().await;
     let app = crate::spawn::spawn_app_with(settings.clone()).await;
     let db = firstcome::db::pool::connect(&settings.database)
@@ -345,10 +345,12 @@ async fn a_batchs_ids_are_each_users_own_whether_returned_or_read_back() {
                     .await,
             );
         }
-        let written = transaction::write_all(&db, &wins, &firstcome::hooks::NoHooks)
+        let holds = Holds::default();
+        let written = transaction::write_all(&db, &wins, &holds, &firstcome::hooks::NoHooks)
             .await
             .expect("the batch is written");
         assert_eq!(written.len(), wins.len());
+        assert!(holds.get() > 0.0, "the rows' hold is measured");
         for (w, win) in written.iter().zip(&wins) {
             let user = win.entry.user_id;
             let row = app

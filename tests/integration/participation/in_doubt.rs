@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use firstcome::write::{
     in_doubt::{InDoubt, Member, Verdict},
-    transaction,
+    transaction::{self, Holds},
 };
 use sea_orm::{ConnectionTrait, DbErr, Statement, TransactionTrait};
 
@@ -23,9 +23,14 @@ async fn a_commit_in_doubt_ends_its_session_keeps_the_wins_mysql_has_and_gives_b
     let mut committed = app.win_to_write(campaign, 2, 2, far_deadline()).await;
     committed.reserved_at_ms = now_ms;
     let db = app.probe.api_pool();
-    transaction::write(&db, &committed, &firstcome::hooks::NoHooks)
-        .await
-        .expect("user 2's win");
+    transaction::write(
+        &db,
+        &committed,
+        &Holds::default(),
+        &firstcome::hooks::NoHooks,
+    )
+    .await
+    .expect("user 2's win");
     // User 3's reservation, whose transaction never committed.
     reserve_directly(&app, campaign, epoch, 3, now_ms + 1).await;
     let mut lost = app.win_to_write(campaign, 3, 3, far_deadline()).await;
@@ -113,9 +118,14 @@ async fn a_commit_in_doubt_over_several_campaigns_settles_each_in_its_own() {
     let mut committed = app.win_to_write(kept, 2, 2, far_deadline()).await;
     committed.reserved_at_ms = now_ms;
     let db = app.probe.api_pool();
-    transaction::write(&db, &committed, &firstcome::hooks::NoHooks)
-        .await
-        .expect("user 2's win in the first campaign");
+    transaction::write(
+        &db,
+        &committed,
+        &Holds::default(),
+        &firstcome::hooks::NoHooks,
+    )
+    .await
+    .expect("user 2's win in the first campaign");
     reserve_directly(&app, lost, lost_epoch, 2, now_ms + 1).await;
     let mut uncommitted = app.win_to_write(lost, 2, 3, far_deadline()).await;
     uncommitted.reserved_at_ms = now_ms + 1;
