@@ -54,9 +54,10 @@ pub struct JoinBody {
     /// this user (`…/queue/{ticket}` once `ADMITTED`). Single use; ignored by an `OPEN` campaign.
     #[oai(validator(max_length = 256))]
     pub admission_token: Option<JsonString>,
-    /// With `BOT_CHECK_ON_JOIN`, required by an `OPEN` campaign: a solved bot check (the ALTCHA
-    /// payload of `GET /api/v1/bot-check/challenge`, or the captcha provider's token). A campaign
-    /// with a waiting room checks its admission token's ticket instead.
+    /// With `BOT_CHECK_ON_JOIN`, required by an `OPEN` campaign on both join paths: a solved bot
+    /// check (the ALTCHA payload of `GET /api/v1/campaigns/{id}/bot-check`, or the captcha
+    /// provider's token). A campaign with a waiting room checks its admission token's ticket
+    /// instead.
     #[oai(validator(max_length = 4096))]
     pub bot_check: Option<JsonString>,
 }

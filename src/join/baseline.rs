@@ -44,6 +44,9 @@ pub struct SyncParticipationService {
     /// `KAFKA_MESSAGE_TIMEOUT_MS`: bounds the wait for room in the producer's queue, as the
     /// producer's own `message.timeout.ms` bounds the delivery.
     pub send_timeout: std::time::Duration,
+    /// The outbox path's bot check: with `BOT_CHECK_ON_JOIN` the baseline's joins pass it too
+    /// (a baseline for comparison is no side door, docs/design.md §16).
+    pub bot: crate::bot_check::BotCheck,
 }
 
 impl SyncParticipationService {
@@ -63,6 +66,7 @@ impl SyncParticipationService {
             topic: settings.kafka.topic.as_str().into(),
             metrics: metrics.clone(),
             send_timeout: settings.kafka.message_timeout,
+            bot: outbox_path.bot_check(),
         }
     }
 }
@@ -95,6 +99,10 @@ impl SyncParticipationService {
         }
         if campaign.group_id.is_some() {
             return Err(JoinError::GroupedOnSyncPath(campaign.id));
+        }
+        if self.bot.on_join() {
+            (self.bot.pass(campaign.id, req.bot_check.as_deref(), None).await)
+                .map_err(JoinError::BotCheck)?;
         }
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();

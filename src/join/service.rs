@@ -270,6 +270,11 @@ impl ParticipationService {
         self.admit.campaigns.clone()
     }
 
+    /// The bot check this path passes its joins through (the sync path passes the same).
+    pub fn bot_check(&self) -> crate::bot_check::BotCheck {
+        self.admit.bot.clone()
+    }
+
     /// Where the wins are written (its heartbeat and mailbox start with the background loops).
     pub fn writers(&self) -> &Writers {
         self.settle.writers()

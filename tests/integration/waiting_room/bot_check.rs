@@ -171,36 +171,45 @@ async fn a_token_whose_ticket_was_issued_without_the_check_wins_nothing_where_it
     );
 }
 
+/// Both join paths: the synchronous baseline passes the same check as the outbox path (it is
+/// there to compare designs, not to be a side door).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_campaigns_join_needs_the_check_with_bot_check_on_join() {
     let mut settings = pow_settings().await;
     settings.bot_check.on_join = true;
     let app = spawn_app_with(settings).await;
-    let campaign = app.open_campaign(3, 1).await;
-    let join = |user: i64, bot: Option<String>| {
-        let mut body = json!({"userId": user});
-        if let Some(b) = bot {
-            body["botCheck"] = json!(b);
+    let campaign = app.open_campaign(6, 1).await;
+    for (path, first) in [("participations", 1), ("participations/sync", 11)] {
+        let join = |user: i64, bot: Option<String>| {
+            let mut body = json!({"userId": user});
+            if let Some(b) = bot {
+                body["botCheck"] = json!(b);
+            }
+            let path = format!("/api/v1/campaigns/{campaign}/{path}");
+            let app = &app;
+            async move { app.post_json(&path, &body, None).await }
+        };
+        let stock = app.remaining_stock(campaign).await;
+        for bot in [None, Some("junk".to_string())] {
+            let refused = join(first, bot).await;
+            assert_eq!(
+                (refused.status, refused.code()),
+                (403, "BOT_CHECK_FAILED"),
+                "{path}: {refused:?}"
+            );
         }
-        let path = format!("/api/v1/campaigns/{campaign}/participations");
-        let app = &app;
-        async move { app.post_json(&path, &body, None).await }
-    };
-    let refused = join(1, None).await;
-    assert_eq!(
-        (refused.status, refused.code()),
-        (403, "BOT_CHECK_FAILED"),
-        "{refused:?}"
-    );
-    let answer = solved(&app, campaign).await;
-    assert_eq!(join(1, Some(answer.clone())).await.status, 201);
-    let again = join(2, Some(answer)).await;
-    assert_eq!(
-        again.code(),
-        "BOT_CHECK_FAILED",
-        "each solution once: {again:?}"
-    );
-    assert_eq!(app.remaining_stock(campaign).await, 2);
+        assert_eq!(app.remaining_stock(campaign).await, stock, "{path}: nothing sold");
+        let answer = solved(&app, campaign).await;
+        let won = join(first, Some(answer.clone())).await;
+        assert_eq!(won.status, 201, "{path}: {won:?}");
+        let again = join(first + 1, Some(answer)).await;
+        assert_eq!(
+            again.code(),
+            "BOT_CHECK_FAILED",
+            "{path}: each solution once: {again:?}"
+        );
+        assert_eq!(app.remaining_stock(campaign).await, stock - 1, "{path}");
+    }
 }
 
 /// A stand-in for a captcha provider's `siteverify` (Turnstile's and hCaptcha's documented
