@@ -5,7 +5,7 @@
 //! a rebalance never runs while a batch is being applied.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
 };
 
@@ -20,9 +20,16 @@ use crate::consumer::report::ConsumerReport;
 pub struct GroupContext {
     pub topic: String,
     pub report: Arc<ConsumerReport>,
-    /// Partitions of `topic` this member holds; a batch drops messages of any other (revoked
-    /// while the batch was being collected: their new owner applies them).
-    assigned: Mutex<HashSet<i32>>,
+    /// Partitions of `topic` this member holds, each with the number of the assignment that
+    /// gave it (counted from 1); a batch drops messages of any other (revoked while the batch was
+    /// being collected: their new owner applies them).
+    assigned: Mutex<Assigned>,
+}
+
+#[derive(Default)]
+struct Assigned {
+    partitions: HashMap<i32, u64>,
+    assignments: u64,
 }
 
 impl GroupContext {
@@ -30,15 +37,22 @@ impl GroupContext {
         Self {
             topic: topic.into(),
             report,
-            assigned: Mutex::new(HashSet::new()),
+            assigned: Mutex::new(Assigned::default()),
         }
     }
 
     pub fn holds(&self, partition: i32) -> bool {
+        self.assignment(partition).is_some()
+    }
+
+    /// The number of the assignment that gave this member `partition`, while it holds it.
+    pub fn assignment(&self, partition: i32) -> Option<u64> {
         self.assigned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&partition)
+            .partitions
+            .get(&partition)
+            .copied()
     }
 
     fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
@@ -99,7 +113,7 @@ impl ConsumerContext for GroupContext {
             {
                 let mut assigned = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
                 for p in &revoked {
-                    assigned.remove(p);
+                    assigned.partitions.remove(p);
                 }
             }
             // What was applied is committed before another member starts from the committed
@@ -119,10 +133,12 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let added = self.partitions(tpl);
-                self.assigned
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(added.iter().copied());
+                {
+                    let mut assigned = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
+                    assigned.assignments += 1;
+                    let number = assigned.assignments;
+                    (assigned.partitions).extend(added.iter().map(|&p| (p, number)));
+                }
                 tracing::info!(consumer = %self.report.name, ?added, "Partitions assigned.");
             }
             Rebalance::Revoke(_) => {}

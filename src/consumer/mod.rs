@@ -18,6 +18,9 @@
 //! 5. A failed transaction is retried, the same batch, with backoff, forever: a database outage
 //!    blocks the consumer, it never skips. Partitions are read in order and batches applied one
 //!    after another, so a key's events are applied in their order.
+//! 6. What the broker dropped before it was read (its retention passed a consumer that lagged)
+//!    cannot be applied: [`continuity`] names the offsets in an ERROR and counts them
+//!    (`result="skipped"`).
 //!
 //! A new consumer is a [`Handler`] (a name and an `apply` on a batch of new events) and a line
 //! in [`ConsumerName`] (the value of `CONSUMERS`) and in [`handler`]; `docs/kafka-contract.md` walks through writing one.
@@ -25,6 +28,7 @@
 mod apply;
 mod client;
 mod context;
+mod continuity;
 pub mod dead_letter;
 pub mod inbox;
 mod read;

@@ -38,6 +38,8 @@ pub struct ConsumerReport {
     pub duplicates: Counter,
     /// Messages sent to the consumer's dead-letter topic.
     pub dead_lettered: Counter,
+    /// Events the broker dropped before this consumer read them (`consumer::continuity`).
+    pub skipped: Counter,
     /// Failed transactions (each retried).
     pub retries: Counter,
     /// Event `occurredAt` → this consumer's commit, per applied event.
@@ -63,6 +65,7 @@ impl ConsumerReport {
             applied: events("applied"),
             duplicates: events("duplicate"),
             dead_lettered: events("dead_lettered"),
+            skipped: events("skipped"),
             retries: metrics
                 .consumer_retries
                 .get_or_create_owned(&ConsumerLabels { consumer }),

@@ -1,9 +1,15 @@
 //! The consumer loop: read a batch, dead-letter poison, apply the rest in one transaction (retried
 //! until it commits), then store the batch's offsets; commit offsets on a timer, on a rebalance
-//! (`context.rs`) and at shutdown. No call here blocks an async worker: the blocking ones (the last
-//! commit, leaving the group) run off the runtime, bounded (`close`).
+//! (`context.rs`) and at shutdown; say loudly what the broker dropped before it was read
+//! (`continuity.rs`). No call here blocks an async worker: the blocking ones (the last commit,
+//! leaving the group, a partition's committed offset) run off the runtime, bounded (`close`).
 
-use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use backoff::{backoff::Backoff, ExponentialBackoff};
 use futures::FutureExt;
@@ -23,6 +29,7 @@ use crate::{
         apply::Applier,
         client,
         context::{self, GroupContext},
+        continuity::{self, Continuity},
         dead_letter, inbox,
         read::{read, Read},
         ConsumerReport, ConsumerStatus, Delivered, Handler,
@@ -81,7 +88,8 @@ pub fn start(
     let runner = Runner {
         name,
         handler: crate::consumer::handler(name),
-        consumer,
+        consumer: Arc::new(consumer),
+        continuity: Mutex::new(Continuity::default()),
         deps: deps.clone(),
         report: report.clone(),
         stop,
@@ -103,8 +111,10 @@ struct Stopped;
 struct Runner {
     name: ConsumerName,
     handler: Arc<dyn Handler>,
-    consumer: StreamConsumer<GroupContext>,
+    consumer: Arc<StreamConsumer<GroupContext>>,
     deps: ConsumerDeps,
+    /// The offsets expected next, for the events the broker dropped before they were read.
+    continuity: Mutex<Continuity>,
     report: Arc<ConsumerReport>,
     /// Cancelled once, at shutdown (the application's root token).
     stop: CancellationToken,
@@ -179,6 +189,7 @@ impl Runner {
             .filter(|m| context.holds(m.position().0))
             .collect();
         let positions: Vec<(i32, i64)> = batch.iter().map(Read::position).collect();
+        self.follow(&positions).await;
         let mut events = Vec::with_capacity(batch.len());
         for read in batch {
             match read {
@@ -212,6 +223,36 @@ impl Runner {
         }
         self.store(&positions);
         Ok(())
+    }
+
+    /// Says loudly which offsets of a partition the broker dropped before this consumer read
+    /// them ([`continuity`]): they can never be applied.
+    async fn follow(&self, positions: &[(i32, i64)]) {
+        let context = self.consumer.context();
+        for &(partition, offset) in positions {
+            let Some(assignment) = context.assignment(partition) else {
+                continue;
+            };
+            if !self.lock_continuity().knows(partition, assignment) {
+                let committed =
+                    continuity::committed(&self.consumer, &self.deps.topic, partition).await;
+                self.lock_continuity()
+                    .start(partition, assignment, committed);
+            }
+            let skipped = self.lock_continuity().read(partition, assignment, offset);
+            if let Some(skipped) = skipped {
+                ConsumerReport::add(&self.report.skipped, skipped.count() as usize);
+                tracing::error!(partition, from = skipped.from, to = skipped.to, skipped = skipped.count(),
+                    topic = %self.deps.topic,
+                    "Events skipped: the broker dropped offsets [from, to) before this consumer read \
+                     them (its retention passed a consumer that lagged); they are never applied here. \
+                     Their outbox rows stay in MySQL for OUTBOX_RETENTION_HOURS (docs/operations.md).");
+            }
+        }
+    }
+
+    fn lock_continuity(&self) -> std::sync::MutexGuard<'_, Continuity> {
+        self.continuity.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// One span per event, from now to the batch's commit, each a child of the request span the
@@ -357,6 +398,7 @@ impl Runner {
             move || {
                 let committed = commit(&consumer, CommitMode::Sync);
                 consumer.unsubscribe();
+                // The last handle but for a committed-offset read that outlived its wait.
                 drop(consumer);
                 committed
             },

@@ -101,7 +101,10 @@ impl SyncParticipationService {
             return Err(JoinError::GroupedOnSyncPath(campaign.id));
         }
         if self.bot.on_join() {
-            (self.bot.pass(campaign.id, req.bot_check.as_deref(), None).await)
+            (self
+                .bot
+                .pass(campaign.id, req.bot_check.as_deref(), None)
+                .await)
                 .map_err(JoinError::BotCheck)?;
         }
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.

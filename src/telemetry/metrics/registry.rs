@@ -194,7 +194,7 @@ declare_metrics! {
 
     consumer_events: Family<ConsumerEventLabels, Counter> = Family::default(),
         "firstcome_consumer_events_total",
-        "Consumer events by result (applied, duplicate, dead_lettered)";
+        "Consumer events by result (applied, duplicate, dead_lettered; skipped: dropped by the broker before this consumer read them, never applied)";
     /// Failed consumer transactions (and dead-letter publishes), each retried.
     consumer_retries: Family<ConsumerLabels, Counter> = Family::default(),
         "firstcome_consumer_retries_total",

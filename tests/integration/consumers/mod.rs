@@ -2,6 +2,7 @@
 //! rebalances, poison and database outages.
 
 mod controls;
+mod dropped;
 mod end_to_end;
 mod faults;
 mod group;

@@ -198,7 +198,11 @@ async fn an_open_campaigns_join_needs_the_check_with_bot_check_on_join() {
                 "{path}: {refused:?}"
             );
         }
-        assert_eq!(app.remaining_stock(campaign).await, stock, "{path}: nothing sold");
+        assert_eq!(
+            app.remaining_stock(campaign).await,
+            stock,
+            "{path}: nothing sold"
+        );
         let answer = solved(&app, campaign).await;
         let won = join(first, Some(answer.clone())).await;
         assert_eq!(won.status, 201, "{path}: {won:?}");
