@@ -132,6 +132,8 @@ impl QueueApi {
     ) -> Result<Queued, ApiError> {
         self.users.authorize(http, body.user_id)?;
         self.limits.check(http, id.0, body.user_id).await?;
+        // The cheap refusals before the check's work: the campaign has a room open to queue in.
+        self.room.wants_bot_check(id.0, false).await?;
         // The room writes nothing for a client that did not pass.
         let client = client_ip::of(http);
         let passed = match self
@@ -155,7 +157,10 @@ impl QueueApi {
     /// A proof-of-work challenge for this campaign's bot check (`BOT_CHECK=pow`), in ALTCHA's
     /// v2 form: point the ALTCHA widget's `challengeurl` here and send its payload as `botCheck`
     /// when queueing (or, with `BOT_CHECK_ON_JOIN`, when joining an `OPEN` campaign). Signed and
-    /// stateless; good for this campaign until `expiresAt`, once.
+    /// stateless; good for this campaign until `expiresAt`, for one verification (a wrong
+    /// solution spends it too: fetch a new one). Only for a campaign that asks for the check: 404
+    /// for one that does not exist, 422 `NO_WAITING_ROOM` for one without a room (unless its
+    /// joins need the check).
     #[oai(path = "/:id/bot-check", method = "get")]
     async fn bot_check_challenge(
         &self,
@@ -163,6 +168,10 @@ impl QueueApi {
         http: &Request,
     ) -> Result<Json<ChallengeDto>, ApiError> {
         self.limits.check_ip(http, id.0).await?;
+        if self.bot.challenge_offered() {
+            // Only for a campaign that asks for the check (a room, or its joins).
+            self.room.wants_bot_check(id.0, self.bot.on_join()).await?;
+        }
         let challenge = self.bot.challenge(id.0).ok_or_else(|| {
             ApiError::not_found(format!(
                 "no proof-of-work bot check here (BOT_CHECK={})",

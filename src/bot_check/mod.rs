@@ -139,6 +139,11 @@ impl BotCheck {
         self.inner.on_join && self.inner.mode != BotCheckMode::Off
     }
 
+    /// Whether challenges are given out (the check is the proof of work).
+    pub fn challenge_offered(&self) -> bool {
+        self.inner.pow.is_some()
+    }
+
     /// A fresh proof-of-work challenge for `campaign_id`, when that is the check.
     pub fn challenge(&self, campaign_id: i64) -> Option<altcha::Challenge> {
         (self.inner.pow.as_ref()).map(|pow| pow.challenge(campaign_id))

@@ -5,10 +5,11 @@
 //! iterations), a key prefix `00` (a try succeeds with odds 1 in 256), an expiry, all signed with
 //! HMAC-SHA256 under a key derived from `ADMISSION_SECRET`, so any instance verifies any other's
 //! and nobody can lower the cost. The client sends back, base64-encoded, the JSON `{challenge,
-//! solution}` the widget produces. Verifying costs one derivation (on a blocking thread; the
-//! benchmark `scripts/bench-bot-check.sh` measures it), then the challenge's signature is spent
-//! in Redis (`SET NX`, living until the expiry): a second use is refused, whichever instance it
-//! reaches.
+//! solution}` the widget produces. The cheap refusals come first (what the signature covers, the
+//! expiry, the signature), then the challenge is spent in Redis (`SET NX`, living until the
+//! challenge's own expiry), then its one derivation runs (on a blocking thread; the benchmark
+//! `scripts/bench-bot-check.sh` measures it): a second use is refused without a derivation,
+//! whichever instance it reaches and whatever solution it carries.
 
 use std::time::Duration;
 
@@ -62,10 +63,14 @@ impl ProofOfWork {
 
     /// Whether `response` (base64 of the payload's JSON, or the JSON itself) solves a challenge
     /// of ours for `campaign_id`, unexpired, used for the first time.
+    ///
+    /// The cheap refusals come first and the derivation last: what the signature covers (cost,
+    /// algorithm, campaign), the expiry, the signature itself (one HMAC), then the challenge is
+    /// spent in Redis until its own expiry, right or wrong, before the one derivation. So a
+    /// challenge buys one derivation whatever is sent with it: a second try, another solution
+    /// included, is `Reused` without one.
     pub async fn verify(&self, campaign_id: i64, response: &str) -> Result<(), BotRefusal> {
         let payload = parse(response).ok_or(BotRefusal::Invalid)?;
-        // What the signature covers, checked before the derivation so that a forged cost or
-        // another campaign's challenge costs nothing.
         let parameters = &payload.challenge.parameters;
         let campaign = (parameters.data.as_ref()).and_then(|d| d.get(CAMPAIGN)?.as_i64());
         if parameters.cost != self.cost
@@ -74,33 +79,64 @@ impl ProofOfWork {
         {
             return Err(BotRefusal::Invalid);
         }
+        let lives = self.lives(parameters.expires_at)?;
+        let Some(id) = self.signed(&payload.challenge) else {
+            return Err(BotRefusal::Invalid);
+        };
+        match self.gate.spend_bot_pass(&id, lives).await {
+            Ok(true) => {}
+            Ok(false) => return Err(BotRefusal::Reused),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not spend a bot-check pass in Redis; the client is refused for now.");
+                return Err(BotRefusal::Unavailable);
+            }
+        }
         let secret = self.secret.clone();
-        let checked = payload.clone();
         let verdict = tokio::task::spawn_blocking(move || {
             altcha::verify_solution(altcha::VerifySolutionOptions::new(
-                &checked.challenge,
-                &checked.solution,
+                &payload.challenge,
+                &payload.solution,
                 secret,
             ))
         })
         .await
         .map_err(|_| BotRefusal::Unavailable)?
         .map_err(|_| BotRefusal::Invalid)?;
-        if verdict.expired {
+        match verdict {
+            v if v.expired => Err(BotRefusal::Expired),
+            v if v.verified => Ok(()),
+            _ => Err(BotRefusal::Invalid),
+        }
+    }
+
+    /// How long a challenge expiring at `expires_at` (Unix seconds) is still good for: its spent
+    /// mark lives that long (plus a second for clocks that disagree), so no instance accepts it
+    /// again before it expires, whatever its own `BOT_CHECK_CHALLENGE_TTL_MS`. Ours always expire.
+    fn lives(&self, expires_at: Option<i64>) -> Result<Duration, BotRefusal> {
+        let left = expires_at.ok_or(BotRefusal::Invalid)? - chrono::Utc::now().timestamp();
+        if left < 0 {
             return Err(BotRefusal::Expired);
         }
-        if !verdict.verified {
-            return Err(BotRefusal::Invalid);
-        }
-        let id = payload.challenge.signature.unwrap_or_default();
-        match self.gate.spend_bot_pass(&id, self.lifetime).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(BotRefusal::Reused),
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not spend a bot-check pass in Redis; the client is refused for now.");
-                Err(BotRefusal::Unavailable)
-            }
-        }
+        Ok(Duration::from_secs(u64::try_from(left).unwrap_or(0) + 1))
+    }
+
+    /// The challenge's signature when it is ours (its parameters signed with our key), else
+    /// `None`. One HMAC, no derivation.
+    fn signed(&self, challenge: &altcha::Challenge) -> Option<String> {
+        let given = challenge.signature.as_deref()?;
+        let mut parameters = challenge.parameters.clone();
+        let ours = altcha::sign_challenge(
+            &altcha::HmacAlgorithm::Sha256,
+            &mut parameters,
+            None,
+            &self.secret,
+            None,
+        )
+        .ok()?
+        .signature?;
+        let same = given.len() == ours.len()
+            && (given.bytes().zip(ours.bytes())).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        same.then(|| given.to_string())
     }
 }
 

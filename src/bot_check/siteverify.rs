@@ -4,9 +4,12 @@
 //! each token single-use (a second check answers `timeout-or-duplicate`).
 //!
 //! The call has a deadline (`BOT_CHECK_SITEVERIFY_TIMEOUT_MS`). A provider that does not answer
-//! in time, or answers anything but that JSON, fails closed by default (the client is answered
-//! 503 and may retry); `BOT_CHECK_FAIL_OPEN=true` lets it through instead, counted apart, for an
-//! operator who would rather sell to a bot than to nobody during the provider's outage.
+//! in time, answers a 5xx, or answers 2xx without that JSON, is out: that fails closed by default
+//! (the client is answered 503 and may retry); `BOT_CHECK_FAIL_OPEN=true` lets it through
+//! instead, counted apart, for an operator who would rather sell to a bot than to nobody during
+//! the provider's outage. A 4xx is the provider refusing the call, never an outage: its JSON
+//! verdict when it sent one (403 for the client), else 503 and an ERROR (a call it will never
+//! accept: the URL is wrong).
 
 use super::{BotRefusal, Passed};
 use crate::config::{BotCheckSettings, Secret};
@@ -66,6 +69,18 @@ impl SiteVerify {
         let parsed = match answer {
             Ok((status, body)) if status.is_success() => {
                 serde_json::from_slice::<Answer>(&body).map_err(|e| e.to_string())
+            }
+            // A refusal of the call is an answer, not an outage: the provider's verdict when it
+            // gave one (Turnstile answers 400 `{"success":false}` to a token over 2,048
+            // characters), else a call it will never accept, ours to fix; never let through.
+            Ok((status, body)) if status.is_client_error() => {
+                match serde_json::from_slice::<Answer>(&body) {
+                    Ok(answer) => Ok(answer),
+                    Err(_) => {
+                        tracing::error!(%status, url = %self.url, "The bot check's provider refused the call without its answer: check BOT_CHECK_SITEVERIFY_URL; the client is answered 503.");
+                        return Err(BotRefusal::Unavailable);
+                    }
+                }
             }
             Ok((status, _)) => Err(format!("answered HTTP {status}")),
             Err(e) => Err(e.to_string()),

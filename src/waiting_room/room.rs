@@ -233,6 +233,16 @@ impl WaitingRoom {
         self.step(&held.campaign, Utc::now(), &op).await
     }
 
+    /// Whether `campaign_id` is a campaign whose bot check may be asked for: it exists, is not
+    /// over, and has a waiting room (or `on_join`: its joins need the check). The cheap refusal
+    /// made before any check's work (docs/design.md §16).
+    pub async fn wants_bot_check(&self, campaign_id: i64, on_join: bool) -> Result<(), RoomError> {
+        match self.campaign(campaign_id).await {
+            Err(RoomError::NoWaitingRoom(_)) if on_join => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     async fn campaign(&self, campaign_id: i64) -> Result<Arc<Campaign>, RoomError> {
         let campaign = self
             .campaigns

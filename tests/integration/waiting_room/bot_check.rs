@@ -141,6 +141,104 @@ async fn a_ticket_goes_only_to_a_client_that_solved_the_challenge_once_and_a_ref
     .await;
 }
 
+/// The signature of the challenge inside a client's answer (its spent mark's name).
+fn signature_of(answer: &str) -> String {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    let payload: serde_json::Value =
+        serde_json::from_slice(&STANDARD.decode(answer).expect("base64")).expect("JSON");
+    payload["challenge"]["signature"]
+        .as_str()
+        .expect("signed")
+        .to_string()
+}
+
+/// `answer` with another (wrong) counter: the same challenge, a solution that is not one.
+fn wrong_solution(answer: &str) -> String {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&STANDARD.decode(answer).expect("base64")).expect("JSON");
+    let counter = payload["solution"]["counter"].as_u64().expect("counter");
+    payload["solution"]["counter"] = json!(counter + 1);
+    STANDARD.encode(payload.to_string())
+}
+
+/// A challenge buys one derivation (docs/design.md §16): the first verification spends it, right
+/// or wrong, so a thousand wrong solutions to one challenge cost one derivation and are refused
+/// as reused; the spent mark lives until the challenge's own expiry, not the verifying
+/// instance's `BOT_CHECK_CHALLENGE_TTL_MS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_buys_one_verification_and_stays_spent_until_it_expires() {
+    let mut settings = pow_settings().await;
+    settings.bot_check.challenge_ttl = Duration::from_secs(2);
+    let app = spawn_app_with(settings).await;
+    let campaign = room_campaign(&app, "QUEUE", 5, 100, json!({})).await;
+    let now = chrono::Utc::now().timestamp();
+    let answer = made_here(campaign, 10, now + 300);
+    let wrong = wrong_solution(&answer);
+    for _ in 0..20 {
+        let r = queue(&app, campaign, 1, Some(&wrong)).await;
+        assert_eq!((r.status, r.code()), (403, "BOT_CHECK_FAILED"), "{r:?}");
+    }
+    let right_too_late = queue(&app, campaign, 1, Some(&answer)).await;
+    assert_eq!(
+        right_too_late.status, 403,
+        "spent by the first try: {right_too_late:?}"
+    );
+    let samples = scrape(&app).await;
+    assert_eq!(
+        (
+            bot_checks(&samples, "invalid"),
+            bot_checks(&samples, "reused")
+        ),
+        (1.0, 20.0),
+        "one derivation, then every try reused"
+    );
+
+    let fresh = made_here(campaign, 10, now + 300);
+    assert_eq!(queue(&app, campaign, 2, Some(&fresh)).await.status, 202);
+    let mut conn = app.redis.clone();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{}bot:{}", app.redis_prefix, signature_of(&fresh)))
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+    assert!(
+        ttl > 250_000,
+        "spent until the challenge expires (~300 s), not for this instance's 2 s: {ttl} ms"
+    );
+}
+
+/// The cheap refusals come before the check's work: no challenge, and no verification, for a
+/// campaign that does not exist or has no room to queue in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_without_a_room_gets_no_challenge_and_no_verification() {
+    let app = spawn_app_with(pow_settings().await).await;
+    let open = app.open_campaign(3, 1).await;
+    let room = room_campaign(&app, "QUEUE", 5, 100, json!({})).await;
+    let answer = solved(&app, room).await;
+    for (id, status, code) in [
+        (999_999, 404, "CAMPAIGN_NOT_FOUND"),
+        (open, 422, "NO_WAITING_ROOM"),
+    ] {
+        let challenge = app.get(&format!("/api/v1/campaigns/{id}/bot-check")).await;
+        assert_eq!(
+            (challenge.status, challenge.code()),
+            (status, code),
+            "{challenge:?}"
+        );
+        let queued = queue(&app, id, 1, Some(&answer)).await;
+        assert_eq!((queued.status, queued.code()), (status, code), "{queued:?}");
+    }
+    let samples = scrape(&app).await;
+    for reason in ["passed", "invalid", "reused", "expired", "missing"] {
+        assert_eq!(
+            bot_checks(&samples, reason),
+            0.0,
+            "no verification: {reason}"
+        );
+    }
+}
+
 /// The admission token carries the pass: a ticket issued while the check was off (another
 /// instance, or before a restart with it on) wins nothing where the check is on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,15 +343,27 @@ async fn siteverify_server(delay: Duration) -> String {
                     if used.contains(&response) {
                         json!({"success": false, "error-codes": ["timeout-or-duplicate"]})
                     } else {
-                        used.push(response);
+                        used.push(response.clone());
                         json!({"success": true, "challenge_ts": "2026-11-27T00:00:00Z"})
                     }
                 } else {
                     json!({"success": false, "error-codes": ["invalid-input-response"]})
                 };
-                let body = answer.to_string();
+                // Turnstile's documented limit: a longer token is refused with a 400 and the
+                // usual JSON; `broken` meets a provider in trouble (a 500 without it).
+                let (status, body) = if response.len() > 2_048 {
+                    (
+                        "400 Bad Request",
+                        json!({"success": false, "error-codes": ["invalid-input-response"]})
+                            .to_string(),
+                    )
+                } else if response == "broken" {
+                    ("500 Internal Server Error", "upstream trouble".to_string())
+                } else {
+                    ("200 OK", answer.to_string())
+                };
                 let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(reply.as_bytes()).await;
@@ -336,15 +446,37 @@ async fn a_captcha_token_is_checked_with_the_providers_siteverify_closed_or_open
         "the provider's single use: {replayed:?}"
     );
 
+    // A token the provider refuses with a 400 is the client's refusal, not an outage.
+    let long = "x".repeat(3_000);
+    let refused = queue(&closed, campaign, 4, Some(&long)).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "BOT_CHECK_FAILED"),
+        "{refused:?}"
+    );
+    let down = queue(&closed, campaign, 4, Some("broken")).await;
+    assert_eq!(down.status, 503, "a 5xx is an outage: {down:?}");
+
     let open = spawn_app_with(failing_open).await;
     assert_eq!(
         queue(&open, campaign, 3, Some("slow")).await.status,
         202,
         "let through"
     );
+    let refused = queue(&open, campaign, 5, Some(&long)).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "BOT_CHECK_FAILED"),
+        "fail-open lets no refusal through: {refused:?}"
+    );
+    assert_eq!(
+        queue(&open, campaign, 5, Some("broken")).await.status,
+        202,
+        "a 5xx is an outage, let through"
+    );
     let samples = scrape(&open).await;
-    assert_eq!(bot_checks(&samples, "let_through"), 1.0);
+    assert_eq!(bot_checks(&samples, "let_through"), 2.0);
     let samples = scrape(&closed).await;
-    assert_eq!(bot_checks(&samples, "unavailable"), 1.0);
+    assert_eq!(bot_checks(&samples, "unavailable"), 2.0);
     assert_eq!(bot_checks(&samples, "reused"), 1.0);
 }
