@@ -11,6 +11,10 @@
 //! verdict when it sent one (403 for the client), else 503 and an ERROR (a call it will never
 //! accept: the URL is wrong).
 
+use std::{sync::Arc, time::Instant};
+
+use tokio::sync::Semaphore;
+
 use super::{BotRefusal, Passed};
 use crate::config::{BotCheckSettings, Secret};
 
@@ -21,6 +25,8 @@ pub struct SiteVerify {
     /// `BOT_CHECK_SITEVERIFY_TIMEOUT_MS`, set on each call.
     deadline: std::time::Duration,
     fail_open: bool,
+    /// `BOT_CHECK_SITEVERIFY_MAX_IN_FLIGHT` permits: the calls in flight at once.
+    in_flight: Arc<Semaphore>,
 }
 
 /// The part of the provider's answer read here.
@@ -43,11 +49,21 @@ impl SiteVerify {
             secret: settings.siteverify_secret.clone(),
             deadline: settings.siteverify_timeout,
             fail_open: settings.fail_open,
+            in_flight: Arc::new(Semaphore::new(settings.siteverify_max_in_flight)),
         }
     }
 
     /// The provider's verdict on `token`.
     pub async fn verify(&self, token: &str, client_ip: Option<&str>) -> Result<Passed, BotRefusal> {
+        let started = Instant::now();
+        // At most so many calls in flight; waiting for one counts against the call's deadline.
+        let Ok(Ok(_permit)) = tokio::time::timeout(self.deadline, self.in_flight.acquire()).await
+        else {
+            return self.no_answer(
+                "no siteverify call free within the deadline (BOT_CHECK_SITEVERIFY_MAX_IN_FLIGHT)",
+            );
+        };
+        let left = self.deadline.saturating_sub(started.elapsed());
         let mut form = vec![("secret", self.secret.expose()), ("response", token)];
         if let Some(ip) = client_ip {
             form.push(("remoteip", ip));
@@ -57,7 +73,7 @@ impl SiteVerify {
                 .client
                 .post(self.url.clone())
                 // To the end of the body (the client is reqwest's default if its builder failed).
-                .timeout(self.deadline)
+                .timeout(left)
                 .form(&form)
                 .send()
                 .await?;
@@ -88,14 +104,19 @@ impl SiteVerify {
         match parsed {
             Ok(Answer { success: true, .. }) => Ok(Passed::Passed),
             Ok(Answer { error_codes, .. }) => Err(refusal_of(&error_codes)),
-            Err(error) if self.fail_open => {
-                tracing::warn!(%error, url = %self.url, "The bot check's provider did not answer; the client is let through (BOT_CHECK_FAIL_OPEN).");
-                Ok(Passed::LetThrough)
-            }
-            Err(error) => {
-                tracing::warn!(%error, url = %self.url, "The bot check's provider did not answer; the client is answered 503 (fail closed).");
-                Err(BotRefusal::Unavailable)
-            }
+            Err(error) => self.no_answer(&error),
+        }
+    }
+
+    /// The provider did not answer in time (or answered nothing it could mean): the client is let
+    /// through with `BOT_CHECK_FAIL_OPEN`, else answered 503.
+    fn no_answer(&self, error: &str) -> Result<Passed, BotRefusal> {
+        if self.fail_open {
+            tracing::warn!(%error, url = %self.url, "The bot check's provider did not answer; the client is let through (BOT_CHECK_FAIL_OPEN).");
+            Ok(Passed::LetThrough)
+        } else {
+            tracing::warn!(%error, url = %self.url, "The bot check's provider did not answer; the client is answered 503 (fail closed).");
+            Err(BotRefusal::Unavailable)
         }
     }
 }

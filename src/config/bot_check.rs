@@ -17,7 +17,7 @@ use crate::config::{
 pub enum BotCheckMode {
     /// No check (the default).
     Off,
-    /// The built-in proof of work, ALTCHA's v2 scheme: `GET /api/v1/bot-check/challenge`.
+    /// The built-in proof of work, ALTCHA's v2 scheme: `GET /api/v1/campaigns/{id}/bot-check`.
     Pow,
     /// A Cloudflare Turnstile token, checked with its `siteverify` call.
     Turnstile,
@@ -81,6 +81,13 @@ pub struct BotCheckSettings {
     #[arg(id = "BOT_CHECK_SITEVERIFY_TIMEOUT_MS", long = "bot-check-siteverify-timeout-ms", env,
           default_value = "3000", value_parser = millis(100..=30_000))]
     pub siteverify_timeout: Duration,
+    /// `turnstile`/`hcaptcha`: most siteverify calls in flight at once on an instance; a check past it waits for one to end within its deadline (1–10000)
+    // Bounds what a flood of junk tokens can make the provider (and this instance's outbound
+    // connections) carry; a check that finds no call free in time is one the provider did not
+    // answer in time.
+    #[arg(id = "BOT_CHECK_SITEVERIFY_MAX_IN_FLIGHT", long = "bot-check-siteverify-max-in-flight",
+          env, default_value_t = 64, value_parser = number::<usize>(1..=10_000))]
+    pub siteverify_max_in_flight: usize,
     /// `turnstile`/`hcaptcha`: when the provider does not answer in time, let the client through (`true`) or answer 503 (`false`, the default: fail closed)
     #[arg(id = "BOT_CHECK_FAIL_OPEN", long = "bot-check-fail-open", env, default_value_t = false,
           action = ArgAction::Set, value_parser = BoolishValueParser::new())]

@@ -6,7 +6,13 @@
 //! its `siteverify` call (a local server speaking the documented API), closed or open when the
 //! provider does not answer in time. Every decision is counted.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use firstcome::{bot_check::pow::solve, config::BotCheckMode, waiting_room::AdmissionSigner};
 use serde_json::json;
@@ -318,14 +324,27 @@ async fn an_open_campaigns_join_needs_the_check_with_bot_check_on_join() {
 /// API): a form POST with `secret` and `response`; `good` passes once (then
 /// `timeout-or-duplicate`), `slow` answers after `delay`, anything else is refused.
 async fn siteverify_server(delay: Duration) -> String {
+    siteverify_server_counting(delay, Arc::default()).await
+}
+
+/// The calls a stand-in provider received.
+#[derive(Default)]
+struct Calls {
+    total: AtomicUsize,
+}
+
+/// [`siteverify_server`], counting the calls it receives in `calls`.
+async fn siteverify_server_counting(delay: Duration, calls: Arc<Calls>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let used = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let used = used.clone();
+            let calls = calls.clone();
             tokio::spawn(async move {
                 let form = read_form(&mut stream).await;
+                calls.total.fetch_add(1, Ordering::SeqCst);
                 let field = |name: &str| {
                     form.split('&')
                         .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
@@ -479,4 +498,34 @@ async fn a_captcha_token_is_checked_with_the_providers_siteverify_closed_or_open
     let samples = scrape(&closed).await;
     assert_eq!(bot_checks(&samples, "unavailable"), 2.0);
     assert_eq!(bot_checks(&samples, "reused"), 1.0);
+}
+
+/// The provider's calls are bounded (`BOT_CHECK_SITEVERIFY_MAX_IN_FLIGHT`): a flood of tokens
+/// for a provider slower than the deadline makes at most that many calls at once, each check
+/// past it waiting for one within its own deadline and then answered as the provider's silence
+/// is (503, fail closed). Twelve checks at once with room for two, all within one 300 ms
+/// deadline: two calls, and at most two more as the first give up, never twelve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siteverify_calls_in_flight_are_capped() {
+    let calls = Arc::new(Calls::default());
+    let url = siteverify_server_counting(Duration::from_secs(2), calls.clone()).await;
+    let mut settings = captcha_settings(&url).await;
+    settings.bot_check.siteverify_max_in_flight = 2;
+    let app = spawn_app_with(settings).await;
+    let campaign = room_campaign(&app, "QUEUE", 5, 100, json!({})).await;
+    let replies =
+        futures::future::join_all((1..=12).map(|user| queue(&app, campaign, user, Some("slow"))))
+            .await;
+    for r in &replies {
+        assert_eq!(
+            (r.status, r.code()),
+            (503, "DEPENDENCY_UNAVAILABLE"),
+            "{r:?}"
+        );
+    }
+    let made = calls.total.load(Ordering::SeqCst);
+    assert!(
+        (2..=4).contains(&made),
+        "the provider got {made} calls for 12 checks with room for 2 at once"
+    );
 }
