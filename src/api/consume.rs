@@ -104,6 +104,7 @@ pub fn routes(surface: ConsumeSurface) -> impl Endpoint {
         cors,
         proxies,
         rate_limits: None,
+        admin: None,
     }
 }
 

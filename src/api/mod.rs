@@ -114,12 +114,13 @@ pub fn routes(apis: Apis, metrics: Arc<Metrics>, front: Front) -> impl Endpoint 
         .nest(door::PAGES_CONSOLE, crate::console::routes());
     door::Door {
         // The admin tokens for [`crate::http::admin_auth::AdminOnly`]'s check.
-        api: service.into_endpoint().data(front.admin),
+        api: service.into_endpoint().data(front.admin.clone()),
         pages,
         limits: front.limits,
         metrics: HttpMetrics::new(&metrics).with_openapi::<Apis>(),
         cors: front.cors,
         proxies: front.proxies,
         rate_limits: Some(front.rate_limits),
+        admin: Some(front.admin),
     }
 }

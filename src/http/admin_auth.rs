@@ -158,6 +158,14 @@ impl AdminTokens {
     /// failed attempt unless it is shaped like a user's JWT), 429 when the client has no
     /// attempt left.
     pub fn check(&self, req: &Request, presented: &str) -> Result<AdminName, ApiError> {
+        let admin = self.verify(req, presented)?;
+        tracing::info!(admin = %admin, "Admin call.");
+        Ok(admin)
+    }
+
+    /// [`Self::check`] without its log line: the door's check of an admin-only call's bearer,
+    /// before the body is read ([`admin_only_route`]); the call's own check logs it.
+    pub fn verify(&self, req: &Request, presented: &str) -> Result<AdminName, ApiError> {
         if well_formed_jwt(presented) {
             tracing::debug!("A user's token on an admin call; refused, not counted as a guess.");
             return Err(ApiError::unauthorized());
@@ -167,8 +175,20 @@ impl AdminTokens {
             self.failed(req);
             return Err(ApiError::unauthorized());
         };
-        tracing::info!(admin = %admin, "Admin call.");
         Ok(admin)
+    }
+
+    /// The door's check of an admin-only call (`admin_only_route`): its bearer verified before
+    /// its body is read, so a caller without an admin token is answered 401 at once, whatever
+    /// body it declares or trickles (docs/design.md §17). `None` when the call may go on.
+    pub fn refuse_before_body(&self, req: &Request) -> Option<ApiError> {
+        if !admin_only_route(req.method(), req.uri().path()) {
+            return None;
+        }
+        match bearer(req) {
+            None => Some(ApiError::unauthorized()),
+            Some(token) => self.verify(req, token).err(),
+        }
     }
 
     /// What the request's `Authorization` header presents, for a call that an admin, a user or
@@ -228,6 +248,16 @@ pub enum Presented {
 /// The bearer token of the `Authorization` header, if it has one. The scheme is read without
 /// regard to case (RFC 9110 §11.1), as the user verifier reads it: a user's `bearer <JWT>` must
 /// be taken for a JWT here too, not for a guess at an admin token.
+/// Whether `method` `path` is one of the calls only an admin may make (their operations extract
+/// [`AdminOnly`]): everything under `/api/v1/admin/`, and creating a campaign or a group.
+/// `api::admin_tokens` checks this against every admin-only operation.
+pub fn admin_only_route(method: &poem::http::Method, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path.starts_with("/api/v1/admin/")
+        || (method == poem::http::Method::POST
+            && matches!(path, "/api/v1/campaigns" | "/api/v1/groups"))
+}
+
 pub fn bearer(req: &Request) -> Option<&str> {
     let value = req
         .headers()
@@ -252,6 +282,29 @@ impl AdminAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_only_routes_are_the_admin_room_and_creations() {
+        use poem::http::Method;
+        for (method, path) in [
+            (Method::GET, "/api/v1/admin/outbox"),
+            (Method::POST, "/api/v1/admin/campaigns/7/pause"),
+            (Method::POST, "/api/v1/campaigns"),
+            (Method::POST, "/api/v1/campaigns/"),
+            (Method::POST, "/api/v1/groups"),
+        ] {
+            assert!(admin_only_route(&method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::GET, "/api/v1/campaigns"),
+            (Method::POST, "/api/v1/campaigns/7/participations"),
+            (Method::GET, "/api/v1/groups/3"),
+            (Method::POST, "/api/v1/administrators"),
+            (Method::GET, "/health/ready"),
+        ] {
+            assert!(!admin_only_route(&method, path), "{method} {path}");
+        }
+    }
 
     fn tokens() -> AdminTokens {
         AdminTokens::new(

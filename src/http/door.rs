@@ -1,7 +1,7 @@
 //! The door: the one layer every request passes on its way to the routes (docs/design.md §10
 //! "Request futures", §17). In order: its id and span (`request_span`), its HTTP metrics, CORS,
-//! its client's address (`client_ip`), the per-IP rate limit (`rate_limit`), then the body read
-//! whole and the call, both within the request deadline; errors the framework raises become the
+//! its client's address (`client_ip`), the per-IP rate limit (`rate_limit`), an admin-only call's
+//! token (`admin_auth`), then the body read whole and the call, both within the request deadline; errors the framework raises become the
 //! API's JSON errors (`catcher::catch_all`) before CORS and the metrics see the answer. The call
 //! goes to the pages or, for every other path, straight to the OpenAPI operations.
 //!
@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::{
     http::{
+        admin_auth::AdminTokens,
         catcher,
         client_ip::TrustedProxies,
         cors::{Before, Cors},
@@ -45,6 +46,9 @@ pub(crate) struct Door<A, P> {
     /// The per-IP limit (`RATE_LIMIT_IP_*`); `None` where there is no Redis to keep it
     /// (`firstcome consume`).
     pub rate_limits: Option<RateLimits>,
+    /// The admin tokens, for an admin-only call's bearer checked before its body is read;
+    /// `None` where no such call is served (`firstcome consume`).
+    pub admin: Option<AdminTokens>,
 }
 
 impl<A: Endpoint, P: Endpoint> Endpoint for Door<A, P> {
@@ -94,6 +98,10 @@ impl<A: Endpoint, P: Endpoint> Door<A, P> {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
+        // An admin-only call without an admin token is refused before its body is looked at.
+        if let Some(refused) = (self.admin.as_ref()).and_then(|a| a.refuse_before_body(&req)) {
+            return Ok(refused.into_response());
+        }
         if declared.is_some_and(|len| len > limits.body_bytes) {
             return Ok(ApiError::payload_too_large(limits.body_bytes).into_response());
         }

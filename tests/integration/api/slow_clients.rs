@@ -371,3 +371,53 @@ async fn a_connection_over_the_total_cap_is_answered_503_and_closed() {
     .await;
     one_over_the_cap_is_refused(&app, 3, "total").await;
 }
+
+/// An admin-only call's token is checked before its body is read (docs/design.md §17): without
+/// an admin token, a call that declares 100 bytes and sends 8, or declares a megabyte, is
+/// answered 401 at once (not 408 once the request deadline passed, nor 413); with the token, the
+/// body's own limit applies.
+#[tokio::test]
+async fn an_admin_only_call_without_its_token_is_refused_before_its_body_is_read() {
+    let app = spawn_with(|s| s.http.request_timeout = Duration::from_secs(10)).await;
+    let calls = [
+        "/api/v1/campaigns",
+        "/api/v1/groups",
+        "/api/v1/admin/campaigns/1/pause",
+        "/api/v1/admin/outbox/redrive",
+    ];
+    let send = |path: &'static str, length: usize, token: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut stream = connect(app).await;
+            let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                 {auth}Content-Length: {length}\r\n\r\n{{\"name\":"
+            );
+            stream.write_all(head.as_bytes()).await.expect("write");
+            let started = std::time::Instant::now();
+            let answer = tokio::time::timeout(SLACK, read_response(&mut stream))
+                .await
+                .unwrap_or_else(|_| panic!("{path}: no answer within {SLACK:?}"))
+                .expect("an answer");
+            (answer, started.elapsed())
+        }
+    };
+    for path in calls {
+        for (length, token) in [
+            (100, None),
+            (1_000_000, None),
+            (100, Some("not-an-admin-token-0123456789")),
+        ] {
+            let (answer, after) = send(path, length, token).await;
+            assert_eq!(answer.status, 401, "{path} {length} {token:?}: {answer:?}");
+            assert!(answer.body.contains("UNAUTHORIZED"), "{answer:?}");
+            assert!(after < SLACK, "{path}: answered after {after:?}");
+        }
+    }
+    let (with_token, _) = send("/api/v1/campaigns", 1_000_000, Some(ADMIN_TOKEN)).await;
+    assert_eq!(
+        with_token.status, 413,
+        "the admin's call meets the body limit: {with_token:?}"
+    );
+}
