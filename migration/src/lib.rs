@@ -56,6 +56,7 @@ mod m20261127_000047_tables_utf8mb4;
 mod m20261127_000048_campaign_create_key;
 mod m20261127_000049_gate_generation;
 mod m20261127_000050_campaign_series;
+mod m20261129_000051_bucket_budget;
 
 pub struct Migrator;
 
@@ -113,6 +114,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000048_campaign_create_key::Migration),
             Box::new(m20261127_000049_gate_generation::Migration),
             Box::new(m20261127_000050_campaign_series::Migration),
+            Box::new(m20261129_000051_bucket_budget::Migration),
         ]
     }
 }

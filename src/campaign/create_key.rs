@@ -5,7 +5,7 @@
 
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use crate::db::{sql::stmt, Db};
+use crate::db::sql::stmt;
 
 /// What a keyed creation records with its campaign: who, the key, and the request's body (the
 /// same key with another body is refused).
@@ -40,7 +40,7 @@ pub async fn find(
 
 /// The buckets held by bucketed campaigns that have not ended (closed early, or past their
 /// end): what a new bucketed campaign is counted against.
-pub async fn open_buckets(db: &Db) -> Result<i64, DbErr> {
+pub async fn open_buckets(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
     let row = db
         .query_one_raw(stmt(
             "SELECT CAST(COALESCE(SUM(buckets), 0) AS SIGNED) FROM campaign WHERE buckets > 1 \

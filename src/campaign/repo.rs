@@ -115,6 +115,28 @@ const SELECT: &str =
 /// transaction (docs/design.md §21: what is not dealt stays in the pool, `remaining_stock`).
 #[tracing::instrument(level = "debug", skip_all, fields(name = %new.name, total_stock = new.total_stock), err)]
 pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbErr> {
+    match insert_within(db, new, i64::MAX).await? {
+        Ok(created) => Ok(created),
+        Err(over) => Err(DbErr::Custom(format!("{over:?}"))),
+    }
+}
+
+/// A bucketed creation that does not fit `CAMPAIGN_BUCKETS_MAX_TOTAL`: the buckets open
+/// campaigns held when it was judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget {
+    pub held: i64,
+}
+
+/// [`insert`], a bucketed campaign only if the buckets open campaigns hold, with its own, stay
+/// within `max_buckets`. The check and the insert run in one transaction under the one row of
+/// `bucket_budget` (migration 51), so concurrent bucketed creations are judged one after another
+/// and never fit more together than the cap (docs/design.md §21).
+pub async fn insert_within(
+    db: &Db,
+    new: &NewCampaign,
+    max_buckets: i64,
+) -> Result<Result<CampaignWithCount, OverBudget>, DbErr> {
     let now = to_db(Utc::now());
     // MariaDB would store an unstorable time as a zero date that no read can decode; refuse it
     // here too, in case a caller skipped the API's check.
@@ -132,6 +154,18 @@ pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbE
         (Vec::new(), new.total_stock)
     };
     let txn = db.begin().await?;
+    if buckets > 1 {
+        txn.execute_raw(stmt(
+            "SELECT id FROM bucket_budget WHERE id = 1 FOR UPDATE",
+            vec![],
+        ))
+        .await?;
+        let held = crate::campaign::create_key::open_buckets(&txn).await?;
+        if held + i64::from(buckets) > max_buckets {
+            txn.rollback().await?;
+            return Ok(Err(OverBudget { held }));
+        }
+    }
     let res = txn
         .execute_raw(stmt(
             "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, \
@@ -165,9 +199,10 @@ pub async fn insert(db: &Db, new: &NewCampaign) -> Result<CampaignWithCount, DbE
         crate::bucket::store::insert_rows_for(&txn, id, &slices).await?;
     }
     txn.commit().await?;
-    find(db, id)
+    let created = find(db, id)
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {id} vanished after insert")))
+        .ok_or_else(|| DbErr::RecordNotFound(format!("campaign {id} vanished after insert")))?;
+    Ok(Ok(created))
 }
 
 #[tracing::instrument(level = "debug", skip(db), err)]

@@ -7,7 +7,7 @@ use sea_orm::DbErr;
 use crate::{
     campaign::{
         create_key::{self, CreateKey},
-        repo::{self, CampaignWithCount, NewCampaign},
+        repo::{self, CampaignWithCount, NewCampaign, OverBudget},
     },
     db::{
         error::{self as db_error, DbErrorKind},
@@ -63,19 +63,13 @@ impl CampaignService {
                 return Ok(found);
             }
         }
-        if new.buckets > 1 {
-            let held = create_key::open_buckets(&self.db).await?;
-            let asked = i64::from(new.buckets);
-            if held + asked > self.buckets_max_total {
-                return Err(CreateError::BucketsExhausted {
-                    asked,
-                    held,
-                    max: self.buckets_max_total,
-                });
-            }
-        }
-        match repo::insert(&self.db, new).await {
-            Ok(created) => Ok(Creation::Created(created)),
+        match repo::insert_within(&self.db, new, self.buckets_max_total).await {
+            Ok(Ok(created)) => Ok(Creation::Created(created)),
+            Ok(Err(OverBudget { held })) => Err(CreateError::BucketsExhausted {
+                asked: i64::from(new.buckets),
+                held,
+                max: self.buckets_max_total,
+            }),
             Err(e) if db_error::kind(&e) == DbErrorKind::UniqueViolation => match &new.key {
                 Some(key) => self.replay(key).await?.ok_or(CreateError::Db(e)),
                 None => Err(e.into()),

@@ -55,6 +55,26 @@ async fn a_creation_retried_with_its_key_makes_one_campaign() {
     assert_eq!(app.scalar("SELECT COUNT(*) FROM campaign").await, 4);
 }
 
+/// The cap is judged where creations serialize (the one row of `bucket_budget`): six creations
+/// of 4 buckets at once under a cap of 8 make exactly two campaigns, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_bucketed_creations_never_fit_more_than_the_cap() {
+    let mut settings = test_settings().await;
+    settings.database.buckets_max_total = 8;
+    let app = spawn_app_with(settings).await;
+    let body = json!({"name": "b", "totalStock": 40, "buckets": 4});
+    let answers =
+        futures::future::join_all((0..6).map(|_| create(&app, ADMIN_TOKEN, None, &body))).await;
+    let created = answers.iter().filter(|a| a.status == 201).count();
+    let refused = answers.iter().filter(|a| a.status == 400).count();
+    assert_eq!((created, refused), (2, 4), "{answers:?}");
+    assert_eq!(
+        app.scalar("SELECT CAST(COALESCE(SUM(buckets), 0) AS SIGNED) FROM campaign")
+            .await,
+        8
+    );
+}
+
 #[tokio::test]
 async fn two_creations_with_one_key_at_once_make_one_campaign() {
     let app = spawn_with_named_tokens().await;
