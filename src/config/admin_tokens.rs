@@ -42,8 +42,9 @@ const MIN_GUESSES_LOG10: f64 = 18.0;
 /// an example of the documentation, the shape of a JWT (a bearer of that shape is a user's and
 /// is never compared with the admin tokens), or fewer than 10^18 guesses by zxcvbn's estimate
 /// (dictionary words, keyboard walks, dates, near-repetitions: `correcthorsebatterystaple`,
-/// `qwertyuiopasdfghjklzxcvbnm`, `P@ssw0rd-firstcome-2026!`). A generated secret of 32 bytes,
-/// hex or base64, passes; words a person picks do not.
+/// `qwertyuiopasdfghjklzxcvbnm`, `P@ssw0rd-firstcome-2026!`), or a phrase (mostly dictionary
+/// words, however long). A generated secret of 32 bytes, hex or base64, passes; words a person
+/// picks do not.
 pub(crate) fn weak_admin_token(token: &str) -> Option<String> {
     let chars: Vec<char> = token.chars().collect();
     let reason = if chars.len() < 24 {
@@ -58,12 +59,39 @@ pub(crate) fn weak_admin_token(token: &str) -> Option<String> {
         "is an example of the documentation"
     } else if crate::config::jwt_shape::well_formed_jwt(token) {
         "must not be shaped like a JWT (a bearer of that shape is taken for a user's)"
-    } else if zxcvbn::zxcvbn(token, &SERVICE_WORDS).guesses_log10() < MIN_GUESSES_LOG10 {
-        "is guessable (dictionary words, keyboard walks, dates or a near-repetition)"
     } else {
-        return None;
+        let estimate = zxcvbn::zxcvbn(token, &SERVICE_WORDS);
+        if estimate.guesses_log10() < MIN_GUESSES_LOG10 {
+            "is guessable (dictionary words, keyboard walks, dates or a near-repetition)"
+        } else if words_share(token, chars.len()) >= MAX_WORDS_SHARE {
+            "is a phrase (mostly dictionary words: a long sentence is still guessable)"
+        } else {
+            return None;
+        }
     };
     Some(format!("{reason}; {MAKE_ONE}"))
+}
+
+/// The largest share of a token's characters that guessable words may make up. zxcvbn's
+/// estimate of a long phrase reaches its cap (`the quick brown fox jumps over`, `to be or not to
+/// be that is the question`, `admin-token-for-firstcome-production` all read as 10^19 guesses),
+/// yet a phrase is what crackers try first.
+const MAX_WORDS_SHARE: f64 = 0.6;
+
+/// Fewer guesses than this (10^6) make a word of a token guessable: a dictionary word, a name,
+/// a date, the service's own words.
+const WORD_GUESSES_LOG10: f64 = 6.0;
+
+/// The share of `len` characters made of guessable words: the token cut at every character
+/// that is not a letter or a digit, each piece judged by zxcvbn alone. A generated secret is one
+/// long piece (hex) or a few random ones (base64): 0.
+fn words_share(token: &str, len: usize) -> f64 {
+    let words: usize = (token.split(|c: char| !c.is_alphanumeric()))
+        .filter(|part| !part.is_empty())
+        .filter(|part| zxcvbn::zxcvbn(part, &SERVICE_WORDS).guesses_log10() < WORD_GUESSES_LOG10)
+        .map(|part| part.chars().count())
+        .sum();
+    words as f64 / len.max(1) as f64
 }
 
 fn distinct(chars: &[char]) -> usize {
@@ -177,6 +205,10 @@ mod tests {
             "firstcome-admin-token-2026",
             "aaaaaaaaaaaabcdefghijklmn",
             "test-admin-token-0123456789",
+            // Each passed the rules before (issue 90): long phrases.
+            "the quick brown fox jumps over",
+            "to be or not to be that is the question",
+            "admin-token-for-firstcome-production",
         ] {
             let reason = weak_admin_token(weak).unwrap_or_else(|| panic!("{weak} passed"));
             assert!(reason.contains("openssl rand -hex 32"), "{reason}");
