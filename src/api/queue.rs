@@ -38,9 +38,11 @@ pub struct QueueBody {
 /// Where a ticket stands: `WAITING` (with its `position`), `ADMITTED` (join now with
 /// `admissionToken`, before `admissionExpiresAt`), `SOLD_OUT` (no free stock now; the ticket
 /// keeps its place in case units come back), `WAITLISTED` (the same on a campaign with a
-/// waitlist: kept without polling, and the next unit that comes back is offered to it in order,
-/// as an admission valid `offerSeconds`), `USED` (the user joined with it) or `EXPIRED` (not
-/// polled for a while, or admitted and not used in time: queue again).
+/// waitlist: the next unit that comes back is offered to it in order, as an admission valid
+/// `offerSeconds`), `USED` (the user joined with it) or `EXPIRED` (not polled for a while, or
+/// admitted and not used in time: queue again). A `WAITING`, `SOLD_OUT` or `WAITLISTED` ticket
+/// keeps its place only while it is polled (about once a second; one not polled for
+/// `QUEUE_TICKET_IDLE_MS`, 30 s by default, is dropped).
 #[derive(Debug, Clone, Copy, Enum)]
 #[oai(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TicketStateDto {

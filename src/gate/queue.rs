@@ -118,8 +118,8 @@ pub enum TicketState {
     Waiting { position: i64 },
     /// Waiting while the campaign has no free stock; units that come back move the queue again.
     SoldOut { position: i64 },
-    /// The same on a campaign with a waitlist (docs/design.md §22): kept without polling; a unit
-    /// that comes back is offered to the next waitlisted ticket in order.
+    /// The same on a campaign with a waitlist (docs/design.md §22): kept while it is polled; a
+    /// unit that comes back is offered to the next waitlisted ticket in order.
     Waitlisted { position: i64 },
     /// Admitted: the token is valid until `expires_ms`.
     Admitted { expires_ms: i64 },
