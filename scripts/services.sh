@@ -18,7 +18,8 @@
 #
 # Settings (environment): DB_NAME (firstcome), DB_USER (firstcome), DB_PASSWORD (firstcome),
 # DB_PORT (3306), REDIS_PORT (6379), DB_TLS_DIR (/etc/mysql/firstcome-tls).
-# Usage: scripts/services.sh [start|install]   (start: install what is missing, then start; the default)
+# Usage: scripts/services.sh [start|install|stop]   (start: install what is missing, then start; the
+# default; stop: stop the MariaDB and Redis it started)
 set -euo pipefail
 
 DB_NAME=${DB_NAME:-firstcome}
@@ -114,10 +115,24 @@ start_redis() {
   fi
 }
 
+# Stops the MariaDB and Redis that `start` started (by their pid file and port; the test
+# suite's private servers are not touched). Data stays where it is for the next start.
+stop_services() {
+  if [ -s /run/mysqld/mysqld.pid ]; then
+    log "stopping MariaDB"
+    sudo_if_needed start-stop-daemon --stop --oknodo --retry 30 --pidfile /run/mysqld/mysqld.pid
+  fi
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    log "stopping Redis on port $REDIS_PORT"
+    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  fi
+}
+
 case "${1:-start}" in
   install) install_missing; exit 0 ;;
+  stop) stop_services; exit 0 ;;
   start) ;;
-  *) log "usage: scripts/services.sh [start|install]"; exit 2 ;;
+  *) log "usage: scripts/services.sh [start|install|stop]"; exit 2 ;;
 esac
 install_missing
 start_mariadb

@@ -184,6 +184,12 @@ impl ClientContext for ReportingContext {
             tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message} (while the service stops)");
             return;
         }
+        // Said at every start of every producer for a setting the relay's per-key order rests
+        // on, chosen knowingly (`kafka::producer`): noise to an operator, kept for debugging.
+        if fac == "CONFWARN" && message.contains("enable.gapless.guarantee is experimental") {
+            tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}");
+            return;
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
