@@ -327,10 +327,27 @@ async fn siteverify_server(delay: Duration) -> String {
     siteverify_server_counting(delay, Arc::default()).await
 }
 
-/// The calls a stand-in provider received.
-#[derive(Default)]
+/// The calls a stand-in provider received, and those of token `held` it holds unanswered until
+/// the test gives `release` a permit each (the most it held at once in `most`).
 struct Calls {
     total: AtomicUsize,
+    held: AtomicUsize,
+    most: AtomicUsize,
+    /// Held calls answered so far.
+    answered: AtomicUsize,
+    release: tokio::sync::Semaphore,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self {
+            total: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            answered: AtomicUsize::new(0),
+            release: tokio::sync::Semaphore::new(0),
+        }
+    }
 }
 
 /// [`siteverify_server`], counting the calls it receives in `calls`.
@@ -356,6 +373,13 @@ async fn siteverify_server_counting(delay: Duration, calls: Arc<Calls>) -> Strin
                     json!({"success": false, "error-codes": ["invalid-input-secret"]})
                 } else if response == "slow" {
                     tokio::time::sleep(delay).await;
+                    json!({"success": true})
+                } else if response == "held" {
+                    let now = calls.held.fetch_add(1, Ordering::SeqCst) + 1;
+                    calls.most.fetch_max(now, Ordering::SeqCst);
+                    calls.release.acquire().await.expect("open").forget();
+                    calls.held.fetch_sub(1, Ordering::SeqCst);
+                    calls.answered.fetch_add(1, Ordering::SeqCst);
                     json!({"success": true})
                 } else if response == "good" {
                     let mut used = used.lock().expect("lock");
@@ -500,32 +524,50 @@ async fn a_captcha_token_is_checked_with_the_providers_siteverify_closed_or_open
     assert_eq!(bot_checks(&samples, "reused"), 1.0);
 }
 
-/// The provider's calls are bounded (`BOT_CHECK_SITEVERIFY_MAX_IN_FLIGHT`): a flood of tokens
-/// for a provider slower than the deadline makes at most that many calls at once, each check
-/// past it waiting for one within its own deadline and then answered as the provider's silence
-/// is (503, fail closed). Twelve checks at once with room for two, all within one 300 ms
-/// deadline: two calls, and at most two more as the first give up, never twelve.
+/// The provider's calls are bounded (`BOT_CHECK_SITEVERIFY_MAX_IN_FLIGHT`): twelve checks at
+/// once with room for two keep at most two calls at the provider, which answers a call only when
+/// the test lets it; each check past the cap waits for a call to end (within its deadline) and
+/// then makes its own, so all twelve pass, two at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn siteverify_calls_in_flight_are_capped() {
+    const CHECKS: usize = 12;
     let calls = Arc::new(Calls::default());
     let url = siteverify_server_counting(Duration::from_secs(2), calls.clone()).await;
     let mut settings = captcha_settings(&url).await;
     settings.bot_check.siteverify_max_in_flight = 2;
-    let app = spawn_app_with(settings).await;
+    settings.bot_check.siteverify_timeout = Duration::from_secs(30);
+    let app = Arc::new(spawn_app_with(settings).await);
     let campaign = room_campaign(&app, "QUEUE", 5, 100, json!({})).await;
-    let replies =
-        futures::future::join_all((1..=12).map(|user| queue(&app, campaign, user, Some("slow"))))
-            .await;
-    for r in &replies {
-        assert_eq!(
-            (r.status, r.code()),
-            (503, "DEPENDENCY_UNAVAILABLE"),
-            "{r:?}"
-        );
+    let checks = tokio::spawn({
+        let app = app.clone();
+        async move {
+            futures::future::join_all(
+                (1..=CHECKS as i64).map(|user| queue(&app, campaign, user, Some("held"))),
+            )
+            .await
+        }
+    });
+    for released in 0..CHECKS {
+        // The provider holds two calls (fewer only once fewer are left), then one is let go.
+        let expected = 2.min(CHECKS - released);
+        wait_until(
+            &format!("the provider to have answered {released} and hold {expected} calls"),
+            Duration::from_secs(20),
+            || async {
+                calls.answered.load(Ordering::SeqCst) == released
+                    && calls.held.load(Ordering::SeqCst) == expected
+            },
+        )
+        .await;
+        calls.release.add_permits(1);
     }
-    let made = calls.total.load(Ordering::SeqCst);
-    assert!(
-        (2..=4).contains(&made),
-        "the provider got {made} calls for 12 checks with room for 2 at once"
+    for r in checks.await.expect("checks") {
+        assert_eq!(r.status, 202, "{r:?}");
+    }
+    assert_eq!(calls.total.load(Ordering::SeqCst), CHECKS);
+    assert_eq!(
+        calls.most.load(Ordering::SeqCst),
+        2,
+        "at most 2 provider calls at once"
     );
 }
