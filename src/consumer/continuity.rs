@@ -109,8 +109,8 @@ pub(super) async fn committed(
             tracing::debug!(partition, error = %e, "Could not read a committed offset.");
             None
         }
-        Err(e) => {
-            tracing::debug!(partition, error = %e, "Could not read a committed offset.");
+        Err(unfinished) => {
+            tracing::debug!(partition, error = %unfinished, "Could not read a committed offset in time.");
             None
         }
     }

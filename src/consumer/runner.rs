@@ -233,13 +233,22 @@ impl Runner {
             let Some(assignment) = context.assignment(partition) else {
                 continue;
             };
-            if !self.lock_continuity().knows(partition, assignment) {
-                let committed =
-                    continuity::committed(&self.consumer, &self.deps.topic, partition).await;
-                self.lock_continuity()
-                    .start(partition, assignment, committed);
-            }
-            let skipped = self.lock_continuity().read(partition, assignment, offset);
+            // One lock a message; the committed offset is read once an assignment, unlocked.
+            let known = {
+                let mut continuity = self.lock_continuity();
+                (continuity.knows(partition, assignment))
+                    .then(|| continuity.read(partition, assignment, offset))
+            };
+            let skipped = match known {
+                Some(skipped) => skipped,
+                None => {
+                    let committed =
+                        continuity::committed(&self.consumer, &self.deps.topic, partition).await;
+                    let mut continuity = self.lock_continuity();
+                    continuity.start(partition, assignment, committed);
+                    continuity.read(partition, assignment, offset)
+                }
+            };
             if let Some(skipped) = skipped {
                 ConsumerReport::add(&self.report.skipped, skipped.count() as usize);
                 tracing::error!(partition, from = skipped.from, to = skipped.to, skipped = skipped.count(),

@@ -16,15 +16,11 @@ use firstcome::{
         ParticipationAccepted,
     },
 };
-use rdkafka::{
-    consumer::{BaseConsumer, Consumer},
-    ClientConfig,
-};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    consumer_helpers::{committed_offsets, end_offsets, produce, with_consumers, Raw},
+    consumer_helpers::{committed_offsets, end_offsets, produce, watermarks, with_consumers, Raw},
     spawn::{spawn_app_with, start_broker, test_settings},
     wait::wait_until,
 };
@@ -49,23 +45,6 @@ fn win(campaign: i64, user: i64) -> Raw {
         hold_expires_at: None,
         purchase_id: None,
     })
-}
-
-/// The first offset `partition` of `topic` still holds.
-async fn low_watermark(bootstrap: &str, topic: &str, partition: i32) -> i64 {
-    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .expect("consumer");
-        consumer
-            .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-            .expect("watermarks")
-            .0
-    })
-    .await
-    .expect("watermarks task")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -105,7 +84,7 @@ async fn events_the_broker_dropped_before_the_consumers_read_them_are_named_and_
 
     let burst: Vec<Raw> = (4..4 + BURST).map(|u| win(campaign, u)).collect();
     produce(&bootstrap, &topic, &burst).await;
-    let low = low_watermark(&bootstrap, &topic, partition).await;
+    let low = watermarks(&bootstrap, &topic).await[&partition].0;
     assert!(
         low > 3,
         "the broker dropped the burst's first events (it keeps {low}..)"

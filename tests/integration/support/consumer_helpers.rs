@@ -134,6 +134,14 @@ pub async fn committed_offsets(bootstrap: &str, group: &str, topic: &str) -> BTr
 
 /// The end offset of every partition of `topic`.
 pub async fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
+    (watermarks(bootstrap, topic).await.into_iter())
+        .map(|(p, (_, high))| (p, high))
+        .collect()
+}
+
+/// The low and high watermarks of every partition of `topic`: the first offset the broker still
+/// holds and the next one it will write.
+pub async fn watermarks(bootstrap: &str, topic: &str) -> BTreeMap<i32, (i64, i64)> {
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
@@ -147,10 +155,10 @@ pub async fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
             .partitions()
             .iter()
             .map(|p| {
-                let (_, high) = consumer
+                let marks = consumer
                     .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
                     .expect("watermarks");
-                (p.id(), high)
+                (p.id(), marks)
             })
             .collect()
     })
