@@ -32,6 +32,9 @@ if [ "${1:-}" != "--with-test-services" ]; then
 fi
 shift
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
+# A failing test's message comes last in cargo's output; a backtrace after it pushes it out of a
+# log's tail (CI shows the tail). TEST_BACKTRACE=1 brings the backtraces back.
+export RUST_BACKTRACE=${TEST_BACKTRACE:-0}
 cargo test --workspace --locked "$@"
 if [ $# -eq 0 ]; then
   ./scripts/api-check.sh

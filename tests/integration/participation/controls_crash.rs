@@ -232,7 +232,13 @@ async fn a_marker_left_by_a_crash_reaches_the_gate_behind_more_waiting_markers_t
     let t = t
         .kill_first_with(campaign, "stock", json!({"delta": ADDED}))
         .await;
-    assert_eq!(t.gate_field(campaign, "stock").await.as_deref(), Some("0"));
+    // The second instance's marker loop runs already: it may have applied the marker by now.
+    // Either way the gate has the units once, never anything else.
+    let now = t.gate_field(campaign, "stock").await;
+    assert!(
+        [Some("0"), Some(ADDED.to_string().as_str())].contains(&now.as_deref()),
+        "the gate's stock right after the kill: {now:?}"
+    );
     t.wait_for_marker_applied(campaign, "stock", &ADDED.to_string())
         .await;
     assert_eq!(
