@@ -12,6 +12,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
+use futures::{stream, StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -42,44 +43,113 @@ pub struct Reconciler {
     pub campaigns: Arc<CampaignCache>,
 }
 
+/// How many campaigns a pass reads at once, and how many of a campaign's gates.
+const CAMPAIGNS_AT_ONCE: usize = 16;
+const GATES_AT_ONCE: usize = 64;
+/// How many old reservations a pass settles at once (each under its row's lock).
+const GIVE_BACKS_AT_ONCE: usize = 8;
+
+/// A gate's open reservations, as one read found them.
+struct Opened {
+    slot: Slot,
+    reservations: Vec<OpenReservation>,
+}
+
 impl Reconciler {
     /// One pass: gives back the reservations older than `older_than` whose user has no
     /// participation in MySQL. Returns how many were given back.
+    ///
+    /// The units of an instance that died come back `RESERVATION_TIMEOUT_MS` after their
+    /// reservation plus at most one period and one pass (docs/design.md §18.1): a pass reads its
+    /// campaigns and their gates concurrently (one read a gate would take seconds over the
+    /// buckets of a few big campaigns on a Redis busy with a burst), and a reservation's age is
+    /// judged once its gate's read has answered, not at the pass's start. A failure ends the
+    /// campaign's part of the pass; the others go on and the first error is returned.
     pub async fn run_once(&self, older_than: Duration) -> Result<u64, ReconcileError> {
-        let cutoff = Utc::now().timestamp_millis()
-            - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let outcomes: Vec<Result<u64, ReconcileError>> = stream::iter(self.campaigns.ids().await)
+            .map(|id| self.reconcile_campaign(id, older_than))
+            .buffer_unordered(CAMPAIGNS_AT_ONCE)
+            .collect()
+            .await;
         let mut given_back = 0;
-        for campaign_id in self.campaigns.ids().await {
-            let Some(campaign) = self.campaigns.get(&self.db, campaign_id).await? else {
-                continue;
-            };
-            // A bucketed campaign at rest opened nothing in its buckets for longer than any
-            // reservation needs to come of age here (gate::activity): none of its buckets is read.
-            if campaign.buckets > 1 && !self.gate.busy(campaign_id).await? {
-                continue;
-            }
-            for slot in campaign.slots() {
-                for open in self.gate.open_reservations(slot).await? {
-                    if open.reserved_at_ms > cutoff {
-                        continue;
-                    }
-                    if self.give_back(slot, &open).await? {
-                        given_back += 1;
-                        tracing::warn!(
-                            campaign_id,
-                            bucket = slot.bucket,
-                            user_id = open.user_id,
-                            quantity = open.quantity,
-                            "Gave back a reservation a crashed instance left open."
-                        );
-                    }
-                }
-                if slot.bucket.is_some() {
-                    given_back += self.settle_takes(&campaign, slot, cutoff).await?;
-                }
-            }
+        for outcome in outcomes {
+            given_back += outcome?;
         }
         Ok(given_back)
+    }
+
+    /// One campaign's part of a pass: its gates read at once, then its old reservations and
+    /// takes settled.
+    async fn reconcile_campaign(
+        &self,
+        campaign_id: i64,
+        older_than: Duration,
+    ) -> Result<u64, ReconcileError> {
+        let Some(campaign) = self.campaigns.get(&self.db, campaign_id).await? else {
+            return Ok(0);
+        };
+        // A bucketed campaign at rest opened nothing in its buckets for longer than any
+        // reservation needs to come of age here (gate::activity): none of its buckets is read.
+        if campaign.buckets > 1 && !self.gate.busy(campaign_id).await? {
+            return Ok(0);
+        }
+        let opened: Vec<Opened> = stream::iter(campaign.slots())
+            .map(|slot| async move {
+                let reservations = self.gate.open_reservations(slot).await?;
+                Ok::<_, ReconcileError>(Opened { slot, reservations })
+            })
+            .buffered(GATES_AT_ONCE)
+            .try_collect()
+            .await?;
+        // Judged now that every gate answered: what came of age during the reads counts.
+        let cutoff = Utc::now().timestamp_millis()
+            - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let mut old: Vec<(Slot, OpenReservation)> = Vec::new();
+        let mut with_takes: Vec<Slot> = Vec::new();
+        for o in opened {
+            let slot = o.slot;
+            old.extend(
+                (o.reservations.into_iter())
+                    .filter(|r| r.reserved_at_ms <= cutoff)
+                    .map(|r| (slot, r)),
+            );
+            // A bucket's gate also records the units it set aside for transfers.
+            if slot.bucket.is_some() {
+                with_takes.push(slot);
+            }
+        }
+        let settled: Vec<bool> = stream::iter(old)
+            .map(|(slot, open)| async move { self.give_back_logged(slot, &open).await })
+            .buffer_unordered(GIVE_BACKS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut given_back = settled.iter().filter(|&&back| back).count() as u64;
+        let untaken: Vec<u64> = stream::iter(with_takes)
+            .map(|slot| self.settle_takes(&campaign, slot, cutoff))
+            .buffer_unordered(GATES_AT_ONCE)
+            .try_collect()
+            .await?;
+        given_back += untaken.iter().sum::<u64>();
+        Ok(given_back)
+    }
+
+    /// [`Self::give_back`], logged when units went back.
+    async fn give_back_logged(
+        &self,
+        slot: Slot,
+        open: &OpenReservation,
+    ) -> Result<bool, ReconcileError> {
+        let back = self.give_back(slot, open).await?;
+        if back {
+            tracing::warn!(
+                campaign_id = slot.campaign_id,
+                bucket = slot.bucket,
+                user_id = open.user_id,
+                quantity = open.quantity,
+                "Gave back a reservation a crashed instance left open."
+            );
+        }
+        Ok(back)
     }
 
     /// Settles the takes a bucket's gate still records past the cutoff (an instance died, or
@@ -175,8 +245,16 @@ impl Reconciler {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(timeout / 10) => {}
             }
+            let began = std::time::Instant::now();
             if let Err(e) = self.run_once(timeout).await {
                 tracing::warn!(error = %e, "Reconciling open reservations failed; will try again.");
+            }
+            // A pass longer than the period delays the units of a crashed instance past
+            // their bound (docs/design.md §18.1).
+            let took = began.elapsed();
+            if took > timeout / 10 {
+                tracing::warn!(took_ms = took.as_millis() as u64,
+                    "A reconciler pass took longer than its period; units a crashed instance left come back late by as much.");
             }
         }
     }

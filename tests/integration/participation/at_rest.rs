@@ -12,7 +12,13 @@ use crate::spawn::{spawn_app_with, test_settings, TestApp};
 /// Reserves one unit for `user` in bucket `bucket` with `lua/reserve.lua` itself, stamped an
 /// hour ago, as an instance that died before its transaction: nothing of the service's ran, so
 /// nothing marked the campaign busy.
-async fn leak_a_reservation(app: &TestApp, campaign: i64, epoch: i64, bucket: u16, user: i64) {
+pub(super) async fn leak_a_reservation(
+    app: &TestApp,
+    campaign: i64,
+    epoch: i64,
+    bucket: u16,
+    user: i64,
+) {
     let base = format!("{}{{c:{campaign}:{bucket}}}:", app.redis_prefix);
     let script = concat!(
         include_str!("../../../lua/entry.lua"),

@@ -21,6 +21,7 @@ mod in_flight;
 mod lifecycle;
 mod lifecycle_crash;
 mod lifecycle_storm;
+mod reconcile_pass;
 mod return_markers;
 mod rules;
 mod sync_path;

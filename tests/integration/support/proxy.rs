@@ -14,6 +14,8 @@
 //! - `reset().await`: closes every connection open at the call, client and upstream side, with
 //!   an RST (`SO_LINGER` 0), and returns once they are all closed. The proxy keeps listening;
 //!   what happens to new connections is decided by `black_hole()` / `resume()` as usual.
+//! - `set_latency(d)`: every chunk of the upstream's answers is held `d` before it is passed on
+//!   (a dependency that answers each request late; requests sent together share one wait).
 //! - `live()`: client connections open now; `accepted()`: client connections accepted so far;
 //!   `wait_for_live(|n| …).await`: waits (event-driven, no polling) until the live count fits.
 //!   A client that hangs up during a black hole is counted until `resume()` or `reset()` (the
@@ -53,6 +55,8 @@ struct Shared {
     /// Client connections open now.
     live: watch::Sender<usize>,
     accepted: AtomicU64,
+    /// How long each chunk of the upstream's answers is held, in µs (0: not held).
+    latency_us: AtomicU64,
     /// The connections a `reset()` will close: replaced by a fresh generation on each reset.
     generation: Mutex<Generation>,
 }
@@ -140,6 +144,7 @@ impl Proxy {
             forwarding: watch::Sender::new(true),
             live: watch::Sender::new(0),
             accepted: AtomicU64::new(0),
+            latency_us: AtomicU64::new(0),
             generation: Mutex::new(Generation {
                 stop: root.child_token(),
                 tasks: TaskTracker::new(),
@@ -175,6 +180,11 @@ impl Proxy {
         old.stop.cancel();
         old.tasks.close();
         old.tasks.wait().await;
+    }
+
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.shared.latency_us.store(us, Ordering::SeqCst);
     }
 
     pub fn live(&self) -> usize {
@@ -241,8 +251,13 @@ async fn connection(client: TcpStream, shared: &Shared, stop: &CancellationToken
             let (mut client_read, mut client_write) = client.split();
             let (mut server_read, mut server_write) = server.split();
             tokio::try_join!(
-                pump(&mut client_read, &mut server_write, shared.forwarding.subscribe()),
-                pump(&mut server_read, &mut client_write, shared.forwarding.subscribe()),
+                pump(&mut client_read, &mut server_write, shared.forwarding.subscribe(), None),
+                pump(
+                    &mut server_read,
+                    &mut client_write,
+                    shared.forwarding.subscribe(),
+                    Some(&shared.latency_us)
+                ),
             )
         } => done.is_err(),
     };
@@ -252,11 +267,13 @@ async fn connection(client: TcpStream, shared: &Shared, stop: &CancellationToken
     }
 }
 
-/// One direction: reads only while forwarding, and holds what it read while black-holed.
+/// One direction: reads only while forwarding, and holds what it read while black-holed (and,
+/// with a `latency`, for that long).
 async fn pump(
     from: &mut (impl AsyncRead + Unpin),
     to: &mut (impl AsyncWrite + Unpin),
     mut forwarding: watch::Receiver<bool>,
+    latency_us: Option<&AtomicU64>,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -268,6 +285,10 @@ async fn pump(
         };
         if n == 0 {
             return to.shutdown().await;
+        }
+        let held = latency_us.map_or(0, |l| l.load(Ordering::SeqCst));
+        if held > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(held)).await;
         }
         let _ = forwarding.wait_for(|f| *f).await;
         to.write_all(&buf[..n]).await?;

@@ -1,0 +1,63 @@
+//! The reconciler's pass is short whatever the campaign's size (docs/design.md §18.1): the units
+//! of an instance that died come back `RESERVATION_TIMEOUT_MS` after their reservation plus at
+//! most one period and one pass, so a pass reads a campaign's gates at once. Read one after
+//! another, the 2 × 256 reads of a big bucketed campaign on a Redis answering each command a
+//! few ms late (busy with a burst) took seconds: the proof run of seed 165 saw passes of 5–7 s
+//! and a crashed writer's units back ~9 s late, while joins were refused SOLD_OUT.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::at_rest::leak_a_reservation;
+use crate::{
+    proxy::Proxy,
+    spawn::{spawn_app_with, test_settings},
+};
+
+/// How late the Redis behind the proxy answers each command, or each batch sent together.
+const LATENCY: Duration = Duration::from_millis(5);
+const BUCKETS: u16 = 256;
+/// A pass's bound here: a fraction of the production period (1.5 s). Read gate by gate, the
+/// pass takes at least 2 × 256 × 5 ms = 2.56 s.
+const PASS_WITHIN: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_over_a_big_campaign_on_a_slow_redis_reads_its_gates_at_once() {
+    // The app's own reconciler runs every tenth of a day: the test's pass is the only one.
+    let mut settings = test_settings().await;
+    settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
+    let proxy = Proxy::in_front_of_redis(&mut settings).await;
+    let app = spawn_app_with(settings).await;
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let campaign = app
+        .open_campaign_with(1_000, 1, json!({"buckets": BUCKETS, "startsAt": hour_ago}))
+        .await;
+    let created = app.get(&format!("/api/v1/campaigns/{campaign}")).await;
+    let epoch = chrono::DateTime::parse_from_rfc3339(
+        created.body["createdAt"].as_str().expect("createdAt"),
+    )
+    .expect("a time")
+    .timestamp_micros();
+    // A join marks the campaign busy (its buckets are read); an instance that died left a
+    // reservation an hour old in the last bucket.
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    let user = 7;
+    leak_a_reservation(&app, campaign, epoch, BUCKETS - 1, user).await;
+
+    proxy.set_latency(LATENCY);
+    let began = Instant::now();
+    let given_back = app.reconcile(Duration::from_secs(1)).await;
+    let took = began.elapsed();
+    proxy.set_latency(Duration::ZERO);
+    assert_eq!(given_back, 1, "the leaked reservation is given back");
+    assert!(
+        took < PASS_WITHIN,
+        "a pass over {BUCKETS} buckets took {took:?} with Redis answering {LATENCY:?} late"
+    );
+    assert_eq!(
+        app.join(campaign, user, 1).await.status,
+        201,
+        "its user joins again"
+    );
+}
