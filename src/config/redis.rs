@@ -7,7 +7,7 @@ use clap::{builder::BoolishValueParser, ArgAction, Args};
 
 use crate::config::{
     invalid,
-    values::{key_prefix, millis, secret, Secret},
+    values::{key_prefix, millis, number, secret, Secret},
     ConfigError,
 };
 
@@ -48,6 +48,12 @@ pub struct RedisSettings {
     #[arg(id = "RESERVATION_TIMEOUT_MS", long = "reservation-timeout-ms", env,
           default_value = "15000", value_parser = millis(1_000..=86_400_000))]
     pub reservation_timeout: Duration,
+    /// Most joins of one campaign (or bucket) reserved in one Redis call; 1 = a call each (1–256)
+    // Joins that arrive while their slot's call is in flight go in its next one, decided in
+    // arrival order as one by one (gate::batch; docs/design.md §10 "Serial sections").
+    #[arg(id = "REDIS_RESERVE_BATCH_MAX", long = "redis-reserve-batch-max", env,
+          default_value_t = 64, value_parser = number::<usize>(1..=256))]
+    pub reserve_batch_max: usize,
 }
 
 /// PEM files for Redis over TLS; all optional (`rediss://` alone trusts the system's roots).

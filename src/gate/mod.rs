@@ -15,6 +15,7 @@
 //! - [`slot`]: which gate state a call addresses: a campaign's, or one stock bucket's (§21).
 //! - [`transfer`]: units set aside in a stock bucket and given to another (§21).
 //! - [`evalsha`]: the join's one Redis call, sent as one `EVALSHA` command.
+//! - [`batch`]: a slot's joins that arrive while its call is in flight, in its next call.
 //! - [`control`]: applying a committed live control (stock, pause, resume, close) once.
 //! - [`audit`]: the drift audit's atomic read of a campaign's stock and open reservations, and
 //!   its guarded repair of the stock.
@@ -26,6 +27,7 @@
 
 pub mod activity;
 pub mod audit;
+mod batch;
 pub mod bot_pass;
 pub mod cart;
 pub mod connection;

@@ -41,6 +41,9 @@ pub enum GateError {
     Timeout(Duration),
     #[error("redis script answered {0:?}, which this version does not understand")]
     Protocol(String),
+    /// The call of a batch of reservations failed (`gate::batch`): each join gets its text.
+    #[error("redis call failed (a batch of reservations): {0}")]
+    Batch(String),
 }
 
 /// What the gate decided for one request.
@@ -167,6 +170,38 @@ pub(super) fn reply_int(reply: &[redis::Value], i: usize) -> i64 {
     }
 }
 
+/// A join's decision from `lua/reserve.lua`'s answer (or its answer in a batch's).
+pub(super) fn decision(reply: &[redis::Value]) -> Result<Decision, GateError> {
+    let int = |i: usize| reply_int(reply, i);
+    let status = reply_status(reply)?;
+    let value = int(1);
+    Ok(match status.as_str() {
+        "OK" => Decision::Reserved {
+            sequence: value,
+            returns_seen: int(2),
+            gate_gen: int(3),
+        },
+        "MISSING" if value > 0 => Decision::SiblingMissing((value - 1) as usize),
+        "MISSING" => Decision::Missing,
+        "GROUP_LIMIT" => Decision::GroupLimit { held: value },
+        "NOT_OPEN" => Decision::NotOpen,
+        "ENDED" => Decision::Ended,
+        "PAUSED" => Decision::Paused,
+        "OVER_LIMIT" => Decision::OverLimit,
+        "ALREADY" => Decision::AlreadyParticipated,
+        "TOKEN_INVALID" => Decision::TokenInvalid,
+        "TOKEN_USED" => Decision::TokenUsed,
+        "TOKEN_EXPIRED" => Decision::TokenExpired,
+        "SOLD_OUT" => Decision::SoldOut {
+            remaining: value,
+            winners: int(2),
+            in_flight: int(3),
+            latest_reserved_ms_ago: int(4),
+        },
+        other => return Err(GateError::Protocol(other.to_string())),
+    })
+}
+
 /// What [`Gate::return_units`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Returned {
@@ -187,6 +222,9 @@ pub struct Gate {
     pub(super) timeout: Duration,
     /// This instance's busy marks of bucketed campaigns ([`super::activity`]).
     pub(super) activity: std::sync::Arc<super::activity::Activity>,
+    /// The joins waiting for their slot's next call ([`super::batch`]), at most `batch_max` a call.
+    pub(super) batches: std::sync::Arc<super::batch::Batches>,
+    pub(super) batch_max: usize,
 }
 
 impl Gate {
@@ -200,6 +238,8 @@ impl Gate {
             activity: std::sync::Arc::new(super::activity::Activity::new(
                 settings.reservation_timeout,
             )),
+            batches: std::sync::Arc::default(),
+            batch_max: settings.reserve_batch_max,
         })
     }
 
@@ -290,6 +330,9 @@ impl Gate {
     ) -> Result<Decision, GateError> {
         self.mark_busy(entry.campaign_id, entry.bucket.is_some())
             .await;
+        if pass.is_none() && group.is_none() && self.batch_max > 1 {
+            return self.reserve_batched(entry, epoch, now_ms).await;
+        }
         let mut cmd = match group {
             None => self.evalsha(&RESERVE, entry.slot(), RESERVATION_KEYS),
             Some(g) => self.grouped_evalsha(&RESERVE, entry.slot(), RESERVATION_KEYS, g),
@@ -305,34 +348,12 @@ impl Gate {
             cmd.arg(sibling.epoch);
         }
         let reply: Vec<redis::Value> = self.run_evalsha(&RESERVE, &cmd).await?;
-        let int = |i: usize| reply_int(&reply, i);
-        let status = reply_status(&reply)?;
-        let value = int(1);
-        Ok(match status.as_str() {
-            "OK" => Decision::Reserved {
-                sequence: value,
-                returns_seen: int(2),
-                gate_gen: int(3),
-            },
-            "MISSING" if value > 0 => Decision::SiblingMissing((value - 1) as usize),
-            "MISSING" => Decision::Missing,
-            "GROUP_LIMIT" => Decision::GroupLimit { held: value },
-            "NOT_OPEN" => Decision::NotOpen,
-            "ENDED" => Decision::Ended,
-            "PAUSED" => Decision::Paused,
-            "OVER_LIMIT" => Decision::OverLimit,
-            "ALREADY" => Decision::AlreadyParticipated,
-            "TOKEN_INVALID" => Decision::TokenInvalid,
-            "TOKEN_USED" => Decision::TokenUsed,
-            "TOKEN_EXPIRED" => Decision::TokenExpired,
-            "SOLD_OUT" => Decision::SoldOut {
-                remaining: value,
-                winners: int(2),
-                in_flight: int(3),
-                latest_reserved_ms_ago: int(4),
-            },
-            other => return Err(GateError::Protocol(other.to_string())),
-        })
+        decision(&reply)
+    }
+
+    /// Calls and joins of the batched reservations so far ([`super::batch`]).
+    pub fn reserve_batches(&self) -> (u64, u64) {
+        self.batches.counts()
     }
 
     /// Gives units to a slot's stock once however often it is called (`lua/return.lua`): a

@@ -13,6 +13,7 @@ mod controls_crash;
 mod controls_gate;
 mod drift;
 mod faults;
+mod gate_batch;
 mod gate_rebuild;
 mod group_commit;
 mod idempotency;
