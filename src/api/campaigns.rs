@@ -228,7 +228,8 @@ pub struct CampaignDto {
     pub refused_count: i64,
     /// `refusedCount` by the error code the joins were answered with (`SOLD_OUT`,
     /// `ALREADY_PARTICIPATED`, `CAMPAIGN_NOT_OPEN`, `CAMPAIGN_ENDED`, `CAMPAIGN_PAUSED`,
-    /// `RATE_LIMITED`, `ADMISSION_…`); codes never answered are absent.
+    /// `RATE_LIMITED`, `ADMISSION_…`, `GROUP_LIMIT_REACHED`, `BOT_CHECK_FAILED`); codes never
+    /// answered are absent.
     pub refused_by_reason: BTreeMap<String, i64>,
     /// Held and confirmed units over `totalStock`, 0 to 1.
     pub stock_usage_rate: f64,

@@ -123,7 +123,9 @@ pub struct QueueApi {
 #[OpenApi(prefix_path = "/api/v1/campaigns", tag = "Tag::Queue")]
 impl QueueApi {
     /// Queue for a campaign with a waiting room (`QUEUE` or `RAFFLE`): a ticket with its position
-    /// and estimated wait. One ticket per user: asking again answers the same ticket.
+    /// and estimated wait. One ticket per user: asking again answers the same ticket. With a
+    /// bot check, asking again needs a solution again (each is accepted once): a client that lost
+    /// the answer solves a new challenge and is answered its same ticket.
     #[oai(path = "/:id/queue", method = "post")]
     async fn enqueue(
         &self,

@@ -17,10 +17,11 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
-        LazyLock, Mutex,
+        LazyLock, Mutex, OnceLock,
     },
 };
 
+use prometheus_client::metrics::counter::Counter;
 use redis::Script;
 use tokio::sync::oneshot;
 
@@ -66,6 +67,8 @@ pub struct Batches {
     waiting: Mutex<HashMap<(Slot, i64), Vec<Waiting>>>,
     calls: AtomicU64,
     reservations: AtomicU64,
+    /// The same counts in the application's metrics, once it has them.
+    exported: OnceLock<(Counter, Counter)>,
 }
 
 impl Batches {
@@ -76,9 +79,24 @@ impl Batches {
             self.reservations.load(Ordering::Relaxed),
         )
     }
+
+    fn count(&self, joins: usize) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        (self.reservations).fetch_add(joins as u64, Ordering::Relaxed);
+        if let Some((calls, batched)) = self.exported.get() {
+            calls.inc();
+            batched.inc_by(joins as u64);
+        }
+    }
 }
 
 impl Gate {
+    /// Counts the batched calls and their joins in these counters too (the application's
+    /// `firstcome_gate_reserve_batch_calls_total` and `…_batched_joins_total`); the first call wins.
+    pub fn export_batches(&self, calls: Counter, batched: Counter) {
+        let _ = self.batches.exported.set((calls, batched));
+    }
+
     /// [`Gate::reserve`] of a join without an admission or a group: in its slot's next batch.
     pub(super) async fn reserve_batched(
         &self,
@@ -154,8 +172,7 @@ impl Gate {
         for w in &batch {
             cmd.arg(w.entry.user_id).arg(w.entry.quantity).arg(w.now_ms);
         }
-        self.batches.calls.fetch_add(1, Ordering::Relaxed);
-        (self.batches.reservations).fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.batches.count(batch.len());
         let replies = self
             .run_evalsha::<Vec<Vec<redis::Value>>>(&RESERVE_BATCH, &cmd)
             .await;

@@ -185,6 +185,10 @@ impl ApplicationBuilder {
         let tasks = TaskTracker::new();
         let metrics = Arc::new(Metrics::new());
         metrics.watch_pool("api", &db);
+        gate.export_batches(
+            metrics.gate_reserve_calls.clone(),
+            metrics.gate_reserve_batched.clone(),
+        );
 
         let kafka = KafkaClients::connect(&settings)?;
         let wakeup = Arc::new(Notify::new());

@@ -148,6 +148,14 @@ declare_metrics! {
     write_row_hold: Counter<f64, AtomicU64> = Counter::default(),
         "firstcome_write_row_hold_seconds_total",
         "Time outbox-path transactions held their stock rows, guarded decrement to COMMIT's answer, summed", Unit::Seconds;
+    /// Redis calls that reserved a batch of joins of one slot (`gate::batch`), and the joins they
+    /// decided: their ratio is the batches' mean size (docs/design.md §10 "The Redis thread").
+    gate_reserve_calls: Counter = Counter::default(),
+        "firstcome_gate_reserve_batch_calls_total",
+        "Redis calls that reserved a batch of joins of one campaign or bucket";
+    gate_reserve_batched: Counter = Counter::default(),
+        "firstcome_gate_reserve_batched_joins_total",
+        "Joins decided by batched reservation calls (over the calls: the mean batch size)";
     /// Time the lanes spent on their batches (`write::group_commit`): the transaction and the
     /// answers, summed; one lane's is a campaign's serial section on its writer.
     write_lane_busy: Counter<f64, AtomicU64> = Counter::default(),

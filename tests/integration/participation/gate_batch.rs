@@ -13,7 +13,7 @@ use firstcome::gate::{
 };
 use futures::future::join_all;
 
-use crate::wait::wait_until;
+use crate::{spawn::spawn_app, wait::wait_until};
 
 const CAMPAIGN: i64 = 11;
 const EPOCH: i64 = 1_700_000_000_000_000;
@@ -92,7 +92,7 @@ async fn joins_batched_together_are_decided_one_by_one_as_single_calls_would() {
         .expect("loaded");
     assert_eq!(
         (holding.stock, holding.open_reservations),
-        (0, STOCK as i64),
+        (0, STOCK),
         "the gate holds exactly the reservations it answered"
     );
     let (calls, joins) = gate.reserve_batches();
@@ -129,4 +129,23 @@ async fn a_reservation_whose_join_stopped_waiting_is_undone() {
         gate.reserve(&entry(1, 1), None, (EPOCH, None), 2).await,
         Ok(Decision::Reserved { .. })
     ));
+}
+
+#[tokio::test]
+async fn the_service_exports_its_batched_calls_and_their_joins() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(5, 1).await;
+    assert_eq!(app.join(campaign, 1, 1).await.status, 201);
+    let text = app.probe.metrics_text();
+    let value = |name: &str| -> Option<u64> {
+        (text.lines()).find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert_eq!(
+        (
+            value("firstcome_gate_reserve_batch_calls_total"),
+            value("firstcome_gate_reserve_batched_joins_total")
+        ),
+        (Some(1), Some(1)),
+        "{text}"
+    );
 }
