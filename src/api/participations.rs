@@ -289,6 +289,8 @@ fn join_request(
 pub struct ParticipationsApi {
     pub participations: ParticipationService,
     pub sync: SyncParticipationService,
+    /// Whether the synchronous path is served (`SYNC_PATH_ENABLED`).
+    pub sync_enabled: bool,
     pub campaigns: CampaignService,
     /// Counts each join's answer.
     pub metrics: Arc<Metrics>,
@@ -339,7 +341,8 @@ impl ParticipationsApi {
     /// Join a campaign (synchronous baseline, for comparison): no Redis; the campaign row is
     /// locked for the check and the write; after the commit the event is produced to Kafka and
     /// awaited. No outbox row: a Kafka failure after the commit loses the event (counted in
-    /// `syncEventsLost`).
+    /// `syncEventsLost`). Served only where `SYNC_PATH_ENABLED` says (unset: on a loopback
+    /// address only); elsewhere 404 `NOT_FOUND`.
     #[oai(path = "/:id/participations/sync", method = "post")]
     // One argument per documented parameter, header and security scheme: poem-openapi's shape.
     #[allow(clippy::too_many_arguments)]
@@ -359,6 +362,11 @@ impl ParticipationsApi {
         _token: UserToken,
         http: &Request,
     ) -> Result<Joined, ApiError> {
+        if !self.sync_enabled {
+            return Err(ApiError::not_found(
+                "the synchronous path is off on this service (SYNC_PATH_ENABLED)",
+            ));
+        }
         let path = ParticipationPath::Sync;
         self.authorize(http, body.0.user_id, path)?;
         self.limited(http, id.0, body.0.user_id, path).await?;

@@ -83,6 +83,14 @@ impl Settings {
 
     /// Whether `HTTP_ADDR` can be reached from other hosts: anything but 127.0.0.0/8 and ::1
     /// (0.0.0.0 and :: are every interface).
+    /// Whether `POST …/participations/sync` is served: `SYNC_PATH_ENABLED`, or unset only on a
+    /// loopback `HTTP_ADDR`.
+    pub fn sync_path_enabled(&self) -> bool {
+        self.http
+            .sync_path
+            .unwrap_or_else(|| !self.listens_beyond_loopback())
+    }
+
     pub fn listens_beyond_loopback(&self) -> bool {
         !self.http.addr.ip().to_canonical().is_loopback()
     }
@@ -164,6 +172,27 @@ mod tests {
             ("ADMISSION_SECRET", SECRET),
         ])
         .expect("both said");
+    }
+
+    #[test]
+    fn the_sync_path_is_served_on_loopback_unless_said_otherwise() {
+        let served = |pairs: &[(&str, &str)]| {
+            Settings::from_pairs(pairs)
+                .expect("each value is valid")
+                .sync_path_enabled()
+        };
+        assert!(served(&[("HTTP_ADDR", "127.0.0.1:8080")]));
+        assert!(served(&[("HTTP_ADDR", "[::1]:8080")]));
+        assert!(!served(&[("HTTP_ADDR", "0.0.0.0:8080")]));
+        assert!(!served(&[("HTTP_ADDR", "[2001:db8::7]:80")]));
+        assert!(served(&[
+            ("HTTP_ADDR", "0.0.0.0:8080"),
+            ("SYNC_PATH_ENABLED", "true")
+        ]));
+        assert!(!served(&[
+            ("HTTP_ADDR", "127.0.0.1:8080"),
+            ("SYNC_PATH_ENABLED", "false")
+        ]));
     }
 
     #[test]

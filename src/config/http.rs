@@ -58,6 +58,12 @@ pub struct HttpSettings {
     #[arg(id = "HTTP2_MAX_CONCURRENT_STREAMS", long = "http2-max-concurrent-streams", env,
           default_value_t = 8, value_parser = number::<u32>(1..=1_000))]
     pub http2_max_streams: u32,
+    /// Serve the synchronous baseline `POST …/participations/sync` (for comparing designs); unset: only when HTTP_ADDR is loopback. Off, it answers 404
+    // It passes the same door as a join (limits, bot check, room), yet it is a second way in
+    // that no deployment needs: an exposed service does not offer it unless asked.
+    #[arg(id = "SYNC_PATH_ENABLED", long = "sync-path-enabled", env,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub sync_path: Option<bool>,
     /// A second listener serving only /metrics, without a token (e.g. an internal network for Prometheus); unset: none, and /metrics on an HTTP_ADDR other hosts reach needs an admin token
     #[arg(id = "METRICS_ADDR", long = "metrics-addr", env)]
     pub metrics_addr: Option<SocketAddr>,

@@ -79,6 +79,7 @@ impl Started {
             identity: crate::api::health::IdentityHealth::of(settings),
             buckets_max_total: settings.database.buckets_max_total,
             public_read_cache: settings.http.public_read_cache,
+            sync_path: settings.sync_path_enabled(),
         }
         .into_apis();
         Application {

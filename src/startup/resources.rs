@@ -52,6 +52,8 @@ pub(super) struct Resources {
     pub buckets_max_total: u32,
     /// `PUBLIC_READ_CACHE_MS`.
     pub public_read_cache: std::time::Duration,
+    /// `SYNC_PATH_ENABLED`, resolved.
+    pub sync_path: bool,
 }
 
 impl Resources {
@@ -81,6 +83,7 @@ impl Resources {
             ParticipationsApi {
                 participations: self.participations,
                 sync: self.sync,
+                sync_enabled: self.sync_path,
                 campaigns: campaigns.clone(),
                 metrics: self.metrics.clone(),
                 users: self.users.clone(),

@@ -97,3 +97,25 @@ async fn a_produce_failure_after_commit_loses_the_event_and_is_counted() {
         "only the first win ever reached Kafka"
     );
 }
+
+/// An operator switches the baseline off (`SYNC_PATH_ENABLED=false`; unset, it is off on an
+/// exposed address): 404, nothing sold, while the outbox path serves the campaign.
+#[tokio::test]
+async fn a_service_with_the_sync_path_off_answers_not_found_and_sells_nothing_there() {
+    let mut settings = test_settings().await;
+    settings.http.sync_path = Some(false);
+    let app = spawn_app_with(settings).await;
+    let campaign = app.open_campaign(5, 1).await;
+    let refused = join_sync(&app, campaign, 1).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (404, "NOT_FOUND"),
+        "{refused:?}"
+    );
+    assert_eq!(app.remaining_stock(campaign).await, 5);
+    assert_eq!(
+        app.join(campaign, 1, 1).await.status,
+        201,
+        "the outbox path serves"
+    );
+}
