@@ -143,6 +143,10 @@ def serial_sections(ports):
     return sections
 
 
+# The gate's reservation calls and the joins they decided (docs/design.md §10 "The Redis thread").
+BATCHES = ("firstcome_gate_reserve_batch_calls_total", "firstcome_gate_reserve_batched_joins_total")
+
+
 def one_phase(run, buckets, instances, routed):
     phase = f"{run}-{buckets}x{instances}{'r' if routed else ''}"
     sql(f"DROP DATABASE IF EXISTS `{DB}`; CREATE DATABASE `{DB}`")
@@ -162,6 +166,7 @@ def one_phase(run, buckets, instances, routed):
         before = common.status(COUNTERS)
         redis_before = redis_info("stats")["total_reads_processed"]
         serial_before = serial_sections(ports)
+        batches_before = [metric_sum(ports, m) for m in BATCHES]
         redis_pid = redis_info("server")["process_id"]
         cpu_before = [ticks(p.pid) for p in procs], ticks(db_pid), ticks(redis_pid)
         threads_before = threads([p.pid for p in procs])
@@ -186,6 +191,7 @@ def one_phase(run, buckets, instances, routed):
         # values count the join transactions, whatever the relay and the consumers commit.
         joins = int(sql("SELECT COUNT(DISTINCT campaign_id, created_at) FROM participation", DB)[0][0])
         serial_after = serial_sections(ports)
+        batches_after = [metric_sum(ports, m) for m in BATCHES]
         wait_applied(ports, wins)
         after = common.status(COUNTERS)
         redis_after = redis_info("stats")["total_reads_processed"]
@@ -218,6 +224,8 @@ def one_phase(run, buckets, instances, routed):
         "redis_us_per_win": redis_us,
         "serial_us_per_win": {k: (serial_after[k] - serial_before[k]) * 1e6 / max(wins, 1)
                               for k in serial_after},
+        "joins_per_reserve_call": (batches_after[1] - batches_before[1])
+                                  / max(batches_after[0] - batches_before[0], 1),
         "k6": k.get("counts"),
         "waits": dict(sampler.shapes.most_common(12)) if sampler else None,
     }
@@ -249,16 +257,17 @@ def main():
           "to COMMIT's answer) and the lanes' busy time, summed over every transaction and lane; "
           "ceiling = 10⁶ ÷ the longest, in wins/s. With several lanes or writers at once (buckets, "
           "WRITER_PER_CAMPAIGN=false) the sums overlap in time: a sum over the lanes, not one "
-          "lane's.\n")
-    print("| run | buckets | instances | wins/s | Redis µs | row hold µs | lane busy µs "
-          "| ceiling wins/s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "lane's. Joins a call: the reservations' batches' mean size (REDIS_RESERVE_BATCH_MAX).\n")
+    print("| run | buckets | instances | wins/s | Redis µs | joins a call | row hold µs "
+          "| lane busy µs | ceiling wins/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in enumerate(rows):
         s = r["serial_us_per_win"]
         longest = max(s["redis"], s["row_hold"], s["lane_busy"])
         instances = f"{r['instances']}{' (joins to one)' if r['routed'] else ''}"
         print(f"| {n // len(PHASES) + 1} | {r['buckets']} | {instances} | {r['wins_per_s']:.0f} "
-              f"| {s['redis']:.1f} | {s['row_hold']:.1f} | {s['lane_busy']:.1f} "
+              f"| {s['redis']:.1f} | {r['joins_per_reserve_call']:.1f} | {s['row_hold']:.1f} "
+              f"| {s['lane_busy']:.1f} "
               f"| {1e6 / longest if longest else 0:,.0f} |")
     names = Counter()
     for r in rows:
