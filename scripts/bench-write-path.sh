@@ -2,8 +2,8 @@
 # The write path's mechanism on two cores (docs/design.md §10 "Many cores", §21): one campaign on
 # one row and on 64 buckets, on one instance and on two, and per phase MariaDB's row-lock waits and
 # their time per 1,000 wins, wins per commit, statements and rows written per win, and one
-# campaign's serial sections in µs a win (Redis's main thread with its batches' mean size, the rows' hold, the lanes). See
-# scripts/bench_write_path.py for what a phase does.
+# campaign's serial sections in µs a win (Redis's main thread with its reservation batches' mean
+# size, the rows' hold, the lanes). See scripts/bench_write_path.py for what a phase does.
 #
 #   scripts/bench-write-path.sh                         the four phases once, 256 VUs, 15 s each
 #   RUNS=3 scripts/bench-write-path.sh                  three rounds (the spread)
