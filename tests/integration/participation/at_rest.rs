@@ -39,17 +39,12 @@ pub(super) async fn leak_a_reservation(
     assert_eq!(reply[0], redis::Value::BulkString(b"OK".to_vec()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bucketed_campaign_is_read_bucket_by_bucket_only_while_a_join_has_marked_it_busy() {
-    // The app's own reconciler runs every tenth of a day: the test's passes are the only ones.
-    let mut settings = test_settings().await;
-    settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
-    let app = spawn_app_with(settings).await;
-    let buckets = 4u16;
-    // Open for an hour, so that a reservation stamped an hour ago is one the gate takes.
+/// A bucketed campaign of `stock` units open since an hour ago (so that a reservation stamped an
+/// hour ago is one its gate takes), and its gate epoch (its creation time in µs).
+pub(super) async fn bucketed_for_an_hour(app: &TestApp, stock: i64, buckets: u16) -> (i64, i64) {
     let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     let campaign = app
-        .open_campaign_with(20, 1, json!({"buckets": buckets, "startsAt": hour_ago}))
+        .open_campaign_with(stock, 1, json!({"buckets": buckets, "startsAt": hour_ago}))
         .await;
     let created = app.get(&format!("/api/v1/campaigns/{campaign}")).await;
     let epoch = chrono::DateTime::parse_from_rfc3339(
@@ -57,6 +52,17 @@ async fn a_bucketed_campaign_is_read_bucket_by_bucket_only_while_a_join_has_mark
     )
     .expect("a time")
     .timestamp_micros();
+    (campaign, epoch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucketed_campaign_is_read_bucket_by_bucket_only_while_a_join_has_marked_it_busy() {
+    // The app's own reconciler runs every tenth of a day: the test's passes are the only ones.
+    let mut settings = test_settings().await;
+    settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
+    let app = spawn_app_with(settings).await;
+    let buckets = 4u16;
+    let (campaign, epoch) = bucketed_for_an_hour(&app, 20, buckets).await;
     let busy = format!("{}{{c:{campaign}}}:busy", app.redis_prefix);
     let mut redis = app.redis.clone();
     assert!(

@@ -9,7 +9,7 @@
 use firstcome::gate::{
     reservation_value,
     scripts::{Loaded, RebuildToken, Seed},
-    Applied, Decision, Entry, Gate, GateControl, GateState, Release, Slot,
+    Applied, Decision, Entry, Gate, GateControl, Release, Slot,
 };
 
 const CAMPAIGN: i64 = 7;
@@ -23,18 +23,8 @@ async fn loaded(stock: i64, ctl: i64) -> Gate {
 
 fn seed(stock: i64, ctl: i64) -> Seed {
     Seed {
-        slot: Slot::solo(CAMPAIGN),
-        epoch: EPOCH,
-        remaining_stock: stock,
-        starts_at_ms: 0,
-        ends_at_ms: 0,
-        expire_at_ms: 0,
-        per_user_limit: 1,
-        max_sequence: 0,
-        returned: Vec::new(),
-        state: GateState::Open,
         control_seq: ctl,
-        gate_gen: 0,
+        ..crate::support::gate::open_seed(CAMPAIGN, EPOCH, stock)
     }
 }
 

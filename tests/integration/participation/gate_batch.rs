@@ -7,10 +7,7 @@
 
 use std::time::Duration;
 
-use firstcome::gate::{
-    scripts::{GateState, Seed},
-    Decision, Entry, Gate, Slot,
-};
+use firstcome::gate::{Decision, Entry, Gate, Slot};
 use futures::future::join_all;
 
 use crate::{spawn::spawn_app, wait::wait_until};
@@ -20,21 +17,8 @@ const EPOCH: i64 = 1_700_000_000_000_000;
 const STOCK: i64 = 5;
 
 async fn loaded() -> Gate {
-    crate::support::gate::loaded_gate(&Seed {
-        slot: Slot::solo(CAMPAIGN),
-        epoch: EPOCH,
-        remaining_stock: STOCK,
-        starts_at_ms: 0,
-        ends_at_ms: 0,
-        expire_at_ms: 0,
-        per_user_limit: 1,
-        max_sequence: 0,
-        returned: Vec::new(),
-        state: GateState::Open,
-        control_seq: 0,
-        gate_gen: 0,
-    })
-    .await
+    let seed = crate::support::gate::open_seed(CAMPAIGN, EPOCH, STOCK);
+    crate::support::gate::loaded_gate(&seed).await
 }
 
 fn entry(user: i64, quantity: i32) -> Entry {

@@ -7,9 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use super::at_rest::leak_a_reservation;
+use super::at_rest::{bucketed_for_an_hour, leak_a_reservation};
 use crate::{
     proxy::Proxy,
     spawn::{spawn_app_with, test_settings},
@@ -29,16 +27,7 @@ async fn a_pass_over_a_big_campaign_on_a_slow_redis_reads_its_gates_at_once() {
     settings.redis.reservation_timeout = Duration::from_secs(24 * 3600);
     let proxy = Proxy::in_front_of_redis(&mut settings).await;
     let app = spawn_app_with(settings).await;
-    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
-    let campaign = app
-        .open_campaign_with(1_000, 1, json!({"buckets": BUCKETS, "startsAt": hour_ago}))
-        .await;
-    let created = app.get(&format!("/api/v1/campaigns/{campaign}")).await;
-    let epoch = chrono::DateTime::parse_from_rfc3339(
-        created.body["createdAt"].as_str().expect("createdAt"),
-    )
-    .expect("a time")
-    .timestamp_micros();
+    let (campaign, epoch) = bucketed_for_an_hour(&app, 1_000, BUCKETS).await;
     // A join marks the campaign busy (its buckets are read); an instance that died left a
     // reservation an hour old in that join's bucket (loaded for sure: the creation's priming of
     // every bucket is best effort). Read one after another, every bucket costs the same.

@@ -72,6 +72,25 @@ impl TestApp {
 
 /// A gate of its own over the test Redis (a fresh key prefix), with `seed`'s campaign loaded:
 /// for the tests that drive the Lua scripts step by step, without an application.
+/// The gate state of an open, unbucketed campaign with `stock` units, one unit a user, nothing
+/// sold, returned or controlled yet; a test changes the fields it is about.
+pub fn open_seed(campaign_id: i64, epoch: i64, stock: i64) -> firstcome::gate::scripts::Seed {
+    firstcome::gate::scripts::Seed {
+        slot: firstcome::gate::Slot::solo(campaign_id),
+        epoch,
+        remaining_stock: stock,
+        starts_at_ms: 0,
+        ends_at_ms: 0,
+        expire_at_ms: 0,
+        per_user_limit: 1,
+        max_sequence: 0,
+        returned: Vec::new(),
+        state: firstcome::gate::GateState::Open,
+        control_seq: 0,
+        gate_gen: 0,
+    }
+}
+
 pub async fn loaded_gate(seed: &firstcome::gate::scripts::Seed) -> firstcome::gate::Gate {
     let mut settings = firstcome::config::Settings::from_pairs(&[]).expect("default settings");
     settings.redis.url = firstcome::config::Secret::new(crate::spawn::redis_url());

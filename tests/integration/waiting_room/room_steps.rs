@@ -7,7 +7,7 @@ use firstcome::gate::{
     queue::{RoomAnswer, RoomCaps, RoomOp, RoomPace, TicketState},
     reservation_value,
     scripts::Seed,
-    AdmissionPass, Decision, Entry, Gate, GateState, Release, Slot,
+    AdmissionPass, Decision, Entry, Gate, Release, Slot,
 };
 use uuid::Uuid;
 
@@ -31,18 +31,8 @@ fn pace(rate: i32) -> RoomPace {
 /// A gate over the test Redis with a prefix of its own, the campaign loaded with `stock`.
 async fn loaded(stock: i64) -> Gate {
     let seed = Seed {
-        slot: Slot::solo(CAMPAIGN),
-        epoch: EPOCH,
-        remaining_stock: stock,
         starts_at_ms: T0,
-        ends_at_ms: 0,
-        expire_at_ms: 0,
-        per_user_limit: 1,
-        max_sequence: 0,
-        returned: Vec::new(),
-        state: GateState::Open,
-        control_seq: 0,
-        gate_gen: 0,
+        ..crate::support::gate::open_seed(CAMPAIGN, EPOCH, stock)
     };
     crate::support::gate::loaded_gate(&seed).await
 }
