@@ -376,7 +376,11 @@ impl ParticipationsApi {
         counted(self, id.0, path, result)
     }
 
-    /// A campaign's participations in commit order, a page at a time.
+    /// A campaign's participations in id order, a page at a time.
+    ///
+    /// Ids follow the order the wins' writes began, not quite their commits: while a sale runs,
+    /// a win may commit just after a page with a higher id was read. The list read once the
+    /// sale is over is complete; the events (`ParticipationAccepted`) arrive in commit order.
     ///
     /// Who may read it follows `USER_AUTH`. With `none`: anyone. With `jwt`: an admin only (an
     /// admin token; no token, a user's JWT or any other: 401 UNAUTHORIZED, counted as a failed

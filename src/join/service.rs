@@ -231,7 +231,8 @@ impl ParticipationService {
         }
     }
 
-    /// Up to `limit` of a campaign's participations after `after_id`, in commit order.
+    /// Up to `limit` of a campaign's participations after `after_id`, in id order (the order
+    /// their writes began; docs/design.md §23).
     pub async fn page(
         &self,
         campaign_id: i64,

@@ -1,9 +1,10 @@
 //! The participation transaction, the one way a win is written (docs/design.md §2.2, §6 step 3,
-//! §22): a campaign's group-commit batch, or a purchase's items with its purchase row. Each
-//! campaign's guarded stock decrement (campaign order: the lock order of every transaction on
-//! those rows), the deadlines judged under those locks, the group's limit, the rows
-//! ([`super::rows`]), one commit; all of it or none, and a COMMIT left unanswered is reported in
-//! doubt for the one settlement ([`super::in_doubt`]).
+//! §22, §23): a campaign's group-commit batch, or a purchase's items with its purchase row. The
+//! participation rows first, before any stock row is locked; then each campaign's guarded stock
+//! decrement (campaign order: the lock order of every transaction on those rows), the deadlines
+//! judged under those locks, the group's limit, the outbox rows ([`super::rows`]), one commit;
+//! all of it or none, and a COMMIT left unanswered is reported in doubt for the one settlement
+//! ([`super::in_doubt`]).
 
 use std::{collections::BTreeMap, sync::atomic::AtomicU64, time::Instant};
 
@@ -36,9 +37,11 @@ use crate::{
 /// (`firstcome_write_row_hold_seconds_total`; docs/design.md §10 "Serial sections").
 pub type Holds = Counter<f64, AtomicU64>;
 
-/// Adds the time since `since` to `holds`.
-fn held(holds: &Holds, since: Instant) {
-    holds.inc_by(since.elapsed().as_secs_f64());
+/// Adds the time since `since`, if the rows were locked at all, to `holds`.
+fn held(holds: &Holds, since: Option<Instant>) {
+    if let Some(since) = since {
+        holds.inc_by(since.elapsed().as_secs_f64());
+    }
 }
 
 /// A committed write: each win's answer in the order given, and the purchase's id if it was one.
@@ -64,12 +67,13 @@ pub async fn write(
 /// their participations, one of their outbox rows, one commit. All commit or none does; the
 /// answers come back in the order of `wins`.
 ///
-/// The guarded `UPDATE campaign` runs first, as docs/design.md §6 orders it: it takes the campaign
-/// row's lock, so a campaign's transactions take their ids and commit one after another, and
+/// The participations are inserted before the guarded `UPDATE campaign`, so the campaign row's
+/// lock is held only for what must follow it (docs/design.md §23 "The transaction"): the
+/// deadlines, the group's limit, the outbox rows and the COMMIT. The outbox rows come after the
+/// lock, so a campaign's transactions take their outbox ids and commit one after another, and
 /// its outbox rows become visible in id order (the relay then publishes them in exactly that
 /// order). A bucketed campaign's batch decrements its buckets' rows instead, in one statement,
-/// ascending (`guard::decrement_buckets`): each bucket's ids follow its row's commits. A refused
-/// decrement also costs no insert.
+/// ascending (`guard::decrement_buckets`): each bucket's outbox ids follow its row's commits.
 #[tracing::instrument(level = "debug", skip_all, fields(campaign_id = wins[0].entry.campaign_id, wins = wins.len()), err(level = "debug"))]
 pub async fn write_all(
     db: &Db,
@@ -93,11 +97,11 @@ pub async fn write_wins(
     hooks: &dyn Hooks,
 ) -> Result<Committed, Refused> {
     let txn = db.begin().await?;
-    // The first statement of `write_in` is the guarded decrement.
-    let since = Instant::now();
-    let written = write_in(&txn, wins, purchase, hooks).await;
+    // `write_in` says when its guarded decrement began: the rows are held from there.
+    let mut locked = None;
+    let written = write_in(&txn, wins, purchase, hooks, &mut locked).await;
     let finished = finish(txn, written, hooks).await;
-    held(holds, since);
+    held(holds, locked);
     finished
 }
 
@@ -137,9 +141,10 @@ pub async fn write_free(
         Ok(txn) => txn,
         Err(e) => return Free::every(wins.len(), Err(e.into())),
     };
+    // The rows are held from the `SELECT … FOR UPDATE SKIP LOCKED` on.
     let since = Instant::now();
     let free = write_free_in(txn, wins, &buckets, hooks).await;
-    held(holds, since);
+    held(holds, Some(since));
     free
 }
 
@@ -160,7 +165,7 @@ async fn write_free_in(
         .map(|w| w.entry.bucket.is_some_and(|b| free.contains(&b)))
         .collect();
     if free.len() == buckets.len() {
-        let written = write_in(&txn, wins, None, hooks).await;
+        let written = write_in(&txn, wins, None, hooks, &mut None).await;
         return every(finished(txn, written, hooks).await);
     }
     if free.is_empty() {
@@ -176,7 +181,7 @@ async fn write_free_in(
         .filter(|(_, &t)| t)
         .map(|(w, _)| w.clone())
         .collect();
-    let written = write_in(&txn, &subset, None, hooks).await;
+    let written = write_in(&txn, &subset, None, hooks, &mut None).await;
     Free {
         taken,
         written: finished(txn, written, hooks).await,
@@ -227,38 +232,27 @@ async fn finish(
 }
 
 /// Everything before the commit, and the transaction's session id; the caller rolls back on a
-/// refusal.
+/// refusal. `locked` is set when the first guarded decrement begins: from then on the stock
+/// rows are held.
+///
+/// The participations go in first, before any stock row is locked: they are most of a batch's
+/// work inside MySQL (a multi-row insert with its unique key checked), and nothing about them
+/// needs the lock, so another transaction of the campaign (another lane's batch, a writer on
+/// another instance, a control) may hold the row meanwhile. Their ids are then not in commit
+/// order across transactions of one campaign; the outbox ids, taken under the lock, are
+/// (docs/design.md §2.5, §23). Every transaction that locks a participation and a stock row
+/// locks the participation first (a confirmation, a cancel, an expiry, this one), so they never
+/// wait on each other in a cycle.
 async fn write_in(
     txn: &Txn,
     wins: &[NewParticipation],
     purchase: Option<&PurchaseRow>,
     hooks: &dyn Hooks,
+    locked: &mut Option<Instant>,
 ) -> Result<(Committed, u64), Refused> {
-    let campaigns = by_campaign(wins);
-    for members in &campaigns {
-        if let Err(error) = decrement(txn, members, hooks).await {
-            let index = members[0].0;
-            return Err(Refused { index, error });
-        }
-    }
-    // The campaign rows' locks are held from here to the commit; the reconciler takes them
-    // before it gives a reservation back. A win past its deadline may have lost its reservation.
-    let now = std::time::Instant::now();
-    if wins.iter().any(|w| now > w.commit_by) {
-        return Err(Refused::whole(WriteError::Stale));
-    }
-    // The wins are the guarded decrement: its time, taken under the rows' locks so that it
-    // follows commit order, is their acceptedAt. The gate refuses a join past the window's end,
-    // but one it let through just before may reach the lock after it: the window is judged at
-    // the acceptedAt the win would carry.
+    // The win's acceptedAt: when its write began, before the row's lock, and so before the
+    // guarded decrement that decides it (the window is judged again under the lock, below).
     let at = crate::db::time::precision(Utc::now());
-    if let Some(index) = wins.iter().position(|w| w.ends_at.is_some_and(|e| at >= e)) {
-        return Err(Refused {
-            index,
-            error: WriteError::Closed,
-        });
-    }
-    guard_group(txn, wins).await.map_err(Refused::whole)?;
     let purchase_id = match purchase {
         Some(p) => Some(
             insert_purchase(txn, p, at)
@@ -270,9 +264,41 @@ async fn write_in(
     let accepting = Accepting { at, purchase_id };
     // What each win is at its acceptance: held until its deadline, or confirmed.
     let states: Vec<WinState> = wins.iter().map(|w| w.status_at(at)).collect();
-    let mut ids = vec![0; wins.len()];
-    let mut session = 0;
+    let campaigns = by_campaign(wins);
+    let (ids, session) = insert_wins(txn, wins.len(), &campaigns, &states, accepting).await?;
+    *locked = Some(Instant::now());
     for members in &campaigns {
+        if let Err(error) = decrement(txn, members, hooks).await {
+            let index = members[0].0;
+            return Err(Refused { index, error });
+        }
+    }
+    under_locks(txn, wins).await?;
+    outbox::table::insert(txn, &accepted_events(wins, &ids, &states, accepting)).await?;
+    let wins = (ids.into_iter().zip(states))
+        .map(|(participation_id, (status, hold_expires_at))| Written {
+            participation_id,
+            accepted_at: at,
+            status,
+            hold_expires_at,
+        })
+        .collect();
+    Ok((Committed { wins, purchase_id }, session))
+}
+
+/// Each campaign's participations, one multi-row insert a campaign: their ids in the order of
+/// the wins (`count` of them), and the transaction's session id. A user who already won makes
+/// the campaign's first win's refusal `Duplicate` (the batch then goes one win at a time).
+async fn insert_wins(
+    txn: &Txn,
+    count: usize,
+    campaigns: &[Members<'_>],
+    states: &[WinState],
+    accepting: Accepting,
+) -> Result<(Vec<i64>, u64), Refused> {
+    let mut ids = vec![0; count];
+    let mut session = 0;
+    for members in campaigns {
         let own: Vec<WinState> = members.iter().map(|&(i, _)| states[i]).collect();
         let list: Vec<&NewParticipation> = members.iter().map(|&(_, w)| w).collect();
         match insert_participations(txn, &list, &own, accepting).await {
@@ -292,16 +318,26 @@ async fn write_in(
             Err(e) => return Err(e.into()),
         }
     }
-    outbox::table::insert(txn, &accepted_events(wins, &ids, &states, accepting)).await?;
-    let wins = (ids.into_iter().zip(states))
-        .map(|(participation_id, (status, hold_expires_at))| Written {
-            participation_id,
-            accepted_at: at,
-            status,
-            hold_expires_at,
-        })
-        .collect();
-    Ok((Committed { wins, purchase_id }, session))
+    Ok((ids, session))
+}
+
+/// What is judged once the stock rows are locked (held from here to the commit; the reconciler
+/// takes them before it gives a reservation back): a win past its deadline may have lost its
+/// reservation; a win the gate let through just before the window's end may reach the lock
+/// after it, and is then not written; the group's limit.
+async fn under_locks(txn: &Txn, wins: &[NewParticipation]) -> Result<(), Refused> {
+    let now = Instant::now();
+    if wins.iter().any(|w| now > w.commit_by) {
+        return Err(Refused::whole(WriteError::Stale));
+    }
+    let at = crate::db::time::precision(Utc::now());
+    if let Some(index) = wins.iter().position(|w| w.ends_at.is_some_and(|e| at >= e)) {
+        return Err(Refused {
+            index,
+            error: WriteError::Closed,
+        });
+    }
+    guard_group(txn, wins).await.map_err(Refused::whole)
 }
 
 /// A campaign's wins, with their places in the list given.

@@ -235,7 +235,7 @@ async fn a_failure_mid_batch_writes_no_member_and_releases_every_reservation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
+async fn batches_of_two_instances_publish_a_key_in_commit_order() {
     // Two writers of one campaign: what every instance writing its own wins gives, and what one
     // writer per campaign gives while two instances' views of the writer differ (design §21).
     let (a, b, broker) =
@@ -276,31 +276,14 @@ async fn batches_of_two_instances_keep_per_key_order_equal_to_commit_order() {
         );
     }
 
-    // Within the campaign, outbox ids and participation ids agree and acceptedAt never goes
-    // back: each transaction took its ids under the row lock, in commit order.
-    let rows =
-        a.db.query_all_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::MySql,
-            "SELECT CAST(o.aggregate_id AS SIGNED), p.created_at FROM outbox_event o \
-             JOIN participation p ON p.id = CAST(o.aggregate_id AS SIGNED) ORDER BY o.id",
-        ))
-        .await
-        .expect("outbox rows");
-    assert_eq!(rows.len(), 400);
-    let mut last = None;
-    for row in &rows {
-        let participation: i64 = row.try_get_by_index(0).expect("participation id");
-        let at: chrono::NaiveDateTime = row.try_get_by_index(1).expect("created_at");
-        if let Some((prev_id, prev_at)) = last {
-            assert!(
-                participation > prev_id && at >= prev_at,
-                "participation {participation} at {at} follows {prev_id} at {prev_at} in outbox order"
-            );
-        }
-        last = Some((participation, at));
-    }
-
-    // And the relays of both instances publish the campaign in outbox id order.
+    // Within the campaign, each transaction took its outbox ids under the row's lock, so they
+    // commit in id order: the relays of both instances publish the campaign's first deliveries
+    // in exactly that order, none skipped. (Participation ids are taken before the lock, so
+    // two writers' batches may interleave them; docs/design.md §23 "The transaction".)
+    let events = a
+        .scalar("SELECT COUNT(*) FROM outbox_event WHERE event_type = 'ParticipationAccepted'")
+        .await;
+    assert_eq!(events, 400);
     a.wait_for_outbox_drained(Duration::from_secs(60)).await;
     let messages = read_topic(
         broker.bootstrap_servers(),

@@ -24,6 +24,7 @@ mod lifecycle_crash;
 mod lifecycle_storm;
 mod reconcile_pass;
 mod return_markers;
+mod row_hold;
 mod rules;
 mod sync_path;
 mod writers;

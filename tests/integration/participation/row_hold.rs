@@ -1,0 +1,92 @@
+//! What a join's transaction does before and while it holds its campaign's row (docs/design.md
+//! §23 "The transaction", §10 "Serial sections"): the participations go in before the guarded
+//! decrement, so the row is held only for the deadlines, the outbox rows and the COMMIT; the
+//! outbox rows go in under the row's lock, which keeps a key's outbox ids in commit order
+//! (§2.5); and the window's end is judged under the lock, whenever the write began (§2.1).
+
+use sea_orm::{ConnectionTrait, IsolationLevel, TransactionTrait};
+use serde_json::json;
+
+use crate::spawn::{spawn_app, spawn_app_with, test_settings, TestApp};
+
+/// What the join's still-open transaction has written so far, read without waiting for it:
+/// (participation rows, outbox rows) of the campaign.
+async fn uncommitted_rows(app: &TestApp, campaign: i64) -> (i64, i64) {
+    let peek = app
+        .db
+        .begin_with_config(Some(IsolationLevel::ReadUncommitted), None)
+        .await
+        .expect("begin a read-uncommitted transaction");
+    let count = |sql: String| {
+        let peek = &peek;
+        async move {
+            let row = peek
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::MySql,
+                    sql,
+                ))
+                .await
+                .expect("count")
+                .expect("a row");
+            row.try_get_by_index::<i64>(0).expect("a count")
+        }
+    };
+    let participations = count(format!(
+        "SELECT COUNT(*) FROM participation WHERE campaign_id = {campaign}"
+    ))
+    .await;
+    let events = count(format!(
+        "SELECT COUNT(*) FROM outbox_event WHERE msg_key = '{campaign}' \
+         AND event_type = 'ParticipationAccepted'"
+    ))
+    .await;
+    peek.rollback().await.expect("end the peek");
+    (participations, events)
+}
+
+#[tokio::test]
+async fn a_win_waiting_for_its_row_has_inserted_its_participation_and_not_its_event() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(10, 1).await;
+    let blocker = app.lock_campaign(campaign).await;
+    let join = app.spawn_join(campaign, 1, 1);
+    app.wait_for_blocked_stock_updates(1).await;
+
+    // Blocked on the row: its participation is in (outside the lock), its outbox row is not
+    // (its id is taken under the lock, so ids follow commits).
+    assert_eq!(uncommitted_rows(&app, campaign).await, (1, 0));
+
+    blocker.commit().await.expect("release the row");
+    let reply = join.await.expect("join task");
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(uncommitted_rows(&app, campaign).await, (1, 1));
+    assert_eq!(app.remaining_stock(campaign).await, 9);
+}
+
+#[tokio::test]
+async fn a_win_whose_write_began_before_the_end_but_locked_its_row_after_is_not_written() {
+    let mut settings = test_settings().await;
+    // The join waits for the row past the end: longer than the statement deadline's default.
+    settings.database.statement_timeout = std::time::Duration::from_secs(30);
+    let app = spawn_app_with(settings).await;
+    let ends_at = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
+    let created = app
+        .create_campaign(json!({"name": "ends soon", "totalStock": 5, "endsAt": ends_at}))
+        .await;
+    let campaign = created["id"].as_i64().expect("id");
+
+    let blocker = app.lock_campaign(campaign).await;
+    let join = app.spawn_join(campaign, 1, 1);
+    app.wait_for_blocked_stock_updates(1).await;
+    // Its participation went in before the end; it reaches the row's lock after it.
+    assert_eq!(uncommitted_rows(&app, campaign).await, (1, 0));
+    let left = (ends_at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+    blocker.commit().await.expect("release the row");
+
+    let reply = join.await.expect("join task");
+    assert_eq!(reply.code(), "CAMPAIGN_ENDED", "{reply:?}");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
+    assert_eq!(app.remaining_stock(campaign).await, 5);
+    assert_eq!(app.redis_stock(campaign).await, Some(5));
+}
