@@ -67,6 +67,15 @@ pub struct GroupCommitSettings {
     #[arg(id = "GROUP_COMMIT_BUCKET_LANES", long = "group-commit-bucket-lanes", env,
           default_value_t = 1, value_parser = number::<u16>(1..=1_024))]
     pub bucket_lanes: u16,
+    /// Most transactions an unbucketed campaign commits at once on an instance, all on its one row (1–64)
+    // A campaign's row is held by a transaction from its guarded decrement to its COMMIT, and
+    // a batch's participations go in before it (docs/design.md §23): a second lane inserts its
+    // batch's participations while the first holds the row. Opens as bucket lanes do (a full
+    // batch waiting while every lane has one out); each lane divides the batches, so one lane
+    // (the least CPU a win) unless many cores wait on one campaign's row.
+    #[arg(id = "GROUP_COMMIT_ROW_LANES", long = "group-commit-row-lanes", env,
+          default_value_t = 1, value_parser = number::<u16>(1..=64))]
+    pub row_lanes: u16,
     /// Each campaign's wins written by one live instance, the others handing theirs over (docs/design.md §23)
     // A win reserved on another instance travels through Redis (the writer's inbox, the
     // origin's replies): N instances write a campaign in the batches of one and never wait on

@@ -120,7 +120,11 @@ impl GroupCommit {
             gate,
             settings,
             queue_timeout,
-            lanes: Lanes::new(settings.max_batch, settings.bucket_lanes, queue_timeout),
+            lanes: Lanes::new(
+                settings.max_batch,
+                (settings.bucket_lanes, settings.row_lanes),
+                queue_timeout,
+            ),
             tickets: AtomicU64::new(0),
             metrics,
             hooks,

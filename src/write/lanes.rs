@@ -9,7 +9,10 @@
 //! down to a list size of `db::sql` (a statement text per size). Wins a batch left for the next
 //! (another writer held their bucket's row) go back to the head, in their order.
 //!
-//! One lane per campaign by default. A bucketed campaign may run up to
+//! One lane per campaign by default. An unbucketed campaign may run up to
+//! `GROUP_COMMIT_ROW_LANES` at once, every batch on its one row: they overlap where the row is
+//! not held (a batch's participations go in before its guarded decrement, docs/design.md §23)
+//! and queue for it in MySQL. A bucketed campaign may run up to
 //! `GROUP_COMMIT_BUCKET_LANES` at once, each batch over buckets no other running batch of this
 //! instance holds (a lane skips the wins of those; their holder takes them next), and a lane
 //! opens only when one is not enough: when a full batch waits beyond what the running lanes
@@ -101,8 +104,10 @@ impl Queue {
         self.next_lane
     }
 
+    /// Whether a batch out holds `bucket`'s row. An unbucketed campaign's lanes all take its
+    /// one row, by design: none holds it from the others here.
     fn held(&self, bucket: Option<u16>) -> bool {
-        self.out.values().any(|(_, held)| held.contains(&bucket))
+        bucket.is_some() && self.out.values().any(|(_, held)| held.contains(&bucket))
     }
 
     /// Whether a win waits whose bucket no batch out holds.
@@ -121,17 +126,21 @@ pub(super) struct Lanes {
     max_batch: usize,
     /// `GROUP_COMMIT_BUCKET_LANES`: the most lanes of a bucketed campaign.
     max_lanes: u16,
+    /// `GROUP_COMMIT_ROW_LANES`: the most lanes of an unbucketed campaign.
+    row_lanes: u16,
     /// `DB_ACQUIRE_TIMEOUT_MS`: how long no lane may take a batch before a win waiting may
     /// leave.
     queue_timeout: Duration,
 }
 
 impl Lanes {
-    pub(super) fn new(max_batch: usize, max_lanes: u16, queue_timeout: Duration) -> Self {
+    /// `max_lanes`: (a bucketed campaign's, an unbucketed one's).
+    pub(super) fn new(max_batch: usize, max_lanes: (u16, u16), queue_timeout: Duration) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             max_batch,
-            max_lanes: max_lanes.max(1),
+            max_lanes: max_lanes.0.max(1),
+            row_lanes: max_lanes.1.max(1),
             queue_timeout,
         }
     }
@@ -146,8 +155,8 @@ impl Lanes {
     }
 
     /// Queues `member` in its campaign's queue; a lane for the caller to start when the
-    /// campaign had none, or when a full batch waits while every lane has a batch out (a
-    /// bucketed campaign, below its most lanes).
+    /// campaign had none, or when a full batch waits while every lane has a batch out (below
+    /// the campaign's most lanes: a bucketed one's, or an unbucketed one's).
     pub(super) fn enqueue(&self, member: Member) -> Option<LaneId> {
         let bucketed = member.win.entry.bucket.is_some();
         let mut queues = self.lock(member.win.entry.campaign_id);
@@ -165,7 +174,12 @@ impl Lanes {
                 queue.full.notify_one();
                 // Every lane has a batch out (none is about to take this one).
                 let all_out = queue.out.len() >= usize::from(queue.lanes);
-                let more = bucketed && queue.lanes < self.max_lanes && all_out;
+                let most = if bucketed {
+                    self.max_lanes
+                } else {
+                    self.row_lanes
+                };
+                let more = queue.lanes < most && all_out;
                 more.then(|| queue.open_lane())
             }
             Entry::Vacant(vacant) => {
@@ -387,7 +401,7 @@ mod tests {
 
     #[test]
     fn one_lane_takes_every_bucket_until_a_full_batch_waits_beyond_it() {
-        let lanes = Lanes::new(4, 8, Duration::from_secs(5));
+        let lanes = Lanes::new(4, (8, 1), Duration::from_secs(5));
         let first = lanes
             .enqueue(member(0, Some(0)))
             .expect("the campaign's first lane");
@@ -425,7 +439,7 @@ mod tests {
 
     #[test]
     fn a_stalled_batch_lets_a_win_of_another_bucket_open_a_lane() {
-        let lanes = Lanes::new(64, 2, Duration::from_secs(5));
+        let lanes = Lanes::new(64, (2, 1), Duration::from_secs(5));
         let first = lanes.enqueue(member(0, Some(0))).expect("a lane");
         let _out = lanes.take(1, first, true).expect("bucket 0 out");
         assert!(lanes.enqueue(member(1, Some(0))).is_none());
@@ -451,7 +465,7 @@ mod tests {
 
     #[test]
     fn what_a_campaign_found_of_another_writer_outlives_its_lanes() {
-        let lanes = Lanes::new(64, 1, Duration::from_secs(5));
+        let lanes = Lanes::new(64, (1, 1), Duration::from_secs(5));
         let lane = lanes.enqueue(member(0, Some(0))).expect("a lane");
         let _out = lanes.take(1, lane, true).expect("out");
         let now = Instant::now();
@@ -475,7 +489,7 @@ mod tests {
 
     #[test]
     fn campaigns_that_share_a_shard_keep_their_own_queues() {
-        let lanes = Lanes::new(64, 1, Duration::from_secs(5));
+        let lanes = Lanes::new(64, (1, 1), Duration::from_secs(5));
         let neighbour = 1 + SHARDS as i64;
         let of = |campaign_id, ticket| {
             let mut m = member(ticket, None);
@@ -495,8 +509,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unbucketed_campaign_opens_row_lanes_that_all_take_its_row() {
+        let lanes = Lanes::new(2, (8, 2), Duration::from_secs(5));
+        let first = lanes.enqueue(member(0, None)).expect("a lane");
+        let _out = lanes.take(1, first, true).expect("out");
+        assert!(lanes.enqueue(member(1, None)).is_none());
+        // A full batch waits while the one lane has its batch out: a second lane, on the same
+        // row (its participations go in while the first holds the row).
+        let second = lanes.enqueue(member(2, None)).expect("a second lane");
+        let batch = lanes.take(1, second, true).expect("its batch");
+        assert_eq!(batch.iter().map(|m| m.ticket).collect::<Vec<_>>(), [1, 2]);
+        // At its most lanes: a full batch waiting opens no third.
+        assert!(lanes.enqueue(member(3, None)).is_none());
+        assert!(lanes.enqueue(member(4, None)).is_none());
+        assert!(lanes.enqueue(member(5, None)).is_none());
+        // The first lane back takes a full batch; then less than one waits while the other
+        // runs, and it closes.
+        assert_eq!(lanes.take(1, first, false).map(|b| b.len()), Some(2));
+        assert!(lanes.take(1, first, false).is_none());
+    }
+
+    #[test]
     fn an_unbucketed_campaign_keeps_one_lane() {
-        let lanes = Lanes::new(2, 8, Duration::from_secs(5));
+        let lanes = Lanes::new(2, (8, 1), Duration::from_secs(5));
         let lane = lanes.enqueue(member(0, None)).expect("a lane");
         let _out = lanes.take(1, lane, true).expect("out");
         for t in 1..6 {

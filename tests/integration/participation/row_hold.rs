@@ -7,7 +7,7 @@
 use sea_orm::{ConnectionTrait, IsolationLevel, TransactionTrait};
 use serde_json::json;
 
-use crate::spawn::{spawn_app, spawn_app_with, test_settings, TestApp};
+use crate::spawn::{spawn_app, spawn_app_with, test_settings, with_relay, TestApp};
 
 /// What the join's still-open transaction has written so far, read without waiting for it:
 /// (participation rows, outbox rows) of the campaign.
@@ -89,4 +89,46 @@ async fn a_win_whose_write_began_before_the_end_but_locked_its_row_after_is_not_
     assert_eq!(app.scalar("SELECT COUNT(*) FROM participation").await, 0);
     assert_eq!(app.remaining_stock(campaign).await, 5);
     assert_eq!(app.redis_stock(campaign).await, Some(5));
+}
+
+#[tokio::test]
+async fn two_lanes_of_one_row_overlap_their_inserts_and_publish_the_key_in_commit_order() {
+    let mut settings = with_relay(test_settings().await);
+    settings.database.group_commit.max_batch = 4;
+    settings.database.group_commit.row_lanes = 2;
+    let app = spawn_app_with(settings).await;
+    let campaign = app.open_campaign(60, 1).await;
+
+    // The first win's lane waits for the held row; a full batch behind it opens a second lane
+    // of the same row, whose batch inserts its participations and waits for the row too.
+    let blocker = app.lock_campaign(campaign).await;
+    let first = app.spawn_join(campaign, 1, 1);
+    app.wait_for_blocked_stock_updates(1).await;
+    let mut joins: Vec<_> = (2..=5).map(|u| app.spawn_join(campaign, u, 1)).collect();
+    app.wait_for_blocked_stock_updates(2).await;
+    assert_eq!(uncommitted_rows(&app, campaign).await, (5, 0));
+    joins.extend((6..=80).map(|u| app.spawn_join(campaign, u, 1)));
+    blocker.commit().await.expect("release the row");
+
+    // Exactly the stock is sold, and the key's events go out in outbox id order, none skipped.
+    let mut codes = std::collections::BTreeMap::new();
+    for reply in std::iter::once(first).chain(joins) {
+        let reply = reply.await.expect("join task");
+        *codes.entry(reply.status).or_insert(0) += 1;
+    }
+    assert_eq!(codes.get(&201), Some(&60), "{codes:?}");
+    assert_eq!(app.remaining_stock(campaign).await, 0);
+    app.wait_for_outbox_drained(std::time::Duration::from_secs(30))
+        .await;
+    let messages = crate::kafka::read_topic(
+        &app.kafka_bootstrap,
+        &app.topic,
+        60,
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        crate::kafka::assert_first_deliveries_in_order(&messages, &app.outbox_ids().await),
+        60
+    );
 }
