@@ -164,11 +164,7 @@ impl<E: Endpoint + 'static> Serving<E> {
                             Err(_) => {
                                 let busy = ApiError::busy().into_response();
                                 let busy: hyper::Response<_> = busy.into();
-                                return Ok(busy.map(|body| Tracked {
-                                    body,
-                                    in_flight,
-                                    hold: None,
-                                }));
+                                return Ok(busy.map(|body| Tracked::new(body, in_flight, None)));
                             }
                         }
                     } else {
@@ -181,11 +177,7 @@ impl<E: Endpoint + 'static> Serving<E> {
                         Scheme::HTTP,
                     ));
                     let response: hyper::Response<_> = this.endpoint.get_response(req).await.into();
-                    Ok::<_, Infallible>(response.map(|body| Tracked {
-                        body,
-                        in_flight,
-                        hold: extra,
-                    }))
+                    Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight, extra)))
                 }
             })
         };
@@ -223,7 +215,7 @@ impl<E: Endpoint + 'static> Serving<E> {
                     }
                 }
                 () = &mut stalled => {
-                    // With nothing in flight, look again a deadline later.
+                    // With no response owed, look again a deadline later.
                     let deadline = streams.stall_deadline(self.deadlines.idle);
                     if passed(deadline, self.deadlines.idle, stalled.as_mut()) {
                         return Ended::Stalled;

@@ -1,7 +1,8 @@
 //! HTTP/2 on the public port (issue 57, docs/design.md §17), on raw sockets: refused unless
 //! `HTTP2_ENABLED`; with it on, the head deadline holds whenever no stream is in flight, so a
 //! connection that only sends PINGs (bytes, but no request) is closed at that deadline, long
-//! before the idle deadline its PINGs keep resetting.
+//! before the idle deadline its PINGs keep resetting; and a response its client's flow control
+//! holds closes its connection at the idle deadline, whatever else the connection does.
 
 use std::time::{Duration, Instant};
 
@@ -91,18 +92,23 @@ const SETTINGS_WINDOW_0: &[u8] = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x04\
 const GET_LIVE: &[u8] =
     b"\x00\x00\x1b\x01\x05\x00\x00\x00\x01\x82\x86\x44\x0c/health/live\x41\x09localhost";
 
-/// The finding of issue 71 #1: a stream whose response flow control holds, and PINGs every few
-/// hundred milliseconds, kept a connection open for good (its head deadline stops while a request
-/// is in flight; its PINGs kept the idle one young). It is closed once the request has made no
-/// progress for the idle deadline.
-#[tokio::test]
-async fn a_response_held_by_flow_control_while_pings_flow_is_closed_at_the_idle_deadline() {
+/// The idle deadline of the flow-control tests.
+const IDLE: Duration = Duration::from_millis(2_500);
+
+/// An app with HTTP/2 on and an idle deadline of [`IDLE`], and a connection to it whose client
+/// set every stream's window to 0: the task reading every byte until the server closes, the
+/// writer, and when it began.
+async fn window_0_connection() -> (
+    TestApp,
+    tokio::task::JoinHandle<Vec<u8>>,
+    tokio::net::tcp::OwnedWriteHalf,
+    Instant,
+) {
     let mut s = test_settings().await;
     s.http.http2 = true;
     s.http.header_timeout = Duration::from_millis(1_000);
     s.http.request_timeout = Duration::from_millis(1_000);
-    let idle = Duration::from_millis(2_500);
-    s.http.idle_timeout = idle;
+    s.http.idle_timeout = IDLE;
     let app = spawn_app_with(s).await;
     let stream = connect(&app).await;
     let (reader, mut writer) = stream.into_split();
@@ -111,9 +117,19 @@ async fn a_response_held_by_flow_control_while_pings_flow_is_closed_at_the_idle_
     writer.write_all(&PREFACE[..24]).await.expect("preface");
     writer.write_all(SETTINGS_WINDOW_0).await.expect("settings");
     writer.write_all(SETTINGS_ACK).await.expect("ack");
+    (app, read, writer, started)
+}
+
+/// The finding of issue 71 #1: a stream whose response flow control holds, and PINGs every few
+/// hundred milliseconds, kept a connection open for good (its head deadline stops while a request
+/// is in flight; its PINGs kept the idle one young). It is closed once the request has made no
+/// progress for the idle deadline.
+#[tokio::test]
+async fn a_response_held_by_flow_control_while_pings_flow_is_closed_at_the_idle_deadline() {
+    let (_app, read, mut writer, started) = window_0_connection().await;
     writer.write_all(GET_LIVE).await.expect("request");
     let pings = tokio::spawn(ping_every_300_ms(writer));
-    let seen = tokio::time::timeout(idle * 4, read)
+    let seen = tokio::time::timeout(IDLE * 4, read)
         .await
         .expect("closed by the server, not held open by the PINGs")
         .expect("reader");
@@ -124,8 +140,61 @@ async fn a_response_held_by_flow_control_while_pings_flow_is_closed_at_the_idle_
         "the response's HEADERS on stream 1 came, its body could not: {seen:?}"
     );
     assert!(
-        lasted >= idle - Duration::from_millis(200),
-        "closed after {lasted:?}, before the idle deadline {idle:?}"
+        lasted >= IDLE - Duration::from_millis(200),
+        "closed after {lasted:?}, before the idle deadline {IDLE:?}"
+    );
+}
+
+/// `GET /health/live` as [`GET_LIVE`] on stream `id` (odd), then, if `open`, a WINDOW_UPDATE
+/// that opens that stream's window so its response can be sent.
+fn get_live_on(id: u32, open: bool) -> Vec<u8> {
+    let mut frames = GET_LIVE.to_vec();
+    frames[5..9].copy_from_slice(&id.to_be_bytes());
+    if open {
+        frames.extend_from_slice(b"\x00\x00\x04\x08\x00");
+        frames.extend_from_slice(&id.to_be_bytes());
+        frames.extend_from_slice(&65_535u32.to_be_bytes());
+    }
+    frames
+}
+
+/// Issue 90 #6: the stall was judged on the connection's progress as a whole, so one stream held
+/// by flow control stayed open for good while other streams of the connection, their windows
+/// opened, kept answering. Each response is judged on its own now: the held one closes the
+/// connection at the idle deadline, whatever the others do.
+#[tokio::test]
+async fn a_stream_held_by_flow_control_closes_its_connection_while_other_streams_answer() {
+    let (_app, read, mut writer, started) = window_0_connection().await;
+    writer
+        .write_all(&get_live_on(1, false))
+        .await
+        .expect("the held request");
+    // A request every 400 ms whose window is opened: each is answered in full.
+    let others = tokio::spawn(async move {
+        let mut id = 3;
+        while writer.write_all(&get_live_on(id, true)).await.is_ok() {
+            id += 2;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    });
+    let seen = tokio::time::timeout(IDLE * 4, read)
+        .await
+        .expect("closed by the server, not held open by the other streams")
+        .expect("reader");
+    let lasted = started.elapsed();
+    others.abort();
+    let frames = frames(&seen);
+    assert!(
+        frames.contains(&(0x00, 3)),
+        "another stream's body (DATA on stream 3) came: {frames:?}"
+    );
+    assert!(
+        !frames.contains(&(0x00, 1)),
+        "the held stream's body could not come: {frames:?}"
+    );
+    assert!(
+        lasted >= IDLE - Duration::from_millis(200),
+        "closed after {lasted:?}, before the idle deadline {IDLE:?}"
     );
 }
 
