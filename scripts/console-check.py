@@ -15,8 +15,10 @@ Selenium, against a running service started with USER_AUTH=none.
      was left);
   6. saves a second screenshot (<screenshot>-controls.png); creates a campaign of 8 buckets,
      joins it, opens it: the buckets panel shows its 8 buckets (admin token in the page); a
-     campaign with holds (6b); a group of two campaigns, one with a waiting room (6c): the group
-     panel shows both with the API's figures, marks the one watched, and opens the other;
+     campaign with holds (6b), one of them refunded, each win shown once (6c); a campaign
+     created after the page loaded appears in its list without a reload (6d); a group of two
+     campaigns, one with a waiting room: the group panel shows both with the API's figures,
+     marks the one watched, and opens the other;
   7. fails on any SEVERE entry of the browser's log.
 
 Needs: chromium and chromium-driver (Debian), selenium; k6 optional. scripts/console-check.sh
@@ -402,6 +404,26 @@ def main(base, token, shot):
              f"expiring within 60 s {driver.find_element(By.ID, 'holds-expiring').text}, next hold runs out "
              f"{driver.find_element(By.ID, 'next-expiry').text}, confirmed · cancelled · expired · refunded "
              f"{driver.find_element(By.ID, 'outcomes').text}")
+        # A refund: user 2 pays, an admin cancels the confirmed win. Each win is shown once, so
+        # the four figures and the one hold left add up to the three wins.
+        status, body = http("POST", f"{base}/api/v1/campaigns/{hid}/participations/2/confirm")
+        if status != 200:
+            fail(f"user 2's confirmation answered {status}: {body}")
+        status, body = http("POST", f"{base}/api/v1/campaigns/{hid}/participations/2/cancel", None, token)
+        if status != 200:
+            fail(f"the refund of user 2 answered {status}: {body}")
+        wait_for(driver, 20, "1 held, 0 confirmed · 1 cancelled · 0 expired · 1 refunded",
+                 lambda d: value(d, "held-stock") == 1
+                 and d.find_element(By.ID, "outcomes").text == "0 · 1 · 0 · 1")
+        step(f"6c. a refund shown once: held {driver.find_element(By.ID, 'held-stock').text}, "
+             f"confirmed · cancelled · expired · refunded {driver.find_element(By.ID, 'outcomes').text}")
+        # The campaign list follows campaigns created elsewhere, without a reload.
+        status, later = http("POST", f"{base}/api/v1/campaigns", {"name": f"{name} (later)", "totalStock": 1}, token)
+        if status != 201 or "id" not in (later or {}):
+            fail(f"creating a campaign answered {status}: {later}")
+        wait_for(driver, 25, f"campaign {later['id']} in the list without a reload",
+                 lambda d: d.find_elements(By.CSS_SELECTOR, f"#campaigns button[data-campaign-id='{later['id']}']"))
+        step(f"6d. campaign {later['id']}, created after the page loaded, is in its list")
 
         # A drop: a group of two campaigns, one with a waiting room and a waitlist. The page of
         # either shows both side by side, their figures as the API has them; a name opens it.
@@ -442,7 +464,7 @@ def main(base, token, shot):
         wait_for(driver, 20, f"campaign {members[1]} opened from the group panel",
                  lambda d: d.find_element(By.ID, "campaign-id").text == f"#{members[1]}"
                  and value(d, "total-stock") == 2)
-        step(f"6c. group {gid}: {summary!r}; rows {cells}; its second campaign opened from the panel")
+        step(f"6e. group {gid}: {summary!r}; rows {cells}; its second campaign opened from the panel")
 
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         if severe:

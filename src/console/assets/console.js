@@ -103,9 +103,13 @@
 
   // ---- campaign list ----------------------------------------------------------------------
 
-  async function loadCampaigns() {
+  // The list refreshes itself while the page is in view, so a campaign created elsewhere (a
+  // drop's script, another admin) shows up without a reload; quietly, without "Loading…".
+  const LIST_EVERY_MS = 10000;
+
+  async function loadCampaigns(quiet) {
     const message = $('campaigns-message');
-    message.textContent = 'Loading campaigns…';
+    if (quiet !== true) message.textContent = 'Loading campaigns…';
     try {
       const response = await fetch('/api/v1/campaigns?limit=100', { headers: { Accept: 'application/json' } });
       const body = await readJson(response);
@@ -122,6 +126,11 @@
 
   function renderCampaigns(items) {
     const list = $('campaigns');
+    // Rebuilt only when something it shows changed: a refresh leaves a focused button (and
+    // a screen reader's place) alone otherwise.
+    const shown = JSON.stringify(items.map((c) => [c.id, c.name, c.state, c.remainingStock, c.totalStock]));
+    if (list.dataset.shown === shown) return;
+    list.dataset.shown = shown;
     const rows = items.map((c) => {
       const li = document.createElement('li');
       const button = document.createElement('button');
@@ -431,11 +440,16 @@
     const nextIn = Math.max(0, Math.round((nextAt - Date.parse(s.at)) / 1000));
     setNumber('next-expiry', Number.isFinite(nextAt) ? nextIn : null,
       `${new Date(nextAt).toLocaleTimeString()} (in ${fmtDuration(nextIn)})`);
-    // What became of the wins (the stats consumer's figures): the confirmed count is the
-    // element's value, the four are its text.
-    setNumber('outcomes', s.winsConfirmed,
-      `${fmt.format(s.winsConfirmed)} · ${fmt.format(s.winsCancelled)} · ${fmt.format(s.winsExpired)} · ` +
-      `${fmt.format(s.winsRefunded)}`);
+    // What became of the wins (the stats consumer's figures), each win once: the service counts
+    // a refund as confirmed, as cancelled and as refunded, so a refund is taken out of the first
+    // two here, and the four with the holds still running add up to the wins. The confirmed
+    // (and kept) count is the element's value, the four are its text.
+    const refunded = s.winsRefunded || 0;
+    const kept = Math.max(0, s.winsConfirmed - refunded);
+    const cancelled = Math.max(0, s.winsCancelled - refunded);
+    setNumber('outcomes', kept,
+      `${fmt.format(kept)} · ${fmt.format(cancelled)} · ${fmt.format(s.winsExpired)} · ` +
+      `${fmt.format(refunded)}`);
     const queue = s.queue || null;
     $('queue-figures').hidden = !queue;
     $('queue-rate-figures').hidden = !queue;
@@ -782,7 +796,7 @@
   // ---- wiring -----------------------------------------------------------------------------
 
   function start() {
-    $('campaigns-refresh').addEventListener('click', loadCampaigns);
+    $('campaigns-refresh').addEventListener('click', () => loadCampaigns());
     window.addEventListener('hashchange', () => {
       const id = hashCampaign();
       if (id !== null) openCampaign(id, false);
@@ -835,6 +849,9 @@
         setConnection('reconnecting', 'No update for 5 s…');
       }
     }, 1000);
+    setInterval(() => {
+      if (document.visibilityState === 'visible') loadCampaigns(true);
+    }, LIST_EVERY_MS);
     if (window.ResizeObserver) new ResizeObserver(() => drawChart()).observe($('chart-box'));
     else window.addEventListener('resize', drawChart);
 
