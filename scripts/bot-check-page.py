@@ -7,7 +7,9 @@ and checks that:
   1. a client that does not solve the challenge is refused BOT_CHECK_FAILED and gets no ticket;
   2. examples/waiting-room.html in headless Chromium asks the challenge, solves it with WebCrypto,
      queues, is admitted and wins (its result shows HELD or CONFIRMED);
-  3. the service counted one passed check and one missing (firstcome_bot_checks_total).
+  3. a visitor who queues while the stock is 0 is WAITLISTED, and the page keeps polling: when a
+     held unit is cancelled, the offer admits it and it wins;
+  4. the service counted every passed check and the one missing (firstcome_bot_checks_total).
 Usage: bot-check-page.py <service base URL> <admin token> <page port>
 """
 
@@ -89,28 +91,83 @@ def main(base, token, page_port):
     server = serve_examples(page_port)
     driver = browser()
     try:
-        driver.get(f"http://127.0.0.1:{page_port}/waiting-room.html?api={base}&campaign={campaign}&user=7")
-        driver.find_element(By.ID, "queue").click()
-        deadline = time.monotonic() + 60
-        while driver.find_element(By.ID, "step").text != "done":
-            if time.monotonic() > deadline:
-                fail(f"the page did not finish: step {driver.find_element(By.ID, 'step').text!r}")
-            time.sleep(0.2)
-        result = driver.find_element(By.ID, "result").text
-        solved = driver.find_element(By.ID, "solved").text
-        if not (result.startswith("HELD") or result.startswith("CONFIRMED")):
-            logs = [e["message"] for e in driver.get_log("browser")]
-            fail(f"the page's result is {result!r} (bot check: {solved!r}); console: {logs[-5:]}")
-        step(f"   bot check {solved}; result {result}")
+        open_page(driver, page_port, base, campaign, 7)
+        wins(driver, until_done(driver))
+
+        step("3. a waitlisted visitor keeps polling and wins the unit a cancel gives back")
+        waitlisted(driver, base, token, page_port)
     finally:
         driver.quit()
         server.shutdown()
 
-    step("3. each decision counted")
+    step("4. each decision counted")
     passed, missing = metric(base, token, "passed"), metric(base, token, "missing")
-    if (passed, missing) != (1.0, 1.0):
-        fail(f"firstcome_bot_checks_total: passed {passed}, missing {missing} (want 1 and 1)")
+    if (passed, missing) != (3.0, 1.0):
+        fail(f"firstcome_bot_checks_total: passed {passed}, missing {missing} (want 3 and 1)")
     step("ok")
+
+
+def open_page(driver, page_port, base, campaign, user):
+    driver.get(f"http://127.0.0.1:{page_port}/waiting-room.html?api={base}&campaign={campaign}&user={user}")
+    driver.find_element(By.ID, "queue").click()
+
+
+def until_done(driver, seen=None, bound=60):
+    """Waits for the page's step to read "done", noting every state it showed in `seen`;
+    returns the page's result."""
+    deadline = time.monotonic() + bound
+    while driver.find_element(By.ID, "step").text != "done":
+        if seen is not None:
+            seen.add(driver.find_element(By.ID, "state").text.split(",")[0])
+        if time.monotonic() > deadline:
+            fail(f"the page did not finish: step {driver.find_element(By.ID, 'step').text!r}, "
+                 f"state {driver.find_element(By.ID, 'state').text!r}")
+        time.sleep(0.2)
+    return driver.find_element(By.ID, "result").text
+
+
+def wins(driver, result):
+    solved = driver.find_element(By.ID, "solved").text
+    if not (result.startswith("HELD") or result.startswith("CONFIRMED")):
+        logs = [e["message"] for e in driver.get_log("browser")]
+        fail(f"the page's result is {result!r} (bot check: {solved!r}); console: {logs[-5:]}")
+    step(f"   bot check {solved}; result {result}")
+
+
+def waitlisted(driver, base, token, page_port):
+    """A one-unit campaign with a waitlist: user 20 wins it (a hold), user 21 queues while the
+    stock is 0 and is WAITLISTED; user 20 cancels, the offer admits user 21's page, which wins."""
+    status, created = http("POST", f"{base}/api/v1/campaigns", {
+        "name": "waitlist page", "totalStock": 1, "perUserLimit": 1,
+        "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+        "admission": "QUEUE", "admissionRatePerSecond": 50,
+        "confirmWithinSeconds": 600, "offerSeconds": 60,
+    }, token)
+    if status != 201:
+        fail(f"creating the waitlist campaign answered {status}: {created}")
+    campaign = created["id"]
+    open_page(driver, page_port, base, campaign, 20)
+    result = until_done(driver)
+    if not result.startswith("HELD"):
+        fail(f"user 20's result is {result!r}, want a hold")
+    open_page(driver, page_port, base, campaign, 21)
+    deadline = time.monotonic() + 30
+    while not driver.find_element(By.ID, "state").text.startswith("WAITLISTED"):
+        if time.monotonic() > deadline or driver.find_element(By.ID, "step").text == "done":
+            fail(f"user 21 was not waitlisted: state {driver.find_element(By.ID, 'state').text!r}, "
+                 f"result {driver.find_element(By.ID, 'result').text!r}")
+        time.sleep(0.2)
+    step("   user 21 waitlisted; user 20 cancels the hold")
+    # Two polls while waitlisted: the page goes on asking, it does not stop at the state.
+    time.sleep(2.5)
+    status, cancelled = http("POST", f"{base}/api/v1/campaigns/{campaign}/participations/20/cancel", {})
+    if status != 200:
+        fail(f"cancelling user 20's hold answered {status}: {cancelled}")
+    seen = set()
+    result = until_done(driver, seen)
+    wins(driver, result)
+    if "ADMITTED" not in seen and "WAITLISTED" not in seen:
+        fail(f"the page's states were {sorted(seen)}")
 
 
 if __name__ == "__main__":
