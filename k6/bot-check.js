@@ -8,7 +8,7 @@
 //
 // scripts/bench-bot-check.sh runs it twice (check off, check on) and reports the service's CPU
 // per ticket of each. Environment: BASE_URL, CAMPAIGN, USERS (ignored with PAYLOADS), PAYLOADS,
-// VUS (16), SUMMARY_FILE.
+// VUS (16), SUMMARY_FILE, REPLAY.
 
 import http from 'k6/http';
 import { Counter } from 'k6/metrics';
@@ -20,7 +20,10 @@ const BASE_URL = env('BASE_URL', 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const CAMPAIGN = envNumber('CAMPAIGN', 1, 1, 1e15);
 const PAYLOADS = env('PAYLOADS', '');
 const payloads = new SharedArray('payloads', () => (PAYLOADS ? JSON.parse(open(PAYLOADS)) : []));
-const USERS = PAYLOADS ? payloads.length : envNumber('USERS', 400, 1, 10000000);
+// REPLAY=1: every user sends PAYLOADS' first payload (USERS of them): one challenge tried again
+// and again, as an attacker with one wrong solution would (§16: it buys one verification).
+const REPLAY = env('REPLAY', '0') === '1';
+const USERS = PAYLOADS && !REPLAY ? payloads.length : envNumber('USERS', 400, 1, 10000000);
 const VUS = Math.min(envNumber('VUS', 16, 1, 10000), USERS);
 const SUMMARY_FILE = env('SUMMARY_FILE', '');
 
@@ -37,7 +40,7 @@ export const options = {
 export default function () {
   const i = exec.scenario.iterationInTest;
   const body = { userId: i + 1 };
-  if (PAYLOADS) body.botCheck = payloads[i];
+  if (PAYLOADS) body.botCheck = payloads[REPLAY ? 0 : i];
   const reply = http.post(`${BASE_URL}/api/v1/campaigns/${CAMPAIGN}/queue`, JSON.stringify(body), {
     headers: { 'content-type': 'application/json' },
   });

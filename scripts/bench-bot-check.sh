@@ -6,6 +6,10 @@
 #      for a QUEUE campaign through k6 (k6/bot-check.js; with the check on each sends a solution
 #      solved beforehand), and the report gives the service's CPU per ticket of each (from
 #      /proc), the check's mean time (firstcome_bot_check_duration_seconds) and the latency.
+#   3. The refused path: USERS queue calls that all carry one challenge with a wrong solution
+#      (design §16: a challenge buys one verification), and the service's CPU per refusal.
+#
+#   FIRSTCOME_BIN=<binary> runs another build of the service (the examples stay this tree's).
 #
 #   scripts/bench-bot-check.sh                  # 400 users, cost 5,000, 16 VUs
 #   USERS=1000 COST=1000 scripts/bench-bot-check.sh
@@ -40,6 +44,7 @@ K6=$(command -v k6 || true)
 log "building the release binary and examples/bot_check_cost.rs"
 (cd "$ROOT" && cargo build --release --locked --bin firstcome --example bot_check_cost)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
+BIN=${FIRSTCOME_BIN:-$TARGET/firstcome}
 echo "## The proof of work in process ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 echo
 "$TARGET/examples/bot_check_cost" table 1000 5000 20000
@@ -55,36 +60,49 @@ trap 'stop_service; redis-cli --scan --pattern "${PREFIX}*" 2>/dev/null | xargs 
 mariadb_root() { if [ "$(id -u)" -eq 0 ]; then mariadb "$@"; else sudo mariadb "$@"; fi; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-run_phase() { # run_phase <off|pow>
-  local mode=$1 campaign payloads=() before after
+run_phase() { # run_phase <off|pow|refused>
+  local phase=$1 mode=$1 campaign payloads=() before after
+  [ "$phase" = refused ] && mode=pow
   mariadb_root -e "DROP DATABASE IF EXISTS \`$BENCH_DB\`; CREATE DATABASE \`$BENCH_DB\`;"
   port_free "$PORT" "the service"
   DATABASE_URL="mysql://firstcome:firstcome@127.0.0.1:${DB_PORT:-3306}/$BENCH_DB" \
-    REDIS_KEY_PREFIX="$PREFIX$mode:" HTTP_ADDR=127.0.0.1:$PORT RUST_LOG=warn RATE_LIMIT_IP_PER_SECOND=0 \
+    REDIS_KEY_PREFIX="$PREFIX$phase:" HTTP_ADDR=127.0.0.1:$PORT RUST_LOG=warn RATE_LIMIT_IP_PER_SECOND=0 \
     RATE_LIMIT_USER_PER_SECOND=0 QUEUE_TICKETS_PER_CLIENT=0 BOT_CHECK=$mode BOT_CHECK_COST=$COST \
     ADMISSION_SECRET="bench-$(head -c 24 /dev/urandom | base64)" \
-    "$TARGET/firstcome" serve >"$RESULTS_DIR/service-$mode.log" 2>&1 &
+    "$BIN" serve >"$RESULTS_DIR/service-$phase.log" 2>&1 &
   SERVICE_PID=$!
   wait_for "the service" 60 curl -fsS -m 2 -o /dev/null "$BASE_URL/health/ready"
   campaign=$(curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' \
     "$BASE_URL/api/v1/campaigns" -d '{"name":"door","totalStock":10,"perUserLimit":1,
     "startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","admission":"QUEUE",
     "admissionRatePerSecond":1}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  if [ "$mode" = pow ]; then
+  if [ "$phase" = pow ]; then
     "$TARGET/examples/bot_check_cost" solve "$BASE_URL" "$campaign" "$USERS" "$RESULTS_DIR/payloads.json"
     payloads=(-e PAYLOADS="$RESULTS_DIR/payloads.json")
+  elif [ "$phase" = refused ]; then
+    # One challenge, solved, its derived key then altered: a wrong solution, sent USERS times.
+    "$TARGET/examples/bot_check_cost" solve "$BASE_URL" "$campaign" 1 "$RESULTS_DIR/one.json"
+    python3 - "$RESULTS_DIR/one.json" "$RESULTS_DIR/wrong.json" <<'PY'
+import base64, json, sys
+payload = json.loads(base64.b64decode(json.load(open(sys.argv[1]))[0]))
+key = payload["solution"]["derivedKey"]
+payload["solution"]["derivedKey"] = ("1" if key[0] == "0" else "0") + key[1:]
+json.dump([base64.b64encode(json.dumps(payload).encode()).decode()], open(sys.argv[2], "w"))
+PY
+    payloads=(-e PAYLOADS="$RESULTS_DIR/wrong.json" -e REPLAY=1)
   fi
   before=$(cpu_ticks "$SERVICE_PID")
   "$K6" run --quiet --no-color -e BASE_URL="$BASE_URL" -e CAMPAIGN="$campaign" -e USERS="$USERS" \
-    -e VUS="$VUS" "${payloads[@]}" -e SUMMARY_FILE="$RESULTS_DIR/summary-$mode.json" \
-    "$ROOT/k6/bot-check.js" >"$RESULTS_DIR/k6-$mode.log" 2>&1 || log "k6 exited with status $?"
+    -e VUS="$VUS" "${payloads[@]}" -e SUMMARY_FILE="$RESULTS_DIR/summary-$phase.json" \
+    "$ROOT/k6/bot-check.js" >"$RESULTS_DIR/k6-$phase.log" 2>&1 || log "k6 exited with status $?"
   after=$(cpu_ticks "$SERVICE_PID")
-  echo $(( after - before )) >"$RESULTS_DIR/cpu-$mode.txt"
-  curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE_URL/metrics" >"$RESULTS_DIR/metrics-$mode.txt"
+  echo $(( after - before )) >"$RESULTS_DIR/cpu-$phase.txt"
+  curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE_URL/metrics" >"$RESULTS_DIR/metrics-$phase.txt"
   stop_service
 }
 run_phase off
 run_phase pow
+run_phase refused
 
 python3 - "$RESULTS_DIR" "$(getconf CLK_TCK)" "$COST" <<'PY'
 import json, re, sys
@@ -106,6 +124,15 @@ for mode in ("off", "pow"):
     print(f"| {mode} | {s['queued']:,} | {s['refused']:,} | {s['queued'] / s['duration_seconds']:.0f} | "
           f"{per:.0f} µs | {mean} | {s['latency_ms']['p50']:.1f} / {s['latency_ms']['p99']:.1f} ms |")
     ok = ok and s["refused"] == 0 and s["queued"] == s["users"]
-print(f"\n{'PASS' if ok else 'FAIL'}: every user queued once, no refusal")
+s = json.load(open(f"{out}/summary-refused.json"))
+cpu = int(open(f"{out}/cpu-refused.txt").read()) / tck
+print(f"\n## The refused path: {s['users']:,} queue calls with one challenge and a wrong solution\n")
+print("| refused | tickets issued | refusals/s | service CPU per refusal | p50 / p99 latency |")
+print("|---|---|---|---|---|")
+print(f"| {s['refused']:,} | {s['queued']:,} | {s['refused'] / s['duration_seconds']:.0f} | "
+      f"{cpu / max(s['refused'], 1) * 1e6:.0f} µs | {s['latency_ms']['p50']:.1f} / {s['latency_ms']['p99']:.1f} ms |")
+ok = ok and s["queued"] == 0 and s["refused"] == s["users"]
+print(f"\n{'PASS' if ok else 'FAIL'}: every user queued once with the check off and on, no refusal; "
+      "every wrong solution refused")
 sys.exit(0 if ok else 1)
 PY
