@@ -1,4 +1,5 @@
-//! The `firstcome` binary: `serve` (default), `consume`, `migrate`, `openapi`, `asyncapi`, `token`.
+//! The `firstcome` binary: `serve` (default), `consume`, `migrate`, `openapi`, `asyncapi`, `token`,
+//! `solve-bot-check`.
 
 use std::{process::ExitCode, time::Duration};
 
@@ -47,6 +48,9 @@ enum Command {
     Asyncapi,
     /// Print an HS256 token for a user, signed with JWT_SECRET (for trying USER_AUTH=jwt, for k6).
     Token(TokenArgs),
+    /// Solve a bot-check challenge read from stdin (the JSON of `GET …/campaigns/{id}/bot-check`)
+    /// and print the `botCheck` value to send, as the ALTCHA widget would (for trying the check).
+    SolveBotCheck,
     /// Print docs/configuration.md's table of settings (markdown), generated from the settings.
     #[command(hide = true)]
     ConfigTable,
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             return print_document(&firstcome::events::asyncapi::asyncapi_yaml(topic));
         }
         Some(Command::Token(args)) => return token(&args),
+        Some(Command::SolveBotCheck) => return solve_bot_check(),
         Some(Command::ConfigTable) => {
             return print_document(&firstcome::config::reference::markdown())
         }
@@ -208,4 +213,34 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     watchdog::start(app.shutdown_token(), timeout)
         .context("could not start the shutdown watchdog")?;
     app.run_until_stopped().await
+}
+
+/// `solve-bot-check`: the challenge on stdin, the payload on stdout (base64 of ALTCHA's
+/// `{challenge, solution}`, what the widget sends), solved on one core.
+fn solve_bot_check() -> ExitCode {
+    let mut text = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+        eprintln!("firstcome solve-bot-check: could not read stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let challenge: altcha::Challenge = match serde_json::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "firstcome solve-bot-check: stdin is not a challenge (the JSON of GET \
+                 /api/v1/campaigns/{{id}}/bot-check): {e}"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match firstcome::bot_check::pow::solve(&challenge) {
+        Some(payload) => {
+            println!("{payload}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("firstcome solve-bot-check: no solution found (a malformed or too costly challenge)");
+            ExitCode::FAILURE
+        }
+    }
 }

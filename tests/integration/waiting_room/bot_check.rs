@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// Test settings with the proof of work on, at a cost that solves in milliseconds.
-async fn pow_settings() -> firstcome::config::Settings {
+pub(super) async fn pow_settings() -> firstcome::config::Settings {
     let mut s = room_settings().await;
     s.bot_check.mode = BotCheckMode::Pow;
     s.bot_check.cost = 10;

@@ -11,6 +11,7 @@ mod polls;
 mod rate_limits;
 mod room_steps;
 mod sale;
+mod solver;
 mod tokens;
 
 use std::time::Duration;
