@@ -5,7 +5,6 @@
 //! (§2.5); and the window's end is judged under the lock, whenever the write began (§2.1).
 
 use sea_orm::{ConnectionTrait, IsolationLevel, TransactionTrait};
-use serde_json::json;
 
 use crate::spawn::{spawn_app, spawn_app_with, test_settings, with_relay, TestApp};
 
@@ -69,19 +68,14 @@ async fn a_win_whose_write_began_before_the_end_but_locked_its_row_after_is_not_
     // The join waits for the row past the end: longer than the statement deadline's default.
     settings.database.statement_timeout = std::time::Duration::from_secs(30);
     let app = spawn_app_with(settings).await;
-    let ends_at = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
-    let created = app
-        .create_campaign(json!({"name": "ends soon", "totalStock": 5, "endsAt": ends_at}))
-        .await;
-    let campaign = created["id"].as_i64().expect("id");
+    let (campaign, ends_at) = app.campaign_ending_soon(5).await;
 
     let blocker = app.lock_campaign(campaign).await;
     let join = app.spawn_join(campaign, 1, 1);
     app.wait_for_blocked_stock_updates(1).await;
     // Its participation went in before the end; it reaches the row's lock after it.
     assert_eq!(uncommitted_rows(&app, campaign).await, (1, 0));
-    let left = (ends_at - chrono::Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+    crate::wait::sleep_past(ends_at).await;
     blocker.commit().await.expect("release the row");
 
     let reply = join.await.expect("join task");

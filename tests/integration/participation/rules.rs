@@ -239,11 +239,7 @@ async fn a_win_reaching_mysql_after_the_campaign_ended_is_not_written() {
     // User 2 waits in its campaign's queue past the end: longer than the default 2 s allows.
     settings.database.acquire_timeout = std::time::Duration::from_secs(30);
     let app = spawn_app_with(settings).await;
-    let ends_at = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
-    let created = app
-        .create_campaign(json!({"name": "ends soon", "totalStock": 5, "endsAt": ends_at}))
-        .await;
-    let campaign = created["id"].as_i64().expect("id");
+    let (campaign, ends_at) = app.campaign_ending_soon(5).await;
     let hold = &app.hooks.commit;
     hold.arm();
     let (first, (second, ())) = tokio::join!(app.join(campaign, 1, 1), async {
@@ -255,8 +251,7 @@ async fn a_win_reaching_mysql_after_the_campaign_ended_is_not_written() {
                 || async { app.probe.group_commit_queued(campaign) == 1 },
             )
             .await;
-            let left = (ends_at - chrono::Utc::now()).to_std().unwrap_or_default();
-            tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+            crate::wait::sleep_past(ends_at).await;
             hold.release();
         })
     });

@@ -107,6 +107,15 @@ impl TestApp {
         c["id"].as_i64().expect("id")
     }
 
+    /// A campaign of `stock` units whose window ends 1.5 s from now: its id and its end.
+    pub async fn campaign_ending_soon(&self, stock: i64) -> (i64, chrono::DateTime<chrono::Utc>) {
+        let ends_at = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
+        let created = self
+            .create_campaign(json!({"name": "ends soon", "totalStock": stock, "endsAt": ends_at}))
+            .await;
+        (created["id"].as_i64().expect("id"), ends_at)
+    }
+
     /// `join` in a task of its own: the request goes on while the test does something else.
     pub fn spawn_join(
         &self,

@@ -17,3 +17,9 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Sleeps until a moment past `at` (50 ms after it, for the clocks' reading).
+pub async fn sleep_past(at: chrono::DateTime<chrono::Utc>) {
+    let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+}
