@@ -9,7 +9,7 @@ use crate::config::values::{millis, mysql_url, number, Secret};
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
-    /// MySQL 8 / MariaDB 10.6+; TLS with `?ssl-mode=REQUIRED|VERIFY_CA|VERIFY_IDENTITY&ssl-ca=<pem>` (loopback without `ssl-*`: plain)
+    /// MySQL 8 / MariaDB 10.6+, a user with `ALL` on its database (`CREATE TEMPORARY TABLES` included); TLS with `?ssl-mode=REQUIRED|VERIFY_CA|VERIFY_IDENTITY&ssl-ca=<pem>` (loopback without `ssl-*`: plain)
     // A `Secret`: the URL holds the password.
     #[arg(id = "DATABASE_URL", long = "database-url", env, hide_env_values = true,
           default_value = "mysql://firstcome:firstcome@127.0.0.1:3306/firstcome",

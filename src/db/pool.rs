@@ -154,6 +154,7 @@ fn plain_on_loopback(url: &str) -> String {
 async fn session(conn: &mut MySqlConnection, limit: Duration) -> Result<(), sqlx::Error> {
     conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         .await?;
+    conn.execute(crate::outbox::table::STAGE_TABLE).await?;
     // InnoDB counts lock waits in whole seconds (at least 1).
     let lock_wait_s = limit.as_secs_f64().ceil().max(1.0) as u64;
     conn.execute(AssertSqlSafe(format!(

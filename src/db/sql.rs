@@ -184,6 +184,22 @@ pub async fn insert_rows_returning(
     Ok(rows)
 }
 
+/// How many statements [`insert_rows`] sends for `values`, rows of `width` values each.
+pub fn insert_statement_count(width: usize, values: &[Value]) -> usize {
+    row_pieces(width.max(1), values).count()
+}
+
+/// The rows of a multi-row insert (`width` values each) in pieces of at most [`STATEMENT_BYTES`],
+/// sized by the largest row.
+fn row_pieces(width: usize, values: &[Value]) -> impl Iterator<Item = Range<usize>> {
+    let widest = values
+        .chunks(width)
+        .map(|row| row.iter().map(value_bytes).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    pieces_of_at_most(values.len() / width, fits(widest))
+}
+
 /// The statements of a multi-row insert and their values, piece by piece.
 fn insert_statements(
     head: &str,
@@ -192,14 +208,10 @@ fn insert_statements(
     values: Vec<Value>,
 ) -> Vec<(String, Vec<Value>)> {
     let width = row.matches('?').count().max(1);
-    let rows = values.len() / width;
-    let widest = values
-        .chunks(width)
-        .map(|row| row.iter().map(value_bytes).sum::<usize>())
-        .max()
-        .unwrap_or(0);
+    let pieces: Vec<Range<usize>> = row_pieces(width, &values).collect();
     let mut values = values.into_iter();
-    pieces_of_at_most(rows, fits(widest))
+    pieces
+        .into_iter()
         .map(|piece| {
             let sql = format!("{head} VALUES {}{tail}", vec![row; piece.len()].join(", "));
             (sql, values.by_ref().take(piece.len() * width).collect())

@@ -4,7 +4,7 @@
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
 
-use crate::db::sql::insert_rows;
+use crate::db::sql::{insert_rows, insert_statement_count, stmt};
 
 use crate::events::{
     accepted::{ParticipationAccepted, AGGREGATE_PARTICIPATION},
@@ -94,6 +94,28 @@ impl NewOutboxEvent {
     }
 }
 
+/// The columns an outbox row is written with, in the order of [`row_values`].
+const COLUMNS: &str =
+    "event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, headers, status";
+
+/// How many [`COLUMNS`] there are.
+const WIDTH: usize = 9;
+
+/// `row`'s values for [`COLUMNS`].
+fn row_values(row: &NewOutboxEvent) -> [Value; WIDTH] {
+    [
+        row.event_id.to_string().into(),
+        row.aggregate_type.clone().into(),
+        row.aggregate_id.clone().into(),
+        row.event_type.clone().into(),
+        row.topic.clone().into(),
+        row.msg_key.clone().into(),
+        row.payload.clone().into(),
+        row.headers.clone().into(),
+        row.status.as_str().into(),
+    ]
+}
+
 /// Writes `rows` in one multi-row INSERT, due now. `created_at` is the database's clock inside
 /// the caller's transaction, after the campaign lock: the commit time to within a statement
 /// (the relay's lag is measured from it).
@@ -101,28 +123,88 @@ pub async fn insert(conn: &impl ConnectionTrait, rows: &[NewOutboxEvent]) -> Res
     if rows.is_empty() {
         return Ok(());
     }
-    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 9);
-    for row in rows {
-        values.extend([
-            row.event_id.to_string().into(),
-            row.aggregate_type.clone().into(),
-            row.aggregate_id.clone().into(),
-            row.event_type.clone().into(),
-            row.topic.clone().into(),
-            row.msg_key.clone().into(),
-            row.payload.clone().into(),
-            row.headers.clone().into(),
-            row.status.as_str().into(),
-        ]);
-    }
+    let values: Vec<Value> = rows.iter().flat_map(row_values).collect();
     insert_rows(
         conn,
-        "INSERT INTO outbox_event (event_id, aggregate_type, aggregate_id, event_type, topic, msg_key, payload, \
-         headers, status, attempts, available_at, created_at)",
+        &format!("INSERT INTO outbox_event ({COLUMNS}, attempts, available_at, created_at)"),
         "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
         "",
         values,
     )
     .await?;
     Ok(())
+}
+
+/// The session's staging table (created with each connection, `crate::db::pool`): a batch's
+/// outbox rows written before its stock rows are locked, then copied into `outbox_event` under
+/// the lock by one statement ([`Staged::insert`]). A row is as `outbox_event` would take it;
+/// `seq` is its place in the batch. A session's rows are its own and outlive its transactions:
+/// a batch overwrites the places it uses and reads only those, so nothing is ever deleted.
+pub const STAGE_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS outbox_stage (
+    seq            INT          NOT NULL,
+    event_id       CHAR(36)     CHARACTER SET ascii NOT NULL,
+    aggregate_type VARCHAR(64)  NOT NULL,
+    aggregate_id   VARCHAR(64)  NOT NULL,
+    event_type     VARCHAR(128) NOT NULL,
+    topic          VARCHAR(249) NOT NULL,
+    msg_key        VARCHAR(255) NOT NULL,
+    payload        MEDIUMTEXT   NOT NULL,
+    headers        TEXT         NOT NULL,
+    status         VARCHAR(16)  NOT NULL,
+    PRIMARY KEY (seq)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+/// Outbox rows ready to be written under a lock in as few round trips as they allow: kept to be
+/// inserted as they are when they fit in one statement, or already in the session's staging
+/// table when they would take several (docs/design.md §23 "The transaction").
+pub enum Staged {
+    Rows(Vec<NewOutboxEvent>),
+    InStage(usize),
+}
+
+/// Readies `rows` for [`Staged::insert`] in the same transaction: rows that would take more than
+/// one `INSERT` are written to the staging table now (the statements the lock no longer waits
+/// for), each at its place in `rows`.
+pub async fn stage(
+    conn: &impl ConnectionTrait,
+    rows: Vec<NewOutboxEvent>,
+) -> Result<Staged, DbErr> {
+    let values: Vec<Value> = rows.iter().flat_map(row_values).collect();
+    if insert_statement_count(WIDTH, &values) <= 1 {
+        return Ok(Staged::Rows(rows));
+    }
+    let count = rows.len();
+    let mut staged: Vec<Value> = Vec::with_capacity(values.len() + count);
+    for (seq, row) in values.chunks(WIDTH).enumerate() {
+        staged.push(i32::try_from(seq).unwrap_or(i32::MAX).into());
+        staged.extend(row.iter().cloned());
+    }
+    insert_rows(
+        conn,
+        &format!("REPLACE INTO outbox_stage (seq, {COLUMNS})"),
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "",
+        staged,
+    )
+    .await?;
+    Ok(Staged::InStage(count))
+}
+
+impl Staged {
+    /// Writes the rows into `outbox_event`, due now, in their order: one statement ([`insert`]'s
+    /// `created_at` and `available_at` alike, the clock read under the caller's lock).
+    pub async fn insert(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+        let count = match self {
+            Self::Rows(rows) => return insert(conn, &rows).await,
+            Self::InStage(count) => count,
+        };
+        let sql = format!(
+            "INSERT INTO outbox_event ({COLUMNS}, attempts, available_at, created_at) \
+             SELECT {COLUMNS}, 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM outbox_stage \
+             WHERE seq < ? ORDER BY seq"
+        );
+        let count = i32::try_from(count).unwrap_or(i32::MAX);
+        conn.execute_raw(stmt(&sql, vec![count.into()])).await?;
+        Ok(())
+    }
 }

@@ -143,7 +143,7 @@ pub async fn write_free(
     };
     // The rows are held from the `SELECT … FOR UPDATE SKIP LOCKED` on.
     let since = Instant::now();
-    let free = write_free_in(txn, wins, &buckets, hooks).await;
+    let free = write_free_in(txn, wins, &buckets, hooks, since).await;
     held(holds, Some(since));
     free
 }
@@ -154,6 +154,7 @@ async fn write_free_in(
     wins: &[NewParticipation],
     buckets: &[u16],
     hooks: &dyn Hooks,
+    since: Instant,
 ) -> Free {
     let every = |written| Free::every(wins.len(), written);
     // On an error the transaction is dropped unfinished: it never commits.
@@ -165,7 +166,7 @@ async fn write_free_in(
         .map(|w| w.entry.bucket.is_some_and(|b| free.contains(&b)))
         .collect();
     if free.len() == buckets.len() {
-        let written = write_in(&txn, wins, None, hooks, &mut None).await;
+        let written = write_in(&txn, wins, None, hooks, &mut Some(since)).await;
         return every(finished(txn, written, hooks).await);
     }
     if free.is_empty() {
@@ -181,7 +182,7 @@ async fn write_free_in(
         .filter(|(_, &t)| t)
         .map(|(w, _)| w.clone())
         .collect();
-    let written = write_in(&txn, &subset, None, hooks, &mut None).await;
+    let written = write_in(&txn, &subset, None, hooks, &mut Some(since)).await;
     Free {
         taken,
         written: finished(txn, written, hooks).await,
@@ -233,7 +234,7 @@ async fn finish(
 
 /// Everything before the commit, and the transaction's session id; the caller rolls back on a
 /// refusal. `locked` is set when the first guarded decrement begins: from then on the stock
-/// rows are held.
+/// rows are held; given set, the rows are held already (`write_free`).
 ///
 /// The participations go in first, before any stock row is locked: they are most of a batch's
 /// work inside MySQL (a multi-row insert with its unique key checked), and nothing about them
@@ -266,7 +267,14 @@ async fn write_in(
     let states: Vec<WinState> = wins.iter().map(|w| w.status_at(at)).collect();
     let campaigns = by_campaign(wins);
     let (ids, session) = insert_wins(txn, wins.len(), &campaigns, &states, accepting).await?;
-    *locked = Some(Instant::now());
+    let events = accepted_events(wins, &ids, &states, accepting);
+    // Rows held already (a batch over free bucket rows) gain nothing from staging: their outbox
+    // rows go in as they are.
+    let events = match locked {
+        Some(_) => outbox::table::Staged::Rows(events),
+        None => outbox::table::stage(txn, events).await?,
+    };
+    locked.get_or_insert_with(Instant::now);
     for members in &campaigns {
         if let Err(error) = decrement(txn, members, hooks).await {
             let index = members[0].0;
@@ -274,7 +282,7 @@ async fn write_in(
         }
     }
     under_locks(txn, wins).await?;
-    outbox::table::insert(txn, &accepted_events(wins, &ids, &states, accepting)).await?;
+    events.insert(txn).await?;
     let wins = (ids.into_iter().zip(states))
         .map(|(participation_id, (status, hold_expires_at))| Written {
             participation_id,

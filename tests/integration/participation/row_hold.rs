@@ -2,7 +2,8 @@
 //! §23 "The transaction", §10 "Serial sections"): the participations go in before the guarded
 //! decrement, so the row is held only for the deadlines, the outbox rows and the COMMIT; the
 //! outbox rows go in under the row's lock, which keeps a key's outbox ids in commit order
-//! (§2.5); and the window's end is judged under the lock, whenever the write began (§2.1).
+//! (§2.5), in one statement however many they are (staged before the lock); and the window's end
+//! is judged under the lock, whenever the write began (§2.1).
 
 use sea_orm::{ConnectionTrait, IsolationLevel, TransactionTrait};
 
@@ -125,4 +126,72 @@ async fn two_lanes_of_one_row_overlap_their_inserts_and_publish_the_key_in_commi
         crate::kafka::assert_first_deliveries_in_order(&messages, &app.outbox_ids().await),
         60
     );
+}
+
+#[tokio::test]
+async fn a_batch_whose_events_take_several_statements_writes_them_under_the_row_in_one() {
+    let app = spawn_app().await;
+    let campaign = app.open_campaign(100, 1).await;
+    let blocker = app.lock_campaign(campaign).await;
+    let first = app.spawn_join(campaign, 1, 1);
+    app.wait_for_blocked_stock_updates(1).await;
+    // A batch of 32 (a list size), whose events would take more than one INSERT of at most
+    // 12 KiB were they sent under the lock.
+    let rest: Vec<_> = (2..=33).map(|u| app.spawn_join(campaign, u, 1)).collect();
+    app.wait_for_queued_wins(campaign, 32).await;
+    blocker.commit().await.expect("release the row");
+    for reply in std::iter::once(first).chain(rest) {
+        let reply = reply.await.expect("join task");
+        assert_eq!(reply.status, 201, "{reply:?}");
+    }
+
+    // One statement reads the clock once: the first win's time, then the batch's one.
+    let times = "SELECT COUNT(DISTINCT created_at) FROM outbox_event \
+                 WHERE event_type = 'ParticipationAccepted'";
+    assert_eq!(app.scalar(times).await, 2);
+    // In the batch's order: each event's participation id above the one before.
+    let out_of_order = "SELECT COUNT(*) FROM outbox_event a JOIN outbox_event b \
+                        ON b.id > a.id AND CAST(b.aggregate_id AS SIGNED) < CAST(a.aggregate_id AS SIGNED)";
+    assert_eq!(app.scalar(out_of_order).await, 0);
+    assert_eq!(app.remaining_stock(campaign).await, 67);
+}
+
+#[tokio::test]
+async fn a_smaller_batch_after_a_bigger_one_on_a_session_writes_only_its_own_staged_events() {
+    let settings = test_settings().await;
+    let url = settings.database.url.expose().to_string();
+    let app = spawn_app_with(settings).await;
+    // One connection, so every batch uses one session's staging table.
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options.max_connections(1).min_connections(1);
+    let session = sea_orm::Database::connect(options).await.expect("connect");
+    session
+        .execute_unprepared(firstcome::outbox::table::STAGE_TABLE)
+        .await
+        .expect("the staging table");
+    let mut written = Vec::new();
+    for (batch, size) in [(1, 40), (2, 30), (3, 1)] {
+        let rows: Vec<_> = (0..size)
+            .map(|_| {
+                crate::db::outbox_row(
+                    uuid::Uuid::now_v7(),
+                    &app.topic,
+                    &batch.to_string(),
+                    format!("{{\"pad\":\"{}\"}}", "x".repeat(700)),
+                )
+            })
+            .collect();
+        written.extend(rows.iter().map(|r| r.event_id.to_string()));
+        let txn = session.begin().await.expect("begin");
+        let staged = firstcome::outbox::table::stage(&txn, rows)
+            .await
+            .expect("stage");
+        staged.insert(&txn).await.expect("insert");
+        txn.commit().await.expect("commit");
+    }
+
+    let mut stored: Vec<(String, i64)> = app.outbox_ids().await.into_iter().collect();
+    stored.sort_by_key(|&(_, id)| id);
+    let stored: Vec<String> = stored.into_iter().map(|(event, _)| event).collect();
+    assert_eq!(stored, written);
 }
