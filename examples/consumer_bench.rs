@@ -93,6 +93,7 @@ async fn create_campaigns(
                 buckets: 1,
                 group_id: None,
                 offer_seconds: 0,
+                bot_check: None,
                 key: None,
             },
         )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's "Running a drop", run as written against a fresh service: the section's bash block
-# is taken from README.md, given the service's admin token and address (its only two
-# placeholders, `T=<admin token>` and `API=http://127.0.0.1:8080/api/v1`), and run with bash; each
+# is taken from README.md, given the service's admin token, address and binary (its only three
+# placeholders, `T=<admin token>`, `API=http://127.0.0.1:8080/api/v1` and
+# `target/release/firstcome`), and run with bash; each
 # line it prints must match the README's next `#> ` line ("…" stands for any text: a time). A
 # README whose commands stop working, or whose answers differ from what it says, fails the check.
 # Starts the built binary (target/debug/firstcome, embedded Kafka, USER_AUTH=none, a random
@@ -34,12 +35,14 @@ sed -n 's/^#> //p' "$WORK/readme-block.sh" >"$WORK/expected"
 # The service, on a database of its own.
 start_check_service "$WORK" drop || die "failed to start the service"
 
-# The README's two placeholders, each exactly once.
-for placeholder in '^T=<admin token>;' 'API=http://127\.0\.0\.1:8080/api/v1'; do
+# The README's three placeholders, each exactly once: the token, the address, and the binary
+# `scripts/run.sh` builds (here the one under test).
+for placeholder in '^T=<admin token>;' 'API=http://127\.0\.0\.1:8080/api/v1' 'target/release/firstcome '; do
   [ "$(grep -cE "$placeholder" "$WORK/readme-block.sh")" -eq 1 ] ||
-    die "the README's drop block no longer sets $placeholder once"
+    die "the README's drop block no longer has $placeholder once"
 done
 sed -e "s|^T=<admin token>;|T=$token;|" -e "s|API=http://127\.0\.0\.1:8080/api/v1|API=http://127.0.0.1:$port/api/v1|" \
+  -e "s|target/release/firstcome |$ROOT/target/debug/firstcome |" \
   "$WORK/readme-block.sh" >"$WORK/run.sh"
 log "running the README's drop against a fresh service (port $port)"
 if ! (cd "$WORK" && timeout 120 bash "$WORK/run.sh" >"$WORK/output" 2>"$WORK/stderr"); then

@@ -57,6 +57,7 @@ mod m20261127_000048_campaign_create_key;
 mod m20261127_000049_gate_generation;
 mod m20261127_000050_campaign_series;
 mod m20261129_000051_bucket_budget;
+mod m20261129_000052_campaign_bot_check;
 
 pub struct Migrator;
 
@@ -115,6 +116,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000049_gate_generation::Migration),
             Box::new(m20261127_000050_campaign_series::Migration),
             Box::new(m20261129_000051_bucket_budget::Migration),
+            Box::new(m20261129_000052_campaign_bot_check::Migration),
         ]
     }
 }

@@ -80,6 +80,12 @@ pub struct CreateCampaign {
     /// to the next user when unused. Absent: no waitlist.
     #[oai(validator(minimum(value = "1"), maximum(value = "86400")))]
     pub offer_seconds: Option<i32>,
+    /// Whether the campaign's door asks for the bot check: its waiting room's queue, or an
+    /// `OPEN` campaign's joins (and carts). Absent: the service's default (`BOT_CHECK`, and
+    /// `BOT_CHECK_ON_JOIN` for `OPEN` campaigns). The service's provider checks it (with
+    /// `BOT_CHECK=off`, the built-in proof of work). Changed live with
+    /// `POST /api/v1/admin/campaigns/{id}/bot-check`.
+    pub bot_check: Option<bool>,
 }
 
 /// A name as stored: trimmed, not blank, without control characters (a NUL or a newline in a
@@ -223,6 +229,9 @@ pub struct CampaignDto {
     /// Seconds an offer to a waitlisted user stays valid (absent: no waitlist).
     #[oai(skip_serializing_if_is_none)]
     pub offer_seconds: Option<i32>,
+    /// Its own choice of the bot check at its door (absent: the service's default).
+    #[oai(skip_serializing_if_is_none)]
+    pub bot_check: Option<bool>,
     /// Joins refused so far, by every instance (current within about a second; statistics: an
     /// instance killed may lose its last half second of counts).
     pub refused_count: i64,
@@ -265,6 +274,7 @@ impl CampaignDto {
             buckets: (c2.buckets > 1).then_some(i32::from(c2.buckets)),
             group_id: c2.group_id,
             offer_seconds: (c2.offer_seconds > 0).then_some(c2.offer_seconds),
+            bot_check: c2.bot_check,
             refused_count: 0,
             refused_by_reason: BTreeMap::new(),
             stock_usage_rate,
@@ -469,6 +479,7 @@ impl CampaignsApi {
             buckets,
             group_id: body.group_id,
             offer_seconds: body.offer_seconds.unwrap_or(0),
+            bot_check: body.bot_check,
             key,
         })
     }

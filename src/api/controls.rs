@@ -1,6 +1,6 @@
 //! `/api/v1/admin/campaigns/{id}/…`: live controls of a running campaign (docs/design.md §15),
 //! admin only: add or withdraw stock, pause, resume, close, and the audit trail of what was done,
-//! by which admin token, when.
+//! by which admin token, when; and whether its door asks for the bot check (§16).
 
 use chrono::{DateTime, Utc};
 use poem::{web::Data, Request};
@@ -12,7 +12,12 @@ use poem_openapi::{
 
 use crate::{
     api::{campaigns::CampaignDto, Tag},
-    campaign::control::{CampaignControls, Control, ControlRequest, HistoryRow},
+    bot_check::BotCheck,
+    campaign::{
+        control::{CampaignControls, Control, ControlRequest, HistoryRow},
+        repo,
+    },
+    db::Db,
     events::control::ControlKind,
     http::{
         admin_auth::{AdminName, AdminOnly},
@@ -32,6 +37,15 @@ pub struct StockChange {
     /// 10,000,000; a withdrawal takes unsold units only.
     #[oai(validator(minimum(value = "-10000000"), maximum(value = "10000000")))]
     pub delta: i64,
+}
+
+/// Whether a campaign's door asks for the bot check.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BotCheckChange {
+    /// `true`: its door asks; `false`: it does not; absent or null: the service's default
+    /// (`BOT_CHECK`, and `BOT_CHECK_ON_JOIN` for an `OPEN` campaign).
+    pub required: Option<bool>,
 }
 
 /// What a control did.
@@ -142,6 +156,8 @@ pub struct ControlsApi {
     pub controls: CampaignControls,
     /// The refusals the answered campaign shows.
     pub refusals: RefusalView,
+    /// The campaigns' choices of the bot check, and where the answered campaign is read.
+    pub bot: (BotCheck, Db),
 }
 
 /// What every control call carries besides its control: the `Idempotency-Key` header as
@@ -288,6 +304,33 @@ impl ControlsApi {
             span: span.0,
         };
         self.run(admin, id.0, Control::Close, call).await
+    }
+
+    /// Whether the campaign's door asks for the bot check: its waiting room's queue, or an `OPEN`
+    /// campaign's joins and carts. The service's provider checks it (`BOT_CHECK`; with `off`,
+    /// the built-in proof of work). Every instance's door follows within about a second.
+    /// Switched on, a ticket given without the check wins nothing at its join (a bot queued before
+    /// the switch gains nothing, nor does a person: switch it on before the room opens); switched
+    /// off, every ticket is good. Setting it again answers the campaign again (admin).
+    #[oai(path = "/:id/bot-check", method = "post")]
+    async fn bot_check(
+        &self,
+        auth: AdminOnly,
+        #[oai(validator(minimum(value = "1")))] id: Path<i64>,
+        body: Json<BotCheckChange>,
+    ) -> Result<Json<CampaignDto>, ApiError> {
+        let (bot, db) = &self.bot;
+        let required = body.0.required;
+        if !bot.choices().set(id.0, required).await? {
+            return Err(ApiError::campaign_not_found(id.0));
+        }
+        tracing::info!(campaign_id = id.0, admin = %auth.name(), ?required, "the campaign's bot check changed");
+        let campaign =
+            (repo::find(db, id.0).await?).ok_or_else(|| ApiError::campaign_not_found(id.0))?;
+        let refused = self.refusals.one(id.0).await?;
+        Ok(Json(
+            CampaignDto::new(campaign, Utc::now()).with_refusals(refused),
+        ))
     }
 
     /// The balance of a campaign's buckets: each bucket's row (units, wins, units moved in and

@@ -54,10 +54,10 @@ pub struct JoinBody {
     /// this user (`…/queue/{ticket}` once `ADMITTED`). Single use; ignored by an `OPEN` campaign.
     #[oai(validator(max_length = 256))]
     pub admission_token: Option<JsonString>,
-    /// With `BOT_CHECK_ON_JOIN`, required by an `OPEN` campaign on both join paths: a solved bot
-    /// check (the ALTCHA payload of `GET /api/v1/campaigns/{id}/bot-check`, or the captcha
-    /// provider's token). A campaign with a waiting room checks its admission token's ticket
-    /// instead.
+    /// Required on both join paths by an `OPEN` campaign that asks for the bot check (its
+    /// `botCheck`, or `BOT_CHECK_ON_JOIN`): a solved bot check (the ALTCHA payload of
+    /// `GET /api/v1/campaigns/{id}/bot-check`, or the captcha provider's token). A campaign with
+    /// a waiting room checks its admission token's ticket instead.
     #[oai(validator(max_length = 4096))]
     pub bot_check: Option<JsonString>,
 }

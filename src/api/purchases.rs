@@ -56,8 +56,9 @@ pub struct PurchaseBody {
     /// 1 to 50 items, each a distinct campaign of the group.
     #[oai(validator(min_items = 1, max_items = 50))]
     pub items: Vec<PurchaseItem>,
-    /// With `BOT_CHECK_ON_JOIN`, required: a solved bot check for the first item's campaign
-    /// (`GET /api/v1/campaigns/{id}/bot-check`), or the captcha provider's token.
+    /// Required when one of the items' campaigns asks for the bot check at its joins (its
+    /// `botCheck`, or `BOT_CHECK_ON_JOIN`): a solved bot check for the first such item's
+    /// campaign (`GET /api/v1/campaigns/{id}/bot-check`), or the captcha provider's token.
     #[oai(validator(max_length = 4096))]
     pub bot_check: Option<String>,
 }
@@ -124,6 +125,21 @@ pub struct PurchasesApi {
 }
 
 impl PurchasesApi {
+    /// The first of `items`' campaigns that asks for the bot check at its joins, if any.
+    async fn asking(&self, items: &[PurchaseItem]) -> Result<Option<i64>, ApiError> {
+        for item in items {
+            if self
+                .bot
+                .asks(item.campaign_id)
+                .await
+                .map_err(ApiError::from)?
+            {
+                return Ok(Some(item.campaign_id));
+            }
+        }
+        Ok(None)
+    }
+
     /// Purchase `id` of group `group_id`, or 404.
     async fn stored(&self, group_id: i64, id: i64) -> Result<StoredPurchase, ApiError> {
         self.carts
@@ -197,11 +213,11 @@ impl PurchasesApi {
             .check(http, first, body.user_id)
             .await
             .inspect_err(|e| self.refusals.record_code(first, &e.code().name()))?;
-        if self.bot.on_join() {
+        if let Some(asking) = self.asking(&body.items).await? {
             let ip = crate::http::client_ip::of(http).0.to_string();
             (self
                 .bot
-                .pass(first, body.bot_check.as_deref(), Some(&ip))
+                .pass(asking, body.bot_check.as_deref(), Some(&ip))
                 .await)
                 .map_err(ApiError::from)
                 .inspect_err(|e| self.refusals.record_code(first, &e.code().name()))?;

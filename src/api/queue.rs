@@ -28,9 +28,9 @@ pub struct QueueBody {
     /// The user, a positive 64-bit integer.
     #[oai(validator(minimum(value = "1")))]
     pub user_id: i64,
-    /// Required when the service runs a bot check (`BOT_CHECK`): the solved challenge of
-    /// `GET …/{id}/bot-check` (the ALTCHA widget's payload, base64), or the captcha provider's
-    /// token. Each is accepted once.
+    /// Required when the campaign asks for the bot check (its `botCheck`, or `BOT_CHECK`): the
+    /// solved challenge of `GET …/{id}/bot-check` (the ALTCHA widget's payload, base64), or the
+    /// captcha provider's token. Each is accepted once.
     #[oai(validator(max_length = 4096))]
     pub bot_check: Option<String>,
 }
@@ -158,13 +158,14 @@ impl QueueApi {
         Ok(Queued::Accepted(Json(view.into())))
     }
 
-    /// A proof-of-work challenge for this campaign's bot check (`BOT_CHECK=pow`), in ALTCHA's
-    /// v2 form: point the ALTCHA widget's `challengeurl` here and send its payload as `botCheck`
-    /// when queueing (or, with `BOT_CHECK_ON_JOIN`, when joining an `OPEN` campaign). Signed and
-    /// stateless; good for this campaign until `expiresAt`, for one verification (a wrong
-    /// solution spends it too: fetch a new one). Only for a campaign that asks for the check: 404
-    /// for one that does not exist, 422 `NO_WAITING_ROOM` for one without a room (unless its
-    /// joins need the check).
+    /// A proof-of-work challenge for this campaign's bot check (`BOT_CHECK=pow`, or `off` with a
+    /// campaign that asks for the check), in ALTCHA's v2 form: point the ALTCHA widget's
+    /// `challengeurl` here and send its payload as `botCheck` when queueing (or when joining an
+    /// `OPEN` campaign that asks for it). Signed and stateless; good for this campaign until
+    /// `expiresAt`, for one verification (a wrong solution spends it too: fetch a new one). Only
+    /// for a campaign that asks for the check: 404 for one that does not exist or asks for none
+    /// (its `botCheck`, or the service's default), 422 `NO_WAITING_ROOM` for an `OPEN` one whose
+    /// joins do not ask.
     #[oai(path = "/:id/bot-check", method = "get")]
     async fn bot_check_challenge(
         &self,
@@ -173,8 +174,16 @@ impl QueueApi {
     ) -> Result<Json<ChallengeDto>, ApiError> {
         self.limits.check_ip(http, id.0).await?;
         if self.bot.challenge_offered() {
-            // Only for a campaign that asks for the check (a room, or its joins).
-            self.room.wants_bot_check(id.0, self.bot.on_join()).await?;
+            // Only for a campaign that asks for the check (at its room's door, or its joins).
+            let asks = self.bot.asks(id.0).await.map_err(ApiError::from)?;
+            self.room.wants_bot_check(id.0, asks).await?;
+            if !asks {
+                return Err(ApiError::not_found(format!(
+                    "campaign {} asks for no bot check (its botCheck, or the service's BOT_CHECK={})",
+                    id.0,
+                    self.bot.mode().name()
+                )));
+            }
         }
         let challenge = self.bot.challenge(id.0).ok_or_else(|| {
             ApiError::not_found(format!(

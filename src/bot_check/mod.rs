@@ -1,21 +1,27 @@
-//! The bot check at the waiting room's door (docs/design.md §16 "Bots at the door"): a client
-//! shows it passed before it is given a ticket (and, with `BOT_CHECK_ON_JOIN`, before an `OPEN`
-//! campaign's join). Pluggable (`BOT_CHECK`): the built-in proof of work ([`pow`], ALTCHA's v2
-//! scheme, its solutions accepted once), or a captcha provider's token checked with its
-//! `siteverify` call ([`siteverify`]). Every decision is counted; a refused client has nothing
-//! written for it.
+//! The bot check at a campaign's door (docs/design.md §16 "Bots at the door"): a client shows
+//! it passed before it is given a ticket (or before an `OPEN` campaign's join), where the
+//! campaign asks for it. The provider is the service's (`BOT_CHECK`): the built-in proof of work
+//! ([`pow`], ALTCHA's v2 scheme, its solutions accepted once; also what a campaign asks for when
+//! `BOT_CHECK=off`), or a captcha provider's token checked with its `siteverify` call
+//! ([`siteverify`]). Which campaigns ask is each one's choice, or the service's default
+//! ([`choice`]). Every decision is counted; a refused client has nothing written for it.
 //!
 //! # Layout
+//! - [`choice`]: which campaigns ask, each read from MySQL at most once a second.
 //! - [`pow`]: challenges signed and solutions verified (`altcha`), each spent once in Redis.
 //! - [`siteverify`]: the provider's call, its deadline and the fail-open or fail-closed choice.
 
+pub mod choice;
 pub mod pow;
 pub mod siteverify;
 
 use std::{sync::Arc, time::Instant};
 
+use sea_orm::DbErr;
+
 use crate::{
     config::{BotCheckMode, BotCheckSettings},
+    db::Db,
     gate::Gate,
     telemetry::metrics::{registry::ReasonLabels, Metrics},
 };
@@ -78,7 +84,7 @@ impl BotRefusal {
 /// A check that let the client through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Passed {
-    /// No check is configured.
+    /// The campaign does not ask for the check.
     NotAsked,
     /// The client passed.
     Passed,
@@ -94,7 +100,7 @@ pub struct BotCheck {
 
 struct Inner {
     mode: BotCheckMode,
-    on_join: bool,
+    choices: choice::Choices,
     pow: Option<pow::ProofOfWork>,
     siteverify: Option<siteverify::SiteVerify>,
     metrics: Arc<Metrics>,
@@ -111,18 +117,29 @@ impl std::fmt::Debug for BotCheck {
 impl BotCheck {
     /// The check of `settings`; the proof of work signs its challenges with `key` (derived from
     /// `ADMISSION_SECRET`, so every instance verifies every other's) and spends solutions in
-    /// `gate`'s Redis.
-    pub fn new(settings: &BotCheckSettings, key: &[u8], gate: Gate, metrics: Arc<Metrics>) -> Self {
+    /// `gate`'s Redis; the campaigns' choices are read from `db`.
+    pub fn new(
+        settings: &BotCheckSettings,
+        key: &[u8],
+        (gate, db): (Gate, Db),
+        metrics: Arc<Metrics>,
+    ) -> Self {
         zeroed(&metrics);
-        let pow = (settings.mode == BotCheckMode::Pow)
+        // With no provider named, the proof of work is there for the campaigns that ask.
+        let pow = matches!(settings.mode, BotCheckMode::Pow | BotCheckMode::Off)
             .then(|| pow::ProofOfWork::new(settings, key, gate));
+        let on = settings.mode != BotCheckMode::Off;
+        let defaults = choice::Defaults {
+            room: on,
+            join: on && settings.on_join,
+        };
         let siteverify = settings
             .siteverify()
             .map(|url| siteverify::SiteVerify::new(settings, url));
         Self {
             inner: Arc::new(Inner {
                 mode: settings.mode,
-                on_join: settings.on_join,
+                choices: choice::Choices::new(db, defaults),
                 pow,
                 siteverify,
                 metrics,
@@ -134,9 +151,15 @@ impl BotCheck {
         self.inner.mode
     }
 
-    /// Whether an `OPEN` campaign's join must pass the check too.
-    pub fn on_join(&self) -> bool {
-        self.inner.on_join && self.inner.mode != BotCheckMode::Off
+    /// Whether `campaign_id`'s door (its room's queue, or an `OPEN` campaign's joins) asks for
+    /// the check now; `false` for a campaign that does not exist.
+    pub async fn asks(&self, campaign_id: i64) -> Result<bool, DbErr> {
+        self.inner.choices.asks(campaign_id).await
+    }
+
+    /// The campaigns' choices: the service's defaults, and the live control's change.
+    pub fn choices(&self) -> &choice::Choices {
+        &self.inner.choices
     }
 
     /// Whether challenges are given out (the check is the proof of work).
@@ -150,17 +173,37 @@ impl BotCheck {
     }
 
     /// Whether the client that sent `response` (the ALTCHA payload of a challenge of
-    /// `campaign_id`, or the provider's token) passes; `client_ip` goes to the provider as
-    /// `remoteip`. Counted either way.
+    /// `campaign_id`, or the provider's token) passes, when the campaign asks for the check
+    /// ([`Passed::NotAsked`] when it does not); `client_ip` goes to the provider as `remoteip`.
+    /// Counted either way.
     pub async fn pass(
         &self,
         campaign_id: i64,
         response: Option<&str>,
         client_ip: Option<&str>,
     ) -> Result<Passed, BotRefusal> {
-        if self.inner.mode == BotCheckMode::Off {
+        if !self.asked(campaign_id).await? {
             return Ok(Passed::NotAsked);
         }
+        self.check(campaign_id, response, client_ip).await
+    }
+
+    /// [`Self::asks`] at a door: a choice MySQL could not give fails closed, as the check
+    /// itself does (`BOT_CHECK_UNAVAILABLE`).
+    pub async fn asked(&self, campaign_id: i64) -> Result<bool, BotRefusal> {
+        self.asks(campaign_id).await.map_err(|e| {
+            tracing::warn!(campaign_id, error = %e, "could not read whether the campaign asks for the bot check");
+            BotRefusal::Unavailable
+        })
+    }
+
+    /// The check itself, for a door that knows its campaign asks for it; counted.
+    pub async fn check(
+        &self,
+        campaign_id: i64,
+        response: Option<&str>,
+        client_ip: Option<&str>,
+    ) -> Result<Passed, BotRefusal> {
         let started = Instant::now();
         let decided = match response.map(str::trim).filter(|r| !r.is_empty()) {
             None => Err(BotRefusal::Missing),

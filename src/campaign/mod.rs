@@ -48,6 +48,10 @@ pub struct Campaign {
     /// How long an offer to a waitlisted user stays valid, in seconds; 0: no waitlist
     /// (docs/design.md §22).
     pub offer_seconds: i32,
+    /// Its own choice of the bot check at its door (docs/design.md §16); `None`: the service's
+    /// default. As read when the campaign was: a door asks `bot_check::choice`, which reads it
+    /// again every second.
+    pub bot_check: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -203,6 +207,7 @@ mod tests {
             buckets: 1,
             group_id: None,
             offer_seconds: 0,
+            bot_check: None,
             created_at: t0,
             updated_at: t0,
         }

@@ -34,6 +34,8 @@ pub struct NewCampaign {
     pub group_id: Option<i64>,
     /// Seconds an offer to a waitlisted user stays valid; 0: no waitlist (docs/design.md §22).
     pub offer_seconds: i32,
+    /// Whether its door asks for the bot check; `None`: the service's default (docs/design.md §16).
+    pub bot_check: Option<bool>,
     /// The creation's `Idempotency-Key`, with its admin and request (docs/design.md §17).
     pub key: Option<crate::campaign::create_key::CreateKey>,
 }
@@ -64,6 +66,7 @@ struct Row {
     buckets: i16,
     group_id: Option<i64>,
     offer_seconds: i32,
+    bot_check: Option<bool>,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     accepted_count: i64,
@@ -90,6 +93,7 @@ impl From<Row> for CampaignWithCount {
                 buckets: u16::try_from(r.buckets).unwrap_or(1).max(1),
                 group_id: r.group_id,
                 offer_seconds: r.offer_seconds,
+                bot_check: r.bot_check,
                 created_at: r.created_at.and_utc(),
                 updated_at: r.updated_at.and_utc(),
             },
@@ -106,7 +110,7 @@ const SELECT: &str =
      WHERE b.campaign_id = c.id), 0) AS SIGNED) AS remaining_stock, \
      c.per_user_limit, c.reward_points, c.confirm_within_seconds, \
      c.starts_at, c.ends_at, c.paused, c.closed_at, c.control_seq, c.admission, c.admission_rate_per_second, \
-     c.buckets, c.group_id, c.offer_seconds, c.created_at, c.updated_at, \
+     c.buckets, c.group_id, c.offer_seconds, c.bot_check, c.created_at, c.updated_at, \
      CAST(c.accepted_count + COALESCE((SELECT SUM(b.accepted_count) FROM campaign_bucket b \
      WHERE b.campaign_id = c.id), 0) AS SIGNED) AS accepted_count \
      FROM campaign c";
@@ -170,8 +174,8 @@ pub async fn insert_within(
         .execute_raw(stmt(
             "INSERT INTO campaign (name, total_stock, remaining_stock, per_user_limit, reward_points, \
              confirm_within_seconds, starts_at, ends_at, admission, admission_rate_per_second, buckets, \
-             group_id, offer_seconds, create_admin, create_key, create_request, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             group_id, offer_seconds, bot_check, create_admin, create_key, create_request, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 new.name.clone().into(),
                 new.total_stock.into(),
@@ -186,6 +190,7 @@ pub async fn insert_within(
                 buckets.into(),
                 new.group_id.into(),
                 new.offer_seconds.into(),
+                new.bot_check.into(),
                 new.key.as_ref().map(|k| k.admin.clone()).into(),
                 new.key.as_ref().map(|k| k.key.clone()).into(),
                 new.key.as_ref().map(|k| k.request.clone()).into(),

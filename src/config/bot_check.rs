@@ -12,10 +12,10 @@ use crate::config::{
     Secret,
 };
 
-/// Which check stands at the room's door.
+/// The service's bot check provider, and whether rooms ask for it by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BotCheckMode {
-    /// No check (the default).
+    /// No check by default (the default); a campaign that asks gets the built-in proof of work.
     Off,
     /// The built-in proof of work, ALTCHA's v2 scheme: `GET /api/v1/campaigns/{id}/bot-check`.
     Pow,
@@ -47,7 +47,7 @@ impl BotCheckMode {
 
 #[derive(Debug, Clone, Args)]
 pub struct BotCheckSettings {
-    /// The check a client passes before it is given a waiting-room ticket: `off`, `pow` (the built-in proof of work, ALTCHA-compatible), `turnstile` or `hcaptcha` (the provider's token, checked with its siteverify call)
+    /// The check a client passes at a campaign's door where the campaign asks for it (its `botCheck`; without one, every waiting room unless `off`): `off` (no room asks by default; a campaign that asks gets `pow`), `pow` (the built-in proof of work, ALTCHA-compatible), `turnstile` or `hcaptcha` (the provider's token, checked with its siteverify call)
     #[arg(
         id = "BOT_CHECK",
         long = "bot-check",
@@ -64,7 +64,7 @@ pub struct BotCheckSettings {
     #[arg(id = "BOT_CHECK_CHALLENGE_TTL_MS", long = "bot-check-challenge-ttl-ms", env,
           default_value = "300000", value_parser = millis(10_000..=3_600_000))]
     pub challenge_ttl: Duration,
-    /// Joins of `OPEN` campaigns (no waiting room) need the check too, as `botCheck` in the join's body
+    /// Joins of `OPEN` campaigns (no waiting room) need the check too, as `botCheck` in the join's body, unless a campaign says otherwise (its `botCheck`)
     #[arg(id = "BOT_CHECK_ON_JOIN", long = "bot-check-on-join", env, default_value_t = false,
           action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub on_join: bool,

@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use crate::{
     bot_check::{BotCheck, BotRefusal},
     campaign::{Campaign, CampaignCache, Window},
-    config::BotCheckMode,
     db::Db,
     gate::{sold_out::SoldOutMemo, AdmissionPass},
     join::request::{AdmissionRefusal, JoinError, JoinRequest},
@@ -48,11 +47,17 @@ impl Admit {
     /// The campaign checks, the admission token, the sold-out memo.
     pub(super) async fn run(&self, req: &JoinRequest) -> Result<Admitted, JoinError> {
         let (campaign, now) = check_campaign(&self.campaigns, &self.db, req).await?;
-        let pass = self.admission(&campaign, req)?;
-        if pass.is_none() && self.bot.on_join() {
+        // Whether its door asks for the bot check now (its own choice, or the service's).
+        let asks = self
+            .bot
+            .asked(campaign.id)
+            .await
+            .map_err(JoinError::BotCheck)?;
+        let pass = self.admission(&campaign, req, asks)?;
+        if pass.is_none() && asks {
             (self
                 .bot
-                .pass(campaign.id, req.bot_check.as_deref(), None)
+                .check(campaign.id, req.bot_check.as_deref(), None)
                 .await)
                 .map_err(JoinError::BotCheck)?;
         }
@@ -73,6 +78,7 @@ impl Admit {
         &self,
         campaign: &Campaign,
         req: &JoinRequest,
+        asks: bool,
     ) -> Result<Option<AdmissionPass>, JoinError> {
         if !campaign.admission.queued() {
             return Ok(None);
@@ -82,9 +88,10 @@ impl Admit {
             .as_deref()
             .ok_or_else(|| refused(&self.metrics, AdmissionRefusal::Required))?;
         match self.signer.verify(token, campaign.id, req.entry.user_id) {
-            // A ticket issued before the check was switched on carries no pass.
+            // A ticket issued before the check was switched on carries no pass: where the
+            // campaign asks now, it wins nothing (a bot queued before the switch gains nothing).
             Ok(pass)
-                if self.bot.mode() != BotCheckMode::Off
+                if asks
                     && !(self.signer).ticket_passed(
                         campaign.id,
                         req.entry.user_id,

@@ -100,13 +100,11 @@ impl SyncParticipationService {
         if campaign.group_id.is_some() {
             return Err(JoinError::GroupedOnSyncPath(campaign.id));
         }
-        if self.bot.on_join() {
-            (self
-                .bot
-                .pass(campaign.id, req.bot_check.as_deref(), None)
-                .await)
-                .map_err(JoinError::BotCheck)?;
-        }
+        (self
+            .bot
+            .pass(campaign.id, req.bot_check.as_deref(), None)
+            .await)
+            .map_err(JoinError::BotCheck)?;
         // Like the outbox path, the commit-then-produce runs where a hang-up cannot cut it.
         let this = self.clone();
         detached(async move { this.commit_then_produce(req, now, &campaign).await }).await

@@ -100,13 +100,14 @@ impl Resources {
                 limits: self.rate_limits.clone(),
             },
             AdminApi {
-                outbox: OutboxAdmin::new(self.db),
+                outbox: OutboxAdmin::new(self.db.clone()),
                 components: self.components,
                 metrics: self.metrics,
             },
             ControlsApi {
                 controls: self.controls,
                 refusals,
+                bot: (self.bot.clone(), self.db.clone()),
             },
             QueueApi {
                 room: self.waiting_room,

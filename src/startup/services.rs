@@ -75,7 +75,7 @@ impl Services {
         let bot = BotCheck::new(
             &settings.bot_check,
             &signer.bot_check_key(),
-            gate.clone(),
+            (gate.clone(), db.clone()),
             metrics.clone(),
         );
         let participations = ParticipationService::new(

@@ -43,6 +43,7 @@ async fn bucketed(db: &Db, stock: i64, buckets: u16) -> i64 {
             buckets,
             group_id: None,
             offer_seconds: 0,
+            bot_check: None,
             key: None,
         },
     )

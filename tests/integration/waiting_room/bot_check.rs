@@ -37,7 +37,12 @@ pub(super) async fn pow_settings() -> firstcome::config::Settings {
     s
 }
 
-async fn queue(app: &TestApp, campaign: i64, user: i64, bot_check: Option<&str>) -> Reply {
+pub(super) async fn queue(
+    app: &TestApp,
+    campaign: i64,
+    user: i64,
+    bot_check: Option<&str>,
+) -> Reply {
     let mut body = json!({"userId": user});
     if let Some(b) = bot_check {
         body["botCheck"] = json!(b);
@@ -47,7 +52,7 @@ async fn queue(app: &TestApp, campaign: i64, user: i64, bot_check: Option<&str>)
 }
 
 /// A solution of a challenge `campaign`'s endpoint gave.
-async fn solved(app: &TestApp, campaign: i64) -> String {
+pub(super) async fn solved(app: &TestApp, campaign: i64) -> String {
     let reply = app
         .get(&format!("/api/v1/campaigns/{campaign}/bot-check"))
         .await;

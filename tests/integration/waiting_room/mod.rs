@@ -4,9 +4,11 @@
 //! end to end over HTTP (`tokens`: every refused token writes nothing; `sale`: exactly-N on two
 //! instances with sold-out reaching every waiting ticket, the raffle's draw; `rate_limits`: the
 //! per-user and per-IP buckets, shared by instances, with an honest `Retry-After`; `polls`: a
-//! poll refused for its token, ticket or rate limit moves nothing in Redis).
+//! poll refused for its token, ticket or rate limit moves nothing in Redis; `bot_check` the check at
+//! the door, `campaign_bot_check` each campaign's choice of it and its live switch).
 
 mod bot_check;
+mod campaign_bot_check;
 mod polls;
 mod rate_limits;
 mod room_steps;
