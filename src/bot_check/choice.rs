@@ -69,10 +69,6 @@ impl Choices {
         }
     }
 
-    pub fn defaults(&self) -> Defaults {
-        self.defaults
-    }
-
     /// Whether `campaign_id`'s door asks for the check now; `false` for a campaign that does
     /// not exist (the door's other checks answer for it).
     pub async fn asks(&self, campaign_id: i64) -> Result<bool, DbErr> {
@@ -92,12 +88,16 @@ impl Choices {
                 vec![campaign_id.into()],
             ))
             .await?;
-        let Some(row) = row else {
-            return Ok(false);
+        // A campaign that does not exist asks for nothing, and is remembered so too: a door
+        // asked about unknown ids (a cart of them, a scan) reads MySQL once a second for each.
+        let asks = match row {
+            Some(row) => {
+                let admission = Admission::parse(&row.try_get_by_index::<String>(0)?);
+                let own = row.try_get_by_index::<Option<bool>>(1)?;
+                self.defaults.asks(admission, own)
+            }
+            None => false,
         };
-        let admission = Admission::parse(&row.try_get_by_index::<String>(0)?);
-        let own = row.try_get_by_index::<Option<bool>>(1)?;
-        let asks = self.defaults.asks(admission, own);
         let mut read = self.kept_mut();
         if read.len() >= MAX_ENTRIES {
             read.clear();

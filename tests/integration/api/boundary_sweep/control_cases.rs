@@ -1,8 +1,9 @@
 //! The case table for the live controls (docs/design.md §15): `POST …/stock` with every `delta`
 //! at and past its limits and every malformed body, `…/pause`, `…/resume` and `…/close` with a
-//! body they do not take, the audit trail's page size and cursor, every bad or unknown campaign
-//! id and every wrong token on all five routes, and an ended campaign. Each case names the
-//! exact status and code the contract gives it.
+//! body they do not take, `…/bot-check` (§16) with every `required` and body, the audit trail's
+//! page size and cursor, every bad or unknown campaign id and every wrong token on all six
+//! routes, and an ended campaign. Each case names the exact status and code the contract gives
+//! it.
 
 use super::{
     runner::{ep, Case, Endpoint, Want},
@@ -25,6 +26,7 @@ const PAUSE: Endpoint = ep("POST", "/api/v1/admin/campaigns/{id}/pause", true);
 const RESUME: Endpoint = ep("POST", "/api/v1/admin/campaigns/{id}/resume", true);
 const CLOSE: Endpoint = ep("POST", "/api/v1/admin/campaigns/{id}/close", true);
 const EVENTS: Endpoint = ep("GET", "/api/v1/admin/campaigns/{id}/events", true);
+const BOT_CHECK: Endpoint = ep("POST", "/api/v1/admin/campaigns/{id}/bot-check", true);
 
 fn at(endpoint: &Endpoint, id: &dyn std::fmt::Display) -> String {
     endpoint.template.replace("{id}", &id.to_string())
@@ -48,6 +50,7 @@ pub fn control_cases(campaign: i64) -> Vec<Case> {
     cases.extend(id_cases(campaign));
     cases.extend(auth_cases(campaign));
     cases.extend(state_body_cases(campaign));
+    cases.extend(bot_check_cases(campaign));
     cases.extend(events_cases(campaign));
     cases.extend(ended_cases(campaign));
     cases
@@ -126,10 +129,10 @@ fn body_cases(campaign: i64) -> Vec<Case> {
     cases
 }
 
-/// Campaign ids that are not ids, and ids no campaign has, on all five routes.
+/// Campaign ids that are not ids, and ids no campaign has, on all six routes.
 fn id_cases(campaign: i64) -> Vec<Case> {
     let mut cases = Vec::new();
-    for endpoint in [STOCK, PAUSE, RESUME, CLOSE, EVENTS] {
+    for endpoint in [STOCK, PAUSE, RESUME, CLOSE, EVENTS, BOT_CHECK] {
         for id in bad_ids() {
             cases.push(with_body(
                 &endpoint,
@@ -144,20 +147,30 @@ fn id_cases(campaign: i64) -> Vec<Case> {
     cases
 }
 
-/// `case` with a valid stock body when it targets the stock route.
-fn with_body(endpoint: &Endpoint, case: Case) -> Case {
+/// The valid body of a route that needs one: the stock's and the bot check's.
+fn valid_body(endpoint: &Endpoint) -> Option<String> {
     if endpoint.template == STOCK.template {
-        case.body(delta("1"))
+        Some(delta("1"))
+    } else if endpoint.template == BOT_CHECK.template {
+        Some(object(&[("required", "true".into())]))
     } else {
-        case
+        None
     }
 }
 
-/// Every wrong `Authorization` on all five routes of the campaign: 401.
+/// `case` with a valid body when its route needs one.
+fn with_body(endpoint: &Endpoint, case: Case) -> Case {
+    match valid_body(endpoint) {
+        Some(body) => case.body(body),
+        None => case,
+    }
+}
+
+/// Every wrong `Authorization` on all six routes of the campaign: 401.
 fn auth_cases(campaign: i64) -> Vec<Case> {
     let mut cases = Vec::new();
-    for endpoint in [STOCK, PAUSE, RESUME, CLOSE, EVENTS] {
-        let body = (endpoint.template == STOCK.template).then(|| delta("1"));
+    for endpoint in [STOCK, PAUSE, RESUME, CLOSE, EVENTS, BOT_CHECK] {
+        let body = valid_body(&endpoint);
         for mut case in endpoint.auth(&at(&endpoint, &campaign), body.as_deref()) {
             case.want = UNAUTHORIZED;
             cases.push(case);
@@ -185,6 +198,31 @@ fn state_body_cases(campaign: i64) -> Vec<Case> {
                 .body(one_mib()),
         );
     }
+    cases
+}
+
+/// The bot check's switch: `required` true, false, null or absent (the service's default, last,
+/// so the campaign leaves as it came); anything else, an unknown member or no JSON object: 400.
+#[rustfmt::skip] // a value table
+fn bot_check_cases(campaign: i64) -> Vec<Case> {
+    let path = at(&BOT_CHECK, &campaign);
+    let required = |raw: &str| object(&[("required", raw.into())]);
+    let mut cases: Vec<Case> = ["true", "false", "null"]
+        .into_iter()
+        .map(|raw| BOT_CHECK.case(&path, "required", raw, OK).body(required(raw)))
+        .collect();
+    for raw in ["\"true\"", "1", "0", "\"yes\"", "[]", "{}"] {
+        cases.push(BOT_CHECK.case(&path, "required", raw, INVALID).body(required(raw)));
+    }
+    for (shown, body) in [
+        ("unknown member", object(&[("required", "true".into()), ("x", "1".into())])),
+        ("not JSON", "{required: true}".to_string()),
+        ("[]", "[]".to_string()),
+    ] {
+        cases.push(BOT_CHECK.case(&path, "body", shown, INVALID).body(body));
+    }
+    cases.push(BOT_CHECK.case(&path, "body", "(none)", INVALID));
+    cases.push(BOT_CHECK.case(&path, "required", "(absent)", OK).body("{}".to_string()));
     cases
 }
 
