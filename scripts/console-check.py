@@ -12,7 +12,8 @@ Selenium, against a running service started with USER_AUTH=none.
      page's SOLD_OUT row the burst's SOLD_OUT answers;
   5. enters the admin token in the page, pauses through the page (with its confirm step): a new
      join answers 422 CAMPAIGN_PAUSED; resumes: a new join answers 409 SOLD_OUT (201 if stock
-     was left);
+     was left); switches the bot check on (5b): a new join answers 403 BOT_CHECK_FAILED; and back
+     to the service's default;
   6. saves a second screenshot (<screenshot>-controls.png); creates a campaign of 8 buckets,
      joins it, opens it: the buckets panel shows its 8 buckets (admin token in the page); a
      campaign with holds (6b), one of them refunded, each win shown once (6c); a campaign
@@ -362,6 +363,22 @@ def main(base, token, shot):
              f"{paused_row[0].text.replace(chr(10), ' ')!r}")
         driver.execute_script("document.getElementById('admin-title').scrollIntoView()")
         screenshot(driver, controls_shot)
+
+        # 5b. The bot check switched on through the page: the campaign's joins ask for it; back
+        # to the service's default: they do not (BOT_CHECK is off here).
+        def bot_check_shown():
+            status, shown = http("GET", f"{base}/api/v1/campaigns/{cid}", None, token)
+            return (shown or {}).get("botCheck", "absent") if status == 200 else f"HTTP {status}"
+
+        confirm_control(driver, wait, "bot-check-on", "Bot check on")
+        # Public reads come from a copy of up to a second.
+        if not poll(5, lambda: bot_check_shown() is True):
+            fail(f"after the page's switch the campaign shows botCheck {bot_check_shown()!r}")
+        user, status, code = join_expecting(base, cid, user + 1, [(403, "BOT_CHECK_FAILED")])
+        step(f"  a join of user {user} without a solved check: {status} {code}")
+        confirm_control(driver, wait, "bot-check-default", "Bot check: the service's default")
+        if not poll(5, lambda: bot_check_shown() == "absent"):
+            fail(f"back to the default, the campaign still shows botCheck {bot_check_shown()!r}")
 
         # A bucketed campaign: its buckets' balance, for the admin the page holds a token of.
         status, bucketed = http("POST", f"{base}/api/v1/campaigns",

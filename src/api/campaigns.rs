@@ -74,10 +74,11 @@ pub struct CreateCampaign {
     #[oai(validator(minimum(value = "1")))]
     pub group_id: Option<i64>,
     /// With `QUEUE` or `RAFFLE`: keep a waitlist (docs/design.md §22). A ticket told the
-    /// campaign is sold out stays on it (`WAITLISTED`, no polling needed), and every unit that
-    /// comes back (a cancel, an expiry, a refund, stock added) is offered to the next
-    /// waitlisted user in order: an admission valid this many seconds, 1 to 86,400, passed on
-    /// to the next user when unused. Absent: no waitlist.
+    /// campaign is sold out stays on it (`WAITLISTED`) while it is polled (one not polled for
+    /// `QUEUE_TICKET_IDLE_MS`, 30 s, is dropped), and every unit that comes back (a cancel, an
+    /// expiry, a refund, stock added) is offered to the next waitlisted user in order: an
+    /// admission valid this many seconds, 1 to 86,400, passed on to the next user when unused.
+    /// Absent: no waitlist.
     #[oai(validator(minimum(value = "1"), maximum(value = "86400")))]
     pub offer_seconds: Option<i32>,
     /// Whether the campaign's door asks for the bot check: its waiting room's queue, or an

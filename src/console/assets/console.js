@@ -671,7 +671,9 @@
     el.textContent = text;
   }
 
-  const controlButtons = ['add-stock-btn', 'withdraw-stock-btn', 'pause', 'resume', 'close', 'redrive'];
+  const botCheckButtons = { 'bot-check-on': true, 'bot-check-off': false, 'bot-check-default': null };
+  const controlButtons = ['add-stock-btn', 'withdraw-stock-btn', 'pause', 'resume', 'close', 'redrive',
+    ...Object.keys(botCheckButtons)];
   function busy(on) {
     for (const id of controlButtons) $(id).disabled = on;
   }
@@ -749,6 +751,24 @@
       confirm: 'Confirm redrive', doing: 'Redriving',
       path: `/api/v1/admin/outbox/redrive?campaignId=${view.id}`,
       done: (r) => `Redriven: ${fmt.format(Number(r.redriven) || 0)} dead event(s) back to pending.`,
+    }),
+    // Whether the campaign's door (its queue, or an OPEN campaign's joins) asks for the bot check;
+    // null: the service's BOT_CHECK decides. Not a sale control: no event, no audit row.
+    botCheck: (required) => ({
+      question: required === null
+        ? `Let campaign ${campaignLabel()} follow the service's bot check setting (BOT_CHECK)?`
+        : required
+          ? `Ask for the bot check at campaign ${campaignLabel()}'s door? Tickets given before it win nothing.`
+          : `Stop asking for the bot check at campaign ${campaignLabel()}'s door?`,
+      confirm: required === null ? 'Confirm the default' : required ? 'Confirm asking' : 'Confirm not asking',
+      doing: 'Switching the bot check',
+      path: `/api/v1/admin/campaigns/${view.id}/bot-check`,
+      body: { required },
+      done: (c) => (c.botCheck === undefined
+        ? "Bot check: the service's default (BOT_CHECK) decides."
+        : c.botCheck
+          ? 'Bot check on: the campaign asks for it, on every instance within a second.'
+          : 'Bot check off: the campaign does not ask for it.'),
     }),
     stock: (delta) => ({
       question: delta > 0
@@ -833,6 +853,9 @@
       const n = readAmount('withdraw-stock');
       if (n !== null) ask(actions.stock(-n), $('withdraw-stock-btn'));
     });
+    for (const [id, required] of Object.entries(botCheckButtons)) {
+      $(id).addEventListener('click', (e) => ask(actions.botCheck(required), e.currentTarget));
+    }
     for (const name of ['pause', 'resume', 'close', 'redrive']) {
       $(name).addEventListener('click', (e) => ask(actions[name](), e.currentTarget));
     }
