@@ -120,10 +120,19 @@ fn row_values(row: &NewOutboxEvent) -> [Value; WIDTH] {
 /// the caller's transaction, after the campaign lock: the commit time to within a statement
 /// (the relay's lag is measured from it).
 pub async fn insert(conn: &impl ConnectionTrait, rows: &[NewOutboxEvent]) -> Result<(), DbErr> {
-    if rows.is_empty() {
+    insert_values(conn, values_of(rows)).await
+}
+
+/// Every value of `rows`, row after row.
+fn values_of(rows: &[NewOutboxEvent]) -> Vec<Value> {
+    rows.iter().flat_map(row_values).collect()
+}
+
+/// [`insert`] of rows already turned into their values.
+async fn insert_values(conn: &impl ConnectionTrait, values: Vec<Value>) -> Result<(), DbErr> {
+    if values.is_empty() {
         return Ok(());
     }
-    let values: Vec<Value> = rows.iter().flat_map(row_values).collect();
     insert_rows(
         conn,
         &format!("INSERT INTO outbox_event ({COLUMNS}, attempts, available_at, created_at)"),
@@ -139,7 +148,9 @@ pub async fn insert(conn: &impl ConnectionTrait, rows: &[NewOutboxEvent]) -> Res
 /// outbox rows written before its stock rows are locked, then copied into `outbox_event` under
 /// the lock by one statement ([`Staged::insert`]). A row is as `outbox_event` would take it;
 /// `seq` is its place in the batch. A session's rows are its own and outlive its transactions:
-/// a batch overwrites the places it uses and reads only those, so nothing is ever deleted.
+/// a batch overwrites the places it uses and reads only those, so nothing is ever deleted. Its
+/// columns are `outbox_event`'s as the migrations made them (written out, not `LIKE`: a pool may
+/// connect before the migrations ran): a migration that changes one changes it here too.
 pub const STAGE_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS outbox_stage (
     seq            INT          NOT NULL,
     event_id       CHAR(36)     CHARACTER SET ascii NOT NULL,
@@ -158,26 +169,27 @@ pub const STAGE_TABLE: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS outbox_stage
 /// inserted as they are when they fit in one statement, or already in the session's staging
 /// table when they would take several (docs/design.md §23 "The transaction").
 pub enum Staged {
-    Rows(Vec<NewOutboxEvent>),
+    /// The rows' values, for one INSERT.
+    Values(Vec<Value>),
+    /// How many rows wait in the staging table.
     InStage(usize),
 }
 
 /// Readies `rows` for [`Staged::insert`] in the same transaction: rows that would take more than
 /// one `INSERT` are written to the staging table now (the statements the lock no longer waits
 /// for), each at its place in `rows`.
-pub async fn stage(
-    conn: &impl ConnectionTrait,
-    rows: Vec<NewOutboxEvent>,
-) -> Result<Staged, DbErr> {
-    let values: Vec<Value> = rows.iter().flat_map(row_values).collect();
+pub async fn stage(conn: &impl ConnectionTrait, rows: &[NewOutboxEvent]) -> Result<Staged, DbErr> {
+    let values = values_of(rows);
     if insert_statement_count(WIDTH, &values) <= 1 {
-        return Ok(Staged::Rows(rows));
+        return Ok(Staged::Values(values));
     }
+    // Each row's values moved behind its place, none copied.
     let count = rows.len();
     let mut staged: Vec<Value> = Vec::with_capacity(values.len() + count);
-    for (seq, row) in values.chunks(WIDTH).enumerate() {
+    let mut values = values.into_iter();
+    for seq in 0..count {
         staged.push(i32::try_from(seq).unwrap_or(i32::MAX).into());
-        staged.extend(row.iter().cloned());
+        staged.extend(values.by_ref().take(WIDTH));
     }
     insert_rows(
         conn,
@@ -191,11 +203,16 @@ pub async fn stage(
 }
 
 impl Staged {
+    /// `rows` to be inserted as they are, nothing staged (their stock rows are held already).
+    pub fn unstaged(rows: &[NewOutboxEvent]) -> Self {
+        Self::Values(values_of(rows))
+    }
+
     /// Writes the rows into `outbox_event`, due now, in their order: one statement ([`insert`]'s
     /// `created_at` and `available_at` alike, the clock read under the caller's lock).
     pub async fn insert(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
         let count = match self {
-            Self::Rows(rows) => return insert(conn, &rows).await,
+            Self::Values(values) => return insert_values(conn, values).await,
             Self::InStage(count) => count,
         };
         let sql = format!(

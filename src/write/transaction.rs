@@ -271,8 +271,8 @@ async fn write_in(
     // Rows held already (a batch over free bucket rows) gain nothing from staging: their outbox
     // rows go in as they are.
     let events = match locked {
-        Some(_) => outbox::table::Staged::Rows(events),
-        None => outbox::table::stage(txn, events).await?,
+        Some(_) => outbox::table::Staged::unstaged(&events),
+        None => outbox::table::stage(txn, &events).await?,
     };
     locked.get_or_insert_with(Instant::now);
     for members in &campaigns {

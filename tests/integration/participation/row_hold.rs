@@ -183,7 +183,7 @@ async fn a_smaller_batch_after_a_bigger_one_on_a_session_writes_only_its_own_sta
             .collect();
         written.extend(rows.iter().map(|r| r.event_id.to_string()));
         let txn = session.begin().await.expect("begin");
-        let staged = firstcome::outbox::table::stage(&txn, rows)
+        let staged = firstcome::outbox::table::stage(&txn, &rows)
             .await
             .expect("stage");
         staged.insert(&txn).await.expect("insert");
